@@ -1,0 +1,1 @@
+"""medchain: encrypted, patient-controlled medical records on a permissioned blockchain."""

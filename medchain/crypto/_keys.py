@@ -1,0 +1,72 @@
+"""Account keys: an Ed25519 signing key (libsodium via PyNaCl) and an X25519
+encryption key (for HPKE key wrapping). Two independent keys, so a leaked
+decryption key never lets anyone sign, and vice versa."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import nacl.exceptions
+import nacl.signing
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from medchain.crypto._address import address_from_public_key, format_address
+
+SIGNATURE_SIZE = 64
+PUBLIC_KEY_SIZE = 32
+
+
+def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """Ed25519 verification (RFC 8032, libsodium's strict checks); never raises."""
+    if len(public_key) != PUBLIC_KEY_SIZE or len(signature) != SIGNATURE_SIZE:
+        return False
+    try:
+        nacl.signing.VerifyKey(public_key).verify(message, signature)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class AccountKeys:
+    """The private half of an account. `repr` never shows the secrets."""
+
+    signing_seed: bytes
+    encryption_secret: bytes
+
+    @classmethod
+    def generate(cls) -> AccountKeys:
+        seed = bytes(nacl.signing.SigningKey.generate())
+        enc = X25519PrivateKey.generate().private_bytes_raw()
+        return cls(seed, enc)
+
+    def __repr__(self) -> str:
+        return f"AccountKeys(address={self.address_text})"
+
+    @property
+    def _signer(self) -> nacl.signing.SigningKey:
+        return nacl.signing.SigningKey(self.signing_seed)
+
+    @property
+    def public_key(self) -> bytes:
+        return bytes(self._signer.verify_key)
+
+    @property
+    def encryption_public_key(self) -> bytes:
+        return self.encryption_private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    @property
+    def encryption_private_key(self) -> X25519PrivateKey:
+        return X25519PrivateKey.from_private_bytes(self.encryption_secret)
+
+    @property
+    def address(self) -> bytes:
+        return address_from_public_key(self.public_key)
+
+    @property
+    def address_text(self) -> str:
+        return format_address(self.address)
+
+    def sign(self, message: bytes) -> bytes:
+        return bytes(self._signer.sign(message).signature)

@@ -1,0 +1,46 @@
+"""Plain data: transactions, blocks, receipts, genesis, and their canonical encoding."""
+
+from medchain.types._block import (
+    ZERO_HASH,
+    Attribute,
+    Block,
+    Certificate,
+    CommitSig,
+    Event,
+    Header,
+    Receipt,
+    block_hash,
+    commit_signing_bytes,
+)
+from medchain.types._codec import decode, encode
+from medchain.types._errors import DecodeError, MedchainError
+from medchain.types._genesis import Allocation, ChainParams, Genesis, GenesisValidator
+from medchain.types._hashing import HASH_SIZE, sha256, tagged_hash
+from medchain.types._tx import TX_SIGNING_DOMAIN, Tx, tx_id
+
+__all__ = [
+    "HASH_SIZE",
+    "TX_SIGNING_DOMAIN",
+    "ZERO_HASH",
+    "Allocation",
+    "Attribute",
+    "Block",
+    "Certificate",
+    "ChainParams",
+    "CommitSig",
+    "DecodeError",
+    "Event",
+    "Genesis",
+    "GenesisValidator",
+    "Header",
+    "MedchainError",
+    "Receipt",
+    "Tx",
+    "block_hash",
+    "commit_signing_bytes",
+    "decode",
+    "encode",
+    "sha256",
+    "tagged_hash",
+    "tx_id",
+]

@@ -1,0 +1,152 @@
+"""Canonical binary encoding of frozen dataclasses, on top of RLP.
+
+Every object has exactly one encoding: fields are written in declaration order as an
+RLP list, integers big-endian without leading zeros (unsigned only), strings UTF-8,
+booleans 0/1, tuples as lists, nested dataclasses as nested lists. Decoding is
+strict: a non-canonical integer, a trailing byte or a wrong shape raises DecodeError,
+so the same object gives the same bytes on every machine and bytes decode to at
+most one object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from collections.abc import Callable, Hashable
+from functools import cache
+from typing import Any, TypeVar
+
+import rlp
+
+from medchain.types._errors import DecodeError
+
+T = TypeVar("T")
+
+_ToRlp = Callable[[Any], Any]
+_FromRlp = Callable[[Any], Any]
+
+
+def _int_to_rlp(value: int) -> bytes:
+    if type(value) is not int or value < 0:
+        raise ValueError(f"canonical integers are unsigned ints, got {value!r}")
+    return value.to_bytes((value.bit_length() + 7) // 8, "big") if value else b""
+
+
+def _int_from_rlp(item: Any) -> int:
+    if not isinstance(item, bytes):
+        raise DecodeError("expected an integer, found a list")
+    if item[:1] == b"\x00":
+        raise DecodeError("integer with a leading zero byte is not canonical")
+    return int.from_bytes(item, "big")
+
+
+def _bool_from_rlp(item: Any) -> bool:
+    value = _int_from_rlp(item)
+    if value > 1:
+        raise DecodeError("boolean must be 0 or 1")
+    return value == 1
+
+
+def _bytes_from_rlp(item: Any) -> bytes:
+    if not isinstance(item, bytes):
+        raise DecodeError("expected bytes, found a list")
+    return item
+
+
+def _str_from_rlp(item: Any) -> str:
+    try:
+        return _bytes_from_rlp(item).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeError("string is not valid UTF-8") from exc
+
+
+@cache
+def _converters(tp: Any) -> tuple[_ToRlp, _FromRlp]:
+    """Build the (to_rlp, from_rlp) pair for one annotated type; cached per type."""
+    if tp is int:
+        return _int_to_rlp, _int_from_rlp
+    if tp is bool:
+        return (lambda v: b"\x01" if v else b""), _bool_from_rlp
+    if tp is bytes:
+        return (lambda v: bytes(v)), _bytes_from_rlp
+    if tp is str:
+        return (lambda v: v.encode("utf-8")), _str_from_rlp
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return _enum_converters(tp)
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) != 2 or args[1] is not Ellipsis:
+            raise TypeError(f"only homogeneous tuple[X, ...] is encodable, not {tp}")
+        to_item, from_item = _converters(args[0])
+
+        def list_from(item: Any) -> tuple[Any, ...]:
+            if not isinstance(item, list):
+                raise DecodeError("expected a list")
+            return tuple(from_item(x) for x in item)
+
+        return (lambda v: [to_item(x) for x in v]), list_from
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _dataclass_converters(tp)
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError(f"optional/union fields are not canonical; use a sentinel: {tp}")
+    raise TypeError(f"type {tp!r} has no canonical encoding")
+
+
+def _enum_converters(tp: type[enum.Enum]) -> tuple[_ToRlp, _FromRlp]:
+    sample = next(iter(tp)).value
+    inner_to, inner_from = _converters(_hashable(type(sample)))
+
+    def from_rlp(item: Any) -> enum.Enum:
+        raw = inner_from(item)
+        try:
+            return tp(raw)
+        except ValueError as exc:
+            raise DecodeError(f"{raw!r} is not a valid {tp.__name__}") from exc
+
+    return (lambda v: inner_to(v.value)), from_rlp
+
+
+def _dataclass_converters(cls: type[Any]) -> tuple[_ToRlp, _FromRlp]:
+    hints = typing.get_type_hints(cls)
+    fields = [f.name for f in dataclasses.fields(cls)]
+    convs = [_converters(_hashable(hints[name])) for name in fields]
+    pairs = list(zip(fields, convs, strict=True))
+    width = len(fields)
+
+    def to_rlp(obj: Any) -> list[Any]:
+        return [conv[0](getattr(obj, name)) for name, conv in pairs]
+
+    def from_rlp(item: Any) -> Any:
+        if not isinstance(item, list) or len(item) != width:
+            raise DecodeError(f"expected a list of {width} fields for {cls.__name__}")
+        return cls(*[conv[1](x) for (_, conv), x in zip(pairs, item, strict=True)])
+
+    return to_rlp, from_rlp
+
+
+def _hashable(tp: Any) -> Hashable:
+    """Types are hashable; this only tells the type checker so for the cache key."""
+    return typing.cast(Hashable, tp)
+
+
+def encode(obj: Any) -> bytes:
+    """Return the canonical bytes of a dataclass instance."""
+    to_rlp, _ = _converters(_hashable(type(obj)))
+    return bytes(rlp.encode(to_rlp(obj)))
+
+
+def decode(cls: type[T], data: bytes) -> T:
+    """Parse canonical bytes into `cls`; anything else raises DecodeError."""
+    _, from_rlp = _converters(_hashable(cls))
+    try:
+        item = rlp.decode(bytes(data), strict=True)
+    except rlp.exceptions.DecodingError as exc:
+        raise DecodeError(f"not a canonical encoding: {exc}") from exc
+    try:
+        result: T = from_rlp(item)
+    except (TypeError, ValueError) as exc:
+        raise DecodeError(f"invalid {cls.__name__}: {exc}") from exc
+    return result
