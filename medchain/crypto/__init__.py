@@ -14,6 +14,7 @@ from medchain.crypto._keys import (
     AccountKeys,
     verify_signature,
 )
+from medchain.crypto._merkle import MerkleProof, inclusion_proof, merkle_root, verify_inclusion
 from medchain.types import sha256, tagged_hash
 
 __all__ = [
@@ -23,10 +24,14 @@ __all__ = [
     "SIGNATURE_SIZE",
     "AccountKeys",
     "InvalidAddress",
+    "MerkleProof",
     "address_from_public_key",
     "format_address",
+    "inclusion_proof",
+    "merkle_root",
     "parse_address",
     "sha256",
     "tagged_hash",
+    "verify_inclusion",
     "verify_signature",
 ]
