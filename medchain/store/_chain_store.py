@@ -1,0 +1,577 @@
+"""The chain store: blocks, a transaction index with receipts, and the current state, in
+one SQLite database.
+
+One database, because a block, its receipts and the state it produced must land together
+or not at all, and one SQLite transaction gives exactly that. WAL mode, because readers
+never block the writer; `synchronous=FULL`, because a commit must return only once it is
+on disk, so a committed block survives SIGKILL and power loss.
+
+Threading: a `ChainStore` belongs to the thread that opened it; sqlite3 raises if another
+thread touches its connection. A node owns one instance and calls it from one thread.
+Another thread or process that wants to read opens its own `ChainStore` on the same file
+(WAL lets it read while the node writes); every write re-checks the tip inside its
+transaction, so a second writer can never fork the stored chain.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
+
+from medchain.store._errors import NotFound, StoreError
+from medchain.types import (
+    Block,
+    DecodeError,
+    Receipt,
+    block_hash,
+    decode,
+    encode,
+    tx_id,
+)
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+"""Layout of the tables below; bump it (and write a migration) whenever they change."""
+
+_SCHEMA = (
+    # `value BLOB` gives the column no type affinity, so SQLite stores ints, text and
+    # bytes exactly as given (a TEXT or NUMERIC column would convert chain id "1234").
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS blocks ("
+    " height INTEGER PRIMARY KEY,"
+    " hash BLOB NOT NULL UNIQUE,"
+    " data BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS txs ("
+    " id BLOB PRIMARY KEY,"
+    " height INTEGER NOT NULL REFERENCES blocks(height) ON DELETE CASCADE,"
+    " idx INTEGER NOT NULL,"
+    " receipt BLOB NOT NULL,"
+    " UNIQUE (height, idx))",
+    "CREATE TABLE IF NOT EXISTS state (key BLOB PRIMARY KEY, value BLOB NOT NULL)",
+)
+_TABLES = frozenset({"meta", "blocks", "txs", "state"})
+
+_SCHEMA_VERSION = "schema_version"
+_CHAIN_ID = "chain_id"
+_GENESIS_HASH = "genesis_hash"
+_LATEST_HEIGHT = "latest_height"
+_STATE_ROOT = "state_root"
+
+_BATCH = 256
+"""Blocks fetched per query by `blocks()`: no cursor stays open between yields."""
+
+
+class ChainStore:
+    """Blocks, transaction receipts and state of one chain in one SQLite file.
+
+    Open it on a file path (e.g. `DIR/chain.sqlite`; created if missing), then either
+    `initialise` a new chain from its genesis block or carry on from the stored tip.
+    Pass `chain_id` / `genesis_hash` to refuse a database that belongs to another chain.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        chain_id: str | None = None,
+        genesis_hash: bytes | None = None,
+    ) -> None:
+        self._path = Path(path)
+        self._expected_chain_id = chain_id
+        self._expected_genesis_hash = genesis_hash
+        self._chain_id: str | None = None
+        self._genesis_hash: bytes | None = None
+        if self._path.is_dir():
+            raise StoreError(
+                f"{self._path} is a directory; pass the database file inside it, "
+                f"e.g. {self._path / 'chain.sqlite'}"
+            )
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self._path, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(
+                f"cannot open the chain store {self._path}: {exc}; "
+                "check the path and its permissions"
+            ) from exc
+        self._db: sqlite3.Connection | None = db
+        try:
+            self._configure(db)
+            self._open_schema(db)
+        except sqlite3.Error as exc:
+            self.close()
+            raise StoreError(
+                f"cannot open the chain store {self._path}: {exc}; if the file is not a "
+                "medchain chain store, point the node at its own data directory"
+            ) from exc
+        except BaseException:
+            self.close()
+            raise
+
+    # -- opening -----------------------------------------------------------------
+
+    def _configure(self, db: sqlite3.Connection) -> None:
+        (mode,) = db.execute("PRAGMA journal_mode=WAL").fetchone()
+        if str(mode).lower() != "wal":
+            raise StoreError(
+                f"SQLite refused WAL mode for {self._path} (journal mode is {mode!r}); "
+                "keep the data directory on a local filesystem"
+            )
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+
+    def _open_schema(self, db: sqlite3.Connection) -> None:
+        tables = self._tables(db)
+        if not tables:
+            with self._transaction() as tx:
+                for statement in _SCHEMA:
+                    tx.execute(statement)
+                tx.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)",
+                    (_SCHEMA_VERSION, SCHEMA_VERSION),
+                )
+            tables = self._tables(db)
+        version = self._meta(_SCHEMA_VERSION, int) if "meta" in tables else None
+        if version is None or not tables >= _TABLES:
+            raise StoreError(
+                f"{self._path} is an SQLite database but not a medchain chain store; "
+                "point the node at its own data directory"
+            )
+        if version != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self._path} has schema version {version}, this medchain reads version "
+                f"{SCHEMA_VERSION}; run the medchain release that wrote it, or sync this "
+                "node again into a new data directory"
+            )
+        self._load_identity()
+
+    @staticmethod
+    def _tables(db: sqlite3.Connection) -> set[str]:
+        rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        return {str(name) for (name,) in rows}
+
+    def _load_identity(self) -> None:
+        """Read chain id and genesis hash (fixed once set) and check them against the
+        ones the caller expects."""
+        chain_id = self._meta(_CHAIN_ID, str)
+        if chain_id is None:
+            return
+        genesis_hash = self._require_meta(_GENESIS_HASH, bytes)
+        self._check_identity(chain_id, genesis_hash)
+        self._chain_id = chain_id
+        self._genesis_hash = genesis_hash
+        height = self._require_meta(_LATEST_HEIGHT, int)
+        (stored,) = self._conn().execute("SELECT MAX(height) FROM blocks").fetchone()
+        if stored != height:
+            raise StoreError(
+                f"{self._path} is inconsistent: its tip is recorded at height {height} but "
+                f"blocks go up to {stored}; restore the data directory from a backup or "
+                "sync the node again"
+            )
+
+    def _check_identity(self, chain_id: str, genesis_hash: bytes) -> None:
+        expected = self._expected_chain_id
+        if expected is not None and chain_id != expected:
+            raise StoreError(
+                f"{self._path} holds chain {chain_id!r}, not {expected!r}; "
+                "use a separate data directory for each chain"
+            )
+        expected_hash = self._expected_genesis_hash
+        if expected_hash is not None and genesis_hash != expected_hash:
+            raise StoreError(
+                f"{self._path} was initialised from genesis {genesis_hash.hex()}, not "
+                f"{expected_hash.hex()}; use a separate data directory for each genesis"
+            )
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def close(self) -> None:
+        """Close the database; safe to call twice. Committed blocks are already durable."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def __enter__(self) -> ChainStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ChainStore({str(self._path)!r}, chain_id={self._chain_id!r})"
+
+    # -- writing -----------------------------------------------------------------
+
+    def initialise(
+        self,
+        chain_id: str,
+        genesis_hash: bytes,
+        genesis_block: Block,
+        state: Mapping[bytes, bytes],
+    ) -> None:
+        """Store a new chain: its identity, the genesis block at height 0 and the state
+        genesis produced. `genesis_hash` identifies the genesis document; a node passes
+        it back when reopening to make sure it is still on the same chain."""
+        header = genesis_block.header
+        if self.is_initialised:
+            raise StoreError(
+                f"{self._path} already holds chain {self._chain_id!r}; "
+                "reopen it instead, or initialise a new data directory"
+            )
+        self._check_identity(chain_id, genesis_hash)
+        if header.height != 0:
+            raise StoreError(
+                f"the genesis block must be at height 0, not {header.height}; "
+                "build it from the genesis document"
+            )
+        if header.chain_id != chain_id:
+            raise StoreError(
+                f"the genesis block is for chain {header.chain_id!r}, not {chain_id!r}; "
+                "build it from the same genesis document"
+            )
+        if genesis_block.txs:
+            raise StoreError(
+                "the genesis block must not carry transactions (there are no receipts "
+                "for them); put initial balances and validators in the genesis state"
+            )
+        rows = _state_rows(state, allow_delete=False)[0]
+        data = encode(genesis_block)
+        hash_ = block_hash(header)
+        try:
+            with self._transaction() as db:
+                if self._meta(_CHAIN_ID, str) is not None:
+                    raise StoreError(
+                        f"{self._path} was initialised by another process meanwhile; reopen it"
+                    )
+                db.execute("INSERT INTO blocks(height, hash, data) VALUES (0, ?, ?)", (hash_, data))
+                db.executemany("INSERT INTO state(key, value) VALUES (?, ?)", rows)
+                self._set_meta(
+                    db,
+                    {
+                        _CHAIN_ID: chain_id,
+                        _GENESIS_HASH: genesis_hash,
+                        _LATEST_HEIGHT: 0,
+                        _STATE_ROOT: header.state_root,
+                    },
+                )
+        except sqlite3.Error as exc:
+            raise self._write_failed("the genesis block", exc) from exc
+        self._chain_id = chain_id
+        self._genesis_hash = genesis_hash
+
+    def commit_block(
+        self,
+        block: Block,
+        receipts: Sequence[Receipt],
+        state_changes: Mapping[bytes, bytes | None],
+    ) -> None:
+        """Append `block` on the tip with the receipts of its transactions (in order) and
+        the state changes it made (`None` deletes a key), in one transaction: either all
+        of it is durably stored when this returns, or nothing is (and it raises)."""
+        header = block.header
+        height = header.height
+        chain_id = self.chain_id
+        if header.chain_id != chain_id:
+            raise StoreError(
+                f"block {height} is for chain {header.chain_id!r}, this store holds "
+                f"{chain_id!r}; it does not belong here"
+            )
+        ids = [tx_id(tx) for tx in block.txs]
+        _check_receipts(height, ids, receipts)
+        upserts, deletes = _state_rows(state_changes, allow_delete=True)
+        hash_ = block_hash(header)
+        data = encode(block)
+        tx_rows = [
+            (id_, height, index, encode(receipt))
+            for index, (id_, receipt) in enumerate(zip(ids, receipts, strict=True))
+        ]
+        try:
+            with self._transaction() as db:
+                self._check_extends_tip(db, height, header.prev_hash)
+                db.execute(
+                    "INSERT INTO blocks(height, hash, data) VALUES (?, ?, ?)",
+                    (height, hash_, data),
+                )
+                db.executemany(
+                    "INSERT INTO txs(id, height, idx, receipt) VALUES (?, ?, ?, ?)", tx_rows
+                )
+                self._apply_state(db, upserts, deletes)
+                self._set_meta(db, {_LATEST_HEIGHT: height, _STATE_ROOT: header.state_root})
+        except sqlite3.IntegrityError as exc:
+            raise self._duplicate_tx(height, ids) or self._write_failed(
+                f"block {height}", exc
+            ) from exc
+        except sqlite3.Error as exc:
+            raise self._write_failed(f"block {height}", exc) from exc
+
+    def _check_extends_tip(self, db: sqlite3.Connection, height: int, prev_hash: bytes) -> None:
+        """Refuse a block that is not the next one on the stored tip; runs under the
+        write lock, so it sees the tip any other writer left."""
+        tip = self._require_meta(_LATEST_HEIGHT, int)
+        if height != tip + 1:
+            raise StoreError(
+                f"block {height} does not extend the stored tip at height {tip}; "
+                f"the next block to commit is {tip + 1}"
+            )
+        row = db.execute("SELECT hash FROM blocks WHERE height = ?", (tip,)).fetchone()
+        tip_hash = bytes(row[0])
+        if prev_hash != tip_hash:
+            raise StoreError(
+                f"block {height} has prev_hash {prev_hash.hex()} but the stored block {tip} "
+                f"hashes to {tip_hash.hex()}; it is on another fork and was not stored"
+            )
+
+    @staticmethod
+    def _apply_state(
+        db: sqlite3.Connection,
+        upserts: list[tuple[bytes, bytes]],
+        deletes: list[tuple[bytes]],
+    ) -> None:
+        db.executemany("DELETE FROM state WHERE key = ?", deletes)
+        db.executemany(
+            "INSERT INTO state(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            upserts,
+        )
+
+    @staticmethod
+    def _set_meta(db: sqlite3.Connection, values: Mapping[str, object]) -> None:
+        db.executemany(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            sorted(values.items()),
+        )
+
+    def _duplicate_tx(self, height: int, ids: Sequence[bytes]) -> StoreError | None:
+        """After a refused commit: name the transaction that was already stored, if any."""
+        for id_ in ids:
+            location = self.tx_location(id_)
+            if location is not None:
+                return StoreError(
+                    f"transaction {id_.hex()} of block {height} is already stored in block "
+                    f"{location[0]}; a transaction can be included only once"
+                )
+        return None
+
+    def _write_failed(self, what: str, exc: sqlite3.Error) -> StoreError:
+        return StoreError(
+            f"could not store {what} in {self._path}: {exc}; nothing was written, "
+            "check the disk and retry"
+        )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE (take the write lock up front) ... COMMIT, or ROLLBACK on any
+        exception, including one raised by our own checks."""
+        db = self._conn()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.rollback()
+            raise
+
+    # -- reading -----------------------------------------------------------------
+
+    @property
+    def is_initialised(self) -> bool:
+        """Whether the store holds a chain (else `initialise` it first)."""
+        if self._chain_id is None:
+            self._load_identity()
+        return self._chain_id is not None
+
+    @property
+    def chain_id(self) -> str:
+        self._require_initialised()
+        assert self._chain_id is not None
+        return self._chain_id
+
+    @property
+    def genesis_hash(self) -> bytes:
+        self._require_initialised()
+        assert self._genesis_hash is not None
+        return self._genesis_hash
+
+    def latest_height(self) -> int:
+        """Height of the tip, or -1 while the store holds no chain."""
+        height = self._meta(_LATEST_HEIGHT, int)
+        return -1 if height is None else height
+
+    def latest_hash(self) -> bytes:
+        """Hash of the tip's header: the `prev_hash` of the next block."""
+        self._require_initialised()
+        row = (
+            self._conn()
+            .execute("SELECT hash FROM blocks WHERE height = (SELECT MAX(height) FROM blocks)")
+            .fetchone()
+        )
+        return bytes(row[0])
+
+    def latest_block(self) -> Block:
+        self._require_initialised()
+        block = self.block_at(self.latest_height())
+        assert block is not None
+        return block
+
+    def block_at(self, height: int) -> Block | None:
+        row = self._conn().execute("SELECT data FROM blocks WHERE height = ?", (height,))
+        return self._decode_row(Block, row.fetchone(), f"block {height}")
+
+    def block_by_hash(self, hash_: bytes) -> Block | None:
+        row = self._conn().execute("SELECT data FROM blocks WHERE hash = ?", (hash_,))
+        return self._decode_row(Block, row.fetchone(), f"block {hash_.hex()}")
+
+    def blocks(self, from_height: int = 0, to_height: int | None = None) -> Iterator[Block]:
+        """Blocks from `from_height` to `to_height` INCLUSIVE (default: the tip), in order.
+        Reads in batches, so commits between two `next()` calls are safe."""
+        last = self.latest_height() if to_height is None else to_height
+        start = from_height
+        while start <= last:
+            rows = (
+                self._conn()
+                .execute(
+                    "SELECT height, data FROM blocks WHERE height BETWEEN ? AND ? "
+                    "ORDER BY height LIMIT ?",
+                    (start, last, _BATCH),
+                )
+                .fetchall()
+            )
+            if not rows:
+                return
+            for height, data in rows:
+                yield self._decode(Block, data, f"block {height}")
+            start = int(rows[-1][0]) + 1
+
+    def tx_location(self, tx_id: bytes) -> tuple[int, int] | None:
+        """(block height, index in the block) of a stored transaction."""
+        row = self._conn().execute("SELECT height, idx FROM txs WHERE id = ?", (tx_id,)).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]))
+
+    def receipt(self, tx_id: bytes) -> Receipt | None:
+        row = self._conn().execute("SELECT receipt FROM txs WHERE id = ?", (tx_id,))
+        return self._decode_row(Receipt, row.fetchone(), f"receipt of {tx_id.hex()}")
+
+    def get_state(self, key: bytes) -> bytes | None:
+        row = self._conn().execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def load_state(self) -> dict[bytes, bytes]:
+        """The whole state, in ascending key order (SQLite orders BLOBs as Python orders
+        bytes), to rebuild the in-memory state on restart."""
+        rows = self._conn().execute("SELECT key, value FROM state ORDER BY key")
+        return {bytes(key): bytes(value) for key, value in rows}
+
+    def state_root(self) -> bytes:
+        """State root recorded in the tip's header."""
+        self._require_initialised()
+        return self._require_meta(_STATE_ROOT, bytes)
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreError(f"the chain store {self._path} is closed; open a new ChainStore")
+        return self._db
+
+    def _require_initialised(self) -> None:
+        if not self.is_initialised:
+            raise NotFound(
+                f"the chain store {self._path} holds no chain yet; "
+                "initialise it from the genesis block first"
+            )
+
+    def _meta(self, key: str, kind: type[T]) -> T | None:
+        row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        value = row[0]
+        if not isinstance(value, kind):
+            raise StoreError(
+                f"{self._path} is corrupt: meta {key!r} is {type(value).__name__}, expected "
+                f"{kind.__name__}; restore it from a backup or sync the node again"
+            )
+        return value
+
+    def _require_meta(self, key: str, kind: type[T]) -> T:
+        value = self._meta(key, kind)
+        if value is None:
+            raise StoreError(
+                f"{self._path} is corrupt: meta {key!r} is missing; "
+                "restore it from a backup or sync the node again"
+            )
+        return value
+
+    def _decode_row(self, cls: type[T], row: tuple[bytes] | None, what: str) -> T | None:
+        return None if row is None else self._decode(cls, row[0], what)
+
+    def _decode(self, cls: type[T], data: bytes, what: str) -> T:
+        try:
+            return decode(cls, data)
+        except DecodeError as exc:
+            raise StoreError(
+                f"{self._path} is corrupt: {what} does not decode ({exc.message}); "
+                "restore it from a backup or sync the node again"
+            ) from exc
+
+
+def _check_receipts(height: int, ids: Sequence[bytes], receipts: Sequence[Receipt]) -> None:
+    """One receipt per transaction, in block order: the index is keyed by these ids."""
+    if len(receipts) != len(ids):
+        raise StoreError(
+            f"block {height} has {len(ids)} transactions but {len(receipts)} receipts; "
+            "pass exactly one receipt per transaction, in block order"
+        )
+    for index, (id_, receipt) in enumerate(zip(ids, receipts, strict=True)):
+        if receipt.tx_id != id_:
+            raise StoreError(
+                f"receipt {index} of block {height} is for transaction "
+                f"{receipt.tx_id.hex()}, but transaction {index} is {id_.hex()}; "
+                "pass the receipts in block order"
+            )
+    if len(set(ids)) != len(ids):
+        raise StoreError(
+            f"block {height} includes the same transaction twice; "
+            "a transaction can be included only once"
+        )
+
+
+def _state_rows(
+    changes: Mapping[bytes, bytes | None], *, allow_delete: bool
+) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes]]]:
+    """Split changes into (upserts, deletes), each in ascending key order, so every node
+    writes the same rows in the same order. Anything but bytes is refused: SQLite would
+    store a str as TEXT and hand it back as a str."""
+    for key in changes:
+        if not isinstance(key, bytes):
+            raise StoreError(f"state keys must be bytes, got {type(key).__name__} {key!r}")
+    upserts: list[tuple[bytes, bytes]] = []
+    deletes: list[tuple[bytes]] = []
+    for key in sorted(changes):
+        value = changes[key]
+        if isinstance(value, bytes):
+            upserts.append((key, value))
+        elif value is None and allow_delete:
+            deletes.append((key,))
+        else:
+            raise StoreError(
+                f"state value for key {key.hex()} must be bytes"
+                + (" or None (delete)" if allow_delete else "")
+                + f", got {type(value).__name__}"
+            )
+    return upserts, deletes
