@@ -1,0 +1,186 @@
+"""Blob stores: where encrypted record bodies live, named by their CID.
+
+Stores are append-only: the chain may refer to any blob ever stored, so nothing here
+deletes. Every read re-hashes the bytes, so a flipped bit on disk (or a lying peer,
+for remote stores) surfaces as BlobCorrupted instead of as a record that will not
+decrypt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from medchain.offchain._cid import CID_PREFIX_TEXT, cid_for, parse_cid
+from medchain.types import MedchainError
+
+DEFAULT_MAX_BLOB_BYTES = 16 * 1024 * 1024
+
+
+class BlobNotFound(MedchainError):
+    code = "blob_not_found"
+
+
+class BlobCorrupted(MedchainError):
+    code = "blob_corrupted"
+
+
+class BlobTooLarge(MedchainError):
+    code = "blob_too_large"
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """Content-addressed, append-only storage of blobs."""
+
+    def put(self, data: bytes) -> str:
+        """Store `data` and return its CID; storing the same bytes again is a no-op."""
+        ...
+
+    def get(self, cid: str) -> bytes:
+        """The bytes named by `cid`: BlobNotFound, BlobCorrupted or InvalidCid otherwise."""
+        ...
+
+    def has(self, cid: str) -> bool:
+        """Whether the store holds `cid` (without checking its bytes)."""
+        ...
+
+
+def _check_size(data: bytes, limit: int) -> None:
+    if not isinstance(data, bytes):
+        raise TypeError(f"a blob is bytes, got {type(data).__name__}")
+    if len(data) > limit:
+        raise BlobTooLarge(
+            f"the blob is {len(data):,} bytes, over this store's limit of {limit:,} bytes; "
+            "store large attachments in parts, or raise max_blob_bytes on the store"
+        )
+
+
+def _check_limit(limit: int) -> int:
+    if type(limit) is not int or limit < 1:
+        raise ValueError(f"max_blob_bytes must be a positive int, got {limit!r}")
+    return limit
+
+
+def _verified(cid: str, digest: bytes, data: bytes, where: str) -> bytes:
+    if hashlib.sha256(data).digest() != digest:
+        raise BlobCorrupted(
+            f"blob {cid} in {where} does not match its CID (the stored bytes were altered "
+            "or damaged); fetch it again from another node, or put the original bytes again"
+        )
+    return data
+
+
+class LocalBlobStore:
+    """Blobs as files under `root`, one file per CID.
+
+    Files fan out into directories named by two characters of the CID. Every CID
+    starts with the same 'bafkrei' plus one character that is mostly fixed, so the
+    two characters after those (pure digest bits, 1,024 directories) are used.
+    Writes go to a temporary file that is renamed into place, so a crash never
+    leaves a half-written blob under a CID.
+    """
+
+    _FAN_OUT = slice(len(CID_PREFIX_TEXT) + 1, len(CID_PREFIX_TEXT) + 3)
+
+    def __init__(self, root: Path, max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES) -> None:
+        self.root = Path(root)
+        self.max_blob_bytes = _check_limit(max_blob_bytes)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"LocalBlobStore(root={str(self.root)!r}, max_blob_bytes={self.max_blob_bytes})"
+
+    def path_for(self, cid: str) -> Path:
+        """Where the blob named by `cid` lives (InvalidCid for a malformed CID)."""
+        parse_cid(cid)  # also keeps arbitrary text out of file paths
+        return self.root / cid[self._FAN_OUT] / cid
+
+    def put(self, data: bytes) -> str:
+        _check_size(data, self.max_blob_bytes)
+        cid = cid_for(data)
+        path = self.path_for(cid)
+        if path.is_file() and path.read_bytes() == data:
+            return cid
+        # Absent, or damaged on disk: (re)write it; the CID guarantees the content.
+        path.parent.mkdir(exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as tmp:
+                tmp.write(data)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+            os.replace(tmp_name, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+            raise
+        _fsync_directory(path.parent)
+        return cid
+
+    def get(self, cid: str) -> bytes:
+        digest = parse_cid(cid)
+        path = self.path_for(cid)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise BlobNotFound(
+                f"blob {cid} is not in the local store at {self.root}; fetch it from a node "
+                "that has it, or check the CID in the record"
+            ) from None
+        return _verified(cid, digest, data, str(path))
+
+    def has(self, cid: str) -> bool:
+        return self.path_for(cid).is_file()
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename durable (POSIX); silently skipped where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class MemoryBlobStore:
+    """An in-memory BlobStore for tests and the simulator; same checks as on disk."""
+
+    def __init__(self, max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES) -> None:
+        self.max_blob_bytes = _check_limit(max_blob_bytes)
+        self._blobs: dict[str, bytes] = {}
+
+    def __repr__(self) -> str:
+        return f"MemoryBlobStore({len(self._blobs)} blobs)"
+
+    def __len__(self) -> int:
+        return len(self._blobs)
+
+    def put(self, data: bytes) -> str:
+        _check_size(data, self.max_blob_bytes)
+        cid = cid_for(data)
+        self._blobs[cid] = data
+        return cid
+
+    def get(self, cid: str) -> bytes:
+        digest = parse_cid(cid)
+        try:
+            data = self._blobs[cid]
+        except KeyError:
+            raise BlobNotFound(
+                f"blob {cid} is not in this store; it was never stored here, "
+                "so check the CID in the record"
+            ) from None
+        return _verified(cid, digest, data, "memory")
+
+    def has(self, cid: str) -> bool:
+        parse_cid(cid)
+        return cid in self._blobs
