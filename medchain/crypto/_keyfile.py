@@ -1,0 +1,343 @@
+"""Account key files: a small JSON document holding an account's two secrets.
+
+The public half (address and both public keys) is written in clear so tools can show
+whose key a file holds without a passphrase; on load it is re-derived from the
+secrets and compared, so a damaged or edited file is refused instead of signing as
+somebody else. With a passphrase the secrets are sealed with AES-256-GCM under a
+scrypt-derived key (n=2**15, r=8, p=1), with the address as associated data, so
+the clear half cannot be swapped onto another account's ciphertext.
+
+Files are created with mode 0600 through a temporary file renamed into place, so a
+crash never leaves half a key, and an existing file (maybe the only copy of a key)
+is never replaced unless asked. Secrets never appear in error messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from medchain.crypto._keys import AccountKeys
+from medchain.types import MedchainError
+
+KEY_FILE_KIND = "medchain-account-key"
+KEY_FILE_VERSION = 1
+
+_SECRET_SIZE = 32
+_SCRYPT_N = 2**15
+_SCRYPT_R = 8
+_SCRYPT_P = 1
+_SCRYPT_MAX_N = 2**20  # a file may ask for more work, never for unbounded memory
+_SALT_SIZE = 16
+_NONCE_SIZE = 12
+_MAX_FILE_BYTES = 64 * 1024
+_HEX = re.compile(r"[0-9a-fA-F]*")
+_NOT_JSON = object()
+
+
+class KeyFileError(MedchainError):
+    """A key file that cannot be written or read; the message names the file."""
+
+    code = "bad_key_file"
+
+
+class PassphraseRequired(KeyFileError):
+    """The key file is encrypted and no passphrase was given (ask for one and retry)."""
+
+
+def save_keys(
+    path: Path | str,
+    keys: AccountKeys,
+    passphrase: str | None = None,
+    overwrite: bool = False,
+) -> None:
+    """Write `keys` to `path` (mode 0600), encrypted when a passphrase is given."""
+    path = Path(path)
+    if passphrase is not None and not passphrase:
+        raise KeyFileError(
+            f"refusing to write {path} with an empty passphrase, which protects nothing; "
+            "give a real passphrase, or none for a plain file readable only by you"
+        )
+    document: dict[str, Any] = {
+        "kind": KEY_FILE_KIND,
+        "version": KEY_FILE_VERSION,
+        "address": keys.address_text,
+        "public_key": keys.public_key.hex(),
+        "encryption_public_key": keys.encryption_public_key.hex(),
+    }
+    if passphrase is None:
+        document["secret"] = {
+            "signing_seed": keys.signing_seed.hex(),
+            "encryption_secret": keys.encryption_secret.hex(),
+        }
+    else:
+        document["encrypted_secret"] = _seal(keys, passphrase)
+    text = json.dumps(document, indent=2) + "\n"
+    _write_new_file(path, text.encode("utf-8"), overwrite)
+
+
+def load_keys(path: Path | str, passphrase: str | None = None) -> AccountKeys:
+    """Read the keys in `path`; KeyFileError (naming the file) if that is not possible."""
+    path = Path(path)
+    document = _read_document(path)
+    fields = _Fields(path, document)
+    if document.get("kind") != KEY_FILE_KIND:
+        raise KeyFileError(
+            f"{path} is not a medchain account key file (its kind is "
+            f"{_shown(document.get('kind'))}); check the path, or create a key file with "
+            f"`medchain keys new --out {path}`"
+        )
+    version = document.get("version")
+    if version != KEY_FILE_VERSION or type(version) is not int:
+        raise KeyFileError(
+            f"{path} is a version {_shown(version)} key file; this medchain reads version "
+            f"{KEY_FILE_VERSION}: upgrade medchain to read it"
+        )
+    address = fields.text("address")
+    public_key = fields.hex("public_key", _SECRET_SIZE)
+    encryption_public_key = fields.hex("encryption_public_key", _SECRET_SIZE)
+
+    has_plain, has_sealed = "secret" in document, "encrypted_secret" in document
+    if has_plain == has_sealed:
+        raise KeyFileError(
+            f"{path} must hold exactly one of 'secret' and 'encrypted_secret', it holds "
+            f"{'both' if has_plain else 'neither'}: the file is damaged or was edited; "
+            "restore it from your backup"
+        )
+    if has_plain:
+        secret = fields.section("secret")
+        keys = AccountKeys(
+            secret.hex("signing_seed", _SECRET_SIZE),
+            secret.hex("encryption_secret", _SECRET_SIZE),
+        )
+    else:
+        if passphrase is None:
+            raise PassphraseRequired(
+                f"{path} is encrypted: give its passphrase to use it "
+                "(the one chosen when the key was created)"
+            )
+        keys = _open(fields.section("encrypted_secret"), address, passphrase)
+
+    if (
+        keys.address_text != address
+        or keys.public_key != public_key
+        or keys.encryption_public_key != encryption_public_key
+    ):
+        raise KeyFileError(
+            f"{path} is inconsistent: its address or public keys do not belong to the "
+            "secret it holds (the file is damaged or was edited); restore it from your backup"
+        )
+    return keys
+
+
+# --- reading ------------------------------------------------------------------------
+
+
+def _read_document(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            raw = f.read(_MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise KeyFileError(
+            f"there is no key file at {path}; create one with `medchain keys new --out {path}`"
+        ) from None
+    except OSError as exc:
+        raise KeyFileError(
+            f"cannot read key file {path} ({exc.strerror or exc}); check the path and "
+            "that you may read it"
+        ) from None
+    if len(raw) > _MAX_FILE_BYTES:
+        raise KeyFileError(f"{path} is far too large to be a medchain key file; check the path")
+    document: object = _NOT_JSON
+    with contextlib.suppress(UnicodeDecodeError, ValueError):
+        document = json.loads(raw.decode("utf-8"))
+    # Raised outside the handler: a JSON error carries the whole document, secrets
+    # included, and must not ride along as the new error's __context__.
+    if document is _NOT_JSON:
+        raise KeyFileError(
+            f"{path} is not a medchain key file (not JSON); check the path, or restore "
+            "the file from your backup"
+        )
+    if not isinstance(document, dict):
+        raise KeyFileError(f"{path} is not a medchain key file (not a JSON object)")
+    return document
+
+
+def _shown(value: object) -> str:
+    """A short, safe rendering of a public field's value for messages."""
+    if value is None:
+        return "missing"
+    if not isinstance(value, str | int | float | bool):
+        return f"a JSON {type(value).__name__}"
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+class _Fields:
+    """Typed access to a JSON object's fields, with errors that name file and field
+    but never echo a value (it may be a secret)."""
+
+    def __init__(self, path: Path, document: dict[str, Any], prefix: str = "") -> None:
+        self.path, self.document, self.prefix = path, document, prefix
+
+    def _get(self, name: str) -> object:
+        if name not in self.document:
+            raise KeyFileError(
+                f"{self.path} has no '{self.prefix}{name}' field: the file is damaged or "
+                "was edited; restore it from your backup"
+            )
+        return self.document[name]
+
+    def _bad(self, name: str, expected: str) -> KeyFileError:
+        return KeyFileError(
+            f"{self.path}: '{self.prefix}{name}' is not {expected}: the file is damaged or "
+            "was edited; restore it from your backup"
+        )
+
+    def text(self, name: str) -> str:
+        value = self._get(name)
+        if not isinstance(value, str):
+            raise self._bad(name, "text")
+        return value
+
+    def integer(self, name: str) -> int:
+        value = self._get(name)
+        if type(value) is not int:
+            raise self._bad(name, "an integer")
+        return value
+
+    def hex(self, name: str, size: int) -> bytes:
+        value = self._get(name)
+        if not isinstance(value, str) or len(value) != 2 * size or not _HEX.fullmatch(value):
+            raise self._bad(name, f"{size} bytes of hex")
+        return bytes.fromhex(value)
+
+    def section(self, name: str) -> _Fields:
+        value = self._get(name)
+        if not isinstance(value, dict):
+            raise self._bad(name, "a JSON object")
+        return _Fields(self.path, value, f"{self.prefix}{name}.")
+
+
+# --- passphrase protection ----------------------------------------------------------
+
+
+def _kdf(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(passphrase.encode("utf-8"))
+
+
+def _seal(keys: AccountKeys, passphrase: str) -> dict[str, Any]:
+    salt, nonce = os.urandom(_SALT_SIZE), os.urandom(_NONCE_SIZE)
+    key = _kdf(passphrase, salt, _SCRYPT_N, _SCRYPT_R, _SCRYPT_P)
+    sealed = AESGCM(key).encrypt(
+        nonce, keys.signing_seed + keys.encryption_secret, keys.address_text.encode("utf-8")
+    )
+    return {
+        "kdf": "scrypt",
+        "n": _SCRYPT_N,
+        "r": _SCRYPT_R,
+        "p": _SCRYPT_P,
+        "salt": salt.hex(),
+        "cipher": "aes-256-gcm",
+        "nonce": nonce.hex(),
+        "ciphertext": sealed.hex(),
+    }
+
+
+def _open(fields: _Fields, address: str, passphrase: str) -> AccountKeys:
+    path = fields.path
+    if fields.text("kdf") != "scrypt" or fields.text("cipher") != "aes-256-gcm":
+        raise KeyFileError(
+            f"{path} is encrypted with a scheme this medchain does not know "
+            "(expected scrypt and aes-256-gcm); upgrade medchain to read it"
+        )
+    n, r, p = fields.integer("n"), fields.integer("r"), fields.integer("p")
+    if not (_SCRYPT_N <= n <= _SCRYPT_MAX_N and n & (n - 1) == 0) or (r, p) != (8, 1):
+        raise KeyFileError(
+            f"{path} asks for scrypt parameters n={n}, r={r}, p={p}, outside what medchain "
+            "writes or accepts: the file is damaged or was edited; restore it from your backup"
+        )
+    salt = fields.hex("salt", _SALT_SIZE)
+    nonce = fields.hex("nonce", _NONCE_SIZE)
+    sealed = fields.hex("ciphertext", 2 * _SECRET_SIZE + 16)
+    key = _kdf(passphrase, salt, n, r, p)
+    try:
+        secret = AESGCM(key).decrypt(nonce, sealed, address.encode("utf-8"))
+    except InvalidTag:
+        raise KeyFileError(
+            f"wrong passphrase for {path} (or the file was edited); try again with the "
+            "passphrase chosen when the key was created"
+        ) from None
+    return AccountKeys(secret[:_SECRET_SIZE], secret[_SECRET_SIZE:])
+
+
+# --- writing ------------------------------------------------------------------------
+
+
+def _write_new_file(path: Path, data: bytes, overwrite: bool) -> None:
+    exists_error = KeyFileError(
+        f"refusing to overwrite the key file {path}: it may hold the only copy of a key; "
+        "move it away first or choose another path"
+    )
+    if not overwrite and path.exists():
+        raise exists_error
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise KeyFileError(
+            f"cannot write key file {path} ({exc.strerror or exc}); check that the "
+            "directory exists and that you may write to it"
+        ) from None
+    try:
+        with os.fdopen(fd, "wb") as tmp:  # mkstemp creates the file with mode 0600
+            tmp.write(data)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        if overwrite:
+            os.replace(tmp_name, path)
+        else:
+            _link_without_replacing(tmp_name, path, exists_error)
+    except OSError as exc:
+        raise KeyFileError(
+            f"cannot write key file {path} ({exc.strerror or exc}); check free space and "
+            "permissions"
+        ) from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+    _fsync_directory(path.parent)
+
+
+def _link_without_replacing(tmp_name: str, path: Path, exists_error: KeyFileError) -> None:
+    """Put the file in place only if nothing is there (atomic where hard links work)."""
+    try:
+        os.link(tmp_name, path)
+    except FileExistsError:
+        raise exists_error from None
+    except OSError:
+        # No hard links on this file system: check, then rename (tiny race window).
+        if path.exists():
+            raise exists_error from None
+        os.replace(tmp_name, path)
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,342 @@
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medchain.crypto import (
+    AccountKeys,
+    KeyFileError,
+    PassphraseRequired,
+    load_keys,
+    save_keys,
+)
+
+KEYS = AccountKeys.generate()
+OTHER = AccountKeys.generate()
+SECRETS = (KEYS.signing_seed.hex(), KEYS.encryption_secret.hex())
+PASSPHRASE = "correct horse battery staple"
+
+
+def read(path: Path) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(path.read_text())
+    return result
+
+
+def write(path: Path, document: object) -> None:
+    path.write_text(json.dumps(document))
+
+
+def assert_no_secret(error: BaseException) -> None:
+    text = str(error) + repr(error)
+    for secret in SECRETS:
+        assert secret not in text
+        assert secret.upper() not in text
+
+
+@pytest.fixture
+def plain_file(tmp_path: Path) -> Path:
+    path = tmp_path / "alice.key"
+    save_keys(path, KEYS)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sealed_document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    # scrypt is deliberately slow: derive once per module and copy the document.
+    path = tmp_path_factory.mktemp("sealed") / "alice.key"
+    save_keys(path, KEYS, passphrase=PASSPHRASE)
+    return read(path)
+
+
+@pytest.fixture
+def sealed_file(tmp_path: Path, sealed_document: dict[str, Any]) -> Path:
+    path = tmp_path / "alice-sealed.key"
+    write(path, sealed_document)
+    return path
+
+
+# --- the happy paths ----------------------------------------------------------------
+
+
+def test_plain_round_trip_and_layout(plain_file: Path) -> None:
+    loaded = load_keys(plain_file)
+    assert loaded == KEYS
+    document = read(plain_file)
+    assert document == {
+        "kind": "medchain-account-key",
+        "version": 1,
+        "address": KEYS.address_text,
+        "public_key": KEYS.public_key.hex(),
+        "encryption_public_key": KEYS.encryption_public_key.hex(),
+        "secret": {"signing_seed": SECRETS[0], "encryption_secret": SECRETS[1]},
+    }
+    assert document["address"].startswith("mc1")
+
+
+def test_sealed_round_trip_and_layout(sealed_file: Path, sealed_document: dict[str, Any]) -> None:
+    assert load_keys(sealed_file, PASSPHRASE) == KEYS
+    assert "secret" not in sealed_document
+    sealed = sealed_document["encrypted_secret"]
+    assert (sealed["kdf"], sealed["n"], sealed["r"], sealed["p"]) == ("scrypt", 2**15, 8, 1)
+    assert sealed["cipher"] == "aes-256-gcm"
+    assert len(bytes.fromhex(sealed["salt"])) == 16
+    assert len(bytes.fromhex(sealed["nonce"])) == 12
+    text = sealed_file.read_text()
+    for secret in SECRETS:
+        assert secret not in text
+
+
+def test_plain_file_ignores_an_unneeded_passphrase(plain_file: Path) -> None:
+    assert load_keys(plain_file, "anything") == KEYS
+
+
+def test_files_are_private_and_written_without_leftovers(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "bob.key"  # missing directories are created
+    save_keys(path, KEYS)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert os.listdir(path.parent) == ["bob.key"]
+
+
+def test_accepts_string_paths(tmp_path: Path) -> None:
+    save_keys(str(tmp_path / "k.key"), KEYS)
+    assert load_keys(str(tmp_path / "k.key")) == KEYS
+
+
+def test_loaded_keys_do_not_show_secrets(plain_file: Path) -> None:
+    shown = repr(load_keys(plain_file)) + str(load_keys(plain_file))
+    assert KEYS.address_text in shown
+    for secret in SECRETS:
+        assert secret not in shown
+
+
+# --- writing ------------------------------------------------------------------------
+
+
+def test_refuses_to_overwrite_an_existing_file(plain_file: Path) -> None:
+    before = plain_file.read_bytes()
+    with pytest.raises(KeyFileError, match="refusing to overwrite") as caught:
+        save_keys(plain_file, OTHER)
+    assert str(plain_file) in str(caught.value)
+    assert plain_file.read_bytes() == before
+    assert os.listdir(plain_file.parent) == [plain_file.name]
+
+
+def test_overwrite_replaces_the_file(plain_file: Path) -> None:
+    save_keys(plain_file, OTHER, overwrite=True)
+    assert load_keys(plain_file) == OTHER
+    assert stat.S_IMODE(plain_file.stat().st_mode) == 0o600
+
+
+def test_refuses_an_empty_passphrase(tmp_path: Path) -> None:
+    with pytest.raises(KeyFileError, match="empty passphrase"):
+        save_keys(tmp_path / "k.key", KEYS, passphrase="")
+    assert not (tmp_path / "k.key").exists()
+
+
+def test_unwritable_location_is_a_key_file_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    with pytest.raises(KeyFileError, match="cannot write key file") as caught:
+        save_keys(blocker / "k.key", KEYS)
+    assert caught.value.code == "bad_key_file"
+
+
+# --- reading: every way a file can be wrong ------------------------------------------
+
+
+def test_missing_file_says_how_to_create_one(tmp_path: Path) -> None:
+    path = tmp_path / "nope.key"
+    with pytest.raises(KeyFileError) as caught:
+        load_keys(path)
+    assert caught.value.code == "bad_key_file"
+    assert f"there is no key file at {path}" in str(caught.value)
+    assert f"medchain keys new --out {path}" in str(caught.value)
+
+
+def test_unreadable_path(tmp_path: Path) -> None:
+    with pytest.raises(KeyFileError, match="cannot read key file") as caught:
+        load_keys(tmp_path)  # a directory
+    assert str(tmp_path) in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"\xff\xfe\x00binary", b"{not json", b'{"secret": {"signing_seed": "' + b"ab" * 32],
+)
+def test_not_json(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "k.key"
+    path.write_bytes(content)
+    with pytest.raises(KeyFileError, match="not JSON") as caught:
+        load_keys(path)
+    assert str(path) in str(caught.value)
+    assert caught.value.__context__ is None and caught.value.__cause__ is None
+
+
+def test_not_a_json_object(tmp_path: Path) -> None:
+    path = tmp_path / "k.key"
+    write(path, [1, 2, 3])
+    with pytest.raises(KeyFileError, match="not a JSON object"):
+        load_keys(path)
+
+
+def test_huge_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "k.key"
+    path.write_bytes(b" " * 100_000)
+    with pytest.raises(KeyFileError, match="too large"):
+        load_keys(path)
+
+
+Edit = Callable[[dict[str, Any]], None]
+
+
+def _set(key: str, value: object) -> Edit:
+    def edit(d: dict[str, Any]) -> None:
+        d[key] = value
+
+    return edit
+
+
+def _del(key: str) -> Edit:
+    def edit(d: dict[str, Any]) -> None:
+        del d[key]
+
+    return edit
+
+
+def _set_secret(key: str, value: object) -> Edit:
+    def edit(d: dict[str, Any]) -> None:
+        d["secret"][key] = value
+
+    return edit
+
+
+def _del_secret(key: str) -> Edit:
+    def edit(d: dict[str, Any]) -> None:
+        del d["secret"][key]
+
+    return edit
+
+
+PLAIN_DAMAGE: list[tuple[str, Edit, str]] = [
+    ("wrong kind", _set("kind", "ethereum-keystore"), 'its kind is "ethereum-keystore"'),
+    ("no kind", _del("kind"), "its kind is missing"),
+    ("future version", _set("version", 2), "version 2 key file; .* upgrade medchain"),
+    ("version as text", _set("version", "1"), 'version "1" key file'),
+    ("version as bool", _set("version", True), "version true key file"),
+    ("no address", _del("address"), "no 'address' field"),
+    ("address not text", _set("address", 5), "'address' is not text"),
+    ("no public key", _del("public_key"), "no 'public_key' field"),
+    ("no encryption key", _del("encryption_public_key"), "no 'encryption_public_key' field"),
+    ("no secret", _del("secret"), "holds neither"),
+    ("both secrets", _set("encrypted_secret", {}), "holds both"),
+    ("secret not object", _set("secret", "x"), "'secret' is not a JSON object"),
+    ("no seed", _del_secret("signing_seed"), "no 'secret.signing_seed' field"),
+    ("no enc secret", _del_secret("encryption_secret"), "no 'secret.encryption_secret' field"),
+    ("short pubkey", _set("public_key", "ab" * 31), "'public_key' is not 32 bytes of hex"),
+    ("bad hex pubkey", _set("public_key", "zz" * 32), "'public_key' is not 32 bytes of hex"),
+    ("spaced hex", _set("public_key", " " + "ab" * 31 + " a"), "not 32 bytes of hex"),
+    ("short seed", _set_secret("signing_seed", SECRETS[0][:-2]), "'secret.signing_seed' is not"),
+    ("odd seed", _set_secret("signing_seed", SECRETS[0][:-1] + "g"), "'secret.signing_seed' is"),
+    ("seed as int", _set_secret("signing_seed", 7), "'secret.signing_seed' is not 32 bytes"),
+    ("long enc", _set_secret("encryption_secret", SECRETS[1] + "00"), "'secret.encryption_sec"),
+    ("other address", _set("address", OTHER.address_text), "is inconsistent"),
+    ("other pubkey", _set("public_key", OTHER.public_key.hex()), "is inconsistent"),
+    (
+        "other enc pubkey",
+        _set("encryption_public_key", OTHER.encryption_public_key.hex()),
+        "is inconsistent",
+    ),
+    ("other seed", _set_secret("signing_seed", OTHER.signing_seed.hex()), "is inconsistent"),
+    (
+        "other enc secret",
+        _set_secret("encryption_secret", OTHER.encryption_secret.hex()),
+        "is inconsistent",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"), [c[1:] for c in PLAIN_DAMAGE], ids=[c[0] for c in PLAIN_DAMAGE]
+)
+def test_damaged_plain_files_are_refused(plain_file: Path, edit: Edit, reason: str) -> None:
+    document = read(plain_file)
+    edit(document)
+    write(plain_file, document)
+    with pytest.raises(KeyFileError, match=reason) as caught:
+        load_keys(plain_file)
+    assert str(plain_file) in str(caught.value)
+    assert caught.value.code == "bad_key_file"
+    assert_no_secret(caught.value)
+
+
+def test_passphrase_needed_but_not_given(sealed_file: Path) -> None:
+    with pytest.raises(PassphraseRequired, match="is encrypted") as caught:
+        load_keys(sealed_file)
+    assert isinstance(caught.value, KeyFileError)
+    assert caught.value.code == "bad_key_file"
+    assert str(sealed_file) in str(caught.value)
+
+
+def test_wrong_passphrase(sealed_file: Path) -> None:
+    with pytest.raises(KeyFileError, match="wrong passphrase") as caught:
+        load_keys(sealed_file, PASSPHRASE + "!")
+    assert str(sealed_file) in str(caught.value)
+    assert_no_secret(caught.value)
+
+
+def test_sealed_secret_is_bound_to_its_address(sealed_file: Path) -> None:
+    # Moving the ciphertext under another account's clear half must not decrypt.
+    document = read(sealed_file)
+    document["address"] = OTHER.address_text
+    document["public_key"] = OTHER.public_key.hex()
+    document["encryption_public_key"] = OTHER.encryption_public_key.hex()
+    write(sealed_file, document)
+    with pytest.raises(KeyFileError, match=r"wrong passphrase .*or the file was edited"):
+        load_keys(sealed_file, PASSPHRASE)
+
+
+def _edit_sealed(key: str, value: object) -> Edit:
+    def edit(d: dict[str, Any]) -> None:
+        d["encrypted_secret"][key] = value
+
+    return edit
+
+
+def _flip_ciphertext(d: dict[str, Any]) -> None:
+    text = d["encrypted_secret"]["ciphertext"]
+    d["encrypted_secret"]["ciphertext"] = ("0" if text[0] != "0" else "1") + text[1:]
+
+
+SEALED_DAMAGE: list[tuple[str, Edit, str]] = [
+    ("unknown kdf", _edit_sealed("kdf", "argon2id"), "scheme this medchain does not know"),
+    ("unknown cipher", _edit_sealed("cipher", "aes-128-cbc"), "does not know"),
+    ("huge n", _edit_sealed("n", 2**30), "n=1073741824"),
+    ("small n", _edit_sealed("n", 2**10), "scrypt parameters"),
+    ("n not power of 2", _edit_sealed("n", 40000), "scrypt parameters"),
+    ("other r", _edit_sealed("r", 1), "scrypt parameters"),
+    ("n as text", _edit_sealed("n", "32768"), "'encrypted_secret.n' is not an integer"),
+    ("no salt", lambda d: d["encrypted_secret"].pop("salt"), "no 'encrypted_secret.salt'"),
+    ("short nonce", _edit_sealed("nonce", "00" * 11), "'encrypted_secret.nonce' is not 12"),
+    ("short ciphertext", _edit_sealed("ciphertext", "00" * 64), "'encrypted_secret.ciphertext'"),
+    ("flipped ciphertext", _flip_ciphertext, "wrong passphrase"),
+    ("other salt", _edit_sealed("salt", "00" * 16), "wrong passphrase"),
+]
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"), [c[1:] for c in SEALED_DAMAGE], ids=[c[0] for c in SEALED_DAMAGE]
+)
+def test_damaged_sealed_files_are_refused(sealed_file: Path, edit: Edit, reason: str) -> None:
+    document = read(sealed_file)
+    edit(document)
+    write(sealed_file, document)
+    with pytest.raises(KeyFileError, match=reason) as caught:
+        load_keys(sealed_file, PASSPHRASE)
+    assert str(sealed_file) in str(caught.value)
+    assert_no_secret(caught.value)
