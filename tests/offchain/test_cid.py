@@ -75,4 +75,3 @@ def test_parse_raises_only_invalid_cid(text: str) -> None:
     except InvalidCid:
         return
     assert cid_from_digest(digest) == text
-
