@@ -1,0 +1,123 @@
+"""The state transition: `apply_tx(state, block, tx) -> Receipt`.
+
+Order of checks, each a named rejection that changes nothing: size, chain id,
+method, arguments, signature, nonce (replay), fee. Then the fee is charged and the
+nonce consumed; the contract call runs in its own layer, so a refused call keeps
+the fee and nonce change but nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medchain.app import _accounts, _records, _registry, _research, _staking
+from medchain.app._accounts import Account, get_account, put_account
+from medchain.app._context import BlockContext, Call, Methods
+from medchain.app._errors import (
+    ContractError,
+    FeeTooLow,
+    InsufficientFunds,
+    InvalidSignature,
+    MalformedTx,
+    NonceGap,
+    NonceReused,
+    TxTooLarge,
+    UnknownMethod,
+    WrongChain,
+)
+from medchain.app._state import State
+from medchain.crypto import PUBLIC_KEY_SIZE, address_from_public_key, verify_signature
+from medchain.types import ChainParams, DecodeError, Receipt, Tx, decode, encode, tx_id
+
+METHODS: Methods = {
+    **_accounts.METHODS,
+    **_registry.METHODS,
+    **_records.METHODS,
+    **_research.METHODS,
+    **_staking.METHODS,
+}
+
+
+def decode_tx(raw: bytes, params: ChainParams) -> Tx:
+    """Parse submitted bytes, refusing oversized input before any work is done."""
+    if len(raw) > params.max_tx_bytes:
+        raise TxTooLarge(
+            f"transaction is {len(raw)} bytes; the limit is {params.max_tx_bytes}. "
+            "Store large data off-chain and submit only its CID"
+        )
+    try:
+        return decode(Tx, raw)
+    except DecodeError as exc:
+        raise MalformedTx(f"transaction bytes are malformed: {exc.message}") from exc
+
+
+def check_tx_static(tx: Tx, chain_id: str, params: ChainParams) -> Any:
+    """Checks that need no state; returns the decoded call arguments."""
+    size = len(encode(tx))
+    if size > params.max_tx_bytes:
+        raise TxTooLarge(f"transaction is {size} bytes; the limit is {params.max_tx_bytes}")
+    if tx.chain_id != chain_id:
+        raise WrongChain(
+            f"transaction is for chain {tx.chain_id!r}, this is {chain_id!r}; "
+            "sign it for this chain"
+        )
+    method = METHODS.get(tx.method)
+    if method is None:
+        known = ", ".join(sorted(METHODS))
+        raise UnknownMethod(f"unknown method {tx.method!r}; known methods: {known}")
+    if len(tx.sender) != PUBLIC_KEY_SIZE:
+        raise MalformedTx("the sender must be a 32-byte Ed25519 public key")
+    try:
+        args = decode(method[0], tx.args)
+    except DecodeError as exc:
+        raise MalformedTx(f"arguments of {tx.method} are malformed: {exc.message}") from exc
+    if not verify_signature(tx.sender, tx.signing_bytes(), tx.signature):
+        raise InvalidSignature(
+            "the signature does not match the sender's key; sign the transaction "
+            "with the sender's own key file"
+        )
+    return args
+
+
+def check_tx_stateful(state: State, tx: Tx, params: ChainParams) -> Account:
+    """Nonce and fee against current state; returns the sender's account."""
+    account = get_account(state, address_from_public_key(tx.sender))
+    if tx.nonce < account.nonce:
+        raise NonceReused(
+            f"nonce {tx.nonce} was already used (next is {account.nonce}): "
+            "this transaction, or another with the same nonce, was already applied"
+        )
+    if tx.nonce > account.nonce:
+        raise NonceGap(
+            f"nonce {tx.nonce} is ahead of the account (next is {account.nonce}); "
+            "submit the missing transactions first"
+        )
+    if tx.fee < params.min_fee:
+        raise FeeTooLow(f"fee {tx.fee} is below the chain's minimum of {params.min_fee}")
+    if tx.fee > account.balance:
+        raise InsufficientFunds(f"fee {tx.fee} exceeds the sender's balance of {account.balance}")
+    return account
+
+
+def apply_tx(state: State, block: BlockContext, tx: Tx) -> Receipt:
+    """Apply one transaction; raises TxRejected (state untouched) or returns its receipt."""
+    args = check_tx_static(tx, block.chain_id, block.params)
+    return apply_checked_tx(state, block, tx, args)
+
+
+def apply_checked_tx(state: State, block: BlockContext, tx: Tx, args: Any) -> Receipt:
+    """Apply a transaction whose static checks already passed (see `check_tx_static`)."""
+    account = check_tx_stateful(state, tx, block.params)
+    sender = address_from_public_key(tx.sender)
+    identity = tx_id(tx)
+    call = Call(block, sender, tx.sender, identity, tx.nonce)
+    with state.layer():
+        put_account(state, sender, Account(account.balance - tx.fee, account.nonce + 1))
+        if tx.fee:
+            _accounts.credit(state, block.proposer, tx.fee)
+        try:
+            with state.layer():
+                METHODS[tx.method][1](state, call, args)
+        except ContractError as exc:
+            return Receipt(identity, False, exc.code, exc.message, ())
+    return Receipt(identity, True, "", "", tuple(call.events))

@@ -1,0 +1,103 @@
+"""Named errors of the state machine.
+
+`TxRejected` subclasses mean the transaction is not valid at all (bad signature,
+replay, wrong nonce, oversized, malformed): it is never included and changes
+nothing. `ContractError` subclasses mean a well-formed, correctly signed call that
+the contract refused: state is left exactly as it was.
+"""
+
+from __future__ import annotations
+
+from medchain.types import MedchainError
+
+
+class TxRejected(MedchainError):
+    code = "tx_rejected"
+
+
+class MalformedTx(TxRejected):
+    code = "malformed_tx"
+
+
+class TxTooLarge(TxRejected):
+    code = "tx_too_large"
+
+
+class WrongChain(TxRejected):
+    code = "wrong_chain"
+
+
+class InvalidSignature(TxRejected):
+    code = "invalid_signature"
+
+
+class NonceReused(TxRejected):
+    """The nonce was already consumed: a replay, or a duplicate submission."""
+
+    code = "nonce_reused"
+
+
+class NonceGap(TxRejected):
+    code = "nonce_gap"
+
+
+class FeeTooLow(TxRejected):
+    code = "fee_too_low"
+
+
+class InsufficientFunds(TxRejected):
+    code = "insufficient_funds"
+
+
+class UnknownMethod(TxRejected):
+    code = "unknown_method"
+
+
+class ContractError(MedchainError):
+    code = "contract_error"
+
+
+class InvalidArgument(ContractError):
+    code = "invalid_argument"
+
+
+class NotRegistered(ContractError):
+    code = "not_registered"
+
+
+class AlreadyRegistered(ContractError):
+    code = "already_registered"
+
+
+class WrongRole(ContractError):
+    code = "wrong_role"
+
+
+class UnknownRecord(ContractError):
+    code = "unknown_record"
+
+
+class NotOwner(ContractError):
+    code = "not_owner"
+
+
+class NotAuthorised(ContractError):
+    code = "not_authorised"
+
+
+class AlreadyAuthorised(ContractError):
+    code = "already_authorised"
+
+
+class KeyWrapMismatch(ContractError):
+    """The wrapped keys of a version do not match exactly the owner and current readers."""
+
+    code = "key_wrap_mismatch"
+
+
+class BalanceTooLow(ContractError):
+    code = "balance_too_low"
+
+
+class StakeError(ContractError):
+    code = "stake_error"

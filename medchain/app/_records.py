@@ -1,0 +1,379 @@
+"""Medical-record contract (paper 002's MRC): one record per clinical document.
+
+The ciphertext lives off-chain under its CID; the chain keeps the CID, its hash,
+the content key wrapped for each authorised reader, the reader list, and an
+append-only audit trail of every creation, grant, revoke and new version.
+Revocation is forward-only: a revoked reader keeps what it could already open,
+but every later version is encrypted under a fresh key it does not receive.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, replace
+
+from medchain.app import _access_lists as alc
+from medchain.app._context import Call, Methods
+from medchain.app._errors import (
+    AlreadyAuthorised,
+    InvalidArgument,
+    NotAuthorised,
+    NotOwner,
+    UnknownRecord,
+)
+from medchain.app._keywrap import KeyWrap, check_wraps
+from medchain.app._registry import Role, require_identity, subjoin_record
+from medchain.app._state import State, load, save
+from medchain.crypto import format_address, tagged_hash
+from medchain.offchain import parse_cid
+from medchain.types import MedchainError
+
+RECORD_ID_SIZE = 16
+_RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
+
+AUTHOR_ROLES = (Role.DOCTOR, Role.INSTITUTION, Role.DEVICE)
+"""Who may write a record for a patient, besides the patient."""
+EDITOR_ROLES = (Role.DOCTOR, Role.INSTITUTION)
+"""Authorised readers who may also add versions (clinicians the patient trusts)."""
+
+
+class AuditAction(enum.StrEnum):
+    CREATED = "created"
+    GRANTED = "granted"
+    REVOKED = "revoked"
+    VERSIONED = "versioned"
+    RESEARCH_GRANTED = "research_granted"
+    RESEARCH_REVOKED = "research_revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    record_id: bytes
+    owner: bytes
+    author: bytes
+    resource_type: str
+    created_height: int
+    readers: tuple[bytes, ...]
+    """Sorted addresses currently authorised to read, the owner not included."""
+    version_count: int
+    audit_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordVersion:
+    record_id: bytes
+    number: int
+    cid: str
+    ciphertext_hash: bytes
+    author: bytes
+    height: int
+    tx_id: bytes
+    wraps: tuple[KeyWrap, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    seq: int
+    height: int
+    time_ms: int
+    tx_id: bytes
+    action: AuditAction
+    actor: bytes
+    subject: bytes
+    """The reader or institution concerned, empty when none."""
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRecordArgs:
+    patient: bytes
+    resource_type: str
+    cid: str
+    ciphertext_hash: bytes
+    wraps: tuple[KeyWrap, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class VersionWrap:
+    version: int
+    wrapped_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class WarrantArgs:
+    record_id: bytes
+    reader: bytes
+    wraps: tuple[VersionWrap, ...]
+    """The versions' content keys wrapped for the new reader; must include the latest."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnwarrantArgs:
+    record_id: bytes
+    reader: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AddVersionArgs:
+    record_id: bytes
+    cid: str
+    ciphertext_hash: bytes
+    wraps: tuple[KeyWrap, ...]
+
+
+# -- storage ------------------------------------------------------------------------
+
+
+def _record_key(record_id: bytes) -> bytes:
+    return b"rec/" + record_id
+
+
+def _version_key(record_id: bytes, number: int) -> bytes:
+    return b"recv/" + record_id + number.to_bytes(4, "big")
+
+
+def _audit_key(record_id: bytes, seq: int) -> bytes:
+    return b"reca/" + record_id + seq.to_bytes(4, "big")
+
+
+def new_record_id(sender: bytes, nonce: int) -> bytes:
+    """Deterministic and unique: one account's nonce is never used twice."""
+    return tagged_hash("medchain/record", sender, nonce.to_bytes(8, "big"))[:RECORD_ID_SIZE]
+
+
+def get_record(state: State, record_id: bytes) -> Record | None:
+    return load(state, _record_key(record_id), Record)
+
+
+def require_record(state: State, record_id: bytes) -> Record:
+    record = get_record(state, record_id)
+    if record is None:
+        raise UnknownRecord(
+            f"no record {record_id.hex()} on this chain; check the id (`medchain record list`)"
+        )
+    return record
+
+
+def get_version(state: State, record_id: bytes, number: int) -> RecordVersion | None:
+    return load(state, _version_key(record_id, number), RecordVersion)
+
+
+def versions(state: State, record: Record) -> list[RecordVersion]:
+    found = [get_version(state, record.record_id, n) for n in range(1, record.version_count + 1)]
+    assert all(v is not None for v in found), "record version missing"
+    return [v for v in found if v is not None]
+
+
+def audit_trail(state: State, record: Record) -> list[AuditEntry]:
+    trail = [
+        load(state, _audit_key(record.record_id, s), AuditEntry) for s in range(record.audit_count)
+    ]
+    assert all(e is not None for e in trail), "audit trail has a hole"
+    return [e for e in trail if e is not None]
+
+
+def append_audit(
+    state: State,
+    call: Call,
+    record: Record,
+    action: AuditAction,
+    subject: bytes = b"",
+    version: int = 0,
+) -> Record:
+    """Append to the record's audit trail and save the record; returns the saved record."""
+    entry = AuditEntry(
+        seq=record.audit_count,
+        height=call.block.height,
+        time_ms=call.block.time_ms,
+        tx_id=call.tx_id,
+        action=action,
+        actor=call.sender,
+        subject=subject,
+        version=version,
+    )
+    save(state, _audit_key(record.record_id, entry.seq), entry)
+    updated = replace(record, audit_count=record.audit_count + 1)
+    save(state, _record_key(record.record_id), updated)
+    call.emit(
+        f"record.{action.value}",
+        record=record.record_id,
+        actor=call.sender,
+        subject=subject,
+        version=version,
+    )
+    return updated
+
+
+# -- checks -------------------------------------------------------------------------
+
+
+def check_blob(cid: str, ciphertext_hash: bytes) -> None:
+    try:
+        digest = parse_cid(cid)
+    except MedchainError as exc:
+        raise InvalidArgument(f"record CID is invalid: {exc.message}") from exc
+    if digest != ciphertext_hash:
+        raise InvalidArgument("the ciphertext hash does not match the CID; upload again")
+
+
+def _check_readers(state: State, call: Call, readers: tuple[bytes, ...]) -> None:
+    if len(readers) > call.block.params.max_readers:
+        raise InvalidArgument(f"a record has at most {call.block.params.max_readers} readers")
+    for reader in readers:
+        _require_reader_identity(state, reader)
+
+
+def _require_reader_identity(state: State, reader: bytes) -> None:
+    identity = require_identity(state, reader)
+    if identity.role is Role.VALIDATOR or not identity.encryption_key:
+        raise InvalidArgument(
+            f"{format_address(reader)} is a {identity.role.value} without an encryption key "
+            "and cannot read records"
+        )
+
+
+def require_owner(record: Record, call: Call) -> None:
+    if call.sender != record.owner:
+        raise NotOwner(
+            f"only the patient who owns record {record.record_id.hex()} "
+            f"({format_address(record.owner)}) may change who can read it"
+        )
+
+
+# -- methods ------------------------------------------------------------------------
+
+
+def create(state: State, call: Call, args: CreateRecordArgs) -> None:
+    require_identity(state, args.patient, Role.PATIENT)
+    if call.sender != args.patient:
+        require_identity(state, call.sender, *AUTHOR_ROLES)
+    if not _RESOURCE_TYPE.match(args.resource_type):
+        raise InvalidArgument(f"{args.resource_type!r} is not a FHIR resource type name")
+    check_blob(args.cid, args.ciphertext_hash)
+    readers = tuple(w.reader for w in args.wraps if w.reader != args.patient)
+    _check_readers(state, call, readers)
+    check_wraps(args.wraps, (args.patient, *readers))
+
+    record_id = new_record_id(call.sender, call.nonce)
+    if get_record(state, record_id) is not None:  # impossible unless a nonce repeats
+        raise InvalidArgument("record id collision")
+    record = Record(
+        record_id=record_id,
+        owner=args.patient,
+        author=call.sender,
+        resource_type=args.resource_type,
+        created_height=call.block.height,
+        readers=readers,
+        version_count=1,
+        audit_count=0,
+    )
+    save(
+        state,
+        _version_key(record_id, 1),
+        RecordVersion(
+            record_id,
+            1,
+            args.cid,
+            args.ciphertext_hash,
+            call.sender,
+            call.block.height,
+            call.tx_id,
+            args.wraps,
+        ),
+    )
+    subjoin_record(state, args.patient, record_id)
+    record = append_audit(state, call, record, AuditAction.CREATED, version=1)
+    for reader in readers:
+        record = append_audit(state, call, record, AuditAction.GRANTED, reader, version=1)
+
+
+def warrant(state: State, call: Call, args: WarrantArgs) -> None:
+    record = require_record(state, args.record_id)
+    require_owner(record, call)
+    if args.reader == record.owner:
+        raise InvalidArgument("the owner can always read their own record")
+    if args.reader in record.readers:
+        raise AlreadyAuthorised(f"{format_address(args.reader)} can already read this record")
+    _check_readers(state, call, (*record.readers, args.reader))
+    numbers = [w.version for w in args.wraps]
+    if numbers != sorted(set(numbers)) or not numbers:
+        raise InvalidArgument("version wraps must be unique and sorted by version")
+    if numbers[-1] != record.version_count or numbers[0] < 1:
+        raise InvalidArgument(
+            f"wrap the content key of the latest version ({record.version_count}) for the reader"
+        )
+    for vw in args.wraps:
+        version = get_version(state, record.record_id, vw.version)
+        assert version is not None
+        wraps = {w.reader: w for w in version.wraps}
+        wraps[args.reader] = KeyWrap(args.reader, vw.wrapped_key)
+        new_wraps = tuple(wraps[r] for r in sorted(wraps))
+        check_wraps(new_wraps, wraps.keys())
+        save(state, _version_key(record.record_id, vw.version), replace(version, wraps=new_wraps))
+    record = replace(record, readers=tuple(sorted((*record.readers, args.reader))))
+    append_audit(state, call, record, AuditAction.GRANTED, args.reader, record.version_count)
+
+
+def unwarrant(state: State, call: Call, args: UnwarrantArgs) -> None:
+    record = require_record(state, args.record_id)
+    require_owner(record, call)
+    was_reader = args.reader in record.readers
+    had_research = alc.get_entry(state, args.reader, record.record_id) is not None
+    if not was_reader and not had_research:
+        raise NotAuthorised(
+            f"{format_address(args.reader)} holds no access to record {record.record_id.hex()}"
+        )
+    if was_reader:
+        record = replace(record, readers=tuple(r for r in record.readers if r != args.reader))
+        record = append_audit(
+            state, call, record, AuditAction.REVOKED, args.reader, record.version_count
+        )
+    if had_research:
+        revoke_research(state, call, record, args.reader)
+
+
+def revoke_research(state: State, call: Call, record: Record, institution: bytes) -> Record:
+    """Take the record off the institution's access list (ALC) and audit it."""
+    removed = alc.remove_entry(state, institution, record.record_id)
+    assert removed
+    return append_audit(
+        state, call, record, AuditAction.RESEARCH_REVOKED, institution, record.version_count
+    )
+
+
+def add_version(state: State, call: Call, args: AddVersionArgs) -> None:
+    record = require_record(state, args.record_id)
+    if call.sender != record.owner:
+        if call.sender not in record.readers:
+            raise NotAuthorised(
+                "only the owner or a clinician the owner authorised may add a version"
+            )
+        require_identity(state, call.sender, *EDITOR_ROLES)
+    check_blob(args.cid, args.ciphertext_hash)
+    check_wraps(args.wraps, (record.owner, *record.readers))
+    number = record.version_count + 1
+    save(
+        state,
+        _version_key(record.record_id, number),
+        RecordVersion(
+            record.record_id,
+            number,
+            args.cid,
+            args.ciphertext_hash,
+            call.sender,
+            call.block.height,
+            call.tx_id,
+            args.wraps,
+        ),
+    )
+    record = replace(record, version_count=number)
+    append_audit(state, call, record, AuditAction.VERSIONED, version=number)
+
+
+METHODS: Methods = {
+    "records.create": (CreateRecordArgs, create),
+    "records.warrant": (WarrantArgs, warrant),
+    "records.unwarrant": (UnwarrantArgs, unwarrant),
+    "records.add_version": (AddVersionArgs, add_version),
+}

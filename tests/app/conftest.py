@@ -1,0 +1,133 @@
+"""A tiny world for contract tests: real keys, real signed transactions, a Ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from medchain.app import BlockContext, KeyWrap, Ledger, RegisterArgs, Role
+from medchain.crypto import WRAPPED_KEY_SIZE, AccountKeys, sha256
+from medchain.offchain import cid_for
+from medchain.types import Allocation, ChainParams, Genesis, GenesisValidator, Receipt, Tx, encode
+
+CHAIN_ID = "medchain-test"
+
+
+@dataclass
+class World:
+    ledger: Ledger
+    height: int = 0
+    nonces: dict[bytes, int] = field(default_factory=dict)
+
+    def context(self) -> BlockContext:
+        return BlockContext(
+            CHAIN_ID, self.height + 1, 1_000 + self.height, b"\x07" * 20, self.ledger.genesis.params
+        )
+
+    def tx(
+        self, keys: AccountKeys, method: str, args: Any, nonce: int | None = None, fee: int = 0
+    ) -> Tx:
+        n = self.nonces.get(keys.address, 0) if nonce is None else nonce
+        unsigned = Tx(CHAIN_ID, n, keys.public_key, fee, method, encode(args))
+        return Tx(
+            CHAIN_ID,
+            n,
+            keys.public_key,
+            fee,
+            method,
+            encode(args),
+            keys.sign(unsigned.signing_bytes()),
+        )
+
+    def run(self, *txs: Tx) -> list[Receipt]:
+        outcome = self.ledger.execute_block(self.context(), txs)
+        self.height += 1
+        for tx, receipt in zip(txs, outcome.receipts, strict=True):
+            del receipt
+            self.nonces[_addr(tx)] = tx.nonce + 1
+        return list(outcome.receipts)
+
+    def call(self, keys: AccountKeys, method: str, args: Any) -> Receipt:
+        (receipt,) = self.run(self.tx(keys, method, args))
+        return receipt
+
+    def ok(self, keys: AccountKeys, method: str, args: Any) -> Receipt:
+        receipt = self.call(keys, method, args)
+        assert receipt.ok, f"{method} failed: {receipt.code}: {receipt.message}"
+        return receipt
+
+    def register(self, keys: AccountKeys, role: Role, name: str = "") -> None:
+        self.ok(
+            keys,
+            "registry.register",
+            RegisterArgs(
+                role, "" if role is Role.PATIENT else name or role.value, keys.encryption_public_key
+            ),
+        )
+
+
+def _addr(tx: Tx) -> bytes:
+    from medchain.crypto import address_from_public_key
+
+    return address_from_public_key(tx.sender)
+
+
+def fake_blob(tag: bytes) -> tuple[str, bytes]:
+    """A CID and hash of some ciphertext (contract tests need no real encryption)."""
+    return cid_for(tag), sha256(tag)
+
+
+def fake_wraps(*readers: bytes) -> tuple[KeyWrap, ...]:
+    return tuple(KeyWrap(r, b"\x01" * WRAPPED_KEY_SIZE) for r in sorted(set(readers)))
+
+
+@pytest.fixture
+def validator() -> AccountKeys:
+    return AccountKeys.generate()
+
+
+@pytest.fixture
+def rich() -> AccountKeys:
+    return AccountKeys.generate()
+
+
+@pytest.fixture
+def world(validator: AccountKeys, rich: AccountKeys) -> World:
+    genesis = Genesis(
+        CHAIN_ID,
+        0,
+        ChainParams(unbonding_blocks=3),
+        (Allocation(rich.address, 1_000_000),),
+        (GenesisValidator(validator.public_key, "validator-0"),),
+    )
+    return World(Ledger(genesis))
+
+
+@pytest.fixture
+def patient(world: World) -> AccountKeys:
+    keys = AccountKeys.generate()
+    world.register(keys, Role.PATIENT)
+    return keys
+
+
+@pytest.fixture
+def doctor(world: World) -> AccountKeys:
+    keys = AccountKeys.generate()
+    world.register(keys, Role.DOCTOR, "Dr. Grey")
+    return keys
+
+
+@pytest.fixture
+def doctor2(world: World) -> AccountKeys:
+    keys = AccountKeys.generate()
+    world.register(keys, Role.DOCTOR, "Dr. Shepherd")
+    return keys
+
+
+@pytest.fixture
+def institution(world: World) -> AccountKeys:
+    keys = AccountKeys.generate()
+    world.register(keys, Role.INSTITUTION, "Institute of Cardiology Research")
+    return keys

@@ -1,0 +1,211 @@
+"""The medical-record contract (MRC): creation, warrant/unwarrant, versions, audit."""
+
+from __future__ import annotations
+
+from medchain.app import (
+    AddVersionArgs,
+    AuditAction,
+    CreateRecordArgs,
+    UnwarrantArgs,
+    VersionWrap,
+    WarrantArgs,
+    audit_trail,
+    get_record,
+    get_version,
+    new_record_id,
+    patient_records,
+)
+from medchain.crypto import WRAPPED_KEY_SIZE, AccountKeys
+
+from .conftest import World, fake_blob, fake_wraps
+
+
+def _create(world: World, author: AccountKeys, patient: AccountKeys, *readers: bytes) -> bytes:
+    cid, digest = fake_blob(b"ciphertext-1")
+    nonce = world.nonces.get(author.address, 0)
+    world.ok(
+        author,
+        "records.create",
+        CreateRecordArgs(
+            patient.address, "Observation", cid, digest, fake_wraps(patient.address, *readers)
+        ),
+    )
+    return new_record_id(author.address, nonce)
+
+
+def _wrap() -> tuple[VersionWrap, ...]:
+    return (VersionWrap(1, b"\x02" * WRAPPED_KEY_SIZE),)
+
+
+def test_doctor_creates_record_owned_by_patient(
+    world: World, doctor: AccountKeys, patient: AccountKeys
+) -> None:
+    record_id = _create(world, doctor, patient, doctor.address)
+    record = get_record(world.ledger.state, record_id)
+    assert record is not None
+    assert record.owner == patient.address and record.author == doctor.address
+    assert record.readers == (doctor.address,)
+    assert patient_records(world.ledger.state, patient.address) == [record_id]
+    actions = [e.action for e in audit_trail(world.ledger.state, record)]
+    assert actions == [AuditAction.CREATED, AuditAction.GRANTED]
+
+
+def test_patient_list_is_append_only_and_ordered(
+    world: World, doctor: AccountKeys, patient: AccountKeys
+) -> None:
+    ids = [_create(world, doctor, patient) for _ in range(3)]
+    assert patient_records(world.ledger.state, patient.address) == ids
+
+
+def test_wraps_must_cover_exactly_owner_and_readers(
+    world: World, doctor: AccountKeys, patient: AccountKeys
+) -> None:
+    cid, digest = fake_blob(b"x")
+    missing_owner = world.call(
+        doctor,
+        "records.create",
+        CreateRecordArgs(patient.address, "Observation", cid, digest, fake_wraps(doctor.address)),
+    )
+    # without the owner's wrap the doctor alone would be the reader list: owner missing
+    assert not missing_owner.ok and missing_owner.code == "key_wrap_mismatch"
+    unsorted = tuple(reversed(fake_wraps(patient.address, doctor.address)))
+    receipt = world.call(
+        doctor,
+        "records.create",
+        CreateRecordArgs(patient.address, "Observation", cid, digest, unsorted),
+    )
+    assert not receipt.ok and receipt.code == "invalid_argument"
+
+
+def test_cid_must_match_hash(world: World, doctor: AccountKeys, patient: AccountKeys) -> None:
+    cid, _ = fake_blob(b"one")
+    _, other_digest = fake_blob(b"two")
+    receipt = world.call(
+        doctor,
+        "records.create",
+        CreateRecordArgs(
+            patient.address, "Observation", cid, other_digest, fake_wraps(patient.address)
+        ),
+    )
+    assert not receipt.ok and "does not match" in receipt.message
+    bad = world.call(
+        doctor,
+        "records.create",
+        CreateRecordArgs(
+            patient.address, "Observation", "not-a-cid", other_digest, fake_wraps(patient.address)
+        ),
+    )
+    assert not bad.ok and bad.code == "invalid_argument"
+
+
+def test_unregistered_author_or_patient_refused(world: World, patient: AccountKeys) -> None:
+    stranger = AccountKeys.generate()
+    cid, digest = fake_blob(b"x")
+    receipt = world.call(
+        stranger,
+        "records.create",
+        CreateRecordArgs(patient.address, "Observation", cid, digest, fake_wraps(patient.address)),
+    )
+    assert not receipt.ok and receipt.code == "not_registered"
+    assert "medchain register" in receipt.message
+
+
+def test_only_owner_warrants_and_unwarrants(
+    world: World, doctor: AccountKeys, doctor2: AccountKeys, patient: AccountKeys
+) -> None:
+    record_id = _create(world, doctor, patient, doctor.address)
+    refused = world.call(
+        doctor, "records.warrant", WarrantArgs(record_id, doctor2.address, _wrap())
+    )
+    assert not refused.ok and refused.code == "not_owner"
+    world.ok(patient, "records.warrant", WarrantArgs(record_id, doctor2.address, _wrap()))
+    record = get_record(world.ledger.state, record_id)
+    assert record is not None and doctor2.address in record.readers
+    version = get_version(world.ledger.state, record_id, 1)
+    assert version is not None and doctor2.address in [w.reader for w in version.wraps]
+    again = world.call(patient, "records.warrant", WarrantArgs(record_id, doctor2.address, _wrap()))
+    assert again.code == "already_authorised"
+    refused = world.call(doctor, "records.unwarrant", UnwarrantArgs(record_id, doctor2.address))
+    assert refused.code == "not_owner"
+    world.ok(patient, "records.unwarrant", UnwarrantArgs(record_id, doctor2.address))
+    record = get_record(world.ledger.state, record_id)
+    assert record is not None and doctor2.address not in record.readers
+
+
+def test_new_version_after_revoke_excludes_the_revoked_reader(
+    world: World, doctor: AccountKeys, doctor2: AccountKeys, patient: AccountKeys
+) -> None:
+    record_id = _create(world, doctor, patient, doctor.address, doctor2.address)
+    world.ok(patient, "records.unwarrant", UnwarrantArgs(record_id, doctor2.address))
+    cid, digest = fake_blob(b"ciphertext-2")
+    with_revoked = world.call(
+        doctor,
+        "records.add_version",
+        AddVersionArgs(
+            record_id, cid, digest, fake_wraps(patient.address, doctor.address, doctor2.address)
+        ),
+    )
+    assert not with_revoked.ok and with_revoked.code == "key_wrap_mismatch"
+    assert "not authorised" in with_revoked.message
+    world.ok(
+        doctor,
+        "records.add_version",
+        AddVersionArgs(record_id, cid, digest, fake_wraps(patient.address, doctor.address)),
+    )
+    version = get_version(world.ledger.state, record_id, 2)
+    assert version is not None
+    assert [w.reader for w in version.wraps] == sorted([patient.address, doctor.address])
+    record = get_record(world.ledger.state, record_id)
+    assert record is not None
+    assert [e.action for e in audit_trail(world.ledger.state, record)] == [
+        AuditAction.CREATED,
+        AuditAction.GRANTED,
+        AuditAction.GRANTED,
+        AuditAction.REVOKED,
+        AuditAction.VERSIONED,
+    ]
+
+
+def test_revoked_reader_cannot_add_versions(
+    world: World, doctor: AccountKeys, patient: AccountKeys
+) -> None:
+    record_id = _create(world, doctor, patient, doctor.address)
+    world.ok(patient, "records.unwarrant", UnwarrantArgs(record_id, doctor.address))
+    cid, digest = fake_blob(b"v2")
+    receipt = world.call(
+        doctor,
+        "records.add_version",
+        AddVersionArgs(record_id, cid, digest, fake_wraps(patient.address)),
+    )
+    assert not receipt.ok and receipt.code == "not_authorised"
+
+
+def test_warrant_must_cover_latest_version(
+    world: World, doctor: AccountKeys, doctor2: AccountKeys, patient: AccountKeys
+) -> None:
+    record_id = _create(world, doctor, patient, doctor.address)
+    cid, digest = fake_blob(b"v2")
+    world.ok(
+        patient,
+        "records.add_version",
+        AddVersionArgs(record_id, cid, digest, fake_wraps(patient.address, doctor.address)),
+    )
+    receipt = world.call(
+        patient, "records.warrant", WarrantArgs(record_id, doctor2.address, _wrap())
+    )
+    assert not receipt.ok and "latest version (2)" in receipt.message
+
+
+def test_unknown_record(world: World, patient: AccountKeys) -> None:
+    receipt = world.call(patient, "records.unwarrant", UnwarrantArgs(b"\x00" * 16, patient.address))
+    assert not receipt.ok and receipt.code == "unknown_record"
+
+
+def test_audit_entries_carry_height_actor_and_tx(
+    world: World, doctor: AccountKeys, patient: AccountKeys
+) -> None:
+    record_id = _create(world, doctor, patient)
+    record = get_record(world.ledger.state, record_id)
+    assert record is not None
+    (entry,) = audit_trail(world.ledger.state, record)
+    assert entry.actor == doctor.address and entry.height == world.height and len(entry.tx_id) == 32

@@ -1,0 +1,53 @@
+"""The state: layered writes that vanish on error, and a root that depends only on content."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from medchain.app import State
+
+entries = st.dictionaries(st.binary(min_size=1, max_size=8), st.binary(max_size=8), max_size=30)
+
+
+def test_failed_layer_leaves_no_trace() -> None:
+    state = State({b"a": b"1"})
+    state.begin_block()
+    with pytest.raises(ZeroDivisionError), state.layer():
+        state.set(b"a", b"2")
+        state.set(b"b", b"3")
+        _ = 1 / 0
+    assert state.get(b"a") == b"1" and state.get(b"b") is None
+    with state.layer():
+        state.delete(b"a")
+        state.set(b"c", b"4")
+    assert state.end_block() == {b"a": None, b"c": b"4"}
+    assert state.committed() == {b"c": b"4"}
+
+
+def test_writes_outside_a_block_are_refused() -> None:
+    with pytest.raises(RuntimeError):
+        State().set(b"k", b"v")
+
+
+@given(entries)
+def test_root_is_independent_of_insertion_order(data: dict[bytes, bytes]) -> None:
+    forward, backward = State(), State()
+    for state, keys in ((forward, sorted(data)), (backward, sorted(data, reverse=True))):
+        state.begin_block()
+        for key in keys:
+            state.set(key, data[key])
+        state.end_block()
+    assert forward.root() == backward.root() == State(data).root()
+
+
+@given(entries, st.binary(min_size=1, max_size=8), st.binary(max_size=8))
+def test_root_changes_with_any_value(data: dict[bytes, bytes], key: bytes, value: bytes) -> None:
+    before = State(data)
+    after = State({**data, key: value})
+    assert (before.root() == after.root()) == (data.get(key) == value)
+
+
+def test_key_value_boundary_is_unambiguous() -> None:
+    assert State({b"ab": b"c"}).root() != State({b"a": b"bc"}).root()
