@@ -117,7 +117,7 @@ class ChainStore:
 
     def _configure(self, db: sqlite3.Connection) -> None:
         (mode,) = db.execute("PRAGMA journal_mode=WAL").fetchone()
-        if str(mode).lower() != "wal":
+        if str(mode).lower() != "wal" and not self.in_memory:
             raise StoreError(
                 f"SQLite refused WAL mode for {self._path} (journal mode is {mode!r}); "
                 "keep the data directory on a local filesystem"
@@ -193,6 +193,11 @@ class ChainStore:
     @property
     def path(self) -> Path:
         return self._path
+
+    @property
+    def in_memory(self) -> bool:
+        """True for `Path(":memory:")`: a throwaway store for tests and simulation."""
+        return str(self._path) == ":memory:"
 
     def close(self) -> None:
         """Close the database; safe to call twice. Committed blocks are already durable."""

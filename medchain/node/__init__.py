@@ -1,0 +1,39 @@
+"""Running a chain: for now the single-validator LocalChain and genesis files."""
+
+from medchain.node._genesis_file import (
+    GenesisError,
+    genesis_from_json,
+    genesis_hash,
+    genesis_to_json,
+    read_genesis,
+    write_genesis,
+)
+from medchain.node._localchain import (
+    BLOBS_DIR,
+    GENESIS_FILE,
+    STORE_FILE,
+    VALIDATOR_KEY_FILE,
+    LocalChain,
+    SealedBlock,
+    TxFailed,
+    genesis_block,
+    wall_clock_ms,
+)
+
+__all__ = [
+    "BLOBS_DIR",
+    "GENESIS_FILE",
+    "STORE_FILE",
+    "VALIDATOR_KEY_FILE",
+    "GenesisError",
+    "LocalChain",
+    "SealedBlock",
+    "TxFailed",
+    "genesis_block",
+    "genesis_from_json",
+    "genesis_hash",
+    "genesis_to_json",
+    "read_genesis",
+    "wall_clock_ms",
+    "write_genesis",
+]

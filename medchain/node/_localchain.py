@@ -1,0 +1,266 @@
+"""A single-validator chain in one process: it checks and applies signed
+transactions, seals each batch into a block signed by its validator key, and
+persists blocks, receipts, state and record ciphertexts under one directory.
+The networked node reuses the same ledger, store and blob store."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from medchain import app
+from medchain.app import (
+    Account,
+    AuditEntry,
+    BlockContext,
+    Candidate,
+    Identity,
+    Ledger,
+    Record,
+    RecordVersion,
+    ResearchEntry,
+    StakeAccount,
+    decode_tx,
+)
+from medchain.crypto import AccountKeys, load_keys, merkle_root, save_keys
+from medchain.node._genesis_file import genesis_hash, read_genesis, write_genesis
+from medchain.offchain import BlobStore, LocalBlobStore, MemoryBlobStore
+from medchain.store import ChainStore, StoreError
+from medchain.types import (
+    ZERO_HASH,
+    Block,
+    Certificate,
+    ChainParams,
+    CommitSig,
+    Genesis,
+    Header,
+    MedchainError,
+    Receipt,
+    Tx,
+    block_hash,
+    commit_signing_bytes,
+    encode,
+    tx_id,
+)
+
+GENESIS_FILE = "genesis.json"
+VALIDATOR_KEY_FILE = "validator.key"
+STORE_FILE = "chain.sqlite"
+BLOBS_DIR = "blobs"
+NO_PROPOSER = b"\x00" * 20
+
+
+class TxFailed(MedchainError):
+    """The transaction is valid but its contract call was refused; nothing was recorded."""
+
+    def __init__(self, receipt: Receipt) -> None:
+        super().__init__(receipt.message)
+        self.code = receipt.code
+        self.receipt = receipt
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def genesis_block(genesis: Genesis, state_root: bytes) -> Block:
+    header = Header(
+        chain_id=genesis.chain_id,
+        height=0,
+        prev_hash=ZERO_HASH,
+        time_ms=genesis.time_ms,
+        proposer=NO_PROPOSER,
+        tx_root=merkle_root([]),
+        receipt_root=merkle_root([]),
+        state_root=state_root,
+    )
+    return Block(header, (), Certificate(0, 0, block_hash(header), ()))
+
+
+class LocalChain:
+    def __init__(
+        self,
+        genesis: Genesis,
+        validator: AccountKeys,
+        store: ChainStore,
+        blobs: BlobStore,
+        clock: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self.genesis = genesis
+        self.validator = validator
+        self.store = store
+        self.blobs = blobs
+        self._clock = clock
+        if not store.is_initialised:
+            self.ledger = Ledger(genesis)
+            block = genesis_block(genesis, self.ledger.state_root())
+            store.initialise(
+                genesis.chain_id, genesis_hash(genesis), block, self.ledger.state.committed()
+            )
+        else:
+            self.ledger = self._ledger_from_store()
+
+    # -- construction ---------------------------------------------------------------
+
+    @classmethod
+    def in_memory(
+        cls,
+        genesis: Genesis,
+        validator: AccountKeys,
+        clock: Callable[[], int] = wall_clock_ms,
+    ) -> LocalChain:
+        return cls(genesis, validator, ChainStore(Path(":memory:")), MemoryBlobStore(), clock)
+
+    @classmethod
+    def create(cls, home: Path, genesis: Genesis, validator: AccountKeys) -> LocalChain:
+        """Lay out a new data directory: genesis, validator key, store and blobs."""
+        if (home / GENESIS_FILE).exists():
+            raise StoreError(f"{home} already holds a chain; open it instead of creating one")
+        home.mkdir(parents=True, exist_ok=True)
+        write_genesis(home / GENESIS_FILE, genesis)
+        save_keys(home / VALIDATOR_KEY_FILE, validator)
+        return cls.open(home)
+
+    @classmethod
+    def open(cls, home: Path, clock: Callable[[], int] = wall_clock_ms) -> LocalChain:
+        if not (home / GENESIS_FILE).exists():
+            raise StoreError(
+                f"{home} holds no chain (no {GENESIS_FILE}); create one with `medchain init`"
+            )
+        genesis = read_genesis(home / GENESIS_FILE)
+        validator = load_keys(home / VALIDATOR_KEY_FILE)
+        store = ChainStore(
+            home / STORE_FILE, chain_id=genesis.chain_id, genesis_hash=genesis_hash(genesis)
+        )
+        return cls(genesis, validator, store, LocalBlobStore(home / BLOBS_DIR), clock)
+
+    def _ledger_from_store(self) -> Ledger:
+        ledger = Ledger(self.genesis, self.store.load_state())
+        expected = self.store.latest_block().header.state_root
+        if ledger.state_root() != expected:
+            raise StoreError(
+                "the stored state does not match the state root of the latest block; "
+                "the data directory is damaged: restore it from a backup or resync"
+            )
+        return ledger
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- reading --------------------------------------------------------------------
+
+    @property
+    def chain_id(self) -> str:
+        return self.genesis.chain_id
+
+    @property
+    def height(self) -> int:
+        return self.store.latest_height()
+
+    def latest_block(self) -> Block:
+        return self.store.latest_block()
+
+    def block_at(self, height: int) -> Block | None:
+        return self.store.block_at(height)
+
+    def receipt(self, tx_hash: bytes) -> Receipt | None:
+        return self.store.receipt(tx_hash)
+
+    @property
+    def params(self) -> ChainParams:
+        return self.genesis.params
+
+    def account(self, address: bytes) -> Account:
+        return app.get_account(self.ledger.state, address)
+
+    def identity(self, address: bytes) -> Identity | None:
+        return app.get_identity(self.ledger.state, address)
+
+    def record(self, record_id: bytes) -> Record | None:
+        return app.get_record(self.ledger.state, record_id)
+
+    def record_version(self, record_id: bytes, number: int) -> RecordVersion | None:
+        return app.get_version(self.ledger.state, record_id, number)
+
+    def audit(self, record_id: bytes) -> list[AuditEntry]:
+        record = self.record(record_id)
+        return [] if record is None else app.audit_trail(self.ledger.state, record)
+
+    def patient_records(self, patient: bytes) -> list[bytes]:
+        return app.patient_records(self.ledger.state, patient)
+
+    def research_data(self, institution: bytes) -> list[ResearchEntry]:
+        return app.get_data(self.ledger.state, institution)
+
+    def stake(self, address: bytes) -> StakeAccount:
+        return app.get_stake(self.ledger.state, address)
+
+    def candidates(self) -> list[Candidate]:
+        return app.ranked_candidates(self.ledger.state)
+
+    # -- writing --------------------------------------------------------------------
+
+    def submit_raw(self, raw: bytes) -> Receipt:
+        return self.submit(decode_tx(raw, self.genesis.params))
+
+    def submit(self, tx: Tx) -> Receipt:
+        """Check, dry-run and commit one transaction in its own block.
+
+        A rejected transaction raises TxRejected; a refused call raises TxFailed;
+        in both cases nothing is recorded and no nonce is spent."""
+        self.ledger.check_tx(tx)
+        (receipt,) = self.ledger.simulate(self._next_context(), [tx])
+        if not receipt.ok:
+            raise TxFailed(receipt)
+        (committed,) = self.seal([tx]).receipts
+        return committed
+
+    def seal(self, txs: Sequence[Tx]) -> SealedBlock:
+        """Execute `txs` as the next block, sign it, and persist it."""
+        if len(txs) > self.genesis.params.max_block_txs:
+            raise StoreError(f"a block holds at most {self.genesis.params.max_block_txs} txs")
+        context = self._next_context()
+        outcome = self.ledger.execute_block(context, txs)
+        parent = self.store.latest_block().header
+        header = Header(
+            chain_id=self.chain_id,
+            height=context.height,
+            prev_hash=block_hash(parent),
+            time_ms=context.time_ms,
+            proposer=context.proposer,
+            tx_root=merkle_root([tx_id(tx) for tx in txs]),
+            receipt_root=merkle_root([encode(r) for r in outcome.receipts]),
+            state_root=outcome.state_root,
+        )
+        digest = block_hash(header)
+        signature = self.validator.sign(
+            commit_signing_bytes(self.chain_id, header.height, 0, digest)
+        )
+        certificate = Certificate(
+            header.height, 0, digest, (CommitSig(self.validator.public_key, signature),)
+        )
+        block = Block(header, tuple(txs), certificate)
+        try:
+            self.store.commit_block(block, outcome.receipts, outcome.changes)
+        except BaseException:
+            self.ledger = self._ledger_from_store()  # memory ran ahead of disk: roll back
+            raise
+        return SealedBlock(block, outcome.receipts)
+
+    def _next_context(self) -> BlockContext:
+        parent = self.store.latest_block().header
+        return BlockContext(
+            chain_id=self.chain_id,
+            height=parent.height + 1,
+            time_ms=max(self._clock(), parent.time_ms + 1),
+            proposer=self.validator.address,
+            params=self.genesis.params,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SealedBlock:
+    block: Block
+    receipts: tuple[Receipt, ...]

@@ -1,0 +1,144 @@
+"""LocalChain: sealing, persistence, reopening, and determinism across replicas."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from medchain.app import NonceReused, RegisterArgs, Role, TransferArgs, UnwarrantArgs
+from medchain.crypto import AccountKeys, verify_signature
+from medchain.node import LocalChain, TxFailed
+from medchain.store import StoreError
+from medchain.types import (
+    Allocation,
+    Genesis,
+    GenesisValidator,
+    Tx,
+    block_hash,
+    commit_signing_bytes,
+    encode,
+)
+
+
+def _clock() -> Callable[[], int]:
+    ticks = itertools.count(1_800_000_000_000, 1_000)
+    return lambda: next(ticks)
+
+
+def _genesis(validator: AccountKeys, funded: AccountKeys) -> Genesis:
+    return Genesis(
+        "medchain-test",
+        1_700_000_000_000,
+        allocations=(Allocation(funded.address, 10_000),),
+        validators=(GenesisValidator(validator.public_key, "v0"),),
+    )
+
+
+def _signed(keys: AccountKeys, nonce: int, method: str, args: object) -> Tx:
+    tx = Tx("medchain-test", nonce, keys.public_key, 0, method, encode(args))
+    return Tx(
+        "medchain-test", nonce, keys.public_key, 0, method, tx.args, keys.sign(tx.signing_bytes())
+    )
+
+
+def _workload(funded: AccountKeys, people: list[AccountKeys]) -> list[Tx]:
+    txs = [
+        _signed(funded, i, "accounts.transfer", TransferArgs(p.address, 10 + i))
+        for i, p in enumerate(people)
+    ]
+    txs += [
+        _signed(
+            p, 0, "registry.register", RegisterArgs(Role.DOCTOR, f"Dr {i}", p.encryption_public_key)
+        )
+        for i, p in enumerate(people)
+    ]
+    return txs
+
+
+def test_replicas_fed_the_same_transactions_agree_at_every_height() -> None:
+    validator, funded = AccountKeys.generate(), AccountKeys.generate()
+    people = [AccountKeys.generate() for _ in range(6)]
+    genesis = _genesis(validator, funded)
+    one = LocalChain.in_memory(genesis, validator, _clock())
+    two = LocalChain.in_memory(genesis, validator, _clock())
+    assert one.latest_block() == two.latest_block()
+    for tx in _workload(funded, people):
+        one.submit(tx)
+        two.submit(tx)
+        assert one.latest_block().header.state_root == two.latest_block().header.state_root
+        assert one.latest_block() == two.latest_block()
+    roots = {one.block_at(h).header.state_root for h in range(one.height + 1)}  # type: ignore[union-attr]
+    assert len(roots) == one.height + 1  # every block changed the state
+
+
+def test_blocks_chain_and_carry_a_valid_certificate() -> None:
+    validator, funded = AccountKeys.generate(), AccountKeys.generate()
+    chain = LocalChain.in_memory(_genesis(validator, funded), validator, _clock())
+    chain.submit(_signed(funded, 0, "accounts.transfer", TransferArgs(validator.address, 5)))
+    block = chain.latest_block()
+    parent = chain.block_at(0)
+    assert parent is not None and block.header.prev_hash == block_hash(parent.header)
+    (sig,) = block.certificate.signatures
+    digest = block_hash(block.header)
+    message = commit_signing_bytes("medchain-test", block.height, 0, digest)
+    assert block.certificate.block_hash == digest
+    assert verify_signature(sig.validator, message, sig.signature)
+
+
+def test_refused_and_rejected_transactions_record_nothing() -> None:
+    validator, funded = AccountKeys.generate(), AccountKeys.generate()
+    chain = LocalChain.in_memory(_genesis(validator, funded), validator, _clock())
+    tx = _signed(funded, 0, "accounts.transfer", TransferArgs(validator.address, 5))
+    chain.submit(tx)
+    height, root = chain.height, chain.ledger.state_root()
+    with pytest.raises(NonceReused):
+        chain.submit(tx)
+    with pytest.raises(TxFailed) as failed:
+        chain.submit(
+            _signed(funded, 1, "records.unwarrant", UnwarrantArgs(b"\x01" * 16, validator.address))
+        )
+    assert failed.value.code == "unknown_record"
+    assert (chain.height, chain.ledger.state_root()) == (height, root)
+    assert chain.account(funded.address).nonce == 1  # a refused call spends no nonce
+
+
+def test_reopening_restores_exact_state(tmp_path: Path) -> None:
+    validator, funded = AccountKeys.generate(), AccountKeys.generate()
+    people = [AccountKeys.generate() for _ in range(3)]
+    home = tmp_path / "chain"
+    chain = LocalChain.create(home, _genesis(validator, funded), validator)
+    receipts = [chain.submit(tx) for tx in _workload(funded, people)]
+    state, tip = chain.ledger.state.committed(), chain.latest_block()
+    chain.close()
+
+    again = LocalChain.open(home)
+    assert again.ledger.state.committed() == state
+    assert again.latest_block() == tip
+    assert all(again.receipt(r.tx_id) == r for r in receipts)
+    again.submit(
+        _signed(funded, len(people), "accounts.transfer", TransferArgs(people[0].address, 1))
+    )
+    assert again.height == tip.height + 1
+    again.close()
+
+
+def test_tampered_state_is_detected_on_open(tmp_path: Path) -> None:
+    validator, funded = AccountKeys.generate(), AccountKeys.generate()
+    home = tmp_path / "chain"
+    chain = LocalChain.create(home, _genesis(validator, funded), validator)
+    chain.submit(_signed(funded, 0, "accounts.transfer", TransferArgs(validator.address, 5)))
+    chain.close()
+    with sqlite3.connect(home / "chain.sqlite") as db:
+        (key,) = db.execute("SELECT key FROM state LIMIT 1").fetchone()
+        db.execute("UPDATE state SET value = ? WHERE key = ?", (b"\xc0", key))
+    with pytest.raises(StoreError, match="damaged"):
+        LocalChain.open(home)
+
+
+def test_open_without_a_chain_says_how_to_create_one(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="medchain init"):
+        LocalChain.open(tmp_path)
