@@ -1,0 +1,30 @@
+"""The `medchain` command line: the top layer, composing client, node and bench."""
+
+from __future__ import annotations
+
+import typer
+
+from medchain.cli import _commands as commands
+from medchain.cli._bench import bench_app
+from medchain.cli._demo import demo
+
+app = typer.Typer(
+    help="medchain: encrypted, patient-controlled medical records on a permissioned chain.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.command()(commands.init)
+app.command()(commands.status)
+app.command()(commands.account)
+app.command()(commands.register)
+app.command()(commands.transfer)
+app.command()(demo)
+app.add_typer(commands.keys_app, name="keys")
+app.add_typer(commands.record_app, name="record")
+app.add_typer(commands.research_app, name="research")
+app.add_typer(commands.staking_app, name="staking")
+app.add_typer(bench_app, name="bench")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,71 @@
+"""`medchain bench …`: run a benchmark and print its table."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from medchain.bench import run_ledger_bench
+from medchain.cli._common import console
+
+bench_app = typer.Typer(help="Benchmarks (figures for docs/BENCHMARKS.md).", no_args_is_help=True)
+
+
+@bench_app.command("ledger")
+def ledger(
+    txs: Annotated[int, typer.Option(help="Signed transfers to validate and apply.")] = 20_000,
+    block_size: Annotated[int, typer.Option(help="Transactions per block.")] = 1_000,
+    seal_iterations: Annotated[int, typer.Option(help="Records to encrypt+wrap.")] = 2_000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Transaction validate+apply rate on one core, sealed-block rate, record encryption time."""
+    tasks: dict[str, TaskID] = {}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=as_json,
+    ) as bar:
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done)
+
+        result = run_ledger_bench(txs, block_size, seal_iterations, progress)
+    if as_json:
+        print(json.dumps(dataclasses.asdict(result), indent=2))
+        return
+    table = Table("measure", "result", "target", title=f"ledger benchmark — {_machine()}")
+    table.add_row(
+        "validate+apply (decode, Ed25519 verify, nonce, fee, transfer)",
+        f"{result.validate_apply_tx_per_s:,.0f} tx/s ({result.validate_apply_us_per_tx:.1f} µs/tx)",
+        "≥ 8,000 tx/s",
+    )
+    table.add_row(
+        f"sealed blocks of {result.block_size} (+ state root, signature, SQLite fsync)",
+        f"{result.sealed_tx_per_s:,.0f} tx/s",
+        "—",
+    )
+    table.add_row(
+        f"encrypt+wrap {result.record_bytes} B FHIR record for {result.readers} readers",
+        f"mean {result.seal_record_ms_mean:.3f} ms, p50 {result.seal_record_ms_p50:.3f}, "
+        f"p99 {result.seal_record_ms_p99:.3f}",
+        "≤ 1 ms",
+    )
+    console.print(table)
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"

@@ -1,0 +1,426 @@
+"""The user-facing commands: keys, registry, records, research, tokens and staking."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from medchain.app import AuditEntry
+from medchain.cli._common import (
+    DEFAULT_DATA,
+    DataOption,
+    KeyOption,
+    address_arg,
+    console,
+    create_chain,
+    load_key_file,
+    ok,
+    open_chain,
+    record_id_arg,
+    reports_errors,
+    role_arg,
+    show_address,
+)
+from medchain.client import MedchainClient
+from medchain.crypto import AccountKeys, format_address, save_keys
+from medchain.types import MedchainError
+
+keys_app = typer.Typer(help="Create and inspect account key files.", no_args_is_help=True)
+record_app = typer.Typer(help="Encrypted medical records (FHIR R4).", no_args_is_help=True)
+research_app = typer.Typer(help="De-identified records for research.", no_args_is_help=True)
+staking_app = typer.Typer(help="Stake tokens and vote for validators.", no_args_is_help=True)
+
+
+# -- chain ------------------------------------------------------------------------------
+
+
+@reports_errors
+def init(
+    data: DataOption = DEFAULT_DATA,
+    chain_id: Annotated[str, typer.Option(help="Chain id for the new chain.")] = "medchain-local",
+) -> None:
+    """Create a new single-validator local chain in DATA."""
+    chain = create_chain(data, chain_id)
+    ok(f"chain {chain.chain_id!r} created in {data}")
+    console.print(f"validator address: {show_address(chain.validator.address)}")
+    chain.close()
+
+
+@reports_errors
+def status(data: DataOption = DEFAULT_DATA) -> None:
+    """Height, latest block and state root of the local chain."""
+    with open_chain(data, create=False) as chain:
+        block = chain.latest_block()
+        console.print(f"chain:      {chain.chain_id}")
+        console.print(f"height:     {block.height}")
+        console.print(f"block hash: {block.certificate.block_hash.hex()}")
+        console.print(f"state root: {block.header.state_root.hex()}")
+
+
+@reports_errors
+def account(address: str, data: DataOption = DEFAULT_DATA) -> None:
+    """Balance, nonce, identity and stake of an address."""
+    raw = address_arg(address)
+    with open_chain(data, create=False) as chain:
+        acct = chain.account(raw)
+        identity = chain.identity(raw)
+        stake = chain.stake(raw)
+        console.print(f"address: {address}")
+        console.print(f"balance: {acct.balance}   nonce: {acct.nonce}")
+        if identity is None:
+            console.print("identity: not registered")
+        else:
+            name = identity.name or "(sealed profile)"
+            console.print(f"identity: {identity.role.value} — {name}")
+        console.print(f"stake: bonded {stake.bonded}, voting {stake.voted}")
+
+
+# -- keys ---------------------------------------------------------------------------------
+
+
+@keys_app.command("new")
+@reports_errors
+def keys_new(
+    out: Annotated[Path, typer.Option("--out", help="Where to write the new key file.")],
+    encrypt: Annotated[
+        bool, typer.Option(help="Protect the key file with a passphrase (asked twice).")
+    ] = False,
+) -> None:
+    """Create an account key file and print its address (never the private key)."""
+    passphrase = None
+    if encrypt:
+        passphrase = typer.prompt("Passphrase", hide_input=True, confirmation_prompt=True)
+    keys = AccountKeys.generate()
+    save_keys(out, keys, passphrase=passphrase)
+    console.print(keys.address_text)
+
+
+@keys_app.command("show")
+@reports_errors
+def keys_show(key: KeyOption) -> None:
+    """Print the address and public keys of a key file."""
+    keys = load_key_file(key)
+    console.print(f"address:        {keys.address_text}")
+    console.print(f"signing key:    {keys.public_key.hex()}")
+    console.print(f"encryption key: {keys.encryption_public_key.hex()}")
+
+
+# -- registry -----------------------------------------------------------------------------
+
+
+@reports_errors
+def register(
+    key: KeyOption,
+    role: Annotated[str, typer.Option(help="patient, doctor, institution, device or validator")],
+    name: Annotated[str, typer.Option(help="Display name (sealed to you if you are a patient).")],
+    data: DataOption = DEFAULT_DATA,
+) -> None:
+    """Register your account with a role."""
+    keys = load_key_file(key)
+    parsed = role_arg(role)
+    with open_chain(data) as chain:
+        MedchainClient(keys, chain).register(parsed, name)
+    ok(f"{keys.address_text} registered as {parsed.value}")
+
+
+@reports_errors
+def transfer(
+    key: KeyOption,
+    to: Annotated[str, typer.Option(help="Recipient address.")],
+    amount: Annotated[int, typer.Option(help="Tokens to send.")],
+    data: DataOption = DEFAULT_DATA,
+) -> None:
+    """Send tokens."""
+    keys = load_key_file(key)
+    with open_chain(data) as chain:
+        MedchainClient(keys, chain).transfer(address_arg(to), amount)
+    ok(f"sent {amount} to {to}")
+
+
+# -- records -----------------------------------------------------------------------------
+
+
+@record_app.command("put")
+@reports_errors
+def record_put(
+    key: KeyOption,
+    patient: Annotated[str, typer.Option(help="Address of the patient who will own the record.")],
+    file: Annotated[Path, typer.Option("--file", help="FHIR R4 resource (JSON).")],
+    reader: Annotated[
+        list[str] | None, typer.Option("--reader", help="Also authorise this address (repeatable).")
+    ] = None,
+    data: DataOption = DEFAULT_DATA,
+) -> None:
+    """Encrypt a FHIR resource for the patient and readers and put it on chain; prints its id."""
+    keys = load_key_file(key)
+    resource = _read_file(file)
+    readers = [address_arg(r) for r in reader or []]
+    with open_chain(data) as chain:
+        record_id = MedchainClient(keys, chain).put_record(address_arg(patient), resource, readers)
+    console.print(record_id.hex())
+
+
+@record_app.command("get")
+@reports_errors
+def record_get(
+    key: KeyOption,
+    record_id: str,
+    version: Annotated[int | None, typer.Option(help="Version number (default latest).")] = None,
+    data: DataOption = DEFAULT_DATA,
+) -> None:
+    """Decrypt and print a record you are authorised to read."""
+    keys = load_key_file(key)
+    with open_chain(data, create=False) as chain:
+        resource = MedchainClient(keys, chain).read_record(record_id_arg(record_id), version)
+    console.print_json(json.dumps(resource))
+
+
+@record_app.command("update")
+@reports_errors
+def record_update(
+    key: KeyOption,
+    record_id: str,
+    file: Annotated[Path, typer.Option("--file", help="The new FHIR R4 resource (JSON).")],
+    data: DataOption = DEFAULT_DATA,
+) -> None:
+    """Add a new version, encrypted under a fresh key for the owner and current readers."""
+    keys = load_key_file(key)
+    with open_chain(data, create=False) as chain:
+        number = MedchainClient(keys, chain).add_version(record_id_arg(record_id), _read_file(file))
+    ok(f"version {number} of {record_id} recorded")
+
+
+@record_app.command("grant")
+@reports_errors
+def record_grant(
+    key: KeyOption,
+    record_id: str,
+    reader: Annotated[str, typer.Option(help="Address to authorise.")],
+    data: DataOption = DEFAULT_DATA,
+) -> None:
+    """Owner: authorise a reader (warrant)."""
+    keys = load_key_file(key)
+    with open_chain(data, create=False) as chain:
+        MedchainClient(keys, chain).grant(record_id_arg(record_id), address_arg(reader))
+    ok(f"{reader} may now read {record_id}")
+
+
+@record_app.command("revoke")
+@reports_errors
+def record_revoke(
+    key: KeyOption,
+    record_id: str,
+    reader: Annotated[str, typer.Option(help="Address to revoke.")],
+    data: DataOption = DEFAULT_DATA,
+) -> None:
+    """Owner: revoke a reader (unwarrant); later versions are re-keyed without them."""
+    keys = load_key_file(key)
+    with open_chain(data, create=False) as chain:
+        MedchainClient(keys, chain).revoke(record_id_arg(record_id), address_arg(reader))
+    ok(f"{reader} revoked from {record_id}")
+
+
+@record_app.command("show")
+@reports_errors
+def record_show(record_id: str, data: DataOption = DEFAULT_DATA) -> None:
+    """Public metadata of a record: owner, author, type, readers, versions."""
+    raw = record_id_arg(record_id)
+    with open_chain(data, create=False) as chain:
+        record = chain.record(raw)
+        if record is None:
+            raise MedchainError(f"no record {record_id} on this chain; check the id")
+        console.print(f"record:   {record_id}  ({record.resource_type})")
+        console.print(f"owner:    {show_address(record.owner)}")
+        console.print(f"author:   {show_address(record.author)}")
+        console.print(f"readers:  {', '.join(show_address(r) for r in record.readers) or '-'}")
+        for number in range(1, record.version_count + 1):
+            version = chain.record_version(raw, number)
+            assert version is not None
+            console.print(f"version {number}: {version.cid} (height {version.height})")
+
+
+@record_app.command("list")
+@reports_errors
+def record_list(
+    patient: Annotated[str, typer.Option(help="Patient address.")],
+    data: DataOption = DEFAULT_DATA,
+) -> None:
+    """The patient's records, oldest first (the RC's append-only list)."""
+    with open_chain(data, create=False) as chain:
+        for record_id in chain.patient_records(address_arg(patient)):
+            record = chain.record(record_id)
+            assert record is not None
+            console.print(f"{record_id.hex()}  {record.resource_type}  v{record.version_count}")
+
+
+@record_app.command("audit")
+@reports_errors
+def record_audit(record_id: str, data: DataOption = DEFAULT_DATA) -> None:
+    """The record's audit trail: creation, grants, revokes, versions, research access."""
+    raw = record_id_arg(record_id)
+    with open_chain(data, create=False) as chain:
+        if chain.record(raw) is None:
+            raise MedchainError(f"no record {record_id} on this chain; check the id")
+        console.print(audit_table(chain.audit(raw)))
+
+
+def audit_table(entries: list[AuditEntry], names: dict[bytes, str] | None = None) -> Table:
+    """The trail as a table; `names` shows known addresses by name."""
+    known = names or {}
+
+    def who(address: bytes) -> str:
+        return known.get(address) or format_address(address) if address else ""
+
+    table = Table("#", "height", "action", "by", "concerning", "version", title="audit trail")
+    for entry in entries:
+        table.add_row(
+            str(entry.seq),
+            str(entry.height),
+            entry.action.value,
+            who(entry.actor),
+            who(entry.subject),
+            str(entry.version),
+        )
+    return table
+
+
+# -- research ----------------------------------------------------------------------------
+
+
+@research_app.command("grant")
+@reports_errors
+def research_grant(
+    key: KeyOption,
+    record_id: str,
+    institution: Annotated[str, typer.Option(help="Research institution's address.")],
+    data: DataOption = DEFAULT_DATA,
+) -> None:
+    """Owner: give an institution a de-identified copy of a record."""
+    keys = load_key_file(key)
+    with open_chain(data, create=False) as chain:
+        MedchainClient(keys, chain).research_grant(
+            record_id_arg(record_id), address_arg(institution)
+        )
+    ok(f"de-identified copy of {record_id} shared with {institution}")
+
+
+@research_app.command("revoke")
+@reports_errors
+def research_revoke(
+    key: KeyOption,
+    record_id: str,
+    institution: Annotated[str, typer.Option(help="Research institution's address.")],
+    data: DataOption = DEFAULT_DATA,
+) -> None:
+    """Owner: take a record off an institution's research access list."""
+    keys = load_key_file(key)
+    with open_chain(data, create=False) as chain:
+        MedchainClient(keys, chain).revoke(record_id_arg(record_id), address_arg(institution))
+    ok(f"{record_id} withdrawn from {institution}")
+
+
+@research_app.command("data")
+@reports_errors
+def research_data(key: KeyOption, data: DataOption = DEFAULT_DATA) -> None:
+    """Institution: print the de-identified records it may read."""
+    keys = load_key_file(key)
+    with open_chain(data, create=False) as chain:
+        items = MedchainClient(keys, chain).research_data()
+    console.print_json(
+        json.dumps([{"record": i.entry.record_id.hex(), "resource": i.resource} for i in items])
+    )
+
+
+# -- staking -----------------------------------------------------------------------------
+
+
+@staking_app.command("stake")
+@reports_errors
+def staking_stake(key: KeyOption, amount: int, data: DataOption = DEFAULT_DATA) -> None:
+    """Bond tokens."""
+    with open_chain(data) as chain:
+        MedchainClient(load_key_file(key), chain).stake(amount)
+    ok(f"bonded {amount}")
+
+
+@staking_app.command("unstake")
+@reports_errors
+def staking_unstake(key: KeyOption, amount: int, data: DataOption = DEFAULT_DATA) -> None:
+    """Start unbonding tokens (spendable after the unbonding delay)."""
+    with open_chain(data) as chain:
+        MedchainClient(load_key_file(key), chain).unstake(amount)
+    ok(f"unbonding {amount}")
+
+
+@staking_app.command("withdraw")
+@reports_errors
+def staking_withdraw(key: KeyOption, data: DataOption = DEFAULT_DATA) -> None:
+    """Return unbonded tokens to the balance."""
+    with open_chain(data) as chain:
+        MedchainClient(load_key_file(key), chain).withdraw()
+    ok("withdrawn")
+
+
+@staking_app.command("candidate")
+@reports_errors
+def staking_candidate(key: KeyOption, data: DataOption = DEFAULT_DATA) -> None:
+    """Declare your (validator) account a candidate for election."""
+    with open_chain(data) as chain:
+        MedchainClient(load_key_file(key), chain).declare_candidate()
+    ok("declared candidate")
+
+
+@staking_app.command("vote")
+@reports_errors
+def staking_vote(
+    key: KeyOption,
+    candidate: Annotated[str, typer.Option(help="Candidate address.")],
+    amount: Annotated[int, typer.Option(help="Bonded tokens to vote with.")],
+    data: DataOption = DEFAULT_DATA,
+) -> None:
+    """Vote for a candidate with bonded stake."""
+    with open_chain(data) as chain:
+        MedchainClient(load_key_file(key), chain).vote(address_arg(candidate), amount)
+    ok(f"voted {amount} for {candidate}")
+
+
+@staking_app.command("unvote")
+@reports_errors
+def staking_unvote(
+    key: KeyOption,
+    candidate: Annotated[str, typer.Option(help="Candidate address.")],
+    amount: Annotated[int, typer.Option(help="Tokens to withdraw from the vote.")],
+    data: DataOption = DEFAULT_DATA,
+) -> None:
+    """Withdraw votes from a candidate."""
+    with open_chain(data) as chain:
+        MedchainClient(load_key_file(key), chain).unvote(address_arg(candidate), amount)
+    ok(f"withdrew {amount} from {candidate}")
+
+
+@staking_app.command("candidates")
+@reports_errors
+def staking_candidates(data: DataOption = DEFAULT_DATA) -> None:
+    """Candidates in election order."""
+    with open_chain(data, create=False) as chain:
+        table = Table("rank", "candidate", "name", "votes")
+        for rank, cand in enumerate(chain.candidates(), start=1):
+            identity = chain.identity(cand.address)
+            table.add_row(
+                str(rank),
+                show_address(cand.address),
+                identity.name if identity else "",
+                str(cand.votes),
+            )
+        console.print(table)
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise MedchainError(f"cannot read {path}: {exc.strerror}") from exc

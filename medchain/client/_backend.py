@@ -1,0 +1,50 @@
+"""What the SDK needs from a chain. The in-process LocalChain provides it today;
+a client of a node's HTTP API provides the same methods."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from medchain.app import (
+    Account,
+    AuditEntry,
+    Candidate,
+    Identity,
+    Record,
+    RecordVersion,
+    ResearchEntry,
+    StakeAccount,
+)
+from medchain.offchain import BlobStore
+from medchain.types import ChainParams, Receipt, Tx
+
+
+class ChainBackend(Protocol):
+    @property
+    def chain_id(self) -> str: ...
+
+    @property
+    def params(self) -> ChainParams: ...
+
+    @property
+    def blobs(self) -> BlobStore: ...
+
+    def submit(self, tx: Tx) -> Receipt: ...
+
+    def account(self, address: bytes) -> Account: ...
+
+    def identity(self, address: bytes) -> Identity | None: ...
+
+    def record(self, record_id: bytes) -> Record | None: ...
+
+    def record_version(self, record_id: bytes, number: int) -> RecordVersion | None: ...
+
+    def audit(self, record_id: bytes) -> list[AuditEntry]: ...
+
+    def patient_records(self, patient: bytes) -> list[bytes]: ...
+
+    def research_data(self, institution: bytes) -> list[ResearchEntry]: ...
+
+    def stake(self, address: bytes) -> StakeAccount: ...
+
+    def candidates(self) -> list[Candidate]: ...

@@ -1,0 +1,341 @@
+"""The SDK a patient, doctor or institution uses: build and sign transactions,
+encrypt FHIR resources for their readers, and open what they are allowed to read.
+Everything sensitive is encrypted here, on the user's side, before it leaves."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from medchain.app import (
+    AddVersionArgs,
+    AmountArgs,
+    AuditEntry,
+    CreateRecordArgs,
+    Identity,
+    NoArgs,
+    Record,
+    RecordVersion,
+    RegisterArgs,
+    ResearchEntry,
+    ResearchGrantArgs,
+    Role,
+    TransferArgs,
+    UnwarrantArgs,
+    VersionWrap,
+    VoteArgs,
+    WarrantArgs,
+    new_record_id,
+)
+from medchain.client._backend import ChainBackend
+from medchain.client._deidentify import deidentify
+from medchain.client._envelope import (
+    open_sealed,
+    profile_context,
+    research_context,
+    rewrap,
+    seal,
+    version_context,
+)
+from medchain.client._fhir import canonical_json, validate_resource
+from medchain.crypto import AccountKeys, format_address, sha256
+from medchain.types import MedchainError, Receipt, Tx, encode
+
+
+class NotAReader(MedchainError):
+    """The caller holds no wrapped key for what it tried to open."""
+
+    code = "not_authorised"
+
+
+class UnknownParty(MedchainError):
+    code = "not_registered"
+
+
+class BlobUnavailable(MedchainError):
+    code = "blob_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class ResearchItem:
+    entry: ResearchEntry
+    resource: dict[str, Any]
+
+
+class MedchainClient:
+    """One account acting on one chain."""
+
+    def __init__(self, keys: AccountKeys, chain: ChainBackend) -> None:
+        self.keys = keys
+        self.chain = chain
+
+    @property
+    def address(self) -> bytes:
+        return self.keys.address
+
+    # -- transactions ---------------------------------------------------------------
+
+    def build(
+        self, method: str, args: object, fee: int | None = None, nonce: int | None = None
+    ) -> Tx:
+        """A signed transaction, by default carrying the account's next nonce."""
+        tx = Tx(
+            chain_id=self.chain.chain_id,
+            nonce=self.chain.account(self.address).nonce if nonce is None else nonce,
+            sender=self.keys.public_key,
+            fee=self.chain.params.min_fee if fee is None else fee,
+            method=method,
+            args=encode(args),
+        )
+        return dataclasses.replace(tx, signature=self.keys.sign(tx.signing_bytes()))
+
+    def send(self, method: str, args: object, fee: int | None = None) -> Receipt:
+        return self.chain.submit(self.build(method, args, fee))
+
+    # -- registry -------------------------------------------------------------------
+
+    def register(self, role: Role, name: str, details: Mapping[str, Any] | None = None) -> Receipt:
+        """Register this account. A patient's name and details are sealed to the patient."""
+        if role is Role.PATIENT:
+            profile = self._seal_profile({"name": name, **(details or {})})
+            return self.send(
+                "registry.register",
+                RegisterArgs(role, "", self.keys.encryption_public_key, profile),
+            )
+        public_profile = (
+            json.dumps(dict(details or {}), sort_keys=True).encode() if details else b""
+        )
+        enc_key = b"" if role is Role.VALIDATOR else self.keys.encryption_public_key
+        return self.send("registry.register", RegisterArgs(role, name, enc_key, public_profile))
+
+    def _seal_profile(self, profile: Mapping[str, Any]) -> bytes:
+        context = profile_context(self.address)
+        sealed = seal(
+            json.dumps(profile, sort_keys=True).encode(),
+            context,
+            {self.address: self.keys.encryption_public_key},
+        )
+        return encode(_SealedProfile(sealed.wraps[0].wrapped_key, sealed.ciphertext))
+
+    def my_profile(self) -> dict[str, Any]:
+        identity = self._identity(self.address)
+        if identity.role is not Role.PATIENT:
+            return dict(json.loads(identity.profile)) if identity.profile else {}
+        from medchain.types import decode
+
+        sealed = decode(_SealedProfile, identity.profile)
+        plain = open_sealed(
+            self.keys, sealed.wrapped_key, sealed.ciphertext, profile_context(self.address)
+        )
+        return dict(json.loads(plain))
+
+    def _identity(self, address: bytes) -> Identity:
+        identity = self.chain.identity(address)
+        if identity is None:
+            raise UnknownParty(
+                f"{format_address(address)} is not registered on chain {self.chain.chain_id}"
+            )
+        return identity
+
+    def _reader_keys(self, addresses: Iterable[bytes]) -> dict[bytes, bytes]:
+        found = {}
+        for address in addresses:
+            identity = self._identity(address)
+            if not identity.encryption_key:
+                raise UnknownParty(
+                    f"{format_address(address)} ({identity.role.value}) has no encryption key "
+                    "and cannot be given access to records"
+                )
+            found[address] = identity.encryption_key
+        return found
+
+    # -- records --------------------------------------------------------------------
+
+    def put_record(
+        self,
+        patient: bytes,
+        resource: Mapping[str, Any] | str | bytes,
+        readers: Iterable[bytes] = (),
+    ) -> bytes:
+        """Validate, encrypt and register a FHIR resource for `patient`; returns the record id.
+
+        The uploader is a reader of what it wrote (unless it is the patient), so it can
+        read it back; the patient can revoke that like any other grant."""
+        validated = validate_resource(resource)
+        reader_set = {patient, *readers}
+        if self.address != patient:
+            reader_set.add(self.address)
+        nonce = self.chain.account(self.address).nonce
+        record_id = new_record_id(self.address, nonce)
+        sealed = seal(
+            canonical_json(validated), version_context(record_id, 1), self._reader_keys(reader_set)
+        )
+        cid = self.chain.blobs.put(sealed.ciphertext)
+        args = CreateRecordArgs(
+            patient, str(validated["resourceType"]), cid, sealed.ciphertext_hash, sealed.wraps
+        )
+        self.send("records.create", args)
+        return record_id
+
+    def record(self, record_id: bytes) -> Record:
+        record = self.chain.record(record_id)
+        if record is None:
+            raise _unknown_record(record_id)
+        return record
+
+    def read_record(self, record_id: bytes, version: int | None = None) -> dict[str, Any]:
+        """Decrypt a version (the latest by default) that this account may read."""
+        record = self.record(record_id)
+        number = record.version_count if version is None else version
+        stored = self.chain.record_version(record_id, number)
+        if stored is None:
+            raise MedchainError(f"record {record_id.hex()} has no version {number}")
+        wrapped = self._my_wrap(stored)
+        plaintext = open_sealed(
+            self.keys,
+            wrapped,
+            self._fetch(stored.cid, stored.ciphertext_hash),
+            version_context(record_id, number),
+        )
+        return dict(json.loads(plaintext))
+
+    def _my_wrap(self, version: RecordVersion) -> bytes:
+        for wrap in version.wraps:
+            if wrap.reader == self.address:
+                return wrap.wrapped_key
+        raise NotAReader(
+            f"{format_address(self.address)} is not an authorised reader of version "
+            f"{version.number} of record {version.record_id.hex()}; ask the patient to grant access"
+        )
+
+    def _fetch(self, cid: str, expected_hash: bytes) -> bytes:
+        if not self.chain.blobs.has(cid):
+            raise BlobUnavailable(
+                f"the ciphertext {cid} is not in this node's blob store; fetch it from the "
+                "uploading node"
+            )
+        data = self.chain.blobs.get(cid)
+        if sha256(data) != expected_hash:
+            raise BlobUnavailable(f"the ciphertext {cid} does not match the hash on chain")
+        return data
+
+    def grant(self, record_id: bytes, reader: bytes) -> Receipt:
+        """Owner: let `reader` open every version the owner can open."""
+        record = self.record(record_id)
+        reader_key = self._reader_keys([reader])[reader]
+        wraps = []
+        for number in range(1, record.version_count + 1):
+            stored = self.chain.record_version(record_id, number)
+            assert stored is not None
+            context = version_context(record_id, number)
+            wraps.append(
+                VersionWrap(
+                    number, rewrap(self.keys, self._my_wrap(stored), context, reader, reader_key)
+                )
+            )
+        return self.send("records.warrant", WarrantArgs(record_id, reader, tuple(wraps)))
+
+    def revoke(self, record_id: bytes, reader: bytes) -> Receipt:
+        return self.send("records.unwarrant", UnwarrantArgs(record_id, reader))
+
+    def add_version(self, record_id: bytes, resource: Mapping[str, Any] | str | bytes) -> int:
+        """Encrypt a new version under a fresh key for the owner and current readers only."""
+        validated = validate_resource(resource)
+        record = self.record(record_id)
+        number = record.version_count + 1
+        sealed = seal(
+            canonical_json(validated),
+            version_context(record_id, number),
+            self._reader_keys([record.owner, *record.readers]),
+        )
+        cid = self.chain.blobs.put(sealed.ciphertext)
+        self.send(
+            "records.add_version",
+            AddVersionArgs(record_id, cid, sealed.ciphertext_hash, sealed.wraps),
+        )
+        return number
+
+    def audit(self, record_id: bytes) -> list[AuditEntry]:
+        self.record(record_id)
+        return self.chain.audit(record_id)
+
+    def my_records(self) -> list[bytes]:
+        return self.chain.patient_records(self.address)
+
+    # -- research -------------------------------------------------------------------
+
+    def research_grant(self, record_id: bytes, institution: bytes) -> Receipt:
+        """Owner: give an institution a de-identified copy of the latest version."""
+        resource = self.read_record(record_id)
+        pseudonym_key = hmac.new(
+            self.keys.encryption_secret,
+            b"medchain/research-pseudonym" + institution,
+            hashlib.sha256,
+        ).digest()
+        copy = deidentify(resource, pseudonym_key)
+        sealed = seal(
+            canonical_json(copy),
+            research_context(record_id, institution),
+            self._reader_keys([self.address, institution]),
+        )
+        cid = self.chain.blobs.put(sealed.ciphertext)
+        return self.send(
+            "research.grant",
+            ResearchGrantArgs(record_id, institution, cid, sealed.ciphertext_hash, sealed.wraps),
+        )
+
+    def research_data(self) -> list[ResearchItem]:
+        """Institution: every de-identified record it may read, decrypted."""
+        items = []
+        for entry in self.chain.research_data(self.address):
+            wrapped = next((w.wrapped_key for w in entry.wraps if w.reader == self.address), None)
+            if wrapped is None:
+                continue
+            plain = open_sealed(
+                self.keys,
+                wrapped,
+                self._fetch(entry.cid, entry.ciphertext_hash),
+                research_context(entry.record_id, self.address),
+            )
+            items.append(ResearchItem(entry, dict(json.loads(plain))))
+        return items
+
+    # -- tokens and staking ---------------------------------------------------------
+
+    def transfer(self, to: bytes, amount: int, memo: str = "") -> Receipt:
+        return self.send("accounts.transfer", TransferArgs(to, amount, memo))
+
+    def stake(self, amount: int) -> Receipt:
+        return self.send("staking.stake", AmountArgs(amount))
+
+    def unstake(self, amount: int) -> Receipt:
+        return self.send("staking.unstake", AmountArgs(amount))
+
+    def withdraw(self) -> Receipt:
+        return self.send("staking.withdraw", NoArgs())
+
+    def declare_candidate(self) -> Receipt:
+        return self.send("staking.declare_candidate", NoArgs())
+
+    def vote(self, candidate: bytes, amount: int) -> Receipt:
+        return self.send("staking.vote", VoteArgs(candidate, amount))
+
+    def unvote(self, candidate: bytes, amount: int) -> Receipt:
+        return self.send("staking.unvote", VoteArgs(candidate, amount))
+
+
+@dataclass(frozen=True, slots=True)
+class _SealedProfile:
+    wrapped_key: bytes
+    ciphertext: bytes
+
+
+def _unknown_record(record_id: bytes) -> MedchainError:
+    from medchain.app import UnknownRecord
+
+    return UnknownRecord(f"no record {record_id.hex()} on this chain; check the id")
