@@ -5,6 +5,7 @@ from medchain.app._access_lists import AccessList, ResearchEntry
 from medchain.app._accounts import Account, TransferArgs, get_account
 from medchain.app._apply import (
     METHODS,
+    apply_checked_tx,
     apply_tx,
     check_tx_stateful,
     check_tx_static,
@@ -133,6 +134,7 @@ __all__ = [
     "WarrantArgs",
     "WrongChain",
     "WrongRole",
+    "apply_checked_tx",
     "apply_tx",
     "audit_trail",
     "check_tx_stateful",
