@@ -54,7 +54,9 @@ def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except MedchainError as exc:
-            err_console.print(f"[bold red]error[/] ({exc.code}): {exc.message}", highlight=False)
+            err_console.print(
+                f"[bold red]error[/] ({exc.code}): {exc.message}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(1) from None
 
     return wrapper

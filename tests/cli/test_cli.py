@@ -1,0 +1,166 @@
+"""The command line, driven as a user would: keys, registry, records, research."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from medchain.cli import app
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+runner = CliRunner()
+
+
+class Cli:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.data = tmp / "chain"
+
+    def __call__(self, *args: str, ok: bool = True) -> str:
+        result = runner.invoke(
+            app, [*args, "--data", str(self.data)] if _takes_data(args) else list(args)
+        )
+        output = result.output
+        if ok:
+            assert result.exit_code == 0, output
+        else:
+            assert result.exit_code == 1, output
+        return output
+
+    def key(self, name: str) -> tuple[Path, str]:
+        path = self.tmp / f"{name}.key"
+        address = self("keys", "new", "--out", str(path)).strip()
+        return path, address
+
+
+def _takes_data(args: tuple[str, ...]) -> bool:
+    return args[0] not in ("keys",)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path)
+
+
+def test_keys_new_prints_address_only(cli: Cli) -> None:
+    path, address = cli.key("alice")
+    assert address.startswith("mc1")
+    secret = json.loads(path.read_text())["secret"]["signing_seed"]
+    shown = cli("keys", "show", "--key", str(path))
+    assert address in shown and secret not in shown
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_records_story(cli: Cli) -> None:
+    alice, alice_addr = cli.key("alice")
+    bob, _ = cli.key("bob")
+    carol, carol_addr = cli.key("carol")
+    lab, lab_addr = cli.key("lab")
+    cli("register", "--key", str(alice), "--role", "patient", "--name", "Alice")
+    cli("register", "--key", str(bob), "--role", "doctor", "--name", "Dr. Bob")
+    cli("register", "--key", str(carol), "--role", "doctor", "--name", "Dr. Carol")
+    cli("register", "--key", str(lab), "--role", "institution", "--name", "Lab")
+
+    out = cli(
+        "record",
+        "put",
+        "--key",
+        str(bob),
+        "--patient",
+        alice_addr,
+        "--file",
+        str(EXAMPLES / "observation-heart-rate.json"),
+    )
+    record_id = out.strip().splitlines()[-1]
+    assert len(record_id) == 32
+
+    assert '"resourceType": "Observation"' in cli("record", "get", "--key", str(alice), record_id)
+    denied = cli("record", "get", "--key", str(carol), record_id, ok=False)
+    assert "not an authorised reader" in denied
+
+    cli("record", "grant", "--key", str(alice), record_id, "--reader", carol_addr)
+    assert "Observation" in cli("record", "get", "--key", str(carol), record_id)
+    refused = cli("record", "grant", "--key", str(bob), record_id, "--reader", lab_addr, ok=False)
+    assert "not_owner" in refused
+
+    cli("record", "revoke", "--key", str(alice), record_id, "--reader", carol_addr)
+    cli(
+        "record",
+        "update",
+        "--key",
+        str(bob),
+        record_id,
+        "--file",
+        str(EXAMPLES / "observation-heart-rate.json"),
+    )
+    assert "not an authorised reader" in cli(
+        "record", "get", "--key", str(carol), record_id, ok=False
+    )
+
+    cli("research", "grant", "--key", str(alice), record_id, "--institution", lab_addr)
+    research = json.loads(cli("research", "data", "--key", str(lab)))
+    assert research[0]["record"] == record_id
+    assert "display" not in json.dumps(research[0]["resource"]["subject"])
+
+    audit = cli("record", "audit", record_id)
+    for action in ("created", "granted", "revoked", "versioned", "research_granted"):
+        assert action in audit
+    assert record_id in cli("record", "list", "--patient", alice_addr)
+
+
+def test_bad_inputs_get_clear_errors(cli: Cli, tmp_path: Path) -> None:
+    alice, alice_addr = cli.key("alice")
+    cli("register", "--key", str(alice), "--role", "patient", "--name", "Alice")
+    broken = tmp_path / "broken.key"
+    broken.write_text("{not json")
+    assert "bad_key_file" in cli(
+        "register", "--key", str(broken), "--role", "doctor", "--name", "X", ok=False
+    )
+    missing = cli("record", "get", "--key", str(tmp_path / "nope.key"), "0" * 32, ok=False)
+    assert "medchain keys new" in missing
+    typo = alice_addr[:-1] + ("q" if alice_addr[-1] != "q" else "p")
+    assert "checksum" in cli(
+        "record",
+        "put",
+        "--key",
+        str(alice),
+        "--patient",
+        typo,
+        "--file",
+        str(EXAMPLES / "condition.json"),
+        ok=False,
+    )
+    bad_fhir = tmp_path / "bad.json"
+    bad_fhir.write_text(json.dumps({"resourceType": "Observation", "status": 7}))
+    assert "invalid_fhir" in cli(
+        "record",
+        "put",
+        "--key",
+        str(alice),
+        "--patient",
+        alice_addr,
+        "--file",
+        str(bad_fhir),
+        ok=False,
+    )
+    assert "unknown_record" in cli("record", "get", "--key", str(alice), "ab" * 16, ok=False)
+    assert "not a record id" in cli("record", "audit", "xyz", ok=False)
+    assert "unknown role" in cli(
+        "register", "--key", str(alice), "--role", "wizard", "--name", "X", ok=False
+    )
+
+
+def test_status_and_account(cli: Cli) -> None:
+    alice, alice_addr = cli.key("alice")
+    cli("register", "--key", str(alice), "--role", "patient", "--name", "Alice")
+    assert "height:     1" in cli("status")
+    assert "patient" in cli("account", alice_addr)
+
+
+def test_demo_runs(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo"])
+    assert result.exit_code == 0, result.output
+    assert "every check passed" in result.output
