@@ -27,7 +27,7 @@ from medchain.app._errors import (
 )
 from medchain.app._state import State
 from medchain.crypto import PUBLIC_KEY_SIZE, address_from_public_key, verify_signature
-from medchain.types import ChainParams, DecodeError, Receipt, Tx, decode, encode, tx_id
+from medchain.types import ChainParams, DecodeError, Receipt, Tx, decode, decode_tx_bytes, tx_id
 
 METHODS: Methods = {
     **_accounts.METHODS,
@@ -46,14 +46,14 @@ def decode_tx(raw: bytes, params: ChainParams) -> Tx:
             "Store large data off-chain and submit only its CID"
         )
     try:
-        return decode(Tx, raw)
+        return decode_tx_bytes(raw)
     except DecodeError as exc:
         raise MalformedTx(f"transaction bytes are malformed: {exc.message}") from exc
 
 
 def check_tx_static(tx: Tx, chain_id: str, params: ChainParams) -> Any:
     """Checks that need no state; returns the decoded call arguments."""
-    size = len(encode(tx))
+    size = len(tx.encoded)
     if size > params.max_tx_bytes:
         raise TxTooLarge(f"transaction is {size} bytes; the limit is {params.max_tx_bytes}")
     if tx.chain_id != chain_id:

@@ -16,7 +16,7 @@ from medchain.types._codec import decode, encode
 from medchain.types._errors import DecodeError, MedchainError
 from medchain.types._genesis import Allocation, ChainParams, Genesis, GenesisValidator
 from medchain.types._hashing import HASH_SIZE, sha256, tagged_hash
-from medchain.types._tx import TX_SIGNING_DOMAIN, Tx, tx_id
+from medchain.types._tx import TX_SIGNING_DOMAIN, Tx, decode_tx_bytes, tx_id
 
 __all__ = [
     "HASH_SIZE",
@@ -39,6 +39,7 @@ __all__ = [
     "block_hash",
     "commit_signing_bytes",
     "decode",
+    "decode_tx_bytes",
     "encode",
     "sha256",
     "tagged_hash",

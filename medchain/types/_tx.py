@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import cached_property
 
-from medchain.types._codec import encode
+from medchain.types._codec import decode, encode
 from medchain.types._hashing import tagged_hash
 
 TX_SIGNING_DOMAIN = b"medchain/tx-signature/v1\x00"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Tx:
     chain_id: str
     nonce: int
@@ -25,6 +26,11 @@ class Tx:
     """Canonical encoding of the method's argument dataclass."""
     signature: bytes = b""
 
+    @cached_property
+    def encoded(self) -> bytes:
+        """Canonical bytes, computed once: size checks, ids and storage all need them."""
+        return encode(self)
+
     def unsigned(self) -> Tx:
         return dataclasses.replace(self, signature=b"")
 
@@ -35,4 +41,12 @@ class Tx:
 
 def tx_id(tx: Tx) -> bytes:
     """The transaction's identity: the hash of its full signed encoding."""
-    return tagged_hash("medchain/tx", encode(tx))
+    return tagged_hash("medchain/tx", tx.encoded)
+
+
+def decode_tx_bytes(raw: bytes) -> Tx:
+    """Decode a transaction, remembering `raw` as its encoding (strict decoding makes
+    `raw` the one canonical encoding, so it need not be computed again)."""
+    tx = decode(Tx, raw)
+    tx.__dict__["encoded"] = bytes(raw)
+    return tx

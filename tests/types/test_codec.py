@@ -153,3 +153,27 @@ def test_known_answer_receipt() -> None:
         b"\xaa" * 32, False, "not_owner", "only the owner", (Event("e", (Attribute("k", "v"),)),)
     )
     assert encode(receipt).hex() == VECTORS["receipt"]["encoding"]
+
+
+rlp_items = st.recursive(
+    st.binary(max_size=70), lambda inner: st.lists(inner, max_size=5), max_leaves=30
+)
+
+
+@given(rlp_items)
+def test_rlp_writer_matches_the_reference_library(item: object) -> None:
+    import rlp
+
+    from medchain.types._codec import rlp_bytes
+
+    assert rlp_bytes(item) == rlp.encode(item)
+
+
+@given(txs)
+def test_decoded_tx_remembers_its_canonical_bytes(tx: Tx) -> None:
+    from medchain.types import decode_tx_bytes
+
+    raw = encode(tx)
+    decoded = decode_tx_bytes(raw)
+    assert decoded.encoded == raw == encode(decoded)
+    assert tx_id(decoded) == tx_id(tx)
