@@ -76,10 +76,14 @@ DROP_KEYS: Final = frozenset(
         "ifNoneExist",
     }
 )
-# Keys removed when they hold an object or array (HumanName, Identifier, Address, Narrative,
-# Patient/Bundle links). As strings they are labels, free text or URLs: scrubbed, pseudonymised
-# (`identifier`) or masked (`address`, an endpoint URL) instead, because some are required.
-DROP_COMPLEX_KEYS: Final = frozenset({"name", "identifier", "address", "link", "text"})
+# Keys removed when they hold an object or array (Identifier, Address, Narrative, Patient and
+# Bundle links); `name` only when it holds HumanNames. As strings they are labels, free text or
+# URLs: scrubbed, pseudonymised (`identifier`) or masked (`address`, an endpoint URL) instead,
+# because some of them are required.
+DROP_COMPLEX_KEYS: Final = frozenset({"identifier", "address", "link", "text"})
+HUMAN_NAME_KEYS: Final = frozenset(
+    {"id", "extension", "use", "text", "family", "given", "prefix", "suffix", "period"}
+)
 # `display` survives only beside a code (Coding and friends), where it names the concept.
 CODING_KEYS: Final = frozenset({"system", "code"})
 REFERENCE_KEYS: Final = frozenset({"reference", "fullUrl", "location"})
@@ -93,7 +97,7 @@ PERSON_TYPES: Final = frozenset(
     {"Patient", "Practitioner", "PractitionerRole", "RelatedPerson", "Person"}
 )
 # Attachments carry scans and photos that cannot be scrubbed: their payload and URL go.
-ATTACHMENT_PARENT_KEYS: Final = frozenset({"attachment", "presentedForm", "photo", "content"})
+ATTACHMENT_PARENT_KEYS: Final = frozenset({"attachment", "presentedForm", "content"})
 IDENTIFYING_EXTENSIONS: Final = frozenset(
     {
         "http://hl7.org/fhir/StructureDefinition/patient-mothersMaidenName",
@@ -184,8 +188,11 @@ _DATE_IN_TEXT = re.compile(
 _OTHER_PII_IN_TEXT = re.compile(
     r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # email addresses
     r"|(?<!\w)\d{3}-\d{2}-\d{4}(?!\w)"  # SSN-shaped numbers
-    r"|(?<![\w/.])\d{1,2}[/.]\d{1,2}[/.]\d{2,4}(?![\w/.])"  # 05/04/2023-style dates
+    r"|(?<![\w/.])\d{1,2}[/.]\d{1,2}[/.]\d{2,4}(?!\w|[/.]\w)"  # 05/04/2023-style dates
 )
+_PHONE_IN_TEXT = re.compile(r"(?<![\w.+/-])\+?\(?\d[\d ().-]{5,}\d(?!\w|[./-]\w)")
+_PHONE_MIN_DIGITS = 7
+_YEAR_RANGE = re.compile(r"\d{4} ?- ?\d{4}")
 _WORD = re.compile(r"[^\W\d_]{2,}")
 _RESTFUL = re.compile(
     r"^(?P<base>https?://[^\s?#]+?/)?(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})"
@@ -219,8 +226,7 @@ def deidentify(
     source = validate_resource(resource)
     year = reference_year if reference_year is not None else datetime.now(UTC).year
     walker = _Deidentifier(pseudonym_key, year, _Scrubber.collect(source))
-    result = walker.resource(source, contained=False)
-    return result
+    return walker.resource(source, contained=False)
 
 
 # -- free-text scrubbing --------------------------------------------------------------------
@@ -245,8 +251,9 @@ class _Scrubber:
     def __call__(self, text: str) -> str:
         if self.pattern is not None:
             text = self.pattern.sub(REDACTED, text)
-        text = _OTHER_PII_IN_TEXT.sub(REDACTED, text)
-        return _DATE_IN_TEXT.sub(lambda m: m.group(1), text)
+        text = _DATE_IN_TEXT.sub(lambda m: m.group(1), text)  # before phone numbers: both
+        text = _OTHER_PII_IN_TEXT.sub(REDACTED, text)  # are runs of digits and dashes
+        return _PHONE_IN_TEXT.sub(_redact_phone, text)
 
 
 @dataclass
@@ -268,7 +275,7 @@ class _Found:
     def _object(self, obj: Mapping[str, Any]) -> None:
         coding = not CODING_KEYS.isdisjoint(obj)
         for key, value in obj.items():
-            if key in ("name", "valueHumanName") and not isinstance(value, str):
+            if key in ("name", "valueHumanName") and _is_human_name(value):
                 for name in _as_list(value):
                     if isinstance(name, Mapping):
                         parts = [name.get("family"), name.get("text"), *_as_list(name.get("given"))]
@@ -348,6 +355,7 @@ class _Deidentifier:
             if (
                 base in DROP_KEYS
                 or (base in DROP_COMPLEX_KEYS and isinstance(primary, dict | list))
+                or (base == "name" and _is_human_name(primary))
                 or (base == "display" and not coding)
                 or (attachment and base in ATTACHMENT_DROP_KEYS)
                 # Base64 payloads (Signature.data) cannot be scrubbed; SampledData keeps its data.
@@ -407,7 +415,7 @@ class _Deidentifier:
         if date:
             year = int(date.group(1))
             if key == "birthDate":
-                year = min(year, self._age_cap_year(parent))
+                year = max(year, self._age_cap_year(parent))
             if date.group(4) and self._is_instant(key, path):
                 return f"{year:04d}-01-01T00:00:00Z"
             return f"{year:04d}"
@@ -445,7 +453,8 @@ class _Deidentifier:
         return out
 
     def _age_cap_year(self, person: Mapping[str, Any]) -> int:
-        """Birth years up to this one reveal an age of 90 or more (at death, if recorded)."""
+        """Birth years before this one would reveal an age of 90 or more (at death, if
+        recorded), so they are raised to it: "born in or before" this year."""
         year = self.reference_year
         deceased = _DATE.match(str(person.get("deceasedDateTime", "")))
         if deceased:
@@ -489,12 +498,28 @@ def _years(quantity: Mapping[str, Any], *, assume_years: bool) -> float | None:
     return None if per_year is None else value / per_year
 
 
+def _redact_phone(match: re.Match[str]) -> str:
+    text = match.group(0)
+    if _YEAR_RANGE.fullmatch(text):
+        return text
+    return REDACTED if sum(c.isdigit() for c in text) >= _PHONE_MIN_DIGITS else text
+
+
 def _target_type(reference: Mapping[str, Any]) -> str | None:
     restful = _RESTFUL.match(str(reference.get("reference", "")))
     if restful:
         return restful["type"]
     kind = reference.get("type")
     return kind.rsplit("/", 1)[-1] if isinstance(kind, str) else None
+
+
+def _is_human_name(value: Any) -> bool:
+    """A HumanName or a list of them (not, say, MedicinalProductDefinition.name, required)."""
+    names = _as_list(value)
+    return bool(names) and all(
+        isinstance(n, Mapping) and {k.removeprefix("_") for k in n} <= HUMAN_NAME_KEYS
+        for n in names
+    )
 
 
 def _as_list(value: Any) -> list[Any]:
