@@ -10,6 +10,7 @@ import hmac
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from medchain.app import (
@@ -277,7 +278,8 @@ class MedchainClient:
             b"medchain/research-pseudonym" + institution,
             hashlib.sha256,
         ).digest()
-        copy = deidentify(resource, pseudonym_key)
+        # the client's clock only decides which birth years reveal an age of 90+
+        copy = deidentify(resource, pseudonym_key, reference_year=datetime.now(UTC).year)
         sealed = seal(
             canonical_json(copy),
             research_context(record_id, institution),
