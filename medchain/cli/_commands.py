@@ -15,6 +15,7 @@ from medchain.cli._common import (
     DataOption,
     KeyOption,
     address_arg,
+    client_for,
     console,
     create_chain,
     load_key_file,
@@ -25,7 +26,6 @@ from medchain.cli._common import (
     role_arg,
     show_address,
 )
-from medchain.client import MedchainClient
 from medchain.crypto import AccountKeys, format_address, save_keys
 from medchain.types import MedchainError
 
@@ -120,11 +120,10 @@ def register(
     data: DataOption = DEFAULT_DATA,
 ) -> None:
     """Register your account with a role."""
-    keys = load_key_file(key)
     parsed = role_arg(role)
-    with open_chain(data) as chain:
-        MedchainClient(keys, chain).register(parsed, name)
-    ok(f"{keys.address_text} registered as {parsed.value}")
+    with client_for(key, data, create=True) as client:
+        client.register(parsed, name)
+    ok(f"{client.keys.address_text} registered as {parsed.value}")
 
 
 @reports_errors
@@ -135,9 +134,8 @@ def transfer(
     data: DataOption = DEFAULT_DATA,
 ) -> None:
     """Send tokens."""
-    keys = load_key_file(key)
-    with open_chain(data) as chain:
-        MedchainClient(keys, chain).transfer(address_arg(to), amount)
+    with client_for(key, data, create=True) as client:
+        client.transfer(address_arg(to), amount)
     ok(f"sent {amount} to {to}")
 
 
@@ -156,11 +154,10 @@ def record_put(
     data: DataOption = DEFAULT_DATA,
 ) -> None:
     """Encrypt a FHIR resource for the patient and readers and put it on chain; prints its id."""
-    keys = load_key_file(key)
     resource = _read_file(file)
     readers = [address_arg(r) for r in reader or []]
-    with open_chain(data) as chain:
-        record_id = MedchainClient(keys, chain).put_record(address_arg(patient), resource, readers)
+    with client_for(key, data, create=True) as client:
+        record_id = client.put_record(address_arg(patient), resource, readers)
     console.print(record_id.hex())
 
 
@@ -173,9 +170,8 @@ def record_get(
     data: DataOption = DEFAULT_DATA,
 ) -> None:
     """Decrypt and print a record you are authorised to read."""
-    keys = load_key_file(key)
-    with open_chain(data, create=False) as chain:
-        resource = MedchainClient(keys, chain).read_record(record_id_arg(record_id), version)
+    with client_for(key, data) as client:
+        resource = client.read_record(record_id_arg(record_id), version)
     console.print_json(json.dumps(resource))
 
 
@@ -188,9 +184,8 @@ def record_update(
     data: DataOption = DEFAULT_DATA,
 ) -> None:
     """Add a new version, encrypted under a fresh key for the owner and current readers."""
-    keys = load_key_file(key)
-    with open_chain(data, create=False) as chain:
-        number = MedchainClient(keys, chain).add_version(record_id_arg(record_id), _read_file(file))
+    with client_for(key, data) as client:
+        number = client.add_version(record_id_arg(record_id), _read_file(file))
     ok(f"version {number} of {record_id} recorded")
 
 
@@ -203,9 +198,8 @@ def record_grant(
     data: DataOption = DEFAULT_DATA,
 ) -> None:
     """Owner: authorise a reader (warrant)."""
-    keys = load_key_file(key)
-    with open_chain(data, create=False) as chain:
-        MedchainClient(keys, chain).grant(record_id_arg(record_id), address_arg(reader))
+    with client_for(key, data) as client:
+        client.grant(record_id_arg(record_id), address_arg(reader))
     ok(f"{reader} may now read {record_id}")
 
 
@@ -218,9 +212,8 @@ def record_revoke(
     data: DataOption = DEFAULT_DATA,
 ) -> None:
     """Owner: revoke a reader (unwarrant); later versions are re-keyed without them."""
-    keys = load_key_file(key)
-    with open_chain(data, create=False) as chain:
-        MedchainClient(keys, chain).revoke(record_id_arg(record_id), address_arg(reader))
+    with client_for(key, data) as client:
+        client.revoke(record_id_arg(record_id), address_arg(reader))
     ok(f"{reader} revoked from {record_id}")
 
 
@@ -300,11 +293,8 @@ def research_grant(
     data: DataOption = DEFAULT_DATA,
 ) -> None:
     """Owner: give an institution a de-identified copy of a record."""
-    keys = load_key_file(key)
-    with open_chain(data, create=False) as chain:
-        MedchainClient(keys, chain).research_grant(
-            record_id_arg(record_id), address_arg(institution)
-        )
+    with client_for(key, data) as client:
+        client.research_grant(record_id_arg(record_id), address_arg(institution))
     ok(f"de-identified copy of {record_id} shared with {institution}")
 
 
@@ -317,9 +307,8 @@ def research_revoke(
     data: DataOption = DEFAULT_DATA,
 ) -> None:
     """Owner: take a record off an institution's research access list."""
-    keys = load_key_file(key)
-    with open_chain(data, create=False) as chain:
-        MedchainClient(keys, chain).revoke(record_id_arg(record_id), address_arg(institution))
+    with client_for(key, data) as client:
+        client.research_revoke(record_id_arg(record_id), address_arg(institution))
     ok(f"{record_id} withdrawn from {institution}")
 
 
@@ -327,9 +316,8 @@ def research_revoke(
 @reports_errors
 def research_data(key: KeyOption, data: DataOption = DEFAULT_DATA) -> None:
     """Institution: print the de-identified records it may read."""
-    keys = load_key_file(key)
-    with open_chain(data, create=False) as chain:
-        items = MedchainClient(keys, chain).research_data()
+    with client_for(key, data) as client:
+        items = client.research_data()
     console.print_json(
         json.dumps([{"record": i.entry.record_id.hex(), "resource": i.resource} for i in items])
     )
@@ -342,8 +330,8 @@ def research_data(key: KeyOption, data: DataOption = DEFAULT_DATA) -> None:
 @reports_errors
 def staking_stake(key: KeyOption, amount: int, data: DataOption = DEFAULT_DATA) -> None:
     """Bond tokens."""
-    with open_chain(data) as chain:
-        MedchainClient(load_key_file(key), chain).stake(amount)
+    with client_for(key, data, create=True) as client:
+        client.stake(amount)
     ok(f"bonded {amount}")
 
 
@@ -351,8 +339,8 @@ def staking_stake(key: KeyOption, amount: int, data: DataOption = DEFAULT_DATA) 
 @reports_errors
 def staking_unstake(key: KeyOption, amount: int, data: DataOption = DEFAULT_DATA) -> None:
     """Start unbonding tokens (spendable after the unbonding delay)."""
-    with open_chain(data) as chain:
-        MedchainClient(load_key_file(key), chain).unstake(amount)
+    with client_for(key, data, create=True) as client:
+        client.unstake(amount)
     ok(f"unbonding {amount}")
 
 
@@ -360,8 +348,8 @@ def staking_unstake(key: KeyOption, amount: int, data: DataOption = DEFAULT_DATA
 @reports_errors
 def staking_withdraw(key: KeyOption, data: DataOption = DEFAULT_DATA) -> None:
     """Return unbonded tokens to the balance."""
-    with open_chain(data) as chain:
-        MedchainClient(load_key_file(key), chain).withdraw()
+    with client_for(key, data, create=True) as client:
+        client.withdraw()
     ok("withdrawn")
 
 
@@ -369,8 +357,8 @@ def staking_withdraw(key: KeyOption, data: DataOption = DEFAULT_DATA) -> None:
 @reports_errors
 def staking_candidate(key: KeyOption, data: DataOption = DEFAULT_DATA) -> None:
     """Declare your (validator) account a candidate for election."""
-    with open_chain(data) as chain:
-        MedchainClient(load_key_file(key), chain).declare_candidate()
+    with client_for(key, data, create=True) as client:
+        client.declare_candidate()
     ok("declared candidate")
 
 
@@ -383,8 +371,8 @@ def staking_vote(
     data: DataOption = DEFAULT_DATA,
 ) -> None:
     """Vote for a candidate with bonded stake."""
-    with open_chain(data) as chain:
-        MedchainClient(load_key_file(key), chain).vote(address_arg(candidate), amount)
+    with client_for(key, data, create=True) as client:
+        client.vote(address_arg(candidate), amount)
     ok(f"voted {amount} for {candidate}")
 
 
@@ -397,8 +385,8 @@ def staking_unvote(
     data: DataOption = DEFAULT_DATA,
 ) -> None:
     """Withdraw votes from a candidate."""
-    with open_chain(data) as chain:
-        MedchainClient(load_key_file(key), chain).unvote(address_arg(candidate), amount)
+    with client_for(key, data, create=True) as client:
+        client.unvote(address_arg(candidate), amount)
     ok(f"withdrew {amount} from {candidate}")
 
 

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from medchain.app import Role
+from medchain.client import MedchainClient
 from medchain.crypto import (
     AccountKeys,
     PassphraseRequired,
@@ -105,6 +106,14 @@ def open_chain(data: Path, create: bool = True) -> Iterator[LocalChain]:
         yield chain
     finally:
         chain.close()
+
+
+@contextmanager
+def client_for(key: Path, data: Path, create: bool = False) -> Iterator[MedchainClient]:
+    """The SDK client of the account in `key`, on the local chain in `data`."""
+    keys = load_key_file(key)
+    with open_chain(data, create) as chain:
+        yield MedchainClient(keys, chain)
 
 
 def address_arg(text: str) -> bytes:

@@ -25,6 +25,7 @@ from medchain.app import (
     RegisterArgs,
     ResearchEntry,
     ResearchGrantArgs,
+    ResearchRevokeArgs,
     Role,
     TransferArgs,
     UnwarrantArgs,
@@ -290,6 +291,10 @@ class MedchainClient:
             "research.grant",
             ResearchGrantArgs(record_id, institution, cid, sealed.ciphertext_hash, sealed.wraps),
         )
+
+    def research_revoke(self, record_id: bytes, institution: bytes) -> Receipt:
+        """Owner: withdraw the research copy only (a clinical reader grant stays)."""
+        return self.send("research.revoke", ResearchRevokeArgs(record_id, institution))
 
     def research_data(self) -> list[ResearchItem]:
         """Institution: every de-identified record it may read, decrypted."""

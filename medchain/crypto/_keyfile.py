@@ -26,6 +26,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from medchain._fs import fsync_directory
 from medchain.crypto._keys import AccountKeys
 from medchain.types import MedchainError
 
@@ -315,7 +316,7 @@ def _write_new_file(path: Path, data: bytes, overwrite: bool) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
-    _fsync_directory(path.parent)
+    fsync_directory(path.parent)
 
 
 def _link_without_replacing(tmp_name: str, path: Path, exists_error: KeyFileError) -> None:
@@ -329,15 +330,3 @@ def _link_without_replacing(tmp_name: str, path: Path, exists_error: KeyFileErro
         if path.exists():
             raise exists_error from None
         os.replace(tmp_name, path)
-
-
-def _fsync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from medchain._fs import fsync_directory
 from medchain.offchain._cid import CID_PREFIX_TEXT, cid_for, parse_cid
 from medchain.types import MedchainError
 
@@ -119,7 +120,7 @@ class LocalBlobStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_name)
             raise
-        _fsync_directory(path.parent)
+        fsync_directory(path.parent)
         return cid
 
     def get(self, cid: str) -> bytes:
@@ -136,19 +137,6 @@ class LocalBlobStore:
 
     def has(self, cid: str) -> bool:
         return self.path_for(cid).is_file()
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a rename durable (POSIX); silently skipped where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class MemoryBlobStore:

@@ -173,3 +173,15 @@ def test_patient_profile_is_sealed(chain: LocalChain, people: dict[str, Medchain
     identity = chain.identity(patient.address)
     assert identity is not None and b"Jane" not in identity.profile and identity.name == ""
     assert patient.my_profile() == {"name": "Jane Roe"}
+
+
+def test_research_revoke_keeps_a_clinical_grant(
+    chain: LocalChain, people: dict[str, MedchainClient]
+) -> None:
+    patient, lab = people["patient"], people["lab"]
+    record_id = patient.put_record(patient.address, _example("condition.json"))
+    patient.grant(record_id, lab.address)
+    patient.research_grant(record_id, lab.address)
+    patient.research_revoke(record_id, lab.address)
+    assert lab.research_data() == []
+    assert lab.read_record(record_id)["resourceType"] == "Condition"
