@@ -1,4 +1,5 @@
 # Every target does its own set-up: a fresh clone needs only `make run` or `make test`.
+# `make test` runs the slow (multi-process) tests first so its last line is the full tally.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -19,7 +20,7 @@ run: $(STAMP)
 
 demo: run
 
-test: $(STAMP) lint typecheck test-fast test-slow
+test: $(STAMP) lint typecheck test-slow test-fast
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow"
