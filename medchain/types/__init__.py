@@ -13,6 +13,14 @@ from medchain.types._block import (
     commit_signing_bytes,
 )
 from medchain.types._codec import decode, encode
+from medchain.types._consensus import (
+    Accusation,
+    EquivocationEvidence,
+    InvalidProposalEvidence,
+    SignedProposal,
+    accusation_signing_bytes,
+    proposal_signing_bytes,
+)
 from medchain.types._errors import DecodeError, MedchainError
 from medchain.types._genesis import Allocation, ChainParams, Genesis, GenesisValidator
 from medchain.types._hashing import HASH_SIZE, sha256, tagged_hash
@@ -22,6 +30,7 @@ __all__ = [
     "HASH_SIZE",
     "TX_SIGNING_DOMAIN",
     "ZERO_HASH",
+    "Accusation",
     "Allocation",
     "Attribute",
     "Block",
@@ -29,18 +38,23 @@ __all__ = [
     "ChainParams",
     "CommitSig",
     "DecodeError",
+    "EquivocationEvidence",
     "Event",
     "Genesis",
     "GenesisValidator",
     "Header",
+    "InvalidProposalEvidence",
     "MedchainError",
     "Receipt",
+    "SignedProposal",
     "Tx",
+    "accusation_signing_bytes",
     "block_hash",
     "commit_signing_bytes",
     "decode",
     "decode_tx_bytes",
     "encode",
+    "proposal_signing_bytes",
     "sha256",
     "tagged_hash",
     "tx_id",

@@ -56,6 +56,9 @@ class Header:
     tx_root: bytes
     receipt_root: bytes
     state_root: bytes
+    vrf_proof: bytes = b""
+    """AFBFT: the proposer's VRF proof of eligibility; its output seeds the next
+    height's draw, so no proposer can grind the seed. Empty under PBFT and DPoS."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,155 @@
+"""The sans-IO contract of every consensus engine.
+
+An engine is a deterministic state machine: `handle(event) -> list[Action]`.
+It owns no socket, clock or thread; the driver (the simulator, or the node's
+asyncio loop) feeds it events stamped with the driver's time and carries out the
+actions it returns. The engine reaches the ledger only through `ConsensusApp`,
+the shape of CometBFT's ABCI, so it never imports the contracts.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+from medchain.types import Block, EquivocationEvidence, InvalidProposalEvidence
+
+# -- events (driver -> engine) ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """The engine may begin (or resume after a restart) consensus at the app's next height."""
+
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived:
+    now_ms: int
+    data: bytes
+    """Raw bytes from a peer; the engine decodes and authenticates them itself."""
+
+
+class TimerKind(enum.StrEnum):
+    ROUND = "round"
+    """The round (view) did not commit in time: ask for a round change."""
+    PROPOSAL_WINDOW = "proposal_window"
+    """AFBFT: stop waiting for more VRF proofs and pick the lowest seen."""
+    NEW_ROUND = "new_round"
+    """Wait between a commit and the next height's proposal (the block interval)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    kind: TimerKind
+    height: int
+    round: int
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    now_ms: int
+    timer: Timer
+
+
+@dataclass(frozen=True, slots=True)
+class TxsAvailable:
+    """The mempool holds transactions; a primary waiting for work may propose now."""
+
+    now_ms: int
+
+
+Event = Start | MessageReceived | TimerFired | TxsAvailable
+
+# -- actions (engine -> driver) -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """Send to every other validator (and observers)."""
+
+    data: bytes
+    kind: str
+    """Message kind, for the driver's metrics only."""
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    to: bytes
+    """Ed25519 public key of the recipient validator."""
+    data: bytes
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetTimer:
+    timer: Timer
+    delay_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """A block was decided and handed to the app (`ConsensusApp.commit`)."""
+
+    block: Block
+    round_changes: int
+    """How many round (view) changes this height needed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportEvidence:
+    """Misbehaviour the driver should put on chain (a signed evidence transaction)."""
+
+    evidence: EquivocationEvidence | InvalidProposalEvidence
+
+
+Action = Broadcast | Send | SetTimer | Committed | ReportEvidence
+
+# -- the application, as consensus sees it -------------------------------------------
+
+
+class ConsensusApp(Protocol):
+    """What an engine may ask of the ledger. Every answer is a deterministic function
+    of the committed chain, so all honest validators get the same one."""
+
+    @property
+    def chain_id(self) -> str: ...
+
+    def last_block(self) -> Block:
+        """The latest committed block (genesis block at height 0)."""
+        ...
+
+    def validators(self) -> tuple[bytes, ...]:
+        """Voting validators (Ed25519 keys) for the next height, in a canonical order."""
+        ...
+
+    def primary_candidates(self) -> tuple[bytes, ...]:
+        """Elected primary candidates for the next height, best first, banned ones
+        excluded (AFBFT's candidate queue, DPoS's committee)."""
+        ...
+
+    def propose(self, height: int, time_ms: int, proposer: bytes) -> Block:
+        """Build and execute the next block from pending transactions; its certificate
+        is empty. `proposer` is the proposing validator's Ed25519 key."""
+        ...
+
+    def validate(self, block: Block) -> str | None:
+        """None if `block` is a valid next block, else why it is not."""
+        ...
+
+    def commit(self, block: Block) -> None:
+        """Apply and persist a decided block; `block.certificate` proves the decision."""
+        ...
+
+
+class MessageStats(Protocol):
+    """Counters every engine keeps; the simulator and the node's metrics read them."""
+
+    received: int
+    dropped_malformed: int
+    dropped_bad_signature: int
+    dropped_unknown_sender: int
+    dropped_duplicate: int
+    dropped_stale: int
