@@ -126,13 +126,22 @@ class ConsensusApp(Protocol):
         ...
 
     def primary_candidates(self) -> tuple[bytes, ...]:
-        """Elected primary candidates for the next height, best first, banned ones
-        excluded (AFBFT's candidate queue, DPoS's committee)."""
+        """AFBFT's candidate queue for the next height: elected by stake-weighted votes,
+        best first, banned ones excluded."""
         ...
 
-    def propose(self, height: int, time_ms: int, proposer: bytes) -> Block:
+    def committee(self) -> tuple[bytes, ...]:
+        """DPoS: the current epoch's producers, ordered by votes."""
+        ...
+
+    def block_at(self, height: int) -> Block | None:
+        """A committed block with its certificate (for peers that fell behind)."""
+        ...
+
+    def propose(self, height: int, time_ms: int, proposer: bytes, vrf_proof: bytes) -> Block:
         """Build and execute the next block from pending transactions; its certificate
-        is empty. `proposer` is the proposing validator's Ed25519 key."""
+        is empty. `proposer` is the proposing validator's Ed25519 key; `vrf_proof` goes
+        into the header (AFBFT; empty otherwise)."""
         ...
 
     def validate(self, block: Block) -> str | None:

@@ -1,0 +1,648 @@
+"""The BFT engine: PBFT's three phases, round (view) changes with prepared
+certificates, checkpoints, catch-up, and evidence — shared by PBFT, AFBFT and
+DPoS+PBFT, which differ only in their `HeightPlan` (who votes, who proposes).
+
+One object owns the round state and every input goes through `handle`. Safety
+rests on three rules: a validator votes at most once per (height, round, phase)
+and only in its current round; a round change carries the highest certificate it
+prepared; a proposal above round 0 must re-propose the highest prepared block
+among the quorum of round changes that justify it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from medchain.consensus._api import (
+    Action,
+    Broadcast,
+    Committed,
+    ConsensusApp,
+    Event,
+    MessageReceived,
+    ReportEvidence,
+    Send,
+    SetTimer,
+    Start,
+    Timer,
+    TimerFired,
+    TimerKind,
+    TxsAvailable,
+)
+from medchain.consensus._messages import (
+    AccusationMessage,
+    Checkpoint,
+    Kind,
+    Message,
+    PreparedCertificate,
+    Proposal,
+    RoundChange,
+    SyncRequest,
+    SyncResponse,
+    Vote,
+    VrfAnnouncement,
+    block_id,
+    certificate_from,
+    kind_of,
+    sign,
+    signed_proposal,
+    signer_of,
+    unwire,
+    verify,
+    verify_certificate,
+    wire,
+)
+from medchain.consensus._schedule import EngineKind, HeightPlan, plan_height
+from medchain.crypto import AccountKeys, verify_signature, vrf_prove
+from medchain.types import (
+    Accusation,
+    Block,
+    DecodeError,
+    EquivocationEvidence,
+    InvalidProposalEvidence,
+    SignedProposal,
+    proposal_signing_bytes,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    chain_id: str
+    kind: EngineKind = EngineKind.PBFT
+    block_interval_ms: int = 1_000
+    """Pause between a commit and the next height's proposal."""
+    round_timeout_ms: int = 2_000
+    """Round 0's timeout; round r waits `round_timeout_ms * 2**r`, capped."""
+    max_round_timeout_ms: int = 32_000
+    proposal_window_ms: int = 200
+    """AFBFT: how long to collect VRF proofs before the lowest proposes."""
+    checkpoint_interval: int = 10
+    future_heights: int = 8
+    """Messages up to this many heights ahead are kept for later."""
+    max_buffered: int = 20_000
+    sync_batch: int = 32
+
+
+@dataclass
+class EngineStats:
+    received: int = 0
+    dropped_malformed: int = 0
+    dropped_bad_signature: int = 0
+    dropped_unknown_sender: int = 0
+    dropped_duplicate: int = 0
+    dropped_stale: int = 0
+    round_changes: int = 0
+    equivocations: int = 0
+    invalid_proposals: int = 0
+    commits: int = 0
+    synced_blocks: int = 0
+    checkpoint_mismatches: int = 0
+    stable_checkpoint: int = 0
+
+
+@dataclass
+class _Round:
+    proposal: Proposal | None = None
+    prepares: dict[bytes, dict[bytes, Vote]] = field(default_factory=dict)
+    commits: dict[bytes, dict[bytes, Vote]] = field(default_factory=dict)
+    voted_prepare: bool = False
+    voted_commit: bool = False
+    proposed: bool = False
+
+
+@dataclass
+class _Height:
+    plan: HeightPlan
+    round: int = 0
+    rounds: dict[int, _Round] = field(default_factory=dict)
+    round_changes: dict[int, dict[bytes, RoundChange]] = field(default_factory=dict)
+    seen_proposals: dict[tuple[int, bytes], Proposal] = field(default_factory=dict)
+    accusations: dict[tuple[int, bytes], dict[bytes, AccusationMessage]] = field(
+        default_factory=dict
+    )
+    reported: set[tuple[int, bytes]] = field(default_factory=set)
+    prepared: PreparedCertificate | None = None
+    window_open: bool = True
+    """AFBFT: still collecting VRF proofs for round 0."""
+    started: bool = False
+    """The block interval has passed: the primary may propose."""
+
+    def at(self, round_: int) -> _Round:
+        return self.rounds.setdefault(round_, _Round())
+
+    def known_block(self, digest: bytes) -> Block | None:
+        for state in self.rounds.values():
+            if state.proposal is not None and block_id(state.proposal.block) == digest:
+                return state.proposal.block
+        if self.prepared is not None and block_id(self.prepared.block) == digest:
+            return self.prepared.block
+        return None
+
+
+class BftEngine:
+    def __init__(self, config: EngineConfig, keys: AccountKeys, app: ConsensusApp) -> None:
+        self.config = config
+        self.keys = keys
+        self.me = keys.public_key
+        self.app = app
+        self.stats = EngineStats()
+        self.now = 0
+        self._actions: list[Action] = []
+        self._state: _Height | None = None
+        self._seen: set[bytes] = set()
+        self._future: dict[int, list[Message]] = {}
+        self._buffered = 0
+        self._checkpoints: dict[int, dict[bytes, Checkpoint]] = {}
+        self._last_sync_request = -(10**12)
+        self._validators: frozenset[bytes] = frozenset()
+        self._height_started_at = 0
+
+    # -- the one entry point --------------------------------------------------------
+
+    def handle(self, event: Event) -> list[Action]:
+        self.now = event.now_ms
+        self._actions = []
+        if isinstance(event, Start):
+            self._resume()
+        elif isinstance(event, MessageReceived):
+            self._receive(event.data)
+        elif isinstance(event, TimerFired):
+            self._on_timer(event.timer)
+        elif isinstance(event, TxsAvailable):
+            pass  # proposals are paced by the block interval; pending txs ride the next block
+        actions, self._actions = self._actions, []
+        return actions
+
+    @property
+    def height(self) -> int:
+        return self._state.plan.height if self._state else self.app.last_block().height + 1
+
+    @property
+    def round(self) -> int:
+        return self._state.round if self._state else 0
+
+    # -- heights and rounds ---------------------------------------------------------
+
+    def _resume(self) -> None:
+        """Start, or restart after a crash: keep the round state of a height still in
+        progress (what a validator signed stays signed), re-arm its timers."""
+        state = self._state
+        if state is None or state.plan.height != self.app.last_block().header.height + 1:
+            self._start_height()
+            return
+        if not state.started:
+            self._set_timer(TimerKind.NEW_ROUND, 0, self.config.block_interval_ms)
+        self._set_timer(TimerKind.ROUND, state.round, self._timeout(state.round))
+
+    def _start_height(self) -> None:
+        plan = plan_height(self.config.kind, self.app)
+        self._state = _Height(plan)
+        self._validators = frozenset(self.app.validators())
+        self._height_started_at = self.now
+        self._seen.clear()
+        self._set_timer(TimerKind.NEW_ROUND, 0, self.config.block_interval_ms)
+        self._set_timer(TimerKind.ROUND, 0, self.config.block_interval_ms + self._timeout(0))
+        for message in self._future.pop(plan.height, []):
+            self._buffered -= 1
+            self._dispatch(message)
+
+    def _timeout(self, round_: int) -> int:
+        return min(
+            self.config.round_timeout_ms << min(round_, 20), self.config.max_round_timeout_ms
+        )
+
+    def _set_timer(self, kind: TimerKind, round_: int, delay: int) -> None:
+        self._actions.append(SetTimer(Timer(kind, self.height, round_), delay))
+
+    def _on_timer(self, timer: Timer) -> None:
+        state = self._state
+        if state is None or timer.height != state.plan.height:
+            return
+        if timer.kind is TimerKind.NEW_ROUND:
+            state.started = True
+            if state.plan.kind is EngineKind.AFBFT:
+                self._announce_vrf(state)
+                self._set_timer(TimerKind.PROPOSAL_WINDOW, 0, self.config.proposal_window_ms)
+            else:
+                state.window_open = False
+                self._maybe_propose(state)
+        elif timer.kind is TimerKind.PROPOSAL_WINDOW:
+            state.window_open = False
+            self._maybe_propose(state)
+        elif timer.kind is TimerKind.ROUND and timer.round == state.round:
+            self._enter_round(state, state.round + 1)
+
+    def _enter_round(self, state: _Height, round_: int) -> None:
+        """Give up on the current round: ask everyone to move to `round_`."""
+        if round_ <= state.round:
+            return
+        state.round = round_
+        self.stats.round_changes += 1
+        self._set_timer(TimerKind.ROUND, round_, self._timeout(round_))
+        prepared = (state.prepared,) if state.prepared is not None else ()
+        if self._is_voter(state):
+            self._emit(RoundChange(state.plan.height, round_, prepared, self.me))
+        self._maybe_propose(state)
+
+    def _is_voter(self, state: _Height) -> bool:
+        return self.me in state.plan.voters
+
+    # -- proposing ------------------------------------------------------------------
+
+    def _announce_vrf(self, state: _Height) -> None:
+        if self.me in state.plan.order:
+            proof = vrf_prove(self.keys.signing_seed, state.plan.alpha)
+            self._emit(VrfAnnouncement(state.plan.height, proof, self.me))
+
+    def _maybe_propose(self, state: _Height) -> None:
+        round_ = state.round
+        current = state.at(round_)
+        if current.proposed or not state.started or state.window_open:
+            return
+        if state.plan.primary(round_) != self.me:
+            return
+        justification: tuple[RoundChange, ...] = ()
+        block: Block | None = None
+        if round_ > 0:
+            changes = state.round_changes.get(round_, {})
+            if len(changes) < state.plan.quorum:
+                return
+            justification = tuple(changes[k] for k in sorted(changes))
+            block = _highest_prepared_block(justification)
+        proof = b""
+        if state.plan.kind is EngineKind.AFBFT:
+            proof = vrf_prove(self.keys.signing_seed, state.plan.alpha)
+        if block is None:
+            block = self.app.propose(state.plan.height, self._block_time(), self.me, proof)
+        current.proposed = True
+        self._emit(Proposal(state.plan.height, round_, block, proof, justification, self.me))
+
+    def _block_time(self) -> int:
+        return max(self.now, self.app.last_block().header.time_ms + 1)
+
+    # -- receiving ------------------------------------------------------------------
+
+    def _receive(self, data: bytes) -> None:
+        self.stats.received += 1
+        digest = hashlib.sha256(data).digest()
+        if digest in self._seen:
+            self.stats.dropped_duplicate += 1
+            return
+        try:
+            message = unwire(data)
+        except (DecodeError, KeyError, ValueError):
+            self.stats.dropped_malformed += 1
+            return
+        if signer_of(message) not in (self._validators or self.app.validators()):
+            self.stats.dropped_unknown_sender += 1
+            return
+        if not verify(self.config.chain_id, message):
+            self.stats.dropped_bad_signature += 1
+            return
+        self._seen.add(digest)
+        self._dispatch(message)
+
+    def _dispatch(self, message: Message) -> None:
+        if isinstance(message, SyncRequest):
+            self._on_sync_request(message)
+            return
+        if isinstance(message, SyncResponse):
+            self._on_sync_response(message)
+            return
+        state = self._state
+        if state is None:
+            return
+        if isinstance(message, Checkpoint):
+            self._on_checkpoint(message)
+            return
+        height = message.height
+        if height < state.plan.height:
+            self.stats.dropped_stale += 1
+            return
+        if height > state.plan.height:
+            self._hold(message)
+            return
+        if isinstance(message, Proposal):
+            self._on_proposal(state, message)
+        elif isinstance(message, Vote):
+            self._on_vote(state, message)
+        elif isinstance(message, RoundChange):
+            self._on_round_change(state, message)
+        elif isinstance(message, VrfAnnouncement):
+            self._on_vrf(state, message)
+        elif isinstance(message, AccusationMessage):
+            self._on_accusation(state, message)
+
+    def _hold(self, message: Message) -> None:
+        """A message from a height we have not reached: keep it, and ask for blocks."""
+        assert not isinstance(message, SyncRequest | SyncResponse)
+        if message.height > self.height + self.config.future_heights:
+            self.stats.dropped_stale += 1
+        elif self._buffered < self.config.max_buffered:
+            self._future.setdefault(message.height, []).append(message)
+            self._buffered += 1
+        stuck = self.now - self._height_started_at >= self.config.round_timeout_ms
+        behind = message.height > self.height + 1 or (message.height > self.height and stuck)
+        if behind and self.now - self._last_sync_request >= self.config.round_timeout_ms:
+            self._last_sync_request = self.now
+            request = sign(self.config.chain_id, SyncRequest(self.height, self.me), self.keys)
+            self._actions.append(Send(signer_of(message), wire(request), Kind.SYNC_REQUEST))
+
+    # -- the three phases -----------------------------------------------------------
+
+    def _on_proposal(self, state: _Height, proposal: Proposal) -> None:
+        plan = state.plan
+        digest = block_id(proposal.block)
+        key = (proposal.round, proposal.proposer)
+        earlier = state.seen_proposals.get(key)
+        if earlier is not None:
+            if block_id(earlier.block) != digest:
+                self._report_equivocation(state, earlier, proposal)
+            else:
+                self.stats.dropped_duplicate += 1
+            return
+        state.seen_proposals[key] = proposal
+        if proposal.round < state.round:
+            self.stats.dropped_stale += 1
+            return
+        if plan.kind is EngineKind.AFBFT and not plan.learn_vrf(
+            proposal.proposer, proposal.vrf_proof
+        ):
+            self.stats.dropped_bad_signature += 1
+            return
+        if plan.primary(proposal.round) != proposal.proposer:
+            self.stats.dropped_unknown_sender += 1
+            return
+        if proposal.round > 0 and not self._justified(plan, proposal):
+            self.stats.dropped_malformed += 1
+            return
+        if proposal.round > state.round:
+            state.round = proposal.round  # a justified new view moves us forward
+            self._set_timer(TimerKind.ROUND, proposal.round, self._timeout(proposal.round))
+        current = state.at(proposal.round)
+        current.proposal = proposal
+        reason = self.app.validate(proposal.block)
+        if reason is not None:
+            self.stats.invalid_proposals += 1
+            self._emit(AccusationMessage(plan.height, proposal.round, digest, self.me))
+            return
+        if self._is_voter(state) and not current.voted_prepare and proposal.round == state.round:
+            current.voted_prepare = True
+            self._emit(
+                Vote(Kind.PREPARE, plan.height, proposal.round, digest, self.me, proposal.signature)
+            )
+        self._check_prepared(state, proposal.round, digest)
+        self._check_committed(state, proposal.round, digest)
+
+    def _justified(self, plan: HeightPlan, proposal: Proposal) -> bool:
+        """PBFT's new-view check: a quorum of valid round changes for this round, and
+        the block is the highest prepared one among them (if any was prepared)."""
+        senders = set()
+        for change in proposal.justification:
+            if (
+                change.height != plan.height
+                or change.round != proposal.round
+                or change.validator not in plan.voters
+                or change.validator in senders
+                or not verify(self.config.chain_id, change)
+                or not all(self._valid_prepared(plan, c) for c in change.prepared)
+            ):
+                return False
+            senders.add(change.validator)
+        if len(senders) < plan.quorum:
+            return False
+        required = _highest_prepared_block(proposal.justification)
+        return required is None or block_id(required) == block_id(proposal.block)
+
+    def _valid_prepared(self, plan: HeightPlan, cert: PreparedCertificate) -> bool:
+        digest = block_id(cert.block)
+        voters = set()
+        for vote in cert.prepares:
+            if (
+                vote.kind is not Kind.PREPARE
+                or vote.height != plan.height
+                or vote.round != cert.round
+                or vote.block_hash != digest
+                or vote.validator not in plan.voters
+                or vote.validator in voters
+                or not verify(self.config.chain_id, vote)
+            ):
+                return False
+            voters.add(vote.validator)
+        return len(voters) >= plan.quorum
+
+    def _on_vote(self, state: _Height, vote: Vote) -> None:
+        if vote.validator not in state.plan.voters:
+            self.stats.dropped_unknown_sender += 1
+            return
+        book = (
+            state.at(vote.round).prepares
+            if vote.kind is Kind.PREPARE
+            else state.at(vote.round).commits
+        )
+        votes = book.setdefault(vote.block_hash, {})
+        if vote.validator in votes:
+            self.stats.dropped_duplicate += 1
+            return
+        votes[vote.validator] = vote
+        if vote.kind is Kind.PREPARE:
+            self._catch_split_proposal(state, vote)
+            self._check_prepared(state, vote.round, vote.block_hash)
+        else:
+            self._check_committed(state, vote.round, vote.block_hash)
+
+    def _check_prepared(self, state: _Height, round_: int, digest: bytes) -> None:
+        current = state.at(round_)
+        prepares = current.prepares.get(digest, {})
+        proposal = current.proposal
+        if (
+            len(prepares) < state.plan.quorum
+            or proposal is None
+            or block_id(proposal.block) != digest
+        ):
+            return
+        if state.prepared is None or state.prepared.round < round_:
+            ordered = tuple(prepares[k] for k in sorted(prepares))
+            state.prepared = PreparedCertificate(round_, proposal.block, ordered)
+        if self._is_voter(state) and not current.voted_commit and round_ == state.round:
+            current.voted_commit = True
+            self._emit(Vote(Kind.COMMIT, state.plan.height, round_, digest, self.me))
+
+    def _check_committed(self, state: _Height, round_: int, digest: bytes) -> None:
+        commits = state.at(round_).commits.get(digest, {})
+        if len(commits) < state.plan.quorum:
+            return
+        block = state.known_block(digest)
+        if block is None:
+            return  # decided, but we have not seen the block: it arrives or we sync
+        certificate = certificate_from(list(commits.values()), state.plan.height, round_, digest)
+        self._decide(dataclasses.replace(block, certificate=certificate), round_)
+
+    def _decide(self, block: Block, round_changes: int) -> None:
+        self.app.commit(block)
+        self.stats.commits += 1
+        self._actions.append(Committed(block, round_changes))
+        height = block.header.height
+        if height % self.config.checkpoint_interval == 0:
+            self._emit(Checkpoint(height, block_id(block), block.header.state_root, self.me))
+        self._start_height()
+
+    # -- round changes --------------------------------------------------------------
+
+    def _on_round_change(self, state: _Height, change: RoundChange) -> None:
+        plan = state.plan
+        if change.validator not in plan.voters:
+            self.stats.dropped_unknown_sender += 1
+            return
+        if not all(self._valid_prepared(plan, c) for c in change.prepared):
+            self.stats.dropped_malformed += 1
+            return
+        changes = state.round_changes.setdefault(change.round, {})
+        if change.validator in changes:
+            self.stats.dropped_duplicate += 1
+            return
+        changes[change.validator] = change
+        if change.round > state.round and len(changes) >= plan.weak_quorum:
+            self._enter_round(state, change.round)  # f+1 want it: at least one honest does
+        elif change.round == state.round:
+            self._maybe_propose(state)
+
+    # -- AFBFT ----------------------------------------------------------------------
+
+    def _on_vrf(self, state: _Height, announcement: VrfAnnouncement) -> None:
+        if not state.plan.learn_vrf(announcement.validator, announcement.proof):
+            self.stats.dropped_bad_signature += 1
+            return
+        if not state.window_open:
+            self._maybe_propose(state)
+
+    # -- evidence -------------------------------------------------------------------
+
+    def _report_equivocation(self, state: _Height, first: Proposal, second: Proposal) -> None:
+        key = (first.round, first.proposer)
+        if key in state.reported:
+            return
+        state.reported.add(key)
+        self.stats.equivocations += 1
+        evidence = EquivocationEvidence(signed_proposal(first), signed_proposal(second))
+        self._actions.append(ReportEvidence(evidence))
+
+    def _catch_split_proposal(self, state: _Height, vote: Vote) -> None:
+        """A prepare for another block than the one our primary sent us, carrying the
+        primary's signature on it, proves the primary equivocated."""
+        primary = state.plan.primary(vote.round)
+        ours = state.seen_proposals.get((vote.round, primary)) if primary else None
+        if ours is None or primary is None or block_id(ours.block) == vote.block_hash:
+            return
+        other = SignedProposal(
+            state.plan.height, vote.round, vote.block_hash, primary, vote.proposal_signature
+        )
+        data = proposal_signing_bytes(
+            self.config.chain_id, other.height, other.round, other.block_hash
+        )
+        if not verify_signature(primary, data, other.signature):
+            return
+        key = (vote.round, primary)
+        if key in state.reported:
+            return
+        state.reported.add(key)
+        self.stats.equivocations += 1
+        self._actions.append(ReportEvidence(EquivocationEvidence(signed_proposal(ours), other)))
+
+    def _on_accusation(self, state: _Height, accusation: AccusationMessage) -> None:
+        key = (accusation.round, accusation.block_hash)
+        book = state.accusations.setdefault(key, {})
+        if accusation.validator not in state.plan.voters or accusation.validator in book:
+            self.stats.dropped_duplicate += 1
+            return
+        book[accusation.validator] = accusation
+        if len(book) < state.plan.quorum or key in state.reported:
+            return
+        proposal = state.at(accusation.round).proposal
+        if proposal is None or block_id(proposal.block) != accusation.block_hash:
+            return
+        state.reported.add(key)
+        accusations = tuple(Accusation(v, book[v].signature) for v in sorted(book))
+        self._actions.append(
+            ReportEvidence(InvalidProposalEvidence(signed_proposal(proposal), accusations))
+        )
+
+    # -- checkpoints ----------------------------------------------------------------
+
+    def _on_checkpoint(self, checkpoint: Checkpoint) -> None:
+        book = self._checkpoints.setdefault(checkpoint.height, {})
+        if checkpoint.validator in book:
+            self.stats.dropped_duplicate += 1
+            return
+        book[checkpoint.validator] = checkpoint
+        plan = self._state.plan if self._state else None
+        if plan is None:
+            return
+        agreeing = [
+            c
+            for c in book.values()
+            if (c.block_hash, c.state_root) == (checkpoint.block_hash, checkpoint.state_root)
+        ]
+        if len(agreeing) < plan.quorum or checkpoint.height <= self.stats.stable_checkpoint:
+            return
+        mine = self.app.block_at(checkpoint.height)
+        if mine is not None and block_id(mine) != checkpoint.block_hash:
+            self.stats.checkpoint_mismatches += 1
+            return
+        self.stats.stable_checkpoint = checkpoint.height
+        for old in [h for h in self._checkpoints if h <= checkpoint.height]:
+            del self._checkpoints[old]  # garbage-collect everything the checkpoint covers
+
+    # -- catching up ----------------------------------------------------------------
+
+    def _on_sync_request(self, request: SyncRequest) -> None:
+        last = self.app.last_block().header.height
+        blocks = []
+        for height in range(
+            request.from_height, min(last, request.from_height + self.config.sync_batch - 1) + 1
+        ):
+            block = self.app.block_at(height)
+            if block is None:
+                break
+            blocks.append(block)
+        if blocks:
+            response = sign(self.config.chain_id, SyncResponse(tuple(blocks), self.me), self.keys)
+            self._actions.append(Send(request.validator, wire(response), Kind.SYNC_RESPONSE))
+
+    def _on_sync_response(self, response: SyncResponse) -> None:
+        for block in response.blocks:
+            state = self._state
+            if state is None or block.header.height != state.plan.height:
+                continue
+            plan = state.plan
+            if not verify_certificate(self.config.chain_id, block, plan.voters, plan.quorum):
+                self.stats.dropped_bad_signature += 1
+                return
+            if self.app.validate(block) is not None:
+                self.stats.dropped_malformed += 1
+                return
+            self.stats.synced_blocks += 1
+            self._decide(block, block.certificate.round)
+
+    # -- sending --------------------------------------------------------------------
+
+    def _emit(self, message: Message) -> None:
+        """Sign, broadcast, and take part ourselves (our own vote counts too)."""
+        signed = sign(self.config.chain_id, message, self.keys)
+        self._actions.append(Broadcast(wire(signed), kind_of(signed)))
+        self._dispatch(signed)
+
+
+def _highest_prepared_block(changes: tuple[RoundChange, ...]) -> Block | None:
+    best: PreparedCertificate | None = None
+    for change in changes:
+        for cert in change.prepared:
+            if best is None or cert.round > best.round:
+                best = cert
+    return best.block if best is not None else None
+
+
+EngineFactory = Callable[[EngineConfig, AccountKeys, ConsensusApp], BftEngine]

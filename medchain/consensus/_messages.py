@@ -1,0 +1,272 @@
+"""Consensus messages on the wire. Every message is signed by its sender's validator
+key; votes are signed over fixed byte layouts (commit votes over the very bytes a
+block's certificate holds) so any node, or the chain itself, can check them later."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, TypeVar
+
+from medchain.crypto import verify_signature
+from medchain.types import (
+    Block,
+    Certificate,
+    CommitSig,
+    DecodeError,
+    SignedProposal,
+    accusation_signing_bytes,
+    commit_signing_bytes,
+    decode,
+    encode,
+    proposal_signing_bytes,
+)
+
+T = TypeVar("T")
+
+
+class Kind(enum.StrEnum):
+    PROPOSAL = "proposal"
+    PREPARE = "prepare"
+    COMMIT = "commit"
+    ROUND_CHANGE = "round_change"
+    CHECKPOINT = "checkpoint"
+    VRF = "vrf"
+    ACCUSATION = "accusation"
+    SYNC_REQUEST = "sync_request"
+    SYNC_RESPONSE = "sync_response"
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    """A prepare or commit vote for `block_hash` at (height, round)."""
+
+    kind: Kind
+    height: int
+    round: int
+    block_hash: bytes
+    validator: bytes
+    proposal_signature: bytes = b""
+    """Prepare votes echo the primary's signature on the proposal, so a primary that
+    sent different blocks to different validators is caught by whoever sees both."""
+    signature: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedCertificate:
+    """Proof that `block` was prepared at `round`: a quorum of prepare votes."""
+
+    round: int
+    block: Block
+    prepares: tuple[Vote, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RoundChange:
+    """PBFT's view change: the sender gives up on rounds below `round`, carrying the
+    highest certificate it prepared (zero or one) so a prepared block survives."""
+
+    height: int
+    round: int
+    prepared: tuple[PreparedCertificate, ...]
+    validator: bytes
+    signature: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """The primary's pre-prepare. Above round 0 it is justified by a quorum of round
+    changes (PBFT's new-view). `vrf_proof` is AFBFT's proof of eligibility."""
+
+    height: int
+    round: int
+    block: Block
+    vrf_proof: bytes
+    justification: tuple[RoundChange, ...]
+    proposer: bytes
+    signature: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class VrfAnnouncement:
+    """AFBFT: a candidate's VRF proof for a height, published at the height's start."""
+
+    height: int
+    proof: bytes
+    validator: bytes
+    signature: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Every `checkpoint_interval` heights: the signer's view of the chain there."""
+
+    height: int
+    block_hash: bytes
+    state_root: bytes
+    validator: bytes
+    signature: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class AccusationMessage:
+    """The sender found the proposal `block_hash` at (height, round) invalid."""
+
+    height: int
+    round: int
+    block_hash: bytes
+    validator: bytes
+    signature: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRequest:
+    from_height: int
+    validator: bytes
+    signature: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResponse:
+    """Committed blocks, each with its certificate, for a node that fell behind."""
+
+    blocks: tuple[Block, ...]
+    validator: bytes
+    signature: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    kind: Kind
+    body: bytes
+
+
+Message = (
+    Proposal
+    | Vote
+    | RoundChange
+    | VrfAnnouncement
+    | Checkpoint
+    | AccusationMessage
+    | SyncRequest
+    | SyncResponse
+)
+
+_BODY: dict[Kind, type[Any]] = {
+    Kind.PROPOSAL: Proposal,
+    Kind.PREPARE: Vote,
+    Kind.COMMIT: Vote,
+    Kind.ROUND_CHANGE: RoundChange,
+    Kind.CHECKPOINT: Checkpoint,
+    Kind.VRF: VrfAnnouncement,
+    Kind.ACCUSATION: AccusationMessage,
+    Kind.SYNC_REQUEST: SyncRequest,
+    Kind.SYNC_RESPONSE: SyncResponse,
+}
+
+
+def kind_of(message: Message) -> Kind:
+    if isinstance(message, Vote):
+        return message.kind
+    for kind, cls in _BODY.items():
+        if type(message) is cls:
+            return kind
+    raise TypeError(f"not a consensus message: {type(message).__name__}")
+
+
+def wire(message: Message) -> bytes:
+    return encode(Envelope(kind_of(message), encode(message)))
+
+
+def unwire(data: bytes) -> Message:
+    """Decode a wire message; DecodeError for anything malformed."""
+    envelope = decode(Envelope, data)
+    message: Message = decode(_BODY[envelope.kind], envelope.body)
+    if isinstance(message, Vote) and message.kind is not envelope.kind:
+        raise DecodeError("vote kind does not match its envelope")
+    return message
+
+
+def signing_bytes(chain_id: str, message: Message) -> bytes:
+    """The bytes a message's signature covers."""
+    if isinstance(message, Proposal):
+        return proposal_signing_bytes(
+            chain_id, message.height, message.round, block_id(message.block)
+        )
+    if isinstance(message, Vote) and message.kind is Kind.COMMIT:
+        return commit_signing_bytes(chain_id, message.height, message.round, message.block_hash)
+    if isinstance(message, AccusationMessage):
+        return accusation_signing_bytes(chain_id, message.height, message.round, message.block_hash)
+    unsigned = dataclasses.replace(message, signature=b"")
+    return b"medchain/consensus/v1\x00" + chain_id.encode() + b"\x00" + encode(unsigned)
+
+
+M = TypeVar("M", bound=Message)
+
+
+def sign(chain_id: str, message: M, signer: Any) -> M:
+    """`signer` has `.sign(bytes) -> bytes` (AccountKeys)."""
+    return dataclasses.replace(message, signature=signer.sign(signing_bytes(chain_id, message)))
+
+
+@lru_cache(maxsize=1 << 16)
+def _verify_cached(public_key: bytes, data: bytes, signature: bytes) -> bool:
+    """A broadcast reaches every node with the same bytes; verify them once."""
+    return verify_signature(public_key, data, signature)
+
+
+def signer_of(message: Message) -> bytes:
+    if isinstance(message, Proposal):
+        return message.proposer
+    return message.validator
+
+
+def verify(chain_id: str, message: Message) -> bool:
+    return _verify_cached(signer_of(message), signing_bytes(chain_id, message), message.signature)
+
+
+def block_id(block: Block) -> bytes:
+    from medchain.types import block_hash
+
+    return block_hash(block.header)
+
+
+def signed_proposal(proposal: Proposal) -> SignedProposal:
+    return SignedProposal(
+        proposal.height,
+        proposal.round,
+        block_id(proposal.block),
+        proposal.proposer,
+        proposal.signature,
+    )
+
+
+def certificate_from(votes: list[Vote], height: int, round_: int, digest: bytes) -> Certificate:
+    """A block's commit certificate: the commit votes, ordered by validator key."""
+    ordered = sorted(votes, key=lambda v: v.validator)
+    return Certificate(
+        height, round_, digest, tuple(CommitSig(v.validator, v.signature) for v in ordered)
+    )
+
+
+def verify_certificate(
+    chain_id: str, block: Block, validators: tuple[bytes, ...], quorum: int
+) -> bool:
+    """Does `block` carry commit signatures of at least `quorum` distinct validators?"""
+    certificate = block.certificate
+    if certificate.height != block.header.height or certificate.block_hash != block_id(block):
+        return False
+    allowed = set(validators)
+    signers = set()
+    for sig in certificate.signatures:
+        if sig.validator not in allowed or sig.validator in signers:
+            return False
+        data = commit_signing_bytes(
+            chain_id, certificate.height, certificate.round, certificate.block_hash
+        )
+        if not _verify_cached(sig.validator, data, sig.signature):
+            return False
+        signers.add(sig.validator)
+    return len(signers) >= quorum

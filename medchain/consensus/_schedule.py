@@ -1,0 +1,119 @@
+"""Who votes and who proposes: the one thing the three engines do differently.
+
+- PBFT: every validator votes; the primary is fixed until it fails (PBFT's
+  `view mod n`): the proposer of the last block proposes again, and each round
+  change passes the role to the next validator in the canonical order. Anyone
+  can predict the order — the weakness paper 000 attacks.
+- DPoS+PBFT: the epoch's committee (top K by votes) votes; producers take turns
+  by height, a round change skips to the next producer.
+- AFBFT: every validator votes; for each height the elected candidates publish
+  ECVRF proofs over the previous block's seed, the lowest output proposes, and a
+  round change passes to the next-lowest. Nobody knows the order before the
+  proofs are out, and nobody can grind it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from medchain.consensus._api import ConsensusApp
+from medchain.crypto import address_from_public_key, vrf_proof_to_hash, vrf_verify
+from medchain.types import Block, block_hash
+
+
+class EngineKind(enum.StrEnum):
+    PBFT = "pbft"
+    AFBFT = "afbft"
+    DPOS = "dpos"
+
+
+def afbft_seed(block: Block) -> bytes:
+    """The randomness a block hands to the next draw: its primary's VRF output, or the
+    block hash where there was no draw (genesis, or a chain that switched engines)."""
+    if block.header.vrf_proof:
+        return vrf_proof_to_hash(block.header.vrf_proof)
+    return block_hash(block.header)
+
+
+def afbft_alpha(previous: Block, height: int) -> bytes:
+    """The VRF input for `height`: bound to the chain, the seed and the height."""
+    return (
+        b"medchain/afbft/v1\x00"
+        + previous.header.chain_id.encode()
+        + b"\x00"
+        + afbft_seed(previous)
+        + height.to_bytes(8, "big")
+    )
+
+
+@dataclass
+class HeightPlan:
+    """Everything an engine needs about one height, fixed when the height starts."""
+
+    kind: EngineKind
+    height: int
+    voters: tuple[bytes, ...]
+    order: tuple[bytes, ...]
+    """Primary candidates in turn order for PBFT/DPoS; AFBFT's candidates (unordered
+    until their VRF outputs are known)."""
+    start: int = 0
+    """PBFT/DPoS: index into `order` of the round-0 primary."""
+    alpha: bytes = b""
+    vrf_outputs: dict[bytes, bytes] = field(default_factory=dict)
+    """AFBFT: candidate key -> VRF output, for the proofs seen so far."""
+
+    @property
+    def quorum(self) -> int:
+        """Smallest vote count two of which always share an honest voter."""
+        n = len(self.voters)
+        f = (n - 1) // 3
+        return (n + f) // 2 + 1
+
+    @property
+    def weak_quorum(self) -> int:
+        """f + 1: at least one honest voter is among them."""
+        return (len(self.voters) - 1) // 3 + 1
+
+    def primary(self, round_: int) -> bytes | None:
+        if self.kind is EngineKind.AFBFT:
+            ranked = self.vrf_ranking()
+            return ranked[round_ % len(ranked)] if ranked else None
+        return self.order[(self.start + round_) % len(self.order)]
+
+    def vrf_ranking(self) -> list[bytes]:
+        return sorted(self.vrf_outputs, key=lambda k: (self.vrf_outputs[k], k))
+
+    def learn_vrf(self, candidate: bytes, proof: bytes) -> bool:
+        """Record a candidate's proof; False if it is not a candidate or the proof is bad."""
+        if candidate not in self.order:
+            return False
+        output = vrf_verify(candidate, self.alpha, proof)
+        if output is None:
+            return False
+        self.vrf_outputs[candidate] = output
+        return True
+
+
+def plan_height(kind: EngineKind, app: ConsensusApp) -> HeightPlan:
+    previous = app.last_block()
+    height = previous.header.height + 1
+    validators = app.validators()
+    if kind is EngineKind.DPOS:
+        committee = app.committee() or validators
+        return HeightPlan(kind, height, committee, committee, start=height % len(committee))
+    if kind is EngineKind.AFBFT:
+        candidates = app.primary_candidates() or validators
+        return HeightPlan(kind, height, validators, candidates, alpha=afbft_alpha(previous, height))
+    return HeightPlan(
+        kind, height, validators, validators, start=_last_proposer_index(previous, validators)
+    )
+
+
+def _last_proposer_index(previous: Block, validators: tuple[bytes, ...]) -> int:
+    """PBFT keeps the primary that last succeeded (genesis: the first validator)."""
+    by_address: Mapping[bytes, int] = {
+        address_from_public_key(key): i for i, key in enumerate(validators)
+    }
+    return by_address.get(previous.header.proposer, 0)

@@ -1,0 +1,180 @@
+"""The BFT engine on a toy network: commits, certificates, round changes,
+evidence, catch-up, and the message hygiene rules."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from medchain.consensus import (
+    Broadcast,
+    EngineKind,
+    Kind,
+    MessageReceived,
+    Proposal,
+    Vote,
+    sign,
+    unwire,
+    verify_certificate,
+    wire,
+)
+from medchain.types import EquivocationEvidence, InvalidProposalEvidence
+
+from .harness import CHAIN, Net
+
+FAST = {"block_interval_ms": 10, "round_timeout_ms": 100, "proposal_window_ms": 5}
+
+
+@pytest.mark.parametrize("kind", list(EngineKind))
+def test_four_validators_commit_and_agree(kind: EngineKind) -> None:
+    net = Net(4, kind, **FAST)
+    net.start()
+    net.run(until_ms=2_000)
+    heights = net.heights()
+    assert min(heights) >= 20, heights
+    net.assert_agreement()
+    assert set(net.committed_rounds) == {0}
+
+
+def test_certificates_verify_with_a_quorum_of_commits() -> None:
+    net = Net(4, **FAST)
+    net.start()
+    net.run(until_ms=500)
+    keys = tuple(k.public_key for k in net.keys)
+    block = net.apps[2].blocks[5]
+    assert verify_certificate(CHAIN, block, keys, 3)
+    assert len(block.certificate.signatures) >= 3
+    forged = dataclasses.replace(
+        block,
+        certificate=dataclasses.replace(
+            block.certificate, signatures=block.certificate.signatures[:2]
+        ),
+    )
+    assert not verify_certificate(CHAIN, forged, keys, 3)
+
+
+@pytest.mark.parametrize("kind", list(EngineKind))
+def test_a_crashed_primary_is_replaced_by_round_change(kind: EngineKind) -> None:
+    net = Net(4, kind, **FAST)
+    net.start()
+    net.run(until_ms=300)
+    before = net.heights()[1]
+    primary = net.engines[1]._state.plan.primary(net.engines[1].round)  # type: ignore[union-attr]
+    assert primary is not None
+    net.down.add(net.index(primary))
+    net.run(until_ms=3_000)
+    alive = [i for i in range(4) if i not in net.down]
+    assert min(net.heights()[i] for i in alive) >= before + 5
+    net.assert_agreement(alive)
+    assert max(net.committed_rounds) >= 1
+
+
+def test_no_progress_without_a_quorum_and_recovery_after() -> None:
+    net = Net(4, **FAST)
+    net.start()
+    net.run(until_ms=200)
+    net.down |= {2, 3}
+    net.run(until_ms=1_500)
+    stalled = net.heights()[0]
+    net.run(until_ms=2_500)
+    assert net.heights()[0] == stalled
+    net.down.clear()
+    net.run(until_ms=12_000)
+    assert min(net.heights()) > stalled
+    net.assert_agreement()
+
+
+def test_lagging_node_catches_up_by_sync() -> None:
+    net = Net(4, **FAST)
+    net.start()
+    net.down.add(3)
+    net.run(until_ms=1_000)
+    assert net.heights()[3] == 0
+    net.down.clear()
+    net._push(net.now, 3, __import__("medchain.consensus", fromlist=["Start"]).Start(net.now))
+    net.run(until_ms=3_000)
+    assert net.engines[3].stats.synced_blocks > 0
+    assert net.heights()[3] >= net.heights()[0] - 1
+    net.assert_agreement()
+
+
+def test_equivocating_primary_is_caught() -> None:
+    net = Net(4, **FAST)
+    keys = net.keys
+
+    def split(node: int, action: object) -> list[object]:
+        if not isinstance(action, Broadcast) or action.kind != Kind.PROPOSAL:
+            return [action]
+        proposal = unwire(action.data)
+        assert isinstance(proposal, Proposal)
+        other_header = dataclasses.replace(
+            proposal.block.header, time_ms=proposal.block.header.time_ms + 1
+        )
+        other = sign(
+            CHAIN,
+            dataclasses.replace(
+                proposal, block=dataclasses.replace(proposal.block, header=other_header)
+            ),
+            keys[node],
+        )
+        net._push(net.now + 1, (node + 1) % 4, MessageReceived(0, action.data))
+        net._push(net.now + 1, (node + 2) % 4, MessageReceived(0, wire(other)))
+        net._push(net.now + 1, (node + 3) % 4, MessageReceived(0, wire(other)))
+        return []
+
+    net.rewrite = {i: split for i in range(4)}  # whoever is primary equivocates
+    net.start()
+    net.run(until_ms=300)
+    kinds = {type(e) for _, e in net.evidence}
+    assert EquivocationEvidence in kinds
+    evidence = next(e for _, e in net.evidence if isinstance(e, EquivocationEvidence))
+    assert evidence.first.block_hash != evidence.second.block_hash
+    assert evidence.first.proposer == evidence.second.proposer
+    net.assert_agreement()
+
+
+def test_invalid_proposal_draws_a_quorum_of_accusations() -> None:
+    net = Net(4, **FAST)
+    bad = net.keys[0].public_key
+    for app in net.apps:
+        app.invalid_from.add(bad)
+    net.start()
+    net.run(until_ms=1_000)
+    invalid = [e for _, e in net.evidence if isinstance(e, InvalidProposalEvidence)]
+    assert invalid and len(invalid[0].accusations) >= 3
+    assert min(net.heights()) >= 3  # the others carry on after a round change
+    net.assert_agreement()
+
+
+def test_message_hygiene_counters() -> None:
+    net = Net(4, **FAST)
+    net.start()
+    net.run(until_ms=100)
+    engine = net.engines[0]
+    vote = sign(
+        CHAIN,
+        Vote(Kind.PREPARE, engine.height, 0, b"\x01" * 32, net.keys[1].public_key),
+        net.keys[1],
+    )
+    data = wire(vote)
+    engine.handle(MessageReceived(net.now, data))
+    engine.handle(MessageReceived(net.now, data))
+    assert engine.stats.dropped_duplicate >= 1
+    engine.handle(MessageReceived(net.now, b"\x00garbage"))
+    assert engine.stats.dropped_malformed == 1
+    forged = dataclasses.replace(vote, signature=net.keys[2].sign(b"x"))
+    engine.handle(MessageReceived(net.now, wire(forged)))
+    assert engine.stats.dropped_bad_signature == 1
+    from medchain.crypto import AccountKeys
+
+    stranger = AccountKeys.generate()
+    alien = sign(
+        CHAIN, Vote(Kind.PREPARE, engine.height, 0, b"\x01" * 32, stranger.public_key), stranger
+    )
+    engine.handle(MessageReceived(net.now, wire(alien)))
+    assert engine.stats.dropped_unknown_sender == 1
+    old = sign(CHAIN, Vote(Kind.PREPARE, 1, 0, b"\x01" * 32, net.keys[1].public_key), net.keys[1])
+    if engine.height > 1:
+        engine.handle(MessageReceived(net.now, wire(old)))
+        assert engine.stats.dropped_stale >= 1
