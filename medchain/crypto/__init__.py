@@ -1,4 +1,4 @@
-"""Cryptography: keys and addresses, signatures, Merkle proofs, hybrid encryption."""
+"""Cryptography: keys and addresses, signatures, Merkle proofs, hybrid encryption, VRF."""
 
 from medchain.crypto._address import (
     ADDRESS_HRP,
@@ -35,6 +35,15 @@ from medchain.crypto._keys import (
     verify_signature,
 )
 from medchain.crypto._merkle import MerkleProof, inclusion_proof, merkle_root, verify_inclusion
+from medchain.crypto._vrf import (
+    VRF_OUTPUT_SIZE,
+    VRF_PROOF_SIZE,
+    VrfError,
+    vrf_proof_to_hash,
+    vrf_prove,
+    vrf_public_key,
+    vrf_verify,
+)
 from medchain.types import sha256, tagged_hash
 
 __all__ = [
@@ -46,6 +55,8 @@ __all__ = [
     "KEY_FILE_VERSION",
     "PUBLIC_KEY_SIZE",
     "SIGNATURE_SIZE",
+    "VRF_OUTPUT_SIZE",
+    "VRF_PROOF_SIZE",
     "WRAPPED_KEY_SIZE",
     "AccountKeys",
     "DecryptionFailed",
@@ -54,6 +65,7 @@ __all__ = [
     "KeyFileError",
     "MerkleProof",
     "PassphraseRequired",
+    "VrfError",
     "address_from_public_key",
     "decrypt_content",
     "encrypt_content",
@@ -69,5 +81,9 @@ __all__ = [
     "unwrap_key",
     "verify_inclusion",
     "verify_signature",
+    "vrf_proof_to_hash",
+    "vrf_prove",
+    "vrf_public_key",
+    "vrf_verify",
     "wrap_key",
 ]
