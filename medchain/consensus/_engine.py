@@ -254,8 +254,12 @@ class BftEngine:
 
     def _announce_vrf(self, state: _Height) -> None:
         if self.me in state.plan.order:
-            proof = vrf_prove(self.keys.signing_seed, state.plan.alpha)
-            self._emit(VrfAnnouncement(state.plan.height, proof, self.me))
+            self._emit(VrfAnnouncement(state.plan.height, self._own_proof(state), self.me))
+
+    def _own_proof(self, state: _Height) -> bytes:
+        if not state.plan.own_proof:
+            state.plan.own_proof = vrf_prove(self.keys.signing_seed, state.plan.alpha)
+        return state.plan.own_proof
 
     def _maybe_propose(self, state: _Height) -> None:
         round_ = state.round
@@ -272,9 +276,7 @@ class BftEngine:
                 return
             justification = tuple(changes[k] for k in sorted(changes))
             block = _highest_prepared_block(justification)
-        proof = b""
-        if state.plan.kind is EngineKind.AFBFT:
-            proof = vrf_prove(self.keys.signing_seed, state.plan.alpha)
+        proof = self._own_proof(state) if state.plan.kind is EngineKind.AFBFT else b""
         if block is None:
             block = self.app.propose(state.plan.height, self._block_time(), self.me, proof)
         current.proposed = True

@@ -16,8 +16,10 @@ from medchain.types import (
     Certificate,
     CommitSig,
     DecodeError,
+    Header,
     SignedProposal,
     accusation_signing_bytes,
+    block_hash,
     commit_signing_bytes,
     decode,
     encode,
@@ -180,8 +182,10 @@ def wire(message: Message) -> bytes:
     return encode(Envelope(kind_of(message), encode(message)))
 
 
+@lru_cache(maxsize=4096)
 def unwire(data: bytes) -> Message:
-    """Decode a wire message; DecodeError for anything malformed."""
+    """Decode a wire message; DecodeError for anything malformed. Messages are
+    immutable, so a broadcast received by many engines in one process decodes once."""
     envelope = decode(Envelope, data)
     message: Message = decode(_BODY[envelope.kind], envelope.body)
     if isinstance(message, Vote) and message.kind is not envelope.kind:
@@ -228,9 +232,12 @@ def verify(chain_id: str, message: Message) -> bool:
 
 
 def block_id(block: Block) -> bytes:
-    from medchain.types import block_hash
+    return _header_id(block.header)
 
-    return block_hash(block.header)
+
+@lru_cache(maxsize=4096)
+def _header_id(header: Header) -> bytes:
+    return block_hash(header)
 
 
 def signed_proposal(proposal: Proposal) -> SignedProposal:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from medchain.consensus._api import ConsensusApp
 from medchain.crypto import address_from_public_key, vrf_proof_to_hash, vrf_verify
@@ -63,6 +64,8 @@ class HeightPlan:
     alpha: bytes = b""
     vrf_outputs: dict[bytes, bytes] = field(default_factory=dict)
     """AFBFT: candidate key -> VRF output, for the proofs seen so far."""
+    own_proof: bytes = b""
+    """AFBFT: this validator's proof for the height, computed once."""
 
     @property
     def quorum(self) -> int:
@@ -89,11 +92,17 @@ class HeightPlan:
         """Record a candidate's proof; False if it is not a candidate or the proof is bad."""
         if candidate not in self.order:
             return False
-        output = vrf_verify(candidate, self.alpha, proof)
+        output = _vrf_output(candidate, self.alpha, proof)
         if output is None:
             return False
         self.vrf_outputs[candidate] = output
         return True
+
+
+@lru_cache(maxsize=4096)
+def _vrf_output(candidate: bytes, alpha: bytes, proof: bytes) -> bytes | None:
+    """A proof is broadcast to every node: verify it once per process."""
+    return vrf_verify(candidate, alpha, proof)
 
 
 def plan_height(kind: EngineKind, app: ConsensusApp) -> HeightPlan:
