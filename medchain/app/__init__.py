@@ -1,5 +1,7 @@
 """The deterministic state machine: contracts for accounts, the registry (RC),
-medical records (MRC), research access lists (ALC) and staking."""
+medical records (MRC), research access lists (ALC), staking, and the consensus
+rules that live in state: vesting block rewards, evidence and penalties, and the
+elections the engines read (AFBFT primary candidates, the DPoS committee)."""
 
 from medchain.app._access_lists import AccessList, ResearchEntry
 from medchain.app._accounts import Account, TransferArgs, get_account
@@ -11,21 +13,33 @@ from medchain.app._apply import (
     check_tx_static,
     decode_tx,
 )
-from medchain.app._context import BlockContext, Call
+from medchain.app._context import BlockContext, Call, make_event
+from medchain.app._election import (
+    CommitteeSnapshot,
+    committee,
+    election_ranking,
+    epoch_start,
+    primary_candidates,
+)
 from medchain.app._errors import (
     AlreadyAuthorised,
+    AlreadyPunished,
     AlreadyRegistered,
     BalanceTooLow,
     ContractError,
+    DuplicateEvidence,
     FeeTooLow,
+    ForgedEvidence,
     InsufficientFunds,
     InvalidArgument,
+    InvalidEvidence,
     InvalidSignature,
     KeyWrapMismatch,
     MalformedTx,
     NonceGap,
     NonceReused,
     NotAuthorised,
+    NotEnoughAccusations,
     NotOwner,
     NotRegistered,
     StakeError,
@@ -38,7 +52,20 @@ from medchain.app._errors import (
 )
 from medchain.app._genesis import genesis_state
 from medchain.app._keywrap import KeyWrap
-from medchain.app._ledger import BlockOutcome, InvalidBlock, Ledger
+from medchain.app._ledger import BlockOutcome, InvalidBlock, Ledger, begin_block
+from medchain.app._penalties import (
+    Offence,
+    OffenceKind,
+    accusation_quorum,
+    banned_accounts,
+    get_ban,
+    get_offence,
+    is_banned,
+    offence_key,
+    punished_evidence_keys,
+    punished_offences,
+    validator_set,
+)
 from medchain.app._records import (
     AddVersionArgs,
     AuditAction,
@@ -64,16 +91,20 @@ from medchain.app._registry import (
     patient_records,
 )
 from medchain.app._research import ResearchGrantArgs, ResearchRevokeArgs, get_data
+from medchain.app._rewards import RewardGrant, get_grant, tranche, unvested_rewards
 from medchain.app._staking import (
     AmountArgs,
     Candidate,
     NoArgs,
+    Slash,
     StakeAccount,
     Unbonding,
     VoteAllocation,
     VoteArgs,
+    get_candidate,
     get_stake,
     ranked_candidates,
+    voters_of,
 )
 from medchain.app._state import State
 
@@ -83,6 +114,7 @@ __all__ = [
     "Account",
     "AddVersionArgs",
     "AlreadyAuthorised",
+    "AlreadyPunished",
     "AlreadyRegistered",
     "AmountArgs",
     "AuditAction",
@@ -92,13 +124,17 @@ __all__ = [
     "BlockOutcome",
     "Call",
     "Candidate",
+    "CommitteeSnapshot",
     "ContractError",
     "CreateRecordArgs",
+    "DuplicateEvidence",
     "FeeTooLow",
+    "ForgedEvidence",
     "Identity",
     "InsufficientFunds",
     "InvalidArgument",
     "InvalidBlock",
+    "InvalidEvidence",
     "InvalidSignature",
     "KeyWrap",
     "KeyWrapMismatch",
@@ -108,15 +144,20 @@ __all__ = [
     "NonceGap",
     "NonceReused",
     "NotAuthorised",
+    "NotEnoughAccusations",
     "NotOwner",
     "NotRegistered",
+    "Offence",
+    "OffenceKind",
     "Record",
     "RecordVersion",
     "RegisterArgs",
     "ResearchEntry",
     "ResearchGrantArgs",
     "ResearchRevokeArgs",
+    "RewardGrant",
     "Role",
+    "Slash",
     "StakeAccount",
     "StakeError",
     "State",
@@ -134,21 +175,41 @@ __all__ = [
     "WarrantArgs",
     "WrongChain",
     "WrongRole",
+    "accusation_quorum",
     "apply_checked_tx",
     "apply_tx",
     "audit_trail",
+    "banned_accounts",
+    "begin_block",
     "check_tx_stateful",
     "check_tx_static",
+    "committee",
     "decode_tx",
+    "election_ranking",
+    "epoch_start",
     "genesis_state",
     "get_account",
+    "get_ban",
+    "get_candidate",
     "get_data",
+    "get_grant",
     "get_identity",
+    "get_offence",
     "get_record",
     "get_stake",
     "get_version",
+    "is_banned",
+    "make_event",
     "new_record_id",
+    "offence_key",
     "patient_records",
+    "primary_candidates",
+    "punished_evidence_keys",
+    "punished_offences",
     "ranked_candidates",
+    "tranche",
+    "unvested_rewards",
+    "validator_set",
     "versions",
+    "voters_of",
 ]

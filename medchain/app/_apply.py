@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from medchain.app import _accounts, _records, _registry, _research, _staking
+from medchain.app import _accounts, _penalties, _records, _registry, _research, _staking
 from medchain.app._accounts import Account, get_account, put_account
 from medchain.app._context import BlockContext, Call, Methods
 from medchain.app._errors import (
@@ -35,6 +35,7 @@ METHODS: Methods = {
     **_records.METHODS,
     **_research.METHODS,
     **_staking.METHODS,
+    **_penalties.METHODS,
 }
 
 

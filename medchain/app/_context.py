@@ -33,9 +33,12 @@ class Call:
 
     def emit(self, kind: str, **attributes: str | bytes | int) -> None:
         """Record an event; bytes of address size are shown as addresses, other bytes as hex."""
-        self.events.append(
-            Event(kind, tuple(Attribute(k, _show(v)) for k, v in sorted(attributes.items())))
-        )
+        self.events.append(make_event(kind, **attributes))
+
+
+def make_event(kind: str, **attributes: str | bytes | int) -> Event:
+    """An event with its attributes sorted by name, shown as `Call.emit` shows them."""
+    return Event(kind, tuple(Attribute(k, _show(v)) for k, v in sorted(attributes.items())))
 
 
 def _show(value: str | bytes | int) -> str:

@@ -101,3 +101,33 @@ class BalanceTooLow(ContractError):
 
 class StakeError(ContractError):
     code = "stake_error"
+
+
+class InvalidEvidence(ContractError):
+    """Misbehaviour evidence that does not prove an offence: nothing is punished."""
+
+    code = "invalid_evidence"
+
+
+class ForgedEvidence(InvalidEvidence):
+    """A signature in the evidence does not verify: the evidence is forged or damaged."""
+
+    code = "forged_evidence"
+
+
+class NotEnoughAccusations(InvalidEvidence):
+    """Fewer than 2f+1 distinct validators accuse the proposal."""
+
+    code = "not_enough_accusations"
+
+
+class DuplicateEvidence(InvalidEvidence):
+    """This very evidence was already reported and punished."""
+
+    code = "duplicate_evidence"
+
+
+class AlreadyPunished(InvalidEvidence):
+    """Other evidence of the same offence (primary, height, round) was already punished."""
+
+    code = "already_punished"

@@ -1,18 +1,23 @@
 """The application as the node and the consensus engines see it (the shape of
-CometBFT's ABCI): check a transaction, execute a block, answer queries."""
+CometBFT's ABCI): check a transaction, build, dry-run or execute a block, answer
+queries. Every block starts with `begin_block` (rewards, bans, the epoch's
+committee), then runs its transactions."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from medchain.app import _rewards
 from medchain.app._apply import apply_checked_tx, check_tx_stateful, check_tx_static
 from medchain.app._context import BlockContext
+from medchain.app._election import record_committee
 from medchain.app._errors import TxRejected
 from medchain.app._genesis import genesis_state
+from medchain.app._penalties import expire_bans
 from medchain.app._state import State
-from medchain.types import Genesis, MedchainError, Receipt, Tx
+from medchain.types import Event, Genesis, MedchainError, Receipt, Tx
 
 
 class InvalidBlock(MedchainError):
@@ -27,6 +32,20 @@ class BlockOutcome:
     changes: dict[bytes, bytes | None]
     """Net state changes in key order (None = deleted), for the store."""
     state_root: bytes
+    events: tuple[Event, ...] = ()
+    """What the block itself did before its transactions (rewards vested, bans lifted,
+    committee elected); not part of any receipt."""
+
+
+def begin_block(state: State, block: BlockContext) -> list[Event]:
+    """Block-level changes made at the start of every block, before its transactions:
+    record the epoch's committee (from the state as the block starts), pay vested
+    rewards and grant this block's, lift ended bans. Writes nothing on a chain that
+    mints no rewards and has no votes or bans."""
+    events = record_committee(state, block)
+    events += _rewards.begin_block(state, block)
+    events += expire_bans(state, block.height)
+    return events
 
 
 class Ledger:
@@ -44,20 +63,85 @@ class Ledger:
         check_tx_stateful(self.state, tx, self.genesis.params)
         return args
 
-    def execute_block(self, block: BlockContext, txs: Sequence[Tx]) -> BlockOutcome:
-        """Apply a block's transactions and commit them in memory; all or nothing."""
-        receipts = self._run(block, txs)
-        changes = self.state.end_block()
-        return BlockOutcome(receipts, changes, self.state.root())
+    def execute_block(
+        self,
+        block: BlockContext,
+        txs: Sequence[Tx],
+        expected_state_root: bytes | None = None,
+    ) -> BlockOutcome:
+        """Apply a block's transactions and commit them in memory; all or nothing.
+
+        With `expected_state_root`, a block whose resulting root differs raises
+        InvalidBlock and changes nothing."""
+        events, receipts = self._run(block, txs)
+        if expected_state_root is None:
+            changes = self.state.end_block()
+            return BlockOutcome(receipts, changes, self.state.root(), events)
+        root = self.state.pending_root()
+        if root != expected_state_root:
+            self.state.discard_block()
+            raise InvalidBlock(
+                f"block {block.height} leads to state root {root.hex()}, "
+                f"not the {expected_state_root.hex()} it claims"
+            )
+        return BlockOutcome(receipts, self.state.end_block(), root, events)
 
     def simulate(self, block: BlockContext, txs: Sequence[Tx]) -> tuple[Receipt, ...]:
         """Receipts the transactions would get in a block, without changing anything."""
-        receipts = self._run(block, txs)
+        _, receipts = self._run(block, txs)
         self.state.discard_block()
         return receipts
 
-    def _run(self, block: BlockContext, txs: Sequence[Tx]) -> tuple[Receipt, ...]:
+    def dry_run(self, block: BlockContext, txs: Sequence[Tx]) -> BlockOutcome:
+        """Everything executing the block would give (receipts, changes, state root),
+        without changing anything. Raises InvalidBlock like `execute_block`."""
+        events, receipts = self._run(block, txs)
+        return self._preview(receipts, events)
+
+    def build_block(
+        self, block: BlockContext, candidates: Iterable[Tx], max_txs: int
+    ) -> tuple[tuple[Tx, ...], BlockOutcome]:
+        """Dry-run a proposal: take `candidates` in order, skip any that is not valid
+        at its position (TxRejected), stop at `max_txs`. Returns the included
+        transactions and what executing them gives; changes nothing."""
+        events = self._begin(block)
+        included: list[Tx] = []
+        receipts: list[Receipt] = []
+        try:
+            for tx in candidates:
+                if len(included) >= max_txs:
+                    break
+                try:
+                    args = check_tx_static(tx, block.chain_id, block.params)
+                    receipts.append(apply_checked_tx(self.state, block, tx, args))
+                except TxRejected:
+                    continue
+                included.append(tx)
+        except BaseException:
+            self.state.discard_block()
+            raise
+        return tuple(included), self._preview(tuple(receipts), events)
+
+    def _preview(self, receipts: tuple[Receipt, ...], events: tuple[Event, ...]) -> BlockOutcome:
+        try:
+            layer = self.state.open_block_changes()
+            root = self.state.pending_root()
+        finally:
+            self.state.discard_block()
+        return BlockOutcome(receipts, layer, root, events)
+
+    def _begin(self, block: BlockContext) -> tuple[Event, ...]:
         self.state.begin_block()
+        try:
+            return tuple(begin_block(self.state, block))
+        except BaseException:
+            self.state.discard_block()
+            raise
+
+    def _run(
+        self, block: BlockContext, txs: Sequence[Tx]
+    ) -> tuple[tuple[Event, ...], tuple[Receipt, ...]]:
+        events = self._begin(block)
         receipts = []
         try:
             for index, tx in enumerate(txs):
@@ -69,7 +153,7 @@ class Ledger:
         except BaseException:
             self.state.discard_block()
             raise
-        return tuple(receipts)
+        return events, tuple(receipts)
 
     def state_root(self) -> bytes:
         return self.state.root()

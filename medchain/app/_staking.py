@@ -5,6 +5,10 @@ is not voting can be unstaked, and becomes spendable after an unbonding delay
 (so a validator cannot escape a slash by withdrawing at once). Voters allocate
 bonded stake to declared candidates; a candidate's weight is the sum of the stake
 voted for it. Every list here is kept sorted so elections are deterministic.
+
+Each candidate also keeps the sorted list of accounts voting for it, so a
+penalty can find the voters of a misbehaving primary (`slash` and
+`medchain.app._penalties`).
 """
 
 from __future__ import annotations
@@ -61,6 +65,27 @@ class CandidateSet:
 
 
 @dataclass(frozen=True, slots=True)
+class VoterSet:
+    addresses: tuple[bytes, ...]
+    """Sorted addresses with a non-zero vote allocation for one candidate."""
+
+
+@dataclass(frozen=True, slots=True)
+class Slash:
+    """What one penalty burned from one account's stake."""
+
+    address: bytes
+    bonded: int
+    """Burned from bonded stake (its free part and every vote allocation)."""
+    unbonding: int
+    """Burned from stake still unbonding (unstaking does not escape a penalty)."""
+
+    @property
+    def total(self) -> int:
+        return self.bonded + self.unbonding
+
+
+@dataclass(frozen=True, slots=True)
 class AmountArgs:
     amount: int
 
@@ -85,6 +110,30 @@ def _stake_key(address: bytes) -> bytes:
 
 def _candidate_key(address: bytes) -> bytes:
     return b"cand/" + address
+
+
+def _voters_key(candidate: bytes) -> bytes:
+    return b"voters/" + candidate
+
+
+def voters_of(state: State, candidate: bytes) -> tuple[bytes, ...]:
+    """Accounts with votes allocated to `candidate`, sorted by address."""
+    found = load(state, _voters_key(candidate), VoterSet)
+    return () if found is None else found.addresses
+
+
+def _set_voter(state: State, candidate: bytes, voter: bytes, voting: bool) -> None:
+    current = set(voters_of(state, candidate))
+    if (voter in current) == voting:
+        return
+    if voting:
+        current.add(voter)
+    else:
+        current.discard(voter)
+    if current:
+        save(state, _voters_key(candidate), VoterSet(tuple(sorted(current))))
+    else:
+        state.delete(_voters_key(candidate))
 
 
 def get_stake(state: State, address: bytes) -> StakeAccount:
@@ -206,6 +255,7 @@ def vote(state: State, call: Call, args: VoteArgs) -> None:
         _candidate_key(args.candidate),
         replace(candidate, votes=candidate.votes + args.amount),
     )
+    _set_voter(state, args.candidate, call.sender, True)
     call.emit("voted", voter=call.sender, candidate=args.candidate, amount=args.amount)
 
 
@@ -219,6 +269,8 @@ def unvote(state: State, call: Call, args: VoteArgs) -> None:
             f"cannot withdraw {args.amount}"
         )
     _put_stake(state, call.sender, _set_allocation(current, args.candidate, already - args.amount))
+    if already == args.amount:
+        _set_voter(state, args.candidate, call.sender, False)
     candidate = get_candidate(state, args.candidate)
     assert candidate is not None
     save(
@@ -227,6 +279,46 @@ def unvote(state: State, call: Call, args: VoteArgs) -> None:
         replace(candidate, votes=candidate.votes - args.amount),
     )
     call.emit("unvoted", voter=call.sender, candidate=args.candidate, amount=args.amount)
+
+
+def slash(state: State, address: bytes, bps: int) -> Slash:
+    """Burn `bps` basis points of each part of `address`'s stake: its free bonded
+    stake, every vote allocation (the candidates' totals drop with them, so they stay
+    the sum of their voters' allocations) and every unbonding entry.
+
+    Each part is rounded down on its own, so the account never loses more than
+    `bps` of its whole stake and never holds more votes than bonded stake."""
+    bps = min(max(bps, 0), 10_000)
+
+    def cut(amount: int) -> int:
+        return amount * bps // 10_000
+
+    current = get_stake(state, address)
+    votes: list[VoteAllocation] = []
+    for allocation in current.votes:
+        burned = cut(allocation.amount)
+        if burned:
+            candidate = get_candidate(state, allocation.candidate)
+            assert candidate is not None, "a vote allocation names a missing candidate"
+            save(
+                state,
+                _candidate_key(allocation.candidate),
+                replace(candidate, votes=candidate.votes - burned),
+            )
+        if allocation.amount > burned:
+            votes.append(VoteAllocation(allocation.candidate, allocation.amount - burned))
+        else:
+            _set_voter(state, allocation.candidate, address, False)
+    free = current.free
+    bonded = sum(v.amount for v in votes) + free - cut(free)
+    unbonding = tuple(
+        Unbonding(u.amount - cut(u.amount), u.release_height)
+        for u in current.unbonding
+        if u.amount > cut(u.amount)
+    )
+    burned_unbonding = sum(u.amount for u in current.unbonding) - sum(u.amount for u in unbonding)
+    _put_stake(state, address, StakeAccount(bonded, unbonding, tuple(votes)))
+    return Slash(address, current.bonded - bonded, burned_unbonding)
 
 
 METHODS: Methods = {

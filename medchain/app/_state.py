@@ -97,15 +97,36 @@ class State:
         """Merkle root (RFC 6962) over the committed entries in key order."""
         if self._layers:
             raise RuntimeError("the state root is defined only between blocks")
-        leaves = [
-            len(k).to_bytes(4, "big") + k + self._committed[k] for k in sorted(self._committed)
-        ]
-        return merkle_root(leaves)
+        return _root(self._committed)
+
+    def open_block_changes(self) -> dict[bytes, bytes | None]:
+        """The open block layer's changes so far, in key order (None = deleted)."""
+        if len(self._layers) != 1:
+            raise RuntimeError("open_block_changes needs exactly the block layer open")
+        changes = self._layers[0]
+        return {k: changes[k] for k in sorted(changes)}
+
+    def pending_root(self) -> bytes:
+        """The root the state would have if the open block were committed now."""
+        if len(self._layers) != 1:
+            raise RuntimeError("pending_root needs exactly the block layer open")
+        merged = dict(self._committed)
+        for key, value in self._layers[0].items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        return _root(merged)
 
     def copy(self) -> State:
         if self._layers:
             raise RuntimeError("copy the state only between blocks")
         return State(self._committed)
+
+
+def _root(entries: Mapping[bytes, bytes]) -> bytes:
+    leaves = [len(k).to_bytes(4, "big") + k + entries[k] for k in sorted(entries)]
+    return merkle_root(leaves)
 
 
 def load(state: State, key: bytes, cls: type[T]) -> T | None:

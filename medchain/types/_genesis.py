@@ -17,6 +17,20 @@ class ChainParams:
     unbonding_blocks: int = 100
     """Blocks between unstake and the tokens becoming spendable again."""
     max_votes_per_voter: int = 30
+    block_reward: int = 0
+    """Tokens minted for the proposer of every block; 0 mints nothing and writes nothing."""
+    reward_vesting_blocks: int = 6
+    """A block reward vests in equal parts over this many following blocks (paper 000)."""
+    slash_bps: int = 1_000
+    """Basis points of stake burned from a punished primary and each of its voters."""
+    ban_blocks: int = 20
+    """Blocks a punished primary and its voters are banned from elections."""
+    primary_candidates: int = 7
+    """AFBFT: size of the elected primary-candidate queue."""
+    committee_size: int = 4
+    """DPoS: producers elected per epoch (K)."""
+    epoch_blocks: int = 20
+    """DPoS: blocks per epoch; the committee is elected from the state at its first height."""
 
 
 @dataclass(frozen=True, slots=True)

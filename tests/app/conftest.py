@@ -20,10 +20,16 @@ class World:
     ledger: Ledger
     height: int = 0
     nonces: dict[bytes, int] = field(default_factory=dict)
+    proposer: bytes = b"\x07" * 20
+    """Address of the proposer of the next blocks (fees and block rewards go to it)."""
 
     def context(self) -> BlockContext:
         return BlockContext(
-            CHAIN_ID, self.height + 1, 1_000 + self.height, b"\x07" * 20, self.ledger.genesis.params
+            CHAIN_ID,
+            self.height + 1,
+            1_000 + self.height,
+            self.proposer,
+            self.ledger.genesis.params,
         )
 
     def tx(
@@ -48,6 +54,10 @@ class World:
             del receipt
             self.nonces[_addr(tx)] = tx.nonce + 1
         return list(outcome.receipts)
+
+    def empty_blocks(self, count: int) -> None:
+        for _ in range(count):
+            self.run()
 
     def call(self, keys: AccountKeys, method: str, args: Any) -> Receipt:
         (receipt,) = self.run(self.tx(keys, method, args))

@@ -1,0 +1,49 @@
+"""Ledger: dry runs and proposals give exactly what execution gives, and change nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from medchain.app import InvalidBlock, TransferArgs
+from medchain.crypto import AccountKeys, sha256
+from medchain.types import Tx
+
+from .conftest import World
+
+
+def _transfers(world: World, rich: AccountKeys, count: int) -> list[Tx]:
+    return [
+        world.tx(rich, "accounts.transfer", TransferArgs(bytes([i + 1]) * 20, 5), nonce=i)
+        for i in range(count)
+    ]
+
+
+def test_dry_run_matches_execution_and_changes_nothing(world: World, rich: AccountKeys) -> None:
+    txs = _transfers(world, rich, 3)
+    before = world.ledger.state.committed()
+    preview = world.ledger.dry_run(world.context(), txs)
+    assert world.ledger.state.committed() == before
+    outcome = world.ledger.execute_block(world.context(), txs, preview.state_root)
+    assert outcome == preview
+
+
+def test_a_wrong_expected_root_refuses_the_block(world: World, rich: AccountKeys) -> None:
+    txs = _transfers(world, rich, 2)
+    root = world.ledger.state_root()
+    with pytest.raises(InvalidBlock, match="state root"):
+        world.ledger.execute_block(world.context(), txs, sha256(b"wrong"))
+    assert world.ledger.state_root() == root
+    world.ledger.execute_block(world.context(), txs)  # and the ledger still works
+
+
+def test_build_block_skips_invalid_transactions_and_caps(world: World, rich: AccountKeys) -> None:
+    good = _transfers(world, rich, 4)
+    replay = good[0]
+    gap = world.tx(rich, "accounts.transfer", TransferArgs(b"\x09" * 20, 5), nonce=9)
+    before = world.ledger.state.committed()
+    included, outcome = world.ledger.build_block(
+        world.context(), [good[0], replay, gap, good[1], good[2], good[3]], 3
+    )
+    assert included == tuple(good[:3])
+    assert world.ledger.state.committed() == before
+    assert world.ledger.execute_block(world.context(), included) == outcome
