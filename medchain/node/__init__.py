@@ -1,4 +1,5 @@
-"""Running a chain: for now the single-validator LocalChain and genesis files."""
+"""Running a chain: the single-validator LocalChain, genesis files, and LedgerApp
+(the ledger as consensus engines see it)."""
 
 from medchain.node._genesis_file import (
     GenesisError,
@@ -8,6 +9,7 @@ from medchain.node._genesis_file import (
     read_genesis,
     write_genesis,
 )
+from medchain.node._ledger_app import DEFAULT_MAX_PENDING, LedgerApp, PendingFull
 from medchain.node._localchain import (
     BLOBS_DIR,
     GENESIS_FILE,
@@ -22,11 +24,14 @@ from medchain.node._localchain import (
 
 __all__ = [
     "BLOBS_DIR",
+    "DEFAULT_MAX_PENDING",
     "GENESIS_FILE",
     "STORE_FILE",
     "VALIDATOR_KEY_FILE",
     "GenesisError",
+    "LedgerApp",
     "LocalChain",
+    "PendingFull",
     "SealedBlock",
     "TxFailed",
     "genesis_block",

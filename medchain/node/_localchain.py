@@ -15,6 +15,7 @@ from medchain.app import (
     Account,
     AuditEntry,
     BlockContext,
+    BlockOutcome,
     Candidate,
     Identity,
     Ledger,
@@ -79,6 +80,46 @@ def genesis_block(genesis: Genesis, state_root: bytes) -> Block:
     return Block(header, (), Certificate(0, 0, block_hash(header), ()))
 
 
+def tx_root(txs: Sequence[Tx]) -> bytes:
+    return merkle_root([tx_id(tx) for tx in txs])
+
+
+def receipt_root(receipts: Sequence[Receipt]) -> bytes:
+    return merkle_root([encode(r) for r in receipts])
+
+
+def block_header(
+    parent: Header,
+    context: BlockContext,
+    txs: Sequence[Tx],
+    outcome: BlockOutcome,
+    vrf_proof: bytes = b"",
+) -> Header:
+    """The header of the block that executing `txs` in `context` on top of `parent` made."""
+    return Header(
+        chain_id=context.chain_id,
+        height=context.height,
+        prev_hash=block_hash(parent),
+        time_ms=context.time_ms,
+        proposer=context.proposer,
+        tx_root=tx_root(txs),
+        receipt_root=receipt_root(outcome.receipts),
+        state_root=outcome.state_root,
+        vrf_proof=vrf_proof,
+    )
+
+
+def ledger_from_store(genesis: Genesis, store: ChainStore) -> Ledger:
+    """The ledger as the store left it, checked against its latest block's state root."""
+    ledger = Ledger(genesis, store.load_state())
+    if ledger.state_root() != store.latest_block().header.state_root:
+        raise StoreError(
+            "the stored state does not match the state root of the latest block; "
+            "the data directory is damaged: restore it from a backup or resync"
+        )
+    return ledger
+
+
 class LocalChain:
     def __init__(
         self,
@@ -137,14 +178,7 @@ class LocalChain:
         return cls(genesis, validator, store, LocalBlobStore(home / BLOBS_DIR), clock)
 
     def _ledger_from_store(self) -> Ledger:
-        ledger = Ledger(self.genesis, self.store.load_state())
-        expected = self.store.latest_block().header.state_root
-        if ledger.state_root() != expected:
-            raise StoreError(
-                "the stored state does not match the state root of the latest block; "
-                "the data directory is damaged: restore it from a backup or resync"
-            )
-        return ledger
+        return ledger_from_store(self.genesis, self.store)
 
     def close(self) -> None:
         self.store.close()
@@ -223,17 +257,7 @@ class LocalChain:
             raise StoreError(f"a block holds at most {self.genesis.params.max_block_txs} txs")
         context = self._next_context()
         outcome = self.ledger.execute_block(context, txs)
-        parent = self.store.latest_block().header
-        header = Header(
-            chain_id=self.chain_id,
-            height=context.height,
-            prev_hash=block_hash(parent),
-            time_ms=context.time_ms,
-            proposer=context.proposer,
-            tx_root=merkle_root([tx_id(tx) for tx in txs]),
-            receipt_root=merkle_root([encode(r) for r in outcome.receipts]),
-            state_root=outcome.state_root,
-        )
+        header = block_header(self.store.latest_block().header, context, txs, outcome)
         digest = block_hash(header)
         signature = self.validator.sign(
             commit_signing_bytes(self.chain_id, header.height, 0, digest)
