@@ -387,6 +387,8 @@ class BftEngine:
         current = state.at(proposal.round)
         current.proposal = proposal
         reason = self.app.validate(proposal.block)
+        if reason is None and not plan.header_proof_ok(proposal.block):
+            reason = "the header's VRF proof is not a valid draw by its proposer"
         if reason is not None:
             self.stats.invalid_proposals += 1
             self._emit(AccusationMessage(plan.height, proposal.round, digest, self.me))
@@ -623,7 +625,7 @@ class BftEngine:
             if not verify_certificate(self.config.chain_id, block, plan.voters, plan.quorum):
                 self.stats.dropped_bad_signature += 1
                 return
-            if self.app.validate(block) is not None:
+            if self.app.validate(block) is not None or not plan.header_proof_ok(block):
                 self.stats.dropped_malformed += 1
                 return
             self.stats.synced_blocks += 1

@@ -88,6 +88,17 @@ class HeightPlan:
     def vrf_ranking(self) -> list[bytes]:
         return sorted(self.vrf_outputs, key=lambda k: (self.vrf_outputs[k], k))
 
+    def header_proof_ok(self, block: Block) -> bool:
+        """The block header's VRF proof: a valid draw by its proposer under AFBFT (it
+        seeds the next height), absent under PBFT and DPoS."""
+        proof = block.header.vrf_proof
+        if self.kind is not EngineKind.AFBFT:
+            return proof == b""
+        proposer = next(
+            (k for k in self.order if address_from_public_key(k) == block.header.proposer), None
+        )
+        return proposer is not None and _vrf_output(proposer, self.alpha, proof) is not None
+
     def learn_vrf(self, candidate: bytes, proof: bytes) -> bool:
         """Record a candidate's proof; False if it is not a candidate or the proof is bad."""
         if candidate not in self.order:
