@@ -66,6 +66,7 @@ from medchain.sim._node import (
     SimNode,
     engine_stats,
 )
+from medchain.sim._report import plot, summary_table
 from medchain.sim._simulator import EvidenceHandler, SimConfig, Simulator
 
 __all__ = [
@@ -120,9 +121,11 @@ __all__ = [
     "forge",
     "forgery",
     "percentile",
+    "plot",
     "replay",
     "rewrite",
     "serialisation_us",
     "silent",
+    "summary_table",
     "symmetric",
 ]
