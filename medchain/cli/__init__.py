@@ -7,6 +7,7 @@ import typer
 from medchain.cli import _commands as commands
 from medchain.cli._bench import bench_app
 from medchain.cli._demo import demo
+from medchain.cli._sim import sim
 
 app = typer.Typer(
     help="medchain: encrypted, patient-controlled medical records on a permissioned chain.",
@@ -19,6 +20,7 @@ app.command()(commands.account)
 app.command()(commands.register)
 app.command()(commands.transfer)
 app.command()(demo)
+app.command()(sim)
 app.add_typer(commands.keys_app, name="keys")
 app.add_typer(commands.record_app, name="record")
 app.add_typer(commands.research_app, name="research")

@@ -25,7 +25,8 @@ from medchain.crypto import (
 from medchain.node import GENESIS_FILE, LocalChain
 from medchain.types import Allocation, Genesis, GenesisValidator, MedchainError
 
-console = Console()
+# Wide enough for the benchmark and simulator tables when output goes to a file or pipe.
+console = Console(width=None if sys.stdout.isatty() else 150)
 err_console = Console(stderr=True)
 
 DEFAULT_DATA = Path(os.environ.get("MEDCHAIN_DATA", "medchain-data"))

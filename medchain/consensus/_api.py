@@ -36,7 +36,7 @@ class TimerKind(enum.StrEnum):
     ROUND = "round"
     """The round (view) did not commit in time: ask for a round change."""
     PROPOSAL_WINDOW = "proposal_window"
-    """AFBFT: stop waiting for more VRF proofs and pick the lowest seen."""
+    """AFBFT: stop waiting for candidates' proposals and prepare the lowest draw."""
     NEW_ROUND = "new_round"
     """Wait between a commit and the next height's proposal (the block interval)."""
 

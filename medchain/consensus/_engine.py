@@ -43,8 +43,8 @@ from medchain.consensus._messages import (
     SyncRequest,
     SyncResponse,
     Vote,
-    VrfAnnouncement,
     block_id,
+    body_matches_header,
     certificate_from,
     kind_of,
     sign,
@@ -106,6 +106,12 @@ class EngineStats:
 @dataclass
 class _Round:
     proposal: Proposal | None = None
+    """The proposal this node prepared (PBFT/DPoS: the primary's)."""
+    candidates: dict[bytes, Proposal] = field(default_factory=dict)
+    """Valid proposals received this round, by proposer (AFBFT has several)."""
+    window_closed: bool = False
+    """AFBFT: the proposal window of this round is over; prepare the lowest draw."""
+    window_deadline: int | None = None
     prepares: dict[bytes, dict[bytes, Vote]] = field(default_factory=dict)
     commits: dict[bytes, dict[bytes, Vote]] = field(default_factory=dict)
     voted_prepare: bool = False
@@ -124,9 +130,12 @@ class _Height:
         default_factory=dict
     )
     reported: set[tuple[int, bytes]] = field(default_factory=set)
+    excluded: set[bytes] = field(default_factory=set)
+    """Proposers caught equivocating at this height: never chosen again here, so a
+    cheating lowest draw cannot stall the height round after round."""
+    invalid: dict[tuple[int, bytes], Proposal] = field(default_factory=dict)
+    """Proposals this node found invalid, by (round, block hash), for accusations."""
     prepared: PreparedCertificate | None = None
-    window_open: bool = True
-    """AFBFT: still collecting VRF proofs for round 0."""
     started: bool = False
     """The block interval has passed: the primary may propose."""
 
@@ -135,8 +144,9 @@ class _Height:
 
     def known_block(self, digest: bytes) -> Block | None:
         for state in self.rounds.values():
-            if state.proposal is not None and block_id(state.proposal.block) == digest:
-                return state.proposal.block
+            for proposal in state.candidates.values():
+                if block_id(proposal.block) == digest:
+                    return proposal.block
         if self.prepared is not None and block_id(self.prepared.block) == digest:
             return self.prepared.block
         return None
@@ -193,6 +203,7 @@ class BftEngine:
         if state is None or state.plan.height != self.app.last_block().header.height + 1:
             self._start_height()
             return
+        self._request_sync(None)  # we may have missed decisions while down
         if not state.started:
             self._set_timer(TimerKind.NEW_ROUND, 0, self.config.block_interval_ms)
         self._set_timer(TimerKind.ROUND, state.round, self._timeout(state.round))
@@ -203,8 +214,12 @@ class BftEngine:
         self._validators = frozenset(self.app.validators())
         self._height_started_at = self.now
         self._seen.clear()
-        self._set_timer(TimerKind.NEW_ROUND, 0, self.config.block_interval_ms)
-        self._set_timer(TimerKind.ROUND, 0, self.config.block_interval_ms + self._timeout(0))
+        # pace heights by the parent's timestamp, not by when we heard of it: a node
+        # that just caught up joins the chain's rhythm instead of lagging a full interval
+        parent_time = self.app.last_block().header.time_ms
+        pause = max(0, parent_time + self.config.block_interval_ms - self.now)
+        self._set_timer(TimerKind.NEW_ROUND, 0, pause)
+        self._set_timer(TimerKind.ROUND, 0, pause + self._timeout(0))
         for message in self._future.pop(plan.height, []):
             self._buffered -= 1
             self._dispatch(message)
@@ -223,15 +238,17 @@ class BftEngine:
             return
         if timer.kind is TimerKind.NEW_ROUND:
             state.started = True
-            if state.plan.kind is EngineKind.AFBFT:
-                self._announce_vrf(state)
-                self._set_timer(TimerKind.PROPOSAL_WINDOW, 0, self.config.proposal_window_ms)
-            else:
-                state.window_open = False
-                self._maybe_propose(state)
-        elif timer.kind is TimerKind.PROPOSAL_WINDOW:
-            state.window_open = False
+            self._open_window(state, 0)
             self._maybe_propose(state)
+        elif timer.kind is TimerKind.PROPOSAL_WINDOW:
+            current = state.at(timer.round)
+            if current.window_deadline != self.now:
+                return  # superseded by an earlier deadline
+            if not current.candidates:
+                current.window_deadline = None  # nothing yet: the first proposal reopens it
+                return
+            current.window_closed = True
+            self._choose(state, timer.round)
         elif timer.kind is TimerKind.ROUND and timer.round == state.round:
             self._enter_round(state, state.round + 1)
 
@@ -242,6 +259,7 @@ class BftEngine:
         state.round = round_
         self.stats.round_changes += 1
         self._set_timer(TimerKind.ROUND, round_, self._timeout(round_))
+        self._open_window(state, round_)
         prepared = (state.prepared,) if state.prepared is not None else ()
         if self._is_voter(state):
             self._emit(RoundChange(state.plan.height, round_, prepared, self.me))
@@ -252,9 +270,23 @@ class BftEngine:
 
     # -- proposing ------------------------------------------------------------------
 
-    def _announce_vrf(self, state: _Height) -> None:
-        if self.me in state.plan.order:
-            self._emit(VrfAnnouncement(state.plan.height, self._own_proof(state), self.me))
+    def _open_window(self, state: _Height, round_: int) -> None:
+        """AFBFT collects candidates' proposals for a window, from when the round starts
+        here or the first proposal arrives, whichever is sooner (a node that joins late,
+        after a restart, votes as soon as the others); the other engines need none."""
+        current = state.at(round_)
+        if state.plan.kind is not EngineKind.AFBFT:
+            current.window_closed = True
+            return
+        # doubles each round, so a window set shorter than the network's latency heals
+        # itself instead of leaving every validator with only its own block
+        deadline = self.now + (self.config.proposal_window_ms << min(round_, 6))
+        if current.window_closed or (
+            current.window_deadline is not None and current.window_deadline <= deadline
+        ):
+            return
+        current.window_deadline = deadline
+        self._set_timer(TimerKind.PROPOSAL_WINDOW, round_, deadline - self.now)
 
     def _own_proof(self, state: _Height) -> bytes:
         if not state.plan.own_proof:
@@ -262,11 +294,16 @@ class BftEngine:
         return state.plan.own_proof
 
     def _maybe_propose(self, state: _Height) -> None:
+        if state is not self._state:
+            return
         round_ = state.round
         current = state.at(round_)
-        if current.proposed or not state.started or state.window_open:
+        if current.proposed or not state.started:
             return
-        if state.plan.primary(round_) != self.me:
+        if state.plan.kind is EngineKind.AFBFT:
+            if self.me not in state.plan.order:
+                return  # every candidate proposes with its draw; the lowest wins
+        elif state.plan.primary(round_) != self.me:
             return
         justification: tuple[RoundChange, ...] = ()
         block: Block | None = None
@@ -333,8 +370,6 @@ class BftEngine:
             self._on_vote(state, message)
         elif isinstance(message, RoundChange):
             self._on_round_change(state, message)
-        elif isinstance(message, VrfAnnouncement):
-            self._on_vrf(state, message)
         elif isinstance(message, AccusationMessage):
             self._on_accusation(state, message)
 
@@ -347,16 +382,29 @@ class BftEngine:
             self._future.setdefault(message.height, []).append(message)
             self._buffered += 1
         stuck = self.now - self._height_started_at >= self.config.round_timeout_ms
-        behind = message.height > self.height + 1 or (message.height > self.height and stuck)
-        if behind and self.now - self._last_sync_request >= self.config.round_timeout_ms:
-            self._last_sync_request = self.now
-            request = sign(self.config.chain_id, SyncRequest(self.height, self.me), self.keys)
-            self._actions.append(Send(signer_of(message), wire(request), Kind.SYNC_REQUEST))
+        # a proposal for a later height means its sender decided ours: we missed it
+        behind = isinstance(message, Proposal) or message.height > self.height + 1 or stuck
+        if behind:
+            self._request_sync(signer_of(message))
+
+    def _request_sync(self, peer: bytes | None) -> None:
+        """Ask `peer` (or everyone) for the blocks we lack; at most once a round timeout."""
+        if self.now - self._last_sync_request < self.config.round_timeout_ms:
+            return
+        self._last_sync_request = self.now
+        request = wire(sign(self.config.chain_id, SyncRequest(self.height, self.me), self.keys))
+        if peer is None:
+            self._actions.append(Broadcast(request, Kind.SYNC_REQUEST))
+        else:
+            self._actions.append(Send(peer, request, Kind.SYNC_REQUEST))
 
     # -- the three phases -----------------------------------------------------------
 
     def _on_proposal(self, state: _Height, proposal: Proposal) -> None:
         plan = state.plan
+        if not body_matches_header(proposal.block):
+            self.stats.dropped_malformed += 1  # altered in transit: not the signed block
+            return
         digest = block_id(proposal.block)
         key = (proposal.round, proposal.proposer)
         earlier = state.seen_proposals.get(key)
@@ -375,7 +423,7 @@ class BftEngine:
         ):
             self.stats.dropped_bad_signature += 1
             return
-        if plan.primary(proposal.round) != proposal.proposer:
+        if plan.kind is not EngineKind.AFBFT and plan.primary(proposal.round) != proposal.proposer:
             self.stats.dropped_unknown_sender += 1
             return
         if proposal.round > 0 and not self._justified(plan, proposal):
@@ -384,22 +432,40 @@ class BftEngine:
         if proposal.round > state.round:
             state.round = proposal.round  # a justified new view moves us forward
             self._set_timer(TimerKind.ROUND, proposal.round, self._timeout(proposal.round))
+            self._open_window(state, proposal.round)
         current = state.at(proposal.round)
-        current.proposal = proposal
         reason = self.app.validate(proposal.block)
         if reason is None and not plan.header_proof_ok(proposal.block):
             reason = "the header's VRF proof is not a valid draw by its proposer"
         if reason is not None:
             self.stats.invalid_proposals += 1
+            state.invalid[(proposal.round, digest)] = proposal
             self._emit(AccusationMessage(plan.height, proposal.round, digest, self.me))
             return
-        if self._is_voter(state) and not current.voted_prepare and proposal.round == state.round:
-            current.voted_prepare = True
-            self._emit(
-                Vote(Kind.PREPARE, plan.height, proposal.round, digest, self.me, proposal.signature)
-            )
+        current.candidates[proposal.proposer] = proposal
+        self._open_window(state, proposal.round)
+        self._choose(state, proposal.round)
         self._check_prepared(state, proposal.round, digest)
         self._check_committed(state, proposal.round, digest)
+
+    def _choose(self, state: _Height, round_: int) -> None:
+        """Prepare this round's proposal, once: the primary's, or under AFBFT the lowest
+        VRF draw among the candidates' proposals when the window closes."""
+        current = state.at(round_)
+        if state is not self._state or current.voted_prepare or not current.window_closed:
+            return
+        eligible = [p for p in current.candidates.values() if p.proposer not in state.excluded]
+        if round_ != state.round or not eligible:
+            return
+        outputs = state.plan.vrf_outputs
+        chosen = min(eligible, key=lambda p: (outputs.get(p.proposer, b""), p.proposer))
+        current.proposal = chosen
+        if self._is_voter(state):
+            current.voted_prepare = True
+            digest = block_id(chosen.block)
+            self._emit(
+                Vote(Kind.PREPARE, state.plan.height, round_, digest, self.me, chosen.signature)
+            )
 
     def _justified(self, plan: HeightPlan, proposal: Proposal) -> bool:
         """PBFT's new-view check: a quorum of valid round changes for this round, and
@@ -422,6 +488,8 @@ class BftEngine:
         return required is None or block_id(required) == block_id(proposal.block)
 
     def _valid_prepared(self, plan: HeightPlan, cert: PreparedCertificate) -> bool:
+        if not body_matches_header(cert.block):
+            return False
         digest = block_id(cert.block)
         voters = set()
         for vote in cert.prepares:
@@ -459,14 +527,14 @@ class BftEngine:
             self._check_committed(state, vote.round, vote.block_hash)
 
     def _check_prepared(self, state: _Height, round_: int, digest: bytes) -> None:
+        if state is not self._state:
+            return  # the height was decided while this message was being handled
         current = state.at(round_)
         prepares = current.prepares.get(digest, {})
-        proposal = current.proposal
-        if (
-            len(prepares) < state.plan.quorum
-            or proposal is None
-            or block_id(proposal.block) != digest
-        ):
+        proposal = next(
+            (p for p in current.candidates.values() if block_id(p.block) == digest), None
+        )
+        if len(prepares) < state.plan.quorum or proposal is None:
             return
         if state.prepared is None or state.prepared.round < round_:
             ordered = tuple(prepares[k] for k in sorted(prepares))
@@ -476,6 +544,8 @@ class BftEngine:
             self._emit(Vote(Kind.COMMIT, state.plan.height, round_, digest, self.me))
 
     def _check_committed(self, state: _Height, round_: int, digest: bytes) -> None:
+        if state is not self._state:
+            return  # already decided (our own vote completed the quorum re-entrantly)
         commits = state.at(round_).commits.get(digest, {})
         if len(commits) < state.plan.quorum:
             return
@@ -514,18 +584,10 @@ class BftEngine:
         elif change.round == state.round:
             self._maybe_propose(state)
 
-    # -- AFBFT ----------------------------------------------------------------------
-
-    def _on_vrf(self, state: _Height, announcement: VrfAnnouncement) -> None:
-        if not state.plan.learn_vrf(announcement.validator, announcement.proof):
-            self.stats.dropped_bad_signature += 1
-            return
-        if not state.window_open:
-            self._maybe_propose(state)
-
     # -- evidence -------------------------------------------------------------------
 
     def _report_equivocation(self, state: _Height, first: Proposal, second: Proposal) -> None:
+        state.excluded.add(first.proposer)
         key = (first.round, first.proposer)
         if key in state.reported:
             return
@@ -537,10 +599,14 @@ class BftEngine:
     def _catch_split_proposal(self, state: _Height, vote: Vote) -> None:
         """A prepare for another block than the one our primary sent us, carrying the
         primary's signature on it, proves the primary equivocated."""
-        primary = state.plan.primary(vote.round)
-        ours = state.seen_proposals.get((vote.round, primary)) if primary else None
-        if ours is None or primary is None or block_id(ours.block) == vote.block_hash:
-            return
+        known = [p for (r, _), p in state.seen_proposals.items() if r == vote.round]
+        if any(block_id(p.block) == vote.block_hash for p in known):
+            return  # a block we have seen: nothing hidden from us
+        for ours in known:
+            self._check_split(state, vote, ours)
+
+    def _check_split(self, state: _Height, vote: Vote, ours: Proposal) -> None:
+        primary = ours.proposer
         other = SignedProposal(
             state.plan.height, vote.round, vote.block_hash, primary, vote.proposal_signature
         )
@@ -549,6 +615,7 @@ class BftEngine:
         )
         if not verify_signature(primary, data, other.signature):
             return
+        state.excluded.add(primary)
         key = (vote.round, primary)
         if key in state.reported:
             return
@@ -565,9 +632,9 @@ class BftEngine:
         book[accusation.validator] = accusation
         if len(book) < state.plan.quorum or key in state.reported:
             return
-        proposal = state.at(accusation.round).proposal
-        if proposal is None or block_id(proposal.block) != accusation.block_hash:
-            return
+        proposal = state.invalid.get(key)
+        if proposal is None:
+            return  # we found nothing wrong with it (or never saw it)
         state.reported.add(key)
         accusations = tuple(Accusation(v, book[v].signature) for v in sorted(book))
         self._actions.append(
@@ -630,6 +697,9 @@ class BftEngine:
                 return
             self.stats.synced_blocks += 1
             self._decide(block, block.certificate.round)
+        if len(response.blocks) >= self.config.sync_batch:
+            self._last_sync_request = -(10**12)  # a full batch: there is more, ask now
+            self._request_sync(response.validator)
 
     # -- sending --------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from medchain.crypto import verify_signature
+from medchain.crypto import merkle_root, verify_signature
 from medchain.types import (
     Block,
     Certificate,
@@ -24,6 +24,7 @@ from medchain.types import (
     decode,
     encode,
     proposal_signing_bytes,
+    tx_id,
 )
 
 T = TypeVar("T")
@@ -35,7 +36,6 @@ class Kind(enum.StrEnum):
     COMMIT = "commit"
     ROUND_CHANGE = "round_change"
     CHECKPOINT = "checkpoint"
-    VRF = "vrf"
     ACCUSATION = "accusation"
     SYNC_REQUEST = "sync_request"
     SYNC_RESPONSE = "sync_response"
@@ -80,7 +80,8 @@ class RoundChange:
 @dataclass(frozen=True, slots=True)
 class Proposal:
     """The primary's pre-prepare. Above round 0 it is justified by a quorum of round
-    changes (PBFT's new-view). `vrf_proof` is AFBFT's proof of eligibility."""
+    changes (PBFT's new-view). `vrf_proof` is AFBFT's draw: every candidate proposes
+    with its proof, so nobody learns the winner before the blocks are out."""
 
     height: int
     round: int
@@ -88,16 +89,6 @@ class Proposal:
     vrf_proof: bytes
     justification: tuple[RoundChange, ...]
     proposer: bytes
-    signature: bytes = b""
-
-
-@dataclass(frozen=True, slots=True)
-class VrfAnnouncement:
-    """AFBFT: a candidate's VRF proof for a height, published at the height's start."""
-
-    height: int
-    proof: bytes
-    validator: bytes
     signature: bytes = b""
 
 
@@ -146,14 +137,7 @@ class Envelope:
 
 
 Message = (
-    Proposal
-    | Vote
-    | RoundChange
-    | VrfAnnouncement
-    | Checkpoint
-    | AccusationMessage
-    | SyncRequest
-    | SyncResponse
+    Proposal | Vote | RoundChange | Checkpoint | AccusationMessage | SyncRequest | SyncResponse
 )
 
 _BODY: dict[Kind, type[Any]] = {
@@ -162,7 +146,6 @@ _BODY: dict[Kind, type[Any]] = {
     Kind.COMMIT: Vote,
     Kind.ROUND_CHANGE: RoundChange,
     Kind.CHECKPOINT: Checkpoint,
-    Kind.VRF: VrfAnnouncement,
     Kind.ACCUSATION: AccusationMessage,
     Kind.SYNC_REQUEST: SyncRequest,
     Kind.SYNC_RESPONSE: SyncResponse,
@@ -238,6 +221,13 @@ def block_id(block: Block) -> bytes:
 @lru_cache(maxsize=4096)
 def _header_id(header: Header) -> bytes:
     return block_hash(header)
+
+
+def body_matches_header(block: Block) -> bool:
+    """The transactions are the ones the header commits to. A block's id (and the
+    signatures on it) cover only the header, so a copy with altered transactions
+    would otherwise pass as the signed block."""
+    return merkle_root([tx_id(tx) for tx in block.txs]) == block.header.tx_root
 
 
 def signed_proposal(proposal: Proposal) -> SignedProposal:

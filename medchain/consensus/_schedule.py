@@ -6,10 +6,11 @@
   can predict the order — the weakness paper 000 attacks.
 - DPoS+PBFT: the epoch's committee (top K by votes) votes; producers take turns
   by height, a round change skips to the next producer.
-- AFBFT: every validator votes; for each height the elected candidates publish
-  ECVRF proofs over the previous block's seed, the lowest output proposes, and a
-  round change passes to the next-lowest. Nobody knows the order before the
-  proofs are out, and nobody can grind it.
+- AFBFT: every validator votes; for each height every elected candidate proposes
+  a block carrying its ECVRF proof over the previous block's seed, validators
+  prepare the lowest output they received within a short window, and a round
+  change passes to the next-lowest. Nobody knows the order before the blocks are
+  out, and nobody can grind it.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def test_certificates_verify_with_a_quorum_of_commits() -> None:
 
 
 @pytest.mark.parametrize("kind", list(EngineKind))
-def test_a_crashed_primary_is_replaced_by_round_change(kind: EngineKind) -> None:
+def test_a_crashed_primary_is_replaced(kind: EngineKind) -> None:
     net = Net(4, kind, **FAST)
     net.start()
     net.run(until_ms=300)
@@ -67,7 +67,12 @@ def test_a_crashed_primary_is_replaced_by_round_change(kind: EngineKind) -> None
     alive = [i for i in range(4) if i not in net.down]
     assert min(net.heights()[i] for i in alive) >= before + 5
     net.assert_agreement(alive)
-    assert max(net.committed_rounds) >= 1
+    if kind is EngineKind.AFBFT:
+        # the missing candidate just does not propose: the next-lowest draw wins when
+        # the proposal window closes, without a round timeout
+        assert max(net.committed_rounds) == 0
+    else:
+        assert max(net.committed_rounds) >= 1
 
 
 def test_no_progress_without_a_quorum_and_recovery_after() -> None:
