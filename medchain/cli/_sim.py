@@ -65,6 +65,7 @@ def sim(
     jitter: Annotated[int, typer.Option(help="Link jitter (± ms).")] = 10,
     loss: Annotated[int, typer.Option(help="Message loss, parts per million.")] = 0,
     bandwidth: Annotated[int, typer.Option(help="Bytes/s per link (0 = unlimited).")] = 0,
+    cpu_us: Annotated[int, typer.Option(help="Processing per received message (µs).")] = 100,
     block_interval: Annotated[int, typer.Option(help="Pause between blocks (ms).")] = 1_000,
     round_timeout: Annotated[int, typer.Option(help="Round 0 timeout (ms).")] = 2_000,
     attack: Annotated[str | None, typer.Option(help="'predictive': paper 000's attack.")] = None,

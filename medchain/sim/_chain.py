@@ -99,6 +99,9 @@ class Scenario:
     jitter_ms: int = 10
     loss_ppm: int = 0
     bytes_per_s: int | None = None
+    cpu_us_per_message: int = 100
+    """Processing per received message: an Ed25519 check here is ~40 µs, plus decoding
+    and bookkeeping (see docs/CONSENSUS.md)."""
     block_interval_ms: int = 1_000
     round_timeout_ms: int = 2_000
     max_round_timeout_ms: int = 32_000

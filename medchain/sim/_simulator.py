@@ -70,6 +70,10 @@ class SimConfig:
     """The engine's name in tables and plots."""
     keep_log: bool = False
     """Keep a readable line per traced record in `SimResult.log` (for diffing runs)."""
+    cpu_us_per_message: int = 0
+    """Processing time a node spends on each received message (decode, signature
+    check, bookkeeping). Messages queue FIFO while a node is busy, so a validator's
+    delay grows with the number of messages it must handle, as on real hardware."""
 
 
 # -- queue items ---------------------------------------------------------------------
@@ -82,6 +86,8 @@ class _Deliver:
     data: bytes
     arrived: bool = False
     """Already through the network (held while paused): no partition check again."""
+    slotted: bool = False
+    """Its processing slot is reserved (it waited for the node to finish others)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +146,8 @@ class _NodeState:
     held: list[_NodeItem] = field(default_factory=list)
     round: tuple[int, int] | None = None
     height: int = 0
+    busy_until_us: int = 0
+    """With a processing cost: when the node can take its next message."""
 
 
 @dataclass(slots=True)
@@ -364,6 +372,14 @@ class Simulator:
             if state.status == _PAUSED:
                 state.held.append(_Deliver(index, item.src, item.data, arrived=True))
                 return
+            cost = self._config.cpu_us_per_message
+            if cost and not item.slotted:
+                start = max(now_us, state.busy_until_us)
+                state.busy_until_us = start + cost  # reserve the next slot, first come first served
+                if start > now_us:
+                    slot = _Deliver(index, item.src, item.data, arrived=True, slotted=True)
+                    self._queue.push(start, slot)
+                    return
             self._delivered += 1
             self._trace.record(now_us, index, "recv", item.src, item.data)
             self._handle(index, MessageReceived(us_to_ms(now_us), item.data))
@@ -413,6 +429,7 @@ class Simulator:
         if kind is FaultKind.CRASH and state.status != _CRASHED:
             state.status = _CRASHED
             state.epoch += 1
+            state.busy_until_us = 0
             state.timers.clear()
             for held in state.held:
                 if isinstance(held, _Deliver):

@@ -109,6 +109,21 @@ def test_bandwidth_delays_back_to_back_messages() -> None:
     assert [(t, d[:1]) for t, d in engines[1].received()] == [(110, b"x"), (210, b"y")]
 
 
+def test_processing_cost_queues_a_burst_first_come_first_served() -> None:
+    def burst(event: Event) -> list[SimAction]:
+        if isinstance(event, Start):
+            return [Broadcast(bytes([i]) * 10, "burst") for i in range(5)]
+        return []
+
+    engines = [Recorder(burst), Recorder()]
+    config = SimConfig(specs(2), LAN, cpu_us_per_message=3_000)
+    Simulator(config, lambda i, _spec: engines[i]).run(until_ms=1_000)
+    # all five arrive at 10 ms; the node takes one every 3 ms, in order of arrival
+    assert [(t, d[:1]) for t, d in engines[1].received()] == [
+        (10 + 3 * i, bytes([i])) for i in range(5)
+    ]
+
+
 def test_send_reaches_the_key_holder_only_and_unknown_keys_are_dropped() -> None:
     def sender(event: Event) -> list[SimAction]:
         if isinstance(event, Start):
