@@ -36,6 +36,7 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/medchain bench ledger
+	$(BIN)/medchain bench sim
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -86,6 +86,17 @@ class Ledger:
             )
         return BlockOutcome(receipts, self.state.end_block(), root, events)
 
+    def commit_outcome(self, outcome: BlockOutcome) -> None:
+        """Commit what a dry run on the current state computed, without executing the
+        block again (a node validates a block before it commits it; once is enough)."""
+        self.state.begin_block()
+        for key, value in outcome.changes.items():
+            if value is None:
+                self.state.delete(key)
+            else:
+                self.state.set(key, value)
+        self.state.end_block()
+
     def simulate(self, block: BlockContext, txs: Sequence[Tx]) -> tuple[Receipt, ...]:
         """Receipts the transactions would get in a block, without changing anything."""
         _, receipts = self._run(block, txs)

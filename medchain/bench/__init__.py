@@ -1,5 +1,6 @@
 """Benchmarks: load generators and reports (never timed tests)."""
 
 from medchain.bench._ledger import LedgerBenchResult, run_ledger_bench, sample_record
+from medchain.bench._sim import SimSpeed, run_sim_bench
 
-__all__ = ["LedgerBenchResult", "run_ledger_bench", "sample_record"]
+__all__ = ["LedgerBenchResult", "SimSpeed", "run_ledger_bench", "run_sim_bench", "sample_record"]

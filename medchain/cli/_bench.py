@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from medchain.bench import run_ledger_bench
+from medchain.bench import run_ledger_bench, run_sim_bench
 from medchain.cli._common import console
 
 bench_app = typer.Typer(help="Benchmarks (figures for docs/BENCHMARKS.md).", no_args_is_help=True)
@@ -69,3 +69,32 @@ def ledger(
 def _machine() -> str:
     cpu = platform.processor() or platform.machine()
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+@bench_app.command("sim")
+def sim_speed(
+    nodes: Annotated[int, typer.Option(help="Validators.")] = 4,
+    blocks: Annotated[int, typer.Option(help="Empty blocks per run.")] = 300,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Simulated blocks per wall-clock second, per engine, with the real ledger."""
+    speeds = run_sim_bench(nodes, blocks)
+    if as_json:
+        rows = [{**dataclasses.asdict(s), "blocks_per_s": s.blocks_per_s} for s in speeds]
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(
+        "engine",
+        "ledger work",
+        "blocks",
+        "wall (s)",
+        "blocks/s",
+        "target",
+        title=f"simulator speed, n = {nodes}, empty blocks — {_machine()}",
+    )
+    for s in speeds:
+        work = "opening vote + vesting rewards" if s.rewards else "bare blocks"
+        table.add_row(
+            s.engine, work, str(s.blocks), f"{s.wall_s:.2f}", f"{s.blocks_per_s:,.0f}", "≥ 200"
+        )
+    console.print(table)

@@ -130,6 +130,8 @@ class _Height:
         default_factory=dict
     )
     reported: set[tuple[int, bytes]] = field(default_factory=set)
+    verdicts: dict[bytes, bool] = field(default_factory=dict)
+    """Block hash -> whether this node found it valid (each block validated once)."""
     excluded: set[bytes] = field(default_factory=set)
     """Proposers caught equivocating at this height: never chosen again here, so a
     cheating lowest draw cannot stall the height round after round."""
@@ -434,19 +436,27 @@ class BftEngine:
             self._set_timer(TimerKind.ROUND, proposal.round, self._timeout(proposal.round))
             self._open_window(state, proposal.round)
         current = state.at(proposal.round)
-        reason = self.app.validate(proposal.block)
-        if reason is None and not plan.header_proof_ok(proposal.block):
-            reason = "the header's VRF proof is not a valid draw by its proposer"
-        if reason is not None:
-            self.stats.invalid_proposals += 1
-            state.invalid[(proposal.round, digest)] = proposal
-            self._emit(AccusationMessage(plan.height, proposal.round, digest, self.me))
-            return
         current.candidates[proposal.proposer] = proposal
         self._open_window(state, proposal.round)
         self._choose(state, proposal.round)
         self._check_prepared(state, proposal.round, digest)
         self._check_committed(state, proposal.round, digest)
+
+    def _valid(self, state: _Height, proposal: Proposal) -> bool:
+        """Validate a proposal's block once, when this node is about to vote for it
+        (AFBFT receives one block per candidate and needs to check only the one it
+        picks); an invalid one draws this node's accusation."""
+        digest = block_id(proposal.block)
+        if digest not in state.verdicts:
+            reason = self.app.validate(proposal.block)
+            if reason is None and not state.plan.header_proof_ok(proposal.block):
+                reason = "the header's VRF proof is not a valid draw by its proposer"
+            state.verdicts[digest] = reason is None
+            if reason is not None:
+                self.stats.invalid_proposals += 1
+                state.invalid[(proposal.round, digest)] = proposal
+                self._emit(AccusationMessage(state.plan.height, proposal.round, digest, self.me))
+        return state.verdicts[digest]
 
     def _choose(self, state: _Height, round_: int) -> None:
         """Prepare this round's proposal, once: the primary's, or under AFBFT the lowest
@@ -454,11 +464,16 @@ class BftEngine:
         current = state.at(round_)
         if state is not self._state or current.voted_prepare or not current.window_closed:
             return
-        eligible = [p for p in current.candidates.values() if p.proposer not in state.excluded]
-        if round_ != state.round or not eligible:
+        if round_ != state.round:
             return
         outputs = state.plan.vrf_outputs
-        chosen = min(eligible, key=lambda p: (outputs.get(p.proposer, b""), p.proposer))
+        ranked = sorted(
+            (p for p in current.candidates.values() if p.proposer not in state.excluded),
+            key=lambda p: (outputs.get(p.proposer, b""), p.proposer),
+        )
+        chosen = next((p for p in ranked if self._valid(state, p)), None)
+        if chosen is None or state is not self._state:
+            return
         current.proposal = chosen
         if self._is_voter(state):
             current.voted_prepare = True
@@ -539,7 +554,12 @@ class BftEngine:
         if state.prepared is None or state.prepared.round < round_:
             ordered = tuple(prepares[k] for k in sorted(prepares))
             state.prepared = PreparedCertificate(round_, proposal.block, ordered)
-        if self._is_voter(state) and not current.voted_commit and round_ == state.round:
+        if (
+            self._is_voter(state)
+            and not current.voted_commit
+            and round_ == state.round
+            and self._valid(state, proposal)
+        ):
             current.voted_commit = True
             self._emit(Vote(Kind.COMMIT, state.plan.height, round_, digest, self.me))
 

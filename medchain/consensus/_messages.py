@@ -173,7 +173,40 @@ def unwire(data: bytes) -> Message:
     message: Message = decode(_BODY[envelope.kind], envelope.body)
     if isinstance(message, Vote) and message.kind is not envelope.kind:
         raise DecodeError("vote kind does not match its envelope")
+    _check_bounds(message)
     return message
+
+
+MAX_HEIGHT = 2**63 - 1
+MAX_ROUND = 2**31 - 1
+KEY_SIZE = 32
+SIG_SIZE = 64
+
+
+def _check_bounds(message: Message) -> None:
+    """Field ranges and sizes the signed layouts assume: a hostile peer's message that
+    decodes but does not fit them is malformed, never a crash further in."""
+    height = getattr(message, "height", getattr(message, "from_height", 0))
+    round_ = getattr(message, "round", 0)
+    if not 0 <= height <= MAX_HEIGHT or not 0 <= round_ <= MAX_ROUND:
+        raise DecodeError("height or round out of range")
+    if len(signer_of(message)) != KEY_SIZE or len(message.signature) != SIG_SIZE:
+        raise DecodeError("signer key or signature of the wrong size")
+    if isinstance(message, Vote | AccusationMessage | Checkpoint) and len(message.block_hash) != 32:
+        raise DecodeError("block hash of the wrong size")
+    if (
+        isinstance(message, Vote)
+        and message.proposal_signature not in (b"",)
+        and len(message.proposal_signature) != SIG_SIZE
+    ):
+        raise DecodeError("proposal signature of the wrong size")
+    for change in message.justification if isinstance(message, Proposal) else ():
+        _check_bounds(change)
+    for cert in message.prepared if isinstance(message, RoundChange) else ():
+        if not 0 <= cert.round <= MAX_ROUND:
+            raise DecodeError("prepared round out of range")
+        for vote in cert.prepares:
+            _check_bounds(vote)
 
 
 def signing_bytes(chain_id: str, message: Message) -> bytes:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from medchain import app as contracts
-from medchain.app import BlockContext, InvalidBlock, Ledger, NonceGap
+from medchain.app import BlockContext, BlockOutcome, InvalidBlock, Ledger, NonceGap
 from medchain.crypto import ADDRESS_SIZE, AccountKeys, address_from_public_key
 from medchain.node._genesis_file import genesis_hash
 from medchain.node._localchain import (
@@ -84,6 +84,8 @@ class LedgerApp:
                 )
             self.ledger = ledger_from_store(genesis, self.store)
         self._last = self.store.latest_block()
+        self._outcomes: dict[bytes, BlockOutcome] = {}
+        """Dry-run outcomes of blocks checked on the current tip, by block hash."""
         self._pending: dict[bytes, Tx] = {}
         """Pending transactions by id, in arrival order."""
         self._pending_nonces: dict[bytes, dict[int, int]] = {}
@@ -228,6 +230,7 @@ class LedgerApp:
             context, self._pending.values(), self.params.max_block_txs
         )
         header = block_header(parent, context, txs, outcome, vrf_proof)
+        self._outcomes[block_hash(header)] = outcome
         return Block(header, txs, Certificate(height, 0, block_hash(header), ()))
 
     def _check_header(self, block: Block) -> str | None:
@@ -269,6 +272,7 @@ class LedgerApp:
             return "the receipt root does not match the re-executed transactions"
         if outcome.state_root != block.header.state_root:
             return "the state root does not match the re-executed transactions"
+        self._outcomes[block_hash(block.header)] = outcome
         return None
 
     def commit(self, block: Block) -> None:
@@ -279,9 +283,15 @@ class LedgerApp:
         if reason is not None:
             raise InvalidBlock(reason)
         header = block.header
-        outcome = self.ledger.execute_block(
-            self._context_of(header), block.txs, expected_state_root=header.state_root
-        )
+        known = self._outcomes.get(block_hash(header))
+        if known is not None and known.state_root == header.state_root:
+            self.ledger.commit_outcome(known)  # validated on this very tip: no need to re-run
+            outcome = known
+        else:
+            outcome = self.ledger.execute_block(
+                self._context_of(header), block.txs, expected_state_root=header.state_root
+            )
+        self._outcomes.clear()  # computed on the old tip: stale now
         try:
             if receipt_root(outcome.receipts) != header.receipt_root:
                 raise InvalidBlock("the receipt root does not match the re-executed transactions")

@@ -183,3 +183,23 @@ def test_message_hygiene_counters() -> None:
     if engine.height > 1:
         engine.handle(MessageReceived(net.now, wire(old)))
         assert engine.stats.dropped_stale >= 1
+
+
+def test_hostile_field_values_are_dropped_not_fatal() -> None:
+    """A bit-flipped message can decode with absurd numbers; it must be dropped."""
+    net = Net(4, **FAST)
+    net.start()
+    net.run(until_ms=100)
+    engine = net.engines[0]
+    sender = net.keys[1]
+    for vote in (
+        Vote(Kind.COMMIT, engine.height, 2**40, b"\x01" * 32, sender.public_key, b"", b"\x00" * 64),
+        Vote(Kind.PREPARE, 2**70, 0, b"\x01" * 32, sender.public_key, b"", b"\x00" * 64),
+        Vote(Kind.PREPARE, engine.height, 0, b"\x01" * 5, sender.public_key, b"", b"\x00" * 64),
+        Vote(Kind.PREPARE, engine.height, 0, b"\x01" * 32, sender.public_key, b"", b"\x00" * 3),
+    ):
+        before = engine.stats.dropped_malformed
+        engine.handle(MessageReceived(net.now, wire(vote)))
+        assert engine.stats.dropped_malformed == before + 1
+    net.run(until_ms=1_000)
+    net.assert_agreement()
