@@ -43,6 +43,7 @@ from medchain.consensus._messages import (
     SyncRequest,
     SyncResponse,
     Vote,
+    authentic,
     block_id,
     body_matches_header,
     certificate_from,
@@ -340,7 +341,7 @@ class BftEngine:
         if signer_of(message) not in (self._validators or self.app.validators()):
             self.stats.dropped_unknown_sender += 1
             return
-        if not verify(self.config.chain_id, message):
+        if not authentic(self.config.chain_id, data):
             self.stats.dropped_bad_signature += 1
             return
         self._seen.add(digest)

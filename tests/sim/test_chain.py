@@ -41,11 +41,17 @@ def test_every_honest_node_has_the_same_blocks_and_state_roots(engine: EngineKin
 
 
 def _random_scenario(engine: EngineKind, seed: int) -> Scenario:
-    """A hostile setting: random delays, losses, a partition, one Byzantine node."""
+    """A hostile setting: 4 or 7 validators, f of them Byzantine (mixed behaviours,
+    Twins included), random delays and losses, and a partition that heals."""
     rng = random.Random(seed)
-    nodes = 4
-    behaviour = rng.choice(list(Byzantine))
-    split = frozenset(rng.sample(range(nodes + 1), 2))
+    nodes = rng.choice([4, 4, 7])
+    f = (nodes - 1) // 3
+    roles: dict[Byzantine, int] = {}
+    for _ in range(f):
+        kind = rng.choice(list(Byzantine))
+        roles[kind] = roles.get(kind, 0) + 1
+    population = nodes + roles.get(Byzantine.TWIN, 0)
+    split = frozenset(rng.sample(range(population), rng.randrange(1, population // 2 + 1)))
     start = rng.randrange(0, 3_000)
     return Scenario(
         engine=engine,
@@ -56,8 +62,9 @@ def _random_scenario(engine: EngineKind, seed: int) -> Scenario:
         latency_ms=rng.randrange(1, 80),
         jitter_ms=rng.randrange(0, 300),
         loss_ppm=rng.choice([0, 10_000, 100_000, 300_000]),
-        byzantine=((behaviour, 1),),
+        byzantine=tuple(roles.items()),
         partitions=(Partition((split,), start, start + rng.randrange(100, 4_000)),),
+        committee_size=nodes,
         block_interval_ms=50,
         round_timeout_ms=300,
         max_round_timeout_ms=2_000,
