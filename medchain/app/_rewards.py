@@ -70,13 +70,14 @@ def release_rewards(state: State, height: int, params: ChainParams) -> list[Even
     """Credit every tranche due at `height`; a fully paid grant is deleted."""
     parts = params.reward_vesting_blocks
     events = []
+    due: dict[bytes, int] = {}
     for granted in range(max(1, height - parts), height):
         grant = get_grant(state, granted)
         if grant is None:
             continue
         index = height - granted
         amount = tranche(grant.amount, index, parts)
-        credit(state, grant.proposer, amount)
+        due[grant.proposer] = due.get(grant.proposer, 0) + amount
         if index == parts:
             state.delete(_grant_key(granted))
         events.append(
@@ -88,6 +89,8 @@ def release_rewards(state: State, height: int, params: ChainParams) -> list[Even
                 tranche=index,
             )
         )
+    for proposer in sorted(due):  # one credit per proposer, in a fixed order
+        credit(state, proposer, due[proposer])
     return events
 
 

@@ -16,7 +16,7 @@ from medchain.consensus._api import (
     TimerKind,
     TxsAvailable,
 )
-from medchain.consensus._engine import BftEngine, EngineConfig, EngineStats
+from medchain.consensus._engine import BftEngine, EngineConfig, EngineStats, engine_kind
 from medchain.consensus._messages import (
     Kind,
     Proposal,
@@ -57,6 +57,7 @@ __all__ = [
     "afbft_alpha",
     "afbft_seed",
     "block_id",
+    "engine_kind",
     "sign",
     "unwire",
     "verify_certificate",

@@ -64,6 +64,7 @@ from medchain.types import (
     DecodeError,
     EquivocationEvidence,
     InvalidProposalEvidence,
+    MedchainError,
     SignedProposal,
     proposal_signing_bytes,
 )
@@ -153,6 +154,17 @@ class _Height:
         if self.prepared is not None and block_id(self.prepared.block) == digest:
             return self.prepared.block
         return None
+
+
+def engine_kind(name: str) -> EngineKind:
+    """The engine a genesis names; a clear error for anything else."""
+    try:
+        return EngineKind(name)
+    except ValueError:
+        known = ", ".join(k.value for k in EngineKind)
+        raise MedchainError(
+            f"unknown consensus engine {name!r} in the genesis; use {known}"
+        ) from None
 
 
 class BftEngine:
@@ -448,6 +460,8 @@ class BftEngine:
         (AFBFT receives one block per candidate and needs to check only the one it
         picks); an invalid one draws this node's accusation."""
         digest = block_id(proposal.block)
+        if proposal.block.header.proposer == self.keys.address and proposal.proposer == self.me:
+            state.verdicts.setdefault(digest, True)  # we built and executed it ourselves
         if digest not in state.verdicts:
             reason = self.app.validate(proposal.block)
             if reason is None and not state.plan.header_proof_ok(proposal.block):

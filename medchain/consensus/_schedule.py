@@ -35,8 +35,13 @@ def afbft_seed(block: Block) -> bytes:
     """The randomness a block hands to the next draw: its primary's VRF output, or the
     block hash where there was no draw (genesis, or a chain that switched engines)."""
     if block.header.vrf_proof:
-        return vrf_proof_to_hash(block.header.vrf_proof)
+        return _proof_output(block.header.vrf_proof)
     return block_hash(block.header)
+
+
+@lru_cache(maxsize=1024)
+def _proof_output(proof: bytes) -> bytes:
+    return vrf_proof_to_hash(proof)
 
 
 def afbft_alpha(previous: Block, height: int) -> bytes:

@@ -5,6 +5,7 @@ decryption key never lets anyone sign, and vice versa."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import nacl.exceptions
 import nacl.signing
@@ -30,7 +31,8 @@ def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> boo
 
 @dataclass(frozen=True)
 class AccountKeys:
-    """The private half of an account. `repr` never shows the secrets."""
+    """The private half of an account. `repr` never shows the secrets. Derived keys
+    are computed once per object (deriving an Ed25519 key is a scalar multiplication)."""
 
     signing_seed: bytes
     encryption_secret: bytes
@@ -44,27 +46,27 @@ class AccountKeys:
     def __repr__(self) -> str:
         return f"AccountKeys(address={self.address_text})"
 
-    @property
+    @cached_property
     def _signer(self) -> nacl.signing.SigningKey:
         return nacl.signing.SigningKey(self.signing_seed)
 
-    @property
+    @cached_property
     def public_key(self) -> bytes:
         return bytes(self._signer.verify_key)
 
-    @property
+    @cached_property
     def encryption_public_key(self) -> bytes:
         return self.encryption_private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
-    @property
+    @cached_property
     def encryption_private_key(self) -> X25519PrivateKey:
         return X25519PrivateKey.from_private_bytes(self.encryption_secret)
 
-    @property
+    @cached_property
     def address(self) -> bytes:
         return address_from_public_key(self.public_key)
 
-    @property
+    @cached_property
     def address_text(self) -> str:
         return format_address(self.address)
 

@@ -27,6 +27,7 @@ depends on `alpha` (RFC 9381 section 5.4.1.1): fine here, where `alpha` is publi
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 import nacl.exceptions
 from nacl.bindings import (
@@ -69,7 +70,13 @@ class VrfError(MedchainError):
 
 def vrf_public_key(secret_seed: bytes) -> bytes:
     """The VRF public key of a seed: the seed's Ed25519 public key (RFC 8032)."""
-    public_key, _ = crypto_sign_seed_keypair(_check_seed(secret_seed))
+    return _public_key(_check_seed(secret_seed))
+
+
+@lru_cache(maxsize=256)
+def _public_key(seed: bytes) -> bytes:
+    """A validator proves every height with one key: derive its point once."""
+    public_key, _ = crypto_sign_seed_keypair(seed)
     return bytes(public_key)
 
 
@@ -78,7 +85,7 @@ def vrf_prove(secret_seed: bytes, alpha: bytes) -> bytes:
     derived from the key and the input, as in RFC 8032."""
     seed = _check_seed(secret_seed)
     x, nonce_key = _expand_seed(seed)
-    public_key = vrf_public_key(seed)
+    public_key = _public_key(seed)
     h = _encode_to_curve(public_key, bytes(alpha))
     gamma = _mul(x, h)
     k = crypto_core_ed25519_scalar_reduce(hashlib.sha512(nonce_key + h).digest())

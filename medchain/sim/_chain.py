@@ -25,6 +25,7 @@ from medchain.consensus import (
     Kind,
     Proposal,
     Send,
+    engine_kind,
     sign,
     unwire,
     wire,
@@ -130,6 +131,7 @@ def sim_keys(seed: int, index: int) -> AccountKeys:
 
 def scenario_genesis(scenario: Scenario, keys: Sequence[AccountKeys]) -> Genesis:
     params = ChainParams(
+        consensus=scenario.engine.value,
         block_reward=scenario.block_reward,
         primary_candidates=scenario.primary_candidates,
         committee_size=scenario.committee_size,
@@ -192,7 +194,7 @@ def build(scenario: Scenario) -> ChainRun:
             node_keys.append(key)
     config = EngineConfig(
         CHAIN_ID,
-        scenario.engine,
+        engine_kind(genesis.params.consensus),
         block_interval_ms=scenario.block_interval_ms,
         round_timeout_ms=scenario.round_timeout_ms,
         max_round_timeout_ms=scenario.max_round_timeout_ms,

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 class ChainParams:
     """Consensus-critical parameters; changing one is a hard fork."""
 
+    consensus: str = "pbft"
+    """The engine every validator runs: `pbft`, `afbft` or `dpos`."""
     min_fee: int = 0
     max_tx_bytes: int = 65_536
     max_block_txs: int = 5_000

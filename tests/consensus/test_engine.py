@@ -203,3 +203,13 @@ def test_hostile_field_values_are_dropped_not_fatal() -> None:
         assert engine.stats.dropped_malformed == before + 1
     net.run(until_ms=1_000)
     net.assert_agreement()
+
+
+def test_the_genesis_names_the_engine() -> None:
+    from medchain.consensus import engine_kind
+    from medchain.types import ChainParams, MedchainError
+
+    assert engine_kind(ChainParams().consensus) is EngineKind.PBFT
+    assert engine_kind("afbft") is EngineKind.AFBFT
+    with pytest.raises(MedchainError, match="pbft, afbft, dpos"):
+        engine_kind("raft")

@@ -1,0 +1,81 @@
+"""`medchain sim` as a user runs it: tables, JSON, plots, sweeps and bad arguments."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from medchain.cli import app
+
+runner = CliRunner()
+SMALL = ["--nodes", "4", "--blocks", "6", "--block-interval", "100"]
+
+
+def test_json_output_of_all_three_engines() -> None:
+    result = runner.invoke(app, ["sim", "--consensus", "pbft,afbft,dpos", *SMALL, "--json"])
+    assert result.exit_code == 0, result.output
+    runs = json.loads(result.output)["runs"]
+    assert [r["engine"] for r in runs] == ["pbft", "afbft", "dpos"]
+    assert all(r["blocks"] >= 6 and r["safety_violations"] == [] for r in runs)
+    again = json.loads(runner.invoke(app, ["sim", "--consensus", "pbft", *SMALL, "--json"]).output)
+    assert again["runs"][0]["trace_hash"] == runs[0]["trace_hash"]
+
+
+def test_attack_report_and_plot(tmp_path: Path) -> None:
+    png = tmp_path / "attack.png"
+    args = [
+        "sim",
+        "--consensus",
+        "pbft",
+        "--nodes",
+        "7",
+        "--blocks",
+        "30",
+        "--attack",
+        "predictive",
+        "--attack-k",
+        "2",
+        "--attack-from",
+        "10",
+        "--attack-to",
+        "20",
+        "--plot",
+        str(png),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "attack window" in result.output and "kept" in result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sweep_with_plot(tmp_path: Path) -> None:
+    png = tmp_path / "sweep.png"
+    result = runner.invoke(
+        app,
+        [
+            "sim",
+            "--sweep",
+            "nodes=4,7",
+            "--consensus",
+            "pbft,dpos",
+            "--blocks",
+            "4",
+            "--plot",
+            str(png),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.count("pbft") >= 2 and png.exists()
+
+
+def test_bad_arguments_say_what_to_use() -> None:
+    bad = runner.invoke(app, ["sim", "--consensus", "raft", *SMALL])
+    assert bad.exit_code == 1 and "pbft, afbft or dpos" in bad.output
+    bad = runner.invoke(app, ["sim", *SMALL, "--byzantine", "wizard:1"])
+    assert bad.exit_code == 1 and "KIND:COUNT" in bad.output
+    bad = runner.invoke(app, ["sim", *SMALL, "--attack", "ddos"])
+    assert bad.exit_code == 1 and "predictive" in bad.output
+    bad = runner.invoke(app, ["sim", "--sweep", "latency=1,2"])
+    assert bad.exit_code == 1 and "nodes=" in bad.output
