@@ -81,16 +81,22 @@ class Certificate:
 COMMIT_SIGNING_DOMAIN = b"medchain/commit/v1\x00"
 
 
-def commit_signing_bytes(chain_id: str, height: int, round_: int, block_hash: bytes) -> bytes:
-    """What a validator signs to commit a block."""
+def round_statement(domain: bytes, chain_id: str, height: int, round_: int, digest: bytes) -> bytes:
+    """The fixed layout every signed statement about a block at (height, round) uses;
+    the domain tag keeps a commit, a proposal and an accusation from passing as each other."""
     return (
-        COMMIT_SIGNING_DOMAIN
+        domain
         + chain_id.encode()
         + b"\x00"
         + height.to_bytes(8, "big")
         + round_.to_bytes(4, "big")
-        + block_hash
+        + digest
     )
+
+
+def commit_signing_bytes(chain_id: str, height: int, round_: int, block_hash: bytes) -> bytes:
+    """What a validator signs to commit a block."""
+    return round_statement(COMMIT_SIGNING_DOMAIN, chain_id, height, round_, block_hash)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,32 +8,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from medchain.types._block import round_statement
+
 PROPOSAL_SIGNING_DOMAIN = b"medchain/proposal/v1\x00"
 ACCUSATION_SIGNING_DOMAIN = b"medchain/accusation/v1\x00"
 
 
 def proposal_signing_bytes(chain_id: str, height: int, round_: int, block_hash: bytes) -> bytes:
     """What a primary signs when it proposes `block_hash` at (height, round)."""
-    return (
-        PROPOSAL_SIGNING_DOMAIN
-        + chain_id.encode()
-        + b"\x00"
-        + height.to_bytes(8, "big")
-        + round_.to_bytes(4, "big")
-        + block_hash
-    )
+    return round_statement(PROPOSAL_SIGNING_DOMAIN, chain_id, height, round_, block_hash)
 
 
 def accusation_signing_bytes(chain_id: str, height: int, round_: int, block_hash: bytes) -> bytes:
     """What a validator signs when it finds the proposal `block_hash` invalid."""
-    return (
-        ACCUSATION_SIGNING_DOMAIN
-        + chain_id.encode()
-        + b"\x00"
-        + height.to_bytes(8, "big")
-        + round_.to_bytes(4, "big")
-        + block_hash
-    )
+    return round_statement(ACCUSATION_SIGNING_DOMAIN, chain_id, height, round_, block_hash)
 
 
 @dataclass(frozen=True, slots=True)
