@@ -220,7 +220,7 @@ class BftEngine:
             return
         self._request_sync(None)  # we may have missed decisions while down
         if not state.started:
-            self._set_timer(TimerKind.NEW_ROUND, 0, self.config.block_interval_ms)
+            self._set_timer(TimerKind.NEW_ROUND, 0, self._pause())
         self._set_timer(TimerKind.ROUND, state.round, self._timeout(state.round))
 
     def _start_height(self) -> None:
@@ -229,15 +229,18 @@ class BftEngine:
         self._validators = frozenset(self.app.validators())
         self._height_started_at = self.now
         self._seen.clear()
-        # pace heights by the parent's timestamp, not by when we heard of it: a node
-        # that just caught up joins the chain's rhythm instead of lagging a full interval
-        parent_time = self.app.last_block().header.time_ms
-        pause = max(0, parent_time + self.config.block_interval_ms - self.now)
+        pause = self._pause()
         self._set_timer(TimerKind.NEW_ROUND, 0, pause)
         self._set_timer(TimerKind.ROUND, 0, pause + self._timeout(0))
         for message in self._future.pop(plan.height, []):
             self._buffered -= 1
             self._dispatch(message)
+
+    def _pause(self) -> int:
+        """Until the next height's proposals: paced by the parent's timestamp, not by when
+        we heard of it, so a node that just caught up joins the chain's rhythm."""
+        parent_time = self.app.last_block().header.time_ms
+        return max(0, parent_time + self.config.block_interval_ms - self.now)
 
     def _timeout(self, round_: int) -> int:
         return min(
