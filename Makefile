@@ -8,6 +8,11 @@ STAMP := $(VENV)/.installed
 .PHONY: install run demo test test-fast test-slow lint typecheck bench clean
 
 $(STAMP): pyproject.toml
+	@# ristretto255 (ring signatures) comes from the system libsodium, via pysodium
+	@ldconfig -p | grep -q 'libsodium\.so' || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq libsodium23; \
+	  else echo "medchain needs libsodium (Debian: apt-get install libsodium23)"; exit 1; fi; }
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
