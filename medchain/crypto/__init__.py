@@ -1,4 +1,5 @@
-"""Cryptography: keys and addresses, signatures, Merkle proofs, hybrid encryption, VRF."""
+"""Cryptography: keys and addresses, signatures, Merkle proofs, hybrid encryption, VRF,
+linkable ring signatures over ristretto255."""
 
 from medchain.crypto._address import (
     ADDRESS_HRP,
@@ -35,6 +36,20 @@ from medchain.crypto._keys import (
     verify_signature,
 )
 from medchain.crypto._merkle import MerkleProof, inclusion_proof, merkle_root, verify_inclusion
+from medchain.crypto._ring import (
+    MAX_RING_SIZE,
+    RING_SEED_SIZE,
+    RingError,
+    RingSignature,
+    is_ring_public_key,
+    linked,
+    ring_key_image,
+    ring_public,
+    ring_secret,
+    ring_sign,
+    ring_verify,
+)
+from medchain.crypto._ristretto import is_canonical_point
 from medchain.crypto._vrf import (
     VRF_OUTPUT_SIZE,
     VRF_PROOF_SIZE,
@@ -53,7 +68,9 @@ __all__ = [
     "ENCRYPTION_PUBLIC_KEY_SIZE",
     "KEY_FILE_KIND",
     "KEY_FILE_VERSION",
+    "MAX_RING_SIZE",
     "PUBLIC_KEY_SIZE",
+    "RING_SEED_SIZE",
     "SIGNATURE_SIZE",
     "VRF_OUTPUT_SIZE",
     "VRF_PROOF_SIZE",
@@ -65,16 +82,26 @@ __all__ = [
     "KeyFileError",
     "MerkleProof",
     "PassphraseRequired",
+    "RingError",
+    "RingSignature",
     "VrfError",
     "address_from_public_key",
     "decrypt_content",
     "encrypt_content",
     "format_address",
     "inclusion_proof",
+    "is_canonical_point",
+    "is_ring_public_key",
+    "linked",
     "load_keys",
     "merkle_root",
     "new_content_key",
     "parse_address",
+    "ring_key_image",
+    "ring_public",
+    "ring_secret",
+    "ring_sign",
+    "ring_verify",
     "save_keys",
     "sha256",
     "tagged_hash",
