@@ -42,6 +42,7 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/medchain bench ledger
 	$(BIN)/medchain bench sim
+	$(BIN)/medchain bench ring
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

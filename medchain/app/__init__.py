@@ -5,6 +5,20 @@ elections the engines read (AFBFT primary candidates, the DPoS committee)."""
 
 from medchain.app._access_lists import AccessList, ResearchEntry
 from medchain.app._accounts import Account, TransferArgs, get_account
+from medchain.app._anon import (
+    ANONYMOUS_METHODS,
+    AnonEntry,
+    AnonScope,
+    AnonSubmitArgs,
+    CloseScopeArgs,
+    KeyImageReused,
+    OpenScopeArgs,
+    RingRejected,
+    UnknownScope,
+    get_scope,
+    key_image_used,
+    scope_entries,
+)
 from medchain.app._apply import (
     METHODS,
     apply_checked_tx,
@@ -89,6 +103,8 @@ from medchain.app._registry import (
     UpdateProfileArgs,
     get_identity,
     patient_records,
+    role_count,
+    role_member,
 )
 from medchain.app._research import ResearchGrantArgs, ResearchRevokeArgs, get_data
 from medchain.app._rewards import RewardGrant, get_grant, tranche, unvested_rewards
@@ -109,6 +125,7 @@ from medchain.app._staking import (
 from medchain.app._state import State
 
 __all__ = [
+    "ANONYMOUS_METHODS",
     "METHODS",
     "AccessList",
     "Account",
@@ -117,6 +134,9 @@ __all__ = [
     "AlreadyPunished",
     "AlreadyRegistered",
     "AmountArgs",
+    "AnonEntry",
+    "AnonScope",
+    "AnonSubmitArgs",
     "AuditAction",
     "AuditEntry",
     "BalanceTooLow",
@@ -124,6 +144,7 @@ __all__ = [
     "BlockOutcome",
     "Call",
     "Candidate",
+    "CloseScopeArgs",
     "CommitteeSnapshot",
     "ContractError",
     "CreateRecordArgs",
@@ -136,6 +157,7 @@ __all__ = [
     "InvalidBlock",
     "InvalidEvidence",
     "InvalidSignature",
+    "KeyImageReused",
     "KeyWrap",
     "KeyWrapMismatch",
     "Ledger",
@@ -149,6 +171,7 @@ __all__ = [
     "NotRegistered",
     "Offence",
     "OffenceKind",
+    "OpenScopeArgs",
     "Record",
     "RecordVersion",
     "RegisterArgs",
@@ -156,6 +179,7 @@ __all__ = [
     "ResearchGrantArgs",
     "ResearchRevokeArgs",
     "RewardGrant",
+    "RingRejected",
     "Role",
     "Slash",
     "StakeAccount",
@@ -167,6 +191,7 @@ __all__ = [
     "Unbonding",
     "UnknownMethod",
     "UnknownRecord",
+    "UnknownScope",
     "UnwarrantArgs",
     "UpdateProfileArgs",
     "VersionWrap",
@@ -196,9 +221,11 @@ __all__ = [
     "get_identity",
     "get_offence",
     "get_record",
+    "get_scope",
     "get_stake",
     "get_version",
     "is_banned",
+    "key_image_used",
     "make_event",
     "new_record_id",
     "offence_key",
@@ -207,6 +234,9 @@ __all__ = [
     "punished_evidence_keys",
     "punished_offences",
     "ranked_candidates",
+    "role_count",
+    "role_member",
+    "scope_entries",
     "tranche",
     "unvested_rewards",
     "validator_set",

@@ -4,13 +4,26 @@ Order of checks, each a named rejection that changes nothing: size, chain id,
 method, arguments, signature, nonce (replay), fee. Then the fee is charged and the
 nonce consumed; the contract call runs in its own layer, so a refused call keeps
 the fee and nonce change but nothing else.
+
+Anonymous transactions (`ANONYMOUS_METHODS`) have no sender, nonce or fee: their
+signature field holds a ring signature over the same signing bytes, checked
+against the ring named in their arguments; the key image, unique per scope,
+stands in for the nonce.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from medchain.app import _accounts, _penalties, _records, _registry, _research, _staking
+from medchain.app import (
+    _accounts,
+    _anon,
+    _penalties,
+    _records,
+    _registry,
+    _research,
+    _staking,
+)
 from medchain.app._accounts import Account, get_account, put_account
 from medchain.app._context import BlockContext, Call, Methods
 from medchain.app._errors import (
@@ -26,7 +39,13 @@ from medchain.app._errors import (
     WrongChain,
 )
 from medchain.app._state import State
-from medchain.crypto import PUBLIC_KEY_SIZE, address_from_public_key, verify_signature
+from medchain.crypto import (
+    PUBLIC_KEY_SIZE,
+    RingSignature,
+    address_from_public_key,
+    ring_verify,
+    verify_signature,
+)
 from medchain.types import ChainParams, DecodeError, Receipt, Tx, decode, decode_tx_bytes, tx_id
 
 METHODS: Methods = {
@@ -36,6 +55,7 @@ METHODS: Methods = {
     **_research.METHODS,
     **_staking.METHODS,
     **_penalties.METHODS,
+    **_anon.METHODS,
 }
 
 
@@ -66,18 +86,48 @@ def check_tx_static(tx: Tx, chain_id: str, params: ChainParams) -> Any:
     if method is None:
         known = ", ".join(sorted(METHODS))
         raise UnknownMethod(f"unknown method {tx.method!r}; known methods: {known}")
-    if len(tx.sender) != PUBLIC_KEY_SIZE:
+    anonymous = tx.method in _anon.ANONYMOUS_METHODS
+    if anonymous and (tx.sender or tx.nonce or tx.fee):
+        raise MalformedTx(
+            "an anonymous transaction carries no sender, nonce or fee; "
+            "build it with `medchain anon submit`"
+        )
+    if not anonymous and len(tx.sender) != PUBLIC_KEY_SIZE:
         raise MalformedTx("the sender must be a 32-byte Ed25519 public key")
     try:
         args = decode(method[0], tx.args)
     except DecodeError as exc:
         raise MalformedTx(f"arguments of {tx.method} are malformed: {exc.message}") from exc
+    if anonymous:
+        _ring_signature(tx)  # well-formed; checked against the ring with the state
+        return args
     if not verify_signature(tx.sender, tx.signing_bytes(), tx.signature):
         raise InvalidSignature(
             "the signature does not match the sender's key; sign the transaction "
             "with the sender's own key file"
         )
     return args
+
+
+def _ring_signature(tx: Tx) -> RingSignature:
+    try:
+        return decode(RingSignature, tx.signature)
+    except DecodeError as exc:
+        raise MalformedTx(f"the ring signature is malformed: {exc.message}") from exc
+
+
+def check_anonymous(state: State, tx: Tx, args: Any, params: ChainParams) -> RingSignature:
+    """The ring fits its scope, the ring signature verifies over the transaction, and
+    its key image is new in the scope. Reveals nothing about which member signed."""
+    signature = _ring_signature(tx)
+    ring = _anon.ring_public_keys(state, args, params)
+    if not ring_verify(tx.signing_bytes(), ring, signature, params.max_ring_size):
+        raise InvalidSignature(
+            "the ring signature does not verify for this ring and transaction; "
+            "sign it with a ring member's key over this exact transaction"
+        )
+    _anon.require_fresh_key_image(state, args.scope, signature.key_image)
+    return signature
 
 
 def check_tx_stateful(state: State, tx: Tx, params: ChainParams) -> Account:
@@ -108,6 +158,8 @@ def apply_tx(state: State, block: BlockContext, tx: Tx) -> Receipt:
 
 def apply_checked_tx(state: State, block: BlockContext, tx: Tx, args: Any) -> Receipt:
     """Apply a transaction whose static checks already passed (see `check_tx_static`)."""
+    if tx.method in _anon.ANONYMOUS_METHODS:
+        return _apply_anonymous(state, block, tx, args)
     account = check_tx_stateful(state, tx, block.params)
     sender = address_from_public_key(tx.sender)
     identity = tx_id(tx)
@@ -116,6 +168,20 @@ def apply_checked_tx(state: State, block: BlockContext, tx: Tx, args: Any) -> Re
         put_account(state, sender, Account(account.balance - tx.fee, account.nonce + 1))
         if tx.fee:
             _accounts.credit(state, block.proposer, tx.fee)
+        try:
+            with state.layer():
+                METHODS[tx.method][1](state, call, args)
+        except ContractError as exc:
+            return Receipt(identity, False, exc.code, exc.message, ())
+    return Receipt(identity, True, "", "", tuple(call.events))
+
+
+def _apply_anonymous(state: State, block: BlockContext, tx: Tx, args: Any) -> Receipt:
+    signature = check_anonymous(state, tx, args, block.params)
+    identity = tx_id(tx)
+    call = Call(block, b"", b"", identity, 0, key_image=signature.key_image)
+    with state.layer():
+        _anon.mark_key_image(state, args.scope, signature.key_image)
         try:
             with state.layer():
                 METHODS[tx.method][1](state, call, args)

@@ -30,6 +30,8 @@ class Call:
     tx_id: bytes
     nonce: int
     events: list[Event] = field(default_factory=list)
+    key_image: bytes = b""
+    """Anonymous calls: the ring signature's key image (the sender is empty)."""
 
     def emit(self, kind: str, **attributes: str | bytes | int) -> None:
         """Record an event; bytes of address size are shown as addresses, other bytes as hex."""

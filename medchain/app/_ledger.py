@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from medchain.app import _rewards
-from medchain.app._apply import apply_checked_tx, check_tx_stateful, check_tx_static
+from medchain.app._anon import ANONYMOUS_METHODS
+from medchain.app._apply import (
+    apply_checked_tx,
+    check_anonymous,
+    check_tx_stateful,
+    check_tx_static,
+)
 from medchain.app._context import BlockContext
 from medchain.app._election import record_committee
 from medchain.app._errors import TxRejected
@@ -60,7 +66,10 @@ class Ledger:
     def check_tx(self, tx: Tx) -> Any:
         """Would `tx` be accepted now? Raises TxRejected; returns the decoded arguments."""
         args = check_tx_static(tx, self.chain_id, self.genesis.params)
-        check_tx_stateful(self.state, tx, self.genesis.params)
+        if tx.method in ANONYMOUS_METHODS:
+            check_anonymous(self.state, tx, args, self.genesis.params)
+        else:
+            check_tx_stateful(self.state, tx, self.genesis.params)
         return args
 
     def execute_block(

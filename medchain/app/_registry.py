@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from medchain.app._context import Call, Methods
 from medchain.app._errors import AlreadyRegistered, InvalidArgument, NotRegistered, WrongRole
 from medchain.app._state import State, load, save
-from medchain.crypto import format_address
+from medchain.crypto import format_address, is_ring_public_key
 
 
 class Role(enum.StrEnum):
@@ -36,6 +36,9 @@ class Identity:
     profile: bytes
     registered_height: int
     record_count: int = 0
+    ring_key: bytes = b""
+    """ristretto255 public key for linkable ring signatures (anonymous submissions);
+    empty if the account takes no part in them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,7 @@ class RegisterArgs:
     name: str
     encryption_key: bytes
     profile: bytes = b""
+    ring_key: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +113,10 @@ def register(state: State, call: Call, args: RegisterArgs) -> None:
     needs_key = args.role is not Role.VALIDATOR
     if (needs_key or args.encryption_key) and len(args.encryption_key) != ENCRYPTION_KEY_SIZE:
         raise InvalidArgument("the encryption key must be a 32-byte X25519 public key")
+    if args.ring_key and not is_ring_public_key(args.ring_key):
+        raise InvalidArgument(
+            "the ring key must be a canonical ristretto255 point, not the identity"
+        )
     identity = Identity(
         address=call.sender,
         public_key=call.sender_key,
@@ -117,9 +125,38 @@ def register(state: State, call: Call, args: RegisterArgs) -> None:
         name=args.name,
         profile=args.profile,
         registered_height=call.block.height,
+        ring_key=args.ring_key,
     )
     save(state, identity_key(call.sender), identity)
+    _index_role(state, args.role, call.sender)
     call.emit("registered", address=call.sender, role=args.role.value)
+
+
+def _role_count_key(role: Role) -> bytes:
+    return b"roles/" + role.value.encode() + b"/n"
+
+
+def _role_entry_key(role: Role, index: int) -> bytes:
+    return b"roles/" + role.value.encode() + b"/" + index.to_bytes(8, "big")
+
+
+def _index_role(state: State, role: Role, address: bytes) -> None:
+    """Append to the role's directory: how the SDK finds decoys for a ring without
+    scanning the state."""
+    raw = state.get(_role_count_key(role))
+    count = int.from_bytes(raw, "big") if raw else 0
+    state.set(_role_entry_key(role, count), address)
+    state.set(_role_count_key(role), (count + 1).to_bytes(8, "big"))
+
+
+def role_count(state: State, role: Role) -> int:
+    raw = state.get(_role_count_key(role))
+    return int.from_bytes(raw, "big") if raw else 0
+
+
+def role_member(state: State, role: Role, index: int) -> bytes | None:
+    """The `index`-th account registered with `role` (in registration order)."""
+    return state.get(_role_entry_key(role, index))
 
 
 def update_profile(state: State, call: Call, args: UpdateProfileArgs) -> None:

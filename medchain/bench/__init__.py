@@ -1,6 +1,15 @@
 """Benchmarks: load generators and reports (never timed tests)."""
 
 from medchain.bench._ledger import LedgerBenchResult, run_ledger_bench, sample_record
+from medchain.bench._ring import RingTiming, run_ring_bench
 from medchain.bench._sim import SimSpeed, run_sim_bench
 
-__all__ = ["LedgerBenchResult", "SimSpeed", "run_ledger_bench", "run_sim_bench", "sample_record"]
+__all__ = [
+    "LedgerBenchResult",
+    "RingTiming",
+    "SimSpeed",
+    "run_ledger_bench",
+    "run_ring_bench",
+    "run_sim_bench",
+    "sample_record",
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from medchain.cli import _commands as commands
+from medchain.cli._anon import anon_app
 from medchain.cli._bench import bench_app
 from medchain.cli._demo import demo
 from medchain.cli._sim import sim
@@ -25,6 +26,7 @@ app.add_typer(commands.keys_app, name="keys")
 app.add_typer(commands.record_app, name="record")
 app.add_typer(commands.research_app, name="research")
 app.add_typer(commands.staking_app, name="staking")
+app.add_typer(anon_app, name="anon")
 app.add_typer(bench_app, name="bench")
 
 

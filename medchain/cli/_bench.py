@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from medchain.bench import run_ledger_bench, run_sim_bench
+from medchain.bench import run_ledger_bench, run_ring_bench, run_sim_bench
 from medchain.cli._common import console
 
 bench_app = typer.Typer(help="Benchmarks (figures for docs/BENCHMARKS.md).", no_args_is_help=True)
@@ -96,5 +96,38 @@ def sim_speed(
         work = "opening vote + vesting rewards" if s.rewards else "bare blocks"
         table.add_row(
             s.engine, work, str(s.blocks), f"{s.wall_s:.2f}", f"{s.blocks_per_s:,.0f}", "≥ 200"
+        )
+    console.print(table)
+
+
+@bench_app.command("ring")
+def ring(
+    sizes: Annotated[str, typer.Option(help="Ring sizes, comma-separated.")] = "11,64",
+    runs: Annotated[int, typer.Option(help="Signatures per size.")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """bLSAG ring signature sign and verify times (ristretto255, libsodium)."""
+    timings = run_ring_bench(tuple(int(s) for s in sizes.split(",")), runs)
+    if as_json:
+        print(json.dumps([dataclasses.asdict(t) for t in timings], indent=2))
+        return
+    table = Table(
+        "ring size",
+        "sign p50 (ms)",
+        "sign mean",
+        "verify p50 (ms)",
+        "verify mean",
+        "target",
+        title=f"ring signatures — {_machine()}",
+    )
+    for t in timings:
+        target = "≤ 5 ms each" if t.ring_size == 11 else "reported"
+        table.add_row(
+            str(t.ring_size),
+            f"{t.sign_ms_p50:.2f}",
+            f"{t.sign_ms_mean:.2f}",
+            f"{t.verify_ms_p50:.2f}",
+            f"{t.verify_ms_mean:.2f}",
+            target,
         )
     console.print(table)

@@ -7,12 +7,15 @@ from typing import Protocol
 
 from medchain.app import (
     Account,
+    AnonEntry,
+    AnonScope,
     AuditEntry,
     Candidate,
     Identity,
     Record,
     RecordVersion,
     ResearchEntry,
+    Role,
     StakeAccount,
 )
 from medchain.offchain import BlobStore
@@ -44,6 +47,14 @@ class ChainBackend(Protocol):
     def patient_records(self, patient: bytes) -> list[bytes]: ...
 
     def research_data(self, institution: bytes) -> list[ResearchEntry]: ...
+
+    def anon_scope(self, name: str) -> AnonScope | None: ...
+
+    def anon_entries(self, name: str) -> list[AnonEntry]: ...
+
+    def role_count(self, role: Role) -> int: ...
+
+    def role_member(self, role: Role, index: int) -> bytes | None: ...
 
     def stake(self, address: bytes) -> StakeAccount: ...
 

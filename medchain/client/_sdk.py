@@ -107,13 +107,18 @@ class MedchainClient:
             profile = self._seal_profile({"name": name, **(details or {})})
             return self.send(
                 "registry.register",
-                RegisterArgs(role, "", self.keys.encryption_public_key, profile),
+                RegisterArgs(
+                    role, "", self.keys.encryption_public_key, profile, self.keys.ring_public_key
+                ),
             )
         public_profile = (
             json.dumps(dict(details or {}), sort_keys=True).encode() if details else b""
         )
         enc_key = b"" if role is Role.VALIDATOR else self.keys.encryption_public_key
-        return self.send("registry.register", RegisterArgs(role, name, enc_key, public_profile))
+        ring_key = b"" if role is Role.VALIDATOR else self.keys.ring_public_key
+        return self.send(
+            "registry.register", RegisterArgs(role, name, enc_key, public_profile, ring_key)
+        )
 
     def _seal_profile(self, profile: Mapping[str, Any]) -> bytes:
         context = profile_context(self.address)

@@ -70,5 +70,19 @@ class AccountKeys:
     def address_text(self) -> str:
         return format_address(self.address)
 
+    @cached_property
+    def ring_secret(self) -> bytes:
+        """The ristretto255 scalar for ring signatures, derived from the signing seed
+        (nothing more to store or lose)."""
+        from medchain.crypto._ring import ring_secret
+
+        return ring_secret(self.signing_seed)
+
+    @cached_property
+    def ring_public_key(self) -> bytes:
+        from medchain.crypto._ring import ring_public
+
+        return ring_public(self.ring_secret)
+
     def sign(self, message: bytes) -> bytes:
         return bytes(self._signer.sign(message).signature)

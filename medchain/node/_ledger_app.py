@@ -16,7 +16,15 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from medchain import app as contracts
-from medchain.app import BlockContext, BlockOutcome, InvalidBlock, Ledger, NonceGap
+from medchain.app import (
+    ANONYMOUS_METHODS,
+    BlockContext,
+    BlockOutcome,
+    InvalidBlock,
+    Ledger,
+    NonceGap,
+    TxRejected,
+)
 from medchain.crypto import ADDRESS_SIZE, AccountKeys, address_from_public_key
 from medchain.node._genesis_file import genesis_hash
 from medchain.node._localchain import (
@@ -304,6 +312,13 @@ class LedgerApp:
         self._drop([i for i, tx in self._pending.items() if self._stale(tx)])
 
     def _stale(self, tx: Tx) -> bool:
-        """A pending transaction whose nonce is already used can never be included."""
+        """A pending transaction whose nonce (or, anonymous, whose key image in its
+        scope) is already used can never be included."""
+        if tx.method in ANONYMOUS_METHODS:
+            try:
+                self.ledger.check_tx(tx)
+            except TxRejected:
+                return True
+            return False
         account = contracts.get_account(self.ledger.state, address_from_public_key(tx.sender))
         return tx.nonce < account.nonce

@@ -13,6 +13,8 @@ from pathlib import Path
 from medchain import app
 from medchain.app import (
     Account,
+    AnonEntry,
+    AnonScope,
     AuditEntry,
     BlockContext,
     BlockOutcome,
@@ -22,6 +24,7 @@ from medchain.app import (
     Record,
     RecordVersion,
     ResearchEntry,
+    Role,
     StakeAccount,
     decode_tx,
 )
@@ -227,6 +230,18 @@ class LocalChain:
 
     def research_data(self, institution: bytes) -> list[ResearchEntry]:
         return app.get_data(self.ledger.state, institution)
+
+    def anon_scope(self, name: str) -> AnonScope | None:
+        return app.get_scope(self.ledger.state, name)
+
+    def anon_entries(self, name: str) -> list[AnonEntry]:
+        return app.scope_entries(self.ledger.state, name)
+
+    def role_count(self, role: Role) -> int:
+        return app.role_count(self.ledger.state, role)
+
+    def role_member(self, role: Role, index: int) -> bytes | None:
+        return app.role_member(self.ledger.state, role, index)
 
     def stake(self, address: bytes) -> StakeAccount:
         return app.get_stake(self.ledger.state, address)

@@ -19,6 +19,8 @@ class ChainParams:
     unbonding_blocks: int = 100
     """Blocks between unstake and the tokens becoming spendable again."""
     max_votes_per_voter: int = 30
+    max_ring_size: int = 64
+    """Largest ring an anonymous transaction may use (verification is linear in it)."""
     block_reward: int = 0
     """Tokens minted for the proposer of every block; 0 mints nothing and writes nothing."""
     reward_vesting_blocks: int = 6

@@ -56,3 +56,14 @@ def test_readers_need_an_encryption_key(world: World) -> None:
     keys = AccountKeys.generate()
     receipt = world.call(keys, "registry.register", RegisterArgs(Role.DOCTOR, "Dr. X", b"short"))
     assert receipt.code == "invalid_argument"
+
+
+def test_an_identity_ring_key_is_refused(world: World) -> None:
+    """The identity would make every ring containing this account unusable."""
+    keys = AccountKeys.generate()
+    receipt = world.call(
+        keys,
+        "registry.register",
+        RegisterArgs(Role.PATIENT, "", keys.encryption_public_key, b"", b"\x00" * 32),
+    )
+    assert receipt.code == "invalid_argument" and "identity" in receipt.message

@@ -1,0 +1,163 @@
+"""Anonymous submissions: the chain verifies a ring signature, records no signer,
+and refuses a key image used twice in one scope."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from medchain.app import (
+    AnonSubmitArgs,
+    InvalidSignature,
+    KeyImageReused,
+    MalformedTx,
+    OpenScopeArgs,
+    RegisterArgs,
+    RingRejected,
+    Role,
+    UnknownScope,
+    apply_tx,
+    scope_entries,
+)
+from medchain.crypto import AccountKeys, ring_sign
+from medchain.types import Tx, encode
+
+from .conftest import CHAIN_ID, World, fake_blob, fake_wraps
+
+SCOPE = "diabetes-2026"
+
+
+def _member(world: World, role: Role = Role.PATIENT) -> AccountKeys:
+    keys = AccountKeys.generate()
+    name = "" if role is Role.PATIENT else "Member"
+    world.ok(
+        keys,
+        "registry.register",
+        RegisterArgs(role, name, keys.encryption_public_key, b"", keys.ring_public_key),
+    )
+    return keys
+
+
+@pytest.fixture
+def ring_world(
+    world: World, institution: AccountKeys
+) -> tuple[World, AccountKeys, list[AccountKeys]]:
+    world.ok(institution, "anon.open_scope", OpenScopeArgs(SCOPE, Role.PATIENT, 4))
+    members = [_member(world) for _ in range(5)]
+    return world, institution, members
+
+
+def _anon_tx(
+    signer: AccountKeys,
+    ring: list[AccountKeys],
+    institution: AccountKeys,
+    scope: str = SCOPE,
+    tag: bytes = b"data",
+) -> Tx:
+    members = sorted(ring, key=lambda k: k.address)
+    cid, digest = fake_blob(tag)
+    args = AnonSubmitArgs(
+        scope, tuple(k.address for k in members), cid, digest, fake_wraps(institution.address)
+    )
+    unsigned = Tx(CHAIN_ID, 0, b"", 0, "anon.submit", encode(args))
+    signature = ring_sign(
+        unsigned.signing_bytes(), [k.ring_public_key for k in members], signer.ring_secret
+    )
+    return dataclasses.replace(unsigned, signature=encode(signature))
+
+
+def test_any_member_can_sign_and_the_chain_records_no_signer(ring_world) -> None:  # type: ignore[no-untyped-def]
+    world, institution, members = ring_world
+    ring = members[:4]
+    txs = [_anon_tx(signer, ring, institution) for signer in ring]
+    # every member's signature over the same transaction is accepted by the same checks
+    for tx in txs:
+        world.ledger.check_tx(tx)
+        assert tx.sender == b"" and tx.nonce == 0
+    (receipt,) = world.run(txs[2])
+    assert receipt.ok
+    (entry,) = scope_entries(world.ledger.state, SCOPE)
+    assert entry.ring == tuple(sorted(k.address for k in ring))
+    stored = encode(entry)
+    for member in ring:  # nothing stored names the signer rather than the ring
+        assert member.public_key not in stored and member.ring_public_key not in stored
+    assert all(member.address not in encode(receipt) for member in ring)
+
+
+def test_a_key_image_is_single_use_per_scope(ring_world) -> None:  # type: ignore[no-untyped-def]
+    world, institution, members = ring_world
+    ring = members[:4]
+    world.run(_anon_tx(members[0], ring, institution, tag=b"first"))
+    again = _anon_tx(members[0], [*members[1:5], members[0]], institution, tag=b"second")
+    root = world.ledger.state_root()
+    with pytest.raises(KeyImageReused, match="once per scope"):
+        apply_tx(world.ledger.state, world.context(), again)
+    with pytest.raises(KeyImageReused):
+        world.ledger.check_tx(again)
+    assert world.ledger.state_root() == root
+    # the same member may contribute to another scope
+    world.ok(institution, "anon.open_scope", OpenScopeArgs("asthma-2026", Role.PATIENT, 4))
+    (receipt,) = world.run(_anon_tx(members[0], ring, institution, scope="asthma-2026"))
+    assert receipt.ok
+    # a different member of the same ring is not blocked
+    (receipt,) = world.run(_anon_tx(members[1], ring, institution, tag=b"third"))
+    assert receipt.ok
+
+
+def test_a_replayed_anonymous_transaction_is_refused(ring_world) -> None:  # type: ignore[no-untyped-def]
+    world, institution, members = ring_world
+    tx = _anon_tx(members[0], members[:4], institution)
+    world.run(tx)
+    with pytest.raises(KeyImageReused):
+        world.ledger.check_tx(tx)
+
+
+def test_bad_rings_and_signatures_are_refused(ring_world, doctor: AccountKeys) -> None:  # type: ignore[no-untyped-def]
+    world, institution, members = ring_world
+    outsider = AccountKeys.generate()
+    with pytest.raises(InvalidSignature):  # signer outside the ring it names
+        world.ledger.check_tx(_forged(members[:4], outsider, institution))
+    with pytest.raises(RingRejected, match="4 to"):
+        world.ledger.check_tx(_anon_tx(members[0], members[:3], institution))
+    doctor_ring = [*members[:3], doctor]
+    with pytest.raises(RingRejected, match="registered patient"):
+        world.ledger.check_tx(_anon_tx(members[0], doctor_ring, institution))
+    with pytest.raises(UnknownScope):
+        world.ledger.check_tx(_anon_tx(members[0], members[:4], institution, scope="nope"))
+    tx = _anon_tx(members[0], members[:4], institution)
+    with pytest.raises(MalformedTx, match="no sender"):
+        world.ledger.check_tx(dataclasses.replace(tx, nonce=3))
+    with pytest.raises(InvalidSignature):  # arguments changed after signing
+        cid, digest = fake_blob(b"other")
+        other = dataclasses.replace(
+            tx,
+            args=encode(
+                AnonSubmitArgs(
+                    SCOPE,
+                    tuple(sorted(k.address for k in members[:4])),
+                    cid,
+                    digest,
+                    fake_wraps(institution.address),
+                )
+            ),
+        )
+        world.ledger.check_tx(other)
+
+
+def _forged(ring: list[AccountKeys], outsider: AccountKeys, institution: AccountKeys) -> Tx:
+    """A signature by a key outside the ring, presented with the ring's members."""
+    members = sorted(ring, key=lambda k: k.address)
+    cid, digest = fake_blob(b"forged")
+    args = AnonSubmitArgs(
+        SCOPE, tuple(k.address for k in members), cid, digest, fake_wraps(institution.address)
+    )
+    unsigned = Tx(CHAIN_ID, 0, b"", 0, "anon.submit", encode(args))
+    keys = [k.ring_public_key for k in members[:-1]] + [outsider.ring_public_key]
+    signature = ring_sign(unsigned.signing_bytes(), keys, outsider.ring_secret)
+    return dataclasses.replace(unsigned, signature=encode(signature))
+
+
+def test_only_institutions_open_scopes(world: World, patient: AccountKeys) -> None:
+    receipt = world.call(patient, "anon.open_scope", OpenScopeArgs("x", Role.PATIENT, 4))
+    assert receipt.code == "wrong_role"
