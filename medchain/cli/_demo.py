@@ -21,6 +21,7 @@ from rich.table import Table
 from medchain.app import (
     CreateRecordArgs,
     InvalidSignature,
+    KeyImageReused,
     MalformedTx,
     NonceGap,
     NonceReused,
@@ -32,6 +33,7 @@ from medchain.app import (
 from medchain.cli._commands import audit_table
 from medchain.cli._common import console, create_chain, reports_errors
 from medchain.client import MedchainClient, NotAReader
+from medchain.client._anon import anon_submit, contributions, open_scope
 from medchain.crypto import AccountKeys, DecryptionFailed
 from medchain.node import LocalChain, TxFailed
 from medchain.types import MedchainError
@@ -239,6 +241,28 @@ def _run(chain: LocalChain, home: Path) -> None:
     )
     A.revoke(record_id, lab.address)
     story.check("unwarranting the institution empties its research list", L.research_data() == [])
+
+    story.section("Anonymous contribution to a study (linkable ring signature)")
+    others = [MedchainClient(AccountKeys.generate(), chain) for _ in range(5)]
+    for number, other in enumerate(others):
+        other.register(Role.PATIENT, f"Study participant {number}")
+    open_scope(L, "cardio-2026", Role.PATIENT, 5)
+    anon_submit(A, "cardio-2026", heart_rate(95, "2026-11-19T07:00:00+01:00"), ring_size=5)
+    (entry,) = chain.anon_entries("cardio-2026")
+    story.check(
+        "the chain shows a ring of 5 patients, not which one contributed",
+        len(entry.ring) == 5 and alice.address in entry.ring,
+    )
+    (contribution,) = contributions(L, "cardio-2026")
+    story.check(
+        "the institute reads a de-identified copy",
+        "Alice" not in json.dumps(contribution.resource),
+    )
+    story.refused(
+        "a second contribution by the same patient to the same study",
+        lambda: anon_submit(A, "cardio-2026", heart_rate(96, "2026-11-20"), ring_size=5),
+        KeyImageReused,
+    )
 
     story.section("The audit trail")
     names = {keys.address: who for who, keys in cast.items()}
