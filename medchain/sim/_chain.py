@@ -215,12 +215,11 @@ def build(scenario: Scenario) -> ChainRun:
         partitions=scenario.partitions,
     )
     sim_config = SimConfig(tuple(specs), network, seed=scenario.seed, label=scenario.engine.value)
-    run = ChainRun(scenario, None, apps, node_keys)  # type: ignore[arg-type]
-    attacker = _attacker(scenario, run) if scenario.attack else None
-    run.attacker = attacker
+    evidence: list[EvidenceReport] = []
+    attacker = _attacker(scenario, apps, node_keys) if scenario.attack else None
 
     def on_evidence(sim: Simulator, report: EvidenceReport) -> None:
-        run.evidence.append(report)
+        evidence.append(report)
         try:
             tx = apps[report.node].submit_evidence(node_keys[report.node], report.evidence)
         except MedchainError:
@@ -232,10 +231,8 @@ def build(scenario: Scenario) -> ChainRun:
             gossip(apps, _signed(key, 0, "staking.stake", AmountArgs(scenario.stake)))
             gossip(apps, _signed(key, 1, "staking.vote", VoteArgs(key.address, scenario.stake)))
 
-    run.simulator = Simulator(
-        sim_config, factory, scenario.faults, attacker, on_evidence=on_evidence
-    )
-    return run
+    simulator = Simulator(sim_config, factory, scenario.faults, attacker, on_evidence=on_evidence)
+    return ChainRun(scenario, simulator, apps, node_keys, attacker, evidence)
 
 
 def gossip(apps: Sequence[LedgerApp], tx: Tx) -> None:
@@ -323,14 +320,16 @@ def _equivocator(
 # -- the predictive attack -----------------------------------------------------------
 
 
-def _attacker(scenario: Scenario, run: ChainRun) -> OfflineTargeting | VrfHunter:
+def _attacker(
+    scenario: Scenario, apps: Sequence[LedgerApp], keys: Sequence[AccountKeys]
+) -> OfflineTargeting | VrfHunter:
     attack = scenario.attack
     assert attack is not None
     if scenario.engine is EngineKind.AFBFT:
-        return VrfHunter(attack, run)
+        return VrfHunter(attack, apps, keys)
 
     def next_primaries(position: Position) -> list[int]:
-        app = run.apps[0]
+        app = apps[0]
         if scenario.engine is EngineKind.DPOS:
             order = list(app.committee())
             start = position.height
@@ -342,7 +341,7 @@ def _attacker(scenario: Scenario, run: ChainRun) -> OfflineTargeting | VrfHunter
                 (i for i, k in enumerate(order) if address_from_public_key(k) == proposer), 0
             )
         wanted = [order[(start + position.round + i) % len(order)] for i in range(attack.k)]
-        return sorted({_node_of(run, key) for key in wanted})
+        return sorted({_node_of(keys, key) for key in wanted})
 
     return OfflineTargeting(
         next_primaries,
@@ -353,8 +352,8 @@ def _attacker(scenario: Scenario, run: ChainRun) -> OfflineTargeting | VrfHunter
     )
 
 
-def _node_of(run: ChainRun, public_key: bytes) -> int:
-    return next(i for i, k in enumerate(run.keys) if k.public_key == public_key)
+def _node_of(keys: Sequence[AccountKeys], public_key: bytes) -> int:
+    return next(i for i, k in enumerate(keys) if k.public_key == public_key)
 
 
 class VrfHunter:
@@ -364,9 +363,12 @@ class VrfHunter:
     lowest draws it has seen offline — once per height, keeping them down until the
     next strike. The blocks are already out by then."""
 
-    def __init__(self, attack: Attack, run: ChainRun) -> None:
+    def __init__(
+        self, attack: Attack, apps: Sequence[LedgerApp], keys: Sequence[AccountKeys]
+    ) -> None:
         self.attack = attack
-        self.run = run
+        self.apps = apps
+        self.keys = keys
         self.outputs: dict[int, dict[bytes, bytes]] = {}
         self.offline: frozenset[int] = frozenset()
         self.history: list[tuple[int, frozenset[int]]] = []
@@ -389,7 +391,7 @@ class VrfHunter:
         message = unwire(obs.data)
         assert isinstance(message, Proposal)
         previous = next(
-            (b for app in self.run.apps if (b := app.block_at(message.height - 1)) is not None),
+            (b for app in self.apps if (b := app.block_at(message.height - 1)) is not None),
             None,
         )
         if previous is None:
@@ -409,7 +411,7 @@ class VrfHunter:
     def _strike(self, height: int, ctl: AdversaryControl) -> None:
         seen = self.outputs.get(height, {})
         lowest = sorted(seen, key=lambda k: seen[k])[: self.attack.k]
-        self._apply(frozenset(_node_of(self.run, k) for k in lowest), ctl)
+        self._apply(frozenset(_node_of(self.keys, k) for k in lowest), ctl)
 
     def _apply(self, target: frozenset[int], ctl: AdversaryControl) -> None:
         for node in sorted(self.offline - target):
