@@ -49,6 +49,7 @@ from medchain.app._errors import (
     InvalidEvidence,
     InvalidSignature,
     KeyWrapMismatch,
+    LabelTaken,
     MalformedTx,
     NonceGap,
     NonceReused,
@@ -108,6 +109,13 @@ from medchain.app._registry import (
 )
 from medchain.app._research import ResearchGrantArgs, ResearchRevokeArgs, get_data
 from medchain.app._rewards import RewardGrant, get_grant, tranche, unvested_rewards
+from medchain.app._search import (
+    MAX_INDEX_ENTRIES,
+    MAX_TOKEN_EPOCHS,
+    IndexArgs,
+    IndexEntry,
+    sse_lookup,
+)
 from medchain.app._staking import (
     AmountArgs,
     Candidate,
@@ -126,6 +134,8 @@ from medchain.app._state import State
 
 __all__ = [
     "ANONYMOUS_METHODS",
+    "MAX_INDEX_ENTRIES",
+    "MAX_TOKEN_EPOCHS",
     "METHODS",
     "AccessList",
     "Account",
@@ -152,6 +162,8 @@ __all__ = [
     "FeeTooLow",
     "ForgedEvidence",
     "Identity",
+    "IndexArgs",
+    "IndexEntry",
     "InsufficientFunds",
     "InvalidArgument",
     "InvalidBlock",
@@ -160,6 +172,7 @@ __all__ = [
     "KeyImageReused",
     "KeyWrap",
     "KeyWrapMismatch",
+    "LabelTaken",
     "Ledger",
     "MalformedTx",
     "NoArgs",
@@ -237,6 +250,7 @@ __all__ = [
     "role_count",
     "role_member",
     "scope_entries",
+    "sse_lookup",
     "tranche",
     "unvested_rewards",
     "validator_set",

@@ -22,6 +22,7 @@ from medchain.app import (
     _records,
     _registry,
     _research,
+    _search,
     _staking,
 )
 from medchain.app._accounts import Account, get_account, put_account
@@ -56,6 +57,7 @@ METHODS: Methods = {
     **_staking.METHODS,
     **_penalties.METHODS,
     **_anon.METHODS,
+    **_search.METHODS,
 }
 
 

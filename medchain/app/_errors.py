@@ -131,3 +131,10 @@ class AlreadyPunished(InvalidEvidence):
     """Other evidence of the same offence (primary, height, round) was already punished."""
 
     code = "already_punished"
+
+
+class LabelTaken(ContractError):
+    """An encrypted index label is already in the submitter's index: index entries are
+    written once and never overwritten."""
+
+    code = "label_taken"

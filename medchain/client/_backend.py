@@ -18,6 +18,7 @@ from medchain.app import (
     Role,
     StakeAccount,
 )
+from medchain.crypto import SearchToken
 from medchain.offchain import BlobStore
 from medchain.types import ChainParams, Receipt, Tx
 
@@ -45,6 +46,8 @@ class ChainBackend(Protocol):
     def audit(self, record_id: bytes) -> list[AuditEntry]: ...
 
     def patient_records(self, patient: bytes) -> list[bytes]: ...
+
+    def search(self, owner: bytes, token: SearchToken) -> list[list[bytes]]: ...
 
     def research_data(self, institution: bytes) -> list[ResearchEntry]: ...
 

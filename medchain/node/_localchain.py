@@ -28,7 +28,7 @@ from medchain.app import (
     StakeAccount,
     decode_tx,
 )
-from medchain.crypto import AccountKeys, load_keys, merkle_root, save_keys
+from medchain.crypto import AccountKeys, SearchToken, load_keys, merkle_root, save_keys
 from medchain.node._genesis_file import genesis_hash, read_genesis, write_genesis
 from medchain.offchain import BlobStore, LocalBlobStore, MemoryBlobStore
 from medchain.store import ChainStore, StoreError
@@ -227,6 +227,10 @@ class LocalChain:
 
     def patient_records(self, patient: bytes) -> list[bytes]:
         return app.patient_records(self.ledger.state, patient)
+
+    def search(self, owner: bytes, token: SearchToken) -> list[list[bytes]]:
+        """Encrypted index values of `owner` under each label key of `token` (sse_lookup)."""
+        return app.sse_lookup(self.ledger.state, owner, token)
 
     def research_data(self, institution: bytes) -> list[ResearchEntry]:
         return app.get_data(self.ledger.state, institution)
