@@ -8,6 +8,7 @@ from medchain.cli import _commands as commands
 from medchain.cli._anon import anon_app
 from medchain.cli._bench import bench_app
 from medchain.cli._demo import demo
+from medchain.cli._search import search_commands
 from medchain.cli._sim import sim
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app.command()(commands.transfer)
 app.command()(demo)
 app.command()(sim)
 app.add_typer(commands.keys_app, name="keys")
+search_commands(commands.record_app)
 app.add_typer(commands.record_app, name="record")
 app.add_typer(commands.research_app, name="research")
 app.add_typer(commands.staking_app, name="staking")

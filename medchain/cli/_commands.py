@@ -151,13 +151,20 @@ def record_put(
     reader: Annotated[
         list[str] | None, typer.Option("--reader", help="Also authorise this address (repeatable).")
     ] = None,
+    keyword: Annotated[
+        list[str] | None,
+        typer.Option("--keyword", help="Index it under this keyword in your encrypted index."),
+    ] = None,
+    pad: Annotated[bool, typer.Option("--pad", help="Pad keyword counts (see `index`).")] = False,
     data: DataOption = DEFAULT_DATA,
 ) -> None:
     """Encrypt a FHIR resource for the patient and readers and put it on chain; prints its id."""
     resource = _read_file(file)
     readers = [address_arg(r) for r in reader or []]
     with client_for(key, data, create=True) as client:
-        record_id = client.put_record(address_arg(patient), resource, readers)
+        record_id = client.put_record(
+            address_arg(patient), resource, readers, keywords=keyword or (), pad=pad
+        )
     console.print(record_id.hex())
 
 

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from medchain.app import Role
-from medchain.client import MedchainClient
+from medchain.client import MedchainClient, search_state_path
 from medchain.crypto import (
     AccountKeys,
     PassphraseRequired,
@@ -114,7 +114,7 @@ def client_for(key: Path, data: Path, create: bool = False) -> Iterator[Medchain
     """The SDK client of the account in `key`, on the local chain in `data`."""
     keys = load_key_file(key)
     with open_chain(data, create) as chain:
-        yield MedchainClient(keys, chain)
+        yield MedchainClient(keys, chain, search_state=search_state_path(key))
 
 
 def address_arg(text: str) -> bytes:

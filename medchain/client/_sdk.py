@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from medchain.app import (
@@ -45,7 +46,18 @@ from medchain.client._envelope import (
     version_context,
 )
 from medchain.client._fhir import canonical_json, validate_resource
-from medchain.crypto import AccountKeys, format_address, sha256
+from medchain.client._search import (
+    IndexUpdate,
+    NoSearchCapability,
+    RecordNotIndexed,
+    SearchIndex,
+    SearchResult,
+    keywords_in,
+    open_capability,
+    open_records,
+    search_with,
+)
+from medchain.crypto import AccountKeys, EntryKind, format_address, sha256
 from medchain.types import MedchainError, Receipt, Tx, encode
 
 
@@ -72,9 +84,15 @@ class ResearchItem:
 class MedchainClient:
     """One account acting on one chain."""
 
-    def __init__(self, keys: AccountKeys, chain: ChainBackend) -> None:
+    def __init__(
+        self, keys: AccountKeys, chain: ChainBackend, search_state: Path | None = None
+    ) -> None:
+        """`search_state`: the encrypted file keeping this account's search epochs and
+        counters (see `search_state_path`); without one they live in memory and are
+        rebuilt from the chain by the next client."""
         self.keys = keys
         self.chain = chain
+        self.search_index = SearchIndex(self, search_state)
 
     @property
     def address(self) -> bytes:
@@ -168,12 +186,17 @@ class MedchainClient:
         patient: bytes,
         resource: Mapping[str, Any] | str | bytes,
         readers: Iterable[bytes] = (),
+        keywords: Iterable[str] = (),
+        pad: bool = False,
     ) -> bytes:
         """Validate, encrypt and register a FHIR resource for `patient`; returns the record id.
 
         The uploader is a reader of what it wrote (unless it is the patient), so it can
-        read it back; the patient can revoke that like any other grant."""
+        read it back; the patient can revoke that like any other grant. With `keywords`,
+        the record is also indexed under the uploader's own search key, by a second
+        transaction right after the record's (see `index_record`)."""
         validated = validate_resource(resource)
+        words = keywords_in(keywords)  # a bad keyword is refused before anything is written
         reader_set = {patient, *readers}
         if self.address != patient:
             reader_set.add(self.address)
@@ -187,6 +210,11 @@ class MedchainClient:
             patient, str(validated["resourceType"]), cid, sealed.ciphertext_hash, sealed.wraps
         )
         self.send("records.create", args)
+        if words:
+            try:
+                self.index_record(record_id, words, pad)
+            except MedchainError as exc:
+                raise RecordNotIndexed(record_id, exc) from exc
         return record_id
 
     def record(self, record_id: bytes) -> Record:
@@ -273,6 +301,60 @@ class MedchainClient:
 
     def my_records(self) -> list[bytes]:
         return self.chain.patient_records(self.address)
+
+    # -- encrypted search (client/_search.py, docs/PRIVACY.md) ------------------------
+
+    def index_record(
+        self, record_id: bytes, keywords: Iterable[str], pad: bool = False
+    ) -> list[Receipt]:
+        """Index a record under keywords in this account's own encrypted index."""
+        return self.index_records({record_id: keywords}, pad)
+
+    def index_records(
+        self, records: Mapping[bytes, Iterable[str]], pad: bool = False
+    ) -> list[Receipt]:
+        """Index several records at once. With `pad`, each keyword's entry count is raised
+        to the next power of two with dummies; that hides counts among records indexed
+        together (a patient indexing its history), not one record at a time."""
+        updates = []
+        for record_id, keywords in records.items():
+            self.record(record_id)
+            updates.append(IndexUpdate(record_id, tuple(keywords_in(keywords))))
+        return self.search_index.write(updates, pad)
+
+    def delete_from_index(
+        self, record_id: bytes, keywords: Iterable[str], pad: bool = False
+    ) -> list[Receipt]:
+        """Tombstone a record under keywords: searches stop returning it (the earlier
+        entries stay on chain, unlinkable to the tombstone until searched)."""
+        update = IndexUpdate(record_id, tuple(keywords_in(keywords)), EntryKind.TOMBSTONE)
+        return self.search_index.write([update], pad)
+
+    def search(
+        self, keyword: str, owner: bytes | None = None, decrypt: bool = False
+    ) -> SearchResult:
+        """Records indexed under `keyword` in this account's index; with `decrypt`, also
+        the FHIR resources it may open (the others are skipped, with the reason)."""
+        if owner is not None and owner != self.address:
+            raise NoSearchCapability(
+                f"you can search only your own index without a capability; ask "
+                f"{format_address(owner)} for one (`medchain record search-grant`)"
+            )
+        ids = self.search_index.search(keyword)
+        return open_records(self, ids) if decrypt else SearchResult(tuple(ids))
+
+    def grant_search(self, reader: bytes, keywords: Iterable[str]) -> bytes:
+        """A capability, sealed to `reader`, to search this account's index for `keywords`
+        over the entries indexed so far. Hand the bytes over (e.g. as a file)."""
+        reader_key = self._reader_keys([reader])[reader]
+        return self.search_index.grant(reader, reader_key, keywords)
+
+    def search_with_capability(
+        self, capability: bytes, keyword: str, decrypt: bool = False
+    ) -> SearchResult:
+        """Search another account's index with a capability it granted this account."""
+        ids = search_with(self, open_capability(self, capability), keyword)
+        return open_records(self, ids) if decrypt else SearchResult(tuple(ids))
 
     # -- research -------------------------------------------------------------------
 

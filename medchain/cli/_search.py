@@ -1,0 +1,159 @@
+"""`medchain record search | index | unindex | search-grant`: encrypted keyword search.
+
+Keywords stay on this machine: the chain and the node see only labels, label keys and
+encrypted values (docs/PRIVACY.md). The account's search state (epochs and counters)
+is kept encrypted next to its key file, as KEY.search.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from medchain.cli._common import (
+    DEFAULT_DATA,
+    DataOption,
+    KeyOption,
+    address_arg,
+    client_for,
+    console,
+    err_console,
+    ok,
+    record_id_arg,
+    reports_errors,
+)
+from medchain.client import SearchResult, open_capability
+from medchain.crypto import format_address
+from medchain.types import MedchainError
+
+KeywordsOption = Annotated[
+    list[str],
+    typer.Option("--keyword", help="A keyword (repeatable); case and spacing do not matter."),
+]
+PadOption = Annotated[
+    bool,
+    typer.Option(
+        "--pad", help="Pad each keyword's entry count to a power of two with dummy entries."
+    ),
+]
+
+
+@reports_errors
+def record_search(
+    key: KeyOption,
+    keyword: Annotated[str, typer.Option("--keyword", help="The keyword to look for.")],
+    owner: Annotated[
+        str | None,
+        typer.Option(help="Whose index to search (default yours; others need --capability)."),
+    ] = None,
+    capability: Annotated[
+        Path | None,
+        typer.Option(help="A capability file from the owner (`medchain record search-grant`)."),
+    ] = None,
+    decrypt: Annotated[
+        bool, typer.Option("--decrypt", help="Also print the records you may open, as JSON.")
+    ] = False,
+    data: DataOption = DEFAULT_DATA,
+) -> None:
+    """Find records by keyword in an encrypted index; prints their ids."""
+    owner_address = address_arg(owner) if owner else None
+    with client_for(key, data) as client:
+        if capability is None:
+            result = client.search(keyword, owner_address, decrypt)
+        else:
+            granted = _read_bytes(capability)
+            if owner_address not in (None, open_capability(client, granted).owner):
+                raise MedchainError(
+                    f"{capability} is a capability for another account's index, not "
+                    f"{owner}'s; drop --owner or use that account's capability"
+                )
+            result = client.search_with_capability(granted, keyword, decrypt)
+    _print_result(result, decrypt)
+
+
+def _print_result(result: SearchResult, decrypt: bool) -> None:
+    if not decrypt:
+        for record_id in result.record_ids:
+            console.print(record_id.hex(), highlight=False)
+        if not result.record_ids:
+            err_console.print("[dim]no record matches[/]")
+        return
+    console.print_json(
+        json.dumps([{"record": o.record_id.hex(), "resource": o.resource} for o in result.opened])
+    )
+    for skipped in result.skipped:
+        err_console.print(
+            f"[yellow]skipped[/] {skipped.record_id.hex()}: {skipped.reason}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@reports_errors
+def record_index(
+    key: KeyOption,
+    record_ids: Annotated[list[str], typer.Argument(help="Record ids (indexed together).")],
+    keyword: KeywordsOption,
+    pad: PadOption = False,
+    data: DataOption = DEFAULT_DATA,
+) -> None:
+    """Index records under keywords in your own encrypted index."""
+    ids = [record_id_arg(r) for r in record_ids]
+    with client_for(key, data) as client:
+        client.index_records({i: keyword for i in ids}, pad)
+    ok(f"indexed {len(ids)} record(s) under {len(set(keyword))} keyword(s)")
+
+
+@reports_errors
+def record_unindex(
+    key: KeyOption,
+    record_id: str,
+    keyword: KeywordsOption,
+    data: DataOption = DEFAULT_DATA,
+) -> None:
+    """Remove a record from your index under keywords (a tombstone entry)."""
+    with client_for(key, data) as client:
+        client.delete_from_index(record_id_arg(record_id), keyword)
+    ok(f"{record_id} no longer found under {len(set(keyword))} keyword(s)")
+
+
+@reports_errors
+def record_search_grant(
+    key: KeyOption,
+    reader: Annotated[str, typer.Option(help="Address of the account that may search.")],
+    keyword: KeywordsOption,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the capability file.")],
+    data: DataOption = DEFAULT_DATA,
+) -> None:
+    """Let a reader search your index for these keywords (entries indexed so far)."""
+    with client_for(key, data) as client:
+        capability = client.grant_search(address_arg(reader), keyword)
+    try:
+        with out.open("xb") as f:
+            f.write(capability)
+    except FileExistsError:
+        raise MedchainError(f"{out} already exists; choose another --out path") from None
+    except OSError as exc:
+        raise MedchainError(f"cannot write {out}: {exc.strerror or exc}") from None
+    ok(
+        f"capability for {len(set(keyword))} keyword(s) written to {out}; only "
+        f"{format_address(address_arg(reader))} can open it"
+    )
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise MedchainError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def search_commands(record_app: typer.Typer) -> None:
+    """Register the search commands under `medchain record`."""
+    record_app.command("search")(record_search)
+    record_app.command("index")(record_index)
+    record_app.command("unindex")(record_unindex)
+    record_app.command("search-grant")(record_search_grant)
