@@ -2,14 +2,18 @@
 
 from medchain.bench._ledger import LedgerBenchResult, run_ledger_bench, sample_record
 from medchain.bench._ring import RingTiming, run_ring_bench
+from medchain.bench._search import QueryTiming, SearchBenchResult, run_search_bench
 from medchain.bench._sim import SimSpeed, run_sim_bench
 
 __all__ = [
     "LedgerBenchResult",
+    "QueryTiming",
     "RingTiming",
+    "SearchBenchResult",
     "SimSpeed",
     "run_ledger_bench",
     "run_ring_bench",
+    "run_search_bench",
     "run_sim_bench",
     "sample_record",
 ]
