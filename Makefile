@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/medchain bench ledger
 	$(BIN)/medchain bench sim
 	$(BIN)/medchain bench ring
+	$(BIN)/medchain bench search
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
