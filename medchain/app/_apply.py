@@ -170,23 +170,22 @@ def apply_checked_tx(state: State, block: BlockContext, tx: Tx, args: Any) -> Re
         put_account(state, sender, Account(account.balance - tx.fee, account.nonce + 1))
         if tx.fee:
             _accounts.credit(state, block.proposer, tx.fee)
-        try:
-            with state.layer():
-                METHODS[tx.method][1](state, call, args)
-        except ContractError as exc:
-            return Receipt(identity, False, exc.code, exc.message, ())
-    return Receipt(identity, True, "", "", tuple(call.events))
+        return _run_call(state, call, tx.method, args)
 
 
 def _apply_anonymous(state: State, block: BlockContext, tx: Tx, args: Any) -> Receipt:
     signature = check_anonymous(state, tx, args, block.params)
-    identity = tx_id(tx)
-    call = Call(block, b"", b"", identity, 0, key_image=signature.key_image)
+    call = Call(block, b"", b"", tx_id(tx), 0, key_image=signature.key_image)
     with state.layer():
-        _anon.mark_key_image(state, args.scope, signature.key_image)
-        try:
-            with state.layer():
-                METHODS[tx.method][1](state, call, args)
-        except ContractError as exc:
-            return Receipt(identity, False, exc.code, exc.message, ())
-    return Receipt(identity, True, "", "", tuple(call.events))
+        _anon.mark_key_image(state, args.scope, signature.key_image)  # spent like a nonce
+        return _run_call(state, call, tx.method, args)
+
+
+def _run_call(state: State, call: Call, method: str, args: Any) -> Receipt:
+    """The contract call in its own layer: refused, it leaves no trace but its receipt."""
+    try:
+        with state.layer():
+            METHODS[method][1](state, call, args)
+    except ContractError as exc:
+        return Receipt(call.tx_id, False, exc.code, exc.message, ())
+    return Receipt(call.tx_id, True, "", "", tuple(call.events))

@@ -6,6 +6,8 @@ import dataclasses
 import json
 import os
 import platform
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -18,14 +20,9 @@ from medchain.cli._common import console
 bench_app = typer.Typer(help="Benchmarks (figures for docs/BENCHMARKS.md).", no_args_is_help=True)
 
 
-@bench_app.command("ledger")
-def ledger(
-    txs: Annotated[int, typer.Option(help="Signed transfers to validate and apply.")] = 20_000,
-    block_size: Annotated[int, typer.Option(help="Transactions per block.")] = 1_000,
-    seal_iterations: Annotated[int, typer.Option(help="Records to encrypt+wrap.")] = 2_000,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-) -> None:
-    """Transaction validate+apply rate on one core, sealed-block rate, record encryption time."""
+@contextmanager
+def stage_progress(disabled: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar per stage of a long benchmark, fed by `progress(stage, done, total)`."""
     tasks: dict[str, TaskID] = {}
     with Progress(
         TextColumn("{task.description}"),
@@ -34,7 +31,7 @@ def ledger(
         TimeElapsedColumn(),
         console=console,
         transient=True,
-        disable=as_json,
+        disable=disabled,
     ) as bar:
 
         def progress(stage: str, done: int, total: int) -> None:
@@ -42,6 +39,18 @@ def ledger(
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done)
 
+        yield progress
+
+
+@bench_app.command("ledger")
+def ledger(
+    txs: Annotated[int, typer.Option(help="Signed transfers to validate and apply.")] = 20_000,
+    block_size: Annotated[int, typer.Option(help="Transactions per block.")] = 1_000,
+    seal_iterations: Annotated[int, typer.Option(help="Records to encrypt+wrap.")] = 2_000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Transaction validate+apply rate on one core, sealed-block rate, record encryption time."""
+    with stage_progress(disabled=as_json) as progress:
         result = run_ledger_bench(txs, block_size, seal_iterations, progress)
     if as_json:
         print(json.dumps(dataclasses.asdict(result), indent=2))
@@ -145,22 +154,7 @@ def search_speed(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Encrypted keyword search: index entries per record, search latency by result size."""
-    tasks: dict[str, TaskID] = {}
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=as_json,
-    ) as bar:
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done)
-
+    with stage_progress(disabled=as_json) as progress:
         result = run_search_bench(records, keywords, block_size, epochs, queries, progress=progress)
     if as_json:
         print(json.dumps(dataclasses.asdict(result), indent=2))
