@@ -242,6 +242,24 @@ def _run(chain: LocalChain, home: Path) -> None:
     A.revoke(record_id, lab.address)
     story.check("unwarranting the institution empties its research list", L.research_data() == [])
 
+    story.section("Encrypted keyword search (the node never learns the keyword)")
+    A.index_record(record_id, ["tachycardia", "cardiology"])
+    story.check(
+        "Alice finds her record by keyword", A.search("Tachycardia").record_ids == (record_id,)
+    )
+    stored = b"".join(p.read_bytes() for p in home.glob("chain.sqlite*"))
+    story.check("the keyword is nowhere in the chain's database", b"tachycardia" not in stored)
+    capability = A.grant_search(bob.address, ["cardiology"])
+    story.check(
+        "Dr. Bob searches Alice's index with the capability she sealed to him",
+        B.search_with_capability(capability, "cardiology").record_ids == (record_id,),
+    )
+    story.refused(
+        "the capability covers only the keywords she chose",
+        lambda: B.search_with_capability(capability, "tachycardia"),
+        MedchainError,
+    )
+
     story.section("Anonymous contribution to a study (linkable ring signature)")
     others = [MedchainClient(AccountKeys.generate(), chain) for _ in range(5)]
     for number, other in enumerate(others):
