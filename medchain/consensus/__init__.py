@@ -28,7 +28,13 @@ from medchain.consensus._messages import (
     verify_certificate,
     wire,
 )
-from medchain.consensus._schedule import EngineKind, HeightPlan, afbft_alpha, afbft_seed
+from medchain.consensus._schedule import (
+    EngineKind,
+    HeightPlan,
+    afbft_alpha,
+    afbft_seed,
+    verified_vrf_output,
+)
 
 __all__ = [
     "Action",
@@ -60,6 +66,7 @@ __all__ = [
     "engine_kind",
     "sign",
     "unwire",
+    "verified_vrf_output",
     "verify_certificate",
     "wire",
 ]

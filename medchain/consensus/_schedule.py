@@ -103,13 +103,13 @@ class HeightPlan:
         proposer = next(
             (k for k in self.order if address_from_public_key(k) == block.header.proposer), None
         )
-        return proposer is not None and _vrf_output(proposer, self.alpha, proof) is not None
+        return proposer is not None and verified_vrf_output(proposer, self.alpha, proof) is not None
 
     def learn_vrf(self, candidate: bytes, proof: bytes) -> bool:
         """Record a candidate's proof; False if it is not a candidate or the proof is bad."""
         if candidate not in self.order:
             return False
-        output = _vrf_output(candidate, self.alpha, proof)
+        output = verified_vrf_output(candidate, self.alpha, proof)
         if output is None:
             return False
         self.vrf_outputs[candidate] = output
@@ -117,7 +117,7 @@ class HeightPlan:
 
 
 @lru_cache(maxsize=4096)
-def _vrf_output(candidate: bytes, alpha: bytes, proof: bytes) -> bytes | None:
+def verified_vrf_output(candidate: bytes, alpha: bytes, proof: bytes) -> bytes | None:
     """A proof is broadcast to every node: verify it once per process."""
     return vrf_verify(candidate, alpha, proof)
 

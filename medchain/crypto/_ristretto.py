@@ -26,6 +26,7 @@ and what it does at the edges, which libsodium 1.0.18 reports only as a bare fai
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import TypeAlias
 
 import pysodium
@@ -140,20 +141,19 @@ def mul(scalar: Scalar, point: Point) -> Point:
 
 def add(p: Point, q: Point) -> Point:
     """p + q."""
-    _check_point_size(p)
-    _check_point_size(q)
-    try:
-        return bytes(pysodium.crypto_core_ristretto255_add(p, q))
-    except ValueError:
-        raise RistrettoError("not the canonical encoding of a ristretto255 element") from None
+    return _combine(pysodium.crypto_core_ristretto255_add, p, q)
 
 
 def sub(p: Point, q: Point) -> Point:
     """p - q."""
+    return _combine(pysodium.crypto_core_ristretto255_sub, p, q)
+
+
+def _combine(operation: Callable[[bytes, bytes], bytes], p: Point, q: Point) -> Point:
     _check_point_size(p)
     _check_point_size(q)
     try:
-        return bytes(pysodium.crypto_core_ristretto255_sub(p, q))
+        return bytes(operation(p, q))
     except ValueError:
         raise RistrettoError("not the canonical encoding of a ristretto255 element") from None
 

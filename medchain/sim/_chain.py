@@ -25,12 +25,13 @@ from medchain.consensus import (
     Kind,
     Proposal,
     Send,
+    afbft_alpha,
     engine_kind,
     sign,
     unwire,
+    verified_vrf_output,
     wire,
 )
-from medchain.consensus._schedule import _vrf_output
 from medchain.crypto import AccountKeys, address_from_public_key
 from medchain.node import LedgerApp
 from medchain.sim._byzantine import forge, replay, rewrite, silent
@@ -396,9 +397,7 @@ class VrfHunter:
         )
         if previous is None:
             return
-        from medchain.consensus import afbft_alpha
-
-        output = _vrf_output(
+        output = verified_vrf_output(
             message.proposer, afbft_alpha(previous, message.height), message.vrf_proof
         )
         if output is None:
