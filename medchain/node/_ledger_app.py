@@ -34,6 +34,7 @@ from medchain.node._localchain import (
     receipt_root,
     tx_root,
 )
+from medchain.node._queries import ChainQueries
 from medchain.store import ChainStore, StoreError
 from medchain.types import (
     Block,
@@ -44,7 +45,6 @@ from medchain.types import (
     Header,
     InvalidProposalEvidence,
     MedchainError,
-    Receipt,
     Tx,
     block_hash,
     encode,
@@ -60,7 +60,7 @@ class PendingFull(MedchainError):
     code = "pending_full"
 
 
-class LedgerApp:
+class LedgerApp(ChainQueries):
     """A `medchain.consensus.ConsensusApp` over a `Ledger` and a `ChainStore`."""
 
     def __init__(
@@ -142,12 +142,6 @@ class LedgerApp:
         it stays fixed like an elected committee)."""
         elected = contracts.committee(self.ledger.state, self.height + 1, self.params)
         return elected or self.validators()[: self.params.committee_size]
-
-    def block_at(self, height: int) -> Block | None:
-        return self.store.block_at(height)
-
-    def receipt(self, tx_hash: bytes) -> Receipt | None:
-        return self.store.receipt(tx_hash)
 
     # -- pending transactions ---------------------------------------------------------
 

@@ -10,26 +10,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from medchain import app
 from medchain.app import (
-    Account,
-    AnonEntry,
-    AnonScope,
-    AuditEntry,
     BlockContext,
     BlockOutcome,
-    Candidate,
-    Identity,
     Ledger,
-    Record,
-    RecordVersion,
-    ResearchEntry,
-    Role,
-    StakeAccount,
     decode_tx,
 )
-from medchain.crypto import AccountKeys, SearchToken, load_keys, merkle_root, save_keys
+from medchain.crypto import AccountKeys, load_keys, merkle_root, save_keys
 from medchain.node._genesis_file import genesis_hash, read_genesis, write_genesis
+from medchain.node._queries import ChainQueries
 from medchain.offchain import BlobStore, LocalBlobStore, MemoryBlobStore
 from medchain.store import ChainStore, StoreError
 from medchain.types import (
@@ -123,7 +112,7 @@ def ledger_from_store(genesis: Genesis, store: ChainStore) -> Ledger:
     return ledger
 
 
-class LocalChain:
+class LocalChain(ChainQueries):
     def __init__(
         self,
         genesis: Genesis,
@@ -186,72 +175,15 @@ class LocalChain:
     def close(self) -> None:
         self.store.close()
 
-    # -- reading --------------------------------------------------------------------
+    # -- reading (the rest comes from ChainQueries) ----------------------------------
 
     @property
     def chain_id(self) -> str:
         return self.genesis.chain_id
 
     @property
-    def height(self) -> int:
-        return self.store.latest_height()
-
-    def latest_block(self) -> Block:
-        return self.store.latest_block()
-
-    def block_at(self, height: int) -> Block | None:
-        return self.store.block_at(height)
-
-    def receipt(self, tx_hash: bytes) -> Receipt | None:
-        return self.store.receipt(tx_hash)
-
-    @property
     def params(self) -> ChainParams:
         return self.genesis.params
-
-    def account(self, address: bytes) -> Account:
-        return app.get_account(self.ledger.state, address)
-
-    def identity(self, address: bytes) -> Identity | None:
-        return app.get_identity(self.ledger.state, address)
-
-    def record(self, record_id: bytes) -> Record | None:
-        return app.get_record(self.ledger.state, record_id)
-
-    def record_version(self, record_id: bytes, number: int) -> RecordVersion | None:
-        return app.get_version(self.ledger.state, record_id, number)
-
-    def audit(self, record_id: bytes) -> list[AuditEntry]:
-        record = self.record(record_id)
-        return [] if record is None else app.audit_trail(self.ledger.state, record)
-
-    def patient_records(self, patient: bytes) -> list[bytes]:
-        return app.patient_records(self.ledger.state, patient)
-
-    def search(self, owner: bytes, token: SearchToken) -> list[list[bytes]]:
-        """Encrypted index values of `owner` under each label key of `token` (sse_lookup)."""
-        return app.sse_lookup(self.ledger.state, owner, token)
-
-    def research_data(self, institution: bytes) -> list[ResearchEntry]:
-        return app.get_data(self.ledger.state, institution)
-
-    def anon_scope(self, name: str) -> AnonScope | None:
-        return app.get_scope(self.ledger.state, name)
-
-    def anon_entries(self, name: str) -> list[AnonEntry]:
-        return app.scope_entries(self.ledger.state, name)
-
-    def role_count(self, role: Role) -> int:
-        return app.role_count(self.ledger.state, role)
-
-    def role_member(self, role: Role, index: int) -> bytes | None:
-        return app.role_member(self.ledger.state, role, index)
-
-    def stake(self, address: bytes) -> StakeAccount:
-        return app.get_stake(self.ledger.state, address)
-
-    def candidates(self) -> list[Candidate]:
-        return app.ranked_candidates(self.ledger.state)
 
     # -- writing --------------------------------------------------------------------
 
