@@ -209,6 +209,17 @@ class BftEngine:
     def round(self) -> int:
         return self._state.round if self._state else 0
 
+    @property
+    def primary(self) -> bytes | None:
+        """Who proposes the current round (AFBFT: the lowest draw seen so far)."""
+        return self._state.plan.primary(self._state.round) if self._state else None
+
+    @property
+    def highest_seen_height(self) -> int:
+        """The highest height peers' held messages speak of: far above `height` means
+        this node is behind and catching up."""
+        return max(self._future, default=self.height)
+
     # -- heights and rounds ---------------------------------------------------------
 
     def _resume(self) -> None:
@@ -353,7 +364,10 @@ class BftEngine:
         except (DecodeError, KeyError, ValueError):
             self.stats.dropped_malformed += 1
             return
-        if signer_of(message) not in (self._validators or self.app.validators()):
+        # anyone the transport let in may ask for blocks (observers catch up too);
+        # everything else must come from a validator
+        voters = self._validators or self.app.validators()
+        if not isinstance(message, SyncRequest) and signer_of(message) not in voters:
             self.stats.dropped_unknown_sender += 1
             return
         if not authentic(self.config.chain_id, data):
@@ -598,7 +612,7 @@ class BftEngine:
         self.stats.commits += 1
         self._actions.append(Committed(block, round_changes))
         height = block.header.height
-        if height % self.config.checkpoint_interval == 0:
+        if height % self.config.checkpoint_interval == 0 and self.me in self._validators:
             self._emit(Checkpoint(height, block_id(block), block.header.state_root, self.me))
         self._start_height()
 

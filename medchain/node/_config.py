@@ -1,0 +1,192 @@
+"""A node's home directory and its `config.json`.
+
+    HOME/
+      config.json            this file: name, addresses, peers, timings, limits
+      genesis.json           the network's genesis (the same file on every node)
+      node.key               the node's account key (a validator's key if it votes)
+      node.crt               its TLS certificate (self-signed by that key)
+      chain.sqlite           blocks, receipts, state
+      consensus-wal.sqlite   what this node signed (never sign two conflicting votes)
+      blobs/                 record ciphertexts by CID
+
+Peers are listed with their key and certificate: that list is the allow-list (a
+node refuses any other key). Hosts and ports always come from here, never from
+an assumption that every node runs on one machine."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medchain.types import MedchainError
+
+CONFIG_FILE = "config.json"
+NODE_KEY_FILE = "node.key"
+NODE_CERT_FILE = "node.crt"
+WAL_FILE = "consensus-wal.sqlite"
+PID_FILE = "node.pid"
+LOG_FILE = "node.log"
+
+
+class ConfigError(MedchainError):
+    code = "bad_config"
+
+
+@dataclass(frozen=True, slots=True)
+class PeerConfig:
+    name: str
+    key: bytes
+    """Ed25519 node key: the peer must present a certificate for it."""
+    cert_pem: bytes
+    host: str | None = None
+    """Where to dial it; None for a peer that only dials in (an observer)."""
+    port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    name: str
+    p2p_host: str = "127.0.0.1"
+    p2p_port: int = 9600
+    api_host: str = "127.0.0.1"
+    api_port: int = 8600
+    peers: tuple[PeerConfig, ...] = ()
+    block_interval_ms: int = 1_000
+    round_timeout_ms: int = 2_000
+    proposal_window_ms: int = 200
+    mempool_max_txs: int = 20_000
+    mempool_max_bytes: int = 64 * 2**20
+    max_frame_bytes: int = 32 * 2**20
+    max_request_bytes: int = 8 * 2**20
+    gossip_delay_ms: int = 5
+    """Transactions admitted within this delay go to peers in one frame."""
+    log_level: str = "info"
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Settings later features read (kept as written)."""
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+
+_TOP_LEVEL = {
+    "name",
+    "p2p",
+    "api",
+    "peers",
+    "consensus",
+    "mempool",
+    "limits",
+    "log_level",
+}
+
+
+def config_to_json(config: NodeConfig) -> str:
+    doc: dict[str, Any] = {
+        "name": config.name,
+        "p2p": {"host": config.p2p_host, "port": config.p2p_port},
+        "api": {"host": config.api_host, "port": config.api_port},
+        "peers": [
+            {
+                "name": p.name,
+                "key": p.key.hex(),
+                "host": p.host,
+                "port": p.port,
+                "cert": p.cert_pem.decode("ascii"),
+            }
+            for p in config.peers
+        ],
+        "consensus": {
+            "block_interval_ms": config.block_interval_ms,
+            "round_timeout_ms": config.round_timeout_ms,
+            "proposal_window_ms": config.proposal_window_ms,
+        },
+        "mempool": {"max_txs": config.mempool_max_txs, "max_bytes": config.mempool_max_bytes},
+        "limits": {
+            "max_frame_bytes": config.max_frame_bytes,
+            "max_request_bytes": config.max_request_bytes,
+            "gossip_delay_ms": config.gossip_delay_ms,
+        },
+        "log_level": config.log_level,
+    }
+    doc.update(config.extra)
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def _int(section: dict[str, Any], key: str, default: int, low: int = 0) -> int:
+    value = section.get(key, default)
+    if type(value) is not int or value < low:
+        raise ConfigError(f"{key} must be an integer >= {low}, found {value!r}")
+    return value
+
+
+def _peer(doc: dict[str, Any]) -> PeerConfig:
+    key = bytes.fromhex(doc["key"])
+    if len(key) != 32:
+        raise ConfigError(f"peer {doc.get('name')!r}: key must be 32 bytes of hex")
+    host, port = doc.get("host"), doc.get("port")
+    if (host is None) != (port is None):
+        raise ConfigError(f"peer {doc.get('name')!r}: give both host and port, or neither")
+    return PeerConfig(
+        name=str(doc.get("name", key.hex()[:8])),
+        key=key,
+        cert_pem=str(doc["cert"]).encode("ascii"),
+        host=None if host is None else str(host),
+        port=None if port is None else int(port),
+    )
+
+
+def config_from_json(text: str, source: str = CONFIG_FILE) -> NodeConfig:
+    try:
+        doc: dict[str, Any] = json.loads(text)
+        p2p, api = doc.get("p2p", {}), doc.get("api", {})
+        consensus, mempool, limits = (
+            doc.get("consensus", {}),
+            doc.get("mempool", {}),
+            doc.get("limits", {}),
+        )
+        return NodeConfig(
+            name=str(doc["name"]),
+            p2p_host=str(p2p.get("host", "127.0.0.1")),
+            p2p_port=_int(p2p, "port", 9600),
+            api_host=str(api.get("host", "127.0.0.1")),
+            api_port=_int(api, "port", 8600),
+            peers=tuple(_peer(p) for p in doc.get("peers", [])),
+            block_interval_ms=_int(consensus, "block_interval_ms", 1_000, 1),
+            round_timeout_ms=_int(consensus, "round_timeout_ms", 2_000, 50),
+            proposal_window_ms=_int(consensus, "proposal_window_ms", 200, 1),
+            mempool_max_txs=_int(mempool, "max_txs", 20_000, 1),
+            mempool_max_bytes=_int(mempool, "max_bytes", 64 * 2**20, 1024),
+            max_frame_bytes=_int(limits, "max_frame_bytes", 32 * 2**20, 65_536),
+            max_request_bytes=_int(limits, "max_request_bytes", 8 * 2**20, 65_536),
+            gossip_delay_ms=_int(limits, "gossip_delay_ms", 5),
+            log_level=str(doc.get("log_level", "info")),
+            extra={k: v for k, v in doc.items() if k not in _TOP_LEVEL},
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc.message}") from exc
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(
+            f"{source} is not a valid node configuration ({exc!r}); "
+            "see docs/DEPLOY.md for its fields"
+        ) from exc
+
+
+def write_config(home: Path, config: NodeConfig) -> None:
+    (home / CONFIG_FILE).write_text(config_to_json(config))
+
+
+def read_config(home: Path) -> NodeConfig:
+    path = home / CONFIG_FILE
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{home} is not a node home (no {CONFIG_FILE}); create one with "
+            "`medchain devnet up` or see docs/DEPLOY.md"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    return config_from_json(text, str(path))

@@ -1,0 +1,63 @@
+from pathlib import Path
+
+import pytest
+
+from medchain.node import (
+    ConfigError,
+    NodeConfig,
+    PeerConfig,
+    config_from_json,
+    config_to_json,
+    read_config,
+    write_config,
+)
+
+PEM = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+
+
+def test_a_config_round_trips_through_its_json(tmp_path: Path) -> None:
+    config = NodeConfig(
+        name="hospital-a",
+        p2p_host="10.0.0.1",
+        p2p_port=26656,
+        api_host="0.0.0.0",
+        api_port=8080,
+        peers=(
+            PeerConfig("hospital-b", b"\x01" * 32, PEM, "10.0.0.2", 26656),
+            PeerConfig("edge-1", b"\x02" * 32, PEM),
+        ),
+        block_interval_ms=500,
+        extra={"anchor": {"every": 10}},
+    )
+    write_config(tmp_path, config)
+    assert read_config(tmp_path) == config
+    assert config.api_url == "http://0.0.0.0:8080"
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("not json", "not a valid node configuration"),
+        ('{"p2p": {}}', "not a valid node configuration"),
+        ('{"name": "a", "p2p": {"port": -1}}', "port must be an integer"),
+        ('{"name": "a", "peers": [{"key": "00", "cert": ""}]}', "key must be 32 bytes"),
+        (
+            '{"name": "a", "peers": [{"key": "' + "00" * 32 + '", "cert": "", "host": "h"}]}',
+            "both host and port",
+        ),
+    ],
+)
+def test_a_bad_config_says_what_is_wrong(text: str, words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
+        config_from_json(text, "config.json")
+
+
+def test_a_missing_config_points_to_the_setup(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="devnet up"):
+        read_config(tmp_path)
+
+
+def test_defaults_fill_what_is_left_out() -> None:
+    config = config_from_json('{"name": "n"}')
+    assert config.p2p_port == 9600 and config.api_port == 8600 and config.peers == ()
+    assert config_from_json(config_to_json(config)) == config

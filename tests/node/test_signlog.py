@@ -1,0 +1,64 @@
+from pathlib import Path
+
+from medchain.consensus import Kind, Vote, sign, unwire, wire
+from medchain.consensus._messages import Checkpoint
+from medchain.crypto import AccountKeys
+from medchain.node import SignLog
+
+CHAIN = "medchain-test"
+
+
+def _keys() -> AccountKeys:
+    return AccountKeys.generate()
+
+
+def vote(
+    keys: AccountKeys, height: int, round_: int, block: bytes, kind: Kind = Kind.PREPARE
+) -> bytes:
+    return wire(sign(CHAIN, Vote(kind, height, round_, block, keys.public_key), keys))
+
+
+def test_a_conflicting_vote_is_replaced_by_the_first(tmp_path: Path) -> None:
+    keys = _keys()
+    log = SignLog(tmp_path / "wal.sqlite")
+    first = vote(keys, 5, 0, b"\x01" * 32)
+    assert log.admit([first]) == [first]
+    other = vote(keys, 5, 0, b"\x02" * 32)
+    assert log.admit([other]) == [first]
+    assert log.prevented == 1
+    # the same vote again passes; another step or round is new
+    assert log.admit([first]) == [first]
+    commit = vote(keys, 5, 0, b"\x02" * 32, Kind.COMMIT)
+    next_round = vote(keys, 5, 1, b"\x02" * 32)
+    assert log.admit([commit, next_round]) == [commit, next_round]
+    assert log.prevented == 1
+
+
+def test_what_was_signed_survives_a_restart(tmp_path: Path) -> None:
+    keys = _keys()
+    first = vote(keys, 9, 2, b"\x01" * 32)
+    log = SignLog(tmp_path / "wal.sqlite")
+    log.admit([first])
+    log.close()  # a SIGKILL loses nothing either: admit commits before returning
+    reopened = SignLog(tmp_path / "wal.sqlite")
+    assert list(reopened.since(9)) == [first]
+    assert reopened.admit([vote(keys, 9, 2, b"\x03" * 32)]) == [first]
+
+
+def test_conflicts_inside_one_batch_keep_the_first(tmp_path: Path) -> None:
+    keys = _keys()
+    log = SignLog(tmp_path / "wal.sqlite")
+    a, b = vote(keys, 3, 0, b"\x01" * 32), vote(keys, 3, 0, b"\x02" * 32)
+    assert log.admit([a, b]) == [a, a]
+
+
+def test_unguarded_messages_pass_and_prune_forgets_old_heights(tmp_path: Path) -> None:
+    keys = _keys()
+    log = SignLog(tmp_path / "wal.sqlite")
+    checkpoint = wire(
+        sign(CHAIN, Checkpoint(10, b"\x01" * 32, b"\x02" * 32, keys.public_key), keys)
+    )
+    assert log.admit([checkpoint, checkpoint]) == [checkpoint, checkpoint]
+    log.admit([vote(keys, 4, 0, b"\x01" * 32), vote(keys, 6, 0, b"\x01" * 32)])
+    log.prune(5)
+    assert [unwire(d).height for d in log.since(0)] == [6]  # type: ignore[union-attr]
