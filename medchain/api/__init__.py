@@ -1,0 +1,21 @@
+"""The node's HTTP API (FastAPI, OpenAPI at /docs) over the `NodeService` a node
+implements, and `ApiServer` to serve it inside the node's event loop."""
+
+from medchain.api._app import DEFAULT_MAX_BODY_BYTES, create_api
+from medchain.api._errors import ApiError
+from medchain.api._models import MAX_BATCH_TXS
+from medchain.api._server import ApiServer, ApiServerError
+from medchain.api._service import NodeService
+from medchain.api._txs import DEFAULT_WAIT_S, MAX_WAIT_S
+
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_WAIT_S",
+    "MAX_BATCH_TXS",
+    "MAX_WAIT_S",
+    "ApiError",
+    "ApiServer",
+    "ApiServerError",
+    "NodeService",
+    "create_api",
+]

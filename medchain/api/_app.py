@@ -1,0 +1,91 @@
+"""`create_api`: the node's HTTP API as a FastAPI app, documented at /docs."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from starlette.types import Scope
+
+from medchain.api._blobs import blob_routes
+from medchain.api._errors import install_error_handlers
+from medchain.api._middleware import ApiMetrics, BodyLimit, CatchAll, RequestMetrics
+from medchain.api._models import ErrorBody
+from medchain.api._node import node_routes
+from medchain.api._service import NodeService
+from medchain.api._state import state_routes
+from medchain.api._txs import tx_routes
+from medchain.offchain import DEFAULT_MAX_BLOB_BYTES
+
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+"""Largest JSON request body (a batch of transactions is the big one)."""
+
+_DESCRIPTION = """\
+A medchain node: submit signed transactions, read committed state, store and fetch
+encrypted record bodies, and watch the node.
+
+Bytes are hex, account addresses bech32 (`mc1...`). Every chain object carries
+`encoded`, the hex of its canonical encoding, which the Python client
+(`medchain.client.HttpChain`) decodes. Every error is
+`{"error": {"code": ..., "message": ...}}`: 4xx for bad input (the message says what
+to do), 503 with Retry-After when the mempool is full, 500 only for a bug in the node.
+"""
+
+_TAGS = [
+    {"name": "transactions", "description": "Submit signed transactions; follow them."},
+    {"name": "blocks", "description": "Committed blocks and their commit certificates."},
+    {"name": "chain", "description": "Genesis and the validators."},
+    {"name": "accounts", "description": "Balances, nonces and the registry."},
+    {"name": "records", "description": "Record metadata, versions, audit trails, search."},
+    {"name": "research", "description": "De-identified copies shared with institutions."},
+    {"name": "anonymous", "description": "Ring-signed contributions to scopes."},
+    {"name": "staking", "description": "Stake and candidates."},
+    {"name": "blobs", "description": "Encrypted record bodies by CID."},
+    {"name": "node", "description": "Status, health and metrics of this node."},
+]
+
+_ERRORS = {
+    400: {"model": ErrorBody, "description": "Bad input; the message says what to fix."},
+    404: {"model": ErrorBody, "description": "Not on this chain or node."},
+    413: {"model": ErrorBody, "description": "Request body over the limit."},
+    422: {"model": ErrorBody, "description": "The request does not match the schema."},
+    500: {"model": ErrorBody, "description": "A bug in the node (logged)."},
+}
+
+
+def create_api(
+    service: NodeService,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES,
+) -> FastAPI:
+    """The API over `service`. Every endpoint is a coroutine that does not block, so
+    it can share the node's event loop. Create one per metrics registry: the API
+    registers its request metrics there."""
+    app = FastAPI(
+        title="medchain node API",
+        version="1",
+        description=_DESCRIPTION,
+        openapi_tags=_TAGS,
+        responses=_ERRORS,  # type: ignore[arg-type]
+    )
+    install_error_handlers(app)
+
+    def limit_for(scope: Scope) -> int:
+        is_blob_put = scope["method"] == "PUT" and scope["path"].rstrip("/") == "/v1/blobs"
+        return max_blob_bytes if is_blob_put else max_body_bytes
+
+    # Added innermost first: metrics see the final status, 500s included.
+    app.add_middleware(BodyLimit, limit_for=limit_for)
+    app.add_middleware(CatchAll)
+    app.add_middleware(RequestMetrics, metrics=ApiMetrics(service.metrics_registry))
+
+    app.include_router(tx_routes(service))
+    app.include_router(state_routes(service))
+    app.include_router(blob_routes(service))
+    app.include_router(node_routes(service))
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    return app

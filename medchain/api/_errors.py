@@ -1,0 +1,149 @@
+"""One error shape for every failure: `{"error": {"code", "message"}}`, with the
+status a client can act on. Bad input is always a 4xx that says what to do; only a
+bug in the node (or its damaged storage) gives a 500, and that is logged."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from medchain.app import KeyImageReused, NonceReused, TxTooLarge
+from medchain.node import PendingFull
+from medchain.offchain import BlobCorrupted, BlobNotFound, BlobTooLarge
+from medchain.types import MedchainError
+
+log = logging.getLogger("medchain.api")
+
+RETRY_AFTER_S = 1
+"""What a client told the mempool is full should wait before trying again."""
+
+FULL_CODES = frozenset({PendingFull.code, "mempool_full"})
+"""Error codes meaning 'full, retry later' (the mempool's and the pending list's)."""
+
+
+class ApiError(HTTPException):
+    """An error the API raises on purpose: a status, a stable code and a message."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(status, message, dict(headers) if headers else None)
+        self.code = code
+        self.message = message
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(error_body(code, message), status, headers=headers)
+
+
+def status_for(exc: MedchainError) -> int:
+    """The HTTP status of a domain error: a refused transaction is a 400 whatever it
+    names (an unknown scope too), 409 when its nonce or key image is already used."""
+    if isinstance(exc, BlobCorrupted):
+        return 500  # the node's copy is damaged: not the client's fault
+    if isinstance(exc, PendingFull) or exc.code in FULL_CODES:
+        return 503
+    if isinstance(exc, NonceReused | KeyImageReused):
+        return 409
+    if isinstance(exc, TxTooLarge | BlobTooLarge):
+        return 413
+    if isinstance(exc, BlobNotFound):
+        return 404
+    return 400
+
+
+def medchain_error_response(exc: MedchainError) -> JSONResponse:
+    status = status_for(exc)
+    if status == 500:
+        log.error("%s: %s", exc.code, exc.message)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    return error_response(status, exc.code, exc.message, headers)
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+}
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    if isinstance(exc, ApiError):
+        return error_response(exc.status_code, exc.code, exc.message, exc.headers)
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    message = str(exc.detail)
+    if exc.status_code == 404:
+        message = "no such endpoint; the API is described at /docs"
+    elif exc.status_code == 405:
+        message = f"{message}; the API is described at /docs"
+    return error_response(exc.status_code, code, message, exc.headers)
+
+
+def _describe(errors: Sequence[Any]) -> str:
+    parts = []
+    for error in errors[:5]:
+        where = ".".join(str(part) for part in error.get("loc", ()))
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "; ".join(parts) + more
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(error.get("type") == "json_invalid" for error in errors):
+        return error_response(
+            400, "malformed_json", "the request body is not valid JSON; send a JSON object"
+        )
+    if any(isinstance(error.get("input"), bytes) for error in errors):  # not sent as JSON
+        return error_response(
+            400,
+            "malformed_json",
+            "the request body must be a JSON object sent with Content-Type: application/json",
+        )
+    return error_response(
+        422, "invalid_request", _describe(errors) + "; the API is described at /docs"
+    )
+
+
+async def _medchain_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, MedchainError)
+    return medchain_error_response(exc)
+
+
+def internal_error() -> JSONResponse:
+    """The body of a 500: a reference to find the logged traceback, no internals."""
+    reference = secrets.token_hex(4)
+    log.error("internal error %s", reference, exc_info=True)
+    return error_response(
+        500,
+        "internal_error",
+        f"the node failed to handle this request (a bug, logged as {reference}); "
+        "retry, and report it if it persists",
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Handlers are coroutines: Starlette runs plain functions in a thread pool."""
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(MedchainError, _medchain_error)

@@ -1,0 +1,48 @@
+"""What the HTTP API needs from a node. The networked node implements it; tests
+implement it over an in-process chain."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import prometheus_client
+
+from medchain.node import ChainQueries, NodeStatus
+from medchain.offchain import BlobStore
+from medchain.types import Genesis, Receipt, Tx
+
+
+class NodeService(Protocol):
+    """Everything but `blobs` is used from the event loop thread only, because the
+    stores are single-thread SQLite. Blob reads and writes (up to the blob size limit,
+    hashing and fsync included) run in a worker thread so they never stall consensus:
+    the blob store must be thread-safe (LocalBlobStore and MemoryBlobStore are)."""
+
+    @property
+    def genesis(self) -> Genesis: ...
+
+    @property
+    def chain(self) -> ChainQueries:
+        """Committed state."""
+        ...
+
+    @property
+    def blobs(self) -> BlobStore: ...
+
+    @property
+    def metrics_registry(self) -> prometheus_client.CollectorRegistry:
+        """Served at /metrics; the API adds its request counters to it."""
+        ...
+
+    async def submit(self, tx: Tx) -> bool:
+        """Admit `tx` to the mempool and gossip it. False if it is already pending;
+        raises a MedchainError (TxRejected subclasses, PendingFull when full)."""
+        ...
+
+    async def wait_committed(self, tx_hash: bytes, timeout_s: float) -> Receipt | None:
+        """The receipt once `tx_hash` is committed; None after `timeout_s`."""
+        ...
+
+    def is_pending(self, tx_hash: bytes) -> bool: ...
+
+    def status(self) -> NodeStatus: ...

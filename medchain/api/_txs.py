@@ -1,0 +1,142 @@
+"""Submitting transactions and following them to their receipt."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+
+from medchain.api import _parse as parse
+from medchain.api._errors import ApiError
+from medchain.api._models import (
+    BatchItemModel,
+    BatchResultModel,
+    ErrorDetail,
+    TxBatchBody,
+    TxBody,
+    TxStatusModel,
+    hex_of,
+    receipt_model,
+)
+from medchain.api._service import NodeService
+from medchain.types import MedchainError, Receipt, tx_id
+
+MAX_WAIT_S = 60.0
+"""Longest a request may wait for its transaction to commit."""
+DEFAULT_WAIT_S = 10.0
+_YIELD_EVERY = 100
+"""Batch admission gives the loop back this often, so consensus is not starved."""
+
+
+def tx_routes(service: NodeService) -> APIRouter:
+    router = APIRouter(prefix="/v1/txs", tags=["transactions"])
+
+    def committed(tx_hash: bytes, receipt: Receipt) -> TxStatusModel:
+        location = service.chain.tx_location(tx_hash)
+        height, index = location if location is not None else (None, None)
+        return TxStatusModel(
+            tx_hash=hex_of(tx_hash),
+            status="committed",
+            height=height,
+            index=index,
+            receipt=receipt_model(receipt),
+        )
+
+    def pending(tx_hash: bytes) -> TxStatusModel:
+        return TxStatusModel(tx_hash=hex_of(tx_hash), status="pending")
+
+    @router.post(
+        "",
+        status_code=202,
+        summary="Submit a signed transaction",
+        responses={
+            200: {"model": TxStatusModel, "description": "Committed (already, or while waiting)."},
+            202: {"description": "Pending in the mempool."},
+        },
+    )
+    async def submit(
+        body: TxBody,
+        response: Response,
+        wait: Annotated[
+            bool, Query(description="Answer once the transaction is committed (or timeout_s).")
+        ] = False,
+        timeout_s: Annotated[
+            float, Query(gt=0, le=MAX_WAIT_S, description="How long `wait` waits, in seconds.")
+        ] = DEFAULT_WAIT_S,
+    ) -> TxStatusModel:
+        """Admit a transaction to the mempool and pass it on to the other nodes.
+
+        Submitting it again is harmless: a pending transaction answers 202, a committed
+        one 200 with its receipt. A refused transaction is a 4xx naming the reason
+        (409 for a used nonce), a full mempool 503 with Retry-After."""
+        tx = parse.transaction(body.tx, service.genesis.params)
+        tx_hash = tx_id(tx)
+        receipt = service.chain.receipt(tx_hash)
+        if receipt is None:
+            await service.submit(tx)
+            if wait:
+                receipt = await service.wait_committed(tx_hash, timeout_s)
+        if receipt is None:
+            return pending(tx_hash)
+        response.status_code = 200
+        return committed(tx_hash, receipt)
+
+    @router.post("/batch", summary="Submit many transactions")
+    async def submit_batch(body: TxBatchBody) -> BatchResultModel:
+        """Admit each transaction on its own (for load generators): one refusal stops
+        nothing, and each result says what happened to its transaction."""
+        results = []
+        for number, text in enumerate(body.txs, start=1):
+            results.append(await _admit_one(service, text))
+            if number % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        return BatchResultModel(accepted=sum(r.accepted for r in results), results=results)
+
+    @router.get(
+        "/{tx_hash}",
+        summary="A transaction's status",
+        responses={404: {"description": "Neither committed nor pending on this node."}},
+    )
+    async def get_tx(
+        tx_hash: Annotated[str, Path(description="The transaction hash (hex).")],
+    ) -> TxStatusModel:
+        raw = parse.tx_hash(tx_hash)
+        receipt = service.chain.receipt(raw)
+        if receipt is not None:
+            return committed(raw, receipt)
+        if service.is_pending(raw):
+            return pending(raw)
+        raise ApiError(
+            404,
+            "unknown_tx",
+            f"transaction {raw.hex()} is neither committed nor pending on this node; "
+            "submit it (POST /v1/txs), or ask the node it was sent to",
+        )
+
+    return router
+
+
+async def _admit_one(service: NodeService, text: str) -> BatchItemModel:
+    try:
+        tx = parse.transaction(text, service.genesis.params)
+    except ApiError as exc:
+        return BatchItemModel(tx_hash=None, accepted=False, error=_detail(exc.code, exc.message))
+    except MedchainError as exc:
+        return BatchItemModel(tx_hash=None, accepted=False, error=_detail(exc.code, exc.message))
+    tx_hash = tx_id(tx)
+    if service.chain.receipt(tx_hash) is not None:
+        committed = _detail("already_committed", "this transaction is already committed")
+        return BatchItemModel(tx_hash=hex_of(tx_hash), accepted=False, error=committed)
+    try:
+        added = await service.submit(tx)
+    except MedchainError as exc:
+        return BatchItemModel(
+            tx_hash=hex_of(tx_hash), accepted=False, error=_detail(exc.code, exc.message)
+        )
+    error = None if added else _detail("already_pending", "this transaction is already pending")
+    return BatchItemModel(tx_hash=hex_of(tx_hash), accepted=added, error=error)
+
+
+def _detail(code: str, message: str) -> ErrorDetail:
+    return ErrorDetail(code=code, message=message)

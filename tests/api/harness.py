@@ -1,0 +1,213 @@
+"""A NodeService over an in-memory LocalChain, the API reached without sockets (a
+sync httpx transport over the ASGI app) or served by uvicorn in a thread, and
+signed-transaction helpers. Shared by the API, HTTP client and CLI tests."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from medchain.api import ApiServer, create_api
+from medchain.crypto import AccountKeys
+from medchain.node import LocalChain, NodeStatus, PeerStatus, PendingFull
+from medchain.offchain import BlobStore
+from medchain.types import (
+    Allocation,
+    ChainParams,
+    Genesis,
+    GenesisValidator,
+    Receipt,
+    Tx,
+    encode,
+    tx_id,
+)
+
+T = TypeVar("T")
+FUNDS = 10**9
+
+
+def make_chain(validator: AccountKeys | None = None, **params: Any) -> LocalChain:
+    """A fresh in-memory chain whose validator holds FUNDS."""
+    validator = validator or AccountKeys.generate()
+    genesis = Genesis(
+        "medchain-test",
+        1_700_000_000_000,
+        ChainParams(**params),
+        allocations=(Allocation(validator.address, FUNDS),),
+        validators=(GenesisValidator(validator.public_key, "v0"),),
+    )
+    return LocalChain.in_memory(genesis, validator)
+
+
+def signed(keys: AccountKeys, nonce: int, method: str, args: object, chain_id: str = "") -> Tx:
+    tx = Tx(chain_id or "medchain-test", nonce, keys.public_key, 0, method, encode(args))
+    return dataclasses.replace(tx, signature=keys.sign(tx.signing_bytes()))
+
+
+class FakeNode:
+    """What the networked node does, minus the network: `submit` checks a transaction
+    and (with `auto_commit`) seals it at once in its own block, a refused call
+    included, as consensus would."""
+
+    def __init__(
+        self,
+        chain: LocalChain,
+        *,
+        auto_commit: bool = True,
+        peers: tuple[PeerStatus, ...] = (),
+        max_pending: int = 100,
+    ) -> None:
+        self.local = chain
+        self.auto_commit = auto_commit
+        self.peers = peers
+        self.max_pending = max_pending
+        self.pending: dict[bytes, Tx] = {}
+        self.registry = CollectorRegistry()
+
+    @property
+    def genesis(self) -> Genesis:
+        return self.local.genesis
+
+    @property
+    def chain(self) -> LocalChain:
+        return self.local
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self.local.blobs
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        return self.registry
+
+    async def submit(self, tx: Tx) -> bool:
+        identity = tx_id(tx)
+        if identity in self.pending:
+            return False
+        if len(self.pending) >= self.max_pending:
+            raise PendingFull(f"{len(self.pending)} transactions are pending; retry shortly")
+        self.local.ledger.check_tx(tx)
+        self.pending[identity] = tx
+        if self.auto_commit:
+            self.commit()
+        return True
+
+    def commit(self) -> None:
+        """Seal every pending transaction in one block."""
+        if self.pending:
+            self.local.seal(list(self.pending.values()))
+            self.pending.clear()
+
+    async def wait_committed(self, tx_hash: bytes, timeout_s: float) -> Receipt | None:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while (receipt := self.local.receipt(tx_hash)) is None:
+            if asyncio.get_running_loop().time() >= deadline:
+                return None
+            await asyncio.sleep(0.005)
+        return receipt
+
+    def is_pending(self, tx_hash: bytes) -> bool:
+        return tx_hash in self.pending
+
+    def status(self) -> NodeStatus:
+        block = self.local.latest_block()
+        return NodeStatus(
+            name="fake-0",
+            node_key=self.local.validator.public_key,
+            validator=True,
+            consensus=self.genesis.params.consensus,
+            chain_id=self.genesis.chain_id,
+            height=block.height,
+            latest_hash=block.certificate.block_hash,
+            latest_time_ms=block.header.time_ms,
+            state_root=block.header.state_root,
+            round=0,
+            primary=self.local.validator.public_key,
+            round_changes=0,
+            syncing=False,
+            peers=self.peers,
+            mempool_txs=len(self.pending),
+            mempool_bytes=sum(len(tx.encoded) for tx in self.pending.values()),
+            started_ms=1_700_000_000_000,
+        )
+
+
+class SyncASGITransport(httpx.BaseTransport):
+    """A sync httpx transport that runs each request through the ASGI app on a fresh
+    loop in the calling thread (where the in-memory chain's SQLite lives)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._transport = httpx.ASGITransport(app)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        async def run() -> httpx.Response:
+            response = await self._transport.handle_async_request(request)
+            body = await response.aread()
+            return httpx.Response(
+                response.status_code, headers=response.headers, content=body, request=request
+            )
+
+        return asyncio.run(run())
+
+
+def api_client(node: FakeNode, **options: Any) -> httpx.Client:
+    transport = SyncASGITransport(create_api(node, **options))
+    return httpx.Client(transport=transport, base_url="http://node")
+
+
+@dataclass
+class Served:
+    """The API of a FakeNode on a real socket; the node lives in the server's thread."""
+
+    url: str
+    node: FakeNode
+    loop: asyncio.AbstractEventLoop
+
+    def call(self, fn: Callable[[FakeNode], T]) -> T:
+        """Run `fn(node)` on the server's loop thread (its SQLite store lives there)."""
+
+        async def run() -> T:
+            return fn(self.node)
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
+
+
+@contextmanager
+def served(make_node: Callable[[], FakeNode]) -> Iterator[Served]:
+    """uvicorn serving the API of `make_node()` on 127.0.0.1, a free port, in a thread."""
+    ready = threading.Event()
+    found: dict[str, Any] = {}
+
+    async def main() -> None:
+        try:
+            node = make_node()
+            server = ApiServer(node, port=0)
+            await server.start()
+        except BaseException as exc:
+            found["error"] = exc
+            ready.set()
+            raise
+        stop = asyncio.Event()
+        found.update(node=node, url=server.url, loop=asyncio.get_running_loop(), stop=stop)
+        ready.set()
+        await stop.wait()
+        await server.stop()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    thread.start()
+    if not ready.wait(20) or "error" in found:
+        raise RuntimeError(f"the test API server did not start: {found.get('error')!r}")
+    try:
+        yield Served(found["url"], found["node"], found["loop"])
+    finally:
+        found["loop"].call_soon_threadsafe(found["stop"].set)
+        thread.join(20)

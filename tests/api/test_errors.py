@@ -1,0 +1,198 @@
+"""Every failure has one JSON shape and the status a client can act on; bad input,
+however odd, never reaches the 500 that only a bug may give."""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import cache
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from medchain.api._errors import status_for
+from medchain.app import (
+    InvalidArgument,
+    KeyImageReused,
+    MalformedTx,
+    NonceReused,
+    TxTooLarge,
+    UnknownScope,
+)
+from medchain.crypto import AccountKeys
+from medchain.node import NodeStatus, PendingFull
+from medchain.offchain import BlobCorrupted, BlobNotFound, BlobTooLarge, cid_for
+from medchain.types import MedchainError
+from tests.api.harness import FakeNode, api_client, make_chain
+
+
+class _Full(MedchainError):
+    code = "mempool_full"
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (PendingFull("full"), 503),
+        (_Full("full"), 503),
+        (NonceReused("used"), 409),
+        (KeyImageReused("used"), 409),
+        (TxTooLarge("big"), 413),
+        (BlobTooLarge("big"), 413),
+        (BlobNotFound("gone"), 404),
+        (UnknownScope("gone"), 400),
+        (MalformedTx("bad"), 400),
+        (InvalidArgument("bad"), 400),
+        (MedchainError("bad"), 400),
+        (BlobCorrupted("damaged"), 500),
+    ],
+)
+def test_status_of_domain_errors(error: MedchainError, status: int) -> None:
+    assert status_for(error) == status
+
+
+class _BrokenNode(FakeNode):
+    def status(self) -> NodeStatus:
+        raise RuntimeError("a bug in the node")
+
+
+def test_a_bug_is_a_logged_500_with_a_json_body(caplog: pytest.LogCaptureFixture) -> None:
+    api = api_client(_BrokenNode(make_chain()))
+    with caplog.at_level(logging.ERROR, logger="medchain.api"):
+        response = api.get("/v1/status")
+    assert response.status_code == 500
+    error = response.json()["error"]
+    assert error["code"] == "internal_error" and "a bug in the node" not in error["message"]
+    reference = error["message"].split("logged as ")[1].split(")")[0]
+    assert reference in caplog.text and "RuntimeError: a bug in the node" in caplog.text
+    metrics = api.get("/metrics").text
+    assert 'route="/v1/status",status="500"' in metrics
+
+
+def test_validation_errors_are_reshaped() -> None:
+    api = api_client(FakeNode(make_chain()))
+    cases: list[tuple[dict[str, Any], int, str]] = [
+        (
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+            400,
+            "malformed_json",
+        ),
+        ({"content": b'{"tx": "00"}'}, 400, "malformed_json"),  # no JSON content type
+        (
+            {"content": b"tx=00", "headers": {"content-type": "application/x-www-form-urlencoded"}},
+            400,
+            "malformed_json",
+        ),
+        ({"json": ["not", "an", "object"]}, 422, "invalid_request"),
+        ({"json": {"tx": 7}}, 422, "invalid_request"),
+    ]
+    for kwargs, status, code in cases:
+        response = api.post("/v1/txs", **kwargs)
+        assert response.status_code == status, (kwargs, response.text)
+        assert response.json()["error"]["code"] == code
+    message = api.post("/v1/txs", json={"tx": 7}).json()["error"]["message"]
+    assert "body.tx" in message and "/docs" in message
+
+
+# -- fuzz: random methods, paths and bodies never give a 500 ----------------------------
+
+
+@cache
+def _fuzz_api() -> httpx.Client:
+    node = FakeNode(make_chain(), auto_commit=False)
+    return api_client(node, max_body_bytes=4_096, max_blob_bytes=4_096)
+
+
+_ADDRESS = AccountKeys.generate().address_text
+_TEMPLATES = [
+    "/v1/txs",
+    "/v1/txs/batch",
+    "/v1/txs/{}",
+    "/v1/blocks/{}",
+    "/v1/blocks/latest",
+    "/v1/genesis",
+    "/v1/accounts/{}",
+    "/v1/identities/{}",
+    "/v1/records/{}",
+    "/v1/records/{}/versions/{}",
+    "/v1/records/{}/audit",
+    "/v1/patients/{}/records",
+    "/v1/search",
+    "/v1/research/{}",
+    "/v1/anon/{}",
+    "/v1/anon/{}/entries",
+    "/v1/roles/{}",
+    "/v1/roles/{}/{}",
+    "/v1/stakes/{}",
+    "/v1/candidates",
+    "/v1/validators",
+    "/v1/blobs",
+    "/v1/blobs/{}",
+    "/v1/status",
+    "/health",
+    "/metrics",
+    "/{}",
+]
+_segments = st.one_of(
+    st.text(max_size=80),
+    st.text("0123456789abcdefABCDEFx", max_size=70),
+    st.integers(min_value=-(2**80), max_value=2**80).map(str),
+    st.sampled_from(
+        [_ADDRESS, _ADDRESS.upper(), "patient", "latest", "ab" * 16, "ab" * 32, cid_for(b"x")]
+    ),
+)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+_objects = st.fixed_dictionaries(
+    {},
+    optional={
+        "tx": st.one_of(st.text(max_size=60), _json),
+        "txs": st.one_of(st.lists(st.text(max_size=40), max_size=5), _json),
+        "owner": st.one_of(st.just(_ADDRESS), st.text(max_size=50)),
+        "token": st.one_of(st.text("0123456789abcdef", max_size=80), _json),
+    },
+)
+_bodies = st.one_of(
+    st.none(),
+    st.binary(max_size=300).map(lambda b: (b, "application/octet-stream")),
+    _json.map(lambda j: (json.dumps(j).encode(), "application/json")),
+    _objects.map(lambda o: (json.dumps(o).encode(), "application/json")),
+    st.binary(max_size=300).map(lambda b: (b, "application/json")),
+    st.binary(min_size=4_097, max_size=5_000).map(lambda b: (b, "application/json")),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    method=st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]),
+    template=st.sampled_from(_TEMPLATES),
+    segments=st.lists(_segments, min_size=2, max_size=2),
+    encode_slashes=st.booleans(),
+    query=st.dictionaries(
+        st.sampled_from(["wait", "timeout_s", "x"]), st.text(max_size=10), max_size=2
+    ),
+    body=_bodies,
+)
+def test_no_input_gives_a_500(
+    method: str,
+    template: str,
+    segments: list[str],
+    encode_slashes: bool,
+    query: dict[str, str],
+    body: tuple[bytes, str] | None,
+) -> None:
+    safe = "" if encode_slashes else "/"
+    path = template.format(*(quote(s, safe=safe) for s in segments[: template.count("{}")]))
+    content, headers = (None, {}) if body is None else (body[0], {"content-type": body[1]})
+    response = _fuzz_api().request(method, path, params=query, content=content, headers=headers)
+    assert response.status_code < 500, (method, path, response.text)
+    if response.status_code >= 400 and method != "HEAD":
+        error = response.json()["error"]
+        assert error["code"] and error["message"]
