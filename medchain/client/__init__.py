@@ -1,9 +1,19 @@
-"""The Python SDK: keys, transactions, record encryption and FHIR handling."""
+"""The Python SDK: keys, transactions, record encryption and FHIR handling, on an
+in-process chain or on a node over HTTP (`HttpChain`)."""
 
 from medchain.client._backend import ChainBackend
 from medchain.client._deidentify import deidentify
 from medchain.client._envelope import Sealed, open_sealed, seal
 from medchain.client._fhir import InvalidFhirResource, canonical_json, validate_resource
+from medchain.client._http import (
+    DEFAULT_NODE_URL,
+    HttpBlobStore,
+    HttpChain,
+    NodeError,
+    NodeUnreachable,
+    NotCommitted,
+    TxStatus,
+)
 from medchain.client._sdk import (
     BlobUnavailable,
     MedchainClient,
@@ -26,13 +36,19 @@ from medchain.client._search import (
 )
 
 __all__ = [
+    "DEFAULT_NODE_URL",
     "BlobUnavailable",
     "ChainBackend",
+    "HttpBlobStore",
+    "HttpChain",
     "InvalidCapability",
     "InvalidFhirResource",
     "MedchainClient",
     "NoSearchCapability",
+    "NodeError",
+    "NodeUnreachable",
     "NotAReader",
+    "NotCommitted",
     "OpenedRecord",
     "RecordNotIndexed",
     "ResearchItem",
@@ -41,6 +57,7 @@ __all__ = [
     "SearchResult",
     "SearchStateError",
     "SkippedRecord",
+    "TxStatus",
     "UnknownParty",
     "canonical_json",
     "deidentify",

@@ -1,0 +1,455 @@
+"""`HttpChain`: a node's HTTP API as the SDK's ChainBackend, so `MedchainClient`
+works the same on a networked chain as on an in-process LocalChain.
+
+Objects come back decoded from their canonical encoding (the API's `encoded`), not
+rebuilt from JSON. Blobs fetched are checked against their CID: a node cannot slip
+in other bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from medchain.app import (
+    Account,
+    AnonEntry,
+    AnonScope,
+    AuditEntry,
+    Candidate,
+    Identity,
+    Record,
+    RecordVersion,
+    ResearchEntry,
+    Role,
+    StakeAccount,
+)
+from medchain.crypto import SearchToken, format_address, parse_address
+from medchain.node import NodeStatus, PeerStatus, TxFailed
+from medchain.offchain import BlobCorrupted, BlobNotFound, cid_for, parse_cid
+from medchain.types import (
+    Block,
+    ChainParams,
+    DecodeError,
+    Genesis,
+    MedchainError,
+    Receipt,
+    Tx,
+    decode,
+    encode,
+    tx_id,
+)
+
+T = TypeVar("T")
+
+DEFAULT_NODE_URL = "http://127.0.0.1:8600"
+"""Where `medchain devnet up` serves its first node's API."""
+_MAX_WAIT_S = 60.0
+"""The API's bound on how long a submission may wait for its commit."""
+_WAIT_MARGIN_S = 10.0
+
+
+class NodeUnreachable(MedchainError):
+    """No answer from the node: not running, wrong URL, or the network."""
+
+    code = "node_unreachable"
+
+
+class NodeError(MedchainError):
+    """The node refused a request; `code` and the message are the node's."""
+
+    def __init__(self, code: str, message: str, status: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class NotCommitted(MedchainError):
+    """The node accepted the transaction but did not commit it in time."""
+
+    code = "not_committed"
+
+
+@dataclass(frozen=True, slots=True)
+class TxStatus:
+    tx_hash: bytes
+    status: Literal["committed", "pending", "unknown"]
+    height: int | None = None
+    index: int | None = None
+    receipt: Receipt | None = None
+
+
+class HttpChain:
+    """The chain as one node serves it at `url` (e.g. http://127.0.0.1:8600)."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_NODE_URL,
+        timeout_s: float = 30,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """`timeout_s` bounds each request, and how long `submit` waits for a commit
+        (at most a minute). `transport` replaces the network, for tests."""
+        self.url = _check_url(url)
+        self.timeout_s = timeout_s
+        self._http = httpx.Client(
+            base_url=self.url,
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)),
+            transport=transport,
+            headers={"user-agent": "medchain-client"},
+        )
+        self.blobs = HttpBlobStore(self)
+
+    def __repr__(self) -> str:
+        return f"HttpChain({self.url!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> HttpChain:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- the chain ------------------------------------------------------------------
+
+    @cached_property
+    def genesis(self) -> Genesis:
+        return self._decoded(Genesis, self._get("/v1/genesis"))
+
+    @property
+    def chain_id(self) -> str:
+        return self.genesis.chain_id
+
+    @property
+    def params(self) -> ChainParams:
+        return self.genesis.params
+
+    def submit(self, tx: Tx) -> Receipt:
+        """Submit `tx` and wait for its commit: its receipt, or TxFailed when the call
+        was refused on chain (its fee and nonce are spent). A transaction the node
+        refuses outright raises NodeError with the node's code (e.g. nonce_reused);
+        one not committed in time raises NotCommitted. A full mempool is retried, as
+        the node asks, until `timeout_s`."""
+        wait = min(self.timeout_s, _MAX_WAIT_S)
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            response = self._request(
+                "POST",
+                "/v1/txs",
+                params={"wait": "true", "timeout_s": f"{wait:g}"},
+                json={"tx": tx.encoded.hex()},
+                timeout=wait + _WAIT_MARGIN_S,
+            )
+            delay = _retry_after(response)
+            if delay is None or time.monotonic() + delay > deadline:
+                break
+            time.sleep(delay)
+        body = self._body(response)
+        if body.get("status") != "committed":
+            raise NotCommitted(
+                f"transaction {tx_id(tx).hex()} was accepted by {self.url} but not committed "
+                f"within {wait:g} s; the chain may be stalled: check `medchain status` and "
+                "look the transaction up later (tx_status)"
+            )
+        receipt = self._decoded(Receipt, _field(body, "receipt", self.url))
+        if not receipt.ok:
+            raise TxFailed(receipt)
+        return receipt
+
+    def tx_status(self, tx_hash: bytes) -> TxStatus:
+        body = self._get(f"/v1/txs/{tx_hash.hex()}", missing=("unknown_tx",))
+        if body is None:
+            return TxStatus(tx_hash, "unknown")
+        if body.get("status") == "pending":
+            return TxStatus(tx_hash, "pending")
+        receipt = self._decoded(Receipt, _field(body, "receipt", self.url))
+        return TxStatus(tx_hash, "committed", body.get("height"), body.get("index"), receipt)
+
+    def receipt(self, tx_hash: bytes) -> Receipt | None:
+        return self.tx_status(tx_hash).receipt
+
+    def latest_block(self) -> Block:
+        return self._decoded(Block, self._get("/v1/blocks/latest"))
+
+    def block_at(self, height: int) -> Block | None:
+        if height < 0:
+            return None
+        body = self._get(f"/v1/blocks/{height}", missing=("unknown_block",))
+        return None if body is None else self._decoded(Block, body)
+
+    def status(self) -> NodeStatus:
+        """What the node reports about itself (height, round, peers, mempool...)."""
+        body = self._get("/v1/status")
+        try:
+            return NodeStatus(
+                name=str(body["name"]),
+                node_key=bytes.fromhex(body["node_key"]),
+                validator=bool(body["validator"]),
+                consensus=str(body["consensus"]),
+                chain_id=str(body["chain_id"]),
+                height=int(body["height"]),
+                latest_hash=bytes.fromhex(body["latest_hash"]),
+                latest_time_ms=int(body["latest_time_ms"]),
+                state_root=bytes.fromhex(body["state_root"]),
+                round=int(body["round"]),
+                primary=None if body["primary"] is None else bytes.fromhex(body["primary"]),
+                round_changes=int(body["round_changes"]),
+                syncing=bool(body["syncing"]),
+                peers=tuple(
+                    PeerStatus(
+                        bytes.fromhex(p["key"]),
+                        str(p["name"]),
+                        str(p["address"]),
+                        bool(p["connected"]),
+                        bool(p["validator"]),
+                    )
+                    for p in body["peers"]
+                ),
+                mempool_txs=int(body["mempool_txs"]),
+                mempool_bytes=int(body["mempool_bytes"]),
+                started_ms=int(body["started_ms"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _bad_response(self.url, f"a malformed status ({exc!r})") from None
+
+    # -- state (ChainBackend) -----------------------------------------------------------
+
+    def account(self, address: bytes) -> Account:
+        return self._decoded(Account, self._get(f"/v1/accounts/{format_address(address)}"))
+
+    def identity(self, address: bytes) -> Identity | None:
+        body = self._get(f"/v1/identities/{format_address(address)}", missing=("not_registered",))
+        return None if body is None else self._decoded(Identity, body)
+
+    def record(self, record_id: bytes) -> Record | None:
+        body = self._get(f"/v1/records/{record_id.hex()}", missing=("unknown_record",))
+        return None if body is None else self._decoded(Record, body)
+
+    def record_version(self, record_id: bytes, number: int) -> RecordVersion | None:
+        if number < 1:
+            return None
+        body = self._get(
+            f"/v1/records/{record_id.hex()}/versions/{number}",
+            missing=("unknown_record", "unknown_version"),
+        )
+        return None if body is None else self._decoded(RecordVersion, body)
+
+    def audit(self, record_id: bytes) -> list[AuditEntry]:
+        body = self._get(f"/v1/records/{record_id.hex()}/audit", missing=("unknown_record",))
+        return [] if body is None else self._list(AuditEntry, body, "entries")
+
+    def patient_records(self, patient: bytes) -> list[bytes]:
+        body = self._get(f"/v1/patients/{format_address(patient)}/records")
+        return [_unhex(i, self.url) for i in _field(body, "record_ids", self.url)]
+
+    def search(self, owner: bytes, token: SearchToken) -> list[list[bytes]]:
+        body = self._body(
+            self._request(
+                "POST",
+                "/v1/search",
+                json={"owner": format_address(owner), "token": encode(token).hex()},
+            )
+        )
+        return [[_unhex(v, self.url) for v in vs] for vs in _field(body, "values", self.url)]
+
+    def research_data(self, institution: bytes) -> list[ResearchEntry]:
+        body = self._get(f"/v1/research/{format_address(institution)}")
+        return self._list(ResearchEntry, body, "entries")
+
+    def anon_scope(self, name: str) -> AnonScope | None:
+        body = self._get(f"/v1/anon/{quote(name, safe='')}", missing=("unknown_scope",))
+        return None if body is None else self._decoded(AnonScope, body)
+
+    def anon_entries(self, name: str) -> list[AnonEntry]:
+        body = self._get(f"/v1/anon/{quote(name, safe='')}/entries", missing=("unknown_scope",))
+        return [] if body is None else self._list(AnonEntry, body, "entries")
+
+    def role_count(self, role: Role) -> int:
+        count = _field(self._get(f"/v1/roles/{role.value}"), "count", self.url)
+        if not isinstance(count, int):
+            raise _bad_response(self.url, "a role count that is not a number")
+        return count
+
+    def role_member(self, role: Role, index: int) -> bytes | None:
+        if index < 0:
+            return None
+        body = self._get(f"/v1/roles/{role.value}/{index}", missing=("no_member",))
+        if body is None:
+            return None
+        try:
+            return parse_address(_field(body, "address", self.url))
+        except (MedchainError, AttributeError) as exc:
+            raise _bad_response(self.url, f"a malformed address ({exc})") from None
+
+    def stake(self, address: bytes) -> StakeAccount:
+        return self._decoded(StakeAccount, self._get(f"/v1/stakes/{format_address(address)}"))
+
+    def candidates(self) -> list[Candidate]:
+        return self._list(Candidate, self._get("/v1/candidates"), "candidates")
+
+    # -- HTTP -------------------------------------------------------------------------
+
+    def _request(
+        self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        try:
+            return self._http.request(
+                method, path, timeout=self.timeout_s if timeout is None else timeout, **kwargs
+            )
+        except httpx.TimeoutException:
+            raise NodeUnreachable(
+                f"the medchain node at {self.url} did not answer within "
+                f"{timeout or self.timeout_s:g} s; check that it is running (`medchain status`) "
+                "or try again"
+            ) from None
+        except httpx.TransportError as exc:
+            raise NodeUnreachable(
+                f"cannot reach the medchain node at {self.url} ({exc or type(exc).__name__}); "
+                "start it (`medchain devnet up` for a local devnet), or point --node "
+                "(env MEDCHAIN_NODE) at a running node"
+            ) from None
+
+    def _get(self, path: str, missing: tuple[str, ...] = ()) -> Any:
+        """The JSON body; None for a 404 carrying one of the `missing` codes."""
+        response = self._request("GET", path)
+        if response.status_code == 404 and _error_code(response) in missing:
+            return None
+        return self._body(response)
+
+    def _body(self, response: httpx.Response) -> dict[str, Any]:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code >= 400:
+            error = body.get("error") if isinstance(body, dict) else None
+            if (
+                isinstance(error, dict)
+                and isinstance(error.get("code"), str)
+                and isinstance(error.get("message"), str)
+            ):
+                raise NodeError(error["code"], error["message"], response.status_code)
+            raise _bad_response(
+                self.url, f"HTTP {response.status_code} without an error body", response.status_code
+            )
+        if not isinstance(body, dict):
+            raise _bad_response(self.url, f"HTTP {response.status_code} without a JSON object")
+        return body
+
+    def _decoded(self, cls: type[T], body: Any) -> T:
+        try:
+            return decode(cls, bytes.fromhex(body["encoded"]))
+        except (KeyError, TypeError, ValueError, DecodeError):
+            raise _bad_response(self.url, f"no valid encoded {cls.__name__}") from None
+
+    def _list(self, cls: type[T], body: Mapping[str, Any], key: str) -> list[T]:
+        items = _field(body, key, self.url)
+        if not isinstance(items, list):
+            raise _bad_response(self.url, f"{key} that is not a list")
+        return [self._decoded(cls, item) for item in items]
+
+
+class HttpBlobStore:
+    """The node's blob store, as a BlobStore; every fetched blob is checked against
+    its CID before it is returned."""
+
+    def __init__(self, chain: HttpChain) -> None:
+        self._chain = chain
+
+    def __repr__(self) -> str:
+        return f"HttpBlobStore({self._chain.url!r})"
+
+    def put(self, data: bytes) -> str:
+        response = self._chain._request(
+            "PUT", "/v1/blobs", content=data, headers={"content-type": "application/octet-stream"}
+        )
+        cid = _field(self._chain._body(response), "cid", self._chain.url)
+        if cid != cid_for(data):
+            raise _bad_response(self._chain.url, "a CID that does not name the stored bytes")
+        return str(cid)
+
+    def get(self, cid: str) -> bytes:
+        digest = parse_cid(cid)
+        response = self._chain._request("GET", f"/v1/blobs/{cid}")
+        if response.status_code == 404 and _error_code(response) == BlobNotFound.code:
+            raise BlobNotFound(
+                f"blob {cid} is not stored on the node at {self._chain.url}; fetch it from the "
+                "node it was uploaded to, or check the CID in the record"
+            )
+        if response.status_code != 200:
+            self._chain._body(response)  # raises the node's error
+        if hashlib.sha256(response.content).digest() != digest:
+            raise BlobCorrupted(
+                f"the node at {self._chain.url} returned bytes that do not match blob {cid}; "
+                "fetch it from another node"
+            )
+        return response.content
+
+    def has(self, cid: str) -> bool:
+        parse_cid(cid)
+        response = self._chain._request("HEAD", f"/v1/blobs/{cid}")
+        if response.status_code in (200, 404):
+            return response.status_code == 200
+        raise _bad_response(self._chain.url, f"HTTP {response.status_code} for HEAD {cid}")
+
+
+def _check_url(url: str) -> str:
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise NodeUnreachable(
+            f"{url!r} is not a node URL; give one like {DEFAULT_NODE_URL} (--node or MEDCHAIN_NODE)"
+        )
+    return url.rstrip("/")
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    try:
+        code = response.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return code if isinstance(code, str) else None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds the node asks to wait before submitting again (a full mempool)."""
+    if response.status_code != 503:
+        return None
+    try:
+        return max(0.0, float(response.headers.get("retry-after", "")))
+    except ValueError:
+        return None
+
+
+def _field(body: Mapping[str, Any], key: str, url: str) -> Any:
+    try:
+        return body[key]
+    except (KeyError, TypeError):
+        raise _bad_response(url, f"no {key!r} in its answer") from None
+
+
+def _unhex(value: Any, url: str) -> bytes:
+    try:
+        return bytes.fromhex(value)
+    except (TypeError, ValueError):
+        raise _bad_response(url, "malformed hex in its answer") from None
+
+
+def _bad_response(url: str, what: str, status: int = 502) -> NodeError:
+    return NodeError(
+        "bad_response",
+        f"{url} answered with {what}; check that --node points at a medchain node of a "
+        "compatible version",
+        status,
+    )

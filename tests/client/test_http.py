@@ -1,0 +1,263 @@
+"""HttpChain end to end: the SDK against the API served by uvicorn on a socket, the
+node's refusals as errors with its codes, and what happens when there is no node."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from medchain.app import RegisterArgs, Role, TransferArgs, UnwarrantArgs
+from medchain.client import (
+    HttpChain,
+    MedchainClient,
+    NodeError,
+    NodeUnreachable,
+    NotAReader,
+    NotCommitted,
+)
+from medchain.client._anon import anon_submit, contributions, open_scope
+from medchain.crypto import AccountKeys
+from medchain.node import TxFailed
+from medchain.offchain import BlobCorrupted, BlobNotFound, InvalidCid, cid_for
+from medchain.types import Tx, encode, tx_id
+from tests.api.harness import FakeNode, Served, make_chain, served, signed
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+VALIDATOR = AccountKeys.generate()
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[Served]:
+    with served(lambda: FakeNode(make_chain(VALIDATOR))) as running:
+        yield running
+
+
+@pytest.fixture
+def chain(node: Served) -> Iterator[HttpChain]:
+    with HttpChain(node.url, timeout_s=10) as http:
+        yield http
+
+
+def _register(keys: AccountKeys) -> Tx:
+    args = RegisterArgs(Role.DOCTOR, "Dr. New", keys.encryption_public_key)
+    return signed(keys, 0, "registry.register", args)
+
+
+def _person(chain: HttpChain, role: Role, name: str) -> MedchainClient:
+    client = MedchainClient(AccountKeys.generate(), chain)
+    client.register(role, name)
+    return client
+
+
+def _example(name: str) -> dict[str, object]:
+    return dict(json.loads((EXAMPLES / name).read_text()))
+
+
+def test_records_through_the_node(chain: HttpChain) -> None:
+    patient = _person(chain, Role.PATIENT, "Jane Roe")
+    doctor = _person(chain, Role.DOCTOR, "Dr. Who")
+    carol = _person(chain, Role.DOCTOR, "Dr. Carol")
+    lab = _person(chain, Role.INSTITUTION, "Lab")
+    assert chain.chain_id == "medchain-test" and chain.params.consensus == "pbft"
+
+    record_id = doctor.put_record(patient.address, _example("condition.json"), keywords=["asthma"])
+    assert patient.read_record(record_id)["resourceType"] == "Condition"
+    assert doctor.read_record(record_id)["resourceType"] == "Condition"
+    with pytest.raises(NotAReader):
+        carol.read_record(record_id)
+    patient.grant(record_id, carol.address)
+    assert carol.read_record(record_id)["resourceType"] == "Condition"
+    patient.revoke(record_id, carol.address)
+    doctor.add_version(record_id, _example("condition.json"))
+    with pytest.raises(NotAReader):
+        carol.read_record(record_id)
+
+    assert doctor.search("ASTHMA").record_ids == (record_id,)
+    patient.research_grant(record_id, lab.address)
+    (item,) = lab.research_data()
+    assert item.entry.record_id == record_id
+    actions = [e.action.value for e in patient.audit(record_id)]
+    assert actions[0] == "created" and actions[-1] == "research_granted"
+    assert chain.patient_records(patient.address) == [record_id]
+    assert patient.my_profile()["name"] == "Jane Roe"
+
+    record = chain.record(record_id)
+    assert record is not None and record.version_count == 2
+    assert chain.record_version(record_id, 3) is None and chain.record_version(record_id, 0) is None
+    assert chain.record(b"\x00" * 16) is None and chain.audit(b"\x00" * 16) == []
+    assert chain.identity(AccountKeys.generate().address) is None
+
+
+def test_refused_call_raises_tx_failed_with_the_receipt(chain: HttpChain) -> None:
+    patient = _person(chain, Role.PATIENT, "P")
+    doctor = _person(chain, Role.DOCTOR, "D")
+    record_id = doctor.put_record(patient.address, _example("condition.json"))
+    with pytest.raises(TxFailed) as failed:
+        doctor.send("records.unwarrant", UnwarrantArgs(record_id, patient.address))
+    assert failed.value.code == "not_owner" and not failed.value.receipt.ok
+    # on a network the refused call is included: its nonce is spent
+    assert chain.account(doctor.address).nonce == 3
+
+
+def test_rejected_transaction_raises_the_nodes_error(chain: HttpChain) -> None:
+    keys = AccountKeys.generate()
+    first = _register(keys)
+    chain.submit(first)
+    replay = signed(keys, 0, "accounts.transfer", TransferArgs(keys.address, 1))
+    with pytest.raises(NodeError) as refused:
+        chain.submit(replay)
+    assert refused.value.code == "nonce_reused" and refused.value.status == 409
+    assert chain.submit(first).ok  # the same transaction again: its receipt
+
+
+def test_staking_and_anonymous_scopes(chain: HttpChain) -> None:
+    validator = MedchainClient(VALIDATOR, chain)
+    validator.stake(1_000)
+    validator.vote(VALIDATOR.address, 600)
+    assert chain.stake(VALIDATOR.address).bonded == 1_000
+    assert [c.address for c in chain.candidates()] == [VALIDATOR.address]
+
+    lab = _person(chain, Role.INSTITUTION, "Lab")
+    patients = [_person(chain, Role.PATIENT, f"P{i}") for i in range(3)]
+    scope = "study/one two"
+    open_scope(lab, scope, Role.PATIENT, 3)
+    assert chain.role_count(Role.PATIENT) >= 3
+    assert chain.role_member(Role.PATIENT, 0) is not None
+    assert chain.role_member(Role.PATIENT, 10**6) is None
+    anon_submit(patients[1], scope, _example("condition.json"), ring_size=3)
+    (found,) = contributions(lab, scope)
+    assert found.resource["resourceType"] == "Condition"
+    opened = chain.anon_scope(scope)
+    assert opened is not None and opened.count == 1
+    assert chain.anon_scope("no such scope") is None and chain.anon_entries("nope") == []
+
+
+def test_blocks_status_and_tx_status(node: Served, chain: HttpChain) -> None:
+    keys = AccountKeys.generate()
+    tx = _register(keys)
+    receipt = chain.submit(tx)
+    found = chain.tx_status(receipt.tx_id)
+    assert found.status == "committed" and found.receipt == receipt and found.height
+    block = chain.block_at(found.height)
+    assert block is not None and block.txs == (tx,)
+    latest = chain.latest_block()
+    assert latest.height >= found.height and chain.block_at(latest.height + 1) is None
+    assert chain.block_at(-1) is None
+    status = chain.status()
+    assert status.chain_id == "medchain-test" and status.height >= found.height
+    assert chain.tx_status(b"\x01" * 32).status == "unknown"
+
+    node.call(lambda n: setattr(n, "auto_commit", False))
+    try:
+        pending = signed(keys, 1, "accounts.transfer", TransferArgs(keys.address, 1))
+        with HttpChain(node.url, timeout_s=0.2) as impatient, pytest.raises(NotCommitted):
+            impatient.submit(pending)
+        assert chain.tx_status(bytes.fromhex(_hash(pending))).status == "pending"
+        assert chain.status().mempool_txs == 1
+    finally:
+        node.call(lambda n: (setattr(n, "auto_commit", True), n.commit()))
+    assert chain.tx_status(bytes.fromhex(_hash(pending))).status == "committed"
+
+
+def _hash(tx: Tx) -> str:
+    return tx_id(tx).hex()
+
+
+def test_blobs(chain: HttpChain) -> None:
+    cid = chain.blobs.put(b"ciphertext")
+    assert cid == cid_for(b"ciphertext")
+    assert chain.blobs.get(cid) == b"ciphertext" and chain.blobs.has(cid)
+    missing = cid_for(b"missing")
+    assert not chain.blobs.has(missing)
+    with pytest.raises(BlobNotFound, match="not stored on the node"):
+        chain.blobs.get(missing)
+    with pytest.raises(InvalidCid):
+        chain.blobs.get("QmNotOurs")
+
+
+# -- no node, or not a medchain node ----------------------------------------------------
+
+
+def test_no_node_is_a_clear_error() -> None:
+    with (
+        HttpChain("http://127.0.0.1:9", timeout_s=2) as chain,
+        pytest.raises(NodeUnreachable) as unreachable,
+    ):
+        chain.account(AccountKeys.generate().address)
+    message = unreachable.value.message
+    assert "http://127.0.0.1:9" in message and "medchain devnet up" in message
+    for url in ("127.0.0.1:8600", "ftp://node", "http://", ""):
+        with pytest.raises(NodeUnreachable, match="not a node URL"):
+            HttpChain(url)
+
+
+def _mock(handler: object) -> HttpChain:
+    return HttpChain("http://node", transport=httpx.MockTransport(handler))  # type: ignore[arg-type]
+
+
+def test_not_a_medchain_node() -> None:
+    html = _mock(lambda request: httpx.Response(200, text="<html>hello</html>"))
+    with pytest.raises(NodeError, match="medchain node") as bad:
+        html.account(b"\x01" * 20)
+    assert bad.value.code == "bad_response"
+    broken = _mock(lambda request: httpx.Response(500, text="Internal Server Error"))
+    with pytest.raises(NodeError) as failed:
+        broken.record(b"\x01" * 16)
+    assert failed.value.status == 500 and failed.value.code == "bad_response"
+    lost = _mock(lambda request: httpx.Response(404, json={"detail": "Not Found"}))
+    with pytest.raises(NodeError):  # a 404 without our code is not "no such record"
+        lost.record(b"\x01" * 16)
+    garbled = _mock(lambda request: httpx.Response(200, json={"encoded": "zz"}))
+    with pytest.raises(NodeError, match="no valid encoded Account"):
+        garbled.account(b"\x01" * 20)
+
+
+def test_a_lying_node_cannot_pass_other_bytes_for_a_blob() -> None:
+    liar = _mock(lambda request: httpx.Response(200, content=b"other bytes"))
+    with pytest.raises(BlobCorrupted, match="another node"):
+        liar.blobs.get(cid_for(b"the real bytes"))
+    wrong_cid = _mock(lambda request: httpx.Response(201, json={"cid": cid_for(b"x")}))
+    with pytest.raises(NodeError, match="does not name"):
+        wrong_cid.blobs.put(b"y")
+
+
+def test_full_mempool_is_retried_as_asked() -> None:
+    chain = make_chain()
+    keys = AccountKeys.generate()
+    tx = _register(keys)
+    receipt = chain.submit(tx)
+    answers = [
+        httpx.Response(
+            503,
+            headers={"retry-after": "0"},
+            json={"error": {"code": "mempool_full", "message": "full; retry shortly"}},
+        ),
+        httpx.Response(
+            200,
+            json={
+                "tx_hash": receipt.tx_id.hex(),
+                "status": "committed",
+                "receipt": {"encoded": encode(receipt).hex()},
+            },
+        ),
+    ]
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return answers.pop(0)
+
+    assert _mock(handler).submit(tx) == receipt
+    assert len(seen) == 2 and seen[0].url.params["wait"] == "true"
+    full = _mock(
+        lambda request: httpx.Response(
+            503, json={"error": {"code": "mempool_full", "message": "full; retry shortly"}}
+        )
+    )
+    with pytest.raises(NodeError) as refused:  # no Retry-After: not retried
+        full.submit(tx)
+    assert refused.value.code == "mempool_full"
