@@ -9,9 +9,10 @@ from typing import Annotated
 import typer
 
 from medchain.cli._common import (
-    DEFAULT_DATA,
+    DEFAULT_NODE,
     DataOption,
     KeyOption,
+    NodeOption,
     client_for,
     console,
     ok,
@@ -39,10 +40,11 @@ def anon_open(
     scope: Annotated[str, typer.Option(help="Name of the data set or channel.")],
     member_role: Annotated[str, typer.Option(help="Who may contribute.")] = "patient",
     min_ring: Annotated[int, typer.Option(help="Smallest ring accepted.")] = DEFAULT_RING_SIZE,
-    data: DataOption = DEFAULT_DATA,
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
 ) -> None:
     """Institution: open a scope that members of a role may contribute to anonymously."""
-    with client_for(key, data) as client:
+    with client_for(key, node, data) as client:
         open_scope(client, scope, role_arg(member_role), min_ring)
     ok(f"scope {scope!r} open to {member_role}s, rings of at least {min_ring}")
 
@@ -52,10 +54,11 @@ def anon_open(
 def anon_close(
     key: KeyOption,
     scope: Annotated[str, typer.Option(help="Scope to close.")],
-    data: DataOption = DEFAULT_DATA,
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
 ) -> None:
     """Institution: stop accepting contributions."""
-    with client_for(key, data) as client:
+    with client_for(key, node, data) as client:
         close_scope(client, scope)
     ok(f"scope {scope!r} closed")
 
@@ -69,7 +72,8 @@ def anon_submit_cmd(
     ring_size: Annotated[int, typer.Option(help="Members in the ring (you among them).")] = (
         DEFAULT_RING_SIZE
     ),
-    data: DataOption = DEFAULT_DATA,
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
 ) -> None:
     """Contribute a de-identified copy of a resource, signed by a ring: nobody can tell
     which member sent it, and each member can contribute once per scope."""
@@ -77,7 +81,7 @@ def anon_submit_cmd(
         resource = file.read_bytes()
     except OSError as exc:
         raise MedchainError(f"cannot read {file}: {exc.strerror}") from exc
-    with client_for(key, data) as client:
+    with client_for(key, node, data) as client:
         identity = anon_submit(client, scope, resource, ring_size)
     ok(f"contributed anonymously to {scope!r} (transaction {identity.hex()})")
 
@@ -87,10 +91,11 @@ def anon_submit_cmd(
 def anon_list(
     key: KeyOption,
     scope: Annotated[str, typer.Option(help="Your scope.")],
-    data: DataOption = DEFAULT_DATA,
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
 ) -> None:
     """Institution: the contributions to a scope, decrypted (no contributor shown)."""
-    with client_for(key, data) as client:
+    with client_for(key, node, data) as client:
         found = contributions(client, scope)
     console.print_json(
         json.dumps(

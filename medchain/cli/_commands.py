@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -12,21 +13,27 @@ from rich.table import Table
 from medchain.app import AuditEntry
 from medchain.cli._common import (
     DEFAULT_DATA,
+    DEFAULT_NODE,
     DataOption,
+    InitDataOption,
     KeyOption,
+    NodeOption,
     address_arg,
     client_for,
     console,
     create_chain,
     load_key_file,
     ok,
+    open_backend,
     open_chain,
+    open_node,
     record_id_arg,
     reports_errors,
     role_arg,
     show_address,
 )
-from medchain.crypto import AccountKeys, format_address, save_keys
+from medchain.crypto import AccountKeys, address_from_public_key, format_address, save_keys
+from medchain.node import NodeStatus, PeerStatus
 from medchain.types import MedchainError
 
 keys_app = typer.Typer(help="Create and inspect account key files.", no_args_is_help=True)
@@ -40,7 +47,7 @@ staking_app = typer.Typer(help="Stake tokens and vote for validators.", no_args_
 
 @reports_errors
 def init(
-    data: DataOption = DEFAULT_DATA,
+    data: InitDataOption = DEFAULT_DATA,
     chain_id: Annotated[str, typer.Option(help="Chain id for the new chain.")] = "medchain-local",
 ) -> None:
     """Create a new single-validator local chain in DATA."""
@@ -51,21 +58,80 @@ def init(
 
 
 @reports_errors
-def status(data: DataOption = DEFAULT_DATA) -> None:
-    """Height, latest block and state root of the local chain."""
-    with open_chain(data, create=False) as chain:
-        block = chain.latest_block()
-        console.print(f"chain:      {chain.chain_id}")
-        console.print(f"height:     {block.height}")
-        console.print(f"block hash: {block.certificate.block_hash.hex()}")
-        console.print(f"state root: {block.header.state_root.hex()}")
+def status(node: NodeOption = DEFAULT_NODE, data: DataOption = None) -> None:
+    """The node's height, round, primary, peers and mempool (or, with --data, the
+    local chain's height, latest block and state root)."""
+    if data is not None:
+        with open_chain(data, create=False) as local:
+            block = local.latest_block()
+            console.print(f"chain:      {local.chain_id}")
+            console.print(f"height:     {block.height}")
+            console.print(f"block hash: {block.certificate.block_hash.hex()}")
+            console.print(f"state root: {block.header.state_root.hex()}")
+        return
+    with open_node(node) as remote:
+        current = remote.status()
+        names = {v.public_key: v.name for v in remote.genesis.validators}
+    console.print(node_status_table(current, node, names))
+    if current.peers:
+        console.print(peers_table(current.peers))
+
+
+def node_status_table(status: NodeStatus, url: str, names: dict[bytes, str]) -> Table:
+    """A node's status; `names` shows validator keys by their genesis names."""
+
+    def who(key: bytes | None) -> str:
+        if key is None:
+            return "-"
+        address = show_address(address_from_public_key(key))
+        return f"{names[key]} ({address})" if key in names else address
+
+    connected = sum(p.connected for p in status.peers)
+    started = datetime.fromtimestamp(status.started_ms / 1000, UTC)
+    table = Table(title=f"node {status.name} at {url}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for label, value in (
+        ("chain", status.chain_id),
+        ("consensus", status.consensus),
+        ("role", "validator" if status.validator else "observer"),
+        ("height", str(status.height)),
+        ("latest block", status.latest_hash.hex()),
+        ("block time", _utc(status.latest_time_ms)),
+        ("state root", status.state_root.hex()),
+        ("round", f"{status.round} ({status.round_changes} round changes since start)"),
+        ("primary", who(status.primary)),
+        ("syncing", "yes" if status.syncing else "no"),
+        ("peers", f"{connected} of {len(status.peers)} connected"),
+        ("mempool", f"{status.mempool_txs} txs, {status.mempool_bytes:,} bytes"),
+        ("started", started.strftime("%Y-%m-%d %H:%M:%S UTC")),
+    ):
+        table.add_row(label, value)
+    return table
+
+
+def peers_table(peers: tuple[PeerStatus, ...]) -> Table:
+    table = Table("peer", "key", "address", "connected", "validator", title="peers")
+    for peer in peers:
+        table.add_row(
+            peer.name,
+            peer.key.hex()[:16],
+            peer.address or "(dials in)",
+            "[green]yes[/]" if peer.connected else "[red]no[/]",
+            "yes" if peer.validator else "no",
+        )
+    return table
+
+
+def _utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
 
 
 @reports_errors
-def account(address: str, data: DataOption = DEFAULT_DATA) -> None:
+def account(address: str, node: NodeOption = DEFAULT_NODE, data: DataOption = None) -> None:
     """Balance, nonce, identity and stake of an address."""
     raw = address_arg(address)
-    with open_chain(data, create=False) as chain:
+    with open_backend(node, data) as chain:
         acct = chain.account(raw)
         identity = chain.identity(raw)
         stake = chain.stake(raw)
@@ -117,11 +183,12 @@ def register(
     key: KeyOption,
     role: Annotated[str, typer.Option(help="patient, doctor, institution, device or validator")],
     name: Annotated[str, typer.Option(help="Display name (sealed to you if you are a patient).")],
-    data: DataOption = DEFAULT_DATA,
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
 ) -> None:
     """Register your account with a role."""
     parsed = role_arg(role)
-    with client_for(key, data, create=True) as client:
+    with client_for(key, node, data, create=True) as client:
         client.register(parsed, name)
     ok(f"{client.keys.address_text} registered as {parsed.value}")
 
@@ -131,10 +198,11 @@ def transfer(
     key: KeyOption,
     to: Annotated[str, typer.Option(help="Recipient address.")],
     amount: Annotated[int, typer.Option(help="Tokens to send.")],
-    data: DataOption = DEFAULT_DATA,
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
 ) -> None:
     """Send tokens."""
-    with client_for(key, data, create=True) as client:
+    with client_for(key, node, data, create=True) as client:
         client.transfer(address_arg(to), amount)
     ok(f"sent {amount} to {to}")
 
@@ -156,12 +224,13 @@ def record_put(
         typer.Option("--keyword", help="Index it under this keyword in your encrypted index."),
     ] = None,
     pad: Annotated[bool, typer.Option("--pad", help="Pad keyword counts (see `index`).")] = False,
-    data: DataOption = DEFAULT_DATA,
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
 ) -> None:
     """Encrypt a FHIR resource for the patient and readers and put it on chain; prints its id."""
     resource = _read_file(file)
     readers = [address_arg(r) for r in reader or []]
-    with client_for(key, data, create=True) as client:
+    with client_for(key, node, data, create=True) as client:
         record_id = client.put_record(
             address_arg(patient), resource, readers, keywords=keyword or (), pad=pad
         )
@@ -174,10 +243,11 @@ def record_get(
     key: KeyOption,
     record_id: str,
     version: Annotated[int | None, typer.Option(help="Version number (default latest).")] = None,
-    data: DataOption = DEFAULT_DATA,
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
 ) -> None:
     """Decrypt and print a record you are authorised to read."""
-    with client_for(key, data) as client:
+    with client_for(key, node, data) as client:
         resource = client.read_record(record_id_arg(record_id), version)
     console.print_json(json.dumps(resource))
 
@@ -188,10 +258,11 @@ def record_update(
     key: KeyOption,
     record_id: str,
     file: Annotated[Path, typer.Option("--file", help="The new FHIR R4 resource (JSON).")],
-    data: DataOption = DEFAULT_DATA,
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
 ) -> None:
     """Add a new version, encrypted under a fresh key for the owner and current readers."""
-    with client_for(key, data) as client:
+    with client_for(key, node, data) as client:
         number = client.add_version(record_id_arg(record_id), _read_file(file))
     ok(f"version {number} of {record_id} recorded")
 
@@ -202,10 +273,11 @@ def record_grant(
     key: KeyOption,
     record_id: str,
     reader: Annotated[str, typer.Option(help="Address to authorise.")],
-    data: DataOption = DEFAULT_DATA,
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
 ) -> None:
     """Owner: authorise a reader (warrant)."""
-    with client_for(key, data) as client:
+    with client_for(key, node, data) as client:
         client.grant(record_id_arg(record_id), address_arg(reader))
     ok(f"{reader} may now read {record_id}")
 
@@ -216,20 +288,21 @@ def record_revoke(
     key: KeyOption,
     record_id: str,
     reader: Annotated[str, typer.Option(help="Address to revoke.")],
-    data: DataOption = DEFAULT_DATA,
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
 ) -> None:
     """Owner: revoke a reader (unwarrant); later versions are re-keyed without them."""
-    with client_for(key, data) as client:
+    with client_for(key, node, data) as client:
         client.revoke(record_id_arg(record_id), address_arg(reader))
     ok(f"{reader} revoked from {record_id}")
 
 
 @record_app.command("show")
 @reports_errors
-def record_show(record_id: str, data: DataOption = DEFAULT_DATA) -> None:
+def record_show(record_id: str, node: NodeOption = DEFAULT_NODE, data: DataOption = None) -> None:
     """Public metadata of a record: owner, author, type, readers, versions."""
     raw = record_id_arg(record_id)
-    with open_chain(data, create=False) as chain:
+    with open_backend(node, data) as chain:
         record = chain.record(raw)
         if record is None:
             raise MedchainError(f"no record {record_id} on this chain; check the id")
@@ -247,10 +320,11 @@ def record_show(record_id: str, data: DataOption = DEFAULT_DATA) -> None:
 @reports_errors
 def record_list(
     patient: Annotated[str, typer.Option(help="Patient address.")],
-    data: DataOption = DEFAULT_DATA,
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
 ) -> None:
     """The patient's records, oldest first (the RC's append-only list)."""
-    with open_chain(data, create=False) as chain:
+    with open_backend(node, data) as chain:
         for record_id in chain.patient_records(address_arg(patient)):
             record = chain.record(record_id)
             assert record is not None
@@ -259,10 +333,10 @@ def record_list(
 
 @record_app.command("audit")
 @reports_errors
-def record_audit(record_id: str, data: DataOption = DEFAULT_DATA) -> None:
+def record_audit(record_id: str, node: NodeOption = DEFAULT_NODE, data: DataOption = None) -> None:
     """The record's audit trail: creation, grants, revokes, versions, research access."""
     raw = record_id_arg(record_id)
-    with open_chain(data, create=False) as chain:
+    with open_backend(node, data) as chain:
         if chain.record(raw) is None:
             raise MedchainError(f"no record {record_id} on this chain; check the id")
         console.print(audit_table(chain.audit(raw)))
@@ -297,10 +371,11 @@ def research_grant(
     key: KeyOption,
     record_id: str,
     institution: Annotated[str, typer.Option(help="Research institution's address.")],
-    data: DataOption = DEFAULT_DATA,
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
 ) -> None:
     """Owner: give an institution a de-identified copy of a record."""
-    with client_for(key, data) as client:
+    with client_for(key, node, data) as client:
         client.research_grant(record_id_arg(record_id), address_arg(institution))
     ok(f"de-identified copy of {record_id} shared with {institution}")
 
@@ -311,19 +386,20 @@ def research_revoke(
     key: KeyOption,
     record_id: str,
     institution: Annotated[str, typer.Option(help="Research institution's address.")],
-    data: DataOption = DEFAULT_DATA,
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
 ) -> None:
     """Owner: take a record off an institution's research access list."""
-    with client_for(key, data) as client:
+    with client_for(key, node, data) as client:
         client.research_revoke(record_id_arg(record_id), address_arg(institution))
     ok(f"{record_id} withdrawn from {institution}")
 
 
 @research_app.command("data")
 @reports_errors
-def research_data(key: KeyOption, data: DataOption = DEFAULT_DATA) -> None:
+def research_data(key: KeyOption, node: NodeOption = DEFAULT_NODE, data: DataOption = None) -> None:
     """Institution: print the de-identified records it may read."""
-    with client_for(key, data) as client:
+    with client_for(key, node, data) as client:
         items = client.research_data()
     console.print_json(
         json.dumps([{"record": i.entry.record_id.hex(), "resource": i.resource} for i in items])
@@ -335,36 +411,44 @@ def research_data(key: KeyOption, data: DataOption = DEFAULT_DATA) -> None:
 
 @staking_app.command("stake")
 @reports_errors
-def staking_stake(key: KeyOption, amount: int, data: DataOption = DEFAULT_DATA) -> None:
+def staking_stake(
+    key: KeyOption, amount: int, node: NodeOption = DEFAULT_NODE, data: DataOption = None
+) -> None:
     """Bond tokens."""
-    with client_for(key, data, create=True) as client:
+    with client_for(key, node, data, create=True) as client:
         client.stake(amount)
     ok(f"bonded {amount}")
 
 
 @staking_app.command("unstake")
 @reports_errors
-def staking_unstake(key: KeyOption, amount: int, data: DataOption = DEFAULT_DATA) -> None:
+def staking_unstake(
+    key: KeyOption, amount: int, node: NodeOption = DEFAULT_NODE, data: DataOption = None
+) -> None:
     """Start unbonding tokens (spendable after the unbonding delay)."""
-    with client_for(key, data, create=True) as client:
+    with client_for(key, node, data, create=True) as client:
         client.unstake(amount)
     ok(f"unbonding {amount}")
 
 
 @staking_app.command("withdraw")
 @reports_errors
-def staking_withdraw(key: KeyOption, data: DataOption = DEFAULT_DATA) -> None:
+def staking_withdraw(
+    key: KeyOption, node: NodeOption = DEFAULT_NODE, data: DataOption = None
+) -> None:
     """Return unbonded tokens to the balance."""
-    with client_for(key, data, create=True) as client:
+    with client_for(key, node, data, create=True) as client:
         client.withdraw()
     ok("withdrawn")
 
 
 @staking_app.command("candidate")
 @reports_errors
-def staking_candidate(key: KeyOption, data: DataOption = DEFAULT_DATA) -> None:
+def staking_candidate(
+    key: KeyOption, node: NodeOption = DEFAULT_NODE, data: DataOption = None
+) -> None:
     """Declare your (validator) account a candidate for election."""
-    with client_for(key, data, create=True) as client:
+    with client_for(key, node, data, create=True) as client:
         client.declare_candidate()
     ok("declared candidate")
 
@@ -375,10 +459,11 @@ def staking_vote(
     key: KeyOption,
     candidate: Annotated[str, typer.Option(help="Candidate address.")],
     amount: Annotated[int, typer.Option(help="Bonded tokens to vote with.")],
-    data: DataOption = DEFAULT_DATA,
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
 ) -> None:
     """Vote for a candidate with bonded stake."""
-    with client_for(key, data, create=True) as client:
+    with client_for(key, node, data, create=True) as client:
         client.vote(address_arg(candidate), amount)
     ok(f"voted {amount} for {candidate}")
 
@@ -389,19 +474,20 @@ def staking_unvote(
     key: KeyOption,
     candidate: Annotated[str, typer.Option(help="Candidate address.")],
     amount: Annotated[int, typer.Option(help="Tokens to withdraw from the vote.")],
-    data: DataOption = DEFAULT_DATA,
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
 ) -> None:
     """Withdraw votes from a candidate."""
-    with client_for(key, data, create=True) as client:
+    with client_for(key, node, data, create=True) as client:
         client.unvote(address_arg(candidate), amount)
     ok(f"withdrew {amount} from {candidate}")
 
 
 @staking_app.command("candidates")
 @reports_errors
-def staking_candidates(data: DataOption = DEFAULT_DATA) -> None:
+def staking_candidates(node: NodeOption = DEFAULT_NODE, data: DataOption = None) -> None:
     """Candidates in election order."""
-    with open_chain(data, create=False) as chain:
+    with open_backend(node, data) as chain:
         table = Table("rank", "candidate", "name", "votes")
         for rank, cand in enumerate(chain.candidates(), start=1):
             identity = chain.identity(cand.address)

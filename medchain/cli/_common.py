@@ -1,4 +1,5 @@
-"""Shared CLI plumbing: where the chain lives, loading keys, printing errors."""
+"""Shared CLI plumbing: where the chain lives (a node, or a local chain with
+--data), loading keys, printing errors."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ import typer
 from rich.console import Console
 
 from medchain.app import Role
-from medchain.client import MedchainClient, search_state_path
+from medchain.client import (
+    DEFAULT_NODE_URL,
+    ChainBackend,
+    HttpChain,
+    MedchainClient,
+    NodeUnreachable,
+    search_state_path,
+)
 from medchain.crypto import (
     AccountKeys,
     PassphraseRequired,
@@ -30,15 +38,35 @@ console = Console(width=None if sys.stdout.isatty() else 150)
 err_console = Console(stderr=True)
 
 DEFAULT_DATA = Path(os.environ.get("MEDCHAIN_DATA", "medchain-data"))
+"""Where `medchain init` creates a local chain."""
+DEFAULT_NODE = DEFAULT_NODE_URL
 PASSPHRASE_ENV = "MEDCHAIN_PASSPHRASE"
 DEFAULT_CHAIN_ID = "medchain-local"
 VALIDATOR_ALLOCATION = 1_000_000_000
 
 DataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        help="Work on the in-process local chain in this directory instead of a node "
+        "(env MEDCHAIN_DATA); created on first use.",
+        envvar="MEDCHAIN_DATA",
+        show_default=False,
+    ),
+]
+NodeOption = Annotated[
+    str,
+    typer.Option(
+        "--node",
+        help="URL of the node's HTTP API (env MEDCHAIN_NODE); used unless --data is given.",
+        envvar="MEDCHAIN_NODE",
+    ),
+]
+InitDataOption = Annotated[
     Path,
     typer.Option(
         "--data",
-        help="Data directory of the local chain (env MEDCHAIN_DATA); created on first use.",
+        help="Data directory of the new local chain (env MEDCHAIN_DATA).",
         envvar="MEDCHAIN_DATA",
     ),
 ]
@@ -110,10 +138,36 @@ def open_chain(data: Path, create: bool = True) -> Iterator[LocalChain]:
 
 
 @contextmanager
-def client_for(key: Path, data: Path, create: bool = False) -> Iterator[MedchainClient]:
-    """The SDK client of the account in `key`, on the local chain in `data`."""
+def open_backend(node: str, data: Path | None, create: bool = False) -> Iterator[ChainBackend]:
+    """The chain a command works on: the local chain in `data` when one is given
+    (created first if `create`), else the node serving its API at `node`."""
+    if data is not None:
+        with open_chain(data, create) as chain:
+            yield chain
+    else:
+        with open_node(node) as remote:
+            yield remote
+
+
+@contextmanager
+def open_node(node: str) -> Iterator[HttpChain]:
+    """The node whose API is at `node`; if it cannot be reached, the error also
+    mentions --data (commands worked on a local chain by default before nodes)."""
+    with HttpChain(node) as remote:
+        try:
+            yield remote
+        except NodeUnreachable as exc:
+            exc.message += "; or work on a local chain with --data DIR"
+            raise
+
+
+@contextmanager
+def client_for(
+    key: Path, node: str, data: Path | None, create: bool = False
+) -> Iterator[MedchainClient]:
+    """The SDK client of the account in `key`, on the chain `open_backend` picks."""
     keys = load_key_file(key)
-    with open_chain(data, create) as chain:
+    with open_backend(node, data, create) as chain:
         yield MedchainClient(keys, chain, search_state=search_state_path(key))
 
 

@@ -14,9 +14,10 @@ from typing import Annotated
 import typer
 
 from medchain.cli._common import (
-    DEFAULT_DATA,
+    DEFAULT_NODE,
     DataOption,
     KeyOption,
+    NodeOption,
     address_arg,
     client_for,
     console,
@@ -56,11 +57,12 @@ def record_search(
     decrypt: Annotated[
         bool, typer.Option("--decrypt", help="Also print the records you may open, as JSON.")
     ] = False,
-    data: DataOption = DEFAULT_DATA,
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
 ) -> None:
     """Find records by keyword in an encrypted index; prints their ids."""
     owner_address = address_arg(owner) if owner else None
-    with client_for(key, data) as client:
+    with client_for(key, node, data) as client:
         if capability is None:
             result = client.search(keyword, owner_address, decrypt)
         else:
@@ -98,11 +100,12 @@ def record_index(
     record_ids: Annotated[list[str], typer.Argument(help="Record ids (indexed together).")],
     keyword: KeywordsOption,
     pad: PadOption = False,
-    data: DataOption = DEFAULT_DATA,
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
 ) -> None:
     """Index records under keywords in your own encrypted index."""
     ids = [record_id_arg(r) for r in record_ids]
-    with client_for(key, data) as client:
+    with client_for(key, node, data) as client:
         client.index_records({i: keyword for i in ids}, pad)
     ok(f"indexed {len(ids)} record(s) under {len(set(keyword))} keyword(s)")
 
@@ -112,10 +115,11 @@ def record_unindex(
     key: KeyOption,
     record_id: str,
     keyword: KeywordsOption,
-    data: DataOption = DEFAULT_DATA,
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
 ) -> None:
     """Remove a record from your index under keywords (a tombstone entry)."""
-    with client_for(key, data) as client:
+    with client_for(key, node, data) as client:
         client.delete_from_index(record_id_arg(record_id), keyword)
     ok(f"{record_id} no longer found under {len(set(keyword))} keyword(s)")
 
@@ -126,10 +130,11 @@ def record_search_grant(
     reader: Annotated[str, typer.Option(help="Address of the account that may search.")],
     keyword: KeywordsOption,
     out: Annotated[Path, typer.Option("--out", help="Where to write the capability file.")],
-    data: DataOption = DEFAULT_DATA,
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
 ) -> None:
     """Let a reader search your index for these keywords (entries indexed so far)."""
-    with client_for(key, data) as client:
+    with client_for(key, node, data) as client:
         capability = client.grant_search(address_arg(reader), keyword)
     try:
         with out.open("xb") as f:
