@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from medchain.api import MAX_BATCH_TXS
 from medchain.app import (
+    MAX_TOKEN_EPOCHS,
     Account,
     AnonEntry,
     AnonScope,
@@ -27,10 +28,19 @@ from medchain.app import (
     TransferArgs,
     UnwarrantArgs,
 )
-from medchain.crypto import AccountKeys, format_address
-from medchain.node import PeerStatus, PendingFull, genesis_hash
+from medchain.crypto import LABEL_KEY_SIZE, AccountKeys, SearchToken, format_address
+from medchain.node import LedgerApp, PeerStatus, PendingFull, genesis_hash
 from medchain.offchain import cid_for
-from medchain.types import Block, Genesis, Receipt, decode, encode, tx_id
+from medchain.types import (
+    Block,
+    ChainParams,
+    Genesis,
+    GenesisValidator,
+    Receipt,
+    decode,
+    encode,
+    tx_id,
+)
 from tests.api.conftest import SCOPE, World
 from tests.api.harness import FakeNode, api_client, make_chain, signed
 
@@ -210,6 +220,40 @@ def test_validators_under_dpos_on_a_chain_that_cannot_tell() -> None:
     assert validator["voting"] is None
 
 
+class _LedgerNode(FakeNode):
+    """The committed state as the networked node holds it (a LedgerApp)."""
+
+    def __init__(self, genesis: Genesis) -> None:
+        super().__init__(make_chain())
+        self.ledger_app = LedgerApp(genesis)
+
+    @property
+    def genesis(self) -> Genesis:
+        return self.ledger_app.genesis
+
+    @property
+    def chain(self) -> LedgerApp:  # type: ignore[override]
+        return self.ledger_app
+
+
+@pytest.mark.parametrize("consensus", ["dpos", "afbft"])
+def test_validators_of_a_networked_chain(consensus: str) -> None:
+    keys = [AccountKeys.generate() for _ in range(5)]
+    genesis = Genesis(
+        "medchain-test",
+        0,
+        ChainParams(consensus=consensus, committee_size=4, primary_candidates=3),
+        validators=tuple(GenesisValidator(k.public_key, f"v{i}") for i, k in enumerate(keys)),
+    )
+    body = _ok(api_client(_LedgerNode(genesis)).get("/v1/validators"))
+    assert body["consensus"] == consensus and body["height"] == 0
+    flags = [(v["voting"], v["primary_candidate"]) for v in body["validators"]]
+    if consensus == "dpos":  # no votes yet: the first committee_size genesis validators
+        assert flags == [(True, None)] * 4 + [(False, None)]
+    else:  # every genesis validator votes; the first three are primary candidates
+        assert flags == [(True, True)] * 3 + [(True, False)] * 2
+
+
 # -- accounts and the registry ----------------------------------------------------------------
 
 
@@ -310,6 +354,9 @@ def test_search(world: World) -> None:
     _error(world.api.post("/v1/search", json={"owner": owner, "token": "q"}), 400, "invalid_hex")
     _error(world.api.post("/v1/search", json={"owner": "x", "token": "c0"}), 400, "invalid_address")
     _error(world.api.post("/v1/search", json={"owner": owner}), 422, "invalid_request")
+    too_many = SearchToken((b"\x00" * LABEL_KEY_SIZE,) * (MAX_TOKEN_EPOCHS + 1))
+    body = {"owner": owner, "token": encode(too_many).hex()}
+    _error(world.api.post("/v1/search", json=body), 400, "invalid_argument")
 
 
 def test_research(world: World) -> None:
