@@ -21,6 +21,7 @@ from medchain.app._anon import (
 )
 from medchain.app._apply import (
     METHODS,
+    SignatureCache,
     apply_checked_tx,
     apply_tx,
     check_tx_stateful,
@@ -194,6 +195,7 @@ __all__ = [
     "RewardGrant",
     "RingRejected",
     "Role",
+    "SignatureCache",
     "Slash",
     "StakeAccount",
     "StakeError",

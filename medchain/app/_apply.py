@@ -13,6 +13,7 @@ stands in for the nonce.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from medchain.app import (
@@ -47,7 +48,16 @@ from medchain.crypto import (
     ring_verify,
     verify_signature,
 )
-from medchain.types import ChainParams, DecodeError, Receipt, Tx, decode, decode_tx_bytes, tx_id
+from medchain.types import (
+    ChainParams,
+    DecodeError,
+    Receipt,
+    Tx,
+    decode,
+    decode_tx_bytes,
+    tagged_hash,
+    tx_id,
+)
 
 METHODS: Methods = {
     **_accounts.METHODS,
@@ -59,6 +69,38 @@ METHODS: Methods = {
     **_anon.METHODS,
     **_search.METHODS,
 }
+
+
+class SignatureCache:
+    """Signature checks that passed, most recently used last, at most `capacity`.
+
+    A node verifies each transaction when it is admitted and again in every block it
+    dry-runs or executes. The key of an Ed25519 check is the transaction id, which
+    hashes the full signed encoding (key, message and signature alike), so a hit
+    stands for a check that would pass again; a miss just verifies. It only saves
+    work: the outcome of a block never depends on what it holds."""
+
+    def __init__(self, capacity: int = 32_768) -> None:
+        if capacity < 1:
+            raise ValueError("a signature cache holds at least one entry")
+        self.capacity = capacity
+        self._keys: OrderedDict[bytes, None] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def seen(self, key: bytes) -> bool:
+        """Whether the check keyed `key` passed before (refreshing it if so)."""
+        if key not in self._keys:
+            return False
+        self._keys.move_to_end(key)
+        return True
+
+    def add(self, key: bytes) -> None:
+        self._keys[key] = None
+        self._keys.move_to_end(key)
+        if len(self._keys) > self.capacity:
+            self._keys.popitem(last=False)
 
 
 def decode_tx(raw: bytes, params: ChainParams) -> Tx:
@@ -74,8 +116,11 @@ def decode_tx(raw: bytes, params: ChainParams) -> Tx:
         raise MalformedTx(f"transaction bytes are malformed: {exc.message}") from exc
 
 
-def check_tx_static(tx: Tx, chain_id: str, params: ChainParams) -> Any:
-    """Checks that need no state; returns the decoded call arguments."""
+def check_tx_static(
+    tx: Tx, chain_id: str, params: ChainParams, verified: SignatureCache | None = None
+) -> Any:
+    """Checks that need no state; returns the decoded call arguments. A signature found
+    in `verified` is not checked again."""
     size = len(tx.encoded)
     if size > params.max_tx_bytes:
         raise TxTooLarge(f"transaction is {size} bytes; the limit is {params.max_tx_bytes}")
@@ -103,11 +148,15 @@ def check_tx_static(tx: Tx, chain_id: str, params: ChainParams) -> Any:
     if anonymous:
         _ring_signature(tx)  # well-formed; checked against the ring with the state
         return args
+    if verified is not None and verified.seen(tx_id(tx)):
+        return args
     if not verify_signature(tx.sender, tx.signing_bytes(), tx.signature):
         raise InvalidSignature(
             "the signature does not match the sender's key; sign the transaction "
             "with the sender's own key file"
         )
+    if verified is not None:
+        verified.add(tx_id(tx))
     return args
 
 
@@ -118,16 +167,28 @@ def _ring_signature(tx: Tx) -> RingSignature:
         raise MalformedTx(f"the ring signature is malformed: {exc.message}") from exc
 
 
-def check_anonymous(state: State, tx: Tx, args: Any, params: ChainParams) -> RingSignature:
+def check_anonymous(
+    state: State,
+    tx: Tx,
+    args: Any,
+    params: ChainParams,
+    verified: SignatureCache | None = None,
+) -> RingSignature:
     """The ring fits its scope, the ring signature verifies over the transaction, and
-    its key image is new in the scope. Reveals nothing about which member signed."""
+    its key image is new in the scope. Reveals nothing about which member signed. The
+    ring check is cached under the transaction and the ring's keys, its only inputs."""
     signature = _ring_signature(tx)
     ring = _anon.ring_public_keys(state, args, params)
-    if not ring_verify(tx.signing_bytes(), ring, signature, params.max_ring_size):
-        raise InvalidSignature(
-            "the ring signature does not verify for this ring and transaction; "
-            "sign it with a ring member's key over this exact transaction"
-        )
+    limit = params.max_ring_size.to_bytes(4, "big")
+    key = tagged_hash("medchain/ring-verified", tx_id(tx), limit, *ring)
+    if verified is None or not verified.seen(key):
+        if not ring_verify(tx.signing_bytes(), ring, signature, params.max_ring_size):
+            raise InvalidSignature(
+                "the ring signature does not verify for this ring and transaction; "
+                "sign it with a ring member's key over this exact transaction"
+            )
+        if verified is not None:
+            verified.add(key)
     _anon.require_fresh_key_image(state, args.scope, signature.key_image)
     return signature
 
@@ -158,10 +219,16 @@ def apply_tx(state: State, block: BlockContext, tx: Tx) -> Receipt:
     return apply_checked_tx(state, block, tx, args)
 
 
-def apply_checked_tx(state: State, block: BlockContext, tx: Tx, args: Any) -> Receipt:
+def apply_checked_tx(
+    state: State,
+    block: BlockContext,
+    tx: Tx,
+    args: Any,
+    verified: SignatureCache | None = None,
+) -> Receipt:
     """Apply a transaction whose static checks already passed (see `check_tx_static`)."""
     if tx.method in _anon.ANONYMOUS_METHODS:
-        return _apply_anonymous(state, block, tx, args)
+        return _apply_anonymous(state, block, tx, args, verified)
     account = check_tx_stateful(state, tx, block.params)
     sender = address_from_public_key(tx.sender)
     identity = tx_id(tx)
@@ -173,8 +240,10 @@ def apply_checked_tx(state: State, block: BlockContext, tx: Tx, args: Any) -> Re
         return _run_call(state, call, tx.method, args)
 
 
-def _apply_anonymous(state: State, block: BlockContext, tx: Tx, args: Any) -> Receipt:
-    signature = check_anonymous(state, tx, args, block.params)
+def _apply_anonymous(
+    state: State, block: BlockContext, tx: Tx, args: Any, verified: SignatureCache | None
+) -> Receipt:
+    signature = check_anonymous(state, tx, args, block.params, verified)
     call = Call(block, b"", b"", tx_id(tx), 0, key_image=signature.key_image)
     with state.layer():
         _anon.mark_key_image(state, args.scope, signature.key_image)  # spent like a nonce

@@ -12,6 +12,7 @@ from typing import Any
 from medchain.app import _rewards
 from medchain.app._anon import ANONYMOUS_METHODS
 from medchain.app._apply import (
+    SignatureCache,
     apply_checked_tx,
     check_anonymous,
     check_tx_stateful,
@@ -55,9 +56,17 @@ def begin_block(state: State, block: BlockContext) -> list[Event]:
 
 
 class Ledger:
-    def __init__(self, genesis: Genesis, committed: Mapping[bytes, bytes] | None = None) -> None:
+    def __init__(
+        self,
+        genesis: Genesis,
+        committed: Mapping[bytes, bytes] | None = None,
+        *,
+        verified: SignatureCache | None = None,
+    ) -> None:
         self.genesis = genesis
         self.state = genesis_state(genesis) if committed is None else State(committed)
+        self.verified = verified
+        """Signature checks already passed on this node, skipped when met again."""
 
     @property
     def chain_id(self) -> str:
@@ -65,9 +74,9 @@ class Ledger:
 
     def check_tx(self, tx: Tx) -> Any:
         """Would `tx` be accepted now? Raises TxRejected; returns the decoded arguments."""
-        args = check_tx_static(tx, self.chain_id, self.genesis.params)
+        args = check_tx_static(tx, self.chain_id, self.genesis.params, self.verified)
         if tx.method in ANONYMOUS_METHODS:
-            check_anonymous(self.state, tx, args, self.genesis.params)
+            check_anonymous(self.state, tx, args, self.genesis.params, self.verified)
         else:
             check_tx_stateful(self.state, tx, self.genesis.params)
         return args
@@ -132,8 +141,8 @@ class Ledger:
                 if len(included) >= max_txs:
                     break
                 try:
-                    args = check_tx_static(tx, block.chain_id, block.params)
-                    receipts.append(apply_checked_tx(self.state, block, tx, args))
+                    args = check_tx_static(tx, block.chain_id, block.params, self.verified)
+                    receipts.append(apply_checked_tx(self.state, block, tx, args, self.verified))
                 except TxRejected:
                     continue
                 included.append(tx)
@@ -166,8 +175,8 @@ class Ledger:
         try:
             for index, tx in enumerate(txs):
                 try:
-                    args = check_tx_static(tx, block.chain_id, block.params)
-                    receipts.append(apply_checked_tx(self.state, block, tx, args))
+                    args = check_tx_static(tx, block.chain_id, block.params, self.verified)
+                    receipts.append(apply_checked_tx(self.state, block, tx, args, self.verified))
                 except TxRejected as exc:
                     raise InvalidBlock(f"transaction {index} is invalid: {exc.message}") from exc
         except BaseException:

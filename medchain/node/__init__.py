@@ -24,7 +24,7 @@ from medchain.node._genesis_file import (
     read_genesis,
     write_genesis,
 )
-from medchain.node._ledger_app import DEFAULT_MAX_PENDING, LedgerApp, PendingFull
+from medchain.node._ledger_app import DEFAULT_SIGNATURE_CACHE, LedgerApp, PendingFull
 from medchain.node._localchain import (
     BLOBS_DIR,
     GENESIS_FILE,
@@ -43,7 +43,7 @@ from medchain.node._status import NodeStatus, PeerStatus
 __all__ = [
     "BLOBS_DIR",
     "CONFIG_FILE",
-    "DEFAULT_MAX_PENDING",
+    "DEFAULT_SIGNATURE_CACHE",
     "GENESIS_FILE",
     "LOG_FILE",
     "NODE_CERT_FILE",

@@ -1,9 +1,10 @@
 """`LedgerApp`: the ledger as a consensus engine sees it (`ConsensusApp`).
 
 It holds the in-memory `Ledger`, the `ChainStore` blocks are persisted to (in
-memory unless given one on disk), and a simple pending-transaction list: checked
-on arrival, deduplicated by transaction id, bounded, kept in arrival order. The
-simulator and the networked node drive it the same way:
+memory unless given one on disk), and the `Mempool` of pending transactions. The
+ledger and the mempool share a signature cache, so a transaction verified on
+admission is not verified again when a block holding it is checked or executed.
+The simulator and the networked node drive it the same way:
 
     block = app.propose(height, time_ms, my_key, vrf_proof)  # the primary
     reason = app.validate(block)  # every replica; None = valid
@@ -12,20 +13,19 @@ simulator and the networked node drive it the same way:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 
 from medchain import app as contracts
-from medchain.app import (
-    ANONYMOUS_METHODS,
-    BlockContext,
-    BlockOutcome,
-    InvalidBlock,
-    Ledger,
-    NonceGap,
-    TxRejected,
-)
+from medchain.app import BlockContext, BlockOutcome, InvalidBlock, Ledger, SignatureCache
 from medchain.crypto import ADDRESS_SIZE, AccountKeys, address_from_public_key
+from medchain.mempool import (
+    DEFAULT_MAX_ANONYMOUS,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PER_SENDER,
+    DEFAULT_MAX_TXS,
+    Mempool,
+    MempoolFull,
+)
 from medchain.node._genesis_file import genesis_hash
 from medchain.node._localchain import (
     block_header,
@@ -44,20 +44,16 @@ from medchain.types import (
     Genesis,
     Header,
     InvalidProposalEvidence,
-    MedchainError,
     Tx,
     block_hash,
     encode,
-    tx_id,
 )
 
-DEFAULT_MAX_PENDING = 10_000
+DEFAULT_SIGNATURE_CACHE = 32_768
+"""Signature checks remembered: more than a full mempool, so none is verified twice."""
 
-
-class PendingFull(MedchainError):
-    """The pending-transaction list is full: retry once blocks have drained it."""
-
-    code = "pending_full"
+PendingFull = MempoolFull
+"""The earlier name of `medchain.mempool.MempoolFull`, for callers that catch it."""
 
 
 class LedgerApp(ChainQueries):
@@ -68,13 +64,19 @@ class LedgerApp(ChainQueries):
         genesis: Genesis,
         store: ChainStore | None = None,
         *,
-        max_pending: int = DEFAULT_MAX_PENDING,
+        max_txs: int = DEFAULT_MAX_TXS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_per_sender: int = DEFAULT_MAX_PER_SENDER,
+        max_anonymous: int = DEFAULT_MAX_ANONYMOUS,
+        signature_cache: int = DEFAULT_SIGNATURE_CACHE,
     ) -> None:
+        """`max_*` bound the mempool (see `Mempool`); `signature_cache` is how many
+        verified signatures the node remembers."""
         self.genesis = genesis
         self.store = ChainStore(Path(":memory:")) if store is None else store
-        self.max_pending = max_pending
+        self.signatures = SignatureCache(signature_cache)
         if not self.store.is_initialised:
-            self.ledger = Ledger(genesis)
+            self.ledger = Ledger(genesis, verified=self.signatures)
             self.store.initialise(
                 genesis.chain_id,
                 genesis_hash(genesis),
@@ -90,15 +92,23 @@ class LedgerApp(ChainQueries):
                     f"the store holds chain {self.store.chain_id!r} from another genesis; "
                     "open the data directory of this chain"
                 )
-            self.ledger = ledger_from_store(genesis, self.store)
+            self.ledger = self._load_ledger()
         self._last = self.store.latest_block()
         self._outcomes: dict[bytes, BlockOutcome] = {}
         """Dry-run outcomes of blocks checked on the current tip, by block hash."""
-        self._pending: dict[bytes, Tx] = {}
-        """Pending transactions by id, in arrival order."""
-        self._pending_nonces: dict[bytes, dict[int, int]] = {}
-        """Per sender key, how many pending transactions carry each nonce: a sender's
-        consecutive transactions may be queued before the first is included."""
+        self.mempool = Mempool(
+            self.ledger,
+            max_txs=max_txs,
+            max_bytes=max_bytes,
+            max_per_sender=max_per_sender,
+            max_anonymous=max_anonymous,
+        )
+
+    def _load_ledger(self) -> Ledger:
+        """The ledger at the latest stored block, sharing this node's signature cache."""
+        ledger = ledger_from_store(self.genesis, self.store)
+        ledger.verified = self.signatures
+        return ledger
 
     # -- what consensus reads ---------------------------------------------------------
 
@@ -146,31 +156,14 @@ class LedgerApp(ChainQueries):
     # -- pending transactions ---------------------------------------------------------
 
     def pending(self) -> tuple[Tx, ...]:
-        return tuple(self._pending.values())
+        """The mempool's transactions, in arrival order."""
+        return self.mempool.reap()
 
     def add_tx(self, tx: Tx) -> bool:
-        """Queue `tx` for a block. False if it is already pending; raises TxRejected if
-        it cannot be valid next (a nonce gap is fine when pending transactions of the
-        same sender fill it) and PendingFull when the list is full."""
-        identity = tx_id(tx)
-        if identity in self._pending:
-            return False
-        try:
-            self.ledger.check_tx(tx)
-        except NonceGap:
-            account = contracts.get_account(self.ledger.state, address_from_public_key(tx.sender))
-            queued = self._pending_nonces.get(tx.sender, {})
-            gap = range(account.nonce, tx.nonce)
-            if len(gap) > len(queued) or any(n not in queued for n in gap):
-                raise
-        if len(self._pending) >= self.max_pending:
-            raise PendingFull(
-                f"{len(self._pending)} transactions are pending, the limit; retry shortly"
-            )
-        self._pending[identity] = tx
-        nonces = self._pending_nonces.setdefault(tx.sender, {})
-        nonces[tx.nonce] = nonces.get(tx.nonce, 0) + 1
-        return True
+        """Queue `tx` for a block (`Mempool.add`): False if it is already pending;
+        raises TxRejected if it cannot be valid next (a nonce gap is fine when pending
+        transactions of the same sender fill it) and MempoolFull when there is no room."""
+        return self.mempool.add(tx)
 
     def submit_evidence(
         self, keys: AccountKeys, evidence: EquivocationEvidence | InvalidProposalEvidence
@@ -182,9 +175,8 @@ class LedgerApp(ChainQueries):
             if isinstance(evidence, EquivocationEvidence)
             else "consensus.report_invalid_proposal"
         )
-        nonce = contracts.get_account(self.ledger.state, keys.address).nonce
-        while nonce in self._pending_nonces.get(keys.public_key, {}):
-            nonce += 1
+        committed = contracts.get_account(self.ledger.state, keys.address).nonce
+        nonce = self.mempool.next_nonce(keys.public_key, committed)
         unsigned = Tx(
             self.chain_id, nonce, keys.public_key, self.params.min_fee, method, encode(evidence)
         )
@@ -200,18 +192,6 @@ class LedgerApp(ChainQueries):
         self.add_tx(tx)
         return tx
 
-    def _drop(self, ids: Iterable[bytes]) -> None:
-        for identity in ids:
-            tx = self._pending.pop(identity, None)
-            if tx is None:
-                continue
-            nonces = self._pending_nonces[tx.sender]
-            nonces[tx.nonce] -= 1
-            if not nonces[tx.nonce]:
-                del nonces[tx.nonce]
-            if not nonces:
-                del self._pending_nonces[tx.sender]
-
     # -- blocks -----------------------------------------------------------------------
 
     def _context(self, height: int, time_ms: int, proposer: bytes) -> BlockContext:
@@ -219,7 +199,8 @@ class LedgerApp(ChainQueries):
 
     def propose(self, height: int, time_ms: int, proposer: bytes, vrf_proof: bytes = b"") -> Block:
         """The next block from the pending transactions that are still valid, in
-        arrival order, up to `max_block_txs`; executed as a dry run, nothing changes.
+        arrival order, up to `max_block_txs` (the whole mempool is offered, so ones no
+        longer valid do not leave it short); executed as a dry run, nothing changes.
         Its time is `time_ms`, or just after its parent's if that is not later;
         `vrf_proof` goes into the header as given (the engine checks it, not the app)."""
         parent = self._last.header
@@ -229,7 +210,7 @@ class LedgerApp(ChainQueries):
             height, max(time_ms, parent.time_ms + 1), address_from_public_key(proposer)
         )
         txs, outcome = self.ledger.build_block(
-            context, self._pending.values(), self.params.max_block_txs
+            context, self.mempool.reap(), self.params.max_block_txs
         )
         header = block_header(parent, context, txs, outcome, vrf_proof)
         self._outcomes[block_hash(header)] = outcome
@@ -279,7 +260,7 @@ class LedgerApp(ChainQueries):
 
     def commit(self, block: Block) -> None:
         """Execute `block` for real, check its roots again, persist it with its
-        receipts, and drop its transactions (and any made stale) from the pending list.
+        receipts, and update the mempool (its transactions and any made stale leave).
         Raises InvalidBlock, changing nothing, if the block is not a valid next block."""
         reason = self._check_header(block)
         if reason is not None:
@@ -299,20 +280,8 @@ class LedgerApp(ChainQueries):
                 raise InvalidBlock("the receipt root does not match the re-executed transactions")
             self.store.commit_block(block, outcome.receipts, outcome.changes)
         except BaseException:
-            self.ledger = ledger_from_store(self.genesis, self.store)  # undo the execution
+            self.ledger = self._load_ledger()  # undo the execution
+            self.mempool.update((), self.ledger)
             raise
         self._last = block
-        self._drop([tx_id(tx) for tx in block.txs])
-        self._drop([i for i, tx in self._pending.items() if self._stale(tx)])
-
-    def _stale(self, tx: Tx) -> bool:
-        """A pending transaction whose nonce (or, anonymous, whose key image in its
-        scope) is already used can never be included."""
-        if tx.method in ANONYMOUS_METHODS:
-            try:
-                self.ledger.check_tx(tx)
-            except TxRejected:
-                return True
-            return False
-        account = contracts.get_account(self.ledger.state, address_from_public_key(tx.sender))
-        return tx.nonce < account.nonce
+        self.mempool.update(block.txs, self.ledger)

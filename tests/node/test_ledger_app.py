@@ -21,7 +21,8 @@ from medchain.app import (
 )
 from medchain.consensus._api import ConsensusApp
 from medchain.crypto import AccountKeys, sha256
-from medchain.node import LedgerApp, PendingFull, genesis_hash
+from medchain.mempool import MempoolFull
+from medchain.node import LedgerApp, genesis_hash
 from medchain.store import ChainStore, StoreError
 from medchain.types import (
     Allocation,
@@ -53,8 +54,8 @@ class Net:
             tuple(GenesisValidator(k.public_key, f"v{i}") for i, k in enumerate(self.validators)),
         )
 
-    def app(self, store: ChainStore | None = None, max_pending: int = 10_000) -> LedgerApp:
-        return LedgerApp(self.genesis, store, max_pending=max_pending)
+    def app(self, store: ChainStore | None = None, max_txs: int = 10_000) -> LedgerApp:
+        return LedgerApp(self.genesis, store, max_txs=max_txs)
 
 
 def _tx(keys: AccountKeys, nonce: int, method: str, args: object) -> Tx:
@@ -137,7 +138,7 @@ def test_propose_skips_transactions_no_longer_valid_and_caps_the_block() -> None
 
 def test_add_tx_checks_dedupes_and_bounds() -> None:
     net = Net()
-    app = net.app(max_pending=2)
+    app = net.app(max_txs=2)
     first, second, third = _transfers(net.funded, 3)
     assert app.add_tx(first)
     assert not app.add_tx(first)
@@ -147,7 +148,7 @@ def test_add_tx_checks_dedupes_and_bounds() -> None:
     with pytest.raises(NonceGap):
         app.add_tx(far)
     assert app.add_tx(second)
-    with pytest.raises(PendingFull):
+    with pytest.raises(MempoolFull, match="full"):
         app.add_tx(third)
     app.commit(app.propose(1, T0 + 1, net.validators[0].public_key))
     with pytest.raises(NonceReused):
