@@ -271,8 +271,8 @@ class BftEngine:
             self._maybe_propose(state)
         elif timer.kind is TimerKind.PROPOSAL_WINDOW:
             current = state.at(timer.round)
-            if current.window_deadline != self.now:
-                return  # superseded by an earlier deadline
+            if current.window_deadline is None or self.now < current.window_deadline:
+                return  # superseded: the window was reset, or moved later (a stale timer)
             if not current.candidates:
                 current.window_deadline = None  # nothing yet: the first proposal reopens it
                 return

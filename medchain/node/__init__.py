@@ -16,6 +16,18 @@ from medchain.node._config import (
     read_config,
     write_config,
 )
+from medchain.node._devnet import (
+    DEVNET_FILE,
+    FAUCET_KEY_FILE,
+    Devnet,
+    DevnetError,
+    DevnetNode,
+    create_devnet,
+    load_devnet,
+    read_pid,
+    start_node,
+    stop_node,
+)
 from medchain.node._genesis_file import (
     GenesisError,
     genesis_from_json,
@@ -37,6 +49,7 @@ from medchain.node._localchain import (
     wall_clock_ms,
 )
 from medchain.node._queries import ChainQueries
+from medchain.node._runtime import Node, network_id
 from medchain.node._signlog import SignLog
 from medchain.node._status import NodeStatus, PeerStatus
 
@@ -44,6 +57,8 @@ __all__ = [
     "BLOBS_DIR",
     "CONFIG_FILE",
     "DEFAULT_SIGNATURE_CACHE",
+    "DEVNET_FILE",
+    "FAUCET_KEY_FILE",
     "GENESIS_FILE",
     "LOG_FILE",
     "NODE_CERT_FILE",
@@ -54,9 +69,13 @@ __all__ = [
     "WAL_FILE",
     "ChainQueries",
     "ConfigError",
+    "Devnet",
+    "DevnetError",
+    "DevnetNode",
     "GenesisError",
     "LedgerApp",
     "LocalChain",
+    "Node",
     "NodeConfig",
     "NodeStatus",
     "PeerConfig",
@@ -67,12 +86,18 @@ __all__ = [
     "TxFailed",
     "config_from_json",
     "config_to_json",
+    "create_devnet",
     "genesis_block",
     "genesis_from_json",
     "genesis_hash",
     "genesis_to_json",
+    "load_devnet",
+    "network_id",
     "read_config",
     "read_genesis",
+    "read_pid",
+    "start_node",
+    "stop_node",
     "wall_clock_ms",
     "write_config",
     "write_genesis",

@@ -1,0 +1,185 @@
+"""`medchain node` (one node process: P2P, consensus, stores and its HTTP API) and
+`medchain devnet up|down` (a local network of such processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+
+from medchain.api import ApiServer
+from medchain.cli._common import console, err_console, reports_errors
+from medchain.node import (
+    DEVNET_FILE,
+    PID_FILE,
+    Devnet,
+    DevnetError,
+    Node,
+    create_devnet,
+    load_devnet,
+    read_config,
+    read_pid,
+    start_node,
+    stop_node,
+)
+
+devnet_app = typer.Typer(
+    help="A local network of node processes on this machine.", no_args_is_help=True
+)
+
+HomeOption = Annotated[Path, typer.Option("--home", help="The node's home directory.")]
+DEFAULT_DEVNET_HOME = Path(os.environ.get("MEDCHAIN_DEVNET", "medchain-devnet"))
+DevnetHome = Annotated[
+    Path,
+    typer.Option(
+        "--home",
+        help="Where the devnet's node homes live (env MEDCHAIN_DEVNET).",
+        envvar="MEDCHAIN_DEVNET",
+    ),
+]
+
+
+async def _serve_node(home: Path) -> None:
+    config = read_config(home)
+    node = Node(home, config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    api = ApiServer(node, config.api_host, config.api_port, max_body_bytes=config.max_request_bytes)
+    await node.start()
+    try:
+        await api.start()
+        logging.getLogger("medchain.node").info("%s serves its API on %s", config.name, api.url)
+        await stop.wait()
+    finally:
+        await api.stop()
+        await node.close()
+
+
+@reports_errors
+def node(home: HomeOption) -> None:
+    """Run one node (validator or observer) from its home directory until SIGINT/SIGTERM."""
+    config = read_config(home)
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format=f"%(asctime)s {config.name} %(levelname)s %(name)s: %(message)s",
+    )
+    pid_file = home / PID_FILE
+    pid_file.write_text(f"{os.getpid()}\n")
+    try:
+        asyncio.run(_serve_node(home))
+    finally:
+        with contextlib.suppress(OSError):
+            if pid_file.read_text().strip() == str(os.getpid()):
+                pid_file.unlink()
+
+
+def wait_ready(devnet: Devnet, timeout_s: float = 60.0) -> None:
+    """Until every node's API answers /health."""
+    deadline = time.monotonic() + timeout_s
+    pending = list(devnet.nodes)
+    with httpx.Client(timeout=1.0) as http:
+        while pending:
+            if time.monotonic() > deadline:
+                names = ", ".join(n.name for n in pending)
+                raise DevnetError(
+                    f"{names} did not come up within {timeout_s:.0f} s; "
+                    f"see node.log in their homes under {devnet.home}"
+                )
+            node_ = pending[0]
+            try:
+                if http.get(f"{node_.api_url}/health").status_code == 200:
+                    pending.pop(0)
+                    continue
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+
+
+def _start_all(devnet: Devnet, detach: bool) -> None:
+    for node_ in devnet.nodes:
+        if read_pid(node_.home) is None:
+            start_node(node_.home, detach=detach)
+    wait_ready(devnet)
+
+
+def _stop_all(devnet: Devnet) -> int:
+    return sum(stop_node(n.home) for n in devnet.nodes)
+
+
+@devnet_app.command("up")
+@reports_errors
+def devnet_up(
+    home: DevnetHome = DEFAULT_DEVNET_HOME,
+    nodes: Annotated[int, typer.Option("--nodes", help="Validators.")] = 4,
+    consensus: Annotated[str, typer.Option(help="pbft, afbft or dpos.")] = "afbft",
+    observers: Annotated[int, typer.Option(help="Non-voting full nodes.")] = 0,
+    api_port: Annotated[int, typer.Option(help="Node i serves HTTP on this + i.")] = 8600,
+    p2p_port: Annotated[int, typer.Option(help="Node i listens for peers on this + i.")] = 9600,
+    block_interval_ms: Annotated[int, typer.Option(help="Pause between blocks.")] = 1_000,
+    detach: Annotated[bool, typer.Option(help="Leave the nodes running and return.")] = False,
+) -> None:
+    """Start a local network (creating it on first use) and print its API URLs.
+    In the foreground Ctrl-C stops every node cleanly; `--detach` leaves them running
+    for `medchain devnet down`."""
+    if (home / DEVNET_FILE).exists():
+        devnet = load_devnet(home)
+        if len(devnet.validators) != nodes or devnet.consensus != consensus:
+            err_console.print(
+                f"[yellow]{home} already holds a {len(devnet.validators)}-validator "
+                f"{devnet.consensus} devnet; starting it as it is[/]"
+            )
+    else:
+        devnet = create_devnet(
+            home,
+            nodes,
+            consensus,
+            observers=observers,
+            api_port=api_port,
+            p2p_port=p2p_port,
+            block_interval_ms=block_interval_ms,
+        )
+    console.print(
+        f"starting {len(devnet.nodes)} nodes of [bold]{devnet.chain_id}[/] "
+        f"({devnet.consensus}) in {home}"
+    )
+    try:
+        _start_all(devnet, detach)
+    except BaseException:
+        _stop_all(devnet)
+        raise
+    for n in devnet.nodes:
+        role = "validator" if n.validator else "observer"
+        console.print(f"  {n.name:8} {role:9} API {n.api_url}  (docs {n.api_url}/docs)")
+    console.print(f"funded account for demos and benchmarks: {devnet.faucet_key}")
+    if detach:
+        console.print(f"running in the background; stop with `medchain devnet down --home {home}`")
+        return
+    console.print("Ctrl-C stops the network")
+    try:
+        while all(read_pid(n.home) is not None for n in devnet.nodes):
+            time.sleep(0.5)
+        err_console.print("[red]a node exited; stopping the others (see its node.log)[/]")
+    except KeyboardInterrupt:
+        console.print("stopping…")
+    finally:
+        stopped = _stop_all(devnet)
+        console.print(f"stopped {stopped} node(s); data kept in {home}")
+
+
+@devnet_app.command("down")
+@reports_errors
+def devnet_down(home: DevnetHome = DEFAULT_DEVNET_HOME) -> None:
+    """Stop every node of the devnet in `--home` (their data stays)."""
+    devnet = load_devnet(home)
+    stopped = _stop_all(devnet)
+    console.print(f"stopped {stopped} node(s) of {devnet.chain_id}; data kept in {home}")

@@ -1,0 +1,418 @@
+"""The networked node: one asyncio loop owns the consensus engine, the mempool, the
+stores and the HTTP API of one organisation's node.
+
+Everything runs on the loop's thread: frames from peers, timers, API requests and
+the engine's actions. That keeps the SQLite stores single-threaded and the engine's
+inputs totally ordered, as the sans-IO contract wants. What the engine signs passes
+through the consensus WAL (`SignLog`) before it leaves."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+
+import rlp
+from prometheus_client import CollectorRegistry
+
+from medchain.app import TxRejected, decode_tx
+from medchain.consensus import (
+    Action,
+    BftEngine,
+    Broadcast,
+    Committed,
+    EngineConfig,
+    Event,
+    MessageReceived,
+    ReportEvidence,
+    Send,
+    SetTimer,
+    Start,
+    Timer,
+    TimerFired,
+    engine_kind,
+)
+from medchain.crypto import AccountKeys, load_keys
+from medchain.node._config import (
+    NODE_CERT_FILE,
+    NODE_KEY_FILE,
+    WAL_FILE,
+    NodeConfig,
+    read_config,
+)
+from medchain.node._genesis_file import genesis_hash, read_genesis
+from medchain.node._ledger_app import LedgerApp
+from medchain.node._localchain import BLOBS_DIR, GENESIS_FILE, STORE_FILE, wall_clock_ms
+from medchain.node._metrics import NodeMetrics
+from medchain.node._signlog import SignLog
+from medchain.node._status import NodeStatus, PeerStatus
+from medchain.offchain import BlobStore, LocalBlobStore
+from medchain.p2p import PeerInfo, Transport
+from medchain.store import ChainStore
+from medchain.types import Block, DecodeError, Genesis, MedchainError, Receipt, Tx, tx_id
+
+log = logging.getLogger("medchain.node")
+
+CONSENSUS_CHANNEL = 1
+TX_CHANNEL = 2
+MAX_GOSSIP_BATCH = 2_000
+_RATE_WINDOW_S = 10.0
+
+
+def network_id(genesis: Genesis) -> str:
+    """What peers compare in their hello: the chain and the exact genesis."""
+    return f"{genesis.chain_id}/{genesis_hash(genesis).hex()[:16]}"
+
+
+class Node:
+    """One node process: `await node.run(stop)` until `stop` is set."""
+
+    def __init__(self, home: Path, config: NodeConfig | None = None) -> None:
+        self.home = home
+        self.config = config if config is not None else read_config(home)
+        self._genesis = read_genesis(home / GENESIS_FILE)
+        self.keys: AccountKeys = load_keys(home / NODE_KEY_FILE)
+        self.cert_pem = (home / NODE_CERT_FILE).read_bytes()
+        store = ChainStore(
+            home / STORE_FILE,
+            chain_id=self._genesis.chain_id,
+            genesis_hash=genesis_hash(self._genesis),
+        )
+        self.app = LedgerApp(
+            self._genesis,
+            store,
+            max_txs=self.config.mempool_max_txs,
+            max_bytes=self.config.mempool_max_bytes,
+        )
+        self._blobs = LocalBlobStore(home / BLOBS_DIR)
+        self.signlog = SignLog(home / WAL_FILE)
+        self.engine = BftEngine(
+            EngineConfig(
+                chain_id=self._genesis.chain_id,
+                kind=engine_kind(self._genesis.params.consensus),
+                block_interval_ms=self.config.block_interval_ms,
+                round_timeout_ms=self.config.round_timeout_ms,
+                proposal_window_ms=self.config.proposal_window_ms,
+            ),
+            self.keys,
+            self.app,
+        )
+        self.metrics = NodeMetrics()
+        self.validator = self.keys.public_key in self.app.validators()
+        self._peer_names = {p.key: p for p in self.config.peers}
+        self.transport = Transport(
+            self.keys,
+            self.cert_pem,
+            network_id(self._genesis),
+            self.config.p2p_host,
+            self.config.p2p_port,
+            [PeerInfo(p.key, p.cert_pem, p.host, p.port, p.name) for p in self.config.peers],
+            on_frame=self._on_frame,
+            on_peer_change=self._on_peer_change,
+            max_frame_bytes=self.config.max_frame_bytes,
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiters: dict[bytes, list[asyncio.Future[Receipt]]] = {}
+        self._admitted: dict[bytes, float] = {}
+        """Monotonic admission time of transactions submitted here (commit latency)."""
+        self._gossip: list[bytes] = []
+        self._gossip_scheduled = False
+        self._commits: deque[tuple[float, int]] = deque()
+        self._started_ms = wall_clock_ms()
+        self._round_changes = 0
+        self._closed = False
+
+    # -- NodeService ------------------------------------------------------------------
+
+    @property
+    def genesis(self) -> Genesis:
+        return self._genesis
+
+    @property
+    def chain(self) -> LedgerApp:
+        return self.app
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self._blobs
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        return self.metrics.registry
+
+    async def submit(self, tx: Tx) -> bool:
+        """Admit `tx` to the mempool and pass it on to peers. False if it was already
+        pending; raises the mempool's error (rejected, full) otherwise."""
+        return self.admit(tx)
+
+    def admit(self, tx: Tx) -> bool:
+        try:
+            added = self.app.add_tx(tx)
+        except MedchainError:
+            self.metrics.txs_rejected.labels("client").inc()
+            raise
+        if added:
+            self._admitted[tx_id(tx)] = time.monotonic()
+            self._queue_gossip(tx.encoded)
+            self._update_mempool_metrics()
+        return added
+
+    async def wait_committed(self, tx_hash: bytes, timeout_s: float) -> Receipt | None:
+        receipt = self.app.receipt(tx_hash)
+        if receipt is not None:
+            return receipt
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Receipt] = loop.create_future()
+        self._waiters.setdefault(tx_hash, []).append(future)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+        except TimeoutError:
+            return None
+        finally:
+            waiting = self._waiters.get(tx_hash)
+            if waiting is not None:
+                with contextlib.suppress(ValueError):
+                    waiting.remove(future)
+                if not waiting:
+                    del self._waiters[tx_hash]
+
+    def is_pending(self, tx_hash: bytes) -> bool:
+        return tx_hash in self.app.mempool
+
+    def status(self) -> NodeStatus:
+        last = self.app.last_block()
+        connected = set(self.transport.connected())
+        validators = set(self.app.validators())
+        peers = tuple(
+            PeerStatus(
+                key=p.key,
+                name=p.name,
+                address="" if p.host is None else f"{p.host}:{p.port}",
+                connected=p.key in connected,
+                validator=p.key in validators,
+            )
+            for p in self.config.peers
+        )
+        return NodeStatus(
+            name=self.config.name,
+            node_key=self.keys.public_key,
+            validator=self.validator,
+            consensus=self._genesis.params.consensus,
+            chain_id=self._genesis.chain_id,
+            height=last.header.height,
+            latest_hash=last.certificate.block_hash,
+            latest_time_ms=last.header.time_ms,
+            state_root=last.header.state_root,
+            round=self.engine.round,
+            primary=self.engine.primary,
+            round_changes=self._round_changes,
+            syncing=self.syncing,
+            peers=peers,
+            mempool_txs=len(self.app.mempool),
+            mempool_bytes=self.app.mempool.size_bytes,
+            started_ms=self._started_ms,
+        )
+
+    @property
+    def syncing(self) -> bool:
+        return self.engine.highest_seen_height > self.engine.height + 1
+
+    # -- running ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the P2P listener, start consensus (replaying what this node signed
+        for the height in progress)."""
+        self._loop = asyncio.get_running_loop()
+        await self.transport.start()
+        self._feed(Start(wall_clock_ms()))
+        next_height = self.app.height + 1
+        for data in self.signlog.since(next_height):
+            self._feed(MessageReceived(wall_clock_ms(), data))
+        log.info(
+            "%s started at height %d as %s (%s), p2p %s:%d",
+            self.config.name,
+            self.app.height,
+            "validator" if self.validator else "observer",
+            self._genesis.params.consensus,
+            self.config.p2p_host,
+            self.transport.listen_port,
+        )
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self.transport.close()
+        for waiting in self._waiters.values():
+            for future in waiting:
+                future.cancel()
+        self.signlog.close()
+        self.app.store.close()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run P2P and consensus until `stop` is set, then close cleanly. (The HTTP
+        API sits a layer above; `medchain node` serves it next to this.)"""
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.close()
+            log.info("%s stopped at height %d", self.config.name, self.app.height)
+
+    # -- the engine -------------------------------------------------------------------
+
+    def _feed(self, event: Event) -> None:
+        if self._closed:
+            return
+        try:
+            actions = self.engine.handle(event)
+        except Exception:
+            log.exception("consensus engine failed on %s", type(event).__name__)
+            return
+        self._carry_out(actions)
+
+    def _carry_out(self, actions: Sequence[Action]) -> None:
+        broadcasts = [a.data for a in actions if isinstance(a, Broadcast)]
+        admitted = iter(self.signlog.admit(broadcasts)) if broadcasts else iter(())
+        prevented_before = self.signlog.prevented
+        for action in actions:
+            if isinstance(action, Broadcast):
+                data = next(admitted)
+                self.transport.broadcast(bytes([CONSENSUS_CHANNEL]) + data)
+                self.metrics.consensus_messages.labels("out").inc()
+            elif isinstance(action, Send):
+                self.transport.send(action.to, bytes([CONSENSUS_CHANNEL]) + action.data)
+                self.metrics.consensus_messages.labels("out").inc()
+            elif isinstance(action, SetTimer):
+                self._set_timer(action.timer, action.delay_ms)
+            elif isinstance(action, Committed):
+                self._on_committed(action.block, action.round_changes)
+            elif isinstance(action, ReportEvidence):
+                self._report(action)
+        if self.signlog.prevented != prevented_before:
+            self.metrics.double_sign_prevented.inc(self.signlog.prevented - prevented_before)
+        self.metrics.round.set(self.engine.round)
+        changes = self.engine.stats.round_changes
+        if changes > self._round_changes:
+            self.metrics.round_changes.inc(changes - self._round_changes)
+            self._round_changes = changes
+
+    def _set_timer(self, timer: Timer, delay_ms: int) -> None:
+        assert self._loop is not None
+        due_ms = wall_clock_ms() + delay_ms
+        # the engine sees the timer fire no earlier than it asked for, even if the
+        # loop wakes a little early
+        self._loop.call_later(
+            delay_ms / 1000,
+            lambda: self._feed(TimerFired(max(wall_clock_ms(), due_ms), timer)),
+        )
+
+    def _report(self, action: ReportEvidence) -> None:
+        if not self.validator:
+            return
+        try:
+            tx = self.app.submit_evidence(self.keys, action.evidence)
+        except MedchainError as exc:
+            log.warning("could not queue evidence: %s", exc.message)
+            return
+        log.warning(
+            "misbehaviour seen: %s queued as %s",
+            type(action.evidence).__name__,
+            tx_id(tx).hex()[:16],
+        )
+        self._queue_gossip(tx.encoded)
+
+    def _on_committed(self, block: Block, round_changes: int) -> None:
+        height = block.header.height
+        now = time.monotonic()
+        self.metrics.height.set(height)
+        self.metrics.blocks_committed.inc()
+        self.metrics.txs_committed.inc(len(block.txs))
+        self.metrics.synced_blocks.set(self.engine.stats.synced_blocks)
+        self._commits.append((now, len(block.txs)))
+        while self._commits and now - self._commits[0][0] > _RATE_WINDOW_S:
+            self._commits.popleft()
+        span = now - self._commits[0][0] if len(self._commits) > 1 else 0.0
+        if span > 0:
+            self.metrics.tx_rate.set(sum(n for _, n in list(self._commits)[1:]) / span)
+        for tx in block.txs:
+            identity = tx_id(tx)
+            admitted = self._admitted.pop(identity, None)
+            if admitted is not None:
+                self.metrics.commit_latency.observe(now - admitted)
+            waiting = self._waiters.get(identity)
+            if waiting:
+                receipt = self.app.receipt(identity)
+                for future in waiting:
+                    if receipt is not None and not future.done():
+                        future.set_result(receipt)
+        if len(self._admitted) > 4 * self.config.mempool_max_txs:
+            self._admitted.clear()  # admitted here, then dropped unseen: forget them
+        self.signlog.prune(height)
+        self.metrics.syncing.set(1 if self.syncing else 0)
+        self._update_mempool_metrics()
+        if round_changes:
+            log.info("height %d decided after %d round change(s)", height, round_changes)
+
+    def _update_mempool_metrics(self) -> None:
+        self.metrics.mempool_txs.set(len(self.app.mempool))
+        self.metrics.mempool_bytes.set(self.app.mempool.size_bytes)
+
+    # -- peers ------------------------------------------------------------------------
+
+    def _on_frame(self, peer: bytes, frame: bytes) -> None:
+        if not frame:
+            return
+        channel, payload = frame[0], frame[1:]
+        if channel == CONSENSUS_CHANNEL:
+            self.metrics.consensus_messages.labels("in").inc()
+            self._feed(MessageReceived(wall_clock_ms(), payload))
+        elif channel == TX_CHANNEL:
+            self._on_gossip(peer, payload)
+        else:
+            log.debug("unknown channel %d from %s", channel, peer.hex()[:16])
+
+    def _on_peer_change(self, peer: bytes, connected: bool) -> None:
+        self.metrics.peers.set(len(self.transport.connected()))
+        name = self._peer_names[peer].name if peer in self._peer_names else peer.hex()[:16]
+        log.info("peer %s %s", name, "connected" if connected else "disconnected")
+        if connected:
+            self._feed(Start(wall_clock_ms()))  # resume: ask the new peer what we missed
+
+    def _on_gossip(self, peer: bytes, payload: bytes) -> None:
+        try:
+            items = rlp.decode(payload)
+        except Exception:
+            self.metrics.txs_rejected.labels("peer").inc()
+            return
+        if not isinstance(items, list) or len(items) > MAX_GOSSIP_BATCH:
+            self.metrics.txs_rejected.labels("peer").inc()
+            return
+        for raw in items:
+            if not isinstance(raw, bytes):
+                continue
+            try:
+                tx = decode_tx(raw, self._genesis.params)
+                self.app.add_tx(tx)
+            except (MedchainError, DecodeError, TxRejected):
+                self.metrics.txs_rejected.labels("peer").inc()
+        self._update_mempool_metrics()
+
+    def _queue_gossip(self, raw: bytes) -> None:
+        self._gossip.append(raw)
+        if len(self._gossip) >= MAX_GOSSIP_BATCH:
+            self._flush_gossip()
+        elif not self._gossip_scheduled and self._loop is not None:
+            self._gossip_scheduled = True
+            self._loop.call_later(self.config.gossip_delay_ms / 1000, self._flush_gossip)
+
+    def _flush_gossip(self) -> None:
+        self._gossip_scheduled = False
+        if not self._gossip or self._closed:
+            return
+        batch, self._gossip = self._gossip, []
+        self.transport.broadcast(bytes([TX_CHANNEL]) + rlp.encode(batch))

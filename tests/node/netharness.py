@@ -1,0 +1,249 @@
+"""Real node processes on 127.0.0.1 for the multi-process tests: a devnet in a
+temporary directory, on free ports, driven over its HTTP API."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from medchain.app import TransferArgs
+from medchain.crypto import AccountKeys, load_keys
+from medchain.node import Devnet, create_devnet, read_pid, start_node
+from medchain.types import Tx, encode, tx_id
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_base(count: int) -> int:
+    """A base port such that base .. base+count-1 and base+500 .. base+500+count-1 are free."""
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(200):
+        base = rng.randrange(20_000, 55_000, 10)
+        if all(_free(base + i) and _free(base + 500 + i) for i in range(count)):
+            return base
+    raise RuntimeError("no free ports on 127.0.0.1")
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if condition():
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+class LiveNet:
+    def __init__(
+        self,
+        home: Path,
+        validators: int = 4,
+        consensus: str = "pbft",
+        *,
+        observers: int = 0,
+        block_interval_ms: int = 250,
+        round_timeout_ms: int = 1_000,
+    ) -> None:
+        base = free_port_base(validators + observers)
+        self.devnet: Devnet = create_devnet(
+            home,
+            validators,
+            consensus,
+            observers=observers,
+            api_port=base,
+            p2p_port=base + 500,
+            chain_id="medchain-nettest",
+            block_interval_ms=block_interval_ms,
+            round_timeout_ms=round_timeout_ms,
+        )
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.http = httpx.Client(timeout=10.0)
+        self.faucet: AccountKeys = load_keys(self.devnet.faucet_key)
+        self.nonces: dict[bytes, int] = {}
+
+    # -- processes --------------------------------------------------------------------
+
+    @property
+    def names(self) -> list[str]:
+        return [n.name for n in self.devnet.nodes]
+
+    def node(self, name: str) -> Any:
+        return next(n for n in self.devnet.nodes if n.name == name)
+
+    def url(self, name: str) -> str:
+        return str(self.node(name).api_url)
+
+    def start(self, names: Sequence[str] | None = None, wait: bool = True) -> None:
+        for name in names or [n.name for n in self.devnet.nodes if n.validator]:
+            self.procs[name] = start_node(self.node(name).home)
+        if wait:
+            for name in names or self.procs:
+                wait_for(lambda n=name: self.healthy(n), 30, f"{name} to serve its API")
+
+    def healthy(self, name: str) -> bool:
+        return self.http.get(f"{self.url(name)}/health", timeout=1.0).status_code == 200
+
+    def signal(self, name: str, sig: int) -> None:
+        os.kill(self.procs[name].pid, sig)
+        if sig == signal.SIGKILL:
+            self.procs[name].wait(10)
+
+    def running(self) -> list[str]:
+        return [n for n, p in self.procs.items() if p.poll() is None]
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGCONT)
+                    proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        self.http.close()
+        for node in self.devnet.nodes:
+            assert read_pid(node.home) is None or node.name not in self.procs
+
+    def log(self, name: str) -> str:
+        return (self.node(name).home / "node.log").read_text(errors="replace")
+
+    # -- the API ----------------------------------------------------------------------
+
+    def status(self, name: str) -> dict[str, Any]:
+        response = self.http.get(f"{self.url(name)}/v1/status", timeout=2.0)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def height(self, name: str) -> int:
+        return int(self.status(name)["height"])
+
+    def wait_height(self, names: Sequence[str], height: int, timeout_s: float = 60) -> None:
+        wait_for(
+            lambda: all(self.height(n) >= height for n in names),
+            timeout_s,
+            f"{', '.join(names)} to reach height {height}",
+        )
+
+    def block(self, name: str, height: int) -> dict[str, Any]:
+        response = self.http.get(f"{self.url(name)}/v1/blocks/{height}", timeout=5.0)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def metric(self, name: str, metric: str) -> float:
+        text = self.http.get(f"{self.url(name)}/metrics", timeout=2.0).text
+        for line in text.splitlines():
+            if line.startswith(metric + " ") or line.startswith(metric + "{"):
+                return float(line.rsplit(" ", 1)[1])
+        raise AssertionError(f"{metric} not in {name}'s /metrics")
+
+    def transfers(self, count: int, sender: AccountKeys | None = None) -> list[Tx]:
+        """`count` signed transfers from `sender` (the faucet by default), consecutive
+        nonces; the mempool takes at most 256 pending from one sender."""
+        keys = sender or self.faucet
+        params = self.devnet_genesis_params()
+        txs = []
+        for _ in range(count):
+            nonce = self.nonces.get(keys.public_key, 0)
+            unsigned = Tx(
+                self.devnet.chain_id,
+                nonce,
+                keys.public_key,
+                params.min_fee,
+                "accounts.transfer",
+                encode(TransferArgs(self.faucet.address, 1, "")),
+            )
+            txs.append(dataclasses.replace(unsigned, signature=keys.sign(unsigned.signing_bytes())))
+            self.nonces[keys.public_key] = nonce + 1
+        return txs
+
+    def fund(self, count: int, amount: int = 10**9) -> list[AccountKeys]:
+        """`count` new accounts funded by the faucet, once committed."""
+        accounts = [AccountKeys.generate() for _ in range(count)]
+        params = self.devnet_genesis_params()
+        txs = []
+        for account in accounts:
+            nonce = self.nonces.get(self.faucet.public_key, 0)
+            unsigned = Tx(
+                self.devnet.chain_id,
+                nonce,
+                self.faucet.public_key,
+                params.min_fee,
+                "accounts.transfer",
+                encode(TransferArgs(account.address, amount, "")),
+            )
+            txs.append(
+                dataclasses.replace(unsigned, signature=self.faucet.sign(unsigned.signing_bytes()))
+            )
+            self.nonces[self.faucet.public_key] = nonce + 1
+        name = self.running()[0]
+        hashes = self.submit(name, txs)
+        wait_for(lambda: all(self.committed(name, h) for h in hashes), 30, "funding")
+        return accounts
+
+    def devnet_genesis_params(self) -> Any:
+        from medchain.node import read_genesis
+
+        return read_genesis(self.devnet.nodes[0].home / "genesis.json").params
+
+    def submit(self, name: str, txs: Sequence[Tx]) -> list[bytes]:
+        """Submit in batches; returns the hashes the node accepted."""
+        accepted = []
+        for start in range(0, len(txs), 200):
+            chunk = txs[start : start + 200]
+            response = self.http.post(
+                f"{self.url(name)}/v1/txs/batch", json={"txs": [t.encoded.hex() for t in chunk]}
+            )
+            response.raise_for_status()
+            for tx, result in zip(chunk, response.json()["results"], strict=True):
+                if result["accepted"]:
+                    accepted.append(tx_id(tx))
+        return accepted
+
+    def committed(self, name: str, tx_hash: bytes) -> bool:
+        response = self.http.get(f"{self.url(name)}/v1/txs/{tx_hash.hex()}", timeout=2.0)
+        return response.status_code == 200 and response.json()["status"] == "committed"
+
+    def assert_agreement(self, names: Sequence[str], up_to: int) -> None:
+        """Every node in `names` holds the same block hash and state root at every
+        height up to `up_to`."""
+        for height in range(1, up_to + 1):
+            seen = {(b["hash"], b["state_root"]) for b in (self.block(n, height) for n in names)}
+            assert len(seen) == 1, f"nodes disagree at height {height}: {seen}"
+
+
+@contextlib.contextmanager
+def live_net(home: Path, *args: Any, **kwargs: Any) -> Iterator[LiveNet]:
+    net = LiveNet(home, *args, **kwargs)
+    try:
+        yield net
+    except BaseException:
+        for name in net.names:  # the failing test's evidence, in pytest's output
+            with contextlib.suppress(OSError):
+                print(f"--- {name} node.log (tail) ---\n{net.log(name)[-3000:]}")
+        raise
+    finally:
+        net.close()
