@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from medchain.app import TransferArgs
-from medchain.crypto import AccountKeys, load_keys
+from medchain.crypto import AccountKeys, format_address, load_keys
 from medchain.node import Devnet, create_devnet, read_pid, start_node
 from medchain.types import Tx, encode, tx_id
 
@@ -226,6 +226,20 @@ class LiveNet:
     def committed(self, name: str, tx_hash: bytes) -> bool:
         response = self.http.get(f"{self.url(name)}/v1/txs/{tx_hash.hex()}", timeout=2.0)
         return response.status_code == 200 and response.json()["status"] == "committed"
+
+    def committed_hashes(self, name: str, up_to: int | None = None) -> set[bytes]:
+        """Every transaction in `name`'s blocks up to `up_to` (its latest by default)."""
+        top = self.height(name) if up_to is None else up_to
+        return {
+            bytes.fromhex(h)
+            for height in range(1, top + 1)
+            for h in self.block(name, height)["tx_hashes"]
+        }
+
+    def nonce(self, name: str, account: AccountKeys) -> int:
+        response = self.http.get(f"{self.url(name)}/v1/accounts/{format_address(account.address)}")
+        response.raise_for_status()
+        return int(response.json()["nonce"])
 
     def assert_agreement(self, names: Sequence[str], up_to: int) -> None:
         """Every node in `names` holds the same block hash and state root at every
