@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +80,7 @@ def create_devnet(
     *,
     observers: int = 0,
     host: str = "127.0.0.1",
+    hosts: Sequence[str] | None = None,
     api_port: int = DEFAULT_API_PORT,
     p2p_port: int = DEFAULT_P2P_PORT,
     chain_id: str = "medchain-devnet",
@@ -87,12 +89,18 @@ def create_devnet(
     params: ChainParams | None = None,
 ) -> Devnet:
     """Write a new devnet under `home`: `validators` voting nodes then `observers`
-    full nodes, node i listening on `api_port + i` (HTTP) and `p2p_port + i` (P2P)."""
+    full nodes. Node i listens on `hosts[i]` (every node on `host` by default), at
+    `api_port + k` (HTTP) and `p2p_port + k` (P2P), k counting the nodes before it
+    on the same host: nodes on hosts of their own all use the same two ports."""
     if validators < 1:
         raise DevnetError("a devnet needs at least one validator")
+    total = validators + observers
+    addresses = list(hosts) if hosts is not None else [host] * total
+    if len(addresses) != total:
+        raise DevnetError(f"give one host per node: {total} nodes, {len(addresses)} hosts")
+    slots = [addresses[:i].count(a) for i, a in enumerate(addresses)]
     if (home / DEVNET_FILE).exists():
         raise DevnetError(f"{home} already holds a devnet; start it, or choose another --home")
-    total = validators + observers
     names = [f"node{i}" for i in range(total)]
     keys = [AccountKeys.generate() for _ in range(total)]
     certs = [node_certificate(k, n) for k, n in zip(keys, names, strict=True)]
@@ -114,7 +122,7 @@ def create_devnet(
     home.mkdir(parents=True, exist_ok=True)
     save_keys(home / FAUCET_KEY_FILE, faucet)
     peers = [
-        PeerConfig(n, k.public_key, c, host, p2p_port + i)
+        PeerConfig(n, k.public_key, c, addresses[i], p2p_port + slots[i])
         for i, (n, k, c) in enumerate(zip(names, keys, certs, strict=True))
     ]
     nodes = []
@@ -126,16 +134,16 @@ def create_devnet(
         write_genesis(node_home / GENESIS_FILE, genesis)
         config = NodeConfig(
             name=name,
-            p2p_host=host,
-            p2p_port=p2p_port + i,
-            api_host=host,
-            api_port=api_port + i,
+            p2p_host=addresses[i],
+            p2p_port=p2p_port + slots[i],
+            api_host=addresses[i],
+            api_port=api_port + slots[i],
             peers=tuple(p for j, p in enumerate(peers) if j != i),
             block_interval_ms=block_interval_ms,
             round_timeout_ms=round_timeout_ms,
         )
         write_config(node_home, config)
-        nodes.append(DevnetNode(name, node_home, config.api_url, p2p_port + i, i < validators))
+        nodes.append(DevnetNode(name, node_home, config.api_url, config.p2p_port, i < validators))
     devnet = Devnet(home, chain_id, consensus, tuple(nodes))
     _write_devnet(devnet)
     return devnet
