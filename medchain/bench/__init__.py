@@ -1,17 +1,25 @@
 """Benchmarks: load generators and reports (never timed tests)."""
 
 from medchain.bench._ledger import LedgerBenchResult, run_ledger_bench, sample_record
+from medchain.bench._network import (
+    LatencySummary,
+    NetworkBenchResult,
+    run_network_bench,
+)
 from medchain.bench._ring import RingTiming, run_ring_bench
 from medchain.bench._search import QueryTiming, SearchBenchResult, run_search_bench
 from medchain.bench._sim import SimSpeed, run_sim_bench
 
 __all__ = [
+    "LatencySummary",
     "LedgerBenchResult",
+    "NetworkBenchResult",
     "QueryTiming",
     "RingTiming",
     "SearchBenchResult",
     "SimSpeed",
     "run_ledger_bench",
+    "run_network_bench",
     "run_ring_bench",
     "run_search_bench",
     "run_sim_bench",

@@ -14,10 +14,20 @@ import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from medchain.bench import run_ledger_bench, run_ring_bench, run_search_bench, run_sim_bench
+from medchain.bench import (
+    LatencySummary,
+    run_ledger_bench,
+    run_network_bench,
+    run_ring_bench,
+    run_search_bench,
+    run_sim_bench,
+)
 from medchain.cli._common import console
 
-bench_app = typer.Typer(help="Benchmarks (figures for docs/BENCHMARKS.md).", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks (figures for docs/BENCHMARKS.md). Without a subcommand: the network "
+    "benchmark on a fresh local devnet."
+)
 
 
 @contextmanager
@@ -189,4 +199,92 @@ def search_speed(
         f"index entries per record: client {result.client_entries_us_per_record:.0f} µs "
         f"(keys, labels, AES-GCM values); chain {result.apply_us_per_record:.0f} µs "
         f"(decode, Ed25519 verify, apply; blocks of {result.block_size:,})"
+    )
+
+
+@bench_app.callback(invoke_without_command=True)
+def network(
+    ctx: typer.Context,
+    clients: Annotated[int, typer.Option(help="Concurrent clients.")] = 100,
+    duration: Annotated[float, typer.Option(help="Seconds per phase.")] = 30,
+    consensus: Annotated[str, typer.Option(help="pbft, afbft or dpos.")] = "pbft",
+    validators: Annotated[int, typer.Option(help="Validator processes.")] = 4,
+    rate: Annotated[int, typer.Option(help="Record uploads and queries per second.")] = 500,
+    window: Annotated[int, typer.Option(help="Transfers each client keeps in flight.")] = 60,
+    block_interval_ms: Annotated[int, typer.Option(help="Pause between blocks.")] = 500,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Sustained tx/s and commit latency, then record upload and query latency with
+    concurrent clients, on a fresh devnet of node processes on 127.0.0.1."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with stage_progress(disabled=as_json) as progress:
+        result = run_network_bench(
+            validators=validators,
+            consensus=consensus,
+            clients=clients,
+            duration_s=duration,
+            rate=rate,
+            window=window,
+            block_interval_ms=block_interval_ms,
+            progress=progress,
+        )
+    if as_json:
+        print(json.dumps(dataclasses.asdict(result), indent=2))
+        return
+    title = (
+        f"network benchmark — {result.validators} validators, {result.consensus}, "
+        f"{result.clients} clients, {result.duration_s:.0f} s per phase, "
+        f"blocks every {result.block_interval_ms} ms — {_machine()}"
+    )
+    summary = Table("measure", "result", "target", title=title)
+    summary.add_row(
+        "sustained throughput (committed transfers)",
+        f"{result.sustained_tx_per_s:,.0f} tx/s",
+        "≥ 2,000 tx/s",
+    )
+    lat = result.tx_commit_latency
+    summary.add_row(
+        "commit latency (submit → committed block)",
+        f"p50 {lat.p50_ms:,.0f} ms, p95 {lat.p95_ms:,.0f} ms, p99 {lat.p99_ms:,.0f} ms",
+        "—",
+    )
+    summary.add_row(
+        "blocks, mean transactions per block",
+        f"{result.blocks}, {result.mean_block_txs:,.0f}",
+        "—",
+    )
+    console.print(summary)
+    table = Table(
+        "operation",
+        "requests",
+        "errors",
+        "req/s",
+        "mean",
+        "min",
+        "max",
+        "p50",
+        "p90",
+        "p95",
+        title=f"application latency (ms), open loop at {result.upload_rate_target} req/s",
+    )
+    _latency_row(table, "record upload (blob + tx admitted)", result.upload)
+    _latency_row(table, "record upload → committed", result.upload_commit_latency)
+    _latency_row(table, "record query (version + blob + decrypt)", result.query)
+    console.print(table)
+    console.print("targets: upload p95 ≤ 250 ms at ≥ 500 req/s; query p95 ≤ 50 ms", highlight=False)
+
+
+def _latency_row(table: Table, name: str, s: LatencySummary) -> None:
+    table.add_row(
+        name,
+        f"{s.requests:,}",
+        f"{s.errors:,}",
+        f"{s.throughput_per_s:,.0f}",
+        f"{s.mean_ms:,.1f}",
+        f"{s.min_ms:,.1f}",
+        f"{s.max_ms:,.1f}",
+        f"{s.p50_ms:,.1f}",
+        f"{s.p90_ms:,.1f}",
+        f"{s.p95_ms:,.1f}",
     )

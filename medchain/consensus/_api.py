@@ -72,7 +72,10 @@ class Broadcast:
 
     data: bytes
     kind: str
-    """Message kind, for the driver's metrics only."""
+    """Message kind: the driver's metrics, and with `step` its signing guard."""
+    step: tuple[int, int] | None = None
+    """(height, round) of a proposal, vote or round change: a validator must never
+    sign two different messages of one kind there (the node's WAL holds it to that)."""
 
 
 @dataclass(frozen=True, slots=True)

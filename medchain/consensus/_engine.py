@@ -758,7 +758,12 @@ class BftEngine:
     def _emit(self, message: Message) -> None:
         """Sign, broadcast, and take part ourselves (our own vote counts too)."""
         signed = sign(self.config.chain_id, message, self.keys)
-        self._actions.append(Broadcast(wire(signed), kind_of(signed)))
+        step = (
+            (signed.height, signed.round)
+            if isinstance(signed, Proposal | Vote | RoundChange)
+            else None
+        )
+        self._actions.append(Broadcast(wire(signed), kind_of(signed), step))
         self._dispatch(signed)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -51,7 +52,7 @@ from medchain.node._metrics import NodeMetrics
 from medchain.node._signlog import SignLog
 from medchain.node._status import NodeStatus, PeerStatus
 from medchain.offchain import BlobStore, LocalBlobStore
-from medchain.p2p import PeerInfo, Transport
+from medchain.p2p import PeerInfo, Transport, TransportStats
 from medchain.store import ChainStore
 from medchain.types import Block, DecodeError, Genesis, MedchainError, Receipt, Tx, tx_id
 
@@ -61,6 +62,17 @@ CONSENSUS_CHANNEL = 1
 TX_CHANNEL = 2
 MAX_GOSSIP_BATCH = 2_000
 _RATE_WINDOW_S = 10.0
+_ENGINE_COUNTERS = (
+    "dropped_malformed",
+    "dropped_bad_signature",
+    "dropped_unknown_sender",
+    "dropped_duplicate",
+    "dropped_stale",
+    "equivocations",
+    "invalid_proposals",
+    "checkpoint_mismatches",
+)
+"""EngineStats fields served at /metrics (round changes and synced blocks have their own)."""
 
 
 def network_id(genesis: Genesis) -> str:
@@ -114,6 +126,15 @@ class Node:
             on_frame=self._on_frame,
             on_peer_change=self._on_peer_change,
             max_frame_bytes=self.config.max_frame_bytes,
+        )
+        self.metrics.export_stats(
+            "medchain_p2p",
+            "P2P transport",
+            lambda: self.transport.stats,
+            [f.name for f in dataclasses.fields(TransportStats)],
+        )
+        self.metrics.export_stats(
+            "medchain_consensus", "Consensus engine", lambda: self.engine.stats, _ENGINE_COUNTERS
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: dict[bytes, list[asyncio.Future[Receipt]]] = {}
@@ -276,7 +297,7 @@ class Node:
         self._carry_out(actions)
 
     def _carry_out(self, actions: Sequence[Action]) -> None:
-        broadcasts = [a.data for a in actions if isinstance(a, Broadcast)]
+        broadcasts = [a for a in actions if isinstance(a, Broadcast)]
         admitted = iter(self.signlog.admit(broadcasts)) if broadcasts else iter(())
         prevented_before = self.signlog.prevented
         for action in actions:

@@ -16,8 +16,7 @@ from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
-from medchain.consensus import Proposal, RoundChange, Vote, unwire
-from medchain.types import DecodeError
+from medchain.consensus import Broadcast
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS signed (
@@ -29,26 +28,6 @@ CREATE TABLE IF NOT EXISTS signed (
     PRIMARY KEY (height, round, step)
 )
 """
-
-
-def step_of(data: bytes) -> tuple[int, int, str, bytes] | None:
-    """(height, round, step, digest) of a message that must never be signed twice
-    with different content; None for the others (checkpoints, sync, accusations)."""
-    try:
-        message = unwire(data)
-    except (DecodeError, KeyError, ValueError):
-        return None
-    if isinstance(message, Proposal):
-        return message.height, message.round, "proposal", _digest(data)
-    if isinstance(message, Vote):
-        return message.height, message.round, str(message.kind), message.block_hash
-    if isinstance(message, RoundChange):
-        return message.height, message.round, "round_change", _digest(data)
-    return None
-
-
-def _digest(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
 
 
 class SignLog:
@@ -63,32 +42,32 @@ class SignLog:
     def close(self) -> None:
         self._db.close()
 
-    def admit(self, outgoing: list[bytes]) -> list[bytes]:
-        """The messages to actually send, in order: new steps recorded durably (one
-        transaction for the batch), repeats passed, conflicts swapped for the
-        original."""
+    def admit(self, outgoing: list[Broadcast]) -> list[bytes]:
+        """The bytes to actually send, in order: messages of a new step recorded
+        durably (one transaction for the batch), repeats passed, conflicts swapped for
+        the original. Messages without a step (checkpoints, sync) pass as they are."""
         result: list[bytes] = []
         fresh: list[tuple[int, int, str, bytes, bytes]] = []
         first_in_batch: dict[tuple[int, int, str], tuple[bytes, bytes]] = {}
-        for data in outgoing:
-            step = step_of(data)
-            if step is None:
-                result.append(data)
+        for message in outgoing:
+            if message.step is None:
+                result.append(message.data)
                 continue
-            height, round_, name, digest = step
+            height, round_ = message.step
+            key = (height, round_, message.kind)
+            digest = hashlib.sha256(message.data).digest()
             with closing(
                 self._db.execute(
-                    "SELECT digest, data FROM signed WHERE height=? AND round=? AND step=?",
-                    (height, round_, name),
+                    "SELECT digest, data FROM signed WHERE height=? AND round=? AND step=?", key
                 )
             ) as cursor:
                 row = cursor.fetchone()
             if row is None:
-                row = first_in_batch.get((height, round_, name))
+                row = first_in_batch.get(key)
             if row is None:
-                first_in_batch[(height, round_, name)] = (digest, data)
-                fresh.append((height, round_, name, digest, data))
-                result.append(data)
+                first_in_batch[key] = (digest, message.data)
+                fresh.append((*key, digest, message.data))
+                result.append(message.data)
                 continue
             if bytes(row[0]) != digest:
                 self.prevented += 1

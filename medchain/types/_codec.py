@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import types
 import typing
 from collections.abc import Callable, Hashable
@@ -115,8 +116,13 @@ def _dataclass_converters(cls: type[Any]) -> tuple[_ToRlp, _FromRlp]:
     convs = [_converters(_hashable(hints[name])) for name in fields]
     pairs = list(zip(fields, convs, strict=True))
     width = len(fields)
+    caches_encoding = isinstance(getattr(cls, "encoded", None), functools.cached_property)
 
-    def to_rlp(obj: Any) -> list[Any]:
+    def to_rlp(obj: Any) -> Any:
+        if caches_encoding:  # a transaction inside a block: splice its cached bytes
+            cached = obj.__dict__.get("encoded")
+            if cached is not None:
+                return _Encoded(cached)
         return [conv[0](getattr(obj, name)) for name, conv in pairs]
 
     def from_rlp(item: Any) -> Any:
@@ -132,6 +138,10 @@ def _hashable(tp: Any) -> Hashable:
     return typing.cast(Hashable, tp)
 
 
+class _Encoded(bytes):
+    """An item already in canonical RLP (an object's cached `encoded` bytes)."""
+
+
 def rlp_bytes(item: Any) -> bytes:
     """RLP of bytes and nested lists of bytes (already converted, so no type inference).
 
@@ -139,6 +149,8 @@ def rlp_bytes(item: Any) -> bytes:
     which cost more than verifying a signature; `rlp.decode` still does all decoding
     and a property test holds this equal to `rlp.encode`."""
     if isinstance(item, bytes):
+        if type(item) is _Encoded:
+            return item
         if len(item) == 1 and item[0] < 0x80:
             return item
         return _length_prefix(len(item), 0x80) + item
@@ -156,7 +168,8 @@ def _length_prefix(length: int, offset: int) -> bytes:
 def encode(obj: Any) -> bytes:
     """Return the canonical bytes of a dataclass instance."""
     to_rlp, _ = _converters(_hashable(type(obj)))
-    return rlp_bytes(to_rlp(obj))
+    data = rlp_bytes(to_rlp(obj))
+    return data if type(data) is bytes else bytes(data)
 
 
 def decode(cls: type[T], data: bytes) -> T:

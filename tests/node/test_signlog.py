@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from medchain.consensus import Kind, Vote, sign, unwire, wire
+from medchain.consensus import Broadcast, Kind, Vote, sign, unwire, wire
 from medchain.consensus._messages import Checkpoint
 from medchain.crypto import AccountKeys
 from medchain.node import SignLog
@@ -14,23 +14,24 @@ def _keys() -> AccountKeys:
 
 def vote(
     keys: AccountKeys, height: int, round_: int, block: bytes, kind: Kind = Kind.PREPARE
-) -> bytes:
-    return wire(sign(CHAIN, Vote(kind, height, round_, block, keys.public_key), keys))
+) -> Broadcast:
+    data = wire(sign(CHAIN, Vote(kind, height, round_, block, keys.public_key), keys))
+    return Broadcast(data, kind, (height, round_))
 
 
 def test_a_conflicting_vote_is_replaced_by_the_first(tmp_path: Path) -> None:
     keys = _keys()
     log = SignLog(tmp_path / "wal.sqlite")
     first = vote(keys, 5, 0, b"\x01" * 32)
-    assert log.admit([first]) == [first]
+    assert log.admit([first]) == [first.data]
     other = vote(keys, 5, 0, b"\x02" * 32)
-    assert log.admit([other]) == [first]
+    assert log.admit([other]) == [first.data]
     assert log.prevented == 1
     # the same vote again passes; another step or round is new
-    assert log.admit([first]) == [first]
+    assert log.admit([first]) == [first.data]
     commit = vote(keys, 5, 0, b"\x02" * 32, Kind.COMMIT)
     next_round = vote(keys, 5, 1, b"\x02" * 32)
-    assert log.admit([commit, next_round]) == [commit, next_round]
+    assert log.admit([commit, next_round]) == [commit.data, next_round.data]
     assert log.prevented == 1
 
 
@@ -41,24 +42,23 @@ def test_what_was_signed_survives_a_restart(tmp_path: Path) -> None:
     log.admit([first])
     log.close()  # a SIGKILL loses nothing either: admit commits before returning
     reopened = SignLog(tmp_path / "wal.sqlite")
-    assert list(reopened.since(9)) == [first]
-    assert reopened.admit([vote(keys, 9, 2, b"\x03" * 32)]) == [first]
+    assert list(reopened.since(9)) == [first.data]
+    assert reopened.admit([vote(keys, 9, 2, b"\x03" * 32)]) == [first.data]
 
 
 def test_conflicts_inside_one_batch_keep_the_first(tmp_path: Path) -> None:
     keys = _keys()
     log = SignLog(tmp_path / "wal.sqlite")
     a, b = vote(keys, 3, 0, b"\x01" * 32), vote(keys, 3, 0, b"\x02" * 32)
-    assert log.admit([a, b]) == [a, a]
+    assert log.admit([a, b]) == [a.data, a.data]
 
 
 def test_unguarded_messages_pass_and_prune_forgets_old_heights(tmp_path: Path) -> None:
     keys = _keys()
     log = SignLog(tmp_path / "wal.sqlite")
-    checkpoint = wire(
-        sign(CHAIN, Checkpoint(10, b"\x01" * 32, b"\x02" * 32, keys.public_key), keys)
-    )
-    assert log.admit([checkpoint, checkpoint]) == [checkpoint, checkpoint]
+    data = wire(sign(CHAIN, Checkpoint(10, b"\x01" * 32, b"\x02" * 32, keys.public_key), keys))
+    checkpoint = Broadcast(data, Kind.CHECKPOINT)
+    assert log.admit([checkpoint, checkpoint]) == [data, data]
     log.admit([vote(keys, 4, 0, b"\x01" * 32), vote(keys, 6, 0, b"\x01" * 32)])
     log.prune(5)
     assert [unwire(d).height for d in log.since(0)] == [6]  # type: ignore[union-attr]

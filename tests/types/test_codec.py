@@ -177,3 +177,21 @@ def test_decoded_tx_remembers_its_canonical_bytes(tx: Tx) -> None:
     decoded = decode_tx_bytes(raw)
     assert decoded.encoded == raw == encode(decoded)
     assert tx_id(decoded) == tx_id(tx)
+
+
+@given(st.lists(st.binary(max_size=40), max_size=5), st.integers(0, 2**64))
+def test_a_cached_transaction_encoding_is_spliced_unchanged(
+    payloads: list[bytes], nonce: int
+) -> None:
+    from medchain.types import Tx, decode_tx_bytes, encode
+
+    fresh = [Tx("chain", nonce, b"\x01" * 32, 0, "m.a", p, b"\x02" * 64) for p in payloads]
+    cached = [decode_tx_bytes(encode(tx)) for tx in fresh]  # each remembers its bytes
+    assert all("encoded" in tx.__dict__ for tx in cached)
+
+    @dataclass(frozen=True)
+    class Batch:
+        txs: tuple[Tx, ...]
+
+    assert encode(Batch(tuple(cached))) == encode(Batch(tuple(fresh)))
+    assert type(encode(cached[0] if cached else fresh[0] if fresh else Batch(()))) is bytes

@@ -1,0 +1,548 @@
+"""The network benchmark: a fresh devnet of node processes on this machine, driven
+over HTTP by concurrent clients, measured like paper 000's application table.
+
+Three phases, each `duration_s` long:
+
+* **transactions** — every client keeps a window of signed transfers in flight
+  (batched submission, round-robin over the nodes); sustained tx/s is counted from
+  the committed blocks, commit latency from submission to the block that holds it;
+* **record upload** — open loop at `rate` requests/s over all clients: one request
+  stores the encrypted FHIR record (PUT blob) and submits its `records.create`
+  transaction, answered once the node checked and admitted it (commit latency of the
+  uploads is reported too);
+* **record query** — open loop at `rate`: fetch a record version, its ciphertext by
+  CID, check it and decrypt it.
+
+Payloads (sealed records, signed transactions) are prepared before each phase so the
+figures measure the network, not the load generator's encryption. The generator runs
+on the same machine as the nodes and competes with them for the CPU."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import random
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from medchain.app import CreateRecordArgs, RegisterArgs, Role, TransferArgs, new_record_id
+from medchain.client import canonical_json, open_sealed, seal
+from medchain.client._envelope import version_context
+from medchain.crypto import AccountKeys, format_address, load_keys
+from medchain.node import create_devnet, read_genesis, start_node, stop_node
+from medchain.offchain import cid_for
+from medchain.types import Tx, encode, tx_id
+
+Progress = Callable[[str, int, int], None]
+_POLL_S = 0.02
+
+
+@dataclass(frozen=True)
+class LatencySummary:
+    requests: int
+    errors: int
+    throughput_per_s: float
+    mean_ms: float
+    min_ms: float
+    max_ms: float
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+
+
+@dataclass(frozen=True)
+class NetworkBenchResult:
+    consensus: str
+    validators: int
+    clients: int
+    duration_s: float
+    block_interval_ms: int
+    sustained_tx_per_s: float
+    tx_commit_latency: LatencySummary
+    blocks: int
+    mean_block_txs: float
+    upload_rate_target: int
+    upload: LatencySummary
+    upload_commit_latency: LatencySummary
+    query: LatencySummary
+
+
+def summarise(latencies_s: Sequence[float], errors: int, elapsed_s: float) -> LatencySummary:
+    values = sorted(latencies_s)
+    if not values:
+        return LatencySummary(0, errors, 0.0, 0, 0, 0, 0, 0, 0, 0)
+
+    def pct(p: float) -> float:
+        return values[min(len(values) - 1, int(p * len(values)))] * 1000
+
+    return LatencySummary(
+        requests=len(values),
+        errors=errors,
+        throughput_per_s=len(values) / elapsed_s if elapsed_s > 0 else 0.0,
+        mean_ms=sum(values) / len(values) * 1000,
+        min_ms=values[0] * 1000,
+        max_ms=values[-1] * 1000,
+        p50_ms=pct(0.50),
+        p90_ms=pct(0.90),
+        p95_ms=pct(0.95),
+        p99_ms=pct(0.99),
+    )
+
+
+def _free_base(count: int) -> int:
+    for _ in range(200):
+        base = random.randrange(20_000, 55_000, 10)
+        ok = True
+        for port in [*range(base, base + count), *range(base + 500, base + 500 + count)]:
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no free ports on 127.0.0.1")
+
+
+class _Watcher:
+    """Follows the chain on one node: when each transaction was first seen committed."""
+
+    def __init__(self, http: httpx.AsyncClient, url: str) -> None:
+        self.http, self.url = http, url
+        self.committed: dict[bytes, float] = {}
+        self.blocks: list[tuple[float, int]] = []
+        self.height = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                latest = (await self.http.get(f"{self.url}/v1/blocks/latest")).json()["height"]
+                for height in range(self.height + 1, latest + 1):
+                    block = (await self.http.get(f"{self.url}/v1/blocks/{height}")).json()
+                    now = time.monotonic()
+                    for h in block["tx_hashes"]:
+                        self.committed.setdefault(bytes.fromhex(h), now)
+                    self.blocks.append((now, len(block["tx_hashes"])))
+                    self.height = height
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(_POLL_S)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def wait_for(self, hashes: Sequence[bytes], timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not all(h in self.committed for h in hashes):
+            if time.monotonic() > deadline:
+                missing = sum(h not in self.committed for h in hashes)
+                raise RuntimeError(f"{missing} transactions not committed in {timeout_s} s")
+            await asyncio.sleep(_POLL_S)
+
+
+class _Signer:
+    def __init__(self, chain_id: str, fee: int) -> None:
+        self.chain_id, self.fee = chain_id, fee
+        self.nonces: dict[bytes, int] = {}
+
+    def tx(self, keys: AccountKeys, method: str, args: object) -> Tx:
+        nonce = self.nonces.get(keys.public_key, 0)
+        self.nonces[keys.public_key] = nonce + 1
+        unsigned = Tx(self.chain_id, nonce, keys.public_key, self.fee, method, encode(args))
+        return dataclasses.replace(unsigned, signature=keys.sign(unsigned.signing_bytes()))
+
+
+async def _submit_batch(http: httpx.AsyncClient, url: str, txs: Sequence[Tx]) -> list[bytes]:
+    response = await http.post(f"{url}/v1/txs/batch", json={"txs": [t.encoded.hex() for t in txs]})
+    response.raise_for_status()
+    results = response.json()["results"]
+    return [tx_id(t) for t, r in zip(txs, results, strict=True) if r["accepted"]]
+
+
+def _observation(patient: bytes, i: int) -> bytes:
+    resource = {
+        "resourceType": "Observation",
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "vital-signs",
+                    }
+                ]
+            }
+        ],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+        "subject": {"reference": f"Patient/{patient.hex()[:16]}"},
+        "effectiveDateTime": "2026-11-21T10:00:00Z",
+        "valueQuantity": {
+            "value": 60 + i % 40,
+            "unit": "beats/minute",
+            "system": "http://unitsofmeasure.org",
+            "code": "/min",
+        },
+    }
+    return canonical_json(resource)
+
+
+@dataclass
+class _Upload:
+    keys: AccountKeys
+    record_id: bytes
+    ciphertext: bytes
+    tx: Tx
+
+
+class NetworkBench:
+    def __init__(
+        self,
+        *,
+        validators: int,
+        consensus: str,
+        clients: int,
+        duration_s: float,
+        rate: int,
+        window: int,
+        block_interval_ms: int,
+        progress: Progress,
+    ) -> None:
+        self.validators, self.consensus, self.clients = validators, consensus, clients
+        self.duration_s, self.rate, self.window = duration_s, rate, window
+        self.block_interval_ms = block_interval_ms
+        self.progress = progress
+
+    # -- set-up -----------------------------------------------------------------------
+
+    async def _prepare_accounts(self) -> list[AccountKeys]:
+        """Fund and register one patient account per client."""
+        accounts = [AccountKeys.generate() for _ in range(self.clients)]
+        funding = [
+            self.signer.tx(self.faucet, "accounts.transfer", TransferArgs(a.address, 10**12, ""))
+            for a in accounts
+        ]
+        await self.watcher.wait_for(await _submit_batch(self.http, self.urls[0], funding))
+        registrations = [
+            self.signer.tx(
+                a,
+                "registry.register",
+                RegisterArgs(Role.PATIENT, "", a.encryption_public_key, b"", a.ring_public_key),
+            )
+            for a in accounts
+        ]
+        await self.watcher.wait_for(await _submit_batch(self.http, self.urls[0], registrations))
+        return accounts
+
+    # -- phase 1: sustained transactions ----------------------------------------------
+
+    async def _tx_client(self, i: int, keys: AccountKeys, deadline: float) -> None:
+        url = self.urls[i % len(self.urls)]
+        outstanding: list[bytes] = []
+        batch = max(1, min(50, self.window // 2))
+        while time.monotonic() < deadline:
+            outstanding = [h for h in outstanding if h not in self.watcher.committed]
+            if len(outstanding) + batch > self.window:
+                await asyncio.sleep(_POLL_S)
+                continue
+            txs = [
+                self.signer.tx(keys, "accounts.transfer", TransferArgs(keys.address, 1, ""))
+                for _ in range(batch)
+            ]
+            sent_at = time.monotonic()
+            try:
+                accepted = await _submit_batch(self.http, url, txs)
+            except httpx.HTTPError:
+                accepted = []
+            if len(accepted) < len(txs):
+                # refused ones (mempool full): resynchronise the nonce with the chain
+                await self._resync_nonce(url, keys, outstanding + accepted)
+            for h in accepted:
+                self.submitted[h] = sent_at
+            outstanding += accepted
+
+    async def _resync_nonce(self, url: str, keys: AccountKeys, pending: list[bytes]) -> None:
+        await asyncio.sleep(0.2)
+        address = format_address(keys.address)
+        committed = (await self.http.get(f"{url}/v1/accounts/{address}")).json()["nonce"]
+        still = [h for h in pending if h not in self.watcher.committed]
+        self.signer.nonces[keys.public_key] = int(committed) + len(still)
+
+    async def _transactions(self, accounts: list[AccountKeys]) -> tuple[float, LatencySummary]:
+        self.submitted: dict[bytes, float] = {}
+        start = time.monotonic()
+        deadline = start + self.duration_s
+        ticker = asyncio.create_task(self._tick("transactions", start, deadline))
+        await asyncio.gather(*(self._tx_client(i, k, deadline) for i, k in enumerate(accounts)))
+        ticker.cancel()
+        end = time.monotonic()
+        warm = start + min(2.0, self.duration_s / 5)
+        in_window = [n for t, n in self.watcher.blocks if warm <= t <= end]
+        rate = sum(in_window) / (end - warm)
+        latencies = [
+            self.watcher.committed[h] - t
+            for h, t in self.submitted.items()
+            if h in self.watcher.committed and warm <= t
+        ]
+        return rate, summarise(latencies, 0, end - warm)
+
+    # -- phases 2 and 3: record upload and query --------------------------------------
+
+    def _prepare_uploads(self, accounts: list[AccountKeys]) -> list[list[_Upload]]:
+        per_client = int(self.rate * self.duration_s / self.clients) + 2
+        uploads: list[list[_Upload]] = []
+        self._client_of = {keys.public_key: n for n, keys in enumerate(accounts)}
+        for n, keys in enumerate(accounts):
+            mine = []
+            for i in range(per_client):
+                nonce = self.signer.nonces.get(keys.public_key, 0)
+                record_id = new_record_id(keys.address, nonce)
+                sealed = seal(
+                    _observation(keys.address, i),
+                    version_context(record_id, 1),
+                    {keys.address: keys.encryption_public_key},
+                )
+                args = CreateRecordArgs(
+                    keys.address,
+                    "Observation",
+                    cid_for(sealed.ciphertext),
+                    sealed.ciphertext_hash,
+                    sealed.wraps,
+                )
+                tx = self.signer.tx(keys, "records.create", args)
+                mine.append(_Upload(keys, record_id, sealed.ciphertext, tx))
+            uploads.append(mine)
+            self.progress("sealing records", n + 1, len(accounts))
+        return uploads
+
+    async def _paced(
+        self,
+        name: str,
+        work: Callable[[int, int], object],
+        count_per_client: int,
+    ) -> tuple[list[float], int, float]:
+        """Open loop: each client issues a request every clients/rate seconds (or as
+        soon as its previous one ends, if that is later)."""
+        interval = self.clients / self.rate
+        latencies: list[float] = []
+        errors = 0
+        start = time.monotonic()
+        deadline = start + self.duration_s
+
+        async def client(c: int) -> None:
+            nonlocal errors
+            next_at = start + random.random() * interval
+            for i in range(count_per_client):
+                now = time.monotonic()
+                if now >= deadline:
+                    return
+                if next_at > now:
+                    await asyncio.sleep(next_at - now)
+                began = time.monotonic()
+                try:
+                    await work(c, i)  # type: ignore[misc]
+                    latencies.append(time.monotonic() - began)
+                except (httpx.HTTPError, RuntimeError, ValueError):
+                    errors += 1
+                next_at += interval
+
+        ticker = asyncio.create_task(self._tick(name, start, deadline))
+        await asyncio.gather(*(client(c) for c in range(self.clients)))
+        ticker.cancel()
+        return latencies, errors, time.monotonic() - start
+
+    async def _uploads(
+        self, uploads: list[list[_Upload]]
+    ) -> tuple[LatencySummary, LatencySummary, list[_Upload]]:
+        done: list[_Upload] = []
+        sent_at: dict[bytes, float] = {}
+
+        async def upload(c: int, i: int) -> None:
+            item = uploads[c][i]
+            url = self.urls[c % len(self.urls)]
+            began = time.monotonic()
+            blob = await self.http.put(f"{url}/v1/blobs", content=item.ciphertext)
+            if blob.status_code not in (200, 201):
+                raise RuntimeError(blob.text)
+            response = await self.http.post(f"{url}/v1/txs", json={"tx": item.tx.encoded.hex()})
+            if response.status_code not in (200, 202):
+                raise RuntimeError(response.text)
+            sent_at[tx_id(item.tx)] = began
+            done.append(item)
+
+        latencies, errors, elapsed = await self._paced("record upload", upload, len(uploads[0]))
+        hashes = list(sent_at)
+        with contextlib.suppress(RuntimeError):
+            await self.watcher.wait_for(hashes, 60)
+        commits = [
+            self.watcher.committed[h] - sent_at[h] for h in hashes if h in self.watcher.committed
+        ]
+        return (
+            summarise(latencies, errors, elapsed),
+            summarise(commits, len(hashes) - len(commits), elapsed),
+            done,
+        )
+
+    async def _queries(self, records: list[_Upload]) -> LatencySummary:
+        """Each client reads its own records back from the node it uploaded them to
+        (ciphertexts stay on the uploading node; fetching from peers is not measured)."""
+        by_client: dict[bytes, list[_Upload]] = {}
+        for item in records:
+            by_client.setdefault(item.keys.public_key, []).append(item)
+        owners = list(by_client)
+        rng = random.Random(7)
+
+        async def query(c: int, _: int) -> None:
+            mine = by_client.get(owners[c % len(owners)], [])
+            item = rng.choice(mine)
+            url = self.urls[self._client_of[item.keys.public_key] % len(self.urls)]
+            version = (
+                await self.http.get(f"{url}/v1/records/{item.record_id.hex()}/versions/1")
+            ).json()
+            blob = await self.http.get(f"{url}/v1/blobs/{version['cid']}")
+            if blob.status_code != 200:
+                raise RuntimeError(f"blob {version['cid']}: {blob.status_code}")
+            wrap = next(
+                w for w in version["wraps"] if w["reader"] == format_address(item.keys.address)
+            )
+            open_sealed(
+                item.keys,
+                bytes.fromhex(wrap["wrapped_key"]),
+                blob.content,
+                version_context(item.record_id, 1),
+            )
+
+        per_client = int(self.rate * self.duration_s / self.clients) + 2
+        latencies, errors, elapsed = await self._paced("record query", query, per_client)
+        return summarise(latencies, errors, elapsed)
+
+    async def _tick(self, stage: str, start: float, deadline: float) -> None:
+        total = int(deadline - start)
+        while True:
+            self.progress(stage, min(total, int(time.monotonic() - start)), total)
+            await asyncio.sleep(0.5)
+
+    # -- the whole run ----------------------------------------------------------------
+
+    async def run(self, home: Path) -> NetworkBenchResult:
+        base = _free_base(self.validators)
+        devnet = create_devnet(
+            home,
+            self.validators,
+            self.consensus,
+            api_port=base,
+            p2p_port=base + 500,
+            chain_id="medchain-bench",
+            block_interval_ms=self.block_interval_ms,
+        )
+        for node in devnet.nodes:
+            start_node(node.home)
+        try:
+            limits = httpx.Limits(
+                max_connections=self.clients * 2, max_keepalive_connections=self.clients * 2
+            )
+            async with httpx.AsyncClient(timeout=60.0, limits=limits) as http:
+                self.http = http
+                self.urls = [n.api_url for n in devnet.nodes]
+                await self._wait_up()
+                genesis = read_genesis(devnet.nodes[0].home / "genesis.json")
+                self.signer = _Signer(genesis.chain_id, genesis.params.min_fee)
+                self.faucet = load_keys(devnet.faucet_key)
+                self.watcher = _Watcher(http, self.urls[0])
+                self.watcher.start()
+                accounts = await self._prepare_accounts()
+                tx_rate, tx_latency = await self._transactions(accounts)
+                blocks = [n for _, n in self.watcher.blocks]
+                await self._settle(accounts)
+                uploads = self._prepare_uploads(accounts)
+                upload, upload_commit, done = await self._uploads(uploads)
+                query = await self._queries(done) if done else summarise([], 0, 0)
+                await self.watcher.stop()
+        finally:
+            for node in devnet.nodes:
+                stop_node(node.home)
+        return NetworkBenchResult(
+            consensus=self.consensus,
+            validators=self.validators,
+            clients=self.clients,
+            duration_s=self.duration_s,
+            block_interval_ms=self.block_interval_ms,
+            sustained_tx_per_s=tx_rate,
+            tx_commit_latency=tx_latency,
+            blocks=len(blocks),
+            mean_block_txs=sum(blocks) / len(blocks) if blocks else 0.0,
+            upload_rate_target=self.rate,
+            upload=upload,
+            upload_commit_latency=upload_commit,
+            query=query,
+        )
+
+    async def _wait_up(self) -> None:
+        deadline = time.monotonic() + 60
+        for url in self.urls:
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await self.http.get(f"{url}/health")).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the node at {url} did not come up")
+                await asyncio.sleep(0.2)
+
+    async def _settle(self, accounts: list[AccountKeys]) -> None:
+        """Let the transaction phase drain, then take every client's nonce from the chain."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status = (await self.http.get(f"{self.urls[0]}/v1/status")).json()
+            if status["mempool_txs"] == 0:
+                break
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(self.block_interval_ms / 1000 * 2)
+        for keys in accounts:
+            address = format_address(keys.address)
+            account = (await self.http.get(f"{self.urls[0]}/v1/accounts/{address}")).json()
+            self.signer.nonces[keys.public_key] = int(account["nonce"])
+
+
+def run_network_bench(
+    *,
+    validators: int = 4,
+    consensus: str = "pbft",
+    clients: int = 100,
+    duration_s: float = 30,
+    rate: int = 500,
+    window: int = 60,
+    block_interval_ms: int = 500,
+    progress: Progress | None = None,
+) -> NetworkBenchResult:
+    bench = NetworkBench(
+        validators=validators,
+        consensus=consensus,
+        clients=clients,
+        duration_s=duration_s,
+        rate=rate,
+        window=window,
+        block_interval_ms=block_interval_ms,
+        progress=progress or (lambda _s, _d, _t: None),
+    )
+    with tempfile.TemporaryDirectory(prefix="medchain-bench-") as tmp:
+        return asyncio.run(bench.run(Path(tmp)))
+
+
+def result_json(result: NetworkBenchResult) -> str:
+    return json.dumps(dataclasses.asdict(result), indent=2)
