@@ -5,7 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run demo test test-fast test-slow lint typecheck bench clean
+.PHONY: install run demo test test-fast test-slow lint typecheck bench bench-network clean
+
+# `make run`: a 4-validator AFBFT network on 127.0.0.1 (APIs on 8600-8603), in the
+# foreground; Ctrl-C stops it cleanly and keeps its data in $(DEVNET).
+DEVNET ?= medchain-devnet
 
 $(STAMP): pyproject.toml
 	@# ristretto255 (ring signatures) comes from the system libsodium, via pysodium
@@ -21,9 +25,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/medchain demo
+	$(BIN)/medchain devnet up --nodes 4 --consensus afbft --home $(DEVNET)
 
-demo: run
+demo: $(STAMP)
+	$(BIN)/medchain demo
 
 test: $(STAMP) lint typecheck test-slow test-fast
 
@@ -44,6 +49,10 @@ bench: $(STAMP)
 	$(BIN)/medchain bench sim
 	$(BIN)/medchain bench ring
 	$(BIN)/medchain bench search
+	$(BIN)/medchain bench --clients 100 --duration 30
+
+bench-network: $(STAMP)
+	$(BIN)/medchain bench --clients 100 --duration 30
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEVNET) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
