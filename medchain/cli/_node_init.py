@@ -277,5 +277,5 @@ def _describe(genesis: Genesis) -> None:
         address = format_address(address_from_public_key(v.public_key))
         console.print(f"  {v.name:16} {v.public_key.hex()}  {address}")
     total = sum(a.amount for a in genesis.allocations)
-    console.print(f"allocations: {len(genesis.allocations)} accounts, {total:,} tokens")
+    console.print(f"funded:      {len(genesis.allocations)} account(s), {total:,} tokens")
     console.print(f"network id:  {network_id(genesis)}")
