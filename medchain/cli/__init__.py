@@ -8,7 +8,8 @@ from medchain.cli import _commands as commands
 from medchain.cli._anon import anon_app
 from medchain.cli._bench import bench_app
 from medchain.cli._demo import demo
-from medchain.cli._node import devnet_app, node
+from medchain.cli._node import devnet_app, node_app
+from medchain.cli._node_init import genesis_app
 from medchain.cli._search import search_commands
 from medchain.cli._sim import sim
 
@@ -23,7 +24,6 @@ app.command()(commands.account)
 app.command()(commands.register)
 app.command()(commands.transfer)
 app.command()(demo)
-app.command()(node)
 app.command()(sim)
 app.add_typer(commands.keys_app, name="keys")
 search_commands(commands.record_app)
@@ -33,6 +33,8 @@ app.add_typer(commands.staking_app, name="staking")
 app.add_typer(anon_app, name="anon")
 app.add_typer(bench_app, name="bench")
 app.add_typer(devnet_app, name="devnet")
+app.add_typer(node_app, name="node")
+app.add_typer(genesis_app, name="genesis")
 
 
 def main() -> None:

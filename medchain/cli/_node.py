@@ -17,6 +17,7 @@ import typer
 
 from medchain.api import ApiServer
 from medchain.cli._common import console, err_console, reports_errors
+from medchain.cli._node_init import node_add_peer, node_init
 from medchain.node import (
     DEVNET_FILE,
     PID_FILE,
@@ -183,3 +184,27 @@ def devnet_down(home: DevnetHome = DEFAULT_DEVNET_HOME) -> None:
     devnet = load_devnet(home)
     stopped = _stop_all(devnet)
     console.print(f"stopped {stopped} node(s) of {devnet.chain_id}; data kept in {home}")
+
+
+node_app = typer.Typer(help="Run a node, or set up its home.")
+
+
+@node_app.callback(invoke_without_command=True)
+def node_main(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None, typer.Option("--home", help="Run the node of this home (as `node run`).")
+    ] = None,
+) -> None:
+    """Run a node (`medchain node --home DIR`), or set up its home."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if home is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(2)
+    node(home)
+
+
+node_app.command("run")(node)
+node_app.command("init")(node_init)
+node_app.command("add-peer")(node_add_peer)

@@ -249,6 +249,7 @@ class Node:
         for the height in progress)."""
         self._loop = asyncio.get_running_loop()
         await self.transport.start()
+        await self._wait_for_quorum()
         self._feed(Start(wall_clock_ms()))
         next_height = self.app.height + 1
         for data in self.signlog.since(next_height):
@@ -262,6 +263,19 @@ class Node:
             self.config.p2p_host,
             self.transport.listen_port,
         )
+
+    async def _wait_for_quorum(self) -> None:
+        """Give the peers a moment to connect before the first proposal, so it is not
+        broadcast to nobody (which would cost a round timeout); bounded by one."""
+        validators = set(self.app.validators())
+        n = len(validators)
+        quorum = (n + (n - 1) // 3) // 2 + 1
+        needed = quorum - (1 if self.validator else 0)
+        deadline = time.monotonic() + self.config.round_timeout_ms / 1000
+        while time.monotonic() < deadline:
+            if len(validators.intersection(self.transport.connected())) >= needed:
+                return
+            await asyncio.sleep(0.02)
 
     async def close(self) -> None:
         if self._closed:
