@@ -3,9 +3,33 @@ several nodes in one test process never share counters)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+
+
+class _StatsCollector(Collector):
+    """Counters a component keeps as plain ints (the transport's, the engine's), read
+    when /metrics is scraped: their hot paths stay free of metric calls."""
+
+    def __init__(
+        self, prefix: str, what: str, read: Callable[[], object], fields: Sequence[str]
+    ) -> None:
+        self._prefix, self._what, self._read, self._fields = prefix, what, read, tuple(fields)
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._read()
+        for name in self._fields:
+            yield CounterMetricFamily(
+                f"{self._prefix}_{name}",
+                f"{self._what}: {name.replace('_', ' ')}, since start",
+                value=getattr(stats, name),
+            )
 
 
 class NodeMetrics:
@@ -55,3 +79,9 @@ class NodeMetrics:
             "medchain_synced_blocks", "Blocks fetched from peers to catch up", registry=r
         )
         self.syncing = Gauge("medchain_syncing", "1 while catching up from peers", registry=r)
+
+    def export_stats(
+        self, prefix: str, what: str, read: Callable[[], object], fields: Sequence[str]
+    ) -> None:
+        """Serve the int `fields` of the object `read()` returns as `{prefix}_{field}_total`."""
+        self.registry.register(_StatsCollector(prefix, what, read, fields))
