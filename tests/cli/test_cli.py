@@ -158,9 +158,3 @@ def test_status_and_account(cli: Cli) -> None:
     cli("register", "--key", str(alice), "--role", "patient", "--name", "Alice")
     assert "height:     1" in cli("status")
     assert "patient" in cli("account", alice_addr)
-
-
-def test_demo_runs(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["demo"])
-    assert result.exit_code == 0, result.output
-    assert "every check passed" in result.output
