@@ -30,6 +30,9 @@ class MessageReceived:
     now_ms: int
     data: bytes
     """Raw bytes from a peer; the engine decodes and authenticates them itself."""
+    sender: bytes | None = None
+    """The authenticated peer the bytes came from, when the driver knows it (a block
+    request is answered only to the peer that sent it, never to one it names)."""
 
 
 class TimerKind(enum.StrEnum):

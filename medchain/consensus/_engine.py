@@ -86,6 +86,10 @@ class EngineConfig:
     """Messages up to this many heights ahead are kept for later."""
     max_buffered: int = 20_000
     sync_batch: int = 32
+    sync_interval_ms: int = 1_000
+    """A requester catching up asks for ever later blocks and is answered at once; a
+    request for blocks it was already sent (a restart, or a replay) is answered at
+    most this often."""
 
 
 @dataclass
@@ -182,6 +186,8 @@ class BftEngine:
         self._buffered = 0
         self._checkpoints: dict[int, dict[bytes, Checkpoint]] = {}
         self._last_sync_request = -(10**12)
+        self._sync_answered: dict[bytes, tuple[int, int]] = {}
+        """Requester -> (when, from which height) it was last sent blocks."""
         self._validators: frozenset[bytes] = frozenset()
         self._height_started_at = 0
 
@@ -193,7 +199,7 @@ class BftEngine:
         if isinstance(event, Start):
             self._resume()
         elif isinstance(event, MessageReceived):
-            self._receive(event.data)
+            self._receive(event.data, event.sender)
         elif isinstance(event, TimerFired):
             self._on_timer(event.timer)
         elif isinstance(event, TxsAvailable):
@@ -353,7 +359,7 @@ class BftEngine:
 
     # -- receiving ------------------------------------------------------------------
 
-    def _receive(self, data: bytes) -> None:
+    def _receive(self, data: bytes, sender: bytes | None = None) -> None:
         self.stats.received += 1
         digest = hashlib.sha256(data).digest()
         if digest in self._seen:
@@ -373,8 +379,30 @@ class BftEngine:
         if not authentic(self.config.chain_id, data):
             self.stats.dropped_bad_signature += 1
             return
+        if isinstance(message, SyncRequest):
+            if self._answerable(message, sender):  # paced instead of deduplicated
+                self._dispatch(message)
+            return
         self._seen.add(digest)
         self._dispatch(message)
+
+    def _answerable(self, request: SyncRequest, sender: bytes | None) -> bool:
+        """A block request is answered only to the peer that sent it (a recorded request
+        replayed by another peer must not make us send blocks to a third), and a
+        request that does not ask for later blocks than the requester's previous one
+        at most once per `sync_interval_ms`, so replays cannot amplify."""
+        if sender is not None and sender != request.validator:
+            self.stats.dropped_unknown_sender += 1
+            return False
+        answered = self._sync_answered.get(request.validator)
+        if answered is not None:
+            at, from_height = answered
+            progress = request.from_height > from_height
+            if not progress and self.now - at < self.config.sync_interval_ms:
+                self.stats.dropped_duplicate += 1
+                return False
+        self._sync_answered[request.validator] = (self.now, request.from_height)
+        return True
 
     def _dispatch(self, message: Message) -> None:
         if isinstance(message, SyncRequest):

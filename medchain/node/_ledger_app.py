@@ -132,19 +132,23 @@ class LedgerApp(ChainQueries):
         return tuple(v.public_key for v in self.genesis.validators)
 
     def primary_candidates(self) -> tuple[bytes, ...]:
-        """AFBFT's candidate queue for the next height. While no candidate has votes
-        that count, the first `primary_candidates` genesis validators not banned (all
-        of them if every one is banned: the chain must go on)."""
+        """AFBFT's candidate queue for the next height: the elected candidates, best
+        first, then — while fewer than `primary_candidates` have votes that count —
+        the genesis validators not banned, in genesis order, to fill the seats (so one
+        voted candidate going down cannot stop the chain). All of them if every one is
+        banned: the chain must go on."""
         height = self.height + 1
+        seats = self.params.primary_candidates
         elected = contracts.primary_candidates(self.ledger.state, height, self.params)
-        if elected:
-            return elected
+        if len(elected) >= seats:
+            return elected[:seats]
         unbanned = tuple(
             key
             for key in self.validators()
             if not contracts.is_banned(self.ledger.state, address_from_public_key(key), height)
         )
-        return (unbanned or self.validators())[: self.params.primary_candidates]
+        fill = tuple(k for k in (unbanned or self.validators()) if k not in elected)
+        return (elected + fill)[:seats]
 
     def committee(self) -> tuple[bytes, ...]:
         """The DPoS committee serving the next height; the first `committee_size`

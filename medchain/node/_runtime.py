@@ -405,7 +405,7 @@ class Node:
         channel, payload = frame[0], frame[1:]
         if channel == CONSENSUS_CHANNEL:
             self.metrics.consensus_messages.labels("in").inc()
-            self._feed(MessageReceived(wall_clock_ms(), payload))
+            self._feed(MessageReceived(wall_clock_ms(), payload, peer))
         elif channel == TX_CHANNEL:
             self._on_gossip(peer, payload)
         else:

@@ -213,3 +213,30 @@ def test_the_genesis_names_the_engine() -> None:
     assert engine_kind("afbft") is EngineKind.AFBFT
     with pytest.raises(MedchainError, match="pbft, afbft, dpos"):
         engine_kind("raft")
+
+
+def test_block_requests_are_answered_only_to_their_sender_and_replays_are_paced() -> None:
+    from medchain.consensus import MessageReceived, Send
+    from medchain.consensus._messages import SyncRequest
+
+    net = Net(4, **FAST)
+    net.start()
+    net.run(until_ms=500)
+    server = net.engines[0]
+    assert net.heights()[0] > 3
+    asker, other = net.keys[1], net.keys[2]
+    request = wire(sign(CHAIN, SyncRequest(1, asker.public_key), asker))
+
+    def answers(data: bytes, sender: bytes, at: int) -> list[Send]:
+        actions = server.handle(MessageReceived(at, data, sender))
+        return [a for a in actions if isinstance(a, Send) and a.kind == Kind.SYNC_RESPONSE]
+
+    assert answers(request, other.public_key, 1_000) == []  # replayed by a third peer
+    (sent,) = answers(request, asker.public_key, 1_001)
+    assert sent.to == asker.public_key
+    assert answers(request, asker.public_key, 1_002) == []  # the same bytes again
+    later = wire(sign(CHAIN, SyncRequest(3, asker.public_key), asker))
+    assert len(answers(later, asker.public_key, 1_003)) == 1  # progress: answered at once
+    again = wire(sign(CHAIN, SyncRequest(2, asker.public_key), asker))
+    assert answers(again, asker.public_key, 1_004) == []  # older blocks, too soon
+    assert len(answers(again, asker.public_key, 1_004 + 1_000)) == 1  # a restart, later on
