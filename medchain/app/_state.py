@@ -8,11 +8,13 @@ encodings of the contracts' dataclasses; typed helpers live in `load`/`save`.
 
 from __future__ import annotations
 
+import bisect
+import heapq
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from medchain.crypto import merkle_root
+from medchain.crypto import leaf_hash, merkle_root_of_hashes
 from medchain.types import decode, encode
 
 T = TypeVar("T")
@@ -24,6 +26,10 @@ class State:
     def __init__(self, committed: Mapping[bytes, bytes] | None = None) -> None:
         self._committed: dict[bytes, bytes] = dict(committed or {})
         self._layers: list[dict[bytes, bytes | None]] = []
+        # Kept between roots so a block rehashes only the leaves it changed: the
+        # committed keys in order, and the leaf hash of each committed entry.
+        self._sorted_keys: list[bytes] = sorted(self._committed)
+        self._leaf_hashes: dict[bytes, bytes] = {}
 
     # -- raw access -----------------------------------------------------------------
 
@@ -81,11 +87,22 @@ class State:
         self._layers.pop()
 
     def _apply(self, changes: Mapping[bytes, bytes | None]) -> None:
+        keys = self._sorted_keys
         for key, value in changes.items():
+            self._leaf_hashes.pop(key, None)
             if value is None:
-                self._committed.pop(key, None)
+                if self._committed.pop(key, None) is not None:
+                    del keys[bisect.bisect_left(keys, key)]
             else:
+                if key not in self._committed:
+                    bisect.insort(keys, key)
                 self._committed[key] = value
+
+    def _committed_leaf(self, key: bytes) -> bytes:
+        cached = self._leaf_hashes.get(key)
+        if cached is None:
+            cached = self._leaf_hashes[key] = _leaf(key, self._committed[key])
+        return cached
 
     # -- commitments ----------------------------------------------------------------
 
@@ -97,7 +114,7 @@ class State:
         """Merkle root (RFC 6962) over the committed entries in key order."""
         if self._layers:
             raise RuntimeError("the state root is defined only between blocks")
-        return _root(self._committed)
+        return merkle_root_of_hashes([self._committed_leaf(k) for k in self._sorted_keys])
 
     def open_block_changes(self) -> dict[bytes, bytes | None]:
         """The open block layer's changes so far, in key order (None = deleted)."""
@@ -110,13 +127,17 @@ class State:
         """The root the state would have if the open block were committed now."""
         if len(self._layers) != 1:
             raise RuntimeError("pending_root needs exactly the block layer open")
-        merged = dict(self._committed)
-        for key, value in self._layers[0].items():
-            if value is None:
-                merged.pop(key, None)
+        changes = self._layers[0]
+        added = sorted(k for k, v in changes.items() if v is not None and k not in self._committed)
+        hashes = []
+        for key in heapq.merge(self._sorted_keys, added):
+            if key in changes:
+                value = changes[key]
+                if value is not None:
+                    hashes.append(_leaf(key, value))
             else:
-                merged[key] = value
-        return _root(merged)
+                hashes.append(self._committed_leaf(key))
+        return merkle_root_of_hashes(hashes)
 
     def copy(self) -> State:
         if self._layers:
@@ -124,9 +145,9 @@ class State:
         return State(self._committed)
 
 
-def _root(entries: Mapping[bytes, bytes]) -> bytes:
-    leaves = [len(k).to_bytes(4, "big") + k + entries[k] for k in sorted(entries)]
-    return merkle_root(leaves)
+def _leaf(key: bytes, value: bytes) -> bytes:
+    """The state tree's leaf for one entry: length-prefixed key, then value."""
+    return leaf_hash(len(key).to_bytes(4, "big") + key + value)
 
 
 def load(state: State, key: bytes, cls: type[T]) -> T | None:

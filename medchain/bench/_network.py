@@ -30,8 +30,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import httpx
+import aiohttp
 
 from medchain.app import CreateRecordArgs, RegisterArgs, Role, TransferArgs, new_record_id
 from medchain.client import canonical_json, open_sealed, seal
@@ -114,10 +115,61 @@ def _free_base(count: int) -> int:
     raise RuntimeError("no free ports on 127.0.0.1")
 
 
+class HttpError(Exception):
+    """A request that failed to connect or answered with an error status."""
+
+
+@dataclass(frozen=True)
+class _Response:
+    status_code: int
+    content: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def raise_for_status(self) -> None:
+        if self.status_code >= 400:
+            raise HttpError(f"HTTP {self.status_code}: {self.text[:200]}")
+
+
+class _Http:
+    """The load generator's HTTP client: aiohttp, whose per-request CPU cost is a
+    fraction of httpx's — the generator shares the machine with the nodes."""
+
+    def __init__(self, connections: int) -> None:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=connections),
+            timeout=aiohttp.ClientTimeout(total=60),
+        )
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def _call(self, method: str, url: str, **kwargs: Any) -> _Response:
+        try:
+            async with self._session.request(method, url, **kwargs) as response:
+                return _Response(response.status, await response.read())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise HttpError(f"{method} {url}: {exc!r}") from exc
+
+    async def get(self, url: str) -> _Response:
+        return await self._call("GET", url)
+
+    async def post(self, url: str, json: object) -> _Response:
+        return await self._call("POST", url, json=json)
+
+    async def put(self, url: str, content: bytes) -> _Response:
+        return await self._call("PUT", url, data=content)
+
+
 class _Watcher:
     """Follows the chain on one node: when each transaction was first seen committed."""
 
-    def __init__(self, http: httpx.AsyncClient, url: str) -> None:
+    def __init__(self, http: _Http, url: str) -> None:
         self.http, self.url = http, url
         self.committed: dict[bytes, float] = {}
         self.blocks: list[tuple[float, int]] = []
@@ -135,7 +187,7 @@ class _Watcher:
                         self.committed.setdefault(bytes.fromhex(h), now)
                     self.blocks.append((now, len(block["tx_hashes"])))
                     self.height = height
-            except httpx.HTTPError:
+            except HttpError:
                 pass
             await asyncio.sleep(_POLL_S)
 
@@ -169,7 +221,7 @@ class _Signer:
         return dataclasses.replace(unsigned, signature=keys.sign(unsigned.signing_bytes()))
 
 
-async def _submit_batch(http: httpx.AsyncClient, url: str, txs: Sequence[Tx]) -> list[bytes]:
+async def _submit_batch(http: _Http, url: str, txs: Sequence[Tx]) -> list[bytes]:
     response = await http.post(f"{url}/v1/txs/batch", json={"txs": [t.encoded.hex() for t in txs]})
     response.raise_for_status()
     results = response.json()["results"]
@@ -268,7 +320,7 @@ class NetworkBench:
             sent_at = time.monotonic()
             try:
                 accepted = await _submit_batch(self.http, url, txs)
-            except httpx.HTTPError:
+            except HttpError:
                 accepted = []
             if len(accepted) < len(txs):
                 # refused ones (mempool full): resynchronise the nonce with the chain
@@ -358,7 +410,7 @@ class NetworkBench:
                 try:
                     await work(c, i)  # type: ignore[misc]
                     latencies.append(time.monotonic() - began)
-                except (httpx.HTTPError, RuntimeError, ValueError):
+                except (HttpError, RuntimeError, ValueError):
                     errors += 1
                 next_at += interval
 
@@ -454,10 +506,8 @@ class NetworkBench:
         for node in devnet.nodes:
             start_node(node.home)
         try:
-            limits = httpx.Limits(
-                max_connections=self.clients * 2, max_keepalive_connections=self.clients * 2
-            )
-            async with httpx.AsyncClient(timeout=60.0, limits=limits) as http:
+            http = _Http(connections=self.clients * 2)
+            try:
                 self.http = http
                 self.urls = [n.api_url for n in devnet.nodes]
                 await self._wait_up()
@@ -474,6 +524,8 @@ class NetworkBench:
                 upload, upload_commit, done = await self._uploads(uploads)
                 query = await self._queries(done) if done else summarise([], 0, 0)
                 await self.watcher.stop()
+            finally:
+                await http.close()
         finally:
             for node in devnet.nodes:
                 stop_node(node.home)
@@ -497,7 +549,7 @@ class NetworkBench:
         deadline = time.monotonic() + 60
         for url in self.urls:
             while True:
-                with contextlib.suppress(httpx.HTTPError):
+                with contextlib.suppress(HttpError):
                     if (await self.http.get(f"{url}/health")).status_code == 200:
                         break
                 if time.monotonic() > deadline:

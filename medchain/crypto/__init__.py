@@ -35,7 +35,14 @@ from medchain.crypto._keys import (
     AccountKeys,
     verify_signature,
 )
-from medchain.crypto._merkle import MerkleProof, inclusion_proof, merkle_root, verify_inclusion
+from medchain.crypto._merkle import (
+    MerkleProof,
+    inclusion_proof,
+    leaf_hash,
+    merkle_root,
+    merkle_root_of_hashes,
+    verify_inclusion,
+)
 from medchain.crypto._ring import (
     MAX_RING_SIZE,
     RING_SEED_SIZE,
@@ -133,10 +140,12 @@ __all__ = [
     "is_canonical_point",
     "is_ring_public_key",
     "keyword_id",
+    "leaf_hash",
     "linked",
     "load_keys",
     "make_entry",
     "merkle_root",
+    "merkle_root_of_hashes",
     "new_content_key",
     "normalize_keyword",
     "padded_count",

@@ -54,10 +54,20 @@ def _next_level(level: list[bytes]) -> list[bytes]:
 
 def merkle_root(leaves: Sequence[bytes]) -> bytes:
     """The RFC 6962 Merkle tree hash (MTH) of `leaves`, in order."""
-    if not leaves:
-        return hashlib.sha256(b"").digest()
     sha = hashlib.sha256
-    level = [sha(_LEAF_PREFIX + leaf).digest() for leaf in leaves]
+    return merkle_root_of_hashes([sha(_LEAF_PREFIX + leaf).digest() for leaf in leaves])
+
+
+def leaf_hash(leaf: bytes) -> bytes:
+    """RFC 6962's hash of one leaf (for callers that keep leaf hashes between roots)."""
+    return _leaf_hash(leaf)
+
+
+def merkle_root_of_hashes(leaf_hashes: Sequence[bytes]) -> bytes:
+    """The Merkle tree hash of leaves given by their `leaf_hash`es, in order."""
+    if not leaf_hashes:
+        return hashlib.sha256(b"").digest()
+    level = list(leaf_hashes)
     while len(level) > 1:
         level = _next_level(level)
     return level[0]

@@ -51,3 +51,32 @@ def test_root_changes_with_any_value(data: dict[bytes, bytes], key: bytes, value
 
 def test_key_value_boundary_is_unambiguous() -> None:
     assert State({b"ab": b"c"}).root() != State({b"a": b"bc"}).root()
+
+
+_ops = st.lists(
+    st.lists(
+        st.tuples(st.binary(min_size=1, max_size=3), st.one_of(st.none(), st.binary(max_size=4))),
+        max_size=12,
+    ),
+    max_size=6,
+)
+
+
+@given(entries, _ops)
+def test_cached_roots_equal_a_root_computed_from_scratch(
+    data: dict[bytes, bytes], blocks: list[list[tuple[bytes, bytes | None]]]
+) -> None:
+    """Roots reuse the leaf hashes of entries a block did not touch; after any blocks
+    of writes and deletes, pending and committed roots equal a fresh state's."""
+    state = State(data)
+    state.root()  # fill the cache
+    for writes in blocks:
+        state.begin_block()
+        for key, value in writes:
+            if value is None:
+                state.delete(key)
+            else:
+                state.set(key, value)
+        pending = state.pending_root()
+        state.end_block()
+        assert pending == state.root() == State(state.committed()).root()

@@ -216,8 +216,7 @@ def test_the_genesis_names_the_engine() -> None:
 
 
 def test_block_requests_are_answered_only_to_their_sender_and_replays_are_paced() -> None:
-    from medchain.consensus import MessageReceived, Send
-    from medchain.consensus._messages import SyncRequest
+    from medchain.consensus import MessageReceived, Send, SyncRequest
 
     net = Net(4, **FAST)
     net.start()
