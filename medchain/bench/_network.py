@@ -24,7 +24,6 @@ import contextlib
 import dataclasses
 import json
 import random
-import socket
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -38,7 +37,7 @@ from medchain.app import CreateRecordArgs, RegisterArgs, Role, TransferArgs, new
 from medchain.client import canonical_json, open_sealed, seal
 from medchain.client._envelope import version_context
 from medchain.crypto import AccountKeys, format_address, load_keys
-from medchain.node import create_devnet, read_genesis, start_node, stop_node
+from medchain.node import create_devnet, free_port_base, read_genesis, start_node, stop_node
 from medchain.offchain import cid_for
 from medchain.types import Tx, encode, tx_id
 
@@ -97,22 +96,6 @@ def summarise(latencies_s: Sequence[float], errors: int, elapsed_s: float) -> La
         p95_ms=pct(0.95),
         p99_ms=pct(0.99),
     )
-
-
-def _free_base(count: int) -> int:
-    for _ in range(200):
-        base = random.randrange(20_000, 55_000, 10)
-        ok = True
-        for port in [*range(base, base + count), *range(base + 500, base + 500 + count)]:
-            with socket.socket() as sock:
-                try:
-                    sock.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no free ports on 127.0.0.1")
 
 
 class HttpError(Exception):
@@ -493,7 +476,7 @@ class NetworkBench:
     # -- the whole run ----------------------------------------------------------------
 
     async def run(self, home: Path) -> NetworkBenchResult:
-        base = _free_base(self.validators)
+        base = free_port_base(self.validators)
         devnet = create_devnet(
             home,
             self.validators,

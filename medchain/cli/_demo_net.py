@@ -5,10 +5,7 @@ stay on the node they were PUT to); the other nodes are asked whether they agree
 from __future__ import annotations
 
 import contextlib
-import os
-import random
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +26,7 @@ from medchain.node import (
     DevnetError,
     DevnetNode,
     create_devnet,
+    free_port_base,
     load_devnet,
     start_node,
 )
@@ -38,25 +36,6 @@ START_TIMEOUT_S = 60.0
 """Node processes import the whole stack first: slow on a busy 2-core machine."""
 SYNC_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
-
-
-def free_port_base(count: int) -> int:
-    """A base port with base .. base+count-1 (APIs) and base+500 .. (P2P) free."""
-    rng = random.Random(os.getpid() ^ time.monotonic_ns())
-    for _ in range(200):
-        base = rng.randrange(20_000, 55_000, 10)
-        if all(_free(base + i) and _free(base + 500 + i) for i in range(count)):
-            return base
-    raise DevnetError("no free ports on 127.0.0.1 for the demo's devnet")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -195,6 +197,35 @@ def load_devnet(home: Path) -> Devnet:
 
 
 # -- processes ------------------------------------------------------------------------
+
+
+P2P_PORT_OFFSET = 500
+"""`free_port_base` leaves P2P ports this far above the API ports."""
+
+
+def free_port_base(count: int, host: str = "127.0.0.1") -> int:
+    """A base port such that base .. base+count-1 (APIs) and base+500 .. base+500+count-1
+    (P2P) are free on `host` now: for devnets started next to others (tests, demos,
+    benchmarks)."""
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(200):
+        base = rng.randrange(20_000, 55_000, 10)
+        ports = [
+            *range(base, base + count),
+            *range(base + P2P_PORT_OFFSET, base + P2P_PORT_OFFSET + count),
+        ]
+        if all(_port_free(host, port) for port in ports):
+            return base
+    raise DevnetError(f"no {2 * count} free ports on {host}")
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def node_command(node_home: Path) -> list[str]:

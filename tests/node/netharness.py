@@ -6,9 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import random
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -19,27 +17,8 @@ import httpx
 
 from medchain.app import TransferArgs
 from medchain.crypto import AccountKeys, format_address, load_keys
-from medchain.node import Devnet, create_devnet, read_pid, start_node
+from medchain.node import Devnet, create_devnet, free_port_base, read_pid, start_node
 from medchain.types import Tx, encode, tx_id
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port_base(count: int) -> int:
-    """A base port such that base .. base+count-1 and base+500 .. base+500+count-1 are free."""
-    rng = random.Random(os.getpid() ^ time.monotonic_ns())
-    for _ in range(200):
-        base = rng.randrange(20_000, 55_000, 10)
-        if all(_free(base + i) and _free(base + 500 + i) for i in range(count)):
-            return base
-    raise RuntimeError("no free ports on 127.0.0.1")
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
