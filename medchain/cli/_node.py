@@ -9,9 +9,8 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 import typer
@@ -67,18 +66,6 @@ async def _serve_node(home: Path) -> None:
         await node.close()
 
 
-def _run_loop(main: Coroutine[Any, Any, None]) -> None:
-    """Run the node on uvloop (libuv) when it is installed: the node's one loop
-    carries P2P, consensus and the API, and uvloop's is the faster."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main)
-        return
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(main)
-
-
 @reports_errors
 def node(home: HomeOption) -> None:
     """Run one node (validator or observer) from its home directory until SIGINT/SIGTERM."""
@@ -90,7 +77,7 @@ def node(home: HomeOption) -> None:
     pid_file = home / PID_FILE
     pid_file.write_text(f"{os.getpid()}\n")
     try:
-        _run_loop(_serve_node(home))
+        asyncio.run(_serve_node(home))
     finally:
         with contextlib.suppress(OSError):
             if pid_file.read_text().strip() == str(os.getpid()):
