@@ -30,6 +30,8 @@ class State:
         # committed keys in order, and the leaf hash of each committed entry.
         self._sorted_keys: list[bytes] = sorted(self._committed)
         self._leaf_hashes: dict[bytes, bytes] = {}
+        self._root: bytes | None = None
+        """The committed root, until a change to the committed entries."""
 
     # -- raw access -----------------------------------------------------------------
 
@@ -88,6 +90,8 @@ class State:
 
     def _apply(self, changes: Mapping[bytes, bytes | None]) -> None:
         keys = self._sorted_keys
+        if changes:
+            self._root = None
         for key, value in changes.items():
             self._leaf_hashes.pop(key, None)
             if value is None:
@@ -114,7 +118,12 @@ class State:
         """Merkle root (RFC 6962) over the committed entries in key order."""
         if self._layers:
             raise RuntimeError("the state root is defined only between blocks")
-        return merkle_root_of_hashes([self._committed_leaf(k) for k in self._sorted_keys])
+        return self._committed_root()
+
+    def _committed_root(self) -> bytes:
+        if self._root is None:
+            self._root = merkle_root_of_hashes([self._committed_leaf(k) for k in self._sorted_keys])
+        return self._root
 
     def open_block_changes(self) -> dict[bytes, bytes | None]:
         """The open block layer's changes so far, in key order (None = deleted)."""
@@ -128,6 +137,8 @@ class State:
         if len(self._layers) != 1:
             raise RuntimeError("pending_root needs exactly the block layer open")
         changes = self._layers[0]
+        if all(self._committed.get(k) == v for k, v in changes.items()):
+            return self._committed_root()  # nothing changes (an idle chain's empty blocks)
         added = sorted(k for k, v in changes.items() if v is not None and k not in self._committed)
         hashes = []
         for key in heapq.merge(self._sorted_keys, added):

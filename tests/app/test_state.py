@@ -80,3 +80,15 @@ def test_cached_roots_equal_a_root_computed_from_scratch(
         pending = state.pending_root()
         state.end_block()
         assert pending == state.root() == State(state.committed()).root()
+
+
+def test_a_block_that_changes_nothing_keeps_the_root() -> None:
+    state = State({b"a": b"1", b"b": b"2"})
+    before = state.root()
+    state.begin_block()
+    state.set(b"a", b"1")  # rewrites a value unchanged
+    assert state.pending_root() == before
+    state.set(b"c", b"3")
+    assert state.pending_root() != before
+    state.end_block()
+    assert state.root() == State({b"a": b"1", b"b": b"2", b"c": b"3"}).root()
