@@ -154,7 +154,9 @@ def devnet_up(
         f"({devnet.consensus}) in {home}"
     )
     try:
-        _start_all(devnet, detach)
+        # each node in a session of its own: Ctrl-C reaches this process only, which
+        # then stops the nodes one by one (and reports what it stopped)
+        _start_all(devnet, detach=True)
     except BaseException:
         _stop_all(devnet)
         raise
@@ -166,6 +168,12 @@ def devnet_up(
         console.print(f"running in the background; stop with `medchain devnet down --home {home}`")
         return
     console.print("Ctrl-C stops the network")
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # a closed terminal or a SIGTERM stops the nodes too
+
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, interrupt)
     try:
         while all(read_pid(n.home) is not None for n in devnet.nodes):
             time.sleep(0.5)
