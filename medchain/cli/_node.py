@@ -60,7 +60,7 @@ async def _serve_node(home: Path) -> None:
     try:
         await api.start()
         logging.getLogger("medchain.node").info("%s serves its API on %s", config.name, api.url)
-        await stop.wait()
+        await node.until_stopped(stop)
     finally:
         await api.stop()
         await node.close()

@@ -50,7 +50,7 @@ from medchain.node._localchain import (
     wall_clock_ms,
 )
 from medchain.node._queries import ChainQueries
-from medchain.node._runtime import Node, network_id
+from medchain.node._runtime import Node, NodeFailed, network_id
 from medchain.node._signlog import SignLog
 from medchain.node._status import NodeStatus, PeerStatus
 
@@ -78,6 +78,7 @@ __all__ = [
     "LocalChain",
     "Node",
     "NodeConfig",
+    "NodeFailed",
     "NodeStatus",
     "PeerConfig",
     "PeerStatus",

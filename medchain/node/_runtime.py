@@ -14,8 +14,9 @@ import dataclasses
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 import rlp
 from prometheus_client import CollectorRegistry
@@ -78,6 +79,20 @@ _ENGINE_COUNTERS = (
 def network_id(genesis: Genesis) -> str:
     """What peers compare in their hello: the chain and the exact genesis."""
     return f"{genesis.chain_id}/{genesis_hash(genesis).hex()[:16]}"
+
+
+class NodeFailed(MedchainError):
+    code = "node_failed"
+
+
+async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
+    """Wait until the first of `waits` is done; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 class Node:
@@ -143,6 +158,9 @@ class Node:
         self._gossip: list[bytes] = []
         self._gossip_scheduled = False
         self._commits: deque[tuple[float, int]] = deque()
+        self.failed = asyncio.Event()
+        """Set when consensus hit an error it cannot go on from (see `failure`)."""
+        self.failure: BaseException | None = None
         self._started_ms = wall_clock_ms()
         self._round_changes = 0
         self._closed = False
@@ -293,10 +311,20 @@ class Node:
         API sits a layer above; `medchain node` serves it next to this.)"""
         await self.start()
         try:
-            await stop.wait()
+            await self.until_stopped(stop)
         finally:
             await self.close()
             log.info("%s stopped at height %d", self.config.name, self.app.height)
+
+    async def until_stopped(self, stop: asyncio.Event) -> None:
+        """Return once `stop` is set or consensus failed (`failed`); raises NodeFailed
+        in the second case."""
+        await _first(stop.wait(), self.failed.wait())
+        if self.failure is not None:
+            raise NodeFailed(
+                f"{self.config.name} stopped on an error ({self.failure!r}); see its log. "
+                "Restart it: it recovers from its stores and its consensus WAL"
+            )
 
     # -- the engine -------------------------------------------------------------------
 
@@ -305,10 +333,14 @@ class Node:
             return
         try:
             actions = self.engine.handle(event)
-        except Exception:
-            log.exception("consensus engine failed on %s", type(event).__name__)
-            return
-        self._carry_out(actions)
+            self._carry_out(actions)
+        except Exception as exc:
+            # the round state, the stores and the WAL may disagree now: stop rather
+            # than vote on; a restart recovers from the stores and the WAL
+            log.exception("consensus failed on %s; stopping the node", type(event).__name__)
+            self._closed = True
+            self.failure = exc
+            self.failed.set()
 
     def _carry_out(self, actions: Sequence[Action]) -> None:
         broadcasts = [a for a in actions if isinstance(a, Broadcast)]

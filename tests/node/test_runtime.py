@@ -1,0 +1,92 @@
+"""The node runtime in process: one validator (a quorum of one) in the test's loop.
+The multi-process behaviour is in test_network.py."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from medchain.app import TransferArgs
+from medchain.crypto import AccountKeys, load_keys
+from medchain.node import Node, NodeFailed, create_devnet, free_port_base
+from medchain.types import Tx, encode, tx_id
+
+RECIPIENT = AccountKeys.generate()
+
+
+def _node(home: Path) -> tuple[Node, AccountKeys]:
+    base = free_port_base(1)
+    devnet = create_devnet(
+        home, 1, "pbft", api_port=base, p2p_port=base + 500, block_interval_ms=50
+    )
+    return Node(devnet.nodes[0].home), load_keys(devnet.faucet_key)
+
+
+def _transfer(node: Node, keys: AccountKeys, nonce: int) -> Tx:
+    unsigned = Tx(
+        node.genesis.chain_id,
+        nonce,
+        keys.public_key,
+        0,
+        "accounts.transfer",
+        encode(TransferArgs(RECIPIENT.address, 1, "")),
+    )
+    return dataclasses.replace(unsigned, signature=keys.sign(unsigned.signing_bytes()))
+
+
+def test_a_node_admits_commits_and_reports(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        node, faucet = _node(tmp_path)
+        await node.start()
+        try:
+            txs = [_transfer(node, faucet, n) for n in range(3)]
+            assert [await node.submit(tx) for tx in txs] == [True, True, True]
+            assert await node.submit(txs[0]) is False  # already pending
+            receipts = [await node.wait_committed(tx_id(tx), 10) for tx in txs]
+            assert all(r is not None and r.ok for r in receipts), receipts
+            assert not node.is_pending(tx_id(txs[0]))
+            status = node.status()
+            assert status.validator and status.consensus == "pbft"
+            assert status.height >= 1 and status.mempool_txs == 0
+            assert status.latest_hash == node.chain.latest_block().certificate.block_hash
+            text = node.metrics_registry.get_sample_value("medchain_txs_committed_total")
+            assert text == 3
+        finally:
+            await node.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_consensus_error_stops_the_node_instead_of_voting_on(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        node, faucet = _node(tmp_path)
+
+        def broken(block: object) -> None:
+            raise OSError("disk full")
+
+        node.app.commit = broken  # type: ignore[method-assign]
+        await node.start()
+        try:
+            await node.submit(_transfer(node, faucet, 0))
+            with pytest.raises(NodeFailed, match="disk full"):
+                await asyncio.wait_for(node.until_stopped(asyncio.Event()), 10)
+            assert node.failed.is_set()
+        finally:
+            await node.close()
+
+    asyncio.run(scenario())
+
+
+def test_waiting_for_an_unknown_transaction_times_out(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        node, _ = _node(tmp_path)
+        await node.start()
+        try:
+            assert await node.wait_committed(b"\x00" * 32, 0.1) is None
+        finally:
+            await node.close()
+
+    asyncio.run(scenario())
