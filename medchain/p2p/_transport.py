@@ -95,6 +95,7 @@ class TransportStats:
     dial_failures: int = 0  # dials that found nobody listening
     duplicates_closed: int = 0  # connections to an already connected peer, closed
     oversized_frames: int = 0  # frames over max_frame_bytes, received (closes) or sent
+    penalties: int = 0  # peers refused for a while after a protocol violation
     queue_drops: int = 0  # frames refused because the peer's send queue was full
     not_connected: int = 0  # frames sent to a peer with no connection
     idle_timeouts: int = 0  # connections closed because the peer went silent
@@ -231,6 +232,10 @@ class _Connection(asyncio.BufferedProtocol):
                 f"the peer is on network {network.decode('utf-8', 'replace')!r}, "
                 f"this node on {self._owner._network.decode()!r}"
             )
+            return
+        until = self._owner.penalised_until(key)
+        if until is not None:
+            self.abort(f"the peer is refused for {until:.0f} s more after a protocol violation")
             return
         self.authenticated = True
         self.decider = self._owner._key < key
@@ -445,6 +450,7 @@ class _Connection(asyncio.BufferedProtocol):
             length,
             self._limit,
         )
+        self._owner.penalise(self.key, "an oversized frame")
         self.abort("oversized frame")
 
 
@@ -478,6 +484,7 @@ class Transport:
         max_handshakes: int = 64,
         keepalive_interval: float = 5.0,
         idle_timeout: float = 20.0,
+        penalty_s: float = 30.0,
     ) -> None:
         network = network_id.encode("utf-8")
         if not 0 < len(network) <= _MAX_NETWORK_ID:
@@ -516,6 +523,9 @@ class Transport:
         self._handshake_timeout = handshake_timeout
         self._max_handshakes = max_handshakes
         self._keepalive = (keepalive_interval, idle_timeout)
+        self._penalty_s = penalty_s
+        self._penalised: dict[bytes, float] = {}
+        """Peer -> until when (loop time) it is refused, after a protocol violation."""
         self._random = random.Random()
         self._log = _NodeLog(log, {"node": self._key.hex()[:16]})
         self.stats = TransportStats()
@@ -753,6 +763,24 @@ class Transport:
     def _jitter(self, delay: float) -> float:
         return delay * (0.5 + self._random.random() / 2)
 
+    def penalise(self, key: bytes, what: str) -> None:
+        """Refuse `key` for `penalty_s` after a protocol violation (an allowed peer
+        misbehaving must not be able to repeat it at once)."""
+        self.stats.penalties += 1
+        self._penalised[key] = self._loop.time() + self._penalty_s
+        self._log.warning("%s refused for %.0f s after %s", self._label(key), self._penalty_s, what)
+
+    def penalised_until(self, key: bytes) -> float | None:
+        """Seconds left of `key`'s penalty, None if it has none."""
+        until = self._penalised.get(key)
+        if until is None:
+            return None
+        left = until - self._loop.time()
+        if left <= 0:
+            del self._penalised[key]
+            return None
+        return left
+
     async def _dial_loop(self, peer: PeerInfo, host: str, port: int) -> None:
         initial, cap = self._backoff
         delay = initial
@@ -762,6 +790,10 @@ class Transport:
                 await link.closed.wait()
                 delay = initial
                 await asyncio.sleep(self._jitter(delay))
+                continue
+            penalty = self.penalised_until(peer.key)
+            if penalty is not None:
+                await asyncio.sleep(penalty)
                 continue
             if await self._dial(peer, host, port):
                 delay = initial

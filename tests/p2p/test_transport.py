@@ -184,7 +184,9 @@ def test_an_oversized_frame_closes_only_that_connection() -> None:
     a, b, c = nodes = [Node("a"), Node("b"), Node("c")]
 
     async def main() -> None:
-        await a.start([b.info(dial=False), c.info(dial=False)], max_frame_bytes=1024)
+        await a.start(
+            [b.info(dial=False), c.info(dial=False)], max_frame_bytes=1024, penalty_s=0.5
+        )
         await b.start([a.info()])
         await c.start([a.info()])
         await until(lambda: len(a.t.connected()) == 2 and b.t.connected() == c.t.connected())
@@ -197,7 +199,11 @@ def test_an_oversized_frame_closes_only_that_connection() -> None:
         await until(lambda: c.frames[a.key] == [b"and you?"] and a.frames[c.key] == [b"fine"])
         assert (c.key, False) not in a.changes
         assert a.t.send(b.key, b"x" * 1025) is False  # the sender's own limit
-        await until(lambda: b.key in a.t.connected())  # b dials again
+        # b is refused for the penalty (its redials fail), then let in again
+        assert a.t.stats.penalties == 1 and a.t.penalised_until(b.key) is not None
+        await asyncio.sleep(0.2)
+        assert b.key not in a.t.connected()
+        await until(lambda: b.key in a.t.connected())
 
     run(main, nodes)
 
