@@ -14,6 +14,7 @@ from medchain.api._node import node_routes
 from medchain.api._service import NodeService
 from medchain.api._state import state_routes
 from medchain.api._txs import tx_routes
+from medchain.api._uploads import upload_routes
 from medchain.offchain import DEFAULT_MAX_BLOB_BYTES
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -82,6 +83,7 @@ def create_api(
     app.include_router(tx_routes(service))
     app.include_router(state_routes(service))
     app.include_router(blob_routes(service))
+    app.include_router(upload_routes(service))
     app.include_router(node_routes(service))
 
     @app.get("/", include_in_schema=False)

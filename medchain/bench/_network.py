@@ -7,9 +7,10 @@ Three phases, each `duration_s` long:
   (batched submission, round-robin over the nodes); sustained tx/s is counted from
   the committed blocks, commit latency from submission to the block that holds it;
 * **record upload** — open loop at `rate` requests/s over all clients: one request
-  stores the encrypted FHIR record (PUT blob) and submits its `records.create`
-  transaction, answered once the node checked and admitted it (commit latency of the
-  uploads is reported too);
+  (`POST /v1/records`) carries the encrypted FHIR record and its signed
+  `records.create`; the node checks the body against the CID the transaction names,
+  stores it, and admits the transaction (commit latency of the uploads is reported
+  too);
 * **record query** — open loop at `rate`: fetch a record version, its ciphertext by
   CID, check it and decrypt it.
 
@@ -412,11 +413,11 @@ class NetworkBench:
             item = uploads[c][i]
             url = self.urls[c % len(self.urls)]
             began = time.monotonic()
-            blob = await self.http.put(f"{url}/v1/blobs", content=item.ciphertext)
-            if blob.status_code not in (200, 201):
-                raise RuntimeError(blob.text)
-            response = await self.http.post(f"{url}/v1/txs", json={"tx": item.tx.encoded.hex()})
-            if response.status_code not in (200, 202):
+            response = await self.http.post(
+                f"{url}/v1/records",
+                json={"tx": item.tx.encoded.hex(), "ciphertext": item.ciphertext.hex()},
+            )
+            if response.status_code != 202:
                 raise RuntimeError(response.text)
             sent_at[tx_id(item.tx)] = began
             done.append(item)
