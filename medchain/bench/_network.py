@@ -75,6 +75,8 @@ class NetworkBenchResult:
     upload: LatencySummary
     upload_commit_latency: LatencySummary
     query: LatencySummary
+    errors: dict[str, int]
+    """The commonest reasons requests failed, with counts."""
 
 
 def summarise(latencies_s: Sequence[float], errors: int, elapsed_s: float) -> LatencySummary:
@@ -264,6 +266,8 @@ class NetworkBench:
         self.duration_s, self.rate, self.window = duration_s, rate, window
         self.block_interval_ms = block_interval_ms
         self.progress = progress
+        self.error_samples: dict[str, int] = {}
+        """Why requests failed, with how often (the first 160 characters of each)."""
 
     # -- set-up -----------------------------------------------------------------------
 
@@ -394,8 +398,10 @@ class NetworkBench:
                 try:
                     await work(c, i)  # type: ignore[misc]
                     latencies.append(time.monotonic() - began)
-                except (HttpError, RuntimeError, ValueError):
+                except (HttpError, RuntimeError, ValueError) as exc:
                     errors += 1
+                    reason = str(exc)[:160]
+                    self.error_samples[reason] = self.error_samples.get(reason, 0) + 1
                 next_at += interval
 
         ticker = asyncio.create_task(self._tick(name, start, deadline))
@@ -513,6 +519,7 @@ class NetworkBench:
         finally:
             for node in devnet.nodes:
                 stop_node(node.home)
+        bench_errors = self.error_samples
         return NetworkBenchResult(
             consensus=self.consensus,
             validators=self.validators,
@@ -526,6 +533,7 @@ class NetworkBench:
             upload_rate_target=self.rate,
             upload=upload,
             upload_commit_latency=upload_commit,
+            errors=dict(sorted(bench_errors.items(), key=lambda kv: -kv[1])[:10]),
             query=query,
         )
 

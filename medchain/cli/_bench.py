@@ -268,11 +268,13 @@ def network(
         "p95",
         title=f"application latency (ms), open loop at {result.upload_rate_target} req/s",
     )
-    _latency_row(table, "record upload (blob + tx admitted)", result.upload)
+    _latency_row(table, "record upload (body stored + tx admitted)", result.upload)
     _latency_row(table, "record upload → committed", result.upload_commit_latency)
     _latency_row(table, "record query (version + blob + decrypt)", result.query)
     console.print(table)
     console.print("targets: upload p95 ≤ 250 ms at ≥ 500 req/s; query p95 ≤ 50 ms", highlight=False)
+    for reason, count in result.errors.items():
+        console.print(f"[yellow]{count:,} failed[/]: {reason}", highlight=False)
 
 
 def _latency_row(table: Table, name: str, s: LatencySummary) -> None:
