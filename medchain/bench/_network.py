@@ -128,7 +128,9 @@ class _Http:
 
     def __init__(self, connections: int) -> None:
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=connections),
+            # idle connections closed before the server's keep-alive (5 s) would: a POST
+            # on a connection the server just closed fails and is not retried
+            connector=aiohttp.TCPConnector(limit=connections, keepalive_timeout=2.0),
             timeout=aiohttp.ClientTimeout(total=60),
         )
 
@@ -150,6 +152,15 @@ class _Http:
 
     async def put(self, url: str, content: bytes) -> _Response:
         return await self._call("PUT", url, data=content)
+
+
+def _reason(exc: Exception) -> str:
+    """What kind of failure: the node's error code, or the exception's type."""
+    text = str(exc)
+    marker = '"code":"'
+    if marker in text:
+        return "node refused: " + text.split(marker, 1)[1].split('"', 1)[0]
+    return f"{type(exc).__name__}: {text[:120]}"
 
 
 class _Watcher:
@@ -400,7 +411,7 @@ class NetworkBench:
                     latencies.append(time.monotonic() - began)
                 except (HttpError, RuntimeError, ValueError) as exc:
                     errors += 1
-                    reason = str(exc)[:160]
+                    reason = _reason(exc)
                     self.error_samples[reason] = self.error_samples.get(reason, 0) + 1
                 next_at += interval
 
