@@ -17,7 +17,7 @@ from medchain.api._errors import ApiError
 from medchain.api._models import Hex, hex_of
 from medchain.api._service import NodeService
 from medchain.app import AddVersionArgs, CreateRecordArgs
-from medchain.offchain import cid_for
+from medchain.offchain import cid_from_digest
 from medchain.types import DecodeError, decode, tx_id
 
 _RECORD_METHODS: dict[str, type[CreateRecordArgs] | type[AddVersionArgs]] = {
@@ -60,9 +60,8 @@ def upload_routes(service: NodeService) -> APIRouter:
         except DecodeError as exc:
             raise ApiError(400, "malformed_args", f"the {tx.method} arguments: {exc}") from None
         ciphertext = parse.hex_bytes(body.ciphertext, "ciphertext")
-        if cid_for(ciphertext) != args.cid or hashlib.sha256(ciphertext).digest() != (
-            args.ciphertext_hash
-        ):
+        digest = hashlib.sha256(ciphertext).digest()  # what a raw sha2-256 CID names
+        if digest != args.ciphertext_hash or cid_from_digest(digest) != args.cid:
             raise ApiError(
                 400,
                 "ciphertext_mismatch",

@@ -4,7 +4,6 @@ three readers takes. Figures go to docs/BENCHMARKS.md; this is never a test."""
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
 import tempfile
 import time
@@ -22,9 +21,9 @@ from medchain.app import (
 )
 from medchain.client import canonical_json, seal
 from medchain.client._envelope import version_context
-from medchain.crypto import AccountKeys
+from medchain.crypto import AccountKeys, signed_tx
 from medchain.node import LocalChain
-from medchain.types import Allocation, Genesis, GenesisValidator, Tx, encode
+from medchain.types import Allocation, Genesis, GenesisValidator
 
 Progress = Callable[[str, int, int], None]
 CHAIN_ID = "medchain-bench"
@@ -61,17 +60,10 @@ def _transfers(count: int, senders: int) -> tuple[Genesis, AccountKeys, list[byt
     for i in range(count):
         sender = accounts[i % senders]
         recipient = accounts[(i + 1) % senders].address
-        unsigned = Tx(
-            CHAIN_ID,
-            i // senders,
-            sender.public_key,
-            0,
-            "accounts.transfer",
-            encode(TransferArgs(recipient, 1)),
+        tx = signed_tx(
+            sender, CHAIN_ID, i // senders, "accounts.transfer", TransferArgs(recipient, 1)
         )
-        raw.append(
-            encode(dataclasses.replace(unsigned, signature=sender.sign(unsigned.signing_bytes())))
-        )
+        raw.append(tx.encoded)
     return genesis, validator, raw
 
 

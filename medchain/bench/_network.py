@@ -37,10 +37,10 @@ import aiohttp
 from medchain.app import CreateRecordArgs, RegisterArgs, Role, TransferArgs, new_record_id
 from medchain.client import canonical_json, open_sealed, seal
 from medchain.client._envelope import version_context
-from medchain.crypto import AccountKeys, format_address, load_keys
+from medchain.crypto import AccountKeys, format_address, load_keys, signed_tx
 from medchain.node import create_devnet, free_port_base, read_genesis, start_node, stop_node
 from medchain.offchain import cid_for
-from medchain.types import Tx, encode, tx_id
+from medchain.types import Tx, tx_id
 
 Progress = Callable[[str, int, int], None]
 _POLL_S = 0.02
@@ -214,8 +214,7 @@ class _Signer:
     def tx(self, keys: AccountKeys, method: str, args: object) -> Tx:
         nonce = self.nonces.get(keys.public_key, 0)
         self.nonces[keys.public_key] = nonce + 1
-        unsigned = Tx(self.chain_id, nonce, keys.public_key, self.fee, method, encode(args))
-        return dataclasses.replace(unsigned, signature=keys.sign(unsigned.signing_bytes()))
+        return signed_tx(keys, self.chain_id, nonce, method, args, self.fee)
 
 
 async def _submit_batch(http: _Http, url: str, txs: Sequence[Tx]) -> list[bytes]:

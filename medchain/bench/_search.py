@@ -23,8 +23,8 @@ from medchain.app import (
     sse_lookup,
 )
 from medchain.client._search import IndexUpdate, KeywordState, open_results, plan_entries
-from medchain.crypto import AccountKeys, SearchToken, epoch_keys, keyword_id, search_key
-from medchain.types import Allocation, Genesis, GenesisValidator, Tx, encode
+from medchain.crypto import AccountKeys, SearchToken, epoch_keys, keyword_id, search_key, signed_tx
+from medchain.types import Allocation, Genesis, GenesisValidator, Tx
 
 Progress = Callable[[str, int, int], None]
 CHAIN_ID = "medchain-bench"
@@ -125,8 +125,7 @@ def _no_progress(_: str, __: int, ___: int) -> None:
 
 
 def _signed(keys: AccountKeys, nonce: int, method: str, args: object) -> Tx:
-    tx = Tx(CHAIN_ID, nonce, keys.public_key, 0, method, encode(args))
-    return dataclasses.replace(tx, signature=keys.sign(tx.signing_bytes()))
+    return signed_tx(keys, CHAIN_ID, nonce, method, args)
 
 
 RARE_CODES = tuple(

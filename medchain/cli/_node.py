@@ -112,10 +112,12 @@ def wait_ready(devnet: Devnet, timeout_s: float = 60.0) -> None:
             time.sleep(0.2)
 
 
-def _start_all(devnet: Devnet, detach: bool) -> None:
+def _start_all(devnet: Devnet) -> None:
+    """Start the nodes not running yet, each in a session of its own: Ctrl-C reaches
+    `devnet up` only, which then stops them one by one (and reports what it stopped)."""
     for node_ in devnet.nodes:
         if read_pid(node_.home) is None:
-            start_node(node_.home, detach=detach)
+            start_node(node_.home, detach=True)
     wait_ready(devnet)
 
 
@@ -160,9 +162,7 @@ def devnet_up(
         f"({devnet.consensus}) in {home}"
     )
     try:
-        # each node in a session of its own: Ctrl-C reaches this process only, which
-        # then stops the nodes one by one (and reports what it stopped)
-        _start_all(devnet, detach=True)
+        _start_all(devnet)
     except BaseException:
         _stop_all(devnet)
         raise

@@ -4,7 +4,6 @@ Everything sensitive is encrypted here, on the user's side, before it leaves."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 import json
@@ -57,7 +56,7 @@ from medchain.client._search import (
     open_records,
     search_with,
 )
-from medchain.crypto import AccountKeys, EntryKind, format_address, sha256
+from medchain.crypto import AccountKeys, EntryKind, format_address, sha256, signed_tx
 from medchain.types import MedchainError, Receipt, Tx, encode
 
 
@@ -104,15 +103,14 @@ class MedchainClient:
         self, method: str, args: object, fee: int | None = None, nonce: int | None = None
     ) -> Tx:
         """A signed transaction, by default carrying the account's next nonce."""
-        tx = Tx(
-            chain_id=self.chain.chain_id,
-            nonce=self.chain.account(self.address).nonce if nonce is None else nonce,
-            sender=self.keys.public_key,
-            fee=self.chain.params.min_fee if fee is None else fee,
-            method=method,
-            args=encode(args),
+        return signed_tx(
+            self.keys,
+            self.chain.chain_id,
+            self.chain.account(self.address).nonce if nonce is None else nonce,
+            method,
+            args,
+            self.chain.params.min_fee if fee is None else fee,
         )
-        return dataclasses.replace(tx, signature=self.keys.sign(tx.signing_bytes()))
 
     def send(self, method: str, args: object, fee: int | None = None) -> Receipt:
         return self.chain.submit(self.build(method, args, fee))

@@ -35,6 +35,7 @@ from medchain.consensus._schedule import (
     HeightPlan,
     afbft_alpha,
     afbft_seed,
+    quorum_size,
     verified_vrf_output,
 )
 
@@ -68,6 +69,7 @@ __all__ = [
     "afbft_seed",
     "block_id",
     "engine_kind",
+    "quorum_size",
     "sign",
     "unwire",
     "verified_vrf_output",

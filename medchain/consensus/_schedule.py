@@ -55,6 +55,12 @@ def afbft_alpha(previous: Block, height: int) -> bytes:
     )
 
 
+def quorum_size(voters: int) -> int:
+    """Smallest vote count among `voters` two of which always share an honest voter."""
+    f = (voters - 1) // 3
+    return (voters + f) // 2 + 1
+
+
 @dataclass
 class HeightPlan:
     """Everything an engine needs about one height, fixed when the height starts."""
@@ -75,10 +81,7 @@ class HeightPlan:
 
     @property
     def quorum(self) -> int:
-        """Smallest vote count two of which always share an honest voter."""
-        n = len(self.voters)
-        f = (n - 1) // 3
-        return (n + f) // 2 + 1
+        return quorum_size(len(self.voters))
 
     @property
     def weak_quorum(self) -> int:

@@ -81,6 +81,7 @@ from medchain.crypto._sse import (
     parse_value,
     search_key,
 )
+from medchain.crypto._tx_signing import signed_tx
 from medchain.crypto._vrf import (
     VRF_OUTPUT_SIZE,
     VRF_PROOF_SIZE,
@@ -159,6 +160,7 @@ __all__ = [
     "save_keys",
     "search_key",
     "sha256",
+    "signed_tx",
     "tagged_hash",
     "unwrap_key",
     "verify_inclusion",

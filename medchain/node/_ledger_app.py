@@ -17,7 +17,7 @@ from pathlib import Path
 
 from medchain import app as contracts
 from medchain.app import BlockContext, BlockOutcome, InvalidBlock, Ledger, SignatureCache
-from medchain.crypto import ADDRESS_SIZE, AccountKeys, address_from_public_key
+from medchain.crypto import ADDRESS_SIZE, AccountKeys, address_from_public_key, signed_tx
 from medchain.mempool import (
     DEFAULT_MAX_ANONYMOUS,
     DEFAULT_MAX_BYTES,
@@ -46,7 +46,6 @@ from medchain.types import (
     InvalidProposalEvidence,
     Tx,
     block_hash,
-    encode,
 )
 
 DEFAULT_SIGNATURE_CACHE = 32_768
@@ -181,18 +180,7 @@ class LedgerApp(ChainQueries):
         )
         committed = contracts.get_account(self.ledger.state, keys.address).nonce
         nonce = self.mempool.next_nonce(keys.public_key, committed)
-        unsigned = Tx(
-            self.chain_id, nonce, keys.public_key, self.params.min_fee, method, encode(evidence)
-        )
-        tx = Tx(
-            unsigned.chain_id,
-            unsigned.nonce,
-            unsigned.sender,
-            unsigned.fee,
-            unsigned.method,
-            unsigned.args,
-            keys.sign(unsigned.signing_bytes()),
-        )
+        tx = signed_tx(keys, self.chain_id, nonce, method, evidence, self.params.min_fee)
         self.add_tx(tx)
         return tx
 

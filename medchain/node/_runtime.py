@@ -37,6 +37,7 @@ from medchain.consensus import (
     Timer,
     TimerFired,
     engine_kind,
+    quorum_size,
 )
 from medchain.crypto import AccountKeys, load_keys
 from medchain.node._config import (
@@ -96,7 +97,8 @@ async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
 
 
 class Node:
-    """One node process: `await node.run(stop)` until `stop` is set."""
+    """One node process: `await node.start()`, then `until_stopped(stop)`, then
+    `close()` (the CLI serves the HTTP API in between)."""
 
     def __init__(self, home: Path, config: NodeConfig | None = None) -> None:
         self.home = home
@@ -164,6 +166,8 @@ class Node:
         self._started_ms = wall_clock_ms()
         self._round_changes = 0
         self._closed = False
+        self._halted = False
+        """Consensus failed: no more events reach the engine (close() still runs)."""
 
     # -- NodeService ------------------------------------------------------------------
 
@@ -186,9 +190,6 @@ class Node:
     async def submit(self, tx: Tx) -> bool:
         """Admit `tx` to the mempool and pass it on to peers. False if it was already
         pending; raises the mempool's error (rejected, full) otherwise."""
-        return self.admit(tx)
-
-    def admit(self, tx: Tx) -> bool:
         try:
             added = self.app.add_tx(tx)
         except MedchainError:
@@ -286,9 +287,7 @@ class Node:
         """Give the peers a moment to connect before the first proposal, so it is not
         broadcast to nobody (which would cost a round timeout); bounded by one."""
         validators = set(self.app.validators())
-        n = len(validators)
-        quorum = (n + (n - 1) // 3) // 2 + 1
-        needed = quorum - (1 if self.validator else 0)
+        needed = quorum_size(len(validators)) - (1 if self.validator else 0)
         deadline = time.monotonic() + self.config.round_timeout_ms / 1000
         while time.monotonic() < deadline:
             if len(validators.intersection(self.transport.connected())) >= needed:
@@ -305,16 +304,7 @@ class Node:
                 future.cancel()
         self.signlog.close()
         self.app.store.close()
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Run P2P and consensus until `stop` is set, then close cleanly. (The HTTP
-        API sits a layer above; `medchain node` serves it next to this.)"""
-        await self.start()
-        try:
-            await self.until_stopped(stop)
-        finally:
-            await self.close()
-            log.info("%s stopped at height %d", self.config.name, self.app.height)
+        log.info("%s stopped at height %d", self.config.name, self.app.height)
 
     async def until_stopped(self, stop: asyncio.Event) -> None:
         """Return once `stop` is set or consensus failed (`failed`); raises NodeFailed
@@ -329,7 +319,7 @@ class Node:
     # -- the engine -------------------------------------------------------------------
 
     def _feed(self, event: Event) -> None:
-        if self._closed:
+        if self._closed or self._halted:
             return
         try:
             actions = self.engine.handle(event)
@@ -338,7 +328,7 @@ class Node:
             # the round state, the stores and the WAL may disagree now: stop rather
             # than vote on; a restart recovers from the stores and the WAL
             log.exception("consensus failed on %s; stopping the node", type(event).__name__)
-            self._closed = True
+            self._halted = True
             self.failure = exc
             self.failed.set()
 

@@ -32,7 +32,7 @@ from medchain.consensus import (
     verified_vrf_output,
     wire,
 )
-from medchain.crypto import AccountKeys, address_from_public_key
+from medchain.crypto import AccountKeys, address_from_public_key, signed_tx
 from medchain.node import LedgerApp
 from medchain.sim._byzantine import forge, replay, rewrite, silent
 from medchain.sim._faults import (
@@ -57,7 +57,6 @@ from medchain.types import (
     GenesisValidator,
     MedchainError,
     Tx,
-    encode,
 )
 
 CHAIN_ID = "medchain-sim"
@@ -247,8 +246,7 @@ def gossip(apps: Sequence[LedgerApp], tx: Tx) -> None:
 
 
 def _signed(keys: AccountKeys, nonce: int, method: str, args: object) -> Tx:
-    unsigned = Tx(CHAIN_ID, nonce, keys.public_key, 0, method, encode(args))
-    return dataclasses.replace(unsigned, signature=keys.sign(unsigned.signing_bytes()))
+    return signed_tx(keys, CHAIN_ID, nonce, method, args)
 
 
 def simulate(scenario: Scenario) -> SimResult:

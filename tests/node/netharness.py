@@ -4,7 +4,6 @@ temporary directory, on free ports, driven over its HTTP API."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import signal
 import subprocess
@@ -16,9 +15,17 @@ from typing import Any
 import httpx
 
 from medchain.app import TransferArgs
-from medchain.crypto import AccountKeys, format_address, load_keys
-from medchain.node import Devnet, create_devnet, free_port_base, read_pid, start_node
-from medchain.types import Tx, encode, tx_id
+from medchain.crypto import AccountKeys, format_address, load_keys, signed_tx
+from medchain.node import (
+    GENESIS_FILE,
+    Devnet,
+    create_devnet,
+    free_port_base,
+    read_genesis,
+    read_pid,
+    start_node,
+)
+from medchain.types import Tx, tx_id
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -58,6 +65,7 @@ class LiveNet:
         self.http = httpx.Client(timeout=10.0)
         self.faucet: AccountKeys = load_keys(self.devnet.faucet_key)
         self.nonces: dict[bytes, int] = {}
+        self.min_fee = read_genesis(self.devnet.nodes[0].home / GENESIS_FILE).params.min_fee
 
     # -- processes --------------------------------------------------------------------
 
@@ -139,54 +147,33 @@ class LiveNet:
                 return float(line.rsplit(" ", 1)[1])
         raise AssertionError(f"{metric} not in {name}'s /metrics")
 
+    def transfer(self, sender: AccountKeys, to: bytes, amount: int) -> Tx:
+        """A signed transfer from `sender` with its next nonce (counted here)."""
+        nonce = self.nonces.get(sender.public_key, 0)
+        self.nonces[sender.public_key] = nonce + 1
+        return signed_tx(
+            sender,
+            self.devnet.chain_id,
+            nonce,
+            "accounts.transfer",
+            TransferArgs(to, amount, ""),
+            self.min_fee,
+        )
+
     def transfers(self, count: int, sender: AccountKeys | None = None) -> list[Tx]:
         """`count` signed transfers from `sender` (the faucet by default), consecutive
         nonces; the mempool takes at most 256 pending from one sender."""
         keys = sender or self.faucet
-        params = self.devnet_genesis_params()
-        txs = []
-        for _ in range(count):
-            nonce = self.nonces.get(keys.public_key, 0)
-            unsigned = Tx(
-                self.devnet.chain_id,
-                nonce,
-                keys.public_key,
-                params.min_fee,
-                "accounts.transfer",
-                encode(TransferArgs(self.faucet.address, 1, "")),
-            )
-            txs.append(dataclasses.replace(unsigned, signature=keys.sign(unsigned.signing_bytes())))
-            self.nonces[keys.public_key] = nonce + 1
-        return txs
+        return [self.transfer(keys, self.faucet.address, 1) for _ in range(count)]
 
     def fund(self, count: int, amount: int = 10**9) -> list[AccountKeys]:
         """`count` new accounts funded by the faucet, once committed."""
         accounts = [AccountKeys.generate() for _ in range(count)]
-        params = self.devnet_genesis_params()
-        txs = []
-        for account in accounts:
-            nonce = self.nonces.get(self.faucet.public_key, 0)
-            unsigned = Tx(
-                self.devnet.chain_id,
-                nonce,
-                self.faucet.public_key,
-                params.min_fee,
-                "accounts.transfer",
-                encode(TransferArgs(account.address, amount, "")),
-            )
-            txs.append(
-                dataclasses.replace(unsigned, signature=self.faucet.sign(unsigned.signing_bytes()))
-            )
-            self.nonces[self.faucet.public_key] = nonce + 1
+        txs = [self.transfer(self.faucet, account.address, amount) for account in accounts]
         name = self.running()[0]
         hashes = self.submit(name, txs)
         wait_for(lambda: all(self.committed(name, h) for h in hashes), 30, "funding")
         return accounts
-
-    def devnet_genesis_params(self) -> Any:
-        from medchain.node import read_genesis
-
-        return read_genesis(self.devnet.nodes[0].home / "genesis.json").params
 
     def submit(self, name: str, txs: Sequence[Tx]) -> list[bytes]:
         """Submit in batches; returns the hashes the node accepted."""

@@ -4,15 +4,14 @@ The multi-process behaviour is in test_network.py."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from pathlib import Path
 
 import pytest
 
 from medchain.app import TransferArgs
-from medchain.crypto import AccountKeys, load_keys
+from medchain.crypto import AccountKeys, load_keys, signed_tx
 from medchain.node import Node, NodeFailed, create_devnet, free_port_base
-from medchain.types import Tx, encode, tx_id
+from medchain.types import Tx, tx_id
 
 RECIPIENT = AccountKeys.generate()
 
@@ -26,15 +25,8 @@ def _node(home: Path) -> tuple[Node, AccountKeys]:
 
 
 def _transfer(node: Node, keys: AccountKeys, nonce: int) -> Tx:
-    unsigned = Tx(
-        node.genesis.chain_id,
-        nonce,
-        keys.public_key,
-        0,
-        "accounts.transfer",
-        encode(TransferArgs(RECIPIENT.address, 1, "")),
-    )
-    return dataclasses.replace(unsigned, signature=keys.sign(unsigned.signing_bytes()))
+    args = TransferArgs(RECIPIENT.address, 1, "")
+    return signed_tx(keys, node.genesis.chain_id, nonce, "accounts.transfer", args)
 
 
 def test_a_node_admits_commits_and_reports(tmp_path: Path) -> None:
