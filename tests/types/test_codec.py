@@ -195,3 +195,15 @@ def test_a_cached_transaction_encoding_is_spliced_unchanged(
 
     assert encode(Batch(tuple(cached))) == encode(Batch(tuple(fresh)))
     assert type(encode(cached[0] if cached else fresh[0] if fresh else Batch(()))) is bytes
+
+
+def test_a_list_with_a_truncated_last_item_is_refused() -> None:
+    """`c2 01 81`: a list claiming two bytes whose last item's prefix promises a byte
+    that never comes. A lenient decoder returns [b"\\x01"], which would give one
+    transaction two encodings (and two ids)."""
+    tx = Tx("c", 1, b"k", 0, "m", b"", b"\x81")
+    raw = bytearray(encode(tx))
+    assert raw[-2:] == b"\x81\x81"
+    raw[-2] = 0x00  # the signature becomes b"\x00" followed by a dangling prefix
+    with pytest.raises(DecodeError):
+        decode(Tx, bytes(raw))
