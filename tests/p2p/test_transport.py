@@ -184,9 +184,7 @@ def test_an_oversized_frame_closes_only_that_connection() -> None:
     a, b, c = nodes = [Node("a"), Node("b"), Node("c")]
 
     async def main() -> None:
-        await a.start(
-            [b.info(dial=False), c.info(dial=False)], max_frame_bytes=1024, penalty_s=0.5
-        )
+        await a.start([b.info(dial=False), c.info(dial=False)], max_frame_bytes=1024, penalty_s=0.5)
         await b.start([a.info()])
         await c.start([a.info()])
         await until(lambda: len(a.t.connected()) == 2 and b.t.connected() == c.t.connected())
