@@ -208,8 +208,11 @@ def free_port_base(count: int, host: str = "127.0.0.1") -> int:
     (P2P) are free on `host` now: for devnets started next to others (tests, demos,
     benchmarks)."""
     rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    # below the kernel's ephemeral range: a port checked free there could be taken by
+    # an outgoing connection before the node binds it
+    top = min(_ephemeral_start(), 60_000) - P2P_PORT_OFFSET - count
     for _ in range(200):
-        base = rng.randrange(20_000, 55_000, 10)
+        base = rng.randrange(10_000, max(top, 10_010), 10)
         ports = [
             *range(base, base + count),
             *range(base + P2P_PORT_OFFSET, base + P2P_PORT_OFFSET + count),
@@ -217,6 +220,14 @@ def free_port_base(count: int, host: str = "127.0.0.1") -> int:
         if all(_port_free(host, port) for port in ports):
             return base
     raise DevnetError(f"no {2 * count} free ports on {host}")
+
+
+def _ephemeral_start() -> int:
+    """The first port the kernel hands to outgoing connections (Linux; else IANA's)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 49_152
 
 
 def _port_free(host: str, port: int) -> bool:

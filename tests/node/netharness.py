@@ -4,6 +4,7 @@ temporary directory, on free ports, driven over its HTTP API."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import subprocess
@@ -65,7 +66,10 @@ class LiveNet:
         self.http = httpx.Client(timeout=10.0)
         self.faucet: AccountKeys = load_keys(self.devnet.faucet_key)
         self.nonces: dict[bytes, int] = {}
-        self.min_fee = read_genesis(self.devnet.nodes[0].home / GENESIS_FILE).params.min_fee
+
+    @functools.cached_property
+    def min_fee(self) -> int:
+        return read_genesis(self.devnet.nodes[0].home / GENESIS_FILE).params.min_fee
 
     # -- processes --------------------------------------------------------------------
 
