@@ -35,6 +35,9 @@ class ChainParams:
     """DPoS: producers elected per epoch (K)."""
     epoch_blocks: int = 20
     """DPoS: blocks per epoch; the committee is elected from the state at its first height."""
+    checkpoint_interval: int = 5
+    """Validators sign a checkpoint (block hash, state root) every this many heights;
+    each checkpoint a quorum signs is anchored on the verification chain."""
 
 
 @dataclass(frozen=True, slots=True)
