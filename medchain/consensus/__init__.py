@@ -3,6 +3,7 @@
 from medchain.consensus._api import (
     Action,
     Broadcast,
+    CheckpointCertified,
     Committed,
     ConsensusApp,
     Event,
@@ -18,6 +19,7 @@ from medchain.consensus._api import (
 )
 from medchain.consensus._engine import BftEngine, EngineConfig, EngineStats, engine_kind
 from medchain.consensus._messages import (
+    Checkpoint,
     Kind,
     Proposal,
     RoundChange,
@@ -27,6 +29,7 @@ from medchain.consensus._messages import (
     block_id,
     sign,
     unwire,
+    verify,
     verify_certificate,
     wire,
 )
@@ -43,6 +46,8 @@ __all__ = [
     "Action",
     "BftEngine",
     "Broadcast",
+    "Checkpoint",
+    "CheckpointCertified",
     "Committed",
     "ConsensusApp",
     "EngineConfig",
@@ -73,6 +78,7 @@ __all__ = [
     "sign",
     "unwire",
     "verified_vrf_output",
+    "verify",
     "verify_certificate",
     "wire",
 ]

@@ -13,6 +13,7 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
+from medchain.consensus._messages import Checkpoint
 from medchain.types import Block, EquivocationEvidence, InvalidProposalEvidence
 
 # -- events (driver -> engine) ------------------------------------------------------
@@ -111,7 +112,18 @@ class ReportEvidence:
     evidence: EquivocationEvidence | InvalidProposalEvidence
 
 
-Action = Broadcast | Send | SetTimer | Committed | ReportEvidence
+@dataclass(frozen=True, slots=True)
+class CheckpointCertified:
+    """A quorum of validators signed the same checkpoint: the driver may anchor it on
+    the verification chain. Emitted once per checkpoint height."""
+
+    checkpoint: Checkpoint
+    """The agreed view (the signer and signature fields are those of one signer)."""
+    signatures: tuple[Checkpoint, ...]
+    """The agreeing signed checkpoints, one per validator, ordered by validator key."""
+
+
+Action = Broadcast | Send | SetTimer | Committed | ReportEvidence | CheckpointCertified
 
 # -- the application, as consensus sees it -------------------------------------------
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from medchain.consensus._api import (
     Action,
     Broadcast,
+    CheckpointCertified,
     Committed,
     ConsensusApp,
     Event,
@@ -724,6 +725,12 @@ class BftEngine:
     # -- checkpoints ----------------------------------------------------------------
 
     def _on_checkpoint(self, checkpoint: Checkpoint) -> None:
+        if (
+            checkpoint.height % self.config.checkpoint_interval
+            or checkpoint.height > self.height + self.config.future_heights
+        ):
+            self.stats.dropped_malformed += 1  # no checkpoint is due there: keep no book
+            return
         book = self._checkpoints.setdefault(checkpoint.height, {})
         if checkpoint.validator in book:
             self.stats.dropped_duplicate += 1
@@ -744,6 +751,11 @@ class BftEngine:
             self.stats.checkpoint_mismatches += 1
             return
         self.stats.stable_checkpoint = checkpoint.height
+        self._actions.append(
+            CheckpointCertified(
+                checkpoint, tuple(sorted(agreeing[: plan.quorum], key=lambda c: c.validator))
+            )
+        )
         for old in [h for h in self._checkpoints if h <= checkpoint.height]:
             del self._checkpoints[old]  # garbage-collect everything the checkpoint covers
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from medchain.consensus import (
     BftEngine,
     Broadcast,
+    CheckpointCertified,
     Committed,
     EngineConfig,
     EngineKind,
@@ -114,6 +115,7 @@ class Net:
         self.down: set[int] = set()
         self.evidence: list[tuple[int, object]] = []
         self.rounds_by_node: dict[int, list[int]] = {}
+        self.certified: dict[int, list[CheckpointCertified]] = {}
         self.rewrite: dict[int, Rewrite] = {}
         self.delivered = 0
 
@@ -147,6 +149,8 @@ class Net:
                 self.evidence.append((node, action.evidence))
             elif isinstance(action, Committed):
                 self.rounds_by_node.setdefault(node, []).append(action.round_changes)
+            elif isinstance(action, CheckpointCertified):
+                self.certified.setdefault(node, []).append(action)
 
     def run(self, until_ms: int, max_events: int = 200_000) -> None:
         while self.queue and max_events:

@@ -9,13 +9,16 @@ import pytest
 
 from medchain.consensus import (
     Broadcast,
+    Checkpoint,
     EngineKind,
     Kind,
     MessageReceived,
     Proposal,
     Vote,
+    block_id,
     sign,
     unwire,
+    verify,
     verify_certificate,
     wire,
 )
@@ -239,3 +242,41 @@ def test_block_requests_are_answered_only_to_their_sender_and_replays_are_paced(
     again = wire(sign(CHAIN, SyncRequest(2, asker.public_key), asker))
     assert answers(again, asker.public_key, 1_004) == []  # older blocks, too soon
     assert len(answers(again, asker.public_key, 1_004 + 1_000)) == 1  # a restart, later on
+
+
+def test_each_checkpoint_is_certified_once_by_a_quorum_of_valid_signatures() -> None:
+    net = Net(4, EngineKind.PBFT, checkpoint_interval=5, **FAST)
+    net.start()
+    net.run(until_ms=1_000)
+    top = min(net.heights())
+    assert top >= 15
+    for node in range(4):
+        certified = net.certified[node]
+        heights = [c.checkpoint.height for c in certified]
+        assert heights == sorted(set(heights)), "each height is certified once, in order"
+        assert set(range(5, top - 4, 5)) <= set(heights)
+        for cert in certified:
+            block = net.apps[node].block_at(cert.checkpoint.height)
+            assert block is not None and block_id(block) == cert.checkpoint.block_hash
+            signers = [s.validator for s in cert.signatures]
+            assert signers == sorted(set(signers)) and len(signers) >= 3
+            assert all(verify(CHAIN, s) for s in cert.signatures)
+            assert {(s.height, s.block_hash, s.state_root) for s in cert.signatures} == {
+                (cert.checkpoint.height, cert.checkpoint.block_hash, cert.checkpoint.state_root)
+            }
+
+
+def test_checkpoints_at_heights_where_none_is_due_are_dropped() -> None:
+    net = Net(4, EngineKind.PBFT, checkpoint_interval=5, **FAST)
+    net.start()
+    net.run(until_ms=50)
+    engine = net.engines[0]
+    before = engine.stats.dropped_malformed
+    for height in (3, engine.height + 10_000):  # not a multiple / too far ahead
+        forged = sign(
+            CHAIN,
+            Checkpoint(height, b"\x01" * 32, b"\x02" * 32, net.keys[1].public_key),
+            net.keys[1],
+        )
+        engine.handle(MessageReceived(net.now, wire(forged)))
+    assert engine.stats.dropped_malformed == before + 2
