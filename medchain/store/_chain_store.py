@@ -463,6 +463,20 @@ class ChainStore:
                 yield self._decode(Block, data, f"block {height}")
             start = int(rows[-1][0]) + 1
 
+    def block_hashes(self, heights: Sequence[int]) -> dict[int, bytes]:
+        """Stored block ids at `heights` (those this store has), in one query per 500
+        heights: what an auditor compares with the anchors on the verification chain."""
+        found: dict[int, bytes] = {}
+        wanted = sorted(set(heights))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._conn().execute(
+                f"SELECT height, hash FROM blocks WHERE height IN ({marks})", chunk
+            )
+            found.update((int(h), bytes(v)) for h, v in rows)
+        return found
+
     def tx_location(self, tx_id: bytes) -> tuple[int, int] | None:
         """(block height, index in the block) of a stored transaction."""
         row = self._conn().execute("SELECT height, idx FROM txs WHERE id = ?", (tx_id,)).fetchone()

@@ -258,6 +258,17 @@ def test_blocks_iterates_an_inclusive_range_in_batches(
         assert list(store.blocks(20, 30)) == []
 
 
+def test_block_hashes_returns_the_stored_ids_of_the_heights_it_has(db_path: Path) -> None:
+    with new_store(db_path) as store:
+        committed = [store.latest_block()] + [commit_next(store) for _ in range(1, 1_200)]
+        wanted = [0, 5, 5, 1_199, 700, 5_000]  # a duplicate, out of order, one missing
+        assert store.block_hashes(wanted) == {
+            h: block_hash(committed[h].header) for h in (0, 5, 700, 1_199)
+        }
+        assert store.block_hashes(range(1_200)).keys() == set(range(1_200))  # > one query
+        assert store.block_hashes([]) == {}
+
+
 def test_deletes_remove_keys(db_path: Path) -> None:
     with new_store(db_path) as store:
         commit_next(store, changes={b"a": b"1", b"b": b"2"})
