@@ -1,31 +1,195 @@
-"""The state a chain starts from."""
+"""The state a chain starts from: a new chain's, or a hard fork's (paper 003).
+
+A fork starts from its parent's whole state at an anchored height, checked against
+the anchored state root, and hands consensus to a new validator set: the parent's
+validators and candidates left out of it lose their candidacy (their voters' stake
+is freed) and are banned for good, so the majority that attacked the parent can
+never be elected on the fork. The fork restarts at height 0, so state that counts
+in parent heights (unbonding, bans, vesting rewards) is moved to the fork's heights.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from itertools import pairwise
+
 from medchain.app._accounts import credit
-from medchain.app._penalties import put_validator_set
-from medchain.app._registry import Identity, Role, identity_key
-from medchain.app._staking import add_candidate
-from medchain.app._state import State, save
-from medchain.crypto import address_from_public_key
-from medchain.types import Genesis
+from medchain.app._penalties import (
+    _BAN_INDEX_KEY,
+    Ban,
+    BanIndex,
+    _ban,
+    _ban_key,
+    put_validator_set,
+    validator_set,
+)
+from medchain.app._registry import Identity, Role, get_identity, identity_key
+from medchain.app._rewards import forfeit_rewards, get_grant, unvested_rewards
+from medchain.app._staking import (
+    _CANDIDATES_KEY,
+    CandidateSet,
+    StakeAccount,
+    _candidate_key,
+    _put_stake,
+    _set_allocation,
+    _voters_key,
+    add_candidate,
+    get_candidate,
+    get_stake,
+    voters_of,
+)
+from medchain.app._state import State, load, save
+from medchain.crypto import address_from_public_key, format_address
+from medchain.types import ForkOrigin, Genesis, GenesisError, GenesisValidator, decode
+
+BANNED_FOREVER = 2**63 - 1
+"""The ban a fork gives the parent validators it leaves out: past any height."""
 
 
 def genesis_state(genesis: Genesis) -> State:
     """Allocations become balances; genesis validators become registered candidates
-    and, in genesis order, the validator set that evidence is checked against."""
+    and, in genesis order, the validator set that evidence is checked against. A
+    fork's genesis starts from the parent's state it carries (see the module doc)."""
+    origin = genesis.origin
+    if origin is not None or genesis.state:
+        return _fork_state(genesis, origin)
     state = State()
     state.begin_block()
     for allocation in sorted(genesis.allocations, key=lambda a: a.address):
         credit(state, allocation.address, allocation.amount)
     for validator in genesis.validators:
-        address = address_from_public_key(validator.public_key)
-        save(
-            state,
-            identity_key(address),
-            Identity(address, validator.public_key, b"", Role.VALIDATOR, validator.name, b"", 0),
-        )
-        add_candidate(state, address, 0)
+        _register_validator(state, validator)
+        add_candidate(state, address_from_public_key(validator.public_key), 0)
     put_validator_set(state, tuple(v.public_key for v in genesis.validators))
     state.end_block()
     return state
+
+
+def _register_validator(state: State, validator: GenesisValidator) -> None:
+    address = address_from_public_key(validator.public_key)
+    save(
+        state,
+        identity_key(address),
+        Identity(address, validator.public_key, b"", Role.VALIDATOR, validator.name, b"", 0),
+    )
+
+
+def _fork_state(genesis: Genesis, origin: ForkOrigin | None) -> State:
+    if origin is None:
+        raise GenesisError(
+            f"genesis of {genesis.chain_id!r} carries a state but no fork origin; the file is "
+            "corrupt: fetch the fork's genesis.json again from its operators"
+        )
+    keys = [entry.key for entry in genesis.state]
+    if any(a >= b for a, b in pairwise(keys)):
+        raise GenesisError(
+            f"the state in the genesis of {genesis.chain_id!r} is not in ascending key order; "
+            "the file is corrupt: fetch the fork's genesis.json again from its operators"
+        )
+    state = State({entry.key: entry.value for entry in genesis.state})
+    if state.root() != origin.state_root:
+        raise GenesisError(
+            f"the state in the genesis of {genesis.chain_id!r} hashes to {state.root().hex()}, "
+            f"not to the anchored state root {origin.state_root.hex()} of {origin.chain_id!r} "
+            f"at height {origin.height}; the file is corrupt: fetch the fork's genesis.json "
+            "again from its operators"
+        )
+    if not genesis.validators:
+        raise GenesisError(f"the fork {genesis.chain_id!r} names no validators; add them")
+    state.begin_block()
+    try:
+        _install_fork(state, genesis, origin)
+    except BaseException:
+        state.discard_block()
+        raise
+    state.end_block()
+    return state
+
+
+def _install_fork(state: State, genesis: Genesis, origin: ForkOrigin) -> None:
+    new = {address_from_public_key(v.public_key) for v in genesis.validators}
+    old = {address_from_public_key(key) for key in validator_set(state)}
+    old |= set((load(state, _CANDIDATES_KEY, CandidateSet) or CandidateSet(())).addresses)
+    retired = sorted(old - new)
+    _rebase_unbonding(state, genesis, origin.height)
+    _rebase_bans(state, origin.height)
+    _settle_rewards(state, genesis, origin.height, set(retired))
+    for allocation in sorted(genesis.allocations, key=lambda a: a.address):
+        credit(state, allocation.address, allocation.amount)
+    for address in retired:
+        _retire(state, address)
+    for validator in genesis.validators:
+        _install_validator(state, validator)
+    put_validator_set(state, tuple(v.public_key for v in genesis.validators))
+
+
+def _install_validator(state: State, validator: GenesisValidator) -> None:
+    """A new validator keeps its parent identity (and any votes) if it has one."""
+    address = address_from_public_key(validator.public_key)
+    identity = get_identity(state, address)
+    if identity is None:
+        _register_validator(state, validator)
+    elif identity.role is not Role.VALIDATOR:
+        raise GenesisError(
+            f"validator {validator.name!r} ({format_address(address)}) is registered as a "
+            f"{identity.role.value} on the parent chain; give the fork another key for it"
+        )
+    if get_candidate(state, address) is None:
+        add_candidate(state, address, 0)
+
+
+def _retire(state: State, address: bytes) -> None:
+    """Withdraw `address`'s candidacy (votes for it go back to its voters as free
+    stake) and ban it for good."""
+    if get_candidate(state, address) is not None:
+        for voter in voters_of(state, address):
+            stake = get_stake(state, voter)
+            _put_stake(state, voter, _set_allocation(stake, address, 0))
+        state.delete(_voters_key(address))
+        state.delete(_candidate_key(address))
+        current = load(state, _CANDIDATES_KEY, CandidateSet) or CandidateSet(())
+        remaining = tuple(a for a in current.addresses if a != address)
+        save(state, _CANDIDATES_KEY, CandidateSet(remaining))
+    _ban(state, address, BANNED_FOREVER)
+
+
+def _entries_with_prefix(genesis: Genesis, prefix: bytes) -> list[tuple[bytes, bytes]]:
+    return [(e.key, e.value) for e in genesis.state if e.key.startswith(prefix)]
+
+
+def _rebase_unbonding(state: State, genesis: Genesis, height: int) -> None:
+    """Unbonding due at parent height R is due at fork height R - height."""
+    for key, value in _entries_with_prefix(genesis, b"stake/"):
+        stake = decode(StakeAccount, value)
+        if stake.unbonding:
+            moved = tuple(
+                replace(u, release_height=max(0, u.release_height - height))
+                for u in stake.unbonding
+            )
+            save(state, key, replace(stake, unbonding=moved))
+
+
+def _rebase_bans(state: State, height: int) -> None:
+    """A ban until parent height U lasts until fork height U - height (lifted at the
+    fork's first block if that has passed)."""
+    index = load(state, _BAN_INDEX_KEY, BanIndex)
+    for address in index.addresses if index is not None else ():
+        ban = load(state, _ban_key(address), Ban)
+        if ban is not None:
+            save(state, _ban_key(address), Ban(max(0, ban.until - height)))
+
+
+def _settle_rewards(state: State, genesis: Genesis, height: int, retired: set[bytes]) -> None:
+    """Rewards still vesting at the fork are paid out at once to the proposers that
+    stay, and forfeited by the retired ones (as a punished primary's would be)."""
+    params = genesis.params
+    proposers = set()
+    for granted in range(max(1, height - params.reward_vesting_blocks), height + 1):
+        grant = get_grant(state, granted)
+        if grant is not None:
+            proposers.add(grant.proposer)
+    for proposer in sorted(proposers):
+        owed = unvested_rewards(state, proposer, height, params)
+        forfeit_rewards(state, proposer, height, params)
+        if proposer not in retired and owed:
+            credit(state, proposer, owed)

@@ -22,7 +22,15 @@ from medchain.types._consensus import (
     proposal_signing_bytes,
 )
 from medchain.types._errors import DecodeError, MedchainError
-from medchain.types._genesis import Allocation, ChainParams, Genesis, GenesisValidator
+from medchain.types._genesis import (
+    Allocation,
+    ChainParams,
+    ForkOrigin,
+    Genesis,
+    GenesisError,
+    GenesisValidator,
+    StateEntry,
+)
 from medchain.types._hashing import HASH_SIZE, sha256, tagged_hash
 from medchain.types._tx import TX_SIGNING_DOMAIN, Tx, decode_tx_bytes, tx_id
 
@@ -40,13 +48,16 @@ __all__ = [
     "DecodeError",
     "EquivocationEvidence",
     "Event",
+    "ForkOrigin",
     "Genesis",
+    "GenesisError",
     "GenesisValidator",
     "Header",
     "InvalidProposalEvidence",
     "MedchainError",
     "Receipt",
     "SignedProposal",
+    "StateEntry",
     "Tx",
     "accusation_signing_bytes",
     "block_hash",

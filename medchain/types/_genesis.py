@@ -1,8 +1,18 @@
-"""Genesis: the chain's id, parameters, initial balances and validators."""
+"""Genesis: the chain's id, parameters, initial balances and validators, and — for a
+chain that forks another (paper 003's hard fork) — where it forks from and the state
+it carries over."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from medchain.types._errors import MedchainError
+
+
+class GenesisError(MedchainError):
+    """A genesis document that cannot start a chain."""
+
+    code = "bad_genesis"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +65,38 @@ class GenesisValidator:
 
 
 @dataclass(frozen=True, slots=True)
+class ForkOrigin:
+    """The anchored checkpoint of the parent chain a fork continues from."""
+
+    chain_id: str
+    """The parent chain's id."""
+    height: int
+    block_hash: bytes
+    state_root: bytes
+    """The parent's state root at `height`: the fork's `state` must hash to it."""
+
+
+@dataclass(frozen=True, slots=True)
+class StateEntry:
+    key: bytes
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Genesis:
     chain_id: str
     time_ms: int
     params: ChainParams = field(default_factory=ChainParams)
     allocations: tuple[Allocation, ...] = ()
     validators: tuple[GenesisValidator, ...] = ()
+    fork_of: tuple[ForkOrigin, ...] = ()
+    """Empty for a new chain; one origin for a hard fork (the codec has no optional
+    fields, so a 0-or-1 tuple stands in for one)."""
+    state: tuple[StateEntry, ...] = ()
+    """A fork's starting state, in ascending key order: the parent's whole state at
+    the origin height. Empty for a new chain."""
+
+    @property
+    def origin(self) -> ForkOrigin | None:
+        """The checkpoint this chain forks from, or None for a new chain."""
+        return self.fork_of[0] if self.fork_of else None
