@@ -1,5 +1,6 @@
 """The blob store over HTTP: encrypted record bodies by CID. Blob I/O runs in a
-worker thread (hashing and fsync of up to the size limit must not stall the loop)."""
+worker thread (hashing and fsync of up to the size limit must not stall the loop).
+Reads fall back to the node's peers when its store can (FetchingBlobStore)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from fastapi import APIRouter, Path, Request, Response
 
 from medchain.api._errors import ApiError
 from medchain.api._models import BlobStoredModel
-from medchain.api._service import NodeService
-from medchain.offchain import BlobNotFound, cid_for, parse_cid
+from medchain.api._service import FetchingBlobStore, NodeService
+from medchain.offchain import BlobNotFound, BlobStore, cid_for, parse_cid
 
 OCTETS = "application/octet-stream"
 CidPath = Annotated[str, Path(description="CIDv1, raw, sha2-256, base32 (bafkrei...).")]
@@ -60,16 +61,26 @@ def blob_routes(service: NodeService) -> APIRouter:
     async def get_blob(cid: CidPath) -> Response:
         """The bytes named by `cid`, checked against it before they are sent."""
         parse_cid(cid)
-        data = await anyio.to_thread.run_sync(service.blobs.get, cid)
+        data = await _read(service.blobs, cid)
         return Response(
             data, media_type=OCTETS, headers={"ETag": f'"{cid}"', "Cache-Control": _IMMUTABLE}
         )
 
     @router.head("/{cid}", summary="Whether the node holds a blob", response_class=Response)
     async def has_blob(cid: CidPath) -> Response:
+        """200 when the node holds the blob or, on a node with peers, fetched it from one."""
         parse_cid(cid)
-        if not await anyio.to_thread.run_sync(service.blobs.has, cid):
-            raise ApiError(404, BlobNotFound.code, f"blob {cid} is not stored on this node")
+        blobs = service.blobs
+        if not await anyio.to_thread.run_sync(blobs.has, cid):
+            if not isinstance(blobs, FetchingBlobStore):
+                raise ApiError(404, BlobNotFound.code, f"blob {cid} is not stored on this node")
+            await blobs.fetch(cid)
         return Response(media_type=OCTETS, headers={"ETag": f'"{cid}"'})
 
     return router
+
+
+async def _read(blobs: BlobStore, cid: str) -> bytes:
+    if isinstance(blobs, FetchingBlobStore):
+        return await blobs.fetch(cid)
+    return await anyio.to_thread.run_sync(blobs.get, cid)

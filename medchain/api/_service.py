@@ -3,13 +3,24 @@ implement it over an in-process chain."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import prometheus_client
 
 from medchain.node import ChainQueries, NodeStatus
 from medchain.offchain import BlobStore
 from medchain.types import Genesis, Receipt, Tx
+
+
+@runtime_checkable
+class FetchingBlobStore(BlobStore, Protocol):
+    """A blob store that can find blobs it does not hold: the networked node's asks its
+    peers. GET and HEAD /v1/blobs/{cid} use `fetch` when `NodeService.blobs` has it."""
+
+    async def fetch(self, cid: str) -> bytes:
+        """The bytes named by `cid`, from this store or from elsewhere (checked against
+        the CID, then kept); BlobNotFound when nobody has them."""
+        ...
 
 
 class NodeService(Protocol):

@@ -79,6 +79,42 @@ class NodeMetrics:
             "medchain_synced_blocks", "Blocks fetched from peers to catch up", registry=r
         )
         self.syncing = Gauge("medchain_syncing", "1 while catching up from peers", registry=r)
+        self._add_blob_metrics()
+
+    def _add_blob_metrics(self) -> None:
+        """Record bodies between nodes (node/_blobs.py, P2P channel 3)."""
+        r = self.registry
+        self.blobs_served = Counter(
+            "medchain_blobs_served", "Blobs sent to peers that asked for them", registry=r
+        )
+        self.blob_bytes_served = Counter(
+            "medchain_blob_bytes_served", "Bytes of the blobs sent to peers", registry=r
+        )
+        self.blob_requests_declined = Counter(
+            "medchain_blob_requests_declined",
+            "Peer requests for a blob answered without it (missing, damaged, busy, ...)",
+            ["reason"],
+            registry=r,
+        )
+        self.blobs_fetched = Counter(
+            "medchain_blobs_fetched",
+            "Blobs fetched from peers, checked against their CID and stored",
+            registry=r,
+        )
+        self.blob_bytes_fetched = Counter(
+            "medchain_blob_bytes_fetched", "Bytes of the blobs fetched from peers", registry=r
+        )
+        self.blobs_refused = Counter(
+            "medchain_blobs_refused",
+            "Peer answers refused: bytes not matching the CID, oversized, malformed, unasked",
+            ["reason"],
+            registry=r,
+        )
+        self.blob_fetch_failures = Counter(
+            "medchain_blob_fetch_failures",
+            "Blobs missing here that no peer could provide",
+            registry=r,
+        )
 
     def export_stats(
         self, prefix: str, what: str, read: Callable[[], object], fields: Sequence[str]

@@ -40,6 +40,7 @@ from medchain.consensus import (
     quorum_size,
 )
 from medchain.crypto import AccountKeys, load_keys
+from medchain.node._blobs import BLOB_CHANNEL, NetworkBlobStore, PeerBlobs, open_blob_store
 from medchain.node._config import (
     NODE_CERT_FILE,
     NODE_KEY_FILE,
@@ -49,11 +50,11 @@ from medchain.node._config import (
 )
 from medchain.node._genesis_file import genesis_hash, read_genesis
 from medchain.node._ledger_app import LedgerApp
-from medchain.node._localchain import BLOBS_DIR, GENESIS_FILE, STORE_FILE, wall_clock_ms
+from medchain.node._localchain import GENESIS_FILE, STORE_FILE, wall_clock_ms
 from medchain.node._metrics import NodeMetrics
 from medchain.node._signlog import SignLog
 from medchain.node._status import NodeStatus, PeerStatus
-from medchain.offchain import BlobStore, LocalBlobStore
+from medchain.offchain import BlobStore
 from medchain.p2p import PeerInfo, Transport, TransportStats
 from medchain.store import ChainStore
 from medchain.types import Block, DecodeError, Genesis, MedchainError, Receipt, Tx, tx_id
@@ -117,7 +118,6 @@ class Node:
             max_txs=self.config.mempool_max_txs,
             max_bytes=self.config.mempool_max_bytes,
         )
-        self._blobs = LocalBlobStore(home / BLOBS_DIR)
         self.signlog = SignLog(home / WAL_FILE)
         self.engine = BftEngine(
             EngineConfig(
@@ -144,6 +144,15 @@ class Node:
             on_peer_change=self._on_peer_change,
             max_frame_bytes=self.config.max_frame_bytes,
         )
+        self.peer_blobs = PeerBlobs(
+            open_blob_store(home, self.config),
+            self.transport,
+            self.metrics,
+            max_frame_bytes=self.config.max_frame_bytes,
+            names={key: peer.name for key, peer in self._peer_names.items()},
+        )
+        """Channel 3: record bodies this node misses, fetched from its peers."""
+        self._blobs = NetworkBlobStore(self.peer_blobs.store, self.peer_blobs)
         self.metrics.export_stats(
             "medchain_p2p",
             "P2P transport",
@@ -299,6 +308,7 @@ class Node:
             return
         self._closed = True
         await self.transport.close()
+        self._blobs.close()
         for waiting in self._waiters.values():
             for future in waiting:
                 future.cancel()
@@ -430,6 +440,8 @@ class Node:
             self._feed(MessageReceived(wall_clock_ms(), payload, peer))
         elif channel == TX_CHANNEL:
             self._on_gossip(peer, payload)
+        elif channel == BLOB_CHANNEL:
+            self.peer_blobs.on_frame(peer, payload)
         else:
             log.debug("unknown channel %d from %s", channel, peer.hex()[:16])
 
