@@ -1,6 +1,12 @@
 """The verification chain: checkpoints of the working chain anchored in a Vyper
 contract on Ethereum, read back to verify, restore or fork the working chain."""
 
+from medchain.anchor._client import (
+    ALREADY_ANCHORED,
+    AnchorContract,
+    chain_key,
+    load_artifact,
+)
 from medchain.anchor._errors import (
     AlreadyAnchored,
     AnchorError,
@@ -22,11 +28,13 @@ from medchain.anchor._types import (
 )
 
 __all__ = [
+    "ALREADY_ANCHORED",
     "ETH_KEY_FILE",
     "FINALIZED",
     "AlreadyAnchored",
     "Anchor",
     "AnchorConflict",
+    "AnchorContract",
     "AnchorError",
     "AnchorRejected",
     "AnchorSettings",
@@ -37,8 +45,10 @@ __all__ = [
     "Finality",
     "GanacheError",
     "VerificationChainUnavailable",
+    "chain_key",
     "decode_signatures",
     "encode_signatures",
+    "load_artifact",
     "load_eth_key",
     "new_eth_key",
 ]
