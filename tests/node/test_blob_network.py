@@ -1,0 +1,123 @@
+"""Record bodies across live node processes: a blob uploaded to one node is read from
+another (fetched over P2P channel 3, checked against its CID); a copy damaged on the
+holder's disk is not served; forged bytes from a lying peer are refused. Marked slow."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from medchain.crypto import load_keys
+from medchain.node import (
+    BLOBS_DIR,
+    GENESIS_FILE,
+    NODE_CERT_FILE,
+    NODE_KEY_FILE,
+    network_id,
+    read_config,
+    read_genesis,
+)
+from medchain.node._blobs import BLOB_CHANNEL, BlobStatus
+from medchain.offchain import LocalBlobStore, cid_for
+from medchain.p2p import PeerInfo, Transport
+from tests.node.netharness import LiveNet, live_net
+
+pytestmark = pytest.mark.slow
+
+OCTETS = {"Content-Type": "application/octet-stream"}
+LIAR = "node4"
+"""The devnet's allowed observer identity, spoken in this process by a lying peer."""
+
+
+def _store(net: LiveNet, name: str) -> LocalBlobStore:
+    return LocalBlobStore(net.node(name).home / BLOBS_DIR)
+
+
+def _upload(net: LiveNet, name: str, body: bytes) -> str:
+    response = net.http.put(f"{net.url(name)}/v1/blobs", content=body, headers=OCTETS)
+    assert response.status_code == 201, response.text
+    cid = str(response.json()["cid"])
+    assert cid == cid_for(body)
+    return cid
+
+
+def _sample(net: LiveNet, name: str, sample: str) -> float:
+    for line in net.http.get(f"{net.url(name)}/metrics").text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_bodies_are_fetched_from_peers_and_checked_against_their_cid(tmp_path: Path) -> None:
+    with live_net(tmp_path, observers=1) as net:
+        net.start()
+
+        # uploaded to node0, read from node2: fetched from a peer, identical, kept there
+        body = os.urandom(300_000)
+        cid = _upload(net, "node0", body)
+        assert not _store(net, "node2").has(cid)
+        response = net.http.get(f"{net.url('node2')}/v1/blobs/{cid}")
+        assert response.status_code == 200 and response.content == body
+        assert _store(net, "node2").get(cid) == body
+        assert _sample(net, "node2", "medchain_blobs_fetched_total") == 1
+        assert _sample(net, "node0", "medchain_blobs_served_total") == 1
+        assert net.http.head(f"{net.url('node3')}/v1/blobs/{cid}").status_code == 200
+        assert _store(net, "node3").get(cid) == body
+
+        # damaged on the only holder's disk: not served, so not read anywhere
+        other = os.urandom(50_000)
+        damaged = _upload(net, "node1", other)
+        _store(net, "node1").path_for(damaged).write_bytes(other[:-1] + b"\x00")
+        response = net.http.get(f"{net.url('node3')}/v1/blobs/{damaged}")
+        assert response.status_code == 404, response.text
+        error = response.json()["error"]
+        assert error["code"] == "blob_not_found"
+        assert "node1 holds a copy that does not match the CID (not served)" in error["message"]
+        assert not _store(net, "node3").has(damaged)
+        declined = 'medchain_blob_requests_declined_total{reason="damaged"}'
+        assert _sample(net, "node1", declined) == 1
+
+        # a peer answering with forged bytes: refused by the fetching node, not stored
+        asyncio.run(_with_a_lying_peer(net))
+
+
+async def _with_a_lying_peer(net: LiveNet) -> None:
+    home = net.node(LIAR).home
+    config = read_config(home)
+    node2 = next(p.key for p in config.peers if p.name == "node2")
+    transport: Transport
+
+    def lie(peer: bytes, frame: bytes) -> None:
+        if frame[:2] == bytes([BLOB_CHANNEL, 1]):  # a request: answer "found", forged
+            found = bytes([BLOB_CHANNEL, 2]) + frame[2:6] + bytes([BlobStatus.FOUND])
+            transport.send(peer, found + b"forged record body")
+
+    transport = Transport(
+        load_keys(home / NODE_KEY_FILE),
+        (home / NODE_CERT_FILE).read_bytes(),
+        network_id(read_genesis(home / GENESIS_FILE)),
+        "127.0.0.1",
+        0,  # it dials the validators; nobody needs to dial it
+        [PeerInfo(p.key, p.cert_pem, p.host, p.port, p.name) for p in config.peers],
+        on_frame=lie,
+        backoff_initial=0.05,
+        backoff_max=0.5,
+    )
+    await transport.start()
+    try:
+        async with asyncio.timeout(10):
+            while node2 not in transport.connected():
+                await asyncio.sleep(0.05)
+        wanted = cid_for(b"a record body nobody uploaded")
+        response = await asyncio.to_thread(net.http.get, f"{net.url('node2')}/v1/blobs/{wanted}")
+        assert response.status_code == 404, response.text
+        message = response.json()["error"]["message"]
+        assert f"{LIAR} sent bytes that do not match the CID (refused)" in message
+        assert not _store(net, "node2").has(wanted)
+        refused = 'medchain_blobs_refused_total{reason="cid_mismatch"}'
+        assert await asyncio.to_thread(_sample, net, "node2", refused) == 1
+    finally:
+        await transport.close()
