@@ -11,15 +11,20 @@ STAMP := $(VENV)/.installed
 # foreground; Ctrl-C stops it cleanly and keeps its data in $(DEVNET).
 DEVNET ?= medchain-devnet
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml package-lock.json
 	@# ristretto255 (ring signatures) comes from the system libsodium, via pysodium
 	@ldconfig -p | grep -q 'libsodium\.so' || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && apt-get install -y -qq libsodium23; \
 	  else echo "medchain needs libsodium (Debian: apt-get install libsodium23)"; exit 1; fi; }
+	@command -v npm >/dev/null || { \
+	  echo "medchain needs Node.js 18+ with npm for Ganache, its local verification chain"; \
+	  echo "(Debian: apt-get install nodejs npm; or see https://nodejs.org)"; exit 1; }
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	@# Ganache (npm, pinned by package-lock.json) is the local verification chain
+	npm ci --no-audit --no-fund
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -17,6 +17,7 @@ from medchain.anchor._errors import (
     VerificationChainUnavailable,
 )
 from medchain.anchor._ethkey import ETH_KEY_FILE, load_eth_key, new_eth_key
+from medchain.anchor._ganache import ganache_binary, start_ganache, stop_ganache, wait_ready
 from medchain.anchor._settings import FINALIZED, AnchorSettings, Finality
 from medchain.anchor._types import (
     Anchor,
@@ -48,7 +49,11 @@ __all__ = [
     "chain_key",
     "decode_signatures",
     "encode_signatures",
+    "ganache_binary",
     "load_artifact",
     "load_eth_key",
     "new_eth_key",
+    "start_ganache",
+    "stop_ganache",
+    "wait_ready",
 ]
