@@ -101,16 +101,22 @@ class AnchorContract:
 
     @classmethod
     def connect(
-        cls, settings: AnchorSettings, home: Path | str, timeout_s: float = 10.0
+        cls,
+        settings: AnchorSettings,
+        home: Path | str,
+        timeout_s: float = 10.0,
+        sender: bool | None = None,
     ) -> AnchorContract:
-        """A client over HTTP for a node; it loads the node's key only if it sends anchors.
-        No request is made here, so a node can start before its endpoint is up."""
+        """A client over HTTP for a node. It loads the node's Ethereum key only to send:
+        if `sender` (default: `settings.enabled`; pass False for a node that is not a
+        validator). No request is made here, so a node can start before its endpoint."""
         provider = HTTPProvider(
             settings.rpc_url,
             request_kwargs={"timeout": timeout_s},
             exception_retry_configuration=None,  # the node's loop retries on its own
         )
-        account = load_eth_key(settings.key_path(home)) if settings.enabled else None
+        sends = settings.enabled if sender is None else sender
+        account = load_eth_key(settings.key_path(home)) if sends else None
         return cls(
             Web3(provider),
             settings.contract,
@@ -177,10 +183,12 @@ class AnchorContract:
             found = self._contract.functions.submitters(chain_id).call()
         return [to_checksum_address(a) for a in found]
 
-    def anchors(self, chain_id: str, from_height: int = 0) -> list[Anchor]:
-        """The chain's anchors at `from_height` and above, by height."""
+    def anchors(self, chain_id: str, from_height: int = 0, from_block: int = 0) -> list[Anchor]:
+        """The chain's anchors at `from_height` and above, by height. A poller may pass
+        the `eth_block` of the last FINAL anchor it read as `from_block`: anchors of
+        higher heights sit in that block or later, so the search skips the older ones."""
         with self._rpc():
-            logs = self._logs("Anchored", chain_id)
+            logs = self._logs("Anchored", chain_id, from_block=from_block)
             final_block = self._final_block()
         found = [_anchor(chain_id, log, final_block) for log in logs]
         return sorted((a for a in found if a.height >= from_height), key=lambda a: a.height)
@@ -214,11 +222,14 @@ class AnchorContract:
 
     # --- plumbing ---------------------------------------------------------------
 
-    def _logs(self, event: str, chain_id: str, height: int | None = None) -> list[EventData]:
+    def _logs(
+        self, event: str, chain_id: str, height: int | None = None, from_block: int = 0
+    ) -> list[EventData]:
         filters: dict[str, Any] = {"chain_key": chain_key(chain_id)}
         if height is not None:
             filters["height"] = height
-        found = self._contract.events[event].get_logs(argument_filters=filters, from_block=0)
+        event_logs = self._contract.events[event]
+        found = event_logs.get_logs(argument_filters=filters, from_block=from_block)
         return sorted(found, key=lambda log: (log["blockNumber"], log["logIndex"]))
 
     def _final_block(self) -> int:

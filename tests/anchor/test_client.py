@@ -67,6 +67,8 @@ def test_submit_and_read_back(chain: Chain, contract_address: str, chain_id: str
         assert anchor.eth_tx == tx_hash
         assert anchor.eth_block == receipt["blockNumber"]
     assert reader.anchors(chain_id, from_height=6) == anchors[1:]
+    assert reader.anchors(chain_id, from_block=anchors[1].eth_block) == anchors[1:]
+    assert reader.anchors(chain_id, from_block=anchors[1].eth_block + 1) == []
     assert reader.anchor_at(chain_id, 10) == anchors[1]
     assert reader.anchor_at(chain_id, 7) is None
     assert reader.latest_height(chain_id) == 10
@@ -203,6 +205,8 @@ def test_connect_over_http_and_name_an_unreachable_endpoint(
         AnchorSettings(url, 1337, contract_address, enabled=False), tmp_path / "elsewhere"
     )
     assert reader.account is None
+    not_a_validator = AnchorContract.connect(settings, tmp_path / "elsewhere", sender=False)
+    assert not_a_validator.account is None
     for call in (
         lambda: reader.anchors("medchain"),
         lambda: reader.latest_height("medchain"),
