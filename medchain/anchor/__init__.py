@@ -27,11 +27,21 @@ from medchain.anchor._types import (
     decode_signatures,
     encode_signatures,
 )
+from medchain.anchor._verify import (
+    MISMATCH_KINDS,
+    ChainAuditor,
+    Mismatch,
+    VerifyReport,
+    anchor_is_valid,
+    compare_hashes,
+    verify_store,
+)
 
 __all__ = [
     "ALREADY_ANCHORED",
     "ETH_KEY_FILE",
     "FINALIZED",
+    "MISMATCH_KINDS",
     "AlreadyAnchored",
     "Anchor",
     "AnchorConflict",
@@ -40,13 +50,18 @@ __all__ = [
     "AnchorRejected",
     "AnchorSettings",
     "AnchorSettingsError",
+    "ChainAuditor",
     "CheckpointCertificate",
     "CheckpointSignature",
     "EthKeyError",
     "Finality",
     "GanacheError",
+    "Mismatch",
     "VerificationChainUnavailable",
+    "VerifyReport",
+    "anchor_is_valid",
     "chain_key",
+    "compare_hashes",
     "decode_signatures",
     "encode_signatures",
     "ganache_binary",
@@ -55,5 +70,6 @@ __all__ = [
     "new_eth_key",
     "start_ganache",
     "stop_ganache",
+    "verify_store",
     "wait_ready",
 ]
