@@ -18,6 +18,7 @@ from medchain.anchor._errors import (
 )
 from medchain.anchor._ethkey import ETH_KEY_FILE, load_eth_key, new_eth_key
 from medchain.anchor._ganache import ganache_binary, start_ganache, stop_ganache, wait_ready
+from medchain.anchor._restore import NodeRunning, RecoverError, RecoverReport, recover_store
 from medchain.anchor._settings import FINALIZED, AnchorSettings, Finality
 from medchain.anchor._types import (
     Anchor,
@@ -57,6 +58,9 @@ __all__ = [
     "Finality",
     "GanacheError",
     "Mismatch",
+    "NodeRunning",
+    "RecoverError",
+    "RecoverReport",
     "VerificationChainUnavailable",
     "VerifyReport",
     "anchor_is_valid",
@@ -68,6 +72,7 @@ __all__ = [
     "load_artifact",
     "load_eth_key",
     "new_eth_key",
+    "recover_store",
     "start_ganache",
     "stop_ganache",
     "verify_store",

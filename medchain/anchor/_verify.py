@@ -530,22 +530,30 @@ class ChainAuditor:
 
     def __init__(
         self,
-        store: ChainStore,
+        store: ChainStore | Path,
         validators: tuple[bytes, ...],
         quorum: int | None = None,
         *,
+        chain_id: str | None = None,
         max_new_blocks: int | None = DEFAULT_NEW_BLOCKS,
         max_anchor_checks: int | None = DEFAULT_ANCHOR_CHECKS,
     ) -> None:
-        """`quorum` defaults to the consensus quorum of `validators`; None for a
-        `max_*` means no bound."""
-        if store.in_memory:
-            raise StoreError(
-                "the chain auditor reads the store's file on its own connection; "
-                "an in-memory store has none, so give it a store on disk"
-            )
-        self.chain_id = store.chain_id
-        self._rows = _Rows(store.path)
+        """`store` is an open store, or the path of one (then pass `chain_id`: a
+        store too damaged to open can still be audited). `quorum` defaults to the
+        consensus quorum of `validators`; None for a `max_*` means no bound."""
+        if isinstance(store, ChainStore):
+            if store.in_memory:
+                raise StoreError(
+                    "the chain auditor reads the store's file on its own connection; "
+                    "an in-memory store has none, so give it a store on disk"
+                )
+            path, chain_id = store.path, store.chain_id
+        elif chain_id is None:
+            raise ValueError(f"pass the chain id of the store at {store}")
+        else:
+            path = store
+        self.chain_id = chain_id
+        self._rows = _Rows(path)
         self._book = _AnchorBook(self.chain_id, validators, quorum)
         self._max_new = max_new_blocks
         self._max_checks = max_anchor_checks
@@ -654,13 +662,18 @@ class ChainAuditor:
 
 
 def verify_store(
-    store: ChainStore,
+    store: ChainStore | Path,
     anchors: Sequence[Anchor],
     validators: tuple[bytes, ...],
     quorum: int | None = None,
+    *,
+    chain_id: str | None = None,
 ) -> VerifyReport:
-    """One full pass over every stored block and every anchor (for tools)."""
-    auditor = ChainAuditor(store, validators, quorum, max_new_blocks=None, max_anchor_checks=None)
+    """One full pass over every stored block and every anchor (for tools); `store`
+    and `chain_id` as for `ChainAuditor`."""
+    auditor = ChainAuditor(
+        store, validators, quorum, chain_id=chain_id, max_new_blocks=None, max_anchor_checks=None
+    )
     try:
         return auditor.step(anchors, max_blocks=0)
     finally:

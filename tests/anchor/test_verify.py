@@ -231,7 +231,7 @@ def test_an_anchor_needs_a_quorum_of_distinct_valid_validator_signatures(chain: 
         {"state_root": b"\x03" * 32},
         {"chain_id": "another-chain"},
     ):
-        assert not anchor_is_valid(dataclasses.replace(good, **change), keys, 3)  # type: ignore[arg-type]
+        assert not anchor_is_valid(dataclasses.replace(good, **change), keys, 3)
 
 
 # -- a clean chain --------------------------------------------------------------------
@@ -450,6 +450,7 @@ def test_compare_hashes_of_a_remote_chain(chain: Chain) -> None:
     assert report.ok and report.last_verified_height == 30 and report.chain_id == CHAIN
     forked = {**served, 20: (b"\x01" * 32, served[20][1]), 25: (b"\x02" * 32, b"\x03" * 32)}
     report = compare_hashes(forked, anchors, chain.keys)
+    assert report.first_mismatch is not None
     assert report.first_mismatch == Mismatch(
         20, "block_hash", anchors[3].block_hash, b"\x01" * 32, report.first_mismatch.detail
     )
