@@ -17,6 +17,7 @@ from medchain.anchor._errors import (
     VerificationChainUnavailable,
 )
 from medchain.anchor._ethkey import ETH_KEY_FILE, load_eth_key, new_eth_key
+from medchain.anchor._fork import ForkError, fork_genesis
 from medchain.anchor._ganache import ganache_binary, start_ganache, stop_ganache, wait_ready
 from medchain.anchor._restore import NodeRunning, RecoverError, RecoverReport, recover_store
 from medchain.anchor._settings import FINALIZED, AnchorSettings, Finality
@@ -56,6 +57,7 @@ __all__ = [
     "CheckpointSignature",
     "EthKeyError",
     "Finality",
+    "ForkError",
     "GanacheError",
     "Mismatch",
     "NodeRunning",
@@ -68,6 +70,7 @@ __all__ = [
     "compare_hashes",
     "decode_signatures",
     "encode_signatures",
+    "fork_genesis",
     "ganache_binary",
     "load_artifact",
     "load_eth_key",

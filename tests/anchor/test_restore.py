@@ -7,6 +7,7 @@ import dataclasses
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -136,6 +137,11 @@ def test_recover_refuses_a_running_node(chain: Chain) -> None:
         [sys.executable, "-c", "import time; time.sleep(60)", "node", "--home", str(chain.home)]
     )
     try:
+        cmdline = Path(f"/proc/{sleeper.pid}/cmdline")
+        for _ in range(500):  # just after exec the kernel may show an empty command line
+            if not cmdline.exists() or b"node" in cmdline.read_bytes().split(b"\0"):
+                break
+            time.sleep(0.01)
         (chain.home / PID_FILE).write_text(str(sleeper.pid))
         with pytest.raises(NodeRunning, match="is running") as caught:
             recover_store(chain.home, chain.genesis, anchors)

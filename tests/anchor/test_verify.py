@@ -60,7 +60,8 @@ class Chain:
     funded: AccountKeys
     local: LocalChain
     nonce: int = 0
-    patients: list[AccountKeys] = dataclasses.field(default_factory=list)
+    patients: list[tuple[int, AccountKeys]] = dataclasses.field(default_factory=list)
+    """Patients registered, with the height of their registration."""
 
     @property
     def keys(self) -> tuple[bytes, ...]:
@@ -74,21 +75,23 @@ class Chain:
     def path(self) -> Path:
         return self.home / STORE_FILE
 
-    def transfer(self, to: bytes, amount: int) -> Tx:
-        tx = signed_tx(
-            self.funded, CHAIN, self.nonce, "accounts.transfer", TransferArgs(to, amount), 0
-        )
+    def tx(self, method: str, args: object) -> Tx:
+        """The next transaction of the funded account."""
+        tx = signed_tx(self.funded, CHAIN, self.nonce, method, args, 0)
         self.nonce += 1
         return tx
+
+    def transfer(self, to: bytes, amount: int) -> Tx:
+        return self.tx("accounts.transfer", TransferArgs(to, amount))
 
     def grow(self, blocks: int) -> None:
         """Blocks with a transfer each; every third also registers a patient."""
         for _ in range(blocks):
             height = self.store.latest_height() + 1
-            txs = [self.transfer(bytes([height % 250 + 1]) * 20, 10 + height)]
+            txs = [self.transfer(recipient(height), 10 + height)]
             if height % 3 == 0:
                 patient = AccountKeys.generate()
-                self.patients.append(patient)
+                self.patients.append((height, patient))
                 args = RegisterArgs(Role.PATIENT, "", patient.encryption_public_key)
                 txs.append(signed_tx(patient, CHAIN, 0, "registry.register", args, 0))
             self.local.seal(txs)
@@ -114,13 +117,20 @@ class Chain:
         return result
 
 
-def make_chain(home: Path, blocks: int = 0, *, validators: int = 4) -> Chain:
+def recipient(height: int) -> bytes:
+    """Who `Chain.grow` pays in the block at `height` (10 + height tokens)."""
+    return bytes([height % 250 + 1]) * 20
+
+
+def make_chain(
+    home: Path, blocks: int = 0, *, validators: int = 4, params: ChainParams | None = None
+) -> Chain:
     keys = [AccountKeys.generate() for _ in range(validators)]
     funded = AccountKeys.generate()
     genesis = Genesis(
         CHAIN,
         T0,
-        ChainParams(checkpoint_interval=EVERY),
+        params or ChainParams(checkpoint_interval=EVERY),
         (Allocation(funded.address, 10**9),),
         tuple(GenesisValidator(k.public_key, f"v{i}") for i, k in enumerate(keys)),
     )
