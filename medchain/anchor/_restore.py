@@ -161,6 +161,11 @@ def _check_identity(path: Path, chain_id: str, genesis_hash: bytes) -> None:
             f"{path} is not a readable chain store ({exc}); move it away and start the "
             "node: it syncs the whole chain from its peers"
         ) from exc
+    if "chain_id" not in meta:
+        raise RecoverError(
+            f"{path} holds no chain yet; there is nothing to recover: start the node and it "
+            "syncs from its peers"
+        )
     if meta.get("chain_id") != chain_id or meta.get("genesis_hash") != genesis_hash:
         raise RecoverError(
             f"{path} holds chain {meta.get('chain_id')!r} from another genesis than the one "

@@ -159,6 +159,10 @@ def test_recover_refuses_a_missing_store_and_another_genesis(chain: Chain, tmp_p
         recover_store(chain.home, other, [])
     with pytest.raises(RecoverError, match="nothing to recover"):
         recover_store(tmp_path / "empty", chain.genesis, [])
+    (tmp_path / "fresh").mkdir()
+    ChainStore(tmp_path / "fresh" / STORE_FILE).close()  # created, never initialised
+    with pytest.raises(RecoverError, match="holds no chain yet"):
+        recover_store(tmp_path / "fresh", chain.genesis, [])
     assert not list(chain.home.glob("*.bad-*"))
 
 
