@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from medchain.consensus._api import (
     Broadcast,
+    CheckpointCertified,
     Committed,
     Event,
     MessageReceived,
@@ -488,6 +489,8 @@ class Simulator:
             self._evidence.append(report)
             if self._on_evidence is not None:
                 self._on_evidence(self, report)
+        elif isinstance(action, CheckpointCertified):
+            pass  # the simulated network has no verification chain to anchor on
         elif isinstance(action, Delayed):
             trace.record(now_us, index, "delay-action", action.delay_ms)
             epoch = self._states[index].epoch
