@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.types import Scope
 
+from medchain.api._anchoring import anchoring_routes
 from medchain.api._blobs import blob_routes
 from medchain.api._errors import install_error_handlers
 from medchain.api._middleware import ApiMetrics, BodyLimit, CatchAll, RequestMetrics
@@ -85,6 +86,7 @@ def create_api(
     app.include_router(blob_routes(service))
     app.include_router(upload_routes(service))
     app.include_router(node_routes(service))
+    app.include_router(anchoring_routes(service))
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

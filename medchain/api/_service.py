@@ -7,7 +7,7 @@ from typing import Protocol, runtime_checkable
 
 import prometheus_client
 
-from medchain.node import ChainQueries, NodeStatus
+from medchain.node import AnchoringStatus, ChainQueries, NodeStatus
 from medchain.offchain import BlobStore
 from medchain.types import Genesis, Receipt, Tx
 
@@ -57,3 +57,7 @@ class NodeService(Protocol):
     def is_pending(self, tx_hash: bytes) -> bool: ...
 
     def status(self) -> NodeStatus: ...
+
+    def anchoring_status(self) -> AnchoringStatus | None:
+        """None when the node does not anchor (no `anchor` section in its config)."""
+        ...

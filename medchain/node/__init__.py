@@ -1,6 +1,7 @@
 """Running a chain: the single-validator LocalChain, genesis files, and LedgerApp
 (the ledger as consensus engines see it)."""
 
+from medchain.node._anchoring import Anchoring, AnchoringStatus
 from medchain.node._config import (
     CONFIG_FILE,
     LOG_FILE,
@@ -68,6 +69,8 @@ __all__ = [
     "STORE_FILE",
     "VALIDATOR_KEY_FILE",
     "WAL_FILE",
+    "Anchoring",
+    "AnchoringStatus",
     "ChainQueries",
     "ConfigError",
     "Devnet",

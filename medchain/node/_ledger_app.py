@@ -13,6 +13,7 @@ The simulator and the networked node drive it the same way:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from medchain import app as contracts
@@ -95,6 +96,9 @@ class LedgerApp(ChainQueries):
         self._last = self.store.latest_block()
         self._outcomes: dict[bytes, BlockOutcome] = {}
         """Dry-run outcomes of blocks checked on the current tip, by block hash."""
+        self.final_anchor: Callable[[int], bytes | None] | None = None
+        """Block hash a final anchor on the verification chain fixes at a height: a
+        block that contradicts it is refused (from a proposal or from sync)."""
         self.mempool = Mempool(
             self.ledger,
             max_txs=max_txs,
@@ -228,6 +232,12 @@ class LedgerApp(ChainQueries):
             )
         if header.tx_root != tx_root(block.txs):
             return "the tx root does not match the block's transactions"
+        anchored = self.final_anchor(header.height) if self.final_anchor else None
+        if anchored is not None and anchored != block_hash(header):
+            return (
+                f"block {header.height} conflicts with the final anchor on the verification "
+                f"chain (anchored {anchored.hex()[:16]}): it is not on the honest chain"
+            )
         return None
 
     def _context_of(self, header: Header) -> BlockContext:

@@ -6,6 +6,8 @@ same questions the same way: this mixin holds the answers. A class using it keep
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from medchain import app
 from medchain.app import (
     Account,
@@ -41,6 +43,9 @@ class ChainQueries:
 
     def block_at(self, height: int) -> Block | None:
         return self.store.block_at(height)
+
+    def block_hashes(self, heights: Sequence[int]) -> dict[int, bytes]:
+        return self.store.block_hashes(heights)
 
     def receipt(self, tx_hash: bytes) -> Receipt | None:
         return self.store.receipt(tx_hash)

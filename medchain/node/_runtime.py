@@ -21,11 +21,13 @@ from typing import Any
 import rlp
 from prometheus_client import CollectorRegistry
 
+from medchain.anchor import AnchorSettings
 from medchain.app import TxRejected, decode_tx
 from medchain.consensus import (
     Action,
     BftEngine,
     Broadcast,
+    CheckpointCertified,
     Committed,
     EngineConfig,
     Event,
@@ -40,6 +42,7 @@ from medchain.consensus import (
     quorum_size,
 )
 from medchain.crypto import AccountKeys, load_keys
+from medchain.node._anchoring import Anchoring, AnchoringStatus
 from medchain.node._blobs import BLOB_CHANNEL, NetworkBlobStore, PeerBlobs, open_blob_store
 from medchain.node._config import (
     NODE_CERT_FILE,
@@ -126,6 +129,7 @@ class Node:
                 block_interval_ms=self.config.block_interval_ms,
                 round_timeout_ms=self.config.round_timeout_ms,
                 proposal_window_ms=self.config.proposal_window_ms,
+                checkpoint_interval=self._genesis.params.checkpoint_interval,
             ),
             self.keys,
             self.app,
@@ -177,6 +181,8 @@ class Node:
         self._closed = False
         self._halted = False
         """Consensus failed: no more events reach the engine (close() still runs)."""
+        self.anchoring = self._build_anchoring()
+        self._anchoring_task: asyncio.Task[None] | None = None
 
     # -- NodeService ------------------------------------------------------------------
 
@@ -266,6 +272,26 @@ class Node:
             started_ms=self._started_ms,
         )
 
+    def anchoring_status(self) -> AnchoringStatus | None:
+        return None if self.anchoring is None else self.anchoring.status()
+
+    def _build_anchoring(self) -> Anchoring | None:
+        """Anchoring runs if config.json has an `anchor` section (devnets get one)."""
+        section = self.config.extra.get("anchor")
+        if section is None:
+            return None
+        anchoring = Anchoring(
+            AnchorSettings.from_json(section),
+            self.home,
+            self._genesis,
+            self.home / STORE_FILE,
+            self.app.validators(),
+            self.keys.public_key,
+            self.metrics.registry,
+        )
+        self.app.final_anchor = anchoring.final_anchor
+        return anchoring
+
     @property
     def syncing(self) -> bool:
         return self.engine.highest_seen_height > self.engine.height + 1
@@ -282,6 +308,8 @@ class Node:
         next_height = self.app.height + 1
         for data in self.signlog.since(next_height):
             self._feed(MessageReceived(wall_clock_ms(), data))
+        if self.anchoring is not None:
+            self._anchoring_task = asyncio.ensure_future(self.anchoring.run())
         log.info(
             "%s started at height %d as %s (%s), p2p %s:%d",
             self.config.name,
@@ -307,6 +335,12 @@ class Node:
         if self._closed:
             return
         self._closed = True
+        if self._anchoring_task is not None:
+            self._anchoring_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._anchoring_task
+        if self.anchoring is not None:
+            await self.anchoring.close()
         await self.transport.close()
         self._blobs.close()
         for waiting in self._waiters.values():
@@ -360,6 +394,8 @@ class Node:
                 self._on_committed(action.block, action.round_changes)
             elif isinstance(action, ReportEvidence):
                 self._report(action)
+            elif isinstance(action, CheckpointCertified) and self.anchoring is not None:
+                self.anchoring.on_certified(action)
         if self.signlog.prevented != prevented_before:
             self.metrics.double_sign_prevented.inc(self.signlog.prevented - prevented_before)
         self.metrics.round.set(self.engine.round)

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from medchain.api import ApiServer, create_api
 from medchain.crypto import AccountKeys
-from medchain.node import LocalChain, NodeStatus, PeerStatus, PendingFull
+from medchain.node import AnchoringStatus, LocalChain, NodeStatus, PeerStatus, PendingFull
 from medchain.offchain import BlobStore
 from medchain.types import (
     Allocation,
@@ -117,6 +117,9 @@ class FakeNode:
 
     def is_pending(self, tx_hash: bytes) -> bool:
         return tx_hash in self.pending
+
+    def anchoring_status(self) -> AnchoringStatus | None:
+        return None
 
     def status(self) -> NodeStatus:
         block = self.local.latest_block()

@@ -1,0 +1,76 @@
+"""The verification chain as the node sees it: where it anchors, what is anchored,
+and the passive check of the node's own blocks; plus the stored block ids an auditor
+compares with the anchors it reads from Ethereum itself (`medchain verify`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from medchain.api._errors import ApiError
+from medchain.api._models import hex_of
+from medchain.api._service import NodeService
+
+MAX_HEIGHTS = 10_000
+
+
+class AnchoringModel(BaseModel):
+    configured: bool = Field(description="False if the node does not anchor.")
+    rpc_url: str = ""
+    eth_chain_id: int = 0
+    contract: str = ""
+    finality: str = Field(default="", description="'finalized', or a number of confirmations.")
+    sender: bool = Field(default=False, description="This node sends anchors.")
+    anchored_height: int = 0
+    final_height: int = 0
+    anchors_sent: int = 0
+    last_error: str = ""
+    checked_ms: int = 0
+    report: dict[str, Any] | None = Field(
+        default=None, description="The latest passive verification of the node's own blocks."
+    )
+
+
+class HeightsModel(BaseModel):
+    heights: list[int] = Field(max_length=MAX_HEIGHTS)
+
+
+class BlockHashesModel(BaseModel):
+    hashes: dict[int, str] = Field(description="Block id by height, for the heights held.")
+
+
+def anchoring_routes(service: NodeService) -> APIRouter:
+    router = APIRouter(tags=["verification chain"])
+
+    @router.get("/v1/anchoring", summary="Anchoring and passive verification")
+    async def anchoring() -> AnchoringModel:
+        status = service.anchoring_status()
+        if status is None:
+            return AnchoringModel(configured=False)
+        settings = status.settings
+        return AnchoringModel(
+            configured=True,
+            rpc_url=settings.rpc_url,
+            eth_chain_id=settings.eth_chain_id,
+            contract=settings.contract,
+            finality=str(settings.finality),
+            sender=status.sender,
+            anchored_height=status.anchored_height,
+            final_height=status.final_height,
+            anchors_sent=status.anchors_sent,
+            last_error=status.last_error,
+            checked_ms=status.checked_ms,
+            report=None if status.report is None else status.report.to_json(),
+        )
+
+    @router.post("/v1/chain/hashes", summary="Stored block ids at the given heights")
+    async def block_hashes(body: HeightsModel) -> BlockHashesModel:
+        """Heights the node does not hold are left out."""
+        if any(h < 0 for h in body.heights):
+            raise ApiError(400, "bad_height", "heights must be >= 0")
+        found = service.chain.block_hashes(body.heights)
+        return BlockHashesModel(hashes={h: hex_of(v) for h, v in sorted(found.items())})
+
+    return router
