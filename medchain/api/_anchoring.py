@@ -37,8 +37,16 @@ class HeightsModel(BaseModel):
     heights: list[int] = Field(max_length=MAX_HEIGHTS)
 
 
-class BlockHashesModel(BaseModel):
-    hashes: dict[int, str] = Field(description="Block id by height, for the heights held.")
+class BlockIdModel(BaseModel):
+    hash: str
+    state_root: str
+
+
+class BlockIdsModel(BaseModel):
+    blocks: dict[int, BlockIdModel] = Field(
+        description="Block id and state root by height (from the stored headers), for "
+        "the heights the node holds."
+    )
 
 
 def anchoring_routes(service: NodeService) -> APIRouter:
@@ -66,11 +74,17 @@ def anchoring_routes(service: NodeService) -> APIRouter:
         )
 
     @router.post("/v1/chain/hashes", summary="Stored block ids at the given heights")
-    async def block_hashes(body: HeightsModel) -> BlockHashesModel:
-        """Heights the node does not hold are left out."""
+    async def block_ids(body: HeightsModel) -> BlockIdsModel:
+        """At most 10,000 heights per request; heights the node does not hold are
+        left out."""
         if any(h < 0 for h in body.heights):
             raise ApiError(400, "bad_height", "heights must be >= 0")
-        found = service.chain.block_hashes(body.heights)
-        return BlockHashesModel(hashes={h: hex_of(v) for h, v in sorted(found.items())})
+        found = service.chain.block_ids(body.heights)
+        return BlockIdsModel(
+            blocks={
+                h: BlockIdModel(hash=hex_of(i), state_root=hex_of(r))
+                for h, (i, r) in sorted(found.items())
+            }
+        )
 
     return router

@@ -44,8 +44,8 @@ class ChainQueries:
     def block_at(self, height: int) -> Block | None:
         return self.store.block_at(height)
 
-    def block_hashes(self, heights: Sequence[int]) -> dict[int, bytes]:
-        return self.store.block_hashes(heights)
+    def block_ids(self, heights: Sequence[int]) -> dict[int, tuple[bytes, bytes]]:
+        return self.store.block_ids(heights)
 
     def receipt(self, tx_hash: bytes) -> Receipt | None:
         return self.store.receipt(tx_hash)

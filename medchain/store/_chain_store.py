@@ -22,10 +22,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
+import rlp
+
 from medchain.store._errors import NotFound, StoreError
 from medchain.types import (
     Block,
     DecodeError,
+    Header,
     Receipt,
     block_hash,
     decode,
@@ -463,19 +466,30 @@ class ChainStore:
                 yield self._decode(Block, data, f"block {height}")
             start = int(rows[-1][0]) + 1
 
-    def block_hashes(self, heights: Sequence[int]) -> dict[int, bytes]:
-        """Stored block ids at `heights` (those this store has), in one query per 500
-        heights: what an auditor compares with the anchors on the verification chain."""
-        found: dict[int, bytes] = {}
+    def block_ids(self, heights: Sequence[int]) -> dict[int, tuple[bytes, bytes]]:
+        """(block id, state root) at `heights` (those this store has), both read from
+        the stored header (only the header is decoded), in one query per 500 heights:
+        what an auditor compares with the anchors on the verification chain."""
+        found: dict[int, tuple[bytes, bytes]] = {}
         wanted = sorted(set(heights))
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self._conn().execute(
-                f"SELECT height, hash FROM blocks WHERE height IN ({marks})", chunk
+                f"SELECT height, data FROM blocks WHERE height IN ({marks})", chunk
             )
-            found.update((int(h), bytes(v)) for h, v in rows)
+            for height, data in rows:
+                header = self._stored_header(int(height), bytes(data))
+                found[int(height)] = (block_hash(header), header.state_root)
         return found
+
+    def _stored_header(self, height: int, data: bytes) -> Header:
+        try:
+            _, _, _, payload = rlp.codec.consume_length_prefix(data, 0)
+            _, _, length, body = rlp.codec.consume_length_prefix(data, payload)
+        except rlp.exceptions.DecodingError as exc:
+            raise StoreError(f"block {height} in {self._path} is damaged ({exc})") from exc
+        return self._decode(Header, data[payload : body + length], f"header {height}")
 
     def tx_location(self, tx_id: bytes) -> tuple[int, int] | None:
         """(block height, index in the block) of a stored transaction."""

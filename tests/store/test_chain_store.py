@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sqlite3
 import subprocess
@@ -27,6 +28,7 @@ from medchain.types import (
     Receipt,
     Tx,
     block_hash,
+    encode,
     sha256,
     tx_id,
 )
@@ -258,15 +260,33 @@ def test_blocks_iterates_an_inclusive_range_in_batches(
         assert list(store.blocks(20, 30)) == []
 
 
-def test_block_hashes_returns_the_stored_ids_of_the_heights_it_has(db_path: Path) -> None:
+def test_block_ids_reads_id_and_state_root_from_the_stored_headers(db_path: Path) -> None:
     with new_store(db_path) as store:
         committed = [store.latest_block()] + [commit_next(store) for _ in range(1, 1_200)]
         wanted = [0, 5, 5, 1_199, 700, 5_000]  # a duplicate, out of order, one missing
-        assert store.block_hashes(wanted) == {
-            h: block_hash(committed[h].header) for h in (0, 5, 700, 1_199)
+        assert store.block_ids(wanted) == {
+            h: (block_hash(committed[h].header), committed[h].header.state_root)
+            for h in (0, 5, 700, 1_199)
         }
-        assert store.block_hashes(range(1_200)).keys() == set(range(1_200))  # > one query
-        assert store.block_hashes([]) == {}
+        assert store.block_ids(range(1_200)).keys() == set(range(1_200))  # > one query
+        assert store.block_ids([]) == {}
+
+
+def test_block_ids_follow_an_edited_header_and_name_a_damaged_row(db_path: Path) -> None:
+    with new_store(db_path) as store:
+        block = commit_next(store, [make_tx(1)])
+        edited = dataclasses.replace(
+            block, header=dataclasses.replace(block.header, time_ms=block.header.time_ms + 1)
+        )
+        db = sqlite3.connect(db_path)
+        db.execute("UPDATE blocks SET data = ? WHERE height = 1", (encode(edited),))
+        db.commit()
+        assert store.block_ids([1]) == {1: (block_hash(edited.header), block.header.state_root)}
+        db.execute("UPDATE blocks SET data = ? WHERE height = 1", (b"\xc3\x01",))
+        db.commit()
+        db.close()
+        with pytest.raises(StoreError, match="header 1 does not decode"):
+            store.block_ids([1])
 
 
 def test_deletes_remove_keys(db_path: Path) -> None:
