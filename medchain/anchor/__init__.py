@@ -1,5 +1,7 @@
 """The verification chain: checkpoints of the working chain anchored in a Vyper
-contract on Ethereum, read back to verify, restore or fork the working chain."""
+contract on Ethereum, read back and checked against the working chain's blocks.
+Restoring a store or forking from an anchor rebuilds a node's home, so it lives in
+medchain.node (recover_store, fork_genesis), which imports this package."""
 
 from medchain.anchor._client import (
     ALREADY_ANCHORED,
@@ -17,9 +19,7 @@ from medchain.anchor._errors import (
     VerificationChainUnavailable,
 )
 from medchain.anchor._ethkey import ETH_KEY_FILE, load_eth_key, new_eth_key
-from medchain.anchor._fork import ForkError, fork_genesis
 from medchain.anchor._ganache import ganache_binary, start_ganache, stop_ganache, wait_ready
-from medchain.anchor._restore import NodeRunning, RecoverError, RecoverReport, recover_store
 from medchain.anchor._settings import FINALIZED, AnchorSettings, Finality
 from medchain.anchor._types import (
     Anchor,
@@ -57,12 +57,8 @@ __all__ = [
     "CheckpointSignature",
     "EthKeyError",
     "Finality",
-    "ForkError",
     "GanacheError",
     "Mismatch",
-    "NodeRunning",
-    "RecoverError",
-    "RecoverReport",
     "VerificationChainUnavailable",
     "VerifyReport",
     "anchor_is_valid",
@@ -70,12 +66,10 @@ __all__ = [
     "compare_hashes",
     "decode_signatures",
     "encode_signatures",
-    "fork_genesis",
     "ganache_binary",
     "load_artifact",
     "load_eth_key",
     "new_eth_key",
-    "recover_store",
     "start_ganache",
     "stop_ganache",
     "verify_store",

@@ -30,6 +30,7 @@ from medchain.node._devnet import (
     start_node,
     stop_node,
 )
+from medchain.node._fork import ForkError, fork_genesis
 from medchain.node._genesis_file import (
     GenesisError,
     genesis_from_json,
@@ -51,6 +52,7 @@ from medchain.node._localchain import (
     wall_clock_ms,
 )
 from medchain.node._queries import ChainQueries
+from medchain.node._restore import NodeRunning, RecoverError, RecoverReport, recover_store
 from medchain.node._runtime import Node, NodeFailed, network_id
 from medchain.node._signlog import SignLog
 from medchain.node._status import NodeStatus, PeerStatus
@@ -76,22 +78,27 @@ __all__ = [
     "Devnet",
     "DevnetError",
     "DevnetNode",
+    "ForkError",
     "GenesisError",
     "LedgerApp",
     "LocalChain",
     "Node",
     "NodeConfig",
     "NodeFailed",
+    "NodeRunning",
     "NodeStatus",
     "PeerConfig",
     "PeerStatus",
     "PendingFull",
+    "RecoverError",
+    "RecoverReport",
     "SealedBlock",
     "SignLog",
     "TxFailed",
     "config_from_json",
     "config_to_json",
     "create_devnet",
+    "fork_genesis",
     "free_port_base",
     "genesis_block",
     "genesis_from_json",
@@ -102,6 +109,7 @@ __all__ = [
     "read_config",
     "read_genesis",
     "read_pid",
+    "recover_store",
     "start_node",
     "stop_node",
     "wall_clock_ms",

@@ -9,17 +9,18 @@ the stored blocks up to it (a store keeps state at its tip only) and checked aga
 the anchor. `genesis_state` (medchain.app) then starts the fork from that state with
 the new validators, and bans the old ones left out.
 
-`medchain.node` imports this package, so the node's parts are imported when called.
+It lives in the node layer because it replays the parent chain with the node's
+`LedgerApp`; the anchor layer below only says which anchors to trust.
 """
 
 from __future__ import annotations
 
-from medchain.anchor._restore import replay
-from medchain.anchor._types import Anchor
-from medchain.anchor._verify import anchor_is_valid
+from medchain.anchor import Anchor, anchor_is_valid
 from medchain.app import genesis_state
 from medchain.consensus import quorum_size
 from medchain.crypto import PUBLIC_KEY_SIZE
+from medchain.node._ledger_app import LedgerApp
+from medchain.node._restore import replay
 from medchain.store import ChainStore, StoreError
 from medchain.types import (
     ForkOrigin,
@@ -69,8 +70,6 @@ def fork_genesis(
             f"the store holds blocks up to {store.latest_height()} only, the anchor is at "
             f"{anchor.height}; let the node sync up to it first (or fork from a lower anchor)"
         )
-    from medchain.node import LedgerApp
-
     app = LedgerApp(genesis)
     try:
         reached = replay(app, store.blocks(1, anchor.height))

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from medchain.anchor import NodeRunning, RecoverError, recover_store
-from medchain.anchor._restore import replay
-from medchain.node import PID_FILE, STORE_FILE, LedgerApp
+from medchain.node import PID_FILE, STORE_FILE, LedgerApp, NodeRunning, RecoverError, recover_store
+from medchain.node._restore import replay
 from medchain.store import ChainStore
 from medchain.types import Block, block_hash
 from tests.anchor.test_verify import Chain, make_anchor, make_chain, other_tx, rewrite

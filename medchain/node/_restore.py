@@ -9,8 +9,8 @@ old one stays beside it as `chain.sqlite.bad-<height>`. Started again, the node
 resyncs the rest from its peers. Its consensus WAL (what it signed) is left alone:
 it is what keeps a validator from signing twice.
 
-`medchain.node` imports this package (the anchoring loop), so the functions here
-import the node's parts when they are called.
+It lives in the node layer because it rebuilds a node's home with the node's own
+parts (`LedgerApp`, the pid file); the anchor layer below only reads and judges.
 """
 
 from __future__ import annotations
@@ -22,16 +22,17 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from medchain.anchor._types import Anchor
-from medchain.anchor._verify import ChainAuditor, VerifyReport, _Rows
+from medchain.anchor import Anchor, ChainAuditor, VerifyReport
+from medchain.anchor._verify import _Rows
 from medchain.app import InvalidBlock
+from medchain.node._devnet import read_pid
+from medchain.node._genesis_file import genesis_hash
+from medchain.node._ledger_app import LedgerApp
+from medchain.node._localchain import STORE_FILE
 from medchain.store import ChainStore, StoreError
 from medchain.types import Block, DecodeError, Genesis, MedchainError, block_hash, decode
-
-if TYPE_CHECKING:
-    from medchain.node import LedgerApp
 
 _SIDE_FILES = ("-wal", "-shm", "-journal")
 
@@ -100,8 +101,6 @@ def recover_store(
     (default: their consensus quorum) decide which anchors count. The node must be
     stopped. If no final anchor matches, the longest intact prefix from genesis is
     kept, and the report says so."""
-    from medchain.node import STORE_FILE, genesis_hash, read_pid
-
     pid = read_pid(home)
     if pid is not None:
         raise NodeRunning(
@@ -185,8 +184,6 @@ def _target(report: VerifyReport) -> tuple[int, bool]:
 def _rebuild(path: Path, tmp: Path, genesis: Genesis, target: int) -> int:
     """Replay blocks 1..target of the store at `path` into a new store at `tmp`;
     returns the height the replay reached."""
-    from medchain.node import LedgerApp
-
     rows = _Rows(path)
     fresh = ChainStore(tmp)
     try:

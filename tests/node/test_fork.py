@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from medchain.anchor import Anchor, ForkError, fork_genesis
+from medchain.anchor import Anchor
 from medchain.app import (
     AmountArgs,
     BlockContext,
@@ -32,7 +32,14 @@ from medchain.app import (
 from medchain.app._genesis import BANNED_FOREVER, genesis_state
 from medchain.app._penalties import _ban
 from medchain.crypto import AccountKeys, signed_tx
-from medchain.node import LedgerApp, genesis_from_json, genesis_hash, genesis_to_json
+from medchain.node import (
+    ForkError,
+    LedgerApp,
+    fork_genesis,
+    genesis_from_json,
+    genesis_hash,
+    genesis_to_json,
+)
 from medchain.types import (
     Allocation,
     ChainParams,
