@@ -21,16 +21,21 @@ from medchain.cli._common import console, err_console, reports_errors
 from medchain.cli._node_init import node_add_peer, node_init
 from medchain.node import (
     DEVNET_FILE,
+    GENESIS_FILE,
     PID_FILE,
     Devnet,
     DevnetError,
     Node,
+    VerificationChain,
     create_devnet,
     load_devnet,
     read_config,
+    read_genesis,
     read_pid,
     start_node,
+    start_verification_chain,
     stop_node,
+    stop_verification_chain,
 )
 
 devnet_app = typer.Typer(
@@ -115,14 +120,22 @@ def wait_ready(devnet: Devnet, timeout_s: float = 60.0) -> None:
 def _start_all(devnet: Devnet) -> None:
     """Start the nodes not running yet, each in a session of its own: Ctrl-C reaches
     `devnet up` only, which then stops them one by one (and reports what it stopped)."""
+    if devnet.verification is not None:
+        start_verification_chain(devnet)
     for node_ in devnet.nodes:
         if read_pid(node_.home) is None:
             start_node(node_.home, detach=True)
     wait_ready(devnet)
 
 
+def _checkpoint_interval(devnet: Devnet) -> int:
+    return read_genesis(devnet.nodes[0].home / GENESIS_FILE).params.checkpoint_interval
+
+
 def _stop_all(devnet: Devnet) -> int:
-    return sum(stop_node(n.home) for n in devnet.nodes)
+    stopped = sum(stop_node(n.home) for n in devnet.nodes)
+    stop_verification_chain(devnet)
+    return stopped
 
 
 @devnet_app.command("up")
@@ -135,6 +148,14 @@ def devnet_up(
     api_port: Annotated[int, typer.Option(help="Node i serves HTTP on this + i.")] = 8600,
     p2p_port: Annotated[int, typer.Option(help="Node i listens for peers on this + i.")] = 9600,
     block_interval_ms: Annotated[int, typer.Option(help="Pause between blocks.")] = 1_000,
+    anchor: Annotated[
+        bool,
+        typer.Option(
+            help="Run Ganache (from npm) as the verification chain and anchor checkpoints "
+            "on it (a new devnet only)."
+        ),
+    ] = True,
+    eth_port: Annotated[int, typer.Option(help="Ganache's JSON-RPC port.")] = 8545,
     detach: Annotated[bool, typer.Option(help="Leave the nodes running and return.")] = False,
 ) -> None:
     """Start a local network (creating it on first use) and print its API URLs.
@@ -156,6 +177,7 @@ def devnet_up(
             api_port=api_port,
             p2p_port=p2p_port,
             block_interval_ms=block_interval_ms,
+            verification=VerificationChain(eth_port) if anchor else None,
         )
     console.print(
         f"starting {len(devnet.nodes)} nodes of [bold]{devnet.chain_id}[/] "
@@ -169,6 +191,12 @@ def devnet_up(
     for n in devnet.nodes:
         role = "validator" if n.validator else "observer"
         console.print(f"  {n.name:8} {role:9} API {n.api_url}  (docs {n.api_url}/docs)")
+    if devnet.verification is not None:
+        console.print(
+            f"  verification chain (Ganache) {devnet.verification.rpc_url}: checkpoints "
+            f"every {_checkpoint_interval(devnet)} blocks are anchored there; "
+            "`medchain verify` checks a node against them"
+        )
     console.print(f"funded account for demos and benchmarks: {devnet.faucet_key}")
     if detach:
         console.print(f"running in the background; stop with `medchain devnet down --home {home}`")

@@ -28,7 +28,9 @@ from medchain.node._devnet import (
     load_devnet,
     read_pid,
     start_node,
+    start_verification_chain,
     stop_node,
+    stop_verification_chain,
 )
 from medchain.node._fork import ForkError, fork_genesis
 from medchain.node._genesis_file import (
@@ -56,6 +58,7 @@ from medchain.node._restore import NodeRunning, RecoverError, RecoverReport, rec
 from medchain.node._runtime import Node, NodeFailed, network_id
 from medchain.node._signlog import SignLog
 from medchain.node._status import NodeStatus, PeerStatus
+from medchain.node._verification_chain import VerificationChain
 
 __all__ = [
     "BLOBS_DIR",
@@ -95,6 +98,7 @@ __all__ = [
     "SealedBlock",
     "SignLog",
     "TxFailed",
+    "VerificationChain",
     "config_from_json",
     "config_to_json",
     "create_devnet",
@@ -111,7 +115,9 @@ __all__ = [
     "read_pid",
     "recover_store",
     "start_node",
+    "start_verification_chain",
     "stop_node",
+    "stop_verification_chain",
     "wall_clock_ms",
     "write_config",
     "write_genesis",

@@ -21,8 +21,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from medchain.crypto import AccountKeys, save_keys
+from medchain.node import _verification_chain as verification_chain
 from medchain.node._config import (
     LOG_FILE,
     NODE_CERT_FILE,
@@ -34,6 +36,7 @@ from medchain.node._config import (
 )
 from medchain.node._genesis_file import write_genesis
 from medchain.node._localchain import GENESIS_FILE, wall_clock_ms
+from medchain.node._verification_chain import VerificationChain
 from medchain.p2p import node_certificate
 from medchain.types import Allocation, ChainParams, Genesis, GenesisValidator, MedchainError
 
@@ -64,6 +67,8 @@ class Devnet:
     chain_id: str
     consensus: str
     nodes: tuple[DevnetNode, ...]
+    verification: VerificationChain | None = None
+    """The devnet's own Ganache, where its validators anchor checkpoints."""
 
     @property
     def faucet_key(self) -> Path:
@@ -89,6 +94,7 @@ def create_devnet(
     block_interval_ms: int = 1_000,
     round_timeout_ms: int = 2_000,
     params: ChainParams | None = None,
+    verification: VerificationChain | None = None,
 ) -> Devnet:
     """Write a new devnet under `home`: `validators` voting nodes then `observers`
     full nodes. Node i listens on `hosts[i]` (every node on `host` by default), at
@@ -146,13 +152,15 @@ def create_devnet(
         )
         write_config(node_home, config)
         nodes.append(DevnetNode(name, node_home, config.api_url, config.p2p_port, i < validators))
-    devnet = Devnet(home, chain_id, consensus, tuple(nodes))
+    devnet = Devnet(home, chain_id, consensus, tuple(nodes), verification)
+    if verification is not None:
+        verification_chain.prepare(home, [n.home for n in devnet.validators])
     _write_devnet(devnet)
     return devnet
 
 
 def _write_devnet(devnet: Devnet) -> None:
-    doc = {
+    doc: dict[str, Any] = {
         "chain_id": devnet.chain_id,
         "consensus": devnet.consensus,
         "nodes": [
@@ -166,6 +174,8 @@ def _write_devnet(devnet: Devnet) -> None:
             for n in devnet.nodes
         ],
     }
+    if devnet.verification is not None:
+        doc["verification_chain"] = devnet.verification.to_json()
     (devnet.home / DEVNET_FILE).write_text(json.dumps(doc, indent=2) + "\n")
 
 
@@ -186,6 +196,11 @@ def load_devnet(home: Path) -> Devnet:
                     bool(n["validator"]),
                 )
                 for n in doc["nodes"]
+            ),
+            verification=(
+                VerificationChain.from_json(doc["verification_chain"])
+                if "verification_chain" in doc
+                else None
             ),
         )
     except FileNotFoundError:
@@ -305,3 +320,21 @@ def stop_node(node_home: Path, timeout_s: float = 10.0) -> bool:
     os.kill(pid, signal.SIGKILL)
     (node_home / PID_FILE).unlink(missing_ok=True)
     return True
+
+
+def start_verification_chain(devnet: Devnet) -> int | None:
+    """Start the devnet's Ganache and point every node at its anchor contract (before
+    the nodes start); None for a devnet without one."""
+    if devnet.verification is None:
+        return None
+    return verification_chain.start(
+        devnet.home,
+        devnet.verification,
+        devnet.chain_id,
+        [n.home for n in devnet.nodes],
+        [n.home for n in devnet.validators],
+    )
+
+
+def stop_verification_chain(devnet: Devnet) -> bool:
+    return devnet.verification is not None and verification_chain.stop(devnet.home)
