@@ -20,11 +20,14 @@ from medchain.crypto import AccountKeys, format_address, load_keys, signed_tx
 from medchain.node import (
     GENESIS_FILE,
     Devnet,
+    VerificationChain,
     create_devnet,
     free_port_base,
     read_genesis,
     read_pid,
     start_node,
+    start_verification_chain,
+    stop_verification_chain,
 )
 from medchain.types import Tx, tx_id
 
@@ -49,8 +52,15 @@ class LiveNet:
         observers: int = 0,
         block_interval_ms: int = 250,
         round_timeout_ms: int = 1_000,
+        anchoring: bool = False,
     ) -> None:
+        """`anchoring`: the devnet's own Ganache, with fast blocks and polling."""
         base = free_port_base(validators + observers)
+        verification = (
+            VerificationChain(free_port_base(1), block_time_ms=250, confirmations=2, poll_ms=300)
+            if anchoring
+            else None
+        )
         self.devnet: Devnet = create_devnet(
             home,
             validators,
@@ -61,6 +71,7 @@ class LiveNet:
             chain_id="medchain-nettest",
             block_interval_ms=block_interval_ms,
             round_timeout_ms=round_timeout_ms,
+            verification=verification,
         )
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.http = httpx.Client(timeout=10.0)
@@ -84,6 +95,8 @@ class LiveNet:
         return str(self.node(name).api_url)
 
     def start(self, names: Sequence[str] | None = None, wait: bool = True) -> None:
+        if self.devnet.verification is not None and not self.procs:
+            start_verification_chain(self.devnet)  # first start: configures the nodes
         for name in names or [n.name for n in self.devnet.nodes if n.validator]:
             self.procs[name] = start_node(self.node(name).home)
         if wait:
@@ -114,6 +127,7 @@ class LiveNet:
                 proc.kill()
                 proc.wait(5)
         self.http.close()
+        stop_verification_chain(self.devnet)
         for node in self.devnet.nodes:
             assert read_pid(node.home) is None or node.name not in self.procs
 
@@ -210,6 +224,12 @@ class LiveNet:
         response = self.http.get(f"{self.url(name)}/v1/accounts/{format_address(account.address)}")
         response.raise_for_status()
         return int(response.json()["nonce"])
+
+    def anchoring(self, name: str) -> dict[str, Any]:
+        response = self.http.get(f"{self.url(name)}/v1/anchoring", timeout=2.0)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
 
     def assert_agreement(self, names: Sequence[str], up_to: int) -> None:
         """Every node in `names` holds the same block hash and state root at every
