@@ -409,10 +409,12 @@ def _corrupt(height: int, stored_hash: bytes, why: str) -> _Row:
     return _Row(b"", b"", b"", Mismatch(height, "stored_hash", b"", stored_hash, f"the row {why}"))
 
 
-def _check_row(chain_id: str, height: int, stored_hash: bytes, data: bytes) -> _Row:
-    """Recompute a stored block's id from its header bytes and its tx root from its
-    transactions' bytes; nothing else is decoded. (The certificate is not covered by
-    the id, so only its shape is checked.)"""
+def _check_row(
+    chain_id: str, height: int, stored_hash: bytes, data: bytes, body: bool = True
+) -> _Row:
+    """Recompute a stored block's id from its header bytes and (if `body`) its tx
+    root from its transactions' bytes; nothing else is decoded. (The certificate is
+    not covered by the id, so only its shape is checked.)"""
     try:
         start, end, is_list = _item(data, 0, len(data))
         spans = _list_items(data, start, end) if is_list and end == len(data) else []
@@ -423,7 +425,7 @@ def _check_row(chain_id: str, height: int, stored_hash: bytes, data: bytes) -> _
         txs_start, txs_end, txs_list = _item(data, t_start, t_end)
         if not txs_list or not _item(data, c_start, c_end)[2]:
             return _corrupt(height, stored_hash, "is not an encoded block")
-        tx_spans = _list_items(data, txs_start, txs_end)
+        tx_spans = _list_items(data, txs_start, txs_end) if body else []
     except ValueError as exc:
         return _corrupt(height, stored_hash, f"does not decode as a block ({exc})")
     block_id = tagged_hash("medchain/block", data[h_start:h_end])
@@ -440,7 +442,7 @@ def _check_row(chain_id: str, height: int, stored_hash: bytes, data: bytes) -> _
             b"",
             f"the block stored at {height} is block {header.height} of {header.chain_id!r}",
         )
-    else:
+    elif body:
         root = merkle_root([tagged_hash("medchain/tx", data[s:e]) for s, e in tx_spans])
         if root != header.tx_root:
             problem = Mismatch(
@@ -537,10 +539,13 @@ class ChainAuditor:
         chain_id: str | None = None,
         max_new_blocks: int | None = DEFAULT_NEW_BLOCKS,
         max_anchor_checks: int | None = DEFAULT_ANCHOR_CHECKS,
+        check_new_bodies: bool = True,
     ) -> None:
         """`store` is an open store, or the path of one (then pass `chain_id`: a
         store too damaged to open can still be audited). `quorum` defaults to the
-        consensus quorum of `validators`; None for a `max_*` means no bound."""
+        consensus quorum of `validators`; None for a `max_*` means no bound.
+        `check_new_bodies` False reads only the headers of new blocks (a node that
+        checked each body as it committed it leaves bodies to the sweep)."""
         if isinstance(store, ChainStore):
             if store.in_memory:
                 raise StoreError(
@@ -556,6 +561,7 @@ class ChainAuditor:
         self._rows = _Rows(path)
         self._book = _AnchorBook(self.chain_id, validators, quorum)
         self._max_new = max_new_blocks
+        self._new_bodies = check_new_bodies
         self._max_checks = max_anchor_checks
         self._next = 0
         """The next height never checked."""
@@ -571,9 +577,16 @@ class ChainAuditor:
     def close(self) -> None:
         self._rows.close()
 
-    def step(self, anchors: Sequence[Anchor], max_blocks: int = 2_000) -> VerifyReport:
-        """Check new blocks and `max_blocks` old ones; compare with `anchors` (all of
-        them, each time: the verification chain's current view)."""
+    def step(
+        self,
+        anchors: Sequence[Anchor],
+        max_blocks: int = 2_000,
+        *,
+        sweep_bytes: int | None = None,
+    ) -> VerifyReport:
+        """Check new blocks and `max_blocks` old ones (or, with `sweep_bytes`, old ones
+        up to that many stored bytes: big blocks cost by their size); compare with
+        `anchors` (all of them, each time: the verification chain's current view)."""
         book = self._book
         known = set(book.by_height)
         book.load(anchors)
@@ -581,7 +594,9 @@ class ChainAuditor:
         self._recheck_heights(late)
         self._tip = self._rows.tip()
         self._check_new()
-        if max_blocks > 0:
+        if sweep_bytes is not None:
+            self._sweep_bytes(sweep_bytes)
+        elif max_blocks > 0:
             self._sweep_old(max_blocks)
         integrity = self._problems[min(self._problems)] if self._problems else None
         return _judge(book, self._tip, self._next - 1, self._seen.get, integrity, self._max_checks)
@@ -622,7 +637,7 @@ class ChainAuditor:
             for gap in range(expected, height):
                 self._missing(gap)
                 below = None
-            row = _check_row(self.chain_id, height, hash_, data)
+            row = _check_row(self.chain_id, height, hash_, data, self._new_bodies)
             self._record(height, row, _link(height, row, below))
             expected, below = height + 1, row.id or None
         for gap in range(expected, high + 1):
@@ -642,6 +657,23 @@ class ChainAuditor:
             self._recheck_range(low, high)
             budget -= high - low + 1
             self._sweep = high + 1
+
+    def _sweep_bytes(self, budget: int) -> None:
+        """Re-check old blocks from where the sweep stopped until `budget` stored
+        bytes are read (at least one block), wrapping around to genesis."""
+        end = self._next - 1
+        if end < 0:
+            return
+        if self._sweep > end:
+            self._sweep = 0
+        spent, high = 0, self._sweep
+        for height, _, data in self._rows.between(self._sweep, end):
+            spent += len(data)
+            high = height
+            if spent >= budget:
+                break
+        self._recheck_range(self._sweep, high)
+        self._sweep = high + 1
 
     def _recheck_range(self, low: int, high: int) -> None:
         below: bytes | None = ZERO_HASH if low == 0 else None

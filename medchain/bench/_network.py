@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
 import random
 import tempfile
 import time
@@ -38,7 +39,17 @@ from medchain.app import CreateRecordArgs, RegisterArgs, Role, TransferArgs, new
 from medchain.client import canonical_json, open_sealed, seal
 from medchain.client._envelope import version_context
 from medchain.crypto import AccountKeys, format_address, load_keys, signed_tx
-from medchain.node import create_devnet, free_port_base, read_genesis, start_node, stop_node
+from medchain.node import (
+    VerificationChain,
+    create_devnet,
+    free_port_base,
+    read_genesis,
+    read_pid,
+    start_node,
+    start_verification_chain,
+    stop_node,
+    stop_verification_chain,
+)
 from medchain.offchain import cid_for
 from medchain.types import Tx, tx_id
 
@@ -77,6 +88,32 @@ class NetworkBenchResult:
     query: LatencySummary
     errors: dict[str, int]
     """The commonest reasons requests failed, with counts."""
+    anchoring: AnchoringCost | None = None
+    """With --anchoring: what anchoring on the devnet's Ganache cost."""
+
+
+@dataclass(frozen=True)
+class AnchoringCost:
+    anchored_height: int
+    """Highest height anchored by the end of the run."""
+    anchors_sent: int
+    """Anchor transactions the validators sent (one per checkpoint, in turn)."""
+    anchoring_cpu_s: float
+    """CPU the validators' anchoring threads used (Ethereum calls, passive checks)."""
+    node_cpu_s: float
+    """CPU the validator processes used in all (0 where /proc is not readable)."""
+    submit_mean_ms: float
+    """Mean time from a certified checkpoint to its anchor's receipt."""
+
+    @property
+    def cpu_share(self) -> float:
+        """Anchoring's part of the validators' CPU: on a CPU-bound devnet, the
+        throughput it costs."""
+        return self.anchoring_cpu_s / self.node_cpu_s if self.node_cpu_s else 0.0
+
+    @property
+    def cpu_ms_per_anchor(self) -> float:
+        return 1000 * self.anchoring_cpu_s / self.anchors_sent if self.anchors_sent else 0.0
 
 
 def summarise(latencies_s: Sequence[float], errors: int, elapsed_s: float) -> LatencySummary:
@@ -271,7 +308,9 @@ class NetworkBench:
         window: int,
         block_interval_ms: int,
         progress: Progress,
+        anchoring: bool = False,
     ) -> None:
+        self.anchoring = anchoring
         self.validators, self.consensus, self.clients = validators, consensus, clients
         self.duration_s, self.rate, self.window = duration_s, rate, window
         self.block_interval_ms = block_interval_ms
@@ -502,9 +541,12 @@ class NetworkBench:
             p2p_port=base + 500,
             chain_id="medchain-bench",
             block_interval_ms=self.block_interval_ms,
+            verification=VerificationChain(free_port_base(1)) if self.anchoring else None,
         )
+        start_verification_chain(devnet)
         for node in devnet.nodes:
             start_node(node.home)
+        anchoring: AnchoringCost | None = None
         try:
             http = _Http(connections=self.clients * 2)
             try:
@@ -524,11 +566,14 @@ class NetworkBench:
                 upload, upload_commit, done = await self._uploads(uploads)
                 query = await self._queries(done) if done else summarise([], 0, 0)
                 await self.watcher.stop()
+                if self.anchoring:
+                    anchoring = await self._anchoring_cost([n.home for n in devnet.nodes])
             finally:
                 await http.close()
         finally:
             for node in devnet.nodes:
                 stop_node(node.home)
+            stop_verification_chain(devnet)
         bench_errors = self.error_samples
         return NetworkBenchResult(
             consensus=self.consensus,
@@ -545,6 +590,29 @@ class NetworkBench:
             upload_commit_latency=upload_commit,
             errors=dict(sorted(bench_errors.items(), key=lambda kv: -kv[1])[:10]),
             query=query,
+            anchoring=anchoring,
+        )
+
+    async def _anchoring_cost(self, homes: list[Path]) -> AnchoringCost:
+        """Read from each validator's /metrics and /proc before the nodes stop."""
+        cpu = sent = 0.0
+        node_cpu = 0.0
+        submit_s = submit_count = 0.0
+        for url, home in zip(self.urls, homes, strict=True):
+            text = (await self.http.get(f"{url}/metrics")).text
+            cpu += _metric(text, "medchain_anchor_cpu_seconds_total")
+            sent += _metric(text, "medchain_anchors_sent_total")
+            submit_count += _metric(text, "medchain_anchor_submit_seconds_count")
+            submit_s += _metric(text, "medchain_anchor_submit_seconds_sum")
+            pid = read_pid(home)
+            node_cpu += _process_cpu_s(pid) if pid is not None else 0.0
+        status = (await self.http.get(f"{self.urls[0]}/v1/anchoring")).json()
+        return AnchoringCost(
+            anchored_height=int(status["anchored_height"]),
+            anchors_sent=int(sent),
+            anchoring_cpu_s=cpu,
+            node_cpu_s=node_cpu,
+            submit_mean_ms=1000 * submit_s / submit_count if submit_count else 0.0,
         )
 
     async def _wait_up(self) -> None:
@@ -583,6 +651,7 @@ def run_network_bench(
     window: int = 60,
     block_interval_ms: int = 500,
     progress: Progress | None = None,
+    anchoring: bool = False,
 ) -> NetworkBenchResult:
     bench = NetworkBench(
         validators=validators,
@@ -593,9 +662,26 @@ def run_network_bench(
         window=window,
         block_interval_ms=block_interval_ms,
         progress=progress or (lambda _s, _d, _t: None),
+        anchoring=anchoring,
     )
     with tempfile.TemporaryDirectory(prefix="medchain-bench-") as tmp:
         return asyncio.run(bench.run(Path(tmp)))
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def _process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process, from /proc (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def result_json(result: NetworkBenchResult) -> str:

@@ -212,6 +212,10 @@ def network(
     rate: Annotated[int, typer.Option(help="Record uploads and queries per second.")] = 500,
     window: Annotated[int, typer.Option(help="Transfers each client keeps in flight.")] = 60,
     block_interval_ms: Annotated[int, typer.Option(help="Pause between blocks.")] = 500,
+    anchoring: Annotated[
+        bool,
+        typer.Option(help="Anchor checkpoints on the devnet's own Ganache, and report the cost."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Sustained tx/s and commit latency, then record upload and query latency with
@@ -228,6 +232,7 @@ def network(
             window=window,
             block_interval_ms=block_interval_ms,
             progress=progress,
+            anchoring=anchoring,
         )
     if as_json:
         print(json.dumps(dataclasses.asdict(result), indent=2))
@@ -235,7 +240,8 @@ def network(
     title = (
         f"network benchmark — {result.validators} validators, {result.consensus}, "
         f"{result.clients} clients, {result.duration_s:.0f} s per phase, "
-        f"blocks every {result.block_interval_ms} ms — {_machine()}"
+        f"blocks every {result.block_interval_ms} ms, "
+        f"anchoring {'on' if result.anchoring else 'off'} — {_machine()}"
     )
     summary = Table("measure", "result", "target", title=title)
     summary.add_row(
@@ -254,6 +260,23 @@ def network(
         f"{result.blocks}, {result.mean_block_txs:,.0f}",
         "—",
     )
+    cost = result.anchoring
+    if cost is not None:
+        summary.add_row(
+            "anchoring: heights anchored, anchor transactions",
+            f"up to {cost.anchored_height:,}, {cost.anchors_sent:,} sent",
+            "—",
+        )
+        summary.add_row(
+            "anchoring: CPU per anchor, share of the validators' CPU",
+            f"{cost.cpu_ms_per_anchor:,.1f} ms, {100 * cost.cpu_share:.2f} %",
+            "share ≤ 1 %",
+        )
+        summary.add_row(
+            "anchoring: certified checkpoint → anchor receipt",
+            f"{cost.submit_mean_ms:,.0f} ms mean",
+            "—",
+        )
     console.print(summary)
     table = Table(
         "operation",

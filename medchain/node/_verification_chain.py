@@ -45,10 +45,11 @@ class VerificationChain:
 
     port: int
     eth_chain_id: int = 1337
-    block_time_ms: int = 500
+    block_time_ms: int = 1_000
     """Ganache mines a block this often, so confirmations accrue without traffic."""
     confirmations: int = 2
-    poll_ms: int = 1_000
+    poll_ms: int = 2_000
+    """How often nodes read the anchors and run their passive check."""
 
     @property
     def rpc_url(self) -> str:

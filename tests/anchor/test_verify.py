@@ -409,6 +409,38 @@ def test_the_auditor_follows_the_chain_and_its_sweep_finds_old_edits(chain: Chai
     auditor.close()
 
 
+def test_a_sweep_bounded_by_bytes_reads_about_that_much_and_still_goes_round(
+    chain: Chain,
+) -> None:
+    auditor = ChainAuditor(chain.store, chain.keys)
+    assert auditor.step(chain.anchors(), sweep_bytes=1).ok  # all new: checked anyway
+    sizes = [len(encode(_block(chain, h))) for h in range(chain.store.latest_height() + 1)]
+    original = _block(chain, 20)
+    rewrite(chain.path, 20, other_tx(chain, original))
+    budget = sum(sizes[:5])  # about five blocks a step
+    steps = 0
+    report = auditor.step(chain.anchors(), sweep_bytes=budget)
+    while report.first_mismatch is None:
+        steps += 1
+        assert steps < len(sizes), "the sweep never reached the edited block"
+        report = auditor.step(chain.anchors(), sweep_bytes=budget)
+    assert (report.first_mismatch.height, report.first_mismatch.what) == (20, "tx_root")
+    assert 2 <= steps <= 5  # neither all at once nor slower than the budget allows
+    auditor.close()
+
+
+def test_without_new_bodies_only_the_sweep_reads_transactions(chain: Chain) -> None:
+    original = _block(chain, 4)
+    rewrite(chain.path, 4, other_tx(chain, original))
+    auditor = ChainAuditor(chain.store, chain.keys, check_new_bodies=False)
+    report = auditor.step(chain.anchors(), max_blocks=0)
+    assert report.ok and report.checked_height == chain.store.latest_height()  # headers only
+    report = auditor.step(chain.anchors(), max_blocks=10)
+    assert report.first_mismatch is not None
+    assert (report.first_mismatch.height, report.first_mismatch.what) == (4, "tx_root")
+    auditor.close()
+
+
 def test_anchors_that_arrive_after_their_blocks_were_checked(chain: Chain) -> None:
     auditor = ChainAuditor(chain.store, chain.keys)
     assert auditor.step([], max_blocks=0).last_verified_height == -1
