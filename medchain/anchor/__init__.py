@@ -5,6 +5,7 @@ medchain.node (recover_store, fork_genesis), which imports this package."""
 
 from medchain.anchor._client import (
     ALREADY_ANCHORED,
+    MAX_CHAIN_ID_BYTES,
     AnchorContract,
     chain_key,
     load_artifact,
@@ -43,6 +44,7 @@ __all__ = [
     "ALREADY_ANCHORED",
     "ETH_KEY_FILE",
     "FINALIZED",
+    "MAX_CHAIN_ID_BYTES",
     "MISMATCH_KINDS",
     "AlreadyAnchored",
     "Anchor",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from medchain.cli import _commands as commands
+from medchain.cli._anchor import adopt_genesis, anchor_app, fork, recover, verify
 from medchain.cli._anon import anon_app
 from medchain.cli._bench import bench_app
 from medchain.cli._demo import demo
@@ -25,6 +26,9 @@ app.command()(commands.register)
 app.command()(commands.transfer)
 app.command()(demo)
 app.command()(sim)
+app.command()(verify)
+app.command()(recover)
+app.command()(fork)
 app.add_typer(commands.keys_app, name="keys")
 search_commands(commands.record_app)
 app.add_typer(commands.record_app, name="record")
@@ -35,6 +39,8 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(devnet_app, name="devnet")
 app.add_typer(node_app, name="node")
 app.add_typer(genesis_app, name="genesis")
+app.add_typer(anchor_app, name="anchor")
+node_app.command("adopt-genesis")(adopt_genesis)
 
 
 def main() -> None:
