@@ -205,7 +205,7 @@ class Anchoring:
 
     def _connect(self) -> AnchorContract:
         if self._contract is None:
-            self._contract = AnchorContract.connect(self.settings, self._home)
+            self._contract = AnchorContract.connect(self.settings, self._home, sender=self.sender)
         return self._contract
 
     def _pass(self) -> None:

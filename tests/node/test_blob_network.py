@@ -5,12 +5,15 @@ holder's disk is not served; forged bytes from a lying peer are refused. Marked 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from pathlib import Path
 
 import pytest
 
-from medchain.crypto import load_keys
+from medchain.app import Role
+from medchain.client import HttpChain, MedchainClient
+from medchain.crypto import AccountKeys, load_keys
 from medchain.node import (
     BLOBS_DIR,
     GENESIS_FILE,
@@ -121,3 +124,27 @@ async def _with_a_lying_peer(net: LiveNet) -> None:
         assert await asyncio.to_thread(_sample, net, "node2", refused) == 1
     finally:
         await transport.close()
+
+
+def test_a_record_whose_body_lives_on_another_node_is_fetched_and_decrypted(
+    tmp_path: Path,
+) -> None:
+    examples = Path(__file__).parents[2] / "examples"
+    resource = json.loads((examples / "observation-heart-rate.json").read_text())
+    with live_net(tmp_path) as net:
+        net.start()
+        with HttpChain(net.url("node0"), timeout_s=30) as at_node0:
+            doctor = MedchainClient(AccountKeys.generate(), at_node0)
+            patient_keys = AccountKeys.generate()
+            MedchainClient(patient_keys, at_node0).register(Role.PATIENT, "Jane Roe")
+            doctor.register(Role.DOCTOR, "Dr. Lee")
+            record_id = doctor.put_record(patient_keys.address, resource)
+        with HttpChain(net.url("node2"), timeout_s=30) as at_node2:
+            patient = MedchainClient(patient_keys, at_node2)
+            version = at_node2.record_version(record_id, 1)
+            assert version is not None
+            cid = version.cid
+            assert not _store(net, "node2").has(cid)  # only node0 holds the body
+            assert patient.read_record(record_id) == resource  # fetched, checked, decrypted
+            assert _store(net, "node2").has(cid)
+        assert _sample(net, "node2", "medchain_blobs_fetched_total") == 1
