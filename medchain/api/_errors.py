@@ -16,7 +16,13 @@ from starlette.exceptions import HTTPException
 
 from medchain.app import KeyImageReused, NonceReused, TxTooLarge
 from medchain.node import PendingFull
-from medchain.offchain import BlobCorrupted, BlobNotFound, BlobTooLarge
+from medchain.offchain import (
+    BlobCorrupted,
+    BlobNotFound,
+    BlobTooLarge,
+    IpfsError,
+    IpfsUnavailable,
+)
 from medchain.types import MedchainError
 
 log = logging.getLogger("medchain.api")
@@ -60,6 +66,10 @@ def status_for(exc: MedchainError) -> int:
         return 500  # the node's copy is damaged: not the client's fault
     if isinstance(exc, PendingFull) or exc.code in FULL_CODES:
         return 503
+    if isinstance(exc, IpfsUnavailable):
+        return 503  # the node's IPFS backend is down: retry later
+    if isinstance(exc, IpfsError):
+        return 502  # it answered with something else than asked for
     if isinstance(exc, NonceReused | KeyImageReused):
         return 409
     if isinstance(exc, TxTooLarge | BlobTooLarge):

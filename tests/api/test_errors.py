@@ -25,7 +25,14 @@ from medchain.app import (
 )
 from medchain.crypto import AccountKeys
 from medchain.node import NodeStatus, PendingFull
-from medchain.offchain import BlobCorrupted, BlobNotFound, BlobTooLarge, cid_for
+from medchain.offchain import (
+    BlobCorrupted,
+    BlobNotFound,
+    BlobTooLarge,
+    IpfsError,
+    IpfsUnavailable,
+    cid_for,
+)
 from medchain.types import MedchainError
 from tests.api.harness import FakeNode, api_client, make_chain
 
@@ -49,6 +56,8 @@ class _Full(MedchainError):
         (InvalidArgument("bad"), 400),
         (MedchainError("bad"), 400),
         (BlobCorrupted("damaged"), 500),
+        (IpfsUnavailable("down"), 503),
+        (IpfsError("odd answer"), 502),
     ],
 )
 def test_status_of_domain_errors(error: MedchainError, status: int) -> None:
