@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from medchain._fs import fsync_directory
 from medchain.anchor._errors import EthKeyError
+from medchain.crypto import KeyFileError, write_secret_file
 
 ETH_KEY_FILE = "eth.key"
 ETH_KEY_KIND = "medchain-eth-key"
@@ -101,34 +99,7 @@ def _read_document(path: Path) -> dict[str, Any]:
 
 
 def _write_new_file(path: Path, data: bytes) -> None:
-    exists = EthKeyError(
-        f"refusing to overwrite the Ethereum key file {path}: it may hold the only copy of "
-        "a funded key; move it away first or choose another path"
-    )
-    if path.exists():
-        raise exists
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise EthKeyError(
-            f"cannot write Ethereum key file {path} ({exc.strerror or exc}); check that "
-            "you may write to its directory"
-        ) from None
-    try:
-        with os.fdopen(fd, "wb") as tmp:  # mkstemp creates the file with mode 0600
-            tmp.write(data)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.link(tmp_name, path)  # fails if the path appeared meanwhile: never replaces
-    except FileExistsError:
-        raise exists from None
-    except OSError as exc:
-        raise EthKeyError(
-            f"cannot write Ethereum key file {path} ({exc.strerror or exc}); check free "
-            "space and permissions"
-        ) from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-    fsync_directory(path.parent)
+        write_secret_file(path, data)
+    except KeyFileError as exc:
+        raise EthKeyError(exc.message.replace("the key file", "the Ethereum key file")) from None

@@ -28,6 +28,7 @@ from medchain.crypto._keyfile import (
     PassphraseRequired,
     load_keys,
     save_keys,
+    write_secret_file,
 )
 from medchain.crypto._keys import (
     PUBLIC_KEY_SIZE,
@@ -170,4 +171,5 @@ __all__ = [
     "vrf_public_key",
     "vrf_verify",
     "wrap_key",
+    "write_secret_file",
 ]

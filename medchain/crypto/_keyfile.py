@@ -83,7 +83,7 @@ def save_keys(
     else:
         document["encrypted_secret"] = _seal(keys, passphrase)
     text = json.dumps(document, indent=2) + "\n"
-    _write_new_file(path, text.encode("utf-8"), overwrite)
+    write_secret_file(path, text.encode("utf-8"), overwrite)
 
 
 def load_keys(path: Path | str, passphrase: str | None = None) -> AccountKeys:
@@ -284,7 +284,10 @@ def _open(fields: _Fields, address: str, passphrase: str) -> AccountKeys:
 # --- writing ------------------------------------------------------------------------
 
 
-def _write_new_file(path: Path, data: bytes, overwrite: bool) -> None:
+def write_secret_file(path: Path, data: bytes, overwrite: bool = False) -> None:
+    """Write a file only its owner may read (0600), durably, and never over an existing
+    one unless `overwrite`: a key file may hold the only copy of a key. KeyFileError
+    with what to do otherwise."""
     exists_error = KeyFileError(
         f"refusing to overwrite the key file {path}: it may hold the only copy of a key; "
         "move it away first or choose another path"
