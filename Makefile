@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run demo test test-fast test-slow lint typecheck bench bench-network clean
+.PHONY: install run demo test test-fast test-slow lint typecheck bench bench-network bench-anchoring clean
 
 # `make run`: a 4-validator AFBFT network on 127.0.0.1 (APIs on 8600-8603), in the
 # foreground; Ctrl-C stops it cleanly and keeps its data in $(DEVNET).
@@ -17,9 +17,12 @@ $(STAMP): pyproject.toml package-lock.json
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && apt-get install -y -qq libsodium23; \
 	  else echo "medchain needs libsodium (Debian: apt-get install libsodium23)"; exit 1; fi; }
+	@# Node.js + npm run Ganache, the local verification chain
 	@command -v npm >/dev/null || { \
-	  echo "medchain needs Node.js 18+ with npm for Ganache, its local verification chain"; \
-	  echo "(Debian: apt-get install nodejs npm; or see https://nodejs.org)"; exit 1; }
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq nodejs npm; \
+	  else echo "medchain needs Node.js 18+ with npm for Ganache (Debian: apt-get install nodejs npm)"; \
+	  exit 1; fi; }
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
@@ -55,9 +58,14 @@ bench: $(STAMP)
 	$(BIN)/medchain bench ring
 	$(BIN)/medchain bench search
 	$(BIN)/medchain bench --clients 100 --duration 30
+	$(BIN)/medchain bench --clients 100 --duration 30 --anchoring
 
 bench-network: $(STAMP)
 	$(BIN)/medchain bench --clients 100 --duration 30
 
+# the same load with checkpoints anchored on the devnet's Ganache: compare with bench-network
+bench-anchoring: $(STAMP)
+	$(BIN)/medchain bench --clients 100 --duration 30 --anchoring
+
 clean:
-	rm -rf $(VENV) $(DEVNET) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEVNET) node_modules build *.egg-info .pytest_cache .mypy_cache .ruff_cache
