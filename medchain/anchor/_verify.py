@@ -463,8 +463,9 @@ def _link(height: int, row: _Row, below: bytes | None) -> Mismatch | None:
     )
 
 
-class _Rows:
-    """Raw block rows read on a read-only connection of the auditor's own."""
+class StoredBlocks:
+    """Raw block rows (height, stored hash, data) on a read-only SQLite connection of
+    their own: for auditing, and for rebuilding a store too damaged to open."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -558,7 +559,7 @@ class ChainAuditor:
         else:
             path = store
         self.chain_id = chain_id
-        self._rows = _Rows(path)
+        self._rows = StoredBlocks(path)
         self._book = _AnchorBook(self.chain_id, validators, quorum)
         self._max_new = max_new_blocks
         self._new_bodies = check_new_bodies

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medchain.anchor import Anchor, ChainAuditor, VerifyReport
-from medchain.anchor._verify import _Rows
+from medchain.anchor import Anchor, ChainAuditor, StoredBlocks, VerifyReport
 from medchain.app import InvalidBlock
 from medchain.node._devnet import read_pid
 from medchain.node._genesis_file import genesis_hash
@@ -184,7 +183,7 @@ def _target(report: VerifyReport) -> tuple[int, bool]:
 def _rebuild(path: Path, tmp: Path, genesis: Genesis, target: int) -> int:
     """Replay blocks 1..target of the store at `path` into a new store at `tmp`;
     returns the height the replay reached."""
-    rows = _Rows(path)
+    rows = StoredBlocks(path)
     fresh = ChainStore(tmp)
     try:
         app = LedgerApp(genesis, fresh)
