@@ -347,7 +347,7 @@ def _send(w3: Web3, account: LocalAccount, tx: TxParams, timeout_s: float) -> Tx
             f"{_rpc_message(exc)}; if it lacks funds, send ether to that address"
         ) from exc
     try:
-        return w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout_s, poll_latency=0.25)
+        return w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout_s, poll_latency=0.5)
     except TimeExhausted:
         raise AnchorError(
             f"transaction {tx_hash.to_0x_hex()} was not mined within {timeout_s:g} s; the "

@@ -502,6 +502,25 @@ class StoredBlocks:
                 yield int(height), bytes(hash_), bytes(data)
             start = int(rows[-1][0]) + 1
 
+    def sizes(self, low: int, high: int) -> Iterable[tuple[int, int]]:
+        """(height, stored size) of the blocks from `low` to `high`, without reading them."""
+        start = low
+        while start <= high:
+            rows = (
+                self._conn()
+                .execute(
+                    "SELECT height, length(data) FROM blocks WHERE height BETWEEN ? AND ? "
+                    "ORDER BY height LIMIT ?",
+                    (start, high, _BATCH),
+                )
+                .fetchall()
+            )
+            if not rows:
+                return
+            for height, size in rows:
+                yield int(height), int(size)
+            start = int(rows[-1][0]) + 1
+
     def at(self, heights: Sequence[int]) -> list[tuple[int, bytes, bytes]]:
         found = []
         for i in range(0, len(heights), 500):
@@ -570,6 +589,8 @@ class ChainAuditor:
         """Id of the block at `_next - 1` (the genesis block links to zeros)."""
         self._sweep = 0
         """The next height the sweep re-checks."""
+        self._sweep_credit = 0
+        """Stored bytes the byte-bounded sweep may still read (see `_sweep_bytes`)."""
         self._problems: dict[int, Mismatch] = {}
         self._seen: dict[int, tuple[bytes, bytes]] = {}
         """(block id, state root) of checked blocks at anchored heights."""
@@ -660,21 +681,25 @@ class ChainAuditor:
             self._sweep = high + 1
 
     def _sweep_bytes(self, budget: int) -> None:
-        """Re-check old blocks from where the sweep stopped until `budget` stored
-        bytes are read (at least one block), wrapping around to genesis."""
+        """Re-check old blocks from where the sweep stopped, `budget` stored bytes a
+        step on average: unspent budget carries over, so a block larger than one
+        step's budget waits for the steps it needs instead of being read at once;
+        wraps around to genesis."""
         end = self._next - 1
         if end < 0:
             return
         if self._sweep > end:
             self._sweep = 0
-        spent, high = 0, self._sweep
-        for height, _, data in self._rows.between(self._sweep, end):
-            spent += len(data)
-            high = height
-            if spent >= budget:
+        self._sweep_credit += budget  # bounded: it only grows while one block waits
+        high = self._sweep - 1
+        for height, size in self._rows.sizes(self._sweep, end):
+            if size > self._sweep_credit:
                 break
-        self._recheck_range(self._sweep, high)
-        self._sweep = high + 1
+            self._sweep_credit -= size
+            high = height
+        if high >= self._sweep:
+            self._recheck_range(self._sweep, high)
+            self._sweep = high + 1
 
     def _recheck_range(self, low: int, high: int) -> None:
         below: bytes | None = ZERO_HASH if low == 0 else None

@@ -35,11 +35,11 @@ from medchain.types import Genesis, MedchainError
 
 log = logging.getLogger("medchain.anchoring")
 
-AUDIT_SWEEP_BYTES = 128 * 1024
+AUDIT_SWEEP_BYTES = 64 * 1024
 """Stored bytes of old blocks whose transactions the passive check re-hashes per pass
-(new blocks: headers and links only, consensus checked their bodies as it committed
-them): an edit anywhere in a 1 GB chain is found within about two hours at one pass
-a second, for about a millisecond per pass."""
+(at least one block; new blocks: headers and links only, consensus checked their
+bodies as it committed them): an edit anywhere in a 1 GB chain is found within about
+half a day at one pass every 3 s, for a millisecond or so per pass."""
 CONFLICT_CHECK_EVERY = 10
 """Passes between two reads of the conflicts the contract recorded."""
 

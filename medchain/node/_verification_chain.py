@@ -48,7 +48,7 @@ class VerificationChain:
     block_time_ms: int = 1_000
     """Ganache mines a block this often, so confirmations accrue without traffic."""
     confirmations: int = 2
-    poll_ms: int = 2_000
+    poll_ms: int = 5_000
     """How often nodes read the anchors and run their passive check."""
 
     @property

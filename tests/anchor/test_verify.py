@@ -429,6 +429,24 @@ def test_a_sweep_bounded_by_bytes_reads_about_that_much_and_still_goes_round(
     auditor.close()
 
 
+def test_a_block_larger_than_a_steps_budget_waits_for_the_steps_it_needs(
+    chain: Chain,
+) -> None:
+    auditor = ChainAuditor(chain.store, chain.keys)
+    auditor.step(chain.anchors(), sweep_bytes=1)
+    sizes = [len(encode(_block(chain, h))) for h in range(chain.store.latest_height() + 1)]
+    original = _block(chain, 20)
+    rewrite(chain.path, 20, other_tx(chain, original))
+    sizes[20] = len(encode(_block(chain, 20)))
+    budget = min(sizes) // 2  # every block needs two steps or more
+    steps = 1
+    while auditor.step(chain.anchors(), sweep_bytes=budget).first_mismatch is None:
+        steps += 1
+        assert steps < 10 * len(sizes), "the sweep never reached the edited block"
+    assert abs(steps - sum(sizes[:21]) / budget) <= 2  # the average rate holds
+    auditor.close()
+
+
 def test_without_new_bodies_only_the_sweep_reads_transactions(chain: Chain) -> None:
     original = _block(chain, 4)
     rewrite(chain.path, 4, other_tx(chain, original))
