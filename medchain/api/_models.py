@@ -657,6 +657,14 @@ class NodeStatusModel(BaseModel):
     mempool_txs: int
     mempool_bytes: int
     started_ms: int
+    anchor_verified_height: int | None = Field(
+        description="Highest anchored height the stored chain was verified against; null "
+        "if the node does not anchor or has not checked yet."
+    )
+    anchor_alarm: str = Field(
+        description="Why the stored chain disagrees with the anchors on the verification "
+        "chain ('' when it agrees): see GET /v1/anchoring."
+    )
 
 
 def status_model(status: NodeStatus) -> NodeStatusModel:

@@ -105,9 +105,18 @@ def node_status_table(status: NodeStatus, url: str, names: dict[bytes, str]) -> 
         ("peers", f"{connected} of {len(status.peers)} connected"),
         ("mempool", f"{status.mempool_txs} txs, {status.mempool_bytes:,} bytes"),
         ("started", started.strftime("%Y-%m-%d %H:%M:%S UTC")),
+        ("anchors", _anchors_line(status)),
     ):
         table.add_row(label, value)
     return table
+
+
+def _anchors_line(status: NodeStatus) -> str:
+    if status.anchor_alarm:
+        return f"[bold red]ALARM[/] {status.anchor_alarm} (see `medchain verify`)"
+    if status.anchor_verified_height is None:
+        return "not anchored (or not checked yet)"
+    return f"verified up to height {status.anchor_verified_height}"
 
 
 def peers_table(peers: tuple[PeerStatus, ...]) -> Table:

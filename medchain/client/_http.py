@@ -217,6 +217,12 @@ class HttpChain:
                 mempool_txs=int(body["mempool_txs"]),
                 mempool_bytes=int(body["mempool_bytes"]),
                 started_ms=int(body["started_ms"]),
+                anchor_verified_height=(
+                    None
+                    if body.get("anchor_verified_height") is None
+                    else int(body["anchor_verified_height"])
+                ),
+                anchor_alarm=str(body.get("anchor_alarm", "")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise _bad_response(self.url, f"a malformed status ({exc!r})") from None

@@ -270,7 +270,16 @@ class Node:
             mempool_txs=len(self.app.mempool),
             mempool_bytes=self.app.mempool.size_bytes,
             started_ms=self._started_ms,
+            **self._anchor_status(),
         )
+
+    def _anchor_status(self) -> dict[str, Any]:
+        report = None if self.anchoring is None else self.anchoring.status().report
+        if report is None:
+            return {}
+        mismatch = report.first_mismatch
+        alarm = "" if mismatch is None else f"height {mismatch.height}: {mismatch.what}"
+        return {"anchor_verified_height": report.last_verified_height, "anchor_alarm": alarm}
 
     def anchoring_status(self) -> AnchoringStatus | None:
         return None if self.anchoring is None else self.anchoring.status()

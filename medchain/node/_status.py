@@ -43,3 +43,8 @@ class NodeStatus:
     mempool_txs: int
     mempool_bytes: int
     started_ms: int
+    anchor_verified_height: int | None = None
+    """Highest anchored height the node's stored chain was verified against (None:
+    the node does not anchor, or has not checked yet)."""
+    anchor_alarm: str = ""
+    """Why the stored chain disagrees with the verification chain; '' when it agrees."""

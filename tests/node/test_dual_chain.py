@@ -109,6 +109,7 @@ def test_a_devnet_anchors_while_it_commits_and_verify_checks_every_anchored_heig
             passive = net.anchoring(name)["report"]
             assert passive["ok"] and passive["last_verified_height"] > 0
             assert net.metric(name, "medchain_anchor_mismatch") == 0
+            assert net.status(name)["anchor_verified_height"] > 0
         assert "anchoring:" not in net.log("node4")  # an observer verifies, sends nothing
 
 
@@ -158,6 +159,8 @@ def test_a_block_edited_in_a_nodes_database_is_detected_and_recovered(tmp_path: 
         mismatch = net.anchoring("node3")["report"]["first_mismatch"]
         assert mismatch["height"] == height and mismatch["what"] == "block_hash"
         assert "ALARM" in net.log("node3")
+        assert net.status("node3")["anchor_alarm"] == f"height {height}: block_hash"
+        assert net.status("node0")["anchor_alarm"] == ""
         # active: an auditor finds it from the node's API and the verification chain
         result = medchain("verify", "--node", net.url("node3"), "--json")
         assert result.returncode == 2, result.stdout + result.stderr
