@@ -1,15 +1,14 @@
 """The verification chain: checkpoints of the working chain anchored in a Vyper
 contract on Ethereum, read back and checked against the working chain's blocks.
 Restoring a store or forking from an anchor rebuilds a node's home, so it lives in
-medchain.node (recover_store, fork_genesis), which imports this package."""
+medchain.node (recover_store, fork_genesis), which imports this package.
 
-from medchain.anchor._client import (
-    ALREADY_ANCHORED,
-    MAX_CHAIN_ID_BYTES,
-    AnchorContract,
-    chain_key,
-    load_artifact,
-)
+The Ethereum client and key files (web3, eth-account) load on first use: importing
+them costs most of a second, which every `medchain` command would otherwise pay."""
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from medchain.anchor._errors import (
     AlreadyAnchored,
     AnchorError,
@@ -19,10 +18,10 @@ from medchain.anchor._errors import (
     GanacheError,
     VerificationChainUnavailable,
 )
-from medchain.anchor._ethkey import ETH_KEY_FILE, load_eth_key, new_eth_key
 from medchain.anchor._ganache import ganache_binary, start_ganache, stop_ganache, wait_ready
-from medchain.anchor._settings import FINALIZED, AnchorSettings, Finality
+from medchain.anchor._settings import ETH_KEY_FILE, FINALIZED, AnchorSettings, Finality
 from medchain.anchor._types import (
+    MAX_CHAIN_ID_BYTES,
     Anchor,
     AnchorConflict,
     CheckpointCertificate,
@@ -40,6 +39,31 @@ from medchain.anchor._verify import (
     compare_hashes,
     verify_store,
 )
+
+if TYPE_CHECKING:
+    from medchain.anchor._client import (
+        ALREADY_ANCHORED,
+        AnchorContract,
+        chain_key,
+        load_artifact,
+    )
+    from medchain.anchor._ethkey import load_eth_key, new_eth_key
+
+_LAZY = {
+    "ALREADY_ANCHORED": "_client",
+    "AnchorContract": "_client",
+    "chain_key": "_client",
+    "load_artifact": "_client",
+    "load_eth_key": "_ethkey",
+    "new_eth_key": "_ethkey",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f"medchain.anchor.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'medchain.anchor' has no attribute {name!r}")
+
 
 __all__ = [
     "ALREADY_ANCHORED",

@@ -44,6 +44,7 @@ from medchain.anchor._errors import (
 from medchain.anchor._ethkey import load_eth_key
 from medchain.anchor._settings import FINALIZED, AnchorSettings, Finality
 from medchain.anchor._types import (
+    MAX_CHAIN_ID_BYTES,
     Anchor,
     AnchorConflict,
     CheckpointCertificate,
@@ -54,7 +55,6 @@ from medchain.anchor._types import (
 from medchain.types import DecodeError
 
 ARTIFACT_NAME = "anchor_contract.json"
-MAX_CHAIN_ID_BYTES = 64  # String[64] in Anchor.vy
 MAX_SIGNATURE_BYTES = 8192  # Bytes[MAX_SIGNATURES] in Anchor.vy
 ALREADY_ANCHORED = "already anchored"  # the contract's revert reason
 

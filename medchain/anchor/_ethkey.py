@@ -23,7 +23,6 @@ from eth_account.signers.local import LocalAccount
 from medchain.anchor._errors import EthKeyError
 from medchain.crypto import KeyFileError, write_secret_file
 
-ETH_KEY_FILE = "eth.key"
 ETH_KEY_KIND = "medchain-eth-key"
 ETH_KEY_VERSION = 1
 

@@ -23,7 +23,9 @@ from typing import Any, Literal
 from eth_utils.address import is_address, is_checksum_address, to_checksum_address
 
 from medchain.anchor._errors import AnchorSettingsError
-from medchain.anchor._ethkey import ETH_KEY_FILE
+
+ETH_KEY_FILE = "eth.key"
+"""The node's Ethereum key, in its home (see `medchain.anchor.new_eth_key`)."""
 
 FINALIZED: Literal["finalized"] = "finalized"
 Finality = int | Literal["finalized"]

@@ -12,6 +12,9 @@ import rlp
 
 from medchain.types import DecodeError
 
+MAX_CHAIN_ID_BYTES = 64
+"""Longest chain id (UTF-8 bytes) the anchor contract stores (String[64] in Anchor.vy)."""
+
 
 @dataclass(frozen=True, slots=True)
 class CheckpointSignature:

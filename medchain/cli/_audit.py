@@ -17,26 +17,26 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from eth_utils.address import is_address
-from web3 import HTTPProvider, Web3
 
 from medchain.anchor import (
     FINALIZED,
     Anchor,
     AnchorConflict,
-    AnchorContract,
     AnchorError,
     AnchorSettings,
     Finality,
     VerifyReport,
     compare_hashes,
-    load_eth_key,
 )
 from medchain.client import NodeError, NodeUnreachable
 from medchain.types import DecodeError, Genesis, MedchainError, decode
+
+if TYPE_CHECKING:
+    from medchain.anchor import AnchorContract
 
 DEFAULT_TIMEOUT_S = 10.0
 MAX_HEIGHTS_PER_REQUEST = 10_000
@@ -59,6 +59,10 @@ def connect_contract(
 ) -> AnchorContract:
     """An Anchor contract client over HTTP; it loads `key_file` (an eth.key) only to
     send. Tests monkeypatch this function to hand out a client on eth-tester."""
+    from web3 import HTTPProvider, Web3  # here: importing web3 takes most of a second
+
+    from medchain.anchor import AnchorContract, load_eth_key
+
     provider = HTTPProvider(
         rpc_url, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None
     )

@@ -16,14 +16,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from medchain.anchor import (
     AlreadyAnchored,
     Anchor,
-    AnchorContract,
     AnchorSettings,
     ChainAuditor,
     CheckpointCertificate,
@@ -32,6 +31,9 @@ from medchain.anchor import (
 )
 from medchain.consensus import CheckpointCertified, quorum_size
 from medchain.types import Genesis, MedchainError
+
+if TYPE_CHECKING:
+    from medchain.anchor import AnchorContract
 
 log = logging.getLogger("medchain.anchoring")
 
@@ -138,6 +140,9 @@ class Anchoring:
         self._lock = threading.Lock()
         self._pending: tuple[CheckpointCertificate, float] | None = None
         """Newest certified checkpoint not yet anchored, and when it was certified."""
+        from medchain.anchor import AnchorContract  # web3: imported by nodes that anchor only
+
+        self._client_class = AnchorContract
         self._contract: AnchorContract | None = None
         self._auditor: ChainAuditor | None = None
         self._anchors: dict[int, Anchor] = {}
@@ -205,7 +210,9 @@ class Anchoring:
 
     def _connect(self) -> AnchorContract:
         if self._contract is None:
-            self._contract = AnchorContract.connect(self.settings, self._home, sender=self.sender)
+            self._contract = self._client_class.connect(
+                self.settings, self._home, sender=self.sender
+            )
         return self._contract
 
     def _pass(self) -> None:

@@ -14,22 +14,14 @@ import signal
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from eth_account.signers.local import LocalAccount
-from web3 import Web3
-from web3.providers import HTTPProvider
-
-from medchain.anchor import (
-    ETH_KEY_FILE,
-    AnchorContract,
-    AnchorSettings,
-    load_eth_key,
-    new_eth_key,
-    start_ganache,
-    wait_ready,
-)
+from medchain.anchor import ETH_KEY_FILE, AnchorSettings, start_ganache, wait_ready
 from medchain.node._config import read_config, write_config
 from medchain.types import MedchainError
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 VERIFICATION_DIR = "verification-chain"
 DEPLOYER_KEY_FILE = "deployer.key"
@@ -75,6 +67,8 @@ class VerificationChainError(MedchainError):
 
 def prepare(home: Path, validator_homes: list[Path]) -> None:
     """At devnet creation: an Ethereum key for the deployer and for each validator."""
+    from medchain.anchor import new_eth_key
+
     directory = home / VERIFICATION_DIR
     directory.mkdir(parents=True, exist_ok=True)
     new_eth_key(directory / DEPLOYER_KEY_FILE)
@@ -92,6 +86,8 @@ def start(
 ) -> int:
     """Start Ganache (if it is not running), deploy and register the anchor contract
     on first use, and write each node's `anchor` section. Returns Ganache's pid."""
+    from medchain.anchor import load_eth_key
+
     directory = home / VERIFICATION_DIR
     deployer = load_eth_key(directory / DEPLOYER_KEY_FILE)
     validators = [load_eth_key(h / ETH_KEY_FILE) for h in validator_homes]
@@ -136,6 +132,10 @@ def _deployed(
     submitters: list[str],
 ) -> str:
     """The contract's address, deploying and registering it the first time."""
+    from web3 import HTTPProvider, Web3
+
+    from medchain.anchor import AnchorContract
+
     record = directory / CONTRACT_FILE
     if record.exists():
         return str(json.loads(record.read_text())["address"])
