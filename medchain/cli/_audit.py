@@ -205,6 +205,8 @@ def audit_node(
     chain is the node's own (GET /v1/anchoring) unless `eth_url`, `contract` or
     `finality` say otherwise. `transport` replaces the network to the node (tests).
     Raises a MedchainError when the node or the verification chain cannot be read."""
+    import web3  # noqa: F401  # loading the client is the command's start-up, not the check
+
     started = time.perf_counter()
     with _node_api(url, timeout_s, transport) as node:
         anchoring = node.get("/v1/anchoring")
