@@ -28,6 +28,7 @@ from medchain.anchor import (
     CheckpointCertificate,
     CheckpointSignature,
     VerifyReport,
+    anchor_is_valid,
 )
 from medchain.consensus import CheckpointCertified, quorum_size
 from medchain.types import Genesis, MedchainError
@@ -56,7 +57,7 @@ class AnchoringStatus:
     anchored_height: int
     """Highest height anchored on the verification chain (final or not)."""
     final_height: int
-    """Highest height whose anchor is final."""
+    """Highest height whose anchor is final and signed by a quorum of validators."""
     anchors_sent: int
     """Anchor transactions this node sent since it started."""
     last_error: str
@@ -150,6 +151,7 @@ class Anchoring:
         self._status = AnchoringStatus(settings, self.sender, 0, 0, 0, "", None, 0)
         self._mismatch_logged: tuple[int, str] | None = None
         self._conflicts_logged = 0
+        self._validity: dict[tuple[int, bytes, bytes, tuple[CheckpointSignature, ...]], bool] = {}
         self._passes = 0
         self._closed = False
 
@@ -235,8 +237,8 @@ class Anchoring:
         found = contract.anchors(self._genesis.chain_id, start, max(settled, default=0))
         for anchor in found:
             self._anchors[anchor.height] = anchor
-        final = {h: a.block_hash for h, a in self._anchors.items() if a.final}
-        self._final = final
+        final = {h: a.block_hash for h, a in self._anchors.items() if a.final and self._valid(a)}
+        self._final = final  # only these may make the node refuse a block
         anchored = max(self._anchors, default=0)
         final_height = max(final, default=0)
         self.metrics.anchored_height.set(anchored)
@@ -258,6 +260,16 @@ class Anchoring:
                     conflict.conflicting.submitter,
                 )
             self._conflicts_logged = len(conflicts)
+
+    def _valid(self, anchor: Anchor) -> bool:
+        """Signed by a quorum of the validators (checked once per anchor): an anchor
+        a submitter forged must never make the node refuse the real block."""
+        key = (anchor.height, anchor.block_hash, anchor.state_root, anchor.signatures)
+        known = self._validity.get(key)
+        if known is None:
+            known = anchor_is_valid(anchor, self._validators, self._quorum)
+            self._validity[key] = known
+        return known
 
     def _my_turn(self, height: int, certified_at: float) -> bool:
         """Validators take turns by checkpoint; if the one whose turn it is sends
