@@ -545,3 +545,23 @@ def anchor_register(
         "Its validators anchor once their nodes run with anchor.enabled and their eth.key "
         "addresses are among these submitters, funded for gas."
     )
+
+
+@anchor_app.command("key")
+@reports_errors
+def anchor_key(home: HomeOption) -> None:
+    """Create the node's Ethereum key (HOME/eth.key, readable by its owner only) and
+    print its address, or print the address of the key already there.
+
+    A validator sends its anchors from this account: send it ether for gas on the
+    verification chain, and give its address to whoever registers the chain."""
+    from medchain.anchor import ETH_KEY_FILE, load_eth_key, new_eth_key
+
+    path = home / ETH_KEY_FILE
+    if path.exists():
+        account = load_eth_key(path)
+        console.print(f"{path} already holds the key of {account.address}")
+    else:
+        account = new_eth_key(path)
+        ok(f"new Ethereum key in {path}")
+    console.print(f"address: {account.address}")

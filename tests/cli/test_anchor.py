@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from web3.types import Wei
 
 from medchain.anchor import (
+    ETH_KEY_FILE,
     Anchor,
     AnchorContract,
     AnchorError,
@@ -482,3 +483,13 @@ def test_the_nodes_own_alarm_is_shown_and_counts(
     assert result.report.ok and result.exit_code == audit.EXIT_ALARM
     assert result.alarms == ("the node's own check reports a mismatch at height 7 (tx_root)",)
     assert result.node_error == "rpc timed out"
+
+
+def test_anchor_key_creates_the_node_key_once_and_shows_its_address(tmp_path: Path) -> None:
+    out = cli("anchor", "key", "--home", str(tmp_path))
+    account = load_eth_key(tmp_path / ETH_KEY_FILE)
+    assert account.address in out and "new Ethereum key" in out
+    assert (tmp_path / ETH_KEY_FILE).stat().st_mode & 0o077 == 0  # the owner's only
+    again = cli("anchor", "key", "--home", str(tmp_path))
+    assert "already holds" in again and account.address in again
+    assert load_eth_key(tmp_path / ETH_KEY_FILE).key == account.key  # never replaced
