@@ -1,0 +1,37 @@
+"""The edge gateway's library: signed device readings, the vital-signs profile they must
+meet, batches committed to the chain with per-reading Merkle proofs, and simulated
+devices (honest and misbehaving). A layer above client/: the server is built on it."""
+
+from medchain.gateway._readings import (
+    MAX_OBSERVATION_BYTES,
+    READING_DOMAIN,
+    BadReading,
+    Reading,
+    SequenceGuard,
+    SignedReading,
+    decode_signed_reading,
+    encode_signed_reading,
+    reading_from_json,
+    reading_id,
+    reading_signing_bytes,
+    reading_to_json,
+    sign_reading,
+    verify_reading,
+)
+
+__all__ = [
+    "MAX_OBSERVATION_BYTES",
+    "READING_DOMAIN",
+    "BadReading",
+    "Reading",
+    "SequenceGuard",
+    "SignedReading",
+    "decode_signed_reading",
+    "encode_signed_reading",
+    "reading_from_json",
+    "reading_id",
+    "reading_signing_bytes",
+    "reading_to_json",
+    "sign_reading",
+    "verify_reading",
+]
