@@ -18,20 +18,39 @@ from medchain.gateway._readings import (
     sign_reading,
     verify_reading,
 )
+from medchain.gateway._simulate import DeviceKind, MisbehavingDevice, Misbehaviour, SimulatedDevice
+from medchain.gateway._vitals import (
+    FALL_CODE,
+    NonConformingReading,
+    VitalKind,
+    VitalSign,
+    device_reference,
+    validate_vital,
+)
 
 __all__ = [
+    "FALL_CODE",
     "MAX_OBSERVATION_BYTES",
     "READING_DOMAIN",
     "BadReading",
+    "DeviceKind",
+    "MisbehavingDevice",
+    "Misbehaviour",
+    "NonConformingReading",
     "Reading",
     "SequenceGuard",
     "SignedReading",
+    "SimulatedDevice",
+    "VitalKind",
+    "VitalSign",
     "decode_signed_reading",
+    "device_reference",
     "encode_signed_reading",
     "reading_from_json",
     "reading_id",
     "reading_signing_bytes",
     "reading_to_json",
     "sign_reading",
+    "validate_vital",
     "verify_reading",
 ]
