@@ -2,6 +2,15 @@
 meet, batches committed to the chain with per-reading Merkle proofs, and simulated
 devices (honest and misbehaving). A layer above client/: the server is built on it."""
 
+from medchain.gateway._batch import (
+    Batch,
+    BatchEntry,
+    BatchError,
+    PatientBundle,
+    ReadingProof,
+    prove,
+    verify_proof,
+)
 from medchain.gateway._readings import (
     MAX_OBSERVATION_BYTES,
     READING_DOMAIN,
@@ -33,11 +42,16 @@ __all__ = [
     "MAX_OBSERVATION_BYTES",
     "READING_DOMAIN",
     "BadReading",
+    "Batch",
+    "BatchEntry",
+    "BatchError",
     "DeviceKind",
     "MisbehavingDevice",
     "Misbehaviour",
     "NonConformingReading",
+    "PatientBundle",
     "Reading",
+    "ReadingProof",
     "SequenceGuard",
     "SignedReading",
     "SimulatedDevice",
@@ -46,11 +60,13 @@ __all__ = [
     "decode_signed_reading",
     "device_reference",
     "encode_signed_reading",
+    "prove",
     "reading_from_json",
     "reading_id",
     "reading_signing_bytes",
     "reading_to_json",
     "sign_reading",
     "validate_vital",
+    "verify_proof",
     "verify_reading",
 ]
