@@ -24,9 +24,68 @@ from medchain.types import GenesisError as GenesisError  # re-exported by medcha
 
 
 @dataclass(frozen=True, slots=True)
+class _ChainParamsV1:
+    """The parameters before the devices contract. A genesis whose device parameters
+    are the defaults hashes its parameters as this, so stored genesis hashes hold."""
+
+    consensus: str
+    min_fee: int
+    max_tx_bytes: int
+    max_block_txs: int
+    max_readers: int
+    unbonding_blocks: int
+    max_votes_per_voter: int
+    max_ring_size: int
+    block_reward: int
+    reward_vesting_blocks: int
+    slash_bps: int
+    ban_blocks: int
+    primary_candidates: int
+    committee_size: int
+    epoch_blocks: int
+    checkpoint_interval: int
+
+
+_V1_PARAMS = tuple(f.name for f in dataclasses.fields(_ChainParamsV1))
+_DEFAULT_PARAMS = ChainParams()
+
+
+def _legacy_params(params: ChainParams) -> _ChainParamsV1 | None:
+    """`params` as V1, if every parameter added since has its default value."""
+    for f in dataclasses.fields(ChainParams):
+        if f.name not in _V1_PARAMS and getattr(params, f.name) != getattr(_DEFAULT_PARAMS, f.name):
+            return None
+    return _ChainParamsV1(*(getattr(params, name) for name in _V1_PARAMS))
+
+
+@dataclass(frozen=True, slots=True)
 class _GenesisV1:
     """The genesis document before forks existed. A genesis that forks nothing still
     hashes as this, so the genesis hash every data directory stores stays valid."""
+
+    chain_id: str
+    time_ms: int
+    params: _ChainParamsV1
+    allocations: tuple[Allocation, ...]
+    validators: tuple[GenesisValidator, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _GenesisV1Params:
+    """A fork's genesis with V1 parameters (see `_legacy_params`)."""
+
+    chain_id: str
+    time_ms: int
+    params: _ChainParamsV1
+    allocations: tuple[Allocation, ...]
+    validators: tuple[GenesisValidator, ...]
+    fork_of: tuple[ForkOrigin, ...]
+    state: tuple[StateEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _GenesisV2:
+    """A genesis that forks nothing but sets parameters V1 did not have."""
 
     chain_id: str
     time_ms: int
@@ -36,12 +95,20 @@ class _GenesisV1:
 
 
 def genesis_hash(genesis: Genesis) -> bytes:
-    if genesis.fork_of or genesis.state:
-        return tagged_hash("medchain/genesis", encode(genesis))
-    legacy = _GenesisV1(
-        genesis.chain_id, genesis.time_ms, genesis.params, genesis.allocations, genesis.validators
-    )
-    return tagged_hash("medchain/genesis", encode(legacy))
+    legacy = _legacy_params(genesis.params)
+    g = genesis
+    if g.fork_of or g.state:
+        if legacy is None:
+            return tagged_hash("medchain/genesis", encode(g))
+        fork = _GenesisV1Params(
+            g.chain_id, g.time_ms, legacy, g.allocations, g.validators, g.fork_of, g.state
+        )
+        return tagged_hash("medchain/genesis", encode(fork))
+    if legacy is None:
+        v2 = _GenesisV2(g.chain_id, g.time_ms, g.params, g.allocations, g.validators)
+        return tagged_hash("medchain/genesis", encode(v2))
+    v1 = _GenesisV1(g.chain_id, g.time_ms, legacy, g.allocations, g.validators)
+    return tagged_hash("medchain/genesis", encode(v1))
 
 
 def genesis_to_json(genesis: Genesis) -> str:

@@ -48,6 +48,13 @@ class ChainParams:
     checkpoint_interval: int = 5
     """Validators sign a checkpoint (block hash, state root) every this many heights;
     each checkpoint a quorum signs is anchored on the verification chain."""
+    device_strikes_restrict: int = 3
+    """Devices: strikes (gateway reports) after which a device is restricted."""
+    device_strikes_ban: int = 6
+    """Devices: strikes after which a device is banned (a strike while restricted bans
+    it sooner)."""
+    device_restrict_blocks: int = 100
+    """Devices: blocks a penalty restriction lasts; it lapses by itself afterwards."""
 
 
 @dataclass(frozen=True, slots=True)
