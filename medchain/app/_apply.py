@@ -19,6 +19,7 @@ from typing import Any
 from medchain.app import (
     _accounts,
     _anon,
+    _devices,
     _penalties,
     _records,
     _registry,
@@ -68,6 +69,7 @@ METHODS: Methods = {
     **_penalties.METHODS,
     **_anon.METHODS,
     **_search.METHODS,
+    **_devices.METHODS,
 }
 
 

@@ -1,0 +1,682 @@
+"""Devices contract (paper 001's IoT tier): medical devices, their edge gateways, and
+the penalties that warn, restrict and ban a misbehaving device.
+
+- A **device** is an Ed25519 key bound to one patient; its id is the key's address.
+  It is registered by the patient, a guardian of the patient, or a hospital, with a
+  proof that whoever registers it holds the device: the device's signature over
+  `registration_message(chain_id, patient)`. Without it, anyone could squat a key
+  they read off another patient's device.
+- **Guardians** are a relation the patient sets (`devices.add_guardian`), not a
+  registry role: a guardian is any registered account and, for the patient's
+  devices only, may do what the patient may. It gives no access to records.
+- **Hospitals** are registry institutions (the registry has one role for hospitals
+  and research institutes).
+- **States**: `active`, `restricted` (readings refused), `banned`. The owner side
+  (patient or guardian) may restrict or ban, and re-activate only a device it
+  restricted itself: it can never undo a penalty. A hospital may set any state, and
+  re-activating a device there clears its strikes (the hospital vouches for it).
+- **Penalties**: a registered **gateway** (an account a hospital registers) reports
+  an offence with its evidence; each report is a strike. At
+  `device_strikes_restrict` strikes the device is restricted until height +
+  `device_restrict_blocks`; a strike while it is restricted, or reaching
+  `device_strikes_ban`, bans it. A penalty restriction lapses by itself: the state
+  is derived from the height when read (`Device.state_at`), so no timed writes.
+  The same evidence (by hash) is never counted twice. Gateways are trusted
+  reporters: the chain keeps the evidence's hash and the transaction its bytes.
+- **Batches**: a gateway commits readings in batches: the Merkle root of the
+  batch's reading ids, their count, and one encrypted bundle per patient stored
+  off-chain by CID. Any reading is later proven by its Merkle path to the root.
+
+Every registration, state change and strike is appended to the device's audit trail.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+
+from medchain.app._context import Call, Methods
+from medchain.app._errors import (
+    AlreadyRegistered,
+    ContractError,
+    DuplicateEvidence,
+    InvalidArgument,
+    NotAuthorised,
+)
+from medchain.app._records import check_blob
+from medchain.app._registry import Role, get_identity, require_identity
+from medchain.app._state import State, load, save
+from medchain.crypto import (
+    ADDRESS_SIZE,
+    PUBLIC_KEY_SIZE,
+    address_from_public_key,
+    format_address,
+    sha256,
+    tagged_hash,
+    verify_signature,
+)
+from medchain.types import HASH_SIZE
+
+MAX_LABEL_CHARS = 64
+MAX_REASON_CHARS = 256
+MAX_EVIDENCE_BYTES = 16_384
+MAX_GUARDIANS = 8
+MAX_DEVICES_PER_PATIENT = 64
+MAX_BATCH_READINGS = 100_000
+"""Most readings one batch may commit (its Merkle tree is built off-chain)."""
+MAX_BATCH_BUNDLES = 256
+"""Most per-patient bundles in one batch."""
+BATCH_ID_SIZE = 16
+
+HOSPITAL_ROLES = (Role.INSTITUTION,)
+
+
+class UnknownDevice(ContractError):
+    code = "unknown_device"
+
+
+class UnknownGateway(ContractError):
+    code = "unknown_gateway"
+
+
+class DeviceBanned(ContractError):
+    """The device is banned: only a hospital may lift the ban."""
+
+    code = "device_banned"
+
+
+class DuplicateBatch(ContractError):
+    code = "duplicate_batch"
+
+
+class DeviceKind(enum.StrEnum):
+    HEART_RATE = "heart_rate"
+    PULSE_OXIMETER = "pulse_oximeter"
+    THERMOMETER = "thermometer"
+    BLOOD_PRESSURE = "blood_pressure"
+    GLUCOSE_METER = "glucose_meter"
+    FALL_DETECTOR = "fall_detector"
+    ECG = "ecg"
+    CAMERA = "camera"
+
+
+class DeviceState(enum.StrEnum):
+    ACTIVE = "active"
+    RESTRICTED = "restricted"
+    BANNED = "banned"
+
+
+class DeviceOffence(enum.StrEnum):
+    RATE_LIMIT = "rate_limit"
+    NONCONFORMING = "nonconforming"
+    UNSIGNED = "unsigned"
+    REPLAY = "replay"
+
+
+class DeviceAction(enum.StrEnum):
+    REGISTERED = "registered"
+    STATE_CHANGED = "state_changed"
+    STRIKE = "strike"
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    device: bytes
+    """The device's id: the address of its key."""
+    key: bytes
+    patient: bytes
+    kind: DeviceKind
+    label: str
+    state: DeviceState
+    """The stored state; read `state_at(height)` for the state in force."""
+    restricted_until: int
+    """Last height of a penalty restriction; 0 for none (or one set by hand, which
+    lasts until someone lifts it)."""
+    strikes: int
+    owner_may_lift: bool
+    """Whether the owner side may re-activate it: only from a restriction it set."""
+    registered_by: bytes
+    height: int
+    reason: str
+    """Why the device is in its state (empty while it never left `active`)."""
+    evidence_hash: bytes
+    """SHA-256 of the evidence of the last change of state, empty if none was given."""
+    audit_count: int
+
+    def state_at(self, height: int) -> DeviceState:
+        """The state in force at `height`: a penalty restriction lapses after its end."""
+        if self.state is DeviceState.RESTRICTED and 0 < self.restricted_until < height:
+            return DeviceState.ACTIVE
+        return self.state
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceAuditEntry:
+    seq: int
+    height: int
+    time_ms: int
+    tx_id: bytes
+    action: DeviceAction
+    actor: bytes
+    state: DeviceState
+    """The device's stored state after the entry."""
+    restricted_until: int
+    strikes: int
+    reason: str
+    """The reason given, or the offence of a strike."""
+    evidence_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Guardians:
+    addresses: tuple[bytes, ...]
+    """Sorted."""
+
+
+@dataclass(frozen=True, slots=True)
+class Gateway:
+    address: bytes
+    label: str
+    registered_by: bytes
+    """The hospital that registered it; it alone may revoke it."""
+    height: int
+    active: bool
+    batch_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    patient: bytes
+    cid: str
+    ciphertext_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    batch_id: bytes
+    gateway: bytes
+    root: bytes
+    """Merkle root (RFC 6962) of the batch's reading ids, in the gateway's order."""
+    count: int
+    bundles: tuple[Bundle, ...]
+    height: int
+    tx_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterDeviceArgs:
+    device_key: bytes
+    patient: bytes
+    kind: DeviceKind
+    label: str
+    proof: bytes
+    """The device's signature over `registration_message(chain_id, patient)`."""
+
+
+@dataclass(frozen=True, slots=True)
+class GuardianArgs:
+    guardian: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SetStateArgs:
+    device: bytes
+    state: DeviceState
+    reason: str
+    evidence: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportArgs:
+    device: bytes
+    offence: DeviceOffence
+    evidence: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterGatewayArgs:
+    gateway: bytes
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeGatewayArgs:
+    gateway: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CommitBatchArgs:
+    root: bytes
+    count: int
+    bundles: tuple[Bundle, ...]
+    """One per patient, sorted by patient."""
+
+
+# -- storage ------------------------------------------------------------------------
+
+
+def _device_key(device: bytes) -> bytes:
+    return b"dev/d/" + device
+
+
+def _audit_key(device: bytes, seq: int) -> bytes:
+    return b"dev/a/" + device + seq.to_bytes(4, "big")
+
+
+def _patient_count_key(patient: bytes) -> bytes:
+    return b"dev/pn/" + patient
+
+
+def _patient_entry_key(patient: bytes, index: int) -> bytes:
+    return b"dev/p/" + patient + index.to_bytes(4, "big")
+
+
+def _guardians_key(patient: bytes) -> bytes:
+    return b"dev/g/" + patient
+
+
+def _evidence_key(evidence_hash: bytes) -> bytes:
+    return b"dev/e/" + evidence_hash
+
+
+def _gateway_key(gateway: bytes) -> bytes:
+    return b"dev/gw/" + gateway
+
+
+def _batch_key(batch_id: bytes) -> bytes:
+    return b"dev/b/" + batch_id
+
+
+def _root_key(root: bytes) -> bytes:
+    return b"dev/r/" + root
+
+
+def registration_message(chain_id: str, patient: bytes) -> bytes:
+    """What a device signs to be registered for `patient` on chain `chain_id`."""
+    return tagged_hash("medchain/device-registration", chain_id.encode(), patient)
+
+
+def new_batch_id(gateway: bytes, nonce: int) -> bytes:
+    """Deterministic and unique: one account's nonce is never used twice."""
+    return tagged_hash("medchain/device-batch", gateway, nonce.to_bytes(8, "big"))[:BATCH_ID_SIZE]
+
+
+# -- queries ------------------------------------------------------------------------
+
+
+def get_device(state: State, device: bytes) -> Device | None:
+    return load(state, _device_key(device), Device)
+
+
+def require_device(state: State, device: bytes) -> Device:
+    found = get_device(state, device)
+    if found is None:
+        raise UnknownDevice(
+            f"no device {format_address(device)} on this chain; "
+            "register it first with `devices.register`"
+        )
+    return found
+
+
+def devices_of(state: State, patient: bytes) -> list[Device]:
+    """The patient's devices, in registration order."""
+    found = []
+    for index in range(_count(state, _patient_count_key(patient))):
+        device_id = state.get(_patient_entry_key(patient, index))
+        assert device_id is not None, "patient device list has a hole"
+        device = get_device(state, device_id)
+        assert device is not None, "patient device list names an unknown device"
+        found.append(device)
+    return found
+
+
+def device_audit(state: State, device: Device) -> list[DeviceAuditEntry]:
+    trail = [
+        load(state, _audit_key(device.device, s), DeviceAuditEntry)
+        for s in range(device.audit_count)
+    ]
+    assert all(e is not None for e in trail), "device audit trail has a hole"
+    return [e for e in trail if e is not None]
+
+
+def guardians_of(state: State, patient: bytes) -> tuple[bytes, ...]:
+    found = load(state, _guardians_key(patient), Guardians)
+    return () if found is None else found.addresses
+
+
+def get_gateway(state: State, gateway: bytes) -> Gateway | None:
+    return load(state, _gateway_key(gateway), Gateway)
+
+
+def get_batch(state: State, batch_id: bytes) -> Batch | None:
+    return load(state, _batch_key(batch_id), Batch)
+
+
+def _count(state: State, key: bytes) -> int:
+    raw = state.get(key)
+    return int.from_bytes(raw, "big") if raw else 0
+
+
+# -- checks -------------------------------------------------------------------------
+
+
+def _check_text(what: str, text: str, limit: int) -> None:
+    if not text.strip():
+        raise InvalidArgument(f"give the {what}: it may not be empty")
+    if len(text) > limit:
+        raise InvalidArgument(f"the {what} is limited to {limit} characters")
+
+
+def _check_address(what: str, address: bytes) -> None:
+    if len(address) != ADDRESS_SIZE:
+        raise InvalidArgument(f"the {what} must be a {ADDRESS_SIZE}-byte address")
+
+
+def _check_evidence(evidence: bytes, required: bool) -> bytes:
+    """The evidence's hash (empty for no evidence)."""
+    if len(evidence) > MAX_EVIDENCE_BYTES:
+        raise InvalidArgument(
+            f"evidence is limited to {MAX_EVIDENCE_BYTES} bytes; "
+            "store larger evidence off-chain and submit its CID"
+        )
+    if not evidence:
+        if required:
+            raise InvalidArgument("a report needs its evidence (the offending reading or log)")
+        return b""
+    return sha256(evidence)
+
+
+def _is_hospital(state: State, address: bytes) -> bool:
+    identity = get_identity(state, address)
+    return identity is not None and identity.role in HOSPITAL_ROLES
+
+
+def _is_owner_side(state: State, patient: bytes, sender: bytes) -> bool:
+    return sender == patient or sender in guardians_of(state, patient)
+
+
+def _require_gateway(state: State, sender: bytes) -> Gateway:
+    gateway = get_gateway(state, sender)
+    if gateway is None or not gateway.active:
+        raise UnknownGateway(
+            f"{format_address(sender)} is not an active gateway; "
+            "a hospital registers gateways with `devices.register_gateway`"
+        )
+    return gateway
+
+
+# -- audit --------------------------------------------------------------------------
+
+
+def _audit(
+    state: State,
+    call: Call,
+    device: Device,
+    action: DeviceAction,
+    reason: str,
+    evidence_hash: bytes,
+) -> Device:
+    """Append to the device's audit trail, save the device, and emit the event."""
+    entry = DeviceAuditEntry(
+        seq=device.audit_count,
+        height=call.block.height,
+        time_ms=call.block.time_ms,
+        tx_id=call.tx_id,
+        action=action,
+        actor=call.sender,
+        state=device.state,
+        restricted_until=device.restricted_until,
+        strikes=device.strikes,
+        reason=reason,
+        evidence_hash=evidence_hash,
+    )
+    save(state, _audit_key(device.device, entry.seq), entry)
+    updated = replace(device, audit_count=device.audit_count + 1)
+    save(state, _device_key(device.device), updated)
+    call.emit(
+        f"device.{action.value}",
+        device=device.device,
+        patient=device.patient,
+        actor=call.sender,
+        state=device.state.value,
+        strikes=device.strikes,
+        reason=reason,
+    )
+    return updated
+
+
+# -- methods ------------------------------------------------------------------------
+
+
+def register(state: State, call: Call, args: RegisterDeviceArgs) -> None:
+    _check_address("patient", args.patient)
+    require_identity(state, args.patient, Role.PATIENT)
+    if not _is_owner_side(state, args.patient, call.sender):
+        require_identity(state, call.sender)
+        if not _is_hospital(state, call.sender):
+            raise NotAuthorised(
+                f"only the patient {format_address(args.patient)}, a guardian they added "
+                "with `devices.add_guardian`, or a hospital may register their devices"
+            )
+    if len(args.device_key) != PUBLIC_KEY_SIZE:
+        raise InvalidArgument(f"the device key must be a {PUBLIC_KEY_SIZE}-byte Ed25519 key")
+    message = registration_message(call.block.chain_id, args.patient)
+    if not verify_signature(args.device_key, message, args.proof):
+        raise InvalidArgument(
+            "the proof does not verify under the device key: have the device sign "
+            "registration_message(chain_id, patient) with its own key"
+        )
+    _check_text("label", args.label, MAX_LABEL_CHARS)
+    device_id = address_from_public_key(args.device_key)
+    if get_device(state, device_id) is not None:
+        raise AlreadyRegistered(
+            f"device {format_address(device_id)} is already registered; "
+            "a device serves one patient — give a new device its own key"
+        )
+    count_key = _patient_count_key(args.patient)
+    count = _count(state, count_key)
+    if count >= MAX_DEVICES_PER_PATIENT:
+        raise InvalidArgument(f"a patient has at most {MAX_DEVICES_PER_PATIENT} devices")
+    state.set(_patient_entry_key(args.patient, count), device_id)
+    state.set(count_key, (count + 1).to_bytes(4, "big"))
+    device = Device(
+        device=device_id,
+        key=args.device_key,
+        patient=args.patient,
+        kind=args.kind,
+        label=args.label,
+        state=DeviceState.ACTIVE,
+        restricted_until=0,
+        strikes=0,
+        owner_may_lift=False,
+        registered_by=call.sender,
+        height=call.block.height,
+        reason="",
+        evidence_hash=b"",
+        audit_count=0,
+    )
+    _audit(state, call, device, DeviceAction.REGISTERED, "", b"")
+
+
+def add_guardian(state: State, call: Call, args: GuardianArgs) -> None:
+    require_identity(state, call.sender, Role.PATIENT)
+    _check_address("guardian", args.guardian)
+    if args.guardian == call.sender:
+        raise InvalidArgument("a patient already manages their own devices")
+    require_identity(state, args.guardian, Role.PATIENT, Role.DOCTOR, Role.INSTITUTION)
+    current = guardians_of(state, call.sender)
+    if args.guardian in current:
+        raise InvalidArgument(f"{format_address(args.guardian)} is already a guardian")
+    if len(current) >= MAX_GUARDIANS:
+        raise InvalidArgument(f"a patient has at most {MAX_GUARDIANS} guardians; remove one first")
+    save(state, _guardians_key(call.sender), Guardians(tuple(sorted((*current, args.guardian)))))
+    call.emit("device.guardian_added", patient=call.sender, guardian=args.guardian)
+
+
+def remove_guardian(state: State, call: Call, args: GuardianArgs) -> None:
+    current = guardians_of(state, call.sender)
+    if args.guardian not in current:
+        raise InvalidArgument(
+            f"{format_address(args.guardian)} is not a guardian of {format_address(call.sender)}"
+        )
+    remaining = tuple(g for g in current if g != args.guardian)
+    if remaining:
+        save(state, _guardians_key(call.sender), Guardians(remaining))
+    else:
+        state.delete(_guardians_key(call.sender))
+    call.emit("device.guardian_removed", patient=call.sender, guardian=args.guardian)
+
+
+def set_state(state: State, call: Call, args: SetStateArgs) -> None:
+    device = require_device(state, args.device)
+    hospital = _is_hospital(state, call.sender)
+    if not hospital and not _is_owner_side(state, device.patient, call.sender):
+        raise NotAuthorised(
+            f"only the patient who owns device {format_address(device.device)}, "
+            "their guardian, or a hospital may change its state"
+        )
+    _check_text("reason", args.reason, MAX_REASON_CHARS)
+    evidence_hash = _check_evidence(args.evidence, required=False)
+    height = call.block.height
+    now = device.state_at(height)
+    if args.state is now:
+        raise InvalidArgument(f"device {format_address(device.device)} is already {now.value}")
+    if not hospital:
+        if now is DeviceState.BANNED:
+            raise DeviceBanned(
+                f"device {format_address(device.device)} is banned; only a hospital may lift a ban"
+            )
+        lifting = now is DeviceState.RESTRICTED and args.state is DeviceState.ACTIVE
+        if lifting and not device.owner_may_lift:
+            until = device.restricted_until
+            raise NotAuthorised(
+                f"device {format_address(device.device)} was restricted by "
+                + (f"the penalty rule until height {until}; wait, or " if until else "a hospital; ")
+                + "ask a hospital to lift it"
+            )
+    strikes = 0 if hospital and args.state is DeviceState.ACTIVE else device.strikes
+    device = replace(
+        device,
+        state=args.state,
+        restricted_until=0,
+        strikes=strikes,
+        owner_may_lift=not hospital and args.state is DeviceState.RESTRICTED,
+        reason=args.reason,
+        evidence_hash=evidence_hash,
+    )
+    _audit(state, call, device, DeviceAction.STATE_CHANGED, args.reason, evidence_hash)
+
+
+def report(state: State, call: Call, args: ReportArgs) -> None:
+    _require_gateway(state, call.sender)
+    device = require_device(state, args.device)
+    evidence_hash = _check_evidence(args.evidence, required=True)
+    if state.get(_evidence_key(evidence_hash)) is not None:
+        raise DuplicateEvidence("this evidence was already reported; each offence counts once")
+    params = call.block.params
+    height = call.block.height
+    now = device.state_at(height)
+    if now is DeviceState.BANNED:
+        raise DeviceBanned(f"device {format_address(device.device)} is already banned")
+    strikes = device.strikes + 1
+    if now is DeviceState.RESTRICTED or strikes >= params.device_strikes_ban:
+        new_state, until = DeviceState.BANNED, 0
+    elif strikes >= params.device_strikes_restrict:
+        new_state, until = DeviceState.RESTRICTED, height + params.device_restrict_blocks
+    else:
+        new_state, until = DeviceState.ACTIVE, 0
+    reason = args.offence.value
+    if new_state is not DeviceState.ACTIVE:
+        device = replace(device, reason=reason, evidence_hash=evidence_hash)
+    device = replace(
+        device, state=new_state, restricted_until=until, strikes=strikes, owner_may_lift=False
+    )
+    state.set(_evidence_key(evidence_hash), device.device)
+    _audit(state, call, device, DeviceAction.STRIKE, reason, evidence_hash)
+
+
+def register_gateway(state: State, call: Call, args: RegisterGatewayArgs) -> None:
+    require_identity(state, call.sender, *HOSPITAL_ROLES)
+    _check_address("gateway", args.gateway)
+    _check_text("label", args.label, MAX_LABEL_CHARS)
+    if get_gateway(state, args.gateway) is not None:
+        raise AlreadyRegistered(
+            f"{format_address(args.gateway)} is already a gateway (revoked gateways stay "
+            "revoked); give a new gateway its own key"
+        )
+    save(
+        state,
+        _gateway_key(args.gateway),
+        Gateway(args.gateway, args.label, call.sender, call.block.height, True, 0),
+    )
+    call.emit("device.gateway_registered", gateway=args.gateway, hospital=call.sender)
+
+
+def revoke_gateway(state: State, call: Call, args: RevokeGatewayArgs) -> None:
+    gateway = get_gateway(state, args.gateway)
+    if gateway is None or not gateway.active:
+        raise UnknownGateway(f"{format_address(args.gateway)} is not an active gateway")
+    if call.sender != gateway.registered_by:
+        raise NotAuthorised(
+            f"only the hospital that registered gateway {format_address(args.gateway)} "
+            f"({format_address(gateway.registered_by)}) may revoke it"
+        )
+    save(state, _gateway_key(args.gateway), replace(gateway, active=False))
+    call.emit("device.gateway_revoked", gateway=args.gateway, hospital=call.sender)
+
+
+def commit_batch(state: State, call: Call, args: CommitBatchArgs) -> None:
+    gateway = _require_gateway(state, call.sender)
+    if len(args.root) != HASH_SIZE:
+        raise InvalidArgument(f"the batch root must be a {HASH_SIZE}-byte Merkle root")
+    if not 1 <= args.count <= MAX_BATCH_READINGS:
+        raise InvalidArgument(
+            f"a batch holds 1 to {MAX_BATCH_READINGS} readings, not {args.count}; "
+            "split larger batches"
+        )
+    if not 1 <= len(args.bundles) <= min(args.count, MAX_BATCH_BUNDLES):
+        raise InvalidArgument(
+            f"a batch carries 1 to {MAX_BATCH_BUNDLES} bundles, at most one per reading; "
+            "split larger batches"
+        )
+    patients = [b.patient for b in args.bundles]
+    if patients != sorted(set(patients)):
+        raise InvalidArgument("bundles must be one per patient, sorted by patient address")
+    for bundle in args.bundles:
+        require_identity(state, bundle.patient, Role.PATIENT)
+        check_blob(bundle.cid, bundle.ciphertext_hash)
+    if state.get(_root_key(args.root)) is not None:
+        raise DuplicateBatch("a batch with this root was already committed; do not resubmit it")
+    batch_id = new_batch_id(call.sender, call.nonce)
+    batch = Batch(
+        batch_id,
+        call.sender,
+        args.root,
+        args.count,
+        args.bundles,
+        call.block.height,
+        call.tx_id,
+    )
+    save(state, _batch_key(batch_id), batch)
+    state.set(_root_key(args.root), batch_id)
+    save(state, _gateway_key(call.sender), replace(gateway, batch_count=gateway.batch_count + 1))
+    call.emit(
+        "device.batch_committed",
+        batch=batch_id,
+        gateway=call.sender,
+        root=args.root,
+        count=args.count,
+        bundles=len(args.bundles),
+    )
+
+
+METHODS: Methods = {
+    "devices.register": (RegisterDeviceArgs, register),
+    "devices.add_guardian": (GuardianArgs, add_guardian),
+    "devices.remove_guardian": (GuardianArgs, remove_guardian),
+    "devices.set_state": (SetStateArgs, set_state),
+    "devices.report": (ReportArgs, report),
+    "devices.register_gateway": (RegisterGatewayArgs, register_gateway),
+    "devices.revoke_gateway": (RevokeGatewayArgs, revoke_gateway),
+    "devices.commit_batch": (CommitBatchArgs, commit_batch),
+}

@@ -1,0 +1,519 @@
+"""The devices contract: registration, guardians, states, penalties, gateways, batches."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from medchain.app import (
+    MAX_BATCH_BUNDLES,
+    MAX_BATCH_READINGS,
+    Bundle,
+    CommitBatchArgs,
+    DeviceAction,
+    DeviceKind,
+    DeviceOffence,
+    DeviceState,
+    GuardianArgs,
+    Ledger,
+    RegisterDeviceArgs,
+    RegisterGatewayArgs,
+    ReportArgs,
+    RevokeGatewayArgs,
+    Role,
+    SetStateArgs,
+    device_audit,
+    devices_of,
+    get_batch,
+    get_device,
+    get_gateway,
+    guardians_of,
+    new_batch_id,
+    registration_message,
+)
+from medchain.crypto import AccountKeys, merkle_root, sha256
+from medchain.types import Receipt
+
+from .conftest import CHAIN_ID, World, fake_blob
+
+RESTRICT_BLOCKS = 100  # ChainParams' default device_restrict_blocks
+
+
+def _register_args(
+    device: AccountKeys, patient: bytes, proof_for: bytes | None = None
+) -> RegisterDeviceArgs:
+    proof = device.sign(registration_message(CHAIN_ID, proof_for or patient))
+    return RegisterDeviceArgs(
+        device.public_key, patient, DeviceKind.PULSE_OXIMETER, "bedroom oximeter", proof
+    )
+
+
+def _register(world: World, sender: AccountKeys, patient: AccountKeys) -> AccountKeys:
+    device = AccountKeys.generate()
+    world.ok(sender, "devices.register", _register_args(device, patient.address))
+    return device
+
+
+@pytest.fixture
+def hospital(world: World) -> AccountKeys:
+    keys = AccountKeys.generate()
+    world.register(keys, Role.INSTITUTION, "St. Mary's Hospital")
+    return keys
+
+
+@pytest.fixture
+def gateway(world: World, hospital: AccountKeys) -> AccountKeys:
+    keys = AccountKeys.generate()
+    world.ok(hospital, "devices.register_gateway", RegisterGatewayArgs(keys.address, "ward 3 edge"))
+    return keys
+
+
+def _report(world: World, gateway: AccountKeys, device: bytes, tag: bytes) -> Receipt:
+    return world.call(
+        gateway, "devices.report", ReportArgs(device, DeviceOffence.RATE_LIMIT, b"log " + tag)
+    )
+
+
+def _state(world: World, device: AccountKeys) -> DeviceState:
+    found = get_device(world.ledger.state, device.address)
+    assert found is not None
+    return found.state_at(world.height + 1)
+
+
+# -- registration -------------------------------------------------------------------
+
+
+def test_patient_registers_own_device(world: World, patient: AccountKeys) -> None:
+    device = _register(world, patient, patient)
+    found = get_device(world.ledger.state, device.address)
+    assert found is not None
+    assert found.key == device.public_key and found.patient == patient.address
+    assert found.kind is DeviceKind.PULSE_OXIMETER and found.label == "bedroom oximeter"
+    assert found.state is DeviceState.ACTIVE and found.strikes == 0
+    assert found.registered_by == patient.address and found.height == world.height
+    assert devices_of(world.ledger.state, patient.address) == [found]
+
+
+def test_hospital_and_guardian_may_register(
+    world: World, patient: AccountKeys, hospital: AccountKeys, doctor: AccountKeys
+) -> None:
+    by_hospital = _register(world, hospital, patient)
+    receipt = world.call(
+        doctor, "devices.register", _register_args(AccountKeys.generate(), patient.address)
+    )
+    assert receipt.code == "not_authorised"
+    world.ok(patient, "devices.add_guardian", GuardianArgs(doctor.address))
+    assert guardians_of(world.ledger.state, patient.address) == (doctor.address,)
+    by_guardian = _register(world, doctor, patient)
+    listed = [d.device for d in devices_of(world.ledger.state, patient.address)]
+    assert listed == [by_hospital.address, by_guardian.address]
+    world.ok(patient, "devices.remove_guardian", GuardianArgs(doctor.address))
+    receipt = world.call(
+        doctor, "devices.register", _register_args(AccountKeys.generate(), patient.address)
+    )
+    assert receipt.code == "not_authorised"
+
+
+def test_registration_refusals(world: World, patient: AccountKeys, doctor: AccountKeys) -> None:
+    device = _register(world, patient, patient)
+    again = world.call(patient, "devices.register", _register_args(device, patient.address))
+    assert again.code == "already_registered"
+    unknown = AccountKeys.generate()
+    receipt = world.call(
+        unknown, "devices.register", _register_args(AccountKeys.generate(), unknown.address)
+    )
+    assert receipt.code == "not_registered"  # not a registered patient
+    receipt = world.call(
+        patient, "devices.register", _register_args(AccountKeys.generate(), doctor.address)
+    )
+    assert receipt.code == "wrong_role"  # devices are bound to patients
+    stranger = AccountKeys.generate()
+    receipt = world.call(
+        stranger, "devices.register", _register_args(AccountKeys.generate(), patient.address)
+    )
+    assert receipt.code == "not_registered"
+
+
+def test_registration_needs_the_devices_own_proof(world: World, patient: AccountKeys) -> None:
+    other = AccountKeys.generate()
+    world.register(other, Role.PATIENT)
+    # a proof made for another patient does not bind the device to this one
+    stolen = _register_args(AccountKeys.generate(), patient.address, proof_for=other.address)
+    assert world.call(patient, "devices.register", stolen).code == "invalid_argument"
+    good = _register_args(AccountKeys.generate(), patient.address)
+    for key in (b"\x00" * 32, b"\x01" * 31, b""):
+        bad = RegisterDeviceArgs(key, patient.address, good.kind, good.label, good.proof)
+        assert world.call(patient, "devices.register", bad).code == "invalid_argument"
+    empty_label = RegisterDeviceArgs(good.device_key, patient.address, good.kind, " ", good.proof)
+    assert world.call(patient, "devices.register", empty_label).code == "invalid_argument"
+
+
+def test_guardian_rules(world: World, patient: AccountKeys, doctor: AccountKeys) -> None:
+    assert world.call(patient, "devices.add_guardian", GuardianArgs(patient.address)).code == (
+        "invalid_argument"
+    )
+    nobody = AccountKeys.generate().address
+    assert world.call(patient, "devices.add_guardian", GuardianArgs(nobody)).code == (
+        "not_registered"
+    )
+    world.ok(patient, "devices.add_guardian", GuardianArgs(doctor.address))
+    assert world.call(patient, "devices.add_guardian", GuardianArgs(doctor.address)).code == (
+        "invalid_argument"
+    )
+    # only patients have guardians
+    assert world.call(doctor, "devices.add_guardian", GuardianArgs(patient.address)).code == (
+        "wrong_role"
+    )
+    assert world.call(doctor, "devices.remove_guardian", GuardianArgs(patient.address)).code == (
+        "invalid_argument"
+    )
+
+
+# -- states -------------------------------------------------------------------------
+
+
+def test_owner_restricts_and_reactivates(world: World, patient: AccountKeys) -> None:
+    device = _register(world, patient, patient)
+    world.ok(
+        patient,
+        "devices.set_state",
+        SetStateArgs(device.address, DeviceState.RESTRICTED, "battery failing", b"photo"),
+    )
+    found = get_device(world.ledger.state, device.address)
+    assert found is not None and found.state is DeviceState.RESTRICTED
+    assert found.reason == "battery failing" and found.evidence_hash == sha256(b"photo")
+    same = SetStateArgs(device.address, DeviceState.RESTRICTED, "again")
+    assert world.call(patient, "devices.set_state", same).code == "invalid_argument"
+    world.ok(
+        patient,
+        "devices.set_state",
+        SetStateArgs(device.address, DeviceState.ACTIVE, "new battery"),
+    )
+    assert _state(world, device) is DeviceState.ACTIVE
+
+
+def test_others_may_not_change_state(
+    world: World, patient: AccountKeys, doctor: AccountKeys, gateway: AccountKeys
+) -> None:
+    device = _register(world, patient, patient)
+    ban = SetStateArgs(device.address, DeviceState.BANNED, "I do not like it")
+    assert world.call(doctor, "devices.set_state", ban).code == "not_authorised"
+    assert world.call(gateway, "devices.set_state", ban).code == "not_authorised"
+    unknown = SetStateArgs(AccountKeys.generate().address, DeviceState.BANNED, "x")
+    assert world.call(patient, "devices.set_state", unknown).code == "unknown_device"
+    no_reason = SetStateArgs(device.address, DeviceState.BANNED, "")
+    assert world.call(patient, "devices.set_state", no_reason).code == "invalid_argument"
+
+
+def test_a_ban_is_final_for_the_owner_but_a_hospital_lifts_it(
+    world: World, patient: AccountKeys, doctor: AccountKeys, hospital: AccountKeys
+) -> None:
+    world.ok(patient, "devices.add_guardian", GuardianArgs(doctor.address))
+    device = _register(world, patient, patient)
+    world.ok(doctor, "devices.set_state", SetStateArgs(device.address, DeviceState.BANNED, "lost"))
+    lift = SetStateArgs(device.address, DeviceState.ACTIVE, "found it")
+    assert world.call(patient, "devices.set_state", lift).code == "device_banned"
+    assert world.call(doctor, "devices.set_state", lift).code == "device_banned"
+    world.ok(hospital, "devices.set_state", lift)
+    assert _state(world, device) is DeviceState.ACTIVE
+
+
+def test_owner_cannot_lift_a_hospitals_restriction(
+    world: World, patient: AccountKeys, hospital: AccountKeys
+) -> None:
+    device = _register(world, patient, patient)
+    world.ok(
+        hospital,
+        "devices.set_state",
+        SetStateArgs(device.address, DeviceState.RESTRICTED, "recall"),
+    )
+    lift = SetStateArgs(device.address, DeviceState.ACTIVE, "works for me")
+    assert world.call(patient, "devices.set_state", lift).code == "not_authorised"
+    # but may make it stricter
+    world.ok(patient, "devices.set_state", SetStateArgs(device.address, DeviceState.BANNED, "bin"))
+
+
+# -- penalties ----------------------------------------------------------------------
+
+
+def test_strikes_restrict_then_expire_then_ban(
+    world: World, patient: AccountKeys, gateway: AccountKeys
+) -> None:
+    device = _register(world, patient, patient)
+    for n in range(2):
+        assert _report(world, gateway, device.address, bytes([n])).ok
+        assert _state(world, device) is DeviceState.ACTIVE
+    assert _report(world, gateway, device.address, b"3").ok
+    found = get_device(world.ledger.state, device.address)
+    assert found is not None and found.strikes == 3
+    assert found.state is DeviceState.RESTRICTED
+    assert found.restricted_until == world.height + RESTRICT_BLOCKS
+    assert found.reason == "rate_limit"
+    # the owner cannot lift a penalty
+    lift = SetStateArgs(device.address, DeviceState.ACTIVE, "please")
+    assert world.call(patient, "devices.set_state", lift).code == "not_authorised"
+    # the restriction lapses by itself, with no transaction
+    assert found.state_at(found.restricted_until) is DeviceState.RESTRICTED
+    assert found.state_at(found.restricted_until + 1) is DeviceState.ACTIVE
+    world.empty_blocks(found.restricted_until - world.height)
+    assert _state(world, device) is DeviceState.ACTIVE
+    # a strike after the lapse restricts again; one while restricted bans
+    assert _report(world, gateway, device.address, b"4").ok
+    assert _state(world, device) is DeviceState.RESTRICTED
+    assert _report(world, gateway, device.address, b"5").ok
+    assert _state(world, device) is DeviceState.BANNED
+    assert _report(world, gateway, device.address, b"6").code == "device_banned"
+
+
+def test_a_hospital_lifting_a_penalty_clears_strikes(
+    world: World, patient: AccountKeys, hospital: AccountKeys, gateway: AccountKeys
+) -> None:
+    device = _register(world, patient, patient)
+    for n in range(3):
+        assert _report(world, gateway, device.address, bytes([n])).ok
+    # a hospital lifts the restriction: the strikes start again
+    world.ok(
+        hospital,
+        "devices.set_state",
+        SetStateArgs(device.address, DeviceState.ACTIVE, "firmware fixed"),
+    )
+    found = get_device(world.ledger.state, device.address)
+    assert found is not None and found.strikes == 0
+
+
+def test_ban_threshold_without_restriction(
+    patient_world: tuple[World, AccountKeys, AccountKeys],
+) -> None:
+    world, patient, gateway = patient_world
+    device = _register(world, patient, patient)
+    for n in range(3):
+        assert _report(world, gateway, device.address, bytes([n])).ok
+    assert _state(world, device) is DeviceState.BANNED  # ban threshold 3 == restrict threshold
+
+
+@pytest.fixture
+def patient_world(validator: AccountKeys) -> tuple[World, AccountKeys, AccountKeys]:
+    """A chain whose devices are banned at 3 strikes."""
+    from medchain.types import ChainParams, Genesis, GenesisValidator
+
+    params = ChainParams(device_strikes_restrict=3, device_strikes_ban=3)
+    world = World(
+        Ledger(Genesis(CHAIN_ID, 0, params, (), (GenesisValidator(validator.public_key, "v"),)))
+    )
+    patient, hospital, gateway = (
+        AccountKeys.generate(),
+        AccountKeys.generate(),
+        AccountKeys.generate(),
+    )
+    world.register(patient, Role.PATIENT)
+    world.register(hospital, Role.INSTITUTION, "hospital")
+    world.ok(hospital, "devices.register_gateway", RegisterGatewayArgs(gateway.address, "edge"))
+    return world, patient, gateway
+
+
+def test_duplicate_evidence_is_refused(
+    world: World, patient: AccountKeys, gateway: AccountKeys
+) -> None:
+    first, second = _register(world, patient, patient), _register(world, patient, patient)
+    assert _report(world, gateway, first.address, b"same").ok
+    assert _report(world, gateway, first.address, b"same").code == "duplicate_evidence"
+    assert _report(world, gateway, second.address, b"same").code == "duplicate_evidence"
+    empty = ReportArgs(first.address, DeviceOffence.REPLAY, b"")
+    assert world.call(gateway, "devices.report", empty).code == "invalid_argument"
+
+
+def test_only_active_gateways_report(
+    world: World, patient: AccountKeys, hospital: AccountKeys, gateway: AccountKeys
+) -> None:
+    device = _register(world, patient, patient)
+    assert _report(world, hospital, device.address, b"x").code == "unknown_gateway"
+    other = AccountKeys.generate()
+    world.register(other, Role.INSTITUTION, "Another Hospital")
+    revoke = RevokeGatewayArgs(gateway.address)
+    assert world.call(other, "devices.revoke_gateway", revoke).code == "not_authorised"
+    world.ok(hospital, "devices.revoke_gateway", revoke)
+    assert _report(world, gateway, device.address, b"y").code == "unknown_gateway"
+    found = get_gateway(world.ledger.state, gateway.address)
+    assert found is not None and not found.active
+
+
+def test_gateway_registration_rules(
+    world: World,
+    patient: AccountKeys,
+    doctor: AccountKeys,
+    hospital: AccountKeys,
+    gateway: AccountKeys,
+) -> None:
+    found = get_gateway(world.ledger.state, gateway.address)
+    assert found is not None and found.registered_by == hospital.address and found.active
+    again = RegisterGatewayArgs(gateway.address, "again")
+    assert world.call(hospital, "devices.register_gateway", again).code == "already_registered"
+    fresh = RegisterGatewayArgs(AccountKeys.generate().address, "edge")
+    assert world.call(doctor, "devices.register_gateway", fresh).code == "wrong_role"
+    assert world.call(patient, "devices.register_gateway", fresh).code == "wrong_role"
+    short = RegisterGatewayArgs(b"\x01" * 19, "edge")
+    assert world.call(hospital, "devices.register_gateway", short).code == "invalid_argument"
+
+
+# -- batches ------------------------------------------------------------------------
+
+
+def _bundles(*patients: AccountKeys) -> tuple[Bundle, ...]:
+    out = []
+    for p in sorted(patients, key=lambda k: k.address):
+        cid, digest = fake_blob(b"bundle " + p.address)
+        out.append(Bundle(p.address, cid, digest))
+    return tuple(out)
+
+
+def test_gateway_commits_a_batch(world: World, patient: AccountKeys, gateway: AccountKeys) -> None:
+    other = AccountKeys.generate()
+    world.register(other, Role.PATIENT)
+    readings = [sha256(bytes([i])) for i in range(5)]
+    root = merkle_root(readings)
+    nonce = world.nonces.get(gateway.address, 0)
+    receipt = world.ok(
+        gateway, "devices.commit_batch", CommitBatchArgs(root, 5, _bundles(patient, other))
+    )
+    batch_id = new_batch_id(gateway.address, nonce)
+    batch = get_batch(world.ledger.state, batch_id)
+    assert batch is not None
+    assert (batch.gateway, batch.root, batch.count) == (gateway.address, root, 5)
+    assert batch.bundles == _bundles(patient, other) and batch.tx_id == receipt.tx_id
+    assert receipt.events[0].kind == "device.batch_committed"
+    found = get_gateway(world.ledger.state, gateway.address)
+    assert found is not None and found.batch_count == 1
+    again = world.call(gateway, "devices.commit_batch", CommitBatchArgs(root, 5, _bundles(patient)))
+    assert again.code == "duplicate_batch"
+
+
+def test_batch_bounds(
+    world: World, patient: AccountKeys, hospital: AccountKeys, gateway: AccountKeys
+) -> None:
+    root = b"\x01" * 32
+
+    def code(sender: AccountKeys, args: CommitBatchArgs) -> str:
+        return world.call(sender, "devices.commit_batch", args).code
+
+    assert code(hospital, CommitBatchArgs(root, 1, _bundles(patient))) == "unknown_gateway"
+    assert code(gateway, CommitBatchArgs(b"\x01" * 31, 1, _bundles(patient))) == "invalid_argument"
+    assert code(gateway, CommitBatchArgs(root, 0, _bundles(patient))) == "invalid_argument"
+    assert code(gateway, CommitBatchArgs(root, MAX_BATCH_READINGS + 1, _bundles(patient))) == (
+        "invalid_argument"
+    )
+    assert code(gateway, CommitBatchArgs(root, 1, ())) == "invalid_argument"
+    many = tuple(Bundle(i.to_bytes(20, "big"), "x", b"") for i in range(MAX_BATCH_BUNDLES + 1))
+    assert code(gateway, CommitBatchArgs(root, MAX_BATCH_READINGS, many)) == "invalid_argument"
+    other = AccountKeys.generate()
+    world.register(other, Role.PATIENT)
+    two = _bundles(patient, other)
+    assert code(gateway, CommitBatchArgs(root, 1, two)) == "invalid_argument"  # > one per reading
+    assert code(gateway, CommitBatchArgs(root, 2, tuple(reversed(two)))) == "invalid_argument"
+    bad_cid = (Bundle(patient.address, two[0].cid, b"\x00" * 32),)
+    assert code(gateway, CommitBatchArgs(root, 2, bad_cid)) == "invalid_argument"
+    nobody = (Bundle(b"\x09" * 20, two[0].cid, two[0].ciphertext_hash),)
+    assert code(gateway, CommitBatchArgs(root, 2, nobody)) == "not_registered"
+
+
+# -- audit and determinism ----------------------------------------------------------
+
+
+def test_audit_trail_records_every_change_in_order(
+    world: World, patient: AccountKeys, hospital: AccountKeys, gateway: AccountKeys
+) -> None:
+    device = _register(world, hospital, patient)
+    world.ok(
+        patient,
+        "devices.set_state",
+        SetStateArgs(device.address, DeviceState.RESTRICTED, "odd", b"e1"),
+    )
+    world.ok(patient, "devices.set_state", SetStateArgs(device.address, DeviceState.ACTIVE, "fine"))
+    _report(world, gateway, device.address, b"e2")
+    found = get_device(world.ledger.state, device.address)
+    assert found is not None
+    trail = device_audit(world.ledger.state, found)
+    assert [e.seq for e in trail] == [0, 1, 2, 3]
+    assert [e.action for e in trail] == [
+        DeviceAction.REGISTERED,
+        DeviceAction.STATE_CHANGED,
+        DeviceAction.STATE_CHANGED,
+        DeviceAction.STRIKE,
+    ]
+    assert [e.actor for e in trail] == [
+        hospital.address,
+        patient.address,
+        patient.address,
+        gateway.address,
+    ]
+    assert [e.state for e in trail] == [
+        DeviceState.ACTIVE,
+        DeviceState.RESTRICTED,
+        DeviceState.ACTIVE,
+        DeviceState.ACTIVE,
+    ]
+    assert [e.reason for e in trail] == ["", "odd", "fine", "rate_limit"]
+    assert [e.evidence_hash for e in trail] == [b"", sha256(b"e1"), b"", sha256(b"log e2")]
+    assert [e.strikes for e in trail] == [0, 0, 0, 1]
+    heights = [e.height for e in trail]
+    assert heights == sorted(heights) and len(set(heights)) == 4
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ops=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 3)), max_size=12))
+def test_same_transactions_give_the_same_state_root(
+    ops: list[tuple[int, int]],
+) -> None:
+    from medchain.types import ChainParams, Genesis
+
+    keys = {name: AccountKeys.generate() for name in ("patient", "hospital", "gateway")}
+    devices = [AccountKeys.generate() for _ in range(3)]
+    offences = list(DeviceOffence)
+
+    def build() -> World:
+        world = World(Ledger(Genesis(CHAIN_ID, 0, ChainParams(device_restrict_blocks=2))))
+        world.register(keys["patient"], Role.PATIENT)
+        world.register(keys["hospital"], Role.INSTITUTION, "hospital")
+        world.ok(
+            keys["hospital"],
+            "devices.register_gateway",
+            RegisterGatewayArgs(keys["gateway"].address, "edge"),
+        )
+        for device in devices:
+            world.ok(
+                keys["patient"], "devices.register", _register_args(device, keys["patient"].address)
+            )
+        for n, (which, offence) in enumerate(ops):
+            args = ReportArgs(devices[which].address, offences[offence], n.to_bytes(2, "big"))
+            world.call(keys["gateway"], "devices.report", args)
+        return world
+
+    one, two = build(), build()
+    assert one.ledger.state.root() == two.ledger.state.root()
+    for device in devices:
+        a = get_device(one.ledger.state, device.address)
+        assert a is not None
+        assert a.strikes == sum(1 for which, _ in ops if which == devices.index(device)) or (
+            a.state is DeviceState.BANNED
+        )
+        # never more strikes than the ban threshold: a banned device takes no more
+        assert a.strikes <= 6
+
+
+def test_device_parameters_keep_old_genesis_hashes() -> None:
+    """A genesis leaving the device parameters at their defaults hashes as before they
+    existed (pinned in tests/node/test_fork.py); setting one changes the hash."""
+    import dataclasses
+
+    from medchain.node import genesis_hash
+    from medchain.types import ChainParams, Genesis
+
+    genesis = Genesis("medchain-pinned", 1, ChainParams())
+    for changed in (
+        ChainParams(device_strikes_restrict=1),
+        ChainParams(device_strikes_ban=1),
+        ChainParams(device_restrict_blocks=1),
+    ):
+        assert genesis_hash(dataclasses.replace(genesis, params=changed)) != genesis_hash(genesis)
