@@ -196,7 +196,7 @@ class Batch:
     batch_id: bytes
     gateway: bytes
     root: bytes
-    """Merkle root (RFC 6962) of the batch's reading ids, in the gateway's order."""
+    """Merkle root (RFC 6962) of the batch's reading ids, as the gateway built it."""
     count: int
     bundles: tuple[Bundle, ...]
     height: int
