@@ -8,6 +8,7 @@ from starlette.types import Scope
 
 from medchain.api._anchoring import anchoring_routes
 from medchain.api._blobs import blob_routes
+from medchain.api._devices import device_routes
 from medchain.api._errors import install_error_handlers
 from medchain.api._middleware import ApiMetrics, BodyLimit, CatchAll, RequestMetrics
 from medchain.api._models import ErrorBody
@@ -40,6 +41,7 @@ _TAGS = [
     {"name": "records", "description": "Record metadata, versions, audit trails, search."},
     {"name": "research", "description": "De-identified copies shared with institutions."},
     {"name": "anonymous", "description": "Ring-signed contributions to scopes."},
+    {"name": "devices", "description": "Medical devices, guardians, gateways, batches."},
     {"name": "staking", "description": "Stake and candidates."},
     {"name": "blobs", "description": "Encrypted record bodies by CID."},
     {"name": "node", "description": "Status, health and metrics of this node."},
@@ -83,6 +85,7 @@ def create_api(
 
     app.include_router(tx_routes(service))
     app.include_router(state_routes(service))
+    app.include_router(device_routes(service))
     app.include_router(blob_routes(service))
     app.include_router(upload_routes(service))
     app.include_router(node_routes(service))

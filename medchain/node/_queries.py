@@ -14,7 +14,11 @@ from medchain.app import (
     AnonEntry,
     AnonScope,
     AuditEntry,
+    Batch,
     Candidate,
+    Device,
+    DeviceAuditEntry,
+    Gateway,
     Identity,
     Ledger,
     Record,
@@ -99,3 +103,26 @@ class ChainQueries:
 
     def candidates(self) -> list[Candidate]:
         return app.ranked_candidates(self.ledger.state)
+
+    # -- devices and gateways -----------------------------------------------------------
+
+    def device(self, device: bytes) -> Device | None:
+        return app.get_device(self.ledger.state, device)
+
+    def devices_of(self, patient: bytes) -> list[Device]:
+        """The patient's devices, in registration order."""
+        return app.devices_of(self.ledger.state, patient)
+
+    def device_audit(self, device: bytes) -> list[DeviceAuditEntry]:
+        """The device's audit trail; empty for an unknown device, as `audit` is."""
+        found = self.device(device)
+        return [] if found is None else app.device_audit(self.ledger.state, found)
+
+    def guardians_of(self, patient: bytes) -> tuple[bytes, ...]:
+        return app.guardians_of(self.ledger.state, patient)
+
+    def gateway(self, address: bytes) -> Gateway | None:
+        return app.get_gateway(self.ledger.state, address)
+
+    def batch(self, batch_id: bytes) -> Batch | None:
+        return app.get_batch(self.ledger.state, batch_id)

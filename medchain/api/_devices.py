@@ -1,0 +1,266 @@
+"""Read-only endpoints of the devices contract: devices (with the state in force at the
+latest height, since a penalty restriction lapses by itself), their audit trails, a
+patient's devices and guardians, gateways and committed batches of readings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, Field
+
+from medchain import app as contracts
+from medchain.api import _parse as parse
+from medchain.api._errors import ApiError
+from medchain.api._models import Address, Encoded, Hex, address_of, encoded, hex_of
+from medchain.api._service import NodeService
+
+BATCH_ID_SIZE = 16
+"""Bytes of a batch id (`medchain.app.new_batch_id`)."""
+
+AddressPath = Annotated[str, Path(description="Account address, bech32 (mc1...).")]
+BatchIdPath = Annotated[str, Path(description="Batch id: 32 hex characters.")]
+
+
+# -- models ---------------------------------------------------------------------------
+
+
+class DeviceModel(BaseModel):
+    """A registered device; its id is the address of its Ed25519 key."""
+
+    device: Address
+    key: Hex = Field(description="The device's Ed25519 public key.")
+    patient: Address
+    kind: str
+    label: str
+    state: str = Field(
+        description="The state in force at `height` (a penalty restriction past its end "
+        "reads as active)."
+    )
+    stored_state: str = Field(description="The state as last written on chain.")
+    height: int = Field(description="The height `state` is read at: the latest committed.")
+    restricted_until: int = Field(
+        description="Last height of a penalty restriction; 0 for none (or one set by hand)."
+    )
+    strikes: int = Field(description="Offences gateways reported.")
+    owner_may_lift: bool = Field(
+        description="Whether the patient or a guardian may re-activate it (only from a "
+        "restriction they set)."
+    )
+    registered_by: Address
+    registered_height: int
+    reason: str = Field(description="Why it is in its state ('' while it never left active).")
+    evidence_hash: Hex = Field(description="SHA-256 of the last change's evidence, '' if none.")
+    audit_count: int
+    encoded: Encoded
+
+
+def device_model(device: contracts.Device, height: int) -> DeviceModel:
+    return DeviceModel(
+        device=address_of(device.device),
+        key=hex_of(device.key),
+        patient=address_of(device.patient),
+        kind=device.kind.value,
+        label=device.label,
+        state=device.state_at(height).value,
+        stored_state=device.state.value,
+        height=height,
+        restricted_until=device.restricted_until,
+        strikes=device.strikes,
+        owner_may_lift=device.owner_may_lift,
+        registered_by=address_of(device.registered_by),
+        registered_height=device.height,
+        reason=device.reason,
+        evidence_hash=hex_of(device.evidence_hash),
+        audit_count=device.audit_count,
+        encoded=encoded(device),
+    )
+
+
+class DeviceAuditEntryModel(BaseModel):
+    seq: int
+    height: int
+    time_ms: int
+    tx_id: Hex
+    action: str = Field(description="registered, state_changed or strike.")
+    actor: Address
+    state: str = Field(description="The device's stored state after the entry.")
+    restricted_until: int
+    strikes: int
+    reason: str = Field(description="The reason given, or the offence of a strike.")
+    evidence_hash: Hex
+    encoded: Encoded
+
+
+class DeviceAuditModel(BaseModel):
+    device: Address
+    entries: list[DeviceAuditEntryModel] = Field(description="Oldest first.")
+
+
+def device_audit_model(
+    device: bytes, entries: list[contracts.DeviceAuditEntry]
+) -> DeviceAuditModel:
+    return DeviceAuditModel(
+        device=address_of(device),
+        entries=[
+            DeviceAuditEntryModel(
+                seq=e.seq,
+                height=e.height,
+                time_ms=e.time_ms,
+                tx_id=hex_of(e.tx_id),
+                action=e.action.value,
+                actor=address_of(e.actor),
+                state=e.state.value,
+                restricted_until=e.restricted_until,
+                strikes=e.strikes,
+                reason=e.reason,
+                evidence_hash=hex_of(e.evidence_hash),
+                encoded=encoded(e),
+            )
+            for e in entries
+        ],
+    )
+
+
+class PatientDevicesModel(BaseModel):
+    patient: Address
+    devices: list[DeviceModel] = Field(description="In registration order.")
+
+
+class GuardiansModel(BaseModel):
+    """Accounts the patient lets manage their devices (no access to records)."""
+
+    patient: Address
+    guardians: list[Address] = Field(description="Sorted by address bytes.")
+
+
+class GatewayModel(BaseModel):
+    address: Address
+    label: str
+    registered_by: Address = Field(description="The hospital that registered (and may revoke) it.")
+    height: int = Field(description="Height it was registered at.")
+    active: bool = Field(description="False once revoked (revoked gateways stay revoked).")
+    batch_count: int
+    encoded: Encoded
+
+
+def gateway_model(gateway: contracts.Gateway) -> GatewayModel:
+    return GatewayModel(
+        address=address_of(gateway.address),
+        label=gateway.label,
+        registered_by=address_of(gateway.registered_by),
+        height=gateway.height,
+        active=gateway.active,
+        batch_count=gateway.batch_count,
+        encoded=encoded(gateway),
+    )
+
+
+class BundleModel(BaseModel):
+    patient: Address
+    cid: str = Field(description="CID of the patient's encrypted bundle (GET /v1/blobs/{cid}).")
+    ciphertext_hash: Hex
+
+
+class BatchModel(BaseModel):
+    """A gateway's committed batch of readings; any reading is proven by its Merkle
+    path to `root`."""
+
+    batch_id: Hex
+    gateway: Address
+    root: Hex = Field(description="RFC 6962 Merkle root of the batch's sorted reading ids.")
+    count: int
+    bundles: list[BundleModel]
+    height: int
+    tx_id: Hex
+    encoded: Encoded
+
+
+def batch_model(batch: contracts.Batch) -> BatchModel:
+    return BatchModel(
+        batch_id=hex_of(batch.batch_id),
+        gateway=address_of(batch.gateway),
+        root=hex_of(batch.root),
+        count=batch.count,
+        bundles=[
+            BundleModel(
+                patient=address_of(b.patient),
+                cid=b.cid,
+                ciphertext_hash=hex_of(b.ciphertext_hash),
+            )
+            for b in batch.bundles
+        ],
+        height=batch.height,
+        tx_id=hex_of(batch.tx_id),
+        encoded=encoded(batch),
+    )
+
+
+# -- routes ---------------------------------------------------------------------------
+
+
+def device_routes(service: NodeService) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["devices"])
+
+    def chain_device(address: str) -> contracts.Device:
+        raw = parse.address(address, "device")
+        found = service.chain.device(raw)
+        if found is None:
+            raise ApiError(
+                404,
+                contracts.UnknownDevice.code,
+                f"no device {address_of(raw)} on this chain; check the address, or register "
+                "the device first (`medchain devices register`)",
+            )
+        return found
+
+    @router.get("/devices/{address}", summary="A device and the state in force")
+    async def device(address: AddressPath) -> DeviceModel:
+        return device_model(chain_device(address), service.chain.height)
+
+    @router.get("/devices/{address}/audit", summary="A device's audit trail")
+    async def device_audit(address: AddressPath) -> DeviceAuditModel:
+        found = chain_device(address)
+        return device_audit_model(found.device, service.chain.device_audit(found.device))
+
+    @router.get("/patients/{address}/devices", summary="A patient's devices")
+    async def patient_devices(address: AddressPath) -> PatientDevicesModel:
+        raw = parse.address(address, "patient")
+        height = service.chain.height
+        return PatientDevicesModel(
+            patient=address_of(raw),
+            devices=[device_model(d, height) for d in service.chain.devices_of(raw)],
+        )
+
+    @router.get("/patients/{address}/guardians", summary="A patient's guardians")
+    async def guardians(address: AddressPath) -> GuardiansModel:
+        raw = parse.address(address, "patient")
+        return GuardiansModel(
+            patient=address_of(raw),
+            guardians=[address_of(g) for g in service.chain.guardians_of(raw)],
+        )
+
+    @router.get("/gateways/{address}", summary="An edge gateway")
+    async def gateway(address: AddressPath) -> GatewayModel:
+        raw = parse.address(address, "gateway")
+        found = service.chain.gateway(raw)
+        if found is None:
+            raise ApiError(
+                404,
+                contracts.UnknownGateway.code,
+                f"no gateway {address_of(raw)} on this chain; a hospital registers gateways "
+                "(`medchain gateways register`)",
+            )
+        return gateway_model(found)
+
+    @router.get("/batches/{batch_id}", summary="A committed batch of readings")
+    async def batch(batch_id: BatchIdPath) -> BatchModel:
+        raw = parse.hex_bytes(batch_id, "a batch id", BATCH_ID_SIZE)
+        found = service.chain.batch(raw)
+        if found is None:
+            raise ApiError(
+                404, "unknown_batch", f"no batch {raw.hex()} on this chain; check the id"
+            )
+        return batch_model(found)
+
+    return router

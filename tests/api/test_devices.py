@@ -1,0 +1,232 @@
+"""The devices endpoints: devices with the state in force, audit trails, a patient's
+devices and guardians, gateways and batches; unknown is 404, malformed 400."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from medchain.app import (
+    Batch,
+    Bundle,
+    CommitBatchArgs,
+    Device,
+    DeviceAuditEntry,
+    DeviceKind,
+    DeviceOffence,
+    DeviceState,
+    Gateway,
+    GuardianArgs,
+    RegisterDeviceArgs,
+    RegisterGatewayArgs,
+    ReportArgs,
+    Role,
+    SetStateArgs,
+    new_batch_id,
+    registration_message,
+)
+from medchain.client import MedchainClient
+from medchain.crypto import AccountKeys, format_address, sha256
+from medchain.node import LocalChain
+from medchain.offchain import cid_for
+from medchain.types import decode
+from tests.api.harness import FakeNode, api_client, make_chain
+
+
+@dataclass
+class Devices:
+    chain: LocalChain
+    api: httpx.Client
+    patient: MedchainClient
+    guardian: MedchainClient
+    hospital: MedchainClient
+    gateway: MedchainClient
+    device: AccountKeys
+    batch_id: bytes
+
+
+def _person(chain: LocalChain, role: Role, name: str) -> MedchainClient:
+    client = MedchainClient(AccountKeys.generate(), chain)
+    client.register(role, name)
+    return client
+
+
+@pytest.fixture
+def world() -> Devices:
+    chain = make_chain(device_strikes_restrict=1, device_restrict_blocks=1_000)
+    patient = _person(chain, Role.PATIENT, "Jane Roe")
+    guardian = _person(chain, Role.PATIENT, "John Roe")
+    hospital = _person(chain, Role.INSTITUTION, "St. Elsewhere")
+    gateway = MedchainClient(AccountKeys.generate(), chain)
+    validator = MedchainClient(chain.validator, chain)
+    validator.transfer(gateway.address, 10_000)
+    device = AccountKeys.generate()
+    proof = device.sign(registration_message(chain.chain_id, patient.address))
+    patient.send("devices.add_guardian", GuardianArgs(guardian.address))
+    guardian.send(
+        "devices.register",
+        RegisterDeviceArgs(
+            device.public_key, patient.address, DeviceKind.HEART_RATE, "wrist", proof
+        ),
+    )
+    hospital.send("devices.register_gateway", RegisterGatewayArgs(gateway.address, "ward 3"))
+    gateway.send("devices.report", ReportArgs(device.address, DeviceOffence.REPLAY, b"log 1"))
+    nonce = chain.account(gateway.address).nonce
+    bundle = Bundle(patient.address, cid_for(b"bundle"), sha256(b"bundle"))
+    gateway.send("devices.commit_batch", CommitBatchArgs(b"\x07" * 32, 3, (bundle,)))
+    return Devices(
+        chain,
+        api_client(FakeNode(chain)),
+        patient,
+        guardian,
+        hospital,
+        gateway,
+        device,
+        new_batch_id(gateway.address, nonce),
+    )
+
+
+def _ok(response: httpx.Response) -> Any:
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _error(response: httpx.Response, status: int, code: str) -> str:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code, error
+    message: str = error["message"]
+    return message
+
+
+def test_device_with_the_state_in_force(world: Devices) -> None:
+    address = world.device.address_text
+    body = _ok(world.api.get(f"/v1/devices/{address}"))
+    device = world.chain.device(world.device.address)
+    assert device is not None and decode(Device, bytes.fromhex(body["encoded"])) == device
+    assert body["device"] == address and body["key"] == world.device.public_key.hex()
+    assert body["patient"] == format_address(world.patient.address)
+    assert body["registered_by"] == format_address(world.guardian.address)
+    assert (body["kind"], body["label"]) == ("heart_rate", "wrist")
+    assert (body["state"], body["stored_state"], body["strikes"]) == ("restricted",) * 2 + (1,)
+    assert body["restricted_until"] == device.restricted_until > 0
+    assert body["height"] == world.chain.height and body["reason"] == "replay"
+    assert body["evidence_hash"] == sha256(b"log 1").hex()
+
+
+def test_a_lapsed_restriction_reads_as_active() -> None:
+    chain = make_chain(device_strikes_restrict=1, device_restrict_blocks=1)
+    patient = _person(chain, Role.PATIENT, "P")
+    hospital = _person(chain, Role.INSTITUTION, "H")
+    device = AccountKeys.generate()
+    proof = device.sign(registration_message(chain.chain_id, patient.address))
+    patient.send(
+        "devices.register",
+        RegisterDeviceArgs(device.public_key, patient.address, DeviceKind.ECG, "chest", proof),
+    )
+    hospital.send("devices.register_gateway", RegisterGatewayArgs(hospital.address, "self"))
+    hospital.send("devices.report", ReportArgs(device.address, DeviceOffence.RATE_LIMIT, b"x"))
+    api = api_client(FakeNode(chain))
+    assert _ok(api.get(f"/v1/devices/{device.address_text}"))["state"] == "restricted"
+    validator = MedchainClient(chain.validator, chain)
+    validator.transfer(patient.address, 1)  # two blocks later the restriction has lapsed
+    validator.transfer(patient.address, 1)
+    body = _ok(api.get(f"/v1/devices/{device.address_text}"))
+    assert (body["state"], body["stored_state"]) == ("active", "restricted")
+
+
+def test_device_audit(world: Devices) -> None:
+    body = _ok(world.api.get(f"/v1/devices/{world.device.address_text}/audit"))
+    assert body["device"] == world.device.address_text
+    assert [e["action"] for e in body["entries"]] == ["registered", "strike"]
+    assert body["entries"][1]["actor"] == format_address(world.gateway.address)
+    assert body["entries"][1]["reason"] == "replay" and body["entries"][1]["strikes"] == 1
+    trail = world.chain.device_audit(world.device.address)
+    assert [decode(DeviceAuditEntry, bytes.fromhex(e["encoded"])) for e in body["entries"]] == trail
+
+
+def test_patient_devices_and_guardians(world: Devices) -> None:
+    patient = format_address(world.patient.address)
+    body = _ok(world.api.get(f"/v1/patients/{patient}/devices"))
+    assert body["patient"] == patient
+    assert [d["device"] for d in body["devices"]] == [world.device.address_text]
+    assert body["devices"][0]["state"] == "restricted"
+    guardians = _ok(world.api.get(f"/v1/patients/{patient}/guardians"))
+    assert guardians == {"patient": patient, "guardians": [format_address(world.guardian.address)]}
+    nobody = AccountKeys.generate().address_text
+    assert _ok(world.api.get(f"/v1/patients/{nobody}/devices"))["devices"] == []
+    assert _ok(world.api.get(f"/v1/patients/{nobody}/guardians"))["guardians"] == []
+
+
+def test_gateway(world: Devices) -> None:
+    body = _ok(world.api.get(f"/v1/gateways/{format_address(world.gateway.address)}"))
+    assert decode(Gateway, bytes.fromhex(body["encoded"])) == world.chain.gateway(
+        world.gateway.address
+    )
+    assert body["registered_by"] == format_address(world.hospital.address)
+    assert (body["label"], body["active"], body["batch_count"]) == ("ward 3", True, 1)
+
+
+def test_batch(world: Devices) -> None:
+    body = _ok(world.api.get(f"/v1/batches/{world.batch_id.hex()}"))
+    assert decode(Batch, bytes.fromhex(body["encoded"])) == world.chain.batch(world.batch_id)
+    assert body["batch_id"] == world.batch_id.hex() and body["count"] == 3
+    assert body["root"] == "07" * 32 and body["gateway"] == format_address(world.gateway.address)
+    assert body["bundles"] == [
+        {
+            "patient": format_address(world.patient.address),
+            "cid": cid_for(b"bundle"),
+            "ciphertext_hash": sha256(b"bundle").hex(),
+        }
+    ]
+
+
+def test_a_state_change_shows_at_once(world: Devices) -> None:
+    world.hospital.send(
+        "devices.set_state", SetStateArgs(world.device.address, DeviceState.BANNED, "tampered")
+    )
+    body = _ok(world.api.get(f"/v1/devices/{world.device.address_text}"))
+    assert (body["state"], body["reason"], body["restricted_until"]) == ("banned", "tampered", 0)
+
+
+def test_unknown_is_404(world: Devices) -> None:
+    nobody = AccountKeys.generate().address_text
+    assert "register" in _error(world.api.get(f"/v1/devices/{nobody}"), 404, "unknown_device")
+    _error(world.api.get(f"/v1/devices/{nobody}/audit"), 404, "unknown_device")
+    assert "hospital" in _error(world.api.get(f"/v1/gateways/{nobody}"), 404, "unknown_gateway")
+    _error(world.api.get(f"/v1/batches/{'ab' * 16}"), 404, "unknown_batch")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/devices/mc1nope",
+        "/v1/devices/0xabc/audit",
+        "/v1/patients/x/devices",
+        "/v1/patients/x/guardians",
+        "/v1/gateways/abc",
+    ],
+)
+def test_malformed_address_is_400(world: Devices, path: str) -> None:
+    _error(world.api.get(path), 400, "invalid_address")
+
+
+def test_malformed_batch_id_is_400(world: Devices) -> None:
+    assert "32 hex" in _error(world.api.get("/v1/batches/abcd"), 400, "invalid_hex")
+    _error(world.api.get("/v1/batches/not-hex"), 400, "invalid_hex")
+
+
+def test_documented_under_devices(world: Devices) -> None:
+    paths = _ok(world.api.get("/openapi.json"))["paths"]
+    for path in (
+        "/v1/devices/{address}",
+        "/v1/devices/{address}/audit",
+        "/v1/patients/{address}/devices",
+        "/v1/patients/{address}/guardians",
+        "/v1/gateways/{address}",
+        "/v1/batches/{batch_id}",
+    ):
+        assert paths[path]["get"]["tags"] == ["devices"], path
