@@ -19,6 +19,7 @@ from medchain.client._sdk import (
     MedchainClient,
     NotAReader,
     ResearchItem,
+    UnknownBatch,
     UnknownParty,
 )
 from medchain.client._search import (
@@ -58,6 +59,7 @@ __all__ = [
     "SearchStateError",
     "SkippedRecord",
     "TxStatus",
+    "UnknownBatch",
     "UnknownParty",
     "canonical_json",
     "deidentify",

@@ -10,7 +10,11 @@ from medchain.app import (
     AnonEntry,
     AnonScope,
     AuditEntry,
+    Batch,
     Candidate,
+    Device,
+    DeviceAuditEntry,
+    Gateway,
     Identity,
     Record,
     RecordVersion,
@@ -32,6 +36,11 @@ class ChainBackend(Protocol):
 
     @property
     def blobs(self) -> BlobStore: ...
+
+    @property
+    def height(self) -> int:
+        """The latest committed height (a device's state in force depends on it)."""
+        ...
 
     def submit(self, tx: Tx) -> Receipt: ...
 
@@ -62,3 +71,15 @@ class ChainBackend(Protocol):
     def stake(self, address: bytes) -> StakeAccount: ...
 
     def candidates(self) -> list[Candidate]: ...
+
+    def device(self, device: bytes) -> Device | None: ...
+
+    def devices_of(self, patient: bytes) -> list[Device]: ...
+
+    def device_audit(self, device: bytes) -> list[DeviceAuditEntry]: ...
+
+    def guardians_of(self, patient: bytes) -> tuple[bytes, ...]: ...
+
+    def gateway(self, address: bytes) -> Gateway | None: ...
+
+    def batch(self, batch_id: bytes) -> Batch | None: ...

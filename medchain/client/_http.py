@@ -22,7 +22,11 @@ from medchain.app import (
     AnonEntry,
     AnonScope,
     AuditEntry,
+    Batch,
     Candidate,
+    Device,
+    DeviceAuditEntry,
+    Gateway,
     Identity,
     Record,
     RecordVersion,
@@ -174,6 +178,14 @@ class HttpChain:
         receipt = self._decoded(Receipt, _field(body, "receipt", self.url))
         return TxStatus(tx_hash, "committed", body.get("height"), body.get("index"), receipt)
 
+    @property
+    def height(self) -> int:
+        """The node's latest committed height."""
+        height = _field(self._get("/v1/blocks/latest"), "height", self.url)
+        if not isinstance(height, int):
+            raise _bad_response(self.url, "a block height that is not a number")
+        return height
+
     def receipt(self, tx_hash: bytes) -> Receipt | None:
         return self.tx_status(tx_hash).receipt
 
@@ -301,6 +313,37 @@ class HttpChain:
 
     def candidates(self) -> list[Candidate]:
         return self._list(Candidate, self._get("/v1/candidates"), "candidates")
+
+    def device(self, device: bytes) -> Device | None:
+        body = self._get(f"/v1/devices/{format_address(device)}", missing=("unknown_device",))
+        return None if body is None else self._decoded(Device, body)
+
+    def devices_of(self, patient: bytes) -> list[Device]:
+        body = self._get(f"/v1/patients/{format_address(patient)}/devices")
+        return self._list(Device, body, "devices")
+
+    def device_audit(self, device: bytes) -> list[DeviceAuditEntry]:
+        path = f"/v1/devices/{format_address(device)}/audit"
+        body = self._get(path, missing=("unknown_device",))
+        return [] if body is None else self._list(DeviceAuditEntry, body, "entries")
+
+    def guardians_of(self, patient: bytes) -> tuple[bytes, ...]:
+        body = self._get(f"/v1/patients/{format_address(patient)}/guardians")
+        guardians = _field(body, "guardians", self.url)
+        if not isinstance(guardians, list):
+            raise _bad_response(self.url, "guardians that are not a list")
+        try:
+            return tuple(parse_address(g) for g in guardians)
+        except (MedchainError, AttributeError, TypeError) as exc:
+            raise _bad_response(self.url, f"a malformed address ({exc})") from None
+
+    def gateway(self, address: bytes) -> Gateway | None:
+        body = self._get(f"/v1/gateways/{format_address(address)}", missing=("unknown_gateway",))
+        return None if body is None else self._decoded(Gateway, body)
+
+    def batch(self, batch_id: bytes) -> Batch | None:
+        body = self._get(f"/v1/batches/{batch_id.hex()}", missing=("unknown_batch",))
+        return None if body is None else self._decoded(Batch, body)
 
     # -- HTTP -------------------------------------------------------------------------
 

@@ -17,22 +17,41 @@ from medchain.app import (
     AddVersionArgs,
     AmountArgs,
     AuditEntry,
+    Batch,
+    Bundle,
+    CommitBatchArgs,
     CreateRecordArgs,
+    Device,
+    DeviceAuditEntry,
+    DeviceKind,
+    DeviceOffence,
+    DeviceState,
+    Gateway,
+    GuardianArgs,
     Identity,
     NoArgs,
     Record,
     RecordVersion,
     RegisterArgs,
+    RegisterDeviceArgs,
+    RegisterGatewayArgs,
+    ReportArgs,
     ResearchEntry,
     ResearchGrantArgs,
     ResearchRevokeArgs,
+    RevokeGatewayArgs,
     Role,
+    SetStateArgs,
     TransferArgs,
+    UnknownDevice,
+    UnknownGateway,
     UnwarrantArgs,
     VersionWrap,
     VoteArgs,
     WarrantArgs,
+    new_batch_id,
     new_record_id,
+    registration_message,
 )
 from medchain.client._backend import ChainBackend
 from medchain.client._deidentify import deidentify
@@ -72,6 +91,10 @@ class UnknownParty(MedchainError):
 
 class BlobUnavailable(MedchainError):
     code = "blob_unavailable"
+
+
+class UnknownBatch(MedchainError):
+    code = "unknown_batch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,6 +419,96 @@ class MedchainClient:
             )
             items.append(ResearchItem(entry, dict(json.loads(plain))))
         return items
+
+    # -- devices and gateways (paper 001's IoT tier) -----------------------------------
+
+    def register_device(
+        self, device_keys: AccountKeys, patient: bytes, kind: DeviceKind, label: str
+    ) -> Receipt:
+        """Patient, guardian or hospital: bind a device to `patient`. The device key
+        signs the proof of possession here, so only whoever holds the device can
+        register it (its public key alone is not enough). The device's id is
+        `device_keys.address`."""
+        proof = device_keys.sign(registration_message(self.chain.chain_id, patient))
+        return self.send(
+            "devices.register",
+            RegisterDeviceArgs(device_keys.public_key, patient, kind, label, proof),
+        )
+
+    def add_guardian(self, guardian: bytes) -> Receipt:
+        """Patient: let `guardian` manage this patient's devices (not read records)."""
+        return self.send("devices.add_guardian", GuardianArgs(guardian))
+
+    def remove_guardian(self, guardian: bytes) -> Receipt:
+        return self.send("devices.remove_guardian", GuardianArgs(guardian))
+
+    def set_device_state(
+        self, device: bytes, state: DeviceState, reason: str, evidence: bytes = b""
+    ) -> Receipt:
+        """Owner side or hospital: restrict, ban or re-activate a device. The owner side
+        never lifts a penalty or a ban; a hospital may, and re-activating clears strikes."""
+        return self.send("devices.set_state", SetStateArgs(device, state, reason, evidence))
+
+    def register_gateway(self, gateway_address: bytes, label: str) -> Receipt:
+        """Hospital: trust an edge gateway to report offences and commit batches."""
+        return self.send("devices.register_gateway", RegisterGatewayArgs(gateway_address, label))
+
+    def revoke_gateway(self, gateway_address: bytes) -> Receipt:
+        """The hospital that registered the gateway: revoke it, for good."""
+        return self.send("devices.revoke_gateway", RevokeGatewayArgs(gateway_address))
+
+    def report_device(self, device: bytes, offence: DeviceOffence, evidence: bytes) -> Receipt:
+        """Gateway: a strike against a device; the same evidence counts once."""
+        return self.send("devices.report", ReportArgs(device, offence, evidence))
+
+    def commit_batch(self, root: bytes, count: int, bundles: Iterable[Bundle]) -> bytes:
+        """Gateway: commit a batch of readings (Merkle root, count, one bundle per
+        patient, sorted here); returns the batch id, which the chain derives from the
+        transaction's nonce."""
+        nonce = self.chain.account(self.address).nonce
+        ordered = tuple(sorted(bundles, key=lambda b: b.patient))
+        args = CommitBatchArgs(root, count, ordered)
+        self.chain.submit(self.build("devices.commit_batch", args, nonce=nonce))
+        return new_batch_id(self.address, nonce)
+
+    def device(self, device: bytes) -> Device:
+        found = self.chain.device(device)
+        if found is None:
+            raise UnknownDevice(
+                f"no device {format_address(device)} on chain {self.chain.chain_id}; "
+                "check the address, or register it with `register_device`"
+            )
+        return found
+
+    def device_state(self, device: bytes) -> DeviceState:
+        """The state in force at the latest height (a penalty restriction lapses)."""
+        return self.device(device).state_at(self.chain.height)
+
+    def devices_of(self, patient: bytes | None = None) -> list[Device]:
+        """The patient's (by default this account's) devices, in registration order."""
+        return self.chain.devices_of(self.address if patient is None else patient)
+
+    def device_audit(self, device: bytes) -> list[DeviceAuditEntry]:
+        self.device(device)
+        return self.chain.device_audit(device)
+
+    def guardians_of(self, patient: bytes | None = None) -> tuple[bytes, ...]:
+        return self.chain.guardians_of(self.address if patient is None else patient)
+
+    def gateway(self, address: bytes) -> Gateway:
+        found = self.chain.gateway(address)
+        if found is None:
+            raise UnknownGateway(
+                f"no gateway {format_address(address)} on chain {self.chain.chain_id}; "
+                "a hospital registers it with `register_gateway`"
+            )
+        return found
+
+    def batch(self, batch_id: bytes) -> Batch:
+        found = self.chain.batch(batch_id)
+        if found is None:
+            raise UnknownBatch(f"no batch {batch_id.hex()} on this chain; check the id")
+        return found
 
     # -- tokens and staking ---------------------------------------------------------
 

@@ -1,0 +1,153 @@
+"""The SDK's devices and gateways, the same story on an in-process LocalChain and on
+a node over HTTP: both backends must answer alike."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from medchain.app import (
+    Bundle,
+    DeviceAction,
+    DeviceKind,
+    DeviceOffence,
+    DeviceState,
+    RegisterDeviceArgs,
+    Role,
+    UnknownDevice,
+    UnknownGateway,
+    registration_message,
+)
+from medchain.client import ChainBackend, HttpChain, MedchainClient, UnknownBatch
+from medchain.crypto import AccountKeys, sha256
+from medchain.node import TxFailed
+from medchain.offchain import cid_for
+from tests.api.harness import FakeNode, make_chain, served
+
+PARAMS = {"device_strikes_restrict": 2, "device_strikes_ban": 4, "device_restrict_blocks": 50}
+
+
+@pytest.fixture(params=["local", "http"])
+def backend(request: pytest.FixtureRequest) -> Iterator[tuple[ChainBackend, AccountKeys]]:
+    validator = AccountKeys.generate()
+    if request.param == "local":
+        yield make_chain(validator, **PARAMS), validator
+        return
+    with (
+        served(lambda: FakeNode(make_chain(validator, **PARAMS))) as running,
+        HttpChain(running.url, timeout_s=10) as http,
+    ):
+        yield http, validator
+
+
+def _person(chain: ChainBackend, funder: MedchainClient, role: Role | None) -> MedchainClient:
+    client = MedchainClient(AccountKeys.generate(), chain)
+    if role is None:
+        funder.transfer(client.address, 1_000)
+    else:
+        client.register(role, f"a {role.value}")
+    return client
+
+
+def test_devices_story(backend: tuple[ChainBackend, AccountKeys]) -> None:
+    chain, validator_keys = backend
+    validator = MedchainClient(validator_keys, chain)
+    patient = _person(chain, validator, Role.PATIENT)
+    guardian = _person(chain, validator, Role.PATIENT)
+    hospital = _person(chain, validator, Role.INSTITUTION)
+    gateway = _person(chain, validator, None)
+    device_keys = AccountKeys.generate()
+    device = device_keys.address
+
+    patient.add_guardian(guardian.address)
+    assert patient.guardians_of() == (guardian.address,) == chain.guardians_of(patient.address)
+    guardian.register_device(device_keys, patient.address, DeviceKind.PULSE_OXIMETER, "finger")
+    found = patient.device(device)
+    assert (found.patient, found.kind, found.label) == (
+        patient.address,
+        DeviceKind.PULSE_OXIMETER,
+        "finger",
+    )
+    assert found.registered_by == guardian.address and found.key == device_keys.public_key
+    assert patient.devices_of() == [found] == hospital.devices_of(patient.address)
+    assert patient.device_state(device) is DeviceState.ACTIVE
+
+    # the owner side restricts and lifts its own restriction
+    patient.set_device_state(device, DeviceState.RESTRICTED, "battery swap")
+    assert guardian.device_state(device) is DeviceState.RESTRICTED
+    guardian.set_device_state(device, DeviceState.ACTIVE, "battery swapped")
+
+    # gateway strikes restrict it; the owner cannot lift a penalty, a hospital can
+    hospital.register_gateway(gateway.address, "ward 3")
+    assert hospital.gateway(gateway.address).active
+    gateway.report_device(device, DeviceOffence.REPLAY, b"evidence 1")
+    with pytest.raises(TxFailed) as twice:
+        gateway.report_device(device, DeviceOffence.REPLAY, b"evidence 1")
+    assert twice.value.code == "duplicate_evidence"
+    gateway.report_device(device, DeviceOffence.RATE_LIMIT, b"evidence 2")
+    penalised = patient.device(device)
+    assert patient.device_state(device) is DeviceState.RESTRICTED and penalised.strikes == 2
+    assert penalised.restricted_until > chain.height
+    with pytest.raises(TxFailed) as refused:
+        patient.set_device_state(device, DeviceState.ACTIVE, "it is fine")
+    assert refused.value.code == "not_authorised"
+    hospital.set_device_state(device, DeviceState.ACTIVE, "checked", evidence=b"service log")
+    assert patient.device(device).strikes == 0
+    actions = [e.action for e in patient.device_audit(device)]
+    assert actions == [DeviceAction.REGISTERED] + [DeviceAction.STATE_CHANGED] * 2 + [
+        DeviceAction.STRIKE
+    ] * 2 + [DeviceAction.STATE_CHANGED]
+    assert chain.device_audit(device) == patient.device_audit(device)
+
+    # batches: bundles are sorted for the caller; the id is the chain's
+    bundles = [
+        Bundle(p, cid_for(p), sha256(p)) for p in sorted([patient.address, guardian.address])
+    ]
+    batch_id = gateway.commit_batch(b"\x01" * 32, 5, reversed(bundles))
+    batch = patient.batch(batch_id)
+    assert (batch.gateway, batch.root, batch.count) == (gateway.address, b"\x01" * 32, 5)
+    assert list(batch.bundles) == bundles
+    assert hospital.gateway(gateway.address).batch_count == 1
+
+    patient.remove_guardian(guardian.address)
+    assert chain.guardians_of(patient.address) == ()
+    with pytest.raises(TxFailed):
+        guardian.set_device_state(device, DeviceState.BANNED, "no longer theirs")
+    hospital.revoke_gateway(gateway.address)
+    assert not hospital.gateway(gateway.address).active
+    with pytest.raises(TxFailed) as revoked:
+        gateway.report_device(device, DeviceOffence.UNSIGNED, b"evidence 3")
+    assert revoked.value.code == "unknown_gateway"
+
+
+def test_unknown_things(backend: tuple[ChainBackend, AccountKeys]) -> None:
+    chain, validator_keys = backend
+    client = MedchainClient(validator_keys, chain)
+    nobody = AccountKeys.generate().address
+    assert chain.device(nobody) is None and chain.device_audit(nobody) == []
+    assert chain.gateway(nobody) is None and chain.batch(b"\x00" * 16) is None
+    assert chain.devices_of(nobody) == [] and chain.guardians_of(nobody) == ()
+    with pytest.raises(UnknownDevice, match="register"):
+        client.device(nobody)
+    with pytest.raises(UnknownDevice):
+        client.device_audit(nobody)
+    with pytest.raises(UnknownGateway):
+        client.gateway(nobody)
+    with pytest.raises(UnknownBatch):
+        client.batch(b"\x00" * 16)
+
+
+def test_a_device_key_proves_possession(backend: tuple[ChainBackend, AccountKeys]) -> None:
+    """Registering someone's device needs its key: a proof by another key is refused."""
+    chain, validator_keys = backend
+    validator = MedchainClient(validator_keys, chain)
+    patient = _person(chain, validator, Role.PATIENT)
+    device_keys = AccountKeys.generate()
+    impostor = AccountKeys.generate()
+    proof = impostor.sign(registration_message(chain.chain_id, patient.address))
+    args = RegisterDeviceArgs(device_keys.public_key, patient.address, DeviceKind.ECG, "x", proof)
+    with pytest.raises(TxFailed) as refused:
+        patient.send("devices.register", args)
+    assert refused.value.code == "invalid_argument" and "proof" in refused.value.message
+    assert chain.devices_of(patient.address) == []
