@@ -1,0 +1,312 @@
+"""`medchain devices …` and `medchain gateways …`: medical devices bound to patients,
+their guardians and penalties, and the edge gateways hospitals trust to report them."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.table import Table
+
+from medchain.app import Device, DeviceAuditEntry, DeviceKind, DeviceState
+from medchain.cli._common import (
+    DEFAULT_NODE,
+    DataOption,
+    KeyOption,
+    NodeOption,
+    address_arg,
+    client_for,
+    console,
+    load_key_file,
+    ok,
+    open_backend,
+    reports_errors,
+    show_address,
+)
+from medchain.types import MedchainError
+
+devices_app = typer.Typer(
+    help="Medical devices: register them for a patient, guardians, states, audit trails.",
+    no_args_is_help=True,
+)
+guardian_app = typer.Typer(
+    help="Guardians: accounts a patient lets manage their devices.", no_args_is_help=True
+)
+gateways_app = typer.Typer(
+    help="Edge gateways: hospitals register them to report devices and commit readings.",
+    no_args_is_help=True,
+)
+devices_app.add_typer(guardian_app, name="guardian")
+
+E = TypeVar("E", bound=enum.Enum)
+
+AddressArg = Annotated[str, typer.Argument(help="Address (mc1...).", show_default=False)]
+
+
+def _choice(kind: type[E], text: str, what: str) -> E:
+    """`text` as a member of `kind`, or an error listing the choices."""
+    try:
+        return kind(text.strip().lower())
+    except ValueError:
+        choices = ", ".join(str(m.value) for m in kind)
+        raise MedchainError(f"unknown {what} {text!r}; choose one of: {choices}") from None
+
+
+def _read_evidence(path: Path | None) -> bytes:
+    if path is None:
+        return b""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise MedchainError(f"cannot read the evidence file {path}: {exc.strerror}") from exc
+
+
+# -- devices --------------------------------------------------------------------------
+
+
+@devices_app.command("register")
+@reports_errors
+def devices_register(
+    key: Annotated[
+        Path,
+        typer.Option("--key", help="Your key file: the patient's, a guardian's or a hospital's."),
+    ],
+    device_key: Annotated[
+        Path,
+        typer.Option(
+            "--device-key",
+            help="The device's key file (`medchain keys new`): it signs the proof that you "
+            "hold the device.",
+        ),
+    ],
+    patient: Annotated[str, typer.Option(help="Address of the patient the device serves.")],
+    kind: Annotated[str, typer.Option(help=f"One of: {', '.join(k.value for k in DeviceKind)}.")],
+    label: Annotated[str, typer.Option(help="A name for people, e.g. 'left wrist'.")],
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
+) -> None:
+    """Bind a device to a patient; prints the device's address (its id)."""
+    parsed = _choice(DeviceKind, kind, "device kind")
+    device_keys = load_key_file(device_key)
+    with client_for(key, node, data) as client:
+        client.register_device(device_keys, address_arg(patient), parsed, label)
+    ok(f"{parsed.value} device {label!r} registered for {patient}")
+    console.print(device_keys.address_text)
+
+
+@devices_app.command("show")
+@reports_errors
+def devices_show(
+    address: AddressArg, node: NodeOption = DEFAULT_NODE, data: DataOption = None
+) -> None:
+    """A device: its patient, kind, state in force, strikes and who registered it."""
+    raw = address_arg(address)
+    with open_backend(node, data) as chain:
+        device = chain.device(raw)
+        if device is None:
+            raise MedchainError(
+                f"no device {address} on this chain; check the address, or register it "
+                "with `medchain devices register`"
+            )
+        height = chain.height
+    state = device.state_at(height)
+    console.print(f"device:      {address}  ({device.kind.value}, {device.label!r})")
+    console.print(f"patient:     {show_address(device.patient)}")
+    console.print(f"state:       {_state_text(device, height)}")
+    if device.reason:
+        console.print(f"reason:      {device.reason}")
+    console.print(f"strikes:     {device.strikes}")
+    if state is DeviceState.RESTRICTED and device.owner_may_lift:
+        console.print("             the patient or a guardian may lift it")
+    console.print(f"registered:  by {show_address(device.registered_by)} at height {device.height}")
+    console.print(f"key:         {device.key.hex()}")
+
+
+def _state_text(device: Device, height: int) -> str:
+    state = device.state_at(height)
+    if state is DeviceState.RESTRICTED and device.restricted_until:
+        return f"restricted until height {device.restricted_until} (now {height})"
+    return state.value
+
+
+@devices_app.command("list")
+@reports_errors
+def devices_list(
+    patient: Annotated[str, typer.Option(help="Patient address.")],
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
+) -> None:
+    """The patient's devices, in registration order."""
+    with open_backend(node, data) as chain:
+        devices = chain.devices_of(address_arg(patient))
+        height = chain.height
+    table = Table("device", "kind", "label", "state", "strikes", title=f"devices of {patient}")
+    for device in devices:
+        table.add_row(
+            show_address(device.device),
+            device.kind.value,
+            device.label,
+            _state_text(device, height),
+            str(device.strikes),
+        )
+    console.print(table)
+
+
+@devices_app.command("audit")
+@reports_errors
+def devices_audit(
+    address: AddressArg, node: NodeOption = DEFAULT_NODE, data: DataOption = None
+) -> None:
+    """The device's audit trail: registration, changes of state, strikes."""
+    raw = address_arg(address)
+    with open_backend(node, data) as chain:
+        if chain.device(raw) is None:
+            raise MedchainError(f"no device {address} on this chain; check the address")
+        entries = chain.device_audit(raw)
+    console.print(device_audit_table(entries))
+
+
+def device_audit_table(entries: list[DeviceAuditEntry]) -> Table:
+    table = Table("#", "height", "action", "by", "state", "strikes", "reason", title="audit trail")
+    for e in entries:
+        state = e.state.value
+        if e.state is DeviceState.RESTRICTED and e.restricted_until:
+            state += f" until {e.restricted_until}"
+        table.add_row(
+            str(e.seq),
+            str(e.height),
+            e.action.value,
+            show_address(e.actor),
+            state,
+            str(e.strikes),
+            e.reason,
+        )
+    return table
+
+
+@devices_app.command("state")
+@reports_errors
+def devices_state(
+    address: AddressArg,
+    state: Annotated[
+        str,
+        typer.Argument(
+            help=f"One of: {', '.join(s.value for s in DeviceState)}.", show_default=False
+        ),
+    ],
+    reason: Annotated[str, typer.Option(help="Why; kept in the device's audit trail.")],
+    key: KeyOption,
+    evidence_file: Annotated[
+        Path | None,
+        typer.Option("--evidence-file", help="Evidence to hash on chain (at most 16 KiB)."),
+    ] = None,
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
+) -> None:
+    """Patient, guardian or hospital: restrict, ban or re-activate a device. Only a
+    hospital lifts a penalty or a ban."""
+    parsed = _choice(DeviceState, state, "device state")
+    evidence = _read_evidence(evidence_file)
+    with client_for(key, node, data) as client:
+        client.set_device_state(address_arg(address), parsed, reason, evidence)
+    ok(f"device {address} is now {parsed.value}")
+
+
+# -- guardians --------------------------------------------------------------------------
+
+
+@guardian_app.command("add")
+@reports_errors
+def guardian_add(
+    guardian: Annotated[str, typer.Argument(help="The guardian's address.", show_default=False)],
+    key: Annotated[Path, typer.Option("--key", help="The patient's key file.")],
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
+) -> None:
+    """Patient: let a registered account manage your devices (it gets no record access)."""
+    with client_for(key, node, data) as client:
+        client.add_guardian(address_arg(guardian))
+    ok(f"{guardian} may now manage your devices")
+
+
+@guardian_app.command("remove")
+@reports_errors
+def guardian_remove(
+    guardian: Annotated[str, typer.Argument(help="The guardian's address.", show_default=False)],
+    key: Annotated[Path, typer.Option("--key", help="The patient's key file.")],
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
+) -> None:
+    """Patient: stop a guardian managing your devices."""
+    with client_for(key, node, data) as client:
+        client.remove_guardian(address_arg(guardian))
+    ok(f"{guardian} no longer manages your devices")
+
+
+@guardian_app.command("list")
+@reports_errors
+def guardian_list(
+    patient: Annotated[str, typer.Option(help="Patient address.")],
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
+) -> None:
+    """The patient's guardians."""
+    with open_backend(node, data) as chain:
+        guardians = chain.guardians_of(address_arg(patient))
+    for guardian in guardians:
+        console.print(show_address(guardian))
+
+
+# -- gateways ---------------------------------------------------------------------------
+
+
+@gateways_app.command("register")
+@reports_errors
+def gateways_register(
+    address: AddressArg,
+    label: Annotated[str, typer.Option(help="A name for people, e.g. 'ward 3 hub'.")],
+    key: Annotated[Path, typer.Option("--key", help="The hospital's key file.")],
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
+) -> None:
+    """Hospital: trust a gateway account to report devices and commit batches of readings."""
+    with client_for(key, node, data) as client:
+        client.register_gateway(address_arg(address), label)
+    ok(f"gateway {address} registered")
+
+
+@gateways_app.command("revoke")
+@reports_errors
+def gateways_revoke(
+    address: AddressArg,
+    key: Annotated[Path, typer.Option("--key", help="The key of the hospital that registered it.")],
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
+) -> None:
+    """Hospital: revoke a gateway for good (give a replacement its own key)."""
+    with client_for(key, node, data) as client:
+        client.revoke_gateway(address_arg(address))
+    ok(f"gateway {address} revoked")
+
+
+@gateways_app.command("show")
+@reports_errors
+def gateways_show(
+    address: AddressArg, node: NodeOption = DEFAULT_NODE, data: DataOption = None
+) -> None:
+    """A gateway: its label, hospital, whether it is active, batches committed."""
+    raw = address_arg(address)
+    with open_backend(node, data) as chain:
+        gateway = chain.gateway(raw)
+    if gateway is None:
+        raise MedchainError(
+            f"no gateway {address} on this chain; a hospital registers it with "
+            "`medchain gateways register`"
+        )
+    console.print(f"gateway:     {address}  ({gateway.label!r})")
+    console.print(f"hospital:    {show_address(gateway.registered_by)}")
+    console.print(f"active:      {'yes' if gateway.active else 'no (revoked)'}")
+    console.print(f"registered:  height {gateway.height}")
+    console.print(f"batches:     {gateway.batch_count}")

@@ -1,0 +1,133 @@
+"""`medchain devices …` and `medchain gateways …` on a local chain, as a user runs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_cli import Cli
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path)
+
+
+def _account(cli: Cli, name: str, role: str) -> tuple[str, str]:
+    path, address = cli.key(name)
+    cli("register", "--key", str(path), "--role", role, "--name", name)
+    return str(path), address
+
+
+def test_devices_story(cli: Cli) -> None:
+    alice, alice_addr = _account(cli, "alice", "patient")
+    bob, bob_addr = _account(cli, "bob", "patient")
+    hospital, _ = _account(cli, "hospital", "institution")
+    device_key, device = cli.key("oximeter")
+
+    assert "may now manage" in cli("devices", "guardian", "add", bob_addr, "--key", alice)
+    assert bob_addr in cli("devices", "guardian", "list", "--patient", alice_addr)
+    out = cli(
+        "devices",
+        "register",
+        "--key",
+        bob,
+        "--device-key",
+        str(device_key),
+        "--patient",
+        alice_addr,
+        "--kind",
+        "pulse_oximeter",
+        "--label",
+        "finger",
+    )
+    assert out.strip().splitlines()[-1] == device
+
+    shown = cli("devices", "show", device)
+    assert alice_addr in shown and bob_addr in shown and "pulse_oximeter" in shown
+    assert "active" in shown
+    assert "finger" in cli("devices", "list", "--patient", alice_addr)
+
+    cli("devices", "state", device, "restricted", "--reason", "battery low", "--key", alice)
+    shown = cli("devices", "show", device)
+    assert "restricted" in shown and "battery low" in shown and "may lift" in shown
+    evidence = cli.tmp / "evidence.log"
+    evidence.write_bytes(b"tampered casing")
+    cli(
+        "devices",
+        "state",
+        device,
+        "banned",
+        "--reason",
+        "tampered",
+        "--key",
+        hospital,
+        "--evidence-file",
+        str(evidence),
+    )
+    refused = cli("devices", "state", device, "active", "--reason", "ok", "--key", alice, ok=False)
+    assert "device_banned" in refused and "hospital" in refused
+    audit = cli("devices", "audit", device)
+    assert "registered" in audit and "state_changed" in audit and "tampered" in audit
+
+    assert "no longer manages" in cli("devices", "guardian", "remove", bob_addr, "--key", alice)
+    assert bob_addr not in cli("devices", "guardian", "list", "--patient", alice_addr)
+
+
+def test_gateways(cli: Cli) -> None:
+    hospital, hospital_addr = _account(cli, "hospital", "institution")
+    other, _ = _account(cli, "other", "institution")
+    _, gateway = cli.key("gateway")
+    cli("gateways", "register", gateway, "--label", "ward 3", "--key", hospital)
+    shown = cli("gateways", "show", gateway)
+    assert "ward 3" in shown and hospital_addr in shown and "yes" in shown
+    assert "not_authorised" in cli("gateways", "revoke", gateway, "--key", other, ok=False)
+    cli("gateways", "revoke", gateway, "--key", hospital)
+    assert "revoked" in cli("gateways", "show", gateway)
+
+
+def test_clear_errors(cli: Cli) -> None:
+    alice, alice_addr = _account(cli, "alice", "patient")
+    device_key, device = cli.key("thing")
+    wrong_kind = cli(
+        "devices",
+        "register",
+        "--key",
+        alice,
+        "--device-key",
+        str(device_key),
+        "--patient",
+        alice_addr,
+        "--kind",
+        "toaster",
+        "--label",
+        "x",
+        ok=False,
+    )
+    assert "toaster" in wrong_kind and "heart_rate" in wrong_kind
+    assert "medchain devices register" in cli("devices", "show", device, ok=False)
+    assert "no device" in cli("devices", "audit", device, ok=False)
+    assert "gateways register" in cli("gateways", "show", device, ok=False)
+    assert "checksum" in cli("devices", "list", "--patient", alice_addr[:-1] + "x", ok=False)
+    bad_state = cli("devices", "state", device, "asleep", "--reason", "x", "--key", alice, ok=False)
+    assert "restricted" in bad_state
+    assert "unknown_device" in cli(
+        "devices", "state", device, "banned", "--reason", "x", "--key", alice, ok=False
+    )
+    stranger, _ = _account(cli, "stranger", "doctor")
+    assert "not_authorised" in cli(
+        "devices",
+        "register",
+        "--key",
+        stranger,
+        "--device-key",
+        str(device_key),
+        "--patient",
+        alice_addr,
+        "--kind",
+        "ecg",
+        "--label",
+        "chest",
+        ok=False,
+    )
