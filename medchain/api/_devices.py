@@ -15,9 +15,6 @@ from medchain.api._errors import ApiError
 from medchain.api._models import Address, Encoded, Hex, address_of, encoded, hex_of
 from medchain.api._service import NodeService
 
-BATCH_ID_SIZE = 16
-"""Bytes of a batch id (`medchain.app.new_batch_id`)."""
-
 AddressPath = Annotated[str, Path(description="Account address, bech32 (mc1...).")]
 BatchIdPath = Annotated[str, Path(description="Batch id: 32 hex characters.")]
 
@@ -255,7 +252,7 @@ def device_routes(service: NodeService) -> APIRouter:
 
     @router.get("/batches/{batch_id}", summary="A committed batch of readings")
     async def batch(batch_id: BatchIdPath) -> BatchModel:
-        raw = parse.hex_bytes(batch_id, "a batch id", BATCH_ID_SIZE)
+        raw = parse.hex_bytes(batch_id, "a batch id", contracts.BATCH_ID_SIZE)
         found = service.chain.batch(raw)
         if found is None:
             raise ApiError(

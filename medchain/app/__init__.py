@@ -30,6 +30,7 @@ from medchain.app._apply import (
 )
 from medchain.app._context import BlockContext, Call, make_event
 from medchain.app._devices import (
+    BATCH_ID_SIZE,
     MAX_BATCH_BUNDLES,
     MAX_BATCH_READINGS,
     Batch,
@@ -167,6 +168,7 @@ from medchain.app._state import State
 
 __all__ = [
     "ANONYMOUS_METHODS",
+    "BATCH_ID_SIZE",
     "MAX_BATCH_BUNDLES",
     "MAX_BATCH_READINGS",
     "MAX_INDEX_ENTRIES",
