@@ -1,0 +1,376 @@
+"""The gateway pipeline: every reading a device sends goes through `GatewayService.submit`,
+every batch to the chain through `flush`. Transport-free, so the HTTP server (and later
+MQTT) is a thin shell and the whole pipeline is tested in process on a LocalChain.
+
+Per reading: parse strictly -> the device on chain (cached briefly) -> its state in
+force (restricted/banned refused) -> signature -> replay guard -> rate limit -> vital-
+signs profile (and the subject must be the device's own patient) -> accepted, persisted,
+acknowledged. Refusals by a *signed* reading are strikes (`devices.report`), at most one
+per device and offence per batch window so a flooding device cannot flood the chain.
+Bad signatures are struck only if configured (see GatewayConfig.strike_bad_signatures),
+and an exact resend of an accepted reading is acknowledged again, not struck: a device
+resends when an acknowledgement is lost, and an eavesdropper could resend it too.
+
+Who reads a batch: each patient's bundle is sealed (medchain.client._envelope) for the
+patient and the patient's guardians (`devices.add_guardian`): the people the patient put
+in charge of their devices. Doctors read vitals once the patient shares them as records.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from medchain.app import Bundle, Device, DeviceOffence, DeviceState, KeyWrap, new_batch_id
+from medchain.client import ChainBackend, MedchainClient
+from medchain.client._envelope import open_sealed, seal
+from medchain.crypto import (
+    AccountKeys,
+    address_from_public_key,
+    format_address,
+    parse_address,
+    sha256,
+)
+from medchain.gateway._batch import Batch, BatchEntry, PatientBundle
+from medchain.gateway._config import GatewayConfig
+from medchain.gateway._index import CommittedReading, ReadingIndex
+from medchain.gateway._readings import (
+    BadReading,
+    SequenceGuard,
+    SignedReading,
+    encode_signed_reading,
+    reading_from_json,
+    verify_reading,
+)
+from medchain.gateway._vitals import validate_vital
+from medchain.offchain import BlobStore
+from medchain.types import MedchainError, decode, encode
+
+log = logging.getLogger("medchain.gateway")
+
+MAX_BATCH_PATIENTS = 256  # the devices contract's MAX_BATCH_BUNDLES
+BUNDLE_CONTEXT = b"medchain/reading-bundle/v1\x00"
+
+_STATUS = {
+    "malformed": 400,
+    "too_large": 400,
+    "bad_signature": 401,
+    "device_restricted": 403,
+    "device_banned": 403,
+    "unknown_device": 404,
+    "replayed": 409,
+    "non_conforming": 422,
+    "rate_limited": 429,
+}
+
+
+class ReadingRefused(MedchainError):
+    """A reading the gateway will not accept; `status` is the HTTP status to answer."""
+
+    code = "reading_refused"
+
+    def __init__(self, message: str, code: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = _STATUS.get(code, 400)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class Accepted:
+    reading_id: bytes
+    duplicate: bool = False
+    """True when the reading had already been accepted (a resend)."""
+
+
+@dataclass(frozen=True)
+class ReadingStatus:
+    reading_id: bytes
+    state: str
+    """"pending", "committed" or "unknown"."""
+    committed: CommittedReading | None = None
+
+
+@dataclass(frozen=True)
+class SealedBundle:
+    """What the blob store holds for one patient's bundle: the ciphertext and the content
+    key wrapped for each reader (the chain's Bundle carries only CID and hash)."""
+
+    wraps: tuple[KeyWrap, ...]
+    ciphertext: bytes
+
+
+def bundle_context(root: bytes, patient: bytes) -> bytes:
+    return BUNDLE_CONTEXT + root + patient
+
+
+def open_bundle(keys: AccountKeys, blob: bytes, root: bytes, patient: bytes) -> PatientBundle:
+    """A reader opens a patient's bundle of batch `root` (fetched by the CID on chain)."""
+    sealed = decode(SealedBundle, blob)
+    wrap = next((w for w in sealed.wraps if w.reader == keys.address), None)
+    if wrap is None:
+        raise MedchainError(f"{format_address(keys.address)} is not a reader of this bundle")
+    plain = open_sealed(keys, wrap.wrapped_key, sealed.ciphertext, bundle_context(root, patient))
+    return decode(PatientBundle, plain)
+
+
+class _Bucket:
+    def __init__(self, capacity: int, now: float) -> None:
+        self.tokens = float(capacity)
+        self.at = now
+
+
+class GatewayService:
+    """One gateway account, one chain. Thread-safe: the server calls `submit` from
+    request handlers while a background task calls `flush`."""
+
+    def __init__(
+        self,
+        keys: AccountKeys,
+        chain: ChainBackend,
+        index: ReadingIndex,
+        config: GatewayConfig | None = None,
+        *,
+        blobs: BlobStore | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = MedchainClient(keys, chain)
+        self.chain = chain
+        self.index = index
+        self.config = config or GatewayConfig()
+        self.blobs = blobs if blobs is not None else chain.blobs
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._guard = SequenceGuard(index.sequences())
+        self._pending: dict[bytes, BatchEntry] = {
+            p.reading.reading_id: BatchEntry(format_address(p.patient), p.reading)
+            for p in index.pending()
+        }
+        self._oldest: float | None = clock() if self._pending else None
+        self._strikes: dict[tuple[bytes, DeviceOffence], bytes] = {}
+        self._devices: dict[bytes, tuple[float, Device | None, int]] = {}
+        self._buckets: dict[bytes, _Bucket] = {}
+        self._inflight: tuple[bytes, bytes] | None = None
+        """(root, batch id) of a batch whose commit did not answer: checked on retry."""
+
+    @property
+    def address(self) -> bytes:
+        return self.client.address
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending)
+
+    # -- intake -------------------------------------------------------------------------
+
+    def submit_json(self, data: bytes | str) -> Accepted:
+        try:
+            signed = reading_from_json(data)
+        except BadReading as exc:
+            raise ReadingRefused(exc.message, exc.code) from None
+        return self.submit(signed)
+
+    def submit(self, signed: SignedReading) -> Accepted:
+        """Run one reading through the pipeline; ReadingRefused says why it was refused."""
+        reading = signed.reading
+        address = address_from_public_key(reading.device)
+        name = format_address(address)
+        device, height = self._device(address)
+        if device is None or device.key != reading.device:
+            raise ReadingRefused(
+                f"device {name} is not registered on chain {self.chain.chain_id}; its patient, "
+                "a guardian or a hospital registers it with `medchain devices register`",
+                "unknown_device",
+            )
+        state = device.state_at(height)
+        if state is DeviceState.BANNED:
+            raise ReadingRefused(
+                f"device {name} is banned: readings refused; only a hospital can lift a ban",
+                "device_banned",
+            )
+        if state is DeviceState.RESTRICTED:
+            until = (
+                f"until height {device.restricted_until}"
+                if device.restricted_until
+                else "until its owner or a hospital lifts it"
+            )
+            raise ReadingRefused(
+                f"device {name} is restricted {until}: readings refused", "device_restricted"
+            )
+        try:
+            verify_reading(signed)
+        except BadReading as exc:
+            if self.config.strike_bad_signatures:
+                self._strike(address, DeviceOffence.UNSIGNED, signed)
+            raise ReadingRefused(exc.message, exc.code) from None
+        rid = signed.reading_id
+        with self._lock:
+            if rid in self._pending or self.index.committed(rid) is not None:
+                return Accepted(rid, duplicate=True)
+            try:
+                self._guard.check(reading)
+            except BadReading as exc:
+                self._strike(address, DeviceOffence.REPLAY, signed)
+                raise ReadingRefused(exc.message, exc.code) from None
+            wait = self._take_token(address)
+            if wait is not None:
+                self._strike(address, DeviceOffence.RATE_LIMIT, signed)
+                raise ReadingRefused(
+                    f"device {name} sends more than {self.config.rate_per_minute} readings a "
+                    f"minute (burst {self.config.rate_burst}); retry in {wait:.1f} s",
+                    "rate_limited",
+                    retry_after_s=wait,
+                )
+            try:
+                vital = validate_vital(reading.observation, reading.device)
+                if vital.patient != format_address(device.patient):
+                    raise BadReading(
+                        f"the observation's subject Patient/{vital.patient} is not the patient "
+                        f"this device is registered to ({format_address(device.patient)})",
+                        code="non_conforming",
+                    )
+            except BadReading as exc:
+                self._strike(address, DeviceOffence.NONCONFORMING, signed)
+                raise ReadingRefused(exc.message, "non_conforming") from None
+            self.index.accept(signed, device.patient)
+            self._guard.record(reading)
+            self._pending[rid] = BatchEntry(format_address(device.patient), signed)
+            if self._oldest is None:
+                self._oldest = self._clock()
+        return Accepted(rid)
+
+    def _device(self, address: bytes) -> tuple[Device | None, int]:
+        now = self._clock()
+        cached = self._devices.get(address)
+        if cached is not None and cached[0] > now:
+            return cached[1], cached[2]
+        device = self.chain.device(address)
+        height = self.chain.height
+        self._devices[address] = (now + self.config.device_cache_ms / 1000, device, height)
+        return device, height
+
+    def _take_token(self, device: bytes) -> float | None:
+        """None if the device may send now, else the seconds until it may."""
+        now = self._clock()
+        rate = self.config.rate_per_minute / 60
+        bucket = self._buckets.setdefault(device, _Bucket(self.config.rate_burst, now))
+        bucket.tokens = min(self.config.rate_burst, bucket.tokens + (now - bucket.at) * rate)
+        bucket.at = now
+        if bucket.tokens >= 1:
+            bucket.tokens -= 1
+            return None
+        return (1 - bucket.tokens) / rate
+
+    def _strike(self, device: bytes, offence: DeviceOffence, signed: SignedReading) -> None:
+        self._strikes.setdefault((device, offence), encode_signed_reading(signed))
+
+    # -- status -------------------------------------------------------------------------
+
+    def status(self, reading_id: bytes) -> ReadingStatus:
+        committed = self.index.committed(reading_id)
+        if committed is not None:
+            return ReadingStatus(reading_id, "committed", committed)
+        if reading_id in self._pending:
+            return ReadingStatus(reading_id, "pending")
+        return ReadingStatus(reading_id, "unknown")
+
+    # -- batching -----------------------------------------------------------------------
+
+    def due(self) -> bool:
+        """Whether a batch should be committed now (full, or its oldest reading waited
+        the configured delay), or strikes are waiting to be reported."""
+        if len(self._pending) >= self.config.batch_max_readings or self._strikes:
+            return True
+        oldest = self._oldest
+        return oldest is not None and (self._clock() - oldest) * 1000 >= (
+            self.config.batch_max_delay_ms
+        )
+
+    def flush(self) -> list[bytes]:
+        """Report the window's strikes, then commit pending readings in batches; returns
+        the committed batch ids. A batch that fails stays pending and is retried by the
+        next flush, so no accepted reading is lost."""
+        with self._flush_lock:
+            self._report_strikes()
+            batch_ids = []
+            while True:
+                with self._lock:
+                    entries = self._next_batch()
+                if not entries:
+                    break
+                batch_ids.append(self._commit(entries))
+            return batch_ids
+
+    def _next_batch(self) -> list[BatchEntry]:
+        entries: list[BatchEntry] = []
+        patients: set[str] = set()
+        for entry in self._pending.values():
+            if len(entries) >= self.config.batch_max_readings:
+                break
+            if entry.patient not in patients and len(patients) >= MAX_BATCH_PATIENTS:
+                continue
+            patients.add(entry.patient)
+            entries.append(entry)
+        return entries
+
+    def _report_strikes(self) -> None:
+        with self._lock:
+            strikes, self._strikes = self._strikes, {}
+        for (device, offence), evidence in sorted(strikes.items()):
+            try:
+                self.client.report_device(device, offence, evidence)
+            except MedchainError as exc:
+                log.warning("strike %s against %s not recorded: %s", offence.value, device, exc)
+            self._devices.pop(device, None)
+
+    def _commit(self, entries: list[BatchEntry]) -> bytes:
+        batch = Batch(entries)
+        bundles = []
+        for bundle in batch.bundles:
+            patient = parse_address(bundle.patient)
+            readers = self.client._reader_keys(
+                [patient, *self.chain.guardians_of(patient)]  # the authorised readers
+            )
+            sealed = seal(bundle.encoded, bundle_context(batch.root, patient), readers)
+            blob = encode(SealedBundle(sealed.wraps, sealed.ciphertext))
+            cid = self.blobs.put(blob)
+            bundles.append(Bundle(patient, cid, sha256(blob)))
+        batch_id = self._submit_batch(batch, bundles)
+        cids = {b.patient: b.cid for b in bundles}
+        committed = []
+        for entry in batch.entries:
+            patient = parse_address(entry.patient)
+            reading = entry.reading
+            committed.append(
+                CommittedReading(
+                    reading.reading_id,
+                    batch_id,
+                    batch.prove(reading.reading_id),
+                    address_from_public_key(reading.reading.device),
+                    patient,
+                    reading.reading.timestamp_ms,
+                    cids[patient],
+                )
+            )
+        self.index.commit(committed)
+        with self._lock:
+            for entry in batch.entries:
+                self._pending.pop(entry.reading.reading_id, None)
+            self._oldest = self._clock() if self._pending else None
+        log.info("committed batch %s: %d readings", batch_id.hex(), len(batch))
+        return batch_id
+
+    def _submit_batch(self, batch: Batch, bundles: list[Bundle]) -> bytes:
+        if self._inflight is not None and self._inflight[0] == batch.root:
+            on_chain = self.chain.batch(self._inflight[1])
+            if on_chain is not None and on_chain.root == batch.root:
+                return self._inflight[1]  # the earlier attempt did commit
+        nonce = self.chain.account(self.address).nonce
+        self._inflight = (batch.root, new_batch_id(self.address, nonce))
+        batch_id = self.client.commit_batch(batch.root, len(batch), bundles)
+        self._inflight = None
+        return batch_id

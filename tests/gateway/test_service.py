@@ -1,0 +1,195 @@
+"""The gateway pipeline end to end on an in-process LocalChain: honest readings are
+committed in batches and provable against the chain's root; every refusal has its
+strike on chain; the replay guard and pending readings survive a restart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from medchain.app import DeviceKind as ChainDeviceKind
+from medchain.app import DeviceOffence, DeviceState, Role
+from medchain.client import MedchainClient
+from medchain.crypto import AccountKeys, format_address
+from medchain.gateway import (
+    DeviceKind,
+    SignedReading,
+    SimulatedDevice,
+    sign_reading,
+    verify_proof,
+)
+from medchain.gateway._config import GatewayConfig
+from medchain.gateway._index import ReadingIndex
+from medchain.gateway._service import Accepted, GatewayService, ReadingRefused, open_bundle
+from medchain.node import LocalChain
+from tests.api.harness import make_chain
+
+PARAMS = {"device_strikes_restrict": 2, "device_strikes_ban": 4, "device_restrict_blocks": 50}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class World:
+    chain: LocalChain
+    patient: MedchainClient
+    guardian: MedchainClient
+    hospital: MedchainClient
+    gateway_keys: AccountKeys
+    clock: Clock
+
+    def device(self, kind: DeviceKind = DeviceKind.PULSE_OXIMETER) -> SimulatedDevice:
+        sim = SimulatedDevice(
+            kind, format_address(self.patient.address), keys=AccountKeys.generate()
+        )
+        self.patient.register_device(
+            sim.keys, self.patient.address, ChainDeviceKind.PULSE_OXIMETER, "d"
+        )
+        return sim
+
+    def service(self, index: ReadingIndex, **config: object) -> GatewayService:
+        cfg = replace(GatewayConfig(batch_max_readings=5, device_cache_ms=0), **config)  # type: ignore[arg-type]
+        return GatewayService(self.gateway_keys, self.chain, index, cfg, clock=self.clock)
+
+
+@pytest.fixture
+def world() -> World:
+    validator = AccountKeys.generate()
+    chain = make_chain(validator, **PARAMS)
+    funder = MedchainClient(validator, chain)
+    people = []
+    for role in (Role.PATIENT, Role.PATIENT, Role.INSTITUTION):
+        person = MedchainClient(AccountKeys.generate(), chain)
+        person.register(role, f"a {role.value}")
+        people.append(person)
+    patient, guardian, hospital = people
+    patient.add_guardian(guardian.address)
+    gateway_keys = AccountKeys.generate()
+    funder.transfer(gateway_keys.address, 100_000)
+    hospital.register_gateway(gateway_keys.address, "ward 3")
+    return World(chain, patient, guardian, hospital, gateway_keys, Clock())
+
+
+def _refused(service: GatewayService, signed: SignedReading, code: str) -> ReadingRefused:
+    with pytest.raises(ReadingRefused) as info:
+        service.submit(signed)
+    assert info.value.code == code, info.value.message
+    return info.value
+
+
+def test_honest_readings_are_committed_and_provable(world: World) -> None:
+    service = world.service(ReadingIndex(":memory:"))
+    devices = [world.device() for _ in range(2)]
+    readings = [d.next_reading() for _ in range(6) for d in devices]
+    ids = [service.submit(r).reading_id for r in readings]
+    assert service.status(ids[0]).state == "pending"
+    batch_ids = service.flush()
+    assert len(batch_ids) == 3 and service.pending_count == 0  # 12 readings, 5 a batch
+    for rid in ids:
+        status = service.status(rid)
+        assert status.state == "committed" and status.committed is not None
+        on_chain = world.chain.batch(status.committed.batch_id)
+        assert on_chain is not None
+        assert verify_proof(status.committed.proof, on_chain.root)
+    # the patient and the guardian can open the bundle; the bundle holds the readings
+    first = service.status(ids[0]).committed
+    assert first is not None
+    batch = world.chain.batch(first.batch_id)
+    assert batch is not None
+    blob = world.chain.blobs.get(batch.bundles[0].cid)
+    for reader in (world.patient, world.guardian):
+        bundle = open_bundle(reader.keys, blob, batch.root, world.patient.address)
+        assert ids[0] in {r.reading_id for r in bundle.readings}
+    # a resend of a committed reading is acknowledged again, not struck
+    assert service.submit(readings[0]) == Accepted(ids[0], duplicate=True)
+
+
+def test_refusals_strike_the_device_until_banned(world: World) -> None:
+    service = world.service(ReadingIndex(":memory:"), rate_burst=4, rate_per_minute=1)
+    sim = world.device()
+    address = sim.keys.address
+    first = sim.next_reading()
+    service.submit(first)
+    assert service.submit(first).duplicate  # a resend: no strike
+    # replay: a new reading signed with an old sequence number
+    stale = sign_reading(sim.keys, 0, first.reading.timestamp_ms + 1, first.reading.observation)
+    _refused(service, stale, "replayed")
+    # a second replay in the same window is refused but not struck again
+    stale2 = sign_reading(sim.keys, 0, first.reading.timestamp_ms + 2, first.reading.observation)
+    _refused(service, stale2, "replayed")
+    # non-conforming: the observation is not a vital sign
+    _refused(service, sign_reading(sim.keys, 5, 1, b'{"resourceType":"Patient"}'), "non_conforming")
+    service.flush()
+    device = world.chain.device(address)
+    assert device is not None and device.strikes == 2
+    assert device.state_at(world.chain.height) is DeviceState.RESTRICTED
+    refusal = _refused(service, sim.next_reading(), "device_restricted")
+    assert refusal.status == 403
+    assert f"restricted until height {device.restricted_until}" in refusal.message
+    # the hospital lifts it (strikes cleared); rate limit + non-conforming restrict it again
+    world.hospital.set_device_state(address, DeviceState.ACTIVE, "checked")
+    for _ in range(2):
+        service.submit(sim.next_reading())
+    limited = _refused(service, sim.next_reading(), "rate_limited")
+    assert limited.status == 429 and limited.retry_after_s is not None
+    world.clock.now += 60  # one token back
+    _refused(service, sign_reading(sim.keys, 99, 1, b"{}"), "non_conforming")
+    service.flush()
+    device = world.chain.device(address)
+    assert device is not None and device.state_at(world.chain.height) is DeviceState.RESTRICTED
+    world.clock.now += 120  # tokens refill; the restriction holds on chain
+    _refused(service, sim.next_reading(), "device_restricted")
+    world.hospital.set_device_state(address, DeviceState.BANNED, "stolen")
+    _refused(service, sim.next_reading(), "device_banned")
+    assert world.chain.device_audit(address)[-1].state is DeviceState.BANNED
+
+
+def test_penalty_path_to_ban_on_chain(world: World) -> None:
+    service = world.service(ReadingIndex(":memory:"), strike_bad_signatures=True)
+    sim = world.device()
+    address = sim.keys.address
+    good = sim.next_reading()
+    forged = SignedReading(good.reading, b"\x00" * 64)
+    _refused(service, forged, "bad_signature")
+    service.submit(good)
+    _refused(service, sign_reading(sim.keys, 0, 7, good.reading.observation), "replayed")
+    service.flush()  # two strikes: restricted
+    device = world.chain.device(address)
+    assert device is not None and device.strikes == 2
+    # another strike while restricted bans it (reported directly by the gateway)
+    service.client.report_device(address, DeviceOffence.REPLAY, b"more")
+    _refused(service, sim.next_reading(), "device_banned")
+
+
+def test_unknown_device_and_wrong_patient(world: World) -> None:
+    service = world.service(ReadingIndex(":memory:"))
+    stranger = SimulatedDevice(DeviceKind.THERMOMETER, format_address(world.patient.address))
+    assert _refused(service, stranger.next_reading(), "unknown_device").status == 404
+    sim = world.device()
+    other = SimulatedDevice(
+        DeviceKind.PULSE_OXIMETER, format_address(world.guardian.address), keys=sim.keys
+    )
+    _refused(service, other.next_reading(), "non_conforming")
+
+
+def test_replay_guard_and_pending_survive_a_restart(world: World, tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite"
+    sim = world.device()
+    service = world.service(ReadingIndex(path))
+    readings = [sim.next_reading() for _ in range(3)]
+    for r in readings:
+        service.submit(r)
+    service.index.close()
+    restarted = world.service(ReadingIndex(path))
+    assert restarted.pending_count == 3
+    _refused(restarted, sign_reading(sim.keys, 1, 5, readings[1].reading.observation), "replayed")
+    restarted.flush()
+    assert all(restarted.status(r.reading_id).state == "committed" for r in readings)
