@@ -23,6 +23,13 @@ $(STAMP): pyproject.toml package-lock.json
 	    apt-get update -qq && apt-get install -y -qq nodejs npm; \
 	  else echo "medchain needs Node.js 18+ with npm for Ganache (Debian: apt-get install nodejs npm)"; \
 	  exit 1; fi; }
+	@# Mosquitto is the MQTT broker devices publish readings to (the gateway tests start
+	@# their own on a free port; the system service is not started here)
+	@command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq mosquitto; \
+	  else echo "medchain needs the Mosquitto MQTT broker (Debian: apt-get install mosquitto)"; \
+	  exit 1; fi; }
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
