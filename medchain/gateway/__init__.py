@@ -1,6 +1,7 @@
 """The edge gateway's library: signed device readings, the vital-signs profile they must
 meet, batches committed to the chain with per-reading Merkle proofs, and simulated
-devices (honest and misbehaving). A layer above client/: the server is built on it."""
+devices (honest and misbehaving), and MQTT intake beside the HTTP server. A layer above
+client/: the server is built on it."""
 
 from medchain.gateway._batch import (
     Batch,
@@ -11,6 +12,8 @@ from medchain.gateway._batch import (
     prove,
     verify_proof,
 )
+from medchain.gateway._config import MqttConfig
+from medchain.gateway._mqtt import MqttIngest, acks_topic, readings_topic, start_mqtt
 from medchain.gateway._readings import (
     MAX_OBSERVATION_BYTES,
     READING_DOMAIN,
@@ -48,6 +51,8 @@ __all__ = [
     "DeviceKind",
     "MisbehavingDevice",
     "Misbehaviour",
+    "MqttConfig",
+    "MqttIngest",
     "NonConformingReading",
     "PatientBundle",
     "Reading",
@@ -57,6 +62,7 @@ __all__ = [
     "SimulatedDevice",
     "VitalKind",
     "VitalSign",
+    "acks_topic",
     "decode_signed_reading",
     "device_reference",
     "encode_signed_reading",
@@ -65,7 +71,9 @@ __all__ = [
     "reading_id",
     "reading_signing_bytes",
     "reading_to_json",
+    "readings_topic",
     "sign_reading",
+    "start_mqtt",
     "validate_vital",
     "verify_proof",
     "verify_reading",

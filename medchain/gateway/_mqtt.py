@@ -1,0 +1,265 @@
+"""The gateway's MQTT face: devices publish signed readings to a broker (Mosquitto), the
+gateway subscribes and answers each one.
+
+    <prefix>/<device address>/readings   device -> gateway, QoS 1, the JSON form of HTTP
+    <prefix>/<device address>/acks       gateway -> device, QoS 1, one answer per reading
+
+Every reading goes through the same `GatewayService.submit` as an HTTP one, so checks,
+strikes, the replay guard and batches are shared; this module only adds the topic rule (a
+device publishes on its own topic) and the transport. Batches are flushed by whoever runs
+the service (the HTTP server's flush loop), not here.
+
+A device's readings are handled one at a time in arrival order (the replay guard refuses
+a sequence number below the last accepted one, and would strike a device whose readings
+merely overtook each other); different devices run concurrently, at most `max_inflight`
+at once. The session is persistent (fixed client id, clean_session off), so readings sent
+while the gateway reconnects wait at the broker; a lost ack is repaired by the device's
+resend, which the service acknowledges again as a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+import aiomqtt
+
+from medchain.crypto import address_from_public_key, format_address
+from medchain.gateway._config import GatewayConfig, MqttConfig
+from medchain.gateway._readings import BadReading, SignedReading, reading_from_json
+from medchain.gateway._service import Accepted, GatewayService, ReadingRefused
+from medchain.types import MedchainError
+
+log = logging.getLogger("medchain.gateway.mqtt")
+T = TypeVar("T")
+
+READINGS = "readings"
+ACKS = "acks"
+RECONNECT_MIN_S = 0.5
+
+
+def readings_topic(prefix: str, device: str) -> str:
+    return f"{prefix}/{device}/{READINGS}"
+
+
+def acks_topic(prefix: str, device: str) -> str:
+    return f"{prefix}/{device}/{ACKS}"
+
+
+def _refusal(
+    code: str, status: int, message: str, signed: SignedReading | None = None
+) -> dict[str, Any]:
+    answer: dict[str, Any] = {"accepted": False, "status": status, "error": code}
+    answer["message"] = message
+    if signed is not None:
+        answer |= {"id": signed.reading_id.hex(), "seq": signed.reading.sequence}
+    return answer
+
+
+class _Lanes:
+    """One FIFO lock per device topic, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+class MqttIngest:
+    """Subscribes to every device's readings topic and answers on its acks topic.
+
+    `threads=False` runs the pipeline on the loop thread, for a backend bound to one
+    thread (an in-process LocalChain's SQLite store), as `create_gateway_app` does."""
+
+    def __init__(
+        self,
+        service: GatewayService,
+        config: MqttConfig,
+        *,
+        threads: bool = True,
+        reconnect_min_s: float = RECONNECT_MIN_S,
+    ) -> None:
+        self.service = service
+        self.config = config
+        self.prefix = config.topic_prefix
+        self.client_id = config.client_id or f"medchain-gateway-{format_address(service.address)}"
+        self.connected = asyncio.Event()
+        """Set while subscribed to the broker (for health checks and tests)."""
+        self.connections = 0
+        """Successful connections so far: above 1 means the ingest has reconnected."""
+        self._threads = threads
+        self._reconnect_min_s = reconnect_min_s
+        self._slots = asyncio.Semaphore(config.max_inflight)
+        self._lanes = _Lanes()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _client(self) -> aiomqtt.Client:
+        c = self.config
+        tls = (
+            aiomqtt.TLSParameters(ca_certs=c.ca_file, certfile=c.cert_file, keyfile=c.key_file)
+            if c.tls
+            else None
+        )
+        return aiomqtt.Client(
+            c.host,
+            c.port,
+            username=c.username,
+            password=c.password,
+            identifier=self.client_id,
+            clean_session=False,
+            tls_params=tls,
+            max_queued_incoming_messages=c.max_queued,
+            timeout=10,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until `stop` is set (or the task is cancelled), reconnecting with
+        exponential backoff whenever the broker is unreachable or drops the connection."""
+        backoff = self._reconnect_min_s
+        where = f"{self.config.host}:{self.config.port}"
+        while not stop.is_set():
+            try:
+                async with self._client() as client:
+                    await client.subscribe(readings_topic(self.prefix, "+"), qos=1)
+                    self.connections += 1
+                    self.connected.set()
+                    backoff = self._reconnect_min_s
+                    log.info(
+                        "mqtt: subscribed to %s on %s", readings_topic(self.prefix, "+"), where
+                    )
+                    await self._consume(client, stop)
+            except aiomqtt.MqttError as exc:
+                log.warning(
+                    "mqtt: broker %s unavailable (%s); retrying in %.1f s", where, exc, backoff
+                )
+            finally:
+                self.connected.clear()
+            if stop.is_set():
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
+            backoff = min(backoff * 2, self.config.reconnect_max_ms / 1000)
+
+    async def _consume(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
+        messages = aiter(client.messages)
+        stopped = asyncio.create_task(stop.wait())
+        received: asyncio.Future[aiomqtt.Message] | None = None
+        try:
+            while True:
+                await self._slots.acquire()  # bounded work: stop reading while full
+                received = asyncio.ensure_future(anext(messages))
+                await asyncio.wait({received, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                if not received.done():
+                    received.cancel()
+                    self._slots.release()
+                    return
+                try:
+                    message = received.result()  # MqttError when the connection dropped
+                except BaseException:
+                    self._slots.release()
+                    raise
+                task = asyncio.create_task(self._handle(client, message))
+                self._tasks.add(task)
+                task.add_done_callback(self._done)
+        finally:
+            stopped.cancel()
+            if received is not None and not received.done():
+                received.cancel()
+            if self._tasks:  # answer what was taken before the connection closes
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("mqtt: reading handler failed", exc_info=task.exception())
+
+    async def _handle(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        topic = message.topic.value
+        head, tail = f"{self.prefix}/", f"/{READINGS}"
+        device = topic[len(head) : -len(tail)]
+        if not (topic.startswith(head) and topic.endswith(tail)) or not device or "/" in device:
+            log.warning("mqtt: ignoring a message on %s, not a readings topic", topic)
+            return  # e.g. a subscription left in the persistent session by an old prefix
+        async with self._lanes.hold(device):
+            answer = await self.answer(device, message.payload)
+        try:
+            await client.publish(acks_topic(self.prefix, device), json.dumps(answer), qos=1)
+        except aiomqtt.MqttError as exc:  # the device resends and is acknowledged again
+            log.info("mqtt: ack to %s lost: %s", device, exc)
+
+    async def answer(self, device: str, payload: object) -> dict[str, Any]:
+        """The ack for one message on `device`'s readings topic (a JSON object)."""
+        if not isinstance(payload, bytes | bytearray):
+            return _refusal("malformed", 400, "the payload must be a reading in JSON")
+        try:
+            signed = reading_from_json(bytes(payload))
+        except BadReading as exc:
+            return _refusal(exc.code, 400, exc.message)
+        signer = format_address(address_from_public_key(signed.reading.device))
+        if signer != device:
+            return _refusal(
+                "wrong_topic",
+                403,
+                f"a reading signed by device {signer} was published on the topic of {device}; "
+                f"a device publishes on its own topic, {readings_topic(self.prefix, signer)}",
+                signed,
+            )
+        try:
+            accepted: Accepted = await self._call(self.service.submit, signed)
+        except ReadingRefused as exc:
+            answer = _refusal(exc.code, exc.status, exc.message, signed)
+            if exc.retry_after_s is not None:
+                answer["retry_after_s"] = round(exc.retry_after_s, 3)
+            return answer
+        except MedchainError as exc:  # e.g. the node is unreachable: not the device's fault
+            log.warning("mqtt: reading from %s not processed: %s", device, exc.message)
+            return _refusal(
+                "unavailable",
+                503,
+                f"the gateway cannot process readings now: {exc.message}; resend later",
+                signed,
+            )
+        return {
+            "accepted": True,
+            "id": accepted.reading_id.hex(),
+            "seq": signed.reading.sequence,
+            "duplicate": accepted.duplicate,
+        }
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(fn, *args) if self._threads else fn(*args)
+
+
+def start_mqtt(
+    service: GatewayService,
+    config: GatewayConfig,
+    stop: asyncio.Event | None = None,
+    *,
+    threads: bool = True,
+) -> asyncio.Task[None] | None:
+    """Start MQTT intake beside the HTTP server (on the running loop); None when the
+    config has no `mqtt` section. Stop it by setting `stop` or cancelling the task."""
+    if config.mqtt is None:
+        return None
+    ingest = MqttIngest(service, config.mqtt, threads=threads)
+    return asyncio.create_task(ingest.run(stop or asyncio.Event()), name="medchain-gateway-mqtt")
+
+
+__all__ = ["MqttIngest", "acks_topic", "readings_topic", "start_mqtt"]
