@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import shutil
 import socket
 import subprocess
@@ -22,8 +23,10 @@ import pytest
 
 from medchain.crypto import format_address
 from medchain.gateway import (
+    DeviceKind,
     MqttConfig,
     MqttIngest,
+    SignedReading,
     SimulatedDevice,
     acks_topic,
     reading_to_json,
@@ -34,6 +37,7 @@ from medchain.gateway import (
 )
 from medchain.gateway._config import GatewayConfig, GatewayConfigError, parse_config
 from medchain.gateway._index import ReadingIndex
+from medchain.gateway._service import Accepted
 from tests.gateway.test_service import World, world  # noqa: F401  (the fixture)
 
 PREFIX = "medchain/devices"
@@ -203,3 +207,36 @@ def test_mqtt_config_round_trip_and_errors() -> None:
     ]:
         with pytest.raises(GatewayConfigError, match=says):
             parse_config({"mqtt": bad})
+
+
+def test_one_device_is_handled_in_order_even_on_threads() -> None:
+    """Readings of one device must reach the service in arrival order: the replay guard
+    would refuse (and strike) a reading overtaken by its successor."""
+    sim = SimulatedDevice(DeviceKind.THERMOMETER, format_address(bytes(20)), seed=7)
+    name = format_address(sim.keys.address)
+    seen: list[int] = []
+    acks: list[dict[str, Any]] = []
+
+    class SlowService:
+        address = bytes(20)
+
+        def submit(self, signed: SignedReading) -> Accepted:
+            time.sleep(random.random() / 200)  # threads finish in any order
+            seen.append(signed.reading.sequence)
+            return Accepted(signed.reading_id)
+
+    class Client:
+        async def publish(self, topic: str, payload: str, qos: int) -> None:
+            acks.append(json.loads(payload))
+
+    ingest = MqttIngest(SlowService(), MqttConfig(), threads=True)  # type: ignore[arg-type]
+    readings = [sim.next_reading() for _ in range(12)]
+
+    async def run() -> None:
+        topic = readings_topic(PREFIX, name)
+        messages = [aiomqtt.Message(topic, reading_to_json(r), 1, False, 1, None) for r in readings]
+        await asyncio.gather(*(ingest._handle(Client(), m) for m in messages))  # type: ignore[arg-type]
+
+    asyncio.run(run())
+    assert seen == [r.reading.sequence for r in readings]
+    assert all(a["accepted"] for a in acks) and len(acks) == 12
