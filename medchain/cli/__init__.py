@@ -10,6 +10,7 @@ from medchain.cli._anon import anon_app
 from medchain.cli._bench import bench_app
 from medchain.cli._demo import demo
 from medchain.cli._devices import devices_app, gateways_app
+from medchain.cli._gateway import gateway_app, reading_app
 from medchain.cli._node import devnet_app, node_app
 from medchain.cli._node_init import genesis_app
 from medchain.cli._search import search_commands
@@ -38,6 +39,8 @@ app.add_typer(commands.staking_app, name="staking")
 app.add_typer(anon_app, name="anon")
 app.add_typer(devices_app, name="devices")
 app.add_typer(gateways_app, name="gateways")
+app.add_typer(gateway_app, name="gateway")
+app.add_typer(reading_app, name="reading")
 app.add_typer(bench_app, name="bench")
 app.add_typer(devnet_app, name="devnet")
 app.add_typer(node_app, name="node")

@@ -1,0 +1,637 @@
+"""`medchain gateway init|run` (an edge gateway process), `medchain reading prove` (check
+a reading's Merkle proof against the root on chain, trusting the gateway for nothing)
+and `medchain devices simulate` (a fleet of simulated devices streaming to a gateway)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import time
+from collections import Counter
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Protocol
+
+import httpx
+import typer
+import uvicorn
+from rich.progress import Progress
+from rich.table import Table
+
+from medchain.app import (
+    BATCH_ID_SIZE,
+    Batch,
+    RegisterArgs,
+    RegisterDeviceArgs,
+    Role,
+    TransferArgs,
+    registration_message,
+)
+from medchain.app import DeviceKind as ChainDeviceKind
+from medchain.cli._common import (
+    DEFAULT_NODE,
+    NodeOption,
+    console,
+    err_console,
+    load_key_file,
+    ok,
+    reports_errors,
+)
+from medchain.cli._devices import devices_app
+from medchain.client import ChainBackend, HttpChain, MedchainClient
+from medchain.crypto import AccountKeys, format_address, save_keys, signed_tx, tagged_hash
+from medchain.gateway import (
+    DeviceKind,
+    MisbehavingDevice,
+    Misbehaviour,
+    ReadingProof,
+    SimulatedDevice,
+    reading_to_json,
+    verify_proof,
+)
+from medchain.gateway._config import (
+    CONFIG_FILE,
+    GATEWAY_KEY_FILE,
+    INDEX_FILE,
+    GatewayConfig,
+    load_config,
+    write_config,
+)
+from medchain.gateway._index import ReadingIndex
+from medchain.gateway._server import create_gateway_app
+from medchain.gateway._service import GatewayService
+from medchain.types import MedchainError, Tx, tx_id
+
+DEFAULT_GATEWAY = "http://127.0.0.1:8700"
+GatewayOption = Annotated[
+    str, typer.Option("--gateway", help="The gateway's URL.", envvar="MEDCHAIN_GATEWAY")
+]
+HomeOption = Annotated[Path, typer.Option("--home", help="The gateway's home directory.")]
+
+gateway_app = typer.Typer(help="Run an edge gateway, or set up its home.")
+reading_app = typer.Typer(
+    help="Device readings committed by a gateway: prove them against the chain.",
+    no_args_is_help=True,
+)
+
+
+class GatewayUnavailable(MedchainError):
+    code = "gateway_error"
+
+
+# -- gateway init / run -----------------------------------------------------------------
+
+
+@reports_errors
+def gateway_init(
+    home: HomeOption,
+    node: Annotated[str, typer.Option("--node", help="The URL of the node it commits to.")],
+    port: Annotated[int, typer.Option("--port", help="Port devices send readings to.")] = 8700,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Create a gateway home: a new account key and config.json. A hospital then
+    registers the printed address on chain."""
+    if (home / CONFIG_FILE).exists() or (home / GATEWAY_KEY_FILE).exists():
+        raise MedchainError(f"{home} is already a gateway home; run it, or choose another --home")
+    config = GatewayConfig(node_url=node, host=host, port=port)
+    home.mkdir(parents=True, exist_ok=True)
+    write_config(home, config)  # checked first: a bad --port leaves no key behind
+    keys = AccountKeys.generate()
+    save_keys(home / GATEWAY_KEY_FILE, keys)
+    ok(f"gateway home {home}: listens on {host}:{port}, commits to {node}")
+    console.print(f"gateway address: {keys.address_text}")
+    console.print("a hospital registers it before it may commit readings:")
+    console.print(
+        f"  medchain gateways register {keys.address_text} --label 'LABEL' "
+        f"--key HOSPITAL_KEY --node {node}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(f"then start it: medchain gateway --home {home}", highlight=False)
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield  # our own handlers stop it; uvicorn would re-raise SIGTERM after shutdown
+
+
+async def _serve_gateway(home: Path) -> None:
+    config = load_config(home)
+    keys = load_key_file(home / GATEWAY_KEY_FILE)
+    log = logging.getLogger("medchain.gateway")
+    with HttpChain(config.node_url) as chain:
+        try:
+            if chain.gateway(keys.address) is None:
+                log.warning(
+                    "gateway %s is not registered on chain yet: readings are accepted but "
+                    "batches will be refused until a hospital runs `medchain gateways register`",
+                    keys.address_text,
+                )
+        except MedchainError as exc:
+            log.warning("cannot reach the node at %s yet: %s", config.node_url, exc.message)
+        service = GatewayService(keys, chain, ReadingIndex(home / INDEX_FILE), config)
+        server = _Server(
+            uvicorn.Config(
+                create_gateway_app(service),
+                host=config.host,
+                port=config.port,
+                log_config=None,
+                access_log=False,
+                timeout_graceful_shutdown=5,
+            )
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+        log.info(
+            "gateway %s serves devices on http://%s:%d, commits to %s",
+            keys.address_text,
+            config.host,
+            config.port,
+            config.node_url,
+        )
+        await server.serve()  # the app's shutdown flushes the pending batch
+        log.info("gateway stopped; %d readings left pending", service.pending_count)
+
+
+@reports_errors
+def gateway_run(home: HomeOption) -> None:
+    """Serve devices from the gateway's home until SIGINT/SIGTERM (the pending batch is
+    committed before it exits)."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(_serve_gateway(home))
+
+
+@gateway_app.callback(invoke_without_command=True)
+def gateway_main(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None, typer.Option("--home", help="Run the gateway of this home (as `run`).")
+    ] = None,
+) -> None:
+    """Run an edge gateway (`medchain gateway --home DIR`), or set up its home."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if home is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(2)
+    gateway_run(home)
+
+
+gateway_app.command("init")(gateway_init)
+gateway_app.command("run")(gateway_run)
+
+
+# -- reading prove ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProofCheck:
+    """What `reading prove` found: the gateway's proof and the root the chain holds."""
+
+    reading_id: bytes
+    batch_id: bytes
+    proof: ReadingProof
+    chain_root: bytes | None
+    """None when the chain holds no such batch."""
+
+    @property
+    def verified(self) -> bool:
+        return self.chain_root is not None and verify_proof(self.proof, self.chain_root)
+
+    @property
+    def reason(self) -> str:
+        if self.chain_root is None:
+            return f"the chain holds no batch {self.batch_id.hex()}"
+        if self.proof.root != self.chain_root:
+            return "the gateway's root differs from the batch root on chain"
+        if not self.verified:
+            return "the audit path does not lead from the reading to the root"
+        return "the reading is in the batch committed on chain"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reading": self.reading_id.hex(),
+            "batch": self.batch_id.hex(),
+            "index": self.proof.index,
+            "tree_size": self.proof.tree_size,
+            "path": [h.hex() for h in self.proof.path],
+            "proof_root": self.proof.root.hex(),
+            "chain_root": None if self.chain_root is None else self.chain_root.hex(),
+            "verified": self.verified,
+            "reason": self.reason,
+        }
+
+
+def _reading_id(text: str) -> bytes:
+    try:
+        raw = bytes.fromhex(text.strip())
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise MedchainError(f"{text!r} is not a reading id (64 hex digits, as the gateway answers)")
+    return raw
+
+
+def _hex(body: dict[str, Any], key: str, size: int) -> bytes:
+    raw = bytes.fromhex(body[key])
+    if len(raw) != size:
+        raise ValueError(f"{key} is not {size} bytes")
+    return raw
+
+
+class BatchSource(Protocol):
+    """Where committed batches are read: a ChainBackend, or a cache in front of one."""
+
+    def batch(self, batch_id: bytes) -> Batch | None: ...
+
+
+def check_reading(gateway: httpx.Client, chain: BatchSource, reading_id: bytes) -> ProofCheck:
+    """Fetch the reading's proof from the gateway and the batch root from the chain. The
+    proof is rebuilt around the id asked for, so a gateway cannot prove another reading."""
+    rid = reading_id.hex()
+    try:
+        response = gateway.get(f"/v1/readings/{rid}")
+    except httpx.HTTPError as exc:
+        raise GatewayUnavailable(
+            f"the gateway at {gateway.base_url} did not answer ({exc}); check --gateway"
+        ) from None
+    if response.status_code == 404:
+        raise GatewayUnavailable(f"the gateway at {gateway.base_url} knows no reading {rid}")
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code != 200 or not isinstance(body, dict):
+        raise GatewayUnavailable(
+            f"the gateway at {gateway.base_url} answered {response.status_code}: "
+            f"{response.text[:200]}"
+        )
+    if body.get("status") == "pending":
+        raise GatewayUnavailable(
+            f"reading {rid} is accepted but not committed yet; retry in a moment"
+        )
+    try:
+        batch_id = _hex(body, "batch", BATCH_ID_SIZE)
+        raw = body["proof"]
+        proof = ReadingProof(
+            reading_id,
+            _hex(raw, "root", 32),
+            int(raw["index"]),
+            int(raw["tree_size"]),
+            tuple(bytes.fromhex(h) for h in raw["path"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise GatewayUnavailable(f"the gateway's answer for {rid} is not a proof: {exc}") from None
+    batch = chain.batch(batch_id)
+    return ProofCheck(reading_id, batch_id, proof, None if batch is None else batch.root)
+
+
+@reading_app.command("prove")
+@reports_errors
+def reading_prove(
+    reading_id: Annotated[str, typer.Argument(help="The reading's id (64 hex digits).")],
+    gateway: GatewayOption = DEFAULT_GATEWAY,
+    node: NodeOption = DEFAULT_NODE,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Prove a reading is in a batch committed on chain: exit 0 if verified, 2 if not."""
+    rid = _reading_id(reading_id)
+    with httpx.Client(base_url=gateway, timeout=10.0) as http, HttpChain(node) as chain:
+        check = check_reading(http, chain, rid)
+    if as_json:
+        typer.echo(json.dumps(check.to_json(), indent=2))
+    else:
+        console.print(f"reading:     {rid.hex()}")
+        console.print(f"batch:       {check.batch_id.hex()}")
+        console.print(f"leaf:        {check.proof.index} of {check.proof.tree_size}")
+        console.print("path:")
+        for step in check.proof.path:
+            console.print(f"  {step.hex()}")
+        root = "(no such batch)" if check.chain_root is None else check.chain_root.hex()
+        console.print(f"chain root:  {root}")
+        verdict = "[green]verified[/]" if check.verified else "[red]NOT verified[/]"
+        console.print(f"verdict:     {verdict}: {check.reason}")
+    if not check.verified:
+        raise typer.Exit(2)
+
+
+# -- devices simulate -------------------------------------------------------------------
+
+_KINDS = {
+    DeviceKind.HEART_RATE_BAND: ChainDeviceKind.HEART_RATE,
+    DeviceKind.PULSE_OXIMETER: ChainDeviceKind.PULSE_OXIMETER,
+    DeviceKind.THERMOMETER: ChainDeviceKind.THERMOMETER,
+    DeviceKind.BLOOD_PRESSURE_CUFF: ChainDeviceKind.BLOOD_PRESSURE,
+    DeviceKind.FALL_DETECTOR: ChainDeviceKind.FALL_DETECTOR,
+}
+# Modes a gateway strikes by default (REPLAY resends are acknowledged as duplicates and
+# BAD_SIGNATURE is struck only when configured), so they come first.
+MODES = (
+    Misbehaviour.NON_CONFORMING,
+    Misbehaviour.FLOOD,
+    Misbehaviour.BAD_SIGNATURE,
+    Misbehaviour.REPLAY,
+)
+FLOOD_BURST = 40
+"""Readings a flooding device sends per tick: twice the default burst."""
+
+
+def patient_keys(seed: int, index: int) -> AccountKeys:
+    """A simulated patient's keys, derived from the seed so a rerun reuses the fleet."""
+    label = f"{seed}/{index}".encode()
+    return AccountKeys(
+        tagged_hash("medchain/sim-patient-signing", label),
+        tagged_hash("medchain/sim-patient-encryption", label),
+    )
+
+
+def _send_all(chain: HttpChain, txs: Sequence[Tx], what: str, timeout_s: float = 60.0) -> None:
+    """Submit `txs` in batches (the node takes 256 pending per sender) and wait until all
+    are committed; a refusal or a failed call is an error naming it."""
+    with httpx.Client(base_url=chain.url, timeout=30.0) as http:
+        for start in range(0, len(txs), 200):
+            chunk = txs[start : start + 200]
+            response = http.post("/v1/txs/batch", json={"txs": [t.encoded.hex() for t in chunk]})
+            if response.status_code != 200:
+                raise MedchainError(
+                    f"the node refused the {what}: {response.status_code} {response.text[:200]}"
+                )
+            for result in response.json()["results"]:
+                if not result["accepted"] and result.get("error", {}).get("error") != "duplicate":
+                    raise MedchainError(f"the node refused a {what} transaction: {result['error']}")
+            waiting = {tx_id(t) for t in chunk}
+            deadline = time.monotonic() + timeout_s
+            while waiting:
+                if time.monotonic() > deadline:
+                    raise MedchainError(
+                        f"{len(waiting)} {what} transactions not committed in {timeout_s:g} s; "
+                        "is the chain making blocks? (`medchain status`)"
+                    )
+                for tx_hash in list(waiting):
+                    status = chain.tx_status(tx_hash)
+                    if status.status == "committed":
+                        waiting.discard(tx_hash)
+                        if status.receipt is not None and not status.receipt.ok:
+                            raise MedchainError(
+                                f"a {what} transaction failed on chain: {status.receipt.message}"
+                            )
+                if waiting:
+                    time.sleep(0.2)
+
+
+def enrol_fleet(
+    chain: HttpChain, owner: AccountKeys, count: int, misbehave: int, *, seed: int = 0
+) -> list[SimulatedDevice]:
+    """`count` devices on chain, the last `misbehave` of them misbehaving. A hospital key
+    gets one new (or reused) patient per device; a patient key gets every device itself.
+    Only what the chain lacks is registered, in batched transactions."""
+    identity = chain.identity(owner.address)
+    if identity is None or identity.role not in (Role.INSTITUTION, Role.PATIENT):
+        raise MedchainError(
+            f"{owner.address_text} must be a registered hospital (institution) or patient "
+            "to register devices"
+        )
+    hospital = identity.role is Role.INSTITUTION
+    patients = [patient_keys(seed, i) if hospital else owner for i in range(count)]
+    fee = chain.params.min_fee
+    new_patients = [p for p in {p.address: p for p in patients}.values() if hospital]
+    new_patients = [p for p in new_patients if chain.identity(p.address) is None]
+    if new_patients:
+        nonce = chain.account(owner.address).nonce
+        if fee:  # each patient pays for its own registration
+            funding = [
+                signed_tx(
+                    owner,
+                    chain.chain_id,
+                    nonce + i,
+                    "accounts.transfer",
+                    TransferArgs(p.address, fee, "simulated patient"),
+                    fee,
+                )
+                for i, p in enumerate(new_patients)
+            ]
+            _send_all(chain, funding, "patient funding")
+        registrations = []
+        for i, p in enumerate(new_patients):
+            profile = MedchainClient(p, chain)._seal_profile({"name": f"simulated patient {i}"})
+            args = RegisterArgs(
+                Role.PATIENT, "", p.encryption_public_key, profile, p.ring_public_key
+            )
+            registrations.append(signed_tx(p, chain.chain_id, 0, "registry.register", args, fee))
+        _send_all(chain, registrations, "patient registration")
+    kinds = list(_KINDS)
+    devices: list[SimulatedDevice] = []
+    for i, p in enumerate(patients):
+        kind = kinds[i % len(kinds)]
+        name = format_address(p.address)
+        if i >= count - misbehave:
+            mode = MODES[(i - (count - misbehave)) % len(MODES)]
+            devices.append(MisbehavingDevice(kind, name, mode, honest_first=1, seed=seed + i))
+        else:
+            devices.append(SimulatedDevice(kind, name, seed=seed + i))
+    missing = [(d, p) for d, p in zip(devices, patients, strict=True) if not _on_chain(chain, d)]
+    nonce = chain.account(owner.address).nonce
+    txs = []
+    for j, (d, p) in enumerate(missing):
+        proof = d.keys.sign(registration_message(chain.chain_id, p.address))
+        args2 = RegisterDeviceArgs(
+            d.keys.public_key, p.address, _KINDS[d.kind], f"simulated {d.kind.value}", proof
+        )
+        txs.append(signed_tx(owner, chain.chain_id, nonce + j, "devices.register", args2, fee))
+    _send_all(chain, txs, "device registration")
+    return devices
+
+
+def _on_chain(chain: ChainBackend, device: SimulatedDevice) -> bool:
+    return chain.device(device.keys.address) is not None
+
+
+@dataclass
+class FleetRun:
+    """What a simulation sent and what the gateway answered."""
+
+    accepted: dict[bytes, list[bytes]] = field(default_factory=dict)
+    """Device address -> ids of its readings the gateway accepted (resends included)."""
+    refused: Counter[str] = field(default_factory=Counter)
+    sent: int = 0
+    elapsed_s: float = 0.0
+
+
+async def stream_fleet(
+    gateway: str,
+    devices: Sequence[SimulatedDevice],
+    *,
+    rate_per_minute: float,
+    duration_s: float | None = None,
+    readings: int | None = None,
+    concurrency: int = 64,
+    progress: Progress | None = None,
+) -> FleetRun:
+    """Every device sends a reading every 60/rate s (a flooding one, FLOOD_BURST at once)
+    until `duration_s` or `readings` per device. A device's readings of one tick are all
+    answered before its next tick, so they arrive in order."""
+    if duration_s is None and readings is None:
+        raise MedchainError("give a duration or a reading count, so the simulation ends")
+    interval = 60.0 / rate_per_minute
+    ticks = readings if readings is not None else max(1, int((duration_s or 0) / interval))
+    if duration_s is not None:
+        ticks = min(ticks, max(1, int(duration_s / interval)))
+    run = FleetRun()
+    semaphore = asyncio.Semaphore(concurrency)
+    task = progress.add_task("readings", total=ticks * len(devices)) if progress else None
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async def send(http: httpx.AsyncClient, device: SimulatedDevice) -> None:
+        burst = (
+            FLOOD_BURST
+            if isinstance(device, MisbehavingDevice) and device.mode is Misbehaviour.FLOOD
+            else 1
+        )
+        async with semaphore:
+            for _ in range(burst):
+                signed = device.next_reading()
+                run.sent += 1
+                try:
+                    response = await http.post("/v1/readings", content=reading_to_json(signed))
+                except httpx.HTTPError:
+                    run.refused["unreachable"] += 1
+                    continue
+                if response.status_code == 202:
+                    rid = bytes.fromhex(response.json()["id"])
+                    run.accepted.setdefault(device.keys.address, []).append(rid)
+                else:
+                    try:
+                        code = str(response.json().get("error", response.status_code))
+                    except ValueError:
+                        code = str(response.status_code)
+                    run.refused[code] += 1
+        if progress is not None and task is not None:
+            progress.advance(task)
+
+    started = time.monotonic()
+    async with httpx.AsyncClient(base_url=gateway, timeout=30.0, limits=limits) as http:
+        for tick in range(ticks):
+            await asyncio.gather(*(send(http, d) for d in devices))
+            pause = started + (tick + 1) * interval - time.monotonic()
+            if pause > 0 and tick + 1 < ticks:
+                await asyncio.sleep(pause)
+    run.elapsed_s = time.monotonic() - started
+    return run
+
+
+def wait_committed(gateway: str, timeout_s: float = 60.0) -> None:
+    """Until the gateway holds no pending reading (its strikes go out with the batch)."""
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(base_url=gateway, timeout=5.0) as http:
+        while time.monotonic() < deadline:
+            if http.get("/v1/health").json().get("pending") == 0:
+                time.sleep(1.5)  # the last window's strikes and batch reach the chain
+                if http.get("/v1/health").json().get("pending") == 0:
+                    return
+            time.sleep(0.3)
+    raise GatewayUnavailable(
+        f"the gateway at {gateway} still holds pending readings after {timeout_s:g} s; "
+        "is its node reachable? (see its log)"
+    )
+
+
+@devices_app.command("simulate")
+@reports_errors
+def devices_simulate(
+    key: Annotated[
+        Path,
+        typer.Option("--key", help="A hospital's key (one patient per device) or a patient's."),
+    ],
+    count: Annotated[int, typer.Option("--count", min=1, max=10_000, help="Devices.")] = 10,
+    rate: Annotated[
+        float, typer.Option("--rate", min=0.1, help="Readings per device per minute.")
+    ] = 60.0,
+    misbehave: Annotated[
+        int,
+        typer.Option(
+            "--misbehave",
+            min=0,
+            help="How many of the devices misbehave (non-conforming, flood, bad signature, "
+            "replay, in turn).",
+        ),
+    ] = 0,
+    duration: Annotated[float, typer.Option("--duration", min=0.1, help="Seconds.")] = 10.0,
+    readings: Annotated[
+        int | None, typer.Option("--readings", min=1, help="Stop after this many per device.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="One seed, one fleet: a rerun reuses it.")] = 0,
+    gateway: GatewayOption = DEFAULT_GATEWAY,
+    node: NodeOption = DEFAULT_NODE,
+) -> None:
+    """Register a fleet of simulated devices and stream their readings to a gateway;
+    prints what it accepted and refused, and the devices' states on chain."""
+    if misbehave > count:
+        raise MedchainError(f"--misbehave {misbehave} is more than --count {count}")
+    owner = load_key_file(key)
+    with HttpChain(node) as chain:
+        with console.status(f"registering {count} devices on {node}"):
+            devices = enrol_fleet(chain, owner, count, misbehave, seed=seed)
+        with Progress(console=err_console, transient=True) as progress:
+            run = asyncio.run(
+                stream_fleet(
+                    gateway,
+                    devices,
+                    rate_per_minute=rate,
+                    duration_s=duration,
+                    readings=readings,
+                    progress=progress,
+                )
+            )
+        with console.status("waiting for the gateway to commit"):
+            wait_committed(gateway)
+        states = {d.keys.address: chain.device(d.keys.address) for d in devices}
+        height = chain.height
+    accepted = sum(len(v) for v in run.accepted.values())
+    console.print(
+        f"{run.sent} readings sent in {run.elapsed_s:.1f} s: {accepted} accepted, "
+        f"{sum(run.refused.values())} refused"
+    )
+    if run.refused:
+        table = Table("refused because", "readings", title="refusals")
+        for reason, n in run.refused.most_common():
+            table.add_row(reason, str(n))
+        console.print(table)
+    honest = Counter(
+        s.state_at(height).value if s else "unregistered"
+        for d in devices
+        if not isinstance(d, MisbehavingDevice)
+        for s in [states[d.keys.address]]
+    )
+    console.print("honest devices: " + ", ".join(f"{n} {st}" for st, n in honest.items()))
+    bad = [d for d in devices if isinstance(d, MisbehavingDevice)]
+    if bad:
+        table = Table("device", "misbehaviour", "state", "strikes", title="misbehaving devices")
+        for d in bad:
+            found = states[d.keys.address]
+            table.add_row(
+                d.keys.address_text,
+                d.mode.value,
+                found.state_at(height).value if found else "unregistered",
+                str(found.strikes if found else 0),
+            )
+        console.print(table)
+
+
+__all__ = [
+    "FleetRun",
+    "ProofCheck",
+    "check_reading",
+    "enrol_fleet",
+    "gateway_app",
+    "reading_app",
+    "stream_fleet",
+    "wait_committed",
+]

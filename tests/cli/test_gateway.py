@@ -1,0 +1,114 @@
+"""`medchain gateway init` and `medchain reading prove`, in process: the gateway app over
+an ASGI transport on a LocalChain (the `world` of the gateway service tests)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from medchain.cli import _gateway as gw
+from medchain.cli import app
+from medchain.crypto import load_keys
+from medchain.gateway._config import GATEWAY_KEY_FILE, load_config
+from medchain.gateway._index import ReadingIndex
+from medchain.gateway._server import create_gateway_app
+from medchain.gateway._service import GatewayService
+from tests.api.harness import SyncASGITransport
+from tests.gateway.test_service import World, world  # noqa: F401  (the fixture)
+
+runner = CliRunner()
+
+
+def test_init_writes_a_home_that_loads(tmp_path: Path) -> None:
+    home = tmp_path / "gw"
+    result = runner.invoke(
+        app, ["gateway", "init", "--home", str(home), "--node", "http://n:8601", "--port", "8711"]
+    )
+    assert result.exit_code == 0, result.output
+    config = load_config(home)
+    assert (config.node_url, config.port) == ("http://n:8601", 8711)
+    keys = load_keys(home / GATEWAY_KEY_FILE)
+    assert keys.address_text in result.output
+    assert f"medchain gateways register {keys.address_text}" in result.output
+    again = runner.invoke(app, ["gateway", "init", "--home", str(home), "--node", "http://n"])
+    assert again.exit_code == 1 and "already a gateway home" in again.output
+    bad = runner.invoke(
+        app, ["gateway", "init", "--home", str(tmp_path / "b"), "--node", "x", "--port", "0"]
+    )
+    assert bad.exit_code == 1 and not (tmp_path / "b" / GATEWAY_KEY_FILE).exists()
+
+
+def test_gateway_without_home_shows_help() -> None:
+    result = runner.invoke(app, ["gateway"])
+    assert result.exit_code == 2 and "init" in result.output
+
+
+def _gateway(world: World) -> tuple[GatewayService, httpx.Client]:  # noqa: F811
+    service = world.service(ReadingIndex(":memory:"))
+    transport = SyncASGITransport(create_gateway_app(service, background=False, threads=False))
+    return service, httpx.Client(transport=transport, base_url="http://gw")
+
+
+def test_check_reading(world: World) -> None:  # noqa: F811
+    service, http = _gateway(world)
+    sim = world.device()
+    rid = service.submit(sim.next_reading()).reading_id
+    with pytest.raises(gw.GatewayUnavailable, match="not committed yet"):
+        gw.check_reading(http, world.chain, rid)
+    with pytest.raises(gw.GatewayUnavailable, match="knows no reading"):
+        gw.check_reading(http, world.chain, b"\x01" * 32)
+    for _ in range(3):
+        service.submit(sim.next_reading())
+    service.flush()
+    check = gw.check_reading(http, world.chain, rid)
+    assert check.verified and check.proof.tree_size == 4 and len(check.proof.path) == 2
+    assert check.to_json()["chain_root"] == check.proof.root.hex()
+
+    class OtherRoot:
+        """A chain whose batch has another root (the gateway lied, or another chain)."""
+
+        def batch(self, batch_id: bytes) -> Any:
+            found = world.chain.batch(batch_id)
+            assert found is not None
+            return replace(found, root=b"\x02" * 32)
+
+    lied = gw.check_reading(http, OtherRoot(), rid)
+    assert not lied.verified and "differs" in lied.reason
+    wrong_path = replace(check, proof=replace(check.proof, index=check.proof.index ^ 1))
+    assert not wrong_path.verified and "audit path" in wrong_path.reason
+
+
+def test_reading_prove_command(world: World, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    service = world.service(ReadingIndex(":memory:"))
+    sim = world.device()
+    rid = service.submit(sim.next_reading()).reading_id
+    service.flush()
+
+    @contextlib.contextmanager
+    def chain(_: str) -> Iterator[Any]:
+        yield world.chain
+
+    monkeypatch.setattr(gw, "HttpChain", chain)
+    app_ = create_gateway_app(service, background=False, threads=False)
+    fresh = httpx.Client  # each command closes its client
+    monkeypatch.setattr(
+        httpx,
+        "Client",
+        lambda **_: fresh(transport=SyncASGITransport(app_), base_url="http://gw"),
+    )
+    result = runner.invoke(app, ["reading", "prove", rid.hex()])
+    assert result.exit_code == 0, result.output
+    assert "verified" in result.output and "leaf:        0 of 1" in result.output
+    as_json = runner.invoke(app, ["reading", "prove", rid.hex(), "--json"])
+    assert json.loads(as_json.output)["verified"] is True
+    unknown = runner.invoke(app, ["reading", "prove", "ab" * 32])
+    assert unknown.exit_code == 1 and "knows no reading" in unknown.output
+    assert runner.invoke(app, ["reading", "prove", "zz"]).exit_code == 1
