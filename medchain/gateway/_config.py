@@ -3,7 +3,8 @@
     HOME/
       gateway.key     the gateway's account (a hospital registers its address on chain
                       with `medchain gateways register`)
-      config.json     node URL, listen address, batching and rate limits
+      config.json     node URL, listen address, batching and rate limits, and an
+                      optional "mqtt" section (the broker devices publish readings to)
       index.sqlite    replay guard, pending readings, committed readings and proofs
 
 Strike thresholds are not here: they are chain parameters, the same for every gateway.
@@ -28,6 +29,36 @@ class GatewayConfigError(MedchainError):
 
 
 @dataclass(frozen=True, slots=True)
+class MqttConfig:
+    """The MQTT broker the gateway subscribes to. Devices publish on
+    `<topic_prefix>/<device address>/readings` and read answers on `.../acks`.
+
+    Connections are persistent sessions (clean_session off, a fixed client id), so QoS 1
+    readings published while the gateway is away wait at the broker."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    topic_prefix: str = "medchain/devices"
+    client_id: str = ""
+    """Empty: "medchain-gateway-<gateway address>", stable across restarts."""
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    """CA bundle to verify the broker with; None uses the system's CAs."""
+    cert_file: str | None = None
+    """Client certificate and key (mutual TLS), both or neither."""
+    key_file: str | None = None
+    max_inflight: int = 64
+    """Readings processed at once; beyond that the gateway stops taking messages."""
+    max_queued: int = 10_000
+    """Messages buffered from the broker while busy; beyond that they are dropped
+    unacknowledged, and the device resends (a resend of an accepted reading is safe)."""
+    reconnect_max_ms: int = 30_000
+    """Ceiling of the reconnect backoff, which starts at 0.5 s and doubles."""
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     node_url: str = "http://127.0.0.1:8600"
     host: str = "127.0.0.1"
@@ -45,6 +76,8 @@ class GatewayConfig:
     """Report readings whose signature fails as `unsigned` strikes. Off by default: the
     device keys are public on chain, so anyone could forge such readings and get an
     honest device banned. Turn it on only behind authenticated transport (mTLS)."""
+    mqtt: MqttConfig | None = None
+    """Take readings over MQTT as well as HTTP; None (the default) means HTTP only."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -59,6 +92,59 @@ _INT_LIMITS = {
     "device_cache_ms": (0, 3_600_000),
     "max_readings_per_request": (1, 10_000),
 }
+
+
+_MQTT_INT_LIMITS = {
+    "port": (1, 65_535),
+    "max_inflight": (1, 10_000),
+    "max_queued": (1, 1_000_000),
+    "reconnect_max_ms": (500, 3_600_000),
+}
+_MQTT_STR = ("host", "topic_prefix")
+_MQTT_OPTIONAL_STR = ("username", "password", "ca_file", "cert_file", "key_file")
+
+
+def parse_mqtt_config(raw: object) -> MqttConfig:
+    """The `mqtt` section, checked like the rest: unknown keys and bad types refused."""
+    if not isinstance(raw, dict):
+        raise GatewayConfigError(f"mqtt must be an object (or null), found {raw!r}")
+    known = set(MqttConfig.__dataclass_fields__)
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise GatewayConfigError(
+            f"unknown setting(s) {unknown} in the gateway's mqtt section; known: {sorted(known)}"
+        )
+    for key in _MQTT_STR:
+        if key in raw and (type(raw[key]) is not str or not raw[key]):
+            raise GatewayConfigError(f"mqtt.{key} must be a non-empty string, found {raw[key]!r}")
+    prefix = raw.get("topic_prefix", MqttConfig().topic_prefix)
+    if any(c in prefix for c in "+#\x00") or prefix.startswith("/") or prefix.endswith("/"):
+        raise GatewayConfigError(
+            f"mqtt.topic_prefix {prefix!r} must be a plain topic (no wildcards + or #, "
+            "no leading or trailing /), e.g. medchain/devices"
+        )
+    if "client_id" in raw and type(raw["client_id"]) is not str:
+        raise GatewayConfigError("mqtt.client_id must be a string (empty for the default)")
+    for key in _MQTT_OPTIONAL_STR:
+        if raw.get(key) is not None and (type(raw[key]) is not str or not raw[key]):
+            raise GatewayConfigError(f"mqtt.{key} must be a non-empty string or null")
+    for key, (low, high) in _MQTT_INT_LIMITS.items():
+        if key in raw and (type(raw[key]) is not int or not low <= raw[key] <= high):
+            raise GatewayConfigError(
+                f"mqtt.{key} must be an integer from {low} to {high}, found {raw[key]!r}"
+            )
+    if "tls" in raw and type(raw["tls"]) is not bool:
+        raise GatewayConfigError("mqtt.tls must be true or false")
+    if (raw.get("cert_file") is None) != (raw.get("key_file") is None):
+        raise GatewayConfigError(
+            "mqtt.cert_file and mqtt.key_file go together: set both or neither"
+        )
+    files = [k for k in ("ca_file", "cert_file", "key_file") if raw.get(k) is not None]
+    if files and not raw.get("tls", False):
+        raise GatewayConfigError(f"mqtt.{files[0]} is set but mqtt.tls is off; set tls to true")
+    if raw.get("password") is not None and raw.get("username") is None:
+        raise GatewayConfigError("mqtt.password needs mqtt.username")
+    return MqttConfig(**raw)
 
 
 def parse_config(raw: dict[str, Any]) -> GatewayConfig:
@@ -79,7 +165,8 @@ def parse_config(raw: dict[str, Any]) -> GatewayConfig:
             )
     if "strike_bad_signatures" in raw and type(raw["strike_bad_signatures"]) is not bool:
         raise GatewayConfigError("strike_bad_signatures must be true or false")
-    return GatewayConfig(**raw)
+    mqtt = raw.get("mqtt")
+    return GatewayConfig(**(raw | {"mqtt": None if mqtt is None else parse_mqtt_config(mqtt)}))
 
 
 def load_config(home: Path) -> GatewayConfig:
