@@ -62,6 +62,7 @@ from medchain.gateway._config import (
     write_config,
 )
 from medchain.gateway._index import ReadingIndex
+from medchain.gateway._mqtt import start_mqtt
 from medchain.gateway._server import create_gateway_app
 from medchain.gateway._service import GatewayService
 from medchain.types import MedchainError, Tx, tx_id
@@ -155,7 +156,21 @@ async def _serve_gateway(home: Path) -> None:
             config.port,
             config.node_url,
         )
-        await server.serve()  # the app's shutdown flushes the pending batch
+        mqtt_stop = asyncio.Event()
+        mqtt = start_mqtt(service, config, mqtt_stop)  # None without an `mqtt` section
+        if mqtt is not None and config.mqtt is not None:
+            log.info(
+                "and over MQTT at %s:%d (%s/<device>/readings)",
+                config.mqtt.host,
+                config.mqtt.port,
+                config.mqtt.topic_prefix,
+            )
+        try:
+            await server.serve()  # the app's shutdown flushes the pending batch
+        finally:
+            mqtt_stop.set()
+            if mqtt is not None:
+                await mqtt
         log.info("gateway stopped; %d readings left pending", service.pending_count)
 
 
