@@ -39,6 +39,7 @@ from medchain.crypto._keys import (
 from medchain.crypto._merkle import (
     MerkleProof,
     inclusion_proof,
+    inclusion_proofs,
     leaf_hash,
     merkle_root,
     merkle_root_of_hashes,
@@ -139,6 +140,7 @@ __all__ = [
     "epoch_keys",
     "format_address",
     "inclusion_proof",
+    "inclusion_proofs",
     "is_canonical_point",
     "is_ring_public_key",
     "keyword_id",

@@ -91,6 +91,26 @@ def inclusion_proof(leaves: Sequence[bytes], index: int) -> MerkleProof:
     return MerkleProof(index=index, tree_size=size, path=tuple(path))
 
 
+def inclusion_proofs(leaves: Sequence[bytes]) -> list[MerkleProof]:
+    """The audit path of every leaf, from one pass over the tree: proving each leaf
+    with `inclusion_proof` would rebuild the tree per leaf (quadratic in the size)."""
+    size = len(leaves)
+    levels = [[_leaf_hash(leaf) for leaf in leaves]]
+    while len(levels[-1]) > 1:
+        levels.append(_next_level(levels[-1]))
+    proofs = []
+    for index in range(size):
+        path: list[bytes] = []
+        position = index
+        for level in levels[:-1]:
+            sibling = position ^ 1
+            if sibling < len(level):
+                path.append(level[sibling])
+            position //= 2
+        proofs.append(MerkleProof(index=index, tree_size=size, path=tuple(path)))
+    return proofs
+
+
 def verify_inclusion(root: bytes, leaf: bytes, proof: MerkleProof) -> bool:
     """True iff `proof` shows `leaf` at `proof.index` in the tree with `root`.
 

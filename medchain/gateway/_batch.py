@@ -13,7 +13,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
-from medchain.crypto import MerkleProof, inclusion_proof, merkle_root, verify_inclusion
+from medchain.crypto import (
+    MerkleProof,
+    inclusion_proof,
+    inclusion_proofs,
+    merkle_root,
+    verify_inclusion,
+)
 from medchain.gateway._readings import SignedReading
 from medchain.types import HASH_SIZE, MedchainError, encode
 
@@ -90,6 +96,15 @@ class Batch:
     def prove(self, reading_id: bytes) -> ReadingProof:
         """The proof for one reading of this batch; BatchError if it is not in it."""
         return prove(self, reading_id)
+
+    def proofs(self) -> dict[bytes, ReadingProof]:
+        """Every reading's proof by reading id, from one pass over the tree."""
+        return {
+            reading_id: ReadingProof(reading_id, self.root, p.index, p.tree_size, p.path)
+            for reading_id, p in zip(
+                self.reading_ids, inclusion_proofs(self.reading_ids), strict=True
+            )
+        }
 
 
 def prove(batch: Batch, reading_id: bytes) -> ReadingProof:

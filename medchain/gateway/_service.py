@@ -341,6 +341,7 @@ class GatewayService:
             bundles.append(Bundle(patient, cid, sha256(blob)))
         batch_id = self._submit_batch(batch, bundles)
         cids = {b.patient: b.cid for b in bundles}
+        proofs = batch.proofs()
         committed = []
         for entry in batch.entries:
             patient = parse_address(entry.patient)
@@ -349,7 +350,7 @@ class GatewayService:
                 CommittedReading(
                     reading.reading_id,
                     batch_id,
-                    batch.prove(reading.reading_id),
+                    proofs[reading.reading_id],
                     address_from_public_key(reading.reading.device),
                     patient,
                     reading.reading.timestamp_ms,

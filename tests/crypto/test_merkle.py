@@ -7,7 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from medchain.crypto import MerkleProof, inclusion_proof, merkle_root, verify_inclusion
+from medchain.crypto import (
+    MerkleProof,
+    inclusion_proof,
+    inclusion_proofs,
+    merkle_root,
+    verify_inclusion,
+)
 
 
 def h(data: bytes) -> bytes:
@@ -176,6 +182,12 @@ def test_every_leaf_proof_matches_rfc_and_verifies(leaves: list[bytes]) -> None:
         assert list(proof.path) == ref_path(index, leaves)
         assert proof.tree_size == len(leaves)
         assert verify_inclusion(root, data, proof)
+
+
+@settings(max_examples=50)
+@given(st.lists(st.binary(max_size=8), max_size=70))
+def test_all_proofs_at_once_are_the_single_proofs(leaves: list[bytes]) -> None:
+    assert inclusion_proofs(leaves) == [inclusion_proof(leaves, i) for i in range(len(leaves))]
 
 
 @given(unique_leaves, st.data())

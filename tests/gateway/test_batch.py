@@ -42,9 +42,11 @@ def test_every_reading_proves_and_wrong_roots_or_readings_do_not(
     batch = Batch(items)
     assert Batch(shuffled).root == batch.root  # order of arrival does not matter
     other = Batch(entries(count + 1, patients))
+    all_at_once = batch.proofs()
     for entry in items:
         rid = entry.reading.reading_id
         proof = prove(batch, rid)
+        assert all_at_once[rid] == proof
         assert verify_proof(proof, batch.root)
         assert not verify_proof(proof, other.root)
         changed = Reading(KEYS.public_key, entry.reading.reading.sequence + 1000, 0, b"{}")
