@@ -44,6 +44,13 @@ PASSPHRASE_ENV = "MEDCHAIN_PASSPHRASE"
 DEFAULT_CHAIN_ID = "medchain-local"
 VALIDATOR_ALLOCATION = 1_000_000_000
 
+
+class GatewayUnavailable(MedchainError):
+    """A gateway did not answer, or answered something unusable."""
+
+    code = "gateway_error"
+
+
 DataOption = Annotated[
     Path | None,
     typer.Option(

@@ -9,10 +9,9 @@ import contextlib
 import json
 import logging
 import signal
-import time
 from collections import Counter
-from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Generator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
@@ -25,15 +24,10 @@ from rich.table import Table
 from medchain.app import (
     BATCH_ID_SIZE,
     Batch,
-    RegisterArgs,
-    RegisterDeviceArgs,
-    Role,
-    TransferArgs,
-    registration_message,
 )
-from medchain.app import DeviceKind as ChainDeviceKind
 from medchain.cli._common import (
     DEFAULT_NODE,
+    GatewayUnavailable,
     NodeOption,
     console,
     err_console,
@@ -42,15 +36,13 @@ from medchain.cli._common import (
     reports_errors,
 )
 from medchain.cli._devices import devices_app
-from medchain.client import ChainBackend, HttpChain, MedchainClient
-from medchain.crypto import AccountKeys, format_address, save_keys, signed_tx, tagged_hash
+from medchain.cli._fleet_enrol import enrol_fleet
+from medchain.cli._fleet_stream import stream_fleet, wait_committed
+from medchain.client import HttpChain
+from medchain.crypto import AccountKeys, save_keys
 from medchain.gateway import (
-    DeviceKind,
     MisbehavingDevice,
-    Misbehaviour,
     ReadingProof,
-    SimulatedDevice,
-    reading_to_json,
     verify_proof,
 )
 from medchain.gateway._config import (
@@ -65,7 +57,7 @@ from medchain.gateway._index import ReadingIndex
 from medchain.gateway._mqtt import start_mqtt
 from medchain.gateway._server import create_gateway_app
 from medchain.gateway._service import GatewayService
-from medchain.types import MedchainError, Tx, tx_id
+from medchain.types import MedchainError
 
 DEFAULT_GATEWAY = "http://127.0.0.1:8700"
 GatewayOption = Annotated[
@@ -78,10 +70,6 @@ reading_app = typer.Typer(
     help="Device readings committed by a gateway: prove them against the chain.",
     no_args_is_help=True,
 )
-
-
-class GatewayUnavailable(MedchainError):
-    code = "gateway_error"
 
 
 # -- gateway init / run -----------------------------------------------------------------
@@ -340,223 +328,6 @@ def reading_prove(
 
 # -- devices simulate -------------------------------------------------------------------
 
-_KINDS = {
-    DeviceKind.HEART_RATE_BAND: ChainDeviceKind.HEART_RATE,
-    DeviceKind.PULSE_OXIMETER: ChainDeviceKind.PULSE_OXIMETER,
-    DeviceKind.THERMOMETER: ChainDeviceKind.THERMOMETER,
-    DeviceKind.BLOOD_PRESSURE_CUFF: ChainDeviceKind.BLOOD_PRESSURE,
-    DeviceKind.FALL_DETECTOR: ChainDeviceKind.FALL_DETECTOR,
-}
-# Modes a gateway strikes by default (REPLAY resends are acknowledged as duplicates and
-# BAD_SIGNATURE is struck only when configured), so they come first.
-MODES = (
-    Misbehaviour.NON_CONFORMING,
-    Misbehaviour.FLOOD,
-    Misbehaviour.BAD_SIGNATURE,
-    Misbehaviour.REPLAY,
-)
-FLOOD_BURST = 40
-"""Readings a flooding device sends per tick: twice the default burst."""
-
-
-def patient_keys(seed: int, index: int) -> AccountKeys:
-    """A simulated patient's keys, derived from the seed so a rerun reuses the fleet."""
-    label = f"{seed}/{index}".encode()
-    return AccountKeys(
-        tagged_hash("medchain/sim-patient-signing", label),
-        tagged_hash("medchain/sim-patient-encryption", label),
-    )
-
-
-def _send_all(chain: HttpChain, txs: Sequence[Tx], what: str, timeout_s: float = 60.0) -> None:
-    """Submit `txs` in batches (the node takes 256 pending per sender) and wait until all
-    are committed; a refusal or a failed call is an error naming it."""
-    with httpx.Client(base_url=chain.url, timeout=30.0) as http:
-        for start in range(0, len(txs), 200):
-            chunk = txs[start : start + 200]
-            response = http.post("/v1/txs/batch", json={"txs": [t.encoded.hex() for t in chunk]})
-            if response.status_code != 200:
-                raise MedchainError(
-                    f"the node refused the {what}: {response.status_code} {response.text[:200]}"
-                )
-            for result in response.json()["results"]:
-                if not result["accepted"] and result.get("error", {}).get("error") != "duplicate":
-                    raise MedchainError(f"the node refused a {what} transaction: {result['error']}")
-            waiting = {tx_id(t) for t in chunk}
-            deadline = time.monotonic() + timeout_s
-            while waiting:
-                if time.monotonic() > deadline:
-                    raise MedchainError(
-                        f"{len(waiting)} {what} transactions not committed in {timeout_s:g} s; "
-                        "is the chain making blocks? (`medchain status`)"
-                    )
-                for tx_hash in list(waiting):
-                    status = chain.tx_status(tx_hash)
-                    if status.status == "committed":
-                        waiting.discard(tx_hash)
-                        if status.receipt is not None and not status.receipt.ok:
-                            raise MedchainError(
-                                f"a {what} transaction failed on chain: {status.receipt.message}"
-                            )
-                if waiting:
-                    time.sleep(0.2)
-
-
-def enrol_fleet(
-    chain: HttpChain, owner: AccountKeys, count: int, misbehave: int, *, seed: int = 0
-) -> list[SimulatedDevice]:
-    """`count` devices on chain, the last `misbehave` of them misbehaving. A hospital key
-    gets one new (or reused) patient per device; a patient key gets every device itself.
-    Only what the chain lacks is registered, in batched transactions."""
-    identity = chain.identity(owner.address)
-    if identity is None or identity.role not in (Role.INSTITUTION, Role.PATIENT):
-        raise MedchainError(
-            f"{owner.address_text} must be a registered hospital (institution) or patient "
-            "to register devices"
-        )
-    hospital = identity.role is Role.INSTITUTION
-    patients = [patient_keys(seed, i) if hospital else owner for i in range(count)]
-    fee = chain.params.min_fee
-    new_patients = [p for p in {p.address: p for p in patients}.values() if hospital]
-    new_patients = [p for p in new_patients if chain.identity(p.address) is None]
-    if new_patients:
-        nonce = chain.account(owner.address).nonce
-        if fee:  # each patient pays for its own registration
-            funding = [
-                signed_tx(
-                    owner,
-                    chain.chain_id,
-                    nonce + i,
-                    "accounts.transfer",
-                    TransferArgs(p.address, fee, "simulated patient"),
-                    fee,
-                )
-                for i, p in enumerate(new_patients)
-            ]
-            _send_all(chain, funding, "patient funding")
-        registrations = []
-        for i, p in enumerate(new_patients):
-            profile = MedchainClient(p, chain)._seal_profile({"name": f"simulated patient {i}"})
-            args = RegisterArgs(
-                Role.PATIENT, "", p.encryption_public_key, profile, p.ring_public_key
-            )
-            registrations.append(signed_tx(p, chain.chain_id, 0, "registry.register", args, fee))
-        _send_all(chain, registrations, "patient registration")
-    kinds = list(_KINDS)
-    devices: list[SimulatedDevice] = []
-    for i, p in enumerate(patients):
-        kind = kinds[i % len(kinds)]
-        name = format_address(p.address)
-        if i >= count - misbehave:
-            mode = MODES[(i - (count - misbehave)) % len(MODES)]
-            devices.append(MisbehavingDevice(kind, name, mode, honest_first=1, seed=seed + i))
-        else:
-            devices.append(SimulatedDevice(kind, name, seed=seed + i))
-    missing = [(d, p) for d, p in zip(devices, patients, strict=True) if not _on_chain(chain, d)]
-    nonce = chain.account(owner.address).nonce
-    txs = []
-    for j, (d, p) in enumerate(missing):
-        proof = d.keys.sign(registration_message(chain.chain_id, p.address))
-        args2 = RegisterDeviceArgs(
-            d.keys.public_key, p.address, _KINDS[d.kind], f"simulated {d.kind.value}", proof
-        )
-        txs.append(signed_tx(owner, chain.chain_id, nonce + j, "devices.register", args2, fee))
-    _send_all(chain, txs, "device registration")
-    return devices
-
-
-def _on_chain(chain: ChainBackend, device: SimulatedDevice) -> bool:
-    return chain.device(device.keys.address) is not None
-
-
-@dataclass
-class FleetRun:
-    """What a simulation sent and what the gateway answered."""
-
-    accepted: dict[bytes, list[bytes]] = field(default_factory=dict)
-    """Device address -> ids of its readings the gateway accepted (resends included)."""
-    refused: Counter[str] = field(default_factory=Counter)
-    sent: int = 0
-    elapsed_s: float = 0.0
-
-
-async def stream_fleet(
-    gateway: str,
-    devices: Sequence[SimulatedDevice],
-    *,
-    rate_per_minute: float,
-    duration_s: float | None = None,
-    readings: int | None = None,
-    concurrency: int = 64,
-    progress: Progress | None = None,
-) -> FleetRun:
-    """Every device sends a reading every 60/rate s (a flooding one, FLOOD_BURST at once)
-    until `duration_s` or `readings` per device. A device's readings of one tick are all
-    answered before its next tick, so they arrive in order."""
-    if duration_s is None and readings is None:
-        raise MedchainError("give a duration or a reading count, so the simulation ends")
-    interval = 60.0 / rate_per_minute
-    ticks = readings if readings is not None else max(1, int((duration_s or 0) / interval))
-    if duration_s is not None:
-        ticks = min(ticks, max(1, int(duration_s / interval)))
-    run = FleetRun()
-    semaphore = asyncio.Semaphore(concurrency)
-    task = progress.add_task("readings", total=ticks * len(devices)) if progress else None
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-
-    async def send(http: httpx.AsyncClient, device: SimulatedDevice) -> None:
-        burst = (
-            FLOOD_BURST
-            if isinstance(device, MisbehavingDevice) and device.mode is Misbehaviour.FLOOD
-            else 1
-        )
-        async with semaphore:
-            for _ in range(burst):
-                signed = device.next_reading()
-                run.sent += 1
-                try:
-                    response = await http.post("/v1/readings", content=reading_to_json(signed))
-                except httpx.HTTPError:
-                    run.refused["unreachable"] += 1
-                    continue
-                if response.status_code == 202:
-                    rid = bytes.fromhex(response.json()["id"])
-                    run.accepted.setdefault(device.keys.address, []).append(rid)
-                else:
-                    try:
-                        code = str(response.json().get("error", response.status_code))
-                    except ValueError:
-                        code = str(response.status_code)
-                    run.refused[code] += 1
-        if progress is not None and task is not None:
-            progress.advance(task)
-
-    started = time.monotonic()
-    async with httpx.AsyncClient(base_url=gateway, timeout=30.0, limits=limits) as http:
-        for tick in range(ticks):
-            await asyncio.gather(*(send(http, d) for d in devices))
-            pause = started + (tick + 1) * interval - time.monotonic()
-            if pause > 0 and tick + 1 < ticks:
-                await asyncio.sleep(pause)
-    run.elapsed_s = time.monotonic() - started
-    return run
-
-
-def wait_committed(gateway: str, timeout_s: float = 60.0) -> None:
-    """Until the gateway holds no pending reading (its strikes go out with the batch)."""
-    deadline = time.monotonic() + timeout_s
-    with httpx.Client(base_url=gateway, timeout=5.0) as http:
-        while time.monotonic() < deadline:
-            if http.get("/v1/health").json().get("pending") == 0:
-                time.sleep(1.5)  # the last window's strikes and batch reach the chain
-                if http.get("/v1/health").json().get("pending") == 0:
-                    return
-            time.sleep(0.3)
-    raise GatewayUnavailable(
-        f"the gateway at {gateway} still holds pending readings after {timeout_s:g} s; "
-        "is its node reachable? (see its log)"
-    )
-
 
 @devices_app.command("simulate")
 @reports_errors
@@ -641,12 +412,8 @@ def devices_simulate(
 
 
 __all__ = [
-    "FleetRun",
     "ProofCheck",
     "check_reading",
-    "enrol_fleet",
     "gateway_app",
     "reading_app",
-    "stream_fleet",
-    "wait_committed",
 ]

@@ -21,7 +21,9 @@ from typer.testing import CliRunner
 
 from medchain.app import Batch, DeviceState, Role
 from medchain.cli import app
-from medchain.cli._gateway import check_reading, enrol_fleet, stream_fleet, wait_committed
+from medchain.cli._fleet_enrol import enrol_fleet
+from medchain.cli._fleet_stream import stream_fleet, wait_committed
+from medchain.cli._gateway import check_reading
 from medchain.client import HttpChain, MedchainClient
 from medchain.crypto import load_keys
 from medchain.gateway import MisbehavingDevice
