@@ -27,6 +27,7 @@ from medchain.gateway._readings import (
     reading_id,
     reading_signing_bytes,
     reading_to_json,
+    readings_from_json_array,
     sign_reading,
     verify_reading,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "reading_id",
     "reading_signing_bytes",
     "reading_to_json",
+    "readings_from_json_array",
     "readings_topic",
     "sign_reading",
     "start_mqtt",

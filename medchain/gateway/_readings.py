@@ -17,6 +17,7 @@ import binascii
 import json
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from medchain.crypto import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, AccountKeys, verify_signature
@@ -83,6 +84,11 @@ class Reading:
                 code="too_large",
             )
 
+    @cached_property
+    def signing_bytes(self) -> bytes:
+        """Computed once: the id, the signature check and the batch all need it."""
+        return READING_DOMAIN + encode(self)
+
 
 @dataclass(frozen=True)
 class SignedReading:
@@ -97,14 +103,14 @@ class SignedReading:
                 f"the signature must be {SIGNATURE_SIZE} bytes (Ed25519)", code="malformed"
             )
 
-    @property
+    @cached_property
     def reading_id(self) -> bytes:
         return reading_id(self.reading)
 
 
 def reading_signing_bytes(reading: Reading) -> bytes:
     """The bytes a device signs: a domain tag, then the reading's canonical encoding."""
-    return READING_DOMAIN + encode(reading)
+    return reading.signing_bytes
 
 
 def reading_id(reading: Reading) -> bytes:
@@ -209,11 +215,49 @@ def reading_from_json(data: bytes | str) -> SignedReading:
             f"the reading is {len(data)} bytes of JSON, over the limit of {MAX_JSON_BYTES}",
             code="too_large",
         )
+    return reading_from_object(_strict_json(data, "the reading"))
+
+
+def readings_from_json_array(
+    data: bytes | str, max_readings: int
+) -> list[SignedReading | BadReading]:
+    """Parse a JSON array of readings (one request from a hub relaying several devices)
+    with the same strictness, once: one result per element, a BadReading for each bad
+    one, so the good ones still go through. BadReading for the whole if it is not an
+    array of at most `max_readings`."""
+    if len(data) > MAX_JSON_BYTES * max_readings:
+        raise BadReading(
+            f"the request is {len(data)} bytes of JSON, over the limit of "
+            f"{MAX_JSON_BYTES * max_readings} for {max_readings} readings",
+            code="too_large",
+        )
+    items = _strict_json(data, "the request")
+    if not isinstance(items, list):
+        raise BadReading("the request must be a JSON array of readings", code="malformed")
+    if len(items) > max_readings:
+        raise BadReading(
+            f"send at most {max_readings} readings per request, not {len(items)}",
+            code="too_many",
+        )
+    results: list[SignedReading | BadReading] = []
+    for item in items:
+        try:
+            results.append(reading_from_object(item))
+        except BadReading as exc:
+            results.append(exc)
+    return results
+
+
+def _strict_json(data: bytes | str, what: str) -> Any:
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
-        obj = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise BadReading(f"the reading is not valid JSON: {exc}", code="malformed") from None
+        raise BadReading(f"{what} is not valid JSON: {exc}", code="malformed") from None
+
+
+def reading_from_object(obj: object) -> SignedReading:
+    """A reading from its parsed JSON form (see `reading_from_json`)."""
     if not isinstance(obj, dict):
         raise BadReading("the reading must be a JSON object", code="malformed")
     keys = set(obj)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
@@ -18,7 +17,8 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from medchain.crypto import format_address
-from medchain.gateway._service import GatewayService, ReadingRefused
+from medchain.gateway._readings import BadReading, SignedReading, readings_from_json_array
+from medchain.gateway._service import Accepted, GatewayService, ReadingRefused
 from medchain.types import MedchainError
 
 log = logging.getLogger("medchain.gateway")
@@ -31,7 +31,14 @@ def _error(status: int, code: str, message: str, retry_after: float | None = Non
 
 
 def _refusal(exc: ReadingRefused) -> dict[str, Any]:
-    return {"accepted": False, "status": exc.status, "error": exc.code, "message": exc.message}
+    answer = {"accepted": False, "status": exc.status, "error": exc.code, "message": exc.message}
+    if exc.retry_after_s is not None:
+        answer["retry_after_s"] = round(exc.retry_after_s, 3)
+    return answer
+
+
+def _acceptance(accepted: Accepted) -> dict[str, Any]:
+    return {"accepted": True, "id": accepted.reading_id.hex(), "duplicate": accepted.duplicate}
 
 
 async def flush_loop(service: GatewayService, poll_s: float = 0.05) -> None:
@@ -82,40 +89,35 @@ def create_gateway_app(
 
     @app.post("/v1/readings", response_model=None)
     async def post_readings(request: Request) -> JSONResponse:
+        """One reading (a JSON object), or an array of them from a hub relaying several
+        devices: the array's readings are checked in order and persisted together."""
         body = await request.body()
-        try:
-            parsed = json.loads(body)
-        except (UnicodeDecodeError, ValueError):
-            return _error(400, "malformed", "the body must be a reading (JSON) or an array of them")
-        if not isinstance(parsed, list):
+        if not body.lstrip().startswith(b"["):
             try:
                 accepted = await call(service.submit_json, body)
             except ReadingRefused as exc:
                 return _error(exc.status, exc.code, exc.message, exc.retry_after_s)
-            return JSONResponse(
-                {
-                    "accepted": True,
-                    "id": accepted.reading_id.hex(),
-                    "duplicate": accepted.duplicate,
-                },
-                status_code=202,
-            )
-        if len(parsed) > limit:
-            return _error(413, "too_many", f"send at most {limit} readings per request")
+            return JSONResponse(_acceptance(accepted), status_code=202)
+        try:
+            parsed = readings_from_json_array(body, limit)
+        except BadReading as exc:
+            status = 413 if exc.code in ("too_many", "too_large") else 400
+            return _error(status, exc.code, exc.message)
+        if not parsed:
+            return _error(400, "malformed", "the array holds no reading")
+        signed = [r for r in parsed if isinstance(r, SignedReading)]
+        answers = iter(await call(service.submit_many, signed) if signed else [])
         results = []
         for item in parsed:
-            try:
-                accepted = await call(service.submit_json, json.dumps(item, separators=(",", ":")))
-                results.append(
-                    {
-                        "accepted": True,
-                        "id": accepted.reading_id.hex(),
-                        "duplicate": accepted.duplicate,
-                    }
-                )
-            except ReadingRefused as exc:
-                results.append(_refusal(exc))
-        return JSONResponse({"results": results}, status_code=207 if results else 400)
+            if isinstance(item, BadReading):
+                results.append(_refusal(ReadingRefused(item.message, item.code)))
+                continue
+            answer = next(answers)
+            if isinstance(answer, ReadingRefused):
+                results.append(_refusal(answer))
+            else:
+                results.append(_acceptance(answer))
+        return JSONResponse({"results": results}, status_code=207)
 
     @app.get("/v1/readings/{reading_id}", response_model=None)
     async def get_reading(reading_id: str) -> JSONResponse | dict[str, Any]:

@@ -21,8 +21,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from medchain.app import Bundle, Device, DeviceOffence, DeviceState, KeyWrap, new_batch_id
 from medchain.client import ChainBackend, MedchainClient
@@ -117,6 +118,13 @@ def open_bundle(keys: AccountKeys, blob: bytes, root: bytes, patient: bytes) -> 
     return decode(PatientBundle, plain)
 
 
+@lru_cache(maxsize=65_536)
+def _address_text(address: bytes) -> str:
+    """format_address, memoised: the same few thousand devices and patients are named
+    on every reading, and bech32 costs more than the rest of the profile check."""
+    return format_address(address)
+
+
 class _Bucket:
     def __init__(self, capacity: int, now: float) -> None:
         self.tokens = float(capacity)
@@ -176,20 +184,56 @@ class GatewayService:
 
     def submit(self, signed: SignedReading) -> Accepted:
         """Run one reading through the pipeline; ReadingRefused says why it was refused."""
+        (result,) = self.submit_many([signed])
+        if isinstance(result, ReadingRefused):
+            raise result
+        return result
+
+    def submit_many(self, readings: Sequence[SignedReading]) -> list[Accepted | ReadingRefused]:
+        """Run a group of readings through the pipeline, in order, and persist the accepted
+        ones in one transaction (group commit) before answering: one answer per reading.
+        A device's readings must come in sequence order within and across groups."""
+        checked = [self._check_device(signed) for signed in readings]
+        results: list[Accepted | ReadingRefused] = []
+        accepted: dict[bytes, tuple[SignedReading, Device]] = {}
+        with self._lock:
+            for signed, device in zip(readings, checked, strict=True):
+                if isinstance(device, ReadingRefused):
+                    results.append(device)
+                    continue
+                try:
+                    results.append(self._admit(signed, device, accepted))
+                except ReadingRefused as exc:
+                    results.append(exc)
+            if accepted:
+                try:
+                    self.index.accept_many([(s, d.patient) for s, d in accepted.values()])
+                except Exception:
+                    self._guard = SequenceGuard(self.index.sequences())  # undo this group
+                    raise
+                for rid, (signed, device) in accepted.items():
+                    self._pending[rid] = BatchEntry(_address_text(device.patient), signed)
+                if self._oldest is None:
+                    self._oldest = self._clock()
+        return results
+
+    def _check_device(self, signed: SignedReading) -> Device | ReadingRefused:
+        """The device is registered, in force and signed the reading (no lock needed)."""
         reading = signed.reading
         address = address_from_public_key(reading.device)
-        name = format_address(address)
         device, height = self._device(address)
         if device is None or device.key != reading.device:
-            raise ReadingRefused(
-                f"device {name} is not registered on chain {self.chain.chain_id}; its patient, "
-                "a guardian or a hospital registers it with `medchain devices register`",
+            return ReadingRefused(
+                f"device {_address_text(address)} is not registered on chain "
+                f"{self.chain.chain_id}; its patient, a guardian or a hospital registers it "
+                "with `medchain devices register`",
                 "unknown_device",
             )
         state = device.state_at(height)
         if state is DeviceState.BANNED:
-            raise ReadingRefused(
-                f"device {name} is banned: readings refused; only a hospital can lift a ban",
+            return ReadingRefused(
+                f"device {_address_text(address)} is banned: readings refused; only a "
+                "hospital can lift a ban",
                 "device_banned",
             )
         if state is DeviceState.RESTRICTED:
@@ -198,49 +242,61 @@ class GatewayService:
                 if device.restricted_until
                 else "until its owner or a hospital lifts it"
             )
-            raise ReadingRefused(
-                f"device {name} is restricted {until}: readings refused", "device_restricted"
+            return ReadingRefused(
+                f"device {_address_text(address)} is restricted {until}: readings refused",
+                "device_restricted",
             )
         try:
             verify_reading(signed)
         except BadReading as exc:
             if self.config.strike_bad_signatures:
-                self._strike(address, DeviceOffence.UNSIGNED, signed)
-            raise ReadingRefused(exc.message, exc.code) from None
+                with self._lock:
+                    self._strike(address, DeviceOffence.UNSIGNED, signed)
+            return ReadingRefused(exc.message, exc.code)
+        return device
+
+    def _admit(
+        self,
+        signed: SignedReading,
+        device: Device,
+        group: dict[bytes, tuple[SignedReading, Device]],
+    ) -> Accepted:
+        """Replay guard, rate limit and profile for a signed reading of a device in force;
+        adds it to `group` if accepted. Called under the lock."""
+        reading = signed.reading
+        address = device.device
         rid = signed.reading_id
-        with self._lock:
-            if rid in self._pending or self.index.committed(rid) is not None:
-                return Accepted(rid, duplicate=True)
-            try:
-                self._guard.check(reading)
-            except BadReading as exc:
-                self._strike(address, DeviceOffence.REPLAY, signed)
-                raise ReadingRefused(exc.message, exc.code) from None
-            wait = self._take_token(address)
-            if wait is not None:
-                self._strike(address, DeviceOffence.RATE_LIMIT, signed)
-                raise ReadingRefused(
-                    f"device {name} sends more than {self.config.rate_per_minute} readings a "
-                    f"minute (burst {self.config.rate_burst}); retry in {wait:.1f} s",
-                    "rate_limited",
-                    retry_after_s=wait,
+        if rid in group or rid in self._pending or self.index.committed(rid) is not None:
+            return Accepted(rid, duplicate=True)
+        try:
+            self._guard.check(reading)
+        except BadReading as exc:
+            self._strike(address, DeviceOffence.REPLAY, signed)
+            raise ReadingRefused(exc.message, exc.code) from None
+        wait = self._take_token(address)
+        if wait is not None:
+            self._strike(address, DeviceOffence.RATE_LIMIT, signed)
+            raise ReadingRefused(
+                f"device {_address_text(address)} sends more than "
+                f"{self.config.rate_per_minute} readings a minute (burst "
+                f"{self.config.rate_burst}); retry in {wait:.1f} s",
+                "rate_limited",
+                retry_after_s=wait,
+            )
+        patient = _address_text(device.patient)
+        try:
+            vital = validate_vital(reading.observation, reading.device)
+            if vital.patient != patient:
+                raise BadReading(
+                    f"the observation's subject Patient/{vital.patient} is not the patient "
+                    f"this device is registered to ({patient})",
+                    code="non_conforming",
                 )
-            try:
-                vital = validate_vital(reading.observation, reading.device)
-                if vital.patient != format_address(device.patient):
-                    raise BadReading(
-                        f"the observation's subject Patient/{vital.patient} is not the patient "
-                        f"this device is registered to ({format_address(device.patient)})",
-                        code="non_conforming",
-                    )
-            except BadReading as exc:
-                self._strike(address, DeviceOffence.NONCONFORMING, signed)
-                raise ReadingRefused(exc.message, "non_conforming") from None
-            self.index.accept(signed, device.patient)
-            self._guard.record(reading)
-            self._pending[rid] = BatchEntry(format_address(device.patient), signed)
-            if self._oldest is None:
-                self._oldest = self._clock()
+        except BadReading as exc:
+            self._strike(address, DeviceOffence.NONCONFORMING, signed)
+            raise ReadingRefused(exc.message, "non_conforming") from None
+        self._guard.record(reading)
+        group[rid] = (signed, device)
         return Accepted(rid)
 
     def _device(self, address: bytes) -> tuple[Device | None, int]:

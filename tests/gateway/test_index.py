@@ -31,3 +31,19 @@ def test_index_round_trip(tmp_path: Path) -> None:
     assert index.committed(readings[1].reading_id) is None
     assert index.committed_count() == 1
     index.close()
+
+
+def test_accept_many_is_one_group_with_each_devices_last_sequence(tmp_path: Path) -> None:
+    first, second = AccountKeys.generate(), AccountKeys.generate()
+    patient = b"\x07" * 20
+    group = [
+        sign_reading(first, 4, 1, b"{}"),
+        sign_reading(second, 1, 2, b"{}"),
+        sign_reading(first, 5, 3, b"{}"),
+    ]
+    index = ReadingIndex(tmp_path / "index.sqlite")
+    index.accept_many([(r, patient) for r in group])
+    assert index.sequences() == {first.public_key: 5, second.public_key: 1}
+    assert [p.reading for p in index.pending()] == group  # in arrival order
+    index.accept_many([])
+    assert len(index.pending()) == 3

@@ -21,6 +21,7 @@ from medchain.gateway import (
     reading_id,
     reading_signing_bytes,
     reading_to_json,
+    readings_from_json_array,
     sign_reading,
     verify_reading,
 )
@@ -188,3 +189,18 @@ def test_json_and_binary_round_trip(seq: int, ts: int, obs: bytes) -> None:
     assert reading_from_json(reading_to_json(s)) == s
     assert decode_signed_reading(encode_signed_reading(s)) == s
     verify_reading(reading_from_json(reading_to_json(s)))
+
+
+def test_json_array_parses_each_reading_and_reports_bad_ones_in_place() -> None:
+    good = [signed(seq) for seq in (1, 2)]
+    items = [json.loads(reading_to_json(good[0])), {"v": 1}, json.loads(reading_to_json(good[1]))]
+    results = readings_from_json_array(json.dumps(items).encode(), 10)
+    assert results[0] == good[0] and results[2] == good[1]
+    assert isinstance(results[1], BadReading) and results[1].code == "malformed"
+    with pytest.raises(BadReading, match="at most 2 readings") as info:
+        readings_from_json_array(json.dumps(items).encode(), 2)
+    assert info.value.code == "too_many"
+    with pytest.raises(BadReading, match="must be a JSON array"):
+        readings_from_json_array(b'{"v": 1}', 10)
+    with pytest.raises(BadReading, match="appears twice"):
+        readings_from_json_array(b'[{"v": 1, "v": 1}]', 10)

@@ -193,3 +193,39 @@ def test_replay_guard_and_pending_survive_a_restart(world: World, tmp_path: Path
     _refused(restarted, sign_reading(sim.keys, 1, 5, readings[1].reading.observation), "replayed")
     restarted.flush()
     assert all(restarted.status(r.reading_id).state == "committed" for r in readings)
+
+
+def test_a_group_is_checked_in_order_and_persisted_together(world: World, tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite"
+    sim = world.device()
+    service = world.service(ReadingIndex(path), batch_max_readings=100)
+    r0, r1 = sim.next_reading(), sim.next_reading()
+    forged = SignedReading(r1.reading, bytes(64))
+    stale = sign_reading(sim.keys, 0, 9, r0.reading.observation)
+    results = service.submit_many([r0, r1, r1, forged, stale])
+    assert results[0] == Accepted(r0.reading_id)
+    assert results[1] == Accepted(r1.reading_id)
+    assert results[2] == Accepted(r1.reading_id, duplicate=True)
+    assert isinstance(results[3], ReadingRefused) and results[3].code == "bad_signature"
+    assert isinstance(results[4], ReadingRefused) and results[4].code == "replayed"
+    service.index.close()
+    restarted = world.service(ReadingIndex(path))
+    assert restarted.pending_count == 2
+
+
+def test_a_group_that_cannot_be_stored_is_not_acknowledged_nor_remembered(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = world.service(ReadingIndex(":memory:"))
+    sim = world.device()
+    reading = sim.next_reading()
+
+    def disk_full(*_: object) -> None:
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(service.index, "accept_many", disk_full)
+        with pytest.raises(OSError):
+            service.submit(reading)
+    assert service.pending_count == 0
+    assert service.submit(reading) == Accepted(reading.reading_id)  # not taken for a replay
