@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import field
+from dataclasses import dataclass, field
 
 import httpx
 from rich.progress import Progress
@@ -20,6 +20,7 @@ FLOOD_BURST = 40
 """Readings a flooding device sends per tick: twice the default burst."""
 
 
+@dataclass
 class FleetRun:
     """What a simulation sent and what the gateway answered."""
 
