@@ -49,8 +49,9 @@ class MqttConfig:
     cert_file: str | None = None
     """Client certificate and key (mutual TLS), both or neither."""
     key_file: str | None = None
-    max_inflight: int = 64
-    """Readings processed at once; beyond that the gateway stops taking messages."""
+    max_inflight: int = 512
+    """The largest group of readings processed (and stored) at once, and as many more
+    queued behind it; beyond that the gateway stops taking messages from the broker."""
     max_queued: int = 10_000
     """Messages buffered from the broker while busy; beyond that they are dropped
     unacknowledged, and the device resends (a resend of an accepted reading is safe)."""

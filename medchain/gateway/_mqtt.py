@@ -9,12 +9,16 @@ strikes, the replay guard and batches are shared; this module only adds the topi
 device publishes on its own topic) and the transport. Batches are flushed by whoever runs
 the service (the HTTP server's flush loop), not here.
 
-A device's readings are handled one at a time in arrival order (the replay guard refuses
-a sequence number below the last accepted one, and would strike a device whose readings
-merely overtook each other); different devices run concurrently, at most `max_inflight`
-at once. The session is persistent (fixed client id, clean_session off), so readings sent
-while the gateway reconnects wait at the broker; a lost ack is repaired by the device's
-resend, which the service acknowledges again as a duplicate.
+Messages are taken from the broker into a bounded queue and answered in groups: each
+group (whatever arrived while the previous one was processed, up to `max_inflight`) goes
+through `GatewayService.submit_many` in arrival order and is stored in one transaction
+before its acks go out. One group at a time keeps a device's readings in order (the
+replay guard refuses a sequence number below the last accepted one, and would strike a
+device whose readings merely overtook each other); the group commit is what lets one
+gateway take thousands of readings a second. The session is persistent (fixed client
+id, clean_session off), so readings sent while the gateway reconnects wait at the
+broker; a lost ack is repaired by the device's resend, which the service acknowledges
+again as a duplicate.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import aiomqtt
@@ -31,7 +35,7 @@ import aiomqtt
 from medchain.crypto import address_from_public_key, format_address
 from medchain.gateway._config import GatewayConfig, MqttConfig
 from medchain.gateway._readings import BadReading, SignedReading, reading_from_json
-from medchain.gateway._service import Accepted, GatewayService, ReadingRefused
+from medchain.gateway._service import GatewayService, ReadingRefused
 from medchain.types import MedchainError
 
 log = logging.getLogger("medchain.gateway.mqtt")
@@ -60,27 +64,6 @@ def _refusal(
     return answer
 
 
-class _Lanes:
-    """One FIFO lock per device topic, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-
 class MqttIngest:
     """Subscribes to every device's readings topic and answers on its acks topic.
 
@@ -105,9 +88,6 @@ class MqttIngest:
         """Successful connections so far: above 1 means the ingest has reconnected."""
         self._threads = threads
         self._reconnect_min_s = reconnect_min_s
-        self._slots = asyncio.Semaphore(config.max_inflight)
-        self._lanes = _Lanes()
-        self._tasks: set[asyncio.Task[None]] = set()
 
     def _client(self) -> aiomqtt.Client:
         c = self.config
@@ -157,91 +137,118 @@ class MqttIngest:
             backoff = min(backoff * 2, self.config.reconnect_max_ms / 1000)
 
     async def _consume(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
-        messages = aiter(client.messages)
+        queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(self.config.max_inflight)
+        reader = asyncio.create_task(self._read(client, queue))
         stopped = asyncio.create_task(stop.wait())
-        received: asyncio.Future[aiomqtt.Message] | None = None
         try:
             while True:
-                await self._slots.acquire()  # bounded work: stop reading while full
-                received = asyncio.ensure_future(anext(messages))
-                await asyncio.wait({received, stopped}, return_when=asyncio.FIRST_COMPLETED)
-                if not received.done():
-                    received.cancel()
-                    self._slots.release()
+                getter = asyncio.create_task(queue.get())
+                await asyncio.wait({getter, reader, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    if reader.done():
+                        reader.result()  # MqttError when the connection dropped
                     return
-                try:
-                    message = received.result()  # MqttError when the connection dropped
-                except BaseException:
-                    self._slots.release()
-                    raise
-                task = asyncio.create_task(self._handle(client, message))
-                self._tasks.add(task)
-                task.add_done_callback(self._done)
+                group = [getter.result()]
+                while len(group) < self.config.max_inflight and not queue.empty():
+                    group.append(queue.get_nowait())
+                await self.answer_group(client, group)
         finally:
+            reader.cancel()
             stopped.cancel()
-            if received is not None and not received.done():
-                received.cancel()
-            if self._tasks:  # answer what was taken before the connection closes
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+            taken = [queue.get_nowait() for _ in range(queue.qsize())]
+            if taken:  # the broker considers them delivered: store and answer them now
+                await self.answer_group(client, taken)
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._slots.release()
-        if not task.cancelled() and task.exception() is not None:
-            log.error("mqtt: reading handler failed", exc_info=task.exception())
+    async def _read(self, client: aiomqtt.Client, queue: asyncio.Queue[aiomqtt.Message]) -> None:
+        async for message in client.messages:
+            await queue.put(message)  # waits while the queue is full: bounded work
 
-    async def _handle(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    async def answer_group(self, client: aiomqtt.Client, messages: list[aiomqtt.Message]) -> None:
+        """Answer a group of messages in arrival order, each on its device's acks topic."""
+        answers: list[tuple[str, dict[str, Any]] | None] = []
+        signed: list[SignedReading] = []
+        for message in messages:
+            device, answer = self._parse(message)
+            if device is None:
+                answers.append(None)
+            elif isinstance(answer, SignedReading):
+                signed.append(answer)
+                answers.append((device, {}))
+            else:
+                answers.append((device, answer))
+        results = iter(await self._submit(signed) if signed else [])
+        publishes = []
+        for item in answers:
+            if item is None:
+                continue
+            device, answer = item
+            if not answer:
+                answer = next(results)
+            publishes.append(self._publish(client, device, answer))
+        await asyncio.gather(*publishes)
+
+    def _parse(self, message: aiomqtt.Message) -> tuple[str | None, SignedReading | dict[str, Any]]:
+        """(device, reading to submit or the refusal to send); device None: no answer."""
         topic = message.topic.value
         head, tail = f"{self.prefix}/", f"/{READINGS}"
         device = topic[len(head) : -len(tail)]
         if not (topic.startswith(head) and topic.endswith(tail)) or not device or "/" in device:
             log.warning("mqtt: ignoring a message on %s, not a readings topic", topic)
-            return  # e.g. a subscription left in the persistent session by an old prefix
-        async with self._lanes.hold(device):
-            answer = await self.answer(device, message.payload)
-        try:
-            await client.publish(acks_topic(self.prefix, device), json.dumps(answer), qos=1)
-        except aiomqtt.MqttError as exc:  # the device resends and is acknowledged again
-            log.info("mqtt: ack to %s lost: %s", device, exc)
-
-    async def answer(self, device: str, payload: object) -> dict[str, Any]:
-        """The ack for one message on `device`'s readings topic (a JSON object)."""
+            return None, {}  # e.g. a subscription left in the persistent session
+        payload = message.payload
         if not isinstance(payload, bytes | bytearray):
-            return _refusal("malformed", 400, "the payload must be a reading in JSON")
+            return device, _refusal("malformed", 400, "the payload must be a reading in JSON")
         try:
             signed = reading_from_json(bytes(payload))
         except BadReading as exc:
-            return _refusal(exc.code, 400, exc.message)
+            return device, _refusal(exc.code, 400, exc.message)
         signer = format_address(address_from_public_key(signed.reading.device))
         if signer != device:
-            return _refusal(
+            return device, _refusal(
                 "wrong_topic",
                 403,
                 f"a reading signed by device {signer} was published on the topic of {device}; "
                 f"a device publishes on its own topic, {readings_topic(self.prefix, signer)}",
                 signed,
             )
+        return device, signed
+
+    async def _submit(self, signed: list[SignedReading]) -> list[dict[str, Any]]:
         try:
-            accepted: Accepted = await self._call(self.service.submit, signed)
-        except ReadingRefused as exc:
-            answer = _refusal(exc.code, exc.status, exc.message, signed)
-            if exc.retry_after_s is not None:
-                answer["retry_after_s"] = round(exc.retry_after_s, 3)
-            return answer
-        except MedchainError as exc:  # e.g. the node is unreachable: not the device's fault
-            log.warning("mqtt: reading from %s not processed: %s", device, exc.message)
-            return _refusal(
-                "unavailable",
-                503,
-                f"the gateway cannot process readings now: {exc.message}; resend later",
-                signed,
-            )
-        return {
-            "accepted": True,
-            "id": accepted.reading_id.hex(),
-            "seq": signed.reading.sequence,
-            "duplicate": accepted.duplicate,
-        }
+            results = await self._call(self.service.submit_many, signed)
+        except MedchainError as exc:  # e.g. the node is unreachable: not the devices' fault
+            log.warning("mqtt: %d readings not processed: %s", len(signed), exc.message)
+            return [
+                _refusal(
+                    "unavailable",
+                    503,
+                    f"the gateway cannot process readings now: {exc.message}; resend later",
+                    s,
+                )
+                for s in signed
+            ]
+        answers = []
+        for s, result in zip(signed, results, strict=True):
+            if isinstance(result, ReadingRefused):
+                answer = _refusal(result.code, result.status, result.message, s)
+                if result.retry_after_s is not None:
+                    answer["retry_after_s"] = round(result.retry_after_s, 3)
+            else:
+                answer = {
+                    "accepted": True,
+                    "id": result.reading_id.hex(),
+                    "seq": s.reading.sequence,
+                    "duplicate": result.duplicate,
+                }
+            answers.append(answer)
+        return answers
+
+    async def _publish(self, client: aiomqtt.Client, device: str, answer: dict[str, Any]) -> None:
+        try:
+            await client.publish(acks_topic(self.prefix, device), json.dumps(answer), qos=1)
+        except aiomqtt.MqttError as exc:  # the device resends and is acknowledged again
+            log.info("mqtt: ack to %s lost: %s", device, exc)
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(fn, *args) if self._threads else fn(*args)

@@ -14,7 +14,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -210,33 +210,47 @@ def test_mqtt_config_round_trip_and_errors() -> None:
 
 
 def test_one_device_is_handled_in_order_even_on_threads() -> None:
-    """Readings of one device must reach the service in arrival order: the replay guard
-    would refuse (and strike) a reading overtaken by its successor."""
+    """Readings of one device must reach the service in arrival order, however the groups
+    fall: the replay guard would refuse (and strike) a reading overtaken by its successor."""
     sim = SimulatedDevice(DeviceKind.THERMOMETER, format_address(bytes(20)), seed=7)
     name = format_address(sim.keys.address)
     seen: list[int] = []
+    groups: list[int] = []
     acks: list[dict[str, Any]] = []
+    readings = [sim.next_reading() for _ in range(40)]
+    stop = asyncio.Event()
 
     class SlowService:
         address = bytes(20)
 
-        def submit(self, signed: SignedReading) -> Accepted:
-            time.sleep(random.random() / 200)  # threads finish in any order
-            seen.append(signed.reading.sequence)
-            return Accepted(signed.reading_id)
+        def submit_many(self, signed: list[SignedReading]) -> list[Accepted]:
+            time.sleep(random.random() / 200)  # messages pile up meanwhile
+            groups.append(len(signed))
+            seen.extend(s.reading.sequence for s in signed)
+            return [Accepted(s.reading_id) for s in signed]
 
     class Client:
+        def __init__(self) -> None:
+            self.messages = self._arrive()
+
+        async def _arrive(self) -> AsyncIterator[aiomqtt.Message]:
+            topic = readings_topic(PREFIX, name)
+            for r in readings:
+                await asyncio.sleep(random.random() / 1000)
+                yield aiomqtt.Message(topic, reading_to_json(r), 1, False, 1, None)
+            await asyncio.Event().wait()  # the connection stays open
+
         async def publish(self, topic: str, payload: str, qos: int) -> None:
             acks.append(json.loads(payload))
+            if len(acks) == len(readings):
+                stop.set()
 
-    ingest = MqttIngest(SlowService(), MqttConfig(), threads=True)  # type: ignore[arg-type]
-    readings = [sim.next_reading() for _ in range(12)]
+    ingest = MqttIngest(SlowService(), MqttConfig(max_inflight=8), threads=True)  # type: ignore[arg-type]
 
     async def run() -> None:
-        topic = readings_topic(PREFIX, name)
-        messages = [aiomqtt.Message(topic, reading_to_json(r), 1, False, 1, None) for r in readings]
-        await asyncio.gather(*(ingest._handle(Client(), m) for m in messages))  # type: ignore[arg-type]
+        await asyncio.wait_for(ingest._consume(Client(), stop), 10)  # type: ignore[arg-type]
 
     asyncio.run(run())
     assert seen == [r.reading.sequence for r in readings]
-    assert all(a["accepted"] for a in acks) and len(acks) == 12
+    assert [a["seq"] for a in acks] == seen and all(a["accepted"] for a in acks)
+    assert max(groups) <= 8 and len(groups) < len(readings)  # grouped, and bounded
