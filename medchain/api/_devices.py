@@ -1,12 +1,13 @@
 """Read-only endpoints of the devices contract: devices (with the state in force at the
 latest height, since a penalty restriction lapses by itself), their audit trails, a
-patient's devices and guardians, gateways and committed batches of readings."""
+patient's devices, guardians, vitals readers and bundles of readings over a time range,
+gateways and committed batches of readings."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from medchain import app as contracts
@@ -154,9 +155,15 @@ def gateway_model(gateway: contracts.Gateway) -> GatewayModel:
 
 
 class BundleModel(BaseModel):
+    """One patient's readings of one UTC day in the batch."""
+
     patient: Address
     cid: str = Field(description="CID of the patient's encrypted bundle (GET /v1/blobs/{cid}).")
     ciphertext_hash: Hex
+    count: int = Field(description="Readings in the bundle.")
+    time_from_ms: int = Field(description="Time of its first reading (ms since the epoch).")
+    time_to_ms: int = Field(description="Time of its last reading, the same UTC day.")
+    devices: list[Address] = Field(description="Devices whose readings it holds, sorted.")
 
 
 class BatchModel(BaseModel):
@@ -184,6 +191,10 @@ def batch_model(batch: contracts.Batch) -> BatchModel:
                 patient=address_of(b.patient),
                 cid=b.cid,
                 ciphertext_hash=hex_of(b.ciphertext_hash),
+                count=b.count,
+                time_from_ms=b.time_from_ms,
+                time_to_ms=b.time_to_ms,
+                devices=[address_of(d) for d in b.devices],
             )
             for b in batch.bundles
         ],
@@ -191,6 +202,70 @@ def batch_model(batch: contracts.Batch) -> BatchModel:
         tx_id=hex_of(batch.tx_id),
         encoded=encoded(batch),
     )
+
+
+class VitalsEntryModel(BaseModel):
+    """A bundle of the patient's readings, as their vitals index lists it. Its blob
+    (GET /v1/blobs/{cid}) opens only for the readers it was sealed for at commit time."""
+
+    batch_id: Hex
+    height: int = Field(description="Height the batch was committed at.")
+    root: Hex = Field(description="The batch's Merkle root.")
+    cid: str
+    ciphertext_hash: Hex
+    count: int = Field(description="Readings in the bundle.")
+    time_from_ms: int
+    time_to_ms: int
+    devices: list[Address]
+    encoded: Encoded
+
+
+class VitalsModel(BaseModel):
+    patient: Address
+    from_ms: int
+    to_ms: int
+    device: Address | None = Field(description="The device asked for, if any.")
+    entries: list[VitalsEntryModel] = Field(
+        description="Bundles overlapping the range, by first reading time, then height."
+    )
+
+
+def vitals_model(
+    patient: bytes,
+    from_ms: int,
+    to_ms: int,
+    device: bytes | None,
+    entries: list[contracts.VitalsEntry],
+) -> VitalsModel:
+    return VitalsModel(
+        patient=address_of(patient),
+        from_ms=from_ms,
+        to_ms=to_ms,
+        device=None if device is None else address_of(device),
+        entries=[
+            VitalsEntryModel(
+                batch_id=hex_of(e.batch_id),
+                height=e.height,
+                root=hex_of(e.root),
+                cid=e.cid,
+                ciphertext_hash=hex_of(e.ciphertext_hash),
+                count=e.count,
+                time_from_ms=e.time_from_ms,
+                time_to_ms=e.time_to_ms,
+                devices=[address_of(d) for d in e.devices],
+                encoded=encoded(e),
+            )
+            for e in entries
+        ],
+    )
+
+
+class VitalsReadersModel(BaseModel):
+    """Accounts the patient shares their device readings with (sealed for them at
+    commit time, from when they were added)."""
+
+    patient: Address
+    readers: list[Address] = Field(description="Sorted by address bytes.")
 
 
 # -- routes ---------------------------------------------------------------------------
@@ -235,6 +310,51 @@ def device_routes(service: NodeService) -> APIRouter:
         return GuardiansModel(
             patient=address_of(raw),
             guardians=[address_of(g) for g in service.chain.guardians_of(raw)],
+        )
+
+    def chain_patient(address: str) -> bytes:
+        raw = parse.address(address, "patient")
+        identity = service.chain.identity(raw)
+        if identity is None or identity.role is not contracts.Role.PATIENT:
+            raise ApiError(
+                404,
+                contracts.NotRegistered.code,
+                f"{address_of(raw)} is not a patient on this chain; check the address "
+                "(patients register with `medchain register --role patient`)",
+            )
+        return raw
+
+    @router.get("/patients/{address}/vitals", summary="A patient's readings over a time range")
+    async def vitals(
+        address: AddressPath,
+        from_ms: Annotated[
+            int, Query(description="Start of the range, ms since the Unix epoch (included).")
+        ],
+        to_ms: Annotated[
+            int,
+            Query(
+                description="End of the range, ms since the Unix epoch (included); at most "
+                f"{contracts.MAX_VITALS_QUERY_DAYS} UTC days after the start."
+            ),
+        ],
+        device: Annotated[
+            str | None, Query(description="Only bundles holding this device's readings.")
+        ] = None,
+    ) -> VitalsModel:
+        """The patient's bundles of device readings (one per batch and UTC day) that
+        overlap the range. The readings are encrypted: a reader opens each bundle's blob
+        (`medchain reading list`)."""
+        raw = chain_patient(address)
+        device_raw = None if device is None else parse.address(device, "device")
+        entries = service.chain.vitals(raw, from_ms, to_ms, device_raw)  # 400 for a bad range
+        return vitals_model(raw, from_ms, to_ms, device_raw, entries)
+
+    @router.get("/patients/{address}/vitals-readers", summary="Who reads a patient's vitals")
+    async def vitals_readers(address: AddressPath) -> VitalsReadersModel:
+        raw = chain_patient(address)
+        return VitalsReadersModel(
+            patient=address_of(raw),
+            readers=[address_of(r) for r in service.chain.vitals_readers_of(raw)],
         )
 
     @router.get("/gateways/{address}", summary="An edge gateway")

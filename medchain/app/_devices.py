@@ -24,8 +24,16 @@ the penalties that warn, restrict and ban a misbehaving device.
   The same evidence (by hash) is never counted twice. Gateways are trusted
   reporters: the chain keeps the evidence's hash and the transaction its bytes.
 - **Batches**: a gateway commits readings in batches: the Merkle root of the
-  batch's reading ids, their count, and one encrypted bundle per patient stored
-  off-chain by CID. Any reading is later proven by its Merkle path to the root.
+  batch's reading ids, their count, and one encrypted bundle per patient and UTC day
+  of the readings, stored off-chain by CID, with its count, time range and devices.
+  Any reading is later proven by its Merkle path to the root.
+- **Vitals index**: each bundle is also listed under its patient and day, so a
+  patient, or a reader they authorised, finds their readings over a time range
+  (`vitals_of`) without scanning batches. **Vitals readers** are accounts the patient
+  shares their vitals with (`devices.share_vitals`): gateways seal each bundle for the
+  patient, the guardians and the vitals readers *at commit time*, so a reader added
+  later reads what is committed from then on, and a reader removed keeps what was
+  sealed for them before.
 
 Every registration, state change and strike is appended to the device's audit trail.
 """
@@ -65,8 +73,20 @@ MAX_DEVICES_PER_PATIENT = 64
 MAX_BATCH_READINGS = 100_000
 """Most readings one batch may commit (its Merkle tree is built off-chain)."""
 MAX_BATCH_BUNDLES = 256
-"""Most per-patient bundles in one batch."""
+"""Most bundles (one per patient and UTC day) in one batch."""
 BATCH_ID_SIZE = 16
+MS_PER_DAY = 86_400_000
+"""A bundle holds readings of one UTC day: `time_ms // MS_PER_DAY`."""
+MAX_TIME_MS = 2**63 - 1
+"""The latest reading time (a device signs a non-negative 64-bit millisecond time)."""
+MAX_VITALS_READERS = 16
+MAX_VITALS_QUERY_DAYS = 366
+"""Most UTC days one `vitals_of` query walks."""
+MAX_VITALS_QUERY_SCAN = 100_000
+"""Most index entries in the days one `vitals_of` query walks (counted before reading
+any): a bound on the work one query makes a node do."""
+MAX_VITALS_QUERY_ENTRIES = 10_000
+"""Most entries one `vitals_of` query returns."""
 
 HOSPITAL_ROLES = (Role.INSTITUTION,)
 
@@ -185,10 +205,47 @@ class Gateway:
 
 
 @dataclass(frozen=True, slots=True)
+class VitalsReaders:
+    addresses: tuple[bytes, ...]
+    """Sorted."""
+
+
+@dataclass(frozen=True, slots=True)
 class Bundle:
+    """One patient's readings of one UTC day in a batch, encrypted off-chain."""
+
     patient: bytes
     cid: str
     ciphertext_hash: bytes
+    count: int
+    """Readings in the bundle."""
+    time_from_ms: int
+    """Time of its first reading (device time, ms since the Unix epoch)."""
+    time_to_ms: int
+    """Time of its last reading, in the same UTC day as the first."""
+    devices: tuple[bytes, ...]
+    """The devices whose readings it holds: sorted, unique, each the patient's."""
+
+    @property
+    def day(self) -> int:
+        """The UTC day of its readings (days since the Unix epoch)."""
+        return self.time_from_ms // MS_PER_DAY
+
+
+@dataclass(frozen=True, slots=True)
+class VitalsEntry:
+    """A bundle as the patient's vitals index lists it under its day."""
+
+    batch_id: bytes
+    height: int
+    root: bytes
+    """The batch's Merkle root (the bundle's encryption is bound to it)."""
+    cid: str
+    ciphertext_hash: bytes
+    count: int
+    time_from_ms: int
+    time_to_ms: int
+    devices: tuple[bytes, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +306,12 @@ class CommitBatchArgs:
     root: bytes
     count: int
     bundles: tuple[Bundle, ...]
-    """One per patient, sorted by patient."""
+    """One per (patient, UTC day), sorted by patient then day."""
+
+
+@dataclass(frozen=True, slots=True)
+class VitalsReaderArgs:
+    reader: bytes
 
 
 # -- storage ------------------------------------------------------------------------
@@ -289,6 +351,18 @@ def _batch_key(batch_id: bytes) -> bytes:
 
 def _root_key(root: bytes) -> bytes:
     return b"dev/r/" + root
+
+
+def _vitals_readers_key(patient: bytes) -> bytes:
+    return b"dev/vr/" + patient
+
+
+def _vitals_count_key(patient: bytes, day: int) -> bytes:
+    return b"dev/vn/" + patient + day.to_bytes(8, "big")
+
+
+def _vitals_entry_key(patient: bytes, day: int, index: int) -> bytes:
+    return b"dev/v/" + patient + day.to_bytes(8, "big") + index.to_bytes(4, "big")
 
 
 def registration_message(chain_id: str, patient: bytes) -> bytes:
@@ -350,6 +424,67 @@ def get_gateway(state: State, gateway: bytes) -> Gateway | None:
 
 def get_batch(state: State, batch_id: bytes) -> Batch | None:
     return load(state, _batch_key(batch_id), Batch)
+
+
+def vitals_readers_of(state: State, patient: bytes) -> tuple[bytes, ...]:
+    """Accounts the patient shares their vitals with, sorted."""
+    found = load(state, _vitals_readers_key(patient), VitalsReaders)
+    return () if found is None else found.addresses
+
+
+def check_vitals_range(from_ms: int, to_ms: int) -> None:
+    """Refuse a time range `vitals_of` does not answer, saying what to ask instead."""
+    if not 0 <= from_ms <= MAX_TIME_MS or not 0 <= to_ms <= MAX_TIME_MS:
+        raise InvalidArgument(
+            "times are milliseconds since the Unix epoch, from 0 to "
+            f"{MAX_TIME_MS}; got {from_ms} to {to_ms}"
+        )
+    if from_ms > to_ms:
+        raise InvalidArgument(
+            f"the range starts ({from_ms}) after it ends ({to_ms}); give from <= to"
+        )
+    days = to_ms // MS_PER_DAY - from_ms // MS_PER_DAY + 1
+    if days > MAX_VITALS_QUERY_DAYS:
+        raise InvalidArgument(
+            f"the range covers {days} UTC days; one query covers at most "
+            f"{MAX_VITALS_QUERY_DAYS}: split it into shorter ranges"
+        )
+
+
+def vitals_of(
+    state: State, patient: bytes, from_ms: int, to_ms: int, device: bytes | None = None
+) -> list[VitalsEntry]:
+    """The patient's bundles whose readings overlap [from_ms, to_ms] (both included),
+    only those holding `device`'s readings when one is given, in (time_from_ms, height,
+    batch id) order. At most MAX_VITALS_QUERY_DAYS UTC days, with at most
+    MAX_VITALS_QUERY_SCAN entries in them, and MAX_VITALS_QUERY_ENTRIES found; a
+    wider range is refused with InvalidArgument."""
+    check_vitals_range(from_ms, to_ms)
+    days = range(from_ms // MS_PER_DAY, to_ms // MS_PER_DAY + 1)
+    counts = [(day, _count(state, _vitals_count_key(patient, day))) for day in days]
+    listed = sum(n for _, n in counts)
+    if listed > MAX_VITALS_QUERY_SCAN:
+        raise InvalidArgument(
+            f"{format_address(patient)} has {listed} vitals bundles in the days of this "
+            f"range; one query reads at most {MAX_VITALS_QUERY_SCAN}: ask for fewer days"
+        )
+    found = []
+    for day, count in counts:
+        for index in range(count):
+            entry = load(state, _vitals_entry_key(patient, day, index), VitalsEntry)
+            assert entry is not None, "vitals index has a hole"
+            if entry.time_from_ms > to_ms or entry.time_to_ms < from_ms:
+                continue
+            if device is not None and device not in entry.devices:
+                continue
+            found.append(entry)
+            if len(found) > MAX_VITALS_QUERY_ENTRIES:
+                raise InvalidArgument(
+                    f"more than {MAX_VITALS_QUERY_ENTRIES} vitals bundles of "
+                    f"{format_address(patient)} overlap this range; ask for a shorter one"
+                )
+    found.sort(key=lambda e: (e.time_from_ms, e.height, e.batch_id))
+    return found
 
 
 def _count(state: State, key: bytes) -> int:
@@ -527,6 +662,49 @@ def remove_guardian(state: State, call: Call, args: GuardianArgs) -> None:
     call.emit("device.guardian_removed", patient=call.sender, guardian=args.guardian)
 
 
+def share_vitals(state: State, call: Call, args: VitalsReaderArgs) -> None:
+    """Patient: have gateways seal the patient's readings for `reader` too, from the
+    next batch on (what was committed before stays sealed for its readers of then)."""
+    require_identity(state, call.sender, Role.PATIENT)
+    _check_address("reader", args.reader)
+    if args.reader == call.sender:
+        raise InvalidArgument("a patient always reads their own vitals; share them with another")
+    identity = require_identity(state, args.reader)
+    if identity.role is Role.VALIDATOR or not identity.encryption_key:
+        raise InvalidArgument(
+            f"{format_address(args.reader)} is a {identity.role.value} without an encryption "
+            "key and cannot read vitals; share them with an account registered with one"
+        )
+    current = vitals_readers_of(state, call.sender)
+    if args.reader in current:
+        raise InvalidArgument(f"{format_address(args.reader)} already reads your vitals")
+    if len(current) >= MAX_VITALS_READERS:
+        raise InvalidArgument(
+            f"a patient shares their vitals with at most {MAX_VITALS_READERS} readers; "
+            "stop sharing with one first (`devices.unshare_vitals`)"
+        )
+    readers = tuple(sorted((*current, args.reader)))
+    save(state, _vitals_readers_key(call.sender), VitalsReaders(readers))
+    call.emit("device.vitals_shared", patient=call.sender, reader=args.reader)
+
+
+def unshare_vitals(state: State, call: Call, args: VitalsReaderArgs) -> None:
+    """Patient: stop sealing readings for `reader` from the next batch on (bundles
+    already sealed for them stay readable to them)."""
+    current = vitals_readers_of(state, call.sender)
+    if args.reader not in current:
+        raise InvalidArgument(
+            f"{format_address(args.reader)} does not read the vitals of "
+            f"{format_address(call.sender)}; `vitals_readers_of` lists who does"
+        )
+    remaining = tuple(r for r in current if r != args.reader)
+    if remaining:
+        save(state, _vitals_readers_key(call.sender), VitalsReaders(remaining))
+    else:
+        state.delete(_vitals_readers_key(call.sender))
+    call.emit("device.vitals_unshared", patient=call.sender, reader=args.reader)
+
+
 def set_state(state: State, call: Call, args: SetStateArgs) -> None:
     device = require_device(state, args.device)
     hospital = _is_hospital(state, call.sender)
@@ -639,12 +817,22 @@ def commit_batch(state: State, call: Call, args: CommitBatchArgs) -> None:
             f"a batch carries 1 to {MAX_BATCH_BUNDLES} bundles, at most one per reading; "
             "split larger batches"
         )
-    patients = [b.patient for b in args.bundles]
-    if patients != sorted(set(patients)):
-        raise InvalidArgument("bundles must be one per patient, sorted by patient address")
+    keys = [(b.patient, b.day) for b in args.bundles]
+    if keys != sorted(set(keys)):
+        raise InvalidArgument(
+            "bundles must be one per patient and UTC day of their readings, sorted by "
+            "patient address, then day"
+        )
     for bundle in args.bundles:
         require_identity(state, bundle.patient, Role.PATIENT)
         check_blob(bundle.cid, bundle.ciphertext_hash)
+        _check_bundle(state, bundle)
+    total = sum(b.count for b in args.bundles)
+    if total != args.count:
+        raise InvalidArgument(
+            f"the bundles hold {total} readings but the batch counts {args.count}: every "
+            "reading of the batch is in exactly one bundle"
+        )
     if state.get(_root_key(args.root)) is not None:
         raise DuplicateBatch("a batch with this root was already committed; do not resubmit it")
     batch_id = new_batch_id(call.sender, call.nonce)
@@ -659,6 +847,8 @@ def commit_batch(state: State, call: Call, args: CommitBatchArgs) -> None:
     )
     save(state, _batch_key(batch_id), batch)
     state.set(_root_key(args.root), batch_id)
+    for bundle in args.bundles:
+        _index_vitals(state, batch, bundle)
     save(state, _gateway_key(call.sender), replace(gateway, batch_count=gateway.batch_count + 1))
     call.emit(
         "device.batch_committed",
@@ -670,6 +860,60 @@ def commit_batch(state: State, call: Call, args: CommitBatchArgs) -> None:
     )
 
 
+def _check_bundle(state: State, bundle: Bundle) -> None:
+    """A bundle's count, time range and devices (its patient and blob are checked)."""
+    who = format_address(bundle.patient)
+    if bundle.count < 1:
+        raise InvalidArgument(f"the bundle of {who} holds no readings; leave it out")
+    if not 0 <= bundle.time_from_ms <= bundle.time_to_ms <= MAX_TIME_MS:
+        raise InvalidArgument(
+            f"the bundle of {who} has the time range {bundle.time_from_ms} to "
+            f"{bundle.time_to_ms}: give its first and last reading's time, ms since the "
+            f"Unix epoch (0 to {MAX_TIME_MS}), first <= last"
+        )
+    if bundle.time_to_ms // MS_PER_DAY != bundle.day:
+        raise InvalidArgument(
+            f"the bundle of {who} spans more than one UTC day ({bundle.time_from_ms} to "
+            f"{bundle.time_to_ms}); split its readings at midnight UTC, one bundle per day"
+        )
+    if not 1 <= len(bundle.devices) <= min(bundle.count, MAX_DEVICES_PER_PATIENT):
+        raise InvalidArgument(
+            f"the bundle of {who} names {len(bundle.devices)} devices; name the 1 to "
+            f"{MAX_DEVICES_PER_PATIENT} devices whose readings it holds"
+        )
+    if list(bundle.devices) != sorted(set(bundle.devices)):
+        raise InvalidArgument(
+            f"the devices of the bundle of {who} must be unique and sorted by address"
+        )
+    for address in bundle.devices:
+        device = get_device(state, address)
+        if device is None or device.patient != bundle.patient:
+            raise InvalidArgument(
+                f"device {format_address(address)} is not registered to {who}; a bundle "
+                "holds only the readings of its patient's devices (`devices.register`)"
+            )
+
+
+def _index_vitals(state: State, batch: Batch, bundle: Bundle) -> None:
+    """List the bundle under its patient and day (append-only)."""
+    day = bundle.day
+    count_key = _vitals_count_key(bundle.patient, day)
+    index = _count(state, count_key)
+    entry = VitalsEntry(
+        batch_id=batch.batch_id,
+        height=batch.height,
+        root=batch.root,
+        cid=bundle.cid,
+        ciphertext_hash=bundle.ciphertext_hash,
+        count=bundle.count,
+        time_from_ms=bundle.time_from_ms,
+        time_to_ms=bundle.time_to_ms,
+        devices=bundle.devices,
+    )
+    save(state, _vitals_entry_key(bundle.patient, day, index), entry)
+    state.set(count_key, (index + 1).to_bytes(4, "big"))
+
+
 METHODS: Methods = {
     "devices.register": (RegisterDeviceArgs, register),
     "devices.add_guardian": (GuardianArgs, add_guardian),
@@ -679,4 +923,6 @@ METHODS: Methods = {
     "devices.register_gateway": (RegisterGatewayArgs, register_gateway),
     "devices.revoke_gateway": (RevokeGatewayArgs, revoke_gateway),
     "devices.commit_batch": (CommitBatchArgs, commit_batch),
+    "devices.share_vitals": (VitalsReaderArgs, share_vitals),
+    "devices.unshare_vitals": (VitalsReaderArgs, unshare_vitals),
 }

@@ -21,6 +21,7 @@ from medchain.app import (
     ResearchEntry,
     Role,
     StakeAccount,
+    VitalsEntry,
 )
 from medchain.crypto import SearchToken
 from medchain.offchain import BlobStore
@@ -83,3 +84,11 @@ class ChainBackend(Protocol):
     def gateway(self, address: bytes) -> Gateway | None: ...
 
     def batch(self, batch_id: bytes) -> Batch | None: ...
+
+    def vitals(
+        self, patient: bytes, from_ms: int, to_ms: int, device: bytes | None = None
+    ) -> list[VitalsEntry]:
+        """The patient's bundles of device readings overlapping [from_ms, to_ms]."""
+        ...
+
+    def vitals_readers_of(self, patient: bytes) -> tuple[bytes, ...]: ...

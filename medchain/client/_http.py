@@ -33,6 +33,7 @@ from medchain.app import (
     ResearchEntry,
     Role,
     StakeAccount,
+    VitalsEntry,
 )
 from medchain.crypto import SearchToken, format_address, parse_address
 from medchain.node import NodeStatus, PeerStatus, TxFailed
@@ -329,13 +330,25 @@ class HttpChain:
 
     def guardians_of(self, patient: bytes) -> tuple[bytes, ...]:
         body = self._get(f"/v1/patients/{format_address(patient)}/guardians")
-        guardians = _field(body, "guardians", self.url)
-        if not isinstance(guardians, list):
-            raise _bad_response(self.url, "guardians that are not a list")
-        try:
-            return tuple(parse_address(g) for g in guardians)
-        except (MedchainError, AttributeError, TypeError) as exc:
-            raise _bad_response(self.url, f"a malformed address ({exc})") from None
+        return self._addresses(body, "guardians")
+
+    def vitals(
+        self, patient: bytes, from_ms: int, to_ms: int, device: bytes | None = None
+    ) -> list[VitalsEntry]:
+        params: dict[str, str | int] = {"from_ms": from_ms, "to_ms": to_ms}
+        if device is not None:
+            params["device"] = format_address(device)
+        response = self._request(
+            "GET", f"/v1/patients/{format_address(patient)}/vitals", params=params
+        )
+        if response.status_code == 404 and _error_code(response) == "not_registered":
+            return []  # as the chain answers for an account that never had vitals
+        return self._list(VitalsEntry, self._body(response), "entries")
+
+    def vitals_readers_of(self, patient: bytes) -> tuple[bytes, ...]:
+        path = f"/v1/patients/{format_address(patient)}/vitals-readers"
+        body = self._get(path, missing=("not_registered",))
+        return () if body is None else self._addresses(body, "readers")
 
     def gateway(self, address: bytes) -> Gateway | None:
         body = self._get(f"/v1/gateways/{format_address(address)}", missing=("unknown_gateway",))
@@ -399,6 +412,15 @@ class HttpChain:
             return decode(cls, bytes.fromhex(body["encoded"]))
         except (KeyError, TypeError, ValueError, DecodeError):
             raise _bad_response(self.url, f"no valid encoded {cls.__name__}") from None
+
+    def _addresses(self, body: Mapping[str, Any], key: str) -> tuple[bytes, ...]:
+        items = _field(body, key, self.url)
+        if not isinstance(items, list):
+            raise _bad_response(self.url, f"{key} that are not a list")
+        try:
+            return tuple(parse_address(a) for a in items)
+        except (MedchainError, AttributeError, TypeError) as exc:
+            raise _bad_response(self.url, f"a malformed address ({exc})") from None
 
     def _list(self, cls: type[T], body: Mapping[str, Any], key: str) -> list[T]:
         items = _field(body, key, self.url)

@@ -47,6 +47,7 @@ from medchain.app import (
     UnknownGateway,
     UnwarrantArgs,
     VersionWrap,
+    VitalsReaderArgs,
     VoteArgs,
     WarrantArgs,
     new_batch_id,
@@ -442,6 +443,20 @@ class MedchainClient:
     def remove_guardian(self, guardian: bytes) -> Receipt:
         return self.send("devices.remove_guardian", GuardianArgs(guardian))
 
+    def share_vitals(self, reader: bytes) -> Receipt:
+        """Patient: gateways seal this patient's device readings for `reader` too, from
+        the next batch they commit on (readings committed before stay closed to them)."""
+        return self.send("devices.share_vitals", VitalsReaderArgs(reader))
+
+    def unshare_vitals(self, reader: bytes) -> Receipt:
+        """Patient: stop sealing readings for `reader` from the next batch on (what was
+        sealed for them before stays readable to them)."""
+        return self.send("devices.unshare_vitals", VitalsReaderArgs(reader))
+
+    def vitals_readers_of(self, patient: bytes | None = None) -> tuple[bytes, ...]:
+        """Who the patient (by default this account) shares their vitals with."""
+        return self.chain.vitals_readers_of(self.address if patient is None else patient)
+
     def set_device_state(
         self, device: bytes, state: DeviceState, reason: str, evidence: bytes = b""
     ) -> Receipt:
@@ -463,10 +478,10 @@ class MedchainClient:
 
     def commit_batch(self, root: bytes, count: int, bundles: Iterable[Bundle]) -> bytes:
         """Gateway: commit a batch of readings (Merkle root, count, one bundle per
-        patient, sorted here); returns the batch id, which the chain derives from the
-        transaction's nonce."""
+        patient and UTC day, sorted here); returns the batch id, which the chain derives
+        from the transaction's nonce."""
         nonce = self.chain.account(self.address).nonce
-        ordered = tuple(sorted(bundles, key=lambda b: b.patient))
+        ordered = tuple(sorted(bundles, key=lambda b: (b.patient, b.day)))
         args = CommitBatchArgs(root, count, ordered)
         self.chain.submit(self.build("devices.commit_batch", args, nonce=nonce))
         return new_batch_id(self.address, nonce)

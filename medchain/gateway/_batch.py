@@ -1,10 +1,12 @@
 """A batch of verified readings, as a gateway commits it to the chain: one Merkle root
-over the reading ids (RFC 6962, medchain.crypto) and one bundle per patient.
+over the reading ids (RFC 6962, medchain.crypto) and one bundle per patient and UTC day
+of the readings (the device's signed time), so the chain can index a patient's bundles
+by day and readers find them by time.
 
 The chain stores only the root and the patients' encrypted bundles, yet any single
 reading can later be proven part of the batch with its audit path, without revealing
-the other readings. Order is deterministic (readings sorted by id, bundles by patient),
-so two gateways given the same readings build byte-identical batches.
+the other readings. Order is deterministic (readings sorted by id, bundles by patient
+then day), so two gateways given the same readings build byte-identical batches.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
+from medchain.app import MS_PER_DAY
 from medchain.crypto import (
     MerkleProof,
+    address_from_public_key,
     inclusion_proof,
     inclusion_proofs,
     merkle_root,
@@ -41,15 +45,38 @@ class BatchEntry:
 
 @dataclass(frozen=True)
 class PatientBundle:
-    """The readings of one patient in one batch: the plaintext the gateway encrypts for
-    the patient and the patient's authorised readers."""
+    """The readings of one patient and one UTC day in one batch, sorted by reading id:
+    the plaintext the gateway encrypts for the patient and the patient's authorised
+    readers."""
 
     patient: str
+    day: int
+    """Days since the Unix epoch (UTC) of every reading's time."""
     readings: tuple[SignedReading, ...]
 
     @cached_property
     def encoded(self) -> bytes:
         return encode(self)
+
+    @property
+    def time_from_ms(self) -> int:
+        """Time of the first reading."""
+        return min(r.reading.timestamp_ms for r in self.readings)
+
+    @property
+    def time_to_ms(self) -> int:
+        """Time of the last reading."""
+        return max(r.reading.timestamp_ms for r in self.readings)
+
+    @cached_property
+    def devices(self) -> tuple[bytes, ...]:
+        """The addresses of the devices whose readings it holds, sorted."""
+        return tuple(sorted({address_from_public_key(r.reading.device) for r in self.readings}))
+
+
+def reading_day(reading: SignedReading) -> int:
+    """The UTC day (days since the Unix epoch) a reading belongs to, by its signed time."""
+    return reading.reading.timestamp_ms // MS_PER_DAY
 
 
 @dataclass(frozen=True)
@@ -65,7 +92,8 @@ class ReadingProof:
 
 
 class Batch:
-    """Readings sorted by id, their Merkle root and the per-patient bundles."""
+    """Readings sorted by id, their Merkle root and the bundles, one per patient and
+    UTC day."""
 
     def __init__(self, entries: Iterable[BatchEntry]) -> None:
         keyed: dict[bytes, BatchEntry] = {}
@@ -80,11 +108,13 @@ class Batch:
         self.entries: tuple[BatchEntry, ...] = tuple(keyed[rid] for rid in self.reading_ids)
         self._index = {rid: i for i, rid in enumerate(self.reading_ids)}
         self.root: bytes = merkle_root(self.reading_ids)
-        grouped: dict[str, list[SignedReading]] = {}
+        grouped: dict[tuple[str, int], list[SignedReading]] = {}
         for entry in self.entries:
-            grouped.setdefault(entry.patient, []).append(entry.reading)
+            key = (entry.patient, reading_day(entry.reading))
+            grouped.setdefault(key, []).append(entry.reading)
         self.bundles: tuple[PatientBundle, ...] = tuple(
-            PatientBundle(patient, tuple(grouped[patient])) for patient in sorted(grouped)
+            PatientBundle(patient, day, tuple(grouped[patient, day]))
+            for patient, day in sorted(grouped)
         )
 
     def __len__(self) -> int:

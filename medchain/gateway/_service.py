@@ -11,9 +11,12 @@ Bad signatures are struck only if configured (see GatewayConfig.strike_bad_signa
 and an exact resend of an accepted reading is acknowledged again, not struck: a device
 resends when an acknowledgement is lost, and an eavesdropper could resend it too.
 
-Who reads a batch: each patient's bundle is sealed (medchain.client._envelope) for the
-patient and the patient's guardians (`devices.add_guardian`): the people the patient put
-in charge of their devices. Doctors read vitals once the patient shares them as records.
+Who reads a batch: each bundle (one patient's readings of one UTC day) is sealed
+(medchain.client._envelope) for the patient, the patient's guardians
+(`devices.add_guardian`), the people the patient put in charge of their devices, and the
+readers the patient shares their vitals with (`devices.share_vitals`), as the chain lists
+them when the batch is committed: a reader added later reads the batches committed from
+then on (medchain.gateway._query reads them back by time).
 """
 
 from __future__ import annotations
@@ -25,8 +28,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from medchain.app import Bundle, Device, DeviceOffence, DeviceState, KeyWrap, new_batch_id
-from medchain.client import ChainBackend, MedchainClient
+from medchain.app import (
+    MAX_BATCH_BUNDLES,
+    Bundle,
+    Device,
+    DeviceOffence,
+    DeviceState,
+    KeyWrap,
+    new_batch_id,
+)
+from medchain.client import ChainBackend, MedchainClient, NotAReader
 from medchain.client._envelope import open_sealed, seal
 from medchain.crypto import (
     AccountKeys,
@@ -35,7 +46,7 @@ from medchain.crypto import (
     parse_address,
     sha256,
 )
-from medchain.gateway._batch import Batch, BatchEntry, PatientBundle
+from medchain.gateway._batch import Batch, BatchEntry, PatientBundle, reading_day
 from medchain.gateway._config import GatewayConfig
 from medchain.gateway._index import CommittedReading, ReadingIndex
 from medchain.gateway._readings import (
@@ -52,8 +63,7 @@ from medchain.types import MedchainError, decode, encode
 
 log = logging.getLogger("medchain.gateway")
 
-MAX_BATCH_PATIENTS = 256  # the devices contract's MAX_BATCH_BUNDLES
-BUNDLE_CONTEXT = b"medchain/reading-bundle/v1\x00"
+BUNDLE_CONTEXT = b"medchain/reading-bundle/v2\x00"
 
 _STATUS = {
     "malformed": 400,
@@ -104,18 +114,25 @@ class SealedBundle:
     ciphertext: bytes
 
 
-def bundle_context(root: bytes, patient: bytes) -> bytes:
-    return BUNDLE_CONTEXT + root + patient
+def bundle_context(root: bytes, patient: bytes, day: int) -> bytes:
+    """What a bundle's encryption is bound to: its batch, patient and UTC day."""
+    return BUNDLE_CONTEXT + root + patient + day.to_bytes(8, "big")
 
 
-def open_bundle(keys: AccountKeys, blob: bytes, root: bytes, patient: bytes) -> PatientBundle:
-    """A reader opens a patient's bundle of batch `root` (fetched by the CID on chain)."""
+def open_bundle(
+    keys: AccountKeys, blob: bytes, root: bytes, patient: bytes, day: int
+) -> PatientBundle:
+    """A reader opens a patient's bundle of UTC `day` in batch `root` (fetched by the CID
+    on chain); NotAReader if it was not sealed for them."""
     sealed = decode(SealedBundle, blob)
     wrap = next((w for w in sealed.wraps if w.reader == keys.address), None)
     if wrap is None:
-        raise MedchainError(f"{format_address(keys.address)} is not a reader of this bundle")
-    plain = open_sealed(keys, wrap.wrapped_key, sealed.ciphertext, bundle_context(root, patient))
-    return decode(PatientBundle, plain)
+        raise NotAReader(f"{format_address(keys.address)} is not a reader of this bundle")
+    context = bundle_context(root, patient, day)
+    bundle = decode(PatientBundle, open_sealed(keys, wrap.wrapped_key, sealed.ciphertext, context))
+    if (bundle.patient, bundle.day) != (format_address(patient), day):
+        raise MedchainError("the bundle names another patient or day than its place on chain")
+    return bundle
 
 
 @lru_cache(maxsize=65_536)
@@ -362,14 +379,17 @@ class GatewayService:
             return batch_ids
 
     def _next_batch(self) -> list[BatchEntry]:
+        """Pending readings for one batch: at most batch_max_readings, in at most the
+        chain's MAX_BATCH_BUNDLES bundles (one per patient and UTC day)."""
         entries: list[BatchEntry] = []
-        patients: set[str] = set()
+        bundles: set[tuple[str, int]] = set()
         for entry in self._pending.values():
             if len(entries) >= self.config.batch_max_readings:
                 break
-            if entry.patient not in patients and len(patients) >= MAX_BATCH_PATIENTS:
+            key = (entry.patient, reading_day(entry.reading))
+            if key not in bundles and len(bundles) >= MAX_BATCH_BUNDLES:
                 continue
-            patients.add(entry.patient)
+            bundles.add(key)
             entries.append(entry)
         return entries
 
@@ -386,17 +406,36 @@ class GatewayService:
     def _commit(self, entries: list[BatchEntry]) -> bytes:
         batch = Batch(entries)
         bundles = []
+        readers: dict[bytes, dict[bytes, bytes]] = {}
         for bundle in batch.bundles:
             patient = parse_address(bundle.patient)
-            readers = self.client._reader_keys(
-                [patient, *self.chain.guardians_of(patient)]  # the authorised readers
-            )
-            sealed = seal(bundle.encoded, bundle_context(batch.root, patient), readers)
+            if patient not in readers:  # the authorised readers, as the chain lists them now
+                readers[patient] = self.client._reader_keys(
+                    sorted(
+                        {
+                            patient,
+                            *self.chain.guardians_of(patient),
+                            *self.chain.vitals_readers_of(patient),
+                        }
+                    )
+                )
+            context = bundle_context(batch.root, patient, bundle.day)
+            sealed = seal(bundle.encoded, context, readers[patient])
             blob = encode(SealedBundle(sealed.wraps, sealed.ciphertext))
             cid = self.blobs.put(blob)
-            bundles.append(Bundle(patient, cid, sha256(blob)))
+            bundles.append(
+                Bundle(
+                    patient,
+                    cid,
+                    sha256(blob),
+                    len(bundle.readings),
+                    bundle.time_from_ms,
+                    bundle.time_to_ms,
+                    bundle.devices,
+                )
+            )
         batch_id = self._submit_batch(batch, bundles)
-        cids = {b.patient: b.cid for b in bundles}
+        cids = {(b.patient, b.day): b.cid for b in bundles}
         proofs = batch.proofs()
         committed = []
         for entry in batch.entries:
@@ -410,7 +449,7 @@ class GatewayService:
                     address_from_public_key(reading.reading.device),
                     patient,
                     reading.reading.timestamp_ms,
-                    cids[patient],
+                    cids[patient, reading_day(reading)],
                 )
             )
         self.index.commit(committed)

@@ -26,6 +26,7 @@ from medchain.app import (
     ResearchEntry,
     Role,
     StakeAccount,
+    VitalsEntry,
 )
 from medchain.crypto import SearchToken
 from medchain.store import ChainStore
@@ -126,3 +127,13 @@ class ChainQueries:
 
     def batch(self, batch_id: bytes) -> Batch | None:
         return app.get_batch(self.ledger.state, batch_id)
+
+    def vitals(
+        self, patient: bytes, from_ms: int, to_ms: int, device: bytes | None = None
+    ) -> list[VitalsEntry]:
+        """The patient's bundles of readings overlapping [from_ms, to_ms] (of `device`
+        only, if given); InvalidArgument for a range the query does not answer."""
+        return app.vitals_of(self.ledger.state, patient, from_ms, to_ms, device)
+
+    def vitals_readers_of(self, patient: bytes) -> tuple[bytes, ...]:
+        return app.vitals_readers_of(self.ledger.state, patient)

@@ -1,5 +1,6 @@
 """The devices endpoints: devices with the state in force, audit trails, a patient's
-devices and guardians, gateways and batches; unknown is 404, malformed 400."""
+devices, guardians, vitals readers and vitals over a time range, gateways and batches;
+unknown is 404, malformed 400."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import httpx
 import pytest
 
 from medchain.app import (
+    MS_PER_DAY,
     Batch,
     Bundle,
     CommitBatchArgs,
@@ -25,6 +27,7 @@ from medchain.app import (
     ReportArgs,
     Role,
     SetStateArgs,
+    VitalsEntry,
     new_batch_id,
     registration_message,
 )
@@ -34,6 +37,8 @@ from medchain.node import LocalChain
 from medchain.offchain import cid_for
 from medchain.types import decode
 from tests.api.harness import FakeNode, api_client, make_chain
+
+T0 = 19_844 * MS_PER_DAY  # 2024-05-01T00:00:00Z
 
 
 @dataclass
@@ -75,7 +80,9 @@ def world() -> Devices:
     hospital.send("devices.register_gateway", RegisterGatewayArgs(gateway.address, "ward 3"))
     gateway.send("devices.report", ReportArgs(device.address, DeviceOffence.REPLAY, b"log 1"))
     nonce = chain.account(gateway.address).nonce
-    bundle = Bundle(patient.address, cid_for(b"bundle"), sha256(b"bundle"))
+    bundle = Bundle(
+        patient.address, cid_for(b"bundle"), sha256(b"bundle"), 3, T0, T0 + 10, (device.address,)
+    )
     gateway.send("devices.commit_batch", CommitBatchArgs(b"\x07" * 32, 3, (bundle,)))
     return Devices(
         chain,
@@ -180,8 +187,67 @@ def test_batch(world: Devices) -> None:
             "patient": format_address(world.patient.address),
             "cid": cid_for(b"bundle"),
             "ciphertext_hash": sha256(b"bundle").hex(),
+            "count": 3,
+            "time_from_ms": T0,
+            "time_to_ms": T0 + 10,
+            "devices": [world.device.address_text],
         }
     ]
+
+
+def _vitals(world: Devices, query: str, patient: bytes | None = None) -> httpx.Response:
+    address = format_address(world.patient.address if patient is None else patient)
+    return world.api.get(f"/v1/patients/{address}/vitals?{query}")
+
+
+def test_patient_vitals_over_a_range(world: Devices) -> None:
+    body = _ok(_vitals(world, f"from_ms={T0 + 10}&to_ms={T0 + MS_PER_DAY}"))
+    assert body["patient"] == format_address(world.patient.address)
+    assert (body["from_ms"], body["to_ms"], body["device"]) == (T0 + 10, T0 + MS_PER_DAY, None)
+    (entry,) = body["entries"]
+    decoded = decode(VitalsEntry, bytes.fromhex(entry["encoded"]))
+    assert [decoded] == world.chain.vitals(world.patient.address, T0, T0 + 10)
+    assert entry["batch_id"] == world.batch_id.hex() and entry["root"] == "07" * 32
+    assert (entry["count"], entry["time_from_ms"], entry["time_to_ms"]) == (3, T0, T0 + 10)
+    assert entry["devices"] == [world.device.address_text] and entry["cid"] == cid_for(b"bundle")
+    assert entry["height"] == decoded.height > 0
+    assert _ok(_vitals(world, f"from_ms={T0 + 11}&to_ms={T0 + 20}"))["entries"] == []
+    device = world.device.address_text
+    body = _ok(_vitals(world, f"from_ms={T0}&to_ms={T0}&device={device}"))
+    assert body["device"] == device and len(body["entries"]) == 1
+    other = AccountKeys.generate().address_text
+    assert _ok(_vitals(world, f"from_ms={T0}&to_ms={T0}&device={other}"))["entries"] == []
+
+
+def test_a_bad_vitals_range_is_400(world: Devices) -> None:
+    message = _error(
+        _vitals(world, f"from_ms={T0}&to_ms={T0 + 400 * MS_PER_DAY}"), 400, "invalid_argument"
+    )
+    assert "at most 366" in message and "split it" in message
+    assert "from <= to" in _error(
+        _vitals(world, f"from_ms={T0}&to_ms={T0 - 1}"), 400, "invalid_argument"
+    )
+    _error(_vitals(world, f"from_ms=-5&to_ms={T0}"), 400, "invalid_argument")
+    _error(_vitals(world, f"from_ms={T0}&to_ms={T0}&device=mc1nope"), 400, "invalid_address")
+    assert "to_ms" in _error(_vitals(world, f"from_ms={T0}"), 422, "invalid_request")
+
+
+def test_vitals_of_an_unknown_patient_is_404(world: Devices) -> None:
+    for who in (AccountKeys.generate().address, world.hospital.address):
+        message = _error(_vitals(world, f"from_ms={T0}&to_ms={T0}", who), 404, "not_registered")
+        assert "not a patient" in message
+        path = f"/v1/patients/{format_address(who)}/vitals-readers"
+        _error(world.api.get(path), 404, "not_registered")
+
+
+def test_vitals_readers(world: Devices) -> None:
+    patient = format_address(world.patient.address)
+    path = f"/v1/patients/{patient}/vitals-readers"
+    assert _ok(world.api.get(path)) == {"patient": patient, "readers": []}
+    world.patient.share_vitals(world.hospital.address)
+    world.patient.share_vitals(world.guardian.address)
+    readers = sorted([world.hospital.address, world.guardian.address])
+    assert _ok(world.api.get(path))["readers"] == [format_address(r) for r in readers]
 
 
 def test_a_state_change_shows_at_once(world: Devices) -> None:
@@ -207,6 +273,8 @@ def test_unknown_is_404(world: Devices) -> None:
         "/v1/devices/0xabc/audit",
         "/v1/patients/x/devices",
         "/v1/patients/x/guardians",
+        "/v1/patients/x/vitals?from_ms=0&to_ms=1",
+        "/v1/patients/x/vitals-readers",
         "/v1/gateways/abc",
     ],
 )
@@ -226,6 +294,8 @@ def test_documented_under_devices(world: Devices) -> None:
         "/v1/devices/{address}/audit",
         "/v1/patients/{address}/devices",
         "/v1/patients/{address}/guardians",
+        "/v1/patients/{address}/vitals",
+        "/v1/patients/{address}/vitals-readers",
         "/v1/gateways/{address}",
         "/v1/batches/{batch_id}",
     ):

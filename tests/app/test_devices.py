@@ -1,6 +1,9 @@
-"""The devices contract: registration, guardians, states, penalties, gateways, batches."""
+"""The devices contract: registration, guardians, states, penalties, gateways, batches,
+the per-patient vitals index and the readers a patient shares their vitals with."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -9,6 +12,10 @@ from hypothesis import strategies as st
 from medchain.app import (
     MAX_BATCH_BUNDLES,
     MAX_BATCH_READINGS,
+    MAX_TIME_MS,
+    MAX_VITALS_QUERY_DAYS,
+    MAX_VITALS_READERS,
+    MS_PER_DAY,
     Bundle,
     CommitBatchArgs,
     DeviceAction,
@@ -16,13 +23,17 @@ from medchain.app import (
     DeviceOffence,
     DeviceState,
     GuardianArgs,
+    InvalidArgument,
     Ledger,
+    RegisterArgs,
     RegisterDeviceArgs,
     RegisterGatewayArgs,
     ReportArgs,
     RevokeGatewayArgs,
     Role,
     SetStateArgs,
+    VitalsEntry,
+    VitalsReaderArgs,
     device_audit,
     devices_of,
     get_batch,
@@ -31,7 +42,10 @@ from medchain.app import (
     guardians_of,
     new_batch_id,
     registration_message,
+    vitals_of,
+    vitals_readers_of,
 )
+from medchain.app import _devices as devices_module
 from medchain.crypto import AccountKeys, merkle_root, sha256
 from medchain.types import Receipt
 
@@ -358,33 +372,81 @@ def test_gateway_registration_rules(
 
 # -- batches ------------------------------------------------------------------------
 
-
-def _bundles(*patients: AccountKeys) -> tuple[Bundle, ...]:
-    out = []
-    for p in sorted(patients, key=lambda k: k.address):
-        cid, digest = fake_blob(b"bundle " + p.address)
-        out.append(Bundle(p.address, cid, digest))
-    return tuple(out)
+T0 = 19_844 * MS_PER_DAY
+"""2024-05-01T00:00:00Z"""
 
 
-def test_gateway_commits_a_batch(world: World, patient: AccountKeys, gateway: AccountKeys) -> None:
+def _bundle(
+    patient: AccountKeys,
+    devices: list[AccountKeys],
+    count: int = 1,
+    time_from: int = T0,
+    time_to: int | None = None,
+) -> Bundle:
+    cid, digest = fake_blob(b"bundle " + patient.address + time_from.to_bytes(8, "big"))
+    return Bundle(
+        patient.address,
+        cid,
+        digest,
+        count,
+        time_from,
+        time_from if time_to is None else time_to,
+        tuple(sorted(d.address for d in devices)),
+    )
+
+
+def _commit(world: World, gateway: AccountKeys, *bundles: Bundle) -> bytes:
+    """Commit `bundles` in a batch of their readings; returns the batch id."""
+    nonce = world.nonces.get(gateway.address, 0)
+    root = sha256(b"root" + nonce.to_bytes(8, "big"))
+    count = sum(b.count for b in bundles)
+    world.ok(gateway, "devices.commit_batch", CommitBatchArgs(root, count, bundles))
+    return new_batch_id(gateway.address, nonce)
+
+
+def test_gateway_commits_a_batch(
+    world: World, patient: AccountKeys, hospital: AccountKeys, gateway: AccountKeys
+) -> None:
     other = AccountKeys.generate()
     world.register(other, Role.PATIENT)
+    mine, theirs = _register(world, patient, patient), _register(world, hospital, other)
     readings = [sha256(bytes([i])) for i in range(5)]
     root = merkle_root(readings)
-    nonce = world.nonces.get(gateway.address, 0)
-    receipt = world.ok(
-        gateway, "devices.commit_batch", CommitBatchArgs(root, 5, _bundles(patient, other))
+    bundles = tuple(
+        sorted(
+            [_bundle(patient, [mine], 3, T0 + 10, T0 + 20), _bundle(other, [theirs], 2, T0 + 5)],
+            key=lambda b: b.patient,
+        )
     )
+    nonce = world.nonces.get(gateway.address, 0)
+    receipt = world.ok(gateway, "devices.commit_batch", CommitBatchArgs(root, 5, bundles))
     batch_id = new_batch_id(gateway.address, nonce)
     batch = get_batch(world.ledger.state, batch_id)
     assert batch is not None
     assert (batch.gateway, batch.root, batch.count) == (gateway.address, root, 5)
-    assert batch.bundles == _bundles(patient, other) and batch.tx_id == receipt.tx_id
+    assert batch.bundles == bundles and batch.tx_id == receipt.tx_id
     assert receipt.events[0].kind == "device.batch_committed"
+    assert receipt.events[0].get("bundles") == "2"
     found = get_gateway(world.ledger.state, gateway.address)
     assert found is not None and found.batch_count == 1
-    again = world.call(gateway, "devices.commit_batch", CommitBatchArgs(root, 5, _bundles(patient)))
+    # each bundle is listed under its patient and day
+    (entry,) = vitals_of(world.ledger.state, patient.address, T0, T0 + MS_PER_DAY - 1)
+    (committed,) = (b for b in bundles if b.patient == patient.address)
+    assert entry == VitalsEntry(
+        batch_id,
+        batch.height,
+        root,
+        committed.cid,
+        committed.ciphertext_hash,
+        3,
+        T0 + 10,
+        T0 + 20,
+        (mine.address,),
+    )
+    assert [e.count for e in vitals_of(world.ledger.state, other.address, T0, T0)] == []
+    assert [e.count for e in vitals_of(world.ledger.state, other.address, T0, T0 + 5)] == [2]
+    mine_only = tuple(b for b in bundles if b.patient == patient.address)
+    again = world.call(gateway, "devices.commit_batch", CommitBatchArgs(root, 3, mine_only))
     assert again.code == "duplicate_batch"
 
 
@@ -392,28 +454,195 @@ def test_batch_bounds(
     world: World, patient: AccountKeys, hospital: AccountKeys, gateway: AccountKeys
 ) -> None:
     root = b"\x01" * 32
+    device = _register(world, patient, patient)
+    one = (_bundle(patient, [device]),)
 
     def code(sender: AccountKeys, args: CommitBatchArgs) -> str:
         return world.call(sender, "devices.commit_batch", args).code
 
-    assert code(hospital, CommitBatchArgs(root, 1, _bundles(patient))) == "unknown_gateway"
-    assert code(gateway, CommitBatchArgs(b"\x01" * 31, 1, _bundles(patient))) == "invalid_argument"
-    assert code(gateway, CommitBatchArgs(root, 0, _bundles(patient))) == "invalid_argument"
-    assert code(gateway, CommitBatchArgs(root, MAX_BATCH_READINGS + 1, _bundles(patient))) == (
-        "invalid_argument"
-    )
+    assert code(hospital, CommitBatchArgs(root, 1, one)) == "unknown_gateway"
+    assert code(gateway, CommitBatchArgs(b"\x01" * 31, 1, one)) == "invalid_argument"
+    assert code(gateway, CommitBatchArgs(root, 0, one)) == "invalid_argument"
+    too_many = CommitBatchArgs(root, MAX_BATCH_READINGS + 1, one)
+    assert code(gateway, too_many) == "invalid_argument"
     assert code(gateway, CommitBatchArgs(root, 1, ())) == "invalid_argument"
-    many = tuple(Bundle(i.to_bytes(20, "big"), "x", b"") for i in range(MAX_BATCH_BUNDLES + 1))
+    many = tuple(
+        Bundle(i.to_bytes(20, "big"), "x", b"", 1, T0, T0, (device.address,))
+        for i in range(MAX_BATCH_BUNDLES + 1)
+    )
     assert code(gateway, CommitBatchArgs(root, MAX_BATCH_READINGS, many)) == "invalid_argument"
     other = AccountKeys.generate()
     world.register(other, Role.PATIENT)
-    two = _bundles(patient, other)
+    theirs = _register(world, other, other)
+    two = tuple(
+        sorted([_bundle(patient, [device]), _bundle(other, [theirs])], key=lambda b: b.patient)
+    )
     assert code(gateway, CommitBatchArgs(root, 1, two)) == "invalid_argument"  # > one per reading
     assert code(gateway, CommitBatchArgs(root, 2, tuple(reversed(two)))) == "invalid_argument"
-    bad_cid = (Bundle(patient.address, two[0].cid, b"\x00" * 32),)
-    assert code(gateway, CommitBatchArgs(root, 2, bad_cid)) == "invalid_argument"
-    nobody = (Bundle(b"\x09" * 20, two[0].cid, two[0].ciphertext_hash),)
-    assert code(gateway, CommitBatchArgs(root, 2, nobody)) == "not_registered"
+    bad_cid = (Bundle(patient.address, one[0].cid, b"\x00" * 32, 1, T0, T0, (device.address,)),)
+    assert code(gateway, CommitBatchArgs(root, 1, bad_cid)) == "invalid_argument"
+    nobody = (Bundle(b"\x09" * 20, one[0].cid, one[0].ciphertext_hash, 1, T0, T0, ()),)
+    assert code(gateway, CommitBatchArgs(root, 1, nobody)) == "not_registered"
+    assert world.call(gateway, "devices.commit_batch", CommitBatchArgs(root, 2, two)).ok
+
+
+def test_bundles_are_one_per_patient_and_day_with_their_own_devices(
+    world: World, patient: AccountKeys, hospital: AccountKeys, gateway: AccountKeys
+) -> None:
+    a, b = _register(world, patient, patient), _register(world, hospital, patient)
+    stranger = AccountKeys.generate()
+    world.register(stranger, Role.PATIENT)
+    theirs = _register(world, stranger, stranger)
+    root = b"\x02" * 32
+
+    def refused(*bundles: Bundle, count: int | None = None) -> str:
+        total = sum(x.count for x in bundles) if count is None else count
+        receipt = world.call(gateway, "devices.commit_batch", CommitBatchArgs(root, total, bundles))
+        assert receipt.code == "invalid_argument", receipt.code
+        return receipt.message
+
+    day2 = T0 + MS_PER_DAY
+    assert "sorted by patient address, then day" in refused(
+        _bundle(patient, [a], time_from=day2), _bundle(patient, [a], time_from=T0)
+    )
+    assert "one per patient and UTC day" in refused(
+        _bundle(patient, [a], time_from=T0), _bundle(patient, [b], time_from=T0 + 1)
+    )
+    assert "split its readings at midnight UTC" in refused(
+        _bundle(patient, [a], 2, T0 + MS_PER_DAY - 1, day2)
+    )
+    assert "first <= last" in refused(_bundle(patient, [a], 2, T0 + 5, T0 + 4))
+    assert "first <= last" in refused(_bundle(patient, [a], 2, MAX_TIME_MS, MAX_TIME_MS + 1))
+    assert "holds no readings" in refused(_bundle(patient, [a], 0), count=1)
+    assert "every reading of the batch is in exactly one bundle" in refused(
+        _bundle(patient, [a], 2), count=3
+    )
+    assert "name the 1 to" in refused(_bundle(patient, []))
+    assert "name the 1 to" in refused(_bundle(patient, [a, b], count=1))  # more than readings
+    pair = _bundle(patient, [a, b], 2)
+    unsorted = dataclasses.replace(pair, devices=tuple(reversed(pair.devices)))
+    assert "unique and sorted" in refused(unsorted)
+    assert "unique and sorted" in refused(dataclasses.replace(pair, devices=(a.address,) * 2))
+    message = refused(_bundle(patient, [a, theirs], 2))
+    assert f"not registered to {patient.address_text}" in message and "devices.register" in message
+    assert "not registered to" in refused(_bundle(patient, [AccountKeys.generate()]))
+    too_many = [AccountKeys.generate() for _ in range(devices_module.MAX_DEVICES_PER_PATIENT + 1)]
+    assert "name the 1 to 64" in refused(
+        _bundle(patient, too_many, devices_module.MAX_DEVICES_PER_PATIENT + 1)
+    )
+    # the same patient on two days, sorted by day, is one batch
+    batch_id = _commit(
+        world, gateway, _bundle(patient, [a, b], 2, T0, T0 + 9), _bundle(patient, [b], 1, day2)
+    )
+    batch = get_batch(world.ledger.state, batch_id)
+    assert batch is not None and [x.day for x in batch.bundles] == [T0 // MS_PER_DAY, 19_845]
+
+
+def test_vitals_of_a_range(
+    world: World, patient: AccountKeys, hospital: AccountKeys, gateway: AccountKeys
+) -> None:
+    a, b = _register(world, patient, patient), _register(world, hospital, patient)
+    late = T0 + MS_PER_DAY - 1_000  # 23:59:59 UTC
+    next_day = T0 + MS_PER_DAY
+    # committed out of time order: the query sorts by the first reading's time
+    third = _commit(world, gateway, _bundle(patient, [a], 2, next_day, next_day + 500))
+    second = _commit(world, gateway, _bundle(patient, [a, b], 3, late - 100, late))
+    first = _commit(world, gateway, _bundle(patient, [b], 1, T0 + 60_000))
+    state = world.ledger.state
+
+    def ids(from_ms: int, to_ms: int, device: AccountKeys | None = None) -> list[bytes]:
+        found = vitals_of(state, patient.address, from_ms, to_ms, device and device.address)
+        return [e.batch_id for e in found]
+
+    assert ids(T0, next_day + MS_PER_DAY - 1) == [first, second, third]
+    assert ids(late - 1_000, next_day + 1_000) == [second, third]  # across midnight UTC
+    assert ids(late, next_day) == [second, third]  # both edges included
+    assert ids(late + 1, next_day - 1) == []  # between two bundles
+    assert ids(next_day + 500, next_day + 500) == [third]
+    assert ids(T0, T0 + 59_999) == [] and ids(T0 + 60_000, T0 + 60_000) == [first]
+    assert ids(T0, next_day + MS_PER_DAY - 1, a) == [second, third]
+    assert ids(T0, next_day + MS_PER_DAY - 1, b) == [first, second]
+    assert ids(T0, next_day, AccountKeys.generate()) == []
+    assert vitals_of(state, hospital.address, T0, next_day) == []
+    # same first time: commit order (height), then batch id
+    fourth = _commit(world, gateway, _bundle(patient, [b], 1, T0 + 60_000))
+    assert ids(T0, T0 + 60_000) == [first, fourth]
+
+
+def test_vitals_query_bounds(
+    world: World, patient: AccountKeys, gateway: AccountKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = world.ledger.state
+    year = MAX_VITALS_QUERY_DAYS * MS_PER_DAY
+    assert vitals_of(state, patient.address, T0, T0 + year - 1) == []  # 366 days
+    with pytest.raises(InvalidArgument, match="367 UTC days; one query covers at most 366"):
+        vitals_of(state, patient.address, T0, T0 + year)
+    with pytest.raises(InvalidArgument, match="give from <= to"):
+        vitals_of(state, patient.address, T0 + 1, T0)
+    with pytest.raises(InvalidArgument, match="milliseconds since the Unix epoch"):
+        vitals_of(state, patient.address, -1, T0)
+    with pytest.raises(InvalidArgument, match="milliseconds since the Unix epoch"):
+        vitals_of(state, patient.address, T0, MAX_TIME_MS + 1)
+    device = _register(world, patient, patient)
+    for hour in range(3):
+        _commit(world, gateway, _bundle(patient, [device], 1, T0 + hour * 3_600_000))
+    state = world.ledger.state
+    monkeypatch.setattr(devices_module, "MAX_VITALS_QUERY_SCAN", 2)
+    with pytest.raises(InvalidArgument, match="3 vitals bundles in the days of this range"):
+        vitals_of(state, patient.address, T0, T0 + 1)  # the day's entries count, not the range's
+    monkeypatch.setattr(devices_module, "MAX_VITALS_QUERY_SCAN", 3)
+    monkeypatch.setattr(devices_module, "MAX_VITALS_QUERY_ENTRIES", 2)
+    assert len(vitals_of(state, patient.address, T0, T0 + 3_600_000)) == 2
+    with pytest.raises(InvalidArgument, match="ask for a shorter one"):
+        vitals_of(state, patient.address, T0, T0 + MS_PER_DAY - 1)
+
+
+# -- vitals readers -------------------------------------------------------------------
+
+
+def test_patient_shares_vitals(
+    world: World, patient: AccountKeys, doctor: AccountKeys, doctor2: AccountKeys
+) -> None:
+    def share(sender: AccountKeys, reader: bytes, method: str = "share_vitals") -> Receipt:
+        return world.call(sender, f"devices.{method}", VitalsReaderArgs(reader))
+
+    receipt = share(patient, doctor.address)
+    assert receipt.ok and receipt.events[0].kind == "device.vitals_shared"
+    assert receipt.events[0].get("reader") == doctor.address_text
+    assert receipt.events[0].get("patient") == patient.address_text
+    assert share(patient, doctor2.address).ok
+    readers = vitals_readers_of(world.ledger.state, patient.address)
+    assert readers == tuple(sorted([doctor.address, doctor2.address]))
+    again = share(patient, doctor.address)
+    assert again.code == "invalid_argument" and "already reads" in again.message
+    assert share(patient, patient.address).code == "invalid_argument"
+    assert share(patient, AccountKeys.generate().address).code == "not_registered"
+    assert share(patient, b"\x01" * 19).code == "invalid_argument"
+    assert share(doctor, patient.address).code == "wrong_role"  # only patients share vitals
+    keyless = AccountKeys.generate()
+    world.ok(keyless, "registry.register", RegisterArgs(Role.VALIDATOR, "v", b""))
+    refused = share(patient, keyless.address)
+    assert refused.code == "invalid_argument" and "without an encryption key" in refused.message
+
+    receipt = share(patient, doctor.address, "unshare_vitals")
+    assert receipt.ok and receipt.events[0].kind == "device.vitals_unshared"
+    assert vitals_readers_of(world.ledger.state, patient.address) == (doctor2.address,)
+    gone = share(patient, doctor.address, "unshare_vitals")
+    assert gone.code == "invalid_argument" and "does not read" in gone.message
+    assert share(patient, doctor2.address, "unshare_vitals").ok
+    assert vitals_readers_of(world.ledger.state, patient.address) == ()
+
+
+def test_at_most_so_many_vitals_readers(world: World, patient: AccountKeys) -> None:
+    for _ in range(MAX_VITALS_READERS):
+        reader = AccountKeys.generate()
+        world.register(reader, Role.DOCTOR, "Dr.")
+        world.ok(patient, "devices.share_vitals", VitalsReaderArgs(reader.address))
+    one_more = AccountKeys.generate()
+    world.register(one_more, Role.DOCTOR, "Dr.")
+    receipt = world.call(patient, "devices.share_vitals", VitalsReaderArgs(one_more.address))
+    assert receipt.code == "invalid_argument" and "unshare_vitals" in receipt.message
+    assert len(vitals_readers_of(world.ledger.state, patient.address)) == MAX_VITALS_READERS
 
 
 # -- audit and determinism ----------------------------------------------------------

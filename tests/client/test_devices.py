@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from medchain.app import (
+    MS_PER_DAY,
     Bundle,
     DeviceAction,
     DeviceKind,
@@ -23,6 +24,7 @@ from medchain.client import ChainBackend, HttpChain, MedchainClient, UnknownBatc
 from medchain.crypto import AccountKeys, sha256
 from medchain.node import TxFailed
 from medchain.offchain import cid_for
+from medchain.types import MedchainError
 from tests.api.harness import FakeNode, make_chain, served
 
 PARAMS = {"device_strikes_restrict": 2, "device_strikes_ban": 4, "device_restrict_blocks": 50}
@@ -100,15 +102,48 @@ def test_devices_story(backend: tuple[ChainBackend, AccountKeys]) -> None:
     ] * 2 + [DeviceAction.STATE_CHANGED]
     assert chain.device_audit(device) == patient.device_audit(device)
 
-    # batches: bundles are sorted for the caller; the id is the chain's
-    bundles = [
-        Bundle(p, cid_for(p), sha256(p)) for p in sorted([patient.address, guardian.address])
-    ]
+    # batches: bundles are sorted (by patient, then day) for the caller; the id is the chain's
+    theirs = AccountKeys.generate()
+    guardian.register_device(theirs, guardian.address, DeviceKind.THERMOMETER, "ear")
+    t0 = 19_844 * MS_PER_DAY
+    bundles = sorted(
+        [
+            Bundle(patient.address, cid_for(b"1"), sha256(b"1"), 2, t0, t0 + 9, (device,)),
+            Bundle(
+                patient.address,
+                cid_for(b"2"),
+                sha256(b"2"),
+                1,
+                t0 + MS_PER_DAY,
+                t0 + MS_PER_DAY,
+                (device,),
+            ),
+            Bundle(guardian.address, cid_for(b"3"), sha256(b"3"), 2, t0, t0, (theirs.address,)),
+        ],
+        key=lambda b: (b.patient, b.day),
+    )
     batch_id = gateway.commit_batch(b"\x01" * 32, 5, reversed(bundles))
     batch = patient.batch(batch_id)
     assert (batch.gateway, batch.root, batch.count) == (gateway.address, b"\x01" * 32, 5)
     assert list(batch.bundles) == bundles
     assert hospital.gateway(gateway.address).batch_count == 1
+    vitals = chain.vitals(patient.address, t0 + 9, t0 + MS_PER_DAY)
+    assert [(v.batch_id, v.count, v.time_from_ms) for v in vitals] == [
+        (batch_id, 2, t0),
+        (batch_id, 1, t0 + MS_PER_DAY),
+    ]
+    assert chain.vitals(patient.address, t0, t0 + 2 * MS_PER_DAY, theirs.address) == []
+    assert chain.vitals(guardian.address, t0, t0, theirs.address)[0].devices == (theirs.address,)
+
+    # the patient shares their vitals, and stops
+    patient.share_vitals(hospital.address)
+    assert patient.vitals_readers_of() == (hospital.address,)
+    assert chain.vitals_readers_of(patient.address) == (hospital.address,)
+    with pytest.raises(TxFailed) as twice_shared:
+        patient.share_vitals(hospital.address)
+    assert twice_shared.value.code == "invalid_argument"
+    patient.unshare_vitals(hospital.address)
+    assert hospital.vitals_readers_of(patient.address) == ()
 
     patient.remove_guardian(guardian.address)
     assert chain.guardians_of(patient.address) == ()
@@ -128,6 +163,7 @@ def test_unknown_things(backend: tuple[ChainBackend, AccountKeys]) -> None:
     assert chain.device(nobody) is None and chain.device_audit(nobody) == []
     assert chain.gateway(nobody) is None and chain.batch(b"\x00" * 16) is None
     assert chain.devices_of(nobody) == [] and chain.guardians_of(nobody) == ()
+    assert chain.vitals(nobody, 0, 1) == [] and chain.vitals_readers_of(nobody) == ()
     with pytest.raises(UnknownDevice, match="register"):
         client.device(nobody)
     with pytest.raises(UnknownDevice):
@@ -136,6 +172,15 @@ def test_unknown_things(backend: tuple[ChainBackend, AccountKeys]) -> None:
         client.gateway(nobody)
     with pytest.raises(UnknownBatch):
         client.batch(b"\x00" * 16)
+
+
+def test_a_vitals_range_the_chain_refuses(backend: tuple[ChainBackend, AccountKeys]) -> None:
+    """Both backends refuse a range over a year with the chain's code and advice."""
+    chain, validator_keys = backend
+    patient = _person(chain, MedchainClient(validator_keys, chain), Role.PATIENT)
+    with pytest.raises(MedchainError, match="split it into shorter ranges") as refused:
+        chain.vitals(patient.address, 0, 400 * MS_PER_DAY)
+    assert refused.value.code == "invalid_argument"
 
 
 def test_a_device_key_proves_possession(backend: tuple[ChainBackend, AccountKeys]) -> None:

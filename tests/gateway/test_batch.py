@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from medchain.app import MS_PER_DAY
 from medchain.crypto import AccountKeys
 from medchain.gateway import (
     Batch,
@@ -70,6 +71,39 @@ def test_bundles_group_per_patient_in_a_deterministic_order() -> None:
         assert decode(PatientBundle, bundle.encoded) == bundle
     assert [b.encoded for b in Batch(items).bundles] == [b.encoded for b in batch.bundles]
     assert list(batch.reading_ids) == sorted(batch.reading_ids)
+
+
+def test_bundles_split_at_midnight_utc() -> None:
+    """One bundle per patient and UTC day of the readings' signed time, sorted by
+    patient then day; each knows its time range and devices."""
+    other = AccountKeys(bytes(range(1, 33)), bytes(range(33, 65)))
+    midnight = 19_845 * MS_PER_DAY
+    times = [midnight - 2, midnight - 1, midnight, midnight + 5, midnight + MS_PER_DAY]
+    items = [
+        BatchEntry("p1", sign_reading(KEYS, i, t, b'{"n":%d}' % i)) for i, t in enumerate(times)
+    ]
+    items += [
+        BatchEntry("p1", sign_reading(other, 0, midnight + 7, b"{}")),
+        BatchEntry("p0", sign_reading(other, 1, midnight - 1, b"{}")),
+    ]
+    batch = Batch(reversed(items))
+    assert [(b.patient, b.day) for b in batch.bundles] == [
+        ("p0", 19_844),
+        ("p1", 19_844),
+        ("p1", 19_845),
+        ("p1", 19_846),
+    ]
+    assert [len(b.readings) for b in batch.bundles] == [1, 2, 3, 1]
+    day = batch.bundles[2]
+    assert (day.time_from_ms, day.time_to_ms) == (midnight, midnight + 7)
+    assert day.devices == tuple(sorted([KEYS.address, other.address]))
+    assert batch.bundles[1].devices == (KEYS.address,)
+    assert (batch.bundles[1].time_from_ms, batch.bundles[1].time_to_ms) == (
+        midnight - 2,
+        midnight - 1,
+    )
+    assert [decode(PatientBundle, b.encoded) for b in batch.bundles] == list(batch.bundles)
+    assert [b.encoded for b in Batch(items).bundles] == [b.encoded for b in batch.bundles]
 
 
 def test_duplicates_and_unknown_readings_are_refused() -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from medchain.app import MS_PER_DAY, DeviceOffence, DeviceState, Role
 from medchain.app import DeviceKind as ChainDeviceKind
-from medchain.app import DeviceOffence, DeviceState, Role
 from medchain.client import MedchainClient
 from medchain.crypto import AccountKeys, format_address
 from medchain.gateway import (
@@ -20,6 +20,7 @@ from medchain.gateway import (
     sign_reading,
     verify_proof,
 )
+from medchain.gateway import _service as service_module
 from medchain.gateway._config import GatewayConfig
 from medchain.gateway._index import ReadingIndex
 from medchain.gateway._service import Accepted, GatewayService, ReadingRefused, open_bundle
@@ -106,7 +107,9 @@ def test_honest_readings_are_committed_and_provable(world: World) -> None:
     assert batch is not None
     blob = world.chain.blobs.get(batch.bundles[0].cid)
     for reader in (world.patient, world.guardian):
-        bundle = open_bundle(reader.keys, blob, batch.root, world.patient.address)
+        bundle = open_bundle(
+            reader.keys, blob, batch.root, world.patient.address, batch.bundles[0].day
+        )
         assert ids[0] in {r.reading_id for r in bundle.readings}
     # a resend of a committed reading is acknowledged again, not struck
     assert service.submit(readings[0]) == Accepted(ids[0], duplicate=True)
@@ -229,3 +232,24 @@ def test_a_group_that_cannot_be_stored_is_not_acknowledged_nor_remembered(
             service.submit(reading)
     assert service.pending_count == 0
     assert service.submit(reading) == Accepted(reading.reading_id)  # not taken for a replay
+
+
+def test_batches_hold_at_most_the_chains_bundles(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bundles are one per patient and UTC day: a batch takes at most MAX_BATCH_BUNDLES
+    (patient, day) pairs, the rest wait for the next batch of the same flush."""
+    monkeypatch.setattr(service_module, "MAX_BATCH_BUNDLES", 2)
+    service = world.service(ReadingIndex(":memory:"))
+    sim = world.device()
+    sim.now_ms, sim.interval_ms = 19_845 * MS_PER_DAY - 60_000, MS_PER_DAY // 2
+    readings = [sim.next_reading() for _ in range(5)]  # 1, 2 and 2 readings on 3 days
+    for reading in readings:
+        service.submit(reading)
+    first, second = service.flush()
+    batches = [world.chain.batch(first), world.chain.batch(second)]
+    assert [[(b.day, b.count) for b in batch.bundles] for batch in batches if batch] == [
+        [(19_844, 1), (19_845, 2)],
+        [(19_846, 2)],
+    ]
+    assert all(service.status(r.reading_id).state == "committed" for r in readings)
