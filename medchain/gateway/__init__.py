@@ -1,7 +1,8 @@
 """The edge gateway's library: signed device readings, the vital-signs profile they must
 meet, batches committed to the chain with per-reading Merkle proofs, and simulated
-devices (honest and misbehaving), and MQTT intake beside the HTTP server. A layer above
-client/: the server is built on it."""
+devices (honest and misbehaving), and MQTT intake beside the HTTP server; and reading a
+patient's vitals back over a time range (`read_vitals`). A layer above client/: the
+server is built on it."""
 
 from medchain.gateway._batch import (
     Batch,
@@ -14,6 +15,7 @@ from medchain.gateway._batch import (
 )
 from medchain.gateway._config import MqttConfig
 from medchain.gateway._mqtt import MqttIngest, acks_topic, readings_topic, start_mqtt
+from medchain.gateway._query import VitalReading, VitalReadings, VitalsCorrupted, read_vitals
 from medchain.gateway._readings import (
     MAX_OBSERVATION_BYTES,
     READING_DOMAIN,
@@ -62,12 +64,16 @@ __all__ = [
     "SignedReading",
     "SimulatedDevice",
     "VitalKind",
+    "VitalReading",
+    "VitalReadings",
     "VitalSign",
+    "VitalsCorrupted",
     "acks_topic",
     "decode_signed_reading",
     "device_reference",
     "encode_signed_reading",
     "prove",
+    "read_vitals",
     "reading_from_json",
     "reading_id",
     "reading_signing_bytes",
