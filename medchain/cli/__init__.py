@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from medchain.cli import _commands as commands
+from medchain.cli import _readings  # noqa: F401  (adds `reading list` to reading_app)
 from medchain.cli._anchor import adopt_genesis, anchor_app, fork, recover, verify
 from medchain.cli._anon import anon_app
 from medchain.cli._bench import bench_app

@@ -1,5 +1,6 @@
 """`medchain devices …` and `medchain gateways …`: medical devices bound to patients,
-their guardians and penalties, and the edge gateways hospitals trust to report them."""
+their guardians and penalties, who the patient shares their vitals with, and the edge
+gateways hospitals trust to report them."""
 
 from __future__ import annotations
 
@@ -257,6 +258,54 @@ def guardian_list(
         guardians = chain.guardians_of(address_arg(patient))
     for guardian in guardians:
         console.print(show_address(guardian))
+
+
+# -- vitals readers ---------------------------------------------------------------------
+
+
+@devices_app.command("share-vitals")
+@reports_errors
+def share_vitals(
+    reader: Annotated[str, typer.Argument(help="The reader's address.", show_default=False)],
+    key: Annotated[Path, typer.Option("--key", help="The patient's key file.")],
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
+) -> None:
+    """Patient: let a registered account read your device readings (`medchain reading
+    list`), those committed from now on: gateways seal each batch for its readers of the
+    moment."""
+    with client_for(key, node, data) as client:
+        client.share_vitals(address_arg(reader))
+    ok(f"{reader} may now read your vitals committed from now on")
+
+
+@devices_app.command("unshare-vitals")
+@reports_errors
+def unshare_vitals(
+    reader: Annotated[str, typer.Argument(help="The reader's address.", show_default=False)],
+    key: Annotated[Path, typer.Option("--key", help="The patient's key file.")],
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
+) -> None:
+    """Patient: stop sealing your readings for a reader (what was sealed for them before
+    stays readable to them)."""
+    with client_for(key, node, data) as client:
+        client.unshare_vitals(address_arg(reader))
+    ok(f"{reader} no longer gets your vitals committed from now on")
+
+
+@devices_app.command("vitals-readers")
+@reports_errors
+def vitals_readers(
+    patient: Annotated[str, typer.Option(help="Patient address.")],
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
+) -> None:
+    """Who the patient shares their vitals with (besides their guardians)."""
+    with open_backend(node, data) as chain:
+        readers = chain.vitals_readers_of(address_arg(patient))
+    for reader in readers:
+        console.print(show_address(reader))
 
 
 # -- gateways ---------------------------------------------------------------------------

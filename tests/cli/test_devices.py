@@ -131,3 +131,19 @@ def test_clear_errors(cli: Cli) -> None:
         "chest",
         ok=False,
     )
+
+
+def test_share_vitals(cli: Cli) -> None:
+    alice, alice_addr = _account(cli, "alice", "patient")
+    _, doctor_addr = _account(cli, "doctor", "doctor")
+    _, lab_addr = _account(cli, "lab", "institution")
+    assert "committed from now on" in cli("devices", "share-vitals", doctor_addr, "--key", alice)
+    cli("devices", "share-vitals", lab_addr, "--key", alice)
+    readers = cli("devices", "vitals-readers", "--patient", alice_addr).split()
+    assert sorted(readers) == sorted([doctor_addr, lab_addr])
+    again = cli("devices", "share-vitals", doctor_addr, "--key", alice, ok=False)
+    assert "already reads your vitals" in again
+    cli("devices", "unshare-vitals", doctor_addr, "--key", alice)
+    assert cli("devices", "vitals-readers", "--patient", alice_addr).split() == [lab_addr]
+    gone = cli("devices", "unshare-vitals", doctor_addr, "--key", alice, ok=False)
+    assert "does not read the vitals" in gone
