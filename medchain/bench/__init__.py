@@ -1,5 +1,6 @@
 """Benchmarks: load generators and reports (never timed tests)."""
 
+from medchain.bench._gateway import GatewayBenchResult, run_gateway_bench
 from medchain.bench._ledger import LedgerBenchResult, run_ledger_bench, sample_record
 from medchain.bench._network import (
     LatencySummary,
@@ -11,6 +12,7 @@ from medchain.bench._search import QueryTiming, SearchBenchResult, run_search_be
 from medchain.bench._sim import SimSpeed, run_sim_bench
 
 __all__ = [
+    "GatewayBenchResult",
     "LatencySummary",
     "LedgerBenchResult",
     "NetworkBenchResult",
@@ -18,6 +20,7 @@ __all__ = [
     "RingTiming",
     "SearchBenchResult",
     "SimSpeed",
+    "run_gateway_bench",
     "run_ledger_bench",
     "run_network_bench",
     "run_ring_bench",

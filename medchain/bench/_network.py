@@ -190,6 +190,11 @@ class _Http:
     async def put(self, url: str, content: bytes) -> _Response:
         return await self._call("PUT", url, data=content)
 
+    async def post_bytes(self, url: str, content: bytes) -> _Response:
+        """POST a body that is already JSON."""
+        headers = {"content-type": "application/json"}
+        return await self._call("POST", url, data=content, headers=headers)
+
 
 def _reason(exc: Exception) -> str:
     """What kind of failure: the node's error code, or the exception's type."""

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from medchain.bench import (
     LatencySummary,
+    run_gateway_bench,
     run_ledger_bench,
     run_network_bench,
     run_ring_bench,
@@ -200,6 +201,79 @@ def search_speed(
         f"(keys, labels, AES-GCM values); chain {result.apply_us_per_record:.0f} µs "
         f"(decode, Ed25519 verify, apply; blocks of {result.block_size:,})"
     )
+
+
+@bench_app.command("gateway")
+def gateway(
+    patients: Annotated[int, typer.Option(help="Patients, each with a bedside hub.")] = 200,
+    per_patient: Annotated[int, typer.Option(help="Devices per patient.")] = 5,
+    rate: Annotated[int, typer.Option(help="Readings per device per minute.")] = 300,
+    duration: Annotated[float, typer.Option(help="Seconds of load.")] = 30,
+    tick_ms: Annotated[int, typer.Option(help="How often a hub forwards its readings.")] = 500,
+    consensus: Annotated[str, typer.Option(help="pbft, afbft or dpos.")] = "afbft",
+    validators: Annotated[int, typer.Option(help="Validator processes.")] = 4,
+    block_interval_ms: Annotated[int, typer.Option(help="Pause between blocks.")] = 500,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Readings per second one edge gateway carries into the chain, and the delay from
+    device to committed batch, on a fresh devnet of node processes on 127.0.0.1."""
+    with stage_progress(disabled=as_json) as progress:
+        result = run_gateway_bench(
+            validators=validators,
+            consensus=consensus,
+            patients=patients,
+            per_patient=per_patient,
+            rate=rate,
+            duration_s=duration,
+            tick_ms=tick_ms,
+            block_interval_ms=block_interval_ms,
+            progress=progress,
+        )
+    if as_json:
+        print(json.dumps(dataclasses.asdict(result), indent=2))
+        return
+    title = (
+        f"gateway benchmark — {result.devices:,} devices ({result.patients} patients x "
+        f"{per_patient}) at {result.rate_per_device_per_min}/min, hubs every "
+        f"{result.tick_ms} ms, {result.duration_s:.0f} s, {result.validators} validators "
+        f"{result.consensus} — {_machine()}"
+    )
+    summary = Table("measure", "result", "target", title=title)
+    summary.add_row("offered load", f"{result.offered_per_s:,.0f} readings/s", "—")
+    summary.add_row(
+        "sustained into the chain (committed while loaded)",
+        f"{result.sustained_per_s:,.0f} readings/s",
+        "≥ 5,000 readings/s",
+    )
+    summary.add_row(
+        "readings sent, accepted, lost",
+        f"{result.sent:,}, {result.accepted:,}, {result.lost:,}",
+        "none lost",
+    )
+    e2e = result.end_to_end
+    summary.add_row(
+        "device → committed batch",
+        f"p50 {e2e.p50_ms:,.0f} ms, p95 {e2e.p95_ms:,.0f} ms, p99 {e2e.p99_ms:,.0f} ms",
+        "—",
+    )
+    ack = result.acknowledgement
+    summary.add_row(
+        "hub request → gateway's answer (stored)",
+        f"p50 {ack.p50_ms:,.0f} ms, p95 {ack.p95_ms:,.0f} ms",
+        "—",
+    )
+    summary.add_row(
+        "batches, mean readings per batch",
+        f"{result.batches:,}, {result.mean_batch_readings:,.0f}",
+        "—",
+    )
+    summary.add_row(
+        "gateway CPU (share of one core)", f"{100 * result.gateway_cpu_share:.0f} %", "—"
+    )
+    summary.add_row("fleet enrolment on chain", f"{result.enrol_s:,.0f} s", "—")
+    console.print(summary)
+    for reason, count in result.refused.items():
+        console.print(f"[yellow]{count:,} refused[/]: {reason}", highlight=False)
 
 
 @bench_app.callback(invoke_without_command=True)

@@ -9,8 +9,15 @@ from collections.abc import Sequence
 
 import httpx
 
+from medchain.app import (
+    MAX_DEVICES_PER_PATIENT,
+    RegisterArgs,
+    RegisterDeviceArgs,
+    Role,
+    TransferArgs,
+    registration_message,
+)
 from medchain.app import DeviceKind as ChainDeviceKind
-from medchain.app import RegisterArgs, RegisterDeviceArgs, Role, TransferArgs, registration_message
 from medchain.client import ChainBackend, HttpChain, MedchainClient
 from medchain.crypto import AccountKeys, format_address, signed_tx, tagged_hash
 from medchain.gateway import DeviceKind, MisbehavingDevice, Misbehaviour, SimulatedDevice
@@ -77,11 +84,23 @@ def _send_all(chain: HttpChain, txs: Sequence[Tx], what: str, timeout_s: float =
 
 
 def enrol_fleet(
-    chain: HttpChain, owner: AccountKeys, count: int, misbehave: int, *, seed: int = 0
+    chain: HttpChain,
+    owner: AccountKeys,
+    count: int,
+    misbehave: int,
+    *,
+    seed: int = 0,
+    per_patient: int = 1,
 ) -> list[SimulatedDevice]:
     """`count` devices on chain, the last `misbehave` of them misbehaving. A hospital key
-    gets one new (or reused) patient per device; a patient key gets every device itself.
-    Only what the chain lacks is registered, in batched transactions."""
+    gets one new (or reused) patient per `per_patient` devices, each of a different kind
+    where it can (a band, an oximeter, a thermometer, a cuff, a fall detector); a patient
+    key gets every device itself. Only what the chain lacks is registered, in batched
+    transactions."""
+    if not 1 <= per_patient <= MAX_DEVICES_PER_PATIENT:
+        raise MedchainError(
+            f"a patient has 1 to {MAX_DEVICES_PER_PATIENT} devices, not {per_patient}"
+        )
     identity = chain.identity(owner.address)
     if identity is None or identity.role not in (Role.INSTITUTION, Role.PATIENT):
         raise MedchainError(
@@ -89,7 +108,7 @@ def enrol_fleet(
             "to register devices"
         )
     hospital = identity.role is Role.INSTITUTION
-    patients = [patient_keys(seed, i) if hospital else owner for i in range(count)]
+    patients = [patient_keys(seed, i // per_patient) if hospital else owner for i in range(count)]
     fee = chain.params.min_fee
     new_patients = [p for p in {p.address: p for p in patients}.values() if hospital]
     new_patients = [p for p in new_patients if chain.identity(p.address) is None]
@@ -119,7 +138,7 @@ def enrol_fleet(
     kinds = list(_KINDS)
     devices: list[SimulatedDevice] = []
     for i, p in enumerate(patients):
-        kind = kinds[i % len(kinds)]
+        kind = kinds[(i % per_patient if per_patient > 1 else i) % len(kinds)]
         name = format_address(p.address)
         if i >= count - misbehave:
             mode = MODES[(i - (count - misbehave)) % len(MODES)]

@@ -144,6 +144,17 @@ class ReadingIndex:
                 )
                 self._db.execute("DELETE FROM pending WHERE id = ?", (e.reading_id,))
 
+    def batch_readings(self) -> dict[bytes, list[bytes]]:
+        """Batch id -> the ids of its readings, in leaf order (for audits and benchmarks)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT batch_id, id FROM committed ORDER BY batch_id, idx"
+            ).fetchall()
+        result: dict[bytes, list[bytes]] = {}
+        for batch, rid in rows:
+            result.setdefault(bytes(batch), []).append(bytes(rid))
+        return result
+
     def committed(self, reading_id: bytes) -> CommittedReading | None:
         with self._lock:
             row = self._db.execute(

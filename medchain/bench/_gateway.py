@@ -1,0 +1,418 @@
+"""The gateway benchmark: how many readings a second one edge gateway carries into the
+chain, and how long a reading takes from its device to a committed batch.
+
+A fresh devnet of node processes, one `medchain gateway --home` process committing to
+node0, and a fleet enrolled on chain: `patients` patients with `per_patient` devices
+each (a band, an oximeter, a thermometer, a cuff, a fall detector), every device reading
+`rate` times a minute. Each patient's devices reach the gateway through a bedside hub
+that forwards what its devices measured every `tick_ms` as one HTTP request (an array of
+signed readings: the gateway checks each on its own). The load is open loop: readings
+are signed in advance (so the figures measure the gateway, not the generator's
+signing), each stamped with the time it is due, and sent when due.
+
+Measured:
+
+* **sustained** — readings in batches committed on chain while the load ran, per second
+  of load (a batch counts when node0 first shows the block holding it);
+* **end to end** — from the time a reading was due at its device to the block holding
+  its batch (hub wait + gateway checks + batch window + commit);
+* **acknowledgement** — hub request to the gateway's answer (the reading is stored).
+
+The generator, the nodes and the gateway share this machine's CPUs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from medchain.app import Role
+from medchain.bench._network import (
+    HttpError,
+    LatencySummary,
+    _Http,
+    _process_cpu_s,
+    _Watcher,
+    summarise,
+)
+from medchain.cli._fleet_enrol import enrol_fleet
+from medchain.client import HttpChain, MedchainClient
+from medchain.crypto import AccountKeys, load_keys, save_keys
+from medchain.gateway import SimulatedDevice, reading_to_json
+from medchain.gateway._config import (
+    GATEWAY_KEY_FILE,
+    INDEX_FILE,
+    GatewayConfig,
+    load_config,
+    write_config,
+)
+from medchain.gateway._index import ReadingIndex
+from medchain.node import create_devnet, free_port_base, start_node, stop_node
+
+Progress = Callable[[str, int, int], None]
+_HOSPITAL_FUNDS = 10_000_000
+_HubLoad = list[tuple[float, bytes, bytes]]
+"""One hub's readings in due order: (due offset in s, reading id, JSON form)."""
+
+
+@dataclass(frozen=True)
+class GatewayBenchResult:
+    validators: int
+    consensus: str
+    patients: int
+    devices: int
+    rate_per_device_per_min: int
+    tick_ms: int
+    duration_s: float
+    offered_per_s: float
+    sent: int
+    accepted: int
+    refused: dict[str, int]
+    lost: int
+    """Accepted readings not committed by the end of the drain: must be 0."""
+    sustained_per_s: float
+    end_to_end: LatencySummary
+    acknowledgement: LatencySummary
+    batches: int
+    mean_batch_readings: float
+    gateway_cpu_share: float
+    """The gateway process's CPU time over the load, as a share of one core."""
+    enrol_s: float
+
+
+@dataclass
+class _Load:
+    due: dict[bytes, float] = field(default_factory=dict)
+    """Reading id -> monotonic time it was due at its device."""
+    accepted: set[bytes] = field(default_factory=set)
+    refused: Counter[str] = field(default_factory=Counter)
+    ack_latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+
+
+class GatewayBench:
+    def __init__(
+        self,
+        *,
+        validators: int,
+        consensus: str,
+        patients: int,
+        per_patient: int,
+        rate: int,
+        duration_s: float,
+        tick_ms: int,
+        block_interval_ms: int,
+        progress: Progress,
+    ) -> None:
+        self.validators = validators
+        self.consensus = consensus
+        self.patients = patients
+        self.per_patient = per_patient
+        self.rate = rate
+        self.duration_s = duration_s
+        self.tick_ms = tick_ms
+        self.block_interval_ms = block_interval_ms
+        self.progress = progress
+
+    async def run(self, home: Path) -> GatewayBenchResult:
+        base = free_port_base(self.validators)
+        devnet = create_devnet(
+            home / "net",
+            self.validators,
+            self.consensus,
+            api_port=base,
+            p2p_port=base + 500,
+            chain_id="medchain-bench",
+            block_interval_ms=self.block_interval_ms,
+        )
+        for node in devnet.nodes:
+            start_node(node.home)
+        gateway: subprocess.Popen[bytes] | None = None
+        http = _Http(connections=self.patients + 8)
+        try:
+            node_url = devnet.nodes[0].api_url
+            await _wait_http(http, f"{node_url}/health")
+            started = time.monotonic()
+            self.progress("enrol", 0, 1)
+            gw_home, devices = await asyncio.to_thread(
+                self._enrol, home, node_url, load_keys(devnet.faucet_key)
+            )
+            enrol_s = time.monotonic() - started
+            self.progress("enrol", 1, 1)
+            config = load_config(gw_home)
+            gateway = _start_gateway(gw_home)
+            gateway_url = f"http://{config.host}:{config.port}"
+            await _wait_http(http, f"{gateway_url}/v1/health")
+            hubs = self._prepare(devices)
+            watcher = _Watcher(http, node_url)
+            watcher.start()
+            cpu_before = _process_cpu_s(gateway.pid)
+            load = _Load()
+            load_started = time.monotonic()
+            await self._drive(http, gateway_url, hubs, load, load_started)
+            load_s = time.monotonic() - load_started
+            gateway_cpu = _process_cpu_s(gateway.pid) - cpu_before
+            await self._drain(http, gateway_url, gw_home)
+            await asyncio.sleep(self.block_interval_ms / 1000 * 3)
+            await watcher.stop()
+            _stop(gateway)
+            gateway = None
+            committed = self._committed(gw_home, node_url, watcher.committed)
+        finally:
+            if gateway is not None:
+                _stop(gateway)
+            await http.close()
+            for node in devnet.nodes:
+                stop_node(node.home)
+        end = load_started + load_s
+        in_window = sum(
+            1 for rid, seen in committed.items() if rid in load.accepted and seen <= end
+        )
+        e2e = [committed[rid] - load.due[rid] for rid in load.accepted if rid in committed]
+        batches = _batch_sizes(gw_home)
+        return GatewayBenchResult(
+            validators=self.validators,
+            consensus=self.consensus,
+            patients=self.patients,
+            devices=self.patients * self.per_patient,
+            rate_per_device_per_min=self.rate,
+            tick_ms=self.tick_ms,
+            duration_s=load_s,
+            offered_per_s=len(load.due) / load_s if load_s else 0.0,
+            sent=len(load.due),
+            accepted=len(load.accepted),
+            refused=dict(load.refused.most_common()),
+            lost=sum(1 for rid in load.accepted if rid not in committed),
+            sustained_per_s=in_window / load_s if load_s else 0.0,
+            end_to_end=summarise(e2e, 0, load_s),
+            acknowledgement=summarise(load.ack_latencies, load.errors, load_s),
+            batches=len(batches),
+            mean_batch_readings=sum(batches) / len(batches) if batches else 0.0,
+            gateway_cpu_share=gateway_cpu / load_s if load_s else 0.0,
+            enrol_s=enrol_s,
+        )
+
+    # -- set-up -------------------------------------------------------------------------
+
+    def _enrol(
+        self, home: Path, node_url: str, faucet: AccountKeys
+    ) -> tuple[Path, list[SimulatedDevice]]:
+        """A hospital, its gateway (registered, configured for this load) and the fleet."""
+        hospital = AccountKeys.generate()
+        gw_keys = AccountKeys.generate()
+        with HttpChain(node_url) as chain:
+            funder = MedchainClient(faucet, chain)
+            funder.transfer(hospital.address, _HOSPITAL_FUNDS)
+            funder.transfer(gw_keys.address, _HOSPITAL_FUNDS)
+            client = MedchainClient(hospital, chain)
+            client.register(Role.INSTITUTION, "benchmark hospital")
+            client.register_gateway(gw_keys.address, "benchmark gateway")
+            count = self.patients * self.per_patient
+            devices = enrol_fleet(chain, hospital, count, 0, per_patient=self.per_patient)
+        gw_home = home / "gateway"
+        gw_home.mkdir()
+        config = replace(
+            GatewayConfig(),
+            node_url=node_url,
+            port=free_port_base(1),
+            # the devices of this benchmark are honest and fast: the rate limit must
+            # not be what is measured
+            rate_per_minute=self.rate * 2,
+            rate_burst=max(20, self.rate * self.tick_ms // 30_000 + 10),
+            max_readings_per_request=max(500, self.per_patient * 20),
+            batch_max_readings=20_000,
+        )
+        write_config(gw_home, config)
+        save_keys(gw_home / GATEWAY_KEY_FILE, gw_keys)
+        return gw_home, devices
+
+    def _prepare(self, devices: Sequence[SimulatedDevice]) -> list[_HubLoad]:
+        """Per hub (patient), its devices' readings in due order: (due offset in s,
+        reading id, JSON form). Signed now, so sending costs the generator little."""
+        per_device = max(1, int(self.duration_s * self.rate / 60))
+        interval_s = 60 / self.rate
+        now_ms = time.time_ns() // 1_000_000
+        hubs: list[_HubLoad] = []
+        total = len(devices) * per_device
+        done = 0
+        for p in range(self.patients):
+            hub: _HubLoad = []
+            for j in range(self.per_patient):
+                device = devices[p * self.per_patient + j]
+                phase = (p * self.per_patient + j) / len(devices) * interval_s
+                device.interval_ms = round(interval_s * 1000)
+                device.now_ms = now_ms + round(phase * 1000)
+                for i in range(per_device):
+                    signed = device.next_reading()
+                    hub.append((phase + i * interval_s, signed.reading_id, reading_to_json(signed)))
+                done += per_device
+            hub.sort(key=lambda r: r[0])
+            hubs.append(hub)
+            self.progress("sign", done, total)
+        return hubs
+
+    # -- load ---------------------------------------------------------------------------
+
+    async def _drive(
+        self,
+        http: _Http,
+        url: str,
+        hubs: list[_HubLoad],
+        load: _Load,
+        start: float,
+    ) -> None:
+        tick = self.tick_ms / 1000
+        total = sum(len(h) for h in hubs)
+        sent = 0
+
+        async def hub(readings: _HubLoad, offset: float) -> None:
+            nonlocal sent
+            i = 0
+            next_send = start + offset
+            while i < len(readings):
+                await asyncio.sleep(max(0.0, next_send - time.monotonic()))
+                now = time.monotonic() - start
+                j = i
+                while j < len(readings) and readings[j][0] <= now:
+                    j += 1
+                if j > i:
+                    chunk = readings[i:j]
+                    for due, rid, _ in chunk:
+                        load.due[rid] = start + due
+                    body = b"[" + b",".join(r[2] for r in chunk) + b"]"
+                    asked = time.monotonic()
+                    try:
+                        response = await http.post_bytes(f"{url}/v1/readings", body)
+                        response.raise_for_status()
+                        answers = response.json()["results"]
+                    except (HttpError, KeyError, ValueError):
+                        load.errors += 1
+                        load.refused["request failed"] += len(chunk)
+                    else:
+                        load.ack_latencies.append(time.monotonic() - asked)
+                        for (_, rid, _), answer in zip(chunk, answers, strict=True):
+                            if answer["accepted"]:
+                                load.accepted.add(rid)
+                            else:
+                                load.refused[str(answer["error"])] += 1
+                    sent += j - i
+                    i = j
+                next_send += tick
+
+        async def report() -> None:
+            while sent < total:
+                self.progress("load", sent, total)
+                await asyncio.sleep(0.5)
+
+        reporter = asyncio.create_task(report())
+        tasks = [hub(h, tick * k / len(hubs)) for k, h in enumerate(hubs)]
+        await asyncio.gather(*tasks)
+        reporter.cancel()
+        self.progress("load", total, total)
+
+    async def _drain(self, http: _Http, url: str, gw_home: Path, timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(HttpError, KeyError, ValueError):
+                if (await http.get(f"{url}/v1/health")).json()["pending"] == 0:
+                    return
+            await asyncio.sleep(0.2)
+        tail = (gw_home / "gateway.log").read_text(errors="replace")[-3000:]
+        raise RuntimeError(
+            f"the gateway still held pending readings after {timeout_s:g} s; its log ends:\n" + tail
+        )
+
+    # -- results ------------------------------------------------------------------------
+
+    def _committed(
+        self, gw_home: Path, node_url: str, seen: dict[bytes, float]
+    ) -> dict[bytes, float]:
+        """Reading id -> when node0 first showed the block holding its batch."""
+        index = ReadingIndex(gw_home / INDEX_FILE)
+        try:
+            by_batch = index.batch_readings()
+        finally:
+            index.close()
+        result: dict[bytes, float] = {}
+        with HttpChain(node_url) as chain:
+            for batch_id, readings in by_batch.items():
+                batch = chain.batch(batch_id)
+                if batch is None or batch.tx_id not in seen:
+                    continue
+                for rid in readings:
+                    result[rid] = seen[batch.tx_id]
+        return result
+
+
+def _batch_sizes(gw_home: Path) -> list[int]:
+    index = ReadingIndex(gw_home / INDEX_FILE)
+    try:
+        return [len(r) for r in index.batch_readings().values()]
+    finally:
+        index.close()
+
+
+def _start_gateway(gw_home: Path) -> subprocess.Popen[bytes]:
+    log = (gw_home / "gateway.log").open("wb")
+    cmd = [sys.executable, "-m", "medchain.cli", "gateway", "--home", str(gw_home)]
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+async def _wait_http(http: _Http, url: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(HttpError):
+            if (await http.get(url)).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer in {timeout_s:g} s")
+        await asyncio.sleep(0.2)
+
+
+def run_gateway_bench(
+    *,
+    validators: int = 4,
+    consensus: str = "afbft",
+    patients: int = 200,
+    per_patient: int = 5,
+    rate: int = 300,
+    duration_s: float = 30,
+    tick_ms: int = 500,
+    block_interval_ms: int = 500,
+    progress: Progress | None = None,
+) -> GatewayBenchResult:
+    bench = GatewayBench(
+        validators=validators,
+        consensus=consensus,
+        patients=patients,
+        per_patient=per_patient,
+        rate=rate,
+        duration_s=duration_s,
+        tick_ms=tick_ms,
+        block_interval_ms=block_interval_ms,
+        progress=progress or (lambda _s, _d, _t: None),
+    )
+    with tempfile.TemporaryDirectory(prefix="medchain-bench-gateway-") as tmp:
+        return asyncio.run(bench.run(Path(tmp)))
+
+
+__all__ = ["GatewayBenchResult", "run_gateway_bench"]
