@@ -64,7 +64,7 @@ class GatewayConfig:
     node_url: str = "http://127.0.0.1:8600"
     host: str = "127.0.0.1"
     port: int = 8700
-    batch_max_readings: int = 2_000
+    batch_max_readings: int = 20_000
     batch_max_delay_ms: int = 1_000
     rate_per_minute: int = 120
     """Sustained readings per minute per device (a token bucket's refill rate)."""
@@ -72,6 +72,9 @@ class GatewayConfig:
     """Readings a device may send at once (the bucket's size), e.g. after buffering."""
     device_cache_ms: int = 2_000
     """How long a device's on-chain record is trusted before it is read again."""
+    readers_cache_ms: int = 10_000
+    """How long a patient's list of readers (guardians, vitals readers) and their keys
+    are trusted: a reader the patient adds gets bundles sealed at most this much later."""
     max_readings_per_request: int = 500
     strike_bad_signatures: bool = False
     """Report readings whose signature fails as `unsigned` strikes. Off by default: the
@@ -91,6 +94,7 @@ _INT_LIMITS = {
     "rate_per_minute": (1, 1_000_000),
     "rate_burst": (1, 1_000_000),
     "device_cache_ms": (0, 3_600_000),
+    "readers_cache_ms": (0, 3_600_000),
     "max_readings_per_request": (1, 10_000),
 }
 

@@ -64,6 +64,13 @@ from medchain.types import MedchainError, decode, encode
 log = logging.getLogger("medchain.gateway")
 
 BUNDLE_CONTEXT = b"medchain/reading-bundle/v2\x00"
+# Upper bounds of a commit_batch transaction's size, to keep a batch under the chain's
+# max_tx_bytes: an encoded Bundle is 156 bytes with one device (a 59-character CID, the
+# largest counts and times), each further device 21; the signed envelope and the
+# arguments around the bundles stay well under a kilobyte.
+_BUNDLE_BYTES = 160
+_DEVICE_BYTES = 21
+_TX_OVERHEAD_BYTES = 1_024
 
 _STATUS = {
     "malformed": 400,
@@ -136,6 +143,12 @@ def open_bundle(
 
 
 @lru_cache(maxsize=65_536)
+def _address_bytes(text: str) -> bytes:
+    """parse_address, memoised (see _address_text)."""
+    return parse_address(text)
+
+
+@lru_cache(maxsize=65_536)
 def _address_text(address: bytes) -> str:
     """format_address, memoised: the same few thousand devices and patients are named
     on every reading, and bech32 costs more than the rest of the profile check."""
@@ -179,6 +192,7 @@ class GatewayService:
         self._strikes: dict[tuple[bytes, DeviceOffence], bytes] = {}
         self._devices: dict[bytes, tuple[float, Device | None, int]] = {}
         self._buckets: dict[bytes, _Bucket] = {}
+        self._reader_cache: dict[bytes, tuple[float, dict[bytes, bytes]]] = {}
         self._inflight: tuple[bytes, bytes] | None = None
         """(root, batch id) of a batch whose commit did not answer: checked on retry."""
 
@@ -380,16 +394,28 @@ class GatewayService:
 
     def _next_batch(self) -> list[BatchEntry]:
         """Pending readings for one batch: at most batch_max_readings, in at most the
-        chain's MAX_BATCH_BUNDLES bundles (one per patient and UTC day)."""
+        chain's MAX_BATCH_BUNDLES bundles (one per patient and UTC day), and few enough
+        bundles that the transaction stays under the chain's size limit."""
         entries: list[BatchEntry] = []
-        bundles: set[tuple[str, int]] = set()
+        bundles: dict[tuple[str, int], set[bytes]] = {}
+        budget = self.chain.params.max_tx_bytes - _TX_OVERHEAD_BYTES
+        size = 0
         for entry in self._pending.values():
             if len(entries) >= self.config.batch_max_readings:
                 break
             key = (entry.patient, reading_day(entry.reading))
-            if key not in bundles and len(bundles) >= MAX_BATCH_BUNDLES:
-                continue
-            bundles.add(key)
+            devices = bundles.get(key)
+            device = entry.reading.reading.device
+            if devices is None:
+                if len(bundles) >= MAX_BATCH_BUNDLES or size + _BUNDLE_BYTES > budget:
+                    continue
+                devices = bundles[key] = set()
+                size += _BUNDLE_BYTES
+            if device not in devices:
+                if size + _DEVICE_BYTES > budget:
+                    continue
+                devices.add(device)
+                size += _DEVICE_BYTES
             entries.append(entry)
         return entries
 
@@ -406,21 +432,10 @@ class GatewayService:
     def _commit(self, entries: list[BatchEntry]) -> bytes:
         batch = Batch(entries)
         bundles = []
-        readers: dict[bytes, dict[bytes, bytes]] = {}
         for bundle in batch.bundles:
-            patient = parse_address(bundle.patient)
-            if patient not in readers:  # the authorised readers, as the chain lists them now
-                readers[patient] = self.client._reader_keys(
-                    sorted(
-                        {
-                            patient,
-                            *self.chain.guardians_of(patient),
-                            *self.chain.vitals_readers_of(patient),
-                        }
-                    )
-                )
+            patient = _address_bytes(bundle.patient)
             context = bundle_context(batch.root, patient, bundle.day)
-            sealed = seal(bundle.encoded, context, readers[patient])
+            sealed = seal(bundle.encoded, context, self._readers(patient))
             blob = encode(SealedBundle(sealed.wraps, sealed.ciphertext))
             cid = self.blobs.put(blob)
             bundles.append(
@@ -439,7 +454,7 @@ class GatewayService:
         proofs = batch.proofs()
         committed = []
         for entry in batch.entries:
-            patient = parse_address(entry.patient)
+            patient = _address_bytes(entry.patient)
             reading = entry.reading
             committed.append(
                 CommittedReading(
@@ -459,6 +474,22 @@ class GatewayService:
             self._oldest = self._clock() if self._pending else None
         log.info("committed batch %s: %d readings", batch_id.hex(), len(batch))
         return batch_id
+
+    def _readers(self, patient: bytes) -> dict[bytes, bytes]:
+        """The patient's readers (the patient, guardians, vitals readers) and their
+        encryption keys, as the chain lists them, cached for `readers_cache_ms`."""
+        now = self._clock()
+        cached = self._reader_cache.get(patient)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        addresses = {
+            patient,
+            *self.chain.guardians_of(patient),
+            *self.chain.vitals_readers_of(patient),
+        }
+        readers = self.client._reader_keys(sorted(addresses))
+        self._reader_cache[patient] = (now + self.config.readers_cache_ms / 1000, readers)
+        return readers
 
     def _submit_batch(self, batch: Batch, bundles: list[Bundle]) -> bytes:
         if self._inflight is not None and self._inflight[0] == batch.root:

@@ -23,8 +23,15 @@ from medchain.gateway import (
 from medchain.gateway import _service as service_module
 from medchain.gateway._config import GatewayConfig
 from medchain.gateway._index import ReadingIndex
-from medchain.gateway._service import Accepted, GatewayService, ReadingRefused, open_bundle
+from medchain.gateway._service import (
+    Accepted,
+    GatewayService,
+    ReadingRefused,
+    SealedBundle,
+    open_bundle,
+)
 from medchain.node import LocalChain
+from medchain.types import decode
 from tests.api.harness import make_chain
 
 PARAMS = {"device_strikes_restrict": 2, "device_strikes_ban": 4, "device_restrict_blocks": 50}
@@ -57,7 +64,8 @@ class World:
         return sim
 
     def service(self, index: ReadingIndex, **config: object) -> GatewayService:
-        cfg = replace(GatewayConfig(batch_max_readings=5, device_cache_ms=0), **config)  # type: ignore[arg-type]
+        base = GatewayConfig(batch_max_readings=5, device_cache_ms=0, readers_cache_ms=0)
+        cfg = replace(base, **config)  # type: ignore[arg-type]
         return GatewayService(self.gateway_keys, self.chain, index, cfg, clock=self.clock)
 
 
@@ -252,4 +260,65 @@ def test_batches_hold_at_most_the_chains_bundles(
         [(19_844, 1), (19_845, 2)],
         [(19_846, 2)],
     ]
+    assert all(service.status(r.reading_id).state == "committed" for r in readings)
+
+
+def test_a_newly_shared_reader_is_sealed_for_once_the_readers_cache_expires(
+    world: World,
+) -> None:
+    service = world.service(ReadingIndex(":memory:"), readers_cache_ms=10_000)
+    sim = world.device()
+    doctor = MedchainClient(AccountKeys.generate(), world.chain)
+    doctor.register(Role.DOCTOR, "a doctor")
+
+    def readers_of_next_batch() -> set[bytes]:
+        service.submit(sim.next_reading())
+        (batch_id,) = service.flush()
+        batch = world.chain.batch(batch_id)
+        assert batch is not None
+        (bundle,) = batch.bundles
+        sealed = decode(SealedBundle, world.chain.blobs.get(bundle.cid))
+        return {w.reader for w in sealed.wraps}
+
+    before = {world.patient.address, world.guardian.address}
+    assert readers_of_next_batch() == before
+    world.patient.share_vitals(doctor.address)
+    world.clock.now += 5
+    assert readers_of_next_batch() == before  # still the cached list
+    world.clock.now += 6
+    assert readers_of_next_batch() == before | {doctor.address}
+
+
+def test_a_batch_stays_under_the_chains_transaction_size_limit() -> None:
+    """Many patients: the gateway splits what is pending into batches whose transactions
+    the chain accepts (here at most 5 bundles fit), and commits every reading."""
+    validator = AccountKeys.generate()
+    chain = make_chain(validator, max_tx_bytes=2_048, **PARAMS)
+    funder = MedchainClient(validator, chain)
+    hospital = MedchainClient(AccountKeys.generate(), chain)
+    hospital.register(Role.INSTITUTION, "a hospital")
+    gateway_keys = AccountKeys.generate()
+    funder.transfer(gateway_keys.address, 100_000)
+    hospital.register_gateway(gateway_keys.address, "ward 3")
+    readings = []
+    for _ in range(10):
+        patient = MedchainClient(AccountKeys.generate(), chain)
+        patient.register(Role.PATIENT, "a patient")
+        sim = SimulatedDevice(
+            DeviceKind.THERMOMETER, format_address(patient.address), keys=AccountKeys.generate()
+        )
+        patient.register_device(sim.keys, patient.address, ChainDeviceKind.THERMOMETER, "t")
+        readings.append(sim.next_reading())
+    config = GatewayConfig(device_cache_ms=0, readers_cache_ms=0)
+    service = GatewayService(gateway_keys, chain, ReadingIndex(":memory:"), config)
+    for r in readings:
+        service.submit(r)
+    batch_ids = service.flush()
+    assert len(batch_ids) == 2
+    sizes = []
+    for batch_id in batch_ids:
+        batch = chain.batch(batch_id)
+        assert batch is not None
+        sizes.append(batch.count)
+    assert sizes == [5, 5]  # (2,048 - 1,024) // (160 + 21) bundles of one device each
     assert all(service.status(r.reading_id).state == "committed" for r in readings)
