@@ -1,23 +1,69 @@
-"""Streaming a simulated fleet's readings to a gateway, at a rate per device, and
-collecting what the gateway answered."""
+"""Streaming a simulated fleet's readings to a gateway, over HTTP or MQTT, at a rate per
+device, and collecting what the gateway answered; and, from the chain's audit trail, the
+states a device went through.
+
+A device's readings stay in order (the gateway's replay guard refuses, and strikes, a
+sequence number below the last one it accepted): over HTTP each waits for its response
+before the next is posted; over MQTT a tick's readings are published in order on the
+device's one connection, and the next tick waits for all their acks. Different devices
+send concurrently, each at its own pace.
+
+Misbehaving devices never give up: a restricted one keeps sending at its rate and is
+refused with `device_restricted` (not struck: the gateway refuses it before looking at
+the reading); once the restriction lapses it misbehaves again, is struck again, and the
+chain's rule restricts it again or bans it (a strike while restricted, or the
+`device_strikes_ban`th strike).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import enum
+import json
+import math
+import secrets
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import aiomqtt
 import httpx
 from rich.progress import Progress
 
+from medchain.app import DeviceAuditEntry, DeviceState
 from medchain.cli._common import GatewayUnavailable
-from medchain.gateway import MisbehavingDevice, Misbehaviour, SimulatedDevice, reading_to_json
+from medchain.crypto import format_address
+from medchain.gateway import (
+    MisbehavingDevice,
+    Misbehaviour,
+    MqttConfig,
+    SignedReading,
+    SimulatedDevice,
+    acks_topic,
+    reading_to_json,
+    readings_topic,
+)
 from medchain.types import MedchainError
 
 FLOOD_BURST = 40
 """Readings a flooding device sends per tick: twice the default burst."""
+DEFAULT_TOPIC_PREFIX = MqttConfig().topic_prefix
+DEVICES_PER_CONNECTION = 250
+"""MQTT: devices sharing one broker connection (until MAX_CONNECTIONS are open)."""
+MAX_CONNECTIONS = 16
+"""MQTT: the most broker connections one simulation opens."""
+ACK_TIMEOUT_S = 10.0
+"""MQTT: how long a device waits for the gateway's ack before counting `no_ack`."""
+_SUBSCRIBE_CHUNK = 100
+"""Ack topics per SUBSCRIBE packet."""
+
+
+class Transport(enum.StrEnum):
+    HTTP = "http"
+    MQTT = "mqtt"
 
 
 @dataclass
@@ -27,8 +73,63 @@ class FleetRun:
     accepted: dict[bytes, list[bytes]] = field(default_factory=dict)
     """Device address -> ids of its readings the gateway accepted (resends included)."""
     refused: Counter[str] = field(default_factory=Counter)
+    """Refusals by error code; `unreachable` (no answer from the gateway or the broker)
+    and, over MQTT, `no_ack` (no ack within the wait) included."""
+    refusals: dict[bytes, Counter[str]] = field(default_factory=dict)
+    """Device address -> its refusals by error code."""
     sent: int = 0
     elapsed_s: float = 0.0
+
+    def _accept(self, device: bytes, reading_id: bytes) -> None:
+        self.accepted.setdefault(device, []).append(reading_id)
+
+    def _refuse(self, device: bytes, code: str) -> None:
+        self.refused[code] += 1
+        self.refusals.setdefault(device, Counter())[code] += 1
+
+
+@dataclass(frozen=True)
+class MqttTarget:
+    """The broker a simulated fleet publishes to, as a gateway with an `mqtt` section
+    subscribes to it."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    topic_prefix: str = DEFAULT_TOPIC_PREFIX
+    connections: int | None = None
+    """Broker connections to share the fleet over; None: one per DEVICES_PER_CONNECTION
+    devices, at most MAX_CONNECTIONS."""
+    ack_timeout_s: float = ACK_TIMEOUT_S
+
+    def pool_size(self, devices: int) -> int:
+        wanted = self.connections or min(MAX_CONNECTIONS, -(-devices // DEVICES_PER_CONNECTION))
+        return max(1, min(wanted, devices))
+
+
+def parse_broker(text: str) -> tuple[str, int]:
+    """`HOST:PORT` (or `HOST`, port 1883; `[::1]:1883` for IPv6) as (host, port)."""
+    host, sep, port_text = text.strip().rpartition(":")
+    if not sep or text.strip().endswith("]") or (host.count(":") and not host.startswith("[")):
+        host, port_text = text.strip(), "1883"  # no port, or a bare IPv6 address
+    host = host.strip("[]")
+    if not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65_535:
+        raise MedchainError(f"--broker {text!r}: expected HOST:PORT, e.g. 127.0.0.1:1883")
+    return host, int(port_text)
+
+
+def check_topic_prefix(prefix: str) -> str:
+    if not prefix or "+" in prefix or "#" in prefix or prefix.startswith("/"):
+        raise MedchainError(
+            f"--topic-prefix {prefix!r}: give the gateway's prefix, e.g. {DEFAULT_TOPIC_PREFIX} "
+            "(no wildcards, no leading /)"
+        )
+    return prefix.rstrip("/")
+
+
+_Answer = tuple[bytes | None, str]
+"""(reading id, "") when accepted, (None, error code) when refused."""
+_Send = Callable[[SimulatedDevice, Sequence[SignedReading]], Awaitable[list[_Answer]]]
+"""Send one device's readings in order; their answers, in the same order."""
 
 
 async def stream_fleet(
@@ -40,10 +141,14 @@ async def stream_fleet(
     readings: int | None = None,
     concurrency: int = 64,
     progress: Progress | None = None,
+    mqtt: MqttTarget | None = None,
 ) -> FleetRun:
     """Every device sends a reading every 60/rate s (a flooding one, FLOOD_BURST at once)
-    until `duration_s` or `readings` per device. A device's readings of one tick are all
-    answered before its next tick, so they arrive in order."""
+    until `duration_s` or `readings` per device: over HTTP to `gateway`, or with `mqtt`
+    published to that broker. Each device keeps its own pace (the fleet's start times are
+    spread over one interval, and a slow device does not hold up the others); a device's
+    readings of one tick are all answered before its next tick, so they arrive in order.
+    At most `concurrency` devices have readings in flight."""
     if duration_s is None and readings is None:
         raise MedchainError("give a duration or a reading count, so the simulation ends")
     interval = 60.0 / rate_per_minute
@@ -53,44 +158,207 @@ async def stream_fleet(
     run = FleetRun()
     semaphore = asyncio.Semaphore(concurrency)
     task = progress.add_task("readings", total=ticks * len(devices)) if progress else None
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
-    async def send(http: httpx.AsyncClient, device: SimulatedDevice) -> None:
+    async def device_run(send: _Send, device: SimulatedDevice, start: float) -> None:
         burst = (
             FLOOD_BURST
             if isinstance(device, MisbehavingDevice) and device.mode is Misbehaviour.FLOOD
             else 1
         )
-        async with semaphore:
-            for _ in range(burst):
-                signed = device.next_reading()
-                run.sent += 1
-                try:
-                    response = await http.post("/v1/readings", content=reading_to_json(signed))
-                except httpx.HTTPError:
-                    run.refused["unreachable"] += 1
-                    continue
-                if response.status_code == 202:
-                    rid = bytes.fromhex(response.json()["id"])
-                    run.accepted.setdefault(device.keys.address, []).append(rid)
-                else:
-                    try:
-                        code = str(response.json().get("error", response.status_code))
-                    except ValueError:
-                        code = str(response.status_code)
-                    run.refused[code] += 1
-        if progress is not None and task is not None:
-            progress.advance(task)
-
-    started = time.monotonic()
-    async with httpx.AsyncClient(base_url=gateway, timeout=30.0, limits=limits) as http:
-        for tick in range(ticks):
-            await asyncio.gather(*(send(http, d) for d in devices))
-            pause = started + (tick + 1) * interval - time.monotonic()
-            if pause > 0 and tick + 1 < ticks:
+        address = device.keys.address
+        for n in range(ticks):
+            pause = start + n * interval - time.monotonic()
+            if pause > 0:
                 await asyncio.sleep(pause)
-    run.elapsed_s = time.monotonic() - started
+            async with semaphore:
+                signed = [device.next_reading() for _ in range(burst)]
+                run.sent += burst
+                for reading_id, code in await send(device, signed):
+                    if reading_id is not None:
+                        run._accept(address, reading_id)
+                    else:
+                        run._refuse(address, code)
+            if progress is not None and task is not None:
+                progress.advance(task)
+
+    sender = (
+        _http_sender(gateway, concurrency)
+        if mqtt is None
+        else _mqtt_sender(mqtt, devices, concurrency)
+    )
+    async with sender as send:
+        started = time.monotonic()
+        spread = interval / max(1, len(devices))
+        await asyncio.gather(
+            *(device_run(send, d, started + i * spread) for i, d in enumerate(devices))
+        )
+        run.elapsed_s = time.monotonic() - started
     return run
+
+
+# -- HTTP -------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _http_sender(gateway: str, concurrency: int) -> AsyncIterator[_Send]:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=gateway, timeout=30.0, limits=limits) as http:
+
+        async def post(signed: SignedReading) -> _Answer:
+            try:
+                response = await http.post("/v1/readings", content=reading_to_json(signed))
+            except httpx.HTTPError:
+                return None, "unreachable"
+            if response.status_code == 202:
+                return bytes.fromhex(response.json()["id"]), ""
+            try:
+                return None, str(response.json().get("error", response.status_code))
+            except ValueError:
+                return None, str(response.status_code)
+
+        async def send(device: SimulatedDevice, readings: Sequence[SignedReading]) -> list[_Answer]:
+            return [await post(signed) for signed in readings]  # one by one: in order
+
+        yield send
+
+
+# -- MQTT -------------------------------------------------------------------------------
+
+
+class _MqttShard:
+    """One broker connection carrying the readings of a share of the fleet, subscribed to
+    exactly those devices' ack topics. An ack is matched by its topic (the device) and the
+    reading id it names to the reading waiting for it."""
+
+    def __init__(self, client: aiomqtt.Client, prefix: str, ack_timeout_s: float) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.ack_timeout_s = ack_timeout_s
+        self.lost: str | None = None
+        self._waiting: dict[str, list[tuple[str, asyncio.Future[dict[str, Any]]]]] = {}
+        """Device -> (reading id, its ack to come), in the order sent."""
+
+    async def subscribe(self, names: Sequence[str]) -> None:
+        for start in range(0, len(names), _SUBSCRIBE_CHUNK):
+            chunk = names[start : start + _SUBSCRIBE_CHUNK]
+            await self.client.subscribe([(acks_topic(self.prefix, n), 1) for n in chunk])
+
+    async def read_acks(self) -> None:
+        try:
+            async for message in self.client.messages:
+                self._match(message)
+        except aiomqtt.MqttError as exc:
+            self.lost = str(exc)
+            for waiting in self._waiting.values():
+                for _, waiter in waiting:
+                    if not waiter.done():
+                        waiter.set_result({"accepted": False, "error": "unreachable"})
+
+    def _match(self, message: aiomqtt.Message) -> None:
+        head, tail = f"{self.prefix}/", "/acks"
+        topic = message.topic.value
+        waiting = self._waiting.get(topic[len(head) : -len(tail)])
+        if not waiting or not isinstance(message.payload, bytes | bytearray):
+            return  # e.g. the late ack of a reading counted as no_ack
+        try:
+            ack = json.loads(message.payload)
+        except ValueError:
+            return
+        if not isinstance(ack, dict):
+            return
+        for reading_id, waiter in waiting:  # an ack without an id answers the oldest
+            if not waiter.done() and ack.get("id", reading_id) == reading_id:
+                waiter.set_result(ack)
+                return
+
+    async def send(self, name: str, readings: Sequence[SignedReading]) -> list[_Answer]:
+        """Publish a device's readings in order, then wait (bounded) for their acks."""
+        if self.lost is not None:
+            return [(None, "unreachable")] * len(readings)
+        loop = asyncio.get_running_loop()
+        mine = [(s.reading_id.hex(), loop.create_future()) for s in readings]
+        waiting = self._waiting.setdefault(name, [])
+        waiting.extend(mine)  # before the first ack can come
+        missing = "no_ack"
+        try:
+            async with asyncio.timeout(self.ack_timeout_s):
+                topic = readings_topic(self.prefix, name)
+                for signed in readings:  # the PUBACK comes from the broker: quick
+                    await self.client.publish(
+                        topic, reading_to_json(signed), qos=1, timeout=math.inf
+                    )
+                await asyncio.wait([waiter for _, waiter in mine])  # never cancels them
+        except TimeoutError:
+            pass
+        except aiomqtt.MqttError:
+            missing = "unreachable"
+        finally:
+            waiting[:] = [w for w in waiting if w not in mine]
+            if not waiting:
+                del self._waiting[name]
+        return [
+            _answer(w.result()) if w.done() and not w.cancelled() else (None, missing)
+            for _, w in mine
+        ]
+
+
+def _answer(ack: dict[str, Any]) -> _Answer:
+    if ack.get("accepted") is True and isinstance(ack.get("id"), str):
+        return bytes.fromhex(ack["id"]), ""
+    return None, str(ack.get("error", "refused"))
+
+
+@contextlib.asynccontextmanager
+async def _mqtt_sender(
+    target: MqttTarget, devices: Sequence[SimulatedDevice], concurrency: int
+) -> AsyncIterator[_Send]:
+    """Devices are sharded over a bounded pool of broker connections (device i on
+    connection i mod n) rather than one connection each: a connection is a socket, a
+    TCP and MQTT handshake, a broker session and a keep-alive ping, and thousands of them
+    would exhaust the file-descriptor limit (1,024 by default) and load the broker with
+    sessions no real deployment would put behind one host. A few connections, each
+    subscribed to its own devices' ack topics, still spread the work over the broker and
+    keep one slow socket from stalling the whole fleet. A device's readings stay in order:
+    they are published in order on one connection (MQTT keeps the order of one client's
+    messages on a topic) and its next tick waits for their acks."""
+    size = target.pool_size(len(devices))
+    where = f"{target.host}:{target.port}"
+    run_id = secrets.token_hex(4)
+    async with contextlib.AsyncExitStack() as stack:
+        shards = []
+        for i in range(size):
+            client = aiomqtt.Client(
+                target.host, target.port, identifier=f"medchain-sim-{run_id}-{i}", timeout=10
+            )
+            # publishes waiting for their PUBACK: up to a burst per device in flight
+            client.pending_calls_threshold = max(10, concurrency * FLOOD_BURST)
+            try:
+                await stack.enter_async_context(client)
+            except aiomqtt.MqttError as exc:
+                raise GatewayUnavailable(
+                    f"cannot connect to the MQTT broker at {where} ({exc}); is it running, "
+                    "and is it the one in the gateway's config? (check --broker)"
+                ) from None
+            shards.append(_MqttShard(client, target.topic_prefix, target.ack_timeout_s))
+        names = {d.keys.address: format_address(d.keys.address) for d in devices}
+        shard_of = {d.keys.address: shards[i % size] for i, d in enumerate(devices)}
+        for i, shard in enumerate(shards):
+            await shard.subscribe([names[d.keys.address] for d in devices[i::size]])
+        readers = [asyncio.create_task(s.read_acks()) for s in shards]
+
+        async def send(device: SimulatedDevice, readings: Sequence[SignedReading]) -> list[_Answer]:
+            address = device.keys.address
+            return await shard_of[address].send(names[address], readings)
+
+        try:
+            yield send
+        finally:
+            for reader in readers:
+                reader.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+
+
+# -- after the run ----------------------------------------------------------------------
 
 
 def wait_committed(gateway: str, timeout_s: float = 60.0) -> None:
@@ -109,4 +377,39 @@ def wait_committed(gateway: str, timeout_s: float = 60.0) -> None:
     )
 
 
-__all__ = ["FLOOD_BURST", "FleetRun", "stream_fleet", "wait_committed"]
+def state_history(audit: Sequence[DeviceAuditEntry], height: int) -> list[str]:
+    """The states a device went through, from its audit trail (`/v1/devices/{a}/audit`)
+    up to `height`: e.g. active, restricted until 57, active (the penalty lapsed),
+    restricted until 70, banned."""
+    history: list[str] = []
+    previous: DeviceAuditEntry | None = None
+    for entry in [*audit, None]:
+        at = height if entry is None else entry.height
+        if previous is not None and (
+            previous.state is DeviceState.RESTRICTED and 0 < previous.restricted_until < at
+        ):
+            history.append(DeviceState.ACTIVE.value)  # the restriction lapsed
+        if entry is None:
+            break
+        shown = entry.state.value
+        if entry.state is DeviceState.RESTRICTED and entry.restricted_until:
+            shown += f" until {entry.restricted_until}"
+        if not history or history[-1] != shown:
+            history.append(shown)
+        previous = entry
+    return history
+
+
+__all__ = [
+    "ACK_TIMEOUT_S",
+    "DEFAULT_TOPIC_PREFIX",
+    "FLOOD_BURST",
+    "FleetRun",
+    "MqttTarget",
+    "Transport",
+    "check_topic_prefix",
+    "parse_broker",
+    "state_history",
+    "stream_fleet",
+    "wait_committed",
+]

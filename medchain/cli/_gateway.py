@@ -37,7 +37,16 @@ from medchain.cli._common import (
 )
 from medchain.cli._devices import devices_app
 from medchain.cli._fleet_enrol import enrol_fleet
-from medchain.cli._fleet_stream import stream_fleet, wait_committed
+from medchain.cli._fleet_stream import (
+    DEFAULT_TOPIC_PREFIX,
+    MqttTarget,
+    Transport,
+    check_topic_prefix,
+    parse_broker,
+    state_history,
+    stream_fleet,
+    wait_committed,
+)
 from medchain.client import HttpChain
 from medchain.crypto import AccountKeys, save_keys
 from medchain.gateway import (
@@ -354,13 +363,36 @@ def devices_simulate(
         int | None, typer.Option("--readings", min=1, help="Stop after this many per device.")
     ] = None,
     seed: Annotated[int, typer.Option(help="One seed, one fleet: a rerun reuses it.")] = 0,
+    transport: Annotated[
+        Transport,
+        typer.Option(
+            "--transport",
+            help="http: POST to --gateway; mqtt: publish to --broker, where the gateway "
+            "subscribes (its config's mqtt section).",
+        ),
+    ] = Transport.HTTP,
+    broker: Annotated[
+        str | None,
+        typer.Option("--broker", help="HOST:PORT of the MQTT broker (127.0.0.1:1883)."),
+    ] = None,
+    topic_prefix: Annotated[
+        str, typer.Option("--topic-prefix", help="The gateway's MQTT topic prefix.")
+    ] = DEFAULT_TOPIC_PREFIX,
     gateway: GatewayOption = DEFAULT_GATEWAY,
     node: NodeOption = DEFAULT_NODE,
 ) -> None:
-    """Register a fleet of simulated devices and stream their readings to a gateway;
-    prints what it accepted and refused, and the devices' states on chain."""
+    """Register a fleet of simulated devices and stream their readings to a gateway, over
+    HTTP or MQTT; prints what it accepted and refused, the devices' states on chain and
+    the states each misbehaving device went through. A misbehaving device keeps sending
+    while restricted (refused, not struck) and misbehaves again once the penalty lapses."""
     if misbehave > count:
         raise MedchainError(f"--misbehave {misbehave} is more than --count {count}")
+    mqtt: MqttTarget | None = None
+    if transport is Transport.MQTT:
+        host, port = parse_broker(broker or "127.0.0.1:1883")
+        mqtt = MqttTarget(host, port, check_topic_prefix(topic_prefix))
+    elif broker is not None or topic_prefix != DEFAULT_TOPIC_PREFIX:
+        raise MedchainError("--broker and --topic-prefix go with --transport mqtt")
     owner = load_key_file(key)
     with HttpChain(node) as chain:
         with console.status(f"registering {count} devices on {node}"):
@@ -374,15 +406,22 @@ def devices_simulate(
                     duration_s=duration,
                     readings=readings,
                     progress=progress,
+                    mqtt=mqtt,
                 )
             )
         with console.status("waiting for the gateway to commit"):
             wait_committed(gateway)
         states = {d.keys.address: chain.device(d.keys.address) for d in devices}
         height = chain.height
+        audits = {
+            d.keys.address: chain.device_audit(d.keys.address)
+            for d in devices
+            if isinstance(d, MisbehavingDevice)
+        }
     accepted = sum(len(v) for v in run.accepted.values())
+    via = f"MQTT ({mqtt.host}:{mqtt.port})" if mqtt is not None else f"HTTP ({gateway})"
     console.print(
-        f"{run.sent} readings sent in {run.elapsed_s:.1f} s: {accepted} accepted, "
+        f"{run.sent} readings sent over {via} in {run.elapsed_s:.1f} s: {accepted} accepted, "
         f"{sum(run.refused.values())} refused"
     )
     if run.refused:
@@ -399,14 +438,25 @@ def devices_simulate(
     console.print("honest devices: " + ", ".join(f"{n} {st}" for st, n in honest.items()))
     bad = [d for d in devices if isinstance(d, MisbehavingDevice)]
     if bad:
-        table = Table("device", "misbehaviour", "state", "strikes", title="misbehaving devices")
+        table = Table(
+            "device",
+            "misbehaviour",
+            "state",
+            "strikes",
+            "went through (audit trail)",
+            "refused",
+            title=f"misbehaving devices (at height {height})",
+        )
         for d in bad:
             found = states[d.keys.address]
+            refusals = run.refusals.get(d.keys.address, Counter())
             table.add_row(
                 d.keys.address_text,
                 d.mode.value,
                 found.state_at(height).value if found else "unregistered",
                 str(found.strikes if found else 0),
+                " → ".join(state_history(audits[d.keys.address], height)),
+                ", ".join(f"{n} {code}" for code, n in refusals.most_common()) or "none",
             )
         console.print(table)
 

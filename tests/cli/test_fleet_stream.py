@@ -1,0 +1,197 @@
+"""Streaming a simulated fleet over MQTT, in a few seconds: a private Mosquitto (started
+per test on a free port) and the gateway's MQTT intake on an in-process LocalChain (the
+`world` of the gateway service tests). Acks are matched to readings per device across a
+pool of connections; refusals are counted by code, an unanswered reading as `no_ack`.
+Plus the broker/prefix options (`devices simulate` refuses bad ones before it starts)
+and the state history read from a device's audit trail."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from medchain.app import DeviceAction, DeviceAuditEntry, DeviceState
+from medchain.app import DeviceKind as ChainDeviceKind
+from medchain.cli import app
+from medchain.cli._fleet_stream import (
+    DEVICES_PER_CONNECTION,
+    FLOOD_BURST,
+    MAX_CONNECTIONS,
+    FleetRun,
+    MqttTarget,
+    check_topic_prefix,
+    parse_broker,
+    state_history,
+    stream_fleet,
+)
+from medchain.crypto import AccountKeys, format_address
+from medchain.gateway import (
+    DeviceKind,
+    MisbehavingDevice,
+    Misbehaviour,
+    MqttConfig,
+    MqttIngest,
+    SimulatedDevice,
+    verify_proof,
+)
+from medchain.gateway._index import ReadingIndex
+from medchain.types import MedchainError
+from tests.gateway.test_mqtt import Broker, broker  # noqa: F401  (the fixture)
+from tests.gateway.test_service import World, world  # noqa: F401  (the fixture)
+
+PREFIX = "medchain/devices"
+READINGS = 4
+
+
+def test_fleet_streams_over_mqtt(world: World, broker: Broker) -> None:  # noqa: F811
+    service = world.service(ReadingIndex(":memory:"))
+    ingest = MqttIngest(service, MqttConfig(port=broker.port, topic_prefix=PREFIX), threads=False)
+    patient = format_address(world.patient.address)
+    honest = [world.device() for _ in range(3)]
+    bad = MisbehavingDevice(
+        DeviceKind.PULSE_OXIMETER, patient, Misbehaviour.NON_CONFORMING, keys=AccountKeys.generate()
+    )
+    flood = MisbehavingDevice(
+        DeviceKind.PULSE_OXIMETER, patient, Misbehaviour.FLOOD, keys=AccountKeys.generate()
+    )
+    for d in (bad, flood):
+        world.patient.register_device(
+            d.keys, world.patient.address, ChainDeviceKind.PULSE_OXIMETER, "bad"
+        )
+    stranger = SimulatedDevice(DeviceKind.THERMOMETER, patient, keys=AccountKeys.generate())
+    devices = [*honest, bad, flood, stranger]
+    target = MqttTarget(port=broker.port, topic_prefix=PREFIX, connections=2, ack_timeout_s=3)
+
+    async def run() -> tuple[FleetRun, FleetRun]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(ingest.run(stop))
+        await asyncio.wait_for(ingest.connected.wait(), 5)
+        streamed = await stream_fleet(
+            "http://unused", devices, rate_per_minute=60_000, readings=READINGS, mqtt=target
+        )
+        # nobody answers on another prefix: each reading waits its bounded time, no_ack
+        silent = replace(target, topic_prefix="nobody/listens", ack_timeout_s=0.2)
+        unanswered = await stream_fleet(
+            "http://unused", honest[:1], rate_per_minute=60_000, readings=2, mqtt=silent
+        )
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        return streamed, unanswered
+
+    streamed, unanswered = asyncio.run(run())
+    assert streamed.sent == READINGS * (len(devices) - 1) + READINGS * FLOOD_BURST
+    # the flood's bursts are published at once, in order: its first 20 (the gateway's
+    # burst; the test clock stands still) are accepted, the rest rate-limited, none
+    # overtaken by a later one (that would be `replayed`)
+    burst = service.config.rate_burst
+    assert streamed.refused == Counter(
+        {
+            "unknown_device": READINGS,
+            "non_conforming": READINGS - 1,
+            "rate_limited": READINGS * FLOOD_BURST - burst,
+        }
+    )
+    flooded = streamed.accepted[flood.keys.address]
+    assert len(flooded) == burst and len(set(flooded)) == burst
+    assert streamed.refusals[bad.keys.address] == {"non_conforming": READINGS - 1}
+    accepted = streamed.accepted
+    assert len(accepted[bad.keys.address]) == 1  # its first reading is honest
+    assert stranger.keys.address not in accepted
+    assert unanswered.refused == Counter({"no_ack": 2})
+    assert service.pending_count == READINGS * len(honest) + 1 + burst
+
+    service.flush()
+    for d in honest:
+        ids = accepted[d.keys.address]
+        assert len(ids) == READINGS  # in order: an overtaken reading would be `replayed`
+        for rid in ids:
+            status = service.status(rid)
+            assert status.state == "committed" and status.committed is not None
+            on_chain = world.chain.batch(status.committed.batch_id)
+            assert on_chain is not None and verify_proof(status.committed.proof, on_chain.root)
+    struck = world.chain.device(bad.keys.address)
+    assert struck is not None and struck.strikes == 1  # one strike per offence per window
+
+
+def test_unreachable_broker_is_a_clear_error(broker: Broker) -> None:  # noqa: F811
+    broker.stop()
+    device = SimulatedDevice(DeviceKind.THERMOMETER, format_address(bytes(20)))
+    with pytest.raises(MedchainError, match=rf"MQTT broker at 127.0.0.1:{broker.port}"):
+        asyncio.run(
+            stream_fleet(
+                "http://unused",
+                [device],
+                rate_per_minute=60,
+                readings=1,
+                mqtt=MqttTarget(port=broker.port),
+            )
+        )
+
+
+def test_connection_pool_is_bounded() -> None:
+    target = MqttTarget()
+    assert target.pool_size(1) == 1
+    assert target.pool_size(DEVICES_PER_CONNECTION) == 1
+    assert target.pool_size(DEVICES_PER_CONNECTION + 1) == 2
+    assert target.pool_size(100_000) == MAX_CONNECTIONS
+    assert MqttTarget(connections=8).pool_size(3) == 3
+
+
+def test_broker_and_prefix_options() -> None:
+    assert parse_broker("127.0.0.1:1884") == ("127.0.0.1", 1884)
+    assert parse_broker("broker.local") == ("broker.local", 1883)
+    assert parse_broker("[::1]:1885") == ("::1", 1885)
+    assert parse_broker("[::1]") == ("::1", 1883)
+    for bad in (":1883", "host:0", "host:x", "host:70000", ""):
+        with pytest.raises(MedchainError, match="expected HOST:PORT"):
+            parse_broker(bad)
+    assert check_topic_prefix("site/devices/") == "site/devices"
+    for bad in ("", "a/+", "a/#", "/a"):
+        with pytest.raises(MedchainError, match="--topic-prefix"):
+            check_topic_prefix(bad)
+
+
+def _entry(height: int, state: DeviceState, until: int = 0, strikes: int = 0) -> DeviceAuditEntry:
+    action = DeviceAction.REGISTERED if height == 1 else DeviceAction.STRIKE
+    return DeviceAuditEntry(0, height, 0, b"", action, b"", state, until, strikes, "", b"")
+
+
+def test_state_history_from_the_audit_trail() -> None:
+    active, restricted, banned = DeviceState.ACTIVE, DeviceState.RESTRICTED, DeviceState.BANNED
+    trail = [
+        _entry(1, active),
+        _entry(5, active, strikes=1),
+        _entry(9, restricted, 17, 3),
+        _entry(20, restricted, 28, 4),  # struck again once the first restriction lapsed
+        _entry(24, banned, strikes=5),  # struck while restricted
+    ]
+    assert state_history(trail, 40) == [
+        "active",
+        "restricted until 17",
+        "active",
+        "restricted until 28",
+        "banned",
+    ]
+    assert state_history(trail[:3], 17) == ["active", "restricted until 17"]
+    assert state_history(trail[:3], 18) == ["active", "restricted until 17", "active"]
+    assert state_history([], 3) == []
+
+
+def test_simulate_transport_options_are_checked_first(tmp_path: Path) -> None:
+    key = str(tmp_path / "none.key")  # never read: the options are refused before
+    runner = CliRunner()
+    for extra, says in [
+        (["--broker", "127.0.0.1:1884"], "--broker and --topic-prefix go with --transport mqtt"),
+        (["--transport", "mqtt", "--broker", "host:0"], "expected HOST:PORT"),
+        (["--transport", "mqtt", "--topic-prefix", "a/#"], "--topic-prefix"),
+    ]:
+        result = runner.invoke(app, ["devices", "simulate", "--key", key, *extra])
+        assert result.exit_code == 1, result.output
+        assert says in " ".join(result.output.split()), result.output
+    result = runner.invoke(app, ["devices", "simulate", "--key", key, "--transport", "udp"])
+    assert result.exit_code == 2
