@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
@@ -18,7 +19,7 @@ import typer
 
 from medchain.api import ApiServer
 from medchain.cli._common import console, err_console, reports_errors
-from medchain.cli._node_init import node_add_peer, node_init
+from medchain.cli._node_init import _params, node_add_peer, node_init
 from medchain.node import (
     DEVNET_FILE,
     GENESIS_FILE,
@@ -37,6 +38,7 @@ from medchain.node import (
     stop_node,
     stop_verification_chain,
 )
+from medchain.types import ChainParams
 
 devnet_app = typer.Typer(
     help="A local network of node processes on this machine.", no_args_is_help=True
@@ -132,6 +134,16 @@ def _checkpoint_interval(devnet: Devnet) -> int:
     return read_genesis(devnet.nodes[0].home / GENESIS_FILE).params.checkpoint_interval
 
 
+def _changed(params: ChainParams) -> list[str]:
+    """The parameters that differ from the defaults (consensus aside)."""
+    default = ChainParams()
+    return [
+        f.name
+        for f in dataclasses.fields(ChainParams)
+        if f.name != "consensus" and getattr(params, f.name) != getattr(default, f.name)
+    ]
+
+
 def _stop_all(devnet: Devnet) -> int:
     stopped = sum(stop_node(n.home) for n in devnet.nodes)
     stop_verification_chain(devnet)
@@ -157,16 +169,30 @@ def devnet_up(
     ] = True,
     eth_port: Annotated[int, typer.Option(help="Ganache's JSON-RPC port.")] = 8545,
     detach: Annotated[bool, typer.Option(help="Leave the nodes running and return.")] = False,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="NAME=INTEGER: a chain parameter of a new devnet's genesis, e.g. "
+            "device_restrict_blocks=8; repeat for more.",
+        ),
+    ] = None,
 ) -> None:
     """Start a local network (creating it on first use) and print its API URLs.
     In the foreground Ctrl-C stops every node cleanly; `--detach` leaves them running
     for `medchain devnet down`."""
+    params = _params(consensus, param or [])  # unknown names and bad values refused first
     if (home / DEVNET_FILE).exists():
         devnet = load_devnet(home)
         if len(devnet.validators) != nodes or devnet.consensus != consensus:
             err_console.print(
                 f"[yellow]{home} already holds a {len(devnet.validators)}-validator "
                 f"{devnet.consensus} devnet; starting it as it is[/]"
+            )
+        if param:
+            err_console.print(
+                f"[yellow]--param applies to a new devnet only: {home} keeps the chain "
+                "parameters of its genesis (remove it to start anew)[/]"
             )
     else:
         devnet = create_devnet(
@@ -177,8 +203,12 @@ def devnet_up(
             api_port=api_port,
             p2p_port=p2p_port,
             block_interval_ms=block_interval_ms,
+            params=params,
             verification=VerificationChain(eth_port) if anchor else None,
         )
+        if param:
+            changed = ", ".join(f"{n}={getattr(params, n)}" for n in _changed(params))
+            console.print(f"chain parameters: {changed}")
     console.print(
         f"starting {len(devnet.nodes)} nodes of [bold]{devnet.chain_id}[/] "
         f"({devnet.consensus}) in {home}"
