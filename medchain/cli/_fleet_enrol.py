@@ -136,15 +136,18 @@ def enrol_fleet(
             registrations.append(signed_tx(p, chain.chain_id, 0, "registry.register", args, fee))
         _send_all(chain, registrations, "patient registration")
     kinds = list(_KINDS)
+    now_ms = time.time_ns() // 1_000_000  # readings carry the time they are taken
     devices: list[SimulatedDevice] = []
     for i, p in enumerate(patients):
         kind = kinds[(i % per_patient if per_patient > 1 else i) % len(kinds)]
         name = format_address(p.address)
         if i >= count - misbehave:
             mode = MODES[(i - (count - misbehave)) % len(MODES)]
-            devices.append(MisbehavingDevice(kind, name, mode, honest_first=1, seed=seed + i))
+            devices.append(
+                MisbehavingDevice(kind, name, mode, honest_first=1, seed=seed + i, start_ms=now_ms)
+            )
         else:
-            devices.append(SimulatedDevice(kind, name, seed=seed + i))
+            devices.append(SimulatedDevice(kind, name, seed=seed + i, start_ms=now_ms))
     missing = [(d, p) for d, p in zip(devices, patients, strict=True) if not _on_chain(chain, d)]
     nonce = chain.account(owner.address).nonce
     txs = []
