@@ -2,6 +2,7 @@
 implements, and `ApiServer` to serve it inside the node's event loop."""
 
 from medchain.api._app import DEFAULT_MAX_BODY_BYTES, create_api
+from medchain.api._devices import MAX_DEVICE_LOOKUP
 from medchain.api._errors import ApiError
 from medchain.api._models import MAX_BATCH_TXS
 from medchain.api._server import ApiServer, ApiServerError
@@ -12,6 +13,7 @@ __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_WAIT_S",
     "MAX_BATCH_TXS",
+    "MAX_DEVICE_LOOKUP",
     "MAX_WAIT_S",
     "ApiError",
     "ApiServer",

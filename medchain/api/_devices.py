@@ -19,6 +19,10 @@ from medchain.api._service import NodeService
 AddressPath = Annotated[str, Path(description="Account address, bech32 (mc1...).")]
 BatchIdPath = Annotated[str, Path(description="Batch id: 32 hex characters.")]
 
+MAX_DEVICE_LOOKUP = 1_000
+"""Most devices one POST /v1/devices/lookup may name; HttpChain.devices splits longer
+lists into several requests."""
+
 
 # -- models ---------------------------------------------------------------------------
 
@@ -72,6 +76,22 @@ def device_model(device: contracts.Device, height: int) -> DeviceModel:
         evidence_hash=hex_of(device.evidence_hash),
         audit_count=device.audit_count,
         encoded=encoded(device),
+    )
+
+
+class DeviceLookupBody(BaseModel):
+    devices: list[str] = Field(
+        description=f"Device addresses, bech32 (mc1...), at most {MAX_DEVICE_LOOKUP}."
+    )
+
+
+class DeviceLookupModel(BaseModel):
+    """Many devices read from one committed state, so their `state` is the state in
+    force at one `height`."""
+
+    height: int = Field(description="The latest committed height, every device's `height`.")
+    devices: list[DeviceModel | None] = Field(
+        description="One per address asked for, in order; null where no device is registered."
     )
 
 
@@ -289,6 +309,25 @@ def device_routes(service: NodeService) -> APIRouter:
     @router.get("/devices/{address}", summary="A device and the state in force")
     async def device(address: AddressPath) -> DeviceModel:
         return device_model(chain_device(address), service.chain.height)
+
+    @router.post("/devices/lookup", summary="Many devices at one height")
+    async def device_lookup(body: DeviceLookupBody) -> DeviceLookupModel:
+        """The devices named, in order (null for an address that is no device), and the
+        height their state in force is read at: what an edge gateway needs to recheck
+        its cached devices in one request instead of one per device."""
+        if len(body.devices) > MAX_DEVICE_LOOKUP:
+            raise ApiError(
+                413,
+                "too_many_devices",
+                f"the lookup names {len(body.devices):,} devices, over the limit of "
+                f"{MAX_DEVICE_LOOKUP:,} per request; split the list into several requests",
+            )
+        raws = [parse.address(text, f"devices[{index}]") for index, text in enumerate(body.devices)]
+        height, found = service.chain.devices(raws)
+        return DeviceLookupModel(
+            height=height,
+            devices=[None if d is None else device_model(d, height) for d in found],
+        )
 
     @router.get("/devices/{address}/audit", summary="A device's audit trail")
     async def device_audit(address: AddressPath) -> DeviceAuditModel:

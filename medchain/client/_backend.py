@@ -3,6 +3,7 @@ a client of a node's HTTP API provides the same methods."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from medchain.app import (
@@ -74,6 +75,13 @@ class ChainBackend(Protocol):
     def candidates(self) -> list[Candidate]: ...
 
     def device(self, device: bytes) -> Device | None: ...
+
+    def devices(self, addresses: Sequence[bytes]) -> tuple[int, list[Device | None]]:
+        """Many devices in one read: the height the answer is for and, in order, each
+        address's device or None. The height comes first because a device's state in
+        force is `device.state_at(height)`: reading `height` separately could pair the
+        devices with a later block (and costs another request over HTTP)."""
+        ...
 
     def devices_of(self, patient: bytes) -> list[Device]: ...
 

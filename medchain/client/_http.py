@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal, TypeVar
@@ -58,6 +58,8 @@ DEFAULT_NODE_URL = "http://127.0.0.1:8600"
 _MAX_WAIT_S = 60.0
 """The API's bound on how long a submission may wait for its commit."""
 _WAIT_MARGIN_S = 10.0
+_MAX_DEVICE_LOOKUP = 1_000
+"""The API's bound on the devices one POST /v1/devices/lookup may name."""
 
 
 class NodeUnreachable(MedchainError):
@@ -318,6 +320,39 @@ class HttpChain:
     def device(self, device: bytes) -> Device | None:
         body = self._get(f"/v1/devices/{format_address(device)}", missing=("unknown_device",))
         return None if body is None else self._decoded(Device, body)
+
+    def devices(self, addresses: Sequence[bytes]) -> tuple[int, list[Device | None]]:
+        """POST /v1/devices/lookup, in requests of at most 1,000 addresses (the API's
+        limit). When a long list takes several requests and the chain moves on between
+        them, the height is the lowest one answered: every device was read at that
+        height or later, and a penalty restriction is never taken to lapse early."""
+        height: int | None = None
+        found: list[Device | None] = []
+        for start in range(0, max(len(addresses), 1), _MAX_DEVICE_LOOKUP):
+            chunk = addresses[start : start + _MAX_DEVICE_LOOKUP]
+            body = self._body(
+                self._request(
+                    "POST",
+                    "/v1/devices/lookup",
+                    json={"devices": [format_address(a) for a in chunk]},
+                )
+            )
+            answered = _field(body, "height", self.url)
+            items = _field(body, "devices", self.url)
+            if not isinstance(answered, int) or not isinstance(items, list):
+                raise _bad_response(self.url, "a malformed device lookup")
+            if len(items) != len(chunk):
+                raise _bad_response(
+                    self.url, f"{len(items)} devices for a lookup of {len(chunk)} addresses"
+                )
+            for address, item in zip(chunk, items, strict=True):
+                device = None if item is None else self._decoded(Device, item)
+                if device is not None and device.device != address:
+                    raise _bad_response(self.url, "a device lookup answering other addresses")
+                found.append(device)
+            height = answered if height is None else min(height, answered)
+        assert height is not None  # at least one request was sent
+        return height, found
 
     def devices_of(self, patient: bytes) -> list[Device]:
         body = self._get(f"/v1/patients/{format_address(patient)}/devices")

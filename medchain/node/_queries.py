@@ -110,6 +110,15 @@ class ChainQueries:
     def device(self, device: bytes) -> Device | None:
         return app.get_device(self.ledger.state, device)
 
+    def devices(self, addresses: Sequence[bytes]) -> tuple[int, list[Device | None]]:
+        """The height read at, and each address's device (None for an unknown one), in
+        order. The height comes with the devices because the state in force,
+        `device.state_at(height)`, depends on it (a penalty restriction lapses by
+        itself): both are read from one committed state, so over HTTP they are one
+        request and can never be a state of one block judged at another's height."""
+        state = self.ledger.state
+        return self.height, [app.get_device(state, address) for address in addresses]
+
     def devices_of(self, patient: bytes) -> list[Device]:
         """The patient's devices, in registration order."""
         return app.devices_of(self.ledger.state, patient)

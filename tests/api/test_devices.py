@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from medchain.api import MAX_DEVICE_LOOKUP
 from medchain.app import (
     MS_PER_DAY,
     Batch,
@@ -143,6 +144,66 @@ def test_a_lapsed_restriction_reads_as_active() -> None:
     validator.transfer(patient.address, 1)
     body = _ok(api.get(f"/v1/devices/{device.address_text}"))
     assert (body["state"], body["stored_state"]) == ("active", "restricted")
+
+
+def _lookup(api: httpx.Client, addresses: list[str]) -> httpx.Response:
+    return api.post("/v1/devices/lookup", json={"devices": addresses})
+
+
+def test_lookup_answers_each_address_in_order_at_one_height(world: Devices) -> None:
+    address = world.device.address_text
+    nobody = AccountKeys.generate().address_text
+    body = _ok(_lookup(world.api, [nobody, address, address]))
+    assert body["height"] == world.chain.height
+    first, one, again = body["devices"]
+    assert first is None and one == again
+    assert one == _ok(world.api.get(f"/v1/devices/{address}"))  # the same model, `encoded` too
+    assert decode(Device, bytes.fromhex(one["encoded"])) == world.chain.device(world.device.address)
+    assert _ok(_lookup(world.api, [])) == {"height": world.chain.height, "devices": []}
+
+
+def test_lookup_reads_the_state_in_force_at_its_height() -> None:
+    chain = make_chain(device_strikes_restrict=1, device_restrict_blocks=1)
+    patient = _person(chain, Role.PATIENT, "P")
+    hospital = _person(chain, Role.INSTITUTION, "H")
+    device = AccountKeys.generate()
+    proof = device.sign(registration_message(chain.chain_id, patient.address))
+    patient.send(
+        "devices.register",
+        RegisterDeviceArgs(device.public_key, patient.address, DeviceKind.ECG, "chest", proof),
+    )
+    hospital.send("devices.register_gateway", RegisterGatewayArgs(hospital.address, "self"))
+    hospital.send("devices.report", ReportArgs(device.address, DeviceOffence.RATE_LIMIT, b"x"))
+    api = api_client(FakeNode(chain))
+    (restricted,) = _ok(_lookup(api, [device.address_text]))["devices"]
+    assert restricted["state"] == "restricted" and restricted["height"] == chain.height
+    validator = MedchainClient(chain.validator, chain)
+    validator.transfer(patient.address, 1)  # two blocks later the restriction has lapsed
+    validator.transfer(patient.address, 1)
+    body = _ok(_lookup(api, [device.address_text]))
+    (lapsed,) = body["devices"]
+    assert (lapsed["state"], lapsed["stored_state"]) == ("active", "restricted")
+    assert lapsed["height"] == body["height"] == chain.height
+    stored = decode(Device, bytes.fromhex(lapsed["encoded"]))
+    assert stored.state_at(body["height"]) is DeviceState.ACTIVE
+
+
+def test_lookup_of_more_than_the_limit_is_413(world: Devices) -> None:
+    address = world.device.address_text
+    assert len(_ok(_lookup(world.api, [address] * MAX_DEVICE_LOOKUP))["devices"]) == 1_000
+    message = _error(
+        _lookup(world.api, [address] * (MAX_DEVICE_LOOKUP + 1)), 413, "too_many_devices"
+    )
+    assert "1,001 devices" in message and "limit of 1,000" in message and "split" in message
+
+
+def test_lookup_names_a_malformed_address(world: Devices) -> None:
+    addresses = [world.device.address_text, "mc1nope"]
+    message = _error(_lookup(world.api, addresses), 400, "invalid_address")
+    assert message.startswith("devices[1]: 'mc1nope'")
+    for body in ({"devices": [7]}, {"devices": addresses[0]}, {}):
+        _error(world.api.post("/v1/devices/lookup", json=body), 422, "invalid_request")
+    _error(world.api.post("/v1/devices/lookup", content=b"{"), 400, "malformed_json")
 
 
 def test_device_audit(world: Devices) -> None:
@@ -300,3 +361,4 @@ def test_documented_under_devices(world: Devices) -> None:
         "/v1/batches/{batch_id}",
     ):
         assert paths[path]["get"]["tags"] == ["devices"], path
+    assert paths["/v1/devices/lookup"]["post"]["tags"] == ["devices"]

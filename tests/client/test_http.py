@@ -10,7 +10,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from medchain.app import RegisterArgs, Role, TransferArgs, UnwarrantArgs
+from medchain.api import MAX_DEVICE_LOOKUP
+from medchain.app import (
+    Device,
+    DeviceKind,
+    RegisterArgs,
+    RegisterDeviceArgs,
+    Role,
+    TransferArgs,
+    UnwarrantArgs,
+    registration_message,
+)
 from medchain.client import (
     HttpChain,
     MedchainClient,
@@ -23,7 +33,7 @@ from medchain.client._anon import anon_submit, contributions, open_scope
 from medchain.crypto import AccountKeys
 from medchain.node import TxFailed
 from medchain.offchain import BlobCorrupted, BlobNotFound, InvalidCid, cid_for
-from medchain.types import Tx, encode, tx_id
+from medchain.types import Tx, decode, encode, tx_id
 from tests.api.harness import FakeNode, Served, make_chain, served, signed
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -177,6 +187,121 @@ def test_blobs(chain: HttpChain) -> None:
         chain.blobs.get(missing)
     with pytest.raises(InvalidCid):
         chain.blobs.get("QmNotOurs")
+
+
+class Counting(httpx.BaseTransport):
+    """The network, with every request kept."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+        self._http = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return self._http.handle_request(request)
+
+    def paths(self, method: str) -> list[str]:
+        return [r.url.path for r in self.requests if r.method == method]
+
+
+def _device(chain: HttpChain, patient: MedchainClient, label: str) -> bytes:
+    keys = AccountKeys.generate()
+    proof = keys.sign(registration_message(chain.chain_id, patient.address))
+    args = RegisterDeviceArgs(
+        keys.public_key, patient.address, DeviceKind.PULSE_OXIMETER, label, proof
+    )
+    patient.send("devices.register", args)
+    return keys.address
+
+
+def test_devices_in_one_request_with_the_height_they_are_read_at(node: Served) -> None:
+    counting = Counting()
+    with HttpChain(node.url, timeout_s=10, transport=counting) as chain:
+        patient = _person(chain, Role.PATIENT, "Jane Roe")
+        first, second = _device(chain, patient, "finger"), _device(chain, patient, "ear")
+        unknown = AccountKeys.generate().address
+        counting.requests.clear()
+        height, devices = chain.devices([second, unknown, first])
+        assert counting.paths("POST") == ["/v1/devices/lookup"] and len(counting.requests) == 1
+        assert height == chain.height
+        assert devices == [chain.device(second), None, chain.device(first)]
+        assert isinstance(devices[0], Device) and devices[0].label == "ear"
+        counting.requests.clear()
+        assert chain.devices([]) == (height, [])  # still one request: the height
+        assert counting.paths("POST") == ["/v1/devices/lookup"]
+
+
+def test_a_long_device_list_is_split_under_the_apis_limit(node: Served) -> None:
+    counting = Counting()
+    with HttpChain(node.url, timeout_s=10, transport=counting) as chain:
+        patient = _person(chain, Role.PATIENT, "Jane Roe")
+        known = _device(chain, patient, "wrist")
+        addresses = [AccountKeys.generate().address for _ in range(2 * MAX_DEVICE_LOOKUP + 345)]
+        for index in (0, MAX_DEVICE_LOOKUP - 1, MAX_DEVICE_LOOKUP, len(addresses) - 1):
+            addresses[index] = known
+        counting.requests.clear()
+        height, devices = chain.devices(addresses)
+        assert counting.paths("POST") == ["/v1/devices/lookup"] * 3
+        sizes = [len(json.loads(r.content)["devices"]) for r in counting.requests]
+        assert sizes == [1_000, 1_000, 345]
+        assert height == chain.height and len(devices) == len(addresses)
+        found = [i for i, d in enumerate(devices) if d is not None]
+        assert found == [0, 999, 1_000, len(addresses) - 1]
+        assert {d.device for d in devices if d is not None} == {known}
+
+
+def test_devices_over_several_heights_answer_the_lowest() -> None:
+    chain = make_chain()
+    patient = MedchainClient(AccountKeys.generate(), chain)
+    patient.register(Role.PATIENT, "P")
+    keys = AccountKeys.generate()
+    proof = keys.sign(registration_message(chain.chain_id, patient.address))
+    patient.send(
+        "devices.register",
+        RegisterDeviceArgs(keys.public_key, patient.address, DeviceKind.ECG, "chest", proof),
+    )
+    device = chain.device(keys.address)
+    assert device is not None
+    heights = [9, 7, 8]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked = json.loads(request.content)["devices"]
+        return httpx.Response(
+            200,
+            json={
+                "height": heights.pop(0),
+                "devices": [{"encoded": encode(device).hex()} for _ in asked],
+            },
+        )
+
+    height, devices = _mock(handler).devices([keys.address] * (2 * MAX_DEVICE_LOOKUP + 1))
+    assert height == 7 and heights == [] and devices == [device] * (2 * MAX_DEVICE_LOOKUP + 1)
+
+
+def test_a_lying_node_cannot_answer_other_devices() -> None:
+    chain = make_chain()
+    patient = MedchainClient(AccountKeys.generate(), chain)
+    patient.register(Role.PATIENT, "P")
+    keys = AccountKeys.generate()
+    proof = keys.sign(registration_message(chain.chain_id, patient.address))
+    patient.send(
+        "devices.register",
+        RegisterDeviceArgs(keys.public_key, patient.address, DeviceKind.ECG, "chest", proof),
+    )
+    encoded = {"encoded": encode(chain.device(keys.address)).hex()}
+    other = AccountKeys.generate().address
+    for answer, what in [
+        ({"height": 3, "devices": [encoded]}, "other addresses"),
+        ({"height": 3, "devices": []}, "0 devices for a lookup of 1"),
+        ({"height": "3", "devices": [None]}, "malformed device lookup"),
+        ({"devices": [None]}, "no 'height'"),
+        ({"height": 3, "devices": [{"encoded": "zz"}]}, "no valid encoded Device"),
+    ]:
+        liar = _mock(lambda request, answer=answer: httpx.Response(200, json=answer))
+        with pytest.raises(NodeError, match=what) as caught:
+            liar.devices([other])
+        assert caught.value.code == "bad_response"
+    assert decode(Device, bytes.fromhex(encoded["encoded"])).device == keys.address
 
 
 # -- no node, or not a medchain node ----------------------------------------------------
