@@ -2,6 +2,7 @@
 implements, and `ApiServer` to serve it inside the node's event loop."""
 
 from medchain.api._app import DEFAULT_MAX_BODY_BYTES, create_api
+from medchain.api._blobs import DEFAULT_MAX_BLOB_BATCH_BYTES, MAX_BLOB_BATCH_BLOBS
 from medchain.api._devices import MAX_DEVICE_LOOKUP
 from medchain.api._errors import ApiError
 from medchain.api._models import MAX_BATCH_TXS
@@ -10,9 +11,11 @@ from medchain.api._service import NodeService
 from medchain.api._txs import DEFAULT_WAIT_S, MAX_WAIT_S
 
 __all__ = [
+    "DEFAULT_MAX_BLOB_BATCH_BYTES",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_WAIT_S",
     "MAX_BATCH_TXS",
+    "MAX_BLOB_BATCH_BLOBS",
     "MAX_DEVICE_LOOKUP",
     "MAX_WAIT_S",
     "ApiError",

@@ -7,7 +7,7 @@ from fastapi.responses import RedirectResponse
 from starlette.types import Scope
 
 from medchain.api._anchoring import anchoring_routes
-from medchain.api._blobs import blob_routes
+from medchain.api._blobs import DEFAULT_MAX_BLOB_BATCH_BYTES, blob_routes
 from medchain.api._devices import device_routes
 from medchain.api._errors import install_error_handlers
 from medchain.api._middleware import ApiMetrics, BodyLimit, CatchAll, RequestMetrics
@@ -61,10 +61,13 @@ def create_api(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES,
+    max_blob_batch_bytes: int = DEFAULT_MAX_BLOB_BATCH_BYTES,
 ) -> FastAPI:
     """The API over `service`. Every endpoint is a coroutine that does not block, so
     it can share the node's event loop. Create one per metrics registry: the API
-    registers its request metrics there."""
+    registers its request metrics there. Request bodies are bounded by
+    `max_blob_bytes` for PUT /v1/blobs (and each blob of a batch),
+    `max_blob_batch_bytes` for POST /v1/blobs/batch and `max_body_bytes` elsewhere."""
     app = FastAPI(
         title="medchain node API",
         version="1",
@@ -75,8 +78,12 @@ def create_api(
     install_error_handlers(app)
 
     def limit_for(scope: Scope) -> int:
-        is_blob_put = scope["method"] == "PUT" and scope["path"].rstrip("/") == "/v1/blobs"
-        return max_blob_bytes if is_blob_put else max_body_bytes
+        path = scope["path"].rstrip("/")
+        if scope["method"] == "PUT" and path == "/v1/blobs":
+            return max_blob_bytes
+        if scope["method"] == "POST" and path == "/v1/blobs/batch":
+            return max_blob_batch_bytes
+        return max_body_bytes
 
     # Added innermost first: metrics see the final status, 500s included.
     app.add_middleware(BodyLimit, limit_for=limit_for)
@@ -86,7 +93,7 @@ def create_api(
     app.include_router(tx_routes(service))
     app.include_router(state_routes(service))
     app.include_router(device_routes(service))
-    app.include_router(blob_routes(service))
+    app.include_router(blob_routes(service, max_blob_bytes))
     app.include_router(upload_routes(service))
     app.include_router(node_routes(service))
     app.include_router(anchoring_routes(service))

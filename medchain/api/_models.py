@@ -699,3 +699,7 @@ class HealthModel(BaseModel):
 
 class BlobStoredModel(BaseModel):
     cid: str = Field(description="The blob's CIDv1 (raw, sha2-256), its name from now on.")
+
+
+class BlobsStoredModel(BaseModel):
+    cids: list[str] = Field(description="Each blob's CIDv1 (raw, sha2-256), in the order sent.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal, TypeVar
@@ -60,6 +60,12 @@ _MAX_WAIT_S = 60.0
 _WAIT_MARGIN_S = 10.0
 _MAX_DEVICE_LOOKUP = 1_000
 """The API's bound on the devices one POST /v1/devices/lookup may name."""
+_MAX_BLOB_BATCH_BYTES = 16 * 1024 * 1024
+"""The API's default bound on a POST /v1/blobs/batch body."""
+_MAX_BLOB_BATCH_BLOBS = 1_000
+"""The API's bound on the blobs one POST /v1/blobs/batch may hold."""
+_RLP_PREFIX_MAX = 9
+"""Most bytes RLP puts before a string or a list (1 + an 8-byte length)."""
 
 
 class NodeUnreachable(MedchainError):
@@ -466,10 +472,25 @@ class HttpChain:
 
 class HttpBlobStore:
     """The node's blob store, as a BlobStore; every fetched blob is checked against
-    its CID before it is returned."""
+    its CID before it is returned, and every CID the node answers for a stored blob
+    against the blob's bytes.
 
-    def __init__(self, chain: HttpChain) -> None:
+    `put_many` sends POST /v1/blobs/batch requests of at most `max_batch_blobs` blobs
+    and `max_batch_bytes` bytes (the API's defaults; lower them for a node configured
+    with less)."""
+
+    def __init__(
+        self,
+        chain: HttpChain,
+        *,
+        max_batch_bytes: int = _MAX_BLOB_BATCH_BYTES,
+        max_batch_blobs: int = _MAX_BLOB_BATCH_BLOBS,
+    ) -> None:
+        if max_batch_blobs < 1 or max_batch_bytes <= 2 * _RLP_PREFIX_MAX:
+            raise ValueError("a blob batch must hold at least one blob and a few bytes")
         self._chain = chain
+        self.max_batch_bytes = max_batch_bytes
+        self.max_batch_blobs = max_batch_blobs
 
     def __repr__(self) -> str:
         return f"HttpBlobStore({self._chain.url!r})"
@@ -482,6 +503,56 @@ class HttpBlobStore:
         if cid != cid_for(data):
             raise _bad_response(self._chain.url, "a CID that does not name the stored bytes")
         return str(cid)
+
+    def put_many(self, blobs: Sequence[bytes]) -> list[str]:
+        """Store the blobs in as few requests as the batch limits allow and return their
+        CIDs in order; a blob too big to go in a batch is sent alone (PUT /v1/blobs).
+        Requests already answered stay stored when a later one fails."""
+        for index, data in enumerate(blobs):
+            if not isinstance(data, bytes):
+                raise TypeError(f"blob {index}: a blob is bytes, got {type(data).__name__}")
+        cids: list[str] = []
+        for group in self._batches(blobs):
+            if len(group) == 1 and self._batch_size(group) > self.max_batch_bytes:
+                cids.append(self.put(group[0]))
+            else:
+                cids += self._put_batch(group)
+        return cids
+
+    def _batches(self, blobs: Sequence[bytes]) -> Iterator[Sequence[bytes]]:
+        """Consecutive groups within both limits (a lone blob over the byte limit is
+        a group of its own)."""
+        start, size = 0, _RLP_PREFIX_MAX
+        for end, data in enumerate(blobs):
+            item = len(data) + _RLP_PREFIX_MAX
+            if end > start and (
+                end - start >= self.max_batch_blobs or size + item > self.max_batch_bytes
+            ):
+                yield blobs[start:end]
+                start, size = end, _RLP_PREFIX_MAX
+            size += item
+        if start < len(blobs):
+            yield blobs[start:]
+
+    @staticmethod
+    def _batch_size(group: Sequence[bytes]) -> int:
+        """An upper bound of the group's encoded size."""
+        return _RLP_PREFIX_MAX + sum(len(data) + _RLP_PREFIX_MAX for data in group)
+
+    def _put_batch(self, group: Sequence[bytes]) -> list[str]:
+        url = self._chain.url
+        response = self._chain._request(
+            "POST",
+            "/v1/blobs/batch",
+            content=encode(group, tuple[bytes, ...]),
+            headers={"content-type": "application/octet-stream"},
+        )
+        cids = _field(self._chain._body(response), "cids", url)
+        if not isinstance(cids, list) or len(cids) != len(group):
+            raise _bad_response(url, f"no list of {len(group)} CIDs for a batch of {len(group)}")
+        if any(cid != cid_for(data) for cid, data in zip(cids, group, strict=True)):
+            raise _bad_response(url, "a CID that does not name the stored bytes")
+        return [str(cid) for cid in cids]
 
     def get(self, cid: str) -> bytes:
         digest = parse_cid(cid)

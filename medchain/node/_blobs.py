@@ -363,6 +363,9 @@ class NetworkBlobStore:
     def put(self, data: bytes) -> str:
         return self.local.put(data)
 
+    def put_many(self, blobs: Sequence[bytes]) -> list[str]:
+        return self.local.put_many(blobs)
+
     def get(self, cid: str) -> bytes:
         return self.local.get(cid)
 

@@ -22,6 +22,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from medchain.offchain._store import (
     BlobNotFound,
     _check_limit,
     _check_size,
+    _check_sizes,
 )
 from medchain.types import MedchainError
 
@@ -121,6 +123,16 @@ class IpfsBlobStore:
                 (cid, root, len(data)),
             )
         return cid
+
+    def put_many(self, blobs: Sequence[bytes]) -> list[str]:
+        """`put` of each blob in turn (each one `add` or `pin/add`), sizes checked first;
+        a blob given twice is sent once."""
+        _check_sizes(blobs, self.max_blob_bytes)
+        stored: dict[bytes, str] = {}
+        for data in blobs:
+            if data not in stored:
+                stored[data] = self.put(data)
+        return [stored[data] for data in blobs]
 
     def get(self, cid: str) -> bytes:
         digest = parse_cid(cid)

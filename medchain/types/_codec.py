@@ -165,9 +165,12 @@ def _length_prefix(length: int, offset: int) -> bytes:
     return bytes((offset + 55 + len(size),)) + size
 
 
-def encode(obj: Any) -> bytes:
-    """Return the canonical bytes of a dataclass instance."""
-    to_rlp, _ = _converters(_hashable(type(obj)))
+def encode(obj: Any, as_type: Any = None) -> bytes:
+    """Return the canonical bytes of a dataclass instance, or of `obj` taken as
+    `as_type`: a sequence of blobs as `tuple[bytes, ...]` is an RLP list of byte
+    strings, which `decode(tuple[bytes, ...], data)` reads back. A bare tuple or list
+    has no type of its own to encode by, so it needs `as_type`."""
+    to_rlp, _ = _converters(_hashable(type(obj) if as_type is None else as_type))
     data = rlp_bytes(to_rlp(obj))
     return data if type(data) is bytes else bytes(data)
 

@@ -4,13 +4,14 @@ node's refusals as errors with its codes, and what happens when there is no node
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from medchain.api import MAX_DEVICE_LOOKUP
+from medchain.api import MAX_BLOB_BATCH_BLOBS, MAX_DEVICE_LOOKUP
 from medchain.app import (
     Device,
     DeviceKind,
@@ -302,6 +303,57 @@ def test_a_lying_node_cannot_answer_other_devices() -> None:
             liar.devices([other])
         assert caught.value.code == "bad_response"
     assert decode(Device, bytes.fromhex(encoded["encoded"])).device == keys.address
+
+
+def test_put_many_in_batches(node: Served) -> None:
+    counting = Counting()
+    with HttpChain(node.url, timeout_s=10, transport=counting) as chain:
+        blobs = [f"bundle {i}".encode() * 10 for i in range(25)] + [b"", b"bundle 0" * 10]
+        assert chain.blobs.put_many(blobs) == [cid_for(b) for b in blobs]
+        assert counting.paths("POST") == ["/v1/blobs/batch"]
+        assert all(chain.blobs.get(cid_for(b)) == b for b in blobs)
+        counting.requests.clear()
+        assert chain.blobs.put_many([]) == [] and counting.requests == []
+
+
+def test_put_many_splits_under_the_limits(node: Served) -> None:
+    counting = Counting()
+    with HttpChain(node.url, timeout_s=10, transport=counting) as chain:
+        store = chain.blobs
+        store.max_batch_bytes = 1_000
+        store.max_batch_blobs = 4
+        blobs = [os.urandom(300) for _ in range(5)] + [os.urandom(2_000)] + [b"a", b"b", b"c"]
+        blobs += [bytes([i]) for i in range(7)]
+        assert store.put_many(blobs) == [cid_for(b) for b in blobs]
+        # 300-byte blobs three to a request (the bytes), the big one alone with PUT,
+        # then the small ones four to a request (the count).
+        sent = [(r.method, r.url.path) for r in counting.requests]
+        batch = ("POST", "/v1/blobs/batch")
+        assert sent == [batch, batch, ("PUT", "/v1/blobs"), batch, batch, batch]
+        sizes = [len(r.content) for r in counting.requests]
+        assert all(size <= 1_000 for size, r in zip(sizes, sent, strict=True) if r == batch)
+        assert all(chain.blobs.get(cid_for(b)) == b for b in blobs)
+    assert HttpChain(node.url).blobs.max_batch_blobs == MAX_BLOB_BATCH_BLOBS
+
+
+def test_put_many_checks_every_cid_and_every_blob() -> None:
+    wrong = _mock(lambda request: httpx.Response(200, json={"cids": [cid_for(b"x"), "y"]}))
+    with pytest.raises(NodeError, match="does not name"):
+        wrong.blobs.put_many([b"x", b"y"])
+    short = _mock(lambda request: httpx.Response(200, json={"cids": [cid_for(b"x")]}))
+    with pytest.raises(NodeError, match="no list of 2 CIDs"):
+        short.blobs.put_many([b"x", b"y"])
+    refused = _mock(
+        lambda request: httpx.Response(
+            413, json={"error": {"code": "too_many_blobs", "message": "split it"}}
+        )
+    )
+    with pytest.raises(NodeError, match="split it") as caught:
+        refused.blobs.put_many([b"x"])
+    assert caught.value.status == 413
+    nothing_sent = _mock(lambda request: pytest.fail("nothing is sent"))
+    with pytest.raises(TypeError, match="blob 1"):
+        nothing_sent.blobs.put_many([b"x", "y"])  # type: ignore[list-item]
 
 
 # -- no node, or not a medchain node ----------------------------------------------------

@@ -344,6 +344,19 @@ def test_the_node_store_reads_locally_first_then_asks_peers(tmp_path: Path) -> N
     run(scenario())
 
 
+def test_the_node_store_puts_batches_into_its_own_store(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        net = FakeNet()
+        local = LocalBlobStore(tmp_path / "blobs")
+        store = NetworkBlobStore(local, _node(net, A, local))
+        cids = store.put_many([b"one", BODY])
+        assert cids == [cid_for(b"one"), CID] and local.get(CID) == BODY
+        assert net.frames == []
+        store.close()
+
+    run(scenario())
+
+
 def test_a_damaged_local_copy_is_repaired_from_a_peer(tmp_path: Path) -> None:
     async def scenario() -> None:
         net = FakeNet()

@@ -279,6 +279,26 @@ def test_a_server_that_is_not_kubo_is_reported(kubo: tuple[FakeKubo, str], tmp_p
         store.close()
 
 
+def test_put_many_adds_each_new_blob_once_and_pins_known_ones(
+    store: IpfsBlobStore, kubo: tuple[FakeKubo, str]
+) -> None:
+    fake, _ = kubo
+    known = store.put(b"known")
+    big = b"y" * (MAX_CHUNK + 1)  # named through the index
+    blobs = [b"a", b"known", big, b"a", b""]
+    assert store.put_many(blobs) == [cid_for(b) for b in blobs]
+    assert fake.count("add") == 1 + 3 and fake.count("pin/add") == 1 and known in fake.pins
+    assert [store.get(cid_for(b)) for b in blobs] == blobs
+
+
+def test_put_many_checks_every_size_before_calling_ipfs(
+    store: IpfsBlobStore, kubo: tuple[FakeKubo, str]
+) -> None:
+    with pytest.raises(BlobTooLarge, match="blob 1 of the batch"):
+        store.put_many([b"fits", b"x" * (4 * MAX_CHUNK + 1)])
+    assert kubo[0].calls == []
+
+
 def test_concurrent_puts_from_threads(store: IpfsBlobStore) -> None:
     blobs = [f"blob {i}".encode() for i in range(16)]
     results: list[str] = []

@@ -52,6 +52,26 @@ def test_put_is_idempotent(store: BlobStore) -> None:
     assert store.get(cid_for(b"same")) == b"same"
 
 
+def test_put_many_returns_the_cids_in_order(store: BlobStore) -> None:
+    store.put(b"stored before")
+    blobs = [b"b", b"stored before", b"a", b"b", b"", os.urandom(1024)]
+    assert store.put_many(blobs) == [cid_for(b) for b in blobs]
+    for blob in blobs:
+        assert store.get(cid_for(blob)) == blob
+    assert store.put_many([]) == []
+    assert store.put_many(blobs) == [cid_for(b) for b in blobs]  # again: a no-op
+
+
+def test_put_many_checks_every_size_before_storing_any(store: BlobStore) -> None:
+    blobs = [b"fits", bytes(1025), b"fits too"]
+    with pytest.raises(BlobTooLarge, match="blob 1 of the batch: the blob is 1,025 bytes"):
+        store.put_many(blobs)
+    assert not any(store.has(cid_for(b)) for b in (b"fits", b"fits too"))
+    with pytest.raises(TypeError, match="blob 1 of the batch"):
+        store.put_many([b"fits", "text"])  # type: ignore[list-item]
+    assert not store.has(cid_for(b"fits"))
+
+
 def test_unknown_cid_is_not_found(store: BlobStore) -> None:
     with pytest.raises(BlobNotFound, match=HELLO_CID) as caught:
         store.get(HELLO_CID)
@@ -163,6 +183,31 @@ def test_failed_write_leaves_no_blob_and_no_temp_file(
     cid = cid_for(b"never lands")
     assert not store.has(cid)
     assert list(store.path_for(cid).parent.iterdir()) == []
+
+
+def test_put_many_syncs_each_directory_once_and_repairs_damage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalBlobStore(tmp_path)
+    damaged = store.put(b"blood type O+")
+    store.path_for(damaged).write_bytes(b"garbage")
+    kept = store.put(b"kept")
+    synced: list[Path] = []
+    monkeypatch.setattr("medchain.offchain._store.fsync_directory", synced.append)
+    blobs = [f"reading {i}".encode() for i in range(40)] + [b"blood type O+", b"kept"]
+    cids = store.put_many(blobs)
+    assert store.get(damaged) == b"blood type O+"  # rewritten, as put does
+    directories = {store.path_for(cid).parent for cid in cids if cid != kept}
+    assert sorted(synced) == sorted(directories)  # once each; none for the intact blob
+    for cid, blob in zip(cids, blobs, strict=True):
+        assert store.get(cid) == blob
+        assert not any(p.name.startswith(".tmp-") for p in store.path_for(cid).parent.iterdir())
+
+
+def test_put_many_survives_a_new_store_instance(tmp_path: Path) -> None:
+    cids = LocalBlobStore(tmp_path).put_many([b"one", b"two"])
+    reopened = LocalBlobStore(tmp_path)
+    assert [reopened.get(cid) for cid in cids] == [b"one", b"two"]
 
 
 def test_memory_store_detects_tampering() -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import rlp
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -108,6 +109,19 @@ def test_wrong_shape_is_refused() -> None:
 
     with pytest.raises(DecodeError):
         decode(Pair, encode(Tx("c", 1, b"", 0, "m", b"", b"")))
+
+
+def test_a_sequence_is_encoded_as_the_type_it_is_given() -> None:
+    blobs = [b"", b"a", b"x" * 60]
+    data = encode(blobs, tuple[bytes, ...])
+    assert data == rlp.encode(blobs)  # an RLP list of byte strings
+    assert encode(tuple(blobs), tuple[bytes, ...]) == data
+    assert decode(tuple[bytes, ...], data) == tuple(blobs)
+    with pytest.raises(TypeError, match="no canonical encoding"):
+        encode(blobs)  # a bare list has no type of its own to encode by
+    for other in (rlp.encode(b"one blob"), rlp.encode([b"a", [b"nested"]])):
+        with pytest.raises(DecodeError):
+            decode(tuple[bytes, ...], other)
 
 
 def _vector_tx() -> Tx:
