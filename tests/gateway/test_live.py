@@ -1,40 +1,65 @@
-"""The gateway as it runs: a devnet of node processes, a `medchain gateway --home` process
-against node0, ~100 simulated devices and 2 misbehaving ones over HTTP. No honest reading
-is lost, every one is provable against the chain, and the misbehaving devices end
-penalised on chain while the honest ones stay active."""
+"""The gateway as it runs: a devnet of node processes (its genesis restricts a device for
+8 blocks, not 100, and bans it at the 4th strike, not the 6th, so a bounded run sees the
+whole rule), a private Mosquitto, and a `medchain gateway --home` process against node0
+taking readings over HTTP and MQTT. 100 simulated honest devices, a quarter of them over
+MQTT, and 2 misbehaving ones (one per transport). No honest reading is lost, every one is
+provable against the chain, and the honest devices stay active; the misbehaving ones end
+restricted, then banned, on chain. Readings with a bad signature, from an unregistered or
+a banned device, or replayed, are refused with a clear error and never reach the chain:
+the committed batches on chain count exactly the accepted readings."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
-from medchain.app import Batch, DeviceState, Role
+from medchain.app import Batch, DeviceAction, DeviceState, Role, new_batch_id
 from medchain.cli import app
 from medchain.cli._fleet_enrol import enrol_fleet
-from medchain.cli._fleet_stream import stream_fleet, wait_committed
+from medchain.cli._fleet_stream import (
+    FleetRun,
+    MqttTarget,
+    state_history,
+    stream_fleet,
+    wait_committed,
+)
 from medchain.cli._gateway import check_reading
 from medchain.client import HttpChain, MedchainClient
-from medchain.crypto import load_keys
-from medchain.gateway import MisbehavingDevice
-from medchain.gateway._config import GATEWAY_KEY_FILE
+from medchain.crypto import AccountKeys, load_keys, save_keys
+from medchain.gateway import (
+    DeviceKind,
+    MisbehavingDevice,
+    MqttConfig,
+    SignedReading,
+    SimulatedDevice,
+    reading_to_json,
+    sign_reading,
+)
+from medchain.gateway._config import GATEWAY_KEY_FILE, load_config, write_config
 from medchain.node import free_port_base
+from medchain.types import ChainParams
+from tests.gateway.test_mqtt import Broker, broker  # noqa: F401  (the fixture)
 from tests.node.netharness import live_net, wait_for
 
 HONEST = 100
 BAD = 2
 PROVE = [sys.executable, "-m", "medchain.cli", "reading", "prove"]
-READINGS = 8  # per device, one a second: enough strike windows to restrict a bad device
+READINGS = 6  # per device, one a second
+PARAMS = ChainParams(device_restrict_blocks=8, device_strikes_ban=4)
+PREFIX = "medchain/devices"
 
 
 @contextlib.contextmanager
@@ -58,13 +83,51 @@ def gateway_process(home: Path) -> Iterator[subprocess.Popen[bytes]]:
         log.close()
 
 
+class _Fleet:
+    """Streams over both transports at once and keeps every answer."""
+
+    def __init__(self, url: str, mqtt: MqttTarget) -> None:
+        self.url = url
+        self.mqtt = mqtt
+        self.accepted: dict[bytes, list[bytes]] = {}
+        self.refused: dict[str, int] = {}
+
+    def stream(
+        self,
+        over_http: Sequence[SimulatedDevice],
+        over_mqtt: Sequence[SimulatedDevice],
+        readings: int,
+        rate_per_minute: float = 60,
+    ) -> None:
+        async def both() -> tuple[FleetRun, FleetRun]:
+            return await asyncio.gather(
+                stream_fleet(
+                    self.url, over_http, rate_per_minute=rate_per_minute, readings=readings
+                ),
+                stream_fleet(
+                    self.url,
+                    over_mqtt,
+                    rate_per_minute=rate_per_minute,
+                    readings=readings,
+                    mqtt=self.mqtt,
+                ),
+            )
+
+        for run in asyncio.run(both()):
+            for device, ids in run.accepted.items():
+                self.accepted.setdefault(device, []).extend(ids)
+            for code, n in run.refused.items():
+                self.refused[code] = self.refused.get(code, 0) + n
+
+
 @pytest.mark.slow
-def test_gateway_live(tmp_path: Path) -> None:
+def test_gateway_live(tmp_path: Path, broker: Broker) -> None:  # noqa: F811
     started = time.monotonic()
-    with live_net(tmp_path / "net", 4, "pbft") as net:
+    with live_net(tmp_path / "net", 4, "pbft", params=PARAMS) as net:
         net.start()
         node = net.url(net.names[0])
         chain = HttpChain(node)
+        assert chain.params.device_restrict_blocks == PARAMS.device_restrict_blocks
         (hospital_keys,) = net.fund(1)
         MedchainClient(hospital_keys, chain).register(Role.INSTITUTION, "St Elsewhere")
 
@@ -74,67 +137,156 @@ def test_gateway_live(tmp_path: Path) -> None:
             app, ["gateway", "init", "--home", str(home), "--node", node, "--port", str(port)]
         )
         assert init.exit_code == 0, init.output
+        mqtt = MqttConfig(port=broker.port, topic_prefix=PREFIX)
+        write_config(home, replace(load_config(home), mqtt=mqtt), overwrite=True)
         gateway_keys = load_keys(home / GATEWAY_KEY_FILE)
         MedchainClient(hospital_keys, chain).register_gateway(gateway_keys.address, "ward 3")
         url = f"http://127.0.0.1:{port}"
 
-        with gateway_process(home) as proc:
+        with gateway_process(home) as proc:  # it starts while the fleet enrols
+            devices = enrol_fleet(chain, hospital_keys, HONEST + 1 + BAD, BAD, seed=7)
             wait_for(lambda: httpx.get(f"{url}/v1/health").status_code == 200, 30, "the gateway")
-            devices = enrol_fleet(chain, hospital_keys, HONEST + BAD, BAD, seed=7)
+            log = home / "gateway.log"
+            wait_for(lambda: "mqtt: subscribed" in log.read_text(), 30, "its MQTT intake")
             enrolled = time.monotonic()
-            run = asyncio.run(stream_fleet(url, devices, rate_per_minute=60, readings=READINGS))
-            wait_committed(url)
-            honest = [d for d in devices if not isinstance(d, MisbehavingDevice)]
+            honest, probe = devices[:HONEST], devices[HONEST]
             bad = [d for d in devices if isinstance(d, MisbehavingDevice)]
+            assert len(bad) == BAD and not isinstance(probe, MisbehavingDevice)
+            fleet = _Fleet(url, MqttTarget(port=broker.port, topic_prefix=PREFIX, connections=4))
+            mqtt_share = set(range(0, HONEST, 4))  # a quarter of the honest fleet
+            over_http = [*(d for i, d in enumerate(honest) if i not in mqtt_share), bad[0]]
+            over_mqtt = [*(honest[i] for i in sorted(mqtt_share)), bad[1]]
+            fleet.stream(over_http, over_mqtt, READINGS)
+            wait_committed(url)
+            streamed = time.monotonic()
             print(
-                f"enrolled {len(devices)} devices in {enrolled - started:.1f} s; sent "
-                f"{run.sent} readings in {run.elapsed_s:.1f} s; refused: {dict(run.refused)}"
+                f"enrolled {len(devices)} devices in {enrolled - started:.1f} s; streamed "
+                f"in {streamed - enrolled:.1f} s; refused: {fleet.refused}"
             )
 
-            # No honest reading refused or lost: each is committed and provable.
-            assert all(len(run.accepted.get(d.keys.address, [])) == READINGS for d in honest)
+            # No honest reading refused or lost, over either transport: each is committed
+            # and provable.
+            assert all(len(fleet.accepted.get(d.keys.address, [])) == READINGS for d in honest)
             with httpx.Client(base_url=url, timeout=10.0) as http:
-                ids = [rid for d in honest for rid in run.accepted[d.keys.address]]
+                ids = [rid for d in honest for rid in fleet.accepted[d.keys.address]]
                 seen: dict[bytes, Batch | None] = {}
                 for rid in ids:
                     check = check_reading(http, _CachedBatches(chain, seen), rid)
                     assert check.verified, (rid.hex(), check.reason)
             assert len(ids) == HONEST * READINGS
-            for rid in ids[:: len(ids) // 3][:3]:  # the command a patient would run
-                proved = subprocess.run(
-                    [*PROVE, rid.hex(), "--gateway", url, "--node", node],
-                    capture_output=True,
-                    text=True,
-                    timeout=30,
-                )
-                assert proved.returncode == 0 and "verified" in proved.stdout, proved.stderr
+            proved = subprocess.run(  # the command a patient would run
+                [*PROVE, ids[len(ids) // 2].hex(), "--gateway", url, "--node", node],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert proved.returncode == 0 and "verified" in proved.stdout, proved.stderr
 
-            # A gateway strikes a device at most once per offence per batch window, and a
-            # window of 100 patients' bundles takes a while: the bad devices keep at it
-            # (bounded) until the chain penalises them.
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not all(_penalised(chain, d) for d in bad):
-                asyncio.run(stream_fleet(url, bad, rate_per_minute=60, readings=2))
-                wait_committed(url)
+            # The bad devices keep at it: restricted at the 3rd strike (at most one per
+            # offence and batch window), refused while restricted, struck again once the
+            # 8 blocks lapse, banned by a strike while restricted or the 4th (bounded).
+            deadline = time.monotonic() + 45
+            while time.monotonic() < deadline and not all(_banned(chain, d) for d in bad):
+                fleet.stream([bad[0]], [bad[1]], readings=2, rate_per_minute=120)
+            wait_committed(url)
+            penalised = time.monotonic()
+            print(f"misbehaving devices banned in {penalised - streamed:.1f} s")
             height = chain.height
             for d in bad:
-                device = chain.device(d.keys.address)
-                assert device is not None
-                state = device.state_at(height)
-                print(f"{d.mode.value} device: {state.value}, {device.strikes} strikes")
-                assert state in (DeviceState.RESTRICTED, DeviceState.BANNED), d.mode
+                audit = chain.device_audit(d.keys.address)
+                history = state_history(audit, height)
+                print(f"{d.mode.value} device: {' -> '.join(history)}")
+                strikes = [e for e in audit if e.action is DeviceAction.STRIKE]
+                restricted = [i for i, e in enumerate(strikes) if e.state is DeviceState.RESTRICTED]
+                assert restricted, (d.mode, history)
+                assert any(e.state is DeviceState.BANNED for e in strikes[restricted[0] + 1 :])
+                found = chain.device(d.keys.address)
+                assert found is not None and found.state_at(height) is DeviceState.BANNED
             for h in honest:
                 device = chain.device(h.keys.address)
                 assert device is not None and device.state_at(height) is DeviceState.ACTIVE
+                assert device.strikes == 0
+            assert fleet.refused.get("device_restricted", 0) > 0  # refused, not struck
+
+            # The command itself, over MQTT: a small fleet of its own (another seed).
+            key_file = tmp_path / "hospital.key"
+            save_keys(key_file, hospital_keys)
+            simulate = [
+                *("devices", "simulate", "--key", str(key_file), "--seed", "99"),
+                *("--count", "2", "--misbehave", "1", "--readings", "3", "--rate", "120"),
+                *("--transport", "mqtt", "--broker", f"127.0.0.1:{broker.port}"),
+                *("--gateway", url, "--node", node),
+            ]
+            simulated = CliRunner().invoke(app, simulate, env={"COLUMNS": "220"})
+            assert simulated.exit_code == 0, simulated.output
+            print(simulated.output)
+            report = " ".join(simulated.output.split())
+            assert "6 readings sent over MQTT" in report and "honest devices: 1 active" in report
+            assert "misbehaving devices" in report and "non-conforming" in report
+            print(f"devices simulate over MQTT: {time.monotonic() - penalised:.1f} s")
+            cli_accepted = int(re.search(r"(\d+) accepted", report).group(1))  # type: ignore[union-attr]
+
+            # Refused with a clear message, against the running gateway, and never on chain.
+            refused: list[bytes] = []
+            with httpx.Client(base_url=url, timeout=10.0) as http:
+
+                def refuse(signed: SignedReading, status: int, code: str, says: str) -> None:
+                    answer = http.post("/v1/readings", content=reading_to_json(signed))
+                    body = answer.json()
+                    assert (answer.status_code, body["error"]) == (status, code), body
+                    assert says in body["message"], body
+                    refused.append(signed.reading_id)
+
+                good = probe.next_reading()
+                forged = bytes([good.signature[0] ^ 1]) + good.signature[1:]
+                refuse(SignedReading(good.reading, forged), 401, "bad_signature", "signature")
+                stranger = SimulatedDevice(
+                    DeviceKind.THERMOMETER, probe.patient, keys=AccountKeys.generate()
+                )
+                refuse(stranger.next_reading(), 404, "unknown_device", "not registered")
+                banned = SimulatedDevice.next_reading(bad[0])  # even an honest-looking one
+                refuse(banned, 403, "device_banned", "banned")
+                first = probe.next_reading()
+                answer = http.post("/v1/readings", content=reading_to_json(first))
+                assert answer.status_code == 202, answer.text
+                fleet.accepted[probe.keys.address] = [first.reading_id]
+                replayed = sign_reading(
+                    probe.keys,
+                    first.reading.sequence,
+                    first.reading.timestamp_ms + 1,
+                    first.reading.observation,
+                )
+                refuse(replayed, 409, "replayed", "replayed or reordered")
+                # and over MQTT, the banned flooding device's readings come back refused
+                before = fleet.refused.get("device_banned", 0)
+                fleet.stream([], [bad[1]], readings=1)
+                assert fleet.refused["device_banned"] > before
+                wait_committed(url)
+                for rid in refused:
+                    unknown = http.get(f"/v1/readings/{rid.hex()}")
+                    assert unknown.status_code == 404, unknown.text
+                    assert unknown.json()["error"] == "unknown_reading"
+
+            # Every committed batch on chain (batch ids follow the gateway's nonces)
+            # counts only accepted readings: the refused ones never reached the chain.
+            gateway = chain.gateway(gateway_keys.address)
+            assert gateway is not None
+            nonce = chain.account(gateway_keys.address).nonce
+            batches = [chain.batch(new_batch_id(gateway_keys.address, n)) for n in range(nonce)]
+            committed = [b for b in batches if b is not None]
+            accepted = {rid for rids in fleet.accepted.values() for rid in rids}
+            assert len(committed) == gateway.batch_count
+            assert sum(b.count for b in committed) == len(accepted) + cli_accepted
+            assert not accepted & set(refused)
             os.kill(proc.pid, signal.SIGTERM)
             assert proc.wait(20) == 0
         chain.close()
     print(f"live gateway test: {time.monotonic() - started:.1f} s")
 
 
-def _penalised(chain: HttpChain, device: MisbehavingDevice) -> bool:
+def _banned(chain: HttpChain, device: MisbehavingDevice) -> bool:
     found = chain.device(device.keys.address)
-    return found is not None and found.state_at(chain.height) is not DeviceState.ACTIVE
+    return found is not None and found.state_at(chain.height) is DeviceState.BANNED
 
 
 class _CachedBatches:

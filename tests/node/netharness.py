@@ -29,7 +29,7 @@ from medchain.node import (
     start_verification_chain,
     stop_verification_chain,
 )
-from medchain.types import Tx, tx_id
+from medchain.types import ChainParams, Tx, tx_id
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -53,8 +53,10 @@ class LiveNet:
         block_interval_ms: int = 250,
         round_timeout_ms: int = 1_000,
         anchoring: bool = False,
+        params: ChainParams | None = None,
     ) -> None:
-        """`anchoring`: the devnet's own Ganache, with fast blocks and polling."""
+        """`anchoring`: the devnet's own Ganache, with fast blocks and polling; `params`:
+        the genesis's chain parameters (its consensus is `consensus`)."""
         base = free_port_base(validators + observers)
         verification = (
             VerificationChain(free_port_base(1), block_time_ms=250, confirmations=2, poll_ms=300)
@@ -71,6 +73,7 @@ class LiveNet:
             chain_id="medchain-nettest",
             block_interval_ms=block_interval_ms,
             round_timeout_ms=round_timeout_ms,
+            params=params,
             verification=verification,
         )
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
