@@ -61,7 +61,11 @@ def _send_all(chain: HttpChain, txs: Sequence[Tx], what: str, timeout_s: float =
                     f"the node refused the {what}: {response.status_code} {response.text[:200]}"
                 )
             for result in response.json()["results"]:
-                if not result["accepted"] and result.get("error", {}).get("error") != "duplicate":
+                already = (result.get("error") or {}).get("code") in (
+                    "already_pending",
+                    "already_committed",
+                )
+                if not result["accepted"] and not already:
                     raise MedchainError(f"the node refused a {what} transaction: {result['error']}")
             waiting = {tx_id(t) for t in chunk}
             deadline = time.monotonic() + timeout_s

@@ -26,7 +26,7 @@ from medchain.app import (
 )
 from medchain.crypto import SearchToken
 from medchain.offchain import BlobStore
-from medchain.types import ChainParams, Receipt, Tx
+from medchain.types import ChainParams, MedchainError, Receipt, Tx
 
 
 class ChainBackend(Protocol):
@@ -45,6 +45,11 @@ class ChainBackend(Protocol):
         ...
 
     def submit(self, tx: Tx) -> Receipt: ...
+
+    def submit_many(self, txs: Sequence[Tx]) -> list[Receipt | MedchainError]:
+        """Submit together and wait for all: per transaction its receipt or the error
+        that refused it (one sender's successive nonces: one wait, not one each)."""
+        ...
 
     def account(self, address: bytes) -> Account: ...
 

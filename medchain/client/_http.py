@@ -59,6 +59,9 @@ _MAX_WAIT_S = 60.0
 """The API's bound on how long a submission may wait for its commit."""
 _WAIT_MARGIN_S = 10.0
 _MAX_DEVICE_LOOKUP = 1_000
+_MAX_BATCH_TXS = 1_000  # the API's limit per POST /v1/txs/batch
+_POLL_S = 0.1
+_ALREADY_THERE = ("already_pending", "already_committed")
 """The API's bound on the devices one POST /v1/devices/lookup may name."""
 _MAX_BLOB_BATCH_BYTES = 16 * 1024 * 1024
 """The API's default bound on a POST /v1/blobs/batch body."""
@@ -177,6 +180,57 @@ class HttpChain:
         if not receipt.ok:
             raise TxFailed(receipt)
         return receipt
+
+    def submit_many(self, txs: Sequence[Tx]) -> list[Receipt | MedchainError]:
+        """Submit `txs` (POST /v1/txs/batch, in order, `_MAX_BATCH_TXS` a request) and
+        wait until each admitted one is committed: per transaction its receipt, or the
+        error that refused it (NodeError at admission, TxFailed on chain, NotCommitted
+        after `timeout_s`). One sender's successive nonces cost one wait, not one each."""
+        results: list[Receipt | MedchainError | None] = [None] * len(txs)
+        waiting: dict[bytes, list[int]] = {}
+        for start in range(0, len(txs), _MAX_BATCH_TXS):
+            chunk = txs[start : start + _MAX_BATCH_TXS]
+            body = self._body(
+                self._request(
+                    "POST", "/v1/txs/batch", json={"txs": [t.encoded.hex() for t in chunk]}
+                )
+            )
+            answers = _field(body, "results", self.url)
+            if not isinstance(answers, list) or len(answers) != len(chunk):
+                raise _bad_response(self.url, "a batch answer that does not match the batch")
+            for offset, (tx, answer) in enumerate(zip(chunk, answers, strict=True)):
+                error = answer.get("error") if isinstance(answer, dict) else None
+                error = error if isinstance(error, dict) else {}
+                if (isinstance(answer, dict) and answer.get("accepted")) or error.get(
+                    "code"
+                ) in _ALREADY_THERE:
+                    waiting.setdefault(tx_id(tx), []).append(start + offset)
+                else:
+                    code = str(error.get("code") or "refused")
+                    message = str(error.get("message") or "the node refused the transaction")
+                    results[start + offset] = NodeError(code, message, 400)
+        deadline = time.monotonic() + self.timeout_s
+        while waiting:
+            for tx_hash, positions in list(waiting.items()):
+                status = self.tx_status(tx_hash)
+                if status.status != "committed" or status.receipt is None:
+                    break  # one sender's transactions commit in nonce order: poll again
+                receipt = status.receipt
+                for position in positions:
+                    results[position] = receipt if receipt.ok else TxFailed(receipt)
+                del waiting[tx_hash]
+            if waiting and time.monotonic() > deadline:
+                for tx_hash, positions in waiting.items():
+                    for position in positions:
+                        results[position] = NotCommitted(
+                            f"transaction {tx_hash.hex()} was accepted by {self.url} but not "
+                            f"committed within {self.timeout_s:g} s; look it up later "
+                            "(tx_status)"
+                        )
+                break
+            if waiting:
+                time.sleep(_POLL_S)
+        return [r for r in results if r is not None]
 
     def tx_status(self, tx_hash: bytes) -> TxStatus:
         body = self._get(f"/v1/txs/{tx_hash.hex()}", missing=("unknown_tx",))

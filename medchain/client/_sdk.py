@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -475,6 +475,20 @@ class MedchainClient:
     def report_device(self, device: bytes, offence: DeviceOffence, evidence: bytes) -> Receipt:
         """Gateway: a strike against a device; the same evidence counts once."""
         return self.send("devices.report", ReportArgs(device, offence, evidence))
+
+    def report_devices(
+        self, reports: Sequence[tuple[bytes, DeviceOffence, bytes]]
+    ) -> list[Receipt | MedchainError]:
+        """Gateway: several strikes (device, offence, evidence) submitted together with
+        successive nonces; per strike its receipt or the error that refused it."""
+        if not reports:
+            return []
+        nonce = self.chain.account(self.address).nonce
+        txs = [
+            self.build("devices.report", ReportArgs(d, o, e), nonce=nonce + i)
+            for i, (d, o, e) in enumerate(reports)
+        ]
+        return self.chain.submit_many(txs)
 
     def commit_batch(self, root: bytes, count: int, bundles: Iterable[Bundle]) -> bytes:
         """Gateway: commit a batch of readings (Merkle root, count, one bundle per

@@ -202,6 +202,16 @@ class LocalChain(ChainQueries):
         (committed,) = self.seal([tx]).receipts
         return committed
 
+    def submit_many(self, txs: Sequence[Tx]) -> list[Receipt | MedchainError]:
+        """Each in its own block, in order (see `submit`); a refusal stops nothing."""
+        results: list[Receipt | MedchainError] = []
+        for tx in txs:
+            try:
+                results.append(self.submit(tx))
+            except MedchainError as exc:
+                results.append(exc)
+        return results
+
     def seal(self, txs: Sequence[Tx]) -> SealedBlock:
         """Execute `txs` as the next block, sign it, and persist it."""
         if len(txs) > self.genesis.params.max_block_txs:

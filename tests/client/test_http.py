@@ -34,7 +34,7 @@ from medchain.client._anon import anon_submit, contributions, open_scope
 from medchain.crypto import AccountKeys
 from medchain.node import TxFailed
 from medchain.offchain import BlobCorrupted, BlobNotFound, InvalidCid, cid_for
-from medchain.types import Tx, decode, encode, tx_id
+from medchain.types import Receipt, Tx, decode, encode, tx_id
 from tests.api.harness import FakeNode, Served, make_chain, served, signed
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -123,6 +123,30 @@ def test_rejected_transaction_raises_the_nodes_error(chain: HttpChain) -> None:
         chain.submit(replay)
     assert refused.value.code == "nonce_reused" and refused.value.status == 409
     assert chain.submit(first).ok  # the same transaction again: its receipt
+
+
+def test_submit_many_answers_each_transaction_in_order(chain: HttpChain) -> None:
+    payer = MedchainClient(VALIDATOR, chain)
+    payee = AccountKeys.generate()
+    nonce = chain.account(VALIDATOR.address).nonce
+    good = [
+        signed(VALIDATOR, nonce + i, "accounts.transfer", TransferArgs(payee.address, 1))
+        for i in range(3)
+    ]
+    reused = signed(VALIDATOR, nonce, "accounts.transfer", TransferArgs(payee.address, 2))
+    refused_on_chain = payer.build(
+        "accounts.transfer", TransferArgs(VALIDATOR.address, 1), nonce=nonce + 3
+    )
+    results = chain.submit_many([*good, reused, refused_on_chain, good[1]])
+    assert len(results) == 6
+    assert [isinstance(r, Receipt) and r.ok for r in results[:3]] == [True] * 3
+    assert isinstance(results[3], NodeError) and results[3].code == "nonce_reused"
+    assert isinstance(results[4], TxFailed) and "yourself" in results[4].message
+    assert results[5] == results[1]  # the same transaction twice: its receipt twice
+    assert chain.account(VALIDATOR.address).nonce == nonce + 4
+    assert chain.account(payee.address).balance == 3
+    again = chain.submit_many(good[:1])  # already committed: its receipt, not an error
+    assert isinstance(again[0], Receipt) and again[0].ok
 
 
 def test_staking_and_anonymous_scopes(chain: HttpChain) -> None:
