@@ -224,6 +224,7 @@ class GatewayService:
         """Run a group of readings through the pipeline, in order, and persist the accepted
         ones in one transaction (group commit) before answering: one answer per reading.
         A device's readings must come in sequence order within and across groups."""
+        self._refresh_devices({address_from_public_key(s.reading.device) for s in readings})
         checked = [self._check_device(signed) for signed in readings]
         results: list[Accepted | ReadingRefused] = []
         accepted: dict[bytes, tuple[SignedReading, Device]] = {}
@@ -330,6 +331,18 @@ class GatewayService:
         group[rid] = (signed, device)
         return Accepted(rid)
 
+    def _refresh_devices(self, addresses: set[bytes]) -> None:
+        """Re-read, in one call, the devices whose cached record has expired: a group of
+        readings from a thousand devices costs one lookup, not a thousand."""
+        now = self._clock()
+        stale = sorted(a for a in addresses if (c := self._devices.get(a)) is None or c[0] <= now)
+        if not stale:
+            return
+        height, found = self.chain.devices(stale)
+        expires = now + self.config.device_cache_ms / 1000
+        for address, device in zip(stale, found, strict=True):
+            self._devices[address] = (expires, device, height)
+
     def _device(self, address: bytes) -> tuple[Device | None, int]:
         now = self._clock()
         cached = self._devices.get(address)
@@ -422,35 +435,45 @@ class GatewayService:
     def _report_strikes(self) -> None:
         with self._lock:
             strikes, self._strikes = self._strikes, {}
-        for (device, offence), evidence in sorted(strikes.items()):
-            try:
-                self.client.report_device(device, offence, evidence)
-            except MedchainError as exc:
-                log.warning("strike %s against %s not recorded: %s", offence.value, device, exc)
+        reports = [(d, o, e) for (d, o), e in sorted(strikes.items())]
+        try:
+            results = self.client.report_devices(reports)
+        except MedchainError as exc:  # the node is unreachable: these strikes are lost
+            log.warning("%d strikes not recorded: %s", len(reports), exc.message)
+            return
+        for (device, offence, _), result in zip(reports, results, strict=True):
+            if isinstance(result, MedchainError):
+                log.warning(
+                    "strike %s against %s not recorded: %s",
+                    offence.value,
+                    _address_text(device),
+                    result.message,
+                )
             self._devices.pop(device, None)
 
     def _commit(self, entries: list[BatchEntry]) -> bytes:
         batch = Batch(entries)
-        bundles = []
+        blobs = []
         for bundle in batch.bundles:
             patient = _address_bytes(bundle.patient)
             context = bundle_context(batch.root, patient, bundle.day)
             sealed = seal(bundle.encoded, context, self._readers(patient))
-            blob = encode(SealedBundle(sealed.wraps, sealed.ciphertext))
-            cid = self.blobs.put(blob)
-            bundles.append(
-                Bundle(
-                    patient,
-                    cid,
-                    sha256(blob),
-                    len(bundle.readings),
-                    bundle.time_from_ms,
-                    bundle.time_to_ms,
-                    bundle.devices,
-                )
+            blobs.append(encode(SealedBundle(sealed.wraps, sealed.ciphertext)))
+        cids = self.blobs.put_many(blobs)  # one request for the whole batch
+        bundles = [
+            Bundle(
+                _address_bytes(bundle.patient),
+                cid,
+                sha256(blob),
+                len(bundle.readings),
+                bundle.time_from_ms,
+                bundle.time_to_ms,
+                bundle.devices,
             )
+            for bundle, blob, cid in zip(batch.bundles, blobs, cids, strict=True)
+        ]
         batch_id = self._submit_batch(batch, bundles)
-        cids = {(b.patient, b.day): b.cid for b in bundles}
+        by_bundle = {(b.patient, b.day): b.cid for b in bundles}
         proofs = batch.proofs()
         committed = []
         for entry in batch.entries:
@@ -464,7 +487,7 @@ class GatewayService:
                     address_from_public_key(reading.reading.device),
                     patient,
                     reading.reading.timestamp_ms,
-                    cids[patient, reading_day(reading)],
+                    by_bundle[patient, reading_day(reading)],
                 )
             )
         self.index.commit(committed)
