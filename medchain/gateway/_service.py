@@ -298,11 +298,15 @@ class GatewayService:
         reading = signed.reading
         address = device.device
         rid = signed.reading_id
-        if rid in group or rid in self._pending or self.index.committed(rid) is not None:
+        if rid in group or rid in self._pending:
             return Accepted(rid, duplicate=True)
         try:
             self._guard.check(reading)
         except BadReading as exc:
+            # only a reading at or below the device's last sequence number can be a resend
+            # of one already committed: the index is asked then, not for every reading
+            if self.index.committed(rid) is not None:
+                return Accepted(rid, duplicate=True)
             self._strike(address, DeviceOffence.REPLAY, signed)
             raise ReadingRefused(exc.message, exc.code) from None
         wait = self._take_token(address)
@@ -335,12 +339,16 @@ class GatewayService:
         """Re-read, in one call, the devices whose cached record has expired: a group of
         readings from a thousand devices costs one lookup, not a thousand."""
         now = self._clock()
-        stale = sorted(a for a in addresses if (c := self._devices.get(a)) is None or c[0] <= now)
+        stale = {a for a in addresses if (c := self._devices.get(a)) is None or c[0] <= now}
         if not stale:
             return
-        height, found = self.chain.devices(stale)
+        # Those about to expire are re-read with them: the fleet's records then expire
+        # together, one lookup per half cache period instead of one per small group.
+        soon = now + self.config.device_cache_ms / 2000
+        stale.update(a for a, c in list(self._devices.items()) if c[0] <= soon)
+        height, found = self.chain.devices(sorted(stale))
         expires = now + self.config.device_cache_ms / 1000
-        for address, device in zip(stale, found, strict=True):
+        for address, device in zip(sorted(stale), found, strict=True):
             self._devices[address] = (expires, device, height)
 
     def _device(self, address: bytes) -> tuple[Device | None, int]:
