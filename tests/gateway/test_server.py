@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Callable
+from typing import Any
 
 import httpx
+import pytest
 
-from medchain.gateway import SignedReading, reading_to_json, sign_reading, verify_proof
+from medchain.crypto import format_address
+from medchain.gateway import (
+    DeviceKind,
+    SignedReading,
+    SimulatedDevice,
+    reading_to_json,
+    sign_reading,
+    verify_proof,
+)
 from medchain.gateway._index import ReadingIndex
-from medchain.gateway._server import create_gateway_app
+from medchain.gateway._server import GroupedIntake, create_gateway_app
+from medchain.gateway._service import Accepted, ReadingRefused
+from medchain.types import MedchainError
 from tests.gateway.test_service import World, world  # noqa: F401  (the fixture)
 
 
@@ -48,3 +62,54 @@ def test_http_readings(world: World) -> None:  # noqa: F811
             assert (await http.get("/v1/readings/" + "00" * 32)).status_code == 404
 
     asyncio.run(run())
+
+
+def test_concurrent_requests_are_checked_together_in_arrival_order() -> None:
+    sim = SimulatedDevice(DeviceKind.THERMOMETER, format_address(bytes(20)), seed=3)
+    readings = [sim.next_reading() for _ in range(30)]
+    groups: list[list[int]] = []
+
+    class Recording:
+        def submit_many(self, signed: list[SignedReading]) -> list[Accepted]:
+            time.sleep(0.01)  # requests pile up meanwhile
+            groups.append([s.reading.sequence for s in signed])
+            return [Accepted(s.reading_id) for s in signed]
+
+    async def call(fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    intake = GroupedIntake(Recording(), call)  # type: ignore[arg-type]
+
+    async def main() -> list[list[Accepted | ReadingRefused]]:
+        async def request(i: int) -> list[Accepted | ReadingRefused]:
+            await asyncio.sleep(i * 0.001)
+            return await intake.submit(readings[3 * i : 3 * i + 3])
+
+        return await asyncio.gather(*(request(i) for i in range(10)))
+
+    answers = asyncio.run(main())
+    assert [a.reading_id for group in answers for a in group] == [  # type: ignore[union-attr]
+        r.reading_id for r in readings
+    ]
+    assert [seq for g in groups for seq in g] == list(range(30))
+    assert len(groups) < 10  # merged
+
+
+def test_a_failing_group_fails_every_request_in_it() -> None:
+    class Down:
+        def submit_many(self, signed: list[SignedReading]) -> list[Accepted]:
+            raise MedchainError("the node at http://127.0.0.1:1 did not answer")
+
+    async def call(fn: Callable[..., Any], *args: Any) -> Any:
+        return fn(*args)
+
+    intake = GroupedIntake(Down(), call)  # type: ignore[arg-type]
+    sim = SimulatedDevice(DeviceKind.THERMOMETER, format_address(bytes(20)), seed=4)
+
+    async def main() -> None:
+        with pytest.raises(MedchainError, match="did not answer"):
+            await intake.submit([sim.next_reading()])
+        with pytest.raises(MedchainError):  # and the next request is tried again
+            await intake.submit([sim.next_reading()])
+
+    asyncio.run(main())
