@@ -396,7 +396,7 @@ def run_gateway_bench(
     per_patient: int = 5,
     rate: int = 300,
     duration_s: float = 30,
-    tick_ms: int = 500,
+    tick_ms: int = 1_000,
     block_interval_ms: int = 500,
     progress: Progress | None = None,
 ) -> GatewayBenchResult:

@@ -209,7 +209,7 @@ def gateway(
     per_patient: Annotated[int, typer.Option(help="Devices per patient.")] = 5,
     rate: Annotated[int, typer.Option(help="Readings per device per minute.")] = 300,
     duration: Annotated[float, typer.Option(help="Seconds of load.")] = 30,
-    tick_ms: Annotated[int, typer.Option(help="How often a hub forwards its readings.")] = 500,
+    tick_ms: Annotated[int, typer.Option(help="How often a hub forwards its readings.")] = 1_000,
     consensus: Annotated[str, typer.Option(help="pbft, afbft or dpos.")] = "afbft",
     validators: Annotated[int, typer.Option(help="Validator processes.")] = 4,
     block_interval_ms: Annotated[int, typer.Option(help="Pause between blocks.")] = 500,

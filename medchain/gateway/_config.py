@@ -72,7 +72,7 @@ class GatewayConfig:
     """Readings a device may send at once (the bucket's size), e.g. after buffering."""
     device_cache_ms: int = 2_000
     """How long a device's on-chain record is trusted before it is read again."""
-    readers_cache_ms: int = 10_000
+    readers_cache_ms: int = 60_000
     """How long a patient's list of readers (guardians, vitals readers) and their keys
     are trusted: a reader the patient adds gets bundles sealed at most this much later."""
     max_readings_per_request: int = 500

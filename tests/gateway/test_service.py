@@ -322,3 +322,20 @@ def test_a_batch_stays_under_the_chains_transaction_size_limit() -> None:
         sizes.append(batch.count)
     assert sizes == [5, 5]  # (2,048 - 1,024) // (160 + 21) bundles of one device each
     assert all(service.status(r.reading_id).state == "committed" for r in readings)
+
+
+def test_a_large_groups_signatures_are_checked_in_parallel_each_in_its_place(
+    world: World,
+) -> None:
+    service = world.service(
+        ReadingIndex(":memory:"), batch_max_readings=1_000, rate_per_minute=10_000, rate_burst=1_000
+    )
+    sims = [world.device() for _ in range(2)]
+    readings = [s.next_reading() for _ in range(40) for s in sims]
+    assert len(readings) >= service_module._PARALLEL_CHECKS_FROM
+    readings[33] = SignedReading(readings[33].reading, bytes(64))
+    results = service.submit_many(readings)
+    refused = [i for i, r in enumerate(results) if isinstance(r, ReadingRefused)]
+    assert refused == [33]
+    assert results[33].code == "bad_signature"  # type: ignore[union-attr]
+    assert service.pending_count == len(readings) - 1
