@@ -107,6 +107,12 @@ class SignedReading:
     def reading_id(self) -> bytes:
         return reading_id(self.reading)
 
+    @cached_property
+    def encoded(self) -> bytes:
+        """The canonical binary form, computed once: the index stores it and the batch's
+        bundles embed it (the codec splices it in)."""
+        return encode(self)
+
 
 def reading_signing_bytes(reading: Reading) -> bytes:
     """The bytes a device signs: a domain tag, then the reading's canonical encoding."""
@@ -144,7 +150,7 @@ def verify_reading(signed: SignedReading) -> None:
 
 def encode_signed_reading(signed: SignedReading) -> bytes:
     """The canonical binary form (RLP), e.g. for storage or MQTT binary payloads."""
-    return encode(signed)
+    return signed.encoded
 
 
 def decode_signed_reading(data: bytes) -> SignedReading:
