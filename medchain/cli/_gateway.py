@@ -10,7 +10,7 @@ import json
 import logging
 import signal
 from collections import Counter
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Protocol
@@ -23,6 +23,7 @@ from rich.table import Table
 
 from medchain.app import (
     BATCH_ID_SIZE,
+    MAX_DEVICES_PER_PATIENT,
     Batch,
 )
 from medchain.cli._common import (
@@ -132,7 +133,8 @@ async def _serve_gateway(home: Path) -> None:
                 )
         except MedchainError as exc:
             log.warning("cannot reach the node at %s yet: %s", config.node_url, exc.message)
-        service = GatewayService(keys, chain, ReadingIndex(home / INDEX_FILE), config)
+        index = ReadingIndex(home / INDEX_FILE)
+        service = GatewayService(keys, chain, index, config, background_refresh=True)
         server = _Server(
             uvicorn.Config(
                 create_gateway_app(service),
@@ -265,6 +267,20 @@ class BatchSource(Protocol):
     def batch(self, batch_id: bytes) -> Batch | None: ...
 
 
+class CachedBatches:
+    """The chain's batches, each read once: a batch holds many readings, so proving a
+    fleet's readings asks the chain once a batch, not once a reading."""
+
+    def __init__(self, chain: BatchSource) -> None:
+        self.chain = chain
+        self.seen: dict[bytes, Batch | None] = {}
+
+    def batch(self, batch_id: bytes) -> Batch | None:
+        if batch_id not in self.seen:
+            self.seen[batch_id] = self.chain.batch(batch_id)
+        return self.seen[batch_id]
+
+
 def check_reading(gateway: httpx.Client, chain: BatchSource, reading_id: bytes) -> ProofCheck:
     """Fetch the reading's proof from the gateway and the batch root from the chain. The
     proof is rebuilt around the id asked for, so a gateway cannot prove another reading."""
@@ -304,6 +320,47 @@ def check_reading(gateway: httpx.Client, chain: BatchSource, reading_id: bytes) 
         raise GatewayUnavailable(f"the gateway's answer for {rid} is not a proof: {exc}") from None
     batch = chain.batch(batch_id)
     return ProofCheck(reading_id, batch_id, proof, None if batch is None else batch.root)
+
+
+@dataclass(frozen=True)
+class ProofTally:
+    """What proving a run's readings found: how many, and why each failure failed."""
+
+    total: int
+    failures: dict[bytes, str]
+    """Reading id -> why it is not proven."""
+    batches: dict[bytes, Batch | None]
+    """The batches read from the chain, by id."""
+
+    @property
+    def proven(self) -> int:
+        return self.total - len(self.failures)
+
+
+def prove_readings(
+    gateway: str,
+    chain: BatchSource,
+    reading_ids: Sequence[bytes],
+    progress: Progress | None = None,
+) -> ProofTally:
+    """Check every reading's Merkle proof (from the gateway) against its batch's root on
+    chain, each batch read once. A reading the gateway cannot prove (unknown, still
+    pending, an answer that is no proof) is a failure with the reason, not an error: the
+    tally counts them all."""
+    batches = CachedBatches(chain)
+    failures: dict[bytes, str] = {}
+    task = progress.add_task("proving", total=len(reading_ids)) if progress else None
+    with httpx.Client(base_url=gateway, timeout=10.0) as http:
+        for rid in reading_ids:
+            try:
+                check = check_reading(http, batches, rid)
+                if not check.verified:
+                    failures[rid] = check.reason
+            except GatewayUnavailable as exc:
+                failures[rid] = exc.message
+            if progress is not None and task is not None:
+                progress.advance(task)
+    return ProofTally(len(reading_ids), failures, batches.seen)
 
 
 @reading_app.command("prove")
@@ -346,6 +403,16 @@ def devices_simulate(
         typer.Option("--key", help="A hospital's key (one patient per device) or a patient's."),
     ],
     count: Annotated[int, typer.Option("--count", min=1, max=10_000, help="Devices.")] = 10,
+    per_patient: Annotated[
+        int,
+        typer.Option(
+            "--per-patient",
+            min=1,
+            max=MAX_DEVICES_PER_PATIENT,
+            help="With a hospital's key: one patient per this many devices, each of another "
+            "kind where it can (a band, an oximeter, a thermometer, a cuff, a fall detector).",
+        ),
+    ] = 1,
     rate: Annotated[
         float, typer.Option("--rate", min=0.1, help="Readings per device per minute.")
     ] = 60.0,
@@ -378,13 +445,22 @@ def devices_simulate(
     topic_prefix: Annotated[
         str, typer.Option("--topic-prefix", help="The gateway's MQTT topic prefix.")
     ] = DEFAULT_TOPIC_PREFIX,
+    prove: Annotated[
+        bool,
+        typer.Option(
+            "--prove",
+            help="Then check every accepted reading's Merkle proof against the batch root on "
+            "chain (exit 2 if one fails).",
+        ),
+    ] = False,
     gateway: GatewayOption = DEFAULT_GATEWAY,
     node: NodeOption = DEFAULT_NODE,
 ) -> None:
     """Register a fleet of simulated devices and stream their readings to a gateway, over
     HTTP or MQTT; prints what it accepted and refused, the devices' states on chain and
     the states each misbehaving device went through. A misbehaving device keeps sending
-    while restricted (refused, not struck) and misbehaves again once the penalty lapses."""
+    while restricted (refused, not struck) and misbehaves again once the penalty lapses.
+    With --prove, every accepted reading is then proven against the chain."""
     if misbehave > count:
         raise MedchainError(f"--misbehave {misbehave} is more than --count {count}")
     mqtt: MqttTarget | None = None
@@ -396,7 +472,9 @@ def devices_simulate(
     owner = load_key_file(key)
     with HttpChain(node) as chain:
         with console.status(f"registering {count} devices on {node}"):
-            devices = enrol_fleet(chain, owner, count, misbehave, seed=seed)
+            devices = enrol_fleet(
+                chain, owner, count, misbehave, seed=seed, per_patient=per_patient
+            )
         with Progress(console=err_console, transient=True) as progress:
             run = asyncio.run(
                 stream_fleet(
@@ -418,6 +496,11 @@ def devices_simulate(
             for d in devices
             if isinstance(d, MisbehavingDevice)
         }
+        tally: ProofTally | None = None
+        if prove:  # a replayed reading acknowledged as a duplicate is proven once
+            ids = list(dict.fromkeys(rid for rids in run.accepted.values() for rid in rids))
+            with Progress(console=err_console, transient=True) as progress:
+                tally = prove_readings(gateway, chain, ids, progress)
     accepted = sum(len(v) for v in run.accepted.values())
     via = f"MQTT ({mqtt.host}:{mqtt.port})" if mqtt is not None else f"HTTP ({gateway})"
     console.print(
@@ -459,11 +542,31 @@ def devices_simulate(
                 ", ".join(f"{n} {code}" for code, n in refusals.most_common()) or "none",
             )
         console.print(table)
+    if tally is not None:
+        _report_proofs(tally)
+
+
+def _report_proofs(tally: ProofTally) -> None:
+    """ "N/N readings proven against the chain", or which were not (exit 2)."""
+    shown = f"{tally.proven}/{tally.total} readings proven against the chain"
+    if not tally.failures:
+        on_chain = sum(b is not None for b in tally.batches.values())
+        ok(f"{shown} (in {on_chain} batches)")
+        return
+    err_console.print(f"[red]{shown}[/]: {len(tally.failures)} not proven", highlight=False)
+    for rid, why in list(tally.failures.items())[:10]:
+        err_console.print(f"  {rid.hex()}: {why}", highlight=False)
+    if len(tally.failures) > 10:
+        err_console.print(f"  ... and {len(tally.failures) - 10} more", highlight=False)
+    raise typer.Exit(2)
 
 
 __all__ = [
+    "CachedBatches",
     "ProofCheck",
+    "ProofTally",
     "check_reading",
     "gateway_app",
+    "prove_readings",
     "reading_app",
 ]

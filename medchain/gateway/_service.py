@@ -197,7 +197,13 @@ class GatewayService:
         *,
         blobs: BlobStore | None = None,
         clock: Callable[[], float] = time.monotonic,
+        background_refresh: bool = False,
     ) -> None:
+        """`background_refresh`: re-read device records on another thread (see
+        `_refresh_devices`); only for a backend usable from any thread (HttpChain)."""
+        self.background_refresh = background_refresh
+        self._refresh_lock = threading.Lock()
+        self._refreshing = False
         self.client = MedchainClient(keys, chain)
         self.chain = chain
         self.index = index
@@ -380,25 +386,54 @@ class GatewayService:
 
     def _refresh_devices(self, addresses: set[bytes]) -> None:
         """Re-read, in one call, the devices whose cached record has expired: a group of
-        readings from a thousand devices costs one lookup, not a thousand."""
+        readings from a thousand devices costs one lookup, not a thousand. With
+        `background_refresh`, known devices' records are re-read on another thread while
+        the group goes on with them (at most two cache periods late), so a busy node's
+        answer time never holds up intake; a device never seen is always waited for."""
         now = self._clock()
-        stale = {a for a in addresses if (c := self._devices.get(a)) is None or c[0] <= now}
-        if not stale:
+        ttl = self.config.device_cache_ms / 1000
+        missing = {a for a in addresses if a not in self._devices}
+        stale = {a for a in addresses - missing if self._devices[a][0] <= now}
+        if not missing and not stale:
             return
+        late = any(self._devices[a][0] + 2 * ttl <= now for a in stale)
+        if self.background_refresh and not missing and not late:
+            self._refresh_in_background()
+            return
+        self._lookup(missing | stale, now)
+
+    def _lookup(self, addresses: set[bytes], now: float) -> None:
         # Those about to expire are re-read with them: the fleet's records then expire
         # together, one lookup per half cache period instead of one per small group.
         soon = now + self.config.device_cache_ms / 2000
-        stale.update(a for a, c in list(self._devices.items()) if c[0] <= soon)
-        height, found = self.chain.devices(sorted(stale))
+        addresses = addresses | {a for a, c in list(self._devices.items()) if c[0] <= soon}
+        ordered = sorted(addresses)
+        height, found = self.chain.devices(ordered)
         expires = now + self.config.device_cache_ms / 1000
-        for address, device in zip(sorted(stale), found, strict=True):
+        for address, device in zip(ordered, found, strict=True):
             self._devices[address] = (expires, device, height)
+
+    def _refresh_in_background(self) -> None:
+        with self._refresh_lock:
+            if self._refreshing:
+                return
+            self._refreshing = True
+
+        def refresh() -> None:
+            try:
+                self._lookup(set(), self._clock())
+            except MedchainError as exc:
+                log.warning("device records not refreshed: %s", exc.message)
+            finally:
+                self._refreshing = False
+
+        threading.Thread(target=refresh, name="medchain-device-refresh", daemon=True).start()
 
     def _device(self, address: bytes) -> tuple[Device | None, int]:
         now = self._clock()
         cached = self._devices.get(address)
-        if cached is not None and cached[0] > now:
-            return cached[1], cached[2]
+        if cached is not None and (cached[0] > now or self.background_refresh):
+            return cached[1], cached[2]  # (being refreshed in the background)
         device = self.chain.device(address)
         height = self.chain.height
         self._devices[address] = (now + self.config.device_cache_ms / 1000, device, height)

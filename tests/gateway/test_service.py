@@ -4,6 +4,8 @@ strike on chain; the replay guard and pending readings survive a restart."""
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -339,3 +341,48 @@ def test_a_large_groups_signatures_are_checked_in_parallel_each_in_its_place(
     assert refused == [33]
     assert results[33].code == "bad_signature"  # type: ignore[union-attr]
     assert service.pending_count == len(readings) - 1
+
+
+def test_known_devices_are_refreshed_in_the_background_but_new_ones_waited_for(
+    world: World,
+) -> None:
+    sim = world.device()
+    address = sim.keys.address
+    gate = threading.Event()
+    calls: list[tuple[str, int]] = []
+
+    class SlowNode:
+        """The chain's device lookup, held up until `gate` opens once it is in use."""
+
+        def __init__(self) -> None:
+            self.hold = False
+
+        def devices(self, addresses: list[bytes]) -> tuple[int, list[object]]:
+            calls.append((threading.current_thread().name, len(addresses)))
+            if self.hold:
+                gate.wait(5)
+            assert addresses == [address]
+            return answer  # read on the test's thread: the in-memory chain is bound to it
+
+    answer = (world.chain.height, [world.chain.device(address)])
+    node = SlowNode()
+    service = world.service(ReadingIndex(":memory:"), device_cache_ms=2_000)
+    service.chain = node  # type: ignore[assignment]
+    service.background_refresh = True
+    service._refresh_devices({address})  # never seen: waited for, on this thread
+    assert calls == [(threading.current_thread().name, 1)]
+    node.hold = True
+    world.clock.now += 2.5  # expired, less than two periods late: not waited for
+    service._refresh_devices({address})
+    assert service._device(address)[0] is not None  # the stale record serves meanwhile
+    gate.set()
+    deadline = time.monotonic() + 5
+    while len(calls) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert calls[1][0] == "medchain-device-refresh"
+    while service._refreshing and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert service._devices[address][0] == world.clock.now + 2  # refreshed
+    world.clock.now += 10  # far too late: waited for again
+    service._refresh_devices({address})
+    assert calls[2][0] == threading.current_thread().name
