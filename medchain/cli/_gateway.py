@@ -134,7 +134,7 @@ async def _serve_gateway(home: Path) -> None:
         except MedchainError as exc:
             log.warning("cannot reach the node at %s yet: %s", config.node_url, exc.message)
         index = ReadingIndex(home / INDEX_FILE)
-        service = GatewayService(keys, chain, index, config, background_refresh=True)
+        service = GatewayService(keys, chain, index, config, concurrent=True)
         server = _Server(
             uvicorn.Config(
                 create_gateway_app(service),

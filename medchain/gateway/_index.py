@@ -124,25 +124,29 @@ class ReadingIndex:
 
     def commit(self, entries: list[CommittedReading]) -> None:
         """Move readings from pending to committed in one transaction."""
+        rows = [
+            (
+                e.reading_id,
+                e.batch_id,
+                e.proof.root,
+                e.proof.index,
+                e.proof.tree_size,
+                b"".join(e.proof.path),
+                e.device,
+                e.patient,
+                e.time_ms,
+                e.cid,
+            )
+            for e in entries
+        ]
         with self._lock, self._db:
             self._db.execute("BEGIN")
-            for e in entries:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO committed VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        e.reading_id,
-                        e.batch_id,
-                        e.proof.root,
-                        e.proof.index,
-                        e.proof.tree_size,
-                        b"".join(e.proof.path),
-                        e.device,
-                        e.patient,
-                        e.time_ms,
-                        e.cid,
-                    ),
-                )
-                self._db.execute("DELETE FROM pending WHERE id = ?", (e.reading_id,))
+            self._db.executemany(
+                "INSERT OR REPLACE INTO committed VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+            )
+            self._db.executemany(
+                "DELETE FROM pending WHERE id = ?", [(e.reading_id,) for e in entries]
+            )
 
     def batch_readings(self) -> dict[bytes, list[bytes]]:
         """Batch id -> the ids of its readings, in leaf order (for audits and benchmarks)."""

@@ -21,6 +21,7 @@ then on (medchain.gateway._query reads them back by time).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -178,6 +179,21 @@ def _address_text(address: bytes) -> str:
     return format_address(address)
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A batch sealed and stored off-chain, waiting for its commit_batch transaction."""
+
+    batch: Batch
+    bundles: list[Bundle]
+    sealing_s: float
+    storing_s: float
+
+
+@lru_cache(maxsize=1)
+def _preparers() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="medchain-batch")
+
+
 class _Bucket:
     def __init__(self, capacity: int, now: float) -> None:
         self.tokens = float(capacity)
@@ -197,11 +213,15 @@ class GatewayService:
         *,
         blobs: BlobStore | None = None,
         clock: Callable[[], float] = time.monotonic,
-        background_refresh: bool = False,
+        concurrent: bool = False,
     ) -> None:
-        """`background_refresh`: re-read device records on another thread (see
-        `_refresh_devices`); only for a backend usable from any thread (HttpChain)."""
-        self.background_refresh = background_refresh
+        """`concurrent`: the chain backend may be used from several threads at once
+        (HttpChain; not an in-process LocalChain): device records are then re-read in the
+        background (`_refresh_devices`) and the next batch is sealed and stored while the
+        previous one commits (`flush`)."""
+        self.concurrent = concurrent
+        self._batching: set[bytes] = set()
+        """Ids of the readings in the batch being prepared or committed."""
         self._refresh_lock = threading.Lock()
         self._refreshing = False
         self.client = MedchainClient(keys, chain)
@@ -387,7 +407,7 @@ class GatewayService:
     def _refresh_devices(self, addresses: set[bytes]) -> None:
         """Re-read, in one call, the devices whose cached record has expired: a group of
         readings from a thousand devices costs one lookup, not a thousand. With
-        `background_refresh`, known devices' records are re-read on another thread while
+        `concurrent`, known devices' records are re-read on another thread while
         the group goes on with them (at most two cache periods late), so a busy node's
         answer time never holds up intake; a device never seen is always waited for."""
         now = self._clock()
@@ -397,7 +417,7 @@ class GatewayService:
         if not missing and not stale:
             return
         late = any(self._devices[a][0] + 2 * ttl <= now for a in stale)
-        if self.background_refresh and not missing and not late:
+        if self.concurrent and not missing and not late:
             self._refresh_in_background()
             return
         self._lookup(missing | stale, now)
@@ -432,7 +452,7 @@ class GatewayService:
     def _device(self, address: bytes) -> tuple[Device | None, int]:
         now = self._clock()
         cached = self._devices.get(address)
-        if cached is not None and (cached[0] > now or self.background_refresh):
+        if cached is not None and (cached[0] > now or self.concurrent):
             return cached[1], cached[2]  # (being refreshed in the background)
         device = self.chain.device(address)
         height = self.chain.height
@@ -479,17 +499,30 @@ class GatewayService:
     def flush(self) -> list[bytes]:
         """Report the window's strikes, then commit pending readings in batches; returns
         the committed batch ids. A batch that fails stays pending and is retried by the
-        next flush, so no accepted reading is lost."""
+        next flush, so no accepted reading is lost. With `concurrent`, the next batch is
+        sealed and stored while the previous one waits for its block."""
         with self._flush_lock:
             self._report_strikes()
-            batch_ids = []
-            while True:
-                with self._lock:
-                    entries = self._next_batch()
-                if not entries:
-                    break
-                batch_ids.append(self._commit(entries))
+            batch_ids: list[bytes] = []
+            prepared = self._prepare()
+            while prepared is not None:
+                following = _preparers().submit(self._prepare) if self.concurrent else None
+                try:
+                    batch_ids.append(self._finish(prepared))
+                except BaseException:
+                    if following is not None:  # let it end, and put its readings back
+                        with contextlib.suppress(Exception):
+                            later = following.result()
+                            if later is not None:
+                                self._release(later.batch.entries)
+                    raise
+                prepared = following.result() if following is not None else self._prepare()
             return batch_ids
+
+    def _release(self, entries: Sequence[BatchEntry]) -> None:
+        with self._lock:
+            for entry in entries:
+                self._batching.discard(entry.reading.reading_id)
 
     def _next_batch(self) -> list[BatchEntry]:
         """Pending readings for one batch: at most batch_max_readings, in at most the
@@ -499,9 +532,11 @@ class GatewayService:
         bundles: dict[tuple[str, int], set[bytes]] = {}
         budget = self.chain.params.max_tx_bytes - _TX_OVERHEAD_BYTES
         size = 0
-        for entry in self._pending.values():
+        for rid, entry in self._pending.items():
             if len(entries) >= self.config.batch_max_readings:
                 break
+            if rid in self._batching:
+                continue  # in the batch being committed
             key = (entry.patient, reading_day(entry.reading))
             devices = bundles.get(key)
             device = entry.reading.reading.device
@@ -537,15 +572,28 @@ class GatewayService:
                 )
             self._devices.pop(device, None)
 
-    def _commit(self, entries: list[BatchEntry]) -> bytes:
-        batch = Batch(entries)
-        blobs = []
-        for bundle in batch.bundles:
-            patient = _address_bytes(bundle.patient)
-            context = bundle_context(batch.root, patient, bundle.day)
-            sealed = seal(bundle.encoded, context, self._readers(patient))
-            blobs.append(encode(SealedBundle(sealed.wraps, sealed.ciphertext)))
-        cids = self.blobs.put_many(blobs)  # one request for the whole batch
+    def _prepare(self) -> _Prepared | None:
+        """The next batch, sealed and its bundles stored off-chain; None if nothing is
+        pending outside the batch being committed."""
+        with self._lock:
+            entries = self._next_batch()
+            self._batching.update(e.reading.reading_id for e in entries)
+        if not entries:
+            return None
+        try:
+            started = time.perf_counter()
+            batch = Batch(entries)
+            blobs = []
+            for bundle in batch.bundles:
+                patient = _address_bytes(bundle.patient)
+                context = bundle_context(batch.root, patient, bundle.day)
+                sealed = seal(bundle.encoded, context, self._readers(patient))
+                blobs.append(encode(SealedBundle(sealed.wraps, sealed.ciphertext)))
+            sealed_at = time.perf_counter()
+            cids = self.blobs.put_many(blobs)  # one request for the whole batch
+        except BaseException:
+            self._release(entries)
+            raise
         bundles = [
             Bundle(
                 _address_bytes(bundle.patient),
@@ -558,7 +606,18 @@ class GatewayService:
             )
             for bundle, blob, cid in zip(batch.bundles, blobs, cids, strict=True)
         ]
-        batch_id = self._submit_batch(batch, bundles)
+        return _Prepared(batch, bundles, sealed_at - started, time.perf_counter() - sealed_at)
+
+    def _finish(self, prepared: _Prepared) -> bytes:
+        """Commit a prepared batch on chain, then index its readings' proofs."""
+        batch, bundles = prepared.batch, prepared.bundles
+        try:
+            started = time.perf_counter()
+            batch_id = self._submit_batch(batch, bundles)
+        except BaseException:
+            self._release(batch.entries)
+            raise
+        committed_at = time.perf_counter()
         by_bundle = {(b.patient, b.day): b.cid for b in bundles}
         proofs = batch.proofs()
         committed = []
@@ -580,8 +639,19 @@ class GatewayService:
         with self._lock:
             for entry in batch.entries:
                 self._pending.pop(entry.reading.reading_id, None)
+                self._batching.discard(entry.reading.reading_id)
             self._oldest = self._clock() if self._pending else None
-        log.info("committed batch %s: %d readings", batch_id.hex(), len(batch))
+        log.info(
+            "committed batch %s: %d readings, %d bundles (sealing %.2f s, storing %.2f s, "
+            "on chain %.2f s, indexing %.2f s)",
+            batch_id.hex(),
+            len(batch),
+            len(bundles),
+            prepared.sealing_s,
+            prepared.storing_s,
+            committed_at - started,
+            time.perf_counter() - committed_at,
+        )
         return batch_id
 
     def _readers(self, patient: bytes) -> dict[bytes, bytes]:

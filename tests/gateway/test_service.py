@@ -33,7 +33,7 @@ from medchain.gateway._service import (
     open_bundle,
 )
 from medchain.node import LocalChain
-from medchain.types import decode
+from medchain.types import MedchainError, decode
 from tests.api.harness import make_chain
 
 PARAMS = {"device_strikes_restrict": 2, "device_strikes_ban": 4, "device_restrict_blocks": 50}
@@ -368,7 +368,7 @@ def test_known_devices_are_refreshed_in_the_background_but_new_ones_waited_for(
     node = SlowNode()
     service = world.service(ReadingIndex(":memory:"), device_cache_ms=2_000)
     service.chain = node  # type: ignore[assignment]
-    service.background_refresh = True
+    service.concurrent = True
     service._refresh_devices({address})  # never seen: waited for, on this thread
     assert calls == [(threading.current_thread().name, 1)]
     node.hold = True
@@ -386,3 +386,32 @@ def test_known_devices_are_refreshed_in_the_background_but_new_ones_waited_for(
     world.clock.now += 10  # far too late: waited for again
     service._refresh_devices({address})
     assert calls[2][0] == threading.current_thread().name
+
+
+def test_the_next_batch_is_prepared_apart_from_the_one_committing(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = world.service(ReadingIndex(":memory:"), batch_max_readings=3)
+    sim = world.device()
+    readings = [sim.next_reading() for _ in range(7)]
+    service.submit_many(readings)
+    first = service._prepare()
+    second = service._prepare()  # while the first would be waiting for its block
+    assert first is not None and second is not None
+    ids = [{e.reading.reading_id for e in p.batch.entries} for p in (first, second)]
+    assert len(ids[0]) == len(ids[1]) == 3 and not ids[0] & ids[1]
+
+    def node_down(*_: object) -> bytes:
+        raise MedchainError("the node did not answer")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(service, "_submit_batch", node_down)
+        with pytest.raises(MedchainError):
+            service._finish(first)
+    assert service._finish(second)
+    assert service.pending_count == 4  # the first batch's 3 and the 7th, none lost
+    assert {s.reading_id for s in readings if service.status(s.reading_id).state == "pending"} == (
+        ids[0] | {readings[6].reading_id}
+    )
+    assert len(service.flush()) == 2
+    assert all(service.status(s.reading_id).state == "committed" for s in readings)
