@@ -25,6 +25,7 @@ import contextlib
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -65,7 +66,12 @@ from medchain.types import MedchainError, decode, encode
 
 log = logging.getLogger("medchain.gateway")
 
-BUNDLE_CONTEXT = b"medchain/reading-bundle/v2\x00"
+BUNDLE_CONTEXT = b"medchain/reading-bundle/v3\x00"
+"""v3: the bundle is compressed (zlib) before it is sealed. The devices of one patient
+share a bundle, so its size says a little about what they sent together; its readers
+and the chain already know how many readings it holds."""
+MAX_BUNDLE_BYTES = 128 * 1024 * 1024
+"""Largest bundle a reader inflates (a bomb is refused, not unpacked)."""
 # Upper bounds of a commit_batch transaction's size, to keep a batch under the chain's
 # max_tx_bytes: an encoded Bundle is 156 bytes with one device (a 59-character CID, the
 # largest counts and times), each further device 21; the signed envelope and the
@@ -128,6 +134,15 @@ def bundle_context(root: bytes, patient: bytes, day: int) -> bytes:
     return BUNDLE_CONTEXT + root + patient + day.to_bytes(8, "big")
 
 
+def seal_bundle(bundle: PatientBundle, root: bytes, readers: dict[bytes, bytes]) -> bytes:
+    """The blob a gateway stores for a patient's bundle of batch `root`: compressed
+    (FHIR JSON shrinks about 8 times), then sealed for `readers` (address -> key)."""
+    patient = _address_bytes(bundle.patient)
+    packed = zlib.compress(bundle.encoded, 1)
+    sealed = seal(packed, bundle_context(root, patient, bundle.day), readers)
+    return encode(SealedBundle(sealed.wraps, sealed.ciphertext))
+
+
 def open_bundle(
     keys: AccountKeys, blob: bytes, root: bytes, patient: bytes, day: int
 ) -> PatientBundle:
@@ -138,7 +153,15 @@ def open_bundle(
     if wrap is None:
         raise NotAReader(f"{format_address(keys.address)} is not a reader of this bundle")
     context = bundle_context(root, patient, day)
-    bundle = decode(PatientBundle, open_sealed(keys, wrap.wrapped_key, sealed.ciphertext, context))
+    compressed = open_sealed(keys, wrap.wrapped_key, sealed.ciphertext, context)
+    inflater = zlib.decompressobj()
+    plain = inflater.decompress(compressed, MAX_BUNDLE_BYTES)
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise MedchainError(
+            f"the bundle inflates beyond {MAX_BUNDLE_BYTES} bytes or is cut short; it is not "
+            "one a gateway made"
+        )
+    bundle = decode(PatientBundle, plain)
     if (bundle.patient, bundle.day) != (format_address(patient), day):
         raise MedchainError("the bundle names another patient or day than its place on chain")
     return bundle
@@ -586,9 +609,7 @@ class GatewayService:
             blobs = []
             for bundle in batch.bundles:
                 patient = _address_bytes(bundle.patient)
-                context = bundle_context(batch.root, patient, bundle.day)
-                sealed = seal(bundle.encoded, context, self._readers(patient))
-                blobs.append(encode(SealedBundle(sealed.wraps, sealed.ciphertext)))
+                blobs.append(seal_bundle(bundle, batch.root, self._readers(patient)))
             sealed_at = time.perf_counter()
             cids = self.blobs.put_many(blobs)  # one request for the whole batch
         except BaseException:

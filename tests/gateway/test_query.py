@@ -11,7 +11,6 @@ import pytest
 from medchain.api import create_api
 from medchain.app import MS_PER_DAY, Bundle, InvalidArgument, Role
 from medchain.client import HttpChain, MedchainClient, NotAReader
-from medchain.client._envelope import seal
 from medchain.crypto import AccountKeys, format_address, sha256
 from medchain.gateway import (
     Batch,
@@ -25,8 +24,7 @@ from medchain.gateway import (
     read_vitals,
 )
 from medchain.gateway._index import ReadingIndex
-from medchain.gateway._service import GatewayService, SealedBundle, bundle_context
-from medchain.types import encode
+from medchain.gateway._service import GatewayService, seal_bundle
 from tests.api.harness import FakeNode, SyncASGITransport
 from tests.gateway.test_service import World, world  # noqa: F401  (the fixture)
 
@@ -149,8 +147,7 @@ def _commit_forged(world: World, readings: list[SignedReading]) -> None:  # noqa
     (bundle,) = batch.bundles
     patient = world.patient.address
     readers = gateway._reader_keys([patient])
-    sealed = seal(bundle.encoded, bundle_context(batch.root, patient, bundle.day), readers)
-    blob = encode(SealedBundle(sealed.wraps, sealed.ciphertext))
+    blob = seal_bundle(bundle, batch.root, readers)
     cid = world.chain.blobs.put(blob)
     gateway.commit_batch(
         batch.root,

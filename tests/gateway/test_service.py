@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from medchain.app import MS_PER_DAY, DeviceOffence, DeviceState, Role
 from medchain.app import DeviceKind as ChainDeviceKind
 from medchain.client import MedchainClient
+from medchain.client._envelope import seal
 from medchain.crypto import AccountKeys, format_address
 from medchain.gateway import (
     DeviceKind,
@@ -30,10 +32,11 @@ from medchain.gateway._service import (
     GatewayService,
     ReadingRefused,
     SealedBundle,
+    bundle_context,
     open_bundle,
 )
 from medchain.node import LocalChain
-from medchain.types import MedchainError, decode
+from medchain.types import MedchainError, decode, encode
 from tests.api.harness import make_chain
 
 PARAMS = {"device_strikes_restrict": 2, "device_strikes_ban": 4, "device_restrict_blocks": 50}
@@ -415,3 +418,18 @@ def test_the_next_batch_is_prepared_apart_from_the_one_committing(
     )
     assert len(service.flush()) == 2
     assert all(service.status(s.reading_id).state == "committed" for s in readings)
+
+
+def test_a_bundle_that_inflates_beyond_the_limit_is_refused(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = world.patient.keys
+    patient = world.patient.address
+    root = bytes(32)
+    readers = {patient: keys.encryption_public_key}
+    bomb = zlib.compress(bytes(4 * 1024 * 1024), 9)  # 4 MiB of zeros in a few kB
+    sealed = seal(bomb, bundle_context(root, patient, 0), readers)
+    blob = encode(SealedBundle(sealed.wraps, sealed.ciphertext))
+    monkeypatch.setattr(service_module, "MAX_BUNDLE_BYTES", 1024 * 1024)
+    with pytest.raises(MedchainError, match="inflates beyond"):
+        open_bundle(keys, blob, root, patient, 0)
