@@ -2,19 +2,31 @@
 
 It keeps what must survive a restart: the last accepted sequence number of each device
 (the replay guard), every reading accepted but not yet committed (so an acknowledged
-reading is never lost), and, per committed reading, where it went on chain (batch id,
-root, leaf index and Merkle path, patient, bundle CID), so a proof can be served later
-without rebuilding the batch.
+reading is never lost), and where each committed reading went on chain, so a proof can
+be served later without the batch.
+
+Proofs are stored per batch, not per reading: a batch is one row (batch id, root, tree
+size, its reading ids in leaf order as one blob) and a reading one small row (batch id,
+leaf index, device, patient, time, bundle CID). A reading's audit path is computed when
+asked, for all the readings of its batch in one pass, and the paths of the last few
+batches asked are kept in memory (`proof_cache_batches`).
+
+The tables are `batches` and `committed_readings`: an index.sqlite of the earlier format
+(one `committed` table with a path per reading) still opens, its `committed` table is
+simply ignored (the readings it lists are then "unknown" to `committed`; their batches
+are on chain all the same).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from medchain.crypto import MerkleProof, inclusion_proofs
 from medchain.gateway._batch import ReadingProof
 from medchain.gateway._readings import (
     SignedReading,
@@ -28,12 +40,29 @@ CREATE TABLE IF NOT EXISTS sequences (device BLOB PRIMARY KEY, seq BLOB NOT NULL
 CREATE TABLE IF NOT EXISTS pending (
     id BLOB PRIMARY KEY, patient BLOB NOT NULL, reading BLOB NOT NULL, accepted INTEGER
 );
-CREATE TABLE IF NOT EXISTS committed (
-    id BLOB PRIMARY KEY, batch_id BLOB NOT NULL, root BLOB NOT NULL, idx INTEGER NOT NULL,
-    tree_size INTEGER NOT NULL, path BLOB NOT NULL, device BLOB NOT NULL,
+CREATE TABLE IF NOT EXISTS batches (
+    id BLOB PRIMARY KEY, root BLOB NOT NULL, tree_size INTEGER NOT NULL, leaves BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS committed_readings (
+    id BLOB PRIMARY KEY, batch_id BLOB NOT NULL, idx INTEGER NOT NULL, device BLOB NOT NULL,
     patient BLOB NOT NULL, time_ms INTEGER NOT NULL, cid TEXT NOT NULL
-);
+) WITHOUT ROWID;
 """
+
+CommittedRow = tuple[bytes, bytes, int, bytes, bytes, int, str]
+"""One committed reading as `ReadingIndex.commit_batch` stores it: (reading id, batch id,
+leaf index, device, patient, time_ms, bundle CID)."""
+
+
+class _BatchProofs:
+    """The audit paths of every leaf of one batch (see ReadingIndex._proofs)."""
+
+    __slots__ = ("leaves", "paths", "root")
+
+    def __init__(self, root: bytes, leaves: tuple[bytes, ...], paths: list[MerkleProof]):
+        self.root = root
+        self.leaves = leaves
+        self.paths = paths
 
 
 @dataclass(frozen=True)
@@ -57,10 +86,14 @@ class CommittedReading:
 
 class ReadingIndex:
     """Thread-safe (one connection behind a lock): the HTTP server reads it while the
-    batcher writes it. `path` may be ":memory:" for tests."""
+    batcher writes it. `path` may be ":memory:" for tests. `proof_cache_batches`: how
+    many batches' proofs `committed` keeps in memory (about 5 MB per 10,000 readings)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, proof_cache_batches: int = 4) -> None:
         self._lock = threading.Lock()
+        self._cache_lock = threading.Lock()
+        self._cache: OrderedDict[bytes, _BatchProofs] = OrderedDict()
+        self._cache_size = max(1, proof_cache_batches)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         if str(path) != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -122,61 +155,93 @@ class ReadingIndex:
 
     # -- committed ----------------------------------------------------------------------
 
-    def commit(self, entries: list[CommittedReading]) -> None:
-        """Move readings from pending to committed in one transaction."""
-        rows = [
-            (
-                e.reading_id,
-                e.batch_id,
-                e.proof.root,
-                e.proof.index,
-                e.proof.tree_size,
-                b"".join(e.proof.path),
-                e.device,
-                e.patient,
-                e.time_ms,
-                e.cid,
-            )
-            for e in entries
-        ]
+    def commit_batch(
+        self, batch_id: bytes, root: bytes, reading_ids: Sequence[bytes], rows: list[CommittedRow]
+    ) -> None:
+        """Record a committed batch (its reading ids in leaf order) and its readings
+        (`rows`, see CommittedRow), and drop them from pending, in one transaction."""
+        leaves = b"".join(reading_ids)
+        if len(leaves) != HASH_SIZE * len(reading_ids):
+            raise ValueError(f"reading ids are {HASH_SIZE} bytes each")
         with self._lock, self._db:
             self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT OR REPLACE INTO committed VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+            self._db.execute(
+                "INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?)",
+                (batch_id, root, len(reading_ids), leaves),
             )
             self._db.executemany(
-                "DELETE FROM pending WHERE id = ?", [(e.reading_id,) for e in entries]
+                "INSERT OR REPLACE INTO committed_readings VALUES (?, ?, ?, ?, ?, ?, ?)", rows
             )
+            self._db.executemany("DELETE FROM pending WHERE id = ?", [(r[0],) for r in rows])
+        with self._cache_lock:
+            self._cache.pop(batch_id, None)  # a batch id recorded again (a retry)
 
     def batch_readings(self) -> dict[bytes, list[bytes]]:
         """Batch id -> the ids of its readings, in leaf order (for audits and benchmarks)."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT batch_id, id FROM committed ORDER BY batch_id, idx"
-            ).fetchall()
-        result: dict[bytes, list[bytes]] = {}
-        for batch, rid in rows:
-            result.setdefault(bytes(batch), []).append(bytes(rid))
-        return result
+            rows = self._db.execute("SELECT id, leaves FROM batches").fetchall()
+        return {bytes(batch): _split(bytes(leaves)) for batch, leaves in rows}
 
-    def committed(self, reading_id: bytes) -> CommittedReading | None:
+    def is_committed(self, reading_id: bytes) -> bool:
+        """Whether the reading is committed (cheaper than `committed`: no proof)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT batch_id, root, idx, tree_size, path, device, patient, time_ms, cid "
-                "FROM committed WHERE id = ?",
+                "SELECT 1 FROM committed_readings WHERE id = ?", (reading_id,)
+            ).fetchone()
+        return row is not None
+
+    def committed(self, reading_id: bytes) -> CommittedReading | None:
+        """Where the reading went on chain, with its proof; None if it is not committed."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT batch_id, idx, device, patient, time_ms, cid "
+                "FROM committed_readings WHERE id = ?",
                 (reading_id,),
             ).fetchone()
         if row is None:
             return None
-        batch_id, root, index, size, path, device, patient, time_ms, cid = row
-        raw = bytes(path)
-        hashes = tuple(raw[i : i + HASH_SIZE] for i in range(0, len(raw), HASH_SIZE))
-        proof = ReadingProof(reading_id, bytes(root), int(index), int(size), hashes)
+        batch_id, index, device, patient, time_ms, cid = row
+        batch_id, index = bytes(batch_id), int(index)
+        proofs = self._proofs(batch_id)
+        if proofs is None or not (
+            0 <= index < len(proofs.leaves) and proofs.leaves[index] == reading_id
+        ):
+            return None  # not in its batch's leaves: an index this gateway did not write
+        path = proofs.paths[index]
+        proof = ReadingProof(reading_id, proofs.root, index, path.tree_size, path.path)
         return CommittedReading(
-            reading_id, bytes(batch_id), proof, bytes(device), bytes(patient), int(time_ms), cid
+            reading_id, batch_id, proof, bytes(device), bytes(patient), int(time_ms), cid
         )
+
+    def _proofs(self, batch_id: bytes) -> _BatchProofs | None:
+        """Every audit path of a batch: from the cache, else computed in one pass."""
+        with self._cache_lock:
+            cached = self._cache.get(batch_id)
+            if cached is not None:
+                self._cache.move_to_end(batch_id)
+                return cached
+        with self._lock:
+            row = self._db.execute(
+                "SELECT root, leaves FROM batches WHERE id = ?", (batch_id,)
+            ).fetchone()
+        if row is None:
+            return None
+        leaves = tuple(_split(bytes(row[1])))
+        # computed outside the locks: two threads asking a new batch at once may both
+        # compute it, which is harmless and rare
+        proofs = _BatchProofs(bytes(row[0]), leaves, inclusion_proofs(leaves))
+        with self._cache_lock:
+            self._cache[batch_id] = proofs
+            self._cache.move_to_end(batch_id)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return proofs
 
     def committed_count(self) -> int:
         with self._lock:
-            (count,) = self._db.execute("SELECT COUNT(*) FROM committed").fetchone()
+            (count,) = self._db.execute("SELECT COUNT(*) FROM committed_readings").fetchone()
         return int(count)
+
+
+def _split(leaves: bytes) -> list[bytes]:
+    return [leaves[i : i + HASH_SIZE] for i in range(0, len(leaves), HASH_SIZE)]

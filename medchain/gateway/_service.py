@@ -51,7 +51,7 @@ from medchain.crypto import (
 )
 from medchain.gateway._batch import Batch, BatchEntry, PatientBundle, reading_day
 from medchain.gateway._config import GatewayConfig
-from medchain.gateway._index import CommittedReading, ReadingIndex
+from medchain.gateway._index import CommittedReading, CommittedRow, ReadingIndex
 from medchain.gateway._readings import (
     BadReading,
     SequenceGuard,
@@ -397,7 +397,7 @@ class GatewayService:
         except BadReading as exc:
             # only a reading at or below the device's last sequence number can be a resend
             # of one already committed: the index is asked then, not for every reading
-            if self.index.committed(rid) is not None:
+            if self.index.is_committed(rid):
                 return Accepted(rid, duplicate=True)
             self._strike(address, DeviceOffence.REPLAY, signed)
             raise ReadingRefused(exc.message, exc.code) from None
@@ -630,7 +630,7 @@ class GatewayService:
         return _Prepared(batch, bundles, sealed_at - started, time.perf_counter() - sealed_at)
 
     def _finish(self, prepared: _Prepared) -> bytes:
-        """Commit a prepared batch on chain, then index its readings' proofs."""
+        """Commit a prepared batch on chain, then index it and its readings."""
         batch, bundles = prepared.batch, prepared.bundles
         try:
             started = time.perf_counter()
@@ -639,24 +639,22 @@ class GatewayService:
             self._release(batch.entries)
             raise
         committed_at = time.perf_counter()
-        by_bundle = {(b.patient, b.day): b.cid for b in bundles}
-        proofs = batch.proofs()
-        committed = []
-        for entry in batch.entries:
-            patient = _address_bytes(entry.patient)
-            reading = entry.reading
-            committed.append(
-                CommittedReading(
-                    reading.reading_id,
-                    batch_id,
-                    proofs[reading.reading_id],
-                    address_from_public_key(reading.reading.device),
-                    patient,
-                    reading.reading.timestamp_ms,
-                    by_bundle[patient, reading_day(reading)],
-                )
+        # the index keeps the batch's leaves once and computes a proof when asked
+        cid = {(p.patient, p.day): b.cid for p, b in zip(batch.bundles, bundles, strict=True)}
+        rows: list[CommittedRow] = [
+            (
+                s.reading_id,
+                batch_id,
+                leaf,
+                address_from_public_key(s.reading.device),
+                _address_bytes(e.patient),
+                s.reading.timestamp_ms,
+                cid[e.patient, reading_day(s)],
             )
-        self.index.commit(committed)
+            for leaf, e in enumerate(batch.entries)  # leaf order: batch.reading_ids
+            for s in (e.reading,)
+        ]
+        self.index.commit_batch(batch_id, batch.root, batch.reading_ids, rows)
         with self._lock:
             for entry in batch.entries:
                 self._pending.pop(entry.reading.reading_id, None)
