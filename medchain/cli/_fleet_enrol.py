@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import httpx
 
@@ -18,8 +19,14 @@ from medchain.app import (
     registration_message,
 )
 from medchain.app import DeviceKind as ChainDeviceKind
-from medchain.client import ChainBackend, HttpChain, MedchainClient
-from medchain.crypto import AccountKeys, format_address, signed_tx, tagged_hash
+from medchain.client import HttpChain, MedchainClient
+from medchain.crypto import (
+    AccountKeys,
+    address_from_public_key,
+    format_address,
+    signed_tx,
+    tagged_hash,
+)
 from medchain.gateway import DeviceKind, MisbehavingDevice, Misbehaviour, SimulatedDevice
 from medchain.types import MedchainError, Tx, tx_id
 
@@ -49,42 +56,115 @@ def patient_keys(seed: int, index: int) -> AccountKeys:
     )
 
 
+_BATCH = 500
+"""Transactions a POST /v1/txs/batch carries (the API takes up to 1,000)."""
+_PER_SENDER = 256
+"""Pending transactions of one sender a node's mempool holds (its default)."""
+_RETRY = ("sender_queue_full", "mempool_full")
+"""Refusals that only mean "not now": the transaction is sent again once blocks drain."""
+_POLL_S = 0.05
+
+
+@dataclass
+class _Sender:
+    """One sender's transactions, in nonce order (consecutive), and how far they got."""
+
+    address: bytes
+    txs: list[Tx]
+    sent: int = 0
+    """txs[:sent] are pending or committed."""
+    committed: int = 0
+    """txs[:committed] are committed."""
+
+    @property
+    def done(self) -> bool:
+        return self.committed == len(self.txs)
+
+
 def _send_all(chain: HttpChain, txs: Sequence[Tx], what: str, timeout_s: float = 60.0) -> None:
-    """Submit `txs` in batches (the node takes 256 pending per sender) and wait until all
-    are committed; a refusal or a failed call is an error naming it."""
+    """Submit `txs` and wait until all are committed; a refusal or a failed call is an
+    error naming it. The transactions of distinct senders go out together, in requests of
+    `_BATCH`; one sender's go in nonce order, at most `_PER_SENDER` pending at once (a
+    node's limit per sender), topped up as blocks take them. A sender's progress is its
+    account's nonce, or, once only its last transaction is pending, that transaction's
+    status. The receipt of each sender's last transaction is checked (each of them when
+    every sender has one, as the patients' registrations); a sender's earlier ones are not
+    read, so a caller sending many from one account checks their effect (`enrol_fleet`
+    looks its devices up). Errors when nothing moves for `timeout_s`."""
+    by_sender: dict[bytes, list[Tx]] = {}
+    for tx in txs:
+        by_sender.setdefault(tx.sender, []).append(tx)
+    senders = [
+        _Sender(address_from_public_key(key), sorted(group, key=lambda t: t.nonce))
+        for key, group in by_sender.items()
+    ]
+    deadline = time.monotonic() + timeout_s
     with httpx.Client(base_url=chain.url, timeout=30.0) as http:
-        for start in range(0, len(txs), 200):
-            chunk = txs[start : start + 200]
-            response = http.post("/v1/txs/batch", json={"txs": [t.encoded.hex() for t in chunk]})
-            if response.status_code != 200:
+        while not all(s.done for s in senders):
+            submitted = _submit(http, senders, what)
+            moved = _poll(chain, senders, what)  # and straight back to top them up
+            if submitted or moved:
+                deadline = time.monotonic() + timeout_s
+            elif time.monotonic() > deadline:
+                left = sum(len(s.txs) - s.committed for s in senders)
                 raise MedchainError(
-                    f"the node refused the {what}: {response.status_code} {response.text[:200]}"
+                    f"{left} {what} transactions not committed in {timeout_s:g} s; "
+                    "is the chain making blocks? (`medchain status`)"
                 )
-            for result in response.json()["results"]:
-                already = (result.get("error") or {}).get("code") in (
-                    "already_pending",
-                    "already_committed",
-                )
-                if not result["accepted"] and not already:
-                    raise MedchainError(f"the node refused a {what} transaction: {result['error']}")
-            waiting = {tx_id(t) for t in chunk}
-            deadline = time.monotonic() + timeout_s
-            while waiting:
-                if time.monotonic() > deadline:
-                    raise MedchainError(
-                        f"{len(waiting)} {what} transactions not committed in {timeout_s:g} s; "
-                        "is the chain making blocks? (`medchain status`)"
-                    )
-                for tx_hash in list(waiting):
-                    status = chain.tx_status(tx_hash)
-                    if status.status == "committed":
-                        waiting.discard(tx_hash)
-                        if status.receipt is not None and not status.receipt.ok:
-                            raise MedchainError(
-                                f"a {what} transaction failed on chain: {status.receipt.message}"
-                            )
-                if waiting:
-                    time.sleep(0.2)
+            if not moved and not all(s.done for s in senders):
+                time.sleep(_POLL_S)
+
+
+def _submit(http: httpx.Client, senders: Sequence[_Sender], what: str) -> bool:
+    """Send what each sender may have pending now; True if any was taken."""
+    window = [(s, tx) for s in senders for tx in s.txs[s.sent : s.committed + _PER_SENDER]]
+    progress = False
+    held: set[bytes] = set()  # senders with a transaction to send again: not their rest
+    for start in range(0, len(window), _BATCH):
+        chunk = window[start : start + _BATCH]
+        response = http.post("/v1/txs/batch", json={"txs": [t.encoded.hex() for _, t in chunk]})
+        if response.status_code != 200:
+            raise MedchainError(
+                f"the node refused the {what}: {response.status_code} {response.text[:200]}"
+            )
+        for (sender, _), result in zip(chunk, response.json()["results"], strict=True):
+            code = (result.get("error") or {}).get("code")
+            if sender.address in held:
+                continue  # its later nonces were refused for the gap: sent again too
+            if result["accepted"] or code in ("already_pending", "already_committed"):
+                sender.sent += 1
+                progress = True
+            elif code in _RETRY:
+                held.add(sender.address)
+            else:
+                raise MedchainError(f"the node refused a {what} transaction: {result['error']}")
+    return progress
+
+
+def _poll(chain: HttpChain, senders: Sequence[_Sender], what: str) -> bool:
+    """Read the progress of each sender with transactions pending; True if any moved. A
+    sender's last transaction is read by its status, with the receipt. The node takes
+    pending transactions in arrival order, so a round stops at the first last transaction
+    still pending: those sent after it are likely pending too."""
+    progress = False
+    for s in senders:
+        if s.done or s.sent == s.committed:
+            continue
+        last = len(s.txs) - 1
+        if s.committed < last:  # more than its last to go: its nonce says how far
+            nonce = chain.account(s.address).nonce
+            committed = min(s.sent, last, nonce - s.txs[0].nonce)
+            if committed > s.committed:
+                s.committed, progress = committed, True
+            if s.committed < last or s.sent == last:
+                continue
+        status = chain.tx_status(tx_id(s.txs[last]))
+        if status.status != "committed":
+            break
+        if status.receipt is not None and not status.receipt.ok:
+            raise MedchainError(f"a {what} transaction failed on chain: {status.receipt.message}")
+        s.committed, progress = len(s.txs), True
+    return progress
 
 
 def enrol_fleet(
@@ -112,6 +192,11 @@ def enrol_fleet(
             "to register devices"
         )
     hospital = identity.role is Role.INSTITUTION
+    if not hospital and per_patient != 1:
+        raise MedchainError(
+            "devices per patient go with a hospital's key: a patient's key registers every "
+            "device to the patient"
+        )
     patients = [patient_keys(seed, i // per_patient) if hospital else owner for i in range(count)]
     fee = chain.params.min_fee
     new_patients = [p for p in {p.address: p for p in patients}.values() if hospital]
@@ -152,7 +237,8 @@ def enrol_fleet(
             )
         else:
             devices.append(SimulatedDevice(kind, name, seed=seed + i, start_ms=now_ms))
-    missing = [(d, p) for d, p in zip(devices, patients, strict=True) if not _on_chain(chain, d)]
+    _, found = chain.devices([d.keys.address for d in devices])  # one lookup a 1,000
+    missing = [(d, p) for d, p, on in zip(devices, patients, found, strict=True) if on is None]
     nonce = chain.account(owner.address).nonce
     txs = []
     for j, (d, p) in enumerate(missing):
@@ -162,11 +248,14 @@ def enrol_fleet(
         )
         txs.append(signed_tx(owner, chain.chain_id, nonce + j, "devices.register", args2, fee))
     _send_all(chain, txs, "device registration")
+    if missing:  # one sender's receipts are not all read: the devices must be there
+        _, found = chain.devices([d.keys.address for d, _ in missing])
+        for tx, on in zip(txs, found, strict=True):
+            if on is None:
+                receipt = chain.tx_status(tx_id(tx)).receipt
+                why = receipt.message if receipt is not None else "no receipt"
+                raise MedchainError(f"a device registration transaction failed on chain: {why}")
     return devices
-
-
-def _on_chain(chain: ChainBackend, device: SimulatedDevice) -> bool:
-    return chain.device(device.keys.address) is not None
 
 
 __all__ = ["MODES", "enrol_fleet", "patient_keys"]

@@ -77,6 +77,9 @@ class FleetRun:
     and, over MQTT, `no_ack` (no ack within the wait) included."""
     refusals: dict[bytes, Counter[str]] = field(default_factory=dict)
     """Device address -> its refusals by error code."""
+    unreachable: Counter[str] = field(default_factory=Counter)
+    """Over HTTP, what the `unreachable` readings met, by kind of error (e.g.
+    `ReadTimeout`, `RemoteProtocolError: Server disconnected ...`)."""
     sent: int = 0
     elapsed_s: float = 0.0
 
@@ -182,7 +185,7 @@ async def stream_fleet(
                 progress.advance(task)
 
     sender = (
-        _http_sender(gateway, concurrency)
+        _http_sender(gateway, concurrency, run.unreachable)
         if mqtt is None
         else _mqtt_sender(mqtt, devices, concurrency)
     )
@@ -200,14 +203,17 @@ async def stream_fleet(
 
 
 @contextlib.asynccontextmanager
-async def _http_sender(gateway: str, concurrency: int) -> AsyncIterator[_Send]:
+async def _http_sender(
+    gateway: str, concurrency: int, errors: Counter[str]
+) -> AsyncIterator[_Send]:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=gateway, timeout=30.0, limits=limits) as http:
 
         async def post(signed: SignedReading) -> _Answer:
             try:
                 response = await http.post("/v1/readings", content=reading_to_json(signed))
-            except httpx.HTTPError:
+            except httpx.HTTPError as exc:
+                errors[f"{type(exc).__name__}: {exc}"[:120].rstrip(": ")] += 1
                 return None, "unreachable"
             if response.status_code == 202:
                 return bytes.fromhex(response.json()["id"]), ""

@@ -1,0 +1,236 @@
+"""`medchain devices simulate --per-patient N --prove`, in a few seconds: a node's API
+served by uvicorn over an in-memory chain (FakeNode commits each transaction at once) and
+a gateway served in a thread against it over HTTP. A hospital's fleet gets one patient
+per N devices; --prove checks every accepted reading against the chain and exits 2 when
+one is not proven. The fleet's enrolment sends one sender's transactions as blocks take
+them, sends again what a full mempool refused, and finds a device whose registration
+failed on chain; the option errors are refused before anything is sent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from typer.testing import CliRunner
+
+from medchain.app import MAX_DEVICES_PER_PATIENT, RegisterArgs, Role, TransferArgs
+from medchain.app import DeviceKind as ChainDeviceKind
+from medchain.cli import _gateway as gw
+from medchain.cli import app
+from medchain.cli._fleet_enrol import _send_all, enrol_fleet, patient_keys
+from medchain.cli._fleet_stream import stream_fleet
+from medchain.client import HttpChain, MedchainClient
+from medchain.crypto import AccountKeys, format_address, save_keys, signed_tx
+from medchain.gateway import DeviceKind, SimulatedDevice
+from medchain.gateway._config import GatewayConfig
+from medchain.gateway._index import ReadingIndex
+from medchain.gateway._server import create_gateway_app
+from medchain.gateway._service import GatewayService
+from medchain.node import free_port_base
+from medchain.types import MedchainError, Tx
+from tests.api.harness import FakeNode, make_chain, served
+from tests.node.netharness import wait_for
+
+runner = CliRunner()
+
+
+@dataclass(frozen=True)
+class District:
+    node: str
+    gateway: str
+    chain: HttpChain
+    validator: AccountKeys
+    hospital: AccountKeys
+    hospital_key: Path
+    patient_key: Path
+
+
+@contextlib.contextmanager
+def _gateway(keys: AccountKeys, node: str, home: Path) -> Iterator[str]:
+    port = free_port_base(1)
+    config = GatewayConfig(node_url=node, port=port, batch_max_delay_ms=100)
+    with HttpChain(node) as chain:
+        service = GatewayService(keys, chain, ReadingIndex(home / "index.sqlite"), config)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_gateway_app(service),
+                host="127.0.0.1",
+                port=port,
+                log_config=None,
+                access_log=False,
+            )
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            wait_for(lambda: server.started, 20, "the gateway to serve")
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            thread.join(20)
+
+
+@pytest.fixture
+def district(tmp_path: Path) -> Iterator[District]:
+    validator = AccountKeys.generate()
+    with (
+        served(lambda: FakeNode(make_chain(validator))) as node,
+        HttpChain(node.url) as chain,
+    ):
+        hospital = MedchainClient(AccountKeys.generate(), chain)
+        hospital.register(Role.INSTITUTION, "District hospital")
+        patient = MedchainClient(AccountKeys.generate(), chain)
+        patient.register(Role.PATIENT, "Jane Roe")
+        gateway_keys = AccountKeys.generate()
+        hospital.register_gateway(gateway_keys.address, "district edge")
+        save_keys(tmp_path / "hospital.key", hospital.keys)
+        save_keys(tmp_path / "patient.key", patient.keys)
+        with _gateway(gateway_keys, node.url, tmp_path) as url:
+            yield District(
+                node.url,
+                url,
+                chain,
+                validator,
+                hospital.keys,
+                tmp_path / "hospital.key",
+                tmp_path / "patient.key",
+            )
+
+
+def _simulate(d: District, *args: str, key: Path | None = None) -> Any:
+    return runner.invoke(
+        app,
+        [
+            *("devices", "simulate", "--key", str(key or d.hospital_key)),
+            *("--rate", "600", "--readings", "2", "--gateway", d.gateway, "--node", d.node),
+            *args,
+        ],
+        env={"COLUMNS": "200"},
+    )
+
+
+def test_per_patient_fleet_proven_against_the_chain(
+    district: District, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = _simulate(district, "--count", "6", "--per-patient", "3", "--seed", "5", "--prove")
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert "12 readings sent" in out and "12 accepted, 0 refused" in out
+    assert "honest devices: 6 active" in out
+    assert "12/12 readings proven against the chain" in out
+    for i in range(2):  # two patients, three devices each, of three kinds
+        devices = district.chain.devices_of(patient_keys(5, i).address)
+        assert len(devices) == 3 and len({d.kind for d in devices}) == 3
+    assert district.chain.identity(patient_keys(5, 2).address) is None
+
+    # A proof that does not hold (here: the chain's root is not the gateway's) is
+    # reported with the reading and its reason, and the command exits 2.
+    genuine = gw.check_reading
+    bad: list[bytes] = []
+
+    def one_wrong(http: Any, chain: Any, rid: bytes) -> gw.ProofCheck:
+        check = genuine(http, chain, rid)
+        if bad:
+            return check
+        bad.append(rid)
+        return replace(check, chain_root=b"\x02" * 32)
+
+    monkeypatch.setattr(gw, "check_reading", one_wrong)
+    failed = _simulate(district, "--count", "2", "--seed", "6", "--prove")
+    assert failed.exit_code == 2, failed.output
+    out = " ".join(failed.output.split())
+    assert "3/4 readings proven against the chain: 1 not proven" in out
+    assert f"{bad[0].hex()}: the gateway's root differs from the batch root on chain" in out
+
+
+def test_per_patient_goes_with_a_hospital_key(district: District) -> None:
+    result = _simulate(district, "--count", "2", "--per-patient", "2", key=district.patient_key)
+    assert result.exit_code == 1, result.output
+    assert "devices per patient go with a hospital's key" in " ".join(result.output.split())
+
+
+def test_an_unreachable_gateway_is_counted_with_the_error() -> None:
+    device = SimulatedDevice(DeviceKind.THERMOMETER, format_address(bytes(20)))
+    closed = f"http://127.0.0.1:{free_port_base(1)}"  # nothing listens there
+    run = asyncio.run(stream_fleet(closed, [device], rate_per_minute=600, readings=2))
+    assert run.refused == {"unreachable": 2} and run.sent == 2
+    assert list(run.unreachable) == ["ConnectError: All connection attempts failed"]
+
+
+def test_per_patient_bounds(tmp_path: Path) -> None:
+    key = str(tmp_path / "none.key")  # never read: typer refuses the values first
+    for value in ("0", "65", "x"):
+        result = runner.invoke(app, ["devices", "simulate", "--key", key, "--per-patient", value])
+        assert result.exit_code == 2, result.output
+        assert "--per-patient" in result.output
+
+
+def test_send_all_tops_up_one_sender_and_checks_receipts(district: District) -> None:
+    chain, payer = district.chain, district.validator
+    to = AccountKeys.generate().address
+
+    def transfer(keys: AccountKeys, nonce: int, amount: int) -> Tx:
+        return signed_tx(keys, chain.chain_id, nonce, "accounts.transfer", TransferArgs(to, amount))
+
+    nonce = chain.account(payer.address).nonce
+    many = [transfer(payer, nonce + i, 1) for i in range(300)]  # more than may be pending
+    _send_all(chain, many, "transfer")
+    assert chain.account(to).balance == 300
+    _send_all(chain, many[:5], "transfer")  # already committed: nothing to do
+    broke = AccountKeys.generate()  # admitted, and fails on chain
+    with pytest.raises(MedchainError, match="a transfer transaction failed on chain"):
+        _send_all(chain, [transfer(broke, 0, 5)], "transfer")
+    with pytest.raises(MedchainError, match="the node refused a transfer transaction"):
+        _send_all(chain, [transfer(payer, nonce, 2)], "transfer")  # a used nonce
+
+
+def test_send_all_sends_again_what_a_full_mempool_refused() -> None:
+    validator = AccountKeys.generate()
+    with (
+        served(lambda: FakeNode(make_chain(validator), auto_commit=False, max_pending=8)) as node,
+        HttpChain(node.url) as chain,
+    ):
+        stop = threading.Event()
+
+        def blocks() -> None:  # a block every 50 ms takes whatever is pending
+            while not stop.wait(0.05):
+                node.call(lambda n: n.commit())
+
+        sealer = threading.Thread(target=blocks, daemon=True)
+        sealer.start()
+        try:
+            patients = [AccountKeys.generate() for _ in range(30)]  # one transaction each
+            txs = []
+            for p in patients:
+                profile = MedchainClient(p, chain)._seal_profile({"name": "a patient"})
+                args = RegisterArgs(
+                    Role.PATIENT, "", p.encryption_public_key, profile, p.ring_public_key
+                )
+                txs.append(signed_tx(p, chain.chain_id, 0, "registry.register", args))
+            _send_all(chain, txs, "patient registration")
+        finally:
+            stop.set()
+            sealer.join(5)
+        assert all(chain.identity(p.address) is not None for p in patients)
+
+
+def test_enrolment_checks_every_device_is_on_chain(district: District) -> None:
+    """One sender's earlier receipts are not read: a device registration failing on chain
+    before the hospital's last one is found by looking the devices up."""
+    chain, hospital = district.chain, MedchainClient(district.hospital, district.chain)
+    (first,) = enrol_fleet(chain, district.hospital, 1, 0, seed=9)
+    full = patient_keys(9, 0).address
+    for _ in range(MAX_DEVICES_PER_PATIENT - 1):
+        hospital.register_device(AccountKeys.generate(), full, ChainDeviceKind.THERMOMETER, "t")
+    # devices 0 and 1 are the full patient's (0 is `first`, on chain), 2 and 3 a new one's
+    with pytest.raises(MedchainError, match="a patient has at most 64 devices"):
+        enrol_fleet(chain, district.hospital, 4, 0, seed=9, per_patient=2)
+    assert chain.device(first.keys.address) is not None
+    assert len(chain.devices_of(patient_keys(9, 1).address)) == 2
