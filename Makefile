@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run demo test test-fast test-slow lint typecheck bench bench-network bench-anchoring clean
+.PHONY: install run demo test test-fast test-slow lint typecheck bench bench-network bench-anchoring bench-gateway clean
 
 # `make run`: a 4-validator AFBFT network on 127.0.0.1 (APIs on 8600-8603), in the
 # foreground; Ctrl-C stops it cleanly and keeps its data in $(DEVNET).
@@ -66,6 +66,7 @@ bench: $(STAMP)
 	$(BIN)/medchain bench search
 	$(BIN)/medchain bench --clients 100 --duration 30
 	$(BIN)/medchain bench --clients 100 --duration 30 --anchoring
+	$(BIN)/medchain bench gateway --duration 30
 
 bench-network: $(STAMP)
 	$(BIN)/medchain bench --clients 100 --duration 30
@@ -73,6 +74,10 @@ bench-network: $(STAMP)
 # the same load with checkpoints anchored on the devnet's Ganache: compare with bench-network
 bench-anchoring: $(STAMP)
 	$(BIN)/medchain bench --clients 100 --duration 30 --anchoring
+
+# one edge gateway carrying 200 patients' bedside hubs (1,000 devices) into a devnet
+bench-gateway: $(STAMP)
+	$(BIN)/medchain bench gateway --duration 30
 
 clean:
 	rm -rf $(VENV) $(DEVNET) node_modules build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -227,7 +227,7 @@ class GatewayBench:
             # the devices of this benchmark are honest and fast: the rate limit must
             # not be what is measured
             rate_per_minute=self.rate * 2,
-            rate_burst=max(20, self.rate * self.tick_ms // 30_000 + 10),
+            rate_burst=max(20, self.rate // 6),  # a hub may hold 10 s of readings
             max_readings_per_request=max(500, self.per_patient * 20),
             batch_max_readings=20_000,
         )
