@@ -11,14 +11,12 @@ the committed batches on chain count exactly the accepted readings."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,7 +24,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from medchain.app import Batch, DeviceAction, DeviceState, Role, new_batch_id
+from medchain.app import DeviceAction, DeviceState, Role, new_batch_id
 from medchain.cli import app
 from medchain.cli._fleet_enrol import enrol_fleet
 from medchain.cli._fleet_stream import (
@@ -36,9 +34,9 @@ from medchain.cli._fleet_stream import (
     stream_fleet,
     wait_committed,
 )
-from medchain.cli._gateway import check_reading
+from medchain.cli._gateway import CachedBatches, check_reading
 from medchain.client import HttpChain, MedchainClient
-from medchain.crypto import AccountKeys, load_keys, save_keys
+from medchain.crypto import AccountKeys, save_keys
 from medchain.gateway import (
     DeviceKind,
     MisbehavingDevice,
@@ -48,39 +46,17 @@ from medchain.gateway import (
     reading_to_json,
     sign_reading,
 )
-from medchain.gateway._config import GATEWAY_KEY_FILE, load_config, write_config
-from medchain.node import free_port_base
+from medchain.gateway._config import load_config, write_config
 from medchain.types import ChainParams
+from tests.gateway.livegateway import PROVE, gateway_home, gateway_process
 from tests.gateway.test_mqtt import Broker, broker  # noqa: F401  (the fixture)
 from tests.node.netharness import live_net, wait_for
 
 HONEST = 100
 BAD = 2
-PROVE = [sys.executable, "-m", "medchain.cli", "reading", "prove"]
 READINGS = 6  # per device, one a second
 PARAMS = ChainParams(device_restrict_blocks=8, device_strikes_ban=4)
 PREFIX = "medchain/devices"
-
-
-@contextlib.contextmanager
-def gateway_process(home: Path) -> Iterator[subprocess.Popen[bytes]]:
-    log = (home / "gateway.log").open("wb")
-    cmd = [sys.executable, "-m", "medchain.cli", "gateway", "--home", str(home)]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        yield proc
-    except BaseException:
-        print("--- gateway.log (tail) ---\n" + (home / "gateway.log").read_text()[-3000:])
-        raise
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        log.close()
 
 
 class _Fleet:
@@ -131,17 +107,10 @@ def test_gateway_live(tmp_path: Path, broker: Broker) -> None:  # noqa: F811
         (hospital_keys,) = net.fund(1)
         MedchainClient(hospital_keys, chain).register(Role.INSTITUTION, "St Elsewhere")
 
-        home = tmp_path / "gw"
-        port = free_port_base(1)
-        init = CliRunner().invoke(
-            app, ["gateway", "init", "--home", str(home), "--node", node, "--port", str(port)]
-        )
-        assert init.exit_code == 0, init.output
+        gw = gateway_home(tmp_path / "gw", chain, hospital_keys)
+        home, url, gateway_keys = gw.home, gw.url, gw.keys
         mqtt = MqttConfig(port=broker.port, topic_prefix=PREFIX)
         write_config(home, replace(load_config(home), mqtt=mqtt), overwrite=True)
-        gateway_keys = load_keys(home / GATEWAY_KEY_FILE)
-        MedchainClient(hospital_keys, chain).register_gateway(gateway_keys.address, "ward 3")
-        url = f"http://127.0.0.1:{port}"
 
         with gateway_process(home) as proc:  # it starts while the fleet enrols
             devices = enrol_fleet(chain, hospital_keys, HONEST + 1 + BAD, BAD, seed=7)
@@ -169,9 +138,9 @@ def test_gateway_live(tmp_path: Path, broker: Broker) -> None:  # noqa: F811
             assert all(len(fleet.accepted.get(d.keys.address, [])) == READINGS for d in honest)
             with httpx.Client(base_url=url, timeout=10.0) as http:
                 ids = [rid for d in honest for rid in fleet.accepted[d.keys.address]]
-                seen: dict[bytes, Batch | None] = {}
+                batches = CachedBatches(chain)
                 for rid in ids:
-                    check = check_reading(http, _CachedBatches(chain, seen), rid)
+                    check = check_reading(http, batches, rid)
                     assert check.verified, (rid.hex(), check.reason)
             assert len(ids) == HONEST * READINGS
             proved = subprocess.run(  # the command a patient would run
@@ -287,16 +256,3 @@ def test_gateway_live(tmp_path: Path, broker: Broker) -> None:  # noqa: F811
 def _banned(chain: HttpChain, device: MisbehavingDevice) -> bool:
     found = chain.device(device.keys.address)
     return found is not None and found.state_at(chain.height) is DeviceState.BANNED
-
-
-class _CachedBatches:
-    """The chain's batches, read once each (a batch holds many readings)."""
-
-    def __init__(self, chain: HttpChain, seen: dict[bytes, Batch | None]) -> None:
-        self.chain = chain
-        self.seen = seen
-
-    def batch(self, batch_id: bytes) -> Batch | None:
-        if batch_id not in self.seen:
-            self.seen[batch_id] = self.chain.batch(batch_id)
-        return self.seen[batch_id]
