@@ -41,6 +41,7 @@ Every registration, state change and strike is appended to the device's audit tr
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from medchain.app._context import Call, Methods
@@ -188,7 +189,9 @@ class DeviceAuditEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class Guardians:
+class _AddressSet:
+    """A patient's guardians, or the readers of their vitals: a sorted set of accounts."""
+
     addresses: tuple[bytes, ...]
     """Sorted."""
 
@@ -202,12 +205,6 @@ class Gateway:
     height: int
     active: bool
     batch_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class VitalsReaders:
-    addresses: tuple[bytes, ...]
-    """Sorted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,9 +410,22 @@ def device_audit(state: State, device: Device) -> list[DeviceAuditEntry]:
     return [e for e in trail if e is not None]
 
 
-def guardians_of(state: State, patient: bytes) -> tuple[bytes, ...]:
-    found = load(state, _guardians_key(patient), Guardians)
+def _address_set(state: State, key: bytes) -> tuple[bytes, ...]:
+    found = load(state, key, _AddressSet)
     return () if found is None else found.addresses
+
+
+def _store_address_set(state: State, key: bytes, addresses: Iterable[bytes]) -> None:
+    """Save the set sorted, or delete its key once it is empty."""
+    ordered = tuple(sorted(addresses))
+    if ordered:
+        save(state, key, _AddressSet(ordered))
+    else:
+        state.delete(key)
+
+
+def guardians_of(state: State, patient: bytes) -> tuple[bytes, ...]:
+    return _address_set(state, _guardians_key(patient))
 
 
 def get_gateway(state: State, gateway: bytes) -> Gateway | None:
@@ -428,8 +438,7 @@ def get_batch(state: State, batch_id: bytes) -> Batch | None:
 
 def vitals_readers_of(state: State, patient: bytes) -> tuple[bytes, ...]:
     """Accounts the patient shares their vitals with, sorted."""
-    found = load(state, _vitals_readers_key(patient), VitalsReaders)
-    return () if found is None else found.addresses
+    return _address_set(state, _vitals_readers_key(patient))
 
 
 def check_vitals_range(from_ms: int, to_ms: int) -> None:
@@ -644,7 +653,7 @@ def add_guardian(state: State, call: Call, args: GuardianArgs) -> None:
         raise InvalidArgument(f"{format_address(args.guardian)} is already a guardian")
     if len(current) >= MAX_GUARDIANS:
         raise InvalidArgument(f"a patient has at most {MAX_GUARDIANS} guardians; remove one first")
-    save(state, _guardians_key(call.sender), Guardians(tuple(sorted((*current, args.guardian)))))
+    _store_address_set(state, _guardians_key(call.sender), (*current, args.guardian))
     call.emit("device.guardian_added", patient=call.sender, guardian=args.guardian)
 
 
@@ -654,11 +663,8 @@ def remove_guardian(state: State, call: Call, args: GuardianArgs) -> None:
         raise InvalidArgument(
             f"{format_address(args.guardian)} is not a guardian of {format_address(call.sender)}"
         )
-    remaining = tuple(g for g in current if g != args.guardian)
-    if remaining:
-        save(state, _guardians_key(call.sender), Guardians(remaining))
-    else:
-        state.delete(_guardians_key(call.sender))
+    remaining = (g for g in current if g != args.guardian)
+    _store_address_set(state, _guardians_key(call.sender), remaining)
     call.emit("device.guardian_removed", patient=call.sender, guardian=args.guardian)
 
 
@@ -683,8 +689,7 @@ def share_vitals(state: State, call: Call, args: VitalsReaderArgs) -> None:
             f"a patient shares their vitals with at most {MAX_VITALS_READERS} readers; "
             "stop sharing with one first (`devices.unshare_vitals`)"
         )
-    readers = tuple(sorted((*current, args.reader)))
-    save(state, _vitals_readers_key(call.sender), VitalsReaders(readers))
+    _store_address_set(state, _vitals_readers_key(call.sender), (*current, args.reader))
     call.emit("device.vitals_shared", patient=call.sender, reader=args.reader)
 
 
@@ -697,11 +702,8 @@ def unshare_vitals(state: State, call: Call, args: VitalsReaderArgs) -> None:
             f"{format_address(args.reader)} does not read the vitals of "
             f"{format_address(call.sender)}; `vitals_readers_of` lists who does"
         )
-    remaining = tuple(r for r in current if r != args.reader)
-    if remaining:
-        save(state, _vitals_readers_key(call.sender), VitalsReaders(remaining))
-    else:
-        state.delete(_vitals_readers_key(call.sender))
+    remaining = (r for r in current if r != args.reader)
+    _store_address_set(state, _vitals_readers_key(call.sender), remaining)
     call.emit("device.vitals_unshared", patient=call.sender, reader=args.reader)
 
 

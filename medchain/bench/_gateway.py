@@ -43,6 +43,7 @@ from medchain.bench._network import (
     _process_cpu_s,
     _Watcher,
     summarise,
+    wait_http,
 )
 from medchain.cli._fleet_enrol import enrol_fleet
 from medchain.client import HttpChain, MedchainClient
@@ -140,7 +141,7 @@ class GatewayBench:
         http = _Http(connections=self.patients + 8)
         try:
             node_url = devnet.nodes[0].api_url
-            await _wait_http(http, f"{node_url}/health")
+            await wait_http(http, f"{node_url}/health", time.monotonic() + 60, "node0")
             started = time.monotonic()
             self.progress("enrol", 0, 1)
             gw_home, devices = await asyncio.to_thread(
@@ -151,7 +152,8 @@ class GatewayBench:
             config = load_config(gw_home)
             gateway = _start_gateway(gw_home)
             gateway_url = f"http://{config.host}:{config.port}"
-            await _wait_http(http, f"{gateway_url}/v1/health")
+            health = f"{gateway_url}/v1/health"
+            await wait_http(http, health, time.monotonic() + 60, "the gateway")
             hubs = self._prepare(devices)
             watcher = _Watcher(http, node_url)
             watcher.start()
@@ -166,7 +168,8 @@ class GatewayBench:
             await watcher.stop()
             _stop(gateway)
             gateway = None
-            committed = self._committed(gw_home, node_url, watcher.committed)
+            by_batch = _batch_readings(gw_home)
+            committed = self._committed(by_batch, node_url, watcher.committed)
         finally:
             if gateway is not None:
                 _stop(gateway)
@@ -178,7 +181,7 @@ class GatewayBench:
             1 for rid, seen in committed.items() if rid in load.accepted and seen <= end
         )
         e2e = [committed[rid] - load.due[rid] for rid in load.accepted if rid in committed]
-        batches = _batch_sizes(gw_home)
+        batches = [len(readings) for readings in by_batch.values()]
         return GatewayBenchResult(
             validators=self.validators,
             consensus=self.consensus,
@@ -334,14 +337,9 @@ class GatewayBench:
     # -- results ------------------------------------------------------------------------
 
     def _committed(
-        self, gw_home: Path, node_url: str, seen: dict[bytes, float]
+        self, by_batch: dict[bytes, list[bytes]], node_url: str, seen: dict[bytes, float]
     ) -> dict[bytes, float]:
         """Reading id -> when node0 first showed the block holding its batch."""
-        index = ReadingIndex(gw_home / INDEX_FILE)
-        try:
-            by_batch = index.batch_readings()
-        finally:
-            index.close()
         result: dict[bytes, float] = {}
         with HttpChain(node_url) as chain:
             for batch_id, readings in by_batch.items():
@@ -353,10 +351,11 @@ class GatewayBench:
         return result
 
 
-def _batch_sizes(gw_home: Path) -> list[int]:
+def _batch_readings(gw_home: Path) -> dict[bytes, list[bytes]]:
+    """Batch id -> its reading ids, from the stopped gateway's index."""
     index = ReadingIndex(gw_home / INDEX_FILE)
     try:
-        return [len(r) for r in index.batch_readings().values()]
+        return index.batch_readings()
     finally:
         index.close()
 
@@ -375,17 +374,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
-
-
-async def _wait_http(http: _Http, url: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        with contextlib.suppress(HttpError):
-            if (await http.get(url)).status_code == 200:
-                return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not answer in {timeout_s:g} s")
-        await asyncio.sleep(0.2)
 
 
 def run_gateway_bench(

@@ -196,6 +196,17 @@ class _Http:
         return await self._call("POST", url, data=content, headers=headers)
 
 
+async def wait_http(http: _Http, url: str, deadline: float, what: str) -> None:
+    """Until `url` answers 200; RuntimeError naming `what` past `deadline` (monotonic)."""
+    while True:
+        with contextlib.suppress(HttpError):
+            if (await http.get(url)).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not come up")
+        await asyncio.sleep(0.2)
+
+
 def _reason(exc: Exception) -> str:
     """What kind of failure: the node's error code, or the exception's type."""
     text = str(exc)
@@ -623,13 +634,7 @@ class NetworkBench:
     async def _wait_up(self) -> None:
         deadline = time.monotonic() + 60
         for url in self.urls:
-            while True:
-                with contextlib.suppress(HttpError):
-                    if (await self.http.get(f"{url}/health")).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the node at {url} did not come up")
-                await asyncio.sleep(0.2)
+            await wait_http(self.http, f"{url}/health", deadline, f"the node at {url}")
 
     async def _settle(self, accounts: list[AccountKeys]) -> None:
         """Let the transaction phase drain, then take every client's nonce from the chain."""

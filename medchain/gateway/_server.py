@@ -151,7 +151,7 @@ def create_gateway_app(
             try:
                 (answer,) = await intake.submit([reading_from_json(body)])
             except BadReading as exc:
-                return _error(ReadingRefused(exc.message, exc.code).status, exc.code, exc.message)
+                answer = ReadingRefused(exc.message, exc.code)
             except MedchainError as exc:
                 return _unavailable(exc)
             if isinstance(answer, ReadingRefused):

@@ -473,14 +473,14 @@ class GatewayService:
         threading.Thread(target=refresh, name="medchain-device-refresh", daemon=True).start()
 
     def _device(self, address: bytes) -> tuple[Device | None, int]:
-        now = self._clock()
+        """The device's record and the height it was read at, as the last lookup left
+        it: `_refresh_devices` has run for the group, so it is current (or being
+        refreshed in the background) and is not read a second time."""
         cached = self._devices.get(address)
-        if cached is not None and (cached[0] > now or self.concurrent):
-            return cached[1], cached[2]  # (being refreshed in the background)
-        device = self.chain.device(address)
-        height = self.chain.height
-        self._devices[address] = (now + self.config.device_cache_ms / 1000, device, height)
-        return device, height
+        if cached is None:
+            self._lookup({address}, self._clock())
+            cached = self._devices[address]
+        return cached[1], cached[2]
 
     def _take_token(self, device: bytes) -> float | None:
         """None if the device may send now, else the seconds until it may."""
