@@ -45,7 +45,6 @@ from medchain.bench._network import (
     summarise,
     wait_http,
 )
-from medchain.cli._fleet_enrol import enrol_fleet
 from medchain.client import HttpChain, MedchainClient
 from medchain.crypto import AccountKeys, load_keys, save_keys
 from medchain.gateway import SimulatedDevice, reading_to_json
@@ -56,6 +55,7 @@ from medchain.gateway._config import (
     load_config,
     write_config,
 )
+from medchain.gateway._fleet import enrol_fleet
 from medchain.gateway._index import ReadingIndex
 from medchain.node import create_devnet, free_port_base, start_node, stop_node
 

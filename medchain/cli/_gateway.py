@@ -37,7 +37,6 @@ from medchain.cli._common import (
     reports_errors,
 )
 from medchain.cli._devices import devices_app
-from medchain.cli._fleet_enrol import enrol_fleet
 from medchain.cli._fleet_stream import (
     DEFAULT_TOPIC_PREFIX,
     MqttTarget,
@@ -63,7 +62,9 @@ from medchain.gateway._config import (
     load_config,
     write_config,
 )
+from medchain.gateway._fleet import enrol_fleet
 from medchain.gateway._index import ReadingIndex
+from medchain.gateway._intake import IntakeCheckers, tune_collector
 from medchain.gateway._mqtt import start_mqtt
 from medchain.gateway._server import create_gateway_app
 from medchain.gateway._service import GatewayService
@@ -121,6 +122,7 @@ class _Server(uvicorn.Server):
 
 async def _serve_gateway(home: Path) -> None:
     config = load_config(home)
+    tune_collector()
     keys = load_key_file(home / GATEWAY_KEY_FILE)
     log = logging.getLogger("medchain.gateway")
     with HttpChain(config.node_url) as chain:
@@ -135,9 +137,11 @@ async def _serve_gateway(home: Path) -> None:
             log.warning("cannot reach the node at %s yet: %s", config.node_url, exc.message)
         index = ReadingIndex(home / INDEX_FILE)
         service = GatewayService(keys, chain, index, config, concurrent=True)
+        checkers = IntakeCheckers(config.intake_workers, asyncio.to_thread)
+        checkers.start()
         server = _Server(
             uvicorn.Config(
-                create_gateway_app(service),
+                create_gateway_app(service, checkers=checkers),
                 host=config.host,
                 port=config.port,
                 log_config=None,
@@ -149,14 +153,16 @@ async def _serve_gateway(home: Path) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
         log.info(
-            "gateway %s serves devices on http://%s:%d, commits to %s",
+            "gateway %s serves devices on http://%s:%d, commits to %s (%d intake workers)",
             keys.address_text,
             config.host,
             config.port,
             config.node_url,
+            config.intake_workers,
         )
         mqtt_stop = asyncio.Event()
-        mqtt = start_mqtt(service, config, mqtt_stop)  # None without an `mqtt` section
+        # None without an `mqtt` section
+        mqtt = start_mqtt(service, config, mqtt_stop, checkers=checkers)
         if mqtt is not None and config.mqtt is not None:
             log.info(
                 "and over MQTT at %s:%d (%s/<device>/readings)",
@@ -170,6 +176,7 @@ async def _serve_gateway(home: Path) -> None:
             mqtt_stop.set()
             if mqtt is not None:
                 await mqtt
+            checkers.close()
         log.info("gateway stopped; %d readings left pending", service.pending_count)
 
 

@@ -1,6 +1,7 @@
 """The edge gateway's library: signed device readings, the vital-signs profile they must
 meet, batches committed to the chain with per-reading Merkle proofs, and simulated
-devices (honest and misbehaving), and MQTT intake beside the HTTP server; and reading a
+devices (honest and misbehaving), intake workers for the stateless checks, and MQTT
+intake beside the HTTP server; and reading a
 patient's vitals back over a time range (`read_vitals`). A layer above client/: the
 server is built on it."""
 
@@ -14,6 +15,7 @@ from medchain.gateway._batch import (
     verify_proof,
 )
 from medchain.gateway._config import MqttConfig
+from medchain.gateway._intake import CheckedReading, IntakeCheckers, check_reading
 from medchain.gateway._mqtt import MqttIngest, acks_topic, readings_topic, start_mqtt
 from medchain.gateway._query import VitalReading, VitalReadings, VitalsCorrupted, read_vitals
 from medchain.gateway._readings import (
@@ -51,7 +53,9 @@ __all__ = [
     "Batch",
     "BatchEntry",
     "BatchError",
+    "CheckedReading",
     "DeviceKind",
+    "IntakeCheckers",
     "MisbehavingDevice",
     "Misbehaviour",
     "MqttConfig",
@@ -69,6 +73,7 @@ __all__ = [
     "VitalSign",
     "VitalsCorrupted",
     "acks_topic",
+    "check_reading",
     "decode_signed_reading",
     "device_reference",
     "encode_signed_reading",

@@ -4,14 +4,15 @@ gateway subscribes and answers each one.
     <prefix>/<device address>/readings   device -> gateway, QoS 1, the JSON form of HTTP
     <prefix>/<device address>/acks       gateway -> device, QoS 1, one answer per reading
 
-Every reading goes through the same `GatewayService.submit` as an HTTP one, so checks,
+Every reading goes through the same pipeline as an HTTP one (its stateless checks in the
+gateway's intake workers, then `GatewayService.submit_checked`), so checks,
 strikes, the replay guard and batches are shared; this module only adds the topic rule (a
 device publishes on its own topic) and the transport. Batches are flushed by whoever runs
 the service (the HTTP server's flush loop), not here.
 
 Messages are taken from the broker into a bounded queue and answered in groups: each
 group (whatever arrived while the previous one was processed, up to `max_inflight`) goes
-through `GatewayService.submit_many` in arrival order and is stored in one transaction
+through `GatewayService.submit_checked` in arrival order and is stored in one transaction
 before its acks go out. One group at a time keeps a device's readings in order (the
 replay guard refuses a sequence number below the last accepted one, and would strike a
 device whose readings merely overtook each other); the group commit is what lets one
@@ -34,7 +35,8 @@ import aiomqtt
 
 from medchain.crypto import address_from_public_key, format_address
 from medchain.gateway._config import GatewayConfig, MqttConfig
-from medchain.gateway._readings import BadReading, SignedReading, reading_from_json
+from medchain.gateway._intake import CheckedReading, IntakeCheckers
+from medchain.gateway._readings import BadReading, SignedReading
 from medchain.gateway._service import GatewayService, ReadingRefused
 from medchain.types import MedchainError
 
@@ -64,6 +66,15 @@ def _refusal(
     return answer
 
 
+def _unavailable(count: int, exc: MedchainError) -> dict[str, Any]:
+    log.warning("mqtt: %d readings not processed: %s", count, exc.message)
+    return _refusal(
+        "unavailable",
+        503,
+        f"the gateway cannot process readings now: {exc.message}; resend later",
+    )
+
+
 class MqttIngest:
     """Subscribes to every device's readings topic and answers on its acks topic.
 
@@ -77,7 +88,10 @@ class MqttIngest:
         *,
         threads: bool = True,
         reconnect_min_s: float = RECONNECT_MIN_S,
+        checkers: IntakeCheckers | None = None,
     ) -> None:
+        """`checkers`: where readings' stateless checks run (the gateway's intake
+        workers); without, in the pipeline's thread."""
         self.service = service
         self.config = config
         self.prefix = config.topic_prefix
@@ -88,6 +102,7 @@ class MqttIngest:
         """Successful connections so far: above 1 means the ingest has reconnected."""
         self._threads = threads
         self._reconnect_min_s = reconnect_min_s
+        self._checkers = checkers if checkers is not None else IntakeCheckers(0, self._call)
 
     def _client(self) -> aiomqtt.Client:
         c = self.config
@@ -166,70 +181,90 @@ class MqttIngest:
 
     async def answer_group(self, client: aiomqtt.Client, messages: list[aiomqtt.Message]) -> None:
         """Answer a group of messages in arrival order, each on its device's acks topic."""
-        answers: list[tuple[str, dict[str, Any]] | None] = []
-        signed: list[SignedReading] = []
+        devices: list[str | None] = []
+        answers: list[dict[str, Any] | None] = []
+        payloads: list[tuple[int, bytes]] = []
         for message in messages:
-            device, answer = self._parse(message)
-            if device is None:
-                answers.append(None)
-            elif isinstance(answer, SignedReading):
-                signed.append(answer)
-                answers.append((device, {}))
+            device, refusal = self._topic(message)
+            if device is not None and refusal is None:
+                payloads.append((len(answers), bytes(message.payload)))
+            devices.append(device)
+            answers.append(refusal)
+        checked = await self._check([p for _, p in payloads]) if payloads else []
+        to_submit: list[tuple[int, CheckedReading]] = []
+        for (i, _), result in zip(payloads, checked, strict=True):
+            device = devices[i]
+            assert device is not None
+            refusal = result if isinstance(result, dict) else self._refuse_early(device, result)
+            if refusal is None:
+                assert isinstance(result, CheckedReading)
+                to_submit.append((i, result))
             else:
-                answers.append((device, answer))
-        results = iter(await self._submit(signed) if signed else [])
-        publishes = []
-        for item in answers:
-            if item is None:
-                continue
-            device, answer = item
-            if not answer:
-                answer = next(results)
-            publishes.append(self._publish(client, device, answer))
-        await asyncio.gather(*publishes)
+                answers[i] = refusal
+        submitted = await self._submit([c for _, c in to_submit]) if to_submit else []
+        for (i, _), answer in zip(to_submit, submitted, strict=True):
+            answers[i] = answer
+        await asyncio.gather(
+            *(
+                self._publish(client, device, answer)
+                for device, answer in zip(devices, answers, strict=True)
+                if device is not None and answer is not None
+            )
+        )
 
-    def _parse(self, message: aiomqtt.Message) -> tuple[str | None, SignedReading | dict[str, Any]]:
-        """(device, reading to submit or the refusal to send); device None: no answer."""
+    def _topic(self, message: aiomqtt.Message) -> tuple[str | None, dict[str, Any] | None]:
+        """(device, refusal to send, or None to check the payload); device None: a
+        message not on a readings topic, left unanswered."""
         topic = message.topic.value
         head, tail = f"{self.prefix}/", f"/{READINGS}"
         device = topic[len(head) : -len(tail)]
         if not (topic.startswith(head) and topic.endswith(tail)) or not device or "/" in device:
             log.warning("mqtt: ignoring a message on %s, not a readings topic", topic)
-            return None, {}  # e.g. a subscription left in the persistent session
-        payload = message.payload
-        if not isinstance(payload, bytes | bytearray):
+            return None, None  # e.g. a subscription left in the persistent session
+        if not isinstance(message.payload, bytes | bytearray):
             return device, _refusal("malformed", 400, "the payload must be a reading in JSON")
-        try:
-            signed = reading_from_json(bytes(payload))
-        except BadReading as exc:
-            return device, _refusal(exc.code, 400, exc.message)
+        return device, None
+
+    def _refuse_early(
+        self, device: str, result: CheckedReading | BadReading
+    ) -> dict[str, Any] | None:
+        """The refusal of a payload that does not parse or was published on another
+        device's topic; None if it goes on to the pipeline."""
+        if isinstance(result, BadReading):
+            return _refusal(result.code, 400, result.message)
+        signed = result.signed
         signer = format_address(address_from_public_key(signed.reading.device))
         if signer != device:
-            return device, _refusal(
+            return _refusal(
                 "wrong_topic",
                 403,
                 f"a reading signed by device {signer} was published on the topic of {device}; "
                 f"a device publishes on its own topic, {readings_topic(self.prefix, signer)}",
                 signed,
             )
-        return device, signed
+        return None
 
-    async def _submit(self, signed: list[SignedReading]) -> list[dict[str, Any]]:
+    async def _check(
+        self, payloads: list[bytes]
+    ) -> list[CheckedReading | BadReading] | list[dict[str, Any]]:
+        """The payloads' stateless checks, or each one's 503 if they could not be made."""
         try:
-            results = await self._call(self.service.submit_many, signed)
+            return await self._checkers.check_payloads(payloads)
+        except MedchainError as exc:  # a worker died: the devices resend
+            return [_unavailable(len(payloads), exc)] * len(payloads)
+
+    async def _submit(self, checked: list[CheckedReading]) -> list[dict[str, Any]]:
+        try:
+            results = await self._call(self.service.submit_checked, checked)
         except MedchainError as exc:  # e.g. the node is unreachable: not the devices' fault
-            log.warning("mqtt: %d readings not processed: %s", len(signed), exc.message)
+            refusal = _unavailable(len(checked), exc)
             return [
-                _refusal(
-                    "unavailable",
-                    503,
-                    f"the gateway cannot process readings now: {exc.message}; resend later",
-                    s,
-                )
-                for s in signed
+                refusal | {"id": c.signed.reading_id.hex(), "seq": c.signed.reading.sequence}
+                for c in checked
             ]
         answers = []
-        for s, result in zip(signed, results, strict=True):
+        for c, result in zip(checked, results, strict=True):
+            s = c.signed
             if isinstance(result, ReadingRefused):
                 answer = _refusal(result.code, result.status, result.message, s)
                 if result.retry_after_s is not None:
@@ -260,12 +295,13 @@ def start_mqtt(
     stop: asyncio.Event | None = None,
     *,
     threads: bool = True,
+    checkers: IntakeCheckers | None = None,
 ) -> asyncio.Task[None] | None:
     """Start MQTT intake beside the HTTP server (on the running loop); None when the
     config has no `mqtt` section. Stop it by setting `stop` or cancelling the task."""
     if config.mqtt is None:
         return None
-    ingest = MqttIngest(service, config.mqtt, threads=threads)
+    ingest = MqttIngest(service, config.mqtt, threads=threads, checkers=checkers)
     return asyncio.create_task(ingest.run(stop or asyncio.Event()), name="medchain-gateway-mqtt")
 
 

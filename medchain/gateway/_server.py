@@ -1,7 +1,9 @@
 """The gateway's HTTP face: devices POST signed readings, ask for their status and proof.
 
-The pipeline is synchronous (GatewayService); handlers run it in a worker thread so a
-chain lookup never stalls the loop, and one background task flushes batches when due.
+A request's readings are parsed and checked in the gateway's intake workers
+(medchain.gateway._intake), then decided on by the synchronous pipeline
+(GatewayService.submit_checked) in a worker thread, so a chain lookup never stalls the
+loop; one background task flushes batches when due.
 """
 
 from __future__ import annotations
@@ -17,18 +19,15 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from medchain.crypto import format_address
-from medchain.gateway._readings import (
-    BadReading,
-    SignedReading,
-    reading_from_json,
-    readings_from_json_array,
-)
+from medchain.gateway._intake import CheckedReading, IntakeCheckers
+from medchain.gateway._readings import BadReading
 from medchain.gateway._service import Accepted, GatewayService, ReadingRefused
 from medchain.types import MedchainError
 
 log = logging.getLogger("medchain.gateway")
 T = TypeVar("T")
 Answer = Accepted | ReadingRefused
+Checked = CheckedReading | BadReading
 
 
 def _error(status: int, code: str, message: str, retry_after: float | None = None) -> JSONResponse:
@@ -67,21 +66,24 @@ async def flush_loop(service: GatewayService, poll_s: float = 0.05) -> None:
 
 
 class GroupedIntake:
-    """Concurrent requests' readings go through the pipeline together: while one group
-    is checked and stored (in a worker thread), the readings of requests arriving
-    meanwhile wait and form the next group. One `submit_many` at a time keeps readings
-    in arrival order, and the fewer, larger groups cost fewer thread hand-offs, SQLite
-    commits and device lookups than one per request."""
+    """Concurrent requests' readings are decided on together: while one group is decided
+    and stored (in a worker thread), the readings of requests arriving meanwhile wait
+    and form the next group. Requests keep their arrival order, however long their
+    stateless checks take (several intake workers may finish them out of order), and one
+    `submit_checked` at a time keeps readings in that order; the fewer, larger groups
+    cost fewer thread hand-offs, SQLite commits and device lookups than one per request."""
 
     def __init__(self, service: GatewayService, call: Callable[..., Any]) -> None:
         self._service = service
         self._call = call
-        self._queue: list[tuple[list[SignedReading], asyncio.Future[list[Answer]]]] = []
+        self._queue: list[tuple[asyncio.Future[list[Checked]], asyncio.Future[list[Answer]]]] = []
         self._leader: asyncio.Task[None] | None = None
 
-    async def submit(self, readings: list[SignedReading]) -> list[Answer]:
+    async def submit(self, checking: asyncio.Future[list[Checked]]) -> list[Answer]:
+        """The answers to the checked readings `checking` yields (its BadReadings left
+        out), or the exception it raised."""
         future: asyncio.Future[list[Answer]] = asyncio.get_running_loop().create_future()
-        self._queue.append((readings, future))
+        self._queue.append((checking, future))
         if self._leader is None:
             self._leader = asyncio.create_task(self._drain())
         return await future
@@ -90,32 +92,51 @@ class GroupedIntake:
         try:
             while self._queue:
                 groups, self._queue = self._queue, []
-                flat = [r for readings, _ in groups for r in readings]
+                ready: list[tuple[list[CheckedReading], asyncio.Future[list[Answer]]]] = []
+                for checking, future in groups:
+                    await asyncio.wait({checking})
+                    error = None if checking.cancelled() else checking.exception()
+                    if checking.cancelled() or error is not None:
+                        if not future.done():
+                            future.set_exception(error or MedchainError("the check was cancelled"))
+                        continue
+                    checked = [c for c in checking.result() if isinstance(c, CheckedReading)]
+                    ready.append((checked, future))
+                flat = [c for checked, _ in ready for c in checked]
                 try:
-                    answers: list[Answer] = await self._call(self._service.submit_many, flat)
+                    answers: list[Answer] = (
+                        await self._call(self._service.submit_checked, flat) if flat else []
+                    )
                 except Exception as exc:  # e.g. the node is unreachable: every request hears
-                    for _, future in groups:
+                    for _, future in ready:
                         if not future.done():
                             future.set_exception(exc)
                     continue
                 start = 0
-                for readings, future in groups:
+                for checked, future in ready:
                     if not future.done():
-                        future.set_result(answers[start : start + len(readings)])
-                    start += len(readings)
+                        future.set_result(answers[start : start + len(checked)])
+                    start += len(checked)
         finally:
             self._leader = None
 
 
 def create_gateway_app(
-    service: GatewayService, *, background: bool = True, threads: bool = True
+    service: GatewayService,
+    *,
+    background: bool = True,
+    threads: bool = True,
+    checkers: IntakeCheckers | None = None,
 ) -> FastAPI:
     """`background=False` leaves flushing to the caller (tests call `service.flush`);
     `threads=False` runs the pipeline on the loop thread, for a backend bound to one
-    thread (an in-process LocalChain's SQLite store)."""
+    thread (an in-process LocalChain's SQLite store). `checkers`: where readings' stateless
+    checks run (the gateway's intake workers); without, in the pipeline's thread."""
 
     async def call(fn: Callable[..., T], *args: Any) -> T:
         return await run_in_threadpool(fn, *args) if threads else fn(*args)
+
+    checks = checkers if checkers is not None else IntakeCheckers(0, call)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -147,34 +168,39 @@ def create_gateway_app(
         """One reading (a JSON object), or an array of them from a hub relaying several
         devices: the array's readings are checked in order and persisted together."""
         body = await request.body()
-        if not body.lstrip().startswith(b"["):
-            try:
-                (answer,) = await intake.submit([reading_from_json(body)])
-            except BadReading as exc:
-                answer = ReadingRefused(exc.message, exc.code)
-            except MedchainError as exc:
-                return _unavailable(exc)
+        single = not body.lstrip().startswith(b"[")
+
+        async def check() -> list[Checked]:
+            if single:
+                return [await checks.check_json(body)]
+            return await checks.check_json_array(body, limit)
+
+        checking = asyncio.ensure_future(check())
+        try:
+            answers = await intake.submit(checking)
+        except BadReading as exc:
+            if single:
+                refusal = ReadingRefused(exc.message, exc.code)
+                return _error(refusal.status, refusal.code, refusal.message)
+            status = 413 if exc.code in ("too_many", "too_large") else 400
+            return _error(status, exc.code, exc.message)
+        except MedchainError as exc:
+            return _unavailable(exc)
+        if single:
+            (answer,) = answers
             if isinstance(answer, ReadingRefused):
                 return _error(answer.status, answer.code, answer.message, answer.retry_after_s)
             return JSONResponse(_acceptance(answer), status_code=202)
-        try:
-            parsed = readings_from_json_array(body, limit)
-        except BadReading as exc:
-            status = 413 if exc.code in ("too_many", "too_large") else 400
-            return _error(status, exc.code, exc.message)
-        if not parsed:
+        items = checking.result()
+        if not items:
             return _error(400, "malformed", "the array holds no reading")
-        signed = [r for r in parsed if isinstance(r, SignedReading)]
-        try:
-            answers = iter(await intake.submit(signed) if signed else [])
-        except MedchainError as exc:
-            return _unavailable(exc)
         results = []
-        for item in parsed:
+        answered = iter(answers)
+        for item in items:
             if isinstance(item, BadReading):
                 results.append(_refusal(ReadingRefused(item.message, item.code)))
                 continue
-            answer = next(answers)
+            answer = next(answered)
             if isinstance(answer, ReadingRefused):
                 results.append(_refusal(answer))
             else:

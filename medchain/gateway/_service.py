@@ -52,15 +52,15 @@ from medchain.crypto import (
 from medchain.gateway._batch import Batch, BatchEntry, PatientBundle, reading_day
 from medchain.gateway._config import GatewayConfig
 from medchain.gateway._index import CommittedReading, CommittedRow, ReadingIndex
+from medchain.gateway._intake import CheckedReading, check_reading
 from medchain.gateway._readings import (
     BadReading,
     SequenceGuard,
     SignedReading,
     encode_signed_reading,
     reading_from_json,
-    verify_reading,
 )
-from medchain.gateway._vitals import validate_vital
+from medchain.gateway._vitals import NonConformingReading
 from medchain.offchain import BlobStore
 from medchain.types import MedchainError, decode, encode
 
@@ -167,28 +167,6 @@ def open_bundle(
     return bundle
 
 
-_PARALLEL_CHECKS_FROM = 64
-"""Groups at least this large have their signatures checked on two threads: libsodium
-runs without the GIL, so the second core verifies while Python does the rest."""
-
-
-@lru_cache(maxsize=1)
-def _checkers() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="medchain-verify")
-
-
-def _signature_errors(readings: Sequence[SignedReading]) -> list[BadReading | None]:
-    errors: list[BadReading | None] = []
-    for signed in readings:
-        try:
-            verify_reading(signed)
-        except BadReading as exc:
-            errors.append(exc)
-        else:
-            errors.append(None)
-    return errors
-
-
 @lru_cache(maxsize=65_536)
 def _address_bytes(text: str) -> bytes:
     """parse_address, memoised (see _address_text)."""
@@ -260,7 +238,11 @@ class GatewayService:
             p.reading.reading_id: BatchEntry(format_address(p.patient), p.reading)
             for p in index.pending()
         }
-        self._oldest: float | None = clock() if self._pending else None
+        started = clock()
+        self._accepted_at: dict[bytes, float] = dict.fromkeys(self._pending, started)
+        """When each pending reading was accepted (by `clock`), in acceptance order."""
+        self._oldest: float | None = started if self._pending else None
+        """When the oldest pending reading outside a batch in progress was accepted."""
         self._strikes: dict[tuple[bytes, DeviceOffence], bytes] = {}
         self._devices: dict[bytes, tuple[float, Device | None, int]] = {}
         self._buckets: dict[bytes, _Bucket] = {}
@@ -293,25 +275,26 @@ class GatewayService:
         return result
 
     def submit_many(self, readings: Sequence[SignedReading]) -> list[Accepted | ReadingRefused]:
-        """Run a group of readings through the pipeline, in order, and persist the accepted
-        ones in one transaction (group commit) before answering: one answer per reading.
+        """Run a group of readings through the pipeline, the stateless checks included
+        (in this thread: a gateway process hands those to its intake workers and calls
+        `submit_checked`); see `submit_checked`."""
+        return self.submit_checked([check_reading(signed) for signed in readings])
+
+    def submit_checked(self, readings: Sequence[CheckedReading]) -> list[Accepted | ReadingRefused]:
+        """Decide on a group of checked readings, in order, and persist the accepted ones
+        in one transaction (group commit) before answering: one answer per reading.
         A device's readings must come in sequence order within and across groups."""
-        self._refresh_devices({address_from_public_key(s.reading.device) for s in readings})
-        checked = [self._check_device(signed) for signed in readings]
-        to_verify = [i for i, c in enumerate(checked) if not isinstance(c, ReadingRefused)]
-        refusals = self._signatures([readings[i] for i in to_verify])
-        for i, refusal in zip(to_verify, refusals, strict=True):
-            if refusal is not None:
-                checked[i] = refusal
+        self._refresh_devices({address_from_public_key(c.signed.reading.device) for c in readings})
+        checked = [self._check_device(c) for c in readings]
         results: list[Accepted | ReadingRefused] = []
         accepted: dict[bytes, tuple[SignedReading, Device]] = {}
         with self._lock:
-            for signed, device in zip(readings, checked, strict=True):
+            for reading, device in zip(readings, checked, strict=True):
                 if isinstance(device, ReadingRefused):
                     results.append(device)
                     continue
                 try:
-                    results.append(self._admit(signed, device, accepted))
+                    results.append(self._admit(reading, device, accepted))
                 except ReadingRefused as exc:
                     results.append(exc)
             if accepted:
@@ -320,15 +303,18 @@ class GatewayService:
                 except Exception:
                     self._guard = SequenceGuard(self.index.sequences())  # undo this group
                     raise
+                now = self._clock()
                 for rid, (signed, device) in accepted.items():
                     self._pending[rid] = BatchEntry(_address_text(device.patient), signed)
+                    self._accepted_at[rid] = now
                 if self._oldest is None:
-                    self._oldest = self._clock()
+                    self._oldest = now
         return results
 
-    def _check_device(self, signed: SignedReading) -> Device | ReadingRefused:
-        """The device is registered and in force (no lock needed)."""
-        reading = signed.reading
+    def _check_device(self, checked: CheckedReading) -> Device | ReadingRefused:
+        """The device is registered and in force, and signed the reading (no lock
+        needed). A bad signature is struck only if configured."""
+        reading = checked.signed.reading
         address = address_from_public_key(reading.device)
         device, height = self._device(address)
         if device is None or device.key != reading.device:
@@ -355,38 +341,23 @@ class GatewayService:
                 f"device {_address_text(address)} is restricted {until}: readings refused",
                 "device_restricted",
             )
-        return device
-
-    def _signatures(self, readings: list[SignedReading]) -> list[ReadingRefused | None]:
-        """Check the readings' signatures (on two threads for a large group): per
-        reading its refusal, or None. A bad signature is struck only if configured."""
-        if len(readings) >= _PARALLEL_CHECKS_FROM:
-            half = len(readings) // 2
-            first = _checkers().submit(_signature_errors, readings[:half])
-            errors = _signature_errors(readings[half:])  # this thread takes the other half
-            errors = first.result() + errors
-        else:
-            errors = _signature_errors(readings)
-        refusals: list[ReadingRefused | None] = []
-        for signed, error in zip(readings, errors, strict=True):
-            if error is None:
-                refusals.append(None)
-                continue
+        error = checked.signature_error
+        if error is not None:
             if self.config.strike_bad_signatures:
-                device = address_from_public_key(signed.reading.device)
                 with self._lock:
-                    self._strike(device, DeviceOffence.UNSIGNED, signed)
-            refusals.append(ReadingRefused(error.message, error.code))
-        return refusals
+                    self._strike(address, DeviceOffence.UNSIGNED, checked.signed)
+            return ReadingRefused(error.message, error.code)
+        return device
 
     def _admit(
         self,
-        signed: SignedReading,
+        checked: CheckedReading,
         device: Device,
         group: dict[bytes, tuple[SignedReading, Device]],
     ) -> Accepted:
         """Replay guard, rate limit and profile for a signed reading of a device in force;
         adds it to `group` if accepted. Called under the lock."""
+        signed = checked.signed
         reading = signed.reading
         address = device.device
         rid = signed.reading_id
@@ -412,17 +383,16 @@ class GatewayService:
                 retry_after_s=wait,
             )
         patient = _address_text(device.patient)
-        try:
-            vital = validate_vital(reading.observation, reading.device)
-            if vital.patient != patient:
-                raise BadReading(
-                    f"the observation's subject Patient/{vital.patient} is not the patient "
-                    f"this device is registered to ({patient})",
-                    code="non_conforming",
-                )
-        except BadReading as exc:
+        vital = checked.vital
+        if isinstance(vital, NonConformingReading) or vital.patient != patient:
             self._strike(address, DeviceOffence.NONCONFORMING, signed)
-            raise ReadingRefused(exc.message, "non_conforming") from None
+            raise ReadingRefused(
+                vital.message
+                if isinstance(vital, NonConformingReading)
+                else f"the observation's subject Patient/{vital.patient} is not the patient "
+                f"this device is registered to ({patient})",
+                "non_conforming",
+            )
         self._guard.record(reading)
         group[rid] = (signed, device)
         return Accepted(rid)
@@ -658,8 +628,12 @@ class GatewayService:
         with self._lock:
             for entry in batch.entries:
                 self._pending.pop(entry.reading.reading_id, None)
+                self._accepted_at.pop(entry.reading.reading_id, None)
                 self._batching.discard(entry.reading.reading_id)
-            self._oldest = self._clock() if self._pending else None
+            # what waited while this batch was made is due by its own age, not anew
+            self._oldest = next(
+                (at for rid, at in self._accepted_at.items() if rid not in self._batching), None
+            )
         log.info(
             "committed batch %s: %d readings, %d bundles (sealing %.2f s, storing %.2f s, "
             "on chain %.2f s, indexing %.2f s)",

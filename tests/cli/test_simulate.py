@@ -24,12 +24,12 @@ from medchain.app import MAX_DEVICES_PER_PATIENT, RegisterArgs, Role, TransferAr
 from medchain.app import DeviceKind as ChainDeviceKind
 from medchain.cli import _gateway as gw
 from medchain.cli import app
-from medchain.cli._fleet_enrol import _send_all, enrol_fleet, patient_keys
 from medchain.cli._fleet_stream import stream_fleet
 from medchain.client import HttpChain, MedchainClient
 from medchain.crypto import AccountKeys, format_address, save_keys, signed_tx
 from medchain.gateway import DeviceKind, SimulatedDevice
 from medchain.gateway._config import GatewayConfig
+from medchain.gateway._fleet import _send_all, enrol_fleet, patient_keys
 from medchain.gateway._index import ReadingIndex
 from medchain.gateway._server import create_gateway_app
 from medchain.gateway._service import GatewayService

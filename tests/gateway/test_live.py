@@ -26,7 +26,6 @@ from typer.testing import CliRunner
 
 from medchain.app import DeviceAction, DeviceState, Role, new_batch_id
 from medchain.cli import app
-from medchain.cli._fleet_enrol import enrol_fleet
 from medchain.cli._fleet_stream import (
     FleetRun,
     MqttTarget,
@@ -47,6 +46,7 @@ from medchain.gateway import (
     sign_reading,
 )
 from medchain.gateway._config import load_config, write_config
+from medchain.gateway._fleet import enrol_fleet
 from medchain.types import ChainParams
 from tests.gateway.livegateway import PROVE, gateway_home, gateway_process
 from tests.gateway.test_mqtt import Broker, broker  # noqa: F401  (the fixture)

@@ -23,10 +23,10 @@ import pytest
 
 from medchain.crypto import format_address
 from medchain.gateway import (
+    CheckedReading,
     DeviceKind,
     MqttConfig,
     MqttIngest,
-    SignedReading,
     SimulatedDevice,
     acks_topic,
     reading_to_json,
@@ -223,11 +223,11 @@ def test_one_device_is_handled_in_order_even_on_threads() -> None:
     class SlowService:
         address = bytes(20)
 
-        def submit_many(self, signed: list[SignedReading]) -> list[Accepted]:
+        def submit_checked(self, checked: list[CheckedReading]) -> list[Accepted]:
             time.sleep(random.random() / 200)  # messages pile up meanwhile
-            groups.append(len(signed))
-            seen.extend(s.reading.sequence for s in signed)
-            return [Accepted(s.reading_id) for s in signed]
+            groups.append(len(checked))
+            seen.extend(c.signed.reading.sequence for c in checked)
+            return [Accepted(c.signed.reading_id) for c in checked]
 
     class Client:
         def __init__(self) -> None:

@@ -13,9 +13,11 @@ import pytest
 
 from medchain.crypto import format_address
 from medchain.gateway import (
+    CheckedReading,
     DeviceKind,
     SignedReading,
     SimulatedDevice,
+    check_reading,
     reading_to_json,
     sign_reading,
     verify_proof,
@@ -64,16 +66,26 @@ def test_http_readings(world: World) -> None:  # noqa: F811
     asyncio.run(run())
 
 
-def test_concurrent_requests_are_checked_together_in_arrival_order() -> None:
+def _checked(readings: list[SignedReading], delay_s: float = 0) -> asyncio.Future[list[Any]]:
+    """A request's readings, checked after `delay_s` (as an intake worker would)."""
+
+    async def check() -> list[Any]:
+        await asyncio.sleep(delay_s)
+        return [check_reading(r) for r in readings]
+
+    return asyncio.ensure_future(check())
+
+
+def test_concurrent_requests_are_decided_together_in_arrival_order() -> None:
     sim = SimulatedDevice(DeviceKind.THERMOMETER, format_address(bytes(20)), seed=3)
     readings = [sim.next_reading() for _ in range(30)]
     groups: list[list[int]] = []
 
     class Recording:
-        def submit_many(self, signed: list[SignedReading]) -> list[Accepted]:
+        def submit_checked(self, checked: list[CheckedReading]) -> list[Accepted]:
             time.sleep(0.01)  # requests pile up meanwhile
-            groups.append([s.reading.sequence for s in signed])
-            return [Accepted(s.reading_id) for s in signed]
+            groups.append([c.signed.reading.sequence for c in checked])
+            return [Accepted(c.signed.reading_id) for c in checked]
 
     async def call(fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
@@ -83,7 +95,8 @@ def test_concurrent_requests_are_checked_together_in_arrival_order() -> None:
     async def main() -> list[list[Accepted | ReadingRefused]]:
         async def request(i: int) -> list[Accepted | ReadingRefused]:
             await asyncio.sleep(i * 0.001)
-            return await intake.submit(readings[3 * i : 3 * i + 3])
+            # later requests' checks finish first, as with several intake workers
+            return await intake.submit(_checked(readings[3 * i : 3 * i + 3], (10 - i) * 0.003))
 
         return await asyncio.gather(*(request(i) for i in range(10)))
 
@@ -97,7 +110,7 @@ def test_concurrent_requests_are_checked_together_in_arrival_order() -> None:
 
 def test_a_failing_group_fails_every_request_in_it() -> None:
     class Down:
-        def submit_many(self, signed: list[SignedReading]) -> list[Accepted]:
+        def submit_checked(self, checked: list[CheckedReading]) -> list[Accepted]:
             raise MedchainError("the node at http://127.0.0.1:1 did not answer")
 
     async def call(fn: Callable[..., Any], *args: Any) -> Any:
@@ -108,8 +121,34 @@ def test_a_failing_group_fails_every_request_in_it() -> None:
 
     async def main() -> None:
         with pytest.raises(MedchainError, match="did not answer"):
-            await intake.submit([sim.next_reading()])
+            await intake.submit(_checked([sim.next_reading()]))
         with pytest.raises(MedchainError):  # and the next request is tried again
-            await intake.submit([sim.next_reading()])
+            await intake.submit(_checked([sim.next_reading()]))
 
+    asyncio.run(main())
+
+
+def test_a_request_whose_check_failed_hears_why_and_the_others_go_on() -> None:
+    class Recording:
+        def submit_checked(self, checked: list[CheckedReading]) -> list[Accepted]:
+            return [Accepted(c.signed.reading_id) for c in checked]
+
+    async def call(fn: Callable[..., Any], *args: Any) -> Any:
+        return fn(*args)
+
+    intake = GroupedIntake(Recording(), call)  # type: ignore[arg-type]
+    sim = SimulatedDevice(DeviceKind.THERMOMETER, format_address(bytes(20)), seed=5)
+    good = sim.next_reading()
+
+    async def broken() -> list[Any]:
+        raise MedchainError("an intake worker of the gateway stopped")
+
+    async def main() -> None:
+        failing = intake.submit(asyncio.ensure_future(broken()))
+        passing = intake.submit(_checked([good]))
+        results = await asyncio.gather(failing, passing, return_exceptions=True)
+        assert isinstance(results[0], MedchainError) and "stopped" in results[0].message
+        assert results[1] == [Accepted(good.reading_id)]
+
+    asyncio.run(main())
     asyncio.run(main())
