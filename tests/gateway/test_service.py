@@ -430,3 +430,21 @@ def test_a_bundle_that_inflates_beyond_the_limit_is_refused(
     monkeypatch.setattr(service_module, "MAX_BUNDLE_BYTES", 1024 * 1024)
     with pytest.raises(MedchainError, match="inflates beyond"):
         open_bundle(keys, blob, root, patient, 0)
+
+
+def test_a_reading_left_pending_by_a_batch_is_due_by_its_own_age(world: World) -> None:
+    """A reading that waited while a batch was made and committed is not made to wait a
+    whole batch delay more once that batch is done."""
+    service = world.service(ReadingIndex(":memory:"), batch_max_readings=1)
+    sim = world.device()
+    service.submit(sim.next_reading())
+    world.clock.now += 0.5
+    service.submit(sim.next_reading())
+    prepared = service._prepare()  # the first reading's batch (one reading a batch)
+    assert prepared is not None and len(prepared.batch) == 1
+    world.clock.now += 2.0  # the batch takes its time to commit
+    service._finish(prepared)
+    assert service.pending_count == 1
+    assert service.due()  # accepted 2 s ago, past the 1 s batch delay
+    world.clock.now += 0.1
+    assert len(service.flush()) == 1 and not service.due()
