@@ -12,10 +12,16 @@ signing), each stamped with the time it is due, and sent when due.
 
 Measured:
 
-* **sustained** — readings in batches committed on chain while the load ran, per second
-  of load (a batch counts when node0 first shows the block holding it);
+* **sustained** — the rate readings reach the chain in the steady state: readings in
+  the batches committed after a warm-up and before the load ends, counted from one
+  commit to the next (a batch counts when node0 first shows the block holding it), so
+  neither the pipeline filling at the start nor draining at the end weighs on it;
+* **committed while loaded** — every reading committed before the load ended, per second
+  of load: lower than the sustained rate by about the end-to-end delay's share of the
+  load, however fast the gateway;
 * **end to end** — from the time a reading was due at its device to the block holding
-  its batch (hub wait + gateway checks + batch window + commit);
+  its batch (hub wait + gateway checks + batch window + commit); for the readings due in
+  the load's last third too, which grows when a gateway falls behind;
 * **acknowledgement** — hub request to the gateway's answer (the reading is stored).
 
 The generator, the nodes and the gateway share this machine's CPUs."""
@@ -40,7 +46,7 @@ from medchain.bench._network import (
     HttpError,
     LatencySummary,
     _Http,
-    _process_cpu_s,
+    _process_tree_cpu_s,
     _Watcher,
     summarise,
     wait_http,
@@ -74,19 +80,29 @@ class GatewayBenchResult:
     rate_per_device_per_min: int
     tick_ms: int
     duration_s: float
+    """The load's schedule: readings are due over this long."""
+    load_s: float
+    """From the first request to the last answer."""
     offered_per_s: float
+    """Readings due per second of the schedule."""
     sent: int
     accepted: int
     refused: dict[str, int]
     lost: int
     """Accepted readings not committed by the end of the drain: must be 0."""
     sustained_per_s: float
+    """Steady-state rate into the chain (see the module's docstring)."""
+    steady_window_s: float
+    """Between the first and the last commit the sustained rate counts."""
+    committed_while_loaded_per_s: float
     end_to_end: LatencySummary
+    end_to_end_last_third: LatencySummary
     acknowledgement: LatencySummary
     batches: int
     mean_batch_readings: float
     gateway_cpu_share: float
-    """The gateway process's CPU time over the load, as a share of one core."""
+    """The CPU time of the gateway's processes (its own and its intake workers) over the
+    load, as a share of one core."""
     enrol_s: float
 
 
@@ -157,12 +173,12 @@ class GatewayBench:
             hubs = self._prepare(devices)
             watcher = _Watcher(http, node_url)
             watcher.start()
-            cpu_before = _process_cpu_s(gateway.pid)
+            cpu_before = _process_tree_cpu_s(gateway.pid)
             load = _Load()
             load_started = time.monotonic()
             await self._drive(http, gateway_url, hubs, load, load_started)
             load_s = time.monotonic() - load_started
-            gateway_cpu = _process_cpu_s(gateway.pid) - cpu_before
+            gateway_cpu = _process_tree_cpu_s(gateway.pid) - cpu_before
             await self._drain(http, gateway_url, gw_home)
             await asyncio.sleep(self.block_interval_ms / 1000 * 3)
             await watcher.stop()
@@ -177,10 +193,16 @@ class GatewayBench:
             for node in devnet.nodes:
                 stop_node(node.home)
         end = load_started + load_s
-        in_window = sum(
-            1 for rid, seen in committed.items() if rid in load.accepted and seen <= end
-        )
-        e2e = [committed[rid] - load.due[rid] for rid in load.accepted if rid in committed]
+        accepted = {rid: seen for rid, seen in committed.items() if rid in load.accepted}
+        in_window = sum(1 for seen in accepted.values() if seen <= end)
+        scheduled_end = load_started + self.duration_s
+        warm = load_started + _warm_up_s(self.duration_s)
+        sustained, window = steady_rate(list(accepted.values()), warm, scheduled_end)
+        e2e = [seen - load.due[rid] for rid, seen in accepted.items()]
+        late_from = load_started + self.duration_s * 2 / 3
+        late = [
+            seen - load.due[rid] for rid, seen in accepted.items() if load.due[rid] >= late_from
+        ]
         batches = [len(readings) for readings in by_batch.values()]
         return GatewayBenchResult(
             validators=self.validators,
@@ -189,14 +211,18 @@ class GatewayBench:
             devices=self.patients * self.per_patient,
             rate_per_device_per_min=self.rate,
             tick_ms=self.tick_ms,
-            duration_s=load_s,
-            offered_per_s=len(load.due) / load_s if load_s else 0.0,
+            duration_s=self.duration_s,
+            load_s=load_s,
+            offered_per_s=len(load.due) / self.duration_s,
             sent=len(load.due),
             accepted=len(load.accepted),
             refused=dict(load.refused.most_common()),
             lost=sum(1 for rid in load.accepted if rid not in committed),
-            sustained_per_s=in_window / load_s if load_s else 0.0,
+            sustained_per_s=sustained,
+            steady_window_s=window,
+            committed_while_loaded_per_s=in_window / load_s if load_s else 0.0,
             end_to_end=summarise(e2e, 0, load_s),
+            end_to_end_last_third=summarise(late, 0, load_s),
             acknowledgement=summarise(load.ack_latencies, load.errors, load_s),
             batches=len(batches),
             mean_batch_readings=sum(batches) / len(batches) if batches else 0.0,
@@ -351,6 +377,24 @@ class GatewayBench:
         return result
 
 
+def _warm_up_s(duration_s: float) -> float:
+    """How long the pipeline is given to fill before the sustained rate is counted."""
+    return max(5.0, duration_s / 6)
+
+
+def steady_rate(commit_times: Sequence[float], start: float, end: float) -> tuple[float, float]:
+    """(readings per second, seconds counted) between the first and the last commit in
+    [start, end]: readings commit a batch at a time, so the rate runs from one commit
+    to another (the first commit's readings were gathered before the window opened and
+    are not counted). (0.0, 0.0) with fewer than two commits in the window."""
+    per_commit = Counter(t for t in commit_times if start <= t <= end)
+    times = sorted(per_commit)
+    if len(times) < 2:
+        return 0.0, 0.0
+    window = times[-1] - times[0]
+    return sum(per_commit[t] for t in times[1:]) / window, window
+
+
 def _batch_readings(gw_home: Path) -> dict[bytes, list[bytes]]:
     """Batch id -> its reading ids, from the stopped gateway's index."""
     index = ReadingIndex(gw_home / INDEX_FILE)
@@ -403,4 +447,4 @@ def run_gateway_bench(
         return asyncio.run(bench.run(Path(tmp)))
 
 
-__all__ = ["GatewayBenchResult", "run_gateway_bench"]
+__all__ = ["GatewayBenchResult", "run_gateway_bench", "steady_rate"]

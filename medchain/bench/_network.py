@@ -694,5 +694,23 @@ def _process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _process_tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and every process below it (e.g. a gateway's intake
+    workers), from /proc (Linux)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += _process_cpu_s(current)
+        todo.extend(children.get(current, []))
+    return total
+
+
 def result_json(result: NetworkBenchResult) -> str:
     return json.dumps(dataclasses.asdict(result), indent=2)
