@@ -5,7 +5,9 @@
                       with `medchain gateways register`)
       config.json     node URL, listen address, batching and rate limits, and an
                       optional "mqtt" section (the broker devices publish readings to)
-      index.sqlite    replay guard, pending readings, committed readings and proofs
+      index.sqlite    replay guard and pending readings
+      index-committed.sqlite
+                      committed batches and readings (where each went, for proofs)
 
 Strike thresholds are not here: they are chain parameters, the same for every gateway.
 """

@@ -11,10 +11,19 @@ leaf index, device, patient, time, bundle CID). A reading's audit path is comput
 asked, for all the readings of its batch in one pass, and the paths of the last few
 batches asked are kept in memory (`proof_cache_batches`).
 
-The tables are `batches` and `committed_readings`: an index.sqlite of the earlier format
-(one `committed` table with a path per reading) still opens, its `committed` table is
-simply ignored (the readings it lists are then "unknown" to `committed`; their batches
-are on chain all the same).
+Two SQLite files, so that each has its own writer: `index.sqlite` (replay guard and
+pending readings, written by intake at every group of readings) and
+`index-committed.sqlite` beside it (batches and committed readings, written once per
+batch). Recording a large batch's readings takes a while (its rows go to random places
+of a growing table); in one file, intake waited for it, and devices for their answers.
+A batch is recorded as committed first, then its readings leave pending: a gateway
+stopped in between finds them committed when it starts (`pending` leaves them out).
+
+An index.sqlite of the previous format (batches and committed readings in it) has them
+moved to index-committed.sqlite when opened; one of the format before (a `committed`
+table with a path per reading) still opens, its `committed` table simply ignored (the
+readings it lists are then "unknown" to `committed`; their batches are on chain all the
+same).
 """
 
 from __future__ import annotations
@@ -35,11 +44,13 @@ from medchain.gateway._readings import (
 )
 from medchain.types import HASH_SIZE
 
-_SCHEMA = """
+_INTAKE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS sequences (device BLOB PRIMARY KEY, seq BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS pending (
     id BLOB PRIMARY KEY, patient BLOB NOT NULL, reading BLOB NOT NULL, accepted INTEGER
 );
+"""
+_COMMITTED_SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
     id BLOB PRIMARY KEY, root BLOB NOT NULL, tree_size INTEGER NOT NULL, leaves BLOB NOT NULL
 ) WITHOUT ROWID;
@@ -85,24 +96,28 @@ class CommittedReading:
 
 
 class ReadingIndex:
-    """Thread-safe (one connection behind a lock): the HTTP server reads it while the
-    batcher writes it. `path` may be ":memory:" for tests. `proof_cache_batches`: how
-    many batches' proofs `committed` keeps in memory (about 5 MB per 10,000 readings)."""
+    """Thread-safe (a connection per file, each behind a lock): the HTTP server reads
+    it while the batcher writes it. `path` may be ":memory:" for tests.
+    `proof_cache_batches`: how many batches' proofs `committed` keeps in memory (about
+    5 MB per 10,000 readings)."""
 
     def __init__(self, path: Path | str, *, proof_cache_batches: int = 4) -> None:
         self._lock = threading.Lock()
+        self._committed_lock = threading.Lock()
         self._cache_lock = threading.Lock()
         self._cache: OrderedDict[bytes, _BatchProofs] = OrderedDict()
         self._cache_size = max(1, proof_cache_batches)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        if str(path) != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        committed = committed_path(path)
+        self._db = _connect(path, _INTAKE_SCHEMA)
+        self._committed_db = _connect(committed, _COMMITTED_SCHEMA)
+        if committed != ":memory:":
+            _move_committed_tables(self._db, committed)
         self._order = 0
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._committed_lock:
             self._db.close()
+            self._committed_db.close()
 
     # -- replay guard -------------------------------------------------------------------
 
@@ -142,11 +157,23 @@ class ReadingIndex:
             )
 
     def pending(self) -> list[PendingReading]:
+        """Readings accepted and not yet committed, in acceptance order. Those a batch
+        was recorded with (a gateway stopped before they left pending) are dropped."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT reading, patient FROM pending ORDER BY accepted"
+                "SELECT id, reading, patient FROM pending ORDER BY accepted"
             ).fetchall()
-        return [PendingReading(decode_signed_reading(bytes(r)), bytes(p)) for r, p in rows]
+        done = [(bytes(rid),) for rid, _, _ in rows if self.is_committed(bytes(rid))]
+        if done:
+            with self._lock, self._db:
+                self._db.execute("BEGIN")
+                self._db.executemany("DELETE FROM pending WHERE id = ?", done)
+        committed = {rid for (rid,) in done}
+        return [
+            PendingReading(decode_signed_reading(bytes(r)), bytes(p))
+            for rid, r, p in rows
+            if bytes(rid) not in committed
+        ]
 
     def is_pending(self, reading_id: bytes) -> bool:
         with self._lock:
@@ -159,41 +186,44 @@ class ReadingIndex:
         self, batch_id: bytes, root: bytes, reading_ids: Sequence[bytes], rows: list[CommittedRow]
     ) -> None:
         """Record a committed batch (its reading ids in leaf order) and its readings
-        (`rows`, see CommittedRow), and drop them from pending, in one transaction."""
+        (`rows`, see CommittedRow) in one transaction, then drop them from pending:
+        intake goes on meanwhile (the two are separate files)."""
         leaves = b"".join(reading_ids)
         if len(leaves) != HASH_SIZE * len(reading_ids):
             raise ValueError(f"reading ids are {HASH_SIZE} bytes each")
-        with self._lock, self._db:
-            self._db.execute("BEGIN")
-            self._db.execute(
+        with self._committed_lock, self._committed_db:
+            self._committed_db.execute("BEGIN")
+            self._committed_db.execute(
                 "INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?)",
                 (batch_id, root, len(reading_ids), leaves),
             )
-            self._db.executemany(
+            self._committed_db.executemany(
                 "INSERT OR REPLACE INTO committed_readings VALUES (?, ?, ?, ?, ?, ?, ?)", rows
             )
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
             self._db.executemany("DELETE FROM pending WHERE id = ?", [(r[0],) for r in rows])
         with self._cache_lock:
             self._cache.pop(batch_id, None)  # a batch id recorded again (a retry)
 
     def batch_readings(self) -> dict[bytes, list[bytes]]:
         """Batch id -> the ids of its readings, in leaf order (for audits and benchmarks)."""
-        with self._lock:
-            rows = self._db.execute("SELECT id, leaves FROM batches").fetchall()
+        with self._committed_lock:
+            rows = self._committed_db.execute("SELECT id, leaves FROM batches").fetchall()
         return {bytes(batch): _split(bytes(leaves)) for batch, leaves in rows}
 
     def is_committed(self, reading_id: bytes) -> bool:
         """Whether the reading is committed (cheaper than `committed`: no proof)."""
-        with self._lock:
-            row = self._db.execute(
+        with self._committed_lock:
+            row = self._committed_db.execute(
                 "SELECT 1 FROM committed_readings WHERE id = ?", (reading_id,)
             ).fetchone()
         return row is not None
 
     def committed(self, reading_id: bytes) -> CommittedReading | None:
         """Where the reading went on chain, with its proof; None if it is not committed."""
-        with self._lock:
-            row = self._db.execute(
+        with self._committed_lock:
+            row = self._committed_db.execute(
                 "SELECT batch_id, idx, device, patient, time_ms, cid "
                 "FROM committed_readings WHERE id = ?",
                 (reading_id,),
@@ -220,8 +250,8 @@ class ReadingIndex:
             if cached is not None:
                 self._cache.move_to_end(batch_id)
                 return cached
-        with self._lock:
-            row = self._db.execute(
+        with self._committed_lock:
+            row = self._committed_db.execute(
                 "SELECT root, leaves FROM batches WHERE id = ?", (batch_id,)
             ).fetchone()
         if row is None:
@@ -238,9 +268,53 @@ class ReadingIndex:
         return proofs
 
     def committed_count(self) -> int:
-        with self._lock:
-            (count,) = self._db.execute("SELECT COUNT(*) FROM committed_readings").fetchone()
+        with self._committed_lock:
+            (count,) = self._committed_db.execute(
+                "SELECT COUNT(*) FROM committed_readings"
+            ).fetchone()
         return int(count)
+
+
+def committed_path(path: Path | str) -> str:
+    """Where the committed side of the index at `path` lives: beside it."""
+    if str(path) == ":memory:":
+        return ":memory:"
+    index = Path(path)
+    return str(index.with_name(f"{index.stem}-committed{index.suffix}"))
+
+
+def _connect(path: Path | str, schema: str) -> sqlite3.Connection:
+    db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+    if str(path) != ":memory:":
+        db.execute("PRAGMA journal_mode=WAL")
+    db.executescript(schema)
+    return db
+
+
+def _move_committed_tables(intake: sqlite3.Connection, committed: str) -> None:
+    """An index.sqlite of the previous format kept batches and committed readings
+    itself: they move to the committed file, once."""
+    tables = {
+        name
+        for (name,) in intake.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' "
+            "AND name IN ('batches', 'committed_readings')"
+        )
+    }
+    if not tables:
+        return
+    intake.execute("ATTACH DATABASE ? AS committed", (committed,))
+    try:  # copied, then dropped: stopped in between, the copy is simply made again
+        intake.execute("BEGIN")
+        for table in sorted(tables):
+            intake.execute(f"INSERT OR IGNORE INTO committed.{table} SELECT * FROM main.{table}")
+        intake.execute("COMMIT")
+        intake.execute("BEGIN")
+        for table in sorted(tables):
+            intake.execute(f"DROP TABLE main.{table}")
+        intake.execute("COMMIT")
+    finally:
+        intake.execute("DETACH DATABASE committed")
 
 
 def _split(leaves: bytes) -> list[bytes]:

@@ -176,3 +176,78 @@ def test_accept_many_is_one_group_with_each_devices_last_sequence(tmp_path: Path
     assert [p.reading for p in index.pending()] == group  # in arrival order
     index.accept_many([])
     assert len(index.pending()) == 3
+
+
+def test_intake_is_not_held_up_by_a_batch_being_recorded(tmp_path: Path) -> None:
+    """Committed readings live in their own file: while a batch is being recorded (its
+    writer busy), readings are still accepted."""
+    index = ReadingIndex(tmp_path / "index.sqlite")
+    assert (tmp_path / "index-committed.sqlite").exists()
+    keys = AccountKeys.generate()
+    accepted = threading.Event()
+
+    def accept() -> None:
+        index.accept_many([(sign_reading(keys, 1, 1, b"{}"), PATIENT)])
+        accepted.set()
+
+    with index._committed_lock:  # a batch is being recorded
+        worker = threading.Thread(target=accept)
+        worker.start()
+        assert accepted.wait(5)
+    worker.join()
+    assert len(index.pending()) == 1
+    index.close()
+
+
+def test_readings_of_a_batch_recorded_before_a_stop_are_not_pending_again(
+    tmp_path: Path,
+) -> None:
+    """Stopped after a batch was recorded but before its readings left pending, the
+    gateway finds them committed when it starts, not pending (they would be batched twice)."""
+    path = tmp_path / "index.sqlite"
+    index = ReadingIndex(path)
+    keys = AccountKeys.generate()
+    readings = [sign_reading(keys, seq, seq, b"{}") for seq in (1, 2, 3)]
+    index.accept_many([(r, PATIENT) for r in readings])
+    _commit(index, b"\x09" * 16, readings[:2])
+    index.accept_many([(r, PATIENT) for r in readings[:2]])  # as if never dropped
+    index.close()
+    reopened = ReadingIndex(path)
+    assert [p.reading for p in reopened.pending()] == [readings[2]]
+    assert reopened.is_committed(readings[0].reading_id)
+    assert not reopened.is_pending(readings[0].reading_id)  # and dropped for good
+    reopened.close()
+
+
+def test_an_index_of_the_previous_format_has_its_batches_moved(tmp_path: Path) -> None:
+    """An index.sqlite that kept batches and committed readings itself: they move to
+    index-committed.sqlite when it opens, and its readings' proofs are served."""
+    path = tmp_path / "index.sqlite"
+    keys = AccountKeys.generate()
+    reading = sign_reading(keys, 1, 1, b"{}")
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE batches (id BLOB PRIMARY KEY, root BLOB NOT NULL, tree_size INTEGER "
+        "NOT NULL, leaves BLOB NOT NULL) WITHOUT ROWID;"
+        "CREATE TABLE committed_readings (id BLOB PRIMARY KEY, batch_id BLOB NOT NULL, idx "
+        "INTEGER NOT NULL, device BLOB NOT NULL, patient BLOB NOT NULL, time_ms INTEGER NOT "
+        "NULL, cid TEXT NOT NULL) WITHOUT ROWID;"
+    )
+    batch = Batch([BatchEntry("patient", reading)])
+    db.execute(
+        "INSERT INTO batches VALUES (?, ?, 1, ?)",
+        (b"\x05" * 16, batch.root, reading.reading_id),
+    )
+    db.execute(
+        "INSERT INTO committed_readings VALUES (?, ?, 0, ?, ?, 1, 'bafk')",
+        (reading.reading_id, b"\x05" * 16, b"\x04" * 20, PATIENT),
+    )
+    db.commit()
+    db.close()
+    index = ReadingIndex(path)
+    found = index.committed(reading.reading_id)
+    assert found is not None and verify_proof(found.proof, batch.root)
+    index.close()
+    tables = {name for (name,) in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
+    assert "batches" not in tables and "committed_readings" not in tables
+    assert ReadingIndex(path).committed(reading.reading_id) is not None  # opens again
