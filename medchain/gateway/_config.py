@@ -82,7 +82,7 @@ class GatewayConfig:
     """Processes that parse readings and check their signatures and profiles (about
     90 µs of CPU a reading) beside the gateway's own process, which then only decides
     and stores. One per core the gateway may use besides its own; 0 checks in the
-    gateway's process (simplest, about 4,000 readings/s at most on one core)."""
+    gateway's own process, whose one interpreter then does all the work."""
     strike_bad_signatures: bool = False
     """Report readings whose signature fails as `unsigned` strikes. Off by default: the
     device keys are public on chain, so anyone could forge such readings and get an
