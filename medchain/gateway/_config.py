@@ -76,7 +76,8 @@ class GatewayConfig:
     """How long a device's on-chain record is trusted before it is read again."""
     readers_cache_ms: int = 60_000
     """How long a patient's list of readers (guardians, vitals readers) and their keys
-    are trusted: a reader the patient adds gets bundles sealed at most this much later."""
+    are trusted: a reader the patient adds gets bundles sealed at most this much later
+    (twice this, for a gateway re-reading the lists in the background as it serves)."""
     max_readings_per_request: int = 500
     intake_workers: int = 1
     """Processes that parse readings and check their signatures and profiles (about

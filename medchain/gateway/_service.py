@@ -217,14 +217,15 @@ class GatewayService:
         concurrent: bool = False,
     ) -> None:
         """`concurrent`: the chain backend may be used from several threads at once
-        (HttpChain; not an in-process LocalChain): device records are then re-read in the
-        background (`_refresh_devices`) and the next batch is sealed and stored while the
-        previous one commits (`flush`)."""
+        (HttpChain; not an in-process LocalChain): device records and patients' readers
+        are then re-read in the background (`_refresh_devices`, `_readers`) and the next
+        batch is sealed and stored while the previous one commits (`flush`)."""
         self.concurrent = concurrent
         self._batching: set[bytes] = set()
         """Ids of the readings in the batch being prepared or committed."""
         self._refresh_lock = threading.Lock()
         self._refreshing = False
+        self._refreshing_readers = False
         self.client = MedchainClient(keys, chain)
         self.chain = chain
         self.index = index
@@ -649,11 +650,23 @@ class GatewayService:
 
     def _readers(self, patient: bytes) -> dict[bytes, bytes]:
         """The patient's readers (the patient, guardians, vitals readers) and their
-        encryption keys, as the chain lists them, cached for `readers_cache_ms`."""
+        encryption keys, as the chain lists them, cached for `readers_cache_ms`. With
+        `concurrent`, an expired list less than a period late still seals this batch
+        while every expired list is re-read on another thread: re-reading a few hundred
+        patients' lists (three calls each) held a batch up by more than a second every
+        period. A patient never seen, or a list later than that, is waited for."""
         now = self._clock()
         cached = self._reader_cache.get(patient)
         if cached is not None and cached[0] > now:
             return cached[1]
+        late = cached is None or cached[0] + self.config.readers_cache_ms / 1000 <= now
+        if self.concurrent and not late:
+            assert cached is not None
+            self._refresh_readers_in_background()
+            return cached[1]
+        return self._read_readers(patient, now)
+
+    def _read_readers(self, patient: bytes, now: float) -> dict[bytes, bytes]:
         addresses = {
             patient,
             *self.chain.guardians_of(patient),
@@ -662,6 +675,25 @@ class GatewayService:
         readers = self.client._reader_keys(sorted(addresses))
         self._reader_cache[patient] = (now + self.config.readers_cache_ms / 1000, readers)
         return readers
+
+    def _refresh_readers_in_background(self) -> None:
+        with self._refresh_lock:
+            if self._refreshing_readers:
+                return
+            self._refreshing_readers = True
+
+        def refresh() -> None:
+            try:
+                now = self._clock()
+                for patient, (expires, _) in list(self._reader_cache.items()):
+                    if expires <= now:
+                        self._read_readers(patient, now)
+            except MedchainError as exc:
+                log.warning("readers not refreshed: %s", exc.message)
+            finally:
+                self._refreshing_readers = False
+
+        threading.Thread(target=refresh, name="medchain-readers-refresh", daemon=True).start()
 
     def _submit_batch(self, batch: Batch, bundles: list[Bundle]) -> bytes:
         if self._inflight is not None and self._inflight[0] == batch.root:

@@ -448,3 +448,48 @@ def test_a_reading_left_pending_by_a_batch_is_due_by_its_own_age(world: World) -
     assert service.due()  # accepted 2 s ago, past the 1 s batch delay
     world.clock.now += 0.1
     assert len(service.flush()) == 1 and not service.due()
+
+
+def test_expired_readers_are_refreshed_in_the_background_but_late_ones_waited_for(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    patient = world.patient.address
+    gate = threading.Event()
+    calls: list[str] = []
+
+    class SlowNode:
+        """The chain's lists of readers, held up until `gate` opens once it is in use."""
+
+        hold = False
+
+        def guardians_of(self, account: bytes) -> tuple[bytes, ...]:
+            calls.append(threading.current_thread().name)
+            if self.hold:
+                gate.wait(5)
+            return (world.guardian.address,)
+
+        def vitals_readers_of(self, account: bytes) -> tuple[bytes, ...]:
+            return ()
+
+    service = world.service(ReadingIndex(":memory:"), readers_cache_ms=10_000)
+    # the keys are read on the test's thread: the in-memory chain is bound to it
+    keys = service.client._reader_keys(sorted({patient, world.guardian.address}))
+    monkeypatch.setattr(service.client, "_reader_keys", lambda _addresses: keys)
+    node = SlowNode()
+    service.chain = node  # type: ignore[assignment]
+    service.concurrent = True
+    me = threading.current_thread().name
+    assert service._readers(patient) == keys  # never seen: waited for, on this thread
+    assert calls == [me]
+    node.hold = True
+    world.clock.now += 15  # expired, less than a period late: the batch goes on
+    assert service._readers(patient) == keys
+    gate.set()
+    deadline = time.monotonic() + 5
+    while (len(calls) < 2 or service._refreshing_readers) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert calls[1] == "medchain-readers-refresh"
+    assert service._reader_cache[patient][0] == world.clock.now + 10  # refreshed
+    world.clock.now += 25  # far too late: waited for again
+    service._readers(patient)
+    assert calls[-1] == me
