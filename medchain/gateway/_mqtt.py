@@ -37,7 +37,7 @@ from medchain.crypto import address_from_public_key, format_address
 from medchain.gateway._config import GatewayConfig, MqttConfig
 from medchain.gateway._intake import CheckedReading, IntakeCheckers
 from medchain.gateway._readings import BadReading, SignedReading
-from medchain.gateway._service import GatewayService, ReadingRefused
+from medchain.gateway._service import GatewayService
 from medchain.types import MedchainError
 
 log = logging.getLogger("medchain.gateway.mqtt")
@@ -262,22 +262,10 @@ class MqttIngest:
                 refusal | {"id": c.signed.reading_id.hex(), "seq": c.signed.reading.sequence}
                 for c in checked
             ]
-        answers = []
-        for c, result in zip(checked, results, strict=True):
-            s = c.signed
-            if isinstance(result, ReadingRefused):
-                answer = _refusal(result.code, result.status, result.message, s)
-                if result.retry_after_s is not None:
-                    answer["retry_after_s"] = round(result.retry_after_s, 3)
-            else:
-                answer = {
-                    "accepted": True,
-                    "id": result.reading_id.hex(),
-                    "seq": s.reading.sequence,
-                    "duplicate": result.duplicate,
-                }
-            answers.append(answer)
-        return answers
+        return [
+            result.answer() | {"id": c.signed.reading_id.hex(), "seq": c.signed.reading.sequence}
+            for c, result in zip(checked, results, strict=True)
+        ]
 
     async def _publish(self, client: aiomqtt.Client, device: str, answer: dict[str, Any]) -> None:
         try:

@@ -35,22 +35,11 @@ def _error(status: int, code: str, message: str, retry_after: float | None = Non
     return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
 
 
-def _refusal(exc: ReadingRefused) -> dict[str, Any]:
-    answer = {"accepted": False, "status": exc.status, "error": exc.code, "message": exc.message}
-    if exc.retry_after_s is not None:
-        answer["retry_after_s"] = round(exc.retry_after_s, 3)
-    return answer
-
-
 def _unavailable(exc: MedchainError) -> JSONResponse:
     log.warning("readings not processed: %s", exc.message)
     return _error(
         503, "unavailable", f"the gateway cannot process readings now: {exc.message}; resend later"
     )
-
-
-def _acceptance(accepted: Accepted) -> dict[str, Any]:
-    return {"accepted": True, "id": accepted.reading_id.hex(), "duplicate": accepted.duplicate}
 
 
 async def flush_loop(service: GatewayService, poll_s: float = 0.05) -> None:
@@ -190,7 +179,7 @@ def create_gateway_app(
             (answer,) = answers
             if isinstance(answer, ReadingRefused):
                 return _error(answer.status, answer.code, answer.message, answer.retry_after_s)
-            return JSONResponse(_acceptance(answer), status_code=202)
+            return JSONResponse(answer.answer(), status_code=202)
         items = checking.result()
         if not items:
             return _error(400, "malformed", "the array holds no reading")
@@ -198,13 +187,9 @@ def create_gateway_app(
         answered = iter(answers)
         for item in items:
             if isinstance(item, BadReading):
-                results.append(_refusal(ReadingRefused(item.message, item.code)))
-                continue
-            answer = next(answered)
-            if isinstance(answer, ReadingRefused):
-                results.append(_refusal(answer))
+                results.append(ReadingRefused(item.message, item.code).answer())
             else:
-                results.append(_acceptance(answer))
+                results.append(next(answered).answer())
         return JSONResponse({"results": results}, status_code=207)
 
     @app.get("/v1/readings/{reading_id}", response_model=None)

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from medchain.app import (
     MAX_BATCH_BUNDLES,
@@ -104,12 +105,28 @@ class ReadingRefused(MedchainError):
         self.status = _STATUS.get(code, 400)
         self.retry_after_s = retry_after_s
 
+    def answer(self) -> dict[str, Any]:
+        """What a device is told, in JSON (over HTTP and MQTT alike)."""
+        answer: dict[str, Any] = {
+            "accepted": False,
+            "status": self.status,
+            "error": self.code,
+            "message": self.message,
+        }
+        if self.retry_after_s is not None:
+            answer["retry_after_s"] = round(self.retry_after_s, 3)
+        return answer
+
 
 @dataclass(frozen=True)
 class Accepted:
     reading_id: bytes
     duplicate: bool = False
     """True when the reading had already been accepted (a resend)."""
+
+    def answer(self) -> dict[str, Any]:
+        """What a device is told, in JSON (over HTTP and MQTT alike)."""
+        return {"accepted": True, "id": self.reading_id.hex(), "duplicate": self.duplicate}
 
 
 @dataclass(frozen=True)
@@ -195,6 +212,31 @@ def _preparers() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="medchain-batch")
 
 
+class _Refresher:
+    """Re-reads something from the chain on a thread of its own, one run at a time:
+    asked again while a run is under way, it does nothing (that run will do)."""
+
+    def __init__(self, name: str, work: Callable[[], None], what: str) -> None:
+        self._name, self._work, self._what = name, work, what
+        self._lock = threading.Lock()
+        self.running = False
+
+    def start(self) -> None:
+        with self._lock:
+            if self.running:
+                return
+            self.running = True
+        threading.Thread(target=self._run, name=self._name, daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self._work()
+        except MedchainError as exc:
+            log.warning("%s not refreshed: %s", self._what, exc.message)
+        finally:
+            self.running = False
+
+
 class _Bucket:
     def __init__(self, capacity: int, now: float) -> None:
         self.tokens = float(capacity)
@@ -223,9 +265,14 @@ class GatewayService:
         self.concurrent = concurrent
         self._batching: set[bytes] = set()
         """Ids of the readings in the batch being prepared or committed."""
-        self._refresh_lock = threading.Lock()
-        self._refreshing = False
-        self._refreshing_readers = False
+        self._device_refresh = _Refresher(
+            "medchain-device-refresh",
+            lambda: self._lookup(set(), self._clock()),
+            "device records",
+        )
+        self._readers_refresh = _Refresher(
+            "medchain-readers-refresh", self._refresh_expired_readers, "readers"
+        )
         self.client = MedchainClient(keys, chain)
         self.chain = chain
         self.index = index
@@ -285,8 +332,9 @@ class GatewayService:
         """Decide on a group of checked readings, in order, and persist the accepted ones
         in one transaction (group commit) before answering: one answer per reading.
         A device's readings must come in sequence order within and across groups."""
-        self._refresh_devices({address_from_public_key(c.signed.reading.device) for c in readings})
-        checked = [self._check_device(c) for c in readings]
+        addresses = [address_from_public_key(c.signed.reading.device) for c in readings]
+        self._refresh_devices(set(addresses))
+        checked = [self._check_device(c, a) for c, a in zip(readings, addresses, strict=True)]
         results: list[Accepted | ReadingRefused] = []
         accepted: dict[bytes, tuple[SignedReading, Device]] = {}
         with self._lock:
@@ -312,11 +360,10 @@ class GatewayService:
                     self._oldest = now
         return results
 
-    def _check_device(self, checked: CheckedReading) -> Device | ReadingRefused:
-        """The device is registered and in force, and signed the reading (no lock
-        needed). A bad signature is struck only if configured."""
+    def _check_device(self, checked: CheckedReading, address: bytes) -> Device | ReadingRefused:
+        """The device (at `address`) is registered and in force, and signed the reading
+        (no lock needed). A bad signature is struck only if configured."""
         reading = checked.signed.reading
-        address = address_from_public_key(reading.device)
         device, height = self._device(address)
         if device is None or device.key != reading.device:
             return ReadingRefused(
@@ -412,7 +459,7 @@ class GatewayService:
             return
         late = any(self._devices[a][0] + 2 * ttl <= now for a in stale)
         if self.concurrent and not missing and not late:
-            self._refresh_in_background()
+            self._device_refresh.start()
             return
         self._lookup(missing | stale, now)
 
@@ -426,22 +473,6 @@ class GatewayService:
         expires = now + self.config.device_cache_ms / 1000
         for address, device in zip(ordered, found, strict=True):
             self._devices[address] = (expires, device, height)
-
-    def _refresh_in_background(self) -> None:
-        with self._refresh_lock:
-            if self._refreshing:
-                return
-            self._refreshing = True
-
-        def refresh() -> None:
-            try:
-                self._lookup(set(), self._clock())
-            except MedchainError as exc:
-                log.warning("device records not refreshed: %s", exc.message)
-            finally:
-                self._refreshing = False
-
-        threading.Thread(target=refresh, name="medchain-device-refresh", daemon=True).start()
 
     def _device(self, address: bytes) -> tuple[Device | None, int]:
         """The device's record and the height it was read at, as the last lookup left
@@ -662,7 +693,7 @@ class GatewayService:
         late = cached is None or cached[0] + self.config.readers_cache_ms / 1000 <= now
         if self.concurrent and not late:
             assert cached is not None
-            self._refresh_readers_in_background()
+            self._readers_refresh.start()
             return cached[1]
         return self._read_readers(patient, now)
 
@@ -676,24 +707,11 @@ class GatewayService:
         self._reader_cache[patient] = (now + self.config.readers_cache_ms / 1000, readers)
         return readers
 
-    def _refresh_readers_in_background(self) -> None:
-        with self._refresh_lock:
-            if self._refreshing_readers:
-                return
-            self._refreshing_readers = True
-
-        def refresh() -> None:
-            try:
-                now = self._clock()
-                for patient, (expires, _) in list(self._reader_cache.items()):
-                    if expires <= now:
-                        self._read_readers(patient, now)
-            except MedchainError as exc:
-                log.warning("readers not refreshed: %s", exc.message)
-            finally:
-                self._refreshing_readers = False
-
-        threading.Thread(target=refresh, name="medchain-readers-refresh", daemon=True).start()
+    def _refresh_expired_readers(self) -> None:
+        now = self._clock()
+        for patient, (expires, _) in list(self._reader_cache.items()):
+            if expires <= now:
+                self._read_readers(patient, now)
 
     def _submit_batch(self, batch: Batch, bundles: list[Bundle]) -> bytes:
         if self._inflight is not None and self._inflight[0] == batch.root:

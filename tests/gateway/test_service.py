@@ -380,7 +380,7 @@ def test_known_devices_are_refreshed_in_the_background_but_new_ones_waited_for(
     while len(calls) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert calls[1][0] == "medchain-device-refresh"
-    while service._refreshing and time.monotonic() < deadline:
+    while service._device_refresh.running and time.monotonic() < deadline:
         time.sleep(0.01)
     assert service._devices[address][0] == world.clock.now + 2  # refreshed
     world.clock.now += 10  # far too late: waited for again
@@ -486,7 +486,7 @@ def test_expired_readers_are_refreshed_in_the_background_but_late_ones_waited_fo
     assert service._readers(patient) == keys
     gate.set()
     deadline = time.monotonic() + 5
-    while (len(calls) < 2 or service._refreshing_readers) and time.monotonic() < deadline:
+    while (len(calls) < 2 or service._readers_refresh.running) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert calls[1] == "medchain-readers-refresh"
     assert service._reader_cache[patient][0] == world.clock.now + 10  # refreshed
