@@ -525,7 +525,9 @@ class GatewayService:
         """Report the window's strikes, then commit pending readings in batches; returns
         the committed batch ids. A batch that fails stays pending and is retried by the
         next flush, so no accepted reading is lost. With `concurrent`, the next batch is
-        sealed and stored while the previous one waits for its block."""
+        sealed and stored while the previous one waits for its block. Strikes are also
+        reported after each batch: under steady load one flush goes on for as long as
+        readings keep coming, and a misbehaving device must not wait for it to end."""
         with self._flush_lock:
             self._report_strikes()
             batch_ids: list[bytes] = []
@@ -534,6 +536,7 @@ class GatewayService:
                 following = _preparers().submit(self._prepare) if self.concurrent else None
                 try:
                     batch_ids.append(self._finish(prepared))
+                    self._report_strikes()
                 except BaseException:
                     if following is not None:  # let it end, and put its readings back
                         with contextlib.suppress(Exception):

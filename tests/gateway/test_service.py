@@ -9,6 +9,7 @@ import time
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -493,3 +494,35 @@ def test_expired_readers_are_refreshed_in_the_background_but_late_ones_waited_fo
     world.clock.now += 25  # far too late: waited for again
     service._readers(patient)
     assert calls[-1] == me
+
+
+def test_strikes_are_reported_while_a_flush_goes_on(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under steady load one flush lasts as long as readings keep coming: a strike made
+    meanwhile is reported after the batch in progress, not when the flush ends."""
+    service = world.service(ReadingIndex(":memory:"), batch_max_readings=1)
+    honest, bad = world.device(), world.device()
+    service.submit(honest.next_reading())
+    service.submit(honest.next_reading())
+    finish = service._finish
+
+    def finish_while_a_device_misbehaves(prepared: Any) -> bytes:
+        batch_id = finish(prepared)
+        if world.chain.device(bad.keys.address).strikes == 0:  # type: ignore[union-attr]
+            _refused(service, sign_reading(bad.keys, 0, 1, b"{}"), "non_conforming")
+        return batch_id
+
+    monkeypatch.setattr(service, "_finish", finish_while_a_device_misbehaves)
+    strikes_after_each_batch = []
+    prepare = service._prepare
+
+    def prepare_and_count() -> Any:
+        device = world.chain.device(bad.keys.address)
+        assert device is not None
+        strikes_after_each_batch.append(device.strikes)
+        return prepare()
+
+    monkeypatch.setattr(service, "_prepare", prepare_and_count)
+    assert len(service.flush()) == 2
+    assert strikes_after_each_batch == [0, 1, 1]  # reported before the second batch
