@@ -169,6 +169,10 @@ async def stream_fleet(
             else 1
         )
         address = device.keys.address
+        # readings carry the time they are taken: the device's clock follows its pace
+        device.interval_ms = round(interval * 1000)
+        wait_ms = round(max(0.0, start - time.monotonic()) * 1000)
+        device.now_ms = time.time_ns() // 1_000_000 + wait_ms
         for n in range(ticks):
             pause = start + n * interval - time.monotonic()
             if pause > 0:

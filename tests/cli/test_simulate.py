@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -162,6 +163,18 @@ def test_an_unreachable_gateway_is_counted_with_the_error() -> None:
     run = asyncio.run(stream_fleet(closed, [device], rate_per_minute=600, readings=2))
     assert run.refused == {"unreachable": 2} and run.sent == 2
     assert list(run.unreachable) == ["ConnectError: All connection attempts failed"]
+
+
+def test_streamed_readings_carry_the_time_they_are_taken() -> None:
+    """A device reading 600 times a minute stamps its readings 100 ms apart, from when it
+    starts, not a minute apart from whenever it was made."""
+    device = SimulatedDevice(DeviceKind.THERMOMETER, format_address(bytes(20)), start_ms=0)
+    closed = f"http://127.0.0.1:{free_port_base(1)}"  # nothing listens: readings are still made
+    before = time.time_ns() // 1_000_000
+    asyncio.run(stream_fleet(closed, [device], rate_per_minute=600, readings=3))
+    after = time.time_ns() // 1_000_000
+    assert device.interval_ms == 100
+    assert before <= device.now_ms - 3 * 100 <= after  # the first reading: taken when sent
 
 
 def test_per_patient_bounds(tmp_path: Path) -> None:
