@@ -109,7 +109,8 @@ def test_clear_errors(cli: Cli) -> None:
     assert "medchain devices register" in cli("devices", "show", device, ok=False)
     assert "no device" in cli("devices", "audit", device, ok=False)
     assert "gateways register" in cli("gateways", "show", device, ok=False)
-    assert "checksum" in cli("devices", "list", "--patient", alice_addr[:-1] + "x", ok=False)
+    typo = alice_addr[:-1] + ("q" if alice_addr[-1] != "q" else "p")
+    assert "checksum" in cli("devices", "list", "--patient", typo, ok=False)
     bad_state = cli("devices", "state", device, "asleep", "--reason", "x", "--key", alice, ok=False)
     assert "restricted" in bad_state
     assert "unknown_device" in cli(
