@@ -41,6 +41,7 @@ from medchain.gateway._vitals import (
     NonConformingReading,
     VitalKind,
     VitalSign,
+    check_signed_time,
     device_reference,
     validate_vital,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "VitalsCorrupted",
     "acks_topic",
     "check_reading",
+    "check_signed_time",
     "decode_signed_reading",
     "device_reference",
     "encode_signed_reading",

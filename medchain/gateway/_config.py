@@ -79,6 +79,13 @@ class GatewayConfig:
     are trusted: a reader the patient adds gets bundles sealed at most this much later
     (twice this, for a gateway re-reading the lists in the background as it serves)."""
     max_readings_per_request: int = 500
+    max_clock_ahead_ms: int = 300_000
+    """How far ahead of the gateway's clock a reading's time may be. Device clocks drift a
+    little; a reading from further in the future is refused (`bad_time`), so no device
+    files readings under days still to come."""
+    max_reading_age_days: int = 0
+    """Refuse (`bad_time`) readings taken more than this many days ago; 0 takes any age,
+    since devices keep readings while offline and send them when they reconnect."""
     intake_workers: int = 1
     """Processes that parse readings and check their signatures and profiles (about
     90 µs of CPU a reading) beside the gateway's own process, which then only decides
@@ -104,6 +111,8 @@ _INT_LIMITS = {
     "device_cache_ms": (0, 3_600_000),
     "readers_cache_ms": (0, 3_600_000),
     "max_readings_per_request": (1, 10_000),
+    "max_clock_ahead_ms": (0, 86_400_000),
+    "max_reading_age_days": (0, 36_500),
     "intake_workers": (0, 64),
 }
 

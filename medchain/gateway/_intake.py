@@ -32,7 +32,12 @@ from medchain.gateway._readings import (
     readings_from_json_array,
     verify_reading,
 )
-from medchain.gateway._vitals import NonConformingReading, VitalSign, validate_vital
+from medchain.gateway._vitals import (
+    NonConformingReading,
+    VitalSign,
+    check_signed_time,
+    validate_vital,
+)
 from medchain.types import MedchainError
 
 log = logging.getLogger("medchain.gateway")
@@ -64,6 +69,7 @@ def check_reading(signed: SignedReading) -> CheckedReading:
     vital: VitalSign | NonConformingReading
     try:
         vital = validate_vital(signed.reading.observation, signed.reading.device)
+        check_signed_time(vital, signed.reading.timestamp_ms)
     except BadReading as exc:
         vital = NonConformingReading(exc.message)
     return CheckedReading(signed, signature_error, vital)

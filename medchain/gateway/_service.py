@@ -34,6 +34,7 @@ from typing import Any
 
 from medchain.app import (
     MAX_BATCH_BUNDLES,
+    MS_PER_DAY,
     Bundle,
     Device,
     DeviceOffence,
@@ -56,6 +57,7 @@ from medchain.gateway._index import CommittedReading, CommittedRow, ReadingIndex
 from medchain.gateway._intake import CheckedReading, check_reading
 from medchain.gateway._readings import (
     BadReading,
+    Reading,
     SequenceGuard,
     SignedReading,
     encode_signed_reading,
@@ -90,6 +92,7 @@ _STATUS = {
     "unknown_device": 404,
     "replayed": 409,
     "non_conforming": 422,
+    "bad_time": 422,
     "rate_limited": 429,
 }
 
@@ -256,9 +259,13 @@ class GatewayService:
         *,
         blobs: BlobStore | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         concurrent: bool = False,
     ) -> None:
-        """`concurrent`: the chain backend may be used from several threads at once
+        """`clock` times batching and rate limits; `wall_clock` (seconds since the Unix
+        epoch) is what readings' own times are checked against.
+
+        `concurrent`: the chain backend may be used from several threads at once
         (HttpChain; not an in-process LocalChain): device records and patients' readers
         are then re-read in the background (`_refresh_devices`, `_readers`) and the next
         batch is sealed and stored while the previous one commits (`flush`)."""
@@ -279,6 +286,7 @@ class GatewayService:
         self.config = config or GatewayConfig()
         self.blobs = blobs if blobs is not None else chain.blobs
         self._clock = clock
+        self._wall_clock = wall_clock
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._guard = SequenceGuard(index.sequences())
@@ -337,13 +345,14 @@ class GatewayService:
         checked = [self._check_device(c, a) for c, a in zip(readings, addresses, strict=True)]
         results: list[Accepted | ReadingRefused] = []
         accepted: dict[bytes, tuple[SignedReading, Device]] = {}
+        now_ms = int(self._wall_clock() * 1000)
         with self._lock:
             for reading, device in zip(readings, checked, strict=True):
                 if isinstance(device, ReadingRefused):
                     results.append(device)
                     continue
                 try:
-                    results.append(self._admit(reading, device, accepted))
+                    results.append(self._admit(reading, device, accepted, now_ms))
                 except ReadingRefused as exc:
                     results.append(exc)
             if accepted:
@@ -402,9 +411,10 @@ class GatewayService:
         checked: CheckedReading,
         device: Device,
         group: dict[bytes, tuple[SignedReading, Device]],
+        now_ms: int,
     ) -> Accepted:
-        """Replay guard, rate limit and profile for a signed reading of a device in force;
-        adds it to `group` if accepted. Called under the lock."""
+        """Replay guard, rate limit, profile and time for a signed reading of a device in
+        force; adds it to `group` if accepted. Called under the lock."""
         signed = checked.signed
         reading = signed.reading
         address = device.device
@@ -441,9 +451,31 @@ class GatewayService:
                 f"this device is registered to ({patient})",
                 "non_conforming",
             )
+        self._check_time(reading, now_ms)
         self._guard.record(reading)
         group[rid] = (signed, device)
         return Accepted(rid)
+
+    def _check_time(self, reading: Reading, now_ms: int) -> None:
+        """Not from the future (beyond `max_clock_ahead_ms`), nor older than
+        `max_reading_age_days` if set. Not a strike: a device whose clock is wrong is
+        faulty, not hostile, and a flood of such readings is still rate-limited."""
+        ahead_ms = reading.timestamp_ms - now_ms
+        if ahead_ms > self.config.max_clock_ahead_ms:
+            raise ReadingRefused(
+                f"the reading is timed {ahead_ms / 1000:.0f} s ahead of the gateway's clock "
+                f"(at most {self.config.max_clock_ahead_ms / 1000:.0f} s allowed); set the "
+                "device's clock",
+                "bad_time",
+            )
+        max_days = self.config.max_reading_age_days
+        if max_days and now_ms - reading.timestamp_ms > max_days * MS_PER_DAY:
+            raise ReadingRefused(
+                f"the reading was taken {(now_ms - reading.timestamp_ms) // MS_PER_DAY} days "
+                f"ago; this gateway takes readings at most {max_days} days old "
+                "(max_reading_age_days)",
+                "bad_time",
+            )
 
     def _refresh_devices(self, addresses: set[bytes]) -> None:
         """Re-read, in one call, the devices whose cached record has expired: a group of

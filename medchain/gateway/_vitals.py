@@ -138,6 +138,26 @@ class VitalSign:
     status: str
 
 
+def check_signed_time(vital: VitalSign, timestamp_ms: int) -> None:
+    """The reading's signed time (`ts`) and its Observation's effectiveDateTime must name
+    the same moment: the gateway files and finds a reading by `ts`, a reader sees
+    effectiveDateTime, and a reading must not tell two stories. A dateTime written to
+    the second (or the millisecond) covers that second, so `ts` may fall anywhere in it."""
+    if not vital.time_ms <= timestamp_ms < vital.time_ms + 1_000:
+        raise NonConformingReading(
+            f"effectiveDateTime ({_iso_text(vital.time_ms)}) is not the reading's signed "
+            f"time ts={timestamp_ms} ({_iso_text(timestamp_ms)}); sign the moment the "
+            "Observation says it was taken"
+        )
+
+
+def _iso_text(ms: int) -> str:
+    try:
+        return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds")
+    except OverflowError:  # a signed time past the year 9999
+        return "after the year 9999"
+
+
 def device_reference(device: bytes) -> str:
     """The FHIR reference to a device: its public key in hex is its Device id."""
     return f"Device/{device.hex()}"

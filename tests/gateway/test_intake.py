@@ -26,6 +26,7 @@ from medchain.gateway import (
     VitalKind,
     check_reading,
     reading_to_json,
+    sign_reading,
 )
 from medchain.gateway._intake import (
     check_json,
@@ -66,6 +67,16 @@ def test_an_honest_reading_passes_every_check() -> None:
     assert not isinstance(checked.vital, NonConformingReading)
     assert checked.vital.kind is VitalKind.BODY_TEMPERATURE and checked.vital.patient == PATIENT
     assert checked.signed.reading_id == signed.reading_id
+
+
+def test_a_reading_whose_two_times_disagree_does_not_conform() -> None:
+    device = SimulatedDevice(DeviceKind.THERMOMETER, PATIENT, seed=1)
+    honest = device.next_reading().reading
+    other = sign_reading(device.keys, 1, honest.timestamp_ms + 60_000, honest.observation)
+    checked = check_reading(other)
+    assert checked.signature_error is None
+    assert isinstance(checked.vital, NonConformingReading)
+    assert "is not the reading's signed time" in checked.vital.message
 
 
 def test_outcomes_are_reported_not_raised() -> None:

@@ -69,10 +69,19 @@ class World:
         )
         return sim
 
-    def service(self, index: ReadingIndex, **config: object) -> GatewayService:
+    def service(
+        self, index: ReadingIndex, wall_clock: Clock | None = None, **config: object
+    ) -> GatewayService:
         base = GatewayConfig(batch_max_readings=5, device_cache_ms=0, readers_cache_ms=0)
         cfg = replace(base, **config)  # type: ignore[arg-type]
-        return GatewayService(self.gateway_keys, self.chain, index, cfg, clock=self.clock)
+        return GatewayService(
+            self.gateway_keys,
+            self.chain,
+            index,
+            cfg,
+            clock=self.clock,
+            wall_clock=wall_clock or time.time,
+        )
 
 
 @pytest.fixture
@@ -127,6 +136,36 @@ def test_honest_readings_are_committed_and_provable(world: World) -> None:
         assert ids[0] in {r.reading_id for r in bundle.readings}
     # a resend of a committed reading is acknowledged again, not struck
     assert service.submit(readings[0]) == Accepted(ids[0], duplicate=True)
+
+
+def test_reading_times_are_checked_against_the_clock_without_strikes(world: World) -> None:
+    sim = world.device()
+    now = Clock()
+    now.now = sim.now_ms / 1000  # the gateway's wall clock reads the device's first reading
+    service = world.service(ReadingIndex(":memory:"), now, max_reading_age_days=2)
+    start = sim.now_ms
+
+    def at(time_ms: int) -> SignedReading:
+        sim.now_ms = time_ms
+        return sim.next_reading()
+
+    service.submit(at(start))
+    service.submit(at(start + 300_000))  # five minutes of drift is allowed
+    ahead = _refused(service, at(start + 300_001 + 3_600_000), "bad_time")
+    assert ahead.status == 422 and "3900 s ahead of the gateway's clock" in ahead.message
+    service.submit(at(start - 2 * MS_PER_DAY + 1))  # buffered while offline: in time
+    old = _refused(service, at(start - 3 * MS_PER_DAY), "bad_time")
+    assert "taken 3 days ago" in old.message and "max_reading_age_days" in old.message
+    # a refused reading burns no sequence number: the device sends it again, set right
+    sim.next_sequence -= 1
+    service.submit(at(start + 1_000))
+    service.flush()
+    device = world.chain.device(sim.keys.address)
+    assert device is not None and device.strikes == 0 and service.pending_count == 0
+    # with no age limit (the default), a reading of any age is taken
+    any_age = world.service(ReadingIndex(":memory:"), now)
+    sim.next_sequence = 0
+    any_age.submit(at(start - 1000 * MS_PER_DAY))
 
 
 def test_refusals_strike_the_device_until_banned(world: World) -> None:

@@ -16,6 +16,7 @@ from medchain.gateway import (
     NonConformingReading,
     SimulatedDevice,
     VitalKind,
+    check_signed_time,
     device_reference,
     validate_vital,
 )
@@ -172,6 +173,18 @@ def hr(**changes: Any) -> dict[str, Any]:
 )
 def test_each_rule_is_enforced_with_its_message(obs: dict[str, Any], message: str) -> None:
     refused(obs, message)
+
+
+def test_the_signed_time_is_the_observations_time() -> None:
+    vital = validate_vital(canonical_json(hr()), DEVICE)
+    assert vital.time_ms == 1_714_545_000_250  # 2024-05-01T06:30:00.250Z
+    check_signed_time(vital, vital.time_ms)
+    check_signed_time(vital, vital.time_ms + 999)  # a dateTime to the second covers it
+    for offset in (-1, 1_000, -3_600_000, 86_400_000):
+        with pytest.raises(NonConformingReading, match="is not the reading's signed time"):
+            check_signed_time(vital, vital.time_ms + offset)
+    with pytest.raises(NonConformingReading, match=r"ts=\d+ \(after the year 9999\)"):
+        check_signed_time(vital, 2**63 - 1)
 
 
 def test_bytes_must_be_canonical_json_observations() -> None:
