@@ -173,6 +173,10 @@ async def stream_fleet(
         device.interval_ms = round(interval * 1000)
         wait_ms = round(max(0.0, start - time.monotonic()) * 1000)
         device.now_ms = time.time_ns() // 1_000_000 + wait_ms
+        # A simulated device keeps no counter between runs, so its sequence numbers go on
+        # from its start time in ms: above every earlier run's (one reading a ms at most),
+        # so a rerun of the same fleet is not refused, and struck, as a replay.
+        device.next_sequence = max(device.next_sequence, device.now_ms)
         for n in range(ticks):
             pause = start + n * interval - time.monotonic()
             if pause > 0:

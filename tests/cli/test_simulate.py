@@ -151,6 +151,19 @@ def test_per_patient_fleet_proven_against_the_chain(
     assert f"{bad[0].hex()}: the gateway's root differs from the batch root on chain" in out
 
 
+def test_a_rerun_of_the_same_fleet_is_not_a_replay(district: District) -> None:
+    """One seed, one fleet: the second run reuses the devices on chain, and their
+    sequence numbers go on above the first run's, so nothing is refused or struck."""
+    for _ in range(2):
+        result = _simulate(district, "--count", "3", "--seed", "8")
+        assert result.exit_code == 0, result.output
+        out = " ".join(result.output.split())
+        assert "6 accepted, 0 refused" in out and "honest devices: 3 active" in out
+    for i in range(3):
+        devices = district.chain.devices_of(patient_keys(8, i).address)
+        assert len(devices) == 1 and devices[0].strikes == 0
+
+
 def test_per_patient_goes_with_a_hospital_key(district: District) -> None:
     result = _simulate(district, "--count", "2", "--per-patient", "2", key=district.patient_key)
     assert result.exit_code == 1, result.output
