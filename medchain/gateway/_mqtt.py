@@ -132,6 +132,8 @@ class MqttIngest:
             try:
                 async with self._client() as client:
                     await client.subscribe(readings_topic(self.prefix, "+"), qos=1)
+                    if stop.is_set():  # the gateway stopped (or never served) meanwhile
+                        break
                     self.connections += 1
                     self.connected.set()
                     backoff = self._reconnect_min_s

@@ -190,6 +190,34 @@ def test_mqtt_readings_end_to_end(world: World, broker: Broker) -> None:  # noqa
     asyncio.run(run())
 
 
+def test_a_gateway_stopped_while_connecting_never_serves_mqtt(
+    world: World,  # noqa: F811
+    broker: Broker,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The HTTP server failed to start (its port taken) while the broker was answering:
+    the ingest leaves without consuming or claiming to be subscribed."""
+    ingest = MqttIngest(
+        world.service(ReadingIndex(":memory:")),
+        MqttConfig(port=broker.port, topic_prefix=PREFIX),
+        threads=False,
+    )
+    stop = asyncio.Event()
+    subscribe = aiomqtt.Client.subscribe
+
+    async def stopped_meanwhile(client: aiomqtt.Client, *args: Any, **kwargs: Any) -> Any:
+        result = await subscribe(client, *args, **kwargs)
+        stop.set()
+        return result
+
+    monkeypatch.setattr(aiomqtt.Client, "subscribe", stopped_meanwhile)
+    with caplog.at_level("INFO", logger="medchain.gateway.mqtt"):
+        asyncio.run(asyncio.wait_for(ingest.run(stop), 10))
+    assert ingest.connections == 0 and not ingest.connected.is_set()
+    assert "subscribed" not in caplog.text
+
+
 def test_mqtt_config_round_trip_and_errors() -> None:
     config = GatewayConfig(mqtt=MqttConfig(host="broker.local", port=8883, tls=True))
     assert parse_config(json.loads(config.to_json())) == config
