@@ -107,19 +107,27 @@ class DeviceAuditEntryModel(BaseModel):
     strikes: int
     reason: str = Field(description="The reason given, or the offence of a strike.")
     evidence_hash: Hex
+    lapsed_at: int = Field(
+        description="For a penalty restriction that ended before the next entry (or by "
+        "`height`, for the last): the height from which the device was active again, a "
+        "change of state no transaction writes; 0 otherwise."
+    )
     encoded: Encoded
 
 
 class DeviceAuditModel(BaseModel):
     device: Address
+    height: int = Field(description="The chain's height the lapses are read at.")
     entries: list[DeviceAuditEntryModel] = Field(description="Oldest first.")
 
 
 def device_audit_model(
-    device: bytes, entries: list[contracts.DeviceAuditEntry]
+    device: bytes, entries: list[contracts.DeviceAuditEntry], height: int
 ) -> DeviceAuditModel:
+    lapses = contracts.restriction_lapses(entries, height)
     return DeviceAuditModel(
         device=address_of(device),
+        height=height,
         entries=[
             DeviceAuditEntryModel(
                 seq=e.seq,
@@ -133,9 +141,10 @@ def device_audit_model(
                 strikes=e.strikes,
                 reason=e.reason,
                 evidence_hash=hex_of(e.evidence_hash),
+                lapsed_at=lapsed,
                 encoded=encoded(e),
             )
-            for e in entries
+            for e, lapsed in zip(entries, lapses, strict=True)
         ],
     )
 
@@ -332,7 +341,8 @@ def device_routes(service: NodeService) -> APIRouter:
     @router.get("/devices/{address}/audit", summary="A device's audit trail")
     async def device_audit(address: AddressPath) -> DeviceAuditModel:
         found = chain_device(address)
-        return device_audit_model(found.device, service.chain.device_audit(found.device))
+        trail = service.chain.device_audit(found.device)
+        return device_audit_model(found.device, trail, service.chain.height)
 
     @router.get("/patients/{address}/devices", summary="A patient's devices")
     async def patient_devices(address: AddressPath) -> PatientDevicesModel:

@@ -71,6 +71,7 @@ from medchain.app._devices import (
     guardians_of,
     new_batch_id,
     registration_message,
+    restriction_lapses,
     vitals_of,
     vitals_readers_of,
 )
@@ -335,6 +336,7 @@ __all__ = [
     "punished_offences",
     "ranked_candidates",
     "registration_message",
+    "restriction_lapses",
     "role_count",
     "role_member",
     "scope_entries",

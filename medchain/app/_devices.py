@@ -41,7 +41,7 @@ Every registration, state change and strike is appended to the device's audit tr
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from medchain.app._context import Call, Methods
@@ -408,6 +408,21 @@ def device_audit(state: State, device: Device) -> list[DeviceAuditEntry]:
     ]
     assert all(e is not None for e in trail), "device audit trail has a hole"
     return [e for e in trail if e is not None]
+
+
+def restriction_lapses(trail: Sequence[DeviceAuditEntry], height: int) -> list[int]:
+    """Per entry of a device's trail: the height from which the penalty restriction it
+    set was no longer in force, if that came before the next entry (or, for the last, by
+    `height`, the chain's height); 0 otherwise. A lapse writes nothing (the state is
+    derived when read, `Device.state_at`), but it is a change of state all the same: it
+    follows from the entry's `restricted_until`, so readers of the trail show it."""
+    lapses: list[int] = []
+    for index, entry in enumerate(trail):
+        upto = trail[index + 1].height if index + 1 < len(trail) else height
+        restricted = entry.state is DeviceState.RESTRICTED
+        lapsed = restricted and 0 < entry.restricted_until < upto
+        lapses.append(entry.restricted_until + 1 if lapsed else 0)
+    return lapses
 
 
 def _address_set(state: State, key: bytes) -> tuple[bytes, ...]:

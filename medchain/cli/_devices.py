@@ -11,7 +11,13 @@ from typing import Annotated, TypeVar
 import typer
 from rich.table import Table
 
-from medchain.app import Device, DeviceAuditEntry, DeviceKind, DeviceState
+from medchain.app import (
+    Device,
+    DeviceAuditEntry,
+    DeviceKind,
+    DeviceState,
+    restriction_lapses,
+)
 from medchain.cli._common import (
     DEFAULT_NODE,
     DataOption,
@@ -166,12 +172,15 @@ def devices_audit(
         if chain.device(raw) is None:
             raise MedchainError(f"no device {address} on this chain; check the address")
         entries = chain.device_audit(raw)
-    console.print(device_audit_table(entries))
+        height = chain.height
+    console.print(device_audit_table(entries, height))
 
 
-def device_audit_table(entries: list[DeviceAuditEntry]) -> Table:
+def device_audit_table(entries: list[DeviceAuditEntry], height: int) -> Table:
+    """The trail as recorded, with a row for each penalty restriction that lapsed (up to
+    `height`): the lapse writes no entry, but it is a change of state."""
     table = Table("#", "height", "action", "by", "state", "strikes", "reason", title="audit trail")
-    for e in entries:
+    for e, lapsed in zip(entries, restriction_lapses(entries, height), strict=True):
         state = e.state.value
         if e.state is DeviceState.RESTRICTED and e.restricted_until:
             state += f" until {e.restricted_until}"
@@ -184,6 +193,16 @@ def device_audit_table(entries: list[DeviceAuditEntry]) -> Table:
             str(e.strikes),
             e.reason,
         )
+        if lapsed:
+            table.add_row(
+                "",
+                str(lapsed),
+                "lapsed",
+                "(penalty rule)",
+                DeviceState.ACTIVE.value,
+                str(e.strikes),
+                f"the restriction until {e.restricted_until} ended",
+            )
     return table
 
 

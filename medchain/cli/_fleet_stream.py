@@ -33,7 +33,7 @@ import aiomqtt
 import httpx
 from rich.progress import Progress
 
-from medchain.app import DeviceAuditEntry, DeviceState
+from medchain.app import DeviceAuditEntry, DeviceState, restriction_lapses
 from medchain.cli._common import GatewayUnavailable
 from medchain.crypto import format_address
 from medchain.gateway import (
@@ -396,21 +396,14 @@ def state_history(audit: Sequence[DeviceAuditEntry], height: int) -> list[str]:
     up to `height`: e.g. active, restricted until 57, active (the penalty lapsed),
     restricted until 70, banned."""
     history: list[str] = []
-    previous: DeviceAuditEntry | None = None
-    for entry in [*audit, None]:
-        at = height if entry is None else entry.height
-        if previous is not None and (
-            previous.state is DeviceState.RESTRICTED and 0 < previous.restricted_until < at
-        ):
-            history.append(DeviceState.ACTIVE.value)  # the restriction lapsed
-        if entry is None:
-            break
+    for entry, lapsed in zip(audit, restriction_lapses(audit, height), strict=True):
         shown = entry.state.value
         if entry.state is DeviceState.RESTRICTED and entry.restricted_until:
             shown += f" until {entry.restricted_until}"
         if not history or history[-1] != shown:
             history.append(shown)
-        previous = entry
+        if lapsed:
+            history.append(DeviceState.ACTIVE.value)
     return history
 
 

@@ -31,6 +31,7 @@ from medchain.app import (
     VitalsEntry,
     new_batch_id,
     registration_message,
+    restriction_lapses,
 )
 from medchain.client import MedchainClient
 from medchain.crypto import AccountKeys, format_address, sha256
@@ -144,6 +145,11 @@ def test_a_lapsed_restriction_reads_as_active() -> None:
     validator.transfer(patient.address, 1)
     body = _ok(api.get(f"/v1/devices/{device.address_text}"))
     assert (body["state"], body["stored_state"]) == ("active", "restricted")
+    # its audit trail says when: the lapse writes no entry, the strike's entry tells it
+    audit = _ok(api.get(f"/v1/devices/{device.address_text}/audit"))
+    strike = audit["entries"][-1]
+    assert strike["state"] == "restricted" and audit["height"] == chain.height
+    assert strike["lapsed_at"] == strike["restricted_until"] + 1 <= chain.height
 
 
 def _lookup(api: httpx.Client, addresses: list[str]) -> httpx.Response:
@@ -214,6 +220,9 @@ def test_device_audit(world: Devices) -> None:
     assert body["entries"][1]["reason"] == "replay" and body["entries"][1]["strikes"] == 1
     trail = world.chain.device_audit(world.device.address)
     assert [decode(DeviceAuditEntry, bytes.fromhex(e["encoded"])) for e in body["entries"]] == trail
+    assert body["height"] == world.chain.height
+    lapses = restriction_lapses(trail, body["height"])
+    assert [e["lapsed_at"] for e in body["entries"]] == lapses
 
 
 def test_patient_devices_and_guardians(world: Devices) -> None:

@@ -42,6 +42,7 @@ from medchain.app import (
     guardians_of,
     new_batch_id,
     registration_message,
+    restriction_lapses,
     vitals_of,
     vitals_readers_of,
 )
@@ -278,6 +279,14 @@ def test_strikes_restrict_then_expire_then_ban(
     assert _report(world, gateway, device.address, b"5").ok
     assert _state(world, device) is DeviceState.BANNED
     assert _report(world, gateway, device.address, b"6").code == "device_banned"
+    # the trail shows the lapse: registered, 2 strikes, restricted (lapsed), restricted, banned
+    banned = get_device(world.ledger.state, device.address)
+    assert banned is not None
+    trail = device_audit(world.ledger.state, banned)
+    assert restriction_lapses(trail, world.height) == [0, 0, 0, found.restricted_until + 1, 0, 0]
+    again = trail[4].restricted_until
+    assert restriction_lapses(trail[:5], again)[4] == 0  # still in force at its last height
+    assert restriction_lapses(trail[:5], again + 1)[4] == again + 1
 
 
 def test_a_hospital_lifting_a_penalty_clears_strikes(

@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from medchain.app import DeviceAction, DeviceAuditEntry, DeviceState
+from medchain.cli._devices import device_audit_table
 from tests.cli.test_cli import Cli
 
 
@@ -148,3 +151,18 @@ def test_share_vitals(cli: Cli) -> None:
     assert cli("devices", "vitals-readers", "--patient", alice_addr).split() == [lab_addr]
     gone = cli("devices", "unshare-vitals", doctor_addr, "--key", alice, ok=False)
     assert "does not read the vitals" in gone
+
+
+def test_the_audit_table_shows_a_lapsed_restriction() -> None:
+    def entry(seq: int, height: int, state: DeviceState, until: int) -> DeviceAuditEntry:
+        action = DeviceAction.REGISTERED if seq == 0 else DeviceAction.STRIKE
+        return DeviceAuditEntry(seq, height, 0, b"", action, bytes(20), state, until, seq, "", b"")
+
+    trail = [entry(0, 2, DeviceState.ACTIVE, 0), entry(1, 5, DeviceState.RESTRICTED, 9)]
+    console = Console(width=200, record=True)
+    console.print(device_audit_table(trail, 9))
+    assert "lapsed" not in console.export_text()  # still in force at height 9
+    console.print(device_audit_table(trail, 12))
+    lapsed = [line for line in console.export_text().splitlines() if "lapsed" in line]
+    assert len(lapsed) == 1
+    assert "10" in lapsed[0] and "active" in lapsed[0] and "until 9 ended" in lapsed[0]
