@@ -178,6 +178,8 @@ from medchain.app._staking import (
     voters_of,
 )
 from medchain.app._state import State
+from medchain.app._state_tree import entry_leaf as state_entry_leaf
+from medchain.app._state_tree import state_root_of
 
 __all__ = [
     "ANONYMOUS_METHODS",
@@ -341,6 +343,8 @@ __all__ = [
     "role_member",
     "scope_entries",
     "sse_lookup",
+    "state_entry_leaf",
+    "state_root_of",
     "tranche",
     "unvested_rewards",
     "validator_set",

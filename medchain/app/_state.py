@@ -8,13 +8,11 @@ encodings of the contracts' dataclasses; typed helpers live in `load`/`save`.
 
 from __future__ import annotations
 
-import bisect
-import heapq
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from medchain.crypto import leaf_hash, merkle_root_of_hashes
+from medchain.app._state_tree import StateTree
 from medchain.types import decode, encode
 
 T = TypeVar("T")
@@ -26,12 +24,8 @@ class State:
     def __init__(self, committed: Mapping[bytes, bytes] | None = None) -> None:
         self._committed: dict[bytes, bytes] = dict(committed or {})
         self._layers: list[dict[bytes, bytes | None]] = []
-        # Kept between roots so a block rehashes only the leaves it changed: the
-        # committed keys in order, and the leaf hash of each committed entry.
-        self._sorted_keys: list[bytes] = sorted(self._committed)
-        self._leaf_hashes: dict[bytes, bytes] = {}
-        self._root: bytes | None = None
-        """The committed root, until a change to the committed entries."""
+        self._tree = StateTree(self._committed)
+        """The commitment, kept between blocks so a block rehashes only what it changed."""
 
     # -- raw access -----------------------------------------------------------------
 
@@ -89,24 +83,12 @@ class State:
         self._layers.pop()
 
     def _apply(self, changes: Mapping[bytes, bytes | None]) -> None:
-        keys = self._sorted_keys
-        if changes:
-            self._root = None
         for key, value in changes.items():
-            self._leaf_hashes.pop(key, None)
             if value is None:
-                if self._committed.pop(key, None) is not None:
-                    del keys[bisect.bisect_left(keys, key)]
+                self._committed.pop(key, None)
             else:
-                if key not in self._committed:
-                    bisect.insort(keys, key)
                 self._committed[key] = value
-
-    def _committed_leaf(self, key: bytes) -> bytes:
-        cached = self._leaf_hashes.get(key)
-        if cached is None:
-            cached = self._leaf_hashes[key] = _leaf(key, self._committed[key])
-        return cached
+        self._tree.update((key, value is not None) for key, value in changes.items())
 
     # -- commitments ----------------------------------------------------------------
 
@@ -115,15 +97,10 @@ class State:
         return {k: self._committed[k] for k in sorted(self._committed)}
 
     def root(self) -> bytes:
-        """Merkle root (RFC 6962) over the committed entries in key order."""
+        """The root of the committed entries' two-tier Merkle tree (`_state_tree`)."""
         if self._layers:
             raise RuntimeError("the state root is defined only between blocks")
-        return self._committed_root()
-
-    def _committed_root(self) -> bytes:
-        if self._root is None:
-            self._root = merkle_root_of_hashes([self._committed_leaf(k) for k in self._sorted_keys])
-        return self._root
+        return self._tree.root()
 
     def open_block_changes(self) -> dict[bytes, bytes | None]:
         """The open block layer's changes so far, in key order (None = deleted)."""
@@ -137,28 +114,13 @@ class State:
         if len(self._layers) != 1:
             raise RuntimeError("pending_root needs exactly the block layer open")
         changes = self._layers[0]
-        if all(self._committed.get(k) == v for k, v in changes.items()):
-            return self._committed_root()  # nothing changes (an idle chain's empty blocks)
-        added = sorted(k for k, v in changes.items() if v is not None and k not in self._committed)
-        hashes = []
-        for key in heapq.merge(self._sorted_keys, added):
-            if key in changes:
-                value = changes[key]
-                if value is not None:
-                    hashes.append(_leaf(key, value))
-            else:
-                hashes.append(self._committed_leaf(key))
-        return merkle_root_of_hashes(hashes)
+        real = {k: v for k, v in changes.items() if self._committed.get(k) != v}
+        return self._tree.root_with(real)  # an idle chain's empty blocks change nothing
 
     def copy(self) -> State:
         if self._layers:
             raise RuntimeError("copy the state only between blocks")
         return State(self._committed)
-
-
-def _leaf(key: bytes, value: bytes) -> bytes:
-    """The state tree's leaf for one entry: length-prefixed key, then value."""
-    return leaf_hash(len(key).to_bytes(4, "big") + key + value)
 
 
 def load(state: State, key: bytes, cls: type[T]) -> T | None:

@@ -5,21 +5,31 @@ from __future__ import annotations
 import itertools
 import sqlite3
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from medchain.app import NonceReused, RegisterArgs, Role, TransferArgs, UnwarrantArgs
-from medchain.crypto import AccountKeys, verify_signature
+from medchain.app import (
+    NonceReused,
+    RegisterArgs,
+    Role,
+    TransferArgs,
+    UnwarrantArgs,
+    state_entry_leaf,
+)
+from medchain.crypto import AccountKeys, merkle_root_of_hashes, verify_signature
 from medchain.node import LocalChain, TxFailed
 from medchain.store import StoreError
 from medchain.types import (
     Allocation,
+    Block,
     Genesis,
     GenesisValidator,
     Tx,
     block_hash,
     commit_signing_bytes,
+    decode,
     encode,
 )
 
@@ -137,6 +147,26 @@ def test_tampered_state_is_detected_on_open(tmp_path: Path) -> None:
         db.execute("UPDATE state SET value = ? WHERE key = ?", (b"\xc0", key))
     with pytest.raises(StoreError, match="damaged"):
         LocalChain.open(home)
+
+
+def test_a_directory_from_before_the_two_tier_state_tree_is_named(tmp_path: Path) -> None:
+    """Blocks whose state roots were one RFC 6962 tree over every entry: told apart from
+    damage, and the message says to start a new chain."""
+    validator, funded = AccountKeys.generate(), AccountKeys.generate()
+    home = tmp_path / "chain"
+    chain = LocalChain.create(home, _genesis(validator, funded), validator)
+    chain.submit(_signed(funded, 0, "accounts.transfer", TransferArgs(validator.address, 5)))
+    chain.close()
+    with sqlite3.connect(home / "chain.sqlite") as db:
+        entries = {bytes(k): bytes(v) for k, v in db.execute("SELECT key, value FROM state")}
+        old_root = merkle_root_of_hashes([state_entry_leaf(k, entries[k]) for k in sorted(entries)])
+        height, data = db.execute("SELECT height, data FROM blocks ORDER BY height DESC").fetchone()
+        block = decode(Block, bytes(data))
+        old = replace(block, header=replace(block.header, state_root=old_root))
+        db.execute("UPDATE blocks SET data = ? WHERE height = ?", (encode(old), height))
+    with pytest.raises(StoreError, match="written by an earlier medchain") as info:
+        LocalChain.open(home)
+    assert "start a new one" in info.value.message
 
 
 def test_open_without_a_chain_says_how_to_create_one(tmp_path: Path) -> None:
