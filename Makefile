@@ -62,6 +62,7 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/medchain bench ledger
 	$(BIN)/medchain bench sim
+	$(BIN)/medchain bench state
 	$(BIN)/medchain bench ring
 	$(BIN)/medchain bench search
 	$(BIN)/medchain bench --clients 100 --duration 30

@@ -10,6 +10,7 @@ from medchain.bench._network import (
 from medchain.bench._ring import RingTiming, run_ring_bench
 from medchain.bench._search import QueryTiming, SearchBenchResult, run_search_bench
 from medchain.bench._sim import SimSpeed, run_sim_bench
+from medchain.bench._state import StateRootTiming, run_state_bench
 
 __all__ = [
     "GatewayBenchResult",
@@ -20,11 +21,13 @@ __all__ = [
     "RingTiming",
     "SearchBenchResult",
     "SimSpeed",
+    "StateRootTiming",
     "run_gateway_bench",
     "run_ledger_bench",
     "run_network_bench",
     "run_ring_bench",
     "run_search_bench",
     "run_sim_bench",
+    "run_state_bench",
     "sample_record",
 ]

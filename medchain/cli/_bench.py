@@ -22,6 +22,7 @@ from medchain.bench import (
     run_ring_bench,
     run_search_bench,
     run_sim_bench,
+    run_state_bench,
 )
 from medchain.cli._common import console
 
@@ -116,6 +117,41 @@ def sim_speed(
         work = "opening vote + vesting rewards" if s.rewards else "bare blocks"
         table.add_row(
             s.engine, work, str(s.blocks), f"{s.wall_s:.2f}", f"{s.blocks_per_s:,.0f}", "≥ 200"
+        )
+    console.print(table)
+
+
+@bench_app.command("state")
+def state_root(
+    sizes: Annotated[
+        str, typer.Option(help="State sizes (entries), comma-separated.")
+    ] = "10000,100000,1000000",
+    changes: Annotated[int, typer.Option(help="New entries each block writes.")] = 400,
+    blocks: Annotated[int, typer.Option(help="Blocks timed per size.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """A block's state root cost as the state grows: the two-tier tree against one tree
+    over every entry (the definition it replaced)."""
+    with stage_progress(disabled=as_json) as progress:
+        timings = run_state_bench(
+            tuple(int(s) for s in sizes.split(",")), changes, blocks, progress
+        )
+    if as_json:
+        print(json.dumps([dataclasses.asdict(t) for t in timings], indent=2))
+        return
+    table = Table(
+        "entries",
+        "first root (s)",
+        f"block of {changes} new entries: p50 / max (ms)",
+        "one tree over every entry (ms), twice a block before",
+        title=f"state root per block — {_machine()}",
+    )
+    for t in timings:
+        table.add_row(
+            f"{t.entries:,}",
+            f"{t.build_s:.2f}",
+            f"{t.block_ms_p50:.1f} / {t.block_ms_max:.1f}",
+            f"{t.single_tree_ms:,.0f}",
         )
     console.print(table)
 
