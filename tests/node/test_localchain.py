@@ -136,12 +136,17 @@ def test_reopening_restores_exact_state(tmp_path: Path) -> None:
     again.close()
 
 
-def test_tampered_state_is_detected_on_open(tmp_path: Path) -> None:
+def _closed_chain_with_a_block(tmp_path: Path) -> Path:
     validator, funded = AccountKeys.generate(), AccountKeys.generate()
     home = tmp_path / "chain"
     chain = LocalChain.create(home, _genesis(validator, funded), validator)
     chain.submit(_signed(funded, 0, "accounts.transfer", TransferArgs(validator.address, 5)))
     chain.close()
+    return home
+
+
+def test_tampered_state_is_detected_on_open(tmp_path: Path) -> None:
+    home = _closed_chain_with_a_block(tmp_path)
     with sqlite3.connect(home / "chain.sqlite") as db:
         (key,) = db.execute("SELECT key FROM state LIMIT 1").fetchone()
         db.execute("UPDATE state SET value = ? WHERE key = ?", (b"\xc0", key))
@@ -152,11 +157,7 @@ def test_tampered_state_is_detected_on_open(tmp_path: Path) -> None:
 def test_a_directory_from_before_the_two_tier_state_tree_is_named(tmp_path: Path) -> None:
     """Blocks whose state roots were one RFC 6962 tree over every entry: told apart from
     damage, and the message says to start a new chain."""
-    validator, funded = AccountKeys.generate(), AccountKeys.generate()
-    home = tmp_path / "chain"
-    chain = LocalChain.create(home, _genesis(validator, funded), validator)
-    chain.submit(_signed(funded, 0, "accounts.transfer", TransferArgs(validator.address, 5)))
-    chain.close()
+    home = _closed_chain_with_a_block(tmp_path)
     with sqlite3.connect(home / "chain.sqlite") as db:
         entries = {bytes(k): bytes(v) for k, v in db.execute("SELECT key, value FROM state")}
         old_root = merkle_root_of_hashes([state_entry_leaf(k, entries[k]) for k in sorted(entries)])
