@@ -21,21 +21,19 @@ import pytest
 import uvicorn
 from typer.testing import CliRunner
 
-from medchain.app import MAX_DEVICES_PER_PATIENT, RegisterArgs, Role, TransferArgs
-from medchain.app import DeviceKind as ChainDeviceKind
+from medchain.app import Role
 from medchain.cli import _gateway as gw
 from medchain.cli import app
 from medchain.cli._fleet_stream import stream_fleet
 from medchain.client import HttpChain, MedchainClient
-from medchain.crypto import AccountKeys, format_address, save_keys, signed_tx
+from medchain.crypto import AccountKeys, format_address, save_keys
 from medchain.gateway import DeviceKind, SimulatedDevice
 from medchain.gateway._config import GatewayConfig
-from medchain.gateway._fleet import _send_all, enrol_fleet, patient_keys
+from medchain.gateway._fleet import patient_keys
 from medchain.gateway._index import ReadingIndex
 from medchain.gateway._server import create_gateway_app
 from medchain.gateway._service import GatewayService
 from medchain.node import free_port_base
-from medchain.types import MedchainError, Tx
 from tests.api.harness import FakeNode, make_chain, served
 from tests.node.netharness import wait_for
 
@@ -196,67 +194,3 @@ def test_per_patient_bounds(tmp_path: Path) -> None:
         result = runner.invoke(app, ["devices", "simulate", "--key", key, "--per-patient", value])
         assert result.exit_code == 2, result.output
         assert "--per-patient" in result.output
-
-
-def test_send_all_tops_up_one_sender_and_checks_receipts(district: District) -> None:
-    chain, payer = district.chain, district.validator
-    to = AccountKeys.generate().address
-
-    def transfer(keys: AccountKeys, nonce: int, amount: int) -> Tx:
-        return signed_tx(keys, chain.chain_id, nonce, "accounts.transfer", TransferArgs(to, amount))
-
-    nonce = chain.account(payer.address).nonce
-    many = [transfer(payer, nonce + i, 1) for i in range(300)]  # more than may be pending
-    _send_all(chain, many, "transfer")
-    assert chain.account(to).balance == 300
-    _send_all(chain, many[:5], "transfer")  # already committed: nothing to do
-    broke = AccountKeys.generate()  # admitted, and fails on chain
-    with pytest.raises(MedchainError, match="a transfer transaction failed on chain"):
-        _send_all(chain, [transfer(broke, 0, 5)], "transfer")
-    with pytest.raises(MedchainError, match="the node refused a transfer transaction"):
-        _send_all(chain, [transfer(payer, nonce, 2)], "transfer")  # a used nonce
-
-
-def test_send_all_sends_again_what_a_full_mempool_refused() -> None:
-    validator = AccountKeys.generate()
-    with (
-        served(lambda: FakeNode(make_chain(validator), auto_commit=False, max_pending=8)) as node,
-        HttpChain(node.url) as chain,
-    ):
-        stop = threading.Event()
-
-        def blocks() -> None:  # a block every 50 ms takes whatever is pending
-            while not stop.wait(0.05):
-                node.call(lambda n: n.commit())
-
-        sealer = threading.Thread(target=blocks, daemon=True)
-        sealer.start()
-        try:
-            patients = [AccountKeys.generate() for _ in range(30)]  # one transaction each
-            txs = []
-            for p in patients:
-                profile = MedchainClient(p, chain)._seal_profile({"name": "a patient"})
-                args = RegisterArgs(
-                    Role.PATIENT, "", p.encryption_public_key, profile, p.ring_public_key
-                )
-                txs.append(signed_tx(p, chain.chain_id, 0, "registry.register", args))
-            _send_all(chain, txs, "patient registration")
-        finally:
-            stop.set()
-            sealer.join(5)
-        assert all(chain.identity(p.address) is not None for p in patients)
-
-
-def test_enrolment_checks_every_device_is_on_chain(district: District) -> None:
-    """One sender's earlier receipts are not read: a device registration failing on chain
-    before the hospital's last one is found by looking the devices up."""
-    chain, hospital = district.chain, MedchainClient(district.hospital, district.chain)
-    (first,) = enrol_fleet(chain, district.hospital, 1, 0, seed=9)
-    full = patient_keys(9, 0).address
-    for _ in range(MAX_DEVICES_PER_PATIENT - 1):
-        hospital.register_device(AccountKeys.generate(), full, ChainDeviceKind.THERMOMETER, "t")
-    # devices 0 and 1 are the full patient's (0 is `first`, on chain), 2 and 3 a new one's
-    with pytest.raises(MedchainError, match="a patient has at most 64 devices"):
-        enrol_fleet(chain, district.hospital, 4, 0, seed=9, per_patient=2)
-    assert chain.device(first.keys.address) is not None
-    assert len(chain.devices_of(patient_keys(9, 1).address)) == 2
