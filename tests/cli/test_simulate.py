@@ -2,9 +2,8 @@
 served by uvicorn over an in-memory chain (FakeNode commits each transaction at once) and
 a gateway served in a thread against it over HTTP. A hospital's fleet gets one patient
 per N devices; --prove checks every accepted reading against the chain and exits 2 when
-one is not proven. The fleet's enrolment sends one sender's transactions as blocks take
-them, sends again what a full mempool refused, and finds a device whose registration
-failed on chain; the option errors are refused before anything is sent."""
+one is not proven; a rerun of the same fleet is not taken for a replay; the option errors
+are refused before anything is sent. (The fleet's enrolment: tests/gateway/test_fleet.py.)"""
 
 from __future__ import annotations
 
