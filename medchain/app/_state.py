@@ -83,12 +83,18 @@ class State:
         self._layers.pop()
 
     def _apply(self, changes: Mapping[bytes, bytes | None]) -> None:
-        for key, value in changes.items():
+        real = self._real(changes)
+        for key, value in real.items():
             if value is None:
-                self._committed.pop(key, None)
+                del self._committed[key]
             else:
                 self._committed[key] = value
-        self._tree.update((key, value is not None) for key, value in changes.items())
+        self._tree.update(real)
+
+    def _real(self, changes: Mapping[bytes, bytes | None]) -> dict[bytes, bytes | None]:
+        """The changes that change something (a write of the same value, or a delete of
+        an absent key, does not)."""
+        return {k: v for k, v in changes.items() if self._committed.get(k) != v}
 
     # -- commitments ----------------------------------------------------------------
 
@@ -113,9 +119,7 @@ class State:
         """The root the state would have if the open block were committed now."""
         if len(self._layers) != 1:
             raise RuntimeError("pending_root needs exactly the block layer open")
-        changes = self._layers[0]
-        real = {k: v for k, v in changes.items() if self._committed.get(k) != v}
-        return self._tree.root_with(real)  # an idle chain's empty blocks change nothing
+        return self._tree.root_with(self._real(self._layers[0]))
 
     def copy(self) -> State:
         if self._layers:

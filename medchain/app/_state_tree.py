@@ -69,7 +69,9 @@ class StateTree:
 
     `update` takes a block's net changes; `root` rehashes only the buckets they touched
     and the paths above them. `root_with` gives the root the tree would have after more
-    changes, without applying them (a proposer's state root for its block)."""
+    changes, without applying them (a proposer's state root for its block, a validator's
+    dry run); when those exact changes are then committed, the nodes it computed are
+    kept instead of being hashed a second time."""
 
     def __init__(self, entries: Mapping[bytes, bytes]) -> None:
         self._values: Mapping[bytes, bytes] = entries
@@ -85,33 +87,42 @@ class StateTree:
         EMPTY[level], by index."""
         self._dirty: set[int] = set(self._keys)
         """Buckets whose root is out of date."""
+        self._preview: tuple[dict[bytes, bytes | None], list[dict[int, bytes]]] | None = None
+        """The last `root_with`: its changes and the nodes it computed, level by level,
+        until the tree changes."""
 
-    def update(self, changes: Iterable[tuple[bytes, bool]]) -> None:
-        """Record changed keys after the State applied them: (key, present now)."""
-        for key, present in changes:
+    def update(self, changes: Mapping[bytes, bytes | None]) -> None:
+        """Record a block's changes after the State applied them (None: deleted)."""
+        preview, self._preview = self._preview, None
+        for key, value in changes.items():
             bucket = bucket_of(key)
             self._leaves.pop(key, None)
             keys = self._keys.setdefault(bucket, [])
             at = bisect.bisect_left(keys, key)
             found = at < len(keys) and keys[at] == key
-            if present and not found:
+            if value is not None and not found:
                 keys.insert(at, key)
-            elif not present and found:
+            elif value is None and found:
                 del keys[at]
             if not keys:
                 del self._keys[bucket]
             self._dirty.add(bucket)
+        if preview is not None and preview[0] == changes and self._dirty == preview[1][0].keys():
+            for level, nodes in enumerate(preview[1]):
+                self._store(level, nodes)  # what root_with computed for exactly these
+            self._dirty.clear()
 
     def root(self) -> bytes:
         if self._dirty:
             roots = {b: self._bucket_root(self._keys.get(b, ()), {}) for b in self._dirty}
             self._dirty.clear()
-            self._raise(roots, keep=True)
+            for level, nodes in enumerate(self._raise(roots)):
+                self._store(level, nodes)
         return self._levels[BUCKET_BITS].get(0, EMPTY[BUCKET_BITS])
 
     def root_with(self, changes: Mapping[bytes, bytes | None]) -> bytes:
         """The root after `changes` (None deletes), leaving the tree as it is."""
-        self.root()
+        self.root()  # the dirty buckets are clean from here until the next update
         touched: dict[int, dict[bytes, bytes | None]] = {}
         for key, value in changes.items():
             touched.setdefault(bucket_of(key), {})[key] = value
@@ -124,7 +135,9 @@ class StateTree:
                 )
             )
             roots[bucket] = self._bucket_root(keys, bucket_changes)
-        return self._raise(roots, keep=False)
+        levels = self._raise(roots)
+        self._preview = (dict(changes), levels)
+        return levels[BUCKET_BITS].get(0, self._levels[BUCKET_BITS].get(0, EMPTY[BUCKET_BITS]))
 
     def _bucket_root(self, keys: Iterable[bytes], changes: Mapping[bytes, bytes | None]) -> bytes:
         leaves = []
@@ -143,12 +156,12 @@ class StateTree:
             cached = self._leaves[key] = entry_leaf(key, self._values[key])
         return cached
 
-    def _raise(self, changed: dict[int, bytes], *, keep: bool) -> bytes:
-        """Set bucket roots and rehash the paths above them: stored if `keep`, else in an
-        overlay dropped afterwards. Returns the new root."""
+    def _raise(self, changed: dict[int, bytes]) -> list[dict[int, bytes]]:
+        """The nodes that change, level by level (0: the bucket roots given), when those
+        bucket roots change: the paths above them rehashed over the stored tree. Stored
+        by the caller (`root`), or kept aside (`root_with`)."""
+        levels = [changed]
         for level in range(BUCKET_BITS):
-            if keep:
-                self._store(level, changed)
             stored, empty = self._levels[level], EMPTY[level]
             parents = {}
             for parent in sorted({index >> 1 for index in changed}):
@@ -158,9 +171,8 @@ class StateTree:
                     changed[right] if right in changed else stored.get(right, empty),
                 )
             changed = parents
-        if keep:
-            self._store(BUCKET_BITS, changed)
-        return changed.get(0, self._levels[BUCKET_BITS].get(0, EMPTY[BUCKET_BITS]))
+            levels.append(changed)
+        return levels
 
     def _store(self, level: int, nodes: Mapping[int, bytes]) -> None:
         stored = self._levels[level]

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from medchain.app import State
 from medchain.app import _state_tree as tree_module
 from medchain.app._state_tree import (
     BUCKET_BITS,
@@ -94,14 +95,17 @@ def _check_incremental(start: dict[bytes, bytes], changes: list[dict[bytes, byte
     entries = dict(start)
     tree = StateTree(entries)
     assert tree.root() == state_root_of(entries)
-    for block in changes:
+    others = [*changes[1:], {}][: len(changes)]
+    for block, other in zip(changes, others, strict=True):
         ahead = tree.root_with(block)
+        if len(block) % 2:  # a dry run of other changes before this block's are applied
+            tree.root_with(other)
         for key, value in block.items():
             if value is None:
                 entries.pop(key, None)
             else:
                 entries[key] = value
-        tree.update((k, v is not None) for k, v in block.items())
+        tree.update(block)
         assert ahead == tree.root() == state_root_of(entries)
 
 
@@ -117,8 +121,33 @@ def test_a_change_rehashes_its_bucket_and_its_path_only(monkeypatch: pytest.Monk
     monkeypatch.setattr(tree_module, "_node", lambda a, b: nodes.append(1) or node(a, b))
     monkeypatch.setattr(tree_module, "entry_leaf", lambda k, v: leaves.append(1) or leaf(k, v))
     entries[key] = b"w"
-    tree.update([(key, True)])
+    tree.update({key: b"w"})
     tree.root()
     assert len(nodes) == BUCKET_BITS  # the path above the bucket
     assert len(leaves) == 1  # the new entry's leaf; the bucket's others are cached
     assert bucket_size < 20  # about 200,000 / 65,536 entries share the bucket
+    # a block whose root was computed ahead (proposer, dry run) is not hashed again
+    nodes.clear()
+    block: dict[bytes, bytes | None] = {b"another": b"x", key: None}
+    ahead = tree.root_with(block)
+    assert BUCKET_BITS < len(nodes) <= 2 * BUCKET_BITS  # two paths, sharing their top
+    nodes.clear()
+    entries[b"another"] = b"x"
+    del entries[key]
+    tree.update(block)
+    assert tree.root() == ahead and nodes == []
+
+
+def test_a_state_commits_the_root_its_block_previewed(monkeypatch: pytest.MonkeyPatch) -> None:
+    state = State({b"a": b"1", b"b": b"2"})
+    state.root()
+    state.begin_block()
+    state.set(b"c", b"3")
+    state.set(b"a", b"1")  # a write of the same value changes nothing
+    ahead = state.pending_root()
+    nodes: list[int] = []
+    node = tree_module._node
+    monkeypatch.setattr(tree_module, "_node", lambda a, b: nodes.append(1) or node(a, b))
+    state.end_block()
+    assert state.root() == ahead == state_root_of({b"a": b"1", b"b": b"2", b"c": b"3"})
+    assert nodes == []
