@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from medchain import app as contracts
 from medchain.api import _parse as parse
 from medchain.api._errors import ApiError
+from medchain.api._lookups import registered_patient
 from medchain.api._models import Address, Encoded, Hex, address_of, encoded, hex_of
 from medchain.api._service import NodeService
 
@@ -303,6 +304,9 @@ class VitalsReadersModel(BaseModel):
 def device_routes(service: NodeService) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["devices"])
 
+    def chain_patient(address: str) -> bytes:
+        return registered_patient(service.chain, address)
+
     def chain_device(address: str) -> contracts.Device:
         raw = parse.address(address, "device")
         found = service.chain.device(raw)
@@ -346,7 +350,7 @@ def device_routes(service: NodeService) -> APIRouter:
 
     @router.get("/patients/{address}/devices", summary="A patient's devices")
     async def patient_devices(address: AddressPath) -> PatientDevicesModel:
-        raw = parse.address(address, "patient")
+        raw = chain_patient(address)
         height = service.chain.height
         return PatientDevicesModel(
             patient=address_of(raw),
@@ -355,23 +359,11 @@ def device_routes(service: NodeService) -> APIRouter:
 
     @router.get("/patients/{address}/guardians", summary="A patient's guardians")
     async def guardians(address: AddressPath) -> GuardiansModel:
-        raw = parse.address(address, "patient")
+        raw = chain_patient(address)
         return GuardiansModel(
             patient=address_of(raw),
             guardians=[address_of(g) for g in service.chain.guardians_of(raw)],
         )
-
-    def chain_patient(address: str) -> bytes:
-        raw = parse.address(address, "patient")
-        identity = service.chain.identity(raw)
-        if identity is None or identity.role is not contracts.Role.PATIENT:
-            raise ApiError(
-                404,
-                contracts.NotRegistered.code,
-                f"{address_of(raw)} is not a patient on this chain; check the address "
-                "(patients register with `medchain register --role patient`)",
-            )
-        return raw
 
     @router.get("/patients/{address}/vitals", summary="A patient's readings over a time range")
     async def vitals(

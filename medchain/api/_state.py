@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path
 from medchain import app as contracts
 from medchain.api import _parse as parse
 from medchain.api._errors import ApiError
+from medchain.api._lookups import registered_patient
 from medchain.api._models import (
     AccountModel,
     AnonEntriesModel,
@@ -163,7 +164,7 @@ def state_routes(service: NodeService) -> APIRouter:
 
     @router.get("/patients/{address}/records", tags=["records"], summary="A patient's records")
     async def patient_records(address: AddressPath) -> PatientRecordsModel:
-        raw = parse.address(address)
+        raw = registered_patient(service.chain, address)
         ids = service.chain.patient_records(raw)
         return PatientRecordsModel(patient=address_of(raw), record_ids=[hex_of(i) for i in ids])
 

@@ -27,6 +27,7 @@ from medchain.cli._common import (
     open_backend,
     open_chain,
     open_node,
+    patient_arg,
     record_id_arg,
     reports_errors,
     role_arg,
@@ -334,7 +335,7 @@ def record_list(
 ) -> None:
     """The patient's records, oldest first (the RC's append-only list)."""
     with open_backend(node, data) as chain:
-        for record_id in chain.patient_records(address_arg(patient)):
+        for record_id in chain.patient_records(patient_arg(chain, patient)):
             record = chain.record(record_id)
             assert record is not None
             console.print(f"{record_id.hex()}  {record.resource_type}  v{record.version_count}")

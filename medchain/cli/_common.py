@@ -182,6 +182,19 @@ def address_arg(text: str) -> bytes:
     return parse_address(text)
 
 
+def patient_arg(chain: ChainBackend, text: str) -> bytes:
+    """A patient's address, checked on chain: a mistyped but well-formed address would
+    otherwise list nothing, as if the patient had nothing."""
+    raw = parse_address(text)
+    identity = chain.identity(raw)
+    if identity is None or identity.role is not Role.PATIENT:
+        raise MedchainError(
+            f"{text} is not a patient on this chain; check the address (patients register "
+            "with `medchain register --role patient`)"
+        )
+    return raw
+
+
 def record_id_arg(text: str) -> bytes:
     try:
         raw = bytes.fromhex(text.strip())

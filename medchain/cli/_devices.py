@@ -29,6 +29,7 @@ from medchain.cli._common import (
     load_key_file,
     ok,
     open_backend,
+    patient_arg,
     reports_errors,
     show_address,
 )
@@ -147,7 +148,7 @@ def devices_list(
 ) -> None:
     """The patient's devices, in registration order."""
     with open_backend(node, data) as chain:
-        devices = chain.devices_of(address_arg(patient))
+        devices = chain.devices_of(patient_arg(chain, patient))
         height = chain.height
     table = Table("device", "kind", "label", "state", "strikes", title=f"devices of {patient}")
     for device in devices:
@@ -274,7 +275,7 @@ def guardian_list(
 ) -> None:
     """The patient's guardians."""
     with open_backend(node, data) as chain:
-        guardians = chain.guardians_of(address_arg(patient))
+        guardians = chain.guardians_of(patient_arg(chain, patient))
     for guardian in guardians:
         console.print(show_address(guardian))
 
@@ -322,7 +323,7 @@ def vitals_readers(
 ) -> None:
     """Who the patient shares their vitals with (besides their guardians)."""
     with open_backend(node, data) as chain:
-        readers = chain.vitals_readers_of(address_arg(patient))
+        readers = chain.vitals_readers_of(patient_arg(chain, patient))
     for reader in readers:
         console.print(show_address(reader))
 

@@ -329,8 +329,13 @@ class HttpChain:
         return [] if body is None else self._list(AuditEntry, body, "entries")
 
     def patient_records(self, patient: bytes) -> list[bytes]:
-        body = self._get(f"/v1/patients/{format_address(patient)}/records")
-        return [_unhex(i, self.url) for i in _field(body, "record_ids", self.url)]
+        path = f"/v1/patients/{format_address(patient)}/records"
+        body = self._get(path, missing=("not_registered",))  # no patient, no records
+        return (
+            []
+            if body is None
+            else [_unhex(i, self.url) for i in _field(body, "record_ids", self.url)]
+        )
 
     def search(self, owner: bytes, token: SearchToken) -> list[list[bytes]]:
         body = self._body(
@@ -415,8 +420,9 @@ class HttpChain:
         return height, found
 
     def devices_of(self, patient: bytes) -> list[Device]:
-        body = self._get(f"/v1/patients/{format_address(patient)}/devices")
-        return self._list(Device, body, "devices")
+        path = f"/v1/patients/{format_address(patient)}/devices"
+        body = self._get(path, missing=("not_registered",))
+        return [] if body is None else self._list(Device, body, "devices")
 
     def device_audit(self, device: bytes) -> list[DeviceAuditEntry]:
         path = f"/v1/devices/{format_address(device)}/audit"
@@ -424,8 +430,9 @@ class HttpChain:
         return [] if body is None else self._list(DeviceAuditEntry, body, "entries")
 
     def guardians_of(self, patient: bytes) -> tuple[bytes, ...]:
-        body = self._get(f"/v1/patients/{format_address(patient)}/guardians")
-        return self._addresses(body, "guardians")
+        path = f"/v1/patients/{format_address(patient)}/guardians"
+        body = self._get(path, missing=("not_registered",))
+        return () if body is None else self._addresses(body, "guardians")
 
     def vitals(
         self, patient: bytes, from_ms: int, to_ms: int, device: bytes | None = None

@@ -338,8 +338,12 @@ def test_records(world: World) -> None:
     patient = world.patient.keys.address_text
     listed = _ok(world.api.get(f"/v1/patients/{patient}/records"))
     assert listed == {"patient": patient, "record_ids": [rid]}
-    nobody = AccountKeys.generate().address_text
-    assert _ok(world.api.get(f"/v1/patients/{nobody}/records"))["record_ids"] == []
+    nobody = AccountKeys.generate().address_text  # well-formed, but no patient
+    message = _error(world.api.get(f"/v1/patients/{nobody}/records"), 404, "not_registered")
+    assert "not a patient on this chain" in message and "--role patient" in message
+    doctor = world.doctor.keys.address_text  # registered, but not a patient
+    _error(world.api.get(f"/v1/patients/{doctor}/records"), 404, "not_registered")
+    assert world.chain.patient_records(AccountKeys.generate().address) == []
 
 
 def test_search(world: World) -> None:

@@ -233,9 +233,12 @@ def test_patient_devices_and_guardians(world: Devices) -> None:
     assert body["devices"][0]["state"] == "restricted"
     guardians = _ok(world.api.get(f"/v1/patients/{patient}/guardians"))
     assert guardians == {"patient": patient, "guardians": [format_address(world.guardian.address)]}
-    nobody = AccountKeys.generate().address_text
-    assert _ok(world.api.get(f"/v1/patients/{nobody}/devices"))["devices"] == []
-    assert _ok(world.api.get(f"/v1/patients/{nobody}/guardians"))["guardians"] == []
+    nobody = AccountKeys.generate().address_text  # well-formed, but no patient
+    for path in ("devices", "guardians", "vitals-readers"):
+        message = _error(world.api.get(f"/v1/patients/{nobody}/{path}"), 404, "not_registered")
+        assert "not a patient on this chain" in message
+    hospital = format_address(world.hospital.address)  # registered, but not a patient
+    _error(world.api.get(f"/v1/patients/{hospital}/devices"), 404, "not_registered")
 
 
 def test_gateway(world: Devices) -> None:

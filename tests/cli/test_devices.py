@@ -114,6 +114,10 @@ def test_clear_errors(cli: Cli) -> None:
     assert "gateways register" in cli("gateways", "show", device, ok=False)
     typo = alice_addr[:-1] + ("q" if alice_addr[-1] != "q" else "p")
     assert "checksum" in cli("devices", "list", "--patient", typo, ok=False)
+    _, nobody = cli.key("nobody")  # well-formed, never registered
+    for command in (("devices", "list"), ("devices", "guardian", "list"), ("record", "list")):
+        refused = cli(*command, "--patient", nobody, ok=False)
+        assert "is not a patient on this chain" in refused and "--role patient" in refused
     bad_state = cli("devices", "state", device, "asleep", "--reason", "x", "--key", alice, ok=False)
     assert "restricted" in bad_state
     assert "unknown_device" in cli(

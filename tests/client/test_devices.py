@@ -164,6 +164,7 @@ def test_unknown_things(backend: tuple[ChainBackend, AccountKeys]) -> None:
     assert chain.gateway(nobody) is None and chain.batch(b"\x00" * 16) is None
     assert chain.devices_of(nobody) == [] and chain.guardians_of(nobody) == ()
     assert chain.vitals(nobody, 0, 1) == [] and chain.vitals_readers_of(nobody) == ()
+    assert chain.patient_records(nobody) == []  # over HTTP: the API's 404, read as none
     with pytest.raises(UnknownDevice, match="register"):
         client.device(nobody)
     with pytest.raises(UnknownDevice):

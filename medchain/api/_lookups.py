@@ -1,0 +1,25 @@
+"""Path parameters that must name something on chain: a 404 that says what to check,
+shared by the routes of every resource that hangs off it."""
+
+from __future__ import annotations
+
+from medchain import app as contracts
+from medchain.api import _parse as parse
+from medchain.api._errors import ApiError
+from medchain.crypto import format_address
+from medchain.node import ChainQueries
+
+
+def registered_patient(chain: ChainQueries, text: str) -> bytes:
+    """The patient `text` names: a 404 for an address that is not a registered patient,
+    so a mistyped (but well-formed) address is not answered with an empty list."""
+    raw = parse.address(text, "patient")
+    identity = chain.identity(raw)
+    if identity is None or identity.role is not contracts.Role.PATIENT:
+        raise ApiError(
+            404,
+            contracts.NotRegistered.code,
+            f"{format_address(raw)} is not a patient on this chain; check the address "
+            "(patients register with `medchain register --role patient`)",
+        )
+    return raw
