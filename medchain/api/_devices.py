@@ -96,6 +96,29 @@ class DeviceLookupModel(BaseModel):
     )
 
 
+class RecipientsLookupBody(BaseModel):
+    patients: list[str] = Field(
+        description=f"Patient addresses, bech32 (mc1...), at most {MAX_DEVICE_LOOKUP}."
+    )
+
+
+class RecipientModel(BaseModel):
+    address: Address
+    encryption_key: Hex = Field(description="X25519 public key; empty if it has none.")
+
+
+class PatientRecipientsModel(BaseModel):
+    patient: Address
+    recipients: list[RecipientModel] | None = Field(
+        description="The patient, guardians and vitals readers, by address; null when "
+        "the address is not a registered patient."
+    )
+
+
+class RecipientsLookupModel(BaseModel):
+    patients: list[PatientRecipientsModel] = Field(description="One per address, in order.")
+
+
 class DeviceAuditEntryModel(BaseModel):
     seq: int
     height: int
@@ -318,6 +341,37 @@ def device_routes(service: NodeService) -> APIRouter:
                 "the device first (`medchain devices register`)",
             )
         return found
+
+    @router.post("/patients/recipients", summary="Whom many patients' vitals are sealed for")
+    async def recipients_lookup(body: RecipientsLookupBody) -> RecipientsLookupModel:
+        """Per patient, whom an edge gateway seals their bundles of readings for (the
+        patient, guardians and vitals readers) with each one's encryption key: a
+        gateway re-reads all its patients in one request instead of several each."""
+        if len(body.patients) > MAX_DEVICE_LOOKUP:
+            raise ApiError(
+                413,
+                "too_many_patients",
+                f"the lookup names {len(body.patients):,} patients, over the limit of "
+                f"{MAX_DEVICE_LOOKUP:,} per request; split the list into several requests",
+            )
+        raws = [
+            parse.address(text, f"patients[{index}]") for index, text in enumerate(body.patients)
+        ]
+        found = service.chain.vitals_recipients(raws)
+        return RecipientsLookupModel(
+            patients=[
+                PatientRecipientsModel(
+                    patient=address_of(raw),
+                    recipients=None
+                    if keys is None
+                    else [
+                        RecipientModel(address=address_of(a), encryption_key=hex_of(k))
+                        for a, k in keys.items()
+                    ],
+                )
+                for raw, keys in zip(raws, found, strict=True)
+            ]
+        )
 
     @router.get("/devices/{address}", summary="A device and the state in force")
     async def device(address: AddressPath) -> DeviceModel:

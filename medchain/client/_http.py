@@ -419,6 +419,38 @@ class HttpChain:
         assert height is not None  # at least one request was sent
         return height, found
 
+    def vitals_recipients(self, patients: Sequence[bytes]) -> list[dict[bytes, bytes] | None]:
+        """POST /v1/patients/recipients, in requests of at most 1,000 patients."""
+        found: list[dict[bytes, bytes] | None] = []
+        for start in range(0, len(patients), _MAX_DEVICE_LOOKUP):
+            chunk = patients[start : start + _MAX_DEVICE_LOOKUP]
+            body = self._body(
+                self._request(
+                    "POST",
+                    "/v1/patients/recipients",
+                    json={"patients": [format_address(p) for p in chunk]},
+                )
+            )
+            items = _field(body, "patients", self.url)
+            if not isinstance(items, list) or len(items) != len(chunk):
+                raise _bad_response(self.url, "a malformed recipients lookup")
+            for patient, item in zip(chunk, items, strict=True):
+                found.append(self._recipients(patient, item))
+        return found
+
+    def _recipients(self, patient: bytes, item: Any) -> dict[bytes, bytes] | None:
+        try:
+            if parse_address(item["patient"]) != patient:
+                raise _bad_response(self.url, "a recipients lookup answering other patients")
+            listed = item["recipients"]
+            if listed is None:
+                return None
+            return {parse_address(r["address"]): bytes.fromhex(r["encryption_key"]) for r in listed}
+        except (MedchainError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            if isinstance(exc, NodeError):
+                raise
+            raise _bad_response(self.url, "a malformed recipients lookup") from None
+
     def devices_of(self, patient: bytes) -> list[Device]:
         path = f"/v1/patients/{format_address(patient)}/devices"
         body = self._get(path, missing=("not_registered",))

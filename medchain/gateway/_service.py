@@ -42,7 +42,7 @@ from medchain.app import (
     KeyWrap,
     new_batch_id,
 )
-from medchain.client import ChainBackend, MedchainClient, NotAReader
+from medchain.client import ChainBackend, MedchainClient, NotAReader, UnknownParty
 from medchain.client._envelope import open_sealed, seal
 from medchain.crypto import (
     AccountKeys,
@@ -643,10 +643,12 @@ class GatewayService:
         try:
             started = time.perf_counter()
             batch = Batch(entries)
-            blobs = []
-            for bundle in batch.bundles:
-                patient = _address_bytes(bundle.patient)
-                blobs.append(seal_bundle(bundle, batch.root, self._readers(patient)))
+            patients = [_address_bytes(bundle.patient) for bundle in batch.bundles]
+            readers = self._readers(patients)
+            blobs = [
+                seal_bundle(bundle, batch.root, readers[patient])
+                for bundle, patient in zip(batch.bundles, patients, strict=True)
+            ]
             sealed_at = time.perf_counter()
             cids = self.blobs.put_many(blobs)  # one request for the whole batch
         except BaseException:
@@ -714,39 +716,60 @@ class GatewayService:
         )
         return batch_id
 
-    def _readers(self, patient: bytes) -> dict[bytes, bytes]:
-        """The patient's readers (the patient, guardians, vitals readers) and their
-        encryption keys, as the chain lists them, cached for `readers_cache_ms`. With
-        `concurrent`, an expired list less than a period late still seals this batch
-        while every expired list is re-read on another thread: re-reading a few hundred
-        patients' lists (three calls each) held a batch up by more than a second every
-        period. A patient never seen, or a list later than that, is waited for."""
+    def _readers(self, patients: Sequence[bytes]) -> dict[bytes, dict[bytes, bytes]]:
+        """Each patient's readers (the patient, guardians, vitals readers) and their
+        encryption keys, as the chain lists them, cached for `readers_cache_ms`; those
+        to read are read in one lookup. With `concurrent`, an expired list less than a
+        period late still seals this batch while every expired list is re-read on
+        another thread (re-reading a few hundred patients' lists held a batch up by
+        more than a second every period). A patient never seen, or a list later than
+        that, is waited for."""
         now = self._clock()
-        cached = self._reader_cache.get(patient)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        late = cached is None or cached[0] + self.config.readers_cache_ms / 1000 <= now
-        if self.concurrent and not late:
-            assert cached is not None
+        period = self.config.readers_cache_ms / 1000
+        found: dict[bytes, dict[bytes, bytes]] = {}
+        to_read: list[bytes] = []
+        expired = False
+        for patient in dict.fromkeys(patients):
+            cached = self._reader_cache.get(patient)
+            if cached is not None and (
+                cached[0] > now or (self.concurrent and cached[0] + period > now)
+            ):
+                found[patient] = cached[1]
+                expired = expired or cached[0] <= now
+            else:
+                to_read.append(patient)
+        if expired:
             self._readers_refresh.start()
-            return cached[1]
-        return self._read_readers(patient, now)
+        if to_read:
+            found.update(self._read_many_readers(to_read, now))
+        return found
 
-    def _read_readers(self, patient: bytes, now: float) -> dict[bytes, bytes]:
-        addresses = {
-            patient,
-            *self.chain.guardians_of(patient),
-            *self.chain.vitals_readers_of(patient),
-        }
-        readers = self.client._reader_keys(sorted(addresses))
-        self._reader_cache[patient] = (now + self.config.readers_cache_ms / 1000, readers)
-        return readers
+    def _read_many_readers(
+        self, patients: Sequence[bytes], now: float
+    ) -> dict[bytes, dict[bytes, bytes]]:
+        """Patients' readers and keys in one lookup (`vitals_recipients`), cached."""
+        expires = now + self.config.readers_cache_ms / 1000
+        found = {}
+        for patient, readers in zip(patients, self.chain.vitals_recipients(patients), strict=True):
+            if readers is None:
+                raise UnknownParty(
+                    f"{format_address(patient)} is not a patient on chain {self.chain.chain_id}"
+                )
+            for address, key in readers.items():
+                if not key:
+                    raise UnknownParty(
+                        f"{format_address(address)}, a reader of {format_address(patient)}'s "
+                        "vitals, has no encryption key and cannot be given access to them"
+                    )
+            self._reader_cache[patient] = (expires, readers)
+            found[patient] = readers
+        return found
 
     def _refresh_expired_readers(self) -> None:
         now = self._clock()
-        for patient, (expires, _) in list(self._reader_cache.items()):
-            if expires <= now:
-                self._read_readers(patient, now)
+        expired = [p for p, (expires, _) in list(self._reader_cache.items()) if expires <= now]
+        if expired:
+            self._read_many_readers(expired, now)
 
     def _submit_batch(self, batch: Batch, bundles: list[Bundle]) -> bytes:
         if self._inflight is not None and self._inflight[0] == batch.root:

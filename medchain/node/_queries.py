@@ -131,6 +131,28 @@ class ChainQueries:
     def guardians_of(self, patient: bytes) -> tuple[bytes, ...]:
         return app.guardians_of(self.ledger.state, patient)
 
+    def vitals_recipients(self, patients: Sequence[bytes]) -> list[dict[bytes, bytes] | None]:
+        """Per patient, in order: whom a gateway seals the patient's bundles for (the
+        patient, guardians and vitals readers) and each one's encryption key (empty if
+        they have none); None for an address that is not a registered patient. One read
+        for many patients, so a gateway refreshes them all in one request."""
+        state = self.ledger.state
+        found: list[dict[bytes, bytes] | None] = []
+        for patient in patients:
+            identity = app.get_identity(state, patient)
+            if identity is None or identity.role is not app.Role.PATIENT:
+                found.append(None)
+                continue
+            addresses = sorted(
+                {patient, *app.guardians_of(state, patient), *app.vitals_readers_of(state, patient)}
+            )
+            keys = {}
+            for address in addresses:
+                reader = app.get_identity(state, address)
+                keys[address] = b"" if reader is None else reader.encryption_key
+            found.append(keys)
+        return found
+
     def gateway(self, address: bytes) -> Gateway | None:
         return app.get_gateway(self.ledger.state, address)
 

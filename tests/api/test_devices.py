@@ -203,6 +203,27 @@ def test_lookup_of_more_than_the_limit_is_413(world: Devices) -> None:
     assert "1,001 devices" in message and "limit of 1,000" in message and "split" in message
 
 
+def test_recipients_lookup(world: Devices) -> None:
+    patient = format_address(world.patient.address)
+    nobody = AccountKeys.generate().address_text
+    body = _ok(world.api.post("/v1/patients/recipients", json={"patients": [patient, nobody]}))
+    mine, none = body["patients"]
+    assert mine["patient"] == patient and none == {"patient": nobody, "recipients": None}
+    listed = {r["address"]: r["encryption_key"] for r in mine["recipients"]}
+    (expected,) = world.chain.vitals_recipients([world.patient.address])
+    assert expected is not None
+    assert listed == {format_address(a): k.hex() for a, k in expected.items()}
+    assert format_address(world.guardian.address) in listed
+    too_many = {"patients": [patient] * (MAX_DEVICE_LOOKUP + 1)}
+    message = _error(
+        world.api.post("/v1/patients/recipients", json=too_many), 413, "too_many_patients"
+    )
+    assert "1,001 patients" in message and "split" in message
+    bad = {"patients": [patient, "mc1nope"]}
+    message = _error(world.api.post("/v1/patients/recipients", json=bad), 400, "invalid_address")
+    assert message.startswith("patients[1]: 'mc1nope'")
+
+
 def test_lookup_names_a_malformed_address(world: Devices) -> None:
     addresses = [world.device.address_text, "mc1nope"]
     message = _error(_lookup(world.api, addresses), 400, "invalid_address")

@@ -197,3 +197,24 @@ def test_a_device_key_proves_possession(backend: tuple[ChainBackend, AccountKeys
         patient.send("devices.register", args)
     assert refused.value.code == "invalid_argument" and "proof" in refused.value.message
     assert chain.devices_of(patient.address) == []
+
+
+def test_vitals_recipients_of_many_patients(backend: tuple[ChainBackend, AccountKeys]) -> None:
+    chain, validator_keys = backend
+    validator = MedchainClient(validator_keys, chain)
+    patient = _person(chain, validator, Role.PATIENT)
+    guardian = _person(chain, validator, Role.PATIENT)
+    doctor = _person(chain, validator, Role.DOCTOR)
+    alone = _person(chain, validator, Role.PATIENT)
+    patient.add_guardian(guardian.address)
+    patient.share_vitals(doctor.address)
+    nobody = AccountKeys.generate().address
+    found = chain.vitals_recipients([patient.address, nobody, doctor.address, alone.address])
+    expected = {
+        p.address: p.keys.encryption_public_key
+        for p in sorted((patient, guardian, doctor), key=lambda p: p.address)
+    }
+    assert found[0] == expected and list(found[0]) == sorted(expected)
+    assert found[1] is None and found[2] is None  # no patient, a doctor: not patients
+    assert found[3] == {alone.address: alone.keys.encryption_public_key}
+    assert chain.vitals_recipients([]) == []

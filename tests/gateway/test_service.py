@@ -491,9 +491,12 @@ def test_a_reading_left_pending_by_a_batch_is_due_by_its_own_age(world: World) -
 
 
 def test_expired_readers_are_refreshed_in_the_background_but_late_ones_waited_for(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    world: World,
 ) -> None:
     patient = world.patient.address
+    # the keys are read on the test's thread: the in-memory chain is bound to it
+    (keys,) = world.chain.vitals_recipients([patient])
+    assert keys is not None and set(keys) == {patient, world.guardian.address}
     gate = threading.Event()
     calls: list[str] = []
 
@@ -502,28 +505,22 @@ def test_expired_readers_are_refreshed_in_the_background_but_late_ones_waited_fo
 
         hold = False
 
-        def guardians_of(self, account: bytes) -> tuple[bytes, ...]:
+        def vitals_recipients(self, patients: list[bytes]) -> list[dict[bytes, bytes] | None]:
             calls.append(threading.current_thread().name)
             if self.hold:
                 gate.wait(5)
-            return (world.guardian.address,)
-
-        def vitals_readers_of(self, account: bytes) -> tuple[bytes, ...]:
-            return ()
+            return [keys for _ in patients]
 
     service = world.service(ReadingIndex(":memory:"), readers_cache_ms=10_000)
-    # the keys are read on the test's thread: the in-memory chain is bound to it
-    keys = service.client._reader_keys(sorted({patient, world.guardian.address}))
-    monkeypatch.setattr(service.client, "_reader_keys", lambda _addresses: keys)
     node = SlowNode()
     service.chain = node  # type: ignore[assignment]
     service.concurrent = True
     me = threading.current_thread().name
-    assert service._readers(patient) == keys  # never seen: waited for, on this thread
+    assert service._readers([patient]) == {patient: keys}  # never seen: waited for, here
     assert calls == [me]
     node.hold = True
     world.clock.now += 15  # expired, less than a period late: the batch goes on
-    assert service._readers(patient) == keys
+    assert service._readers([patient]) == {patient: keys}
     gate.set()
     deadline = time.monotonic() + 5
     while (len(calls) < 2 or service._readers_refresh.running) and time.monotonic() < deadline:
@@ -531,8 +528,42 @@ def test_expired_readers_are_refreshed_in_the_background_but_late_ones_waited_fo
     assert calls[1] == "medchain-readers-refresh"
     assert service._reader_cache[patient][0] == world.clock.now + 10  # refreshed
     world.clock.now += 25  # far too late: waited for again
-    service._readers(patient)
+    service._readers([patient])
     assert calls[-1] == me
+
+
+def test_many_patients_readers_are_read_in_one_lookup(world: World) -> None:
+    """A batch of many patients, and the refresh of their expired lists, each ask the
+    chain once, not once (or three times) per patient."""
+    others = []
+    for i in range(3):
+        other = MedchainClient(AccountKeys.generate(), world.chain)
+        other.register(Role.PATIENT, f"patient {i}")
+        others.append(other.address)
+    patients = [world.patient.address, *others]
+    lookups: list[list[bytes]] = []
+    chain = world.chain
+    service = world.service(ReadingIndex(":memory:"), readers_cache_ms=10_000)
+
+    class CountingChain:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(chain, name)
+
+        def vitals_recipients(self, asked: list[bytes]) -> list[dict[bytes, bytes] | None]:
+            lookups.append(list(asked))
+            return chain.vitals_recipients(asked)
+
+    service.chain = CountingChain()  # type: ignore[assignment]
+    readers = service._readers([*patients, patients[0]])
+    assert lookups == [patients] and list(readers) == patients
+    assert set(readers[world.patient.address]) == {world.patient.address, world.guardian.address}
+    world.clock.now += 11
+    service._refresh_expired_readers()
+    assert lookups[1] == patients
+    assert service._readers(patients) == readers and len(lookups) == 2  # cached again
+    stranger = AccountKeys.generate().address  # not a patient: the batch cannot be sealed
+    with pytest.raises(MedchainError, match="is not a patient on chain"):
+        service._readers([stranger])
 
 
 def test_strikes_are_reported_while_a_flush_goes_on(
