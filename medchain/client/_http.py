@@ -440,16 +440,20 @@ class HttpChain:
 
     def _recipients(self, patient: bytes, item: Any) -> dict[bytes, bytes] | None:
         try:
-            if parse_address(item["patient"]) != patient:
-                raise _bad_response(self.url, "a recipients lookup answering other patients")
+            answered = parse_address(item["patient"])
             listed = item["recipients"]
-            if listed is None:
-                return None
-            return {parse_address(r["address"]): bytes.fromhex(r["encryption_key"]) for r in listed}
-        except (MedchainError, KeyError, TypeError, ValueError, AttributeError) as exc:
-            if isinstance(exc, NodeError):
-                raise
+            recipients = (
+                None
+                if listed is None
+                else {
+                    parse_address(r["address"]): bytes.fromhex(r["encryption_key"]) for r in listed
+                }
+            )
+        except (MedchainError, KeyError, TypeError, ValueError, AttributeError):
             raise _bad_response(self.url, "a malformed recipients lookup") from None
+        if answered != patient:
+            raise _bad_response(self.url, "a recipients lookup answering other patients")
+        return recipients
 
     def devices_of(self, patient: bytes) -> list[Device]:
         path = f"/v1/patients/{format_address(patient)}/devices"

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from medchain.gateway._readings import (
     BadReading,
     SignedReading,
+    each_or_refusal,
     reading_from_json,
     readings_from_json_array,
     verify_reading,
@@ -91,13 +92,7 @@ def check_json_array(data: bytes, max_readings: int) -> list[CheckedReading | Ba
 
 def check_payloads(payloads: Sequence[bytes]) -> list[CheckedReading | BadReading]:
     """MQTT messages, one reading in JSON each: one result per payload."""
-    results: list[CheckedReading | BadReading] = []
-    for payload in payloads:
-        try:
-            results.append(check_json(payload))
-        except BadReading as exc:
-            results.append(exc)
-    return results
+    return each_or_refusal(payloads, check_json)
 
 
 def tune_collector() -> None:

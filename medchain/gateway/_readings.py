@@ -16,9 +16,10 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from medchain.crypto import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, AccountKeys, verify_signature
 from medchain.types import DecodeError, MedchainError, decode, encode, tagged_hash
@@ -32,6 +33,8 @@ MAX_TIMESTAMP_MS = 2**63 - 1
 MAX_JSON_BYTES = 4 * ((MAX_OBSERVATION_BYTES + 2) // 3) + 512
 MAX_ENCODED_BYTES = MAX_OBSERVATION_BYTES + 256
 JSON_VERSION = 1
+X = TypeVar("X")
+T = TypeVar("T")
 _LOWER_HEX = re.compile(r"[0-9a-f]*")
 _JSON_KEYS = frozenset({"v", "device", "seq", "ts", "obs", "sig"})
 
@@ -245,10 +248,16 @@ def readings_from_json_array(
             f"send at most {max_readings} readings per request, not {len(items)}",
             code="too_many",
         )
-    results: list[SignedReading | BadReading] = []
+    return each_or_refusal(items, reading_from_object)
+
+
+def each_or_refusal(items: Iterable[X], check: Callable[[X], T]) -> list[T | BadReading]:
+    """`check` applied to each item, a BadReading in place of each it refuses: one bad
+    reading among many never costs the others."""
+    results: list[T | BadReading] = []
     for item in items:
         try:
-            results.append(reading_from_object(item))
+            results.append(check(item))
         except BadReading as exc:
             results.append(exc)
     return results

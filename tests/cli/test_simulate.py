@@ -33,7 +33,7 @@ from medchain.gateway._index import ReadingIndex
 from medchain.gateway._server import create_gateway_app
 from medchain.gateway._service import GatewayService
 from medchain.node import free_port_base
-from tests.api.harness import FakeNode, make_chain, served
+from tests.gateway.test_fleet import FleetChain, fleet_chain  # noqa: F401  (the fixture)
 from tests.node.netharness import wait_for
 
 runner = CliRunner()
@@ -44,7 +44,6 @@ class District:
     node: str
     gateway: str
     chain: HttpChain
-    validator: AccountKeys
     hospital: AccountKeys
     hospital_key: Path
     patient_key: Path
@@ -76,30 +75,25 @@ def _gateway(keys: AccountKeys, node: str, home: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def district(tmp_path: Path) -> Iterator[District]:
-    validator = AccountKeys.generate()
-    with (
-        served(lambda: FakeNode(make_chain(validator))) as node,
-        HttpChain(node.url) as chain,
-    ):
-        hospital = MedchainClient(AccountKeys.generate(), chain)
-        hospital.register(Role.INSTITUTION, "District hospital")
-        patient = MedchainClient(AccountKeys.generate(), chain)
-        patient.register(Role.PATIENT, "Jane Roe")
-        gateway_keys = AccountKeys.generate()
-        hospital.register_gateway(gateway_keys.address, "district edge")
-        save_keys(tmp_path / "hospital.key", hospital.keys)
-        save_keys(tmp_path / "patient.key", patient.keys)
-        with _gateway(gateway_keys, node.url, tmp_path) as url:
-            yield District(
-                node.url,
-                url,
-                chain,
-                validator,
-                hospital.keys,
-                tmp_path / "hospital.key",
-                tmp_path / "patient.key",
-            )
+def district(fleet_chain: FleetChain, tmp_path: Path) -> Iterator[District]:  # noqa: F811
+    """The fleet tests' served chain and hospital, with a patient and a gateway."""
+    chain = fleet_chain.chain
+    hospital = MedchainClient(fleet_chain.hospital, chain)
+    patient = MedchainClient(AccountKeys.generate(), chain)
+    patient.register(Role.PATIENT, "Jane Roe")
+    gateway_keys = AccountKeys.generate()
+    hospital.register_gateway(gateway_keys.address, "district edge")
+    save_keys(tmp_path / "hospital.key", hospital.keys)
+    save_keys(tmp_path / "patient.key", patient.keys)
+    with _gateway(gateway_keys, chain.url, tmp_path) as url:
+        yield District(
+            chain.url,
+            url,
+            chain,
+            hospital.keys,
+            tmp_path / "hospital.key",
+            tmp_path / "patient.key",
+        )
 
 
 def _simulate(d: District, *args: str, key: Path | None = None) -> Any:
