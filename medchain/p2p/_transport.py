@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from medchain.crypto import PUBLIC_KEY_SIZE, AccountKeys
+from medchain.p2p._refusals import Refusal, RefusalLog, address_group
 from medchain.p2p._tls import BadCertificate, certificate_key, client_context, server_context
 
 log = logging.getLogger("medchain.p2p")
@@ -91,7 +92,7 @@ class TransportStats:
     bytes_out: int = 0
     connections: int = 0  # peer links established
     reconnects: int = 0  # ... of which to a peer that had been connected before
-    handshakes_refused: int = 0  # TLS, key, hello or timeout failures, both directions
+    handshakes_refused: int = 0  # every refusal, both directions (by cause: refused_by_cause)
     dial_failures: int = 0  # dials that found nobody listening
     duplicates_closed: int = 0  # connections to an already connected peer, closed
     oversized_frames: int = 0  # frames over max_frame_bytes, received (closes) or sent
@@ -105,6 +106,23 @@ class TransportStats:
 def _set(future: asyncio.Future[bool], value: bool) -> None:
     if not future.done():
         future.set_result(value)
+
+
+_TLS_FAILURES = {
+    Refusal.TIMEOUT: "the TLS handshake did not finish in time",
+    Refusal.TLS: "TLS handshake failed: {exc!r}",
+    Refusal.CLOSED: "the connection closed during the TLS handshake: {exc!r}",
+}
+
+
+def _tls_refusal(exc: BaseException) -> Refusal:
+    """The cause of a failed TLS handshake: out of time, refused by TLS, or the socket
+    gone (reset, closed) mid-handshake."""
+    if isinstance(exc, TimeoutError):
+        return Refusal.TIMEOUT
+    if isinstance(exc, ssl.SSLError) or not isinstance(exc, OSError):
+        return Refusal.TLS
+    return Refusal.CLOSED
 
 
 def _cert_key(der: bytes | None) -> bytes | None:
@@ -135,6 +153,8 @@ class _Connection(asyncio.BufferedProtocol):
         self.ready: asyncio.Future[bool] = self._loop.create_future()  # linked?
         self.closed = asyncio.Event()
         self.reason: str | None = None  # why it ended (the first reason given)
+        self.cause: Refusal | None = None  # why it was refused, if it was
+        self.address = ""  # the remote host, once connected
         self.transport: asyncio.Transport | None = None  # TLS, once the handshake is done
         self._raw: asyncio.Transport | None = None
         self._deadline: asyncio.TimerHandle | None = None
@@ -161,6 +181,8 @@ class _Connection(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._owner._conns.add(self)
+        peer = transport.get_extra_info("peername")
+        self.address = str(peer[0]) if peer else "?"
         # TLS, hello, and the decider possibly finishing its own dial first
         self._deadline = self._loop.call_later(2 * self._owner._handshake_timeout, self._expire)
         if self.outbound:  # create_connection hands over the TLS transport
@@ -169,8 +191,9 @@ class _Connection(asyncio.BufferedProtocol):
             return
         self._raw = transport
         transport.pause_reading()  # the ClientHello waits in the kernel for start_tls
-        if not self._owner._admit(self):
-            self.abort("too many unauthenticated connections")
+        refusal = self._owner._admit(self)
+        if refusal is not None:
+            self.abort(refusal.description, refusal)
             return
         self._owner._spawn(self._accept_tls(transport))
 
@@ -191,11 +214,12 @@ class _Connection(asyncio.BufferedProtocol):
             raise
         except Exception as exc:  # every failure here is a refused handshake
             # connection_lost does not reach this protocol while TLS is mid-handshake
-            self.abort(f"TLS handshake failed: {exc!r}")
+            cause = _tls_refusal(exc)
+            self.abort(_TLS_FAILURES[cause].format(exc=exc), cause)
             self._finish()
             return
         if tls is None or self._done:
-            self.abort("TLS handshake failed")
+            self.abort("TLS handshake failed", Refusal.TLS)
             self._finish()
             return
         self._tls_ready(tls)
@@ -206,10 +230,13 @@ class _Connection(asyncio.BufferedProtocol):
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         key = _cert_key(der)
         if key is None or key not in self._owner._peers:
-            self.abort("the peer's certificate key is not in the allow-list")
+            self.abort("the peer's certificate key is not in the allow-list", Refusal.NOT_ALLOWED)
             return
         if self.expected is not None and key != self.expected:
-            self.abort(f"dialled {self.expected.hex()[:16]} but reached {key.hex()[:16]}")
+            self.abort(
+                f"dialled {self.expected.hex()[:16]} but reached {key.hex()[:16]}",
+                Refusal.WRONG_PEER,
+            )
             return
         self.key = key
         hello = self._owner._hello
@@ -220,22 +247,26 @@ class _Connection(asyncio.BufferedProtocol):
     def _on_hello(self, payload: bytes) -> None:
         magic = len(_HELLO_MAGIC)
         if not payload.startswith(_HELLO_MAGIC) or len(payload) < magic + PUBLIC_KEY_SIZE:
-            self.abort("malformed hello")
+            self.abort("malformed hello", Refusal.BAD_HELLO)
             return
         key = payload[magic : magic + PUBLIC_KEY_SIZE]
         network = payload[magic + PUBLIC_KEY_SIZE :]
         if key != self.key:
-            self.abort("the hello names another key than the certificate")
+            self.abort("the hello names another key than the certificate", Refusal.BAD_HELLO)
             return
         if network != self._owner._network:
             self.abort(
                 f"the peer is on network {network.decode('utf-8', 'replace')!r}, "
-                f"this node on {self._owner._network.decode()!r}"
+                f"this node on {self._owner._network.decode()!r}",
+                Refusal.WRONG_NETWORK,
             )
             return
         until = self._owner.penalised_until(key)
         if until is not None:
-            self.abort(f"the peer is refused for {until:.0f} s more after a protocol violation")
+            self.abort(
+                f"the peer is refused for {until:.0f} s more after a protocol violation",
+                Refusal.PENALISED,
+            )
             return
         self.authenticated = True
         self.decider = self._owner._key < key
@@ -259,12 +290,14 @@ class _Connection(asyncio.BufferedProtocol):
 
     def _expire(self) -> None:
         if not self.linked:
-            self.abort("the handshake did not finish in time")
+            self.abort("the handshake did not finish in time", Refusal.TIMEOUT)
 
-    def abort(self, reason: str) -> None:
-        """Drop the connection at once (nothing more is sent)."""
+    def abort(self, reason: str, cause: Refusal | None = None) -> None:
+        """Drop the connection at once (nothing more is sent); `cause` if this refuses
+        the connection during its handshake."""
         if self.reason is None:
             self.reason = reason
+            self.cause = cause
         transport = self.transport or self._raw
         if transport is not None:
             transport.abort()
@@ -395,7 +428,7 @@ class _Connection(asyncio.BufferedProtocol):
             # start_tls may deliver the peer's hello before it returns to _accept_tls;
             # until the peer is identified only that hello may arrive
             if self._end - self._start > _HEADER.size + _MAX_HELLO:
-                self.abort("data before the hello exchange")
+                self.abort("data before the hello exchange", Refusal.BAD_HELLO)
             return
         self._parse()
 
@@ -437,11 +470,11 @@ class _Connection(asyncio.BufferedProtocol):
         elif not self.decider and payload == _ACCEPT:
             self.link()
         else:
-            self.abort("a frame before the connection was accepted")
+            self.abort("a frame before the connection was accepted", Refusal.BAD_HELLO)
 
     def _oversized(self, length: int) -> None:
         if not self.linked:
-            self.abort(f"a {length}-byte frame during the handshake")
+            self.abort(f"a {length}-byte frame during the handshake", Refusal.BAD_HELLO)
             return
         self._owner.stats.oversized_frames += 1
         self._owner._log.warning(
@@ -464,6 +497,12 @@ class Transport:
     `on_frame(key, payload)` runs in the event loop, in order per peer;
     `on_peer_change(key, connected)` when a peer comes or goes. Everything here must be
     used from the loop that ran `start()`.
+
+    Inbound connections still in their handshake hold one of `max_handshakes` slots, at
+    most `max_handshakes_per_address` of them from one address (`address_group`), so
+    one host holding idle sockets cannot keep the peers out. Refusals are counted by
+    cause (`refused_by_cause`) and logged at most once per `refusal_log_interval`
+    seconds per cause.
     """
 
     def __init__(
@@ -482,9 +521,11 @@ class Transport:
         backoff_max: float = 5.0,
         handshake_timeout: float = 5.0,
         max_handshakes: int = 64,
+        max_handshakes_per_address: int = 16,
         keepalive_interval: float = 5.0,
         idle_timeout: float = 20.0,
         penalty_s: float = 30.0,
+        refusal_log_interval: float = 10.0,
     ) -> None:
         network = network_id.encode("utf-8")
         if not 0 < len(network) <= _MAX_NETWORK_ID:
@@ -497,6 +538,8 @@ class Transport:
             raise ValueError("backoff needs 0 < backoff_initial <= backoff_max")
         if idle_timeout <= 2 * keepalive_interval or keepalive_interval <= 0:
             raise ValueError("idle_timeout must exceed two keepalive intervals")
+        if max_handshakes < 1 or max_handshakes_per_address < 1:
+            raise ValueError("max_handshakes and max_handshakes_per_address must be at least 1")
         self._key = keys.public_key
         self._network = network
         self._hello = _HELLO_MAGIC + self._key + network
@@ -522,18 +565,22 @@ class Transport:
         self._backoff = (backoff_initial, backoff_max)
         self._handshake_timeout = handshake_timeout
         self._max_handshakes = max_handshakes
+        self._max_handshakes_per_address = max_handshakes_per_address
         self._keepalive = (keepalive_interval, idle_timeout)
         self._penalty_s = penalty_s
         self._penalised: dict[bytes, float] = {}
         """Peer -> until when (loop time) it is refused, after a protocol violation."""
         self._random = random.Random()
         self._log = _NodeLog(log, {"node": self._key.hex()[:16]})
+        self._refusals = RefusalLog(self._log, refusal_log_interval, self._now)
         self.stats = TransportStats()
         self._loop: asyncio.AbstractEventLoop
         self._server: asyncio.Server | None = None
         self._links: dict[bytes, _Connection] = {}
         self._conns: set[_Connection] = set()
         self._pending: set[_Connection] = set()
+        self._pending_from: dict[str, int] = {}
+        """Inbound connections still in their handshake, by address (`address_group`)."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._seen: set[bytes] = set()
         self._dialling: set[bytes] = set()  # peers with a dial of ours in flight
@@ -631,6 +678,10 @@ class Transport:
             out.append(LinkInfo(key, conn.outbound, remote))
         return tuple(out)
 
+    def refused_by_cause(self) -> dict[str, int]:
+        """Connections refused since start, by cause (every cause, zeros included)."""
+        return {str(cause): count for cause, count in self._refusals.counts.items()}
+
     @property
     def open_connections(self) -> int:
         """Sockets open right now, authenticated or not (at most one per peer once settled)."""
@@ -638,17 +689,37 @@ class Transport:
 
     # --- connection callbacks --------------------------------------------------------
 
-    def _admit(self, conn: _Connection) -> bool:
+    def _admit(self, conn: _Connection) -> Refusal | None:
+        """Take an inbound connection into a handshake slot, or say why not: every slot
+        taken, or as many as one address may hold (so one address cannot keep the
+        others out)."""
         self._conns.add(conn)
         if self._closing or len(self._pending) >= self._max_handshakes:
-            return False
+            return Refusal.BUSY
+        group = address_group(conn.address)
+        held = self._pending_from.get(group, 0)
+        if held >= self._max_handshakes_per_address:
+            return Refusal.ADDRESS_BUSY
         self._pending.add(conn)
-        return True
+        self._pending_from[group] = held + 1
+        return None
+
+    def _release(self, conn: _Connection) -> None:
+        """Free the handshake slot `conn` held, if any."""
+        if conn not in self._pending:
+            return
+        self._pending.discard(conn)
+        group = address_group(conn.address)
+        left = self._pending_from[group] - 1
+        if left:
+            self._pending_from[group] = left
+        else:
+            del self._pending_from[group]
 
     def _authenticated(self, conn: _Connection) -> None:
         """The hello checked out; the decider picks the connection to keep, the other
         side waits for its accept."""
-        self._pending.discard(conn)
+        self._release(conn)
         if not conn.decider:
             return
         key = conn.key
@@ -706,7 +777,7 @@ class Transport:
 
     def _gone(self, conn: _Connection) -> None:
         self._conns.discard(conn)
-        self._pending.discard(conn)
+        self._release(conn)
         if self._parked.get(conn.key) is conn:
             del self._parked[conn.key]
         if not conn.linked:
@@ -716,8 +787,12 @@ class Transport:
                 self.stats.duplicates_closed += 1
                 self._log.debug("closed a second connection to %s", self._label(conn.key))
             else:
-                self.stats.handshakes_refused += 1
-                self._log.info("refused a connection: %s", conn.reason or "closed before the hello")
+                self._refused(
+                    conn.cause or Refusal.CLOSED,
+                    conn.address or "?",
+                    conn.reason or "closed before the hello",
+                    inbound=not conn.outbound,
+                )
             return
         if self._links.get(conn.key) is conn:
             del self._links[conn.key]
@@ -742,6 +817,13 @@ class Transport:
         except Exception:
             self.stats.callback_errors += 1
             self._log.exception("on_peer_change failed for %s", self._label(key))
+
+    def _refused(self, cause: Refusal, address: str, detail: str, inbound: bool) -> None:
+        self.stats.handshakes_refused += 1
+        self._refusals.refused(cause, address, detail, inbound)
+
+    def _now(self) -> float:
+        return self._loop.time()
 
     def _refuse_oversized(self, size: int) -> None:
         self.stats.oversized_frames += 1
@@ -820,16 +902,18 @@ class Transport:
         except Exception as exc:  # OSError mostly; nothing may end the dial loop
             if conn.transport is None:  # never got as far as a TLS connection
                 if isinstance(exc, ssl.SSLError):
-                    self.stats.handshakes_refused += 1
-                    self._log.info(
-                        "dialling %s: TLS handshake failed: %r", self._label(peer.key), exc
+                    self._refused(
+                        Refusal.TLS,
+                        host,
+                        f"dialling {self._label(peer.key)}: TLS handshake failed: {exc!r}",
+                        inbound=False,
                     )
                 else:
                     self.stats.dial_failures += 1
                     level = logging.DEBUG if isinstance(exc, OSError) else logging.WARNING
                     self._log.log(level, "dialling %s failed: %r", self._label(peer.key), exc)
             else:
-                conn.abort("the handshake did not finish in time")
+                conn.abort("the handshake did not finish in time", Refusal.TIMEOUT)
             return False
         finally:
             self._dial_finished(peer.key)
@@ -838,6 +922,7 @@ class Transport:
         interval, idle = self._keepalive
         while True:
             await asyncio.sleep(interval / 2)
+            self._refusals.flush()
             now = self._loop.time()
             for conn in list(self._links.values()):
                 if now - conn.last_rx > idle:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections import defaultdict
 from collections.abc import Callable, Coroutine, Sequence
@@ -231,6 +232,69 @@ def test_garbage_and_silent_sockets_are_refused_and_capped() -> None:
             w.close()
 
     run(main, nodes)
+
+
+FLOODER = "127.0.0.5"
+"""Another loopback address (Linux routes all of 127/8): the flood comes from it, the
+peer from 127.0.0.1."""
+
+
+async def hold_idle_connections(port: int, held: list[asyncio.StreamWriter]) -> None:
+    """Open silent connections from FLOODER as fast as the loop allows, keeping every
+    one the target does not close (those hold its handshake slots)."""
+    readers: list[asyncio.StreamReader] = []
+    while True:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(FLOODER, 0))
+        readers.append(reader)
+        held.append(writer)
+        for i in reversed(range(len(readers))):
+            if readers[i].at_eof():  # refused: make room for the next attempt
+                held.pop(i).close()
+                readers.pop(i)
+
+
+def test_one_address_holding_idle_connections_cannot_keep_a_peer_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    a, b = nodes = [Node("a"), Node("b")]
+    caplog.set_level(logging.INFO, logger="medchain.p2p")
+
+    async def main() -> None:
+        # idle handshakes would hold their slots for a minute: only the limits free them
+        await a.start(
+            [b.info(dial=False)],
+            handshake_timeout=60,
+            max_handshakes=8,
+            max_handshakes_per_address=4,
+            refusal_log_interval=3600,
+        )
+        held: list[asyncio.StreamWriter] = []
+        flood = asyncio.create_task(hold_idle_connections(a.port, held))
+        try:
+            await until(lambda: a.t.refused_by_cause()["address_busy"] >= 50)
+            await b.start([a.info()], handshake_timeout=5)
+            await until(lambda: a.t.connected() == (b.key,))
+            refused = a.t.refused_by_cause()["address_busy"]
+            await until(lambda: a.t.refused_by_cause()["address_busy"] > refused)
+            assert not flood.done(), "the flood stopped"
+        finally:
+            flood.cancel()
+            for writer in held:
+                writer.close()
+        assert b.t.connected() == (a.key,)
+        counts = a.t.refused_by_cause()
+        assert counts["busy"] == counts["timeout"] == 0  # the flood kept its four slots
+        assert a.t.stats.handshakes_refused == sum(counts.values())
+        assert b.t.send(a.key, b"through") and a.t.send(b.key, b"welcome")
+        await until(lambda: a.frames[b.key] == [b"through"] and b.frames[a.key] == [b"welcome"])
+
+    run(main, nodes)
+    # every refusal of the flood, one line (the summary waits for the interval's end)
+    flooded = [m for m in caplog.messages if "pending handshakes" in m]
+    assert flooded == [
+        f"[{a.key.hex()[:16]}] refused a connection from {FLOODER}: "
+        "too many pending handshakes from one address"
+    ]
 
 
 def test_a_different_network_id_is_refused() -> None:
