@@ -28,6 +28,7 @@ from medchain.node import (
     DevnetError,
     Node,
     VerificationChain,
+    configure_node_logging,
     create_devnet,
     load_devnet,
     read_config,
@@ -38,7 +39,7 @@ from medchain.node import (
     stop_node,
     stop_verification_chain,
 )
-from medchain.types import ChainParams
+from medchain.types import ChainParams, MedchainError
 
 devnet_app = typer.Typer(
     help="A local network of node processes on this machine.", no_args_is_help=True
@@ -83,14 +84,18 @@ async def _serve_node(home: Path) -> None:
 def node(home: HomeOption) -> None:
     """Run one node (validator or observer) from its home directory until SIGINT/SIGTERM."""
     config = read_config(home)
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format=f"%(asctime)s {config.name} %(levelname)s %(name)s: %(message)s",
-    )
+    configure_node_logging(home, config)
     pid_file = home / PID_FILE
     pid_file.write_text(f"{os.getpid()}\n")
+    log = logging.getLogger("medchain.node")
     try:
         asyncio.run(_serve_node(home))
+    except MedchainError as exc:
+        log.error("the node stopped: %s", exc.message)
+        raise
+    except Exception:
+        log.exception("the node stopped on an unexpected error")
+        raise
     finally:
         with contextlib.suppress(OSError):
             if pid_file.read_text().strip() == str(os.getpid()):

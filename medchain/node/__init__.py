@@ -7,6 +7,7 @@ from medchain.node._config import (
     LOG_FILE,
     NODE_CERT_FILE,
     NODE_KEY_FILE,
+    OUTPUT_FILE,
     PID_FILE,
     WAL_FILE,
     ConfigError,
@@ -53,6 +54,7 @@ from medchain.node._localchain import (
     genesis_block,
     wall_clock_ms,
 )
+from medchain.node._logging import configure_node_logging, node_log_handlers
 from medchain.node._queries import ChainQueries
 from medchain.node._restore import NodeRunning, RecoverError, RecoverReport, recover_store
 from medchain.node._runtime import Node, NodeFailed, network_id
@@ -70,6 +72,7 @@ __all__ = [
     "LOG_FILE",
     "NODE_CERT_FILE",
     "NODE_KEY_FILE",
+    "OUTPUT_FILE",
     "PID_FILE",
     "STORE_FILE",
     "VALIDATOR_KEY_FILE",
@@ -101,6 +104,7 @@ __all__ = [
     "VerificationChain",
     "config_from_json",
     "config_to_json",
+    "configure_node_logging",
     "create_devnet",
     "fork_genesis",
     "free_port_base",
@@ -110,6 +114,7 @@ __all__ = [
     "genesis_to_json",
     "load_devnet",
     "network_id",
+    "node_log_handlers",
     "read_config",
     "read_genesis",
     "read_pid",

@@ -8,6 +8,8 @@
       chain.sqlite           blocks, receipts, state
       consensus-wal.sqlite   what this node signed (never sign two conflicting votes)
       blobs/                 record ciphertexts by CID
+      node.log, node.log.N   the node's log, rotated by the node at log.max_bytes
+      node.out               what a node started by the devnet printed outside its log
 
 Peers are listed with their key and certificate: that list is the allow-list (a
 node refuses any other key). Hosts and ports always come from here, never from
@@ -28,6 +30,8 @@ NODE_CERT_FILE = "node.crt"
 WAL_FILE = "consensus-wal.sqlite"
 PID_FILE = "node.pid"
 LOG_FILE = "node.log"
+OUTPUT_FILE = "node.out"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 class ConfigError(MedchainError):
@@ -62,7 +66,19 @@ class NodeConfig:
     max_request_bytes: int = 8 * 2**20
     gossip_delay_ms: int = 5
     """Transactions admitted within this delay go to peers in one frame."""
+    p2p_max_handshakes: int = 64
+    """Inbound P2P connections in their handshake at once; more are refused."""
+    p2p_max_handshakes_per_address: int = 16
+    """... of which from one address (IPv4 address or IPv6 /64)."""
+    p2p_refusal_log_interval_s: int = 10
+    """Refused connections are logged at most once per this interval per cause."""
     log_level: str = "info"
+    log_file: str | None = LOG_FILE
+    """The node's log, relative to its home; None: stderr only (journald, containers)."""
+    log_max_bytes: int = 10 * 2**20
+    """The log is rotated when it reaches this size ..."""
+    log_backups: int = 5
+    """... keeping this many older files (node.log.1 the newest)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Settings later features read (kept as written)."""
 
@@ -80,13 +96,20 @@ _TOP_LEVEL = {
     "mempool",
     "limits",
     "log_level",
+    "log",
 }
 
 
 def config_to_json(config: NodeConfig) -> str:
     doc: dict[str, Any] = {
         "name": config.name,
-        "p2p": {"host": config.p2p_host, "port": config.p2p_port},
+        "p2p": {
+            "host": config.p2p_host,
+            "port": config.p2p_port,
+            "max_handshakes": config.p2p_max_handshakes,
+            "max_handshakes_per_address": config.p2p_max_handshakes_per_address,
+            "refusal_log_interval_s": config.p2p_refusal_log_interval_s,
+        },
         "api": {"host": config.api_host, "port": config.api_port},
         "peers": [
             {
@@ -110,6 +133,11 @@ def config_to_json(config: NodeConfig) -> str:
             "gossip_delay_ms": config.gossip_delay_ms,
         },
         "log_level": config.log_level,
+        "log": {
+            "file": config.log_file,
+            "max_bytes": config.log_max_bytes,
+            "backups": config.log_backups,
+        },
     }
     doc.update(config.extra)
     return json.dumps(doc, indent=2) + "\n"
@@ -120,6 +148,20 @@ def _int(section: dict[str, Any], key: str, default: int, low: int = 0) -> int:
     if type(value) is not int or value < low:
         raise ConfigError(f"{key} must be an integer >= {low}, found {value!r}")
     return value
+
+
+def _log_level(doc: dict[str, Any]) -> str:
+    level = doc.get("log_level", "info")
+    if not isinstance(level, str) or level.lower() not in LOG_LEVELS:
+        raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, found {level!r}")
+    return level.lower()
+
+
+def _log_file(section: dict[str, Any]) -> str | None:
+    path = section.get("file", LOG_FILE)
+    if path is not None and (not isinstance(path, str) or not path.strip()):
+        raise ConfigError(f"log.file must be a file name or null (stderr), found {path!r}")
+    return path
 
 
 def _peer(doc: dict[str, Any]) -> PeerConfig:
@@ -142,10 +184,11 @@ def config_from_json(text: str, source: str = CONFIG_FILE) -> NodeConfig:
     try:
         doc: dict[str, Any] = json.loads(text)
         p2p, api = doc.get("p2p", {}), doc.get("api", {})
-        consensus, mempool, limits = (
+        consensus, mempool, limits, log = (
             doc.get("consensus", {}),
             doc.get("mempool", {}),
             doc.get("limits", {}),
+            doc.get("log", {}),
         )
         return NodeConfig(
             name=str(doc["name"]),
@@ -153,6 +196,9 @@ def config_from_json(text: str, source: str = CONFIG_FILE) -> NodeConfig:
             p2p_port=_int(p2p, "port", 9600),
             api_host=str(api.get("host", "127.0.0.1")),
             api_port=_int(api, "port", 8600),
+            p2p_max_handshakes=_int(p2p, "max_handshakes", 64, 1),
+            p2p_max_handshakes_per_address=_int(p2p, "max_handshakes_per_address", 16, 1),
+            p2p_refusal_log_interval_s=_int(p2p, "refusal_log_interval_s", 10, 1),
             peers=tuple(_peer(p) for p in doc.get("peers", [])),
             block_interval_ms=_int(consensus, "block_interval_ms", 1_000, 1),
             round_timeout_ms=_int(consensus, "round_timeout_ms", 2_000, 50),
@@ -162,7 +208,10 @@ def config_from_json(text: str, source: str = CONFIG_FILE) -> NodeConfig:
             max_frame_bytes=_int(limits, "max_frame_bytes", 32 * 2**20, 65_536),
             max_request_bytes=_int(limits, "max_request_bytes", 8 * 2**20, 65_536),
             gossip_delay_ms=_int(limits, "gossip_delay_ms", 5),
-            log_level=str(doc.get("log_level", "info")),
+            log_level=_log_level(doc),
+            log_file=_log_file(log),
+            log_max_bytes=_int(log, "max_bytes", 10 * 2**20, 65_536),
+            log_backups=_int(log, "backups", 5, 1),
             extra={k: v for k, v in doc.items() if k not in _TOP_LEVEL},
         )
     except ConfigError as exc:

@@ -26,9 +26,9 @@ from typing import Any
 from medchain.crypto import AccountKeys, save_keys
 from medchain.node import _verification_chain as verification_chain
 from medchain.node._config import (
-    LOG_FILE,
     NODE_CERT_FILE,
     NODE_KEY_FILE,
+    OUTPUT_FILE,
     PID_FILE,
     NodeConfig,
     PeerConfig,
@@ -259,7 +259,9 @@ def node_command(node_home: Path) -> list[str]:
 
 
 def start_node(node_home: Path, *, detach: bool = False) -> subprocess.Popen[bytes]:
-    """Start `medchain node` for `node_home`, its output appended to its node.log.
+    """Start `medchain node` for `node_home`. It writes and rotates its own node.log;
+    what it prints outside the log (an error before its logging is set up, an
+    interpreter crash) goes to node.out, emptied at each start so it stays small.
     `detach` puts it in a session of its own, so it outlives the caller."""
     running = read_pid(node_home)
     if running is not None:
@@ -267,18 +269,18 @@ def start_node(node_home: Path, *, detach: bool = False) -> subprocess.Popen[byt
             f"a node already runs for {node_home} (pid {running}); "
             "stop it first with `medchain devnet down`"
         )
-    log = open(node_home / LOG_FILE, "ab")  # noqa: SIM115 - handed to the child
+    out = open(node_home / OUTPUT_FILE, "wb")  # noqa: SIM115 - handed to the child
     try:
         return subprocess.Popen(
             node_command(node_home),
-            stdout=log,
+            stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=detach,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     finally:
-        log.close()
+        out.close()
 
 
 def read_pid(node_home: Path) -> int | None:

@@ -3,7 +3,7 @@ several nodes in one test process never share counters)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
@@ -30,6 +30,22 @@ class _StatsCollector(Collector):
                 f"{self._what}: {name.replace('_', ' ')}, since start",
                 value=getattr(stats, name),
             )
+
+
+class _LabelledCollector(Collector):
+    """One counter family from a component's `{label value: count}` dict, read when
+    /metrics is scraped."""
+
+    def __init__(
+        self, name: str, what: str, label: str, read: Callable[[], Mapping[str, int]]
+    ) -> None:
+        self._name, self._what, self._label, self._read = name, what, label, read
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self._name, self._what, labels=[self._label])
+        for value, count in sorted(self._read().items()):
+            family.add_metric([value], count)
+        yield family
 
 
 class NodeMetrics:
@@ -121,3 +137,9 @@ class NodeMetrics:
     ) -> None:
         """Serve the int `fields` of the object `read()` returns as `{prefix}_{field}_total`."""
         self.registry.register(_StatsCollector(prefix, what, read, fields))
+
+    def export_counts(
+        self, name: str, what: str, label: str, read: Callable[[], Mapping[str, int]]
+    ) -> None:
+        """Serve the dict `read()` returns as `{name}_total{label="key"}` counters."""
+        self.registry.register(_LabelledCollector(name, what, label, read))

@@ -147,6 +147,9 @@ class Node:
             on_frame=self._on_frame,
             on_peer_change=self._on_peer_change,
             max_frame_bytes=self.config.max_frame_bytes,
+            max_handshakes=self.config.p2p_max_handshakes,
+            max_handshakes_per_address=self.config.p2p_max_handshakes_per_address,
+            refusal_log_interval=self.config.p2p_refusal_log_interval_s,
         )
         self.peer_blobs = PeerBlobs(
             open_blob_store(home, self.config),
@@ -162,6 +165,12 @@ class Node:
             "P2P transport",
             lambda: self.transport.stats,
             [f.name for f in dataclasses.fields(TransportStats)],
+        )
+        self.metrics.export_counts(
+            "medchain_p2p_connections_refused",
+            "P2P connections refused during their handshake, by cause, since start",
+            "cause",
+            self.transport.refused_by_cause,
         )
         self.metrics.export_stats(
             "medchain_consensus", "Consensus engine", lambda: self.engine.stats, _ENGINE_COUNTERS

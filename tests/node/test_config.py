@@ -27,6 +27,13 @@ def test_a_config_round_trips_through_its_json(tmp_path: Path) -> None:
             PeerConfig("edge-1", b"\x02" * 32, PEM),
         ),
         block_interval_ms=500,
+        p2p_max_handshakes=32,
+        p2p_max_handshakes_per_address=4,
+        p2p_refusal_log_interval_s=60,
+        log_level="debug",
+        log_file="/var/log/medchain/node.log",
+        log_max_bytes=2**20,
+        log_backups=3,
         extra={"anchor": {"every": 10}},
     )
     write_config(tmp_path, config)
@@ -45,6 +52,16 @@ def test_a_config_round_trips_through_its_json(tmp_path: Path) -> None:
             '{"name": "a", "peers": [{"key": "' + "00" * 32 + '", "cert": "", "host": "h"}]}',
             "both host and port",
         ),
+        ('{"name": "a", "p2p": {"max_handshakes": 0}}', "max_handshakes must be an integer >= 1"),
+        (
+            '{"name": "a", "p2p": {"max_handshakes_per_address": 0}}',
+            "max_handshakes_per_address must be an integer >= 1",
+        ),
+        ('{"name": "a", "p2p": {"refusal_log_interval_s": 0}}', "refusal_log_interval_s"),
+        ('{"name": "a", "log_level": "loud"}', "log_level must be one of debug, info"),
+        ('{"name": "a", "log": {"max_bytes": 1000}}', "max_bytes must be an integer >= 65536"),
+        ('{"name": "a", "log": {"backups": 0}}', "backups must be an integer >= 1"),
+        ('{"name": "a", "log": {"file": ""}}', "log.file must be a file name or null"),
     ],
 )
 def test_a_bad_config_says_what_is_wrong(text: str, words: str) -> None:
@@ -60,4 +77,13 @@ def test_a_missing_config_points_to_the_setup(tmp_path: Path) -> None:
 def test_defaults_fill_what_is_left_out() -> None:
     config = config_from_json('{"name": "n"}')
     assert config.p2p_port == 9600 and config.api_port == 8600 and config.peers == ()
+    assert (config.p2p_max_handshakes, config.p2p_max_handshakes_per_address) == (64, 16)
+    assert config.log_file == "node.log" and config.log_level == "info"
+    assert (config.log_max_bytes, config.log_backups) == (10 * 2**20, 5)
+    assert config_from_json(config_to_json(config)) == config
+
+
+def test_a_null_log_file_means_stderr() -> None:
+    config = config_from_json('{"name": "n", "log": {"file": null}, "log_level": "WARNING"}')
+    assert config.log_file is None and config.log_level == "warning"
     assert config_from_json(config_to_json(config)) == config

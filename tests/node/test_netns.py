@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from medchain.crypto import load_keys
-from medchain.node import create_devnet, read_config
+from medchain.node import OUTPUT_FILE, create_devnet, read_config
 from tests.node.netharness import LiveNet, wait_for
 
 pytestmark = pytest.mark.slow
@@ -143,13 +143,13 @@ class NetnsNet(LiveNet):
     def start(self, names: Sequence[str] | None = None, wait: bool = True) -> None:
         for name in names or self.names:
             home = self.node(name).home
-            with open(home / "node.log", "ab") as log:
+            with open(home / OUTPUT_FILE, "wb") as out:  # the node writes its own node.log
                 self.procs[name] = subprocess.Popen(
                     [
                         "ip", "netns", "exec", self.namespace(name),
                         sys.executable, "-m", "medchain.cli", "node", "--home", str(home),
                     ],
-                    stdout=log,
+                    stdout=out,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,  # its own group: close() can kill all of it

@@ -4,13 +4,21 @@ The multi-process behaviour is in test_network.py."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from medchain.app import TransferArgs
 from medchain.crypto import AccountKeys, load_keys, signed_tx
-from medchain.node import Node, NodeFailed, create_devnet, free_port_base
+from medchain.node import (
+    Node,
+    NodeFailed,
+    create_devnet,
+    free_port_base,
+    read_config,
+    write_config,
+)
 from medchain.types import Tx, tx_id
 
 RECIPIENT = AccountKeys.generate()
@@ -79,6 +87,54 @@ def test_waiting_for_an_unknown_transaction_times_out(tmp_path: Path) -> None:
         try:
             assert await node.wait_committed(b"\x00" * 32, 0.1) is None
         finally:
+            await node.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_p2p_limits_come_from_the_config_and_refusals_are_counted_by_cause(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        base = free_port_base(1)
+        devnet = create_devnet(tmp_path, 1, "pbft", api_port=base, p2p_port=base + 500)
+        home = devnet.nodes[0].home
+        config = dataclasses.replace(read_config(home), p2p_max_handshakes_per_address=2)
+        write_config(home, config)
+        node = Node(home)
+        await node.start()
+        sockets = []
+        try:
+            for _ in range(3):  # two silent sockets take what one address may hold
+                sockets.append(
+                    await asyncio.open_connection(
+                        config.p2p_host, config.p2p_port, local_addr=("127.0.0.7", 0)
+                    )
+                )
+            refused = {"cause": "address_busy"}
+            async with asyncio.timeout(30):
+                while not node.metrics_registry.get_sample_value(
+                    "medchain_p2p_connections_refused_total", refused
+                ):
+                    await asyncio.sleep(0.02)
+            assert (
+                node.metrics_registry.get_sample_value(
+                    "medchain_p2p_connections_refused_total", refused
+                )
+                == 1
+            )
+            assert (
+                node.metrics_registry.get_sample_value(
+                    "medchain_p2p_connections_refused_total", {"cause": "busy"}
+                )
+                == 0
+            )
+            assert (
+                node.metrics_registry.get_sample_value("medchain_p2p_handshakes_refused_total") == 1
+            )
+        finally:
+            for _, writer in sockets:
+                writer.close()
             await node.close()
 
     asyncio.run(scenario())
