@@ -128,15 +128,16 @@ class RefusalLog:
         else:
             window.other_addresses += 1
 
-    def flush(self) -> None:
-        """Log the summary of every cause whose interval has ended."""
+    def flush(self, final: bool = False) -> None:
+        """Log the summary of every cause whose interval has ended; `final` (the
+        transport closing): of every cause, ended or not."""
         now = self._clock()
         for cause in list(self._windows):
-            self._flush_cause(cause, now)
+            self._flush_cause(cause, now, final)
 
-    def _flush_cause(self, cause: Refusal, now: float) -> None:
+    def _flush_cause(self, cause: Refusal, now: float, final: bool = False) -> None:
         window = self._windows.get(cause)
-        if window is None or now - window.start < self._interval:
+        if window is None or (now - window.start < self._interval and not final):
             return
         if window.count == window.logged:
             del self._windows[cause]

@@ -115,10 +115,11 @@ _TLS_FAILURES = {
 }
 
 
-def _tls_refusal(exc: BaseException) -> Refusal:
-    """The cause of a failed TLS handshake: out of time, refused by TLS, or the socket
-    gone (reset, closed) mid-handshake."""
-    if isinstance(exc, TimeoutError):
+def _tls_refusal(exc: BaseException, out_of_time: bool) -> Refusal:
+    """The cause of a failed TLS handshake: out of time (asyncio aborts the connection
+    then, with a ConnectionAbortedError), refused by TLS, or the socket gone (reset,
+    closed) mid-handshake."""
+    if out_of_time or isinstance(exc, TimeoutError):
         return Refusal.TIMEOUT
     if isinstance(exc, ssl.SSLError) or not isinstance(exc, OSError):
         return Refusal.TLS
@@ -160,6 +161,7 @@ class _Connection(asyncio.BufferedProtocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._done = False
         now = self._loop.time()
+        self.started = now
         self.last_rx = now
         self.last_tx = now
         # sending
@@ -214,7 +216,8 @@ class _Connection(asyncio.BufferedProtocol):
             raise
         except Exception as exc:  # every failure here is a refused handshake
             # connection_lost does not reach this protocol while TLS is mid-handshake
-            cause = _tls_refusal(exc)
+            elapsed = self._loop.time() - self.started
+            cause = _tls_refusal(exc, elapsed >= owner._handshake_timeout)
             self.abort(_TLS_FAILURES[cause].format(exc=exc), cause)
             self._finish()
             return
@@ -611,6 +614,7 @@ class Transport:
         if self._server is None:
             return
         self._server.close()
+        self._refusals.flush(final=True)
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

@@ -106,6 +106,20 @@ def test_the_summary_names_the_busiest_addresses_and_sums_up_the_rest(
     )
 
 
+def test_a_final_flush_sums_up_what_is_left_before_the_interval_ends(
+    log: pytest.LogCaptureFixture,
+) -> None:
+    refusals, clock = make(interval=10)
+    refusals.refused(Refusal.WRONG_NETWORK, "10.0.0.3", "the peer is on network 'x'")
+    refusals.refused(Refusal.PENALISED, "10.0.0.4", "the peer is refused for 20 s more")
+    clock.now += 2
+    refusals.refused(Refusal.WRONG_NETWORK, "10.0.0.3", "the peer is on network 'x'")
+    refusals.flush(final=True)
+    assert log.messages[2:] == [
+        "refused 2 connections in the last 2 s: peer on another network (10.0.0.3: 2)"
+    ]  # nothing more to say of the penalised peer: its one refusal was logged
+
+
 @pytest.mark.parametrize(
     ("host", "group"),
     [

@@ -228,6 +228,8 @@ def test_garbage_and_silent_sockets_are_refused_and_capped() -> None:
             assert await reader.read() == b""
         await until(lambda: a.t.open_connections == 0)
         assert a.t.stats.handshakes_refused == 4
+        counts = a.t.refused_by_cause()
+        assert (counts["tls"], counts["busy"], counts["timeout"]) == (1, 1, 2)
         for _, w in [*silent, (third_reader, third)]:
             w.close()
 
@@ -289,12 +291,19 @@ def test_one_address_holding_idle_connections_cannot_keep_a_peer_out(
         await until(lambda: a.frames[b.key] == [b"through"] and b.frames[a.key] == [b"welcome"])
 
     run(main, nodes)
-    # every refusal of the flood, one line (the summary waits for the interval's end)
+    # every refusal of the flood: the first, then one summary (at close, the interval
+    # being an hour) with the count
     flooded = [m for m in caplog.messages if "pending handshakes" in m]
-    assert flooded == [
-        f"[{a.key.hex()[:16]}] refused a connection from {FLOODER}: "
-        "too many pending handshakes from one address"
-    ]
+    prefix = f"[{a.key.hex()[:16]}] refused"
+    count = a.t.refused_by_cause()["address_busy"]
+    assert len(flooded) == 2, flooded
+    assert flooded[0] == (
+        f"{prefix} a connection from {FLOODER}: too many pending handshakes from one address"
+    )
+    assert flooded[1].startswith(f"{prefix} {count:,} connections in the last ")
+    assert flooded[1].endswith(
+        f" s: too many pending handshakes from one address ({FLOODER}: {count:,})"
+    )
 
 
 def test_a_different_network_id_is_refused() -> None:
