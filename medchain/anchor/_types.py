@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import rlp
-
-from medchain.types import DecodeError
+from medchain.types import DecodeError, decode, encode
 
 MAX_CHAIN_ID_BYTES = 64
 """Longest chain id (UTF-8 bytes) the anchor contract stores (String[64] in Anchor.vy)."""
@@ -39,29 +37,21 @@ class CheckpointCertificate:
 def encode_signatures(signatures: tuple[CheckpointSignature, ...]) -> bytes:
     """The contract stores the quorum signature as opaque bytes: an RLP list of
     [validator, signature] pairs, ordered by validator key."""
-    ordered = sorted(signatures, key=lambda s: s.validator)
-    return bytes(rlp.encode([[s.validator, s.signature] for s in ordered]))
+    ordered = tuple(sorted(signatures, key=lambda s: s.validator))
+    return encode(ordered, tuple[CheckpointSignature, ...])
 
 
 def decode_signatures(data: bytes) -> tuple[CheckpointSignature, ...]:
+    """The pairs of an anchor's signature bytes; DecodeError for anything else (the
+    verification chain is read, not trusted)."""
     try:
-        items = rlp.decode(data)
-    except Exception as exc:
-        raise DecodeError(f"anchor signatures are not an RLP list: {exc}") from exc
-    if not isinstance(items, list):
-        raise DecodeError("anchor signatures are not an RLP list")
-    result = []
-    for item in items:
-        if (
-            not isinstance(item, list)
-            or len(item) != 2
-            or not all(isinstance(part, bytes) for part in item)
-            or len(item[0]) != 32
-            or len(item[1]) != 64
-        ):
+        pairs = decode(tuple[CheckpointSignature, ...], data)
+    except DecodeError as exc:
+        raise DecodeError(f"anchor signatures are not an RLP list of pairs: {exc}") from None
+    for pair in pairs:
+        if len(pair.validator) != 32 or len(pair.signature) != 64:
             raise DecodeError("an anchor signature is not a [32-byte key, 64-byte signature] pair")
-        result.append(CheckpointSignature(item[0], item[1]))
-    return tuple(result)
+    return pairs
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,7 @@ from medchain.api._service import NodeService
 from medchain.app import Role
 from medchain.crypto import SearchToken, address_from_public_key
 from medchain.node import LedgerApp
-from medchain.types import decode
+from medchain.types import DecodeError, decode
 
 AddressPath = Annotated[str, Path(description="Account address, bech32 (mc1...).")]
 RecordIdPath = Annotated[str, Path(description="Record id: 32 hex characters.")]
@@ -173,7 +173,15 @@ def state_routes(service: NodeService) -> APIRouter:
         """The node sees label keys only: it returns the encrypted values stored
         under them, which only the index owner (or a capability holder) can read."""
         owner = parse.address(body.owner, "owner")
-        token = decode(SearchToken, parse.hex_bytes(body.token, "token"))
+        try:
+            token = decode(SearchToken, parse.hex_bytes(body.token, "token"))
+        except DecodeError as exc:
+            raise ApiError(
+                400,
+                "malformed_token",
+                f"the token is not a search token ({exc.message}); send the hex of the "
+                "canonical encoding your client's search index built",
+            ) from None
         values = service.chain.search(owner, token)
         return SearchResultModel(
             owner=address_of(owner), values=[[hex_of(v) for v in vs] for vs in values]

@@ -91,6 +91,11 @@ class NodeMetrics:
             "Conflicting messages the consensus WAL replaced by what was signed first",
             registry=r,
         )
+        self.unknown_channel_frames = Counter(
+            "medchain_p2p_unknown_channel_frames",
+            "Frames from peers on a channel this node does not speak (dropped)",
+            registry=r,
+        )
         self.synced_blocks = Gauge(
             "medchain_synced_blocks", "Blocks fetched from peers to catch up", registry=r
         )

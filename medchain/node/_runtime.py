@@ -18,7 +18,6 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-import rlp
 from prometheus_client import CollectorRegistry
 
 from medchain.anchor import AnchorSettings
@@ -60,7 +59,17 @@ from medchain.node._status import NodeStatus, PeerStatus
 from medchain.offchain import BlobStore
 from medchain.p2p import PeerInfo, Transport, TransportStats
 from medchain.store import ChainStore
-from medchain.types import Block, DecodeError, Genesis, MedchainError, Receipt, Tx, tx_id
+from medchain.types import (
+    Block,
+    DecodeError,
+    Genesis,
+    MedchainError,
+    Receipt,
+    Tx,
+    decode,
+    encode,
+    tx_id,
+)
 
 log = logging.getLogger("medchain.node")
 
@@ -486,7 +495,11 @@ class Node:
     # -- peers ------------------------------------------------------------------------
 
     def _on_frame(self, peer: bytes, frame: bytes) -> None:
+        """A frame from an allowed peer. Whatever it holds, it is handled or dropped and
+        counted in /metrics: decoding refuses any malformed bytes with DecodeError
+        (deep nesting included), which each channel's handler counts."""
         if not frame:
+            self.metrics.unknown_channel_frames.inc()
             return
         channel, payload = frame[0], frame[1:]
         if channel == CONSENSUS_CHANNEL:
@@ -497,7 +510,7 @@ class Node:
         elif channel == BLOB_CHANNEL:
             self.peer_blobs.on_frame(peer, payload)
         else:
-            log.debug("unknown channel %d from %s", channel, peer.hex()[:16])
+            self.metrics.unknown_channel_frames.inc()
 
     def _on_peer_change(self, peer: bytes, connected: bool) -> None:
         self.metrics.peers.set(len(self.transport.connected()))
@@ -508,16 +521,14 @@ class Node:
 
     def _on_gossip(self, peer: bytes, payload: bytes) -> None:
         try:
-            items = rlp.decode(payload)
-        except Exception:
+            items = decode(tuple[bytes, ...], payload)
+        except DecodeError:
             self.metrics.txs_rejected.labels("peer").inc()
             return
-        if not isinstance(items, list) or len(items) > MAX_GOSSIP_BATCH:
+        if len(items) > MAX_GOSSIP_BATCH:
             self.metrics.txs_rejected.labels("peer").inc()
             return
         for raw in items:
-            if not isinstance(raw, bytes):
-                continue
             try:
                 tx = decode_tx(raw, self._genesis.params)
                 self.app.add_tx(tx)
@@ -538,4 +549,4 @@ class Node:
         if not self._gossip or self._closed:
             return
         batch, self._gossip = self._gossip, []
-        self.transport.broadcast(bytes([TX_CHANNEL]) + rlp.encode(batch))
+        self.transport.broadcast(bytes([TX_CHANNEL]) + encode(tuple(batch), tuple[bytes, ...]))

@@ -6,6 +6,10 @@ booleans 0/1, tuples as lists, nested dataclasses as nested lists. Decoding is
 strict: a non-canonical integer, a trailing byte or a wrong shape raises DecodeError,
 so the same object gives the same bytes on every machine and bytes decode to at
 most one object.
+
+Bytes come from peers and clients, so decoding never recurses further than the
+expected type nests: lists nested deeper than that are refused by an iterative scan
+before the RLP library (which recurses once per level) sees them.
 """
 
 from __future__ import annotations
@@ -133,6 +137,57 @@ def _dataclass_converters(cls: type[Any]) -> tuple[_ToRlp, _FromRlp]:
     return to_rlp, from_rlp
 
 
+@cache
+def nesting_depth(tp: Any) -> int:
+    """How deeply the encoding of `tp` nests lists: 0 for scalars, one more for each
+    tuple or dataclass around them. Canonical types are not recursive, so this is
+    finite, and no valid encoding of `tp` nests deeper."""
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        fields = dataclasses.fields(tp)
+        return 1 + max((nesting_depth(_hashable(hints[f.name])) for f in fields), default=0)
+    if typing.get_origin(tp) is tuple:
+        return 1 + nesting_depth(_hashable(typing.get_args(tp)[0]))
+    return 0
+
+
+def check_nesting(data: bytes, max_depth: int) -> None:
+    """Raise DecodeError if the RLP items in `data` nest lists deeper than `max_depth`.
+
+    Iterative, one step per list header and per string (whose bytes are skipped, not
+    read), so a hostile input cannot drive recursion or quadratic work. It reads
+    only the headers' lengths; everything else about the bytes (bounds, canonical
+    form) is left to the decoder, and a malformed length can only make the scan count
+    deeper, never shallower."""
+    ends: list[int] = []
+    pos, size = 0, len(data)
+    while pos < size:
+        while ends and pos >= ends[-1]:
+            ends.pop()
+        prefix = data[pos]
+        if prefix < 0x80:
+            pos += 1
+            continue
+        if prefix < 0xC0:
+            header, length = _item_length(data, pos, prefix, 0x80)
+            pos += header + length
+            continue
+        if len(ends) >= max_depth:
+            raise DecodeError(f"lists nested deeper than the {max_depth} levels this type has")
+        header, length = _item_length(data, pos, prefix, 0xC0)
+        ends.append(pos + header + length)
+        pos += header
+
+
+def _item_length(data: bytes, pos: int, prefix: int, offset: int) -> tuple[int, int]:
+    """(header size, payload length) of the RLP item whose prefix byte is at `pos`."""
+    short = prefix - offset
+    if short < 56:
+        return 1, short
+    width = short - 55
+    return 1 + width, int.from_bytes(data[pos + 1 : pos + 1 + width], "big")
+
+
 def _hashable(tp: Any) -> Hashable:
     """Types are hashable; this only tells the type checker so for the cache key."""
     return typing.cast(Hashable, tp)
@@ -178,12 +233,18 @@ def encode(obj: Any, as_type: Any = None) -> bytes:
 def decode(cls: type[T], data: bytes) -> T:
     """Parse canonical bytes into `cls`; anything else raises DecodeError."""
     _, from_rlp = _converters(_hashable(cls))
+    data = bytes(data)
+    check_nesting(data, nesting_depth(_hashable(cls)))
     try:
-        item = rlp.decode(bytes(data), strict=True)
+        item = rlp.decode(data, strict=True)
     except rlp.exceptions.DecodingError as exc:
         raise DecodeError(f"not a canonical encoding: {exc}") from exc
     try:
         result: T = from_rlp(item)
-    except (TypeError, ValueError) as exc:
-        raise DecodeError(f"invalid {cls.__name__}: {exc}") from exc
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise DecodeError(f"invalid {_type_name(cls)}: {exc}") from exc
     return result
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp)

@@ -35,6 +35,8 @@ from medchain.offchain import (
 )
 from medchain.types import MedchainError
 from tests.api.harness import FakeNode, api_client, make_chain
+from tests.hostile import DEEP, hostile
+from tests.types.test_codec import txs
 
 
 class _Full(MedchainError):
@@ -205,3 +207,52 @@ def test_no_input_gives_a_500(
     if response.status_code >= 400 and method != "HEAD":
         error = response.json()["error"]
         assert error["code"] and error["message"]
+
+
+# -- bytes that decode: hostile encodings are a 400 malformed_*, never a 500 ------------
+
+_OWNER = AccountKeys.generate().address_text
+
+
+def _decoding_requests(data: bytes) -> dict[str, dict[str, Any]]:
+    """The same bytes to every route that decodes bytes a client sent."""
+    return {
+        "/v1/txs": {"json": {"tx": data.hex()}},
+        "/v1/txs/batch": {"json": {"txs": [data.hex()]}},
+        "/v1/records": {"json": {"tx": data.hex(), "ciphertext": "00"}},
+        "/v1/search": {"json": {"owner": _OWNER, "token": data.hex()}},
+        "/v1/blobs/batch": {
+            "content": data,
+            "headers": {"content-type": "application/octet-stream"},
+        },
+    }
+
+
+def _error_code(response: httpx.Response) -> str:
+    return str(response.json()["error"]["code"])
+
+
+def test_deeply_nested_lists_are_a_400_malformed_on_every_decoding_route() -> None:
+    api = api_client(FakeNode(make_chain(), auto_commit=False))
+    for path, kwargs in _decoding_requests(DEEP).items():
+        response = api.post(path, **kwargs)
+        if path == "/v1/txs/batch":  # refused per transaction inside a 200
+            assert response.status_code == 200, response.text
+            (result,) = response.json()["results"]
+            assert result["error"]["code"].startswith("malformed"), result
+            continue
+        assert response.status_code == 400, (path, response.text)
+        assert _error_code(response).startswith("malformed"), (path, response.text)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_hostile_encodings_on_every_decoding_route_are_refused_with_a_4xx(
+    data: st.DataObject,
+) -> None:
+    raw = data.draw(hostile(txs.map(lambda tx: tx.encoded)))
+    for path, kwargs in _decoding_requests(raw).items():
+        response = _fuzz_api().post(path, **kwargs)
+        assert response.status_code < 500, (path, response.text)
+        if response.status_code >= 400:
+            assert _error_code(response), (path, response.text)

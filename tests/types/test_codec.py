@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import rlp
@@ -26,6 +28,8 @@ from medchain.types import (
     encode,
     tx_id,
 )
+from medchain.types._codec import check_nesting, nesting_depth, rlp_bytes
+from tests.hostile import DEEP, hostile, nested
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "encoding.json").read_text())
 
@@ -174,6 +178,10 @@ rlp_items = st.recursive(
 )
 
 
+def encode_blobs(blobs: tuple[bytes, ...]) -> bytes:
+    return encode(blobs, tuple[bytes, ...])
+
+
 @given(rlp_items)
 def test_rlp_writer_matches_the_reference_library(item: object) -> None:
     import rlp
@@ -221,3 +229,61 @@ def test_a_list_with_a_truncated_last_item_is_refused() -> None:
     raw[-2] = 0x00  # the signature becomes b"\x00" followed by a dangling prefix
     with pytest.raises(DecodeError):
         decode(Tx, bytes(raw))
+
+
+# -- hostile input: nesting is bounded by the type, every failure is a DecodeError ------
+
+WIRE_TYPES: list[Any] = [Tx, Block, Header, Receipt, Certificate, tuple[bytes, ...]]
+
+
+@pytest.mark.parametrize("cls", WIRE_TYPES, ids=str)
+def test_lists_nested_deeper_than_the_type_are_refused_without_recursion(cls: Any) -> None:
+    with pytest.raises(DecodeError, match="nested deeper"):
+        decode(cls, DEEP)
+    # one level beyond the deepest valid encoding is already refused
+    with pytest.raises(DecodeError, match="nested deeper"):
+        decode(cls, nested(nesting_depth(cls) + 1))
+
+
+def test_nesting_depth_is_what_the_deepest_encoding_needs() -> None:
+    assert nesting_depth(bytes) == 0
+    assert nesting_depth(tuple[bytes, ...]) == 1
+    assert nesting_depth(Tx) == 1
+    assert nesting_depth(Certificate) == 3  # a list holding a list of pairs
+    assert nesting_depth(Block) == 4  # ... inside the block's list
+
+
+@given(rlp_items)
+def test_the_nesting_scan_counts_exactly_the_depth_of_well_formed_items(item: object) -> None:
+    def depth(x: object) -> int:
+        return 1 + max(map(depth, x), default=0) if isinstance(x, list) else 0
+
+    data = rlp_bytes(item)
+    check_nesting(data, depth(item))
+    if depth(item):
+        with pytest.raises(DecodeError):
+            check_nesting(data, depth(item) - 1)
+
+
+@pytest.mark.parametrize(
+    ("cls", "valid"),
+    [
+        (Tx, txs.map(encode)),
+        (Block, blocks.map(encode)),
+        (Receipt, receipts.map(encode)),
+        (tuple[bytes, ...], st.lists(blob, max_size=5).map(tuple).map(encode_blobs)),
+    ],
+    ids=str,
+)
+def test_hostile_bytes_decode_or_raise_decode_error_only(
+    cls: Any, valid: st.SearchStrategy[bytes]
+) -> None:
+    """Noise, deep nesting, huge length prefixes, wrong shapes and mutations of valid
+    encodings: nothing but DecodeError ever escapes `decode`."""
+
+    @given(hostile(valid))
+    def decodes_or_refuses(data: bytes) -> None:
+        with contextlib.suppress(DecodeError):
+            decode(cls, data)
+
+    decodes_or_refuses()
