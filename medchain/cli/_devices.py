@@ -278,7 +278,13 @@ def devices_state(
             help=f"One of: {', '.join(s.value for s in DeviceState)}.", show_default=False
         ),
     ],
-    reason: Annotated[str, typer.Option(help="Why; kept in the device's audit trail.")],
+    reason: Annotated[
+        str,
+        typer.Option(
+            help="Why; kept in clear in the device's audit trail, which anyone can read: "
+            "no names or health details."
+        ),
+    ],
     key: KeyOption,
     evidence_file: Annotated[
         Path | None,

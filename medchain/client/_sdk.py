@@ -509,7 +509,8 @@ class MedchainClient:
         self, device: bytes, state: DeviceState, reason: str, evidence: bytes = b""
     ) -> Receipt:
         """Owner side or hospital: restrict, ban or re-activate a device. The owner side
-        never lifts a penalty or a ban; a hospital may, and re-activating clears strikes."""
+        never lifts a penalty or a ban; a hospital may, and re-activating clears strikes.
+        The reason is kept in clear in the device's audit trail: anyone reads it."""
         return self.send("devices.set_state", SetStateArgs(device, state, reason, evidence))
 
     def register_gateway(self, gateway_address: bytes, label: str) -> Receipt:
