@@ -454,9 +454,15 @@ class MedchainClient:
         if label is None:
             current = self.device_label(found)
             if current.status not in (LabelStatus.OPENED, LabelStatus.IN_CLEAR):
+                why = {
+                    LabelStatus.NONE: "has no label",
+                    LabelStatus.SEALED: "has a label sealed for others (the patient and "
+                    "their guardians when it was written)",
+                    LabelStatus.DAMAGED: "has a label that does not open",
+                }[current.status]
                 raise NotAReader(
-                    f"the label of device {format_address(device)} is {current.status.value} "
-                    "for this account, which cannot seal it again: give the new label"
+                    f"device {format_address(device)} {why}, so this account cannot seal "
+                    "it again: give the new label"
                 )
             label = current.text
         sealed = self._seal_device_label(label, device, found.patient) if label else b""
