@@ -16,6 +16,7 @@ from medchain.api._errors import ApiError
 from medchain.api._lookups import registered_patient
 from medchain.api._models import Address, Encoded, Hex, address_of, encoded, hex_of
 from medchain.api._service import NodeService
+from medchain.types import DecodeError
 
 AddressPath = Annotated[str, Path(description="Account address, bech32 (mc1...).")]
 BatchIdPath = Annotated[str, Path(description="Batch id: 32 hex characters.")]
@@ -28,6 +29,29 @@ lists into several requests."""
 # -- models ---------------------------------------------------------------------------
 
 
+class DeviceLabelModel(BaseModel):
+    """That a device has a label, and whom it is sealed for; never its text, which only
+    they open (`medchain devices show --key`)."""
+
+    sealed: bool = Field(
+        description="False for a label an earlier medchain stored in clear (its bytes are "
+        "in `encoded`); `medchain devices relabel` seals it."
+    )
+    readers: list[Address] = Field(
+        description="Who can open it: the patient and their guardians when it was written."
+    )
+
+
+def device_label_model(stored: bytes) -> DeviceLabelModel | None:
+    try:
+        label = contracts.sealed_label(stored)
+    except DecodeError:
+        return DeviceLabelModel(sealed=False, readers=[])
+    if label is None:
+        return None
+    return DeviceLabelModel(sealed=True, readers=[address_of(r) for r in label.readers])
+
+
 class DeviceModel(BaseModel):
     """A registered device; its id is the address of its Ed25519 key."""
 
@@ -35,7 +59,7 @@ class DeviceModel(BaseModel):
     key: Hex = Field(description="The device's Ed25519 public key.")
     patient: Address
     kind: str
-    label: str
+    label: DeviceLabelModel | None = Field(description="Null when the device has no label.")
     state: str = Field(
         description="The state in force at `height` (a penalty restriction past its end "
         "reads as active)."
@@ -64,7 +88,7 @@ def device_model(device: contracts.Device, height: int) -> DeviceModel:
         key=hex_of(device.key),
         patient=address_of(device.patient),
         kind=device.kind.value,
-        label=device.label,
+        label=device_label_model(device.label),
         state=device.state_at(height).value,
         stored_state=device.state.value,
         height=height,
@@ -124,7 +148,7 @@ class DeviceAuditEntryModel(BaseModel):
     height: int
     time_ms: int
     tx_id: Hex
-    action: str = Field(description="registered, state_changed or strike.")
+    action: str = Field(description="registered, relabelled, state_changed or strike.")
     actor: Address
     state: str = Field(description="The device's stored state after the entry.")
     restricted_until: int

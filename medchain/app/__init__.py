@@ -29,6 +29,14 @@ from medchain.app._apply import (
     decode_tx,
 )
 from medchain.app._context import BlockContext, Call, make_event
+from medchain.app._device_labels import (
+    LABEL_BLOCK_BYTES,
+    MAX_LABEL_CHARS,
+    MAX_SEALED_LABEL_BYTES,
+    LabelNotSealed,
+    SealedLabel,
+    sealed_label,
+)
 from medchain.app._devices import (
     BATCH_ID_SIZE,
     MAX_BATCH_BUNDLES,
@@ -55,6 +63,7 @@ from medchain.app._devices import (
     GuardianArgs,
     RegisterDeviceArgs,
     RegisterGatewayArgs,
+    RelabelArgs,
     ReportArgs,
     RevokeGatewayArgs,
     SetStateArgs,
@@ -184,10 +193,13 @@ from medchain.app._state_tree import state_root_of
 __all__ = [
     "ANONYMOUS_METHODS",
     "BATCH_ID_SIZE",
+    "LABEL_BLOCK_BYTES",
     "MAX_BATCH_BUNDLES",
     "MAX_BATCH_READINGS",
     "MAX_DEVICES_PER_PATIENT",
     "MAX_INDEX_ENTRIES",
+    "MAX_LABEL_CHARS",
+    "MAX_SEALED_LABEL_BYTES",
     "MAX_TIME_MS",
     "MAX_TOKEN_EPOCHS",
     "MAX_VITALS_QUERY_DAYS",
@@ -244,6 +256,7 @@ __all__ = [
     "KeyImageReused",
     "KeyWrap",
     "KeyWrapMismatch",
+    "LabelNotSealed",
     "LabelTaken",
     "Ledger",
     "MalformedTx",
@@ -262,6 +275,7 @@ __all__ = [
     "RegisterArgs",
     "RegisterDeviceArgs",
     "RegisterGatewayArgs",
+    "RelabelArgs",
     "ReportArgs",
     "ResearchEntry",
     "ResearchGrantArgs",
@@ -270,6 +284,7 @@ __all__ = [
     "RewardGrant",
     "RingRejected",
     "Role",
+    "SealedLabel",
     "SetStateArgs",
     "SignatureCache",
     "Slash",
@@ -342,6 +357,7 @@ __all__ = [
     "role_count",
     "role_member",
     "scope_entries",
+    "sealed_label",
     "sse_lookup",
     "state_entry_leaf",
     "state_root_of",

@@ -6,6 +6,10 @@ the penalties that warn, restrict and ban a misbehaving device.
   proof that whoever registers it holds the device: the device's signature over
   `registration_message(chain_id, patient)`. Without it, anyone could squat a key
   they read off another patient's device.
+- **Labels** ("left wrist", "insulin pump") are sealed to the patient and their
+  guardians (`_device_labels`): a label often names or describes the patient, and
+  every node serves this contract to anyone. The device's key, patient, kind and
+  state stay in clear: gateways need them to check and route readings.
 - **Guardians** are a relation the patient sets (`devices.add_guardian`), not a
   registry role: a guardian is any registered account and, for the patient's
   devices only, may do what the patient may. It gives no access to records.
@@ -35,7 +39,8 @@ the penalties that warn, restrict and ban a misbehaving device.
   later reads what is committed from then on, and a reader removed keeps what was
   sealed for them before.
 
-Every registration, state change and strike is appended to the device's audit trail.
+Every registration, relabelling, state change and strike is appended to the device's
+audit trail.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from medchain.app._context import Call, Methods
+from medchain.app._device_labels import MAX_LABEL_CHARS, check_label
 from medchain.app._errors import (
     AlreadyRegistered,
     ContractError,
@@ -66,7 +72,6 @@ from medchain.crypto import (
 )
 from medchain.types import HASH_SIZE
 
-MAX_LABEL_CHARS = 64
 MAX_REASON_CHARS = 256
 MAX_EVIDENCE_BYTES = 16_384
 MAX_GUARDIANS = 8
@@ -138,6 +143,7 @@ class DeviceAction(enum.StrEnum):
     REGISTERED = "registered"
     STATE_CHANGED = "state_changed"
     STRIKE = "strike"
+    RELABELLED = "relabelled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +153,10 @@ class Device:
     key: bytes
     patient: bytes
     kind: DeviceKind
-    label: str
+    label: bytes
+    """A `SealedLabel`'s encoding, empty for none (`sealed_label` reads it). Bytes rather
+    than the dataclass so that a device an earlier medchain stored with its label in
+    clear still decodes (`sealed_label` then raises DecodeError)."""
     state: DeviceState
     """The stored state; read `state_at(height)` for the state in force."""
     restricted_until: int
@@ -262,9 +271,18 @@ class RegisterDeviceArgs:
     device_key: bytes
     patient: bytes
     kind: DeviceKind
-    label: str
+    label: bytes
+    """A `SealedLabel`'s encoding for the patient and their guardians; empty for none."""
     proof: bytes
     """The device's signature over `registration_message(chain_id, patient)`."""
+
+
+@dataclass(frozen=True, slots=True)
+class RelabelArgs:
+    device: bytes
+    label: bytes
+    """A `SealedLabel`'s encoding for the patient and their current guardians (empty:
+    no label): a new label, or the same one sealed again after the guardians changed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -625,7 +643,7 @@ def register(state: State, call: Call, args: RegisterDeviceArgs) -> None:
             "the proof does not verify under the device key: have the device sign "
             "registration_message(chain_id, patient) with its own key"
         )
-    _check_text("label", args.label, MAX_LABEL_CHARS)
+    check_label(args.label, args.patient, guardians_of(state, args.patient))
     device_id = address_from_public_key(args.device_key)
     if get_device(state, device_id) is not None:
         raise AlreadyRegistered(
@@ -655,6 +673,22 @@ def register(state: State, call: Call, args: RegisterDeviceArgs) -> None:
         audit_count=0,
     )
     _audit(state, call, device, DeviceAction.REGISTERED, "", b"")
+
+
+def relabel(state: State, call: Call, args: RelabelArgs) -> None:
+    """Patient, guardian or hospital (who may register the patient's devices): replace a
+    device's label, sealed for the patient and their guardians of now."""
+    device = require_device(state, args.device)
+    if not _is_owner_side(state, device.patient, call.sender) and not _is_hospital(
+        state, call.sender
+    ):
+        raise NotAuthorised(
+            f"only the patient who owns device {format_address(device.device)}, their "
+            "guardian, or a hospital may relabel it"
+        )
+    check_label(args.label, device.patient, guardians_of(state, device.patient))
+    device = replace(device, label=args.label)
+    _audit(state, call, device, DeviceAction.RELABELLED, "", b"")
 
 
 def add_guardian(state: State, call: Call, args: GuardianArgs) -> None:
@@ -933,6 +967,7 @@ def _index_vitals(state: State, batch: Batch, bundle: Bundle) -> None:
 
 METHODS: Methods = {
     "devices.register": (RegisterDeviceArgs, register),
+    "devices.relabel": (RelabelArgs, relabel),
     "devices.add_guardian": (GuardianArgs, add_guardian),
     "devices.remove_guardian": (GuardianArgs, remove_guardian),
     "devices.set_state": (SetStateArgs, set_state),

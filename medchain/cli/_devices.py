@@ -33,6 +33,7 @@ from medchain.cli._common import (
     reports_errors,
     show_address,
 )
+from medchain.client import DeviceLabel, LabelStatus, read_label
 from medchain.types import MedchainError
 
 devices_app = typer.Typer(
@@ -51,6 +52,13 @@ devices_app.add_typer(guardian_app, name="guardian")
 E = TypeVar("E", bound=enum.Enum)
 
 AddressArg = Annotated[str, typer.Argument(help="Address (mc1...).", show_default=False)]
+ReaderKeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--key",
+        help="Your key file, to open labels sealed for you (the patient's or a guardian's).",
+    ),
+]
 
 
 def _choice(kind: type[E], text: str, what: str) -> E:
@@ -91,7 +99,13 @@ def devices_register(
     ],
     patient: Annotated[str, typer.Option(help="Address of the patient the device serves.")],
     kind: Annotated[str, typer.Option(help=f"One of: {', '.join(k.value for k in DeviceKind)}.")],
-    label: Annotated[str, typer.Option(help="A name for people, e.g. 'left wrist'.")],
+    label: Annotated[
+        str,
+        typer.Option(
+            help="A name for people, e.g. 'left wrist'; sealed for the patient and their "
+            "guardians (nobody else reads it)."
+        ),
+    ],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -104,13 +118,56 @@ def devices_register(
     console.print(device_keys.address_text)
 
 
+@devices_app.command("relabel")
+@reports_errors
+def devices_relabel(
+    address: AddressArg,
+    key: Annotated[
+        Path,
+        typer.Option("--key", help="Your key file: the patient's, a guardian's or a hospital's."),
+    ],
+    label: Annotated[
+        str | None,
+        typer.Option(
+            help="The new label, sealed for the patient and their guardians. Leave it out "
+            "to seal the current one again for the guardians of now."
+        ),
+    ] = None,
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
+) -> None:
+    """Give a device a new label, or seal its label again (after the guardians changed,
+    or for a label an earlier medchain stored in clear)."""
+    with client_for(key, node, data) as client:
+        client.relabel_device(address_arg(address), label)
+    ok(f"device {address} relabelled; only the patient and their guardians read the label")
+
+
+def _label_text(label: DeviceLabel) -> str:
+    """How a label reads for people: its text where the reader may see it."""
+    if label.status is LabelStatus.OPENED:
+        return label.text
+    if label.status is LabelStatus.IN_CLEAR:
+        return f"{label.text} (stored in clear: `medchain devices relabel` seals it)"
+    if label.status is LabelStatus.SEALED:
+        return f"(sealed for {len(label.readers)}: the patient and guardians)"
+    if label.status is LabelStatus.DAMAGED:
+        return "(sealed for you but does not open: relabel the device)"
+    return "(none)"
+
+
 @devices_app.command("show")
 @reports_errors
 def devices_show(
-    address: AddressArg, node: NodeOption = DEFAULT_NODE, data: DataOption = None
+    address: AddressArg,
+    key: ReaderKeyOption = None,
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
 ) -> None:
-    """A device: its patient, kind, state in force, strikes and who registered it."""
+    """A device: its patient, kind, label (with the patient's or a guardian's key), state
+    in force, strikes and who registered it."""
     raw = address_arg(address)
+    keys = None if key is None else load_key_file(key)
     with open_backend(node, data) as chain:
         device = chain.device(raw)
         if device is None:
@@ -120,7 +177,8 @@ def devices_show(
             )
         height = chain.height
     state = device.state_at(height)
-    console.print(f"device:      {address}  ({device.kind.value}, {device.label!r})")
+    console.print(f"device:      {address}  ({device.kind.value})")
+    console.print(f"label:       {_label_text(read_label(device, keys))}")
     console.print(f"patient:     {show_address(device.patient)}")
     console.print(f"state:       {_state_text(device, height)}")
     if device.reason:
@@ -143,10 +201,13 @@ def _state_text(device: Device, height: int) -> str:
 @reports_errors
 def devices_list(
     patient: Annotated[str, typer.Option(help="Patient address.")],
+    key: ReaderKeyOption = None,
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
-    """The patient's devices, in registration order."""
+    """The patient's devices, in registration order; their labels with the patient's or
+    a guardian's key."""
+    keys = None if key is None else load_key_file(key)
     with open_backend(node, data) as chain:
         devices = chain.devices_of(patient_arg(chain, patient))
         height = chain.height
@@ -155,7 +216,7 @@ def devices_list(
         table.add_row(
             show_address(device.device),
             device.kind.value,
-            device.label,
+            _label_text(read_label(device, keys)),
             _state_text(device, height),
             str(device.strikes),
         )
@@ -217,7 +278,13 @@ def devices_state(
             help=f"One of: {', '.join(s.value for s in DeviceState)}.", show_default=False
         ),
     ],
-    reason: Annotated[str, typer.Option(help="Why; kept in the device's audit trail.")],
+    reason: Annotated[
+        str,
+        typer.Option(
+            help="Why; kept in clear in the device's audit trail, which anyone can read: "
+            "no names or health details."
+        ),
+    ],
     key: KeyOption,
     evidence_file: Annotated[
         Path | None,
@@ -246,10 +313,14 @@ def guardian_add(
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
-    """Patient: let a registered account manage your devices (it gets no record access)."""
+    """Patient: let a registered account manage your devices (it gets no record access);
+    your devices' labels are sealed again so that it reads them too."""
     with client_for(key, node, data) as client:
         client.add_guardian(address_arg(guardian))
+        resealed = client.reseal_device_labels()
     ok(f"{guardian} may now manage your devices")
+    if resealed:
+        console.print(f"{len(resealed)} device label(s) sealed again for your guardians")
 
 
 @guardian_app.command("remove")
@@ -260,10 +331,14 @@ def guardian_remove(
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
-    """Patient: stop a guardian managing your devices."""
+    """Patient: stop a guardian managing your devices; your devices' labels are sealed
+    again without them (what they read before, they keep)."""
     with client_for(key, node, data) as client:
         client.remove_guardian(address_arg(guardian))
+        resealed = client.reseal_device_labels()
     ok(f"{guardian} no longer manages your devices")
+    if resealed:
+        console.print(f"{len(resealed)} device label(s) sealed again for your guardians")
 
 
 @guardian_app.command("list")
@@ -335,7 +410,10 @@ def vitals_readers(
 @reports_errors
 def gateways_register(
     address: AddressArg,
-    label: Annotated[str, typer.Option(help="A name for people, e.g. 'ward 3 hub'.")],
+    label: Annotated[
+        str,
+        typer.Option(help="A name for people, e.g. 'ward 3 hub'; public, as the gateway is."),
+    ],
     key: Annotated[Path, typer.Option("--key", help="The hospital's key file.")],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,

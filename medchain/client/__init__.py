@@ -14,6 +14,14 @@ from medchain.client._http import (
     NotCommitted,
     TxStatus,
 )
+from medchain.client._labels import (
+    DeviceLabel,
+    InvalidLabel,
+    LabelStatus,
+    label_context,
+    read_label,
+    seal_label,
+)
 from medchain.client._sdk import (
     BlobUnavailable,
     MedchainClient,
@@ -40,10 +48,13 @@ __all__ = [
     "DEFAULT_NODE_URL",
     "BlobUnavailable",
     "ChainBackend",
+    "DeviceLabel",
     "HttpBlobStore",
     "HttpChain",
     "InvalidCapability",
     "InvalidFhirResource",
+    "InvalidLabel",
+    "LabelStatus",
     "MedchainClient",
     "NoSearchCapability",
     "NodeError",
@@ -64,9 +75,12 @@ __all__ = [
     "canonical_json",
     "deidentify",
     "keywords_of",
+    "label_context",
     "open_capability",
     "open_sealed",
+    "read_label",
     "seal",
+    "seal_label",
     "search_state_path",
     "validate_resource",
 ]

@@ -35,6 +35,7 @@ from medchain.app import (
     RegisterArgs,
     RegisterDeviceArgs,
     RegisterGatewayArgs,
+    RelabelArgs,
     ReportArgs,
     ResearchEntry,
     ResearchGrantArgs,
@@ -65,6 +66,7 @@ from medchain.client._envelope import (
     version_context,
 )
 from medchain.client._fhir import canonical_json, validate_resource
+from medchain.client._labels import DeviceLabel, LabelStatus, read_label, seal_label
 from medchain.client._search import (
     IndexUpdate,
     NoSearchCapability,
@@ -424,17 +426,69 @@ class MedchainClient:
     # -- devices and gateways (paper 001's IoT tier) -----------------------------------
 
     def register_device(
-        self, device_keys: AccountKeys, patient: bytes, kind: DeviceKind, label: str
+        self, device_keys: AccountKeys, patient: bytes, kind: DeviceKind, label: str = ""
     ) -> Receipt:
         """Patient, guardian or hospital: bind a device to `patient`. The device key
         signs the proof of possession here, so only whoever holds the device can
         register it (its public key alone is not enough). The device's id is
-        `device_keys.address`."""
+        `device_keys.address`. The label (none if empty) is sealed for the patient and
+        their guardians: nobody else reads it, the sender included unless one of them."""
+        device = device_keys.address
+        sealed = self._seal_device_label(label, device, patient) if label else b""
         proof = device_keys.sign(registration_message(self.chain.chain_id, patient))
         return self.send(
             "devices.register",
-            RegisterDeviceArgs(device_keys.public_key, patient, kind, label, proof),
+            RegisterDeviceArgs(device_keys.public_key, patient, kind, sealed, proof),
         )
+
+    def device_label(self, device: Device) -> DeviceLabel:
+        """The device's label as this account reads it: opened if sealed for it."""
+        return read_label(device, self.keys)
+
+    def relabel_device(self, device: bytes, label: str | None = None) -> Receipt:
+        """Patient, guardian or hospital: give the device a new label (an empty one
+        removes it), sealed for the patient and their guardians of now. Without a label,
+        seal the current one again: after the guardians changed, or to seal a label an
+        earlier medchain stored in clear; this account must be able to read it."""
+        found = self.device(device)
+        if label is None:
+            current = self.device_label(found)
+            if current.status not in (LabelStatus.OPENED, LabelStatus.IN_CLEAR):
+                why = {
+                    LabelStatus.NONE: "has no label",
+                    LabelStatus.SEALED: "has a label sealed for others (the patient and "
+                    "their guardians when it was written)",
+                    LabelStatus.DAMAGED: "has a label that does not open",
+                }[current.status]
+                raise NotAReader(
+                    f"device {format_address(device)} {why}, so this account cannot seal "
+                    "it again: give the new label"
+                )
+            label = current.text
+        sealed = self._seal_device_label(label, device, found.patient) if label else b""
+        return self.send("devices.relabel", RelabelArgs(device, sealed))
+
+    def reseal_device_labels(self, patient: bytes | None = None) -> list[bytes]:
+        """Patient or guardian: seal again each label of the patient's devices (by
+        default this account's) that is not sealed for exactly the patient and their
+        guardians of now, or is in clear, and that this account reads; a guardian added
+        since reads them then, a guardian removed no longer reads a label written
+        later. Returns the devices relabelled."""
+        owner = self.address if patient is None else patient
+        readers = tuple(sorted({owner, *self.guardians_of(owner)}))
+        done = []
+        for device in self.devices_of(owner):
+            current = self.device_label(device)
+            stale = current.status is LabelStatus.OPENED and current.readers != readers
+            if stale or current.status is LabelStatus.IN_CLEAR:
+                sealed = self._seal_device_label(current.text, device.device, owner)
+                self.send("devices.relabel", RelabelArgs(device.device, sealed))
+                done.append(device.device)
+        return done
+
+    def _seal_device_label(self, label: str, device: bytes, patient: bytes) -> bytes:
+        readers = self._reader_keys({patient, *self.guardians_of(patient)})
+        return seal_label(label, device, readers)
 
     def add_guardian(self, guardian: bytes) -> Receipt:
         """Patient: let `guardian` manage this patient's devices (not read records)."""
@@ -461,7 +515,8 @@ class MedchainClient:
         self, device: bytes, state: DeviceState, reason: str, evidence: bytes = b""
     ) -> Receipt:
         """Owner side or hospital: restrict, ban or re-activate a device. The owner side
-        never lifts a penalty or a ban; a hospital may, and re-activating clears strikes."""
+        never lifts a penalty or a ban; a hospital may, and re-activating clears strikes.
+        The reason is kept in clear in the device's audit trail: anyone reads it."""
         return self.send("devices.set_state", SetStateArgs(device, state, reason, evidence))
 
     def register_gateway(self, gateway_address: bytes, label: str) -> Receipt:

@@ -11,6 +11,7 @@ from medchain.crypto._address import (
 )
 from medchain.crypto._hybrid import (
     CONTENT_KEY_SIZE,
+    CONTENT_OVERHEAD,
     ENCRYPTION_PUBLIC_KEY_SIZE,
     WRAPPED_KEY_SIZE,
     DecryptionFailed,
@@ -99,6 +100,7 @@ __all__ = [
     "ADDRESS_HRP",
     "ADDRESS_SIZE",
     "CONTENT_KEY_SIZE",
+    "CONTENT_OVERHEAD",
     "ENCRYPTION_PUBLIC_KEY_SIZE",
     "KEY_FILE_KIND",
     "KEY_FILE_VERSION",

@@ -37,6 +37,10 @@ _NONCE_SIZE = 12
 _TAG_SIZE = 16
 _HEADER_SIZE = 1 + _NONCE_SIZE
 
+CONTENT_OVERHEAD = _HEADER_SIZE + _TAG_SIZE
+"""Bytes `encrypt_content` adds to a plaintext (version, nonce, tag): what a contract
+subtracts to bound a sealed field by the size of what it seals."""
+
 _SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
 
 _NOT_A_READER = (

@@ -19,7 +19,7 @@ from medchain.app import (
     registration_message,
 )
 from medchain.app import DeviceKind as ChainDeviceKind
-from medchain.client import HttpChain, MedchainClient
+from medchain.client import HttpChain, MedchainClient, seal_label
 from medchain.crypto import (
     AccountKeys,
     address_from_public_key,
@@ -241,11 +241,11 @@ def enrol_fleet(
     missing = [(d, p) for d, p, on in zip(devices, patients, found, strict=True) if on is None]
     nonce = chain.account(owner.address).nonce
     txs = []
+    readers = _label_readers(chain, [p for _, p in missing])
     for j, (d, p) in enumerate(missing):
         proof = d.keys.sign(registration_message(chain.chain_id, p.address))
-        args2 = RegisterDeviceArgs(
-            d.keys.public_key, p.address, _KINDS[d.kind], f"simulated {d.kind.value}", proof
-        )
+        label = seal_label(f"simulated {d.kind.value}", d.keys.address, readers[p.address])
+        args2 = RegisterDeviceArgs(d.keys.public_key, p.address, _KINDS[d.kind], label, proof)
         txs.append(signed_tx(owner, chain.chain_id, nonce + j, "devices.register", args2, fee))
     _send_all(chain, txs, "device registration")
     if missing:  # one sender's receipts are not all read: the devices must be there
@@ -256,6 +256,25 @@ def enrol_fleet(
                 why = receipt.message if receipt is not None else "no receipt"
                 raise MedchainError(f"a device registration transaction failed on chain: {why}")
     return devices
+
+
+def _label_readers(
+    chain: HttpChain, patients: Sequence[AccountKeys]
+) -> dict[bytes, dict[bytes, bytes]]:
+    """Per patient, whom a device label is sealed for: the patient (whose key is at
+    hand) and their guardians, if any (a simulated patient has none unless one was
+    added since an earlier run)."""
+    found: dict[bytes, dict[bytes, bytes]] = {}
+    for p in patients:
+        if p.address in found:
+            continue
+        readers = {p.address: p.encryption_public_key}
+        for guardian in chain.guardians_of(p.address):
+            identity = chain.identity(guardian)
+            if identity is not None:
+                readers[guardian] = identity.encryption_key
+        found[p.address] = readers
+    return found
 
 
 __all__ = ["MODES", "enrol_fleet", "patient_keys"]

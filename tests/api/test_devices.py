@@ -71,14 +71,8 @@ def world() -> Devices:
     validator = MedchainClient(chain.validator, chain)
     validator.transfer(gateway.address, 10_000)
     device = AccountKeys.generate()
-    proof = device.sign(registration_message(chain.chain_id, patient.address))
     patient.send("devices.add_guardian", GuardianArgs(guardian.address))
-    guardian.send(
-        "devices.register",
-        RegisterDeviceArgs(
-            device.public_key, patient.address, DeviceKind.HEART_RATE, "wrist", proof
-        ),
-    )
+    guardian.register_device(device, patient.address, DeviceKind.HEART_RATE, "wrist")
     hospital.send("devices.register_gateway", RegisterGatewayArgs(gateway.address, "ward 3"))
     gateway.send("devices.report", ReportArgs(device.address, DeviceOffence.REPLAY, b"log 1"))
     nonce = chain.account(gateway.address).nonce
@@ -119,7 +113,9 @@ def test_device_with_the_state_in_force(world: Devices) -> None:
     assert body["device"] == address and body["key"] == world.device.public_key.hex()
     assert body["patient"] == format_address(world.patient.address)
     assert body["registered_by"] == format_address(world.guardian.address)
-    assert (body["kind"], body["label"]) == ("heart_rate", "wrist")
+    readers = sorted([world.patient.address, world.guardian.address])
+    assert body["kind"] == "heart_rate" and "wrist" not in str(body)
+    assert body["label"] == {"sealed": True, "readers": [format_address(r) for r in readers]}
     assert (body["state"], body["stored_state"], body["strikes"]) == ("restricted",) * 2 + (1,)
     assert body["restricted_until"] == device.restricted_until > 0
     assert body["height"] == world.chain.height and body["reason"] == "replay"
@@ -134,7 +130,7 @@ def test_a_lapsed_restriction_reads_as_active() -> None:
     proof = device.sign(registration_message(chain.chain_id, patient.address))
     patient.send(
         "devices.register",
-        RegisterDeviceArgs(device.public_key, patient.address, DeviceKind.ECG, "chest", proof),
+        RegisterDeviceArgs(device.public_key, patient.address, DeviceKind.ECG, b"", proof),
     )
     hospital.send("devices.register_gateway", RegisterGatewayArgs(hospital.address, "self"))
     hospital.send("devices.report", ReportArgs(device.address, DeviceOffence.RATE_LIMIT, b"x"))
@@ -176,7 +172,7 @@ def test_lookup_reads_the_state_in_force_at_its_height() -> None:
     proof = device.sign(registration_message(chain.chain_id, patient.address))
     patient.send(
         "devices.register",
-        RegisterDeviceArgs(device.public_key, patient.address, DeviceKind.ECG, "chest", proof),
+        RegisterDeviceArgs(device.public_key, patient.address, DeviceKind.ECG, b"", proof),
     )
     hospital.send("devices.register_gateway", RegisterGatewayArgs(hospital.address, "self"))
     hospital.send("devices.report", ReportArgs(device.address, DeviceOffence.RATE_LIMIT, b"x"))

@@ -7,8 +7,16 @@ from typing import Any
 
 import pytest
 
-from medchain.app import BlockContext, KeyWrap, Ledger, RegisterArgs, Role
-from medchain.crypto import WRAPPED_KEY_SIZE, AccountKeys, sha256
+from medchain.app import (
+    LABEL_BLOCK_BYTES,
+    BlockContext,
+    KeyWrap,
+    Ledger,
+    RegisterArgs,
+    Role,
+    SealedLabel,
+)
+from medchain.crypto import CONTENT_OVERHEAD, WRAPPED_KEY_SIZE, AccountKeys, sha256
 from medchain.offchain import cid_for
 from medchain.types import Allocation, ChainParams, Genesis, GenesisValidator, Receipt, Tx, encode
 
@@ -91,6 +99,13 @@ def fake_blob(tag: bytes) -> tuple[str, bytes]:
 
 def fake_wraps(*readers: bytes) -> tuple[KeyWrap, ...]:
     return tuple(KeyWrap(r, b"\x01" * WRAPPED_KEY_SIZE) for r in sorted(set(readers)))
+
+
+def fake_label(*readers: bytes, blocks: int = 1) -> bytes:
+    """A device label shaped as a sealed one for `readers` (contract tests need no real
+    encryption: the contract checks the shape and the readers)."""
+    ciphertext = b"\x02" * (CONTENT_OVERHEAD + blocks * LABEL_BLOCK_BYTES)
+    return encode(SealedLabel(ciphertext, fake_wraps(*readers)))
 
 
 @pytest.fixture

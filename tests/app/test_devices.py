@@ -28,6 +28,7 @@ from medchain.app import (
     RegisterArgs,
     RegisterDeviceArgs,
     RegisterGatewayArgs,
+    RelabelArgs,
     ReportArgs,
     RevokeGatewayArgs,
     Role,
@@ -50,23 +51,24 @@ from medchain.app import _devices as devices_module
 from medchain.crypto import AccountKeys, merkle_root, sha256
 from medchain.types import Receipt
 
-from .conftest import CHAIN_ID, World, fake_blob
+from .conftest import CHAIN_ID, World, fake_blob, fake_label
 
 RESTRICT_BLOCKS = 100  # ChainParams' default device_restrict_blocks
 
 
 def _register_args(
-    device: AccountKeys, patient: bytes, proof_for: bytes | None = None
+    world: World, device: AccountKeys, patient: bytes, proof_for: bytes | None = None
 ) -> RegisterDeviceArgs:
+    """Registration of `device` for `patient`, its label sealed (in shape) for the
+    patient and their guardians."""
     proof = device.sign(registration_message(CHAIN_ID, proof_for or patient))
-    return RegisterDeviceArgs(
-        device.public_key, patient, DeviceKind.PULSE_OXIMETER, "bedroom oximeter", proof
-    )
+    label = fake_label(patient, *guardians_of(world.ledger.state, patient))
+    return RegisterDeviceArgs(device.public_key, patient, DeviceKind.PULSE_OXIMETER, label, proof)
 
 
 def _register(world: World, sender: AccountKeys, patient: AccountKeys) -> AccountKeys:
     device = AccountKeys.generate()
-    world.ok(sender, "devices.register", _register_args(device, patient.address))
+    world.ok(sender, "devices.register", _register_args(world, device, patient.address))
     return device
 
 
@@ -104,7 +106,7 @@ def test_patient_registers_own_device(world: World, patient: AccountKeys) -> Non
     found = get_device(world.ledger.state, device.address)
     assert found is not None
     assert found.key == device.public_key and found.patient == patient.address
-    assert found.kind is DeviceKind.PULSE_OXIMETER and found.label == "bedroom oximeter"
+    assert found.kind is DeviceKind.PULSE_OXIMETER and found.label == fake_label(patient.address)
     assert found.state is DeviceState.ACTIVE and found.strikes == 0
     assert found.registered_by == patient.address and found.height == world.height
     assert devices_of(world.ledger.state, patient.address) == [found]
@@ -115,7 +117,7 @@ def test_hospital_and_guardian_may_register(
 ) -> None:
     by_hospital = _register(world, hospital, patient)
     receipt = world.call(
-        doctor, "devices.register", _register_args(AccountKeys.generate(), patient.address)
+        doctor, "devices.register", _register_args(world, AccountKeys.generate(), patient.address)
     )
     assert receipt.code == "not_authorised"
     world.ok(patient, "devices.add_guardian", GuardianArgs(doctor.address))
@@ -125,27 +127,27 @@ def test_hospital_and_guardian_may_register(
     assert listed == [by_hospital.address, by_guardian.address]
     world.ok(patient, "devices.remove_guardian", GuardianArgs(doctor.address))
     receipt = world.call(
-        doctor, "devices.register", _register_args(AccountKeys.generate(), patient.address)
+        doctor, "devices.register", _register_args(world, AccountKeys.generate(), patient.address)
     )
     assert receipt.code == "not_authorised"
 
 
 def test_registration_refusals(world: World, patient: AccountKeys, doctor: AccountKeys) -> None:
     device = _register(world, patient, patient)
-    again = world.call(patient, "devices.register", _register_args(device, patient.address))
+    again = world.call(patient, "devices.register", _register_args(world, device, patient.address))
     assert again.code == "already_registered"
     unknown = AccountKeys.generate()
     receipt = world.call(
-        unknown, "devices.register", _register_args(AccountKeys.generate(), unknown.address)
+        unknown, "devices.register", _register_args(world, AccountKeys.generate(), unknown.address)
     )
     assert receipt.code == "not_registered"  # not a registered patient
     receipt = world.call(
-        patient, "devices.register", _register_args(AccountKeys.generate(), doctor.address)
+        patient, "devices.register", _register_args(world, AccountKeys.generate(), doctor.address)
     )
     assert receipt.code == "wrong_role"  # devices are bound to patients
     stranger = AccountKeys.generate()
     receipt = world.call(
-        stranger, "devices.register", _register_args(AccountKeys.generate(), patient.address)
+        stranger, "devices.register", _register_args(world, AccountKeys.generate(), patient.address)
     )
     assert receipt.code == "not_registered"
 
@@ -154,14 +156,59 @@ def test_registration_needs_the_devices_own_proof(world: World, patient: Account
     other = AccountKeys.generate()
     world.register(other, Role.PATIENT)
     # a proof made for another patient does not bind the device to this one
-    stolen = _register_args(AccountKeys.generate(), patient.address, proof_for=other.address)
+    stolen = _register_args(world, AccountKeys.generate(), patient.address, proof_for=other.address)
     assert world.call(patient, "devices.register", stolen).code == "invalid_argument"
-    good = _register_args(AccountKeys.generate(), patient.address)
+    good = _register_args(world, AccountKeys.generate(), patient.address)
     for key in (b"\x00" * 32, b"\x01" * 31, b""):
         bad = RegisterDeviceArgs(key, patient.address, good.kind, good.label, good.proof)
         assert world.call(patient, "devices.register", bad).code == "invalid_argument"
-    empty_label = RegisterDeviceArgs(good.device_key, patient.address, good.kind, " ", good.proof)
-    assert world.call(patient, "devices.register", empty_label).code == "invalid_argument"
+
+
+def test_a_label_is_sealed_for_the_patient_and_guardians_or_refused(
+    world: World, patient: AccountKeys, doctor: AccountKeys, hospital: AccountKeys
+) -> None:
+    world.ok(patient, "devices.add_guardian", GuardianArgs(doctor.address))
+    device = AccountKeys.generate()
+    good = _register_args(world, device, patient.address)
+
+    def register(label: bytes) -> Receipt:
+        args = RegisterDeviceArgs(good.device_key, patient.address, good.kind, label, good.proof)
+        return world.call(hospital, "devices.register", args)
+
+    assert register(b"insulin pump, Jane").code == "label_not_sealed"
+    assert register(fake_label(patient.address)).code == "key_wrap_mismatch"  # guardian left out
+    with_hospital = fake_label(patient.address, doctor.address, hospital.address)
+    assert register(with_hospital).code == "key_wrap_mismatch"  # the sender is no reader
+    assert get_device(world.ledger.state, device.address) is None
+    assert register(b"").ok  # no label at all
+    found = get_device(world.ledger.state, device.address)
+    assert found is not None and found.label == b""
+
+
+def test_relabel(
+    world: World, patient: AccountKeys, doctor: AccountKeys, hospital: AccountKeys
+) -> None:
+    device = _register(world, patient, patient)
+    world.ok(patient, "devices.add_guardian", GuardianArgs(doctor.address))
+    stale = RelabelArgs(device.address, fake_label(patient.address))
+    assert world.call(patient, "devices.relabel", stale).code == "key_wrap_mismatch"
+    resealed = fake_label(patient.address, doctor.address, blocks=2)
+    world.ok(doctor, "devices.relabel", RelabelArgs(device.address, resealed))  # a guardian
+    found = get_device(world.ledger.state, device.address)
+    assert found is not None and found.label == resealed
+    last = device_audit(world.ledger.state, found)[-1]
+    assert (last.action, last.actor, last.seq) == (DeviceAction.RELABELLED, doctor.address, 1)
+    world.ok(hospital, "devices.relabel", RelabelArgs(device.address, b""))  # a hospital
+    found = get_device(world.ledger.state, device.address)
+    assert found is not None and found.label == b"" and found.audit_count == 3
+    stranger = AccountKeys.generate()
+    world.register(stranger, Role.PATIENT)
+    refused = world.call(stranger, "devices.relabel", RelabelArgs(device.address, resealed))
+    assert refused.code == "not_authorised"
+    in_clear = RelabelArgs(device.address, b"left wrist")
+    assert world.call(patient, "devices.relabel", in_clear).code == "label_not_sealed"
+    unknown = RelabelArgs(AccountKeys.generate().address, resealed)
+    assert world.call(patient, "devices.relabel", unknown).code == "unknown_device"
 
 
 def test_guardian_rules(world: World, patient: AccountKeys, doctor: AccountKeys) -> None:
@@ -721,7 +768,9 @@ def test_same_transactions_give_the_same_state_root(
         )
         for device in devices:
             world.ok(
-                keys["patient"], "devices.register", _register_args(device, keys["patient"].address)
+                keys["patient"],
+                "devices.register",
+                _register_args(world, device, keys["patient"].address),
             )
         for n, (which, offence) in enumerate(ops):
             args = ReportArgs(devices[which].address, offences[offence], n.to_bytes(2, "big"))

@@ -50,7 +50,12 @@ def test_devices_story(cli: Cli) -> None:
     shown = cli("devices", "show", device)
     assert alice_addr in shown and bob_addr in shown and "pulse_oximeter" in shown
     assert "active" in shown
-    assert "finger" in cli("devices", "list", "--patient", alice_addr)
+    # the label is sealed for alice and her guardian: without their key, nobody reads it
+    assert "finger" not in shown and "sealed for 2" in shown
+    assert "finger" not in cli("devices", "list", "--patient", alice_addr)
+    assert "finger" in cli("devices", "list", "--patient", alice_addr, "--key", alice)
+    assert "finger" in cli("devices", "show", device, "--key", bob)
+    assert "finger" not in cli("devices", "show", device, "--key", hospital)
 
     cli("devices", "state", device, "restricted", "--reason", "battery low", "--key", alice)
     shown = cli("devices", "show", device)
@@ -74,8 +79,34 @@ def test_devices_story(cli: Cli) -> None:
     audit = cli("devices", "audit", device)
     assert "registered" in audit and "state_changed" in audit and "tampered" in audit
 
-    assert "no longer manages" in cli("devices", "guardian", "remove", bob_addr, "--key", alice)
+    removed = cli("devices", "guardian", "remove", bob_addr, "--key", alice)
+    assert "no longer manages" in removed and "1 device label(s) sealed again" in removed
     assert bob_addr not in cli("devices", "guardian", "list", "--patient", alice_addr)
+    assert "finger" not in cli("devices", "show", device, "--key", bob)
+    assert "finger" in cli("devices", "show", device, "--key", alice)
+
+
+def test_relabel_and_a_guardian_added_later(cli: Cli) -> None:
+    alice, alice_addr = _account(cli, "alice", "patient")
+    carol, carol_addr = _account(cli, "carol", "doctor")
+    hospital, _ = _account(cli, "hospital", "institution")
+    device_key, device = cli.key("pump")
+    cli(
+        "devices", "register", "--key", hospital, "--device-key", str(device_key),
+        "--patient", alice_addr, "--kind", "glucose_meter", "--label", "insulin pump",
+    )  # fmt: skip
+    assert "insulin pump" not in cli("devices", "show", device, "--key", hospital)
+    added = cli("devices", "guardian", "add", carol_addr, "--key", alice)
+    assert "1 device label(s) sealed again" in added
+    assert "insulin pump" in cli("devices", "show", device, "--key", carol)
+    relabelled = cli("devices", "relabel", device, "--label", "pump, belly", "--key", carol)
+    assert "relabelled" in relabelled
+    assert "pump, belly" in cli("devices", "list", "--patient", alice_addr, "--key", alice)
+    assert "relabelled" in cli("devices", "audit", device)
+    refused = cli("devices", "relabel", device, "--key", hospital, ok=False)
+    assert "cannot seal it again" in refused and "sealed for others" in refused
+    too_long = cli("devices", "relabel", device, "--label", "x" * 65, "--key", alice, ok=False)
+    assert "at most 64 characters" in too_long
 
 
 def test_gateways(cli: Cli) -> None:

@@ -20,7 +20,15 @@ from medchain.app import (
     UnknownGateway,
     registration_message,
 )
-from medchain.client import ChainBackend, HttpChain, MedchainClient, UnknownBatch
+from medchain.client import (
+    ChainBackend,
+    HttpChain,
+    InvalidLabel,
+    LabelStatus,
+    MedchainClient,
+    NotAReader,
+    UnknownBatch,
+)
 from medchain.crypto import AccountKeys, sha256
 from medchain.node import TxFailed
 from medchain.offchain import cid_for
@@ -66,11 +74,9 @@ def test_devices_story(backend: tuple[ChainBackend, AccountKeys]) -> None:
     assert patient.guardians_of() == (guardian.address,) == chain.guardians_of(patient.address)
     guardian.register_device(device_keys, patient.address, DeviceKind.PULSE_OXIMETER, "finger")
     found = patient.device(device)
-    assert (found.patient, found.kind, found.label) == (
-        patient.address,
-        DeviceKind.PULSE_OXIMETER,
-        "finger",
-    )
+    assert (found.patient, found.kind) == (patient.address, DeviceKind.PULSE_OXIMETER)
+    assert patient.device_label(found).text == "finger" == guardian.device_label(found).text
+    assert hospital.device_label(found).status is LabelStatus.SEALED
     assert found.registered_by == guardian.address and found.key == device_keys.public_key
     assert patient.devices_of() == [found] == hospital.devices_of(patient.address)
     assert patient.device_state(device) is DeviceState.ACTIVE
@@ -192,7 +198,7 @@ def test_a_device_key_proves_possession(backend: tuple[ChainBackend, AccountKeys
     device_keys = AccountKeys.generate()
     impostor = AccountKeys.generate()
     proof = impostor.sign(registration_message(chain.chain_id, patient.address))
-    args = RegisterDeviceArgs(device_keys.public_key, patient.address, DeviceKind.ECG, "x", proof)
+    args = RegisterDeviceArgs(device_keys.public_key, patient.address, DeviceKind.ECG, b"", proof)
     with pytest.raises(TxFailed) as refused:
         patient.send("devices.register", args)
     assert refused.value.code == "invalid_argument" and "proof" in refused.value.message
@@ -218,3 +224,39 @@ def test_vitals_recipients_of_many_patients(backend: tuple[ChainBackend, Account
     assert found[1] is None and found[2] is None  # no patient, a doctor: not patients
     assert found[3] == {alone.address: alone.keys.encryption_public_key}
     assert chain.vitals_recipients([]) == []
+
+
+def test_labels_follow_the_guardians(backend: tuple[ChainBackend, AccountKeys]) -> None:
+    """A label opens for the patient and the guardians it was sealed for; relabelling
+    seals it for the guardians of now, and a label in clear from an earlier medchain is
+    sealed by relabelling it without a new text."""
+    chain, validator_keys = backend
+    validator = MedchainClient(validator_keys, chain)
+    patient = _person(chain, validator, Role.PATIENT)
+    first = _person(chain, validator, Role.PATIENT)
+    later = _person(chain, validator, Role.DOCTOR)
+    hospital = _person(chain, validator, Role.INSTITUTION)
+    patient.add_guardian(first.address)
+    device_keys = AccountKeys.generate()
+    device = device_keys.address
+    hospital.register_device(device_keys, patient.address, DeviceKind.ECG, "chest, under the scar")
+    assert hospital.device_label(patient.device(device)).status is LabelStatus.SEALED
+
+    patient.add_guardian(later.address)
+    assert later.device_label(later.device(device)).status is LabelStatus.SEALED
+    assert patient.reseal_device_labels() == [device]
+    label = later.device_label(later.device(device))
+    assert (label.status, label.text) == (LabelStatus.OPENED, "chest, under the scar")
+    assert label.readers == tuple(sorted([patient.address, first.address, later.address]))
+    assert patient.reseal_device_labels() == []  # already sealed for them all
+
+    patient.remove_guardian(first.address)
+    patient.relabel_device(device, "chest")
+    assert first.device_label(first.device(device)).status is LabelStatus.SEALED
+    assert later.device_label(later.device(device)).text == "chest"
+    with pytest.raises(NotAReader):
+        hospital.relabel_device(device)  # it cannot read the label to seal it again
+    hospital.relabel_device(device, "")  # but it may remove it
+    assert patient.device_label(patient.device(device)).status is LabelStatus.NONE
+    with pytest.raises(InvalidLabel, match="at most 64 characters"):
+        patient.relabel_device(device, "x" * 65)

@@ -231,11 +231,7 @@ class Counting(httpx.BaseTransport):
 
 def _device(chain: HttpChain, patient: MedchainClient, label: str) -> bytes:
     keys = AccountKeys.generate()
-    proof = keys.sign(registration_message(chain.chain_id, patient.address))
-    args = RegisterDeviceArgs(
-        keys.public_key, patient.address, DeviceKind.PULSE_OXIMETER, label, proof
-    )
-    patient.send("devices.register", args)
+    patient.register_device(keys, patient.address, DeviceKind.PULSE_OXIMETER, label)
     return keys.address
 
 
@@ -250,7 +246,7 @@ def test_devices_in_one_request_with_the_height_they_are_read_at(node: Served) -
         assert counting.paths("POST") == ["/v1/devices/lookup"] and len(counting.requests) == 1
         assert height == chain.height
         assert devices == [chain.device(second), None, chain.device(first)]
-        assert isinstance(devices[0], Device) and devices[0].label == "ear"
+        assert isinstance(devices[0], Device) and patient.device_label(devices[0]).text == "ear"
         counting.requests.clear()
         assert chain.devices([]) == (height, [])  # still one request: the height
         assert counting.paths("POST") == ["/v1/devices/lookup"]
@@ -283,7 +279,7 @@ def test_devices_over_several_heights_answer_the_lowest() -> None:
     proof = keys.sign(registration_message(chain.chain_id, patient.address))
     patient.send(
         "devices.register",
-        RegisterDeviceArgs(keys.public_key, patient.address, DeviceKind.ECG, "chest", proof),
+        RegisterDeviceArgs(keys.public_key, patient.address, DeviceKind.ECG, b"", proof),
     )
     device = chain.device(keys.address)
     assert device is not None
@@ -311,7 +307,7 @@ def test_a_lying_node_cannot_answer_other_devices() -> None:
     proof = keys.sign(registration_message(chain.chain_id, patient.address))
     patient.send(
         "devices.register",
-        RegisterDeviceArgs(keys.public_key, patient.address, DeviceKind.ECG, "chest", proof),
+        RegisterDeviceArgs(keys.public_key, patient.address, DeviceKind.ECG, b"", proof),
     )
     encoded = {"encoded": encode(chain.device(keys.address)).hex()}
     other = AccountKeys.generate().address

@@ -52,7 +52,7 @@ class Chain:
     def device(self, kind: DeviceKind) -> bytes:
         keys = AccountKeys.generate()
         proof = keys.sign(registration_message(self.genesis.chain_id, self.patient.address))
-        args = RegisterDeviceArgs(keys.public_key, self.patient.address, kind, kind.value, proof)
+        args = RegisterDeviceArgs(keys.public_key, self.patient.address, kind, b"", proof)
         self.send(self.patient, "devices.register", args)
         return keys.address
 
