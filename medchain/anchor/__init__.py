@@ -19,6 +19,7 @@ from medchain.anchor._errors import (
     VerificationChainUnavailable,
 )
 from medchain.anchor._ganache import ganache_binary, start_ganache, stop_ganache, wait_ready
+from medchain.anchor._recursion import keeping_recursion_limit
 from medchain.anchor._settings import ETH_KEY_FILE, FINALIZED, AnchorSettings, Finality
 from medchain.anchor._types import (
     MAX_CHAIN_ID_BYTES,
@@ -61,7 +62,9 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(import_module(f"medchain.anchor.{_LAZY[name]}"), name)
+        with keeping_recursion_limit():
+            module = import_module(f"medchain.anchor.{_LAZY[name]}")
+        return getattr(module, name)
     raise AttributeError(f"module 'medchain.anchor' has no attribute {name!r}")
 
 
@@ -95,6 +98,7 @@ __all__ = [
     "decode_signatures",
     "encode_signatures",
     "ganache_binary",
+    "keeping_recursion_limit",
     "load_artifact",
     "load_eth_key",
     "new_eth_key",

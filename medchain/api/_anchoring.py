@@ -9,8 +9,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from medchain.api._errors import ApiError
-from medchain.api._models import hex_of
+from medchain.api._models import Height, hex_of
 from medchain.api._service import NodeService
 
 MAX_HEIGHTS = 10_000
@@ -34,7 +33,7 @@ class AnchoringModel(BaseModel):
 
 
 class HeightsModel(BaseModel):
-    heights: list[int] = Field(max_length=MAX_HEIGHTS)
+    heights: list[Height] = Field(max_length=MAX_HEIGHTS)
 
 
 class BlockIdModel(BaseModel):
@@ -75,10 +74,8 @@ def anchoring_routes(service: NodeService) -> APIRouter:
 
     @router.post("/v1/chain/hashes", summary="Stored block ids at the given heights")
     async def block_ids(body: HeightsModel) -> BlockIdsModel:
-        """At most 10,000 heights per request; heights the node does not hold are
-        left out."""
-        if any(h < 0 for h in body.heights):
-            raise ApiError(400, "bad_height", "heights must be >= 0")
+        """At most 10,000 heights per request, each from 0 to 2^63 - 1; heights the
+        node does not hold are left out."""
         found = service.chain.block_ids(body.heights)
         return BlockIdsModel(
             blocks={

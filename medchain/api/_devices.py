@@ -447,13 +447,20 @@ def device_routes(service: NodeService) -> APIRouter:
     async def vitals(
         address: AddressPath,
         from_ms: Annotated[
-            int, Query(description="Start of the range, ms since the Unix epoch (included).")
+            int,
+            Query(
+                ge=0,
+                le=contracts.MAX_TIME_MS,
+                description="Start of the range, ms since the Unix epoch (included).",
+            ),
         ],
         to_ms: Annotated[
             int,
             Query(
+                ge=0,
+                le=contracts.MAX_TIME_MS,
                 description="End of the range, ms since the Unix epoch (included); at most "
-                f"{contracts.MAX_VITALS_QUERY_DAYS} UTC days after the start."
+                f"{contracts.MAX_VITALS_QUERY_DAYS} UTC days after the start.",
             ),
         ],
         device: Annotated[

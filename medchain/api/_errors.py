@@ -95,10 +95,21 @@ _HTTP_CODES = {
 }
 
 
+_UNREADABLE_BODY = "There was an error parsing the body"
+"""FastAPI's detail when the JSON parser raised something else than a syntax error."""
+
+
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     if isinstance(exc, ApiError):
         return error_response(exc.status_code, exc.code, exc.message, exc.headers)
+    if exc.status_code == 400 and exc.detail == _UNREADABLE_BODY:
+        return error_response(
+            400,
+            "malformed_json",
+            "the request body could not be read as JSON (invalid UTF-8, nesting too deep, or "
+            "a number of more than 4,300 digits); send a JSON object as described at /docs",
+        )
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     message = str(exc.detail)
     if exc.status_code == 404:
@@ -117,6 +128,39 @@ def _describe(errors: Sequence[Any]) -> str:
     return "; ".join(parts) + more
 
 
+_RANGE_ERRORS = {
+    "greater_than": "more than",
+    "greater_than_equal": "at least",
+    "less_than": "less than",
+    "less_than_equal": "at most",
+    "int_parsing_size": "",
+}
+"""pydantic's errors for a number outside its declared bounds (or with more digits
+than Python parses), and how each bound reads."""
+
+
+def _describe_ranges(errors: Sequence[Any]) -> str:
+    parts = []
+    for error in errors[:5]:
+        where = ".".join(str(part) for part in error.get("loc", ()))
+        kind = error["type"]
+        if kind == "int_parsing_size":
+            parts.append(f"{where} has more digits than any value it takes; send a smaller one")
+            continue
+        context = error.get("ctx") or {}
+        bound = next(iter(context.values()), "its bound")
+        parts.append(
+            f"{where} must be {_RANGE_ERRORS[kind]} {bound}, got {_shown(error.get('input'))}"
+        )
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "; ".join(parts) + more
+
+
+def _shown(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
@@ -129,6 +173,10 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
             400,
             "malformed_json",
             "the request body must be a JSON object sent with Content-Type: application/json",
+        )
+    if all(error.get("type") in _RANGE_ERRORS for error in errors):
+        return error_response(
+            400, "out_of_range", _describe_ranges(errors) + "; the API is described at /docs"
         )
     return error_response(
         422, "invalid_request", _describe(errors) + "; the API is described at /docs"

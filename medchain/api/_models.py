@@ -28,6 +28,7 @@ from medchain.app import (
 )
 from medchain.crypto import ADDRESS_SIZE, address_from_public_key, format_address
 from medchain.node import NodeStatus, genesis_hash
+from medchain.store import MAX_HEIGHT
 from medchain.types import Block, Event, Genesis, Receipt, block_hash, encode, tx_id
 
 Hex = Annotated[str, Field(description="Bytes as lower-case hex.")]
@@ -39,6 +40,20 @@ Encoded = Annotated[
         "the Python client decodes this."
     ),
 ]
+
+
+# -- the integers the API takes, bounded to what the layers below accept ---------------
+# Every integer in a path, a query or a body is declared with these bounds, so a value
+# outside them is refused with 400 `out_of_range` (see _errors.py) before it reaches a
+# store or a state key that could not hold it. MAX_HEIGHT (the chain store's SQLite
+# INTEGERs) and MAX_TIME_MS (the devices contract's times) come from those layers.
+
+MAX_ROLE_INDEX = 2**64 - 1
+"""Positions in a role's list of holders: 8 bytes, big-endian, in the state's keys."""
+MAX_VERSION_NUMBER = 2**32 - 1
+"""Record version numbers (from 1): 4 bytes, big-endian, in the state's keys."""
+
+Height = Annotated[int, Field(ge=0, le=MAX_HEIGHT, description="A block height.")]
 
 
 def hex_of(data: bytes) -> str:

@@ -12,6 +12,8 @@ from medchain.api import _parse as parse
 from medchain.api._errors import ApiError
 from medchain.api._lookups import registered_patient
 from medchain.api._models import (
+    MAX_ROLE_INDEX,
+    MAX_VERSION_NUMBER,
     AccountModel,
     AnonEntriesModel,
     AnonScopeModel,
@@ -50,6 +52,7 @@ from medchain.api._service import NodeService
 from medchain.app import Role
 from medchain.crypto import SearchToken, address_from_public_key
 from medchain.node import LedgerApp
+from medchain.store import MAX_HEIGHT
 from medchain.types import DecodeError, decode
 
 AddressPath = Annotated[str, Path(description="Account address, bech32 (mc1...).")]
@@ -80,7 +83,7 @@ def state_routes(service: NodeService) -> APIRouter:
         return block_model(service.chain.latest_block(), service.genesis)
 
     @router.get("/blocks/{height}", tags=["blocks"], summary="The block at a height")
-    async def block_at(height: Annotated[int, Path(ge=0)]) -> BlockModel:
+    async def block_at(height: Annotated[int, Path(ge=0, le=MAX_HEIGHT)]) -> BlockModel:
         latest = service.chain.height
         block = service.chain.block_at(height) if height <= latest else None
         if block is None:
@@ -119,7 +122,9 @@ def state_routes(service: NodeService) -> APIRouter:
         return RoleCountModel(role=role.value, count=service.chain.role_count(role))
 
     @router.get("/roles/{role}/{index}", tags=["accounts"], summary="The n-th holder of a role")
-    async def role_member(role: Role, index: Annotated[int, Path(ge=0)]) -> RoleMemberModel:
+    async def role_member(
+        role: Role, index: Annotated[int, Path(ge=0, le=MAX_ROLE_INDEX)]
+    ) -> RoleMemberModel:
         count = service.chain.role_count(role)
         member = service.chain.role_member(role, index) if index < count else None
         if member is None:
@@ -145,7 +150,7 @@ def state_routes(service: NodeService) -> APIRouter:
 
     @router.get("/records/{record_id}/versions/{number}", tags=["records"], summary="One version")
     async def record_version(
-        record_id: RecordIdPath, number: Annotated[int, Path(ge=1)]
+        record_id: RecordIdPath, number: Annotated[int, Path(ge=1, le=MAX_VERSION_NUMBER)]
     ) -> RecordVersionModel:
         raw = parse.record_id(record_id)
         count = chain_record(raw).version_count

@@ -31,6 +31,7 @@ from medchain.anchor import (
     Finality,
     VerifyReport,
     compare_hashes,
+    keeping_recursion_limit,
 )
 from medchain.client import NodeError, NodeUnreachable
 from medchain.types import DecodeError, Genesis, MedchainError, decode
@@ -59,7 +60,8 @@ def connect_contract(
 ) -> AnchorContract:
     """An Anchor contract client over HTTP; it loads `key_file` (an eth.key) only to
     send. Tests monkeypatch this function to hand out a client on eth-tester."""
-    from web3 import HTTPProvider, Web3  # here: importing web3 takes most of a second
+    with keeping_recursion_limit():
+        from web3 import HTTPProvider, Web3  # here: importing web3 takes most of a second
 
     from medchain.anchor import AnchorContract, load_eth_key
 
@@ -205,7 +207,8 @@ def audit_node(
     chain is the node's own (GET /v1/anchoring) unless `eth_url`, `contract` or
     `finality` say otherwise. `transport` replaces the network to the node (tests).
     Raises a MedchainError when the node or the verification chain cannot be read."""
-    import web3  # noqa: F401  # loading the client is the command's start-up, not the check
+    with keeping_recursion_limit():
+        import web3  # noqa: F401  # loading the client is the command's start-up, not the check
 
     started = time.perf_counter()
     with _node_api(url, timeout_s, transport) as node:

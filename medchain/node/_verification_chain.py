@@ -16,7 +16,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medchain.anchor import ETH_KEY_FILE, AnchorSettings, start_ganache, wait_ready
+from medchain.anchor import (
+    ETH_KEY_FILE,
+    AnchorSettings,
+    keeping_recursion_limit,
+    start_ganache,
+    wait_ready,
+)
 from medchain.node._config import read_config, write_config
 from medchain.types import MedchainError
 
@@ -132,7 +138,8 @@ def _deployed(
     submitters: list[str],
 ) -> str:
     """The contract's address, deploying and registering it the first time."""
-    from web3 import HTTPProvider, Web3
+    with keeping_recursion_limit():
+        from web3 import HTTPProvider, Web3
 
     from medchain.anchor import AnchorContract
 

@@ -1,9 +1,10 @@
 """Embedded storage of a node: blocks, transaction receipts and state in one SQLite file."""
 
-from medchain.store._chain_store import SCHEMA_VERSION, ChainStore
+from medchain.store._chain_store import MAX_HEIGHT, SCHEMA_VERSION, ChainStore
 from medchain.store._errors import NotFound, StoreError
 
 __all__ = [
+    "MAX_HEIGHT",
     "SCHEMA_VERSION",
     "ChainStore",
     "NotFound",

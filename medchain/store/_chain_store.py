@@ -41,6 +41,11 @@ T = TypeVar("T")
 SCHEMA_VERSION = 1
 """Layout of the tables below; bump it (and write a migration) whenever they change."""
 
+MAX_HEIGHT = 2**63 - 1
+"""The highest height the store can hold: heights are SQLite INTEGERs (signed 64-bit),
+and sqlite3 raises OverflowError for a larger int, so lookups answer "not held" for
+any height outside 0 to MAX_HEIGHT instead of passing it on."""
+
 _SCHEMA = (
     # `value BLOB` gives the column no type affinity, so SQLite stores ints, text and
     # bytes exactly as given (a TEXT or NUMERIC column would convert chain id "1234").
@@ -438,6 +443,8 @@ class ChainStore:
         return block
 
     def block_at(self, height: int) -> Block | None:
+        if not 0 <= height <= MAX_HEIGHT:
+            return None
         row = self._conn().execute("SELECT data FROM blocks WHERE height = ?", (height,))
         return self._decode_row(Block, row.fetchone(), f"block {height}")
 
@@ -448,8 +455,8 @@ class ChainStore:
     def blocks(self, from_height: int = 0, to_height: int | None = None) -> Iterator[Block]:
         """Blocks from `from_height` to `to_height` INCLUSIVE (default: the tip), in order.
         Reads in batches, so commits between two `next()` calls are safe."""
-        last = self.latest_height() if to_height is None else to_height
-        start = from_height
+        last = self.latest_height() if to_height is None else min(to_height, MAX_HEIGHT)
+        start = max(from_height, 0)
         while start <= last:
             rows = (
                 self._conn()
@@ -471,7 +478,7 @@ class ChainStore:
         the stored header (only the header is decoded), in one query per 500 heights:
         what an auditor compares with the anchors on the verification chain."""
         found: dict[int, tuple[bytes, bytes]] = {}
-        wanted = sorted(set(heights))
+        wanted = sorted({h for h in heights if 0 <= h <= MAX_HEIGHT})
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))

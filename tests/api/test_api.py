@@ -31,6 +31,7 @@ from medchain.app import (
 from medchain.crypto import LABEL_KEY_SIZE, AccountKeys, SearchToken, format_address
 from medchain.node import LedgerApp, PeerStatus, PendingFull, genesis_hash
 from medchain.offchain import cid_for
+from medchain.store import MAX_HEIGHT
 from medchain.types import (
     Block,
     ChainParams,
@@ -121,7 +122,8 @@ def test_rejected_transactions(world: World) -> None:
     _error(world.api.post("/v1/txs", json={"tx": "xyz"}), 400, "invalid_hex")
     huge = "00" * (world.chain.params.max_tx_bytes + 1)
     _error(world.api.post("/v1/txs", json={"tx": huge}), 413, "tx_too_large")
-    _error(world.api.post("/v1/txs?timeout_s=61", json={"tx": "c0"}), 422, "invalid_request")
+    too_long = world.api.post("/v1/txs?timeout_s=61", json={"tx": "c0"})
+    assert "at most 60" in _error(too_long, 400, "out_of_range")
     _error(world.api.post("/v1/txs", json={"txs": "c0"}), 422, "invalid_request")
 
 
@@ -179,8 +181,9 @@ def test_blocks(world: World) -> None:
     genesis_block = _ok(world.api.get("/v1/blocks/0"))
     assert genesis_block["certificate"]["signers"] == []
     _error(world.api.get(f"/v1/blocks/{block.height + 1}"), 404, "unknown_block")
-    _error(world.api.get(f"/v1/blocks/{10**30}"), 404, "unknown_block")
-    _error(world.api.get("/v1/blocks/-1"), 422, "invalid_request")
+    _error(world.api.get(f"/v1/blocks/{MAX_HEIGHT}"), 404, "unknown_block")
+    assert str(MAX_HEIGHT) in _error(world.api.get(f"/v1/blocks/{10**30}"), 400, "out_of_range")
+    _error(world.api.get("/v1/blocks/-1"), 400, "out_of_range")
     _error(world.api.get("/v1/blocks/one"), 422, "invalid_request")
 
 
@@ -283,9 +286,10 @@ def test_roles(world: World) -> None:
     member = _ok(world.api.get("/v1/roles/patient/0"))
     assert member["address"] == world.patient.keys.address_text
     _error(world.api.get("/v1/roles/patient/4"), 404, "no_member")
-    _error(world.api.get(f"/v1/roles/patient/{2**70}"), 404, "no_member")
+    _error(world.api.get(f"/v1/roles/patient/{2**64 - 1}"), 404, "no_member")
+    _error(world.api.get(f"/v1/roles/patient/{2**64}"), 400, "out_of_range")
     assert "patient" in _error(world.api.get("/v1/roles/wizard"), 422, "invalid_request")
-    _error(world.api.get("/v1/roles/doctor/-1"), 422, "invalid_request")
+    _error(world.api.get("/v1/roles/doctor/-1"), 400, "out_of_range")
 
 
 def test_stakes_and_candidates(world: World) -> None:
@@ -320,8 +324,9 @@ def test_records(world: World) -> None:
         world.doctor.keys.address_text,
     }
     _error(world.api.get(f"/v1/records/{rid}/versions/2"), 404, "unknown_version")
-    _error(world.api.get(f"/v1/records/{rid}/versions/{2**40}"), 404, "unknown_version")
-    _error(world.api.get(f"/v1/records/{rid}/versions/0"), 422, "invalid_request")
+    _error(world.api.get(f"/v1/records/{rid}/versions/{2**32 - 1}"), 404, "unknown_version")
+    _error(world.api.get(f"/v1/records/{rid}/versions/{2**32}"), 400, "out_of_range")
+    _error(world.api.get(f"/v1/records/{rid}/versions/0"), 400, "out_of_range")
 
     audit = _ok(world.api.get(f"/v1/records/{rid}/audit"))
     entries = world.chain.audit(world.record_id)

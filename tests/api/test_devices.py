@@ -12,6 +12,7 @@ import pytest
 
 from medchain.api import MAX_DEVICE_LOOKUP
 from medchain.app import (
+    MAX_TIME_MS,
     MS_PER_DAY,
     Batch,
     Bundle,
@@ -317,7 +318,9 @@ def test_a_bad_vitals_range_is_400(world: Devices) -> None:
     assert "from <= to" in _error(
         _vitals(world, f"from_ms={T0}&to_ms={T0 - 1}"), 400, "invalid_argument"
     )
-    _error(_vitals(world, f"from_ms=-5&to_ms={T0}"), 400, "invalid_argument")
+    _error(_vitals(world, f"from_ms=-5&to_ms={T0}"), 400, "out_of_range")
+    too_late = _vitals(world, f"from_ms={T0}&to_ms={MAX_TIME_MS + 1}")
+    assert f"at most {MAX_TIME_MS}" in _error(too_late, 400, "out_of_range")
     _error(_vitals(world, f"from_ms={T0}&to_ms={T0}&device=mc1nope"), 400, "invalid_address")
     assert "to_ms" in _error(_vitals(world, f"from_ms={T0}"), 422, "invalid_request")
 

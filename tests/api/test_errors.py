@@ -109,6 +109,51 @@ def test_validation_errors_are_reshaped() -> None:
     assert "body.tx" in message and "/docs" in message
 
 
+def test_a_number_out_of_its_bounds_is_400_out_of_range() -> None:
+    """Each integer the API takes is declared with the bounds of the layer below it; a
+    value outside them says which bound, whatever the number's size."""
+    api = api_client(FakeNode(make_chain()))
+    cases = [
+        ("/v1/blocks/-1", "path.height must be at least 0, got -1"),
+        (f"/v1/blocks/{2**63}", f"path.height must be at most {2**63 - 1}, got {2**63}"),
+        (f"/v1/blocks/{'9' * 5_000}", "path.height has more digits than any value it takes"),
+        ("/v1/roles/patient/-1", "path.index must be at least 0"),
+        ("/v1/records/" + "ab" * 16 + "/versions/0", "path.number must be at least 1, got 0"),
+    ]
+    for path, expected in cases:
+        response = api.get(path)
+        assert response.status_code == 400, (path, response.text)
+        error = response.json()["error"]
+        assert error["code"] == "out_of_range" and error["message"].startswith(expected), error
+        assert error["message"].endswith("; the API is described at /docs")
+        assert len(error["message"]) < 200  # a 5,000-digit input is not echoed back
+    response = api.post("/v1/txs?timeout_s=0", json={"tx": "c0"})
+    assert response.json()["error"]["message"].startswith("query.timeout_s must be more than 0")
+
+
+def test_a_number_out_of_bounds_among_other_mistakes_is_the_general_422() -> None:
+    api = api_client(FakeNode(make_chain()))
+    response = api.post("/v1/txs?timeout_s=61", json={"tx": 7})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert "query.timeout_s" in error["message"] and "body.tx" in error["message"]
+
+
+def test_a_body_json_cannot_read_is_400_malformed_json() -> None:
+    """Python's JSON parser refuses numbers of over 4,300 digits and invalid UTF-8 with
+    errors FastAPI answers as a bare 'error parsing the body'."""
+    api = api_client(FakeNode(make_chain()))
+    bodies = [b'{"heights": [1' + b"0" * 5_000 + b"]}", b'{"heights": "\xff\xfe"}']
+    for body in bodies:
+        response = api.post(
+            "/v1/chain/hashes", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 400, (body[:40], response.text)
+        error = response.json()["error"]
+        assert error["code"] == "malformed_json" and "send a JSON object" in error["message"]
+
+
 # -- fuzz: random methods, paths and bodies never give a 500 ----------------------------
 
 

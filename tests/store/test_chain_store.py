@@ -15,7 +15,7 @@ from typing import cast
 import pytest
 
 import medchain.store._chain_store as chain_store_module
-from medchain.store import SCHEMA_VERSION, ChainStore, NotFound, StoreError
+from medchain.store import MAX_HEIGHT, SCHEMA_VERSION, ChainStore, NotFound, StoreError
 from medchain.types import (
     ZERO_HASH,
     Attribute,
@@ -270,6 +270,21 @@ def test_block_ids_reads_id_and_state_root_from_the_stored_headers(db_path: Path
         }
         assert store.block_ids(range(1_200)).keys() == set(range(1_200))  # > one query
         assert store.block_ids([]) == {}
+
+
+def test_heights_beyond_what_sqlite_holds_are_not_held(db_path: Path) -> None:
+    """A height over 2^63 - 1 (or below 0) is no block, not an OverflowError from
+    sqlite3: API clients, peers and anchors can all name one."""
+    with new_store(db_path) as store:
+        committed = [store.latest_block(), commit_next(store)]
+        for height in (MAX_HEIGHT, MAX_HEIGHT + 1, 2**64, -1, -(2**64)):
+            assert store.block_at(height) is None
+        assert list(store.blocks(MAX_HEIGHT + 1)) == []
+        assert list(store.blocks(2**64, 2**70)) == []
+        assert store.block_ids([1, MAX_HEIGHT, MAX_HEIGHT + 1, 2**70, -1, -(2**70)]) == {
+            1: (block_hash(committed[1].header), committed[1].header.state_root)
+        }
+        assert list(store.blocks(-(2**70), 2**70)) == committed
 
 
 def test_block_ids_follow_an_edited_header_and_name_a_damaged_row(db_path: Path) -> None:
