@@ -33,7 +33,14 @@ from medchain.cli._common import (
     role_arg,
     show_address,
 )
-from medchain.crypto import AccountKeys, address_from_public_key, format_address, save_keys
+from medchain.crypto import (
+    MIN_PASSPHRASE_CHARS,
+    AccountKeys,
+    address_from_public_key,
+    check_new_passphrase,
+    format_address,
+    save_keys,
+)
 from medchain.node import NodeStatus, PeerStatus
 from medchain.types import MedchainError
 
@@ -169,10 +176,22 @@ def keys_new(
     """Create an account key file and print its address (never the private key)."""
     passphrase = None
     if encrypt:
-        passphrase = typer.prompt("Passphrase", hide_input=True, confirmation_prompt=True)
+        passphrase = typer.prompt(
+            f"Passphrase (at least {MIN_PASSPHRASE_CHARS} characters)",
+            hide_input=True,
+            confirmation_prompt=True,
+            value_proc=_new_passphrase,
+        )
     keys = AccountKeys.generate()
     save_keys(out, keys, passphrase=passphrase)
     console.print(keys.address_text)
+
+
+def _new_passphrase(text: str) -> str:
+    """A passphrase long enough for a new key file: refused before it is asked again
+    for confirmation (WeakPassphrase, one line saying how long it must be)."""
+    check_new_passphrase(text)
+    return text
 
 
 @keys_app.command("show")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from medchain.app import Role
 from medchain.client import (
@@ -26,6 +28,7 @@ from medchain.client import (
 from medchain.crypto import (
     AccountKeys,
     PassphraseRequired,
+    exposed_to_others,
     format_address,
     load_keys,
     parse_address,
@@ -99,8 +102,24 @@ def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def warn_if_exposed(path: Path) -> None:
+    """One line on stderr when other users of this machine may read or change the key
+    file at `path` (as ssh does, but the key is still used)."""
+    mode = exposed_to_others(path)
+    if mode is not None:
+        err_console.print(
+            f"[bold yellow]warning[/]: key file {escape(str(path))} has mode {mode:04o}: "
+            "other users of this machine may read or change it; restrict it with "
+            f"`chmod 600 {escape(shlex.quote(str(path)))}`",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 def load_key_file(path: Path) -> AccountKeys:
-    """Load a key file, asking for its passphrase on a terminal when it is encrypted."""
+    """Load a key file, asking for its passphrase on a terminal when it is encrypted,
+    and warn when its mode lets others read it."""
+    warn_if_exposed(path)
     passphrase = os.environ.get(PASSPHRASE_ENV)
     try:
         return load_keys(path, passphrase)

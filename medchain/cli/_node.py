@@ -18,11 +18,12 @@ import httpx
 import typer
 
 from medchain.api import ApiServer
-from medchain.cli._common import console, err_console, reports_errors
+from medchain.cli._common import console, err_console, reports_errors, warn_if_exposed
 from medchain.cli._node_init import _params, node_add_peer, node_init
 from medchain.node import (
     DEVNET_FILE,
     GENESIS_FILE,
+    NODE_KEY_FILE,
     PID_FILE,
     Devnet,
     DevnetError,
@@ -83,6 +84,7 @@ async def _serve_node(home: Path) -> None:
 def node(home: HomeOption) -> None:
     """Run one node (validator or observer) from its home directory until SIGINT/SIGTERM."""
     config = read_config(home)
+    warn_if_exposed(home / NODE_KEY_FILE)
     logging.basicConfig(
         level=config.log_level.upper(),
         format=f"%(asctime)s {config.name} %(levelname)s %(name)s: %(message)s",

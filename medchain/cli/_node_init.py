@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from medchain.cli._common import console, ok, reports_errors
+from medchain.cli._common import console, ok, reports_errors, warn_if_exposed
 from medchain.consensus import engine_kind
 from medchain.crypto import (
     AccountKeys,
@@ -56,6 +56,7 @@ def _node_keys(home: Path) -> tuple[AccountKeys, bool]:
     path = home / NODE_KEY_FILE
     if not path.exists():
         return AccountKeys.generate(), False
+    warn_if_exposed(path)
     try:
         return load_keys(path), True
     except PassphraseRequired:
