@@ -9,16 +9,19 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from medchain.app import AuditEntry
 from medchain.cli._common import (
     DEFAULT_DATA,
     DEFAULT_NODE,
+    MAX_INT,
     DataOption,
     InitDataOption,
     KeyOption,
     NodeOption,
     address_arg,
+    chain_id_arg,
     client_for,
     console,
     create_chain,
@@ -44,6 +47,9 @@ from medchain.crypto import (
 from medchain.node import NodeStatus, PeerStatus
 from medchain.types import MedchainError
 
+MAX_VERSION = 2**32 - 1
+"""Record versions are numbered in four bytes on chain."""
+
 keys_app = typer.Typer(help="Create and inspect account key files.", no_args_is_help=True)
 record_app = typer.Typer(help="Encrypted medical records (FHIR R4).", no_args_is_help=True)
 research_app = typer.Typer(help="De-identified records for research.", no_args_is_help=True)
@@ -59,7 +65,7 @@ def init(
     chain_id: Annotated[str, typer.Option(help="Chain id for the new chain.")] = "medchain-local",
 ) -> None:
     """Create a new single-validator local chain in DATA."""
-    chain = create_chain(data, chain_id)
+    chain = create_chain(data, chain_id_arg(chain_id))
     ok(f"chain {chain.chain_id!r} created in {data}")
     console.print(f"validator address: {show_address(chain.validator.address)}")
     chain.close()
@@ -157,8 +163,8 @@ def account(address: str, node: NodeOption = DEFAULT_NODE, data: DataOption = No
         if identity is None:
             console.print("identity: not registered")
         else:
-            name = identity.name or "(sealed profile)"
-            console.print(f"identity: {identity.role.value} — {name}")
+            name = identity.name or "(sealed profile)"  # as registered: no markup
+            console.print(f"identity: {identity.role.value} — {name}", markup=False)
         console.print(f"stake: bonded {stake.bonded}, voting {stake.voted}")
 
 
@@ -168,7 +174,9 @@ def account(address: str, node: NodeOption = DEFAULT_NODE, data: DataOption = No
 @keys_app.command("new")
 @reports_errors
 def keys_new(
-    out: Annotated[Path, typer.Option("--out", help="Where to write the new key file.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Where to write the new key file.", dir_okay=False)
+    ],
     encrypt: Annotated[
         bool, typer.Option(help="Protect the key file with a passphrase (asked twice).")
     ] = False,
@@ -226,7 +234,7 @@ def register(
 def transfer(
     key: KeyOption,
     to: Annotated[str, typer.Option(help="Recipient address.")],
-    amount: Annotated[int, typer.Option(help="Tokens to send.")],
+    amount: Annotated[int, typer.Option(min=1, max=MAX_INT, help="Tokens to send.")],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -244,7 +252,7 @@ def transfer(
 def record_put(
     key: KeyOption,
     patient: Annotated[str, typer.Option(help="Address of the patient who will own the record.")],
-    file: Annotated[Path, typer.Option("--file", help="FHIR R4 resource (JSON).")],
+    file: Annotated[Path, typer.Option("--file", help="FHIR R4 resource (JSON).", dir_okay=False)],
     reader: Annotated[
         list[str] | None, typer.Option("--reader", help="Also authorise this address (repeatable).")
     ] = None,
@@ -271,7 +279,10 @@ def record_put(
 def record_get(
     key: KeyOption,
     record_id: str,
-    version: Annotated[int | None, typer.Option(help="Version number (default latest).")] = None,
+    version: Annotated[
+        int | None,
+        typer.Option(min=1, max=MAX_VERSION, help="Version number (default latest)."),
+    ] = None,
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -286,7 +297,9 @@ def record_get(
 def record_update(
     key: KeyOption,
     record_id: str,
-    file: Annotated[Path, typer.Option("--file", help="The new FHIR R4 resource (JSON).")],
+    file: Annotated[
+        Path, typer.Option("--file", help="The new FHIR R4 resource (JSON).", dir_okay=False)
+    ],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -441,7 +454,10 @@ def research_data(key: KeyOption, node: NodeOption = DEFAULT_NODE, data: DataOpt
 @staking_app.command("stake")
 @reports_errors
 def staking_stake(
-    key: KeyOption, amount: int, node: NodeOption = DEFAULT_NODE, data: DataOption = None
+    key: KeyOption,
+    amount: Annotated[int, typer.Argument(min=1, max=MAX_INT, help="Tokens to bond.")],
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
 ) -> None:
     """Bond tokens."""
     with client_for(key, node, data, create=True) as client:
@@ -452,7 +468,10 @@ def staking_stake(
 @staking_app.command("unstake")
 @reports_errors
 def staking_unstake(
-    key: KeyOption, amount: int, node: NodeOption = DEFAULT_NODE, data: DataOption = None
+    key: KeyOption,
+    amount: Annotated[int, typer.Argument(min=1, max=MAX_INT, help="Tokens to unbond.")],
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
 ) -> None:
     """Start unbonding tokens (spendable after the unbonding delay)."""
     with client_for(key, node, data, create=True) as client:
@@ -487,7 +506,7 @@ def staking_candidate(
 def staking_vote(
     key: KeyOption,
     candidate: Annotated[str, typer.Option(help="Candidate address.")],
-    amount: Annotated[int, typer.Option(help="Bonded tokens to vote with.")],
+    amount: Annotated[int, typer.Option(min=1, max=MAX_INT, help="Bonded tokens to vote with.")],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -502,7 +521,9 @@ def staking_vote(
 def staking_unvote(
     key: KeyOption,
     candidate: Annotated[str, typer.Option(help="Candidate address.")],
-    amount: Annotated[int, typer.Option(help="Tokens to withdraw from the vote.")],
+    amount: Annotated[
+        int, typer.Option(min=1, max=MAX_INT, help="Tokens to withdraw from the vote.")
+    ],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -523,7 +544,7 @@ def staking_candidates(node: NodeOption = DEFAULT_NODE, data: DataOption = None)
             table.add_row(
                 str(rank),
                 show_address(cand.address),
-                identity.name if identity else "",
+                Text(identity.name) if identity else "",  # as registered: no markup
                 str(cand.votes),
             )
         console.print(table)

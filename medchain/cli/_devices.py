@@ -79,7 +79,11 @@ def _read_evidence(path: Path | None) -> bytes:
 def devices_register(
     key: Annotated[
         Path,
-        typer.Option("--key", help="Your key file: the patient's, a guardian's or a hospital's."),
+        typer.Option(
+            "--key",
+            help="Your key file: the patient's, a guardian's or a hospital's.",
+            dir_okay=False,
+        ),
     ],
     device_key: Annotated[
         Path,
@@ -87,6 +91,7 @@ def devices_register(
             "--device-key",
             help="The device's key file (`medchain keys new`): it signs the proof that you "
             "hold the device.",
+            dir_okay=False,
         ),
     ],
     patient: Annotated[str, typer.Option(help="Address of the patient the device serves.")],
@@ -221,7 +226,9 @@ def devices_state(
     key: KeyOption,
     evidence_file: Annotated[
         Path | None,
-        typer.Option("--evidence-file", help="Evidence to hash on chain (at most 16 KiB)."),
+        typer.Option(
+            "--evidence-file", help="Evidence to hash on chain (at most 16 KiB).", dir_okay=False
+        ),
     ] = None,
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
@@ -242,7 +249,7 @@ def devices_state(
 @reports_errors
 def guardian_add(
     guardian: Annotated[str, typer.Argument(help="The guardian's address.", show_default=False)],
-    key: Annotated[Path, typer.Option("--key", help="The patient's key file.")],
+    key: Annotated[Path, typer.Option("--key", help="The patient's key file.", dir_okay=False)],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -256,7 +263,7 @@ def guardian_add(
 @reports_errors
 def guardian_remove(
     guardian: Annotated[str, typer.Argument(help="The guardian's address.", show_default=False)],
-    key: Annotated[Path, typer.Option("--key", help="The patient's key file.")],
+    key: Annotated[Path, typer.Option("--key", help="The patient's key file.", dir_okay=False)],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -287,7 +294,7 @@ def guardian_list(
 @reports_errors
 def share_vitals(
     reader: Annotated[str, typer.Argument(help="The reader's address.", show_default=False)],
-    key: Annotated[Path, typer.Option("--key", help="The patient's key file.")],
+    key: Annotated[Path, typer.Option("--key", help="The patient's key file.", dir_okay=False)],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -303,7 +310,7 @@ def share_vitals(
 @reports_errors
 def unshare_vitals(
     reader: Annotated[str, typer.Argument(help="The reader's address.", show_default=False)],
-    key: Annotated[Path, typer.Option("--key", help="The patient's key file.")],
+    key: Annotated[Path, typer.Option("--key", help="The patient's key file.", dir_okay=False)],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -336,7 +343,7 @@ def vitals_readers(
 def gateways_register(
     address: AddressArg,
     label: Annotated[str, typer.Option(help="A name for people, e.g. 'ward 3 hub'.")],
-    key: Annotated[Path, typer.Option("--key", help="The hospital's key file.")],
+    key: Annotated[Path, typer.Option("--key", help="The hospital's key file.", dir_okay=False)],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -350,7 +357,10 @@ def gateways_register(
 @reports_errors
 def gateways_revoke(
     address: AddressArg,
-    key: Annotated[Path, typer.Option("--key", help="The key of the hospital that registered it.")],
+    key: Annotated[
+        Path,
+        typer.Option("--key", help="The key of the hospital that registered it.", dir_okay=False),
+    ],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:

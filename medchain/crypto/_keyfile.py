@@ -342,12 +342,12 @@ def write_secret_file(path: Path, data: bytes, overwrite: bool = False) -> None:
         f"refusing to overwrite the key file {path}: it may hold the only copy of a key; "
         "move it away first or choose another path"
     )
-    if not overwrite and path.exists():
-        raise exists_error
     try:
+        if not overwrite and path.exists():
+            raise exists_error
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
+    except OSError as exc:  # a name too long, a directory we may not write to
         raise KeyFileError(
             f"cannot write key file {path} ({exc.strerror or exc}); check that the "
             "directory exists and that you may write to it"

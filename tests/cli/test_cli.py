@@ -204,6 +204,14 @@ def test_bad_inputs_get_clear_errors(cli: Cli, tmp_path: Path) -> None:
     )
 
 
+def test_names_on_chain_are_shown_as_registered(cli: Cli) -> None:
+    # A display name is anyone's text: markup in it is shown, never obeyed (a stray
+    # closing tag made `account` fail for everyone who looked).
+    bob, bob_addr = cli.key("bob")
+    cli("register", "--key", str(bob), "--role", "doctor", "--name", "[/]Dr. [bold]Bob")
+    assert "identity: doctor — [/]Dr. [bold]Bob" in cli("account", bob_addr)
+
+
 def test_status_and_account(cli: Cli) -> None:
     alice, alice_addr = cli.key("alice")
     cli("register", "--key", str(alice), "--role", "patient", "--name", "Alice")
