@@ -183,9 +183,9 @@ class World:
 
 
 def _cli(*args: str) -> str:
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == 0, result.output
-    return result.stdout
+    outcome = _run(list(args))
+    assert outcome.exit_code == 0 and outcome.exception is None, outcome
+    return outcome.stdout
 
 
 def _closed_url() -> str:
