@@ -30,7 +30,14 @@ from medchain.anchor import (
 )
 from medchain.app import genesis_state
 from medchain.cli import _audit as audit
-from medchain.cli._common import DEFAULT_NODE, console, ok, reports_errors
+from medchain.cli._common import (
+    DEFAULT_NODE,
+    MAX_INT,
+    chain_id_arg,
+    console,
+    ok,
+    reports_errors,
+)
 from medchain.consensus import quorum_size
 from medchain.node import (
     CONFIG_FILE,
@@ -54,7 +61,9 @@ from medchain.node import (
 from medchain.store import ChainStore
 from medchain.types import Genesis, GenesisValidator, MedchainError
 
-HomeOption = Annotated[Path, typer.Option("--home", help="The node's home directory.")]
+HomeOption = Annotated[
+    Path, typer.Option("--home", help="The node's home directory.", file_okay=False)
+]
 AuditedNode = Annotated[
     str,
     typer.Option(
@@ -333,7 +342,7 @@ def _fork_anchor(home: Path, genesis: Genesis, anchors: list[Anchor], height: in
 @reports_errors
 def fork(
     home: HomeOption,
-    out: Annotated[Path, typer.Option(help="Where to write the fork's genesis.")],
+    out: Annotated[Path, typer.Option(help="Where to write the fork's genesis.", dir_okay=False)],
     chain_id: Annotated[
         str | None, typer.Option(help="The fork's chain id; default: <old>-fork-<height>.")
     ] = None,
@@ -344,9 +353,14 @@ def fork(
         list[str] | None, typer.Option(help="NAME=NODEKEY of a new validator; repeat.")
     ] = None,
     height: Annotated[
-        int | None, typer.Option(help="Fork from this anchored height; default: the highest.")
+        int | None,
+        typer.Option(
+            min=0, max=MAX_INT, help="Fork from this anchored height; default: the highest."
+        ),
     ] = None,
-    time_ms: Annotated[int | None, typer.Option(help="The fork's genesis time (Unix ms).")] = None,
+    time_ms: Annotated[
+        int | None, typer.Option(min=0, max=MAX_INT, help="The fork's genesis time (Unix ms).")
+    ] = None,
 ) -> None:
     """Write a hard fork's genesis from this node's last anchored good block.
 
@@ -355,6 +369,8 @@ def fork(
     is run by the validators named."""
     if out.exists():
         raise MedchainError(f"{out} already exists; choose another --out")
+    if chain_id is not None:
+        chain_id_arg(chain_id)
     settings = _settings(home)
     genesis = read_genesis(home / GENESIS_FILE)
     validators = _fork_validators(genesis, keep or [], add or [])
@@ -443,7 +459,9 @@ def _archive(home: Path, chain_id: str) -> Path:
 @reports_errors
 def adopt_genesis(
     home: HomeOption,
-    genesis: Annotated[Path, typer.Option("--genesis", help="The fork's genesis.json.")],
+    genesis: Annotated[
+        Path, typer.Option("--genesis", help="The fork's genesis.json.", dir_okay=False)
+    ],
     drop_peer: Annotated[
         list[str] | None, typer.Option(help="NAME of a peer to remove from config.json; repeat.")
     ] = None,

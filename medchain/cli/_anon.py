@@ -26,7 +26,11 @@ from medchain.client._anon import (
     contributions,
     open_scope,
 )
+from medchain.crypto import MAX_RING_SIZE
 from medchain.types import MedchainError
+
+SMALLEST_RING = 2
+"""A ring of one would name its signer; the chain refuses it too."""
 
 anon_app = typer.Typer(
     help="Anonymous contributions (linkable ring signatures).", no_args_is_help=True
@@ -39,7 +43,9 @@ def anon_open(
     key: KeyOption,
     scope: Annotated[str, typer.Option(help="Name of the data set or channel.")],
     member_role: Annotated[str, typer.Option(help="Who may contribute.")] = "patient",
-    min_ring: Annotated[int, typer.Option(help="Smallest ring accepted.")] = DEFAULT_RING_SIZE,
+    min_ring: Annotated[
+        int, typer.Option(min=SMALLEST_RING, max=MAX_RING_SIZE, help="Smallest ring accepted.")
+    ] = DEFAULT_RING_SIZE,
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -68,10 +74,13 @@ def anon_close(
 def anon_submit_cmd(
     key: KeyOption,
     scope: Annotated[str, typer.Option(help="Scope to contribute to.")],
-    file: Annotated[Path, typer.Option("--file", help="FHIR R4 resource (JSON).")],
-    ring_size: Annotated[int, typer.Option(help="Members in the ring (you among them).")] = (
-        DEFAULT_RING_SIZE
-    ),
+    file: Annotated[Path, typer.Option("--file", help="FHIR R4 resource (JSON).", dir_okay=False)],
+    ring_size: Annotated[
+        int,
+        typer.Option(
+            min=SMALLEST_RING, max=MAX_RING_SIZE, help="Members in the ring (you among them)."
+        ),
+    ] = DEFAULT_RING_SIZE,
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:

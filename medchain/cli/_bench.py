@@ -14,6 +14,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from medchain.app import MAX_DEVICES_PER_PATIENT
 from medchain.bench import (
     LatencySummary,
     run_gateway_bench,
@@ -24,12 +25,46 @@ from medchain.bench import (
     run_sim_bench,
     run_state_bench,
 )
-from medchain.cli._common import console
+from medchain.cli._common import console, reports_errors
+from medchain.consensus import EngineKind
+from medchain.crypto import MAX_RING_SIZE
+from medchain.types import MedchainError
 
 bench_app = typer.Typer(
     help="Benchmarks (figures for docs/BENCHMARKS.md). Without a subcommand: the network "
     "benchmark on a fresh local devnet."
 )
+
+
+MAX_COUNT = 100_000_000
+"""More of anything than a benchmark on one machine gets through."""
+MAX_NODES = 1_000
+MAX_VALIDATORS = 100
+"""Validator processes on one machine."""
+MAX_MS = 3_600_000
+MAX_SECONDS = 86_400.0
+
+
+def _counts(text: str, option: str, low: int, high: int = MAX_COUNT) -> tuple[int, ...]:
+    """A comma-separated list of whole numbers from `low` to `high`, or a clear error."""
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        counts = ()
+    if not counts or not all(low <= n <= high for n in counts):
+        raise MedchainError(
+            f"{option} {text[:40]!r} is not a comma-separated list of whole numbers from "
+            f"{low} to {high:,}, e.g. {option} {low},{2 * low}"
+        )
+    return counts
+
+
+def _engine(name: str) -> None:
+    try:
+        EngineKind(name)
+    except ValueError:
+        known = ", ".join(k.value for k in EngineKind)
+        raise MedchainError(f"unknown consensus engine {name!r}; use {known}") from None
 
 
 @contextmanager
@@ -55,10 +90,17 @@ def stage_progress(disabled: bool) -> Iterator[Callable[[str, int, int], None]]:
 
 
 @bench_app.command("ledger")
+@reports_errors
 def ledger(
-    txs: Annotated[int, typer.Option(help="Signed transfers to validate and apply.")] = 20_000,
-    block_size: Annotated[int, typer.Option(help="Transactions per block.")] = 1_000,
-    seal_iterations: Annotated[int, typer.Option(help="Records to encrypt+wrap.")] = 2_000,
+    txs: Annotated[
+        int, typer.Option(min=1, max=MAX_COUNT, help="Signed transfers to validate and apply.")
+    ] = 20_000,
+    block_size: Annotated[
+        int, typer.Option(min=1, max=MAX_COUNT, help="Transactions per block.")
+    ] = 1_000,
+    seal_iterations: Annotated[
+        int, typer.Option(min=1, max=MAX_COUNT, help="Records to encrypt+wrap.")
+    ] = 2_000,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Transaction validate+apply rate on one core, sealed-block rate, record encryption time."""
@@ -93,9 +135,10 @@ def _machine() -> str:
 
 
 @bench_app.command("sim")
+@reports_errors
 def sim_speed(
-    nodes: Annotated[int, typer.Option(help="Validators.")] = 4,
-    blocks: Annotated[int, typer.Option(help="Empty blocks per run.")] = 300,
+    nodes: Annotated[int, typer.Option(min=1, max=MAX_NODES, help="Validators.")] = 4,
+    blocks: Annotated[int, typer.Option(min=1, max=MAX_COUNT, help="Empty blocks per run.")] = 300,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Simulated blocks per wall-clock second, per engine, with the real ledger."""
@@ -122,20 +165,21 @@ def sim_speed(
 
 
 @bench_app.command("state")
+@reports_errors
 def state_root(
     sizes: Annotated[
         str, typer.Option(help="State sizes (entries), comma-separated.")
     ] = "10000,100000,1000000",
-    changes: Annotated[int, typer.Option(help="New entries each block writes.")] = 400,
-    blocks: Annotated[int, typer.Option(help="Blocks timed per size.")] = 5,
+    changes: Annotated[
+        int, typer.Option(min=1, max=MAX_COUNT, help="New entries each block writes.")
+    ] = 400,
+    blocks: Annotated[int, typer.Option(min=1, max=MAX_COUNT, help="Blocks timed per size.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """A block's state root cost as the state grows: the two-tier tree against one tree
     over every entry (the definition it replaced)."""
     with stage_progress(disabled=as_json) as progress:
-        timings = run_state_bench(
-            tuple(int(s) for s in sizes.split(",")), changes, blocks, progress
-        )
+        timings = run_state_bench(_counts(sizes, "--sizes", 1), changes, blocks, progress)
     if as_json:
         print(json.dumps([dataclasses.asdict(t) for t in timings], indent=2))
         return
@@ -157,13 +201,14 @@ def state_root(
 
 
 @bench_app.command("ring")
+@reports_errors
 def ring(
     sizes: Annotated[str, typer.Option(help="Ring sizes, comma-separated.")] = "11,64",
-    runs: Annotated[int, typer.Option(help="Signatures per size.")] = 200,
+    runs: Annotated[int, typer.Option(min=1, max=MAX_COUNT, help="Signatures per size.")] = 200,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """bLSAG ring signature sign and verify times (ristretto255, libsodium)."""
-    timings = run_ring_bench(tuple(int(s) for s in sizes.split(",")), runs)
+    timings = run_ring_bench(_counts(sizes, "--sizes", 2, MAX_RING_SIZE), runs)
     if as_json:
         print(json.dumps([dataclasses.asdict(t) for t in timings], indent=2))
         return
@@ -190,14 +235,24 @@ def ring(
 
 
 @bench_app.command("search")
+@reports_errors
 def search_speed(
-    records: Annotated[int, typer.Option(help="Records to index.")] = 10_000,
-    keywords: Annotated[int, typer.Option(help="Keywords per record.")] = 10,
-    block_size: Annotated[int, typer.Option(help="Index transactions per block.")] = 1_000,
+    records: Annotated[int, typer.Option(min=1, max=MAX_COUNT, help="Records to index.")] = 10_000,
+    keywords: Annotated[int, typer.Option(min=1, max=MAX_COUNT, help="Keywords per record.")] = 10,
+    block_size: Annotated[
+        int, typer.Option(min=1, max=MAX_COUNT, help="Index transactions per block.")
+    ] = 1_000,
     epochs: Annotated[
-        int, typer.Option(help="Indexing sessions, each ended by a search of every keyword.")
+        int,
+        typer.Option(
+            min=1,
+            max=MAX_COUNT,
+            help="Indexing sessions, each ended by a search of every keyword.",
+        ),
     ] = 10,
-    queries: Annotated[int, typer.Option(help="Timed searches per keyword.")] = 50,
+    queries: Annotated[
+        int, typer.Option(min=1, max=MAX_COUNT, help="Timed searches per keyword.")
+    ] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Encrypted keyword search: index entries per record, search latency by result size."""
@@ -240,19 +295,33 @@ def search_speed(
 
 
 @bench_app.command("gateway")
+@reports_errors
 def gateway(
-    patients: Annotated[int, typer.Option(help="Patients, each with a bedside hub.")] = 200,
-    per_patient: Annotated[int, typer.Option(help="Devices per patient.")] = 5,
-    rate: Annotated[int, typer.Option(help="Readings per device per minute.")] = 300,
-    duration: Annotated[float, typer.Option(help="Seconds of load.")] = 30,
-    tick_ms: Annotated[int, typer.Option(help="How often a hub forwards its readings.")] = 1_000,
+    patients: Annotated[
+        int, typer.Option(min=1, max=MAX_COUNT, help="Patients, each with a bedside hub.")
+    ] = 200,
+    per_patient: Annotated[
+        int, typer.Option(min=1, max=MAX_DEVICES_PER_PATIENT, help="Devices per patient.")
+    ] = 5,
+    rate: Annotated[
+        int, typer.Option(min=1, max=MAX_COUNT, help="Readings per device per minute.")
+    ] = 300,
+    duration: Annotated[float, typer.Option(min=1, max=MAX_SECONDS, help="Seconds of load.")] = 30,
+    tick_ms: Annotated[
+        int, typer.Option(min=1, max=MAX_MS, help="How often a hub forwards its readings.")
+    ] = 1_000,
     consensus: Annotated[str, typer.Option(help="pbft, afbft or dpos.")] = "afbft",
-    validators: Annotated[int, typer.Option(help="Validator processes.")] = 4,
-    block_interval_ms: Annotated[int, typer.Option(help="Pause between blocks.")] = 500,
+    validators: Annotated[
+        int, typer.Option(min=1, max=MAX_VALIDATORS, help="Validator processes.")
+    ] = 4,
+    block_interval_ms: Annotated[
+        int, typer.Option(min=0, max=MAX_MS, help="Pause between blocks.")
+    ] = 500,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Readings per second one edge gateway carries into the chain, and the delay from
     device to committed batch, on a fresh devnet of node processes on 127.0.0.1."""
+    _engine(consensus)  # a clear error before any process starts
     with stage_progress(disabled=as_json) as progress:
         result = run_gateway_bench(
             validators=validators,
@@ -326,15 +395,26 @@ def gateway(
 
 
 @bench_app.callback(invoke_without_command=True)
+@reports_errors
 def network(
     ctx: typer.Context,
-    clients: Annotated[int, typer.Option(help="Concurrent clients.")] = 100,
-    duration: Annotated[float, typer.Option(help="Seconds per phase.")] = 30,
+    clients: Annotated[int, typer.Option(min=1, max=MAX_COUNT, help="Concurrent clients.")] = 100,
+    duration: Annotated[
+        float, typer.Option(min=1, max=MAX_SECONDS, help="Seconds per phase.")
+    ] = 30,
     consensus: Annotated[str, typer.Option(help="pbft, afbft or dpos.")] = "pbft",
-    validators: Annotated[int, typer.Option(help="Validator processes.")] = 4,
-    rate: Annotated[int, typer.Option(help="Record uploads and queries per second.")] = 500,
-    window: Annotated[int, typer.Option(help="Transfers each client keeps in flight.")] = 60,
-    block_interval_ms: Annotated[int, typer.Option(help="Pause between blocks.")] = 500,
+    validators: Annotated[
+        int, typer.Option(min=1, max=MAX_VALIDATORS, help="Validator processes.")
+    ] = 4,
+    rate: Annotated[
+        int, typer.Option(min=1, max=MAX_COUNT, help="Record uploads and queries per second.")
+    ] = 500,
+    window: Annotated[
+        int, typer.Option(min=1, max=MAX_COUNT, help="Transfers each client keeps in flight.")
+    ] = 60,
+    block_interval_ms: Annotated[
+        int, typer.Option(min=0, max=MAX_MS, help="Pause between blocks.")
+    ] = 500,
     anchoring: Annotated[
         bool,
         typer.Option(help="Anchor checkpoints on the devnet's own Ganache, and report the cost."),
@@ -345,6 +425,7 @@ def network(
     concurrent clients, on a fresh devnet of node processes on 127.0.0.1."""
     if ctx.invoked_subcommand is not None:
         return
+    _engine(consensus)  # a clear error before any process starts
     with stage_progress(disabled=as_json) as progress:
         result = run_network_bench(
             validators=validators,

@@ -9,16 +9,19 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from medchain.app import AuditEntry
 from medchain.cli._common import (
     DEFAULT_DATA,
     DEFAULT_NODE,
+    MAX_INT,
     DataOption,
     InitDataOption,
     KeyOption,
     NodeOption,
     address_arg,
+    chain_id_arg,
     client_for,
     console,
     create_chain,
@@ -33,9 +36,19 @@ from medchain.cli._common import (
     role_arg,
     show_address,
 )
-from medchain.crypto import AccountKeys, address_from_public_key, format_address, save_keys
+from medchain.crypto import (
+    MIN_PASSPHRASE_CHARS,
+    AccountKeys,
+    address_from_public_key,
+    check_new_passphrase,
+    format_address,
+    save_keys,
+)
 from medchain.node import NodeStatus, PeerStatus
 from medchain.types import MedchainError
+
+MAX_VERSION = 2**32 - 1
+"""Record versions are numbered in four bytes on chain."""
 
 keys_app = typer.Typer(help="Create and inspect account key files.", no_args_is_help=True)
 record_app = typer.Typer(help="Encrypted medical records (FHIR R4).", no_args_is_help=True)
@@ -52,7 +65,7 @@ def init(
     chain_id: Annotated[str, typer.Option(help="Chain id for the new chain.")] = "medchain-local",
 ) -> None:
     """Create a new single-validator local chain in DATA."""
-    chain = create_chain(data, chain_id)
+    chain = create_chain(data, chain_id_arg(chain_id))
     ok(f"chain {chain.chain_id!r} created in {data}")
     console.print(f"validator address: {show_address(chain.validator.address)}")
     chain.close()
@@ -150,8 +163,8 @@ def account(address: str, node: NodeOption = DEFAULT_NODE, data: DataOption = No
         if identity is None:
             console.print("identity: not registered")
         else:
-            name = identity.name or "(sealed profile)"
-            console.print(f"identity: {identity.role.value} — {name}")
+            name = identity.name or "(sealed profile)"  # as registered: no markup
+            console.print(f"identity: {identity.role.value} — {name}", markup=False)
         console.print(f"stake: bonded {stake.bonded}, voting {stake.voted}")
 
 
@@ -161,7 +174,9 @@ def account(address: str, node: NodeOption = DEFAULT_NODE, data: DataOption = No
 @keys_app.command("new")
 @reports_errors
 def keys_new(
-    out: Annotated[Path, typer.Option("--out", help="Where to write the new key file.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Where to write the new key file.", dir_okay=False)
+    ],
     encrypt: Annotated[
         bool, typer.Option(help="Protect the key file with a passphrase (asked twice).")
     ] = False,
@@ -169,10 +184,22 @@ def keys_new(
     """Create an account key file and print its address (never the private key)."""
     passphrase = None
     if encrypt:
-        passphrase = typer.prompt("Passphrase", hide_input=True, confirmation_prompt=True)
+        passphrase = typer.prompt(
+            f"Passphrase (at least {MIN_PASSPHRASE_CHARS} characters)",
+            hide_input=True,
+            confirmation_prompt=True,
+            value_proc=_new_passphrase,
+        )
     keys = AccountKeys.generate()
     save_keys(out, keys, passphrase=passphrase)
     console.print(keys.address_text)
+
+
+def _new_passphrase(text: str) -> str:
+    """A passphrase long enough for a new key file: refused before it is asked again
+    for confirmation (WeakPassphrase, one line saying how long it must be)."""
+    check_new_passphrase(text)
+    return text
 
 
 @keys_app.command("show")
@@ -207,7 +234,7 @@ def register(
 def transfer(
     key: KeyOption,
     to: Annotated[str, typer.Option(help="Recipient address.")],
-    amount: Annotated[int, typer.Option(help="Tokens to send.")],
+    amount: Annotated[int, typer.Option(min=1, max=MAX_INT, help="Tokens to send.")],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -225,7 +252,7 @@ def transfer(
 def record_put(
     key: KeyOption,
     patient: Annotated[str, typer.Option(help="Address of the patient who will own the record.")],
-    file: Annotated[Path, typer.Option("--file", help="FHIR R4 resource (JSON).")],
+    file: Annotated[Path, typer.Option("--file", help="FHIR R4 resource (JSON).", dir_okay=False)],
     reader: Annotated[
         list[str] | None, typer.Option("--reader", help="Also authorise this address (repeatable).")
     ] = None,
@@ -252,7 +279,10 @@ def record_put(
 def record_get(
     key: KeyOption,
     record_id: str,
-    version: Annotated[int | None, typer.Option(help="Version number (default latest).")] = None,
+    version: Annotated[
+        int | None,
+        typer.Option(min=1, max=MAX_VERSION, help="Version number (default latest)."),
+    ] = None,
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -267,7 +297,9 @@ def record_get(
 def record_update(
     key: KeyOption,
     record_id: str,
-    file: Annotated[Path, typer.Option("--file", help="The new FHIR R4 resource (JSON).")],
+    file: Annotated[
+        Path, typer.Option("--file", help="The new FHIR R4 resource (JSON).", dir_okay=False)
+    ],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -422,7 +454,10 @@ def research_data(key: KeyOption, node: NodeOption = DEFAULT_NODE, data: DataOpt
 @staking_app.command("stake")
 @reports_errors
 def staking_stake(
-    key: KeyOption, amount: int, node: NodeOption = DEFAULT_NODE, data: DataOption = None
+    key: KeyOption,
+    amount: Annotated[int, typer.Argument(min=1, max=MAX_INT, help="Tokens to bond.")],
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
 ) -> None:
     """Bond tokens."""
     with client_for(key, node, data, create=True) as client:
@@ -433,7 +468,10 @@ def staking_stake(
 @staking_app.command("unstake")
 @reports_errors
 def staking_unstake(
-    key: KeyOption, amount: int, node: NodeOption = DEFAULT_NODE, data: DataOption = None
+    key: KeyOption,
+    amount: Annotated[int, typer.Argument(min=1, max=MAX_INT, help="Tokens to unbond.")],
+    node: NodeOption = DEFAULT_NODE,
+    data: DataOption = None,
 ) -> None:
     """Start unbonding tokens (spendable after the unbonding delay)."""
     with client_for(key, node, data, create=True) as client:
@@ -468,7 +506,7 @@ def staking_candidate(
 def staking_vote(
     key: KeyOption,
     candidate: Annotated[str, typer.Option(help="Candidate address.")],
-    amount: Annotated[int, typer.Option(help="Bonded tokens to vote with.")],
+    amount: Annotated[int, typer.Option(min=1, max=MAX_INT, help="Bonded tokens to vote with.")],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -483,7 +521,9 @@ def staking_vote(
 def staking_unvote(
     key: KeyOption,
     candidate: Annotated[str, typer.Option(help="Candidate address.")],
-    amount: Annotated[int, typer.Option(help="Tokens to withdraw from the vote.")],
+    amount: Annotated[
+        int, typer.Option(min=1, max=MAX_INT, help="Tokens to withdraw from the vote.")
+    ],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -504,7 +544,7 @@ def staking_candidates(node: NodeOption = DEFAULT_NODE, data: DataOption = None)
             table.add_row(
                 str(rank),
                 show_address(cand.address),
-                identity.name if identity else "",
+                Text(identity.name) if identity else "",  # as registered: no markup
                 str(cand.votes),
             )
         console.print(table)

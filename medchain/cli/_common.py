@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,7 +14,9 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from medchain.anchor import MAX_CHAIN_ID_BYTES
 from medchain.app import Role
 from medchain.client import (
     DEFAULT_NODE_URL,
@@ -26,6 +29,7 @@ from medchain.client import (
 from medchain.crypto import (
     AccountKeys,
     PassphraseRequired,
+    exposed_to_others,
     format_address,
     load_keys,
     parse_address,
@@ -34,8 +38,10 @@ from medchain.node import GENESIS_FILE, LocalChain
 from medchain.types import Allocation, Genesis, GenesisValidator, MedchainError
 
 # Wide enough for the benchmark and simulator tables when output goes to a file or pipe.
-console = Console(width=None if sys.stdout.isatty() else 150)
-err_console = Console(stderr=True)
+# No automatic highlighting: its patterns take minutes over a long value a user typed,
+# and the output's colours are chosen where it is printed.
+console = Console(width=None if sys.stdout.isatty() else 150, highlight=False)
+err_console = Console(stderr=True, highlight=False)
 
 DEFAULT_DATA = Path(os.environ.get("MEDCHAIN_DATA", "medchain-data"))
 """Where `medchain init` creates a local chain."""
@@ -43,6 +49,9 @@ DEFAULT_NODE = DEFAULT_NODE_URL
 PASSPHRASE_ENV = "MEDCHAIN_PASSPHRASE"
 DEFAULT_CHAIN_ID = "medchain-local"
 VALIDATOR_ALLOCATION = 1_000_000_000
+MAX_INT = 2**63 - 1
+"""The largest amount, count, height or time any option takes: the largest integer the
+stores below keep (SQLite's INTEGER)."""
 
 
 class GatewayUnavailable(MedchainError):
@@ -59,6 +68,7 @@ DataOption = Annotated[
         "(env MEDCHAIN_DATA); created on first use.",
         envvar="MEDCHAIN_DATA",
         show_default=False,
+        file_okay=False,
     ),
 ]
 NodeOption = Annotated[
@@ -75,32 +85,67 @@ InitDataOption = Annotated[
         "--data",
         help="Data directory of the new local chain (env MEDCHAIN_DATA).",
         envvar="MEDCHAIN_DATA",
+        file_okay=False,
     ),
 ]
-KeyOption = Annotated[Path, typer.Option("--key", help="Your key file (from `medchain keys new`).")]
+KeyOption = Annotated[
+    Path,
+    typer.Option("--key", help="Your key file (from `medchain keys new`).", dir_okay=False),
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
 def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn a MedchainError into one readable line on stderr and exit status 1."""
+    """Turn a MedchainError into one readable line on stderr and exit status 1; so too
+    an OSError about a path (the file system refused it: too long, not permitted, no
+    space), which names the path and the reason."""
 
     @wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
         except MedchainError as exc:
-            err_console.print(
-                f"[bold red]error[/] ({exc.code}): {exc.message}", highlight=False, soft_wrap=True
-            )
+            print_error(exc.code, exc.message)
+            raise typer.Exit(1) from None
+        except OSError as exc:
+            if exc.filename is None:
+                raise
+            reason = exc.strerror or type(exc).__name__
+            print_error("os_error", f"{exc.filename}: {reason}; check the path and permissions")
             raise typer.Exit(1) from None
 
     return wrapper
 
 
+def print_error(code: str, message: str) -> None:
+    """`error (code): message` on one line of stderr, whatever the message holds (it
+    may quote what the user typed: markup and line breaks are shown, not obeyed)."""
+    one_line = message.replace("\r", "\\r").replace("\n", "\\n")
+    err_console.print(
+        f"[bold red]error[/] ({code}): {escape(one_line)}", highlight=False, soft_wrap=True
+    )
+
+
+def warn_if_exposed(path: Path) -> None:
+    """One line on stderr when other users of this machine may read or change the key
+    file at `path` (as ssh does, but the key is still used)."""
+    mode = exposed_to_others(path)
+    if mode is not None:
+        err_console.print(
+            f"[bold yellow]warning[/]: key file {escape(str(path))} has mode {mode:04o}: "
+            "other users of this machine may read or change it; restrict it with "
+            f"`chmod 600 {escape(shlex.quote(str(path)))}`",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 def load_key_file(path: Path) -> AccountKeys:
-    """Load a key file, asking for its passphrase on a terminal when it is encrypted."""
+    """Load a key file, asking for its passphrase on a terminal when it is encrypted,
+    and warn when its mode lets others read it."""
+    warn_if_exposed(path)
     passphrase = os.environ.get(PASSPHRASE_ENV)
     try:
         return load_keys(path, passphrase)
@@ -128,13 +173,19 @@ def create_chain(data: Path, chain_id: str = DEFAULT_CHAIN_ID) -> LocalChain:
 
 @contextmanager
 def open_chain(data: Path, create: bool = True) -> Iterator[LocalChain]:
-    if not (data / GENESIS_FILE).exists():
+    try:
+        exists = (data / GENESIS_FILE).exists()
+    except OSError as exc:  # a name too long, a directory we may not enter
+        raise MedchainError(
+            f"cannot use {data} as a chain directory ({exc.strerror}); check --data"
+        ) from None
+    if not exists:
         if not create:
             raise MedchainError(f"{data} holds no chain; run `medchain init --data {data}`")
         chain = create_chain(data)
         err_console.print(
-            f"[dim]created a new local chain {chain.chain_id!r} in {data} "
-            f"(validator key: {data / 'validator.key'})[/]"
+            f"[dim]created a new local chain {chain.chain_id!r} in {escape(str(data))} "
+            f"(validator key: {escape(str(data / 'validator.key'))})[/]"
         )
     else:
         chain = LocalChain.open(data)
@@ -207,6 +258,22 @@ def record_id_arg(text: str) -> bytes:
     return raw
 
 
+def chain_id_arg(text: str) -> str:
+    """A new chain's id: it is in every transaction and anchored on Ethereum, so it is
+    1 to 64 bytes of visible characters (the anchor contract's limit)."""
+    size = len(text.encode("utf-8"))
+    if (
+        not 0 < size <= MAX_CHAIN_ID_BYTES
+        or not text.isprintable()
+        or text != "".join(text.split())
+    ):
+        raise MedchainError(
+            f"{text[:80]!r} cannot be a chain id: give 1 to {MAX_CHAIN_ID_BYTES} bytes of "
+            "letters, digits and punctuation, without spaces, e.g. medchain-consortium"
+        )
+    return text
+
+
 def role_arg(text: str) -> Role:
     try:
         return Role(text.lower())
@@ -220,4 +287,5 @@ def show_address(address: bytes) -> str:
 
 
 def ok(message: str, **_: Any) -> None:
-    console.print(f"[green]✓[/] {message}", highlight=False)
+    """A check mark and `message`, printed as it is (it may quote what the user typed)."""
+    console.print(f"[green]✓[/] {escape(message)}", highlight=False)

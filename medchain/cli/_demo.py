@@ -62,6 +62,7 @@ def demo(
             help="With --node: key of a funded account to pay the actors from "
             "(without it, the steps that need tokens are skipped).",
             show_default=False,
+            dir_okay=False,
         ),
     ] = None,
     data: Annotated[
@@ -71,6 +72,7 @@ def demo(
             help="Keep the demo's chain (the devnet's node homes, or the --local chain) "
             "in this new directory (default: temporary).",
             show_default=False,
+            file_okay=False,
         ),
     ] = None,
 ) -> None:

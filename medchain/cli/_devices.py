@@ -57,6 +57,7 @@ ReaderKeyOption = Annotated[
     typer.Option(
         "--key",
         help="Your key file, to open labels sealed for you (the patient's or a guardian's).",
+        dir_okay=False,
     ),
 ]
 
@@ -87,7 +88,11 @@ def _read_evidence(path: Path | None) -> bytes:
 def devices_register(
     key: Annotated[
         Path,
-        typer.Option("--key", help="Your key file: the patient's, a guardian's or a hospital's."),
+        typer.Option(
+            "--key",
+            help="Your key file: the patient's, a guardian's or a hospital's.",
+            dir_okay=False,
+        ),
     ],
     device_key: Annotated[
         Path,
@@ -95,6 +100,7 @@ def devices_register(
             "--device-key",
             help="The device's key file (`medchain keys new`): it signs the proof that you "
             "hold the device.",
+            dir_okay=False,
         ),
     ],
     patient: Annotated[str, typer.Option(help="Address of the patient the device serves.")],
@@ -110,6 +116,8 @@ def devices_register(
     data: DataOption = None,
 ) -> None:
     """Bind a device to a patient; prints the device's address (its id)."""
+    if not label.strip():
+        raise MedchainError("--label is empty; give the device a name, e.g. 'left wrist'")
     parsed = _choice(DeviceKind, kind, "device kind")
     device_keys = load_key_file(device_key)
     with client_for(key, node, data) as client:
@@ -124,7 +132,11 @@ def devices_relabel(
     address: AddressArg,
     key: Annotated[
         Path,
-        typer.Option("--key", help="Your key file: the patient's, a guardian's or a hospital's."),
+        typer.Option(
+            "--key",
+            help="Your key file: the patient's, a guardian's or a hospital's.",
+            dir_okay=False,
+        ),
     ],
     label: Annotated[
         str | None,
@@ -288,7 +300,9 @@ def devices_state(
     key: KeyOption,
     evidence_file: Annotated[
         Path | None,
-        typer.Option("--evidence-file", help="Evidence to hash on chain (at most 16 KiB)."),
+        typer.Option(
+            "--evidence-file", help="Evidence to hash on chain (at most 16 KiB).", dir_okay=False
+        ),
     ] = None,
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
@@ -309,7 +323,7 @@ def devices_state(
 @reports_errors
 def guardian_add(
     guardian: Annotated[str, typer.Argument(help="The guardian's address.", show_default=False)],
-    key: Annotated[Path, typer.Option("--key", help="The patient's key file.")],
+    key: Annotated[Path, typer.Option("--key", help="The patient's key file.", dir_okay=False)],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -327,7 +341,7 @@ def guardian_add(
 @reports_errors
 def guardian_remove(
     guardian: Annotated[str, typer.Argument(help="The guardian's address.", show_default=False)],
-    key: Annotated[Path, typer.Option("--key", help="The patient's key file.")],
+    key: Annotated[Path, typer.Option("--key", help="The patient's key file.", dir_okay=False)],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -362,7 +376,7 @@ def guardian_list(
 @reports_errors
 def share_vitals(
     reader: Annotated[str, typer.Argument(help="The reader's address.", show_default=False)],
-    key: Annotated[Path, typer.Option("--key", help="The patient's key file.")],
+    key: Annotated[Path, typer.Option("--key", help="The patient's key file.", dir_okay=False)],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -378,7 +392,7 @@ def share_vitals(
 @reports_errors
 def unshare_vitals(
     reader: Annotated[str, typer.Argument(help="The reader's address.", show_default=False)],
-    key: Annotated[Path, typer.Option("--key", help="The patient's key file.")],
+    key: Annotated[Path, typer.Option("--key", help="The patient's key file.", dir_okay=False)],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -414,7 +428,7 @@ def gateways_register(
         str,
         typer.Option(help="A name for people, e.g. 'ward 3 hub'; public, as the gateway is."),
     ],
-    key: Annotated[Path, typer.Option("--key", help="The hospital's key file.")],
+    key: Annotated[Path, typer.Option("--key", help="The hospital's key file.", dir_okay=False)],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -428,7 +442,10 @@ def gateways_register(
 @reports_errors
 def gateways_revoke(
     address: AddressArg,
-    key: Annotated[Path, typer.Option("--key", help="The key of the hospital that registered it.")],
+    key: Annotated[
+        Path,
+        typer.Option("--key", help="The key of the hospital that registered it.", dir_okay=False),
+    ],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:

@@ -28,6 +28,7 @@ from medchain.app import (
 )
 from medchain.cli._common import (
     DEFAULT_NODE,
+    MAX_INT,
     GatewayUnavailable,
     NodeOption,
     console,
@@ -74,7 +75,9 @@ DEFAULT_GATEWAY = "http://127.0.0.1:8700"
 GatewayOption = Annotated[
     str, typer.Option("--gateway", help="The gateway's URL.", envvar="MEDCHAIN_GATEWAY")
 ]
-HomeOption = Annotated[Path, typer.Option("--home", help="The gateway's home directory.")]
+HomeOption = Annotated[
+    Path, typer.Option("--home", help="The gateway's home directory.", file_okay=False)
+]
 
 gateway_app = typer.Typer(help="Run an edge gateway, or set up its home.")
 reading_app = typer.Typer(
@@ -90,7 +93,9 @@ reading_app = typer.Typer(
 def gateway_init(
     home: HomeOption,
     node: Annotated[str, typer.Option("--node", help="The URL of the node it commits to.")],
-    port: Annotated[int, typer.Option("--port", help="Port devices send readings to.")] = 8700,
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65_535, help="Port devices send readings to.")
+    ] = 8700,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
 ) -> None:
     """Create a gateway home: a new account key and config.json. A hospital then
@@ -108,10 +113,10 @@ def gateway_init(
     console.print(
         f"  medchain gateways register {keys.address_text} --label 'LABEL' "
         f"--key HOSPITAL_KEY --node {node}",
-        highlight=False,
+        markup=False,
         soft_wrap=True,
     )
-    console.print(f"then start it: medchain gateway --home {home}", highlight=False)
+    console.print(f"then start it: medchain gateway --home {home}", markup=False)
 
 
 class _Server(uvicorn.Server):
@@ -120,8 +125,7 @@ class _Server(uvicorn.Server):
         yield  # our own handlers stop it; uvicorn would re-raise SIGTERM after shutdown
 
 
-async def _serve_gateway(home: Path) -> None:
-    config = load_config(home)
+async def _serve_gateway(home: Path, config: GatewayConfig) -> None:
     tune_collector()
     keys = load_key_file(home / GATEWAY_KEY_FILE)
     log = logging.getLogger("medchain.gateway")
@@ -184,17 +188,19 @@ async def _serve_gateway(home: Path) -> None:
 def gateway_run(home: HomeOption) -> None:
     """Serve devices from the gateway's home until SIGINT/SIGTERM (the pending batch is
     committed before it exits)."""
+    config = load_config(home)  # a bad home is refused before anything starts
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s"
     )
-    asyncio.run(_serve_gateway(home))
+    asyncio.run(_serve_gateway(home, config))
 
 
 @gateway_app.callback(invoke_without_command=True)
 def gateway_main(
     ctx: typer.Context,
     home: Annotated[
-        Path | None, typer.Option("--home", help="Run the gateway of this home (as `run`).")
+        Path | None,
+        typer.Option("--home", help="Run the gateway of this home (as `run`).", file_okay=False),
     ] = None,
 ) -> None:
     """Run an edge gateway (`medchain gateway --home DIR`), or set up its home."""
@@ -249,6 +255,21 @@ class ProofCheck:
             "verified": self.verified,
             "reason": self.reason,
         }
+
+
+def gateway_url(text: str) -> str:
+    """`--gateway` checked before any request: httpx refuses some URLs with an error of
+    its own (one too long, a control character in it)."""
+    try:
+        parsed = httpx.URL(text)
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise GatewayUnavailable(
+            f"{text[:200]!r} is not a gateway URL; give one like {DEFAULT_GATEWAY} "
+            "(--gateway or MEDCHAIN_GATEWAY)"
+        )
+    return text
 
 
 def _reading_id(text: str) -> bytes:
@@ -380,6 +401,7 @@ def reading_prove(
 ) -> None:
     """Prove a reading is in a batch committed on chain: exit 0 if verified, 2 if not."""
     rid = _reading_id(reading_id)
+    gateway = gateway_url(gateway)
     with httpx.Client(base_url=gateway, timeout=10.0) as http, HttpChain(node) as chain:
         check = check_reading(http, chain, rid)
     if as_json:
@@ -407,7 +429,11 @@ def reading_prove(
 def devices_simulate(
     key: Annotated[
         Path,
-        typer.Option("--key", help="A hospital's key (one patient per device) or a patient's."),
+        typer.Option(
+            "--key",
+            help="A hospital's key (one patient per device) or a patient's.",
+            dir_okay=False,
+        ),
     ],
     count: Annotated[int, typer.Option("--count", min=1, max=10_000, help="Devices.")] = 10,
     per_patient: Annotated[
@@ -421,22 +447,29 @@ def devices_simulate(
         ),
     ] = 1,
     rate: Annotated[
-        float, typer.Option("--rate", min=0.1, help="Readings per device per minute.")
+        float,
+        typer.Option("--rate", min=0.1, max=60_000, help="Readings per device per minute."),
     ] = 60.0,
     misbehave: Annotated[
         int,
         typer.Option(
             "--misbehave",
             min=0,
+            max=10_000,
             help="How many of the devices misbehave (non-conforming, flood, bad signature, "
             "replay, in turn).",
         ),
     ] = 0,
-    duration: Annotated[float, typer.Option("--duration", min=0.1, help="Seconds.")] = 10.0,
+    duration: Annotated[
+        float, typer.Option("--duration", min=0.1, max=86_400, help="Seconds.")
+    ] = 10.0,
     readings: Annotated[
-        int | None, typer.Option("--readings", min=1, help="Stop after this many per device.")
+        int | None,
+        typer.Option("--readings", min=1, max=MAX_INT, help="Stop after this many per device."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="One seed, one fleet: a rerun reuses it.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_INT, help="One seed, one fleet: a rerun reuses it.")
+    ] = 0,
     transport: Annotated[
         Transport,
         typer.Option(
@@ -470,6 +503,7 @@ def devices_simulate(
     With --prove, every accepted reading is then proven against the chain."""
     if misbehave > count:
         raise MedchainError(f"--misbehave {misbehave} is more than --count {count}")
+    gateway = gateway_url(gateway)
     mqtt: MqttTarget | None = None
     if transport is Transport.MQTT:
         host, port = parse_broker(broker or "127.0.0.1:1883")

@@ -18,11 +18,12 @@ import httpx
 import typer
 
 from medchain.api import ApiServer
-from medchain.cli._common import console, err_console, reports_errors
+from medchain.cli._common import console, err_console, reports_errors, warn_if_exposed
 from medchain.cli._node_init import _params, node_add_peer, node_init
 from medchain.node import (
     DEVNET_FILE,
     GENESIS_FILE,
+    NODE_KEY_FILE,
     PID_FILE,
     Devnet,
     DevnetError,
@@ -41,11 +42,16 @@ from medchain.node import (
 )
 from medchain.types import ChainParams, MedchainError
 
+MAX_DEVNET_NODES = 100
+"""Node processes on one machine."""
+
 devnet_app = typer.Typer(
     help="A local network of node processes on this machine.", no_args_is_help=True
 )
 
-HomeOption = Annotated[Path, typer.Option("--home", help="The node's home directory.")]
+HomeOption = Annotated[
+    Path, typer.Option("--home", help="The node's home directory.", file_okay=False)
+]
 DEFAULT_DEVNET_HOME = Path(os.environ.get("MEDCHAIN_DEVNET", "medchain-devnet"))
 DevnetHome = Annotated[
     Path,
@@ -53,6 +59,7 @@ DevnetHome = Annotated[
         "--home",
         help="Where the devnet's node homes live (env MEDCHAIN_DEVNET).",
         envvar="MEDCHAIN_DEVNET",
+        file_okay=False,
     ),
 ]
 
@@ -84,6 +91,7 @@ async def _serve_node(home: Path) -> None:
 def node(home: HomeOption) -> None:
     """Run one node (validator or observer) from its home directory until SIGINT/SIGTERM."""
     config = read_config(home)
+    warn_if_exposed(home / NODE_KEY_FILE)
     configure_node_logging(home, config)
     pid_file = home / PID_FILE
     pid_file.write_text(f"{os.getpid()}\n")
@@ -159,12 +167,22 @@ def _stop_all(devnet: Devnet) -> int:
 @reports_errors
 def devnet_up(
     home: DevnetHome = DEFAULT_DEVNET_HOME,
-    nodes: Annotated[int, typer.Option("--nodes", help="Validators.")] = 4,
+    nodes: Annotated[
+        int, typer.Option("--nodes", min=1, max=MAX_DEVNET_NODES, help="Validators.")
+    ] = 4,
     consensus: Annotated[str, typer.Option(help="pbft, afbft or dpos.")] = "afbft",
-    observers: Annotated[int, typer.Option(help="Non-voting full nodes.")] = 0,
-    api_port: Annotated[int, typer.Option(help="Node i serves HTTP on this + i.")] = 8600,
-    p2p_port: Annotated[int, typer.Option(help="Node i listens for peers on this + i.")] = 9600,
-    block_interval_ms: Annotated[int, typer.Option(help="Pause between blocks.")] = 1_000,
+    observers: Annotated[
+        int, typer.Option(min=0, max=MAX_DEVNET_NODES, help="Non-voting full nodes.")
+    ] = 0,
+    api_port: Annotated[
+        int, typer.Option(min=1, max=65_535, help="Node i serves HTTP on this + i.")
+    ] = 8600,
+    p2p_port: Annotated[
+        int, typer.Option(min=1, max=65_535, help="Node i listens for peers on this + i.")
+    ] = 9600,
+    block_interval_ms: Annotated[
+        int, typer.Option(min=0, max=3_600_000, help="Pause between blocks.")
+    ] = 1_000,
     anchor: Annotated[
         bool,
         typer.Option(
@@ -172,7 +190,9 @@ def devnet_up(
             "on it (a new devnet only)."
         ),
     ] = True,
-    eth_port: Annotated[int, typer.Option(help="Ganache's JSON-RPC port.")] = 8545,
+    eth_port: Annotated[
+        int, typer.Option(min=1, max=65_535, help="Ganache's JSON-RPC port.")
+    ] = 8545,
     detach: Annotated[bool, typer.Option(help="Leave the nodes running and return.")] = False,
     param: Annotated[
         list[str] | None,
@@ -187,6 +207,12 @@ def devnet_up(
     In the foreground Ctrl-C stops every node cleanly; `--detach` leaves them running
     for `medchain devnet down`."""
     params = _params(consensus, param or [])  # unknown names and bad values refused first
+    last = nodes + observers - 1
+    if max(api_port, p2p_port) + last > 65_535:
+        raise DevnetError(
+            f"node {last} would listen on port {max(api_port, p2p_port) + last}, past 65535; "
+            "choose lower --api-port and --p2p-port"
+        )
     if (home / DEVNET_FILE).exists():
         devnet = load_devnet(home)
         if len(devnet.validators) != nodes or devnet.consensus != consensus:
@@ -270,7 +296,8 @@ node_app = typer.Typer(help="Run a node, or set up its home.")
 def node_main(
     ctx: typer.Context,
     home: Annotated[
-        Path | None, typer.Option("--home", help="Run the node of this home (as `node run`).")
+        Path | None,
+        typer.Option("--home", help="Run the node of this home (as `node run`).", file_okay=False),
     ] = None,
 ) -> None:
     """Run a node (`medchain node --home DIR`), or set up its home."""

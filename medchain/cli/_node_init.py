@@ -14,7 +14,14 @@ from typing import Annotated
 
 import typer
 
-from medchain.cli._common import console, ok, reports_errors
+from medchain.cli._common import (
+    MAX_INT,
+    chain_id_arg,
+    console,
+    ok,
+    reports_errors,
+    warn_if_exposed,
+)
 from medchain.consensus import engine_kind
 from medchain.crypto import (
     AccountKeys,
@@ -46,7 +53,9 @@ genesis_app = typer.Typer(
     help="The genesis document every node of a network starts from.", no_args_is_help=True
 )
 
-HomeOption = Annotated[Path, typer.Option("--home", help="The node's home directory.")]
+HomeOption = Annotated[
+    Path, typer.Option("--home", help="The node's home directory.", file_okay=False)
+]
 PortOption = Annotated[int, typer.Option(min=1, max=65_535)]
 
 
@@ -56,6 +65,7 @@ def _node_keys(home: Path) -> tuple[AccountKeys, bool]:
     path = home / NODE_KEY_FILE
     if not path.exists():
         return AccountKeys.generate(), False
+    warn_if_exposed(path)
     try:
         return load_keys(path), True
     except PassphraseRequired:
@@ -117,7 +127,7 @@ def node_add_peer(
     key: Annotated[
         str, typer.Option(help="The peer's node key (64 hex digits), checked out of band.")
     ],
-    cert: Annotated[Path, typer.Option(help="The peer's node.crt.")],
+    cert: Annotated[Path, typer.Option(help="The peer's node.crt.", dir_okay=False)],
     host: Annotated[
         str | None, typer.Option(help="Where to dial it; omit for a peer that dials in.")
     ] = None,
@@ -214,8 +224,10 @@ def _params(consensus: str, specs: list[str]) -> ChainParams:
             raise MedchainError(
                 f"--param {name!r} is not a chain parameter; known: {sorted(numbers)}"
             )
-        if not value.isdigit():
-            raise MedchainError(f"--param {spec!r}: the value is a whole number")
+        if not (value.isascii() and value.isdigit()) or int(value) > MAX_INT:
+            raise MedchainError(
+                f"--param {spec!r}: the value is a whole number from 0 to {MAX_INT}"
+            )
         values[name] = int(value)
     return ChainParams(consensus=consensus, **values)
 
@@ -227,7 +239,7 @@ def genesis_new(
     validator: Annotated[
         list[str], typer.Option(help="NAME=NODEKEY of a validator; repeat, in order.")
     ],
-    out: Annotated[Path, typer.Option(help="Where to write the genesis.")],
+    out: Annotated[Path, typer.Option(help="Where to write the genesis.", dir_okay=False)],
     consensus: Annotated[str, typer.Option(help="pbft, afbft or dpos.")] = "afbft",
     alloc: Annotated[
         list[str] | None, typer.Option(help="ADDRESS=AMOUNT funded at genesis; repeat.")
@@ -236,7 +248,8 @@ def genesis_new(
         list[str] | None, typer.Option(help="NAME=INTEGER chain parameter, e.g. min_fee=1.")
     ] = None,
     time_ms: Annotated[
-        int | None, typer.Option(help="Genesis time (Unix ms); now by default.")
+        int | None,
+        typer.Option(min=0, max=MAX_INT, help="Genesis time (Unix ms); now by default."),
     ] = None,
 ) -> None:
     """Write the genesis document the consortium reviews and every node then holds,
@@ -244,7 +257,7 @@ def genesis_new(
     if out.exists():
         raise MedchainError(f"{out} already exists; it may be the agreed genesis, so choose --out")
     genesis = Genesis(
-        chain_id=chain_id,
+        chain_id=chain_id_arg(chain_id),
         time_ms=wall_clock_ms() if time_ms is None else time_ms,
         params=_params(consensus, param or []),
         allocations=_allocations(alloc or []),
@@ -258,7 +271,9 @@ def genesis_new(
 @genesis_app.command("show")
 @reports_errors
 def genesis_show(
-    file: Annotated[Path, typer.Argument(help="A genesis.json.")] = Path(GENESIS_FILE),
+    file: Annotated[Path, typer.Argument(help="A genesis.json.", dir_okay=False)] = Path(
+        GENESIS_FILE
+    ),
 ) -> None:
     """Summarise a genesis and print its network id: nodes whose network ids differ
     refuse each other, so every organisation compares this line."""
@@ -266,16 +281,19 @@ def genesis_show(
 
 
 def _describe(genesis: Genesis) -> None:
+    """The genesis in a few lines; its names and chain id are shown as written (no
+    markup: the file may come from anyone)."""
     params, n = genesis.params, len(genesis.validators)
-    console.print(f"chain:       {genesis.chain_id}")
-    console.print(f"consensus:   {params.consensus}")
+    lines = [f"chain:       {genesis.chain_id}", f"consensus:   {params.consensus}"]
     if params.consensus == "dpos":
-        console.print(f"validators:  {n} candidates, committees of {params.committee_size}")
+        lines.append(f"validators:  {n} candidates, committees of {params.committee_size}")
     else:
-        console.print(f"validators:  {n} (blocks go on with {max(n - 1, 0) // 3} of them down)")
+        lines.append(f"validators:  {n} (blocks go on with {max(n - 1, 0) // 3} of them down)")
     for v in genesis.validators:
         address = format_address(address_from_public_key(v.public_key))
-        console.print(f"  {v.name:16} {v.public_key.hex()}  {address}")
+        lines.append(f"  {v.name:16} {v.public_key.hex()}  {address}")
     total = sum(a.amount for a in genesis.allocations)
-    console.print(f"funded:      {len(genesis.allocations)} account(s), {total:,} tokens")
-    console.print(f"network id:  {network_id(genesis)}")
+    lines.append(f"funded:      {len(genesis.allocations)} account(s), {total:,} tokens")
+    lines.append(f"network id:  {network_id(genesis)}")
+    for line in lines:
+        console.print(line, markup=False)

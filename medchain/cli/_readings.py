@@ -114,6 +114,7 @@ def reading_list(
             "--key",
             help="Your key file: the patient's, a guardian's, or a reader's the patient "
             "shares their vitals with (`medchain devices share-vitals`).",
+            dir_okay=False,
         ),
     ],
     from_: Annotated[

@@ -52,7 +52,10 @@ def record_search(
     ] = None,
     capability: Annotated[
         Path | None,
-        typer.Option(help="A capability file from the owner (`medchain record search-grant`)."),
+        typer.Option(
+            help="A capability file from the owner (`medchain record search-grant`).",
+            dir_okay=False,
+        ),
     ] = None,
     decrypt: Annotated[
         bool, typer.Option("--decrypt", help="Also print the records you may open, as JSON.")
@@ -61,7 +64,7 @@ def record_search(
     data: DataOption = None,
 ) -> None:
     """Find records by keyword in an encrypted index; prints their ids."""
-    owner_address = address_arg(owner) if owner else None
+    owner_address = address_arg(owner) if owner is not None else None
     with client_for(key, node, data) as client:
         if capability is None:
             result = client.search(keyword, owner_address, decrypt)
@@ -129,7 +132,9 @@ def record_search_grant(
     key: KeyOption,
     reader: Annotated[str, typer.Option(help="Address of the account that may search.")],
     keyword: KeywordsOption,
-    out: Annotated[Path, typer.Option("--out", help="Where to write the capability file.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Where to write the capability file.", dir_okay=False)
+    ],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:

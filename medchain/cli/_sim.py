@@ -10,34 +10,49 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 
-from medchain.cli._common import console, reports_errors
+from medchain.cli._common import MAX_INT, console, reports_errors
 from medchain.consensus import EngineKind
 from medchain.sim import plot, summary_table
 from medchain.sim._chain import Byzantine, Scenario, simulate
 from medchain.sim._experiments import nominal_block_ms, plot_sweep, run_with_attack, sweep
 from medchain.types import MedchainError
 
+MAX_NODES = 1_000
+"""More validators than any network medchain is meant for, and still a run that ends."""
+MAX_BLOCKS = 1_000_000
+MAX_MS = 3_600_000
+"""An hour: longer than any latency, pause or timeout worth simulating."""
+PPM = 1_000_000
+
 
 def _engines(text: str) -> list[EngineKind]:
     try:
-        return [EngineKind(part.strip()) for part in text.split(",") if part.strip()]
+        engines = [EngineKind(part.strip()) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise MedchainError(f"unknown engine in {text!r}; use pbft, afbft or dpos") from None
+        engines = []
+    if not engines:
+        raise MedchainError(f"unknown engine in {text!r}; use pbft, afbft or dpos")
+    return engines
 
 
-def _byzantine(text: str | None) -> tuple[tuple[Byzantine, int], ...]:
-    if not text:
+def _byzantine(text: str | None, nodes: int) -> tuple[tuple[Byzantine, int], ...]:
+    if text is None:
         return ()
     roles = []
     for part in text.split(","):
         name, _, count = part.partition(":")
         try:
-            roles.append((Byzantine(name.strip()), int(count or "1")))
+            kind, number = Byzantine(name.strip()), int(count.strip() or "1")
         except ValueError:
+            number = 0
+        if number < 1:
             kinds = ", ".join(b.value for b in Byzantine)
             raise MedchainError(
-                f"bad --byzantine {part!r}; use KIND:COUNT with KIND in {kinds}"
-            ) from None
+                f"bad --byzantine {part!r}; use KIND:COUNT with KIND in {kinds} and COUNT >= 1"
+            )
+        roles.append((kind, number))
+    if sum(number for _, number in roles) > nodes:
+        raise MedchainError(f"--byzantine {text!r} names more nodes than the {nodes} simulated")
     return tuple(roles)
 
 
@@ -46,9 +61,14 @@ def _sweep_nodes(text: str) -> list[int]:
     if key.strip() != "nodes":
         raise MedchainError("only --sweep nodes=4,7,10 is supported")
     try:
-        return [int(v) for v in values.split(",") if v.strip()]
+        counts = [int(v) for v in values.split(",") if v.strip()]
     except ValueError:
-        raise MedchainError(f"bad node counts in {text!r}") from None
+        counts = []
+    if not counts or not all(1 <= n <= MAX_NODES for n in counts):
+        raise MedchainError(
+            f"bad node counts in {text!r}; give counts from 1 to {MAX_NODES}, e.g. nodes=4,7,10"
+        )
+    return counts
 
 
 @reports_errors
@@ -56,34 +76,58 @@ def sim(
     consensus: Annotated[
         str, typer.Option(help="pbft, afbft, dpos (comma-separated with --sweep)")
     ] = "pbft",
-    nodes: Annotated[int, typer.Option(help="Validators.")] = 19,
+    nodes: Annotated[int, typer.Option(min=1, max=MAX_NODES, help="Validators.")] = 19,
     blocks: Annotated[
-        int, typer.Option(help="Blocks to commit (with --attack: nominal block times to run).")
+        int,
+        typer.Option(
+            min=1,
+            max=MAX_BLOCKS,
+            help="Blocks to commit (with --attack: nominal block times to run).",
+        ),
     ] = 100,
-    seed: Annotated[int, typer.Option(help="Seed: same seed, same run.")] = 1,
-    latency: Annotated[int, typer.Option(help="Link latency (ms).")] = 50,
-    jitter: Annotated[int, typer.Option(help="Link jitter (± ms).")] = 10,
-    loss: Annotated[int, typer.Option(help="Message loss, parts per million.")] = 0,
-    bandwidth: Annotated[int, typer.Option(help="Bytes/s per link (0 = unlimited).")] = 0,
-    cpu_us: Annotated[int, typer.Option(help="Processing per received message (µs).")] = 100,
-    block_interval: Annotated[int, typer.Option(help="Pause between blocks (ms).")] = 1_000,
-    round_timeout: Annotated[int, typer.Option(help="Round 0 timeout (ms).")] = 2_000,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_INT, help="Seed: same seed, same run.")] = 1,
+    latency: Annotated[int, typer.Option(min=0, max=MAX_MS, help="Link latency (ms).")] = 50,
+    jitter: Annotated[int, typer.Option(min=0, max=MAX_MS, help="Link jitter (± ms).")] = 10,
+    loss: Annotated[int, typer.Option(min=0, max=PPM, help="Message loss, parts per million.")] = 0,
+    bandwidth: Annotated[
+        int, typer.Option(min=0, max=MAX_INT, help="Bytes/s per link (0 = unlimited).")
+    ] = 0,
+    cpu_us: Annotated[
+        int, typer.Option(min=0, max=MAX_MS * 1000, help="Processing per received message (µs).")
+    ] = 100,
+    block_interval: Annotated[
+        int, typer.Option(min=0, max=MAX_MS, help="Pause between blocks (ms).")
+    ] = 1_000,
+    round_timeout: Annotated[
+        int, typer.Option(min=1, max=MAX_MS, help="Round 0 timeout (ms).")
+    ] = 2_000,
     attack: Annotated[str | None, typer.Option(help="'predictive': paper 000's attack.")] = None,
-    attack_k: Annotated[int, typer.Option(help="Nodes the attacker holds offline at once.")] = 6,
+    attack_k: Annotated[
+        int, typer.Option(min=1, max=MAX_NODES, help="Nodes the attacker holds offline at once.")
+    ] = 6,
     attack_from: Annotated[
-        int, typer.Option(help="Attack starts at this block of the nominal schedule.")
+        int,
+        typer.Option(
+            min=0, max=MAX_BLOCKS, help="Attack starts at this block of the nominal schedule."
+        ),
     ] = 30,
     attack_to: Annotated[
-        int, typer.Option(help="Attack ends at this block of the nominal schedule.")
+        int,
+        typer.Option(
+            min=0, max=MAX_BLOCKS, help="Attack ends at this block of the nominal schedule."
+        ),
     ] = 60,
     attack_reaction: Annotated[
-        int, typer.Option(help="Attacker's reaction time to what it sees (ms).")
+        int,
+        typer.Option(min=0, max=MAX_MS, help="Attacker's reaction time to what it sees (ms)."),
     ] = 1_000,
     byzantine: Annotated[
         str | None, typer.Option(help="e.g. equivocate:1,silent:1,forge:1,replay:1,twin:1")
     ] = None,
     sweep_spec: Annotated[str | None, typer.Option("--sweep", help="nodes=4,7,10,13,16,19")] = None,
-    plot_path: Annotated[Path | None, typer.Option("--plot", help="Write a PNG here.")] = None,
+    plot_path: Annotated[
+        Path | None, typer.Option("--plot", help="Write a PNG here.", dir_okay=False)
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Simulate PBFT, AFBFT or DPoS+PBFT on a seeded virtual network (paper 000's experiments)."""
@@ -99,10 +143,12 @@ def sim(
         bytes_per_s=bandwidth or None,
         block_interval_ms=block_interval,
         round_timeout_ms=round_timeout,
-        byzantine=_byzantine(byzantine),
+        byzantine=_byzantine(byzantine, nodes),
     )
-    if sweep_spec:
+    if sweep_spec is not None:
         counts = _sweep_nodes(sweep_spec)
+        for count in counts:
+            _byzantine(byzantine, count)  # every run of the sweep holds its Byzantine nodes
         with Progress(console=console, transient=True, disable=as_json) as bar:
             task = bar.add_task("sweep", total=len(engines) * len(counts))
 

@@ -359,7 +359,8 @@ def test_search(world: World) -> None:
     expected = world.chain.search(world.doctor.address, world.token)
     assert body["values"] == [[v.hex() for v in values] for values in expected]
     assert body["values"] and body["values"][0]
-    _error(world.api.post("/v1/search", json={"owner": owner, "token": "c0c0"}), 400, "malformed_token")
+    malformed = world.api.post("/v1/search", json={"owner": owner, "token": "c0c0"})
+    _error(malformed, 400, "malformed_token")
     _error(world.api.post("/v1/search", json={"owner": owner, "token": "q"}), 400, "invalid_hex")
     _error(world.api.post("/v1/search", json={"owner": "x", "token": "c0"}), 400, "invalid_address")
     _error(world.api.post("/v1/search", json={"owner": owner}), 422, "invalid_request")

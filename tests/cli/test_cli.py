@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from medchain.cli import app
+from medchain.crypto import _keyfile
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 runner = CliRunner()
@@ -52,6 +53,56 @@ def test_keys_new_prints_address_only(cli: Cli) -> None:
     shown = cli("keys", "show", "--key", str(path))
     assert address in shown and secret not in shown
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_keys_new_refuses_a_short_passphrase_before_confirming_it(tmp_path: Path) -> None:
+    path = tmp_path / "alice.key"
+    result = runner.invoke(
+        app, ["keys", "new", "--out", str(path), "--encrypt"], input="hunter2\nhunter2\n"
+    )
+    assert result.exit_code == 1, result.output
+    assert "at least 15 characters" in result.stdout  # said when it is asked
+    assert "Repeat for confirmation" not in result.stdout
+    assert result.stderr.strip().splitlines() == [
+        "error (weak_passphrase): a passphrase of 7 characters is too short to protect a key "
+        "file that can be copied and guessed at offline; choose one of at least 15 "
+        "characters (a few unrelated words are easy to remember)"
+    ]
+    assert not path.exists()
+
+
+def test_keys_new_encrypts_with_a_long_passphrase(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_keyfile, "SCRYPT_N", 2**15)  # cheap: the real cost is tested once
+    path = tmp_path / "alice.key"
+    passphrase = "violet kettle morning"
+    result = runner.invoke(
+        app, ["keys", "new", "--out", str(path), "--encrypt"], input=f"{passphrase}\n" * 2
+    )
+    assert result.exit_code == 0, result.output
+    address = result.stdout.strip().splitlines()[-1]
+    assert "encrypted_secret" in json.loads(path.read_text())
+    shown = runner.invoke(
+        app, ["keys", "show", "--key", str(path)], env={"MEDCHAIN_PASSPHRASE": passphrase}
+    )
+    assert shown.exit_code == 0, shown.output
+    assert f"address:        {address}" in shown.stdout
+
+
+def test_a_key_file_others_may_read_is_used_with_a_warning(cli: Cli) -> None:
+    path, address = cli.key("alice")
+    quiet = runner.invoke(app, ["keys", "show", "--key", str(path)])
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    for mode in (0o644, 0o640, 0o604, 0o660):
+        path.chmod(mode)
+        result = runner.invoke(app, ["keys", "show", "--key", str(path)])
+        assert result.exit_code == 0, result.output
+        assert address in result.stdout
+        assert result.stderr.splitlines() == [
+            f"warning: key file {path} has mode {mode:04o}: other users of this machine may "
+            f"read or change it; restrict it with `chmod 600 {path}`"
+        ]
 
 
 def test_records_story(cli: Cli) -> None:
@@ -151,6 +202,14 @@ def test_bad_inputs_get_clear_errors(cli: Cli, tmp_path: Path) -> None:
     assert "unknown role" in cli(
         "register", "--key", str(alice), "--role", "wizard", "--name", "X", ok=False
     )
+
+
+def test_names_on_chain_are_shown_as_registered(cli: Cli) -> None:
+    # A display name is anyone's text: markup in it is shown, never obeyed (a stray
+    # closing tag made `account` fail for everyone who looked).
+    bob, bob_addr = cli.key("bob")
+    cli("register", "--key", str(bob), "--role", "doctor", "--name", "[/]Dr. [bold]Bob")
+    assert "identity: doctor — [/]Dr. [bold]Bob" in cli("account", bob_addr)
 
 
 def test_status_and_account(cli: Cli) -> None:

@@ -43,7 +43,7 @@ def test_init_writes_a_home_that_loads(tmp_path: Path) -> None:
     bad = runner.invoke(
         app, ["gateway", "init", "--home", str(tmp_path / "b"), "--node", "x", "--port", "0"]
     )
-    assert bad.exit_code == 1 and not (tmp_path / "b" / GATEWAY_KEY_FILE).exists()
+    assert bad.exit_code == 2 and not (tmp_path / "b" / GATEWAY_KEY_FILE).exists()  # range
 
 
 def test_gateway_without_home_shows_help() -> None:

@@ -15,7 +15,7 @@ import typer
 from typer.testing import CliRunner
 
 from medchain.cli._node_init import genesis_app, node_add_peer, node_init
-from medchain.crypto import AccountKeys, load_keys, save_keys
+from medchain.crypto import AccountKeys, _keyfile, load_keys, save_keys
 from medchain.node import read_config, read_genesis, start_node
 from medchain.p2p import certificate_key
 from tests.node.netharness import free_port_base, wait_for
@@ -58,7 +58,10 @@ def test_init_writes_key_certificate_and_a_config_without_peers(tmp_path: Path) 
     assert (home / "node.key").stat().st_mode & 0o077 == 0
 
 
-def test_init_keeps_a_key_already_there_but_not_a_protected_one(tmp_path: Path) -> None:
+def test_init_keeps_a_key_already_there_but_not_a_protected_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_keyfile, "SCRYPT_N", 2**15)  # the cheapest cost files may have
     keys = AccountKeys.generate()
     (tmp_path / "a").mkdir()
     save_keys(tmp_path / "a" / "node.key", keys)
@@ -66,10 +69,22 @@ def test_init_keeps_a_key_already_there_but_not_a_protected_one(tmp_path: Path) 
     assert load_keys(tmp_path / "a" / "node.key").public_key == keys.public_key
 
     (tmp_path / "b").mkdir()
-    save_keys(tmp_path / "b" / "node.key", keys, passphrase="secret")
+    save_keys(tmp_path / "b" / "node.key", keys, passphrase="a node's secret passphrase")
     out = run("node", "init", "--home", str(tmp_path / "b"), "--name", "b", ok=False)
     assert "passphrase-protected" in out
     assert not (tmp_path / "b" / "config.json").exists()
+
+
+def test_init_warns_of_a_node_key_others_may_read(tmp_path: Path) -> None:
+    home = tmp_path / "a"
+    save_keys(home / "node.key", AccountKeys.generate())
+    (home / "node.key").chmod(0o644)
+    result = runner.invoke(cli, ["node", "init", "--home", str(home), "--name", "a"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        f"warning: key file {home / 'node.key'} has mode 0644: other users of this machine "
+        f"may read or change it; restrict it with `chmod 600 {home / 'node.key'}`"
+    ]
 
 
 def test_init_refuses_an_existing_config_and_a_bad_name(tmp_path: Path) -> None:

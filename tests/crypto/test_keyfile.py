@@ -3,16 +3,23 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from medchain.crypto import (
+    MIN_PASSPHRASE_CHARS,
+    SCRYPT_N,
     AccountKeys,
     KeyFileError,
     PassphraseRequired,
+    WeakPassphrase,
+    _keyfile,
+    exposed_to_others,
     load_keys,
     save_keys,
 )
@@ -21,6 +28,16 @@ KEYS = AccountKeys.generate()
 OTHER = AccountKeys.generate()
 SECRETS = (KEYS.signing_seed.hex(), KEYS.encryption_secret.hex())
 PASSPHRASE = "correct horse battery staple"
+OLD_SCRYPT_N = 2**15
+"""What files got before the cost was raised; also the cheap cost these tests write
+with (every test but one), so the suite stays fast."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cheap_kdf() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_keyfile, "SCRYPT_N", OLD_SCRYPT_N)
+        yield
 
 
 def read(path: Path) -> dict[str, Any]:
@@ -83,7 +100,7 @@ def test_sealed_round_trip_and_layout(sealed_file: Path, sealed_document: dict[s
     assert load_keys(sealed_file, PASSPHRASE) == KEYS
     assert "secret" not in sealed_document
     sealed = sealed_document["encrypted_secret"]
-    assert (sealed["kdf"], sealed["n"], sealed["r"], sealed["p"]) == ("scrypt", 2**15, 8, 1)
+    assert (sealed["kdf"], sealed["n"], sealed["r"], sealed["p"]) == ("scrypt", OLD_SCRYPT_N, 8, 1)
     assert sealed["cipher"] == "aes-256-gcm"
     assert len(bytes.fromhex(sealed["salt"])) == 16
     assert len(bytes.fromhex(sealed["nonce"])) == 12
@@ -137,6 +154,96 @@ def test_refuses_an_empty_passphrase(tmp_path: Path) -> None:
     with pytest.raises(KeyFileError, match="empty passphrase"):
         save_keys(tmp_path / "k.key", KEYS, passphrase="")
     assert not (tmp_path / "k.key").exists()
+
+
+@pytest.mark.parametrize("passphrase", ["Qz", "fourteen chars", "ÉÉÉÉÉÉÉÉÉÉÉÉÉÉ"])
+def test_refuses_a_short_passphrase_and_says_how_long(tmp_path: Path, passphrase: str) -> None:
+    with pytest.raises(WeakPassphrase) as caught:
+        save_keys(tmp_path / "k.key", KEYS, passphrase=passphrase)
+    assert caught.value.code == "weak_passphrase"
+    message = str(caught.value)
+    assert f"of {len(passphrase)} characters is too short" in message
+    assert f"choose one of at least {MIN_PASSPHRASE_CHARS} characters" in message
+    assert passphrase not in message
+    assert "\n" not in message
+    assert not (tmp_path / "k.key").exists()
+
+
+def test_a_passphrase_is_counted_in_characters_not_bytes(tmp_path: Path) -> None:
+    passphrase = "é" * MIN_PASSPHRASE_CHARS  # 15 characters, 30 bytes of UTF-8
+    save_keys(tmp_path / "k.key", KEYS, passphrase=passphrase)
+    assert load_keys(tmp_path / "k.key", passphrase) == KEYS
+
+
+def test_new_files_get_the_production_kdf_cost(tmp_path: Path) -> None:
+    # The one test that pays for the real cost: what `keys new --encrypt` writes.
+    assert SCRYPT_N == 2**17
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_keyfile, "SCRYPT_N", SCRYPT_N)
+        save_keys(tmp_path / "k.key", KEYS, passphrase=PASSPHRASE)
+    sealed = read(tmp_path / "k.key")["encrypted_secret"]
+    assert (sealed["kdf"], sealed["n"], sealed["r"], sealed["p"]) == ("scrypt", 2**17, 8, 1)
+    assert load_keys(tmp_path / "k.key", PASSPHRASE) == KEYS
+
+
+def _written_the_old_way(keys: AccountKeys, passphrase: str) -> dict[str, Any]:
+    """A key file as medchain wrote it before the cost was raised (scrypt n=2**15),
+    built here from the primitives rather than by the code under test."""
+    salt, nonce = os.urandom(16), os.urandom(12)
+    key = Scrypt(salt=salt, length=32, n=OLD_SCRYPT_N, r=8, p=1).derive(passphrase.encode())
+    sealed = AESGCM(key).encrypt(
+        nonce, keys.signing_seed + keys.encryption_secret, keys.address_text.encode()
+    )
+    return {
+        "kind": "medchain-account-key",
+        "version": 1,
+        "address": keys.address_text,
+        "public_key": keys.public_key.hex(),
+        "encryption_public_key": keys.encryption_public_key.hex(),
+        "encrypted_secret": {
+            "kdf": "scrypt",
+            "n": OLD_SCRYPT_N,
+            "r": 8,
+            "p": 1,
+            "salt": salt.hex(),
+            "cipher": "aes-256-gcm",
+            "nonce": nonce.hex(),
+            "ciphertext": sealed.hex(),
+        },
+    }
+
+
+def test_files_written_the_old_way_still_open(tmp_path: Path) -> None:
+    # Old files may also have a passphrase shorter than new files need: still theirs.
+    path = tmp_path / "old.key"
+    write(path, _written_the_old_way(KEYS, "old"))
+    assert load_keys(path, "old") == KEYS
+    with pytest.raises(KeyFileError, match="wrong passphrase"):
+        load_keys(path, "olde")
+
+
+@pytest.mark.parametrize(
+    ("mode", "exposed"),
+    [
+        (0o600, None),
+        (0o400, None),
+        (0o640, 0o640),
+        (0o604, 0o604),
+        (0o620, 0o620),
+        (0o644, 0o644),
+        (0o777, 0o777),
+    ],
+)
+def test_exposed_to_others_reports_group_and_other_bits(
+    plain_file: Path, mode: int, exposed: int | None
+) -> None:
+    plain_file.chmod(mode)
+    assert exposed_to_others(plain_file) == exposed
+    assert exposed_to_others(str(plain_file)) == exposed
+
+
+def test_exposed_to_others_of_a_missing_file_is_none(tmp_path: Path) -> None:
+    assert exposed_to_others(tmp_path / "nope.key") is None
 
 
 def test_unwritable_location_is_a_key_file_error(tmp_path: Path) -> None:
@@ -318,6 +425,7 @@ SEALED_DAMAGE: list[tuple[str, Edit, str]] = [
     ("unknown cipher", _edit_sealed("cipher", "aes-128-cbc"), "does not know"),
     ("huge n", _edit_sealed("n", 2**30), "n=1073741824"),
     ("small n", _edit_sealed("n", 2**10), "scrypt parameters"),
+    ("n below the old cost", _edit_sealed("n", 2**14), "scrypt parameters"),
     ("n not power of 2", _edit_sealed("n", 40000), "scrypt parameters"),
     ("other r", _edit_sealed("r", 1), "scrypt parameters"),
     ("n as text", _edit_sealed("n", "32768"), "'encrypted_secret.n' is not an integer"),
