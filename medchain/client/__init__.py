@@ -13,6 +13,7 @@ from medchain.client._http import (
     NodeUnreachable,
     NotCommitted,
     TxStatus,
+    UploadNotSigned,
 )
 from medchain.client._sdk import (
     BlobUnavailable,
@@ -61,6 +62,7 @@ __all__ = [
     "TxStatus",
     "UnknownBatch",
     "UnknownParty",
+    "UploadNotSigned",
     "canonical_json",
     "deidentify",
     "keywords_of",
