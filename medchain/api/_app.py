@@ -21,10 +21,14 @@ from medchain.offchain import DEFAULT_MAX_BLOB_BYTES
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 """Largest JSON request body (a batch of transactions is the big one)."""
+_JSON_OVERHEAD = 4096
+_RLP_OVERHEAD = 18
+"""What an RLP list of one string adds to it (two prefixes of up to 9 bytes)."""
 
 _DESCRIPTION = """\
-A medchain node: submit signed transactions, read committed state, store and fetch
-encrypted record bodies, and watch the node.
+A medchain node: submit signed transactions (a record's encrypted body with the
+transaction naming it), read committed state, fetch encrypted bodies, and watch the
+node.
 
 Bytes are hex, account addresses bech32 (`mc1...`). Every chain object carries
 `encoded`, the hex of its canonical encoding, which the Python client
@@ -66,8 +70,9 @@ def create_api(
     """The API over `service`. Every endpoint is a coroutine that does not block, so
     it can share the node's event loop. Create one per metrics registry: the API
     registers its request metrics there. Request bodies are bounded by
-    `max_blob_bytes` for PUT /v1/blobs (and each blob of a batch),
-    `max_blob_batch_bytes` for POST /v1/blobs/batch and `max_body_bytes` elsewhere."""
+    `max_blob_batch_bytes` for POST /v1/blobs/batch (whose blobs are each at most
+    `max_blob_bytes`), by what a body of `max_blob_bytes` and its transaction take in
+    hex for POST /v1/records, and by `max_body_bytes` elsewhere."""
     app = FastAPI(
         title="medchain node API",
         version="1",
@@ -77,12 +82,16 @@ def create_api(
     )
     install_error_handlers(app)
 
+    # a body travels as hex in POST /v1/records' JSON, a lone blob in an RLP list
+    upload_bytes = max(max_body_bytes, 2 * (max_blob_bytes + service.genesis.params.max_tx_bytes))
+    batch_bytes = max(max_blob_batch_bytes, max_blob_bytes + _RLP_OVERHEAD)
+
     def limit_for(scope: Scope) -> int:
         path = scope["path"].rstrip("/")
-        if scope["method"] == "PUT" and path == "/v1/blobs":
-            return max_blob_bytes
+        if scope["method"] == "POST" and path == "/v1/records":
+            return upload_bytes + _JSON_OVERHEAD
         if scope["method"] == "POST" and path == "/v1/blobs/batch":
-            return max_blob_batch_bytes
+            return batch_bytes
         return max_body_bytes
 
     # Added innermost first: metrics see the final status, 500s included.

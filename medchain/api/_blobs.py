@@ -1,75 +1,75 @@
-"""The blob store over HTTP: encrypted record bodies by CID, one at a time or many in
-one request (an edge gateway stores a bundle per patient for every batch). Blob I/O
-runs in a worker thread (hashing and fsync of up to the size limit must not stall the
-loop). Reads fall back to the node's peers when its store can (FetchingBlobStore)."""
+"""The blob store over HTTP: encrypted record bodies by CID. Anyone may read a body
+(it is sealed to its readers); only an edge gateway signing with its registered key
+may store bodies here, in bulk, ahead of the batch transaction naming them (a
+record's body is stored with its transaction: POST /v1/records). Blob I/O runs in a
+worker thread (hashing and fsync of up to the size limit must not stall the loop).
+Reads fall back to the node's peers when its store can (FetchingBlobStore)."""
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 import anyio.to_thread
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Header, Path, Request, Response
 
 from medchain.api._errors import ApiError
-from medchain.api._models import BlobsStoredModel, BlobStoredModel
+from medchain.api._models import BlobsStoredModel, ErrorBody
 from medchain.api._service import FetchingBlobStore, NodeService
+from medchain.crypto import (
+    PUBLIC_KEY_SIZE,
+    SIGNATURE_SIZE,
+    address_from_public_key,
+    format_address,
+    verify_signature,
+)
 from medchain.offchain import (
     DEFAULT_MAX_BLOB_BYTES,
     BlobNotFound,
     BlobStore,
     BlobTooLarge,
-    cid_for,
     parse_cid,
 )
-from medchain.types import DecodeError, decode
+from medchain.types import (
+    MAX_UPLOAD_EXPIRES_MS,
+    UPLOAD_EXPIRES_HEADER,
+    UPLOAD_SIGNATURE_HEADER,
+    UPLOADER_HEADER,
+    DecodeError,
+    bulk_upload_signing_bytes,
+    decode,
+)
 
 OCTETS = "application/octet-stream"
 CidPath = Annotated[str, Path(description="CIDv1, raw, sha2-256, base32 (bafkrei...).")]
 _IMMUTABLE = "public, max-age=31536000, immutable"
 
 DEFAULT_MAX_BLOB_BATCH_BYTES = 16 * 1024 * 1024
-"""Largest POST /v1/blobs/batch body, the blobs and their encoding together."""
+"""Largest POST /v1/blobs/batch body, the blobs and their encoding together (a single
+blob up to the per-blob limit is always accepted)."""
 MAX_BLOB_BATCH_BLOBS = 1_000
 """Most blobs one POST /v1/blobs/batch may hold."""
+MAX_UPLOAD_AHEAD_MS = 10 * 60 * 1000
+"""How far ahead of the node's clock a bulk upload's signature may expire: a captured
+request can be replayed only this long (and then only stores the same bytes again)."""
+_SIGN_HOW = (
+    "sign the request with the gateway's key (medchain.client.HttpBlobStore(chain, "
+    "uploader=keys) does)"
+)
 
 
 def blob_routes(service: NodeService, max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES) -> APIRouter:
-    """`max_blob_bytes` bounds each blob of a batch as the body limit bounds PUT's."""
+    """`max_blob_bytes` bounds each blob of a batch."""
     router = APIRouter(prefix="/v1/blobs", tags=["blobs"])
-
-    @router.put(
-        "",
-        status_code=201,
-        summary="Store a blob",
-        responses={
-            200: {"model": BlobStoredModel, "description": "Already stored."},
-            201: {"description": "Stored."},
-        },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {OCTETS: {"schema": {"type": "string", "format": "binary"}}},
-            }
-        },
-    )
-    async def put_blob(request: Request, response: Response) -> BlobStoredModel:
-        """Store the raw request body; its CID (the SHA-256 of the bytes) names it.
-        Storing the same bytes again changes nothing."""
-        data = await request.body()
-        blobs = service.blobs
-
-        def store() -> tuple[str, bool]:
-            existed = blobs.has(cid_for(data))
-            return blobs.put(data), existed
-
-        cid, existed = await anyio.to_thread.run_sync(store)
-        if existed:
-            response.status_code = 200
-        return BlobStoredModel(cid=cid)
 
     @router.post(
         "/batch",
-        summary="Store many blobs",
+        summary="Store an edge gateway's bundles",
+        responses={
+            401: {"model": ErrorBody, "description": "Unsigned, badly signed or expired."},
+            403: {"model": ErrorBody, "description": "Not signed by an active gateway."},
+            429: {"model": ErrorBody, "description": "The gateway's quota is used up."},
+        },
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -79,18 +79,46 @@ def blob_routes(service: NodeService, max_blob_bytes: int = DEFAULT_MAX_BLOB_BYT
             }
         },
     )
-    async def put_blobs(request: Request) -> BlobsStoredModel:
-        """Store each blob as PUT /v1/blobs does (the same per-blob limit; bytes already
-        stored change nothing) and answer their CIDs in order. At most 1,000 blobs and
-        16 MiB of body (by default) per request; a batch with a blob over the per-blob
-        limit stores none of them."""
+    async def put_blobs(
+        request: Request,
+        uploader: Annotated[
+            str | None,
+            Header(alias=UPLOADER_HEADER, description="The gateway's Ed25519 public key, hex."),
+        ] = None,
+        expires: Annotated[
+            str | None,
+            Header(
+                alias=UPLOAD_EXPIRES_HEADER,
+                description="When the signature lapses (ms since the Unix epoch), at most "
+                "10 minutes ahead of the node's clock.",
+            ),
+        ] = None,
+        signature: Annotated[
+            str | None,
+            Header(
+                alias=UPLOAD_SIGNATURE_HEADER,
+                description="Ed25519 signature, hex, of medchain.types."
+                "bulk_upload_signing_bytes(chain_id, expires, body).",
+            ),
+        ] = None,
+    ) -> BlobsStoredModel:
+        """An edge gateway's bulk upload: the sealed bundles of a batch, stored before
+        the devices.commit_batch that names them. The request is signed by the key of a
+        gateway registered and active on chain (headers Medchain-Uploader,
+        Medchain-Upload-Expires, Medchain-Upload-Signature, over the chain id, the
+        expiry and the SHA-256 of the body). Each blob is at most the per-blob limit, a
+        batch at most 1,000 blobs and 16 MiB (by default); bytes already stored change
+        nothing. The gateway's bundles that no committed batch names yet count against
+        its quota (429 until its batches commit). A record's body is uploaded with its
+        transaction instead (POST /v1/records)."""
         data = await request.body()
-        blobs = service.blobs
-
-        def store() -> list[str]:
-            return blobs.put_many(_batch(data, max_blob_bytes))
-
-        return BlobsStoredModel(cids=await anyio.to_thread.run_sync(store))
+        gateway = await _authorised(service, data, uploader, expires, signature)
+        try:
+            blobs = _batch(data, max_blob_bytes)
+        except ApiError:
+            service.bodies.refused("malformed")
+            raise
+        return BlobsStoredModel(cids=await service.bodies.upload(gateway, blobs))
 
     @router.get(
         "/{cid}",
@@ -118,6 +146,98 @@ def blob_routes(service: NodeService, max_blob_bytes: int = DEFAULT_MAX_BLOB_BYT
         return Response(media_type=OCTETS, headers={"ETag": f'"{cid}"'})
 
     return router
+
+
+async def _authorised(
+    service: NodeService,
+    body: bytes,
+    uploader: str | None,
+    expires: str | None,
+    signature: str | None,
+) -> str:
+    """The address (text: its quota's key) of the active gateway that signed this bulk
+    upload; otherwise a 401 or 403 ApiError, counted by reason."""
+
+    def refuse(reason: str, status: int, code: str, message: str) -> ApiError:
+        service.bodies.refused(reason)
+        return ApiError(status, code, message)
+
+    if uploader is None or expires is None or signature is None:
+        raise refuse(
+            "unsigned",
+            401,
+            "upload_unsigned",
+            f"a node stores bodies in bulk only for an edge gateway that signs the request "
+            f"(headers {UPLOADER_HEADER}, {UPLOAD_EXPIRES_HEADER}, {UPLOAD_SIGNATURE_HEADER}): "
+            f"{_SIGN_HOW}; a record's body is uploaded with its transaction "
+            "(POST /v1/records)",
+        )
+    key = _hex_header(uploader, PUBLIC_KEY_SIZE)
+    signed = _hex_header(signature, SIGNATURE_SIZE)
+    expires_ms = int(expires) if expires.isascii() and expires.isdigit() else None
+    if key is None or signed is None or expires_ms is None or expires_ms > MAX_UPLOAD_EXPIRES_MS:
+        raise refuse(
+            "bad_signature",
+            401,
+            "upload_signature_invalid",
+            f"{UPLOADER_HEADER} must be a {PUBLIC_KEY_SIZE}-byte public key in hex, "
+            f"{UPLOAD_SIGNATURE_HEADER} a {SIGNATURE_SIZE}-byte signature in hex and "
+            f"{UPLOAD_EXPIRES_HEADER} a time in ms since the Unix epoch; {_SIGN_HOW}",
+        )
+    now_ms = time.time_ns() // 1_000_000  # the API's own clock: this is not consensus
+    if expires_ms < now_ms:
+        raise refuse(
+            "expired",
+            401,
+            "upload_expired",
+            f"the upload's signature expired at {expires_ms} (the node's clock says "
+            f"{now_ms}); sign it again with a later expiry, and check the gateway's clock",
+        )
+    if expires_ms > now_ms + MAX_UPLOAD_AHEAD_MS:
+        raise refuse(
+            "expired",
+            401,
+            "upload_expiry_too_far",
+            f"the upload's signature expires {expires_ms - now_ms} ms from now, more than "
+            f"the {MAX_UPLOAD_AHEAD_MS // 60_000} minutes a node accepts; sign it with a "
+            "nearer expiry, and check the gateway's clock",
+        )
+    if not await anyio.to_thread.run_sync(  # hashing up to the batch limit: off the loop
+        _verify, key, service.genesis.chain_id, expires_ms, body, signed
+    ):
+        raise refuse(
+            "bad_signature",
+            401,
+            "upload_signature_invalid",
+            f"the signature does not match the uploader's key, this chain "
+            f"({service.genesis.chain_id}), the expiry and the body sent; {_SIGN_HOW}",
+        )
+    address = address_from_public_key(key)
+    gateway = service.chain.gateway(address)
+    if gateway is None or not gateway.active:
+        state = "is not a registered gateway" if gateway is None else "is a revoked gateway"
+        raise refuse(
+            "not_a_gateway",
+            403,
+            "not_a_gateway",
+            f"{format_address(address)} {state} on this chain; only an active edge gateway "
+            "may upload bodies in bulk (a hospital registers it: `medchain gateways register`)",
+        )
+    return format_address(address)
+
+
+def _verify(key: bytes, chain_id: str, expires_ms: int, body: bytes, signature: bytes) -> bool:
+    return verify_signature(key, bulk_upload_signing_bytes(chain_id, expires_ms, body), signature)
+
+
+def _hex_header(text: str, size: int) -> bytes | None:
+    """`text` as exactly `size` bytes of hex, or None."""
+    if len(text) != 2 * size or not (text.isascii() and text.isalnum()):
+        return None
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        return None
 
 
 def _batch(data: bytes, max_blob_bytes: int) -> tuple[bytes, ...]:

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from medchain.app import KeyImageReused, NonceReused, TxTooLarge
-from medchain.node import PendingFull
+from medchain.node import OverQuota, PendingFull
 from medchain.offchain import (
     BlobCorrupted,
     BlobNotFound,
@@ -61,7 +61,8 @@ def error_response(
 
 def status_for(exc: MedchainError) -> int:
     """The HTTP status of a domain error: a refused transaction is a 400 whatever it
-    names (an unknown scope too), 409 when its nonce or key image is already used."""
+    names (an unknown scope too), 409 when its nonce or key image is already used, 429
+    when an uploader's quota of bodies not yet named is used up."""
     if isinstance(exc, BlobCorrupted):
         return 500  # the node's copy is damaged: not the client's fault
     if isinstance(exc, PendingFull) or exc.code in FULL_CODES:
@@ -72,6 +73,8 @@ def status_for(exc: MedchainError) -> int:
         return 502  # it answered with something else than asked for
     if isinstance(exc, NonceReused | KeyImageReused):
         return 409
+    if isinstance(exc, OverQuota):
+        return 429  # the uploader's bodies must be named (committed) first
     if isinstance(exc, TxTooLarge | BlobTooLarge):
         return 413
     if isinstance(exc, BlobNotFound):

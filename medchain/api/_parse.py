@@ -53,7 +53,7 @@ def transaction(text: str, params: ChainParams, what: str = "tx") -> Tx:
     """A transaction from the hex of its canonical encoding."""
     if len(text) > 2 * params.max_tx_bytes + 2:  # refuse before decoding the hex
         raise TxTooLarge(
-            f"{what} is over {params.max_tx_bytes} bytes, the chain's limit; store large "
-            "data off-chain (PUT /v1/blobs) and submit only its CID"
+            f"{what} is over {params.max_tx_bytes} bytes, the chain's limit; keep large "
+            "data off-chain and name only its CID (POST /v1/records sends both)"
         )
     return decode_tx(hex_bytes(text, what), params)

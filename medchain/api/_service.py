@@ -7,7 +7,7 @@ from typing import Protocol, runtime_checkable
 
 import prometheus_client
 
-from medchain.node import AnchoringStatus, ChainQueries, NodeStatus
+from medchain.node import AnchoringStatus, Bodies, ChainQueries, NodeStatus
 from medchain.offchain import BlobStore
 from medchain.types import Genesis, Receipt, Tx
 
@@ -38,7 +38,14 @@ class NodeService(Protocol):
         ...
 
     @property
-    def blobs(self) -> BlobStore: ...
+    def blobs(self) -> BlobStore:
+        """For reads; the API stores bodies only through `bodies`."""
+        ...
+
+    @property
+    def bodies(self) -> Bodies:
+        """Authenticated uploads into the node's own store, their quota and collector."""
+        ...
 
     @property
     def metrics_registry(self) -> prometheus_client.CollectorRegistry:

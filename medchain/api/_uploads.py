@@ -1,75 +1,142 @@
-"""Record uploads in one request: the sealed body and the signed `records.create` (or
-`records.add_version`) naming it. The node checks that the body matches the CID and
-hash the transaction names before it stores anything, then admits the transaction:
-one round trip instead of two, and no stored blob that no admitted transaction names
-unless the transaction is refused after the check."""
+"""Body uploads with their transaction: the sealed body and the signed transaction that
+names it (records.create, records.add_version, research.grant, anon.submit), in one
+request. It is the only way a client stores a body on a node: the body must match
+the CID and hash the transaction names, the uploader's quota of bodies not yet named
+is reserved, and the transaction is admitted (signature, nonce, state checks) before
+the body is stored, so a refused transaction leaves nothing behind.
+
+Sending the same transaction and body again is harmless and completes an upload whose
+answer was lost: a transaction already pending or committed is not admitted twice,
+and its body is stored (again)."""
 
 from __future__ import annotations
 
-import hashlib
+from typing import Annotated, Literal
 
-import anyio.to_thread
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from medchain.api import _parse as parse
 from medchain.api._errors import ApiError
-from medchain.api._models import Hex, hex_of
+from medchain.api._models import Hex, ReceiptModel, hex_of, receipt_model
 from medchain.api._service import NodeService
-from medchain.app import AddVersionArgs, CreateRecordArgs
-from medchain.offchain import cid_from_digest
-from medchain.types import DecodeError, decode, tx_id
+from medchain.api._txs import DEFAULT_WAIT_S, MAX_WAIT_S
+from medchain.app import SINGLE_BODY_METHODS, BodyMismatch, body_named
+from medchain.node import OverQuota, uploader_of
+from medchain.types import DecodeError, MedchainError, Receipt, tx_id
 
-_RECORD_METHODS: dict[str, type[CreateRecordArgs] | type[AddVersionArgs]] = {
-    "records.create": CreateRecordArgs,
-    "records.add_version": AddVersionArgs,
-}
+_METHODS = ", ".join(sorted(SINGLE_BODY_METHODS))
 
 
 class UploadBody(BaseModel):
-    tx: Hex = Field(description="Hex of the signed records.create or records.add_version.")
-    ciphertext: Hex = Field(description="Hex of the sealed record body the transaction names.")
+    tx: Hex = Field(description=f"Hex of the signed transaction naming the body: {_METHODS}.")
+    ciphertext: Hex = Field(description="Hex of the sealed body the transaction names.")
 
 
 class UploadModel(BaseModel):
     tx_hash: Hex
     cid: str = Field(description="Where the body is stored (CIDv1, raw, sha2-256).")
-    status: str = Field(description="`pending`: stored and admitted to the mempool.")
+    status: Literal["pending", "committed"] = Field(
+        description="`pending`: stored and admitted to the mempool; `committed`: stored, "
+        "and the transaction is in a block (its receipt says whether the call succeeded)."
+    )
+    height: int | None = Field(default=None, description="Block height, once committed.")
+    index: int | None = Field(default=None, description="Position in the block, once committed.")
+    receipt: ReceiptModel | None = None
 
 
 def upload_routes(service: NodeService) -> APIRouter:
     router = APIRouter(prefix="/v1/records", tags=["records"])
 
-    @router.post("", status_code=202, summary="Upload a record version (body + transaction)")
-    async def upload(body: UploadBody) -> UploadModel:
-        """Store the sealed body and admit the transaction that names it. Refused with
-        400 if the body does not match the transaction's CID and hash, or if the
-        transaction is not a record upload; the transaction's own refusals are as for
-        POST /v1/txs."""
-        tx = parse.transaction(body.tx, service.genesis.params)
-        kind = _RECORD_METHODS.get(tx.method)
-        if kind is None:
-            raise ApiError(
+    def refused(reason: str, status: int, code: str, message: str) -> ApiError:
+        service.bodies.refused(reason)
+        return ApiError(status, code, message)
+
+    @router.post(
+        "",
+        status_code=202,
+        summary="Upload a body with the transaction that names it",
+        responses={
+            200: {"model": UploadModel, "description": "Stored; the transaction is committed."},
+            202: {"description": "Stored; the transaction is pending."},
+            429: {"description": "The uploader's quota of bodies not yet named is used up."},
+        },
+    )
+    async def upload(
+        body: UploadBody,
+        response: Response,
+        wait: Annotated[
+            bool, Query(description="Answer once the transaction is committed (or timeout_s).")
+        ] = False,
+        timeout_s: Annotated[
+            float, Query(gt=0, le=MAX_WAIT_S, description="How long `wait` waits, in seconds.")
+        ] = DEFAULT_WAIT_S,
+    ) -> UploadModel:
+        """Admit the transaction, then store the body it names. Refused with 400 if the
+        body is not the one the transaction names (by CID and hash) or the transaction
+        names no single body, 429 when the uploader (the sender's account; all anonymous
+        submissions share one bucket) already has its quota of bodies that no committed
+        transaction names; the transaction's own refusals are as for POST /v1/txs, and
+        store nothing."""
+        try:
+            tx = parse.transaction(body.tx, service.genesis.params)
+        except (ApiError, MedchainError):
+            service.bodies.refused("malformed")
+            raise
+        if tx.method not in SINGLE_BODY_METHODS:
+            raise refused(
+                "malformed",
                 400,
                 "not_a_record_upload",
-                f"this endpoint takes records.create or records.add_version, not {tx.method}; "
-                "submit other transactions to POST /v1/txs",
+                f"this endpoint takes a transaction naming one body ({_METHODS}), not "
+                f"{tx.method}; submit other transactions to POST /v1/txs",
             )
         try:
-            args = decode(kind, tx.args)
+            ciphertext = parse.hex_bytes(body.ciphertext, "ciphertext")
+            named = body_named(tx, ciphertext)
         except DecodeError as exc:
-            raise ApiError(400, "malformed_args", f"the {tx.method} arguments: {exc}") from None
-        ciphertext = parse.hex_bytes(body.ciphertext, "ciphertext")
-        digest = hashlib.sha256(ciphertext).digest()  # what a raw sha2-256 CID names
-        if digest != args.ciphertext_hash or cid_from_digest(digest) != args.cid:
-            raise ApiError(
-                400,
-                "ciphertext_mismatch",
-                "the ciphertext does not match the CID and hash the transaction names; "
-                "send the sealed body the transaction was built for",
-            )
-        await anyio.to_thread.run_sync(service.blobs.put, ciphertext)
-        await service.submit(tx)
-        return UploadModel(tx_hash=hex_of(tx_id(tx)), cid=args.cid, status="pending")
+            raise refused(
+                "malformed", 400, "malformed_args", f"the {tx.method} arguments: {exc}"
+            ) from None
+        except BodyMismatch as exc:
+            raise refused("body_mismatch", 400, exc.code, exc.message) from None
+        except ApiError:
+            service.bodies.refused("malformed")
+            raise
+        tx_hash = tx_id(tx)
+        receipt = service.chain.receipt(tx_hash)
+
+        async def admit() -> None:
+            if receipt is None:
+                await service.submit(tx)  # False when already pending: a resend
+
+        try:
+            await service.bodies.upload(uploader_of(tx), [ciphertext], admit)
+        except OverQuota:
+            raise
+        except MedchainError:
+            service.bodies.refused("tx_refused")
+            raise
+        if receipt is None and wait:
+            receipt = await service.wait_committed(tx_hash, timeout_s)
+        return _answer(service, tx_hash, named.cid, receipt, response)
 
     return router
+
+
+def _answer(
+    service: NodeService, tx_hash: bytes, cid: str, receipt: Receipt | None, response: Response
+) -> UploadModel:
+    if receipt is None:
+        return UploadModel(tx_hash=hex_of(tx_hash), cid=cid, status="pending")
+    response.status_code = 200
+    location = service.chain.tx_location(tx_hash)
+    height, index = location if location is not None else (None, None)
+    return UploadModel(
+        tx_hash=hex_of(tx_hash),
+        cid=cid,
+        status="committed",
+        height=height,
+        index=index,
+        receipt=receipt_model(receipt),
+    )

@@ -28,6 +28,14 @@ from medchain.app._apply import (
     check_tx_static,
     decode_tx,
 )
+from medchain.app._bodies import (
+    BODY_METHODS,
+    SINGLE_BODY_METHODS,
+    BodyMismatch,
+    NamedBody,
+    body_named,
+    named_bodies,
+)
 from medchain.app._context import BlockContext, Call, make_event
 from medchain.app._device_labels import (
     LABEL_BLOCK_BYTES,
@@ -193,6 +201,7 @@ from medchain.app._state_tree import state_root_of
 __all__ = [
     "ANONYMOUS_METHODS",
     "BATCH_ID_SIZE",
+    "BODY_METHODS",
     "LABEL_BLOCK_BYTES",
     "MAX_BATCH_BUNDLES",
     "MAX_BATCH_READINGS",
@@ -208,6 +217,7 @@ __all__ = [
     "MAX_VITALS_READERS",
     "METHODS",
     "MS_PER_DAY",
+    "SINGLE_BODY_METHODS",
     "AccessList",
     "Account",
     "AddVersionArgs",
@@ -224,6 +234,7 @@ __all__ = [
     "Batch",
     "BlockContext",
     "BlockOutcome",
+    "BodyMismatch",
     "Bundle",
     "Call",
     "Candidate",
@@ -260,6 +271,7 @@ __all__ = [
     "LabelTaken",
     "Ledger",
     "MalformedTx",
+    "NamedBody",
     "NoArgs",
     "NonceGap",
     "NonceReused",
@@ -316,6 +328,7 @@ __all__ = [
     "audit_trail",
     "banned_accounts",
     "begin_block",
+    "body_named",
     "check_tx_stateful",
     "check_tx_static",
     "check_vitals_range",
@@ -344,6 +357,7 @@ __all__ = [
     "is_banned",
     "key_image_used",
     "make_event",
+    "named_bodies",
     "new_batch_id",
     "new_record_id",
     "offence_key",

@@ -13,6 +13,7 @@ from medchain.client._http import (
     NodeUnreachable,
     NotCommitted,
     TxStatus,
+    UploadNotSigned,
 )
 from medchain.client._labels import (
     DeviceLabel,
@@ -72,6 +73,7 @@ __all__ = [
     "TxStatus",
     "UnknownBatch",
     "UnknownParty",
+    "UploadNotSigned",
     "canonical_json",
     "deidentify",
     "keywords_of",

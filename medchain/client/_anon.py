@@ -20,6 +20,7 @@ from medchain.client._envelope import open_sealed, seal
 from medchain.client._fhir import canonical_json, validate_resource
 from medchain.client._sdk import BlobUnavailable, MedchainClient, NotAReader, UnknownParty
 from medchain.crypto import ring_sign
+from medchain.offchain import cid_for
 from medchain.types import MedchainError, Receipt, Tx, encode, tx_id
 
 DEFAULT_RING_SIZE = 11
@@ -111,12 +112,12 @@ def anon_submit(
         anon_context(scope_name),
         {recipient.address: recipient.encryption_key},
     )
-    cid = client.chain.blobs.put(sealed.ciphertext)
+    cid = cid_for(sealed.ciphertext)
     args = AnonSubmitArgs(scope_name, tuple(ring), cid, sealed.ciphertext_hash, sealed.wraps)
     unsigned = Tx(client.chain.chain_id, 0, b"", 0, "anon.submit", encode(args))
     signature = ring_sign(unsigned.signing_bytes(), keys, client.keys.ring_secret)
     tx = dataclasses.replace(unsigned, signature=encode(signature))
-    client.chain.submit(tx)
+    client.chain.submit_with_body(tx, sealed.ciphertext)
     return tx_id(tx)
 
 

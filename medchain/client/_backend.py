@@ -24,7 +24,7 @@ from medchain.app import (
     StakeAccount,
     VitalsEntry,
 )
-from medchain.crypto import SearchToken
+from medchain.crypto import AccountKeys, SearchToken
 from medchain.offchain import BlobStore
 from medchain.types import ChainParams, MedchainError, Receipt, Tx
 
@@ -37,7 +37,15 @@ class ChainBackend(Protocol):
     def params(self) -> ChainParams: ...
 
     @property
-    def blobs(self) -> BlobStore: ...
+    def blobs(self) -> BlobStore:
+        """Bodies by CID. A node stores a body only with the transaction naming it
+        (`submit_with_body`) or in a gateway's signed bulk upload (`bulk_blobs`)."""
+        ...
+
+    def bulk_blobs(self, uploader: AccountKeys) -> BlobStore:
+        """The store an edge gateway keeps its batches' bundles in, writing as
+        `uploader` (a gateway registered on chain)."""
+        ...
 
     @property
     def height(self) -> int:
@@ -45,6 +53,11 @@ class ChainBackend(Protocol):
         ...
 
     def submit(self, tx: Tx) -> Receipt: ...
+
+    def submit_with_body(self, tx: Tx, body: bytes) -> Receipt:
+        """Store the off-chain `body` `tx` names and submit `tx`, waiting for its commit
+        as `submit` does; a refused transaction stores nothing."""
+        ...
 
     def submit_many(self, txs: Sequence[Tx]) -> list[Receipt | MedchainError]:
         """Submit together and wait for all: per transaction its receipt or the error

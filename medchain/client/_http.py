@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal, TypeVar
@@ -35,10 +35,13 @@ from medchain.app import (
     StakeAccount,
     VitalsEntry,
 )
-from medchain.crypto import SearchToken, format_address, parse_address
+from medchain.crypto import AccountKeys, SearchToken, format_address, parse_address
 from medchain.node import NodeStatus, PeerStatus, TxFailed
 from medchain.offchain import BlobCorrupted, BlobNotFound, cid_for, parse_cid
 from medchain.types import (
+    UPLOAD_EXPIRES_HEADER,
+    UPLOAD_SIGNATURE_HEADER,
+    UPLOADER_HEADER,
     Block,
     ChainParams,
     DecodeError,
@@ -46,6 +49,7 @@ from medchain.types import (
     MedchainError,
     Receipt,
     Tx,
+    bulk_upload_signing_bytes,
     decode,
     encode,
     tx_id,
@@ -69,6 +73,8 @@ _MAX_BLOB_BATCH_BLOBS = 1_000
 """The API's bound on the blobs one POST /v1/blobs/batch may hold."""
 _RLP_PREFIX_MAX = 9
 """Most bytes RLP puts before a string or a list (1 + an 8-byte length)."""
+UPLOAD_VALIDITY_MS = 5 * 60 * 1000
+"""How long a signed bulk upload stays valid (a node accepts at most 10 minutes)."""
 
 
 class NodeUnreachable(MedchainError):
@@ -84,6 +90,12 @@ class NodeError(MedchainError):
         super().__init__(message)
         self.code = code
         self.status = status
+
+
+class UploadNotSigned(MedchainError):
+    """A body was given to store with no transaction naming it and no uploader key."""
+
+    code = "upload_unsigned"
 
 
 class NotCommitted(MedchainError):
@@ -155,14 +167,28 @@ class HttpChain:
         refuses outright raises NodeError with the node's code (e.g. nonce_reused);
         one not committed in time raises NotCommitted. A full mempool is retried, as
         the node asks, until `timeout_s`."""
+        return self._until_committed(tx, "/v1/txs", {"tx": tx.encoded.hex()})
+
+    def submit_with_body(self, tx: Tx, body: bytes) -> Receipt:
+        """`submit` of `tx` with the off-chain body it names, in one request (POST
+        /v1/records): the node admits the transaction, then stores the body. Refused
+        with NodeError ciphertext_mismatch if `tx` does not name `body`, and
+        upload_quota_exceeded while the account has its quota of bodies on the node
+        that no committed transaction names yet. Sending it again after a lost answer
+        is harmless."""
+        return self._until_committed(
+            tx, "/v1/records", {"tx": tx.encoded.hex(), "ciphertext": body.hex()}
+        )
+
+    def _until_committed(self, tx: Tx, path: str, payload: dict[str, str]) -> Receipt:
         wait = min(self.timeout_s, _MAX_WAIT_S)
         deadline = time.monotonic() + self.timeout_s
         while True:
             response = self._request(
                 "POST",
-                "/v1/txs",
+                path,
                 params={"wait": "true", "timeout_s": f"{wait:g}"},
-                json={"tx": tx.encoded.hex()},
+                json=payload,
                 timeout=wait + _WAIT_MARGIN_S,
             )
             delay = _retry_after(response)
@@ -180,6 +206,11 @@ class HttpChain:
         if not receipt.ok:
             raise TxFailed(receipt)
         return receipt
+
+    def bulk_blobs(self, uploader: AccountKeys) -> HttpBlobStore:
+        """The node's blob store as an edge gateway writes to it: each bulk upload
+        signed by `uploader`, which must be a gateway registered on chain."""
+        return HttpBlobStore(self, uploader=uploader)
 
     def submit_many(self, txs: Sequence[Tx]) -> list[Receipt | MedchainError]:
         """Submit `txs` (POST /v1/txs/batch, in order, `_MAX_BATCH_TXS` a request) and
@@ -572,48 +603,57 @@ class HttpBlobStore:
     its CID before it is returned, and every CID the node answers for a stored blob
     against the blob's bytes.
 
-    `put_many` sends POST /v1/blobs/batch requests of at most `max_batch_blobs` blobs
-    and `max_batch_bytes` bytes (the API's defaults; lower them for a node configured
-    with less)."""
+    Anyone may read. Only an edge gateway writes (`uploader`: its key, registered on
+    chain): each POST /v1/blobs/batch is signed by it, and holds at most
+    `max_batch_blobs` blobs and `max_batch_bytes` bytes (the API's defaults; lower them
+    for a node configured with less). A record's body goes with the transaction naming
+    it instead (`HttpChain.submit_with_body`)."""
 
     def __init__(
         self,
         chain: HttpChain,
         *,
+        uploader: AccountKeys | None = None,
         max_batch_bytes: int = _MAX_BLOB_BATCH_BYTES,
         max_batch_blobs: int = _MAX_BLOB_BATCH_BLOBS,
+        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
+        """`clock_ms` dates the upload signatures (ms since the Unix epoch)."""
         if max_batch_blobs < 1 or max_batch_bytes <= 2 * _RLP_PREFIX_MAX:
             raise ValueError("a blob batch must hold at least one blob and a few bytes")
         self._chain = chain
+        self.uploader = uploader
         self.max_batch_bytes = max_batch_bytes
         self.max_batch_blobs = max_batch_blobs
+        self._clock_ms = clock_ms
 
     def __repr__(self) -> str:
         return f"HttpBlobStore({self._chain.url!r})"
 
     def put(self, data: bytes) -> str:
-        response = self._chain._request(
-            "PUT", "/v1/blobs", content=data, headers={"content-type": "application/octet-stream"}
-        )
-        cid = _field(self._chain._body(response), "cid", self._chain.url)
-        if cid != cid_for(data):
-            raise _bad_response(self._chain.url, "a CID that does not name the stored bytes")
-        return str(cid)
+        """Store one blob (a gateway's bulk upload of one)."""
+        return self.put_many([data])[0]
 
     def put_many(self, blobs: Sequence[bytes]) -> list[str]:
-        """Store the blobs in as few requests as the batch limits allow and return their
-        CIDs in order; a blob too big to go in a batch is sent alone (PUT /v1/blobs).
-        Requests already answered stay stored when a later one fails."""
+        """Store the blobs in as few signed requests as the batch limits allow and
+        return their CIDs in order (a blob over the byte limit goes alone). Requests
+        already answered stay stored when a later one fails."""
         for index, data in enumerate(blobs):
             if not isinstance(data, bytes):
                 raise TypeError(f"blob {index}: a blob is bytes, got {type(data).__name__}")
+        uploader = self.uploader
+        if uploader is None:
+            if not blobs:
+                return []
+            raise UploadNotSigned(
+                "a node stores a body only with the transaction that names it "
+                "(HttpChain.submit_with_body, which MedchainClient uses), or in an edge "
+                "gateway's signed bulk upload (HttpChain.bulk_blobs(gateway_keys)); this "
+                "blob store has no uploader key"
+            )
         cids: list[str] = []
         for group in self._batches(blobs):
-            if len(group) == 1 and self._batch_size(group) > self.max_batch_bytes:
-                cids.append(self.put(group[0]))
-            else:
-                cids += self._put_batch(group)
+            cids += self._put_batch(group, uploader)
         return cids
 
     def _batches(self, blobs: Sequence[bytes]) -> Iterator[Sequence[bytes]]:
@@ -631,18 +671,21 @@ class HttpBlobStore:
         if start < len(blobs):
             yield blobs[start:]
 
-    @staticmethod
-    def _batch_size(group: Sequence[bytes]) -> int:
-        """An upper bound of the group's encoded size."""
-        return _RLP_PREFIX_MAX + sum(len(data) + _RLP_PREFIX_MAX for data in group)
-
-    def _put_batch(self, group: Sequence[bytes]) -> list[str]:
+    def _put_batch(self, group: Sequence[bytes], uploader: AccountKeys) -> list[str]:
         url = self._chain.url
+        body = encode(group, tuple[bytes, ...])
+        expires_ms = self._clock_ms() + UPLOAD_VALIDITY_MS
+        signed = bulk_upload_signing_bytes(self._chain.chain_id, expires_ms, body)
         response = self._chain._request(
             "POST",
             "/v1/blobs/batch",
-            content=encode(group, tuple[bytes, ...]),
-            headers={"content-type": "application/octet-stream"},
+            content=body,
+            headers={
+                "content-type": "application/octet-stream",
+                UPLOADER_HEADER: uploader.public_key.hex(),
+                UPLOAD_EXPIRES_HEADER: str(expires_ms),
+                UPLOAD_SIGNATURE_HEADER: uploader.sign(signed).hex(),
+            },
         )
         cids = _field(self._chain._body(response), "cids", url)
         if not isinstance(cids, list) or len(cids) != len(group):

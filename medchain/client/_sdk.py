@@ -79,6 +79,7 @@ from medchain.client._search import (
     search_with,
 )
 from medchain.crypto import AccountKeys, EntryKind, format_address, sha256, signed_tx
+from medchain.offchain import cid_for
 from medchain.types import MedchainError, Receipt, Tx, encode
 
 
@@ -140,6 +141,13 @@ class MedchainClient:
 
     def send(self, method: str, args: object, fee: int | None = None) -> Receipt:
         return self.chain.submit(self.build(method, args, fee))
+
+    def send_with_body(
+        self, method: str, args: object, body: bytes, fee: int | None = None
+    ) -> Receipt:
+        """`send` a transaction naming the off-chain `body`, which the node stores once
+        it admitted the transaction."""
+        return self.chain.submit_with_body(self.build(method, args, fee), body)
 
     # -- registry -------------------------------------------------------------------
 
@@ -229,11 +237,14 @@ class MedchainClient:
         sealed = seal(
             canonical_json(validated), version_context(record_id, 1), self._reader_keys(reader_set)
         )
-        cid = self.chain.blobs.put(sealed.ciphertext)
         args = CreateRecordArgs(
-            patient, str(validated["resourceType"]), cid, sealed.ciphertext_hash, sealed.wraps
+            patient,
+            str(validated["resourceType"]),
+            cid_for(sealed.ciphertext),
+            sealed.ciphertext_hash,
+            sealed.wraps,
         )
-        self.send("records.create", args)
+        self.send_with_body("records.create", args, sealed.ciphertext)
         if words:
             try:
                 self.index_record(record_id, words, pad)
@@ -312,10 +323,12 @@ class MedchainClient:
             version_context(record_id, number),
             self._reader_keys([record.owner, *record.readers]),
         )
-        cid = self.chain.blobs.put(sealed.ciphertext)
-        self.send(
+        self.send_with_body(
             "records.add_version",
-            AddVersionArgs(record_id, cid, sealed.ciphertext_hash, sealed.wraps),
+            AddVersionArgs(
+                record_id, cid_for(sealed.ciphertext), sealed.ciphertext_hash, sealed.wraps
+            ),
+            sealed.ciphertext,
         )
         return number
 
@@ -397,10 +410,11 @@ class MedchainClient:
             research_context(record_id, institution),
             self._reader_keys([self.address, institution]),
         )
-        cid = self.chain.blobs.put(sealed.ciphertext)
-        return self.send(
+        cid = cid_for(sealed.ciphertext)
+        return self.send_with_body(
             "research.grant",
             ResearchGrantArgs(record_id, institution, cid, sealed.ciphertext_hash, sealed.wraps),
+            sealed.ciphertext,
         )
 
     def research_revoke(self, record_id: bytes, institution: bytes) -> Receipt:

@@ -284,7 +284,7 @@ class GatewayService:
         self.chain = chain
         self.index = index
         self.config = config or GatewayConfig()
-        self.blobs = blobs if blobs is not None else chain.blobs
+        self.blobs = blobs if blobs is not None else chain.bulk_blobs(keys)
         self._clock = clock
         self._wall_clock = wall_clock
         self._lock = threading.Lock()

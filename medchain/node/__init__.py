@@ -2,6 +2,15 @@
 (the ledger as consensus engines see it)."""
 
 from medchain.node._anchoring import Anchoring, AnchoringStatus
+from medchain.node._bodies import (
+    ANONYMOUS,
+    BODIES_FILE,
+    FETCHED,
+    Bodies,
+    BodyLedger,
+    OverQuota,
+    uploader_of,
+)
 from medchain.node._config import (
     CONFIG_FILE,
     LOG_FILE,
@@ -63,11 +72,14 @@ from medchain.node._status import NodeStatus, PeerStatus
 from medchain.node._verification_chain import VerificationChain
 
 __all__ = [
+    "ANONYMOUS",
     "BLOBS_DIR",
+    "BODIES_FILE",
     "CONFIG_FILE",
     "DEFAULT_SIGNATURE_CACHE",
     "DEVNET_FILE",
     "FAUCET_KEY_FILE",
+    "FETCHED",
     "GENESIS_FILE",
     "LOG_FILE",
     "NODE_CERT_FILE",
@@ -79,6 +91,8 @@ __all__ = [
     "WAL_FILE",
     "Anchoring",
     "AnchoringStatus",
+    "Bodies",
+    "BodyLedger",
     "ChainQueries",
     "ConfigError",
     "Devnet",
@@ -93,6 +107,7 @@ __all__ = [
     "NodeFailed",
     "NodeRunning",
     "NodeStatus",
+    "OverQuota",
     "PeerConfig",
     "PeerStatus",
     "PendingFull",
@@ -123,6 +138,7 @@ __all__ = [
     "start_verification_chain",
     "stop_node",
     "stop_verification_chain",
+    "uploader_of",
     "wall_clock_ms",
     "write_config",
     "write_genesis",

@@ -21,7 +21,8 @@ import contextlib
 import hashlib
 import logging
 import random
-from collections.abc import Mapping, Sequence
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
 from enum import IntEnum
 from pathlib import Path
 from typing import Protocol
@@ -38,6 +39,7 @@ from medchain.offchain import (
     InvalidCid,
     IpfsBlobStore,
     LocalBlobStore,
+    cid_from_digest,
     parse_cid,
 )
 from medchain.types import MedchainError
@@ -108,7 +110,10 @@ class PeerBlobs:
         max_serving: int = 4,
         max_serving_per_peer: int = 2,
         names: Mapping[bytes, str] | None = None,
+        on_kept: Callable[[str, int], None] | None = None,
     ) -> None:
+        """`on_kept(cid, size)` is told of each blob fetched and stored here (from a
+        worker thread): the node tracks it, so a body nobody names can be collected."""
         if fanout < 1 or max_fetches < 1 or max_serving < 1 or max_serving_per_peer < 1:
             raise ValueError("fanout and the max_* limits must be at least 1")
         self.store = store
@@ -125,6 +130,7 @@ class PeerBlobs:
         self.fanout = fanout
         self.max_serving_per_peer = max_serving_per_peer
         self._names = dict(names or {})
+        self.on_kept = on_kept
         self._next_id = random.getrandbits(32)
         self._asked: dict[tuple[bytes, int], asyncio.Future[_Answer]] = {}
         self._searches: dict[str, asyncio.Task[bytes]] = {}
@@ -339,6 +345,12 @@ class PeerBlobs:
             self.store.put(data)
         except MedchainError as exc:
             log.warning("could not keep a blob fetched from a peer: %s", exc.message)
+            return True
+        if self.on_kept is not None:
+            try:
+                self.on_kept(cid_from_digest(digest), len(data))
+            except (MedchainError, sqlite3.Error) as exc:  # the reader still gets the bytes
+                log.warning("could not track a blob fetched from a peer: %r", exc)
         return True
 
     def _name(self, peer: bytes) -> str:

@@ -8,6 +8,7 @@
       chain.sqlite           blocks, receipts, state
       consensus-wal.sqlite   what this node signed (never sign two conflicting votes)
       blobs/                 record ciphertexts by CID
+      bodies.sqlite          which bodies were uploaded here and which are named on chain
       node.log, node.log.N   the node's log, rotated by the node at log.max_bytes
       node.out               what a node started by the devnet printed outside its log
 
@@ -79,6 +80,13 @@ class NodeConfig:
     """The log is rotated when it reaches this size ..."""
     log_backups: int = 5
     """... keeping this many older files (node.log.1 the newest)."""
+    upload_quota_bytes: int = 64 * 2**20
+    """Bytes of bodies one account may have stored here that no committed transaction
+    names yet (uploads beyond it are refused until its transactions commit)."""
+    body_grace_s: int = 3_600
+    """A body no committed transaction names is deleted this long after its upload ..."""
+    body_collect_interval_s: int = 60
+    """... by a collector that runs this often."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Settings later features read (kept as written)."""
 
@@ -97,6 +105,7 @@ _TOP_LEVEL = {
     "limits",
     "log_level",
     "log",
+    "bodies",
 }
 
 
@@ -137,6 +146,11 @@ def config_to_json(config: NodeConfig) -> str:
             "file": config.log_file,
             "max_bytes": config.log_max_bytes,
             "backups": config.log_backups,
+        },
+        "bodies": {
+            "upload_quota_bytes": config.upload_quota_bytes,
+            "grace_s": config.body_grace_s,
+            "collect_interval_s": config.body_collect_interval_s,
         },
     }
     doc.update(config.extra)
@@ -184,11 +198,12 @@ def config_from_json(text: str, source: str = CONFIG_FILE) -> NodeConfig:
     try:
         doc: dict[str, Any] = json.loads(text)
         p2p, api = doc.get("p2p", {}), doc.get("api", {})
-        consensus, mempool, limits, log = (
+        consensus, mempool, limits, log, bodies = (
             doc.get("consensus", {}),
             doc.get("mempool", {}),
             doc.get("limits", {}),
             doc.get("log", {}),
+            doc.get("bodies", {}),
         )
         return NodeConfig(
             name=str(doc["name"]),
@@ -212,6 +227,9 @@ def config_from_json(text: str, source: str = CONFIG_FILE) -> NodeConfig:
             log_file=_log_file(log),
             log_max_bytes=_int(log, "max_bytes", 10 * 2**20, 65_536),
             log_backups=_int(log, "backups", 5, 1),
+            upload_quota_bytes=_int(bodies, "upload_quota_bytes", 64 * 2**20, 65_536),
+            body_grace_s=_int(bodies, "grace_s", 3_600, 1),
+            body_collect_interval_s=_int(bodies, "collect_interval_s", 60, 1),
             extra={k: v for k, v in doc.items() if k not in _TOP_LEVEL},
         )
     except ConfigError as exc:

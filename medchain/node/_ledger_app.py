@@ -13,7 +13,7 @@ The simulator and the networked node drive it the same way:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from medchain import app as contracts
@@ -45,6 +45,7 @@ from medchain.types import (
     Genesis,
     Header,
     InvalidProposalEvidence,
+    Receipt,
     Tx,
     block_hash,
 )
@@ -99,6 +100,9 @@ class LedgerApp(ChainQueries):
         self.final_anchor: Callable[[int], bytes | None] | None = None
         """Block hash a final anchor on the verification chain fixes at a height: a
         block that contradicts it is refused (from a proposal or from sync)."""
+        self.before_store: Callable[[Block, Sequence[Receipt]], None] | None = None
+        """Called with each block and its receipts just before it is stored: the node's
+        body ledger learns what the block names before its collector could miss it."""
         self.mempool = Mempool(
             self.ledger,
             max_txs=max_txs,
@@ -280,6 +284,8 @@ class LedgerApp(ChainQueries):
         try:
             if receipt_root(outcome.receipts) != header.receipt_root:
                 raise InvalidBlock("the receipt root does not match the re-executed transactions")
+            if self.before_store is not None:
+                self.before_store(block, outcome.receipts)
             self.store.commit_block(block, outcome.receipts, outcome.changes)
         except BaseException:
             self.ledger = self._load_ledger()  # undo the execution

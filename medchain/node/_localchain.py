@@ -14,6 +14,7 @@ from medchain.app import (
     BlockContext,
     BlockOutcome,
     Ledger,
+    body_named,
     decode_tx,
     state_entry_leaf,
 )
@@ -142,6 +143,9 @@ class LocalChain(ChainQueries):
         self.store = store
         self.blobs = blobs
         self._clock = clock
+        self.before_store: Callable[[Block, Sequence[Receipt]], None] | None = None
+        """Called with each block and its receipts just before it is stored (as
+        `LedgerApp.before_store`: a test node's body ledger follows the chain)."""
         if not store.is_initialised:
             self.ledger = Ledger(genesis)
             block = genesis_block(genesis, self.ledger.state_root())
@@ -218,6 +222,24 @@ class LocalChain(ChainQueries):
         (committed,) = self.seal([tx]).receipts
         return committed
 
+    def submit_with_body(self, tx: Tx, body: bytes) -> Receipt:
+        """`submit` of a transaction naming the off-chain `body` (BodyMismatch if it
+        does not): the body is stored once the transaction passed its checks and before
+        its block is, so a refused transaction stores nothing."""
+        self.ledger.check_tx(tx)
+        body_named(tx, body)
+        (receipt,) = self.ledger.simulate(self._next_context(), [tx])
+        if not receipt.ok:
+            raise TxFailed(receipt)
+        self.blobs.put(body)
+        (committed,) = self.seal([tx]).receipts
+        return committed
+
+    def bulk_blobs(self, uploader: AccountKeys) -> BlobStore:
+        """Where an edge gateway signed by `uploader` stores its bundles: this chain's
+        own store (whoever runs an in-process chain owns it)."""
+        return self.blobs
+
     def submit_many(self, txs: Sequence[Tx]) -> list[Receipt | MedchainError]:
         """Each in its own block, in order (see `submit`); a refusal stops nothing."""
         results: list[Receipt | MedchainError] = []
@@ -244,6 +266,8 @@ class LocalChain(ChainQueries):
         )
         block = Block(header, tuple(txs), certificate)
         try:
+            if self.before_store is not None:
+                self.before_store(block, outcome.receipts)
             self.store.commit_block(block, outcome.receipts, outcome.changes)
         except BaseException:
             self.ledger = self._ledger_from_store()  # memory ran ahead of disk: roll back

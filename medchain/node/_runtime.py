@@ -43,6 +43,7 @@ from medchain.consensus import (
 from medchain.crypto import AccountKeys, load_keys
 from medchain.node._anchoring import Anchoring, AnchoringStatus
 from medchain.node._blobs import BLOB_CHANNEL, NetworkBlobStore, PeerBlobs, open_blob_store
+from medchain.node._bodies import BODIES_FILE, Bodies, BodyLedger
 from medchain.node._config import (
     NODE_CERT_FILE,
     NODE_KEY_FILE,
@@ -169,6 +170,18 @@ class Node:
         )
         """Channel 3: record bodies this node misses, fetched from its peers."""
         self._blobs = NetworkBlobStore(self.peer_blobs.store, self.peer_blobs)
+        self.bodies = Bodies(
+            self.peer_blobs.store,
+            BodyLedger(home / BODIES_FILE),
+            self.metrics.registry,
+            quota_bytes=self.config.upload_quota_bytes,
+            grace_s=self.config.body_grace_s,
+        )
+        """Who uploaded which body, what committed blocks name, and the collector."""
+        self.bodies.catch_up(store)
+        self.app.before_store = self.bodies.note_block
+        self.peer_blobs.on_kept = self.bodies.kept_from_peer
+        self._collector: asyncio.Task[None] | None = None
         self.metrics.export_stats(
             "medchain_p2p",
             "P2P transport",
@@ -337,6 +350,9 @@ class Node:
             self._feed(MessageReceived(wall_clock_ms(), data))
         if self.anchoring is not None:
             self._anchoring_task = asyncio.ensure_future(self.anchoring.run())
+        self._collector = asyncio.ensure_future(
+            self.bodies.run_collector(self.config.body_collect_interval_s)
+        )
         log.info(
             "%s started at height %d as %s (%s), p2p %s:%d",
             self.config.name,
@@ -368,7 +384,12 @@ class Node:
                 await self._anchoring_task
         if self.anchoring is not None:
             await self.anchoring.close()
+        if self._collector is not None:
+            self._collector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._collector
         await self.transport.close()
+        self.bodies.close()  # first: a collector run still in its thread stops at once
         self._blobs.close()
         for waiting in self._waiters.values():
             for future in waiting:

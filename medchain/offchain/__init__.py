@@ -16,6 +16,7 @@ from medchain.offchain._store import (
     BlobNotFound,
     BlobStore,
     BlobTooLarge,
+    CollectableBlobStore,
     LocalBlobStore,
     MemoryBlobStore,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "BlobNotFound",
     "BlobStore",
     "BlobTooLarge",
+    "CollectableBlobStore",
     "InvalidCid",
     "IpfsBlobStore",
     "IpfsError",

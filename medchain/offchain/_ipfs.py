@@ -13,6 +13,10 @@ The IPFS node is not trusted: every read is re-hashed against our CID, so a dama
 swapped or truncated answer is BlobCorrupted, never a record that will not decrypt.
 The index is authoritative for `has` and `get`: a CID stored elsewhere is not looked
 up in the IPFS network (that could stall for minutes); the node asks its peers.
+
+`delete` (a node's collector, for bodies no committed transaction names) forgets the
+CID at once and unpins it in the background; the IPFS node's own garbage collection
+(`ipfs repo gc`, or a daemon started with `--enable-gc`) then frees its blocks.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +60,8 @@ _ADD_PARAMS = {
 }
 _MAX_ERROR_BYTES = 4096
 
+log = logging.getLogger("medchain.offchain")
+
 
 class IpfsUnavailable(MedchainError):
     """The IPFS node's RPC API cannot be reached (down, wrong address, too slow)."""
@@ -70,8 +78,8 @@ class IpfsError(MedchainError):
 class IpfsBlobStore:
     """A BlobStore over the Kubo RPC API at `api_url` (e.g. http://127.0.0.1:5001).
 
-    Uses `add` (pinned), `cat` and `pin/add` only. Thread-safe: one httpx client (which
-    may be shared between threads) and one SQLite connection behind a lock.
+    Uses `add` (pinned), `cat`, `pin/add` and `pin/rm` only. Thread-safe: one httpx
+    client (which may be shared between threads) and one SQLite connection behind a lock.
     """
 
     def __init__(
@@ -90,6 +98,10 @@ class IpfsBlobStore:
         self.timeout_s = timeout_s
         self._client = httpx.Client(timeout=timeout_s)
         self._lock = threading.Lock()
+        self._unpinning: set[str] = set()
+        """CIDs deleted whose pin is being removed: storing one again waits for that."""
+        self._unpinned = threading.Condition(self._lock)
+        self._unpinner: ThreadPoolExecutor | None = None
         self.index_path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.index_path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -102,6 +114,10 @@ class IpfsBlobStore:
         return f"IpfsBlobStore(api_url={self.api_url!r}, index={str(self.index_path)!r})"
 
     def close(self) -> None:
+        with self._lock:
+            unpinner, self._unpinner = self._unpinner, None
+        if unpinner is not None:
+            unpinner.shutdown(wait=True)  # unpins queued by delete still reach IPFS
         self._client.close()
         with self._lock:
             self._db.close()
@@ -111,6 +127,9 @@ class IpfsBlobStore:
     def put(self, data: bytes) -> str:
         _check_size(data, self.max_blob_bytes)
         cid = cid_for(data)
+        with self._lock:
+            while cid in self._unpinning:  # else its unpin could undo this put's pin
+                self._unpinned.wait()
         root = self.ipfs_cid(cid)
         if root is not None:
             with contextlib.suppress(IpfsError):
@@ -155,6 +174,31 @@ class IpfsBlobStore:
     def has(self, cid: str) -> bool:
         parse_cid(cid)
         return self.ipfs_cid(cid) is not None
+
+    def delete(self, cid: str) -> bool:
+        """Forget `cid` now and unpin it in the background (see the module's note)."""
+        parse_cid(cid)
+        with self._lock:
+            row = self._db.execute("SELECT ipfs_cid FROM blobs WHERE cid = ?", (cid,)).fetchone()
+            if row is None:
+                return False
+            self._db.execute("DELETE FROM blobs WHERE cid = ?", (cid,))
+            self._unpinning.add(cid)
+            if self._unpinner is None:
+                self._unpinner = ThreadPoolExecutor(1, thread_name_prefix="medchain-ipfs-unpin")
+            unpinner = self._unpinner
+        unpinner.submit(self._unpin, cid, str(row[0]))
+        return True
+
+    def _unpin(self, cid: str, root: str) -> None:
+        try:
+            self._call("pin/rm", {"arg": root})
+        except MedchainError as exc:  # not pinned any more, or the IPFS node is down
+            log.warning("could not unpin deleted blob %s (%s): %s", cid, root, exc.message)
+        finally:
+            with self._lock:
+                self._unpinning.discard(cid)
+                self._unpinned.notify_all()
 
     def ipfs_cid(self, cid: str) -> str | None:
         """The CID IPFS knows the blob by (our CID up to 1 MiB), None if not stored here."""

@@ -1,9 +1,10 @@
 """Blob stores: where encrypted record bodies live, named by their CID.
 
-Stores are append-only: the chain may refer to any blob ever stored, so nothing here
-deletes. Every read re-hashes the bytes, so a flipped bit on disk (or a lying peer,
-for remote stores) surfaces as BlobCorrupted instead of as a record that will not
-decrypt.
+Stores never delete on their own: the chain may refer to any blob stored. A node's
+collector (node/_bodies.py) deletes, through `CollectableBlobStore.delete`, only bodies
+no committed transaction names. Every read re-hashes the bytes, so a flipped bit on
+disk (or a lying peer, for remote stores) surfaces as BlobCorrupted instead of as a
+record that will not decrypt.
 """
 
 from __future__ import annotations
@@ -55,6 +56,16 @@ class BlobStore(Protocol):
 
     def has(self, cid: str) -> bool:
         """Whether the store holds `cid` (without checking its bytes)."""
+        ...
+
+
+@runtime_checkable
+class CollectableBlobStore(BlobStore, Protocol):
+    """A blob store a node's collector may delete from."""
+
+    def delete(self, cid: str) -> bool:
+        """Forget the blob named by `cid` (False if it was not stored): `has` is False
+        once this returns. Quick, because a node calls it while commits wait."""
         ...
 
 
@@ -181,6 +192,16 @@ class LocalBlobStore:
     def has(self, cid: str) -> bool:
         return self.path_for(cid).is_file()
 
+    def delete(self, cid: str) -> bool:
+        """Remove the blob's file (its directory synced, so it stays removed)."""
+        path = self.path_for(cid)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        fsync_directory(path.parent)
+        return True
+
 
 class MemoryBlobStore:
     """An in-memory BlobStore for tests and the simulator; same checks as on disk."""
@@ -221,3 +242,7 @@ class MemoryBlobStore:
     def has(self, cid: str) -> bool:
         parse_cid(cid)
         return cid in self._blobs
+
+    def delete(self, cid: str) -> bool:
+        parse_cid(cid)
+        return self._blobs.pop(cid, None) is not None

@@ -33,10 +33,23 @@ from medchain.types._genesis import (
 )
 from medchain.types._hashing import HASH_SIZE, sha256, tagged_hash
 from medchain.types._tx import TX_SIGNING_DOMAIN, Tx, decode_tx_bytes, tx_id
+from medchain.types._uploads import (
+    BULK_UPLOAD_DOMAIN,
+    MAX_UPLOAD_EXPIRES_MS,
+    UPLOAD_EXPIRES_HEADER,
+    UPLOAD_SIGNATURE_HEADER,
+    UPLOADER_HEADER,
+    bulk_upload_signing_bytes,
+)
 
 __all__ = [
+    "BULK_UPLOAD_DOMAIN",
     "HASH_SIZE",
+    "MAX_UPLOAD_EXPIRES_MS",
     "TX_SIGNING_DOMAIN",
+    "UPLOADER_HEADER",
+    "UPLOAD_EXPIRES_HEADER",
+    "UPLOAD_SIGNATURE_HEADER",
     "ZERO_HASH",
     "Accusation",
     "Allocation",
@@ -61,6 +74,7 @@ __all__ = [
     "Tx",
     "accusation_signing_bytes",
     "block_hash",
+    "bulk_upload_signing_bytes",
     "commit_signing_bytes",
     "decode",
     "decode_tx_bytes",

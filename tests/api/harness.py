@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,16 +18,29 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from medchain.api import ApiServer, create_api
+from medchain.app import RegisterArgs, RegisterGatewayArgs, Role
 from medchain.crypto import AccountKeys
-from medchain.node import AnchoringStatus, LocalChain, NodeStatus, PeerStatus, PendingFull
+from medchain.node import (
+    AnchoringStatus,
+    Bodies,
+    BodyLedger,
+    LocalChain,
+    NodeStatus,
+    PeerStatus,
+    PendingFull,
+)
 from medchain.offchain import BlobStore
 from medchain.types import (
+    UPLOAD_EXPIRES_HEADER,
+    UPLOAD_SIGNATURE_HEADER,
+    UPLOADER_HEADER,
     Allocation,
     ChainParams,
     Genesis,
     GenesisValidator,
     Receipt,
     Tx,
+    bulk_upload_signing_bytes,
     encode,
     tx_id,
 )
@@ -53,10 +67,41 @@ def signed(keys: AccountKeys, nonce: int, method: str, args: object, chain_id: s
     return dataclasses.replace(tx, signature=keys.sign(tx.signing_bytes()))
 
 
+def registered_gateway(chain: LocalChain) -> AccountKeys:
+    """A new edge gateway, registered on `chain` by a new hospital (an institution)."""
+    hospital, gateway = AccountKeys.generate(), AccountKeys.generate()
+    register = RegisterArgs(
+        Role.INSTITUTION,
+        "a hospital",
+        hospital.encryption_public_key,
+        b"",
+        hospital.ring_public_key,
+    )
+    chain.submit(signed(hospital, 0, "registry.register", register, chain.chain_id))
+    args = RegisterGatewayArgs(gateway.address, "ward 3")
+    chain.submit(signed(hospital, 1, "devices.register_gateway", args, chain.chain_id))
+    return gateway
+
+
+def upload_headers(
+    keys: AccountKeys, chain_id: str, body: bytes, expires_ms: int | None = None
+) -> dict[str, str]:
+    """The headers of a bulk upload of `body` signed by `keys` (valid for a minute)."""
+    expires = expires_ms if expires_ms is not None else time.time_ns() // 1_000_000 + 60_000
+    signature = keys.sign(bulk_upload_signing_bytes(chain_id, expires, body))
+    return {
+        "content-type": "application/octet-stream",
+        UPLOADER_HEADER: keys.public_key.hex(),
+        UPLOAD_EXPIRES_HEADER: str(expires),
+        UPLOAD_SIGNATURE_HEADER: signature.hex(),
+    }
+
+
 class FakeNode:
     """What the networked node does, minus the network: `submit` checks a transaction
     and (with `auto_commit`) seals it at once in its own block, a refused call
-    included, as consensus would."""
+    included, as consensus would. Its body ledger follows every block of the chain
+    (`bodies`: quota `quota_bytes`, grace `grace_s`, clock `clock_ms`)."""
 
     def __init__(
         self,
@@ -65,6 +110,9 @@ class FakeNode:
         auto_commit: bool = True,
         peers: tuple[PeerStatus, ...] = (),
         max_pending: int = 100,
+        quota_bytes: int = 64 * 2**20,
+        grace_s: int = 3_600,
+        clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self.local = chain
         self.auto_commit = auto_commit
@@ -72,6 +120,17 @@ class FakeNode:
         self.max_pending = max_pending
         self.pending: dict[bytes, Tx] = {}
         self.registry = CollectorRegistry()
+        options: dict[str, Any] = {} if clock_ms is None else {"clock_ms": clock_ms}
+        self.bodies = Bodies(
+            chain.blobs,
+            BodyLedger(":memory:"),
+            self.registry,
+            quota_bytes=quota_bytes,
+            grace_s=grace_s,
+            **options,
+        )
+        self.bodies.catch_up(chain.store)
+        chain.before_store = self.bodies.note_block
 
     @property
     def genesis(self) -> Genesis:

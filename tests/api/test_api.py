@@ -30,7 +30,6 @@ from medchain.app import (
 )
 from medchain.crypto import LABEL_KEY_SIZE, AccountKeys, SearchToken, format_address
 from medchain.node import LedgerApp, PeerStatus, PendingFull, genesis_hash
-from medchain.offchain import cid_for
 from medchain.store import MAX_HEIGHT
 from medchain.types import (
     Block,
@@ -397,25 +396,6 @@ def test_anonymous_scopes(world: World) -> None:
 # -- blobs ------------------------------------------------------------------------------
 
 
-def test_blobs() -> None:
-    api = api_client(FakeNode(make_chain()), max_blob_bytes=1_000)
-    stored = api.put("/v1/blobs", content=b"ciphertext")
-    cid = _ok(stored, 201)["cid"]
-    assert cid == cid_for(b"ciphertext")
-    assert _ok(api.put("/v1/blobs", content=b"ciphertext"))["cid"] == cid
-    fetched = api.get(f"/v1/blobs/{cid}")
-    assert fetched.status_code == 200 and fetched.content == b"ciphertext"
-    assert fetched.headers["content-type"] == "application/octet-stream"
-    assert api.head(f"/v1/blobs/{cid}").status_code == 200
-    missing = cid_for(b"other")
-    _error(api.get(f"/v1/blobs/{missing}"), 404, "blob_not_found")
-    head = api.head(f"/v1/blobs/{missing}")
-    assert head.status_code == 404 and head.content == b""
-    assert "bafkrei" in _error(api.get("/v1/blobs/QmNotOurs"), 400, "invalid_cid")
-    assert api.head("/v1/blobs/QmNotOurs").status_code == 400
-    _error(api.put("/v1/blobs", content=b"x" * 1_001), 413, "body_too_large")
-
-
 def test_corrupted_blob_is_a_logged_500(caplog: pytest.LogCaptureFixture) -> None:
     chain = make_chain()
     cid = chain.blobs.put(b"original")
@@ -495,7 +475,7 @@ def test_docs_and_openapi(world: World) -> None:
         "/v1/stakes/{address}",
         "/v1/candidates",
         "/v1/validators",
-        "/v1/blobs",
+        "/v1/blobs/batch",
         "/v1/blobs/{cid}",
         "/v1/status",
         "/health",

@@ -34,7 +34,13 @@ from medchain.offchain import (
     cid_for,
 )
 from medchain.types import MedchainError
-from tests.api.harness import FakeNode, api_client, make_chain
+from tests.api.harness import (
+    FakeNode,
+    api_client,
+    make_chain,
+    registered_gateway,
+    upload_headers,
+)
 from tests.hostile import DEEP, hostile
 from tests.types.test_codec import txs
 
@@ -158,8 +164,16 @@ def test_a_body_json_cannot_read_is_400_malformed_json() -> None:
 
 
 @cache
+def _fuzz_node() -> tuple[FakeNode, AccountKeys]:
+    """A node, and a gateway registered on its chain (to sign bulk uploads)."""
+    chain = make_chain()
+    gateway = registered_gateway(chain)
+    return FakeNode(chain, auto_commit=False), gateway
+
+
+@cache
 def _fuzz_api() -> httpx.Client:
-    node = FakeNode(make_chain(), auto_commit=False)
+    node, _ = _fuzz_node()
     return api_client(node, max_body_bytes=4_096, max_blob_bytes=4_096)
 
 
@@ -259,17 +273,17 @@ def test_no_input_gives_a_500(
 _OWNER = AccountKeys.generate().address_text
 
 
-def _decoding_requests(data: bytes) -> dict[str, dict[str, Any]]:
-    """The same bytes to every route that decodes bytes a client sent."""
+def _decoding_requests(
+    data: bytes, gateway: AccountKeys, chain_id: str
+) -> dict[str, dict[str, Any]]:
+    """The same bytes to every route that decodes bytes a client sent (a bulk upload
+    signed by `gateway`, so that its body is decoded)."""
     return {
         "/v1/txs": {"json": {"tx": data.hex()}},
         "/v1/txs/batch": {"json": {"txs": [data.hex()]}},
         "/v1/records": {"json": {"tx": data.hex(), "ciphertext": "00"}},
         "/v1/search": {"json": {"owner": _OWNER, "token": data.hex()}},
-        "/v1/blobs/batch": {
-            "content": data,
-            "headers": {"content-type": "application/octet-stream"},
-        },
+        "/v1/blobs/batch": {"content": data, "headers": upload_headers(gateway, chain_id, data)},
     }
 
 
@@ -278,8 +292,10 @@ def _error_code(response: httpx.Response) -> str:
 
 
 def test_deeply_nested_lists_are_a_400_malformed_on_every_decoding_route() -> None:
-    api = api_client(FakeNode(make_chain(), auto_commit=False))
-    for path, kwargs in _decoding_requests(DEEP).items():
+    chain = make_chain()
+    gateway = registered_gateway(chain)
+    api = api_client(FakeNode(chain, auto_commit=False))
+    for path, kwargs in _decoding_requests(DEEP, gateway, chain.chain_id).items():
         response = api.post(path, **kwargs)
         if path == "/v1/txs/batch":  # refused per transaction inside a 200
             assert response.status_code == 200, response.text
@@ -296,7 +312,8 @@ def test_hostile_encodings_on_every_decoding_route_are_refused_with_a_4xx(
     data: st.DataObject,
 ) -> None:
     raw = data.draw(hostile(txs.map(lambda tx: tx.encoded)))
-    for path, kwargs in _decoding_requests(raw).items():
+    node, gateway = _fuzz_node()
+    for path, kwargs in _decoding_requests(raw, gateway, node.genesis.chain_id).items():
         response = _fuzz_api().post(path, **kwargs)
         assert response.status_code < 500, (path, response.text)
         if response.status_code >= 400:

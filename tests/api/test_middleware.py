@@ -10,7 +10,15 @@ from typing import Any
 import httpx
 
 from medchain.api import create_api
-from tests.api.harness import FakeNode, api_client, make_chain, served
+from medchain.types import encode
+from tests.api.harness import (
+    FakeNode,
+    api_client,
+    make_chain,
+    registered_gateway,
+    served,
+    upload_headers,
+)
 
 
 def _asgi(
@@ -74,11 +82,24 @@ def test_within_the_limit_passes() -> None:
     assert status == 400 and body["error"]["code"] == "invalid_hex"
 
 
-def test_blob_uploads_have_their_own_limit() -> None:
-    api = api_client(FakeNode(make_chain()), max_body_bytes=100, max_blob_bytes=1_000)
-    assert api.put("/v1/blobs", content=b"x" * 500).status_code == 201
-    assert api.put("/v1/blobs", content=b"x" * 1_001).status_code == 413
+def test_body_uploads_have_their_own_limits() -> None:
+    chain = make_chain()
+    gateway = registered_gateway(chain)
+    api = api_client(
+        FakeNode(chain), max_body_bytes=100, max_blob_bytes=1_000, max_blob_batch_bytes=2_000
+    )
     assert api.post("/v1/search", content=b"x" * 500).status_code == 413
+    # a record's body travels as hex beside its transaction: twice the blob limit and more
+    big = json.dumps({"tx": "00", "ciphertext": "ab" * 1_000}).encode()
+    assert api.post("/v1/records", content=big).status_code == 400  # read, then refused
+    too_big = json.dumps({"tx": "00", "ciphertext": "ab" * 100_000}).encode()
+    assert api.post("/v1/records", content=too_big).status_code == 413
+    batch = encode([b"x" * 900, b"y" * 900], tuple[bytes, ...])
+    headers = upload_headers(gateway, chain.chain_id, batch)
+    assert api.post("/v1/blobs/batch", content=batch, headers=headers).status_code == 200
+    batch = encode([b"x" * 1_000, b"y" * 1_000], tuple[bytes, ...])
+    headers = upload_headers(gateway, chain.chain_id, batch)
+    assert api.post("/v1/blobs/batch", content=batch, headers=headers).status_code == 413
 
 
 def test_streamed_upload_over_a_real_socket() -> None:
@@ -87,11 +108,12 @@ def test_streamed_upload_over_a_real_socket() -> None:
             yield b"y" * 1_000_000
 
     with served(lambda: FakeNode(make_chain())) as node:
-        response = httpx.put(f"{node.url}/v1/blobs", content=chunks(), timeout=30)
+        url = f"{node.url}/v1/blobs/batch"
+        response = httpx.post(url, content=chunks(), timeout=30)
         assert response.status_code == 413, response.text
         assert response.json()["error"]["code"] == "body_too_large"
-        small = httpx.put(f"{node.url}/v1/blobs", content=iter([b"a", b"b"]))
-        assert small.status_code == 201
+        small = httpx.post(url, content=iter([b"a", b"b"]), timeout=30)
+        assert small.status_code == 401  # read whole, then refused: it is not signed
 
 
 def test_metrics_label_routes_by_template() -> None:

@@ -47,7 +47,7 @@ def test_transaction() -> None:
     assert transaction(tx.encoded.hex(), params) == tx
     with pytest.raises(MalformedTx):
         transaction("c0", params)
-    with pytest.raises(TxTooLarge, match="PUT /v1/blobs"):
+    with pytest.raises(TxTooLarge, match="POST /v1/records"):
         transaction("00" * 1_002, params)  # refused before the hex is decoded
     with pytest.raises(TxTooLarge):
         transaction("00" * 1_001, params)

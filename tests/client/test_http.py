@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -29,12 +29,23 @@ from medchain.client import (
     NodeUnreachable,
     NotAReader,
     NotCommitted,
+    UploadNotSigned,
 )
 from medchain.client._anon import anon_submit, contributions, open_scope
-from medchain.crypto import AccountKeys
+from medchain.crypto import AccountKeys, verify_signature
 from medchain.node import TxFailed
-from medchain.offchain import BlobCorrupted, BlobNotFound, InvalidCid, cid_for
-from medchain.types import Receipt, Tx, decode, encode, tx_id
+from medchain.offchain import BlobCorrupted, BlobNotFound, BlobStore, InvalidCid, cid_for
+from medchain.types import (
+    UPLOAD_EXPIRES_HEADER,
+    UPLOAD_SIGNATURE_HEADER,
+    UPLOADER_HEADER,
+    Receipt,
+    Tx,
+    bulk_upload_signing_bytes,
+    decode,
+    encode,
+    tx_id,
+)
 from tests.api.harness import FakeNode, Served, make_chain, served, signed
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -202,8 +213,21 @@ def _hash(tx: Tx) -> str:
     return tx_id(tx).hex()
 
 
-def test_blobs(chain: HttpChain) -> None:
-    cid = chain.blobs.put(b"ciphertext")
+@pytest.fixture(scope="module")
+def gateway(node: Served) -> AccountKeys:
+    """An edge gateway a hospital registered on the node's chain."""
+    keys = AccountKeys.generate()
+    with HttpChain(node.url, timeout_s=10) as http:
+        hospital = _person(http, Role.INSTITUTION, "General Hospital")
+        hospital.register_gateway(keys.address, "ward 3")
+    return keys
+
+
+def test_blobs(chain: HttpChain, gateway: AccountKeys) -> None:
+    with pytest.raises(UploadNotSigned, match="with the transaction that names it"):
+        chain.blobs.put(b"ciphertext")
+    assert not chain.blobs.has(cid_for(b"ciphertext"))
+    cid = chain.bulk_blobs(gateway).put(b"ciphertext")
     assert cid == cid_for(b"ciphertext")
     assert chain.blobs.get(cid) == b"ciphertext" and chain.blobs.has(cid)
     missing = cid_for(b"missing")
@@ -325,55 +349,80 @@ def test_a_lying_node_cannot_answer_other_devices() -> None:
     assert decode(Device, bytes.fromhex(encoded["encoded"])).device == keys.address
 
 
-def test_put_many_in_batches(node: Served) -> None:
+def test_put_many_in_batches_signed_by_the_gateway(node: Served, gateway: AccountKeys) -> None:
     counting = Counting()
     with HttpChain(node.url, timeout_s=10, transport=counting) as chain:
+        store = chain.bulk_blobs(gateway)
+        assert chain.chain_id == "medchain-test"  # the genesis is read once, before counting
+        counting.requests.clear()
         blobs = [f"bundle {i}".encode() * 10 for i in range(25)] + [b"", b"bundle 0" * 10]
-        assert chain.blobs.put_many(blobs) == [cid_for(b) for b in blobs]
+        assert store.put_many(blobs) == [cid_for(b) for b in blobs]
         assert counting.paths("POST") == ["/v1/blobs/batch"]
+        (request,) = counting.requests
+        signature = bytes.fromhex(request.headers[UPLOAD_SIGNATURE_HEADER])
+        expires = int(request.headers[UPLOAD_EXPIRES_HEADER])
+        assert request.headers[UPLOADER_HEADER] == gateway.public_key.hex()
+        signed_bytes = bulk_upload_signing_bytes(chain.chain_id, expires, request.content)
+        assert verify_signature(gateway.public_key, signed_bytes, signature)
         assert all(chain.blobs.get(cid_for(b)) == b for b in blobs)
         counting.requests.clear()
-        assert chain.blobs.put_many([]) == [] and counting.requests == []
+        assert store.put_many([]) == [] and counting.requests == []
 
 
-def test_put_many_splits_under_the_limits(node: Served) -> None:
+def test_put_many_splits_under_the_limits(node: Served, gateway: AccountKeys) -> None:
     counting = Counting()
     with HttpChain(node.url, timeout_s=10, transport=counting) as chain:
-        store = chain.blobs
+        store = chain.bulk_blobs(gateway)
         store.max_batch_bytes = 1_000
         store.max_batch_blobs = 4
+        assert chain.chain_id == "medchain-test"  # the genesis is read once, before counting
+        counting.requests.clear()
         blobs = [os.urandom(300) for _ in range(5)] + [os.urandom(2_000)] + [b"a", b"b", b"c"]
         blobs += [bytes([i]) for i in range(7)]
         assert store.put_many(blobs) == [cid_for(b) for b in blobs]
-        # 300-byte blobs three to a request (the bytes), the big one alone with PUT,
-        # then the small ones four to a request (the count).
-        sent = [(r.method, r.url.path) for r in counting.requests]
-        batch = ("POST", "/v1/blobs/batch")
-        assert sent == [batch, batch, ("PUT", "/v1/blobs"), batch, batch, batch]
+        # 300-byte blobs three to a request (the bytes), the big one alone, then the
+        # small ones four to a request (the count).
         sizes = [len(r.content) for r in counting.requests]
-        assert all(size <= 1_000 for size, r in zip(sizes, sent, strict=True) if r == batch)
+        assert counting.paths("POST") == ["/v1/blobs/batch"] * 6
+        assert sizes[2] > 2_000 and all(size <= 1_000 for i, size in enumerate(sizes) if i != 2)
         assert all(chain.blobs.get(cid_for(b)) == b for b in blobs)
     assert HttpChain(node.url).blobs.max_batch_blobs == MAX_BLOB_BATCH_BLOBS
 
 
 def test_put_many_checks_every_cid_and_every_blob() -> None:
-    wrong = _mock(lambda request: httpx.Response(200, json={"cids": [cid_for(b"x"), "y"]}))
+    keys = AccountKeys.generate()
+    wrong = _mock_store(
+        keys, lambda request: httpx.Response(200, json={"cids": [cid_for(b"x"), "y"]})
+    )
     with pytest.raises(NodeError, match="does not name"):
-        wrong.blobs.put_many([b"x", b"y"])
-    short = _mock(lambda request: httpx.Response(200, json={"cids": [cid_for(b"x")]}))
+        wrong.put_many([b"x", b"y"])
+    short = _mock_store(keys, lambda request: httpx.Response(200, json={"cids": [cid_for(b"x")]}))
     with pytest.raises(NodeError, match="no list of 2 CIDs"):
-        short.blobs.put_many([b"x", b"y"])
-    refused = _mock(
+        short.put_many([b"x", b"y"])
+    refused = _mock_store(
+        keys,
         lambda request: httpx.Response(
             413, json={"error": {"code": "too_many_blobs", "message": "split it"}}
-        )
+        ),
     )
     with pytest.raises(NodeError, match="split it") as caught:
-        refused.blobs.put_many([b"x"])
+        refused.put_many([b"x"])
     assert caught.value.status == 413
-    nothing_sent = _mock(lambda request: pytest.fail("nothing is sent"))
+    nothing_sent = _mock_store(keys, lambda request: pytest.fail("nothing is sent"))
     with pytest.raises(TypeError, match="blob 1"):
-        nothing_sent.blobs.put_many([b"x", "y"])  # type: ignore[list-item]
+        nothing_sent.put_many([b"x", "y"])  # type: ignore[list-item]
+
+
+def _mock_store(keys: AccountKeys, handler: Callable[[httpx.Request], httpx.Response]) -> BlobStore:
+    """A gateway's blob store on a mock node, which answers its genesis and `handler`."""
+    genesis = {"encoded": encode(make_chain().genesis).hex()}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/genesis":
+            return httpx.Response(200, json=genesis)
+        return handler(request)
+
+    return _mock(answer).bulk_blobs(keys)
 
 
 # -- no node, or not a medchain node ----------------------------------------------------
@@ -417,9 +466,11 @@ def test_a_lying_node_cannot_pass_other_bytes_for_a_blob() -> None:
     liar = _mock(lambda request: httpx.Response(200, content=b"other bytes"))
     with pytest.raises(BlobCorrupted, match="another node"):
         liar.blobs.get(cid_for(b"the real bytes"))
-    wrong_cid = _mock(lambda request: httpx.Response(201, json={"cid": cid_for(b"x")}))
+    wrong_cid = _mock_store(
+        AccountKeys.generate(), lambda request: httpx.Response(200, json={"cids": [cid_for(b"x")]})
+    )
     with pytest.raises(NodeError, match="does not name"):
-        wrong_cid.blobs.put(b"y")
+        wrong_cid.put(b"y")
 
 
 def test_full_mempool_is_retried_as_asked() -> None:

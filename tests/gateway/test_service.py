@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from medchain.api import create_api
 from medchain.app import MS_PER_DAY, DeviceOffence, DeviceState, Role
 from medchain.app import DeviceKind as ChainDeviceKind
-from medchain.client import MedchainClient
+from medchain.client import HttpChain, MedchainClient, NodeError
 from medchain.client._envelope import seal
 from medchain.crypto import AccountKeys, format_address
 from medchain.gateway import (
@@ -37,8 +38,8 @@ from medchain.gateway._service import (
     open_bundle,
 )
 from medchain.node import LocalChain
-from medchain.types import MedchainError, decode, encode
-from tests.api.harness import make_chain
+from medchain.types import MedchainError, Tx, decode, encode
+from tests.api.harness import FakeNode, SyncASGITransport, make_chain
 
 PARAMS = {"device_strikes_restrict": 2, "device_strikes_ban": 4, "device_restrict_blocks": 50}
 
@@ -596,3 +597,47 @@ def test_strikes_are_reported_while_a_flush_goes_on(
     monkeypatch.setattr(service, "_prepare", prepare_and_count)
     assert len(service.flush()) == 2
     assert strikes_after_each_batch == [0, 1, 1]  # reported before the second batch
+
+
+def test_over_http_bundles_go_in_a_signed_upload_held_until_the_batch_commits(
+    world: World,
+) -> None:
+    """On a node, the gateway stores its bundles with a bulk upload signed by its key:
+    they count against its quota until the batch naming them commits. A gateway the
+    chain does not know is refused, and its readings stay pending."""
+    node = FakeNode(world.chain)
+    held: list[int] = []
+    submit = node.submit
+
+    async def watching(tx: Tx) -> bool:  # what the gateway holds when its batch arrives
+        held.append(node.bodies.usage(world.gateway_keys.address_text))
+        return await submit(tx)
+
+    node.submit = watching  # type: ignore[method-assign]
+    with HttpChain("http://node", transport=SyncASGITransport(create_api(node))) as http:
+        service = GatewayService(
+            world.gateway_keys,
+            http,
+            ReadingIndex(":memory:"),
+            replace(GatewayConfig(), batch_max_readings=5, device_cache_ms=0, readers_cache_ms=0),
+            clock=world.clock,
+        )
+        sim = world.device()
+        for reading in sim.stream(5):
+            service.submit(reading)
+        (batch_id,) = service.flush()
+        batch = world.chain.batch(batch_id)
+        assert batch is not None
+        (bundle,) = batch.bundles
+        assert held == [len(world.chain.blobs.get(bundle.cid))]
+        assert node.bodies.is_named(bundle.cid)
+        assert node.bodies.usage(world.gateway_keys.address_text) == 0
+        stranger = GatewayService(
+            AccountKeys.generate(), http, ReadingIndex(":memory:"), GatewayConfig()
+        )
+        reading = sim.next_reading()
+        stranger.submit(reading)
+        with pytest.raises(NodeError) as refused:
+            stranger.flush()
+        assert refused.value.code == "not_a_gateway" and refused.value.status == 403
+        assert stranger.status(reading.reading_id).state == "pending"

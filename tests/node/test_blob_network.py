@@ -1,6 +1,7 @@
-"""Record bodies across live node processes: a blob uploaded to one node is read from
-another (fetched over P2P channel 3, checked against its CID); a copy damaged on the
-holder's disk is not served; forged bytes from a lying peer are refused. Marked slow."""
+"""Record bodies across live node processes: a body uploaded to one node (with its
+transaction) is read from another (fetched over P2P channel 3, checked against its
+CID); a copy damaged on the holder's disk is not served; forged bytes from a lying
+peer are refused. Marked slow."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from medchain.app import Role
-from medchain.client import HttpChain, MedchainClient
-from medchain.crypto import AccountKeys, load_keys
+from medchain.app import CreateRecordArgs, Role
+from medchain.client import HttpChain, MedchainClient, seal
+from medchain.crypto import AccountKeys, load_keys, sha256
 from medchain.node import (
     BLOBS_DIR,
     GENESIS_FILE,
@@ -30,7 +31,6 @@ from tests.node.netharness import LiveNet, live_net
 
 pytestmark = pytest.mark.slow
 
-OCTETS = {"Content-Type": "application/octet-stream"}
 LIAR = "node4"
 """The devnet's allowed observer identity, spoken in this process by a lying peer."""
 
@@ -40,11 +40,16 @@ def _store(net: LiveNet, name: str) -> LocalBlobStore:
 
 
 def _upload(net: LiveNet, name: str, body: bytes) -> str:
-    response = net.http.put(f"{net.url(name)}/v1/blobs", content=body, headers=OCTETS)
-    assert response.status_code == 201, response.text
-    cid = str(response.json()["cid"])
-    assert cid == cid_for(body)
-    return cid
+    """Store `body` on node `name` the only way a client can: with the signed
+    transaction naming it (a new patient's record of itself)."""
+    (keys,) = net.fund(1)
+    with HttpChain(net.url(name), timeout_s=30) as chain:
+        uploader = MedchainClient(keys, chain)
+        uploader.register(Role.PATIENT, "uploader")
+        wraps = seal(b"{}", b"any", {keys.address: keys.encryption_public_key}).wraps
+        args = CreateRecordArgs(keys.address, "Observation", cid_for(body), sha256(body), wraps)
+        uploader.send_with_body("records.create", args, body)
+    return cid_for(body)
 
 
 def _sample(net: LiveNet, name: str, sample: str) -> float:

@@ -126,6 +126,27 @@ def test_a_missing_blob_comes_from_the_peer_that_has_it_and_is_kept() -> None:
     run(scenario())
 
 
+def test_a_blob_kept_from_a_peer_is_reported_for_tracking() -> None:
+    """The node's body ledger hears of every blob fetched and kept (so one nobody
+    names can be collected), and of nothing refused."""
+
+    async def scenario() -> None:
+        net = FakeNet()
+        kept: list[tuple[str, int]] = []
+        asker = _node(net, A, on_kept=lambda cid, size: kept.append((cid, size)))
+        _node(net, B).store.put(BODY)
+        assert await asker.fetch(CID) == BODY
+        assert kept == [(CID, len(BODY))]
+        liar = FakeNet()
+        refusing = _node(liar, A, on_kept=lambda cid, size: kept.append((cid, size)))
+        _answering(liar, B, BlobStatus.FOUND, b"tampered bytes")
+        with pytest.raises(BlobNotFound):
+            await refusing.fetch(CID)
+        assert kept == [(CID, len(BODY))]
+
+    run(scenario())
+
+
 def test_a_peer_sending_wrong_bytes_is_refused_and_nothing_is_stored() -> None:
     async def scenario() -> None:
         net = FakeNet()

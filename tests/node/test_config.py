@@ -34,6 +34,9 @@ def test_a_config_round_trips_through_its_json(tmp_path: Path) -> None:
         log_file="/var/log/medchain/node.log",
         log_max_bytes=2**20,
         log_backups=3,
+        upload_quota_bytes=2**20,
+        body_grace_s=600,
+        body_collect_interval_s=30,
         extra={"anchor": {"every": 10}},
     )
     write_config(tmp_path, config)
@@ -62,6 +65,12 @@ def test_a_config_round_trips_through_its_json(tmp_path: Path) -> None:
         ('{"name": "a", "log": {"max_bytes": 1000}}', "max_bytes must be an integer >= 65536"),
         ('{"name": "a", "log": {"backups": 0}}', "backups must be an integer >= 1"),
         ('{"name": "a", "log": {"file": ""}}', "log.file must be a file name or null"),
+        (
+            '{"name": "a", "bodies": {"upload_quota_bytes": 1000}}',
+            "upload_quota_bytes must be an integer >= 65536",
+        ),
+        ('{"name": "a", "bodies": {"grace_s": 0}}', "grace_s must be an integer >= 1"),
+        ('{"name": "a", "bodies": {"collect_interval_s": "1m"}}', "collect_interval_s"),
     ],
 )
 def test_a_bad_config_says_what_is_wrong(text: str, words: str) -> None:
@@ -80,6 +89,8 @@ def test_defaults_fill_what_is_left_out() -> None:
     assert (config.p2p_max_handshakes, config.p2p_max_handshakes_per_address) == (64, 16)
     assert config.log_file == "node.log" and config.log_level == "info"
     assert (config.log_max_bytes, config.log_backups) == (10 * 2**20, 5)
+    assert (config.upload_quota_bytes, config.body_grace_s) == (64 * 2**20, 3_600)
+    assert config.body_collect_interval_s == 60
     assert config_from_json(config_to_json(config)) == config
 
 

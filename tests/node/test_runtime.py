@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from medchain.app import TransferArgs
+from medchain.app import CreateRecordArgs, RegisterArgs, Role, TransferArgs
+from medchain.client import seal
 from medchain.crypto import AccountKeys, load_keys, signed_tx
 from medchain.node import (
+    BODIES_FILE,
     Node,
     NodeFailed,
     create_devnet,
@@ -19,6 +21,7 @@ from medchain.node import (
     read_config,
     write_config,
 )
+from medchain.offchain import cid_for
 from medchain.types import Tx, tx_id
 
 RECIPIENT = AccountKeys.generate()
@@ -136,5 +139,55 @@ def test_the_p2p_limits_come_from_the_config_and_refusals_are_counted_by_cause(
             for _, writer in sockets:
                 writer.close()
             await node.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_body_ledger_follows_commits_and_a_restart_catches_up_first(tmp_path: Path) -> None:
+    """A body uploaded with its transaction is named once the block commits (the
+    ledger is told before the block is stored); a block committed while the ledger
+    was gone is scanned when the node starts again, before its collector runs."""
+
+    async def first_run(node: Node, faucet: AccountKeys) -> str:
+        register = RegisterArgs(
+            Role.PATIENT, "", faucet.encryption_public_key, b"", faucet.ring_public_key
+        )
+        chain_id = node.genesis.chain_id
+        await node.submit(signed_tx(faucet, chain_id, 0, "registry.register", register))
+        sealed = seal(b"{}", b"context", {faucet.address: faucet.encryption_public_key})
+        cid = cid_for(sealed.ciphertext)
+        args = CreateRecordArgs(
+            faucet.address, "Observation", cid, sealed.ciphertext_hash, sealed.wraps
+        )
+        tx = signed_tx(faucet, chain_id, 1, "records.create", args)
+        held: list[int] = []
+
+        async def admit() -> None:  # the quota is reserved before the admission
+            held.append(node.bodies.usage(faucet.address_text))
+            await node.submit(tx)
+
+        await node.bodies.upload(faucet.address_text, [sealed.ciphertext], admit)
+        assert held == [len(sealed.ciphertext)]
+        receipt = await node.wait_committed(tx_id(tx), 30)
+        assert receipt is not None and receipt.ok
+        assert node.bodies.is_named(cid) and node.bodies.usage(faucet.address_text) == 0
+        stored = node.metrics_registry.get_sample_value("medchain_uploads_stored_total")
+        assert stored == 1
+        return cid
+
+    async def scenario() -> None:
+        node, faucet = _node(tmp_path)
+        await node.start()
+        try:
+            cid = await first_run(node, faucet)
+        finally:
+            await node.close()
+        (node.home / BODIES_FILE).unlink()  # as if it never saw those blocks
+        again = Node(node.home)
+        try:
+            assert again.bodies.is_named(cid)  # caught up in the constructor
+            assert again.blobs.has(cid)
+        finally:
+            await again.close()
 
     asyncio.run(scenario())

@@ -1,9 +1,9 @@
 """IpfsBlobStore against a stand-in for Kubo's RPC API on 127.0.0.1.
 
-The stand-in implements the three endpoints the store uses, in the formats Kubo's RPC
+The stand-in implements the endpoints the store uses, in the formats Kubo's RPC
 reference documents: `add` (multipart upload, JSON-lines answer with Name/Hash/Size;
 one chunk with raw leaves is named by its raw CID, more chunks by a dag-pb root; a
-chunker over 1 MiB is refused), `cat` and `pin/add`; errors are a 500 with Kubo's
+chunker over 1 MiB is refused), `cat`, `pin/add` and `pin/rm`; errors are a 500 with Kubo's
 {"Message", "Code", "Type": "error"} body. The real daemon cannot be installed here."""
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from medchain.offchain import (
     IPFS_CHUNKER,
     BlobCorrupted,
     BlobNotFound,
-    BlobStore,
     BlobTooLarge,
+    CollectableBlobStore,
     InvalidCid,
     IpfsBlobStore,
     IpfsError,
@@ -79,6 +79,8 @@ def _handler(kubo: FakeKubo) -> type[BaseHTTPRequestHandler]:
                 self._cat(query.get("arg", [""])[0])
             elif command == "pin/add":
                 self._pin(query.get("arg", [""])[0])
+            elif command == "pin/rm":
+                self._unpin(query.get("arg", [""])[0])
             else:
                 self._send(404, b"404 page not found", "text/plain")
 
@@ -119,6 +121,13 @@ def _handler(kubo: FakeKubo) -> type[BaseHTTPRequestHandler]:
             kubo.pins.add(root)
             self._send(200, json.dumps({"Pins": [root]}).encode(), "application/json")
 
+        def _unpin(self, root: str) -> None:
+            if root not in kubo.pins:
+                self._error("not pinned or pinned indirectly")
+                return
+            kubo.pins.discard(root)
+            self._send(200, json.dumps({"Pins": [root]}).encode(), "application/json")
+
         def _error(self, message: str) -> None:
             body = json.dumps({"Message": message, "Code": 0, "Type": "error"}).encode()
             self._send(500, body, "application/json")
@@ -154,7 +163,45 @@ def store(kubo: tuple[FakeKubo, str], tmp_path: Path) -> Iterator[IpfsBlobStore]
 
 
 def test_it_is_a_blob_store(store: IpfsBlobStore) -> None:
-    assert isinstance(store, BlobStore)
+    assert isinstance(store, CollectableBlobStore)
+
+
+def test_delete_forgets_the_cid_at_once_and_unpins_it(
+    store: IpfsBlobStore, kubo: tuple[FakeKubo, str]
+) -> None:
+    fake, _ = kubo
+    big = bytes(range(256)) * (MAX_CHUNK // 256) + b"more"
+    cids = [store.put(b"small"), store.put(big)]
+    roots = [store.ipfs_cid(cid) for cid in cids]
+    assert None not in roots
+    for cid in cids:
+        assert store.delete(cid) is True
+        assert not store.has(cid) and store.ipfs_cid(cid) is None
+        with pytest.raises(BlobNotFound):
+            store.get(cid)
+    store.close()  # waits for the background unpins
+    assert not fake.pins.intersection(roots)
+    assert fake.count("pin/rm") == 2
+
+
+def test_deleting_an_unknown_cid_asks_nothing(
+    store: IpfsBlobStore, kubo: tuple[FakeKubo, str]
+) -> None:
+    assert store.delete(cid_for(b"never stored")) is False
+    assert kubo[0].count("pin/rm") == 0
+
+
+def test_a_failed_unpin_is_logged_and_storing_again_pins_again(
+    store: IpfsBlobStore, kubo: tuple[FakeKubo, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    fake, _ = kubo
+    cid = store.put(b"twice")
+    fake.pins.clear()  # someone unpinned it by hand: pin/rm will fail
+    assert store.delete(cid)
+    assert store.put(b"twice") == cid  # waits for the unpin, then adds it again
+    assert cid in fake.pins and store.get(cid) == b"twice"
+    store.close()
+    assert "could not unpin" in caplog.text
 
 
 def test_a_small_blob_is_added_pinned_and_named_by_our_cid(

@@ -11,6 +11,7 @@ from medchain.offchain import (
     BlobNotFound,
     BlobStore,
     BlobTooLarge,
+    CollectableBlobStore,
     InvalidCid,
     LocalBlobStore,
     MemoryBlobStore,
@@ -28,8 +29,28 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
 
 
 def test_both_stores_satisfy_the_protocol(tmp_path: Path) -> None:
-    assert isinstance(LocalBlobStore(tmp_path), BlobStore)
-    assert isinstance(MemoryBlobStore(), BlobStore)
+    assert isinstance(LocalBlobStore(tmp_path), CollectableBlobStore)
+    assert isinstance(MemoryBlobStore(), CollectableBlobStore)
+
+
+def test_delete_forgets_a_blob_and_only_that_one(store: BlobStore) -> None:
+    assert isinstance(store, CollectableBlobStore)
+    kept, gone = store.put(b"kept"), store.put(b"gone")
+    assert store.delete(gone) is True
+    assert not store.has(gone) and store.has(kept) and store.get(kept) == b"kept"
+    with pytest.raises(BlobNotFound):
+        store.get(gone)
+    assert store.delete(gone) is False  # not stored (any more)
+    with pytest.raises(InvalidCid):
+        store.delete("../../etc/passwd")
+    assert store.put(b"gone") == gone and store.get(gone) == b"gone"  # stored again
+
+
+def test_delete_removes_the_file(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path)
+    cid = store.put(b"on disk")
+    path = store.path_for(cid)
+    assert path.is_file() and store.delete(cid) and not path.exists()
 
 
 def test_put_returns_the_cid_and_get_returns_the_bytes(store: BlobStore) -> None:
