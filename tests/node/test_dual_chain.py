@@ -212,7 +212,7 @@ def _rewind(home: Path, height: int) -> None:
     write_config(home, dataclasses.replace(config, extra={}))
 
 
-def test_a_colluding_majority_rewrite_is_detected_within_a_second_and_honest_nodes_fork(
+def test_a_colluding_majority_rewrite_is_found_by_the_first_audit_and_honest_nodes_fork(
     tmp_path: Path,
 ) -> None:
     with live_net(tmp_path, observers=1, anchoring=True) as net:
