@@ -77,7 +77,7 @@ def test_fleet_streams_over_mqtt(world: World, broker: Broker) -> None:  # noqa:
     async def run() -> tuple[FleetRun, FleetRun]:
         stop = asyncio.Event()
         task = asyncio.create_task(ingest.run(stop))
-        await asyncio.wait_for(ingest.connected.wait(), 5)
+        await asyncio.wait_for(ingest.connected.wait(), 60)
         streamed = await stream_fleet(
             "http://unused", devices, rate_per_minute=60_000, readings=READINGS, mqtt=target
         )
@@ -87,7 +87,7 @@ def test_fleet_streams_over_mqtt(world: World, broker: Broker) -> None:  # noqa:
             "http://unused", honest[:1], rate_per_minute=60_000, readings=2, mqtt=silent
         )
         stop.set()
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, 60)
         return streamed, unanswered
 
     streamed, unanswered = asyncio.run(run())

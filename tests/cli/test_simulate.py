@@ -67,7 +67,7 @@ def _gateway(keys: AccountKeys, node: str, home: Path) -> Iterator[str]:
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         try:
-            wait_for(lambda: server.started, 20, "the gateway to serve")
+            wait_for(lambda: server.started, 120, "the gateway to serve")
             yield f"http://127.0.0.1:{port}"
         finally:
             server.should_exit = True
