@@ -222,7 +222,7 @@ def _error_kind(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:120].rstrip(": ")
 
 
-def connection_lost(exc: BaseException) -> bool:
+def _connection_lost(exc: BaseException) -> bool:
     """The request met a failed connection instead of an answer: send it again."""
     return isinstance(exc, httpx.NetworkError | httpx.TimeoutException | httpx.RemoteProtocolError)
 
@@ -242,7 +242,7 @@ async def _http_sender(gateway: str, concurrency: int, run: FleetRun) -> AsyncIt
         async def post(signed: SignedReading) -> _Answer:
             body = reading_to_json(signed)
             try:
-                async for attempt in resending(connection_lost, on_resend=resent):
+                async for attempt in resending(_connection_lost, on_resend=resent):
                     with attempt:
                         response = await http.post("/v1/readings", content=body)
             except httpx.HTTPError as exc:
