@@ -1,5 +1,7 @@
 # Every target does its own set-up: a fresh clone needs only `make run` or `make test`.
-# `make test` runs the slow (multi-process) tests first so its last line is the full tally.
+# `make test` runs lint, the type check, the slow (multi-process) tests and the fast tests,
+# each whether or not an earlier one failed; its last lines say which passed and which
+# failed, and it fails if any did.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -45,7 +47,17 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/medchain demo
 
-test: $(STAMP) lint typecheck test-slow test-fast
+TEST_STEPS := lint typecheck test-slow test-fast
+
+test: $(STAMP)
+	@failed=""; for step in $(TEST_STEPS); do \
+	  $(MAKE) --no-print-directory $$step || failed="$$failed $$step"; \
+	done; \
+	echo; for step in $(TEST_STEPS); do \
+	  case " $$failed " in *" $$step "*) echo "make test: $$step FAILED";; \
+	  *) echo "make test: $$step passed";; esac; \
+	done; \
+	[ -z "$$failed" ] || { echo "make test: FAILED:$$failed"; exit 1; }
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow"

@@ -43,6 +43,7 @@ from pathlib import Path
 
 from medchain.app import Role
 from medchain.bench._network import (
+    ConnectionLost,
     HttpError,
     LatencySummary,
     _Http,
@@ -63,6 +64,7 @@ from medchain.gateway._config import (
 )
 from medchain.gateway._fleet import enrol_fleet
 from medchain.gateway._index import ReadingIndex
+from medchain.gateway._resend import resending
 from medchain.node import create_devnet, free_port_base, start_node, stop_node
 
 Progress = Callable[[str, int, int], None]
@@ -90,6 +92,9 @@ class GatewayBenchResult:
     refused: dict[str, int]
     lost: int
     """Accepted readings not committed by the end of the drain: must be 0."""
+    resent: int
+    """Hub requests sent again because their connection failed before the answer (the
+    gateway answers readings it already took as duplicates)."""
     sustained_per_s: float
     """Steady-state rate into the chain (see the module's docstring)."""
     steady_window_s: float
@@ -114,6 +119,8 @@ class _Load:
     refused: Counter[str] = field(default_factory=Counter)
     ack_latencies: list[float] = field(default_factory=list)
     errors: int = 0
+    resent: int = 0
+    """Hub requests sent again after their connection failed."""
 
 
 class GatewayBench:
@@ -218,6 +225,7 @@ class GatewayBench:
             accepted=len(load.accepted),
             refused=dict(load.refused.most_common()),
             lost=sum(1 for rid in load.accepted if rid not in committed),
+            resent=load.resent,
             sustained_per_s=sustained,
             steady_window_s=window,
             committed_while_loaded_per_s=in_window / load_s if load_s else 0.0,
@@ -303,6 +311,9 @@ class GatewayBench:
         total = sum(len(h) for h in hubs)
         sent = 0
 
+        def resent(_: BaseException) -> None:
+            load.resent += 1
+
         async def hub(readings: _HubLoad, offset: float) -> None:
             nonlocal sent
             i = 0
@@ -320,7 +331,10 @@ class GatewayBench:
                     body = b"[" + b",".join(r[2] for r in chunk) + b"]"
                     asked = time.monotonic()
                     try:
-                        response = await http.post_bytes(f"{url}/v1/readings", body)
+                        lost = resending(lambda e: isinstance(e, ConnectionLost), on_resend=resent)
+                        async for attempt in lost:
+                            with attempt:
+                                response = await http.post_bytes(f"{url}/v1/readings", body)
                         response.raise_for_status()
                         answers = response.json()["results"]
                     except (HttpError, KeyError, ValueError):

@@ -142,6 +142,11 @@ class HttpError(Exception):
     """A request that failed to connect or answered with an error status."""
 
 
+class ConnectionLost(HttpError):
+    """The connection failed before an answer (refused, reset, closed, timed out): the
+    request may or may not have reached the server."""
+
+
 @dataclass(frozen=True)
 class _Response:
     status_code: int
@@ -166,7 +171,7 @@ class _Http:
     def __init__(self, connections: int) -> None:
         self._session = aiohttp.ClientSession(
             # idle connections closed before the server's keep-alive (5 s) would: a POST
-            # on a connection the server just closed fails and is not retried
+            # on a connection the server just closed fails (a hub sends it again)
             connector=aiohttp.TCPConnector(limit=connections, keepalive_timeout=2.0),
             timeout=aiohttp.ClientTimeout(total=60),
         )
@@ -178,7 +183,9 @@ class _Http:
         try:
             async with self._session.request(method, url, **kwargs) as response:
                 return _Response(response.status, await response.read())
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
+            raise ConnectionLost(f"{method} {url}: {exc!r}") from exc
+        except aiohttp.ClientError as exc:
             raise HttpError(f"{method} {url}: {exc!r}") from exc
 
     async def get(self, url: str) -> _Response:

@@ -360,6 +360,7 @@ def gateway(
         f"{result.sent:,}, {result.accepted:,}, {result.lost:,}",
         "none lost",
     )
+    summary.add_row("hub requests resent (connection failed)", f"{result.resent:,}", "—")
     e2e = result.end_to_end
     summary.add_row(
         "device → committed batch",

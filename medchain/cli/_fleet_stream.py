@@ -8,6 +8,10 @@ before the next is posted; over MQTT a tick's readings are published in order on
 device's one connection, and the next tick waits for all their acks. Different devices
 send concurrently, each at its own pace.
 
+Over HTTP a device whose connection fails before the answer (reset, closed, refused, timed
+out) sends the reading again, a few times with growing waits (`medchain.gateway._resend`):
+the gateway answers a reading it already took as a duplicate, so nothing is lost or struck.
+
 Misbehaving devices never give up: a restricted one keeps sending at its rate and is
 refused with `device_restricted` (not struck: the gateway refuses it before looking at
 the reading); once the restriction lapses it misbehaves again, is struck again, and the
@@ -46,6 +50,7 @@ from medchain.gateway import (
     reading_to_json,
     readings_topic,
 )
+from medchain.gateway._resend import resending
 from medchain.types import MedchainError
 
 FLOOD_BURST = 40
@@ -78,8 +83,11 @@ class FleetRun:
     refusals: dict[bytes, Counter[str]] = field(default_factory=dict)
     """Device address -> its refusals by error code."""
     unreachable: Counter[str] = field(default_factory=Counter)
-    """Over HTTP, what the `unreachable` readings met, by kind of error (e.g.
-    `ReadTimeout`, `RemoteProtocolError: Server disconnected ...`)."""
+    """Over HTTP, what the `unreachable` readings met the last time they were sent, by
+    kind of error (e.g. `ReadTimeout`, `RemoteProtocolError: Server disconnected ...`)."""
+    resent: Counter[str] = field(default_factory=Counter)
+    """Over HTTP, readings sent again because their connection failed, by what it met
+    (each resend counted); they end up answered, or `unreachable`."""
     sent: int = 0
     elapsed_s: float = 0.0
 
@@ -193,7 +201,7 @@ async def stream_fleet(
                 progress.advance(task)
 
     sender = (
-        _http_sender(gateway, concurrency, run.unreachable)
+        _http_sender(gateway, concurrency, run)
         if mqtt is None
         else _mqtt_sender(mqtt, devices, concurrency)
     )
@@ -210,18 +218,35 @@ async def stream_fleet(
 # -- HTTP -------------------------------------------------------------------------------
 
 
+def _error_kind(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:120].rstrip(": ")
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """The request met a failed connection instead of an answer: send it again."""
+    return isinstance(exc, httpx.NetworkError | httpx.TimeoutException | httpx.RemoteProtocolError)
+
+
 @contextlib.asynccontextmanager
-async def _http_sender(
-    gateway: str, concurrency: int, errors: Counter[str]
-) -> AsyncIterator[_Send]:
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+async def _http_sender(gateway: str, concurrency: int, run: FleetRun) -> AsyncIterator[_Send]:
+    # idle connections are dropped before the gateway's keep-alive (5 s) closes them, so
+    # few requests meet a connection closing under them; those few are resent
+    limits = httpx.Limits(
+        max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2.0
+    )
     async with httpx.AsyncClient(base_url=gateway, timeout=30.0, limits=limits) as http:
 
+        def resent(exc: BaseException) -> None:
+            run.resent[_error_kind(exc)] += 1
+
         async def post(signed: SignedReading) -> _Answer:
+            body = reading_to_json(signed)
             try:
-                response = await http.post("/v1/readings", content=reading_to_json(signed))
+                async for attempt in resending(_connection_lost, on_resend=resent):
+                    with attempt:
+                        response = await http.post("/v1/readings", content=body)
             except httpx.HTTPError as exc:
-                errors[f"{type(exc).__name__}: {exc}"[:120].rstrip(": ")] += 1
+                run.unreachable[_error_kind(exc)] += 1
                 return None, "unreachable"
             if response.status_code == 202:
                 return bytes.fromhex(response.json()["id"]), ""

@@ -476,6 +476,10 @@ class BftEngine:
                 self.stats.dropped_duplicate += 1
             return
         state.seen_proposals[key] = proposal
+        if proposal.proposer == self.me:
+            # our own, replayed from the WAL after a restart: that round's proposal is
+            # made; proposing another block would be equivocating against ourselves
+            state.at(proposal.round).proposed = True
         if proposal.round < state.round:
             self.stats.dropped_stale += 1
             return

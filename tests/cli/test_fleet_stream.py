@@ -2,17 +2,23 @@
 per test on a free port) and the gateway's MQTT intake on an in-process LocalChain (the
 `world` of the gateway service tests). Acks are matched to readings per device across a
 pool of connections; refusals are counted by code, an unanswered reading as `no_ack`.
-Plus the broker/prefix options (`devices simulate` refuses bad ones before it starts)
-and the state history read from a device's audit trail."""
+Over HTTP, a reading whose connection is cut before the answer is sent again and
+answered once (a duplicate if the gateway had taken it). Plus the broker/prefix options
+(`devices simulate` refuses bad ones before it starts) and the state history read from a
+device's audit trail."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from collections import Counter
+from collections.abc import AsyncIterator, Generator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import uvicorn
 from typer.testing import CliRunner
 
 from medchain.app import DeviceAction, DeviceAuditEntry, DeviceState
@@ -40,6 +46,7 @@ from medchain.gateway import (
     verify_proof,
 )
 from medchain.gateway._index import ReadingIndex
+from medchain.gateway._server import create_gateway_app
 from medchain.types import MedchainError
 from tests.gateway.test_mqtt import Broker, broker  # noqa: F401  (the fixture)
 from tests.gateway.test_service import World, world  # noqa: F401  (the fixture)
@@ -70,7 +77,7 @@ def test_fleet_streams_over_mqtt(world: World, broker: Broker) -> None:  # noqa:
     async def run() -> tuple[FleetRun, FleetRun]:
         stop = asyncio.Event()
         task = asyncio.create_task(ingest.run(stop))
-        await asyncio.wait_for(ingest.connected.wait(), 5)
+        await asyncio.wait_for(ingest.connected.wait(), 60)
         streamed = await stream_fleet(
             "http://unused", devices, rate_per_minute=60_000, readings=READINGS, mqtt=target
         )
@@ -80,7 +87,7 @@ def test_fleet_streams_over_mqtt(world: World, broker: Broker) -> None:  # noqa:
             "http://unused", honest[:1], rate_per_minute=60_000, readings=2, mqtt=silent
         )
         stop.set()
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, 60)
         return streamed, unanswered
 
     streamed, unanswered = asyncio.run(run())
@@ -116,6 +123,106 @@ def test_fleet_streams_over_mqtt(world: World, broker: Broker) -> None:  # noqa:
             assert on_chain is not None and verify_proof(status.committed.proof, on_chain.root)
     struck = world.chain.device(bad.keys.address)
     assert struck is not None and struck.strikes == 1  # one strike per offence per window
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield  # the test's loop, not the process's signals
+
+
+def _listening() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+class _CuttingProxy:
+    """Between a device and the gateway: the first connection is reset before the device
+    hears an answer, after its request reached the gateway (`reached`) or before; the
+    others are passed through, the gateway's answers kept in `answers`."""
+
+    def __init__(self, upstream: int, reached: bool) -> None:
+        self.upstream, self.reached = upstream, reached
+        self.cut = 0
+        self.answers: list[bytes] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
+        try:
+            if self.cut == 0:
+                self.cut += 1
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.lower().split(b"\r\n")
+                    if line.startswith(b"content-length:")
+                )
+                body = await reader.readexactly(length)
+                if self.reached:
+                    up_writer.write(head + body)
+                    assert await up_reader.read(65_536)  # the gateway answered: lost here
+                writer.transport.abort()  # a reset, as when a server drops the connection
+                return
+            request = await reader.read(65_536)
+            while request:
+                up_writer.write(request)
+                answer = await up_reader.read(65_536)
+                self.answers.append(answer)
+                writer.write(answer)
+                await writer.drain()
+                request = await reader.read(65_536)
+        finally:
+            up_writer.close()
+            writer.close()
+
+
+@contextlib.asynccontextmanager
+async def _gateway_behind(
+    proxy: _CuttingProxy, app: object, gateway: socket.socket, front: socket.socket
+) -> AsyncIterator[None]:
+    server = _Server(uvicorn.Config(app, log_config=None, access_log=False))  # type: ignore[arg-type]
+    serving = asyncio.create_task(server.serve(sockets=[gateway]))
+    relay = await asyncio.start_server(proxy.handle, sock=front)
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        yield
+    finally:
+        relay.close()
+        server.should_exit = True
+        await serving
+
+
+@pytest.mark.parametrize("reached", [True, False], ids=["answer-lost", "request-lost"])
+def test_a_reading_whose_connection_is_cut_is_sent_again_and_counted_once(
+    world: World,  # noqa: F811
+    reached: bool,
+) -> None:
+    service = world.service(ReadingIndex(":memory:"))
+    app = create_gateway_app(service, background=False, threads=False)
+    device = world.device()
+    gateway, front = _listening(), _listening()
+    proxy = _CuttingProxy(gateway.getsockname()[1], reached)
+    url = f"http://127.0.0.1:{front.getsockname()[1]}"
+
+    async def run() -> FleetRun:
+        async with _gateway_behind(proxy, app, gateway, front):
+            return await stream_fleet(url, [device], rate_per_minute=60, readings=1)
+
+    run_ = asyncio.run(run())
+    assert proxy.cut == 1
+    assert run_.refused == Counter() and run_.unreachable == Counter(), run_.unreachable
+    assert sum(run_.resent.values()) == 1, run_.resent
+    (rid,) = run_.accepted[device.keys.address]
+    (answer,) = proxy.answers
+    assert b" 202 " in answer.split(b"\r\n")[0]
+    # taken the first time: the resend is a duplicate, neither refused nor struck
+    assert (b'"duplicate":true' in answer) is reached
+    assert service.status(rid).state == "committed"  # once: the gateway flushed on exit
+    assert list(service.index.batch_readings().values()) == [[rid]]
+    struck = world.chain.device(device.keys.address)
+    assert struck is not None and struck.strikes == 0
 
 
 def test_unreachable_broker_is_a_clear_error(broker: Broker) -> None:  # noqa: F811

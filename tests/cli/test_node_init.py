@@ -18,7 +18,7 @@ from medchain.cli._node_init import genesis_app, node_add_peer, node_init
 from medchain.crypto import AccountKeys, _keyfile, load_keys, save_keys
 from medchain.node import read_config, read_genesis, start_node
 from medchain.p2p import certificate_key
-from tests.node.netharness import free_port_base, wait_for
+from tests.node.netharness import REQUEST_S, START_S, STOP_S, free_port_base, wait_for
 
 # the commands as `medchain node …` and `medchain genesis …` register them
 cli = typer.Typer()
@@ -251,7 +251,7 @@ def test_homes_set_up_with_these_commands_run_a_network(tmp_path: Path) -> None:
         (homes[n] / "config.json").write_text(json.dumps(config))
 
     procs: list[subprocess.Popen[bytes]] = []
-    http = httpx.Client(timeout=2.0, trust_env=False)
+    http = httpx.Client(timeout=REQUEST_S, trust_env=False)
     urls = {n: f"http://127.0.0.1:{base + i}" for i, n in enumerate(names)}
 
     def height(n: str) -> int:
@@ -263,7 +263,9 @@ def test_homes_set_up_with_these_commands_run_a_network(tmp_path: Path) -> None:
 
     try:
         procs += [start_node(homes[n]) for n in names]
-        wait_for(lambda: all(height(n) >= 4 for n in names), 40, "every node to reach height 4")
+        wait_for(  # five processes start first: slow on a busy machine
+            lambda: all(height(n) >= 4 for n in names), START_S, "every node to reach height 4"
+        )
         status = http.get(f"{urls['edge']}/v1/status").json()
         assert status["validator"] is False
         for h in range(1, 5):
@@ -278,7 +280,7 @@ def test_homes_set_up_with_these_commands_run_a_network(tmp_path: Path) -> None:
             proc.terminate()
         for proc in procs:
             try:
-                proc.wait(10)
+                proc.wait(STOP_S)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)

@@ -26,7 +26,7 @@ from medchain.cli import app
 from medchain.cli._fleet_stream import stream_fleet
 from medchain.client import HttpChain, MedchainClient
 from medchain.crypto import AccountKeys, format_address, save_keys
-from medchain.gateway import DeviceKind, SimulatedDevice
+from medchain.gateway import DeviceKind, SimulatedDevice, _resend
 from medchain.gateway._config import GatewayConfig
 from medchain.gateway._fleet import patient_keys
 from medchain.gateway._index import ReadingIndex
@@ -67,7 +67,7 @@ def _gateway(keys: AccountKeys, node: str, home: Path) -> Iterator[str]:
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         try:
-            wait_for(lambda: server.started, 20, "the gateway to serve")
+            wait_for(lambda: server.started, 120, "the gateway to serve")
             yield f"http://127.0.0.1:{port}"
         finally:
             server.should_exit = True
@@ -161,17 +161,23 @@ def test_per_patient_goes_with_a_hospital_key(district: District) -> None:
     assert "devices per patient go with a hospital's key" in " ".join(result.output.split())
 
 
-def test_an_unreachable_gateway_is_counted_with_the_error() -> None:
+def test_an_unreachable_gateway_is_counted_with_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_resend, "RESEND_FIRST_WAIT_S", 0.001)
     device = SimulatedDevice(DeviceKind.THERMOMETER, format_address(bytes(20)))
     closed = f"http://127.0.0.1:{free_port_base(1)}"  # nothing listens there
     run = asyncio.run(stream_fleet(closed, [device], rate_per_minute=600, readings=2))
     assert run.refused == {"unreachable": 2} and run.sent == 2
     assert list(run.unreachable) == ["ConnectError: All connection attempts failed"]
+    # each sent again a bounded number of times before it counts as unreachable
+    assert run.resent == {
+        "ConnectError: All connection attempts failed": 2 * (_resend.RESEND_ATTEMPTS - 1)
+    }
 
 
-def test_streamed_readings_carry_the_time_they_are_taken() -> None:
+def test_streamed_readings_carry_the_time_they_are_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     """A device reading 600 times a minute stamps its readings 100 ms apart, from when it
     starts, not a minute apart from whenever it was made."""
+    monkeypatch.setattr(_resend, "RESEND_FIRST_WAIT_S", 0.001)
     device = SimulatedDevice(DeviceKind.THERMOMETER, format_address(bytes(20)), start_ms=0)
     closed = f"http://127.0.0.1:{free_port_base(1)}"  # nothing listens: readings are still made
     before = time.time_ns() // 1_000_000

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from medchain.consensus import (
+    BftEngine,
     Broadcast,
     Checkpoint,
     EngineKind,
@@ -17,6 +18,7 @@ from medchain.consensus import (
     MessageReceived,
     Proposal,
     RoundChange,
+    Start,
     SyncRequest,
     SyncResponse,
     Vote,
@@ -147,6 +149,61 @@ def test_equivocating_primary_is_caught() -> None:
     evidence = next(e for _, e in net.evidence if isinstance(e, EquivocationEvidence))
     assert evidence.first.block_hash != evidence.second.block_hash
     assert evidence.first.proposer == evidence.second.proposer
+    net.assert_agreement()
+
+
+@pytest.mark.parametrize("kind", list(EngineKind))
+def test_a_proposer_restarted_mid_height_keeps_the_proposal_it_logged(kind: EngineKind) -> None:
+    """What the node does after a crash: a fresh engine on the same ledger, fed (after
+    Start) what its consensus WAL kept of the height in progress. The proposal it signed
+    before the crash is that round's proposal: it proposes no other block, and does not
+    catch itself "equivocating" (and report its own evidence)."""
+    net = Net(4, kind, **FAST)
+    crashed: list[tuple[int, Broadcast]] = []
+
+    def crash_after_proposing(node: int, action: object) -> list[object]:
+        if (
+            not crashed
+            and net.now > 200
+            and isinstance(action, Broadcast)
+            and action.kind == Kind.PROPOSAL
+        ):
+            crashed.append((node, action))  # it went out; the process dies right after
+            net.down.add(node)
+        return [action]
+
+    net.rewrite = {i: crash_after_proposing for i in range(4)}
+    net.start()
+    net.run(until_ms=600)
+    assert crashed, "nobody proposed"
+    node, logged = crashed[0]
+    assert logged.step is not None
+    height = logged.step[0]
+    assert net.heights()[node] == height - 1  # it died before the height was decided
+    assert min(h for i, h in enumerate(net.heights()) if i != node) >= height  # others went on
+
+    restarted = BftEngine(net.engines[node].config, net.keys[node], net.apps[node])
+    net.engines[node] = restarted
+    net.down.discard(node)
+    proposed_again: list[bytes] = []
+
+    def watch(_: int, action: object) -> list[object]:
+        if isinstance(action, Broadcast) and (action.kind, action.step) == (
+            Kind.PROPOSAL,
+            logged.step,
+        ):
+            proposed_again.append(action.data)
+        return [action]
+
+    net.rewrite = {node: watch}
+    net._push(net.now, node, Start(net.now))
+    net._push(net.now, node, MessageReceived(net.now, logged.data))  # the WAL's replay
+    net.run(until_ms=2_000)
+
+    assert restarted.stats.equivocations == 0
+    assert not [e for i, e in net.evidence if i == node and isinstance(e, EquivocationEvidence)]
+    assert all(data == logged.data for data in proposed_again), "a second proposal signed"
+    assert net.heights()[node] >= height  # and it caught up
     net.assert_agreement()
 
 

@@ -61,7 +61,7 @@ def gateway_process(home: Path) -> Iterator[subprocess.Popen[bytes]]:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGTERM)
             try:
-                proc.wait(20)
+                proc.wait(60)  # it commits what it holds first: slow on a busy machine
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)

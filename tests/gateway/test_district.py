@@ -3,7 +3,11 @@
 patient (1,000 patients), and each device sends one reading in one minute (their start
 times spread over the minute, about 67 readings/s). No reading is refused or lost: all
 4,000 are accepted, committed, and proven against the batch roots on chain, and the
-batches holding them count exactly 4,000 readings on chain. Timings are printed (`-s`)."""
+batches holding them count exactly 4,000 readings on chain. Timings are printed (`-s`),
+not asserted: how fast the machine carried the minute is `medchain bench gateway`'s
+figure, and a busy machine would fail a bound without anything being wrong. A hub whose
+connection is cut sends its reading again (answered once, as a duplicate if it was
+taken), so a reset connection costs no reading."""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from medchain.cli._gateway import prove_readings
 from medchain.client import HttpChain, MedchainClient
 from medchain.gateway._fleet import enrol_fleet
 from tests.gateway.livegateway import PROVE, gateway_home, gateway_process
-from tests.node.netharness import live_net, wait_for
+from tests.node.netharness import PATIENCE_S, START_S, live_net, wait_for
 
 DEVICES = 4_000
 PER_PATIENT = 4
@@ -44,11 +48,13 @@ def test_district(tmp_path: Path) -> None:
             devices = enrol_fleet(chain, hospital, DEVICES, 0, seed=1, per_patient=PER_PATIENT)
             enrolled = time.monotonic()
             assert len({d.patient for d in devices}) == DEVICES // PER_PATIENT
-            wait_for(lambda: httpx.get(f"{gw.url}/v1/health").status_code == 200, 30, "gateway")
+            wait_for(
+                lambda: httpx.get(f"{gw.url}/v1/health").status_code == 200, START_S, "gateway"
+            )
 
             run = asyncio.run(stream_fleet(gw.url, devices, rate_per_minute=RATE, readings=1))
             streamed = time.monotonic()
-            wait_committed(gw.url)
+            wait_committed(gw.url, timeout_s=3 * PATIENCE_S)
             drained = time.monotonic()
 
             # No reading refused or lost: one accepted from every device.
@@ -56,7 +62,6 @@ def test_district(tmp_path: Path) -> None:
             assert all(len(run.accepted.get(d.keys.address, [])) == 1 for d in devices)
             ids = [rid for d in devices for rid in run.accepted[d.keys.address]]
             assert len(set(ids)) == DEVICES
-            assert 59 < run.elapsed_s < 90, f"the minute took {run.elapsed_s:.1f} s"
 
             # Every one committed and proven against its batch's root on chain.
             tally = prove_readings(gw.url, chain, ids)
@@ -75,7 +80,7 @@ def test_district(tmp_path: Path) -> None:
                     [*PROVE, rid.hex(), "--gateway", gw.url, "--node", chain.url],
                     capture_output=True,
                     text=True,
-                    timeout=30,
+                    timeout=PATIENCE_S,
                 )
                 assert one.returncode == 0 and "verified" in one.stdout, one.stdout + one.stderr
         chain.close()
@@ -84,7 +89,8 @@ def test_district(tmp_path: Path) -> None:
         f"\ndistrict: {DEVICES} devices, {DEVICES // PER_PATIENT} patients, {RATE:g} "
         f"reading/device/min: devnet up {up - started:.1f} s; enrolled in "
         f"{enrolled - up:.1f} s; streamed in {streamed - enrolled:.1f} s "
-        f"(the minute: {run.elapsed_s:.1f} s); drained in {drained - streamed:.1f} s; "
+        f"(the minute: {run.elapsed_s:.1f} s, {run.resent.total()} resent); drained in "
+        f"{drained - streamed:.1f} s; "
         f"proven in {proved - drained:.1f} s; {len(batches)} batches of "
         f"{sizes[0]}-{sizes[-1]} readings (median {sizes[len(sizes) // 2]}); "
         f"total {time.monotonic() - started:.1f} s"

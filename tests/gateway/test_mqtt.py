@@ -41,6 +41,8 @@ from medchain.gateway._service import Accepted
 from tests.gateway.test_service import World, world  # noqa: F401  (the fixture)
 
 PREFIX = "medchain/devices"
+WAIT_S = 60.0
+"""A wait for the broker or the ingest: long, since a busy machine may be slow to answer."""
 
 
 def _mosquitto() -> str:
@@ -111,7 +113,7 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 async def _ack(client: aiomqtt.Client, topic: str, payload: bytes) -> dict[str, Any]:
     """Publish one payload and wait for the one ack it earns."""
     await client.publish(topic, payload, qos=1)
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(WAIT_S):
         message = await anext(aiter(client.messages))
     assert isinstance(message.payload, bytes)
     answer: dict[str, Any] = json.loads(message.payload)
@@ -136,7 +138,7 @@ def test_mqtt_readings_end_to_end(world: World, broker: Broker) -> None:  # noqa
     async def run() -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(ingest.run(stop))
-        await asyncio.wait_for(ingest.connected.wait(), 5)
+        await asyncio.wait_for(ingest.connected.wait(), WAIT_S)
         ids = []
         async with _device_client(broker.port, "devices") as client:
             await client.subscribe(acks_topic(PREFIX, "+"), qos=1)
@@ -171,11 +173,11 @@ def test_mqtt_readings_end_to_end(world: World, broker: Broker) -> None:  # noqa
 
         # the broker goes away and comes back: the ingest reconnects by itself
         broker.stop()
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(WAIT_S):
             while ingest.connected.is_set():
                 await asyncio.sleep(0.01)
         broker.start()
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(WAIT_S):
             while not (ingest.connected.is_set() and ingest.connections == 2):
                 await asyncio.sleep(0.01)
         async with _device_client(broker.port, "devices-again") as client:
@@ -185,7 +187,7 @@ def test_mqtt_readings_end_to_end(world: World, broker: Broker) -> None:  # noqa
             assert ack["accepted"] and ack["id"] == signed.reading_id.hex(), ack
 
         stop.set()
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, WAIT_S)
 
     asyncio.run(run())
 
@@ -213,7 +215,7 @@ def test_a_gateway_stopped_while_connecting_never_serves_mqtt(
 
     monkeypatch.setattr(aiomqtt.Client, "subscribe", stopped_meanwhile)
     with caplog.at_level("INFO", logger="medchain.gateway.mqtt"):
-        asyncio.run(asyncio.wait_for(ingest.run(stop), 10))
+        asyncio.run(asyncio.wait_for(ingest.run(stop), WAIT_S))
     assert ingest.connections == 0 and not ingest.connected.is_set()
     assert "subscribed" not in caplog.text
 
@@ -276,7 +278,7 @@ def test_one_device_is_handled_in_order_even_on_threads() -> None:
     ingest = MqttIngest(SlowService(), MqttConfig(max_inflight=8), threads=True)  # type: ignore[arg-type]
 
     async def run() -> None:
-        await asyncio.wait_for(ingest._consume(Client(), stop), 10)  # type: ignore[arg-type]
+        await asyncio.wait_for(ingest._consume(Client(), stop), WAIT_S)  # type: ignore[arg-type]
 
     asyncio.run(run())
     assert seen == [r.reading.sequence for r in readings]

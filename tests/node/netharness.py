@@ -1,5 +1,10 @@
 """Real node processes on 127.0.0.1 for the multi-process tests: a devnet in a
-temporary directory, on free ports, driven over its HTTP API."""
+temporary directory, on free ports, driven over its HTTP API.
+
+The tests run on machines busy with other work (`make test` beside a build, CI on
+shared cores), so every wait is for a condition, with a deadline long enough for a
+machine several times slower than usual: a deadline only costs time when the test
+fails anyway."""
 
 from __future__ import annotations
 
@@ -30,6 +35,16 @@ from medchain.node import (
     stop_verification_chain,
 )
 from medchain.types import ChainParams, Tx, tx_id
+
+START_S = 180.0
+"""How long a node process may take to serve its API: it imports the whole stack
+first, which alone takes many seconds when other processes keep the cores busy."""
+PATIENCE_S = 120.0
+"""The default wait for progress of the chain (heights, commits)."""
+STOP_S = 60.0
+"""How long a node may take to stop cleanly (it closes its stores) on SIGTERM."""
+REQUEST_S = 30.0
+"""One HTTP request to a node, which answers slowly while the machine is loaded."""
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -77,7 +92,7 @@ class LiveNet:
             verification=verification,
         )
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.http = httpx.Client(timeout=10.0)
+        self.http = httpx.Client(timeout=REQUEST_S)
         self.faucet: AccountKeys = load_keys(self.devnet.faucet_key)
         self.nonces: dict[bytes, int] = {}
 
@@ -104,15 +119,19 @@ class LiveNet:
             self.procs[name] = start_node(self.node(name).home)
         if wait:
             for name in names or self.procs:
-                wait_for(lambda n=name: self.healthy(n), 30, f"{name} to serve its API")
+                wait_for(lambda n=name: self.healthy(n), START_S, f"{name} to serve its API")
 
     def healthy(self, name: str) -> bool:
-        return self.http.get(f"{self.url(name)}/health", timeout=1.0).status_code == 200
+        """Serving; an AssertionError if its process exited (no use waiting)."""
+        proc = self.procs.get(name)
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{name} exited with status {proc.returncode}; see its log")
+        return self.http.get(f"{self.url(name)}/health", timeout=5.0).status_code == 200
 
     def signal(self, name: str, sig: int) -> None:
         os.kill(self.procs[name].pid, sig)
         if sig == signal.SIGKILL:
-            self.procs[name].wait(10)
+            self.procs[name].wait(STOP_S)
 
     def running(self) -> list[str]:
         return [n for n, p in self.procs.items() if p.poll() is None]
@@ -125,7 +144,7 @@ class LiveNet:
                     proc.terminate()
         for proc in self.procs.values():
             try:
-                proc.wait(10)
+                proc.wait(STOP_S)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
@@ -140,7 +159,7 @@ class LiveNet:
     # -- the API ----------------------------------------------------------------------
 
     def status(self, name: str) -> dict[str, Any]:
-        response = self.http.get(f"{self.url(name)}/v1/status", timeout=2.0)
+        response = self.http.get(f"{self.url(name)}/v1/status")
         response.raise_for_status()
         result: dict[str, Any] = response.json()
         return result
@@ -148,7 +167,7 @@ class LiveNet:
     def height(self, name: str) -> int:
         return int(self.status(name)["height"])
 
-    def wait_height(self, names: Sequence[str], height: int, timeout_s: float = 60) -> None:
+    def wait_height(self, names: Sequence[str], height: int, timeout_s: float = PATIENCE_S) -> None:
         wait_for(
             lambda: all(self.height(n) >= height for n in names),
             timeout_s,
@@ -156,13 +175,13 @@ class LiveNet:
         )
 
     def block(self, name: str, height: int) -> dict[str, Any]:
-        response = self.http.get(f"{self.url(name)}/v1/blocks/{height}", timeout=5.0)
+        response = self.http.get(f"{self.url(name)}/v1/blocks/{height}")
         response.raise_for_status()
         result: dict[str, Any] = response.json()
         return result
 
     def metric(self, name: str, metric: str) -> float:
-        text = self.http.get(f"{self.url(name)}/metrics", timeout=2.0).text
+        text = self.http.get(f"{self.url(name)}/metrics").text
         for line in text.splitlines():
             if line.startswith(metric + " ") or line.startswith(metric + "{"):
                 return float(line.rsplit(" ", 1)[1])
@@ -193,7 +212,7 @@ class LiveNet:
         txs = [self.transfer(self.faucet, account.address, amount) for account in accounts]
         name = self.running()[0]
         hashes = self.submit(name, txs)
-        wait_for(lambda: all(self.committed(name, h) for h in hashes), 30, "funding")
+        wait_for(lambda: all(self.committed(name, h) for h in hashes), PATIENCE_S, "funding")
         return accounts
 
     def submit(self, name: str, txs: Sequence[Tx]) -> list[bytes]:
@@ -211,7 +230,7 @@ class LiveNet:
         return accepted
 
     def committed(self, name: str, tx_hash: bytes) -> bool:
-        response = self.http.get(f"{self.url(name)}/v1/txs/{tx_hash.hex()}", timeout=2.0)
+        response = self.http.get(f"{self.url(name)}/v1/txs/{tx_hash.hex()}")
         return response.status_code == 200 and response.json()["status"] == "committed"
 
     def committed_hashes(self, name: str, up_to: int | None = None) -> set[bytes]:
@@ -229,7 +248,7 @@ class LiveNet:
         return int(response.json()["nonce"])
 
     def anchoring(self, name: str) -> dict[str, Any]:
-        response = self.http.get(f"{self.url(name)}/v1/anchoring", timeout=2.0)
+        response = self.http.get(f"{self.url(name)}/v1/anchoring")
         response.raise_for_status()
         result: dict[str, Any] = response.json()
         return result

@@ -27,7 +27,7 @@ from medchain.node import (
 from medchain.node._blobs import BLOB_CHANNEL, BlobStatus
 from medchain.offchain import LocalBlobStore, cid_for
 from medchain.p2p import PeerInfo, Transport
-from tests.node.netharness import LiveNet, live_net
+from tests.node.netharness import PATIENCE_S, LiveNet, live_net
 
 pytestmark = pytest.mark.slow
 
@@ -116,7 +116,7 @@ async def _with_a_lying_peer(net: LiveNet) -> None:
     )
     await transport.start()
     try:
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(PATIENCE_S):
             while node2 not in transport.connected():
                 await asyncio.sleep(0.05)
         wanted = cid_for(b"a record body nobody uploaded")

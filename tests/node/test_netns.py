@@ -21,7 +21,7 @@ import pytest
 
 from medchain.crypto import load_keys
 from medchain.node import OUTPUT_FILE, create_devnet, read_config
-from tests.node.netharness import LiveNet, wait_for
+from tests.node.netharness import PATIENCE_S, REQUEST_S, START_S, LiveNet, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -133,7 +133,7 @@ class NetnsNet(LiveNet):
             round_timeout_ms=1_000,
         )
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.http = httpx.Client(timeout=10.0, trust_env=False)  # never via a proxy
+        self.http = httpx.Client(timeout=REQUEST_S, trust_env=False)  # never via a proxy
         self.faucet = load_keys(self.devnet.faucet_key)
         self.nonces: dict[bytes, int] = {}
 
@@ -157,7 +157,7 @@ class NetnsNet(LiveNet):
                 )  # fmt: skip
         if wait:
             for name in names or self.names:
-                wait_for(functools.partial(self.healthy, name), 30, f"{name} to serve its API")
+                wait_for(functools.partial(self.healthy, name), START_S, f"{name} to serve its API")
 
     def close(self) -> None:
         try:
@@ -217,7 +217,7 @@ def _commit_and_agree(net: NetnsNet) -> None:
         assert os.stat(f"/proc/{proc.pid}/ns/net").st_ino == net.fabric.inode(net.namespace(name))
     wait_for(
         lambda: all(all(p["connected"] for p in net.status(n)["peers"]) for n in net.names),
-        20,
+        PATIENCE_S,
         "every node to connect to its three peers",
     )
 
@@ -226,7 +226,7 @@ def _commit_and_agree(net: NetnsNet) -> None:
     for i, sender in enumerate(senders):  # each node takes some of the load
         accepted += net.submit(net.names[i], net.transfers(25, sender))
     assert len(accepted) == 100
-    wait_for(lambda: all(net.nonce("node0", s) == 25 for s in senders), 30, "100 commits")
+    wait_for(lambda: all(net.nonce("node0", s) == 25 for s in senders), PATIENCE_S, "100 commits")
     top = min(net.height(n) for n in net.names)
     net.assert_agreement(net.names, top)
     for name in net.names:
