@@ -21,12 +21,13 @@ from medchain.app._anon import (
 )
 from medchain.app._apply import (
     METHODS,
-    SignatureCache,
     apply_checked_tx,
     apply_tx,
     check_tx_stateful,
     check_tx_static,
     decode_tx,
+    ed25519_check,
+    ring_check,
 )
 from medchain.app._context import BlockContext, Call, make_event
 from medchain.app._devices import (
@@ -163,6 +164,14 @@ from medchain.app._search import (
     IndexEntry,
     sse_lookup,
 )
+from medchain.app._signatures import (
+    ED25519_COST,
+    RING_MEMBER_COST,
+    SignatureCache,
+    SignatureCheck,
+    require_signature,
+    run_checks,
+)
 from medchain.app._staking import (
     AmountArgs,
     Candidate,
@@ -184,6 +193,7 @@ from medchain.app._state_tree import state_root_of
 __all__ = [
     "ANONYMOUS_METHODS",
     "BATCH_ID_SIZE",
+    "ED25519_COST",
     "MAX_BATCH_BUNDLES",
     "MAX_BATCH_READINGS",
     "MAX_DEVICES_PER_PATIENT",
@@ -196,6 +206,7 @@ __all__ = [
     "MAX_VITALS_READERS",
     "METHODS",
     "MS_PER_DAY",
+    "RING_MEMBER_COST",
     "AccessList",
     "Account",
     "AddVersionArgs",
@@ -272,6 +283,7 @@ __all__ = [
     "Role",
     "SetStateArgs",
     "SignatureCache",
+    "SignatureCheck",
     "Slash",
     "StakeAccount",
     "StakeError",
@@ -308,6 +320,7 @@ __all__ = [
     "decode_tx",
     "device_audit",
     "devices_of",
+    "ed25519_check",
     "election_ranking",
     "epoch_start",
     "genesis_state",
@@ -338,9 +351,12 @@ __all__ = [
     "punished_offences",
     "ranked_candidates",
     "registration_message",
+    "require_signature",
     "restriction_lapses",
+    "ring_check",
     "role_count",
     "role_member",
+    "run_checks",
     "scope_entries",
     "sse_lookup",
     "state_entry_leaf",

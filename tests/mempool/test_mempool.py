@@ -37,7 +37,7 @@ from medchain.app import (
     UnknownScope,
     UpdateProfileArgs,
     WrongChain,
-    _apply,
+    _signatures,
     get_account,
 )
 from medchain.crypto import WRAPPED_KEY_SIZE, AccountKeys, ring_sign, sha256
@@ -438,14 +438,14 @@ def _nonce(chain: Chain, keys: AccountKeys) -> int:
 
 def _counting(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
     calls = [0]
-    real = getattr(_apply, name)
+    real = getattr(_signatures, name)
 
     def counted(*args: Any) -> bool:
         calls[0] += 1
         result: bool = real(*args)
         return result
 
-    monkeypatch.setattr(_apply, name, counted)
+    monkeypatch.setattr(_signatures, name, counted)
     return calls
 
 
