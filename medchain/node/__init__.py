@@ -1,6 +1,7 @@
 """Running a chain: the single-validator LocalChain, genesis files, and LedgerApp
 (the ledger as consensus engines see it)."""
 
+from medchain.node._admission import RateLimited, VerifierBusy
 from medchain.node._anchoring import Anchoring, AnchoringStatus
 from medchain.node._config import (
     CONFIG_FILE,
@@ -9,6 +10,7 @@ from medchain.node._config import (
     NODE_KEY_FILE,
     PID_FILE,
     WAL_FILE,
+    AdmissionConfig,
     ConfigError,
     NodeConfig,
     PeerConfig,
@@ -74,6 +76,7 @@ __all__ = [
     "STORE_FILE",
     "VALIDATOR_KEY_FILE",
     "WAL_FILE",
+    "AdmissionConfig",
     "Anchoring",
     "AnchoringStatus",
     "ChainQueries",
@@ -93,12 +96,14 @@ __all__ = [
     "PeerConfig",
     "PeerStatus",
     "PendingFull",
+    "RateLimited",
     "RecoverError",
     "RecoverReport",
     "SealedBlock",
     "SignLog",
     "TxFailed",
     "VerificationChain",
+    "VerifierBusy",
     "config_from_json",
     "config_to_json",
     "create_devnet",

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from medchain.node import (
+    AdmissionConfig,
     ConfigError,
     NodeConfig,
     PeerConfig,
@@ -27,6 +28,7 @@ def test_a_config_round_trips_through_its_json(tmp_path: Path) -> None:
             PeerConfig("edge-1", b"\x02" * 32, PEM),
         ),
         block_interval_ms=500,
+        admission=AdmissionConfig(workers=3, client_rate=500, peer_burst=9_000),
         extra={"anchor": {"every": 10}},
     )
     write_config(tmp_path, config)
@@ -45,6 +47,9 @@ def test_a_config_round_trips_through_its_json(tmp_path: Path) -> None:
             '{"name": "a", "peers": [{"key": "' + "00" * 32 + '", "cert": "", "host": "h"}]}',
             "both host and port",
         ),
+        ('{"name": "a", "admission": {"client_rate": 0}}', "client_rate must be an integer >= 1"),
+        ('{"name": "a", "admission": {"workers": -1}}', "workers must be an integer >= 0"),
+        ('{"name": "a", "admission": {"client_rte": 5}}', "admission has no setting 'client_rte'"),
     ],
 )
 def test_a_bad_config_says_what_is_wrong(text: str, words: str) -> None:
@@ -60,4 +65,5 @@ def test_a_missing_config_points_to_the_setup(tmp_path: Path) -> None:
 def test_defaults_fill_what_is_left_out() -> None:
     config = config_from_json('{"name": "n"}')
     assert config.p2p_port == 9600 and config.api_port == 8600 and config.peers == ()
+    assert config.admission == AdmissionConfig()
     assert config_from_json(config_to_json(config)) == config

@@ -4,24 +4,38 @@ The multi-process behaviour is in test_network.py."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import pytest
+import rlp
 
-from medchain.app import TransferArgs
+from medchain.app import InvalidSignature, TransferArgs
 from medchain.crypto import AccountKeys, load_keys, signed_tx
-from medchain.node import Node, NodeFailed, create_devnet, free_port_base
+from medchain.node import (
+    AdmissionConfig,
+    Node,
+    NodeFailed,
+    RateLimited,
+    create_devnet,
+    free_port_base,
+    read_config,
+)
 from medchain.types import Tx, tx_id
 
 RECIPIENT = AccountKeys.generate()
 
 
-def _node(home: Path) -> tuple[Node, AccountKeys]:
+def _node(home: Path, admission: AdmissionConfig | None = None) -> tuple[Node, AccountKeys]:
     base = free_port_base(1)
     devnet = create_devnet(
         home, 1, "pbft", api_port=base, p2p_port=base + 500, block_interval_ms=50
     )
-    return Node(devnet.nodes[0].home), load_keys(devnet.faucet_key)
+    node_home = devnet.nodes[0].home
+    config = read_config(node_home)
+    if admission is not None:
+        config = dataclasses.replace(config, admission=admission)
+    return Node(node_home, config), load_keys(devnet.faucet_key)
 
 
 def _transfer(node: Node, keys: AccountKeys, nonce: int) -> Tx:
@@ -78,6 +92,39 @@ def test_waiting_for_an_unknown_transaction_times_out(tmp_path: Path) -> None:
         await node.start()
         try:
             assert await node.wait_committed(b"\x00" * 32, 0.1) is None
+        finally:
+            await node.close()
+
+    asyncio.run(scenario())
+
+
+def test_forgeries_cost_their_sender_not_the_node(tmp_path: Path) -> None:
+    """A client's forged transactions are verified off the loop and refused, then the
+    client waits; gossiped transactions are admitted off the loop too."""
+
+    async def scenario() -> None:
+        node, faucet = _node(tmp_path, AdmissionConfig(client_rate=10, client_burst=50))
+        await node.start()
+        try:
+            stranger = AccountKeys.generate()
+            forged = [
+                dataclasses.replace(_transfer(node, stranger, n), signature=bytes(64))
+                for n in range(60)
+            ]
+            results = await node.submit_batch(forged, "192.0.2.66")
+            assert all(isinstance(r, InvalidSignature) for r in results)
+            with pytest.raises(RateLimited, match="retry in 2 s"):
+                await node.submit(_transfer(node, faucet, 0), "192.0.2.66")
+            assert node.admission_wait_s("192.0.2.66") > 0
+            assert await node.submit(_transfer(node, faucet, 0), "192.0.2.77")
+            gossiped = _transfer(node, faucet, 1)
+            node._on_gossip(b"\x0b" * 32, rlp.encode([gossiped.encoded]))
+            receipt = await node.wait_committed(tx_id(gossiped), 10)
+            assert receipt is not None and receipt.ok
+            sample = node.metrics_registry.get_sample_value
+            assert sample("medchain_admission_clients_rate_limited_total") == 1
+            assert sample("medchain_admission_signatures_failed_total") == 60
+            assert sample("medchain_verification_backlog") == 0
         finally:
             await node.close()
 

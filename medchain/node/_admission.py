@@ -1,0 +1,187 @@
+"""`Admission`: transactions from clients and peers into the mempool, their signatures
+verified off the event loop, the work a source makes the node do bounded.
+
+A request goes through three steps. On the loop, the mempool's cheap checks (room,
+duplicates, form, nonce, key image, the ring against its scope: `Mempool.prepare`)
+refuse what they can before any signature work. In the verifier's workers, the
+signatures left are checked. On the loop again, the transactions are added in the order
+their source sent them (`Mempool.add` finds their checks in the signature cache), so the
+mempool's state only ever changes on the loop.
+
+What a source sends draws on its budget (`Budgets`): the verification work of every
+transaction that is not admitted (a forgery, a refusal found after verifying) is the
+source's to pay; that of admitted ones is given back. A client is refused with
+`RateLimited` (HTTP 429) while its budget is overdrawn, and with `VerifierBusy` (503)
+while the workers have more than `max_backlog` units queued; a peer's frames are
+dropped while its budget is overdrawn. Transactions the node itself makes (evidence)
+have no budget."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from medchain.app import SignatureCheck
+from medchain.mempool import Mempool
+from medchain.node._budget import Budget, Budgets, client_key
+from medchain.node._config import AdmissionConfig
+from medchain.node._verifier import Verifier
+from medchain.types import MedchainError, Tx
+
+
+class RateLimited(MedchainError):
+    """A client made the node verify more than its budget of signatures that did not
+    get a transaction admitted; it must wait `retry_after_s`."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class VerifierBusy(MedchainError):
+    """The node's signature workers are behind: retry shortly."""
+
+    code = "verifier_busy"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Who sent transactions: a client (by address), a peer (by name) or the node."""
+
+    kind: str
+    key: str
+
+    @classmethod
+    def client(cls, host: str | None) -> Source:
+        return NODE if host is None else cls("client", client_key(host))
+
+    @classmethod
+    def peer(cls, name: str) -> Source:
+        return cls("peer", name)
+
+
+NODE = Source("node", "")
+
+
+@dataclass(slots=True)
+class AdmissionStats:
+    """Counters served at /metrics as medchain_admission_*_total."""
+
+    clients_rate_limited: int = 0
+    """Client requests refused because the client's budget was overdrawn."""
+    peer_frames_dropped: int = 0
+    """Transaction frames of peers dropped because the peer's budget was overdrawn."""
+    clients_busy: int = 0
+    """Client requests refused because the verifier's backlog was full."""
+    signatures_failed: int = 0
+    """Transactions refused because their signature did not verify."""
+    work_units_charged: int = 0
+    """Verification work sources paid for (transactions not admitted), in Ed25519 checks."""
+
+
+class Admission:
+    def __init__(
+        self,
+        mempool: Mempool,
+        verifier: Verifier,
+        config: AdmissionConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        config = config if config is not None else AdmissionConfig()
+        self.mempool = mempool
+        self.verifier = verifier
+        self.max_backlog = config.max_backlog
+        self.clients = Budgets(Budget(config.client_rate, config.client_burst), clock=clock)
+        self.peers = Budgets(Budget(config.peer_rate, config.peer_burst), clock=clock)
+        self.stats = AdmissionStats()
+        self._tails: dict[Source, asyncio.Future[None]] = {}
+        """Per source, the request whose transactions are added last so far."""
+
+    def _budgets(self, source: Source) -> Budgets | None:
+        return {"client": self.clients, "peer": self.peers}.get(source.kind)
+
+    def wait_s(self, source: Source) -> float:
+        """Seconds until `source` may send transactions again (0: now)."""
+        budgets = self._budgets(source)
+        return 0.0 if budgets is None else budgets.wait_s(source.key)
+
+    async def admit(self, txs: Sequence[Tx], source: Source) -> list[bool | MedchainError]:
+        """Admit `txs`, each on its own: per transaction True (admitted), False
+        (already pending) or the error it was refused with. Raises RateLimited or
+        VerifierBusy, having done nothing, when the source must come back later."""
+        budgets = self._budgets(source)
+        self._require_budget(source, budgets)
+        results: list[bool | MedchainError] = [False] * len(txs)
+        checks: list[tuple[int, SignatureCheck]] = []
+        for index, tx in enumerate(txs):
+            try:
+                check = self.mempool.prepare(tx)
+            except MedchainError as exc:
+                results[index] = exc
+                continue
+            if check is not None:
+                checks.append((index, check))
+        unknown = {index for index, check in checks if self.verifier.outcome(check) is None}
+        cost = sum(check.cost for index, check in checks if index in unknown)
+        if unknown and source.kind == "client" and self.verifier.backlog >= self.max_backlog:
+            self.stats.clients_busy += 1
+            raise VerifierBusy(
+                f"this node is busy verifying signatures ({self.verifier.backlog:,} units "
+                "queued); retry in a second"
+            )
+        if budgets is not None:
+            budgets.bucket(source.key).take(cost, budgets.now())
+
+        loop = asyncio.get_running_loop()
+        previous = self._tails.get(source)
+        mine: asyncio.Future[None] = loop.create_future()
+        self._tails[source] = mine
+        refund = 0
+        try:
+            outcomes = await self.verifier.verify([check for _, check in checks])
+            if previous is not None:
+                await previous  # add in the order the source sent them (nonces)
+            for (index, check), passed in zip(checks, outcomes, strict=True):
+                if not passed:
+                    results[index] = check.refusal()
+                    self.stats.signatures_failed += 1
+                    continue
+                try:
+                    results[index] = self.mempool.add(txs[index])
+                except MedchainError as exc:
+                    results[index] = exc
+                    continue
+                if index in unknown:
+                    refund += check.cost
+        finally:
+            mine.set_result(None)
+            if self._tails.get(source) is mine:
+                del self._tails[source]
+            if budgets is not None:
+                budgets.bucket(source.key).give_back(refund, budgets.now())
+            self.stats.work_units_charged += cost - refund
+        return results
+
+    def _require_budget(self, source: Source, budgets: Budgets | None) -> None:
+        if budgets is None:
+            return
+        wait = budgets.wait_s(source.key)
+        if wait <= 0:
+            return
+        if source.kind == "peer":
+            self.stats.peer_frames_dropped += 1
+        else:
+            self.stats.clients_rate_limited += 1
+        retry = max(1, math.ceil(wait))
+        raise RateLimited(
+            f"{source.kind} {source.key} made this node verify more signatures of "
+            f"transactions it did not admit than its budget allows ({budgets.budget.rate:,} "
+            f"Ed25519 checks a second, a ring member counting as seven); retry in {retry} s",
+            retry,
+        )

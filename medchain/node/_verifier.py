@@ -1,0 +1,143 @@
+"""`Verifier`: signature checks run in a pool of worker threads, their outcomes recorded
+on the event loop.
+
+Why threads: the checks are libsodium calls made through ctypes (pysodium, for ring
+signatures) and cffi (PyNaCl, for Ed25519), and both release the GIL while libsodium
+works. The Python between the calls holds it for about a tenth of a ring check (a few
+microseconds per scalar multiplication of ~100 us), so the loop keeps answering while
+workers verify, and the workers share the loop's caches (a ring member's hash point is
+computed once). `medchain bench ring --forged` measures it.
+
+Only the loop touches the signature cache and the bookkeeping here; a worker only runs
+`run_checks` on plain data. A check asked for twice while it runs (a transaction
+gossiped and proposed at once) runs once. A check that failed is remembered, so the
+same forgery sent again costs nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from medchain.app import SignatureCache, SignatureCheck, run_checks
+
+CHUNK_COST = 512
+"""Work units a worker takes in one go (about 30 ms): a large batch is spread over the
+workers, and other requests' checks get their turn between its chunks."""
+FAILED_CAPACITY = 8_192
+"""Failed checks remembered (by key: the same bytes fail again)."""
+
+
+def default_workers() -> int:
+    """One worker per core but one, which the event loop keeps for itself."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+class Verifier:
+    def __init__(
+        self,
+        cache: SignatureCache,
+        workers: int | None = None,
+        *,
+        chunk_cost: int = CHUNK_COST,
+        failed_capacity: int = FAILED_CAPACITY,
+    ) -> None:
+        self.cache = cache
+        self.workers = workers or default_workers()
+        self.chunk_cost = chunk_cost
+        self.failed_capacity = failed_capacity
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="medchain-verify")
+        self._running: dict[bytes, asyncio.Future[bool]] = {}
+        self._failed: OrderedDict[bytes, None] = OrderedDict()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.backlog = 0
+        """Work units handed to the workers and not finished yet."""
+        self.verified_units = 0
+        """Work units of checks that passed, since start."""
+        self.failed_units = 0
+        """Work units of checks that failed, since start."""
+
+    def outcome(self, check: SignatureCheck) -> bool | None:
+        """True if `check` passed before (cached), False if it failed before, None if
+        it would have to run."""
+        if self.cache.seen(check.key):
+            return True
+        if check.key in self._failed:
+            return False
+        return None
+
+    async def verify(self, checks: Sequence[SignatureCheck]) -> list[bool]:
+        """Whether each check passes, in order; runs in the workers those not known.
+        A pass is in the signature cache when this returns. Cancelling the caller
+        leaves the checks running: others may be waiting for them."""
+        loop = asyncio.get_running_loop()
+        waits: list[asyncio.Future[bool]] = []
+        chunk: list[SignatureCheck] = []
+        chunk_cost = 0
+        for check in checks:
+            known = self.outcome(check)
+            if known is not None:
+                done: asyncio.Future[bool] = loop.create_future()
+                done.set_result(known)
+                waits.append(done)
+                continue
+            running = self._running.get(check.key)
+            if running is None:
+                running = self._running[check.key] = loop.create_future()
+                chunk.append(check)
+                chunk_cost += check.cost
+                if chunk_cost >= self.chunk_cost:
+                    self._start(chunk)
+                    chunk, chunk_cost = [], 0
+            waits.append(running)
+        if chunk:
+            self._start(chunk)
+        return list(await asyncio.gather(*(asyncio.shield(w) for w in waits)))
+
+    def _start(self, chunk: list[SignatureCheck]) -> None:
+        task = asyncio.ensure_future(self._run(chunk))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, chunk: list[SignatureCheck]) -> None:
+        cost = sum(check.cost for check in chunk)
+        self.backlog += cost
+        try:
+            loop = asyncio.get_running_loop()
+            outcomes = await loop.run_in_executor(self._pool, run_checks, chunk)
+        except BaseException as exc:  # closing (cancelled), or the pool is shut down
+            for check in chunk:
+                future = self._running.pop(check.key, None)
+                if future is not None and not future.done():
+                    if isinstance(exc, Exception):
+                        future.set_exception(exc)
+                    else:
+                        future.cancel()
+            raise
+        finally:
+            self.backlog -= cost
+        for check, passed in zip(chunk, outcomes, strict=True):
+            if passed:
+                self.cache.add(check.key)
+                self.verified_units += check.cost
+            else:
+                self._remember_failure(check.key)
+                self.failed_units += check.cost
+            future = self._running.pop(check.key, None)
+            if future is not None and not future.done():
+                future.set_result(passed)
+
+    def _remember_failure(self, key: bytes) -> None:
+        self._failed[key] = None
+        self._failed.move_to_end(key)
+        if len(self._failed) > self.failed_capacity:
+            self._failed.popitem(last=False)
+
+    async def close(self) -> None:
+        """Stop taking checks; wait for those running (a check is short)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
