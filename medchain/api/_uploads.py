@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 
 import anyio.to_thread
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from medchain.api import _parse as parse
 from medchain.api._errors import ApiError
+from medchain.api._limits import client_of
 from medchain.api._models import Hex, hex_of
 from medchain.api._service import NodeService
 from medchain.app import AddVersionArgs, CreateRecordArgs
@@ -41,7 +42,7 @@ def upload_routes(service: NodeService) -> APIRouter:
     router = APIRouter(prefix="/v1/records", tags=["records"])
 
     @router.post("", status_code=202, summary="Upload a record version (body + transaction)")
-    async def upload(body: UploadBody) -> UploadModel:
+    async def upload(body: UploadBody, request: Request) -> UploadModel:
         """Store the sealed body and admit the transaction that names it. Refused with
         400 if the body does not match the transaction's CID and hash, or if the
         transaction is not a record upload; the transaction's own refusals are as for
@@ -69,7 +70,7 @@ def upload_routes(service: NodeService) -> APIRouter:
                 "send the sealed body the transaction was built for",
             )
         await anyio.to_thread.run_sync(service.blobs.put, ciphertext)
-        await service.submit(tx)
+        await service.submit(tx, client_of(request.scope))
         return UploadModel(tx_hash=hex_of(tx_id(tx)), cid=args.cid, status="pending")
 
     return router

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -18,13 +19,21 @@ from prometheus_client import CollectorRegistry
 
 from medchain.api import ApiServer, create_api
 from medchain.crypto import AccountKeys
-from medchain.node import AnchoringStatus, LocalChain, NodeStatus, PeerStatus, PendingFull
+from medchain.node import (
+    AnchoringStatus,
+    LocalChain,
+    NodeStatus,
+    PeerStatus,
+    PendingFull,
+    RateLimited,
+)
 from medchain.offchain import BlobStore
 from medchain.types import (
     Allocation,
     ChainParams,
     Genesis,
     GenesisValidator,
+    MedchainError,
     Receipt,
     Tx,
     encode,
@@ -72,6 +81,10 @@ class FakeNode:
         self.max_pending = max_pending
         self.pending: dict[bytes, Tx] = {}
         self.registry = CollectorRegistry()
+        self.clients: list[str | None] = []
+        """The client address of each submission, in order."""
+        self.waits: dict[str, float] = {}
+        """Clients to refuse as over budget: address -> seconds to wait."""
 
     @property
     def genesis(self) -> Genesis:
@@ -89,7 +102,12 @@ class FakeNode:
     def metrics_registry(self) -> CollectorRegistry:
         return self.registry
 
-    async def submit(self, tx: Tx) -> bool:
+    async def submit(self, tx: Tx, client: str | None = None) -> bool:
+        """`client` is recorded in `clients`; `waits` (client -> seconds) refuses one."""
+        self.clients.append(client)
+        wait = self.admission_wait_s(client) if client is not None else 0.0
+        if wait > 0:
+            raise RateLimited(f"client {client} must wait", math.ceil(wait))
         identity = tx_id(tx)
         if identity in self.pending:
             return False
@@ -100,6 +118,22 @@ class FakeNode:
         if self.auto_commit:
             self.commit()
         return True
+
+    async def submit_batch(
+        self, txs: Sequence[Tx], client: str | None = None
+    ) -> list[bool | MedchainError]:
+        results: list[bool | MedchainError] = []
+        for tx in txs:
+            try:
+                results.append(await self.submit(tx, client))
+            except RateLimited:
+                raise
+            except MedchainError as exc:
+                results.append(exc)
+        return results
+
+    def admission_wait_s(self, client: str) -> float:
+        return self.waits.get(client, 0.0)
 
     def commit(self) -> None:
         """Seal every pending transaction in one block."""

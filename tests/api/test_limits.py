@@ -1,0 +1,85 @@
+"""Work limits at the API: a client over its verification budget is answered 429 with
+Retry-After before its body is read; a batch holds at most 16 anonymous transactions;
+the node is told which client each submission comes from."""
+
+from __future__ import annotations
+
+import pytest
+
+from medchain.api._errors import medchain_error_response, status_for
+from medchain.api._limits import client_of
+from medchain.api._txs import MAX_ANONYMOUS_PER_REQUEST
+from medchain.app import RegisterArgs, Role
+from medchain.crypto import AccountKeys
+from medchain.node import RateLimited, VerifierBusy
+from medchain.types import Tx
+from tests.api.harness import FakeNode, api_client, make_chain, signed
+
+
+def _register() -> str:
+    keys = AccountKeys.generate()
+    args = RegisterArgs(Role.DOCTOR, "Dr. New", keys.encryption_public_key)
+    return signed(keys, 0, "registry.register", args).encoded.hex()
+
+
+def _anonymous(tag: int) -> str:
+    """An anonymous transaction as far as counting goes (its arguments are junk)."""
+    return Tx("medchain-test", 0, b"", 0, "anon.submit", b"\xc0", bytes([tag])).encoded.hex()
+
+
+@pytest.fixture
+def node() -> FakeNode:
+    return FakeNode(make_chain())
+
+
+def test_a_client_over_budget_is_refused_before_its_body_is_read(node: FakeNode) -> None:
+    api = api_client(node)
+    node.waits["127.0.0.1"] = 2.5
+    for path, body in [
+        ("/v1/txs", {"tx": _register()}),
+        ("/v1/txs/batch", {"txs": [_register()]}),
+        ("/v1/records", {"tx": _register(), "ciphertext": "00"}),
+    ]:
+        response = api.post(path, json=body)
+        assert response.status_code == 429, response.text
+        assert response.json()["error"]["code"] == "rate_limited"
+        assert "127.0.0.1" in response.json()["error"]["message"]
+        assert response.headers["retry-after"] == "3"
+        assert response.headers["connection"] == "close"
+    assert node.clients == []  # nothing reached the node
+    assert api.get("/v1/status").status_code == 200  # reading is not limited
+    del node.waits["127.0.0.1"]
+    assert api.post("/v1/txs", json={"tx": _register()}).status_code == 202
+    assert node.clients == ["127.0.0.1"]
+
+
+def test_a_batch_holds_a_bounded_number_of_anonymous_transactions(node: FakeNode) -> None:
+    api = api_client(node)
+    too_many = [_anonymous(i) for i in range(MAX_ANONYMOUS_PER_REQUEST + 1)]
+    response = api.post("/v1/txs/batch", json={"txs": [_register(), *too_many]})
+    assert response.status_code == 400
+    body = response.json()["error"]
+    assert body["code"] == "too_many_anonymous" and "several batches" in body["message"]
+    assert node.clients == []  # refused before any is admitted
+    enough = too_many[:MAX_ANONYMOUS_PER_REQUEST]
+    results = api.post("/v1/txs/batch", json={"txs": enough}).json()["results"]
+    assert len(results) == MAX_ANONYMOUS_PER_REQUEST  # each judged on its own
+
+
+def test_budget_refusals_have_their_status_and_retry_after() -> None:
+    limited = RateLimited("wait", 7)
+    assert status_for(limited) == 429
+    assert medchain_error_response(limited).headers["retry-after"] == "7"
+    busy = VerifierBusy("busy")
+    assert status_for(busy) == 503
+    assert medchain_error_response(busy).headers["retry-after"] == "1"
+
+
+def test_the_client_is_the_peer_address() -> None:
+    assert client_of({"client": ("203.0.113.5", 4242)}) == "203.0.113.5"
+    assert client_of({"client": None}) == "unknown"
+
+
+def test_each_submission_of_a_batch_names_its_client(node: FakeNode) -> None:
+    api_client(node).post("/v1/txs/batch", json={"txs": [_register(), _register()]})
+    assert node.clients == ["127.0.0.1", "127.0.0.1"]  # the test transport's address
