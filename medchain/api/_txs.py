@@ -21,7 +21,6 @@ from medchain.api._models import (
     receipt_model,
 )
 from medchain.api._service import NodeService
-from medchain.app import ANONYMOUS_METHODS
 from medchain.types import MedchainError, Receipt, Tx, tx_id
 
 MAX_WAIT_S = 60.0
@@ -29,9 +28,6 @@ MAX_WAIT_S = 60.0
 DEFAULT_WAIT_S = 10.0
 _YIELD_EVERY = 100
 """Batch parsing gives the loop back this often, so consensus is not starved."""
-MAX_ANONYMOUS_PER_REQUEST = 16
-"""Anonymous transactions one batch may hold: each costs a ring verification and pays
-no fee (a block takes at most `max_block_anonymous_txs` of them anyway)."""
 
 
 def tx_routes(service: NodeService) -> APIRouter:
@@ -93,9 +89,9 @@ def tx_routes(service: NodeService) -> APIRouter:
     @router.post("/batch", summary="Submit many transactions")
     async def submit_batch(body: TxBatchBody, request: Request) -> BatchResultModel:
         """Admit each transaction on its own (for load generators): one refusal stops
-        nothing, and each result says what happened to its transaction. A batch holds
-        at most 16 anonymous transactions (400 `too_many_anonymous`); 429 and 503 as
-        for POST /v1/txs, for the whole batch."""
+        nothing, and each result says what happened to its transaction. For the whole
+        batch: 400 `too_many_anonymous` past the node's limit of anonymous transactions
+        a request (16 by default), 429 and 503 as for POST /v1/txs."""
         results: list[BatchItemModel | None] = []
         parsed: list[tuple[int, Tx]] = []
         for number, text in enumerate(body.txs, start=1):
@@ -107,14 +103,6 @@ def tx_routes(service: NodeService) -> APIRouter:
                 results.append(None)
             if number % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
-        anonymous = sum(1 for _, tx in parsed if tx.method in ANONYMOUS_METHODS)
-        if anonymous > MAX_ANONYMOUS_PER_REQUEST:
-            raise ApiError(
-                400,
-                "too_many_anonymous",
-                f"this batch holds {anonymous} anonymous transactions, a batch may hold "
-                f"{MAX_ANONYMOUS_PER_REQUEST}; send them in several batches",
-            )
         outcomes = await service.submit_batch([tx for _, tx in parsed], client_of(request.scope))
         for (index, tx), outcome in zip(parsed, outcomes, strict=True):
             tx_hash = tx_id(tx)

@@ -1,7 +1,7 @@
 """Running a chain: the single-validator LocalChain, genesis files, and LedgerApp
 (the ledger as consensus engines see it)."""
 
-from medchain.node._admission import RateLimited, VerifierBusy
+from medchain.node._admission import RateLimited, TooManyAnonymous, VerifierBusy
 from medchain.node._anchoring import Anchoring, AnchoringStatus
 from medchain.node._config import (
     CONFIG_FILE,
@@ -101,6 +101,7 @@ __all__ = [
     "RecoverReport",
     "SealedBlock",
     "SignLog",
+    "TooManyAnonymous",
     "TxFailed",
     "VerificationChain",
     "VerifierBusy",

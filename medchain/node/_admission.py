@@ -13,8 +13,9 @@ transaction that is not admitted (a forgery, a refusal found after verifying) is
 source's to pay; that of admitted ones is given back. A client is refused with
 `RateLimited` (HTTP 429) while its budget is overdrawn, and with `VerifierBusy` (503)
 while the workers have more than `max_backlog` units queued; a peer's frames are
-dropped while its budget is overdrawn. Transactions the node itself makes (evidence)
-have no budget."""
+dropped while its budget is overdrawn. A client request may hold at most
+`max_anonymous_per_request` anonymous transactions (`TooManyAnonymous`, 400).
+Transactions the node itself makes (evidence) have no budget."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from medchain.app import SignatureCheck
+from medchain.app import ANONYMOUS_METHODS, RING_MEMBER_COST, SignatureCheck
 from medchain.mempool import Mempool
 from medchain.node._budget import Budget, Budgets, client_key
 from medchain.node._config import AdmissionConfig
@@ -47,6 +48,12 @@ class VerifierBusy(MedchainError):
     """The node's signature workers are behind: retry shortly."""
 
     code = "verifier_busy"
+
+
+class TooManyAnonymous(MedchainError):
+    """A client request holds more anonymous transactions than one may."""
+
+    code = "too_many_anonymous"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +104,7 @@ class Admission:
         self.mempool = mempool
         self.verifier = verifier
         self.max_backlog = config.max_backlog
+        self.max_anonymous = config.max_anonymous_per_request
         self.clients = Budgets(Budget(config.client_rate, config.client_burst), clock=clock)
         self.peers = Budgets(Budget(config.peer_rate, config.peer_burst), clock=clock)
         self.stats = AdmissionStats()
@@ -117,6 +125,8 @@ class Admission:
         VerifierBusy, having done nothing, when the source must come back later."""
         budgets = self._budgets(source)
         self._require_budget(source, budgets)
+        if source.kind == "client":
+            self._require_few_anonymous(txs, source, budgets)
         results: list[bool | MedchainError] = [False] * len(txs)
         checks: list[tuple[int, SignatureCheck]] = []
         for index, tx in enumerate(txs):
@@ -167,6 +177,24 @@ class Admission:
                 budgets.bucket(source.key).give_back(refund, budgets.now())
             self.stats.work_units_charged += cost - refund
         return results
+
+    def _require_few_anonymous(
+        self, txs: Sequence[Tx], source: Source, budgets: Budgets | None
+    ) -> None:
+        """Refuse a request holding too many anonymous transactions, charged as if each
+        ring were checked at the largest size: sent again, it is turned away unread."""
+        anonymous = sum(1 for tx in txs if tx.method in ANONYMOUS_METHODS)
+        if anonymous <= self.max_anonymous:
+            return
+        if budgets is not None:
+            ring = self.mempool.ledger.genesis.params.max_ring_size
+            units = anonymous * ring * RING_MEMBER_COST
+            budgets.bucket(source.key).take(units, budgets.now())
+            self.stats.work_units_charged += units
+        raise TooManyAnonymous(
+            f"this request holds {anonymous} anonymous transactions, one may hold "
+            f"{self.max_anonymous}; send them in several requests"
+        )
 
     def _require_budget(self, source: Source, budgets: Budgets | None) -> None:
         if budgets is None:

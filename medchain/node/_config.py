@@ -62,6 +62,9 @@ class AdmissionConfig:
     peer_burst: int = 50_000
     max_backlog: int = 30_000
     """Units queued for the workers past which clients are told to retry (503)."""
+    max_anonymous_per_request: int = 16
+    """Anonymous transactions one client request may hold (400 past it, charged as if
+    each ring were checked): a block takes at most `max_block_anonymous_txs` anyway."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
 """Work limits at the API: a client over its verification budget is answered 429 with
-Retry-After before its body is read; a batch holds at most 16 anonymous transactions;
-the node is told which client each submission comes from."""
+Retry-After before its body is read; the node is told which client each submission
+comes from (its budget, and its limit of anonymous transactions a request, are the
+node's: tests/node/test_admission.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,9 @@ import pytest
 
 from medchain.api._errors import medchain_error_response, status_for
 from medchain.api._limits import client_of
-from medchain.api._txs import MAX_ANONYMOUS_PER_REQUEST
 from medchain.app import RegisterArgs, Role
 from medchain.crypto import AccountKeys
-from medchain.node import RateLimited, VerifierBusy
-from medchain.types import Tx
+from medchain.node import RateLimited, TooManyAnonymous, VerifierBusy
 from tests.api.harness import FakeNode, api_client, make_chain, signed
 
 
@@ -20,11 +19,6 @@ def _register() -> str:
     keys = AccountKeys.generate()
     args = RegisterArgs(Role.DOCTOR, "Dr. New", keys.encryption_public_key)
     return signed(keys, 0, "registry.register", args).encoded.hex()
-
-
-def _anonymous(tag: int) -> str:
-    """An anonymous transaction as far as counting goes (its arguments are junk)."""
-    return Tx("medchain-test", 0, b"", 0, "anon.submit", b"\xc0", bytes([tag])).encoded.hex()
 
 
 @pytest.fixture
@@ -53,19 +47,6 @@ def test_a_client_over_budget_is_refused_before_its_body_is_read(node: FakeNode)
     assert node.clients == ["127.0.0.1"]
 
 
-def test_a_batch_holds_a_bounded_number_of_anonymous_transactions(node: FakeNode) -> None:
-    api = api_client(node)
-    too_many = [_anonymous(i) for i in range(MAX_ANONYMOUS_PER_REQUEST + 1)]
-    response = api.post("/v1/txs/batch", json={"txs": [_register(), *too_many]})
-    assert response.status_code == 400
-    body = response.json()["error"]
-    assert body["code"] == "too_many_anonymous" and "several batches" in body["message"]
-    assert node.clients == []  # refused before any is admitted
-    enough = too_many[:MAX_ANONYMOUS_PER_REQUEST]
-    results = api.post("/v1/txs/batch", json={"txs": enough}).json()["results"]
-    assert len(results) == MAX_ANONYMOUS_PER_REQUEST  # each judged on its own
-
-
 def test_budget_refusals_have_their_status_and_retry_after() -> None:
     limited = RateLimited("wait", 7)
     assert status_for(limited) == 429
@@ -73,6 +54,7 @@ def test_budget_refusals_have_their_status_and_retry_after() -> None:
     busy = VerifierBusy("busy")
     assert status_for(busy) == 503
     assert medchain_error_response(busy).headers["retry-after"] == "1"
+    assert status_for(TooManyAnonymous("16 at most")) == 400
 
 
 def test_the_client_is_the_peer_address() -> None:

@@ -12,9 +12,23 @@ from typing import Any
 
 import pytest
 
-from medchain.app import InvalidSignature, NonceGap, TransferArgs, run_checks
+from medchain.app import (
+    RING_MEMBER_COST,
+    InvalidSignature,
+    MalformedTx,
+    NonceGap,
+    TransferArgs,
+    run_checks,
+)
 from medchain.crypto import AccountKeys, signed_tx
-from medchain.node import AdmissionConfig, LedgerApp, RateLimited, VerifierBusy, _verifier
+from medchain.node import (
+    AdmissionConfig,
+    LedgerApp,
+    RateLimited,
+    TooManyAnonymous,
+    VerifierBusy,
+    _verifier,
+)
 from medchain.node._admission import NODE, Admission, Source
 from medchain.node._verifier import Verifier
 from medchain.types import (
@@ -220,3 +234,21 @@ def test_a_peers_frames_are_refused_while_its_budget_is_overdrawn() -> None:
         assert await admission.admit([_transfer(RICH, 0)], NODE) == [True]  # no budget
 
     _run(scenario, peer_rate=10, peer_burst=20)
+
+
+def test_a_client_request_holds_a_bounded_number_of_anonymous_transactions() -> None:
+    async def scenario(admission: Admission, app: LedgerApp, clock: Clock) -> None:
+        junk = [Tx(CHAIN, 0, b"", 0, "anon.submit", b"\xc0", bytes([i])) for i in range(3)]
+        with pytest.raises(
+            TooManyAnonymous, match="holds 3 anonymous transactions, one may hold 2"
+        ):
+            await admission.admit([_transfer(RICH, 0), *junk], CLIENT)
+        assert app.pending() == ()  # refused whole, before anything is admitted
+        charged = 3 * 64 * RING_MEMBER_COST  # as if every ring were checked, at 64 members
+        assert admission.stats.work_units_charged == charged
+        with pytest.raises(RateLimited):  # sent again, it is turned away unread
+            await admission.admit(junk, CLIENT)
+        results = await admission.admit(junk[:2], Source.peer("node1"))  # peers: no cap
+        assert all(isinstance(r, MalformedTx) for r in results)
+
+    _run(scenario, max_anonymous_per_request=2)
