@@ -62,7 +62,8 @@ class NodeService(Protocol):
         ...
 
     def admission_wait_s(self, client: str) -> float:
-        """Seconds until `client` may submit transactions again (0: now)."""
+        """Seconds until `client` may submit transactions again (0: now). Asked once
+        per request that would admit transactions; a request told to wait is refused."""
         ...
 
     async def wait_committed(self, tx_hash: bytes, timeout_s: float) -> Receipt | None:

@@ -256,8 +256,13 @@ class Node:
         return results
 
     def admission_wait_s(self, client: str) -> float:
-        """Seconds until `client` may submit again: 0 unless its budget is overdrawn."""
-        return self.admission.wait_s(Source.client(client))
+        """Seconds until `client` may submit again: 0 unless its budget is overdrawn.
+        The API asks once per request that would admit transactions and refuses it if
+        not 0: counted as such."""
+        wait = self.admission.wait_s(Source.client(client))
+        if wait > 0:
+            self.admission.stats.clients_rate_limited += 1
+        return wait
 
     async def wait_committed(self, tx_hash: bytes, timeout_s: float) -> Receipt | None:
         receipt = self.app.receipt(tx_hash)
