@@ -179,10 +179,9 @@ def ring(
     timings = run_ring_bench(tuple(int(s) for s in sizes.split(",")), runs)
     cost = run_forged_cost(64, forged) if forged else None
     if as_json:
-        rows: dict[str, object] = {"timings": [dataclasses.asdict(t) for t in timings]}
-        if cost is not None:
-            rows["forged"] = dataclasses.asdict(cost)
-        print(json.dumps(rows, indent=2))
+        rows = [dataclasses.asdict(t) for t in timings]
+        both = {"timings": rows, "forged": dataclasses.asdict(cost)} if cost else None
+        print(json.dumps(rows if both is None else both, indent=2))
         return
     table = Table(
         "ring size",
