@@ -297,7 +297,10 @@ def attacker_main(spec_json: str) -> None:
 
 
 class StatusProbe:
-    """GET /v1/status every `interval_s` in a thread; the latency of each answer."""
+    """GET /v1/status every `interval_s`, on schedule whether or not earlier answers came
+    (open loop), in a thread of its own. Each latency runs from when the request was
+    due, so a node that stalls for a second shows a second's worth of slow answers, not
+    one (no coordinated omission)."""
 
     def __init__(self, url: str, interval_s: float = 0.05) -> None:
         self.url = url
@@ -305,25 +308,34 @@ class StatusProbe:
         self.latencies_s: list[float] = []
         self.failures = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(30)
+        self._thread.join(60)
 
-    def _run(self) -> None:
-        with httpx.Client(timeout=30.0) as http:
+    async def _run(self) -> None:
+        limits = httpx.Limits(max_connections=64)
+        async with httpx.AsyncClient(timeout=30.0, limits=limits) as http:
+            tasks = set()
+            due = time.perf_counter()
             while not self._stop.is_set():
-                began = time.perf_counter()
-                try:
-                    http.get(f"{self.url}/v1/status").raise_for_status()
-                    self.latencies_s.append(time.perf_counter() - began)
-                except httpx.HTTPError:
-                    self.failures += 1
-                self._stop.wait(self.interval_s)
+                task = asyncio.ensure_future(self._one(http, due))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                due += self.interval_s
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _one(self, http: httpx.AsyncClient, due: float) -> None:
+        try:
+            (await http.get(f"{self.url}/v1/status")).raise_for_status()
+            self.latencies_s.append(time.perf_counter() - due)
+        except httpx.HTTPError:
+            self.failures += 1
 
     def percentile_ms(self, q: float) -> float:
         if not self.latencies_s:
