@@ -278,6 +278,10 @@ def flood(
         ("blocks committed", str(result.blocks)),
         ("honest transfers committed", f"{result.honest_committed} of {result.honest_sent}"),
         (
+            "honest submission p50 / max",
+            f"{result.honest_submit_p50_ms:.0f} / {result.honest_submit_max_ms:.0f} ms",
+        ),
+        (
             "honest commit p50 / max",
             f"{result.honest_commit_p50_ms:.0f} / {result.honest_commit_max_ms:.0f} ms",
         ),

@@ -154,7 +154,8 @@ class Admission:
         self._tails[source] = mine
         refund = 0
         try:
-            outcomes = await self.verifier.verify([check for _, check in checks])
+            who = f"{source.kind}:{source.key}"
+            outcomes = await self.verifier.verify([check for _, check in checks], who)
             if previous is not None:
                 await previous  # add in the order the source sent them (nonces)
             for (index, check), passed in zip(checks, outcomes, strict=True):

@@ -66,7 +66,8 @@ class ConsensusInbox:
                 self.dropped += 1
                 return
             self.checked_ahead += 1
-            pending = asyncio.ensure_future(self._verifier.verify(checks))
+            who = "peer:" + self._peer_name(peer)
+            pending = asyncio.ensure_future(self._verifier.verify(checks, who))
             self._queue.append(_Waiting(peer, payload, checks, pending))
         elif self._queue:
             self._queue.append(_Waiting(peer, payload, [], None))  # behind one being checked

@@ -9,7 +9,9 @@ workers verify, and the workers share the loop's caches (a ring member's hash po
 computed once). `medchain bench ring --forged` measures it.
 
 Only the loop touches the signature cache and the bookkeeping here; a worker only runs
-`run_checks` on plain data. A check asked for twice while it runs (a transaction
+`run_checks` on plain data. The workers take the sources' checks in turn (a client's
+transfer is not stuck behind another client's burst of forged rings), and run at a
+lower CPU priority than the loop. A check asked for twice while it runs (a transaction
 gossiped and proposed at once) runs once. A check that failed is remembered, so the
 same forgery sent again costs nothing."""
 
@@ -19,7 +21,7 @@ import asyncio
 import contextlib
 import os
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -28,6 +30,8 @@ from medchain.app import SignatureCache, SignatureCheck, run_checks
 CHUNK_COST = 512
 """Work units a worker takes in one go (about 30 ms): a large batch is spread over the
 workers, and other requests' checks get their turn between its chunks."""
+_REMEMBERED_TURNS = 4_096
+"""Sources whose last turn is remembered; one forgotten counts as new (goes first)."""
 FAILED_CAPACITY = 8_192
 """Failed checks remembered (by key: the same bytes fail again)."""
 
@@ -70,8 +74,15 @@ class Verifier:
         self._running: dict[bytes, asyncio.Future[bool]] = {}
         self._failed: OrderedDict[bytes, None] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._queues: dict[str, deque[list[SignatureCheck]]] = {}
+        """Chunks waiting for a worker, per source."""
+        self._last_served: dict[str, int] = {}
+        """The turn each source was last served at (the latest `_REMEMBERED_TURNS`)."""
+        self._turns = 0
+        self._busy = 0
+        self._closing = False
         self.backlog = 0
-        """Work units handed to the workers and not finished yet."""
+        """Work units waiting for or in the workers."""
         self.verified_units = 0
         """Work units of checks that passed, since start."""
         self.failed_units = 0
@@ -86,10 +97,12 @@ class Verifier:
             return False
         return None
 
-    async def verify(self, checks: Sequence[SignatureCheck]) -> list[bool]:
+    async def verify(self, checks: Sequence[SignatureCheck], source: str = "") -> list[bool]:
         """Whether each check passes, in order; runs in the workers those not known.
-        A pass is in the signature cache when this returns. Cancelling the caller
-        leaves the checks running: others may be waiting for them."""
+        A pass is in the signature cache when this returns. The workers take the
+        sources' chunks in turn, so one source's backlog does not hold back another's
+        checks. Cancelling the caller leaves the checks running: others may be waiting
+        for them."""
         loop = asyncio.get_running_loop()
         waits: list[asyncio.Future[bool]] = []
         chunk: list[SignatureCheck] = []
@@ -107,35 +120,50 @@ class Verifier:
                 chunk.append(check)
                 chunk_cost += check.cost
                 if chunk_cost >= self.chunk_cost:
-                    self._start(chunk)
+                    self._enqueue(source, chunk)
                     chunk, chunk_cost = [], 0
             waits.append(running)
         if chunk:
-            self._start(chunk)
+            self._enqueue(source, chunk)
         return list(await asyncio.gather(*(asyncio.shield(w) for w in waits)))
 
-    def _start(self, chunk: list[SignatureCheck]) -> None:
-        task = asyncio.ensure_future(self._run(chunk))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _enqueue(self, source: str, chunk: list[SignatureCheck]) -> None:
+        self._queues.setdefault(source, deque()).append(chunk)
+        self.backlog += sum(check.cost for check in chunk)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Hand chunks to free workers: next, the source served longest ago (one that
+        just started waiting first), so each waiting source gets its turn."""
+        while self._busy < self.workers and self._queues:
+            source = min(self._queues, key=lambda s: self._last_served.get(s, -1))
+            queue = self._queues[source]
+            chunk = queue.popleft()
+            self._turns += 1
+            self._last_served.pop(source, None)
+            self._last_served[source] = self._turns  # kept in turn order, oldest first
+            if len(self._last_served) > _REMEMBERED_TURNS:
+                del self._last_served[next(iter(self._last_served))]
+            if not queue:
+                del self._queues[source]
+            self._busy += 1
+            task = asyncio.ensure_future(self._run(chunk))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _run(self, chunk: list[SignatureCheck]) -> None:
         cost = sum(check.cost for check in chunk)
-        self.backlog += cost
         try:
             loop = asyncio.get_running_loop()
             outcomes = await loop.run_in_executor(self._pool, run_checks, chunk)
         except BaseException as exc:  # closing (cancelled), or the pool is shut down
-            for check in chunk:
-                future = self._running.pop(check.key, None)
-                if future is not None and not future.done():
-                    if isinstance(exc, Exception):
-                        future.set_exception(exc)
-                    else:
-                        future.cancel()
+            _abandon(self._running, chunk, exc)
             raise
         finally:
             self.backlog -= cost
+            self._busy -= 1
+            if not self._closing:
+                self._dispatch()
         for check, passed in zip(chunk, outcomes, strict=True):
             if passed:
                 self.cache.add(check.key)
@@ -155,7 +183,29 @@ class Verifier:
 
     async def close(self) -> None:
         """Stop taking checks; wait for those running (a check is short)."""
+        self._closing = True
+        for queue in self._queues.values():
+            for chunk in queue:
+                _abandon(self._running, chunk, None)
+        self._queues.clear()
+        self._last_served.clear()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _abandon(
+    running: dict[bytes, asyncio.Future[bool]],
+    chunk: list[SignatureCheck],
+    error: BaseException | None,
+) -> None:
+    """The chunk's checks will not run: fail (an error) or cancel (closing) their waiters."""
+    for check in chunk:
+        future = running.pop(check.key, None)
+        if future is None or future.done():
+            continue
+        if isinstance(error, Exception):
+            future.set_exception(error)
+        else:
+            future.cancel()

@@ -84,3 +84,26 @@ def test_a_check_asked_for_while_it_runs_runs_once(monkeypatch: pytest.MonkeyPat
         await verifier.close()
 
     asyncio.run(scenario())
+
+
+def test_the_workers_take_the_sources_in_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flood of one source's checks does not hold back another source's one check."""
+    workers = Workers(monkeypatch)
+    workers.release.clear()
+
+    async def scenario() -> None:
+        verifier = Verifier(SignatureCache(), workers=1, chunk_cost=1)
+        flood = [_check(b"forged %d" % i, forged=True) for i in range(5)]
+        honest = _check(b"a transfer")
+        flooding = asyncio.ensure_future(verifier.verify(flood, "client:192.0.2.66"))
+        await asyncio.to_thread(workers.started.wait, 30)  # the first chunk is running
+        assert verifier.backlog == 5
+        asking = asyncio.ensure_future(verifier.verify([honest], "client:192.0.2.7"))
+        await asyncio.sleep(0)
+        workers.release.set()
+        assert await asking == [True] and await flooding == [False] * 5
+        assert workers.ran.index(honest.key) == 1  # right after the chunk that was running
+        assert verifier.backlog == 0
+        await verifier.close()
+
+    asyncio.run(scenario())
