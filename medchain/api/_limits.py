@@ -9,6 +9,7 @@ connection, leaving the body unread."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable
 
@@ -29,13 +30,23 @@ def client_of(scope: Scope) -> str:
     return str(client[0]) if client else UNKNOWN_CLIENT
 
 
+HOLD_S = 1.0
+"""Longest a refused request is held before its 429 is sent."""
+MAX_HELD = 256
+"""Refused requests held at once; past that they are answered at once."""
+hold = asyncio.sleep
+
+
 class AdmissionGate:
     """429 with Retry-After, before the body, for a client that must wait; `wait_s`
-    says how long (0: let it in)."""
+    says how long (0: let it in). The answer is held for that wait (at most `HOLD_S`):
+    a client that ignores Retry-After and sends again at once then costs the loop one
+    refusal a second per connection instead of hundreds (a timer, while held)."""
 
     def __init__(self, app: ASGIApp, wait_s: Callable[[str], float]) -> None:
         self.app = app
         self.wait_s = wait_s
+        self.held = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -46,7 +57,14 @@ class AdmissionGate:
             client = client_of(scope)
             wait = self.wait_s(client)
             if wait > 0:
-                retry = max(1, math.ceil(wait))
+                held = min(wait, HOLD_S) if self.held < MAX_HELD else 0.0
+                if held:
+                    self.held += 1
+                    try:
+                        await hold(held)
+                    finally:
+                        self.held -= 1
+                retry = max(1, math.ceil(wait - held))
                 response = error_response(
                     429,
                     "rate_limited",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from medchain.api import _limits
 from medchain.api._errors import medchain_error_response, status_for
 from medchain.api._limits import client_of
 from medchain.app import RegisterArgs, Role
@@ -26,9 +27,17 @@ def node() -> FakeNode:
     return FakeNode(make_chain())
 
 
-def test_a_client_over_budget_is_refused_before_its_body_is_read(node: FakeNode) -> None:
+def test_a_client_over_budget_is_refused_before_its_body_is_read(
+    node: FakeNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held: list[float] = []
+
+    async def hold(seconds: float) -> None:
+        held.append(seconds)
+
+    monkeypatch.setattr(_limits, "hold", hold)
     api = api_client(node)
-    node.waits["127.0.0.1"] = 2.5
+    node.waits["127.0.0.1"] = 3.5
     for path, body in [
         ("/v1/txs", {"tx": _register()}),
         ("/v1/txs/batch", {"txs": [_register()]}),
@@ -41,6 +50,11 @@ def test_a_client_over_budget_is_refused_before_its_body_is_read(node: FakeNode)
         assert response.headers["retry-after"] == "3"
         assert response.headers["connection"] == "close"
     assert node.clients == []  # nothing reached the node
+    assert held == [1.0, 1.0, 1.0]  # each answer held (a second at most) before it went
+    monkeypatch.setattr(_limits, "MAX_HELD", 0)  # as if 256 were held already
+    response = api.post("/v1/txs", json={"tx": _register()})
+    assert response.status_code == 429 and response.headers["retry-after"] == "4"
+    assert len(held) == 3  # answered at once
     assert api.get("/v1/status").status_code == 200  # reading is not limited
     del node.waits["127.0.0.1"]
     assert api.post("/v1/txs", json={"tx": _register()}).status_code == 202
