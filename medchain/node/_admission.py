@@ -25,12 +25,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from medchain.app import ANONYMOUS_METHODS, RING_MEMBER_COST, SignatureCheck
+from medchain.app import ANONYMOUS_METHODS, ED25519_COST, RING_MEMBER_COST, SignatureCheck
 from medchain.mempool import Mempool
 from medchain.node._budget import Budget, Budgets, client_key
 from medchain.node._config import AdmissionConfig
 from medchain.node._verifier import Verifier
 from medchain.types import MedchainError, Tx
+
+YIELD_EVERY = 100
+"""Transactions checked or added between two chances for the loop to do other work."""
 
 
 class RateLimited(MedchainError):
@@ -121,44 +124,40 @@ class Admission:
 
     async def admit(self, txs: Sequence[Tx], source: Source) -> list[bool | MedchainError]:
         """Admit `txs`, each on its own: per transaction True (admitted), False
-        (already pending) or the error it was refused with. Raises RateLimited or
-        VerifierBusy, having done nothing, when the source must come back later."""
+        (already pending) or the error it was refused with. Raises RateLimited,
+        TooManyAnonymous or VerifierBusy, having admitted nothing, when the source
+        must come back later. Gives the loop back every `YIELD_EVERY` transactions."""
         budgets = self._budgets(source)
         self._require_budget(source, budgets)
         if source.kind == "client":
             self._require_few_anonymous(txs, source, budgets)
-        results: list[bool | MedchainError] = [False] * len(txs)
-        checks: list[tuple[int, SignatureCheck]] = []
-        for index, tx in enumerate(txs):
-            try:
-                check = self.mempool.prepare(tx)
-            except MedchainError as exc:
-                results[index] = exc
-                continue
-            if check is not None:
-                checks.append((index, check))
-        unknown = {index for index, check in checks if self.verifier.outcome(check) is None}
-        cost = sum(check.cost for index, check in checks if index in unknown)
-        if unknown and source.kind == "client" and self.verifier.backlog >= self.max_backlog:
-            self.stats.clients_busy += 1
-            raise VerifierBusy(
-                f"this node is busy verifying signatures ({self.verifier.backlog:,} units "
-                "queued); retry in a second"
-            )
+        # charge the most the checks can cost now, before giving the loop back, so the
+        # source's next request sees it; what they did not cost is given back below
+        reserved = self._most_work(txs) if budgets is not None else 0
         if budgets is not None:
-            budgets.bucket(source.key).take(cost, budgets.now())
-
+            budgets.bucket(source.key).take(reserved, budgets.now())
         loop = asyncio.get_running_loop()
         previous = self._tails.get(source)
         mine: asyncio.Future[None] = loop.create_future()
         self._tails[source] = mine
-        refund = 0
+        charged = 0
         try:
+            results, checks, unknown = await self._prepare(txs)
+            charged = sum(check.cost for index, check in checks if index in unknown)
+            if unknown and source.kind == "client" and self.verifier.backlog >= self.max_backlog:
+                self.stats.clients_busy += 1
+                charged = 0
+                raise VerifierBusy(
+                    f"this node is busy verifying signatures ({self.verifier.backlog:,} "
+                    "units queued); retry in a second"
+                )
             who = f"{source.kind}:{source.key}"
             outcomes = await self.verifier.verify([check for _, check in checks], who)
             if previous is not None:
                 await previous  # add in the order the source sent them (nonces)
-            for (index, check), passed in zip(checks, outcomes, strict=True):
+            for number, ((index, check), passed) in enumerate(zip(checks, outcomes, strict=True)):
+                if number and number % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
                 if not passed:
                     results[index] = check.refusal()
                     self.stats.signatures_failed += 1
@@ -169,15 +168,40 @@ class Admission:
                     results[index] = exc
                     continue
                 if index in unknown:
-                    refund += check.cost
+                    charged -= check.cost  # admitted: its work is given back
         finally:
             mine.set_result(None)
             if self._tails.get(source) is mine:
                 del self._tails[source]
             if budgets is not None:
-                budgets.bucket(source.key).give_back(refund, budgets.now())
-            self.stats.work_units_charged += cost - refund
+                budgets.bucket(source.key).give_back(reserved - charged, budgets.now())
+            self.stats.work_units_charged += charged
         return results
+
+    async def _prepare(
+        self, txs: Sequence[Tx]
+    ) -> tuple[list[bool | MedchainError], list[tuple[int, SignatureCheck]], set[int]]:
+        """The mempool's checks but the signatures: each transaction's refusal, or its
+        signature check; which of those checks are not known (passed or failed) yet."""
+        results: list[bool | MedchainError] = [False] * len(txs)
+        checks: list[tuple[int, SignatureCheck]] = []
+        for index, tx in enumerate(txs):
+            if index and index % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+            try:
+                check = self.mempool.prepare(tx)
+            except MedchainError as exc:
+                results[index] = exc
+                continue
+            if check is not None:
+                checks.append((index, check))
+        unknown = {index for index, check in checks if self.verifier.outcome(check) is None}
+        return results, checks, unknown
+
+    def _most_work(self, txs: Sequence[Tx]) -> int:
+        """What checking every signature of `txs` could cost, rings at the largest."""
+        ring = self.mempool.ledger.genesis.params.max_ring_size * RING_MEMBER_COST
+        return sum(ring if tx.method in ANONYMOUS_METHODS else ED25519_COST for tx in txs)
 
     def _require_few_anonymous(
         self, txs: Sequence[Tx], source: Source, budgets: Budgets | None

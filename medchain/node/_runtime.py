@@ -4,7 +4,10 @@ stores and the HTTP API of one organisation's node.
 Everything runs on the loop's thread: frames from peers, timers, API requests and
 the engine's actions. That keeps the SQLite stores single-threaded and the engine's
 inputs totally ordered, as the sans-IO contract wants. What the engine signs passes
-through the consensus WAL (`SignLog`) before it leaves."""
+through the consensus WAL (`SignLog`) before it leaves. The one exception is checking
+transactions' signatures, which costs up to a ring verification each: that runs in the
+verifier's worker threads, and only its outcome comes back to the loop (`Admission`
+for transactions, `ConsensusInbox` for the blocks in consensus messages)."""
 
 from __future__ import annotations
 
