@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import os
 import threading
 from collections import OrderedDict, deque
@@ -76,6 +77,9 @@ class Verifier:
         self._tasks: set[asyncio.Task[None]] = set()
         self._queues: dict[str, deque[list[SignatureCheck]]] = {}
         """Chunks waiting for a worker, per source."""
+        self._ready: list[tuple[int, int, str]] = []
+        """Heap of the sources with chunks waiting: (turn last served, arrival, source)."""
+        self._arrivals = 0
         self._last_served: dict[str, int] = {}
         """The turn each source was last served at (the latest `_REMEMBERED_TURNS`)."""
         self._turns = 0
@@ -128,15 +132,23 @@ class Verifier:
         return list(await asyncio.gather(*(asyncio.shield(w) for w in waits)))
 
     def _enqueue(self, source: str, chunk: list[SignatureCheck]) -> None:
-        self._queues.setdefault(source, deque()).append(chunk)
+        queue = self._queues.get(source)
+        if queue is None:
+            queue = self._queues[source] = deque()
+            self._line(source, self._last_served.get(source, -1))
+        queue.append(chunk)
         self.backlog += sum(check.cost for check in chunk)
         self._dispatch()
+
+    def _line(self, source: str, last_served: int) -> None:
+        self._arrivals += 1
+        heapq.heappush(self._ready, (last_served, self._arrivals, source))
 
     def _dispatch(self) -> None:
         """Hand chunks to free workers: next, the source served longest ago (one that
         just started waiting first), so each waiting source gets its turn."""
-        while self._busy < self.workers and self._queues:
-            source = min(self._queues, key=lambda s: self._last_served.get(s, -1))
+        while self._busy < self.workers and self._ready:
+            _, _, source = heapq.heappop(self._ready)
             queue = self._queues[source]
             chunk = queue.popleft()
             self._turns += 1
@@ -144,7 +156,9 @@ class Verifier:
             self._last_served[source] = self._turns  # kept in turn order, oldest first
             if len(self._last_served) > _REMEMBERED_TURNS:
                 del self._last_served[next(iter(self._last_served))]
-            if not queue:
+            if queue:
+                self._line(source, self._turns)
+            else:
                 del self._queues[source]
             self._busy += 1
             task = asyncio.ensure_future(self._run(chunk))
@@ -188,6 +202,7 @@ class Verifier:
             for chunk in queue:
                 _abandon(self._running, chunk, None)
         self._queues.clear()
+        self._ready.clear()
         self._last_served.clear()
         for task in list(self._tasks):
             task.cancel()

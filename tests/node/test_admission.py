@@ -27,9 +27,10 @@ from medchain.node import (
     RateLimited,
     TooManyAnonymous,
     VerifierBusy,
+    _admission,
     _verifier,
 )
-from medchain.node._admission import NODE, Admission, Source
+from medchain.node._admission import INLINE_TXS, NODE, Admission, Source
 from medchain.node._verifier import Verifier
 from medchain.types import (
     Allocation,
@@ -108,6 +109,7 @@ def test_signatures_are_verified_in_a_worker_and_admitted_in_order(
         return run_checks(checks)
 
     monkeypatch.setattr(_verifier, "run_checks", recording)
+    monkeypatch.setattr(_admission, "INLINE_TXS", 0)  # a batch as large as any
 
     async def scenario(admission: Admission, app: LedgerApp, clock: Clock) -> None:
         txs = [_transfer(RICH, n) for n in range(5)]
@@ -144,9 +146,13 @@ def test_a_source_pays_for_what_it_sent_that_was_not_admitted() -> None:
     _run(scenario)
 
 
-def test_a_signature_found_good_but_the_tx_refused_is_still_paid_for() -> None:
-    """A valid signature on a transaction that is never admitted (a gap nothing fills)
-    is work done for nothing, as a forgery is."""
+def test_a_signature_found_good_but_the_tx_refused_is_still_paid_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In a batch checked by the workers, a valid signature on a transaction that is
+    never admitted (a gap nothing fills) is work done for nothing, as a forgery is.
+    (Checked on the loop, such a gap is refused before its signature is checked.)"""
+    monkeypatch.setattr(_admission, "INLINE_TXS", 0)
 
     async def scenario(admission: Admission, app: LedgerApp, clock: Clock) -> None:
         gaps = [_transfer(AccountKeys.generate(), 7) for _ in range(20)]
@@ -163,6 +169,7 @@ def test_a_signature_found_good_but_the_tx_refused_is_still_paid_for() -> None:
 def test_a_sources_requests_are_added_in_the_order_it_sent_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(_admission, "INLINE_TXS", 0)  # every request to the workers
     """The first request's checks are held in the worker while the second's are done:
     the second still waits, or its nonces would show a gap."""
     release = threading.Event()
@@ -197,6 +204,7 @@ def test_a_sources_requests_are_added_in_the_order_it_sent_them(
 def test_clients_are_asked_to_wait_while_the_workers_are_behind(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(_admission, "INLINE_TXS", 0)
     release = threading.Event()
 
     def held(checks: list[Any]) -> list[bool]:
@@ -252,3 +260,29 @@ def test_a_client_request_holds_a_bounded_number_of_anonymous_transactions() -> 
         assert all(isinstance(r, MalformedTx) for r in results)
 
     _run(scenario, max_anonymous_per_request=2)
+
+
+def test_a_few_signed_transactions_are_checked_on_the_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Handing a few Ed25519 checks to a worker and back costs the loop more than doing
+    them; rings and large batches go to the workers."""
+    ran: list[int] = []
+
+    def recording(checks: list[Any]) -> list[bool]:
+        ran.append(len(checks))
+        return run_checks(checks)
+
+    monkeypatch.setattr(_verifier, "run_checks", recording)
+
+    async def scenario(admission: Admission, app: LedgerApp, clock: Clock) -> None:
+        few = [_transfer(RICH, n) for n in range(INLINE_TXS - 1)]
+        results = await admission.admit([*few, _forged()], CLIENT)
+        assert results[:-1] == [True] * len(few) and isinstance(results[-1], InvalidSignature)
+        assert ran == []  # no worker involved
+        assert admission.stats.work_units_charged == 1  # the forgery is charged all the same
+        many = [_transfer(RICH, n) for n in range(len(few), len(few) + INLINE_TXS + 1)]
+        assert all(r is True for r in await admission.admit(many, CLIENT))
+        assert sum(ran) == INLINE_TXS + 1
+
+    _run(scenario)
