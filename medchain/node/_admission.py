@@ -41,9 +41,10 @@ from medchain.types import MedchainError, Tx
 YIELD_EVERY = 100
 """Transactions checked or added between two chances for the loop to do other work."""
 INLINE_TXS = 64
-"""A request of at most this many signed transactions (and no anonymous one) has its
-signatures checked on the loop: at most ~4 ms, less than the hand-over to a worker
-costs the loop for a few. Rings and larger batches always go to the workers."""
+"""A request of at most this many signed transactions (and no anonymous one), from a
+source with at least half its budget left, has its signatures checked on the loop: at
+most ~4 ms, less than the hand-over to a worker costs the loop for a few. Rings,
+larger batches and sources that sent forgeries lately go to the workers."""
 
 
 class RateLimited(MedchainError):
@@ -145,6 +146,7 @@ class Admission:
             len(txs) <= INLINE_TXS
             and source not in self._tails  # or they would overtake the source's earlier ones
             and not any(tx.method in ANONYMOUS_METHODS for tx in txs)
+            and self._in_good_standing(source, budgets)
         ):
             return self._admit_here(txs, source, budgets)
         # charge the most the checks can cost now, before giving the loop back, so the
@@ -193,6 +195,14 @@ class Admission:
                 budgets.bucket(source.key).give_back(reserved - charged, budgets.now())
             self.stats.work_units_charged += charged
         return results
+
+    @staticmethod
+    def _in_good_standing(source: Source, budgets: Budgets | None) -> bool:
+        """Whether at least half the source's budget is left: one that sent forgeries
+        lately has its checks done by the workers, off the loop, whatever their size."""
+        if budgets is None:
+            return True
+        return budgets.bucket(source.key).level(budgets.now()) >= budgets.budget.burst / 2
 
     def _admit_here(
         self, txs: Sequence[Tx], source: Source, budgets: Budgets | None

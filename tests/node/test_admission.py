@@ -284,5 +284,10 @@ def test_a_few_signed_transactions_are_checked_on_the_loop(
         many = [_transfer(RICH, n) for n in range(len(few), len(few) + INLINE_TXS + 1)]
         assert all(r is True for r in await admission.admit(many, CLIENT))
         assert sum(ran) == INLINE_TXS + 1
+        await admission.admit([_forged() for _ in range(600)], CLIENT)  # half its budget
+        clock.now += 1  # refilled enough to be let in again, not to be trusted again
+        ran.clear()
+        assert await admission.admit([_transfer(RICH, 2 * INLINE_TXS)], CLIENT) == [True]
+        assert ran == [1]  # to the workers, however small the request
 
     _run(scenario)
