@@ -6,7 +6,9 @@ duplicates, form, nonce, key image, the ring against its scope: `Mempool.prepare
 refuse what they can before any signature work. In the verifier's workers, the
 signatures left are checked. On the loop again, the transactions are added in the order
 their source sent them (`Mempool.add` finds their checks in the signature cache), so the
-mempool's state only ever changes on the loop.
+mempool's state only ever changes on the loop. A request of a few signed transactions
+from a source in good standing skips the workers: its few Ed25519 checks cost the loop
+less than handing them over and back (`INLINE_TXS`).
 
 What a source sends draws on its budget (`Budgets`): the verification work of every
 transaction that is not admitted (a forgery, a refusal found after verifying) is the
@@ -284,6 +286,7 @@ class Admission:
         raise RateLimited(
             f"{source.kind} {source.key} made this node verify more signatures of "
             f"transactions it did not admit than its budget allows ({budgets.budget.rate:,} "
-            f"Ed25519 checks a second, a ring member counting as seven); retry in {retry} s",
+            f"Ed25519 checks a second, a ring member counting as {RING_MEMBER_COST}); retry "
+            f"in {retry} s",
             retry,
         )
