@@ -10,6 +10,7 @@ from medchain.api._anchoring import anchoring_routes
 from medchain.api._blobs import DEFAULT_MAX_BLOB_BATCH_BYTES, blob_routes
 from medchain.api._devices import device_routes
 from medchain.api._errors import install_error_handlers
+from medchain.api._limits import AdmissionGate
 from medchain.api._middleware import ApiMetrics, BodyLimit, CatchAll, RequestMetrics
 from medchain.api._models import ErrorBody
 from medchain.api._node import node_routes
@@ -35,6 +36,8 @@ Bytes are hex, account addresses bech32 (`mc1...`). Every chain object carries
 (`medchain.client.HttpChain`) decodes. Every error is
 `{"error": {"code": ..., "message": ...}}`: 4xx for bad input (the message says what
 to do), 503 with Retry-After when the mempool is full, 500 only for a bug in the node.
+A client whose transactions made the node verify more signatures than its budget
+allows without being admitted (forgeries) is answered 429 with Retry-After.
 """
 
 _TAGS = [
@@ -96,6 +99,7 @@ def create_api(
 
     # Added innermost first: metrics see the final status, 500s included.
     app.add_middleware(BodyLimit, limit_for=limit_for)
+    app.add_middleware(AdmissionGate, wait_s=service.admission_wait_s)
     app.add_middleware(CatchAll)
     app.add_middleware(RequestMetrics, metrics=ApiMetrics(service.metrics_registry))
 

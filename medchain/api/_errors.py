@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from medchain.app import KeyImageReused, NonceReused, TxTooLarge
-from medchain.node import OverQuota, PendingFull
+from medchain.node import OverQuota, PendingFull, RateLimited, VerifierBusy
 from medchain.offchain import (
     BlobCorrupted,
     BlobNotFound,
@@ -65,8 +65,10 @@ def status_for(exc: MedchainError) -> int:
     when an uploader's quota of bodies not yet named is used up."""
     if isinstance(exc, BlobCorrupted):
         return 500  # the node's copy is damaged: not the client's fault
-    if isinstance(exc, PendingFull) or exc.code in FULL_CODES:
+    if isinstance(exc, PendingFull | VerifierBusy) or exc.code in FULL_CODES:
         return 503
+    if isinstance(exc, RateLimited):
+        return 429
     if isinstance(exc, IpfsUnavailable):
         return 503  # the node's IPFS backend is down: retry later
     if isinstance(exc, IpfsError):
@@ -87,6 +89,8 @@ def medchain_error_response(exc: MedchainError) -> JSONResponse:
     if status == 500:
         log.error("%s: %s", exc.code, exc.message)
     headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after_s)}
     return error_response(status, exc.code, exc.message, headers)
 
 

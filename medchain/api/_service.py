@@ -3,13 +3,14 @@ implement it over an in-process chain."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import prometheus_client
 
 from medchain.node import AnchoringStatus, Bodies, ChainQueries, NodeStatus
 from medchain.offchain import BlobStore
-from medchain.types import Genesis, Receipt, Tx
+from medchain.types import Genesis, MedchainError, Receipt, Tx
 
 
 @runtime_checkable
@@ -52,9 +53,24 @@ class NodeService(Protocol):
         """Served at /metrics; the API adds its request counters to it."""
         ...
 
-    async def submit(self, tx: Tx) -> bool:
+    async def submit(self, tx: Tx, client: str | None = None) -> bool:
         """Admit `tx` to the mempool and gossip it. False if it is already pending;
-        raises a MedchainError (TxRejected subclasses, PendingFull when full)."""
+        raises a MedchainError (TxRejected subclasses, PendingFull when full,
+        RateLimited and VerifierBusy as for `submit_batch`)."""
+        ...
+
+    async def submit_batch(
+        self, txs: Sequence[Tx], client: str | None = None
+    ) -> list[bool | MedchainError]:
+        """Admit each of `txs` on its own: True, False (already pending) or its refusal.
+        `client`, the caller's address, pays with its budget for the verification work
+        of transactions not admitted; RateLimited (429) while that is overdrawn,
+        VerifierBusy (503) while the node's verifier is behind, and nothing admitted."""
+        ...
+
+    def admission_wait_s(self, client: str) -> float:
+        """Seconds until `client` may submit transactions again (0: now). Asked once
+        per request that would admit transactions; a request told to wait is refused."""
         ...
 
     async def wait_committed(self, tx_hash: bytes, timeout_s: float) -> Receipt | None:

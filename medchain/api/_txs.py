@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from medchain.api import _parse as parse
 from medchain.api._errors import ApiError
+from medchain.api._limits import client_of
 from medchain.api._models import (
     BatchItemModel,
     BatchResultModel,
@@ -20,13 +21,13 @@ from medchain.api._models import (
     receipt_model,
 )
 from medchain.api._service import NodeService
-from medchain.types import MedchainError, Receipt, tx_id
+from medchain.types import MedchainError, Receipt, Tx, tx_id
 
 MAX_WAIT_S = 60.0
 """Longest a request may wait for its transaction to commit."""
 DEFAULT_WAIT_S = 10.0
 _YIELD_EVERY = 100
-"""Batch admission gives the loop back this often, so consensus is not starved."""
+"""Batch parsing gives the loop back this often, so consensus is not starved."""
 
 
 def tx_routes(service: NodeService) -> APIRouter:
@@ -57,6 +58,7 @@ def tx_routes(service: NodeService) -> APIRouter:
     )
     async def submit(
         body: TxBody,
+        request: Request,
         response: Response,
         wait: Annotated[
             bool, Query(description="Answer once the transaction is committed (or timeout_s).")
@@ -69,12 +71,14 @@ def tx_routes(service: NodeService) -> APIRouter:
 
         Submitting it again is harmless: a pending transaction answers 202, a committed
         one 200 with its receipt. A refused transaction is a 4xx naming the reason
-        (409 for a used nonce), a full mempool 503 with Retry-After."""
+        (409 for a used nonce), a full mempool 503 with Retry-After, and 429 with
+        Retry-After for a client whose forged or refused transactions made the node
+        verify more signatures than its budget allows."""
         tx = parse.transaction(body.tx, service.genesis.params)
         tx_hash = tx_id(tx)
         receipt = service.chain.receipt(tx_hash)
         if receipt is None:
-            await service.submit(tx)
+            await service.submit(tx, client_of(request.scope))
             if wait:
                 receipt = await service.wait_committed(tx_hash, timeout_s)
         if receipt is None:
@@ -83,15 +87,31 @@ def tx_routes(service: NodeService) -> APIRouter:
         return committed(tx_hash, receipt)
 
     @router.post("/batch", summary="Submit many transactions")
-    async def submit_batch(body: TxBatchBody) -> BatchResultModel:
+    async def submit_batch(body: TxBatchBody, request: Request) -> BatchResultModel:
         """Admit each transaction on its own (for load generators): one refusal stops
-        nothing, and each result says what happened to its transaction."""
-        results = []
+        nothing, and each result says what happened to its transaction. For the whole
+        batch: 400 `too_many_anonymous` past the node's limit of anonymous transactions
+        a request (16 by default), 429 and 503 as for POST /v1/txs."""
+        results: list[BatchItemModel | None] = []
+        parsed: list[tuple[int, Tx]] = []
         for number, text in enumerate(body.txs, start=1):
-            results.append(await _admit_one(service, text))
+            item = _parse_one(service, text)
+            if isinstance(item, BatchItemModel):
+                results.append(item)
+            else:
+                parsed.append((len(results), item))
+                results.append(None)
             if number % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
-        return BatchResultModel(accepted=sum(r.accepted for r in results), results=results)
+        outcomes = await service.submit_batch([tx for _, tx in parsed], client_of(request.scope))
+        for (index, tx), outcome in zip(parsed, outcomes, strict=True):
+            tx_hash = tx_id(tx)
+            if isinstance(outcome, MedchainError) and service.chain.receipt(tx_hash) is not None:
+                results[index] = _already_committed(tx_hash)  # an earlier copy in the batch
+            else:
+                results[index] = _admitted(tx_hash, outcome)
+        done = [r for r in results if r is not None]
+        return BatchResultModel(accepted=sum(r.accepted for r in done), results=done)
 
     @router.get(
         "/{tx_hash}",
@@ -117,25 +137,29 @@ def tx_routes(service: NodeService) -> APIRouter:
     return router
 
 
-async def _admit_one(service: NodeService, text: str) -> BatchItemModel:
+def _parse_one(service: NodeService, text: str) -> BatchItemModel | Tx:
+    """The transaction, or the result of one that is malformed or already committed."""
     try:
         tx = parse.transaction(text, service.genesis.params)
-    except ApiError as exc:
-        return BatchItemModel(tx_hash=None, accepted=False, error=_detail(exc.code, exc.message))
-    except MedchainError as exc:
+    except (ApiError, MedchainError) as exc:
         return BatchItemModel(tx_hash=None, accepted=False, error=_detail(exc.code, exc.message))
     tx_hash = tx_id(tx)
     if service.chain.receipt(tx_hash) is not None:
-        committed = _detail("already_committed", "this transaction is already committed")
-        return BatchItemModel(tx_hash=hex_of(tx_hash), accepted=False, error=committed)
-    try:
-        added = await service.submit(tx)
-    except MedchainError as exc:
-        return BatchItemModel(
-            tx_hash=hex_of(tx_hash), accepted=False, error=_detail(exc.code, exc.message)
-        )
-    error = None if added else _detail("already_pending", "this transaction is already pending")
-    return BatchItemModel(tx_hash=hex_of(tx_hash), accepted=added, error=error)
+        return _already_committed(tx_hash)
+    return tx
+
+
+def _already_committed(tx_hash: bytes) -> BatchItemModel:
+    committed = _detail("already_committed", "this transaction is already committed")
+    return BatchItemModel(tx_hash=hex_of(tx_hash), accepted=False, error=committed)
+
+
+def _admitted(tx_hash: bytes, outcome: bool | MedchainError) -> BatchItemModel:
+    if isinstance(outcome, MedchainError):
+        refused = _detail(outcome.code, outcome.message)
+        return BatchItemModel(tx_hash=hex_of(tx_hash), accepted=False, error=refused)
+    error = None if outcome else _detail("already_pending", "this transaction is already pending")
+    return BatchItemModel(tx_hash=hex_of(tx_hash), accepted=outcome, error=error)
 
 
 def _detail(code: str, message: str) -> ErrorDetail:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from medchain.api import _parse as parse
 from medchain.api._errors import ApiError
+from medchain.api._limits import client_of
 from medchain.api._models import Hex, ReceiptModel, hex_of, receipt_model
 from medchain.api._service import NodeService
 from medchain.api._txs import DEFAULT_WAIT_S, MAX_WAIT_S
@@ -64,6 +65,7 @@ def upload_routes(service: NodeService) -> APIRouter:
     )
     async def upload(
         body: UploadBody,
+        request: Request,
         response: Response,
         wait: Annotated[
             bool, Query(description="Answer once the transaction is committed (or timeout_s).")
@@ -108,7 +110,8 @@ def upload_routes(service: NodeService) -> APIRouter:
 
         async def admit() -> None:
             if receipt is None:
-                await service.submit(tx)  # False when already pending: a resend
+                # False when already pending: a resend
+                await service.submit(tx, client_of(request.scope))
 
         try:
             await service.bodies.upload(uploader_of(tx), [ciphertext], admit)

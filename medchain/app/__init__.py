@@ -21,12 +21,13 @@ from medchain.app._anon import (
 )
 from medchain.app._apply import (
     METHODS,
-    SignatureCache,
     apply_checked_tx,
     apply_tx,
     check_tx_stateful,
     check_tx_static,
     decode_tx,
+    ed25519_check,
+    ring_check,
 )
 from medchain.app._bodies import (
     BODY_METHODS,
@@ -180,6 +181,14 @@ from medchain.app._search import (
     IndexEntry,
     sse_lookup,
 )
+from medchain.app._signatures import (
+    ED25519_COST,
+    RING_MEMBER_COST,
+    SignatureCache,
+    SignatureCheck,
+    require_signature,
+    run_checks,
+)
 from medchain.app._staking import (
     AmountArgs,
     Candidate,
@@ -202,6 +211,7 @@ __all__ = [
     "ANONYMOUS_METHODS",
     "BATCH_ID_SIZE",
     "BODY_METHODS",
+    "ED25519_COST",
     "LABEL_BLOCK_BYTES",
     "MAX_BATCH_BUNDLES",
     "MAX_BATCH_READINGS",
@@ -217,6 +227,7 @@ __all__ = [
     "MAX_VITALS_READERS",
     "METHODS",
     "MS_PER_DAY",
+    "RING_MEMBER_COST",
     "SINGLE_BODY_METHODS",
     "AccessList",
     "Account",
@@ -299,6 +310,7 @@ __all__ = [
     "SealedLabel",
     "SetStateArgs",
     "SignatureCache",
+    "SignatureCheck",
     "Slash",
     "StakeAccount",
     "StakeError",
@@ -336,6 +348,7 @@ __all__ = [
     "decode_tx",
     "device_audit",
     "devices_of",
+    "ed25519_check",
     "election_ranking",
     "epoch_start",
     "genesis_state",
@@ -367,9 +380,12 @@ __all__ = [
     "punished_offences",
     "ranked_candidates",
     "registration_message",
+    "require_signature",
     "restriction_lapses",
+    "ring_check",
     "role_count",
     "role_member",
+    "run_checks",
     "scope_entries",
     "sealed_label",
     "sse_lookup",

@@ -13,7 +13,6 @@ stands in for the nonce.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
 from medchain.app import (
@@ -33,7 +32,6 @@ from medchain.app._errors import (
     ContractError,
     FeeTooLow,
     InsufficientFunds,
-    InvalidSignature,
     MalformedTx,
     NonceGap,
     NonceReused,
@@ -41,14 +39,9 @@ from medchain.app._errors import (
     UnknownMethod,
     WrongChain,
 )
+from medchain.app._signatures import SignatureCache, SignatureCheck, require_signature
 from medchain.app._state import State
-from medchain.crypto import (
-    PUBLIC_KEY_SIZE,
-    RingSignature,
-    address_from_public_key,
-    ring_verify,
-    verify_signature,
-)
+from medchain.crypto import PUBLIC_KEY_SIZE, RingSignature, address_from_public_key
 from medchain.types import (
     ChainParams,
     DecodeError,
@@ -73,38 +66,6 @@ METHODS: Methods = {
 }
 
 
-class SignatureCache:
-    """Signature checks that passed, most recently used last, at most `capacity`.
-
-    A node verifies each transaction when it is admitted and again in every block it
-    dry-runs or executes. The key of an Ed25519 check is the transaction id, which
-    hashes the full signed encoding (key, message and signature alike), so a hit
-    stands for a check that would pass again; a miss just verifies. It only saves
-    work: the outcome of a block never depends on what it holds."""
-
-    def __init__(self, capacity: int = 32_768) -> None:
-        if capacity < 1:
-            raise ValueError("a signature cache holds at least one entry")
-        self.capacity = capacity
-        self._keys: OrderedDict[bytes, None] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def seen(self, key: bytes) -> bool:
-        """Whether the check keyed `key` passed before (refreshing it if so)."""
-        if key not in self._keys:
-            return False
-        self._keys.move_to_end(key)
-        return True
-
-    def add(self, key: bytes) -> None:
-        self._keys[key] = None
-        self._keys.move_to_end(key)
-        if len(self._keys) > self.capacity:
-            self._keys.popitem(last=False)
-
-
 def decode_tx(raw: bytes, params: ChainParams) -> Tx:
     """Parse submitted bytes, refusing oversized input before any work is done."""
     if len(raw) > params.max_tx_bytes:
@@ -119,10 +80,16 @@ def decode_tx(raw: bytes, params: ChainParams) -> Tx:
 
 
 def check_tx_static(
-    tx: Tx, chain_id: str, params: ChainParams, verified: SignatureCache | None = None
+    tx: Tx,
+    chain_id: str,
+    params: ChainParams,
+    verified: SignatureCache | None = None,
+    *,
+    verify: bool = True,
 ) -> Any:
     """Checks that need no state; returns the decoded call arguments. A signature found
-    in `verified` is not checked again."""
+    in `verified` is not checked again; with `verify` False it is not checked at all
+    (the caller runs `ed25519_check` itself)."""
     size = len(tx.encoded)
     if size > params.max_tx_bytes:
         raise TxTooLarge(f"transaction is {size} bytes; the limit is {params.max_tx_bytes}")
@@ -150,16 +117,14 @@ def check_tx_static(
     if anonymous:
         _ring_signature(tx)  # well-formed; checked against the ring with the state
         return args
-    if verified is not None and verified.seen(tx_id(tx)):
-        return args
-    if not verify_signature(tx.sender, tx.signing_bytes(), tx.signature):
-        raise InvalidSignature(
-            "the signature does not match the sender's key; sign the transaction "
-            "with the sender's own key file"
-        )
-    if verified is not None:
-        verified.add(tx_id(tx))
+    if verify:
+        require_signature(ed25519_check(tx), verified)
     return args
+
+
+def ed25519_check(tx: Tx) -> SignatureCheck:
+    """The check of a signed transaction's signature by its sender."""
+    return SignatureCheck(tx_id(tx), tx.signing_bytes(), tx.signature, public_key=tx.sender)
 
 
 def _ring_signature(tx: Tx) -> RingSignature:
@@ -179,20 +144,24 @@ def check_anonymous(
     """The ring fits its scope, the ring signature verifies over the transaction, and
     its key image is new in the scope. Reveals nothing about which member signed. The
     ring check is cached under the transaction and the ring's keys, its only inputs."""
-    signature = _ring_signature(tx)
-    ring = _anon.ring_public_keys(state, args, params)
-    limit = params.max_ring_size.to_bytes(4, "big")
-    key = tagged_hash("medchain/ring-verified", tx_id(tx), limit, *ring)
-    if verified is None or not verified.seen(key):
-        if not ring_verify(tx.signing_bytes(), ring, signature, params.max_ring_size):
-            raise InvalidSignature(
-                "the ring signature does not verify for this ring and transaction; "
-                "sign it with a ring member's key over this exact transaction"
-            )
-        if verified is not None:
-            verified.add(key)
+    check = ring_check(state, tx, args, params)
+    require_signature(check, verified)
+    signature = check.signature
+    assert isinstance(signature, RingSignature)
     _anon.require_fresh_key_image(state, args.scope, signature.key_image)
     return signature
+
+
+def ring_check(state: State, tx: Tx, args: Any, params: ChainParams) -> SignatureCheck:
+    """The check of an anonymous transaction's ring signature over the ring its
+    arguments name, once that ring is found acceptable for its scope (TxRejected if not)."""
+    signature = _ring_signature(tx)
+    ring = tuple(_anon.ring_public_keys(state, args, params))
+    limit = params.max_ring_size.to_bytes(4, "big")
+    key = tagged_hash("medchain/ring-verified", tx_id(tx), limit, *ring)
+    return SignatureCheck(
+        key, tx.signing_bytes(), signature, ring=ring, max_ring_size=params.max_ring_size
+    )
 
 
 def check_tx_stateful(state: State, tx: Tx, params: ChainParams) -> Account:

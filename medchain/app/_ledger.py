@@ -10,19 +10,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from medchain.app import _rewards
-from medchain.app._anon import ANONYMOUS_METHODS
+from medchain.app._anon import ANONYMOUS_METHODS, require_fresh_key_image
 from medchain.app._apply import (
-    SignatureCache,
     apply_checked_tx,
     check_anonymous,
     check_tx_stateful,
     check_tx_static,
+    ed25519_check,
+    ring_check,
 )
 from medchain.app._context import BlockContext
 from medchain.app._election import record_committee
 from medchain.app._errors import TxRejected
 from medchain.app._genesis import genesis_state
 from medchain.app._penalties import expire_bans
+from medchain.app._signatures import SignatureCache, SignatureCheck
 from medchain.app._state import State
 from medchain.types import Event, Genesis, MedchainError, Receipt, Tx
 
@@ -81,6 +83,29 @@ class Ledger:
             check_tx_stateful(self.state, tx, self.genesis.params)
         return args
 
+    def check_unsigned(self, tx: Tx) -> SignatureCheck:
+        """Every check of `check_tx` but the signature's, cheapest first (a stale nonce
+        or a used key image costs no verification); returns the signature check still
+        to run, for the caller to run where it likes (off the node's event loop)."""
+        params = self.genesis.params
+        args = check_tx_static(tx, self.chain_id, params, verify=False)
+        if tx.method in ANONYMOUS_METHODS:
+            check = ring_check(self.state, tx, args, params)
+            require_fresh_key_image(self.state, args.scope, check.key_image)
+            return check
+        check_tx_stateful(self.state, tx, params)
+        return ed25519_check(tx)
+
+    def signature_check(self, tx: Tx) -> SignatureCheck:
+        """The signature check `tx` needs against the current state, whatever its nonce:
+        to verify a block's transactions ahead of running it. Raises TxRejected for an
+        anonymous transaction whose form or ring is not acceptable now."""
+        if tx.method not in ANONYMOUS_METHODS:
+            return ed25519_check(tx)
+        params = self.genesis.params
+        args = check_tx_static(tx, self.chain_id, params, verify=False)
+        return ring_check(self.state, tx, args, params)
+
     def execute_block(
         self,
         block: BlockContext,
@@ -131,15 +156,21 @@ class Ledger:
         self, block: BlockContext, candidates: Iterable[Tx], max_txs: int
     ) -> tuple[tuple[Tx, ...], BlockOutcome]:
         """Dry-run a proposal: take `candidates` in order, skip any that is not valid
-        at its position (TxRejected), stop at `max_txs`. Returns the included
+        at its position (TxRejected) and anonymous ones past the block's limit
+        (`max_block_anonymous_txs`), stop at `max_txs`. Returns the included
         transactions and what executing them gives; changes nothing."""
         events = self._begin(block)
         included: list[Tx] = []
         receipts: list[Receipt] = []
+        anonymous = 0
         try:
             for tx in candidates:
                 if len(included) >= max_txs:
                     break
+                if tx.method in ANONYMOUS_METHODS:
+                    if anonymous >= block.params.max_block_anonymous_txs:
+                        continue  # left pending for a later block
+                    anonymous += 1
                 try:
                     args = check_tx_static(tx, block.chain_id, block.params, self.verified)
                     receipts.append(apply_checked_tx(self.state, block, tx, args, self.verified))
@@ -170,6 +201,12 @@ class Ledger:
     def _run(
         self, block: BlockContext, txs: Sequence[Tx]
     ) -> tuple[tuple[Event, ...], tuple[Receipt, ...]]:
+        anonymous = sum(1 for tx in txs if tx.method in ANONYMOUS_METHODS)
+        if anonymous > block.params.max_block_anonymous_txs:  # before any ring is checked
+            raise InvalidBlock(
+                f"block {block.height} holds {anonymous} anonymous transactions, the limit "
+                f"is {block.params.max_block_anonymous_txs}"
+            )
         events = self._begin(block)
         receipts = []
         try:

@@ -1,5 +1,7 @@
 """Benchmarks: load generators and reports (never timed tests)."""
 
+from medchain.bench._flood import FloodResult, ForgedCost, run_flood_bench, run_forged_cost
+from medchain.bench._flood import result_json as flood_json
 from medchain.bench._gateway import GatewayBenchResult, run_gateway_bench
 from medchain.bench._ledger import LedgerBenchResult, run_ledger_bench, sample_record
 from medchain.bench._network import (
@@ -13,6 +15,8 @@ from medchain.bench._sim import SimSpeed, run_sim_bench
 from medchain.bench._state import StateRootTiming, run_state_bench
 
 __all__ = [
+    "FloodResult",
+    "ForgedCost",
     "GatewayBenchResult",
     "LatencySummary",
     "LedgerBenchResult",
@@ -22,6 +26,9 @@ __all__ = [
     "SearchBenchResult",
     "SimSpeed",
     "StateRootTiming",
+    "flood_json",
+    "run_flood_bench",
+    "run_forged_cost",
     "run_gateway_bench",
     "run_ledger_bench",
     "run_network_bench",

@@ -16,7 +16,11 @@ from rich.table import Table
 
 from medchain.app import MAX_DEVICES_PER_PATIENT
 from medchain.bench import (
+    ForgedCost,
     LatencySummary,
+    flood_json,
+    run_flood_bench,
+    run_forged_cost,
     run_gateway_bench,
     run_ledger_bench,
     run_network_bench,
@@ -205,12 +209,25 @@ def state_root(
 def ring(
     sizes: Annotated[str, typer.Option(help="Ring sizes, comma-separated.")] = "11,64",
     runs: Annotated[int, typer.Option(min=1, max=MAX_COUNT, help="Signatures per size.")] = 200,
+    forged: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=MAX_COUNT,
+            help="Also admit this many forged 64-member ring transactions, checked on the "
+            "event loop's thread as before and in the verifier's workers as now: the CPU "
+            "each costs the loop and the node.",
+        ),
+    ] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """bLSAG ring signature sign and verify times (ristretto255, libsodium)."""
     timings = run_ring_bench(_counts(sizes, "--sizes", 2, MAX_RING_SIZE), runs)
+    cost = run_forged_cost(64, forged) if forged else None
     if as_json:
-        print(json.dumps([dataclasses.asdict(t) for t in timings], indent=2))
+        rows = [dataclasses.asdict(t) for t in timings]
+        both = {"timings": rows, "forged": dataclasses.asdict(cost)} if cost else None
+        print(json.dumps(rows if both is None else both, indent=2))
         return
     table = Table(
         "ring size",
@@ -231,6 +248,94 @@ def ring(
             f"{t.verify_ms_mean:.2f}",
             target,
         )
+    console.print(table)
+    if cost is not None:
+        _print_forged_cost(cost)
+
+
+def _print_forged_cost(cost: ForgedCost) -> None:
+    table = Table(
+        "forged 64-member ring transaction",
+        "loop thread CPU (ms)",
+        "node CPU (ms)",
+        title=f"what one forgery costs — {cost.forged} forged, {_machine()}",
+    )
+    table.add_row(
+        "checked on the event loop (before)",
+        f"{cost.before_loop_ms:.2f}",
+        f"{cost.before_total_ms:.2f}",
+    )
+    table.add_row(
+        f"checked by {cost.workers} verifier worker(s) (now)",
+        f"{cost.after_loop_ms:.2f}",
+        f"{cost.after_total_ms:.2f}",
+    )
+    console.print(table)
+    console.print(
+        f"one client address can make the node check {cost.client_forged_per_s:.1f} of them "
+        "a second once its burst is spent (default budget)"
+    )
+
+
+@bench_app.command("flood")
+def flood(
+    seconds: Annotated[
+        float, typer.Option(min=1, max=MAX_SECONDS, help="How long the flood lasts.")
+    ] = 20,
+    validators: Annotated[int, typer.Option(min=1, max=7, help="Validators.")] = 1,
+    attackers: Annotated[int, typer.Option(min=1, max=16, help="Attacker processes.")] = 2,
+    batch: Annotated[
+        int, typer.Option(min=1, max=1_000, help="Forged transactions per request.")
+    ] = 16,
+    ring_size: Annotated[int, typer.Option(min=2, max=64, help="Members of each ring.")] = 64,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Flood a fresh devnet's first node with forged anonymous transactions (from
+    127.0.0.2, ignoring Retry-After) while an honest client submits transfers: how the
+    node answers, what it commits, what the flood costs it."""
+    result = run_flood_bench(
+        validators=validators,
+        duration_s=seconds,
+        attackers=attackers,
+        batch=batch,
+        ring_size=ring_size,
+    )
+    if as_json:
+        print(flood_json(result))
+        return
+    attack = result.attack
+    table = Table("measure", "value", title=f"forged-transaction flood — {_machine()}")
+    rows = [
+        (
+            "flood",
+            f"{result.duration_s:.0f} s, {result.attackers} attacker(s), "
+            f"{result.batch} forged a request, rings of {result.ring_size}",
+        ),
+        ("attack requests (by HTTP status)", f"{attack.requests:,} {attack.statuses}"),
+        (
+            "forged read / verified by the node",
+            f"{attack.forged_sent:,} / {attack.forged_verified:,}",
+        ),
+        ("node CPU during the flood", f"{result.node_cpu_s:.1f} s"),
+        (
+            "GET /v1/status p50 / p95 / max",
+            f"{result.status_p50_ms:.1f} / {result.status_p95_ms:.1f} / "
+            f"{result.status_max_ms:.1f} ms ({result.status_requests} requests, "
+            f"{result.status_failures} failed)",
+        ),
+        ("blocks committed", str(result.blocks)),
+        ("honest transfers committed", f"{result.honest_committed} of {result.honest_sent}"),
+        (
+            "honest submission p50 / max",
+            f"{result.honest_submit_p50_ms:.0f} / {result.honest_submit_max_ms:.0f} ms",
+        ),
+        (
+            "honest commit p50 / max",
+            f"{result.honest_commit_p50_ms:.0f} / {result.honest_commit_max_ms:.0f} ms",
+        ),
+    ]
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
 
 

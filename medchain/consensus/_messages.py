@@ -255,6 +255,34 @@ def authentic(chain_id: str, data: bytes) -> bool:
     return verify(chain_id, unwire(data))
 
 
+def signed_blocks(chain_id: str, data: bytes) -> tuple[Block, ...]:
+    """The blocks the wire message `data` carries (a proposal's block, the prepared
+    blocks of round changes, a sync response's blocks) if its signature holds, so a
+    node can check their transactions' signatures before the engine runs them; () for
+    any other message, or one that does not decode or verify."""
+    try:
+        message = unwire(data)
+    except DecodeError:
+        return ()
+    blocks = _blocks_of(message)
+    if not blocks or not authentic(chain_id, data):
+        return ()
+    return blocks
+
+
+def _blocks_of(message: Message) -> tuple[Block, ...]:
+    if isinstance(message, Proposal):
+        carried = [message.block]
+        changes = message.justification
+    elif isinstance(message, SyncResponse):
+        return message.blocks
+    else:
+        carried = []
+        changes = (message,) if isinstance(message, RoundChange) else ()
+    carried += [cert.block for change in changes for cert in change.prepared]
+    return tuple(carried)
+
+
 def block_id(block: Block) -> bytes:
     return _header_id(block.header)
 

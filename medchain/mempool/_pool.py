@@ -23,8 +23,11 @@ from medchain.app import (
     Ledger,
     MalformedTx,
     NonceGap,
+    SignatureCheck,
     TxRejected,
+    ed25519_check,
     get_account,
+    require_signature,
 )
 from medchain.crypto import RingSignature, address_from_public_key
 from medchain.mempool._errors import AnonymousQueueFull, MempoolFull, SenderQueueFull
@@ -117,22 +120,40 @@ class Mempool:
         """Admit `tx`; False if it is already pending. Raises the ledger's TxRejected
         errors when it cannot be valid next, KeyImageReused when an anonymous
         transaction with its key image is pending, and MempoolFull (or its kinds
-        SenderQueueFull, AnonymousQueueFull) when there is no room for it."""
-        identity = tx_id(tx)
-        if identity in self._entries:
+        SenderQueueFull, AnonymousQueueFull) when there is no room for it. Its
+        signature is verified last, unless the ledger's cache holds the check (see
+        `prepare`)."""
+        check = self.prepare(tx, gaps_filled=False)
+        if check is None:
             return False
-        anonymous = tx.method in ANONYMOUS_METHODS
-        size = len(tx.encoded)
-        self._require_room(tx, size, anonymous)  # all before any signature work
-        image = _key_image(tx) if anonymous else None
-        if image is not None and image in self._images:
-            raise KeyImageReused(
-                f"an anonymous transaction with this key image is already pending in scope "
-                f"{image[0]!r}: each member may contribute once per scope (or this is a replay)"
-            )
-        self._check(tx)
-        self._insert(identity, _Entry(tx, size, image))
+        require_signature(check, self.ledger.verified)
+        identity = tx_id(tx)
+        image = (_scope(tx), check.key_image) if check.anonymous else None
+        self._insert(identity, _Entry(tx, len(tx.encoded), image))
         return True
+
+    def prepare(self, tx: Tx, *, gaps_filled: bool = True) -> SignatureCheck | None:
+        """Everything `add` checks but the signature, cheapest first, raising what
+        `add` would; returns the signature check `add` will run (None if `tx` is
+        already pending). Run the check elsewhere, record a pass in the ledger's
+        signature cache, and `add` finds it done: how the node keeps verification off
+        its event loop.
+
+        With `gaps_filled`, a nonce gap is let through: transactions admitted before
+        `tx` is added may fill it (`add` decides)."""
+        if tx_id(tx) in self._entries:
+            return None
+        anonymous = tx.method in ANONYMOUS_METHODS
+        self._require_room(tx, len(tx.encoded), anonymous)
+        if anonymous:
+            image = (_scope(tx), _key_image(tx))
+            if image in self._images:
+                raise KeyImageReused(
+                    "an anonymous transaction with this key image is already pending in scope "
+                    f"{image[0]!r}: each member may contribute once per scope (or this is a "
+                    "replay)"
+                )
+        return self._check(tx, gaps_filled)
 
     def _require_room(self, tx: Tx, size: int, anonymous: bool) -> None:
         if len(self._entries) >= self.max_txs or self._bytes + size > self.max_bytes:
@@ -152,12 +173,15 @@ class Mempool:
                 "per account; retry once some are in a block"
             )
 
-    def _check(self, tx: Tx) -> None:
-        """The ledger's CheckTx, except that a nonce gap filled by pending transactions
-        of the same sender is fine (its fee is then checked against the balance now)."""
+    def _check(self, tx: Tx, gaps_filled: bool) -> SignatureCheck:
+        """The ledger's CheckTx but the signature, except that a nonce gap filled by
+        pending transactions of the same sender is fine (its fee is then checked
+        against the balance now)."""
         try:
-            self.ledger.check_tx(tx)
+            return self.ledger.check_unsigned(tx)
         except NonceGap:
+            if gaps_filled:
+                return ed25519_check(tx)  # only a signed transaction has a nonce
             account = get_account(self.ledger.state, address_from_public_key(tx.sender))
             queued = self._nonces.get(tx.sender, {})
             gap = range(account.nonce, tx.nonce)
@@ -170,6 +194,7 @@ class Mempool:
                 raise InsufficientFunds(
                     f"fee {tx.fee} exceeds the sender's balance of {account.balance}"
                 ) from None
+            return ed25519_check(tx)
 
     def _insert(self, identity: bytes, entry: _Entry) -> None:
         self._entries[identity] = entry
@@ -247,13 +272,21 @@ class Mempool:
         return tuple(dropped)
 
 
-def _key_image(tx: Tx) -> tuple[str, bytes]:
-    """(scope, key image) of an anonymous transaction, read before its costly ring
-    check so a replay costs nothing."""
+def _scope(tx: Tx) -> str:
+    """The scope an anonymous transaction contributes to."""
     try:
         args = decode(METHODS[tx.method][0], tx.args)
-        signature = decode(RingSignature, tx.signature)
     except DecodeError as exc:
         raise MalformedTx(f"the anonymous transaction is malformed: {exc.message}") from exc
     scope: str = args.scope
-    return scope, signature.key_image
+    return scope
+
+
+def _key_image(tx: Tx) -> bytes:
+    """The key image of an anonymous transaction, read before its costly ring check so
+    a replay costs nothing."""
+    try:
+        signature = decode(RingSignature, tx.signature)
+    except DecodeError as exc:
+        raise MalformedTx(f"the anonymous transaction is malformed: {exc.message}") from exc
+    return signature.key_image

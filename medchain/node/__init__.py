@@ -1,6 +1,7 @@
 """Running a chain: the single-validator LocalChain, genesis files, and LedgerApp
 (the ledger as consensus engines see it)."""
 
+from medchain.node._admission import RateLimited, TooManyAnonymous, VerifierBusy
 from medchain.node._anchoring import Anchoring, AnchoringStatus
 from medchain.node._bodies import (
     ANONYMOUS,
@@ -19,6 +20,7 @@ from medchain.node._config import (
     OUTPUT_FILE,
     PID_FILE,
     WAL_FILE,
+    AdmissionConfig,
     ConfigError,
     NodeConfig,
     PeerConfig,
@@ -89,6 +91,7 @@ __all__ = [
     "STORE_FILE",
     "VALIDATOR_KEY_FILE",
     "WAL_FILE",
+    "AdmissionConfig",
     "Anchoring",
     "AnchoringStatus",
     "Bodies",
@@ -111,12 +114,15 @@ __all__ = [
     "PeerConfig",
     "PeerStatus",
     "PendingFull",
+    "RateLimited",
     "RecoverError",
     "RecoverReport",
     "SealedBlock",
     "SignLog",
+    "TooManyAnonymous",
     "TxFailed",
     "VerificationChain",
+    "VerifierBusy",
     "config_from_json",
     "config_to_json",
     "configure_node_logging",

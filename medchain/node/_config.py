@@ -18,6 +18,7 @@ an assumption that every node runs on one machine."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,27 @@ class PeerConfig:
     host: str | None = None
     """Where to dial it; None for a peer that only dials in (an observer)."""
     port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionConfig:
+    """How much signature verification clients and peers may make the node do for
+    transactions it does not admit (forged, or refused once verified), in units of one
+    Ed25519 check (~60 us); a ring member counts as seven. See `medchain.node._admission`."""
+
+    workers: int = 0
+    """Threads verifying signatures; 0: one per core but one (at least one)."""
+    client_rate: int = 2_000
+    """Units a second one client address (an IPv6 /64) may spend."""
+    client_burst: int = 20_000
+    peer_rate: int = 5_000
+    """Units a second one peer may spend on the transactions it relays."""
+    peer_burst: int = 50_000
+    max_backlog: int = 30_000
+    """Units queued for the workers past which clients are told to retry (503)."""
+    max_anonymous_per_request: int = 16
+    """Anonymous transactions one client request may hold (400 past it, charged as if
+    each ring were checked): a block takes at most `max_block_anonymous_txs` anyway."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +109,7 @@ class NodeConfig:
     """A body no committed transaction names is deleted this long after its upload ..."""
     body_collect_interval_s: int = 60
     """... by a collector that runs this often."""
+    admission: AdmissionConfig = field(default_factory=AdmissionConfig)
     extra: dict[str, Any] = field(default_factory=dict)
     """Settings later features read (kept as written)."""
 
@@ -106,6 +129,7 @@ _TOP_LEVEL = {
     "log_level",
     "log",
     "bodies",
+    "admission",
 }
 
 
@@ -152,6 +176,7 @@ def config_to_json(config: NodeConfig) -> str:
             "grace_s": config.body_grace_s,
             "collect_interval_s": config.body_collect_interval_s,
         },
+        "admission": dataclasses.asdict(config.admission),
     }
     doc.update(config.extra)
     return json.dumps(doc, indent=2) + "\n"
@@ -176,6 +201,19 @@ def _log_file(section: dict[str, Any]) -> str | None:
     if path is not None and (not isinstance(path, str) or not path.strip()):
         raise ConfigError(f"log.file must be a file name or null (stderr), found {path!r}")
     return path
+
+
+def _admission(section: dict[str, Any]) -> AdmissionConfig:
+    unknown = set(section) - {f.name for f in dataclasses.fields(AdmissionConfig)}
+    if unknown:
+        raise ConfigError(f"admission has no setting {sorted(unknown)[0]!r}")
+    default = AdmissionConfig()
+    return AdmissionConfig(
+        **{
+            f.name: _int(section, f.name, getattr(default, f.name), 0 if f.name == "workers" else 1)
+            for f in dataclasses.fields(AdmissionConfig)
+        }
+    )
 
 
 def _peer(doc: dict[str, Any]) -> PeerConfig:
@@ -230,6 +268,7 @@ def config_from_json(text: str, source: str = CONFIG_FILE) -> NodeConfig:
             upload_quota_bytes=_int(bodies, "upload_quota_bytes", 64 * 2**20, 65_536),
             body_grace_s=_int(bodies, "grace_s", 3_600, 1),
             body_collect_interval_s=_int(bodies, "collect_interval_s", 60, 1),
+            admission=_admission(doc.get("admission", {})),
             extra={k: v for k, v in doc.items() if k not in _TOP_LEVEL},
         )
     except ConfigError as exc:

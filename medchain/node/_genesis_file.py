@@ -46,16 +46,49 @@ class _ChainParamsV1:
     checkpoint_interval: int
 
 
-_V1_PARAMS = tuple(f.name for f in dataclasses.fields(_ChainParamsV1))
+@dataclass(frozen=True, slots=True)
+class _ChainParamsV2:
+    """The parameters with the devices contract's, before the per-block cap on
+    anonymous transactions. A genesis leaving that cap at its default hashes its
+    parameters as this (or as V1), so stored genesis hashes hold."""
+
+    consensus: str
+    min_fee: int
+    max_tx_bytes: int
+    max_block_txs: int
+    max_readers: int
+    unbonding_blocks: int
+    max_votes_per_voter: int
+    max_ring_size: int
+    block_reward: int
+    reward_vesting_blocks: int
+    slash_bps: int
+    ban_blocks: int
+    primary_candidates: int
+    committee_size: int
+    epoch_blocks: int
+    checkpoint_interval: int
+    device_strikes_restrict: int
+    device_strikes_ban: int
+    device_restrict_blocks: int
+
+
 _DEFAULT_PARAMS = ChainParams()
+_Params = _ChainParamsV1 | _ChainParamsV2 | ChainParams
 
 
-def _legacy_params(params: ChainParams) -> _ChainParamsV1 | None:
-    """`params` as V1, if every parameter added since has its default value."""
-    for f in dataclasses.fields(ChainParams):
-        if f.name not in _V1_PARAMS and getattr(params, f.name) != getattr(_DEFAULT_PARAMS, f.name):
-            return None
-    return _ChainParamsV1(*(getattr(params, name) for name in _V1_PARAMS))
+def _hashed_params(params: ChainParams) -> _Params:
+    """`params` in the oldest layout that loses nothing of them: one that holds every
+    parameter set to other than its default."""
+    for layout in (_ChainParamsV1, _ChainParamsV2):
+        names = tuple(f.name for f in dataclasses.fields(layout))
+        if all(
+            getattr(params, f.name) == getattr(_DEFAULT_PARAMS, f.name)
+            for f in dataclasses.fields(ChainParams)
+            if f.name not in names
+        ):
+            return layout(*(getattr(params, name) for name in names))
+    return params
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +104,30 @@ class _GenesisV1:
 
 
 @dataclass(frozen=True, slots=True)
+class _GenesisV2:
+    """A genesis that forks nothing but sets parameters V1 did not have."""
+
+    chain_id: str
+    time_ms: int
+    params: _ChainParamsV2
+    allocations: tuple[Allocation, ...]
+    validators: tuple[GenesisValidator, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _GenesisV3:
+    """A genesis that forks nothing but sets parameters V2 did not have."""
+
+    chain_id: str
+    time_ms: int
+    params: ChainParams
+    allocations: tuple[Allocation, ...]
+    validators: tuple[GenesisValidator, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class _GenesisV1Params:
-    """A fork's genesis with V1 parameters (see `_legacy_params`)."""
+    """A fork's genesis with V1 parameters (see `_hashed_params`)."""
 
     chain_id: str
     time_ms: int
@@ -84,31 +139,43 @@ class _GenesisV1Params:
 
 
 @dataclass(frozen=True, slots=True)
-class _GenesisV2:
-    """A genesis that forks nothing but sets parameters V1 did not have."""
+class _GenesisV2Params:
+    """A fork's genesis with V2 parameters (see `_hashed_params`)."""
 
     chain_id: str
     time_ms: int
-    params: ChainParams
+    params: _ChainParamsV2
     allocations: tuple[Allocation, ...]
     validators: tuple[GenesisValidator, ...]
+    fork_of: tuple[ForkOrigin, ...]
+    state: tuple[StateEntry, ...]
 
 
 def genesis_hash(genesis: Genesis) -> bytes:
-    legacy = _legacy_params(genesis.params)
+    """A hash that every later release computes alike for the same document: the
+    parameters and fields added since a genesis was written, left at their defaults,
+    are hashed as if they did not exist."""
     g = genesis
+    params = _hashed_params(g.params)
+    layout: object
     if g.fork_of or g.state:
-        if legacy is None:
-            return tagged_hash("medchain/genesis", encode(g))
-        fork = _GenesisV1Params(
-            g.chain_id, g.time_ms, legacy, g.allocations, g.validators, g.fork_of, g.state
-        )
-        return tagged_hash("medchain/genesis", encode(fork))
-    if legacy is None:
-        v2 = _GenesisV2(g.chain_id, g.time_ms, g.params, g.allocations, g.validators)
-        return tagged_hash("medchain/genesis", encode(v2))
-    v1 = _GenesisV1(g.chain_id, g.time_ms, legacy, g.allocations, g.validators)
-    return tagged_hash("medchain/genesis", encode(v1))
+        if isinstance(params, _ChainParamsV1):
+            layout = _GenesisV1Params(
+                g.chain_id, g.time_ms, params, g.allocations, g.validators, g.fork_of, g.state
+            )
+        elif isinstance(params, _ChainParamsV2):
+            layout = _GenesisV2Params(
+                g.chain_id, g.time_ms, params, g.allocations, g.validators, g.fork_of, g.state
+            )
+        else:
+            layout = g
+    elif isinstance(params, _ChainParamsV1):
+        layout = _GenesisV1(g.chain_id, g.time_ms, params, g.allocations, g.validators)
+    elif isinstance(params, _ChainParamsV2):
+        layout = _GenesisV2(g.chain_id, g.time_ms, params, g.allocations, g.validators)
+    else:
+        layout = _GenesisV3(g.chain_id, g.time_ms, params, g.allocations, g.validators)
+    return tagged_hash("medchain/genesis", encode(layout))
 
 
 def genesis_to_json(genesis: Genesis) -> str:

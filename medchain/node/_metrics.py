@@ -100,6 +100,11 @@ class NodeMetrics:
             "medchain_synced_blocks", "Blocks fetched from peers to catch up", registry=r
         )
         self.syncing = Gauge("medchain_syncing", "1 while catching up from peers", registry=r)
+        self.verification_backlog = Gauge(
+            "medchain_verification_backlog",
+            "Signature checks queued for the verifier's workers, in Ed25519-check units",
+            registry=r,
+        )
         self._add_blob_metrics()
 
     def _add_blob_metrics(self) -> None:

@@ -4,7 +4,10 @@ stores and the HTTP API of one organisation's node.
 Everything runs on the loop's thread: frames from peers, timers, API requests and
 the engine's actions. That keeps the SQLite stores single-threaded and the engine's
 inputs totally ordered, as the sans-IO contract wants. What the engine signs passes
-through the consensus WAL (`SignLog`) before it leaves."""
+through the consensus WAL (`SignLog`) before it leaves. The one exception is checking
+transactions' signatures, which costs up to a ring verification each: that runs in the
+verifier's worker threads, and only its outcome comes back to the loop (`Admission`
+for transactions, `ConsensusInbox` for the blocks in consensus messages)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Coroutine, Sequence
@@ -41,6 +45,7 @@ from medchain.consensus import (
     quorum_size,
 )
 from medchain.crypto import AccountKeys, load_keys
+from medchain.node._admission import Admission, AdmissionStats, RateLimited, Source
 from medchain.node._anchoring import Anchoring, AnchoringStatus
 from medchain.node._blobs import BLOB_CHANNEL, NetworkBlobStore, PeerBlobs, open_blob_store
 from medchain.node._bodies import BODIES_FILE, Bodies, BodyLedger
@@ -52,11 +57,13 @@ from medchain.node._config import (
     read_config,
 )
 from medchain.node._genesis_file import genesis_hash, read_genesis
+from medchain.node._inbox import ConsensusInbox
 from medchain.node._ledger_app import LedgerApp
 from medchain.node._localchain import GENESIS_FILE, STORE_FILE, wall_clock_ms
 from medchain.node._metrics import NodeMetrics
 from medchain.node._signlog import SignLog
 from medchain.node._status import NodeStatus, PeerStatus
+from medchain.node._verifier import Verifier
 from medchain.offchain import BlobStore
 from medchain.p2p import PeerInfo, Transport, TransportStats
 from medchain.store import ChainStore
@@ -78,6 +85,7 @@ CONSENSUS_CHANNEL = 1
 TX_CHANNEL = 2
 MAX_GOSSIP_BATCH = 2_000
 _RATE_WINDOW_S = 10.0
+_REFUSAL_LOG_INTERVAL_S = 60.0
 _ENGINE_COUNTERS = (
     "dropped_malformed",
     "dropped_bad_signature",
@@ -197,6 +205,21 @@ class Node:
         self.metrics.export_stats(
             "medchain_consensus", "Consensus engine", lambda: self.engine.stats, _ENGINE_COUNTERS
         )
+        self.verifier = Verifier(self.app.signatures, self.config.admission.workers or None)
+        """Signature checks of transactions, in worker threads (see `Admission`)."""
+        self.admission = Admission(self.app.mempool, self.verifier, self.config.admission)
+        self.inbox = ConsensusInbox(
+            self._genesis.chain_id,
+            lambda: self.app.ledger,
+            self.verifier,
+            self.admission.peers,
+            self._deliver_consensus,
+            self._peer_name,
+        )
+        self._export_admission_metrics()
+        self._gossip_tasks: set[asyncio.Task[None]] = set()
+        self._peer_refusals: dict[str, tuple[float, int]] = {}
+        """Per peer: when its dropped frames were last logged, and how many since."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: dict[bytes, list[asyncio.Future[Receipt]]] = {}
         self._admitted: dict[bytes, float] = {}
@@ -233,19 +256,47 @@ class Node:
     def metrics_registry(self) -> CollectorRegistry:
         return self.metrics.registry
 
-    async def submit(self, tx: Tx) -> bool:
+    async def submit(self, tx: Tx, client: str | None = None) -> bool:
         """Admit `tx` to the mempool and pass it on to peers. False if it was already
-        pending; raises the mempool's error (rejected, full) otherwise."""
+        pending; raises the mempool's error (rejected, full) otherwise, or RateLimited /
+        VerifierBusy (see `submit_batch`)."""
+        (result,) = await self.submit_batch([tx], client)
+        if isinstance(result, MedchainError):
+            raise result
+        return result
+
+    async def submit_batch(
+        self, txs: Sequence[Tx], client: str | None = None
+    ) -> list[bool | MedchainError]:
+        """Admit each of `txs` on its own, their signatures verified off the loop; per
+        transaction True (admitted and passed on to peers), False (already pending) or
+        its refusal. `client` is the submitter's address, whose budget of verification
+        work pays for those not admitted (None: the node's own, no budget); raises
+        RateLimited while that budget is overdrawn and VerifierBusy while the
+        verifier's backlog is full, having admitted nothing."""
         try:
-            added = self.app.add_tx(tx)
+            results = await self.admission.admit(txs, Source.client(client))
         except MedchainError:
-            self.metrics.txs_rejected.labels("client").inc()
+            self.metrics.txs_rejected.labels("client").inc(len(txs))
             raise
-        if added:
-            self._admitted[tx_id(tx)] = time.monotonic()
-            self._queue_gossip(tx.encoded)
-            self._update_mempool_metrics()
-        return added
+        now = time.monotonic()
+        for tx, result in zip(txs, results, strict=True):
+            if result is True:
+                self._admitted[tx_id(tx)] = now
+                self._queue_gossip(tx.encoded)
+            elif isinstance(result, MedchainError):
+                self.metrics.txs_rejected.labels("client").inc()
+        self._update_mempool_metrics()
+        return results
+
+    def admission_wait_s(self, client: str) -> float:
+        """Seconds until `client` may submit again: 0 unless its budget is overdrawn.
+        The API asks once per request that would admit transactions and refuses it if
+        not 0: counted as such."""
+        wait = self.admission.wait_s(Source.client(client))
+        if wait > 0:
+            self.admission.stats.clients_rate_limited += 1
+        return wait
 
     async def wait_committed(self, tx_hash: bytes, timeout_s: float) -> Receipt | None:
         receipt = self.app.receipt(tx_hash)
@@ -390,6 +441,7 @@ class Node:
                 await self._collector
         await self.transport.close()
         self.bodies.close()  # first: a collector run still in its thread stops at once
+        await self._close_admission()
         self._blobs.close()
         for waiting in self._waiters.values():
             for future in waiting:
@@ -525,7 +577,7 @@ class Node:
         channel, payload = frame[0], frame[1:]
         if channel == CONSENSUS_CHANNEL:
             self.metrics.consensus_messages.labels("in").inc()
-            self._feed(MessageReceived(wall_clock_ms(), payload, peer))
+            self.inbox.receive(peer, payload)  # -> _deliver_consensus, in order
         elif channel == TX_CHANNEL:
             self._on_gossip(peer, payload)
         elif channel == BLOB_CHANNEL:
@@ -549,13 +601,7 @@ class Node:
         if len(items) > MAX_GOSSIP_BATCH:
             self.metrics.txs_rejected.labels("peer").inc()
             return
-        for raw in items:
-            try:
-                tx = decode_tx(raw, self._genesis.params)
-                self.app.add_tx(tx)
-            except (MedchainError, DecodeError, TxRejected):
-                self.metrics.txs_rejected.labels("peer").inc()
-        self._update_mempool_metrics()
+        self._admit_from_peer(peer, list(items))
 
     def _queue_gossip(self, raw: bytes) -> None:
         self._gossip.append(raw)
@@ -571,3 +617,78 @@ class Node:
             return
         batch, self._gossip = self._gossip, []
         self.transport.broadcast(bytes([TX_CHANNEL]) + encode(tuple(batch), tuple[bytes, ...]))
+
+    # -- admission (node/_admission.py) -------------------------------------------------
+
+    def _peer_name(self, peer: bytes) -> str:
+        known = self._peer_names.get(peer)
+        return known.name if known is not None else peer.hex()[:16]
+
+    def _deliver_consensus(self, peer: bytes, payload: bytes) -> None:
+        """A consensus message whose blocks' signatures were checked (see `inbox`)."""
+        self._feed(MessageReceived(wall_clock_ms(), payload, peer))
+
+    def _admit_from_peer(self, peer: bytes, raws: list[bytes]) -> None:
+        """Decode a peer's gossiped transactions here; verify and admit them in the
+        background, in the order the peer sent them."""
+        txs = []
+        for raw in raws:
+            try:
+                txs.append(decode_tx(raw, self._genesis.params))
+            except (MedchainError, DecodeError, TxRejected):
+                self.metrics.txs_rejected.labels("peer").inc()
+        if not txs or self._closed:
+            return
+        task = asyncio.ensure_future(self._admit_gossip(self._peer_name(peer), txs))
+        self._gossip_tasks.add(task)
+        task.add_done_callback(self._gossip_tasks.discard)
+
+    async def _admit_gossip(self, name: str, txs: list[Tx]) -> None:
+        try:
+            results = await self.admission.admit(txs, Source.peer(name))
+        except RateLimited:
+            self.metrics.txs_rejected.labels("peer").inc(len(txs))
+            self._log_peer_refusal(name, len(txs))
+            return
+        refused = sum(1 for result in results if isinstance(result, MedchainError))
+        if refused:
+            self.metrics.txs_rejected.labels("peer").inc(refused)
+        self._update_mempool_metrics()
+
+    def _log_peer_refusal(self, name: str, count: int) -> None:
+        """At most once a minute per peer, with what was dropped since."""
+        now = time.monotonic()
+        last, dropped = self._peer_refusals.get(name, (-math.inf, 0))
+        dropped += count
+        if now - last < _REFUSAL_LOG_INTERVAL_S:
+            self._peer_refusals[name] = (last, dropped)
+            return
+        self._peer_refusals[name] = (now, 0)
+        log.warning(
+            "dropping transactions gossiped by %s: the verification work of the ones it "
+            "sent that were not admitted overdrew its budget (%d dropped since last said)",
+            name,
+            dropped,
+        )
+
+    def _export_admission_metrics(self) -> None:
+        self.metrics.export_stats(
+            "medchain_admission",
+            "Admission",
+            lambda: self.admission.stats,
+            [f.name for f in dataclasses.fields(AdmissionStats)],
+        )
+        self.metrics.export_stats(
+            "medchain_consensus_inbox",
+            "Consensus messages whose blocks were checked off the loop",
+            lambda: self.inbox,
+            ["checked_ahead", "dropped"],
+        )
+        self.metrics.verification_backlog.set_function(lambda: self.verifier.backlog)
+
+    async def _close_admission(self) -> None:
+        for task in list(self._gossip_tasks):
+            task.cancel()
+        await asyncio.gather(*self._gossip_tasks, return_exceptions=True)
+        await self.inbox.close()
+        await self.verifier.close()

@@ -55,6 +55,10 @@ class ChainParams:
     it sooner)."""
     device_restrict_blocks: int = 100
     """Devices: blocks a penalty restriction lasts; it lapses by itself afterwards."""
+    max_block_anonymous_txs: int = 16
+    """Most anonymous transactions one block may hold: they pay no fee and each costs
+    a ring verification (up to `max_ring_size` members), so this bounds the work a
+    block asks of every validator. Further ones wait for the next blocks."""
 
 
 @dataclass(frozen=True, slots=True)

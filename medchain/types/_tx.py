@@ -35,8 +35,12 @@ class Tx:
         return dataclasses.replace(self, signature=b"")
 
     def signing_bytes(self) -> bytes:
-        """What the sender signs: a domain tag and the transaction without its signature."""
-        return TX_SIGNING_DOMAIN + encode(self.unsigned())
+        """What the sender signs: a domain tag and the transaction without its signature.
+        Computed once (admission checks a transaction's signature, then adds it)."""
+        cached: bytes | None = self.__dict__.get("_signing_bytes")
+        if cached is None:
+            cached = self.__dict__["_signing_bytes"] = TX_SIGNING_DOMAIN + encode(self.unsigned())
+        return cached
 
 
 def tx_id(tx: Tx) -> bytes:

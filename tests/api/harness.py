@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -28,6 +29,7 @@ from medchain.node import (
     NodeStatus,
     PeerStatus,
     PendingFull,
+    RateLimited,
 )
 from medchain.offchain import BlobStore
 from medchain.types import (
@@ -38,6 +40,7 @@ from medchain.types import (
     ChainParams,
     Genesis,
     GenesisValidator,
+    MedchainError,
     Receipt,
     Tx,
     bulk_upload_signing_bytes,
@@ -131,6 +134,10 @@ class FakeNode:
         )
         self.bodies.catch_up(chain.store)
         chain.before_store = self.bodies.note_block
+        self.clients: list[str | None] = []
+        """The client address of each submission, in order."""
+        self.waits: dict[str, float] = {}
+        """Clients to refuse as over budget: address -> seconds to wait."""
 
     @property
     def genesis(self) -> Genesis:
@@ -148,7 +155,12 @@ class FakeNode:
     def metrics_registry(self) -> CollectorRegistry:
         return self.registry
 
-    async def submit(self, tx: Tx) -> bool:
+    async def submit(self, tx: Tx, client: str | None = None) -> bool:
+        """`client` is recorded in `clients`; `waits` (client -> seconds) refuses one."""
+        self.clients.append(client)
+        wait = self.admission_wait_s(client) if client is not None else 0.0
+        if wait > 0:
+            raise RateLimited(f"client {client} must wait", math.ceil(wait))
         identity = tx_id(tx)
         if identity in self.pending:
             return False
@@ -159,6 +171,22 @@ class FakeNode:
         if self.auto_commit:
             self.commit()
         return True
+
+    async def submit_batch(
+        self, txs: Sequence[Tx], client: str | None = None
+    ) -> list[bool | MedchainError]:
+        results: list[bool | MedchainError] = []
+        for tx in txs:
+            try:
+                results.append(await self.submit(tx, client))
+            except RateLimited:
+                raise
+            except MedchainError as exc:
+                results.append(exc)
+        return results
+
+    def admission_wait_s(self, client: str) -> float:
+        return self.waits.get(client, 0.0)
 
     def commit(self) -> None:
         """Seal every pending transaction in one block."""

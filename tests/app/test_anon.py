@@ -4,24 +4,30 @@ and refuses a key image used twice in one scope."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
 from medchain.app import (
+    RING_MEMBER_COST,
     AnonSubmitArgs,
+    InvalidBlock,
     InvalidSignature,
     KeyImageReused,
+    Ledger,
     MalformedTx,
     OpenScopeArgs,
     RegisterArgs,
     RingRejected,
     Role,
     UnknownScope,
+    _signatures,
     apply_tx,
+    run_checks,
     scope_entries,
 )
 from medchain.crypto import AccountKeys, ring_sign
-from medchain.types import Tx, encode
+from medchain.types import ChainParams, Tx, encode
 
 from .conftest import CHAIN_ID, World, fake_blob, fake_wraps
 
@@ -161,3 +167,69 @@ def _forged(ring: list[AccountKeys], outsider: AccountKeys, institution: Account
 def test_only_institutions_open_scopes(world: World, patient: AccountKeys) -> None:
     receipt = world.call(patient, "anon.open_scope", OpenScopeArgs("x", Role.PATIENT, 4))
     assert receipt.code == "wrong_role"
+
+
+# -- work bounds: checks run elsewhere, and a cap per block -----------------------------
+
+
+def _counting_ring_checks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls = [0]
+    real = _signatures.ring_verify
+
+    def counted(*args: Any) -> bool:
+        calls[0] += 1
+        return real(*args)
+
+    monkeypatch.setattr(_signatures, "ring_verify", counted)
+    return calls
+
+
+def test_check_unsigned_leaves_the_ring_check_to_the_caller(  # type: ignore[no-untyped-def]
+    ring_world, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world, institution, members = ring_world
+    verifies = _counting_ring_checks(monkeypatch)
+    good = _anon_tx(members[0], members[:4], institution)
+    forged = _forged(members[:4], AccountKeys.generate(), institution)
+    check = world.ledger.check_unsigned(good)
+    bad = world.ledger.check_unsigned(forged)
+    assert verifies[0] == 0  # nothing verified yet: the caller runs the checks
+    assert check.anonymous and check.cost == RING_MEMBER_COST * 4
+    assert check.ring == tuple(m.ring_public_key for m in sorted(members[:4], key=_address))
+    assert run_checks([check, bad]) == [True, False]
+    assert verifies[0] == 2
+    assert isinstance(bad.refusal(), InvalidSignature)
+    assert world.ledger.signature_check(good) == check  # the same check, whatever the nonce
+    world.run(good)
+    with pytest.raises(KeyImageReused):  # refused before any ring work
+        again = _anon_tx(members[0], [members[0], *members[2:5]], institution, tag=b"2")
+        world.ledger.check_unsigned(again)
+    assert verifies[0] == 3  # only the block's own check ran
+
+
+def _address(keys: AccountKeys) -> bytes:
+    return keys.address
+
+
+def test_a_block_takes_at_most_max_block_anonymous_txs(  # type: ignore[no-untyped-def]
+    ring_world, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world, institution, members = ring_world
+    genesis = world.ledger.genesis
+    params = dataclasses.replace(genesis.params, max_block_anonymous_txs=2)
+    capped = World(
+        Ledger(dataclasses.replace(genesis, params=params), world.ledger.state.committed()),
+        height=world.height,
+    )
+    ring = members[:4]
+    txs = [_anon_tx(m, ring, institution, tag=bytes([i])) for i, m in enumerate(ring)]
+    verifies = _counting_ring_checks(monkeypatch)
+    with pytest.raises(InvalidBlock, match="holds 3 anonymous transactions, the limit is 2"):
+        capped.ledger.dry_run(capped.context(), txs[:3])
+    assert verifies[0] == 0  # refused on the count, before any ring is checked
+    included, _ = capped.ledger.build_block(capped.context(), txs, 100)
+    assert included == tuple(txs[:2])  # the others wait for later blocks
+    assert all(r.ok for r in capped.run(*included))
+    included, _ = capped.ledger.build_block(capped.context(), txs[2:], 100)
+    assert included == tuple(txs[2:4])
+    assert ChainParams().max_block_anonymous_txs == 16

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from medchain.app import InvalidBlock, TransferArgs
+from medchain.app import (
+    ED25519_COST,
+    InvalidBlock,
+    InvalidSignature,
+    NonceReused,
+    TransferArgs,
+    _signatures,
+)
 from medchain.crypto import AccountKeys, sha256
-from medchain.types import Tx
+from medchain.types import Tx, tx_id
 
 from .conftest import World
 
@@ -47,3 +56,29 @@ def test_build_block_skips_invalid_transactions_and_caps(world: World, rich: Acc
     assert included == tuple(good[:3])
     assert world.ledger.state.committed() == before
     assert world.ledger.execute_block(world.context(), included) == outcome
+
+
+def test_check_unsigned_refuses_cheaply_and_returns_the_signature_check(
+    world: World, rich: AccountKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verifies = [0]
+    real = _signatures.verify_signature
+
+    def counted(*args: bytes) -> bool:
+        verifies[0] += 1
+        return real(*args)
+
+    monkeypatch.setattr(_signatures, "verify_signature", counted)
+    tx = _transfers(world, rich, 1)[0]
+    forged = dataclasses.replace(tx, signature=bytes(reversed(tx.signature)))
+    check = world.ledger.check_unsigned(forged)
+    assert verifies[0] == 0 and check.cost == ED25519_COST and not check.anonymous
+    assert check.key == tx_id(forged) and not check.run()
+    assert world.ledger.check_unsigned(tx).run()
+    world.run(tx)
+    verifies[0] = 0
+    with pytest.raises(NonceReused):  # a stale nonce costs no verification
+        world.ledger.check_unsigned(forged)
+    with pytest.raises(InvalidSignature):  # while check_tx still verifies first
+        world.ledger.check_tx(forged)
+    assert verifies[0] == 1

@@ -609,9 +609,10 @@ def test_over_http_bundles_go_in_a_signed_upload_held_until_the_batch_commits(
     held: list[int] = []
     submit = node.submit
 
-    async def watching(tx: Tx) -> bool:  # what the gateway holds when its batch arrives
+    async def watching(tx: Tx, client: str | None = None) -> bool:
+        # what the gateway holds when its batch arrives
         held.append(node.bodies.usage(world.gateway_keys.address_text))
-        return await submit(tx)
+        return await submit(tx, client)
 
     node.submit = watching  # type: ignore[method-assign]
     with HttpChain("http://node", transport=SyncASGITransport(create_api(node))) as http:

@@ -37,7 +37,7 @@ from medchain.app import (
     UnknownScope,
     UpdateProfileArgs,
     WrongChain,
-    _apply,
+    _signatures,
     get_account,
 )
 from medchain.crypto import WRAPPED_KEY_SIZE, AccountKeys, ring_sign, sha256
@@ -196,6 +196,59 @@ def test_a_nonce_gap_is_fine_only_when_pending_transactions_fill_it() -> None:
     assert pool.next_nonce(ALICE.public_key, 0) == 3
     assert pool.next_nonce(ALICE.public_key, 5) == 5
     assert pool.next_nonce(BOB.public_key, 0) == 0
+
+
+# -- prepare: every check but the signature, for a node that verifies elsewhere --------
+
+
+def test_prepare_refuses_what_add_refuses_but_leaves_the_signature_to_the_caller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    chain = Chain(_ledger(), max_per_sender=2)
+    verifies = _counting(monkeypatch, "verify_signature")
+    tx = _tx(ALICE, 0)
+    check = chain.pool.prepare(tx)
+    assert check is not None and check.key == tx_id(tx) and verifies[0] == 0
+    assert chain.pool.add(tx) and verifies[0] == 1
+    assert chain.pool.prepare(tx) is None  # already pending: nothing to do
+    with pytest.raises(FeeTooLow):
+        chain.pool.prepare(_tx(BOB, 0, fee=0))
+    chain.pool.add(_tx(ALICE, 1))
+    with pytest.raises(SenderQueueFull):
+        chain.pool.prepare(_tx(ALICE, 2))
+    assert verifies[0] == 2  # refusals cost no verification
+    forged = dataclasses.replace(_tx(CAROL, 0), signature=bytes(64))
+    check = chain.pool.prepare(forged)
+    assert check is not None and not check.run()  # the caller finds out
+    with pytest.raises(InvalidSignature):
+        chain.pool.add(forged)  # and add never admits it
+
+
+def test_prepare_lets_a_nonce_gap_through_for_add_to_judge() -> None:
+    """Transactions a client sent before this one may still be on their way in."""
+    chain = Chain(_ledger())
+    ahead = _tx(BOB, 1)
+    check = chain.pool.prepare(ahead)
+    assert check is not None and check.run()
+    with pytest.raises(NonceGap):
+        chain.pool.prepare(ahead, gaps_filled=False)
+    with pytest.raises(NonceGap):
+        chain.pool.add(ahead)
+    chain.pool.add(_tx(BOB, 0))
+    assert chain.pool.add(ahead)
+
+
+def test_add_finds_a_check_the_caller_ran_in_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    chain = Chain(_ledger())
+    ring = Ring(chain)
+    tx = ring.tx(0)
+    check = chain.pool.prepare(tx)
+    assert check is not None and check.anonymous
+    assert check.run()
+    assert chain.ledger.verified is not None
+    chain.ledger.verified.add(check.key)
+    verifies = _counting(monkeypatch, "ring_verify")
+    assert chain.pool.add(tx) and verifies[0] == 0
 
 
 # -- bounds -------------------------------------------------------------------------
@@ -438,14 +491,14 @@ def _nonce(chain: Chain, keys: AccountKeys) -> int:
 
 def _counting(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
     calls = [0]
-    real = getattr(_apply, name)
+    real = getattr(_signatures, name)
 
     def counted(*args: Any) -> bool:
         calls[0] += 1
         result: bool = real(*args)
         return result
 
-    monkeypatch.setattr(_apply, name, counted)
+    monkeypatch.setattr(_signatures, name, counted)
     return calls
 
 

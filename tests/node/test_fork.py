@@ -201,6 +201,33 @@ def test_a_new_chains_genesis_hash_is_unchanged_by_the_fork_fields() -> None:
     assert genesis_hash(dataclasses.replace(genesis, fork_of=(origin,))) != genesis_hash(genesis)
 
 
+def test_parameters_added_later_leave_stored_genesis_hashes_alone() -> None:
+    """Pinned from the release before `max_block_anonymous_txs`: a genesis setting a
+    device parameter hashed its parameters with the device ones last."""
+    genesis = Genesis(
+        "medchain-pinned",
+        1_700_000_000_000,
+        ChainParams(min_fee=3, consensus="afbft", device_strikes_ban=9),
+        (Allocation(b"\x11" * 20, 1000),),
+        (GenesisValidator(b"\x33" * 32, "v0"),),
+    )
+    origin = ForkOrigin("medchain-pinned", 5, b"\x01" * 32, b"\x02" * 32)
+    fork = dataclasses.replace(genesis, fork_of=(origin,))
+    assert genesis_hash(genesis).hex() == (
+        "7894d2b566b4bf08bfa27f7ce598201feefa7fc86d99c140a8919519eff673a6"
+    )
+    assert genesis_hash(fork).hex() == (
+        "87644207b66fbf41e92780ab422a2b7400deb28cc42f3c07e894c29dc78eb3b7"
+    )
+    capped = ChainParams(min_fee=3, consensus="afbft", max_block_anonymous_txs=4)
+    for changed in (
+        dataclasses.replace(genesis, params=capped),
+        dataclasses.replace(fork, params=capped),
+    ):
+        assert genesis_hash(changed) not in (genesis_hash(genesis), genesis_hash(fork))
+        assert genesis_hash(genesis_from_json(genesis_to_json(changed))) == genesis_hash(changed)
+
+
 def test_a_corrupt_fork_genesis_is_refused(chain: Chain) -> None:
     fork = _fork(chain)
     document = json.loads(genesis_to_json(fork))

@@ -8,14 +8,17 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import rlp
 
-from medchain.app import CreateRecordArgs, RegisterArgs, Role, TransferArgs
+from medchain.app import CreateRecordArgs, InvalidSignature, RegisterArgs, Role, TransferArgs
 from medchain.client import seal
 from medchain.crypto import AccountKeys, load_keys, signed_tx
 from medchain.node import (
     BODIES_FILE,
+    AdmissionConfig,
     Node,
     NodeFailed,
+    RateLimited,
     create_devnet,
     free_port_base,
     read_config,
@@ -27,12 +30,16 @@ from medchain.types import Tx, tx_id
 RECIPIENT = AccountKeys.generate()
 
 
-def _node(home: Path) -> tuple[Node, AccountKeys]:
+def _node(home: Path, admission: AdmissionConfig | None = None) -> tuple[Node, AccountKeys]:
     base = free_port_base(1)
     devnet = create_devnet(
         home, 1, "pbft", api_port=base, p2p_port=base + 500, block_interval_ms=50
     )
-    return Node(devnet.nodes[0].home), load_keys(devnet.faucet_key)
+    node_home = devnet.nodes[0].home
+    config = read_config(node_home)
+    if admission is not None:
+        config = dataclasses.replace(config, admission=admission)
+    return Node(node_home, config), load_keys(devnet.faucet_key)
 
 
 def _transfer(node: Node, keys: AccountKeys, nonce: int) -> Tx:
@@ -189,5 +196,36 @@ def test_the_body_ledger_follows_commits_and_a_restart_catches_up_first(tmp_path
             assert again.blobs.has(cid)
         finally:
             await again.close()
+
+    asyncio.run(scenario())
+def test_forgeries_cost_their_sender_not_the_node(tmp_path: Path) -> None:
+    """A client's forged transactions are verified off the loop and refused, then the
+    client waits; gossiped transactions are admitted off the loop too."""
+
+    async def scenario() -> None:
+        node, faucet = _node(tmp_path, AdmissionConfig(client_rate=10, client_burst=50))
+        await node.start()
+        try:
+            forged = [
+                dataclasses.replace(_transfer(node, AccountKeys.generate(), 0), signature=bytes(64))
+                for _ in range(60)
+            ]
+            results = await node.submit_batch(forged, "192.0.2.66")
+            assert all(isinstance(r, InvalidSignature) for r in results)
+            with pytest.raises(RateLimited, match="retry in 2 s"):
+                await node.submit(_transfer(node, faucet, 0), "192.0.2.66")
+            assert node.admission_wait_s("192.0.2.66") > 0
+            assert await node.submit(_transfer(node, faucet, 0), "192.0.2.77")
+            gossiped = _transfer(node, faucet, 1)
+            node._on_gossip(b"\x0b" * 32, rlp.encode([gossiped.encoded]))
+            receipt = await node.wait_committed(tx_id(gossiped), 10)
+            assert receipt is not None and receipt.ok
+            sample = node.metrics_registry.get_sample_value
+            refused = sample("medchain_admission_clients_rate_limited_total")
+            assert refused == 2  # the submission, and the API's question before a request
+            assert sample("medchain_admission_signatures_failed_total") == 60
+            assert sample("medchain_verification_backlog") == 0
+        finally:
+            await node.close()
 
     asyncio.run(scenario())

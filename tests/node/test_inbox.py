@@ -1,0 +1,130 @@
+"""The consensus inbox: a message carrying a block whose transactions this node has not
+verified waits while their signatures are checked in the workers, and every message
+after it waits behind it, so the engine sees them in arrival order and finds the checks
+done; a peer that sends forged ones pays for them."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Callable
+
+from medchain.app import TransferArgs
+from medchain.consensus import Kind, Proposal, Vote, sign, wire
+from medchain.crypto import AccountKeys, signed_tx
+from medchain.node import AdmissionConfig, LedgerApp
+from medchain.node._admission import Admission
+from medchain.node._inbox import ConsensusInbox
+from medchain.node._verifier import Verifier
+from medchain.types import Allocation, Block, ChainParams, Genesis, GenesisValidator, tx_id
+
+CHAIN = "medchain-inbox"
+VALIDATOR = AccountKeys.generate()
+RICH = AccountKeys.generate()
+PEER = b"\x0a" * 32
+GENESIS = Genesis(
+    CHAIN,
+    0,
+    ChainParams(),
+    (Allocation(RICH.address, 10**9),),
+    (GenesisValidator(VALIDATOR.public_key, "v0"),),
+)
+
+
+def _block(count: int) -> Block:
+    """A proposal's block, built by another node (whose checks this one has not seen)."""
+    proposer = LedgerApp(GENESIS)
+    for nonce in range(count):
+        args = TransferArgs(b"\x05" * 20, 1)
+        proposer.add_tx(signed_tx(RICH, CHAIN, nonce, "accounts.transfer", args))
+    return proposer.propose(1, 10, VALIDATOR.public_key)
+
+
+def _proposal(block: Block) -> bytes:
+    return wire(sign(CHAIN, Proposal(1, 0, block, b"", (), VALIDATOR.public_key), VALIDATOR))
+
+
+def _vote(block: Block) -> bytes:
+    digest = block.certificate.block_hash
+    return wire(sign(CHAIN, Vote(Kind.PREPARE, 1, 0, digest, VALIDATOR.public_key), VALIDATOR))
+
+
+class World:
+    def __init__(self, peer_burst: int = 50_000) -> None:
+        self.app = LedgerApp(GENESIS)
+        self.verifier = Verifier(self.app.signatures, workers=1)
+        config = AdmissionConfig(peer_rate=1, peer_burst=peer_burst)
+        self.peers = Admission(self.app.mempool, self.verifier, config).peers
+        self.delivered: list[bytes] = []
+        self.inbox = ConsensusInbox(
+            CHAIN,
+            lambda: self.app.ledger,
+            self.verifier,
+            self.peers,
+            lambda peer, payload: self.delivered.append(payload),
+            lambda peer: "node1",
+        )
+
+    async def until_delivered(self, count: int) -> None:
+        for _ in range(3_000):
+            if len(self.delivered) >= count:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"only {len(self.delivered)} of {count} messages delivered")
+
+
+def _run(scenario: Callable[[World], Awaitable[None]], **options: int) -> None:
+    async def main() -> None:
+        world = World(**options)
+        try:
+            await scenario(world)
+        finally:
+            await world.inbox.close()
+            await world.verifier.close()
+
+    asyncio.run(main())
+
+
+def test_a_block_not_seen_before_is_checked_off_the_loop_and_order_is_kept() -> None:
+    async def scenario(world: World) -> None:
+        block = _block(20)
+        world.inbox.receive(PEER, _vote(block))
+        assert world.delivered == [_vote(block)]  # nothing to check: straight through
+        world.inbox.receive(PEER, _proposal(block))
+        world.inbox.receive(PEER, _vote(block))
+        assert len(world.delivered) == 1  # the proposal waits, and the vote behind it
+        await world.until_delivered(3)
+        assert world.delivered[1:] == [_proposal(block), _vote(block)]
+        assert all(tx_id(tx) in world.app.signatures for tx in block.txs)
+        assert world.inbox.checked_ahead == 1
+        world.inbox.receive(PEER, _proposal(block))  # now known: straight through
+        assert len(world.delivered) == 4
+
+    _run(scenario)
+
+
+def test_forged_signatures_in_a_signed_block_are_charged_to_the_peer() -> None:
+    async def scenario(world: World) -> None:
+        block = _block(3)
+        forged = tuple(
+            dataclasses.replace(tx, signature=block.txs[0].signature) for tx in block.txs[1:]
+        )
+        world.inbox.receive(PEER, _proposal(dataclasses.replace(block, txs=forged)))
+        await world.until_delivered(1)  # the engine still gets it, and judges it
+        assert world.peers.wait_s("node1") > 0
+        world.inbox.receive(PEER, _proposal(_block(4)))  # more unchecked work: dropped
+        world.inbox.receive(PEER, _vote(block))
+        assert world.inbox.dropped == 1 and world.delivered[-1] == _vote(block)
+
+    _run(scenario, peer_burst=1)
+
+
+def test_a_message_whose_signature_fails_is_passed_on_unchecked() -> None:
+    async def scenario(world: World) -> None:
+        block = _block(5)
+        proposal = Proposal(1, 0, block, b"", (), VALIDATOR.public_key, b"\x01" * 64)
+        world.inbox.receive(PEER, wire(proposal))
+        assert world.delivered == [wire(proposal)]  # the engine drops it
+        assert not any(tx_id(tx) in world.app.signatures for tx in block.txs)
+
+    _run(scenario)
