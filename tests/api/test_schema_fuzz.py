@@ -86,7 +86,7 @@ def _populate(net: LiveNet, chain: HttpChain) -> dict[str, list[Any]]:
     hospital.register_gateway(gateway.address, "ward 3")
     t0 = DAY * MS_PER_DAY
     bundle = b"a sealed bundle of readings"
-    bundle_cid = chain.blobs.put(bundle)
+    bundle_cid = chain.bulk_blobs(keys[8]).put(bundle)  # the gateway's signed upload
     batch_id = gateway.commit_batch(
         hashlib.sha256(b"root").digest(),
         2,
