@@ -26,6 +26,12 @@ from medchain.types import MedchainError, Receipt, Tx, tx_id
 MAX_WAIT_S = 60.0
 """Longest a request may wait for its transaction to commit."""
 DEFAULT_WAIT_S = 10.0
+WaitQuery = Annotated[
+    bool, Query(description="Answer once the transaction is committed (or timeout_s).")
+]
+TimeoutQuery = Annotated[
+    float, Query(gt=0, le=MAX_WAIT_S, description="How long `wait` waits, in seconds.")
+]
 _YIELD_EVERY = 100
 """Batch parsing gives the loop back this often, so consensus is not starved."""
 
@@ -60,12 +66,8 @@ def tx_routes(service: NodeService) -> APIRouter:
         body: TxBody,
         request: Request,
         response: Response,
-        wait: Annotated[
-            bool, Query(description="Answer once the transaction is committed (or timeout_s).")
-        ] = False,
-        timeout_s: Annotated[
-            float, Query(gt=0, le=MAX_WAIT_S, description="How long `wait` waits, in seconds.")
-        ] = DEFAULT_WAIT_S,
+        wait: WaitQuery = False,
+        timeout_s: TimeoutQuery = DEFAULT_WAIT_S,
     ) -> TxStatusModel:
         """Admit a transaction to the mempool and pass it on to the other nodes.
 

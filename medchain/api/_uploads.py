@@ -11,9 +11,9 @@ and its body is stored (again)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from medchain.api import _parse as parse
@@ -21,7 +21,7 @@ from medchain.api._errors import ApiError
 from medchain.api._limits import client_of
 from medchain.api._models import Hex, ReceiptModel, hex_of, receipt_model
 from medchain.api._service import NodeService
-from medchain.api._txs import DEFAULT_WAIT_S, MAX_WAIT_S
+from medchain.api._txs import DEFAULT_WAIT_S, TimeoutQuery, WaitQuery
 from medchain.app import SINGLE_BODY_METHODS, BodyMismatch, body_named
 from medchain.node import OverQuota, uploader_of
 from medchain.types import DecodeError, MedchainError, Receipt, tx_id
@@ -67,12 +67,8 @@ def upload_routes(service: NodeService) -> APIRouter:
         body: UploadBody,
         request: Request,
         response: Response,
-        wait: Annotated[
-            bool, Query(description="Answer once the transaction is committed (or timeout_s).")
-        ] = False,
-        timeout_s: Annotated[
-            float, Query(gt=0, le=MAX_WAIT_S, description="How long `wait` waits, in seconds.")
-        ] = DEFAULT_WAIT_S,
+        wait: WaitQuery = False,
+        timeout_s: TimeoutQuery = DEFAULT_WAIT_S,
     ) -> UploadModel:
         """Admit the transaction, then store the body it names. Refused with 400 if the
         body is not the one the transaction names (by CID and hash) or the transaction
