@@ -19,6 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from medchain.app import Role
+from medchain.client import HttpChain, MedchainClient
 from medchain.consensus import Kind, SyncRequest, sign, wire
 from medchain.consensus._messages import Checkpoint, Vote
 from medchain.crypto import AccountKeys, load_keys
@@ -34,7 +36,8 @@ from medchain.node._blobs import BLOB_CHANNEL
 from medchain.node._runtime import CONSENSUS_CHANNEL, TX_CHANNEL
 from medchain.offchain import cid_for
 from medchain.p2p import PeerInfo, Transport
-from medchain.types import encode
+from medchain.types import decode, encode
+from tests.api.harness import upload_headers
 from tests.hostile import DEEP, hostile
 from tests.node.netharness import LiveNet, live_net, wait_for
 
@@ -163,26 +166,40 @@ def blob_frames() -> st.SearchStrategy[bytes]:
     return st.one_of(well_formed, hostile(well_formed))
 
 
-def api_requests(data: bytes) -> dict[str, dict[str, Any]]:
+def registered_gateway(net: LiveNet) -> AccountKeys:
+    """An edge gateway registered by a hospital, so that bulk uploads signed by it get
+    past the signature check and their bytes reach the decoder."""
+    hospital_keys, gateway = net.fund(2)
+    with HttpChain(net.url(TARGET)) as chain:
+        hospital = MedchainClient(hospital_keys, chain)
+        hospital.register(Role.INSTITUTION, "a hospital")
+        hospital.register_gateway(gateway.address, "ward 3")
+    return gateway
+
+
+def api_requests(data: bytes, gateway: AccountKeys, chain_id: str) -> dict[str, dict[str, Any]]:
     owner = AccountKeys.generate().address_text
     return {
         "/v1/txs": {"json": {"tx": data.hex()}},
         "/v1/txs/batch": {"json": {"txs": [data.hex()]}},
         "/v1/records": {"json": {"tx": data.hex(), "ciphertext": "00"}},
         "/v1/search": {"json": {"owner": owner, "token": data.hex()}},
-        "/v1/blobs/batch": {
-            "content": data,
-            "headers": {"content-type": "application/octet-stream"},
-        },
+        "/v1/blobs/batch": {"content": data, "headers": upload_headers(gateway, chain_id, data)},
     }
 
 
-def assert_refused(http: httpx.Client, url: str, data: bytes) -> None:
+def assert_refused(
+    http: httpx.Client, url: str, data: bytes, gateway: AccountKeys, chain_id: str
+) -> None:
     """Every route that decodes bytes refuses these with a 4xx (a batch: each item)."""
-    for path, kwargs in api_requests(data).items():
+    for path, kwargs in api_requests(data, gateway, chain_id).items():
         response = http.post(url + path, **kwargs)
         if path == "/v1/txs/batch" and response.status_code == 200:
             assert all("error" in r for r in response.json()["results"]), response.text
+            continue
+        if path == "/v1/blobs/batch" and response.status_code == 200:
+            # a registered gateway's well-formed batch is stored: not hostile at all
+            assert len(response.json()["cids"]) == len(decode(tuple[bytes, ...], data))
             continue
         assert 400 <= response.status_code < 500, (path, response.status_code, response.text)
         assert response.json()["error"]["code"], (path, response.text)
@@ -193,8 +210,9 @@ def test_no_frame_or_body_stops_a_live_validator(tmp_path: Path) -> None:
         net.start(wait=False)  # /health is 503 until its one peer, the observer, is linked
         net.wait_height([TARGET], 2, 120)
         url = net.url(TARGET)
+        chain_id = read_genesis(net.node(TARGET).home / GENESIS_FILE).chain_id
+        gateway = registered_gateway(net)
         with observer(net) as peer:
-            chain_id = read_genesis(net.node(TARGET).home / GENESIS_FILE).chain_id
             before = metrics(net)
             sent = {channel: 0 for channel in DROPPED}
             markers = [0]
@@ -227,13 +245,14 @@ def test_no_frame_or_body_stops_a_live_validator(tmp_path: Path) -> None:
                 sent[channel] += 1
                 handled()
                 assert net.running() == [TARGET], "the validator stopped"
-                assert_refused(net.http, url, data.draw(hostile(st.just(payload))))
+                body = data.draw(hostile(st.just(payload)))
+                assert_refused(net.http, url, body, gateway, chain_id)
 
             dropped_and_refused()
             # the frame that once halted a validator, on every channel and route
             peer.send(*(bytes([channel]) + DEEP for channel in DROPPED))
             handled()
-            assert_refused(net.http, url, DEEP)
+            assert_refused(net.http, url, DEEP, gateway, chain_id)
 
             after = metrics(net)
             for channel, sample in DROPPED.items():
