@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 
 from medchain.anchor import CheckpointSignature, decode_signatures, encode_signatures
 from medchain.types import DecodeError
+from tests.hostile import DEEP, hostile
 
 
 def signature() -> CheckpointSignature:
@@ -56,3 +58,16 @@ def test_sixty_four_validators_fit_the_contract_field() -> None:
 def test_decode_refuses_what_encode_never_writes(data: bytes) -> None:
     with pytest.raises(DecodeError):
         decode_signatures(data)
+
+
+@given(hostile(signatures.map(encode_signatures)))
+def test_hostile_anchor_bytes_are_a_decode_error_never_a_crash(data: bytes) -> None:
+    """What the verification chain holds is read, not trusted: deep nesting, huge length
+    prefixes, wrong shapes and mutations of real anchors decode or raise DecodeError."""
+    with contextlib.suppress(DecodeError):
+        decode_signatures(data)
+
+
+def test_deeply_nested_anchor_bytes_are_refused() -> None:
+    with pytest.raises(DecodeError, match="nested deeper"):
+        decode_signatures(DEEP)
