@@ -8,7 +8,6 @@ import contextlib
 import signal
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -21,14 +20,15 @@ from medchain.node import (
     NODE_KEY_FILE,
     START_TIMEOUT_S,
     STORE_FILE,
-    Devnet,
     DevnetError,
     DevnetNode,
     DevnetProcesses,
+    NetNode,
     ProcessFailed,
+    given_nodes,
     health_status,
-    load_devnet,
     local_devnet,
+    net_nodes,
     signals_raise,
 )
 from medchain.types import MedchainError, Receipt, Tx, block_hash, decode
@@ -133,38 +133,6 @@ def _stopped_after(net: DemoDevnet) -> Iterator[None]:
         console.print(f"stopped the devnet's {len(net.children)} node processes ({took:.1f} s)")
 
 
-@dataclass(frozen=True, slots=True)
-class NetNode:
-    name: str
-    url: str
-    home: Path | None
-    """Known when the demo started the node or found its devnet on this machine."""
-
-
-def nodes_of(devnet: Devnet) -> list[NetNode]:
-    return [NetNode(n.name, n.api_url, n.home) for n in devnet.nodes]
-
-
-def given_nodes(urls: list[str], devnet_home: Path) -> tuple[list[NetNode], Devnet | None]:
-    """The nodes given with --node; if the first is a node of the devnet in
-    `devnet_home` (where `medchain devnet up` and `make run` put it), that devnet's
-    other nodes and its homes are known too."""
-    try:
-        devnet: Devnet | None = load_devnet(devnet_home)
-    except DevnetError:
-        devnet = None
-    by_url = {n.api_url.rstrip("/"): n for n in devnet.nodes} if devnet else {}
-    wanted = [u.rstrip("/") for u in urls]
-    if devnet is None or wanted[0] not in by_url:
-        return [NetNode(u, u, None) for u in wanted], None
-    wanted += [u for u in by_url if u not in wanted]
-    nodes = [
-        NetNode(by_url[u].name, u, by_url[u].home) if u in by_url else NetNode(u, u, None)
-        for u in wanted
-    ]
-    return nodes, devnet
-
-
 class NetworkStage:
     """The story's clients on the first node; the others compared with it."""
 
@@ -189,7 +157,7 @@ class NetworkStage:
         """The devnet's funded account pays; its first validator stakes on itself."""
         first = net.nodes[0]
         return cls(
-            nodes_of(net.devnet),
+            net_nodes(net.devnet),
             bank=load_keys(net.devnet.faucet_key),
             validator=load_keys(first.home / NODE_KEY_FILE),
             devnet=net,
@@ -356,9 +324,7 @@ class NetworkStage:
 
 __all__ = [
     "DemoDevnet",
-    "NetNode",
     "NetworkStage",
     "given_nodes",
-    "nodes_of",
     "running_devnet",
 ]

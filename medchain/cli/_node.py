@@ -3,10 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import gc
-import logging
 import os
 import signal
 from pathlib import Path
@@ -19,21 +15,21 @@ from medchain.cli._common import console, err_console, reports_errors, warn_if_e
 from medchain.cli._node_init import _params, node_add_peer, node_init
 from medchain.node import (
     NODE_KEY_FILE,
-    PID_FILE,
     Devnet,
     Node,
+    NodeConfig,
     VerificationChain,
     changed_params,
-    configure_node_logging,
     load_devnet,
     open_devnet,
     read_config,
+    run_node_process,
     signals_raise,
     start_devnet,
     stop_devnet,
     until_a_node_exits,
 )
-from medchain.types import ChainParams, MedchainError
+from medchain.types import ChainParams
 
 MAX_DEVNET_NODES = 100
 """Node processes on one machine."""
@@ -57,50 +53,17 @@ DevnetHome = Annotated[
 ]
 
 
-async def _serve_node(home: Path) -> None:
-    config = read_config(home)
-    node = Node(home, config)
-    # The loaded state and code are long-lived: keep them out of the collector's scans,
-    # and collect young objects less often (a full scan of a large heap stalls the one
-    # loop that serves consensus and the API alike).
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    api = ApiServer(node, config.api_host, config.api_port, max_body_bytes=config.max_request_bytes)
-    await node.start()
-    try:
-        await api.start()
-        logging.getLogger("medchain.node").info("%s serves its API on %s", config.name, api.url)
-        await node.until_stopped(stop)
-    finally:
-        await api.stop()
-        await node.close()
-
-
 @reports_errors
 def node(home: HomeOption) -> None:
     """Run one node (validator or observer) from its home directory until SIGINT/SIGTERM."""
     config = read_config(home)
     warn_if_exposed(home / NODE_KEY_FILE)
-    configure_node_logging(home, config)
-    pid_file = home / PID_FILE
-    pid_file.write_text(f"{os.getpid()}\n")
-    log = logging.getLogger("medchain.node")
-    try:
-        asyncio.run(_serve_node(home))
-    except MedchainError as exc:
-        log.error("the node stopped: %s", exc.message)
-        raise
-    except Exception:
-        log.exception("the node stopped on an unexpected error")
-        raise
-    finally:
-        with contextlib.suppress(OSError):
-            if pid_file.read_text().strip() == str(os.getpid()):
-                pid_file.unlink()
+    run_node_process(home, config, _api)
+
+
+def _api(node_: Node, config: NodeConfig) -> ApiServer:
+    host, port, max_body = config.api_host, config.api_port, config.max_request_bytes
+    return ApiServer(node_, host, port, max_body_bytes=max_body)
 
 
 def _start_all(devnet: Devnet) -> None:

@@ -36,10 +36,13 @@ from medchain.node._devnet import (
     DevnetError,
     DevnetNode,
     DevnetProcesses,
+    NetNode,
     changed_params,
     create_devnet,
+    given_nodes,
     load_devnet,
     local_devnet,
+    net_nodes,
     node_program,
     open_devnet,
     read_pid,
@@ -73,6 +76,7 @@ from medchain.node._localchain import (
     wall_clock_ms,
 )
 from medchain.node._logging import configure_node_logging, node_log_handlers
+from medchain.node._process import NodeApi, run_node_process
 from medchain.node._queries import ChainQueries
 from medchain.node._restore import NodeRunning, RecoverError, RecoverReport, recover_store
 from medchain.node._runtime import Node, NodeFailed, network_id
@@ -131,7 +135,9 @@ __all__ = [
     "GenesisError",
     "LedgerApp",
     "LocalChain",
+    "NetNode",
     "Node",
+    "NodeApi",
     "NodeConfig",
     "NodeFailed",
     "NodeRunning",
@@ -163,10 +169,12 @@ __all__ = [
     "genesis_from_json",
     "genesis_hash",
     "genesis_to_json",
+    "given_nodes",
     "health_status",
     "kill_process",
     "load_devnet",
     "local_devnet",
+    "net_nodes",
     "network_id",
     "node_log_handlers",
     "node_program",
@@ -175,6 +183,7 @@ __all__ = [
     "read_genesis",
     "read_pid",
     "recover_store",
+    "run_node_process",
     "signals_raise",
     "start_devnet",
     "start_node",

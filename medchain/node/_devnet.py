@@ -272,6 +272,40 @@ def load_devnet(home: Path) -> Devnet:
         raise DevnetError(f"{path} is damaged ({exc!r}); remove {home} and start anew") from exc
 
 
+@dataclass(frozen=True, slots=True)
+class NetNode:
+    """A node known by its API's URL."""
+
+    name: str
+    url: str
+    home: Path | None
+    """Known when it runs on this machine as a node of a devnet."""
+
+
+def net_nodes(devnet: Devnet) -> list[NetNode]:
+    return [NetNode(n.name, n.api_url, n.home) for n in devnet.nodes]
+
+
+def given_nodes(urls: list[str], devnet_home: Path) -> tuple[list[NetNode], Devnet | None]:
+    """The nodes of these URLs; if the first is a node of the devnet in
+    `devnet_home` (where `medchain devnet up` and `make run` put it), that devnet's
+    other nodes and its homes are known too."""
+    try:
+        devnet: Devnet | None = load_devnet(devnet_home)
+    except DevnetError:
+        devnet = None
+    by_url = {n.api_url.rstrip("/"): n for n in devnet.nodes} if devnet else {}
+    wanted = [u.rstrip("/") for u in urls]
+    if devnet is None or wanted[0] not in by_url:
+        return [NetNode(u, u, None) for u in wanted], None
+    wanted += [u for u in by_url if u not in wanted]
+    nodes = [
+        NetNode(by_url[u].name, u, by_url[u].home) if u in by_url else NetNode(u, u, None)
+        for u in wanted
+    ]
+    return nodes, devnet
+
+
 # -- processes ------------------------------------------------------------------------
 
 
