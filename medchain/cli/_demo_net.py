@@ -118,8 +118,9 @@ def _stopped_after(net: DemoDevnet) -> Iterator[None]:
             pid = net.children[n.name].pid
             console.print(f"  {n.name}  pid {pid:<7} API {n.api_url}  docs {n.api_url}/docs")
         yield
-    except ProcessFailed:
-        raise  # its message quotes the log
+    except ProcessFailed as exc:
+        err_console.print(exc.tail, markup=False, highlight=False)
+        raise
     except BaseException:
         for name in net.crashed():
             err_console.print(f"[red]{name} crashed[/]; the end of its log:")

@@ -18,6 +18,7 @@ from medchain.node import (
     Devnet,
     Node,
     NodeConfig,
+    ProcessFailed,
     VerificationChain,
     changed_params,
     load_devnet,
@@ -132,7 +133,11 @@ def devnet_up(
         f"starting {len(devnet.nodes)} nodes of [bold]{devnet.chain_id}[/] "
         f"({devnet.consensus}) in {home}"
     )
-    _start_all(devnet)
+    try:
+        _start_all(devnet)
+    except ProcessFailed as exc:
+        err_console.print(exc.tail, markup=False, highlight=False)
+        raise
     _show(devnet)
     if detach:
         console.print(f"running in the background; stop with `medchain devnet down --home {home}`")

@@ -43,6 +43,7 @@ from medchain.node._supervisor import (
     Program,
     Supervisor,
     free_port_base,
+    stop_processes,
     terminate_pid,
     wait_healthy,
 )
@@ -379,14 +380,20 @@ def start_devnet(devnet: Devnet, timeout_s: float = START_TIMEOUT_S) -> None:
     """Start the devnet's verification chain and the nodes not running yet, each in a
     session of its own (they outlive this process; Ctrl-C reaches the caller only), and
     wait until every node answers /health. On any failure what was started is stopped."""
+    programs = [node_program(n.home) for n in devnet.nodes]  # a bad config fails here
+    started: list[Child] = []
     try:
         start_verification_chain(devnet)
-        targets: list[Child | Program] = [
-            start_node(n.home, detach=True) if read_pid(n.home) is None else node_program(n.home)
-            for n in devnet.nodes
-        ]
+        targets: list[Child | Program] = []
+        for node, program in zip(devnet.nodes, programs, strict=True):
+            if read_pid(node.home) is None:
+                started.append(Child(program))
+                targets.append(started[-1])
+            else:
+                targets.append(program)
         wait_healthy(targets, timeout_s)
     except BaseException:
+        stop_processes(started)  # also those that have not written their pid file yet
         stop_devnet(devnet)
         raise
 

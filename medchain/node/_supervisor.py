@@ -44,7 +44,14 @@ yet) and the seconds waited so far."""
 
 
 class ProcessFailed(MedchainError):
+    """A child died or never answered. The message names it and quotes the last line
+    of its output or log; `tail` holds the end of both, for whoever shows more."""
+
     code = "process_failed"
+
+    def __init__(self, message: str, tail: str = "") -> None:
+        super().__init__(message)
+        self.tail = tail
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +84,18 @@ class Program:
             if text.strip():
                 parts.append(f"--- {path} ---\n" + "\n".join(text.splitlines()[-lines:]))
         return "\n".join(parts) or f"(nothing in {self.output})"
+
+    def last_line(self) -> str:
+        """What it said last: the end of its output (an error before its logging was
+        set up, a crash), else of its log."""
+        for path in (self.output, self.log):
+            if path is None:
+                continue
+            with contextlib.suppress(OSError):
+                lines = [line for line in path.read_text(errors="replace").splitlines() if line]
+                if lines:
+                    return lines[-1].strip()
+        return f"nothing in {self.output}"
 
 
 class Child(subprocess.Popen[bytes]):
@@ -137,8 +156,9 @@ def wait_healthy(
                 continue
             if isinstance(target, Child) and target.poll() is not None:
                 raise ProcessFailed(
-                    f"{name} exited with status {target.returncode} while starting; "
-                    f"the end of its log:\n{target.program.tail()}"
+                    f"{name} exited with status {target.returncode} while starting: "
+                    f"{target.program.last_line()} ({_where(target.program)})",
+                    target.program.tail(),
                 )
             url = _program(target).health_url
             status[name] = health_status(url) if url is not None else 200
@@ -152,10 +172,16 @@ def wait_healthy(
             first = _program(late[0])
             raise ProcessFailed(
                 f"{', '.join(_program(t).name for t in late)} did not answer "
-                f"{first.health_url} within {timeout_s:.0f} s; the end of {first.name}'s "
-                f"log:\n{first.tail()}"
+                f"{first.health_url} within {timeout_s:.0f} s; {first.name} said last: "
+                f"{first.last_line()} ({_where(first)})",
+                first.tail(),
             )
         time.sleep(_POLL_S)
+
+
+def _where(program: Program) -> str:
+    logs = [str(p) for p in (program.log, program.output) if p is not None]
+    return "see " + " and ".join(logs)
 
 
 def _program(target: Child | Program) -> Program:

@@ -117,8 +117,10 @@ def test_a_child_that_dies_is_reported_with_the_end_of_its_log(
     children.append(child)
     with pytest.raises(ProcessFailed) as failed:
         wait_healthy([child], START_S)
-    assert "child exited with status 3 while starting" in failed.value.message
-    assert "boom: the config is damaged" in failed.value.message
+    message = failed.value.message
+    assert message.startswith("child exited with status 3 while starting: boom: the config")
+    assert str(tmp_path / "child.out") in message and "\n" not in message
+    assert "boom: the config is damaged" in failed.value.tail
     assert "from an earlier run" not in (tmp_path / "child.out").read_text()  # emptied
 
 
@@ -132,7 +134,8 @@ def test_a_child_that_never_answers_is_given_up_on_with_its_log(
         wait_healthy([child], timeout_s=0.5)
     message = failed.value.message
     assert f"child did not answer {child.program.health_url} within" in message
-    assert "listening nowhere" in message
+    assert "said last: listening nowhere" in message
+    assert "listening nowhere" in failed.value.tail
     assert child.poll() is None  # waiting does not stop it
 
 
