@@ -21,6 +21,7 @@ from medchain.node import (
     ProcessFailed,
     VerificationChain,
     changed_params,
+    create_devnet,
     load_devnet,
     open_devnet,
     read_config,
@@ -119,14 +120,17 @@ def devnet_up(
     params = _params(consensus, param or [])  # unknown names and bad values refused first
     devnet, created = open_devnet(
         home,
-        nodes,
-        consensus,
-        observers=observers,
-        api_port=api_port,
-        p2p_port=p2p_port,
-        block_interval_ms=block_interval_ms,
-        params=params,
-        verification=VerificationChain(eth_port) if anchor else None,
+        lambda: create_devnet(
+            home,
+            nodes,
+            consensus,
+            observers=observers,
+            api_port=api_port,
+            p2p_port=p2p_port,
+            block_interval_ms=block_interval_ms,
+            params=params,
+            verification=VerificationChain(eth_port) if anchor else None,
+        ),
     )
     _say_what_applies(devnet, created, nodes, consensus, params if param else None)
     console.print(

@@ -15,7 +15,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,6 +128,11 @@ def create_devnet(
     if validators < 1:
         raise DevnetError("a devnet needs at least one validator")
     total = validators + observers
+    if max(api_port, p2p_port) + total - 1 > 65_535:
+        raise DevnetError(
+            f"node {total - 1} would listen on port {max(api_port, p2p_port) + total - 1}, "
+            "past 65535; choose lower --api-port and --p2p-port"
+        )
     addresses = list(hosts) if hosts is not None else [host] * total
     if len(addresses) != total:
         raise DevnetError(f"give one host per node: {total} nodes, {len(addresses)} hosts")
@@ -184,41 +189,12 @@ def create_devnet(
     return devnet
 
 
-def open_devnet(
-    home: Path,
-    validators: int,
-    consensus: str,
-    *,
-    observers: int = 0,
-    api_port: int = DEFAULT_API_PORT,
-    p2p_port: int = DEFAULT_P2P_PORT,
-    block_interval_ms: int = 1_000,
-    params: ChainParams | None = None,
-    verification: VerificationChain | None = None,
-) -> tuple[Devnet, bool]:
-    """The devnet in `home` as it is, or a new one laid out as asked (see
-    `create_devnet`); True if it was created."""
-    last = validators + observers - 1
-    top = max(api_port, p2p_port) + last
-    if top > 65_535:
-        raise DevnetError(
-            f"node {last} would listen on port {top}, past 65535; "
-            "choose lower --api-port and --p2p-port"
-        )
+def open_devnet(home: Path, create: Callable[[], Devnet]) -> tuple[Devnet, bool]:
+    """The devnet in `home` as it is, or the one `create` lays out there; True if it
+    was created."""
     if (home / DEVNET_FILE).exists():
         return load_devnet(home), False
-    devnet = create_devnet(
-        home,
-        validators,
-        consensus,
-        observers=observers,
-        api_port=api_port,
-        p2p_port=p2p_port,
-        block_interval_ms=block_interval_ms,
-        params=params,
-        verification=verification,
-    )
-    return devnet, True
+    return create(), True
 
 
 def _write_devnet(devnet: Devnet) -> None:
@@ -440,8 +416,8 @@ def local_devnet(
     validators: int,
     consensus: str,
     *,
-    chain_id: str,
     observers: int = 0,
+    chain_id: str,
     block_interval_ms: int = 1_000,
     round_timeout_ms: int = 2_000,
     params: ChainParams | None = None,

@@ -8,16 +8,18 @@ import dataclasses
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from medchain.node import (
     PID_FILE,
+    Devnet,
     DevnetError,
     NetNode,
     changed_params,
+    create_devnet,
     given_nodes,
     local_devnet,
     open_devnet,
@@ -30,15 +32,18 @@ STOP_S = 120.0
 
 
 def test_open_devnet_creates_once_then_loads(tmp_path: Path) -> None:
-    devnet, created = open_devnet(tmp_path, 2, "pbft", api_port=18_000, p2p_port=19_000)
+    def create(validators: int) -> Callable[[], Devnet]:
+        return lambda: create_devnet(tmp_path, validators, "pbft", api_port=18_000)
+
+    devnet, created = open_devnet(tmp_path, create(2))
     assert created and [n.api_url for n in devnet.nodes][1] == "http://127.0.0.1:18001"
-    again, created = open_devnet(tmp_path, 4, "afbft", api_port=18_100, p2p_port=19_100)
+    again, created = open_devnet(tmp_path, create(4))
     assert not created and again == devnet  # as it is, whatever was asked
 
 
-def test_open_devnet_refuses_ports_past_the_last(tmp_path: Path) -> None:
+def test_a_devnet_past_the_last_port_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DevnetError, match="node 3 would listen on port 65536"):
-        open_devnet(tmp_path, 3, "pbft", observers=1, api_port=65_533, p2p_port=9_600)
+        create_devnet(tmp_path, 3, "pbft", observers=1, api_port=65_533, p2p_port=9_600)
     assert not any(tmp_path.iterdir())
 
 

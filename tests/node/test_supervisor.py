@@ -14,19 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from medchain.node import (
-    Child,
-    ProcessFailed,
-    Program,
-    Supervisor,
-    free_port_base,
-    health_status,
-    kill_process,
-    signals_raise,
-    stop_processes,
-    terminate_pid,
-    wait_healthy,
-)
+from medchain import node
+from medchain.node import Child, ProcessFailed, Program, Supervisor
 
 START_S = 120.0
 """A Python child may take long to start on a busy machine."""
@@ -61,7 +50,7 @@ http.server.HTTPServer(("127.0.0.1", port), Health).serve_forever()
 def program(tmp: Path, mode: str, name: str = "child") -> Program:
     script = tmp / "child.py"
     script.write_text(CHILD)
-    port = free_port_base(1)
+    port = node.free_port_base(1)
     return Program(
         name=name,
         argv=(sys.executable, str(script), str(port), mode),
@@ -74,7 +63,7 @@ def program(tmp: Path, mode: str, name: str = "child") -> Program:
 def children() -> Iterator[list[Child]]:
     started: list[Child] = []
     yield started
-    stop_processes(started, grace_s=0.0)  # whatever a failed test left
+    node.stop_processes(started, grace_s=0.0)  # whatever a failed test left
 
 
 def gone(pid: int) -> bool:
@@ -101,12 +90,12 @@ def test_a_healthy_child_is_waited_for_then_stopped(tmp_path: Path, children: li
     def progress(status: Mapping[str, int | None], _elapsed: float) -> None:
         seen.append(dict(status))
 
-    wait_healthy([child], START_S, progress)
+    node.wait_healthy([child], START_S, progress)
     assert seen[-1] == {"child": 200}
     assert child.health() == 200
-    assert stop_processes([child]) == 1
+    assert node.stop_processes([child]) == 1
     assert child.returncode == -signal.SIGTERM  # stopped by SIGTERM, not killed
-    assert stop_processes([child]) == 0  # nothing left to stop
+    assert node.stop_processes([child]) == 0  # nothing left to stop
 
 
 def test_a_child_that_dies_is_reported_with_the_end_of_its_log(
@@ -116,7 +105,7 @@ def test_a_child_that_dies_is_reported_with_the_end_of_its_log(
     child = Child(program(tmp_path, "die"))
     children.append(child)
     with pytest.raises(ProcessFailed) as failed:
-        wait_healthy([child], START_S)
+        node.wait_healthy([child], START_S)
     message = failed.value.message
     assert message.startswith("child exited with status 3 while starting: boom: the config")
     assert str(tmp_path / "child.out") in message and "\n" not in message
@@ -131,7 +120,7 @@ def test_a_child_that_never_answers_is_given_up_on_with_its_log(
     children.append(child)
     wait_until(lambda: "listening nowhere" in (tmp_path / "child.out").read_text(), "its output")
     with pytest.raises(ProcessFailed) as failed:
-        wait_healthy([child], timeout_s=0.5)
+        node.wait_healthy([child], timeout_s=0.5)
     message = failed.value.message
     assert f"child did not answer {child.program.health_url} within" in message
     assert "said last: listening nowhere" in message
@@ -144,10 +133,10 @@ def test_a_program_started_elsewhere_is_only_asked_its_url(
 ) -> None:
     child = Child(program(tmp_path, "serve"))
     children.append(child)
-    wait_healthy([child.program], START_S)
-    assert health_status(child.program.health_url or "") == 200
-    closed = f"http://127.0.0.1:{free_port_base(1)}/health"
-    assert health_status(closed) is None
+    node.wait_healthy([child.program], START_S)
+    assert node.health_status(child.program.health_url or "") == 200
+    closed = f"http://127.0.0.1:{node.free_port_base(1)}/health"
+    assert node.health_status(closed) is None
 
 
 def test_a_child_ignoring_sigterm_is_killed_with_its_process_group(
@@ -155,9 +144,9 @@ def test_a_child_ignoring_sigterm_is_killed_with_its_process_group(
 ) -> None:
     child = Child(program(tmp_path, "stubborn"))
     children.append(child)
-    wait_healthy([child], START_S)  # serving: its SIGTERM handler is in place
+    node.wait_healthy([child], START_S)  # serving: its SIGTERM handler is in place
     grandchild = int((tmp_path / "child.out").read_text().split()[1])
-    assert stop_processes([child], grace_s=0.5) == 1
+    assert node.stop_processes([child], grace_s=0.5) == 1
     assert child.returncode == -signal.SIGKILL
     wait_until(lambda: gone(grandchild), "the grandchild to be killed with the group")
 
@@ -193,17 +182,17 @@ def test_a_process_found_by_its_pid_is_terminated_or_killed(
     polite = Child(program(tmp_path, "serve", "polite"))
     stubborn = Child(program(tmp_path, "stubborn", "stubborn"))
     children += [polite, stubborn]
-    wait_healthy([polite, stubborn], START_S)
-    assert terminate_pid(polite.pid, lambda: polite.poll() is not None, START_S) is False
-    assert terminate_pid(stubborn.pid, lambda: stubborn.poll() is not None, 0.5) is True
+    node.wait_healthy([polite, stubborn], START_S)
+    assert node.terminate_pid(polite.pid, lambda: polite.poll() is not None, START_S) is False
+    assert node.terminate_pid(stubborn.pid, lambda: stubborn.poll() is not None, 0.5) is True
     assert stubborn.wait(START_S) == -signal.SIGKILL
-    kill_process(stubborn)  # already gone: nothing to do, no error
+    node.kill_process(stubborn)  # already gone: nothing to do, no error
 
 
 def test_signals_raise_then_ignore_a_second_and_restore(tmp_path: Path) -> None:
     before = signal.getsignal(signal.SIGUSR1)
     caught = []
-    with signals_raise([signal.SIGUSR1], lambda signum: SystemExit(128 + signum)):
+    with node.signals_raise([signal.SIGUSR1], lambda signum: SystemExit(128 + signum)):
         try:
             os.kill(os.getpid(), signal.SIGUSR1)
             wait_until(lambda: False, "the signal")
@@ -216,7 +205,7 @@ def test_signals_raise_then_ignore_a_second_and_restore(tmp_path: Path) -> None:
 
 
 def test_free_port_base_gives_ports_free_for_apis_and_peers() -> None:
-    base = free_port_base(3)
+    base = node.free_port_base(3)
     for port in (base, base + 2, base + 500, base + 502):
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))  # OSError if taken
