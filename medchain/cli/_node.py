@@ -146,8 +146,13 @@ def devnet_up(
     if detach:
         console.print(f"running in the background; stop with `medchain devnet down --home {home}`")
         return
+    _until_interrupted(devnet)
+
+
+def _until_interrupted(devnet: Devnet) -> None:
+    """Until Ctrl-C, a SIGTERM or a closed terminal, or until a node exits; then stop
+    every node."""
     console.print("Ctrl-C stops the network")
-    # a closed terminal or a SIGTERM stops the nodes too
     with signals_raise((signal.SIGHUP, signal.SIGTERM), lambda _: KeyboardInterrupt()):
         try:
             until_a_node_exits(devnet)
@@ -156,7 +161,7 @@ def devnet_up(
             console.print("stopping…")
         finally:
             stopped = stop_devnet(devnet)
-            console.print(f"stopped {stopped} node(s); data kept in {home}")
+            console.print(f"stopped {stopped} node(s); data kept in {devnet.home}")
 
 
 def _say_what_applies(

@@ -128,11 +128,7 @@ def create_devnet(
     if validators < 1:
         raise DevnetError("a devnet needs at least one validator")
     total = validators + observers
-    if max(api_port, p2p_port) + total - 1 > 65_535:
-        raise DevnetError(
-            f"node {total - 1} would listen on port {max(api_port, p2p_port) + total - 1}, "
-            "past 65535; choose lower --api-port and --p2p-port"
-        )
+    _check_ports(total, api_port, p2p_port)
     addresses = list(hosts) if hosts is not None else [host] * total
     if len(addresses) != total:
         raise DevnetError(f"give one host per node: {total} nodes, {len(addresses)} hosts")
@@ -187,6 +183,15 @@ def create_devnet(
         verification_chain.prepare(home, [n.home for n in devnet.validators])
     _write_devnet(devnet)
     return devnet
+
+
+def _check_ports(nodes: int, api_port: int, p2p_port: int) -> None:
+    top = max(api_port, p2p_port) + nodes - 1
+    if top > 65_535:
+        raise DevnetError(
+            f"node {nodes - 1} would listen on port {top}, past 65535; "
+            "choose lower --api-port and --p2p-port"
+        )
 
 
 def open_devnet(home: Path, create: Callable[[], Devnet]) -> tuple[Devnet, bool]:
