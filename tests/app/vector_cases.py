@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 from medchain.app import (
     AddVersionArgs,
@@ -264,28 +265,28 @@ def _(w: World) -> Tx:
     return w.tx(doctor, "records.unwarrant", UnwarrantArgs(record_id, reader.address))
 
 
+def new_version(w: World, author: str, record_id: bytes | None = None) -> Tx:
+    """A second version of the doctor's record for the patient, sent by `author`."""
+    patient, doctor, created = record(w)
+    cid, digest = fake_blob(b"record v2")
+    target = created if record_id is None else record_id
+    args = AddVersionArgs(target, cid, digest, fake_wraps(patient.address))
+    return w.tx(patient if author == "patient" else doctor, "records.add_version", args)
+
+
 @case("records.add_version", "ok")
 def _(w: World) -> Tx:
-    patient, _, record_id = record(w)
-    cid, digest = fake_blob(b"record v2")
-    args = AddVersionArgs(record_id, cid, digest, fake_wraps(patient.address))
-    return w.tx(patient, "records.add_version", args)
+    return new_version(w, "patient")
 
 
 @case("records.add_version", "by_an_unauthorised_clinician", "not_authorised")
 def _(w: World) -> Tx:
-    patient, doctor, record_id = record(w)
-    cid, digest = fake_blob(b"record v2")
-    args = AddVersionArgs(record_id, cid, digest, fake_wraps(patient.address))
-    return w.tx(doctor, "records.add_version", args)
+    return new_version(w, "doctor")
 
 
 @case("records.add_version", "unknown_record", "unknown_record")
 def _(w: World) -> Tx:
-    patient, _, _ = record(w)
-    cid, digest = fake_blob(b"record v2")
-    args = AddVersionArgs(b"\x09" * 32, cid, digest, fake_wraps(patient.address))
-    return w.tx(patient, "records.add_version", args)
+    return new_version(w, "patient", record_id=b"\x09" * 32)
 
 
 # -- research (ALC) --------------------------------------------------------------------
@@ -605,32 +606,6 @@ def _(w: World) -> Tx:
     return w.tx(patient, "devices.relabel", args)
 
 
-@case("devices.add_guardian", "ok")
-def _(w: World) -> Tx:
-    patient, doctor = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
-    return w.tx(patient, "devices.add_guardian", GuardianArgs(doctor.address))
-
-
-@case("devices.add_guardian", "twice", "invalid_argument")
-def _(w: World) -> Tx:
-    patient, doctor = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
-    w.ok(patient, "devices.add_guardian", GuardianArgs(doctor.address))
-    return w.tx(patient, "devices.add_guardian", GuardianArgs(doctor.address))
-
-
-@case("devices.remove_guardian", "ok")
-def _(w: World) -> Tx:
-    patient, doctor = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
-    w.ok(patient, "devices.add_guardian", GuardianArgs(doctor.address))
-    return w.tx(patient, "devices.remove_guardian", GuardianArgs(doctor.address))
-
-
-@case("devices.remove_guardian", "not_a_guardian", "invalid_argument")
-def _(w: World) -> Tx:
-    patient, doctor = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
-    return w.tx(patient, "devices.remove_guardian", GuardianArgs(doctor.address))
-
-
 @case("devices.set_state", "ok")
 def _(w: World) -> Tx:
     patient, device = with_device(w)
@@ -707,27 +682,22 @@ def _(w: World) -> Tx:
     return w.tx(patient, "devices.commit_batch", batch(patient, device))
 
 
-@case("devices.share_vitals", "ok")
-def _(w: World) -> Tx:
-    patient, doctor = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
-    return w.tx(patient, "devices.share_vitals", VitalsReaderArgs(doctor.address))
+def patient_lists_doctor(add: str, remove: str, args: Callable[[bytes], Any]) -> None:
+    """The cases of a pair of methods by which a patient lists a doctor (as guardian,
+    as reader of their vitals) and takes them off: each succeeds, listing twice and
+    removing one never listed are refused."""
+
+    def listing(w: World, *steps: str) -> Tx:
+        patient, doctor = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
+        for method in steps[:-1]:
+            w.ok(patient, method, args(doctor.address))
+        return w.tx(patient, steps[-1], args(doctor.address))
+
+    case(add, "ok")(lambda w: listing(w, add))
+    case(add, "twice", "invalid_argument")(lambda w: listing(w, add, add))
+    case(remove, "ok")(lambda w: listing(w, add, remove))
+    case(remove, "never_listed", "invalid_argument")(lambda w: listing(w, remove))
 
 
-@case("devices.share_vitals", "twice", "invalid_argument")
-def _(w: World) -> Tx:
-    patient, doctor = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
-    w.ok(patient, "devices.share_vitals", VitalsReaderArgs(doctor.address))
-    return w.tx(patient, "devices.share_vitals", VitalsReaderArgs(doctor.address))
-
-
-@case("devices.unshare_vitals", "ok")
-def _(w: World) -> Tx:
-    patient, doctor = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
-    w.ok(patient, "devices.share_vitals", VitalsReaderArgs(doctor.address))
-    return w.tx(patient, "devices.unshare_vitals", VitalsReaderArgs(doctor.address))
-
-
-@case("devices.unshare_vitals", "never_shared", "invalid_argument")
-def _(w: World) -> Tx:
-    patient, doctor = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
-    return w.tx(patient, "devices.unshare_vitals", VitalsReaderArgs(doctor.address))
+patient_lists_doctor("devices.add_guardian", "devices.remove_guardian", GuardianArgs)
+patient_lists_doctor("devices.share_vitals", "devices.unshare_vitals", VitalsReaderArgs)
