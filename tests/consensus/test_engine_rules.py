@@ -111,15 +111,16 @@ def assert_one_vote_per_step(solo: Solo) -> collections.Counter[tuple[Kind, int,
     return steps
 
 
-def prepare_round_zero(solo: Solo) -> Vote:
+def prepare_round_zero(solo: Solo) -> tuple[Proposal, Vote]:
     """Start the height, receive round 0's proposal from another validator, and return
-    the prepare vote the engine sends."""
+    it with the prepare vote the engine sends."""
     solo.start()
-    block = make_block(solo, other_proposer(solo, 0), time_ms=5)
-    solo.receive(proposal(solo, other_proposer(solo, 0), 0, block))
+    proposer = other_proposer(solo, 0)
+    first = proposal(solo, proposer, 0, make_block(solo, proposer, time_ms=5))
+    solo.receive(first)
     close_window(solo, 0)
     (prepare,) = votes(solo.sent, Kind.PREPARE, 0)
-    return prepare
+    return first, prepare
 
 
 def lock_on(solo: Solo, prepare: Vote, helpers: tuple[int, ...]) -> None:
@@ -143,14 +144,9 @@ def lock_on(solo: Solo, prepare: Vote, helpers: tuple[int, ...]) -> None:
 @pytest.mark.parametrize("kind", list(EngineKind))
 def test_replayed_and_conflicting_messages_never_draw_a_second_vote(kind: EngineKind) -> None:
     solo = Solo(kind, me=ME)
-    solo.start()
-    proposer = other_proposer(solo, 0)
-    first = proposal(solo, proposer, 0, make_block(solo, proposer, time_ms=5))
-    solo.receive(first)
-    close_window(solo, 0)
-    (prepare,) = votes(solo.sent, Kind.PREPARE, 0)
-
+    first, prepare = prepare_round_zero(solo)
     solo.receive(first)  # the same bytes again
+    proposer = other_proposer(solo, 0)
     second = proposal(solo, proposer, 0, make_block(solo, proposer, time_ms=6))
     solo.receive(second)  # the same proposer, the same round, another block
     assert any(isinstance(e, EquivocationEvidence) for e in solo.evidence)
@@ -163,11 +159,7 @@ def test_replayed_and_conflicting_messages_never_draw_a_second_vote(kind: Engine
     assert votes(solo.sent, Kind.PREPARE, 0) == [prepare]
 
     helpers = tuple(i for i in range(4) if i != ME)
-    for who in helpers:  # every prepare, each twice: a quorum, then more than one
-        for _ in range(2):
-            solo.receive(
-                vote(solo, who, Kind.PREPARE, 0, prepare.block_hash, prepare.proposal_signature)
-            )
+    lock_on(solo, prepare, helpers * 2)  # every prepare, twice: a quorum, then more
     (commit,) = votes(solo.sent, Kind.COMMIT, 0)
     assert commit.block_hash == prepare.block_hash
     assert solo.engine.stats.dropped_duplicate >= 1 + len(helpers)
@@ -212,7 +204,7 @@ def _certificate_in(solo: Solo, messages: list[object], round_: int) -> Prepared
 @pytest.mark.parametrize("kind", list(EngineKind))
 def test_a_round_change_carries_the_highest_prepared_certificate(kind: EngineKind) -> None:
     solo = Solo(kind, me=ME)
-    prepare = prepare_round_zero(solo)
+    _, prepare = prepare_round_zero(solo)
     others = [i for i in range(4) if i != ME]
     lock_on(solo, prepare, tuple(others[:2]))  # prepared at round 0 (no commits come)
     cert = _certificate_in(solo, solo.fire(TimerKind.ROUND, 0), 1)
