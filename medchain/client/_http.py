@@ -36,7 +36,6 @@ from medchain.app import (
     VitalsEntry,
 )
 from medchain.crypto import AccountKeys, SearchToken, format_address, parse_address
-from medchain.node import NodeStatus, PeerStatus, TxFailed
 from medchain.offchain import BlobCorrupted, BlobNotFound, cid_for, parse_cid
 from medchain.types import (
     UPLOAD_EXPIRES_HEADER,
@@ -47,8 +46,11 @@ from medchain.types import (
     DecodeError,
     Genesis,
     MedchainError,
+    NodeStatus,
+    PeerStatus,
     Receipt,
     Tx,
+    TxFailed,
     bulk_upload_signing_bytes,
     decode,
     encode,

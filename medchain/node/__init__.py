@@ -61,7 +61,6 @@ from medchain.node._localchain import (
     VALIDATOR_KEY_FILE,
     LocalChain,
     SealedBlock,
-    TxFailed,
     genesis_block,
     wall_clock_ms,
 )
@@ -70,8 +69,8 @@ from medchain.node._queries import ChainQueries
 from medchain.node._restore import NodeRunning, RecoverError, RecoverReport, recover_store
 from medchain.node._runtime import Node, NodeFailed, network_id
 from medchain.node._signlog import SignLog
-from medchain.node._status import NodeStatus, PeerStatus
 from medchain.node._verification_chain import VerificationChain
+from medchain.types import NodeStatus, PeerStatus, TxFailed  # re-exported: node answers with them
 
 __all__ = [
     "ANONYMOUS",

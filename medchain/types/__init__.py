@@ -10,6 +10,7 @@ from medchain.types._block import (
     Event,
     Header,
     Receipt,
+    TxFailed,
     block_hash,
     commit_signing_bytes,
 )
@@ -34,6 +35,7 @@ from medchain.types._genesis import (
     StateEntry,
 )
 from medchain.types._hashing import HASH_SIZE, sha256, tagged_hash
+from medchain.types._status import NodeStatus, PeerStatus
 from medchain.types._tx import TX_SIGNING_DOMAIN, Tx, decode_tx_bytes, tx_id
 from medchain.types._uploads import (
     BULK_UPLOAD_DOMAIN,
@@ -72,10 +74,13 @@ __all__ = [
     "InvalidCid",
     "InvalidProposalEvidence",
     "MedchainError",
+    "NodeStatus",
+    "PeerStatus",
     "Receipt",
     "SignedProposal",
     "StateEntry",
     "Tx",
+    "TxFailed",
     "accusation_signing_bytes",
     "block_hash",
     "bulk_upload_signing_bytes",
