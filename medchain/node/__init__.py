@@ -1,7 +1,7 @@
 """Running a chain: the single-validator LocalChain, genesis files, and LedgerApp
 (the ledger as consensus engines see it)."""
 
-from medchain.node._admission import RateLimited, TooManyAnonymous, VerifierBusy
+from medchain.node._admission import NODE, Admission, RateLimited, TooManyAnonymous, VerifierBusy
 from medchain.node._anchoring import Anchoring, AnchoringStatus
 from medchain.node._bodies import (
     ANONYMOUS,
@@ -70,6 +70,7 @@ from medchain.node._restore import NodeRunning, RecoverError, RecoverReport, rec
 from medchain.node._runtime import Node, NodeFailed, network_id
 from medchain.node._signlog import SignLog
 from medchain.node._verification_chain import VerificationChain
+from medchain.node._verifier import Verifier
 from medchain.types import NodeStatus, PeerStatus, TxFailed  # re-exported: node answers with them
 
 __all__ = [
@@ -83,6 +84,7 @@ __all__ = [
     "FETCHED",
     "GENESIS_FILE",
     "LOG_FILE",
+    "NODE",
     "NODE_CERT_FILE",
     "NODE_KEY_FILE",
     "OUTPUT_FILE",
@@ -90,6 +92,7 @@ __all__ = [
     "STORE_FILE",
     "VALIDATOR_KEY_FILE",
     "WAL_FILE",
+    "Admission",
     "AdmissionConfig",
     "Anchoring",
     "AnchoringStatus",
@@ -121,6 +124,7 @@ __all__ = [
     "TooManyAnonymous",
     "TxFailed",
     "VerificationChain",
+    "Verifier",
     "VerifierBusy",
     "config_from_json",
     "config_to_json",
