@@ -73,6 +73,9 @@ _MAX_BLOB_BATCH_BYTES = 16 * 1024 * 1024
 """The API's default bound on a POST /v1/blobs/batch body."""
 _MAX_BLOB_BATCH_BLOBS = 1_000
 """The API's bound on the blobs one POST /v1/blobs/batch may hold."""
+_MAX_HEIGHTS = 10_000
+"""What one POST /v1/chain/hashes takes (50,000 blocks of history at the default
+checkpoint interval)."""
 _RLP_PREFIX_MAX = 9
 """Most bytes RLP puts before a string or a list (1 + an 8-byte length)."""
 UPLOAD_VALIDITY_MS = 5 * 60 * 1000
@@ -335,6 +338,27 @@ class HttpChain:
         except (KeyError, TypeError, ValueError) as exc:
             raise _bad_response(self.url, f"a malformed status ({exc!r})") from None
 
+    # -- anchoring ------------------------------------------------------------------
+
+    def anchoring(self) -> dict[str, Any]:
+        """The node's anchoring settings and its own check of its chain against its
+        anchors, as GET /v1/anchoring serves them (`configured` false: it anchors not)."""
+        return self._body(self._request("GET", "/v1/anchoring"))
+
+    def block_ids(self, heights: Sequence[int]) -> dict[int, tuple[bytes, bytes | None]]:
+        """(block id, state root) the node stores at each of `heights` it holds, in
+        requests of 10,000 heights. The root is None from a node of a release that
+        served only the ids; a block id commits to its root all the same."""
+        found: dict[int, tuple[bytes, bytes | None]] = {}
+        for start in range(0, len(heights), _MAX_HEIGHTS):
+            chunk = list(heights[start : start + _MAX_HEIGHTS])
+            body = self._body(self._request("POST", "/v1/chain/hashes", json={"heights": chunk}))
+            try:
+                found.update(_block_ids(body))
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise _bad_response(self.url, "block ids that are not hex by height") from None
+        return found
+
     # -- state (ChainBackend) -----------------------------------------------------------
 
     def account(self, address: bytes) -> Account:
@@ -547,8 +571,8 @@ class HttpChain:
         except httpx.TransportError as exc:
             raise NodeUnreachable(
                 f"cannot reach the medchain node at {self.url} ({exc or type(exc).__name__}); "
-                "start it (`medchain devnet up` for a local devnet), or point --node "
-                "(env MEDCHAIN_NODE) at a running node"
+                "check --node (env MEDCHAIN_NODE) and that the node is running "
+                "(`medchain devnet up` starts a local devnet)"
             ) from None
 
     def _get(self, path: str, missing: tuple[str, ...] = ()) -> Any:
@@ -563,6 +587,13 @@ class HttpChain:
             body = response.json()
         except ValueError:
             body = None
+        if response.status_code == 404 and _error_code(response) in (None, "not_found"):
+            raise NodeError(
+                "endpoint_missing",
+                f"the node at {self.url} does not serve {response.request.url.path} (HTTP 404):"
+                " is it a medchain node of this version? check --node, or upgrade the node",
+                404,
+            )
         if response.status_code >= 400:
             error = body.get("error") if isinstance(body, dict) else None
             if (
@@ -749,6 +780,17 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, float(response.headers.get("retry-after", "")))
     except ValueError:
         return None
+
+
+def _block_ids(body: Mapping[str, Any]) -> dict[int, tuple[bytes, bytes | None]]:
+    """Both shapes of POST /v1/chain/hashes: {"blocks": {h: {hash, state_root}}}, or
+    the older {"hashes": {h: hash}}."""
+    if "blocks" in body:
+        return {
+            int(h): (bytes.fromhex(b["hash"]), bytes.fromhex(b["state_root"]))
+            for h, b in body["blocks"].items()
+        }
+    return {int(h): (bytes.fromhex(hex_id), None) for h, hex_id in body["hashes"].items()}
 
 
 def _field(body: Mapping[str, Any], key: str, url: str) -> Any:
