@@ -17,24 +17,7 @@ from urllib.parse import quote
 
 import httpx
 
-from medchain.app import (
-    Account,
-    AnonEntry,
-    AnonScope,
-    AuditEntry,
-    Batch,
-    Candidate,
-    Device,
-    DeviceAuditEntry,
-    Gateway,
-    Identity,
-    Record,
-    RecordVersion,
-    ResearchEntry,
-    Role,
-    StakeAccount,
-    VitalsEntry,
-)
+from medchain import app
 from medchain.crypto import AccountKeys, SearchToken, format_address, parse_address
 from medchain.offchain import BlobCorrupted, BlobNotFound, cid_for, parse_cid
 from medchain.types import (
@@ -361,29 +344,29 @@ class HttpChain:
 
     # -- state (ChainBackend) -----------------------------------------------------------
 
-    def account(self, address: bytes) -> Account:
-        return self._decoded(Account, self._get(f"/v1/accounts/{format_address(address)}"))
+    def account(self, address: bytes) -> app.Account:
+        return self._decoded(app.Account, self._get(f"/v1/accounts/{format_address(address)}"))
 
-    def identity(self, address: bytes) -> Identity | None:
+    def identity(self, address: bytes) -> app.Identity | None:
         body = self._get(f"/v1/identities/{format_address(address)}", missing=("not_registered",))
-        return None if body is None else self._decoded(Identity, body)
+        return None if body is None else self._decoded(app.Identity, body)
 
-    def record(self, record_id: bytes) -> Record | None:
+    def record(self, record_id: bytes) -> app.Record | None:
         body = self._get(f"/v1/records/{record_id.hex()}", missing=("unknown_record",))
-        return None if body is None else self._decoded(Record, body)
+        return None if body is None else self._decoded(app.Record, body)
 
-    def record_version(self, record_id: bytes, number: int) -> RecordVersion | None:
+    def record_version(self, record_id: bytes, number: int) -> app.RecordVersion | None:
         if number < 1:
             return None
         body = self._get(
             f"/v1/records/{record_id.hex()}/versions/{number}",
             missing=("unknown_record", "unknown_version"),
         )
-        return None if body is None else self._decoded(RecordVersion, body)
+        return None if body is None else self._decoded(app.RecordVersion, body)
 
-    def audit(self, record_id: bytes) -> list[AuditEntry]:
+    def audit(self, record_id: bytes) -> list[app.AuditEntry]:
         body = self._get(f"/v1/records/{record_id.hex()}/audit", missing=("unknown_record",))
-        return [] if body is None else self._list(AuditEntry, body, "entries")
+        return [] if body is None else self._list(app.AuditEntry, body, "entries")
 
     def patient_records(self, patient: bytes) -> list[bytes]:
         path = f"/v1/patients/{format_address(patient)}/records"
@@ -404,25 +387,25 @@ class HttpChain:
         )
         return [[_unhex(v, self.url) for v in vs] for vs in _field(body, "values", self.url)]
 
-    def research_data(self, institution: bytes) -> list[ResearchEntry]:
+    def research_data(self, institution: bytes) -> list[app.ResearchEntry]:
         body = self._get(f"/v1/research/{format_address(institution)}")
-        return self._list(ResearchEntry, body, "entries")
+        return self._list(app.ResearchEntry, body, "entries")
 
-    def anon_scope(self, name: str) -> AnonScope | None:
+    def anon_scope(self, name: str) -> app.AnonScope | None:
         body = self._get(f"/v1/anon/{quote(name, safe='')}", missing=("unknown_scope",))
-        return None if body is None else self._decoded(AnonScope, body)
+        return None if body is None else self._decoded(app.AnonScope, body)
 
-    def anon_entries(self, name: str) -> list[AnonEntry]:
+    def anon_entries(self, name: str) -> list[app.AnonEntry]:
         body = self._get(f"/v1/anon/{quote(name, safe='')}/entries", missing=("unknown_scope",))
-        return [] if body is None else self._list(AnonEntry, body, "entries")
+        return [] if body is None else self._list(app.AnonEntry, body, "entries")
 
-    def role_count(self, role: Role) -> int:
+    def role_count(self, role: app.Role) -> int:
         count = _field(self._get(f"/v1/roles/{role.value}"), "count", self.url)
         if not isinstance(count, int):
             raise _bad_response(self.url, "a role count that is not a number")
         return count
 
-    def role_member(self, role: Role, index: int) -> bytes | None:
+    def role_member(self, role: app.Role, index: int) -> bytes | None:
         if index < 0:
             return None
         body = self._get(f"/v1/roles/{role.value}/{index}", missing=("no_member",))
@@ -433,23 +416,23 @@ class HttpChain:
         except (MedchainError, AttributeError) as exc:
             raise _bad_response(self.url, f"a malformed address ({exc})") from None
 
-    def stake(self, address: bytes) -> StakeAccount:
-        return self._decoded(StakeAccount, self._get(f"/v1/stakes/{format_address(address)}"))
+    def stake(self, address: bytes) -> app.StakeAccount:
+        return self._decoded(app.StakeAccount, self._get(f"/v1/stakes/{format_address(address)}"))
 
-    def candidates(self) -> list[Candidate]:
-        return self._list(Candidate, self._get("/v1/candidates"), "candidates")
+    def candidates(self) -> list[app.Candidate]:
+        return self._list(app.Candidate, self._get("/v1/candidates"), "candidates")
 
-    def device(self, device: bytes) -> Device | None:
+    def device(self, device: bytes) -> app.Device | None:
         body = self._get(f"/v1/devices/{format_address(device)}", missing=("unknown_device",))
-        return None if body is None else self._decoded(Device, body)
+        return None if body is None else self._decoded(app.Device, body)
 
-    def devices(self, addresses: Sequence[bytes]) -> tuple[int, list[Device | None]]:
+    def devices(self, addresses: Sequence[bytes]) -> tuple[int, list[app.Device | None]]:
         """POST /v1/devices/lookup, in requests of at most 1,000 addresses (the API's
         limit). When a long list takes several requests and the chain moves on between
         them, the height is the lowest one answered: every device was read at that
         height or later, and a penalty restriction is never taken to lapse early."""
         height: int | None = None
-        found: list[Device | None] = []
+        found: list[app.Device | None] = []
         for start in range(0, max(len(addresses), 1), _MAX_DEVICE_LOOKUP):
             chunk = addresses[start : start + _MAX_DEVICE_LOOKUP]
             body = self._body(
@@ -468,7 +451,7 @@ class HttpChain:
                     self.url, f"{len(items)} devices for a lookup of {len(chunk)} addresses"
                 )
             for address, item in zip(chunk, items, strict=True):
-                device = None if item is None else self._decoded(Device, item)
+                device = None if item is None else self._decoded(app.Device, item)
                 if device is not None and device.device != address:
                     raise _bad_response(self.url, "a device lookup answering other addresses")
                 found.append(device)
@@ -512,15 +495,15 @@ class HttpChain:
             raise _bad_response(self.url, "a recipients lookup answering other patients")
         return recipients
 
-    def devices_of(self, patient: bytes) -> list[Device]:
+    def devices_of(self, patient: bytes) -> list[app.Device]:
         path = f"/v1/patients/{format_address(patient)}/devices"
         body = self._get(path, missing=("not_registered",))
-        return [] if body is None else self._list(Device, body, "devices")
+        return [] if body is None else self._list(app.Device, body, "devices")
 
-    def device_audit(self, device: bytes) -> list[DeviceAuditEntry]:
+    def device_audit(self, device: bytes) -> list[app.DeviceAuditEntry]:
         path = f"/v1/devices/{format_address(device)}/audit"
         body = self._get(path, missing=("unknown_device",))
-        return [] if body is None else self._list(DeviceAuditEntry, body, "entries")
+        return [] if body is None else self._list(app.DeviceAuditEntry, body, "entries")
 
     def guardians_of(self, patient: bytes) -> tuple[bytes, ...]:
         path = f"/v1/patients/{format_address(patient)}/guardians"
@@ -529,7 +512,7 @@ class HttpChain:
 
     def vitals(
         self, patient: bytes, from_ms: int, to_ms: int, device: bytes | None = None
-    ) -> list[VitalsEntry]:
+    ) -> list[app.VitalsEntry]:
         params: dict[str, str | int] = {"from_ms": from_ms, "to_ms": to_ms}
         if device is not None:
             params["device"] = format_address(device)
@@ -538,20 +521,20 @@ class HttpChain:
         )
         if response.status_code == 404 and _error_code(response) == "not_registered":
             return []  # as the chain answers for an account that never had vitals
-        return self._list(VitalsEntry, self._body(response), "entries")
+        return self._list(app.VitalsEntry, self._body(response), "entries")
 
     def vitals_readers_of(self, patient: bytes) -> tuple[bytes, ...]:
         path = f"/v1/patients/{format_address(patient)}/vitals-readers"
         body = self._get(path, missing=("not_registered",))
         return () if body is None else self._addresses(body, "readers")
 
-    def gateway(self, address: bytes) -> Gateway | None:
+    def gateway(self, address: bytes) -> app.Gateway | None:
         body = self._get(f"/v1/gateways/{format_address(address)}", missing=("unknown_gateway",))
-        return None if body is None else self._decoded(Gateway, body)
+        return None if body is None else self._decoded(app.Gateway, body)
 
-    def batch(self, batch_id: bytes) -> Batch | None:
+    def batch(self, batch_id: bytes) -> app.Batch | None:
         body = self._get(f"/v1/batches/{batch_id.hex()}", missing=("unknown_batch",))
-        return None if body is None else self._decoded(Batch, body)
+        return None if body is None else self._decoded(app.Batch, body)
 
     # -- HTTP -------------------------------------------------------------------------
 
