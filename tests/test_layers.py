@@ -17,6 +17,7 @@ LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 LAYERS = "medchain's packages import downward only"
 SDK = "the SDK loads no node code (it talks to a node over HTTP)"
 ACYCLIC = "no import cycles between the modules of a package"
+PRIVATE = "a package's private modules are imported only inside it"
 
 
 def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
@@ -36,7 +37,7 @@ def test_the_tree_keeps_every_contract(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "medchain", tmp_path / "medchain")
     result = lint_imports(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    for contract in (LAYERS, SDK, ACYCLIC):
+    for contract in (LAYERS, SDK, ACYCLIC, PRIVATE):
         assert f"{contract} KEPT" in result.stdout
 
 
@@ -60,6 +61,12 @@ def test_the_tree_keeps_every_contract(tmp_path: Path) -> None:
             "from medchain.node import LocalChain\n",
             SDK,
             "medchain.client is not allowed to import medchain.node",
+        ),
+        (
+            "gateway/_wrong.py",
+            "from medchain.client._envelope import seal\n",
+            PRIVATE,
+            "medchain.gateway._wrong -> medchain.client._envelope",
         ),
         (
             "client/_wrong.py",
@@ -95,5 +102,6 @@ def test_importing_the_sdk_loads_no_node_code() -> None:
         timeout=120,
     ).stdout.split()
     assert "medchain.client" in loaded
-    below = {"api", "node", "anchor", "consensus", "mempool", "p2p", "store"}
-    assert sorted(m for m in loaded if m.split(".")[:2] in [["medchain", b] for b in below]) == []
+    node_code = {"api", "node", "anchor", "consensus", "mempool", "p2p", "store"}
+    packages = {m.split(".")[1] for m in loaded if m.startswith("medchain.")}
+    assert packages & node_code == set()
