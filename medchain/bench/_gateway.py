@@ -50,17 +50,18 @@ from medchain.bench._network import (
 )
 from medchain.client import HttpChain, MedchainClient
 from medchain.crypto import AccountKeys, load_keys, save_keys
-from medchain.gateway import SimulatedDevice, reading_to_json
-from medchain.gateway._config import (
+from medchain.gateway import (
     GATEWAY_KEY_FILE,
     INDEX_FILE,
     GatewayConfig,
+    ReadingIndex,
+    SimulatedDevice,
+    enrol_fleet,
     load_config,
+    reading_to_json,
+    resending,
     write_config,
 )
-from medchain.gateway._fleet import enrol_fleet
-from medchain.gateway._index import ReadingIndex
-from medchain.gateway._resend import resending
 from medchain.node import DevnetProcesses, Program, Supervisor, free_port_base, local_devnet
 
 Progress = Callable[[str, int, int], None]

@@ -36,8 +36,7 @@ from typing import Any
 import aiohttp
 
 from medchain.app import CreateRecordArgs, RegisterArgs, Role, TransferArgs, new_record_id
-from medchain.client import canonical_json, open_sealed, seal
-from medchain.client._envelope import version_context
+from medchain.client import canonical_json, open_sealed, seal, version_context
 from medchain.crypto import AccountKeys, format_address, load_keys, signed_tx
 from medchain.node import DevnetProcesses, VerificationChain, free_port_base, local_devnet
 from medchain.offchain import cid_for

@@ -1,7 +1,7 @@
 """Running a chain: the single-validator LocalChain, genesis files, and LedgerApp
 (the ledger as consensus engines see it)."""
 
-from medchain.node._admission import RateLimited, TooManyAnonymous, VerifierBusy
+from medchain.node._admission import NODE, Admission, RateLimited, TooManyAnonymous, VerifierBusy
 from medchain.node._anchoring import Anchoring, AnchoringStatus
 from medchain.node._bodies import (
     ANONYMOUS,
@@ -71,7 +71,6 @@ from medchain.node._localchain import (
     VALIDATOR_KEY_FILE,
     LocalChain,
     SealedBlock,
-    TxFailed,
     genesis_block,
     wall_clock_ms,
 )
@@ -81,7 +80,6 @@ from medchain.node._queries import ChainQueries
 from medchain.node._restore import NodeRunning, RecoverError, RecoverReport, recover_store
 from medchain.node._runtime import Node, NodeFailed, network_id
 from medchain.node._signlog import SignLog
-from medchain.node._status import NodeStatus, PeerStatus
 from medchain.node._supervisor import (
     START_TIMEOUT_S,
     STOP_GRACE_S,
@@ -98,6 +96,8 @@ from medchain.node._supervisor import (
     wait_healthy,
 )
 from medchain.node._verification_chain import VerificationChain
+from medchain.node._verifier import Verifier
+from medchain.types import NodeStatus, PeerStatus, TxFailed  # re-exported: node answers with them
 
 __all__ = [
     "ANONYMOUS",
@@ -110,6 +110,7 @@ __all__ = [
     "FETCHED",
     "GENESIS_FILE",
     "LOG_FILE",
+    "NODE",
     "NODE_CERT_FILE",
     "NODE_KEY_FILE",
     "OUTPUT_FILE",
@@ -119,6 +120,7 @@ __all__ = [
     "STORE_FILE",
     "VALIDATOR_KEY_FILE",
     "WAL_FILE",
+    "Admission",
     "AdmissionConfig",
     "Anchoring",
     "AnchoringStatus",
@@ -157,6 +159,7 @@ __all__ = [
     "TooManyAnonymous",
     "TxFailed",
     "VerificationChain",
+    "Verifier",
     "VerifierBusy",
     "changed_params",
     "config_from_json",

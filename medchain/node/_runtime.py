@@ -62,7 +62,6 @@ from medchain.node._ledger_app import LedgerApp
 from medchain.node._localchain import GENESIS_FILE, STORE_FILE, wall_clock_ms
 from medchain.node._metrics import NodeMetrics
 from medchain.node._signlog import SignLog
-from medchain.node._status import NodeStatus, PeerStatus
 from medchain.node._verifier import Verifier
 from medchain.offchain import BlobStore
 from medchain.p2p import PeerInfo, Transport, TransportStats
@@ -72,6 +71,8 @@ from medchain.types import (
     DecodeError,
     Genesis,
     MedchainError,
+    NodeStatus,
+    PeerStatus,
     Receipt,
     Tx,
     decode,
