@@ -32,6 +32,7 @@ from medchain.node import (
 from medchain.node._runtime import CONSENSUS_CHANNEL, TX_CHANNEL
 from medchain.p2p import PeerInfo, Transport, client_context, node_certificate
 from tests.node.netharness import PATIENCE_S, LiveNet, live_net, wait_for
+from tests.waiting import until
 
 pytestmark = pytest.mark.slow
 
@@ -129,9 +130,9 @@ async def stranger_dials(net: LiveNet, attempts: int) -> tuple[int, list[bool], 
     )
     await stranger.start()
     try:
-        async with asyncio.timeout(PATIENCE_S):
-            while stranger.stats.handshakes_refused < attempts:
-                await asyncio.sleep(0.05)
+        await until(
+            lambda: stranger.stats.handshakes_refused >= attempts, PATIENCE_S, "the refusals"
+        )
         assert stranger.connected() == ()
         return stranger.stats.handshakes_refused, changes, len(frames)
     finally:
@@ -201,9 +202,9 @@ async def run_observer(net: LiveNet, sender: AccountKeys) -> None:
     )
     await transport.start()
     try:
-        async with asyncio.timeout(PATIENCE_S):
-            while len(transport.connected()) < len(VALIDATORS):
-                await asyncio.sleep(0.05)
+        await until(
+            lambda: len(transport.connected()) >= len(VALIDATORS), PATIENCE_S, "every link"
+        )
         await record(net, seen, sender)
         await malformed_frames(net, transport, target)
         await replay_consensus(net, transport, target, seen.consensus)
@@ -347,9 +348,7 @@ async def oversized_frame(
     before = counter(net, TARGET, "medchain_p2p_oversized_frames_total")
     others = set(transport.connected()) - {target}
     assert transport.send(target, bytes([CONSENSUS_CHANNEL]) + random.randbytes(FRAME_LIMIT))
-    async with asyncio.timeout(PATIENCE_S):
-        while (target, False) not in seen.changes:
-            await asyncio.sleep(0.05)
+    await until(lambda: (target, False) in seen.changes, PATIENCE_S, "the link cut")
     assert counter(net, TARGET, "medchain_p2p_oversized_frames_total") == before + 1
     assert others <= set(transport.connected()), "an oversized frame cut another link"
     await asyncio.to_thread(still_committing, net, "an oversized frame")
