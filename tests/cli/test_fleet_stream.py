@@ -114,8 +114,8 @@ def test_fleet_streams_over_mqtt(world: World, broker: Broker) -> None:  # noqa:
     assert service.pending_count == READINGS * len(honest) + 1 + burst
 
     service.flush()
-    for d in honest:
-        ids = accepted[d.keys.address]
+    for device in honest:
+        ids = accepted[device.keys.address]
         assert len(ids) == READINGS  # in order: an overtaken reading would be `replayed`
         for rid in ids:
             status = service.status(rid)

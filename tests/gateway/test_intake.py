@@ -170,7 +170,7 @@ def test_workers_give_what_this_process_would_and_survive_a_dead_worker() -> Non
         assert isinstance(single, CheckedReading) and single.signed == readings[1]
         pool = checkers._pool
         assert pool is not None
-        for pid in list(pool._processes):  # type: ignore[attr-defined]
+        for pid in list(pool._processes):
             os.kill(pid, signal.SIGKILL)
         await until(lambda: pool._broken, what="the pool to notice its dead worker")
         with pytest.raises(MedchainError, match="intake worker"):

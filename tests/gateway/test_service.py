@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from medchain.api import create_api
-from medchain.app import MS_PER_DAY, DeviceOffence, DeviceState, Role
+from medchain.app import MS_PER_DAY, Device, DeviceOffence, DeviceState, Role
 from medchain.app import DeviceKind as ChainDeviceKind
 from medchain.client import HttpChain, MedchainClient, NodeError
 from medchain.client._envelope import seal
@@ -399,7 +399,7 @@ def test_known_devices_are_refreshed_in_the_background_but_new_ones_waited_for(
         def __init__(self) -> None:
             self.hold = False
 
-        def devices(self, addresses: list[bytes]) -> tuple[int, list[object]]:
+        def devices(self, addresses: list[bytes]) -> tuple[int, list[Device | None]]:
             calls.append((threading.current_thread().name, len(addresses)))
             if self.hold:
                 gate.wait(5)

@@ -14,6 +14,7 @@ import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict, TypeGuard
 
 import pytest
 import rlp
@@ -45,7 +46,13 @@ FRAME_LIMIT = 2**20
 """The target's max_frame_bytes, lowered from 32 MiB so an oversized frame is quick."""
 REPLAYS = 5
 TRANSFERS = 60
-FAST = {"backoff_initial": 0.05, "backoff_max": 0.5, "handshake_timeout": 10.0}
+class Backoff(TypedDict):
+    backoff_initial: float
+    backoff_max: float
+    handshake_timeout: float
+
+
+FAST = Backoff(backoff_initial=0.05, backoff_max=0.5, handshake_timeout=10.0)
 HEIGHT_BOUND = (Proposal, Vote, RoundChange)
 """Messages of one height and round: an old one is stale, a repeated one a duplicate.
 (A replayed block request names another peer than the one replaying it: it is
@@ -237,7 +244,7 @@ def consensus_payloads(frames: list[bytes]) -> list[bytes]:
     return [frame[1:] for frame in frames]
 
 
-def height_bound(message: object) -> bool:
+def height_bound(message: object) -> TypeGuard[Proposal | Vote | RoundChange]:
     return isinstance(message, HEIGHT_BOUND)
 
 
