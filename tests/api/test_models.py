@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from medchain.api._models import address_of, block_model, genesis_model, status_model
+from medchain.api._models import NodeStatusModel, address_of, block_model, genesis_model
 from medchain.crypto import AccountKeys
 from medchain.node import NodeStatus, PeerStatus
 from medchain.types import Block, Genesis, decode
@@ -52,7 +52,7 @@ def test_status_model_keeps_every_field() -> None:
         mempool_bytes=300,
         started_ms=4,
     )
-    dumped = status_model(status).model_dump()
+    dumped = NodeStatusModel.of(status).model_dump()
     assert set(dumped) == {f.name for f in dataclasses.fields(NodeStatus)}
     assert dumped["primary"] is None and dumped["node_key"] == "01" * 32
     assert dumped["peers"] == [
