@@ -9,6 +9,7 @@ is lost or reinterpreted on the way."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
@@ -35,10 +36,6 @@ def address_of(raw: bytes) -> str:
     return format_address(raw) if len(raw) == ADDRESS_SIZE else raw.hex()
 
 
-def encoded(obj: object) -> str:
-    return encode(obj).hex()
-
-
 def _from_bytes(convert: Callable[[bytes], str]) -> BeforeValidator:
     """Bytes as `convert` makes them text; text (a request's, or a model's) as it is."""
     return BeforeValidator(lambda value: convert(value) if isinstance(value, bytes) else value)
@@ -60,9 +57,14 @@ Name = Annotated[str, BeforeValidator(lambda v: v.value if isinstance(v, Enum) e
 """An enum member (a role, a device's state...) by its value."""
 
 
+@functools.cache
+def _field_names(cls: type[DataclassInstance]) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
 def fields_of(obj: DataclassInstance) -> dict[str, Any]:
     """A dataclass's fields by name, not converted (nested dataclasses stay as they are)."""
-    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    return {name: getattr(obj, name) for name in _field_names(type(obj))}
 
 
 class FromChain(BaseModel):
