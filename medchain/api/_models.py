@@ -1,5 +1,6 @@
 """The JSON the API speaks, as pydantic models (they make the OpenAPI schema at
-/docs) and the functions that build them from chain objects.
+/docs). A model of a chain object is read from its dataclass (FromChain): each field
+declared once, here, by the type it is sent as.
 
 Bytes are lower-case hex and account addresses bech32 (mc1...). Every chain object
 also carries `encoded`, the hex of its canonical encoding: the JSON fields are for
