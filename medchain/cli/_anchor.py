@@ -73,10 +73,6 @@ AuditedNode = Annotated[
     ),
 ]
 
-anchor_app = typer.Typer(
-    help="The anchor contract on the verification chain (Ethereum).", no_args_is_help=True
-)
-
 
 # -- verify -------------------------------------------------------------------------
 
@@ -523,7 +519,6 @@ def _submitters(specs: list[str]) -> list[str]:
     return found
 
 
-@anchor_app.command("register")
 @reports_errors
 def anchor_register(
     home: HomeOption,
@@ -565,7 +560,6 @@ def anchor_register(
     )
 
 
-@anchor_app.command("key")
 @reports_errors
 def anchor_key(home: HomeOption) -> None:
     """Create the node's Ethereum key (HOME/eth.key, readable by its owner only) and

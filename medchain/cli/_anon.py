@@ -32,12 +32,7 @@ from medchain.types import MedchainError
 SMALLEST_RING = 2
 """A ring of one would name its signer; the chain refuses it too."""
 
-anon_app = typer.Typer(
-    help="Anonymous contributions (linkable ring signatures).", no_args_is_help=True
-)
 
-
-@anon_app.command("open")
 @reports_errors
 def anon_open(
     key: KeyOption,
@@ -55,7 +50,6 @@ def anon_open(
     ok(f"scope {scope!r} open to {member_role}s, rings of at least {min_ring}")
 
 
-@anon_app.command("close")
 @reports_errors
 def anon_close(
     key: KeyOption,
@@ -69,7 +63,6 @@ def anon_close(
     ok(f"scope {scope!r} closed")
 
 
-@anon_app.command("submit")
 @reports_errors
 def anon_submit_cmd(
     key: KeyOption,
@@ -95,7 +88,6 @@ def anon_submit_cmd(
     ok(f"contributed anonymously to {scope!r} (transaction {identity.hex()})")
 
 
-@anon_app.command("list")
 @reports_errors
 def anon_list(
     key: KeyOption,

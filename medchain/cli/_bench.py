@@ -34,12 +34,6 @@ from medchain.consensus import EngineKind
 from medchain.crypto import MAX_RING_SIZE
 from medchain.types import MedchainError
 
-bench_app = typer.Typer(
-    help="Benchmarks (figures for docs/BENCHMARKS.md). Without a subcommand: the network "
-    "benchmark on a fresh local devnet."
-)
-
-
 MAX_COUNT = 100_000_000
 """More of anything than a benchmark on one machine gets through."""
 MAX_NODES = 1_000
@@ -93,7 +87,6 @@ def stage_progress(disabled: bool) -> Iterator[Callable[[str, int, int], None]]:
         yield progress
 
 
-@bench_app.command("ledger")
 @reports_errors
 def ledger(
     txs: Annotated[
@@ -138,7 +131,6 @@ def _machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-@bench_app.command("sim")
 @reports_errors
 def sim_speed(
     nodes: Annotated[int, typer.Option(min=1, max=MAX_NODES, help="Validators.")] = 4,
@@ -168,7 +160,6 @@ def sim_speed(
     console.print(table)
 
 
-@bench_app.command("state")
 @reports_errors
 def state_root(
     sizes: Annotated[
@@ -204,7 +195,6 @@ def state_root(
     console.print(table)
 
 
-@bench_app.command("ring")
 @reports_errors
 def ring(
     sizes: Annotated[str, typer.Option(help="Ring sizes, comma-separated.")] = "11,64",
@@ -277,7 +267,6 @@ def _print_forged_cost(cost: ForgedCost) -> None:
     )
 
 
-@bench_app.command("flood")
 def flood(
     seconds: Annotated[
         float, typer.Option(min=1, max=MAX_SECONDS, help="How long the flood lasts.")
@@ -339,7 +328,6 @@ def flood(
     console.print(table)
 
 
-@bench_app.command("search")
 @reports_errors
 def search_speed(
     records: Annotated[int, typer.Option(min=1, max=MAX_COUNT, help="Records to index.")] = 10_000,
@@ -399,7 +387,6 @@ def search_speed(
     )
 
 
-@bench_app.command("gateway")
 @reports_errors
 def gateway(
     patients: Annotated[
@@ -500,7 +487,6 @@ def gateway(
         console.print(f"[yellow]{count:,} refused[/]: {reason}", highlight=False)
 
 
-@bench_app.callback(invoke_without_command=True)
 @reports_errors
 def network(
     ctx: typer.Context,

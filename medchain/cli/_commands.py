@@ -50,11 +50,6 @@ from medchain.types import MedchainError
 MAX_VERSION = 2**32 - 1
 """Record versions are numbered in four bytes on chain."""
 
-keys_app = typer.Typer(help="Create and inspect account key files.", no_args_is_help=True)
-record_app = typer.Typer(help="Encrypted medical records (FHIR R4).", no_args_is_help=True)
-research_app = typer.Typer(help="De-identified records for research.", no_args_is_help=True)
-staking_app = typer.Typer(help="Stake tokens and vote for validators.", no_args_is_help=True)
-
 
 # -- chain ------------------------------------------------------------------------------
 
@@ -171,7 +166,6 @@ def account(address: str, node: NodeOption = DEFAULT_NODE, data: DataOption = No
 # -- keys ---------------------------------------------------------------------------------
 
 
-@keys_app.command("new")
 @reports_errors
 def keys_new(
     out: Annotated[
@@ -202,7 +196,6 @@ def _new_passphrase(text: str) -> str:
     return text
 
 
-@keys_app.command("show")
 @reports_errors
 def keys_show(key: KeyOption) -> None:
     """Print the address and public keys of a key file."""
@@ -247,7 +240,6 @@ def transfer(
 # -- records -----------------------------------------------------------------------------
 
 
-@record_app.command("put")
 @reports_errors
 def record_put(
     key: KeyOption,
@@ -274,7 +266,6 @@ def record_put(
     console.print(record_id.hex())
 
 
-@record_app.command("get")
 @reports_errors
 def record_get(
     key: KeyOption,
@@ -292,7 +283,6 @@ def record_get(
     console.print_json(json.dumps(resource))
 
 
-@record_app.command("update")
 @reports_errors
 def record_update(
     key: KeyOption,
@@ -309,7 +299,6 @@ def record_update(
     ok(f"version {number} of {record_id} recorded")
 
 
-@record_app.command("grant")
 @reports_errors
 def record_grant(
     key: KeyOption,
@@ -324,7 +313,6 @@ def record_grant(
     ok(f"{reader} may now read {record_id}")
 
 
-@record_app.command("revoke")
 @reports_errors
 def record_revoke(
     key: KeyOption,
@@ -339,7 +327,6 @@ def record_revoke(
     ok(f"{reader} revoked from {record_id}")
 
 
-@record_app.command("show")
 @reports_errors
 def record_show(record_id: str, node: NodeOption = DEFAULT_NODE, data: DataOption = None) -> None:
     """Public metadata of a record: owner, author, type, readers, versions."""
@@ -358,7 +345,6 @@ def record_show(record_id: str, node: NodeOption = DEFAULT_NODE, data: DataOptio
             console.print(f"version {number}: {version.cid} (height {version.height})")
 
 
-@record_app.command("list")
 @reports_errors
 def record_list(
     patient: Annotated[str, typer.Option(help="Patient address.")],
@@ -373,7 +359,6 @@ def record_list(
             console.print(f"{record_id.hex()}  {record.resource_type}  v{record.version_count}")
 
 
-@record_app.command("audit")
 @reports_errors
 def record_audit(record_id: str, node: NodeOption = DEFAULT_NODE, data: DataOption = None) -> None:
     """The record's audit trail: creation, grants, revokes, versions, research access."""
@@ -407,7 +392,6 @@ def audit_table(entries: list[AuditEntry], names: dict[bytes, str] | None = None
 # -- research ----------------------------------------------------------------------------
 
 
-@research_app.command("grant")
 @reports_errors
 def research_grant(
     key: KeyOption,
@@ -422,7 +406,6 @@ def research_grant(
     ok(f"de-identified copy of {record_id} shared with {institution}")
 
 
-@research_app.command("revoke")
 @reports_errors
 def research_revoke(
     key: KeyOption,
@@ -437,7 +420,6 @@ def research_revoke(
     ok(f"{record_id} withdrawn from {institution}")
 
 
-@research_app.command("data")
 @reports_errors
 def research_data(key: KeyOption, node: NodeOption = DEFAULT_NODE, data: DataOption = None) -> None:
     """Institution: print the de-identified records it may read."""
@@ -451,7 +433,6 @@ def research_data(key: KeyOption, node: NodeOption = DEFAULT_NODE, data: DataOpt
 # -- staking -----------------------------------------------------------------------------
 
 
-@staking_app.command("stake")
 @reports_errors
 def staking_stake(
     key: KeyOption,
@@ -465,7 +446,6 @@ def staking_stake(
     ok(f"bonded {amount}")
 
 
-@staking_app.command("unstake")
 @reports_errors
 def staking_unstake(
     key: KeyOption,
@@ -479,7 +459,6 @@ def staking_unstake(
     ok(f"unbonding {amount}")
 
 
-@staking_app.command("withdraw")
 @reports_errors
 def staking_withdraw(
     key: KeyOption, node: NodeOption = DEFAULT_NODE, data: DataOption = None
@@ -490,7 +469,6 @@ def staking_withdraw(
     ok("withdrawn")
 
 
-@staking_app.command("candidate")
 @reports_errors
 def staking_candidate(
     key: KeyOption, node: NodeOption = DEFAULT_NODE, data: DataOption = None
@@ -501,7 +479,6 @@ def staking_candidate(
     ok("declared candidate")
 
 
-@staking_app.command("vote")
 @reports_errors
 def staking_vote(
     key: KeyOption,
@@ -516,7 +493,6 @@ def staking_vote(
     ok(f"voted {amount} for {candidate}")
 
 
-@staking_app.command("unvote")
 @reports_errors
 def staking_unvote(
     key: KeyOption,
@@ -533,7 +509,6 @@ def staking_unvote(
     ok(f"withdrew {amount} from {candidate}")
 
 
-@staking_app.command("candidates")
 @reports_errors
 def staking_candidates(node: NodeOption = DEFAULT_NODE, data: DataOption = None) -> None:
     """Candidates in election order."""

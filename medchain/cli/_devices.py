@@ -36,19 +36,6 @@ from medchain.cli._common import (
 from medchain.client import DeviceLabel, LabelStatus, read_label
 from medchain.types import MedchainError
 
-devices_app = typer.Typer(
-    help="Medical devices: register them for a patient, guardians, states, audit trails.",
-    no_args_is_help=True,
-)
-guardian_app = typer.Typer(
-    help="Guardians: accounts a patient lets manage their devices.", no_args_is_help=True
-)
-gateways_app = typer.Typer(
-    help="Edge gateways: hospitals register them to report devices and commit readings.",
-    no_args_is_help=True,
-)
-devices_app.add_typer(guardian_app, name="guardian")
-
 E = TypeVar("E", bound=enum.Enum)
 
 AddressArg = Annotated[str, typer.Argument(help="Address (mc1...).", show_default=False)]
@@ -83,7 +70,6 @@ def _read_evidence(path: Path | None) -> bytes:
 # -- devices --------------------------------------------------------------------------
 
 
-@devices_app.command("register")
 @reports_errors
 def devices_register(
     key: Annotated[
@@ -126,7 +112,6 @@ def devices_register(
     console.print(device_keys.address_text)
 
 
-@devices_app.command("relabel")
 @reports_errors
 def devices_relabel(
     address: AddressArg,
@@ -168,7 +153,6 @@ def _label_text(label: DeviceLabel) -> str:
     return "(none)"
 
 
-@devices_app.command("show")
 @reports_errors
 def devices_show(
     address: AddressArg,
@@ -209,7 +193,6 @@ def _state_text(device: Device, height: int) -> str:
     return state.value
 
 
-@devices_app.command("list")
 @reports_errors
 def devices_list(
     patient: Annotated[str, typer.Option(help="Patient address.")],
@@ -235,7 +218,6 @@ def devices_list(
     console.print(table)
 
 
-@devices_app.command("audit")
 @reports_errors
 def devices_audit(
     address: AddressArg, node: NodeOption = DEFAULT_NODE, data: DataOption = None
@@ -280,7 +262,6 @@ def device_audit_table(entries: list[DeviceAuditEntry], height: int) -> Table:
     return table
 
 
-@devices_app.command("state")
 @reports_errors
 def devices_state(
     address: AddressArg,
@@ -319,7 +300,6 @@ def devices_state(
 # -- guardians --------------------------------------------------------------------------
 
 
-@guardian_app.command("add")
 @reports_errors
 def guardian_add(
     guardian: Annotated[str, typer.Argument(help="The guardian's address.", show_default=False)],
@@ -337,7 +317,6 @@ def guardian_add(
         console.print(f"{len(resealed)} device label(s) sealed again for your guardians")
 
 
-@guardian_app.command("remove")
 @reports_errors
 def guardian_remove(
     guardian: Annotated[str, typer.Argument(help="The guardian's address.", show_default=False)],
@@ -355,7 +334,6 @@ def guardian_remove(
         console.print(f"{len(resealed)} device label(s) sealed again for your guardians")
 
 
-@guardian_app.command("list")
 @reports_errors
 def guardian_list(
     patient: Annotated[str, typer.Option(help="Patient address.")],
@@ -372,7 +350,6 @@ def guardian_list(
 # -- vitals readers ---------------------------------------------------------------------
 
 
-@devices_app.command("share-vitals")
 @reports_errors
 def share_vitals(
     reader: Annotated[str, typer.Argument(help="The reader's address.", show_default=False)],
@@ -388,7 +365,6 @@ def share_vitals(
     ok(f"{reader} may now read your vitals committed from now on")
 
 
-@devices_app.command("unshare-vitals")
 @reports_errors
 def unshare_vitals(
     reader: Annotated[str, typer.Argument(help="The reader's address.", show_default=False)],
@@ -403,7 +379,6 @@ def unshare_vitals(
     ok(f"{reader} no longer gets your vitals committed from now on")
 
 
-@devices_app.command("vitals-readers")
 @reports_errors
 def vitals_readers(
     patient: Annotated[str, typer.Option(help="Patient address.")],
@@ -420,7 +395,6 @@ def vitals_readers(
 # -- gateways ---------------------------------------------------------------------------
 
 
-@gateways_app.command("register")
 @reports_errors
 def gateways_register(
     address: AddressArg,
@@ -438,7 +412,6 @@ def gateways_register(
     ok(f"gateway {address} registered")
 
 
-@gateways_app.command("revoke")
 @reports_errors
 def gateways_revoke(
     address: AddressArg,
@@ -455,7 +428,6 @@ def gateways_revoke(
     ok(f"gateway {address} revoked")
 
 
-@gateways_app.command("show")
 @reports_errors
 def gateways_show(
     address: AddressArg, node: NodeOption = DEFAULT_NODE, data: DataOption = None

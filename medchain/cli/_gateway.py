@@ -37,7 +37,6 @@ from medchain.cli._common import (
     ok,
     reports_errors,
 )
-from medchain.cli._devices import devices_app
 from medchain.cli._fleet_stream import (
     DEFAULT_TOPIC_PREFIX,
     MqttTarget,
@@ -78,12 +77,6 @@ GatewayOption = Annotated[
 HomeOption = Annotated[
     Path, typer.Option("--home", help="The gateway's home directory.", file_okay=False)
 ]
-
-gateway_app = typer.Typer(help="Run an edge gateway, or set up its home.")
-reading_app = typer.Typer(
-    help="Device readings committed by a gateway: prove them against the chain.",
-    no_args_is_help=True,
-)
 
 
 # -- gateway init / run -----------------------------------------------------------------
@@ -195,7 +188,6 @@ def gateway_run(home: HomeOption) -> None:
     asyncio.run(_serve_gateway(home, config))
 
 
-@gateway_app.callback(invoke_without_command=True)
 def gateway_main(
     ctx: typer.Context,
     home: Annotated[
@@ -210,10 +202,6 @@ def gateway_main(
         typer.echo(ctx.get_help())
         raise typer.Exit(2)
     gateway_run(home)
-
-
-gateway_app.command("init")(gateway_init)
-gateway_app.command("run")(gateway_run)
 
 
 # -- reading prove ----------------------------------------------------------------------
@@ -391,7 +379,6 @@ def prove_readings(
     return ProofTally(len(reading_ids), failures, batches.seen)
 
 
-@reading_app.command("prove")
 @reports_errors
 def reading_prove(
     reading_id: Annotated[str, typer.Argument(help="The reading's id (64 hex digits).")],
@@ -424,7 +411,6 @@ def reading_prove(
 # -- devices simulate -------------------------------------------------------------------
 
 
-@devices_app.command("simulate")
 @reports_errors
 def devices_simulate(
     key: Annotated[
@@ -607,7 +593,5 @@ __all__ = [
     "ProofCheck",
     "ProofTally",
     "check_reading",
-    "gateway_app",
     "prove_readings",
-    "reading_app",
 ]

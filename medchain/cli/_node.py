@@ -19,7 +19,7 @@ import typer
 
 from medchain.api import ApiServer
 from medchain.cli._common import console, err_console, reports_errors, warn_if_exposed
-from medchain.cli._node_init import _params, node_add_peer, node_init
+from medchain.cli._node_init import _params
 from medchain.node import (
     DEVNET_FILE,
     GENESIS_FILE,
@@ -44,10 +44,6 @@ from medchain.types import ChainParams, MedchainError
 
 MAX_DEVNET_NODES = 100
 """Node processes on one machine."""
-
-devnet_app = typer.Typer(
-    help="A local network of node processes on this machine.", no_args_is_help=True
-)
 
 HomeOption = Annotated[
     Path, typer.Option("--home", help="The node's home directory.", file_okay=False)
@@ -163,7 +159,6 @@ def _stop_all(devnet: Devnet) -> int:
     return stopped
 
 
-@devnet_app.command("up")
 @reports_errors
 def devnet_up(
     home: DevnetHome = DEFAULT_DEVNET_HOME,
@@ -280,7 +275,6 @@ def devnet_up(
         console.print(f"stopped {stopped} node(s); data kept in {home}")
 
 
-@devnet_app.command("down")
 @reports_errors
 def devnet_down(home: DevnetHome = DEFAULT_DEVNET_HOME) -> None:
     """Stop every node of the devnet in `--home` (their data stays)."""
@@ -289,10 +283,6 @@ def devnet_down(home: DevnetHome = DEFAULT_DEVNET_HOME) -> None:
     console.print(f"stopped {stopped} node(s) of {devnet.chain_id}; data kept in {home}")
 
 
-node_app = typer.Typer(help="Run a node, or set up its home.")
-
-
-@node_app.callback(invoke_without_command=True)
 def node_main(
     ctx: typer.Context,
     home: Annotated[
@@ -307,8 +297,3 @@ def node_main(
         typer.echo(ctx.get_help())
         raise typer.Exit(2)
     node(home)
-
-
-node_app.command("run")(node)
-node_app.command("init")(node_init)
-node_app.command("add-peer")(node_add_peer)

@@ -49,10 +49,6 @@ from medchain.node import (
 from medchain.p2p import certificate_key, node_certificate
 from medchain.types import Allocation, ChainParams, Genesis, GenesisValidator, MedchainError
 
-genesis_app = typer.Typer(
-    help="The genesis document every node of a network starts from.", no_args_is_help=True
-)
-
 HomeOption = Annotated[
     Path, typer.Option("--home", help="The node's home directory.", file_okay=False)
 ]
@@ -232,7 +228,6 @@ def _params(consensus: str, specs: list[str]) -> ChainParams:
     return ChainParams(consensus=consensus, **values)
 
 
-@genesis_app.command("new")
 @reports_errors
 def genesis_new(
     chain_id: Annotated[str, typer.Option(help="The network's name, in every transaction.")],
@@ -268,7 +263,6 @@ def genesis_new(
     _describe(genesis)
 
 
-@genesis_app.command("show")
 @reports_errors
 def genesis_show(
     file: Annotated[Path, typer.Argument(help="A genesis.json.", dir_okay=False)] = Path(

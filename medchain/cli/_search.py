@@ -159,11 +159,3 @@ def _read_bytes(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise MedchainError(f"cannot read {path}: {exc.strerror or exc}") from None
-
-
-def search_commands(record_app: typer.Typer) -> None:
-    """Register the search commands under `medchain record`."""
-    record_app.command("search")(record_search)
-    record_app.command("index")(record_index)
-    record_app.command("unindex")(record_unindex)
-    record_app.command("search-grant")(record_search_grant)
