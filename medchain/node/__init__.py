@@ -53,6 +53,7 @@ from medchain.node._genesis_file import (
     read_genesis,
     write_genesis,
 )
+from medchain.node._genesis_spec import parse_allocations, parse_params, parse_validators
 from medchain.node._ledger_app import DEFAULT_SIGNATURE_CACHE, LedgerApp, PendingFull
 from medchain.node._localchain import (
     BLOBS_DIR,
@@ -136,6 +137,9 @@ __all__ = [
     "load_devnet",
     "network_id",
     "node_log_handlers",
+    "parse_allocations",
+    "parse_params",
+    "parse_validators",
     "read_config",
     "read_genesis",
     "read_pid",
