@@ -16,7 +16,9 @@ from medchain.sim._byzantine import (
     rewrite,
     silent,
 )
+from medchain.sim._chain import Scenario
 from medchain.sim._clock import US_PER_MS, EventQueue, derive_rng
+from medchain.sim._experiments import plot_sweep
 from medchain.sim._faults import (
     BEGIN,
     Adversary,
@@ -67,6 +69,15 @@ from medchain.sim._node import (
     engine_stats,
 )
 from medchain.sim._report import plot, summary_table
+from medchain.sim._runs import (
+    AttackWindow,
+    SimRuns,
+    parse_byzantine,
+    parse_engines,
+    parse_sweep,
+    run_engines,
+    run_sweep,
+)
 from medchain.sim._simulator import EvidenceHandler, SimConfig, Simulator
 
 __all__ = [
@@ -78,6 +89,7 @@ __all__ = [
     "US_PER_MS",
     "Adversary",
     "AdversaryControl",
+    "AttackWindow",
     "Behaviour",
     "BlockCommitted",
     "Delayed",
@@ -108,10 +120,12 @@ __all__ = [
     "Position",
     "Rewriter",
     "RoundEntered",
+    "Scenario",
     "SimAction",
     "SimConfig",
     "SimNode",
     "SimResult",
+    "SimRuns",
     "SimSummary",
     "Simulator",
     "StopReason",
@@ -120,10 +134,16 @@ __all__ = [
     "engine_stats",
     "forge",
     "forgery",
+    "parse_byzantine",
+    "parse_engines",
+    "parse_sweep",
     "percentile",
     "plot",
+    "plot_sweep",
     "replay",
     "rewrite",
+    "run_engines",
+    "run_sweep",
     "serialisation_us",
     "silent",
     "summary_table",
