@@ -31,13 +31,12 @@ from medchain.anchor import (
 from medchain.app import genesis_state
 from medchain.cli import _audit as audit
 from medchain.cli._common import (
-    DEFAULT_NODE,
-    MAX_INT,
     chain_id_arg,
     console,
     ok,
     reports_errors,
 )
+from medchain.cli._options import DEFAULT_NODE, MAX_INT
 from medchain.consensus import quorum_size
 from medchain.node import (
     CONFIG_FILE,

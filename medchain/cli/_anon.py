@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from medchain.cli._common import (
-    DEFAULT_NODE,
-    DataOption,
-    KeyOption,
-    NodeOption,
     client_for,
     console,
     ok,
     reports_errors,
     role_arg,
 )
+from medchain.cli._options import DEFAULT_NODE, DataOption, FhirFileOption, KeyOption, NodeOption
 from medchain.client._anon import (
     DEFAULT_RING_SIZE,
     anon_submit,
@@ -67,7 +63,7 @@ def anon_close(
 def anon_submit_cmd(
     key: KeyOption,
     scope: Annotated[str, typer.Option(help="Scope to contribute to.")],
-    file: Annotated[Path, typer.Option("--file", help="FHIR R4 resource (JSON).", dir_okay=False)],
+    file: FhirFileOption,
     ring_size: Annotated[
         int,
         typer.Option(

@@ -13,13 +13,6 @@ from rich.text import Text
 
 from medchain.app import AuditEntry
 from medchain.cli._common import (
-    DEFAULT_DATA,
-    DEFAULT_NODE,
-    MAX_INT,
-    DataOption,
-    InitDataOption,
-    KeyOption,
-    NodeOption,
     address_arg,
     chain_id_arg,
     client_for,
@@ -35,6 +28,18 @@ from medchain.cli._common import (
     reports_errors,
     role_arg,
     show_address,
+)
+from medchain.cli._options import (
+    DEFAULT_DATA,
+    DEFAULT_NODE,
+    MAX_INT,
+    DataOption,
+    FhirFileOption,
+    InitDataOption,
+    KeyOption,
+    NodeOption,
+    PatientOption,
+    count,
 )
 from medchain.crypto import (
     MIN_PASSPHRASE_CHARS,
@@ -227,7 +232,7 @@ def register(
 def transfer(
     key: KeyOption,
     to: Annotated[str, typer.Option(help="Recipient address.")],
-    amount: Annotated[int, typer.Option(min=1, max=MAX_INT, help="Tokens to send.")],
+    amount: Annotated[int, count("Tokens to send.", high=MAX_INT)],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -244,7 +249,7 @@ def transfer(
 def record_put(
     key: KeyOption,
     patient: Annotated[str, typer.Option(help="Address of the patient who will own the record.")],
-    file: Annotated[Path, typer.Option("--file", help="FHIR R4 resource (JSON).", dir_okay=False)],
+    file: FhirFileOption,
     reader: Annotated[
         list[str] | None, typer.Option("--reader", help="Also authorise this address (repeatable).")
     ] = None,
@@ -347,7 +352,7 @@ def record_show(record_id: str, node: NodeOption = DEFAULT_NODE, data: DataOptio
 
 @reports_errors
 def record_list(
-    patient: Annotated[str, typer.Option(help="Patient address.")],
+    patient: PatientOption,
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -483,7 +488,7 @@ def staking_candidate(
 def staking_vote(
     key: KeyOption,
     candidate: Annotated[str, typer.Option(help="Candidate address.")],
-    amount: Annotated[int, typer.Option(min=1, max=MAX_INT, help="Bonded tokens to vote with.")],
+    amount: Annotated[int, count("Bonded tokens to vote with.", high=MAX_INT)],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -497,9 +502,7 @@ def staking_vote(
 def staking_unvote(
     key: KeyOption,
     candidate: Annotated[str, typer.Option(help="Candidate address.")],
-    amount: Annotated[
-        int, typer.Option(min=1, max=MAX_INT, help="Tokens to withdraw from the vote.")
-    ],
+    amount: Annotated[int, count("Tokens to withdraw from the vote.", high=MAX_INT)],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,7 +19,6 @@ from rich.markup import escape
 from medchain.anchor import MAX_CHAIN_ID_BYTES
 from medchain.app import Role
 from medchain.client import (
-    DEFAULT_NODE_URL,
     ChainBackend,
     HttpChain,
     MedchainClient,
@@ -43,15 +42,9 @@ from medchain.types import Allocation, Genesis, GenesisValidator, MedchainError
 console = Console(width=None if sys.stdout.isatty() else 150, highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
-DEFAULT_DATA = Path(os.environ.get("MEDCHAIN_DATA", "medchain-data"))
-"""Where `medchain init` creates a local chain."""
-DEFAULT_NODE = DEFAULT_NODE_URL
 PASSPHRASE_ENV = "MEDCHAIN_PASSPHRASE"
 DEFAULT_CHAIN_ID = "medchain-local"
 VALIDATOR_ALLOCATION = 1_000_000_000
-MAX_INT = 2**63 - 1
-"""The largest amount, count, height or time any option takes: the largest integer the
-stores below keep (SQLite's INTEGER)."""
 
 
 class GatewayUnavailable(MedchainError):
@@ -59,39 +52,6 @@ class GatewayUnavailable(MedchainError):
 
     code = "gateway_error"
 
-
-DataOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--data",
-        help="Work on the in-process local chain in this directory instead of a node "
-        "(env MEDCHAIN_DATA); created on first use.",
-        envvar="MEDCHAIN_DATA",
-        show_default=False,
-        file_okay=False,
-    ),
-]
-NodeOption = Annotated[
-    str,
-    typer.Option(
-        "--node",
-        help="URL of the node's HTTP API (env MEDCHAIN_NODE); used unless --data is given.",
-        envvar="MEDCHAIN_NODE",
-    ),
-]
-InitDataOption = Annotated[
-    Path,
-    typer.Option(
-        "--data",
-        help="Data directory of the new local chain (env MEDCHAIN_DATA).",
-        envvar="MEDCHAIN_DATA",
-        file_okay=False,
-    ),
-]
-KeyOption = Annotated[
-    Path,
-    typer.Option("--key", help="Your key file (from `medchain keys new`).", dir_okay=False),
-]
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -19,10 +19,6 @@ from medchain.app import (
     restriction_lapses,
 )
 from medchain.cli._common import (
-    DEFAULT_NODE,
-    DataOption,
-    KeyOption,
-    NodeOption,
     address_arg,
     client_for,
     console,
@@ -33,20 +29,23 @@ from medchain.cli._common import (
     reports_errors,
     show_address,
 )
+from medchain.cli._options import (
+    DEFAULT_NODE,
+    AddressArg,
+    DataOption,
+    KeyOption,
+    NodeOption,
+    PatientKeyOption,
+    PatientOption,
+    ReaderKeyOption,
+    SignerKeyOption,
+    address_argument,
+    key_option,
+)
 from medchain.client import DeviceLabel, LabelStatus, read_label
 from medchain.types import MedchainError
 
 E = TypeVar("E", bound=enum.Enum)
-
-AddressArg = Annotated[str, typer.Argument(help="Address (mc1...).", show_default=False)]
-ReaderKeyOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--key",
-        help="Your key file, to open labels sealed for you (the patient's or a guardian's).",
-        dir_okay=False,
-    ),
-]
 
 
 def _choice(kind: type[E], text: str, what: str) -> E:
@@ -72,14 +71,7 @@ def _read_evidence(path: Path | None) -> bytes:
 
 @reports_errors
 def devices_register(
-    key: Annotated[
-        Path,
-        typer.Option(
-            "--key",
-            help="Your key file: the patient's, a guardian's or a hospital's.",
-            dir_okay=False,
-        ),
-    ],
+    key: SignerKeyOption,
     device_key: Annotated[
         Path,
         typer.Option(
@@ -115,14 +107,7 @@ def devices_register(
 @reports_errors
 def devices_relabel(
     address: AddressArg,
-    key: Annotated[
-        Path,
-        typer.Option(
-            "--key",
-            help="Your key file: the patient's, a guardian's or a hospital's.",
-            dir_okay=False,
-        ),
-    ],
+    key: SignerKeyOption,
     label: Annotated[
         str | None,
         typer.Option(
@@ -195,7 +180,7 @@ def _state_text(device: Device, height: int) -> str:
 
 @reports_errors
 def devices_list(
-    patient: Annotated[str, typer.Option(help="Patient address.")],
+    patient: PatientOption,
     key: ReaderKeyOption = None,
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
@@ -302,8 +287,8 @@ def devices_state(
 
 @reports_errors
 def guardian_add(
-    guardian: Annotated[str, typer.Argument(help="The guardian's address.", show_default=False)],
-    key: Annotated[Path, typer.Option("--key", help="The patient's key file.", dir_okay=False)],
+    guardian: Annotated[str, address_argument("The guardian's address.")],
+    key: PatientKeyOption,
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -319,8 +304,8 @@ def guardian_add(
 
 @reports_errors
 def guardian_remove(
-    guardian: Annotated[str, typer.Argument(help="The guardian's address.", show_default=False)],
-    key: Annotated[Path, typer.Option("--key", help="The patient's key file.", dir_okay=False)],
+    guardian: Annotated[str, address_argument("The guardian's address.")],
+    key: PatientKeyOption,
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -336,7 +321,7 @@ def guardian_remove(
 
 @reports_errors
 def guardian_list(
-    patient: Annotated[str, typer.Option(help="Patient address.")],
+    patient: PatientOption,
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -352,8 +337,8 @@ def guardian_list(
 
 @reports_errors
 def share_vitals(
-    reader: Annotated[str, typer.Argument(help="The reader's address.", show_default=False)],
-    key: Annotated[Path, typer.Option("--key", help="The patient's key file.", dir_okay=False)],
+    reader: Annotated[str, address_argument("The reader's address.")],
+    key: PatientKeyOption,
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -367,8 +352,8 @@ def share_vitals(
 
 @reports_errors
 def unshare_vitals(
-    reader: Annotated[str, typer.Argument(help="The reader's address.", show_default=False)],
-    key: Annotated[Path, typer.Option("--key", help="The patient's key file.", dir_okay=False)],
+    reader: Annotated[str, address_argument("The reader's address.")],
+    key: PatientKeyOption,
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -381,7 +366,7 @@ def unshare_vitals(
 
 @reports_errors
 def vitals_readers(
-    patient: Annotated[str, typer.Option(help="Patient address.")],
+    patient: PatientOption,
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -402,7 +387,7 @@ def gateways_register(
         str,
         typer.Option(help="A name for people, e.g. 'ward 3 hub'; public, as the gateway is."),
     ],
-    key: Annotated[Path, typer.Option("--key", help="The hospital's key file.", dir_okay=False)],
+    key: Annotated[Path, key_option("The hospital's key file.")],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -415,10 +400,7 @@ def gateways_register(
 @reports_errors
 def gateways_revoke(
     address: AddressArg,
-    key: Annotated[
-        Path,
-        typer.Option("--key", help="The key of the hospital that registered it.", dir_okay=False),
-    ],
+    key: Annotated[Path, key_option("The key of the hospital that registered it.")],
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:

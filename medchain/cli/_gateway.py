@@ -27,10 +27,7 @@ from medchain.app import (
     Batch,
 )
 from medchain.cli._common import (
-    DEFAULT_NODE,
-    MAX_INT,
     GatewayUnavailable,
-    NodeOption,
     console,
     err_console,
     load_key_file,
@@ -47,6 +44,7 @@ from medchain.cli._fleet_stream import (
     stream_fleet,
     wait_committed,
 )
+from medchain.cli._options import DEFAULT_NODE, MAX_INT, NodeOption
 from medchain.client import HttpChain
 from medchain.crypto import AccountKeys, save_keys
 from medchain.gateway import (

@@ -19,7 +19,6 @@ import typer
 
 from medchain.api import ApiServer
 from medchain.cli._common import console, err_console, reports_errors, warn_if_exposed
-from medchain.cli._node_init import _params
 from medchain.node import (
     DEVNET_FILE,
     GENESIS_FILE,
@@ -32,6 +31,7 @@ from medchain.node import (
     configure_node_logging,
     create_devnet,
     load_devnet,
+    parse_params,
     read_config,
     read_genesis,
     read_pid,
@@ -201,7 +201,7 @@ def devnet_up(
     """Start a local network (creating it on first use) and print its API URLs.
     In the foreground Ctrl-C stops every node cleanly; `--detach` leaves them running
     for `medchain devnet down`."""
-    params = _params(consensus, param or [])  # unknown names and bad values refused first
+    params = parse_params(consensus, param or [])  # unknown names and bad values refused first
     last = nodes + observers - 1
     if max(api_port, p2p_port) + last > 65_535:
         raise DevnetError(

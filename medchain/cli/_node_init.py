@@ -15,21 +15,19 @@ from typing import Annotated
 import typer
 
 from medchain.cli._common import (
-    MAX_INT,
     chain_id_arg,
     console,
     ok,
     reports_errors,
     warn_if_exposed,
 )
-from medchain.consensus import engine_kind
+from medchain.cli._options import MAX_INT
 from medchain.crypto import (
     AccountKeys,
     PassphraseRequired,
     address_from_public_key,
     format_address,
     load_keys,
-    parse_address,
     save_keys,
 )
 from medchain.node import (
@@ -41,13 +39,16 @@ from medchain.node import (
     PeerConfig,
     genesis_to_json,
     network_id,
+    parse_allocations,
+    parse_params,
+    parse_validators,
     read_config,
     read_genesis,
     wall_clock_ms,
     write_config,
 )
 from medchain.p2p import certificate_key, node_certificate
-from medchain.types import Allocation, ChainParams, Genesis, GenesisValidator, MedchainError
+from medchain.types import Genesis, MedchainError
 
 HomeOption = Annotated[
     Path, typer.Option("--home", help="The node's home directory.", file_okay=False)
@@ -173,61 +174,6 @@ def node_add_peer(
         console.print(f"{name} is {role} in {home / GENESIS_FILE}")
 
 
-def _pair(text: str, option: str, shape: str) -> tuple[str, str]:
-    left, sep, right = text.rpartition("=")
-    if not sep or not left.strip() or not right.strip():
-        raise MedchainError(f"{option} {text!r}: expected {shape}")
-    return left.strip(), right.strip()
-
-
-def _validators(specs: list[str]) -> tuple[GenesisValidator, ...]:
-    validators = []
-    for spec in specs:
-        name, hex_key = _pair(spec, "--validator", "NAME=KEYHEX")
-        try:
-            key = bytes.fromhex(hex_key)
-        except ValueError:
-            key = b""
-        if len(key) != 32:
-            raise MedchainError(f"--validator {spec!r}: the key is 64 hex digits")
-        validators.append(GenesisValidator(key, name))
-    if len({v.public_key for v in validators}) < len(validators):
-        raise MedchainError("a key is listed twice in --validator")
-    if len({v.name for v in validators}) < len(validators):
-        raise MedchainError("a name is listed twice in --validator")
-    return tuple(validators)
-
-
-def _allocations(specs: list[str]) -> tuple[Allocation, ...]:
-    allocations = []
-    for spec in specs:
-        address, amount = _pair(spec, "--alloc", "ADDRESS=AMOUNT")
-        if not amount.isdigit() or int(amount) == 0:
-            raise MedchainError(f"--alloc {spec!r}: the amount is a positive whole number")
-        allocations.append(Allocation(parse_address(address), int(amount)))
-    if len({a.address for a in allocations}) < len(allocations):
-        raise MedchainError("an address is listed twice in --alloc")
-    return tuple(allocations)
-
-
-def _params(consensus: str, specs: list[str]) -> ChainParams:
-    engine_kind(consensus)  # a clear error for an unknown engine
-    numbers = {f.name for f in dataclasses.fields(ChainParams) if f.name != "consensus"}
-    values: dict[str, int] = {}
-    for spec in specs:
-        name, value = _pair(spec, "--param", "NAME=INTEGER")
-        if name not in numbers:
-            raise MedchainError(
-                f"--param {name!r} is not a chain parameter; known: {sorted(numbers)}"
-            )
-        if not (value.isascii() and value.isdigit()) or int(value) > MAX_INT:
-            raise MedchainError(
-                f"--param {spec!r}: the value is a whole number from 0 to {MAX_INT}"
-            )
-        values[name] = int(value)
-    return ChainParams(consensus=consensus, **values)
-
-
 @reports_errors
 def genesis_new(
     chain_id: Annotated[str, typer.Option(help="The network's name, in every transaction.")],
@@ -254,9 +200,9 @@ def genesis_new(
     genesis = Genesis(
         chain_id=chain_id_arg(chain_id),
         time_ms=wall_clock_ms() if time_ms is None else time_ms,
-        params=_params(consensus, param or []),
-        allocations=_allocations(alloc or []),
-        validators=_validators(validator),
+        params=parse_params(consensus, param or []),
+        allocations=parse_allocations(alloc or []),
+        validators=parse_validators(validator),
     )
     out.write_text(genesis_to_json(genesis))
     ok(f"genesis of {chain_id!r} written to {out}")

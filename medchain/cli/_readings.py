@@ -14,9 +14,6 @@ from rich.table import Table
 
 from medchain.app import MS_PER_DAY
 from medchain.cli._common import (
-    DEFAULT_NODE,
-    DataOption,
-    NodeOption,
     address_arg,
     console,
     load_key_file,
@@ -24,6 +21,7 @@ from medchain.cli._common import (
     reports_errors,
     show_address,
 )
+from medchain.cli._options import DEFAULT_NODE, DataOption, NodeOption
 from medchain.gateway import VitalReading, VitalReadings, read_vitals
 from medchain.types import MedchainError
 

@@ -14,10 +14,6 @@ from typing import Annotated
 import typer
 
 from medchain.cli._common import (
-    DEFAULT_NODE,
-    DataOption,
-    KeyOption,
-    NodeOption,
     address_arg,
     client_for,
     console,
@@ -26,14 +22,11 @@ from medchain.cli._common import (
     record_id_arg,
     reports_errors,
 )
+from medchain.cli._options import DEFAULT_NODE, DataOption, KeyOption, KeywordsOption, NodeOption
 from medchain.client import SearchResult, open_capability
 from medchain.crypto import format_address
 from medchain.types import MedchainError
 
-KeywordsOption = Annotated[
-    list[str],
-    typer.Option("--keyword", help="A keyword (repeatable); case and spacing do not matter."),
-]
 PadOption = Annotated[
     bool,
     typer.Option(
