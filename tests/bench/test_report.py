@@ -9,31 +9,7 @@ import types
 import typing
 from typing import Any
 
-from medchain.bench import (
-    FloodResult,
-    ForgedCost,
-    GatewayBenchResult,
-    LatencySummary,
-    LedgerBenchResult,
-    NetworkBenchResult,
-    QueryTiming,
-    Report,
-    RingTiming,
-    SearchBenchResult,
-    SimSpeed,
-    StateRootTiming,
-    flood_report,
-    forged_report,
-    gateway_report,
-    latency_report,
-    ledger_report,
-    machine,
-    network_report,
-    ring_report,
-    search_report,
-    sim_report,
-    state_report,
-)
+from medchain import bench
 
 
 def made_up(cls: type[Any], **given: Any) -> Any:
@@ -62,70 +38,78 @@ def made_up(cls: type[Any], **given: Any) -> Any:
     return cls(**values)
 
 
-def cells(report: Report) -> list[str]:
+def cells(report: bench.Report) -> list[str]:
     return [cell for row in report.rows for cell in row]
 
 
 def test_every_row_has_a_cell_per_column_and_titles_name_the_machine() -> None:
-    latency = made_up(LatencySummary)
-    network = made_up(NetworkBenchResult, anchoring=None)
+    latency = made_up(bench.LatencySummary)
+    network = made_up(bench.NetworkBenchResult, anchoring=None)
     reports = [
-        ledger_report(made_up(LedgerBenchResult)),
-        sim_report([made_up(SimSpeed)], 4),
-        state_report([made_up(StateRootTiming)], 400),
-        ring_report([made_up(RingTiming, ring_size=11), made_up(RingTiming, ring_size=64)]),
-        forged_report(made_up(ForgedCost)),
-        flood_report(made_up(FloodResult)),
-        search_report(made_up(SearchBenchResult, queries=(made_up(QueryTiming),))),
-        gateway_report(made_up(GatewayBenchResult, end_to_end=latency), 5),
-        network_report(network),
-        latency_report(network),
+        bench.ledger_report(made_up(bench.LedgerBenchResult)),
+        bench.sim_report([made_up(bench.SimSpeed)], 4),
+        bench.state_report([made_up(bench.StateRootTiming)], 400),
+        bench.ring_report(
+            [made_up(bench.RingTiming, ring_size=11), made_up(bench.RingTiming, ring_size=64)]
+        ),
+        bench.forged_report(made_up(bench.ForgedCost)),
+        bench.flood_report(made_up(bench.FloodResult)),
+        bench.search_report(
+            made_up(bench.SearchBenchResult, queries=(made_up(bench.QueryTiming),))
+        ),
+        bench.gateway_report(made_up(bench.GatewayBenchResult, end_to_end=latency), 5),
+        bench.network_report(network),
+        bench.latency_report(network),
     ]
     for report in reports:
         assert report.rows
         assert all(len(row) == len(report.columns) for row in report.rows), report.title
-    assert all(machine() in r.title for r in reports if not r.title.startswith("application"))
+    assert all(bench.machine() in r.title for r in reports if not r.title.startswith("application"))
 
 
 def test_ledger_figures_beside_their_targets() -> None:
-    result = made_up(LedgerBenchResult, validate_apply_tx_per_s=12345.6)
-    report = ledger_report(result)
+    result = made_up(bench.LedgerBenchResult, validate_apply_tx_per_s=12345.6)
+    report = bench.ledger_report(result)
     assert report.columns == ("measure", "result", "target")
     assert report.rows[0][1:] == ("12,346 tx/s (56.8 µs/tx)", "≥ 8,000 tx/s")
 
 
 def test_ring_target_is_for_rings_of_eleven() -> None:
-    report = ring_report([made_up(RingTiming, ring_size=11), made_up(RingTiming, ring_size=64)])
+    report = bench.ring_report(
+        [made_up(bench.RingTiming, ring_size=11), made_up(bench.RingTiming, ring_size=64)]
+    )
     assert [row[-1] for row in report.rows] == ["≤ 5 ms each", "reported"]
 
 
 def test_network_summary_shows_anchoring_only_when_it_ran() -> None:
-    plain = made_up(NetworkBenchResult, anchoring=None)
-    anchored = made_up(NetworkBenchResult)
-    assert "anchoring off" in network_report(plain).title
-    assert "anchoring on" in network_report(anchored).title
-    extra = len(network_report(anchored).rows) - len(network_report(plain).rows)
+    plain = made_up(bench.NetworkBenchResult, anchoring=None)
+    anchored = made_up(bench.NetworkBenchResult)
+    assert "anchoring off" in bench.network_report(plain).title
+    assert "anchoring on" in bench.network_report(anchored).title
+    extra = len(bench.network_report(anchored).rows) - len(bench.network_report(plain).rows)
     assert extra == 3
-    assert any(c.startswith("up to 1,234, 1,234 sent") for c in cells(network_report(anchored)))
+    assert any(
+        c.startswith("up to 1,234, 1,234 sent") for c in cells(bench.network_report(anchored))
+    )
 
 
 def test_latency_rows_carry_each_summary() -> None:
-    upload = made_up(LatencySummary, requests=987654, p95_ms=249.94)
-    report = latency_report(made_up(NetworkBenchResult, upload=upload))
+    upload = made_up(bench.LatencySummary, requests=987654, p95_ms=249.94)
+    report = bench.latency_report(made_up(bench.NetworkBenchResult, upload=upload))
     assert report.rows[0][:2] == ("record upload (body stored + tx admitted)", "987,654")
     assert report.rows[0][-1] == "249.9"
     assert "upload p95 ≤ 250 ms" in report.notes[0]
 
 
 def test_gateway_rows_show_losses_and_percentiles() -> None:
-    e2e = made_up(LatencySummary, p50_ms=10.0, p95_ms=20.0, p99_ms=30.0)
-    result = made_up(GatewayBenchResult, end_to_end=e2e, sent=10, accepted=9, lost=1)
-    rows = {row[0]: row[1:] for row in gateway_report(result, 5).rows}
+    e2e = made_up(bench.LatencySummary, p50_ms=10.0, p95_ms=20.0, p99_ms=30.0)
+    result = made_up(bench.GatewayBenchResult, end_to_end=e2e, sent=10, accepted=9, lost=1)
+    rows = {row[0]: row[1:] for row in bench.gateway_report(result, 5).rows}
     assert rows["readings sent, accepted, lost"] == ("10, 9, 1", "none lost")
     assert rows["device → committed batch"] == ("p50 10 ms, p95 20 ms, p99 30 ms", "—")
 
 
 def test_forged_cost_note_gives_the_rate_a_client_gets() -> None:
-    report = forged_report(made_up(ForgedCost, client_forged_per_s=2.25))
+    report = bench.forged_report(made_up(bench.ForgedCost, client_forged_per_s=2.25))
     assert "check 2.2 of them a second" in report.notes[0]
     assert "1234 forged" in report.title
