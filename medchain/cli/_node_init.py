@@ -14,13 +14,7 @@ from typing import Annotated
 
 import typer
 
-from medchain.cli._common import (
-    chain_id_arg,
-    console,
-    ok,
-    reports_errors,
-    warn_if_exposed,
-)
+from medchain.cli._common import chain_id_arg, console, ok, reports_errors, warn_if_exposed
 from medchain.cli._options import MAX_INT
 from medchain.crypto import (
     AccountKeys,
@@ -189,8 +183,7 @@ def genesis_new(
         list[str] | None, typer.Option(help="NAME=INTEGER chain parameter, e.g. min_fee=1.")
     ] = None,
     time_ms: Annotated[
-        int | None,
-        typer.Option(min=0, max=MAX_INT, help="Genesis time (Unix ms); now by default."),
+        int | None, typer.Option(min=0, max=MAX_INT, help="Genesis time (Unix ms); now by default.")
     ] = None,
 ) -> None:
     """Write the genesis document the consortium reviews and every node then holds,

@@ -37,8 +37,7 @@ def sim(
     ] = "pbft",
     nodes: Annotated[int, count("Validators.", high=MAX_NODES)] = 19,
     blocks: Annotated[
-        int,
-        count("Blocks to commit (with --attack: nominal block times to run).", high=MAX_BLOCKS),
+        int, count("Blocks to commit (with --attack: nominal block times to run).", high=MAX_BLOCKS)
     ] = 100,
     seed: Annotated[int, count("Seed: same seed, same run.", low=0, high=MAX_INT)] = 1,
     latency: Annotated[int, count("Link latency (ms).", low=0, high=MAX_MS)] = 50,
