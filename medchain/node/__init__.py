@@ -54,6 +54,7 @@ from medchain.node._genesis_file import (
     write_genesis,
 )
 from medchain.node._genesis_spec import parse_allocations, parse_params, parse_validators
+from medchain.node._home_init import add_peer, init_home
 from medchain.node._ledger_app import DEFAULT_SIGNATURE_CACHE, LedgerApp, PendingFull
 from medchain.node._localchain import (
     BLOBS_DIR,
@@ -124,6 +125,7 @@ __all__ = [
     "TxFailed",
     "VerificationChain",
     "VerifierBusy",
+    "add_peer",
     "config_from_json",
     "config_to_json",
     "configure_node_logging",
@@ -134,6 +136,7 @@ __all__ = [
     "genesis_from_json",
     "genesis_hash",
     "genesis_to_json",
+    "init_home",
     "load_devnet",
     "network_id",
     "node_log_handlers",
