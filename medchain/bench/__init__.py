@@ -9,6 +9,20 @@ from medchain.bench._network import (
     NetworkBenchResult,
     run_network_bench,
 )
+from medchain.bench._report import (
+    Report,
+    flood_report,
+    forged_report,
+    gateway_report,
+    latency_report,
+    ledger_report,
+    machine,
+    network_report,
+    ring_report,
+    search_report,
+    sim_report,
+    state_report,
+)
 from medchain.bench._ring import RingTiming, run_ring_bench
 from medchain.bench._search import QueryTiming, SearchBenchResult, run_search_bench
 from medchain.bench._sim import SimSpeed, run_sim_bench
@@ -22,11 +36,20 @@ __all__ = [
     "LedgerBenchResult",
     "NetworkBenchResult",
     "QueryTiming",
+    "Report",
     "RingTiming",
     "SearchBenchResult",
     "SimSpeed",
     "StateRootTiming",
     "flood_json",
+    "flood_report",
+    "forged_report",
+    "gateway_report",
+    "latency_report",
+    "ledger_report",
+    "machine",
+    "network_report",
+    "ring_report",
     "run_flood_bench",
     "run_forged_cost",
     "run_gateway_bench",
@@ -37,4 +60,7 @@ __all__ = [
     "run_sim_bench",
     "run_state_bench",
     "sample_record",
+    "search_report",
+    "sim_report",
+    "state_report",
 ]

@@ -151,6 +151,119 @@ def _record_keywords(rng: random.Random, count: int) -> list[str]:
     return words
 
 
+class _BenchChain:
+    """A ledger with one funded owner, applying blocks of checked transactions."""
+
+    def __init__(self) -> None:
+        self.owner, self.validator = AccountKeys.generate(), AccountKeys.generate()
+        genesis = Genesis(
+            CHAIN_ID,
+            0,
+            allocations=(Allocation(self.owner.address, 10**12),),
+            validators=(GenesisValidator(self.validator.public_key, "bench"),),
+        )
+        self.ledger = Ledger(genesis)
+        self.params = genesis.params
+        self.height = 0
+        role = RegisterArgs(Role.DOCTOR, "bench", b"\x09" * 32)
+        self.run_block([_signed(self.owner, 0, "registry.register", role)])
+
+    def run_block(self, txs: list[Tx]) -> float:
+        """Apply `txs` as the next block; the seconds it took."""
+        self.height += 1
+        context = BlockContext(
+            CHAIN_ID, self.height, self.height, self.validator.address, self.params
+        )
+        state = self.ledger.state
+        began = time.perf_counter()
+        state.begin_block()
+        for tx in txs:
+            receipt = apply_checked_tx(
+                state, context, tx, check_tx_static(tx, CHAIN_ID, self.params)
+            )
+            assert receipt.ok, receipt.message
+        state.end_block()
+        return time.perf_counter() - began
+
+
+@dataclass
+class _Index:
+    """What indexing left: each keyword's state, the records truly under it, and time
+    spent on the client and on the chain."""
+
+    states: dict[bytes, KeywordState] = dataclasses.field(default_factory=dict)
+    truth: dict[str, list[bytes]] = dataclasses.field(default_factory=dict)
+    entries: int = 0
+    client_s: float = 0.0
+    apply_s: float = 0.0
+
+
+def _build_index(
+    chain: _BenchChain,
+    rng: random.Random,
+    records: int,
+    keywords_per_record: int,
+    block_size: int,
+    epochs: int,
+    progress: Progress,
+) -> _Index:
+    key = search_key(chain.owner)
+    index = _Index()
+    per_epoch = max(1, records // epochs)
+    pending: list[Tx] = []
+    for i in range(records):
+        if i and i % per_epoch == 0:  # a session ends: every keyword was searched
+            index.states = {
+                k: dataclasses.replace(s, revealed=True) for k, s in index.states.items()
+            }
+        record_id = rng.randbytes(16)
+        words = _record_keywords(rng, keywords_per_record)
+        for word in words:
+            index.truth.setdefault(word, []).append(record_id)
+        began = time.perf_counter()
+        entries, after = plan_entries(key, index.states, [IndexUpdate(record_id, tuple(words))])
+        index.client_s += time.perf_counter() - began
+        index.states.update(after)
+        index.entries += len(entries)
+        pending.append(_signed(chain.owner, i + 1, "search.index", IndexArgs(tuple(entries))))
+        if len(pending) == block_size or i == records - 1:
+            index.apply_s += chain.run_block(pending)
+            pending = []
+        if i % 100 == 99 or i == records - 1:
+            progress("index records", i + 1, records)
+    return index
+
+
+def _time_search(
+    chain: _BenchChain, index: _Index, size: str, word: str, queries: int
+) -> QueryTiming:
+    """Search `word` `queries` times end to end: token, label walk, decryption."""
+    key = search_key(chain.owner)
+    state = index.states[keyword_id(key, word)]
+    runs, results, walked = [], 0, 0
+    for _ in range(queries):
+        began = time.perf_counter()
+        keys = [epoch_keys(key, word, e) for e in range(state.epoch + 1)]
+        token = SearchToken(tuple(k.label_key for k in keys))
+        found = sse_lookup(chain.ledger.state, chain.owner.address, token)
+        ids = open_results([k.value_key for k in keys], found)
+        runs.append((time.perf_counter() - began) * 1000)
+        results, walked = len(ids), sum(len(v) for v in found)
+    assert sorted(ids) == sorted(index.truth[word]), f"wrong results for {word!r}"
+    runs.sort()
+    return QueryTiming(
+        size=size,
+        keyword=word,
+        results=results,
+        entries=walked,
+        epochs=state.epoch + 1,
+        queries=queries,
+        p50_ms=runs[len(runs) // 2],
+        p95_ms=runs[min(len(runs) - 1, int(len(runs) * 0.95))],
+        mean_ms=statistics.fmean(runs),
+    )
+
+
 def run_search_bench(
     records: int = 10_000,
     keywords_per_record: int = 10,
@@ -163,101 +276,23 @@ def run_search_bench(
     """Index `records` records, searching every keyword after each of `epochs` equal
     sessions (so tokens carry that many label keys), then time searches."""
     rng = random.Random(seed)
-    owner, validator = AccountKeys.generate(), AccountKeys.generate()
-    genesis = Genesis(
-        CHAIN_ID,
-        0,
-        allocations=(Allocation(owner.address, 10**12),),
-        validators=(GenesisValidator(validator.public_key, "bench"),),
-    )
-    ledger = Ledger(genesis)
-    params = genesis.params
-    height = 0
-
-    def run_block(txs: list[Tx]) -> float:
-        nonlocal height
-        height += 1
-        context = BlockContext(CHAIN_ID, height, height, validator.address, params)
-        began = time.perf_counter()
-        ledger.state.begin_block()
-        for tx in txs:
-            receipt = apply_checked_tx(
-                ledger.state, context, tx, check_tx_static(tx, CHAIN_ID, params)
-            )
-            assert receipt.ok, receipt.message
-        ledger.state.end_block()
-        return time.perf_counter() - began
-
-    run_block(
-        [_signed(owner, 0, "registry.register", RegisterArgs(Role.DOCTOR, "bench", b"\x09" * 32))]
-    )
-
-    key = search_key(owner)
-    states: dict[bytes, KeywordState] = {}
-    truth: dict[str, list[bytes]] = {}
-    client_seconds = apply_seconds = 0.0
-    per_epoch = max(1, records // epochs)
-    pending: list[Tx] = []
-    total_entries = 0
-    for i in range(records):
-        if i and i % per_epoch == 0:  # a session ends: every keyword was searched
-            states = {k: dataclasses.replace(s, revealed=True) for k, s in states.items()}
-        record_id = rng.randbytes(16)
-        words = _record_keywords(rng, keywords_per_record)
-        for word in words:
-            truth.setdefault(word, []).append(record_id)
-        began = time.perf_counter()
-        entries, after = plan_entries(key, states, [IndexUpdate(record_id, tuple(words))])
-        client_seconds += time.perf_counter() - began
-        states.update(after)
-        total_entries += len(entries)
-        pending.append(_signed(owner, i + 1, "search.index", IndexArgs(tuple(entries))))
-        if len(pending) == block_size or i == records - 1:
-            apply_seconds += run_block(pending)
-            pending = []
-        if i % 100 == 99 or i == records - 1:
-            progress("index records", i + 1, records)
-
-    counts = sorted(((len(ids), w) for w, ids in truth.items()), reverse=True)
+    chain = _BenchChain()
+    index = _build_index(chain, rng, records, keywords_per_record, block_size, epochs, progress)
+    counts = sorted(((len(ids), w) for w, ids in index.truth.items()), reverse=True)
     chosen = _pick(counts)
     timings = []
     for n, (size, word) in enumerate(chosen):
-        state = states[keyword_id(key, word)]
-        runs, results, walked = [], 0, 0
-        for _ in range(queries):
-            began = time.perf_counter()
-            keys = [epoch_keys(key, word, e) for e in range(state.epoch + 1)]
-            found = sse_lookup(
-                ledger.state, owner.address, SearchToken(tuple(k.label_key for k in keys))
-            )
-            ids = open_results([k.value_key for k in keys], found)
-            runs.append((time.perf_counter() - began) * 1000)
-            results, walked = len(ids), sum(len(v) for v in found)
-        assert sorted(ids) == sorted(truth[word]), f"wrong results for {word!r}"
-        runs.sort()
-        timings.append(
-            QueryTiming(
-                size=size,
-                keyword=word,
-                results=results,
-                entries=walked,
-                epochs=state.epoch + 1,
-                queries=queries,
-                p50_ms=runs[len(runs) // 2],
-                p95_ms=runs[min(len(runs) - 1, int(len(runs) * 0.95))],
-                mean_ms=statistics.fmean(runs),
-            )
-        )
+        timings.append(_time_search(chain, index, size, word, queries))
         progress("search", n + 1, len(chosen))
     return SearchBenchResult(
         records=records,
         keywords_per_record=keywords_per_record,
-        entries=total_entries,
+        entries=index.entries,
         epochs=epochs,
         block_size=block_size,
         vocabulary=len(VOCABULARY) + len(RESOURCE_TYPES) + len(RARE_CODES),
-        client_entries_us_per_record=client_seconds / records * 1e6,
-        apply_us_per_record=apply_seconds / records * 1e6,
+        client_entries_us_per_record=index.client_s / records * 1e6,
+        apply_us_per_record=index.apply_s / records * 1e6,
         queries=tuple(timings),
     )
 

@@ -31,13 +31,12 @@ from medchain.anchor import (
 from medchain.app import genesis_state
 from medchain.cli import _audit as audit
 from medchain.cli._common import (
-    DEFAULT_NODE,
-    MAX_INT,
     chain_id_arg,
     console,
     ok,
     reports_errors,
 )
+from medchain.cli._options import DEFAULT_NODE, MAX_INT
 from medchain.consensus import quorum_size
 from medchain.node import (
     CONFIG_FILE,
@@ -72,10 +71,6 @@ AuditedNode = Annotated[
         envvar="MEDCHAIN_NODE",
     ),
 ]
-
-anchor_app = typer.Typer(
-    help="The anchor contract on the verification chain (Ethereum).", no_args_is_help=True
-)
 
 
 # -- verify -------------------------------------------------------------------------
@@ -523,7 +518,6 @@ def _submitters(specs: list[str]) -> list[str]:
     return found
 
 
-@anchor_app.command("register")
 @reports_errors
 def anchor_register(
     home: HomeOption,
@@ -565,7 +559,6 @@ def anchor_register(
     )
 
 
-@anchor_app.command("key")
 @reports_errors
 def anchor_key(home: HomeOption) -> None:
     """Create the node's Ethereum key (HOME/eth.key, readable by its owner only) and

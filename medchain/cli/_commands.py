@@ -13,21 +13,14 @@ from rich.text import Text
 
 from medchain.app import AuditEntry
 from medchain.cli._common import (
-    DEFAULT_DATA,
-    DEFAULT_NODE,
-    MAX_INT,
-    DataOption,
-    InitDataOption,
-    KeyOption,
-    NodeOption,
+    Chain,
     address_arg,
     chain_id_arg,
-    client_for,
     console,
     create_chain,
     load_key_file,
     ok,
-    open_backend,
+    on_chain,
     open_chain,
     open_node,
     patient_arg,
@@ -35,6 +28,15 @@ from medchain.cli._common import (
     reports_errors,
     role_arg,
     show_address,
+)
+from medchain.cli._options import (
+    DEFAULT_DATA,
+    MAX_INT,
+    FhirFileOption,
+    InitDataOption,
+    KeyOption,
+    PatientOption,
+    count,
 )
 from medchain.crypto import (
     MIN_PASSPHRASE_CHARS,
@@ -49,11 +51,6 @@ from medchain.types import MedchainError
 
 MAX_VERSION = 2**32 - 1
 """Record versions are numbered in four bytes on chain."""
-
-keys_app = typer.Typer(help="Create and inspect account key files.", no_args_is_help=True)
-record_app = typer.Typer(help="Encrypted medical records (FHIR R4).", no_args_is_help=True)
-research_app = typer.Typer(help="De-identified records for research.", no_args_is_help=True)
-staking_app = typer.Typer(help="Stake tokens and vote for validators.", no_args_is_help=True)
 
 
 # -- chain ------------------------------------------------------------------------------
@@ -71,22 +68,22 @@ def init(
     chain.close()
 
 
-@reports_errors
-def status(node: NodeOption = DEFAULT_NODE, data: DataOption = None) -> None:
+@on_chain
+def status(where: Chain) -> None:
     """The node's height, round, primary, peers and mempool (or, with --data, the
     local chain's height, latest block and state root)."""
-    if data is not None:
-        with open_chain(data, create=False) as local:
+    if where.data is not None:
+        with open_chain(where.data, create=False) as local:
             block = local.latest_block()
             console.print(f"chain:      {local.chain_id}")
             console.print(f"height:     {block.height}")
             console.print(f"block hash: {block.certificate.block_hash.hex()}")
             console.print(f"state root: {block.header.state_root.hex()}")
         return
-    with open_node(node) as remote:
+    with open_node(where.node) as remote:
         current = remote.status()
         names = {v.public_key: v.name for v in remote.genesis.validators}
-    console.print(node_status_table(current, node, names))
+    console.print(node_status_table(current, where.node, names))
     if current.peers:
         console.print(peers_table(current.peers))
 
@@ -150,11 +147,11 @@ def _utc(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
 
 
-@reports_errors
-def account(address: str, node: NodeOption = DEFAULT_NODE, data: DataOption = None) -> None:
+@on_chain
+def account(where: Chain, address: str) -> None:
     """Balance, nonce, identity and stake of an address."""
     raw = address_arg(address)
-    with open_backend(node, data) as chain:
+    with where.backend() as chain:
         acct = chain.account(raw)
         identity = chain.identity(raw)
         stake = chain.stake(raw)
@@ -171,7 +168,6 @@ def account(address: str, node: NodeOption = DEFAULT_NODE, data: DataOption = No
 # -- keys ---------------------------------------------------------------------------------
 
 
-@keys_app.command("new")
 @reports_errors
 def keys_new(
     out: Annotated[
@@ -202,7 +198,6 @@ def _new_passphrase(text: str) -> str:
     return text
 
 
-@keys_app.command("show")
 @reports_errors
 def keys_show(key: KeyOption) -> None:
     """Print the address and public keys of a key file."""
@@ -215,31 +210,29 @@ def keys_show(key: KeyOption) -> None:
 # -- registry -----------------------------------------------------------------------------
 
 
-@reports_errors
+@on_chain
 def register(
+    where: Chain,
     key: KeyOption,
     role: Annotated[str, typer.Option(help="patient, doctor, institution, device or validator")],
     name: Annotated[str, typer.Option(help="Display name (sealed to you if you are a patient).")],
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
 ) -> None:
     """Register your account with a role."""
     parsed = role_arg(role)
-    with client_for(key, node, data, create=True) as client:
+    with where.client(key, create=True) as client:
         client.register(parsed, name)
     ok(f"{client.keys.address_text} registered as {parsed.value}")
 
 
-@reports_errors
+@on_chain
 def transfer(
+    where: Chain,
     key: KeyOption,
     to: Annotated[str, typer.Option(help="Recipient address.")],
-    amount: Annotated[int, typer.Option(min=1, max=MAX_INT, help="Tokens to send.")],
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
+    amount: Annotated[int, count("Tokens to send.", high=MAX_INT)],
 ) -> None:
     """Send tokens."""
-    with client_for(key, node, data, create=True) as client:
+    with where.client(key, create=True) as client:
         client.transfer(address_arg(to), amount)
     ok(f"sent {amount} to {to}")
 
@@ -247,12 +240,12 @@ def transfer(
 # -- records -----------------------------------------------------------------------------
 
 
-@record_app.command("put")
-@reports_errors
+@on_chain
 def record_put(
+    where: Chain,
     key: KeyOption,
     patient: Annotated[str, typer.Option(help="Address of the patient who will own the record.")],
-    file: Annotated[Path, typer.Option("--file", help="FHIR R4 resource (JSON).", dir_okay=False)],
+    file: FhirFileOption,
     reader: Annotated[
         list[str] | None, typer.Option("--reader", help="Also authorise this address (repeatable).")
     ] = None,
@@ -261,90 +254,78 @@ def record_put(
         typer.Option("--keyword", help="Index it under this keyword in your encrypted index."),
     ] = None,
     pad: Annotated[bool, typer.Option("--pad", help="Pad keyword counts (see `index`).")] = False,
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
 ) -> None:
     """Encrypt a FHIR resource for the patient and readers and put it on chain; prints its id."""
     resource = _read_file(file)
     readers = [address_arg(r) for r in reader or []]
-    with client_for(key, node, data, create=True) as client:
+    with where.client(key, create=True) as client:
         record_id = client.put_record(
             address_arg(patient), resource, readers, keywords=keyword or (), pad=pad
         )
     console.print(record_id.hex())
 
 
-@record_app.command("get")
-@reports_errors
+@on_chain
 def record_get(
+    where: Chain,
     key: KeyOption,
     record_id: str,
     version: Annotated[
-        int | None,
-        typer.Option(min=1, max=MAX_VERSION, help="Version number (default latest)."),
+        int | None, typer.Option(min=1, max=MAX_VERSION, help="Version number (default latest).")
     ] = None,
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
 ) -> None:
     """Decrypt and print a record you are authorised to read."""
-    with client_for(key, node, data) as client:
+    with where.client(key) as client:
         resource = client.read_record(record_id_arg(record_id), version)
     console.print_json(json.dumps(resource))
 
 
-@record_app.command("update")
-@reports_errors
+@on_chain
 def record_update(
+    where: Chain,
     key: KeyOption,
     record_id: str,
     file: Annotated[
         Path, typer.Option("--file", help="The new FHIR R4 resource (JSON).", dir_okay=False)
     ],
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
 ) -> None:
     """Add a new version, encrypted under a fresh key for the owner and current readers."""
-    with client_for(key, node, data) as client:
+    with where.client(key) as client:
         number = client.add_version(record_id_arg(record_id), _read_file(file))
     ok(f"version {number} of {record_id} recorded")
 
 
-@record_app.command("grant")
-@reports_errors
+@on_chain
 def record_grant(
+    where: Chain,
     key: KeyOption,
     record_id: str,
     reader: Annotated[str, typer.Option(help="Address to authorise.")],
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
 ) -> None:
     """Owner: authorise a reader (warrant)."""
-    with client_for(key, node, data) as client:
+    with where.client(key) as client:
         client.grant(record_id_arg(record_id), address_arg(reader))
     ok(f"{reader} may now read {record_id}")
 
 
-@record_app.command("revoke")
-@reports_errors
+@on_chain
 def record_revoke(
+    where: Chain,
     key: KeyOption,
     record_id: str,
     reader: Annotated[str, typer.Option(help="Address to revoke.")],
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
 ) -> None:
     """Owner: revoke a reader (unwarrant); later versions are re-keyed without them."""
-    with client_for(key, node, data) as client:
+    with where.client(key) as client:
         client.revoke(record_id_arg(record_id), address_arg(reader))
     ok(f"{reader} revoked from {record_id}")
 
 
-@record_app.command("show")
-@reports_errors
-def record_show(record_id: str, node: NodeOption = DEFAULT_NODE, data: DataOption = None) -> None:
+@on_chain
+def record_show(where: Chain, record_id: str) -> None:
     """Public metadata of a record: owner, author, type, readers, versions."""
     raw = record_id_arg(record_id)
-    with open_backend(node, data) as chain:
+    with where.backend() as chain:
         record = chain.record(raw)
         if record is None:
             raise MedchainError(f"no record {record_id} on this chain; check the id")
@@ -358,27 +339,21 @@ def record_show(record_id: str, node: NodeOption = DEFAULT_NODE, data: DataOptio
             console.print(f"version {number}: {version.cid} (height {version.height})")
 
 
-@record_app.command("list")
-@reports_errors
-def record_list(
-    patient: Annotated[str, typer.Option(help="Patient address.")],
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
-) -> None:
+@on_chain
+def record_list(where: Chain, patient: PatientOption) -> None:
     """The patient's records, oldest first (the RC's append-only list)."""
-    with open_backend(node, data) as chain:
+    with where.backend() as chain:
         for record_id in chain.patient_records(patient_arg(chain, patient)):
             record = chain.record(record_id)
             assert record is not None
             console.print(f"{record_id.hex()}  {record.resource_type}  v{record.version_count}")
 
 
-@record_app.command("audit")
-@reports_errors
-def record_audit(record_id: str, node: NodeOption = DEFAULT_NODE, data: DataOption = None) -> None:
+@on_chain
+def record_audit(where: Chain, record_id: str) -> None:
     """The record's audit trail: creation, grants, revokes, versions, research access."""
     raw = record_id_arg(record_id)
-    with open_backend(node, data) as chain:
+    with where.backend() as chain:
         if chain.record(raw) is None:
             raise MedchainError(f"no record {record_id} on this chain; check the id")
         console.print(audit_table(chain.audit(raw)))
@@ -407,41 +382,36 @@ def audit_table(entries: list[AuditEntry], names: dict[bytes, str] | None = None
 # -- research ----------------------------------------------------------------------------
 
 
-@research_app.command("grant")
-@reports_errors
+@on_chain
 def research_grant(
+    where: Chain,
     key: KeyOption,
     record_id: str,
     institution: Annotated[str, typer.Option(help="Research institution's address.")],
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
 ) -> None:
     """Owner: give an institution a de-identified copy of a record."""
-    with client_for(key, node, data) as client:
+    with where.client(key) as client:
         client.research_grant(record_id_arg(record_id), address_arg(institution))
     ok(f"de-identified copy of {record_id} shared with {institution}")
 
 
-@research_app.command("revoke")
-@reports_errors
+@on_chain
 def research_revoke(
+    where: Chain,
     key: KeyOption,
     record_id: str,
     institution: Annotated[str, typer.Option(help="Research institution's address.")],
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
 ) -> None:
     """Owner: take a record off an institution's research access list."""
-    with client_for(key, node, data) as client:
+    with where.client(key) as client:
         client.research_revoke(record_id_arg(record_id), address_arg(institution))
     ok(f"{record_id} withdrawn from {institution}")
 
 
-@research_app.command("data")
-@reports_errors
-def research_data(key: KeyOption, node: NodeOption = DEFAULT_NODE, data: DataOption = None) -> None:
+@on_chain
+def research_data(where: Chain, key: KeyOption) -> None:
     """Institution: print the de-identified records it may read."""
-    with client_for(key, node, data) as client:
+    with where.client(key) as client:
         items = client.research_data()
     console.print_json(
         json.dumps([{"record": i.entry.record_id.hex(), "resource": i.resource} for i in items])
@@ -451,93 +421,76 @@ def research_data(key: KeyOption, node: NodeOption = DEFAULT_NODE, data: DataOpt
 # -- staking -----------------------------------------------------------------------------
 
 
-@staking_app.command("stake")
-@reports_errors
+@on_chain
 def staking_stake(
+    where: Chain,
     key: KeyOption,
     amount: Annotated[int, typer.Argument(min=1, max=MAX_INT, help="Tokens to bond.")],
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
 ) -> None:
     """Bond tokens."""
-    with client_for(key, node, data, create=True) as client:
+    with where.client(key, create=True) as client:
         client.stake(amount)
     ok(f"bonded {amount}")
 
 
-@staking_app.command("unstake")
-@reports_errors
+@on_chain
 def staking_unstake(
+    where: Chain,
     key: KeyOption,
     amount: Annotated[int, typer.Argument(min=1, max=MAX_INT, help="Tokens to unbond.")],
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
 ) -> None:
     """Start unbonding tokens (spendable after the unbonding delay)."""
-    with client_for(key, node, data, create=True) as client:
+    with where.client(key, create=True) as client:
         client.unstake(amount)
     ok(f"unbonding {amount}")
 
 
-@staking_app.command("withdraw")
-@reports_errors
-def staking_withdraw(
-    key: KeyOption, node: NodeOption = DEFAULT_NODE, data: DataOption = None
-) -> None:
+@on_chain
+def staking_withdraw(where: Chain, key: KeyOption) -> None:
     """Return unbonded tokens to the balance."""
-    with client_for(key, node, data, create=True) as client:
+    with where.client(key, create=True) as client:
         client.withdraw()
     ok("withdrawn")
 
 
-@staking_app.command("candidate")
-@reports_errors
-def staking_candidate(
-    key: KeyOption, node: NodeOption = DEFAULT_NODE, data: DataOption = None
-) -> None:
+@on_chain
+def staking_candidate(where: Chain, key: KeyOption) -> None:
     """Declare your (validator) account a candidate for election."""
-    with client_for(key, node, data, create=True) as client:
+    with where.client(key, create=True) as client:
         client.declare_candidate()
     ok("declared candidate")
 
 
-@staking_app.command("vote")
-@reports_errors
+@on_chain
 def staking_vote(
+    where: Chain,
     key: KeyOption,
     candidate: Annotated[str, typer.Option(help="Candidate address.")],
-    amount: Annotated[int, typer.Option(min=1, max=MAX_INT, help="Bonded tokens to vote with.")],
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
+    amount: Annotated[int, count("Bonded tokens to vote with.", high=MAX_INT)],
 ) -> None:
     """Vote for a candidate with bonded stake."""
-    with client_for(key, node, data, create=True) as client:
+    with where.client(key, create=True) as client:
         client.vote(address_arg(candidate), amount)
     ok(f"voted {amount} for {candidate}")
 
 
-@staking_app.command("unvote")
-@reports_errors
+@on_chain
 def staking_unvote(
+    where: Chain,
     key: KeyOption,
     candidate: Annotated[str, typer.Option(help="Candidate address.")],
-    amount: Annotated[
-        int, typer.Option(min=1, max=MAX_INT, help="Tokens to withdraw from the vote.")
-    ],
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
+    amount: Annotated[int, count("Tokens to withdraw from the vote.", high=MAX_INT)],
 ) -> None:
     """Withdraw votes from a candidate."""
-    with client_for(key, node, data, create=True) as client:
+    with where.client(key, create=True) as client:
         client.unvote(address_arg(candidate), amount)
     ok(f"withdrew {amount} from {candidate}")
 
 
-@staking_app.command("candidates")
-@reports_errors
-def staking_candidates(node: NodeOption = DEFAULT_NODE, data: DataOption = None) -> None:
+@on_chain
+def staking_candidates(where: Chain) -> None:
     """Candidates in election order."""
-    with open_backend(node, data) as chain:
+    with where.backend() as chain:
         table = Table("rank", "candidate", "name", "votes")
         for rank, cand in enumerate(chain.candidates(), start=1):
             identity = chain.identity(cand.address)

@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import shlex
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,8 +20,8 @@ from rich.markup import escape
 
 from medchain.anchor import MAX_CHAIN_ID_BYTES
 from medchain.app import Role
+from medchain.cli._options import DEFAULT_NODE, DataOption, NodeOption
 from medchain.client import (
-    DEFAULT_NODE_URL,
     ChainBackend,
     HttpChain,
     MedchainClient,
@@ -43,15 +45,9 @@ from medchain.types import Allocation, Genesis, GenesisValidator, MedchainError
 console = Console(width=None if sys.stdout.isatty() else 150, highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
-DEFAULT_DATA = Path(os.environ.get("MEDCHAIN_DATA", "medchain-data"))
-"""Where `medchain init` creates a local chain."""
-DEFAULT_NODE = DEFAULT_NODE_URL
 PASSPHRASE_ENV = "MEDCHAIN_PASSPHRASE"
 DEFAULT_CHAIN_ID = "medchain-local"
 VALIDATOR_ALLOCATION = 1_000_000_000
-MAX_INT = 2**63 - 1
-"""The largest amount, count, height or time any option takes: the largest integer the
-stores below keep (SQLite's INTEGER)."""
 
 
 class GatewayUnavailable(MedchainError):
@@ -60,39 +56,7 @@ class GatewayUnavailable(MedchainError):
     code = "gateway_error"
 
 
-DataOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--data",
-        help="Work on the in-process local chain in this directory instead of a node "
-        "(env MEDCHAIN_DATA); created on first use.",
-        envvar="MEDCHAIN_DATA",
-        show_default=False,
-        file_okay=False,
-    ),
-]
-NodeOption = Annotated[
-    str,
-    typer.Option(
-        "--node",
-        help="URL of the node's HTTP API (env MEDCHAIN_NODE); used unless --data is given.",
-        envvar="MEDCHAIN_NODE",
-    ),
-]
-InitDataOption = Annotated[
-    Path,
-    typer.Option(
-        "--data",
-        help="Data directory of the new local chain (env MEDCHAIN_DATA).",
-        envvar="MEDCHAIN_DATA",
-        file_okay=False,
-    ),
-]
-KeyOption = Annotated[
-    Path,
-    typer.Option("--key", help="Your key file (from `medchain keys new`).", dir_okay=False),
-]
-
+KEYWORD = inspect.Parameter.KEYWORD_ONLY
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -227,6 +191,42 @@ def client_for(
     keys = load_key_file(key)
     with open_backend(node, data, create) as chain:
         yield MedchainClient(keys, chain, search_state=search_state_path(key))
+
+
+@dataclass(frozen=True)
+class Chain:
+    """The chain a command works on, as --node and --data name it."""
+
+    node: str
+    data: Path | None
+
+    def backend(self, create: bool = False) -> AbstractContextManager[ChainBackend]:
+        return open_backend(self.node, self.data, create)
+
+    def client(self, key: Path, create: bool = False) -> AbstractContextManager[MedchainClient]:
+        return client_for(key, self.node, self.data, create)
+
+
+def on_chain(command: Callable[..., None]) -> Callable[..., None]:
+    """A command that reads or writes the chain: its options, then --node and --data
+    (as every such command takes them), which reach it as its first parameter, a
+    `Chain`; its errors are reported as `reports_errors` does. Typer reads the
+    options from the signature this gives the command."""
+    signature = inspect.signature(command, eval_str=True)
+    own = list(signature.parameters.values())[1:]
+    where = [
+        inspect.Parameter("node", KEYWORD, default=DEFAULT_NODE, annotation=NodeOption),
+        inspect.Parameter("data", KEYWORD, default=None, annotation=DataOption),
+    ]
+
+    @reports_errors
+    @wraps(command)
+    def run(*args: Any, node: str, data: Path | None, **kwargs: Any) -> None:
+        command(Chain(node, data), *args, **kwargs)
+
+    run.__signature__ = signature.replace(parameters=[*own, *where])  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in [*own, *where]}
+    return run
 
 
 def address_arg(text: str) -> bytes:

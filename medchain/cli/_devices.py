@@ -11,55 +11,31 @@ from typing import Annotated, TypeVar
 import typer
 from rich.table import Table
 
-from medchain.app import (
-    Device,
-    DeviceAuditEntry,
-    DeviceKind,
-    DeviceState,
-    restriction_lapses,
-)
+from medchain.app import Device, DeviceAuditEntry, DeviceKind, DeviceState, restriction_lapses
 from medchain.cli._common import (
-    DEFAULT_NODE,
-    DataOption,
-    KeyOption,
-    NodeOption,
+    Chain,
     address_arg,
-    client_for,
     console,
     load_key_file,
     ok,
-    open_backend,
+    on_chain,
     patient_arg,
-    reports_errors,
     show_address,
+)
+from medchain.cli._options import (
+    AddressArg,
+    KeyOption,
+    PatientKeyOption,
+    PatientOption,
+    ReaderKeyOption,
+    SignerKeyOption,
+    address_argument,
+    key_option,
 )
 from medchain.client import DeviceLabel, LabelStatus, read_label
 from medchain.types import MedchainError
 
-devices_app = typer.Typer(
-    help="Medical devices: register them for a patient, guardians, states, audit trails.",
-    no_args_is_help=True,
-)
-guardian_app = typer.Typer(
-    help="Guardians: accounts a patient lets manage their devices.", no_args_is_help=True
-)
-gateways_app = typer.Typer(
-    help="Edge gateways: hospitals register them to report devices and commit readings.",
-    no_args_is_help=True,
-)
-devices_app.add_typer(guardian_app, name="guardian")
-
 E = TypeVar("E", bound=enum.Enum)
-
-AddressArg = Annotated[str, typer.Argument(help="Address (mc1...).", show_default=False)]
-ReaderKeyOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--key",
-        help="Your key file, to open labels sealed for you (the patient's or a guardian's).",
-        dir_okay=False,
-    ),
-]
 
 
 def _choice(kind: type[E], text: str, what: str) -> E:
@@ -83,17 +59,10 @@ def _read_evidence(path: Path | None) -> bytes:
 # -- devices --------------------------------------------------------------------------
 
 
-@devices_app.command("register")
-@reports_errors
+@on_chain
 def devices_register(
-    key: Annotated[
-        Path,
-        typer.Option(
-            "--key",
-            help="Your key file: the patient's, a guardian's or a hospital's.",
-            dir_okay=False,
-        ),
-    ],
+    where: Chain,
+    key: SignerKeyOption,
     device_key: Annotated[
         Path,
         typer.Option(
@@ -112,32 +81,23 @@ def devices_register(
             "guardians (nobody else reads it)."
         ),
     ],
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
 ) -> None:
     """Bind a device to a patient; prints the device's address (its id)."""
     if not label.strip():
         raise MedchainError("--label is empty; give the device a name, e.g. 'left wrist'")
     parsed = _choice(DeviceKind, kind, "device kind")
     device_keys = load_key_file(device_key)
-    with client_for(key, node, data) as client:
+    with where.client(key) as client:
         client.register_device(device_keys, address_arg(patient), parsed, label)
     ok(f"{parsed.value} device {label!r} registered for {patient}")
     console.print(device_keys.address_text)
 
 
-@devices_app.command("relabel")
-@reports_errors
+@on_chain
 def devices_relabel(
+    where: Chain,
     address: AddressArg,
-    key: Annotated[
-        Path,
-        typer.Option(
-            "--key",
-            help="Your key file: the patient's, a guardian's or a hospital's.",
-            dir_okay=False,
-        ),
-    ],
+    key: SignerKeyOption,
     label: Annotated[
         str | None,
         typer.Option(
@@ -145,12 +105,10 @@ def devices_relabel(
             "to seal the current one again for the guardians of now."
         ),
     ] = None,
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
 ) -> None:
     """Give a device a new label, or seal its label again (after the guardians changed,
     or for a label an earlier medchain stored in clear)."""
-    with client_for(key, node, data) as client:
+    with where.client(key) as client:
         client.relabel_device(address_arg(address), label)
     ok(f"device {address} relabelled; only the patient and their guardians read the label")
 
@@ -168,19 +126,13 @@ def _label_text(label: DeviceLabel) -> str:
     return "(none)"
 
 
-@devices_app.command("show")
-@reports_errors
-def devices_show(
-    address: AddressArg,
-    key: ReaderKeyOption = None,
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
-) -> None:
+@on_chain
+def devices_show(where: Chain, address: AddressArg, key: ReaderKeyOption = None) -> None:
     """A device: its patient, kind, label (with the patient's or a guardian's key), state
     in force, strikes and who registered it."""
     raw = address_arg(address)
     keys = None if key is None else load_key_file(key)
-    with open_backend(node, data) as chain:
+    with where.backend() as chain:
         device = chain.device(raw)
         if device is None:
             raise MedchainError(
@@ -209,18 +161,12 @@ def _state_text(device: Device, height: int) -> str:
     return state.value
 
 
-@devices_app.command("list")
-@reports_errors
-def devices_list(
-    patient: Annotated[str, typer.Option(help="Patient address.")],
-    key: ReaderKeyOption = None,
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
-) -> None:
+@on_chain
+def devices_list(where: Chain, patient: PatientOption, key: ReaderKeyOption = None) -> None:
     """The patient's devices, in registration order; their labels with the patient's or
     a guardian's key."""
     keys = None if key is None else load_key_file(key)
-    with open_backend(node, data) as chain:
+    with where.backend() as chain:
         devices = chain.devices_of(patient_arg(chain, patient))
         height = chain.height
     table = Table("device", "kind", "label", "state", "strikes", title=f"devices of {patient}")
@@ -235,14 +181,11 @@ def devices_list(
     console.print(table)
 
 
-@devices_app.command("audit")
-@reports_errors
-def devices_audit(
-    address: AddressArg, node: NodeOption = DEFAULT_NODE, data: DataOption = None
-) -> None:
+@on_chain
+def devices_audit(where: Chain, address: AddressArg) -> None:
     """The device's audit trail: registration, changes of state, strikes."""
     raw = address_arg(address)
-    with open_backend(node, data) as chain:
+    with where.backend() as chain:
         if chain.device(raw) is None:
             raise MedchainError(f"no device {address} on this chain; check the address")
         entries = chain.device_audit(raw)
@@ -280,9 +223,9 @@ def device_audit_table(entries: list[DeviceAuditEntry], height: int) -> Table:
     return table
 
 
-@devices_app.command("state")
-@reports_errors
+@on_chain
 def devices_state(
+    where: Chain,
     address: AddressArg,
     state: Annotated[
         str,
@@ -304,14 +247,12 @@ def devices_state(
             "--evidence-file", help="Evidence to hash on chain (at most 16 KiB).", dir_okay=False
         ),
     ] = None,
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
 ) -> None:
     """Patient, guardian or hospital: restrict, ban or re-activate a device. Only a
     hospital lifts a penalty or a ban."""
     parsed = _choice(DeviceState, state, "device state")
     evidence = _read_evidence(evidence_file)
-    with client_for(key, node, data) as client:
+    with where.client(key) as client:
         client.set_device_state(address_arg(address), parsed, reason, evidence)
     ok(f"device {address} is now {parsed.value}")
 
@@ -319,17 +260,15 @@ def devices_state(
 # -- guardians --------------------------------------------------------------------------
 
 
-@guardian_app.command("add")
-@reports_errors
+@on_chain
 def guardian_add(
-    guardian: Annotated[str, typer.Argument(help="The guardian's address.", show_default=False)],
-    key: Annotated[Path, typer.Option("--key", help="The patient's key file.", dir_okay=False)],
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
+    where: Chain,
+    guardian: Annotated[str, address_argument("The guardian's address.")],
+    key: PatientKeyOption,
 ) -> None:
     """Patient: let a registered account manage your devices (it gets no record access);
     your devices' labels are sealed again so that it reads them too."""
-    with client_for(key, node, data) as client:
+    with where.client(key) as client:
         client.add_guardian(address_arg(guardian))
         resealed = client.reseal_device_labels()
     ok(f"{guardian} may now manage your devices")
@@ -337,17 +276,15 @@ def guardian_add(
         console.print(f"{len(resealed)} device label(s) sealed again for your guardians")
 
 
-@guardian_app.command("remove")
-@reports_errors
+@on_chain
 def guardian_remove(
-    guardian: Annotated[str, typer.Argument(help="The guardian's address.", show_default=False)],
-    key: Annotated[Path, typer.Option("--key", help="The patient's key file.", dir_okay=False)],
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
+    where: Chain,
+    guardian: Annotated[str, address_argument("The guardian's address.")],
+    key: PatientKeyOption,
 ) -> None:
     """Patient: stop a guardian managing your devices; your devices' labels are sealed
     again without them (what they read before, they keep)."""
-    with client_for(key, node, data) as client:
+    with where.client(key) as client:
         client.remove_guardian(address_arg(guardian))
         resealed = client.reseal_device_labels()
     ok(f"{guardian} no longer manages your devices")
@@ -355,15 +292,10 @@ def guardian_remove(
         console.print(f"{len(resealed)} device label(s) sealed again for your guardians")
 
 
-@guardian_app.command("list")
-@reports_errors
-def guardian_list(
-    patient: Annotated[str, typer.Option(help="Patient address.")],
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
-) -> None:
+@on_chain
+def guardian_list(where: Chain, patient: PatientOption) -> None:
     """The patient's guardians."""
-    with open_backend(node, data) as chain:
+    with where.backend() as chain:
         guardians = chain.guardians_of(patient_arg(chain, patient))
     for guardian in guardians:
         console.print(show_address(guardian))
@@ -372,46 +304,37 @@ def guardian_list(
 # -- vitals readers ---------------------------------------------------------------------
 
 
-@devices_app.command("share-vitals")
-@reports_errors
+@on_chain
 def share_vitals(
-    reader: Annotated[str, typer.Argument(help="The reader's address.", show_default=False)],
-    key: Annotated[Path, typer.Option("--key", help="The patient's key file.", dir_okay=False)],
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
+    where: Chain,
+    reader: Annotated[str, address_argument("The reader's address.")],
+    key: PatientKeyOption,
 ) -> None:
     """Patient: let a registered account read your device readings (`medchain reading
     list`), those committed from now on: gateways seal each batch for its readers of the
     moment."""
-    with client_for(key, node, data) as client:
+    with where.client(key) as client:
         client.share_vitals(address_arg(reader))
     ok(f"{reader} may now read your vitals committed from now on")
 
 
-@devices_app.command("unshare-vitals")
-@reports_errors
+@on_chain
 def unshare_vitals(
-    reader: Annotated[str, typer.Argument(help="The reader's address.", show_default=False)],
-    key: Annotated[Path, typer.Option("--key", help="The patient's key file.", dir_okay=False)],
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
+    where: Chain,
+    reader: Annotated[str, address_argument("The reader's address.")],
+    key: PatientKeyOption,
 ) -> None:
     """Patient: stop sealing your readings for a reader (what was sealed for them before
     stays readable to them)."""
-    with client_for(key, node, data) as client:
+    with where.client(key) as client:
         client.unshare_vitals(address_arg(reader))
     ok(f"{reader} no longer gets your vitals committed from now on")
 
 
-@devices_app.command("vitals-readers")
-@reports_errors
-def vitals_readers(
-    patient: Annotated[str, typer.Option(help="Patient address.")],
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
-) -> None:
+@on_chain
+def vitals_readers(where: Chain, patient: PatientOption) -> None:
     """Who the patient shares their vitals with (besides their guardians)."""
-    with open_backend(node, data) as chain:
+    with where.backend() as chain:
         readers = chain.vitals_readers_of(patient_arg(chain, patient))
     for reader in readers:
         console.print(show_address(reader))
@@ -420,49 +343,38 @@ def vitals_readers(
 # -- gateways ---------------------------------------------------------------------------
 
 
-@gateways_app.command("register")
-@reports_errors
+@on_chain
 def gateways_register(
+    where: Chain,
     address: AddressArg,
     label: Annotated[
-        str,
-        typer.Option(help="A name for people, e.g. 'ward 3 hub'; public, as the gateway is."),
+        str, typer.Option(help="A name for people, e.g. 'ward 3 hub'; public, as the gateway is.")
     ],
-    key: Annotated[Path, typer.Option("--key", help="The hospital's key file.", dir_okay=False)],
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
+    key: Annotated[Path, key_option("The hospital's key file.")],
 ) -> None:
     """Hospital: trust a gateway account to report devices and commit batches of readings."""
-    with client_for(key, node, data) as client:
+    with where.client(key) as client:
         client.register_gateway(address_arg(address), label)
     ok(f"gateway {address} registered")
 
 
-@gateways_app.command("revoke")
-@reports_errors
+@on_chain
 def gateways_revoke(
+    where: Chain,
     address: AddressArg,
-    key: Annotated[
-        Path,
-        typer.Option("--key", help="The key of the hospital that registered it.", dir_okay=False),
-    ],
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
+    key: Annotated[Path, key_option("The key of the hospital that registered it.")],
 ) -> None:
     """Hospital: revoke a gateway for good (give a replacement its own key)."""
-    with client_for(key, node, data) as client:
+    with where.client(key) as client:
         client.revoke_gateway(address_arg(address))
     ok(f"gateway {address} revoked")
 
 
-@gateways_app.command("show")
-@reports_errors
-def gateways_show(
-    address: AddressArg, node: NodeOption = DEFAULT_NODE, data: DataOption = None
-) -> None:
+@on_chain
+def gateways_show(where: Chain, address: AddressArg) -> None:
     """A gateway: its label, hospital, whether it is active, batches committed."""
     raw = address_arg(address)
-    with open_backend(node, data) as chain:
+    with where.backend() as chain:
         gateway = chain.gateway(raw)
     if gateway is None:
         raise MedchainError(

@@ -27,17 +27,13 @@ from medchain.app import (
     Batch,
 )
 from medchain.cli._common import (
-    DEFAULT_NODE,
-    MAX_INT,
     GatewayUnavailable,
-    NodeOption,
     console,
     err_console,
     load_key_file,
     ok,
     reports_errors,
 )
-from medchain.cli._devices import devices_app
 from medchain.cli._fleet_stream import (
     DEFAULT_TOPIC_PREFIX,
     MqttTarget,
@@ -48,6 +44,7 @@ from medchain.cli._fleet_stream import (
     stream_fleet,
     wait_committed,
 )
+from medchain.cli._options import DEFAULT_NODE, MAX_INT, NodeOption
 from medchain.client import HttpChain
 from medchain.crypto import AccountKeys, save_keys
 from medchain.gateway import (
@@ -77,12 +74,6 @@ GatewayOption = Annotated[
 HomeOption = Annotated[
     Path, typer.Option("--home", help="The gateway's home directory.", file_okay=False)
 ]
-
-gateway_app = typer.Typer(help="Run an edge gateway, or set up its home.")
-reading_app = typer.Typer(
-    help="Device readings committed by a gateway: prove them against the chain.",
-    no_args_is_help=True,
-)
 
 
 # -- gateway init / run -----------------------------------------------------------------
@@ -194,7 +185,6 @@ def gateway_run(home: HomeOption) -> None:
     asyncio.run(_serve_gateway(home, config))
 
 
-@gateway_app.callback(invoke_without_command=True)
 def gateway_main(
     ctx: typer.Context,
     home: Annotated[
@@ -209,10 +199,6 @@ def gateway_main(
         typer.echo(ctx.get_help())
         raise typer.Exit(2)
     gateway_run(home)
-
-
-gateway_app.command("init")(gateway_init)
-gateway_app.command("run")(gateway_run)
 
 
 # -- reading prove ----------------------------------------------------------------------
@@ -390,7 +376,6 @@ def prove_readings(
     return ProofTally(len(reading_ids), failures, batches.seen)
 
 
-@reading_app.command("prove")
 @reports_errors
 def reading_prove(
     reading_id: Annotated[str, typer.Argument(help="The reading's id (64 hex digits).")],
@@ -423,7 +408,6 @@ def reading_prove(
 # -- devices simulate -------------------------------------------------------------------
 
 
-@devices_app.command("simulate")
 @reports_errors
 def devices_simulate(
     key: Annotated[
@@ -606,7 +590,5 @@ __all__ = [
     "ProofCheck",
     "ProofTally",
     "check_reading",
-    "gateway_app",
     "prove_readings",
-    "reading_app",
 ]

@@ -12,7 +12,6 @@ import typer
 
 from medchain.api import ApiServer
 from medchain.cli._common import console, err_console, reports_errors, warn_if_exposed
-from medchain.cli._node_init import _params, node_add_peer, node_init
 from medchain.node import (
     NODE_KEY_FILE,
     Devnet,
@@ -24,6 +23,7 @@ from medchain.node import (
     create_devnet,
     load_devnet,
     open_devnet,
+    parse_params,
     read_config,
     run_node_process,
     signals_raise,
@@ -35,10 +35,6 @@ from medchain.types import ChainParams
 
 MAX_DEVNET_NODES = 100
 """Node processes on one machine."""
-
-devnet_app = typer.Typer(
-    help="A local network of node processes on this machine.", no_args_is_help=True
-)
 
 HomeOption = Annotated[
     Path, typer.Option("--home", help="The node's home directory.", file_okay=False)
@@ -74,7 +70,6 @@ def _start_all(devnet: Devnet) -> None:
     start_devnet(devnet)
 
 
-@devnet_app.command("up")
 @reports_errors
 def devnet_up(
     home: DevnetHome = DEFAULT_DEVNET_HOME,
@@ -117,7 +112,7 @@ def devnet_up(
     """Start a local network (creating it on first use) and print its API URLs.
     In the foreground Ctrl-C stops every node cleanly; `--detach` leaves them running
     for `medchain devnet down`."""
-    params = _params(consensus, param or [])  # unknown names and bad values refused first
+    params = parse_params(consensus, param or [])  # unknown names and bad values refused first
     devnet, created = open_devnet(
         home,
         lambda: create_devnet(
@@ -198,7 +193,6 @@ def _show(devnet: Devnet) -> None:
     console.print(f"funded account for demos and benchmarks: {devnet.faucet_key}")
 
 
-@devnet_app.command("down")
 @reports_errors
 def devnet_down(home: DevnetHome = DEFAULT_DEVNET_HOME) -> None:
     """Stop every node of the devnet in `--home` (their data stays)."""
@@ -207,10 +201,6 @@ def devnet_down(home: DevnetHome = DEFAULT_DEVNET_HOME) -> None:
     console.print(f"stopped {stopped} node(s) of {devnet.chain_id}; data kept in {home}")
 
 
-node_app = typer.Typer(help="Run a node, or set up its home.")
-
-
-@node_app.callback(invoke_without_command=True)
 def node_main(
     ctx: typer.Context,
     home: Annotated[
@@ -225,8 +215,3 @@ def node_main(
         typer.echo(ctx.get_help())
         raise typer.Exit(2)
     node(home)
-
-
-node_app.command("run")(node)
-node_app.command("init")(node_init)
-node_app.command("add-peer")(node_add_peer)

@@ -8,29 +8,16 @@ public key, a certificate, an address to dial and the genesis file."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from medchain.cli._common import (
-    MAX_INT,
-    chain_id_arg,
-    console,
-    ok,
-    reports_errors,
-    warn_if_exposed,
-)
-from medchain.consensus import engine_kind
+from medchain.cli._common import chain_id_arg, console, ok, reports_errors, warn_if_exposed
+from medchain.cli._options import MAX_INT
 from medchain.crypto import (
-    AccountKeys,
-    PassphraseRequired,
     address_from_public_key,
     format_address,
-    load_keys,
-    parse_address,
-    save_keys,
 )
 from medchain.node import (
     CONFIG_FILE,
@@ -38,41 +25,22 @@ from medchain.node import (
     NODE_CERT_FILE,
     NODE_KEY_FILE,
     NodeConfig,
-    PeerConfig,
+    add_peer,
     genesis_to_json,
+    init_home,
     network_id,
-    read_config,
+    parse_allocations,
+    parse_params,
+    parse_validators,
     read_genesis,
     wall_clock_ms,
-    write_config,
 )
-from medchain.p2p import certificate_key, node_certificate
-from medchain.types import Allocation, ChainParams, Genesis, GenesisValidator, MedchainError
-
-genesis_app = typer.Typer(
-    help="The genesis document every node of a network starts from.", no_args_is_help=True
-)
+from medchain.types import Genesis, MedchainError
 
 HomeOption = Annotated[
     Path, typer.Option("--home", help="The node's home directory.", file_okay=False)
 ]
 PortOption = Annotated[int, typer.Option(min=1, max=65_535)]
-
-
-def _node_keys(home: Path) -> tuple[AccountKeys, bool]:
-    """The key in HOME/node.key (True) or a new one, not yet saved (False). A node
-    starts unattended, so its key file cannot be passphrase-protected."""
-    path = home / NODE_KEY_FILE
-    if not path.exists():
-        return AccountKeys.generate(), False
-    warn_if_exposed(path)
-    try:
-        return load_keys(path), True
-    except PassphraseRequired:
-        raise MedchainError(
-            f"{path} is passphrase-protected, but a node reads its key unattended at start; "
-            "use an unencrypted key file (mode 0600, on an encrypted disk) or remove it"
-        ) from None
 
 
 @reports_errors
@@ -90,24 +58,12 @@ def node_init(
 ) -> None:
     """Create a node home: node.key (kept if already there), node.crt and a config.json
     without peers; print what the other organisations need from this node."""
-    if (home / CONFIG_FILE).exists():
-        raise MedchainError(
-            f"{home / CONFIG_FILE} already exists; edit it, or allow peers with "
-            "`medchain node add-peer`"
-        )
-    keys, existing = _node_keys(home)
-    try:
-        cert = node_certificate(keys, name)
-    except ValueError as exc:
-        raise MedchainError(f"bad --name: {exc}") from None
-    home.mkdir(parents=True, exist_ok=True)
-    if not existing:
-        save_keys(home / NODE_KEY_FILE, keys)
-    (home / NODE_CERT_FILE).write_bytes(cert)
+    if not (home / CONFIG_FILE).exists() and (home / NODE_KEY_FILE).exists():
+        warn_if_exposed(home / NODE_KEY_FILE)
     config = NodeConfig(
         name=name, p2p_host=p2p_host, p2p_port=p2p_port, api_host=api_host, api_port=api_port
     )
-    write_config(home, config)
+    keys, existing = init_home(home, config)
     ok(f"node {name!r} set up in {home} ({'kept its' if existing else 'new'} {NODE_KEY_FILE})")
     console.print(f"node key:    {keys.public_key.hex()}")
     console.print(f"address:     {keys.address_text}")
@@ -135,104 +91,19 @@ def node_add_peer(
 ) -> None:
     """Allow a peer: append it to the peers (the allow-list) in HOME/config.json.
     The node reads its config at start: restart it to apply."""
-    config = read_config(home)
-    try:
-        peer_key = bytes.fromhex(key.strip())
-    except ValueError:
-        peer_key = b""
-    if len(peer_key) != 32:
-        raise MedchainError(f"--key {key!r} is not a node key (64 hex digits)")
-    if (host is None) != (port is None):
-        raise MedchainError("give both --host and --port, or neither for a peer that dials in")
-    try:
-        pem = cert.read_bytes()
-    except OSError as exc:
-        raise MedchainError(f"cannot read {cert}: {exc.strerror}") from None
-    if certificate_key(pem) != peer_key:
-        raise MedchainError(
-            f"{cert} is the certificate of another key than --key; ask {name!r} for its "
-            "node.crt again and compare the key with the one in the genesis"
-        )
-    try:
-        own = certificate_key((home / NODE_CERT_FILE).read_bytes())
-    except OSError:
-        raise MedchainError(
-            f"{home} has no {NODE_CERT_FILE}; set it up with `medchain node init`"
-        ) from None
-    if peer_key == own:
-        raise MedchainError(f"--key is this node's own key ({home / NODE_CERT_FILE})")
-    for peer in config.peers:
-        if peer.key == peer_key or peer.name == name:
-            raise MedchainError(
-                f"{home / CONFIG_FILE} already lists peer {peer.name!r} "
-                f"({peer.key.hex()[:16]}…); edit or remove that entry first"
-            )
-    peer = PeerConfig(name, peer_key, pem, host, port)
-    write_config(home, dataclasses.replace(config, peers=(*config.peers, peer)))
+    peers = add_peer(home, name, key, cert, host, port)
     where = f"dialled at {host}:{port}" if host is not None else "dials in"
-    ok(f"{name} allowed ({where}); {len(config.peers) + 1} peers; restart the node to apply")
+    ok(f"{name} allowed ({where}); {peers} peers; restart the node to apply")
     if (home / GENESIS_FILE).exists():
         voting = {v.public_key for v in read_genesis(home / GENESIS_FILE).validators}
-        role = "a validator" if peer_key in voting else "not a validator (an observer)"
+        role = (
+            "a validator"
+            if bytes.fromhex(key.strip()) in voting
+            else "not a validator (an observer)"
+        )
         console.print(f"{name} is {role} in {home / GENESIS_FILE}")
 
 
-def _pair(text: str, option: str, shape: str) -> tuple[str, str]:
-    left, sep, right = text.rpartition("=")
-    if not sep or not left.strip() or not right.strip():
-        raise MedchainError(f"{option} {text!r}: expected {shape}")
-    return left.strip(), right.strip()
-
-
-def _validators(specs: list[str]) -> tuple[GenesisValidator, ...]:
-    validators = []
-    for spec in specs:
-        name, hex_key = _pair(spec, "--validator", "NAME=KEYHEX")
-        try:
-            key = bytes.fromhex(hex_key)
-        except ValueError:
-            key = b""
-        if len(key) != 32:
-            raise MedchainError(f"--validator {spec!r}: the key is 64 hex digits")
-        validators.append(GenesisValidator(key, name))
-    if len({v.public_key for v in validators}) < len(validators):
-        raise MedchainError("a key is listed twice in --validator")
-    if len({v.name for v in validators}) < len(validators):
-        raise MedchainError("a name is listed twice in --validator")
-    return tuple(validators)
-
-
-def _allocations(specs: list[str]) -> tuple[Allocation, ...]:
-    allocations = []
-    for spec in specs:
-        address, amount = _pair(spec, "--alloc", "ADDRESS=AMOUNT")
-        if not amount.isdigit() or int(amount) == 0:
-            raise MedchainError(f"--alloc {spec!r}: the amount is a positive whole number")
-        allocations.append(Allocation(parse_address(address), int(amount)))
-    if len({a.address for a in allocations}) < len(allocations):
-        raise MedchainError("an address is listed twice in --alloc")
-    return tuple(allocations)
-
-
-def _params(consensus: str, specs: list[str]) -> ChainParams:
-    engine_kind(consensus)  # a clear error for an unknown engine
-    numbers = {f.name for f in dataclasses.fields(ChainParams) if f.name != "consensus"}
-    values: dict[str, int] = {}
-    for spec in specs:
-        name, value = _pair(spec, "--param", "NAME=INTEGER")
-        if name not in numbers:
-            raise MedchainError(
-                f"--param {name!r} is not a chain parameter; known: {sorted(numbers)}"
-            )
-        if not (value.isascii() and value.isdigit()) or int(value) > MAX_INT:
-            raise MedchainError(
-                f"--param {spec!r}: the value is a whole number from 0 to {MAX_INT}"
-            )
-        values[name] = int(value)
-    return ChainParams(consensus=consensus, **values)
-
-
-@genesis_app.command("new")
 @reports_errors
 def genesis_new(
     chain_id: Annotated[str, typer.Option(help="The network's name, in every transaction.")],
@@ -248,8 +119,7 @@ def genesis_new(
         list[str] | None, typer.Option(help="NAME=INTEGER chain parameter, e.g. min_fee=1.")
     ] = None,
     time_ms: Annotated[
-        int | None,
-        typer.Option(min=0, max=MAX_INT, help="Genesis time (Unix ms); now by default."),
+        int | None, typer.Option(min=0, max=MAX_INT, help="Genesis time (Unix ms); now by default.")
     ] = None,
 ) -> None:
     """Write the genesis document the consortium reviews and every node then holds,
@@ -259,16 +129,15 @@ def genesis_new(
     genesis = Genesis(
         chain_id=chain_id_arg(chain_id),
         time_ms=wall_clock_ms() if time_ms is None else time_ms,
-        params=_params(consensus, param or []),
-        allocations=_allocations(alloc or []),
-        validators=_validators(validator),
+        params=parse_params(consensus, param or []),
+        allocations=parse_allocations(alloc or []),
+        validators=parse_validators(validator),
     )
     out.write_text(genesis_to_json(genesis))
     ok(f"genesis of {chain_id!r} written to {out}")
     _describe(genesis)
 
 
-@genesis_app.command("show")
 @reports_errors
 def genesis_show(
     file: Annotated[Path, typer.Argument(help="A genesis.json.", dir_okay=False)] = Path(

@@ -1,6 +1,5 @@
 """`medchain reading list`: a patient, or a reader they shared their vitals with, lists
-and decrypts a patient's device readings over a time range (medchain.gateway.read_vitals).
-Registered on `reading_app` (cli/_gateway.py) when medchain.cli is imported."""
+and decrypts a patient's device readings over a time range (medchain.gateway.read_vitals)."""
 
 from __future__ import annotations
 
@@ -15,9 +14,6 @@ from rich.table import Table
 
 from medchain.app import MS_PER_DAY
 from medchain.cli._common import (
-    DEFAULT_NODE,
-    DataOption,
-    NodeOption,
     address_arg,
     console,
     load_key_file,
@@ -25,7 +21,7 @@ from medchain.cli._common import (
     reports_errors,
     show_address,
 )
-from medchain.cli._gateway import reading_app
+from medchain.cli._options import DEFAULT_NODE, DataOption, NodeOption
 from medchain.gateway import VitalReading, VitalReadings, read_vitals
 from medchain.types import MedchainError
 
@@ -105,7 +101,6 @@ def readings_table(readings: VitalReadings, title: str) -> Table:
     return table
 
 
-@reading_app.command("list")
 @reports_errors
 def reading_list(
     key: Annotated[

@@ -14,26 +14,19 @@ from typing import Annotated
 import typer
 
 from medchain.cli._common import (
-    DEFAULT_NODE,
-    DataOption,
-    KeyOption,
-    NodeOption,
+    Chain,
     address_arg,
-    client_for,
     console,
     err_console,
     ok,
+    on_chain,
     record_id_arg,
-    reports_errors,
 )
+from medchain.cli._options import KeyOption, KeywordsOption
 from medchain.client import SearchResult, open_capability
 from medchain.crypto import format_address
 from medchain.types import MedchainError
 
-KeywordsOption = Annotated[
-    list[str],
-    typer.Option("--keyword", help="A keyword (repeatable); case and spacing do not matter."),
-]
 PadOption = Annotated[
     bool,
     typer.Option(
@@ -42,8 +35,9 @@ PadOption = Annotated[
 ]
 
 
-@reports_errors
+@on_chain
 def record_search(
+    where: Chain,
     key: KeyOption,
     keyword: Annotated[str, typer.Option("--keyword", help="The keyword to look for.")],
     owner: Annotated[
@@ -60,12 +54,10 @@ def record_search(
     decrypt: Annotated[
         bool, typer.Option("--decrypt", help="Also print the records you may open, as JSON.")
     ] = False,
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
 ) -> None:
     """Find records by keyword in an encrypted index; prints their ids."""
     owner_address = address_arg(owner) if owner is not None else None
-    with client_for(key, node, data) as client:
+    with where.client(key) as client:
         if capability is None:
             result = client.search(keyword, owner_address, decrypt)
         else:
@@ -97,49 +89,41 @@ def _print_result(result: SearchResult, decrypt: bool) -> None:
         )
 
 
-@reports_errors
+@on_chain
 def record_index(
+    where: Chain,
     key: KeyOption,
     record_ids: Annotated[list[str], typer.Argument(help="Record ids (indexed together).")],
     keyword: KeywordsOption,
     pad: PadOption = False,
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
 ) -> None:
     """Index records under keywords in your own encrypted index."""
     ids = [record_id_arg(r) for r in record_ids]
-    with client_for(key, node, data) as client:
+    with where.client(key) as client:
         client.index_records({i: keyword for i in ids}, pad)
     ok(f"indexed {len(ids)} record(s) under {len(set(keyword))} keyword(s)")
 
 
-@reports_errors
-def record_unindex(
-    key: KeyOption,
-    record_id: str,
-    keyword: KeywordsOption,
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
-) -> None:
+@on_chain
+def record_unindex(where: Chain, key: KeyOption, record_id: str, keyword: KeywordsOption) -> None:
     """Remove a record from your index under keywords (a tombstone entry)."""
-    with client_for(key, node, data) as client:
+    with where.client(key) as client:
         client.delete_from_index(record_id_arg(record_id), keyword)
     ok(f"{record_id} no longer found under {len(set(keyword))} keyword(s)")
 
 
-@reports_errors
+@on_chain
 def record_search_grant(
+    where: Chain,
     key: KeyOption,
     reader: Annotated[str, typer.Option(help="Address of the account that may search.")],
     keyword: KeywordsOption,
     out: Annotated[
         Path, typer.Option("--out", help="Where to write the capability file.", dir_okay=False)
     ],
-    node: NodeOption = DEFAULT_NODE,
-    data: DataOption = None,
 ) -> None:
     """Let a reader search your index for these keywords (entries indexed so far)."""
-    with client_for(key, node, data) as client:
+    with where.client(key) as client:
         capability = client.grant_search(address_arg(reader), keyword)
     try:
         with out.open("xb") as f:
@@ -159,11 +143,3 @@ def _read_bytes(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise MedchainError(f"cannot read {path}: {exc.strerror or exc}") from None
-
-
-def search_commands(record_app: typer.Typer) -> None:
-    """Register the search commands under `medchain record`."""
-    record_app.command("search")(record_search)
-    record_app.command("index")(record_index)
-    record_app.command("unindex")(record_unindex)
-    record_app.command("search-grant")(record_search_grant)

@@ -63,6 +63,8 @@ from medchain.node._genesis_file import (
     read_genesis,
     write_genesis,
 )
+from medchain.node._genesis_spec import parse_allocations, parse_params, parse_validators
+from medchain.node._home_init import add_peer, init_home
 from medchain.node._ledger_app import DEFAULT_SIGNATURE_CACHE, LedgerApp, PendingFull
 from medchain.node._localchain import (
     BLOBS_DIR,
@@ -161,6 +163,7 @@ __all__ = [
     "VerificationChain",
     "Verifier",
     "VerifierBusy",
+    "add_peer",
     "changed_params",
     "config_from_json",
     "config_to_json",
@@ -174,6 +177,7 @@ __all__ = [
     "genesis_to_json",
     "given_nodes",
     "health_status",
+    "init_home",
     "kill_process",
     "load_devnet",
     "local_devnet",
@@ -182,6 +186,9 @@ __all__ = [
     "node_log_handlers",
     "node_program",
     "open_devnet",
+    "parse_allocations",
+    "parse_params",
+    "parse_validators",
     "read_config",
     "read_genesis",
     "read_pid",

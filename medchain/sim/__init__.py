@@ -69,6 +69,15 @@ from medchain.sim._node import (
     engine_stats,
 )
 from medchain.sim._report import plot, summary_table
+from medchain.sim._runs import (
+    AttackWindow,
+    SimRuns,
+    parse_byzantine,
+    parse_engines,
+    parse_sweep,
+    run_engines,
+    run_sweep,
+)
 from medchain.sim._simulator import EvidenceHandler, SimConfig, Simulator
 
 __all__ = [
@@ -81,6 +90,7 @@ __all__ = [
     "Adversary",
     "AdversaryControl",
     "Attack",
+    "AttackWindow",
     "Behaviour",
     "BlockCommitted",
     "Byzantine",
@@ -117,6 +127,7 @@ __all__ = [
     "SimConfig",
     "SimNode",
     "SimResult",
+    "SimRuns",
     "SimSummary",
     "Simulator",
     "StopReason",
@@ -126,11 +137,16 @@ __all__ = [
     "forge",
     "forgery",
     "nominal_block_ms",
+    "parse_byzantine",
+    "parse_engines",
+    "parse_sweep",
     "percentile",
     "plot",
     "plot_sweep",
     "replay",
     "rewrite",
+    "run_engines",
+    "run_sweep",
     "run_with_attack",
     "serialisation_us",
     "silent",

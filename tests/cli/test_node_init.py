@@ -11,22 +11,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from medchain.cli._node_init import genesis_app, node_add_peer, node_init
+from medchain.cli import app as cli
 from medchain.crypto import AccountKeys, _keyfile, load_keys, save_keys
 from medchain.node import free_port_base, read_config, read_genesis, start_node
 from medchain.p2p import certificate_key
 from tests.node.netharness import REQUEST_S, START_S, STOP_S, wait_for
 
-# the commands as `medchain node …` and `medchain genesis …` register them
-cli = typer.Typer()
-node_cli = typer.Typer()
-node_cli.command("init")(node_init)
-node_cli.command("add-peer")(node_add_peer)
-cli.add_typer(node_cli, name="node")
-cli.add_typer(genesis_app, name="genesis")
 runner = CliRunner()
 
 
