@@ -10,7 +10,7 @@ made from what is left; it is then either `done` (committed: forgotten here) or
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, KeysView, Mapping
 
 from medchain.app import MAX_BATCH_BUNDLES
 from medchain.gateway._batch import BatchEntry, reading_day
@@ -84,6 +84,12 @@ class Batcher:
 
     def __contains__(self, reading_id: object) -> bool:
         return reading_id in self._pending
+
+    @property
+    def ids(self) -> KeysView[bytes]:
+        """The pending readings' ids, a live view (a membership test per reading costs
+        a dict lookup, no call)."""
+        return self._pending.keys()
 
     def add(self, entries: Mapping[bytes, BatchEntry]) -> None:
         """Readings just accepted (by reading id), waiting from now."""

@@ -141,7 +141,7 @@ class GatewayService:
         now_ms = int(self._wall_clock() * 1000)
         with self._lock:
             results, accepted = self.admission.admit(
-                readings, addresses, self.batcher, self._clock(), now_ms
+                readings, addresses, self.batcher.ids, self._clock(), now_ms
             )
             if accepted:
                 try:

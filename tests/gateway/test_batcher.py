@@ -82,6 +82,7 @@ def test_take_gives_the_oldest_readings_and_the_next_take_the_rest() -> None:
     assert first == entries[:3] and second == entries[3:6] and third == entries[6:]
     assert batcher.take(max_tx_bytes=1_000_000) == []  # every reading is in a batch
     assert len(batcher) == 7 and all(e.reading.reading_id in batcher for e in entries)
+    assert set(batcher.ids) == {e.reading.reading_id for e in entries}
 
 
 def test_a_released_batch_waits_again_and_a_done_one_is_forgotten() -> None:
