@@ -115,12 +115,15 @@ class Admission:
 
     # -- device records -----------------------------------------------------------------
 
-    def to_read(self, addresses: set[bytes], now: float) -> set[bytes]:
+    def to_read(self, addresses: set[bytes], now: float, refreshing: bool = False) -> set[bytes]:
         """The devices among `addresses` whose record must be read before deciding:
-        never seen, or expired. Those about to expire are read with them: the fleet's
-        records then expire together, one lookup per half cache period instead of one per
-        small group of readings."""
-        stale = {a for a in addresses if (c := self._devices.get(a)) is None or c[0] <= now}
+        never seen, or expired; while a refresh is under way (`refreshing`), a record at
+        most two cache periods late serves until it lands, so a busy node's answer time
+        does not hold up intake. Those about to expire are read with them: the fleet's
+        records then expire together, one lookup per half cache period instead of one
+        per small group of readings."""
+        grace = 2 * self.config.device_cache_ms / 1000 if refreshing else 0.0
+        stale = {a for a in addresses if (c := self._devices.get(a)) is None or c[0] + grace <= now}
         return stale | self.expiring(now) if stale else stale
 
     def expiring(self, now: float) -> set[bytes]:

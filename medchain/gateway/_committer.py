@@ -65,6 +65,8 @@ class Committer:
         """Patient -> (expiry, reader -> encryption key); entries replaced whole."""
         self._inflight: tuple[bytes, bytes] | None = None
         """(root, batch id) of a batch whose commit did not answer: checked on retry."""
+        self._refreshing = False
+        """`refresh_readers` is under way: a list less than a period late serves."""
         self._on_chain_s = 0.0
         """How long the last batch took to commit on chain (for the log)."""
 
@@ -169,13 +171,16 @@ class Committer:
     def readers(self, patients: Sequence[bytes]) -> dict[bytes, dict[bytes, bytes]]:
         """Each patient's readers (the patient, guardians, vitals readers) and their
         encryption keys, as the chain lists them: from the cache while it holds, else
-        read, in one lookup for all that must be."""
+        read, in one lookup for all that must be. While `refresh_readers` runs, a list
+        less than a period late still seals this batch; a patient never seen, or a list
+        later than that, is waited for."""
         now = self._clock()
+        grace = self._readers_period_s if self._refreshing else 0.0
         found: dict[bytes, dict[bytes, bytes]] = {}
         to_read: list[bytes] = []
         for patient in dict.fromkeys(patients):
             cached = self._reader_cache.get(patient)
-            if cached is not None and cached[0] > now:
+            if cached is not None and cached[0] + grace > now:
                 found[patient] = cached[1]
             else:
                 to_read.append(patient)
@@ -192,8 +197,13 @@ class Committer:
         now = self._clock()
         soon = now + self._readers_period_s / 2
         expiring = [p for p, (expires, _) in list(self._reader_cache.items()) if expires <= soon]
-        if expiring:
+        if not expiring:
+            return
+        self._refreshing = True
+        try:
             self._read_readers(expiring, now)
+        finally:
+            self._refreshing = False
 
     def _read_readers(
         self, patients: Sequence[bytes], now: float

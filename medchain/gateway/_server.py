@@ -72,7 +72,7 @@ async def flush_batches(service: GatewayService, call: Call) -> list[bytes]:
             with contextlib.suppress(Exception):  # let it end, and put its readings back
                 later = await following
                 if later is not None:
-                    service.release(later.batch.entries)
+                    await call(service.release, later.batch.entries)
             raise
         prepared = await following
     return batch_ids

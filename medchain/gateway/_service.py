@@ -85,6 +85,8 @@ class GatewayService:
         self._clock = clock
         self._wall_clock = wall_clock
         self._lock = threading.Lock()
+        self._refreshing = False
+        """A `refresh` is under way: records it re-reads may serve a little late."""
         self.admission = Admission(chain, index, self.config)
         self.batcher = Batcher(
             clock,
@@ -133,7 +135,7 @@ class GatewayService:
         addresses = device_addresses(readings)
         now = self._clock()
         with self._lock:
-            to_read = self.admission.to_read(set(addresses), now)
+            to_read = self.admission.to_read(set(addresses), now, self._refreshing)
         if to_read:  # a device never seen, or expired: waited for
             records = self.admission.read_devices(to_read, now)
             with self._lock:
@@ -160,15 +162,20 @@ class GatewayService:
     def refresh(self) -> None:
         """Re-read the device records and patients' readers about to expire, so that
         neither a group of readings nor a batch waits for the chain to answer. The
-        gateway's loop calls it every little while, apart from intake and batches."""
+        gateway's loop calls it every little while, apart from intake and batches;
+        while it runs, what it re-reads serves a little past its expiry."""
         now = self._clock()
         with self._lock:
             expiring = self.admission.expiring(now)
-        if expiring:
-            records = self.admission.read_devices(expiring, now)
-            with self._lock:
-                self.admission.remember(records)
-        self.committer.refresh_readers()
+            self._refreshing = True
+        try:
+            if expiring:
+                records = self.admission.read_devices(expiring, now)
+                with self._lock:
+                    self.admission.remember(records)
+            self.committer.refresh_readers()
+        finally:
+            self._refreshing = False
 
     # -- status -------------------------------------------------------------------------
 

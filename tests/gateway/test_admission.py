@@ -6,6 +6,7 @@ to end in test_service.py.)"""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from medchain.app import DeviceState
@@ -76,3 +77,46 @@ def test_a_device_whose_strikes_were_reported_is_read_again(world: World) -> Non
     assert device is not None and device.state_at(world.chain.height) is DeviceState.RESTRICTED
     (refused,) = service.submit_many([sim.next_reading()])
     assert isinstance(refused, ReadingRefused) and refused.code == "device_restricted"
+
+
+def test_while_a_refresh_is_under_way_a_late_record_serves(world: World) -> None:  # noqa: F811
+    """A busy node's answer time does not hold up intake: while the refresh waits for
+    the node, a record up to two periods late serves; later than that, it is waited for."""
+    sim = world.device()
+    address = sim.keys.address
+    chain = world.chain
+    answer = (chain.height, [chain.device(address)])  # read here: the chain is bound to us
+    asked = threading.Event()
+    gate = threading.Event()
+    lookups: list[str] = []
+
+    class SlowNode:
+        """The chain's device lookup, held up until `gate` opens once the refresh asks."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(chain, name)
+
+        def devices(self, addresses: list[bytes]) -> Any:
+            lookups.append(threading.current_thread().name)
+            if threading.current_thread() is not threading.main_thread():
+                asked.set()
+                assert gate.wait(60)
+            return answer
+
+    service = world.service(ReadingIndex(":memory:"), device_cache_ms=2_000)
+    service.admission.chain = SlowNode()  # type: ignore[assignment]
+    service.submit(sim.next_reading())  # never seen: waited for
+    world.clock.now += 1.5  # within half a period of expiry
+    refresh = threading.Thread(target=service.refresh, name="refresh")
+    refresh.start()
+    try:
+        assert asked.wait(60)
+        world.clock.now += 2.0  # expired while the node takes its time
+        service.submit(sim.next_reading())
+        assert lookups == [threading.current_thread().name, "refresh"]  # not waited for
+    finally:
+        gate.set()
+        refresh.join(60)
+    world.clock.now += 10  # later than two periods, no refresh under way: waited for
+    service.submit(sim.next_reading())
+    assert lookups[-1] == threading.current_thread().name and len(lookups) == 3

@@ -5,6 +5,7 @@ a batch seldom waits for the node; a list expired is read before the batch is se
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -87,3 +88,43 @@ def test_many_patients_readers_are_read_in_one_lookup(world: World) -> None:  # 
     stranger = AccountKeys.generate().address  # not a patient: the batch cannot be sealed
     with pytest.raises(MedchainError, match="is not a patient on chain"):
         committer.readers([stranger])
+
+
+def test_while_readers_are_refreshed_a_late_list_seals_the_batch(world: World) -> None:  # noqa: F811
+    patient = world.patient.address
+    (keys,) = world.chain.vitals_recipients([patient])
+    asked = threading.Event()
+    gate = threading.Event()
+    calls: list[str] = []
+
+    class SlowNode:
+        """The chain's lists of readers, held up until `gate` opens once the refresh asks."""
+
+        chain_id = world.chain.chain_id
+
+        def vitals_recipients(self, patients: list[bytes]) -> list[dict[bytes, bytes] | None]:
+            calls.append(threading.current_thread().name)
+            if threading.current_thread() is not threading.main_thread():
+                asked.set()
+                assert gate.wait(60)
+            return [keys for _ in patients]
+
+    service = world.service(ReadingIndex(":memory:"), readers_cache_ms=10_000)
+    committer = service.committer
+    committer.chain = SlowNode()  # type: ignore[assignment]
+    me = threading.current_thread().name
+    assert committer.readers([patient]) == {patient: keys}  # never seen: waited for
+    world.clock.now += 6  # within half a period of expiry
+    refresh = threading.Thread(target=committer.refresh_readers, name="refresh")
+    refresh.start()
+    try:
+        assert asked.wait(60)
+        world.clock.now += 5  # expired while the node takes its time: the batch goes on
+        assert committer.readers([patient]) == {patient: keys}
+        assert calls == [me, "refresh"]
+    finally:
+        gate.set()
+        refresh.join(60)
+    world.clock.now += 25  # far too late, no refresh under way: waited for again
+    committer.readers([patient])
+    assert calls == [me, "refresh", me]
