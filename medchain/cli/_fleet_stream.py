@@ -49,8 +49,8 @@ from medchain.gateway import (
     acks_topic,
     reading_to_json,
     readings_topic,
+    resending,
 )
-from medchain.gateway._resend import resending
 from medchain.types import MedchainError
 
 FLOOD_BURST = 40

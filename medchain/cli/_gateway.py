@@ -51,24 +51,23 @@ from medchain.cli._fleet_stream import (
 from medchain.client import HttpChain
 from medchain.crypto import AccountKeys, save_keys
 from medchain.gateway import (
-    MisbehavingDevice,
-    ReadingProof,
-    verify_proof,
-)
-from medchain.gateway._config import (
     CONFIG_FILE,
     GATEWAY_KEY_FILE,
     INDEX_FILE,
     GatewayConfig,
+    GatewayService,
+    IntakeCheckers,
+    MisbehavingDevice,
+    ReadingIndex,
+    ReadingProof,
+    create_gateway_app,
+    enrol_fleet,
     load_config,
+    start_mqtt,
+    tune_collector,
+    verify_proof,
     write_config,
 )
-from medchain.gateway._fleet import enrol_fleet
-from medchain.gateway._index import ReadingIndex
-from medchain.gateway._intake import IntakeCheckers, tune_collector
-from medchain.gateway._mqtt import start_mqtt
-from medchain.gateway._server import create_gateway_app
-from medchain.gateway._service import GatewayService
 from medchain.types import MedchainError
 
 DEFAULT_GATEWAY = "http://127.0.0.1:8700"

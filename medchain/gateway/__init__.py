@@ -16,8 +16,18 @@ from medchain.gateway._batch import (
     prove,
     verify_proof,
 )
-from medchain.gateway._config import MqttConfig
-from medchain.gateway._intake import CheckedReading, IntakeCheckers, check_reading
+from medchain.gateway._config import (
+    CONFIG_FILE,
+    GATEWAY_KEY_FILE,
+    INDEX_FILE,
+    GatewayConfig,
+    MqttConfig,
+    load_config,
+    write_config,
+)
+from medchain.gateway._fleet import enrol_fleet
+from medchain.gateway._index import ReadingIndex
+from medchain.gateway._intake import CheckedReading, IntakeCheckers, check_reading, tune_collector
 from medchain.gateway._mqtt import MqttIngest, acks_topic, readings_topic, start_mqtt
 from medchain.gateway._query import VitalReading, VitalReadings, VitalsCorrupted, read_vitals
 from medchain.gateway._readings import (
@@ -37,6 +47,7 @@ from medchain.gateway._readings import (
     sign_reading,
     verify_reading,
 )
+from medchain.gateway._resend import resending
 from medchain.gateway._server import create_gateway_app
 from medchain.gateway._service import GatewayService, ReadingStatus
 from medchain.gateway._simulate import DeviceKind, MisbehavingDevice, Misbehaviour, SimulatedDevice
@@ -51,7 +62,10 @@ from medchain.gateway._vitals import (
 )
 
 __all__ = [
+    "CONFIG_FILE",
     "FALL_CODE",
+    "GATEWAY_KEY_FILE",
+    "INDEX_FILE",
     "MAX_OBSERVATION_BYTES",
     "READING_DOMAIN",
     "Accepted",
@@ -61,6 +75,7 @@ __all__ = [
     "BatchError",
     "CheckedReading",
     "DeviceKind",
+    "GatewayConfig",
     "GatewayService",
     "IntakeCheckers",
     "MisbehavingDevice",
@@ -70,6 +85,7 @@ __all__ = [
     "NonConformingReading",
     "PatientBundle",
     "Reading",
+    "ReadingIndex",
     "ReadingProof",
     "ReadingRefused",
     "ReadingStatus",
@@ -88,6 +104,8 @@ __all__ = [
     "decode_signed_reading",
     "device_reference",
     "encode_signed_reading",
+    "enrol_fleet",
+    "load_config",
     "prove",
     "read_vitals",
     "reading_from_json",
@@ -96,9 +114,12 @@ __all__ = [
     "reading_to_json",
     "readings_from_json_array",
     "readings_topic",
+    "resending",
     "sign_reading",
     "start_mqtt",
+    "tune_collector",
     "validate_vital",
     "verify_proof",
     "verify_reading",
+    "write_config",
 ]

@@ -1,5 +1,5 @@
 """A patient's bundle of readings as the blob store holds it: compressed, then sealed
-(medchain.client._envelope) for the readers the chain lists when its batch is committed,
+(medchain.client's envelope) for the readers the chain lists when its batch is committed,
 and bound to its batch, patient and UTC day. The gateway seals; a reader opens
 (medchain.gateway._query reads them back by time)."""
 
@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from medchain.app import KeyWrap
-from medchain.client import NotAReader
-from medchain.client._envelope import open_sealed, seal
+from medchain.client import NotAReader, open_sealed, seal
 from medchain.crypto import AccountKeys, format_address, parse_address
 from medchain.gateway._batch import PatientBundle
 from medchain.types import MedchainError, decode, encode

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from medchain.cli import _gateway as gw
 from medchain.cli import app
+from medchain.cli._common import GatewayUnavailable
 from medchain.crypto import load_keys
 from medchain.gateway._config import GATEWAY_KEY_FILE, load_config
 from medchain.gateway._index import ReadingIndex
@@ -61,9 +62,9 @@ def test_check_reading(world: World) -> None:  # noqa: F811
     service, http = _gateway(world)
     sim = world.device()
     rid = service.submit(sim.next_reading()).reading_id
-    with pytest.raises(gw.GatewayUnavailable, match="not committed yet"):
+    with pytest.raises(GatewayUnavailable, match="not committed yet"):
         gw.check_reading(http, world.chain, rid)
-    with pytest.raises(gw.GatewayUnavailable, match="knows no reading"):
+    with pytest.raises(GatewayUnavailable, match="knows no reading"):
         gw.check_reading(http, world.chain, b"\x01" * 32)
     for _ in range(3):
         service.submit(sim.next_reading())

@@ -7,8 +7,7 @@ import zlib
 
 import pytest
 
-from medchain.client import NotAReader
-from medchain.client._envelope import seal
+from medchain.client import NotAReader, seal
 from medchain.crypto import AccountKeys, format_address
 from medchain.gateway import DeviceKind, PatientBundle, SimulatedDevice
 from medchain.gateway import _bundles as bundles_module

@@ -300,8 +300,8 @@ def _only_accepted_readings_reach_the_chain(
     gateway = chain.gateway(address)
     assert gateway is not None
     nonce = chain.account(address).nonce
-    batches = [chain.batch(new_batch_id(address, n)) for n in range(nonce)]
-    committed = [b for b in batches if b is not None]
+    batch_ids = [new_batch_id(address, n) for n in range(nonce)]
+    committed = [b for b in map(chain.batch, batch_ids) if b is not None]
     accepted = {rid for rids in live.fleet.accepted.values() for rid in rids}
     assert len(committed) == gateway.batch_count
     assert sum(b.count for b in committed) == len(accepted) + cli_accepted
