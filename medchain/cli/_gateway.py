@@ -130,7 +130,7 @@ async def _serve_gateway(home: Path, config: GatewayConfig) -> None:
         except MedchainError as exc:
             log.warning("cannot reach the node at %s yet: %s", config.node_url, exc.message)
         index = ReadingIndex(home / INDEX_FILE)
-        service = GatewayService(keys, chain, index, config, concurrent=True)
+        service = GatewayService(keys, chain, index, config)
         checkers = IntakeCheckers(config.intake_workers, asyncio.to_thread)
         checkers.start()
         server = _Server(

@@ -82,6 +82,7 @@ class SearchingAccount(Protocol):
 
     def read_record(self, record_id: bytes) -> dict[str, Any]: ...
 
+
 SEARCH_STATE_SUFFIX = ".search"
 CAPABILITY_MAGIC = b"medchain-search-capability/v1\n"
 _STATE_MAGIC = b"medchain-search-state/v1\n"

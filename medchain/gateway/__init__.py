@@ -1,10 +1,12 @@
 """The edge gateway's library: signed device readings, the vital-signs profile they must
 meet, batches committed to the chain with per-reading Merkle proofs, and simulated
-devices (honest and misbehaving), intake workers for the stateless checks, and MQTT
-intake beside the HTTP server; and reading a
+devices (honest and misbehaving), intake workers for the stateless checks, the
+pipeline that decides on readings and commits them (`GatewayService`), its HTTP server
+and MQTT intake beside it; and reading a
 patient's vitals back over a time range (`read_vitals`). A layer above client/: the
 server is built on it."""
 
+from medchain.gateway._admission import Accepted, ReadingRefused
 from medchain.gateway._batch import (
     Batch,
     BatchEntry,
@@ -47,7 +49,7 @@ from medchain.gateway._readings import (
 )
 from medchain.gateway._resend import resending
 from medchain.gateway._server import create_gateway_app
-from medchain.gateway._service import GatewayService
+from medchain.gateway._service import GatewayService, ReadingStatus
 from medchain.gateway._simulate import DeviceKind, MisbehavingDevice, Misbehaviour, SimulatedDevice
 from medchain.gateway._vitals import (
     FALL_CODE,
@@ -66,6 +68,7 @@ __all__ = [
     "INDEX_FILE",
     "MAX_OBSERVATION_BYTES",
     "READING_DOMAIN",
+    "Accepted",
     "BadReading",
     "Batch",
     "BatchEntry",
@@ -84,6 +87,8 @@ __all__ = [
     "Reading",
     "ReadingIndex",
     "ReadingProof",
+    "ReadingRefused",
+    "ReadingStatus",
     "SequenceGuard",
     "SignedReading",
     "SimulatedDevice",

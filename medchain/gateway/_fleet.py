@@ -203,32 +203,49 @@ def enrol_fleet(
             "device to the patient"
         )
     patients = [patient_keys(seed, i // per_patient) if hospital else owner for i in range(count)]
+    if hospital:
+        _register_patients(chain, owner, patients)
+    devices = _simulated_devices(patients, count, misbehave, seed, per_patient)
+    _register_devices(chain, owner, devices, patients)
+    return devices
+
+
+def _register_patients(
+    chain: HttpChain, hospital: AccountKeys, patients: Sequence[AccountKeys]
+) -> None:
+    """Register the simulated patients the chain does not know yet, each funded by the
+    hospital for its registration's fee."""
     fee = chain.params.min_fee
-    new_patients = [p for p in {p.address: p for p in patients}.values() if hospital]
-    new_patients = [p for p in new_patients if chain.identity(p.address) is None]
-    if new_patients:
-        nonce = chain.account(owner.address).nonce
-        if fee:  # each patient pays for its own registration
-            funding = [
-                signed_tx(
-                    owner,
-                    chain.chain_id,
-                    nonce + i,
-                    "accounts.transfer",
-                    TransferArgs(p.address, fee, "simulated patient"),
-                    fee,
-                )
-                for i, p in enumerate(new_patients)
-            ]
-            _send_all(chain, funding, "patient funding")
-        registrations = []
-        for i, p in enumerate(new_patients):
-            profile = MedchainClient(p, chain)._seal_profile({"name": f"simulated patient {i}"})
-            args = RegisterArgs(
-                Role.PATIENT, "", p.encryption_public_key, profile, p.ring_public_key
+    unique = {p.address: p for p in patients}.values()
+    new_patients = [p for p in unique if chain.identity(p.address) is None]
+    if not new_patients:
+        return
+    nonce = chain.account(hospital.address).nonce
+    if fee:  # each patient pays for its own registration
+        funding = [
+            signed_tx(
+                hospital,
+                chain.chain_id,
+                nonce + i,
+                "accounts.transfer",
+                TransferArgs(p.address, fee, "simulated patient"),
+                fee,
             )
-            registrations.append(signed_tx(p, chain.chain_id, 0, "registry.register", args, fee))
-        _send_all(chain, registrations, "patient registration")
+            for i, p in enumerate(new_patients)
+        ]
+        _send_all(chain, funding, "patient funding")
+    registrations = []
+    for i, p in enumerate(new_patients):
+        profile = MedchainClient(p, chain)._seal_profile({"name": f"simulated patient {i}"})
+        args = RegisterArgs(Role.PATIENT, "", p.encryption_public_key, profile, p.ring_public_key)
+        registrations.append(signed_tx(p, chain.chain_id, 0, "registry.register", args, fee))
+    _send_all(chain, registrations, "patient registration")
+
+
+def _simulated_devices(
+    patients: Sequence[AccountKeys], count: int, misbehave: int, seed: int, per_patient: int
+) -> list[SimulatedDevice]:
+    """One simulated device per entry of `patients`, the last `misbehave` misbehaving."""
     kinds = list(_KINDS)
     now_ms = time.time_ns() // 1_000_000  # readings carry the time they are taken
     devices: list[SimulatedDevice] = []
@@ -242,6 +259,18 @@ def enrol_fleet(
             )
         else:
             devices.append(SimulatedDevice(kind, name, seed=seed + i, start_ms=now_ms))
+    return devices
+
+
+def _register_devices(
+    chain: HttpChain,
+    owner: AccountKeys,
+    devices: Sequence[SimulatedDevice],
+    patients: Sequence[AccountKeys],
+) -> None:
+    """Register the devices the chain lacks, then check each of them is there (one
+    sender's receipts are not all read)."""
+    fee = chain.params.min_fee
     _, found = chain.devices([d.keys.address for d in devices])  # one lookup a 1,000
     missing = [(d, p) for d, p, on in zip(devices, patients, found, strict=True) if on is None]
     nonce = chain.account(owner.address).nonce
@@ -250,17 +279,17 @@ def enrol_fleet(
     for j, (d, p) in enumerate(missing):
         proof = d.keys.sign(registration_message(chain.chain_id, p.address))
         label = seal_label(f"simulated {d.kind.value}", d.keys.address, readers[p.address])
-        args2 = RegisterDeviceArgs(d.keys.public_key, p.address, _KINDS[d.kind], label, proof)
-        txs.append(signed_tx(owner, chain.chain_id, nonce + j, "devices.register", args2, fee))
+        args = RegisterDeviceArgs(d.keys.public_key, p.address, _KINDS[d.kind], label, proof)
+        txs.append(signed_tx(owner, chain.chain_id, nonce + j, "devices.register", args, fee))
     _send_all(chain, txs, "device registration")
-    if missing:  # one sender's receipts are not all read: the devices must be there
-        _, found = chain.devices([d.keys.address for d, _ in missing])
-        for tx, on in zip(txs, found, strict=True):
-            if on is None:
-                receipt = chain.tx_status(tx_id(tx)).receipt
-                why = receipt.message if receipt is not None else "no receipt"
-                raise MedchainError(f"a device registration transaction failed on chain: {why}")
-    return devices
+    if not missing:
+        return
+    _, found = chain.devices([d.keys.address for d, _ in missing])
+    for tx, on in zip(txs, found, strict=True):
+        if on is None:
+            receipt = chain.tx_status(tx_id(tx)).receipt
+            why = receipt.message if receipt is not None else "no receipt"
+            raise MedchainError(f"a device registration transaction failed on chain: {why}")
 
 
 def _label_readers(

@@ -3,7 +3,9 @@
 A request's readings are parsed and checked in the gateway's intake workers
 (medchain.gateway._intake), then decided on by the synchronous pipeline
 (GatewayService.submit_checked) in a worker thread, so a chain lookup never stalls the
-loop; one background task flushes batches when due.
+loop. The loop drives the service: one background task flushes batches when due (the
+next batch prepared while the previous commits), another keeps device records and
+readers' lists fresh, so neither intake nor a batch waits for the node to answer.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
@@ -21,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from medchain.crypto import format_address
 from medchain.gateway._intake import CheckedReading, IntakeCheckers
 from medchain.gateway._readings import BadReading
-from medchain.gateway._service import Accepted, GatewayService, ReadingRefused
+from medchain.gateway._service import Accepted, GatewayService, Prepared, ReadingRefused
 from medchain.types import MedchainError
 
 log = logging.getLogger("medchain.gateway")
@@ -42,16 +45,69 @@ def _unavailable(exc: MedchainError) -> JSONResponse:
     )
 
 
-async def flush_loop(service: GatewayService, poll_s: float = 0.05) -> None:
-    """Commit batches when due; a failed flush is logged and retried on the next poll."""
-    while True:
+Call = Callable[..., Awaitable[Any]]
+"""Runs one of the service's blocking steps: in a worker thread, or inline on the loop
+for a backend bound to one thread (an in-process LocalChain's SQLite store)."""
+
+
+def make_call(threads: bool) -> Call:
+    async def call(fn: Callable[..., T], *args: Any) -> T:
+        return await run_in_threadpool(fn, *args) if threads else fn(*args)
+
+    return call
+
+
+async def flush_batches(service: GatewayService, call: Call) -> list[bytes]:
+    """`service.flush`, with the next batch prepared (sealed, stored) while the previous
+    one commits; inline calls make it `flush` exactly."""
+    await call(service.report_strikes)
+    batch_ids: list[bytes] = []
+    prepared: Prepared | None = await call(service.prepare)
+    while prepared is not None:
+        following = asyncio.ensure_future(call(service.prepare))
+        try:
+            batch_ids.append(await call(service.commit, prepared))
+            await call(service.report_strikes)
+        except BaseException:
+            with contextlib.suppress(Exception):  # let it end, and put its readings back
+                later = await following
+                if later is not None:
+                    await call(service.release, later.batch.entries)
+            raise
+        prepared = await following
+    return batch_ids
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def flush_loop(
+    service: GatewayService, call: Call, stop: asyncio.Event, poll_s: float = 0.05
+) -> None:
+    """Commit batches when due, until `stop` is set (a flush under way ends first); a
+    failed flush is logged and retried on the next poll."""
+    while not stop.is_set():
         if service.due():
             try:
-                await run_in_threadpool(service.flush)
+                await flush_batches(service, call)
             except MedchainError as exc:
                 log.warning("batch not committed, retrying: %s", exc.message)
-                await asyncio.sleep(1)
-        await asyncio.sleep(poll_s)
+                await _pause(stop, 1)
+        await _pause(stop, poll_s)
+
+
+async def refresh_loop(
+    service: GatewayService, call: Call, stop: asyncio.Event, period_s: float = 0.25
+) -> None:
+    """Keep device records and readers' lists fresh (`service.refresh`) until `stop`."""
+    while not stop.is_set():
+        try:
+            await call(service.refresh)
+        except MedchainError as exc:
+            log.warning("device records or readers not refreshed: %s", exc.message)
+        await _pause(stop, period_s)
 
 
 class GroupedIntake:
@@ -110,6 +166,15 @@ class GroupedIntake:
             self._leader = None
 
 
+@dataclass(frozen=True)
+class _Gateway:
+    """What the routes use, kept in the app's state."""
+
+    service: GatewayService
+    intake: GroupedIntake
+    checks: IntakeCheckers
+
+
 def create_gateway_app(
     service: GatewayService,
     *,
@@ -121,107 +186,121 @@ def create_gateway_app(
     `threads=False` runs the pipeline on the loop thread, for a backend bound to one
     thread (an in-process LocalChain's SQLite store). `checkers`: where readings' stateless
     checks run (the gateway's intake workers); without, in the pipeline's thread."""
-
-    async def call(fn: Callable[..., T], *args: Any) -> T:
-        return await run_in_threadpool(fn, *args) if threads else fn(*args)
-
-    checks = checkers if checkers is not None else IntakeCheckers(0, call)
+    call = make_call(threads)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(flush_loop(service)) if background else None
+        stop = asyncio.Event()
+        tasks = (
+            [
+                asyncio.create_task(flush_loop(service, call, stop)),
+                asyncio.create_task(refresh_loop(service, call, stop)),
+            ]
+            if background
+            else []
+        )
         try:
             yield
         finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
             if service.pending_count:
-                await call(service.flush)  # nothing accepted is left behind
+                await flush_batches(service, call)  # nothing accepted is left behind
 
     app = FastAPI(title="medchain gateway", lifespan=lifespan)
-    intake = GroupedIntake(service, call)
-    limit = service.config.max_readings_per_request
-
-    @app.get("/v1/health")
-    async def health() -> dict[str, Any]:
-        return {
-            "ok": True,
-            "gateway": format_address(service.address),
-            "pending": service.pending_count,
-        }
-
-    @app.post("/v1/readings", response_model=None)
-    async def post_readings(request: Request) -> JSONResponse:
-        """One reading (a JSON object), or an array of them from a hub relaying several
-        devices: the array's readings are checked in order and persisted together."""
-        body = await request.body()
-        single = not body.lstrip().startswith(b"[")
-
-        async def check() -> list[Checked]:
-            if single:
-                return [await checks.check_json(body)]
-            return await checks.check_json_array(body, limit)
-
-        checking = asyncio.ensure_future(check())
-        try:
-            answers = await intake.submit(checking)
-        except BadReading as exc:
-            if single:
-                refusal = ReadingRefused(exc.message, exc.code)
-                return _error(refusal.status, refusal.code, refusal.message)
-            status = 413 if exc.code in ("too_many", "too_large") else 400
-            return _error(status, exc.code, exc.message)
-        except MedchainError as exc:
-            return _unavailable(exc)
-        if single:
-            (answer,) = answers
-            if isinstance(answer, ReadingRefused):
-                return _error(answer.status, answer.code, answer.message, answer.retry_after_s)
-            return JSONResponse(answer.answer(), status_code=202)
-        items = checking.result()
-        if not items:
-            return _error(400, "malformed", "the array holds no reading")
-        results = []
-        answered = iter(answers)
-        for item in items:
-            if isinstance(item, BadReading):
-                results.append(ReadingRefused(item.message, item.code).answer())
-            else:
-                results.append(next(answered).answer())
-        return JSONResponse({"results": results}, status_code=207)
-
-    @app.get("/v1/readings/{reading_id}", response_model=None)
-    async def get_reading(reading_id: str) -> JSONResponse | dict[str, Any]:
-        try:
-            rid = bytes.fromhex(reading_id)
-            if len(rid) != 32:
-                raise ValueError
-        except ValueError:
-            return _error(400, "malformed", "a reading id is 64 hex digits")
-        status = service.status(rid)
-        if status.state == "unknown":
-            return _error(404, "unknown_reading", f"no reading {reading_id} at this gateway")
-        body: dict[str, Any] = {"id": reading_id, "status": status.state}
-        if status.committed is not None:
-            c = status.committed
-            body |= {
-                "batch": c.batch_id.hex(),
-                "device": format_address(c.device),
-                "patient": format_address(c.patient),
-                "time_ms": c.time_ms,
-                "bundle_cid": c.cid,
-                "proof": {
-                    "root": c.proof.root.hex(),
-                    "index": c.proof.index,
-                    "tree_size": c.proof.tree_size,
-                    "path": [h.hex() for h in c.proof.path],
-                },
-            }
-        return body
-
+    checks = checkers if checkers is not None else IntakeCheckers(0, call)
+    app.state.gateway = _Gateway(service, GroupedIntake(service, call), checks)
+    app.get("/v1/health")(_health)
+    app.post("/v1/readings", response_model=None)(_post_readings)
+    app.get("/v1/readings/{reading_id}", response_model=None)(_get_reading)
     return app
 
 
-__all__ = ["GroupedIntake", "create_gateway_app", "flush_loop"]
+async def _health(request: Request) -> dict[str, Any]:
+    service = request.app.state.gateway.service
+    return {
+        "ok": True,
+        "gateway": format_address(service.address),
+        "pending": service.pending_count,
+    }
+
+
+async def _post_readings(request: Request) -> JSONResponse:
+    """One reading (a JSON object), or an array of them from a hub relaying several
+    devices: the array's readings are checked in order and persisted together."""
+    gateway: _Gateway = request.app.state.gateway
+    limit = gateway.service.config.max_readings_per_request
+    body = await request.body()
+    single = not body.lstrip().startswith(b"[")
+
+    async def check() -> list[Checked]:
+        if single:
+            return [await gateway.checks.check_json(body)]
+        return await gateway.checks.check_json_array(body, limit)
+
+    checking = asyncio.ensure_future(check())
+    try:
+        answers = await gateway.intake.submit(checking)
+    except BadReading as exc:
+        if single:
+            refusal = ReadingRefused(exc.message, exc.code)
+            return _error(refusal.status, refusal.code, refusal.message)
+        status = 413 if exc.code in ("too_many", "too_large") else 400
+        return _error(status, exc.code, exc.message)
+    except MedchainError as exc:
+        return _unavailable(exc)
+    if single:
+        (answer,) = answers
+        if isinstance(answer, ReadingRefused):
+            return _error(answer.status, answer.code, answer.message, answer.retry_after_s)
+        return JSONResponse(answer.answer(), status_code=202)
+    items = checking.result()
+    if not items:
+        return _error(400, "malformed", "the array holds no reading")
+    answered = iter(answers)
+    results = [
+        ReadingRefused(item.message, item.code).answer()
+        if isinstance(item, BadReading)
+        else next(answered).answer()
+        for item in items
+    ]
+    return JSONResponse({"results": results}, status_code=207)
+
+
+async def _get_reading(reading_id: str, request: Request) -> JSONResponse | dict[str, Any]:
+    try:
+        rid = bytes.fromhex(reading_id)
+        if len(rid) != 32:
+            raise ValueError
+    except ValueError:
+        return _error(400, "malformed", "a reading id is 64 hex digits")
+    status = request.app.state.gateway.service.status(rid)
+    if status.state == "unknown":
+        return _error(404, "unknown_reading", f"no reading {reading_id} at this gateway")
+    body: dict[str, Any] = {"id": reading_id, "status": status.state}
+    if status.committed is not None:
+        c = status.committed
+        body |= {
+            "batch": c.batch_id.hex(),
+            "device": format_address(c.device),
+            "patient": format_address(c.patient),
+            "time_ms": c.time_ms,
+            "bundle_cid": c.cid,
+            "proof": {
+                "root": c.proof.root.hex(),
+                "index": c.proof.index,
+                "tree_size": c.proof.tree_size,
+                "path": [h.hex() for h in c.proof.path],
+            },
+        }
+    return body
+
+
+__all__ = [
+    "GroupedIntake",
+    "create_gateway_app",
+    "flush_batches",
+    "flush_loop",
+    "make_call",
+    "refresh_loop",
+]

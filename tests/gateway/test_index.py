@@ -15,7 +15,7 @@ PATIENT = b"\x07" * 20
 
 
 def _commit(index: ReadingIndex, batch_id: bytes, readings: list[SignedReading]) -> Batch:
-    """Commit `readings` as one batch, the way GatewayService._finish does."""
+    """Commit `readings` as one batch, the way the gateway's Committer.record does."""
     batch = Batch(BatchEntry("patient", r) for r in readings)
     rows: list[CommittedRow] = [
         (

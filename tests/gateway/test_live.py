@@ -17,7 +17,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -96,6 +96,21 @@ class _Fleet:
                 self.refused[code] = self.refused.get(code, 0) + n
 
 
+@dataclass(frozen=True)
+class _Live:
+    """The running gateway, its chain and fleet, as the test's phases share them."""
+
+    chain: HttpChain
+    node: str
+    url: str
+    hospital: AccountKeys
+    gateway: AccountKeys
+    fleet: _Fleet
+    honest: list[SimulatedDevice]
+    probe: SimulatedDevice
+    bad: list[MisbehavingDevice]
+
+
 @pytest.mark.slow
 def test_gateway_live(tmp_path: Path, broker: Broker) -> None:  # noqa: F811
     started = time.monotonic()
@@ -127,136 +142,170 @@ def test_gateway_live(tmp_path: Path, broker: Broker) -> None:  # noqa: F811
             target = MqttTarget(
                 port=broker.port, topic_prefix=PREFIX, connections=4, ack_timeout_s=PATIENCE_S
             )
-            fleet = _Fleet(url, target)
-            mqtt_share = set(range(0, HONEST, 4))  # a quarter of the honest fleet
-            over_http = [*(d for i, d in enumerate(honest) if i not in mqtt_share), bad[0]]
-            over_mqtt = [*(honest[i] for i in sorted(mqtt_share)), bad[1]]
-            fleet.stream(over_http, over_mqtt, READINGS)
-            wait_committed(url, timeout_s=PATIENCE_S)
+            live = _Live(
+                chain,
+                node,
+                url,
+                hospital_keys,
+                gateway_keys,
+                _Fleet(url, target),
+                honest,
+                probe,
+                bad,
+            )
+            _honest_readings_are_committed_and_provable(live)
             streamed = time.monotonic()
             print(
                 f"enrolled {len(devices)} devices in {enrolled - started:.1f} s; streamed "
-                f"in {streamed - enrolled:.1f} s; refused: {fleet.refused}"
+                f"in {streamed - enrolled:.1f} s; refused: {live.fleet.refused}"
             )
-
-            # No honest reading refused or lost, over either transport: each is committed
-            # and provable.
-            assert all(len(fleet.accepted.get(d.keys.address, [])) == READINGS for d in honest)
-            with httpx.Client(base_url=url, timeout=10.0) as http:
-                ids = [rid for d in honest for rid in fleet.accepted[d.keys.address]]
-                batches = CachedBatches(chain)
-                for rid in ids:
-                    check = check_reading(http, batches, rid)
-                    assert check.verified, (rid.hex(), check.reason)
-            assert len(ids) == HONEST * READINGS
-            proved = subprocess.run(  # the command a patient would run
-                [*PROVE, ids[len(ids) // 2].hex(), "--gateway", url, "--node", node],
-                capture_output=True,
-                text=True,
-                timeout=PATIENCE_S,
-            )
-            assert proved.returncode == 0 and "verified" in proved.stdout, proved.stderr
-
-            # The bad devices keep at it: restricted at the 3rd strike (at most one per
-            # offence and batch window), refused while restricted, struck again once the
-            # 8 blocks lapse, banned by a strike while restricted or the 4th (bounded).
-            deadline = time.monotonic() + 3 * PATIENCE_S
-            while time.monotonic() < deadline and not all(_banned(chain, d) for d in bad):
-                fleet.stream([bad[0]], [bad[1]], readings=2, rate_per_minute=120)
-            wait_committed(url, timeout_s=PATIENCE_S)
+            _misbehaving_devices_are_banned(live)
             penalised = time.monotonic()
             print(f"misbehaving devices banned in {penalised - streamed:.1f} s")
-            height = chain.height
-            for d in bad:
-                audit = chain.device_audit(d.keys.address)
-                history = state_history(audit, height)
-                print(f"{d.mode.value} device: {' -> '.join(history)}")
-                strikes = [e for e in audit if e.action is DeviceAction.STRIKE]
-                restricted = [i for i, e in enumerate(strikes) if e.state is DeviceState.RESTRICTED]
-                assert restricted, (d.mode, history)
-                assert any(e.state is DeviceState.BANNED for e in strikes[restricted[0] + 1 :])
-                found = chain.device(d.keys.address)
-                assert found is not None and found.state_at(height) is DeviceState.BANNED
-            for h in honest:
-                device = chain.device(h.keys.address)
-                assert device is not None and device.state_at(height) is DeviceState.ACTIVE
-                assert device.strikes == 0
-            assert fleet.refused.get("device_restricted", 0) > 0  # refused, not struck
-
-            # The command itself, over MQTT: a small fleet of its own (another seed).
-            key_file = tmp_path / "hospital.key"
-            save_keys(key_file, hospital_keys)
-            simulate = [
-                *("devices", "simulate", "--key", str(key_file), "--seed", "99"),
-                *("--count", "2", "--misbehave", "1", "--readings", "3", "--rate", "120"),
-                *("--transport", "mqtt", "--broker", f"127.0.0.1:{broker.port}"),
-                *("--gateway", url, "--node", node),
-            ]
-            simulated = CliRunner().invoke(app, simulate, env={"COLUMNS": "220"})
-            assert simulated.exit_code == 0, simulated.output
-            print(simulated.output)
-            report = " ".join(simulated.output.split())
-            assert "6 readings sent over MQTT" in report and "honest devices: 1 active" in report
-            assert "misbehaving devices" in report and "non-conforming" in report
+            cli_accepted = _devices_simulate_over_mqtt(live, tmp_path, broker.port)
             print(f"devices simulate over MQTT: {time.monotonic() - penalised:.1f} s")
-            cli_accepted = int(re.search(r"(\d+) accepted", report).group(1))  # type: ignore[union-attr]
-
-            # Refused with a clear message, against the running gateway, and never on chain.
-            refused: list[bytes] = []
-            with httpx.Client(base_url=url, timeout=10.0) as http:
-
-                def refuse(signed: SignedReading, status: int, code: str, says: str) -> None:
-                    answer = http.post("/v1/readings", content=reading_to_json(signed))
-                    body = answer.json()
-                    assert (answer.status_code, body["error"]) == (status, code), body
-                    assert says in body["message"], body
-                    refused.append(signed.reading_id)
-
-                good = probe.next_reading()
-                forged = bytes([good.signature[0] ^ 1]) + good.signature[1:]
-                refuse(SignedReading(good.reading, forged), 401, "bad_signature", "signature")
-                stranger = SimulatedDevice(
-                    DeviceKind.THERMOMETER, probe.patient, keys=AccountKeys.generate()
-                )
-                refuse(stranger.next_reading(), 404, "unknown_device", "not registered")
-                banned = SimulatedDevice.next_reading(bad[0])  # even an honest-looking one
-                refuse(banned, 403, "device_banned", "banned")
-                first = probe.next_reading()
-                answer = http.post("/v1/readings", content=reading_to_json(first))
-                assert answer.status_code == 202, answer.text
-                fleet.accepted[probe.keys.address] = [first.reading_id]
-                replayed = sign_reading(
-                    probe.keys,
-                    first.reading.sequence,
-                    first.reading.timestamp_ms + 1,
-                    first.reading.observation,
-                )
-                refuse(replayed, 409, "replayed", "replayed or reordered")
-                # and over MQTT, the banned flooding device's readings come back refused
-                before = fleet.refused.get("device_banned", 0)
-                fleet.stream([], [bad[1]], readings=1)
-                assert fleet.refused["device_banned"] > before
-                wait_committed(url, timeout_s=PATIENCE_S)
-                for rid in refused:
-                    unknown = http.get(f"/v1/readings/{rid.hex()}")
-                    assert unknown.status_code == 404, unknown.text
-                    assert unknown.json()["error"] == "unknown_reading"
-
-            # Every committed batch on chain (batch ids follow the gateway's nonces)
-            # counts only accepted readings: the refused ones never reached the chain.
-            gateway = chain.gateway(gateway_keys.address)
-            assert gateway is not None
-            nonce = chain.account(gateway_keys.address).nonce
-            batch_ids = [new_batch_id(gateway_keys.address, n) for n in range(nonce)]
-            committed = [b for b in map(chain.batch, batch_ids) if b is not None]
-            accepted = {rid for rids in fleet.accepted.values() for rid in rids}
-            assert len(committed) == gateway.batch_count
-            assert sum(b.count for b in committed) == len(accepted) + cli_accepted
-            assert not accepted & set(refused)
+            refused = _refused_readings_are_never_stored(live)
+            _only_accepted_readings_reach_the_chain(live, refused, cli_accepted)
             os.kill(proc.pid, signal.SIGTERM)
             assert proc.wait(60) == 0
         chain.close()
     print(f"live gateway test: {time.monotonic() - started:.1f} s")
+
+
+def _honest_readings_are_committed_and_provable(live: _Live) -> None:
+    """No honest reading refused or lost, over either transport: each is committed and
+    provable."""
+    honest, fleet = live.honest, live.fleet
+    mqtt_share = set(range(0, HONEST, 4))  # a quarter of the honest fleet
+    over_http = [*(d for i, d in enumerate(honest) if i not in mqtt_share), live.bad[0]]
+    over_mqtt = [*(honest[i] for i in sorted(mqtt_share)), live.bad[1]]
+    fleet.stream(over_http, over_mqtt, READINGS)
+    wait_committed(live.url, timeout_s=PATIENCE_S)
+    assert all(len(fleet.accepted.get(d.keys.address, [])) == READINGS for d in honest)
+    with httpx.Client(base_url=live.url, timeout=10.0) as http:
+        ids = [rid for d in honest for rid in fleet.accepted[d.keys.address]]
+        batches = CachedBatches(live.chain)
+        for rid in ids:
+            check = check_reading(http, batches, rid)
+            assert check.verified, (rid.hex(), check.reason)
+    assert len(ids) == HONEST * READINGS
+    proved = subprocess.run(  # the command a patient would run
+        [*PROVE, ids[len(ids) // 2].hex(), "--gateway", live.url, "--node", live.node],
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE_S,
+    )
+    assert proved.returncode == 0 and "verified" in proved.stdout, proved.stderr
+
+
+def _misbehaving_devices_are_banned(live: _Live) -> None:
+    """The bad devices keep at it: restricted at the 3rd strike (at most one per offence
+    and batch window), refused while restricted, struck again once the 8 blocks lapse,
+    banned by a strike while restricted or the 4th (bounded)."""
+    chain, bad = live.chain, live.bad
+    deadline = time.monotonic() + 3 * PATIENCE_S
+    while time.monotonic() < deadline and not all(_banned(chain, d) for d in bad):
+        live.fleet.stream([bad[0]], [bad[1]], readings=2, rate_per_minute=120)
+    wait_committed(live.url, timeout_s=PATIENCE_S)
+    height = chain.height
+    for d in bad:
+        audit = chain.device_audit(d.keys.address)
+        history = state_history(audit, height)
+        print(f"{d.mode.value} device: {' -> '.join(history)}")
+        strikes = [e for e in audit if e.action is DeviceAction.STRIKE]
+        restricted = [i for i, e in enumerate(strikes) if e.state is DeviceState.RESTRICTED]
+        assert restricted, (d.mode, history)
+        assert any(e.state is DeviceState.BANNED for e in strikes[restricted[0] + 1 :])
+        found = chain.device(d.keys.address)
+        assert found is not None and found.state_at(height) is DeviceState.BANNED
+    for h in live.honest:
+        device = chain.device(h.keys.address)
+        assert device is not None and device.state_at(height) is DeviceState.ACTIVE
+        assert device.strikes == 0
+    assert live.fleet.refused.get("device_restricted", 0) > 0  # refused, not struck
+
+
+def _devices_simulate_over_mqtt(live: _Live, tmp_path: Path, broker_port: int) -> int:
+    """The command itself, over MQTT: a small fleet of its own (another seed). The
+    number of its readings the gateway accepted."""
+    key_file = tmp_path / "hospital.key"
+    save_keys(key_file, live.hospital)
+    simulate = [
+        *("devices", "simulate", "--key", str(key_file), "--seed", "99"),
+        *("--count", "2", "--misbehave", "1", "--readings", "3", "--rate", "120"),
+        *("--transport", "mqtt", "--broker", f"127.0.0.1:{broker_port}"),
+        *("--gateway", live.url, "--node", live.node),
+    ]
+    simulated = CliRunner().invoke(app, simulate, env={"COLUMNS": "220"})
+    assert simulated.exit_code == 0, simulated.output
+    print(simulated.output)
+    report = " ".join(simulated.output.split())
+    assert "6 readings sent over MQTT" in report and "honest devices: 1 active" in report
+    assert "misbehaving devices" in report and "non-conforming" in report
+    return int(re.search(r"(\d+) accepted", report).group(1))  # type: ignore[union-attr]
+
+
+def _refused_readings_are_never_stored(live: _Live) -> list[bytes]:
+    """Refused with a clear message, against the running gateway, and never stored:
+    the ids of the readings refused."""
+    refused: list[bytes] = []
+    probe, fleet, bad = live.probe, live.fleet, live.bad
+    with httpx.Client(base_url=live.url, timeout=10.0) as http:
+
+        def refuse(signed: SignedReading, status: int, code: str, says: str) -> None:
+            answer = http.post("/v1/readings", content=reading_to_json(signed))
+            body = answer.json()
+            assert (answer.status_code, body["error"]) == (status, code), body
+            assert says in body["message"], body
+            refused.append(signed.reading_id)
+
+        good = probe.next_reading()
+        forged = bytes([good.signature[0] ^ 1]) + good.signature[1:]
+        refuse(SignedReading(good.reading, forged), 401, "bad_signature", "signature")
+        stranger = SimulatedDevice(
+            DeviceKind.THERMOMETER, probe.patient, keys=AccountKeys.generate()
+        )
+        refuse(stranger.next_reading(), 404, "unknown_device", "not registered")
+        banned = SimulatedDevice.next_reading(bad[0])  # even an honest-looking one
+        refuse(banned, 403, "device_banned", "banned")
+        first = probe.next_reading()
+        answer = http.post("/v1/readings", content=reading_to_json(first))
+        assert answer.status_code == 202, answer.text
+        fleet.accepted[probe.keys.address] = [first.reading_id]
+        replayed = sign_reading(
+            probe.keys,
+            first.reading.sequence,
+            first.reading.timestamp_ms + 1,
+            first.reading.observation,
+        )
+        refuse(replayed, 409, "replayed", "replayed or reordered")
+        # and over MQTT, the banned flooding device's readings come back refused
+        before = fleet.refused.get("device_banned", 0)
+        fleet.stream([], [bad[1]], readings=1)
+        assert fleet.refused["device_banned"] > before
+        wait_committed(live.url, timeout_s=PATIENCE_S)
+        for rid in refused:
+            unknown = http.get(f"/v1/readings/{rid.hex()}")
+            assert unknown.status_code == 404, unknown.text
+            assert unknown.json()["error"] == "unknown_reading"
+    return refused
+
+
+def _only_accepted_readings_reach_the_chain(
+    live: _Live, refused: list[bytes], cli_accepted: int
+) -> None:
+    """Every committed batch on chain (batch ids follow the gateway's nonces) counts only
+    accepted readings: the refused ones never reached the chain."""
+    chain, address = live.chain, live.gateway.address
+    gateway = chain.gateway(address)
+    assert gateway is not None
+    nonce = chain.account(address).nonce
+    batch_ids = [new_batch_id(address, n) for n in range(nonce)]
+    committed = [b for b in map(chain.batch, batch_ids) if b is not None]
+    accepted = {rid for rids in live.fleet.accepted.values() for rid in rids}
+    assert len(committed) == gateway.batch_count
+    assert sum(b.count for b in committed) == len(accepted) + cli_accepted
+    assert not accepted & set(refused)
 
 
 def _banned(chain: HttpChain, device: MisbehavingDevice) -> bool:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -23,7 +25,13 @@ from medchain.gateway import (
     verify_proof,
 )
 from medchain.gateway._index import ReadingIndex
-from medchain.gateway._server import GroupedIntake, create_gateway_app
+from medchain.gateway._server import (
+    GroupedIntake,
+    create_gateway_app,
+    flush_batches,
+    make_call,
+    refresh_loop,
+)
 from medchain.gateway._service import Accepted, ReadingRefused
 from medchain.types import MedchainError
 from tests.gateway.test_service import World, world  # noqa: F401  (the fixture)
@@ -152,3 +160,93 @@ def test_a_request_whose_check_failed_hears_why_and_the_others_go_on() -> None:
 
     asyncio.run(main())
     asyncio.run(main())
+
+
+class _Batches:
+    """A service's batch steps, recorded: `count` batches to prepare and commit."""
+
+    def __init__(self, count: int, failing: int | None = None) -> None:
+        self.left = list(range(1, count + 1))
+        self.failing = failing
+        self.steps: list[str] = []
+        self.released: list[Any] = []
+        self.second_prepared = threading.Event()
+
+    def report_strikes(self) -> None:
+        self.steps.append("strikes")
+
+    def prepare(self) -> Any:
+        if not self.left:
+            return None
+        n = self.left.pop(0)
+        self.steps.append(f"prepare {n}")
+        if n == 2:
+            self.second_prepared.set()
+        return SimpleNamespace(n=n, batch=SimpleNamespace(entries=[f"reading {n}"]))
+
+    def commit(self, prepared: Any) -> bytes:
+        if prepared.n == self.failing:
+            raise MedchainError("the node did not answer")
+        self.steps.append(f"commit {prepared.n}")
+        return bytes([prepared.n])
+
+    def release(self, entries: Any) -> None:
+        self.released.append(entries)
+
+
+def test_the_next_batch_is_prepared_while_one_commits() -> None:
+    batches = _Batches(2)
+    commit = batches.commit
+
+    def commit_once_the_next_is_prepared(prepared: Any) -> bytes:
+        if prepared.n == 1:  # made one after the other, this would wait in vain
+            assert batches.second_prepared.wait(60)
+        return commit(prepared)
+
+    batches.commit = commit_once_the_next_is_prepared  # type: ignore[method-assign]
+    ids = asyncio.run(flush_batches(batches, make_call(threads=True)))  # type: ignore[arg-type]
+    assert ids == [b"\x01", b"\x02"]
+    assert batches.steps.index("prepare 2") < batches.steps.index("commit 1")
+
+
+def test_inline_the_batch_steps_run_in_flush_order() -> None:
+    batches = _Batches(2)
+    ids = asyncio.run(flush_batches(batches, make_call(threads=False)))  # type: ignore[arg-type]
+    assert ids == [b"\x01", b"\x02"]
+    assert batches.steps == [
+        "strikes",
+        "prepare 1",
+        "commit 1",
+        "strikes",
+        "prepare 2",
+        "commit 2",
+        "strikes",
+    ]
+
+
+def test_a_batch_that_fails_puts_back_the_one_prepared_meanwhile() -> None:
+    batches = _Batches(3, failing=1)
+    with pytest.raises(MedchainError, match="did not answer"):
+        asyncio.run(flush_batches(batches, make_call(threads=True)))  # type: ignore[arg-type]
+    assert batches.released == [["reading 2"]]
+    assert "commit 2" not in batches.steps and batches.left == [3]
+
+
+def test_the_refresh_loop_goes_on_after_a_failure_until_stopped() -> None:
+    calls: list[int] = []
+
+    async def main() -> None:
+        stop = asyncio.Event()
+
+        class Service:
+            def refresh(self) -> None:
+                calls.append(len(calls))
+                if len(calls) == 1:
+                    raise MedchainError("the node did not answer")
+                if len(calls) == 3:
+                    stop.set()
+
+        await refresh_loop(Service(), make_call(threads=False), stop, period_s=0.001)  # type: ignore[arg-type]
+
+    asyncio.run(main())
+    assert calls == [0, 1, 2]

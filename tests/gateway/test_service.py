@@ -4,9 +4,7 @@ strike on chain; the replay guard and pending readings survive a restart."""
 
 from __future__ import annotations
 
-import threading
 import time
-import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -14,10 +12,9 @@ from typing import Any
 import pytest
 
 from medchain.api import create_api
-from medchain.app import MS_PER_DAY, Device, DeviceOffence, DeviceState, Role
+from medchain.app import MS_PER_DAY, DeviceOffence, DeviceState, Role
 from medchain.app import DeviceKind as ChainDeviceKind
 from medchain.client import HttpChain, MedchainClient, NodeError
-from medchain.client._envelope import seal
 from medchain.crypto import AccountKeys, format_address
 from medchain.gateway import (
     DeviceKind,
@@ -26,7 +23,7 @@ from medchain.gateway import (
     sign_reading,
     verify_proof,
 )
-from medchain.gateway import _service as service_module
+from medchain.gateway import _batcher as batcher_module
 from medchain.gateway._config import GatewayConfig
 from medchain.gateway._index import ReadingIndex
 from medchain.gateway._service import (
@@ -34,13 +31,11 @@ from medchain.gateway._service import (
     GatewayService,
     ReadingRefused,
     SealedBundle,
-    bundle_context,
     open_bundle,
 )
 from medchain.node import LocalChain
-from medchain.types import MedchainError, Tx, decode, encode
+from medchain.types import MedchainError, Tx, decode
 from tests.api.harness import FakeNode, SyncASGITransport, make_chain
-from tests.waiting import wait_until
 
 PARAMS = {"device_strikes_restrict": 2, "device_strikes_ban": 4, "device_restrict_blocks": 50}
 
@@ -294,7 +289,7 @@ def test_batches_hold_at_most_the_chains_bundles(
 ) -> None:
     """Bundles are one per patient and UTC day: a batch takes at most MAX_BATCH_BUNDLES
     (patient, day) pairs, the rest wait for the next batch of the same flush."""
-    monkeypatch.setattr(service_module, "MAX_BATCH_BUNDLES", 2)
+    monkeypatch.setattr(batcher_module, "MAX_BATCH_BUNDLES", 2)
     service = world.service(ReadingIndex(":memory:"))
     sim = world.device()
     sim.now_ms, sim.interval_ms = 19_845 * MS_PER_DAY - 60_000, MS_PER_DAY // 2
@@ -385,48 +380,6 @@ def test_a_bad_signature_in_a_large_group_is_refused_in_its_place(world: World) 
     assert service.pending_count == len(readings) - 1
 
 
-def test_known_devices_are_refreshed_in_the_background_but_new_ones_waited_for(
-    world: World,
-) -> None:
-    sim = world.device()
-    address = sim.keys.address
-    gate = threading.Event()
-    calls: list[tuple[str, int]] = []
-
-    class SlowNode:
-        """The chain's device lookup, held up until `gate` opens once it is in use."""
-
-        def __init__(self) -> None:
-            self.hold = False
-
-        def devices(self, addresses: list[bytes]) -> tuple[int, list[Device | None]]:
-            calls.append((threading.current_thread().name, len(addresses)))
-            if self.hold:
-                gate.wait(5)
-            assert addresses == [address]
-            return answer  # read on the test's thread: the in-memory chain is bound to it
-
-    answer = (world.chain.height, [world.chain.device(address)])
-    node = SlowNode()
-    service = world.service(ReadingIndex(":memory:"), device_cache_ms=2_000)
-    service.chain = node  # type: ignore[assignment]
-    service.concurrent = True
-    service._refresh_devices({address})  # never seen: waited for, on this thread
-    assert calls == [(threading.current_thread().name, 1)]
-    node.hold = True
-    world.clock.now += 2.5  # expired, less than two periods late: not waited for
-    service._refresh_devices({address})
-    assert service._device(address)[0] is not None  # the stale record serves meanwhile
-    gate.set()
-    wait_until(lambda: len(calls) >= 2, what="the background lookup")
-    assert calls[1][0] == "medchain-device-refresh"
-    wait_until(lambda: not service._device_refresh.running, what="the refresh to finish")
-    assert service._devices[address][0] == world.clock.now + 2  # refreshed
-    world.clock.now += 10  # far too late: waited for again
-    service._refresh_devices({address})
-    assert calls[2][0] == threading.current_thread().name
-
-
 def test_the_next_batch_is_prepared_apart_from_the_one_committing(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -434,8 +387,8 @@ def test_the_next_batch_is_prepared_apart_from_the_one_committing(
     sim = world.device()
     readings = [sim.next_reading() for _ in range(7)]
     service.submit_many(readings)
-    first = service._prepare()
-    second = service._prepare()  # while the first would be waiting for its block
+    first = service.prepare()
+    second = service.prepare()  # while the first would be waiting for its block
     assert first is not None and second is not None
     ids = [{e.reading.reading_id for e in p.batch.entries} for p in (first, second)]
     assert len(ids[0]) == len(ids[1]) == 3 and not ids[0] & ids[1]
@@ -444,31 +397,16 @@ def test_the_next_batch_is_prepared_apart_from_the_one_committing(
         raise MedchainError("the node did not answer")
 
     with monkeypatch.context() as patch:
-        patch.setattr(service, "_submit_batch", node_down)
+        patch.setattr(service.committer, "submit", node_down)
         with pytest.raises(MedchainError):
-            service._finish(first)
-    assert service._finish(second)
+            service.commit(first)
+    assert service.commit(second)
     assert service.pending_count == 4  # the first batch's 3 and the 7th, none lost
     assert {s.reading_id for s in readings if service.status(s.reading_id).state == "pending"} == (
         ids[0] | {readings[6].reading_id}
     )
     assert len(service.flush()) == 2
     assert all(service.status(s.reading_id).state == "committed" for s in readings)
-
-
-def test_a_bundle_that_inflates_beyond_the_limit_is_refused(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    keys = world.patient.keys
-    patient = world.patient.address
-    root = bytes(32)
-    readers = {patient: keys.encryption_public_key}
-    bomb = zlib.compress(bytes(4 * 1024 * 1024), 9)  # 4 MiB of zeros in a few kB
-    sealed = seal(bomb, bundle_context(root, patient, 0), readers)
-    blob = encode(SealedBundle(sealed.wraps, sealed.ciphertext))
-    monkeypatch.setattr(service_module, "MAX_BUNDLE_BYTES", 1024 * 1024)
-    with pytest.raises(MedchainError, match="inflates beyond"):
-        open_bundle(keys, blob, root, patient, 0)
 
 
 def test_a_reading_left_pending_by_a_batch_is_due_by_its_own_age(world: World) -> None:
@@ -479,91 +417,14 @@ def test_a_reading_left_pending_by_a_batch_is_due_by_its_own_age(world: World) -
     service.submit(sim.next_reading())
     world.clock.now += 0.5
     service.submit(sim.next_reading())
-    prepared = service._prepare()  # the first reading's batch (one reading a batch)
+    prepared = service.prepare()  # the first reading's batch (one reading a batch)
     assert prepared is not None and len(prepared.batch) == 1
     world.clock.now += 2.0  # the batch takes its time to commit
-    service._finish(prepared)
+    service.commit(prepared)
     assert service.pending_count == 1
     assert service.due()  # accepted 2 s ago, past the 1 s batch delay
     world.clock.now += 0.1
     assert len(service.flush()) == 1 and not service.due()
-
-
-def test_expired_readers_are_refreshed_in_the_background_but_late_ones_waited_for(
-    world: World,
-) -> None:
-    patient = world.patient.address
-    # the keys are read on the test's thread: the in-memory chain is bound to it
-    (keys,) = world.chain.vitals_recipients([patient])
-    assert keys is not None and set(keys) == {patient, world.guardian.address}
-    gate = threading.Event()
-    calls: list[str] = []
-
-    class SlowNode:
-        """The chain's lists of readers, held up until `gate` opens once it is in use."""
-
-        hold = False
-
-        def vitals_recipients(self, patients: list[bytes]) -> list[dict[bytes, bytes] | None]:
-            calls.append(threading.current_thread().name)
-            if self.hold:
-                gate.wait(5)
-            return [keys for _ in patients]
-
-    service = world.service(ReadingIndex(":memory:"), readers_cache_ms=10_000)
-    node = SlowNode()
-    service.chain = node  # type: ignore[assignment]
-    service.concurrent = True
-    me = threading.current_thread().name
-    assert service._readers([patient]) == {patient: keys}  # never seen: waited for, here
-    assert calls == [me]
-    node.hold = True
-    world.clock.now += 15  # expired, less than a period late: the batch goes on
-    assert service._readers([patient]) == {patient: keys}
-    gate.set()
-    wait_until(
-        lambda: len(calls) >= 2 and not service._readers_refresh.running,
-        what="the background refresh of the readers",
-    )
-    assert calls[1] == "medchain-readers-refresh"
-    assert service._reader_cache[patient][0] == world.clock.now + 10  # refreshed
-    world.clock.now += 25  # far too late: waited for again
-    service._readers([patient])
-    assert calls[-1] == me
-
-
-def test_many_patients_readers_are_read_in_one_lookup(world: World) -> None:
-    """A batch of many patients, and the refresh of their expired lists, each ask the
-    chain once, not once (or three times) per patient."""
-    others = []
-    for i in range(3):
-        other = MedchainClient(AccountKeys.generate(), world.chain)
-        other.register(Role.PATIENT, f"patient {i}")
-        others.append(other.address)
-    patients = [world.patient.address, *others]
-    lookups: list[list[bytes]] = []
-    chain = world.chain
-    service = world.service(ReadingIndex(":memory:"), readers_cache_ms=10_000)
-
-    class CountingChain:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(chain, name)
-
-        def vitals_recipients(self, asked: list[bytes]) -> list[dict[bytes, bytes] | None]:
-            lookups.append(list(asked))
-            return chain.vitals_recipients(asked)
-
-    service.chain = CountingChain()  # type: ignore[assignment]
-    readers = service._readers([*patients, patients[0]])
-    assert lookups == [patients] and list(readers) == patients
-    assert set(readers[world.patient.address]) == {world.patient.address, world.guardian.address}
-    world.clock.now += 11
-    service._refresh_expired_readers()
-    assert lookups[1] == patients
-    assert service._readers(patients) == readers and len(lookups) == 2  # cached again
-    stranger = AccountKeys.generate().address  # not a patient: the batch cannot be sealed
-    with pytest.raises(MedchainError, match="is not a patient on chain"):
-        service._readers([stranger])
 
 
 def test_strikes_are_reported_while_a_flush_goes_on(
@@ -575,17 +436,17 @@ def test_strikes_are_reported_while_a_flush_goes_on(
     honest, bad = world.device(), world.device()
     service.submit(honest.next_reading())
     service.submit(honest.next_reading())
-    finish = service._finish
+    commit = service.commit
 
-    def finish_while_a_device_misbehaves(prepared: Any) -> bytes:
-        batch_id = finish(prepared)
+    def commit_while_a_device_misbehaves(prepared: Any) -> bytes:
+        batch_id = commit(prepared)
         if world.chain.device(bad.keys.address).strikes == 0:  # type: ignore[union-attr]
             _refused(service, sign_reading(bad.keys, 0, 1, b"{}"), "non_conforming")
         return batch_id
 
-    monkeypatch.setattr(service, "_finish", finish_while_a_device_misbehaves)
+    monkeypatch.setattr(service, "commit", commit_while_a_device_misbehaves)
     strikes_after_each_batch = []
-    prepare = service._prepare
+    prepare = service.prepare
 
     def prepare_and_count() -> Any:
         device = world.chain.device(bad.keys.address)
@@ -593,7 +454,7 @@ def test_strikes_are_reported_while_a_flush_goes_on(
         strikes_after_each_batch.append(device.strikes)
         return prepare()
 
-    monkeypatch.setattr(service, "_prepare", prepare_and_count)
+    monkeypatch.setattr(service, "prepare", prepare_and_count)
     assert len(service.flush()) == 2
     assert strikes_after_each_batch == [0, 1, 1]  # reported before the second batch
 

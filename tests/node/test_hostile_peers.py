@@ -46,6 +46,8 @@ FRAME_LIMIT = 2**20
 """The target's max_frame_bytes, lowered from 32 MiB so an oversized frame is quick."""
 REPLAYS = 5
 TRANSFERS = 60
+
+
 class Backoff(TypedDict):
     backoff_initial: float
     backoff_max: float
@@ -209,9 +211,7 @@ async def run_observer(net: LiveNet, sender: AccountKeys) -> None:
     )
     await transport.start()
     try:
-        await until(
-            lambda: len(transport.connected()) >= len(VALIDATORS), PATIENCE_S, "every link"
-        )
+        await until(lambda: len(transport.connected()) >= len(VALIDATORS), PATIENCE_S, "every link")
         await record(net, seen, sender)
         await malformed_frames(net, transport, target)
         await replay_consensus(net, transport, target, seen.consensus)

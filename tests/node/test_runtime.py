@@ -200,6 +200,8 @@ def test_the_body_ledger_follows_commits_and_a_restart_catches_up_first(tmp_path
             await again.close()
 
     asyncio.run(scenario())
+
+
 def test_forgeries_cost_their_sender_not_the_node(tmp_path: Path) -> None:
     """A client's forged transactions are verified off the loop and refused, then the
     client waits; gossiped transactions are admitted off the loop too."""
