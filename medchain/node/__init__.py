@@ -3,6 +3,7 @@
 
 from medchain.node._admission import RateLimited, TooManyAnonymous, VerifierBusy
 from medchain.node._anchoring import Anchoring, AnchoringStatus
+from medchain.node._archive import Adopted, adopt_fork, archive_chain
 from medchain.node._bodies import (
     ANONYMOUS,
     BODIES_FILE,
@@ -44,7 +45,7 @@ from medchain.node._devnet import (
     stop_node,
     stop_verification_chain,
 )
-from medchain.node._fork import ForkError, fork_genesis
+from medchain.node._fork import ForkError, fork_anchor, fork_genesis, fork_home, fork_validators
 from medchain.node._genesis_file import (
     GenesisError,
     genesis_from_json,
@@ -67,7 +68,14 @@ from medchain.node._localchain import (
 )
 from medchain.node._logging import configure_node_logging, node_log_handlers
 from medchain.node._queries import ChainQueries
-from medchain.node._restore import NodeRunning, RecoverError, RecoverReport, recover_store
+from medchain.node._restore import (
+    SQLITE_SIDE_FILES,
+    NodeRunning,
+    RecoverError,
+    RecoverReport,
+    recover_store,
+    require_stopped,
+)
 from medchain.node._runtime import Node, NodeFailed, network_id
 from medchain.node._signlog import SignLog
 from medchain.node._status import NodeStatus, PeerStatus
@@ -88,10 +96,12 @@ __all__ = [
     "NODE_KEY_FILE",
     "OUTPUT_FILE",
     "PID_FILE",
+    "SQLITE_SIDE_FILES",
     "STORE_FILE",
     "VALIDATOR_KEY_FILE",
     "WAL_FILE",
     "AdmissionConfig",
+    "Adopted",
     "Anchoring",
     "AnchoringStatus",
     "Bodies",
@@ -123,11 +133,16 @@ __all__ = [
     "TxFailed",
     "VerificationChain",
     "VerifierBusy",
+    "adopt_fork",
+    "archive_chain",
     "config_from_json",
     "config_to_json",
     "configure_node_logging",
     "create_devnet",
+    "fork_anchor",
     "fork_genesis",
+    "fork_home",
+    "fork_validators",
     "free_port_base",
     "genesis_block",
     "genesis_from_json",
@@ -140,6 +155,7 @@ __all__ = [
     "read_genesis",
     "read_pid",
     "recover_store",
+    "require_stopped",
     "start_node",
     "start_verification_chain",
     "stop_node",
