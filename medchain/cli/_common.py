@@ -54,12 +54,6 @@ MAX_INT = 2**63 - 1
 stores below keep (SQLite's INTEGER)."""
 
 
-class GatewayUnavailable(MedchainError):
-    """A gateway did not answer, or answered something unusable."""
-
-    code = "gateway_error"
-
-
 DataOption = Annotated[
     Path | None,
     typer.Option(

@@ -3,7 +3,9 @@ meet, batches committed to the chain with per-reading Merkle proofs, and simulat
 devices (honest and misbehaving), intake workers for the stateless checks, and MQTT
 intake beside the HTTP server; and reading a
 patient's vitals back over a time range (`read_vitals`). A layer above client/: the
-server is built on it."""
+server is built on it. Also what runs a gateway from its home (`serve_gateway`), what
+proves a reading against the chain (`prove_reading`), and what streams a simulated
+fleet's readings to a gateway (`stream_fleet`)."""
 
 from medchain.gateway._batch import (
     Batch,
@@ -14,9 +16,36 @@ from medchain.gateway._batch import (
     prove,
     verify_proof,
 )
-from medchain.gateway._config import MqttConfig
+from medchain.gateway._config import GATEWAY_KEY_FILE, GatewayConfig, MqttConfig, load_config
+from medchain.gateway._fleet_report import FleetOutcome, Misbehaver, fleet_outcome, state_history
+from medchain.gateway._fleet_stream import (
+    DEFAULT_TOPIC_PREFIX,
+    DEVICES_PER_CONNECTION,
+    FLOOD_BURST,
+    MAX_CONNECTIONS,
+    FleetRun,
+    MqttTarget,
+    ProgressBar,
+    Transport,
+    check_topic_prefix,
+    mqtt_target,
+    parse_broker,
+    stream_fleet,
+    wait_committed,
+)
+from medchain.gateway._home import create_gateway_home, serve_gateway
 from medchain.gateway._intake import CheckedReading, IntakeCheckers, check_reading
 from medchain.gateway._mqtt import MqttIngest, acks_topic, readings_topic, start_mqtt
+from medchain.gateway._proofs import (
+    BatchSource,
+    CachedBatches,
+    ProofCheck,
+    ProofTally,
+    check_reading_proof,
+    parse_reading_id,
+    prove_reading,
+    prove_readings,
+)
 from medchain.gateway._query import VitalReading, VitalReadings, VitalsCorrupted, read_vitals
 from medchain.gateway._readings import (
     MAX_OBSERVATION_BYTES,
@@ -35,6 +64,7 @@ from medchain.gateway._readings import (
     sign_reading,
     verify_reading,
 )
+from medchain.gateway._remote import DEFAULT_GATEWAY, GatewayUnavailable, gateway_url
 from medchain.gateway._simulate import DeviceKind, MisbehavingDevice, Misbehaviour, SimulatedDevice
 from medchain.gateway._vitals import (
     FALL_CODE,
@@ -47,27 +77,45 @@ from medchain.gateway._vitals import (
 )
 
 __all__ = [
+    "DEFAULT_GATEWAY",
+    "DEFAULT_TOPIC_PREFIX",
+    "DEVICES_PER_CONNECTION",
     "FALL_CODE",
+    "FLOOD_BURST",
+    "GATEWAY_KEY_FILE",
+    "MAX_CONNECTIONS",
     "MAX_OBSERVATION_BYTES",
     "READING_DOMAIN",
     "BadReading",
     "Batch",
     "BatchEntry",
     "BatchError",
+    "BatchSource",
+    "CachedBatches",
     "CheckedReading",
     "DeviceKind",
+    "FleetOutcome",
+    "FleetRun",
+    "GatewayConfig",
+    "GatewayUnavailable",
     "IntakeCheckers",
+    "Misbehaver",
     "MisbehavingDevice",
     "Misbehaviour",
     "MqttConfig",
     "MqttIngest",
+    "MqttTarget",
     "NonConformingReading",
     "PatientBundle",
+    "ProgressBar",
+    "ProofCheck",
+    "ProofTally",
     "Reading",
     "ReadingProof",
     "SequenceGuard",
     "SignedReading",
     "SimulatedDevice",
+    "Transport",
     "VitalKind",
     "VitalReading",
     "VitalReadings",
@@ -75,11 +123,22 @@ __all__ = [
     "VitalsCorrupted",
     "acks_topic",
     "check_reading",
+    "check_reading_proof",
     "check_signed_time",
+    "check_topic_prefix",
+    "create_gateway_home",
     "decode_signed_reading",
     "device_reference",
     "encode_signed_reading",
+    "fleet_outcome",
+    "gateway_url",
+    "load_config",
+    "mqtt_target",
+    "parse_broker",
+    "parse_reading_id",
     "prove",
+    "prove_reading",
+    "prove_readings",
     "read_vitals",
     "reading_from_json",
     "reading_id",
@@ -87,9 +146,13 @@ __all__ = [
     "reading_to_json",
     "readings_from_json_array",
     "readings_topic",
+    "serve_gateway",
     "sign_reading",
     "start_mqtt",
+    "state_history",
+    "stream_fleet",
     "validate_vital",
     "verify_proof",
     "verify_reading",
+    "wait_committed",
 ]

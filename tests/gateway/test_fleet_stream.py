@@ -15,34 +15,29 @@ import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Generator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import uvicorn
-from typer.testing import CliRunner
 
 from medchain.app import DeviceAction, DeviceAuditEntry, DeviceState
 from medchain.app import DeviceKind as ChainDeviceKind
-from medchain.cli import app
-from medchain.cli._fleet_stream import (
+from medchain.crypto import AccountKeys, format_address
+from medchain.gateway import (
     DEVICES_PER_CONNECTION,
     FLOOD_BURST,
     MAX_CONNECTIONS,
-    FleetRun,
-    MqttTarget,
-    check_topic_prefix,
-    parse_broker,
-    state_history,
-    stream_fleet,
-)
-from medchain.crypto import AccountKeys, format_address
-from medchain.gateway import (
     DeviceKind,
+    FleetRun,
     MisbehavingDevice,
     Misbehaviour,
     MqttConfig,
     MqttIngest,
+    MqttTarget,
     SimulatedDevice,
+    check_topic_prefix,
+    parse_broker,
+    state_history,
+    stream_fleet,
     verify_proof,
 )
 from medchain.gateway._index import ReadingIndex
@@ -287,18 +282,3 @@ def test_state_history_from_the_audit_trail() -> None:
     assert state_history(trail[:3], 17) == ["active", "restricted until 17"]
     assert state_history(trail[:3], 18) == ["active", "restricted until 17", "active"]
     assert state_history([], 3) == []
-
-
-def test_simulate_transport_options_are_checked_first(tmp_path: Path) -> None:
-    key = str(tmp_path / "none.key")  # never read: the options are refused before
-    runner = CliRunner()
-    for extra, says in [
-        (["--broker", "127.0.0.1:1884"], "--broker and --topic-prefix go with --transport mqtt"),
-        (["--transport", "mqtt", "--broker", "host:0"], "expected HOST:PORT"),
-        (["--transport", "mqtt", "--topic-prefix", "a/#"], "--topic-prefix"),
-    ]:
-        result = runner.invoke(app, ["devices", "simulate", "--key", key, *extra])
-        assert result.exit_code == 1, result.output
-        assert says in " ".join(result.output.split()), result.output
-    result = runner.invoke(app, ["devices", "simulate", "--key", key, "--transport", "udp"])
-    assert result.exit_code == 2
