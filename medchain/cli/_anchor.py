@@ -17,7 +17,7 @@ import typer
 from eth_utils.address import is_address, to_checksum_address
 from rich.table import Table
 
-from medchain.anchor import Anchor, AnchorRejected, AnchorSettings, Mismatch
+from medchain.anchor import AnchorRejected, Mismatch
 from medchain.cli import _audit as audit
 from medchain.cli._common import (
     DEFAULT_NODE,
@@ -28,14 +28,13 @@ from medchain.cli._common import (
     reports_errors,
 )
 from medchain.node import (
-    CONFIG_FILE,
     GENESIS_FILE,
     RecoverReport,
     adopt_fork,
+    anchor_settings,
     fork_home,
     fork_validators,
     network_id,
-    read_config,
     read_genesis,
     recover_store,
     require_stopped,
@@ -192,24 +191,6 @@ def _verdict(result: audit.AuditResult) -> None:
     )
 
 
-# -- a node's home ------------------------------------------------------------------
-
-
-def _settings(home: Path) -> AnchorSettings:
-    section = read_config(home).extra.get("anchor")
-    if section is None:
-        raise MedchainError(
-            f"{home / CONFIG_FILE} has no anchor section, so this node has no verification "
-            "chain to read its anchors from; add one (rpc_url, eth_chain_id, contract: see "
-            "a devnet node's config.json)"
-        )
-    return AnchorSettings.from_json(section)
-
-
-def _anchors(settings: AnchorSettings, chain_id: str) -> list[Anchor]:
-    return audit.contract_for(settings).anchors(chain_id)
-
-
 # -- recover ------------------------------------------------------------------------
 
 
@@ -220,9 +201,9 @@ def recover(home: HomeOption) -> None:
     The blocks up to the last one a final anchor vouches for are replayed into a new
     store; the old one is kept beside it. Started again, the node resyncs the rest."""
     require_stopped(home, "recover")
-    settings = _settings(home)
+    settings = anchor_settings(home)
     genesis = read_genesis(home / GENESIS_FILE)
-    report = recover_store(home, genesis, _anchors(settings, genesis.chain_id))
+    report = recover_store(home, genesis, audit.contract_for(settings).anchors(genesis.chain_id))
     _show_recovery(home, genesis, report)
 
 
@@ -278,13 +259,13 @@ def fork(
         raise MedchainError(f"{out} already exists; choose another --out")
     if chain_id is not None:
         chain_id_arg(chain_id)
-    settings = _settings(home)
+    settings = anchor_settings(home)
     genesis = read_genesis(home / GENESIS_FILE)
     validators = fork_validators(genesis, keep or [], add or [])
     new = fork_home(
         home,
         genesis,
-        _anchors(settings, genesis.chain_id),
+        audit.contract_for(settings).anchors(genesis.chain_id),
         validators=validators,
         chain_id=chain_id,
         height=height,
@@ -390,7 +371,7 @@ def anchor_register(
     The node's eth.key becomes the chain's admin and the addresses given the only ones
     allowed to anchor it (a fork's new chain id must be registered before its
     validators can anchor)."""
-    settings = _settings(home)
+    settings = anchor_settings(home)
     target = chain_id or read_genesis(home / GENESIS_FILE).chain_id
     allowed = _submitters(submitter)
     client = audit.contract_for(settings, home, send=True)

@@ -73,6 +73,7 @@ from medchain.node._restore import (
     NodeRunning,
     RecoverError,
     RecoverReport,
+    anchor_settings,
     recover_store,
     require_stopped,
 )
@@ -134,6 +135,7 @@ __all__ = [
     "VerificationChain",
     "VerifierBusy",
     "adopt_fork",
+    "anchor_settings",
     "archive_chain",
     "config_from_json",
     "config_to_json",

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medchain.anchor import Anchor, ChainAuditor, StoredBlocks, VerifyReport
+from medchain.anchor import Anchor, AnchorSettings, ChainAuditor, StoredBlocks, VerifyReport
 from medchain.app import InvalidBlock
+from medchain.node._config import CONFIG_FILE, read_config
 from medchain.node._devnet import read_pid
 from medchain.node._genesis_file import genesis_hash
 from medchain.node._ledger_app import LedgerApp
@@ -89,6 +90,19 @@ def require_stopped(home: Path, then: str) -> None:
             f"the node of {home} is running (pid {pid}); stop it first (Ctrl-C or SIGTERM, "
             f"or `medchain devnet down` for a devnet), then {then} again"
         )
+
+
+def anchor_settings(home: Path) -> AnchorSettings:
+    """The verification chain the node at `home` reads its anchors from (the `anchor`
+    section of its config.json), for restoring or forking its chain."""
+    section = read_config(home).extra.get("anchor")
+    if section is None:
+        raise MedchainError(
+            f"{home / CONFIG_FILE} has no anchor section, so this node has no verification "
+            "chain to read its anchors from; add one (rpc_url, eth_chain_id, contract: see "
+            "a devnet node's config.json)"
+        )
+    return AnchorSettings.from_json(section)
 
 
 def replay(app: LedgerApp, blocks: Iterable[Block]) -> int:
