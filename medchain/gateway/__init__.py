@@ -75,6 +75,13 @@ from medchain.gateway._vitals import (
     device_reference,
     validate_vital,
 )
+from medchain.gateway._vitals_text import (
+    TIME_FORMS,
+    parse_time,
+    show_time,
+    vital_reading_json,
+    vitals_json,
+)
 
 __all__ = [
     "DEFAULT_GATEWAY",
@@ -86,6 +93,7 @@ __all__ = [
     "MAX_CONNECTIONS",
     "MAX_OBSERVATION_BYTES",
     "READING_DOMAIN",
+    "TIME_FORMS",
     "BadReading",
     "Batch",
     "BatchEntry",
@@ -136,6 +144,7 @@ __all__ = [
     "mqtt_target",
     "parse_broker",
     "parse_reading_id",
+    "parse_time",
     "prove",
     "prove_reading",
     "prove_readings",
@@ -147,6 +156,7 @@ __all__ = [
     "readings_from_json_array",
     "readings_topic",
     "serve_gateway",
+    "show_time",
     "sign_reading",
     "start_mqtt",
     "state_history",
@@ -154,5 +164,7 @@ __all__ = [
     "validate_vital",
     "verify_proof",
     "verify_reading",
+    "vital_reading_json",
+    "vitals_json",
     "wait_committed",
 ]
