@@ -100,8 +100,7 @@ def gateway_run(home: HomeOption) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s gateway %(levelname)s %(name)s: %(message)s"
     )
-    keys = load_key_file(home / GATEWAY_KEY_FILE)
-    asyncio.run(serve_gateway(home, config, keys))
+    asyncio.run(serve_gateway(home, config, load_key_file(home / GATEWAY_KEY_FILE)))
 
 
 @gateway_app.callback(invoke_without_command=True)
@@ -160,43 +159,61 @@ def reading_prove(
 
 # -- devices simulate -------------------------------------------------------------------
 
+SimulateKeyOption = Annotated[
+    Path,
+    typer.Option(
+        "--key", help="A hospital's key (one patient per device) or a patient's.", dir_okay=False
+    ),
+]
+PerPatientOption = Annotated[
+    int,
+    typer.Option(
+        "--per-patient",
+        min=1,
+        max=MAX_DEVICES_PER_PATIENT,
+        help="With a hospital's key: one patient per this many devices, each of another "
+        "kind where it can (a band, an oximeter, a thermometer, a cuff, a fall detector).",
+    ),
+]
+MisbehaveOption = Annotated[
+    int,
+    typer.Option(
+        "--misbehave",
+        min=0,
+        max=10_000,
+        help="How many of the devices misbehave (non-conforming, flood, bad signature, "
+        "replay, in turn).",
+    ),
+]
+TransportOption = Annotated[
+    Transport,
+    typer.Option(
+        "--transport",
+        help="http: POST to --gateway; mqtt: publish to --broker, where the gateway "
+        "subscribes (its config's mqtt section).",
+    ),
+]
+ProveOption = Annotated[
+    bool,
+    typer.Option(
+        "--prove",
+        help="Then check every accepted reading's Merkle proof against the batch root on "
+        "chain (exit 2 if one fails).",
+    ),
+]
+
 
 @devices_app.command("simulate")
 @reports_errors
 def devices_simulate(
-    key: Annotated[
-        Path,
-        typer.Option(
-            "--key",
-            help="A hospital's key (one patient per device) or a patient's.",
-            dir_okay=False,
-        ),
-    ],
+    key: SimulateKeyOption,
     count: Annotated[int, typer.Option("--count", min=1, max=10_000, help="Devices.")] = 10,
-    per_patient: Annotated[
-        int,
-        typer.Option(
-            "--per-patient",
-            min=1,
-            max=MAX_DEVICES_PER_PATIENT,
-            help="With a hospital's key: one patient per this many devices, each of another "
-            "kind where it can (a band, an oximeter, a thermometer, a cuff, a fall detector).",
-        ),
-    ] = 1,
+    per_patient: PerPatientOption = 1,
     rate: Annotated[
         float,
         typer.Option("--rate", min=0.1, max=60_000, help="Readings per device per minute."),
     ] = 60.0,
-    misbehave: Annotated[
-        int,
-        typer.Option(
-            "--misbehave",
-            min=0,
-            max=10_000,
-            help="How many of the devices misbehave (non-conforming, flood, bad signature, "
-            "replay, in turn).",
-        ),
-    ] = 0,
+    misbehave: MisbehaveOption = 0,
     duration: Annotated[
         float, typer.Option("--duration", min=0.1, max=86_400, help="Seconds.")
     ] = 10.0,
@@ -207,14 +224,7 @@ def devices_simulate(
     seed: Annotated[
         int, typer.Option(min=0, max=MAX_INT, help="One seed, one fleet: a rerun reuses it.")
     ] = 0,
-    transport: Annotated[
-        Transport,
-        typer.Option(
-            "--transport",
-            help="http: POST to --gateway; mqtt: publish to --broker, where the gateway "
-            "subscribes (its config's mqtt section).",
-        ),
-    ] = Transport.HTTP,
+    transport: TransportOption = Transport.HTTP,
     broker: Annotated[
         str | None,
         typer.Option("--broker", help="HOST:PORT of the MQTT broker (127.0.0.1:1883)."),
@@ -222,14 +232,7 @@ def devices_simulate(
     topic_prefix: Annotated[
         str, typer.Option("--topic-prefix", help="The gateway's MQTT topic prefix.")
     ] = DEFAULT_TOPIC_PREFIX,
-    prove: Annotated[
-        bool,
-        typer.Option(
-            "--prove",
-            help="Then check every accepted reading's Merkle proof against the batch root on "
-            "chain (exit 2 if one fails).",
-        ),
-    ] = False,
+    prove: ProveOption = False,
     gateway: GatewayOption = DEFAULT_GATEWAY,
     node: NodeOption = DEFAULT_NODE,
 ) -> None:
@@ -283,8 +286,7 @@ def _show_run(run: FleetRun, via: str, outcome: FleetOutcome) -> None:
         for reason, n in run.refused.most_common():
             table.add_row(reason, str(n))
         console.print(table)
-    honest = ", ".join(f"{n} {state}" for state, n in outcome.honest.items())
-    console.print(f"honest devices: {honest}")
+    console.print("honest devices: " + ", ".join(f"{n} {s}" for s, n in outcome.honest.items()))
     if not outcome.misbehaving:
         return
     table = Table(
