@@ -15,7 +15,7 @@ from medchain.app import BATCH_ID_SIZE, Batch
 from medchain.gateway._batch import ReadingProof, verify_proof
 from medchain.gateway._fleet_stream import ProgressBar
 from medchain.gateway._remote import GatewayUnavailable
-from medchain.types import MedchainError
+from medchain.types import MedchainError, fixed_hex
 
 
 @dataclass(frozen=True)
@@ -58,11 +58,8 @@ class ProofCheck:
 
 def parse_reading_id(text: str) -> bytes:
     """A reading id as the gateway answers it (64 hex digits)."""
-    try:
-        raw = bytes.fromhex(text.strip())
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
+    raw = fixed_hex(text, 32)
+    if raw is None:
         raise MedchainError(f"{text!r} is not a reading id (64 hex digits, as the gateway answers)")
     return raw
 

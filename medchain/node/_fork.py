@@ -34,6 +34,7 @@ from medchain.types import (
     MedchainError,
     StateEntry,
     block_hash,
+    fixed_hex,
 )
 
 
@@ -156,11 +157,8 @@ def fork_validators(
     chosen = [by_name[name] for name in keep]
     for spec in add:
         name, sep, hex_key = spec.rpartition("=")
-        try:
-            key = bytes.fromhex(hex_key.strip())
-        except ValueError:
-            key = b""
-        if not sep or not name.strip() or len(key) != 32:
+        key = fixed_hex(hex_key, 32)
+        if not sep or not name.strip() or key is None:
             raise MedchainError(f"--add {spec!r}: expected NAME=NODEKEY (64 hex digits)")
         chosen.append(GenesisValidator(key, name.strip()))
     if not chosen:
