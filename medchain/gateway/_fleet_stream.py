@@ -1,6 +1,6 @@
 """Streaming a simulated fleet's readings to a gateway, over HTTP or MQTT, at a rate per
-device, and collecting what the gateway answered; and, from the chain's audit trail, the
-states a device went through.
+device, and collecting what the gateway answered (what the fleet then is on chain:
+`_fleet_report`).
 
 A device's readings stay in order (the gateway's replay guard refuses, and strikes, a
 sequence number below the last one it accepted): over HTTP each waits for its response
