@@ -9,6 +9,17 @@ them costs most of a second, which every `medchain` command would otherwise pay.
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from medchain.anchor._audit import (
+    EXIT_ALARM,
+    EXIT_OK,
+    AuditResult,
+    ConnectContract,
+    ServedChain,
+    amend,
+    anchor_json,
+    audit_chain,
+    parse_finality,
+)
 from medchain.anchor._errors import (
     AlreadyAnchored,
     AnchorError,
@@ -71,6 +82,8 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ALREADY_ANCHORED",
     "ETH_KEY_FILE",
+    "EXIT_ALARM",
+    "EXIT_OK",
     "FINALIZED",
     "MAX_CHAIN_ID_BYTES",
     "MISMATCH_KINDS",
@@ -82,17 +95,23 @@ __all__ = [
     "AnchorRejected",
     "AnchorSettings",
     "AnchorSettingsError",
+    "AuditResult",
     "ChainAuditor",
     "CheckpointCertificate",
     "CheckpointSignature",
+    "ConnectContract",
     "EthKeyError",
     "Finality",
     "GanacheError",
     "Mismatch",
+    "ServedChain",
     "StoredBlocks",
     "VerificationChainUnavailable",
     "VerifyReport",
+    "amend",
     "anchor_is_valid",
+    "anchor_json",
+    "audit_chain",
     "chain_key",
     "compare_hashes",
     "decode_signatures",
@@ -102,6 +121,7 @@ __all__ = [
     "load_artifact",
     "load_eth_key",
     "new_eth_key",
+    "parse_finality",
     "start_ganache",
     "stop_ganache",
     "verify_store",

@@ -12,8 +12,7 @@ from medchain.app._anon import AnonSubmitArgs
 from medchain.app._devices import CommitBatchArgs
 from medchain.app._records import AddVersionArgs, CreateRecordArgs
 from medchain.app._research import ResearchGrantArgs
-from medchain.offchain import cid_from_digest
-from medchain.types import MedchainError, Tx, decode, sha256
+from medchain.types import MedchainError, Tx, cid_from_digest, decode, sha256
 
 
 class BodyMismatch(MedchainError):

@@ -26,8 +26,7 @@ from medchain.app._keywrap import KeyWrap, check_wraps
 from medchain.app._registry import Role, require_identity, subjoin_record
 from medchain.app._state import State, load, save
 from medchain.crypto import format_address, tagged_hash
-from medchain.offchain import parse_cid
-from medchain.types import MedchainError
+from medchain.types import MedchainError, parse_cid
 
 RECORD_ID_SIZE = 16
 _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")

@@ -560,9 +560,7 @@ def run_forged_cost(ring_size: int = 64, forged: int = 100, workers: int = 1) ->
     # without these (docs/BENCHMARKS.md)
     from medchain.app import RING_MEMBER_COST, InvalidSignature, Ledger, SignatureCache
     from medchain.mempool import Mempool
-    from medchain.node import AdmissionConfig, LocalChain
-    from medchain.node._admission import NODE, Admission
-    from medchain.node._verifier import Verifier
+    from medchain.node import NODE, Admission, AdmissionConfig, LocalChain, Verifier
     from medchain.types import Allocation, ChainParams, Genesis, GenesisValidator
 
     validator = AccountKeys.generate()

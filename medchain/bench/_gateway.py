@@ -30,9 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,25 +47,27 @@ from medchain.bench._network import (
     _process_tree_cpu_s,
     _Watcher,
     summarise,
-    wait_http,
 )
 from medchain.client import HttpChain, MedchainClient
 from medchain.crypto import AccountKeys, load_keys, save_keys
-from medchain.gateway import SimulatedDevice, reading_to_json
-from medchain.gateway._config import (
+from medchain.gateway import (
     GATEWAY_KEY_FILE,
     INDEX_FILE,
     GatewayConfig,
+    ReadingIndex,
+    SimulatedDevice,
+    enrol_fleet,
     load_config,
+    reading_to_json,
+    resending,
     write_config,
 )
-from medchain.gateway._fleet import enrol_fleet
-from medchain.gateway._index import ReadingIndex
-from medchain.gateway._resend import resending
-from medchain.node import create_devnet, free_port_base, start_node, stop_node
+from medchain.node import DevnetProcesses, Program, Supervisor, free_port_base, local_devnet
 
 Progress = Callable[[str, int, int], None]
 _HOSPITAL_FUNDS = 10_000_000
+GATEWAY_STOP_S = 30.0
+"""How long the gateway may take to stop: it commits the readings it holds first."""
 _HubLoad = list[tuple[float, bytes, bytes]]
 """One hub's readings in due order: (due offset in s, reading id, JSON form)."""
 
@@ -123,6 +122,19 @@ class _Load:
     """Hub requests sent again after their connection failed."""
 
 
+@dataclass
+class _Run:
+    """What one run measured, before the figures are worked out."""
+
+    load: _Load
+    load_started: float
+    load_s: float
+    gateway_cpu_s: float
+    by_batch: dict[bytes, list[bytes]]
+    committed: dict[bytes, float]
+    """Reading id -> when node0 first showed the block holding its batch."""
+
+
 class GatewayBench:
     def __init__(
         self,
@@ -148,69 +160,76 @@ class GatewayBench:
         self.progress = progress
 
     async def run(self, home: Path) -> GatewayBenchResult:
-        base = free_port_base(self.validators)
-        devnet = create_devnet(
+        devnet = local_devnet(
             home / "net",
             self.validators,
             self.consensus,
-            api_port=base,
-            p2p_port=base + 500,
             chain_id="medchain-bench",
             block_interval_ms=self.block_interval_ms,
         )
-        for node in devnet.nodes:
-            start_node(node.home)
-        gateway: subprocess.Popen[bytes] | None = None
         http = _Http(connections=self.patients + 8)
-        try:
-            node_url = devnet.nodes[0].api_url
-            await wait_http(http, f"{node_url}/health", time.monotonic() + 60, "node0")
-            started = time.monotonic()
-            self.progress("enrol", 0, 1)
-            gw_home, devices = await asyncio.to_thread(
-                self._enrol, home, node_url, load_keys(devnet.faucet_key)
-            )
-            enrol_s = time.monotonic() - started
-            self.progress("enrol", 1, 1)
-            config = load_config(gw_home)
-            gateway = _start_gateway(gw_home)
-            gateway_url = f"http://{config.host}:{config.port}"
-            health = f"{gateway_url}/v1/health"
-            await wait_http(http, health, time.monotonic() + 60, "the gateway")
-            hubs = self._prepare(devices)
-            watcher = _Watcher(http, node_url)
-            watcher.start()
-            cpu_before = _process_tree_cpu_s(gateway.pid)
-            load = _Load()
-            load_started = time.monotonic()
-            await self._drive(http, gateway_url, hubs, load, load_started)
-            load_s = time.monotonic() - load_started
-            gateway_cpu = _process_tree_cpu_s(gateway.pid) - cpu_before
-            await self._drain(http, gateway_url, gw_home)
-            await asyncio.sleep(self.block_interval_ms / 1000 * 3)
-            await watcher.stop()
-            _stop(gateway)
-            gateway = None
-            by_batch = _batch_readings(gw_home)
-            committed = self._committed(by_batch, node_url, watcher.committed)
-        finally:
-            if gateway is not None:
-                _stop(gateway)
-            await http.close()
-            for node in devnet.nodes:
-                stop_node(node.home)
-        end = load_started + load_s
+        # the gateway stops first, and may take its time: it commits what it holds
+        with DevnetProcesses(devnet) as nodes, Supervisor(GATEWAY_STOP_S) as gateway:
+            try:
+                nodes.start_nodes()
+                await asyncio.to_thread(nodes.wait_healthy)
+                node_url = devnet.nodes[0].api_url
+                self.progress("enrol", 0, 1)
+                started = time.monotonic()
+                gw_home, devices = await asyncio.to_thread(
+                    self._enrol, home, node_url, load_keys(devnet.faucet_key)
+                )
+                enrol_s = time.monotonic() - started
+                self.progress("enrol", 1, 1)
+                run = await self._measure(http, gateway, node_url, gw_home, devices)
+            finally:
+                await http.close()
+        return self._result(run, enrol_s)
+
+    async def _measure(
+        self,
+        http: _Http,
+        gateway: Supervisor,
+        node_url: str,
+        gw_home: Path,
+        devices: list[SimulatedDevice],
+    ) -> _Run:
+        """Start the gateway, drive the load, drain and stop it; what reached the chain."""
+        config = load_config(gw_home)
+        gateway_url = f"http://{config.host}:{config.port}"
+        child = gateway.start(_gateway_program(gw_home, f"{gateway_url}/v1/health"))
+        await asyncio.to_thread(gateway.wait_healthy)
+        hubs = self._prepare(devices)
+        watcher = _Watcher(http, node_url)
+        watcher.start()
+        cpu_before = _process_tree_cpu_s(child.pid)
+        load = _Load()
+        load_started = time.monotonic()
+        await self._drive(http, gateway_url, hubs, load, load_started)
+        load_s = time.monotonic() - load_started
+        gateway_cpu = _process_tree_cpu_s(child.pid) - cpu_before
+        await self._drain(http, gateway_url, gw_home)
+        await asyncio.sleep(self.block_interval_ms / 1000 * 3)
+        await watcher.stop()
+        await asyncio.to_thread(gateway.stop_all)
+        by_batch = _batch_readings(gw_home)
+        committed = self._committed(by_batch, node_url, watcher.committed)
+        return _Run(load, load_started, load_s, gateway_cpu, by_batch, committed)
+
+    def _result(self, run: _Run, enrol_s: float) -> GatewayBenchResult:
+        load, load_s, committed = run.load, run.load_s, run.committed
+        end = run.load_started + load_s
         accepted = {rid: seen for rid, seen in committed.items() if rid in load.accepted}
         in_window = sum(1 for seen in accepted.values() if seen <= end)
-        scheduled_end = load_started + self.duration_s
-        warm = load_started + _warm_up_s(self.duration_s)
+        scheduled_end = run.load_started + self.duration_s
+        warm = run.load_started + _warm_up_s(self.duration_s)
         sustained, window = steady_rate(list(accepted.values()), warm, scheduled_end)
         e2e = [seen - load.due[rid] for rid, seen in accepted.items()]
-        late_from = load_started + self.duration_s * 2 / 3
+        late_from = run.load_started + self.duration_s * 2 / 3
         late = [
             seen - load.due[rid] for rid, seen in accepted.items() if load.due[rid] >= late_from
         ]
-        batches = [len(readings) for readings in by_batch.values()]
+        batches = [len(readings) for readings in run.by_batch.values()]
         return GatewayBenchResult(
             validators=self.validators,
             consensus=self.consensus,
@@ -234,7 +253,7 @@ class GatewayBench:
             acknowledgement=summarise(load.ack_latencies, load.errors, load_s),
             batches=len(batches),
             mean_batch_readings=sum(batches) / len(batches) if batches else 0.0,
-            gateway_cpu_share=gateway_cpu / load_s if load_s else 0.0,
+            gateway_cpu_share=run.gateway_cpu_s / load_s if load_s else 0.0,
             enrol_s=enrol_s,
         )
 
@@ -418,20 +437,9 @@ def _batch_readings(gw_home: Path) -> dict[bytes, list[bytes]]:
         index.close()
 
 
-def _start_gateway(gw_home: Path) -> subprocess.Popen[bytes]:
-    log = (gw_home / "gateway.log").open("wb")
-    cmd = [sys.executable, "-m", "medchain.cli", "gateway", "--home", str(gw_home)]
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+def _gateway_program(gw_home: Path, health_url: str) -> Program:
+    argv = (sys.executable, "-m", "medchain.cli", "gateway", "--home", str(gw_home))
+    return Program("gateway", argv, gw_home / "gateway.log", health_url)
 
 
 def run_gateway_bench(

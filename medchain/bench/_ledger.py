@@ -19,8 +19,7 @@ from medchain.app import (
     check_tx_static,
     decode_tx,
 )
-from medchain.client import canonical_json, seal
-from medchain.client._envelope import version_context
+from medchain.client import canonical_json, seal, version_context
 from medchain.crypto import AccountKeys, signed_tx
 from medchain.node import LocalChain
 from medchain.types import Allocation, Genesis, GenesisValidator

@@ -36,20 +36,9 @@ from typing import Any
 import aiohttp
 
 from medchain.app import CreateRecordArgs, RegisterArgs, Role, TransferArgs, new_record_id
-from medchain.client import canonical_json, open_sealed, seal
-from medchain.client._envelope import version_context
+from medchain.client import canonical_json, open_sealed, seal, version_context
 from medchain.crypto import AccountKeys, format_address, load_keys, signed_tx
-from medchain.node import (
-    VerificationChain,
-    create_devnet,
-    free_port_base,
-    read_genesis,
-    read_pid,
-    start_node,
-    start_verification_chain,
-    stop_node,
-    stop_verification_chain,
-)
+from medchain.node import DevnetProcesses, VerificationChain, free_port_base, local_devnet
 from medchain.offchain import cid_for
 from medchain.types import Tx, tx_id
 
@@ -201,17 +190,6 @@ class _Http:
         """POST a body that is already JSON."""
         headers = {"content-type": "application/json"}
         return await self._call("POST", url, data=content, headers=headers)
-
-
-async def wait_http(http: _Http, url: str, deadline: float, what: str) -> None:
-    """Until `url` answers 200; RuntimeError naming `what` past `deadline` (monotonic)."""
-    while True:
-        with contextlib.suppress(HttpError):
-            if (await http.get(url)).status_code == 200:
-                return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not come up")
-        await asyncio.sleep(0.2)
 
 
 def _reason(exc: Exception) -> str:
@@ -555,28 +533,23 @@ class NetworkBench:
     # -- the whole run ----------------------------------------------------------------
 
     async def run(self, home: Path) -> NetworkBenchResult:
-        base = free_port_base(self.validators)
-        devnet = create_devnet(
+        devnet = local_devnet(
             home,
             self.validators,
             self.consensus,
-            api_port=base,
-            p2p_port=base + 500,
             chain_id="medchain-bench",
             block_interval_ms=self.block_interval_ms,
             verification=VerificationChain(free_port_base(1)) if self.anchoring else None,
         )
-        start_verification_chain(devnet)
-        for node in devnet.nodes:
-            start_node(node.home)
         anchoring: AnchoringCost | None = None
-        try:
+        with DevnetProcesses(devnet) as nodes:
+            nodes.start_nodes()
             http = _Http(connections=self.clients * 2)
             try:
                 self.http = http
                 self.urls = [n.api_url for n in devnet.nodes]
-                await self._wait_up()
-                genesis = read_genesis(devnet.nodes[0].home / "genesis.json")
+                await asyncio.to_thread(nodes.wait_healthy)
+                genesis = devnet.genesis()
                 self.signer = _Signer(genesis.chain_id, genesis.params.min_fee)
                 self.faucet = load_keys(devnet.faucet_key)
                 self.watcher = _Watcher(http, self.urls[0])
@@ -590,13 +563,9 @@ class NetworkBench:
                 query = await self._queries(done) if done else summarise([], 0, 0)
                 await self.watcher.stop()
                 if self.anchoring:
-                    anchoring = await self._anchoring_cost([n.home for n in devnet.nodes])
+                    anchoring = await self._anchoring_cost([c.pid for c in nodes.children.values()])
             finally:
                 await http.close()
-        finally:
-            for node in devnet.nodes:
-                stop_node(node.home)
-            stop_verification_chain(devnet)
         bench_errors = self.error_samples
         return NetworkBenchResult(
             consensus=self.consensus,
@@ -616,19 +585,18 @@ class NetworkBench:
             anchoring=anchoring,
         )
 
-    async def _anchoring_cost(self, homes: list[Path]) -> AnchoringCost:
+    async def _anchoring_cost(self, pids: list[int]) -> AnchoringCost:
         """Read from each validator's /metrics and /proc before the nodes stop."""
         cpu = sent = 0.0
         node_cpu = 0.0
         submit_s = submit_count = 0.0
-        for url, home in zip(self.urls, homes, strict=True):
+        for url, pid in zip(self.urls, pids, strict=True):
             text = (await self.http.get(f"{url}/metrics")).text
             cpu += _metric(text, "medchain_anchor_cpu_seconds_total")
             sent += _metric(text, "medchain_anchors_sent_total")
             submit_count += _metric(text, "medchain_anchor_submit_seconds_count")
             submit_s += _metric(text, "medchain_anchor_submit_seconds_sum")
-            pid = read_pid(home)
-            node_cpu += _process_cpu_s(pid) if pid is not None else 0.0
+            node_cpu += _process_cpu_s(pid)
         status = (await self.http.get(f"{self.urls[0]}/v1/anchoring")).json()
         return AnchoringCost(
             anchored_height=int(status["anchored_height"]),
@@ -637,11 +605,6 @@ class NetworkBench:
             node_cpu_s=node_cpu,
             submit_mean_ms=1000 * submit_s / submit_count if submit_count else 0.0,
         )
-
-    async def _wait_up(self) -> None:
-        deadline = time.monotonic() + 60
-        for url in self.urls:
-            await wait_http(self.http, f"{url}/health", deadline, f"the node at {url}")
 
     async def _settle(self, accounts: list[AccountKeys]) -> None:
         """Let the transaction phase drain, then take every client's nonce from the chain."""

@@ -22,7 +22,7 @@ from medchain.app import (
     check_tx_static,
     sse_lookup,
 )
-from medchain.client._search import IndexUpdate, KeywordState, open_results, plan_entries
+from medchain.client import IndexUpdate, KeywordState, open_results, plan_entries
 from medchain.crypto import AccountKeys, SearchToken, epoch_keys, keyword_id, search_key, signed_tx
 from medchain.types import Allocation, Genesis, GenesisValidator, Tx
 

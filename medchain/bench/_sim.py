@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, replace
 
 from medchain.consensus import EngineKind
-from medchain.sim._chain import Scenario, simulate
+from medchain.sim import Scenario, simulate
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from medchain.cli._common import (
     reports_errors,
     role_arg,
 )
-from medchain.client._anon import (
+from medchain.client import (
     DEFAULT_RING_SIZE,
     anon_submit,
     close_scope,

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import subprocess
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -19,21 +17,22 @@ from medchain.cli._demo_story import Cast, Story
 from medchain.client import ChainBackend, HttpChain, MedchainClient, NodeError
 from medchain.crypto import AccountKeys, load_keys
 from medchain.node import (
-    LOG_FILE,
     NODE_KEY_FILE,
+    START_TIMEOUT_S,
     STORE_FILE,
-    Devnet,
     DevnetError,
     DevnetNode,
-    create_devnet,
-    free_port_base,
-    load_devnet,
-    start_node,
+    DevnetProcesses,
+    NetNode,
+    ProcessFailed,
+    given_nodes,
+    health_status,
+    local_devnet,
+    net_nodes,
+    signals_raise,
 )
 from medchain.types import MedchainError, Receipt, Tx, block_hash, decode
 
-START_TIMEOUT_S = 60.0
-"""Node processes import the whole stack first: slow on a busy 2-core machine."""
 SYNC_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 
@@ -52,142 +51,56 @@ def _holds(condition: Callable[[], bool]) -> bool:
     return False
 
 
-class DemoDevnet:
+class DemoDevnet(DevnetProcesses):
     """A devnet whose node processes this demo started, so it may kill, restart and
     stop them (and must stop them, whatever happens)."""
 
-    def __init__(
-        self,
-        home: Path,
-        validators: int = 4,
-        consensus: str = "afbft",
-        block_interval_ms: int = 300,
-        round_timeout_ms: int = 1_000,
-    ) -> None:
-        base = free_port_base(validators)
-        self.devnet: Devnet = create_devnet(
+    def __init__(self, home: Path, validators: int = 4, consensus: str = "afbft") -> None:
+        devnet = local_devnet(
             home,
             validators,
             consensus,
-            api_port=base,
-            p2p_port=base + 500,
             chain_id="medchain-demo",
-            block_interval_ms=block_interval_ms,
-            round_timeout_ms=round_timeout_ms,
+            block_interval_ms=300,
+            round_timeout_ms=1_000,
         )
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.killed: set[str] = set()
-        self._http = httpx.Client(timeout=1.0)
+        super().__init__(devnet, STOP_TIMEOUT_S)
 
     @property
     def nodes(self) -> tuple[DevnetNode, ...]:
         return self.devnet.nodes
 
-    def node(self, name: str) -> DevnetNode:
-        return next(n for n in self.nodes if n.name == name)
-
-    def health(self, name: str) -> int | None:
-        """The node's /health status: 200 up, 503 serving but cut off from its peers,
-        None while its API does not answer."""
-        with contextlib.suppress(httpx.HTTPError):
-            return self._http.get(f"{self.node(name).api_url}/health").status_code
-        return None
-
     def healthy(self, name: str) -> bool:
-        return self.health(name) == 200
+        return health_status(f"{self.node(name).api_url}/health", 1.0) == 200
 
-    def start(self, names: list[str] | None = None) -> float:
+    def bring_up(self, names: list[str] | None = None) -> float:
         """Start the nodes (all by default) and wait until each serves /health; a
         status line shows each node's progress. Returns the seconds it took."""
-        began = time.monotonic()
         names = names or [n.name for n in self.nodes]
-        for name in names:
-            self.procs[name] = start_node(self.node(name).home)
-            self.killed.discard(name)
-        up: set[str] = set()
-        shown = {name: "[yellow]… starting[/]" for name in names}
+        self.start_nodes(names)
         processes = f"{len(names)} node process{'es' if len(names) > 1 else ''}"
         with console.status("") as status:
-            while len(up) < len(names):
-                for name in names:
-                    health = None if name in up else self.health(name)
-                    if health == 200:
-                        up.add(name)
-                        shown[name] = "[green]✓ up[/]"
-                    elif health is not None:
-                        shown[name] = "[yellow]… finding peers[/]"
-                    elif name not in up and self.procs[name].poll() is not None:
-                        raise DevnetError(
-                            f"{name} exited with status {self.procs[name].returncode} while "
-                            "starting (the end of its node.log is shown above)"
-                        )
-                elapsed = time.monotonic() - began
-                if elapsed > START_TIMEOUT_S:
-                    late = ", ".join(n for n in names if n not in up)
-                    raise DevnetError(f"{late} did not come up within {START_TIMEOUT_S:.0f} s")
-                marks = "  ".join(f"{n} {shown[n]}" for n in names)
+
+            def show(health: Mapping[str, int | None], elapsed: float) -> None:
+                marks = "  ".join(f"{n} {_progress(health[n])}" for n in names)
                 status.update(f"starting {processes}  {marks}  ({elapsed:.1f} s)")
-                time.sleep(0.1)
-        return time.monotonic() - began
 
-    def kill(self, name: str) -> None:
-        """SIGKILL: no clean shutdown, as in a crash or a power cut."""
-        self.procs[name].send_signal(signal.SIGKILL)
-        self.procs[name].wait(STOP_TIMEOUT_S)
-        self.killed.add(name)
-
-    def stop(self) -> float:
-        """SIGTERM every node still running, SIGKILL those that do not stop in time."""
-        began = time.monotonic()
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(STOP_TIMEOUT_S)
-        self._http.close()
-        return time.monotonic() - began
-
-    def crashed(self) -> list[str]:
-        """Nodes that exited on their own."""
-        return [n for n, p in self.procs.items() if p.poll() is not None and n not in self.killed]
-
-    def log_tail(self, name: str, lines: int = 15) -> str:
-        try:
-            text = (self.node(name).home / LOG_FILE).read_text(errors="replace")
-        except OSError:
-            return "(no node.log)"
-        return "\n".join(text.splitlines()[-lines:])
+            return self.wait_healthy(names, START_TIMEOUT_S, show)
 
 
-@contextlib.contextmanager
-def _terminated_cleanly() -> Iterator[None]:
-    """SIGTERM (`timeout`, `kill`, a CI runner) unwinds like Ctrl-C, so the nodes are
-    stopped rather than orphaned."""
-
-    def leave(signum: int, _: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the cleanup
-        raise SystemExit(128 + signum)
-
-    try:
-        previous = signal.signal(signal.SIGTERM, leave)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def _progress(health: int | None) -> str:
+    """/health 200: up; another status: serving but cut off from its peers."""
+    if health == 200:
+        return "[green]✓ up[/]"
+    return "[yellow]… starting[/]" if health is None else "[yellow]… finding peers[/]"
 
 
 @contextlib.contextmanager
 def running_devnet(home: Path) -> Iterator[DemoDevnet]:
     """A fresh 4-validator AFBFT devnet in `home`, stopped on the way out even when
-    the demo fails or is interrupted; a node that crashed has its log shown."""
-    with _terminated_cleanly():
+    the demo fails, is interrupted or gets a SIGTERM (`timeout`, `kill`, a CI runner);
+    a node that crashed has its log shown."""
+    with signals_raise((signal.SIGTERM,), lambda signum: SystemExit(128 + signum)):
         net = DemoDevnet(home)
         with _stopped_after(net):
             yield net
@@ -196,55 +109,29 @@ def running_devnet(home: Path) -> Iterator[DemoDevnet]:
 @contextlib.contextmanager
 def _stopped_after(net: DemoDevnet) -> Iterator[None]:
     try:
-        took = net.start()
+        took = net.bring_up()
         console.print(
             f"[green]✓[/] {len(net.nodes)} validators ({net.devnet.consensus}) up in "
             f"{took:.1f} s, in {net.devnet.home}"
         )
         for n in net.nodes:
-            pid = net.procs[n.name].pid
+            pid = net.children[n.name].pid
             console.print(f"  {n.name}  pid {pid:<7} API {n.api_url}  docs {n.api_url}/docs")
         yield
+    except ProcessFailed as exc:
+        err_console.print(exc.tail, markup=False, highlight=False)
+        raise
     except BaseException:
         for name in net.crashed():
-            err_console.print(f"[red]{name} crashed[/]; the end of its node.log:")
-            err_console.print(net.log_tail(name), markup=False, highlight=False)
+            err_console.print(f"[red]{name} crashed[/]; the end of its log:")
+            tail = net.children[name].program.tail(15)
+            err_console.print(tail, markup=False, highlight=False)
         raise
     finally:
-        took = net.stop()
-        console.print(f"stopped the devnet's {len(net.procs)} node processes ({took:.1f} s)")
-
-
-@dataclass(frozen=True, slots=True)
-class NetNode:
-    name: str
-    url: str
-    home: Path | None
-    """Known when the demo started the node or found its devnet on this machine."""
-
-
-def nodes_of(devnet: Devnet) -> list[NetNode]:
-    return [NetNode(n.name, n.api_url, n.home) for n in devnet.nodes]
-
-
-def given_nodes(urls: list[str], devnet_home: Path) -> tuple[list[NetNode], Devnet | None]:
-    """The nodes given with --node; if the first is a node of the devnet in
-    `devnet_home` (where `medchain devnet up` and `make run` put it), that devnet's
-    other nodes and its homes are known too."""
-    try:
-        devnet: Devnet | None = load_devnet(devnet_home)
-    except DevnetError:
-        devnet = None
-    by_url = {n.api_url.rstrip("/"): n for n in devnet.nodes} if devnet else {}
-    wanted = [u.rstrip("/") for u in urls]
-    if devnet is None or wanted[0] not in by_url:
-        return [NetNode(u, u, None) for u in wanted], None
-    wanted += [u for u in by_url if u not in wanted]
-    nodes = [
-        NetNode(by_url[u].name, u, by_url[u].home) if u in by_url else NetNode(u, u, None)
-        for u in wanted
-    ]
-    return nodes, devnet
+        began = time.monotonic()
+        net.stop_all()
+        took = time.monotonic() - began
+        console.print(f"stopped the devnet's {len(net.children)} node processes ({took:.1f} s)")
 
 
 class NetworkStage:
@@ -271,7 +158,7 @@ class NetworkStage:
         """The devnet's funded account pays; its first validator stakes on itself."""
         first = net.nodes[0]
         return cls(
-            nodes_of(net.devnet),
+            net_nodes(net.devnet),
             bank=load_keys(net.devnet.faucet_key),
             validator=load_keys(first.home / NODE_KEY_FILE),
             devnet=net,
@@ -418,7 +305,7 @@ class NetworkStage:
             f"{self.nodes[1].name}, in block {where}",
             where is not None and where > before,
         )
-        took = self.devnet.start([victim.name])
+        took = self.devnet.bring_up([victim.name])
         target = witness.status().height
         self._check_same_block(
             story,
@@ -438,9 +325,7 @@ class NetworkStage:
 
 __all__ = [
     "DemoDevnet",
-    "NetNode",
     "NetworkStage",
     "given_nodes",
-    "nodes_of",
     "running_devnet",
 ]

@@ -22,8 +22,15 @@ from rich.table import Table
 from medchain.app import CreateRecordArgs, RecordVersion, Role, TransferArgs, UnwarrantArgs
 from medchain.cli._commands import audit_table
 from medchain.cli._common import console
-from medchain.client import ChainBackend, MedchainClient, NodeError, NotAReader
-from medchain.client._anon import anon_submit, contributions, open_scope
+from medchain.client import (
+    ChainBackend,
+    MedchainClient,
+    NodeError,
+    NotAReader,
+    anon_submit,
+    contributions,
+    open_scope,
+)
 from medchain.crypto import AccountKeys, DecryptionFailed, format_address
 from medchain.node import TxFailed
 from medchain.types import MedchainError, Receipt, Tx
@@ -539,7 +546,7 @@ def _votes(chain: ChainBackend, candidate: bytes) -> int:
 def _open_with_wrong_key(
     stranger: AccountKeys, version: RecordVersion, blob: bytes, record_id: bytes
 ) -> None:
-    from medchain.client._envelope import open_sealed, version_context
+    from medchain.client import open_sealed, version_context
 
     stolen = version.wraps[0].wrapped_key
     open_sealed(stranger, stolen, blob, version_context(record_id, 1))

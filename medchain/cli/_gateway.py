@@ -37,6 +37,7 @@ from medchain.gateway import (
     ProofTally,
     Transport,
     create_gateway_home,
+    enrol_fleet,
     fleet_outcome,
     gateway_url,
     load_config,
@@ -48,7 +49,6 @@ from medchain.gateway import (
     stream_fleet,
     wait_committed,
 )
-from medchain.gateway._fleet import enrol_fleet
 from medchain.types import MedchainError
 
 GatewayOption = Annotated[

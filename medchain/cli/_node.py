@@ -3,44 +3,35 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import dataclasses
-import gc
-import logging
 import os
 import signal
-import time
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 
 from medchain.api import ApiServer
 from medchain.cli._common import console, err_console, reports_errors, warn_if_exposed
 from medchain.cli._node_init import _params, node_add_peer, node_init
 from medchain.node import (
-    DEVNET_FILE,
-    GENESIS_FILE,
     NODE_KEY_FILE,
-    PID_FILE,
     Devnet,
-    DevnetError,
     Node,
+    NodeConfig,
+    ProcessFailed,
     VerificationChain,
-    configure_node_logging,
+    changed_params,
     create_devnet,
     load_devnet,
+    open_devnet,
     read_config,
-    read_genesis,
-    read_pid,
-    start_node,
-    start_verification_chain,
-    stop_node,
-    stop_verification_chain,
+    run_node_process,
+    signals_raise,
+    start_devnet,
+    stop_devnet,
+    until_a_node_exits,
 )
-from medchain.types import ChainParams, MedchainError
+from medchain.types import ChainParams
 
 MAX_DEVNET_NODES = 100
 """Node processes on one machine."""
@@ -64,103 +55,23 @@ DevnetHome = Annotated[
 ]
 
 
-async def _serve_node(home: Path) -> None:
-    config = read_config(home)
-    node = Node(home, config)
-    # The loaded state and code are long-lived: keep them out of the collector's scans,
-    # and collect young objects less often (a full scan of a large heap stalls the one
-    # loop that serves consensus and the API alike).
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    api = ApiServer(node, config.api_host, config.api_port, max_body_bytes=config.max_request_bytes)
-    await node.start()
-    try:
-        await api.start()
-        logging.getLogger("medchain.node").info("%s serves its API on %s", config.name, api.url)
-        await node.until_stopped(stop)
-    finally:
-        await api.stop()
-        await node.close()
-
-
 @reports_errors
 def node(home: HomeOption) -> None:
     """Run one node (validator or observer) from its home directory until SIGINT/SIGTERM."""
     config = read_config(home)
     warn_if_exposed(home / NODE_KEY_FILE)
-    configure_node_logging(home, config)
-    pid_file = home / PID_FILE
-    pid_file.write_text(f"{os.getpid()}\n")
-    log = logging.getLogger("medchain.node")
-    try:
-        asyncio.run(_serve_node(home))
-    except MedchainError as exc:
-        log.error("the node stopped: %s", exc.message)
-        raise
-    except Exception:
-        log.exception("the node stopped on an unexpected error")
-        raise
-    finally:
-        with contextlib.suppress(OSError):
-            if pid_file.read_text().strip() == str(os.getpid()):
-                pid_file.unlink()
+    run_node_process(home, config, _api)
 
 
-def wait_ready(devnet: Devnet, timeout_s: float = 60.0) -> None:
-    """Until every node's API answers /health."""
-    deadline = time.monotonic() + timeout_s
-    pending = list(devnet.nodes)
-    with httpx.Client(timeout=1.0) as http:
-        while pending:
-            if time.monotonic() > deadline:
-                names = ", ".join(n.name for n in pending)
-                raise DevnetError(
-                    f"{names} did not come up within {timeout_s:.0f} s; "
-                    f"see node.log in their homes under {devnet.home}"
-                )
-            node_ = pending[0]
-            try:
-                if http.get(f"{node_.api_url}/health").status_code == 200:
-                    pending.pop(0)
-                    continue
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+def _api(node_: Node, config: NodeConfig) -> ApiServer:
+    host, port, max_body = config.api_host, config.api_port, config.max_request_bytes
+    return ApiServer(node_, host, port, max_body_bytes=max_body)
 
 
 def _start_all(devnet: Devnet) -> None:
-    """Start the nodes not running yet, each in a session of its own: Ctrl-C reaches
-    `devnet up` only, which then stops them one by one (and reports what it stopped)."""
-    if devnet.verification is not None:
-        start_verification_chain(devnet)
-    for node_ in devnet.nodes:
-        if read_pid(node_.home) is None:
-            start_node(node_.home, detach=True)
-    wait_ready(devnet)
-
-
-def _checkpoint_interval(devnet: Devnet) -> int:
-    return read_genesis(devnet.nodes[0].home / GENESIS_FILE).params.checkpoint_interval
-
-
-def _changed(params: ChainParams) -> list[str]:
-    """The parameters that differ from the defaults (consensus aside)."""
-    default = ChainParams()
-    return [
-        f.name
-        for f in dataclasses.fields(ChainParams)
-        if f.name != "consensus" and getattr(params, f.name) != getattr(default, f.name)
-    ]
-
-
-def _stop_all(devnet: Devnet) -> int:
-    stopped = sum(stop_node(n.home) for n in devnet.nodes)
-    stop_verification_chain(devnet)
-    return stopped
+    """Start the nodes not running yet and wait until they serve (stopping them all if
+    that fails); a seam the parameter tests replace."""
+    start_devnet(devnet)
 
 
 @devnet_app.command("up")
@@ -207,26 +118,9 @@ def devnet_up(
     In the foreground Ctrl-C stops every node cleanly; `--detach` leaves them running
     for `medchain devnet down`."""
     params = _params(consensus, param or [])  # unknown names and bad values refused first
-    last = nodes + observers - 1
-    if max(api_port, p2p_port) + last > 65_535:
-        raise DevnetError(
-            f"node {last} would listen on port {max(api_port, p2p_port) + last}, past 65535; "
-            "choose lower --api-port and --p2p-port"
-        )
-    if (home / DEVNET_FILE).exists():
-        devnet = load_devnet(home)
-        if len(devnet.validators) != nodes or devnet.consensus != consensus:
-            err_console.print(
-                f"[yellow]{home} already holds a {len(devnet.validators)}-validator "
-                f"{devnet.consensus} devnet; starting it as it is[/]"
-            )
-        if param:
-            err_console.print(
-                f"[yellow]--param applies to a new devnet only: {home} keeps the chain "
-                "parameters of its genesis (remove it to start anew)[/]"
-            )
-    else:
-        devnet = create_devnet(
+    devnet, created = open_devnet(
+        home,
+        lambda: create_devnet(
             home,
             nodes,
             consensus,
@@ -236,48 +130,72 @@ def devnet_up(
             block_interval_ms=block_interval_ms,
             params=params,
             verification=VerificationChain(eth_port) if anchor else None,
-        )
-        if param:
-            changed = ", ".join(f"{n}={getattr(params, n)}" for n in _changed(params))
-            console.print(f"chain parameters: {changed}")
+        ),
+    )
+    _say_what_applies(devnet, created, nodes, consensus, params if param else None)
     console.print(
         f"starting {len(devnet.nodes)} nodes of [bold]{devnet.chain_id}[/] "
         f"({devnet.consensus}) in {home}"
     )
     try:
         _start_all(devnet)
-    except BaseException:
-        _stop_all(devnet)
+    except ProcessFailed as exc:
+        err_console.print(exc.tail, markup=False, highlight=False)
         raise
+    _show(devnet)
+    if detach:
+        console.print(f"running in the background; stop with `medchain devnet down --home {home}`")
+        return
+    _until_interrupted(devnet)
+
+
+def _until_interrupted(devnet: Devnet) -> None:
+    """Until Ctrl-C, a SIGTERM or a closed terminal, or until a node exits; then stop
+    every node."""
+    console.print("Ctrl-C stops the network")
+    with signals_raise((signal.SIGHUP, signal.SIGTERM), lambda _: KeyboardInterrupt()):
+        try:
+            until_a_node_exits(devnet)
+            err_console.print("[red]a node exited; stopping the others (see its node.log)[/]")
+        except KeyboardInterrupt:
+            console.print("stopping…")
+        finally:
+            stopped = stop_devnet(devnet)
+            console.print(f"stopped {stopped} node(s); data kept in {devnet.home}")
+
+
+def _say_what_applies(
+    devnet: Devnet, created: bool, nodes: int, consensus: str, params: ChainParams | None
+) -> None:
+    """The chain parameters given to a new devnet; what an existing one ignores."""
+    if created:
+        if params is not None:
+            changed = ", ".join(f"{n}={getattr(params, n)}" for n in changed_params(params))
+            console.print(f"chain parameters: {changed}")
+        return
+    if len(devnet.validators) != nodes or devnet.consensus != consensus:
+        err_console.print(
+            f"[yellow]{devnet.home} already holds a {len(devnet.validators)}-validator "
+            f"{devnet.consensus} devnet; starting it as it is[/]"
+        )
+    if params is not None:
+        err_console.print(
+            f"[yellow]--param applies to a new devnet only: {devnet.home} keeps the chain "
+            "parameters of its genesis (remove it to start anew)[/]"
+        )
+
+
+def _show(devnet: Devnet) -> None:
     for n in devnet.nodes:
         role = "validator" if n.validator else "observer"
         console.print(f"  {n.name:8} {role:9} API {n.api_url}  (docs {n.api_url}/docs)")
     if devnet.verification is not None:
         console.print(
             f"  verification chain (Ganache) {devnet.verification.rpc_url}: checkpoints "
-            f"every {_checkpoint_interval(devnet)} blocks are anchored there; "
+            f"every {devnet.genesis().params.checkpoint_interval} blocks are anchored there; "
             "`medchain verify` checks a node against them"
         )
     console.print(f"funded account for demos and benchmarks: {devnet.faucet_key}")
-    if detach:
-        console.print(f"running in the background; stop with `medchain devnet down --home {home}`")
-        return
-    console.print("Ctrl-C stops the network")
-
-    def interrupt(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt  # a closed terminal or a SIGTERM stops the nodes too
-
-    for sig in (signal.SIGHUP, signal.SIGTERM):
-        signal.signal(sig, interrupt)
-    try:
-        while all(read_pid(n.home) is not None for n in devnet.nodes):
-            time.sleep(0.5)
-        err_console.print("[red]a node exited; stopping the others (see its node.log)[/]")
-    except KeyboardInterrupt:
-        console.print("stopping…")
-    finally:
-        stopped = _stop_all(devnet)
-        console.print(f"stopped {stopped} node(s); data kept in {home}")
 
 
 @devnet_app.command("down")
@@ -285,7 +203,7 @@ def devnet_up(
 def devnet_down(home: DevnetHome = DEFAULT_DEVNET_HOME) -> None:
     """Stop every node of the devnet in `--home` (their data stays)."""
     devnet = load_devnet(home)
-    stopped = _stop_all(devnet)
+    stopped = stop_devnet(devnet)
     console.print(f"stopped {stopped} node(s) of {devnet.chain_id}; data kept in {home}")
 
 

@@ -12,9 +12,17 @@ from rich.progress import Progress
 
 from medchain.cli._common import MAX_INT, console, reports_errors
 from medchain.consensus import EngineKind
-from medchain.sim import plot, summary_table
-from medchain.sim._chain import Byzantine, Scenario, simulate
-from medchain.sim._experiments import nominal_block_ms, plot_sweep, run_with_attack, sweep
+from medchain.sim import (
+    Byzantine,
+    Scenario,
+    nominal_block_ms,
+    plot,
+    plot_sweep,
+    run_with_attack,
+    simulate,
+    summary_table,
+    sweep,
+)
 from medchain.types import MedchainError
 
 MAX_NODES = 1_000

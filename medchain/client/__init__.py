@@ -1,9 +1,16 @@
 """The Python SDK: keys, transactions, record encryption and FHIR handling, on an
 in-process chain or on a node over HTTP (`HttpChain`)."""
 
+from medchain.client._anon import (
+    DEFAULT_RING_SIZE,
+    anon_submit,
+    close_scope,
+    contributions,
+    open_scope,
+)
 from medchain.client._backend import ChainBackend
 from medchain.client._deidentify import deidentify
-from medchain.client._envelope import Sealed, open_sealed, seal
+from medchain.client._envelope import Sealed, open_sealed, seal, version_context
 from medchain.client._fhir import InvalidFhirResource, canonical_json, validate_resource
 from medchain.client._http import (
     DEFAULT_NODE_URL,
@@ -32,7 +39,9 @@ from medchain.client._sdk import (
     UnknownParty,
 )
 from medchain.client._search import (
+    IndexUpdate,
     InvalidCapability,
+    KeywordState,
     NoSearchCapability,
     OpenedRecord,
     RecordNotIndexed,
@@ -42,19 +51,24 @@ from medchain.client._search import (
     SkippedRecord,
     keywords_of,
     open_capability,
+    open_results,
+    plan_entries,
     search_state_path,
 )
 
 __all__ = [
     "DEFAULT_NODE_URL",
+    "DEFAULT_RING_SIZE",
     "BlobUnavailable",
     "ChainBackend",
     "DeviceLabel",
     "HttpBlobStore",
     "HttpChain",
+    "IndexUpdate",
     "InvalidCapability",
     "InvalidFhirResource",
     "InvalidLabel",
+    "KeywordState",
     "LabelStatus",
     "MedchainClient",
     "NoSearchCapability",
@@ -74,15 +88,22 @@ __all__ = [
     "UnknownBatch",
     "UnknownParty",
     "UploadNotSigned",
+    "anon_submit",
     "canonical_json",
+    "close_scope",
+    "contributions",
     "deidentify",
     "keywords_of",
     "label_context",
     "open_capability",
+    "open_results",
+    "open_scope",
     "open_sealed",
+    "plan_entries",
     "read_label",
     "seal",
     "seal_label",
     "search_state_path",
     "validate_resource",
+    "version_context",
 ]

@@ -17,26 +17,8 @@ from urllib.parse import quote
 
 import httpx
 
-from medchain.app import (
-    Account,
-    AnonEntry,
-    AnonScope,
-    AuditEntry,
-    Batch,
-    Candidate,
-    Device,
-    DeviceAuditEntry,
-    Gateway,
-    Identity,
-    Record,
-    RecordVersion,
-    ResearchEntry,
-    Role,
-    StakeAccount,
-    VitalsEntry,
-)
+from medchain import app
 from medchain.crypto import AccountKeys, SearchToken, format_address, parse_address
-from medchain.node import NodeStatus, PeerStatus, TxFailed
 from medchain.offchain import BlobCorrupted, BlobNotFound, cid_for, parse_cid
 from medchain.types import (
     UPLOAD_EXPIRES_HEADER,
@@ -47,8 +29,11 @@ from medchain.types import (
     DecodeError,
     Genesis,
     MedchainError,
+    NodeStatus,
+    PeerStatus,
     Receipt,
     Tx,
+    TxFailed,
     bulk_upload_signing_bytes,
     decode,
     encode,
@@ -71,6 +56,9 @@ _MAX_BLOB_BATCH_BYTES = 16 * 1024 * 1024
 """The API's default bound on a POST /v1/blobs/batch body."""
 _MAX_BLOB_BATCH_BLOBS = 1_000
 """The API's bound on the blobs one POST /v1/blobs/batch may hold."""
+_MAX_HEIGHTS = 10_000
+"""What one POST /v1/chain/hashes takes (50,000 blocks of history at the default
+checkpoint interval)."""
 _RLP_PREFIX_MAX = 9
 """Most bytes RLP puts before a string or a list (1 + an 8-byte length)."""
 UPLOAD_VALIDITY_MS = 5 * 60 * 1000
@@ -333,31 +321,52 @@ class HttpChain:
         except (KeyError, TypeError, ValueError) as exc:
             raise _bad_response(self.url, f"a malformed status ({exc!r})") from None
 
+    # -- anchoring ------------------------------------------------------------------
+
+    def anchoring(self) -> dict[str, Any]:
+        """The node's anchoring settings and its own check of its chain against its
+        anchors, as GET /v1/anchoring serves them (`configured` false: it anchors not)."""
+        return self._body(self._request("GET", "/v1/anchoring"))
+
+    def block_ids(self, heights: Sequence[int]) -> dict[int, tuple[bytes, bytes | None]]:
+        """(block id, state root) the node stores at each of `heights` it holds, in
+        requests of 10,000 heights. The root is None from a node of a release that
+        served only the ids; a block id commits to its root all the same."""
+        found: dict[int, tuple[bytes, bytes | None]] = {}
+        for start in range(0, len(heights), _MAX_HEIGHTS):
+            chunk = list(heights[start : start + _MAX_HEIGHTS])
+            body = self._body(self._request("POST", "/v1/chain/hashes", json={"heights": chunk}))
+            try:
+                found.update(_block_ids(body))
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise _bad_response(self.url, "block ids that are not hex by height") from None
+        return found
+
     # -- state (ChainBackend) -----------------------------------------------------------
 
-    def account(self, address: bytes) -> Account:
-        return self._decoded(Account, self._get(f"/v1/accounts/{format_address(address)}"))
+    def account(self, address: bytes) -> app.Account:
+        return self._decoded(app.Account, self._get(f"/v1/accounts/{format_address(address)}"))
 
-    def identity(self, address: bytes) -> Identity | None:
+    def identity(self, address: bytes) -> app.Identity | None:
         body = self._get(f"/v1/identities/{format_address(address)}", missing=("not_registered",))
-        return None if body is None else self._decoded(Identity, body)
+        return None if body is None else self._decoded(app.Identity, body)
 
-    def record(self, record_id: bytes) -> Record | None:
+    def record(self, record_id: bytes) -> app.Record | None:
         body = self._get(f"/v1/records/{record_id.hex()}", missing=("unknown_record",))
-        return None if body is None else self._decoded(Record, body)
+        return None if body is None else self._decoded(app.Record, body)
 
-    def record_version(self, record_id: bytes, number: int) -> RecordVersion | None:
+    def record_version(self, record_id: bytes, number: int) -> app.RecordVersion | None:
         if number < 1:
             return None
         body = self._get(
             f"/v1/records/{record_id.hex()}/versions/{number}",
             missing=("unknown_record", "unknown_version"),
         )
-        return None if body is None else self._decoded(RecordVersion, body)
+        return None if body is None else self._decoded(app.RecordVersion, body)
 
-    def audit(self, record_id: bytes) -> list[AuditEntry]:
+    def audit(self, record_id: bytes) -> list[app.AuditEntry]:
         body = self._get(f"/v1/records/{record_id.hex()}/audit", missing=("unknown_record",))
-        return [] if body is None else self._list(AuditEntry, body, "entries")
+        return [] if body is None else self._list(app.AuditEntry, body, "entries")
 
     def patient_records(self, patient: bytes) -> list[bytes]:
         path = f"/v1/patients/{format_address(patient)}/records"
@@ -378,25 +387,25 @@ class HttpChain:
         )
         return [[_unhex(v, self.url) for v in vs] for vs in _field(body, "values", self.url)]
 
-    def research_data(self, institution: bytes) -> list[ResearchEntry]:
+    def research_data(self, institution: bytes) -> list[app.ResearchEntry]:
         body = self._get(f"/v1/research/{format_address(institution)}")
-        return self._list(ResearchEntry, body, "entries")
+        return self._list(app.ResearchEntry, body, "entries")
 
-    def anon_scope(self, name: str) -> AnonScope | None:
+    def anon_scope(self, name: str) -> app.AnonScope | None:
         body = self._get(f"/v1/anon/{quote(name, safe='')}", missing=("unknown_scope",))
-        return None if body is None else self._decoded(AnonScope, body)
+        return None if body is None else self._decoded(app.AnonScope, body)
 
-    def anon_entries(self, name: str) -> list[AnonEntry]:
+    def anon_entries(self, name: str) -> list[app.AnonEntry]:
         body = self._get(f"/v1/anon/{quote(name, safe='')}/entries", missing=("unknown_scope",))
-        return [] if body is None else self._list(AnonEntry, body, "entries")
+        return [] if body is None else self._list(app.AnonEntry, body, "entries")
 
-    def role_count(self, role: Role) -> int:
+    def role_count(self, role: app.Role) -> int:
         count = _field(self._get(f"/v1/roles/{role.value}"), "count", self.url)
         if not isinstance(count, int):
             raise _bad_response(self.url, "a role count that is not a number")
         return count
 
-    def role_member(self, role: Role, index: int) -> bytes | None:
+    def role_member(self, role: app.Role, index: int) -> bytes | None:
         if index < 0:
             return None
         body = self._get(f"/v1/roles/{role.value}/{index}", missing=("no_member",))
@@ -407,23 +416,23 @@ class HttpChain:
         except (MedchainError, AttributeError) as exc:
             raise _bad_response(self.url, f"a malformed address ({exc})") from None
 
-    def stake(self, address: bytes) -> StakeAccount:
-        return self._decoded(StakeAccount, self._get(f"/v1/stakes/{format_address(address)}"))
+    def stake(self, address: bytes) -> app.StakeAccount:
+        return self._decoded(app.StakeAccount, self._get(f"/v1/stakes/{format_address(address)}"))
 
-    def candidates(self) -> list[Candidate]:
-        return self._list(Candidate, self._get("/v1/candidates"), "candidates")
+    def candidates(self) -> list[app.Candidate]:
+        return self._list(app.Candidate, self._get("/v1/candidates"), "candidates")
 
-    def device(self, device: bytes) -> Device | None:
+    def device(self, device: bytes) -> app.Device | None:
         body = self._get(f"/v1/devices/{format_address(device)}", missing=("unknown_device",))
-        return None if body is None else self._decoded(Device, body)
+        return None if body is None else self._decoded(app.Device, body)
 
-    def devices(self, addresses: Sequence[bytes]) -> tuple[int, list[Device | None]]:
+    def devices(self, addresses: Sequence[bytes]) -> tuple[int, list[app.Device | None]]:
         """POST /v1/devices/lookup, in requests of at most 1,000 addresses (the API's
         limit). When a long list takes several requests and the chain moves on between
         them, the height is the lowest one answered: every device was read at that
         height or later, and a penalty restriction is never taken to lapse early."""
         height: int | None = None
-        found: list[Device | None] = []
+        found: list[app.Device | None] = []
         for start in range(0, max(len(addresses), 1), _MAX_DEVICE_LOOKUP):
             chunk = addresses[start : start + _MAX_DEVICE_LOOKUP]
             body = self._body(
@@ -442,7 +451,7 @@ class HttpChain:
                     self.url, f"{len(items)} devices for a lookup of {len(chunk)} addresses"
                 )
             for address, item in zip(chunk, items, strict=True):
-                device = None if item is None else self._decoded(Device, item)
+                device = None if item is None else self._decoded(app.Device, item)
                 if device is not None and device.device != address:
                     raise _bad_response(self.url, "a device lookup answering other addresses")
                 found.append(device)
@@ -486,15 +495,15 @@ class HttpChain:
             raise _bad_response(self.url, "a recipients lookup answering other patients")
         return recipients
 
-    def devices_of(self, patient: bytes) -> list[Device]:
+    def devices_of(self, patient: bytes) -> list[app.Device]:
         path = f"/v1/patients/{format_address(patient)}/devices"
         body = self._get(path, missing=("not_registered",))
-        return [] if body is None else self._list(Device, body, "devices")
+        return [] if body is None else self._list(app.Device, body, "devices")
 
-    def device_audit(self, device: bytes) -> list[DeviceAuditEntry]:
+    def device_audit(self, device: bytes) -> list[app.DeviceAuditEntry]:
         path = f"/v1/devices/{format_address(device)}/audit"
         body = self._get(path, missing=("unknown_device",))
-        return [] if body is None else self._list(DeviceAuditEntry, body, "entries")
+        return [] if body is None else self._list(app.DeviceAuditEntry, body, "entries")
 
     def guardians_of(self, patient: bytes) -> tuple[bytes, ...]:
         path = f"/v1/patients/{format_address(patient)}/guardians"
@@ -503,7 +512,7 @@ class HttpChain:
 
     def vitals(
         self, patient: bytes, from_ms: int, to_ms: int, device: bytes | None = None
-    ) -> list[VitalsEntry]:
+    ) -> list[app.VitalsEntry]:
         params: dict[str, str | int] = {"from_ms": from_ms, "to_ms": to_ms}
         if device is not None:
             params["device"] = format_address(device)
@@ -512,20 +521,20 @@ class HttpChain:
         )
         if response.status_code == 404 and _error_code(response) == "not_registered":
             return []  # as the chain answers for an account that never had vitals
-        return self._list(VitalsEntry, self._body(response), "entries")
+        return self._list(app.VitalsEntry, self._body(response), "entries")
 
     def vitals_readers_of(self, patient: bytes) -> tuple[bytes, ...]:
         path = f"/v1/patients/{format_address(patient)}/vitals-readers"
         body = self._get(path, missing=("not_registered",))
         return () if body is None else self._addresses(body, "readers")
 
-    def gateway(self, address: bytes) -> Gateway | None:
+    def gateway(self, address: bytes) -> app.Gateway | None:
         body = self._get(f"/v1/gateways/{format_address(address)}", missing=("unknown_gateway",))
-        return None if body is None else self._decoded(Gateway, body)
+        return None if body is None else self._decoded(app.Gateway, body)
 
-    def batch(self, batch_id: bytes) -> Batch | None:
+    def batch(self, batch_id: bytes) -> app.Batch | None:
         body = self._get(f"/v1/batches/{batch_id.hex()}", missing=("unknown_batch",))
-        return None if body is None else self._decoded(Batch, body)
+        return None if body is None else self._decoded(app.Batch, body)
 
     # -- HTTP -------------------------------------------------------------------------
 
@@ -545,8 +554,8 @@ class HttpChain:
         except httpx.TransportError as exc:
             raise NodeUnreachable(
                 f"cannot reach the medchain node at {self.url} ({exc or type(exc).__name__}); "
-                "start it (`medchain devnet up` for a local devnet), or point --node "
-                "(env MEDCHAIN_NODE) at a running node"
+                "check --node (env MEDCHAIN_NODE) and that the node is running "
+                "(`medchain devnet up` starts a local devnet)"
             ) from None
 
     def _get(self, path: str, missing: tuple[str, ...] = ()) -> Any:
@@ -561,6 +570,13 @@ class HttpChain:
             body = response.json()
         except ValueError:
             body = None
+        if response.status_code == 404 and _error_code(response) in (None, "not_found"):
+            raise NodeError(
+                "endpoint_missing",
+                f"the node at {self.url} does not serve {response.request.url.path} (HTTP 404):"
+                " is it a medchain node of this version? check --node, or upgrade the node",
+                404,
+            )
         if response.status_code >= 400:
             error = body.get("error") if isinstance(body, dict) else None
             if (
@@ -747,6 +763,17 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, float(response.headers.get("retry-after", "")))
     except ValueError:
         return None
+
+
+def _block_ids(body: Mapping[str, Any]) -> dict[int, tuple[bytes, bytes | None]]:
+    """Both shapes of POST /v1/chain/hashes: {"blocks": {h: {hash, state_root}}}, or
+    the older {"hashes": {h: hash}}."""
+    if "blocks" in body:
+        return {
+            int(h): (bytes.fromhex(b["hash"]), bytes.fromhex(b["state_root"]))
+            for h, b in body["blocks"].items()
+        }
+    return {int(h): (bytes.fromhex(hex_id), None) for h, hex_id in body["hashes"].items()}
 
 
 def _field(body: Mapping[str, Any], key: str, url: str) -> Any:

@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -33,6 +33,7 @@ from medchain._fs import fsync_directory
 from medchain.app import MAX_INDEX_ENTRIES, IndexArgs, IndexEntry, LabelTaken
 from medchain.client._envelope import open_sealed, seal
 from medchain.crypto import (
+    AccountKeys,
     DecryptionFailed,
     EntryKind,
     InvalidKeyword,
@@ -53,8 +54,33 @@ from medchain.crypto import (
 )
 from medchain.types import DecodeError, MedchainError, Receipt, decode, encode
 
-if TYPE_CHECKING:
-    from medchain.client._sdk import MedchainClient
+
+class SearchedChain(Protocol):
+    """The chain as the search sees it: its id, and the index lookup."""
+
+    @property
+    def chain_id(self) -> str: ...
+
+    def search(self, owner: bytes, token: SearchToken) -> list[list[bytes]]: ...
+
+
+class SearchingAccount(Protocol):
+    """What the search needs of an account (a MedchainClient is one): its keys and
+    chain, sending its index updates, and opening the records it finds. Naming only
+    this keeps the search independent of the client that carries it."""
+
+    @property
+    def keys(self) -> AccountKeys: ...
+
+    @property
+    def address(self) -> bytes: ...
+
+    @property
+    def chain(self) -> SearchedChain: ...
+
+    def send(self, method: str, args: object) -> Receipt: ...
+
+    def read_record(self, record_id: bytes) -> dict[str, Any]: ...
 
 SEARCH_STATE_SUFFIX = ".search"
 CAPABILITY_MAGIC = b"medchain-search-capability/v1\n"
@@ -343,7 +369,7 @@ def capability_context(owner: bytes, reader: bytes) -> bytes:
 class SearchIndex:
     """One account's encrypted index: what `MedchainClient`'s search methods run on."""
 
-    def __init__(self, client: MedchainClient, state_path: Path | None = None) -> None:
+    def __init__(self, client: SearchingAccount, state_path: Path | None = None) -> None:
         self._client = client
         self._path = state_path
         self._key: bytes | None = None
@@ -538,7 +564,7 @@ class SearchIndex:
         )
 
 
-def open_capability(client: MedchainClient, data: bytes) -> SearchCapability:
+def open_capability(client: SearchingAccount, data: bytes) -> SearchCapability:
     """Open a capability granted to this client's account; InvalidCapability otherwise."""
     not_one = InvalidCapability(
         "this is not a medchain search capability (made by `medchain record search-grant`); "
@@ -573,7 +599,9 @@ def open_capability(client: MedchainClient, data: bytes) -> SearchCapability:
     return body
 
 
-def search_with(client: MedchainClient, capability: SearchCapability, keyword: str) -> list[bytes]:
+def search_with(
+    client: SearchingAccount, capability: SearchCapability, keyword: str
+) -> list[bytes]:
     """Record ids under `keyword` in the capability owner's index (no state, no writes)."""
     word = normalize_keyword(keyword)
     granted = next((g for g in capability.keywords if g.keyword == word), None)
@@ -588,7 +616,7 @@ def search_with(client: MedchainClient, capability: SearchCapability, keyword: s
     return open_results(granted.value_keys, found)
 
 
-def open_records(client: MedchainClient, record_ids: Sequence[bytes]) -> SearchResult:
+def open_records(client: SearchingAccount, record_ids: Sequence[bytes]) -> SearchResult:
     """Decrypt what the caller may read; the rest is skipped with the reason."""
     opened, skipped = [], []
     for record_id in record_ids:

@@ -16,7 +16,16 @@ from medchain.gateway._batch import (
     prove,
     verify_proof,
 )
-from medchain.gateway._config import GATEWAY_KEY_FILE, GatewayConfig, MqttConfig, load_config
+from medchain.gateway._config import (
+    CONFIG_FILE,
+    GATEWAY_KEY_FILE,
+    INDEX_FILE,
+    GatewayConfig,
+    MqttConfig,
+    load_config,
+    write_config,
+)
+from medchain.gateway._fleet import enrol_fleet
 from medchain.gateway._fleet_report import FleetOutcome, Misbehaver, fleet_outcome, state_history
 from medchain.gateway._fleet_stream import (
     DEFAULT_TOPIC_PREFIX,
@@ -34,7 +43,8 @@ from medchain.gateway._fleet_stream import (
     wait_committed,
 )
 from medchain.gateway._home import create_gateway_home, serve_gateway
-from medchain.gateway._intake import CheckedReading, IntakeCheckers, check_reading
+from medchain.gateway._index import ReadingIndex
+from medchain.gateway._intake import CheckedReading, IntakeCheckers, check_reading, tune_collector
 from medchain.gateway._mqtt import MqttIngest, acks_topic, readings_topic, start_mqtt
 from medchain.gateway._proofs import (
     BatchSource,
@@ -65,6 +75,9 @@ from medchain.gateway._readings import (
     verify_reading,
 )
 from medchain.gateway._remote import DEFAULT_GATEWAY, GatewayUnavailable, gateway_url
+from medchain.gateway._resend import resending
+from medchain.gateway._server import create_gateway_app
+from medchain.gateway._service import GatewayService
 from medchain.gateway._simulate import DeviceKind, MisbehavingDevice, Misbehaviour, SimulatedDevice
 from medchain.gateway._vitals import (
     FALL_CODE,
@@ -84,12 +97,14 @@ from medchain.gateway._vitals_text import (
 )
 
 __all__ = [
+    "CONFIG_FILE",
     "DEFAULT_GATEWAY",
     "DEFAULT_TOPIC_PREFIX",
     "DEVICES_PER_CONNECTION",
     "FALL_CODE",
     "FLOOD_BURST",
     "GATEWAY_KEY_FILE",
+    "INDEX_FILE",
     "MAX_CONNECTIONS",
     "MAX_OBSERVATION_BYTES",
     "READING_DOMAIN",
@@ -105,6 +120,7 @@ __all__ = [
     "FleetOutcome",
     "FleetRun",
     "GatewayConfig",
+    "GatewayService",
     "GatewayUnavailable",
     "IntakeCheckers",
     "Misbehaver",
@@ -119,6 +135,7 @@ __all__ = [
     "ProofCheck",
     "ProofTally",
     "Reading",
+    "ReadingIndex",
     "ReadingProof",
     "SequenceGuard",
     "SignedReading",
@@ -134,10 +151,12 @@ __all__ = [
     "check_reading_proof",
     "check_signed_time",
     "check_topic_prefix",
+    "create_gateway_app",
     "create_gateway_home",
     "decode_signed_reading",
     "device_reference",
     "encode_signed_reading",
+    "enrol_fleet",
     "fleet_outcome",
     "gateway_url",
     "load_config",
@@ -155,16 +174,19 @@ __all__ = [
     "reading_to_json",
     "readings_from_json_array",
     "readings_topic",
+    "resending",
     "serve_gateway",
     "show_time",
     "sign_reading",
     "start_mqtt",
     "state_history",
     "stream_fleet",
+    "tune_collector",
     "validate_vital",
     "verify_proof",
     "verify_reading",
     "vital_reading_json",
     "vitals_json",
     "wait_committed",
+    "write_config",
 ]

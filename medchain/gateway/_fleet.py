@@ -27,7 +27,12 @@ from medchain.crypto import (
     signed_tx,
     tagged_hash,
 )
-from medchain.gateway import DeviceKind, MisbehavingDevice, Misbehaviour, SimulatedDevice
+from medchain.gateway._simulate import (
+    DeviceKind,
+    MisbehavingDevice,
+    Misbehaviour,
+    SimulatedDevice,
+)
 from medchain.types import MedchainError, Tx, tx_id
 
 _KINDS = {

@@ -42,8 +42,14 @@ from medchain.app import (
     KeyWrap,
     new_batch_id,
 )
-from medchain.client import ChainBackend, MedchainClient, NotAReader, UnknownParty
-from medchain.client._envelope import open_sealed, seal
+from medchain.client import (
+    ChainBackend,
+    MedchainClient,
+    NotAReader,
+    UnknownParty,
+    open_sealed,
+    seal,
+)
 from medchain.crypto import (
     AccountKeys,
     address_from_public_key,

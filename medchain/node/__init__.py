@@ -1,7 +1,7 @@
 """Running a chain: the single-validator LocalChain, genesis files, and LedgerApp
 (the ledger as consensus engines see it)."""
 
-from medchain.node._admission import RateLimited, TooManyAnonymous, VerifierBusy
+from medchain.node._admission import NODE, Admission, RateLimited, TooManyAnonymous, VerifierBusy
 from medchain.node._anchoring import Anchoring, AnchoringStatus
 from medchain.node._archive import Adopted, adopt_fork, archive_chain
 from medchain.node._bodies import (
@@ -36,14 +36,24 @@ from medchain.node._devnet import (
     Devnet,
     DevnetError,
     DevnetNode,
+    DevnetProcesses,
+    NetNode,
+    changed_params,
     create_devnet,
-    free_port_base,
+    given_nodes,
     load_devnet,
+    local_devnet,
+    net_nodes,
+    node_program,
+    open_devnet,
     read_pid,
+    start_devnet,
     start_node,
     start_verification_chain,
+    stop_devnet,
     stop_node,
     stop_verification_chain,
+    until_a_node_exits,
 )
 from medchain.node._fork import ForkError, fork_anchor, fork_genesis, fork_home, fork_validators
 from medchain.node._genesis_file import (
@@ -62,11 +72,11 @@ from medchain.node._localchain import (
     VALIDATOR_KEY_FILE,
     LocalChain,
     SealedBlock,
-    TxFailed,
     genesis_block,
     wall_clock_ms,
 )
 from medchain.node._logging import configure_node_logging, node_log_handlers
+from medchain.node._process import NodeApi, run_node_process
 from medchain.node._queries import ChainQueries
 from medchain.node._restore import (
     SQLITE_SIDE_FILES,
@@ -79,8 +89,24 @@ from medchain.node._restore import (
 )
 from medchain.node._runtime import Node, NodeFailed, network_id
 from medchain.node._signlog import SignLog
-from medchain.node._status import NodeStatus, PeerStatus
+from medchain.node._supervisor import (
+    START_TIMEOUT_S,
+    STOP_GRACE_S,
+    Child,
+    ProcessFailed,
+    Program,
+    Supervisor,
+    free_port_base,
+    health_status,
+    kill_process,
+    signals_raise,
+    stop_processes,
+    terminate_pid,
+    wait_healthy,
+)
 from medchain.node._verification_chain import VerificationChain
+from medchain.node._verifier import Verifier
+from medchain.types import NodeStatus, PeerStatus, TxFailed  # re-exported: node answers with them
 
 __all__ = [
     "ANONYMOUS",
@@ -93,14 +119,18 @@ __all__ = [
     "FETCHED",
     "GENESIS_FILE",
     "LOG_FILE",
+    "NODE",
     "NODE_CERT_FILE",
     "NODE_KEY_FILE",
     "OUTPUT_FILE",
     "PID_FILE",
     "SQLITE_SIDE_FILES",
+    "START_TIMEOUT_S",
+    "STOP_GRACE_S",
     "STORE_FILE",
     "VALIDATOR_KEY_FILE",
     "WAL_FILE",
+    "Admission",
     "AdmissionConfig",
     "Adopted",
     "Anchoring",
@@ -108,15 +138,19 @@ __all__ = [
     "Bodies",
     "BodyLedger",
     "ChainQueries",
+    "Child",
     "ConfigError",
     "Devnet",
     "DevnetError",
     "DevnetNode",
+    "DevnetProcesses",
     "ForkError",
     "GenesisError",
     "LedgerApp",
     "LocalChain",
+    "NetNode",
     "Node",
+    "NodeApi",
     "NodeConfig",
     "NodeFailed",
     "NodeRunning",
@@ -125,18 +159,23 @@ __all__ = [
     "PeerConfig",
     "PeerStatus",
     "PendingFull",
+    "ProcessFailed",
+    "Program",
     "RateLimited",
     "RecoverError",
     "RecoverReport",
     "SealedBlock",
     "SignLog",
+    "Supervisor",
     "TooManyAnonymous",
     "TxFailed",
     "VerificationChain",
+    "Verifier",
     "VerifierBusy",
     "adopt_fork",
     "anchor_settings",
     "archive_chain",
+    "changed_params",
     "config_from_json",
     "config_to_json",
     "configure_node_logging",
@@ -150,19 +189,34 @@ __all__ = [
     "genesis_from_json",
     "genesis_hash",
     "genesis_to_json",
+    "given_nodes",
+    "health_status",
+    "kill_process",
     "load_devnet",
+    "local_devnet",
+    "net_nodes",
     "network_id",
     "node_log_handlers",
+    "node_program",
+    "open_devnet",
     "read_config",
     "read_genesis",
     "read_pid",
     "recover_store",
     "require_stopped",
+    "run_node_process",
+    "signals_raise",
+    "start_devnet",
     "start_node",
     "start_verification_chain",
+    "stop_devnet",
     "stop_node",
+    "stop_processes",
     "stop_verification_chain",
+    "terminate_pid",
+    "until_a_node_exits",
     "uploader_of",
+    "wait_healthy",
     "wall_clock_ms",
     "write_config",
     "write_genesis",

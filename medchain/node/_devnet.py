@@ -3,8 +3,9 @@ the file that says where each one listens.
 
 `create_devnet` lays out keys, TLS certificates, one genesis and one config per node
 (every address and port written in the configs, so the same homes could be copied
-to other machines by editing hosts). `start_node` runs `medchain node --home` as a
-child process; `stop_node` asks it to stop with SIGTERM and kills it if it does not.
+to other machines by editing hosts). `start_devnet` runs a `medchain node --home`
+process per node (see `_supervisor`) and waits until they serve; `stop_devnet` finds
+them by their pid files, so another process (`devnet down`) can stop them.
 """
 
 from __future__ import annotations
@@ -12,13 +13,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import random
-import signal
-import socket
-import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,16 +23,30 @@ from typing import Any
 from medchain.crypto import AccountKeys, save_keys
 from medchain.node import _verification_chain as verification_chain
 from medchain.node._config import (
+    LOG_FILE,
     NODE_CERT_FILE,
     NODE_KEY_FILE,
     OUTPUT_FILE,
     PID_FILE,
     NodeConfig,
     PeerConfig,
+    read_config,
     write_config,
 )
-from medchain.node._genesis_file import write_genesis
+from medchain.node._genesis_file import read_genesis, write_genesis
 from medchain.node._localchain import GENESIS_FILE, wall_clock_ms
+from medchain.node._supervisor import (
+    P2P_PORT_OFFSET,
+    START_TIMEOUT_S,
+    STOP_GRACE_S,
+    Child,
+    Program,
+    Supervisor,
+    free_port_base,
+    stop_processes,
+    terminate_pid,
+    wait_healthy,
+)
 from medchain.node._verification_chain import VerificationChain
 from medchain.p2p import node_certificate
 from medchain.types import Allocation, ChainParams, Genesis, GenesisValidator, MedchainError
@@ -79,6 +90,20 @@ class Devnet:
     def validators(self) -> tuple[DevnetNode, ...]:
         return tuple(n for n in self.nodes if n.validator)
 
+    def genesis(self) -> Genesis:
+        """The genesis its nodes share."""
+        return read_genesis(self.nodes[0].home / GENESIS_FILE)
+
+
+def changed_params(params: ChainParams) -> list[str]:
+    """The chain parameters that differ from the defaults (consensus aside)."""
+    default = ChainParams()
+    return [
+        f.name
+        for f in dataclasses.fields(ChainParams)
+        if f.name != "consensus" and getattr(params, f.name) != getattr(default, f.name)
+    ]
+
 
 def create_devnet(
     home: Path,
@@ -103,6 +128,7 @@ def create_devnet(
     if validators < 1:
         raise DevnetError("a devnet needs at least one validator")
     total = validators + observers
+    _check_ports(total, api_port, p2p_port)
     addresses = list(hosts) if hosts is not None else [host] * total
     if len(addresses) != total:
         raise DevnetError(f"give one host per node: {total} nodes, {len(addresses)} hosts")
@@ -159,6 +185,23 @@ def create_devnet(
     return devnet
 
 
+def _check_ports(nodes: int, api_port: int, p2p_port: int) -> None:
+    top = max(api_port, p2p_port) + nodes - 1
+    if top > 65_535:
+        raise DevnetError(
+            f"node {nodes - 1} would listen on port {top}, past 65535; "
+            "choose lower --api-port and --p2p-port"
+        )
+
+
+def open_devnet(home: Path, create: Callable[[], Devnet]) -> tuple[Devnet, bool]:
+    """The devnet in `home` as it is, or the one `create` lays out there; True if it
+    was created."""
+    if (home / DEVNET_FILE).exists():
+        return load_devnet(home), False
+    return create(), True
+
+
 def _write_devnet(devnet: Devnet) -> None:
     doc: dict[str, Any] = {
         "chain_id": devnet.chain_id,
@@ -211,76 +254,71 @@ def load_devnet(home: Path) -> Devnet:
         raise DevnetError(f"{path} is damaged ({exc!r}); remove {home} and start anew") from exc
 
 
-# -- processes ------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class NetNode:
+    """A node known by its API's URL."""
+
+    name: str
+    url: str
+    home: Path | None
+    """Known when it runs on this machine as a node of a devnet."""
 
 
-P2P_PORT_OFFSET = 500
-"""`free_port_base` leaves P2P ports this far above the API ports."""
+def net_nodes(devnet: Devnet) -> list[NetNode]:
+    return [NetNode(n.name, n.api_url, n.home) for n in devnet.nodes]
 
 
-def free_port_base(count: int, host: str = "127.0.0.1") -> int:
-    """A base port such that base .. base+count-1 (APIs) and base+500 .. base+500+count-1
-    (P2P) are free on `host` now: for devnets started next to others (tests, demos,
-    benchmarks)."""
-    rng = random.Random(os.getpid() ^ time.monotonic_ns())
-    # below the kernel's ephemeral range: a port checked free there could be taken by
-    # an outgoing connection before the node binds it
-    top = min(_ephemeral_start(), 60_000) - P2P_PORT_OFFSET - count
-    for _ in range(200):
-        base = rng.randrange(10_000, max(top, 10_010), 10)
-        ports = [
-            *range(base, base + count),
-            *range(base + P2P_PORT_OFFSET, base + P2P_PORT_OFFSET + count),
-        ]
-        if all(_port_free(host, port) for port in ports):
-            return base
-    raise DevnetError(f"no {2 * count} free ports on {host}")
-
-
-def _ephemeral_start() -> int:
-    """The first port the kernel hands to outgoing connections (Linux; else IANA's)."""
+def given_nodes(urls: list[str], devnet_home: Path) -> tuple[list[NetNode], Devnet | None]:
+    """The nodes of these URLs; if the first is a node of the devnet in
+    `devnet_home` (where `medchain devnet up` and `make run` put it), that devnet's
+    other nodes and its homes are known too."""
     try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 49_152
+        devnet: Devnet | None = load_devnet(devnet_home)
+    except DevnetError:
+        devnet = None
+    by_url = {n.api_url.rstrip("/"): n for n in devnet.nodes} if devnet else {}
+    wanted = [u.rstrip("/") for u in urls]
+    if devnet is None or wanted[0] not in by_url:
+        return [NetNode(u, u, None) for u in wanted], None
+    wanted += [u for u in by_url if u not in wanted]
+    nodes = [
+        NetNode(by_url[u].name, u, by_url[u].home) if u in by_url else NetNode(u, u, None)
+        for u in wanted
+    ]
+    return nodes, devnet
 
 
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
+# -- processes ------------------------------------------------------------------------
 
 
 def node_command(node_home: Path) -> list[str]:
     return [sys.executable, "-m", "medchain.cli", "node", "--home", str(node_home)]
 
 
-def start_node(node_home: Path, *, detach: bool = False) -> subprocess.Popen[bytes]:
-    """Start `medchain node` for `node_home`. It writes and rotates its own node.log;
-    what it prints outside the log (an error before its logging is set up, an
-    interpreter crash) goes to node.out, emptied at each start so it stays small.
-    `detach` puts it in a session of its own, so it outlives the caller."""
+def node_program(node_home: Path, *, own_session: bool = True) -> Program:
+    """`medchain node` for `node_home`. It writes and rotates its own node.log; what it
+    prints outside the log (an error before its logging is set up, an interpreter
+    crash) goes to node.out."""
+    return Program(
+        name=node_home.name,
+        argv=tuple(node_command(node_home)),
+        output=node_home / OUTPUT_FILE,
+        health_url=f"{read_config(node_home).api_url}/health",
+        log=node_home / LOG_FILE,
+        own_session=own_session,
+    )
+
+
+def start_node(node_home: Path, *, detach: bool = False) -> Child:
+    """Start `medchain node` for `node_home`; `detach` puts it in a session of its
+    own, so it outlives the caller."""
     running = read_pid(node_home)
     if running is not None:
         raise DevnetError(
             f"a node already runs for {node_home} (pid {running}); "
             "stop it first with `medchain devnet down`"
         )
-    out = open(node_home / OUTPUT_FILE, "wb")  # noqa: SIM115 - handed to the child
-    try:
-        return subprocess.Popen(
-            node_command(node_home),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=detach,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    finally:
-        out.close()
+    return Child(node_program(node_home, own_session=detach))
 
 
 def read_pid(node_home: Path) -> int | None:
@@ -299,7 +337,8 @@ def read_pid(node_home: Path) -> int | None:
 
 
 def _is_node_process(pid: int, node_home: Path) -> bool:
-    """Guard against a stale pid file naming a recycled pid."""
+    """Guard against a stale pid file naming a recycled pid (or an exited child not
+    reaped yet, whose command line is empty)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
@@ -307,21 +346,113 @@ def _is_node_process(pid: int, node_home: Path) -> bool:
     return b"node" in cmdline and str(node_home).encode() in cmdline
 
 
-def stop_node(node_home: Path, timeout_s: float = 10.0) -> bool:
-    """SIGTERM the node of `node_home` and wait; SIGKILL after `timeout_s`. True if a
-    node was running."""
+def stop_node(node_home: Path, timeout_s: float = STOP_GRACE_S) -> bool:
+    """SIGTERM the node of `node_home` (found by its pid file) and wait; SIGKILL after
+    `timeout_s`. True if a node was running."""
     pid = read_pid(node_home)
     if pid is None:
         return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if read_pid(node_home) is None:
-            return True
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    (node_home / PID_FILE).unlink(missing_ok=True)
+    if terminate_pid(pid, lambda: read_pid(node_home) is None, timeout_s):
+        (node_home / PID_FILE).unlink(missing_ok=True)  # killed: it could not remove it
     return True
+
+
+def start_devnet(devnet: Devnet, timeout_s: float = START_TIMEOUT_S) -> None:
+    """Start the devnet's verification chain and the nodes not running yet, each in a
+    session of its own (they outlive this process; Ctrl-C reaches the caller only), and
+    wait until every node answers /health. On any failure what was started is stopped."""
+    programs = [node_program(n.home) for n in devnet.nodes]  # a bad config fails here
+    started: list[Child] = []
+    try:
+        start_verification_chain(devnet)
+        targets: list[Child | Program] = []
+        for node, program in zip(devnet.nodes, programs, strict=True):
+            if read_pid(node.home) is None:
+                started.append(Child(program))
+                targets.append(started[-1])
+            else:
+                targets.append(program)
+        wait_healthy(targets, timeout_s)
+    except BaseException:
+        stop_processes(started)  # also those that have not written their pid file yet
+        stop_devnet(devnet)
+        raise
+
+
+def stop_devnet(devnet: Devnet) -> int:
+    """Stop every node of the devnet, and its verification chain; how many nodes ran."""
+    stopped = sum(stop_node(n.home) for n in devnet.nodes)
+    stop_verification_chain(devnet)
+    return stopped
+
+
+class DevnetProcesses(Supervisor):
+    """The node processes of a devnet that this process runs and stops itself (the
+    demo, the benchmarks, the multi-process tests): a `Supervisor` whose children are
+    named after the nodes, which also starts the devnet's verification chain before
+    the first node and stops it after the last."""
+
+    def __init__(self, devnet: Devnet, grace_s: float = STOP_GRACE_S) -> None:
+        super().__init__(grace_s)
+        self.devnet = devnet
+        self._chain = False
+
+    def node(self, name: str) -> DevnetNode:
+        return next(n for n in self.devnet.nodes if n.name == name)
+
+    def start_nodes(self, names: Sequence[str] | None = None) -> list[Child]:
+        """Start these nodes (every node by default), not waiting for them."""
+        if not self._chain:
+            start_verification_chain(self.devnet)  # first: it configures the nodes
+            self._chain = True
+        chosen = names if names is not None else [n.name for n in self.devnet.nodes]
+        return [self.start(node_program(self.node(name).home)) for name in chosen]
+
+    def stop_all(self, grace_s: float | None = None) -> int:
+        try:
+            return super().stop_all(grace_s)
+        finally:
+            if self._chain:
+                stop_verification_chain(self.devnet)
+
+
+def local_devnet(
+    home: Path,
+    validators: int,
+    consensus: str,
+    *,
+    observers: int = 0,
+    chain_id: str,
+    block_interval_ms: int = 1_000,
+    round_timeout_ms: int = 2_000,
+    params: ChainParams | None = None,
+    verification: VerificationChain | None = None,
+) -> Devnet:
+    """A new devnet on 127.0.0.1, on ports free now: for one beside others (tests,
+    the demo, the benchmarks)."""
+    base = free_port_base(validators + observers)
+    return create_devnet(
+        home,
+        validators,
+        consensus,
+        observers=observers,
+        api_port=base,
+        p2p_port=base + P2P_PORT_OFFSET,
+        chain_id=chain_id,
+        block_interval_ms=block_interval_ms,
+        round_timeout_ms=round_timeout_ms,
+        params=params,
+        verification=verification,
+    )
+
+
+def until_a_node_exits(devnet: Devnet, poll_s: float = 0.5) -> str:
+    """Block until a node of the devnet is no longer running; its name."""
+    while True:
+        for node in devnet.nodes:
+            if read_pid(node.home) is None:
+                return node.name
+        time.sleep(poll_s)
 
 
 def start_verification_chain(devnet: Devnet) -> int | None:

@@ -34,6 +34,7 @@ from medchain.types import (
     MedchainError,
     Receipt,
     Tx,
+    TxFailed,
     block_hash,
     commit_signing_bytes,
     encode,
@@ -45,15 +46,6 @@ VALIDATOR_KEY_FILE = "validator.key"
 STORE_FILE = "chain.sqlite"
 BLOBS_DIR = "blobs"
 NO_PROPOSER = b"\x00" * 20
-
-
-class TxFailed(MedchainError):
-    """The transaction is valid but its contract call was refused; nothing was recorded."""
-
-    def __init__(self, receipt: Receipt) -> None:
-        super().__init__(receipt.message)
-        self.code = receipt.code
-        self.receipt = receipt
 
 
 def wall_clock_ms() -> int:

@@ -62,7 +62,6 @@ from medchain.node._ledger_app import LedgerApp
 from medchain.node._localchain import GENESIS_FILE, STORE_FILE, wall_clock_ms
 from medchain.node._metrics import NodeMetrics
 from medchain.node._signlog import SignLog
-from medchain.node._status import NodeStatus, PeerStatus
 from medchain.node._verifier import Verifier
 from medchain.offchain import BlobStore
 from medchain.p2p import PeerInfo, Transport, TransportStats
@@ -72,6 +71,8 @@ from medchain.types import (
     DecodeError,
     Genesis,
     MedchainError,
+    NodeStatus,
+    PeerStatus,
     Receipt,
     Tx,
     decode,
@@ -128,8 +129,22 @@ class Node:
         self._genesis = read_genesis(home / GENESIS_FILE)
         self.keys: AccountKeys = load_keys(home / NODE_KEY_FILE)
         self.cert_pem = (home / NODE_CERT_FILE).read_bytes()
+        store = self._open_ledger()
+        self.metrics = NodeMetrics()
+        self.validator = self.keys.public_key in self.app.validators()
+        self._peer_names = {p.key: p for p in self.config.peers}
+        self.transport = self._open_transport()
+        self._open_bodies(store)
+        self._export_network_metrics()
+        self._open_admission()
+        self._init_loop_state()
+        self.anchoring = self._build_anchoring()
+        self._anchoring_task: asyncio.Task[None] | None = None
+
+    def _open_ledger(self) -> ChainStore:
+        """The chain store, the contracts over it, the consensus WAL and the engine."""
         store = ChainStore(
-            home / STORE_FILE,
+            self.home / STORE_FILE,
             chain_id=self._genesis.chain_id,
             genesis_hash=genesis_hash(self._genesis),
         )
@@ -139,7 +154,7 @@ class Node:
             max_txs=self.config.mempool_max_txs,
             max_bytes=self.config.mempool_max_bytes,
         )
-        self.signlog = SignLog(home / WAL_FILE)
+        self.signlog = SignLog(self.home / WAL_FILE)
         self.engine = BftEngine(
             EngineConfig(
                 chain_id=self._genesis.chain_id,
@@ -152,10 +167,10 @@ class Node:
             self.keys,
             self.app,
         )
-        self.metrics = NodeMetrics()
-        self.validator = self.keys.public_key in self.app.validators()
-        self._peer_names = {p.key: p for p in self.config.peers}
-        self.transport = Transport(
+        return store
+
+    def _open_transport(self) -> Transport:
+        return Transport(
             self.keys,
             self.cert_pem,
             network_id(self._genesis),
@@ -169,8 +184,11 @@ class Node:
             max_handshakes_per_address=self.config.p2p_max_handshakes_per_address,
             refusal_log_interval=self.config.p2p_refusal_log_interval_s,
         )
+
+    def _open_bodies(self, store: ChainStore) -> None:
+        """Record bodies: the blob store, fetching from peers, and who uploaded what."""
         self.peer_blobs = PeerBlobs(
-            open_blob_store(home, self.config),
+            open_blob_store(self.home, self.config),
             self.transport,
             self.metrics,
             max_frame_bytes=self.config.max_frame_bytes,
@@ -180,7 +198,7 @@ class Node:
         self._blobs = NetworkBlobStore(self.peer_blobs.store, self.peer_blobs)
         self.bodies = Bodies(
             self.peer_blobs.store,
-            BodyLedger(home / BODIES_FILE),
+            BodyLedger(self.home / BODIES_FILE),
             self.metrics.registry,
             quota_bytes=self.config.upload_quota_bytes,
             grace_s=self.config.body_grace_s,
@@ -190,6 +208,8 @@ class Node:
         self.app.before_store = self.bodies.note_block
         self.peer_blobs.on_kept = self.bodies.kept_from_peer
         self._collector: asyncio.Task[None] | None = None
+
+    def _export_network_metrics(self) -> None:
         self.metrics.export_stats(
             "medchain_p2p",
             "P2P transport",
@@ -205,6 +225,9 @@ class Node:
         self.metrics.export_stats(
             "medchain_consensus", "Consensus engine", lambda: self.engine.stats, _ENGINE_COUNTERS
         )
+
+    def _open_admission(self) -> None:
+        """Signature checks off the loop, for transactions and for consensus blocks."""
         self.verifier = Verifier(self.app.signatures, self.config.admission.workers or None)
         """Signature checks of transactions, in worker threads (see `Admission`)."""
         self.admission = Admission(self.app.mempool, self.verifier, self.config.admission)
@@ -217,6 +240,9 @@ class Node:
             self._peer_name,
         )
         self._export_admission_metrics()
+
+    def _init_loop_state(self) -> None:
+        """What the event loop's callbacks keep between them."""
         self._gossip_tasks: set[asyncio.Task[None]] = set()
         self._peer_refusals: dict[str, tuple[float, int]] = {}
         """Per peer: when its dropped frames were last logged, and how many since."""
@@ -235,8 +261,6 @@ class Node:
         self._closed = False
         self._halted = False
         """Consensus failed: no more events reach the engine (close() still runs)."""
-        self.anchoring = self._build_anchoring()
-        self._anchoring_task: asyncio.Task[None] | None = None
 
     # -- NodeService ------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """Off-chain storage: encrypted record bodies in a content-addressed blob store, named
 by IPFS CIDv1 (raw, sha2-256); the chain holds only the CID. Kept on local disk by
-default, or by an IPFS node over its RPC API (IpfsBlobStore)."""
+default, or by an IPFS node over its RPC API (IpfsBlobStore). The CID functions live in
+medchain.types (the contracts check CIDs too) and are re-exported here."""
 
-from medchain.offchain._cid import CID_PREFIX_TEXT, InvalidCid, cid_for, cid_from_digest, parse_cid
 from medchain.offchain._ipfs import (
     IPFS_CHUNKER,
     IPFS_INDEX_FILE,
@@ -20,6 +20,7 @@ from medchain.offchain._store import (
     LocalBlobStore,
     MemoryBlobStore,
 )
+from medchain.types import CID_PREFIX_TEXT, InvalidCid, cid_for, cid_from_digest, parse_cid
 
 __all__ = [
     "CID_PREFIX_TEXT",

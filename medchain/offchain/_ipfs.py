@@ -35,7 +35,6 @@ from typing import Any
 import httpx
 from multiformats import CID
 
-from medchain.offchain._cid import cid_for, parse_cid
 from medchain.offchain._store import (
     DEFAULT_MAX_BLOB_BYTES,
     BlobCorrupted,
@@ -44,7 +43,7 @@ from medchain.offchain._store import (
     _check_size,
     _check_sizes,
 )
-from medchain.types import MedchainError
+from medchain.types import MedchainError, cid_for, parse_cid
 
 IPFS_CHUNKER = "size-1048576"
 """1 MiB chunks: the largest size every Kubo accepts (its limit before 2026)."""

@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from medchain._fs import fsync_directory
-from medchain.offchain._cid import CID_PREFIX_TEXT, cid_for, parse_cid
-from medchain.types import MedchainError
+from medchain.types import CID_PREFIX_TEXT, MedchainError, cid_for, parse_cid
 
 DEFAULT_MAX_BLOB_BYTES = 16 * 1024 * 1024
 

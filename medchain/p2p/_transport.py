@@ -490,6 +490,47 @@ class _Connection(asyncio.BufferedProtocol):
         self.abort("oversized frame")
 
 
+def _check_limits(
+    network: bytes,
+    max_frame_bytes: int,
+    max_queue_bytes: int,
+    backoff: tuple[float, float],
+    keepalive: tuple[float, float],
+    handshakes: tuple[int, int],
+) -> None:
+    """Refuse a transport configuration that could not work, saying which setting."""
+    if not 0 < len(network) <= _MAX_NETWORK_ID:
+        raise ValueError(f"a network id is 1 to {_MAX_NETWORK_ID} bytes")
+    if not 0 < max_frame_bytes < 2**32:
+        raise ValueError("max_frame_bytes must be between 1 and 2**32 - 1")
+    if max_queue_bytes < max_frame_bytes:
+        raise ValueError("max_queue_bytes must hold at least one frame of max_frame_bytes")
+    if not 0 < backoff[0] <= backoff[1]:
+        raise ValueError("backoff needs 0 < backoff_initial <= backoff_max")
+    keepalive_interval, idle_timeout = keepalive
+    if idle_timeout <= 2 * keepalive_interval or keepalive_interval <= 0:
+        raise ValueError("idle_timeout must exceed two keepalive intervals")
+    if handshakes[0] < 1 or handshakes[1] < 1:
+        raise ValueError("max_handshakes and max_handshakes_per_address must be at least 1")
+
+
+def _known_peers(own_key: bytes, peers: Sequence[PeerInfo]) -> dict[bytes, PeerInfo]:
+    """The peers by key, without this node; each with both host and port or neither,
+    and a certificate for its own key."""
+    known: dict[bytes, PeerInfo] = {}
+    for peer in peers:
+        if peer.key == own_key:
+            continue  # a shared peer list may include this node
+        if (peer.host is None) != (peer.port is None):
+            raise ValueError(f"peer {peer.name or peer.key.hex()}: give both host and port")
+        if certificate_key(peer.cert_pem) != peer.key:
+            raise BadCertificate(
+                f"peer {peer.name or peer.key.hex()}: the certificate is not for its key"
+            )
+        known[peer.key] = peer
+    return known
+
+
 class Transport:
     """Authenticated, framed links to the allow-listed peers in `peers`.
 
@@ -531,33 +572,19 @@ class Transport:
         refusal_log_interval: float = 10.0,
     ) -> None:
         network = network_id.encode("utf-8")
-        if not 0 < len(network) <= _MAX_NETWORK_ID:
-            raise ValueError(f"a network id is 1 to {_MAX_NETWORK_ID} bytes")
-        if not 0 < max_frame_bytes < 2**32:
-            raise ValueError("max_frame_bytes must be between 1 and 2**32 - 1")
-        if max_queue_bytes < max_frame_bytes:
-            raise ValueError("max_queue_bytes must hold at least one frame of max_frame_bytes")
-        if not 0 < backoff_initial <= backoff_max:
-            raise ValueError("backoff needs 0 < backoff_initial <= backoff_max")
-        if idle_timeout <= 2 * keepalive_interval or keepalive_interval <= 0:
-            raise ValueError("idle_timeout must exceed two keepalive intervals")
-        if max_handshakes < 1 or max_handshakes_per_address < 1:
-            raise ValueError("max_handshakes and max_handshakes_per_address must be at least 1")
+        _check_limits(
+            network,
+            max_frame_bytes,
+            max_queue_bytes,
+            (backoff_initial, backoff_max),
+            (keepalive_interval, idle_timeout),
+            (max_handshakes, max_handshakes_per_address),
+        )
         self._key = keys.public_key
         self._network = network
         self._hello = _HELLO_MAGIC + self._key + network
         self._listen = (listen_host, listen_port)
-        self._peers: dict[bytes, PeerInfo] = {}
-        for peer in peers:
-            if peer.key == self._key:
-                continue  # a shared peer list may include this node
-            if (peer.host is None) != (peer.port is None):
-                raise ValueError(f"peer {peer.name or peer.key.hex()}: give both host and port")
-            if certificate_key(peer.cert_pem) != peer.key:
-                raise BadCertificate(
-                    f"peer {peer.name or peer.key.hex()}: the certificate is not for its key"
-                )
-            self._peers[peer.key] = peer
+        self._peers: dict[bytes, PeerInfo] = _known_peers(self._key, peers)
         trusted = [peer.cert_pem for peer in self._peers.values()]
         self._server_ctx: ssl.SSLContext = server_context(keys, cert_pem, trusted)
         self._client_ctx: ssl.SSLContext = client_context(keys, cert_pem, trusted)
@@ -577,6 +604,10 @@ class Transport:
         self._log = _NodeLog(log, {"node": self._key.hex()[:16]})
         self._refusals = RefusalLog(self._log, refusal_log_interval, self._now)
         self.stats = TransportStats()
+        self._init_connections()
+
+    def _init_connections(self) -> None:
+        """The live state: the server, links, handshakes in flight, tasks."""
         self._loop: asyncio.AbstractEventLoop
         self._server: asyncio.Server | None = None
         self._links: dict[bytes, _Connection] = {}

@@ -16,7 +16,9 @@ from medchain.sim._byzantine import (
     rewrite,
     silent,
 )
+from medchain.sim._chain import Attack, Byzantine, Scenario, simulate
 from medchain.sim._clock import US_PER_MS, EventQueue, derive_rng
+from medchain.sim._experiments import nominal_block_ms, plot_sweep, run_with_attack, sweep
 from medchain.sim._faults import (
     BEGIN,
     Adversary,
@@ -78,8 +80,10 @@ __all__ = [
     "US_PER_MS",
     "Adversary",
     "AdversaryControl",
+    "Attack",
     "Behaviour",
     "BlockCommitted",
+    "Byzantine",
     "Delayed",
     "Drop",
     "Engine",
@@ -108,6 +112,7 @@ __all__ = [
     "Position",
     "Rewriter",
     "RoundEntered",
+    "Scenario",
     "SimAction",
     "SimConfig",
     "SimNode",
@@ -120,12 +125,17 @@ __all__ = [
     "engine_stats",
     "forge",
     "forgery",
+    "nominal_block_ms",
     "percentile",
     "plot",
+    "plot_sweep",
     "replay",
     "rewrite",
+    "run_with_attack",
     "serialisation_us",
     "silent",
+    "simulate",
     "summary_table",
+    "sweep",
     "symmetric",
 ]

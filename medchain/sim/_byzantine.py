@@ -12,7 +12,7 @@ import hashlib
 import random
 from collections.abc import Callable, Sequence
 
-from medchain.consensus._api import Broadcast, Event, MessageReceived, Send, SetTimer, Start
+from medchain.consensus import Broadcast, Event, MessageReceived, Send, SetTimer, Start
 from medchain.sim._node import Behaviour, Delayed, Engine, SimAction
 
 REPLAY_KIND = "replay"

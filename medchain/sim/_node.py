@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from medchain.consensus._api import Action, Event
+from medchain.consensus import Action, Event
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from medchain.consensus._api import (
+from medchain.consensus import (
     Broadcast,
     CheckpointCertified,
     Committed,

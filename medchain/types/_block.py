@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from medchain.types._codec import encode
+from medchain.types._errors import MedchainError
 from medchain.types._hashing import tagged_hash
 from medchain.types._tx import Tx
 
@@ -42,6 +43,15 @@ class Receipt:
     code: str = ""
     message: str = ""
     events: tuple[Event, ...] = ()
+
+
+class TxFailed(MedchainError):
+    """The transaction is valid but its contract call was refused; nothing was recorded."""
+
+    def __init__(self, receipt: Receipt) -> None:
+        super().__init__(receipt.message)
+        self.code = receipt.code
+        self.receipt = receipt
 
 
 @dataclass(frozen=True, slots=True)

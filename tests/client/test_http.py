@@ -41,6 +41,7 @@ from medchain.types import (
     UPLOADER_HEADER,
     Receipt,
     Tx,
+    block_hash,
     bulk_upload_signing_bytes,
     decode,
     encode,
@@ -207,6 +208,46 @@ def test_blocks_status_and_tx_status(node: Served, chain: HttpChain) -> None:
     finally:
         node.call(lambda n: (setattr(n, "auto_commit", True), n.commit()))
     assert chain.tx_status(bytes.fromhex(_hash(pending))).status == "committed"
+
+
+def test_anchoring_and_block_ids(chain: HttpChain) -> None:
+    assert chain.anchoring()["configured"] is False  # the test node anchors nowhere
+    top = chain.height
+    found = chain.block_ids([0, top, top + 1_000])
+    assert sorted(found) == [0, top]  # heights the node does not hold are left out
+    for height, (block_id, state_root) in found.items():
+        block = chain.block_at(height)
+        assert block is not None
+        assert (block_id, state_root) == (block_hash(block.header), block.header.state_root)
+    assert chain.genesis.chain_id == "medchain-test"
+
+
+def test_block_ids_in_requests_of_ten_thousand_and_the_older_answer() -> None:
+    asked: list[list[int]] = []
+
+    def older(request: httpx.Request) -> httpx.Response:
+        heights = json.loads(request.content)["heights"]
+        asked.append(heights)
+        return httpx.Response(
+            200, json={"hashes": {str(h): f"{h % 256:02x}" * 32 for h in heights}}
+        )
+
+    found = _mock(older).block_ids(range(25_000))
+    assert [len(a) for a in asked] == [10_000, 10_000, 5_000]
+    assert len(found) == 25_000 and found[300] == (bytes([300 % 256]) * 32, None)
+    garbled = _mock(lambda request: httpx.Response(200, json={"blocks": {"1": {"hash": "zz"}}}))
+    with pytest.raises(NodeError, match="not hex by height") as bad:
+        garbled.block_ids([1])
+    assert bad.value.code == "bad_response"
+
+
+def test_an_endpoint_the_node_does_not_serve_is_named() -> None:
+    old = _mock(
+        lambda request: httpx.Response(404, json={"error": {"code": "not_found", "message": "?"}})
+    )
+    with pytest.raises(NodeError, match="does not serve /v1/anchoring") as missing:
+        old.anchoring()
+    assert (missing.value.code, missing.value.status) == ("endpoint_missing", 404)
 
 
 def _hash(tx: Tx) -> str:

@@ -23,6 +23,9 @@ from medchain.consensus import (
     Start,
     Timer,
     TimerFired,
+    TimerKind,
+    unwire,
+    wire,
 )
 from medchain.crypto import AccountKeys, address_from_public_key, merkle_root
 from medchain.types import ZERO_HASH, Block, Certificate, Header, block_hash
@@ -183,3 +186,52 @@ class Net:
         for height in range(1, tips + 1):
             hashes = {block_hash(self.apps[i].blocks[height].header) for i in chosen}
             assert len(hashes) == 1, f"disagreement at height {height}"
+
+
+def fixed_keys(n: int) -> list[AccountKeys]:
+    """Validator keys from fixed seeds, so a test's draws and orders never vary."""
+    return [AccountKeys(bytes([i + 1]) * 32, bytes([i + 101]) * 32) for i in range(n)]
+
+
+class Solo:
+    """One engine, validator `me` of `n`, driven by hand: the test plays the other
+    validators by signing their messages itself, and fires the engine's timers."""
+
+    def __init__(self, kind: EngineKind, n: int = 4, me: int = 1, **config: int) -> None:
+        self.kind = kind
+        self.keys = fixed_keys(n)
+        self.me = me
+        self.app = FakeApp(tuple(k.public_key for k in self.keys))
+        self.engine = BftEngine(EngineConfig(CHAIN, kind, **config), self.keys[me], self.app)
+        self.now = 0
+        self.timers: dict[tuple[TimerKind, int], int] = {}
+        self.sent: list[object] = []
+        """Every message the engine broadcast, decoded, in order."""
+        self.evidence: list[object] = []
+
+    def feed(self, event: Start | MessageReceived | TimerFired) -> list[object]:
+        """Hand the engine one event; record what it sends; return those messages."""
+        out: list[object] = []
+        for action in self.engine.handle(event):
+            if isinstance(action, Broadcast):
+                out.append(unwire(action.data))
+            elif isinstance(action, SetTimer):
+                self.timers[(action.timer.kind, action.timer.round)] = self.now + action.delay_ms
+            elif isinstance(action, ReportEvidence):
+                self.evidence.append(action.evidence)
+        self.sent.extend(out)
+        return out
+
+    def start(self) -> list[object]:
+        """Start the height and let the block interval pass (the engine may propose)."""
+        out = self.feed(Start(self.now))
+        return out + self.fire(TimerKind.NEW_ROUND, 0)
+
+    def fire(self, kind: TimerKind, round_: int) -> list[object]:
+        """Fire the engine's latest timer of this kind and round, at its due time."""
+        due = self.timers[(kind, round_)]
+        self.now = max(self.now, due)
+        return self.feed(TimerFired(self.now, Timer(kind, self.engine.height, round_)))
+
+    def receive(self, message: object) -> list[object]:
+        return self.feed(MessageReceived(self.now, wire(message)))  # type: ignore[arg-type]

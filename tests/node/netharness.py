@@ -25,13 +25,14 @@ from medchain.crypto import AccountKeys, format_address, load_keys, signed_tx
 from medchain.node import (
     GENESIS_FILE,
     Devnet,
+    DevnetNode,
+    DevnetProcesses,
     VerificationChain,
-    create_devnet,
     free_port_base,
+    local_devnet,
     read_genesis,
     read_pid,
-    start_node,
-    start_verification_chain,
+    stop_processes,
     stop_verification_chain,
 )
 from medchain.types import ChainParams, Tx, tx_id
@@ -72,26 +73,25 @@ class LiveNet:
     ) -> None:
         """`anchoring`: the devnet's own Ganache, with fast blocks and polling; `params`:
         the genesis's chain parameters (its consensus is `consensus`)."""
-        base = free_port_base(validators + observers)
         verification = (
             VerificationChain(free_port_base(1), block_time_ms=250, confirmations=2, poll_ms=300)
             if anchoring
             else None
         )
-        self.devnet: Devnet = create_devnet(
+        self.devnet: Devnet = local_devnet(
             home,
             validators,
             consensus,
             observers=observers,
-            api_port=base,
-            p2p_port=base + 500,
             chain_id="medchain-nettest",
             block_interval_ms=block_interval_ms,
             round_timeout_ms=round_timeout_ms,
             params=params,
             verification=verification,
         )
+        self.processes = DevnetProcesses(self.devnet, STOP_S)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        """The node processes started, by name (each a `Child`)."""
         self.http = httpx.Client(timeout=REQUEST_S)
         self.faucet: AccountKeys = load_keys(self.devnet.faucet_key)
         self.nonces: dict[bytes, int] = {}
@@ -106,20 +106,19 @@ class LiveNet:
     def names(self) -> list[str]:
         return [n.name for n in self.devnet.nodes]
 
-    def node(self, name: str) -> Any:
+    def node(self, name: str) -> DevnetNode:
         return next(n for n in self.devnet.nodes if n.name == name)
 
     def url(self, name: str) -> str:
-        return str(self.node(name).api_url)
+        return self.node(name).api_url
 
     def start(self, names: Sequence[str] | None = None, wait: bool = True) -> None:
-        if self.devnet.verification is not None and not self.procs:
-            start_verification_chain(self.devnet)  # first start: configures the nodes
-        for name in names or [n.name for n in self.devnet.nodes if n.validator]:
-            self.procs[name] = start_node(self.node(name).home)
+        """Start these nodes (the validators by default); with `wait`, until every node
+        started so far serves its API."""
+        chosen = list(names or [n.name for n in self.devnet.nodes if n.validator])
+        self.procs.update((child.name, child) for child in self.processes.start_nodes(chosen))
         if wait:
-            for name in names or self.procs:
-                wait_for(lambda n=name: self.healthy(n), START_S, f"{name} to serve its API")
+            self.processes.wait_healthy(names or list(self.procs), START_S)
 
     def healthy(self, name: str) -> bool:
         """Serving; an AssertionError if its process exited (no use waiting)."""
@@ -137,19 +136,11 @@ class LiveNet:
         return [n for n, p in self.procs.items() if p.poll() is None]
 
     def close(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGCONT)
-                    proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(STOP_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        self.http.close()
-        stop_verification_chain(self.devnet)
+        try:
+            stop_processes(self.procs.values(), STOP_S)
+        finally:
+            self.http.close()
+            stop_verification_chain(self.devnet)
         for node in self.devnet.nodes:
             assert read_pid(node.home) is None or node.name not in self.procs
 

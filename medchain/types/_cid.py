@@ -22,7 +22,7 @@ import hashlib
 
 from multiformats import CID
 
-from medchain.types import MedchainError
+from medchain.types._errors import MedchainError
 
 # CIDv1 || raw codec || sha2-256 || 32-byte digest, each a one-byte varint.
 _CID_PREFIX = bytes([0x01, 0x55, 0x12, 0x20])

@@ -7,8 +7,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from multiformats import CID
 
-from medchain.offchain import CID_PREFIX_TEXT, InvalidCid, cid_for, cid_from_digest, parse_cid
-from medchain.types import MedchainError
+from medchain.types import (
+    CID_PREFIX_TEXT,
+    InvalidCid,
+    MedchainError,
+    cid_for,
+    cid_from_digest,
+    parse_cid,
+)
 
 HELLO_CID = "bafkreide5semuafsnds3ugrvm6fbwuyw2ijpj43gwjdxemstjkfozi37hq"
 

@@ -1,0 +1,703 @@
+"""The cases of the contract state-transition vectors (`make_vectors` writes them):
+for every contract method its success and its main refusals, each building its
+pre-state with ordinary transactions on a fresh ledger from fixed keys and returning
+the transaction under test."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from medchain.app import (
+    AddVersionArgs,
+    AmountArgs,
+    AnonSubmitArgs,
+    Bundle,
+    CloseScopeArgs,
+    CommitBatchArgs,
+    CreateRecordArgs,
+    DeviceKind,
+    DeviceOffence,
+    DeviceState,
+    GuardianArgs,
+    IndexArgs,
+    IndexEntry,
+    Ledger,
+    NoArgs,
+    OpenScopeArgs,
+    RegisterArgs,
+    RegisterDeviceArgs,
+    RegisterGatewayArgs,
+    RelabelArgs,
+    ReportArgs,
+    ResearchGrantArgs,
+    ResearchRevokeArgs,
+    RevokeGatewayArgs,
+    Role,
+    SetStateArgs,
+    TransferArgs,
+    UnwarrantArgs,
+    UpdateProfileArgs,
+    VersionWrap,
+    VitalsReaderArgs,
+    VoteArgs,
+    WarrantArgs,
+    new_record_id,
+    registration_message,
+)
+from medchain.crypto import (
+    LABEL_SIZE,
+    VALUE_SIZE,
+    WRAPPED_KEY_SIZE,
+    AccountKeys,
+    ring_sign,
+    sha256,
+)
+from medchain.types import (
+    Accusation,
+    Allocation,
+    ChainParams,
+    EquivocationEvidence,
+    Genesis,
+    GenesisValidator,
+    InvalidProposalEvidence,
+    SignedProposal,
+    Tx,
+    accusation_signing_bytes,
+    encode,
+    proposal_signing_bytes,
+)
+from tests.app.conftest import CHAIN_ID, World, fake_blob, fake_label, fake_wraps
+
+T0 = 19_844 * 86_400_000
+"""2024-05-01T00:00:00Z: the day device bundles are from."""
+
+
+def keys(name: str) -> AccountKeys:
+    """The keys of a named actor, the same on every run."""
+    seed = name.encode()
+    return AccountKeys(sha256(b"vector signing " + seed), sha256(b"vector encryption " + seed))
+
+
+VALIDATORS = [keys(f"validator {i}") for i in range(4)]
+RICH = keys("rich")
+
+
+def fresh_world() -> World:
+    genesis = Genesis(
+        CHAIN_ID,
+        0,
+        ChainParams(unbonding_blocks=3),
+        (Allocation(RICH.address, 1_000_000),),
+        tuple(GenesisValidator(k.public_key, f"v{i}") for i, k in enumerate(VALIDATORS)),
+    )
+    return World(Ledger(genesis))
+
+
+@dataclasses.dataclass
+class Case:
+    method: str
+    name: str
+    expect: str
+    """"" for success, else the receipt's refusal code or the rejection's code."""
+    build: Callable[[World], Tx]
+
+
+CASES: list[Case] = []
+
+
+def case(method: str, name: str, expect: str = "") -> Callable[[Callable[[World], Tx]], None]:
+    def register(build: Callable[[World], Tx]) -> None:
+        CASES.append(Case(method, name, expect, build))
+
+    return register
+
+
+# -- actors ----------------------------------------------------------------------------
+
+
+def member(world: World, name: str, role: Role) -> AccountKeys:
+    """A registered account (with a ring key, for anonymous scopes)."""
+    who = keys(name)
+    label = "" if role is Role.PATIENT else name
+    args = RegisterArgs(role, label, who.encryption_public_key, b"", who.ring_public_key)
+    world.ok(who, "registry.register", args)
+    return who
+
+
+def funded(world: World, name: str, amount: int = 10_000) -> AccountKeys:
+    who = keys(name)
+    world.ok(RICH, "accounts.transfer", TransferArgs(who.address, amount))
+    return who
+
+
+def record(world: World) -> tuple[AccountKeys, AccountKeys, bytes]:
+    """A patient, their doctor, and a record the doctor wrote for the patient."""
+    patient, doctor = member(world, "patient", Role.PATIENT), member(world, "doctor", Role.DOCTOR)
+    cid, digest = fake_blob(b"record v1")
+    nonce = world.nonces.get(doctor.address, 0)
+    args = CreateRecordArgs(
+        patient.address, "Observation", cid, digest, fake_wraps(patient.address)
+    )
+    world.ok(doctor, "records.create", args)
+    return patient, doctor, new_record_id(doctor.address, nonce)
+
+
+def wrap() -> tuple[VersionWrap, ...]:
+    return (VersionWrap(1, b"\x02" * WRAPPED_KEY_SIZE),)
+
+
+# -- accounts --------------------------------------------------------------------------
+
+
+@case("accounts.transfer", "ok")
+def _(w: World) -> Tx:
+    return w.tx(RICH, "accounts.transfer", TransferArgs(keys("alice").address, 250, "rent"))
+
+
+@case("accounts.transfer", "balance_too_low", "balance_too_low")
+def _(w: World) -> Tx:
+    return w.tx(RICH, "accounts.transfer", TransferArgs(keys("alice").address, 2_000_000))
+
+
+@case("accounts.transfer", "nonce_reused", "nonce_reused")
+def _(w: World) -> Tx:
+    w.ok(RICH, "accounts.transfer", TransferArgs(keys("alice").address, 1))
+    return w.tx(RICH, "accounts.transfer", TransferArgs(keys("alice").address, 1), nonce=0)
+
+
+@case("accounts.transfer", "wrong_chain", "wrong_chain")
+def _(w: World) -> Tx:
+    tx = w.tx(RICH, "accounts.transfer", TransferArgs(keys("alice").address, 1))
+    return dataclasses.replace(tx, chain_id="another-chain")
+
+
+# -- registry (RC) ---------------------------------------------------------------------
+
+
+@case("registry.register", "ok")
+def _(w: World) -> Tx:
+    who = keys("doctor")
+    args = RegisterArgs(Role.DOCTOR, "Dr. Grey", who.encryption_public_key)
+    return w.tx(who, "registry.register", args)
+
+
+@case("registry.register", "already_registered", "already_registered")
+def _(w: World) -> Tx:
+    who = member(w, "patient", Role.PATIENT)
+    return w.tx(who, "registry.register", RegisterArgs(Role.PATIENT, "", who.encryption_public_key))
+
+
+@case("registry.register", "doctor_without_name", "invalid_argument")
+def _(w: World) -> Tx:
+    who = keys("doctor")
+    return w.tx(who, "registry.register", RegisterArgs(Role.DOCTOR, "", who.encryption_public_key))
+
+
+@case("registry.update_profile", "ok")
+def _(w: World) -> Tx:
+    doctor = member(w, "doctor", Role.DOCTOR)
+    return w.tx(doctor, "registry.update_profile", UpdateProfileArgs("Dr. Grey", b"cardiology"))
+
+
+@case("registry.update_profile", "not_registered", "not_registered")
+def _(w: World) -> Tx:
+    return w.tx(keys("nobody"), "registry.update_profile", UpdateProfileArgs("x", b""))
+
+
+# -- records (MRC) ---------------------------------------------------------------------
+
+
+@case("records.create", "ok")
+def _(w: World) -> Tx:
+    patient, doctor = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
+    cid, digest = fake_blob(b"record v1")
+    wraps = fake_wraps(patient.address, doctor.address)
+    args = CreateRecordArgs(patient.address, "Observation", cid, digest, wraps)
+    return w.tx(doctor, "records.create", args)
+
+
+@case("records.create", "owner_not_wrapped", "key_wrap_mismatch")
+def _(w: World) -> Tx:
+    patient, doctor = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
+    cid, digest = fake_blob(b"record v1")
+    args = CreateRecordArgs(patient.address, "Observation", cid, digest, fake_wraps(doctor.address))
+    return w.tx(doctor, "records.create", args)
+
+
+@case("records.create", "patient_not_registered", "not_registered")
+def _(w: World) -> Tx:
+    doctor = member(w, "doctor", Role.DOCTOR)
+    cid, digest = fake_blob(b"record v1")
+    stranger = keys("stranger").address
+    args = CreateRecordArgs(stranger, "Observation", cid, digest, fake_wraps(stranger))
+    return w.tx(doctor, "records.create", args)
+
+
+@case("records.warrant", "ok")
+def _(w: World) -> Tx:
+    patient, _, record_id = record(w)
+    reader = member(w, "second doctor", Role.DOCTOR)
+    return w.tx(patient, "records.warrant", WarrantArgs(record_id, reader.address, wrap()))
+
+
+@case("records.warrant", "not_owner", "not_owner")
+def _(w: World) -> Tx:
+    _, doctor, record_id = record(w)
+    reader = member(w, "second doctor", Role.DOCTOR)
+    return w.tx(doctor, "records.warrant", WarrantArgs(record_id, reader.address, wrap()))
+
+
+@case("records.unwarrant", "ok")
+def _(w: World) -> Tx:
+    patient, _, record_id = record(w)
+    reader = member(w, "second doctor", Role.DOCTOR)
+    w.ok(patient, "records.warrant", WarrantArgs(record_id, reader.address, wrap()))
+    return w.tx(patient, "records.unwarrant", UnwarrantArgs(record_id, reader.address))
+
+
+@case("records.unwarrant", "not_owner", "not_owner")
+def _(w: World) -> Tx:
+    patient, doctor, record_id = record(w)
+    reader = member(w, "second doctor", Role.DOCTOR)
+    w.ok(patient, "records.warrant", WarrantArgs(record_id, reader.address, wrap()))
+    return w.tx(doctor, "records.unwarrant", UnwarrantArgs(record_id, reader.address))
+
+
+def new_version(w: World, author: str, record_id: bytes | None = None) -> Tx:
+    """A second version of the doctor's record for the patient, sent by `author`."""
+    patient, doctor, created = record(w)
+    cid, digest = fake_blob(b"record v2")
+    target = created if record_id is None else record_id
+    args = AddVersionArgs(target, cid, digest, fake_wraps(patient.address))
+    return w.tx(patient if author == "patient" else doctor, "records.add_version", args)
+
+
+@case("records.add_version", "ok")
+def _(w: World) -> Tx:
+    return new_version(w, "patient")
+
+
+@case("records.add_version", "by_an_unauthorised_clinician", "not_authorised")
+def _(w: World) -> Tx:
+    return new_version(w, "doctor")
+
+
+@case("records.add_version", "unknown_record", "unknown_record")
+def _(w: World) -> Tx:
+    return new_version(w, "patient", record_id=b"\x09" * 32)
+
+
+# -- research (ALC) --------------------------------------------------------------------
+
+
+def grant_args(w: World, patient: AccountKeys, record_id: bytes, to: bytes) -> ResearchGrantArgs:
+    cid, digest = fake_blob(b"deidentified " + record_id)
+    return ResearchGrantArgs(record_id, to, cid, digest, fake_wraps(patient.address, to))
+
+
+@case("research.grant", "ok")
+def _(w: World) -> Tx:
+    patient, _, record_id = record(w)
+    lab = member(w, "institute", Role.INSTITUTION)
+    return w.tx(patient, "research.grant", grant_args(w, patient, record_id, lab.address))
+
+
+@case("research.grant", "to_a_doctor", "wrong_role")
+def _(w: World) -> Tx:
+    patient, doctor, record_id = record(w)
+    return w.tx(patient, "research.grant", grant_args(w, patient, record_id, doctor.address))
+
+
+@case("research.revoke", "ok")
+def _(w: World) -> Tx:
+    patient, _, record_id = record(w)
+    lab = member(w, "institute", Role.INSTITUTION)
+    w.ok(patient, "research.grant", grant_args(w, patient, record_id, lab.address))
+    return w.tx(patient, "research.revoke", ResearchRevokeArgs(record_id, lab.address))
+
+
+@case("research.revoke", "never_granted", "not_authorised")
+def _(w: World) -> Tx:
+    patient, _, record_id = record(w)
+    lab = member(w, "institute", Role.INSTITUTION)
+    return w.tx(patient, "research.revoke", ResearchRevokeArgs(record_id, lab.address))
+
+
+# -- staking ---------------------------------------------------------------------------
+
+
+@case("staking.stake", "ok")
+def _(w: World) -> Tx:
+    return w.tx(funded(w, "staker"), "staking.stake", AmountArgs(4_000))
+
+
+@case("staking.stake", "more_than_balance", "balance_too_low")
+def _(w: World) -> Tx:
+    return w.tx(funded(w, "staker"), "staking.stake", AmountArgs(20_000))
+
+
+@case("staking.unstake", "ok")
+def _(w: World) -> Tx:
+    staker = funded(w, "staker")
+    w.ok(staker, "staking.stake", AmountArgs(4_000))
+    return w.tx(staker, "staking.unstake", AmountArgs(1_000))
+
+
+@case("staking.unstake", "more_than_staked", "stake_error")
+def _(w: World) -> Tx:
+    staker = funded(w, "staker")
+    w.ok(staker, "staking.stake", AmountArgs(4_000))
+    return w.tx(staker, "staking.unstake", AmountArgs(5_000))
+
+
+@case("staking.withdraw", "ok")
+def _(w: World) -> Tx:
+    staker = funded(w, "staker")
+    w.ok(staker, "staking.stake", AmountArgs(4_000))
+    w.ok(staker, "staking.unstake", AmountArgs(1_000))
+    w.empty_blocks(3)
+    return w.tx(staker, "staking.withdraw", NoArgs())
+
+
+@case("staking.withdraw", "still_unbonding", "stake_error")
+def _(w: World) -> Tx:
+    staker = funded(w, "staker")
+    w.ok(staker, "staking.stake", AmountArgs(4_000))
+    w.ok(staker, "staking.unstake", AmountArgs(1_000))
+    return w.tx(staker, "staking.withdraw", NoArgs())
+
+
+@case("staking.declare_candidate", "ok")
+def _(w: World) -> Tx:
+    newcomer = member(w, "new validator", Role.VALIDATOR)
+    return w.tx(newcomer, "staking.declare_candidate", NoArgs())
+
+
+@case("staking.declare_candidate", "already_a_candidate", "stake_error")
+def _(w: World) -> Tx:
+    return w.tx(VALIDATORS[1], "staking.declare_candidate", NoArgs())
+
+
+@case("staking.declare_candidate", "not_a_validator", "wrong_role")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    return w.tx(patient, "staking.declare_candidate", NoArgs())
+
+
+@case("staking.vote", "ok")
+def _(w: World) -> Tx:
+    staker = funded(w, "staker")
+    w.ok(staker, "staking.stake", AmountArgs(4_000))
+    return w.tx(staker, "staking.vote", VoteArgs(VALIDATORS[1].address, 3_000))
+
+
+@case("staking.vote", "more_than_bonded", "stake_error")
+def _(w: World) -> Tx:
+    staker = funded(w, "staker")
+    w.ok(staker, "staking.stake", AmountArgs(4_000))
+    return w.tx(staker, "staking.vote", VoteArgs(VALIDATORS[1].address, 5_000))
+
+
+@case("staking.unvote", "ok")
+def _(w: World) -> Tx:
+    staker = funded(w, "staker")
+    w.ok(staker, "staking.stake", AmountArgs(4_000))
+    w.ok(staker, "staking.vote", VoteArgs(VALIDATORS[1].address, 3_000))
+    return w.tx(staker, "staking.unvote", VoteArgs(VALIDATORS[1].address, 1_000))
+
+
+@case("staking.unvote", "more_than_voted", "stake_error")
+def _(w: World) -> Tx:
+    staker = funded(w, "staker")
+    w.ok(staker, "staking.stake", AmountArgs(4_000))
+    w.ok(staker, "staking.vote", VoteArgs(VALIDATORS[1].address, 3_000))
+    return w.tx(staker, "staking.unvote", VoteArgs(VALIDATORS[1].address, 3_001))
+
+
+# -- evidence and penalties -------------------------------------------------------------
+
+
+def signed_proposal(who: AccountKeys, block: bytes, height: int = 3) -> SignedProposal:
+    digest = sha256(block)
+    signature = who.sign(proposal_signing_bytes(CHAIN_ID, height, 0, digest))
+    return SignedProposal(height, 0, digest, who.public_key, signature)
+
+
+@case("consensus.report_equivocation", "ok")
+def _(w: World) -> Tx:
+    w.empty_blocks(3)
+    cheat = VALIDATORS[0]
+    evidence = EquivocationEvidence(signed_proposal(cheat, b"A"), signed_proposal(cheat, b"B"))
+    return w.tx(VALIDATORS[1], "consensus.report_equivocation", evidence)
+
+
+@case("consensus.report_equivocation", "one_block_twice", "invalid_evidence")
+def _(w: World) -> Tx:
+    w.empty_blocks(3)
+    same = signed_proposal(VALIDATORS[0], b"A")
+    return w.tx(VALIDATORS[1], "consensus.report_equivocation", EquivocationEvidence(same, same))
+
+
+def accusations(proposal: SignedProposal, accusers: list[AccountKeys]) -> tuple[Accusation, ...]:
+    data = accusation_signing_bytes(CHAIN_ID, proposal.height, proposal.round, proposal.block_hash)
+    found = [Accusation(k.public_key, k.sign(data)) for k in accusers]
+    return tuple(sorted(found, key=lambda a: a.validator))
+
+
+@case("consensus.report_invalid_proposal", "ok")
+def _(w: World) -> Tx:
+    w.empty_blocks(3)
+    bad = signed_proposal(VALIDATORS[0], b"bad block")
+    evidence = InvalidProposalEvidence(bad, accusations(bad, VALIDATORS[1:]))
+    return w.tx(VALIDATORS[1], "consensus.report_invalid_proposal", evidence)
+
+
+@case("consensus.report_invalid_proposal", "too_few_accusers", "not_enough_accusations")
+def _(w: World) -> Tx:
+    w.empty_blocks(3)
+    bad = signed_proposal(VALIDATORS[0], b"bad block")
+    evidence = InvalidProposalEvidence(bad, accusations(bad, VALIDATORS[1:2]))
+    return w.tx(VALIDATORS[1], "consensus.report_invalid_proposal", evidence)
+
+
+# -- anonymous submissions --------------------------------------------------------------
+
+SCOPE = "cohort-2024"
+
+
+@case("anon.open_scope", "ok")
+def _(w: World) -> Tx:
+    lab = member(w, "institute", Role.INSTITUTION)
+    return w.tx(lab, "anon.open_scope", OpenScopeArgs(SCOPE, Role.PATIENT, 3))
+
+
+@case("anon.open_scope", "by_a_patient", "wrong_role")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    return w.tx(patient, "anon.open_scope", OpenScopeArgs(SCOPE, Role.PATIENT, 3))
+
+
+@case("anon.close_scope", "ok")
+def _(w: World) -> Tx:
+    lab = member(w, "institute", Role.INSTITUTION)
+    w.ok(lab, "anon.open_scope", OpenScopeArgs(SCOPE, Role.PATIENT, 3))
+    return w.tx(lab, "anon.close_scope", CloseScopeArgs(SCOPE))
+
+
+@case("anon.close_scope", "not_its_owner", "not_owner")
+def _(w: World) -> Tx:
+    lab = member(w, "institute", Role.INSTITUTION)
+    other = member(w, "other institute", Role.INSTITUTION)
+    w.ok(lab, "anon.open_scope", OpenScopeArgs(SCOPE, Role.PATIENT, 3))
+    return w.tx(other, "anon.close_scope", CloseScopeArgs(SCOPE))
+
+
+def scope_with_ring(w: World, ring_size: int) -> list[AccountKeys]:
+    """An open scope for patients and `ring_size` registered patients, by address."""
+    lab = member(w, "institute", Role.INSTITUTION)
+    w.ok(lab, "anon.open_scope", OpenScopeArgs(SCOPE, Role.PATIENT, 3))
+    ring = [member(w, f"patient {i}", Role.PATIENT) for i in range(ring_size)]
+    return sorted(ring, key=lambda k: k.address)
+
+
+def ring_submission(ring: list[AccountKeys], tag: bytes) -> Tx:
+    """An anonymous submission to the scope, signed by patient 0 within `ring`."""
+    cid, digest = fake_blob(tag)
+    members = tuple(k.address for k in ring)
+    wraps = fake_wraps(keys("institute").address)
+    unsigned = Tx(
+        CHAIN_ID,
+        0,
+        b"",
+        0,
+        "anon.submit",
+        encode(AnonSubmitArgs(SCOPE, members, cid, digest, wraps)),
+    )
+    ring_keys = [k.ring_public_key for k in ring]
+    signature = ring_sign(unsigned.signing_bytes(), ring_keys, keys("patient 0").ring_secret)
+    return dataclasses.replace(unsigned, signature=encode(signature))
+
+
+@case("anon.submit", "ok")
+def _(w: World) -> Tx:
+    return ring_submission(scope_with_ring(w, 3), b"answers")
+
+
+@case("anon.submit", "ring_too_small", "ring_rejected")
+def _(w: World) -> Tx:
+    return ring_submission(scope_with_ring(w, 2), b"answers")
+
+
+@case("anon.submit", "key_image_reused", "key_image_reused")
+def _(w: World) -> Tx:
+    ring = scope_with_ring(w, 3)
+    w.run(ring_submission(ring, b"first"))
+    return ring_submission(ring, b"second")
+
+
+# -- the encrypted search index ---------------------------------------------------------
+
+
+def entry(i: int) -> IndexEntry:
+    return IndexEntry(sha256(b"label %d" % i)[:LABEL_SIZE], bytes([i]) * VALUE_SIZE)
+
+
+@case("search.index", "ok")
+def _(w: World) -> Tx:
+    doctor = member(w, "doctor", Role.DOCTOR)
+    return w.tx(doctor, "search.index", IndexArgs((entry(0), entry(1))))
+
+
+@case("search.index", "label_taken", "label_taken")
+def _(w: World) -> Tx:
+    doctor = member(w, "doctor", Role.DOCTOR)
+    w.ok(doctor, "search.index", IndexArgs((entry(0),)))
+    return w.tx(doctor, "search.index", IndexArgs((entry(1), entry(0))))
+
+
+# -- devices and gateways ---------------------------------------------------------------
+
+
+def device_args(patient: AccountKeys, device: AccountKeys) -> RegisterDeviceArgs:
+    proof = device.sign(registration_message(CHAIN_ID, patient.address))
+    label = fake_label(patient.address)
+    return RegisterDeviceArgs(
+        device.public_key, patient.address, DeviceKind.PULSE_OXIMETER, label, proof
+    )
+
+
+def with_device(w: World) -> tuple[AccountKeys, AccountKeys]:
+    patient, device = member(w, "patient", Role.PATIENT), keys("oximeter")
+    w.ok(patient, "devices.register", device_args(patient, device))
+    return patient, device
+
+
+def with_gateway(w: World) -> tuple[AccountKeys, AccountKeys]:
+    hospital, gateway = member(w, "hospital", Role.INSTITUTION), keys("gateway")
+    w.ok(hospital, "devices.register_gateway", RegisterGatewayArgs(gateway.address, "ward 3"))
+    return hospital, gateway
+
+
+@case("devices.register", "ok")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    return w.tx(patient, "devices.register", device_args(patient, keys("oximeter")))
+
+
+@case("devices.register", "by_a_stranger", "not_authorised")
+def _(w: World) -> Tx:
+    patient, doctor = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
+    return w.tx(doctor, "devices.register", device_args(patient, keys("oximeter")))
+
+
+@case("devices.relabel", "ok")
+def _(w: World) -> Tx:
+    patient, device = with_device(w)
+    args = RelabelArgs(device.address, fake_label(patient.address, blocks=2))
+    return w.tx(patient, "devices.relabel", args)
+
+
+@case("devices.relabel", "unknown_device", "unknown_device")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    args = RelabelArgs(keys("oximeter").address, fake_label(patient.address))
+    return w.tx(patient, "devices.relabel", args)
+
+
+@case("devices.set_state", "ok")
+def _(w: World) -> Tx:
+    patient, device = with_device(w)
+    args = SetStateArgs(device.address, DeviceState.RESTRICTED, "battery swap")
+    return w.tx(patient, "devices.set_state", args)
+
+
+@case("devices.set_state", "by_a_stranger", "not_authorised")
+def _(w: World) -> Tx:
+    _, device = with_device(w)
+    doctor = member(w, "doctor", Role.DOCTOR)
+    args = SetStateArgs(device.address, DeviceState.BANNED, "lost")
+    return w.tx(doctor, "devices.set_state", args)
+
+
+@case("devices.report", "ok")
+def _(w: World) -> Tx:
+    _, device = with_device(w)
+    _, gateway = with_gateway(w)
+    args = ReportArgs(device.address, DeviceOffence.RATE_LIMIT, b"log 1")
+    return w.tx(gateway, "devices.report", args)
+
+
+@case("devices.report", "not_a_gateway", "unknown_gateway")
+def _(w: World) -> Tx:
+    patient, device = with_device(w)
+    args = ReportArgs(device.address, DeviceOffence.RATE_LIMIT, b"log 1")
+    return w.tx(patient, "devices.report", args)
+
+
+@case("devices.register_gateway", "ok")
+def _(w: World) -> Tx:
+    hospital = member(w, "hospital", Role.INSTITUTION)
+    args = RegisterGatewayArgs(keys("gateway").address, "ward 3")
+    return w.tx(hospital, "devices.register_gateway", args)
+
+
+@case("devices.register_gateway", "by_a_patient", "wrong_role")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    args = RegisterGatewayArgs(keys("gateway").address, "ward 3")
+    return w.tx(patient, "devices.register_gateway", args)
+
+
+@case("devices.revoke_gateway", "ok")
+def _(w: World) -> Tx:
+    hospital, gateway = with_gateway(w)
+    return w.tx(hospital, "devices.revoke_gateway", RevokeGatewayArgs(gateway.address))
+
+
+@case("devices.revoke_gateway", "not_its_operator", "not_authorised")
+def _(w: World) -> Tx:
+    _, gateway = with_gateway(w)
+    other = member(w, "other hospital", Role.INSTITUTION)
+    return w.tx(other, "devices.revoke_gateway", RevokeGatewayArgs(gateway.address))
+
+
+def batch(patient: AccountKeys, device: AccountKeys) -> CommitBatchArgs:
+    cid, digest = fake_blob(b"bundle " + patient.address)
+    bundle = Bundle(patient.address, cid, digest, 2, T0 + 10, T0 + 20, (device.address,))
+    return CommitBatchArgs(sha256(b"readings root"), 2, (bundle,))
+
+
+@case("devices.commit_batch", "ok")
+def _(w: World) -> Tx:
+    patient, device = with_device(w)
+    _, gateway = with_gateway(w)
+    return w.tx(gateway, "devices.commit_batch", batch(patient, device))
+
+
+@case("devices.commit_batch", "not_a_gateway", "unknown_gateway")
+def _(w: World) -> Tx:
+    patient, device = with_device(w)
+    return w.tx(patient, "devices.commit_batch", batch(patient, device))
+
+
+def patient_lists_doctor(add: str, remove: str, args: Callable[[bytes], Any]) -> None:
+    """The cases of a pair of methods by which a patient lists a doctor (as guardian,
+    as reader of their vitals) and takes them off: each succeeds, listing twice and
+    removing one never listed are refused."""
+
+    def listing(w: World, *steps: str) -> Tx:
+        patient, doctor = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
+        for method in steps[:-1]:
+            w.ok(patient, method, args(doctor.address))
+        return w.tx(patient, steps[-1], args(doctor.address))
+
+    case(add, "ok")(lambda w: listing(w, add))
+    case(add, "twice", "invalid_argument")(lambda w: listing(w, add, add))
+    case(remove, "ok")(lambda w: listing(w, add, remove))
+    case(remove, "never_listed", "invalid_argument")(lambda w: listing(w, remove))
+
+
+patient_lists_doctor("devices.add_guardian", "devices.remove_guardian", GuardianArgs)
+patient_lists_doctor("devices.share_vitals", "devices.unshare_vitals", VitalsReaderArgs)

@@ -1,0 +1,233 @@
+"""Consensus messages: the wire encoding, what each signature covers, the refusal of
+malformed or mis-signed messages, and commit certificates."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from medchain.consensus import (
+    Checkpoint,
+    Kind,
+    Proposal,
+    RoundChange,
+    SyncRequest,
+    SyncResponse,
+    Vote,
+    block_id,
+    sign,
+    signed_blocks,
+    unwire,
+    verify,
+    verify_certificate,
+    wire,
+)
+from medchain.consensus._messages import (
+    AccusationMessage,
+    Envelope,
+    Message,
+    PreparedCertificate,
+    body_matches_header,
+    certificate_from,
+    kind_of,
+)
+from medchain.crypto import verify_signature
+from medchain.types import (
+    Block,
+    DecodeError,
+    commit_signing_bytes,
+    encode,
+    proposal_signing_bytes,
+)
+from tests.types.test_codec import blocks
+
+from .harness import CHAIN, FakeApp, fixed_keys
+
+KEYS = fixed_keys(4)
+PUBLIC = tuple(k.public_key for k in KEYS)
+DIGEST = b"\x07" * 32
+
+heights = st.integers(0, 2**63 - 1)
+rounds = st.integers(0, 2**31 - 1)
+digests = st.binary(min_size=32, max_size=32)
+signers = st.sampled_from(KEYS)
+
+
+@st.composite
+def messages(draw: st.DrawFn) -> Message:
+    """Any consensus message, signed by one of the validators."""
+    key = draw(signers)
+    me = key.public_key
+    vote = st.builds(
+        Vote, st.sampled_from((Kind.PREPARE, Kind.COMMIT)), heights, rounds, digests, st.just(me)
+    )
+    message: Message = draw(
+        st.one_of(
+            vote,
+            st.builds(RoundChange, heights, rounds, st.just(()), st.just(me)),
+            st.builds(
+                Proposal, heights, rounds, blocks, st.binary(max_size=80), st.just(()), st.just(me)
+            ),
+            st.builds(Checkpoint, heights, digests, digests, st.just(me)),
+            st.builds(AccusationMessage, heights, rounds, digests, st.just(me)),
+            st.builds(SyncRequest, heights, st.just(me)),
+            st.builds(SyncResponse, st.lists(blocks, max_size=2).map(tuple), st.just(me)),
+        )
+    )
+    return sign(CHAIN, message, key)
+
+
+@settings(max_examples=150, deadline=None)
+@given(messages())
+def test_every_message_round_trips_and_verifies(message: Message) -> None:
+    data = wire(message)
+    assert unwire(data) == message
+    assert verify(CHAIN, message)
+    assert not verify("another-chain", message)
+
+
+@settings(max_examples=100, deadline=None)
+@given(messages(), st.data())
+def test_changing_any_signed_field_breaks_the_signature(
+    message: Message, data: st.DataObject
+) -> None:
+    """Every number and byte string a message holds is covered by its signature
+    (blocks through their id: see the proposal test below); the signatures it carries
+    and AFBFT's proof (itself signed by the VRF) are not."""
+    unsigned = ("signature", "proposal_signature", "vrf_proof")
+    fields = [
+        f.name
+        for f in dataclasses.fields(message)
+        if f.name not in unsigned and type(getattr(message, f.name)) in (int, bytes)
+    ]
+    name = data.draw(st.sampled_from(fields))
+    value = getattr(message, name)
+    changed = value + 1 if isinstance(value, int) else bytes([value[0] ^ 1]) + value[1:]
+    tampered = dataclasses.replace(message, **{name: changed})  # type: ignore[arg-type]
+    assert not verify(CHAIN, tampered)
+
+
+def test_votes_sign_the_layouts_the_chain_checks() -> None:
+    """A commit vote's signature is the one a block certificate carries; a prepare vote
+    echoes the primary's signature on the proposal, which the proposal layout checks."""
+    commit = sign(CHAIN, Vote(Kind.COMMIT, 5, 2, DIGEST, PUBLIC[0]), KEYS[0])
+    assert verify_signature(PUBLIC[0], commit_signing_bytes(CHAIN, 5, 2, DIGEST), commit.signature)
+    block = FakeApp(PUBLIC).propose(1, 5, PUBLIC[1], b"")
+    proposal = sign(CHAIN, Proposal(1, 0, block, b"", (), PUBLIC[1]), KEYS[1])
+    data = proposal_signing_bytes(CHAIN, 1, 0, block_id(block))
+    assert verify_signature(PUBLIC[1], data, proposal.signature)
+    prepare = sign(CHAIN, Vote(Kind.PREPARE, 5, 2, DIGEST, PUBLIC[0]), KEYS[0])
+    as_commit = dataclasses.replace(prepare, kind=Kind.COMMIT)
+    assert verify(CHAIN, prepare) and not verify(CHAIN, as_commit)  # phases never mix
+
+
+@settings(max_examples=20, deadline=None)
+@given(blocks.filter(lambda b: len(b.txs) > 0))
+def test_a_proposal_signs_the_header_and_the_header_commits_to_the_body(other: Block) -> None:
+    app = FakeApp(PUBLIC)
+    block = app.propose(1, 5, PUBLIC[1], b"")
+    proposal = sign(CHAIN, Proposal(1, 0, block, b"", (), PUBLIC[1]), KEYS[1])
+    later = app.propose(1, 6, PUBLIC[1], b"")
+    assert not verify(CHAIN, dataclasses.replace(proposal, block=later))
+    assert body_matches_header(block)
+    swapped = dataclasses.replace(block, txs=other.txs)
+    assert verify(CHAIN, dataclasses.replace(proposal, block=swapped))  # the header only ...
+    assert not body_matches_header(swapped)  # ... which is why the engine checks this
+
+
+def _vote_bytes(**changes: object) -> bytes:
+    vote = Vote(Kind.PREPARE, 1, 0, DIGEST, PUBLIC[0], b"", b"\x01" * 64)
+    return wire(dataclasses.replace(vote, **changes))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (b"", "empty"),
+        (b"\x00garbage", "noise"),
+        (_vote_bytes(height=2**63), "height out of range"),
+        (_vote_bytes(round=2**31), "round out of range"),
+        (_vote_bytes(validator=b"\x01" * 31), "short key"),
+        (_vote_bytes(signature=b"\x01" * 63), "short signature"),
+        (_vote_bytes(block_hash=b"\x01" * 33), "long block hash"),
+        (_vote_bytes(proposal_signature=b"\x01" * 10), "short proposal signature"),
+        (
+            encode(
+                Envelope(
+                    Kind.COMMIT,
+                    encode(Vote(Kind.PREPARE, 1, 0, DIGEST, PUBLIC[0], b"", b"\x01" * 64)),
+                )
+            ),
+            "vote kind not its envelope's",
+        ),
+    ],
+)
+def test_malformed_messages_are_refused(data: bytes, why: str) -> None:
+    with pytest.raises(DecodeError):
+        unwire(data)
+    assert signed_blocks(CHAIN, data) == (), why
+
+
+def test_kind_of_refuses_what_is_not_a_message() -> None:
+    with pytest.raises(TypeError, match="not a consensus message"):
+        kind_of(PreparedCertificate(0, FakeApp(PUBLIC).blocks[0], ()))  # type: ignore[arg-type]
+
+
+def test_signed_blocks_are_returned_only_under_a_valid_signature() -> None:
+    app = FakeApp(PUBLIC)
+    block, prepared = app.propose(1, 5, PUBLIC[1], b""), app.propose(1, 6, PUBLIC[2], b"")
+    cert = PreparedCertificate(0, prepared, ())
+    change = RoundChange(1, 1, (cert,), PUBLIC[1])
+    proposal = sign(
+        CHAIN, Proposal(1, 1, block, b"", (sign(CHAIN, change, KEYS[1]),), PUBLIC[1]), KEYS[1]
+    )
+    assert signed_blocks(CHAIN, wire(proposal)) == (block, prepared)
+    forged = dataclasses.replace(proposal, signature=KEYS[2].sign(b"other"))
+    assert signed_blocks(CHAIN, wire(forged)) == ()
+    vote = sign(CHAIN, Vote(Kind.PREPARE, 1, 0, DIGEST, PUBLIC[0]), KEYS[0])
+    assert signed_blocks(CHAIN, wire(vote)) == ()  # carries no block
+
+
+# -- commit certificates ---------------------------------------------------------------
+
+
+def _certified(signers: list[int], round_: int = 0) -> Block:
+    block = FakeApp(PUBLIC).propose(1, 5, PUBLIC[0], b"")
+    digest = block_id(block)
+    votes = [sign(CHAIN, Vote(Kind.COMMIT, 1, round_, digest, PUBLIC[i]), KEYS[i]) for i in signers]
+    return dataclasses.replace(block, certificate=certificate_from(votes, 1, round_, digest))
+
+
+def test_a_certificate_holds_a_quorum_of_distinct_validators_in_key_order() -> None:
+    block = _certified([2, 0, 1])
+    assert verify_certificate(CHAIN, block, PUBLIC, 3)
+    signed = [s.validator for s in block.certificate.signatures]
+    assert signed == sorted(signed)
+    assert not verify_certificate(CHAIN, _certified([0, 1]), PUBLIC, 3)
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    ["duplicate signer", "outsider", "wrong height", "wrong block", "wrong round", "other chain"],
+)
+def test_a_certificate_that_does_not_prove_the_block_is_refused(tamper: str) -> None:
+    block = _certified([0, 1, 2])
+    cert = block.certificate
+    validators, chain = PUBLIC, CHAIN
+    if tamper == "duplicate signer":
+        cert = dataclasses.replace(cert, signatures=(cert.signatures[0],) * 3)
+    elif tamper == "outsider":
+        validators = PUBLIC[1:]
+    elif tamper == "wrong height":
+        cert = dataclasses.replace(cert, height=2)
+    elif tamper == "wrong block":
+        cert = dataclasses.replace(cert, block_hash=DIGEST)
+    elif tamper == "wrong round":
+        cert = dataclasses.replace(cert, round=1)
+    else:
+        chain = "another-chain"
+    forged = dataclasses.replace(block, certificate=cert)
+    assert not verify_certificate(chain, forged, validators, 3)
