@@ -1,9 +1,6 @@
 """A gateway's home directory: setting one up (a new account key and config.json), and
 running the gateway from it: the HTTP server devices post to, MQTT intake when the
-config has an `mqtt` section, and the intake workers, until SIGINT or SIGTERM.
-
-The HTTP server's libraries (uvicorn, FastAPI) load only when a gateway is run, so
-importing medchain.gateway to prove readings or read vitals does not load them."""
+config has an `mqtt` section, and the intake workers, until SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
@@ -13,7 +10,8 @@ import logging
 import signal
 from collections.abc import Generator
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import uvicorn
 
 from medchain.client import HttpChain
 from medchain.crypto import AccountKeys, save_keys
@@ -27,11 +25,9 @@ from medchain.gateway._config import (
 from medchain.gateway._index import ReadingIndex
 from medchain.gateway._intake import IntakeCheckers, tune_collector
 from medchain.gateway._mqtt import start_mqtt
+from medchain.gateway._server import create_gateway_app
 from medchain.gateway._service import GatewayService
 from medchain.types import MedchainError
-
-if TYPE_CHECKING:
-    import uvicorn
 
 log = logging.getLogger("medchain.gateway")
 
@@ -48,28 +44,10 @@ def create_gateway_home(home: Path, config: GatewayConfig) -> AccountKeys:
     return keys
 
 
-def _http_server(
-    service: GatewayService, checkers: IntakeCheckers, config: GatewayConfig
-) -> uvicorn.Server:
-    import uvicorn
-
-    from medchain.gateway._server import create_gateway_app
-
-    class Server(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self) -> Generator[None, None, None]:
-            yield  # our own handlers stop it; uvicorn would re-raise SIGTERM after shutdown
-
-    return Server(
-        uvicorn.Config(
-            create_gateway_app(service, checkers=checkers),
-            host=config.host,
-            port=config.port,
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=5,
-        )
-    )
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield  # our own handlers stop it; uvicorn would re-raise SIGTERM after shutdown
 
 
 def _warn_if_unregistered(chain: HttpChain, keys: AccountKeys, node_url: str) -> None:
@@ -95,7 +73,16 @@ async def serve_gateway(home: Path, config: GatewayConfig, keys: AccountKeys) ->
         )
         checkers = IntakeCheckers(config.intake_workers, asyncio.to_thread)
         checkers.start()
-        server = _http_server(service, checkers, config)
+        server = _Server(
+            uvicorn.Config(
+                create_gateway_app(service, checkers=checkers),
+                host=config.host,
+                port=config.port,
+                log_config=None,
+                access_log=False,
+                timeout_graceful_shutdown=5,
+            )
+        )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
