@@ -3,8 +3,7 @@ HTTP: its URL and the error when it does not answer usefully."""
 
 from __future__ import annotations
 
-import httpx
-
+from medchain.client import is_http_url
 from medchain.types import MedchainError
 
 DEFAULT_GATEWAY = "http://127.0.0.1:8700"
@@ -17,13 +16,8 @@ class GatewayUnavailable(MedchainError):
 
 
 def gateway_url(text: str) -> str:
-    """`text` checked as a gateway's URL before any request: httpx refuses some URLs
-    with an error of its own (one too long, a control character in it)."""
-    try:
-        parsed = httpx.URL(text)
-    except httpx.InvalidURL:
-        parsed = None
-    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+    """`text` checked as a gateway's URL before any request."""
+    if not is_http_url(text):
         raise GatewayUnavailable(
             f"{text[:200]!r} is not a gateway URL; give one like {DEFAULT_GATEWAY} "
             "(--gateway or MEDCHAIN_GATEWAY)"
