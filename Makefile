@@ -70,6 +70,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-logo
 
+# mypy --strict over medchain/ and tests/ (pyproject.toml [tool.mypy])
 typecheck: $(STAMP)
 	$(BIN)/mypy
 

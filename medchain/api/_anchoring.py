@@ -9,13 +9,16 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from medchain.api._models import Height, hex_of
-from medchain.api._service import NodeService
+from medchain.api._deps import Chain, Service
+from medchain.api._models import Height, Hex, fields_of
 
 MAX_HEIGHTS = 10_000
 
 
 class AnchoringModel(BaseModel):
+    """How the node anchors (its settings, but not its key file) and how far it has
+    got; for a node that does not anchor, `configured` false and the rest empty."""
+
     configured: bool = Field(description="False if the node does not anchor.")
     rpc_url: str = ""
     eth_chain_id: int = 0
@@ -37,8 +40,8 @@ class HeightsModel(BaseModel):
 
 
 class BlockIdModel(BaseModel):
-    hash: str
-    state_root: str
+    hash: Hex
+    state_root: Hex
 
 
 class BlockIdsModel(BaseModel):
@@ -48,40 +51,29 @@ class BlockIdsModel(BaseModel):
     )
 
 
-def anchoring_routes(service: NodeService) -> APIRouter:
-    router = APIRouter(tags=["verification chain"])
+router = APIRouter(tags=["verification chain"])
 
-    @router.get("/v1/anchoring", summary="Anchoring and passive verification")
-    async def anchoring() -> AnchoringModel:
-        status = service.anchoring_status()
-        if status is None:
-            return AnchoringModel(configured=False)
-        settings = status.settings
-        return AnchoringModel(
-            configured=True,
-            rpc_url=settings.rpc_url,
-            eth_chain_id=settings.eth_chain_id,
-            contract=settings.contract,
-            finality=str(settings.finality),
-            sender=status.sender,
-            anchored_height=status.anchored_height,
-            final_height=status.final_height,
-            anchors_sent=status.anchors_sent,
-            last_error=status.last_error,
-            checked_ms=status.checked_ms,
-            report=None if status.report is None else status.report.to_json(),
-        )
 
-    @router.post("/v1/chain/hashes", summary="Stored block ids at the given heights")
-    async def block_ids(body: HeightsModel) -> BlockIdsModel:
-        """At most 10,000 heights per request, each from 0 to 2^63 - 1; heights the
-        node does not hold are left out."""
-        found = service.chain.block_ids(body.heights)
-        return BlockIdsModel(
-            blocks={
-                h: BlockIdModel(hash=hex_of(i), state_root=hex_of(r))
-                for h, (i, r) in sorted(found.items())
-            }
-        )
+@router.get("/v1/anchoring", summary="Anchoring and passive verification")
+async def anchoring(service: Service) -> AnchoringModel:
+    status = service.anchoring_status()
+    if status is None:
+        return AnchoringModel(configured=False)
+    return AnchoringModel.model_validate(
+        {
+            **fields_of(status.settings),
+            **fields_of(status),
+            "configured": True,
+            "finality": str(status.settings.finality),
+            "report": None if status.report is None else status.report.to_json(),
+        }
+    )
 
-    return router
+
+@router.post("/v1/chain/hashes", summary="Stored block ids at the given heights")
+async def block_ids(body: HeightsModel, chain: Chain) -> BlockIdsModel:
+    """At most 10,000 heights per request, each from 0 to 2^63 - 1; heights the
+    node does not hold are left out."""
+    found = chain.block_ids(body.heights)
+    blocks = {h: {"hash": i, "state_root": r} for h, (i, r) in sorted(found.items())}
+    return BlockIdsModel.model_validate({"blocks": blocks})

@@ -6,18 +6,14 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.types import Scope
 
-from medchain.api._anchoring import anchoring_routes
-from medchain.api._blobs import DEFAULT_MAX_BLOB_BATCH_BYTES, blob_routes
-from medchain.api._devices import device_routes
+from medchain.api import _anchoring, _blobs, _devices, _node, _state, _txs, _uploads
+from medchain.api._blobs import DEFAULT_MAX_BLOB_BATCH_BYTES
+from medchain.api._deps import ApiState, install
 from medchain.api._errors import install_error_handlers
 from medchain.api._limits import AdmissionGate
 from medchain.api._middleware import ApiMetrics, BodyLimit, CatchAll, RequestMetrics
 from medchain.api._models import ErrorBody
-from medchain.api._node import node_routes
 from medchain.api._service import NodeService
-from medchain.api._state import state_routes
-from medchain.api._txs import tx_routes
-from medchain.api._uploads import upload_routes
 from medchain.offchain import DEFAULT_MAX_BLOB_BYTES
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -103,13 +99,9 @@ def create_api(
     app.add_middleware(CatchAll)
     app.add_middleware(RequestMetrics, metrics=ApiMetrics(service.metrics_registry))
 
-    app.include_router(tx_routes(service))
-    app.include_router(state_routes(service))
-    app.include_router(device_routes(service))
-    app.include_router(blob_routes(service, max_blob_bytes))
-    app.include_router(upload_routes(service))
-    app.include_router(node_routes(service))
-    app.include_router(anchoring_routes(service))
+    install(app, ApiState(service, max_blob_bytes))
+    for module in (_txs, _state, _devices, _blobs, _uploads, _node, _anchoring):
+        app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -13,6 +13,7 @@ from typing import Annotated
 import anyio.to_thread
 from fastapi import APIRouter, Header, Path, Request, Response
 
+from medchain.api._deps import MaxBlobBytes, Service
 from medchain.api._errors import ApiError
 from medchain.api._models import BlobsStoredModel, ErrorBody
 from medchain.api._service import FetchingBlobStore, NodeService
@@ -24,7 +25,6 @@ from medchain.crypto import (
     verify_signature,
 )
 from medchain.offchain import (
-    DEFAULT_MAX_BLOB_BYTES,
     BlobNotFound,
     BlobStore,
     BlobTooLarge,
@@ -58,94 +58,95 @@ _SIGN_HOW = (
 )
 
 
-def blob_routes(service: NodeService, max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES) -> APIRouter:
-    """`max_blob_bytes` bounds each blob of a batch."""
-    router = APIRouter(prefix="/v1/blobs", tags=["blobs"])
+router = APIRouter(prefix="/v1/blobs", tags=["blobs"])
 
-    @router.post(
-        "/batch",
-        summary="Store an edge gateway's bundles",
-        responses={
-            401: {"model": ErrorBody, "description": "Unsigned, badly signed or expired."},
-            403: {"model": ErrorBody, "description": "Not signed by an active gateway."},
-            429: {"model": ErrorBody, "description": "The gateway's quota is used up."},
-        },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "description": "The blobs as the canonical encoding of a tuple[bytes, ...] "
-                "(an RLP list of byte strings): medchain.types.encode(blobs, tuple[bytes, ...]).",
-                "content": {OCTETS: {"schema": {"type": "string", "format": "binary"}}},
-            }
-        },
+
+@router.post(
+    "/batch",
+    summary="Store an edge gateway's bundles",
+    responses={
+        401: {"model": ErrorBody, "description": "Unsigned, badly signed or expired."},
+        403: {"model": ErrorBody, "description": "Not signed by an active gateway."},
+        429: {"model": ErrorBody, "description": "The gateway's quota is used up."},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "The blobs as the canonical encoding of a tuple[bytes, ...] "
+            "(an RLP list of byte strings): medchain.types.encode(blobs, tuple[bytes, ...]).",
+            "content": {OCTETS: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def put_blobs(
+    request: Request,
+    service: Service,
+    max_blob_bytes: MaxBlobBytes,
+    uploader: Annotated[
+        str | None,
+        Header(alias=UPLOADER_HEADER, description="The gateway's Ed25519 public key, hex."),
+    ] = None,
+    expires: Annotated[
+        str | None,
+        Header(
+            alias=UPLOAD_EXPIRES_HEADER,
+            description="When the signature lapses (ms since the Unix epoch), at most "
+            "10 minutes ahead of the node's clock.",
+        ),
+    ] = None,
+    signature: Annotated[
+        str | None,
+        Header(
+            alias=UPLOAD_SIGNATURE_HEADER,
+            description="Ed25519 signature, hex, of medchain.types."
+            "bulk_upload_signing_bytes(chain_id, expires, body).",
+        ),
+    ] = None,
+) -> BlobsStoredModel:
+    """An edge gateway's bulk upload: the sealed bundles of a batch, stored before
+    the devices.commit_batch that names them. The request is signed by the key of a
+    gateway registered and active on chain (headers Medchain-Uploader,
+    Medchain-Upload-Expires, Medchain-Upload-Signature, over the chain id, the
+    expiry and the SHA-256 of the body). Each blob is at most the per-blob limit, a
+    batch at most 1,000 blobs and 16 MiB (by default); bytes already stored change
+    nothing. The gateway's bundles that no committed batch names yet count against
+    its quota (429 until its batches commit). A record's body is uploaded with its
+    transaction instead (POST /v1/records)."""
+    data = await request.body()
+    gateway = await _authorised(service, data, uploader, expires, signature)
+    try:
+        blobs = _batch(data, max_blob_bytes)
+    except ApiError:
+        service.bodies.refused("malformed")
+        raise
+    return BlobsStoredModel(cids=await service.bodies.upload(gateway, blobs))
+
+
+@router.get(
+    "/{cid}",
+    summary="Fetch a blob",
+    response_class=Response,
+    responses={200: {"content": {OCTETS: {}}, "description": "The blob's bytes."}},
+)
+async def get_blob(cid: CidPath, service: Service) -> Response:
+    """The bytes named by `cid`, checked against it before they are sent."""
+    parse_cid(cid)
+    data = await _read(service.blobs, cid)
+    return Response(
+        data, media_type=OCTETS, headers={"ETag": f'"{cid}"', "Cache-Control": _IMMUTABLE}
     )
-    async def put_blobs(
-        request: Request,
-        uploader: Annotated[
-            str | None,
-            Header(alias=UPLOADER_HEADER, description="The gateway's Ed25519 public key, hex."),
-        ] = None,
-        expires: Annotated[
-            str | None,
-            Header(
-                alias=UPLOAD_EXPIRES_HEADER,
-                description="When the signature lapses (ms since the Unix epoch), at most "
-                "10 minutes ahead of the node's clock.",
-            ),
-        ] = None,
-        signature: Annotated[
-            str | None,
-            Header(
-                alias=UPLOAD_SIGNATURE_HEADER,
-                description="Ed25519 signature, hex, of medchain.types."
-                "bulk_upload_signing_bytes(chain_id, expires, body).",
-            ),
-        ] = None,
-    ) -> BlobsStoredModel:
-        """An edge gateway's bulk upload: the sealed bundles of a batch, stored before
-        the devices.commit_batch that names them. The request is signed by the key of a
-        gateway registered and active on chain (headers Medchain-Uploader,
-        Medchain-Upload-Expires, Medchain-Upload-Signature, over the chain id, the
-        expiry and the SHA-256 of the body). Each blob is at most the per-blob limit, a
-        batch at most 1,000 blobs and 16 MiB (by default); bytes already stored change
-        nothing. The gateway's bundles that no committed batch names yet count against
-        its quota (429 until its batches commit). A record's body is uploaded with its
-        transaction instead (POST /v1/records)."""
-        data = await request.body()
-        gateway = await _authorised(service, data, uploader, expires, signature)
-        try:
-            blobs = _batch(data, max_blob_bytes)
-        except ApiError:
-            service.bodies.refused("malformed")
-            raise
-        return BlobsStoredModel(cids=await service.bodies.upload(gateway, blobs))
 
-    @router.get(
-        "/{cid}",
-        summary="Fetch a blob",
-        response_class=Response,
-        responses={200: {"content": {OCTETS: {}}, "description": "The blob's bytes."}},
-    )
-    async def get_blob(cid: CidPath) -> Response:
-        """The bytes named by `cid`, checked against it before they are sent."""
-        parse_cid(cid)
-        data = await _read(service.blobs, cid)
-        return Response(
-            data, media_type=OCTETS, headers={"ETag": f'"{cid}"', "Cache-Control": _IMMUTABLE}
-        )
 
-    @router.head("/{cid}", summary="Whether the node holds a blob", response_class=Response)
-    async def has_blob(cid: CidPath) -> Response:
-        """200 when the node holds the blob or, on a node with peers, fetched it from one."""
-        parse_cid(cid)
-        blobs = service.blobs
-        if not await anyio.to_thread.run_sync(blobs.has, cid):
-            if not isinstance(blobs, FetchingBlobStore):
-                raise ApiError(404, BlobNotFound.code, f"blob {cid} is not stored on this node")
-            await blobs.fetch(cid)
-        return Response(media_type=OCTETS, headers={"ETag": f'"{cid}"'})
-
-    return router
+@router.head("/{cid}", summary="Whether the node holds a blob", response_class=Response)
+async def has_blob(cid: CidPath, service: Service) -> Response:
+    """200 when the node holds the blob or, on a node with peers, fetched it from one."""
+    parse_cid(cid)
+    blobs = service.blobs
+    if not await anyio.to_thread.run_sync(blobs.has, cid):
+        if not isinstance(blobs, FetchingBlobStore):
+            raise ApiError(404, BlobNotFound.code, f"blob {cid} is not stored on this node")
+        await blobs.fetch(cid)
+    return Response(media_type=OCTETS, headers={"ETag": f'"{cid}"'})
 
 
 async def _authorised(

@@ -12,10 +12,11 @@ from pydantic import BaseModel, Field
 
 from medchain import app as contracts
 from medchain.api import _parse as parse
+from medchain.api._deps import Chain
 from medchain.api._errors import ApiError
-from medchain.api._lookups import registered_patient
-from medchain.api._models import Address, Encoded, Hex, address_of, encoded, hex_of
-from medchain.api._service import NodeService
+from medchain.api._lookups import on_chain, registered_patient
+from medchain.api._models import Address, Encoded, FromChain, Hex, Name, address_of
+from medchain.node import ChainQueries
 from medchain.types import DecodeError
 
 AddressPath = Annotated[str, Path(description="Account address, bech32 (mc1...).")]
@@ -49,22 +50,24 @@ def device_label_model(stored: bytes) -> DeviceLabelModel | None:
         return DeviceLabelModel(sealed=False, readers=[])
     if label is None:
         return None
-    return DeviceLabelModel(sealed=True, readers=[address_of(r) for r in label.readers])
+    return DeviceLabelModel.model_validate({"sealed": True, "readers": label.readers})
 
 
-class DeviceModel(BaseModel):
-    """A registered device; its id is the address of its Ed25519 key."""
+class DeviceModel(FromChain):
+    """A registered device; its id is the address of its Ed25519 key. Beside the state
+    stored on chain it shows the state in force at `height`, and of its sealed label
+    only whom it is sealed for."""
 
     device: Address
     key: Hex = Field(description="The device's Ed25519 public key.")
     patient: Address
-    kind: str
+    kind: Name
     label: DeviceLabelModel | None = Field(description="Null when the device has no label.")
-    state: str = Field(
+    state: Name = Field(
         description="The state in force at `height` (a penalty restriction past its end "
         "reads as active)."
     )
-    stored_state: str = Field(description="The state as last written on chain.")
+    stored_state: Name = Field(description="The state as last written on chain.")
     height: int = Field(description="The height `state` is read at: the latest committed.")
     restricted_until: int = Field(
         description="Last height of a penalty restriction; 0 for none (or one set by hand)."
@@ -83,24 +86,13 @@ class DeviceModel(BaseModel):
 
 
 def device_model(device: contracts.Device, height: int) -> DeviceModel:
-    return DeviceModel(
-        device=address_of(device.device),
-        key=hex_of(device.key),
-        patient=address_of(device.patient),
-        kind=device.kind.value,
+    return DeviceModel.of(
+        device,
         label=device_label_model(device.label),
-        state=device.state_at(height).value,
-        stored_state=device.state.value,
+        state=device.state_at(height),
+        stored_state=device.state,
         height=height,
-        restricted_until=device.restricted_until,
-        strikes=device.strikes,
-        owner_may_lift=device.owner_may_lift,
-        registered_by=address_of(device.registered_by),
         registered_height=device.height,
-        reason=device.reason,
-        evidence_hash=hex_of(device.evidence_hash),
-        audit_count=device.audit_count,
-        encoded=encoded(device),
     )
 
 
@@ -143,14 +135,14 @@ class RecipientsLookupModel(BaseModel):
     patients: list[PatientRecipientsModel] = Field(description="One per address, in order.")
 
 
-class DeviceAuditEntryModel(BaseModel):
+class DeviceAuditEntryModel(FromChain):
     seq: int
     height: int
     time_ms: int
     tx_id: Hex
-    action: str = Field(description="registered, relabelled, state_changed or strike.")
+    action: Name = Field(description="registered, relabelled, state_changed or strike.")
     actor: Address
-    state: str = Field(description="The device's stored state after the entry.")
+    state: Name = Field(description="The device's stored state after the entry.")
     restricted_until: int
     strikes: int
     reason: str = Field(description="The reason given, or the offence of a strike.")
@@ -173,27 +165,15 @@ def device_audit_model(
     device: bytes, entries: list[contracts.DeviceAuditEntry], height: int
 ) -> DeviceAuditModel:
     lapses = contracts.restriction_lapses(entries, height)
-    return DeviceAuditModel(
-        device=address_of(device),
-        height=height,
-        entries=[
-            DeviceAuditEntryModel(
-                seq=e.seq,
-                height=e.height,
-                time_ms=e.time_ms,
-                tx_id=hex_of(e.tx_id),
-                action=e.action.value,
-                actor=address_of(e.actor),
-                state=e.state.value,
-                restricted_until=e.restricted_until,
-                strikes=e.strikes,
-                reason=e.reason,
-                evidence_hash=hex_of(e.evidence_hash),
-                lapsed_at=lapsed,
-                encoded=encoded(e),
-            )
-            for e, lapsed in zip(entries, lapses, strict=True)
-        ],
+    return DeviceAuditModel.model_validate(
+        {
+            "device": device,
+            "height": height,
+            "entries": [
+                DeviceAuditEntryModel.of(e, lapsed_at=lapsed)
+                for e, lapsed in zip(entries, lapses, strict=True)
+            ],
+        }
     )
 
 
@@ -209,7 +189,7 @@ class GuardiansModel(BaseModel):
     guardians: list[Address] = Field(description="Sorted by address bytes.")
 
 
-class GatewayModel(BaseModel):
+class GatewayModel(FromChain):
     address: Address
     label: str
     registered_by: Address = Field(description="The hospital that registered (and may revoke) it.")
@@ -219,19 +199,7 @@ class GatewayModel(BaseModel):
     encoded: Encoded
 
 
-def gateway_model(gateway: contracts.Gateway) -> GatewayModel:
-    return GatewayModel(
-        address=address_of(gateway.address),
-        label=gateway.label,
-        registered_by=address_of(gateway.registered_by),
-        height=gateway.height,
-        active=gateway.active,
-        batch_count=gateway.batch_count,
-        encoded=encoded(gateway),
-    )
-
-
-class BundleModel(BaseModel):
+class BundleModel(FromChain):
     """One patient's readings of one UTC day in the batch."""
 
     patient: Address
@@ -243,7 +211,7 @@ class BundleModel(BaseModel):
     devices: list[Address] = Field(description="Devices whose readings it holds, sorted.")
 
 
-class BatchModel(BaseModel):
+class BatchModel(FromChain):
     """A gateway's committed batch of readings; any reading is proven by its Merkle
     path to `root`."""
 
@@ -257,31 +225,7 @@ class BatchModel(BaseModel):
     encoded: Encoded
 
 
-def batch_model(batch: contracts.Batch) -> BatchModel:
-    return BatchModel(
-        batch_id=hex_of(batch.batch_id),
-        gateway=address_of(batch.gateway),
-        root=hex_of(batch.root),
-        count=batch.count,
-        bundles=[
-            BundleModel(
-                patient=address_of(b.patient),
-                cid=b.cid,
-                ciphertext_hash=hex_of(b.ciphertext_hash),
-                count=b.count,
-                time_from_ms=b.time_from_ms,
-                time_to_ms=b.time_to_ms,
-                devices=[address_of(d) for d in b.devices],
-            )
-            for b in batch.bundles
-        ],
-        height=batch.height,
-        tx_id=hex_of(batch.tx_id),
-        encoded=encoded(batch),
-    )
-
-
-class VitalsEntryModel(BaseModel):
+class VitalsEntryModel(FromChain):
     """A bundle of the patient's readings, as their vitals index lists it. Its blob
     (GET /v1/blobs/{cid}) opens only for the readers it was sealed for at commit time."""
 
@@ -307,36 +251,6 @@ class VitalsModel(BaseModel):
     )
 
 
-def vitals_model(
-    patient: bytes,
-    from_ms: int,
-    to_ms: int,
-    device: bytes | None,
-    entries: list[contracts.VitalsEntry],
-) -> VitalsModel:
-    return VitalsModel(
-        patient=address_of(patient),
-        from_ms=from_ms,
-        to_ms=to_ms,
-        device=None if device is None else address_of(device),
-        entries=[
-            VitalsEntryModel(
-                batch_id=hex_of(e.batch_id),
-                height=e.height,
-                root=hex_of(e.root),
-                cid=e.cid,
-                ciphertext_hash=hex_of(e.ciphertext_hash),
-                count=e.count,
-                time_from_ms=e.time_from_ms,
-                time_to_ms=e.time_to_ms,
-                devices=[address_of(d) for d in e.devices],
-                encoded=encoded(e),
-            )
-            for e in entries
-        ],
-    )
-
-
 class VitalsReadersModel(BaseModel):
     """Accounts the patient shares their device readings with (sealed for them at
     commit time, from when they were added)."""
@@ -348,162 +262,150 @@ class VitalsReadersModel(BaseModel):
 # -- routes ---------------------------------------------------------------------------
 
 
-def device_routes(service: NodeService) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["devices"])
+router = APIRouter(prefix="/v1", tags=["devices"])
 
-    def chain_patient(address: str) -> bytes:
-        return registered_patient(service.chain, address)
 
-    def chain_device(address: str) -> contracts.Device:
-        raw = parse.address(address, "device")
-        found = service.chain.device(raw)
-        if found is None:
-            raise ApiError(
-                404,
-                contracts.UnknownDevice.code,
-                f"no device {address_of(raw)} on this chain; check the address, or register "
-                "the device first (`medchain devices register`)",
-            )
-        return found
+def _device(chain: ChainQueries, address: str) -> contracts.Device:
+    raw = parse.address(address, "device")
+    return on_chain(
+        chain.device(raw),
+        contracts.UnknownDevice.code,
+        f"no device {address_of(raw)} on this chain; check the address, or register "
+        "the device first (`medchain devices register`)",
+    )
 
-    @router.post("/patients/recipients", summary="Whom many patients' vitals are sealed for")
-    async def recipients_lookup(body: RecipientsLookupBody) -> RecipientsLookupModel:
-        """Per patient, whom an edge gateway seals their bundles of readings for (the
-        patient, guardians and vitals readers) with each one's encryption key: a
-        gateway re-reads all its patients in one request instead of several each."""
-        if len(body.patients) > MAX_DEVICE_LOOKUP:
-            raise ApiError(
-                413,
-                "too_many_patients",
-                f"the lookup names {len(body.patients):,} patients, over the limit of "
-                f"{MAX_DEVICE_LOOKUP:,} per request; split the list into several requests",
-            )
-        raws = [
-            parse.address(text, f"patients[{index}]") for index, text in enumerate(body.patients)
-        ]
-        found = service.chain.vitals_recipients(raws)
-        return RecipientsLookupModel(
-            patients=[
-                PatientRecipientsModel(
-                    patient=address_of(raw),
-                    recipients=None
-                    if keys is None
-                    else [
-                        RecipientModel(address=address_of(a), encryption_key=hex_of(k))
-                        for a, k in keys.items()
-                    ],
-                )
-                for raw, keys in zip(raws, found, strict=True)
-            ]
+
+def _addresses(texts: list[str], what: str) -> list[bytes]:
+    """The addresses of a lookup, within its limit (413 past it: split the list)."""
+    if len(texts) > MAX_DEVICE_LOOKUP:
+        raise ApiError(
+            413,
+            f"too_many_{what}",
+            f"the lookup names {len(texts):,} {what}, over the limit of "
+            f"{MAX_DEVICE_LOOKUP:,} per request; split the list into several requests",
         )
+    return [parse.address(text, f"{what}[{index}]") for index, text in enumerate(texts)]
 
-    @router.get("/devices/{address}", summary="A device and the state in force")
-    async def device(address: AddressPath) -> DeviceModel:
-        return device_model(chain_device(address), service.chain.height)
 
-    @router.post("/devices/lookup", summary="Many devices at one height")
-    async def device_lookup(body: DeviceLookupBody) -> DeviceLookupModel:
-        """The devices named, in order (null for an address that is no device), and the
-        height their state in force is read at: what an edge gateway needs to recheck
-        its cached devices in one request instead of one per device."""
-        if len(body.devices) > MAX_DEVICE_LOOKUP:
-            raise ApiError(
-                413,
-                "too_many_devices",
-                f"the lookup names {len(body.devices):,} devices, over the limit of "
-                f"{MAX_DEVICE_LOOKUP:,} per request; split the list into several requests",
-            )
-        raws = [parse.address(text, f"devices[{index}]") for index, text in enumerate(body.devices)]
-        height, found = service.chain.devices(raws)
-        return DeviceLookupModel(
-            height=height,
-            devices=[None if d is None else device_model(d, height) for d in found],
-        )
+@router.post("/patients/recipients", summary="Whom many patients' vitals are sealed for")
+async def recipients_lookup(body: RecipientsLookupBody, chain: Chain) -> RecipientsLookupModel:
+    """Per patient, whom an edge gateway seals their bundles of readings for (the
+    patient, guardians and vitals readers) with each one's encryption key: a
+    gateway re-reads all its patients in one request instead of several each."""
+    raws = _addresses(body.patients, "patients")
+    found = chain.vitals_recipients(raws)
+    patients = [
+        {
+            "patient": raw,
+            "recipients": None
+            if keys is None
+            else [{"address": a, "encryption_key": k} for a, k in keys.items()],
+        }
+        for raw, keys in zip(raws, found, strict=True)
+    ]
+    return RecipientsLookupModel.model_validate({"patients": patients})
 
-    @router.get("/devices/{address}/audit", summary="A device's audit trail")
-    async def device_audit(address: AddressPath) -> DeviceAuditModel:
-        found = chain_device(address)
-        trail = service.chain.device_audit(found.device)
-        return device_audit_model(found.device, trail, service.chain.height)
 
-    @router.get("/patients/{address}/devices", summary="A patient's devices")
-    async def patient_devices(address: AddressPath) -> PatientDevicesModel:
-        raw = chain_patient(address)
-        height = service.chain.height
-        return PatientDevicesModel(
-            patient=address_of(raw),
-            devices=[device_model(d, height) for d in service.chain.devices_of(raw)],
-        )
+@router.get("/devices/{address}", summary="A device and the state in force")
+async def device(address: AddressPath, chain: Chain) -> DeviceModel:
+    return device_model(_device(chain, address), chain.height)
 
-    @router.get("/patients/{address}/guardians", summary="A patient's guardians")
-    async def guardians(address: AddressPath) -> GuardiansModel:
-        raw = chain_patient(address)
-        return GuardiansModel(
-            patient=address_of(raw),
-            guardians=[address_of(g) for g in service.chain.guardians_of(raw)],
-        )
 
-    @router.get("/patients/{address}/vitals", summary="A patient's readings over a time range")
-    async def vitals(
-        address: AddressPath,
-        from_ms: Annotated[
-            int,
-            Query(
-                ge=0,
-                le=contracts.MAX_TIME_MS,
-                description="Start of the range, ms since the Unix epoch (included).",
-            ),
-        ],
-        to_ms: Annotated[
-            int,
-            Query(
-                ge=0,
-                le=contracts.MAX_TIME_MS,
-                description="End of the range, ms since the Unix epoch (included); at most "
-                f"{contracts.MAX_VITALS_QUERY_DAYS} UTC days after the start.",
-            ),
-        ],
-        device: Annotated[
-            str | None, Query(description="Only bundles holding this device's readings.")
-        ] = None,
-    ) -> VitalsModel:
-        """The patient's bundles of device readings (one per batch and UTC day) that
-        overlap the range. The readings are encrypted: a reader opens each bundle's blob
-        (`medchain reading list`)."""
-        raw = chain_patient(address)
-        device_raw = None if device is None else parse.address(device, "device")
-        entries = service.chain.vitals(raw, from_ms, to_ms, device_raw)  # 400 for a bad range
-        return vitals_model(raw, from_ms, to_ms, device_raw, entries)
+@router.post("/devices/lookup", summary="Many devices at one height")
+async def device_lookup(body: DeviceLookupBody, chain: Chain) -> DeviceLookupModel:
+    """The devices named, in order (null for an address that is no device), and the
+    height their state in force is read at: what an edge gateway needs to recheck
+    its cached devices in one request instead of one per device."""
+    height, found = chain.devices(_addresses(body.devices, "devices"))
+    return DeviceLookupModel(
+        height=height, devices=[None if d is None else device_model(d, height) for d in found]
+    )
 
-    @router.get("/patients/{address}/vitals-readers", summary="Who reads a patient's vitals")
-    async def vitals_readers(address: AddressPath) -> VitalsReadersModel:
-        raw = chain_patient(address)
-        return VitalsReadersModel(
-            patient=address_of(raw),
-            readers=[address_of(r) for r in service.chain.vitals_readers_of(raw)],
-        )
 
-    @router.get("/gateways/{address}", summary="An edge gateway")
-    async def gateway(address: AddressPath) -> GatewayModel:
-        raw = parse.address(address, "gateway")
-        found = service.chain.gateway(raw)
-        if found is None:
-            raise ApiError(
-                404,
-                contracts.UnknownGateway.code,
-                f"no gateway {address_of(raw)} on this chain; a hospital registers gateways "
-                "(`medchain gateways register`)",
-            )
-        return gateway_model(found)
+@router.get("/devices/{address}/audit", summary="A device's audit trail")
+async def device_audit(address: AddressPath, chain: Chain) -> DeviceAuditModel:
+    found = _device(chain, address)
+    return device_audit_model(found.device, chain.device_audit(found.device), chain.height)
 
-    @router.get("/batches/{batch_id}", summary="A committed batch of readings")
-    async def batch(batch_id: BatchIdPath) -> BatchModel:
-        raw = parse.hex_bytes(batch_id, "a batch id", contracts.BATCH_ID_SIZE)
-        found = service.chain.batch(raw)
-        if found is None:
-            raise ApiError(
-                404, "unknown_batch", f"no batch {raw.hex()} on this chain; check the id"
-            )
-        return batch_model(found)
 
-    return router
+@router.get("/patients/{address}/devices", summary="A patient's devices")
+async def patient_devices(address: AddressPath, chain: Chain) -> PatientDevicesModel:
+    raw = registered_patient(chain, address)
+    devices = [device_model(d, chain.height) for d in chain.devices_of(raw)]
+    return PatientDevicesModel.model_validate({"patient": raw, "devices": devices})
+
+
+@router.get("/patients/{address}/guardians", summary="A patient's guardians")
+async def guardians(address: AddressPath, chain: Chain) -> GuardiansModel:
+    raw = registered_patient(chain, address)
+    return GuardiansModel.model_validate({"patient": raw, "guardians": chain.guardians_of(raw)})
+
+
+@router.get("/patients/{address}/vitals", summary="A patient's readings over a time range")
+async def vitals(
+    address: AddressPath,
+    from_ms: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=contracts.MAX_TIME_MS,
+            description="Start of the range, ms since the Unix epoch (included).",
+        ),
+    ],
+    to_ms: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=contracts.MAX_TIME_MS,
+            description="End of the range, ms since the Unix epoch (included); at most "
+            f"{contracts.MAX_VITALS_QUERY_DAYS} UTC days after the start.",
+        ),
+    ],
+    chain: Chain,
+    device: Annotated[
+        str | None, Query(description="Only bundles holding this device's readings.")
+    ] = None,
+) -> VitalsModel:
+    """The patient's bundles of device readings (one per batch and UTC day) that
+    overlap the range. The readings are encrypted: a reader opens each bundle's blob
+    (`medchain reading list`)."""
+    raw = registered_patient(chain, address)
+    device_raw = None if device is None else parse.address(device, "device")
+    entries = chain.vitals(raw, from_ms, to_ms, device_raw)  # 400 for a bad range
+    return VitalsModel.model_validate(
+        {
+            "patient": raw,
+            "from_ms": from_ms,
+            "to_ms": to_ms,
+            "device": device_raw,
+            "entries": entries,
+        }
+    )
+
+
+@router.get("/patients/{address}/vitals-readers", summary="Who reads a patient's vitals")
+async def vitals_readers(address: AddressPath, chain: Chain) -> VitalsReadersModel:
+    raw = registered_patient(chain, address)
+    readers = chain.vitals_readers_of(raw)
+    return VitalsReadersModel.model_validate({"patient": raw, "readers": readers})
+
+
+@router.get("/gateways/{address}", summary="An edge gateway")
+async def gateway(address: AddressPath, chain: Chain) -> GatewayModel:
+    raw = parse.address(address, "gateway")
+    found = on_chain(
+        chain.gateway(raw),
+        contracts.UnknownGateway.code,
+        f"no gateway {address_of(raw)} on this chain; a hospital registers gateways "
+        "(`medchain gateways register`)",
+    )
+    return GatewayModel.of(found)
+
+
+@router.get("/batches/{batch_id}", summary="A committed batch of readings")
+async def batch(batch_id: BatchIdPath, chain: Chain) -> BatchModel:
+    raw = parse.hex_bytes(batch_id, "a batch id", contracts.BATCH_ID_SIZE)
+    found = on_chain(
+        chain.batch(raw), "unknown_batch", f"no batch {raw.hex()} on this chain; check the id"
+    )
+    return BatchModel.of(found)

@@ -3,11 +3,22 @@ shared by the routes of every resource that hangs off it."""
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from medchain import app as contracts
 from medchain.api import _parse as parse
 from medchain.api._errors import ApiError
 from medchain.crypto import format_address
 from medchain.node import ChainQueries
+
+T = TypeVar("T")
+
+
+def on_chain(found: T | None, code: str, message: str) -> T:
+    """`found`; a 404 `code` when it is None, whose `message` says what to check."""
+    if found is None:
+        raise ApiError(404, code, message)
+    return found
 
 
 def registered_patient(chain: ChainQueries, text: str) -> bytes:

@@ -1,5 +1,6 @@
 """The JSON the API speaks, as pydantic models (they make the OpenAPI schema at
-/docs) and the functions that build them from chain objects.
+/docs). A model of a chain object is read from its dataclass (FromChain): each field
+declared once, here, by the type it is sent as.
 
 Bytes are lower-case hex and account addresses bech32 (mc1...). Every chain object
 also carries `encoded`, the hex of its canonical encoding: the JSON fields are for
@@ -9,37 +10,88 @@ is lost or reinterpreted on the way."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any, Literal
+import functools
+from collections.abc import Callable
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
-from medchain.app import (
-    Account,
-    AnonEntry,
-    AnonScope,
-    AuditEntry,
-    Candidate,
-    Identity,
-    KeyWrap,
-    Record,
-    RecordVersion,
-    ResearchEntry,
-    StakeAccount,
-)
 from medchain.crypto import ADDRESS_SIZE, address_from_public_key, format_address
-from medchain.node import NodeStatus, genesis_hash
+from medchain.node import genesis_hash
 from medchain.store import MAX_HEIGHT
-from medchain.types import Block, Event, Genesis, Receipt, block_hash, encode, tx_id
+from medchain.types import Attribute, Block, Genesis, block_hash, encode, tx_id
 
-Hex = Annotated[str, Field(description="Bytes as lower-case hex.")]
-Address = Annotated[str, Field(description="Account address, bech32 (mc1...).")]
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+
+def hex_of(data: bytes) -> str:
+    return data.hex()
+
+
+def address_of(raw: bytes) -> str:
+    """bech32 for a 20-byte address, '' for none; hex for anything else rather than fail."""
+    if not raw:
+        return ""
+    return format_address(raw) if len(raw) == ADDRESS_SIZE else raw.hex()
+
+
+def _from_bytes(convert: Callable[[bytes], str]) -> BeforeValidator:
+    """Bytes as `convert` makes them text; text (a request's, or a model's) as it is."""
+    return BeforeValidator(lambda value: convert(value) if isinstance(value, bytes) else value)
+
+
+Hex = Annotated[str, _from_bytes(hex_of), Field(description="Bytes as lower-case hex.")]
+Address = Annotated[
+    str, _from_bytes(address_of), Field(description="Account address, bech32 (mc1...).")
+]
 Encoded = Annotated[
     str,
+    _from_bytes(hex_of),
     Field(
         description="Hex of the object's canonical encoding (medchain.types.encode); "
         "the Python client decodes this."
     ),
 ]
+Name = Annotated[str, BeforeValidator(lambda v: v.value if isinstance(v, Enum) else v)]
+"""An enum member (a role, a device's state...) by its value."""
+
+
+@functools.cache
+def _field_names(cls: type[DataclassInstance]) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def fields_of(obj: DataclassInstance) -> dict[str, Any]:
+    """A dataclass's fields by name, not converted (nested dataclasses stay as they are)."""
+    return {name: getattr(obj, name) for name in _field_names(type(obj))}
+
+
+class FromChain(BaseModel):
+    """A response model read from a chain dataclass: the dataclass's fields of the same
+    names, converted by the model's types (Hex, Address, Name, nested models, tuples as
+    lists), and `encoded`, the canonical encoding, when the model has it. A field the
+    model lacks is not sent; one the dataclass lacks is given to `of`."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_dataclass(cls, data: Any) -> Any:
+        if not dataclasses.is_dataclass(data) or isinstance(data, type):
+            return data
+        return cls._fields(data)
+
+    @classmethod
+    def _fields(cls, obj: DataclassInstance) -> dict[str, Any]:
+        fields = fields_of(obj)
+        if "encoded" in cls.model_fields:
+            fields["encoded"] = encode(obj)
+        return fields
+
+    @classmethod
+    def of(cls, obj: DataclassInstance, **extra: Any) -> Self:
+        """The model of `obj`; `extra` gives (or replaces) fields it does not hold."""
+        return cls.model_validate({**cls._fields(obj), **extra})
 
 
 # -- the integers the API takes, bounded to what the layers below accept ---------------
@@ -54,21 +106,6 @@ MAX_VERSION_NUMBER = 2**32 - 1
 """Record version numbers (from 1): 4 bytes, big-endian, in the state's keys."""
 
 Height = Annotated[int, Field(ge=0, le=MAX_HEIGHT, description="A block height.")]
-
-
-def hex_of(data: bytes) -> str:
-    return data.hex()
-
-
-def address_of(raw: bytes) -> str:
-    """bech32 for a 20-byte address, '' for none; hex for anything else rather than fail."""
-    if not raw:
-        return ""
-    return format_address(raw) if len(raw) == ADDRESS_SIZE else raw.hex()
-
-
-def encoded(obj: object) -> str:
-    return encode(obj).hex()
 
 
 # -- errors -------------------------------------------------------------------------
@@ -88,12 +125,20 @@ class ErrorBody(BaseModel):
 # -- transactions and receipts ----------------------------------------------------------
 
 
-class EventModel(BaseModel):
+def _attribute_map(value: Any) -> Any:
+    if isinstance(value, tuple) and all(isinstance(a, Attribute) for a in value):
+        return {a.key: a.value for a in value}
+    return value
+
+
+class EventModel(FromChain):
+    """An event; its attributes as an object (in `encoded`, a list of key-value pairs)."""
+
     kind: str
-    attributes: dict[str, str]
+    attributes: Annotated[dict[str, str], BeforeValidator(_attribute_map)]
 
 
-class ReceiptModel(BaseModel):
+class ReceiptModel(FromChain):
     """Outcome of a committed transaction; `ok` false means the call was refused (its
     fee and nonce were still consumed)."""
 
@@ -103,21 +148,6 @@ class ReceiptModel(BaseModel):
     message: str
     events: list[EventModel]
     encoded: Encoded
-
-
-def receipt_model(receipt: Receipt) -> ReceiptModel:
-    return ReceiptModel(
-        tx_id=hex_of(receipt.tx_id),
-        ok=receipt.ok,
-        code=receipt.code,
-        message=receipt.message,
-        events=[_event(e) for e in receipt.events],
-        encoded=encoded(receipt),
-    )
-
-
-def _event(event: Event) -> EventModel:
-    return EventModel(kind=event.kind, attributes={a.key: a.value for a in event.attributes})
 
 
 class TxBody(BaseModel):
@@ -167,7 +197,7 @@ class SignerModel(BaseModel):
     name: str = Field(description="The validator's name in genesis, '' if not a validator.")
 
 
-class CertificateModel(BaseModel):
+class CertificateModel(FromChain):
     """Validators' signatures over the block hash: proof the block was committed."""
 
     height: int
@@ -176,7 +206,10 @@ class CertificateModel(BaseModel):
     signers: list[SignerModel]
 
 
-class BlockModel(BaseModel):
+class BlockModel(FromChain):
+    """A block: its header's fields and hash, the hashes of its transactions (their
+    bodies are in `encoded`) and who signed its certificate."""
+
     height: int
     hash: Hex
     chain_id: str
@@ -195,47 +228,37 @@ class BlockModel(BaseModel):
 def block_model(block: Block, genesis: Genesis) -> BlockModel:
     header, cert = block.header, block.certificate
     names = {v.public_key: v.name for v in genesis.validators}
-    return BlockModel(
-        height=header.height,
-        hash=hex_of(block_hash(header)),
-        chain_id=header.chain_id,
-        prev_hash=hex_of(header.prev_hash),
-        time_ms=header.time_ms,
-        proposer=address_of(header.proposer),
-        tx_root=hex_of(header.tx_root),
-        receipt_root=hex_of(header.receipt_root),
-        state_root=hex_of(header.state_root),
-        vrf_proof=hex_of(header.vrf_proof),
-        tx_hashes=[hex_of(tx_id(tx)) for tx in block.txs],
-        certificate=CertificateModel(
-            height=cert.height,
-            round=cert.round,
-            block_hash=hex_of(cert.block_hash),
-            signers=[
-                SignerModel(
-                    public_key=hex_of(s.validator),
-                    address=address_of(address_from_public_key(s.validator)),
-                    name=names.get(s.validator, ""),
-                )
-                for s in cert.signatures
-            ],
-        ),
-        encoded=encoded(block),
+    signers = [
+        SignerModel.model_validate(
+            {
+                "public_key": s.validator,
+                "address": address_from_public_key(s.validator),
+                "name": names.get(s.validator, ""),
+            }
+        )
+        for s in cert.signatures
+    ]
+    return BlockModel.of(
+        block,
+        **fields_of(header),
+        hash=block_hash(header),
+        tx_hashes=[tx_id(tx) for tx in block.txs],
+        certificate=CertificateModel.of(cert, signers=signers),
     )
 
 
-class AllocationModel(BaseModel):
+class AllocationModel(FromChain):
     address: Address
     amount: int
 
 
-class GenesisValidatorModel(BaseModel):
+class GenesisValidatorModel(FromChain):
     public_key: Hex
     name: str
     power: int
 
 
-class GenesisModel(BaseModel):
+class GenesisModel(FromChain):
     """The genesis document (as in genesis.json), its hash and its encoding."""
 
     chain_id: str
@@ -248,49 +271,28 @@ class GenesisModel(BaseModel):
 
 
 def genesis_model(genesis: Genesis) -> GenesisModel:
-    return GenesisModel(
-        chain_id=genesis.chain_id,
-        time_ms=genesis.time_ms,
-        params=dataclasses.asdict(genesis.params),
-        allocations=[
-            AllocationModel(address=address_of(a.address), amount=a.amount)
-            for a in genesis.allocations
-        ],
-        validators=[
-            GenesisValidatorModel(public_key=hex_of(v.public_key), name=v.name, power=v.power)
-            for v in genesis.validators
-        ],
-        hash=hex_of(genesis_hash(genesis)),
-        encoded=encoded(genesis),
+    return GenesisModel.of(
+        genesis, params=dataclasses.asdict(genesis.params), hash=genesis_hash(genesis)
     )
 
 
 # -- accounts and the registry ----------------------------------------------------------
 
 
-class AccountModel(BaseModel):
+class AccountModel(FromChain):
     address: Address
     balance: int
     nonce: int = Field(description="The nonce the account's next transaction must carry.")
     encoded: Encoded
 
 
-def account_model(address: bytes, account: Account) -> AccountModel:
-    return AccountModel(
-        address=address_of(address),
-        balance=account.balance,
-        nonce=account.nonce,
-        encoded=encoded(account),
-    )
-
-
-class IdentityModel(BaseModel):
+class IdentityModel(FromChain):
     """A registered account. A patient's name is empty and the profile sealed to them."""
 
     address: Address
     public_key: Hex
     encryption_key: Hex = Field(description="X25519 key records are wrapped for.")
-    role: str
+    role: Name
     name: str
     profile: Hex
     registered_height: int
@@ -299,28 +301,13 @@ class IdentityModel(BaseModel):
     encoded: Encoded
 
 
-def identity_model(identity: Identity) -> IdentityModel:
-    return IdentityModel(
-        address=address_of(identity.address),
-        public_key=hex_of(identity.public_key),
-        encryption_key=hex_of(identity.encryption_key),
-        role=identity.role.value,
-        name=identity.name,
-        profile=hex_of(identity.profile),
-        registered_height=identity.registered_height,
-        record_count=identity.record_count,
-        ring_key=hex_of(identity.ring_key),
-        encoded=encoded(identity),
-    )
-
-
 class RoleCountModel(BaseModel):
-    role: str
+    role: Name
     count: int
 
 
 class RoleMemberModel(BaseModel):
-    role: str
+    role: Name
     index: int
     address: Address
 
@@ -328,7 +315,7 @@ class RoleMemberModel(BaseModel):
 # -- records ----------------------------------------------------------------------------
 
 
-class RecordModel(BaseModel):
+class RecordModel(FromChain):
     """Public metadata of a record; its content is off chain, encrypted."""
 
     record_id: Hex
@@ -342,32 +329,12 @@ class RecordModel(BaseModel):
     encoded: Encoded
 
 
-def record_model(record: Record) -> RecordModel:
-    return RecordModel(
-        record_id=hex_of(record.record_id),
-        owner=address_of(record.owner),
-        author=address_of(record.author),
-        resource_type=record.resource_type,
-        created_height=record.created_height,
-        readers=[address_of(r) for r in record.readers],
-        version_count=record.version_count,
-        audit_count=record.audit_count,
-        encoded=encoded(record),
-    )
-
-
-class KeyWrapModel(BaseModel):
+class KeyWrapModel(FromChain):
     reader: Address
     wrapped_key: Hex
 
 
-def _wraps(wraps: tuple[KeyWrap, ...]) -> list[KeyWrapModel]:
-    return [
-        KeyWrapModel(reader=address_of(w.reader), wrapped_key=hex_of(w.wrapped_key)) for w in wraps
-    ]
-
-
-class RecordVersionModel(BaseModel):
+class RecordVersionModel(FromChain):
     record_id: Hex
     number: int
     cid: str = Field(description="CID of the ciphertext in the blob store (GET /v1/blobs/{cid}).")
@@ -379,26 +346,12 @@ class RecordVersionModel(BaseModel):
     encoded: Encoded
 
 
-def version_model(version: RecordVersion) -> RecordVersionModel:
-    return RecordVersionModel(
-        record_id=hex_of(version.record_id),
-        number=version.number,
-        cid=version.cid,
-        ciphertext_hash=hex_of(version.ciphertext_hash),
-        author=address_of(version.author),
-        height=version.height,
-        tx_id=hex_of(version.tx_id),
-        wraps=_wraps(version.wraps),
-        encoded=encoded(version),
-    )
-
-
-class AuditEntryModel(BaseModel):
+class AuditEntryModel(FromChain):
     seq: int
     height: int
     time_ms: int
     tx_id: Hex
-    action: str
+    action: Name
     actor: Address
     subject: Address = Field(description="The reader or institution concerned, '' if none.")
     version: int
@@ -408,26 +361,6 @@ class AuditEntryModel(BaseModel):
 class AuditModel(BaseModel):
     record_id: Hex
     entries: list[AuditEntryModel]
-
-
-def audit_model(record_id: bytes, entries: list[AuditEntry]) -> AuditModel:
-    return AuditModel(
-        record_id=hex_of(record_id),
-        entries=[
-            AuditEntryModel(
-                seq=e.seq,
-                height=e.height,
-                time_ms=e.time_ms,
-                tx_id=hex_of(e.tx_id),
-                action=e.action.value,
-                actor=address_of(e.actor),
-                subject=address_of(e.subject),
-                version=e.version,
-                encoded=encoded(e),
-            )
-            for e in entries
-        ],
-    )
 
 
 class PatientRecordsModel(BaseModel):
@@ -447,7 +380,7 @@ class SearchResultModel(BaseModel):
     values: list[list[Hex]]
 
 
-class ResearchEntryModel(BaseModel):
+class ResearchEntryModel(FromChain):
     record_id: Hex
     patient: Address
     institution: Address
@@ -466,33 +399,13 @@ class ResearchDataModel(BaseModel):
     entries: list[ResearchEntryModel]
 
 
-def research_model(institution: bytes, entries: list[ResearchEntry]) -> ResearchDataModel:
-    return ResearchDataModel(
-        institution=address_of(institution),
-        entries=[
-            ResearchEntryModel(
-                record_id=hex_of(e.record_id),
-                patient=address_of(e.patient),
-                institution=address_of(e.institution),
-                source_version=e.source_version,
-                cid=e.cid,
-                ciphertext_hash=hex_of(e.ciphertext_hash),
-                wraps=_wraps(e.wraps),
-                granted_height=e.granted_height,
-                encoded=encoded(e),
-            )
-            for e in entries
-        ],
-    )
-
-
 # -- anonymous submission -----------------------------------------------------------------
 
 
-class AnonScopeModel(BaseModel):
+class AnonScopeModel(FromChain):
     name: str
     recipient: Address = Field(description="The institution every contribution is sealed to.")
-    member_role: str
+    member_role: Name
     min_ring: int
     open: bool
     count: int
@@ -500,20 +413,7 @@ class AnonScopeModel(BaseModel):
     encoded: Encoded
 
 
-def scope_model(scope: AnonScope) -> AnonScopeModel:
-    return AnonScopeModel(
-        name=scope.name,
-        recipient=address_of(scope.recipient),
-        member_role=scope.member_role.value,
-        min_ring=scope.min_ring,
-        open=scope.open,
-        count=scope.count,
-        opened_height=scope.opened_height,
-        encoded=encoded(scope),
-    )
-
-
-class AnonEntryModel(BaseModel):
+class AnonEntryModel(FromChain):
     scope: str
     index: int
     cid: str
@@ -531,41 +431,20 @@ class AnonEntriesModel(BaseModel):
     entries: list[AnonEntryModel]
 
 
-def anon_entries_model(scope: str, entries: list[AnonEntry]) -> AnonEntriesModel:
-    return AnonEntriesModel(
-        scope=scope,
-        entries=[
-            AnonEntryModel(
-                scope=e.scope,
-                index=e.index,
-                cid=e.cid,
-                ciphertext_hash=hex_of(e.ciphertext_hash),
-                wraps=_wraps(e.wraps),
-                key_image=hex_of(e.key_image),
-                ring=[address_of(r) for r in e.ring],
-                height=e.height,
-                tx_id=hex_of(e.tx_id),
-                encoded=encoded(e),
-            )
-            for e in entries
-        ],
-    )
-
-
 # -- staking and validators ---------------------------------------------------------------
 
 
-class UnbondingModel(BaseModel):
+class UnbondingModel(FromChain):
     amount: int
     release_height: int
 
 
-class VoteAllocationModel(BaseModel):
+class VoteAllocationModel(FromChain):
     candidate: Address
     amount: int
 
 
-class StakeModel(BaseModel):
+class StakeModel(FromChain):
     address: Address
     bonded: int
     unbonding: list[UnbondingModel]
@@ -573,23 +452,7 @@ class StakeModel(BaseModel):
     encoded: Encoded
 
 
-def stake_model(address: bytes, stake: StakeAccount) -> StakeModel:
-    return StakeModel(
-        address=address_of(address),
-        bonded=stake.bonded,
-        unbonding=[
-            UnbondingModel(amount=u.amount, release_height=u.release_height)
-            for u in stake.unbonding
-        ],
-        votes=[
-            VoteAllocationModel(candidate=address_of(v.candidate), amount=v.amount)
-            for v in stake.votes
-        ],
-        encoded=encoded(stake),
-    )
-
-
-class CandidateModel(BaseModel):
+class CandidateModel(FromChain):
     address: Address
     votes: int
     declared_height: int
@@ -602,21 +465,9 @@ class CandidatesModel(BaseModel):
     candidates: list[CandidateModel]
 
 
-def candidates_model(candidates: list[Candidate]) -> CandidatesModel:
-    return CandidatesModel(
-        candidates=[
-            CandidateModel(
-                address=address_of(c.address),
-                votes=c.votes,
-                declared_height=c.declared_height,
-                encoded=encoded(c),
-            )
-            for c in candidates
-        ]
-    )
-
-
 class ValidatorModel(BaseModel):
+    """A genesis validator and its standing in state: stake, votes, bans."""
+
     name: str
     public_key: Hex
     address: Address
@@ -644,7 +495,7 @@ class ValidatorsModel(BaseModel):
 # -- the node -------------------------------------------------------------------------------
 
 
-class PeerModel(BaseModel):
+class PeerModel(FromChain):
     key: Hex = Field(description="The peer's Ed25519 node key.")
     name: str
     address: str = Field(description="host:port it is dialled at, '' if it only dials in.")
@@ -652,7 +503,7 @@ class PeerModel(BaseModel):
     validator: bool
 
 
-class NodeStatusModel(BaseModel):
+class NodeStatusModel(FromChain):
     """What the node reports about itself."""
 
     name: str
@@ -682,27 +533,6 @@ class NodeStatusModel(BaseModel):
     )
 
 
-def status_model(status: NodeStatus) -> NodeStatusModel:
-    fields: dict[str, Any] = {f.name: getattr(status, f.name) for f in dataclasses.fields(status)}
-    fields.update(
-        node_key=hex_of(status.node_key),
-        latest_hash=hex_of(status.latest_hash),
-        state_root=hex_of(status.state_root),
-        primary=None if status.primary is None else hex_of(status.primary),
-        peers=[
-            PeerModel(
-                key=hex_of(p.key),
-                name=p.name,
-                address=p.address,
-                connected=p.connected,
-                validator=p.validator,
-            )
-            for p in status.peers
-        ],
-    )
-    return NodeStatusModel(**fields)
-
-
 class HealthModel(BaseModel):
     status: Literal["ok", "unhealthy"]
     reason: str = Field(description="Why the node is unhealthy, '' when ok.")
@@ -710,10 +540,6 @@ class HealthModel(BaseModel):
     syncing: bool
     peers_connected: int
     peers_configured: int
-
-
-class BlobStoredModel(BaseModel):
-    cid: str = Field(description="The blob's CIDv1 (raw, sha2-256), its name from now on.")
 
 
 class BlobsStoredModel(BaseModel):

@@ -13,18 +13,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from medchain.api import _parse as parse
+from medchain.api._deps import Client, Service
 from medchain.api._errors import ApiError
-from medchain.api._limits import client_of
-from medchain.api._models import Hex, ReceiptModel, hex_of, receipt_model
+from medchain.api._models import Hex, ReceiptModel
 from medchain.api._service import NodeService
-from medchain.api._txs import DEFAULT_WAIT_S, TimeoutQuery, WaitQuery
+from medchain.api._txs import CommitWait, pending_or_committed, tx_status
 from medchain.app import SINGLE_BODY_METHODS, BodyMismatch, body_named
 from medchain.node import OverQuota, uploader_of
-from medchain.types import DecodeError, MedchainError, Receipt, tx_id
+from medchain.types import DecodeError, MedchainError, Tx, tx_id
 
 _METHODS = ", ".join(sorted(SINGLE_BODY_METHODS))
 
@@ -46,96 +46,83 @@ class UploadModel(BaseModel):
     receipt: ReceiptModel | None = None
 
 
-def upload_routes(service: NodeService) -> APIRouter:
-    router = APIRouter(prefix="/v1/records", tags=["records"])
-
-    def refused(reason: str, status: int, code: str, message: str) -> ApiError:
-        service.bodies.refused(reason)
-        return ApiError(status, code, message)
-
-    @router.post(
-        "",
-        status_code=202,
-        summary="Upload a body with the transaction that names it",
-        responses={
-            200: {"model": UploadModel, "description": "Stored; the transaction is committed."},
-            202: {"description": "Stored; the transaction is pending."},
-            429: {"description": "The uploader's quota of bodies not yet named is used up."},
-        },
-    )
-    async def upload(
-        body: UploadBody,
-        request: Request,
-        response: Response,
-        wait: WaitQuery = False,
-        timeout_s: TimeoutQuery = DEFAULT_WAIT_S,
-    ) -> UploadModel:
-        """Admit the transaction, then store the body it names. Refused with 400 if the
-        body is not the one the transaction names (by CID and hash) or the transaction
-        names no single body, 429 when the uploader (the sender's account; all anonymous
-        submissions share one bucket) already has its quota of bodies that no committed
-        transaction names; the transaction's own refusals are as for POST /v1/txs, and
-        store nothing."""
-        try:
-            tx = parse.transaction(body.tx, service.genesis.params)
-        except (ApiError, MedchainError):
-            service.bodies.refused("malformed")
-            raise
-        if tx.method not in SINGLE_BODY_METHODS:
-            raise refused(
-                "malformed",
-                400,
-                "not_a_record_upload",
-                f"this endpoint takes a transaction naming one body ({_METHODS}), not "
-                f"{tx.method}; submit other transactions to POST /v1/txs",
-            )
-        try:
-            ciphertext = parse.hex_bytes(body.ciphertext, "ciphertext")
-            named = body_named(tx, ciphertext)
-        except DecodeError as exc:
-            raise refused(
-                "malformed", 400, "malformed_args", f"the {tx.method} arguments: {exc}"
-            ) from None
-        except BodyMismatch as exc:
-            raise refused("body_mismatch", 400, exc.code, exc.message) from None
-        except ApiError:
-            service.bodies.refused("malformed")
-            raise
-        tx_hash = tx_id(tx)
-        receipt = service.chain.receipt(tx_hash)
-
-        async def admit() -> None:
-            if receipt is None:
-                # False when already pending: a resend
-                await service.submit(tx, client_of(request.scope))
-
-        try:
-            await service.bodies.upload(uploader_of(tx), [ciphertext], admit)
-        except OverQuota:
-            raise
-        except MedchainError:
-            service.bodies.refused("tx_refused")
-            raise
-        if receipt is None and wait:
-            receipt = await service.wait_committed(tx_hash, timeout_s)
-        return _answer(service, tx_hash, named.cid, receipt, response)
-
-    return router
+router = APIRouter(prefix="/v1/records", tags=["records"])
 
 
-def _answer(
-    service: NodeService, tx_hash: bytes, cid: str, receipt: Receipt | None, response: Response
+def _refused(service: NodeService, reason: str, status: int, code: str, message: str) -> ApiError:
+    """An upload refused, counted by `reason` in the body metrics."""
+    service.bodies.refused(reason)
+    return ApiError(status, code, message)
+
+
+@router.post(
+    "",
+    summary="Upload a body with the transaction that names it",
+    **pending_or_committed(
+        UploadModel,
+        "Stored; the transaction is committed.",
+        "Stored; the transaction is pending.",
+        {429: {"description": "The uploader's quota of bodies not yet named is used up."}},
+    ),
+)
+async def upload(
+    body: UploadBody, response: Response, service: Service, client: Client, commit_wait: CommitWait
 ) -> UploadModel:
-    if receipt is None:
-        return UploadModel(tx_hash=hex_of(tx_hash), cid=cid, status="pending")
-    response.status_code = 200
-    location = service.chain.tx_location(tx_hash)
-    height, index = location if location is not None else (None, None)
-    return UploadModel(
-        tx_hash=hex_of(tx_hash),
-        cid=cid,
-        status="committed",
-        height=height,
-        index=index,
-        receipt=receipt_model(receipt),
-    )
+    """Admit the transaction, then store the body it names. Refused with 400 if the
+    body is not the one the transaction names (by CID and hash) or the transaction
+    names no single body, 429 when the uploader (the sender's account; all anonymous
+    submissions share one bucket) already has its quota of bodies that no committed
+    transaction names; the transaction's own refusals are as for POST /v1/txs, and
+    store nothing."""
+    tx, ciphertext, cid = _parse_upload(service, body)
+    tx_hash = tx_id(tx)
+    receipt = service.chain.receipt(tx_hash)
+
+    async def admit() -> None:
+        if receipt is None:
+            # False when already pending: a resend
+            await service.submit(tx, client)
+
+    try:
+        await service.bodies.upload(uploader_of(tx), [ciphertext], admit)
+    except OverQuota:
+        raise
+    except MedchainError:
+        service.bodies.refused("tx_refused")
+        raise
+    if receipt is None and commit_wait is not None:
+        receipt = await service.wait_committed(tx_hash, commit_wait)
+    status = tx_status(service.chain, tx_hash, receipt, response)
+    return UploadModel.model_validate({**status, "cid": cid})
+
+
+def _parse_upload(service: NodeService, body: UploadBody) -> tuple[Tx, bytes, str]:
+    """The transaction, the body and the CID it names; a refusal (counted) for anything
+    else."""
+    try:
+        tx = parse.transaction(body.tx, service.genesis.params)
+    except (ApiError, MedchainError):
+        service.bodies.refused("malformed")
+        raise
+    if tx.method not in SINGLE_BODY_METHODS:
+        raise _refused(
+            service,
+            "malformed",
+            400,
+            "not_a_record_upload",
+            f"this endpoint takes a transaction naming one body ({_METHODS}), not "
+            f"{tx.method}; submit other transactions to POST /v1/txs",
+        )
+    try:
+        ciphertext = parse.hex_bytes(body.ciphertext, "ciphertext")
+        named = body_named(tx, ciphertext)
+    except DecodeError as exc:
+        raise _refused(
+            service, "malformed", 400, "malformed_args", f"the {tx.method} arguments: {exc}"
+        ) from None
+    except BodyMismatch as exc:
+        raise _refused(service, "body_mismatch", 400, exc.code, exc.message) from None
+    except ApiError:
+        service.bodies.refused("malformed")
+        raise
+    return tx, ciphertext, named.cid

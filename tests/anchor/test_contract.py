@@ -8,6 +8,8 @@ from itertools import count
 from typing import Any, cast
 
 import pytest
+
+# eth-tester ships no type hints (no py.typed, no stubs)
 from eth_tester.exceptions import TransactionFailed  # type: ignore[import-untyped]
 from web3 import Web3
 from web3.contract import Contract

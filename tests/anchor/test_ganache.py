@@ -29,6 +29,7 @@ from medchain.anchor import (
     stop_ganache,
     wait_ready,
 )
+from tests.waiting import wait_until
 
 ETH_CHAIN_ID = 1337
 BALANCE_WEI = 10**21
@@ -112,10 +113,12 @@ def test_anchor_on_real_ganache(tmp_path: Path) -> None:
         assert reader.latest_height("medchain-ganache") == 20
 
         by_confirmations = node(0, enabled=False, finality=3)
-        deadline = time.monotonic() + 120
-        while not by_confirmations.anchors("medchain-ganache")[1].final:
-            assert time.monotonic() < deadline, "Ganache stopped mining blocks"
-            time.sleep(0.2)
+        wait_until(
+            lambda: by_confirmations.anchors("medchain-ganache")[1].final,
+            120,
+            "Ganache to mine three confirmations of the anchor",
+            poll_s=0.2,
+        )
         assert w3.eth.block_number - anchors[1].eth_block + 1 >= 3
 
         with pytest.raises(AnchorError, match="insufficient funds"):

@@ -195,6 +195,7 @@ class FakeNode:
             self.pending.clear()
 
     async def wait_committed(self, tx_hash: bytes, timeout_s: float) -> Receipt | None:
+        """The node's wait for a commit (None at the deadline), as a poll of the fake's chain."""
         deadline = asyncio.get_running_loop().time() + timeout_s
         while (receipt := self.local.receipt(tx_hash)) is None:
             if asyncio.get_running_loop().time() >= deadline:

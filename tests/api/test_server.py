@@ -52,7 +52,7 @@ def test_connections_are_served_without_nagle_delays() -> None:
             connections = server._server.server_state.connections
             assert connections
             for protocol in connections:
-                sock = protocol.transport.get_extra_info("socket")  # type: ignore[attr-defined]
+                sock = protocol.transport.get_extra_info("socket")
                 assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
         await server.stop()
 

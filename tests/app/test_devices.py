@@ -607,7 +607,8 @@ def test_vitals_of_a_range(
     state = world.ledger.state
 
     def ids(from_ms: int, to_ms: int, device: AccountKeys | None = None) -> list[bytes]:
-        found = vitals_of(state, patient.address, from_ms, to_ms, device and device.address)
+        address = None if device is None else device.address
+        found = vitals_of(state, patient.address, from_ms, to_ms, address)
         return [e.batch_id for e in found]
 
     assert ids(T0, next_day + MS_PER_DAY - 1) == [first, second, third]

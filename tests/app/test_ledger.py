@@ -14,7 +14,7 @@ from medchain.app import (
     TransferArgs,
     _signatures,
 )
-from medchain.crypto import AccountKeys, sha256
+from medchain.crypto import AccountKeys, sha256, verify_signature
 from medchain.types import Tx, tx_id
 
 from .conftest import World
@@ -62,7 +62,7 @@ def test_check_unsigned_refuses_cheaply_and_returns_the_signature_check(
     world: World, rich: AccountKeys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     verifies = [0]
-    real = _signatures.verify_signature
+    real = verify_signature  # what _signatures calls
 
     def counted(*args: bytes) -> bool:
         verifies[0] += 1

@@ -5,6 +5,7 @@ known answers pin the definition (a change to it is a change of consensus)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from unittest import mock
 
 import pytest
@@ -109,6 +110,19 @@ def _check_incremental(start: dict[bytes, bytes], changes: list[dict[bytes, byte
         assert ahead == tree.root() == state_root_of(entries)
 
 
+HashTwo = Callable[[bytes, bytes], bytes]
+
+
+def _counted(calls: list[int], hash_two: HashTwo) -> HashTwo:
+    """`hash_two`, noting each call in `calls`."""
+
+    def counting(a: bytes, b: bytes) -> bytes:
+        calls.append(1)
+        return hash_two(a, b)
+
+    return counting
+
+
 def test_a_change_rehashes_its_bucket_and_its_path_only(monkeypatch: pytest.MonkeyPatch) -> None:
     entries = {i.to_bytes(4, "big"): b"v" for i in range(200_000)}
     tree = StateTree(entries)
@@ -118,8 +132,8 @@ def test_a_change_rehashes_its_bucket_and_its_path_only(monkeypatch: pytest.Monk
     nodes: list[int] = []
     leaves: list[int] = []
     node, leaf = tree_module._node, tree_module.entry_leaf
-    monkeypatch.setattr(tree_module, "_node", lambda a, b: nodes.append(1) or node(a, b))
-    monkeypatch.setattr(tree_module, "entry_leaf", lambda k, v: leaves.append(1) or leaf(k, v))
+    monkeypatch.setattr(tree_module, "_node", _counted(nodes, node))
+    monkeypatch.setattr(tree_module, "entry_leaf", _counted(leaves, leaf))
     entries[key] = b"w"
     tree.update({key: b"w"})
     tree.root()
@@ -146,8 +160,7 @@ def test_a_state_commits_the_root_its_block_previewed(monkeypatch: pytest.Monkey
     state.set(b"a", b"1")  # a write of the same value changes nothing
     ahead = state.pending_root()
     nodes: list[int] = []
-    node = tree_module._node
-    monkeypatch.setattr(tree_module, "_node", lambda a, b: nodes.append(1) or node(a, b))
+    monkeypatch.setattr(tree_module, "_node", _counted(nodes, tree_module._node))
     state.end_block()
     assert state.root() == ahead == state_root_of({b"a": b"1", b"b": b"2", b"c": b"3"})
     assert nodes == []

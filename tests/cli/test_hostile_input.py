@@ -24,8 +24,9 @@ import signal
 import socket
 import subprocess
 import sys
+import types
 import typing
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, NoneType, UnionType
@@ -360,7 +361,7 @@ def _bounded() -> Iterator[None]:
     def no_process(self: subprocess.Popen[bytes], args: Any, *rest: Any) -> None:
         raise Started(f"a process: {args}")
 
-    def no_loop(coro: Coroutine[Any, Any, Any], *args: Any, **kwargs: Any) -> None:
+    def no_loop(coro: types.CoroutineType[Any, Any, Any], *args: Any, **kwargs: Any) -> None:
         coro.close()
         raise Started(f"an event loop: {coro.__qualname__}")
 

@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 from medchain.cli._node_init import genesis_app, node_add_peer, node_init
 from medchain.crypto import AccountKeys, _keyfile, load_keys, save_keys
-from medchain.node import read_config, read_genesis, start_node
+from medchain.node import free_port_base, read_config, read_genesis, start_node
 from medchain.p2p import certificate_key
-from tests.node.netharness import REQUEST_S, START_S, STOP_S, free_port_base, wait_for
+from tests.node.netharness import REQUEST_S, START_S, STOP_S, wait_for
 
 # the commands as `medchain node …` and `medchain genesis …` register them
 cli = typer.Typer()

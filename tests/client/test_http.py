@@ -183,6 +183,12 @@ def test_staking_and_anonymous_scopes(chain: HttpChain) -> None:
     assert chain.anon_scope("no such scope") is None and chain.anon_entries("nope") == []
 
 
+def _auto_commit_again(node: FakeNode) -> None:
+    """Back to sealing each call at once, after sealing what waited meanwhile."""
+    node.auto_commit = True
+    node.commit()
+
+
 def test_blocks_status_and_tx_status(node: Served, chain: HttpChain) -> None:
     keys = AccountKeys.generate()
     tx = _register(keys)
@@ -206,7 +212,7 @@ def test_blocks_status_and_tx_status(node: Served, chain: HttpChain) -> None:
         assert chain.tx_status(bytes.fromhex(_hash(pending))).status == "pending"
         assert chain.status().mempool_txs == 1
     finally:
-        node.call(lambda n: (setattr(n, "auto_commit", True), n.commit()))
+        node.call(_auto_commit_again)
     assert chain.tx_status(bytes.fromhex(_hash(pending))).status == "committed"
 
 

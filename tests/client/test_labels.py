@@ -53,8 +53,8 @@ def test_the_patient_and_guardians_open_it_others_do_not() -> None:
         label = read_label(device, keys)
         assert (label.status, label.text) == (LabelStatus.OPENED, "insulin pump, Jane")
         assert label.readers == tuple(sorted(READERS))
-    for keys in (STRANGER, None):
-        label = read_label(device, keys)
+    for outsider in (STRANGER, None):
+        label = read_label(device, outsider)
         assert (label.status, label.text, label.readers) == (
             LabelStatus.SEALED,
             "",

@@ -4,6 +4,7 @@ evidence, catch-up, and the message hygiene rules."""
 from __future__ import annotations
 
 import dataclasses
+from typing import TypedDict
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -36,7 +37,14 @@ from tests.types.test_codec import blocks
 
 from .harness import CHAIN, Net
 
-FAST = {"block_interval_ms": 10, "round_timeout_ms": 100, "proposal_window_ms": 5}
+
+class Timing(TypedDict):
+    block_interval_ms: int
+    round_timeout_ms: int
+    proposal_window_ms: int
+
+
+FAST = Timing(block_interval_ms=10, round_timeout_ms=100, proposal_window_ms=5)
 
 
 @pytest.mark.parametrize("kind", list(EngineKind))

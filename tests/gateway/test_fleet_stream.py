@@ -46,6 +46,7 @@ from medchain.gateway._server import create_gateway_app
 from medchain.types import MedchainError
 from tests.gateway.test_mqtt import Broker, broker  # noqa: F401  (the fixture)
 from tests.gateway.test_service import World, world  # noqa: F401  (the fixture)
+from tests.waiting import until
 
 PREFIX = "medchain/devices"
 READINGS = 4
@@ -109,8 +110,8 @@ def test_fleet_streams_over_mqtt(world: World, broker: Broker) -> None:  # noqa:
     assert service.pending_count == READINGS * len(honest) + 1 + burst
 
     service.flush()
-    for d in honest:
-        ids = accepted[d.keys.address]
+    for device in honest:
+        ids = accepted[device.keys.address]
         assert len(ids) == READINGS  # in order: an overtaken reading would be `replayed`
         for rid in ids:
             status = service.status(rid)
@@ -181,8 +182,7 @@ async def _gateway_behind(
     serving = asyncio.create_task(server.serve(sockets=[gateway]))
     relay = await asyncio.start_server(proxy.handle, sock=front)
     try:
-        while not server.started:
-            await asyncio.sleep(0.01)
+        await until(lambda: server.started, what="the gateway to serve")
         yield
     finally:
         relay.close()

@@ -35,6 +35,7 @@ from medchain.gateway._intake import (
     tune_collector,
 )
 from medchain.types import MedchainError
+from tests.waiting import until
 
 PATIENT = format_address(bytes(20))
 
@@ -127,7 +128,7 @@ def test_requests_arriving_while_a_call_runs_go_together_in_the_next() -> None:
 
     async def call(fn: Any, *args: Any) -> Any:
         calls.append(len(args[0]))
-        await asyncio.sleep(0.01)  # busy: the other requests queue up meanwhile
+        await asyncio.sleep(0.01)  # a busy call (the behaviour): other requests queue up
         return fn(*args)
 
     readings = [_reading(seed=i) for i in range(10)]
@@ -169,12 +170,11 @@ def test_workers_give_what_this_process_would_and_survive_a_dead_worker() -> Non
         assert isinstance(single, CheckedReading) and single.signed == readings[1]
         pool = checkers._pool
         assert pool is not None
-        for pid in list(pool._processes):  # type: ignore[attr-defined]
+        for pid in list(pool._processes):
             os.kill(pid, signal.SIGKILL)
+        await until(lambda: pool._broken, what="the pool to notice its dead worker")
         with pytest.raises(MedchainError, match="intake worker"):
-            for _ in range(50):  # until the pool notices
-                await checkers.check_payloads(payload)
-                await asyncio.sleep(0.05)
+            await checkers.check_payloads(payload)
         again = await checkers.check_payloads(payload)
         assert [_outcome(r) for r in again] == [_outcome(r) for r in check_payloads(payload)]
 

@@ -246,8 +246,8 @@ def test_gateway_live(tmp_path: Path, broker: Broker) -> None:  # noqa: F811
             gateway = chain.gateway(gateway_keys.address)
             assert gateway is not None
             nonce = chain.account(gateway_keys.address).nonce
-            batches = [chain.batch(new_batch_id(gateway_keys.address, n)) for n in range(nonce)]
-            committed = [b for b in batches if b is not None]
+            batch_ids = [new_batch_id(gateway_keys.address, n) for n in range(nonce)]
+            committed = [b for b in map(chain.batch, batch_ids) if b is not None]
             accepted = {rid for rids in fleet.accepted.values() for rid in rids}
             assert len(committed) == gateway.batch_count
             assert sum(b.count for b in committed) == len(accepted) + cli_accepted

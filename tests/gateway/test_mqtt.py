@@ -7,7 +7,6 @@ restart the ingest reconnects by itself."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 import shutil
@@ -39,6 +38,7 @@ from medchain.gateway._config import GatewayConfig, GatewayConfigError, parse_co
 from medchain.gateway._index import ReadingIndex
 from medchain.gateway._service import Accepted
 from tests.gateway.test_service import World, world  # noqa: F401  (the fixture)
+from tests.waiting import until, wait_until
 
 PREFIX = "medchain/devices"
 WAIT_S = 60.0
@@ -75,15 +75,16 @@ class Broker:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                pytest.fail(f"mosquitto exited with {self.proc.returncode}: {err}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
-                return
-            time.sleep(0.02)
-        pytest.fail(f"mosquitto did not listen on 127.0.0.1:{self.port} within 5 s")
+        proc = self.proc
+
+        def listening() -> bool:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                pytest.fail(f"mosquitto exited with {proc.returncode}: {err}")
+            with socket.create_connection(("127.0.0.1", self.port)):
+                return True
+
+        wait_until(listening, WAIT_S, f"mosquitto on 127.0.0.1:{self.port}", ignoring=(OSError,))
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -173,13 +174,13 @@ def test_mqtt_readings_end_to_end(world: World, broker: Broker) -> None:  # noqa
 
         # the broker goes away and comes back: the ingest reconnects by itself
         broker.stop()
-        async with asyncio.timeout(WAIT_S):
-            while ingest.connected.is_set():
-                await asyncio.sleep(0.01)
+        await until(lambda: not ingest.connected.is_set(), WAIT_S, "the ingest to notice")
         broker.start()
-        async with asyncio.timeout(WAIT_S):
-            while not (ingest.connected.is_set() and ingest.connections == 2):
-                await asyncio.sleep(0.01)
+        await until(
+            lambda: ingest.connected.is_set() and ingest.connections == 2,
+            WAIT_S,
+            "the ingest to reconnect",
+        )
         async with _device_client(broker.port, "devices-again") as client:
             await client.subscribe(acks_topic(PREFIX, names[1]), qos=1)
             signed = devices[1].next_reading()
@@ -254,7 +255,7 @@ def test_one_device_is_handled_in_order_even_on_threads() -> None:
         address = bytes(20)
 
         def submit_checked(self, checked: list[CheckedReading]) -> list[Accepted]:
-            time.sleep(random.random() / 200)  # messages pile up meanwhile
+            time.sleep(random.random() / 200)  # a slow service: messages pile up meanwhile
             groups.append(len(checked))
             seen.extend(c.signed.reading.sequence for c in checked)
             return [Accepted(c.signed.reading_id) for c in checked]
@@ -266,7 +267,7 @@ def test_one_device_is_handled_in_order_even_on_threads() -> None:
         async def _arrive(self) -> AsyncIterator[aiomqtt.Message]:
             topic = readings_topic(PREFIX, name)
             for r in readings:
-                await asyncio.sleep(random.random() / 1000)
+                await asyncio.sleep(random.random() / 1000)  # the broker's uneven arrivals
                 yield aiomqtt.Message(topic, reading_to_json(r), 1, False, 1, None)
             await asyncio.Event().wait()  # the connection stays open
 

@@ -78,7 +78,7 @@ def test_constructor_bounds() -> None:
         dict(sequence=True),
     ):
         fields = dict(device=KEYS.public_key, sequence=0, timestamp_ms=0, observation=OBS)
-        fields.update(bad)  # type: ignore[arg-type]
+        fields.update(bad)
         with pytest.raises(BadReading) as info:
             Reading(**fields)  # type: ignore[arg-type]
         assert info.value.code == "malformed"

@@ -70,7 +70,7 @@ def _checked(readings: list[SignedReading], delay_s: float = 0) -> asyncio.Futur
     """A request's readings, checked after `delay_s` (as an intake worker would)."""
 
     async def check() -> list[Any]:
-        await asyncio.sleep(delay_s)
+        await asyncio.sleep(delay_s)  # a worker's check taking this long (the behaviour)
         return [check_reading(r) for r in readings]
 
     return asyncio.ensure_future(check())
@@ -83,7 +83,7 @@ def test_concurrent_requests_are_decided_together_in_arrival_order() -> None:
 
     class Recording:
         def submit_checked(self, checked: list[CheckedReading]) -> list[Accepted]:
-            time.sleep(0.01)  # requests pile up meanwhile
+            time.sleep(0.01)  # a slow service: requests pile up meanwhile
             groups.append([c.signed.reading.sequence for c in checked])
             return [Accepted(c.signed.reading_id) for c in checked]
 
@@ -94,7 +94,7 @@ def test_concurrent_requests_are_decided_together_in_arrival_order() -> None:
 
     async def main() -> list[list[Accepted | ReadingRefused]]:
         async def request(i: int) -> list[Accepted | ReadingRefused]:
-            await asyncio.sleep(i * 0.001)
+            await asyncio.sleep(i * 0.001)  # the requests arrive in this order
             # later requests' checks finish first, as with several intake workers
             return await intake.submit(_checked(readings[3 * i : 3 * i + 3], (10 - i) * 0.003))
 

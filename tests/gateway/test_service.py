@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from medchain.api import create_api
-from medchain.app import MS_PER_DAY, DeviceOffence, DeviceState, Role
+from medchain.app import MS_PER_DAY, Device, DeviceOffence, DeviceState, Role
 from medchain.app import DeviceKind as ChainDeviceKind
 from medchain.client import HttpChain, MedchainClient, NodeError
 from medchain.client._envelope import seal
@@ -40,6 +40,7 @@ from medchain.gateway._service import (
 from medchain.node import LocalChain
 from medchain.types import MedchainError, Tx, decode, encode
 from tests.api.harness import FakeNode, SyncASGITransport, make_chain
+from tests.waiting import wait_until
 
 PARAMS = {"device_strikes_restrict": 2, "device_strikes_ban": 4, "device_restrict_blocks": 50}
 
@@ -398,7 +399,7 @@ def test_known_devices_are_refreshed_in_the_background_but_new_ones_waited_for(
         def __init__(self) -> None:
             self.hold = False
 
-        def devices(self, addresses: list[bytes]) -> tuple[int, list[object]]:
+        def devices(self, addresses: list[bytes]) -> tuple[int, list[Device | None]]:
             calls.append((threading.current_thread().name, len(addresses)))
             if self.hold:
                 gate.wait(5)
@@ -417,12 +418,9 @@ def test_known_devices_are_refreshed_in_the_background_but_new_ones_waited_for(
     service._refresh_devices({address})
     assert service._device(address)[0] is not None  # the stale record serves meanwhile
     gate.set()
-    deadline = time.monotonic() + 60  # a thread of a busy machine may start late
-    while len(calls) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: len(calls) >= 2, what="the background lookup")
     assert calls[1][0] == "medchain-device-refresh"
-    while service._device_refresh.running and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: not service._device_refresh.running, what="the refresh to finish")
     assert service._devices[address][0] == world.clock.now + 2  # refreshed
     world.clock.now += 10  # far too late: waited for again
     service._refresh_devices({address})
@@ -523,9 +521,10 @@ def test_expired_readers_are_refreshed_in_the_background_but_late_ones_waited_fo
     world.clock.now += 15  # expired, less than a period late: the batch goes on
     assert service._readers([patient]) == {patient: keys}
     gate.set()
-    deadline = time.monotonic() + 60  # a thread of a busy machine may start late
-    while (len(calls) < 2 or service._readers_refresh.running) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(
+        lambda: len(calls) >= 2 and not service._readers_refresh.running,
+        what="the background refresh of the readers",
+    )
     assert calls[1] == "medchain-readers-refresh"
     assert service._reader_cache[patient][0] == world.clock.now + 10  # refreshed
     world.clock.now += 25  # far too late: waited for again

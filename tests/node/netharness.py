@@ -13,7 +13,6 @@ import functools
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from medchain.node import (
     stop_verification_chain,
 )
 from medchain.types import ChainParams, Tx, tx_id
+from tests.waiting import wait_until
 
 START_S = 180.0
 """How long a node process may take to serve its API: it imports the whole stack
@@ -49,13 +49,8 @@ REQUEST_S = 30.0
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            if condition():
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+    """`wait_until` a node's answer says so; a request that fails counts as "not yet"."""
+    wait_until(condition, timeout_s, what, ignoring=(httpx.HTTPError,), poll_s=0.1)
 
 
 class LiveNet:

@@ -41,6 +41,7 @@ from medchain.types import (
     Tx,
     tx_id,
 )
+from tests.waiting import until
 
 CHAIN = "medchain-admission"
 VALIDATOR = AccountKeys.generate()
@@ -75,14 +76,6 @@ def _transfer(keys: AccountKeys, nonce: int) -> Tx:
 def _forged(nonce: int = 0) -> Tx:
     tx = _transfer(AccountKeys.generate(), nonce)
     return dataclasses.replace(tx, signature=_transfer(RICH, nonce).signature)
-
-
-async def _until(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(3_000):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _run(scenario: Callable[[Admission, LedgerApp, Clock], Awaitable[None]], **config: Any) -> None:
@@ -190,8 +183,8 @@ def test_a_sources_requests_are_added_in_the_order_it_sent_them(
         )
         later = [_transfer(RICH, n) for n in range(3, 6)]
         second = asyncio.ensure_future(admission.admit(later, CLIENT))
-        await _until(lambda: all(tx_id(tx) in app.signatures for tx in later), "checks")
-        await asyncio.sleep(0)
+        await until(lambda: all(tx_id(tx) in app.signatures for tx in later), what="checks")
+        await asyncio.sleep(0)  # one loop turn for the second to finish, if it could
         assert not second.done()  # verified, but waiting for the first to be added
         release.set()
         assert await first == [True] * 3 and await second == [True] * 3
@@ -215,7 +208,7 @@ def test_clients_are_asked_to_wait_while_the_workers_are_behind(
 
     async def scenario(admission: Admission, app: LedgerApp, clock: Clock) -> None:
         first = asyncio.ensure_future(admission.admit([_transfer(RICH, 0)], CLIENT))
-        await _until(lambda: admission.verifier.backlog == 1, "the check to be queued")
+        await until(lambda: admission.verifier.backlog == 1, what="the check queued")
         other = Source.client("192.0.2.9")
         with pytest.raises(VerifierBusy, match="retry"):
             await admission.admit([_transfer(RICH, 1)], other)

@@ -28,6 +28,7 @@ from medchain.node._blobs import BLOB_CHANNEL, BlobStatus
 from medchain.offchain import LocalBlobStore, cid_for
 from medchain.p2p import PeerInfo, Transport
 from tests.node.netharness import PATIENCE_S, LiveNet, live_net
+from tests.waiting import until
 
 pytestmark = pytest.mark.slow
 
@@ -116,9 +117,7 @@ async def _with_a_lying_peer(net: LiveNet) -> None:
     )
     await transport.start()
     try:
-        async with asyncio.timeout(PATIENCE_S):
-            while node2 not in transport.connected():
-                await asyncio.sleep(0.05)
+        await until(lambda: node2 in transport.connected(), PATIENCE_S, "the link to node2")
         wanted = cid_for(b"a record body nobody uploaded")
         response = await asyncio.to_thread(net.http.get, f"{net.url('node2')}/v1/blobs/{wanted}")
         assert response.status_code == 404, response.text

@@ -29,6 +29,7 @@ from medchain.offchain import (
     MemoryBlobStore,
     cid_for,
 )
+from tests.waiting import until
 
 A, B, C, D = (bytes([n]) * 32 for n in b"ABCD")
 NAMES = {A: "node-a", B: "node-b", C: "node-c", D: "node-d"}
@@ -244,7 +245,7 @@ def test_a_caller_giving_up_does_not_cancel_the_search_for_others() -> None:
         _node(net, B).store.put(BODY)
         impatient = asyncio.ensure_future(asker.fetch(CID))
         patient = asyncio.ensure_future(asker.fetch(CID))
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one loop turn: both have asked, no answer is delivered yet
         impatient.cancel()
         assert await patient == BODY
 
@@ -268,8 +269,7 @@ def test_one_peer_cannot_make_a_node_serve_without_bounds() -> None:
         for request_id in range(10):
             request = bytes([BLOB_CHANNEL, 1]) + request_id.to_bytes(4, "big") + CID.encode()
             net.send_from(A, B, request)
-        while len(answers) < 10:
-            await asyncio.sleep(0.01)
+        await until(lambda: len(answers) >= 10, what="ten answers")
         assert answers.count(BlobStatus.FOUND) == 2
         assert answers.count(BlobStatus.BUSY) == 8
         assert _count(holder, "medchain_blob_requests_declined_total", reason="busy") == 8
@@ -311,7 +311,7 @@ def test_malformed_and_unasked_frames_are_counted_and_dropped() -> None:
         node.on_frame(B, b"\x09\x00\x00\x00\x01")
         node.on_frame(B, bytes([2, 0, 0, 0, 7, BlobStatus.FOUND]) + BODY)  # never asked
         node.on_frame(B, bytes([1, 0, 0, 0, 8]) + b"not a cid")
-        await asyncio.sleep(0.01)
+        await until(lambda: answers, what="the answer to the bad request")
         assert _count(node, "medchain_blobs_refused_total", reason="malformed") == 2
         assert _count(node, "medchain_blobs_refused_total", reason="unexpected") == 1
         assert answers == [bytes([2, 0, 0, 0, 8, BlobStatus.BAD_REQUEST])]
@@ -337,7 +337,7 @@ def test_close_ends_searches_in_progress() -> None:
         asker = _node(net, A, peer_timeout_s=5.0, timeout_s=5.0)
         _silent(net, B)
         search = asyncio.ensure_future(asker.fetch(CID))
-        await asyncio.sleep(0.01)
+        await until(lambda: net.requests_to(B) >= 1, what="the search to ask node-b")
         asker.close()
         with pytest.raises(asyncio.CancelledError):
             await search

@@ -76,7 +76,7 @@ def spread_transfers(net: LiveNet, waves: int = 30, name: str = "node0") -> None
     for _ in range(waves):
         height = net.height(name)
         net.submit(name, net.transfers(5, sender))
-        wait_for(lambda h=height: net.height(name) > h, PATIENCE_S, "the next block")
+        net.wait_height([name], height + 1)
     wait_for(lambda: net.nonce(name, sender) == 5 * waves, PATIENCE_S, "the spread transfers")
 
 

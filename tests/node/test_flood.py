@@ -48,7 +48,7 @@ def test_a_flood_of_forged_anonymous_transactions_starves_nothing(tmp_path: Path
             response = net.http.post(f"{url}/v1/txs", json={"tx": tx.encoded.hex()})
             assert response.status_code == 202, response.text  # an honest client gets in
             honest.append(tx_id(tx))
-            time.sleep(0.25)
+            time.sleep(0.25)  # an honest client's pace during the flood (the behaviour)
         tally = AttackTally()
         for attacker in attackers:
             tally.add(attacker_tally(attacker, 120))

@@ -40,6 +40,7 @@ from medchain.types import decode, encode
 from tests.api.harness import upload_headers
 from tests.hostile import DEEP, hostile
 from tests.node.netharness import LiveNet, live_net, wait_for
+from tests.waiting import until
 
 pytestmark = pytest.mark.slow
 
@@ -90,8 +91,7 @@ class Observer:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout_s)
 
     async def _connected(self) -> None:
-        while self.target not in self.transport.connected():
-            await asyncio.sleep(0.05)
+        await until(lambda: self.target in self.transport.connected(), what="the link")
 
     def send(self, *frames: bytes) -> None:
         async def send_all() -> None:

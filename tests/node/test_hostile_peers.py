@@ -14,6 +14,7 @@ import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict, TypeGuard
 
 import pytest
 import rlp
@@ -32,6 +33,7 @@ from medchain.node import (
 from medchain.node._runtime import CONSENSUS_CHANNEL, TX_CHANNEL
 from medchain.p2p import PeerInfo, Transport, client_context, node_certificate
 from tests.node.netharness import PATIENCE_S, LiveNet, live_net, wait_for
+from tests.waiting import until
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +46,13 @@ FRAME_LIMIT = 2**20
 """The target's max_frame_bytes, lowered from 32 MiB so an oversized frame is quick."""
 REPLAYS = 5
 TRANSFERS = 60
-FAST = {"backoff_initial": 0.05, "backoff_max": 0.5, "handshake_timeout": 10.0}
+class Backoff(TypedDict):
+    backoff_initial: float
+    backoff_max: float
+    handshake_timeout: float
+
+
+FAST = Backoff(backoff_initial=0.05, backoff_max=0.5, handshake_timeout=10.0)
 HEIGHT_BOUND = (Proposal, Vote, RoundChange)
 """Messages of one height and round: an old one is stale, a repeated one a duplicate.
 (A replayed block request names another peer than the one replaying it: it is
@@ -129,9 +137,9 @@ async def stranger_dials(net: LiveNet, attempts: int) -> tuple[int, list[bool], 
     )
     await stranger.start()
     try:
-        async with asyncio.timeout(PATIENCE_S):
-            while stranger.stats.handshakes_refused < attempts:
-                await asyncio.sleep(0.05)
+        await until(
+            lambda: stranger.stats.handshakes_refused >= attempts, PATIENCE_S, "the refusals"
+        )
         assert stranger.connected() == ()
         return stranger.stats.handshakes_refused, changes, len(frames)
     finally:
@@ -201,9 +209,9 @@ async def run_observer(net: LiveNet, sender: AccountKeys) -> None:
     )
     await transport.start()
     try:
-        async with asyncio.timeout(PATIENCE_S):
-            while len(transport.connected()) < len(VALIDATORS):
-                await asyncio.sleep(0.05)
+        await until(
+            lambda: len(transport.connected()) >= len(VALIDATORS), PATIENCE_S, "every link"
+        )
         await record(net, seen, sender)
         await malformed_frames(net, transport, target)
         await replay_consensus(net, transport, target, seen.consensus)
@@ -236,7 +244,7 @@ def consensus_payloads(frames: list[bytes]) -> list[bytes]:
     return [frame[1:] for frame in frames]
 
 
-def height_bound(message: object) -> bool:
+def height_bound(message: object) -> TypeGuard[Proposal | Vote | RoundChange]:
     return isinstance(message, HEIGHT_BOUND)
 
 
@@ -347,9 +355,7 @@ async def oversized_frame(
     before = counter(net, TARGET, "medchain_p2p_oversized_frames_total")
     others = set(transport.connected()) - {target}
     assert transport.send(target, bytes([CONSENSUS_CHANNEL]) + random.randbytes(FRAME_LIMIT))
-    async with asyncio.timeout(PATIENCE_S):
-        while (target, False) not in seen.changes:
-            await asyncio.sleep(0.05)
+    await until(lambda: (target, False) in seen.changes, PATIENCE_S, "the link cut")
     assert counter(net, TARGET, "medchain_p2p_oversized_frames_total") == before + 1
     assert others <= set(transport.connected()), "an oversized frame cut another link"
     await asyncio.to_thread(still_committing, net, "an oversized frame")

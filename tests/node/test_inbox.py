@@ -17,6 +17,7 @@ from medchain.node._admission import Admission
 from medchain.node._inbox import ConsensusInbox
 from medchain.node._verifier import Verifier
 from medchain.types import Allocation, Block, ChainParams, Genesis, GenesisValidator, tx_id
+from tests.waiting import until
 
 CHAIN = "medchain-inbox"
 VALIDATOR = AccountKeys.generate()
@@ -66,11 +67,7 @@ class World:
         )
 
     async def until_delivered(self, count: int) -> None:
-        for _ in range(3_000):
-            if len(self.delivered) >= count:
-                return
-            await asyncio.sleep(0.01)
-        raise AssertionError(f"only {len(self.delivered)} of {count} messages delivered")
+        await until(lambda: len(self.delivered) >= count, what=f"{count} messages delivered")
 
 
 def _run(scenario: Callable[[World], Awaitable[None]], **options: int) -> None:

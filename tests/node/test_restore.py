@@ -7,7 +7,6 @@ import dataclasses
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from medchain.node._restore import replay
 from medchain.store import ChainStore
 from medchain.types import Block, MedchainError, block_hash
 from tests.anchor.test_verify import Chain, make_anchor, make_chain, other_tx, rewrite
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -144,14 +144,16 @@ def test_recover_refuses_a_running_node(chain: Chain) -> None:
     anchors = chain.anchors()
     _stop(chain)
     sleeper = subprocess.Popen(
+        # a process that looks like a running node and lives until killed
         [sys.executable, "-c", "import time; time.sleep(60)", "node", "--home", str(chain.home)]
     )
     try:
         cmdline = Path(f"/proc/{sleeper.pid}/cmdline")
-        for _ in range(500):  # just after exec the kernel may show an empty command line
-            if not cmdline.exists() or b"node" in cmdline.read_bytes().split(b"\0"):
-                break
-            time.sleep(0.01)
+        # just after exec the kernel may show an empty command line
+        wait_until(
+            lambda: not cmdline.exists() or b"node" in cmdline.read_bytes().split(b"\0"),
+            what="the stand-in node's command line",
+        )
         (chain.home / PID_FILE).write_text(str(sleeper.pid))
         with pytest.raises(NodeRunning, match="is running") as caught:
             recover_store(chain.home, chain.genesis, anchors)

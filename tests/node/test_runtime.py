@@ -26,6 +26,7 @@ from medchain.node import (
 )
 from medchain.offchain import cid_for
 from medchain.types import Tx, tx_id
+from tests.waiting import until
 
 RECIPIENT = AccountKeys.generate()
 
@@ -122,11 +123,12 @@ def test_the_p2p_limits_come_from_the_config_and_refusals_are_counted_by_cause(
                     )
                 )
             refused = {"cause": "address_busy"}
-            async with asyncio.timeout(30):
-                while not node.metrics_registry.get_sample_value(
+            await until(
+                lambda: node.metrics_registry.get_sample_value(
                     "medchain_p2p_connections_refused_total", refused
-                ):
-                    await asyncio.sleep(0.02)
+                ),
+                what="the third socket refused",
+            )
             assert (
                 node.metrics_registry.get_sample_value(
                     "medchain_p2p_connections_refused_total", refused

@@ -8,14 +8,14 @@ import os
 import signal
 import socket
 import sys
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
 from medchain import node
 from medchain.node import Child, ProcessFailed, Program, Supervisor
+from tests.waiting import wait_until
 
 START_S = 120.0
 """A Python child may take long to start on a busy machine."""
@@ -75,13 +75,6 @@ def gone(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + START_S
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def test_a_healthy_child_is_waited_for_then_stopped(tmp_path: Path, children: list[Child]) -> None:
     child = Child(program(tmp_path, "serve"))
     children.append(child)
@@ -118,7 +111,8 @@ def test_a_child_that_never_answers_is_given_up_on_with_its_log(
 ) -> None:
     child = Child(program(tmp_path, "silent"))
     children.append(child)
-    wait_until(lambda: "listening nowhere" in (tmp_path / "child.out").read_text(), "its output")
+    output = tmp_path / "child.out"
+    wait_until(lambda: "listening nowhere" in output.read_text(), START_S, "its output")
     with pytest.raises(ProcessFailed) as failed:
         node.wait_healthy([child], timeout_s=0.5)
     message = failed.value.message
@@ -148,7 +142,7 @@ def test_a_child_ignoring_sigterm_is_killed_with_its_process_group(
     grandchild = int((tmp_path / "child.out").read_text().split()[1])
     assert node.stop_processes([child], grace_s=0.5) == 1
     assert child.returncode == -signal.SIGKILL
-    wait_until(lambda: gone(grandchild), "the grandchild to be killed with the group")
+    wait_until(lambda: gone(grandchild), START_S, "the grandchild to be killed with the group")
 
 
 def test_the_supervisor_stops_all_on_the_way_out_and_names_the_crashed(
@@ -160,7 +154,7 @@ def test_the_supervisor_stops_all_on_the_way_out_and_names_the_crashed(
         served = supervisor.start(program(tmp_path / "a", "serve", "served"))
         died = supervisor.start(program(tmp_path / "b", "die", "died"))
         supervisor.wait_healthy(["served"], START_S)
-        wait_until(lambda: died.poll() is not None, "the dying child to exit")
+        wait_until(lambda: died.poll() is not None, START_S, "the dying child to exit")
         assert supervisor.crashed() == ["died"]
         with pytest.raises(ProcessFailed, match="served is already running"):
             supervisor.start(served.program)
@@ -195,7 +189,7 @@ def test_signals_raise_then_ignore_a_second_and_restore(tmp_path: Path) -> None:
     with node.signals_raise([signal.SIGUSR1], lambda signum: SystemExit(128 + signum)):
         try:
             os.kill(os.getpid(), signal.SIGUSR1)
-            wait_until(lambda: False, "the signal")
+            wait_until(lambda: False, START_S, "the signal")
         except SystemExit as exc:
             caught.append(exc.code)
             os.kill(os.getpid(), signal.SIGUSR1)  # a second one, during the cleanup

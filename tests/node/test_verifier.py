@@ -76,7 +76,7 @@ def test_a_check_asked_for_while_it_runs_runs_once(monkeypatch: pytest.MonkeyPat
         await asyncio.to_thread(workers.started.wait, 30)
         assert verifier.backlog == check.cost
         second = asyncio.ensure_future(verifier.verify([check]))
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one loop turn: the second asker joins the running check
         first.cancel()  # the first asker gives up: the check still completes
         workers.release.set()
         assert await second == [True]
@@ -99,7 +99,7 @@ def test_the_workers_take_the_sources_in_turn(monkeypatch: pytest.MonkeyPatch) -
         await asyncio.to_thread(workers.started.wait, 30)  # the first chunk is running
         assert verifier.backlog == 5
         asking = asyncio.ensure_future(verifier.verify([honest], "client:192.0.2.7"))
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one loop turn: the honest check is queued
         workers.release.set()
         assert await asking == [True] and await flooding == [False] * 5
         assert workers.ran.index(honest.key) == 1  # right after the chunk that was running

@@ -96,10 +96,11 @@ def _handler(kubo: FakeKubo) -> type[BaseHTTPRequestHandler]:
                 self._error("this stand-in only does cid-version=1 with raw leaves")
                 return
             headers = f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode()
-            message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(headers + body)
-            parts = list(message.iter_parts())  # type: ignore[attr-defined]
+            form = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(headers + body)
+            parts = list(form.iter_parts())
             assert len(parts) == 1 and parts[0].get_param("name", header="content-disposition")
             data = parts[0].get_payload(decode=True) or b""
+            assert isinstance(data, bytes)
             root = cid_for(data) if len(data) <= size else _dag_pb_cid(data)
             root = kubo.lie_root or root
             kubo.content[root] = data

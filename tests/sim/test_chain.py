@@ -5,6 +5,7 @@ the predictive attack."""
 from __future__ import annotations
 
 import random
+from typing import TypedDict
 
 import pytest
 
@@ -14,7 +15,15 @@ from medchain.sim import FaultSchedule, Partition
 from medchain.sim._chain import Attack, Byzantine, Scenario, build, simulate
 
 ENGINES = list(EngineKind)
-FAST = {"block_interval_ms": 100, "round_timeout_ms": 600, "proposal_window_ms": 150}
+
+
+class Timing(TypedDict):
+    block_interval_ms: int
+    round_timeout_ms: int
+    proposal_window_ms: int
+
+
+FAST = Timing(block_interval_ms=100, round_timeout_ms=600, proposal_window_ms=150)
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -388,7 +388,7 @@ def test_committed_block_survives_sigkill(db_path: Path) -> None:
         store = new_store(Path({str(db_path)!r}))
         commit_next(store, [make_tx(1)], {{b"durable": b"yes"}})
         print("committed", flush=True)
-        time.sleep(60)
+        time.sleep(60)  # alive until the test kills it
         """
     )
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
