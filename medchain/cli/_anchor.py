@@ -9,9 +9,7 @@ Every Ethereum client comes from `_audit.contract_for`, which tests replace."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -19,16 +17,7 @@ import typer
 from eth_utils.address import is_address, to_checksum_address
 from rich.table import Table
 
-from medchain.anchor import (
-    MAX_CHAIN_ID_BYTES,
-    Anchor,
-    AnchorRejected,
-    AnchorSettings,
-    Mismatch,
-    anchor_is_valid,
-    verify_store,
-)
-from medchain.app import genesis_state
+from medchain.anchor import AnchorRejected, Mismatch
 from medchain.cli import _audit as audit
 from medchain.cli._common import (
     chain_id_arg,
@@ -37,28 +26,21 @@ from medchain.cli._common import (
     reports_errors,
 )
 from medchain.cli._options import DEFAULT_NODE, MAX_INT
-from medchain.consensus import quorum_size
 from medchain.node import (
-    CONFIG_FILE,
     GENESIS_FILE,
-    STORE_FILE,
-    WAL_FILE,
-    ForkError,
-    NodeRunning,
     RecoverReport,
-    fork_genesis,
-    genesis_hash,
+    adopt_fork,
+    anchor_settings,
+    fork_home,
+    fork_validators,
     network_id,
-    read_config,
     read_genesis,
-    read_pid,
     recover_store,
+    require_stopped,
     wall_clock_ms,
-    write_config,
     write_genesis,
 )
-from medchain.store import ChainStore
-from medchain.types import Genesis, GenesisValidator, MedchainError
+from medchain.types import Genesis, MedchainError
 
 HomeOption = Annotated[
     Path, typer.Option("--home", help="The node's home directory.", file_okay=False)
@@ -71,6 +53,7 @@ AuditedNode = Annotated[
         envvar="MEDCHAIN_NODE",
     ),
 ]
+
 
 
 # -- verify -------------------------------------------------------------------------
@@ -204,33 +187,6 @@ def _verdict(result: audit.AuditResult) -> None:
     )
 
 
-# -- a node's home ------------------------------------------------------------------
-
-
-def _settings(home: Path) -> AnchorSettings:
-    section = read_config(home).extra.get("anchor")
-    if section is None:
-        raise MedchainError(
-            f"{home / CONFIG_FILE} has no anchor section, so this node has no verification "
-            "chain to read its anchors from; add one (rpc_url, eth_chain_id, contract: see "
-            "a devnet node's config.json)"
-        )
-    return AnchorSettings.from_json(section)
-
-
-def _require_stopped(home: Path, then: str) -> None:
-    pid = read_pid(home)
-    if pid is not None:
-        raise NodeRunning(
-            f"the node of {home} is running (pid {pid}); stop it first (Ctrl-C or SIGTERM, "
-            f"or `medchain devnet down` for a devnet), then {then} again"
-        )
-
-
-def _anchors(settings: AnchorSettings, chain_id: str) -> list[Anchor]:
-    return audit.contract_for(settings).anchors(chain_id)
-
-
 # -- recover ------------------------------------------------------------------------
 
 
@@ -240,10 +196,10 @@ def recover(home: HomeOption) -> None:
 
     The blocks up to the last one a final anchor vouches for are replayed into a new
     store; the old one is kept beside it. Started again, the node resyncs the rest."""
-    _require_stopped(home, "recover")
-    settings = _settings(home)
+    require_stopped(home, "recover")
+    settings = anchor_settings(home)
     genesis = read_genesis(home / GENESIS_FILE)
-    report = recover_store(home, genesis, _anchors(settings, genesis.chain_id))
+    report = recover_store(home, genesis, audit.contract_for(settings).anchors(genesis.chain_id))
     _show_recovery(home, genesis, report)
 
 
@@ -265,73 +221,6 @@ def _show_recovery(home: Path, genesis: Genesis, report: RecoverReport) -> None:
 
 
 # -- fork ---------------------------------------------------------------------------
-
-
-def _fork_validators(
-    genesis: Genesis, keep: list[str], add: list[str]
-) -> tuple[GenesisValidator, ...]:
-    by_name = {v.name: v for v in genesis.validators}
-    unknown = [name for name in keep if name not in by_name]
-    if unknown:
-        raise MedchainError(
-            f"--keep {', '.join(unknown)}: not a validator of {genesis.chain_id!r}; its "
-            f"validators are {', '.join(by_name)}"
-        )
-    chosen = [by_name[name] for name in keep]
-    for spec in add:
-        name, sep, hex_key = spec.rpartition("=")
-        try:
-            key = bytes.fromhex(hex_key.strip())
-        except ValueError:
-            key = b""
-        if not sep or not name.strip() or len(key) != 32:
-            raise MedchainError(f"--add {spec!r}: expected NAME=NODEKEY (64 hex digits)")
-        chosen.append(GenesisValidator(key, name.strip()))
-    if not chosen:
-        raise MedchainError(
-            "name the fork's validators: --keep NAME for a validator of the old chain that "
-            "stays honest, --add NAME=NODEKEY for a new one (repeat either)"
-        )
-    if len({v.name for v in chosen}) < len(chosen):
-        raise MedchainError("a validator name is given twice in --keep/--add")
-    if len({v.public_key for v in chosen}) < len(chosen):
-        raise MedchainError("a validator key is given twice in --keep/--add")
-    return tuple(chosen)
-
-
-def _fork_anchor(home: Path, genesis: Genesis, anchors: list[Anchor], height: int | None) -> Anchor:
-    """The final, valid anchor to fork from: the highest one this node's store matches
-    with its whole chain intact below it, or the one at `height` under it."""
-    path = home / STORE_FILE
-    if not path.is_file():
-        raise ForkError(f"{home} has no chain store ({STORE_FILE}); fork from a node that has one")
-    keys = tuple(v.public_key for v in genesis.validators)
-    report = verify_store(path, anchors, keys, chain_id=genesis.chain_id)
-    top = report.last_verified_height
-    if top < 0:
-        why = (
-            f"the stored chain is wrong from height {report.first_mismatch.height}: "
-            f"{report.first_mismatch.what}"
-            if report.first_mismatch is not None
-            else f"{report.anchors_final} of {report.anchors_total} anchors are final"
-        )
-        raise ForkError(
-            f"no final, valid anchor of {genesis.chain_id!r} matches this node's chain ({why}); "
-            "wait for an anchor to be final, or `medchain recover` and resync first"
-        )
-    target = top if height is None else height
-    if target > top:
-        raise ForkError(
-            f"--height {target} is above {top}, the highest anchored height this node's chain "
-            "is verified to; fork from that height or below"
-        )
-    quorum = quorum_size(len(keys))
-    found = [
-        a for a in anchors if a.height == target and a.final and anchor_is_valid(a, keys, quorum)
-    ]
-    if not found:
-        raise ForkError(f"there is no final, valid anchor at height {target}; pick another")
-    return min(found, key=lambda a: a.eth_block)
 
 
 @reports_errors
@@ -366,27 +255,18 @@ def fork(
         raise MedchainError(f"{out} already exists; choose another --out")
     if chain_id is not None:
         chain_id_arg(chain_id)
-    settings = _settings(home)
+    settings = anchor_settings(home)
     genesis = read_genesis(home / GENESIS_FILE)
-    validators = _fork_validators(genesis, keep or [], add or [])
-    anchor = _fork_anchor(home, genesis, _anchors(settings, genesis.chain_id), height)
-    new_id = chain_id or f"{genesis.chain_id}-fork-{anchor.height}"
-    if len(new_id.encode("utf-8")) > MAX_CHAIN_ID_BYTES:
-        raise MedchainError(
-            f"the chain id {new_id!r} is longer than the anchor contract's "
-            f"{MAX_CHAIN_ID_BYTES} bytes; pass a shorter --chain-id"
-        )
-    with ChainStore(
-        home / STORE_FILE, chain_id=genesis.chain_id, genesis_hash=genesis_hash(genesis)
-    ) as store:
-        new = fork_genesis(
-            store,
-            genesis,
-            anchor,
-            chain_id=new_id,
-            validators=validators,
-            time_ms=wall_clock_ms() if time_ms is None else time_ms,
-        )
+    validators = fork_validators(genesis, keep or [], add or [])
+    new = fork_home(
+        home,
+        genesis,
+        audit.contract_for(settings).anchors(genesis.chain_id),
+        validators=validators,
+        chain_id=chain_id,
+        height=height,
+        time_ms=wall_clock_ms() if time_ms is None else time_ms,
+    )
     write_genesis(out, new)
     _show_fork(home, out, genesis, new)
 
@@ -426,30 +306,6 @@ def _show_fork(home: Path, out: Path, parent: Genesis, fork_: Genesis) -> None:
 
 # -- adopt-genesis ------------------------------------------------------------------
 
-_SIDE_FILES = ("", "-wal", "-shm")
-
-
-def _archive_dir(home: Path, chain_id: str) -> Path:
-    candidate = home / f"archive-{chain_id}"
-    n = 1
-    while candidate.exists():
-        candidate = home / f"archive-{chain_id}.{n}"
-        n += 1
-    return candidate
-
-
-def _archive(home: Path, chain_id: str) -> Path:
-    """Move the old chain's files out of the way (the node would refuse a store of
-    another genesis, and its signing record belongs to the old chain)."""
-    archive = _archive_dir(home, chain_id)
-    archive.mkdir()
-    names = [f"{base}{suffix}" for base in (STORE_FILE, WAL_FILE) for suffix in _SIDE_FILES]
-    names += [p.name for p in home.glob(f"{STORE_FILE}.bad-*")]  # recover's backups
-    for name in [*names, GENESIS_FILE]:
-        if (home / name).exists():
-            (home / name).rename(archive / name)
-    return archive
-
 
 @reports_errors
 def adopt_genesis(
@@ -466,36 +322,13 @@ def adopt_genesis(
     Its chain store, consensus WAL and old genesis go to HOME/archive-<old chain id>/
     (record blobs stay), the new genesis is installed and the peers named are dropped
     from config.json. Started again, the node runs the fork."""
-    _require_stopped(home, "adopt the genesis")
-    new = read_genesis(genesis)
-    genesis_state(new)  # refuses a fork whose state does not hash to its origin
-    config = read_config(home)
-    drop = set(drop_peer or [])
-    unknown = drop - {p.name for p in config.peers}
-    if unknown:
-        raise MedchainError(
-            f"{home / CONFIG_FILE} lists no peer {', '.join(sorted(unknown))}; its peers are "
-            f"{', '.join(p.name for p in config.peers) or 'none'}"
-        )
-    current = home / GENESIS_FILE
-    old = read_genesis(current) if current.exists() else None
-    if old is not None and genesis_hash(old) == genesis_hash(new):
-        raise MedchainError(f"{home} already runs the genesis in {genesis}; nothing to do")
-    if old is not None and (new.origin is None or new.origin.chain_id != old.chain_id):
-        forks = "is not a fork" if new.origin is None else f"forks {new.origin.chain_id!r}"
-        raise MedchainError(
-            f"{genesis} {forks}, not this node's chain {old.chain_id!r}; adopt only the "
-            "genesis of a fork of the chain the node runs"
-        )
-    moved = None if old is None else _archive(home, old.chain_id)
-    shutil.copyfile(genesis, current)
-    config = dataclasses.replace(config, peers=tuple(p for p in config.peers if p.name not in drop))
-    write_config(home, config)
+    done = adopt_fork(home, genesis, set(drop_peer or []))
+    new = done.genesis
     ok(f"{home} now runs {new.chain_id!r} (network id {network_id(new)})")
-    if moved is not None:
-        console.print(f"old chain kept in {moved}")
-    if drop:
-        console.print(f"peers removed: {', '.join(sorted(drop))}; {len(config.peers)} left")
+    if done.archive is not None:
+        console.print(f"old chain kept in {done.archive}")
+    if done.dropped:
+        console.print(f"peers removed: {', '.join(done.dropped)}; {done.peers_left} left")
     console.print(
         f"Next: start the node (`medchain node --home {home}`); once "
         f"{new.chain_id!r} is registered on the anchor contract (`medchain anchor "
@@ -533,7 +366,7 @@ def anchor_register(
     The node's eth.key becomes the chain's admin and the addresses given the only ones
     allowed to anchor it (a fork's new chain id must be registered before its
     validators can anchor)."""
-    settings = _settings(home)
+    settings = anchor_settings(home)
     target = chain_id or read_genesis(home / GENESIS_FILE).chain_id
     allowed = _submitters(submitter)
     client = audit.contract_for(settings, home, send=True)

@@ -50,12 +50,6 @@ DEFAULT_CHAIN_ID = "medchain-local"
 VALIDATOR_ALLOCATION = 1_000_000_000
 
 
-class GatewayUnavailable(MedchainError):
-    """A gateway did not answer, or answered something unusable."""
-
-    code = "gateway_error"
-
-
 KEYWORD = inspect.Parameter.KEYWORD_ONLY
 P = ParamSpec("P")
 R = TypeVar("R")

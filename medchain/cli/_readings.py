@@ -4,15 +4,12 @@ and decrypts a patient's device readings over a time range (medchain.gateway.rea
 from __future__ import annotations
 
 import json
-import re
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from medchain.app import MS_PER_DAY
 from medchain.cli._common import (
     address_arg,
     console,
@@ -22,64 +19,14 @@ from medchain.cli._common import (
     show_address,
 )
 from medchain.cli._options import DEFAULT_NODE, DataOption, NodeOption
-from medchain.gateway import VitalReading, VitalReadings, read_vitals
-from medchain.types import MedchainError
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_TIME_HELP = (
-    "milliseconds since the Unix epoch, or ISO 8601: 2024-05-01T08:00:00Z (UTC when no "
-    "zone is given) or a date, 2024-05-01"
+from medchain.gateway import (
+    TIME_FORMS,
+    VitalReadings,
+    parse_time,
+    read_vitals,
+    show_time,
+    vitals_json,
 )
-
-
-def parse_time(text: str, *, end: bool = False) -> int:
-    """`text` as ms since the Unix epoch: an integer, or ISO 8601 (UTC unless it names a
-    zone). A bare date is the start of that UTC day, or with `end` its last millisecond,
-    so `--from 2024-05-01 --to 2024-05-01` is the whole day."""
-    text = text.strip()
-    if text.isascii() and text.isdigit():
-        return int(text)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise MedchainError(
-            f"{text!r} is not a time; give {_TIME_HELP}, e.g. 2024-05-01T08:00:00Z"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    ms = (moment - _EPOCH) // timedelta(milliseconds=1)
-    if end and _DATE.fullmatch(text):
-        ms += MS_PER_DAY - 1
-    if ms < 0:
-        raise MedchainError(f"{text!r} is before 1970; readings are timed from 1970 on")
-    return ms
-
-
-def show_time(ms: int) -> str:
-    """ISO 8601 in UTC, to the millisecond."""
-    try:
-        moment = _EPOCH + timedelta(milliseconds=ms)
-    except OverflowError:
-        return f"{ms} ms"
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-
-
-def reading_json(reading: VitalReading) -> dict[str, Any]:
-    return {
-        "time": show_time(reading.time_ms),
-        "time_ms": reading.time_ms,
-        "device": show_address(reading.device),
-        "measurement": reading.measurement,
-        "system": reading.system,
-        "code": reading.code,
-        "value": reading.value_text,
-        "values": list(reading.values),
-        "unit": reading.unit,
-        "reading_id": reading.reading_id.hex(),
-        "batch_id": reading.batch_id.hex(),
-        "sequence": reading.sequence,
-    }
 
 
 def readings_table(readings: VitalReadings, title: str) -> Table:
@@ -113,7 +60,7 @@ def reading_list(
         ),
     ],
     from_: Annotated[
-        str, typer.Option("--from", help=f"Start of the range (included): {_TIME_HELP}.")
+        str, typer.Option("--from", help=f"Start of the range (included): {TIME_FORMS}.")
     ],
     to: Annotated[
         str,
@@ -141,14 +88,7 @@ def reading_list(
     with open_backend(node, data) as chain:
         readings = read_vitals(keys, chain, who, start, end, device_raw)
     if as_json:
-        body = {
-            "patient": show_address(who),
-            "from_ms": start,
-            "to_ms": end,
-            "device": device,
-            "readings": [reading_json(r) for r in readings],
-            "unreadable_bundles": readings.unreadable,
-        }
+        body = vitals_json(readings, who, start, end, device)
         typer.echo(json.dumps(body, indent=2))
         return
     span = f"{show_time(start)} to {show_time(end)}"

@@ -21,6 +21,7 @@ from medchain.client._http import (
     NotCommitted,
     TxStatus,
     UploadNotSigned,
+    is_http_url,
 )
 from medchain.client._labels import (
     DeviceLabel,
@@ -93,6 +94,7 @@ __all__ = [
     "close_scope",
     "contributions",
     "deidentify",
+    "is_http_url",
     "keywords_of",
     "label_context",
     "open_capability",

@@ -735,12 +735,18 @@ class HttpBlobStore:
         raise _bad_response(self._chain.url, f"HTTP {response.status_code} for HEAD {cid}")
 
 
-def _check_url(url: str) -> str:
+def is_http_url(text: str) -> bool:
+    """Whether `text` is an http(s) URL with a host that httpx accepts (it refuses some
+    with an error of its own: one too long, a control character in it)."""
     try:
-        parsed = httpx.URL(url)
+        parsed = httpx.URL(text)
     except httpx.InvalidURL:
-        parsed = None
-    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        return False
+    return parsed.scheme in ("http", "https") and bool(parsed.host)
+
+
+def _check_url(url: str) -> str:
+    if not is_http_url(url):
         raise NodeUnreachable(
             f"{url!r} is not a node URL; give one like {DEFAULT_NODE_URL} (--node or MEDCHAIN_NODE)"
         )

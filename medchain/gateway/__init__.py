@@ -4,7 +4,9 @@ devices (honest and misbehaving), intake workers for the stateless checks, the
 pipeline that decides on readings and commits them (`GatewayService`), its HTTP server
 and MQTT intake beside it; and reading a
 patient's vitals back over a time range (`read_vitals`). A layer above client/: the
-server is built on it."""
+server is built on it. Also what runs a gateway from its home (`serve_gateway`), what
+proves a reading against the chain (`prove_reading`), and what streams a simulated
+fleet's readings to a gateway (`stream_fleet`)."""
 
 from medchain.gateway._admission import Accepted, ReadingRefused
 from medchain.gateway._batch import (
@@ -26,9 +28,36 @@ from medchain.gateway._config import (
     write_config,
 )
 from medchain.gateway._fleet import enrol_fleet
+from medchain.gateway._fleet_report import FleetOutcome, Misbehaver, fleet_outcome, state_history
+from medchain.gateway._fleet_stream import (
+    DEFAULT_TOPIC_PREFIX,
+    DEVICES_PER_CONNECTION,
+    FLOOD_BURST,
+    MAX_CONNECTIONS,
+    FleetRun,
+    MqttTarget,
+    ProgressBar,
+    Transport,
+    check_topic_prefix,
+    mqtt_target,
+    parse_broker,
+    stream_fleet,
+    wait_committed,
+)
+from medchain.gateway._home import create_gateway_home, serve_gateway
 from medchain.gateway._index import ReadingIndex
 from medchain.gateway._intake import CheckedReading, IntakeCheckers, check_reading, tune_collector
 from medchain.gateway._mqtt import MqttIngest, acks_topic, readings_topic, start_mqtt
+from medchain.gateway._proofs import (
+    BatchSource,
+    CachedBatches,
+    ProofCheck,
+    ProofTally,
+    check_reading_proof,
+    parse_reading_id,
+    prove_reading,
+    prove_readings,
+)
 from medchain.gateway._query import VitalReading, VitalReadings, VitalsCorrupted, read_vitals
 from medchain.gateway._readings import (
     MAX_OBSERVATION_BYTES,
@@ -47,6 +76,7 @@ from medchain.gateway._readings import (
     sign_reading,
     verify_reading,
 )
+from medchain.gateway._remote import DEFAULT_GATEWAY, GatewayUnavailable, gateway_url
 from medchain.gateway._resend import resending
 from medchain.gateway._server import create_gateway_app
 from medchain.gateway._service import GatewayService, ReadingStatus
@@ -60,30 +90,53 @@ from medchain.gateway._vitals import (
     device_reference,
     validate_vital,
 )
+from medchain.gateway._vitals_text import (
+    TIME_FORMS,
+    parse_time,
+    show_time,
+    vital_reading_json,
+    vitals_json,
+)
 
 __all__ = [
     "CONFIG_FILE",
+    "DEFAULT_GATEWAY",
+    "DEFAULT_TOPIC_PREFIX",
+    "DEVICES_PER_CONNECTION",
     "FALL_CODE",
+    "FLOOD_BURST",
     "GATEWAY_KEY_FILE",
     "INDEX_FILE",
+    "MAX_CONNECTIONS",
     "MAX_OBSERVATION_BYTES",
     "READING_DOMAIN",
+    "TIME_FORMS",
     "Accepted",
     "BadReading",
     "Batch",
     "BatchEntry",
     "BatchError",
+    "BatchSource",
+    "CachedBatches",
     "CheckedReading",
     "DeviceKind",
+    "FleetOutcome",
+    "FleetRun",
     "GatewayConfig",
     "GatewayService",
+    "GatewayUnavailable",
     "IntakeCheckers",
+    "Misbehaver",
     "MisbehavingDevice",
     "Misbehaviour",
     "MqttConfig",
     "MqttIngest",
+    "MqttTarget",
     "NonConformingReading",
     "PatientBundle",
+    "ProgressBar",
+    "ProofCheck",
+    "ProofTally",
     "Reading",
     "ReadingIndex",
     "ReadingProof",
@@ -92,6 +145,7 @@ __all__ = [
     "SequenceGuard",
     "SignedReading",
     "SimulatedDevice",
+    "Transport",
     "VitalKind",
     "VitalReading",
     "VitalReadings",
@@ -99,14 +153,25 @@ __all__ = [
     "VitalsCorrupted",
     "acks_topic",
     "check_reading",
+    "check_reading_proof",
     "check_signed_time",
+    "check_topic_prefix",
     "create_gateway_app",
+    "create_gateway_home",
     "decode_signed_reading",
     "device_reference",
     "encode_signed_reading",
     "enrol_fleet",
+    "fleet_outcome",
+    "gateway_url",
     "load_config",
+    "mqtt_target",
+    "parse_broker",
+    "parse_reading_id",
+    "parse_time",
     "prove",
+    "prove_reading",
+    "prove_readings",
     "read_vitals",
     "reading_from_json",
     "reading_id",
@@ -115,11 +180,18 @@ __all__ = [
     "readings_from_json_array",
     "readings_topic",
     "resending",
+    "serve_gateway",
+    "show_time",
     "sign_reading",
     "start_mqtt",
+    "state_history",
+    "stream_fleet",
     "tune_collector",
     "validate_vital",
     "verify_proof",
     "verify_reading",
+    "vital_reading_json",
+    "vitals_json",
+    "wait_committed",
     "write_config",
 ]

@@ -3,6 +3,7 @@
 
 from medchain.node._admission import NODE, Admission, RateLimited, TooManyAnonymous, VerifierBusy
 from medchain.node._anchoring import Anchoring, AnchoringStatus
+from medchain.node._archive import Adopted, adopt_fork, archive_chain
 from medchain.node._bodies import (
     ANONYMOUS,
     BODIES_FILE,
@@ -54,7 +55,7 @@ from medchain.node._devnet import (
     stop_verification_chain,
     until_a_node_exits,
 )
-from medchain.node._fork import ForkError, fork_genesis
+from medchain.node._fork import ForkError, fork_anchor, fork_genesis, fork_home, fork_validators
 from medchain.node._genesis_file import (
     GenesisError,
     genesis_from_json,
@@ -79,7 +80,15 @@ from medchain.node._localchain import (
 from medchain.node._logging import configure_node_logging, node_log_handlers
 from medchain.node._process import NodeApi, run_node_process
 from medchain.node._queries import ChainQueries
-from medchain.node._restore import NodeRunning, RecoverError, RecoverReport, recover_store
+from medchain.node._restore import (
+    SQLITE_SIDE_FILES,
+    NodeRunning,
+    RecoverError,
+    RecoverReport,
+    anchor_settings,
+    recover_store,
+    require_stopped,
+)
 from medchain.node._runtime import Node, NodeFailed, network_id
 from medchain.node._signlog import SignLog
 from medchain.node._supervisor import (
@@ -117,6 +126,7 @@ __all__ = [
     "NODE_KEY_FILE",
     "OUTPUT_FILE",
     "PID_FILE",
+    "SQLITE_SIDE_FILES",
     "START_TIMEOUT_S",
     "STOP_GRACE_S",
     "STORE_FILE",
@@ -124,6 +134,7 @@ __all__ = [
     "WAL_FILE",
     "Admission",
     "AdmissionConfig",
+    "Adopted",
     "Anchoring",
     "AnchoringStatus",
     "Bodies",
@@ -164,12 +175,18 @@ __all__ = [
     "Verifier",
     "VerifierBusy",
     "add_peer",
+    "adopt_fork",
+    "anchor_settings",
+    "archive_chain",
     "changed_params",
     "config_from_json",
     "config_to_json",
     "configure_node_logging",
     "create_devnet",
+    "fork_anchor",
     "fork_genesis",
+    "fork_home",
+    "fork_validators",
     "free_port_base",
     "genesis_block",
     "genesis_from_json",
@@ -193,6 +210,7 @@ __all__ = [
     "read_genesis",
     "read_pid",
     "recover_store",
+    "require_stopped",
     "run_node_process",
     "signals_raise",
     "start_devnet",

@@ -15,11 +15,16 @@ It lives in the node layer because it replays the parent chain with the node's
 
 from __future__ import annotations
 
-from medchain.anchor import Anchor, anchor_is_valid
+from collections.abc import Sequence
+from pathlib import Path
+
+from medchain.anchor import MAX_CHAIN_ID_BYTES, Anchor, anchor_is_valid, verify_store
 from medchain.app import genesis_state
 from medchain.consensus import quorum_size
 from medchain.crypto import PUBLIC_KEY_SIZE
+from medchain.node._genesis_file import genesis_hash
 from medchain.node._ledger_app import LedgerApp
+from medchain.node._localchain import STORE_FILE
 from medchain.node._restore import replay
 from medchain.store import ChainStore, StoreError
 from medchain.types import (
@@ -29,6 +34,7 @@ from medchain.types import (
     MedchainError,
     StateEntry,
     block_hash,
+    fixed_hex,
 )
 
 
@@ -130,4 +136,104 @@ def _check_request(
     if len(set(keys)) != len(keys) or any(len(k) != PUBLIC_KEY_SIZE for k in keys):
         raise ForkError(
             f"the fork's validators must be distinct {PUBLIC_KEY_SIZE}-byte Ed25519 keys"
+        )
+
+
+# -- a fork from a node's home --------------------------------------------------------
+
+
+def fork_validators(
+    genesis: Genesis, keep: Sequence[str], add: Sequence[str]
+) -> tuple[GenesisValidator, ...]:
+    """The fork's validators as operators name them: `keep`, names of validators of
+    `genesis` that stay; `add`, `NAME=NODEKEY` (64 hex digits) of new ones."""
+    by_name = {v.name: v for v in genesis.validators}
+    unknown = [name for name in keep if name not in by_name]
+    if unknown:
+        raise MedchainError(
+            f"--keep {', '.join(unknown)}: not a validator of {genesis.chain_id!r}; its "
+            f"validators are {', '.join(by_name)}"
+        )
+    chosen = [by_name[name] for name in keep]
+    for spec in add:
+        name, sep, hex_key = spec.rpartition("=")
+        key = fixed_hex(hex_key, 32)
+        if not sep or not name.strip() or key is None:
+            raise MedchainError(f"--add {spec!r}: expected NAME=NODEKEY (64 hex digits)")
+        chosen.append(GenesisValidator(key, name.strip()))
+    if not chosen:
+        raise MedchainError(
+            "name the fork's validators: --keep NAME for a validator of the old chain that "
+            "stays honest, --add NAME=NODEKEY for a new one (repeat either)"
+        )
+    if len({v.name for v in chosen}) < len(chosen):
+        raise MedchainError("a validator name is given twice in --keep/--add")
+    if len({v.public_key for v in chosen}) < len(chosen):
+        raise MedchainError("a validator key is given twice in --keep/--add")
+    return tuple(chosen)
+
+
+def fork_anchor(
+    home: Path, genesis: Genesis, anchors: Sequence[Anchor], height: int | None
+) -> Anchor:
+    """The final, valid anchor to fork from: the highest one the store of the node at
+    `home` matches with its whole chain intact below it, or the one at `height` under
+    it."""
+    path = home / STORE_FILE
+    if not path.is_file():
+        raise ForkError(f"{home} has no chain store ({STORE_FILE}); fork from a node that has one")
+    keys = tuple(v.public_key for v in genesis.validators)
+    report = verify_store(path, anchors, keys, chain_id=genesis.chain_id)
+    top = report.last_verified_height
+    if top < 0:
+        why = (
+            f"the stored chain is wrong from height {report.first_mismatch.height}: "
+            f"{report.first_mismatch.what}"
+            if report.first_mismatch is not None
+            else f"{report.anchors_final} of {report.anchors_total} anchors are final"
+        )
+        raise ForkError(
+            f"no final, valid anchor of {genesis.chain_id!r} matches this node's chain ({why}); "
+            "wait for an anchor to be final, or `medchain recover` and resync first"
+        )
+    target = top if height is None else height
+    if target > top:
+        raise ForkError(
+            f"--height {target} is above {top}, the highest anchored height this node's chain "
+            "is verified to; fork from that height or below"
+        )
+    quorum = quorum_size(len(keys))
+    found = [
+        a for a in anchors if a.height == target and a.final and anchor_is_valid(a, keys, quorum)
+    ]
+    if not found:
+        raise ForkError(f"there is no final, valid anchor at height {target}; pick another")
+    return min(found, key=lambda a: a.eth_block)
+
+
+def fork_home(
+    home: Path,
+    genesis: Genesis,
+    anchors: Sequence[Anchor],
+    *,
+    validators: tuple[GenesisValidator, ...],
+    chain_id: str | None,
+    height: int | None,
+    time_ms: int,
+) -> Genesis:
+    """The genesis of a fork of the chain of the node at `home` (its `genesis`), from
+    the anchor `fork_anchor` picks among `anchors`; `chain_id` defaults to
+    `<old>-fork-<height>`. The node's store is only read."""
+    anchor = fork_anchor(home, genesis, anchors, height)
+    new_id = chain_id or f"{genesis.chain_id}-fork-{anchor.height}"
+    if len(new_id.encode("utf-8")) > MAX_CHAIN_ID_BYTES:
+        raise MedchainError(
+            f"the chain id {new_id!r} is longer than the anchor contract's "
+            f"{MAX_CHAIN_ID_BYTES} bytes; pass a shorter --chain-id"
+        )
+    with ChainStore(
+        home / STORE_FILE, chain_id=genesis.chain_id, genesis_hash=genesis_hash(genesis)
+    ) as store:
+        return fork_genesis(
+            store, genesis, anchor, chain_id=new_id, validators=validators, time_ms=time_ms
         )

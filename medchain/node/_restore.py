@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medchain.anchor import Anchor, ChainAuditor, StoredBlocks, VerifyReport
+from medchain.anchor import Anchor, AnchorSettings, ChainAuditor, StoredBlocks, VerifyReport
 from medchain.app import InvalidBlock
+from medchain.node._config import CONFIG_FILE, read_config
 from medchain.node._devnet import read_pid
 from medchain.node._genesis_file import genesis_hash
 from medchain.node._ledger_app import LedgerApp
@@ -33,7 +34,10 @@ from medchain.node._localchain import STORE_FILE
 from medchain.store import ChainStore, StoreError
 from medchain.types import Block, DecodeError, Genesis, MedchainError, block_hash, decode
 
-_SIDE_FILES = ("-wal", "-shm", "-journal")
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+"""The files SQLite may keep beside a database: the write-ahead log and its
+shared-memory index (WAL mode), or the rollback journal (the other modes). Whoever
+moves or removes a database moves or removes these with it."""
 
 
 class RecoverError(MedchainError):
@@ -77,6 +81,30 @@ class RecoverReport:
         }
 
 
+def require_stopped(home: Path, then: str) -> None:
+    """Refuse to change the home of a running node (`then`: what to do again once it
+    is stopped)."""
+    pid = read_pid(home)
+    if pid is not None:
+        raise NodeRunning(
+            f"the node of {home} is running (pid {pid}); stop it first (Ctrl-C or SIGTERM, "
+            f"or `medchain devnet down` for a devnet), then {then} again"
+        )
+
+
+def anchor_settings(home: Path) -> AnchorSettings:
+    """The verification chain the node at `home` reads its anchors from (the `anchor`
+    section of its config.json), for restoring or forking its chain."""
+    section = read_config(home).extra.get("anchor")
+    if section is None:
+        raise MedchainError(
+            f"{home / CONFIG_FILE} has no anchor section, so this node has no verification "
+            "chain to read its anchors from; add one (rpc_url, eth_chain_id, contract: see "
+            "a devnet node's config.json)"
+        )
+    return AnchorSettings.from_json(section)
+
+
 def replay(app: LedgerApp, blocks: Iterable[Block]) -> int:
     """Commit `blocks` in order through `app` (each re-executed and its roots
     checked); stop at the first that does not commit. Returns the height reached."""
@@ -100,12 +128,7 @@ def recover_store(
     (default: their consensus quorum) decide which anchors count. The node must be
     stopped. If no final anchor matches, the longest intact prefix from genesis is
     kept, and the report says so."""
-    pid = read_pid(home)
-    if pid is not None:
-        raise NodeRunning(
-            f"the node of {home} is running (pid {pid}); stop it first (Ctrl-C or SIGTERM, "
-            "or `medchain devnet down` for a devnet), then recover again"
-        )
+    require_stopped(home, "recover")
     path = home / STORE_FILE
     if not path.is_file():
         raise RecoverError(
@@ -230,7 +253,7 @@ def _checkpoint(path: Path) -> None:
         raise RecoverError(f"cannot checkpoint {path}: {exc}; is the node stopped?") from exc
     if busy:
         raise RecoverError(f"{path} is still in use by another process; stop the node first")
-    for suffix in _SIDE_FILES:
+    for suffix in SQLITE_SIDE_FILES:
         side = Path(f"{path}{suffix}")
         if side.exists() and side.stat().st_size == 0:
             side.unlink()
@@ -244,7 +267,7 @@ def _checkpoint(path: Path) -> None:
 
 def _remove_with_side_files(path: Path) -> None:
     path.unlink(missing_ok=True)
-    for suffix in _SIDE_FILES:
+    for suffix in SQLITE_SIDE_FILES:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 

@@ -35,6 +35,7 @@ from medchain.types._genesis import (
     StateEntry,
 )
 from medchain.types._hashing import HASH_SIZE, sha256, tagged_hash
+from medchain.types._hex import fixed_hex
 from medchain.types._status import NodeStatus, PeerStatus
 from medchain.types._tx import TX_SIGNING_DOMAIN, Tx, decode_tx_bytes, tx_id
 from medchain.types._uploads import (
@@ -90,6 +91,7 @@ __all__ = [
     "decode",
     "decode_tx_bytes",
     "encode",
+    "fixed_hex",
     "parse_cid",
     "proposal_signing_bytes",
     "sha256",

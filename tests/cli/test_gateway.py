@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,10 @@ from typer.testing import CliRunner
 
 from medchain.cli import _gateway as gw
 from medchain.cli import app
-from medchain.cli._common import GatewayUnavailable
 from medchain.crypto import load_keys
 from medchain.gateway._config import GATEWAY_KEY_FILE, load_config
 from medchain.gateway._index import ReadingIndex
 from medchain.gateway._server import create_gateway_app
-from medchain.gateway._service import GatewayService
 from tests.api.harness import SyncASGITransport
 from tests.gateway.test_service import World, world  # noqa: F401  (the fixture)
 
@@ -50,41 +47,6 @@ def test_init_writes_a_home_that_loads(tmp_path: Path) -> None:
 def test_gateway_without_home_shows_help() -> None:
     result = runner.invoke(app, ["gateway"])
     assert result.exit_code == 2 and "init" in result.output
-
-
-def _gateway(world: World) -> tuple[GatewayService, httpx.Client]:  # noqa: F811
-    service = world.service(ReadingIndex(":memory:"))
-    transport = SyncASGITransport(create_gateway_app(service, background=False, threads=False))
-    return service, httpx.Client(transport=transport, base_url="http://gw")
-
-
-def test_check_reading(world: World) -> None:  # noqa: F811
-    service, http = _gateway(world)
-    sim = world.device()
-    rid = service.submit(sim.next_reading()).reading_id
-    with pytest.raises(GatewayUnavailable, match="not committed yet"):
-        gw.check_reading(http, world.chain, rid)
-    with pytest.raises(GatewayUnavailable, match="knows no reading"):
-        gw.check_reading(http, world.chain, b"\x01" * 32)
-    for _ in range(3):
-        service.submit(sim.next_reading())
-    service.flush()
-    check = gw.check_reading(http, world.chain, rid)
-    assert check.verified and check.proof.tree_size == 4 and len(check.proof.path) == 2
-    assert check.to_json()["chain_root"] == check.proof.root.hex()
-
-    class OtherRoot:
-        """A chain whose batch has another root (the gateway lied, or another chain)."""
-
-        def batch(self, batch_id: bytes) -> Any:
-            found = world.chain.batch(batch_id)
-            assert found is not None
-            return replace(found, root=b"\x02" * 32)
-
-    lied = gw.check_reading(http, OtherRoot(), rid)
-    assert not lied.verified and "differs" in lied.reason
-    wrong_path = replace(check, proof=replace(check.proof, index=check.proof.index ^ 1))
-    assert not wrong_path.verified and "audit path" in wrong_path.reason
 
 
 def test_reading_prove_command(world: World, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811

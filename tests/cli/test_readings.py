@@ -19,27 +19,11 @@ from medchain.client import MedchainClient
 from medchain.crypto import AccountKeys, save_keys
 from medchain.gateway import DeviceKind
 from medchain.gateway._index import ReadingIndex
-from medchain.types import MedchainError
 from tests.gateway.test_service import World, world  # noqa: F401  (the fixture)
 
 runner = CliRunner()
 MIDNIGHT = 19_845 * MS_PER_DAY  # 2024-05-02T00:00:00Z
 MINUTE = 60_000
-
-
-def test_parse_time() -> None:
-    assert _readings.parse_time("1714608000000") == MIDNIGHT
-    assert _readings.parse_time("2024-05-02T00:00:00Z") == MIDNIGHT
-    assert _readings.parse_time("2024-05-02T02:00:00+02:00") == MIDNIGHT
-    assert _readings.parse_time("2024-05-02T00:00:00.250") == MIDNIGHT + 250  # UTC when naive
-    assert _readings.parse_time("2024-05-02") == MIDNIGHT
-    assert _readings.parse_time("2024-05-02", end=True) == MIDNIGHT + MS_PER_DAY - 1
-    assert _readings.parse_time("2024-05-02T00:00:00Z", end=True) == MIDNIGHT
-    with pytest.raises(MedchainError, match="is not a time"):
-        _readings.parse_time("yesterday")
-    with pytest.raises(MedchainError, match="before 1970"):
-        _readings.parse_time("1969-12-31T23:59:59Z")
-    assert _readings.show_time(MIDNIGHT + 5) == "2024-05-02T00:00:00.005Z"
 
 
 @pytest.fixture

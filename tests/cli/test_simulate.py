@@ -21,12 +21,11 @@ import uvicorn
 from typer.testing import CliRunner
 
 from medchain.app import Role
-from medchain.cli import _gateway as gw
 from medchain.cli import app
-from medchain.cli._fleet_stream import stream_fleet
 from medchain.client import HttpChain, MedchainClient
 from medchain.crypto import AccountKeys, format_address, save_keys
-from medchain.gateway import DeviceKind, SimulatedDevice, _resend
+from medchain.gateway import DeviceKind, SimulatedDevice, _resend, stream_fleet
+from medchain.gateway import _proofs as gw
 from medchain.gateway._config import GatewayConfig
 from medchain.gateway._fleet import patient_keys
 from medchain.gateway._index import ReadingIndex
@@ -124,7 +123,7 @@ def test_per_patient_fleet_proven_against_the_chain(
 
     # A proof that does not hold (here: the chain's root is not the gateway's) is
     # reported with the reading and its reason, and the command exits 2.
-    genuine = gw.check_reading
+    genuine = gw.check_reading_proof
     bad: list[bytes] = []
 
     def one_wrong(http: Any, chain: Any, rid: bytes) -> gw.ProofCheck:
@@ -134,7 +133,7 @@ def test_per_patient_fleet_proven_against_the_chain(
         bad.append(rid)
         return replace(check, chain_root=b"\x02" * 32)
 
-    monkeypatch.setattr(gw, "check_reading", one_wrong)
+    monkeypatch.setattr(gw, "check_reading_proof", one_wrong)
     failed = _simulate(district, "--count", "2", "--seed", "6", "--prove")
     assert failed.exit_code == 2, failed.output
     out = " ".join(failed.output.split())
@@ -193,3 +192,18 @@ def test_per_patient_bounds(tmp_path: Path) -> None:
         result = runner.invoke(app, ["devices", "simulate", "--key", key, "--per-patient", value])
         assert result.exit_code == 2, result.output
         assert "--per-patient" in result.output
+
+
+def test_simulate_transport_options_are_checked_first(tmp_path: Path) -> None:
+    key = str(tmp_path / "none.key")  # never read: the options are refused before
+    runner = CliRunner()
+    for extra, says in [
+        (["--broker", "127.0.0.1:1884"], "--broker and --topic-prefix go with --transport mqtt"),
+        (["--transport", "mqtt", "--broker", "host:0"], "expected HOST:PORT"),
+        (["--transport", "mqtt", "--topic-prefix", "a/#"], "--topic-prefix"),
+    ]:
+        result = runner.invoke(app, ["devices", "simulate", "--key", key, *extra])
+        assert result.exit_code == 1, result.output
+        assert says in " ".join(result.output.split()), result.output
+    result = runner.invoke(app, ["devices", "simulate", "--key", key, "--transport", "udp"])
+    assert result.exit_code == 2

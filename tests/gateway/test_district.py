@@ -20,9 +20,8 @@ import httpx
 import pytest
 
 from medchain.app import Role, new_batch_id
-from medchain.cli._fleet_stream import stream_fleet, wait_committed
-from medchain.cli._gateway import prove_readings
 from medchain.client import HttpChain, MedchainClient
+from medchain.gateway import prove_readings, stream_fleet, wait_committed
 from medchain.gateway._fleet import enrol_fleet
 from tests.gateway.livegateway import PROVE, gateway_home, gateway_process
 from tests.node.netharness import PATIENCE_S, START_S, live_net, wait_for

@@ -26,24 +26,23 @@ from typer.testing import CliRunner
 
 from medchain.app import DeviceAction, DeviceState, Role, new_batch_id
 from medchain.cli import app
-from medchain.cli._fleet_stream import (
-    FleetRun,
-    MqttTarget,
-    state_history,
-    stream_fleet,
-    wait_committed,
-)
-from medchain.cli._gateway import CachedBatches, check_reading
 from medchain.client import HttpChain, MedchainClient
 from medchain.crypto import AccountKeys, save_keys
 from medchain.gateway import (
+    CachedBatches,
     DeviceKind,
+    FleetRun,
     MisbehavingDevice,
     MqttConfig,
+    MqttTarget,
     SignedReading,
     SimulatedDevice,
+    check_reading_proof,
     reading_to_json,
     sign_reading,
+    state_history,
+    stream_fleet,
+    wait_committed,
 )
 from medchain.gateway._config import load_config, write_config
 from medchain.gateway._fleet import enrol_fleet
@@ -186,7 +185,7 @@ def _honest_readings_are_committed_and_provable(live: _Live) -> None:
         ids = [rid for d in honest for rid in fleet.accepted[d.keys.address]]
         batches = CachedBatches(live.chain)
         for rid in ids:
-            check = check_reading(http, batches, rid)
+            check = check_reading_proof(http, batches, rid)
             assert check.verified, (rid.hex(), check.reason)
     assert len(ids) == HONEST * READINGS
     proved = subprocess.run(  # the command a patient would run

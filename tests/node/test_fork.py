@@ -35,7 +35,10 @@ from medchain.crypto import AccountKeys, signed_tx
 from medchain.node import (
     ForkError,
     LedgerApp,
+    fork_anchor,
     fork_genesis,
+    fork_home,
+    fork_validators,
     genesis_from_json,
     genesis_hash,
     genesis_to_json,
@@ -47,6 +50,7 @@ from medchain.types import (
     Genesis,
     GenesisError,
     GenesisValidator,
+    MedchainError,
     StateEntry,
     block_hash,
 )
@@ -316,3 +320,62 @@ def test_vesting_rewards_bans_and_unbonding_move_to_the_forks_heights(tmp_path: 
         assert b"\x01" * 20 in banned and b"\x02" * 20 not in banned
     finally:
         chain.local.close()
+
+
+def test_fork_validators_are_kept_by_name_or_added_with_their_key(chain: Chain) -> None:
+    new = AccountKeys.generate().public_key
+    chosen = fork_validators(chain.genesis, ["v0", "v2"], [f"n1={new.hex()}"])
+    assert [(v.name, v.public_key) for v in chosen] == [
+        ("v0", chain.keys[0]),
+        ("v2", chain.keys[2]),
+        ("n1", new),
+    ]
+    with pytest.raises(MedchainError, match="--keep v9: not a validator"):
+        fork_validators(chain.genesis, ["v9"], [])
+    with pytest.raises(MedchainError, match="expected NAME=NODEKEY"):
+        fork_validators(chain.genesis, [], ["n1=abcd"])
+    with pytest.raises(MedchainError, match="name the fork's validators"):
+        fork_validators(chain.genesis, [], [])
+    with pytest.raises(MedchainError, match="name is given twice"):
+        fork_validators(chain.genesis, ["v0"], [f"v0={new.hex()}"])
+    with pytest.raises(MedchainError, match="key is given twice"):
+        fork_validators(chain.genesis, ["v0"], [f"n1={chain.keys[0].hex()}"])
+
+
+def test_the_fork_anchor_is_the_highest_verified_or_the_one_asked_for(chain: Chain) -> None:
+    anchors = chain.anchors()
+    assert fork_anchor(chain.home, chain.genesis, anchors, None).height == 30
+    assert fork_anchor(chain.home, chain.genesis, anchors, 20) == _anchor(chain, 20)
+    with pytest.raises(ForkError, match="--height 35 is above 30"):
+        fork_anchor(chain.home, chain.genesis, anchors, 35)
+    with pytest.raises(ForkError, match="no final, valid anchor at height 12"):
+        fork_anchor(chain.home, chain.genesis, anchors, 12)
+    with pytest.raises(ForkError, match="no final, valid anchor of"):
+        fork_anchor(chain.home, chain.genesis, chain.anchors(final=False), None)
+    with pytest.raises(ForkError, match="has no chain store"):
+        fork_anchor(chain.home / "elsewhere", chain.genesis, anchors, None)
+
+
+def test_fork_home_names_the_fork_after_its_parent_and_height(chain: Chain) -> None:
+    honest = _validators(_honest(chain))
+    fork = fork_home(
+        chain.home,
+        chain.genesis,
+        chain.anchors(),
+        validators=honest,
+        chain_id=None,
+        height=20,
+        time_ms=FORK_TIME,
+    )
+    assert fork.chain_id == f"{CHAIN}-fork-20" and fork.validators == honest
+    assert fork.origin == _fork(chain, 20).origin
+    with pytest.raises(MedchainError, match="pass a shorter --chain-id"):
+        fork_home(
+            chain.home,
+            chain.genesis,
+            chain.anchors(),
+            validators=honest,
+            chain_id="x" * 200,
+            height=20,
+            time_ms=FORK_TIME,
+        )

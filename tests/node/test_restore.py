@@ -12,10 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from medchain.node import PID_FILE, STORE_FILE, LedgerApp, NodeRunning, RecoverError, recover_store
+from medchain.anchor import AnchorSettings
+from medchain.node import (
+    PID_FILE,
+    STORE_FILE,
+    LedgerApp,
+    NodeConfig,
+    NodeRunning,
+    RecoverError,
+    anchor_settings,
+    recover_store,
+    write_config,
+)
 from medchain.node._restore import replay
 from medchain.store import ChainStore
-from medchain.types import Block, block_hash
+from medchain.types import Block, MedchainError, block_hash
 from tests.anchor.test_verify import Chain, make_anchor, make_chain, other_tx, rewrite
 from tests.waiting import wait_until
 
@@ -174,3 +185,12 @@ def test_replay_stops_at_a_block_that_does_not_re_execute(chain: Chain) -> None:
     app = LedgerApp(chain.genesis)
     assert replay(app, [*blocks[1:4], bad, *blocks[5:]]) == 3
     assert app.ledger.state_root() == blocks[3].header.state_root
+
+
+def test_anchor_settings_come_from_the_config_or_say_what_to_add(tmp_path: Path) -> None:
+    write_config(tmp_path, NodeConfig("lonely"))
+    with pytest.raises(MedchainError, match="no anchor section"):
+        anchor_settings(tmp_path)
+    settings = AnchorSettings("http://127.0.0.1:8545", 1337, "0x" + "ab" * 20)
+    write_config(tmp_path, NodeConfig("anchored", extra={"anchor": settings.to_json()}))
+    assert anchor_settings(tmp_path) == settings

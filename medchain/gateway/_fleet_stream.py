@@ -1,6 +1,6 @@
 """Streaming a simulated fleet's readings to a gateway, over HTTP or MQTT, at a rate per
-device, and collecting what the gateway answered; and, from the chain's audit trail, the
-states a device went through.
+device, and collecting what the gateway answered (what the fleet then is on chain:
+`_fleet_report`).
 
 A device's readings stay in order (the gateway's replay guard refuses, and strikes, a
 sequence number below the last one it accepted): over HTTP each waits for its response
@@ -31,26 +31,18 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiomqtt
 import httpx
-from rich.progress import Progress
 
-from medchain.app import DeviceAuditEntry, DeviceState, restriction_lapses
-from medchain.cli._common import GatewayUnavailable
 from medchain.crypto import format_address
-from medchain.gateway import (
-    MisbehavingDevice,
-    Misbehaviour,
-    MqttConfig,
-    SignedReading,
-    SimulatedDevice,
-    acks_topic,
-    reading_to_json,
-    readings_topic,
-    resending,
-)
+from medchain.gateway._config import MqttConfig
+from medchain.gateway._mqtt import acks_topic, readings_topic
+from medchain.gateway._readings import SignedReading, reading_to_json
+from medchain.gateway._remote import GatewayUnavailable
+from medchain.gateway._resend import resending
+from medchain.gateway._simulate import MisbehavingDevice, Misbehaviour, SimulatedDevice
 from medchain.types import MedchainError
 
 FLOOD_BURST = 40
@@ -69,6 +61,14 @@ _SUBSCRIBE_CHUNK = 100
 class Transport(enum.StrEnum):
     HTTP = "http"
     MQTT = "mqtt"
+
+
+class ProgressBar(Protocol):
+    """Where a long run reports how far it got (rich's `Progress` is one)."""
+
+    def add_task(self, description: str, *, total: float | None) -> Any: ...
+
+    def advance(self, task_id: Any) -> None: ...
 
 
 @dataclass
@@ -90,6 +90,15 @@ class FleetRun:
     (each resend counted); they end up answered, or `unreachable`."""
     sent: int = 0
     elapsed_s: float = 0.0
+
+    @property
+    def accepted_count(self) -> int:
+        return sum(len(ids) for ids in self.accepted.values())
+
+    def accepted_ids(self) -> list[bytes]:
+        """Every accepted reading's id, once: a replayed reading acknowledged as a
+        duplicate is listed once."""
+        return list(dict.fromkeys(rid for rids in self.accepted.values() for rid in rids))
 
     def _accept(self, device: bytes, reading_id: bytes) -> None:
         self.accepted.setdefault(device, []).append(reading_id)
@@ -129,12 +138,24 @@ def parse_broker(text: str) -> tuple[str, int]:
 
 
 def check_topic_prefix(prefix: str) -> str:
+    """A gateway's MQTT topic prefix as devices publish under it (no trailing /)."""
     if not prefix or "+" in prefix or "#" in prefix or prefix.startswith("/"):
         raise MedchainError(
             f"--topic-prefix {prefix!r}: give the gateway's prefix, e.g. {DEFAULT_TOPIC_PREFIX} "
             "(no wildcards, no leading /)"
         )
     return prefix.rstrip("/")
+
+
+def mqtt_target(transport: Transport, broker: str | None, topic_prefix: str) -> MqttTarget | None:
+    """The broker to publish to (`--broker`, default 127.0.0.1:1883) with the gateway's
+    `topic_prefix`, or None over HTTP, where neither may be given."""
+    if transport is Transport.MQTT:
+        host, port = parse_broker(broker or "127.0.0.1:1883")
+        return MqttTarget(host, port, check_topic_prefix(topic_prefix))
+    if broker is not None or topic_prefix != DEFAULT_TOPIC_PREFIX:
+        raise MedchainError("--broker and --topic-prefix go with --transport mqtt")
+    return None
 
 
 _Answer = tuple[bytes | None, str]
@@ -151,7 +172,7 @@ async def stream_fleet(
     duration_s: float | None = None,
     readings: int | None = None,
     concurrency: int = 64,
-    progress: Progress | None = None,
+    progress: ProgressBar | None = None,
     mqtt: MqttTarget | None = None,
 ) -> FleetRun:
     """Every device sends a reading every 60/rate s (a flooding one, FLOOD_BURST at once)
@@ -416,32 +437,17 @@ def wait_committed(gateway: str, timeout_s: float = 60.0) -> None:
     )
 
 
-def state_history(audit: Sequence[DeviceAuditEntry], height: int) -> list[str]:
-    """The states a device went through, from its audit trail (`/v1/devices/{a}/audit`)
-    up to `height`: e.g. active, restricted until 57, active (the penalty lapsed),
-    restricted until 70, banned."""
-    history: list[str] = []
-    for entry, lapsed in zip(audit, restriction_lapses(audit, height), strict=True):
-        shown = entry.state.value
-        if entry.state is DeviceState.RESTRICTED and entry.restricted_until:
-            shown += f" until {entry.restricted_until}"
-        if not history or history[-1] != shown:
-            history.append(shown)
-        if lapsed:
-            history.append(DeviceState.ACTIVE.value)
-    return history
-
-
 __all__ = [
     "ACK_TIMEOUT_S",
     "DEFAULT_TOPIC_PREFIX",
     "FLOOD_BURST",
     "FleetRun",
     "MqttTarget",
+    "ProgressBar",
     "Transport",
     "check_topic_prefix",
+    "mqtt_target",
     "parse_broker",
-    "state_history",
     "stream_fleet",
     "wait_committed",
 ]

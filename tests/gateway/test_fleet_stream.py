@@ -15,34 +15,30 @@ import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Generator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import uvicorn
-from typer.testing import CliRunner
 
-from medchain.app import DeviceAction, DeviceAuditEntry, DeviceState
 from medchain.app import DeviceKind as ChainDeviceKind
-from medchain.cli import app
-from medchain.cli._fleet_stream import (
+from medchain.crypto import AccountKeys, format_address
+from medchain.gateway import (
+    DEFAULT_TOPIC_PREFIX,
     DEVICES_PER_CONNECTION,
     FLOOD_BURST,
     MAX_CONNECTIONS,
-    FleetRun,
-    MqttTarget,
-    check_topic_prefix,
-    parse_broker,
-    state_history,
-    stream_fleet,
-)
-from medchain.crypto import AccountKeys, format_address
-from medchain.gateway import (
     DeviceKind,
+    FleetRun,
     MisbehavingDevice,
     Misbehaviour,
     MqttConfig,
     MqttIngest,
+    MqttTarget,
     SimulatedDevice,
+    Transport,
+    check_topic_prefix,
+    mqtt_target,
+    parse_broker,
+    stream_fleet,
     verify_proof,
 )
 from medchain.gateway._index import ReadingIndex
@@ -263,42 +259,21 @@ def test_broker_and_prefix_options() -> None:
             check_topic_prefix(bad)
 
 
-def _entry(height: int, state: DeviceState, until: int = 0, strikes: int = 0) -> DeviceAuditEntry:
-    action = DeviceAction.REGISTERED if height == 1 else DeviceAction.STRIKE
-    return DeviceAuditEntry(0, height, 0, b"", action, b"", state, until, strikes, "", b"")
+def test_mqtt_target_goes_with_the_mqtt_transport_only() -> None:
+    assert mqtt_target(Transport.HTTP, None, DEFAULT_TOPIC_PREFIX) is None
+    assert mqtt_target(Transport.MQTT, None, DEFAULT_TOPIC_PREFIX) == MqttTarget()
+    assert mqtt_target(Transport.MQTT, "[::1]:1884", "site/devices/") == MqttTarget(
+        "::1", 1884, "site/devices"
+    )
+    for where, prefix in [("127.0.0.1:1884", DEFAULT_TOPIC_PREFIX), (None, "site/devices")]:
+        with pytest.raises(MedchainError, match="go with --transport mqtt"):
+            mqtt_target(Transport.HTTP, where, prefix)
 
 
-def test_state_history_from_the_audit_trail() -> None:
-    active, restricted, banned = DeviceState.ACTIVE, DeviceState.RESTRICTED, DeviceState.BANNED
-    trail = [
-        _entry(1, active),
-        _entry(5, active, strikes=1),
-        _entry(9, restricted, 17, 3),
-        _entry(20, restricted, 28, 4),  # struck again once the first restriction lapsed
-        _entry(24, banned, strikes=5),  # struck while restricted
-    ]
-    assert state_history(trail, 40) == [
-        "active",
-        "restricted until 17",
-        "active",
-        "restricted until 28",
-        "banned",
-    ]
-    assert state_history(trail[:3], 17) == ["active", "restricted until 17"]
-    assert state_history(trail[:3], 18) == ["active", "restricted until 17", "active"]
-    assert state_history([], 3) == []
-
-
-def test_simulate_transport_options_are_checked_first(tmp_path: Path) -> None:
-    key = str(tmp_path / "none.key")  # never read: the options are refused before
-    runner = CliRunner()
-    for extra, says in [
-        (["--broker", "127.0.0.1:1884"], "--broker and --topic-prefix go with --transport mqtt"),
-        (["--transport", "mqtt", "--broker", "host:0"], "expected HOST:PORT"),
-        (["--transport", "mqtt", "--topic-prefix", "a/#"], "--topic-prefix"),
-    ]:
-        result = runner.invoke(app, ["devices", "simulate", "--key", key, *extra])
-        assert result.exit_code == 1, result.output
-        assert says in " ".join(result.output.split()), result.output
-    result = runner.invoke(app, ["devices", "simulate", "--key", key, "--transport", "udp"])
-    assert result.exit_code == 2
+def test_accepted_ids_are_listed_once_in_the_order_accepted() -> None:
+    run = FleetRun()
+    a, b = b"\xaa" * 20, b"\xbb" * 20
+    for device, rid in [(a, b"\x01"), (b, b"\x02"), (a, b"\x03"), (b, b"\x02")]:
+        run._accept(device, rid)  # b's second is a resend answered as a duplicate
+    assert run.accepted_count == 4
+    assert run.accepted_ids() == [b"\x01", b"\x03", b"\x02"]

@@ -1,0 +1,111 @@
+"""A gateway's home directory: setting one up (a new account key and config.json), and
+running the gateway from it: the HTTP server devices post to, MQTT intake when the
+config has an `mqtt` section, and the intake workers, until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Generator
+from pathlib import Path
+
+import uvicorn
+
+from medchain.client import HttpChain
+from medchain.crypto import AccountKeys, save_keys
+from medchain.gateway._config import (
+    CONFIG_FILE,
+    GATEWAY_KEY_FILE,
+    INDEX_FILE,
+    GatewayConfig,
+    write_config,
+)
+from medchain.gateway._index import ReadingIndex
+from medchain.gateway._intake import IntakeCheckers, tune_collector
+from medchain.gateway._mqtt import start_mqtt
+from medchain.gateway._server import create_gateway_app
+from medchain.gateway._service import GatewayService
+from medchain.types import MedchainError
+
+log = logging.getLogger("medchain.gateway")
+
+
+def create_gateway_home(home: Path, config: GatewayConfig) -> AccountKeys:
+    """Write `config` and a new account key to `home`; returns the key, whose address a
+    hospital registers on chain. Refuses a directory that is already a gateway home."""
+    if (home / CONFIG_FILE).exists() or (home / GATEWAY_KEY_FILE).exists():
+        raise MedchainError(f"{home} is already a gateway home; run it, or choose another --home")
+    home.mkdir(parents=True, exist_ok=True)
+    write_config(home, config)  # checked first: a bad port leaves no key behind
+    keys = AccountKeys.generate()
+    save_keys(home / GATEWAY_KEY_FILE, keys)
+    return keys
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield  # our own handlers stop it; uvicorn would re-raise SIGTERM after shutdown
+
+
+def _warn_if_unregistered(chain: HttpChain, keys: AccountKeys, node_url: str) -> None:
+    try:
+        if chain.gateway(keys.address) is None:
+            log.warning(
+                "gateway %s is not registered on chain yet: readings are accepted but "
+                "batches will be refused until a hospital runs `medchain gateways register`",
+                keys.address_text,
+            )
+    except MedchainError as exc:
+        log.warning("cannot reach the node at %s yet: %s", node_url, exc.message)
+
+
+async def serve_gateway(home: Path, config: GatewayConfig, keys: AccountKeys) -> None:
+    """Run the gateway of `home` with its `config` and account `keys` until SIGINT or
+    SIGTERM; the pending batch is committed before it returns."""
+    tune_collector()
+    with HttpChain(config.node_url) as chain:
+        _warn_if_unregistered(chain, keys, config.node_url)
+        service = GatewayService(keys, chain, ReadingIndex(home / INDEX_FILE), config)
+        checkers = IntakeCheckers(config.intake_workers, asyncio.to_thread)
+        checkers.start()
+        server = _Server(
+            uvicorn.Config(
+                create_gateway_app(service, checkers=checkers),
+                host=config.host,
+                port=config.port,
+                log_config=None,
+                access_log=False,
+                timeout_graceful_shutdown=5,
+            )
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+        log.info(
+            "gateway %s serves devices on http://%s:%d, commits to %s (%d intake workers)",
+            keys.address_text,
+            config.host,
+            config.port,
+            config.node_url,
+            config.intake_workers,
+        )
+        mqtt_stop = asyncio.Event()
+        mqtt = start_mqtt(service, config, mqtt_stop, checkers=checkers)  # None without mqtt
+        if mqtt is not None and config.mqtt is not None:
+            log.info(
+                "and over MQTT at %s:%d (%s/<device>/readings)",
+                config.mqtt.host,
+                config.mqtt.port,
+                config.mqtt.topic_prefix,
+            )
+        try:
+            await server.serve()  # the app's shutdown flushes the pending batch
+        finally:
+            mqtt_stop.set()
+            if mqtt is not None:
+                await mqtt
+            checkers.close()
+        log.info("gateway stopped; %d readings left pending", service.pending_count)
