@@ -18,11 +18,17 @@ from typing import Annotated
 
 import typer
 
-from medchain.cli._common import console, create_chain, load_key_file, reports_errors
-from medchain.cli._demo_local import LocalStage
-from medchain.cli._demo_net import NetworkStage, given_nodes, running_devnet
-from medchain.cli._demo_story import run_story
+from medchain.cli._commands import audit_table
+from medchain.cli._common import (
+    console,
+    create_chain,
+    err_console,
+    load_key_file,
+    reports_errors,
+)
 from medchain.cli._node import DEFAULT_DEVNET_HOME
+from medchain.demo import LocalStage, NetworkStage, Story, run_story, running_devnet
+from medchain.node import given_nodes
 from medchain.types import MedchainError
 
 
@@ -36,6 +42,10 @@ def _home(data: Path | None, name: str) -> Iterator[Path]:
         return
     with tempfile.TemporaryDirectory(prefix="medchain-demo-") as tmp:
         yield Path(tmp) / name
+
+
+def _story() -> Story:
+    return Story(console, audit_table)
 
 
 @reports_errors
@@ -99,17 +109,17 @@ def _local(data: Path | None) -> None:
     with _home(data, "chain") as home:
         chain = create_chain(home, "medchain-demo")
         try:
-            run_story(LocalStage(chain, home))
+            run_story(LocalStage(chain, home), _story())
         finally:
             chain.close()
 
 
 def _devnet(data: Path | None) -> None:
     with _home(data, "devnet") as home:
-        with running_devnet(home) as net:
+        with running_devnet(home, console, err_console) as net:
             stage = NetworkStage.for_devnet(net)
             try:
-                run_story(stage)
+                run_story(stage, _story())
             finally:
                 stage.close()
         first = net.nodes[0]
@@ -130,7 +140,7 @@ def _remote(urls: list[str], faucet: Path | None) -> None:
         )
     stage = NetworkStage(nodes, bank=bank)
     try:
-        run_story(stage)
+        run_story(stage, _story())
     finally:
         stage.close()
 

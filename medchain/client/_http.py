@@ -168,6 +168,17 @@ class HttpChain:
             tx, "/v1/records", {"tx": tx.encoded.hex(), "ciphertext": body.hex()}
         )
 
+    def submit_raw(self, raw: bytes) -> Receipt | None:
+        """POST /v1/txs with `raw` exactly as given, without waiting for a commit: the
+        receipt if the transaction is already committed (a replay is answered with the
+        original's), None if the node admitted it. A refusal raises NodeError with the
+        node's code and HTTP status. For checking what a node accepts; use `submit`
+        to send a transaction."""
+        body = self._body(self._request("POST", "/v1/txs", json={"tx": raw.hex()}))
+        if body.get("status") != "committed":
+            return None
+        return self._decoded(Receipt, _field(body, "receipt", self.url))
+
     def _until_committed(self, tx: Tx, path: str, payload: dict[str, str]) -> Receipt:
         wait = min(self.timeout_s, _MAX_WAIT_S)
         deadline = time.monotonic() + self.timeout_s

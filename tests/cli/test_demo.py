@@ -4,7 +4,6 @@ which is always stopped, even when the story fails."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -12,12 +11,9 @@ from typer.testing import CliRunner
 
 import medchain.cli._demo as demo_module
 from medchain.cli import app
-from medchain.cli._common import create_chain, default_genesis
-from medchain.cli._demo_local import LocalStage
-from medchain.cli._demo_story import run_story
 from medchain.crypto import AccountKeys, save_keys
-from medchain.node import LocalChain, load_devnet, read_pid
-from medchain.types import ChainParams, MedchainError
+from medchain.node import load_devnet, read_pid
+from medchain.types import MedchainError
 from tests.api.harness import FakeNode, make_chain, served
 
 runner = CliRunner()
@@ -52,28 +48,6 @@ def test_story_on_a_node(tmp_path: Path) -> None:
     assert "the leading validator gains 115,000 votes" in out
 
 
-class _Unfunded(LocalStage):
-    @property
-    def bank(self) -> None:  # type: ignore[override]
-        return None
-
-    @property
-    def validator(self) -> None:  # type: ignore[override]
-        return None
-
-
-def test_steps_needing_funds_are_skipped_without_them(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    chain = create_chain(tmp_path / "chain", "medchain-demo")
-    try:
-        run_story(_Unfunded(chain, tmp_path / "chain"))
-    finally:
-        chain.close()
-    out = capsys.readouterr().out
-    assert "skipped: staking needs tokens" in out and "every check passed" in out
-
-
 def test_bad_option_combinations(tmp_path: Path) -> None:
     for args in (
         ["--local", "--node", "http://127.0.0.1:1"],
@@ -82,23 +56,6 @@ def test_bad_option_combinations(tmp_path: Path) -> None:
     ):
         result = runner.invoke(app, ["demo", *args])
         assert result.exit_code == 1, result.output
-
-
-def test_actors_are_paid_on_a_chain_that_charges_fees(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    validator = AccountKeys.generate()
-    genesis = dataclasses.replace(
-        default_genesis(validator, "medchain-demo"), params=ChainParams(min_fee=7)
-    )
-    chain = LocalChain.create(tmp_path / "chain", genesis, validator)
-    try:
-        run_story(LocalStage(chain, tmp_path / "chain"))
-    finally:
-        chain.close()
-    out = capsys.readouterr().out
-    assert "the chain charges 7 per transaction: each actor is given 700" in out
-    assert "every check passed" in out
 
 
 def _stopped(home: Path) -> bool:
@@ -125,7 +82,7 @@ def test_story_on_a_devnet(tmp_path: Path) -> None:
 def test_devnet_is_stopped_when_the_story_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def fail(_: object) -> None:
+    def fail(*_: object) -> None:
         raise MedchainError("the story broke")
 
     monkeypatch.setattr(demo_module, "run_story", fail)

@@ -137,6 +137,26 @@ def test_rejected_transaction_raises_the_nodes_error(chain: HttpChain) -> None:
     assert chain.submit(first).ok  # the same transaction again: its receipt
 
 
+def test_submit_raw_answers_without_waiting(chain: HttpChain) -> None:
+    keys = AccountKeys.generate()
+    committed = chain.submit(_register(keys))
+    assert chain.submit_raw(_register(keys).encoded) == committed  # a replay: its receipt
+    for raw, code, status in (
+        (b"\xf8\xff garbage", "malformed_tx", 400),
+        (b"\x00" * (chain.params.max_tx_bytes + 1), "tx_too_large", 413),
+    ):
+        with pytest.raises(NodeError) as refused:
+            chain.submit_raw(raw)
+        assert (refused.value.code, refused.value.status) == (code, status)
+    with (
+        served(lambda: FakeNode(make_chain(VALIDATOR), auto_commit=False)) as pending,
+        HttpChain(pending.url, timeout_s=10) as held,
+    ):
+        tx = _register(AccountKeys.generate())
+        assert held.submit_raw(tx.encoded) is None
+        assert held.tx_status(tx_id(tx)).status == "pending"
+
+
 def test_submit_many_answers_each_transaction_in_order(chain: HttpChain) -> None:
     payer = MedchainClient(VALIDATOR, chain)
     payee = AccountKeys.generate()

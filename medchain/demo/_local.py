@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from medchain.cli._demo_story import Cast, Story
 from medchain.client import ChainBackend, MedchainClient
 from medchain.crypto import AccountKeys
+from medchain.demo._narration import Story
+from medchain.demo._stage import Cast
 from medchain.node import STORE_FILE, LocalChain
 from medchain.types import MedchainError, Receipt, Tx
 
 
 class LocalStage:
+    """The story on a LocalChain in `home`; a restart reopens `home`."""
+
     def __init__(self, chain: LocalChain, home: Path) -> None:
         self.local = chain
         self.home = home
@@ -76,3 +79,6 @@ class LocalStage:
             )
         finally:
             reopened.close()
+
+
+__all__ = ["LocalStage"]

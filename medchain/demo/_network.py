@@ -1,40 +1,25 @@
-"""The demo on a network: a fresh devnet of node processes it starts (and always
-stops), or nodes given with --node. The story's clients use the first node (blobs
-stay on the node they were PUT to); the other nodes are asked whether they agree."""
+"""The demo on a network: a fresh devnet of node processes it started, or nodes
+given with --node. The story's clients use the first node (blobs stay on the node
+they were PUT to); the other nodes are asked whether they agree."""
 
 from __future__ import annotations
 
 import contextlib
-import signal
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
-from medchain.cli._common import console, err_console
-from medchain.cli._demo_story import Cast, Story
-from medchain.client import ChainBackend, HttpChain, MedchainClient, NodeError
+from medchain.client import ChainBackend, HttpChain, MedchainClient
 from medchain.crypto import AccountKeys, load_keys
-from medchain.node import (
-    NODE_KEY_FILE,
-    START_TIMEOUT_S,
-    STORE_FILE,
-    DevnetError,
-    DevnetNode,
-    DevnetProcesses,
-    NetNode,
-    ProcessFailed,
-    given_nodes,
-    health_status,
-    local_devnet,
-    net_nodes,
-    signals_raise,
-)
-from medchain.types import MedchainError, Receipt, Tx, block_hash, decode
+from medchain.demo._devnet import DemoDevnet
+from medchain.demo._narration import Story
+from medchain.demo._stage import Cast
+from medchain.node import NODE_KEY_FILE, STORE_FILE, DevnetError, NetNode, net_nodes
+from medchain.types import MedchainError, Receipt, Tx, block_hash
 
 SYNC_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -49,89 +34,6 @@ def _holds(condition: Callable[[], bool]) -> bool:
     with contextlib.suppress(httpx.HTTPError, MedchainError):
         return condition()
     return False
-
-
-class DemoDevnet(DevnetProcesses):
-    """A devnet whose node processes this demo started, so it may kill, restart and
-    stop them (and must stop them, whatever happens)."""
-
-    def __init__(self, home: Path, validators: int = 4, consensus: str = "afbft") -> None:
-        devnet = local_devnet(
-            home,
-            validators,
-            consensus,
-            chain_id="medchain-demo",
-            block_interval_ms=300,
-            round_timeout_ms=1_000,
-        )
-        super().__init__(devnet, STOP_TIMEOUT_S)
-
-    @property
-    def nodes(self) -> tuple[DevnetNode, ...]:
-        return self.devnet.nodes
-
-    def healthy(self, name: str) -> bool:
-        return health_status(f"{self.node(name).api_url}/health", 1.0) == 200
-
-    def bring_up(self, names: list[str] | None = None) -> float:
-        """Start the nodes (all by default) and wait until each serves /health; a
-        status line shows each node's progress. Returns the seconds it took."""
-        names = names or [n.name for n in self.nodes]
-        self.start_nodes(names)
-        processes = f"{len(names)} node process{'es' if len(names) > 1 else ''}"
-        with console.status("") as status:
-
-            def show(health: Mapping[str, int | None], elapsed: float) -> None:
-                marks = "  ".join(f"{n} {_progress(health[n])}" for n in names)
-                status.update(f"starting {processes}  {marks}  ({elapsed:.1f} s)")
-
-            return self.wait_healthy(names, START_TIMEOUT_S, show)
-
-
-def _progress(health: int | None) -> str:
-    """/health 200: up; another status: serving but cut off from its peers."""
-    if health == 200:
-        return "[green]✓ up[/]"
-    return "[yellow]… starting[/]" if health is None else "[yellow]… finding peers[/]"
-
-
-@contextlib.contextmanager
-def running_devnet(home: Path) -> Iterator[DemoDevnet]:
-    """A fresh 4-validator AFBFT devnet in `home`, stopped on the way out even when
-    the demo fails, is interrupted or gets a SIGTERM (`timeout`, `kill`, a CI runner);
-    a node that crashed has its log shown."""
-    with signals_raise((signal.SIGTERM,), lambda signum: SystemExit(128 + signum)):
-        net = DemoDevnet(home)
-        with _stopped_after(net):
-            yield net
-
-
-@contextlib.contextmanager
-def _stopped_after(net: DemoDevnet) -> Iterator[None]:
-    try:
-        took = net.bring_up()
-        console.print(
-            f"[green]✓[/] {len(net.nodes)} validators ({net.devnet.consensus}) up in "
-            f"{took:.1f} s, in {net.devnet.home}"
-        )
-        for n in net.nodes:
-            pid = net.children[n.name].pid
-            console.print(f"  {n.name}  pid {pid:<7} API {n.api_url}  docs {n.api_url}/docs")
-        yield
-    except ProcessFailed as exc:
-        err_console.print(exc.tail, markup=False, highlight=False)
-        raise
-    except BaseException:
-        for name in net.crashed():
-            err_console.print(f"[red]{name} crashed[/]; the end of its log:")
-            tail = net.children[name].program.tail(15)
-            err_console.print(tail, markup=False, highlight=False)
-        raise
-    finally:
-        began = time.monotonic()
-        net.stop_all()
-        took = time.monotonic() - began
-        console.print(f"stopped the devnet's {len(net.children)} node processes ({took:.1f} s)")
 
 
 class NetworkStage:
@@ -236,20 +138,7 @@ class NetworkStage:
         return found.height, block.txs[found.index]
 
     def submit_raw(self, raw: bytes) -> Receipt | None:
-        """POST /v1/txs with `raw` as a client would encode it, without waiting."""
-        try:
-            response = httpx.post(f"{self.chain.url}/v1/txs", json={"tx": raw.hex()}, timeout=30)
-            body = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise MedchainError(f"{self.chain.url} did not answer properly ({exc!r})") from None
-        if response.status_code >= 400:
-            error = body.get("error", {}) if isinstance(body, dict) else {}
-            raise NodeError(
-                str(error.get("code", "?")), str(error.get("message", "")), response.status_code
-            )
-        if body.get("status") != "committed":
-            return None
-        return decode(Receipt, bytes.fromhex(body["receipt"]["encoded"]))
+        return self.chain.submit_raw(raw)
 
     def peers(self) -> list[tuple[str, ChainBackend]]:
         return [(n.name, v) for n, v in zip(self.nodes[1:], self.views[1:], strict=True)]
@@ -323,9 +212,4 @@ class NetworkStage:
         )
 
 
-__all__ = [
-    "DemoDevnet",
-    "NetworkStage",
-    "given_nodes",
-    "running_devnet",
-]
+__all__ = ["NetworkStage"]

@@ -1,39 +1,33 @@
 """The story `medchain demo` tells, written once against the SDK's ChainBackend.
 
 Whatever is specific to the chain it runs on (a devnet of node processes, a node
-given with --node, or the in-process LocalChain) sits behind `Stage`: raw
-submission, finding a committed transaction, whether the nodes agree, where the
-database files are, and how a restart is shown. Every claim is checked as it is
-printed; a failed check stops the demo with an error."""
+given with --node, or the in-process LocalChain) sits behind `Stage`. Every claim
+is checked as it is printed; a failed check stops the demo with an error."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from rich.panel import Panel
 from rich.table import Table
 
 from medchain.app import CreateRecordArgs, RecordVersion, Role, TransferArgs, UnwarrantArgs
-from medchain.cli._commands import audit_table
-from medchain.cli._common import console
 from medchain.client import (
     ChainBackend,
     MedchainClient,
-    NodeError,
     NotAReader,
     anon_submit,
     contributions,
     open_scope,
 )
 from medchain.crypto import AccountKeys, DecryptionFailed, format_address
+from medchain.demo._narration import Story
+from medchain.demo._stage import Cast, Stage
 from medchain.node import TxFailed
-from medchain.types import MedchainError, Receipt, Tx
+from medchain.types import MedchainError, Receipt
 
 PATIENT_DETAILS = {
     "name": "Alice Martin",
@@ -78,136 +72,10 @@ def heart_rate(value: int, when: str) -> dict[str, Any]:
     }
 
 
-class Story:
-    """Numbered sections and checked claims, printed as they hold."""
-
-    def __init__(self) -> None:
-        self.step = 0
-
-    def section(self, title: str) -> None:
-        self.step += 1
-        console.rule(f"[bold]{self.step}. {title}")
-
-    def check(self, claim: str, holds: bool) -> None:
-        if not holds:
-            raise MedchainError(f"demo check failed: {claim}")
-        console.print(f"  [green]✓[/] {claim}", highlight=False)
-
-    def note(self, text: str) -> None:
-        """Something the demo did not check here, and why."""
-        console.print(f"  [yellow]![/] {text}", highlight=False)
-
-    def refused(
-        self,
-        claim: str,
-        action: Callable[[], object],
-        *errors: type[Exception],
-        code: str | None = None,
-        status: int | None = None,
-    ) -> Exception:
-        """Check that `action` raises one of `errors` (any MedchainError by default);
-        with `code`, that the error carries it (the node's code, or the ledger's),
-        and with `status`, that a node answered with that HTTP status."""
-        caught = errors or (MedchainError,)
-        try:
-            action()
-        except caught as exc:
-            self.refusal(claim, exc, code, status)
-            return exc
-        raise MedchainError(f"demo check failed: {claim} (it was allowed)")
-
-    def refusal(
-        self, claim: str, exc: Exception, code: str | None = None, status: int | None = None
-    ) -> None:
-        got = getattr(exc, "code", None)
-        if code is not None and got != code:
-            raise MedchainError(f"demo check failed: {claim} (refused with {got}, not {code})")
-        if status is not None and isinstance(exc, NodeError) and exc.status != status:
-            raise MedchainError(
-                f"demo check failed: {claim} (HTTP {exc.status} {got}, not {status})"
-            )
-        message = exc.message if isinstance(exc, MedchainError) else str(exc)
-        how = f"HTTP {exc.status} {exc.code}" if isinstance(exc, NodeError) else type(exc).__name__
-        console.print(f"  [green]✓[/] {claim}", highlight=False)
-        console.print(f"    [dim]→ {how}: {message}[/]", highlight=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Cast:
-    alice: AccountKeys
-    bob: AccountKeys
-    carol: AccountKeys
-    lab: AccountKeys
-    mallory: AccountKeys
-
-    @property
-    def names(self) -> dict[str, AccountKeys]:
-        return {
-            "Alice (patient)": self.alice,
-            "Dr. Bob (cardiologist)": self.bob,
-            "Dr. Carol (GP)": self.carol,
-            "Lyon Heart Research Institute": self.lab,
-            "Mallory (not registered)": self.mallory,
-        }
-
-
-class Stage(Protocol):
-    """The chain the story runs on, beyond what ChainBackend offers."""
-
-    @property
-    def chain(self) -> ChainBackend:
-        """The chain the story's clients submit to and read from."""
-        ...
-
-    @property
-    def bank(self) -> AccountKeys | None:
-        """A funded account to pay the actors from; None: steps needing funds are skipped."""
-        ...
-
-    @property
-    def validator(self) -> AccountKeys | None:
-        """A validator's keys, to stake and vote for itself; None: the bank votes instead."""
-        ...
-
-    def banner(self) -> str: ...
-
-    def snapshot(self) -> tuple[int, bytes]:
-        """The height and state root of the chain the clients use."""
-        ...
-
-    def unchanged(self, before: tuple[int, bytes]) -> tuple[str, bool]:
-        """The claim that nothing was applied since `before`, and whether it holds."""
-        ...
-
-    def find_tx(self, tx_hash: bytes) -> tuple[int, Tx]:
-        """A committed transaction and its height, read back from the chain."""
-        ...
-
-    def submit_raw(self, raw: bytes) -> Receipt | None:
-        """Submit bytes as a client would send them; raises the chain's refusal.
-        Returns the receipt if the transaction is (already) committed."""
-        ...
-
-    def peers(self) -> list[tuple[str, ChainBackend]]:
-        """Other nodes' views of the same chain (none for a single process)."""
-        ...
-
-    def agree(self, story: Story) -> None:
-        """Check that every known node holds the same chain so far."""
-        ...
-
-    def storage_files(self) -> list[Path] | None:
-        """Every file of every node's chain database; None if they are out of reach."""
-        ...
-
-    def restart(self, story: Story, cast: Cast, record_id: bytes) -> None:
-        """The last section: show the chain surviving a restart."""
-        ...
-
-
-def run_story(stage: Stage) -> None:
-    """The whole story on `stage`; raises MedchainError at the first failed check."""
-    story = Story()
+def run_story(stage: Stage, story: Story) -> None:
+    """The whole story on `stage`, told by `story`; raises MedchainError at the first
+    failed check."""
+    console = story.console
     chain = stage.chain
     console.print(
         Panel.fit(
@@ -370,7 +238,7 @@ def run_story(stage: Stage) -> None:
     story.section("The audit trail")
     names = {keys.address: who for who, keys in cast.names.items()}
     trail = chain.audit(record_id)
-    console.print(audit_table(trail, names))
+    console.print(story.audit_table(trail, names))
     story.check(
         "every grant, revoke and version is in the trail",
         [e.action.value for e in trail]
@@ -536,7 +404,9 @@ def _staking(story: Story, stage: Stage, lab: AccountKeys, L: MedchainClient) ->
         after - before == 115_000 and chain.candidates()[0].address == candidate,
     )
     stake = chain.stake(lab.address)
-    console.print(f"  institute: bonded {stake.bonded}, voting {stake.voted}, free {stake.free}")
+    story.console.print(
+        f"  institute: bonded {stake.bonded}, voting {stake.voted}, free {stake.free}"
+    )
 
 
 def _votes(chain: ChainBackend, candidate: bytes) -> int:
@@ -552,4 +422,4 @@ def _open_with_wrong_key(
     open_sealed(stranger, stolen, blob, version_context(record_id, 1))
 
 
-__all__ = ["Cast", "Stage", "Story", "heart_rate", "run_story"]
+__all__ = ["heart_rate", "run_story"]
