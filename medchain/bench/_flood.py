@@ -54,14 +54,7 @@ from medchain.crypto import (
     sha256,
     signed_tx,
 )
-from medchain.node import (
-    GENESIS_FILE,
-    create_devnet,
-    free_port_base,
-    read_genesis,
-    start_node,
-    stop_node,
-)
+from medchain.node import DevnetProcesses, local_devnet
 from medchain.offchain import cid_for
 from medchain.types import Tx, encode, tx_id
 
@@ -384,27 +377,24 @@ def run_flood_bench(
     block_interval_ms: int = 250,
 ) -> FloodResult:
     with tempfile.TemporaryDirectory(prefix="medchain-flood-") as tmp:
-        base = free_port_base(validators)
-        devnet = create_devnet(
+        devnet = local_devnet(
             Path(tmp),
             validators,
             "pbft",
-            api_port=base,
-            p2p_port=base + 500,
             chain_id="medchain-flood",
             block_interval_ms=block_interval_ms,
         )
-        processes = [start_node(node.home) for node in devnet.nodes]
-        try:
+        with DevnetProcesses(devnet) as nodes:
+            first = nodes.start_nodes()[0]
+            nodes.wait_healthy()
             url = str(devnet.nodes[0].api_url)
             with httpx.Client(timeout=30.0) as http:
-                _wait_healthy(http, [str(n.api_url) for n in devnet.nodes])
                 faucet = load_keys(devnet.faucet_key)
                 scope = open_flood_scope(http, url, faucet, ring_size)
                 return _flood(
                     http,
                     url,
-                    processes[0].pid,
+                    first.pid,
                     faucet,
                     scope,
                     validators=validators,
@@ -412,23 +402,8 @@ def run_flood_bench(
                     attackers=attackers,
                     batch=batch,
                     honest_per_s=honest_per_s,
-                    min_fee=read_genesis(devnet.nodes[0].home / GENESIS_FILE).params.min_fee,
+                    min_fee=devnet.genesis().params.min_fee,
                 )
-        finally:
-            for node in devnet.nodes:
-                stop_node(node.home)
-
-
-def _wait_healthy(http: httpx.Client, urls: list[str]) -> None:
-    deadline = time.monotonic() + 60
-    for url in urls:
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if http.get(f"{url}/health").status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the node at {url} did not come up in 60 s")
-            time.sleep(0.1)
 
 
 def _flood(
