@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -283,3 +283,26 @@ def show_address(address: bytes) -> str:
 def ok(message: str, **_: Any) -> None:
     """A check mark and `message`, printed as it is (it may quote what the user typed)."""
     console.print(f"[green]✓[/] {escape(message)}", highlight=False)
+
+
+def runs_a_home(run: Callable[[Path], None], name: str, home_help: str) -> Callable[..., None]:
+    """The callback of a group such as `node` or `gateway`: called bare with `--home DIR`
+    it runs that home (`medchain node --home DIR`), called bare without it, it shows the
+    group's help; with a subcommand it does nothing."""
+
+    def main(ctx: typer.Context, home: Path | None = None) -> None:
+        if ctx.invoked_subcommand is not None:
+            return
+        if home is None:
+            typer.echo(ctx.get_help())
+            raise typer.Exit(2)
+        run(home)
+
+    main.__name__ = name
+    # real objects, not strings: typer reads them, and `home_help` is not a global
+    main.__annotations__ = {
+        "ctx": typer.Context,
+        "home": Annotated[Path | None, typer.Option("--home", help=home_help, file_okay=False)],
+        "return": None,
+    }
+    return main

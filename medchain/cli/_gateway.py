@@ -21,6 +21,7 @@ from medchain.cli._common import (
     load_key_file,
     ok,
     reports_errors,
+    runs_a_home,
 )
 from medchain.cli._options import DEFAULT_NODE, MAX_INT, NodeOption
 from medchain.client import HttpChain
@@ -95,20 +96,9 @@ def gateway_run(home: HomeOption) -> None:
     asyncio.run(serve_gateway(home, config, load_key_file(home / GATEWAY_KEY_FILE)))
 
 
-def gateway_main(
-    ctx: typer.Context,
-    home: Annotated[
-        Path | None,
-        typer.Option("--home", help="Run the gateway of this home (as `run`).", file_okay=False),
-    ] = None,
-) -> None:
-    """Run an edge gateway (`medchain gateway --home DIR`), or set up its home."""
-    if ctx.invoked_subcommand is not None:
-        return
-    if home is None:
-        typer.echo(ctx.get_help())
-        raise typer.Exit(2)
-    gateway_run(home)
+gateway_main = runs_a_home(
+    gateway_run, "gateway_main", "Run the gateway of this home (as `run`)."
+)
 
 
 # -- reading prove ----------------------------------------------------------------------

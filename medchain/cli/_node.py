@@ -11,7 +11,13 @@ from typing import Annotated
 import typer
 
 from medchain.api import ApiServer
-from medchain.cli._common import console, err_console, reports_errors, warn_if_exposed
+from medchain.cli._common import (
+    console,
+    err_console,
+    reports_errors,
+    runs_a_home,
+    warn_if_exposed,
+)
 from medchain.node import (
     NODE_KEY_FILE,
     Devnet,
@@ -201,17 +207,4 @@ def devnet_down(home: DevnetHome = DEFAULT_DEVNET_HOME) -> None:
     console.print(f"stopped {stopped} node(s) of {devnet.chain_id}; data kept in {home}")
 
 
-def node_main(
-    ctx: typer.Context,
-    home: Annotated[
-        Path | None,
-        typer.Option("--home", help="Run the node of this home (as `node run`).", file_okay=False),
-    ] = None,
-) -> None:
-    """Run a node (`medchain node --home DIR`), or set up its home."""
-    if ctx.invoked_subcommand is not None:
-        return
-    if home is None:
-        typer.echo(ctx.get_help())
-        raise typer.Exit(2)
-    node(home)
+node_main = runs_a_home(node, "node_main", "Run the node of this home (as `node run`).")
