@@ -5,9 +5,6 @@ the process, stopped with SIGTERM (its log printed if the test fails)."""
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +16,7 @@ from medchain.cli import app
 from medchain.client import HttpChain, MedchainClient
 from medchain.crypto import AccountKeys, load_keys
 from medchain.gateway._config import GATEWAY_KEY_FILE
-from medchain.node import free_port_base
+from medchain.node import Child, Program, Supervisor, free_port_base
 
 PROVE = [sys.executable, "-m", "medchain.cli", "reading", "prove"]
 """`medchain reading prove`, the command a patient would run."""
@@ -48,21 +45,15 @@ def gateway_home(
 
 
 @contextlib.contextmanager
-def gateway_process(home: Path) -> Iterator[subprocess.Popen[bytes]]:
-    log = (home / "gateway.log").open("wb")
-    cmd = [sys.executable, "-m", "medchain.cli", "gateway", "--home", str(home)]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        yield proc
-    except BaseException:
-        print("--- gateway.log (tail) ---\n" + (home / "gateway.log").read_text()[-3000:])
-        raise
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(60)  # it commits what it holds first: slow on a busy machine
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        log.close()
+def gateway_process(home: Path) -> Iterator[Child]:
+    """The gateway of `home` as a process; stopped with SIGTERM on the way out (given a
+    minute: it commits what it holds first, slow on a busy machine), its log printed if
+    the test fails."""
+    argv = (sys.executable, "-m", "medchain.cli", "gateway", "--home", str(home))
+    with Supervisor(grace_s=60) as supervisor:
+        program = Program("gateway", argv, home / "gateway.log", own_session=False)
+        try:
+            yield supervisor.start(program)
+        except BaseException:
+            print(program.tail())
+            raise
