@@ -536,6 +536,11 @@ class BftEngine:
             (p for p in current.candidates.values() if p.proposer not in state.excluded),
             key=lambda p: (outputs.get(p.proposer, b""), p.proposer),
         )
+        logged = next((d for d, book in current.prepares.items() if self.me in book), None)
+        if logged is not None:
+            # our prepare of this round, replayed from the WAL after a restart: only
+            # that block may be prepared here, even if its proposal is not seen again
+            ranked = [p for p in ranked if block_id(p.block) == logged]
         chosen = next((p for p in ranked if self._valid(state, p)), None)
         if chosen is None or state is not self._state:
             return

@@ -261,6 +261,8 @@ class Node:
         self._closed = False
         self._halted = False
         """Consensus failed: no more events reach the engine (close() still runs)."""
+        self._replayed = False
+        """The consensus WAL was fed to the engine (once, with its first Start)."""
 
     # -- NodeService ------------------------------------------------------------------
 
@@ -419,10 +421,7 @@ class Node:
         self._loop = asyncio.get_running_loop()
         await self.transport.start()
         await self._wait_for_quorum()
-        self._feed(Start(wall_clock_ms()))
-        next_height = self.app.height + 1
-        for data in self.signlog.since(next_height):
-            self._feed(MessageReceived(wall_clock_ms(), data))
+        self._resume_consensus()
         if self.anchoring is not None:
             self._anchoring_task = asyncio.ensure_future(self.anchoring.run())
         self._collector = asyncio.ensure_future(
@@ -437,6 +436,20 @@ class Node:
             self.config.p2p_host,
             self.transport.listen_port,
         )
+
+    def _resume_consensus(self) -> None:
+        """Start the engine, or resume it (a peer connected: ask what we missed). The
+        first time, in the same step, replay what this node signed for the height in
+        progress, before any timer or message reaches the fresh engine: woken without
+        it, a restarted primary builds a second block for the step it signed before
+        the crash (the WAL keeps it off the wire, but the engine then holds two blocks
+        of its own, and reports itself)."""
+        self._feed(Start(wall_clock_ms()))
+        if self._replayed:
+            return
+        self._replayed = True
+        for data in self.signlog.since(self.app.height + 1):
+            self._feed(MessageReceived(wall_clock_ms(), data))
 
     async def _wait_for_quorum(self) -> None:
         """Give the peers a moment to connect before the first proposal, so it is not
@@ -614,7 +627,7 @@ class Node:
         name = self._peer_names[peer].name if peer in self._peer_names else peer.hex()[:16]
         log.info("peer %s %s", name, "connected" if connected else "disconnected")
         if connected:
-            self._feed(Start(wall_clock_ms()))  # resume: ask the new peer what we missed
+            self._resume_consensus()
 
     def _on_gossip(self, peer: bytes, payload: bytes) -> None:
         try:

@@ -17,10 +17,12 @@ import dataclasses
 import pytest
 
 from medchain.consensus import (
+    BftEngine,
     EngineKind,
     Kind,
     Proposal,
     RoundChange,
+    Start,
     TimerKind,
     Vote,
     afbft_alpha,
@@ -164,6 +166,37 @@ def test_replayed_and_conflicting_messages_never_draw_a_second_vote(kind: Engine
     assert commit.block_hash == prepare.block_hash
     assert solo.engine.stats.dropped_duplicate >= 1 + len(helpers)
     assert assert_one_vote_per_step(solo) == {(Kind.PREPARE, 1, 0): 1, (Kind.COMMIT, 1, 0): 1}
+
+
+@pytest.mark.parametrize("kind", list(EngineKind))
+def test_a_restarted_validator_prepares_again_only_what_it_prepared(kind: EngineKind) -> None:
+    """After a crash the node's engine is new; its consensus WAL gives back what it
+    signed (its own proposal, its prepare), but the peers do not send their proposals
+    again. Under AFBFT its own block is then the only candidate left: it must not
+    prepare that one instead (the WAL would send the logged prepare, but the engine
+    would count a prepare it never sent, for a block no one else prepared)."""
+    solo = Solo(kind, me=ME)
+    first, prepare = prepare_round_zero(solo)
+    assert prepare.block_hash == block_id(first.block)
+    logged = [m for m in solo.sent if isinstance(m, Proposal | Vote)]
+    if kind is EngineKind.AFBFT:  # its own block was a candidate, not the lowest draw
+        assert [m.proposer for m in logged if isinstance(m, Proposal)] == [solo.keys[ME].public_key]
+
+    solo.engine = BftEngine(solo.engine.config, solo.keys[ME], solo.app)
+    solo.sent.clear()
+    solo.feed(Start(solo.now))
+    for message in logged:
+        solo.receive(message)
+    solo.fire(TimerKind.NEW_ROUND, 0)
+    if kind is not EngineKind.AFBFT:
+        solo.receive(first)  # the primary's proposal, which it heard again
+    close_window(solo, 0)
+    again = [prepare] if kind is not EngineKind.AFBFT else []
+    assert votes(solo.sent, Kind.PREPARE, 0) == again  # the same bytes, or nothing yet
+    state = solo.engine._state
+    assert state is not None
+    mine = solo.keys[ME].public_key
+    assert [d for d, book in state.at(0).prepares.items() if mine in book] == [prepare.block_hash]
 
 
 @pytest.mark.parametrize("kind", list(EngineKind))

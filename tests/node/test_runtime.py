@@ -12,6 +12,7 @@ import rlp
 
 from medchain.app import CreateRecordArgs, InvalidSignature, RegisterArgs, Role, TransferArgs
 from medchain.client import seal
+from medchain.consensus import Broadcast, Kind, Start, Timer, TimerFired, TimerKind
 from medchain.crypto import AccountKeys, load_keys, signed_tx
 from medchain.node import (
     BODIES_FILE,
@@ -231,5 +232,49 @@ def test_forgeries_cost_their_sender_not_the_node(tmp_path: Path) -> None:
             assert sample("medchain_verification_backlog") == 0
         finally:
             await node.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_restarted_primary_replays_its_wal_before_a_peer_can_wake_it(tmp_path: Path) -> None:
+    """A validator killed after proposing restarts with a fresh engine and its consensus
+    WAL. A peer connects while it still waits for a quorum of them, before `start` has
+    replayed the WAL: that must not wake the engine without the replay, or the new-round
+    timer makes it build a second block for the step it signed before the crash (kept
+    off the wire by the WAL, but the engine then counts its own "equivocation" and
+    queues evidence against itself)."""
+
+    async def scenario() -> None:
+        base = free_port_base(4)
+        devnet = create_devnet(
+            tmp_path, 4, "pbft", api_port=base, p2p_port=base + 500, block_interval_ms=50
+        )
+        before_crash = [Node(spec.home) for spec in devnet.nodes]
+        for node in before_crash:
+            node.engine.handle(Start(0))
+        primary = next(n for n in before_crash if n.engine.primary == n.keys.public_key)
+        signed = primary.engine.handle(TimerFired(0, Timer(TimerKind.NEW_ROUND, 1, 0)))
+        broadcasts = [a for a in signed if isinstance(a, Broadcast)]
+        assert Kind.PROPOSAL in [b.kind for b in broadcasts]
+        primary.signlog.admit(broadcasts)  # durable and sent; then the process is killed
+        for node in before_crash:
+            await node.close()
+
+        peer = Node(next(s.home for s in devnet.nodes if s.home != primary.home))
+        config = dataclasses.replace(read_config(primary.home), round_timeout_ms=5_000)
+        restarted = Node(primary.home, config)
+        await peer.start()
+        try:
+            await restarted.start()  # one peer of the two it waits for: a round timeout
+            assert peer.keys.public_key in restarted.transport.connected()
+            assert restarted.engine.stats.equivocations == 0
+            assert restarted.signlog.prevented == 0, "it signed a second block for the step"
+            equivocations = restarted.metrics_registry.get_sample_value(
+                "medchain_consensus_equivocations_total"
+            )
+            assert equivocations == 0
+        finally:
+            await restarted.close()
+            await peer.close()
 
     asyncio.run(scenario())
