@@ -204,6 +204,10 @@ from medchain.app._staking import (
     voters_of,
 )
 from medchain.app._state import State
+from medchain.app._state_backend import MemoryBackend, StateBackend, TreeNode
+from medchain.app._state_tree import BUCKET_BITS as STATE_BUCKET_BITS
+from medchain.app._state_tree import EMPTY as STATE_EMPTY_SUBTREES
+from medchain.app._state_tree import bucket_of as state_bucket_of
 from medchain.app._state_tree import entry_leaf as state_entry_leaf
 from medchain.app._state_tree import state_root_of
 
@@ -229,6 +233,8 @@ __all__ = [
     "MS_PER_DAY",
     "RING_MEMBER_COST",
     "SINGLE_BODY_METHODS",
+    "STATE_BUCKET_BITS",
+    "STATE_EMPTY_SUBTREES",
     "AccessList",
     "Account",
     "AddVersionArgs",
@@ -282,6 +288,7 @@ __all__ = [
     "LabelTaken",
     "Ledger",
     "MalformedTx",
+    "MemoryBackend",
     "NamedBody",
     "NoArgs",
     "NonceGap",
@@ -315,7 +322,9 @@ __all__ = [
     "StakeAccount",
     "StakeError",
     "State",
+    "StateBackend",
     "TransferArgs",
+    "TreeNode",
     "TxRejected",
     "TxTooLarge",
     "Unbonding",
@@ -389,6 +398,7 @@ __all__ = [
     "scope_entries",
     "sealed_label",
     "sse_lookup",
+    "state_bucket_of",
     "state_entry_leaf",
     "state_root_of",
     "tranche",
