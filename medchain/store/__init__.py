@@ -1,12 +1,27 @@
-"""Embedded storage of a node: blocks, transaction receipts and state in one SQLite file."""
+"""Embedded storage of a node: blocks, transaction receipts and state (with its tree's
+upper tier) in one SQLite file."""
 
-from medchain.store._chain_store import MAX_HEIGHT, SCHEMA_VERSION, ChainStore
+from medchain.store._chain_store import (
+    DEFAULT_STATE_CACHE_BYTES,
+    MAX_HEIGHT,
+    SCHEMA_VERSION,
+    ChainStore,
+)
 from medchain.store._errors import NotFound, StoreError
+from medchain.store._state_cache import StateCache
+from medchain.store._stored_state import StoredState
+from medchain.store._tree_nodes import bucket_roots, tree_root, upper_tier
 
 __all__ = [
+    "DEFAULT_STATE_CACHE_BYTES",
     "MAX_HEIGHT",
     "SCHEMA_VERSION",
     "ChainStore",
     "NotFound",
+    "StateCache",
     "StoreError",
+    "StoredState",
+    "bucket_roots",
+    "tree_root",
+    "upper_tier",
 ]

@@ -20,7 +20,7 @@ from medchain.app import (
 )
 from medchain.crypto import AccountKeys, merkle_root_of_hashes, verify_signature
 from medchain.node import LocalChain, TxFailed
-from medchain.store import StoreError
+from medchain.store import StoreError, bucket_roots, upper_tier
 from medchain.types import (
     Allocation,
     Block,
@@ -145,12 +145,31 @@ def _closed_chain_with_a_block(tmp_path: Path) -> Path:
     return home
 
 
-def test_tampered_state_is_detected_on_open(tmp_path: Path) -> None:
+def test_a_tampered_state_tree_is_detected_on_open(tmp_path: Path) -> None:
+    """Opening reads the stored tree instead of rehashing every entry: a bucket root
+    that does not hash up to the stored root is found there and then."""
     home = _closed_chain_with_a_block(tmp_path)
     with sqlite3.connect(home / "chain.sqlite") as db:
-        (key,) = db.execute("SELECT key FROM state LIMIT 1").fetchone()
-        db.execute("UPDATE state SET value = ? WHERE key = ?", (b"\xc0", key))
-    with pytest.raises(StoreError, match="damaged"):
+        (index,) = db.execute("SELECT idx FROM state_tree WHERE level = 0 LIMIT 1").fetchone()
+        db.execute(
+            "UPDATE state_tree SET hash = ? WHERE level = 0 AND idx = ?", (b"\xc0" * 32, index)
+        )
+    with pytest.raises(StoreError, match=r"do not hash up .* damaged"):
+        LocalChain.open(home)
+
+
+def test_a_state_tree_of_another_state_is_detected_on_open(tmp_path: Path) -> None:
+    """A tree consistent in itself whose root is not the latest block's."""
+    home = _closed_chain_with_a_block(tmp_path)
+    with sqlite3.connect(home / "chain.sqlite") as db:
+        db.execute(
+            "UPDATE state SET value = ? WHERE bucket = (SELECT MIN(bucket) FROM state)", (b"\xc0",)
+        )
+        rows = db.execute("SELECT bucket, key, value FROM state ORDER BY bucket, key").fetchall()
+        nodes = upper_tier(bucket_roots((b, bytes(k), bytes(v)) for b, k, v in rows))
+        db.execute("DELETE FROM state_tree")
+        db.executemany("INSERT INTO state_tree(level, idx, hash) VALUES (?, ?, ?)", nodes)
+    with pytest.raises(StoreError, match="does not match the state root of the latest block"):
         LocalChain.open(home)
 
 

@@ -1,0 +1,108 @@
+"""StoredState: the chain store's state as a StateBackend, read through a small cache,
+answers as the in-memory backend does, block after block."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from medchain.app import MemoryBackend, TreeNode, state_bucket_of, state_root_of
+from medchain.store import ChainStore, StoreError, bucket_roots, tree_root, upper_tier
+from tests.store.test_chain_store import CHAIN, GENESIS_HASH, genesis_block, next_block
+
+KEYS = [b"k%d" % n for n in range(40)]
+changes_strategy = st.dictionaries(
+    st.sampled_from(KEYS), st.none() | st.binary(max_size=8), max_size=12
+)
+
+
+def nodes_of(backend: MemoryBackend) -> list[TreeNode]:
+    rows = sorted((state_bucket_of(k), k, v) for k, v in backend.entries())
+    return upper_tier(bucket_roots(rows))
+
+
+def node_changes(
+    before: list[TreeNode], after: list[TreeNode]
+) -> dict[tuple[int, int], bytes | None]:
+    old = {(level, index): hash_ for level, index, hash_ in before}
+    new = {(level, index): hash_ for level, index, hash_ in after}
+    changes: dict[tuple[int, int], bytes | None] = {at: None for at in old.keys() - new.keys()}
+    changes.update({at: hash_ for at, hash_ in new.items() if old.get(at) != hash_})
+    return changes
+
+
+def open_store(genesis: dict[bytes, bytes], cache_bytes: int) -> ChainStore:
+    store = ChainStore(Path(":memory:"), state_cache_bytes=cache_bytes)
+    store.initialise(
+        CHAIN, GENESIS_HASH, genesis_block(), genesis, nodes_of(MemoryBackend(genesis))
+    )
+    return store
+
+
+def commit(store: ChainStore, reference: MemoryBackend, changes: dict[bytes, bytes | None]) -> None:
+    before = nodes_of(reference)
+    reference.apply(changes)
+    block = next_block(store)
+    store.commit_block(block, [], changes, node_changes(before, nodes_of(reference)))
+
+
+def assert_same(store: ChainStore, reference: MemoryBackend) -> None:
+    backend = store.state
+    for key in KEYS:
+        assert backend.get(key) == reference.get(key)
+    for bucket in {state_bucket_of(k) for k in KEYS}:
+        assert backend.bucket_entries(bucket) == reference.bucket_entries(bucket)
+    assert list(backend.entries()) == list(reference.entries())
+    assert backend.tree_nodes() == nodes_of(reference)
+    assert tree_root(backend.tree_nodes()) == state_root_of(dict(reference.entries()))
+
+
+@settings(max_examples=40)
+@given(st.sampled_from([0, 300, 1 << 20]), st.lists(changes_strategy, max_size=8))
+def test_reads_follow_the_reference_block_after_block(
+    cache_bytes: int, blocks: list[dict[bytes, bytes | None]]
+) -> None:
+    genesis = {KEYS[0]: b"g0", KEYS[1]: b"g1"}
+    reference = MemoryBackend(genesis)
+    with open_store(genesis, cache_bytes) as store:
+        assert_same(store, reference)
+        for changes in blocks:
+            commit(store, reference, changes)
+            assert_same(store, reference)
+            assert store.state.cache.size_bytes <= cache_bytes
+
+
+def test_a_read_after_a_commit_sees_the_new_value(tmp_path: Path) -> None:
+    reference = MemoryBackend({b"a": b"1"})
+    with open_store({b"a": b"1"}, 1 << 20) as store:
+        bucket = state_bucket_of(b"a")
+        assert store.state.get(b"a") == b"1"
+        assert store.state.get(b"b") is None
+        assert store.state.bucket_entries(bucket) == [(b"a", b"1")]
+        commit(store, reference, {b"a": b"2", b"b": b"3"})
+        assert store.get_state(b"a") == b"2"
+        assert store.state.get(b"b") == b"3"
+        assert store.state.bucket_entries(bucket) == reference.bucket_entries(bucket)
+        commit(store, reference, {b"a": None})
+        assert store.state.get(b"a") is None
+        assert store.state.bucket_entries(bucket) == reference.bucket_entries(bucket)
+
+
+def test_a_refused_commit_leaves_the_cache_as_the_disk(tmp_path: Path) -> None:
+    with open_store({b"a": b"1"}, 1 << 20) as store:
+        assert store.state.get(b"a") == b"1"
+        wrong = next_block(store)
+        store.commit_block(wrong, [], {}, {})
+        with pytest.raises(StoreError, match="next block to commit is 2"):
+            store.commit_block(wrong, [], {b"a": b"2"}, {})
+        assert store.state.get(b"a") == b"1"
+
+
+def test_bad_tree_node_values_are_refused() -> None:
+    with open_store({}, 1_000) as store:
+        with pytest.raises(StoreError, match=r"node \(0, 1\) must be bytes or None"):
+            store.commit_block(next_block(store), [], {}, {(0, 1): "text"})  # type: ignore[dict-item]
+        assert store.state.tree_nodes() == []
