@@ -109,6 +109,10 @@ class NodeConfig:
     """A body no committed transaction names is deleted this long after its upload ..."""
     body_collect_interval_s: int = 60
     """... by a collector that runs this often."""
+    state_cache_mb: int = 128
+    """MiB of memory for the committed state entries and buckets the node read
+    recently (the chain store's cache); with it, the node's memory no longer grows
+    with the state on disk."""
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)
     extra: dict[str, Any] = field(default_factory=dict)
     """Settings later features read (kept as written)."""
@@ -130,6 +134,7 @@ _TOP_LEVEL = {
     "log",
     "bodies",
     "admission",
+    "state",
 }
 
 
@@ -177,6 +182,7 @@ def config_to_json(config: NodeConfig) -> str:
             "collect_interval_s": config.body_collect_interval_s,
         },
         "admission": dataclasses.asdict(config.admission),
+        "state": {"cache_mb": config.state_cache_mb},
     }
     doc.update(config.extra)
     return json.dumps(doc, indent=2) + "\n"
@@ -269,6 +275,7 @@ def config_from_json(text: str, source: str = CONFIG_FILE) -> NodeConfig:
             body_grace_s=_int(bodies, "grace_s", 3_600, 1),
             body_collect_interval_s=_int(bodies, "collect_interval_s", 60, 1),
             admission=_admission(doc.get("admission", {})),
+            state_cache_mb=_int(doc.get("state", {}), "cache_mb", 128),
             extra={k: v for k, v in doc.items() if k not in _TOP_LEVEL},
         )
     except ConfigError as exc:
