@@ -3,14 +3,16 @@ answers as the in-memory backend does, block after block."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from medchain.app import MemoryBackend, TreeNode, state_bucket_of, state_root_of
+from medchain.app import MemoryBackend, State, TreeNode, state_bucket_of, state_root_of
 from medchain.store import ChainStore, StoreError, bucket_roots, tree_root, upper_tier
+from tests.app.reference_state import ReferenceState
 from tests.store.test_chain_store import CHAIN, GENESIS_HASH, genesis_block, next_block
 
 KEYS = [b"k%d" % n for n in range(40)]
@@ -106,3 +108,59 @@ def test_bad_tree_node_values_are_refused() -> None:
         with pytest.raises(StoreError, match=r"node \(0, 1\) must be bytes or None"):
             store.commit_block(next_block(store), [], {}, {(0, 1): "text"})  # type: ignore[dict-item]
         assert store.state.tree_nodes() == []
+
+
+def _clustered_keys(buckets: int, per_bucket: int) -> list[bytes]:
+    """Keys that share buckets, so blocks edit buckets holding many entries."""
+    found: dict[int, list[bytes]] = {}
+    for n in itertools.count():
+        key = b"c%d" % n
+        found.setdefault(state_bucket_of(key), []).append(key)
+        full = [keys for keys in found.values() if len(keys) >= per_bucket]
+        if len(full) == buckets:
+            return [key for keys in full for key in keys[:per_bucket]]
+    raise AssertionError("unreachable")
+
+
+POOL = _clustered_keys(3, 8) + [b"s%d" % n for n in range(40)]
+block_strategy = st.lists(
+    st.tuples(st.sampled_from(POOL), st.none() | st.binary(min_size=1, max_size=24)),
+    max_size=25,
+)
+
+
+@settings(max_examples=30)
+@given(st.lists(block_strategy, min_size=1, max_size=12), st.integers(0, 3))
+def test_a_state_over_a_small_cache_matches_the_in_memory_reference(
+    blocks: list[list[tuple[bytes, bytes | None]]], restart_every: int
+) -> None:
+    """Block after block: the same pending and committed roots and the same values as
+    the state as medchain kept it in memory, with a cache far smaller than the state,
+    across restarts (a new State over the same store)."""
+    genesis = {key: b"genesis-" + key for key in POOL[::2]}
+    reference = ReferenceState(genesis)
+    with ChainStore(Path(":memory:"), state_cache_bytes=600) as store:
+        initial = State(genesis)
+        store.initialise(
+            CHAIN, GENESIS_HASH, genesis_block(), initial.committed(), initial.tree_nodes()
+        )
+        state = State(store.state, leaf_cache=4)
+        for number, writes in enumerate(blocks, start=1):
+            for target in (state, reference):
+                target.begin_block()
+                for key, value in writes:
+                    target.delete(key) if value is None else target.set(key, value)
+            assert state.pending_root() == reference.pending_root()
+            assert state.end_block() == reference.end_block()
+            assert state.root() == reference.root()
+            delta = state.unpersisted()
+            store.commit_block(next_block(store), [], delta.changes, delta.nodes)
+            state.persisted()
+            assert store.state.cache.size_bytes <= 600
+            if restart_every and number % restart_every == 0:
+                state = State(store.state, leaf_cache=4)
+                state.check_tree()
+            assert state.root() == reference.root()
+            assert all(state.get(key) == reference.get(key) for key in POOL)
+        assert dict(state.entries()) == reference.committed()
+        assert store.load_state() == reference.committed()
