@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Never
 
 import pytest
 
@@ -15,12 +16,13 @@ from medchain.app import (
     RegisterArgs,
     Role,
     TransferArgs,
+    TreeNode,
     UnwarrantArgs,
     state_entry_leaf,
 )
 from medchain.crypto import AccountKeys, merkle_root_of_hashes, verify_signature
 from medchain.node import LocalChain, TxFailed
-from medchain.store import StoreError, bucket_roots, upper_tier
+from medchain.store import StoredState, StoreError, bucket_roots, upper_tier
 from medchain.types import (
     Allocation,
     Block,
@@ -143,6 +145,32 @@ def _closed_chain_with_a_block(tmp_path: Path) -> Path:
     chain.submit(_signed(funded, 0, "accounts.transfer", TransferArgs(validator.address, 5)))
     chain.close()
     return home
+
+
+def test_reopening_reads_the_stored_tree_instead_of_the_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart costs the upper tier's rows, not a read or a rehash of every entry."""
+    home = _closed_chain_with_a_block(tmp_path)
+    tree_reads: list[int] = []
+    read_tree = StoredState.tree_nodes
+
+    def counted(backend: StoredState) -> list[TreeNode]:
+        nodes = read_tree(backend)
+        tree_reads.append(len(nodes))
+        return nodes
+
+    def refused(*_: object) -> Never:
+        raise AssertionError("opening the chain read the state's entries")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(StoredState, "tree_nodes", counted)
+        patch.setattr(StoredState, "entries", refused)
+        patch.setattr(StoredState, "bucket_entries", refused)
+        chain = LocalChain.open(home)
+    assert tree_reads and tree_reads[0] > 0
+    assert chain.ledger.state_root() == chain.latest_block().header.state_root
+    chain.close()
 
 
 def test_a_tampered_state_tree_is_detected_on_open(tmp_path: Path) -> None:
