@@ -4,6 +4,11 @@ answers as the in-memory backend does, block after block."""
 from __future__ import annotations
 
 import itertools
+import signal
+import sqlite3
+import subprocess
+import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -12,8 +17,10 @@ from hypothesis import strategies as st
 
 from medchain.app import MemoryBackend, State, TreeNode, state_bucket_of, state_root_of
 from medchain.store import ChainStore, StoreError, bucket_roots, tree_root, upper_tier
+from medchain.types import block_hash
 from tests.app.reference_state import ReferenceState
-from tests.store.test_chain_store import CHAIN, GENESIS_HASH, genesis_block, next_block
+from tests.store.test_chain_store import CHAIN, GENESIS_HASH, genesis_block, make_block, next_block
+from tests.waiting import wait_until
 
 KEYS = [b"k%d" % n for n in range(40)]
 changes_strategy = st.dictionaries(
@@ -113,13 +120,16 @@ def test_bad_tree_node_values_are_refused() -> None:
 def _clustered_keys(buckets: int, per_bucket: int) -> list[bytes]:
     """Keys that share buckets, so blocks edit buckets holding many entries."""
     found: dict[int, list[bytes]] = {}
+    full: list[list[bytes]] = []
     for n in itertools.count():
         key = b"c%d" % n
-        found.setdefault(state_bucket_of(key), []).append(key)
-        full = [keys for keys in found.values() if len(keys) >= per_bucket]
-        if len(full) == buckets:
-            return [key for keys in full for key in keys[:per_bucket]]
-    raise AssertionError("unreachable")
+        keys = found.setdefault(state_bucket_of(key), [])
+        keys.append(key)
+        if len(keys) == per_bucket:
+            full.append(keys)
+            if len(full) == buckets:
+                break
+    return [key for keys in full for key in keys]
 
 
 POOL = _clustered_keys(3, 8) + [b"s%d" % n for n in range(40)]
@@ -164,3 +174,98 @@ def test_a_state_over_a_small_cache_matches_the_in_memory_reference(
             assert all(state.get(key) == reference.get(key) for key in POOL)
         assert dict(state.entries()) == reference.committed()
         assert store.load_state() == reference.committed()
+
+
+# -- SIGKILL ----------------------------------------------------------------------------
+
+SIGKILL_GENESIS = {b"genesis": b"0"}
+
+
+def block_changes(height: int) -> dict[bytes, bytes | None]:
+    """What block `height` of the SIGKILL chain writes: new keys, rewrites of the last
+    block's, deletes of the one before's. A function of the height, so the parent can
+    replay the stored blocks."""
+    changes: dict[bytes, bytes | None] = {b"h%d/%d" % (height, i): b"v" * 20 for i in range(1_500)}
+    changes.update({b"h%d/%d" % (height - 1, i): b"w%d" % height for i in range(300)})
+    changes.update({b"h%d/%d" % (height - 2, i): None for i in range(300, 500)})
+    return {key: changes[key] for key in sorted(changes)}
+
+
+def run_sigkill_chain(path: Path) -> None:
+    """The child: open or create the store, then commit blocks until killed."""
+    store = ChainStore(path, chain_id=CHAIN, state_cache_bytes=64 * 1024)
+    if not store.is_initialised:
+        initial = State(SIGKILL_GENESIS)
+        store.initialise(
+            CHAIN, GENESIS_HASH, genesis_block(), initial.committed(), initial.tree_nodes()
+        )
+    state = State(store.state)
+    while True:
+        block_number = store.latest_height() + 1
+        state.begin_block()
+        for key, value in block_changes(block_number).items():
+            state.delete(key) if value is None else state.set(key, value)
+        state.end_block()
+        tip = store.latest_block()
+        block = make_block(block_number, block_hash(tip.header), state_root=state.root())
+        delta = state.unpersisted()
+        store.commit_block(block, [], delta.changes, delta.nodes)
+        state.persisted()
+
+
+def check_reopened(path: Path) -> int:
+    """The store after a kill: its tree agrees with itself and the tip's state root,
+    and its entries are a replay of the stored blocks. Returns the tip's height."""
+    with ChainStore(path, chain_id=CHAIN) as store:
+        state = State(store.state)
+        state.check_tree()
+        tip = store.latest_block()
+        assert state.root() == tip.header.state_root
+        reference = ReferenceState(SIGKILL_GENESIS)
+        for height in range(1, tip.header.height + 1):
+            reference.begin_block()
+            for key, value in block_changes(height).items():
+                reference.delete(key) if value is None else reference.set(key, value)
+            reference.end_block()
+        assert dict(state.entries()) == reference.committed()
+        assert reference.root() == tip.header.state_root
+        return tip.header.height
+
+
+def stored_height(path: Path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'latest_height'").fetchone()
+        return -1 if row is None else int(row[0])
+    except sqlite3.OperationalError:  # not created yet
+        return -1
+    finally:
+        db.close()
+
+
+def reached(path: Path, height: int) -> bool:
+    return stored_height(path) >= height
+
+
+@pytest.mark.slow
+def test_a_store_killed_while_committing_reopens_at_a_consistent_tip(tmp_path: Path) -> None:
+    path = tmp_path / "chain.sqlite"
+    child = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parents[2])!r}); "
+        "from pathlib import Path; "
+        "from tests.store.test_stored_state import run_sigkill_chain; "
+        f"run_sigkill_chain(Path({str(path)!r}))"
+    )
+    tip = 0
+    for rounds in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", child])
+        try:
+            target = tip + 2 + rounds  # a different point in the loop each time
+            wait_until(partial(reached, path, target), what=f"height {target}")
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=60)
+        assert proc.returncode == -signal.SIGKILL
+        reopened = check_reopened(path)
+        assert reopened >= target
+        tip = reopened
