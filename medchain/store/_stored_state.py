@@ -9,12 +9,14 @@ happen only in the store's block transaction (`write_state`, `write_tree`).
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from medchain.app import TreeNode, state_bucket_of
 from medchain.store._errors import StoreError
 from medchain.store._state_cache import StateCache
+from medchain.store._tree_nodes import bucket_roots, upper_tier
 
 StateRow = tuple[int, bytes, bytes]
 """(bucket, key, value) as stored."""
@@ -140,6 +142,32 @@ def write_state(
         "ON CONFLICT(bucket, key) DO UPDATE SET value = excluded.value",
         upserts,
     )
+
+
+def bulk_write_state(
+    db: sqlite3.Connection,
+    entries: Iterable[tuple[bytes, bytes]],
+    batch: int,
+    progress: Callable[[int], None] | None,
+) -> list[TreeNode]:
+    """Insert `entries` in transactions of `batch` rows, then compute the tree's upper
+    tier over every stored entry (one read in table order, no sort)."""
+    written = 0
+    chunks = iter(entries)
+    while chunk := list(itertools.islice(chunks, batch)):
+        upserts = state_rows(dict(chunk), allow_delete=False)[0]
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            write_state(db, upserts, [])
+            db.execute("COMMIT")
+        except BaseException:
+            db.rollback()
+            raise
+        written += len(chunk)
+        if progress is not None:
+            progress(written)
+    rows = db.execute("SELECT bucket, key, value FROM state ORDER BY bucket, key")
+    return upper_tier(bucket_roots((int(b), bytes(k), bytes(v)) for b, k, v in rows))
 
 
 def write_tree(

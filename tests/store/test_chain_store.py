@@ -15,7 +15,15 @@ from typing import cast
 import pytest
 
 import medchain.store._chain_store as chain_store_module
-from medchain.store import MAX_HEIGHT, SCHEMA_VERSION, ChainStore, NotFound, StoreError
+from medchain.app import state_root_of
+from medchain.store import (
+    MAX_HEIGHT,
+    SCHEMA_VERSION,
+    ChainStore,
+    NotFound,
+    StoreError,
+    tree_root,
+)
 from medchain.types import (
     ZERO_HASH,
     Attribute,
@@ -624,3 +632,21 @@ def test_sqlite_failure_midway_through_state_rolls_back(db_path: Path) -> None:
         store.commit_block(block, receipts_for(block), big_changes(), {})
         assert store.get_state(b"s/09999") == b"v9999"
         assert store.latest_height() == 1
+
+
+# -- bulk loading ---------------------------------------------------------------------
+
+
+def test_bulk_loaded_state_is_stored_with_its_tree(db_path: Path) -> None:
+    entries = {b"bulk/%d" % n: b"v%d" % n for n in range(2_500)}
+    counts: list[int] = []
+    with ChainStore(db_path) as store:
+        nodes = store.bulk_load_state(entries.items(), batch=1_000, progress=counts.append)
+        assert counts == [1_000, 2_000, 2_500]
+        assert tree_root(nodes) == state_root_of(entries)
+        store.initialise(CHAIN, GENESIS_HASH, genesis_block(), {}, nodes)
+        assert store.load_state() == dict(sorted(entries.items()))
+        assert store.state.tree_nodes() == nodes
+        with pytest.raises(StoreError, match="only for a store not initialised yet"):
+            store.bulk_load_state([(b"late", b"1")])
+        assert store.get_state(b"late") is None
