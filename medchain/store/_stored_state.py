@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from medchain.app import TreeNode, state_bucket_of
 from medchain.store._errors import StoreError
@@ -136,12 +136,7 @@ def tree_rows(
 def write_state(
     db: sqlite3.Connection, upserts: list[StateRow], deletes: list[tuple[int, bytes]]
 ) -> None:
-    db.executemany("DELETE FROM state WHERE bucket = ? AND key = ?", deletes)
-    db.executemany(
-        "INSERT INTO state(bucket, key, value) VALUES (?, ?, ?) "
-        "ON CONFLICT(bucket, key) DO UPDATE SET value = excluded.value",
-        upserts,
-    )
+    _write_rows(db, "state", ("bucket", "key"), "value", upserts, deletes)
 
 
 def bulk_write_state(
@@ -173,9 +168,22 @@ def bulk_write_state(
 def write_tree(
     db: sqlite3.Connection, upserts: list[TreeNode], deletes: list[tuple[int, int]]
 ) -> None:
-    db.executemany("DELETE FROM state_tree WHERE level = ? AND idx = ?", deletes)
+    _write_rows(db, "state_tree", ("level", "idx"), "hash", upserts, deletes)
+
+
+def _write_rows(
+    db: sqlite3.Connection,
+    table: str,
+    keys: tuple[str, str],
+    value: str,
+    upserts: Sequence[tuple[object, object, bytes]],
+    deletes: Sequence[tuple[object, object]],
+) -> None:
+    """Delete, then insert or replace, rows keyed by two columns, in the order given."""
+    first, second = keys
+    db.executemany(f"DELETE FROM {table} WHERE {first} = ? AND {second} = ?", deletes)
     db.executemany(
-        "INSERT INTO state_tree(level, idx, hash) VALUES (?, ?, ?) "
-        "ON CONFLICT(level, idx) DO UPDATE SET hash = excluded.hash",
+        f"INSERT INTO {table}({first}, {second}, {value}) VALUES (?, ?, ?) "
+        f"ON CONFLICT({first}, {second}) DO UPDATE SET {value} = excluded.{value}",
         upserts,
     )
