@@ -46,8 +46,19 @@ class StoredState:
     def __init__(self, conn: Callable[[], sqlite3.Connection], cache: StateCache) -> None:
         self._conn = conn
         self.cache = cache
+        self._data_version: int | None = None
+
+    def _check_cache(self) -> None:
+        """Forget the cache when another connection (another process's store, say)
+        committed to the file since the last read: only this store's own commits keep
+        it up to date."""
+        (version,) = self._conn().execute("PRAGMA data_version").fetchone()
+        if version != self._data_version:
+            self.cache.clear()
+            self._data_version = version
 
     def get(self, key: bytes) -> bytes | None:
+        self._check_cache()
         found, value = self.cache.entry(key)
         if found:
             return value
@@ -63,6 +74,7 @@ class StoredState:
         return value
 
     def bucket_entries(self, bucket: int) -> list[tuple[bytes, bytes]]:
+        self._check_cache()
         cached = self.cache.bucket(bucket)
         if cached is None:
             rows = self._conn().execute(

@@ -269,3 +269,19 @@ def test_a_store_killed_while_committing_reopens_at_a_consistent_tip(tmp_path: P
         reopened = check_reopened(path)
         assert reopened >= target
         tip = reopened
+
+
+def test_a_commit_by_another_store_on_the_file_is_seen(tmp_path: Path) -> None:
+    """A second ChainStore on the same file (another process's, say) writes: what this
+    one cached is dropped, not served stale."""
+    path = tmp_path / "chain.sqlite"
+    reference = MemoryBackend({b"a": b"1"})
+    with ChainStore(path) as reader:
+        reader.initialise(CHAIN, GENESIS_HASH, genesis_block(), {b"a": b"1"}, nodes_of(reference))
+        bucket = state_bucket_of(b"a")
+        assert reader.state.get(b"a") == b"1"
+        assert reader.state.bucket_entries(bucket) == [(b"a", b"1")]
+        with ChainStore(path, chain_id=CHAIN) as writer:
+            commit(writer, reference, {b"a": b"2"})
+        assert reader.state.get(b"a") == b"2"
+        assert reader.state.bucket_entries(bucket) == [(b"a", b"2")]
