@@ -77,8 +77,13 @@ from medchain.node._localchain import (
     genesis_block,
     wall_clock_ms,
 )
-from medchain.node._logging import configure_node_logging, node_log_handlers
-from medchain.node._process import NodeApi, run_node_process
+from medchain.node._logging import (
+    NodeLogFile,
+    configure_node_logging,
+    node_log_handlers,
+    watch_log_disk,
+)
+from medchain.node._process import EXIT_DISK_FULL, NodeApi, run_node_process
 from medchain.node._queries import ChainQueries
 from medchain.node._restore import (
     SQLITE_SIDE_FILES,
@@ -91,6 +96,7 @@ from medchain.node._restore import (
 )
 from medchain.node._runtime import Node, NodeFailed, network_id
 from medchain.node._signlog import SignLog
+from medchain.node._store_upkeep import StoreUpkeep
 from medchain.node._supervisor import (
     START_TIMEOUT_S,
     STOP_GRACE_S,
@@ -117,6 +123,7 @@ __all__ = [
     "CONFIG_FILE",
     "DEFAULT_SIGNATURE_CACHE",
     "DEVNET_FILE",
+    "EXIT_DISK_FULL",
     "FAUCET_KEY_FILE",
     "FETCHED",
     "GENESIS_FILE",
@@ -155,6 +162,7 @@ __all__ = [
     "NodeApi",
     "NodeConfig",
     "NodeFailed",
+    "NodeLogFile",
     "NodeRunning",
     "NodeStatus",
     "OverQuota",
@@ -168,6 +176,7 @@ __all__ = [
     "RecoverReport",
     "SealedBlock",
     "SignLog",
+    "StoreUpkeep",
     "Supervisor",
     "TooManyAnonymous",
     "TxFailed",
@@ -225,6 +234,7 @@ __all__ = [
     "uploader_of",
     "wait_healthy",
     "wall_clock_ms",
+    "watch_log_disk",
     "write_config",
     "write_genesis",
 ]
