@@ -18,7 +18,7 @@ from typing import Protocol
 from medchain.node._config import PID_FILE, NodeConfig
 from medchain.node._logging import configure_node_logging, watch_log_disk
 from medchain.node._runtime import Node
-from medchain.store import DiskFull
+from medchain.store import DiskFull, raise_if_disk_full
 from medchain.types import MedchainError
 
 log = logging.getLogger("medchain.node")
@@ -46,15 +46,29 @@ def run_node_process(
     says it runs (`devnet down`, `recover` read it) and is removed when it stops; why
     it stopped on an error goes to its log. A full disk stops it with one line in its
     log and on stderr, and exit status EXIT_DISK_FULL."""
-    configure_node_logging(home, config)
-    pid_file = home / PID_FILE
-    pid_file.write_text(f"{os.getpid()}\n")
     try:
-        asyncio.run(_serve_node(home, config, api))
+        _run(home, config, api)
     except DiskFull as exc:
         log.error("the node stopped: %s", exc.message)
         print(f"error ({exc.code}): {exc.message}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_DISK_FULL) from None
+
+
+def _run(home: Path, config: NodeConfig, api: Callable[[Node, NodeConfig], NodeApi]) -> None:
+    pid_file = home / PID_FILE
+    try:
+        configure_node_logging(home, config)
+        pid_file.write_text(f"{os.getpid()}\n")
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            if not pid_file.read_text().strip():
+                pid_file.unlink()  # created, but nothing could be written to it
+        raise_if_disk_full(exc, home, "the node's log or pid file")
+        raise
+    try:
+        asyncio.run(_serve_node(home, config, api))
+    except DiskFull:
+        raise
     except MedchainError as exc:
         log.error("the node stopped: %s", exc.message)
         raise
