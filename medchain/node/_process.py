@@ -50,7 +50,8 @@ def run_node_process(
         _run(home, config, api)
     except DiskFull as exc:
         log.error("the node stopped: %s", exc.message)
-        print(f"error ({exc.code}): {exc.message}", file=sys.stderr, flush=True)
+        with contextlib.suppress(OSError):  # stderr may be a file on the full disk
+            print(f"error ({exc.code}): {exc.message}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_DISK_FULL) from None
 
 

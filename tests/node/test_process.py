@@ -6,6 +6,7 @@ stored tip with every transaction it had committed where it was."""
 from __future__ import annotations
 
 import errno
+import io
 import json
 import logging
 import subprocess
@@ -146,3 +147,19 @@ def test_no_room_for_the_pid_file_is_a_full_disk(
     (line,) = capsys.readouterr().err.splitlines()
     assert "the node's log or pid file was not written" in line
     assert not (node_home / PID_FILE).exists()
+
+
+class FullStream(io.StringIO):
+    def write(self, text: str) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_under_stderr_too_still_exits_with_its_status(
+    node_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A devnet's node prints to node.out in its home: on the disk that is full."""
+    monkeypatch.setattr(sys, "stderr", FullStream())
+    with pytest.raises(SystemExit) as exited:
+        run_node_process(node_home, read_config(node_home), full_disk_api(node_home))
+    assert exited.value.code == EXIT_DISK_FULL
+    assert "the bodies was not written" in (node_home / LOG_FILE).read_text()
