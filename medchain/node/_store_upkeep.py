@@ -4,8 +4,9 @@ the WAL passes `wal_max_bytes`; its file and WAL sizes served at /metrics.
 
 A run happens in a worker thread, on a connection of its own, after a commit has
 returned: consensus never waits for it, though a commit made while it holds the
-write lock waits for it to finish (a WAL of a few MiB takes milliseconds). One run at
-a time; a full disk is told to `on_disk_full` (the node stops on it)."""
+write lock waits for it to finish (what it copies is bounded by the WAL's size, and
+SQLite's own checkpoints on commit keep that small). One run at a time; a full disk
+is told to `on_disk_full` (the node stops on it)."""
 
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ from medchain.store._disk import raise_if_disk_full
 from medchain.store._errors import StoreError
 
 WAL_SUFFIX = "-wal"
+_WAIT_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 VACUUM_PAGES = 16_384
 """Free pages one maintenance run returns at most (64 MiB of 4 KiB pages)."""
 JOURNAL_SIZE_LIMIT = 64 * 2**20
@@ -88,11 +89,11 @@ class StoreMaintainer:
         try:
             freed = self._vacuum(vacuum_pages)
             busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        except sqlite3.OperationalError as exc:
+        except sqlite3.Error as exc:
             raise_if_disk_full(exc, self.path, "the maintenance of the chain store")
-            if "locked" not in str(exc) and "busy" not in str(exc):
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in _WAIT_CODES:
                 raise StoreError(f"could not maintain {self.path}: {exc}") from exc
-            return Maintained(0, False, store_files(self.path))
+            return Maintained(0, False, store_files(self.path))  # a writer held it
         return Maintained(freed, busy == 0, store_files(self.path))
 
     def _vacuum(self, limit: int) -> int:

@@ -88,3 +88,34 @@ def test_the_file_shrinks_back_after_deletes_over_many_cycles(tmp_path: Path) ->
         # each pair of blocks adds a few hundred bytes of block rows, nothing more
         assert max(sizes) < baseline + 64 * 1024 < filled
         assert store.get_state(KEYS[0]) is None
+
+
+def test_a_writer_holding_the_lock_defers_the_run(tmp_path: Path) -> None:
+    path = tmp_path / "chain.sqlite"
+    with new_store(path) as store:
+        fill_and_empty(store)  # free pages to return
+        writer = sqlite3.connect(path, isolation_level=None)
+        maintainer = StoreMaintainer(path, busy_timeout_s=0.05)
+        try:
+            writer.execute("BEGIN IMMEDIATE")
+            deferred = maintainer.run()
+            assert (deferred.freed_pages, deferred.checkpointed) == (0, False)
+            writer.execute("COMMIT")
+            done = maintainer.run()
+            assert done.freed_pages > 0 and done.checkpointed
+        finally:
+            maintainer.close()
+            writer.close()
+
+
+def test_a_run_returns_at_most_the_pages_asked(tmp_path: Path) -> None:
+    path = tmp_path / "chain.sqlite"
+    with new_store(path) as store:
+        fill_and_empty(store)
+        maintainer = StoreMaintainer(path)
+        try:
+            assert maintainer.run(vacuum_pages=10).freed_pages == 10
+            assert maintainer.run().freed_pages > 10
+            assert maintainer.run().freed_pages == 0
+        finally:
+            maintainer.close()
