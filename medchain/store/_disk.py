@@ -1,9 +1,11 @@
 """Telling a full disk from other write failures, for every file a node writes.
 
 SQLite reports a full disk as SQLITE_FULL (its extended codes keep that primary
-code); the operating system as ENOSPC, or EDQUOT when a quota is used up. Each is
-named here once, so the chain store, the consensus WAL, the body ledger, the blob
-store and the log all raise the same `DiskFull`."""
+code), or as SQLITE_IOERR_SHMSIZE when the WAL's shared-memory index cannot grow
+(it writes one byte per page to allocate it, so a tmpfs never faults on it); the
+operating system as ENOSPC, or EDQUOT when a quota is used up. Each is named here
+once, so the chain store, the consensus WAL, the body ledger, the blob store and the
+log all raise the same `DiskFull`."""
 
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ def is_disk_full(exc: BaseException) -> bool:
     if isinstance(exc, DiskFull):
         return True
     if isinstance(exc, sqlite3.Error):
-        return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_FULL
+        code = getattr(exc, "sqlite_errorcode", 0)
+        return code & 0xFF == sqlite3.SQLITE_FULL or code == sqlite3.SQLITE_IOERR_SHMSIZE
     if isinstance(exc, OSError):
         return exc.errno in _FULL_ERRNOS
     return False

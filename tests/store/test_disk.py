@@ -49,6 +49,14 @@ def test_sqlite_full_enospc_and_edquot_are_a_full_disk(tmp_path: Path) -> None:
     assert is_disk_full(OSError(errno.EDQUOT, "Disk quota exceeded"))
 
 
+def test_no_room_for_the_wal_index_is_a_full_disk() -> None:
+    error = sqlite3.OperationalError("disk I/O error")
+    error.sqlite_errorcode = sqlite3.SQLITE_IOERR_SHMSIZE
+    assert is_disk_full(error)
+    error.sqlite_errorcode = sqlite3.SQLITE_IOERR_READ
+    assert not is_disk_full(error)
+
+
 def test_other_failures_are_not_a_full_disk(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "x.sqlite")
     with pytest.raises(sqlite3.Error) as caught:
