@@ -55,6 +55,12 @@ from medchain.node._devnet import (
     stop_verification_chain,
     until_a_node_exits,
 )
+from medchain.node._disk_reserve import (
+    RESERVE_BYTES,
+    RESERVE_FILE,
+    hold_disk_reserve,
+    release_disk_reserve,
+)
 from medchain.node._fork import ForkError, fork_anchor, fork_genesis, fork_home, fork_validators
 from medchain.node._genesis_file import (
     GenesisError,
@@ -133,6 +139,8 @@ __all__ = [
     "NODE_KEY_FILE",
     "OUTPUT_FILE",
     "PID_FILE",
+    "RESERVE_BYTES",
+    "RESERVE_FILE",
     "SQLITE_SIDE_FILES",
     "START_TIMEOUT_S",
     "STOP_GRACE_S",
@@ -203,6 +211,7 @@ __all__ = [
     "genesis_to_json",
     "given_nodes",
     "health_status",
+    "hold_disk_reserve",
     "init_home",
     "kill_process",
     "load_devnet",
@@ -219,6 +228,7 @@ __all__ = [
     "read_genesis",
     "read_pid",
     "recover_store",
+    "release_disk_reserve",
     "require_stopped",
     "run_node_process",
     "signals_raise",

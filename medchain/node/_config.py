@@ -11,6 +11,7 @@
       bodies.sqlite          which bodies were uploaded here and which are named on chain
       node.log, node.log.N   the node's log, rotated by the node at log.max_bytes
       node.out               what a node started by the devnet printed outside its log
+      disk-reserve           1 MiB held back while it runs, freed to stop on a full disk
 
 Peers are listed with their key and certificate: that list is the allow-list (a
 node refuses any other key). Hosts and ports always come from here, never from

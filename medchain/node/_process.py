@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from medchain.node._config import PID_FILE, NodeConfig
+from medchain.node._disk_reserve import release_disk_reserve
 from medchain.node._logging import configure_node_logging, watch_log_disk
 from medchain.node._runtime import Node
 from medchain.store import DiskFull, raise_if_disk_full
@@ -49,6 +50,7 @@ def run_node_process(
     try:
         _run(home, config, api)
     except DiskFull as exc:
+        release_disk_reserve(home)  # room for the line below
         log.error("the node stopped: %s", exc.message)
         with contextlib.suppress(OSError):  # stderr may be a file on the full disk
             print(f"error ({exc.code}): {exc.message}", file=sys.stderr, flush=True)

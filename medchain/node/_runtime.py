@@ -56,6 +56,7 @@ from medchain.node._config import (
     NodeConfig,
     read_config,
 )
+from medchain.node._disk_reserve import hold_disk_reserve, release_disk_reserve
 from medchain.node._genesis_file import genesis_hash, read_genesis
 from medchain.node._inbox import ConsensusInbox
 from medchain.node._ledger_app import LedgerApp
@@ -127,6 +128,7 @@ class Node:
     def __init__(self, home: Path, config: NodeConfig | None = None) -> None:
         self.home = home
         self.config = config if config is not None else read_config(home)
+        hold_disk_reserve(home)  # first: on a disk still full, refuse before anything
         self._genesis = read_genesis(home / GENESIS_FILE)
         self.keys: AccountKeys = load_keys(home / NODE_KEY_FILE)
         self.cert_pem = (home / NODE_CERT_FILE).read_bytes()
@@ -529,6 +531,8 @@ class Node:
     def _halt(self, exc: BaseException) -> None:
         """Feed the engine nothing more and stop the node (`until_stopped`) on `exc`,
         the first failure."""
+        if isinstance(exc, DiskFull):
+            release_disk_reserve(self.home)  # room to close the stores and say why
         if self._halted:
             return
         self._halted = True

@@ -21,6 +21,7 @@ from medchain.node import (
     EXIT_DISK_FULL,
     LOG_FILE,
     PID_FILE,
+    RESERVE_FILE,
     Node,
     NodeApi,
     NodeConfig,
@@ -127,6 +128,7 @@ def test_a_full_disk_exits_with_its_own_status_and_says_so_once(
     assert stop.endswith(line.removeprefix("error (disk_full): "))
     assert "Traceback" not in log
     assert not (node_home / PID_FILE).exists()
+    assert not (node_home / RESERVE_FILE).exists()
 
 
 def test_no_room_for_the_pid_file_is_a_full_disk(

@@ -16,6 +16,8 @@ from medchain.consensus import Broadcast, Kind, Start, Timer, TimerFired, TimerK
 from medchain.crypto import AccountKeys, load_keys, signed_tx
 from medchain.node import (
     BODIES_FILE,
+    RESERVE_BYTES,
+    RESERVE_FILE,
     AdmissionConfig,
     Node,
     NodeFailed,
@@ -112,6 +114,7 @@ def test_a_full_disk_stops_the_node_without_a_traceback_and_a_restart_goes_on(
                 await until(lambda: node.failed.is_set() or not node.app.mempool, 30)
             with pytest.raises(DiskFull) as caught:
                 await asyncio.wait_for(node.until_stopped(asyncio.Event()), 10)
+            assert not (node.home / RESERVE_FILE).exists()  # freed to stop in
             tip = node.app.store.latest_height(), node.app.store.state_root()
         finally:
             await node.close()
@@ -120,6 +123,7 @@ def test_a_full_disk_stops_the_node_without_a_traceback_and_a_restart_goes_on(
 
     async def restart(home: Path, faucet: AccountKeys, stopped: tuple[int, bytes]) -> None:
         node = Node(home, read_config(home))
+        assert (home / RESERVE_FILE).stat().st_size == RESERVE_BYTES  # held again
         assert (node.app.height, node.status().state_root) == stopped
         await node.start()
         try:
