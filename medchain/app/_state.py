@@ -54,6 +54,9 @@ class State:
         """Committed changes the backend does not hold yet (None = deleted)."""
         self._overlay_buckets: dict[int, set[bytes]] = {}
         """The overlay's keys, by bucket: a bucket read merges only its own."""
+        self._unindexed: list[bytes] = []
+        """Overlay keys not yet in `_overlay_buckets` (indexed on the next bucket read:
+        most blocks' buckets are in the tree's cache and never read)."""
         self._layers: list[dict[bytes, bytes | None]] = []
         in_memory = committed if isinstance(committed, MemoryBackend) else None
         self._tree = StateTree(
@@ -91,6 +94,9 @@ class State:
     def _read_bucket(self, bucket: int) -> list[tuple[bytes, bytes]]:
         """A bucket's committed entries in key order: the backend's, as the overlay
         changed them."""
+        for key in self._unindexed:
+            self._overlay_buckets.setdefault(bucket_of(key), set()).add(key)
+        self._unindexed.clear()
         changed = self._overlay_buckets.get(bucket)
         entries = self._backend.bucket_entries(bucket)
         if not changed:
@@ -142,9 +148,8 @@ class State:
 
     def _apply(self, changes: Mapping[bytes, bytes | None]) -> None:
         real = self._real(changes)
-        for key, value in real.items():
-            self._overlay[key] = value
-            self._overlay_buckets.setdefault(bucket_of(key), set()).add(key)
+        self._overlay.update(real)
+        self._unindexed.extend(real)
         self._tree.update(real)
 
     def _real(self, changes: Mapping[bytes, bytes | None]) -> dict[bytes, bytes | None]:
@@ -168,6 +173,7 @@ class State:
             raise RuntimeError("the state is persisted only between blocks")
         self._overlay.clear()
         self._overlay_buckets.clear()
+        self._unindexed.clear()
 
     # -- commitments ----------------------------------------------------------------
 

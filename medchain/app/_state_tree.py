@@ -123,8 +123,8 @@ class StateTree:
         """Buckets' keys and leaf hashes, least recently used first."""
         self._cached_entries = 0
         self._cache_limit = leaf_cache
-        self._changed: dict[NodeKey, bytes | None] = {}
-        """Nodes stored since `take_changed_nodes` (None: back to the empty hash)."""
+        self._changed: list[set[int]] = [set() for _ in range(BUCKET_BITS + 1)]
+        """Per level, the indexes of nodes stored since `take_changed_nodes`."""
         self._preview: tuple[dict[bytes, bytes | None], list[dict[int, bytes]]] | None = None
         """The last `root_with`: its changes and the nodes it computed, level by level,
         until the tree changes."""
@@ -192,8 +192,13 @@ class StateTree:
         """The nodes stored since the last call, in (level, index) order (None: the
         node is the empty subtree's hash again), for the store; then forget them."""
         self.root()
-        changed, self._changed = self._changed, {}
-        return {k: changed[k] for k in sorted(changed)}
+        changed = {
+            (level, index): self._levels[level].get(index)
+            for level, indexes in enumerate(self._changed)
+            for index in sorted(indexes)
+        }
+        self._changed = [set() for _ in range(BUCKET_BITS + 1)]
+        return changed
 
     def nodes(self) -> list[tuple[int, int, bytes]]:
         """Every stored node, in (level, index) order: the whole upper tree."""
@@ -248,14 +253,13 @@ class StateTree:
         return levels
 
     def _store(self, level: int, nodes: Mapping[int, bytes]) -> None:
-        stored = self._levels[level]
+        stored, empty = self._levels[level], EMPTY[level]
         for index, node in nodes.items():
-            if node == EMPTY[level]:
-                if stored.pop(index, None) is not None:
-                    self._changed[(level, index)] = None
-            elif stored.get(index) != node:
+            if node == empty:
+                stored.pop(index, None)
+            else:
                 stored[index] = node
-                self._changed[(level, index)] = node
+        self._changed[level].update(nodes)
 
 
 __all__ = [

@@ -55,6 +55,12 @@ from medchain.node._devnet import (
     stop_verification_chain,
     until_a_node_exits,
 )
+from medchain.node._disk_reserve import (
+    RESERVE_BYTES,
+    RESERVE_FILE,
+    hold_disk_reserve,
+    release_disk_reserve,
+)
 from medchain.node._fork import ForkError, fork_anchor, fork_genesis, fork_home, fork_validators
 from medchain.node._genesis_file import (
     GenesisError,
@@ -79,8 +85,13 @@ from medchain.node._localchain import (
     ledger_from_store,
     wall_clock_ms,
 )
-from medchain.node._logging import configure_node_logging, node_log_handlers
-from medchain.node._process import NodeApi, run_node_process
+from medchain.node._logging import (
+    NodeLogFile,
+    configure_node_logging,
+    node_log_handlers,
+    watch_log_disk,
+)
+from medchain.node._process import EXIT_DISK_FULL, NodeApi, run_node_process
 from medchain.node._queries import ChainQueries
 from medchain.node._restore import (
     SQLITE_SIDE_FILES,
@@ -93,6 +104,7 @@ from medchain.node._restore import (
 )
 from medchain.node._runtime import Node, NodeFailed, network_id
 from medchain.node._signlog import SignLog
+from medchain.node._store_upkeep import StoreUpkeep
 from medchain.node._supervisor import (
     START_TIMEOUT_S,
     STOP_GRACE_S,
@@ -119,6 +131,7 @@ __all__ = [
     "CONFIG_FILE",
     "DEFAULT_SIGNATURE_CACHE",
     "DEVNET_FILE",
+    "EXIT_DISK_FULL",
     "FAUCET_KEY_FILE",
     "FETCHED",
     "GENESIS_FILE",
@@ -128,6 +141,8 @@ __all__ = [
     "NODE_KEY_FILE",
     "OUTPUT_FILE",
     "PID_FILE",
+    "RESERVE_BYTES",
+    "RESERVE_FILE",
     "SQLITE_SIDE_FILES",
     "START_TIMEOUT_S",
     "STOP_GRACE_S",
@@ -157,6 +172,7 @@ __all__ = [
     "NodeApi",
     "NodeConfig",
     "NodeFailed",
+    "NodeLogFile",
     "NodeRunning",
     "NodeStatus",
     "OverQuota",
@@ -170,6 +186,7 @@ __all__ = [
     "RecoverReport",
     "SealedBlock",
     "SignLog",
+    "StoreUpkeep",
     "Supervisor",
     "TooManyAnonymous",
     "TxFailed",
@@ -197,6 +214,7 @@ __all__ = [
     "genesis_to_json",
     "given_nodes",
     "health_status",
+    "hold_disk_reserve",
     "init_home",
     "kill_process",
     "ledger_from_store",
@@ -214,6 +232,7 @@ __all__ = [
     "read_genesis",
     "read_pid",
     "recover_store",
+    "release_disk_reserve",
     "require_stopped",
     "run_node_process",
     "signals_raise",
@@ -229,6 +248,7 @@ __all__ = [
     "uploader_of",
     "wait_healthy",
     "wall_clock_ms",
+    "watch_log_disk",
     "write_config",
     "write_genesis",
 ]

@@ -25,7 +25,9 @@ from typing import TypeVar
 import rlp
 
 from medchain.app import TreeNode
+from medchain.store._disk import raise_if_disk_full
 from medchain.store._errors import NotFound, StoreError
+from medchain.store._maintenance import configure_compaction
 from medchain.store._migration import migrate_from_v1
 from medchain.store._state_cache import StateCache
 from medchain.store._stored_state import (
@@ -137,6 +139,7 @@ class ChainStore:
             self._open_schema(db)
         except sqlite3.Error as exc:
             self.close()
+            raise_if_disk_full(exc, self._path, "the new chain store")
             raise StoreError(
                 f"cannot open the chain store {self._path}: {exc}; if the file is not a "
                 "medchain chain store, point the node at its own data directory"
@@ -148,6 +151,7 @@ class ChainStore:
     # -- opening -----------------------------------------------------------------
 
     def _configure(self, db: sqlite3.Connection) -> None:
+        configure_compaction(db)
         (mode,) = db.execute("PRAGMA journal_mode=WAL").fetchone()
         if str(mode).lower() != "wal" and not self.in_memory:
             raise StoreError(
@@ -190,6 +194,7 @@ class ChainStore:
             with self._transaction() as db:
                 migrate_from_v1(db)
         except (sqlite3.Error, ArithmeticError, TypeError, ValueError) as exc:
+            raise_if_disk_full(exc, self._path, "the migration to schema version 2")
             raise StoreError(
                 f"could not migrate {self._path} from schema version 1 to 2 ({exc}); "
                 "nothing was changed: free disk space (it needs about the state's size "
@@ -350,6 +355,7 @@ class ChainStore:
         try:
             return bulk_write_state(db, entries, batch, progress)
         except sqlite3.Error as exc:
+            raise_if_disk_full(exc, self._path, "the bulk state")
             raise StoreError(
                 f"could not bulk load state into {self._path}: {exc}; the batches "
                 "written before stay there, so start again with a new file"
@@ -445,6 +451,8 @@ class ChainStore:
         return None
 
     def _write_failed(self, what: str, exc: sqlite3.Error) -> StoreError:
+        """The error for a refused write: DiskFull when the disk is full."""
+        raise_if_disk_full(exc, self._path, what)
         return StoreError(
             f"could not store {what} in {self._path}: {exc}; nothing was written, "
             "check the disk and retry"
