@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -32,8 +33,10 @@ from medchain.bench import (
     run_search_bench,
     run_sim_bench,
     run_state_bench,
+    run_state_disk_bench,
     search_report,
     sim_report,
+    state_disk_report,
     state_report,
 )
 from medchain.cli._common import console, reports_errors
@@ -149,16 +152,32 @@ def state_root(
     ] = "10000,100000,1000000",
     changes: Annotated[int, count("New entries each block writes.")] = 400,
     blocks: Annotated[int, count("Blocks timed per size.")] = 5,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            help="Measure the state on disk instead: a chain store per size in this "
+            "directory (built in bulk, kept for the next run), opened by a fresh process "
+            "with the default cache.",
+            file_okay=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """A block's state root cost as the state grows: the two-tier tree against one tree
-    over every entry (the definition it replaced)."""
+    over every entry (the definition it replaced); with --store, on disk: memory, time
+    to the first commit, and a block's state root cost."""
+    counts = _counts(sizes, "--sizes", 1)
     with stage_progress(disabled=as_json) as progress:
-        timings = run_state_bench(_counts(sizes, "--sizes", 1), changes, blocks, progress)
+        if store is None:
+            timings: Sequence[Any] = run_state_bench(counts, changes, blocks, progress)
+        else:
+            timings = run_state_disk_bench(store, counts, changes, blocks, progress)
     if as_json:
         _print_json([dataclasses.asdict(t) for t in timings])
-    else:
+    elif store is None:
         _print(state_report(timings, changes))
+    else:
+        _print(state_disk_report(timings, changes))
 
 
 @reports_errors
