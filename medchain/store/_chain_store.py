@@ -69,6 +69,8 @@ _CHAIN_ID = "chain_id"
 _GENESIS_HASH = "genesis_hash"
 _LATEST_HEIGHT = "latest_height"
 _STATE_ROOT = "state_root"
+_BASE_HEIGHT = "base_height"
+"""Height of the lowest block held: absent (0) for a store initialised from genesis."""
 
 _BATCH = 256
 """Blocks fetched per query by `blocks()`: no cursor stays open between yields."""
@@ -239,52 +241,123 @@ class ChainStore:
         """Store a new chain: its identity, the genesis block at height 0 and the state
         genesis produced. `genesis_hash` identifies the genesis document; a node passes
         it back when reopening to make sure it is still on the same chain."""
-        header = genesis_block.header
-        if self.is_initialised:
+        if genesis_block.header.height != 0:
             raise StoreError(
-                f"{self._path} already holds chain {self._chain_id!r}; "
-                "reopen it instead, or initialise a new data directory"
-            )
-        self._check_identity(chain_id, genesis_hash)
-        if header.height != 0:
-            raise StoreError(
-                f"the genesis block must be at height 0, not {header.height}; "
+                f"the genesis block must be at height 0, not {genesis_block.header.height}; "
                 "build it from the genesis document"
-            )
-        if header.chain_id != chain_id:
-            raise StoreError(
-                f"the genesis block is for chain {header.chain_id!r}, not {chain_id!r}; "
-                "build it from the same genesis document"
             )
         if genesis_block.txs:
             raise StoreError(
                 "the genesis block must not carry transactions (there are no receipts "
                 "for them); put initial balances and validators in the genesis state"
             )
+        self._initialise_at(chain_id, genesis_hash, genesis_block, state, "the genesis block")
+
+    def initialise_from(
+        self,
+        chain_id: str,
+        genesis_hash: bytes,
+        base_block: Block,
+        state: Mapping[bytes, bytes],
+    ) -> None:
+        """Store a chain joined from a snapshot: its identity, `base_block` (a certified
+        block at height H, checked by the caller) as the first block held, and the state
+        after it. Blocks above H are committed as usual; older ones come later through
+        `insert_past_block`, so `base_height()` is H until the backfill is done. The
+        block's own transactions get no receipts (they were not executed here)."""
+        self._initialise_at(
+            chain_id, genesis_hash, base_block, state, f"block {base_block.header.height}"
+        )
+
+    def _initialise_at(
+        self,
+        chain_id: str,
+        genesis_hash: bytes,
+        first: Block,
+        state: Mapping[bytes, bytes],
+        what: str,
+    ) -> None:
+        header = first.header
+        if self.is_initialised:
+            raise StoreError(
+                f"{self._path} already holds chain {self._chain_id!r}; "
+                "reopen it instead, or initialise a new data directory"
+            )
+        self._check_identity(chain_id, genesis_hash)
+        if header.chain_id != chain_id:
+            raise StoreError(
+                f"{what} is for chain {header.chain_id!r}, not {chain_id!r}; "
+                "build it from the same genesis document"
+            )
+        if not 0 <= header.height <= MAX_HEIGHT:
+            raise StoreError(f"{what} has height {header.height}, outside 0 to {MAX_HEIGHT}")
         rows = _state_rows(state, allow_delete=False)[0]
-        data = encode(genesis_block)
-        hash_ = block_hash(header)
         try:
             with self._transaction() as db:
                 if self._meta(_CHAIN_ID, str) is not None:
                     raise StoreError(
                         f"{self._path} was initialised by another process meanwhile; reopen it"
                     )
-                db.execute("INSERT INTO blocks(height, hash, data) VALUES (0, ?, ?)", (hash_, data))
+                db.execute(
+                    "INSERT INTO blocks(height, hash, data) VALUES (?, ?, ?)",
+                    (header.height, block_hash(header), encode(first)),
+                )
                 db.executemany("INSERT INTO state(key, value) VALUES (?, ?)", rows)
                 self._set_meta(
                     db,
                     {
                         _CHAIN_ID: chain_id,
                         _GENESIS_HASH: genesis_hash,
-                        _LATEST_HEIGHT: 0,
+                        _LATEST_HEIGHT: header.height,
+                        _BASE_HEIGHT: header.height,
                         _STATE_ROOT: header.state_root,
                     },
                 )
         except sqlite3.Error as exc:
-            raise self._write_failed("the genesis block", exc) from exc
+            raise self._write_failed(what, exc) from exc
         self._chain_id = chain_id
         self._genesis_hash = genesis_hash
+
+    def insert_past_block(self, block: Block) -> None:
+        """Store the block just below the base height (the backfill of a store joined
+        from a snapshot), if it is the one the held block above names by `prev_hash`:
+        a hash link down from a certified block is all the proof an older block needs.
+        Its transactions are not indexed (no receipts: it was not executed here)."""
+        header = block.header
+        height = header.height
+        if header.chain_id != self.chain_id:
+            raise StoreError(
+                f"block {height} is for chain {header.chain_id!r}, this store holds "
+                f"{self.chain_id!r}; it does not belong here"
+            )
+        hash_ = block_hash(header)
+        try:
+            with self._transaction() as db:
+                base = self.base_height()
+                if height != base - 1:
+                    raise StoreError(
+                        f"block {height} is not the one below the base height {base}; "
+                        + (
+                            "the store holds every block down to genesis"
+                            if base == 0
+                            else f"the next past block to insert is {base - 1}"
+                        )
+                    )
+                row = db.execute("SELECT data FROM blocks WHERE height = ?", (base,)).fetchone()
+                above = self._decode(Block, row[0], f"block {base}").header
+                if above.prev_hash != hash_:
+                    raise StoreError(
+                        f"block {height} hashes to {hash_.hex()} but block {base} names "
+                        f"{above.prev_hash.hex()} as its parent; it is not on this chain and "
+                        "was not stored"
+                    )
+                db.execute(
+                    "INSERT INTO blocks(height, hash, data) VALUES (?, ?, ?)",
+                    (height, hash_, encode(block)),
+                )
+                self._set_meta(db, {_BASE_HEIGHT: height})
+        except sqlite3.Error as exc:
+            raise self._write_failed(f"block {height}", exc) from exc
 
     def commit_block(
         self,
@@ -425,6 +498,14 @@ class ChainStore:
         """Height of the tip, or -1 while the store holds no chain."""
         height = self._meta(_LATEST_HEIGHT, int)
         return -1 if height is None else height
+
+    def base_height(self) -> int:
+        """Height of the lowest block held: 0 once the store holds every block down to
+        genesis; H for a store joined from a snapshot at H until the backfill reaches
+        genesis. Blocks, headers and receipts below it are not held."""
+        self._require_initialised()
+        height = self._meta(_BASE_HEIGHT, int)
+        return 0 if height is None else height
 
     def latest_hash(self) -> bytes:
         """Hash of the tip's header: the `prev_hash` of the next block."""
