@@ -16,7 +16,7 @@ transaction, so a second writer can never fork the stored chain.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -251,22 +251,29 @@ class ChainStore:
                 "the genesis block must not carry transactions (there are no receipts "
                 "for them); put initial balances and validators in the genesis state"
             )
-        self._initialise_at(chain_id, genesis_hash, genesis_block, state, "the genesis block")
+        rows = _state_rows(state, allow_delete=False)[0]
+        self._initialise_at(chain_id, genesis_hash, genesis_block, rows, "the genesis block")
 
-    def initialise_from(
+    def initialise_from_snapshot(
         self,
         chain_id: str,
         genesis_hash: bytes,
         base_block: Block,
-        state: Mapping[bytes, bytes],
+        state: Iterable[tuple[bytes, bytes]],
     ) -> None:
-        """Store a chain joined from a snapshot: its identity, `base_block` (a certified
-        block at height H, checked by the caller) as the first block held, and the state
-        after it. Blocks above H are committed as usual; older ones come later through
-        `insert_past_block`, so `base_height()` is H until the backfill is done. The
-        block's own transactions get no receipts (they were not executed here)."""
+        """Store a chain joined from a snapshot, in one transaction: its identity,
+        `base_block` (a certified block at height H, checked by the caller) as the first
+        block held, and the state after it, streamed from `state` (if it raises, e.g. on
+        a chunk that fails its check, nothing is written). Blocks above H are committed
+        as usual; older ones come later through `insert_past_block`, so `base_height()`
+        is H until the backfill is done. The base block's own transactions get no
+        receipts (they were not executed here)."""
         self._initialise_at(
-            chain_id, genesis_hash, base_block, state, f"block {base_block.header.height}"
+            chain_id,
+            genesis_hash,
+            base_block,
+            _checked_rows(state),
+            f"block {base_block.header.height}",
         )
 
     def _initialise_at(
@@ -274,7 +281,7 @@ class ChainStore:
         chain_id: str,
         genesis_hash: bytes,
         first: Block,
-        state: Mapping[bytes, bytes],
+        rows: Iterable[tuple[bytes, bytes]],
         what: str,
     ) -> None:
         header = first.header
@@ -291,7 +298,6 @@ class ChainStore:
             )
         if not 0 <= header.height <= MAX_HEIGHT:
             raise StoreError(f"{what} has height {header.height}, outside 0 to {MAX_HEIGHT}")
-        rows = _state_rows(state, allow_delete=False)[0]
         try:
             with self._transaction() as db:
                 if self._meta(_CHAIN_ID, str) is not None:
@@ -302,7 +308,13 @@ class ChainStore:
                     "INSERT INTO blocks(height, hash, data) VALUES (?, ?, ?)",
                     (header.height, block_hash(header), encode(first)),
                 )
-                db.executemany("INSERT INTO state(key, value) VALUES (?, ?)", rows)
+                try:
+                    db.executemany("INSERT INTO state(key, value) VALUES (?, ?)", rows)
+                except sqlite3.IntegrityError as exc:
+                    raise StoreError(
+                        f"the state given with {what} holds a key twice ({exc}); "
+                        "nothing was written: fetch the snapshot again"
+                    ) from exc
                 self._set_meta(
                     db,
                     {
@@ -696,3 +708,15 @@ def _state_rows(
                 + f", got {type(value).__name__}"
             )
     return upserts, deletes
+
+
+def _checked_rows(pairs: Iterable[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
+    """Pass (key, value) pairs on as they come, refusing anything but bytes (SQLite
+    would store a str as TEXT and hand it back as a str)."""
+    for key, value in pairs:
+        if not isinstance(key, bytes) or not isinstance(value, bytes):
+            raise StoreError(
+                f"state entries must be (bytes, bytes), got ({type(key).__name__}, "
+                f"{type(value).__name__}) for key {key!r}"
+            )
+        yield key, value

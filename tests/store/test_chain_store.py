@@ -8,7 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -639,7 +639,7 @@ def chain_of(length: int) -> list[Block]:
 
 def joined_store(path: Path, chain: Sequence[Block], base: int) -> ChainStore:
     store = ChainStore(path, chain_id=CHAIN, genesis_hash=GENESIS_HASH)
-    store.initialise_from(CHAIN, GENESIS_HASH, chain[base], {b"acct/alice": b"7"})
+    store.initialise_from_snapshot(CHAIN, GENESIS_HASH, chain[base], [(b"acct/alice", b"7")])
     return store
 
 
@@ -674,13 +674,37 @@ def test_initialise_from_refuses_a_second_chain_and_another_chain_id(db_path: Pa
     chain = chain_of(3)
     with ChainStore(db_path) as store:
         with pytest.raises(StoreError, match="is for chain 'other-chain'"):
-            store.initialise_from(
+            store.initialise_from_snapshot(
                 CHAIN, GENESIS_HASH, make_block(2, ZERO_HASH, chain="other-chain"), {}
             )
         assert not store.is_initialised
-        store.initialise_from(CHAIN, GENESIS_HASH, chain[2], {})
+        store.initialise_from_snapshot(CHAIN, GENESIS_HASH, chain[2], [])
         with pytest.raises(StoreError, match="already holds chain"):
-            store.initialise_from(CHAIN, GENESIS_HASH, chain[1], {})
+            store.initialise_from_snapshot(CHAIN, GENESIS_HASH, chain[1], [])
+
+
+def refused_chunk() -> Iterator[tuple[bytes, bytes]]:
+    yield b"acct/alice", b"1"
+    raise StoreError("chunk 3 of the snapshot fails its check")
+
+
+@pytest.mark.parametrize(
+    ("state", "match"),
+    [
+        (refused_chunk(), "chunk 3 of the snapshot"),
+        ([(b"k", b"1"), (b"k", b"2")], "holds a key twice"),
+        ([(b"k", "text")], r"must be \(bytes, bytes\)"),
+    ],
+)
+def test_a_snapshot_whose_state_fails_writes_nothing(
+    db_path: Path, state: Iterable[tuple[bytes, bytes]], match: str
+) -> None:
+    with ChainStore(db_path) as store:
+        before = dump(db_path)
+        with pytest.raises(StoreError, match=match):
+            store.initialise_from_snapshot(CHAIN, GENESIS_HASH, chain_of(3)[2], state)
+        assert not store.is_initialised
+        assert dump(db_path) == before
 
 
 def test_backfill_inserts_linked_blocks_down_to_genesis(db_path: Path) -> None:
