@@ -91,6 +91,19 @@ from medchain.node._restore import (
 )
 from medchain.node._runtime import Node, NodeFailed, network_id
 from medchain.node._signlog import SignLog
+from medchain.node._snapshot_checks import state_tree_nodes, verify_chunk, verify_manifest
+from medchain.node._snapshot_files import (
+    SNAPSHOTS_DIR,
+    SnapshotFiles,
+    SnapshotMissing,
+    SnapshotWriter,
+)
+from medchain.node._snapshots import (
+    SNAPSHOT_CHUNK_BYTES,
+    Snapshotter,
+    create_snapshot,
+    import_snapshot,
+)
 from medchain.node._supervisor import (
     START_TIMEOUT_S,
     STOP_GRACE_S,
@@ -126,6 +139,8 @@ __all__ = [
     "NODE_KEY_FILE",
     "OUTPUT_FILE",
     "PID_FILE",
+    "SNAPSHOTS_DIR",
+    "SNAPSHOT_CHUNK_BYTES",
     "SQLITE_SIDE_FILES",
     "START_TIMEOUT_S",
     "STOP_GRACE_S",
@@ -168,6 +183,10 @@ __all__ = [
     "RecoverReport",
     "SealedBlock",
     "SignLog",
+    "SnapshotFiles",
+    "SnapshotMissing",
+    "SnapshotWriter",
+    "Snapshotter",
     "Supervisor",
     "TooManyAnonymous",
     "TxFailed",
@@ -183,6 +202,7 @@ __all__ = [
     "config_to_json",
     "configure_node_logging",
     "create_devnet",
+    "create_snapshot",
     "fork_anchor",
     "fork_genesis",
     "fork_home",
@@ -194,6 +214,7 @@ __all__ = [
     "genesis_to_json",
     "given_nodes",
     "health_status",
+    "import_snapshot",
     "init_home",
     "kill_process",
     "load_devnet",
@@ -216,6 +237,7 @@ __all__ = [
     "start_devnet",
     "start_node",
     "start_verification_chain",
+    "state_tree_nodes",
     "stop_devnet",
     "stop_node",
     "stop_processes",
@@ -223,6 +245,8 @@ __all__ = [
     "terminate_pid",
     "until_a_node_exits",
     "uploader_of",
+    "verify_chunk",
+    "verify_manifest",
     "wait_healthy",
     "wall_clock_ms",
     "write_config",

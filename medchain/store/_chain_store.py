@@ -25,6 +25,7 @@ from typing import TypeVar
 import rlp
 
 from medchain.store._errors import NotFound, StoreError
+from medchain.store._state_view import StateView
 from medchain.types import (
     Block,
     DecodeError,
@@ -614,6 +615,20 @@ class ChainStore:
         """State root recorded in the tip's header."""
         self._require_initialised()
         return self._require_meta(_STATE_ROOT, bytes)
+
+    # -- a fixed view for snapshots --------------------------------------------------
+
+    def state_view(self) -> StateView:
+        """A read transaction on a second connection, fixed at the tip as it is now:
+        the state at exactly this height, read while blocks keep committing. Close it
+        (or use it as a context manager) when done."""
+        self._require_initialised()
+        if self.in_memory:
+            raise StoreError(
+                "an in-memory store has no second connection to read a view from; "
+                "use a store on disk"
+            )
+        return StateView(self._path)
 
     # -- helpers -----------------------------------------------------------------
 
