@@ -24,6 +24,7 @@ from typing import TypeVar
 
 import rlp
 
+from medchain.app import TreeNode
 from medchain.store._errors import NotFound, StoreError
 from medchain.store._state_view import StateView
 from medchain.types import (
@@ -260,7 +261,9 @@ class ChainStore:
         chain_id: str,
         genesis_hash: bytes,
         base_block: Block,
+        *,
         state: Iterable[tuple[bytes, bytes]],
+        tree_nodes: Iterable[TreeNode] = (),
     ) -> None:
         """Store a chain joined from a snapshot, in one transaction: its identity,
         `base_block` (a certified block at height H, checked by the caller) as the first
@@ -268,7 +271,10 @@ class ChainStore:
         a chunk that fails its check, nothing is written). Blocks above H are committed
         as usual; older ones come later through `insert_past_block`, so `base_height()`
         is H until the backfill is done. The base block's own transactions get no
-        receipts (they were not executed here)."""
+        receipts (they were not executed here). `tree_nodes` (the state tree's upper
+        tier) are not kept by schema 1, which rebuilds the tree from the state on load;
+        schema 2 stores them with the state."""
+        del tree_nodes
         self._initialise_at(
             chain_id,
             genesis_hash,

@@ -639,7 +639,7 @@ def chain_of(length: int) -> list[Block]:
 
 def joined_store(path: Path, chain: Sequence[Block], base: int) -> ChainStore:
     store = ChainStore(path, chain_id=CHAIN, genesis_hash=GENESIS_HASH)
-    store.initialise_from_snapshot(CHAIN, GENESIS_HASH, chain[base], [(b"acct/alice", b"7")])
+    store.initialise_from_snapshot(CHAIN, GENESIS_HASH, chain[base], state=[(b"acct/alice", b"7")])
     return store
 
 
@@ -675,12 +675,12 @@ def test_initialise_from_refuses_a_second_chain_and_another_chain_id(db_path: Pa
     with ChainStore(db_path) as store:
         with pytest.raises(StoreError, match="is for chain 'other-chain'"):
             store.initialise_from_snapshot(
-                CHAIN, GENESIS_HASH, make_block(2, ZERO_HASH, chain="other-chain"), {}
+                CHAIN, GENESIS_HASH, make_block(2, ZERO_HASH, chain="other-chain"), state=[]
             )
         assert not store.is_initialised
-        store.initialise_from_snapshot(CHAIN, GENESIS_HASH, chain[2], [])
+        store.initialise_from_snapshot(CHAIN, GENESIS_HASH, chain[2], state=[])
         with pytest.raises(StoreError, match="already holds chain"):
-            store.initialise_from_snapshot(CHAIN, GENESIS_HASH, chain[1], [])
+            store.initialise_from_snapshot(CHAIN, GENESIS_HASH, chain[1], state=[])
 
 
 def refused_chunk() -> Iterator[tuple[bytes, bytes]]:
@@ -702,7 +702,7 @@ def test_a_snapshot_whose_state_fails_writes_nothing(
     with ChainStore(db_path) as store:
         before = dump(db_path)
         with pytest.raises(StoreError, match=match):
-            store.initialise_from_snapshot(CHAIN, GENESIS_HASH, chain_of(3)[2], state)
+            store.initialise_from_snapshot(CHAIN, GENESIS_HASH, chain_of(3)[2], state=state)
         assert not store.is_initialised
         assert dump(db_path) == before
 
