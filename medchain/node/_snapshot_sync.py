@@ -26,12 +26,13 @@ import asyncio
 import functools
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Protocol, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter
-
+from medchain.node._metrics import NodeMetrics
 from medchain.types import DecodeError, MedchainError, decode, encode
 
 log = logging.getLogger("medchain.node.snapshots")
@@ -103,37 +104,21 @@ class SnapshotLink(Protocol):
     def connected(self) -> tuple[bytes, ...]: ...
 
 
-class _Metrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        r = registry
-        self.served = Counter(
-            "medchain_snapshot_served",
-            "Snapshot answers sent to peers, by what",
-            ["what"],
-            registry=r,
-        )
-        self.declined = Counter(
-            "medchain_snapshot_requests_declined",
-            "Peer requests on the snapshot channel answered without the bytes, by reason",
-            ["reason"],
-            registry=r,
-        )
-        self.fetched = Counter(
-            "medchain_snapshot_fetched",
-            "Snapshot answers fetched from peers that passed their check, by what",
-            ["what"],
-            registry=r,
-        )
-        self.bytes_fetched = Counter(
-            "medchain_snapshot_bytes_fetched", "Bytes of the checked answers", registry=r
-        )
-        self.refused = Counter(
-            "medchain_snapshot_answers_refused",
-            "Answers from peers refused (failed their check, too large, malformed, "
-            "unasked), by what and reason",
-            ["what", "reason"],
-            registry=r,
-        )
+@dataclass
+class SnapshotStats:
+    """What the channel did since start, by kind (plain ints, read when /metrics is
+    scraped: see `export_snapshot_metrics`). A joining node hands the counts of its
+    join to the node it then runs, so that node's /metrics show what was refused."""
+
+    served: Counter[str] = field(default_factory=Counter)
+    """Answers sent to peers, by what they asked for."""
+    declined: Counter[str] = field(default_factory=Counter)
+    """Requests answered without the bytes, by reason."""
+    fetched: Counter[str] = field(default_factory=Counter)
+    """Answers fetched from peers that passed their check, by what."""
+    bytes_fetched: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+    """Answers refused, by what and reason (`chunk_check_failed`, `frame_unexpected`)."""
 
 
 class SnapshotPeers:
@@ -153,8 +138,8 @@ class SnapshotPeers:
         source: SnapshotSource | None,
         block_bytes: Callable[[int], bytes | None] | None,
         link: SnapshotLink,
-        registry: CollectorRegistry,
         *,
+        stats: SnapshotStats | None = None,
         max_answer_bytes: int = 32 * 2**20,
         peer_timeout_s: float = 10.0,
         fanout: int = 4,
@@ -167,7 +152,7 @@ class SnapshotPeers:
         self._source = source
         self._block_bytes = block_bytes
         self._link = link
-        self._metrics = _Metrics(registry)
+        self.stats = SnapshotStats() if stats is None else stats
         self.max_answer_bytes = max_answer_bytes
         self.peer_timeout_s = peer_timeout_s
         self.fanout = fanout
@@ -195,7 +180,7 @@ class SnapshotPeers:
     def on_frame(self, peer: bytes, payload: bytes) -> None:
         """A channel-4 frame from `peer` (the channel byte already stripped)."""
         if len(payload) < 1 + _ID_BYTES or payload[0] not in (_REQUEST, _ANSWER):
-            self._metrics.refused.labels("frame", "malformed").inc()
+            self.stats.refused["frame_malformed"] += 1
             return
         request_id = int.from_bytes(payload[1 : 1 + _ID_BYTES], "big")
         if payload[0] == _ANSWER:
@@ -226,9 +211,9 @@ class SnapshotPeers:
             elif _ANSWER_HEADER + len(data) > self.max_answer_bytes:
                 self._decline(peer, request_id, SnapshotStatus.TOO_LARGE, "too_large")
             elif self._link.send(peer, _answer(request_id, SnapshotStatus.FOUND) + data):
-                self._metrics.served.labels(what.name.lower()).inc()
+                self.stats.served[what.name.lower()] += 1
             else:
-                self._metrics.declined.labels("send_failed").inc()
+                self.stats.declined["send_failed"] += 1
         finally:
             left = self._serving.get(peer, 1) - 1
             if left:
@@ -254,16 +239,16 @@ class SnapshotPeers:
             return None
 
     def _decline(self, peer: bytes, request_id: int, status: SnapshotStatus, reason: str) -> None:
-        self._metrics.declined.labels(reason).inc()
+        self.stats.declined[reason] += 1
         self._link.send(peer, _answer(request_id, status))
 
     def _on_answer(self, peer: bytes, request_id: int, body: bytes) -> None:
         future = self._asked.pop((peer, request_id), None)
         if future is None or future.done():
-            self._metrics.refused.labels("frame", "unexpected").inc()  # unasked, or too late
+            self.stats.refused["frame_unexpected"] += 1  # unasked, or too late
             return
         if not body or body[0] not in _STATUSES:
-            self._metrics.refused.labels("frame", "malformed").inc()
+            self.stats.refused["frame_malformed"] += 1
             future.set_result("sent a malformed answer (refused)")
             return
         future.set_result((SnapshotStatus(body[0]), body[1:]))
@@ -281,10 +266,10 @@ class SnapshotPeers:
             try:
                 heights = decode(tuple[int, ...], answer[1])
             except DecodeError:
-                self._metrics.refused.labels("offers", "malformed").inc()
+                self.stats.refused["offers_malformed"] += 1
                 continue
             if len(heights) > MAX_OFFERS:
-                self._metrics.refused.labels("offers", "too_large").inc()
+                self.stats.refused["offers_too_large"] += 1
                 continue
             found[peer] = heights
         return found
@@ -335,8 +320,8 @@ class SnapshotPeers:
                 reason = exc.message if isinstance(exc, MedchainError) else str(exc)
                 why[peer] = self._refuse(peer, refused, label, "check_failed", reason)
                 continue
-            self._metrics.fetched.labels(label).inc()
-            self._metrics.bytes_fetched.inc(len(data))
+            self.stats.fetched[label] += 1
+            self.stats.bytes_fetched += len(data)
             return checked
         answers = "; ".join(f"{self._name(p)} {why[p]}" for p in peers) or "no peer to ask"
         raise SnapshotSyncFailed(
@@ -391,7 +376,7 @@ class SnapshotPeers:
         self, peer: bytes, refused: set[bytes], label: str, reason: str, detail: str
     ) -> str:
         refused.add(peer)
-        self._metrics.refused.labels(label, reason).inc()
+        self.stats.refused[f"{label}_{reason}"] += 1
         log.warning("refused the %s %s sent: %s", label, self._name(peer), detail)
         return f"sent a {label} that was refused ({detail})"
 
@@ -421,6 +406,28 @@ class SnapshotPeers:
 
     def _name(self, peer: bytes) -> str:
         return self._names.get(peer) or peer.hex()[:16]
+
+
+def export_snapshot_metrics(metrics: NodeMetrics, stats: Callable[[], SnapshotStats]) -> None:
+    """Serve the channel's counts at /metrics as `medchain_snapshot_*_total`."""
+    for name, what, label in _EXPORTED:
+        metrics.export_counts(
+            f"medchain_snapshot_{name}", what, label, functools.partial(_counts, stats, name)
+        )
+    metrics.export_stats("medchain_snapshot", "Snapshot channel", stats, ["bytes_fetched"])
+
+
+_EXPORTED = (
+    ("served", "Snapshot-channel answers sent to peers, by what they asked for", "what"),
+    ("declined", "Snapshot-channel requests answered without the bytes, by reason", "reason"),
+    ("fetched", "Snapshot-channel answers from peers that passed their check", "what"),
+    ("refused", "Snapshot-channel answers from peers refused, by what and why", "cause"),
+)
+
+
+def _counts(stats: Callable[[], SnapshotStats], name: str) -> Mapping[str, int]:
+    counts: Counter[str] = getattr(stats(), name)
+    return counts
 
 
 def _answer(request_id: int, status: SnapshotStatus) -> bytes:

@@ -9,14 +9,16 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
+from medchain.node._metrics import NodeMetrics
 from medchain.node._snapshot_sync import (
     SNAPSHOT_CHANNEL,
     Ask,
     SnapshotPeers,
+    SnapshotStats,
     SnapshotStatus,
     SnapshotSyncFailed,
+    export_snapshot_metrics,
 )
 from medchain.types import MedchainError, SnapshotInvalid
 from tests.waiting import until
@@ -35,11 +37,7 @@ class Wire:
     def __init__(self) -> None:
         self.handlers: dict[bytes, Callable[[bytes, bytes], None]] = {}
         self.requests: dict[bytes, list[bytes]] = {}
-        self.registries: dict[bytes, CollectorRegistry] = {}
-
-    def counted(self, key: bytes, name: str, **labels: str) -> float:
-        value = self.registries[key].get_sample_value(name, labels)
-        return 0.0 if value is None else value
+        self.nodes: dict[bytes, SnapshotPeers] = {}
 
     def link(self, me: bytes) -> Any:
         wire = self
@@ -82,15 +80,14 @@ class Files:
 
 
 def peer(wire: Wire, key: bytes, source: Files | None = None, **limits: Any) -> SnapshotPeers:
-    registry = wire.registries[key] = CollectorRegistry()
     node = SnapshotPeers(
         source,
         lambda height: BLOCK if height == HEIGHT else None,
         wire.link(key),
-        registry,
         **{"peer_timeout_s": 0.3, **limits},
     )
     wire.handlers[key] = node.on_frame
+    wire.nodes[key] = node
     return node
 
 
@@ -133,7 +130,7 @@ def test_the_manifest_and_the_block_come_from_a_peer_that_holds_them() -> None:
         peer(wire, HONEST, Files())
         assert await asker.fetch(Ask.MANIFEST, HEIGHT, 0, [HONEST], bytes) == MANIFEST
         assert await asker.fetch(Ask.BLOCK, HEIGHT, 0, [HONEST], bytes) == BLOCK
-        assert wire.counted(HONEST, "medchain_snapshot_served_total", what="block") == 1
+        assert wire.nodes[HONEST].stats.served["block"] == 1
         with pytest.raises(SnapshotSyncFailed, match="does not have it"):
             await asker.fetch(Ask.BLOCK, HEIGHT + 1, 0, [HONEST], bytes)
 
@@ -147,12 +144,10 @@ def test_a_lying_chunk_is_refused_and_fetched_from_an_honest_peer() -> None:
         peer(wire, LIAR, Files(tamper=lambda data: data[:-1] + b"!"))
         peer(wire, HONEST, Files())
         assert await fetch_all(asker, [LIAR, HONEST]) == dict(enumerate(CHUNKS))
-        refused = wire.counted(
-            ASKER, "medchain_snapshot_answers_refused_total", what="chunk", reason="check_failed"
-        )
+        refused = asker.stats.refused["chunk_check_failed"]
         assert 1 <= refused <= 2  # the two first fetches may both start with the liar
         assert len(wire.requests[LIAR]) == refused  # never asked again once refused
-        assert wire.counted(ASKER, "medchain_snapshot_fetched_total", what="chunk") == len(CHUNKS)
+        assert asker.stats.fetched["chunk"] == len(CHUNKS)
 
     run(scenario())
 
@@ -177,12 +172,7 @@ def test_an_oversized_answer_is_refused() -> None:
         peer(wire, GREEDY, Files(tamper=lambda data: data + b"x" * 10))
         peer(wire, HONEST, Files())
         assert await fetch_all(asker, [GREEDY, HONEST]) == dict(enumerate(CHUNKS))
-        assert (
-            wire.counted(
-                ASKER, "medchain_snapshot_answers_refused_total", what="chunk", reason="too_large"
-            )
-            == 1
-        )
+        assert asker.stats.refused["chunk_too_large"] == 1
         big = peer(wire, GREEDY, Files())
         big._block_bytes = lambda height: b"b" * 1_000
         with pytest.raises(SnapshotSyncFailed, match="sent 1,000 bytes, more than"):
@@ -220,22 +210,9 @@ def test_malformed_requests_and_unasked_answers_are_counted() -> None:
         link.send(HONEST, bytes([SNAPSHOT_CHANNEL, 9]))
         await until(lambda: answers, what="the answer to the malformed request")
         assert answers == [bytes([2, 0, 0, 0, 7, SnapshotStatus.BAD_REQUEST])]
-        assert (
-            wire.counted(HONEST, "medchain_snapshot_requests_declined_total", reason="malformed")
-            == 1
-        )
-        assert (
-            wire.counted(
-                HONEST, "medchain_snapshot_answers_refused_total", what="frame", reason="unexpected"
-            )
-            == 1
-        )
-        assert (
-            wire.counted(
-                HONEST, "medchain_snapshot_answers_refused_total", what="frame", reason="malformed"
-            )
-            == 1
-        )
+        assert wire.nodes[HONEST].stats.declined["malformed"] == 1
+        assert wire.nodes[HONEST].stats.refused["frame_unexpected"] == 1
+        assert wire.nodes[HONEST].stats.refused["frame_malformed"] == 1
 
     run(scenario())
 
@@ -258,3 +235,18 @@ def test_a_peer_asking_too_much_at_once_is_told_busy() -> None:
         }
 
     run(scenario())
+
+
+def test_the_counts_are_served_at_metrics() -> None:
+    stats = SnapshotStats()
+    stats.refused["chunk_check_failed"] += 2
+    stats.fetched["chunk"] += 5
+    stats.bytes_fetched += 300
+    metrics = NodeMetrics()
+    export_snapshot_metrics(metrics, lambda: stats)
+    sample = metrics.registry.get_sample_value
+    assert sample("medchain_snapshot_refused_total", {"cause": "chunk_check_failed"}) == 2
+    assert sample("medchain_snapshot_fetched_total", {"what": "chunk"}) == 5
+    assert sample("medchain_snapshot_bytes_fetched_total") == 300
+    stats.refused["chunk_check_failed"] += 1  # read when scraped
+    assert sample("medchain_snapshot_refused_total", {"cause": "chunk_check_failed"}) == 3
