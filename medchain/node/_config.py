@@ -110,6 +110,9 @@ class NodeConfig:
     body_collect_interval_s: int = 60
     """... by a collector that runs this often."""
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)
+    snapshot_sync: bool = True
+    """A node whose store is empty joins from a snapshot its peers offer (else it
+    replays every block since genesis)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Settings later features read (kept as written)."""
 
@@ -130,6 +133,7 @@ _TOP_LEVEL = {
     "log",
     "bodies",
     "admission",
+    "snapshot_sync",
 }
 
 
@@ -177,6 +181,7 @@ def config_to_json(config: NodeConfig) -> str:
             "collect_interval_s": config.body_collect_interval_s,
         },
         "admission": dataclasses.asdict(config.admission),
+        "snapshot_sync": config.snapshot_sync,
     }
     doc.update(config.extra)
     return json.dumps(doc, indent=2) + "\n"
@@ -186,6 +191,13 @@ def _int(section: dict[str, Any], key: str, default: int, low: int = 0) -> int:
     value = section.get(key, default)
     if type(value) is not int or value < low:
         raise ConfigError(f"{key} must be an integer >= {low}, found {value!r}")
+    return value
+
+
+def _bool(section: dict[str, Any], key: str, default: bool) -> bool:
+    value = section.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, found {value!r}")
     return value
 
 
@@ -269,6 +281,7 @@ def config_from_json(text: str, source: str = CONFIG_FILE) -> NodeConfig:
             body_grace_s=_int(bodies, "grace_s", 3_600, 1),
             body_collect_interval_s=_int(bodies, "collect_interval_s", 60, 1),
             admission=_admission(doc.get("admission", {})),
+            snapshot_sync=_bool(doc, "snapshot_sync", True),
             extra={k: v for k, v in doc.items() if k not in _TOP_LEVEL},
         )
     except ConfigError as exc:

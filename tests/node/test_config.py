@@ -39,6 +39,7 @@ def test_a_config_round_trips_through_its_json(tmp_path: Path) -> None:
         body_grace_s=600,
         body_collect_interval_s=30,
         admission=AdmissionConfig(workers=3, client_rate=500, peer_burst=9_000),
+        snapshot_sync=False,
         extra={"anchor": {"every": 10}},
     )
     write_config(tmp_path, config)
@@ -76,6 +77,7 @@ def test_a_config_round_trips_through_its_json(tmp_path: Path) -> None:
         ('{"name": "a", "admission": {"client_rate": 0}}', "client_rate must be an integer >= 1"),
         ('{"name": "a", "admission": {"workers": -1}}', "workers must be an integer >= 0"),
         ('{"name": "a", "admission": {"client_rte": 5}}', "admission has no setting 'client_rte'"),
+        ('{"name": "a", "snapshot_sync": "no"}', "snapshot_sync must be true or false"),
     ],
 )
 def test_a_bad_config_says_what_is_wrong(text: str, words: str) -> None:
@@ -97,6 +99,7 @@ def test_defaults_fill_what_is_left_out() -> None:
     assert (config.upload_quota_bytes, config.body_grace_s) == (64 * 2**20, 3_600)
     assert config.body_collect_interval_s == 60
     assert config.admission == AdmissionConfig()
+    assert config.snapshot_sync is True
     assert config_from_json(config_to_json(config)) == config
 
 
