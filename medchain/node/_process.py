@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from medchain.node._config import PID_FILE, NodeConfig
+from medchain.node._join import join_from_snapshot
 from medchain.node._logging import configure_node_logging
 from medchain.node._runtime import Node
 from medchain.types import MedchainError
@@ -59,7 +60,8 @@ def run_node_process(
 async def _serve_node(
     home: Path, config: NodeConfig, api_for: Callable[[Node, NodeConfig], NodeApi]
 ) -> None:
-    node = Node(home, config)
+    joined = await join_from_snapshot(home, config)
+    node = Node(home, config, snapshot_stats=None if joined is None else joined.stats)
     # The loaded state and code are long-lived: keep them out of the collector's scans,
     # and collect young objects less often (a full scan of a large heap stalls the one
     # loop that serves consensus and the API alike).
