@@ -21,6 +21,7 @@ from medchain.node._snapshot_sync import (
     export_snapshot_metrics,
 )
 from medchain.types import MedchainError, SnapshotInvalid
+from tests.node.snapshotwire import Wire
 from tests.waiting import until
 
 ASKER, HONEST, LIAR, SILENT, GREEDY = (bytes([n]) * 32 for n in range(1, 6))
@@ -28,35 +29,6 @@ HEIGHT = 40
 CHUNKS = [b"chunk-%d " % i * (50 + i) for i in range(6)]
 MANIFEST = b"manifest of height 40"
 BLOCK = b"certified block 40"
-
-
-class Wire:
-    """Carries frames between the handlers of several keys on the next loop turn, as
-    the transport does (the node strips the channel byte before its handler)."""
-
-    def __init__(self) -> None:
-        self.handlers: dict[bytes, Callable[[bytes, bytes], None]] = {}
-        self.requests: dict[bytes, list[bytes]] = {}
-        self.nodes: dict[bytes, SnapshotPeers] = {}
-
-    def link(self, me: bytes) -> Any:
-        wire = self
-
-        class Link:
-            def send(self, peer: bytes, frame: bytes) -> bool:
-                handler = wire.handlers.get(peer)
-                if handler is None:
-                    return False
-                assert frame[0] == SNAPSHOT_CHANNEL
-                if frame[1] == 1:
-                    wire.requests.setdefault(peer, []).append(frame)
-                asyncio.get_running_loop().call_soon(handler, me, frame[1:])
-                return True
-
-            def connected(self) -> tuple[bytes, ...]:
-                return tuple(k for k in wire.handlers if k != me)
-
-        return Link()
 
 
 class Files:
@@ -80,15 +52,7 @@ class Files:
 
 
 def peer(wire: Wire, key: bytes, source: Files | None = None, **limits: Any) -> SnapshotPeers:
-    node = SnapshotPeers(
-        source,
-        lambda height: BLOCK if height == HEIGHT else None,
-        wire.link(key),
-        **{"peer_timeout_s": 0.3, **limits},
-    )
-    wire.handlers[key] = node.on_frame
-    wire.nodes[key] = node
-    return node
+    return wire.peer(key, source, lambda height: BLOCK if height == HEIGHT else None, **limits)
 
 
 def check_chunk(index: int, data: bytes) -> None:
