@@ -37,8 +37,8 @@ log = logging.getLogger("medchain.node.join")
 
 JOIN_WAIT_S = 5.0
 """How long a node with an empty store waits for its peers to connect and say which
-snapshots they hold, at most: every peer connected and answered ends it sooner, so a
-new chain's nodes (whose peers offer none) start at once."""
+snapshots they hold, at most: every peer connected ends it sooner, and so does a peer
+that holds none (a new chain's nodes start at once)."""
 _POLL_S = 0.2
 
 
@@ -85,7 +85,7 @@ async def join_from_snapshot(
     )
     await transport.start()
     try:
-        offers = await _offers(channel, transport.connected, len(config.peers), wait_s)
+        offers = await wait_for_offers(channel, transport.connected, len(config.peers), wait_s)
         if not offers:
             log.info("no peer offers a snapshot: this node syncs from genesis")
             return None
@@ -103,19 +103,23 @@ def _holds_chain(home: Path, genesis: Genesis) -> bool:
         return store.is_initialised
 
 
-async def _offers(
+async def wait_for_offers(
     channel: SnapshotPeers,
     connected: Callable[[], tuple[bytes, ...]],
     peers: int,
     wait_s: float,
 ) -> dict[bytes, tuple[int, ...]]:
-    """What the peers offer, once every peer is connected or `wait_s` has passed."""
+    """The snapshots the peers offer, once every peer is connected or `wait_s` has
+    passed; none as soon as a peer says it holds none (a young chain: replaying it from
+    genesis is cheap, and its other nodes are no further along)."""
     deadline = time.monotonic() + wait_s
     while True:
-        everyone = len(connected()) >= peers
-        if everyone or time.monotonic() >= deadline:
-            found = await channel.offers()
-            return {peer: heights for peer, heights in found.items() if heights}
+        found = await channel.offers() if connected() else {}
+        offering = {peer: heights for peer, heights in found.items() if heights}
+        if len(connected()) >= peers or time.monotonic() >= deadline:
+            return offering
+        if len(offering) < len(found):
+            return {}
         await asyncio.sleep(_POLL_S)
 
 

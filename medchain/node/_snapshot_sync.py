@@ -256,7 +256,8 @@ class SnapshotPeers:
     # -- fetching ---------------------------------------------------------------------
 
     async def offers(self) -> dict[bytes, tuple[int, ...]]:
-        """Per connected peer that answered, the heights of the snapshots it offers."""
+        """Per connected peer that answered, the heights of the snapshots it offers
+        (none, for a peer that holds none yet)."""
         peers = list(self._link.connected())
         answers = await asyncio.gather(*(self._ask(p, Ask.OFFERS, 0, 0) for p in peers))
         found: dict[bytes, tuple[int, ...]] = {}

@@ -22,6 +22,7 @@ from medchain.node._join import (
     checked_manifest,
     fetch_snapshot,
     join_from_snapshot,
+    wait_for_offers,
 )
 from medchain.node._localchain import GENESIS_FILE, ledger_from_store
 from medchain.node._snapshot_sync import SnapshotSyncFailed
@@ -211,3 +212,43 @@ def test_a_node_whose_store_holds_a_chain_does_not_join(served: Served) -> None:
     assert asyncio.run(join_from_snapshot(served.home, config)) is None
     with ChainStore(served.home / "chain.sqlite") as store:
         assert store.latest_height() == height and store.base_height() == 0
+
+
+class NoSnapshots:
+    """A peer's snapshot files before its first snapshot."""
+
+    def heights(self) -> list[int]:
+        return []
+
+    def manifest_bytes(self, height: int) -> bytes:
+        raise SnapshotInvalid("none")
+
+    def chunk_bytes(self, height: int, index: int) -> bytes:
+        raise SnapshotInvalid("none")
+
+
+def test_offers_are_taken_once_every_peer_is_connected(served: Served) -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        asker = wire.peer(ASKER)
+        wire.peer(HONEST, SnapshotFiles(served.home))
+        wire.peer(LIAR, SnapshotFiles(served.home))
+        connected = wire.link(ASKER).connected
+        offers = await wait_for_offers(asker, connected, peers=2, wait_s=60)
+        assert offers == {HONEST: (3,), LIAR: (3,)}
+        # a peer not connected yet is waited for, up to the deadline
+        assert await wait_for_offers(asker, connected, peers=3, wait_s=0.5) == offers
+
+    run(scenario())
+
+
+def test_a_peer_without_snapshots_means_a_young_chain(served: Served) -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        asker = wire.peer(ASKER)
+        wire.peer(HONEST, SnapshotFiles(served.home))
+        wire.peer(LIAR, NoSnapshots())
+        connected = wire.link(ASKER).connected
+        assert await wait_for_offers(asker, connected, peers=5, wait_s=60) == {}
+
+    run(scenario())
