@@ -131,13 +131,13 @@ class _Chunker:
         self.count = 0
 
     def add_bucket(self, bucket: int, entries: list[StateEntry]) -> None:
+        if self._size >= self._chunk_bytes:
+            self.cut(bucket - 1)  # the chunk also takes the empty buckets up to this one
         leaves = [state_entry_leaf(e.key, e.value) for e in entries]
         self.bucket_roots.append(BucketRoot(bucket, merkle_root_of_hashes(leaves)))
         self._entries.extend(entries)
         self._size += sum(len(e.key) + len(e.value) + _ENTRY_OVERHEAD for e in entries)
         self.count += len(entries)
-        if self._size >= self._chunk_bytes:
-            self.cut(bucket)
 
     def cut(self, last_bucket: int) -> None:
         data = encode(SnapshotChunk(self._first, last_bucket, tuple(self._entries)))
@@ -155,8 +155,7 @@ def create_snapshot(
         chunker = _Chunker(build, chunk_bytes)
         for bucket, entries in _buckets(view.bucket_entries()):
             chunker.add_bucket(bucket, entries)
-        if chunker.count == 0 or chunker.chunks[-1].last_bucket != BUCKETS - 1:
-            chunker.cut(BUCKETS - 1)
+        chunker.cut(BUCKETS - 1)
         roots = tuple(chunker.bucket_roots)
         if root_of_nodes(state_tree_nodes(roots)) != view.state_root:
             raise StoreError(
@@ -275,10 +274,15 @@ class Snapshotter:
         SnapshotFiles(self._home).remove_unfinished()
 
     def after_commit(self, height: int) -> bool:
-        """Start the snapshot of `height` (the store's tip) if one is due; True if so."""
+        """Start the snapshot of `height` if one is due; True if so. Call it right after
+        committing `height`, from the committing thread: the snapshot holds the tip."""
         if self._interval <= 0 or height == 0 or height % self._interval or self.busy:
             return False
         view = self._store.state_view()
+        if view.height != height:
+            view.close()
+            log.warning("no snapshot at height %d: the store's tip is %d", height, view.height)
+            return False
         self._worker = threading.Thread(
             target=self._make, args=(view,), name=f"snapshot-{height}", daemon=True
         )
@@ -308,3 +312,5 @@ class Snapshotter:
             )
         except (MedchainError, OSError) as exc:
             log.error("snapshot at height %d failed: %s", view.height, exc)
+        except Exception:  # a snapshot that fails must not take the node down
+            log.exception("snapshot at height %d failed", view.height)
