@@ -109,6 +109,10 @@ class NodeConfig:
     """A body no committed transaction names is deleted this long after its upload ..."""
     body_collect_interval_s: int = 60
     """... by a collector that runs this often."""
+    snapshot_interval: int = 1_000
+    """A snapshot of the state is made every this many blocks (0: none) ..."""
+    snapshot_keep: int = 3
+    """... keeping the last this many, for joining nodes to fetch."""
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)
     extra: dict[str, Any] = field(default_factory=dict)
     """Settings later features read (kept as written)."""
@@ -130,6 +134,7 @@ _TOP_LEVEL = {
     "log",
     "bodies",
     "admission",
+    "snapshots",
 }
 
 
@@ -176,6 +181,7 @@ def config_to_json(config: NodeConfig) -> str:
             "grace_s": config.body_grace_s,
             "collect_interval_s": config.body_collect_interval_s,
         },
+        "snapshots": {"interval": config.snapshot_interval, "keep": config.snapshot_keep},
         "admission": dataclasses.asdict(config.admission),
     }
     doc.update(config.extra)
@@ -236,12 +242,13 @@ def config_from_json(text: str, source: str = CONFIG_FILE) -> NodeConfig:
     try:
         doc: dict[str, Any] = json.loads(text)
         p2p, api = doc.get("p2p", {}), doc.get("api", {})
-        consensus, mempool, limits, log, bodies = (
+        consensus, mempool, limits, log, bodies, snapshots = (
             doc.get("consensus", {}),
             doc.get("mempool", {}),
             doc.get("limits", {}),
             doc.get("log", {}),
             doc.get("bodies", {}),
+            doc.get("snapshots", {}),
         )
         return NodeConfig(
             name=str(doc["name"]),
@@ -268,6 +275,8 @@ def config_from_json(text: str, source: str = CONFIG_FILE) -> NodeConfig:
             upload_quota_bytes=_int(bodies, "upload_quota_bytes", 64 * 2**20, 65_536),
             body_grace_s=_int(bodies, "grace_s", 3_600, 1),
             body_collect_interval_s=_int(bodies, "collect_interval_s", 60, 1),
+            snapshot_interval=_int(snapshots, "interval", 1_000),
+            snapshot_keep=_int(snapshots, "keep", 3, 1),
             admission=_admission(doc.get("admission", {})),
             extra={k: v for k, v in doc.items() if k not in _TOP_LEVEL},
         )

@@ -62,6 +62,7 @@ from medchain.node._ledger_app import LedgerApp
 from medchain.node._localchain import GENESIS_FILE, STORE_FILE, wall_clock_ms
 from medchain.node._metrics import NodeMetrics
 from medchain.node._signlog import SignLog
+from medchain.node._snapshots import Snapshotter
 from medchain.node._verifier import Verifier
 from medchain.offchain import BlobStore
 from medchain.p2p import PeerInfo, Transport, TransportStats
@@ -155,6 +156,9 @@ class Node:
             max_bytes=self.config.mempool_max_bytes,
         )
         self.signlog = SignLog(self.home / WAL_FILE)
+        self.snapshots = Snapshotter(
+            store, self.home, self.config.snapshot_interval, self.config.snapshot_keep
+        )
         self.engine = BftEngine(
             EngineConfig(
                 chain_id=self._genesis.chain_id,
@@ -484,6 +488,7 @@ class Node:
             for future in waiting:
                 future.cancel()
         self.signlog.close()
+        self.snapshots.close()
         self.app.store.close()
         log.info("%s stopped at height %d", self.config.name, self.app.height)
 
@@ -593,6 +598,7 @@ class Node:
         if len(self._admitted) > 4 * self.config.mempool_max_txs:
             self._admitted.clear()  # admitted here, then dropped unseen: forget them
         self.signlog.prune(height)
+        self.snapshots.after_commit(height)
         self.metrics.syncing.set(1 if self.syncing else 0)
         self._update_mempool_metrics()
         if round_changes:

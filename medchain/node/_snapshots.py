@@ -147,13 +147,20 @@ class _Chunker:
 
 
 def create_snapshot(
-    view: StateView, home: Path, *, chunk_bytes: int = SNAPSHOT_CHUNK_BYTES
+    view: StateView,
+    home: Path,
+    *,
+    chunk_bytes: int = SNAPSHOT_CHUNK_BYTES,
+    stop: threading.Event | None = None,
 ) -> SnapshotManifest:
     """Write the state `view` reads (the tip when it was opened) as the snapshot of
-    `view.height` under `home`, and return its manifest."""
+    `view.height` under `home`, and return its manifest. If `stop` is set meanwhile (the
+    node is shutting down), raise InterruptedError, having written nothing."""
     with SnapshotBuild(home, view.height) as build:
         chunker = _Chunker(build, chunk_bytes)
         for bucket, entries in _buckets(view.bucket_entries()):
+            if stop is not None and stop.is_set():
+                raise InterruptedError(f"the snapshot at height {view.height} was stopped")
             chunker.add_bucket(bucket, entries)
         chunker.cut(BUCKETS - 1)
         roots = tuple(chunker.bucket_roots)
@@ -271,17 +278,23 @@ class Snapshotter:
         self._keep = keep
         self._chunk_bytes = chunk_bytes
         self._worker: threading.Thread | None = None
+        self._stop = threading.Event()
         SnapshotFiles(self._home).remove_unfinished()
 
     def after_commit(self, height: int) -> bool:
         """Start the snapshot of `height` if one is due; True if so. Call it right after
         committing `height`, from the committing thread: the snapshot holds the tip."""
-        if self._interval <= 0 or height == 0 or height % self._interval or self.busy:
+        due = self._interval > 0 and height > 0 and height % self._interval == 0
+        if not due or self.busy or self._stop.is_set():
             return False
-        view = self._store.state_view()
+        try:
+            view = self._store.state_view()
+        except StoreError as exc:
+            log.error("no snapshot at height %d: %s", height, exc)
+            return False
         if view.height != height:
             view.close()
-            log.warning("no snapshot at height %d: the store's tip is %d", height, view.height)
+            log.info("no snapshot at height %d: the store's tip is %d", height, view.height)
             return False
         self._worker = threading.Thread(
             target=self._make, args=(view,), name=f"snapshot-{height}", daemon=True
@@ -294,14 +307,21 @@ class Snapshotter:
         return self._worker is not None and self._worker.is_alive()
 
     def wait(self, timeout: float | None = None) -> None:
-        """Wait for the snapshot being written (at shutdown, or in a test)."""
+        """Wait for the snapshot being written (in a test, say)."""
         if self._worker is not None:
             self._worker.join(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop a snapshot being written (it leaves nothing) and make no more."""
+        self._stop.set()
+        self.wait(timeout)
 
     def _make(self, view: StateView) -> None:
         try:
             with view:
-                manifest = create_snapshot(view, self._home, chunk_bytes=self._chunk_bytes)
+                manifest = create_snapshot(
+                    view, self._home, chunk_bytes=self._chunk_bytes, stop=self._stop
+                )
             pruned = SnapshotFiles(self._home).prune(self._keep)
             log.info(
                 "snapshot at height %d: %d entries in %d chunks; pruned %s",
@@ -310,6 +330,8 @@ class Snapshotter:
                 len(manifest.chunks),
                 pruned or "none",
             )
+        except InterruptedError:
+            log.info("snapshot at height %d stopped: the node is shutting down", view.height)
         except (MedchainError, OSError) as exc:
             log.error("snapshot at height %d failed: %s", view.height, exc)
         except Exception:  # a snapshot that fails must not take the node down

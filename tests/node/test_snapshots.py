@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -28,9 +29,7 @@ class Target:
     entries stop with an error (as a rolled-back transaction)."""
 
     def __init__(self) -> None:
-        self.kept: tuple[str, bytes, Block, list[tuple[bytes, bytes]], list[TreeNode]] | None = (
-            None
-        )
+        self.kept: tuple[str, bytes, Block, list[tuple[bytes, bytes]], list[TreeNode]] | None = None
 
     def initialise_from_snapshot(
         self,
@@ -162,3 +161,28 @@ def test_a_zero_interval_makes_no_snapshots(tmp_path: Path) -> None:
     chain.commit({b"n": b"1"})
     assert snapshotter.after_commit(2) is False
     assert SnapshotFiles(tmp_path / "home").heights() == []
+
+
+def test_a_stopped_snapshot_writes_nothing(tmp_path: Path) -> None:
+    chain = _chain(tmp_path, count=20)
+    stop = threading.Event()
+    stop.set()
+    with chain.store.state_view() as view, pytest.raises(InterruptedError):
+        create_snapshot(view, tmp_path / "home", stop=stop)
+    assert list(SnapshotFiles(tmp_path / "home").root.iterdir()) == []
+
+
+def test_a_closed_snapshotter_makes_no_more(tmp_path: Path) -> None:
+    chain = _chain(tmp_path, count=5)
+    snapshotter = Snapshotter(chain.store, tmp_path / "home", interval=2, keep=2)
+    chain.commit({b"n": b"1"})
+    snapshotter.close()
+    assert snapshotter.after_commit(2) is False
+    assert SnapshotFiles(tmp_path / "home").heights() == []
+
+
+def test_a_store_without_a_view_makes_no_snapshot(tmp_path: Path) -> None:
+    chain = SnapChain(Path(":memory:"), entries(5))
+    chain.commit({b"n": b"1"})
+    snapshotter = Snapshotter(chain.store, tmp_path / "home", interval=1, keep=2)
+    assert snapshotter.after_commit(1) is False
