@@ -109,10 +109,14 @@ class NodeConfig:
     """A body no committed transaction names is deleted this long after its upload ..."""
     body_collect_interval_s: int = 60
     """... by a collector that runs this often."""
-    admission: AdmissionConfig = field(default_factory=AdmissionConfig)
+    snapshot_interval: int = 1_000
+    """A snapshot of the state is made every this many blocks (0: none) ..."""
+    snapshot_keep: int = 3
+    """... keeping the last this many, for joining nodes to fetch."""
     snapshot_sync: bool = True
     """A node whose store is empty joins from a snapshot its peers offer (else it
     replays every block since genesis)."""
+    admission: AdmissionConfig = field(default_factory=AdmissionConfig)
     extra: dict[str, Any] = field(default_factory=dict)
     """Settings later features read (kept as written)."""
 
@@ -133,7 +137,7 @@ _TOP_LEVEL = {
     "log",
     "bodies",
     "admission",
-    "snapshot_sync",
+    "snapshots",
 }
 
 
@@ -180,8 +184,12 @@ def config_to_json(config: NodeConfig) -> str:
             "grace_s": config.body_grace_s,
             "collect_interval_s": config.body_collect_interval_s,
         },
+        "snapshots": {
+            "interval": config.snapshot_interval,
+            "keep": config.snapshot_keep,
+            "sync": config.snapshot_sync,
+        },
         "admission": dataclasses.asdict(config.admission),
-        "snapshot_sync": config.snapshot_sync,
     }
     doc.update(config.extra)
     return json.dumps(doc, indent=2) + "\n"
@@ -248,12 +256,13 @@ def config_from_json(text: str, source: str = CONFIG_FILE) -> NodeConfig:
     try:
         doc: dict[str, Any] = json.loads(text)
         p2p, api = doc.get("p2p", {}), doc.get("api", {})
-        consensus, mempool, limits, log, bodies = (
+        consensus, mempool, limits, log, bodies, snapshots = (
             doc.get("consensus", {}),
             doc.get("mempool", {}),
             doc.get("limits", {}),
             doc.get("log", {}),
             doc.get("bodies", {}),
+            doc.get("snapshots", {}),
         )
         return NodeConfig(
             name=str(doc["name"]),
@@ -280,8 +289,10 @@ def config_from_json(text: str, source: str = CONFIG_FILE) -> NodeConfig:
             upload_quota_bytes=_int(bodies, "upload_quota_bytes", 64 * 2**20, 65_536),
             body_grace_s=_int(bodies, "grace_s", 3_600, 1),
             body_collect_interval_s=_int(bodies, "collect_interval_s", 60, 1),
+            snapshot_interval=_int(snapshots, "interval", 1_000),
+            snapshot_keep=_int(snapshots, "keep", 3, 1),
+            snapshot_sync=_bool(snapshots, "sync", True),
             admission=_admission(doc.get("admission", {})),
-            snapshot_sync=_bool(doc, "snapshot_sync", True),
             extra={k: v for k, v in doc.items() if k not in _TOP_LEVEL},
         )
     except ConfigError as exc:

@@ -70,6 +70,7 @@ from medchain.node._snapshot_sync import (
     SnapshotStats,
     export_snapshot_metrics,
 )
+from medchain.node._snapshots import Snapshotter
 from medchain.node._verifier import Verifier
 from medchain.offchain import BlobStore
 from medchain.p2p import PeerInfo, Transport, TransportStats
@@ -198,6 +199,9 @@ class Node:
             max_bytes=self.config.mempool_max_bytes,
         )
         self.signlog = SignLog(self.home / WAL_FILE)
+        self.snapshots = Snapshotter(
+            store, self.home, self.config.snapshot_interval, self.config.snapshot_keep
+        )
         self.engine = BftEngine(
             EngineConfig(
                 chain_id=self._genesis.chain_id,
@@ -549,6 +553,7 @@ class Node:
             for future in waiting:
                 future.cancel()
         self.signlog.close()
+        self.snapshots.close()
         self.app.store.close()
         log.info("%s stopped at height %d", self.config.name, self.app.height)
 
@@ -658,6 +663,7 @@ class Node:
         if len(self._admitted) > 4 * self.config.mempool_max_txs:
             self._admitted.clear()  # admitted here, then dropped unseen: forget them
         self.signlog.prune(height)
+        self.snapshots.after_commit(height)
         self.metrics.syncing.set(1 if self.syncing else 0)
         self._update_mempool_metrics()
         if round_changes:

@@ -131,13 +131,13 @@ class _Chunker:
         self.count = 0
 
     def add_bucket(self, bucket: int, entries: list[StateEntry]) -> None:
+        if self._size >= self._chunk_bytes:
+            self.cut(bucket - 1)  # the chunk also takes the empty buckets up to this one
         leaves = [state_entry_leaf(e.key, e.value) for e in entries]
         self.bucket_roots.append(BucketRoot(bucket, merkle_root_of_hashes(leaves)))
         self._entries.extend(entries)
         self._size += sum(len(e.key) + len(e.value) + _ENTRY_OVERHEAD for e in entries)
         self.count += len(entries)
-        if self._size >= self._chunk_bytes:
-            self.cut(bucket)
 
     def cut(self, last_bucket: int) -> None:
         data = encode(SnapshotChunk(self._first, last_bucket, tuple(self._entries)))
@@ -147,16 +147,22 @@ class _Chunker:
 
 
 def create_snapshot(
-    view: StateView, home: Path, *, chunk_bytes: int = SNAPSHOT_CHUNK_BYTES
+    view: StateView,
+    home: Path,
+    *,
+    chunk_bytes: int = SNAPSHOT_CHUNK_BYTES,
+    stop: threading.Event | None = None,
 ) -> SnapshotManifest:
     """Write the state `view` reads (the tip when it was opened) as the snapshot of
-    `view.height` under `home`, and return its manifest."""
+    `view.height` under `home`, and return its manifest. If `stop` is set meanwhile (the
+    node is shutting down), raise InterruptedError, having written nothing."""
     with SnapshotBuild(home, view.height) as build:
         chunker = _Chunker(build, chunk_bytes)
         for bucket, entries in _buckets(view.bucket_entries()):
+            if stop is not None and stop.is_set():
+                raise InterruptedError(f"the snapshot at height {view.height} was stopped")
             chunker.add_bucket(bucket, entries)
-        if chunker.count == 0 or chunker.chunks[-1].last_bucket != BUCKETS - 1:
-            chunker.cut(BUCKETS - 1)
+        chunker.cut(BUCKETS - 1)
         roots = tuple(chunker.bucket_roots)
         if root_of_nodes(state_tree_nodes(roots)) != view.state_root:
             raise StoreError(
@@ -272,13 +278,24 @@ class Snapshotter:
         self._keep = keep
         self._chunk_bytes = chunk_bytes
         self._worker: threading.Thread | None = None
+        self._stop = threading.Event()
         SnapshotFiles(self._home).remove_unfinished()
 
     def after_commit(self, height: int) -> bool:
-        """Start the snapshot of `height` (the store's tip) if one is due; True if so."""
-        if self._interval <= 0 or height == 0 or height % self._interval or self.busy:
+        """Start the snapshot of `height` if one is due; True if so. Call it right after
+        committing `height`, from the committing thread: the snapshot holds the tip."""
+        due = self._interval > 0 and height > 0 and height % self._interval == 0
+        if not due or self.busy or self._stop.is_set():
             return False
-        view = self._store.state_view()
+        try:
+            view = self._store.state_view()
+        except StoreError as exc:
+            log.error("no snapshot at height %d: %s", height, exc)
+            return False
+        if view.height != height:
+            view.close()
+            log.info("no snapshot at height %d: the store's tip is %d", height, view.height)
+            return False
         self._worker = threading.Thread(
             target=self._make, args=(view,), name=f"snapshot-{height}", daemon=True
         )
@@ -290,14 +307,21 @@ class Snapshotter:
         return self._worker is not None and self._worker.is_alive()
 
     def wait(self, timeout: float | None = None) -> None:
-        """Wait for the snapshot being written (at shutdown, or in a test)."""
+        """Wait for the snapshot being written (in a test, say)."""
         if self._worker is not None:
             self._worker.join(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop a snapshot being written (it leaves nothing) and make no more."""
+        self._stop.set()
+        self.wait(timeout)
 
     def _make(self, view: StateView) -> None:
         try:
             with view:
-                manifest = create_snapshot(view, self._home, chunk_bytes=self._chunk_bytes)
+                manifest = create_snapshot(
+                    view, self._home, chunk_bytes=self._chunk_bytes, stop=self._stop
+                )
             pruned = SnapshotFiles(self._home).prune(self._keep)
             log.info(
                 "snapshot at height %d: %d entries in %d chunks; pruned %s",
@@ -306,5 +330,9 @@ class Snapshotter:
                 len(manifest.chunks),
                 pruned or "none",
             )
+        except InterruptedError:
+            log.info("snapshot at height %d stopped: the node is shutting down", view.height)
         except (MedchainError, OSError) as exc:
             log.error("snapshot at height %d failed: %s", view.height, exc)
+        except Exception:  # a snapshot that fails must not take the node down
+            log.exception("snapshot at height %d failed", view.height)

@@ -1,0 +1,94 @@
+"""A chain store whose blocks carry real state roots, for the snapshot tests."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+
+from medchain.app import state_root_of
+from medchain.node import SnapshotFiles, create_snapshot
+from medchain.store import ChainStore
+from medchain.types import (
+    ZERO_HASH,
+    Block,
+    Certificate,
+    CommitSig,
+    Header,
+    SnapshotManifest,
+    block_hash,
+    sha256,
+)
+
+CHAIN = "medchain-snap"
+GENESIS_HASH = sha256(b"snapshot genesis")
+
+
+def block_at(height: int, prev_hash: bytes, state: Mapping[bytes, bytes]) -> Block:
+    header = Header(
+        chain_id=CHAIN,
+        height=height,
+        prev_hash=prev_hash,
+        time_ms=1_700_000_000_000 + height,
+        proposer=b"\x01" * 20,
+        tx_root=sha256(b"txs"),
+        receipt_root=sha256(b"receipts"),
+        state_root=state_root_of(state),
+    )
+    cert = Certificate(
+        height=height,
+        round=0,
+        block_hash=block_hash(header),
+        signatures=(CommitSig(validator=b"\x02" * 32, signature=b"\x03" * 64),),
+    )
+    return Block(header=header, txs=(), certificate=cert)
+
+
+def entries(count: int, tag: bytes = b"") -> dict[bytes, bytes]:
+    """`count` entries with keys and values of varying length."""
+    return {b"k/%d" % n + tag: b"v" * (n % 7) + b"%d" % n + tag for n in range(count)}
+
+
+class SnapChain:
+    """A store on disk and the state it holds, committed block by block."""
+
+    def __init__(self, path: Path, genesis_state: Mapping[bytes, bytes]) -> None:
+        self.store = ChainStore(path)
+        self.state = dict(genesis_state)
+        self.blocks = [block_at(0, ZERO_HASH, self.state)]
+        self.store.initialise(CHAIN, GENESIS_HASH, self.blocks[0], self.state)
+
+    def commit(self, changes: Mapping[bytes, bytes | None]) -> Block:
+        for key, value in changes.items():
+            if value is None:
+                self.state.pop(key, None)
+            else:
+                self.state[key] = value
+        block = block_at(len(self.blocks), block_hash(self.blocks[-1].header), self.state)
+        self.store.commit_block(block, [], changes)
+        self.blocks.append(block)
+        return block
+
+
+class Made:
+    """A snapshot made from a chain: its header, manifest and chunks' bytes."""
+
+    def __init__(self, home: Path, chain: SnapChain, chunk_bytes: int) -> None:
+        with chain.store.state_view() as view:
+            self.manifest = create_snapshot(view, home, chunk_bytes=chunk_bytes)
+        self.header = chain.blocks[self.manifest.height].header
+        self.block = chain.blocks[self.manifest.height]
+        self.state = dict(chain.state)
+        files = SnapshotFiles(home)
+        self.path = files.path(self.manifest.height)
+        self.chunks = [
+            files.chunk_bytes(self.manifest.height, n) for n in range(len(self.manifest.chunks))
+        ]
+
+
+def relabel(manifest: SnapshotManifest, index: int, data: bytes) -> SnapshotManifest:
+    """The manifest a lying peer would serve with `data` as chunk `index`: its size and
+    hash name `data`, so only the chunk's contents can give the lie away."""
+    chunks = list(manifest.chunks)
+    chunks[index] = dataclasses.replace(chunks[index], size=len(data), sha256=sha256(data))
+    return dataclasses.replace(manifest, chunks=tuple(chunks))
