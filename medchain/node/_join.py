@@ -130,12 +130,7 @@ async def _fetch_and_import(
     holders = sorted(peer for peer, heights in offers.items() if height in heights)
     log.info("joining from the snapshot at height %d, offered by %d peer(s)", height, len(holders))
     block, path = await fetch_snapshot(channel, home, genesis, height, holders)
-    with ChainStore(
-        home / STORE_FILE, chain_id=genesis.chain_id, genesis_hash=genesis_hash(genesis)
-    ) as store:
-        manifest = await asyncio.to_thread(
-            import_snapshot, store, path, block, genesis_hash(genesis)
-        )
+    manifest = await asyncio.to_thread(_import, home, genesis, block, path)
     log.info(
         "joined at height %d: %d entries in %d chunks imported",
         height,
@@ -143,6 +138,14 @@ async def _fetch_and_import(
         len(manifest.chunks),
     )
     return height
+
+
+def _import(home: Path, genesis: Genesis, block: Block, snapshot: Path) -> SnapshotManifest:
+    """In a worker thread (a store belongs to the thread that opened it)."""
+    with ChainStore(
+        home / STORE_FILE, chain_id=genesis.chain_id, genesis_hash=genesis_hash(genesis)
+    ) as store:
+        return import_snapshot(store, snapshot, block, genesis_hash(genesis))
 
 
 async def fetch_snapshot(
