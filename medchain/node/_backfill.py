@@ -45,6 +45,8 @@ class Backfill:
         self._retry_s = retry_s
         self.fetched = 0
         """Blocks stored by this backfill."""
+        self.base_height = store.base_height()
+        """The lowest block held, as of the last block stored (read by /metrics)."""
 
     async def run(self) -> None:
         base = self._store.base_height()
@@ -63,7 +65,7 @@ class Backfill:
                 except StoreError as exc:  # the disk, say: try again later
                     log.warning("could not store block %d: %s", base - 1, exc.message)
                     await asyncio.sleep(self._retry_s)
-            base = self._store.base_height()
+            base = self.base_height = self._store.base_height()
         log.info("backfill done: the store holds every block down to genesis")
 
     async def _next(self, base: int) -> Block | None:

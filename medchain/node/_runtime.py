@@ -22,7 +22,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 
 from medchain.anchor import AnchorSettings
 from medchain.app import TxRejected, decode_tx
@@ -269,6 +269,12 @@ class Node:
             lambda height: None if self.anchoring is None else self.anchoring.final_anchor(height),
         )
         self._backfill_task: asyncio.Task[None] | None = None
+        Gauge(
+            "medchain_store_base_height",
+            "Lowest block height held: above 0 while the blocks below the snapshot this "
+            "node joined from are fetched",
+            registry=self.metrics.registry,
+        ).set_function(lambda: self.backfill.base_height)
 
     def _stored_block(self, height: int) -> bytes | None:
         block = self.app.store.block_at(height)

@@ -73,7 +73,7 @@ def test_the_backfill_fetches_every_block_down_to_genesis(
             await backfill.run()
             assert list(store.blocks(0)) == blocks[:7]
             assert store.base_height() == 0
-            assert backfill.fetched == 6
+            assert (backfill.fetched, backfill.base_height) == (6, 0)
 
     asyncio.run(scenario())
 

@@ -149,5 +149,6 @@ def test_a_fresh_observer_joins_from_snapshots_despite_a_corrupted_chunk(
             PATIENCE_S,
             "the backfill down to genesis",
         )
+        assert net.metric(observer, "medchain_store_base_height") == 0
         for height in (0, 1, SNAPSHOT_INTERVAL // 2):
             assert net.block(observer, height)["hash"] == net.block(validators[0], height)["hash"]
