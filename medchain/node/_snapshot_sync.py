@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import random
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from enum import IntEnum
 from typing import Protocol, TypeVar
 
 from medchain.node._metrics import NodeMetrics
+from medchain.node._peer_requests import ID_BYTES, PeerLink, PendingRequests, ServingCount
 from medchain.types import DecodeError, MedchainError, decode, encode
 
 log = logging.getLogger("medchain.node.snapshots")
@@ -42,9 +42,8 @@ T = TypeVar("T")
 SNAPSHOT_CHANNEL = 4
 _REQUEST = 1
 _ANSWER = 2
-_ID_BYTES = 4
-_REQUEST_BYTES = 1 + _ID_BYTES + 1 + 8 + 4  # kind, id, what, height, index
-_ANSWER_HEADER = 2 + _ID_BYTES + 1  # channel, kind, id, status
+_REQUEST_BYTES = 1 + ID_BYTES + 1 + 8 + 4  # kind, id, what, height, index
+_ANSWER_HEADER = 2 + ID_BYTES + 1  # channel, kind, id, status
 MAX_OFFERS = 64
 """Heights a peer may list; a node keeps only its last few snapshots."""
 
@@ -96,14 +95,6 @@ class SnapshotSource(Protocol):
     def chunk_bytes(self, height: int, index: int) -> bytes: ...
 
 
-class SnapshotLink(Protocol):
-    """What SnapshotPeers needs of the P2P transport."""
-
-    def send(self, peer: bytes, frame: bytes) -> bool: ...
-
-    def connected(self) -> tuple[bytes, ...]: ...
-
-
 @dataclass
 class SnapshotStats:
     """What the channel did since start, by kind (plain ints, read when /metrics is
@@ -137,7 +128,7 @@ class SnapshotPeers:
         self,
         source: SnapshotSource | None,
         block_bytes: Callable[[int], bytes | None] | None,
-        link: SnapshotLink,
+        link: PeerLink,
         *,
         stats: SnapshotStats | None = None,
         max_answer_bytes: int = 32 * 2**20,
@@ -158,10 +149,9 @@ class SnapshotPeers:
         self.fanout = fanout
         self.max_serving_per_peer = max_serving_per_peer
         self._names = dict(names or {})
-        self._next_id = random.getrandbits(32)
-        self._asked: dict[tuple[bytes, int], asyncio.Future[_Answer]] = {}
+        self._pending: PendingRequests[tuple[SnapshotStatus, bytes]] = PendingRequests()
         self._serve_slots = asyncio.Semaphore(max_serving)
-        self._serving: dict[bytes, int] = {}
+        self._serving = ServingCount(max_serving_per_peer)
         self._asking: dict[bytes, asyncio.Semaphore] = {}
         """Per peer: requests in flight, kept within what a peer serves at once."""
         self._tasks: set[asyncio.Task[None]] = set()
@@ -172,28 +162,27 @@ class SnapshotPeers:
         self._closed = True
         for task in self._tasks:
             task.cancel()
-        for future in self._asked.values():
-            future.cancel()
+        self._pending.cancel()
 
     # -- frames from peers ------------------------------------------------------------
 
     def on_frame(self, peer: bytes, payload: bytes) -> None:
         """A channel-4 frame from `peer` (the channel byte already stripped)."""
-        if len(payload) < 1 + _ID_BYTES or payload[0] not in (_REQUEST, _ANSWER):
+        if len(payload) < 1 + ID_BYTES or payload[0] not in (_REQUEST, _ANSWER):
             self.stats.refused["frame_malformed"] += 1
             return
-        request_id = int.from_bytes(payload[1 : 1 + _ID_BYTES], "big")
+        request_id = int.from_bytes(payload[1 : 1 + ID_BYTES], "big")
         if payload[0] == _ANSWER:
-            self._on_answer(peer, request_id, payload[1 + _ID_BYTES :])
-        elif len(payload) != _REQUEST_BYTES or payload[1 + _ID_BYTES] not in set(Ask):
+            self._on_answer(peer, request_id, payload[1 + ID_BYTES :])
+        elif len(payload) != _REQUEST_BYTES or payload[1 + ID_BYTES] not in set(Ask):
             self._decline(peer, request_id, SnapshotStatus.BAD_REQUEST, "malformed")
-        elif self._serving.get(peer, 0) >= self.max_serving_per_peer:
+        elif self._serving.full(peer):
             self._decline(peer, request_id, SnapshotStatus.BUSY, "busy")
         elif not self._closed:
-            what = Ask(payload[1 + _ID_BYTES])
-            height = int.from_bytes(payload[2 + _ID_BYTES : 10 + _ID_BYTES], "big")
-            index = int.from_bytes(payload[10 + _ID_BYTES :], "big")
-            self._serving[peer] = self._serving.get(peer, 0) + 1
+            what = Ask(payload[1 + ID_BYTES])
+            height = int.from_bytes(payload[2 + ID_BYTES : 10 + ID_BYTES], "big")
+            index = int.from_bytes(payload[10 + ID_BYTES :], "big")
+            self._serving.start(peer)
             task = asyncio.get_running_loop().create_task(
                 self._serve(peer, request_id, what, height, index)
             )
@@ -203,7 +192,7 @@ class SnapshotPeers:
     async def _serve(
         self, peer: bytes, request_id: int, what: Ask, height: int, index: int
     ) -> None:
-        try:
+        with self._serving.served(peer):
             async with self._serve_slots:
                 data = await self._read(what, height, index)
             if data is None:
@@ -214,12 +203,6 @@ class SnapshotPeers:
                 self.stats.served[what.name.lower()] += 1
             else:
                 self.stats.declined["send_failed"] += 1
-        finally:
-            left = self._serving.get(peer, 1) - 1
-            if left:
-                self._serving[peer] = left
-            else:
-                self._serving.pop(peer, None)
 
     async def _read(self, what: Ask, height: int, index: int) -> bytes | None:
         """What to answer, or None when this node does not hold it."""
@@ -243,8 +226,8 @@ class SnapshotPeers:
         self._link.send(peer, _answer(request_id, status))
 
     def _on_answer(self, peer: bytes, request_id: int, body: bytes) -> None:
-        future = self._asked.pop((peer, request_id), None)
-        if future is None or future.done():
+        future = self._pending.waiting(peer, request_id)
+        if future is None:
             self.stats.refused["frame_unexpected"] += 1  # unasked, or too late
             return
         if not body or body[0] not in _STATUSES:
@@ -384,26 +367,14 @@ class SnapshotPeers:
     async def _ask(self, peer: bytes, what: Ask, height: int, index: int) -> _Answer:
         """The peer's answer, or why there is none."""
         slots = self._asking.setdefault(peer, asyncio.Semaphore(self.max_serving_per_peer))
-        async with slots:
-            return await self._ask_now(peer, what, height, index)
+        body = height.to_bytes(8, "big") + index.to_bytes(4, "big")
 
-    async def _ask_now(self, peer: bytes, what: Ask, height: int, index: int) -> _Answer:
-        request_id = self._next_id = (self._next_id + 1) % 2**32
-        future: asyncio.Future[_Answer] = asyncio.get_running_loop().create_future()
-        self._asked[(peer, request_id)] = future
-        try:
-            frame = (
-                bytes([SNAPSHOT_CHANNEL, _REQUEST, *request_id.to_bytes(_ID_BYTES, "big"), what])
-                + height.to_bytes(8, "big")
-                + index.to_bytes(4, "big")
-            )
-            if not self._link.send(peer, frame):
-                return "could not be asked (not connected, or its send queue is full)"
-            return await asyncio.wait_for(future, self.peer_timeout_s)
-        except TimeoutError:
-            return f"gave no answer within {self.peer_timeout_s:g} s"
-        finally:
-            self._asked.pop((peer, request_id), None)
+        def frame(request_id: int) -> bytes:
+            prefix = [SNAPSHOT_CHANNEL, _REQUEST, *request_id.to_bytes(ID_BYTES, "big"), what]
+            return bytes(prefix) + body
+
+        async with slots:
+            return await self._pending.ask(self._link, peer, frame, self.peer_timeout_s)
 
     def _name(self, peer: bytes) -> str:
         return self._names.get(peer) or peer.hex()[:16]
@@ -432,4 +403,4 @@ def _counts(stats: Callable[[], SnapshotStats], name: str) -> Mapping[str, int]:
 
 
 def _answer(request_id: int, status: SnapshotStatus) -> bytes:
-    return bytes([SNAPSHOT_CHANNEL, _ANSWER, *request_id.to_bytes(_ID_BYTES, "big"), status])
+    return bytes([SNAPSHOT_CHANNEL, _ANSWER, *request_id.to_bytes(ID_BYTES, "big"), status])
