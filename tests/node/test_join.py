@@ -15,7 +15,17 @@ import pytest
 
 from medchain.app import state_root_of
 from medchain.crypto import AccountKeys
-from medchain.node import LocalChain, NodeConfig, PeerConfig, SnapshotFiles, create_snapshot
+from medchain.node import (
+    LocalChain,
+    Node,
+    NodeConfig,
+    PeerConfig,
+    SnapshotFiles,
+    create_devnet,
+    create_snapshot,
+    free_port_base,
+    read_config,
+)
 from medchain.node._genesis_file import write_genesis
 from medchain.node._join import (
     certified_block,
@@ -41,6 +51,7 @@ from medchain.types import (
     sha256,
 )
 from tests.node.snapshotwire import Wire
+from tests.waiting import until
 
 ASKER, HONEST, LIAR = (bytes([n]) * 32 for n in range(1, 4))
 ENTRIES = 3_000
@@ -252,3 +263,44 @@ def test_a_peer_without_snapshots_means_a_young_chain(served: Served) -> None:
         assert await wait_for_offers(asker, connected, peers=5, wait_s=60) == {}
 
     run(scenario())
+
+
+def test_an_observer_joins_a_running_node_in_process_and_backfills(tmp_path: Path) -> None:
+    """The whole path over real P2P on loopback: a validator's node makes snapshots;
+    a fresh observer joins from the latest, starts there, follows the chain and
+    fetches the blocks below."""
+
+    async def scenario() -> None:
+        base = free_port_base(2)
+        devnet = create_devnet(
+            tmp_path, 1, "pbft", observers=1, api_port=base, p2p_port=base + 500,
+            block_interval_ms=50,
+        )  # fmt: skip
+        validator_home, observer_home = (n.home for n in devnet.nodes)
+        config = dataclasses.replace(read_config(validator_home), snapshot_interval=5)
+        validator = Node(validator_home, config)
+        await validator.start()
+        observer: Node | None = None
+        try:
+            files = SnapshotFiles(validator_home)
+            await until(lambda: files.heights(), what="the validator's first snapshot")
+            joined = await join_from_snapshot(observer_home, read_config(observer_home))
+            assert joined is not None and joined.height in files.heights()
+            observer = Node(observer_home, snapshot_stats=joined.stats)
+            assert observer.app.store.base_height() == joined.height
+            await observer.start()
+            target = validator.app.height + 2
+            await until(lambda: observer.app.height >= target, what="the observer following")
+            await until(lambda: observer.app.store.base_height() == 0, what="the backfill")
+            for height in (0, joined.height, target):
+                assert observer.app.store.block_at(height) == validator.app.store.block_at(height)
+            fetched = observer.metrics_registry.get_sample_value(
+                "medchain_snapshot_fetched_total", {"what": "chunk"}
+            )
+            assert fetched is not None and fetched >= 1
+        finally:
+            if observer is not None:
+                await observer.close()
+            await validator.close()
+
+    asyncio.run(scenario())
