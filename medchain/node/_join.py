@@ -28,7 +28,13 @@ from medchain.node._localchain import GENESIS_FILE, STORE_FILE
 from medchain.node._runtime import open_transport
 from medchain.node._snapshot_checks import verify_manifest
 from medchain.node._snapshot_files import SnapshotWriter
-from medchain.node._snapshot_sync import SNAPSHOT_CHANNEL, Ask, SnapshotPeers, SnapshotStats
+from medchain.node._snapshot_sync import (
+    SNAPSHOT_CHANNEL,
+    Ask,
+    SnapshotPeers,
+    SnapshotStats,
+    SnapshotSyncFailed,
+)
 from medchain.node._snapshots import import_snapshot
 from medchain.store import ChainStore
 from medchain.types import Block, Genesis, SnapshotInvalid, SnapshotManifest, decode
@@ -40,6 +46,8 @@ JOIN_WAIT_S = 5.0
 snapshots they hold, at most: every peer connected ends it sooner, and so does a peer
 that holds none (a new chain's nodes start at once)."""
 _POLL_S = 0.2
+MAX_HEIGHTS_TRIED = 3
+"""Offered heights a joining node tries, highest first, before it gives up."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +97,7 @@ async def join_from_snapshot(
         if not offers:
             log.info("no peer offers a snapshot: this node syncs from genesis")
             return None
-        height = await _fetch_and_import(channel, home, genesis, offers)
+        height = await fetch_and_import(channel, home, genesis, offers)
     finally:
         channel.close()
         await transport.close()
@@ -123,21 +131,33 @@ async def wait_for_offers(
         await asyncio.sleep(_POLL_S)
 
 
-async def _fetch_and_import(
+async def fetch_and_import(
     channel: SnapshotPeers, home: Path, genesis: Genesis, offers: dict[bytes, tuple[int, ...]]
 ) -> int:
-    height = max(h for heights in offers.values() for h in heights)
-    holders = sorted(peer for peer, heights in offers.items() if height in heights)
-    log.info("joining from the snapshot at height %d, offered by %d peer(s)", height, len(holders))
-    block, path = await fetch_snapshot(channel, home, genesis, height, holders)
-    manifest = await asyncio.to_thread(_import, home, genesis, block, path)
-    log.info(
-        "joined at height %d: %d entries in %d chunks imported",
-        height,
-        manifest.entries,
-        len(manifest.chunks),
-    )
-    return height
+    """Import the highest offered snapshot that checks; its height. A height no peer
+    provides a checked block, manifest and chunks for (a peer may offer one that does
+    not exist) gives way to the next lower one, up to MAX_HEIGHTS_TRIED of them."""
+    heights = sorted({h for offered in offers.values() for h in offered}, reverse=True)
+    failure: SnapshotSyncFailed | None = None
+    for height in heights[:MAX_HEIGHTS_TRIED]:
+        holders = sorted(peer for peer, offered in offers.items() if height in offered)
+        log.info("joining from the snapshot at height %d (%d peer(s))", height, len(holders))
+        try:
+            block, path = await fetch_snapshot(channel, home, genesis, height, holders)
+        except SnapshotSyncFailed as exc:
+            log.warning("the snapshot at height %d was not fetched: %s", height, exc.message)
+            failure = exc
+            continue
+        manifest = await asyncio.to_thread(_import, home, genesis, block, path)
+        log.info(
+            "joined at height %d: %d entries in %d chunks imported",
+            height,
+            manifest.entries,
+            len(manifest.chunks),
+        )
+        return height
+    assert failure is not None  # offers are never empty here
+    raise failure
 
 
 def _import(home: Path, genesis: Genesis, block: Block, snapshot: Path) -> SnapshotManifest:

@@ -30,6 +30,7 @@ from medchain.node._genesis_file import write_genesis
 from medchain.node._join import (
     certified_block,
     checked_manifest,
+    fetch_and_import,
     fetch_snapshot,
     join_from_snapshot,
     wait_for_offers,
@@ -304,3 +305,32 @@ def test_an_observer_joins_a_running_node_in_process_and_backfills(tmp_path: Pat
             await validator.close()
 
     asyncio.run(scenario())
+
+
+class FakeHeight(NoSnapshots):
+    """A peer that offers a snapshot at a height the chain has not reached."""
+
+    def heights(self) -> list[int]:
+        return [99]
+
+
+def test_a_height_no_peer_can_prove_gives_way_to_a_lower_one(
+    served: Served, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        asker = wire.peer(ASKER)
+        wire.peer(LIAR, FakeHeight(), lambda height: None)
+        wire.peer(HONEST, SnapshotFiles(served.home), served.block_bytes)
+        offers = await wait_for_offers(asker, wire.link(ASKER).connected, 2, 60)
+        assert offers == {LIAR: (99,), HONEST: (3,)}
+        home = tmp_path / "joiner"
+        genesis = served.chain.genesis
+        assert await fetch_and_import(asker, home, genesis, offers) == 3
+        with ChainStore(home / "chain.sqlite") as store:
+            assert store.base_height() == 3
+            assert store.load_state() == served.chain.store.load_state()
+        with pytest.raises(SnapshotSyncFailed, match="block at height 99"):
+            await fetch_and_import(asker, tmp_path / "other", genesis, {LIAR: (99,)})
+
+    run(scenario())
