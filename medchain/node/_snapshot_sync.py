@@ -33,6 +33,7 @@ from typing import Protocol, TypeVar
 
 from medchain.node._metrics import NodeMetrics
 from medchain.node._peer_requests import ID_BYTES, PeerLink, PendingRequests, ServingCount
+from medchain.store import MAX_HEIGHT
 from medchain.types import DecodeError, MedchainError, decode, encode
 
 log = logging.getLogger("medchain.node.snapshots")
@@ -254,6 +255,9 @@ class SnapshotPeers:
                 continue
             if len(heights) > MAX_OFFERS:
                 self.stats.refused["offers_too_large"] += 1
+                continue
+            if not all(0 <= h <= MAX_HEIGHT for h in heights):
+                self.stats.refused["offers_malformed"] += 1
                 continue
             found[peer] = heights
         return found

@@ -214,3 +214,22 @@ def test_the_counts_are_served_at_metrics() -> None:
     assert sample("medchain_snapshot_bytes_fetched_total") == 300
     stats.refused["chunk_check_failed"] += 1  # read when scraped
     assert sample("medchain_snapshot_refused_total", {"cause": "chunk_check_failed"}) == 3
+
+
+class Boasting(Files):
+    """Offers a height no chain can reach (it would not even fit in a request)."""
+
+    def heights(self) -> list[int]:
+        return [HEIGHT, 2**64]
+
+
+def test_offers_of_impossible_heights_are_refused() -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        asker = peer(wire, ASKER)
+        peer(wire, HONEST, Files())
+        peer(wire, LIAR, Boasting())
+        assert await asker.offers() == {HONEST: (HEIGHT - 20, HEIGHT)}
+        assert asker.stats.refused["offers_malformed"] == 1
+
+    run(scenario())
