@@ -8,10 +8,10 @@ land meanwhile (the WAL cannot be checkpointed past the view until it closes).
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 
 from medchain.app import state_bucket_of
 from medchain.store._errors import StoreError
@@ -19,7 +19,7 @@ from medchain.store._errors import StoreError
 _ROWS_PER_READ = 4096
 
 
-class StateView:
+class StateView(contextlib.AbstractContextManager["StateView"]):
     """The chain's tip and its state, as one read transaction sees them.
 
     Opened by `ChainStore.state_view()` on the thread that commits (so it sees the block
@@ -81,15 +81,7 @@ class StateView:
             self._db.close()
             self._db = None
 
-    def __enter__(self) -> StateView:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 
