@@ -11,6 +11,7 @@
       bodies.sqlite          which bodies were uploaded here and which are named on chain
       node.log, node.log.N   the node's log, rotated by the node at log.max_bytes
       node.out               what a node started by the devnet printed outside its log
+      disk-reserve           1 MiB held back while it runs, freed to stop on a full disk
 
 Peers are listed with their key and certificate: that list is the allow-list (a
 node refuses any other key). Hosts and ports always come from here, never from
@@ -113,6 +114,10 @@ class NodeConfig:
     """A snapshot of the state is made every this many blocks (0: none) ..."""
     snapshot_keep: int = 3
     """... keeping the last this many, for joining nodes to fetch."""
+    store_maintain_blocks: int = 1_000
+    """The chain store's WAL is checkpointed and its free pages returned this often ..."""
+    store_wal_max_bytes: int = 64 * 2**20
+    """... or as soon as its WAL is larger than this."""
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)
     extra: dict[str, Any] = field(default_factory=dict)
     """Settings later features read (kept as written)."""
@@ -135,6 +140,7 @@ _TOP_LEVEL = {
     "bodies",
     "admission",
     "snapshots",
+    "disk",
 }
 
 
@@ -183,6 +189,10 @@ def config_to_json(config: NodeConfig) -> str:
         },
         "snapshots": {"interval": config.snapshot_interval, "keep": config.snapshot_keep},
         "admission": dataclasses.asdict(config.admission),
+        "disk": {
+            "maintain_every_blocks": config.store_maintain_blocks,
+            "wal_max_bytes": config.store_wal_max_bytes,
+        },
     }
     doc.update(config.extra)
     return json.dumps(doc, indent=2) + "\n"
@@ -242,13 +252,14 @@ def config_from_json(text: str, source: str = CONFIG_FILE) -> NodeConfig:
     try:
         doc: dict[str, Any] = json.loads(text)
         p2p, api = doc.get("p2p", {}), doc.get("api", {})
-        consensus, mempool, limits, log, bodies, snapshots = (
+        consensus, mempool, limits, log, bodies, snapshots, disk = (
             doc.get("consensus", {}),
             doc.get("mempool", {}),
             doc.get("limits", {}),
             doc.get("log", {}),
             doc.get("bodies", {}),
             doc.get("snapshots", {}),
+            doc.get("disk", {}),
         )
         return NodeConfig(
             name=str(doc["name"]),
@@ -277,6 +288,8 @@ def config_from_json(text: str, source: str = CONFIG_FILE) -> NodeConfig:
             body_collect_interval_s=_int(bodies, "collect_interval_s", 60, 1),
             snapshot_interval=_int(snapshots, "interval", 1_000),
             snapshot_keep=_int(snapshots, "keep", 3, 1),
+            store_maintain_blocks=_int(disk, "maintain_every_blocks", 1_000, 1),
+            store_wal_max_bytes=_int(disk, "wal_max_bytes", 64 * 2**20, 65_536),
             admission=_admission(doc.get("admission", {})),
             extra={k: v for k, v in doc.items() if k not in _TOP_LEVEL},
         )
