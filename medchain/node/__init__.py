@@ -55,6 +55,12 @@ from medchain.node._devnet import (
     stop_verification_chain,
     until_a_node_exits,
 )
+from medchain.node._disk_reserve import (
+    RESERVE_BYTES,
+    RESERVE_FILE,
+    hold_disk_reserve,
+    release_disk_reserve,
+)
 from medchain.node._fork import ForkError, fork_anchor, fork_genesis, fork_home, fork_validators
 from medchain.node._genesis_file import (
     GenesisError,
@@ -77,8 +83,13 @@ from medchain.node._localchain import (
     genesis_block,
     wall_clock_ms,
 )
-from medchain.node._logging import configure_node_logging, node_log_handlers
-from medchain.node._process import NodeApi, run_node_process
+from medchain.node._logging import (
+    NodeLogFile,
+    configure_node_logging,
+    node_log_handlers,
+    watch_log_disk,
+)
+from medchain.node._process import EXIT_DISK_FULL, NodeApi, run_node_process
 from medchain.node._queries import ChainQueries
 from medchain.node._restore import (
     SQLITE_SIDE_FILES,
@@ -104,6 +115,7 @@ from medchain.node._snapshots import (
     create_snapshot,
     import_snapshot,
 )
+from medchain.node._store_upkeep import StoreUpkeep
 from medchain.node._supervisor import (
     START_TIMEOUT_S,
     STOP_GRACE_S,
@@ -130,6 +142,7 @@ __all__ = [
     "CONFIG_FILE",
     "DEFAULT_SIGNATURE_CACHE",
     "DEVNET_FILE",
+    "EXIT_DISK_FULL",
     "FAUCET_KEY_FILE",
     "FETCHED",
     "GENESIS_FILE",
@@ -139,6 +152,8 @@ __all__ = [
     "NODE_KEY_FILE",
     "OUTPUT_FILE",
     "PID_FILE",
+    "RESERVE_BYTES",
+    "RESERVE_FILE",
     "SNAPSHOTS_DIR",
     "SNAPSHOT_CHUNK_BYTES",
     "SQLITE_SIDE_FILES",
@@ -170,6 +185,7 @@ __all__ = [
     "NodeApi",
     "NodeConfig",
     "NodeFailed",
+    "NodeLogFile",
     "NodeRunning",
     "NodeStatus",
     "OverQuota",
@@ -187,6 +203,7 @@ __all__ = [
     "SnapshotMissing",
     "SnapshotWriter",
     "Snapshotter",
+    "StoreUpkeep",
     "Supervisor",
     "TooManyAnonymous",
     "TxFailed",
@@ -214,6 +231,7 @@ __all__ = [
     "genesis_to_json",
     "given_nodes",
     "health_status",
+    "hold_disk_reserve",
     "import_snapshot",
     "init_home",
     "kill_process",
@@ -231,6 +249,7 @@ __all__ = [
     "read_genesis",
     "read_pid",
     "recover_store",
+    "release_disk_reserve",
     "require_stopped",
     "run_node_process",
     "signals_raise",
@@ -249,6 +268,7 @@ __all__ = [
     "verify_manifest",
     "wait_healthy",
     "wall_clock_ms",
+    "watch_log_disk",
     "write_config",
     "write_genesis",
 ]

@@ -42,6 +42,7 @@ from medchain.offchain import (
     cid_from_digest,
     parse_cid,
 )
+from medchain.store import DiskFull, disk_full, is_disk_full
 from medchain.types import MedchainError
 
 log = logging.getLogger("medchain.node.blobs")
@@ -126,6 +127,8 @@ class PeerBlobs:
         self.max_serving_per_peer = max_serving_per_peer
         self._names = dict(names or {})
         self.on_kept = on_kept
+        self.on_disk_full: Callable[[DiskFull], None] | None = None
+        """Told (from a worker thread) when a fetched blob found the disk full."""
         self._pending: PendingRequests[tuple[BlobStatus, bytes]] = PendingRequests()
         self._searches: dict[str, asyncio.Task[bytes]] = {}
         self._search_slots = asyncio.Semaphore(max_fetches)
@@ -327,6 +330,12 @@ class PeerBlobs:
         except MedchainError as exc:
             log.warning("could not keep a blob fetched from a peer: %s", exc.message)
             return True
+        except OSError as exc:
+            if not is_disk_full(exc) or self.on_disk_full is None:
+                raise
+            root = getattr(self.store, "root", None)
+            self.on_disk_full(disk_full(Path(root or "blobs"), "a body fetched from a peer"))
+            return True  # the reader still gets the verified bytes
         if self.on_kept is not None:
             try:
                 self.on_kept(cid_from_digest(digest), len(data))

@@ -11,6 +11,7 @@
       bodies.sqlite          which bodies were uploaded here and which are named on chain
       node.log, node.log.N   the node's log, rotated by the node at log.max_bytes
       node.out               what a node started by the devnet printed outside its log
+      disk-reserve           1 MiB held back while it runs, freed to stop on a full disk
 
 Peers are listed with their key and certificate: that list is the allow-list (a
 node refuses any other key). Hosts and ports always come from here, never from
@@ -116,6 +117,10 @@ class NodeConfig:
     snapshot_sync: bool = True
     """A node whose store is empty joins from a snapshot its peers offer (else it
     replays every block since genesis)."""
+    store_maintain_blocks: int = 1_000
+    """The chain store's WAL is checkpointed and its free pages returned this often ..."""
+    store_wal_max_bytes: int = 64 * 2**20
+    """... or as soon as its WAL is larger than this."""
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)
     extra: dict[str, Any] = field(default_factory=dict)
     """Settings later features read (kept as written)."""
@@ -138,6 +143,7 @@ _TOP_LEVEL = {
     "bodies",
     "admission",
     "snapshots",
+    "disk",
 }
 
 
@@ -190,6 +196,10 @@ def config_to_json(config: NodeConfig) -> str:
             "sync": config.snapshot_sync,
         },
         "admission": dataclasses.asdict(config.admission),
+        "disk": {
+            "maintain_every_blocks": config.store_maintain_blocks,
+            "wal_max_bytes": config.store_wal_max_bytes,
+        },
     }
     doc.update(config.extra)
     return json.dumps(doc, indent=2) + "\n"
@@ -256,13 +266,14 @@ def config_from_json(text: str, source: str = CONFIG_FILE) -> NodeConfig:
     try:
         doc: dict[str, Any] = json.loads(text)
         p2p, api = doc.get("p2p", {}), doc.get("api", {})
-        consensus, mempool, limits, log, bodies, snapshots = (
+        consensus, mempool, limits, log, bodies, snapshots, disk = (
             doc.get("consensus", {}),
             doc.get("mempool", {}),
             doc.get("limits", {}),
             doc.get("log", {}),
             doc.get("bodies", {}),
             doc.get("snapshots", {}),
+            doc.get("disk", {}),
         )
         return NodeConfig(
             name=str(doc["name"]),
@@ -292,6 +303,8 @@ def config_from_json(text: str, source: str = CONFIG_FILE) -> NodeConfig:
             snapshot_interval=_int(snapshots, "interval", 1_000),
             snapshot_keep=_int(snapshots, "keep", 3, 1),
             snapshot_sync=_bool(snapshots, "sync", True),
+            store_maintain_blocks=_int(disk, "maintain_every_blocks", 1_000, 1),
+            store_wal_max_bytes=_int(disk, "wal_max_bytes", 64 * 2**20, 65_536),
             admission=_admission(doc.get("admission", {})),
             extra={k: v for k, v in doc.items() if k not in _TOP_LEVEL},
         )

@@ -50,7 +50,8 @@ class SnapshotFiles:
         """Heights of the complete snapshots held, ascending."""
         if not self.root.is_dir():
             return []
-        return sorted(int(p.name) for p in self.root.iterdir() if p.name.isdigit())
+        names = [p.name for p in self.root.iterdir()]
+        return sorted(int(name) for name in names if name.isascii() and name.isdigit())
 
     def path(self, height: int) -> Path:
         return self.root / str(height)

@@ -8,10 +8,10 @@ land meanwhile (the WAL cannot be checkpointed past the view until it closes).
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 
 from medchain.app import state_bucket_of
 from medchain.store._errors import StoreError
@@ -19,7 +19,7 @@ from medchain.store._errors import StoreError
 _ROWS_PER_READ = 4096
 
 
-class StateView:
+class StateView(contextlib.AbstractContextManager["StateView"]):
     """The chain's tip and its state, as one read transaction sees them.
 
     Opened by `ChainStore.state_view()` on the thread that commits (so it sees the block
@@ -49,12 +49,21 @@ class StateView:
         self.block_hash: bytes = bytes(hash_)
 
     def bucket_entries(self) -> Iterator[tuple[int, bytes, bytes]]:
-        """Every entry as (bucket, key, value): bucket by bucket, each in key order.
+        """Every entry as (bucket, key, value): bucket by bucket, each in key order."""
+        db = self._conn()
+        columns = {str(row[1]) for row in db.execute("PRAGMA table_info(state)")}
+        if "bucket" in columns:  # keyed by bucket: read in this order, a batch at a time
+            rows = db.execute("SELECT bucket, key, value FROM state ORDER BY bucket, key")
+            while batch := rows.fetchmany(_ROWS_PER_READ):
+                yield from ((int(b), bytes(k), bytes(v)) for b, k, v in batch)
+            return
+        yield from self._by_bucket_in_memory(db)
 
-        Schema version 1 keeps the state in key order only, so the entries are read and
-        put in bucket order in memory; a store that keys the state by bucket reads them
-        in this order directly."""
-        rows = self._conn().execute("SELECT key, value FROM state ORDER BY key")
+    @staticmethod
+    def _by_bucket_in_memory(db: sqlite3.Connection) -> Iterator[tuple[int, bytes, bytes]]:
+        """Schema version 1 keeps the state in key order only: read it all and put it
+        in bucket order in memory."""
+        rows = db.execute("SELECT key, value FROM state ORDER BY key")
         entries: list[tuple[int, bytes, bytes]] = []
         while batch := rows.fetchmany(_ROWS_PER_READ):
             entries.extend((state_bucket_of(bytes(k)), bytes(k), bytes(v)) for k, v in batch)
@@ -72,15 +81,7 @@ class StateView:
             self._db.close()
             self._db = None
 
-    def __enter__(self) -> StateView:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 

@@ -9,39 +9,15 @@ from pathlib import Path
 from medchain.app import state_root_of
 from medchain.node import SnapshotFiles, create_snapshot
 from medchain.store import ChainStore
-from medchain.types import (
-    ZERO_HASH,
-    Block,
-    Certificate,
-    CommitSig,
-    Header,
-    SnapshotManifest,
-    block_hash,
-    sha256,
-)
+from medchain.types import ZERO_HASH, Block, SnapshotManifest, block_hash, sha256
+from tests.store.test_chain_store import make_block
 
 CHAIN = "medchain-snap"
 GENESIS_HASH = sha256(b"snapshot genesis")
 
 
 def block_at(height: int, prev_hash: bytes, state: Mapping[bytes, bytes]) -> Block:
-    header = Header(
-        chain_id=CHAIN,
-        height=height,
-        prev_hash=prev_hash,
-        time_ms=1_700_000_000_000 + height,
-        proposer=b"\x01" * 20,
-        tx_root=sha256(b"txs"),
-        receipt_root=sha256(b"receipts"),
-        state_root=state_root_of(state),
-    )
-    cert = Certificate(
-        height=height,
-        round=0,
-        block_hash=block_hash(header),
-        signatures=(CommitSig(validator=b"\x02" * 32, signature=b"\x03" * 64),),
-    )
-    return Block(header=header, txs=(), certificate=cert)
+    return make_block(height, prev_hash, state_root=state_root_of(state), chain=CHAIN)
 
 
 def entries(count: int, tag: bytes = b"") -> dict[bytes, bytes]:

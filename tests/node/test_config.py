@@ -40,6 +40,8 @@ def test_a_config_round_trips_through_its_json(tmp_path: Path) -> None:
         body_collect_interval_s=30,
         snapshot_interval=50,
         snapshot_keep=5,
+        store_maintain_blocks=50,
+        store_wal_max_bytes=2**20,
         admission=AdmissionConfig(workers=3, client_rate=500, peer_burst=9_000),
         snapshot_sync=False,
         extra={"anchor": {"every": 10}},
@@ -78,6 +80,8 @@ def test_a_config_round_trips_through_its_json(tmp_path: Path) -> None:
         ('{"name": "a", "bodies": {"collect_interval_s": "1m"}}', "collect_interval_s"),
         ('{"name": "a", "snapshots": {"keep": 0}}', "keep must be an integer >= 1"),
         ('{"name": "a", "snapshots": {"interval": -5}}', "interval must be an integer >= 0"),
+        ('{"name": "a", "disk": {"maintain_every_blocks": 0}}', "maintain_every_blocks"),
+        ('{"name": "a", "disk": {"wal_max_bytes": 100}}', "wal_max_bytes must be an integer"),
         ('{"name": "a", "admission": {"client_rate": 0}}', "client_rate must be an integer >= 1"),
         ('{"name": "a", "admission": {"workers": -1}}', "workers must be an integer >= 0"),
         ('{"name": "a", "admission": {"client_rte": 5}}', "admission has no setting 'client_rte'"),
@@ -103,6 +107,7 @@ def test_defaults_fill_what_is_left_out() -> None:
     assert (config.upload_quota_bytes, config.body_grace_s) == (64 * 2**20, 3_600)
     assert config.body_collect_interval_s == 60
     assert (config.snapshot_interval, config.snapshot_keep) == (1_000, 3)
+    assert (config.store_maintain_blocks, config.store_wal_max_bytes) == (1_000, 64 * 2**20)
     assert config.admission == AdmissionConfig()
     assert config.snapshot_sync is True
     assert config_from_json(config_to_json(config)) == config
