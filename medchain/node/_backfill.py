@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable
 
 from medchain.node._snapshot_sync import Ask, SnapshotPeers, SnapshotSyncFailed
-from medchain.store import ChainStore, StoreError
+from medchain.store import ChainStore, DiskFull, StoreError
 from medchain.types import Block, SnapshotInvalid, block_hash, decode
 
 log = logging.getLogger("medchain.node.backfill")
@@ -36,12 +36,16 @@ class Backfill:
         connected: Callable[[], tuple[bytes, ...]],
         final_anchor: Callable[[int], bytes | None] | None = None,
         *,
+        on_disk_full: Callable[[DiskFull], None] | None = None,
         retry_s: float = RETRY_S,
     ) -> None:
+        """`on_disk_full` is told when a block found the disk full (the node stops);
+        the backfill then ends, and resumes when the node starts again."""
         self._store = store
         self._peers = peers
         self._connected = connected
         self._final_anchor = final_anchor
+        self._on_disk_full = on_disk_full
         self._retry_s = retry_s
         self.fetched = 0
         """Blocks stored by this backfill."""
@@ -62,7 +66,11 @@ class Backfill:
                 try:
                     self._store.insert_past_block(block)
                     self.fetched += 1
-                except StoreError as exc:  # the disk, say: try again later
+                except DiskFull as exc:
+                    if self._on_disk_full is not None:
+                        self._on_disk_full(exc)
+                    return
+                except StoreError as exc:  # try again later
                     log.warning("could not store block %d: %s", base - 1, exc.message)
                     await asyncio.sleep(self._retry_s)
             base = self.base_height = self._store.base_height()

@@ -279,6 +279,7 @@ class Node:
             self.snapshot_peers,
             self.transport.connected,
             lambda height: None if self.anchoring is None else self.anchoring.final_anchor(height),
+            on_disk_full=self.disk_full,
         )
         self._backfill_task: asyncio.Task[None] | None = None
         Gauge(

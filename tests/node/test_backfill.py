@@ -11,7 +11,7 @@ import pytest
 from medchain.crypto import AccountKeys
 from medchain.node import LocalChain
 from medchain.node._backfill import Backfill, linked_block
-from medchain.store import ChainStore
+from medchain.store import ChainStore, DiskFull
 from medchain.types import (
     Allocation,
     Block,
@@ -124,3 +124,25 @@ def test_linked_block_checks_height_and_hash(blocks: list[Block]) -> None:
         linked_block(4, parent, encode(blocks[3]))
     with pytest.raises(SnapshotInvalid, match="asked for block 3"):
         linked_block(3, parent, encode(blocks[4]))
+
+
+def test_a_full_disk_ends_the_backfill_and_tells_the_node(
+    tmp_path: Path, blocks: list[Block], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def scenario() -> None:
+        wire = Wire()
+        asker = wire.peer(ASKER)
+        wire.peer(HONEST, None, serving(blocks).get)
+        told: list[DiskFull] = []
+        with joined(tmp_path, blocks, 6) as store:
+
+            def full(block: Block) -> None:
+                raise DiskFull(tmp_path, 0, f"block {block.header.height}")
+
+            monkeypatch.setattr(store, "insert_past_block", full)
+            backfill = Backfill(store, asker, lambda: (HONEST,), on_disk_full=told.append)
+            await asyncio.wait_for(backfill.run(), 60)
+            assert len(told) == 1 and "block 5 was not written" in told[0].message
+            assert store.base_height() == 6
+
+    asyncio.run(scenario())
