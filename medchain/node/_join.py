@@ -42,9 +42,8 @@ from medchain.types import Block, Genesis, SnapshotInvalid, SnapshotManifest, de
 log = logging.getLogger("medchain.node.join")
 
 JOIN_WAIT_S = 5.0
-"""How long a node with an empty store waits for its peers to connect and say which
-snapshots they hold, at most: every peer connected ends it sooner, and so does a peer
-that holds none (a new chain's nodes start at once)."""
+"""How long a node with an empty store waits for its peers to connect before it asks
+them which snapshots they hold, at most (every peer connected ends it sooner)."""
 _POLL_S = 0.2
 MAX_HEIGHTS_TRIED = 3
 """Offered heights a joining node tries, highest first, before it gives up."""
@@ -117,18 +116,13 @@ async def wait_for_offers(
     peers: int,
     wait_s: float,
 ) -> dict[bytes, tuple[int, ...]]:
-    """The snapshots the peers offer, once every peer is connected or `wait_s` has
-    passed; none as soon as a peer says it holds none (a young chain: replaying it from
-    genesis is cheap, and its other nodes are no further along)."""
+    """The snapshots the connected peers offer, once all `peers` are connected or
+    `wait_s` has passed (peers that hold none are left out)."""
     deadline = time.monotonic() + wait_s
-    while True:
-        found = await channel.offers() if connected() else {}
-        offering = {peer: heights for peer, heights in found.items() if heights}
-        if len(connected()) >= peers or time.monotonic() >= deadline:
-            return offering
-        if len(offering) < len(found):
-            return {}
+    while len(connected()) < peers and time.monotonic() < deadline:
         await asyncio.sleep(_POLL_S)
+    found = await channel.offers() if connected() else {}
+    return {peer: heights for peer, heights in found.items() if heights}
 
 
 async def fetch_and_import(

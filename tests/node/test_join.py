@@ -254,14 +254,16 @@ def test_offers_are_taken_once_every_peer_is_connected(served: Served) -> None:
     run(scenario())
 
 
-def test_a_peer_without_snapshots_means_a_young_chain(served: Served) -> None:
+def test_a_peer_without_snapshots_hides_no_other_peers_offer(served: Served) -> None:
     async def scenario() -> None:
         wire = Wire()
         asker = wire.peer(ASKER)
-        wire.peer(HONEST, SnapshotFiles(served.home))
         wire.peer(LIAR, NoSnapshots())
         connected = wire.link(ASKER).connected
-        assert await wait_for_offers(asker, connected, peers=5, wait_s=60) == {}
+        assert await wait_for_offers(asker, connected, peers=1, wait_s=60) == {}
+        wire.peer(HONEST, SnapshotFiles(served.home))
+        offers = await wait_for_offers(asker, connected, peers=2, wait_s=60)
+        assert offers == {HONEST: (3,)}
 
     run(scenario())
 
