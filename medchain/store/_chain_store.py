@@ -24,7 +24,7 @@ from typing import TypeVar
 
 import rlp
 
-from medchain.app import TreeNode, state_bucket_of
+from medchain.app import TreeNode
 from medchain.store._disk import raise_if_disk_full
 from medchain.store._errors import NotFound, StoreError
 from medchain.store._maintenance import configure_compaction
@@ -36,6 +36,7 @@ from medchain.store._stored_state import (
     StoredState,
     bulk_write_state,
     state_rows,
+    stored_upper_tier,
     tree_rows,
     write_state,
     write_tree,
@@ -92,11 +93,14 @@ _BASE_HEIGHT = "base_height"
 """Height of the lowest block held: absent (0) for a store initialised from genesis."""
 
 _BATCH = 256
+"""Blocks fetched per query by `blocks()`: no cursor stays open between yields."""
 
 _BULK_CACHE_KIB = 2**20
 """SQLite's page cache while bulk loading state: 1 GiB, so inserts in hash order do not
 go to disk for every page."""
-"""Blocks fetched per query by `blocks()`: no cursor stays open between yields."""
+
+_SNAPSHOT_BATCH = 50_000
+"""Entries of a snapshot's state held in memory at a time while it is written."""
 
 
 class ChainStore:
@@ -319,23 +323,21 @@ class ChainStore:
         """Store a chain joined from a snapshot, in one transaction: its identity,
         `base_block` (a certified block at height H, checked by the caller) as the first
         block held, the state after it, streamed from `state` (if it raises, e.g. on
-        a chunk that fails its check, nothing is written), and its tree's upper tier.
+        a chunk that fails its check, nothing is written) a batch at a time, and its
+        tree's upper tier `tree_nodes` (`medchain.app.state_upper_tier` of the
+        snapshot's bucket roots), so the state opens as it would after a commit.
         Blocks above H are committed as usual; older ones come later through
         `insert_past_block`, so `base_height()` is H until the backfill is done. The
         base block's own transactions get no receipts (they were not executed here)."""
-        what = f"block {base_block.header.height}"
-
-        def write_rows(db: sqlite3.Connection) -> None:
-            rows = ((state_bucket_of(k), k, v) for k, v in _checked_rows(state))
-            try:
-                db.executemany("INSERT INTO state(bucket, key, value) VALUES (?, ?, ?)", rows)
-            except sqlite3.IntegrityError as exc:
-                raise StoreError(
-                    f"the state given with {what} holds a key twice ({exc}); "
-                    "nothing was written: fetch the snapshot again"
-                ) from exc
-
-        self._initialise_at(chain_id, genesis_hash, base_block, write_rows, tree_nodes, what)
+        with self._bulk_cache():
+            self._initialise_at(
+                chain_id,
+                genesis_hash,
+                base_block,
+                lambda db: bulk_write_state(db, state, _SNAPSHOT_BATCH),
+                tree_nodes,
+                f"block {base_block.header.height}",
+            )
 
     def _initialise_at(
         self,
@@ -405,16 +407,26 @@ class ChainStore:
                 "state is only for a store not initialised yet"
             )
         db = self._conn()
-        (pages,) = db.execute("PRAGMA cache_size").fetchone()
-        db.execute(f"PRAGMA cache_size = {-_BULK_CACHE_KIB}")  # random inserts stay in memory
         try:
-            return bulk_write_state(db, entries, batch, progress)
+            with self._bulk_cache():
+                bulk_write_state(db, entries, batch, progress)
+                return stored_upper_tier(db)
         except sqlite3.Error as exc:
             raise_if_disk_full(exc, self._path, "the bulk state")
             raise StoreError(
                 f"could not bulk load state into {self._path}: {exc}; the batches "
                 "written before stay there, so start again with a new file"
             ) from exc
+
+    @contextmanager
+    def _bulk_cache(self) -> Iterator[None]:
+        """SQLite's page cache at `_BULK_CACHE_KIB` while a large state is written
+        (random inserts then stay in memory), back to what it was after."""
+        db = self._conn()
+        (pages,) = db.execute("PRAGMA cache_size").fetchone()
+        db.execute(f"PRAGMA cache_size = {-_BULK_CACHE_KIB}")
+        try:
+            yield
         finally:
             db.execute(f"PRAGMA cache_size = {int(pages)}")
 
@@ -783,15 +795,3 @@ def _check_receipts(height: int, ids: Sequence[bytes], receipts: Sequence[Receip
             f"block {height} includes the same transaction twice; "
             "a transaction can be included only once"
         )
-
-
-def _checked_rows(pairs: Iterable[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
-    """Pass (key, value) pairs on as they come, refusing anything but bytes (SQLite
-    would store a str as TEXT and hand it back as a str)."""
-    for key, value in pairs:
-        if not isinstance(key, bytes) or not isinstance(value, bytes):
-            raise StoreError(
-                f"state entries must be (bytes, bytes), got ({type(key).__name__}, "
-                f"{type(value).__name__}) for key {key!r}"
-            )
-        yield key, value

@@ -11,8 +11,7 @@ from __future__ import annotations
 import sqlite3
 
 from medchain.app import state_bucket_of
-from medchain.store._stored_state import STATE_TABLES, write_tree
-from medchain.store._tree_nodes import bucket_roots, upper_tier
+from medchain.store._stored_state import STATE_TABLES, stored_upper_tier, write_tree
 
 _BUCKET_FUNCTION = "medchain_state_bucket"
 
@@ -31,7 +30,5 @@ def migrate_from_v1(db: sqlite3.Connection) -> None:
         db.execute("DROP TABLE state_v1")
     finally:
         db.create_function(_BUCKET_FUNCTION, 1, None)
-    rows = db.execute("SELECT bucket, key, value FROM state ORDER BY bucket, key")
-    roots = bucket_roots((int(b), bytes(k), bytes(v)) for b, k, v in rows)
-    write_tree(db, upper_tier(roots), [])
+    write_tree(db, stored_upper_tier(db), [])
     db.execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'")

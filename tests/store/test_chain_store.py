@@ -15,14 +15,16 @@ from typing import cast
 import pytest
 
 import medchain.store._chain_store as chain_store_module
-from medchain.app import state_root_of
+from medchain.app import state_bucket_of, state_root_of
 from medchain.store import (
     MAX_HEIGHT,
     SCHEMA_VERSION,
     ChainStore,
     NotFound,
     StoreError,
+    bucket_roots,
     tree_root,
+    upper_tier,
 )
 from medchain.types import (
     ZERO_HASH,
@@ -710,7 +712,9 @@ def test_initialise_from_refuses_a_second_chain_and_another_chain_id(db_path: Pa
 
 
 def refused_chunk() -> Iterator[tuple[bytes, bytes]]:
-    yield b"acct/alice", b"1"
+    """Entries of more than one write batch, then a chunk that fails its check."""
+    for n in range(5):
+        yield b"acct/%d" % n, b"1"
     raise StoreError("chunk 3 of the snapshot fails its check")
 
 
@@ -719,18 +723,42 @@ def refused_chunk() -> Iterator[tuple[bytes, bytes]]:
     [
         (refused_chunk(), "chunk 3 of the snapshot"),
         ([(b"k", b"1"), (b"k", b"2")], "holds a key twice"),
-        ([(b"k", "text")], r"must be \(bytes, bytes\)"),
+        ([(b"k", "text")], "must be bytes"),
     ],
 )
 def test_a_snapshot_whose_state_fails_writes_nothing(
-    db_path: Path, state: Iterable[tuple[bytes, bytes]], match: str
+    db_path: Path, state: Iterable[tuple[bytes, bytes]], match: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(chain_store_module, "_SNAPSHOT_BATCH", 2)
     with ChainStore(db_path) as store:
         before = dump(db_path)
         with pytest.raises(StoreError, match=match):
             store.initialise_from_snapshot(CHAIN, GENESIS_HASH, chain_of(3)[2], state=state)
         assert not store.is_initialised
         assert dump(db_path) == before
+
+
+def test_a_snapshot_is_stored_by_bucket_with_its_tree(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written in batches (here of 3) in one transaction, keyed by bucket, with the
+    tree's upper tier given: the store's state opens as it would after a commit."""
+    monkeypatch.setattr(chain_store_module, "_SNAPSHOT_BATCH", 3)
+    entries = {b"snap/%d" % n: b"v%d" % n for n in range(20)}
+    rows = sorted((state_bucket_of(k), k, v) for k, v in entries.items())
+    nodes = upper_tier(bucket_roots(rows))
+    base = make_block(7, ZERO_HASH, state_root=tree_root(nodes))
+    with ChainStore(db_path) as store:
+        store.initialise_from_snapshot(
+            CHAIN, GENESIS_HASH, base, state=[(k, v) for _, k, v in rows], tree_nodes=nodes
+        )
+    with ChainStore(db_path, chain_id=CHAIN) as store:
+        assert store.state.tree_nodes() == nodes
+        assert tree_root(store.state.tree_nodes()) == state_root_of(entries)
+        assert store.load_state() == dict(sorted(entries.items()))
+        for bucket, key, value in rows:
+            assert (key, value) in store.state.bucket_entries(bucket)
+        assert (store.base_height(), store.state_root()) == (7, base.header.state_root)
 
 
 def test_backfill_inserts_linked_blocks_down_to_genesis(db_path: Path) -> None:
