@@ -3,7 +3,9 @@ tier stored beside it.
 
 Runs inside the store's opening transaction, so a store is migrated entirely or not
 at all: the old table is renamed, its entries are re-inserted with their bucket, the
-upper tier is computed from the buckets' entries, then the old table is dropped.
+upper tier is computed from the buckets' entries, then the old table is dropped. The
+blocks and the rest of meta (the base height of a store joined from a snapshot, say)
+stay as they are; only the schema version changes.
 """
 
 from __future__ import annotations
