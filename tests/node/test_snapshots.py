@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from medchain.app import STATE_BUCKET_BITS, TreeNode, state_bucket_of, state_root_of
+from medchain.app import STATE_BUCKET_BITS, State, TreeNode, state_bucket_of, state_root_of
 from medchain.node import (
     SnapshotFiles,
     Snapshotter,
@@ -19,7 +19,7 @@ from medchain.node import (
     state_tree_nodes,
 )
 from medchain.node._snapshot_files import chunk_file
-from medchain.store import StoreError
+from medchain.store import ChainStore, StoreError
 from medchain.types import Block, SnapshotInvalid, encode
 from tests.node.snapshotchain import GENESIS_HASH, Made, SnapChain, entries
 
@@ -65,6 +65,28 @@ def test_create_verify_import_gives_the_same_state(tmp_path: Path) -> None:
     top = [h for level, _, h in nodes if level == STATE_BUCKET_BITS]
     assert top == [state_root_of(dict(rows))] == [made.header.state_root]
     assert nodes == state_tree_nodes(made.manifest.bucket_roots)
+
+
+def test_an_imported_store_opens_on_the_tree_it_was_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The joined store holds the served store's entries by bucket and its upper tier
+    exactly, so the state opens at the base block's root without reading a bucket."""
+    chain = _chain(tmp_path)
+    made = Made(tmp_path / "home", chain, chunk_bytes=1_000)
+    with ChainStore(tmp_path / "joined.sqlite") as store:
+        import_snapshot(store, made.path, made.block, GENESIS_HASH)
+        assert store.state.tree_nodes() == chain.store.state.tree_nodes()
+        for bucket in {state_bucket_of(key) for key in chain.state}:
+            assert store.state.bucket_entries(bucket) == chain.store.state.bucket_entries(bucket)
+
+        def no_bucket_reads(bucket: int) -> list[tuple[bytes, bytes]]:
+            raise AssertionError(f"bucket {bucket} was read: the tree was rebuilt")
+
+        monkeypatch.setattr(store.state, "bucket_entries", no_bucket_reads)
+        state = State(store.state)
+        state.check_tree()
+        assert state.root() == made.header.state_root
 
 
 def test_snapshots_of_one_state_are_identical(tmp_path: Path) -> None:
