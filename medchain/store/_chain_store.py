@@ -387,6 +387,7 @@ class ChainStore:
                 )
         except sqlite3.Error as exc:
             raise self._write_failed(what, exc) from exc
+        self._state.cache.clear()  # it may hold "absent" for keys read before
         self._chain_id = chain_id
         self._genesis_hash = genesis_hash
 

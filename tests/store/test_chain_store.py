@@ -749,9 +749,11 @@ def test_a_snapshot_is_stored_by_bucket_with_its_tree(
     nodes = upper_tier(bucket_roots(rows))
     base = make_block(7, ZERO_HASH, state_root=tree_root(nodes))
     with ChainStore(db_path) as store:
+        assert store.get_state(b"snap/3") is None
         store.initialise_from_snapshot(
             CHAIN, GENESIS_HASH, base, state=[(k, v) for _, k, v in rows], tree_nodes=nodes
         )
+        assert store.get_state(b"snap/3") == b"v3"  # not the absence read before
     with ChainStore(db_path, chain_id=CHAIN) as store:
         assert store.state.tree_nodes() == nodes
         assert tree_root(store.state.tree_nodes()) == state_root_of(entries)
