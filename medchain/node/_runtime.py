@@ -205,6 +205,7 @@ class Node:
         )
         """Who uploaded which body, what committed blocks name, and the collector."""
         self.bodies.catch_up(store)
+        self.app.vitals_index()  # caught up with the stored blocks before consensus runs
         self.app.before_store = self.bodies.note_block
         self.peer_blobs.on_kept = self.bodies.kept_from_peer
         self._collector: asyncio.Task[None] | None = None
@@ -484,6 +485,7 @@ class Node:
             for future in waiting:
                 future.cancel()
         self.signlog.close()
+        self.app.close_index()
         self.app.store.close()
         log.info("%s stopped at height %d", self.config.name, self.app.height)
 
