@@ -272,6 +272,7 @@ def test_batch(world: Devices) -> None:
     body = _ok(world.api.get(f"/v1/batches/{world.batch_id.hex()}"))
     assert decode(Batch, bytes.fromhex(body["encoded"])) == world.chain.batch(world.batch_id)
     assert body["batch_id"] == world.batch_id.hex() and body["count"] == 3
+    assert body["bundles_listed"] is True
     assert body["root"] == "07" * 32 and body["gateway"] == format_address(world.gateway.address)
     assert body["bundles"] == [
         {
@@ -295,6 +296,7 @@ def test_patient_vitals_over_a_range(world: Devices) -> None:
     body = _ok(_vitals(world, f"from_ms={T0 + 10}&to_ms={T0 + MS_PER_DAY}"))
     assert body["patient"] == format_address(world.patient.address)
     assert (body["from_ms"], body["to_ms"], body["device"]) == (T0 + 10, T0 + MS_PER_DAY, None)
+    assert body["complete_from"] == 0  # this node holds every block
     (entry,) = body["entries"]
     decoded = decode(VitalsEntry, bytes.fromhex(entry["encoded"]))
     assert [decoded] == world.chain.vitals(world.patient.address, T0, T0 + 10)
