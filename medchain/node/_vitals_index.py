@@ -228,7 +228,7 @@ class VitalsIndex:
             bundle = _bundle(columns)
             if device is not None and device not in bundle.devices:
                 continue
-            found.append(_entry(bytes(batch_id), int(height), bytes(root), bundle))
+            found.append(_entry(batch_id, height, root, bundle))
             if len(found) > MAX_VITALS_QUERY_ENTRIES:
                 raise InvalidArgument(
                     f"more than {MAX_VITALS_QUERY_ENTRIES} vitals bundles of "
@@ -283,31 +283,15 @@ def _insert(db: sqlite3.Connection, batch: Batch) -> None:
 
 
 def _bundle(row: Sequence[Any]) -> Bundle:
-    patient, cid, digest, count, time_from, time_to, devices = row
-    packed = bytes(devices)
-    return Bundle(
-        bytes(patient),
-        str(cid),
-        bytes(digest),
-        int(count),
-        int(time_from),
-        int(time_to),
-        tuple(packed[i : i + ADDRESS_SIZE] for i in range(0, len(packed), ADDRESS_SIZE)),
-    )
+    """A bundle from its columns (`_BUNDLE_COLUMNS`; SQLite gives back bytes, str, int)."""
+    patient, cid, digest, count, time_from, time_to, packed = row
+    devices = tuple(packed[i : i + ADDRESS_SIZE] for i in range(0, len(packed), ADDRESS_SIZE))
+    return Bundle(patient, cid, digest, count, time_from, time_to, devices)
 
 
-def _entry(batch_id: bytes, height: int, root: bytes, bundle: Bundle) -> VitalsEntry:
-    return VitalsEntry(
-        batch_id=batch_id,
-        height=height,
-        root=root,
-        cid=bundle.cid,
-        ciphertext_hash=bundle.ciphertext_hash,
-        count=bundle.count,
-        time_from_ms=bundle.time_from_ms,
-        time_to_ms=bundle.time_to_ms,
-        devices=bundle.devices,
-    )
+def _entry(batch_id: bytes, height: int, root: bytes, b: Bundle) -> VitalsEntry:
+    fields = (b.cid, b.ciphertext_hash, b.count, b.time_from_ms, b.time_to_ms, b.devices)
+    return VitalsEntry(batch_id, height, root, *fields)
 
 
 def _set_meta(db: sqlite3.Connection, values: dict[str, object]) -> None:
