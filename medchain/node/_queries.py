@@ -5,7 +5,8 @@ same questions the same way: this mixin holds the answers. A class using it keep
 `ledger` (the committed state) and `store` (blocks and receipts), calls
 `index_committed` after storing each block and `close_index` when it closes: the
 gateways' bundles are answered from the node's own index of the blocks
-(`VitalsIndex`), opened beside the store on first use."""
+(`VitalsIndex`), opened beside the store by the first query (the node opens it when
+it starts) and kept up to date by each commit from then on."""
 
 from __future__ import annotations
 
@@ -206,13 +207,14 @@ class ChainQueries:
         return self._vitals_index
 
     def index_committed(self, block: Block, receipts: Sequence[Receipt]) -> None:
-        """`block` was stored with `receipts`: list its bundles. A failure (a full disk)
-        is logged and changes nothing else: the index catches up from the blocks."""
+        """`block` was stored with `receipts`: list its bundles, if the index is open
+        (a store that is only replayed into, as `recover` does, never opens one). A
+        failure (a full disk) is logged and changes nothing else: the index catches up
+        from the blocks."""
+        if self._vitals_index is None:
+            return
         try:
-            if self._vitals_index is None:
-                self.vitals_index()
-            else:
-                self._vitals_index.add_committed(block, receipts, self.store)
+            self._vitals_index.add_committed(block, receipts, self.store)
         except sqlite3.Error as exc:
             log.error(
                 "could not index the bundles of block %d (%r); they are indexed from the "

@@ -25,6 +25,7 @@ COMMANDS = (
     "bench search",
     "bench sim",
     "bench state",
+    "bench state-growth",
     "demo",
     "devices audit",
     "devices guardian add",
