@@ -312,6 +312,20 @@ def test_patient_vitals_over_a_range(world: Devices) -> None:
     assert _ok(_vitals(world, f"from_ms={T0}&to_ms={T0}&device={other}"))["entries"] == []
 
 
+def test_a_node_without_the_older_blocks_says_from_which_height_it_lists(
+    world: Devices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a node that joined from a snapshot above the batch answers, until its
+    backfill has fetched the batch's block."""
+    batch = world.chain.batch(world.batch_id)
+    assert batch is not None
+    monkeypatch.setattr(world.chain, "vitals_complete_from", lambda: batch.height + 1)
+    body = _ok(_vitals(world, f"from_ms={T0}&to_ms={T0 + 10}"))
+    assert body["complete_from"] == batch.height + 1
+    body = _ok(world.api.get(f"/v1/batches/{world.batch_id.hex()}"))
+    assert body["bundles_listed"] is False and body["root"] == "07" * 32
+
+
 def test_a_bad_vitals_range_is_400(world: Devices) -> None:
     message = _error(
         _vitals(world, f"from_ms={T0}&to_ms={T0 + 400 * MS_PER_DAY}"), 400, "invalid_argument"
