@@ -23,6 +23,7 @@ from medchain.offchain import (
     IpfsError,
     IpfsUnavailable,
 )
+from medchain.store import DiskFull
 from medchain.types import MedchainError
 
 log = logging.getLogger("medchain.api")
@@ -65,6 +66,8 @@ def status_for(exc: MedchainError) -> int:
     when an uploader's quota of bodies not yet named is used up."""
     if isinstance(exc, BlobCorrupted):
         return 500  # the node's copy is damaged: not the client's fault
+    if isinstance(exc, DiskFull):
+        return 507  # the node stops on it: try another node, or later
     if isinstance(exc, PendingFull | VerifierBusy) or exc.code in FULL_CODES:
         return 503
     if isinstance(exc, RateLimited):

@@ -204,7 +204,7 @@ from medchain.app._staking import (
     ranked_candidates,
     voters_of,
 )
-from medchain.app._state import State
+from medchain.app._state import State, StateDelta
 from medchain.app._state_backend import MemoryBackend, StateBackend, TreeNode
 from medchain.app._state_tree import BUCKET_BITS as STATE_BUCKET_BITS
 from medchain.app._state_tree import EMPTY as STATE_EMPTY_SUBTREES
@@ -325,6 +325,7 @@ __all__ = [
     "StakeError",
     "State",
     "StateBackend",
+    "StateDelta",
     "TransferArgs",
     "TreeNode",
     "TxRejected",

@@ -26,6 +26,7 @@ from medchain.app._genesis import genesis_state
 from medchain.app._penalties import expire_bans
 from medchain.app._signatures import SignatureCache, SignatureCheck
 from medchain.app._state import State
+from medchain.app._state_backend import StateBackend
 from medchain.types import Event, Genesis, MedchainError, Receipt, Tx
 
 
@@ -61,10 +62,12 @@ class Ledger:
     def __init__(
         self,
         genesis: Genesis,
-        committed: Mapping[bytes, bytes] | None = None,
+        committed: StateBackend | Mapping[bytes, bytes] | None = None,
         *,
         verified: SignatureCache | None = None,
     ) -> None:
+        """`committed`: the state as a backend (a node's store) or as entries held in
+        memory; None starts from the genesis state, in memory."""
         self.genesis = genesis
         self.state = genesis_state(genesis) if committed is None else State(committed)
         self.verified = verified

@@ -1,18 +1,25 @@
-"""The world state: a key-value map with nested write layers.
+"""The world state: a key-value map with nested write layers, over a backend.
 
 A block opens a layer; each transaction opens a layer above it, and each call
 another, so a refused call or transaction is dropped without a trace while the
 block's net changes can be handed to the store in one piece. Values are canonical
 encodings of the contracts' dataclasses; typed helpers live in `load`/`save`.
+
+The committed entries live in a `StateBackend` (on a node: the chain store, on disk,
+behind a bounded cache). What committed blocks changed stays in memory until the
+store has written it with its block (`unpersisted`, then `persisted`), so the memory
+a node needs depends on a block's size, not on the state's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from medchain.app._state_tree import StateTree
+from medchain.app._state_backend import MemoryBackend, StateBackend
+from medchain.app._state_tree import DEFAULT_LEAF_CACHE, NodeKey, StateTree, bucket_of
 from medchain.types import decode, encode
 
 T = TypeVar("T")
@@ -20,11 +27,44 @@ T = TypeVar("T")
 _DELETED = None
 
 
+@dataclass(frozen=True, slots=True)
+class StateDelta:
+    """What committed blocks changed since the backend was last written: the entries
+    (key order, None = deleted) and the state tree's nodes ((level, index) order,
+    None = the empty subtree's hash again, i.e. no row)."""
+
+    changes: dict[bytes, bytes | None]
+    nodes: dict[NodeKey, bytes | None]
+
+
 class State:
-    def __init__(self, committed: Mapping[bytes, bytes] | None = None) -> None:
-        self._committed: dict[bytes, bytes] = dict(committed or {})
+    def __init__(
+        self,
+        committed: StateBackend | Mapping[bytes, bytes] | None = None,
+        *,
+        leaf_cache: int | None = DEFAULT_LEAF_CACHE,
+    ) -> None:
+        """`committed`: a backend (the node's store), or entries to hold in memory.
+        `leaf_cache` bounds the entries whose leaf hashes the tree keeps; a state held
+        in memory keeps them all, as it keeps the entries."""
+        if committed is None or isinstance(committed, Mapping):
+            committed = MemoryBackend(committed)
+        self._backend: StateBackend = committed
+        self._overlay: dict[bytes, bytes | None] = {}
+        """Committed changes the backend does not hold yet (None = deleted)."""
+        self._overlay_buckets: dict[int, set[bytes]] = {}
+        """The overlay's keys, by bucket: a bucket read merges only its own."""
+        self._unindexed: list[bytes] = []
+        """Overlay keys not yet in `_overlay_buckets` (indexed on the next bucket read:
+        most blocks' buckets are in the tree's cache and never read)."""
         self._layers: list[dict[bytes, bytes | None]] = []
-        self._tree = StateTree(self._committed)
+        in_memory = committed if isinstance(committed, MemoryBackend) else None
+        self._tree = StateTree(
+            self._read_bucket,
+            committed.tree_nodes(),
+            dirty=() if in_memory is None else in_memory.buckets(),
+            leaf_cache=leaf_cache if in_memory is None else None,
+        )
         """The commitment, kept between blocks so a block rehashes only what it changed."""
 
     # -- raw access -----------------------------------------------------------------
@@ -33,7 +73,12 @@ class State:
         for layer in reversed(self._layers):
             if key in layer:
                 return layer[key]
-        return self._committed.get(key)
+        return self._committed_value(key)
+
+    def _committed_value(self, key: bytes) -> bytes | None:
+        if key in self._overlay:
+            return self._overlay[key]
+        return self._backend.get(key)
 
     def set(self, key: bytes, value: bytes) -> None:
         self._top()[key] = value
@@ -45,6 +90,25 @@ class State:
         if not self._layers:
             raise RuntimeError("state writes happen inside State.layer()")
         return self._layers[-1]
+
+    def _read_bucket(self, bucket: int) -> list[tuple[bytes, bytes]]:
+        """A bucket's committed entries in key order: the backend's, as the overlay
+        changed them."""
+        for key in self._unindexed:
+            self._overlay_buckets.setdefault(bucket_of(key), set()).add(key)
+        self._unindexed.clear()
+        changed = self._overlay_buckets.get(bucket)
+        entries = self._backend.bucket_entries(bucket)
+        if not changed:
+            return entries
+        merged = dict(entries)
+        for key in changed:
+            value = self._overlay[key]
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        return [(key, merged[key]) for key in sorted(merged)]
 
     # -- layers ---------------------------------------------------------------------
 
@@ -84,23 +148,67 @@ class State:
 
     def _apply(self, changes: Mapping[bytes, bytes | None]) -> None:
         real = self._real(changes)
-        for key, value in real.items():
-            if value is None:
-                del self._committed[key]
-            else:
-                self._committed[key] = value
+        self._overlay.update(real)
+        self._unindexed.extend(real)
         self._tree.update(real)
 
     def _real(self, changes: Mapping[bytes, bytes | None]) -> dict[bytes, bytes | None]:
         """The changes that change something (a write of the same value, or a delete of
         an absent key, does not)."""
-        return {k: v for k, v in changes.items() if self._committed.get(k) != v}
+        return {k: v for k, v in changes.items() if self._committed_value(k) != v}
+
+    # -- persistence ----------------------------------------------------------------
+
+    def unpersisted(self) -> StateDelta:
+        """What committed blocks changed since `persisted`: for the store to write with
+        the block, in one transaction."""
+        if self._layers:
+            raise RuntimeError("the state is persisted only between blocks")
+        nodes = self._tree.take_changed_nodes()
+        return StateDelta({k: self._overlay[k] for k in sorted(self._overlay)}, nodes)
+
+    def persisted(self) -> None:
+        """The backend now holds everything `unpersisted` gave: stop keeping it."""
+        if self._layers:
+            raise RuntimeError("the state is persisted only between blocks")
+        self._overlay.clear()
+        self._overlay_buckets.clear()
+        self._unindexed.clear()
 
     # -- commitments ----------------------------------------------------------------
 
+    def entries(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every committed entry in key order, streamed from the backend (an export, a
+        fork, a snapshot: the whole state never needs to be in memory)."""
+        pending = sorted(self._overlay)
+        at = 0
+        for key, value in self._backend.entries():
+            while at < len(pending) and pending[at] < key:
+                if (changed := self._overlay[pending[at]]) is not None:
+                    yield pending[at], changed
+                at += 1
+            if at < len(pending) and pending[at] == key:
+                changed = self._overlay[key]
+                at += 1
+                if changed is not None:
+                    yield key, changed
+            else:
+                yield key, value
+        for key in pending[at:]:
+            if (changed := self._overlay[key]) is not None:
+                yield key, changed
+
     def committed(self) -> dict[bytes, bytes]:
-        """A copy of the committed map, sorted by key."""
-        return {k: self._committed[k] for k in sorted(self._committed)}
+        """A copy of the committed map, sorted by key (the whole state, in memory)."""
+        return dict(self.entries())
+
+    def tree_nodes(self) -> list[tuple[int, int, bytes]]:
+        """The state tree's whole upper tier, for a store that starts from this state."""
+        return self._tree.nodes()
+
+    def check_tree(self) -> None:
+        """Raise ValueError if the stored tree is not consistent in itself."""
+        self._tree.check()
 
     def root(self) -> bytes:
         """The root of the committed entries' two-tier Merkle tree (`_state_tree`)."""
@@ -122,9 +230,10 @@ class State:
         return self._tree.root_with(self._real(self._layers[0]))
 
     def copy(self) -> State:
+        """An independent state in memory with the same committed entries."""
         if self._layers:
             raise RuntimeError("copy the state only between blocks")
-        return State(self._committed)
+        return State(self.committed())
 
 
 def load(state: State, key: bytes, cls: type[T]) -> T | None:

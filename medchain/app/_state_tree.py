@@ -10,14 +10,18 @@ hash per entry at every block; here a change costs its bucket (about n / 65,536
 entries) and the 16 nodes above it, and an entry is still proven by two audit paths.
 
 The upper tree is stored sparsely: a node whose subtree holds only empty buckets is
-never stored, its hash being the same at every position of its level.
+never stored, its hash being the same at every position of its level. It is at most
+2 * 65,536 - 1 nodes whatever the state's size, so it is kept whole in memory (and on
+disk, with each block); a bucket's entries are read from the state only when a block
+changes the bucket, through a bounded cache of buckets' leaf hashes.
 """
 
 from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 
 from medchain.crypto import leaf_hash, merkle_root_of_hashes
 
@@ -64,57 +68,108 @@ def state_root_of(entries: Mapping[bytes, bytes]) -> bytes:
     return merkle_root_of_hashes(roots)
 
 
+BucketReader = Callable[[int], list[tuple[bytes, bytes]]]
+"""Reads one bucket's committed entries in key order (the State: disk plus what its
+blocks changed since)."""
+
+NodeKey = tuple[int, int]
+"""(level, index) of a node of the upper tree."""
+
+DEFAULT_LEAF_CACHE = 1 << 18
+"""Entries whose leaf hash is cached (in whole buckets): about 25 MB."""
+
+
+class _Bucket:
+    """One bucket's committed keys in order, with their leaf hashes."""
+
+    __slots__ = ("keys", "leaves")
+
+    def __init__(self, keys: list[bytes], leaves: list[bytes]) -> None:
+        self.keys = keys
+        self.leaves = leaves
+
+
 class StateTree:
-    """The two-tier tree over a key-value map, kept up to date as entries change.
+    """The two-tier tree over the committed entries, kept up to date as they change.
 
     `update` takes a block's net changes; `root` rehashes only the buckets they touched
-    and the paths above them. `root_with` gives the root the tree would have after more
-    changes, without applying them (a proposer's state root for its block, a validator's
-    dry run); when those exact changes are then committed, the nodes it computed are
-    kept instead of being hashed a second time."""
+    and the paths above them, reading each touched bucket's entries through
+    `read_bucket` unless its leaf hashes are cached. `root_with` gives the root the
+    tree would have after more changes, without applying them (a proposer's state root
+    for its block, a validator's dry run); when those exact changes are then
+    committed, the nodes it computed are kept instead of being hashed a second time.
+    Every node stored since the last `take_changed_nodes` is remembered, for the store
+    to write with the block."""
 
-    def __init__(self, entries: Mapping[bytes, bytes]) -> None:
-        self._values: Mapping[bytes, bytes] = entries
-        """The committed entries, owned by the State: read, never written, here."""
-        self._keys: dict[int, list[bytes]] = {}
-        """Per non-empty bucket, its keys in order."""
-        for key in sorted(entries):
-            self._keys.setdefault(bucket_of(key), []).append(key)
-        self._leaves: dict[bytes, bytes] = {}
-        """Leaf hash of each committed entry, once computed."""
+    def __init__(
+        self,
+        read_bucket: BucketReader,
+        nodes: Iterable[tuple[int, int, bytes]] = (),
+        dirty: Iterable[int] = (),
+        leaf_cache: int | None = DEFAULT_LEAF_CACHE,
+    ) -> None:
+        """`nodes`: the stored upper tree; `dirty`: buckets whose root is not among
+        them (every non-empty bucket, for a tree built over entries in memory);
+        `leaf_cache`: entries whose leaf hashes are kept (None: all)."""
+        self._read_bucket = read_bucket
         self._levels: list[dict[int, bytes]] = [{} for _ in range(BUCKET_BITS + 1)]
         """Per level (0: bucket roots, BUCKET_BITS: the root), the nodes that are not
         EMPTY[level], by index."""
-        self._dirty: set[int] = set(self._keys)
+        for level, index, node in nodes:
+            self._levels[level][index] = node
+        self._dirty: set[int] = set(dirty)
         """Buckets whose root is out of date."""
+        self._cache: OrderedDict[int, _Bucket] = OrderedDict()
+        """Buckets' keys and leaf hashes, least recently used first."""
+        self._cached_entries = 0
+        self._cache_limit = leaf_cache
+        self._changed: list[set[int]] = [set() for _ in range(BUCKET_BITS + 1)]
+        """Per level, the indexes of nodes stored since `take_changed_nodes`."""
         self._preview: tuple[dict[bytes, bytes | None], list[dict[int, bytes]]] | None = None
         """The last `root_with`: its changes and the nodes it computed, level by level,
         until the tree changes."""
+
+    def check(self) -> None:
+        """Raise ValueError unless the stored bucket roots hash up to the stored root
+        (a damaged store, found at start instead of at the next block)."""
+        if self._dirty:
+            return
+        levels = self._raise(dict(self._levels[0]), over=[{} for _ in self._levels])
+        if levels != self._levels:
+            raise ValueError("the stored bucket roots do not hash up to the stored state tree")
 
     def update(self, changes: Mapping[bytes, bytes | None]) -> None:
         """Record a block's changes after the State applied them (None: deleted)."""
         preview, self._preview = self._preview, None
         for key, value in changes.items():
             bucket = bucket_of(key)
-            self._leaves.pop(key, None)
-            keys = self._keys.setdefault(bucket, [])
-            at = bisect.bisect_left(keys, key)
-            found = at < len(keys) and keys[at] == key
-            if value is not None and not found:
-                keys.insert(at, key)
-            elif value is None and found:
-                del keys[at]
-            if not keys:
-                del self._keys[bucket]
             self._dirty.add(bucket)
+            cached = self._cache.get(bucket)
+            if cached is not None:
+                self._edit(cached, key, value)
         if preview is not None and preview[0] == changes and self._dirty == preview[1][0].keys():
             for level, nodes in enumerate(preview[1]):
                 self._store(level, nodes)  # what root_with computed for exactly these
             self._dirty.clear()
 
+    def _edit(self, cached: _Bucket, key: bytes, value: bytes | None) -> None:
+        keys, leaves = cached.keys, cached.leaves
+        at = bisect.bisect_left(keys, key)
+        found = at < len(keys) and keys[at] == key
+        if value is None:
+            if found:
+                del keys[at], leaves[at]
+                self._cached_entries -= 1
+        elif found:
+            leaves[at] = entry_leaf(key, value)
+        else:
+            keys.insert(at, key)
+            leaves.insert(at, entry_leaf(key, value))
+            self._cached_entries += 1
+
     def root(self) -> bytes:
         if self._dirty:
-            roots = {b: self._bucket_root(self._keys.get(b, ()), {}) for b in self._dirty}
+            roots = {b: merkle_root_of_hashes(self._bucket(b).leaves) for b in sorted(self._dirty)}
             self._dirty.clear()
             for level, nodes in enumerate(self._raise(roots)):
                 self._store(level, nodes)
@@ -127,42 +182,65 @@ class StateTree:
         for key, value in changes.items():
             touched.setdefault(bucket_of(key), {})[key] = value
         roots = {}
-        for bucket, bucket_changes in touched.items():
-            committed = self._keys.get(bucket, [])
-            keys = sorted(
-                {*committed, *bucket_changes}.difference(
-                    k for k, v in bucket_changes.items() if v is None
-                )
-            )
-            roots[bucket] = self._bucket_root(keys, bucket_changes)
+        for bucket in sorted(touched):
+            roots[bucket] = self._bucket_root_with(self._bucket(bucket), touched[bucket])
         levels = self._raise(roots)
         self._preview = (dict(changes), levels)
         return levels[BUCKET_BITS].get(0, self._levels[BUCKET_BITS].get(0, EMPTY[BUCKET_BITS]))
 
-    def _bucket_root(self, keys: Iterable[bytes], changes: Mapping[bytes, bytes | None]) -> bytes:
-        leaves = []
-        for key in keys:
-            if key in changes:
-                value = changes[key]
-                assert value is not None, "a deleted key is not among the bucket's keys"
-                leaves.append(entry_leaf(key, value))
-            else:
-                leaves.append(self._leaf(key))
-        return merkle_root_of_hashes(leaves)
+    def take_changed_nodes(self) -> dict[NodeKey, bytes | None]:
+        """The nodes stored since the last call, in (level, index) order (None: the
+        node is the empty subtree's hash again), for the store; then forget them."""
+        self.root()
+        changed = {
+            (level, index): self._levels[level].get(index)
+            for level, indexes in enumerate(self._changed)
+            for index in sorted(indexes)
+        }
+        self._changed = [set() for _ in range(BUCKET_BITS + 1)]
+        return changed
 
-    def _leaf(self, key: bytes) -> bytes:
-        cached = self._leaves.get(key)
-        if cached is None:
-            cached = self._leaves[key] = entry_leaf(key, self._values[key])
+    def nodes(self) -> list[tuple[int, int, bytes]]:
+        """Every stored node, in (level, index) order: the whole upper tree."""
+        self.root()
+        return [(lv, i, nodes[i]) for lv, nodes in enumerate(self._levels) for i in sorted(nodes)]
+
+    @staticmethod
+    def _bucket_root_with(cached: _Bucket, changes: Mapping[bytes, bytes | None]) -> bytes:
+        leaves = dict(zip(cached.keys, cached.leaves, strict=True))
+        for key, value in changes.items():
+            if value is None:
+                leaves.pop(key, None)
+            else:
+                leaves[key] = entry_leaf(key, value)
+        return merkle_root_of_hashes([leaves[k] for k in sorted(leaves)])
+
+    def _bucket(self, bucket: int) -> _Bucket:
+        """The bucket's committed keys and leaf hashes: cached, or read and cached."""
+        cached = self._cache.get(bucket)
+        if cached is not None:
+            self._cache.move_to_end(bucket)
+            return cached
+        entries = self._read_bucket(bucket)
+        cached = _Bucket([k for k, _ in entries], [entry_leaf(k, v) for k, v in entries])
+        self._cache[bucket] = cached
+        self._cached_entries += len(cached.keys)
+        limit = self._cache_limit
+        while limit is not None and self._cached_entries > limit and len(self._cache) > 1:
+            _, evicted = self._cache.popitem(last=False)
+            self._cached_entries -= len(evicted.keys)
         return cached
 
-    def _raise(self, changed: dict[int, bytes]) -> list[dict[int, bytes]]:
+    def _raise(
+        self, changed: dict[int, bytes], over: list[dict[int, bytes]] | None = None
+    ) -> list[dict[int, bytes]]:
         """The nodes that change, level by level (0: the bucket roots given), when those
-        bucket roots change: the paths above them rehashed over the stored tree. Stored
-        by the caller (`root`), or kept aside (`root_with`)."""
+        bucket roots change: the paths above them rehashed over the stored tree (or
+        over `over`). Stored by the caller (`root`), or kept aside (`root_with`)."""
+        base = self._levels if over is None else over
         levels = [changed]
         for level in range(BUCKET_BITS):
-            stored, empty = self._levels[level], EMPTY[level]
+            stored, empty = base[level], EMPTY[level]
             parents = {}
             for parent in sorted({index >> 1 for index in changed}):
                 left, right = 2 * parent, 2 * parent + 1
@@ -175,18 +253,22 @@ class StateTree:
         return levels
 
     def _store(self, level: int, nodes: Mapping[int, bytes]) -> None:
-        stored = self._levels[level]
+        stored, empty = self._levels[level], EMPTY[level]
         for index, node in nodes.items():
-            if node == EMPTY[level]:
+            if node == empty:
                 stored.pop(index, None)
             else:
                 stored[index] = node
+        self._changed[level].update(nodes)
 
 
 __all__ = [
     "BUCKETS",
     "BUCKET_BITS",
+    "DEFAULT_LEAF_CACHE",
     "EMPTY",
+    "BucketReader",
+    "NodeKey",
     "StateTree",
     "bucket_of",
     "entry_leaf",

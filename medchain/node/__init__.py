@@ -55,6 +55,12 @@ from medchain.node._devnet import (
     stop_verification_chain,
     until_a_node_exits,
 )
+from medchain.node._disk_reserve import (
+    RESERVE_BYTES,
+    RESERVE_FILE,
+    hold_disk_reserve,
+    release_disk_reserve,
+)
 from medchain.node._fork import ForkError, fork_anchor, fork_genesis, fork_home, fork_validators
 from medchain.node._genesis_file import (
     GenesisError,
@@ -77,8 +83,13 @@ from medchain.node._localchain import (
     genesis_block,
     wall_clock_ms,
 )
-from medchain.node._logging import configure_node_logging, node_log_handlers
-from medchain.node._process import NodeApi, run_node_process
+from medchain.node._logging import (
+    NodeLogFile,
+    configure_node_logging,
+    node_log_handlers,
+    watch_log_disk,
+)
+from medchain.node._process import EXIT_DISK_FULL, NodeApi, run_node_process
 from medchain.node._queries import ChainQueries
 from medchain.node._restore import (
     SQLITE_SIDE_FILES,
@@ -91,6 +102,7 @@ from medchain.node._restore import (
 )
 from medchain.node._runtime import Node, NodeFailed, network_id
 from medchain.node._signlog import SignLog
+from medchain.node._store_upkeep import StoreUpkeep
 from medchain.node._supervisor import (
     START_TIMEOUT_S,
     STOP_GRACE_S,
@@ -117,6 +129,7 @@ __all__ = [
     "CONFIG_FILE",
     "DEFAULT_SIGNATURE_CACHE",
     "DEVNET_FILE",
+    "EXIT_DISK_FULL",
     "FAUCET_KEY_FILE",
     "FETCHED",
     "GENESIS_FILE",
@@ -126,6 +139,8 @@ __all__ = [
     "NODE_KEY_FILE",
     "OUTPUT_FILE",
     "PID_FILE",
+    "RESERVE_BYTES",
+    "RESERVE_FILE",
     "SQLITE_SIDE_FILES",
     "START_TIMEOUT_S",
     "STOP_GRACE_S",
@@ -155,6 +170,7 @@ __all__ = [
     "NodeApi",
     "NodeConfig",
     "NodeFailed",
+    "NodeLogFile",
     "NodeRunning",
     "NodeStatus",
     "OverQuota",
@@ -168,6 +184,7 @@ __all__ = [
     "RecoverReport",
     "SealedBlock",
     "SignLog",
+    "StoreUpkeep",
     "Supervisor",
     "TooManyAnonymous",
     "TxFailed",
@@ -194,6 +211,7 @@ __all__ = [
     "genesis_to_json",
     "given_nodes",
     "health_status",
+    "hold_disk_reserve",
     "init_home",
     "kill_process",
     "load_devnet",
@@ -210,6 +228,7 @@ __all__ = [
     "read_genesis",
     "read_pid",
     "recover_store",
+    "release_disk_reserve",
     "require_stopped",
     "run_node_process",
     "signals_raise",
@@ -225,6 +244,7 @@ __all__ = [
     "uploader_of",
     "wait_healthy",
     "wall_clock_ms",
+    "watch_log_disk",
     "write_config",
     "write_genesis",
 ]

@@ -42,6 +42,7 @@ from medchain.offchain import (
     cid_from_digest,
     parse_cid,
 )
+from medchain.store import DiskFull, disk_full, is_disk_full
 from medchain.types import MedchainError
 
 log = logging.getLogger("medchain.node.blobs")
@@ -131,6 +132,8 @@ class PeerBlobs:
         self.max_serving_per_peer = max_serving_per_peer
         self._names = dict(names or {})
         self.on_kept = on_kept
+        self.on_disk_full: Callable[[DiskFull], None] | None = None
+        """Told (from a worker thread) when a fetched blob found the disk full."""
         self._next_id = random.getrandbits(32)
         self._asked: dict[tuple[bytes, int], asyncio.Future[_Answer]] = {}
         self._searches: dict[str, asyncio.Task[bytes]] = {}
@@ -346,6 +349,12 @@ class PeerBlobs:
         except MedchainError as exc:
             log.warning("could not keep a blob fetched from a peer: %s", exc.message)
             return True
+        except OSError as exc:
+            if not is_disk_full(exc) or self.on_disk_full is None:
+                raise
+            root = getattr(self.store, "root", None)
+            self.on_disk_full(disk_full(Path(root or "blobs"), "a body fetched from a peer"))
+            return True  # the reader still gets the verified bytes
         if self.on_kept is not None:
             try:
                 self.on_kept(cid_from_digest(digest), len(data))

@@ -28,11 +28,12 @@ ledger existed are not tracked and never deleted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from medchain.app import BODY_METHODS, named_bodies
 from medchain.crypto import address_from_public_key, format_address
 from medchain.offchain import BlobStore, CollectableBlobStore, cid_for
-from medchain.store import ChainStore
+from medchain.store import ChainStore, DiskFull, raise_if_disk_full
 from medchain.types import Block, DecodeError, MedchainError, Receipt, Tx, tx_id
 
 log = logging.getLogger("medchain.node.bodies")
@@ -74,7 +75,12 @@ class BodyLedger:
     committed transaction, and the height scanned. Not locked: `Bodies` serialises it."""
 
     def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        with _full_disk_raised(self.path, "the new body ledger"):
+            self._create()
+
+    def _create(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # a lost tail is re-scanned on start
         self._db.executescript(
@@ -188,19 +194,32 @@ class BodyLedger:
         self._db.execute("DELETE FROM unnamed WHERE cid = ?", (cid,))
         return 0 if row[0] is None else int(row[0])
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+    def _transaction(self) -> contextlib.AbstractContextManager[None]:
+        return _transaction(self._db, self.path)
 
 
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection, path: Path) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK (unless SQLite already rolled back, as
+    it may on a full disk); DiskFull when the disk is full."""
+    with _full_disk_raised(path, "the body ledger's update"):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
 
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
 
-    def __exit__(self, kind: object, *_: object) -> None:
-        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+@contextlib.contextmanager
+def _full_disk_raised(path: Path, what: str) -> Iterator[None]:
+    try:
+        yield
+    except (sqlite3.Error, OSError) as exc:
+        raise_if_disk_full(exc, path, what)
+        raise
 
 
 class BodyMetrics:
@@ -266,6 +285,8 @@ class Bodies:
         self._caught_up = False
         self._closed = False
         self.metrics = BodyMetrics(registry, self._totals)
+        self.on_disk_full: Callable[[DiskFull], None] | None = None
+        """Told when an upload found the disk full (the node stops on it)."""
 
     def close(self) -> None:
         """Close the ledger; a collector run still in its worker thread stops."""
@@ -299,7 +320,21 @@ class Bodies:
         """Store `blobs` for `uploader` and return their CIDs: its quota is reserved
         first (OverQuota), then `admit` runs (the transaction naming them; if it raises,
         the reservation is released and nothing is stored), then the bodies are stored.
-        Uploading bytes already stored, or already named, is harmless."""
+        Uploading bytes already stored, or already named, is harmless. DiskFull (told
+        to `on_disk_full` first) when the disk is full."""
+        try:
+            return await self._upload(uploader, blobs, admit)
+        except DiskFull as exc:
+            if self.on_disk_full is not None:
+                self.on_disk_full(exc)
+            raise
+
+    async def _upload(
+        self,
+        uploader: str,
+        blobs: Sequence[bytes],
+        admit: Callable[[], Awaitable[Any]] | None,
+    ) -> list[str]:
         try:
             fresh = await asyncio.to_thread(self._reserve_blobs, uploader, blobs)
         except OverQuota:
@@ -311,10 +346,15 @@ class Bodies:
             except BaseException:
                 await asyncio.to_thread(self._release, uploader, fresh)
                 raise
-        cids = await asyncio.to_thread(self.store.put_many, blobs)
+        cids = await asyncio.to_thread(self._put_many, blobs)
         self.metrics.stored.inc(len(blobs))
         self.metrics.stored_bytes.inc(sum(len(blob) for blob in blobs))
         return cids
+
+    def _put_many(self, blobs: Sequence[bytes]) -> list[str]:
+        root = getattr(self.store, "root", None)
+        with _full_disk_raised(Path("blobs") if root is None else Path(root), "the bodies"):
+            return self.store.put_many(blobs)
 
     def _reserve_blobs(self, uploader: str, blobs: Sequence[bytes]) -> list[str]:
         return self._reserve(uploader, {cid_for(blob): len(blob) for blob in blobs})

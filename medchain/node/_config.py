@@ -11,6 +11,7 @@
       bodies.sqlite          which bodies were uploaded here and which are named on chain
       node.log, node.log.N   the node's log, rotated by the node at log.max_bytes
       node.out               what a node started by the devnet printed outside its log
+      disk-reserve           1 MiB held back while it runs, freed to stop on a full disk
 
 Peers are listed with their key and certificate: that list is the allow-list (a
 node refuses any other key). Hosts and ports always come from here, never from
@@ -109,6 +110,10 @@ class NodeConfig:
     """A body no committed transaction names is deleted this long after its upload ..."""
     body_collect_interval_s: int = 60
     """... by a collector that runs this often."""
+    store_maintain_blocks: int = 1_000
+    """The chain store's WAL is checkpointed and its free pages returned this often ..."""
+    store_wal_max_bytes: int = 64 * 2**20
+    """... or as soon as its WAL is larger than this."""
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)
     extra: dict[str, Any] = field(default_factory=dict)
     """Settings later features read (kept as written)."""
@@ -130,6 +135,7 @@ _TOP_LEVEL = {
     "log",
     "bodies",
     "admission",
+    "disk",
 }
 
 
@@ -177,6 +183,10 @@ def config_to_json(config: NodeConfig) -> str:
             "collect_interval_s": config.body_collect_interval_s,
         },
         "admission": dataclasses.asdict(config.admission),
+        "disk": {
+            "maintain_every_blocks": config.store_maintain_blocks,
+            "wal_max_bytes": config.store_wal_max_bytes,
+        },
     }
     doc.update(config.extra)
     return json.dumps(doc, indent=2) + "\n"
@@ -236,12 +246,13 @@ def config_from_json(text: str, source: str = CONFIG_FILE) -> NodeConfig:
     try:
         doc: dict[str, Any] = json.loads(text)
         p2p, api = doc.get("p2p", {}), doc.get("api", {})
-        consensus, mempool, limits, log, bodies = (
+        consensus, mempool, limits, log, bodies, disk = (
             doc.get("consensus", {}),
             doc.get("mempool", {}),
             doc.get("limits", {}),
             doc.get("log", {}),
             doc.get("bodies", {}),
+            doc.get("disk", {}),
         )
         return NodeConfig(
             name=str(doc["name"]),
@@ -268,6 +279,8 @@ def config_from_json(text: str, source: str = CONFIG_FILE) -> NodeConfig:
             upload_quota_bytes=_int(bodies, "upload_quota_bytes", 64 * 2**20, 65_536),
             body_grace_s=_int(bodies, "grace_s", 3_600, 1),
             body_collect_interval_s=_int(bodies, "collect_interval_s", 60, 1),
+            store_maintain_blocks=_int(disk, "maintain_every_blocks", 1_000, 1),
+            store_wal_max_bytes=_int(disk, "wal_max_bytes", 64 * 2**20, 65_536),
             admission=_admission(doc.get("admission", {})),
             extra={k: v for k, v in doc.items() if k not in _TOP_LEVEL},
         )

@@ -11,11 +11,37 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import TextIO
 
 from medchain.node._config import NodeConfig
+from medchain.store import DiskFull, disk_full, is_disk_full
+
+
+class NodeLogFile(RotatingFileHandler):
+    """The node's log file. On a full disk, logging's own report (a traceback on
+    stderr for every line lost) is replaced by one call of `on_disk_full`: the node
+    stops on it, saying why on stderr."""
+
+    on_disk_full: Callable[[DiskFull], None] | None = None
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        if error is None or not is_disk_full(error):
+            super().handleError(record)
+            return
+        told, self.on_disk_full = self.on_disk_full, None
+        if told is not None:
+            told(disk_full(Path(self.baseFilename), "the node's log"))
+
+
+def watch_log_disk(on_disk_full: Callable[[DiskFull], None]) -> None:
+    """Tell `on_disk_full` when the node's log file finds its disk full."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, NodeLogFile):
+            handler.on_disk_full = on_disk_full
 
 
 def log_format(config: NodeConfig) -> logging.Formatter:
@@ -34,7 +60,7 @@ def node_log_handlers(
         path = home / config.log_file
         path.parent.mkdir(parents=True, exist_ok=True)
         handlers.append(
-            RotatingFileHandler(
+            NodeLogFile(
                 path,
                 maxBytes=config.log_max_bytes,
                 backupCount=config.log_backups,

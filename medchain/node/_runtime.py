@@ -56,16 +56,18 @@ from medchain.node._config import (
     NodeConfig,
     read_config,
 )
+from medchain.node._disk_reserve import hold_disk_reserve, release_disk_reserve
 from medchain.node._genesis_file import genesis_hash, read_genesis
 from medchain.node._inbox import ConsensusInbox
 from medchain.node._ledger_app import LedgerApp
 from medchain.node._localchain import GENESIS_FILE, STORE_FILE, wall_clock_ms
 from medchain.node._metrics import NodeMetrics
 from medchain.node._signlog import SignLog
+from medchain.node._store_upkeep import StoreUpkeep
 from medchain.node._verifier import Verifier
 from medchain.offchain import BlobStore
 from medchain.p2p import PeerInfo, Transport, TransportStats
-from medchain.store import ChainStore
+from medchain.store import ChainStore, DiskFull
 from medchain.types import (
     Block,
     DecodeError,
@@ -126,6 +128,7 @@ class Node:
     def __init__(self, home: Path, config: NodeConfig | None = None) -> None:
         self.home = home
         self.config = config if config is not None else read_config(home)
+        hold_disk_reserve(home)  # first: on a disk still full, refuse before anything
         self._genesis = read_genesis(home / GENESIS_FILE)
         self.keys: AccountKeys = load_keys(home / NODE_KEY_FILE)
         self.cert_pem = (home / NODE_CERT_FILE).read_bytes()
@@ -135,6 +138,14 @@ class Node:
         self._peer_names = {p.key: p for p in self.config.peers}
         self.transport = self._open_transport()
         self._open_bodies(store)
+        self.upkeep = StoreUpkeep(
+            self.home / STORE_FILE,
+            self.metrics.registry,
+            every_blocks=self.config.store_maintain_blocks,
+            wal_max_bytes=self.config.store_wal_max_bytes,
+            on_disk_full=self.disk_full,
+        )
+        """The chain store's WAL checkpoints and compaction, between commits."""
         self._export_network_metrics()
         self._open_admission()
         self._init_loop_state()
@@ -208,6 +219,7 @@ class Node:
         self.app.vitals_index()  # caught up with the stored blocks before consensus runs
         self.app.before_store = self.bodies.note_block
         self.peer_blobs.on_kept = self.bodies.kept_from_peer
+        self.bodies.on_disk_full = self.peer_blobs.on_disk_full = self.disk_full
         self._collector: asyncio.Task[None] | None = None
 
     def _export_network_metrics(self) -> None:
@@ -480,6 +492,7 @@ class Node:
         await self.transport.close()
         self.bodies.close()  # first: a collector run still in its thread stops at once
         await self._close_admission()
+        await self.upkeep.close()
         self._blobs.close()
         for waiting in self._waiters.values():
             for future in waiting:
@@ -491,8 +504,10 @@ class Node:
 
     async def until_stopped(self, stop: asyncio.Event) -> None:
         """Return once `stop` is set or consensus failed (`failed`); raises NodeFailed
-        in the second case."""
+        in the second case, or the DiskFull that stopped it."""
         await _first(stop.wait(), self.failed.wait())
+        if isinstance(self.failure, DiskFull):
+            raise self.failure
         if self.failure is not None:
             raise NodeFailed(
                 f"{self.config.name} stopped on an error ({self.failure!r}); see its log. "
@@ -507,13 +522,33 @@ class Node:
         try:
             actions = self.engine.handle(event)
             self._carry_out(actions)
+        except DiskFull as exc:  # nothing was written: the message says what to do
+            self._halt(exc)
         except Exception as exc:
             # the round state, the stores and the WAL may disagree now: stop rather
             # than vote on; a restart recovers from the stores and the WAL
             log.exception("consensus failed on %s; stopping the node", type(event).__name__)
-            self._halted = True
-            self.failure = exc
-            self.failed.set()
+            self._halt(exc)
+
+    def _halt(self, exc: BaseException) -> None:
+        """Feed the engine nothing more and stop the node (`until_stopped`) on `exc`,
+        the first failure."""
+        if isinstance(exc, DiskFull):
+            release_disk_reserve(self.home)  # room to close the stores and say why
+        if self._halted:
+            return
+        self._halted = True
+        self.failure = exc
+        self.failed.set()
+
+    def disk_full(self, exc: DiskFull) -> None:
+        """Stop the node because a disk it writes to is full; from any thread."""
+        loop = self._loop
+        if loop is None:
+            self._halt(exc)
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: stopped already
+            loop.call_soon_threadsafe(self._halt, exc)
 
     def _carry_out(self, actions: Sequence[Action]) -> None:
         broadcasts = [a for a in actions if isinstance(a, Broadcast)]
@@ -595,6 +630,7 @@ class Node:
         if len(self._admitted) > 4 * self.config.mempool_max_txs:
             self._admitted.clear()  # admitted here, then dropped unseen: forget them
         self.signlog.prune(height)
+        self.upkeep.after_commit(height)
         self.metrics.syncing.set(1 if self.syncing else 0)
         self._update_mempool_metrics()
         if round_changes:

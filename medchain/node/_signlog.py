@@ -17,6 +17,7 @@ from contextlib import closing
 from pathlib import Path
 
 from medchain.consensus import Broadcast
+from medchain.store import raise_if_disk_full
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS signed (
@@ -31,11 +32,19 @@ CREATE TABLE IF NOT EXISTS signed (
 
 
 class SignLog:
+    """Raises DiskFull, having recorded (and so sent) nothing, when its disk is full."""
+
     def __init__(self, path: Path) -> None:
+        self.path = path
         self._db = sqlite3.connect(str(path), isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(_SCHEMA)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(_SCHEMA)
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise_if_disk_full(exc, path, "the new consensus WAL")
+            raise
         self.prevented = 0
         """Conflicting messages replaced by what was signed first."""
 
@@ -73,14 +82,19 @@ class SignLog:
                 self.prevented += 1
             result.append(bytes(row[1]))
         if fresh:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany("INSERT INTO signed VALUES (?, ?, ?, ?, ?)", fresh)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            self._record(fresh)
         return result
+
+    def _record(self, fresh: list[tuple[int, int, str, bytes, bytes]]) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany("INSERT INTO signed VALUES (?, ?, ?, ?, ?)", fresh)
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            if self._db.in_transaction:  # SQLite may have rolled it back itself
+                self._db.execute("ROLLBACK")
+            raise_if_disk_full(exc, self.path, "what this node signed")
+            raise
 
     def since(self, height: int) -> Iterator[bytes]:
         """What was signed at `height` and above, in signing order per step."""
@@ -95,4 +109,8 @@ class SignLog:
 
     def prune(self, below: int) -> None:
         """Forget steps of heights below `below` (decided: nothing can conflict there)."""
-        self._db.execute("DELETE FROM signed WHERE height < ?", (below,))
+        try:
+            self._db.execute("DELETE FROM signed WHERE height < ?", (below,))
+        except sqlite3.Error as exc:
+            raise_if_disk_full(exc, self.path, "the pruning of the consensus WAL")
+            raise

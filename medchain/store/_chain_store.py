@@ -24,7 +24,9 @@ from typing import TypeVar
 
 import rlp
 
+from medchain.store._disk import raise_if_disk_full
 from medchain.store._errors import NotFound, StoreError
+from medchain.store._maintenance import configure_compaction
 from medchain.types import (
     Block,
     DecodeError,
@@ -113,6 +115,7 @@ class ChainStore:
             self._open_schema(db)
         except sqlite3.Error as exc:
             self.close()
+            raise_if_disk_full(exc, self._path, "the new chain store")
             raise StoreError(
                 f"cannot open the chain store {self._path}: {exc}; if the file is not a "
                 "medchain chain store, point the node at its own data directory"
@@ -124,6 +127,7 @@ class ChainStore:
     # -- opening -----------------------------------------------------------------
 
     def _configure(self, db: sqlite3.Connection) -> None:
+        configure_compaction(db)
         (mode,) = db.execute("PRAGMA journal_mode=WAL").fetchone()
         if str(mode).lower() != "wal" and not self.in_memory:
             raise StoreError(
@@ -381,6 +385,8 @@ class ChainStore:
         return None
 
     def _write_failed(self, what: str, exc: sqlite3.Error) -> StoreError:
+        """The error for a refused write: DiskFull when the disk is full."""
+        raise_if_disk_full(exc, self._path, what)
         return StoreError(
             f"could not store {what} in {self._path}: {exc}; nothing was written, "
             "check the disk and retry"

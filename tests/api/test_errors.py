@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from functools import cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -33,6 +34,7 @@ from medchain.offchain import (
     IpfsUnavailable,
     cid_for,
 )
+from medchain.store import disk_full
 from medchain.types import MedchainError
 from tests.api.harness import (
     FakeNode,
@@ -66,6 +68,7 @@ class _Full(MedchainError):
         (BlobCorrupted("damaged"), 500),
         (IpfsUnavailable("down"), 503),
         (IpfsError("odd answer"), 502),
+        (disk_full(Path("/srv/node/blobs"), "the bodies"), 507),
     ],
 )
 def test_status_of_domain_errors(error: MedchainError, status: int) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from medchain.app import State
+from medchain.app import MemoryBackend, State, StateDelta
+from tests.app.reference_state import ReferenceState
 
 entries = st.dictionaries(st.binary(min_size=1, max_size=8), st.binary(max_size=8), max_size=30)
 
@@ -92,3 +93,99 @@ def test_a_block_that_changes_nothing_keeps_the_root() -> None:
     assert state.pending_root() != before
     state.end_block()
     assert state.root() == State({b"a": b"1", b"b": b"2", b"c": b"3"}).root()
+
+
+class _PersistingBackend:
+    """A backend that, like the node's store, keeps the tree's nodes it is given with
+    the entries, so a state reopened on it reads its tree instead of hashing it."""
+
+    def __init__(self) -> None:
+        self.memory = MemoryBackend()
+        self.nodes: dict[tuple[int, int], bytes] = {}
+        self.get = self.memory.get
+        self.bucket_entries = self.memory.bucket_entries
+        self.entries = self.memory.entries
+
+    def tree_nodes(self) -> list[tuple[int, int, bytes]]:
+        return [(level, index, node) for (level, index), node in sorted(self.nodes.items())]
+
+    def write(self, delta: StateDelta) -> None:
+        self.memory.apply(delta.changes)
+        for position, node in delta.nodes.items():
+            if node is None:
+                self.nodes.pop(position, None)
+            else:
+                self.nodes[position] = node
+
+
+_blocks = st.lists(
+    st.dictionaries(st.binary(min_size=1, max_size=3), st.none() | st.binary(max_size=4)),
+    max_size=8,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_blocks, st.sampled_from([0, 1, 4, None]), st.lists(st.booleans(), min_size=8))
+def test_a_persisted_state_equals_the_in_memory_reference(
+    blocks: list[dict[bytes, bytes | None]], leaf_cache: int | None, persist: list[bool]
+) -> None:
+    """Block after block, a state whose committed entries live in a backend (persisted
+    after some blocks, reopened from the backend after others, its leaf cache smaller
+    than the state) has the reference's values and roots."""
+    backend = _PersistingBackend()
+    state, reference = State(backend, leaf_cache=leaf_cache), ReferenceState()
+    for number, writes in enumerate(blocks):
+        for target in (state, reference):
+            target.begin_block()
+            for key, value in writes.items():
+                if value is None:
+                    target.delete(key)
+                else:
+                    target.set(key, value)
+        assert state.pending_root() == reference.pending_root()
+        assert state.end_block() == reference.end_block()
+        assert state.root() == reference.root()
+        if persist[number]:
+            backend.write(state.unpersisted())
+            state.persisted()
+            if number % 2:  # a restart: only what the backend holds survives
+                state = State(backend, leaf_cache=leaf_cache)
+                state.check_tree()
+        assert state.root() == reference.root()
+        assert state.committed() == reference.committed()
+        for key in writes:
+            assert state.get(key) == reference.get(key)
+
+
+def test_unpersisted_gives_the_net_changes_and_the_changed_nodes_once() -> None:
+    backend = _PersistingBackend()
+    state = State(backend)
+    state.begin_block()
+    state.set(b"a", b"1")
+    state.set(b"b", b"2")
+    state.end_block()
+    state.begin_block()
+    state.delete(b"b")
+    state.end_block()
+    delta = state.unpersisted()
+    assert delta.changes == {b"a": b"1", b"b": None}
+    kept = {position for position, node in delta.nodes.items() if node is not None}
+    assert len(kept) == 17  # a's bucket root and its path
+    assert len(delta.nodes) > 17  # and b's path, no longer stored: a row to delete
+    backend.write(delta)
+    state.persisted()
+    assert state.unpersisted() == StateDelta({}, {})
+    assert State(backend).root() == state.root() == ReferenceState({b"a": b"1"}).root()
+
+
+def test_a_damaged_stored_tree_is_found_at_start() -> None:
+    backend = _PersistingBackend()
+    state = State(backend)
+    state.begin_block()
+    state.set(b"a", b"1")
+    state.end_block()
+    backend.write(state.unpersisted())
+    (level, index), _ = next(iter(backend.nodes.items()))
+    backend.nodes[(level, index)] = b"\x00" * 32
+    with pytest.raises(ValueError, match="do not hash up"):
+        State(backend).check_tree()

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from medchain.app import State
+from medchain.app import MemoryBackend, State
 from medchain.app import _state_tree as tree_module
 from medchain.app._state_tree import (
     BUCKET_BITS,
@@ -34,10 +34,21 @@ def _sha(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
+def _tree_over(entries: dict[bytes, bytes], leaf_cache: int | None = None) -> StateTree:
+    """A tree whose bucket reads see `entries` as they are at the time (the tests
+    edit them as a store would), through `tree_module.bucket_of` (a test may patch it)."""
+
+    def read(bucket: int) -> list[tuple[bytes, bytes]]:
+        return sorted((k, v) for k, v in entries.items() if tree_module.bucket_of(k) == bucket)
+
+    dirty = {tree_module.bucket_of(k) for k in entries}
+    return StateTree(read, dirty=dirty, leaf_cache=leaf_cache)
+
+
 def test_the_empty_state_is_the_tree_of_empty_buckets() -> None:
     assert EMPTY[0] == _sha(b"")  # RFC 6962: the hash of an empty tree
     assert EMPTY[1] == _sha(b"\x01" + _sha(b"") + _sha(b""))
-    assert StateTree({}).root() == state_root_of({}) == EMPTY[BUCKET_BITS]
+    assert _tree_over({}).root() == state_root_of({}) == EMPTY[BUCKET_BITS]
     assert EMPTY[BUCKET_BITS] == merkle_root_of_hashes([_sha(b"")] * BUCKETS)
 
 
@@ -52,7 +63,7 @@ def test_one_entry_by_hand() -> None:
         sibling = EMPTY[level]
         bit = (bucket >> level) & 1
         node = _sha(b"\x01" + (sibling + node if bit else node + sibling))
-    assert StateTree({key: value}).root() == node == state_root_of({key: value})
+    assert _tree_over({key: value}).root() == node == state_root_of({key: value})
 
 
 def test_entries_sharing_a_bucket_are_in_key_order() -> None:
@@ -62,7 +73,7 @@ def test_entries_sharing_a_bucket_are_in_key_order() -> None:
     bucket_root = _sha(b"\x01" + entry_leaf(first, b"1") + entry_leaf(second, b"2"))
     roots = [EMPTY[0]] * BUCKETS
     roots[16018] = bucket_root
-    assert StateTree(entries).root() == merkle_root_of_hashes(roots)
+    assert _tree_over(entries).root() == merkle_root_of_hashes(roots)
 
 
 def test_known_answers() -> None:
@@ -77,24 +88,31 @@ def test_known_answers() -> None:
     )
 
 
+@pytest.mark.parametrize("leaf_cache", [None, 0, 5])
 @pytest.mark.parametrize("crowded", [False, True])
 @settings(max_examples=15, deadline=None)
 @given(start=st.dictionaries(keys, values, max_size=20), changes=blocks)
 def test_incremental_roots_equal_the_definition(
-    crowded: bool, start: dict[bytes, bytes], changes: list[dict[bytes, bytes | None]]
+    crowded: bool,
+    leaf_cache: int | None,
+    start: dict[bytes, bytes],
+    changes: list[dict[bytes, bytes | None]],
 ) -> None:
     """`crowded` puts every entry in one of 3 buckets, so buckets of many entries, and
-    entries leaving and joining them, are exercised too."""
+    entries leaving and joining them, are exercised too; a small `leaf_cache` makes
+    the tree read evicted buckets again."""
     spread = bucket_of
     with mock.patch.object(
         tree_module, "bucket_of", (lambda k: spread(k) % 3) if crowded else spread
     ):
-        _check_incremental(start, changes)
+        _check_incremental(start, changes, leaf_cache)
 
 
-def _check_incremental(start: dict[bytes, bytes], changes: list[dict[bytes, bytes | None]]) -> None:
+def _check_incremental(
+    start: dict[bytes, bytes], changes: list[dict[bytes, bytes | None]], leaf_cache: int | None
+) -> None:
     entries = dict(start)
-    tree = StateTree(entries)
+    tree = _tree_over(entries, leaf_cache)
     assert tree.root() == state_root_of(entries)
     others = [*changes[1:], {}][: len(changes)]
     for block, other in zip(changes, others, strict=True):
@@ -125,7 +143,8 @@ def _counted(calls: list[int], hash_two: HashTwo) -> HashTwo:
 
 def test_a_change_rehashes_its_bucket_and_its_path_only(monkeypatch: pytest.MonkeyPatch) -> None:
     entries = {i.to_bytes(4, "big"): b"v" for i in range(200_000)}
-    tree = StateTree(entries)
+    backend = MemoryBackend(entries)
+    tree = StateTree(backend.bucket_entries, dirty=backend.buckets(), leaf_cache=None)
     tree.root()
     key = b"new entry"
     bucket_size = sum(1 for k in entries if bucket_of(k) == bucket_of(key))
@@ -135,6 +154,7 @@ def test_a_change_rehashes_its_bucket_and_its_path_only(monkeypatch: pytest.Monk
     monkeypatch.setattr(tree_module, "_node", _counted(nodes, node))
     monkeypatch.setattr(tree_module, "entry_leaf", _counted(leaves, leaf))
     entries[key] = b"w"
+    backend.apply({key: b"w"})
     tree.update({key: b"w"})
     tree.root()
     assert len(nodes) == BUCKET_BITS  # the path above the bucket
@@ -146,8 +166,7 @@ def test_a_change_rehashes_its_bucket_and_its_path_only(monkeypatch: pytest.Monk
     ahead = tree.root_with(block)
     assert BUCKET_BITS < len(nodes) <= 2 * BUCKET_BITS  # two paths, sharing their top
     nodes.clear()
-    entries[b"another"] = b"x"
-    del entries[key]
+    backend.apply(block)
     tree.update(block)
     assert tree.root() == ahead and nodes == []
 

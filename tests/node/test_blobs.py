@@ -4,6 +4,7 @@ a fake transport in one loop, plus peers that lie, stay silent or flood."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -29,6 +30,7 @@ from medchain.offchain import (
     MemoryBlobStore,
     cid_for,
 )
+from medchain.store import DiskFull
 from tests.waiting import until
 
 A, B, C, D = (bytes([n]) * 32 for n in b"ABCD")
@@ -144,6 +146,29 @@ def test_a_blob_kept_from_a_peer_is_reported_for_tracking() -> None:
         with pytest.raises(BlobNotFound):
             await refusing.fetch(CID)
         assert kept == [(CID, len(BODY))]
+
+    run(scenario())
+
+
+class FullDisk(LocalBlobStore):
+    def put(self, data: bytes) -> str:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_no_room_for_a_fetched_blob_is_told_and_the_reader_still_gets_it(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        net = FakeNet()
+        told: list[DiskFull] = []
+        asker = _node(net, A, FullDisk(tmp_path / "blobs"))
+        asker.on_disk_full = told.append
+        _node(net, B).store.put(BODY)
+        assert await asker.fetch(CID) == BODY
+        assert not asker.store.has(CID)
+        (full,) = told
+        assert full.path == tmp_path / "blobs"
+        assert "a body fetched from a peer was not written" in full.message
 
     run(scenario())
 

@@ -7,7 +7,10 @@ ledger missed are scanned before any collection."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import errno
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -27,6 +30,7 @@ from medchain.node import (
     uploader_of,
 )
 from medchain.offchain import LocalBlobStore, cid_for
+from medchain.store import DiskFull
 from medchain.types import Allocation, Genesis, GenesisValidator, Tx
 
 GRACE_S = 3_600
@@ -317,3 +321,60 @@ def test_the_ledger_survives_a_restart(tmp_path: Path) -> None:
     again = _attach(world.chain, world.patient, tmp_path, 64 * 2**20, follow=True)
     assert again.bodies.is_named(cid_for(body))
     assert again.bodies.usage(world.patient.address_text) == len(unnamed)
+
+
+# -- a full disk ------------------------------------------------------------------------
+
+
+def fill_ledger(bodies: Bodies) -> None:
+    """Let the ledger's database grow no further, and fill its last pages, as on a
+    full disk."""
+    db = bodies.ledger._db
+    (pages,) = db.execute("PRAGMA page_count").fetchone()
+    db.execute(f"PRAGMA max_page_count = {pages}")
+    for table in ("meta (key, value) VALUES (?, 0)", "named (cid) VALUES (?)"):
+        with contextlib.suppress(sqlite3.OperationalError):
+            for n in range(100_000):
+                db.execute(f"INSERT INTO {table}", (f"filler-{n:06d}",))
+
+
+def test_a_full_ledger_refuses_the_upload_and_stores_nothing(world: World) -> None:
+    told: list[DiskFull] = []
+    world.bodies.on_disk_full = told.append
+    fill_ledger(world.bodies)
+    bodies = [b"%05d" % i * 400 for i in range(50)]
+    with pytest.raises(DiskFull) as caught:
+        asyncio.run(world.bodies.upload(world.patient.address_text, bodies))
+    assert told == [caught.value]
+    assert caught.value.path == world.bodies.ledger.path.absolute()
+    assert not any(world.chain.blobs.has(cid_for(body)) for body in bodies)
+    assert world.bodies.usage(world.patient.address_text) == 0
+
+
+def test_a_full_blob_store_refuses_the_upload(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    told: list[DiskFull] = []
+    world.bodies.on_disk_full = told.append
+
+    def full(blobs: object) -> list[str]:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(world.chain.blobs, "put_many", full)
+    with pytest.raises(DiskFull) as caught:
+        world.upload(b"no room for me")
+    assert told == [caught.value]
+    assert isinstance(world.chain.blobs, LocalBlobStore)
+    assert caught.value.path == world.chain.blobs.root.absolute()
+
+
+def test_a_full_ledger_stops_the_block_from_being_stored(world: World) -> None:
+    """Unlike other failures of the ledger (logged, the chain goes on), a full disk
+    reaches the commit, which stores nothing: the chain store is on the same disk."""
+    tx, _ = world.record(b"named", 1)
+    height = world.chain.height
+    fill_ledger(world.bodies)
+    with pytest.raises(DiskFull):
+        world.chain.submit(tx)
+    assert world.chain.height == height
+    assert world.chain.store.latest_height() == height

@@ -4,11 +4,11 @@ disk; stderr when there is no file or a terminal watches."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import io
 import logging
 import signal
 from collections.abc import Iterator
-from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
 import pytest
@@ -17,14 +17,17 @@ from medchain.node import (
     LOG_FILE,
     OUTPUT_FILE,
     NodeConfig,
+    NodeLogFile,
     create_devnet,
     free_port_base,
     node_log_handlers,
     read_config,
     start_node,
     stop_node,
+    watch_log_disk,
     write_config,
 )
+from medchain.store import DiskFull
 from tests.waiting import wait_until
 
 MAX_BYTES = 65_536
@@ -79,7 +82,7 @@ def test_in_a_terminal_the_node_logs_to_its_file_and_the_terminal(tmp_path: Path
     terminal = Terminal()
     handlers = node_log_handlers(tmp_path, config, stderr=terminal)
     try:
-        assert [type(h) for h in handlers] == [RotatingFileHandler, logging.StreamHandler]
+        assert [type(h) for h in handlers] == [NodeLogFile, logging.StreamHandler]
         record = logging.makeLogRecord({"msg": "hello", "levelno": 20, "levelname": "INFO"})
         for handler in handlers:
             handler.handle(record)
@@ -89,8 +92,53 @@ def test_in_a_terminal_the_node_logs_to_its_file_and_the_terminal(tmp_path: Path
         for handler in handlers:
             handler.close()
     handlers = node_log_handlers(tmp_path, config, stderr=io.StringIO())  # not a terminal
-    assert [type(h) for h in handlers] == [RotatingFileHandler]
+    assert [type(h) for h in handlers] == [NodeLogFile]
     handlers[0].close()
+
+
+class FullDisk(io.StringIO):
+    def write(self, text: str) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_under_the_log_is_told_once_and_prints_no_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (handler,) = node_log_handlers(tmp_path, NodeConfig("n"), stderr=io.StringIO())
+    assert isinstance(handler, NodeLogFile)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    told: list[DiskFull] = []
+    try:
+        watch_log_disk(told.append)
+        with monkeypatch.context() as patch:
+            patch.setattr(handler, "stream", FullDisk())
+            logging.getLogger("test.full-log").warning("first line lost")
+            logging.getLogger("test.full-log").warning("second line lost")
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+    assert len(told) == 1
+    assert told[0].path == tmp_path / LOG_FILE
+    assert "the node's log was not written" in told[0].message
+    assert capsys.readouterr().err == ""
+
+
+def test_other_log_failures_are_still_reported_by_logging(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (handler,) = node_log_handlers(tmp_path, NodeConfig("n"), stderr=io.StringIO())
+    assert isinstance(handler, NodeLogFile)
+    told: list[DiskFull] = []
+    handler.on_disk_full = told.append
+    closed = io.StringIO()
+    closed.close()  # writing to it raises ValueError
+    with monkeypatch.context() as patch:
+        patch.setattr(handler, "stream", closed)
+        handler.handle(logging.makeLogRecord({"msg": "lost", "levelno": 30}))
+    handler.close()
+    assert told == []
+    assert "Logging error" in capsys.readouterr().err
 
 
 @pytest.mark.slow

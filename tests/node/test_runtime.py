@@ -16,6 +16,8 @@ from medchain.consensus import Broadcast, Kind, Start, Timer, TimerFired, TimerK
 from medchain.crypto import AccountKeys, load_keys, signed_tx
 from medchain.node import (
     BODIES_FILE,
+    RESERVE_BYTES,
+    RESERVE_FILE,
     AdmissionConfig,
     Node,
     NodeFailed,
@@ -26,6 +28,7 @@ from medchain.node import (
     write_config,
 )
 from medchain.offchain import cid_for
+from medchain.store import ChainStore, DiskFull, disk_full
 from medchain.types import Tx, tx_id
 from tests.waiting import until
 
@@ -86,6 +89,71 @@ def test_a_consensus_error_stops_the_node_instead_of_voting_on(tmp_path: Path) -
             with pytest.raises(NodeFailed, match="disk full"):
                 await asyncio.wait_for(node.until_stopped(asyncio.Event()), 10)
             assert node.failed.is_set()
+        finally:
+            await node.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_full_disk_stops_the_node_without_a_traceback_and_a_restart_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The chain store may grow no further (as on a full disk): the node stops with
+    DiskFull, storing nothing half; started again with room, it commits from its tip."""
+
+    async def fill_up(node: Node, faucet: AccountKeys) -> tuple[int, bytes]:
+        db = node.app.store._conn()
+        (pages,) = db.execute("PRAGMA page_count").fetchone()
+        db.execute(f"PRAGMA max_page_count = {pages}")
+        await node.start()
+        try:
+            nonce = 0
+            while not node.failed.is_set() and nonce < 2_000:
+                await node.submit(_transfer(node, faucet, nonce))
+                nonce += 1
+                await until(lambda: node.failed.is_set() or not node.app.mempool, 30)
+            with pytest.raises(DiskFull) as caught:
+                await asyncio.wait_for(node.until_stopped(asyncio.Event()), 10)
+            assert not (node.home / RESERVE_FILE).exists()  # freed to stop in
+            tip = node.app.store.latest_height(), node.app.store.state_root()
+        finally:
+            await node.close()
+        assert str(node.home / "chain.sqlite") in caught.value.message
+        return tip
+
+    async def restart(home: Path, faucet: AccountKeys, stopped: tuple[int, bytes]) -> None:
+        node = Node(home, read_config(home))
+        assert (home / RESERVE_FILE).stat().st_size == RESERVE_BYTES  # held again
+        assert (node.app.height, node.status().state_root) == stopped
+        await node.start()
+        try:
+            account = node.chain.account(faucet.address)
+            tx = _transfer(node, faucet, account.nonce)
+            assert await node.submit(tx)
+            receipt = await node.wait_committed(tx_id(tx), 30)
+            assert receipt is not None and receipt.ok
+            assert node.app.height > stopped[0]
+        finally:
+            await node.close()
+
+    node, faucet = _node(tmp_path)
+    with caplog.at_level("ERROR"):
+        stopped = asyncio.run(fill_up(node, faucet))
+    assert not [r for r in caplog.records if r.exc_info], "a full disk logs no traceback"
+    ChainStore(node.home / "chain.sqlite").close()  # opens as a whole store
+    asyncio.run(restart(node.home, faucet, stopped))
+
+
+def test_a_full_disk_told_from_another_thread_stops_the_node(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        node, _ = _node(tmp_path)
+        await node.start()
+        try:
+            full = disk_full(node.home / "blobs", "the bodies")
+            await asyncio.to_thread(node.disk_full, full)
+            with pytest.raises(DiskFull) as caught:
+                await asyncio.wait_for(node.until_stopped(asyncio.Event()), 10)
+            assert caught.value is full
         finally:
             await node.close()
 

@@ -1,9 +1,12 @@
 from pathlib import Path
 
+import pytest
+
 from medchain.consensus import Broadcast, Kind, Vote, sign, unwire, wire
 from medchain.consensus._messages import Checkpoint
 from medchain.crypto import AccountKeys
 from medchain.node import SignLog
+from medchain.store import DiskFull
 
 CHAIN = "medchain-test"
 
@@ -62,3 +65,21 @@ def test_unguarded_messages_pass_and_prune_forgets_old_heights(tmp_path: Path) -
     log.admit([vote(keys, 4, 0, b"\x01" * 32), vote(keys, 6, 0, b"\x01" * 32)])
     log.prune(5)
     assert [unwire(d).height for d in log.since(0)] == [6]  # type: ignore[union-attr]
+
+
+def test_a_full_disk_records_and_sends_nothing_then_a_retry_does(tmp_path: Path) -> None:
+    keys = _keys()
+    log = SignLog(tmp_path / "wal.sqlite")
+    log.admit([vote(keys, 1, 0, b"\x01" * 32)])
+    db = log._db
+    (pages,) = db.execute("PRAGMA page_count").fetchone()
+    db.execute(f"PRAGMA max_page_count = {pages}")
+    big = [vote(keys, h, 0, b"\x02" * 32) for h in range(2, 400)]
+    with pytest.raises(DiskFull) as caught:
+        log.admit(big)
+    assert caught.value.path == tmp_path / "wal.sqlite"
+    assert "what this node signed was not written" in caught.value.message
+    assert list(log.since(2)) == []
+    db.execute("PRAGMA max_page_count = 1073741823")  # space freed
+    assert log.admit(big) == [m.data for m in big]
+    assert len(list(log.since(2))) == len(big)
