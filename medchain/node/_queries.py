@@ -36,7 +36,7 @@ from medchain.app import (
 )
 from medchain.crypto import SearchToken
 from medchain.node._vitals_index import VitalsIndex
-from medchain.store import ChainStore
+from medchain.store import ChainStore, StoreError
 from medchain.types import Block, Receipt
 
 log = logging.getLogger("medchain.node.queries")
@@ -215,7 +215,7 @@ class ChainQueries:
             return
         try:
             self._vitals_index.add_committed(block, receipts, self.store)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, StoreError) as exc:  # StoreError: DiskFull
             log.error(
                 "could not index the bundles of block %d (%r); they are indexed from the "
                 "stored blocks once the index can be written",

@@ -40,7 +40,7 @@ from medchain.app import (
     committed_batch,
 )
 from medchain.crypto import ADDRESS_SIZE, format_address
-from medchain.store import ChainStore
+from medchain.store import ChainStore, raise_if_disk_full
 from medchain.types import Block, DecodeError, Receipt, Tx, block_hash, tx_id
 
 log = logging.getLogger("medchain.node.vitals")
@@ -76,10 +76,12 @@ class VitalsIndex:
     the thread that opened it (the node's loop), as the store does."""
 
     def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
         self._db = sqlite3.connect(str(path), isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # a lost tail is indexed again
-        self._db.executescript(_SCHEMA)
+        with _full_disk_raised(self.path):
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # a lost tail is indexed again
+            self._db.executescript(_SCHEMA)
         if self._meta("version") not in (None, _VERSION):
             self._reset()
         self._checked = False
@@ -174,14 +176,17 @@ class VitalsIndex:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK; DiskFull when the disk is full."""
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-            db.execute("COMMIT")
-        except BaseException:
-            db.rollback()
-            raise
+        with _full_disk_raised(self.path):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.rollback()
+                raise
 
     def _meta(self, key: str) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -236,6 +241,15 @@ class VitalsIndex:
                 )
         found.sort(key=lambda e: (e.time_from_ms, e.height, e.batch_id))
         return found
+
+
+@contextmanager
+def _full_disk_raised(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except (sqlite3.Error, OSError) as exc:
+        raise_if_disk_full(exc, path, "the vitals index's update")
+        raise
 
 
 def _batch_oks(store: ChainStore, txs: Sequence[Tx]) -> list[bool]:

@@ -35,6 +35,7 @@ from medchain.node import LocalChain
 from medchain.node import _vitals_index as index_module
 from medchain.node._vitals_index import VitalsIndex
 from medchain.offchain import cid_for
+from medchain.store import DiskFull, disk_full
 from medchain.types import ChainParams, Genesis, GenesisValidator, Tx
 
 from .vitals_reference import ReferenceVitals
@@ -346,20 +347,45 @@ def test_older_blocks_are_indexed_a_few_hundred_a_call(
     joined.close()
 
 
+@pytest.mark.parametrize(
+    "failure",
+    [sqlite3.OperationalError("disk I/O error"), disk_full(Path("chain-vitals.sqlite"), "it")],
+)
 def test_a_failed_index_write_does_not_stop_the_chain(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    failure: Exception, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     fleet = Fleet.in_memory()
     fleet.local.vitals_index()
 
-    def disk_full(*_: object) -> int:
-        raise sqlite3.OperationalError("database or disk is full")
+    def broken(*_: object) -> int:
+        raise failure
 
     with monkeypatch.context() as patch, caplog.at_level(logging.ERROR):
-        patch.setattr(VitalsIndex, "_index", disk_full)
+        patch.setattr(VitalsIndex, "_index", broken)
         batch = fleet.commit(fleet.bundle(0, T0, T0))
     assert fleet.local.store.latest_height() == batch.height
     assert f"could not index the bundles of block {batch.height}" in caplog.text
     assert [e.batch_id for e in fleet.local.vitals(fleet.patients[0].address, T0, T0)] == [
         batch.batch_id
     ]
+
+
+def test_a_full_disk_under_the_index_is_a_disk_full_and_the_index_catches_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fleet = _fleet_on_disk(tmp_path)
+    index = fleet.local.vitals_index()
+    (pages,) = index._db.execute("PRAGMA page_count").fetchone()
+    index._db.execute(f"PRAGMA max_page_count = {pages}")  # as a disk with no room left
+    bundles = [fleet.bundle(0, T0 + i, T0 + i) for i in range(40)]
+    with caplog.at_level(logging.ERROR):
+        batch = fleet.commit(*bundles[:1])  # the block is stored all the same
+        for bundle in bundles[1:]:
+            fleet.commit(bundle)
+    assert "the disk holding" in caplog.text and "is full" in caplog.text
+    with pytest.raises(DiskFull, match="the vitals index's update was not written"):
+        fleet.local.vitals(fleet.patients[0].address, T0, T0 + 100)
+    index._db.execute("PRAGMA max_page_count = 1073741823")  # space freed
+    found = fleet.local.vitals(fleet.patients[0].address, T0, T0 + 100)
+    assert len(found) == 40 and found[0].batch_id == batch.batch_id
+    fleet.local.close()
