@@ -103,6 +103,7 @@ class _Fleet:
         )
         store = ChainStore(home / "chain.sqlite")
         self.chain = LocalChain(genesis, self.validator, store, MemoryBlobStore())
+        self.chain.vitals_index()  # kept up to date from the first block, as a node does
         self.nonces: dict[bytes, int] = {}
         hospital, self.gateway = AccountKeys.generate(), AccountKeys.generate()
         self.patients = [AccountKeys.generate() for _ in range(patients)]

@@ -40,8 +40,9 @@ from medchain.app import (
     committed_batch,
 )
 from medchain.crypto import ADDRESS_SIZE, format_address
-from medchain.store import ChainStore, raise_if_disk_full
-from medchain.types import Block, DecodeError, Receipt, Tx, block_hash, tx_id
+from medchain.node._sqlite_writes import full_disk_raised, write_transaction
+from medchain.store import ChainStore
+from medchain.types import Block, DecodeError, Receipt, Tx, block_hash, cid_from_digest, tx_id
 
 log = logging.getLogger("medchain.node.vitals")
 
@@ -56,14 +57,18 @@ _VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS batches (
-    batch_id BLOB PRIMARY KEY, height INTEGER NOT NULL, root BLOB NOT NULL) WITHOUT ROWID;
+    id INTEGER PRIMARY KEY, batch_id BLOB NOT NULL UNIQUE, height INTEGER NOT NULL,
+    root BLOB NOT NULL, first_bundle INTEGER NOT NULL, bundles INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS bundles (
-    patient BLOB NOT NULL, day INTEGER NOT NULL, batch_id BLOB NOT NULL, seq INTEGER NOT NULL,
-    cid TEXT NOT NULL, ciphertext_hash BLOB NOT NULL, count INTEGER NOT NULL,
-    time_from_ms INTEGER NOT NULL, time_to_ms INTEGER NOT NULL, devices BLOB NOT NULL,
-    PRIMARY KEY (patient, day, batch_id, seq)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS bundles_of_batch ON bundles (batch_id, seq);
+    id INTEGER PRIMARY KEY, batch INTEGER NOT NULL, patient BLOB NOT NULL,
+    day INTEGER NOT NULL, cid TEXT, ciphertext_hash BLOB NOT NULL, count INTEGER NOT NULL,
+    time_from_ms INTEGER NOT NULL, time_to_ms INTEGER NOT NULL, devices BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS bundles_by_day ON bundles (patient, day);
 """
+"""A batch's bundles are appended together, so they are a range of ids (rows packed in
+pages as written, no index by batch); the patient/day index holds only the key. A CID
+is kept only when it is not the canonical one of its hash (a gateway's never is)."""
+_TABLES = ("meta", "batches", "bundles")
 _BUNDLE_COLUMNS = "patient, cid, ciphertext_hash, count, time_from_ms, time_to_ms, devices"
 
 
@@ -78,12 +83,13 @@ class VitalsIndex:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._db = sqlite3.connect(str(path), isolation_level=None)
-        with _full_disk_raised(self.path):
+        with full_disk_raised(self.path, "the new vitals index"):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # a lost tail is indexed again
+            if self._meta_or_none("version") not in (None, _VERSION):
+                self._db.executescript("".join(f"DROP TABLE {t};" for t in _TABLES))
             self._db.executescript(_SCHEMA)
-        if self._meta("version") not in (None, _VERSION):
-            self._reset()
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('version', ?)", (_VERSION,))
         self._checked = False
         """Whether block `high` was found in the store with its hash since opening."""
 
@@ -176,21 +182,19 @@ class VitalsIndex:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK; DiskFull when the disk is full."""
-        db = self._db
-        with _full_disk_raised(self.path):
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.rollback()
-                raise
+        with write_transaction(self._db, self.path, "the vitals index's update"):
+            yield self._db
 
     def _meta(self, key: str) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
+
+    def _meta_or_none(self, key: str) -> Any:
+        """`_meta`, or None in a file with no index yet."""
+        try:
+            return self._meta(key)
+        except sqlite3.OperationalError:  # no such table
+            return None
 
     def _height(self, key: str) -> int | None:
         value = self._meta(key)
@@ -201,7 +205,10 @@ class VitalsIndex:
     def bundles_of(self, batch_id: bytes) -> tuple[Bundle, ...]:
         """The batch's bundles in the order it committed them; () if not indexed."""
         rows = self._db.execute(
-            f"SELECT {_BUNDLE_COLUMNS} FROM bundles WHERE batch_id = ? ORDER BY seq", (batch_id,)
+            f"SELECT {_BUNDLE_COLUMNS} FROM batches t JOIN bundles b "
+            "ON b.id BETWEEN t.first_bundle AND t.first_bundle + t.bundles - 1 "
+            "WHERE t.batch_id = ? ORDER BY b.id",
+            (batch_id,),
         )
         return tuple(_bundle(row) for row in rows)
 
@@ -224,7 +231,7 @@ class VitalsIndex:
             )
         rows = self._db.execute(
             f"SELECT t.batch_id, t.height, t.root, {_BUNDLE_COLUMNS} FROM bundles b "
-            f"JOIN batches t ON t.batch_id = b.batch_id {where} "
+            f"JOIN batches t ON t.id = b.batch {where} "
             "AND b.time_from_ms <= ? AND b.time_to_ms >= ?",
             (*days, to_ms, from_ms),
         )
@@ -241,15 +248,6 @@ class VitalsIndex:
                 )
         found.sort(key=lambda e: (e.time_from_ms, e.height, e.batch_id))
         return found
-
-
-@contextmanager
-def _full_disk_raised(path: Path) -> Iterator[None]:
-    try:
-        yield
-    except (sqlite3.Error, OSError) as exc:
-        raise_if_disk_full(exc, path, "the vitals index's update")
-        raise
 
 
 def _batch_oks(store: ChainStore, txs: Sequence[Tx]) -> list[bool]:
@@ -271,20 +269,24 @@ def _batches_in(block: Block, oks: Sequence[bool]) -> Iterator[Batch]:
 
 
 def _insert(db: sqlite3.Connection, batch: Batch) -> None:
-    db.execute(
-        "INSERT OR IGNORE INTO batches (batch_id, height, root) VALUES (?, ?, ?)",
-        (batch.batch_id, batch.height, batch.root),
+    (first,) = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM bundles").fetchone()
+    added = db.execute(
+        "INSERT OR IGNORE INTO batches (batch_id, height, root, first_bundle, bundles) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (batch.batch_id, batch.height, batch.root, first, len(batch.bundles)),
     )
+    if not added.rowcount:
+        return  # a batch id is committed once: cannot happen
     db.executemany(
-        "INSERT OR IGNORE INTO bundles (patient, day, batch_id, seq, cid, ciphertext_hash, "
-        "count, time_from_ms, time_to_ms, devices) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO bundles (id, batch, patient, day, cid, ciphertext_hash, count, "
+        "time_from_ms, time_to_ms, devices) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
+                first + seq,
+                added.lastrowid,
                 b.patient,
                 b.day,
-                batch.batch_id,
-                seq,
-                b.cid,
+                None if b.cid == cid_from_digest(b.ciphertext_hash) else b.cid,
                 b.ciphertext_hash,
                 b.count,
                 b.time_from_ms,
@@ -300,6 +302,7 @@ def _bundle(row: Sequence[Any]) -> Bundle:
     """A bundle from its columns (`_BUNDLE_COLUMNS`; SQLite gives back bytes, str, int)."""
     patient, cid, digest, count, time_from, time_to, packed = row
     devices = tuple(packed[i : i + ADDRESS_SIZE] for i in range(0, len(packed), ADDRESS_SIZE))
+    cid = cid_from_digest(digest) if cid is None else cid
     return Bundle(patient, cid, digest, count, time_from, time_to, devices)
 
 

@@ -10,15 +10,16 @@ from medchain.cli import app
 
 
 def test_growth_bench_measures_each_load() -> None:
-    loads = (GrowthLoad("small", 3, 1), GrowthLoad("busy", 2, 5))
+    loads = (GrowthLoad("wide", 30, 1), GrowthLoad("deep", 15, 4))  # a few pages each
     results = run_growth_bench(loads, batches=4)
     assert [(g.load, g.batches, g.readings) for g in results] == [
-        (loads[0], 4, 12),
-        (loads[1], 4, 40),
+        (loads[0], 4, 120),
+        (loads[1], 4, 240),
     ]
     for growth in results:
         assert growth.state_entries > 0 and growth.state_bytes > 0
         assert growth.disk_bytes["chain.sqlite"] > 0
+        assert growth.disk_bytes["chain-vitals.sqlite"] > 0  # the node's index of bundles
         assert growth.per_day(growth.state_bytes) == growth.state_bytes / 4 * 86_400
 
 

@@ -377,15 +377,15 @@ def test_a_full_disk_under_the_index_is_a_disk_full_and_the_index_catches_up(
     index = fleet.local.vitals_index()
     (pages,) = index._db.execute("PRAGMA page_count").fetchone()
     index._db.execute(f"PRAGMA max_page_count = {pages}")  # as a disk with no room left
-    bundles = [fleet.bundle(0, T0 + i, T0 + i) for i in range(40)]
+    bundles = [fleet.bundle(0, T0 + i, T0 + i) for i in range(150)]  # pages' worth
     with caplog.at_level(logging.ERROR):
         batch = fleet.commit(*bundles[:1])  # the block is stored all the same
         for bundle in bundles[1:]:
             fleet.commit(bundle)
     assert "the disk holding" in caplog.text and "is full" in caplog.text
     with pytest.raises(DiskFull, match="the vitals index's update was not written"):
-        fleet.local.vitals(fleet.patients[0].address, T0, T0 + 100)
+        fleet.local.vitals(fleet.patients[0].address, T0, T0 + 200)
     index._db.execute("PRAGMA max_page_count = 1073741823")  # space freed
-    found = fleet.local.vitals(fleet.patients[0].address, T0, T0 + 100)
-    assert len(found) == 40 and found[0].batch_id == batch.batch_id
+    found = fleet.local.vitals(fleet.patients[0].address, T0, T0 + 200)
+    assert len(found) == 150 and found[0].batch_id == batch.batch_id
     fleet.local.close()
