@@ -38,6 +38,7 @@ from pathlib import Path
 
 from medchain.bench._gateway_net import (
     GatewayNet,
+    NetShape,
     batch_readings,
     drain_gateway,
     gateway_net,
@@ -148,21 +149,11 @@ class GatewayBench:
         self.progress = progress
 
     async def run(self, home: Path) -> GatewayBenchResult:
-        http = _Http(connections=self.patients + 8)
-        try:
-            async with gateway_net(
-                home,
-                validators=self.validators,
-                consensus=self.consensus,
-                block_interval_ms=self.block_interval_ms,
-                patients=self.patients,
-                per_patient=self.per_patient,
-                config=self._gateway_config(),
-                progress=self.progress,
-            ) as net:
-                run = await self._measure(http, net)
-        finally:
-            await http.close()
+        shape = NetShape(
+            self.validators, self.consensus, self.block_interval_ms, self.patients, self.per_patient
+        )
+        async with gateway_net(home, shape, self._gateway_config(), self.progress) as net:
+            run = await self._measure(net.http, net)
         return self._result(run, net.enrol_s)
 
     async def _measure(self, http: _Http, net: GatewayNet) -> _Run:

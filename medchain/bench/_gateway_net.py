@@ -47,9 +47,22 @@ DRAIN_S = 120.0
 
 
 @dataclass(frozen=True)
-class GatewayNet:
-    """A running devnet, its gateway and the fleet enrolled for it."""
+class NetShape:
+    """The devnet and the fleet to start."""
 
+    validators: int
+    consensus: str
+    block_interval_ms: int
+    patients: int
+    per_patient: int
+
+
+@dataclass(frozen=True)
+class GatewayNet:
+    """A running devnet, its gateway and the fleet enrolled for it, and the load
+    generator's HTTP client (a connection per patient's hub, and a few)."""
+
+    http: _Http
     nodes: DevnetProcesses
     gateway: Supervisor
     gateway_child: Child
@@ -68,50 +81,46 @@ class GatewayNet:
 
 @contextlib.asynccontextmanager
 async def gateway_net(
-    home: Path,
-    *,
-    validators: int,
-    consensus: str,
-    block_interval_ms: int,
-    patients: int,
-    per_patient: int,
-    config: GatewayConfig,
-    progress: Progress,
+    home: Path, shape: NetShape, config: GatewayConfig, progress: Progress
 ) -> AsyncIterator[GatewayNet]:
-    """Start the devnet, enrol a hospital, its gateway and `patients` x `per_patient`
-    devices, start the gateway with `config` (its node and port filled in), and stop
-    them all on the way out (the gateway first: it commits what it holds)."""
+    """Start the devnet, enrol a hospital, its gateway and the fleet, start the gateway
+    with `config` (its node and port filled in), and stop them all on the way out (the
+    gateway first: it commits what it holds)."""
     devnet = local_devnet(
         home / "net",
-        validators,
-        consensus,
+        shape.validators,
+        shape.consensus,
         chain_id="medchain-bench",
-        block_interval_ms=block_interval_ms,
+        block_interval_ms=shape.block_interval_ms,
     )
+    http = _Http(connections=shape.patients + 8)
     with DevnetProcesses(devnet) as nodes, Supervisor(GATEWAY_STOP_S) as gateway:
-        nodes.start_nodes()
-        await asyncio.to_thread(nodes.wait_healthy)
-        node_url = devnet.nodes[0].api_url
-        progress("enrol", 0, 1)
-        started = time.monotonic()
-        faucet = load_keys(devnet.faucet_key)
-        gw_keys, devices = await asyncio.to_thread(_enrol, node_url, faucet, patients, per_patient)
-        enrol_s = time.monotonic() - started
-        progress("enrol", 1, 1)
-        gw_home = home / "gateway"
-        gw_home.mkdir()
-        settings = replace(config, node_url=node_url, port=free_port_base(1))
-        write_config(gw_home, settings)
-        save_keys(gw_home / GATEWAY_KEY_FILE, gw_keys)
-        gateway_url = f"http://{settings.host}:{settings.port}"
-        child = gateway.start(gateway_program(gw_home, f"{gateway_url}/v1/health"))
-        await asyncio.to_thread(gateway.wait_healthy)
-        urls = {n.name: n.api_url for n in devnet.nodes}
-        yield GatewayNet(nodes, gateway, child, gw_home, gateway_url, urls, devices, enrol_s)
+        try:
+            nodes.start_nodes()
+            await asyncio.to_thread(nodes.wait_healthy)
+            node_url = devnet.nodes[0].api_url
+            progress("enrol", 0, 1)
+            started = time.monotonic()
+            faucet = load_keys(devnet.faucet_key)
+            gw_keys, devices = await asyncio.to_thread(_enrol, node_url, faucet, shape)
+            enrol_s = time.monotonic() - started
+            progress("enrol", 1, 1)
+            gw_home = home / "gateway"
+            gw_home.mkdir()
+            settings = replace(config, node_url=node_url, port=free_port_base(1))
+            write_config(gw_home, settings)
+            save_keys(gw_home / GATEWAY_KEY_FILE, gw_keys)
+            url = f"http://{settings.host}:{settings.port}"
+            child = gateway.start(gateway_program(gw_home, f"{url}/v1/health"))
+            await asyncio.to_thread(gateway.wait_healthy)
+            urls = {n.name: n.api_url for n in devnet.nodes}
+            yield GatewayNet(http, nodes, gateway, child, gw_home, url, urls, devices, enrol_s)
+        finally:
+            await http.close()
 
 
 def _enrol(
-    node_url: str, faucet: AccountKeys, patients: int, per_patient: int
+    node_url: str, faucet: AccountKeys, shape: NetShape
 ) -> tuple[AccountKeys, list[SimulatedDevice]]:
     """A hospital and its gateway, registered and funded, and the fleet: the gateway's
     keys and the devices."""
@@ -124,8 +133,8 @@ def _enrol(
         client = MedchainClient(hospital, chain)
         client.register(Role.INSTITUTION, "benchmark hospital")
         client.register_gateway(gw_keys.address, "benchmark gateway")
-        count = patients * per_patient
-        devices = enrol_fleet(chain, hospital, count, 0, per_patient=per_patient)
+        count = shape.patients * shape.per_patient
+        devices = enrol_fleet(chain, hospital, count, 0, per_patient=shape.per_patient)
     return gw_keys, devices
 
 
@@ -189,6 +198,7 @@ __all__ = [
     "DRAIN_S",
     "GATEWAY_STOP_S",
     "GatewayNet",
+    "NetShape",
     "batch_readings",
     "committed_batches",
     "drain_gateway",

@@ -36,13 +36,14 @@ from typing import IO, Any
 
 from medchain.bench._gateway_net import (
     GatewayNet,
+    NetShape,
     batch_readings,
     committed_batches,
     drain_gateway,
     gateway_net,
     post_readings,
 )
-from medchain.bench._network import HttpError, _Http
+from medchain.bench._network import HttpError
 from medchain.bench._resources import process_usage
 from medchain.bench._soak_summary import (
     Point,
@@ -52,8 +53,14 @@ from medchain.bench._soak_summary import (
     settle_s,
     summarise_soak,
 )
-from medchain.gateway import INDEX_FILE, GatewayConfig, ReadingIndex, SimulatedDevice
-from medchain.gateway import reading_to_json as _reading_json
+from medchain.gateway import (
+    INDEX_FILE,
+    GatewayConfig,
+    ReadingIndex,
+    SignedReading,
+    SimulatedDevice,
+    reading_to_json,
+)
 from medchain.node import ProcessFailed
 from medchain.types import HASH_SIZE, MedchainError
 
@@ -84,6 +91,12 @@ class SoakPlan:
     @property
     def devices(self) -> int:
         return self.patients * PER_PATIENT
+
+    @property
+    def shape(self) -> NetShape:
+        return NetShape(
+            self.validators, self.consensus, self.block_interval_ms, self.patients, PER_PATIENT
+        )
 
     @property
     def device_interval_s(self) -> float:
@@ -149,35 +162,22 @@ class Soak:
 
     async def run(self, home: Path) -> SoakResult:
         plan = self.plan
-        http = _Http(connections=plan.patients + 8)
-        try:
-            async with gateway_net(
-                home,
-                validators=plan.validators,
-                consensus=plan.consensus,
-                block_interval_ms=plan.block_interval_ms,
-                patients=plan.patients,
-                per_patient=PER_PATIENT,
-                config=plan.gateway_config(),
-                progress=self.progress,
-            ) as net:
-                readings = await self._soak(http, net, home / "acknowledged.bin")
-        finally:
-            await http.close()
+        async with gateway_net(home, plan.shape, plan.gateway_config(), self.progress) as net:
+            readings = await self._soak(net, home / "acknowledged.bin")
         return self._result(readings)
 
-    async def _soak(self, http: _Http, net: GatewayNet, acked_path: Path) -> Readings:
+    async def _soak(self, net: GatewayNet, acked_path: Path) -> Readings:
         with acked_path.open("wb") as acked:
             tally = _Tally(acked)
             start = time.monotonic()
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._sample_rounds(http, net, tally, start))
+                group.create_task(self._sample_rounds(net, tally, start))
                 group.create_task(self._tick(start))
                 for k in range(self.plan.patients):
                     devices = net.devices[k * PER_PATIENT : (k + 1) * PER_PATIENT]
-                    group.create_task(self._hub(http, net, devices, tally, start, k))
+                    group.create_task(self._hub(net, devices, tally, start, k))
         self.progress("drain", 0, 1)
-        drained = await drain_gateway(http, net.gateway_url)
+        drained = await drain_gateway(net.http, net.gateway_url)
         await asyncio.to_thread(net.gateway.stop_all)
         committed = await asyncio.to_thread(_committed_readings, net)
         acknowledged = set(_acked_ids(acked_path))  # a reading resent is acknowledged twice
@@ -196,7 +196,6 @@ class Soak:
 
     async def _hub(
         self,
-        http: _Http,
         net: GatewayNet,
         devices: list[SimulatedDevice],
         tally: _Tally,
@@ -218,23 +217,24 @@ class Soak:
         while next_send < end:
             await asyncio.sleep(max(0.0, next_send - time.monotonic()))
             now = min(time.monotonic(), end)
-            chunk = []
+            chunk: list[SignedReading] = []
             for j, device in enumerate(devices):
                 while due[j] <= now:
                     chunk.append(device.next_reading())
                     due[j] += interval
             if chunk:
-                await self._send(http, net.gateway_url, chunk, tally)
+                await self._send(net, chunk, tally)
             next_send += HUB_TICK_S
 
-    async def _send(self, http: _Http, url: str, chunk: list[Any], tally: _Tally) -> None:
+    async def _send(self, net: GatewayNet, chunk: list[SignedReading], tally: _Tally) -> None:
         tally.sent += len(chunk)
 
         def resent(_: BaseException) -> None:
             tally.resent += 1
 
         try:
-            answers = await post_readings(http, url, (_reading_json(r) for r in chunk), resent)
+            bodies = (reading_to_json(r) for r in chunk)
+            answers = await post_readings(net.http, net.gateway_url, bodies, resent)
         except (HttpError, KeyError, ValueError):
             tally.refused["request failed"] += len(chunk)
             return
@@ -254,13 +254,11 @@ class Soak:
 
     # -- sampling -----------------------------------------------------------------------
 
-    async def _sample_rounds(
-        self, http: _Http, net: GatewayNet, tally: _Tally, start: float
-    ) -> None:
+    async def _sample_rounds(self, net: GatewayNet, tally: _Tally, start: float) -> None:
         for k in range(self.plan.rounds):
             await asyncio.sleep(max(0.0, start + k * self.plan.sample_s - time.monotonic()))
             _check_running(net)
-            sample = await self._sample(http, net, tally, time.monotonic() - start)
+            sample = await self._sample(net, tally, time.monotonic() - start)
             if self.out is not None:
                 self.out.write(json.dumps(sample) + "\n")
                 self.out.flush()
@@ -268,9 +266,7 @@ class Soak:
                 self.on_sample(sample)
             self.rounds += 1
 
-    async def _sample(
-        self, http: _Http, net: GatewayNet, tally: _Tally, t_s: float
-    ) -> dict[str, Any]:
+    async def _sample(self, net: GatewayNet, tally: _Tally, t_s: float) -> dict[str, Any]:
         """One round: every process's usage, every node's height, the readings so far."""
         processes: dict[str, Any] = {}
         for name, pid, descendants in self._pids(net):
@@ -281,7 +277,7 @@ class Soak:
             self.series.setdefault(name, []).append(Point(t_s, usage.rss_bytes, usage.cpu_s))
         for node, url in net.node_urls.items():
             with contextlib.suppress(HttpError, KeyError, ValueError):  # else the last known
-                self.heights[node] = int((await http.get(f"{url}/v1/status")).json()["height"])
+                self.heights[node] = int((await net.http.get(f"{url}/v1/status")).json()["height"])
         return {
             "t_s": round(t_s, 3),
             "utc": datetime.now(UTC).isoformat(timespec="seconds"),
