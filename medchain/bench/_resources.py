@@ -18,6 +18,8 @@ class Usage:
     too, once waited for)."""
     processes: int
     """How many processes the figures sum."""
+    rss_by_pid: dict[int, int]
+    """Each summed process's resident memory, by pid: which of them grows."""
 
 
 def process_usage(pid: int, *, descendants: bool) -> Usage | None:
@@ -28,7 +30,8 @@ def process_usage(pid: int, *, descendants: bool) -> Usage | None:
         tree = [root, *root.children(recursive=True)] if descendants else [root]
     except psutil.NoSuchProcess:
         return None
-    rss, cpu, counted = 0, 0.0, 0
+    cpu = 0.0
+    rss_by_pid: dict[int, int] = {}
     for process in tree:
         try:
             with process.oneshot():
@@ -38,12 +41,11 @@ def process_usage(pid: int, *, descendants: bool) -> Usage | None:
             if process is root:
                 return None
             continue
-        rss += memory.rss
+        rss_by_pid[process.pid] = memory.rss
         cpu += times.user + times.system
         if descendants:
             cpu += times.children_user + times.children_system
-        counted += 1
-    return Usage(rss, cpu, counted)
+    return Usage(sum(rss_by_pid.values()), cpu, len(rss_by_pid), rss_by_pid)
 
 
 __all__ = ["Usage", "process_usage"]

@@ -66,6 +66,9 @@ def test_descendants_are_summed_only_when_asked(child: subprocess.Popen[str]) ->
     assert alone is not None and tree is not None and held is not None
     assert tree.processes >= 2 and alone.processes == 1
     assert tree.rss_bytes >= alone.rss_bytes + held.rss_bytes * 0.9
+    assert tree.rss_bytes == sum(tree.rss_by_pid.values())
+    assert tree.rss_by_pid[child.pid] >= _HOLD * 0.9 and os.getpid() in tree.rss_by_pid
+    assert list(alone.rss_by_pid) == [os.getpid()]
 
 
 def test_a_process_that_is_gone_has_no_usage() -> None:
