@@ -13,8 +13,8 @@ commits, so a read after a commit sees the new values.
 from __future__ import annotations
 
 import bisect
-from itertools import chain
 from collections.abc import Mapping
+from itertools import chain
 from typing import TypeVar
 
 from cachetools import LRUCache
