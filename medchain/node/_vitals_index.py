@@ -6,8 +6,8 @@ read them: a patient's readings over a time range, a batch's bundles. So the com
 state keeps only a batch's fixed-size header (`medchain.app.BatchHeader`), and each
 node lists the bundles here from the successful `devices.commit_batch` transactions of
 the blocks it stores. Every node derives the same index from the same blocks, so it
-answers exactly as the state did, without the state root committing to it, memory
-holding it, or a snapshot carrying it.
+answers exactly as the state did, without the state root committing to it, the
+state's tree rehashing it, or a snapshot carrying it to a joining node.
 
 The file sits beside the chain store (`chain.sqlite` -> `chain-vitals.sqlite`; in
 memory for a store in memory) and is never the only copy of anything: it records the
