@@ -3,6 +3,7 @@
 from medchain.bench._flood import FloodResult, ForgedCost, run_flood_bench, run_forged_cost
 from medchain.bench._flood import result_json as flood_json
 from medchain.bench._gateway import GatewayBenchResult, run_gateway_bench
+from medchain.bench._growth import Growth, GrowthLoad, growth_report, run_growth_bench
 from medchain.bench._ledger import LedgerBenchResult, run_ledger_bench, sample_record
 from medchain.bench._network import (
     LatencySummary,
@@ -27,6 +28,8 @@ from medchain.bench._report import (
 from medchain.bench._ring import RingTiming, run_ring_bench
 from medchain.bench._search import QueryTiming, SearchBenchResult, run_search_bench
 from medchain.bench._sim import SimSpeed, run_sim_bench
+from medchain.bench._soak import SoakPlan, run_soak
+from medchain.bench._soak_summary import SoakResult, soak_json, soak_reports
 from medchain.bench._state import StateRootTiming, run_state_bench
 from medchain.bench._state_disk import DiskStateTiming, run_state_disk_bench
 
@@ -35,6 +38,8 @@ __all__ = [
     "FloodResult",
     "ForgedCost",
     "GatewayBenchResult",
+    "Growth",
+    "GrowthLoad",
     "LatencySummary",
     "LedgerBenchResult",
     "NetworkBenchResult",
@@ -43,11 +48,14 @@ __all__ = [
     "RingTiming",
     "SearchBenchResult",
     "SimSpeed",
+    "SoakPlan",
+    "SoakResult",
     "StateRootTiming",
     "flood_json",
     "flood_report",
     "forged_report",
     "gateway_report",
+    "growth_report",
     "latency_report",
     "ledger_report",
     "machine",
@@ -56,16 +64,20 @@ __all__ = [
     "run_flood_bench",
     "run_forged_cost",
     "run_gateway_bench",
+    "run_growth_bench",
     "run_ledger_bench",
     "run_network_bench",
     "run_ring_bench",
     "run_search_bench",
     "run_sim_bench",
+    "run_soak",
     "run_state_bench",
     "run_state_disk_bench",
     "sample_record",
     "search_report",
     "sim_report",
+    "soak_json",
+    "soak_reports",
     "state_disk_report",
     "state_report",
 ]

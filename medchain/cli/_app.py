@@ -143,10 +143,12 @@ bench = _group(
 bench.command("ledger")(_bench.ledger)
 bench.command("sim")(_bench.sim_speed)
 bench.command("state")(_bench.state_root)
+bench.command("state-growth")(_bench.state_growth)
 bench.command("ring")(_bench.ring)
 bench.command("flood")(_bench.flood)
 bench.command("search")(_bench.search_speed)
 bench.command("gateway")(_bench.gateway)
+bench.command("soak")(_bench.soak)
 
 devnet = _group(app, "devnet", "A local network of node processes on this machine.")
 devnet.command("up")(_node.devnet_up)

@@ -78,10 +78,11 @@ class StoredState:
         self._check_cache()
         cached = self.cache.bucket(bucket)
         if cached is None:
-            rows = self._conn().execute(
-                "SELECT key, value FROM state WHERE bucket = ? ORDER BY key", (bucket,)
+            cached = tuple(  # BLOB columns come back as bytes: no copy needed
+                self._conn()
+                .execute("SELECT key, value FROM state WHERE bucket = ? ORDER BY key", (bucket,))
+                .fetchall()
             )
-            cached = tuple((bytes(key), bytes(value)) for key, value in rows)
             self.cache.keep_bucket(bucket, cached)
         return list(cached)
 
