@@ -236,11 +236,13 @@ def _judge(
     observed: Observed,
     integrity: Mismatch | None,
     budget: int | None,
+    base: int = 0,
 ) -> VerifyReport:
-    """Compare the anchored heights up to `checked` with what was observed there."""
+    """Compare the anchored heights from `base` (the lowest block the store holds) up
+    to `checked` with what was observed there."""
     first = integrity
     pending: Mismatch | None = None
-    heights = [h for h in book.by_height if h <= checked]
+    heights = [h for h in book.by_height if base <= h <= checked]
     for height in heights:
         if first is not None and height >= first.height:
             break
@@ -484,6 +486,12 @@ class StoredBlocks:
         (tip,) = self._conn().execute("SELECT MAX(height) FROM blocks").fetchone()
         return -1 if tip is None else int(tip)
 
+    def base(self) -> int:
+        """The lowest height the store holds by design: above 0 for a store joined from
+        a snapshot, until its backfill reaches genesis (`ChainStore.base_height`)."""
+        row = self._conn().execute("SELECT value FROM meta WHERE key = 'base_height'").fetchone()
+        return int(row[0]) if row is not None and isinstance(row[0], int) else 0
+
     def between(self, low: int, high: int) -> Iterable[tuple[int, bytes, bytes]]:
         start = low
         while start <= high:
@@ -589,6 +597,8 @@ class ChainAuditor:
         """Id of the block at `_next - 1` (the genesis block links to zeros)."""
         self._sweep = 0
         """The next height the sweep re-checks."""
+        self._base = 0
+        """The lowest height the store holds (see `StoredBlocks.base`)."""
         self._sweep_credit = 0
         """Stored bytes the byte-bounded sweep may still read (see `_sweep_bytes`)."""
         self._problems: dict[int, Mismatch] = {}
@@ -615,13 +625,18 @@ class ChainAuditor:
         late = [h for h in book.by_height if h not in known and h < self._next]
         self._recheck_heights(late)
         self._tip = self._rows.tip()
+        self._base = self._rows.base()
+        if self._next < self._base:  # joined from a snapshot: nothing is held below
+            self._next, self._last_id = self._base, None
         self._check_new()
         if sweep_bytes is not None:
             self._sweep_bytes(sweep_bytes)
         elif max_blocks > 0:
             self._sweep_old(max_blocks)
         integrity = self._problems[min(self._problems)] if self._problems else None
-        return _judge(book, self._tip, self._next - 1, self._seen.get, integrity, self._max_checks)
+        return _judge(
+            book, self._tip, self._next - 1, self._seen.get, integrity, self._max_checks, self._base
+        )
 
     def _record(self, height: int, row: _Row, problem: Mismatch | None) -> None:
         if problem is None:
@@ -669,12 +684,12 @@ class ChainAuditor:
 
     def _sweep_old(self, budget: int) -> None:
         """Re-check `budget` blocks below `_next`, from where the sweep stopped,
-        wrapping around to genesis."""
+        wrapping around to the lowest block held."""
         end = self._next - 1
-        budget = min(budget, end + 1)
+        budget = min(budget, end - self._base + 1)
         while budget > 0:
-            if self._sweep > end:
-                self._sweep = 0
+            if not self._base <= self._sweep <= end:
+                self._sweep = self._base
             low, high = self._sweep, min(end, self._sweep + budget - 1)
             self._recheck_range(low, high)
             budget -= high - low + 1
@@ -684,12 +699,12 @@ class ChainAuditor:
         """Re-check old blocks from where the sweep stopped, `budget` stored bytes a
         step on average: unspent budget carries over, so a block larger than one
         step's budget waits for the steps it needs instead of being read at once;
-        wraps around to genesis."""
+        wraps around to the lowest block held."""
         end = self._next - 1
-        if end < 0:
+        if end < self._base:
             return
-        if self._sweep > end:
-            self._sweep = 0
+        if not self._base <= self._sweep <= end:
+            self._sweep = self._base
         self._sweep_credit += budget  # bounded: it only grows while one block waits
         high = self._sweep - 1
         for height, size in self._rows.sizes(self._sweep, end):

@@ -211,6 +211,7 @@ from medchain.app._state_tree import EMPTY as STATE_EMPTY_SUBTREES
 from medchain.app._state_tree import bucket_of as state_bucket_of
 from medchain.app._state_tree import entry_leaf as state_entry_leaf
 from medchain.app._state_tree import state_root_of
+from medchain.app._state_tree import upper_tier as state_upper_tier
 
 __all__ = [
     "ANONYMOUS_METHODS",
@@ -405,6 +406,7 @@ __all__ = [
     "state_bucket_of",
     "state_entry_leaf",
     "state_root_of",
+    "state_upper_tier",
     "tranche",
     "unvested_rewards",
     "validator_set",

@@ -68,6 +68,19 @@ def state_root_of(entries: Mapping[bytes, bytes]) -> bytes:
     return merkle_root_of_hashes(roots)
 
 
+def upper_tier(bucket_roots: Mapping[int, bytes]) -> list[tuple[int, int, bytes]]:
+    """Every node of the upper tree over `bucket_roots` (a bucket not given is empty)
+    that is not the empty subtree's hash, in (level, index) order: the tier a store
+    keeps, from the bucket roots alone (a migrated store, a snapshot's manifest)."""
+    tree = StateTree(_no_bucket_reads)
+    tree._set_bucket_roots(dict(bucket_roots))
+    return tree.nodes()
+
+
+def _no_bucket_reads(bucket: int) -> list[tuple[bytes, bytes]]:
+    raise AssertionError(f"a tree built from bucket roots never reads bucket {bucket}")
+
+
 BucketReader = Callable[[int], list[tuple[bytes, bytes]]]
 """Reads one bucket's committed entries in key order (the State: disk plus what its
 blocks changed since)."""
@@ -171,9 +184,13 @@ class StateTree:
         if self._dirty:
             roots = {b: merkle_root_of_hashes(self._bucket(b).leaves) for b in sorted(self._dirty)}
             self._dirty.clear()
-            for level, nodes in enumerate(self._raise(roots)):
-                self._store(level, nodes)
+            self._set_bucket_roots(roots)
         return self._levels[BUCKET_BITS].get(0, EMPTY[BUCKET_BITS])
+
+    def _set_bucket_roots(self, roots: dict[int, bytes]) -> None:
+        """Store these bucket roots and rehash the paths above them."""
+        for level, nodes in enumerate(self._raise(roots)):
+            self._store(level, nodes)
 
     def root_with(self, changes: Mapping[bytes, bytes | None]) -> bytes:
         """The root after `changes` (None deletes), leaving the tree as it is."""
@@ -273,4 +290,5 @@ __all__ = [
     "bucket_of",
     "entry_leaf",
     "state_root_of",
+    "upper_tier",
 ]

@@ -22,6 +22,7 @@ from medchain.cli import (
     _node_init,
     _readings,
     _search,
+    _snapshot,
 )
 from medchain.cli._demo import demo
 from medchain.cli._sim import sim
@@ -158,6 +159,10 @@ node.command("run")(_node.node)
 node.command("init")(_node_init.node_init)
 node.command("add-peer")(_node_init.node_add_peer)
 node.command("adopt-genesis")(_anchor.adopt_genesis)
+
+snapshot = _group(app, "snapshot", "State snapshots this node keeps for nodes that join.")
+snapshot.command("list")(_snapshot.snapshot_list)
+snapshot.command("create")(_snapshot.snapshot_create)
 
 genesis = _group(app, "genesis", "The genesis document every node of a network starts from.")
 genesis.command("new")(_node_init.genesis_new)

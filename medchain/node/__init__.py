@@ -104,6 +104,19 @@ from medchain.node._restore import (
 )
 from medchain.node._runtime import Node, NodeFailed, network_id
 from medchain.node._signlog import SignLog
+from medchain.node._snapshot_checks import state_tree_nodes, verify_chunk, verify_manifest
+from medchain.node._snapshot_files import (
+    SNAPSHOTS_DIR,
+    SnapshotFiles,
+    SnapshotMissing,
+    SnapshotWriter,
+)
+from medchain.node._snapshots import (
+    SNAPSHOT_CHUNK_BYTES,
+    Snapshotter,
+    create_snapshot,
+    import_snapshot,
+)
 from medchain.node._store_upkeep import StoreUpkeep
 from medchain.node._supervisor import (
     START_TIMEOUT_S,
@@ -143,6 +156,8 @@ __all__ = [
     "PID_FILE",
     "RESERVE_BYTES",
     "RESERVE_FILE",
+    "SNAPSHOTS_DIR",
+    "SNAPSHOT_CHUNK_BYTES",
     "SQLITE_SIDE_FILES",
     "START_TIMEOUT_S",
     "STOP_GRACE_S",
@@ -186,6 +201,10 @@ __all__ = [
     "RecoverReport",
     "SealedBlock",
     "SignLog",
+    "SnapshotFiles",
+    "SnapshotMissing",
+    "SnapshotWriter",
+    "Snapshotter",
     "StoreUpkeep",
     "Supervisor",
     "TooManyAnonymous",
@@ -203,6 +222,7 @@ __all__ = [
     "config_to_json",
     "configure_node_logging",
     "create_devnet",
+    "create_snapshot",
     "fork_anchor",
     "fork_genesis",
     "fork_home",
@@ -215,6 +235,7 @@ __all__ = [
     "given_nodes",
     "health_status",
     "hold_disk_reserve",
+    "import_snapshot",
     "init_home",
     "kill_process",
     "ledger_from_store",
@@ -239,6 +260,7 @@ __all__ = [
     "start_devnet",
     "start_node",
     "start_verification_chain",
+    "state_tree_nodes",
     "stop_devnet",
     "stop_node",
     "stop_processes",
@@ -246,6 +268,8 @@ __all__ = [
     "terminate_pid",
     "until_a_node_exits",
     "uploader_of",
+    "verify_chunk",
+    "verify_manifest",
     "wait_healthy",
     "wall_clock_ms",
     "watch_log_disk",

@@ -25,11 +25,11 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from enum import IntEnum
 from pathlib import Path
-from typing import Protocol
 
 from medchain.node._config import ConfigError, NodeConfig
 from medchain.node._localchain import BLOBS_DIR
 from medchain.node._metrics import NodeMetrics
+from medchain.node._peer_requests import ID_BYTES, PeerLink, PendingRequests, ServingCount
 from medchain.offchain import (
     DEFAULT_MAX_BLOB_BYTES,
     IPFS_INDEX_FILE,
@@ -50,8 +50,7 @@ log = logging.getLogger("medchain.node.blobs")
 BLOB_CHANNEL = 3
 _REQUEST = 1
 _ANSWER = 2
-_ID_BYTES = 4
-_ANSWER_HEADER = 2 + _ID_BYTES + 1  # channel, kind, id, status
+_ANSWER_HEADER = 2 + ID_BYTES + 1  # channel, kind, id, status
 
 
 class BlobStatus(IntEnum):
@@ -77,12 +76,8 @@ _WHY = {
 }
 
 
-class BlobLink(Protocol):
-    """What PeerBlobs needs of the P2P transport."""
-
-    def send(self, peer: bytes, frame: bytes) -> bool: ...
-
-    def connected(self) -> tuple[bytes, ...]: ...
+BlobLink = PeerLink
+"""What PeerBlobs needs of the P2P transport."""
 
 
 class PeerBlobs:
@@ -134,12 +129,11 @@ class PeerBlobs:
         self.on_kept = on_kept
         self.on_disk_full: Callable[[DiskFull], None] | None = None
         """Told (from a worker thread) when a fetched blob found the disk full."""
-        self._next_id = random.getrandbits(32)
-        self._asked: dict[tuple[bytes, int], asyncio.Future[_Answer]] = {}
+        self._pending: PendingRequests[tuple[BlobStatus, bytes]] = PendingRequests()
         self._searches: dict[str, asyncio.Task[bytes]] = {}
         self._search_slots = asyncio.Semaphore(max_fetches)
         self._serve_slots = asyncio.Semaphore(max_serving)
-        self._serving: dict[bytes, int] = {}
+        self._serving = ServingCount(max_serving_per_peer)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -148,21 +142,20 @@ class PeerBlobs:
         self._closed = True
         for task in [*self._tasks, *self._searches.values()]:
             task.cancel()
-        for future in self._asked.values():
-            future.cancel()
+        self._pending.cancel()
 
     # -- frames from peers ------------------------------------------------------------
 
     def on_frame(self, peer: bytes, payload: bytes) -> None:
         """A channel-3 frame from `peer` (the channel byte already stripped)."""
-        if len(payload) < 1 + _ID_BYTES or payload[0] not in (_REQUEST, _ANSWER):
+        if len(payload) < 1 + ID_BYTES or payload[0] not in (_REQUEST, _ANSWER):
             self._metrics.blobs_refused.labels("malformed").inc()
             return
-        request_id = int.from_bytes(payload[1 : 1 + _ID_BYTES], "big")
+        request_id = int.from_bytes(payload[1 : 1 + ID_BYTES], "big")
         if payload[0] == _REQUEST:
-            self._on_request(peer, request_id, payload[1 + _ID_BYTES :])
+            self._on_request(peer, request_id, payload[1 + ID_BYTES :])
         else:
-            self._on_answer(peer, request_id, payload[1 + _ID_BYTES :])
+            self._on_answer(peer, request_id, payload[1 + ID_BYTES :])
 
     def _on_request(self, peer: bytes, request_id: int, body: bytes) -> None:
         if self._closed:
@@ -173,16 +166,16 @@ class PeerBlobs:
         except (UnicodeDecodeError, InvalidCid):
             self._decline(peer, request_id, BlobStatus.BAD_REQUEST, "malformed")
             return
-        if self._serving.get(peer, 0) >= self.max_serving_per_peer:
+        if self._serving.full(peer):
             self._decline(peer, request_id, BlobStatus.BUSY, "busy")
             return
-        self._serving[peer] = self._serving.get(peer, 0) + 1
+        self._serving.start(peer)
         task = asyncio.get_running_loop().create_task(self._serve(peer, request_id, cid))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _serve(self, peer: bytes, request_id: int, cid: str) -> None:
-        try:
+        with self._serving.served(peer):
             async with self._serve_slots:
                 status, frame = await asyncio.to_thread(self._answer_frame, request_id, cid)
             if status is not BlobStatus.FOUND:
@@ -192,12 +185,6 @@ class PeerBlobs:
             else:
                 self._metrics.blobs_served.inc()
                 self._metrics.blob_bytes_served.inc(len(frame) - _ANSWER_HEADER)
-        finally:
-            left = self._serving.get(peer, 1) - 1
-            if left:
-                self._serving[peer] = left
-            else:
-                self._serving.pop(peer, None)
 
     def _answer_frame(self, request_id: int, cid: str) -> tuple[BlobStatus, bytes]:
         """In a worker thread: read (and so verify) the blob, build the answer frame."""
@@ -220,8 +207,8 @@ class PeerBlobs:
         self._link.send(peer, _answer(request_id, status))
 
     def _on_answer(self, peer: bytes, request_id: int, body: bytes) -> None:
-        future = self._asked.pop((peer, request_id), None)
-        if future is None or future.done():
+        future = self._pending.waiting(peer, request_id)
+        if future is None:
             self._metrics.blobs_refused.labels("unexpected").inc()  # unasked, or too late
             return
         if not body or body[0] not in _STATUSES:
@@ -326,18 +313,12 @@ class PeerBlobs:
 
     async def _ask(self, peer: bytes, cid: str) -> _Answer:
         """The peer's answer, or why there is none."""
-        request_id = self._next_id = (self._next_id + 1) % 2**32
-        future: asyncio.Future[_Answer] = asyncio.get_running_loop().create_future()
-        self._asked[(peer, request_id)] = future
-        try:
-            frame = bytes([BLOB_CHANNEL, _REQUEST]) + request_id.to_bytes(_ID_BYTES, "big")
-            if not self._link.send(peer, frame + cid.encode("ascii")):
-                return "could not be asked (not connected, or its send queue is full)"
-            return await asyncio.wait_for(future, self.peer_timeout_s)
-        except TimeoutError:
-            return f"gave no answer within {self.peer_timeout_s:g} s"
-        finally:
-            self._asked.pop((peer, request_id), None)
+
+        def frame(request_id: int) -> bytes:
+            prefix = bytes([BLOB_CHANNEL, _REQUEST]) + request_id.to_bytes(ID_BYTES, "big")
+            return prefix + cid.encode("ascii")
+
+        return await self._pending.ask(self._link, peer, frame, self.peer_timeout_s)
 
     def _keep(self, digest: bytes, data: bytes) -> bool:
         """In a worker thread: whether `data` matches; if so, store it (a failing store
@@ -367,7 +348,7 @@ class PeerBlobs:
 
 
 def _answer(request_id: int, status: BlobStatus) -> bytes:
-    return bytes([BLOB_CHANNEL, _ANSWER]) + request_id.to_bytes(_ID_BYTES, "big") + bytes([status])
+    return bytes([BLOB_CHANNEL, _ANSWER]) + request_id.to_bytes(ID_BYTES, "big") + bytes([status])
 
 
 class NetworkBlobStore:

@@ -110,6 +110,13 @@ class NodeConfig:
     """A body no committed transaction names is deleted this long after its upload ..."""
     body_collect_interval_s: int = 60
     """... by a collector that runs this often."""
+    snapshot_interval: int = 1_000
+    """A snapshot of the state is made every this many blocks (0: none) ..."""
+    snapshot_keep: int = 3
+    """... keeping the last this many, for joining nodes to fetch."""
+    snapshot_sync: bool = True
+    """A node whose store is empty joins from a snapshot its peers offer (else it
+    replays every block since genesis)."""
     store_maintain_blocks: int = 1_000
     """The chain store's WAL is checkpointed and its free pages returned this often ..."""
     store_wal_max_bytes: int = 64 * 2**20
@@ -139,6 +146,7 @@ _TOP_LEVEL = {
     "log",
     "bodies",
     "admission",
+    "snapshots",
     "disk",
     "state",
 }
@@ -187,6 +195,11 @@ def config_to_json(config: NodeConfig) -> str:
             "grace_s": config.body_grace_s,
             "collect_interval_s": config.body_collect_interval_s,
         },
+        "snapshots": {
+            "interval": config.snapshot_interval,
+            "keep": config.snapshot_keep,
+            "sync": config.snapshot_sync,
+        },
         "admission": dataclasses.asdict(config.admission),
         "disk": {
             "maintain_every_blocks": config.store_maintain_blocks,
@@ -202,6 +215,13 @@ def _int(section: dict[str, Any], key: str, default: int, low: int = 0) -> int:
     value = section.get(key, default)
     if type(value) is not int or value < low:
         raise ConfigError(f"{key} must be an integer >= {low}, found {value!r}")
+    return value
+
+
+def _bool(section: dict[str, Any], key: str, default: bool) -> bool:
+    value = section.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, found {value!r}")
     return value
 
 
@@ -252,12 +272,13 @@ def config_from_json(text: str, source: str = CONFIG_FILE) -> NodeConfig:
     try:
         doc: dict[str, Any] = json.loads(text)
         p2p, api = doc.get("p2p", {}), doc.get("api", {})
-        consensus, mempool, limits, log, bodies, disk = (
+        consensus, mempool, limits, log, bodies, snapshots, disk = (
             doc.get("consensus", {}),
             doc.get("mempool", {}),
             doc.get("limits", {}),
             doc.get("log", {}),
             doc.get("bodies", {}),
+            doc.get("snapshots", {}),
             doc.get("disk", {}),
         )
         return NodeConfig(
@@ -285,6 +306,9 @@ def config_from_json(text: str, source: str = CONFIG_FILE) -> NodeConfig:
             upload_quota_bytes=_int(bodies, "upload_quota_bytes", 64 * 2**20, 65_536),
             body_grace_s=_int(bodies, "grace_s", 3_600, 1),
             body_collect_interval_s=_int(bodies, "collect_interval_s", 60, 1),
+            snapshot_interval=_int(snapshots, "interval", 1_000),
+            snapshot_keep=_int(snapshots, "keep", 3, 1),
+            snapshot_sync=_bool(snapshots, "sync", True),
             store_maintain_blocks=_int(disk, "maintain_every_blocks", 1_000, 1),
             store_wal_max_bytes=_int(disk, "wal_max_bytes", 64 * 2**20, 65_536),
             admission=_admission(doc.get("admission", {})),

@@ -71,6 +71,12 @@ def fork_genesis(
             f"the store holds chain {store.chain_id!r}, not {genesis.chain_id!r}; "
             "open the store of the chain you fork"
         )
+    if store.base_height() > 0:
+        raise ForkError(
+            f"the store joined the chain from a snapshot and holds blocks from height "
+            f"{store.base_height()} only; a fork replays every block since genesis: let the "
+            "node fetch the older blocks first (it does so in the background)"
+        )
     if store.latest_height() < anchor.height:
         raise ForkError(
             f"the store holds blocks up to {store.latest_height()} only, the anchor is at "

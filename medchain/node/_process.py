@@ -17,6 +17,7 @@ from typing import Protocol
 
 from medchain.node._config import PID_FILE, NodeConfig
 from medchain.node._disk_reserve import release_disk_reserve
+from medchain.node._join import join_from_snapshot
 from medchain.node._logging import configure_node_logging, watch_log_disk
 from medchain.node._runtime import Node
 from medchain.store import DiskFull, raise_if_disk_full
@@ -87,7 +88,8 @@ def _run(home: Path, config: NodeConfig, api: Callable[[Node, NodeConfig], NodeA
 async def _serve_node(
     home: Path, config: NodeConfig, api_for: Callable[[Node, NodeConfig], NodeApi]
 ) -> None:
-    node = Node(home, config)
+    joined = await join_from_snapshot(home, config)
+    node = Node(home, config, snapshot_stats=None if joined is None else joined.stats)
     watch_log_disk(node.disk_full)
     # The loaded state and code are long-lived: keep them out of the collector's scans,
     # and collect young objects less often (a full scan of a large heap stalls the one

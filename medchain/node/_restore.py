@@ -192,6 +192,14 @@ def _check_identity(path: Path, chain_id: str, genesis_hash: bytes) -> None:
             f"{path} holds chain {meta.get('chain_id')!r} from another genesis than the one "
             f"given ({chain_id!r}); pass the genesis.json of the chain in that directory"
         )
+    base = meta.get("base_height", 0)
+    if isinstance(base, int) and base > 0:
+        raise RecoverError(
+            f"{path} joined the chain from a snapshot and holds blocks from height {base} "
+            "only; recover replays every block since genesis: let the node fetch the older "
+            "blocks first, or move the store away and start the node: it joins again from "
+            "its peers' snapshots"
+        )
 
 
 def _target(report: VerifyReport) -> tuple[int, bool]:

@@ -18,11 +18,11 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 
 from medchain.anchor import AnchorSettings
 from medchain.app import TxRejected, decode_tx
@@ -47,6 +47,7 @@ from medchain.consensus import (
 from medchain.crypto import AccountKeys, load_keys
 from medchain.node._admission import Admission, AdmissionStats, RateLimited, Source
 from medchain.node._anchoring import Anchoring, AnchoringStatus
+from medchain.node._backfill import Backfill
 from medchain.node._blobs import BLOB_CHANNEL, NetworkBlobStore, PeerBlobs, open_blob_store
 from medchain.node._bodies import BODIES_FILE, Bodies, BodyLedger
 from medchain.node._config import (
@@ -63,6 +64,14 @@ from medchain.node._ledger_app import LedgerApp
 from medchain.node._localchain import GENESIS_FILE, STORE_FILE, wall_clock_ms
 from medchain.node._metrics import NodeMetrics
 from medchain.node._signlog import SignLog
+from medchain.node._snapshot_files import SnapshotFiles
+from medchain.node._snapshot_sync import (
+    SNAPSHOT_CHANNEL,
+    SnapshotPeers,
+    SnapshotStats,
+    export_snapshot_metrics,
+)
+from medchain.node._snapshots import Snapshotter
 from medchain.node._store_upkeep import StoreUpkeep
 from medchain.node._verifier import Verifier
 from medchain.offchain import BlobStore
@@ -107,6 +116,32 @@ def network_id(genesis: Genesis) -> str:
     return f"{genesis.chain_id}/{genesis_hash(genesis).hex()[:16]}"
 
 
+def open_transport(
+    keys: AccountKeys,
+    cert_pem: bytes,
+    genesis: Genesis,
+    config: NodeConfig,
+    on_frame: Callable[[bytes, bytes], None],
+    on_peer_change: Callable[[bytes, bool], None] | None,
+) -> Transport:
+    """The node's P2P transport as its config says (the node's, or a joining node's
+    before the node opens)."""
+    return Transport(
+        keys,
+        cert_pem,
+        network_id(genesis),
+        config.p2p_host,
+        config.p2p_port,
+        [PeerInfo(p.key, p.cert_pem, p.host, p.port, p.name) for p in config.peers],
+        on_frame=on_frame,
+        on_peer_change=on_peer_change,
+        max_frame_bytes=config.max_frame_bytes,
+        max_handshakes=config.p2p_max_handshakes,
+        max_handshakes_per_address=config.p2p_max_handshakes_per_address,
+        refusal_log_interval=config.p2p_refusal_log_interval_s,
+    )
+
+
 class NodeFailed(MedchainError):
     code = "node_failed"
 
@@ -125,7 +160,15 @@ class Node:
     """One node process: `await node.start()`, then `until_stopped(stop)`, then
     `close()` (the CLI serves the HTTP API in between)."""
 
-    def __init__(self, home: Path, config: NodeConfig | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        config: NodeConfig | None = None,
+        *,
+        snapshot_stats: SnapshotStats | None = None,
+    ) -> None:
+        """`snapshot_stats`: what the snapshot channel counted while this node joined
+        (`join_from_snapshot`), carried on in its /metrics."""
         self.home = home
         self.config = config if config is not None else read_config(home)
         hold_disk_reserve(home)  # first: on a disk still full, refuse before anything
@@ -138,6 +181,7 @@ class Node:
         self._peer_names = {p.key: p for p in self.config.peers}
         self.transport = self._open_transport()
         self._open_bodies(store)
+        self._open_snapshots(store, snapshot_stats)
         self.upkeep = StoreUpkeep(
             self.home / STORE_FILE,
             self.metrics.registry,
@@ -167,6 +211,9 @@ class Node:
             max_bytes=self.config.mempool_max_bytes,
         )
         self.signlog = SignLog(self.home / WAL_FILE)
+        self.snapshots = Snapshotter(
+            store, self.home, self.config.snapshot_interval, self.config.snapshot_keep
+        )
         self.engine = BftEngine(
             EngineConfig(
                 chain_id=self._genesis.chain_id,
@@ -182,19 +229,13 @@ class Node:
         return store
 
     def _open_transport(self) -> Transport:
-        return Transport(
+        return open_transport(
             self.keys,
             self.cert_pem,
-            network_id(self._genesis),
-            self.config.p2p_host,
-            self.config.p2p_port,
-            [PeerInfo(p.key, p.cert_pem, p.host, p.port, p.name) for p in self.config.peers],
-            on_frame=self._on_frame,
-            on_peer_change=self._on_peer_change,
-            max_frame_bytes=self.config.max_frame_bytes,
-            max_handshakes=self.config.p2p_max_handshakes,
-            max_handshakes_per_address=self.config.p2p_max_handshakes_per_address,
-            refusal_log_interval=self.config.p2p_refusal_log_interval_s,
+            self._genesis,
+            self.config,
+            self._on_frame,
+            self._on_peer_change,
         )
 
     def _open_bodies(self, store: ChainStore) -> None:
@@ -222,6 +263,37 @@ class Node:
         self.peer_blobs.on_kept = self.bodies.kept_from_peer
         self.bodies.on_disk_full = self.peer_blobs.on_disk_full = self.disk_full
         self._collector: asyncio.Task[None] | None = None
+
+    def _open_snapshots(self, store: ChainStore, stats: SnapshotStats | None) -> None:
+        """Channel 4: this node's snapshots and blocks for peers, and the blocks below
+        the height it joined at (if it did), fetched from them."""
+        self.snapshot_peers = SnapshotPeers(
+            SnapshotFiles(self.home),
+            self._stored_block,
+            self.transport,
+            stats=stats,
+            max_answer_bytes=self.config.max_frame_bytes,
+            names={key: peer.name for key, peer in self._peer_names.items()},
+        )
+        export_snapshot_metrics(self.metrics, lambda: self.snapshot_peers.stats)
+        self.backfill = Backfill(
+            store,
+            self.snapshot_peers,
+            self.transport.connected,
+            lambda height: None if self.anchoring is None else self.anchoring.final_anchor(height),
+            on_disk_full=self.disk_full,
+        )
+        self._backfill_task: asyncio.Task[None] | None = None
+        Gauge(
+            "medchain_store_base_height",
+            "Lowest block height held: above 0 while the blocks below the snapshot this "
+            "node joined from are fetched",
+            registry=self.metrics.registry,
+        ).set_function(lambda: self.backfill.base_height)
+
+    def _stored_block(self, height: int) -> bytes | None:
+        block = self.app.store.block_at(height)
+        return None if block is None else encode(block)
 
     def _export_network_metrics(self) -> None:
         self.metrics.export_stats(
@@ -441,6 +513,8 @@ class Node:
         self._collector = asyncio.ensure_future(
             self.bodies.run_collector(self.config.body_collect_interval_s)
         )
+        if self.app.store.base_height() > 0:
+            self._backfill_task = asyncio.ensure_future(self.backfill.run())
         log.info(
             "%s started at height %d as %s (%s), p2p %s:%d",
             self.config.name,
@@ -486,10 +560,12 @@ class Node:
                 await self._anchoring_task
         if self.anchoring is not None:
             await self.anchoring.close()
-        if self._collector is not None:
-            self._collector.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._collector
+        for task in (self._collector, self._backfill_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self.snapshot_peers.close()
         await self.transport.close()
         self.bodies.close()  # first: a collector run still in its thread stops at once
         await self._close_admission()
@@ -499,6 +575,7 @@ class Node:
             for future in waiting:
                 future.cancel()
         self.signlog.close()
+        self.snapshots.close()
         self.app.close_index()
         self.app.store.close()
         log.info("%s stopped at height %d", self.config.name, self.app.height)
@@ -631,6 +708,7 @@ class Node:
         if len(self._admitted) > 4 * self.config.mempool_max_txs:
             self._admitted.clear()  # admitted here, then dropped unseen: forget them
         self.signlog.prune(height)
+        self.snapshots.after_commit(height)
         self.upkeep.after_commit(height)
         self.metrics.syncing.set(1 if self.syncing else 0)
         self._update_mempool_metrics()
@@ -658,6 +736,8 @@ class Node:
             self._on_gossip(peer, payload)
         elif channel == BLOB_CHANNEL:
             self.peer_blobs.on_frame(peer, payload)
+        elif channel == SNAPSHOT_CHANNEL:
+            self.snapshot_peers.on_frame(peer, payload)
         else:
             self.metrics.unknown_channel_frames.inc()
 

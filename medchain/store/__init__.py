@@ -11,6 +11,7 @@ from medchain.store._disk import disk_full, free_bytes, is_disk_full, raise_if_d
 from medchain.store._errors import DiskFull, NotFound, StoreError
 from medchain.store._maintenance import Maintained, StoreFiles, StoreMaintainer, store_files
 from medchain.store._state_cache import StateCache
+from medchain.store._state_view import StateView
 from medchain.store._stored_state import StoredState
 from medchain.store._tree_nodes import bucket_roots, tree_root, upper_tier
 
@@ -23,6 +24,7 @@ __all__ = [
     "Maintained",
     "NotFound",
     "StateCache",
+    "StateView",
     "StoreError",
     "StoreFiles",
     "StoreMaintainer",

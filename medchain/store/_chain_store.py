@@ -30,11 +30,13 @@ from medchain.store._errors import NotFound, StoreError
 from medchain.store._maintenance import configure_compaction
 from medchain.store._migration import migrate_from_v1
 from medchain.store._state_cache import StateCache
+from medchain.store._state_view import StateView
 from medchain.store._stored_state import (
     STATE_TABLES,
     StoredState,
     bulk_write_state,
     state_rows,
+    stored_upper_tier,
     tree_rows,
     write_state,
     write_tree,
@@ -87,13 +89,18 @@ _CHAIN_ID = "chain_id"
 _GENESIS_HASH = "genesis_hash"
 _LATEST_HEIGHT = "latest_height"
 _STATE_ROOT = "state_root"
+_BASE_HEIGHT = "base_height"
+"""Height of the lowest block held: absent (0) for a store initialised from genesis."""
 
 _BATCH = 256
+"""Blocks fetched per query by `blocks()`: no cursor stays open between yields."""
 
 _BULK_CACHE_KIB = 2**20
 """SQLite's page cache while bulk loading state: 1 GiB, so inserts in hash order do not
 go to disk for every page."""
-"""Blocks fetched per query by `blocks()`: no cursor stays open between yields."""
+
+_SNAPSHOT_BATCH = 50_000
+"""Entries of a snapshot's state held in memory at a time while it is written."""
 
 
 class ChainStore:
@@ -284,22 +291,10 @@ class ChainStore:
         genesis produced and its tree's upper tier (`StateBackend.tree_nodes`).
         `genesis_hash` identifies the genesis document; a node passes it back when
         reopening to make sure it is still on the same chain."""
-        header = genesis_block.header
-        if self.is_initialised:
+        if genesis_block.header.height != 0:
             raise StoreError(
-                f"{self._path} already holds chain {self._chain_id!r}; "
-                "reopen it instead, or initialise a new data directory"
-            )
-        self._check_identity(chain_id, genesis_hash)
-        if header.height != 0:
-            raise StoreError(
-                f"the genesis block must be at height 0, not {header.height}; "
+                f"the genesis block must be at height 0, not {genesis_block.header.height}; "
                 "build it from the genesis document"
-            )
-        if header.chain_id != chain_id:
-            raise StoreError(
-                f"the genesis block is for chain {header.chain_id!r}, not {chain_id!r}; "
-                "build it from the same genesis document"
             )
         if genesis_block.txs:
             raise StoreError(
@@ -307,29 +302,92 @@ class ChainStore:
                 "for them); put initial balances and validators in the genesis state"
             )
         rows = state_rows(state, allow_delete=False)[0]
+        self._initialise_at(
+            chain_id,
+            genesis_hash,
+            genesis_block,
+            lambda db: write_state(db, rows, []),
+            tree_nodes,
+            "the genesis block",
+        )
+
+    def initialise_from_snapshot(
+        self,
+        chain_id: str,
+        genesis_hash: bytes,
+        base_block: Block,
+        *,
+        state: Iterable[tuple[bytes, bytes]],
+        tree_nodes: Iterable[TreeNode] = (),
+    ) -> None:
+        """Store a chain joined from a snapshot, in one transaction: its identity,
+        `base_block` (a certified block at height H, checked by the caller) as the first
+        block held, the state after it, streamed from `state` (if it raises, e.g. on
+        a chunk that fails its check, nothing is written) a batch at a time, and its
+        tree's upper tier `tree_nodes` (`medchain.app.state_upper_tier` of the
+        snapshot's bucket roots), so the state opens as it would after a commit.
+        Blocks above H are committed as usual; older ones come later through
+        `insert_past_block`, so `base_height()` is H until the backfill is done. The
+        base block's own transactions get no receipts (they were not executed here)."""
+        with self._bulk_cache():
+            self._initialise_at(
+                chain_id,
+                genesis_hash,
+                base_block,
+                lambda db: bulk_write_state(db, state, _SNAPSHOT_BATCH),
+                tree_nodes,
+                f"block {base_block.header.height}",
+            )
+
+    def _initialise_at(
+        self,
+        chain_id: str,
+        genesis_hash: bytes,
+        first: Block,
+        write_rows: Callable[[sqlite3.Connection], None],
+        tree_nodes: Iterable[TreeNode],
+        what: str,
+    ) -> None:
+        header = first.header
+        if self.is_initialised:
+            raise StoreError(
+                f"{self._path} already holds chain {self._chain_id!r}; "
+                "reopen it instead, or initialise a new data directory"
+            )
+        self._check_identity(chain_id, genesis_hash)
+        if header.chain_id != chain_id:
+            raise StoreError(
+                f"{what} is for chain {header.chain_id!r}, not {chain_id!r}; "
+                "build it from the same genesis document"
+            )
+        if not 0 <= header.height <= MAX_HEIGHT:
+            raise StoreError(f"{what} has height {header.height}, outside 0 to {MAX_HEIGHT}")
         nodes = tree_rows({(level, index): hash_ for level, index, hash_ in tree_nodes})[0]
-        data = encode(genesis_block)
-        hash_ = block_hash(header)
         try:
             with self._transaction() as db:
                 if self._meta(_CHAIN_ID, str) is not None:
                     raise StoreError(
                         f"{self._path} was initialised by another process meanwhile; reopen it"
                     )
-                db.execute("INSERT INTO blocks(height, hash, data) VALUES (0, ?, ?)", (hash_, data))
-                write_state(db, rows, [])
+                db.execute(
+                    "INSERT INTO blocks(height, hash, data) VALUES (?, ?, ?)",
+                    (header.height, block_hash(header), encode(first)),
+                )
+                write_rows(db)
                 write_tree(db, nodes, [])
                 self._set_meta(
                     db,
                     {
                         _CHAIN_ID: chain_id,
                         _GENESIS_HASH: genesis_hash,
-                        _LATEST_HEIGHT: 0,
+                        _LATEST_HEIGHT: header.height,
+                        _BASE_HEIGHT: header.height,
                         _STATE_ROOT: header.state_root,
                     },
                 )
         except sqlite3.Error as exc:
-            raise self._write_failed("the genesis block", exc) from exc
+            raise self._write_failed(what, exc) from exc
+        self._state.cache.clear()  # it may hold "absent" for keys read before
         self._chain_id = chain_id
         self._genesis_hash = genesis_hash
 
@@ -350,18 +408,69 @@ class ChainStore:
                 "state is only for a store not initialised yet"
             )
         db = self._conn()
-        (pages,) = db.execute("PRAGMA cache_size").fetchone()
-        db.execute(f"PRAGMA cache_size = {-_BULK_CACHE_KIB}")  # random inserts stay in memory
         try:
-            return bulk_write_state(db, entries, batch, progress)
+            with self._bulk_cache():
+                bulk_write_state(db, entries, batch, progress)
+                return stored_upper_tier(db)
         except sqlite3.Error as exc:
             raise_if_disk_full(exc, self._path, "the bulk state")
             raise StoreError(
                 f"could not bulk load state into {self._path}: {exc}; the batches "
                 "written before stay there, so start again with a new file"
             ) from exc
+
+    @contextmanager
+    def _bulk_cache(self) -> Iterator[None]:
+        """SQLite's page cache at `_BULK_CACHE_KIB` while a large state is written
+        (random inserts then stay in memory), back to what it was after."""
+        db = self._conn()
+        (pages,) = db.execute("PRAGMA cache_size").fetchone()
+        db.execute(f"PRAGMA cache_size = {-_BULK_CACHE_KIB}")
+        try:
+            yield
         finally:
             db.execute(f"PRAGMA cache_size = {int(pages)}")
+
+    def insert_past_block(self, block: Block) -> None:
+        """Store the block just below the base height (the backfill of a store joined
+        from a snapshot), if it is the one the held block above names by `prev_hash`:
+        a hash link down from a certified block is all the proof an older block needs.
+        Its transactions are not indexed (no receipts: it was not executed here)."""
+        header = block.header
+        height = header.height
+        if header.chain_id != self.chain_id:
+            raise StoreError(
+                f"block {height} is for chain {header.chain_id!r}, this store holds "
+                f"{self.chain_id!r}; it does not belong here"
+            )
+        hash_ = block_hash(header)
+        try:
+            with self._transaction() as db:
+                base = self.base_height()
+                if height != base - 1:
+                    raise StoreError(
+                        f"block {height} is not the one below the base height {base}; "
+                        + (
+                            "the store holds every block down to genesis"
+                            if base == 0
+                            else f"the next past block to insert is {base - 1}"
+                        )
+                    )
+                row = db.execute("SELECT data FROM blocks WHERE height = ?", (base,)).fetchone()
+                above = self._decode(Block, row[0], f"block {base}").header
+                if above.prev_hash != hash_:
+                    raise StoreError(
+                        f"block {height} hashes to {hash_.hex()} but block {base} names "
+                        f"{above.prev_hash.hex()} as its parent; it is not on this chain and "
+                        "was not stored"
+                    )
+                db.execute(
+                    "INSERT INTO blocks(height, hash, data) VALUES (?, ?, ?)",
+                    (height, hash_, encode(block)),
+                )
+                self._set_meta(db, {_BASE_HEIGHT: height})
+        except sqlite3.Error as exc:
+            raise self._write_failed(f"block {height}", exc) from exc
 
     def commit_block(
         self,
@@ -498,6 +607,14 @@ class ChainStore:
         height = self._meta(_LATEST_HEIGHT, int)
         return -1 if height is None else height
 
+    def base_height(self) -> int:
+        """Height of the lowest block held: 0 once the store holds every block down to
+        genesis; H for a store joined from a snapshot at H until the backfill reaches
+        genesis. Blocks, headers and receipts below it are not held."""
+        self._require_initialised()
+        height = self._meta(_BASE_HEIGHT, int)
+        return 0 if height is None else height
+
     def latest_hash(self) -> bytes:
         """Hash of the tip's header: the `prev_hash` of the next block."""
         self._require_initialised()
@@ -597,6 +714,20 @@ class ChainStore:
         """State root recorded in the tip's header."""
         self._require_initialised()
         return self._require_meta(_STATE_ROOT, bytes)
+
+    # -- a fixed view for snapshots --------------------------------------------------
+
+    def state_view(self) -> StateView:
+        """A read transaction on a second connection, fixed at the tip as it is now:
+        the state at exactly this height, read while blocks keep committing. Close it
+        (or use it as a context manager) when done."""
+        self._require_initialised()
+        if self.in_memory:
+            raise StoreError(
+                "an in-memory store has no second connection to read a view from; "
+                "use a store on disk"
+            )
+        return StateView(self._path)
 
     # -- helpers -----------------------------------------------------------------
 

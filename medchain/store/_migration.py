@@ -3,7 +3,9 @@ tier stored beside it.
 
 Runs inside the store's opening transaction, so a store is migrated entirely or not
 at all: the old table is renamed, its entries are re-inserted with their bucket, the
-upper tier is computed from the buckets' entries, then the old table is dropped.
+upper tier is computed from the buckets' entries, then the old table is dropped. The
+blocks and the rest of meta (the base height of a store joined from a snapshot, say)
+stay as they are; only the schema version changes.
 """
 
 from __future__ import annotations
@@ -11,8 +13,7 @@ from __future__ import annotations
 import sqlite3
 
 from medchain.app import state_bucket_of
-from medchain.store._stored_state import STATE_TABLES, write_tree
-from medchain.store._tree_nodes import bucket_roots, upper_tier
+from medchain.store._stored_state import STATE_TABLES, stored_upper_tier, write_tree
 
 _BUCKET_FUNCTION = "medchain_state_bucket"
 
@@ -31,7 +32,5 @@ def migrate_from_v1(db: sqlite3.Connection) -> None:
         db.execute("DROP TABLE state_v1")
     finally:
         db.create_function(_BUCKET_FUNCTION, 1, None)
-    rows = db.execute("SELECT bucket, key, value FROM state ORDER BY bucket, key")
-    roots = bucket_roots((int(b), bytes(k), bytes(v)) for b, k, v in rows)
-    write_tree(db, upper_tier(roots), [])
+    write_tree(db, stored_upper_tier(db), [])
     db.execute("UPDATE meta SET value = 2 WHERE key = 'schema_version'")

@@ -9,6 +9,7 @@ happen only in the store's block transaction (`write_state`, `write_tree`).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -156,26 +157,54 @@ def bulk_write_state(
     db: sqlite3.Connection,
     entries: Iterable[tuple[bytes, bytes]],
     batch: int,
-    progress: Callable[[int], None] | None,
-) -> list[TreeNode]:
-    """Insert `entries` in transactions of `batch` rows, then compute the tree's upper
-    tier over every stored entry (one read in table order, no sort)."""
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Insert `entries` (each key once), `batch` at a time so they are never all in
+    memory: each batch in a transaction of its own, or, when the caller holds one, all
+    of them in it (they land with the rest of it, or none does). `progress` gets the
+    count written so far after each batch."""
+    own_transactions = not db.in_transaction
     written = 0
     chunks = iter(entries)
     while chunk := list(itertools.islice(chunks, batch)):
         upserts = state_rows(dict(chunk), allow_delete=False)[0]
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        if len(upserts) != len(chunk):
+            raise StoreError("the state to write holds a key twice; nothing of it was written")
+        with _batch_transaction(db, own_transactions):
             write_state(db, upserts, [])
-            db.execute("COMMIT")
-        except BaseException:
-            db.rollback()
-            raise
         written += len(chunk)
         if progress is not None:
             progress(written)
-    rows = db.execute("SELECT bucket, key, value FROM state ORDER BY bucket, key")
-    return upper_tier(bucket_roots((int(b), bytes(k), bytes(v)) for b, k, v in rows))
+
+
+@contextlib.contextmanager
+def _batch_transaction(db: sqlite3.Connection, own: bool) -> Iterator[None]:
+    if not own:
+        yield
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        db.rollback()
+        raise
+
+
+def bucket_rows(db: sqlite3.Connection) -> Iterator[StateRow]:
+    """Every stored entry as (bucket, key, value), bucket by bucket and each in key
+    order: the table's own order, so one pass over it and no sort."""
+    cursor = db.execute("SELECT bucket, key, value FROM state ORDER BY bucket, key")
+    try:
+        while rows := cursor.fetchmany(_EXPORT_BATCH):
+            yield from ((int(b), bytes(k), bytes(v)) for b, k, v in rows)
+    finally:
+        cursor.close()
+
+
+def stored_upper_tier(db: sqlite3.Connection) -> list[TreeNode]:
+    """The tree's upper tier over every stored entry, computed from them."""
+    return upper_tier(bucket_roots(bucket_rows(db)))
 
 
 def write_tree(

@@ -1,38 +1,20 @@
 """The state tree's upper tier as the store keeps it: one row per node that is not the
 empty subtree's hash (level 0: bucket roots, `STATE_BUCKET_BITS`: the root).
 
-Computed here from the buckets' entries when a schema-1 store is migrated or a store
-is built in bulk; a running node's `State` keeps it up to date block by block.
+Computed from the buckets' entries when a schema-1 store is migrated or a store is
+built in bulk (`upper_tier` is the app's: one definition of the tree's hashing); a
+running node's `State` keeps it up to date block by block.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from medchain.app import STATE_BUCKET_BITS, STATE_EMPTY_SUBTREES, TreeNode, state_entry_leaf
+from medchain.app import state_upper_tier as upper_tier
 from medchain.crypto import merkle_root_of_hashes
 
-_NODE_PREFIX = b"\x01"
-
-
-def upper_tier(bucket_roots: Mapping[int, bytes]) -> list[TreeNode]:
-    """Every node of the tree over `bucket_roots` (absent buckets are empty) that is not
-    the empty subtree's hash, in (level, index) order."""
-    nodes: list[TreeNode] = []
-    level_nodes = {b: r for b, r in bucket_roots.items() if r != STATE_EMPTY_SUBTREES[0]}
-    for level in range(STATE_BUCKET_BITS + 1):
-        nodes.extend((level, index, level_nodes[index]) for index in sorted(level_nodes))
-        empty = STATE_EMPTY_SUBTREES[level]
-        level_nodes = {
-            parent: hashlib.sha256(
-                _NODE_PREFIX
-                + level_nodes.get(2 * parent, empty)
-                + level_nodes.get(2 * parent + 1, empty)
-            ).digest()
-            for parent in {index >> 1 for index in level_nodes}
-        }
-    return nodes
+__all__ = ["bucket_roots", "tree_root", "upper_tier"]
 
 
 def tree_root(nodes: Iterable[TreeNode]) -> bytes:

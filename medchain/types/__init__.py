@@ -36,6 +36,13 @@ from medchain.types._genesis import (
 )
 from medchain.types._hashing import HASH_SIZE, sha256, tagged_hash
 from medchain.types._hex import fixed_hex
+from medchain.types._snapshot import (
+    BucketRoot,
+    ChunkInfo,
+    SnapshotChunk,
+    SnapshotInvalid,
+    SnapshotManifest,
+)
 from medchain.types._status import NodeStatus, PeerStatus
 from medchain.types._tx import TX_SIGNING_DOMAIN, Tx, decode_tx_bytes, tx_id
 from medchain.types._uploads import (
@@ -61,8 +68,10 @@ __all__ = [
     "Allocation",
     "Attribute",
     "Block",
+    "BucketRoot",
     "Certificate",
     "ChainParams",
+    "ChunkInfo",
     "CommitSig",
     "DecodeError",
     "EquivocationEvidence",
@@ -79,6 +88,9 @@ __all__ = [
     "PeerStatus",
     "Receipt",
     "SignedProposal",
+    "SnapshotChunk",
+    "SnapshotInvalid",
+    "SnapshotManifest",
     "StateEntry",
     "Tx",
     "TxFailed",

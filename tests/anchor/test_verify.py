@@ -41,6 +41,7 @@ from medchain.types import (
     block_hash,
     decode,
     encode,
+    tx_id,
 )
 
 CHAIN = "medchain-anchored"
@@ -600,3 +601,43 @@ def test_the_fast_header_reader_accepts_exactly_what_strict_decoding_does(
     except ValueError:
         fast = None
     assert fast == strict
+
+
+# -- a store joined from a snapshot --------------------------------------------------
+
+
+def joined_copy(chain: Chain, path: Path, base: int) -> ChainStore:
+    """A store that joined `chain` at `base` (a snapshot) and committed the rest."""
+    store = ChainStore(path)
+    first = chain.store.block_at(base)
+    assert first is not None
+    store.initialise_from_snapshot(CHAIN, chain.store.genesis_hash, first, state=[])
+    for block in chain.store.blocks(base + 1):
+        receipts = [chain.store.receipt(tx_id(tx)) for tx in block.txs]
+        store.commit_block(block, [r for r in receipts if r is not None], {}, {})
+    return store
+
+
+def test_a_store_joined_from_a_snapshot_is_audited_from_its_base(
+    chain: Chain, tmp_path: Path
+) -> None:
+    anchors = chain.anchors()
+    tip, top_anchor = chain.store.latest_height(), anchors[-1].height
+    path = tmp_path / "joined.sqlite"
+    with joined_copy(chain, path, 12) as joined:
+        auditor = ChainAuditor(joined, chain.keys)
+        try:
+            report = auditor.step(anchors, max_blocks=50)
+            assert report.first_mismatch is None and report.pending_mismatch is None
+            assert (report.checked_height, report.last_verified_height) == (tip, top_anchor)
+            for height in range(11, -1, -1):  # the backfill
+                block = chain.store.block_at(height)
+                assert block is not None
+                joined.insert_past_block(block)
+            report = auditor.step(anchors, max_blocks=50)
+            assert report.first_mismatch is None and report.last_verified_height == top_anchor
+            rewrite(path, 5, other_tx(chain, joined.block_at(5)))  # type: ignore[arg-type]
+            report = auditor.step(anchors, max_blocks=50)
+            assert report.first_mismatch is not None and report.first_mismatch.height == 5
+        finally:
+            auditor.close()

@@ -22,6 +22,7 @@ from medchain.app._state_tree import (
     bucket_of,
     entry_leaf,
     state_root_of,
+    upper_tier,
 )
 from medchain.crypto import leaf_hash, merkle_root_of_hashes
 
@@ -139,6 +140,20 @@ def _counted(calls: list[int], hash_two: HashTwo) -> HashTwo:
         return hash_two(a, b)
 
     return counting
+
+
+@settings(max_examples=30, deadline=None)
+@given(entries=st.dictionaries(keys, values, max_size=30))
+def test_the_upper_tier_from_bucket_roots_is_the_trees_own(entries: dict[bytes, bytes]) -> None:
+    """What a store keeps for a migrated state or a snapshot, computed from the bucket
+    roots alone, is exactly the upper tier a tree over the entries holds."""
+    tree = _tree_over(entries)
+    expected = tree.nodes()
+    roots = {index: node for level, index, node in expected if level == 0}
+    assert upper_tier(roots) == expected
+    assert upper_tier({**roots, 7: EMPTY[0]}) == expected  # an empty bucket is no node
+    stored_root = [node for level, _, node in expected if level == BUCKET_BITS]
+    assert stored_root == ([state_root_of(entries)] if entries else [])
 
 
 def test_a_change_rehashes_its_bucket_and_its_path_only(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -78,6 +78,8 @@ COMMANDS = (
     "research grant",
     "research revoke",
     "sim",
+    "snapshot create",
+    "snapshot list",
     "staking candidate",
     "staking candidates",
     "staking stake",

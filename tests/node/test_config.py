@@ -38,10 +38,13 @@ def test_a_config_round_trips_through_its_json(tmp_path: Path) -> None:
         upload_quota_bytes=2**20,
         body_grace_s=600,
         body_collect_interval_s=30,
+        snapshot_interval=50,
+        snapshot_keep=5,
         store_maintain_blocks=50,
         store_wal_max_bytes=2**20,
         admission=AdmissionConfig(workers=3, client_rate=500, peer_burst=9_000),
         state_cache_mb=512,
+        snapshot_sync=False,
         extra={"anchor": {"every": 10}},
     )
     write_config(tmp_path, config)
@@ -76,12 +79,15 @@ def test_a_config_round_trips_through_its_json(tmp_path: Path) -> None:
         ),
         ('{"name": "a", "bodies": {"grace_s": 0}}', "grace_s must be an integer >= 1"),
         ('{"name": "a", "bodies": {"collect_interval_s": "1m"}}', "collect_interval_s"),
+        ('{"name": "a", "snapshots": {"keep": 0}}', "keep must be an integer >= 1"),
+        ('{"name": "a", "snapshots": {"interval": -5}}', "interval must be an integer >= 0"),
         ('{"name": "a", "disk": {"maintain_every_blocks": 0}}', "maintain_every_blocks"),
         ('{"name": "a", "disk": {"wal_max_bytes": 100}}', "wal_max_bytes must be an integer"),
         ('{"name": "a", "admission": {"client_rate": 0}}', "client_rate must be an integer >= 1"),
         ('{"name": "a", "admission": {"workers": -1}}', "workers must be an integer >= 0"),
         ('{"name": "a", "state": {"cache_mb": -1}}', "cache_mb must be an integer >= 0"),
         ('{"name": "a", "admission": {"client_rte": 5}}', "admission has no setting 'client_rte'"),
+        ('{"name": "a", "snapshots": {"sync": "no"}}', "sync must be true or false"),
     ],
 )
 def test_a_bad_config_says_what_is_wrong(text: str, words: str) -> None:
@@ -102,9 +108,11 @@ def test_defaults_fill_what_is_left_out() -> None:
     assert (config.log_max_bytes, config.log_backups) == (10 * 2**20, 5)
     assert (config.upload_quota_bytes, config.body_grace_s) == (64 * 2**20, 3_600)
     assert config.body_collect_interval_s == 60
+    assert (config.snapshot_interval, config.snapshot_keep) == (1_000, 3)
     assert (config.store_maintain_blocks, config.store_wal_max_bytes) == (1_000, 64 * 2**20)
     assert config.state_cache_mb == 128
     assert config.admission == AdmissionConfig()
+    assert config.snapshot_sync is True
     assert config_from_json(config_to_json(config)) == config
 
 

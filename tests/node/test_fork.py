@@ -43,6 +43,7 @@ from medchain.node import (
     genesis_hash,
     genesis_to_json,
 )
+from medchain.store import ChainStore
 from medchain.types import (
     Allocation,
     ChainParams,
@@ -377,5 +378,23 @@ def test_fork_home_names_the_fork_after_its_parent_and_height(chain: Chain) -> N
             validators=honest,
             chain_id="x" * 200,
             height=20,
+            time_ms=FORK_TIME,
+        )
+
+
+def test_a_store_joined_from_a_snapshot_forks_only_once_backfilled(
+    chain: Chain, tmp_path: Path
+) -> None:
+    joined = ChainStore(tmp_path / "joined.sqlite")
+    base = chain.store.block_at(10)
+    assert base is not None
+    joined.initialise_from_snapshot(CHAIN, chain.store.genesis_hash, base, state=[])
+    with joined, pytest.raises(ForkError, match="from height 10 only"):
+        fork_genesis(
+            joined,
+            chain.genesis,
+            _anchor(chain, 20),
+            chain_id=FORK,
+            validators=_validators(_honest(chain)),
             time_ms=FORK_TIME,
         )

@@ -21,6 +21,7 @@ from medchain.node import (
     NodeRunning,
     RecoverError,
     anchor_settings,
+    genesis_hash,
     recover_store,
     write_config,
 )
@@ -176,6 +177,18 @@ def test_recover_refuses_a_missing_store_and_another_genesis(chain: Chain, tmp_p
     with pytest.raises(RecoverError, match="holds no chain yet"):
         recover_store(tmp_path / "fresh", chain.genesis, [])
     assert not list(chain.home.glob("*.bad-*"))
+
+
+def test_recover_refuses_a_store_joined_from_a_snapshot(chain: Chain, tmp_path: Path) -> None:
+    blocks = _stop(chain)
+    home = tmp_path / "joined"
+    with ChainStore(home / STORE_FILE) as joined:
+        joined.initialise_from_snapshot(
+            chain.genesis.chain_id, genesis_hash(chain.genesis), blocks[12], state=[]
+        )
+    with pytest.raises(RecoverError, match="holds blocks from height 12 only"):
+        recover_store(home, chain.genesis, [])
+    assert not list(home.glob("*.bad-*"))
 
 
 def test_replay_stops_at_a_block_that_does_not_re_execute(chain: Chain) -> None:

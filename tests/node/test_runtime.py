@@ -22,6 +22,7 @@ from medchain.node import (
     Node,
     NodeFailed,
     RateLimited,
+    SnapshotFiles,
     create_devnet,
     free_port_base,
     read_config,
@@ -35,7 +36,9 @@ from tests.waiting import until
 RECIPIENT = AccountKeys.generate()
 
 
-def _node(home: Path, admission: AdmissionConfig | None = None) -> tuple[Node, AccountKeys]:
+def _node(
+    home: Path, admission: AdmissionConfig | None = None, *, snapshot_interval: int = 1_000
+) -> tuple[Node, AccountKeys]:
     base = free_port_base(1)
     devnet = create_devnet(
         home, 1, "pbft", api_port=base, p2p_port=base + 500, block_interval_ms=50
@@ -44,6 +47,7 @@ def _node(home: Path, admission: AdmissionConfig | None = None) -> tuple[Node, A
     config = read_config(node_home)
     if admission is not None:
         config = dataclasses.replace(config, admission=admission)
+    config = dataclasses.replace(config, snapshot_interval=snapshot_interval, snapshot_keep=2)
     return Node(node_home, config), load_keys(devnet.faucet_key)
 
 
@@ -355,5 +359,29 @@ def test_a_restarted_primary_replays_its_wal_before_a_peer_can_wake_it(tmp_path:
         finally:
             await restarted.close()
             await peer.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_node_makes_snapshots_at_its_interval_and_keeps_the_last(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        node, faucet = _node(tmp_path, snapshot_interval=2)
+        files = SnapshotFiles(node.home)
+        await node.start()
+        try:
+            for nonce in range(8):  # one at a time: a block each
+                tx = _transfer(node, faucet, nonce)
+                assert await node.submit(tx)
+                assert await node.wait_committed(tx_id(tx), 60) is not None
+            await until(
+                lambda: len(files.heights()) == 2 and files.heights()[-1] >= 6,
+                what="the last two snapshots",
+            )
+            for height in files.heights():
+                block = node.chain.store.block_at(height)
+                assert height % 2 == 0 and block is not None
+                assert files.manifest(height).state_root == block.header.state_root
+        finally:
+            await node.close()
 
     asyncio.run(scenario())

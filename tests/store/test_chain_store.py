@@ -8,21 +8,23 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import cast
 
 import pytest
 
 import medchain.store._chain_store as chain_store_module
-from medchain.app import state_root_of
+from medchain.app import state_bucket_of, state_root_of
 from medchain.store import (
     MAX_HEIGHT,
     SCHEMA_VERSION,
     ChainStore,
     NotFound,
     StoreError,
+    bucket_roots,
     tree_root,
+    upper_tier,
 )
 from medchain.types import (
     ZERO_HASH,
@@ -650,3 +652,139 @@ def test_bulk_loaded_state_is_stored_with_its_tree(db_path: Path) -> None:
         with pytest.raises(StoreError, match="only for a store not initialised yet"):
             store.bulk_load_state([(b"late", b"1")])
         assert store.get_state(b"late") is None
+
+
+# -- a store joined from a snapshot: base height and backfill ------------------------
+
+
+def chain_of(length: int) -> list[Block]:
+    """Blocks 0 .. length-1, each linked to the one before by hash."""
+    blocks = [genesis_block()]
+    for height in range(1, length):
+        blocks.append(make_block(height, block_hash(blocks[-1].header), [make_tx(height)]))
+    return blocks
+
+
+def joined_store(path: Path, chain: Sequence[Block], base: int) -> ChainStore:
+    store = ChainStore(path, chain_id=CHAIN, genesis_hash=GENESIS_HASH)
+    store.initialise_from_snapshot(CHAIN, GENESIS_HASH, chain[base], state=[(b"acct/alice", b"7")])
+    return store
+
+
+def test_a_store_from_genesis_has_base_height_zero(db_path: Path) -> None:
+    with new_store(db_path) as store:
+        commit_next(store)
+        assert store.base_height() == 0
+
+
+def test_initialise_from_holds_the_base_block_and_its_state(db_path: Path) -> None:
+    chain = chain_of(6)
+    with joined_store(db_path, chain, 4) as store:
+        assert store.base_height() == 4
+        assert store.latest_height() == 4
+        assert store.latest_block() == chain[4]
+        assert store.state_root() == chain[4].header.state_root
+        assert store.load_state() == {b"acct/alice": b"7"}
+        assert store.block_at(3) is None
+        assert store.block_at(0) is None
+        assert list(store.blocks()) == [chain[4]]
+        assert store.block_ids([0, 3, 4]) == {
+            4: (block_hash(chain[4].header), chain[4].header.state_root)
+        }
+        store.commit_block(chain[5], receipts_for(chain[5]), {b"acct/bob": b"1"}, {})
+        assert [b.header.height for b in store.blocks(0)] == [4, 5]
+        assert store.tx_location(tx_id(chain[5].txs[0])) == (5, 0)
+    with ChainStore(db_path, chain_id=CHAIN, genesis_hash=GENESIS_HASH) as reopened:
+        assert (reopened.base_height(), reopened.latest_height()) == (4, 5)
+
+
+def test_initialise_from_refuses_a_second_chain_and_another_chain_id(db_path: Path) -> None:
+    chain = chain_of(3)
+    with ChainStore(db_path) as store:
+        with pytest.raises(StoreError, match="is for chain 'other-chain'"):
+            store.initialise_from_snapshot(
+                CHAIN, GENESIS_HASH, make_block(2, ZERO_HASH, chain="other-chain"), state=[]
+            )
+        assert not store.is_initialised
+        store.initialise_from_snapshot(CHAIN, GENESIS_HASH, chain[2], state=[])
+        with pytest.raises(StoreError, match="already holds chain"):
+            store.initialise_from_snapshot(CHAIN, GENESIS_HASH, chain[1], state=[])
+
+
+def refused_chunk() -> Iterator[tuple[bytes, bytes]]:
+    """Entries of more than one write batch, then a chunk that fails its check."""
+    for n in range(5):
+        yield b"acct/%d" % n, b"1"
+    raise StoreError("chunk 3 of the snapshot fails its check")
+
+
+@pytest.mark.parametrize(
+    ("state", "match"),
+    [
+        (refused_chunk(), "chunk 3 of the snapshot"),
+        ([(b"k", b"1"), (b"k", b"2")], "holds a key twice"),
+        ([(b"k", "text")], "must be bytes"),
+    ],
+)
+def test_a_snapshot_whose_state_fails_writes_nothing(
+    db_path: Path, state: Iterable[tuple[bytes, bytes]], match: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(chain_store_module, "_SNAPSHOT_BATCH", 2)
+    with ChainStore(db_path) as store:
+        before = dump(db_path)
+        with pytest.raises(StoreError, match=match):
+            store.initialise_from_snapshot(CHAIN, GENESIS_HASH, chain_of(3)[2], state=state)
+        assert not store.is_initialised
+        assert dump(db_path) == before
+
+
+def test_a_snapshot_is_stored_by_bucket_with_its_tree(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written in batches (here of 3) in one transaction, keyed by bucket, with the
+    tree's upper tier given: the store's state opens as it would after a commit."""
+    monkeypatch.setattr(chain_store_module, "_SNAPSHOT_BATCH", 3)
+    entries = {b"snap/%d" % n: b"v%d" % n for n in range(20)}
+    rows = sorted((state_bucket_of(k), k, v) for k, v in entries.items())
+    nodes = upper_tier(bucket_roots(rows))
+    base = make_block(7, ZERO_HASH, state_root=tree_root(nodes))
+    with ChainStore(db_path) as store:
+        assert store.get_state(b"snap/3") is None
+        store.initialise_from_snapshot(
+            CHAIN, GENESIS_HASH, base, state=[(k, v) for _, k, v in rows], tree_nodes=nodes
+        )
+        assert store.get_state(b"snap/3") == b"v3"  # not the absence read before
+    with ChainStore(db_path, chain_id=CHAIN) as store:
+        assert store.state.tree_nodes() == nodes
+        assert tree_root(store.state.tree_nodes()) == state_root_of(entries)
+        assert store.load_state() == dict(sorted(entries.items()))
+        for bucket, key, value in rows:
+            assert (key, value) in store.state.bucket_entries(bucket)
+        assert (store.base_height(), store.state_root()) == (7, base.header.state_root)
+
+
+def test_backfill_inserts_linked_blocks_down_to_genesis(db_path: Path) -> None:
+    chain = chain_of(5)
+    with joined_store(db_path, chain, 4) as store:
+        for height in (3, 2, 1, 0):
+            store.insert_past_block(chain[height])
+            assert store.base_height() == height
+        assert list(store.blocks(0)) == chain
+        assert store.latest_height() == 4
+        with pytest.raises(StoreError, match="holds every block down to genesis"):
+            store.insert_past_block(chain[0])
+
+
+def test_backfill_refuses_a_block_that_is_not_linked(db_path: Path) -> None:
+    chain = chain_of(5)
+    forged = make_block(3, block_hash(chain[2].header), state_root=sha256(b"forged"))
+    with joined_store(db_path, chain, 4) as store:
+        before = dump(db_path)
+        with pytest.raises(StoreError, match=r"block 4 names .* as its parent"):
+            store.insert_past_block(forged)
+        with pytest.raises(StoreError, match="the next past block to insert is 3"):
+            store.insert_past_block(chain[2])
+        with pytest.raises(StoreError, match="is for chain 'other-chain'"):
+            store.insert_past_block(make_block(3, ZERO_HASH, chain="other-chain"))
+        assert dump(db_path) == before
+        assert store.base_height() == 4

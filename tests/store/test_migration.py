@@ -10,7 +10,14 @@ import pytest
 from medchain.app import State, state_root_of
 from medchain.store import SCHEMA_VERSION, ChainStore, StoreError, tree_root
 from medchain.types import block_hash, encode
-from tests.store.test_chain_store import CHAIN, GENESIS_HASH, commit_next, dump, genesis_block
+from tests.store.test_chain_store import (
+    CHAIN,
+    GENESIS_HASH,
+    chain_of,
+    commit_next,
+    dump,
+    genesis_block,
+)
 
 V1_SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)",
@@ -85,3 +92,30 @@ def test_a_failed_migration_changes_nothing_and_says_what_to_do(tmp_path: Path) 
         ChainStore(path)
     assert "nothing was changed" in str(err.value)
     assert dump(path) == before
+
+
+def test_a_joined_schema_1_store_keeps_its_base_height_and_backfills(tmp_path: Path) -> None:
+    """A store joined from a snapshot under schema 1 (blocks 3 and 4 held, base height
+    3) migrates with its base height as it was, and its backfill carries on below it."""
+    path = tmp_path / "chain.sqlite"
+    write_v1(path, ENTRIES)
+    chain = chain_of(5)
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("DELETE FROM blocks")
+        db.executemany(
+            "INSERT INTO blocks(height, hash, data) VALUES (?, ?, ?)",
+            [(h, block_hash(chain[h].header), encode(chain[h])) for h in (3, 4)],
+        )
+        db.executemany(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+            [("latest_height", 4), ("base_height", 3), ("state_root", chain[4].header.state_root)],
+        )
+    db.close()
+    with ChainStore(path, chain_id=CHAIN, genesis_hash=GENESIS_HASH) as store:
+        assert (store.base_height(), store.latest_height()) == (3, 4)
+        assert store.load_state() == dict(sorted(ENTRIES.items()))
+        store.insert_past_block(chain[2])
+        assert store.base_height() == 2
+    with ChainStore(path, chain_id=CHAIN) as store:
+        assert [b.header.height for b in store.blocks()] == [2, 3, 4]
