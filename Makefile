@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run demo test test-fast test-slow lint typecheck bench bench-network bench-anchoring bench-gateway clean
+.PHONY: install run demo test test-fast test-slow lint typecheck bench bench-network bench-anchoring bench-gateway soak clean
 
 # `make run`: a 4-validator AFBFT network on 127.0.0.1 (APIs on 8600-8603), in the
 # foreground; Ctrl-C stops it cleanly and keeps its data in $(DEVNET).
@@ -94,6 +94,14 @@ bench-anchoring: $(STAMP)
 # one edge gateway carrying 200 patients' bedside hubs (1,000 devices) into a devnet
 bench-gateway: $(STAMP)
 	$(BIN)/medchain bench gateway --duration 30
+
+# the soak (not part of `make test`): the edge gateway into a 4-validator devnet for an
+# hour at a steady load, every process's memory sampled each minute; the samples go to
+# $(SOAK_OUT) as they are taken. SOAK_ARGS="--minutes 10" for a shorter run.
+SOAK_OUT ?= soak-samples.jsonl
+SOAK_ARGS ?=
+soak: $(STAMP)
+	$(BIN)/medchain bench soak --minutes 60 --rate 100 --sample-s 60 --out $(SOAK_OUT) $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEVNET) node_modules build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -21,14 +21,19 @@ from medchain.bench._report import (
     ring_report,
     search_report,
     sim_report,
+    state_disk_report,
     state_report,
 )
 from medchain.bench._ring import RingTiming, run_ring_bench
 from medchain.bench._search import QueryTiming, SearchBenchResult, run_search_bench
 from medchain.bench._sim import SimSpeed, run_sim_bench
+from medchain.bench._soak import SoakPlan, run_soak
+from medchain.bench._soak_summary import SoakResult, soak_json, soak_reports
 from medchain.bench._state import StateRootTiming, run_state_bench
+from medchain.bench._state_disk import DiskStateTiming, run_state_disk_bench
 
 __all__ = [
+    "DiskStateTiming",
     "FloodResult",
     "ForgedCost",
     "GatewayBenchResult",
@@ -40,6 +45,8 @@ __all__ = [
     "RingTiming",
     "SearchBenchResult",
     "SimSpeed",
+    "SoakPlan",
+    "SoakResult",
     "StateRootTiming",
     "flood_json",
     "flood_report",
@@ -58,9 +65,14 @@ __all__ = [
     "run_ring_bench",
     "run_search_bench",
     "run_sim_bench",
+    "run_soak",
     "run_state_bench",
+    "run_state_disk_bench",
     "sample_record",
     "search_report",
     "sim_report",
+    "soak_json",
+    "soak_reports",
+    "state_disk_report",
     "state_report",
 ]

@@ -29,8 +29,6 @@ The generator, the nodes and the gateway share this machine's CPUs."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -38,9 +36,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from medchain.app import Role
+from medchain.bench._gateway_net import (
+    GatewayNet,
+    NetShape,
+    batch_readings,
+    drain_gateway,
+    gateway_net,
+    log_tail,
+    post_readings,
+)
 from medchain.bench._network import (
-    ConnectionLost,
     HttpError,
     LatencySummary,
     _Http,
@@ -48,26 +53,10 @@ from medchain.bench._network import (
     _Watcher,
     summarise,
 )
-from medchain.client import HttpChain, MedchainClient
-from medchain.crypto import AccountKeys, load_keys, save_keys
-from medchain.gateway import (
-    GATEWAY_KEY_FILE,
-    INDEX_FILE,
-    GatewayConfig,
-    ReadingIndex,
-    SimulatedDevice,
-    enrol_fleet,
-    load_config,
-    reading_to_json,
-    resending,
-    write_config,
-)
-from medchain.node import DevnetProcesses, Program, Supervisor, free_port_base, local_devnet
+from medchain.client import HttpChain
+from medchain.gateway import GatewayConfig, SimulatedDevice, reading_to_json
 
 Progress = Callable[[str, int, int], None]
-_HOSPITAL_FUNDS = 10_000_000
-GATEWAY_STOP_S = 30.0
-"""How long the gateway may take to stop: it commits the readings it holds first."""
 _HubLoad = list[tuple[float, bytes, bytes]]
 """One hub's readings in due order: (due offset in s, reading id, JSON form)."""
 
@@ -160,60 +149,34 @@ class GatewayBench:
         self.progress = progress
 
     async def run(self, home: Path) -> GatewayBenchResult:
-        devnet = local_devnet(
-            home / "net",
-            self.validators,
-            self.consensus,
-            chain_id="medchain-bench",
-            block_interval_ms=self.block_interval_ms,
+        shape = NetShape(
+            self.validators, self.consensus, self.block_interval_ms, self.patients, self.per_patient
         )
-        http = _Http(connections=self.patients + 8)
-        # the gateway stops first, and may take its time: it commits what it holds
-        with DevnetProcesses(devnet) as nodes, Supervisor(GATEWAY_STOP_S) as gateway:
-            try:
-                nodes.start_nodes()
-                await asyncio.to_thread(nodes.wait_healthy)
-                node_url = devnet.nodes[0].api_url
-                self.progress("enrol", 0, 1)
-                started = time.monotonic()
-                gw_home, devices = await asyncio.to_thread(
-                    self._enrol, home, node_url, load_keys(devnet.faucet_key)
-                )
-                enrol_s = time.monotonic() - started
-                self.progress("enrol", 1, 1)
-                run = await self._measure(http, gateway, node_url, gw_home, devices)
-            finally:
-                await http.close()
-        return self._result(run, enrol_s)
+        async with gateway_net(home, shape, self._gateway_config(), self.progress) as net:
+            run = await self._measure(net.http, net)
+        return self._result(run, net.enrol_s)
 
-    async def _measure(
-        self,
-        http: _Http,
-        gateway: Supervisor,
-        node_url: str,
-        gw_home: Path,
-        devices: list[SimulatedDevice],
-    ) -> _Run:
-        """Start the gateway, drive the load, drain and stop it; what reached the chain."""
-        config = load_config(gw_home)
-        gateway_url = f"http://{config.host}:{config.port}"
-        child = gateway.start(_gateway_program(gw_home, f"{gateway_url}/v1/health"))
-        await asyncio.to_thread(gateway.wait_healthy)
-        hubs = self._prepare(devices)
-        watcher = _Watcher(http, node_url)
+    async def _measure(self, http: _Http, net: GatewayNet) -> _Run:
+        """Drive the load, drain and stop the gateway; what reached the chain."""
+        hubs = self._prepare(net.devices)
+        watcher = _Watcher(http, net.node_url)
         watcher.start()
-        cpu_before = _process_tree_cpu_s(child.pid)
+        cpu_before = _process_tree_cpu_s(net.gateway_child.pid)
         load = _Load()
         load_started = time.monotonic()
-        await self._drive(http, gateway_url, hubs, load, load_started)
+        await self._drive(http, net.gateway_url, hubs, load, load_started)
         load_s = time.monotonic() - load_started
-        gateway_cpu = _process_tree_cpu_s(child.pid) - cpu_before
-        await self._drain(http, gateway_url, gw_home)
+        gateway_cpu = _process_tree_cpu_s(net.gateway_child.pid) - cpu_before
+        if not await drain_gateway(http, net.gateway_url):
+            raise RuntimeError(
+                "the gateway still held pending readings after the drain; its log ends:\n"
+                + log_tail(net.gw_home)
+            )
         await asyncio.sleep(self.block_interval_ms / 1000 * 3)
         await watcher.stop()
-        await asyncio.to_thread(gateway.stop_all)
-        by_batch = _batch_readings(gw_home)
-        committed = self._committed(by_batch, node_url, watcher.committed)
+        await asyncio.to_thread(net.gateway.stop_all)
+        by_batch = batch_readings(net.gw_home)
+        committed = self._committed(by_batch, net.node_url, watcher.committed)
         return _Run(load, load_started, load_s, gateway_cpu, by_batch, committed)
 
     def _result(self, run: _Run, enrol_s: float) -> GatewayBenchResult:
@@ -259,27 +222,10 @@ class GatewayBench:
 
     # -- set-up -------------------------------------------------------------------------
 
-    def _enrol(
-        self, home: Path, node_url: str, faucet: AccountKeys
-    ) -> tuple[Path, list[SimulatedDevice]]:
-        """A hospital, its gateway (registered, configured for this load) and the fleet."""
-        hospital = AccountKeys.generate()
-        gw_keys = AccountKeys.generate()
-        with HttpChain(node_url) as chain:
-            funder = MedchainClient(faucet, chain)
-            funder.transfer(hospital.address, _HOSPITAL_FUNDS)
-            funder.transfer(gw_keys.address, _HOSPITAL_FUNDS)
-            client = MedchainClient(hospital, chain)
-            client.register(Role.INSTITUTION, "benchmark hospital")
-            client.register_gateway(gw_keys.address, "benchmark gateway")
-            count = self.patients * self.per_patient
-            devices = enrol_fleet(chain, hospital, count, 0, per_patient=self.per_patient)
-        gw_home = home / "gateway"
-        gw_home.mkdir()
-        config = replace(
+    def _gateway_config(self) -> GatewayConfig:
+        """The gateway's settings for this load."""
+        return replace(
             GatewayConfig(),
-            node_url=node_url,
-            port=free_port_base(1),
             # the devices of this benchmark are honest and fast: the rate limit must
             # not be what is measured
             rate_per_minute=self.rate * 2,
@@ -287,9 +233,6 @@ class GatewayBench:
             max_readings_per_request=max(500, self.per_patient * 20),
             batch_max_readings=20_000,
         )
-        write_config(gw_home, config)
-        save_keys(gw_home / GATEWAY_KEY_FILE, gw_keys)
-        return gw_home, devices
 
     def _prepare(self, devices: Sequence[SimulatedDevice]) -> list[_HubLoad]:
         """Per hub (patient), its devices' readings in due order: (due offset in s,
@@ -347,15 +290,9 @@ class GatewayBench:
                     chunk = readings[i:j]
                     for due, rid, _ in chunk:
                         load.due[rid] = start + due
-                    body = b"[" + b",".join(r[2] for r in chunk) + b"]"
                     asked = time.monotonic()
                     try:
-                        lost = resending(lambda e: isinstance(e, ConnectionLost), on_resend=resent)
-                        async for attempt in lost:
-                            with attempt:
-                                response = await http.post_bytes(f"{url}/v1/readings", body)
-                        response.raise_for_status()
-                        answers = response.json()["results"]
+                        answers = await post_readings(http, url, (r[2] for r in chunk), resent)
                     except (HttpError, KeyError, ValueError):
                         load.errors += 1
                         load.refused["request failed"] += len(chunk)
@@ -380,18 +317,6 @@ class GatewayBench:
         await asyncio.gather(*tasks)
         reporter.cancel()
         self.progress("load", total, total)
-
-    async def _drain(self, http: _Http, url: str, gw_home: Path, timeout_s: float = 120) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with contextlib.suppress(HttpError, KeyError, ValueError):
-                if (await http.get(f"{url}/v1/health")).json()["pending"] == 0:
-                    return
-            await asyncio.sleep(0.2)
-        tail = (gw_home / "gateway.log").read_text(errors="replace")[-3000:]
-        raise RuntimeError(
-            f"the gateway still held pending readings after {timeout_s:g} s; its log ends:\n" + tail
-        )
 
     # -- results ------------------------------------------------------------------------
 
@@ -426,20 +351,6 @@ def steady_rate(commit_times: Sequence[float], start: float, end: float) -> tupl
         return 0.0, 0.0
     window = times[-1] - times[0]
     return sum(per_commit[t] for t in times[1:]) / window, window
-
-
-def _batch_readings(gw_home: Path) -> dict[bytes, list[bytes]]:
-    """Batch id -> its reading ids, from the stopped gateway's index."""
-    index = ReadingIndex(gw_home / INDEX_FILE)
-    try:
-        return index.batch_readings()
-    finally:
-        index.close()
-
-
-def _gateway_program(gw_home: Path, health_url: str) -> Program:
-    argv = (sys.executable, "-m", "medchain.cli", "gateway", "--home", str(gw_home))
-    return Program("gateway", argv, gw_home / "gateway.log", health_url)
 
 
 def run_gateway_bench(

@@ -16,6 +16,7 @@ from medchain.bench._ring import RingTiming
 from medchain.bench._search import SearchBenchResult
 from medchain.bench._sim import SimSpeed
 from medchain.bench._state import StateRootTiming
+from medchain.bench._state_disk import DiskStateTiming
 
 MEASURE = ("measure", "result", "target")
 
@@ -87,6 +88,28 @@ def state_report(timings: Sequence[StateRootTiming], changes: int) -> Report:
                 f"{t.build_s:.2f}",
                 f"{t.block_ms_p50:.1f} / {t.block_ms_max:.1f}",
                 f"{t.single_tree_ms:,.0f}",
+            )
+        )
+    return report
+
+
+def state_disk_report(timings: Sequence[DiskStateTiming], changes: int) -> Report:
+    columns = (
+        "entries",
+        "built in (s)",
+        "open to first commit (s)",
+        f"block of {changes} new entries: p50 / max (ms)",
+        "peak resident memory (MB)",
+    )
+    report = Report(f"state on disk, default cache — {machine()}", columns)
+    for t in timings:
+        report.rows.append(
+            (
+                f"{t.entries:,}",
+                "reused" if t.build_s is None else f"{t.build_s:.1f}",
+                f"{t.open_to_first_commit_s:.2f}",
+                f"{t.block_ms_p50:.1f} / {t.block_ms_max:.1f}",
+                f"{t.peak_rss_mb:,.0f}",
             )
         )
     return report

@@ -31,7 +31,8 @@ class StateRootTiming:
     block cost before, twice (proposer's root and committed root)."""
 
 
-def _entry(n: int) -> tuple[bytes, bytes]:
+def bench_entry(n: int) -> tuple[bytes, bytes]:
+    """Entry `n` of a benchmark state: spread keys, 32-byte values."""
     digest = hashlib.sha256(n.to_bytes(8, "big")).digest()
     return b"bench/" + digest[:20], digest  # spread keys, 32-byte values
 
@@ -44,7 +45,7 @@ def run_state_bench(
 ) -> list[StateRootTiming]:
     timings = []
     for size in sizes:
-        entries = dict(_entry(n) for n in range(size))
+        entries = dict(bench_entry(n) for n in range(size))
         began = time.perf_counter()
         state = State(entries)
         state.root()
@@ -54,7 +55,7 @@ def run_state_bench(
         for block in range(blocks):
             state.begin_block()
             for _ in range(changes):
-                state.set(*_entry(next_entry))
+                state.set(*bench_entry(next_entry))
                 next_entry += 1
             began = time.perf_counter()
             pending = state.pending_root()

@@ -147,6 +147,7 @@ bench.command("ring")(_bench.ring)
 bench.command("flood")(_bench.flood)
 bench.command("search")(_bench.search_speed)
 bench.command("gateway")(_bench.gateway)
+bench.command("soak")(_bench.soak)
 
 devnet = _group(app, "devnet", "A local network of node processes on this machine.")
 devnet.command("up")(_node.devnet_up)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -15,6 +16,7 @@ from rich.table import Table
 from medchain.app import MAX_DEVICES_PER_PATIENT
 from medchain.bench import (
     Report,
+    SoakPlan,
     flood_json,
     flood_report,
     forged_report,
@@ -31,9 +33,14 @@ from medchain.bench import (
     run_ring_bench,
     run_search_bench,
     run_sim_bench,
+    run_soak,
     run_state_bench,
+    run_state_disk_bench,
     search_report,
     sim_report,
+    soak_json,
+    soak_reports,
+    state_disk_report,
     state_report,
 )
 from medchain.cli._common import console, reports_errors
@@ -149,16 +156,32 @@ def state_root(
     ] = "10000,100000,1000000",
     changes: Annotated[int, count("New entries each block writes.")] = 400,
     blocks: Annotated[int, count("Blocks timed per size.")] = 5,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            help="Measure the state on disk instead: a chain store per size in this "
+            "directory (built in bulk, kept for the next run), opened by a fresh process "
+            "with the default cache.",
+            file_okay=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """A block's state root cost as the state grows: the two-tier tree against one tree
-    over every entry (the definition it replaced)."""
+    over every entry (the definition it replaced); with --store, on disk: memory, time
+    to the first commit, and a block's state root cost."""
+    counts = _counts(sizes, "--sizes", 1)
     with stage_progress(disabled=as_json) as progress:
-        timings = run_state_bench(_counts(sizes, "--sizes", 1), changes, blocks, progress)
+        if store is None:
+            timings: Sequence[Any] = run_state_bench(counts, changes, blocks, progress)
+        else:
+            timings = run_state_disk_bench(store, counts, changes, blocks, progress)
     if as_json:
         _print_json([dataclasses.asdict(t) for t in timings])
-    else:
+    elif store is None:
         _print(state_report(timings, changes))
+    else:
+        _print(state_disk_report(timings, changes))
 
 
 @reports_errors
@@ -306,3 +329,56 @@ def network(
     _print(network_report(result), latency_report(result))
     for reason, number in result.errors.items():
         console.print(f"[yellow]{number:,} failed[/]: {reason}", highlight=False)
+
+
+@reports_errors
+def soak(
+    minutes: Annotated[
+        float, count("How long the load runs, in minutes.", low=0.1, high=MAX_SECONDS / 60)
+    ] = 60,
+    rate: Annotated[int, count("Readings per second from the whole fleet.")] = 100,
+    patients: Annotated[
+        int, count("Patients, each with a bedside hub and 5 devices.", high=100_000)
+    ] = 100,
+    sample_s: Annotated[float, count("Seconds between samples of every process.", high=3_600)] = 60,
+    consensus: ConsensusOption = "afbft",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write every round of samples to this file as a JSON line, as it is "
+            "taken (a run cut short keeps its data).",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    as_json: JsonTablesOption = False,
+) -> None:
+    """A long run of one edge gateway into a fresh 4-validator devnet at a steady load,
+    every process's memory and CPU sampled as it goes: the memory slope once the run has
+    settled, and the readings lost (target: under 1 MB a minute, none lost)."""
+    _engine(consensus)  # a clear error before any process starts
+    plan = SoakPlan(minutes, rate, patients, sample_s, consensus=consensus)
+    plan.check()
+    with (
+        out.open("w", encoding="utf-8") if out is not None else nullcontext() as lines,
+        stage_progress(disabled=as_json) as progress,
+    ):
+        show = None if as_json else _show_sample
+        result = run_soak(plan, out=lines, progress=progress, on_sample=show)
+    if as_json:
+        _print_json(soak_json(result))
+    else:
+        _print(*soak_reports(result))
+
+
+def _show_sample(sample: dict[str, Any]) -> None:
+    """One line per round of samples, above the progress bar."""
+    memory = ", ".join(
+        f"{name} {usage['rss_bytes'] / 1e6:,.0f}" for name, usage in sample["processes"].items()
+    )
+    height = max(sample["heights"].values(), default=0)
+    console.print(
+        f"{sample['t_s'] / 60:6.1f} min  height {height:,}  committed {sample['committed']:,}"
+        f"  RSS MB: {memory}",
+        highlight=False,
+    )

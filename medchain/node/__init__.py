@@ -80,7 +80,9 @@ from medchain.node._localchain import (
     VALIDATOR_KEY_FILE,
     LocalChain,
     SealedBlock,
+    commit_to_store,
     genesis_block,
+    ledger_from_store,
     wall_clock_ms,
 )
 from medchain.node._logging import (
@@ -215,6 +217,7 @@ __all__ = [
     "anchor_settings",
     "archive_chain",
     "changed_params",
+    "commit_to_store",
     "config_from_json",
     "config_to_json",
     "configure_node_logging",
@@ -235,6 +238,7 @@ __all__ = [
     "import_snapshot",
     "init_home",
     "kill_process",
+    "ledger_from_store",
     "load_devnet",
     "local_devnet",
     "net_nodes",

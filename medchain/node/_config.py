@@ -118,6 +118,10 @@ class NodeConfig:
     """The chain store's WAL is checkpointed and its free pages returned this often ..."""
     store_wal_max_bytes: int = 64 * 2**20
     """... or as soon as its WAL is larger than this."""
+    state_cache_mb: int = 128
+    """MiB of memory for the committed state entries and buckets the node read
+    recently (the chain store's cache); with it, the node's memory no longer grows
+    with the state on disk."""
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)
     extra: dict[str, Any] = field(default_factory=dict)
     """Settings later features read (kept as written)."""
@@ -141,6 +145,7 @@ _TOP_LEVEL = {
     "admission",
     "snapshots",
     "disk",
+    "state",
 }
 
 
@@ -193,6 +198,7 @@ def config_to_json(config: NodeConfig) -> str:
             "maintain_every_blocks": config.store_maintain_blocks,
             "wal_max_bytes": config.store_wal_max_bytes,
         },
+        "state": {"cache_mb": config.state_cache_mb},
     }
     doc.update(config.extra)
     return json.dumps(doc, indent=2) + "\n"
@@ -291,6 +297,7 @@ def config_from_json(text: str, source: str = CONFIG_FILE) -> NodeConfig:
             store_maintain_blocks=_int(disk, "maintain_every_blocks", 1_000, 1),
             store_wal_max_bytes=_int(disk, "wal_max_bytes", 64 * 2**20, 65_536),
             admission=_admission(doc.get("admission", {})),
+            state_cache_mb=_int(doc.get("state", {}), "cache_mb", 128),
             extra={k: v for k, v in doc.items() if k not in _TOP_LEVEL},
         )
     except ConfigError as exc:

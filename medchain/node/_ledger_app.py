@@ -30,9 +30,10 @@ from medchain.mempool import (
 from medchain.node._genesis_file import genesis_hash
 from medchain.node._localchain import (
     block_header,
-    genesis_block,
+    commit_to_store,
     ledger_from_store,
     receipt_root,
+    store_genesis,
     tx_root,
 )
 from medchain.node._queries import ChainQueries
@@ -77,23 +78,16 @@ class LedgerApp(ChainQueries):
         self.store = ChainStore(Path(":memory:")) if store is None else store
         self.signatures = SignatureCache(signature_cache)
         if not self.store.is_initialised:
-            self.ledger = Ledger(genesis, verified=self.signatures)
-            self.store.initialise(
-                genesis.chain_id,
-                genesis_hash(genesis),
-                genesis_block(genesis, self.ledger.state_root()),
-                self.ledger.state.committed(),
+            store_genesis(genesis, self.store)
+        elif (self.store.chain_id, self.store.genesis_hash) != (
+            genesis.chain_id,
+            genesis_hash(genesis),
+        ):
+            raise StoreError(
+                f"the store holds chain {self.store.chain_id!r} from another genesis; "
+                "open the data directory of this chain"
             )
-        else:
-            if (self.store.chain_id, self.store.genesis_hash) != (
-                genesis.chain_id,
-                genesis_hash(genesis),
-            ):
-                raise StoreError(
-                    f"the store holds chain {self.store.chain_id!r} from another genesis; "
-                    "open the data directory of this chain"
-                )
-            self.ledger = self._load_ledger()
+        self.ledger = self._load_ledger()
         self._last = self.store.latest_block()
         self._outcomes: dict[bytes, BlockOutcome] = {}
         """Dry-run outcomes of blocks checked on the current tip, by block hash."""
@@ -286,7 +280,7 @@ class LedgerApp(ChainQueries):
                 raise InvalidBlock("the receipt root does not match the re-executed transactions")
             if self.before_store is not None:
                 self.before_store(block, outcome.receipts)
-            self.store.commit_block(block, outcome.receipts, outcome.changes)
+            commit_to_store(self.ledger, self.store, block, outcome.receipts)
         except BaseException:
             self.ledger = self._load_ledger()  # undo the execution
             self.mempool.update((), self.ledger)

@@ -96,12 +96,20 @@ def block_header(
 
 
 def ledger_from_store(genesis: Genesis, store: ChainStore) -> Ledger:
-    """The ledger as the store left it, checked against its latest block's state root."""
-    entries = store.load_state()
-    ledger = Ledger(genesis, entries)
+    """The ledger over the store's state, read through its cache (nothing is loaded and
+    the tree is not rebuilt: its upper tier is read from the store), checked in itself
+    (the stored bucket roots hash up to the stored root) and against the latest
+    block's state root."""
+    ledger = Ledger(genesis, store.state)
+    try:
+        ledger.state.check_tree()
+    except ValueError as exc:
+        raise StoreError(
+            f"{exc}: the data directory is damaged; restore it from a backup or resync"
+        ) from exc
     expected = store.latest_block().header.state_root
     if ledger.state_root() != expected:
-        if _single_tree_root(entries) == expected:
+        if _single_tree_root(store) == expected:
             raise StoreError(
                 "this data directory was written by an earlier medchain, whose state root "
                 "was one Merkle tree over every entry; this version commits to the state in "
@@ -115,10 +123,32 @@ def ledger_from_store(genesis: Genesis, store: ChainStore) -> Ledger:
     return ledger
 
 
-def _single_tree_root(entries: dict[bytes, bytes]) -> bytes:
+def _single_tree_root(store: ChainStore) -> bytes:
     """The state root as medchain computed it before the two-tier tree: RFC 6962 over
     every entry in key order. Only to tell an old directory from a damaged one."""
-    return merkle_root_of_hashes([state_entry_leaf(k, entries[k]) for k in sorted(entries)])
+    return merkle_root_of_hashes([state_entry_leaf(k, v) for k, v in store.state.entries()])
+
+
+def store_genesis(genesis: Genesis, store: ChainStore) -> None:
+    """Initialise an empty store with the genesis block and the state it makes."""
+    state = Ledger(genesis).state
+    store.initialise(
+        genesis.chain_id,
+        genesis_hash(genesis),
+        genesis_block(genesis, state.root()),
+        state.committed(),
+        state.tree_nodes(),
+    )
+
+
+def commit_to_store(
+    ledger: Ledger, store: ChainStore, block: Block, receipts: Sequence[Receipt]
+) -> None:
+    """Write `block` with what the ledger's state changed since it was last written
+    (entries and tree nodes), then let the state drop what the store now holds."""
+    delta = ledger.state.unpersisted()
+    store.commit_block(block, receipts, delta.changes, delta.nodes)
+    ledger.state.persisted()
 
 
 class LocalChain(ChainQueries):
@@ -139,13 +169,8 @@ class LocalChain(ChainQueries):
         """Called with each block and its receipts just before it is stored (as
         `LedgerApp.before_store`: a test node's body ledger follows the chain)."""
         if not store.is_initialised:
-            self.ledger = Ledger(genesis)
-            block = genesis_block(genesis, self.ledger.state_root())
-            store.initialise(
-                genesis.chain_id, genesis_hash(genesis), block, self.ledger.state.committed()
-            )
-        else:
-            self.ledger = self._ledger_from_store()
+            store_genesis(genesis, store)
+        self.ledger = self._ledger_from_store()
 
     # -- construction ---------------------------------------------------------------
 
@@ -260,7 +285,7 @@ class LocalChain(ChainQueries):
         try:
             if self.before_store is not None:
                 self.before_store(block, outcome.receipts)
-            self.store.commit_block(block, outcome.receipts, outcome.changes)
+            commit_to_store(self.ledger, self.store, block, outcome.receipts)
         except BaseException:
             self.ledger = self._ledger_from_store()  # memory ran ahead of disk: roll back
             raise

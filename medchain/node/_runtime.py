@@ -159,6 +159,7 @@ class Node:
             self.home / STORE_FILE,
             chain_id=self._genesis.chain_id,
             genesis_hash=genesis_hash(self._genesis),
+            state_cache_bytes=self.config.state_cache_mb * 2**20,
         )
         self.app = LedgerApp(
             self._genesis,

@@ -1,25 +1,40 @@
-"""Embedded storage of a node: blocks, transaction receipts and state in one SQLite file."""
+"""Embedded storage of a node: blocks, transaction receipts and state (with its tree's
+upper tier) in one SQLite file."""
 
-from medchain.store._chain_store import MAX_HEIGHT, SCHEMA_VERSION, ChainStore
+from medchain.store._chain_store import (
+    DEFAULT_STATE_CACHE_BYTES,
+    MAX_HEIGHT,
+    SCHEMA_VERSION,
+    ChainStore,
+)
 from medchain.store._disk import disk_full, free_bytes, is_disk_full, raise_if_disk_full
 from medchain.store._errors import DiskFull, NotFound, StoreError
 from medchain.store._maintenance import Maintained, StoreFiles, StoreMaintainer, store_files
+from medchain.store._state_cache import StateCache
 from medchain.store._state_view import StateView
+from medchain.store._stored_state import StoredState
+from medchain.store._tree_nodes import bucket_roots, tree_root, upper_tier
 
 __all__ = [
+    "DEFAULT_STATE_CACHE_BYTES",
     "MAX_HEIGHT",
     "SCHEMA_VERSION",
     "ChainStore",
     "DiskFull",
     "Maintained",
     "NotFound",
+    "StateCache",
     "StateView",
     "StoreError",
     "StoreFiles",
     "StoreMaintainer",
+    "StoredState",
+    "bucket_roots",
     "disk_full",
     "free_bytes",
     "is_disk_full",
     "raise_if_disk_full",
     "store_files",
+    "tree_root",
+    "upper_tier",
 ]

@@ -1,5 +1,5 @@
-"""The chain store: blocks, a transaction index with receipts, and the current state, in
-one SQLite database.
+"""The chain store: blocks, a transaction index with receipts, and the current state with
+its tree's upper tier, in one SQLite database.
 
 One database, because a block, its receipts and the state it produced must land together
 or not at all, and one SQLite transaction gives exactly that. WAL mode, because readers
@@ -16,7 +16,7 @@ transaction, so a second writer can never fork the stored chain.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -24,10 +24,22 @@ from typing import TypeVar
 
 import rlp
 
+from medchain.app import TreeNode
 from medchain.store._disk import raise_if_disk_full
 from medchain.store._errors import NotFound, StoreError
 from medchain.store._maintenance import configure_compaction
+from medchain.store._migration import migrate_from_v1
+from medchain.store._state_cache import StateCache
 from medchain.store._state_view import StateView
+from medchain.store._stored_state import (
+    STATE_TABLES,
+    StoredState,
+    bulk_write_state,
+    state_rows,
+    tree_rows,
+    write_state,
+    write_tree,
+)
 from medchain.types import (
     Block,
     DecodeError,
@@ -41,7 +53,7 @@ from medchain.types import (
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Layout of the tables below; bump it (and write a migration) whenever they change."""
 
 MAX_HEIGHT = 2**63 - 1
@@ -63,9 +75,13 @@ _SCHEMA = (
     " idx INTEGER NOT NULL,"
     " receipt BLOB NOT NULL,"
     " UNIQUE (height, idx))",
-    "CREATE TABLE IF NOT EXISTS state (key BLOB PRIMARY KEY, value BLOB NOT NULL)",
+    *STATE_TABLES,
 )
-_TABLES = frozenset({"meta", "blocks", "txs", "state"})
+_TABLES = frozenset({"meta", "blocks", "txs", "state", "state_tree"})
+_V1_TABLES = frozenset({"meta", "blocks", "txs", "state"})
+
+DEFAULT_STATE_CACHE_BYTES = 128 * 2**20
+"""Memory for recently read state entries and buckets (`StateCache`)."""
 
 _SCHEMA_VERSION = "schema_version"
 _CHAIN_ID = "chain_id"
@@ -74,6 +90,10 @@ _LATEST_HEIGHT = "latest_height"
 _STATE_ROOT = "state_root"
 
 _BATCH = 256
+
+_BULK_CACHE_KIB = 2**20
+"""SQLite's page cache while bulk loading state: 1 GiB, so inserts in hash order do not
+go to disk for every page."""
 """Blocks fetched per query by `blocks()`: no cursor stays open between yields."""
 
 
@@ -83,6 +103,8 @@ class ChainStore:
     Open it on a file path (e.g. `DIR/chain.sqlite`; created if missing), then either
     `initialise` a new chain from its genesis block or carry on from the stored tip.
     Pass `chain_id` / `genesis_hash` to refuse a database that belongs to another chain.
+    `state_cache_bytes` bounds the memory the state's read cache holds. A schema-1 file
+    is migrated to schema 2 when opened.
     """
 
     def __init__(
@@ -91,8 +113,10 @@ class ChainStore:
         *,
         chain_id: str | None = None,
         genesis_hash: bytes | None = None,
+        state_cache_bytes: int = DEFAULT_STATE_CACHE_BYTES,
     ) -> None:
         self._path = Path(path)
+        self._state = StoredState(self._conn, StateCache(state_cache_bytes))
         self._expected_chain_id = chain_id
         self._expected_genesis_hash = genesis_hash
         self._chain_id: str | None = None
@@ -150,6 +174,9 @@ class ChainStore:
                 )
             tables = self._tables(db)
         version = self._meta(_SCHEMA_VERSION, int) if "meta" in tables else None
+        if version == 1 and tables >= _V1_TABLES:
+            self._migrate()
+            version, tables = SCHEMA_VERSION, self._tables(db)
         if version is None or not tables >= _TABLES:
             raise StoreError(
                 f"{self._path} is an SQLite database but not a medchain chain store; "
@@ -162,6 +189,18 @@ class ChainStore:
                 "node again into a new data directory"
             )
         self._load_identity()
+
+    def _migrate(self) -> None:
+        try:
+            with self._transaction() as db:
+                migrate_from_v1(db)
+        except (sqlite3.Error, ArithmeticError, TypeError, ValueError) as exc:
+            raise_if_disk_full(exc, self._path, "the migration to schema version 2")
+            raise StoreError(
+                f"could not migrate {self._path} from schema version 1 to 2 ({exc}); "
+                "nothing was changed: free disk space (it needs about the state's size "
+                "again) and open it again, or run the medchain release that wrote it"
+            ) from exc
 
     @staticmethod
     def _tables(db: sqlite3.Connection) -> set[str]:
@@ -240,10 +279,12 @@ class ChainStore:
         genesis_hash: bytes,
         genesis_block: Block,
         state: Mapping[bytes, bytes],
+        tree_nodes: Iterable[TreeNode],
     ) -> None:
-        """Store a new chain: its identity, the genesis block at height 0 and the state
-        genesis produced. `genesis_hash` identifies the genesis document; a node passes
-        it back when reopening to make sure it is still on the same chain."""
+        """Store a new chain: its identity, the genesis block at height 0, the state
+        genesis produced and its tree's upper tier (`StateBackend.tree_nodes`).
+        `genesis_hash` identifies the genesis document; a node passes it back when
+        reopening to make sure it is still on the same chain."""
         header = genesis_block.header
         if self.is_initialised:
             raise StoreError(
@@ -266,7 +307,8 @@ class ChainStore:
                 "the genesis block must not carry transactions (there are no receipts "
                 "for them); put initial balances and validators in the genesis state"
             )
-        rows = _state_rows(state, allow_delete=False)[0]
+        rows = state_rows(state, allow_delete=False)[0]
+        nodes = tree_rows({(level, index): hash_ for level, index, hash_ in tree_nodes})[0]
         data = encode(genesis_block)
         hash_ = block_hash(header)
         try:
@@ -276,7 +318,8 @@ class ChainStore:
                         f"{self._path} was initialised by another process meanwhile; reopen it"
                     )
                 db.execute("INSERT INTO blocks(height, hash, data) VALUES (0, ?, ?)", (hash_, data))
-                db.executemany("INSERT INTO state(key, value) VALUES (?, ?)", rows)
+                write_state(db, rows, [])
+                write_tree(db, nodes, [])
                 self._set_meta(
                     db,
                     {
@@ -291,15 +334,48 @@ class ChainStore:
         self._chain_id = chain_id
         self._genesis_hash = genesis_hash
 
+    def bulk_load_state(
+        self,
+        entries: Iterable[tuple[bytes, bytes]],
+        *,
+        batch: int = 200_000,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[TreeNode]:
+        """Write a large state into a store not initialised yet, `batch` entries per
+        transaction (`progress` gets the count so far), and return its tree's upper
+        tier: then `initialise` it with a genesis block of that root, no further
+        entries, and those nodes. For building a large store fast (a benchmark)."""
+        if self.is_initialised:
+            raise StoreError(
+                f"{self._path} already holds chain {self._chain_id!r}; bulk loading "
+                "state is only for a store not initialised yet"
+            )
+        db = self._conn()
+        (pages,) = db.execute("PRAGMA cache_size").fetchone()
+        db.execute(f"PRAGMA cache_size = {-_BULK_CACHE_KIB}")  # random inserts stay in memory
+        try:
+            return bulk_write_state(db, entries, batch, progress)
+        except sqlite3.Error as exc:
+            raise_if_disk_full(exc, self._path, "the bulk state")
+            raise StoreError(
+                f"could not bulk load state into {self._path}: {exc}; the batches "
+                "written before stay there, so start again with a new file"
+            ) from exc
+        finally:
+            db.execute(f"PRAGMA cache_size = {int(pages)}")
+
     def commit_block(
         self,
         block: Block,
         receipts: Sequence[Receipt],
         state_changes: Mapping[bytes, bytes | None],
+        tree_changes: Mapping[tuple[int, int], bytes | None],
     ) -> None:
-        """Append `block` on the tip with the receipts of its transactions (in order) and
-        the state changes it made (`None` deletes a key), in one transaction: either all
-        of it is durably stored when this returns, or nothing is (and it raises)."""
+        """Append `block` on the tip with the receipts of its transactions (in order),
+        the state changes it made (`None` deletes a key) and the state tree's nodes that
+        changed ((level, index) -> hash; `None`: now the empty subtree's, no row), in
+        one transaction: either all of it is durably stored when this returns, or
+        nothing is (and it raises). The state cache sees the changes once stored."""
         header = block.header
         height = header.height
         chain_id = self.chain_id
@@ -310,7 +386,8 @@ class ChainStore:
             )
         ids = [tx_id(tx) for tx in block.txs]
         _check_receipts(height, ids, receipts)
-        upserts, deletes = _state_rows(state_changes, allow_delete=True)
+        upserts, deletes = state_rows(state_changes, allow_delete=True)
+        node_upserts, node_deletes = tree_rows(tree_changes)
         hash_ = block_hash(header)
         data = encode(block)
         tx_rows = [
@@ -327,7 +404,8 @@ class ChainStore:
                 db.executemany(
                     "INSERT INTO txs(id, height, idx, receipt) VALUES (?, ?, ?, ?)", tx_rows
                 )
-                self._apply_state(db, upserts, deletes)
+                write_state(db, upserts, deletes)
+                write_tree(db, node_upserts, node_deletes)
                 self._set_meta(db, {_LATEST_HEIGHT: height, _STATE_ROOT: header.state_root})
         except sqlite3.IntegrityError as exc:
             raise self._duplicate_tx(height, ids) or self._write_failed(
@@ -335,6 +413,7 @@ class ChainStore:
             ) from exc
         except sqlite3.Error as exc:
             raise self._write_failed(f"block {height}", exc) from exc
+        self._state.cache.apply(state_changes)
 
     def _check_extends_tip(self, db: sqlite3.Connection, height: int, prev_hash: bytes) -> None:
         """Refuse a block that is not the next one on the stored tip; runs under the
@@ -352,19 +431,6 @@ class ChainStore:
                 f"block {height} has prev_hash {prev_hash.hex()} but the stored block {tip} "
                 f"hashes to {tip_hash.hex()}; it is on another fork and was not stored"
             )
-
-    @staticmethod
-    def _apply_state(
-        db: sqlite3.Connection,
-        upserts: list[tuple[bytes, bytes]],
-        deletes: list[tuple[bytes]],
-    ) -> None:
-        db.executemany("DELETE FROM state WHERE key = ?", deletes)
-        db.executemany(
-            "INSERT INTO state(key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            upserts,
-        )
 
     @staticmethod
     def _set_meta(db: sqlite3.Connection, values: Mapping[str, object]) -> None:
@@ -514,15 +580,19 @@ class ChainStore:
         row = self._conn().execute("SELECT receipt FROM txs WHERE id = ?", (tx_id,))
         return self._decode_row(Receipt, row.fetchone(), f"receipt of {tx_id.hex()}")
 
+    @property
+    def state(self) -> StoredState:
+        """The committed state as a `medchain.app.StateBackend`, read through the cache:
+        what a node's ledger runs on."""
+        return self._state
+
     def get_state(self, key: bytes) -> bytes | None:
-        row = self._conn().execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
-        return None if row is None else bytes(row[0])
+        return self._state.get(key)
 
     def load_state(self) -> dict[bytes, bytes]:
-        """The whole state, in ascending key order (SQLite orders BLOBs as Python orders
-        bytes), to rebuild the in-memory state on restart."""
-        rows = self._conn().execute("SELECT key, value FROM state ORDER BY key")
-        return {bytes(key): bytes(value) for key, value in rows}
+        """The whole state in memory, in ascending key order (SQLite orders BLOBs as
+        Python orders bytes): for an export or a test, not for running a node."""
+        return dict(self._state.entries())
 
     def state_root(self) -> bytes:
         """State root recorded in the tip's header."""
@@ -610,29 +680,3 @@ def _check_receipts(height: int, ids: Sequence[bytes], receipts: Sequence[Receip
             f"block {height} includes the same transaction twice; "
             "a transaction can be included only once"
         )
-
-
-def _state_rows(
-    changes: Mapping[bytes, bytes | None], *, allow_delete: bool
-) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes]]]:
-    """Split changes into (upserts, deletes), each in ascending key order, so every node
-    writes the same rows in the same order. Anything but bytes is refused: SQLite would
-    store a str as TEXT and hand it back as a str."""
-    for key in changes:
-        if not isinstance(key, bytes):
-            raise StoreError(f"state keys must be bytes, got {type(key).__name__} {key!r}")
-    upserts: list[tuple[bytes, bytes]] = []
-    deletes: list[tuple[bytes]] = []
-    for key in sorted(changes):
-        value = changes[key]
-        if isinstance(value, bytes):
-            upserts.append((key, value))
-        elif value is None and allow_delete:
-            deletes.append((key,))
-        else:
-            raise StoreError(
-                f"state value for key {key.hex()} must be bytes"
-                + (" or None (delete)" if allow_delete else "")
-                + f", got {type(value).__name__}"
-            )
-    return upserts, deletes

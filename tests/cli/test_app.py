@@ -24,6 +24,7 @@ COMMANDS = (
     "bench ring",
     "bench search",
     "bench sim",
+    "bench soak",
     "bench state",
     "demo",
     "devices audit",

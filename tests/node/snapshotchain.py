@@ -6,9 +6,9 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
-from medchain.app import state_root_of
+from medchain.app import state_bucket_of, state_root_of
 from medchain.node import SnapshotFiles, create_snapshot
-from medchain.store import ChainStore
+from medchain.store import ChainStore, bucket_roots, upper_tier
 from medchain.types import ZERO_HASH, Block, SnapshotManifest, block_hash, sha256
 from tests.store.test_chain_store import make_block
 
@@ -25,6 +25,12 @@ def entries(count: int, tag: bytes = b"") -> dict[bytes, bytes]:
     return {b"k/%d" % n + tag: b"v" * (n % 7) + b"%d" % n + tag for n in range(count)}
 
 
+def tree_of(state: Mapping[bytes, bytes]) -> dict[tuple[int, int], bytes]:
+    """The state tree's upper tier over `state`, by (level, index), as the store keeps it."""
+    rows = sorted((state_bucket_of(key), key, value) for key, value in state.items())
+    return {(level, index): hash_ for level, index, hash_ in upper_tier(bucket_roots(rows))}
+
+
 class SnapChain:
     """A store on disk and the state it holds, committed block by block."""
 
@@ -32,16 +38,20 @@ class SnapChain:
         self.store = ChainStore(path)
         self.state = dict(genesis_state)
         self.blocks = [block_at(0, ZERO_HASH, self.state)]
-        self.store.initialise(CHAIN, GENESIS_HASH, self.blocks[0], self.state)
+        nodes = [(level, index, hash_) for (level, index), hash_ in tree_of(self.state).items()]
+        self.store.initialise(CHAIN, GENESIS_HASH, self.blocks[0], self.state, nodes)
 
     def commit(self, changes: Mapping[bytes, bytes | None]) -> Block:
+        before = tree_of(self.state)
         for key, value in changes.items():
             if value is None:
                 self.state.pop(key, None)
             else:
                 self.state[key] = value
+        after = tree_of(self.state)
+        tree_changes = {at: after.get(at) for at in before.keys() | after.keys()}
         block = block_at(len(self.blocks), block_hash(self.blocks[-1].header), self.state)
-        self.store.commit_block(block, [], changes)
+        self.store.commit_block(block, [], changes, tree_changes)
         self.blocks.append(block)
         return block
 

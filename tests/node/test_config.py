@@ -43,6 +43,7 @@ def test_a_config_round_trips_through_its_json(tmp_path: Path) -> None:
         store_maintain_blocks=50,
         store_wal_max_bytes=2**20,
         admission=AdmissionConfig(workers=3, client_rate=500, peer_burst=9_000),
+        state_cache_mb=512,
         extra={"anchor": {"every": 10}},
     )
     write_config(tmp_path, config)
@@ -83,6 +84,7 @@ def test_a_config_round_trips_through_its_json(tmp_path: Path) -> None:
         ('{"name": "a", "disk": {"wal_max_bytes": 100}}', "wal_max_bytes must be an integer"),
         ('{"name": "a", "admission": {"client_rate": 0}}', "client_rate must be an integer >= 1"),
         ('{"name": "a", "admission": {"workers": -1}}', "workers must be an integer >= 0"),
+        ('{"name": "a", "state": {"cache_mb": -1}}', "cache_mb must be an integer >= 0"),
         ('{"name": "a", "admission": {"client_rte": 5}}', "admission has no setting 'client_rte'"),
     ],
 )
@@ -106,6 +108,7 @@ def test_defaults_fill_what_is_left_out() -> None:
     assert config.body_collect_interval_s == 60
     assert (config.snapshot_interval, config.snapshot_keep) == (1_000, 3)
     assert (config.store_maintain_blocks, config.store_wal_max_bytes) == (1_000, 64 * 2**20)
+    assert config.state_cache_mb == 128
     assert config.admission == AdmissionConfig()
     assert config_from_json(config_to_json(config)) == config
 

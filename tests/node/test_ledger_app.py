@@ -242,6 +242,35 @@ def test_a_store_on_disk_reopens_where_it_left_off(tmp_path: Path) -> None:
         Net().app(ChainStore(path))
 
 
+def test_a_failed_store_write_rolls_the_ledger_back_to_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The block's state stays in memory until the store holds it: a refused write
+    reloads the ledger from the store, and the block commits on a retry."""
+    net = Net()
+    app, twin = net.app(ChainStore(tmp_path / "chain.sqlite")), net.app()
+    for tx in _transfers(net.funded, 3):
+        app.add_tx(tx)
+    block = app.propose(1, T0 + 1_000, net.validators[0].public_key)
+    before = app.ledger.state_root()
+
+    def refuse(*_: object) -> None:
+        raise StoreError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ChainStore, "commit_block", refuse)
+        with pytest.raises(StoreError, match="disk full"):
+            app.commit(block)
+    assert app.height == 0 and app.store.latest_height() == 0
+    assert app.ledger.state_root() == before
+    assert app.ledger.state.unpersisted().changes == {}
+    assert len(app.pending()) == 3  # still pending: nothing was committed
+    for replica in (app, twin):
+        replica.commit(block)
+    assert app.ledger.state_root() == twin.ledger.state_root() == block.header.state_root
+    assert app.store.load_state() == twin.ledger.state.committed()
+
+
 def test_elections_fall_back_to_the_genesis_validators() -> None:
     net = Net(ChainParams(primary_candidates=3, committee_size=2), validators=5)
     app = net.app()

@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Never
 
 import pytest
 
@@ -15,12 +16,13 @@ from medchain.app import (
     RegisterArgs,
     Role,
     TransferArgs,
+    TreeNode,
     UnwarrantArgs,
     state_entry_leaf,
 )
 from medchain.crypto import AccountKeys, merkle_root_of_hashes, verify_signature
 from medchain.node import LocalChain, TxFailed
-from medchain.store import StoreError
+from medchain.store import StoredState, StoreError, bucket_roots, upper_tier
 from medchain.types import (
     Allocation,
     Block,
@@ -145,12 +147,57 @@ def _closed_chain_with_a_block(tmp_path: Path) -> Path:
     return home
 
 
-def test_tampered_state_is_detected_on_open(tmp_path: Path) -> None:
+def test_reopening_reads_the_stored_tree_instead_of_the_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart costs the upper tier's rows, not a read or a rehash of every entry."""
+    home = _closed_chain_with_a_block(tmp_path)
+    tree_reads: list[int] = []
+    read_tree = StoredState.tree_nodes
+
+    def counted(backend: StoredState) -> list[TreeNode]:
+        nodes = read_tree(backend)
+        tree_reads.append(len(nodes))
+        return nodes
+
+    def refused(*_: object) -> Never:
+        raise AssertionError("opening the chain read the state's entries")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(StoredState, "tree_nodes", counted)
+        patch.setattr(StoredState, "entries", refused)
+        patch.setattr(StoredState, "bucket_entries", refused)
+        chain = LocalChain.open(home)
+    assert tree_reads and tree_reads[0] > 0
+    assert chain.ledger.state_root() == chain.latest_block().header.state_root
+    chain.close()
+
+
+def test_a_tampered_state_tree_is_detected_on_open(tmp_path: Path) -> None:
+    """Opening reads the stored tree instead of rehashing every entry: a bucket root
+    that does not hash up to the stored root is found there and then."""
     home = _closed_chain_with_a_block(tmp_path)
     with sqlite3.connect(home / "chain.sqlite") as db:
-        (key,) = db.execute("SELECT key FROM state LIMIT 1").fetchone()
-        db.execute("UPDATE state SET value = ? WHERE key = ?", (b"\xc0", key))
-    with pytest.raises(StoreError, match="damaged"):
+        (index,) = db.execute("SELECT idx FROM state_tree WHERE level = 0 LIMIT 1").fetchone()
+        db.execute(
+            "UPDATE state_tree SET hash = ? WHERE level = 0 AND idx = ?", (b"\xc0" * 32, index)
+        )
+    with pytest.raises(StoreError, match=r"do not hash up .* damaged"):
+        LocalChain.open(home)
+
+
+def test_a_state_tree_of_another_state_is_detected_on_open(tmp_path: Path) -> None:
+    """A tree consistent in itself whose root is not the latest block's."""
+    home = _closed_chain_with_a_block(tmp_path)
+    with sqlite3.connect(home / "chain.sqlite") as db:
+        db.execute(
+            "UPDATE state SET value = ? WHERE bucket = (SELECT MIN(bucket) FROM state)", (b"\xc0",)
+        )
+        rows = db.execute("SELECT bucket, key, value FROM state ORDER BY bucket, key").fetchall()
+        nodes = upper_tier(bucket_roots((b, bytes(k), bytes(v)) for b, k, v in rows))
+        db.execute("DELETE FROM state_tree")
+        db.executemany("INSERT INTO state_tree(level, idx, hash) VALUES (?, ?, ?)", nodes)
+    with pytest.raises(StoreError, match="does not match the state root of the latest block"):
         LocalChain.open(home)
 
 

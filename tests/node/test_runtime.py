@@ -79,6 +79,17 @@ def test_a_node_admits_commits_and_reports(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
+def test_the_state_cache_size_comes_from_the_config(tmp_path: Path) -> None:
+    base = free_port_base(1)
+    devnet = create_devnet(tmp_path, 1, "pbft", api_port=base, p2p_port=base + 500)
+    home = devnet.nodes[0].home
+    node = Node(home, dataclasses.replace(read_config(home), state_cache_mb=3))
+    try:
+        assert node.app.store.state.cache.max_bytes == 3 * 2**20
+    finally:
+        asyncio.run(node.close())
+
+
 def test_a_consensus_error_stops_the_node_instead_of_voting_on(tmp_path: Path) -> None:
     async def scenario() -> None:
         node, faucet = _node(tmp_path)

@@ -15,7 +15,15 @@ from typing import cast
 import pytest
 
 import medchain.store._chain_store as chain_store_module
-from medchain.store import MAX_HEIGHT, SCHEMA_VERSION, ChainStore, NotFound, StoreError
+from medchain.app import state_root_of
+from medchain.store import (
+    MAX_HEIGHT,
+    SCHEMA_VERSION,
+    ChainStore,
+    NotFound,
+    StoreError,
+    tree_root,
+)
 from medchain.types import (
     ZERO_HASH,
     Attribute,
@@ -97,7 +105,7 @@ def genesis_block() -> Block:
 
 def new_store(path: Path) -> ChainStore:
     store = ChainStore(path, chain_id=CHAIN)
-    store.initialise(CHAIN, GENESIS_HASH, genesis_block(), GENESIS_STATE)
+    store.initialise(CHAIN, GENESIS_HASH, genesis_block(), GENESIS_STATE, ())
     return store
 
 
@@ -109,7 +117,7 @@ def commit_next(
     store: ChainStore, txs: Sequence[Tx] = (), changes: Mapping[bytes, bytes | None] | None = None
 ) -> Block:
     block = next_block(store, txs)
-    store.commit_block(block, receipts_for(block), changes or {})
+    store.commit_block(block, receipts_for(block), changes or {}, {})
     return block
 
 
@@ -143,7 +151,7 @@ def test_new_store_holds_no_chain(db_path: Path) -> None:
         with pytest.raises(NotFound):
             store.latest_block()
         with pytest.raises(NotFound):
-            store.commit_block(make_block(1, ZERO_HASH), [], {})
+            store.commit_block(make_block(1, ZERO_HASH), [], {}, {})
 
 
 def test_errors_are_medchain_errors_with_codes() -> None:
@@ -179,7 +187,7 @@ def test_initialise_stores_genesis(db_path: Path) -> None:
 
 def test_initialise_twice_is_refused(db_path: Path) -> None:
     with new_store(db_path) as store, pytest.raises(StoreError, match="already holds chain"):
-        store.initialise(CHAIN, GENESIS_HASH, genesis_block(), {})
+        store.initialise(CHAIN, GENESIS_HASH, genesis_block(), {}, ())
 
 
 @pytest.mark.parametrize(
@@ -196,7 +204,7 @@ def test_bad_genesis_is_refused_and_nothing_is_written(
     with ChainStore(db_path) as store:
         before = dump(db_path)
         with pytest.raises(StoreError, match=match):
-            store.initialise(CHAIN, GENESIS_HASH, block, GENESIS_STATE)
+            store.initialise(CHAIN, GENESIS_HASH, block, GENESIS_STATE, ())
         assert not store.is_initialised
         assert dump(db_path) == before
 
@@ -206,7 +214,7 @@ def test_initialise_for_another_chain_than_expected_is_refused(db_path: Path) ->
         ChainStore(db_path, chain_id="expected") as store,
         pytest.raises(StoreError, match="not 'expected'"),
     ):
-        store.initialise(CHAIN, GENESIS_HASH, genesis_block(), {})
+        store.initialise(CHAIN, GENESIS_HASH, genesis_block(), {}, ())
 
 
 # -- round trips ----------------------------------------------------------------------
@@ -324,7 +332,7 @@ def test_empty_values_are_kept_distinct_from_deletes(db_path: Path) -> None:
 def test_load_state_is_sorted_by_key(db_path: Path) -> None:
     keys = [b"b", b"\xff", b"a", b"", b"ab", b"\x00", b"a\x00", b"\x00\x00", b"B", b"aa\xff"]
     with ChainStore(db_path) as store:
-        store.initialise(CHAIN, GENESIS_HASH, genesis_block(), {keys[0]: b"g"})
+        store.initialise(CHAIN, GENESIS_HASH, genesis_block(), {keys[0]: b"g"}, ())
         commit_next(store, changes={k: k + b"!" for k in reversed(keys[1:])})
         state = store.load_state()
         assert list(state) == sorted(keys)
@@ -474,7 +482,7 @@ def refused_commit_changes_nothing(
 ) -> None:
     before, height, state = dump(path), store.latest_height(), store.load_state()
     with pytest.raises(StoreError, match=match):
-        store.commit_block(block, receipts, changes)
+        store.commit_block(block, receipts, changes, {})
     assert dump(path) == before
     assert store.latest_height() == height
     assert store.load_state() == state
@@ -591,12 +599,12 @@ def test_failure_inside_commit_leaves_database_as_before(
             patch.setattr(ChainStore, "_set_meta", staticmethod(explode))
             before = dump(db_path)
             with pytest.raises(RuntimeError, match="injected failure"):
-                store.commit_block(block, receipts_for(block), big_changes())
+                store.commit_block(block, receipts_for(block), big_changes(), {})
             assert dump(db_path) == before
             assert store.latest_height() == 1
             assert store.tx_location(tx_id(make_tx(2))) is None
             assert store.get_state(b"acct/alice") == b"100"
-        store.commit_block(block, receipts_for(block), big_changes())  # retry succeeds
+        store.commit_block(block, receipts_for(block), big_changes(), {})  # retry succeeds
         assert store.latest_height() == 2
         assert store.get_state(b"acct/alice") is None
 
@@ -621,6 +629,24 @@ def test_sqlite_failure_midway_through_state_rolls_back(db_path: Path) -> None:
         )
         assert store.get_state(b"s/00000") is None
         store._conn().execute("DROP TRIGGER injected")
-        store.commit_block(block, receipts_for(block), big_changes())
+        store.commit_block(block, receipts_for(block), big_changes(), {})
         assert store.get_state(b"s/09999") == b"v9999"
         assert store.latest_height() == 1
+
+
+# -- bulk loading ---------------------------------------------------------------------
+
+
+def test_bulk_loaded_state_is_stored_with_its_tree(db_path: Path) -> None:
+    entries = {b"bulk/%d" % n: b"v%d" % n for n in range(2_500)}
+    counts: list[int] = []
+    with ChainStore(db_path) as store:
+        nodes = store.bulk_load_state(entries.items(), batch=1_000, progress=counts.append)
+        assert counts == [1_000, 2_000, 2_500]
+        assert tree_root(nodes) == state_root_of(entries)
+        store.initialise(CHAIN, GENESIS_HASH, genesis_block(), {}, nodes)
+        assert store.load_state() == dict(sorted(entries.items()))
+        assert store.state.tree_nodes() == nodes
+        with pytest.raises(StoreError, match="only for a store not initialised yet"):
+            store.bulk_load_state([(b"late", b"1")])
+        assert store.get_state(b"late") is None

@@ -101,13 +101,13 @@ def test_a_full_disk_refuses_the_whole_block_and_a_retry_stores_it(tmp_path: Pat
         db.execute(f"PRAGMA max_page_count = {pages + 2}")
         before = dump(path)
         with pytest.raises(DiskFull) as caught:
-            store.commit_block(block, receipts_for(block), changes)
+            store.commit_block(block, receipts_for(block), changes, {})
         assert caught.value.path == path.absolute()
         assert "block 2 was not written" in caught.value.message
         assert dump(path) == before
         assert store.latest_height() == 1
         db.execute("PRAGMA max_page_count = 1073741823")  # space freed
-        store.commit_block(block, receipts_for(block), changes)
+        store.commit_block(block, receipts_for(block), changes, {})
     with ChainStore(path, chain_id=CHAIN) as store:
         assert store.latest_block() == block
         assert store.get_state(b"big/0399") == b"v" * 2_000

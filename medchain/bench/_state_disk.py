@@ -1,0 +1,164 @@
+"""The state on disk at scale: a chain store of N entries built in bulk, then opened by
+a fresh process as a node opens its store (the stored tree read and checked, nothing
+loaded) to commit blocks of new entries. A benchmark, not a test.
+
+Reports, per size and with the default state cache: the measuring process's peak
+resident memory, the time from opening the store to its first commit, and a block's
+state-root cost (the proposer's pending root, then the commit: end of block, root,
+and the store's write of entries and tree nodes with the block).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import queue
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from medchain.bench._state import bench_entry
+from medchain.node import commit_to_store, genesis_block, genesis_hash, ledger_from_store
+from medchain.store import ChainStore, tree_root
+from medchain.types import ZERO_HASH, Block, Certificate, Genesis, Header, block_hash
+
+if TYPE_CHECKING:
+    from multiprocessing.queues import Queue
+
+    Results = Queue[tuple[float, list[float], int]]
+    """(seconds to the first commit, each later block's ms, peak resident KiB)."""
+
+_GENESIS = Genesis("bench-state", 1_700_000_000_000)
+_STORE_FILE = "chain.sqlite"
+
+
+@dataclass(frozen=True)
+class DiskStateTiming:
+    entries: int
+    changes: int
+    """New entries each block writes."""
+    blocks: int
+    build_s: float | None
+    """Building the store in bulk; None when an earlier run's store was reused."""
+    open_to_first_commit_s: float
+    """Opening the store, the ledger over it, and the first block committed."""
+    block_ms_p50: float
+    block_ms_max: float
+    peak_rss_mb: float
+    """The measuring process's peak resident memory (it only opens and commits)."""
+
+
+def run_state_disk_bench(
+    directory: Path,
+    sizes: tuple[int, ...] = (100_000, 10_000_000),
+    changes: int = 400,
+    blocks: int = 5,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> list[DiskStateTiming]:
+    """One store per size under `directory` (kept: a later run reuses it)."""
+    timings = []
+    for size in sizes:
+        path = directory / f"state-{size}" / _STORE_FILE
+        build_s = _build(path, size, progress)
+        timings.append(_measure_in_fresh_process(path, size, changes, blocks, build_s))
+    return timings
+
+
+def _build(path: Path, size: int, progress: Callable[[str, int, int], None] | None) -> float | None:
+    began = time.perf_counter()
+    with ChainStore(path, chain_id=_GENESIS.chain_id) as store:
+        if store.is_initialised:
+            return None
+        stage = f"building {size:,} entries"
+        nodes = store.bulk_load_state(
+            (bench_entry(n) for n in range(size)),
+            progress=None if progress is None else lambda done: progress(stage, done, size),
+        )
+        block = genesis_block(_GENESIS, tree_root(nodes))
+        store.initialise(_GENESIS.chain_id, genesis_hash(_GENESIS), block, {}, nodes)
+    return time.perf_counter() - began
+
+
+def _measure_in_fresh_process(
+    path: Path, size: int, changes: int, blocks: int, build_s: float | None
+) -> DiskStateTiming:
+    """In a new interpreter, so its peak memory is a node's, not the build's."""
+    context = multiprocessing.get_context("spawn")
+    results: Results = context.Queue()
+    child = context.Process(target=_measure, args=(path, changes, blocks, results))
+    child.start()
+    while True:
+        try:
+            first_commit_s, block_ms, peak_kib = results.get(timeout=1)
+            break
+        except queue.Empty:
+            if not child.is_alive():
+                raise RuntimeError(
+                    f"the measuring process failed (exit code {child.exitcode}); see above"
+                ) from None
+    child.join()
+    return DiskStateTiming(
+        size,
+        changes,
+        blocks,
+        build_s,
+        first_commit_s,
+        statistics.median(block_ms),
+        max(block_ms),
+        peak_kib / 1024,
+    )
+
+
+def _measure(path: Path, changes: int, blocks: int, results: Results) -> None:
+    began = time.perf_counter()
+    store = ChainStore(path, chain_id=_GENESIS.chain_id, genesis_hash=genesis_hash(_GENESIS))
+    ledger = ledger_from_store(_GENESIS, store)
+    block_ms = []
+    first_commit_s = 0.0
+    for number in range(blocks + 1):
+        tip = store.latest_block()
+        next_entry = 2**40 + tip.header.height * changes  # never a bulk entry's number
+        state = ledger.state
+        state.begin_block()
+        for n in range(next_entry, next_entry + changes):
+            state.set(*bench_entry(n))
+        timed = time.perf_counter()
+        pending = state.pending_root()
+        state.end_block()
+        block = _block(tip, pending)
+        commit_to_store(ledger, store, block, [])
+        assert state.root() == pending
+        if number == 0:
+            first_commit_s = time.perf_counter() - began  # untimed below: includes the open
+        else:
+            block_ms.append((time.perf_counter() - timed) * 1000)
+    store.close()
+    results.put((first_commit_s, block_ms, _peak_rss_kib()))
+
+
+def _peak_rss_kib() -> int:
+    """This process image's peak resident memory. Linux's VmHWM, because getrusage's
+    maxrss survives fork and exec: it would report the parent's peak (the build)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _block(parent: Block, state_root: bytes) -> Block:
+    header = Header(
+        chain_id=parent.header.chain_id,
+        height=parent.header.height + 1,
+        prev_hash=block_hash(parent.header),
+        time_ms=parent.header.time_ms + 1,
+        proposer=ZERO_HASH[:20],
+        tx_root=parent.header.tx_root,
+        receipt_root=parent.header.receipt_root,
+        state_root=state_root,
+    )
+    return Block(header, (), Certificate(header.height, 0, block_hash(header), ()))

@@ -1,0 +1,89 @@
+"""The soak: what a plan may ask, the gateway settings it widens, the acknowledged ids
+read back, and a short real run (a devnet of node processes, a gateway and a fleet)
+that samples every process, commits the readings and loses none. Its figures are for
+docs/BENCHMARKS.md and never asserted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from medchain.bench import SoakPlan
+from medchain.bench._soak import DRIVER, MAX_HUB_RATE, _acked_ids
+from medchain.cli import app
+from medchain.gateway import GatewayConfig
+from medchain.types import MedchainError
+
+
+def test_the_fleet_sends_the_rate_asked_in_all() -> None:
+    plan = SoakPlan(minutes=60, rate_per_s=100, patients=100, sample_s=60)
+    assert plan.devices == 500
+    assert plan.devices / plan.device_interval_s == pytest.approx(100)
+    assert plan.rounds == 61  # at 0, 1, ... 60 minutes
+
+
+def test_a_modest_load_keeps_the_gateway_defaults() -> None:
+    plan = SoakPlan(minutes=60, rate_per_s=100, patients=100, sample_s=60)
+    assert plan.gateway_config() == GatewayConfig()
+
+
+def test_a_heavy_load_per_device_widens_the_rate_limit() -> None:
+    plan = SoakPlan(minutes=60, rate_per_s=1_000, patients=10, sample_s=60)  # 20/s a device
+    config = plan.gateway_config()
+    assert config.rate_per_minute >= 2 * 60 * 20
+    assert config.rate_burst >= 2 * 100 and config.max_readings_per_request >= 2 * 100
+
+
+def test_a_rate_beyond_what_the_hubs_carry_is_refused() -> None:
+    plan = SoakPlan(minutes=1, rate_per_s=MAX_HUB_RATE * 3 + 1, patients=3, sample_s=5)
+    with pytest.raises(MedchainError, match="--patients 4 or more"):
+        plan.check()
+
+
+def test_a_sample_interval_that_leaves_no_slope_is_refused() -> None:
+    plan = SoakPlan(minutes=1, rate_per_s=10, patients=2, sample_s=40)
+    with pytest.raises(MedchainError, match="--sample-s 27 or less"):
+        plan.check()
+    SoakPlan(minutes=1, rate_per_s=10, patients=2, sample_s=27).check()
+
+
+def test_the_command_refuses_a_plan_before_starting_anything() -> None:
+    result = CliRunner().invoke(app, ["bench", "soak", "--minutes", "1", "--sample-s", "50"])
+    assert result.exit_code == 1
+    assert "error (" in result.output and "--sample-s" in result.output
+
+
+def test_acknowledged_ids_are_read_back_in_order(tmp_path: Path) -> None:
+    ids = [bytes([i % 256]) * 32 for i in range(10_000)]  # more than one read's worth
+    path = tmp_path / "acknowledged.bin"
+    path.write_bytes(b"".join(ids))
+    assert list(_acked_ids(path)) == ids
+
+
+@pytest.mark.slow
+def test_a_short_soak_samples_every_process_and_loses_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "samples.jsonl"
+    args = ["bench", "soak", "--minutes", "1", "--sample-s", "5", "--rate", "20"]
+    result = CliRunner().invoke(app, [*args, "--patients", "10", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    processes = {"node0", "node1", "node2", "node3", "gateway", DRIVER}
+    assert summary["samples"] == summary["samples_expected"] == 13
+    assert {p["name"] for p in summary["processes"]} == processes
+    for process in summary["processes"]:
+        assert process["samples"] == 13 and process["rss_end_bytes"] > 0
+        assert process["slope_mb_per_min"] is not None
+    readings = summary["readings"]
+    assert readings["sent"] > 0 and readings["acknowledged"] == readings["sent"]
+    assert readings["committed"] == readings["acknowledged"]
+    assert readings["lost"] == 0 and readings["drained"]
+    assert summary["verdicts"]["no_reading_lost"]
+    assert summary["height"] > 0
+    rounds = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rounds) == 13  # every round written as it was taken
+    assert all(set(r["processes"]) == processes for r in rounds)
+    assert [r["t_s"] for r in rounds] == sorted(r["t_s"] for r in rounds)
+    assert rounds[-1]["committed"] > 0 and min(rounds[-1]["heights"].values()) > 0
