@@ -20,6 +20,7 @@ from medchain.app import (
     state_entry_leaf,
 )
 from medchain.crypto import merkle_root_of_hashes
+from medchain.store import tree_root, upper_tier
 from medchain.types import (
     HASH_SIZE,
     BucketRoot,
@@ -38,28 +39,10 @@ MAX_CHUNK_BYTES = 64 * 1024 * 1024
 """A manifest naming a larger chunk is refused: a joining node never buffers more."""
 
 
-def state_tree_nodes(bucket_roots: Iterable[BucketRoot]) -> list[TreeNode]:
-    """The state tree's upper tier over these bucket roots: every node that is not the
-    empty subtree's hash, level by level (0: the bucket roots; the last: the root)."""
-    level_nodes = {entry.bucket: entry.root for entry in bucket_roots}
-    nodes: list[TreeNode] = [(0, index, root) for index, root in sorted(level_nodes.items())]
-    for level in range(STATE_BUCKET_BITS):
-        empty = STATE_EMPTY_SUBTREES[level]
-        parents = {}
-        for parent in sorted({index >> 1 for index in level_nodes}):
-            left = level_nodes.get(2 * parent, empty)
-            right = level_nodes.get(2 * parent + 1, empty)
-            parents[parent] = merkle_root_of_hashes([left, right])
-        level_nodes = parents
-        nodes.extend((level + 1, index, node) for index, node in sorted(parents.items()))
-    return nodes
-
-
-def root_of_nodes(nodes: Sequence[TreeNode]) -> bytes:
-    """The state root from `state_tree_nodes`' output."""
-    if nodes and nodes[-1][0] == STATE_BUCKET_BITS:
-        return nodes[-1][2]
-    return STATE_EMPTY_SUBTREES[STATE_BUCKET_BITS]
+def state_tree_nodes(roots: Iterable[BucketRoot]) -> list[TreeNode]:
+    """The state tree's upper tier over these bucket roots, as the store keeps it: every
+    node that is not the empty subtree's hash, in (level, index) order."""
+    return upper_tier({entry.bucket: entry.root for entry in roots})
 
 
 def verify_manifest(manifest: SnapshotManifest, header: Header) -> None:
@@ -75,7 +58,7 @@ def verify_manifest(manifest: SnapshotManifest, header: Header) -> None:
         if not ok:
             raise _invalid(f"the manifest's {what} is not the certified header's")
     _check_bucket_roots(manifest.bucket_roots)
-    if root_of_nodes(state_tree_nodes(manifest.bucket_roots)) != header.state_root:
+    if tree_root(state_tree_nodes(manifest.bucket_roots)) != header.state_root:
         raise _invalid("the manifest's bucket roots do not hash to the header's state root")
     _check_chunk_ranges(manifest)
 
@@ -153,7 +136,6 @@ def _invalid(reason: str) -> SnapshotInvalid:
 __all__ = [
     "BUCKETS",
     "MAX_CHUNK_BYTES",
-    "root_of_nodes",
     "state_tree_nodes",
     "verify_chunk",
     "verify_manifest",

@@ -79,7 +79,6 @@ from medchain.app import TreeNode, state_entry_leaf
 from medchain.crypto import merkle_root_of_hashes
 from medchain.node._snapshot_checks import (
     BUCKETS,
-    root_of_nodes,
     state_tree_nodes,
     verify_chunk,
     verify_manifest,
@@ -90,7 +89,7 @@ from medchain.node._snapshot_files import (
     SnapshotFiles,
     chunk_file,
 )
-from medchain.store import ChainStore, StateView, StoreError
+from medchain.store import ChainStore, StateView, StoreError, tree_root
 from medchain.types import (
     Block,
     BucketRoot,
@@ -164,7 +163,7 @@ def create_snapshot(
             chunker.add_bucket(bucket, entries)
         chunker.cut(BUCKETS - 1)
         roots = tuple(chunker.bucket_roots)
-        if root_of_nodes(state_tree_nodes(roots)) != view.state_root:
+        if tree_root(state_tree_nodes(roots)) != view.state_root:
             raise StoreError(
                 f"the stored state at height {view.height} does not hash to its state root; "
                 "the store is damaged: restore it from a backup or sync the node again"

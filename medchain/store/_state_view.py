@@ -13,7 +13,6 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from medchain.app import state_bucket_of
 from medchain.store._errors import StoreError
 
 _ROWS_PER_READ = 4096
@@ -49,26 +48,11 @@ class StateView(contextlib.AbstractContextManager["StateView"]):
         self.block_hash: bytes = bytes(hash_)
 
     def bucket_entries(self) -> Iterator[tuple[int, bytes, bytes]]:
-        """Every entry as (bucket, key, value): bucket by bucket, each in key order."""
-        db = self._conn()
-        columns = {str(row[1]) for row in db.execute("PRAGMA table_info(state)")}
-        if "bucket" in columns:  # keyed by bucket: read in this order, a batch at a time
-            rows = db.execute("SELECT bucket, key, value FROM state ORDER BY bucket, key")
-            while batch := rows.fetchmany(_ROWS_PER_READ):
-                yield from ((int(b), bytes(k), bytes(v)) for b, k, v in batch)
-            return
-        yield from self._by_bucket_in_memory(db)
-
-    @staticmethod
-    def _by_bucket_in_memory(db: sqlite3.Connection) -> Iterator[tuple[int, bytes, bytes]]:
-        """Schema version 1 keeps the state in key order only: read it all and put it
-        in bucket order in memory."""
-        rows = db.execute("SELECT key, value FROM state ORDER BY key")
-        entries: list[tuple[int, bytes, bytes]] = []
+        """Every entry as (bucket, key, value): bucket by bucket, each in key order (the
+        state table's own order: read a batch at a time, never sorted in memory)."""
+        rows = self._conn().execute("SELECT bucket, key, value FROM state ORDER BY bucket, key")
         while batch := rows.fetchmany(_ROWS_PER_READ):
-            entries.extend((state_bucket_of(bytes(k)), bytes(k), bytes(v)) for k, v in batch)
-        entries.sort(key=lambda entry: entry[0])  # stable: key order within a bucket
-        yield from entries
+            yield from ((int(b), bytes(k), bytes(v)) for b, k, v in batch)
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:

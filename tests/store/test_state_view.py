@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -48,18 +47,3 @@ def test_an_in_memory_or_empty_store_has_no_view(tmp_path: Path) -> None:
     ):
         empty.state_view()
 
-
-def test_a_state_keyed_by_bucket_reads_the_same(tmp_path: Path) -> None:
-    chain = SnapChain(tmp_path / "chain.sqlite", entries(300))
-    with chain.store.state_view() as view:
-        by_key = list(view.bucket_entries())
-    with sqlite3.connect(chain.store.path) as db:  # the layout of schema version 2
-        db.create_function("bucket_of", 1, state_bucket_of)
-        db.executescript(
-            "CREATE TABLE keyed (bucket INTEGER, key BLOB, value BLOB,"
-            " PRIMARY KEY (bucket, key)) WITHOUT ROWID;"
-            "INSERT INTO keyed SELECT bucket_of(key), key, value FROM state;"
-            "DROP TABLE state; ALTER TABLE keyed RENAME TO state;"
-        )
-    with chain.store.state_view() as view:
-        assert list(view.bucket_entries()) == by_key
