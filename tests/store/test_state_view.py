@@ -46,4 +46,3 @@ def test_an_in_memory_or_empty_store_has_no_view(tmp_path: Path) -> None:
         pytest.raises(StoreError, match="initialise"),
     ):
         empty.state_view()
-
