@@ -4,7 +4,8 @@ The manifest's bucket roots must hash up to the header's state root; each chunk 
 the bytes the manifest names, and its entries must hash to the manifest's roots of its
 buckets. A chunk is checked alone, so a joining node can take chunks from any peer and
 refuse a lying one's without having the rest. Hashes are the state tree's own
-(`medchain.app`, `medchain.crypto`): a snapshot that checks is exactly that state.
+(`medchain.app`, `medchain.crypto`, and the store's upper tier): a snapshot that checks
+is exactly that state.
 """
 
 from __future__ import annotations
