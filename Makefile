@@ -78,6 +78,7 @@ bench: $(STAMP)
 	$(BIN)/medchain bench ledger
 	$(BIN)/medchain bench sim
 	$(BIN)/medchain bench state
+	$(BIN)/medchain bench state-growth
 	$(BIN)/medchain bench ring
 	$(BIN)/medchain bench search
 	$(BIN)/medchain bench --clients 100 --duration 30

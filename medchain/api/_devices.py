@@ -213,13 +213,18 @@ class BundleModel(FromChain):
 
 class BatchModel(FromChain):
     """A gateway's committed batch of readings; any reading is proven by its Merkle
-    path to `root`."""
+    path to `root`. The header (root, count, gateway, height) is in the committed
+    state; the bundles come from this node's index of its blocks."""
 
     batch_id: Hex
     gateway: Address
     root: Hex = Field(description="RFC 6962 Merkle root of the batch's sorted reading ids.")
     count: int
-    bundles: list[BundleModel]
+    bundles: list[BundleModel] = Field(description="Empty while `bundles_listed` is false.")
+    bundles_listed: bool = Field(
+        description="False on a node that joined from a snapshot above the batch's height "
+        "and has not fetched its block yet; its bundles are listed once it has."
+    )
     height: int
     tx_id: Hex
     encoded: Encoded
@@ -248,6 +253,11 @@ class VitalsModel(BaseModel):
     device: Address | None = Field(description="The device asked for, if any.")
     entries: list[VitalsEntryModel] = Field(
         description="Bundles overlapping the range, by first reading time, then height."
+    )
+    complete_from: int = Field(
+        description="The lowest height whose batches this node lists: 0 when it holds every "
+        "block; a node that joined from a snapshot lists batches from the snapshot's height, "
+        "and older ones as it fetches their blocks."
     )
 
 
@@ -379,6 +389,7 @@ async def vitals(
             "to_ms": to_ms,
             "device": device_raw,
             "entries": entries,
+            "complete_from": chain.vitals_complete_from(),
         }
     )
 
@@ -408,4 +419,4 @@ async def batch(batch_id: BatchIdPath, chain: Chain) -> BatchModel:
     found = on_chain(
         chain.batch(raw), "unknown_batch", f"no batch {raw.hex()} on this chain; check the id"
     )
-    return BatchModel.of(found)
+    return BatchModel.of(found, bundles_listed=found.height >= chain.vitals_complete_from())

@@ -30,14 +30,21 @@ the penalties that warn, restrict and ban a misbehaving device.
 - **Batches**: a gateway commits readings in batches: the Merkle root of the
   batch's reading ids, their count, and one encrypted bundle per patient and UTC day
   of the readings, stored off-chain by CID, with its count, time range and devices.
-  Any reading is later proven by its Merkle path to the root.
-- **Vitals index**: each bundle is also listed under its patient and day, so a
-  patient, or a reader they authorised, finds their readings over a time range
-  (`vitals_of`) without scanning batches. **Vitals readers** are accounts the patient
-  shares their vitals with (`devices.share_vitals`): gateways seal each bundle for the
-  patient, the guardians and the vitals readers *at commit time*, so a reader added
-  later reads what is committed from then on, and a reader removed keeps what was
-  sealed for them before.
+  Any reading is later proven by its Merkle path to the root. The state keeps only
+  what validity and proofs need, a fixed size per batch whatever its bundles: the
+  batch's header (`BatchHeader`: gateway, root, count, height, transaction) under its
+  id, and its id under its root (a root is committed once). A reading proof is checked
+  against that committed root, so a node that joined from a snapshot proves readings
+  at once, and no later transaction depends on anything else in a batch.
+- **Vitals index**: each bundle is listed under its patient and day, so a patient, or
+  a reader they authorised, finds their readings over a time range without scanning
+  batches. The bundles only ever accumulate and only queries read them, so they stay
+  out of the state: each node builds the index from the committed `commit_batch`
+  transactions of its blocks (`committed_batch`), beside the state.
+  **Vitals readers** are accounts the patient shares their vitals with
+  (`devices.share_vitals`): gateways seal each bundle for the patient, the guardians
+  and the vitals readers *at commit time*, so a reader added later reads what is
+  committed from then on, and a reader removed keeps what was sealed for them before.
 
 Every registration, relabelling, state change and strike is appended to the device's
 audit trail.
@@ -70,7 +77,7 @@ from medchain.crypto import (
     tagged_hash,
     verify_signature,
 )
-from medchain.types import HASH_SIZE
+from medchain.types import HASH_SIZE, DecodeError, Tx, decode, tx_id
 
 MAX_REASON_CHARS = 256
 MAX_EVIDENCE_BYTES = 16_384
@@ -87,12 +94,12 @@ MAX_TIME_MS = 2**63 - 1
 """The latest reading time (a device signs a non-negative 64-bit millisecond time)."""
 MAX_VITALS_READERS = 16
 MAX_VITALS_QUERY_DAYS = 366
-"""Most UTC days one `vitals_of` query walks."""
+"""Most UTC days one vitals query walks."""
 MAX_VITALS_QUERY_SCAN = 100_000
-"""Most index entries in the days one `vitals_of` query walks (counted before reading
-any): a bound on the work one query makes a node do."""
+"""Most index entries in the days one vitals query walks (counted before reading any):
+a bound on the work one query makes a node do."""
 MAX_VITALS_QUERY_ENTRIES = 10_000
-"""Most entries one `vitals_of` query returns."""
+"""Most entries one vitals query returns."""
 
 HOSPITAL_ROLES = (Role.INSTITUTION,)
 
@@ -256,12 +263,30 @@ class VitalsEntry:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
+    """A committed batch as a node answers it: its header from the state, its bundles
+    from the node's index of the blocks."""
+
     batch_id: bytes
     gateway: bytes
     root: bytes
     """Merkle root (RFC 6962) of the batch's reading ids, as the gateway built it."""
     count: int
     bundles: tuple[Bundle, ...]
+    """Empty on a node that has not indexed the block holding it yet (one that joined
+    from a snapshot lists older batches' bundles once it has fetched their blocks)."""
+    height: int
+    tx_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BatchHeader:
+    """What the state keeps of a batch: a fixed size, whatever its bundles."""
+
+    batch_id: bytes
+    gateway: bytes
+    root: bytes
+    count: int
+    bundle_count: int
     height: int
     tx_id: bytes
 
@@ -372,14 +397,6 @@ def _vitals_readers_key(patient: bytes) -> bytes:
     return b"dev/vr/" + patient
 
 
-def _vitals_count_key(patient: bytes, day: int) -> bytes:
-    return b"dev/vn/" + patient + day.to_bytes(8, "big")
-
-
-def _vitals_entry_key(patient: bytes, day: int, index: int) -> bytes:
-    return b"dev/v/" + patient + day.to_bytes(8, "big") + index.to_bytes(4, "big")
-
-
 def registration_message(chain_id: str, patient: bytes) -> bytes:
     """What a device signs to be registered for `patient` on chain `chain_id`."""
     return tagged_hash("medchain/device-registration", chain_id.encode(), patient)
@@ -465,8 +482,29 @@ def get_gateway(state: State, gateway: bytes) -> Gateway | None:
     return load(state, _gateway_key(gateway), Gateway)
 
 
-def get_batch(state: State, batch_id: bytes) -> Batch | None:
-    return load(state, _batch_key(batch_id), Batch)
+def get_batch_header(state: State, batch_id: bytes) -> BatchHeader | None:
+    raw = state.get(_batch_key(batch_id))
+    if raw is None:
+        return None
+    try:
+        return decode(BatchHeader, raw)
+    except DecodeError:  # stored whole, bundles and all, by an earlier medchain
+        old = decode(Batch, raw)
+        return BatchHeader(
+            old.batch_id, old.gateway, old.root, old.count, len(old.bundles), old.height, old.tx_id
+        )
+
+
+def committed_batch(tx: Tx, height: int) -> Batch:
+    """The batch a `devices.commit_batch` transaction committed at `height` (its
+    receipt says it succeeded): what each node indexes from its blocks. DecodeError if
+    its arguments do not decode (a successful transaction's always do)."""
+    if tx.method != "devices.commit_batch":
+        raise ValueError(f"a {tx.method} transaction commits no batch")
+    args = decode(CommitBatchArgs, tx.args)
+    gateway = address_from_public_key(tx.sender)
+    batch_id = new_batch_id(gateway, tx.nonce)
+    return Batch(batch_id, gateway, args.root, args.count, args.bundles, height, tx_id(tx))
 
 
 def vitals_readers_of(state: State, patient: bytes) -> tuple[bytes, ...]:
@@ -475,7 +513,7 @@ def vitals_readers_of(state: State, patient: bytes) -> tuple[bytes, ...]:
 
 
 def check_vitals_range(from_ms: int, to_ms: int) -> None:
-    """Refuse a time range `vitals_of` does not answer, saying what to ask instead."""
+    """Refuse a time range a vitals query does not answer, saying what to ask instead."""
     if not 0 <= from_ms <= MAX_TIME_MS or not 0 <= to_ms <= MAX_TIME_MS:
         raise InvalidArgument(
             "times are milliseconds since the Unix epoch, from 0 to "
@@ -491,42 +529,6 @@ def check_vitals_range(from_ms: int, to_ms: int) -> None:
             f"the range covers {days} UTC days; one query covers at most "
             f"{MAX_VITALS_QUERY_DAYS}: split it into shorter ranges"
         )
-
-
-def vitals_of(
-    state: State, patient: bytes, from_ms: int, to_ms: int, device: bytes | None = None
-) -> list[VitalsEntry]:
-    """The patient's bundles whose readings overlap [from_ms, to_ms] (both included),
-    only those holding `device`'s readings when one is given, in (time_from_ms, height,
-    batch id) order. At most MAX_VITALS_QUERY_DAYS UTC days, with at most
-    MAX_VITALS_QUERY_SCAN entries in them, and MAX_VITALS_QUERY_ENTRIES found; a
-    wider range is refused with InvalidArgument."""
-    check_vitals_range(from_ms, to_ms)
-    days = range(from_ms // MS_PER_DAY, to_ms // MS_PER_DAY + 1)
-    counts = [(day, _count(state, _vitals_count_key(patient, day))) for day in days]
-    listed = sum(n for _, n in counts)
-    if listed > MAX_VITALS_QUERY_SCAN:
-        raise InvalidArgument(
-            f"{format_address(patient)} has {listed} vitals bundles in the days of this "
-            f"range; one query reads at most {MAX_VITALS_QUERY_SCAN}: ask for fewer days"
-        )
-    found = []
-    for day, count in counts:
-        for index in range(count):
-            entry = load(state, _vitals_entry_key(patient, day, index), VitalsEntry)
-            assert entry is not None, "vitals index has a hole"
-            if entry.time_from_ms > to_ms or entry.time_to_ms < from_ms:
-                continue
-            if device is not None and device not in entry.devices:
-                continue
-            found.append(entry)
-            if len(found) > MAX_VITALS_QUERY_ENTRIES:
-                raise InvalidArgument(
-                    f"more than {MAX_VITALS_QUERY_ENTRIES} vitals bundles of "
-                    f"{format_address(patient)} overlap this range; ask for a shorter one"
-                )
-    found.sort(key=lambda e: (e.time_from_ms, e.height, e.batch_id))
-    return found
 
 
 def _count(state: State, key: bytes) -> int:
@@ -887,19 +889,17 @@ def commit_batch(state: State, call: Call, args: CommitBatchArgs) -> None:
     if state.get(_root_key(args.root)) is not None:
         raise DuplicateBatch("a batch with this root was already committed; do not resubmit it")
     batch_id = new_batch_id(call.sender, call.nonce)
-    batch = Batch(
+    header = BatchHeader(
         batch_id,
         call.sender,
         args.root,
         args.count,
-        args.bundles,
+        len(args.bundles),
         call.block.height,
         call.tx_id,
     )
-    save(state, _batch_key(batch_id), batch)
+    save(state, _batch_key(batch_id), header)
     state.set(_root_key(args.root), batch_id)
-    for bundle in args.bundles:
-        _index_vitals(state, batch, bundle)
     save(state, _gateway_key(call.sender), replace(gateway, batch_count=gateway.batch_count + 1))
     call.emit(
         "device.batch_committed",
@@ -943,26 +943,6 @@ def _check_bundle(state: State, bundle: Bundle) -> None:
                 f"device {format_address(address)} is not registered to {who}; a bundle "
                 "holds only the readings of its patient's devices (`devices.register`)"
             )
-
-
-def _index_vitals(state: State, batch: Batch, bundle: Bundle) -> None:
-    """List the bundle under its patient and day (append-only)."""
-    day = bundle.day
-    count_key = _vitals_count_key(bundle.patient, day)
-    index = _count(state, count_key)
-    entry = VitalsEntry(
-        batch_id=batch.batch_id,
-        height=batch.height,
-        root=batch.root,
-        cid=bundle.cid,
-        ciphertext_hash=bundle.ciphertext_hash,
-        count=bundle.count,
-        time_from_ms=bundle.time_from_ms,
-        time_to_ms=bundle.time_to_ms,
-        devices=bundle.devices,
-    )
-    save(state, _vitals_entry_key(bundle.patient, day, index), entry)
-    state.set(count_key, (index + 1).to_bytes(4, "big"))
 
 
 METHODS: Methods = {

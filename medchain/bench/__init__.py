@@ -3,6 +3,7 @@
 from medchain.bench._flood import FloodResult, ForgedCost, run_flood_bench, run_forged_cost
 from medchain.bench._flood import result_json as flood_json
 from medchain.bench._gateway import GatewayBenchResult, run_gateway_bench
+from medchain.bench._growth import Growth, GrowthLoad, growth_report, run_growth_bench
 from medchain.bench._ledger import LedgerBenchResult, run_ledger_bench, sample_record
 from medchain.bench._network import (
     LatencySummary,
@@ -37,6 +38,8 @@ __all__ = [
     "FloodResult",
     "ForgedCost",
     "GatewayBenchResult",
+    "Growth",
+    "GrowthLoad",
     "LatencySummary",
     "LedgerBenchResult",
     "NetworkBenchResult",
@@ -52,6 +55,7 @@ __all__ = [
     "flood_report",
     "forged_report",
     "gateway_report",
+    "growth_report",
     "latency_report",
     "ledger_report",
     "machine",
@@ -60,6 +64,7 @@ __all__ = [
     "run_flood_bench",
     "run_forged_cost",
     "run_gateway_bench",
+    "run_growth_bench",
     "run_ledger_bench",
     "run_network_bench",
     "run_ring_bench",

@@ -143,6 +143,7 @@ bench = _group(
 bench.command("ledger")(_bench.ledger)
 bench.command("sim")(_bench.sim_speed)
 bench.command("state")(_bench.state_root)
+bench.command("state-growth")(_bench.state_growth)
 bench.command("ring")(_bench.ring)
 bench.command("flood")(_bench.flood)
 bench.command("search")(_bench.search_speed)

@@ -21,6 +21,7 @@ from medchain.bench import (
     flood_report,
     forged_report,
     gateway_report,
+    growth_report,
     latency_report,
     ledger_report,
     network_report,
@@ -28,6 +29,7 @@ from medchain.bench import (
     run_flood_bench,
     run_forged_cost,
     run_gateway_bench,
+    run_growth_bench,
     run_ledger_bench,
     run_network_bench,
     run_ring_bench,
@@ -182,6 +184,21 @@ def state_root(
         _print(state_report(timings, changes))
     else:
         _print(state_disk_report(timings, changes))
+
+
+@reports_errors
+def state_growth(
+    batches: Annotated[int, count("Batches (seconds of load) committed per load.")] = 60,
+    as_json: JsonOption = False,
+) -> None:
+    """Bytes each edge-gateway reading adds to the committed state and to the disk, at
+    the district's load and at 5,000 readings/s, and so per day."""
+    with stage_progress(disabled=as_json) as progress:
+        results = run_growth_bench(batches=batches, progress=progress)
+    if as_json:
+        _print_json([dataclasses.asdict(g) for g in results])
+    else:
+        _print(growth_report(results))
 
 
 @reports_errors

@@ -33,7 +33,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from medchain.app import BODY_METHODS, named_bodies
 from medchain.crypto import address_from_public_key, format_address
+from medchain.node._sqlite_writes import full_disk_raised, write_transaction
 from medchain.offchain import BlobStore, CollectableBlobStore, cid_for
-from medchain.store import ChainStore, DiskFull, raise_if_disk_full
+from medchain.store import ChainStore, DiskFull
 from medchain.types import Block, DecodeError, MedchainError, Receipt, Tx, tx_id
 
 log = logging.getLogger("medchain.node.bodies")
@@ -77,7 +78,7 @@ class BodyLedger:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        with _full_disk_raised(self.path, "the new body ledger"):
+        with full_disk_raised(self.path, "the new body ledger"):
             self._create()
 
     def _create(self) -> None:
@@ -195,31 +196,7 @@ class BodyLedger:
         return 0 if row[0] is None else int(row[0])
 
     def _transaction(self) -> contextlib.AbstractContextManager[None]:
-        return _transaction(self._db, self.path)
-
-
-@contextlib.contextmanager
-def _transaction(db: sqlite3.Connection, path: Path) -> Iterator[None]:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK (unless SQLite already rolled back, as
-    it may on a full disk); DiskFull when the disk is full."""
-    with _full_disk_raised(path, "the body ledger's update"):
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-
-
-@contextlib.contextmanager
-def _full_disk_raised(path: Path, what: str) -> Iterator[None]:
-    try:
-        yield
-    except (sqlite3.Error, OSError) as exc:
-        raise_if_disk_full(exc, path, what)
-        raise
+        return write_transaction(self._db, self.path, "the body ledger's update")
 
 
 class BodyMetrics:
@@ -353,7 +330,7 @@ class Bodies:
 
     def _put_many(self, blobs: Sequence[bytes]) -> list[str]:
         root = getattr(self.store, "root", None)
-        with _full_disk_raised(Path("blobs") if root is None else Path(root), "the bodies"):
+        with full_disk_raised(Path("blobs") if root is None else Path(root), "the bodies"):
             return self.store.put_many(blobs)
 
     def _reserve_blobs(self, uploader: str, blobs: Sequence[bytes]) -> list[str]:

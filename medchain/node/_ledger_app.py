@@ -286,4 +286,5 @@ class LedgerApp(ChainQueries):
             self.mempool.update((), self.ledger)
             raise
         self._last = block
+        self.index_committed(block, outcome.receipts)
         self.mempool.update(block.txs, self.ledger)

@@ -210,6 +210,7 @@ class LocalChain(ChainQueries):
         return ledger_from_store(self.genesis, self.store)
 
     def close(self) -> None:
+        self.close_index()
         self.store.close()
 
     # -- reading (the rest comes from ChainQueries) ----------------------------------
@@ -289,6 +290,7 @@ class LocalChain(ChainQueries):
         except BaseException:
             self.ledger = self._ledger_from_store()  # memory ran ahead of disk: roll back
             raise
+        self.index_committed(block, outcome.receipts)
         return SealedBlock(block, outcome.receipts)
 
     def _next_context(self) -> BlockContext:

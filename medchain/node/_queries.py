@@ -2,10 +2,16 @@
 
 `LocalChain`, `LedgerApp` (and so the networked node) and the HTTP API answer the
 same questions the same way: this mixin holds the answers. A class using it keeps
-`ledger` (the committed state) and `store` (blocks and receipts)."""
+`ledger` (the committed state) and `store` (blocks and receipts), calls
+`index_committed` after storing each block and `close_index` when it closes: the
+gateways' bundles are answered from the node's own index of the blocks
+(`VitalsIndex`), opened beside the store by the first query (the node opens it when
+it starts) and kept up to date by each commit from then on."""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Sequence
 
 from medchain import app
@@ -29,13 +35,17 @@ from medchain.app import (
     VitalsEntry,
 )
 from medchain.crypto import SearchToken
-from medchain.store import ChainStore
+from medchain.node._vitals_index import VitalsIndex
+from medchain.store import ChainStore, StoreError
 from medchain.types import Block, Receipt
+
+log = logging.getLogger("medchain.node.queries")
 
 
 class ChainQueries:
     ledger: Ledger
     store: ChainStore
+    _vitals_index: VitalsIndex | None = None
 
     # -- blocks and transactions --------------------------------------------------------
 
@@ -157,14 +167,66 @@ class ChainQueries:
         return app.get_gateway(self.ledger.state, address)
 
     def batch(self, batch_id: bytes) -> Batch | None:
-        return app.get_batch(self.ledger.state, batch_id)
+        """The batch's header from the committed state, its bundles from the index
+        (none while its block is not indexed: see `vitals_complete_from`)."""
+        header = app.get_batch_header(self.ledger.state, batch_id)
+        if header is None:
+            return None
+        bundles = self.vitals_index().bundles_of(batch_id)
+        return Batch(
+            header.batch_id,
+            header.gateway,
+            header.root,
+            header.count,
+            bundles,
+            header.height,
+            header.tx_id,
+        )
 
     def vitals(
         self, patient: bytes, from_ms: int, to_ms: int, device: bytes | None = None
     ) -> list[VitalsEntry]:
         """The patient's bundles of readings overlapping [from_ms, to_ms] (of `device`
         only, if given); InvalidArgument for a range the query does not answer."""
-        return app.vitals_of(self.ledger.state, patient, from_ms, to_ms, device)
+        return self.vitals_index().vitals(patient, from_ms, to_ms, device)
+
+    def vitals_complete_from(self) -> int:
+        """The lowest height whose batches `vitals` and `batch` list: 0 when this node
+        holds every block; a node that joined from a snapshot lists the batches from the
+        snapshot's height, and older ones as it fetches their blocks."""
+        low = self.vitals_index().complete_from
+        return 0 if low is None else low
+
+    # -- the index of bundles -----------------------------------------------------------
+
+    def vitals_index(self) -> VitalsIndex:
+        """The index of the batches' bundles, caught up with the stored blocks."""
+        if self._vitals_index is None:
+            self._vitals_index = VitalsIndex.beside(self.store)
+        self._vitals_index.catch_up(self.store)
+        return self._vitals_index
+
+    def index_committed(self, block: Block, receipts: Sequence[Receipt]) -> None:
+        """`block` was stored with `receipts`: list its bundles, if the index is open
+        (a store that is only replayed into, as `recover` does, never opens one). A
+        failure (a full disk) is logged and changes nothing else: the index catches up
+        from the blocks."""
+        if self._vitals_index is None:
+            return
+        try:
+            self._vitals_index.add_committed(block, receipts, self.store)
+        except (sqlite3.Error, StoreError) as exc:  # StoreError: DiskFull
+            log.error(
+                "could not index the bundles of block %d (%r); they are indexed from the "
+                "stored blocks once the index can be written",
+                block.header.height,
+                exc,
+            )
+
+    def close_index(self) -> None:
+        if self._vitals_index is not None:
+            self._vitals_index.close()
+            self._vitals_index = None
 
     def vitals_readers_of(self, patient: bytes) -> tuple[bytes, ...]:
         return app.vitals_readers_of(self.ledger.state, patient)

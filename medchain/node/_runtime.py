@@ -221,6 +221,7 @@ class Node:
         )
         """Who uploaded which body, what committed blocks name, and the collector."""
         self.bodies.catch_up(store)
+        self.app.vitals_index()  # caught up with the stored blocks before consensus runs
         self.app.before_store = self.bodies.note_block
         self.peer_blobs.on_kept = self.bodies.kept_from_peer
         self.bodies.on_disk_full = self.peer_blobs.on_disk_full = self.disk_full
@@ -503,6 +504,7 @@ class Node:
                 future.cancel()
         self.signlog.close()
         self.snapshots.close()
+        self.app.close_index()
         self.app.store.close()
         log.info("%s stopped at height %d", self.config.name, self.app.height)
 

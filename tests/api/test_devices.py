@@ -272,6 +272,7 @@ def test_batch(world: Devices) -> None:
     body = _ok(world.api.get(f"/v1/batches/{world.batch_id.hex()}"))
     assert decode(Batch, bytes.fromhex(body["encoded"])) == world.chain.batch(world.batch_id)
     assert body["batch_id"] == world.batch_id.hex() and body["count"] == 3
+    assert body["bundles_listed"] is True
     assert body["root"] == "07" * 32 and body["gateway"] == format_address(world.gateway.address)
     assert body["bundles"] == [
         {
@@ -295,6 +296,7 @@ def test_patient_vitals_over_a_range(world: Devices) -> None:
     body = _ok(_vitals(world, f"from_ms={T0 + 10}&to_ms={T0 + MS_PER_DAY}"))
     assert body["patient"] == format_address(world.patient.address)
     assert (body["from_ms"], body["to_ms"], body["device"]) == (T0 + 10, T0 + MS_PER_DAY, None)
+    assert body["complete_from"] == 0  # this node holds every block
     (entry,) = body["entries"]
     decoded = decode(VitalsEntry, bytes.fromhex(entry["encoded"]))
     assert [decoded] == world.chain.vitals(world.patient.address, T0, T0 + 10)
@@ -308,6 +310,20 @@ def test_patient_vitals_over_a_range(world: Devices) -> None:
     assert body["device"] == device and len(body["entries"]) == 1
     other = AccountKeys.generate().address_text
     assert _ok(_vitals(world, f"from_ms={T0}&to_ms={T0}&device={other}"))["entries"] == []
+
+
+def test_a_node_without_the_older_blocks_says_from_which_height_it_lists(
+    world: Devices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a node that joined from a snapshot above the batch answers, until its
+    backfill has fetched the batch's block."""
+    batch = world.chain.batch(world.batch_id)
+    assert batch is not None
+    monkeypatch.setattr(world.chain, "vitals_complete_from", lambda: batch.height + 1)
+    body = _ok(_vitals(world, f"from_ms={T0}&to_ms={T0 + 10}"))
+    assert body["complete_from"] == batch.height + 1
+    body = _ok(world.api.get(f"/v1/batches/{world.batch_id.hex()}"))
+    assert body["bundles_listed"] is False and body["root"] == "07" * 32
 
 
 def test_a_bad_vitals_range_is_400(world: Devices) -> None:

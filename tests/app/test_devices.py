@@ -1,5 +1,6 @@
-"""The devices contract: registration, guardians, states, penalties, gateways, batches,
-the per-patient vitals index and the readers a patient shares their vitals with."""
+"""The devices contract: registration, guardians, states, penalties, gateways, batches
+(what the state keeps of them) and the readers a patient shares their vitals with.
+The per-patient vitals index is each node's: tests/node/test_vitals_index.py."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from medchain.app import (
     MAX_BATCH_BUNDLES,
     MAX_BATCH_READINGS,
     MAX_TIME_MS,
-    MAX_VITALS_QUERY_DAYS,
     MAX_VITALS_READERS,
     MS_PER_DAY,
+    Batch,
+    BatchHeader,
     Bundle,
     CommitBatchArgs,
     DeviceAction,
@@ -23,7 +25,6 @@ from medchain.app import (
     DeviceOffence,
     DeviceState,
     GuardianArgs,
-    InvalidArgument,
     Ledger,
     RegisterArgs,
     RegisterDeviceArgs,
@@ -33,23 +34,22 @@ from medchain.app import (
     RevokeGatewayArgs,
     Role,
     SetStateArgs,
-    VitalsEntry,
     VitalsReaderArgs,
+    committed_batch,
     device_audit,
     devices_of,
-    get_batch,
+    get_batch_header,
     get_device,
     get_gateway,
     guardians_of,
     new_batch_id,
     registration_message,
     restriction_lapses,
-    vitals_of,
     vitals_readers_of,
 )
 from medchain.app import _devices as devices_module
 from medchain.crypto import AccountKeys, merkle_root, sha256
-from medchain.types import Receipt
+from medchain.types import Receipt, encode
 
 from .conftest import CHAIN_ID, World, fake_blob, fake_label
 
@@ -475,35 +475,41 @@ def test_gateway_commits_a_batch(
         )
     )
     nonce = world.nonces.get(gateway.address, 0)
-    receipt = world.ok(gateway, "devices.commit_batch", CommitBatchArgs(root, 5, bundles))
+    tx = world.tx(gateway, "devices.commit_batch", CommitBatchArgs(root, 5, bundles))
+    outcome = world.ledger.execute_block(world.context(), [tx])
+    world.height, world.nonces[gateway.address] = world.height + 1, nonce + 1
+    (receipt,) = outcome.receipts
+    assert receipt.ok, receipt.message
     batch_id = new_batch_id(gateway.address, nonce)
-    batch = get_batch(world.ledger.state, batch_id)
-    assert batch is not None
-    assert (batch.gateway, batch.root, batch.count) == (gateway.address, root, 5)
-    assert batch.bundles == bundles and batch.tx_id == receipt.tx_id
+    header = get_batch_header(world.ledger.state, batch_id)
+    assert header == BatchHeader(batch_id, gateway.address, root, 5, 2, world.height, receipt.tx_id)
     assert receipt.events[0].kind == "device.batch_committed"
     assert receipt.events[0].get("bundles") == "2"
     found = get_gateway(world.ledger.state, gateway.address)
     assert found is not None and found.batch_count == 1
-    # each bundle is listed under its patient and day
-    (entry,) = vitals_of(world.ledger.state, patient.address, T0, T0 + MS_PER_DAY - 1)
-    (committed,) = (b for b in bundles if b.patient == patient.address)
-    assert entry == VitalsEntry(
-        batch_id,
-        batch.height,
-        root,
-        committed.cid,
-        committed.ciphertext_hash,
-        3,
-        T0 + 10,
-        T0 + 20,
-        (mine.address,),
+    # of the devices contract, the state keeps the header, the root and the gateway's
+    # count: nothing per bundle
+    assert sorted(k for k in outcome.changes if k.startswith(b"dev/")) == sorted(
+        [b"dev/b/" + batch_id, b"dev/r/" + root, b"dev/gw/" + gateway.address]
     )
-    assert [e.count for e in vitals_of(world.ledger.state, other.address, T0, T0)] == []
-    assert [e.count for e in vitals_of(world.ledger.state, other.address, T0, T0 + 5)] == [2]
+    # the bundles are in the transaction, for each node's index
+    assert committed_batch(tx, world.height) == Batch(
+        batch_id, gateway.address, root, 5, bundles, world.height, receipt.tx_id
+    )
     mine_only = tuple(b for b in bundles if b.patient == patient.address)
     again = world.call(gateway, "devices.commit_batch", CommitBatchArgs(root, 3, mine_only))
     assert again.code == "duplicate_batch"
+
+
+def test_a_batch_an_earlier_medchain_stored_whole_reads_as_its_header(world: World) -> None:
+    bundle = Bundle(b"\x01" * 20, "cid", b"\x02" * 32, 4, T0, T0 + 1, (b"\x03" * 20,))
+    batch_id = b"\x04" * 16
+    old = Batch(batch_id, b"\x05" * 20, b"\x06" * 32, 9, (bundle, bundle), 7, b"\x08" * 32)
+    ledger = Ledger(world.ledger.genesis, {b"dev/b/" + batch_id: encode(old)})
+    assert get_batch_header(ledger.state, batch_id) == BatchHeader(
+        batch_id, old.gateway, old.root, 9, 2, 7, old.tx_id
+    )
+    assert get_batch_header(ledger.state, b"\x09" * 16) is None
 
 
 def test_batch_bounds(
@@ -590,68 +596,8 @@ def test_bundles_are_one_per_patient_and_day_with_their_own_devices(
     batch_id = _commit(
         world, gateway, _bundle(patient, [a, b], 2, T0, T0 + 9), _bundle(patient, [b], 1, day2)
     )
-    batch = get_batch(world.ledger.state, batch_id)
-    assert batch is not None and [x.day for x in batch.bundles] == [T0 // MS_PER_DAY, 19_845]
-
-
-def test_vitals_of_a_range(
-    world: World, patient: AccountKeys, hospital: AccountKeys, gateway: AccountKeys
-) -> None:
-    a, b = _register(world, patient, patient), _register(world, hospital, patient)
-    late = T0 + MS_PER_DAY - 1_000  # 23:59:59 UTC
-    next_day = T0 + MS_PER_DAY
-    # committed out of time order: the query sorts by the first reading's time
-    third = _commit(world, gateway, _bundle(patient, [a], 2, next_day, next_day + 500))
-    second = _commit(world, gateway, _bundle(patient, [a, b], 3, late - 100, late))
-    first = _commit(world, gateway, _bundle(patient, [b], 1, T0 + 60_000))
-    state = world.ledger.state
-
-    def ids(from_ms: int, to_ms: int, device: AccountKeys | None = None) -> list[bytes]:
-        address = None if device is None else device.address
-        found = vitals_of(state, patient.address, from_ms, to_ms, address)
-        return [e.batch_id for e in found]
-
-    assert ids(T0, next_day + MS_PER_DAY - 1) == [first, second, third]
-    assert ids(late - 1_000, next_day + 1_000) == [second, third]  # across midnight UTC
-    assert ids(late, next_day) == [second, third]  # both edges included
-    assert ids(late + 1, next_day - 1) == []  # between two bundles
-    assert ids(next_day + 500, next_day + 500) == [third]
-    assert ids(T0, T0 + 59_999) == [] and ids(T0 + 60_000, T0 + 60_000) == [first]
-    assert ids(T0, next_day + MS_PER_DAY - 1, a) == [second, third]
-    assert ids(T0, next_day + MS_PER_DAY - 1, b) == [first, second]
-    assert ids(T0, next_day, AccountKeys.generate()) == []
-    assert vitals_of(state, hospital.address, T0, next_day) == []
-    # same first time: commit order (height), then batch id
-    fourth = _commit(world, gateway, _bundle(patient, [b], 1, T0 + 60_000))
-    assert ids(T0, T0 + 60_000) == [first, fourth]
-
-
-def test_vitals_query_bounds(
-    world: World, patient: AccountKeys, gateway: AccountKeys, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    state = world.ledger.state
-    year = MAX_VITALS_QUERY_DAYS * MS_PER_DAY
-    assert vitals_of(state, patient.address, T0, T0 + year - 1) == []  # 366 days
-    with pytest.raises(InvalidArgument, match="367 UTC days; one query covers at most 366"):
-        vitals_of(state, patient.address, T0, T0 + year)
-    with pytest.raises(InvalidArgument, match="give from <= to"):
-        vitals_of(state, patient.address, T0 + 1, T0)
-    with pytest.raises(InvalidArgument, match="milliseconds since the Unix epoch"):
-        vitals_of(state, patient.address, -1, T0)
-    with pytest.raises(InvalidArgument, match="milliseconds since the Unix epoch"):
-        vitals_of(state, patient.address, T0, MAX_TIME_MS + 1)
-    device = _register(world, patient, patient)
-    for hour in range(3):
-        _commit(world, gateway, _bundle(patient, [device], 1, T0 + hour * 3_600_000))
-    state = world.ledger.state
-    monkeypatch.setattr(devices_module, "MAX_VITALS_QUERY_SCAN", 2)
-    with pytest.raises(InvalidArgument, match="3 vitals bundles in the days of this range"):
-        vitals_of(state, patient.address, T0, T0 + 1)  # the day's entries count, not the range's
-    monkeypatch.setattr(devices_module, "MAX_VITALS_QUERY_SCAN", 3)
-    monkeypatch.setattr(devices_module, "MAX_VITALS_QUERY_ENTRIES", 2)
-    assert len(vitals_of(state, patient.address, T0, T0 + 3_600_000)) == 2
-    with pytest.raises(InvalidArgument, match="ask for a shorter one"):
-        vitals_of(state, patient.address, T0, T0 + MS_PER_DAY - 1)
+    header = get_batch_header(world.ledger.state, batch_id)
+    assert header is not None and (header.count, header.bundle_count) == (3, 2)
 
 
 # -- vitals readers -------------------------------------------------------------------

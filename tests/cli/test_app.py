@@ -26,6 +26,7 @@ COMMANDS = (
     "bench sim",
     "bench soak",
     "bench state",
+    "bench state-growth",
     "demo",
     "devices audit",
     "devices guardian add",
