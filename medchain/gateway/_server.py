@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from medchain.crypto import format_address
 from medchain.gateway._intake import CheckedReading, IntakeCheckers
-from medchain.gateway._memory import TRIM_PERIOD_S, release_freed_memory
+from medchain.gateway._memory import UPKEEP_PERIOD_S, memory_upkeep
 from medchain.gateway._readings import BadReading
 from medchain.gateway._service import Accepted, GatewayService, Prepared, ReadingRefused
 from medchain.types import MedchainError
@@ -111,14 +111,14 @@ async def refresh_loop(
         await _pause(stop, period_s)
 
 
-async def trim_loop(call: Call, stop: asyncio.Event, period_s: float = TRIM_PERIOD_S) -> None:
-    """Hand the memory freed by the pipeline's threads back to the system every
-    `period_s` (see medchain.gateway._memory), until `stop`."""
+async def upkeep_loop(call: Call, stop: asyncio.Event, period_s: float = UPKEEP_PERIOD_S) -> None:
+    """Collect garbage and hand freed memory back to the system every `period_s`
+    (see medchain.gateway._memory), until `stop`."""
     while True:
         await _pause(stop, period_s)
         if stop.is_set():
             return
-        await call(release_freed_memory)
+        await call(memory_upkeep)
 
 
 class GroupedIntake:
@@ -206,7 +206,7 @@ def create_gateway_app(
             [
                 asyncio.create_task(flush_loop(service, call, stop)),
                 asyncio.create_task(refresh_loop(service, call, stop)),
-                asyncio.create_task(trim_loop(call, stop)),
+                asyncio.create_task(upkeep_loop(call, stop)),
             ]
             if background
             else []
