@@ -34,6 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from medchain.bench._gateway_net import (
     GatewayNet,
     NetShape,
@@ -51,6 +53,7 @@ from medchain.bench._soak_summary import (
     SoakResult,
     settle_rule,
     settle_s,
+    summarise_cache,
     summarise_soak,
 )
 from medchain.gateway import (
@@ -72,6 +75,8 @@ HUB_TICK_S = 1.0
 MAX_HUB_RATE = 1_000
 """Readings a second one hub may forward (its request stays within the gateway's bounds)."""
 DRIVER = "load generator"
+STATE_CACHE_METRIC = "medchain_state_cache_bytes"
+"""node0's state cache, sampled with the memory: it fills up to its bound."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,8 @@ class Soak:
         self.on_sample: OnSample | None = None
         self.series: dict[str, list[Point]] = {}
         self.heights: dict[str, int] = {}
+        self.state_cache: list[tuple[float, int]] = []
+        """(seconds since the load began, bytes) of node0's state cache."""
         self.rounds = 0
 
     async def run(self, home: Path) -> SoakResult:
@@ -278,10 +285,14 @@ class Soak:
         for node, url in net.node_urls.items():
             with contextlib.suppress(HttpError, KeyError, ValueError):  # else the last known
                 self.heights[node] = int((await net.http.get(f"{url}/v1/status")).json()["height"])
+        cache = await _state_cache_bytes(net)
+        if cache is not None:
+            self.state_cache.append((t_s, cache))
         return {
             "t_s": round(t_s, 3),
             "utc": datetime.now(UTC).isoformat(timespec="seconds"),
             "heights": dict(self.heights),
+            "node0_state_cache_bytes": cache,
             "sent": tally.sent,
             "acknowledged": tally.acknowledged,
             "committed": await asyncio.to_thread(_gateway_committed, net.gw_home),
@@ -314,6 +325,7 @@ class Soak:
             height=self.heights.get("node0", 0),
             processes=summarise_soak(self.series, judged, settle_at),
             readings=readings,
+            state_cache=summarise_cache(self.state_cache, settle_at) if self.state_cache else None,
         )
 
 
@@ -327,6 +339,24 @@ def _check_running(net: GatewayNet) -> None:
                 f"{child.program.last_line()}",
                 child.program.tail(),
             )
+
+
+async def _state_cache_bytes(net: GatewayNet) -> int | None:
+    """node0's state cache size from its /metrics; None if it did not answer."""
+    try:
+        text = (await net.http.get(f"{net.node_url}/metrics")).text
+    except HttpError:
+        return None
+    return metric_value(text, STATE_CACHE_METRIC)
+
+
+def metric_value(text: str, name: str) -> int | None:
+    """The value of the unlabelled metric `name` in Prometheus text, None if absent."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and not sample.labels:
+                return int(sample.value)
+    return None
 
 
 def _gateway_committed(gw_home: Path) -> int:

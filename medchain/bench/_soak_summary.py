@@ -99,6 +99,33 @@ def summarise_process(
 
 
 @dataclass(frozen=True)
+class CacheSummary:
+    """node0's state cache over the run (its `medchain_state_cache_bytes`): the cache
+    fills up to its bound (`state.cache_mb`), and that filling is part of node0's memory
+    slope, bounded growth rather than a leak."""
+
+    samples: int
+    start_bytes: int
+    settled_bytes: int | None
+    end_bytes: int
+    slope_mb_per_min: float | None
+    """Over the samples once the run settled; None with fewer than two of them."""
+
+
+def summarise_cache(points: Sequence[tuple[float, int]], settle_at_s: float) -> CacheSummary:
+    """The cache's figures from its (seconds since the load began, bytes) samples, in
+    time order, at least one."""
+    settled = [(t, size) for t, size in points if t >= settle_at_s]
+    return CacheSummary(
+        samples=len(points),
+        start_bytes=points[0][1],
+        settled_bytes=settled[0][1] if settled else None,
+        end_bytes=points[-1][1],
+        slope_mb_per_min=slope_per_minute([(t, size / MB) for t, size in settled]),
+    )
+
+
+@dataclass(frozen=True)
 class Readings:
     sent: int
     acknowledged: int
@@ -133,6 +160,8 @@ class SoakResult:
     """node0's height at the last sample."""
     processes: list[ProcessSummary]
     readings: Readings
+    state_cache: CacheSummary | None = None
+    """node0's state cache, None if its /metrics never answered."""
 
     @property
     def memory_within_target(self) -> bool:
@@ -214,6 +243,14 @@ def soak_reports(result: SoakResult) -> list[Report]:
         f"(the gateway's intake workers); {result.samples} of {result.samples_expected} "
         "samples taken"
     ]
+    cache = result.state_cache
+    if cache is not None:
+        slope = "—" if cache.slope_mb_per_min is None else f"{cache.slope_mb_per_min:+.3f}"
+        notes.append(
+            f"node0's state cache (bounded, part of node0's RSS): {_mb(cache.start_bytes)} "
+            f"MB at the start, {_mb(cache.settled_bytes)} settled, {_mb(cache.end_bytes)} "
+            f"at the end, slope {slope} MB/min"
+        )
     memory = Report(title, columns, rows, notes)
     return [memory, _readings_report(result)]
 
@@ -243,6 +280,7 @@ def _readings_report(result: SoakResult) -> Report:
 
 __all__ = [
     "MB",
+    "CacheSummary",
     "Point",
     "ProcessSummary",
     "Readings",
@@ -252,6 +290,7 @@ __all__ = [
     "slope_per_minute",
     "soak_json",
     "soak_reports",
+    "summarise_cache",
     "summarise_process",
     "summarise_soak",
 ]

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from medchain.crypto import format_address
 from medchain.gateway._intake import CheckedReading, IntakeCheckers
+from medchain.gateway._memory import UPKEEP_PERIOD_S, memory_upkeep
 from medchain.gateway._readings import BadReading
 from medchain.gateway._service import Accepted, GatewayService, Prepared, ReadingRefused
 from medchain.types import MedchainError
@@ -110,6 +111,16 @@ async def refresh_loop(
         await _pause(stop, period_s)
 
 
+async def upkeep_loop(call: Call, stop: asyncio.Event, period_s: float = UPKEEP_PERIOD_S) -> None:
+    """Collect garbage and hand freed memory back to the system every `period_s`
+    (see medchain.gateway._memory), until `stop`."""
+    while True:
+        await _pause(stop, period_s)
+        if stop.is_set():
+            return
+        await call(memory_upkeep)
+
+
 class GroupedIntake:
     """Concurrent requests' readings are decided on together: while one group is decided
     and stored (in a worker thread), the readings of requests arriving meanwhile wait
@@ -195,6 +206,7 @@ def create_gateway_app(
             [
                 asyncio.create_task(flush_loop(service, call, stop)),
                 asyncio.create_task(refresh_loop(service, call, stop)),
+                asyncio.create_task(upkeep_loop(call, stop)),
             ]
             if background
             else []

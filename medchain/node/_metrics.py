@@ -105,6 +105,11 @@ class NodeMetrics:
             "Signature checks queued for the verifier's workers, in Ed25519-check units",
             registry=r,
         )
+        self.state_cache_bytes = Gauge(
+            "medchain_state_cache_bytes",
+            "Memory the state's read cache holds (estimated; bounded by state.cache_mb)",
+            registry=r,
+        )
         self._add_blob_metrics()
 
     def _add_blob_metrics(self) -> None:

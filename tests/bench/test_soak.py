@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from medchain.bench import SoakPlan
-from medchain.bench._soak import DRIVER, MAX_HUB_RATE, _acked_ids
+from medchain.bench._soak import DRIVER, MAX_HUB_RATE, STATE_CACHE_METRIC, _acked_ids, metric_value
 from medchain.cli import app
 from medchain.gateway import GatewayConfig
 from medchain.types import MedchainError
@@ -63,6 +63,17 @@ def test_acknowledged_ids_are_read_back_in_order(tmp_path: Path) -> None:
     assert list(_acked_ids(path)) == ids
 
 
+def test_the_state_cache_size_is_read_from_a_nodes_metrics() -> None:
+    text = (
+        "# HELP medchain_height Latest committed height\n# TYPE medchain_height gauge\n"
+        "medchain_height 12.0\n"
+        f"# HELP {STATE_CACHE_METRIC} Cache\n# TYPE {STATE_CACHE_METRIC} gauge\n"
+        f"{STATE_CACHE_METRIC} 1.234567e+06\n"
+    )
+    assert metric_value(text, STATE_CACHE_METRIC) == 1_234_567
+    assert metric_value(text, "medchain_absent") is None
+
+
 @pytest.mark.slow
 def test_a_short_soak_samples_every_process_and_loses_nothing(tmp_path: Path) -> None:
     out = tmp_path / "samples.jsonl"
@@ -82,8 +93,11 @@ def test_a_short_soak_samples_every_process_and_loses_nothing(tmp_path: Path) ->
     assert readings["lost"] == 0 and readings["drained"]
     assert summary["verdicts"]["no_reading_lost"]
     assert summary["height"] > 0
+    cache = summary["state_cache"]
+    assert cache["samples"] == 13 and cache["end_bytes"] > 0
     rounds = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rounds) == 13  # every round written as it was taken
     assert all(set(r["processes"]) == processes for r in rounds)
     assert [r["t_s"] for r in rounds] == sorted(r["t_s"] for r in rounds)
     assert rounds[-1]["committed"] > 0 and min(rounds[-1]["heights"].values()) > 0
+    assert rounds[-1]["node0_state_cache_bytes"] == cache["end_bytes"]

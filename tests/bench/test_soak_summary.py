@@ -3,6 +3,7 @@ as settled, each process's figures and the verdicts against the targets."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -18,6 +19,7 @@ from medchain.bench._soak_summary import (
     slope_per_minute,
     soak_json,
     soak_reports,
+    summarise_cache,
     summarise_process,
     summarise_soak,
 )
@@ -176,3 +178,24 @@ def test_the_tables_show_each_process_and_each_verdict() -> None:
         verdicts["soak"] == "PASSED"
         and verdicts["lost (acknowledged, not committed after the drain)"] == "0"
     )
+
+
+def test_the_state_cache_filling_then_full_is_summarised_with_its_settled_slope() -> None:
+    filling = [(i * 60.0, min(i, 5) * 10 * MB) for i in range(61)]  # full after 5 min
+    cache = summarise_cache(filling, 360)
+    assert cache.samples == 61 and cache.start_bytes == 0
+    assert cache.settled_bytes == cache.end_bytes == 50 * MB
+    assert cache.slope_mb_per_min == pytest.approx(0.0)
+
+
+def test_the_tables_and_the_json_show_the_state_cache_beside_the_memory() -> None:
+    processes = summarise_soak({"node0": _series(FLAT)}, {"node0"}, 360)
+    cache = summarise_cache([(0.0, 1 * MB), (400.0, 20 * MB), (460.0, 21 * MB)], 360)
+    result = dataclasses.replace(_result(processes, ALL_COMMITTED), state_cache=cache)
+    memory, _ = soak_reports(result)
+    assert "state cache" in memory.notes[1] and "20.0 settled" in memory.notes[1]
+    assert "+1.000 MB/min" in memory.notes[1]
+    doc = json.loads(json.dumps(soak_json(result)))
+    assert doc["state_cache"]["end_bytes"] == 21 * MB
+    without, _ = soak_reports(_result(processes, ALL_COMMITTED))
+    assert len(without.notes) == 1

@@ -25,12 +25,14 @@ from medchain.gateway import (
     verify_proof,
 )
 from medchain.gateway._index import ReadingIndex
+from medchain.gateway._memory import memory_upkeep
 from medchain.gateway._server import (
     GroupedIntake,
     create_gateway_app,
     flush_batches,
     make_call,
     refresh_loop,
+    upkeep_loop,
 )
 from medchain.gateway._service import Accepted, ReadingRefused
 from medchain.types import MedchainError
@@ -230,6 +232,24 @@ def test_a_batch_that_fails_puts_back_the_one_prepared_meanwhile() -> None:
         asyncio.run(flush_batches(batches, make_call(threads=True)))  # type: ignore[arg-type]
     assert batches.released == [["reading 2"]]
     assert "commit 2" not in batches.steps and batches.left == [3]
+
+
+def test_the_upkeep_loop_collects_and_hands_memory_back_until_stopped() -> None:
+    calls: list[Callable[..., Any]] = []
+
+    async def main() -> None:
+        stop = asyncio.Event()
+
+        async def call(fn: Callable[..., Any], *args: Any) -> Any:
+            calls.append(fn)
+            if len(calls) == 3:
+                stop.set()
+            return fn(*args)
+
+        await upkeep_loop(call, stop, period_s=0.001)
+
+    asyncio.run(main())
+    assert calls == [memory_upkeep] * 3
 
 
 def test_the_refresh_loop_goes_on_after_a_failure_until_stopped() -> None:

@@ -90,6 +90,23 @@ def test_the_state_cache_size_comes_from_the_config(tmp_path: Path) -> None:
         asyncio.run(node.close())
 
 
+def test_the_state_cache_size_is_served_at_metrics(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        node, faucet = _node(tmp_path)
+        await node.start()
+        try:
+            tx = _transfer(node, faucet, 0)
+            assert await node.submit(tx)
+            assert await node.wait_committed(tx_id(tx), 10) is not None
+            cache = node.app.store.state.cache
+            served = node.metrics_registry.get_sample_value("medchain_state_cache_bytes")
+            assert served == cache.size_bytes > 0
+        finally:
+            await node.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_consensus_error_stops_the_node_instead_of_voting_on(tmp_path: Path) -> None:
     async def scenario() -> None:
         node, faucet = _node(tmp_path)
