@@ -122,7 +122,11 @@ class ChainStore:
         state_cache_bytes: int = DEFAULT_STATE_CACHE_BYTES,
     ) -> None:
         self._path = Path(path)
-        self._state = StoredState(self._conn, StateCache(state_cache_bytes))
+        self._state = StoredState(
+            self._conn,
+            StateCache(state_cache_bytes),
+            lambda: (self._meta(_LATEST_HEIGHT, int), self._meta(_STATE_ROOT, bytes)),
+        )
         self._expected_chain_id = chain_id
         self._expected_genesis_hash = genesis_hash
         self._chain_id: str | None = None
@@ -387,7 +391,7 @@ class ChainStore:
                 )
         except sqlite3.Error as exc:
             raise self._write_failed(what, exc) from exc
-        self._state.cache.clear()  # it may hold "absent" for keys read before
+        self._state.reset((header.height, header.state_root))  # "absent" may be cached
         self._chain_id = chain_id
         self._genesis_hash = genesis_hash
 
@@ -521,7 +525,7 @@ class ChainStore:
             ) from exc
         except sqlite3.Error as exc:
             raise self._write_failed(f"block {height}", exc) from exc
-        self._state.cache.apply(state_changes)
+        self._state.written(state_changes, (height, header.state_root))
 
     def _check_extends_tip(self, db: sqlite3.Connection, height: int, prev_hash: bytes) -> None:
         """Refuse a block that is not the next one on the stored tip; runs under the

@@ -44,19 +44,42 @@ class StoredState:
     """A `medchain.app.StateBackend` over a chain store's state tables. Belongs to the
     store's thread, as the store does."""
 
-    def __init__(self, conn: Callable[[], sqlite3.Connection], cache: StateCache) -> None:
+    def __init__(
+        self,
+        conn: Callable[[], sqlite3.Connection],
+        cache: StateCache,
+        tip: Callable[[], object],
+    ) -> None:
+        """`tip` reads what identifies the stored chain's tip (its height and state
+        root): the state changes only with it."""
         self._conn = conn
         self.cache = cache
+        self._tip = tip
         self._data_version: int | None = None
+        self._seen_tip: object = None
+
+    def written(self, changes: Mapping[bytes, bytes | None], tip: object) -> None:
+        """This store committed `changes`, leaving `tip`: keep the cache up to date."""
+        self.cache.apply(changes)
+        self._seen_tip = tip
+
+    def reset(self, tip: object) -> None:
+        """This store initialised the chain at `tip`: nothing cached before holds."""
+        self.cache.clear()
+        self._seen_tip = tip
 
     def _check_cache(self) -> None:
         """Forget the cache when another connection (another process's store, say)
-        committed to the file since the last read: only this store's own commits keep
-        it up to date."""
+        committed a block to the file since the last read: only this store's own
+        commits keep it up to date. Another connection's commit that left the tip as
+        it was (the store's upkeep returning free pages) keeps it."""
         (version,) = self._conn().execute("PRAGMA data_version").fetchone()
         if version != self._data_version:
-            self.cache.clear()
             self._data_version = version
+            tip = self._tip()
+            if tip != self._seen_tip:
+                self.cache.clear()
+                self._seen_tip = tip
 
     def get(self, key: bytes) -> bytes | None:
         self._check_cache()

@@ -285,3 +285,23 @@ def test_a_commit_by_another_store_on_the_file_is_seen(tmp_path: Path) -> None:
             commit(writer, reference, {b"a": b"2"})
         assert reader.state.get(b"a") == b"2"
         assert reader.state.bucket_entries(bucket) == [(b"a", b"2")]
+
+
+def test_upkeep_by_another_connection_keeps_the_cache(tmp_path: Path) -> None:
+    """The store's upkeep commits on its own connection (free pages returned) without
+    changing the chain: what this store cached stays, as long as the tip is the one
+    it last wrote or saw."""
+    path = tmp_path / "chain.sqlite"
+    reference = MemoryBackend({b"a": b"1"})
+    with ChainStore(path) as store:
+        store.initialise(CHAIN, GENESIS_HASH, genesis_block(), {b"a": b"1"}, nodes_of(reference))
+        commit(store, reference, {b"a": b"2"})
+        assert store.state.get(b"absent") is None  # cached as absent
+        other = sqlite3.connect(path)  # a commit that changes no row of the chain
+        with other:
+            other.execute("CREATE TABLE upkeep_probe (x)")
+        with other:
+            other.execute("DROP TABLE upkeep_probe")
+        other.close()
+        assert store.state.get(b"a") == b"2"  # notices the other connection's commit
+        assert store.state.cache.entry(b"absent") == (True, None)
