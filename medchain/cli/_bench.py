@@ -88,6 +88,11 @@ def _engine(name: str) -> None:
         raise MedchainError(f"unknown consensus engine {name!r}; use {known}") from None
 
 
+def _store_directory(help_text: str) -> Any:
+    """`--store DIR`: where the benchmarks on disk keep their stores of N entries."""
+    return typer.Option("--store", help=help_text, file_okay=False)
+
+
 @contextmanager
 def stage_progress(disabled: bool) -> Iterator[Callable[[str, int, int], None]]:
     """A progress bar per stage of a long benchmark, fed by `progress(stage, done, total)`."""
@@ -163,11 +168,10 @@ def state_root(
     blocks: Annotated[int, count("Blocks timed per size.")] = 5,
     store: Annotated[
         Path | None,
-        typer.Option(
-            help="Measure the state on disk instead: a chain store per size in this "
+        _store_directory(
+            "Measure the state on disk instead: a chain store per size in this "
             "directory (built in bulk, kept for the next run), opened by a fresh process "
-            "with the default cache.",
-            file_okay=False,
+            "with the default cache."
         ),
     ] = None,
     as_json: JsonOption = False,
@@ -194,12 +198,10 @@ def snapshot(
     entries: Annotated[int, count("State entries in the served store.")] = 10_000_000,
     store: Annotated[
         Path | None,
-        typer.Option(
-            help="Keep the served store in this directory (built in bulk once, reused by "
-            "the next run; the same stores as `bench state --store`); default: a "
-            "temporary one, removed after the run.",
-            file_okay=False,
-            show_default=False,
+        _store_directory(
+            "Keep the served store in this directory (built in bulk once, reused by the "
+            "next run; the same stores as `bench state --store`); default: a temporary "
+            "one, removed after the run."
         ),
     ] = None,
     as_json: JsonOption = False,
