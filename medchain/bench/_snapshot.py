@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from medchain.bench._fresh_process import peak_rss_kib, run_in_fresh_process
 from medchain.bench._report import Report, machine
@@ -51,8 +51,7 @@ from medchain.types import encode
 if TYPE_CHECKING:
     from multiprocessing.queues import Queue
 
-    Results = Queue[tuple[float, int, int, bytes, int]]
-    """(seconds to join, height joined at, bytes fetched, state root, peak resident KiB)."""
+    Results = Queue["_JoinFigures"]
 
 _JOIN_WAIT_S = 60.0
 """How long the joining node waits for the serving one to connect, at most."""
@@ -104,19 +103,19 @@ def run_snapshot_bench(
         snapshot_bytes = sum(f.stat().st_size for f in files.iterdir())
         with tempfile.TemporaryDirectory(prefix="snapbench-join-") as joiner:
             join = asyncio.run(_serve_a_join(store, serve_home, Path(joiner)))
-    join_s, height, fetched, root, peak_kib, received = join
+    joined, received = join
     return SnapshotSyncTiming(
         entries,
         build_s,
-        height,
+        joined.height,
         snapshot_s,
         snapshot_bytes,
         len(manifest.chunks),
-        join_s,
+        joined.seconds,
         received,
-        fetched,
-        height == manifest.height and root == manifest.state_root,
-        peak_kib / 1024,
+        joined.fetched_bytes,
+        joined.height == manifest.height and joined.state_root == manifest.state_root,
+        joined.peak_rss_kib / 1024,
     )
 
 
@@ -127,6 +126,16 @@ def _ensure_certified_tip(store: ChainStore) -> None:
     tip = store.latest_block()
     if tip.header.height == 0:
         store.commit_block(bench_block(tip, tip.header.state_root), [], {}, {})
+
+
+class _JoinFigures(NamedTuple):
+    """What the joining process measured."""
+
+    seconds: float
+    height: int
+    fetched_bytes: int
+    state_root: bytes
+    peak_rss_kib: int
 
 
 @dataclass(frozen=True)
@@ -159,7 +168,7 @@ class _Pair:
 
 async def _serve_a_join(
     store: ChainStore, serve_home: Path, joiner_home: Path
-) -> tuple[float, int, int, bytes, int, int]:
+) -> tuple[_JoinFigures, int]:
     """Serve the snapshots under `serve_home` and the store's blocks while a fresh
     process joins into `joiner_home`; what it measured and the bytes sent to it."""
     pair = _Pair.make(joiner_home)
@@ -184,11 +193,13 @@ async def _serve_a_join(
     )
     await transport.start()
     try:
-        joined = await asyncio.to_thread(run_in_fresh_process, _join, joiner_home, pair.joiner)
+        joined: _JoinFigures = await asyncio.to_thread(
+            run_in_fresh_process, _join, joiner_home, pair.joiner
+        )
     finally:
         channel.close()
         await transport.close()
-    return (*joined, transport.stats.bytes_out)
+    return joined, transport.stats.bytes_out
 
 
 def _join(home: Path, config: NodeConfig, results: Results) -> None:
@@ -200,7 +211,8 @@ def _join(home: Path, config: NodeConfig, results: Results) -> None:
     with open_bench_store(home / STORE_FILE) as store:
         root = ledger_from_store(BENCH_GENESIS, store).state_root()
     join_s = time.perf_counter() - began
-    results.put((join_s, joined.height, joined.stats.bytes_fetched, root, peak_rss_kib()))
+    figures = _JoinFigures(join_s, joined.height, joined.stats.bytes_fetched, root, peak_rss_kib())
+    results.put(figures)
 
 
 def snapshot_report(t: SnapshotSyncTiming) -> Report:
