@@ -28,6 +28,7 @@ from medchain.bench._report import (
 from medchain.bench._ring import RingTiming, run_ring_bench
 from medchain.bench._search import QueryTiming, SearchBenchResult, run_search_bench
 from medchain.bench._sim import SimSpeed, run_sim_bench
+from medchain.bench._snapshot import SnapshotSyncTiming, run_snapshot_bench, snapshot_report
 from medchain.bench._soak import SoakPlan, run_soak
 from medchain.bench._soak_summary import SoakResult, soak_json, soak_reports
 from medchain.bench._state import StateRootTiming, run_state_bench
@@ -48,6 +49,7 @@ __all__ = [
     "RingTiming",
     "SearchBenchResult",
     "SimSpeed",
+    "SnapshotSyncTiming",
     "SoakPlan",
     "SoakResult",
     "StateRootTiming",
@@ -70,12 +72,14 @@ __all__ = [
     "run_ring_bench",
     "run_search_bench",
     "run_sim_bench",
+    "run_snapshot_bench",
     "run_soak",
     "run_state_bench",
     "run_state_disk_bench",
     "sample_record",
     "search_report",
     "sim_report",
+    "snapshot_report",
     "soak_json",
     "soak_reports",
     "state_disk_report",

@@ -10,10 +10,6 @@ and the store's write of entries and tree nodes with the block).
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
-import queue
-import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -21,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from medchain.bench._fresh_process import peak_rss_kib, run_in_fresh_process
 from medchain.bench._state import bench_entry
 from medchain.node import commit_to_store, genesis_block, genesis_hash, ledger_from_store
 from medchain.store import ChainStore, tree_root
@@ -32,7 +29,8 @@ if TYPE_CHECKING:
     Results = Queue[tuple[float, list[float], int]]
     """(seconds to the first commit, each later block's ms, peak resident KiB)."""
 
-_GENESIS = Genesis("bench-state", 1_700_000_000_000)
+BENCH_GENESIS = Genesis("bench-state", 1_700_000_000_000)
+"""The chain of every benchmark store: no validators, so blocks need no signatures."""
 _STORE_FILE = "chain.sqlite"
 
 
@@ -62,15 +60,23 @@ def run_state_disk_bench(
     """One store per size under `directory` (kept: a later run reuses it)."""
     timings = []
     for size in sizes:
-        path = directory / f"state-{size}" / _STORE_FILE
-        build_s = _build(path, size, progress)
+        path, build_s = build_state_store(directory, size, progress)
         timings.append(_measure_in_fresh_process(path, size, changes, blocks, build_s))
     return timings
 
 
+def build_state_store(
+    directory: Path, size: int, progress: Callable[[str, int, int], None] | None = None
+) -> tuple[Path, float | None]:
+    """The store of `size` bench entries under `directory` (one per size, shared by the
+    benchmarks that use one) and the seconds its build took; None if it was there."""
+    path = directory / f"state-{size}" / _STORE_FILE
+    return path, _build(path, size, progress)
+
+
 def _build(path: Path, size: int, progress: Callable[[str, int, int], None] | None) -> float | None:
     began = time.perf_counter()
-    with ChainStore(path, chain_id=_GENESIS.chain_id) as store:
+    with ChainStore(path, chain_id=BENCH_GENESIS.chain_id) as store:
         if store.is_initialised:
             return None
         stage = f"building {size:,} entries"
@@ -78,8 +84,8 @@ def _build(path: Path, size: int, progress: Callable[[str, int, int], None] | No
             (bench_entry(n) for n in range(size)),
             progress=None if progress is None else lambda done: progress(stage, done, size),
         )
-        block = genesis_block(_GENESIS, tree_root(nodes))
-        store.initialise(_GENESIS.chain_id, genesis_hash(_GENESIS), block, {}, nodes)
+        block = genesis_block(BENCH_GENESIS, tree_root(nodes))
+        store.initialise(BENCH_GENESIS.chain_id, genesis_hash(BENCH_GENESIS), block, {}, nodes)
     return time.perf_counter() - began
 
 
@@ -87,20 +93,7 @@ def _measure_in_fresh_process(
     path: Path, size: int, changes: int, blocks: int, build_s: float | None
 ) -> DiskStateTiming:
     """In a new interpreter, so its peak memory is a node's, not the build's."""
-    context = multiprocessing.get_context("spawn")
-    results: Results = context.Queue()
-    child = context.Process(target=_measure, args=(path, changes, blocks, results))
-    child.start()
-    while True:
-        try:
-            first_commit_s, block_ms, peak_kib = results.get(timeout=1)
-            break
-        except queue.Empty:
-            if not child.is_alive():
-                raise RuntimeError(
-                    f"the measuring process failed (exit code {child.exitcode}); see above"
-                ) from None
-    child.join()
+    first_commit_s, block_ms, peak_kib = run_in_fresh_process(_measure, path, changes, blocks)
     return DiskStateTiming(
         size,
         changes,
@@ -115,8 +108,8 @@ def _measure_in_fresh_process(
 
 def _measure(path: Path, changes: int, blocks: int, results: Results) -> None:
     began = time.perf_counter()
-    store = ChainStore(path, chain_id=_GENESIS.chain_id, genesis_hash=genesis_hash(_GENESIS))
-    ledger = ledger_from_store(_GENESIS, store)
+    store = open_bench_store(path)
+    ledger = ledger_from_store(BENCH_GENESIS, store)
     block_ms = []
     first_commit_s = 0.0
     for number in range(blocks + 1):
@@ -129,7 +122,7 @@ def _measure(path: Path, changes: int, blocks: int, results: Results) -> None:
         timed = time.perf_counter()
         pending = state.pending_root()
         state.end_block()
-        block = _block(tip, pending)
+        block = bench_block(tip, pending)
         commit_to_store(ledger, store, block, [])
         assert state.root() == pending
         if number == 0:
@@ -137,20 +130,16 @@ def _measure(path: Path, changes: int, blocks: int, results: Results) -> None:
         else:
             block_ms.append((time.perf_counter() - timed) * 1000)
     store.close()
-    results.put((first_commit_s, block_ms, _peak_rss_kib()))
+    results.put((first_commit_s, block_ms, peak_rss_kib()))
 
 
-def _peak_rss_kib() -> int:
-    """This process image's peak resident memory. Linux's VmHWM, because getrusage's
-    maxrss survives fork and exec: it would report the parent's peak (the build)."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def open_bench_store(path: Path) -> ChainStore:
+    """A store `build_state_store` made, opened as its node would open it."""
+    genesis = genesis_hash(BENCH_GENESIS)
+    return ChainStore(path, chain_id=BENCH_GENESIS.chain_id, genesis_hash=genesis)
 
 
-def _block(parent: Block, state_root: bytes) -> Block:
+def bench_block(parent: Block, state_root: bytes) -> Block:
     header = Header(
         chain_id=parent.header.chain_id,
         height=parent.header.height + 1,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -35,11 +36,13 @@ from medchain.bench import (
     run_ring_bench,
     run_search_bench,
     run_sim_bench,
+    run_snapshot_bench,
     run_soak,
     run_state_bench,
     run_state_disk_bench,
     search_report,
     sim_report,
+    snapshot_report,
     soak_json,
     soak_reports,
     state_disk_report,
@@ -83,6 +86,11 @@ def _engine(name: str) -> None:
     except ValueError:
         known = ", ".join(k.value for k in EngineKind)
         raise MedchainError(f"unknown consensus engine {name!r}; use {known}") from None
+
+
+def _store_directory(help_text: str) -> Any:
+    """`--store DIR`: where the benchmarks on disk keep their stores of N entries."""
+    return typer.Option("--store", help=help_text, file_okay=False)
 
 
 @contextmanager
@@ -160,11 +168,10 @@ def state_root(
     blocks: Annotated[int, count("Blocks timed per size.")] = 5,
     store: Annotated[
         Path | None,
-        typer.Option(
-            help="Measure the state on disk instead: a chain store per size in this "
+        _store_directory(
+            "Measure the state on disk instead: a chain store per size in this "
             "directory (built in bulk, kept for the next run), opened by a fresh process "
-            "with the default cache.",
-            file_okay=False,
+            "with the default cache."
         ),
     ] = None,
     as_json: JsonOption = False,
@@ -184,6 +191,32 @@ def state_root(
         _print(state_report(timings, changes))
     else:
         _print(state_disk_report(timings, changes))
+
+
+@reports_errors
+def snapshot(
+    entries: Annotated[int, count("State entries in the served store.")] = 10_000_000,
+    store: Annotated[
+        Path | None,
+        _store_directory(
+            "Keep the served store in this directory (built in bulk once, reused by the "
+            "next run; the same stores as `bench state --store`); default: a temporary "
+            "one, removed after the run."
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Snapshot sync: a store of --entries makes a snapshot and serves it over loopback
+    P2P to an empty node, which joins with the node's join code: the snapshot's time,
+    bytes and chunks, the join's time and bytes received, the joined state root checked,
+    and the joining process's peak memory."""
+    kept = tempfile.TemporaryDirectory(prefix="snapbench-") if store is None else nullcontext(store)
+    with kept as directory, stage_progress(disabled=as_json) as progress:
+        timing = run_snapshot_bench(Path(directory), entries, progress)
+    if as_json:
+        _print_json(dataclasses.asdict(timing))
+    else:
+        _print(snapshot_report(timing))
 
 
 @reports_errors

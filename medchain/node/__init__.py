@@ -72,6 +72,7 @@ from medchain.node._genesis_file import (
 )
 from medchain.node._genesis_spec import parse_allocations, parse_params, parse_validators
 from medchain.node._home_init import add_peer, init_home
+from medchain.node._join import Joined, join_from_snapshot
 from medchain.node._ledger_app import DEFAULT_SIGNATURE_CACHE, LedgerApp, PendingFull
 from medchain.node._localchain import (
     BLOBS_DIR,
@@ -102,7 +103,7 @@ from medchain.node._restore import (
     recover_store,
     require_stopped,
 )
-from medchain.node._runtime import Node, NodeFailed, network_id
+from medchain.node._runtime import Node, NodeFailed, network_id, open_transport
 from medchain.node._signlog import SignLog
 from medchain.node._snapshot_checks import state_tree_nodes, verify_chunk, verify_manifest
 from medchain.node._snapshot_files import (
@@ -111,6 +112,7 @@ from medchain.node._snapshot_files import (
     SnapshotMissing,
     SnapshotWriter,
 )
+from medchain.node._snapshot_sync import SNAPSHOT_CHANNEL, SnapshotPeers
 from medchain.node._snapshots import (
     SNAPSHOT_CHUNK_BYTES,
     Snapshotter,
@@ -157,6 +159,7 @@ __all__ = [
     "RESERVE_BYTES",
     "RESERVE_FILE",
     "SNAPSHOTS_DIR",
+    "SNAPSHOT_CHANNEL",
     "SNAPSHOT_CHUNK_BYTES",
     "SQLITE_SIDE_FILES",
     "START_TIMEOUT_S",
@@ -180,6 +183,7 @@ __all__ = [
     "DevnetProcesses",
     "ForkError",
     "GenesisError",
+    "Joined",
     "LedgerApp",
     "LocalChain",
     "NetNode",
@@ -203,6 +207,7 @@ __all__ = [
     "SignLog",
     "SnapshotFiles",
     "SnapshotMissing",
+    "SnapshotPeers",
     "SnapshotWriter",
     "Snapshotter",
     "StoreUpkeep",
@@ -237,6 +242,7 @@ __all__ = [
     "hold_disk_reserve",
     "import_snapshot",
     "init_home",
+    "join_from_snapshot",
     "kill_process",
     "ledger_from_store",
     "load_devnet",
@@ -246,6 +252,7 @@ __all__ = [
     "node_log_handlers",
     "node_program",
     "open_devnet",
+    "open_transport",
     "parse_allocations",
     "parse_params",
     "parse_validators",

@@ -24,6 +24,7 @@ COMMANDS = (
     "bench ring",
     "bench search",
     "bench sim",
+    "bench snapshot",
     "bench soak",
     "bench state",
     "bench state-growth",
