@@ -230,13 +230,46 @@ def encode(obj: Any, as_type: Any = None) -> bytes:
     return data if type(data) is bytes else bytes(data)
 
 
+def read_rlp(data: bytes) -> Any:
+    """What `rlp.decode(data, strict=True)` gives (nested lists of bytes), with the
+    same canonical-form checks (pyrlp's own length-prefix reader), but in time linear
+    in the size: pyrlp re-encodes every list as it decodes it, appending each item to
+    a growing bytes object, which is quadratic in a list's length (a 4 MiB snapshot
+    chunk of 60,000 entries took seconds). The depth is bounded by `check_nesting`
+    before this runs."""
+    try:
+        item, end = _consume_item(data, 0)
+    except IndexError as exc:
+        raise rlp.exceptions.DecodingError("RLP string too short", data) from exc
+    if end != len(data):
+        raise rlp.exceptions.DecodingError("RLP string ends with superfluous bytes", data)
+    return item
+
+
+def _consume_item(data: bytes, position: int) -> tuple[Any, int]:
+    _, kind, length, start = rlp.codec.consume_length_prefix(data, position)
+    end = start + length
+    if end > len(data):
+        raise rlp.exceptions.DecodingError("RLP string too short", data)
+    if kind is bytes:
+        return data[start:end], end
+    items = []
+    position = start
+    while position < end:
+        item, position = _consume_item(data, position)
+        items.append(item)
+    if position != end:
+        raise rlp.exceptions.DecodingError("List length prefix announced a too small length", data)
+    return items, end
+
+
 def decode(cls: type[T], data: bytes) -> T:
     """Parse canonical bytes into `cls`; anything else raises DecodeError."""
     _, from_rlp = _converters(_hashable(cls))
     data = bytes(data)
     check_nesting(data, nesting_depth(_hashable(cls)))
     try:
-        item = rlp.decode(data, strict=True)
+        item = read_rlp(data)
     except rlp.exceptions.DecodingError as exc:
         raise DecodeError(f"not a canonical encoding: {exc}") from exc
     try:
