@@ -79,8 +79,12 @@ async def join_from_snapshot(
         if channel is not None and frame[:1] == bytes([SNAPSHOT_CHANNEL]):
             channel.on_frame(peer, frame[1:])
 
+    def on_peer_change(peer: bytes, connected: bool) -> None:
+        if channel is not None and not connected:
+            channel.peer_gone(peer)
+
     transport = open_transport(
-        keys, (home / NODE_CERT_FILE).read_bytes(), genesis, config, on_frame, None
+        keys, (home / NODE_CERT_FILE).read_bytes(), genesis, config, on_frame, on_peer_change
     )
     channel = SnapshotPeers(
         None,

@@ -54,6 +54,13 @@ class PendingRequests(Generic[A]):
         future = self._asked.pop((peer, request_id), None)
         return None if future is None or future.done() else future
 
+    def peer_gone(self, peer: bytes) -> None:
+        """`peer` disconnected: what it was asked will never be answered, so say so
+        now rather than at each request's timeout."""
+        for (asked, _), future in list(self._asked.items()):
+            if asked == peer and not future.done():
+                future.set_result("disconnected before it answered")
+
     def cancel(self) -> None:
         for future in self._asked.values():
             future.cancel()

@@ -749,6 +749,8 @@ class Node:
         log.info("peer %s %s", name, "connected" if connected else "disconnected")
         if connected:
             self._resume_consensus()
+        else:
+            self.snapshot_peers.peer_gone(peer)
 
     def _on_gossip(self, peer: bytes, payload: bytes) -> None:
         try:

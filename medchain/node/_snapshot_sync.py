@@ -165,6 +165,11 @@ class SnapshotPeers:
             task.cancel()
         self._pending.cancel()
 
+    def peer_gone(self, peer: bytes) -> None:
+        """`peer` disconnected: its unanswered requests end now, so a fetch moves on
+        to another peer (or a joining node to genesis) without waiting them out."""
+        self._pending.peer_gone(peer)
+
     # -- frames from peers ------------------------------------------------------------
 
     def on_frame(self, peer: bytes, payload: bytes) -> None:

@@ -129,6 +129,24 @@ def test_a_peer_that_never_answers_times_out_and_another_is_asked() -> None:
     run(scenario())
 
 
+def test_a_peer_that_disconnects_is_given_up_at_once_not_at_the_timeout() -> None:
+    """Its requests end when the transport says it went: with an hour's timeout, the
+    fetch still moves on (a joining node's peers restart as their nodes open)."""
+
+    async def scenario() -> None:
+        wire = Wire()
+        asker = peer(wire, ASKER, fanout=1, peer_timeout_s=3_600)
+        wire.handlers[SILENT] = lambda sender, payload: None
+        asked = asyncio.ensure_future(asker.fetch(Ask.MANIFEST, HEIGHT, 0, [SILENT], bytes))
+        while not wire.requests.get(SILENT):
+            await asyncio.sleep(0)
+        asker.peer_gone(SILENT)
+        with pytest.raises(SnapshotSyncFailed, match="disconnected before it answered"):
+            await asyncio.wait_for(asked, 60)
+
+    run(scenario())
+
+
 def test_an_oversized_answer_is_refused() -> None:
     async def scenario() -> None:
         wire = Wire()
