@@ -145,7 +145,7 @@ DEFAULT_LEAF_CACHE = 1 << 18
 
 _CELL_ROOT_CACHE = 1 << 14
 """Buckets whose cell roots are cached when the leaf cache is bounded: at most 16
-hashes each, about 25 MB."""
+hashes each, about 37 MB."""
 
 
 class _Cell:

@@ -69,9 +69,10 @@ Importing one (the node that joins):
 
 from __future__ import annotations
 
+import array
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -91,6 +92,7 @@ from medchain.node._snapshot_files import (
 )
 from medchain.store import ChainStore, StateView, StoreError, tree_root
 from medchain.types import (
+    HASH_SIZE,
     Block,
     BucketRoot,
     ChunkInfo,
@@ -220,22 +222,40 @@ def import_snapshot(
     is checked as it streams in; if one is refused, nothing is written."""
     manifest = read_manifest_file(snapshot)
     verify_manifest(manifest, base_block.header)
-    cell_roots: dict[int, bytes] = {}
+    cells = _FoundCells()
     store.initialise_from_snapshot(
         manifest.chain_id,
         genesis_hash,
         base_block,
-        state=_checked_entries(manifest, snapshot, cell_roots),
-        tree_nodes=_tree_nodes(manifest, cell_roots),
+        state=_checked_entries(manifest, snapshot, cells),
+        tree_nodes=_tree_nodes(manifest, cells),
     )
     return manifest
 
 
-def _tree_nodes(manifest: SnapshotManifest, cell_roots: dict[int, bytes]) -> Iterator[TreeNode]:
+class _FoundCells:
+    """The cell roots the chunks' checks found, in cell order (the chunks' own), packed:
+    there are a million of them at ten million entries."""
+
+    def __init__(self) -> None:
+        self._cells = array.array("L")
+        self._roots = bytearray()
+
+    def add(self, roots: Mapping[int, bytes]) -> None:
+        for cell in sorted(roots):
+            self._cells.append(cell)
+            self._roots += roots[cell]
+
+    def nodes(self) -> Iterator[TreeNode]:
+        view = memoryview(self._roots)
+        for at, cell in enumerate(self._cells):
+            yield 0, cell, bytes(view[at * HASH_SIZE : (at + 1) * HASH_SIZE])
+
+
+def _tree_nodes(manifest: SnapshotManifest, cells: _FoundCells) -> Iterator[TreeNode]:
     """The cell roots the chunks' checks found, then the tier over the manifest's bucket
     roots: read by the store once every chunk has streamed in."""
-    for cell in sorted(cell_roots):
-        yield 0, cell, cell_roots[cell]
+    yield from cells.nodes()
     yield from state_tree_nodes(manifest.bucket_roots)
 
 
@@ -250,9 +270,9 @@ def read_manifest_file(snapshot: Path) -> SnapshotManifest:
 
 
 def _checked_entries(
-    manifest: SnapshotManifest, snapshot: Path, cell_roots: dict[int, bytes]
+    manifest: SnapshotManifest, snapshot: Path, cells: _FoundCells
 ) -> Iterator[tuple[bytes, bytes]]:
-    """Every chunk's entries as it is checked; its cells' roots go into `cell_roots`."""
+    """Every chunk's entries as it is checked; its cells' roots go into `cells`."""
     count = 0
     for index in range(len(manifest.chunks)):
         try:
@@ -260,7 +280,7 @@ def _checked_entries(
         except OSError as exc:
             raise SnapshotInvalid(f"chunk {index} of {snapshot} is unreadable ({exc})") from exc
         checked = verify_chunk(manifest, index, data)
-        cell_roots.update(checked.cell_roots)
+        cells.add(checked.cell_roots)
         for entry in checked.chunk.entries:
             count += 1
             yield entry.key, entry.value

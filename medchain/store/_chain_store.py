@@ -15,6 +15,7 @@ transaction, so a second writer can never fork the stored chain.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -372,8 +373,9 @@ class ChainStore:
                     (header.height, block_hash(header), encode(first)),
                 )
                 write_rows(db)  # before the nodes: a snapshot's are found as its chunks stream
-                nodes = tree_rows({(lv, index): hash_ for lv, index, hash_ in tree_nodes})[0]
-                write_tree(db, nodes, [])
+                nodes = iter(tree_nodes)  # a batch at a time: a million cell roots or more
+                while batch := list(itertools.islice(nodes, _SNAPSHOT_BATCH)):
+                    write_tree(db, tree_rows({(lv, i): hash_ for lv, i, hash_ in batch})[0], [])
                 self._set_meta(
                     db,
                     {
