@@ -74,8 +74,10 @@ def bucket_root(cell_roots: Mapping[int, bytes], bucket: int) -> bytes:
     given is empty): a perfect tree 4 levels deep."""
     first = bucket * CELLS_PER_BUCKET
     level = [cell_roots.get(cell, EMPTY[0]) for cell in range(first, first + CELLS_PER_BUCKET)]
-    while len(level) > 1:
-        level = [_node(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+    for height in range(BUCKET_LEVEL):
+        empty, above = EMPTY[height], EMPTY[height + 1]
+        pairs = zip(level[::2], level[1::2], strict=True)
+        level = [above if left == right == empty else _node(left, right) for left, right in pairs]
     return level[0]
 
 
@@ -282,8 +284,7 @@ class StateTree:
         self.root()
         changed: dict[NodeKey, bytes | None] = {}
         for cell in sorted(self._changed_cells):
-            root = self._unwritten[cell >> BUCKET_LEVEL][cell]
-            changed[0, cell] = None if root == EMPTY[0] else root
+            changed[0, cell] = self._bucket_cells(cell >> BUCKET_LEVEL).get(cell)
         for level, indexes in enumerate(self._changed):
             for index in sorted(indexes):
                 changed[BUCKET_LEVEL + level, index] = self._tier[level].get(index)
@@ -375,7 +376,8 @@ class StateTree:
                 cached.pop(cell, None)
             else:
                 cached[cell] = root
-            self._unwritten.setdefault(bucket, {})[cell] = root
+            if self._cache_limit is not None:  # else the cache holds every cell root
+                self._unwritten.setdefault(bucket, {})[cell] = root
             self._changed_cells.add(cell)
 
     def _raise(
