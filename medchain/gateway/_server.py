@@ -21,9 +21,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from medchain._memory import UPKEEP_PERIOD_S, memory_upkeep
 from medchain.crypto import format_address
 from medchain.gateway._intake import CheckedReading, IntakeCheckers
+from medchain.gateway._memory import UPKEEP_PERIOD_S, memory_upkeep
 from medchain.gateway._readings import BadReading
 from medchain.gateway._service import Accepted, GatewayService, Prepared, ReadingRefused
 from medchain.types import MedchainError
@@ -113,7 +113,7 @@ async def refresh_loop(
 
 async def upkeep_loop(call: Call, stop: asyncio.Event, period_s: float = UPKEEP_PERIOD_S) -> None:
     """Collect garbage and hand freed memory back to the system every `period_s`
-    (see medchain._memory), until `stop`."""
+    (see medchain.gateway._memory), until `stop`."""
     while True:
         await _pause(stop, period_s)
         if stop.is_set():

@@ -76,7 +76,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Protocol
 
-from medchain._memory import release_freed_memory
 from medchain.app import STATE_BUCKET_LEVEL, TreeNode, state_bucket_root, state_cell_roots_of
 from medchain.node._snapshot_checks import (
     BUCKETS,
@@ -370,5 +369,3 @@ class Snapshotter:
             log.error("snapshot at height %d failed: %s", view.height, exc)
         except Exception:  # a snapshot that fails must not take the node down
             log.exception("snapshot at height %d failed", view.height)
-        finally:
-            release_freed_memory()  # what reading the whole state left in this thread's arena

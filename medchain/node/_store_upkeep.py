@@ -18,7 +18,6 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from medchain._memory import release_freed_memory
 from medchain.store import DiskFull, Maintained, StoreError, StoreMaintainer, store_files
 
 log = logging.getLogger("medchain.node")
@@ -69,7 +68,7 @@ class StoreUpkeep:
 
     async def _run(self) -> None:
         try:
-            done = await asyncio.to_thread(self._maintain)
+            done = await asyncio.to_thread(self._maintainer.run)
         except DiskFull as exc:
             self._on_disk_full(exc)
             return
@@ -78,13 +77,6 @@ class StoreUpkeep:
             return
         self.runs += 1
         self._report(done)
-
-    def _maintain(self) -> Maintained:
-        """In a worker thread: the run, then what it freed handed back (`medchain._memory`)."""
-        try:
-            return self._maintainer.run()
-        finally:
-            release_freed_memory()
 
     def _report(self, done: Maintained) -> None:
         if not done.checkpointed:

@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 
-from medchain._memory import memory_upkeep
 from medchain.crypto import format_address
 from medchain.gateway import (
     CheckedReading,
@@ -26,6 +25,7 @@ from medchain.gateway import (
     verify_proof,
 )
 from medchain.gateway._index import ReadingIndex
+from medchain.gateway._memory import memory_upkeep
 from medchain.gateway._server import (
     GroupedIntake,
     create_gateway_app,

@@ -1,6 +1,4 @@
-"""Garbage collected and freed memory handed back to the system: the gateway on a
-clock, a node after the work its worker threads do now and then (a snapshot, the
-store's upkeep).
+"""Garbage collected and freed memory handed back to the system, on a clock.
 
 The gateway collects cyclic garbage seldom (medchain.gateway._intake.tune_collector:
 its young generation every 100,000 allocations, the older ones every 50 and 5,000 of
@@ -13,9 +11,8 @@ tracked object: twice a minute, not at every few thousand allocations as by defa
 
 What is freed, glibc's malloc keeps in the arena of the thread that freed it, for its
 next allocations, in holes between buffers still alive (the gateway's worker threads
-free device lookups, sealed bundles and request bodies all the time; a node's snapshot
-thread reads the whole state and is gone): `malloc_trim` returns the free pages of
-every arena. Elsewhere than glibc there is nothing to call."""
+free device lookups, sealed bundles and request bodies all the time): `malloc_trim`
+returns the free pages of every arena. Elsewhere than glibc there is nothing to call."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""Memory upkeep (the gateway's on a clock, a node's after its worker threads): cyclic
-garbage that seldom collections would keep for hours is collected, and what a worker
-thread freed between buffers still alive leaves the process's resident memory."""
+"""The gateway's memory upkeep: cyclic garbage that its seldom collections would keep
+for hours is collected, and what a worker thread freed between buffers still alive (as
+the gateway's threads free device lookups and bundles) leaves the process's resident
+memory."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import os
 import threading
 import weakref
 
-from medchain._memory import memory_upkeep, release_freed_memory
+from medchain.gateway._memory import memory_upkeep, release_freed_memory
 
 CHUNK = 64 * 1024
 """Under glibc's mmap threshold: served from the thread's arena, not mapped apart."""
