@@ -207,11 +207,18 @@ from medchain.app._staking import (
 from medchain.app._state import State, StateDelta
 from medchain.app._state_backend import MemoryBackend, StateBackend, TreeNode
 from medchain.app._state_tree import BUCKET_BITS as STATE_BUCKET_BITS
+from medchain.app._state_tree import BUCKET_LEVEL as STATE_BUCKET_LEVEL
 from medchain.app._state_tree import EMPTY as STATE_EMPTY_SUBTREES
+from medchain.app._state_tree import ROOT_LEVEL as STATE_ROOT_LEVEL
 from medchain.app._state_tree import bucket_of as state_bucket_of
+from medchain.app._state_tree import bucket_root as state_bucket_root
+from medchain.app._state_tree import bucket_roots_of as state_bucket_roots_of
+from medchain.app._state_tree import cell_of as state_cell_of
+from medchain.app._state_tree import cell_roots_of as state_cell_roots_of
 from medchain.app._state_tree import entry_leaf as state_entry_leaf
 from medchain.app._state_tree import state_root_of
-from medchain.app._state_tree import upper_tier as state_upper_tier
+from medchain.app._state_tree import tier_of as state_tier_of
+from medchain.app._state_tree import tree_nodes_of as state_tree_nodes_of
 
 __all__ = [
     "ANONYMOUS_METHODS",
@@ -236,7 +243,9 @@ __all__ = [
     "RING_MEMBER_COST",
     "SINGLE_BODY_METHODS",
     "STATE_BUCKET_BITS",
+    "STATE_BUCKET_LEVEL",
     "STATE_EMPTY_SUBTREES",
+    "STATE_ROOT_LEVEL",
     "AccessList",
     "Account",
     "AddVersionArgs",
@@ -404,9 +413,14 @@ __all__ = [
     "sealed_label",
     "sse_lookup",
     "state_bucket_of",
+    "state_bucket_root",
+    "state_bucket_roots_of",
+    "state_cell_of",
+    "state_cell_roots_of",
     "state_entry_leaf",
     "state_root_of",
-    "state_upper_tier",
+    "state_tier_of",
+    "state_tree_nodes_of",
     "tranche",
     "unvested_rewards",
     "validator_set",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from medchain.app._state_backend import MemoryBackend, StateBackend
-from medchain.app._state_tree import DEFAULT_LEAF_CACHE, NodeKey, StateTree, bucket_of
+from medchain.app._state_tree import DEFAULT_LEAF_CACHE, NodeKey, StateTree, cell_of
 from medchain.types import decode, encode
 
 T = TypeVar("T")
@@ -52,17 +52,18 @@ class State:
         self._backend: StateBackend = committed
         self._overlay: dict[bytes, bytes | None] = {}
         """Committed changes the backend does not hold yet (None = deleted)."""
-        self._overlay_buckets: dict[int, set[bytes]] = {}
-        """The overlay's keys, by bucket: a bucket read merges only its own."""
+        self._overlay_cells: dict[int, set[bytes]] = {}
+        """The overlay's keys, by cell: a cell read merges only its own."""
         self._unindexed: list[bytes] = []
-        """Overlay keys not yet in `_overlay_buckets` (indexed on the next bucket read:
-        most blocks' buckets are in the tree's cache and never read)."""
+        """Overlay keys not yet in `_overlay_cells` (indexed on the next cell read: most
+        blocks' cells are in the tree's cache and never read)."""
         self._layers: list[dict[bytes, bytes | None]] = []
         in_memory = committed if isinstance(committed, MemoryBackend) else None
         self._tree = StateTree(
-            self._read_bucket,
+            self._read_cell,
+            committed.cell_roots,
             committed.tree_nodes(),
-            dirty=() if in_memory is None else in_memory.buckets(),
+            dirty=() if in_memory is None else in_memory.cells(),
             leaf_cache=leaf_cache if in_memory is None else None,
         )
         """The commitment, kept between blocks so a block rehashes only what it changed."""
@@ -91,14 +92,14 @@ class State:
             raise RuntimeError("state writes happen inside State.layer()")
         return self._layers[-1]
 
-    def _read_bucket(self, bucket: int) -> list[tuple[bytes, bytes]]:
-        """A bucket's committed entries in key order: the backend's, as the overlay
+    def _read_cell(self, cell: int) -> list[tuple[bytes, bytes]]:
+        """A cell's committed entries in key order: the backend's, as the overlay
         changed them."""
         for key in self._unindexed:
-            self._overlay_buckets.setdefault(bucket_of(key), set()).add(key)
+            self._overlay_cells.setdefault(cell_of(key), set()).add(key)
         self._unindexed.clear()
-        changed = self._overlay_buckets.get(bucket)
-        entries = self._backend.bucket_entries(bucket)
+        changed = self._overlay_cells.get(cell)
+        entries = self._backend.cell_entries(cell)
         if not changed:
             return entries
         merged = dict(entries)
@@ -172,8 +173,9 @@ class State:
         if self._layers:
             raise RuntimeError("the state is persisted only between blocks")
         self._overlay.clear()
-        self._overlay_buckets.clear()
+        self._overlay_cells.clear()
         self._unindexed.clear()
+        self._tree.persisted()
 
     # -- commitments ----------------------------------------------------------------
 
@@ -203,7 +205,8 @@ class State:
         return dict(self.entries())
 
     def tree_nodes(self) -> list[tuple[int, int, bytes]]:
-        """The state tree's whole upper tier, for a store that starts from this state."""
+        """Every node a store keeps of the state tree, for a store that starts from this
+        state (held in memory)."""
         return self._tree.nodes()
 
     def check_tree(self) -> None:
@@ -211,7 +214,7 @@ class State:
         self._tree.check()
 
     def root(self) -> bytes:
-        """The root of the committed entries' two-tier Merkle tree (`_state_tree`)."""
+        """The root of the committed entries' Merkle tree (`_state_tree`)."""
         if self._layers:
             raise RuntimeError("the state root is defined only between blocks")
         return self._tree.root()

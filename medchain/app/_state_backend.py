@@ -14,11 +14,11 @@ import bisect
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol
 
-from medchain.app._state_tree import bucket_of
+from medchain.app._state_tree import cell_of
 
 TreeNode = tuple[int, int, bytes]
-"""(level, index, hash) of one node of the state tree's upper tier that is not the
-empty subtree's hash (level 0: bucket roots; `BUCKET_BITS`: the root)."""
+"""(level, index, hash) of one stored node of the state tree that is not the empty
+subtree's hash (level 0: cell roots; 4: bucket roots; 20: the root)."""
 
 
 class StateBackend(Protocol):
@@ -27,13 +27,17 @@ class StateBackend(Protocol):
     def get(self, key: bytes) -> bytes | None:
         """The committed value of `key`, or None."""
 
-    def bucket_entries(self, bucket: int) -> list[tuple[bytes, bytes]]:
-        """Every committed entry in `bucket` (`bucket_of(key)`), in key order: one
-        range read on disk."""
+    def cell_entries(self, cell: int) -> list[tuple[bytes, bytes]]:
+        """Every committed entry in `cell` (`cell_of(key)`), in key order: one range
+        read on disk."""
+
+    def cell_roots(self, bucket: int) -> Mapping[int, bytes]:
+        """The stored roots of `bucket`'s non-empty cells, by cell number: one range
+        read on disk."""
 
     def tree_nodes(self) -> Iterable[TreeNode]:
-        """The stored upper tier of the state tree (at most 2 * 65,536 - 1 nodes,
-        whatever the state's size), in any order."""
+        """The stored tier of the state tree, levels 4 to 20 (at most 2 * 65,536 - 1
+        nodes, whatever the state's size), in any order."""
 
     def entries(self) -> Iterator[tuple[bytes, bytes]]:
         """Every committed entry, in key order (an export, a fork, a snapshot)."""
@@ -42,19 +46,22 @@ class StateBackend(Protocol):
 class MemoryBackend:
     """A backend held in a dict: the whole state in memory, as a simulation, a
     benchmark or a test wants it. Built from entries; its tree is computed by the
-    `State` on first use (it stores no tree nodes)."""
+    `State` on first use (it stores no tree nodes: the tree keeps them in memory)."""
 
     def __init__(self, entries: Mapping[bytes, bytes] | None = None) -> None:
         self._values: dict[bytes, bytes] = dict(entries or {})
-        self._buckets: dict[int, list[bytes]] = {}
+        self._cells: dict[int, list[bytes]] = {}
         for key in sorted(self._values):
-            self._buckets.setdefault(bucket_of(key), []).append(key)
+            self._cells.setdefault(cell_of(key), []).append(key)
 
     def get(self, key: bytes) -> bytes | None:
         return self._values.get(key)
 
-    def bucket_entries(self, bucket: int) -> list[tuple[bytes, bytes]]:
-        return [(key, self._values[key]) for key in self._buckets.get(bucket, ())]
+    def cell_entries(self, cell: int) -> list[tuple[bytes, bytes]]:
+        return [(key, self._values[key]) for key in self._cells.get(cell, ())]
+
+    def cell_roots(self, bucket: int) -> Mapping[int, bytes]:
+        return {}
 
     def tree_nodes(self) -> Iterable[TreeNode]:
         return ()
@@ -63,14 +70,14 @@ class MemoryBackend:
         for key in sorted(self._values):
             yield key, self._values[key]
 
-    def buckets(self) -> Iterable[int]:
-        """The non-empty buckets: the ones a tree over this backend must hash."""
-        return self._buckets.keys()
+    def cells(self) -> Iterable[int]:
+        """The non-empty cells: the ones a tree over this backend must hash."""
+        return self._cells.keys()
 
     def apply(self, changes: Mapping[bytes, bytes | None]) -> None:
         """Write committed changes (None deletes), as a store would."""
         for key, value in changes.items():
-            keys = self._buckets.setdefault(bucket_of(key), [])
+            keys = self._cells.setdefault(cell_of(key), [])
             at = bisect.bisect_left(keys, key)
             found = at < len(keys) and keys[at] == key
             if value is None:
@@ -82,7 +89,7 @@ class MemoryBackend:
                 if not found:
                     keys.insert(at, key)
             if not keys:
-                del self._buckets[bucket_of(key)]
+                del self._cells[cell_of(key)]
 
     def __len__(self) -> int:
         return len(self._values)

@@ -99,6 +99,7 @@ def state_disk_report(timings: Sequence[DiskStateTiming], changes: int) -> Repor
         "built in (s)",
         "open to first commit (s)",
         f"block of {changes} new entries: p50 / max (ms)",
+        "of which state root / commit, p50 (ms)",
         "peak resident memory (MB)",
     )
     report = Report(f"state on disk, default cache — {machine()}", columns)
@@ -109,6 +110,7 @@ def state_disk_report(timings: Sequence[DiskStateTiming], changes: int) -> Repor
                 "reused" if t.build_s is None else f"{t.build_s:.1f}",
                 f"{t.open_to_first_commit_s:.2f}",
                 f"{t.block_ms_p50:.1f} / {t.block_ms_max:.1f}",
+                f"{t.root_ms_p50:.1f} / {t.commit_ms_p50:.1f}",
                 f"{t.peak_rss_mb:,.0f}",
             )
         )

@@ -4,8 +4,9 @@ loaded) to commit blocks of new entries. A benchmark, not a test.
 
 Reports, per size and with the default state cache: the measuring process's peak
 resident memory, the time from opening the store to its first commit, and a block's
-state-root cost (the proposer's pending root, then the commit: end of block, root,
-and the store's write of entries and tree nodes with the block).
+cost, whole and split: the proposer's pending root (reading the cells the block
+changes, the cell roots beside them, and rehashing), then the commit (end of block,
+root, and the store's write of entries and tree nodes with the block, fsync).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from medchain.types import ZERO_HASH, Block, Certificate, Genesis, Header, block
 if TYPE_CHECKING:
     from multiprocessing.queues import Queue
 
-    Results = Queue[tuple[float, list[float], int]]
-    """(seconds to the first commit, each later block's ms, peak resident KiB)."""
+    Results = Queue[tuple[float, list[tuple[float, float]], int]]
+    """(seconds to the first commit, each later block's (root ms, commit ms), peak
+    resident KiB)."""
 
 BENCH_GENESIS = Genesis("bench-state", 1_700_000_000_000)
 """The chain of every benchmark store: no validators, so blocks need no signatures."""
@@ -46,6 +48,10 @@ class DiskStateTiming:
     """Opening the store, the ledger over it, and the first block committed."""
     block_ms_p50: float
     block_ms_max: float
+    root_ms_p50: float
+    """The pending root alone: what the state's commitment costs the block."""
+    commit_ms_p50: float
+    """The rest: the store's write of the block, its entries and tree nodes."""
     peak_rss_mb: float
     """The measuring process's peak resident memory (it only opens and commits)."""
 
@@ -93,7 +99,8 @@ def _measure_in_fresh_process(
     path: Path, size: int, changes: int, blocks: int, build_s: float | None
 ) -> DiskStateTiming:
     """In a new interpreter, so its peak memory is a node's, not the build's."""
-    first_commit_s, block_ms, peak_kib = run_in_fresh_process(_measure, path, changes, blocks)
+    first_commit_s, split_ms, peak_kib = run_in_fresh_process(_measure, path, changes, blocks)
+    block_ms = [root + commit for root, commit in split_ms]
     return DiskStateTiming(
         size,
         changes,
@@ -102,6 +109,8 @@ def _measure_in_fresh_process(
         first_commit_s,
         statistics.median(block_ms),
         max(block_ms),
+        statistics.median(root for root, _ in split_ms),
+        statistics.median(commit for _, commit in split_ms),
         peak_kib / 1024,
     )
 
@@ -110,7 +119,7 @@ def _measure(path: Path, changes: int, blocks: int, results: Results) -> None:
     began = time.perf_counter()
     store = open_bench_store(path)
     ledger = ledger_from_store(BENCH_GENESIS, store)
-    block_ms = []
+    split_ms = []
     first_commit_s = 0.0
     for number in range(blocks + 1):
         tip = store.latest_block()
@@ -121,6 +130,7 @@ def _measure(path: Path, changes: int, blocks: int, results: Results) -> None:
             state.set(*bench_entry(n))
         timed = time.perf_counter()
         pending = state.pending_root()
+        rooted = time.perf_counter()
         state.end_block()
         block = bench_block(tip, pending)
         commit_to_store(ledger, store, block, [])
@@ -128,9 +138,10 @@ def _measure(path: Path, changes: int, blocks: int, results: Results) -> None:
         if number == 0:
             first_commit_s = time.perf_counter() - began  # untimed below: includes the open
         else:
-            block_ms.append((time.perf_counter() - timed) * 1000)
+            done = time.perf_counter()
+            split_ms.append(((rooted - timed) * 1000, (done - rooted) * 1000))
     store.close()
-    results.put((first_commit_s, block_ms, peak_rss_kib()))
+    results.put((first_commit_s, split_ms, peak_rss_kib()))
 
 
 def open_bench_store(path: Path) -> ChainStore:

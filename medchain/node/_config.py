@@ -122,7 +122,7 @@ class NodeConfig:
     store_wal_max_bytes: int = 64 * 2**20
     """... or as soon as its WAL is larger than this."""
     state_cache_mb: int = 128
-    """MiB of memory for the committed state entries and buckets the node read
+    """MiB of memory for the cells of committed state entries the node read
     recently (the chain store's cache); with it, the node's memory no longer grows
     with the state on disk."""
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)

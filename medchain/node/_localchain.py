@@ -16,9 +16,8 @@ from medchain.app import (
     Ledger,
     body_named,
     decode_tx,
-    state_entry_leaf,
 )
-from medchain.crypto import AccountKeys, load_keys, merkle_root, merkle_root_of_hashes, save_keys
+from medchain.crypto import AccountKeys, load_keys, merkle_root, save_keys
 from medchain.node._genesis_file import genesis_hash, read_genesis, write_genesis
 from medchain.node._queries import ChainQueries
 from medchain.offchain import BlobStore, LocalBlobStore, MemoryBlobStore
@@ -109,24 +108,11 @@ def ledger_from_store(genesis: Genesis, store: ChainStore) -> Ledger:
         ) from exc
     expected = store.latest_block().header.state_root
     if ledger.state_root() != expected:
-        if _single_tree_root(store) == expected:
-            raise StoreError(
-                "this data directory was written by an earlier medchain, whose state root "
-                "was one Merkle tree over every entry; this version commits to the state in "
-                "buckets and cannot continue that chain: start a new one in an empty "
-                "directory (for a devnet: `medchain devnet down`, then remove its home)"
-            )
         raise StoreError(
             "the stored state does not match the state root of the latest block; "
             "the data directory is damaged: restore it from a backup or resync"
         )
     return ledger
-
-
-def _single_tree_root(store: ChainStore) -> bytes:
-    """The state root as medchain computed it before the two-tier tree: RFC 6962 over
-    every entry in key order. Only to tell an old directory from a damaged one."""
-    return merkle_root_of_hashes([state_entry_leaf(k, v) for k, v in store.state.entries()])
 
 
 def store_genesis(genesis: Genesis, store: ChainStore) -> None:

@@ -8,8 +8,8 @@ Wire types (`medchain.types`, canonical RLP like every other type):
   chunks)`: `bucket_roots` the non-empty buckets as `BucketRoot(bucket, root)` in
   bucket order; `chunks` as `ChunkInfo(first_bucket, last_bucket, size, sha256)`,
   covering buckets 0..65,535 in order without gaps. `SnapshotChunk(first_bucket,
-  last_bucket, entries)`: `entries` are `StateEntry(key, value)` bucket by bucket,
-  each bucket in key order. Chunks hold whole buckets, about
+  last_bucket, entries)`: `entries` are `StateEntry(key, value)` cell by cell (a
+  bucket is 16 cells of the state tree), each cell in key order. Chunks hold whole buckets, about
   `SNAPSHOT_CHUNK_BYTES` (4 MiB) each. Snapshots are deterministic: every node
   holding the same state at the same height makes byte-identical manifests and
   chunks, so chunks of one snapshot can be fetched from different peers.
@@ -20,11 +20,11 @@ Checks (pure functions; the caller checks the header's certificate):
   `verify_manifest(manifest, header) -> None`: chain id, height, block hash and state
   root match `header`; bucket roots are in order, in range, non-empty, and hash up to
   `header.state_root`; the chunks cover every bucket once, in order.
-  `verify_chunk(manifest, index, data: bytes) -> SnapshotChunk`: `data` has the size
+  `verify_chunk(manifest, index, data: bytes) -> CheckedChunk`: `data` has the size
   and SHA-256 the manifest gives for chunk `index`, decodes, covers exactly that
   chunk's buckets, its entries are in its buckets, in order, without duplicates, and
   each bucket's entries hash to the manifest's root for it (a listed bucket is never
-  missing). Call `verify_manifest` first.
+  missing); it returns the chunk and its cells' roots. Call `verify_manifest` first.
 
 Files (`home/snapshots/<height>/manifest` and `chunk-<n>`, each the canonical bytes):
   `SnapshotFiles(home)`: `heights() -> list[int]` (ascending, complete snapshots
@@ -51,14 +51,14 @@ Making one:
 Importing one (the node that joins):
   `import_snapshot(store, snapshot_dir, base_block, genesis_hash) -> SnapshotManifest`: checks
   the manifest against `base_block.header` and every chunk as it streams them into
-  an empty store, with the state tree's upper tier computed from the manifest's
-  bucket roots (`state_tree_nodes(bucket_roots)`). It calls the store method the
-  `join` side provides (base-height support; `SnapshotTarget` is its protocol),
-  proposed as:
+  an empty store, with the state tree's cell roots found checking the chunks and
+  its tier computed from the manifest's bucket roots (`state_tree_nodes`). It
+  calls the store method the `join` side provides (base-height support;
+  `SnapshotTarget` is its protocol), proposed as:
 
       ChainStore.initialise_from_snapshot(
           chain_id: str, genesis_hash: bytes, base_block: Block, *,
-          state: Iterable[tuple[bytes, bytes]],   # bucket by bucket, key order
+          state: Iterable[tuple[bytes, bytes]],   # cell by cell, key order
           tree_nodes: Iterable[TreeNode],          # (level, index, hash), non-empty
       ) -> None
 
@@ -69,14 +69,14 @@ Importing one (the node that joins):
 
 from __future__ import annotations
 
+import array
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Protocol
 
-from medchain.app import TreeNode, state_entry_leaf
-from medchain.crypto import merkle_root_of_hashes
+from medchain.app import STATE_BUCKET_LEVEL, TreeNode, state_bucket_root, state_cell_roots_of
 from medchain.node._snapshot_checks import (
     BUCKETS,
     state_tree_nodes,
@@ -91,6 +91,7 @@ from medchain.node._snapshot_files import (
 )
 from medchain.store import ChainStore, StateView, StoreError, tree_root
 from medchain.types import (
+    HASH_SIZE,
     Block,
     BucketRoot,
     ChunkInfo,
@@ -132,8 +133,8 @@ class _Chunker:
     def add_bucket(self, bucket: int, entries: list[StateEntry]) -> None:
         if self._size >= self._chunk_bytes:
             self.cut(bucket - 1)  # the chunk also takes the empty buckets up to this one
-        leaves = [state_entry_leaf(e.key, e.value) for e in entries]
-        self.bucket_roots.append(BucketRoot(bucket, merkle_root_of_hashes(leaves)))
+        cells = state_cell_roots_of((e.key, e.value) for e in entries)
+        self.bucket_roots.append(BucketRoot(bucket, state_bucket_root(cells, bucket)))
         self._entries.extend(entries)
         self._size += sum(len(e.key) + len(e.value) + _ENTRY_OVERHEAD for e in entries)
         self.count += len(entries)
@@ -157,7 +158,7 @@ def create_snapshot(
     node is shutting down), raise InterruptedError, having written nothing."""
     with SnapshotBuild(home, view.height) as build:
         chunker = _Chunker(build, chunk_bytes)
-        for bucket, entries in _buckets(view.bucket_entries()):
+        for bucket, entries in _buckets(view.cell_entries()):
             if stop is not None and stop.is_set():
                 raise InterruptedError(f"the snapshot at height {view.height} was stopped")
             chunker.add_bucket(bucket, entries)
@@ -185,9 +186,10 @@ def create_snapshot(
 def _buckets(
     rows: Iterator[tuple[int, bytes, bytes]],
 ) -> Iterator[tuple[int, list[StateEntry]]]:
-    """Group (bucket, key, value) rows in bucket order into (bucket, its entries)."""
+    """Group (cell, key, value) rows in cell order into (bucket, its entries)."""
     bucket, entries = -1, list[StateEntry]()
-    for row_bucket, key, value in rows:
+    for cell, key, value in rows:
+        row_bucket = cell >> STATE_BUCKET_LEVEL
         if row_bucket != bucket and entries:
             yield bucket, entries
             entries = []
@@ -219,14 +221,41 @@ def import_snapshot(
     is checked as it streams in; if one is refused, nothing is written."""
     manifest = read_manifest_file(snapshot)
     verify_manifest(manifest, base_block.header)
+    cells = _FoundCells()
     store.initialise_from_snapshot(
         manifest.chain_id,
         genesis_hash,
         base_block,
-        state=_checked_entries(manifest, snapshot),
-        tree_nodes=state_tree_nodes(manifest.bucket_roots),
+        state=_checked_entries(manifest, snapshot, cells),
+        tree_nodes=_tree_nodes(manifest, cells),
     )
     return manifest
+
+
+class _FoundCells:
+    """The cell roots the chunks' checks found, in cell order (the chunks' own), packed:
+    there are a million of them at ten million entries."""
+
+    def __init__(self) -> None:
+        self._cells = array.array("L")
+        self._roots = bytearray()
+
+    def add(self, roots: Mapping[int, bytes]) -> None:
+        for cell in sorted(roots):
+            self._cells.append(cell)
+            self._roots += roots[cell]
+
+    def nodes(self) -> Iterator[TreeNode]:
+        view = memoryview(self._roots)
+        for at, cell in enumerate(self._cells):
+            yield 0, cell, bytes(view[at * HASH_SIZE : (at + 1) * HASH_SIZE])
+
+
+def _tree_nodes(manifest: SnapshotManifest, cells: _FoundCells) -> Iterator[TreeNode]:
+    """The cell roots the chunks' checks found, then the tier over the manifest's bucket
+    roots: read by the store once every chunk has streamed in."""
+    yield from cells.nodes()
+    yield from state_tree_nodes(manifest.bucket_roots)
 
 
 def read_manifest_file(snapshot: Path) -> SnapshotManifest:
@@ -239,14 +268,19 @@ def read_manifest_file(snapshot: Path) -> SnapshotManifest:
         ) from exc
 
 
-def _checked_entries(manifest: SnapshotManifest, snapshot: Path) -> Iterator[tuple[bytes, bytes]]:
+def _checked_entries(
+    manifest: SnapshotManifest, snapshot: Path, cells: _FoundCells
+) -> Iterator[tuple[bytes, bytes]]:
+    """Every chunk's entries as it is checked; its cells' roots go into `cells`."""
     count = 0
     for index in range(len(manifest.chunks)):
         try:
             data = (snapshot / chunk_file(index)).read_bytes()
         except OSError as exc:
             raise SnapshotInvalid(f"chunk {index} of {snapshot} is unreadable ({exc})") from exc
-        for entry in verify_chunk(manifest, index, data).entries:
+        checked = verify_chunk(manifest, index, data)
+        cells.add(checked.cell_roots)
+        for entry in checked.chunk.entries:
             count += 1
             yield entry.key, entry.value
     if count != manifest.entries:

@@ -1,5 +1,5 @@
 """Embedded storage of a node: blocks, transaction receipts and state (with its tree's
-upper tier) in one SQLite file."""
+stored nodes) in one SQLite file."""
 
 from medchain.store._chain_store import (
     DEFAULT_STATE_CACHE_BYTES,
@@ -13,7 +13,7 @@ from medchain.store._maintenance import Maintained, StoreFiles, StoreMaintainer,
 from medchain.store._state_cache import StateCache
 from medchain.store._state_view import StateView
 from medchain.store._stored_state import StoredState
-from medchain.store._tree_nodes import bucket_roots, tree_root, upper_tier
+from medchain.store._tree_nodes import cell_roots, tree_nodes_of, tree_root
 
 __all__ = [
     "DEFAULT_STATE_CACHE_BYTES",
@@ -29,12 +29,12 @@ __all__ = [
     "StoreFiles",
     "StoreMaintainer",
     "StoredState",
-    "bucket_roots",
+    "cell_roots",
     "disk_full",
     "free_bytes",
     "is_disk_full",
     "raise_if_disk_full",
     "store_files",
+    "tree_nodes_of",
     "tree_root",
-    "upper_tier",
 ]

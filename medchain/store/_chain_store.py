@@ -1,5 +1,5 @@
 """The chain store: blocks, a transaction index with receipts, and the current state with
-its tree's upper tier, in one SQLite database.
+its tree's stored nodes, in one SQLite database.
 
 One database, because a block, its receipts and the state it produced must land together
 or not at all, and one SQLite transaction gives exactly that. WAL mode, because readers
@@ -15,6 +15,7 @@ transaction, so a second writer can never fork the stored chain.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -28,7 +29,6 @@ from medchain.app import TreeNode
 from medchain.store._disk import raise_if_disk_full
 from medchain.store._errors import NotFound, StoreError
 from medchain.store._maintenance import configure_compaction
-from medchain.store._migration import migrate_from_v1
 from medchain.store._state_cache import StateCache
 from medchain.store._state_view import StateView
 from medchain.store._stored_state import (
@@ -36,7 +36,7 @@ from medchain.store._stored_state import (
     StoredState,
     bulk_write_state,
     state_rows,
-    stored_upper_tier,
+    stored_tree_nodes,
     tree_rows,
     write_state,
     write_tree,
@@ -54,7 +54,7 @@ from medchain.types import (
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Layout of the tables below; bump it (and write a migration) whenever they change."""
 
 MAX_HEIGHT = 2**63 - 1
@@ -79,10 +79,12 @@ _SCHEMA = (
     *STATE_TABLES,
 )
 _TABLES = frozenset({"meta", "blocks", "txs", "state", "state_tree"})
-_V1_TABLES = frozenset({"meta", "blocks", "txs", "state"})
+_BUCKETED_VERSIONS = (1, 2)
+"""Schemas of stores whose chains committed to the state in 65,536 buckets of entries
+(before the state tree's cells): their state roots are not this version's."""
 
 DEFAULT_STATE_CACHE_BYTES = 128 * 2**20
-"""Memory for recently read state entries and buckets (`StateCache`)."""
+"""Memory for recently read state cells (`StateCache`)."""
 
 _SCHEMA_VERSION = "schema_version"
 _CHAIN_ID = "chain_id"
@@ -109,8 +111,7 @@ class ChainStore:
     Open it on a file path (e.g. `DIR/chain.sqlite`; created if missing), then either
     `initialise` a new chain from its genesis block or carry on from the stored tip.
     Pass `chain_id` / `genesis_hash` to refuse a database that belongs to another chain.
-    `state_cache_bytes` bounds the memory the state's read cache holds. A schema-1 file
-    is migrated to schema 2 when opened.
+    `state_cache_bytes` bounds the memory the state's read cache holds.
     """
 
     def __init__(
@@ -184,9 +185,15 @@ class ChainStore:
                 )
             tables = self._tables(db)
         version = self._meta(_SCHEMA_VERSION, int) if "meta" in tables else None
-        if version == 1 and tables >= _V1_TABLES:
-            self._migrate()
-            version, tables = SCHEMA_VERSION, self._tables(db)
+        if version in _BUCKETED_VERSIONS:
+            raise StoreError(
+                f"{self._path} was written by an earlier medchain (schema version {version}), "
+                "whose state root committed to the state in 65,536 buckets of entries; this "
+                "version commits to it in 1,048,576 cells and cannot continue that chain: "
+                "start a new one in an empty directory (for a devnet: `medchain devnet "
+                "down`, then remove its home), and keep this one to read its history with "
+                "the release that wrote it"
+            )
         if version is None or not tables >= _TABLES:
             raise StoreError(
                 f"{self._path} is an SQLite database but not a medchain chain store; "
@@ -199,18 +206,6 @@ class ChainStore:
                 "node again into a new data directory"
             )
         self._load_identity()
-
-    def _migrate(self) -> None:
-        try:
-            with self._transaction() as db:
-                migrate_from_v1(db)
-        except (sqlite3.Error, ArithmeticError, TypeError, ValueError) as exc:
-            raise_if_disk_full(exc, self._path, "the migration to schema version 2")
-            raise StoreError(
-                f"could not migrate {self._path} from schema version 1 to 2 ({exc}); "
-                "nothing was changed: free disk space (it needs about the state's size "
-                "again) and open it again, or run the medchain release that wrote it"
-            ) from exc
 
     @staticmethod
     def _tables(db: sqlite3.Connection) -> set[str]:
@@ -292,7 +287,7 @@ class ChainStore:
         tree_nodes: Iterable[TreeNode],
     ) -> None:
         """Store a new chain: its identity, the genesis block at height 0, the state
-        genesis produced and its tree's upper tier (`StateBackend.tree_nodes`).
+        genesis produced and its tree's stored nodes (`State.tree_nodes`).
         `genesis_hash` identifies the genesis document; a node passes it back when
         reopening to make sure it is still on the same chain."""
         if genesis_block.header.height != 0:
@@ -328,8 +323,9 @@ class ChainStore:
         `base_block` (a certified block at height H, checked by the caller) as the first
         block held, the state after it, streamed from `state` (if it raises, e.g. on
         a chunk that fails its check, nothing is written) a batch at a time, and its
-        tree's upper tier `tree_nodes` (`medchain.app.state_upper_tier` of the
-        snapshot's bucket roots), so the state opens as it would after a commit.
+        tree's stored nodes `tree_nodes` (read once the state is written: the cell
+        roots found checking the chunks, and the tier over the snapshot's bucket
+        roots), so the state opens as it would after a commit.
         Blocks above H are committed as usual; older ones come later through
         `insert_past_block`, so `base_height()` is H until the backfill is done. The
         base block's own transactions get no receipts (they were not executed here)."""
@@ -366,7 +362,6 @@ class ChainStore:
             )
         if not 0 <= header.height <= MAX_HEIGHT:
             raise StoreError(f"{what} has height {header.height}, outside 0 to {MAX_HEIGHT}")
-        nodes = tree_rows({(level, index): hash_ for level, index, hash_ in tree_nodes})[0]
         try:
             with self._transaction() as db:
                 if self._meta(_CHAIN_ID, str) is not None:
@@ -377,8 +372,10 @@ class ChainStore:
                     "INSERT INTO blocks(height, hash, data) VALUES (?, ?, ?)",
                     (header.height, block_hash(header), encode(first)),
                 )
-                write_rows(db)
-                write_tree(db, nodes, [])
+                write_rows(db)  # before the nodes: a snapshot's are found as its chunks stream
+                nodes = iter(tree_nodes)  # a batch at a time: a million cell roots or more
+                while batch := list(itertools.islice(nodes, _SNAPSHOT_BATCH)):
+                    write_tree(db, tree_rows({(lv, i): hash_ for lv, i, hash_ in batch})[0], [])
                 self._set_meta(
                     db,
                     {
@@ -403,8 +400,8 @@ class ChainStore:
         progress: Callable[[int], None] | None = None,
     ) -> list[TreeNode]:
         """Write a large state into a store not initialised yet, `batch` entries per
-        transaction (`progress` gets the count so far), and return its tree's upper
-        tier: then `initialise` it with a genesis block of that root, no further
+        transaction (`progress` gets the count so far), and return its tree's stored
+        nodes: then `initialise` it with a genesis block of that root, no further
         entries, and those nodes. For building a large store fast (a benchmark)."""
         if self.is_initialised:
             raise StoreError(
@@ -415,7 +412,7 @@ class ChainStore:
         try:
             with self._bulk_cache():
                 bulk_write_state(db, entries, batch, progress)
-                return stored_upper_tier(db)
+                return stored_tree_nodes(db)
         except sqlite3.Error as exc:
             raise_if_disk_full(exc, self._path, "the bulk state")
             raise StoreError(

@@ -1,8 +1,8 @@
 """The committed state a node read recently, kept in memory up to a size in bytes.
 
-Two least-recently-used caches share the budget half and half: single entries (what
-contracts read; an absent key is cached too, as None) and whole buckets (what the
-state tree rehashes when a block changes one). Sizes are estimates of what Python
+One least-recently-used cache of whole cells: a contract's read of a key reads its
+cell (a few entries; an absent key is answered by its cell too), which the state tree
+then rehashes if the block changes the key. Sizes are estimates of what Python
 holds for each (the bytes plus a fixed overhead per object), so the bound is on the
 cache's memory, not on the number of entries: whatever the state's size on disk.
 
@@ -19,76 +19,54 @@ from typing import TypeVar
 
 from cachetools import LRUCache
 
-from medchain.app import state_bucket_of
+from medchain.app import state_cell_of
 
 _OBJECT_BYTES = 64
 """Per cached object: the bytes object's header, its tuple and the cache's slot."""
 
-Bucket = tuple[tuple[bytes, bytes], ...]
+Cell = tuple[tuple[bytes, bytes], ...]
 K = TypeVar("K")
 V = TypeVar("V")
 
 
-def _entry_size(value: bytes | None) -> int:
-    return 2 * _OBJECT_BYTES + (0 if value is None else len(value))
-
-
-def _bucket_size(entries: Bucket) -> int:
-    """Estimated in C (map over the flattened pairs): a block at a large state sizes
-    hundreds of buckets of about 150 entries each."""
+def _cell_size(entries: Cell) -> int:
+    """Estimated in C (map over the flattened pairs): a block sizes hundreds of cells."""
     return _OBJECT_BYTES * (1 + 3 * len(entries)) + sum(map(len, chain.from_iterable(entries)))
 
 
 class StateCache:
-    """Recently read entries and buckets, at most about `max_bytes` of memory."""
+    """Recently read cells, at most about `max_bytes` of memory."""
 
     def __init__(self, max_bytes: int) -> None:
         if max_bytes < 0:
             raise ValueError(f"the state cache size must not be negative, got {max_bytes}")
         self.max_bytes = max_bytes
-        self._entries: LRUCache[bytes, bytes | None] = LRUCache(
-            max(1, max_bytes // 2), getsizeof=_entry_size
-        )
-        self._buckets: LRUCache[int, Bucket] = LRUCache(
-            max(1, max_bytes - max_bytes // 2), getsizeof=_bucket_size
-        )
+        self._cells: LRUCache[int, Cell] = LRUCache(max(1, max_bytes), getsizeof=_cell_size)
 
     @property
     def size_bytes(self) -> int:
-        """What the cached entries and buckets are estimated to hold now."""
-        return int(self._entries.currsize + self._buckets.currsize)
+        """What the cached cells are estimated to hold now."""
+        return int(self._cells.currsize)
 
-    def entry(self, key: bytes) -> tuple[bool, bytes | None]:
-        """(found, value): found is False when the key's value is not cached."""
-        if key in self._entries:
-            return True, self._entries[key]
-        return False, None
+    def cell(self, cell: int) -> Cell | None:
+        return self._cells.get(cell)
 
-    def keep_entry(self, key: bytes, value: bytes | None) -> None:
-        self._keep(self._entries, key, value)
-
-    def bucket(self, bucket: int) -> Bucket | None:
-        return self._buckets.get(bucket)
-
-    def keep_bucket(self, bucket: int, entries: Bucket) -> None:
-        self._keep(self._buckets, bucket, entries)
+    def keep_cell(self, cell: int, entries: Cell) -> None:
+        self._keep(self._cells, cell, entries)
 
     def apply(self, changes: Mapping[bytes, bytes | None]) -> None:
         """Bring what is cached up to date with committed changes (None: deleted)."""
         touched: dict[int, dict[bytes, bytes | None]] = {}
         for key, value in changes.items():
-            if key in self._entries:
-                self._keep(self._entries, key, value)
-            touched.setdefault(state_bucket_of(key), {})[key] = value
-        for number, bucket_changes in touched.items():
-            cached = self._buckets.get(number)
+            touched.setdefault(state_cell_of(key), {})[key] = value
+        for number, cell_changes in touched.items():
+            cached = self._cells.get(number)
             if cached is not None:
-                self._keep(self._buckets, number, _merged(cached, bucket_changes))
+                self._keep(self._cells, number, _merged(cached, cell_changes))
 
     def clear(self) -> None:
         """Forget everything (after a write whose outcome is unknown)."""
-        self._entries.clear()
-        self._buckets.clear()
+        self._cells.clear()
 
     @staticmethod
     def _keep(cache: LRUCache[K, V], key: K, value: V) -> None:
@@ -98,7 +76,7 @@ class StateCache:
             cache.pop(key, None)
 
 
-def _merged(entries: Bucket, changes: Mapping[bytes, bytes | None]) -> Bucket:
+def _merged(entries: Cell, changes: Mapping[bytes, bytes | None]) -> Cell:
     keys = [key for key, _ in entries]
     merged = list(entries)
     for key in sorted(changes):

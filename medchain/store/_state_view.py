@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from medchain.store._errors import StoreError
-from medchain.store._stored_state import bucket_rows
+from medchain.store._stored_state import cell_rows
 
 
 class StateView(contextlib.AbstractContextManager["StateView"]):
@@ -46,10 +46,11 @@ class StateView(contextlib.AbstractContextManager["StateView"]):
         self.state_root: bytes = bytes(meta["state_root"])
         self.block_hash: bytes = bytes(hash_)
 
-    def bucket_entries(self) -> Iterator[tuple[int, bytes, bytes]]:
-        """Every entry as (bucket, key, value): bucket by bucket, each in key order,
-        read in the state table's own order (no sort), a batch at a time."""
-        return bucket_rows(self._conn())
+    def cell_entries(self) -> Iterator[tuple[int, bytes, bytes]]:
+        """Every entry as (cell, key, value): cell by cell (so bucket by bucket), each
+        in key order, read in the state table's own order (no sort), a batch at a
+        time."""
+        return cell_rows(self._conn())
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:

@@ -1,43 +1,47 @@
 """The committed state as the chain store holds it: the `StateBackend` a node's `State`
 reads through, and the rows a block writes.
 
-Entries live in `state(bucket, key, value)`, keyed by bucket first so the entries the
-state tree hashes together are one range read; the tree's upper tier lives in
-`state_tree(level, idx, hash)`. Reads go through the store's `StateCache`; writes
-happen only in the store's block transaction (`write_state`, `write_tree`).
+Entries live in `state(cell, key, value)`, keyed by cell first so the entries the
+state tree hashes together are one range read; the tree's stored nodes (cell roots at
+level 0, the tier from the bucket roots up at levels 4 to 20) live in
+`state_tree(level, idx, hash)`, so a bucket's cell roots are one range read too.
+Reads go through the store's `StateCache`; writes happen only in the store's block
+transaction (`write_state`, `write_tree`).
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import itertools
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from operator import itemgetter
 
-from medchain.app import TreeNode, state_bucket_of
+from medchain.app import STATE_BUCKET_LEVEL, TreeNode, state_cell_of
 from medchain.store._errors import StoreError
 from medchain.store._state_cache import StateCache
-from medchain.store._tree_nodes import bucket_roots, upper_tier
+from medchain.store._tree_nodes import cell_roots, tree_nodes_of
 
 StateRow = tuple[int, bytes, bytes]
-"""(bucket, key, value) as stored."""
+"""(cell, key, value) as stored."""
 
 _EXPORT_BATCH = 4_096
 
 STATE_TABLES = (
     "CREATE TABLE IF NOT EXISTS state ("
-    " bucket INTEGER NOT NULL,"
+    " cell INTEGER NOT NULL,"
     " key BLOB NOT NULL,"
     " value BLOB NOT NULL,"
-    " PRIMARY KEY (bucket, key)) WITHOUT ROWID",
+    " PRIMARY KEY (cell, key)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS state_tree ("
     " level INTEGER NOT NULL,"
     " idx INTEGER NOT NULL,"
     " hash BLOB NOT NULL,"
     " PRIMARY KEY (level, idx)) WITHOUT ROWID",
 )
-"""Schema 2's state tables: entries by (bucket = `state_bucket_of(key)`, key), and the
-state tree's upper tier by (level, index)."""
+"""Schema 3's state tables: entries by (cell = `state_cell_of(key)`, key), and the
+state tree's stored nodes by (level, index)."""
 
 
 class StoredState:
@@ -82,34 +86,45 @@ class StoredState:
                 self._seen_tip = tip
 
     def get(self, key: bytes) -> bytes | None:
+        """From the key's cell, cached or read and cached (a few entries: the state
+        tree reads the same cell when the block changes the key)."""
         self._check_cache()
-        found, value = self.cache.entry(key)
-        if found:
-            return value
-        row = (
-            self._conn()
-            .execute(
-                "SELECT value FROM state WHERE bucket = ? AND key = ?", (state_bucket_of(key), key)
-            )
-            .fetchone()
-        )
-        value = None if row is None else bytes(row[0])
-        self.cache.keep_entry(key, value)
-        return value
+        entries = self._cell(state_cell_of(key))
+        at = bisect.bisect_left(entries, key, key=itemgetter(0))
+        return entries[at][1] if at < len(entries) and entries[at][0] == key else None
 
-    def bucket_entries(self, bucket: int) -> list[tuple[bytes, bytes]]:
+    def cell_entries(self, cell: int) -> list[tuple[bytes, bytes]]:
         self._check_cache()
-        cached = self.cache.bucket(bucket)
+        return list(self._cell(cell))
+
+    def _cell(self, cell: int) -> tuple[tuple[bytes, bytes], ...]:
+        cached = self.cache.cell(cell)
         if cached is None:
             cached = tuple(  # BLOB columns come back as bytes: no copy needed
                 self._conn()
-                .execute("SELECT key, value FROM state WHERE bucket = ? ORDER BY key", (bucket,))
+                .execute("SELECT key, value FROM state WHERE cell = ? ORDER BY key", (cell,))
                 .fetchall()
             )
-            self.cache.keep_bucket(bucket, cached)
-        return list(cached)
+            self.cache.keep_cell(cell, cached)
+        return cached
+
+    def cell_roots(self, bucket: int) -> dict[int, bytes]:
+        first = bucket << STATE_BUCKET_LEVEL
+        rows = self._conn().execute(
+            "SELECT idx, hash FROM state_tree WHERE level = 0 AND idx >= ? AND idx < ?",
+            (first, first + (1 << STATE_BUCKET_LEVEL)),
+        )
+        return {int(cell): bytes(hash_) for cell, hash_ in rows}
 
     def tree_nodes(self) -> list[TreeNode]:
+        rows = self._conn().execute(
+            "SELECT level, idx, hash FROM state_tree WHERE level >= ? ORDER BY level, idx",
+            (STATE_BUCKET_LEVEL,),
+        )
+        return [(int(level), int(index), bytes(hash_)) for level, index, hash_ in rows]
+
+    def all_tree_nodes(self) -> list[TreeNode]:
+        """Every stored node, the cell roots too, in (level, index) order (a check)."""
         rows = self._conn().execute("SELECT level, idx, hash FROM state_tree ORDER BY level, idx")
         return [(int(level), int(index), bytes(hash_)) for level, index, hash_ in rows]
 
@@ -139,9 +154,9 @@ def state_rows(
     for key in sorted(changes):
         value = changes[key]
         if isinstance(value, bytes):
-            upserts.append((state_bucket_of(key), key, value))
+            upserts.append((state_cell_of(key), key, value))
         elif value is None and allow_delete:
-            deletes.append((state_bucket_of(key), key))
+            deletes.append((state_cell_of(key), key))
         else:
             raise StoreError(
                 f"state value for key {key.hex()} must be bytes"
@@ -173,7 +188,7 @@ def tree_rows(
 def write_state(
     db: sqlite3.Connection, upserts: list[StateRow], deletes: list[tuple[int, bytes]]
 ) -> None:
-    _write_rows(db, "state", ("bucket", "key"), "value", upserts, deletes)
+    _write_rows(db, "state", ("cell", "key"), "value", upserts, deletes)
 
 
 def bulk_write_state(
@@ -214,10 +229,10 @@ def _batch_transaction(db: sqlite3.Connection, own: bool) -> Iterator[None]:
         raise
 
 
-def bucket_rows(db: sqlite3.Connection) -> Iterator[StateRow]:
-    """Every stored entry as (bucket, key, value), bucket by bucket and each in key
-    order: the table's own order, so one pass over it and no sort."""
-    cursor = db.execute("SELECT bucket, key, value FROM state ORDER BY bucket, key")
+def cell_rows(db: sqlite3.Connection) -> Iterator[StateRow]:
+    """Every stored entry as (cell, key, value), cell by cell and each in key order:
+    the table's own order, so one pass over it and no sort."""
+    cursor = db.execute("SELECT cell, key, value FROM state ORDER BY cell, key")
     try:
         while rows := cursor.fetchmany(_EXPORT_BATCH):
             yield from ((int(b), bytes(k), bytes(v)) for b, k, v in rows)
@@ -225,9 +240,9 @@ def bucket_rows(db: sqlite3.Connection) -> Iterator[StateRow]:
         cursor.close()
 
 
-def stored_upper_tier(db: sqlite3.Connection) -> list[TreeNode]:
-    """The tree's upper tier over every stored entry, computed from them."""
-    return upper_tier(bucket_roots(bucket_rows(db)))
+def stored_tree_nodes(db: sqlite3.Connection) -> list[TreeNode]:
+    """The tree's stored nodes over every stored entry, computed from them."""
+    return tree_nodes_of(cell_roots(cell_rows(db)))
 
 
 def write_tree(

@@ -62,7 +62,8 @@ class SnapshotChunk:
     first_bucket: int
     last_bucket: int
     entries: tuple[StateEntry, ...]
-    """Bucket by bucket, each bucket's entries in key order."""
+    """Cell by cell (so bucket by bucket; a bucket is 16 cells of the state tree),
+    each cell's entries in key order."""
 
 
 __all__ = ["BucketRoot", "ChunkInfo", "SnapshotChunk", "SnapshotInvalid", "SnapshotManifest"]

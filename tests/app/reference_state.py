@@ -1,8 +1,10 @@
 """The in-memory state as medchain kept it before the state moved to disk: every
 entry in a dict and every key and leaf hash of the tree in memory.
 
-Kept verbatim as the reference the on-disk `State` must always agree with (same
-values, same roots, block after block); tests only, never the node."""
+Kept as the reference the on-disk `State` must always agree with (same values, same
+roots, block after block); tests only, never the node. Its bucket roots are computed
+from each bucket's entries by the commitment's definition (cells of the bucket, then
+four levels up), where the node stores cell roots."""
 
 from __future__ import annotations
 
@@ -12,10 +14,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 from medchain.app import STATE_BUCKET_BITS as BUCKET_BITS
-from medchain.app import STATE_EMPTY_SUBTREES as EMPTY
+from medchain.app import STATE_BUCKET_LEVEL, STATE_EMPTY_SUBTREES
 from medchain.app import state_bucket_of as bucket_of
+from medchain.app import state_cell_of as cell_of
 from medchain.app import state_entry_leaf as entry_leaf
 from medchain.crypto import merkle_root_of_hashes
+
+EMPTY = STATE_EMPTY_SUBTREES[STATE_BUCKET_LEVEL:]
+"""EMPTY[level]: the hash of 2**level empty buckets."""
 
 
 def _node(left: bytes, right: bytes) -> bytes:
@@ -101,15 +107,19 @@ class ReferenceTree:
         return levels[BUCKET_BITS].get(0, self._levels[BUCKET_BITS].get(0, EMPTY[BUCKET_BITS]))
 
     def _bucket_root(self, keys: Iterable[bytes], changes: Mapping[bytes, bytes | None]) -> bytes:
-        leaves = []
-        for key in keys:
+        cells: dict[int, list[bytes]] = {}
+        for key in keys:  # in key order
             if key in changes:
                 value = changes[key]
                 assert value is not None, "a deleted key is not among the bucket's keys"
-                leaves.append(entry_leaf(key, value))
+                leaf = entry_leaf(key, value)
             else:
-                leaves.append(self._leaf(key))
-        return merkle_root_of_hashes(leaves)
+                leaf = self._leaf(key)
+            cells.setdefault(cell_of(key) % (1 << STATE_BUCKET_LEVEL), []).append(leaf)
+        level = [merkle_root_of_hashes(cells.get(n, [])) for n in range(1 << STATE_BUCKET_LEVEL)]
+        while len(level) > 1:
+            level = [_node(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+        return level[0]
 
     def _leaf(self, key: bytes) -> bytes:
         cached = self._leaves.get(key)

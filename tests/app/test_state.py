@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from medchain.app import MemoryBackend, State, StateDelta
+from medchain.app import STATE_BUCKET_LEVEL, MemoryBackend, State, StateDelta
 from tests.app.reference_state import ReferenceState
 
 entries = st.dictionaries(st.binary(min_size=1, max_size=8), st.binary(max_size=8), max_size=30)
@@ -103,11 +103,19 @@ class _PersistingBackend:
         self.memory = MemoryBackend()
         self.nodes: dict[tuple[int, int], bytes] = {}
         self.get = self.memory.get
-        self.bucket_entries = self.memory.bucket_entries
+        self.cell_entries = self.memory.cell_entries
         self.entries = self.memory.entries
 
+    def cell_roots(self, bucket: int) -> dict[int, bytes]:
+        first = bucket << STATE_BUCKET_LEVEL
+        return {c: self.nodes[0, c] for c in range(first, first + 16) if (0, c) in self.nodes}
+
     def tree_nodes(self) -> list[tuple[int, int, bytes]]:
-        return [(level, index, node) for (level, index), node in sorted(self.nodes.items())]
+        return [
+            (level, index, node)
+            for (level, index), node in sorted(self.nodes.items())
+            if level >= STATE_BUCKET_LEVEL
+        ]
 
     def write(self, delta: StateDelta) -> None:
         self.memory.apply(delta.changes)
@@ -170,8 +178,8 @@ def test_unpersisted_gives_the_net_changes_and_the_changed_nodes_once() -> None:
     delta = state.unpersisted()
     assert delta.changes == {b"a": b"1", b"b": None}
     kept = {position for position, node in delta.nodes.items() if node is not None}
-    assert len(kept) == 17  # a's bucket root and its path
-    assert len(delta.nodes) > 17  # and b's path, no longer stored: a row to delete
+    assert len(kept) == 18  # a's cell root, its bucket root and the path above
+    assert len(delta.nodes) > 18  # and b's, no longer stored: rows to delete
     backend.write(delta)
     state.persisted()
     assert state.unpersisted() == StateDelta({}, {})
@@ -185,7 +193,7 @@ def test_a_damaged_stored_tree_is_found_at_start() -> None:
     state.set(b"a", b"1")
     state.end_block()
     backend.write(state.unpersisted())
-    (level, index), _ = next(iter(backend.nodes.items()))
-    backend.nodes[(level, index)] = b"\x00" * 32
+    bucket_root = min(at for at in backend.nodes if at[0] == STATE_BUCKET_LEVEL)
+    backend.nodes[bucket_root] = b"\x00" * 32
     with pytest.raises(ValueError, match="do not hash up"):
         State(backend).check_tree()

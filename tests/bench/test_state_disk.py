@@ -18,6 +18,7 @@ def test_disk_bench_builds_once_then_reuses_each_store(tmp_path: Path) -> None:
     assert [(t.entries, t.changes, t.blocks) for t in first] == [(200, 5, 2), (500, 5, 2)]
     assert all(t.build_s is not None and t.peak_rss_mb > 0 for t in first)
     assert all(0 < t.block_ms_p50 <= t.block_ms_max for t in first)
+    assert all(0 < t.root_ms_p50 < t.block_ms_max and t.commit_ms_p50 > 0 for t in first)
     again = run_state_disk_bench(tmp_path, (500,), changes=5, blocks=2)
     assert again[0].build_s is None
     with ChainStore(tmp_path / "state-500" / "chain.sqlite") as store:
@@ -32,3 +33,4 @@ def test_disk_bench_command_prints_its_table(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "state on disk" in result.output and "100" in result.output
+    assert "state root / commit" in result.output

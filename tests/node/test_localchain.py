@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import sqlite3
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Never
 
@@ -18,20 +17,17 @@ from medchain.app import (
     TransferArgs,
     TreeNode,
     UnwarrantArgs,
-    state_entry_leaf,
 )
-from medchain.crypto import AccountKeys, merkle_root_of_hashes, verify_signature
+from medchain.crypto import AccountKeys, verify_signature
 from medchain.node import LocalChain, TxFailed
-from medchain.store import StoredState, StoreError, bucket_roots, upper_tier
+from medchain.store import StoredState, StoreError, cell_roots, tree_nodes_of
 from medchain.types import (
     Allocation,
-    Block,
     Genesis,
     GenesisValidator,
     Tx,
     block_hash,
     commit_signing_bytes,
-    decode,
     encode,
 )
 
@@ -166,7 +162,7 @@ def test_reopening_reads_the_stored_tree_instead_of_the_state(
     with monkeypatch.context() as patch:
         patch.setattr(StoredState, "tree_nodes", counted)
         patch.setattr(StoredState, "entries", refused)
-        patch.setattr(StoredState, "bucket_entries", refused)
+        patch.setattr(StoredState, "cell_entries", refused)
         chain = LocalChain.open(home)
     assert tree_reads and tree_reads[0] > 0
     assert chain.ledger.state_root() == chain.latest_block().header.state_root
@@ -178,9 +174,9 @@ def test_a_tampered_state_tree_is_detected_on_open(tmp_path: Path) -> None:
     that does not hash up to the stored root is found there and then."""
     home = _closed_chain_with_a_block(tmp_path)
     with sqlite3.connect(home / "chain.sqlite") as db:
-        (index,) = db.execute("SELECT idx FROM state_tree WHERE level = 0 LIMIT 1").fetchone()
+        (index,) = db.execute("SELECT idx FROM state_tree WHERE level = 4 LIMIT 1").fetchone()
         db.execute(
-            "UPDATE state_tree SET hash = ? WHERE level = 0 AND idx = ?", (b"\xc0" * 32, index)
+            "UPDATE state_tree SET hash = ? WHERE level = 4 AND idx = ?", (b"\xc0" * 32, index)
         )
     with pytest.raises(StoreError, match=r"do not hash up .* damaged"):
         LocalChain.open(home)
@@ -191,30 +187,14 @@ def test_a_state_tree_of_another_state_is_detected_on_open(tmp_path: Path) -> No
     home = _closed_chain_with_a_block(tmp_path)
     with sqlite3.connect(home / "chain.sqlite") as db:
         db.execute(
-            "UPDATE state SET value = ? WHERE bucket = (SELECT MIN(bucket) FROM state)", (b"\xc0",)
+            "UPDATE state SET value = ? WHERE cell = (SELECT MIN(cell) FROM state)", (b"\xc0",)
         )
-        rows = db.execute("SELECT bucket, key, value FROM state ORDER BY bucket, key").fetchall()
-        nodes = upper_tier(bucket_roots((b, bytes(k), bytes(v)) for b, k, v in rows))
+        rows = db.execute("SELECT cell, key, value FROM state ORDER BY cell, key").fetchall()
+        nodes = tree_nodes_of(cell_roots((b, bytes(k), bytes(v)) for b, k, v in rows))
         db.execute("DELETE FROM state_tree")
         db.executemany("INSERT INTO state_tree(level, idx, hash) VALUES (?, ?, ?)", nodes)
     with pytest.raises(StoreError, match="does not match the state root of the latest block"):
         LocalChain.open(home)
-
-
-def test_a_directory_from_before_the_two_tier_state_tree_is_named(tmp_path: Path) -> None:
-    """Blocks whose state roots were one RFC 6962 tree over every entry: told apart from
-    damage, and the message says to start a new chain."""
-    home = _closed_chain_with_a_block(tmp_path)
-    with sqlite3.connect(home / "chain.sqlite") as db:
-        entries = {bytes(k): bytes(v) for k, v in db.execute("SELECT key, value FROM state")}
-        old_root = merkle_root_of_hashes([state_entry_leaf(k, entries[k]) for k in sorted(entries)])
-        height, data = db.execute("SELECT height, data FROM blocks ORDER BY height DESC").fetchone()
-        block = decode(Block, bytes(data))
-        old = replace(block, header=replace(block.header, state_root=old_root))
-        db.execute("UPDATE blocks SET data = ? WHERE height = ?", (encode(old), height))
-    with pytest.raises(StoreError, match="written by an earlier medchain") as info:
-        LocalChain.open(home)
-    assert "start a new one" in info.value.message
 
 
 def test_open_without_a_chain_says_how_to_create_one(tmp_path: Path) -> None:

@@ -8,7 +8,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from medchain.app import STATE_BUCKET_BITS, STATE_EMPTY_SUBTREES, state_bucket_of, state_root_of
+from medchain.app import (
+    STATE_BUCKET_LEVEL,
+    STATE_EMPTY_SUBTREES,
+    STATE_ROOT_LEVEL,
+    state_bucket_of,
+    state_cell_of,
+    state_cell_roots_of,
+    state_root_of,
+)
 from medchain.node import state_tree_nodes, verify_chunk, verify_manifest
 from medchain.types import (
     BucketRoot,
@@ -52,16 +60,20 @@ def _refused(made: Made, index: int, entries_: list[StateEntry], reason: str) ->
 def test_an_honest_snapshot_passes_and_holds_the_state(made: Made) -> None:
     verify_manifest(made.manifest, made.header)
     found = {}
+    cells: dict[int, bytes] = {}
     for index, data in enumerate(made.chunks):
-        for entry in verify_chunk(made.manifest, index, data).entries:
+        checked = verify_chunk(made.manifest, index, data)
+        cells.update(checked.cell_roots)
+        for entry in checked.chunk.entries:
             found[entry.key] = entry.value
     assert found == made.state
+    assert cells == state_cell_roots_of(made.state.items())
 
 
-def test_the_upper_tier_hashes_to_the_state_root(made: Made) -> None:
+def test_the_tier_hashes_to_the_state_root(made: Made) -> None:
     nodes = state_tree_nodes(made.manifest.bucket_roots)
-    assert [h for level, _, h in nodes if level == STATE_BUCKET_BITS] == [state_root_of(made.state)]
-    assert {(i, h) for level, i, h in nodes if level == 0} == {
+    assert [h for level, _, h in nodes if level == STATE_ROOT_LEVEL] == [state_root_of(made.state)]
+    assert {(i, h) for level, i, h in nodes if level == STATE_BUCKET_LEVEL} == {
         (r.bucket, r.root) for r in made.manifest.bucket_roots
     }
     assert all(h != STATE_EMPTY_SUBTREES[level] for level, _, h in nodes)
@@ -86,7 +98,7 @@ def test_an_added_entry_is_refused(made: Made) -> None:
         for k in (b"forged/%d" % n for n in range(1_000_000))
         if state_bucket_of(k) == bucket
     )
-    entries_ = sorted([*chunk.entries, extra], key=lambda e: (state_bucket_of(e.key), e.key))
+    entries_ = sorted([*chunk.entries, extra], key=lambda e: (state_cell_of(e.key), e.key))
     _refused(made, 1, entries_, "do not hash to its root")
 
 
@@ -99,7 +111,7 @@ def test_an_entry_in_a_bucket_the_manifest_says_is_empty_is_refused(made: Made) 
         if chunk.first_bucket <= state_bucket_of(k) <= chunk.last_bucket
         and state_bucket_of(k) not in listed
     )
-    entries_ = sorted([*chunk.entries, extra], key=lambda e: (state_bucket_of(e.key), e.key))
+    entries_ = sorted([*chunk.entries, extra], key=lambda e: (state_cell_of(e.key), e.key))
     _refused(made, 0, entries_, "do not hash to its root")
 
 
@@ -159,7 +171,7 @@ def test_bucket_roots_that_miss_the_headers_root_are_refused(made: Made) -> None
 
 def test_malformed_bucket_roots_are_refused(made: Made) -> None:
     roots = list(made.manifest.bucket_roots)
-    empty = BucketRoot(roots[0].bucket, STATE_EMPTY_SUBTREES[0])
+    empty = BucketRoot(roots[0].bucket, STATE_EMPTY_SUBTREES[STATE_BUCKET_LEVEL])
     for lie, reason in (
         ([roots[1], roots[0], *roots[2:]], "out of order"),
         ([roots[0], *roots], "out of order"),
@@ -209,7 +221,7 @@ def test_a_flipped_chunk_is_the_exact_chunk_or_refused(made: Made, data: st.Data
     corrupted = bytes(flipped)
     for manifest in (made.manifest, relabel(made.manifest, index, corrupted)):
         try:
-            chunk = verify_chunk(manifest, index, corrupted)
+            chunk = verify_chunk(manifest, index, corrupted).chunk
         except SnapshotInvalid:
             continue
         assert chunk == decode(SnapshotChunk, original)

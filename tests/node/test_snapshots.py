@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from medchain.app import STATE_BUCKET_BITS, State, TreeNode, state_bucket_of, state_root_of
+from medchain.app import STATE_ROOT_LEVEL, State, TreeNode, state_cell_of, state_root_of
 from medchain.node import (
     SnapshotFiles,
     Snapshotter,
@@ -61,29 +61,30 @@ def test_create_verify_import_gives_the_same_state(tmp_path: Path) -> None:
     chain_id, genesis_hash, base_block, rows, nodes = target.kept
     assert (chain_id, genesis_hash, base_block) == (chain.store.chain_id, GENESIS_HASH, made.block)
     assert dict(rows) == chain.state
-    assert [k for k, _ in rows] == sorted(chain.state, key=lambda k: (state_bucket_of(k), k))
-    top = [h for level, _, h in nodes if level == STATE_BUCKET_BITS]
+    assert [k for k, _ in rows] == sorted(chain.state, key=lambda k: (state_cell_of(k), k))
+    top = [h for level, _, h in nodes if level == STATE_ROOT_LEVEL]
     assert top == [state_root_of(dict(rows))] == [made.header.state_root]
-    assert nodes == state_tree_nodes(made.manifest.bucket_roots)
+    assert nodes == chain.store.state.all_tree_nodes()
+    assert [n for n in nodes if n[0] > 0] == state_tree_nodes(made.manifest.bucket_roots)
 
 
 def test_an_imported_store_opens_on_the_tree_it_was_given(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The joined store holds the served store's entries by bucket and its upper tier
-    exactly, so the state opens at the base block's root without reading a bucket."""
+    """The joined store holds the served store's entries by cell and its tree's nodes
+    exactly, so the state opens at the base block's root without reading a cell."""
     chain = _chain(tmp_path)
     made = Made(tmp_path / "home", chain, chunk_bytes=1_000)
     with ChainStore(tmp_path / "joined.sqlite") as store:
         import_snapshot(store, made.path, made.block, GENESIS_HASH)
-        assert store.state.tree_nodes() == chain.store.state.tree_nodes()
-        for bucket in {state_bucket_of(key) for key in chain.state}:
-            assert store.state.bucket_entries(bucket) == chain.store.state.bucket_entries(bucket)
+        assert store.state.all_tree_nodes() == chain.store.state.all_tree_nodes()
+        for cell in {state_cell_of(key) for key in chain.state}:
+            assert store.state.cell_entries(cell) == chain.store.state.cell_entries(cell)
 
-        def no_bucket_reads(bucket: int) -> list[tuple[bytes, bytes]]:
-            raise AssertionError(f"bucket {bucket} was read: the tree was rebuilt")
+        def no_cell_reads(cell: int) -> list[tuple[bytes, bytes]]:
+            raise AssertionError(f"cell {cell} was read: the tree was rebuilt")
 
-        monkeypatch.setattr(store.state, "bucket_entries", no_bucket_reads)
+        monkeypatch.setattr(store.state, "cell_entries", no_cell_reads)
         state = State(store.state)
         state.check_tree()
         assert state.root() == made.header.state_root

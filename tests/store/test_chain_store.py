@@ -15,16 +15,16 @@ from typing import cast
 import pytest
 
 import medchain.store._chain_store as chain_store_module
-from medchain.app import state_bucket_of, state_root_of
+from medchain.app import state_cell_of, state_root_of
 from medchain.store import (
     MAX_HEIGHT,
     SCHEMA_VERSION,
     ChainStore,
     NotFound,
     StoreError,
-    bucket_roots,
+    cell_roots,
+    tree_nodes_of,
     tree_root,
-    upper_tier,
 )
 from medchain.types import (
     ZERO_HASH,
@@ -441,6 +441,23 @@ def test_unknown_schema_version_is_refused(db_path: Path) -> None:
         ChainStore(db_path)
 
 
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_store_of_the_bucketed_commitment_is_refused_and_named(
+    db_path: Path, version: int
+) -> None:
+    """Schemas 1 and 2 hold chains whose state roots commit to 65,536 buckets of
+    entries: this version cannot continue them, and says so instead of "damaged"."""
+    new_store(db_path).close()
+    db = sqlite3.connect(db_path)
+    with db:
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version,))
+    db.close()
+    with pytest.raises(StoreError, match="65,536 buckets") as info:
+        ChainStore(db_path)
+    assert "start a new one in an empty directory" in info.value.message
+    assert f"schema version {version}" in info.value.message
+
+
 def test_foreign_sqlite_database_is_refused(db_path: Path) -> None:
     db_path.parent.mkdir(parents=True)
     db = sqlite3.connect(db_path)
@@ -648,7 +665,7 @@ def test_bulk_loaded_state_is_stored_with_its_tree(db_path: Path) -> None:
         assert tree_root(nodes) == state_root_of(entries)
         store.initialise(CHAIN, GENESIS_HASH, genesis_block(), {}, nodes)
         assert store.load_state() == dict(sorted(entries.items()))
-        assert store.state.tree_nodes() == nodes
+        assert store.state.all_tree_nodes() == nodes
         with pytest.raises(StoreError, match="only for a store not initialised yet"):
             store.bulk_load_state([(b"late", b"1")])
         assert store.get_state(b"late") is None
@@ -738,15 +755,15 @@ def test_a_snapshot_whose_state_fails_writes_nothing(
         assert dump(db_path) == before
 
 
-def test_a_snapshot_is_stored_by_bucket_with_its_tree(
+def test_a_snapshot_is_stored_by_cell_with_its_tree(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Written in batches (here of 3) in one transaction, keyed by bucket, with the
+    """Written in batches (here of 3) in one transaction, keyed by cell, with the
     tree's upper tier given: the store's state opens as it would after a commit."""
     monkeypatch.setattr(chain_store_module, "_SNAPSHOT_BATCH", 3)
     entries = {b"snap/%d" % n: b"v%d" % n for n in range(20)}
-    rows = sorted((state_bucket_of(k), k, v) for k, v in entries.items())
-    nodes = upper_tier(bucket_roots(rows))
+    rows = sorted((state_cell_of(k), k, v) for k, v in entries.items())
+    nodes = tree_nodes_of(cell_roots(rows))
     base = make_block(7, ZERO_HASH, state_root=tree_root(nodes))
     with ChainStore(db_path) as store:
         assert store.get_state(b"snap/3") is None
@@ -755,11 +772,11 @@ def test_a_snapshot_is_stored_by_bucket_with_its_tree(
         )
         assert store.get_state(b"snap/3") == b"v3"  # not the absence read before
     with ChainStore(db_path, chain_id=CHAIN) as store:
-        assert store.state.tree_nodes() == nodes
-        assert tree_root(store.state.tree_nodes()) == state_root_of(entries)
+        assert store.state.all_tree_nodes() == nodes
+        assert tree_root(store.state.all_tree_nodes()) == state_root_of(entries)
         assert store.load_state() == dict(sorted(entries.items()))
-        for bucket, key, value in rows:
-            assert (key, value) in store.state.bucket_entries(bucket)
+        for cell, key, value in rows:
+            assert (key, value) in store.state.cell_entries(cell)
         assert (store.base_height(), store.state_root()) == (7, base.header.state_root)
 
 

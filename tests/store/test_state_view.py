@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from medchain.app import state_bucket_of
+from medchain.app import state_cell_of
 from medchain.store import ChainStore, StoreError
 from medchain.types import block_hash
 from tests.node.snapshotchain import CHAIN, SnapChain, entries
@@ -22,11 +22,11 @@ def test_the_view_keeps_its_height_while_blocks_commit(tmp_path: Path) -> None:
         assert (view.chain_id, view.height) == (CHAIN, 1)
         assert view.block_hash == block_hash(chain.blocks[1].header)
         assert view.state_root == chain.blocks[1].header.state_root
-        rows = list(view.bucket_entries())
+        rows = list(view.cell_entries())
     assert {key: value for _, key, value in rows} == at_view
     assert len(rows) == len(at_view)
-    assert [(b, k) for b, k, _ in rows] == sorted((state_bucket_of(k), k) for k in at_view)
-    assert all(bucket == state_bucket_of(key) for bucket, key, _ in rows)
+    assert [(b, k) for b, k, _ in rows] == sorted((state_cell_of(k), k) for k in at_view)
+    assert all(cell == state_cell_of(key) for cell, key, _ in rows)
 
 
 def test_a_closed_view_refuses_reads(tmp_path: Path) -> None:
@@ -34,7 +34,7 @@ def test_a_closed_view_refuses_reads(tmp_path: Path) -> None:
     view = chain.store.state_view()
     view.close()
     with pytest.raises(StoreError, match="closed"):
-        list(view.bucket_entries())
+        list(view.cell_entries())
 
 
 def test_an_in_memory_or_empty_store_has_no_view(tmp_path: Path) -> None:
@@ -49,14 +49,14 @@ def test_an_in_memory_or_empty_store_has_no_view(tmp_path: Path) -> None:
 
 
 def test_the_view_reads_the_state_in_table_order_without_a_sort(tmp_path: Path) -> None:
-    """One pass over the state table in its key order (bucket, key): SQLite plans no
+    """One pass over the state table in its key order (cell, key): SQLite plans no
     sort (a temporary B-tree) for any statement the view runs."""
     chain = SnapChain(tmp_path / "chain.sqlite", entries(300))
     statements: list[str] = []
     with chain.store.state_view() as view:
         db = view._conn()
         db.set_trace_callback(statements.append)
-        rows = list(view.bucket_entries())
+        rows = list(view.cell_entries())
         db.set_trace_callback(None)
         plans = [db.execute(f"EXPLAIN QUERY PLAN {sql}").fetchall() for sql in statements]
     assert len(rows) == 300

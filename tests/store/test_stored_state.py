@@ -15,8 +15,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from medchain.app import MemoryBackend, State, TreeNode, state_bucket_of, state_root_of
-from medchain.store import ChainStore, StoreError, bucket_roots, tree_root, upper_tier
+from medchain.app import (
+    STATE_BUCKET_LEVEL,
+    MemoryBackend,
+    State,
+    TreeNode,
+    state_cell_of,
+    state_root_of,
+)
+from medchain.store import ChainStore, StoreError, cell_roots, tree_nodes_of, tree_root
 from medchain.types import block_hash
 from tests.app.reference_state import ReferenceState
 from tests.store.test_chain_store import CHAIN, GENESIS_HASH, genesis_block, make_block, next_block
@@ -29,8 +36,8 @@ changes_strategy = st.dictionaries(
 
 
 def nodes_of(backend: MemoryBackend) -> list[TreeNode]:
-    rows = sorted((state_bucket_of(k), k, v) for k, v in backend.entries())
-    return upper_tier(bucket_roots(rows))
+    rows = sorted((state_cell_of(k), k, v) for k, v in backend.entries())
+    return tree_nodes_of(cell_roots(rows))
 
 
 def node_changes(
@@ -62,10 +69,11 @@ def assert_same(store: ChainStore, reference: MemoryBackend) -> None:
     backend = store.state
     for key in KEYS:
         assert backend.get(key) == reference.get(key)
-    for bucket in {state_bucket_of(k) for k in KEYS}:
-        assert backend.bucket_entries(bucket) == reference.bucket_entries(bucket)
+    for cell in {state_cell_of(k) for k in KEYS}:
+        assert backend.cell_entries(cell) == reference.cell_entries(cell)
     assert list(backend.entries()) == list(reference.entries())
-    assert backend.tree_nodes() == nodes_of(reference)
+    assert backend.all_tree_nodes() == nodes_of(reference)
+    assert backend.tree_nodes() == [n for n in nodes_of(reference) if n[0] >= STATE_BUCKET_LEVEL]
     assert tree_root(backend.tree_nodes()) == state_root_of(dict(reference.entries()))
 
 
@@ -87,17 +95,17 @@ def test_reads_follow_the_reference_block_after_block(
 def test_a_read_after_a_commit_sees_the_new_value(tmp_path: Path) -> None:
     reference = MemoryBackend({b"a": b"1"})
     with open_store({b"a": b"1"}, 1 << 20) as store:
-        bucket = state_bucket_of(b"a")
+        cell = state_cell_of(b"a")
         assert store.state.get(b"a") == b"1"
         assert store.state.get(b"b") is None
-        assert store.state.bucket_entries(bucket) == [(b"a", b"1")]
+        assert store.state.cell_entries(cell) == [(b"a", b"1")]
         commit(store, reference, {b"a": b"2", b"b": b"3"})
         assert store.get_state(b"a") == b"2"
         assert store.state.get(b"b") == b"3"
-        assert store.state.bucket_entries(bucket) == reference.bucket_entries(bucket)
+        assert store.state.cell_entries(cell) == reference.cell_entries(cell)
         commit(store, reference, {b"a": None})
         assert store.state.get(b"a") is None
-        assert store.state.bucket_entries(bucket) == reference.bucket_entries(bucket)
+        assert store.state.cell_entries(cell) == reference.cell_entries(cell)
 
 
 def test_a_refused_commit_leaves_the_cache_as_the_disk(tmp_path: Path) -> None:
@@ -114,25 +122,25 @@ def test_bad_tree_node_values_are_refused() -> None:
     with open_store({}, 1_000) as store:
         with pytest.raises(StoreError, match=r"node \(0, 1\) must be bytes or None"):
             store.commit_block(next_block(store), [], {}, {(0, 1): "text"})  # type: ignore[dict-item]
-        assert store.state.tree_nodes() == []
+        assert store.state.all_tree_nodes() == []
 
 
-def _clustered_keys(buckets: int, per_bucket: int) -> list[bytes]:
-    """Keys that share buckets, so blocks edit buckets holding many entries."""
+def _clustered_keys(cells: int, per_cell: int) -> list[bytes]:
+    """Keys that share cells, so blocks edit cells holding many entries."""
     found: dict[int, list[bytes]] = {}
     full: list[list[bytes]] = []
     for n in itertools.count():
         key = b"c%d" % n
-        keys = found.setdefault(state_bucket_of(key), [])
+        keys = found.setdefault(state_cell_of(key), [])
         keys.append(key)
-        if len(keys) == per_bucket:
+        if len(keys) == per_cell:
             full.append(keys)
-            if len(full) == buckets:
+            if len(full) == cells:
                 break
     return [key for keys in full for key in keys]
 
 
-POOL = _clustered_keys(3, 8) + [b"s%d" % n for n in range(40)]
+POOL = _clustered_keys(3, 5) + [b"s%d" % n for n in range(40)]
 block_strategy = st.lists(
     st.tuples(st.sampled_from(POOL), st.none() | st.binary(min_size=1, max_size=24)),
     max_size=25,
@@ -278,13 +286,13 @@ def test_a_commit_by_another_store_on_the_file_is_seen(tmp_path: Path) -> None:
     reference = MemoryBackend({b"a": b"1"})
     with ChainStore(path) as reader:
         reader.initialise(CHAIN, GENESIS_HASH, genesis_block(), {b"a": b"1"}, nodes_of(reference))
-        bucket = state_bucket_of(b"a")
+        cell = state_cell_of(b"a")
         assert reader.state.get(b"a") == b"1"
-        assert reader.state.bucket_entries(bucket) == [(b"a", b"1")]
+        assert reader.state.cell_entries(cell) == [(b"a", b"1")]
         with ChainStore(path, chain_id=CHAIN) as writer:
             commit(writer, reference, {b"a": b"2"})
         assert reader.state.get(b"a") == b"2"
-        assert reader.state.bucket_entries(bucket) == [(b"a", b"2")]
+        assert reader.state.cell_entries(cell) == [(b"a", b"2")]
 
 
 def test_upkeep_by_another_connection_keeps_the_cache(tmp_path: Path) -> None:
@@ -304,4 +312,4 @@ def test_upkeep_by_another_connection_keeps_the_cache(tmp_path: Path) -> None:
             other.execute("DROP TABLE upkeep_probe")
         other.close()
         assert store.state.get(b"a") == b"2"  # notices the other connection's commit
-        assert store.state.cache.entry(b"absent") == (True, None)
+        assert store.state.cache.cell(state_cell_of(b"absent")) == ()  # still cached
