@@ -117,16 +117,18 @@ class StoredState:
         return {int(cell): bytes(hash_) for cell, hash_ in rows}
 
     def tree_nodes(self) -> list[TreeNode]:
-        rows = self._conn().execute(
-            "SELECT level, idx, hash FROM state_tree WHERE level >= ? ORDER BY level, idx",
-            (STATE_BUCKET_LEVEL,),
-        )
-        return [(int(level), int(index), bytes(hash_)) for level, index, hash_ in rows]
+        return self._nodes_from(STATE_BUCKET_LEVEL)
 
     def all_tree_nodes(self) -> list[TreeNode]:
         """Every stored node, the cell roots too, in (level, index) order (a check)."""
-        rows = self._conn().execute("SELECT level, idx, hash FROM state_tree ORDER BY level, idx")
-        return [(int(level), int(index), bytes(hash_)) for level, index, hash_ in rows]
+        return self._nodes_from(0)
+
+    def _nodes_from(self, level: int) -> list[TreeNode]:
+        rows = self._conn().execute(
+            "SELECT level, idx, hash FROM state_tree WHERE level >= ? ORDER BY level, idx",
+            (level,),
+        )
+        return [(int(lv), int(index), bytes(hash_)) for lv, index, hash_ in rows]
 
     def entries(self) -> Iterator[tuple[bytes, bytes]]:
         """Every entry in key order, as the state was when the first one is read (SQLite
