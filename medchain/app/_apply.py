@@ -18,8 +18,11 @@ from typing import Any
 from medchain.app import (
     _accounts,
     _anon,
+    _attestations,
+    _credentials,
     _devices,
     _penalties,
+    _proposals,
     _records,
     _registry,
     _research,
@@ -63,6 +66,9 @@ METHODS: Methods = {
     **_anon.METHODS,
     **_search.METHODS,
     **_devices.METHODS,
+    **_proposals.METHODS,
+    **_attestations.METHODS,
+    **_credentials.METHODS,
 }
 
 

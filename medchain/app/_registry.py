@@ -127,9 +127,14 @@ def register(state: State, call: Call, args: RegisterArgs) -> None:
         registered_height=call.block.height,
         ring_key=args.ring_key,
     )
-    save(state, identity_key(call.sender), identity)
-    _index_role(state, args.role, call.sender)
+    add_identity(state, identity)
     call.emit("registered", address=call.sender, role=args.role.value)
+
+
+def add_identity(state: State, identity: Identity) -> None:
+    """Store a new identity and list it in its role's directory."""
+    save(state, identity_key(identity.address), identity)
+    _index_role(state, identity.role, identity.address)
 
 
 def _role_count_key(role: Role) -> bytes:

@@ -13,19 +13,28 @@ from medchain.app import (
     AddVersionArgs,
     AmountArgs,
     AnonSubmitArgs,
+    ApproveArgs,
+    AttestArgs,
     Bundle,
     CloseScopeArgs,
     CommitBatchArgs,
     CreateRecordArgs,
+    CredentialActionArgs,
+    CredentialRole,
     DeviceKind,
     DeviceOffence,
     DeviceState,
     GuardianArgs,
     IndexArgs,
     IndexEntry,
+    IssueArgs,
     Ledger,
     NoArgs,
     OpenScopeArgs,
+    OrganisationSpec,
+    OrgKind,
+    ProposalAction,
+    ProposeArgs,
     RegisterArgs,
     RegisterDeviceArgs,
     RegisterGatewayArgs,
@@ -68,7 +77,7 @@ from medchain.types import (
     encode,
     proposal_signing_bytes,
 )
-from tests.app.conftest import CHAIN_ID, World, fake_blob, fake_label, fake_wraps
+from tests.app.conftest import CHAIN_ID, OrgKeys, World, fake_blob, fake_label, fake_wraps
 
 T0 = 19_844 * 86_400_000
 """2024-05-01T00:00:00Z: the day device bundles are from."""
@@ -84,15 +93,28 @@ VALIDATORS = [keys(f"validator {i}") for i in range(4)]
 RICH = keys("rich")
 
 
+def org_keys(org_id: str, kind: str) -> OrgKeys:
+    return OrgKeys(org_id, kind, keys(f"{org_id} admin"), keys(f"{org_id} account"))
+
+
+HOSPITAL = org_keys("st-mary", "hospital")
+CLINIC = org_keys("north-clinic", "clinic")
+"""The founding organisations: two, so a proposal needs both."""
+
+
 def fresh_world() -> World:
     genesis = Genesis(
         CHAIN_ID,
         0,
         ChainParams(unbonding_blocks=3),
         (Allocation(RICH.address, 1_000_000),),
-        tuple(GenesisValidator(k.public_key, f"v{i}") for i, k in enumerate(VALIDATORS)),
+        tuple(
+            GenesisValidator(k.public_key, f"v{i}", 1, HOSPITAL.org_id)
+            for i, k in enumerate(VALIDATORS)
+        ),
+        organisations=(HOSPITAL.genesis_entry(), CLINIC.genesis_entry()),
     )
-    return World(Ledger(genesis))
+    return World(Ledger(genesis), orgs=(HOSPITAL, CLINIC))
 
 
 @dataclasses.dataclass
@@ -701,3 +723,123 @@ def patient_lists_doctor(add: str, remove: str, args: Callable[[bytes], Any]) ->
 
 patient_lists_doctor("devices.add_guardian", "devices.remove_guardian", GuardianArgs)
 patient_lists_doctor("devices.share_vitals", "devices.unshare_vitals", VitalsReaderArgs)
+
+
+# -- organisations ---------------------------------------------------------------------
+
+
+def join_lab() -> ProposeArgs:
+    lab = org_keys("city-lab", "laboratory")
+    spec = OrganisationSpec(
+        lab.org_id,
+        "City Laboratory",
+        OrgKind.LABORATORY,
+        (lab.admin.public_key,),
+        lab.account.public_key,
+        lab.account.encryption_public_key,
+    )
+    return ProposeArgs(ProposalAction.JOIN, spec, "blood tests for the north")
+
+
+@case("orgs.propose", "ok")
+def _(w: World) -> Tx:
+    return w.tx(HOSPITAL.admin, "orgs.propose", join_lab())
+
+
+@case("orgs.propose", "not_an_admin", "not_an_admin")
+def _(w: World) -> Tx:
+    return w.tx(keys("outsider"), "orgs.propose", join_lab())
+
+
+@case("orgs.propose", "id_taken", "proposal_error")
+def _(w: World) -> Tx:
+    args = join_lab()
+    taken = dataclasses.replace(args, spec=dataclasses.replace(args.spec, org_id=CLINIC.org_id))
+    return w.tx(HOSPITAL.admin, "orgs.propose", taken)
+
+
+@case("orgs.approve", "ok")
+def _(w: World) -> Tx:
+    w.ok(HOSPITAL.admin, "orgs.propose", join_lab())
+    return w.tx(CLINIC.admin, "orgs.approve", ApproveArgs(1))
+
+
+@case("orgs.approve", "twice", "proposal_error")
+def _(w: World) -> Tx:
+    w.ok(HOSPITAL.admin, "orgs.propose", join_lab())
+    return w.tx(HOSPITAL.admin, "orgs.approve", ApproveArgs(1))
+
+
+@case("orgs.attest", "ok")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    return w.tx(CLINIC.admin, "orgs.attest", AttestArgs(patient.address))
+
+
+@case("orgs.attest", "not_an_admin", "not_an_admin")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    return w.tx(patient, "orgs.attest", AttestArgs(patient.address))
+
+
+@case("orgs.unattest", "ok")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    w.ok(CLINIC.admin, "orgs.attest", AttestArgs(patient.address))
+    return w.tx(CLINIC.admin, "orgs.unattest", AttestArgs(patient.address))
+
+
+@case("orgs.unattest", "never_attested", "invalid_argument")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    return w.tx(CLINIC.admin, "orgs.unattest", AttestArgs(patient.address))
+
+
+# -- credentials -----------------------------------------------------------------------
+
+
+def issue_args(name: str = "nurse") -> IssueArgs:
+    return IssueArgs(keys(name).address, CredentialRole.NURSE, "Nurse Joy, ward 3", 0)
+
+
+@case("credentials.issue", "ok")
+def _(w: World) -> Tx:
+    return w.tx(HOSPITAL.admin, "credentials.issue", issue_args())
+
+
+@case("credentials.issue", "not_an_admin", "not_an_admin")
+def _(w: World) -> Tx:
+    return w.tx(keys("nurse"), "credentials.issue", issue_args())
+
+
+def credential_steps(final: str, *before: str) -> Callable[[World], Tx]:
+    """Issue a credential, run `before`, then the transaction of `final`."""
+
+    def build(w: World) -> Tx:
+        w.ok(HOSPITAL.admin, "credentials.issue", issue_args())
+        args = CredentialActionArgs(keys("nurse").address, "rota dispute")
+        for method in before:
+            w.ok(HOSPITAL.admin, method, args)
+        return w.tx(HOSPITAL.admin, final, args)
+
+    return build
+
+
+case("credentials.suspend", "ok")(credential_steps("credentials.suspend"))
+case("credentials.suspend", "revoked", "invalid_argument")(
+    credential_steps("credentials.suspend", "credentials.revoke")
+)
+case("credentials.reinstate", "ok")(
+    credential_steps("credentials.reinstate", "credentials.suspend")
+)
+case("credentials.reinstate", "active", "invalid_argument")(
+    credential_steps("credentials.reinstate")
+)
+case("credentials.revoke", "ok")(credential_steps("credentials.revoke"))
+
+
+@case("credentials.revoke", "by_another_org", "invalid_argument")
+def _(w: World) -> Tx:
+    w.ok(HOSPITAL.admin, "credentials.issue", issue_args())
+    args = CredentialActionArgs(keys("nurse").address, "")
+    return w.tx(CLINIC.admin, "credentials.revoke", args)

@@ -63,9 +63,7 @@ def test_a_genesis_without_organisations_reads_and_hashes_as_before() -> None:
     assert "organisations" not in document
     assert "organisation" not in document["validators"][0]
     with_orgs = _genesis()
-    assert genesis_hash(with_orgs) != genesis_hash(
-        dataclasses.replace(with_orgs, organisations=())
-    )
+    assert genesis_hash(with_orgs) != genesis_hash(dataclasses.replace(with_orgs, organisations=()))
 
 
 def test_proposal_blocks_left_at_its_default_keeps_the_hash() -> None:
