@@ -24,6 +24,7 @@ from medchain.app import (
     _penalties,
     _proposals,
     _records,
+    _registration,
     _registry,
     _research,
     _search,
@@ -58,6 +59,7 @@ from medchain.types import (
 
 METHODS: Methods = {
     **_accounts.METHODS,
+    **_registration.METHODS,
     **_registry.METHODS,
     **_records.METHODS,
     **_research.METHODS,

@@ -142,7 +142,8 @@ def credential_history(state: State, credential: Credential) -> list[CredentialE
     return [e for e in found if e is not None]
 
 
-def _is_valid(state: State, credential: Credential, now_ms: int) -> bool:
+def credential_is_valid(state: State, credential: Credential, now_ms: int) -> bool:
+    """Active, unexpired at block time `now_ms`, and issued by a current member."""
     org = get_organisation(state, credential.org_id)
     return (
         credential.status is CredentialStatus.ACTIVE
@@ -159,7 +160,7 @@ def valid_credential(
     at block time `now_ms`, if any."""
     wanted = set(roles)
     for credential in credentials_of(state, subject):
-        if credential.role in wanted and _is_valid(state, credential, now_ms):
+        if credential.role in wanted and credential_is_valid(state, credential, now_ms):
             return credential
     return None
 

@@ -137,6 +137,24 @@ def require_admin(state: State, address: bytes) -> Organisation:
     return org
 
 
+def require_org_account(
+    state: State, address: bytes, kinds: tuple[OrgKind, ...] = ()
+) -> Organisation:
+    """The member organisation whose account is `address` (of one of `kinds`, if given)."""
+    org = org_of_account(state, address)
+    wanted = " or ".join(k.value for k in kinds)
+    if org is None:
+        raise UnknownOrganisation(
+            f"{format_address(address)} is not the account of a member "
+            f"{wanted + ' ' if wanted else ''}organisation; name one from `medchain org list`"
+        )
+    if kinds and org.kind not in kinds:
+        raise UnknownOrganisation(
+            f"{org.org_id!r} is a {org.kind.value} organisation; this needs a {wanted} one"
+        )
+    return org
+
+
 def require_member(state: State, org_id: str) -> Organisation:
     org = get_organisation(state, org_id)
     if org is None or not org.member:

@@ -103,7 +103,8 @@ def _check_name_and_profile(role: Role, name: str, profile: bytes) -> None:
         raise InvalidArgument(f"profiles are limited to {MAX_PROFILE_BYTES} bytes")
 
 
-def register(state: State, call: Call, args: RegisterArgs) -> None:
+def register_identity(state: State, call: Call, args: RegisterArgs) -> None:
+    """Register the sender with `args` once its role is allowed (`_registration`)."""
     if get_identity(state, call.sender) is not None:
         raise AlreadyRegistered(
             f"{format_address(call.sender)} is already registered; "
@@ -191,6 +192,5 @@ def patient_records(state: State, patient: bytes) -> list[bytes]:
 
 
 METHODS: Methods = {
-    "registry.register": (RegisterArgs, register),
     "registry.update_profile": (UpdateProfileArgs, update_profile),
 }

@@ -9,14 +9,21 @@ import pytest
 
 from medchain.app import (
     LABEL_BLOCK_BYTES,
+    ApproveArgs,
     BlockContext,
     CredentialRole,
     IssueArgs,
     KeyWrap,
     Ledger,
+    OrganisationSpec,
+    OrgKind,
+    ProposalAction,
+    ProposeArgs,
     RegisterArgs,
     Role,
     SealedLabel,
+    get_organisation,
+    proposals,
 )
 from medchain.crypto import CONTENT_OVERHEAD, WRAPPED_KEY_SIZE, AccountKeys, sha256
 from medchain.offchain import cid_for
@@ -114,13 +121,48 @@ class World:
         return receipt
 
     def register(self, keys: AccountKeys, role: Role, name: str = "") -> None:
+        """Register `keys` as the chain now allows: a patient registers itself; a doctor
+        is a patient the first founding organisation credentials; a validator registers
+        with a validator credential; an institution is the account of a research
+        organisation admitted by proposal."""
+        if role is Role.INSTITUTION:
+            slug = "research-" + keys.address.hex()[:8]
+            self.admit(OrgKeys(slug, "research", AccountKeys.generate(), keys), name)
+            return
+        if role is Role.VALIDATOR:
+            self.credential(keys, CredentialRole.VALIDATOR, name or "validator")
+        own_role = Role.VALIDATOR if role is Role.VALIDATOR else Role.PATIENT
         self.ok(
             keys,
             "registry.register",
             RegisterArgs(
-                role, "" if role is Role.PATIENT else name or role.value, keys.encryption_public_key
+                own_role,
+                (name or "validator") if own_role is Role.VALIDATOR else "",
+                b"" if own_role is Role.VALIDATOR else keys.encryption_public_key,
             ),
         )
+        if role is Role.DOCTOR:
+            self.credential(keys, CredentialRole.DOCTOR, name or "Dr.")
+
+    def admit(self, org: OrgKeys, name: str = "") -> None:
+        """`org` joins by a proposal of the first founding organisation that the others
+        approve until it passes."""
+        spec = OrganisationSpec(
+            org.org_id,
+            name or org.org_id,
+            OrgKind(org.kind),
+            (org.admin.public_key,),
+            org.account.public_key,
+            org.account.encryption_public_key,
+        )
+        self.ok(self.orgs[0].admin, "orgs.propose", ProposeArgs(ProposalAction.JOIN, spec, ""))
+        pid = proposals(self.ledger.state)[-1].proposal_id
+        for other in self.orgs[1:]:
+            if get_organisation(self.ledger.state, org.org_id) is not None:
+                break
+            self.ok(other.admin, "orgs.approve", ApproveArgs(pid))
+        assert get_organisation(self.ledger.state, org.org_id) is not None
+        self.orgs = (*self.orgs, org)
 
     def now_ms(self) -> int:
         """The block time of the next block."""

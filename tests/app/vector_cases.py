@@ -140,11 +140,22 @@ def case(method: str, name: str, expect: str = "") -> Callable[[Callable[[World]
 
 
 def member(world: World, name: str, role: Role) -> AccountKeys:
-    """A registered account (with a ring key, for anonymous scopes)."""
+    """An account of `role` as the chain makes one: a patient registers itself (with a
+    ring key, for anonymous scopes); a doctor is a patient the hospital credentials; a
+    validator registers with the hospital's validator credential; an institution is
+    the account of a research organisation that joins by proposal."""
     who = keys(name)
-    label = "" if role is Role.PATIENT else name
-    args = RegisterArgs(role, label, who.encryption_public_key, b"", who.ring_public_key)
+    if role is Role.INSTITUTION:
+        world.admit(OrgKeys(name.replace(" ", "-"), "research", keys(f"{name} admin"), who))
+        return who
+    if role is Role.VALIDATOR:
+        world.credential(who, CredentialRole.VALIDATOR, name)
+        args = RegisterArgs(role, name, who.encryption_public_key, b"", who.ring_public_key)
+    else:
+        args = RegisterArgs(Role.PATIENT, "", who.encryption_public_key, b"", who.ring_public_key)
     world.ok(who, "registry.register", args)
+    if role is Role.DOCTOR:
+        world.credential(who, CredentialRole.DOCTOR, name)
     return who
 
 
@@ -200,9 +211,22 @@ def _(w: World) -> Tx:
 
 @case("registry.register", "ok")
 def _(w: World) -> Tx:
+    who = keys("patient")
+    args = RegisterArgs(Role.PATIENT, "", who.encryption_public_key)
+    return w.tx(who, "registry.register", args)
+
+
+@case("registry.register", "self_declared_doctor", "wrong_role")
+def _(w: World) -> Tx:
     who = keys("doctor")
     args = RegisterArgs(Role.DOCTOR, "Dr. Grey", who.encryption_public_key)
     return w.tx(who, "registry.register", args)
+
+
+@case("registry.register", "validator_without_credential", "not_credentialed")
+def _(w: World) -> Tx:
+    who = keys("new validator")
+    return w.tx(who, "registry.register", RegisterArgs(Role.VALIDATOR, "node", b""))
 
 
 @case("registry.register", "already_registered", "already_registered")
@@ -211,16 +235,17 @@ def _(w: World) -> Tx:
     return w.tx(who, "registry.register", RegisterArgs(Role.PATIENT, "", who.encryption_public_key))
 
 
-@case("registry.register", "doctor_without_name", "invalid_argument")
+@case("registry.register", "patient_named_in_clear", "invalid_argument")
 def _(w: World) -> Tx:
-    who = keys("doctor")
-    return w.tx(who, "registry.register", RegisterArgs(Role.DOCTOR, "", who.encryption_public_key))
+    who = keys("patient")
+    args = RegisterArgs(Role.PATIENT, "Jane Doe", who.encryption_public_key)
+    return w.tx(who, "registry.register", args)
 
 
 @case("registry.update_profile", "ok")
 def _(w: World) -> Tx:
-    doctor = member(w, "doctor", Role.DOCTOR)
-    return w.tx(doctor, "registry.update_profile", UpdateProfileArgs("Dr. Grey", b"cardiology"))
+    patient = member(w, "patient", Role.PATIENT)
+    return w.tx(patient, "registry.update_profile", UpdateProfileArgs("", b"sealed profile"))
 
 
 @case("registry.update_profile", "not_registered", "not_registered")
@@ -326,7 +351,7 @@ def _(w: World) -> Tx:
     return w.tx(patient, "research.grant", grant_args(w, patient, record_id, lab.address))
 
 
-@case("research.grant", "to_a_doctor", "wrong_role")
+@case("research.grant", "to_a_doctor", "unknown_organisation")
 def _(w: World) -> Tx:
     patient, doctor, record_id = record(w)
     return w.tx(patient, "research.grant", grant_args(w, patient, record_id, doctor.address))
@@ -495,7 +520,7 @@ def _(w: World) -> Tx:
     return w.tx(lab, "anon.open_scope", OpenScopeArgs(SCOPE, Role.PATIENT, 3))
 
 
-@case("anon.open_scope", "by_a_patient", "wrong_role")
+@case("anon.open_scope", "by_a_patient", "unknown_organisation")
 def _(w: World) -> Tx:
     patient = member(w, "patient", Role.PATIENT)
     return w.tx(patient, "anon.open_scope", OpenScopeArgs(SCOPE, Role.PATIENT, 3))
@@ -597,7 +622,7 @@ def with_device(w: World) -> tuple[AccountKeys, AccountKeys]:
 
 
 def with_gateway(w: World) -> tuple[AccountKeys, AccountKeys]:
-    hospital, gateway = member(w, "hospital", Role.INSTITUTION), keys("gateway")
+    hospital, gateway = HOSPITAL.admin, keys("gateway")
     w.ok(hospital, "devices.register_gateway", RegisterGatewayArgs(gateway.address, "ward 3"))
     return hospital, gateway
 
@@ -610,8 +635,8 @@ def _(w: World) -> Tx:
 
 @case("devices.register", "by_a_stranger", "not_authorised")
 def _(w: World) -> Tx:
-    patient, doctor = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
-    return w.tx(doctor, "devices.register", device_args(patient, keys("oximeter")))
+    patient, stranger = member(w, "patient", Role.PATIENT), member(w, "stranger", Role.PATIENT)
+    return w.tx(stranger, "devices.register", device_args(patient, keys("oximeter")))
 
 
 @case("devices.relabel", "ok")
@@ -660,12 +685,11 @@ def _(w: World) -> Tx:
 
 @case("devices.register_gateway", "ok")
 def _(w: World) -> Tx:
-    hospital = member(w, "hospital", Role.INSTITUTION)
     args = RegisterGatewayArgs(keys("gateway").address, "ward 3")
-    return w.tx(hospital, "devices.register_gateway", args)
+    return w.tx(HOSPITAL.admin, "devices.register_gateway", args)
 
 
-@case("devices.register_gateway", "by_a_patient", "wrong_role")
+@case("devices.register_gateway", "by_a_patient", "not_an_admin")
 def _(w: World) -> Tx:
     patient = member(w, "patient", Role.PATIENT)
     args = RegisterGatewayArgs(keys("gateway").address, "ward 3")
@@ -681,8 +705,7 @@ def _(w: World) -> Tx:
 @case("devices.revoke_gateway", "not_its_operator", "not_authorised")
 def _(w: World) -> Tx:
     _, gateway = with_gateway(w)
-    other = member(w, "other hospital", Role.INSTITUTION)
-    return w.tx(other, "devices.revoke_gateway", RevokeGatewayArgs(gateway.address))
+    return w.tx(CLINIC.admin, "devices.revoke_gateway", RevokeGatewayArgs(gateway.address))
 
 
 def batch(patient: AccountKeys, device: AccountKeys) -> CommitBatchArgs:
