@@ -194,6 +194,15 @@ class World:
         self.credential(keys, role, name, org=org)
         return keys
 
+    def refused(self, keys: AccountKeys, method: str, args: Any, code: str) -> str:
+        """Run a call that must be refused with `code` and change nothing but the fee
+        and nonce; returns the refusal's message."""
+        before = self.entries_but_accounts()
+        receipt = self.call(keys, method, args)
+        assert (receipt.ok, receipt.code) == (False, code), receipt.message
+        assert self.entries_but_accounts() == before
+        return receipt.message
+
     def entries_but_accounts(self) -> dict[bytes, bytes]:
         """The state without balances and nonces: what a refused call must not change."""
         return {k: v for k, v in self.ledger.state.entries() if not k.startswith(b"acct/")}

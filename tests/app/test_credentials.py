@@ -36,16 +36,7 @@ DOCTOR = (CredentialRole.DOCTOR,)
 def second(world: World) -> OrgKeys:
     """A second member organisation, admitted by the founder alone."""
     org = make_org("north-clinic", "clinic")
-    spec = OrganisationSpec(
-        org.org_id,
-        "North Clinic",
-        OrgKind.CLINIC,
-        (org.admin.public_key,),
-        org.account.public_key,
-        org.account.encryption_public_key,
-    )
-    world.ok(world.orgs[0].admin, "orgs.propose", ProposeArgs(ProposalAction.JOIN, spec, ""))
-    world.orgs = (*world.orgs, org)
+    world.admit(org, "North Clinic")
     return org
 
 
@@ -54,15 +45,6 @@ def subject(world: World) -> AccountKeys:
     keys = AccountKeys.generate()
     world.register(keys, Role.PATIENT)
     return keys
-
-
-def refused(world: World, keys: AccountKeys, method: str, args: object, code: str) -> str:
-    """The call is refused with `code` and changes nothing but the fee and nonce."""
-    before = world.entries_but_accounts()
-    receipt = world.call(keys, method, args)
-    assert (receipt.ok, receipt.code) == (False, code), receipt.message
-    assert world.entries_but_accounts() == before
-    return receipt.message
 
 
 def not_credentialed(world: World, subject: AccountKeys) -> str:
@@ -108,7 +90,7 @@ def test_no_credential_says_how_to_get_one(world: World, subject: AccountKeys) -
 
 def test_only_an_admin_of_a_member_issues(world: World, subject: AccountKeys) -> None:
     args = IssueArgs(subject.address, CredentialRole.DOCTOR, "Dr Self", 0)
-    message = refused(world, subject, "credentials.issue", args, "not_an_admin")
+    message = world.refused(subject, "credentials.issue", args, "not_an_admin")
     assert "is not an admin of a member organisation" in message
     assert credentials_of(world.ledger.state, subject.address) == []
 
@@ -133,7 +115,7 @@ def test_an_expiry_in_the_past_is_refused(
     world: World, founder: OrgKeys, subject: AccountKeys
 ) -> None:
     args = IssueArgs(subject.address, CredentialRole.DOCTOR, "Dr Late", world.now_ms())
-    message = refused(world, founder.admin, "credentials.issue", args, "invalid_argument")
+    message = world.refused(founder.admin, "credentials.issue", args, "invalid_argument")
     assert "is not after the block time" in message
 
 
@@ -145,8 +127,7 @@ def test_suspend_and_reinstate(world: World, founder: OrgKeys, subject: AccountK
     message = not_credentialed(world, subject)
     assert "was suspended by" in message and "(under review)" in message
     assert "ask its admins to reinstate it" in message
-    refused(
-        world,
+    world.refused(
         founder.admin,
         "credentials.suspend",
         CredentialActionArgs(subject.address, ""),
@@ -168,10 +149,9 @@ def test_a_revoked_credential_is_final(
     message = not_credentialed(world, subject)
     assert "was revoked by" in message and "(fraud)" in message
     args = IssueArgs(subject.address, CredentialRole.DOCTOR, "Dr Again", 0)
-    message = refused(world, founder.admin, "credentials.issue", args, "invalid_argument")
+    message = world.refused(founder.admin, "credentials.issue", args, "invalid_argument")
     assert "a revoked credential is final" in message
-    refused(
-        world,
+    world.refused(
         founder.admin,
         "credentials.reinstate",
         CredentialActionArgs(subject.address, ""),
@@ -183,16 +163,14 @@ def test_another_organisation_cannot_touch_a_credential(
     world: World, second: OrgKeys, subject: AccountKeys
 ) -> None:
     world.credential(subject, CredentialRole.DOCTOR)
-    message = refused(
-        world,
+    message = world.refused(
         second.admin,
         "credentials.revoke",
         CredentialActionArgs(subject.address, ""),
         "invalid_argument",
     )
     assert "'north-clinic' has issued no credential" in message
-    refused(
-        world,
+    world.refused(
         subject,
         "credentials.suspend",
         CredentialActionArgs(subject.address, ""),
