@@ -53,6 +53,7 @@ from medchain.app._credentials import (
     CredentialStatus,
     IssueArgs,
     credential_history,
+    credential_is_valid,
     credentials_of,
     get_credential,
     require_credential,
@@ -171,6 +172,7 @@ from medchain.app._orgs import (
     org_of_admin,
     organisations,
     require_admin,
+    require_org_account,
 )
 from medchain.app._penalties import (
     Offence,
@@ -444,6 +446,7 @@ __all__ = [
     "committed_batch",
     "committee",
     "credential_history",
+    "credential_is_valid",
     "credentials_of",
     "decode_tx",
     "device_audit",
@@ -491,6 +494,7 @@ __all__ = [
     "registration_message",
     "require_admin",
     "require_credential",
+    "require_org_account",
     "require_signature",
     "restriction_lapses",
     "ring_check",
