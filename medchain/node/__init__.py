@@ -55,6 +55,7 @@ from medchain.node._devnet import (
     stop_verification_chain,
     until_a_node_exits,
 )
+from medchain.node._devnet_orgs import FOUNDING_ORGS, ORG_FUNDS, FoundingOrg
 from medchain.node._disk_reserve import (
     RESERVE_BYTES,
     RESERVE_FILE,
@@ -149,11 +150,13 @@ __all__ = [
     "EXIT_DISK_FULL",
     "FAUCET_KEY_FILE",
     "FETCHED",
+    "FOUNDING_ORGS",
     "GENESIS_FILE",
     "LOG_FILE",
     "NODE",
     "NODE_CERT_FILE",
     "NODE_KEY_FILE",
+    "ORG_FUNDS",
     "OUTPUT_FILE",
     "PID_FILE",
     "RESERVE_BYTES",
@@ -182,6 +185,7 @@ __all__ = [
     "DevnetNode",
     "DevnetProcesses",
     "ForkError",
+    "FoundingOrg",
     "GenesisError",
     "Joined",
     "LedgerApp",
