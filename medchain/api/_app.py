@@ -34,6 +34,15 @@ Bytes are hex, account addresses bech32 (`mc1...`). Every chain object carries
 to do), 503 with Retry-After when the mempool is full, 500 only for a bug in the node.
 A client whose transactions made the node verify more signatures than its budget
 allows without being admitted (forgeries) is answered 429 with Retry-After.
+
+A call that checks who may act (organisations, credentials, proxies, break-glass,
+registration, records, research, devices, opening an anonymous scope) is run against
+the latest committed state when it is submitted with its sender's next nonce: one
+the contracts would refuse is answered at once, nothing spent, with the contract's
+code: 403 when the sender may not act so (`not_credentialed`, `not_an_admin`,
+`not_a_proxy`, `not_owner`, `not_authorised`, `wrong_role`), 422 for arguments no
+state accepts (`invalid_argument`), 409 for a conflict with the state (already done,
+unknown, not yet possible).
 """
 
 _TAGS = [
@@ -52,6 +61,7 @@ _TAGS = [
 
 _ERRORS = {
     400: {"model": ErrorBody, "description": "Bad input; the message says what to fix."},
+    403: {"model": ErrorBody, "description": "The contracts refuse this sender the call."},
     404: {"model": ErrorBody, "description": "Not on this chain or node."},
     413: {"model": ErrorBody, "description": "Request body over the limit."},
     422: {"model": ErrorBody, "description": "The request does not match the schema."},

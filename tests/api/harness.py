@@ -30,6 +30,7 @@ from medchain.node import (
     PeerStatus,
     PendingFull,
     RateLimited,
+    preflight,
 )
 from medchain.offchain import BlobStore
 from medchain.types import (
@@ -101,8 +102,9 @@ def upload_headers(
 
 
 class FakeNode:
-    """What the networked node does, minus the network: `submit` checks a transaction
-    and (with `auto_commit`) seals it at once in its own block, a refused call
+    """What the networked node does, minus the network: `submit` checks a transaction,
+    dry-runs an access-controlled call as admission does (`preflight`), and (with
+    `auto_commit`) seals it at once in its own block, any other refused call
     included, as consensus would. Its body ledger follows every block of the chain
     (`bodies`: quota `quota_bytes`, grace `grace_s`, clock `clock_ms`)."""
 
@@ -167,6 +169,7 @@ class FakeNode:
         if len(self.pending) >= self.max_pending:
             raise PendingFull(f"{len(self.pending)} transactions are pending; retry shortly")
         self.local.ledger.check_tx(tx)
+        preflight(self.local.ledger, self.local.latest_block().header, tx)
         self.pending[identity] = tx
         if self.auto_commit:
             self.commit()

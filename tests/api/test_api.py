@@ -102,12 +102,38 @@ def test_pending_until_committed(world: World) -> None:
     assert committed["status"] == "committed" and committed["receipt"]["ok"]
 
 
-def test_refused_call_is_committed_with_a_failed_receipt(world: World) -> None:
+def test_refused_access_controlled_call_is_a_403_at_submission(world: World) -> None:
     nonce = world.chain.account(world.lab.address).nonce
+    height, record = world.chain.height, world.chain.record(world.record_id)
     args = UnwarrantArgs(world.record_id, world.doctor.address)  # the lab does not own it
-    tx = signed(world.lab.keys, nonce, "records.unwarrant", args).encoded.hex()
+    tx = signed(world.lab.keys, nonce, "records.unwarrant", args)
+    refused = world.api.post("/v1/txs?wait=1", json={"tx": tx.encoded.hex()})
+    assert "only the patient" in _error(refused, 403, "not_owner")
+    assert world.chain.account(world.lab.address).nonce == nonce  # nothing spent
+    assert world.chain.height == height and world.chain.receipt(tx_id(tx)) is None
+    assert world.chain.record(world.record_id) == record
+
+
+def test_refused_call_of_an_open_method_is_committed_with_a_failed_receipt(
+    world: World,
+) -> None:
+    nonce = world.chain.account(world.patient.address).nonce
+    args = TransferArgs(world.lab.address, 10**15)  # more than the patient holds
+    tx = signed(world.patient.keys, nonce, "accounts.transfer", args).encoded.hex()
     body = _ok(world.api.post("/v1/txs?wait=1", json={"tx": tx}))
-    assert body["receipt"]["ok"] is False and body["receipt"]["code"] == "not_owner"
+    assert body["receipt"]["ok"] is False and body["receipt"]["code"] == "balance_too_low"
+
+
+def test_conflicts_are_409_and_bad_arguments_422_at_submission(world: World) -> None:
+    nonce = world.chain.account(world.patient.address).nonce
+    again = RegisterArgs(Role.PATIENT, "", world.patient.keys.encryption_public_key)
+    tx = signed(world.patient.keys, nonce, "registry.register", again)
+    _error(world.api.post("/v1/txs", json={"tx": tx.encoded.hex()}), 409, "already_registered")
+    stranger = AccountKeys.generate()
+    bad_key = RegisterArgs(Role.PATIENT, "", b"short")
+    tx = signed(stranger, 0, "registry.register", bad_key)
+    _error(world.api.post("/v1/txs", json={"tx": tx.encoded.hex()}), 422, "invalid_argument")
+    assert world.chain.identity(stranger.address) is None
 
 
 def test_rejected_transactions(world: World) -> None:

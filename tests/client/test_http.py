@@ -122,7 +122,12 @@ def test_refused_call_raises_tx_failed_with_the_receipt(chain: HttpChain) -> Non
     with pytest.raises(TxFailed) as failed:
         doctor.send("records.unwarrant", UnwarrantArgs(record_id, patient.address))
     assert failed.value.code == "not_owner" and not failed.value.receipt.ok
-    # on a network the refused call is included: its nonce is spent
+    # an access-controlled call is dry-run at admission: refused there, nothing spent
+    assert chain.account(doctor.address).nonce == 2
+    with pytest.raises(TxFailed) as failed:
+        doctor.transfer(patient.address, 10**15)  # more than it holds
+    assert failed.value.code == "balance_too_low" and not failed.value.receipt.ok
+    # another call is included refused, as on a network: its nonce is spent
     assert chain.account(doctor.address).nonce == 3
 
 
