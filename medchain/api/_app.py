@@ -6,7 +6,16 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.types import Scope
 
-from medchain.api import _anchoring, _blobs, _devices, _node, _state, _txs, _uploads
+from medchain.api import (
+    _anchoring,
+    _blobs,
+    _devices,
+    _node,
+    _orgs,
+    _state,
+    _txs,
+    _uploads,
+)
 from medchain.api._blobs import DEFAULT_MAX_BLOB_BATCH_BYTES
 from medchain.api._deps import ApiState, install
 from medchain.api._errors import install_error_handlers
@@ -54,6 +63,10 @@ _TAGS = [
     {"name": "research", "description": "De-identified copies shared with institutions."},
     {"name": "anonymous", "description": "Ring-signed contributions to scopes."},
     {"name": "devices", "description": "Medical devices, guardians, gateways, batches."},
+    {
+        "name": "organisations",
+        "description": "The consortium's organisations, proposals, credentials, attestations.",
+    },
     {"name": "staking", "description": "Stake and candidates."},
     {"name": "blobs", "description": "Encrypted record bodies by CID."},
     {"name": "node", "description": "Status, health and metrics of this node."},
@@ -110,7 +123,7 @@ def create_api(
     app.add_middleware(RequestMetrics, metrics=ApiMetrics(service.metrics_registry))
 
     install(app, ApiState(service, max_blob_bytes))
-    for module in (_txs, _state, _devices, _blobs, _uploads, _node, _anchoring):
+    for module in (_txs, _state, _devices, _orgs, _blobs, _uploads, _node, _anchoring):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)
