@@ -17,7 +17,7 @@ from medchain.client import HttpChain, MedchainClient
 from medchain.crypto import AccountKeys, signed_tx
 from medchain.gateway._fleet import _send_all, enrol_fleet, patient_keys
 from medchain.types import MedchainError, Tx
-from tests.api.harness import FakeNode, make_chain, served
+from tests.api.harness import HOSPITAL, FakeNode, make_chain, served
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,7 @@ def fleet_chain() -> Iterator[FleetChain]:
         served(lambda: FakeNode(make_chain(validator))) as node,
         HttpChain(node.url) as chain,
     ):
-        hospital = MedchainClient(AccountKeys.generate(), chain)
-        hospital.register(Role.INSTITUTION, "District hospital")
-        yield FleetChain(chain, validator, hospital.keys)
+        yield FleetChain(chain, validator, HOSPITAL.admin)  # the founding hospital's admin
 
 
 def test_send_all_tops_up_one_sender_and_checks_receipts(fleet_chain: FleetChain) -> None:
