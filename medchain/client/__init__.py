@@ -31,6 +31,12 @@ from medchain.client._labels import (
     read_label,
     seal_label,
 )
+from medchain.client._orgs import (
+    OrganisationActions,
+    leaving,
+    organisation_spec,
+    proposal_id_of,
+)
 from medchain.client._sdk import (
     BlobUnavailable,
     MedchainClient,
@@ -78,6 +84,7 @@ __all__ = [
     "NotAReader",
     "NotCommitted",
     "OpenedRecord",
+    "OrganisationActions",
     "RecordNotIndexed",
     "ResearchItem",
     "Sealed",
@@ -97,11 +104,14 @@ __all__ = [
     "is_http_url",
     "keywords_of",
     "label_context",
+    "leaving",
     "open_capability",
     "open_results",
     "open_scope",
     "open_sealed",
+    "organisation_spec",
     "plan_entries",
+    "proposal_id_of",
     "read_label",
     "seal",
     "seal_label",

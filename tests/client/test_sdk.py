@@ -19,7 +19,7 @@ from medchain.client._envelope import version_context
 from medchain.crypto import AccountKeys, DecryptionFailed
 from medchain.node import LocalChain
 from medchain.offchain import BlobCorrupted
-from medchain.types import Allocation, Genesis, GenesisValidator
+from tests.api.harness import enlist, institution, make_chain
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -30,20 +30,11 @@ def _example(name: str) -> dict[str, Any]:
 
 @pytest.fixture
 def chain() -> LocalChain:
-    validator = AccountKeys.generate()
-    genesis = Genesis(
-        "medchain-test",
-        0,
-        allocations=(Allocation(validator.address, 10**9),),
-        validators=(GenesisValidator(validator.public_key, "v0"),),
-    )
-    return LocalChain.in_memory(genesis, validator)
+    return make_chain()
 
 
 def _person(chain: LocalChain, role: Role, name: str) -> MedchainClient:
-    client = MedchainClient(AccountKeys.generate(), chain)
-    client.register(role, name)
-    return client
+    return enlist(MedchainClient(AccountKeys.generate(), chain), role, name)
 
 
 @pytest.fixture
@@ -52,7 +43,7 @@ def people(chain: LocalChain) -> dict[str, MedchainClient]:
         "patient": _person(chain, Role.PATIENT, "Jane Roe"),
         "doctor": _person(chain, Role.DOCTOR, "Dr. Who"),
         "doctor2": _person(chain, Role.DOCTOR, "Dr. Strange"),
-        "lab": _person(chain, Role.INSTITUTION, "Research Lab"),
+        "lab": institution(chain),
         "stranger": _person(chain, Role.DOCTOR, "Dr. Nobody"),
     }
 
