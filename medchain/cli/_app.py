@@ -20,6 +20,7 @@ from medchain.cli import (
     _gateway,
     _node,
     _node_init,
+    _orgs,
     _readings,
     _search,
     _snapshot,
@@ -94,6 +95,21 @@ anon.command("open")(_anon.anon_open)
 anon.command("close")(_anon.anon_close)
 anon.command("submit")(_anon.anon_submit_cmd)
 anon.command("list")(_anon.anon_list)
+
+org = _group(app, "org", "The consortium: organisations, proposals, credentials, attestations.")
+org.command("list")(_orgs.org_list)
+org.command("show")(_orgs.org_show)
+org.command("staff")(_orgs.org_staff)
+org.command("proposals")(_orgs.org_proposals)
+org.command("proposal")(_orgs.org_proposal)
+org.command("propose")(_orgs.org_propose)
+org.command("approve")(_orgs.org_approve)
+org.command("credential")(_orgs.org_credential)
+org.command("suspend")(_orgs.org_suspend)
+org.command("reinstate")(_orgs.org_reinstate)
+org.command("revoke")(_orgs.org_revoke)
+org.command("attest")(_orgs.org_attest)
+org.command("credentials")(_orgs.org_credentials)
 
 devices = _group(
     app, "devices", "Medical devices: register them for a patient, guardians, states, audit trails."

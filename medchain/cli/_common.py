@@ -7,7 +7,7 @@ import inspect
 import os
 import shlex
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import wraps
@@ -36,7 +36,7 @@ from medchain.crypto import (
     load_keys,
     parse_address,
 )
-from medchain.node import GENESIS_FILE, LocalChain
+from medchain.node import GENESIS_FILE, FoundingKeys, LocalChain, founding_keys
 from medchain.types import Allocation, Genesis, GenesisValidator, MedchainError
 
 # Wide enough for the benchmark and simulator tables when output goes to a file or pipe.
@@ -113,20 +113,41 @@ def load_key_file(path: Path) -> AccountKeys:
         raise
 
 
-def default_genesis(validator: AccountKeys, chain_id: str = DEFAULT_CHAIN_ID) -> Genesis:
+def default_genesis(
+    validator: AccountKeys,
+    chain_id: str = DEFAULT_CHAIN_ID,
+    founders: Sequence[FoundingKeys] = (),
+) -> Genesis:
+    """A single-validator chain; with `founders`, the validator belongs to the first."""
     from medchain.node import wall_clock_ms
 
     return Genesis(
         chain_id=chain_id,
         time_ms=wall_clock_ms(),
-        allocations=(Allocation(validator.address, VALIDATOR_ALLOCATION),),
-        validators=(GenesisValidator(validator.public_key, "local-validator"),),
+        allocations=(
+            Allocation(validator.address, VALIDATOR_ALLOCATION),
+            *(a for f in founders for a in f.allocations()),
+        ),
+        validators=(
+            GenesisValidator(
+                validator.public_key,
+                "local-validator",
+                organisation=founders[0].org.org_id if founders else "",
+            ),
+        ),
+        organisations=tuple(f.genesis_entry() for f in founders),
     )
 
 
 def create_chain(data: Path, chain_id: str = DEFAULT_CHAIN_ID) -> LocalChain:
+    """A new local chain in `data`, founded by the devnet's organisations, whose admin and
+    account key files it writes under `data/orgs/` (as a devnet does)."""
     validator = AccountKeys.generate()
-    return LocalChain.create(data, default_genesis(validator, chain_id), validator)
+    founders = founding_keys()
+    chain = LocalChain.create(data, default_genesis(validator, chain_id, founders), validator)
+    for founder in founders:
+        founder.save(data)
+    return chain
 
 
 @contextmanager

@@ -55,7 +55,13 @@ from medchain.node._devnet import (
     stop_verification_chain,
     until_a_node_exits,
 )
-from medchain.node._devnet_orgs import FOUNDING_ORGS, ORG_FUNDS, FoundingOrg
+from medchain.node._devnet_orgs import (
+    FOUNDING_ORGS,
+    ORG_FUNDS,
+    FoundingKeys,
+    FoundingOrg,
+    founding_keys,
+)
 from medchain.node._disk_reserve import (
     RESERVE_BYTES,
     RESERVE_FILE,
@@ -68,6 +74,8 @@ from medchain.node._genesis_file import (
     genesis_from_json,
     genesis_hash,
     genesis_to_json,
+    organisation_from_json,
+    organisation_json,
     read_genesis,
     write_genesis,
 )
@@ -186,6 +194,7 @@ __all__ = [
     "DevnetNode",
     "DevnetProcesses",
     "ForkError",
+    "FoundingKeys",
     "FoundingOrg",
     "GenesisError",
     "Joined",
@@ -238,6 +247,7 @@ __all__ = [
     "fork_genesis",
     "fork_home",
     "fork_validators",
+    "founding_keys",
     "free_port_base",
     "genesis_block",
     "genesis_from_json",
@@ -259,6 +269,8 @@ __all__ = [
     "node_program",
     "open_devnet",
     "open_transport",
+    "organisation_from_json",
+    "organisation_json",
     "parse_allocations",
     "parse_params",
     "parse_validators",

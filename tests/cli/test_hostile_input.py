@@ -271,6 +271,11 @@ VALID: dict[str, Valid] = {
     "submitter": lambda w, case: "0x" + "22" * 20,
     "from_": lambda w, case: "2024-05-01",
     "reading list:to": lambda w, case: "2024-05-02",  # a time there, an address elsewhere
+    # the consortium
+    "org_id": lambda w, case: "st-mary",
+    "join": lambda w, case: str(EXAMPLES / "observation-heart-rate.json"),
+    "update": lambda w, case: str(EXAMPLES / "observation-heart-rate.json"),
+    "leave": lambda w, case: "northlab",
 }
 
 
