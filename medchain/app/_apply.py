@@ -20,6 +20,7 @@ from medchain.app import (
     _anon,
     _devices,
     _penalties,
+    _proxies,
     _records,
     _registry,
     _research,
@@ -63,6 +64,7 @@ METHODS: Methods = {
     **_anon.METHODS,
     **_search.METHODS,
     **_devices.METHODS,
+    **_proxies.METHODS,
 }
 
 

@@ -85,6 +85,18 @@ class NotAuthorised(ContractError):
     code = "not_authorised"
 
 
+class ReaderRequired(NotAuthorised):
+    """A record's key wraps leave out a reader the patient requires (a `read` proxy)."""
+
+    code = "reader_required"
+
+
+class NotAProxy(ContractError):
+    """No proxy relation with the patient, a scope it lacks, or an expired one."""
+
+    code = "not_a_proxy"
+
+
 class AlreadyAuthorised(ContractError):
     code = "already_authorised"
 

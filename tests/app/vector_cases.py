@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from medchain.app import (
+    AddProxyArgs,
     AddVersionArgs,
     AmountArgs,
     AnonSubmitArgs,
@@ -26,10 +27,13 @@ from medchain.app import (
     Ledger,
     NoArgs,
     OpenScopeArgs,
+    ProxyRelation,
+    ProxyScope,
     RegisterArgs,
     RegisterDeviceArgs,
     RegisterGatewayArgs,
     RelabelArgs,
+    RemoveProxyArgs,
     ReportArgs,
     ResearchGrantArgs,
     ResearchRevokeArgs,
@@ -287,6 +291,64 @@ def _(w: World) -> Tx:
 @case("records.add_version", "unknown_record", "unknown_record")
 def _(w: World) -> Tx:
     return new_version(w, "patient", record_id=b"\x09" * 32)
+
+
+@case("records.warrant", "by_a_proxy_without_grant", "not_a_proxy")
+def _(w: World) -> Tx:
+    patient, _, record_id = record(w)
+    parent = with_proxy(w, patient, ProxyScope.READ)
+    reader = member(w, "second doctor", Role.DOCTOR)
+    return w.tx(parent, "records.warrant", WarrantArgs(record_id, reader.address, wrap()))
+
+
+@case("records.create", "leaves_out_a_read_proxy", "reader_required")
+def _(w: World) -> Tx:
+    patient, doctor = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
+    with_proxy(w, patient, ProxyScope.READ)
+    cid, digest = fake_blob(b"record v1")
+    args = CreateRecordArgs(
+        patient.address, "Observation", cid, digest, fake_wraps(patient.address)
+    )
+    return w.tx(doctor, "records.create", args)
+
+
+# -- proxies ---------------------------------------------------------------------------
+
+
+def with_proxy(w: World, patient: AccountKeys, *scopes: ProxyScope) -> AccountKeys:
+    """A parent the patient named proxy with `scopes`, never expiring."""
+    parent = member(w, "parent", Role.PATIENT)
+    args = AddProxyArgs(parent.address, ProxyRelation.PARENT, scopes, 0)
+    w.ok(patient, "proxies.add", args)
+    return parent
+
+
+@case("proxies.add", "ok")
+def _(w: World) -> Tx:
+    patient, parent = member(w, "patient", Role.PATIENT), member(w, "parent", Role.PATIENT)
+    scopes = (ProxyScope.GRANT, ProxyScope.READ)
+    args = AddProxyArgs(parent.address, ProxyRelation.PARENT, scopes, T0)
+    return w.tx(patient, "proxies.add", args)
+
+
+@case("proxies.add", "unregistered_proxy", "not_registered")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    args = AddProxyArgs(keys("parent").address, ProxyRelation.PARENT, (ProxyScope.READ,), 0)
+    return w.tx(patient, "proxies.add", args)
+
+
+@case("proxies.remove", "ok")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    parent = with_proxy(w, patient, ProxyScope.DEVICES)
+    return w.tx(patient, "proxies.remove", RemoveProxyArgs(parent.address))
+
+
+@case("proxies.remove", "not_a_proxy", "not_a_proxy")
+def _(w: World) -> Tx:
+    patient, parent = member(w, "patient", Role.PATIENT), member(w, "parent", Role.PATIENT)
+    return w.tx(patient, "proxies.remove", RemoveProxyArgs(parent.address))
 
 
 # -- research (ALC) --------------------------------------------------------------------
