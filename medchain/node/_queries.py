@@ -141,6 +141,20 @@ class ChainQueries:
     def guardians_of(self, patient: bytes) -> tuple[bytes, ...]:
         return app.guardians_of(self.ledger.state, patient)
 
+    def proxies_of(self, patient: bytes) -> list[app.Proxy]:
+        """The patient's proxies (expired ones too), by the proxy's address."""
+        return app.proxies_of(self.ledger.state, patient)
+
+    def patients_of(self, proxy: bytes) -> list[app.Proxy]:
+        """The relations in which `proxy` acts for a patient, by the patient's address."""
+        return app.patients_of(self.ledger.state, proxy)
+
+    def required_readers(self, patient: bytes) -> tuple[bytes, ...]:
+        """Whom a record written for the patient must be wrapped for besides the patient
+        (their `read` proxies), as of the latest block's time."""
+        now_ms = self.latest_block().header.time_ms
+        return app.required_readers(self.ledger.state, patient, now_ms)
+
     def vitals_recipients(self, patients: Sequence[bytes]) -> list[dict[bytes, bytes] | None]:
         """Per patient, in order: whom a gateway seals the patient's bundles for (the
         patient, guardians and vitals readers) and each one's encryption key (empty if

@@ -1,0 +1,115 @@
+"""A patient's proxies from the SDK on a LocalChain: a mother acting for her child."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medchain.app import AuditAction, ProxyRelation, ProxyScope, Role
+from medchain.client import (
+    MedchainClient,
+    NotAReader,
+    add_proxy,
+    patients_of,
+    proxies_of,
+    remove_proxy,
+)
+from medchain.crypto import AccountKeys
+from medchain.node import LocalChain
+from medchain.types import Allocation, Genesis, GenesisValidator, TxFailed
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _example(name: str) -> dict[str, Any]:
+    return dict(json.loads((EXAMPLES / name).read_text()))
+
+
+@pytest.fixture
+def chain() -> LocalChain:
+    validator = AccountKeys.generate()
+    genesis = Genesis(
+        "medchain-test",
+        0,
+        allocations=(Allocation(validator.address, 10**9),),
+        validators=(GenesisValidator(validator.public_key, "v0"),),
+    )
+    return LocalChain.in_memory(genesis, validator)
+
+
+def _person(chain: LocalChain, role: Role, name: str) -> MedchainClient:
+    client = MedchainClient(AccountKeys.generate(), chain)
+    client.register(role, name)
+    return client
+
+
+@pytest.fixture
+def family(chain: LocalChain) -> dict[str, MedchainClient]:
+    return {
+        "child": _person(chain, Role.PATIENT, "Tom Roe"),
+        "mother": _person(chain, Role.PATIENT, "Jane Roe"),
+        "doctor": _person(chain, Role.DOCTOR, "Dr. Who"),
+        "paediatrician": _person(chain, Role.DOCTOR, "Dr. Spock"),
+    }
+
+
+def test_a_mother_acts_for_her_child(chain: LocalChain, family: dict[str, MedchainClient]) -> None:
+    child, mother, doctor = family["child"], family["mother"], family["doctor"]
+    paediatrician = family["paediatrician"]
+    earlier = doctor.put_record(child.address, _example("condition.json"))
+    own = child.put_record(child.address, _example("observation-heart-rate.json"))
+
+    # the child's key acts once: the mother reads and grants for the child from now on
+    scopes = (ProxyScope.READ, ProxyScope.GRANT)
+    added = add_proxy(child, mother.address, ProxyRelation.PARENT, scopes)
+    assert added.receipt.ok and added.records == (earlier, own)
+    assert [p.proxy for p in proxies_of(child)] == [mother.address]
+    assert [p.patient for p in patients_of(mother)] == [child.address]
+
+    assert mother.read_record(earlier)["resourceType"] == "Condition"
+    later = doctor.put_record(child.address, _example("observation-heart-rate.json"))
+    assert mother.read_record(later)["resourceType"] == "Observation"
+    doctor.add_version(earlier, _example("condition.json"))
+    assert mother.read_record(earlier, version=2)["resourceType"] == "Condition"
+
+    mother.grant(later, paediatrician.address)
+    assert paediatrician.read_record(later)["resourceType"] == "Observation"
+    granted = child.audit(later)[-1]
+    assert granted.action is AuditAction.GRANTED
+    assert (granted.actor, granted.on_behalf, granted.subject) == (
+        mother.address,
+        child.address,
+        paediatrician.address,
+    )
+
+    with pytest.raises(TxFailed) as refused:  # she may not write for the child
+        mother.put_record(child.address, _example("condition.json"))
+    assert refused.value.code == "not_a_proxy"
+    assert chain.patient_records(child.address) == [earlier, own, later]
+
+
+def test_removing_a_read_proxy_closes_later_versions(family: dict[str, MedchainClient]) -> None:
+    child, mother, doctor = family["child"], family["mother"], family["doctor"]
+    add_proxy(child, mother.address, ProxyRelation.CARER, (ProxyScope.READ,))
+    record_id = doctor.put_record(child.address, _example("condition.json"))
+    removed = remove_proxy(child, mother.address)
+    assert removed.receipt.ok and removed.records == (record_id,)
+    assert proxies_of(child) == [] and patients_of(mother) == []
+    doctor.add_version(record_id, _example("condition.json"))
+    assert mother.read_record(record_id, version=1)["resourceType"] == "Condition"
+    with pytest.raises(NotAReader):
+        mother.read_record(record_id, version=2)
+
+
+def test_a_grant_only_proxy_is_not_warranted_on_records(
+    family: dict[str, MedchainClient],
+) -> None:
+    child, mother, doctor = family["child"], family["mother"], family["doctor"]
+    record_id = doctor.put_record(child.address, _example("condition.json"))
+    added = add_proxy(child, mother.address, ProxyRelation.LEGAL, (ProxyScope.GRANT,))
+    assert added.records == ()
+    with pytest.raises(NotAReader):
+        mother.read_record(record_id)
