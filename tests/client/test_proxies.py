@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,48 +18,35 @@ from medchain.client import (
 )
 from medchain.crypto import AccountKeys
 from medchain.node import LocalChain
-from medchain.types import Allocation, Genesis, GenesisValidator, TxFailed
+from medchain.types import TxFailed
+from tests.api.harness import make_chain
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def _example(name: str) -> dict[str, Any]:
-    return dict(json.loads((EXAMPLES / name).read_text()))
+CONDITION = json.loads((EXAMPLES / "condition.json").read_text())
+HEART_RATE = json.loads((EXAMPLES / "observation-heart-rate.json").read_text())
 
 
 @pytest.fixture
 def chain() -> LocalChain:
-    validator = AccountKeys.generate()
-    genesis = Genesis(
-        "medchain-test",
-        0,
-        allocations=(Allocation(validator.address, 10**9),),
-        validators=(GenesisValidator(validator.public_key, "v0"),),
-    )
-    return LocalChain.in_memory(genesis, validator)
-
-
-def _person(chain: LocalChain, role: Role, name: str) -> MedchainClient:
-    client = MedchainClient(AccountKeys.generate(), chain)
-    client.register(role, name)
-    return client
+    return make_chain()
 
 
 @pytest.fixture
 def family(chain: LocalChain) -> dict[str, MedchainClient]:
-    return {
-        "child": _person(chain, Role.PATIENT, "Tom Roe"),
-        "mother": _person(chain, Role.PATIENT, "Jane Roe"),
-        "doctor": _person(chain, Role.DOCTOR, "Dr. Who"),
-        "paediatrician": _person(chain, Role.DOCTOR, "Dr. Spock"),
-    }
+    """A child, their mother, and two doctors (the readers the mother may grant)."""
+    people = {"child": Role.PATIENT, "mother": Role.PATIENT}
+    people |= {"doctor": Role.DOCTOR, "paediatrician": Role.DOCTOR}
+    clients = {name: MedchainClient(AccountKeys.generate(), chain) for name in people}
+    for name, role in people.items():
+        clients[name].register(role, "" if role is Role.PATIENT else f"Dr. {name}")
+    return clients
 
 
 def test_a_mother_acts_for_her_child(chain: LocalChain, family: dict[str, MedchainClient]) -> None:
     child, mother, doctor = family["child"], family["mother"], family["doctor"]
     paediatrician = family["paediatrician"]
-    earlier = doctor.put_record(child.address, _example("condition.json"))
-    own = child.put_record(child.address, _example("observation-heart-rate.json"))
+    earlier = doctor.put_record(child.address, CONDITION)
+    own = child.put_record(child.address, HEART_RATE)
 
     # the child's key acts once: the mother reads and grants for the child from now on
     scopes = (ProxyScope.READ, ProxyScope.GRANT)
@@ -70,9 +56,9 @@ def test_a_mother_acts_for_her_child(chain: LocalChain, family: dict[str, Medcha
     assert [p.patient for p in patients_of(mother)] == [child.address]
 
     assert mother.read_record(earlier)["resourceType"] == "Condition"
-    later = doctor.put_record(child.address, _example("observation-heart-rate.json"))
+    later = doctor.put_record(child.address, HEART_RATE)
     assert mother.read_record(later)["resourceType"] == "Observation"
-    doctor.add_version(earlier, _example("condition.json"))
+    doctor.add_version(earlier, CONDITION)
     assert mother.read_record(earlier, version=2)["resourceType"] == "Condition"
 
     mother.grant(later, paediatrician.address)
@@ -86,7 +72,7 @@ def test_a_mother_acts_for_her_child(chain: LocalChain, family: dict[str, Medcha
     )
 
     with pytest.raises(TxFailed) as refused:  # she may not write for the child
-        mother.put_record(child.address, _example("condition.json"))
+        mother.put_record(child.address, CONDITION)
     assert refused.value.code == "not_a_proxy"
     assert chain.patient_records(child.address) == [earlier, own, later]
 
@@ -94,11 +80,11 @@ def test_a_mother_acts_for_her_child(chain: LocalChain, family: dict[str, Medcha
 def test_removing_a_read_proxy_closes_later_versions(family: dict[str, MedchainClient]) -> None:
     child, mother, doctor = family["child"], family["mother"], family["doctor"]
     add_proxy(child, mother.address, ProxyRelation.CARER, (ProxyScope.READ,))
-    record_id = doctor.put_record(child.address, _example("condition.json"))
+    record_id = doctor.put_record(child.address, CONDITION)
     removed = remove_proxy(child, mother.address)
     assert removed.receipt.ok and removed.records == (record_id,)
     assert proxies_of(child) == [] and patients_of(mother) == []
-    doctor.add_version(record_id, _example("condition.json"))
+    doctor.add_version(record_id, CONDITION)
     assert mother.read_record(record_id, version=1)["resourceType"] == "Condition"
     with pytest.raises(NotAReader):
         mother.read_record(record_id, version=2)
@@ -108,7 +94,7 @@ def test_a_grant_only_proxy_is_not_warranted_on_records(
     family: dict[str, MedchainClient],
 ) -> None:
     child, mother, doctor = family["child"], family["mother"], family["doctor"]
-    record_id = doctor.put_record(child.address, _example("condition.json"))
+    record_id = doctor.put_record(child.address, CONDITION)
     added = add_proxy(child, mother.address, ProxyRelation.LEGAL, (ProxyScope.GRANT,))
     assert added.records == ()
     with pytest.raises(NotAReader):
