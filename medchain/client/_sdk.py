@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from medchain.app import (
+    AddProxyArgs,
     AddVersionArgs,
     AmountArgs,
     AuditEntry,
@@ -27,15 +28,19 @@ from medchain.app import (
     DeviceOffence,
     DeviceState,
     Gateway,
-    GuardianArgs,
     Identity,
     NoArgs,
+    NotAProxy,
+    Proxy,
+    ProxyRelation,
+    ProxyScope,
     Record,
     RecordVersion,
     RegisterArgs,
     RegisterDeviceArgs,
     RegisterGatewayArgs,
     RelabelArgs,
+    RemoveProxyArgs,
     ReportArgs,
     ResearchEntry,
     ResearchGrantArgs,
@@ -514,11 +519,34 @@ class MedchainClient:
         return seal_label(label, device, readers)
 
     def add_guardian(self, guardian: bytes) -> Receipt:
-        """Patient: let `guardian` manage this patient's devices (not read records)."""
-        return self.send("devices.add_guardian", GuardianArgs(guardian))
+        """Patient: let `guardian` manage this patient's devices (not read records): give
+        it the `devices` scope, beside any it holds as proxy (a new proxy is a carer)."""
+        held = self._proxy(guardian)
+        scopes = {ProxyScope.DEVICES, *(held.scopes if held else ())}
+        relation = held.relation if held else ProxyRelation.CARER
+        args = AddProxyArgs(
+            guardian, relation, tuple(sorted(scopes)), held.expires_ms if held else 0
+        )
+        return self.send("proxies.add", args)
 
     def remove_guardian(self, guardian: bytes) -> Receipt:
-        return self.send("devices.remove_guardian", GuardianArgs(guardian))
+        """Patient: take the `devices` scope from `guardian`; a proxy with no other
+        scope is removed."""
+        held = self._proxy(guardian)
+        if held is None or ProxyScope.DEVICES not in held.scopes:
+            raise NotAProxy(
+                f"{format_address(guardian)} is not a guardian of {format_address(self.address)}"
+            )
+        rest = tuple(s for s in held.scopes if s is not ProxyScope.DEVICES)
+        if not rest:
+            return self.send("proxies.remove", RemoveProxyArgs(guardian))
+        return self.send(
+            "proxies.add", AddProxyArgs(guardian, held.relation, rest, held.expires_ms)
+        )
+
+    def _proxy(self, proxy: bytes) -> Proxy | None:
+        """This patient's proxy relation with `proxy`, if any."""
+        return next((p for p in self.chain.proxies_of(self.address) if p.proxy == proxy), None)
 
     def share_vitals(self, reader: bytes) -> Receipt:
         """Patient: gateways seal this patient's device readings for `reader` too, from

@@ -16,6 +16,7 @@ from medchain.app import (
     MAX_TIME_MS,
     MAX_VITALS_READERS,
     MS_PER_DAY,
+    AddProxyArgs,
     Batch,
     BatchHeader,
     Bundle,
@@ -24,12 +25,14 @@ from medchain.app import (
     DeviceKind,
     DeviceOffence,
     DeviceState,
-    GuardianArgs,
     Ledger,
+    ProxyRelation,
+    ProxyScope,
     RegisterArgs,
     RegisterDeviceArgs,
     RegisterGatewayArgs,
     RelabelArgs,
+    RemoveProxyArgs,
     ReportArgs,
     RevokeGatewayArgs,
     Role,
@@ -62,7 +65,7 @@ def _register_args(
     """Registration of `device` for `patient`, its label sealed (in shape) for the
     patient and their guardians."""
     proof = device.sign(registration_message(CHAIN_ID, proof_for or patient))
-    label = fake_label(patient, *guardians_of(world.ledger.state, patient))
+    label = fake_label(patient, *guardians_of(world.ledger.state, patient, _now(world)))
     return RegisterDeviceArgs(device.public_key, patient, DeviceKind.PULSE_OXIMETER, label, proof)
 
 
@@ -84,6 +87,23 @@ def gateway(world: World, hospital: AccountKeys) -> AccountKeys:
     keys = AccountKeys.generate()
     world.ok(hospital, "devices.register_gateway", RegisterGatewayArgs(keys.address, "ward 3 edge"))
     return keys
+
+
+def _now(world: World) -> int:
+    """The block time of the next block."""
+    return world.context().time_ms
+
+
+def _add_guardian(
+    world: World, patient: AccountKeys, guardian: AccountKeys, expires_ms: int = 0
+) -> None:
+    """Make `guardian` a `devices` proxy of the patient: what a guardian is."""
+    scopes = (ProxyScope.DEVICES,)
+    world.ok(
+        patient,
+        "proxies.add",
+        AddProxyArgs(guardian.address, ProxyRelation.CARER, scopes, expires_ms),
+    )
 
 
 def _report(world: World, gateway: AccountKeys, device: bytes, tag: bytes) -> Receipt:
@@ -120,12 +140,12 @@ def test_hospital_and_guardian_may_register(
         doctor, "devices.register", _register_args(world, AccountKeys.generate(), patient.address)
     )
     assert receipt.code == "not_authorised"
-    world.ok(patient, "devices.add_guardian", GuardianArgs(doctor.address))
-    assert guardians_of(world.ledger.state, patient.address) == (doctor.address,)
+    _add_guardian(world, patient, doctor)
+    assert guardians_of(world.ledger.state, patient.address, _now(world)) == (doctor.address,)
     by_guardian = _register(world, doctor, patient)
     listed = [d.device for d in devices_of(world.ledger.state, patient.address)]
     assert listed == [by_hospital.address, by_guardian.address]
-    world.ok(patient, "devices.remove_guardian", GuardianArgs(doctor.address))
+    world.ok(patient, "proxies.remove", RemoveProxyArgs(doctor.address))
     receipt = world.call(
         doctor, "devices.register", _register_args(world, AccountKeys.generate(), patient.address)
     )
@@ -167,7 +187,7 @@ def test_registration_needs_the_devices_own_proof(world: World, patient: Account
 def test_a_label_is_sealed_for_the_patient_and_guardians_or_refused(
     world: World, patient: AccountKeys, doctor: AccountKeys, hospital: AccountKeys
 ) -> None:
-    world.ok(patient, "devices.add_guardian", GuardianArgs(doctor.address))
+    _add_guardian(world, patient, doctor)
     device = AccountKeys.generate()
     good = _register_args(world, device, patient.address)
 
@@ -189,7 +209,7 @@ def test_relabel(
     world: World, patient: AccountKeys, doctor: AccountKeys, hospital: AccountKeys
 ) -> None:
     device = _register(world, patient, patient)
-    world.ok(patient, "devices.add_guardian", GuardianArgs(doctor.address))
+    _add_guardian(world, patient, doctor)
     stale = RelabelArgs(device.address, fake_label(patient.address))
     assert world.call(patient, "devices.relabel", stale).code == "key_wrap_mismatch"
     resealed = fake_label(patient.address, doctor.address, blocks=2)
@@ -211,25 +231,32 @@ def test_relabel(
     assert world.call(patient, "devices.relabel", unknown).code == "unknown_device"
 
 
-def test_guardian_rules(world: World, patient: AccountKeys, doctor: AccountKeys) -> None:
-    assert world.call(patient, "devices.add_guardian", GuardianArgs(patient.address)).code == (
-        "invalid_argument"
-    )
-    nobody = AccountKeys.generate().address
-    assert world.call(patient, "devices.add_guardian", GuardianArgs(nobody)).code == (
-        "not_registered"
-    )
-    world.ok(patient, "devices.add_guardian", GuardianArgs(doctor.address))
-    assert world.call(patient, "devices.add_guardian", GuardianArgs(doctor.address)).code == (
-        "invalid_argument"
-    )
-    # only patients have guardians
-    assert world.call(doctor, "devices.add_guardian", GuardianArgs(patient.address)).code == (
-        "wrong_role"
-    )
-    assert world.call(doctor, "devices.remove_guardian", GuardianArgs(patient.address)).code == (
-        "invalid_argument"
-    )
+def test_a_guardian_is_a_devices_proxy_until_it_expires(
+    world: World, patient: AccountKeys, doctor: AccountKeys
+) -> None:
+    device = _register(world, patient, patient)
+    expires = _now(world) + 3
+    _add_guardian(world, patient, doctor, expires_ms=expires)
+    restrict = SetStateArgs(device.address, DeviceState.RESTRICTED, "battery failing")
+    world.ok(doctor, "devices.set_state", restrict)
+    while _now(world) < expires:
+        world.empty_blocks(1)
+    assert guardians_of(world.ledger.state, patient.address, _now(world)) == ()
+    lift = SetStateArgs(device.address, DeviceState.ACTIVE, "new battery")
+    assert world.call(doctor, "devices.set_state", lift).code == "not_authorised"
+    relabel = RelabelArgs(device.address, fake_label(patient.address, doctor.address))
+    assert world.call(patient, "devices.relabel", relabel).code == "key_wrap_mismatch"
+    world.ok(patient, "devices.relabel", RelabelArgs(device.address, fake_label(patient.address)))
+
+
+def test_a_proxy_without_the_devices_scope_is_no_guardian(
+    world: World, patient: AccountKeys, doctor: AccountKeys
+) -> None:
+    device = _register(world, patient, patient)
+    args = AddProxyArgs(doctor.address, ProxyRelation.CARER, (ProxyScope.READ, ProxyScope.GRANT), 0)
+    world.ok(patient, "proxies.add", args)
+    ban = SetStateArgs(device.address, DeviceState.BANNED, "lost")
+    assert world.call(doctor, "devices.set_state", ban).code == "not_authorised"
 
 
 # -- states -------------------------------------------------------------------------
@@ -271,7 +298,7 @@ def test_others_may_not_change_state(
 def test_a_ban_is_final_for_the_owner_but_a_hospital_lifts_it(
     world: World, patient: AccountKeys, doctor: AccountKeys, hospital: AccountKeys
 ) -> None:
-    world.ok(patient, "devices.add_guardian", GuardianArgs(doctor.address))
+    _add_guardian(world, patient, doctor)
     device = _register(world, patient, patient)
     world.ok(doctor, "devices.set_state", SetStateArgs(device.address, DeviceState.BANNED, "lost"))
     lift = SetStateArgs(device.address, DeviceState.ACTIVE, "found it")

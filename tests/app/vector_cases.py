@@ -21,7 +21,6 @@ from medchain.app import (
     DeviceKind,
     DeviceOffence,
     DeviceState,
-    GuardianArgs,
     IndexArgs,
     IndexEntry,
     Ledger,
@@ -745,9 +744,9 @@ def _(w: World) -> Tx:
 
 
 def patient_lists_doctor(add: str, remove: str, args: Callable[[bytes], Any]) -> None:
-    """The cases of a pair of methods by which a patient lists a doctor (as guardian,
-    as reader of their vitals) and takes them off: each succeeds, listing twice and
-    removing one never listed are refused."""
+    """The cases of a pair of methods by which a patient lists a doctor (as reader of
+    their vitals) and takes them off: each succeeds, listing twice and removing one
+    never listed are refused."""
 
     def listing(w: World, *steps: str) -> Tx:
         patient, doctor = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
@@ -761,5 +760,4 @@ def patient_lists_doctor(add: str, remove: str, args: Callable[[bytes], Any]) ->
     case(remove, "never_listed", "invalid_argument")(lambda w: listing(w, remove))
 
 
-patient_lists_doctor("devices.add_guardian", "devices.remove_guardian", GuardianArgs)
 patient_lists_doctor("devices.share_vitals", "devices.unshare_vitals", VitalsReaderArgs)
