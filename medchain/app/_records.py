@@ -5,6 +5,11 @@ the content key wrapped for each authorised reader, the reader list, and an
 append-only audit trail of every creation, grant, revoke and new version.
 Revocation is forward-only: a revoked reader keeps what it could already open,
 but every later version is encrypted under a fresh key it does not receive.
+
+Proxies (`_proxies`): the owner's `grant` proxy grants and revokes for the owner, a
+`write` proxy writes records for the patient, and the audit trail names the patient
+it acted for (`on_behalf`). The patient's `read` proxies are required readers: a new
+record or version must wrap its key for each, and one added since joins the readers.
 """
 
 from __future__ import annotations
