@@ -203,10 +203,10 @@ def add(state: State, call: Call, args: AddProxyArgs) -> None:
         raise InvalidArgument(
             f"a patient has at most {MAX_PROXIES_PER_PATIENT} proxies; remove one first"
         )
-    updated = get_proxy(state, call.sender, args.proxy) is not None
-    proxy = Proxy(
-        call.sender, args.proxy, args.relation, scopes, args.expires_ms, call.block.height
-    )
+    before = get_proxy(state, call.sender, args.proxy)
+    updated = before is not None
+    added = call.block.height if before is None else before.added_height
+    proxy = Proxy(call.sender, args.proxy, args.relation, scopes, args.expires_ms, added)
     _store(state, call.sender, [*current, proxy])
     _index(state, args.proxy, call.sender, present=True)
     call.emit(

@@ -124,10 +124,12 @@ def test_adding_again_changes_the_scopes_and_expiry(
     world: World, patient: AccountKeys, parent: AccountKeys
 ) -> None:
     assert _add(world, patient, parent, READ).ok
+    first_height = world.height
     receipt = _add(world, patient, parent, GRANT, expires_ms=_now(world) + 5)
     assert receipt.ok and [e.kind for e in receipt.events] == ["proxy.updated"]
     (proxy,) = proxies_of(world.ledger.state, patient.address)
     assert proxy.scopes == (GRANT,) and proxy.expires_ms > 0
+    assert proxy.added_height == first_height < world.height
 
 
 def test_remove_takes_the_proxy_off_both_lists(
