@@ -18,10 +18,14 @@ from typing import Any
 from medchain.app import (
     _accounts,
     _anon,
+    _attestations,
+    _credentials,
     _devices,
     _penalties,
+    _proposals,
     _proxies,
     _records,
+    _registration,
     _registry,
     _research,
     _search,
@@ -56,6 +60,7 @@ from medchain.types import (
 
 METHODS: Methods = {
     **_accounts.METHODS,
+    **_registration.METHODS,
     **_registry.METHODS,
     **_records.METHODS,
     **_research.METHODS,
@@ -65,6 +70,9 @@ METHODS: Methods = {
     **_search.METHODS,
     **_devices.METHODS,
     **_proxies.METHODS,
+    **_proposals.METHODS,
+    **_attestations.METHODS,
+    **_credentials.METHODS,
 }
 
 

@@ -91,12 +91,6 @@ class ReaderRequired(NotAuthorised):
     code = "reader_required"
 
 
-class NotAProxy(ContractError):
-    """No proxy relation with the patient, a scope it lacks, or an expired one."""
-
-    code = "not_a_proxy"
-
-
 class AlreadyAuthorised(ContractError):
     code = "already_authorised"
 
@@ -150,3 +144,35 @@ class LabelTaken(ContractError):
     written once and never overwritten."""
 
     code = "label_taken"
+
+
+class NotCredentialed(ContractError):
+    """The sender holds no valid credential for the role the call needs."""
+
+    code = "not_credentialed"
+
+
+class NotAnAdmin(ContractError):
+    """The sender is not an admin of a member organisation."""
+
+    code = "not_an_admin"
+
+
+class UnknownOrganisation(ContractError):
+    code = "unknown_organisation"
+
+
+class ProposalError(ContractError):
+    """A membership proposal or approval that cannot be made."""
+
+    code = "proposal_error"
+
+
+class NotAProxy(ContractError):
+    """No proxy relation, outside its scope, or expired."""
+
+    code = "not_a_proxy"
+
+
+class EmergencyError(ContractError):
+    code = "emergency_error"

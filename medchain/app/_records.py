@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 
 from medchain.app import _access_lists as alc
 from medchain.app._context import Call, Methods
+from medchain.app._credentials import CLINICIAN_ROLES, require_credential
 from medchain.app._errors import (
     AlreadyAuthorised,
     ContractError,
@@ -45,11 +46,6 @@ from medchain.types import MedchainError, parse_cid
 
 RECORD_ID_SIZE = 16
 _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
-
-AUTHOR_ROLES = (Role.DOCTOR, Role.INSTITUTION, Role.DEVICE)
-"""Who may write a record for a patient, besides the patient."""
-EDITOR_ROLES = (Role.DOCTOR, Role.INSTITUTION)
-"""Authorised readers who may also add versions (clinicians the patient trusts)."""
 
 
 class AuditAction(enum.StrEnum):
@@ -281,22 +277,26 @@ def _require_wrapped_for(wraps: tuple[KeyWrap, ...], required: tuple[bytes, ...]
 
 
 def _author_for(state: State, call: Call, patient: bytes) -> bytes:
-    """Who writes a record for `patient`: the patient (b""), a clinician (b""), or a
-    current `write` proxy of the patient (returns the patient, for whom it acts)."""
+    """Who writes a record for `patient`: the patient (b""), a credentialed clinician
+    (b""), or a current `write` proxy of the patient (returns the patient, for whom it
+    acts). A proxy without the scope who is no clinician is told why as a proxy."""
     if call.sender == patient:
         return b""
-    if get_proxy(state, patient, call.sender) is None:
-        require_identity(state, call.sender, *AUTHOR_ROLES)
-        return b""
-    if proxy_allows(state, call.sender, patient, ProxyScope.WRITE, call.block.time_ms):
+    now_ms = call.block.time_ms
+    if proxy_allows(state, call.sender, patient, ProxyScope.WRITE, now_ms):
         return patient
     try:
-        require_identity(state, call.sender, *AUTHOR_ROLES)
+        _require_clinician(state, call)
     except ContractError:
-        require_proxy(
-            state, call.sender, patient, ProxyScope.WRITE, call.block.time_ms, "write a record"
-        )
+        if get_proxy(state, patient, call.sender) is None:
+            raise
+        require_proxy(state, call.sender, patient, ProxyScope.WRITE, now_ms, "write a record")
     return b""
+
+
+def _require_clinician(state: State, call: Call) -> None:
+    action = "write a record for another patient"
+    require_credential(state, call.sender, CLINICIAN_ROLES, call.block.time_ms, action)
 
 
 # -- methods ------------------------------------------------------------------------
@@ -417,7 +417,9 @@ def add_version(state: State, call: Call, args: AddVersionArgs) -> None:
             raise NotAuthorised(
                 "only the owner or a clinician the owner authorised may add a version"
             )
-        require_identity(state, call.sender, *EDITOR_ROLES)
+        require_credential(
+            state, call.sender, CLINICIAN_ROLES, call.block.time_ms, "add a version to a record"
+        )
     check_blob(args.cid, args.ciphertext_hash)
     required = required_readers(state, record.owner, call.block.time_ms)
     _require_wrapped_for(args.wraps, required)

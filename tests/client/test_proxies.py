@@ -31,21 +31,22 @@ def chain() -> LocalChain:
     return make_chain()
 
 
+FAMILY = ("child", "mother", "paediatrician")
+
+
 @pytest.fixture
 def family(chain: LocalChain) -> dict[str, MedchainClient]:
-    """A child, their mother, and two doctors (the readers the mother may grant)."""
-    people = {"child": Role.PATIENT, "mother": Role.PATIENT}
-    people |= {"doctor": Role.DOCTOR, "paediatrician": Role.DOCTOR}
-    clients = {name: MedchainClient(AccountKeys.generate(), chain) for name in people}
-    for name, role in people.items():
-        clients[name].register(role, "" if role is Role.PATIENT else f"Dr. {name}")
+    """A child, their mother, and a paediatrician the mother lets read (reading needs
+    no credential: every account registers as a patient)."""
+    clients = {name: MedchainClient(AccountKeys.generate(), chain) for name in FAMILY}
+    for name, client in clients.items():
+        client.register(Role.PATIENT, name)
     return clients
 
 
 def test_a_mother_acts_for_her_child(chain: LocalChain, family: dict[str, MedchainClient]) -> None:
-    child, mother, doctor = family["child"], family["mother"], family["doctor"]
-    paediatrician = family["paediatrician"]
-    earlier = doctor.put_record(child.address, CONDITION)
+    child, mother, paediatrician = family["child"], family["mother"], family["paediatrician"]
+    earlier = child.put_record(child.address, CONDITION)
     own = child.put_record(child.address, HEART_RATE)
 
     # the child's key acts once: the mother reads and grants for the child from now on
@@ -56,9 +57,9 @@ def test_a_mother_acts_for_her_child(chain: LocalChain, family: dict[str, Medcha
     assert [p.patient for p in patients_of(mother)] == [child.address]
 
     assert mother.read_record(earlier)["resourceType"] == "Condition"
-    later = doctor.put_record(child.address, HEART_RATE)
+    later = child.put_record(child.address, HEART_RATE)  # wrapped for her as required
     assert mother.read_record(later)["resourceType"] == "Observation"
-    doctor.add_version(earlier, CONDITION)
+    child.add_version(earlier, CONDITION)
     assert mother.read_record(earlier, version=2)["resourceType"] == "Condition"
 
     mother.grant(later, paediatrician.address)
@@ -78,13 +79,13 @@ def test_a_mother_acts_for_her_child(chain: LocalChain, family: dict[str, Medcha
 
 
 def test_removing_a_read_proxy_closes_later_versions(family: dict[str, MedchainClient]) -> None:
-    child, mother, doctor = family["child"], family["mother"], family["doctor"]
+    child, mother = family["child"], family["mother"]
     add_proxy(child, mother.address, ProxyRelation.CARER, (ProxyScope.READ,))
-    record_id = doctor.put_record(child.address, CONDITION)
+    record_id = child.put_record(child.address, CONDITION)
     removed = remove_proxy(child, mother.address)
     assert removed.receipt.ok and removed.records == (record_id,)
     assert proxies_of(child) == [] and patients_of(mother) == []
-    doctor.add_version(record_id, CONDITION)
+    child.add_version(record_id, CONDITION)
     assert mother.read_record(record_id, version=1)["resourceType"] == "Condition"
     with pytest.raises(NotAReader):
         mother.read_record(record_id, version=2)
@@ -93,8 +94,8 @@ def test_removing_a_read_proxy_closes_later_versions(family: dict[str, MedchainC
 def test_a_grant_only_proxy_is_not_warranted_on_records(
     family: dict[str, MedchainClient],
 ) -> None:
-    child, mother, doctor = family["child"], family["mother"], family["doctor"]
-    record_id = doctor.put_record(child.address, CONDITION)
+    child, mother = family["child"], family["mother"]
+    record_id = child.put_record(child.address, CONDITION)
     added = add_proxy(child, mother.address, ProxyRelation.LEGAL, (ProxyScope.GRANT,))
     assert added.records == ()
     with pytest.raises(NotAReader):
