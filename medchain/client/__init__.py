@@ -31,6 +31,13 @@ from medchain.client._labels import (
     read_label,
     seal_label,
 )
+from medchain.client._proxies import (
+    ProxyChange,
+    add_proxy,
+    patients_of,
+    proxies_of,
+    remove_proxy,
+)
 from medchain.client._sdk import (
     BlobUnavailable,
     MedchainClient,
@@ -78,6 +85,7 @@ __all__ = [
     "NotAReader",
     "NotCommitted",
     "OpenedRecord",
+    "ProxyChange",
     "RecordNotIndexed",
     "ResearchItem",
     "Sealed",
@@ -89,6 +97,7 @@ __all__ = [
     "UnknownBatch",
     "UnknownParty",
     "UploadNotSigned",
+    "add_proxy",
     "anon_submit",
     "canonical_json",
     "close_scope",
@@ -101,8 +110,11 @@ __all__ = [
     "open_results",
     "open_scope",
     "open_sealed",
+    "patients_of",
     "plan_entries",
+    "proxies_of",
     "read_label",
+    "remove_proxy",
     "seal",
     "seal_label",
     "search_state_path",
