@@ -21,6 +21,7 @@ from medchain.cli import (
     _node,
     _node_init,
     _orgs,
+    _proxies,
     _readings,
     _search,
     _snapshot,
@@ -110,6 +111,11 @@ org.command("reinstate")(_orgs.org_reinstate)
 org.command("revoke")(_orgs.org_revoke)
 org.command("attest")(_orgs.org_attest)
 org.command("credentials")(_orgs.org_credentials)
+
+proxy = _group(app, "proxy", "Proxies: who may act for a patient, in which scopes, until when.")
+proxy.command("add")(_proxies.proxy_add)
+proxy.command("remove")(_proxies.proxy_remove)
+proxy.command("list")(_proxies.proxy_list)
 
 devices = _group(
     app, "devices", "Medical devices: register them for a patient, guardians, states, audit trails."

@@ -7,9 +7,11 @@ import inspect
 import os
 import shlex
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -19,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from medchain.anchor import MAX_CHAIN_ID_BYTES
-from medchain.app import Role
+from medchain.app import MS_PER_DAY, Role
 from medchain.cli._options import DEFAULT_NODE, DataOption, NodeOption
 from medchain.client import (
     ChainBackend,
@@ -299,6 +301,18 @@ def role_arg(text: str) -> Role:
 
 def show_address(address: bytes) -> str:
     return format_address(address)
+
+
+def expiry_after(days: int) -> int:
+    """The block time `days` from now (0 days: 0, which never expires)."""
+    return 0 if days == 0 else int(time.time() * 1000) + days * MS_PER_DAY
+
+
+def show_expiry(expires_ms: int, never: str = "never expires") -> str:
+    if expires_ms == 0:
+        return never
+    moment = datetime.fromtimestamp(expires_ms / 1000, UTC)
+    return f"until {moment.strftime('%Y-%m-%d %H:%M UTC')}"
 
 
 def ok(message: str, **_: Any) -> None:

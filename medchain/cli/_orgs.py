@@ -4,8 +4,6 @@ credentials its admins issue and the patients' identities they attest."""
 from __future__ import annotations
 
 import json
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -22,16 +20,23 @@ from medchain.app import (
     ProposalAction,
     approval_threshold,
 )
-from medchain.cli._common import Chain, address_arg, console, ok, on_chain, show_address
-from medchain.cli._options import MAX_INT, AddressArg, key_option
+from medchain.cli._common import (
+    Chain,
+    address_arg,
+    console,
+    expiry_after,
+    ok,
+    on_chain,
+    show_address,
+    show_expiry,
+)
+from medchain.cli._options import MAX_DAYS, MAX_INT, AddressArg, key_option
 from medchain.client import ChainBackend, leaving, proposal_id_of
 from medchain.types import MedchainError
 
 AdminKeyOption = Annotated[Path, key_option("Your key file: an admin's of a member organisation.")]
 ReasonOption = Annotated[str, typer.Option(help="Why: kept on chain for the audit trail.")]
 OrgArg = Annotated[str, typer.Argument(help="Organisation id, e.g. st-mary.", show_default=False)]
-MS_PER_DAY = 86_400_000
-MAX_DAYS = 36_500
 
 
 def _organisation(chain: ChainBackend, org_id: str) -> Organisation:
@@ -83,14 +88,8 @@ def org_staff(where: Chain, org_id: OrgArg) -> None:
         console.print(f"{org_id} has credentialed nobody")
 
 
-def _utc(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def _credential_line(credential: Credential) -> str:
-    expiry = (
-        "never expires" if credential.expires_ms == 0 else f"until {_utc(credential.expires_ms)}"
-    )
+    expiry = show_expiry(credential.expires_ms)
     return (
         f"{show_address(credential.subject)}  {credential.role.value}  {credential.name!r}  "
         f"{credential.status.value}  {expiry}"
@@ -259,7 +258,7 @@ def org_credential(
     if not name.strip():
         raise MedchainError("--name is empty; give the name your organisation vouches for")
     parsed = _role(role)
-    expires_ms = 0 if days == 0 else int(time.time() * 1000) + days * MS_PER_DAY
+    expires_ms = expiry_after(days)
     with where.client(key) as client:
         client.issue_credential(address_arg(address), parsed, name, expires_ms)
     ok(f"{address} credentialed as {parsed.value} ({name})")

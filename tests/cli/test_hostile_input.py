@@ -276,6 +276,8 @@ VALID: dict[str, Valid] = {
     "join": lambda w, case: str(EXAMPLES / "observation-heart-rate.json"),
     "update": lambda w, case: str(EXAMPLES / "observation-heart-rate.json"),
     "leave": lambda w, case: "northlab",
+    "proxy": lambda w, case: w.addresses["doctor"],
+    "relation": lambda w, case: "parent",
 }
 
 

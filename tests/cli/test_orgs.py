@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 from medchain.crypto import load_keys
+from tests.cli.clock import Clock, clock
 from tests.cli.test_cli import EXAMPLES, Cli
+
+__all__ = ["clock"]
 
 CONDITION = str(EXAMPLES / "condition.json")
 
@@ -66,6 +69,18 @@ def test_a_credentialed_doctor_writes_until_suspended_or_revoked(cli: Cli) -> No
     cli("org", "revoke", doctor, "--reason", "left the hospital", "--key", staff)
     assert "revoked" in refusal(cli, *put)
     assert "revoked" in cli("org", "credentials", doctor)
+
+
+def test_an_expired_credential_is_refused(cli: Cli, clock: Clock) -> None:
+    _, alice = patient(cli, "alice")
+    doctor_key, doctor = patient(cli, "ana")
+    cli("org", "credential", doctor, "--role", "doctor", "--name", "Dr Ana Ruiz", "--days", "1",
+        "--key", admin(cli, "st-mary"))  # fmt: skip
+    clock.skip_days(2)
+    line = refusal(
+        cli, "record", "put", "--key", doctor_key, "--patient", alice, "--file", CONDITION
+    )
+    assert line.startswith("error (not_credentialed)") and "expired" in line
 
 
 def test_only_an_admin_of_the_issuer_changes_a_credential(cli: Cli) -> None:
