@@ -38,6 +38,13 @@ from medchain.client._orgs import (
     organisation_spec,
     proposal_id_of,
 )
+from medchain.client._proxies import (
+    ProxyChange,
+    add_proxy,
+    patients_of,
+    proxies_of,
+    remove_proxy,
+)
 from medchain.client._sdk import (
     BlobUnavailable,
     MedchainClient,
@@ -86,6 +93,7 @@ __all__ = [
     "NotCommitted",
     "OpenedRecord",
     "OrganisationActions",
+    "ProxyChange",
     "RecordNotIndexed",
     "ResearchItem",
     "Sealed",
@@ -97,6 +105,7 @@ __all__ = [
     "UnknownBatch",
     "UnknownParty",
     "UploadNotSigned",
+    "add_proxy",
     "anon_submit",
     "canonical_json",
     "close_scope",
@@ -112,9 +121,12 @@ __all__ = [
     "open_scope",
     "open_sealed",
     "organisation_spec",
+    "patients_of",
     "plan_entries",
     "proposal_id_of",
+    "proxies_of",
     "read_label",
+    "remove_proxy",
     "seal",
     "seal_label",
     "search_state_path",

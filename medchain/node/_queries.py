@@ -2,7 +2,7 @@
 
 `LocalChain`, `LedgerApp` (and so the networked node) and the HTTP API answer the
 same questions the same way: this mixin holds the answers (those on organisations,
-credentials and proxies in `AccessQueries`). A class using it keeps
+credentials and attestations in `AccessQueries`). A class using it keeps
 `ledger` (the committed state) and `store` (blocks and receipts), calls
 `index_committed` after storing each block and `close_index` when it closes: the
 gateways' bundles are answered from the node's own index of the blocks
@@ -141,14 +141,32 @@ class ChainQueries(AccessQueries):
         return [] if found is None else app.device_audit(self.ledger.state, found)
 
     def guardians_of(self, patient: bytes) -> tuple[bytes, ...]:
-        return app.guardians_of(self.ledger.state, patient)
+        """The patient's guardians (current `devices` proxies) at the latest block."""
+        return app.guardians_of(self.ledger.state, patient, self._latest_time_ms())
+
+    def _latest_time_ms(self) -> int:
+        """The latest block's time: what an expiry is judged by between blocks."""
+        return self.latest_block().header.time_ms
+
+    def proxies_of(self, patient: bytes) -> list[app.Proxy]:
+        """The patient's proxies (expired ones too), by the proxy's address."""
+        return app.proxies_of(self.ledger.state, patient)
+
+    def patients_of(self, proxy: bytes) -> list[app.Proxy]:
+        """The relations in which `proxy` acts for a patient, by the patient's address."""
+        return app.patients_of(self.ledger.state, proxy)
+
+    def required_readers(self, patient: bytes) -> tuple[bytes, ...]:
+        """Whom a record written for the patient must be wrapped for besides the patient
+        (their `read` proxies), as of the latest block's time."""
+        return app.required_readers(self.ledger.state, patient, self._latest_time_ms())
 
     def vitals_recipients(self, patients: Sequence[bytes]) -> list[dict[bytes, bytes] | None]:
         """Per patient, in order: whom a gateway seals the patient's bundles for (the
         patient, guardians and vitals readers) and each one's encryption key (empty if
         they have none); None for an address that is not a registered patient. One read
         for many patients, so a gateway refreshes them all in one request."""
-        state = self.ledger.state
+        state, now_ms = self.ledger.state, self._latest_time_ms()
         found: list[dict[bytes, bytes] | None] = []
         for patient in patients:
             identity = app.get_identity(state, patient)
@@ -156,7 +174,11 @@ class ChainQueries(AccessQueries):
                 found.append(None)
                 continue
             addresses = sorted(
-                {patient, *app.guardians_of(state, patient), *app.vitals_readers_of(state, patient)}
+                {
+                    patient,
+                    *app.guardians_of(state, patient, now_ms),
+                    *app.vitals_readers_of(state, patient),
+                }
             )
             keys = {}
             for address in addresses:
