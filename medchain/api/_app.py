@@ -124,7 +124,17 @@ def create_api(
     app.add_middleware(RequestMetrics, metrics=ApiMetrics(service.metrics_registry))
 
     install(app, ApiState(service, max_blob_bytes))
-    for module in (_txs, _state, _devices, _orgs, _proxies, _blobs, _uploads, _node, _anchoring):
+    for module in (
+        _txs,
+        _state,
+        _devices,
+        _orgs,
+        _proxies,
+        _blobs,
+        _uploads,
+        _node,
+        _anchoring,
+    ):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)

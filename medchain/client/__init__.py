@@ -33,6 +33,7 @@ from medchain.client._labels import (
 )
 from medchain.client._orgs import (
     OrganisationActions,
+    genesis_organisation,
     leaving,
     organisation_spec,
     proposal_id_of,
@@ -110,6 +111,7 @@ __all__ = [
     "close_scope",
     "contributions",
     "deidentify",
+    "genesis_organisation",
     "is_http_url",
     "keywords_of",
     "label_context",

@@ -28,7 +28,7 @@ from medchain.app import (
     UnknownOrganisation,
 )
 from medchain.crypto import AccountKeys
-from medchain.types import Receipt
+from medchain.types import GenesisOrganisation, Receipt
 
 if TYPE_CHECKING:
     from medchain.client._backend import ChainBackend
@@ -47,6 +47,21 @@ def organisation_spec(
     keys = tuple(a.public_key if isinstance(a, AccountKeys) else a for a in admins)
     return OrganisationSpec(
         org_id, name, kind, keys, account.public_key, account.encryption_public_key
+    )
+
+
+def genesis_organisation(
+    org_id: str,
+    name: str,
+    kind: OrgKind,
+    admins: Iterable[AccountKeys | bytes],
+    account: AccountKeys,
+) -> GenesisOrganisation:
+    """A founding organisation as a genesis names it, from the same keys as
+    `organisation_spec`."""
+    spec = organisation_spec(org_id, name, kind, admins, account)
+    return GenesisOrganisation(
+        spec.org_id, spec.name, spec.kind.value, spec.admins, spec.public_key, spec.encryption_key
     )
 
 

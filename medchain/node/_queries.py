@@ -2,7 +2,7 @@
 
 `LocalChain`, `LedgerApp` (and so the networked node) and the HTTP API answer the
 same questions the same way: this mixin holds the answers (those on organisations,
-credentials and proxies in `AccessQueries`). A class using it keeps
+credentials and attestations in `AccessQueries`). A class using it keeps
 `ledger` (the committed state) and `store` (blocks and receipts), calls
 `index_committed` after storing each block and `close_index` when it closes: the
 gateways' bundles are answered from the node's own index of the blocks
