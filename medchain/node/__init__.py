@@ -56,8 +56,11 @@ from medchain.node._devnet import (
     until_a_node_exits,
 )
 from medchain.node._devnet_orgs import (
+    ADMIN_KEY_FILE,
     FOUNDING_ORGS,
     ORG_FUNDS,
+    ORG_KEY_FILE,
+    ORGS_DIR,
     FoundingKeys,
     FoundingOrg,
     founding_keys,
@@ -150,6 +153,7 @@ from medchain.node._verifier import Verifier
 from medchain.types import NodeStatus, PeerStatus, TxFailed  # re-exported: node answers with them
 
 __all__ = [
+    "ADMIN_KEY_FILE",
     "ANONYMOUS",
     "BLOBS_DIR",
     "BODIES_FILE",
@@ -165,7 +169,9 @@ __all__ = [
     "NODE",
     "NODE_CERT_FILE",
     "NODE_KEY_FILE",
+    "ORGS_DIR",
     "ORG_FUNDS",
+    "ORG_KEY_FILE",
     "OUTPUT_FILE",
     "PID_FILE",
     "RESERVE_BYTES",
