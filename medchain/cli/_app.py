@@ -20,6 +20,7 @@ from medchain.cli import (
     _gateway,
     _node,
     _node_init,
+    _notifications,
     _orgs,
     _proxies,
     _readings,
@@ -53,6 +54,7 @@ app.command()(_commands.status)
 app.command()(_commands.account)
 app.command()(_commands.register)
 app.command()(_commands.transfer)
+app.command()(_notifications.notifications)
 app.command()(demo)
 app.command()(sim)
 app.command()(_anchor.verify)
