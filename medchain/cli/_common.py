@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import enum
 import inspect
 import os
 import shlex
@@ -55,6 +56,7 @@ VALIDATOR_ALLOCATION = 1_000_000_000
 KEYWORD = inspect.Parameter.KEYWORD_ONLY
 P = ParamSpec("P")
 R = TypeVar("R")
+E = TypeVar("E", bound=enum.Enum)
 
 
 def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
@@ -292,11 +294,16 @@ def chain_id_arg(text: str) -> str:
 
 
 def role_arg(text: str) -> Role:
+    return choice(Role, text, "role")
+
+
+def choice(kind: type[E], text: str, what: str) -> E:
+    """`text` as a member of `kind`, or an error listing the choices."""
     try:
-        return Role(text.lower())
+        return kind(text.strip().lower())
     except ValueError:
-        roles = ", ".join(r.value for r in Role)
-        raise MedchainError(f"unknown role {text!r}; choose one of: {roles}") from None
+        choices = ", ".join(str(m.value) for m in kind)
+        raise MedchainError(f"unknown {what} {text!r}; choose one of: {choices}") from None
 
 
 def show_address(address: bytes) -> str:

@@ -4,6 +4,7 @@ credentials its admins issue and the patients' identities they attest."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,7 @@ from medchain.app import (
 from medchain.cli._common import (
     Chain,
     address_arg,
+    choice,
     console,
     expiry_after,
     ok,
@@ -31,8 +33,8 @@ from medchain.cli._common import (
     show_expiry,
 )
 from medchain.cli._options import MAX_DAYS, MAX_INT, AddressArg, key_option
-from medchain.client import ChainBackend, leaving, proposal_id_of
-from medchain.types import MedchainError
+from medchain.client import ChainBackend, MedchainClient, leaving, proposal_id_of
+from medchain.types import MedchainError, Receipt
 
 AdminKeyOption = Annotated[Path, key_option("Your key file: an admin's of a member organisation.")]
 ReasonOption = Annotated[str, typer.Option(help="Why: kept on chain for the audit trail.")]
@@ -233,14 +235,6 @@ def org_approve(
 # -- credentials and attestations -----------------------------------------------------
 
 
-def _role(text: str) -> CredentialRole:
-    try:
-        return CredentialRole(text.strip().lower())
-    except ValueError:
-        roles = ", ".join(r.value for r in CredentialRole)
-        raise MedchainError(f"unknown role {text!r}; choose one of: {roles}") from None
-
-
 @on_chain
 def org_credential(
     where: Chain,
@@ -257,11 +251,24 @@ def org_credential(
     """Credential an account for a role in your organisation (or renew its credential)."""
     if not name.strip():
         raise MedchainError("--name is empty; give the name your organisation vouches for")
-    parsed = _role(role)
+    parsed = choice(CredentialRole, role, "role")
     expires_ms = expiry_after(days)
     with where.client(key) as client:
         client.issue_credential(address_arg(address), parsed, name, expires_ms)
     ok(f"{address} credentialed as {parsed.value} ({name})")
+
+
+def _change_credential(
+    where: Chain,
+    key: Path,
+    address: str,
+    reason: str,
+    change: Callable[[MedchainClient, bytes, str], Receipt],
+    done: str,
+) -> None:
+    with where.client(key) as client:
+        change(client, address_arg(address), reason)
+    ok(f"credential of {address} {done}")
 
 
 @on_chain
@@ -269,9 +276,7 @@ def org_suspend(
     where: Chain, address: AddressArg, key: AdminKeyOption, reason: ReasonOption
 ) -> None:
     """Suspend a credential your organisation issued (reinstate lifts it)."""
-    with where.client(key) as client:
-        client.suspend_credential(address_arg(address), reason)
-    ok(f"credential of {address} suspended")
+    _change_credential(where, key, address, reason, MedchainClient.suspend_credential, "suspended")
 
 
 @on_chain
@@ -279,9 +284,9 @@ def org_reinstate(
     where: Chain, address: AddressArg, key: AdminKeyOption, reason: ReasonOption
 ) -> None:
     """Reinstate a credential your organisation suspended."""
-    with where.client(key) as client:
-        client.reinstate_credential(address_arg(address), reason)
-    ok(f"credential of {address} reinstated")
+    _change_credential(
+        where, key, address, reason, MedchainClient.reinstate_credential, "reinstated"
+    )
 
 
 @on_chain
@@ -289,9 +294,7 @@ def org_revoke(
     where: Chain, address: AddressArg, key: AdminKeyOption, reason: ReasonOption
 ) -> None:
     """Revoke a credential your organisation issued, for good."""
-    with where.client(key) as client:
-        client.revoke_credential(address_arg(address), reason)
-    ok(f"credential of {address} revoked")
+    _change_credential(where, key, address, reason, MedchainClient.revoke_credential, "revoked")
 
 
 @on_chain

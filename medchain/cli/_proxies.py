@@ -12,6 +12,7 @@ from medchain.app import Proxy, ProxyRelation, ProxyScope
 from medchain.cli._common import (
     Chain,
     address_arg,
+    choice,
     console,
     expiry_after,
     load_key_file,
@@ -25,14 +26,6 @@ from medchain.client import add_proxy, remove_proxy
 from medchain.types import MedchainError
 
 SCOPES = ", ".join(s.value for s in ProxyScope)
-
-
-def _relation(text: str) -> ProxyRelation:
-    try:
-        return ProxyRelation(text.strip().lower())
-    except ValueError:
-        choices = ", ".join(r.value for r in ProxyRelation)
-        raise MedchainError(f"unknown relation {text!r}; choose one of: {choices}") from None
 
 
 def _scopes(text: str) -> tuple[ProxyScope, ...]:
@@ -59,7 +52,7 @@ def proxy_add(
 ) -> None:
     """Let PROXY act for you within the scopes (again: change its scopes or expiry).
     With `read`, your present records are opened to it and later ones must be."""
-    parsed_relation, parsed_scopes = _relation(relation), _scopes(scope)
+    parsed_relation, parsed_scopes = choice(ProxyRelation, relation, "relation"), _scopes(scope)
     expires_ms = expiry_after(days)
     with where.client(key) as client:
         change = add_proxy(client, address_arg(proxy), parsed_relation, parsed_scopes, expires_ms)

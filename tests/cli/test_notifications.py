@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
+from tests.cli.consortium import CONDITION, admin, cli, patient, refusal
 from tests.cli.test_cli import EXAMPLES, Cli
-from tests.cli.test_orgs import CONDITION, admin, patient, refusal
 
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    made = Cli(tmp_path)
-    made("init")
-    return made
+__all__ = ["cli"]
 
 
 def test_the_feed_shows_records_by_others_and_proxies(cli: Cli) -> None:

@@ -6,39 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from medchain.crypto import load_keys
 from tests.cli.clock import Clock, clock
-from tests.cli.test_cli import EXAMPLES, Cli
+from tests.cli.consortium import CONDITION, admin, cli, patient, refusal
+from tests.cli.test_cli import Cli
 
-__all__ = ["clock"]
-
-CONDITION = str(EXAMPLES / "condition.json")
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    made = Cli(tmp_path)
-    made("init")
-    return made
-
-
-def admin(cli: Cli, org_id: str) -> str:
-    return str(cli.data / "orgs" / org_id / "admin.key")
-
-
-def patient(cli: Cli, name: str) -> tuple[str, str]:
-    path, address = cli.key(name)
-    cli("register", "--key", str(path), "--role", "patient", "--name", name)
-    return str(path), address
-
-
-def refusal(cli: Cli, *args: str) -> str:
-    """The one line a refused command prints (it exits 1)."""
-    lines = cli(*args, ok=False).strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
+__all__ = ["cli", "clock"]
 
 
 def test_the_founding_organisations_are_listed_and_shown(cli: Cli) -> None:

@@ -3,24 +3,11 @@ the child gave her, until their expiry; each refusal is one line."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from tests.cli.clock import Clock, clock
-from tests.cli.test_cli import EXAMPLES, Cli
-from tests.cli.test_orgs import patient, refusal
+from tests.cli.consortium import CONDITION, cli, patient, refusal
+from tests.cli.test_cli import Cli
 
-__all__ = ["clock"]
-
-CONDITION = str(EXAMPLES / "condition.json")
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    made = Cli(tmp_path)
-    made("init")
-    return made
+__all__ = ["cli", "clock"]
 
 
 def test_a_mother_acts_for_her_child_within_her_scopes(cli: Cli) -> None:
