@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from medchain.app._attestations import is_verified_patient
 from medchain.app._context import Call, Methods
 from medchain.app._errors import AlreadyRegistered, InvalidArgument, NotOwner, TxRejected
 from medchain.app._keywrap import KeyWrap, check_wraps
+from medchain.app._orgs import require_org_account
 from medchain.app._records import check_blob
-from medchain.app._registry import Role, get_identity, require_identity
+from medchain.app._registry import Role, get_identity
 from medchain.app._state import State, load, save
 from medchain.crypto import format_address, tagged_hash
 from medchain.types import ChainParams
@@ -54,6 +56,8 @@ class AnonScope:
     open: bool
     count: int
     opened_height: int
+    verified_only: bool = False
+    """Every ring member must be a patient a member organisation attests."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,7 @@ class OpenScopeArgs:
     name: str
     member_role: Role
     min_ring: int
+    verified_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +156,12 @@ def ring_public_keys(state: State, args: AnonSubmitArgs, params: ChainParams) ->
                 f"ring member {format_address(member)} is not a registered "
                 f"{scope.member_role.value} with a ring key; pick ring members from the registry"
             )
+        if scope.verified_only and not is_verified_patient(state, member):
+            raise RingRejected(
+                f"scope {args.scope!r} takes only verified patients, and no member "
+                f"organisation attests ring member {format_address(member)}; pick "
+                "attested patients"
+            )
         keys.append(identity.ring_key)
     return keys
 
@@ -172,7 +183,7 @@ def mark_key_image(state: State, scope: str, key_image: bytes) -> None:
 
 
 def open_scope(state: State, call: Call, args: OpenScopeArgs) -> None:
-    require_identity(state, call.sender, Role.INSTITUTION)
+    require_org_account(state, call.sender)
     if not args.name or len(args.name) > MAX_SCOPE_CHARS:
         raise InvalidArgument(f"a scope name is 1 to {MAX_SCOPE_CHARS} characters")
     if get_scope(state, args.name) is not None:
@@ -182,7 +193,14 @@ def open_scope(state: State, call: Call, args: OpenScopeArgs) -> None:
             f"the minimum ring size must be {MIN_RING} to {call.block.params.max_ring_size}"
         )
     scope = AnonScope(
-        args.name, call.sender, args.member_role, args.min_ring, True, 0, call.block.height
+        args.name,
+        call.sender,
+        args.member_role,
+        args.min_ring,
+        True,
+        0,
+        call.block.height,
+        args.verified_only,
     )
     save(state, _scope_key(args.name), scope)
     call.emit("anon.scope_opened", scope=args.name, institution=call.sender)

@@ -18,9 +18,13 @@ from typing import Any
 from medchain.app import (
     _accounts,
     _anon,
+    _attestations,
+    _credentials,
     _devices,
     _penalties,
+    _proposals,
     _records,
+    _registration,
     _registry,
     _research,
     _search,
@@ -55,6 +59,7 @@ from medchain.types import (
 
 METHODS: Methods = {
     **_accounts.METHODS,
+    **_registration.METHODS,
     **_registry.METHODS,
     **_records.METHODS,
     **_research.METHODS,
@@ -63,6 +68,9 @@ METHODS: Methods = {
     **_anon.METHODS,
     **_search.METHODS,
     **_devices.METHODS,
+    **_proposals.METHODS,
+    **_attestations.METHODS,
+    **_credentials.METHODS,
 }
 
 

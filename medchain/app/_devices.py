@@ -2,7 +2,8 @@
 the penalties that warn, restrict and ban a misbehaving device.
 
 - A **device** is an Ed25519 key bound to one patient; its id is the key's address.
-  It is registered by the patient, a guardian of the patient, or a hospital, with a
+  It is registered by the patient, a guardian of the patient, or an admin or a
+  credentialed clinician of a member organisation (its `registrar_org`), with a
   proof that whoever registers it holds the device: the device's signature over
   `registration_message(chain_id, patient)`. Without it, anyone could squat a key
   they read off another patient's device.
@@ -13,13 +14,15 @@ the penalties that warn, restrict and ban a misbehaving device.
 - **Guardians** are a relation the patient sets (`devices.add_guardian`), not a
   registry role: a guardian is any registered account and, for the patient's
   devices only, may do what the patient may. It gives no access to records.
-- **Hospitals** are registry institutions (the registry has one role for hospitals
-  and research institutes).
+- **The registrar organisation** (the member organisation whose admin or clinician
+  registered the device) acts as its hospital: its admins and credentialed clinicians,
+  and no other organisation's, may do what the owner side may and lift penalties.
 - **States**: `active`, `restricted` (readings refused), `banned`. The owner side
   (patient or guardian) may restrict or ban, and re-activate only a device it
-  restricted itself: it can never undo a penalty. A hospital may set any state, and
-  re-activating a device there clears its strikes (the hospital vouches for it).
-- **Penalties**: a registered **gateway** (an account a hospital registers) reports
+  restricted itself: it can never undo a penalty. The registrar organisation may set
+  any state, and re-activating a device there clears its strikes (it vouches for it).
+- **Penalties**: a registered **gateway** (an account an admin of a member
+  organisation registers; it acts only while that organisation is a member) reports
   an offence with its evidence; each report is a strike. At
   `device_strikes_restrict` strikes the device is restricted until height +
   `device_restrict_blocks`; a strike while it is restricted, or reaching
@@ -57,6 +60,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from medchain.app._context import Call, Methods
+from medchain.app._credentials import (
+    CLINICIAN_ROLES,
+    credential_is_valid,
+    get_credential,
+    valid_credential,
+)
 from medchain.app._device_labels import MAX_LABEL_CHARS, check_label
 from medchain.app._errors import (
     AlreadyRegistered,
@@ -65,8 +74,9 @@ from medchain.app._errors import (
     InvalidArgument,
     NotAuthorised,
 )
+from medchain.app._orgs import get_organisation, org_of_admin, require_admin
 from medchain.app._records import check_blob
-from medchain.app._registry import Role, get_identity, require_identity
+from medchain.app._registry import Role, require_identity
 from medchain.app._state import State, load, save
 from medchain.crypto import (
     ADDRESS_SIZE,
@@ -100,8 +110,6 @@ MAX_VITALS_QUERY_SCAN = 100_000
 a bound on the work one query makes a node do."""
 MAX_VITALS_QUERY_ENTRIES = 10_000
 """Most entries one vitals query returns."""
-
-HOSPITAL_ROLES = (Role.INSTITUTION,)
 
 
 class UnknownDevice(ContractError):
@@ -179,6 +187,9 @@ class Device:
     evidence_hash: bytes
     """SHA-256 of the evidence of the last change of state, empty if none was given."""
     audit_count: int
+    registrar_org: str = ""
+    """The member organisation whose admin or clinician registered it ("" when the
+    patient or a guardian did): its admins and clinicians may manage the device."""
 
     def state_at(self, height: int) -> DeviceState:
         """The state in force at `height`: a penalty restriction lapses after its end."""
@@ -217,10 +228,12 @@ class Gateway:
     address: bytes
     label: str
     registered_by: bytes
-    """The hospital that registered it; it alone may revoke it."""
+    """The admin who registered it."""
     height: int
     active: bool
     batch_count: int
+    org_id: str = ""
+    """The member organisation it reports for; its admins may revoke it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -565,9 +578,30 @@ def _check_evidence(evidence: bytes, required: bool) -> bytes:
     return sha256(evidence)
 
 
-def _is_hospital(state: State, address: bytes) -> bool:
-    identity = get_identity(state, address)
-    return identity is not None and identity.role in HOSPITAL_ROLES
+def _acting_org(state: State, sender: bytes, now_ms: int) -> str:
+    """The member organisation `sender` acts for, as its admin or as a credentialed
+    clinician (the first by org id); "" if none."""
+    org = org_of_admin(state, sender)
+    if org is not None:
+        return org.org_id
+    credential = valid_credential(state, sender, CLINICIAN_ROLES, now_ms)
+    return credential.org_id if credential is not None else ""
+
+
+def _is_registrar(state: State, device: Device, sender: bytes, now_ms: int) -> bool:
+    """Whether `sender` is an admin or a credentialed clinician of the member
+    organisation that registered `device`."""
+    if not device.registrar_org:
+        return False
+    org = org_of_admin(state, sender)
+    if org is not None and org.org_id == device.registrar_org:
+        return True
+    credential = get_credential(state, sender, device.registrar_org)
+    return (
+        credential is not None
+        and credential.role in CLINICIAN_ROLES
+        and credential_is_valid(state, credential, now_ms)
+    )
 
 
 def _is_owner_side(state: State, patient: bytes, sender: bytes) -> bool:
@@ -578,8 +612,14 @@ def _require_gateway(state: State, sender: bytes) -> Gateway:
     gateway = get_gateway(state, sender)
     if gateway is None or not gateway.active:
         raise UnknownGateway(
-            f"{format_address(sender)} is not an active gateway; "
-            "a hospital registers gateways with `devices.register_gateway`"
+            f"{format_address(sender)} is not an active gateway; an admin of a member "
+            "organisation registers gateways with `devices.register_gateway`"
+        )
+    org = get_organisation(state, gateway.org_id)
+    if org is None or not org.member:
+        raise UnknownGateway(
+            f"gateway {format_address(sender)} reports for {gateway.org_id!r}, which is "
+            "no longer a member organisation"
         )
     return gateway
 
@@ -630,12 +670,14 @@ def _audit(
 def register(state: State, call: Call, args: RegisterDeviceArgs) -> None:
     _check_address("patient", args.patient)
     require_identity(state, args.patient, Role.PATIENT)
+    registrar_org = ""
     if not _is_owner_side(state, args.patient, call.sender):
-        require_identity(state, call.sender)
-        if not _is_hospital(state, call.sender):
+        registrar_org = _acting_org(state, call.sender, call.block.time_ms)
+        if not registrar_org:
             raise NotAuthorised(
                 f"only the patient {format_address(args.patient)}, a guardian they added "
-                "with `devices.add_guardian`, or a hospital may register their devices"
+                "with `devices.add_guardian`, or an admin or credentialed clinician of a "
+                "member organisation may register their devices"
             )
     if len(args.device_key) != PUBLIC_KEY_SIZE:
         raise InvalidArgument(f"the device key must be a {PUBLIC_KEY_SIZE}-byte Ed25519 key")
@@ -673,20 +715,21 @@ def register(state: State, call: Call, args: RegisterDeviceArgs) -> None:
         reason="",
         evidence_hash=b"",
         audit_count=0,
+        registrar_org=registrar_org,
     )
     _audit(state, call, device, DeviceAction.REGISTERED, "", b"")
 
 
 def relabel(state: State, call: Call, args: RelabelArgs) -> None:
-    """Patient, guardian or hospital (who may register the patient's devices): replace a
-    device's label, sealed for the patient and their guardians of now."""
+    """Patient, guardian or the registrar organisation: replace a device's label,
+    sealed for the patient and their guardians of now."""
     device = require_device(state, args.device)
-    if not _is_owner_side(state, device.patient, call.sender) and not _is_hospital(
-        state, call.sender
+    if not _is_owner_side(state, device.patient, call.sender) and not _is_registrar(
+        state, device, call.sender, call.block.time_ms
     ):
         raise NotAuthorised(
             f"only the patient who owns device {format_address(device.device)}, their "
-            "guardian, or a hospital may relabel it"
+            "guardian, or the organisation that registered it may relabel it"
         )
     check_label(args.label, device.patient, guardians_of(state, device.patient))
     device = replace(device, label=args.label)
@@ -760,11 +803,11 @@ def unshare_vitals(state: State, call: Call, args: VitalsReaderArgs) -> None:
 
 def set_state(state: State, call: Call, args: SetStateArgs) -> None:
     device = require_device(state, args.device)
-    hospital = _is_hospital(state, call.sender)
+    hospital = _is_registrar(state, device, call.sender, call.block.time_ms)
     if not hospital and not _is_owner_side(state, device.patient, call.sender):
         raise NotAuthorised(
             f"only the patient who owns device {format_address(device.device)}, "
-            "their guardian, or a hospital may change its state"
+            "their guardian, or the organisation that registered it may change its state"
         )
     _check_text("reason", args.reason, MAX_REASON_CHARS)
     evidence_hash = _check_evidence(args.evidence, required=False)
@@ -775,15 +818,20 @@ def set_state(state: State, call: Call, args: SetStateArgs) -> None:
     if not hospital:
         if now is DeviceState.BANNED:
             raise DeviceBanned(
-                f"device {format_address(device.device)} is banned; only a hospital may lift a ban"
+                f"device {format_address(device.device)} is banned; only the organisation "
+                "that registered it may lift a ban"
             )
         lifting = now is DeviceState.RESTRICTED and args.state is DeviceState.ACTIVE
         if lifting and not device.owner_may_lift:
             until = device.restricted_until
             raise NotAuthorised(
                 f"device {format_address(device.device)} was restricted by "
-                + (f"the penalty rule until height {until}; wait, or " if until else "a hospital; ")
-                + "ask a hospital to lift it"
+                + (
+                    f"the penalty rule until height {until}; wait, or "
+                    if until
+                    else "its registrar organisation; "
+                )
+                + "ask the organisation that registered it to lift it"
             )
     strikes = 0 if hospital and args.state is DeviceState.ACTIVE else device.strikes
     device = replace(
@@ -827,7 +875,7 @@ def report(state: State, call: Call, args: ReportArgs) -> None:
 
 
 def register_gateway(state: State, call: Call, args: RegisterGatewayArgs) -> None:
-    require_identity(state, call.sender, *HOSPITAL_ROLES)
+    org = require_admin(state, call.sender)
     _check_address("gateway", args.gateway)
     _check_text("label", args.label, MAX_LABEL_CHARS)
     if get_gateway(state, args.gateway) is not None:
@@ -838,19 +886,24 @@ def register_gateway(state: State, call: Call, args: RegisterGatewayArgs) -> Non
     save(
         state,
         _gateway_key(args.gateway),
-        Gateway(args.gateway, args.label, call.sender, call.block.height, True, 0),
+        Gateway(args.gateway, args.label, call.sender, call.block.height, True, 0, org.org_id),
     )
-    call.emit("device.gateway_registered", gateway=args.gateway, hospital=call.sender)
+    call.emit(
+        "device.gateway_registered", gateway=args.gateway, hospital=call.sender, org=org.org_id
+    )
 
 
 def revoke_gateway(state: State, call: Call, args: RevokeGatewayArgs) -> None:
     gateway = get_gateway(state, args.gateway)
     if gateway is None or not gateway.active:
         raise UnknownGateway(f"{format_address(args.gateway)} is not an active gateway")
-    if call.sender != gateway.registered_by:
+    admin_of = org_of_admin(state, call.sender)
+    if call.sender != gateway.registered_by and (
+        admin_of is None or admin_of.org_id != gateway.org_id
+    ):
         raise NotAuthorised(
-            f"only the hospital that registered gateway {format_address(args.gateway)} "
-            f"({format_address(gateway.registered_by)}) may revoke it"
+            f"only an admin of {gateway.org_id!r}, whose gateway "
+            f"{format_address(args.gateway)} is, may revoke it"
         )
     save(state, _gateway_key(args.gateway), replace(gateway, active=False))
     call.emit("device.gateway_revoked", gateway=args.gateway, hospital=call.sender)

@@ -138,3 +138,35 @@ class LabelTaken(ContractError):
     written once and never overwritten."""
 
     code = "label_taken"
+
+
+class NotCredentialed(ContractError):
+    """The sender holds no valid credential for the role the call needs."""
+
+    code = "not_credentialed"
+
+
+class NotAnAdmin(ContractError):
+    """The sender is not an admin of a member organisation."""
+
+    code = "not_an_admin"
+
+
+class UnknownOrganisation(ContractError):
+    code = "unknown_organisation"
+
+
+class ProposalError(ContractError):
+    """A membership proposal or approval that cannot be made."""
+
+    code = "proposal_error"
+
+
+class NotAProxy(ContractError):
+    """No proxy relation, outside its scope, or expired."""
+
+    code = "not_a_proxy"
+
+
+class EmergencyError(ContractError):
+    code = "emergency_error"

@@ -14,6 +14,8 @@ from dataclasses import replace
 from itertools import pairwise
 
 from medchain.app._accounts import credit
+from medchain.app._errors import ContractError
+from medchain.app._orgs import OrganisationSpec, OrgKind, admit, get_organisation
 from medchain.app._penalties import (
     _BAN_INDEX_KEY,
     Ban,
@@ -40,7 +42,14 @@ from medchain.app._staking import (
 )
 from medchain.app._state import State, load, save
 from medchain.crypto import address_from_public_key, format_address
-from medchain.types import ForkOrigin, Genesis, GenesisError, GenesisValidator, decode
+from medchain.types import (
+    ForkOrigin,
+    Genesis,
+    GenesisError,
+    GenesisOrganisation,
+    GenesisValidator,
+    decode,
+)
 
 BANNED_FOREVER = 2**63 - 1
 """The ban a fork gives the parent validators it leaves out: past any height."""
@@ -53,16 +62,71 @@ def genesis_state(genesis: Genesis) -> State:
     origin = genesis.origin
     if origin is not None or genesis.state:
         return _fork_state(genesis, origin)
+    check_organisations(genesis)
     state = State()
     state.begin_block()
     for allocation in sorted(genesis.allocations, key=lambda a: a.address):
         credit(state, allocation.address, allocation.amount)
+    for organisation in genesis.organisations:
+        _found(state, organisation)
     for validator in genesis.validators:
         _register_validator(state, validator)
         add_candidate(state, address_from_public_key(validator.public_key), 0)
     put_validator_set(state, tuple(v.public_key for v in genesis.validators))
     state.end_block()
     return state
+
+
+def _spec(organisation: GenesisOrganisation) -> OrganisationSpec:
+    if organisation.kind not in {k.value for k in OrgKind}:
+        kinds = ", ".join(k.value for k in OrgKind)
+        raise GenesisError(
+            f"genesis organisation {organisation.org_id!r} has kind {organisation.kind!r}; "
+            f"use one of: {kinds}"
+        )
+    return OrganisationSpec(
+        organisation.org_id,
+        organisation.name,
+        OrgKind(organisation.kind),
+        organisation.admins,
+        organisation.public_key,
+        organisation.encryption_key,
+    )
+
+
+def check_organisations(genesis: Genesis) -> None:
+    """The founding organisations are well formed, their ids unique, and every
+    validator names one of them (none names any on a chain without them)."""
+    ids = [o.org_id for o in genesis.organisations]
+    if len(set(ids)) != len(ids):
+        raise GenesisError("the genesis names an organisation id twice; make them unique")
+    accounts = [o.public_key for o in genesis.organisations]
+    validators = {v.public_key for v in genesis.validators}
+    if len(set(accounts)) != len(accounts) or validators & set(accounts):
+        raise GenesisError(
+            "two genesis organisations (or an organisation and a validator) share an "
+            "account key; give each its own"
+        )
+    for validator in genesis.validators:
+        if genesis.organisations and validator.organisation not in ids:
+            raise GenesisError(
+                f"validator {validator.name!r} names organisation "
+                f"{validator.organisation!r}, which the genesis does not found; name one "
+                f"of: {', '.join(ids)}"
+            )
+        if not genesis.organisations and validator.organisation:
+            raise GenesisError(
+                f"validator {validator.name!r} names organisation "
+                f"{validator.organisation!r}, but the genesis founds none; add it to "
+                "`organisations` or leave the validator's organisation empty"
+            )
+
+
+def _found(state: State, organisation: GenesisOrganisation) -> None:
+    try:
+        admit(state, _spec(organisation), 0)
+    except ContractError as exc:
+        raise GenesisError(f"genesis organisation {organisation.org_id!r}: {exc.message}") from exc
 
 
 def _register_validator(state: State, validator: GenesisValidator) -> None:
@@ -96,6 +160,11 @@ def _fork_state(genesis: Genesis, origin: ForkOrigin | None) -> State:
         )
     if not genesis.validators:
         raise GenesisError(f"the fork {genesis.chain_id!r} names no validators; add them")
+    if genesis.organisations:
+        raise GenesisError(
+            f"the fork {genesis.chain_id!r} names organisations; a fork carries its "
+            "parent's in its state: remove `organisations`"
+        )
     state.begin_block()
     try:
         _install_fork(state, genesis, origin)
@@ -119,6 +188,7 @@ def _install_fork(state: State, genesis: Genesis, origin: ForkOrigin) -> None:
     for address in retired:
         _retire(state, address)
     for validator in genesis.validators:
+        _check_fork_organisation(state, genesis, validator)
         _install_validator(state, validator)
     put_validator_set(state, tuple(v.public_key for v in genesis.validators))
 
@@ -136,6 +206,17 @@ def _install_validator(state: State, validator: GenesisValidator) -> None:
         )
     if get_candidate(state, address) is None:
         add_candidate(state, address, 0)
+
+
+def _check_fork_organisation(state: State, genesis: Genesis, validator: GenesisValidator) -> None:
+    if not validator.organisation:
+        return
+    org = get_organisation(state, validator.organisation)
+    if org is None or not org.member:
+        raise GenesisError(
+            f"validator {validator.name!r} of the fork {genesis.chain_id!r} names "
+            f"{validator.organisation!r}, which is not a member organisation of the parent"
+        )
 
 
 def _retire(state: State, address: bytes) -> None:

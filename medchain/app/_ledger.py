@@ -24,6 +24,7 @@ from medchain.app._election import record_committee
 from medchain.app._errors import TxRejected
 from medchain.app._genesis import genesis_state
 from medchain.app._penalties import expire_bans
+from medchain.app._proposals import lapse_proposals
 from medchain.app._signatures import SignatureCache, SignatureCheck
 from medchain.app._state import State
 from medchain.app._state_backend import StateBackend
@@ -55,6 +56,7 @@ def begin_block(state: State, block: BlockContext) -> list[Event]:
     events = record_committee(state, block)
     events += _rewards.begin_block(state, block)
     events += expire_bans(state, block.height)
+    events += lapse_proposals(state, block.height)
     return events
 
 

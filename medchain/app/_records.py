@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 from medchain.app import _access_lists as alc
 from medchain.app._context import Call, Methods
+from medchain.app._credentials import CLINICIAN_ROLES, require_credential
 from medchain.app._errors import (
     AlreadyAuthorised,
     InvalidArgument,
@@ -30,11 +31,6 @@ from medchain.types import MedchainError, parse_cid
 
 RECORD_ID_SIZE = 16
 _RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
-
-AUTHOR_ROLES = (Role.DOCTOR, Role.INSTITUTION, Role.DEVICE)
-"""Who may write a record for a patient, besides the patient."""
-EDITOR_ROLES = (Role.DOCTOR, Role.INSTITUTION)
-"""Authorised readers who may also add versions (clinicians the patient trusts)."""
 
 
 class AuditAction(enum.StrEnum):
@@ -246,7 +242,13 @@ def require_owner(record: Record, call: Call) -> None:
 def create(state: State, call: Call, args: CreateRecordArgs) -> None:
     require_identity(state, args.patient, Role.PATIENT)
     if call.sender != args.patient:
-        require_identity(state, call.sender, *AUTHOR_ROLES)
+        require_credential(
+            state,
+            call.sender,
+            CLINICIAN_ROLES,
+            call.block.time_ms,
+            "write a record for another patient",
+        )
     if not _RESOURCE_TYPE.match(args.resource_type):
         raise InvalidArgument(f"{args.resource_type!r} is not a FHIR resource type name")
     check_blob(args.cid, args.ciphertext_hash)
@@ -348,7 +350,9 @@ def add_version(state: State, call: Call, args: AddVersionArgs) -> None:
             raise NotAuthorised(
                 "only the owner or a clinician the owner authorised may add a version"
             )
-        require_identity(state, call.sender, *EDITOR_ROLES)
+        require_credential(
+            state, call.sender, CLINICIAN_ROLES, call.block.time_ms, "add a version to a record"
+        )
     check_blob(args.cid, args.ciphertext_hash)
     check_wraps(args.wraps, (record.owner, *record.readers))
     number = record.version_count + 1

@@ -103,7 +103,8 @@ def _check_name_and_profile(role: Role, name: str, profile: bytes) -> None:
         raise InvalidArgument(f"profiles are limited to {MAX_PROFILE_BYTES} bytes")
 
 
-def register(state: State, call: Call, args: RegisterArgs) -> None:
+def register_identity(state: State, call: Call, args: RegisterArgs) -> None:
+    """Register the sender with `args` once its role is allowed (`_registration`)."""
     if get_identity(state, call.sender) is not None:
         raise AlreadyRegistered(
             f"{format_address(call.sender)} is already registered; "
@@ -127,9 +128,14 @@ def register(state: State, call: Call, args: RegisterArgs) -> None:
         registered_height=call.block.height,
         ring_key=args.ring_key,
     )
-    save(state, identity_key(call.sender), identity)
-    _index_role(state, args.role, call.sender)
+    add_identity(state, identity)
     call.emit("registered", address=call.sender, role=args.role.value)
+
+
+def add_identity(state: State, identity: Identity) -> None:
+    """Store a new identity and list it in its role's directory."""
+    save(state, identity_key(identity.address), identity)
+    _index_role(state, identity.role, identity.address)
 
 
 def _role_count_key(role: Role) -> bytes:
@@ -186,6 +192,5 @@ def patient_records(state: State, patient: bytes) -> list[bytes]:
 
 
 METHODS: Methods = {
-    "registry.register": (RegisterArgs, register),
     "registry.update_profile": (UpdateProfileArgs, update_profile),
 }

@@ -12,6 +12,7 @@ from medchain.app import _access_lists as alc
 from medchain.app._context import Call, Methods
 from medchain.app._errors import AlreadyAuthorised, InvalidArgument, NotAuthorised
 from medchain.app._keywrap import KeyWrap, check_wraps
+from medchain.app._orgs import OrgKind, require_org_account
 from medchain.app._records import (
     AuditAction,
     append_audit,
@@ -20,7 +21,6 @@ from medchain.app._records import (
     require_record,
     revoke_research,
 )
-from medchain.app._registry import Role, require_identity
 from medchain.app._state import State
 from medchain.crypto import format_address
 
@@ -44,7 +44,7 @@ class ResearchRevokeArgs:
 def grant(state: State, call: Call, args: ResearchGrantArgs) -> None:
     record = require_record(state, args.record_id)
     require_owner(record, call)
-    require_identity(state, args.institution, Role.INSTITUTION)
+    require_org_account(state, args.institution, (OrgKind.RESEARCH,))
     if alc.get_entry(state, args.institution, record.record_id) is not None:
         raise AlreadyAuthorised(
             f"{format_address(args.institution)} already has this record for research; "

@@ -41,6 +41,7 @@ from medchain.crypto._keys import (
     PUBLIC_KEY_SIZE,
     SIGNATURE_SIZE,
     AccountKeys,
+    is_signing_public_key,
     verify_signature,
 )
 from medchain.crypto._merkle import (
@@ -184,6 +185,7 @@ __all__ = [
     "interpolate_points",
     "is_canonical_point",
     "is_ring_public_key",
+    "is_signing_public_key",
     "keyword_id",
     "leaf_hash",
     "linked",

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+import nacl.bindings
 import nacl.exceptions
 import nacl.signing
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -27,6 +28,14 @@ def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> boo
     except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
         return False
     return True
+
+
+def is_signing_public_key(public_key: bytes) -> bool:
+    """Whether `public_key` is an Ed25519 key a signature could verify under: 32 bytes,
+    a point on the curve, not of small order (libsodium's check)."""
+    return len(public_key) == PUBLIC_KEY_SIZE and bool(
+        nacl.bindings.crypto_core_ed25519_is_valid_point(public_key)
+    )
 
 
 @dataclass(frozen=True)

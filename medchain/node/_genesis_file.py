@@ -14,6 +14,7 @@ from medchain.types import (
     ChainParams,
     ForkOrigin,
     Genesis,
+    GenesisOrganisation,
     GenesisValidator,
     MedchainError,
     StateEntry,
@@ -73,14 +74,49 @@ class _ChainParamsV2:
     device_restrict_blocks: int
 
 
+@dataclass(frozen=True, slots=True)
+class _ChainParamsV3:
+    """The parameters before organisations (`proposal_blocks`)."""
+
+    consensus: str
+    min_fee: int
+    max_tx_bytes: int
+    max_block_txs: int
+    max_readers: int
+    unbonding_blocks: int
+    max_votes_per_voter: int
+    max_ring_size: int
+    block_reward: int
+    reward_vesting_blocks: int
+    slash_bps: int
+    ban_blocks: int
+    primary_candidates: int
+    committee_size: int
+    epoch_blocks: int
+    checkpoint_interval: int
+    device_strikes_restrict: int
+    device_strikes_ban: int
+    device_restrict_blocks: int
+    max_block_anonymous_txs: int
+
+
+@dataclass(frozen=True, slots=True)
+class _GenesisValidatorV1:
+    """A validator before organisations."""
+
+    public_key: bytes
+    name: str
+    power: int
+
+
 _DEFAULT_PARAMS = ChainParams()
-_Params = _ChainParamsV1 | _ChainParamsV2 | ChainParams
+_Params = _ChainParamsV1 | _ChainParamsV2 | _ChainParamsV3 | ChainParams
 
 
 def _hashed_params(params: ChainParams) -> _Params:
     """`params` in the oldest layout that loses nothing of them: one that holds every
     parameter set to other than its default."""
-    for layout in (_ChainParamsV1, _ChainParamsV2):
+    for layout in (_ChainParamsV1, _ChainParamsV2, _ChainParamsV3):
         names = tuple(f.name for f in dataclasses.fields(layout))
         if all(
             getattr(params, f.name) == getattr(_DEFAULT_PARAMS, f.name)
@@ -100,7 +136,7 @@ class _GenesisV1:
     time_ms: int
     params: _ChainParamsV1
     allocations: tuple[Allocation, ...]
-    validators: tuple[GenesisValidator, ...]
+    validators: tuple[_GenesisValidatorV1, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +147,7 @@ class _GenesisV2:
     time_ms: int
     params: _ChainParamsV2
     allocations: tuple[Allocation, ...]
-    validators: tuple[GenesisValidator, ...]
+    validators: tuple[_GenesisValidatorV1, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +156,9 @@ class _GenesisV3:
 
     chain_id: str
     time_ms: int
-    params: ChainParams
+    params: _ChainParamsV3
     allocations: tuple[Allocation, ...]
-    validators: tuple[GenesisValidator, ...]
+    validators: tuple[_GenesisValidatorV1, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +169,7 @@ class _GenesisV1Params:
     time_ms: int
     params: _ChainParamsV1
     allocations: tuple[Allocation, ...]
-    validators: tuple[GenesisValidator, ...]
+    validators: tuple[_GenesisValidatorV1, ...]
     fork_of: tuple[ForkOrigin, ...]
     state: tuple[StateEntry, ...]
 
@@ -146,7 +182,20 @@ class _GenesisV2Params:
     time_ms: int
     params: _ChainParamsV2
     allocations: tuple[Allocation, ...]
-    validators: tuple[GenesisValidator, ...]
+    validators: tuple[_GenesisValidatorV1, ...]
+    fork_of: tuple[ForkOrigin, ...]
+    state: tuple[StateEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _GenesisV3Params:
+    """A fork's genesis with V3 parameters (see `_hashed_params`)."""
+
+    chain_id: str
+    time_ms: int
+    params: _ChainParamsV3
+    allocations: tuple[Allocation, ...]
+    validators: tuple[_GenesisValidatorV1, ...]
     fork_of: tuple[ForkOrigin, ...]
     state: tuple[StateEntry, ...]
 
@@ -157,24 +206,29 @@ def genesis_hash(genesis: Genesis) -> bytes:
     are hashed as if they did not exist."""
     g = genesis
     params = _hashed_params(g.params)
+    uses_orgs = bool(g.organisations) or any(v.organisation for v in g.validators)
+    if uses_orgs or isinstance(params, ChainParams):
+        return tagged_hash("medchain/genesis", encode(g))
+    validators: Any = tuple(
+        _GenesisValidatorV1(v.public_key, v.name, v.power) for v in g.validators
+    )
     layout: object
     if g.fork_of or g.state:
-        if isinstance(params, _ChainParamsV1):
-            layout = _GenesisV1Params(
-                g.chain_id, g.time_ms, params, g.allocations, g.validators, g.fork_of, g.state
-            )
-        elif isinstance(params, _ChainParamsV2):
-            layout = _GenesisV2Params(
-                g.chain_id, g.time_ms, params, g.allocations, g.validators, g.fork_of, g.state
-            )
-        else:
-            layout = g
-    elif isinstance(params, _ChainParamsV1):
-        layout = _GenesisV1(g.chain_id, g.time_ms, params, g.allocations, g.validators)
-    elif isinstance(params, _ChainParamsV2):
-        layout = _GenesisV2(g.chain_id, g.time_ms, params, g.allocations, g.validators)
+        fork_layouts: dict[type[Any], Any] = {
+            _ChainParamsV1: _GenesisV1Params,
+            _ChainParamsV2: _GenesisV2Params,
+            _ChainParamsV3: _GenesisV3Params,
+        }
+        layout = fork_layouts[type(params)](
+            g.chain_id, g.time_ms, params, g.allocations, validators, g.fork_of, g.state
+        )
     else:
-        layout = _GenesisV3(g.chain_id, g.time_ms, params, g.allocations, g.validators)
+        new_layouts: dict[type[Any], Any] = {
+            _ChainParamsV1: _GenesisV1,
+            _ChainParamsV2: _GenesisV2,
+            _ChainParamsV3: _GenesisV3,
+        }
+        layout = new_layouts[type(params)](g.chain_id, g.time_ms, params, g.allocations, validators)
     return tagged_hash("medchain/genesis", encode(layout))
 
 
@@ -188,11 +242,10 @@ def genesis_to_json(genesis: Genesis) -> str:
         "allocations": [
             {"address": format_address(a.address), "amount": a.amount} for a in genesis.allocations
         ],
-        "validators": [
-            {"public_key": v.public_key.hex(), "name": v.name, "power": v.power}
-            for v in genesis.validators
-        ],
+        "validators": [_validator_json(v) for v in genesis.validators],
     }
+    if genesis.organisations:
+        document["organisations"] = [_organisation_json(o) for o in genesis.organisations]
     origin = genesis.origin
     if origin is not None:
         document["fork_of"] = {
@@ -204,6 +257,51 @@ def genesis_to_json(genesis: Genesis) -> str:
     if genesis.state:
         document["state"] = [{"key": e.key.hex(), "value": e.value.hex()} for e in genesis.state]
     return json.dumps(document, indent=2) + "\n"
+
+
+def _validator_json(validator: GenesisValidator) -> dict[str, Any]:
+    """A validator's entry; `organisation` only on a chain with organisations."""
+    entry: dict[str, Any] = {
+        "public_key": validator.public_key.hex(),
+        "name": validator.name,
+        "power": validator.power,
+    }
+    if validator.organisation:
+        entry["organisation"] = validator.organisation
+    return entry
+
+
+def _organisation_json(org: GenesisOrganisation) -> dict[str, Any]:
+    return {
+        "org_id": org.org_id,
+        "name": org.name,
+        "kind": org.kind,
+        "admins": [admin.hex() for admin in org.admins],
+        "public_key": org.public_key.hex(),
+        "encryption_key": org.encryption_key.hex(),
+    }
+
+
+def _validator_from(entry: dict[str, Any]) -> GenesisValidator:
+    return GenesisValidator(
+        bytes.fromhex(entry["public_key"]),
+        str(entry["name"]),
+        int(entry["power"]),
+        str(entry.get("organisation", "")),
+    )
+
+
+def _organisation_from(entry: dict[str, Any]) -> GenesisOrganisation:
+    if not isinstance(entry["admins"], list):
+        raise TypeError("an organisation's admins are a list of hex keys")
+    return GenesisOrganisation(
+        org_id=str(entry["org_id"]),
+        name=str(entry["name"]),
+        kind=str(entry["kind"]),
+        admins=tuple(bytes.fromhex(admin) for admin in entry["admins"]),
+        public_key=bytes.fromhex(entry["public_key"]),
+        encryption_key=bytes.fromhex(entry["encryption_key"]),
+    )
 
 
 def _fork_of(doc: dict[str, Any]) -> tuple[ForkOrigin, ...]:
@@ -232,15 +330,13 @@ def genesis_from_json(text: str, source: str = "genesis") -> Genesis:
                 Allocation(parse_address(a["address"]), int(a["amount"]))
                 for a in doc.get("allocations", [])
             ),
-            validators=tuple(
-                GenesisValidator(bytes.fromhex(v["public_key"]), str(v["name"]), int(v["power"]))
-                for v in doc.get("validators", [])
-            ),
+            validators=tuple(_validator_from(v) for v in doc.get("validators", [])),
             fork_of=_fork_of(doc),
             state=tuple(
                 StateEntry(bytes.fromhex(e["key"]), bytes.fromhex(e["value"]))
                 for e in doc.get("state", [])
             ),
+            organisations=tuple(_organisation_from(o) for o in doc.get("organisations", [])),
         )
     except (ValueError, KeyError, TypeError, AttributeError, MedchainError) as exc:
         raise GenesisError(

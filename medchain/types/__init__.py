@@ -31,6 +31,7 @@ from medchain.types._genesis import (
     ForkOrigin,
     Genesis,
     GenesisError,
+    GenesisOrganisation,
     GenesisValidator,
     StateEntry,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "ForkOrigin",
     "Genesis",
     "GenesisError",
+    "GenesisOrganisation",
     "GenesisValidator",
     "Header",
     "InvalidCid",

@@ -59,6 +59,9 @@ class ChainParams:
     """Most anonymous transactions one block may hold: they pay no fee and each costs
     a ring verification (up to `max_ring_size` members), so this bounds the work a
     block asks of every validator. Further ones wait for the next blocks."""
+    proposal_blocks: int = 10_000
+    """Organisations: blocks an open membership proposal waits for its approvals
+    before it lapses."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,26 @@ class GenesisValidator:
     """Ed25519 public key."""
     name: str
     power: int = 1
+    organisation: str = ""
+    """The `org_id` of the genesis organisation that runs this validator ("" on a
+    chain without organisations)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GenesisOrganisation:
+    """A founding organisation of the consortium."""
+
+    org_id: str
+    """A slug: lower-case letters, digits and hyphens, 2 to 32 characters."""
+    name: str
+    kind: str
+    """An `OrgKind` value (hospital, clinic, research, ...)."""
+    admins: tuple[bytes, ...]
+    """Ed25519 public keys of the people who act for it (1 to 16)."""
+    public_key: bytes
+    """Ed25519 key of the organisation's own account."""
+    encryption_key: bytes
+    """X25519 key of the organisation's account."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +129,8 @@ class Genesis:
     state: tuple[StateEntry, ...] = ()
     """A fork's starting state, in ascending key order: the parent's whole state at
     the origin height. Empty for a new chain."""
+    organisations: tuple[GenesisOrganisation, ...] = ()
+    """The founding organisations (a fork carries its parent's in `state` instead)."""
 
     @property
     def origin(self) -> ForkOrigin | None:

@@ -9,18 +9,60 @@ import pytest
 
 from medchain.app import (
     LABEL_BLOCK_BYTES,
+    ApproveArgs,
     BlockContext,
+    CredentialRole,
+    IssueArgs,
     KeyWrap,
     Ledger,
+    OrganisationSpec,
+    OrgKind,
+    ProposalAction,
+    ProposeArgs,
     RegisterArgs,
     Role,
     SealedLabel,
+    get_organisation,
+    proposals,
 )
 from medchain.crypto import CONTENT_OVERHEAD, WRAPPED_KEY_SIZE, AccountKeys, sha256
 from medchain.offchain import cid_for
-from medchain.types import Allocation, ChainParams, Genesis, GenesisValidator, Receipt, Tx, encode
+from medchain.types import (
+    Allocation,
+    ChainParams,
+    Genesis,
+    GenesisOrganisation,
+    GenesisValidator,
+    Receipt,
+    Tx,
+    encode,
+)
 
 CHAIN_ID = "medchain-test"
+
+
+@dataclass(frozen=True)
+class OrgKeys:
+    """A founding organisation of a test world: its id, an admin and its account."""
+
+    org_id: str
+    kind: str
+    admin: AccountKeys
+    account: AccountKeys
+
+    def genesis_entry(self) -> GenesisOrganisation:
+        return GenesisOrganisation(
+            self.org_id,
+            self.org_id.replace("-", " ").title(),
+            self.kind,
+            (self.admin.public_key,),
+            self.account.public_key,
+            self.account.encryption_public_key,
+        )
+
+
+def make_org(org_id: str, kind: str = "hospital") -> OrgKeys:
+    return OrgKeys(org_id, kind, AccountKeys.generate(), AccountKeys.generate())
 
 
 @dataclass
@@ -30,6 +72,8 @@ class World:
     nonces: dict[bytes, int] = field(default_factory=dict)
     proposer: bytes = b"\x07" * 20
     """Address of the proposer of the next blocks (fees and block rewards go to it)."""
+    orgs: tuple[OrgKeys, ...] = ()
+    """The founding organisations; the first is the one `staff` credentials with."""
 
     def context(self) -> BlockContext:
         return BlockContext(
@@ -77,13 +121,108 @@ class World:
         return receipt
 
     def register(self, keys: AccountKeys, role: Role, name: str = "") -> None:
+        """Register `keys` as the chain now allows: a patient registers itself; a doctor
+        is a patient the first founding organisation credentials; a validator registers
+        with a validator credential; an institution is the account of a research
+        organisation admitted by proposal."""
+        if role is Role.INSTITUTION:
+            slug = "research-" + keys.address.hex()[:8]
+            self.admit(OrgKeys(slug, "research", AccountKeys.generate(), keys), name)
+            return
+        if role is Role.VALIDATOR:
+            self.credential(keys, CredentialRole.VALIDATOR, name or "validator")
+        own_role = Role.VALIDATOR if role is Role.VALIDATOR else Role.PATIENT
         self.ok(
             keys,
             "registry.register",
             RegisterArgs(
-                role, "" if role is Role.PATIENT else name or role.value, keys.encryption_public_key
+                own_role,
+                (name or "validator") if own_role is Role.VALIDATOR else "",
+                b"" if own_role is Role.VALIDATOR else keys.encryption_public_key,
             ),
         )
+        if role is Role.DOCTOR:
+            self.credential(keys, CredentialRole.DOCTOR, name or "Dr.")
+
+    def admit(self, org: OrgKeys, name: str = "") -> None:
+        """`org` joins by a proposal of the first founding organisation that the others
+        approve until it passes."""
+        spec = OrganisationSpec(
+            org.org_id,
+            name or org.org_id,
+            OrgKind(org.kind),
+            (org.admin.public_key,),
+            org.account.public_key,
+            org.account.encryption_public_key,
+        )
+        self.ok(self.orgs[0].admin, "orgs.propose", ProposeArgs(ProposalAction.JOIN, spec, ""))
+        pid = proposals(self.ledger.state)[-1].proposal_id
+        for other in self.orgs[1:]:
+            if get_organisation(self.ledger.state, org.org_id) is not None:
+                break
+            self.ok(other.admin, "orgs.approve", ApproveArgs(pid))
+        assert get_organisation(self.ledger.state, org.org_id) is not None
+        self.orgs = (*self.orgs, org)
+
+    def now_ms(self) -> int:
+        """The block time of the next block."""
+        return self.context().time_ms
+
+    def credential(
+        self,
+        subject: AccountKeys,
+        role: CredentialRole,
+        name: str = "",
+        *,
+        org: OrgKeys | None = None,
+        expires_ms: int = 0,
+    ) -> Receipt:
+        """Credential `subject` by an admin of `org` (the first founding one)."""
+        issuer = org or self.orgs[0]
+        args = IssueArgs(
+            subject.address, role, name or f"{role.value} {subject.address.hex()[:6]}", expires_ms
+        )
+        return self.ok(issuer.admin, "credentials.issue", args)
+
+    def staff(
+        self, role: CredentialRole, name: str = "", *, org: OrgKeys | None = None
+    ) -> AccountKeys:
+        """A new account, registered (as a patient: the only self-registered role) and
+        credentialed for `role` by `org`."""
+        keys = AccountKeys.generate()
+        self.register(keys, Role.PATIENT)
+        self.credential(keys, role, name, org=org)
+        return keys
+
+    def refused(self, keys: AccountKeys, method: str, args: Any, code: str) -> str:
+        """Run a call that must be refused with `code` and change nothing but the fee
+        and nonce; returns the refusal's message."""
+        before = self.entries_but_accounts()
+        receipt = self.call(keys, method, args)
+        assert (receipt.ok, receipt.code) == (False, code), receipt.message
+        assert self.entries_but_accounts() == before
+        return receipt.message
+
+    def entries_but_accounts(self) -> dict[bytes, bytes]:
+        """The state without balances and nonces: what a refused call must not change."""
+        return {k: v for k, v in self.ledger.state.entries() if not k.startswith(b"acct/")}
+
+
+def make_world(
+    orgs: tuple[OrgKeys, ...],
+    validator: AccountKeys,
+    rich: AccountKeys,
+    params: ChainParams | None = None,
+) -> World:
+    genesis = Genesis(
+        CHAIN_ID,
+        0,
+        params or ChainParams(unbonding_blocks=3),
+        (Allocation(rich.address, 1_000_000),),
+        (GenesisValidator(validator.public_key, "validator-0", 1, orgs[0].org_id),),
+        organisations=tuple(org.genesis_entry() for org in orgs),
+    )
+    return World(Ledger(genesis), orgs=orgs)
 
 
 def _addr(tx: Tx) -> bytes:
@@ -119,15 +258,14 @@ def rich() -> AccountKeys:
 
 
 @pytest.fixture
-def world(validator: AccountKeys, rich: AccountKeys) -> World:
-    genesis = Genesis(
-        CHAIN_ID,
-        0,
-        ChainParams(unbonding_blocks=3),
-        (Allocation(rich.address, 1_000_000),),
-        (GenesisValidator(validator.public_key, "validator-0"),),
-    )
-    return World(Ledger(genesis))
+def founder() -> OrgKeys:
+    """The test world's founding organisation (a hospital)."""
+    return make_org("st-mary")
+
+
+@pytest.fixture
+def world(validator: AccountKeys, rich: AccountKeys, founder: OrgKeys) -> World:
+    return make_world((founder,), validator, rich)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 from medchain.app import (
     RING_MEMBER_COST,
     AnonSubmitArgs,
+    AttestArgs,
     InvalidBlock,
     InvalidSignature,
     KeyImageReused,
@@ -23,13 +24,14 @@ from medchain.app import (
     UnknownScope,
     _signatures,
     apply_tx,
+    get_scope,
     run_checks,
     scope_entries,
 )
 from medchain.crypto import AccountKeys, ring_sign, ring_verify
 from medchain.types import ChainParams, Tx, encode
 
-from .conftest import CHAIN_ID, World, fake_blob, fake_wraps
+from .conftest import CHAIN_ID, OrgKeys, World, fake_blob, fake_wraps
 
 SCOPE = "diabetes-2026"
 
@@ -168,7 +170,8 @@ def _forged(ring: list[AccountKeys], outsider: AccountKeys, institution: Account
 
 def test_only_institutions_open_scopes(world: World, patient: AccountKeys) -> None:
     receipt = world.call(patient, "anon.open_scope", OpenScopeArgs("x", Role.PATIENT, 4))
-    assert receipt.code == "wrong_role"
+    assert receipt.code == "unknown_organisation"
+    assert "is not the account of a member organisation" in receipt.message
 
 
 # -- work bounds: checks run elsewhere, and a cap per block -----------------------------
@@ -235,3 +238,32 @@ def test_a_block_takes_at_most_max_block_anonymous_txs(
     included, _ = capped.ledger.build_block(capped.context(), txs[2:], 100)
     assert included == tuple(txs[2:4])
     assert ChainParams().max_block_anonymous_txs == 16
+
+
+def test_a_verified_only_scope_takes_only_attested_patients(
+    world: World, founder: OrgKeys, institution: AccountKeys
+) -> None:
+    """One person's own accounts cannot fill a ring: every member must be a patient a
+    member organisation verified."""
+    world.ok(institution, "anon.open_scope", OpenScopeArgs("verified", Role.PATIENT, 4, True))
+    scope = get_scope(world.ledger.state, "verified")
+    assert scope is not None and scope.verified_only
+    members = [_member(world) for _ in range(4)]
+    for member in members[:3]:
+        world.ok(founder.admin, "orgs.attest", AttestArgs(member.address))
+    tx = _anon_tx(members[0], members, institution, scope="verified")
+    root = world.ledger.state_root()
+    with pytest.raises(RingRejected, match="takes only verified patients"):
+        world.ledger.check_tx(tx)
+    with pytest.raises(RingRejected):
+        apply_tx(world.ledger.state, world.context(), tx)
+    assert world.ledger.state_root() == root
+    world.ok(founder.admin, "orgs.attest", AttestArgs(members[3].address))
+    (receipt,) = world.run(_anon_tx(members[0], members, institution, scope="verified"))
+    assert receipt.ok
+
+
+def test_an_ordinary_scope_takes_unattested_patients(ring_world: RingWorld) -> None:
+    world, institution, members = ring_world
+    (receipt,) = world.run(_anon_tx(members[0], members[:4], institution))
+    assert receipt.ok

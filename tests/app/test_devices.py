@@ -16,17 +16,23 @@ from medchain.app import (
     MAX_TIME_MS,
     MAX_VITALS_READERS,
     MS_PER_DAY,
+    ApproveArgs,
     Batch,
     BatchHeader,
     Bundle,
     CommitBatchArgs,
+    CredentialActionArgs,
+    CredentialRole,
     DeviceAction,
     DeviceKind,
     DeviceOffence,
     DeviceState,
     GuardianArgs,
     Ledger,
-    RegisterArgs,
+    OrganisationSpec,
+    OrgKind,
+    ProposalAction,
+    ProposeArgs,
     RegisterDeviceArgs,
     RegisterGatewayArgs,
     RelabelArgs,
@@ -51,7 +57,7 @@ from medchain.app import _devices as devices_module
 from medchain.crypto import AccountKeys, merkle_root, sha256
 from medchain.types import Receipt, encode
 
-from .conftest import CHAIN_ID, World, fake_blob, fake_label
+from .conftest import CHAIN_ID, World, fake_blob, fake_label, make_org, make_world
 
 RESTRICT_BLOCKS = 100  # ChainParams' default device_restrict_blocks
 
@@ -74,9 +80,8 @@ def _register(world: World, sender: AccountKeys, patient: AccountKeys) -> Accoun
 
 @pytest.fixture
 def hospital(world: World) -> AccountKeys:
-    keys = AccountKeys.generate()
-    world.register(keys, Role.INSTITUTION, "St. Mary's Hospital")
-    return keys
+    """An admin of the founding organisation: it registers devices and gateways."""
+    return world.orgs[0].admin
 
 
 @pytest.fixture
@@ -116,18 +121,29 @@ def test_hospital_and_guardian_may_register(
     world: World, patient: AccountKeys, hospital: AccountKeys, doctor: AccountKeys
 ) -> None:
     by_hospital = _register(world, hospital, patient)
+    by_clinician = _register(world, doctor, patient)
+    carer = AccountKeys.generate()
+    world.register(carer, Role.PATIENT)
+    before = world.entries_but_accounts()
     receipt = world.call(
-        doctor, "devices.register", _register_args(world, AccountKeys.generate(), patient.address)
+        carer, "devices.register", _register_args(world, AccountKeys.generate(), patient.address)
     )
     assert receipt.code == "not_authorised"
-    world.ok(patient, "devices.add_guardian", GuardianArgs(doctor.address))
-    assert guardians_of(world.ledger.state, patient.address) == (doctor.address,)
-    by_guardian = _register(world, doctor, patient)
-    listed = [d.device for d in devices_of(world.ledger.state, patient.address)]
-    assert listed == [by_hospital.address, by_guardian.address]
-    world.ok(patient, "devices.remove_guardian", GuardianArgs(doctor.address))
+    assert "credentialed clinician of a member organisation" in receipt.message
+    assert world.entries_but_accounts() == before
+    world.ok(patient, "devices.add_guardian", GuardianArgs(carer.address))
+    assert guardians_of(world.ledger.state, patient.address) == (carer.address,)
+    by_guardian = _register(world, carer, patient)
+    listed = devices_of(world.ledger.state, patient.address)
+    assert [d.device for d in listed] == [
+        by_hospital.address,
+        by_clinician.address,
+        by_guardian.address,
+    ]
+    assert [d.registrar_org for d in listed] == ["st-mary", "st-mary", ""]
+    world.ok(patient, "devices.remove_guardian", GuardianArgs(carer.address))
     receipt = world.call(
-        doctor, "devices.register", _register_args(world, AccountKeys.generate(), patient.address)
+        carer, "devices.register", _register_args(world, AccountKeys.generate(), patient.address)
     )
     assert receipt.code == "not_authorised"
 
@@ -141,15 +157,18 @@ def test_registration_refusals(world: World, patient: AccountKeys, doctor: Accou
         unknown, "devices.register", _register_args(world, AccountKeys.generate(), unknown.address)
     )
     assert receipt.code == "not_registered"  # not a registered patient
+    hospital_account = world.orgs[0].account.address
     receipt = world.call(
-        patient, "devices.register", _register_args(world, AccountKeys.generate(), doctor.address)
+        patient,
+        "devices.register",
+        _register_args(world, AccountKeys.generate(), hospital_account),
     )
     assert receipt.code == "wrong_role"  # devices are bound to patients
     stranger = AccountKeys.generate()
     receipt = world.call(
         stranger, "devices.register", _register_args(world, AccountKeys.generate(), patient.address)
     )
-    assert receipt.code == "not_registered"
+    assert receipt.code == "not_authorised"
 
 
 def test_registration_needs_the_devices_own_proof(world: World, patient: AccountKeys) -> None:
@@ -188,7 +207,7 @@ def test_a_label_is_sealed_for_the_patient_and_guardians_or_refused(
 def test_relabel(
     world: World, patient: AccountKeys, doctor: AccountKeys, hospital: AccountKeys
 ) -> None:
-    device = _register(world, patient, patient)
+    device = _register(world, hospital, patient)
     world.ok(patient, "devices.add_guardian", GuardianArgs(doctor.address))
     stale = RelabelArgs(device.address, fake_label(patient.address))
     assert world.call(patient, "devices.relabel", stale).code == "key_wrap_mismatch"
@@ -224,10 +243,11 @@ def test_guardian_rules(world: World, patient: AccountKeys, doctor: AccountKeys)
         "invalid_argument"
     )
     # only patients have guardians
-    assert world.call(doctor, "devices.add_guardian", GuardianArgs(patient.address)).code == (
+    account = world.orgs[0].account
+    assert world.call(account, "devices.add_guardian", GuardianArgs(patient.address)).code == (
         "wrong_role"
     )
-    assert world.call(doctor, "devices.remove_guardian", GuardianArgs(patient.address)).code == (
+    assert world.call(account, "devices.remove_guardian", GuardianArgs(patient.address)).code == (
         "invalid_argument"
     )
 
@@ -269,22 +289,57 @@ def test_others_may_not_change_state(
 
 
 def test_a_ban_is_final_for_the_owner_but_a_hospital_lifts_it(
-    world: World, patient: AccountKeys, doctor: AccountKeys, hospital: AccountKeys
+    world: World, patient: AccountKeys, hospital: AccountKeys
 ) -> None:
-    world.ok(patient, "devices.add_guardian", GuardianArgs(doctor.address))
-    device = _register(world, patient, patient)
-    world.ok(doctor, "devices.set_state", SetStateArgs(device.address, DeviceState.BANNED, "lost"))
+    carer = AccountKeys.generate()
+    world.register(carer, Role.PATIENT)
+    world.ok(patient, "devices.add_guardian", GuardianArgs(carer.address))
+    device = _register(world, hospital, patient)
+    world.ok(carer, "devices.set_state", SetStateArgs(device.address, DeviceState.BANNED, "lost"))
     lift = SetStateArgs(device.address, DeviceState.ACTIVE, "found it")
     assert world.call(patient, "devices.set_state", lift).code == "device_banned"
-    assert world.call(doctor, "devices.set_state", lift).code == "device_banned"
+    assert world.call(carer, "devices.set_state", lift).code == "device_banned"
     world.ok(hospital, "devices.set_state", lift)
     assert _state(world, device) is DeviceState.ACTIVE
+
+
+def test_only_the_registrar_organisation_manages_a_device(
+    world: World, patient: AccountKeys, hospital: AccountKeys, doctor: AccountKeys
+) -> None:
+    """Another member organisation's admin or clinician may not ban it; the registrar's
+    clinician may, while credentialed."""
+    clinic = make_org("north-clinic", "clinic")
+    world.admit(clinic)
+    their_doctor = world.staff(CredentialRole.DOCTOR, org=clinic)
+    device = _register(world, hospital, patient)
+    ban = SetStateArgs(device.address, DeviceState.BANNED, "recall")
+    for outsider in (clinic.admin, their_doctor):
+        before = world.entries_but_accounts()
+        receipt = world.call(outsider, "devices.set_state", ban)
+        assert receipt.code == "not_authorised"
+        assert world.entries_but_accounts() == before
+    world.ok(doctor, "devices.set_state", ban)
+    assert _state(world, device) is DeviceState.BANNED
+    world.ok(hospital, "credentials.suspend", CredentialActionArgs(doctor.address, "leave"))
+    lift = SetStateArgs(device.address, DeviceState.ACTIVE, "cleared")
+    assert world.call(doctor, "devices.set_state", lift).code == "not_authorised"
+    world.ok(hospital, "devices.set_state", lift)
+
+
+def test_no_organisation_manages_a_device_the_patient_registered(
+    world: World, patient: AccountKeys, hospital: AccountKeys
+) -> None:
+    device = _register(world, patient, patient)
+    ban = SetStateArgs(device.address, DeviceState.BANNED, "junk")
+    before = world.entries_but_accounts()
+    assert world.call(hospital, "devices.set_state", ban).code == "not_authorised"
+    assert world.entries_but_accounts() == before
 
 
 def test_owner_cannot_lift_a_hospitals_restriction(
     world: World, patient: AccountKeys, hospital: AccountKeys
 ) -> None:
-    device = _register(world, patient, patient)
+    device = _register(world, hospital, patient)
     world.ok(
         hospital,
         "devices.set_state",
@@ -339,7 +394,7 @@ def test_strikes_restrict_then_expire_then_ban(
 def test_a_hospital_lifting_a_penalty_clears_strikes(
     world: World, patient: AccountKeys, hospital: AccountKeys, gateway: AccountKeys
 ) -> None:
-    device = _register(world, patient, patient)
+    device = _register(world, hospital, patient)
     for n in range(3):
         assert _report(world, gateway, device.address, bytes([n])).ok
     # a hospital lifts the restriction: the strikes start again
@@ -365,19 +420,13 @@ def test_ban_threshold_without_restriction(
 @pytest.fixture
 def patient_world(validator: AccountKeys) -> tuple[World, AccountKeys, AccountKeys]:
     """A chain whose devices are banned at 3 strikes."""
-    from medchain.types import ChainParams, Genesis, GenesisValidator
+    from medchain.types import ChainParams
 
     params = ChainParams(device_strikes_restrict=3, device_strikes_ban=3)
-    world = World(
-        Ledger(Genesis(CHAIN_ID, 0, params, (), (GenesisValidator(validator.public_key, "v"),)))
-    )
-    patient, hospital, gateway = (
-        AccountKeys.generate(),
-        AccountKeys.generate(),
-        AccountKeys.generate(),
-    )
+    world = make_world((make_org("st-mary"),), validator, AccountKeys.generate(), params)
+    patient, gateway = AccountKeys.generate(), AccountKeys.generate()
+    hospital = world.orgs[0].admin
     world.register(patient, Role.PATIENT)
-    world.register(hospital, Role.INSTITUTION, "hospital")
     world.ok(hospital, "devices.register_gateway", RegisterGatewayArgs(gateway.address, "edge"))
     return world, patient, gateway
 
@@ -398,8 +447,9 @@ def test_only_active_gateways_report(
 ) -> None:
     device = _register(world, patient, patient)
     assert _report(world, hospital, device.address, b"x").code == "unknown_gateway"
-    other = AccountKeys.generate()
-    world.register(other, Role.INSTITUTION, "Another Hospital")
+    another = make_org("another-hospital")
+    world.admit(another)
+    other = another.admin
     revoke = RevokeGatewayArgs(gateway.address)
     assert world.call(other, "devices.revoke_gateway", revoke).code == "not_authorised"
     world.ok(hospital, "devices.revoke_gateway", revoke)
@@ -420,8 +470,8 @@ def test_gateway_registration_rules(
     again = RegisterGatewayArgs(gateway.address, "again")
     assert world.call(hospital, "devices.register_gateway", again).code == "already_registered"
     fresh = RegisterGatewayArgs(AccountKeys.generate().address, "edge")
-    assert world.call(doctor, "devices.register_gateway", fresh).code == "wrong_role"
-    assert world.call(patient, "devices.register_gateway", fresh).code == "wrong_role"
+    assert world.call(doctor, "devices.register_gateway", fresh).code == "not_an_admin"
+    assert world.call(patient, "devices.register_gateway", fresh).code == "not_an_admin"
     short = RegisterGatewayArgs(b"\x01" * 19, "edge")
     assert world.call(hospital, "devices.register_gateway", short).code == "invalid_argument"
 
@@ -621,9 +671,10 @@ def test_patient_shares_vitals(
     assert share(patient, patient.address).code == "invalid_argument"
     assert share(patient, AccountKeys.generate().address).code == "not_registered"
     assert share(patient, b"\x01" * 19).code == "invalid_argument"
-    assert share(doctor, patient.address).code == "wrong_role"  # only patients share vitals
+    hospital_account = world.orgs[0].account
+    assert share(hospital_account, patient.address).code == "wrong_role"  # only patients share
     keyless = AccountKeys.generate()
-    world.ok(keyless, "registry.register", RegisterArgs(Role.VALIDATOR, "v", b""))
+    world.register(keyless, Role.VALIDATOR, "v")
     refused = share(patient, keyless.address)
     assert refused.code == "invalid_argument" and "without an encryption key" in refused.message
 
@@ -698,18 +749,18 @@ def test_audit_trail_records_every_change_in_order(
 def test_same_transactions_give_the_same_state_root(
     ops: list[tuple[int, int]],
 ) -> None:
-    from medchain.types import ChainParams, Genesis
+    from medchain.types import ChainParams
 
-    keys = {name: AccountKeys.generate() for name in ("patient", "hospital", "gateway")}
+    keys = {name: AccountKeys.generate() for name in ("patient", "gateway")}
+    founder, validator, rich = make_org("st-mary"), AccountKeys.generate(), AccountKeys.generate()
     devices = [AccountKeys.generate() for _ in range(3)]
     offences = list(DeviceOffence)
 
     def build() -> World:
-        world = World(Ledger(Genesis(CHAIN_ID, 0, ChainParams(device_restrict_blocks=2))))
+        world = make_world((founder,), validator, rich, ChainParams(device_restrict_blocks=2))
         world.register(keys["patient"], Role.PATIENT)
-        world.register(keys["hospital"], Role.INSTITUTION, "hospital")
         world.ok(
-            keys["hospital"],
+            founder.admin,
             "devices.register_gateway",
             RegisterGatewayArgs(keys["gateway"].address, "edge"),
         )
@@ -751,3 +802,26 @@ def test_device_parameters_keep_old_genesis_hashes() -> None:
         ChainParams(device_restrict_blocks=1),
     ):
         assert genesis_hash(dataclasses.replace(genesis, params=changed)) != genesis_hash(genesis)
+
+
+def test_a_gateway_stops_when_its_organisation_leaves(
+    validator: AccountKeys, rich: AccountKeys
+) -> None:
+    orgs = (make_org("org-a"), make_org("org-b"), make_org("org-c"))
+    world = make_world(orgs, validator, rich)
+    patient, gateway = AccountKeys.generate(), AccountKeys.generate()
+    world.register(patient, Role.PATIENT)
+    device = _register(world, patient, patient)
+    world.ok(orgs[2].admin, "devices.register_gateway", RegisterGatewayArgs(gateway.address, "e"))
+    found = get_gateway(world.ledger.state, gateway.address)
+    assert found is not None and found.org_id == "org-c"
+    assert _report(world, gateway, device.address, b"1").ok
+    leave = OrganisationSpec("org-c", "", OrgKind.HOSPITAL, (), b"", b"")
+    world.ok(orgs[0].admin, "orgs.propose", ProposeArgs(ProposalAction.LEAVE, leave, ""))
+    world.ok(orgs[1].admin, "orgs.approve", ApproveArgs(1))
+    before = world.entries_but_accounts()
+    receipt = _report(world, gateway, device.address, b"2")
+    assert (
+        receipt.code == "unknown_gateway" and "no longer a member organisation" in receipt.message
+    )
+    assert world.entries_but_accounts() == before

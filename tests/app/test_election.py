@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from medchain.app import (
     AmountArgs,
+    CredentialRole,
+    IssueArgs,
     Ledger,
     NoArgs,
     RegisterArgs,
@@ -17,21 +19,38 @@ from medchain.app import (
 from medchain.crypto import AccountKeys
 from medchain.types import Allocation, ChainParams, Genesis
 
-from .conftest import CHAIN_ID, World
+from .conftest import CHAIN_ID, World, make_org
 
 
-def _world(params: ChainParams) -> tuple[World, AccountKeys]:
+def _world(params: ChainParams) -> tuple[World, AccountKeys, list[AccountKeys]]:
+    """A world whose block 1 stakes and credentials five validator nodes (so that
+    `_candidates` takes the same blocks as before credentials existed)."""
     rich = AccountKeys.generate()
-    genesis = Genesis(CHAIN_ID, 0, params, (Allocation(rich.address, 1_000_000),))
-    world = World(Ledger(genesis))
-    world.ok(rich, "staking.stake", AmountArgs(100_000))
-    return world, rich
+    founder = make_org("st-mary")
+    genesis = Genesis(
+        CHAIN_ID,
+        0,
+        params,
+        (Allocation(rich.address, 1_000_000),),
+        organisations=(founder.genesis_entry(),),
+    )
+    world = World(Ledger(genesis), orgs=(founder,))
+    nodes = [AccountKeys.generate() for _ in range(5)]
+    credentials = (
+        world.tx(founder.admin, "credentials.issue", IssueArgs(k.address, VALIDATOR, "node", 0), i)
+        for i, k in enumerate(nodes)
+    )
+    receipts = world.run(world.tx(rich, "staking.stake", AmountArgs(100_000)), *credentials)
+    assert all(r.ok for r in receipts)
+    return world, rich, nodes
 
 
-def _candidates(world: World, count: int) -> list[AccountKeys]:
+VALIDATOR = CredentialRole.VALIDATOR
+
+
+def _candidates(world: World, nodes: list[AccountKeys], count: int) -> list[AccountKeys]:
     found = []
-    for i in range(count):
-        keys = AccountKeys.generate()
+    for i, keys in enumerate(nodes[:count]):
         world.ok(keys, "registry.register", RegisterArgs(Role.VALIDATOR, f"node {i}", b""))
         world.ok(keys, "staking.declare_candidate", NoArgs())
         found.append(keys)
@@ -39,8 +58,8 @@ def _candidates(world: World, count: int) -> list[AccountKeys]:
 
 
 def test_primary_candidates_by_votes_then_address_capped_and_without_zero_votes() -> None:
-    world, rich = _world(ChainParams(primary_candidates=3))
-    nodes = _candidates(world, 5)
+    world, rich, credentialed = _world(ChainParams(primary_candidates=3))
+    nodes = _candidates(world, credentialed, 5)
     for keys, votes in zip(nodes, (10, 50, 30, 30, 0), strict=True):
         if votes:
             world.ok(rich, "staking.vote", VoteArgs(keys.address, votes))
@@ -51,8 +70,8 @@ def test_primary_candidates_by_votes_then_address_capped_and_without_zero_votes(
 
 
 def test_no_votes_no_candidates_and_nothing_recorded() -> None:
-    world, _ = _world(ChainParams(epoch_blocks=2))
-    _candidates(world, 2)
+    world, _, credentialed = _world(ChainParams(epoch_blocks=2))
+    _candidates(world, credentialed, 2)
     params = world.ledger.genesis.params
     assert primary_candidates(world.ledger.state, world.height + 1, params) == ()
     assert committee(world.ledger.state, world.height + 1, params) == ()
@@ -65,8 +84,8 @@ def test_epoch_start() -> None:
 
 
 def test_committee_is_fixed_through_an_epoch() -> None:
-    world, rich = _world(ChainParams(committee_size=2, epoch_blocks=5))
-    a, b, c = _candidates(world, 3)  # blocks 2..7
+    world, rich, credentialed = _world(ChainParams(committee_size=2, epoch_blocks=5))
+    a, b, c = _candidates(world, credentialed, 3)  # blocks 2..7
     world.ok(rich, "staking.vote", VoteArgs(a.address, 30))  # block 8
     world.ok(rich, "staking.vote", VoteArgs(b.address, 20))  # block 9
     params = world.ledger.genesis.params

@@ -15,7 +15,6 @@ from medchain.app import (
     NoArgs,
     Offence,
     OffenceKind,
-    RegisterArgs,
     Role,
     TransferArgs,
     VoteArgs,
@@ -47,7 +46,10 @@ from medchain.types import (
     proposal_signing_bytes,
 )
 
-from .conftest import CHAIN_ID, World
+from .conftest import CHAIN_ID, World, make_org
+
+FOUNDER = make_org("st-mary")
+"""The founding organisation that credentials validators and doctors."""
 
 EQUIVOCATE = "consensus.report_equivocation"
 INVALID = "consensus.report_invalid_proposal"
@@ -85,9 +87,13 @@ def _net(block_reward: int = 600) -> Net:
         0,
         ChainParams(block_reward=block_reward, unbonding_blocks=50),
         tuple(Allocation(k.address, 10_000) for k in (voter, split, loyal)),
-        tuple(GenesisValidator(k.public_key, f"v{i}") for i, k in enumerate(validators)),
+        tuple(
+            GenesisValidator(k.public_key, f"v{i}", 1, FOUNDER.org_id)
+            for i, k in enumerate(validators)
+        ),
+        organisations=(FOUNDER.genesis_entry(),),
     )
-    world = World(Ledger(genesis))
+    world = World(Ledger(genesis), orgs=(FOUNDER,))
     v0, v1, v2 = (k.address for k in validators[:3])
     world.ok(voter, "staking.stake", AmountArgs(1_100))
     world.ok(voter, "staking.vote", VoteArgs(v0, 600))
@@ -375,17 +381,13 @@ def test_only_validators_report(net: Net) -> None:
     _refused(net.world, net.voter, EQUIVOCATE, _equivocation(net.primary), "not_registered")
     doctor = AccountKeys.generate()
     net.world.ok(net.voter, "accounts.transfer", TransferArgs(doctor.address, 1))
-    net.world.ok(
-        doctor,
-        "registry.register",
-        RegisterArgs(Role.DOCTOR, "Dr. Who", doctor.encryption_public_key),
-    )
+    net.world.register(doctor, Role.DOCTOR, "Dr. Who")
     _refused(net.world, doctor, EQUIVOCATE, _equivocation(net.primary), "wrong_role")
 
 
 def test_a_registered_validator_outside_the_genesis_set_may_report(net: Net) -> None:
     newcomer = AccountKeys.generate()
-    net.world.ok(newcomer, "registry.register", RegisterArgs(Role.VALIDATOR, "new node", b""))
+    net.world.register(newcomer, Role.VALIDATOR, "new node")
     net.world.ok(newcomer, "staking.declare_candidate", NoArgs())
     net.world.ok(newcomer, EQUIVOCATE, _equivocation(net.primary))
 

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from medchain.app import (
     AddVersionArgs,
+    ApproveArgs,
     AuditAction,
     CreateRecordArgs,
+    CredentialActionArgs,
+    CredentialRole,
+    OrganisationSpec,
+    OrgKind,
+    ProposalAction,
+    ProposeArgs,
+    Role,
     UnwarrantArgs,
     VersionWrap,
     WarrantArgs,
@@ -17,7 +25,7 @@ from medchain.app import (
 )
 from medchain.crypto import WRAPPED_KEY_SIZE, AccountKeys
 
-from .conftest import World, fake_blob, fake_wraps
+from .conftest import OrgKeys, World, fake_blob, fake_wraps, make_org, make_world
 
 
 def _create(world: World, author: AccountKeys, patient: AccountKeys, *readers: bytes) -> bytes:
@@ -105,6 +113,16 @@ def test_unregistered_author_or_patient_refused(world: World, patient: AccountKe
         stranger,
         "records.create",
         CreateRecordArgs(patient.address, "Observation", cid, digest, fake_wraps(patient.address)),
+    )
+    assert not receipt.ok and receipt.code == "not_credentialed"
+    assert "holds no doctor or nurse or pharmacist credential" in receipt.message
+    unregistered = AccountKeys.generate()
+    receipt = world.call(
+        patient,
+        "records.create",
+        CreateRecordArgs(
+            unregistered.address, "Observation", cid, digest, fake_wraps(unregistered.address)
+        ),
     )
     assert not receipt.ok and receipt.code == "not_registered"
     assert "medchain register" in receipt.message
@@ -209,3 +227,73 @@ def test_audit_entries_carry_height_actor_and_tx(
     assert record is not None
     (entry,) = audit_trail(world.ledger.state, record)
     assert entry.actor == doctor.address and entry.height == world.height and len(entry.tx_id) == 32
+
+
+def _refused_create(world: World, author: AccountKeys, patient: AccountKeys) -> str:
+    """`author` may not write for `patient`: refused, and nothing but fee and nonce moved."""
+    cid, digest = fake_blob(b"refused")
+    wraps = fake_wraps(patient.address)
+    args = CreateRecordArgs(patient.address, "Observation", cid, digest, wraps)
+    return world.refused(author, "records.create", args, "not_credentialed")
+
+
+def test_a_patient_writes_their_own_record_without_a_credential(
+    world: World, patient: AccountKeys
+) -> None:
+    record_id = _create(world, patient, patient)
+    record = get_record(world.ledger.state, record_id)
+    assert record is not None and record.author == patient.address
+
+
+def test_a_self_declared_doctor_cannot_write_for_a_stranger(
+    world: World, patient: AccountKeys
+) -> None:
+    pretender = AccountKeys.generate()
+    world.register(pretender, Role.PATIENT)
+    message = _refused_create(world, pretender, patient)
+    assert "holds no doctor or nurse or pharmacist credential" in message
+    assert patient_records(world.ledger.state, patient.address) == []
+
+
+def test_an_expired_suspended_or_revoked_clinician_cannot_write(
+    world: World, founder: OrgKeys, patient: AccountKeys
+) -> None:
+    expiring, suspended, revoked = (world.staff(CredentialRole.NURSE) for _ in range(3))
+    world.credential(expiring, CredentialRole.NURSE, expires_ms=world.now_ms() + 2)
+    world.ok(founder.admin, "credentials.suspend", CredentialActionArgs(suspended.address, "audit"))
+    world.ok(founder.admin, "credentials.revoke", CredentialActionArgs(revoked.address, "struck"))
+    world.empty_blocks(2)
+    assert "expired at block time" in _refused_create(world, expiring, patient)
+    assert "was suspended by" in _refused_create(world, suspended, patient)
+    assert "was revoked by" in _refused_create(world, revoked, patient)
+
+
+def test_a_doctor_of_an_organisation_that_left_stops_at_that_height(
+    validator: AccountKeys, rich: AccountKeys
+) -> None:
+    orgs = (make_org("org-a"), make_org("org-b"), make_org("org-c", "clinic"))
+    world = make_world(orgs, validator, rich)
+    patient = AccountKeys.generate()
+    world.register(patient, Role.PATIENT)
+    doctor = world.staff(CredentialRole.DOCTOR, org=orgs[2])
+    _create(world, doctor, patient, doctor.address)
+    leave = OrganisationSpec("org-c", "", OrgKind.CLINIC, (), b"", b"")
+    world.ok(orgs[0].admin, "orgs.propose", ProposeArgs(ProposalAction.LEAVE, leave, ""))
+    world.ok(orgs[1].admin, "orgs.approve", ApproveArgs(1))
+    message = _refused_create(world, doctor, patient)
+    assert f"left the consortium at height {world.height - 1}" in message
+
+
+def test_a_reader_adds_versions_only_while_credentialed(
+    world: World, founder: OrgKeys, doctor: AccountKeys, patient: AccountKeys
+) -> None:
+    record_id = _create(world, doctor, patient, doctor.address)
+    cid, digest = fake_blob(b"v2")
+    args = AddVersionArgs(record_id, cid, digest, fake_wraps(patient.address, doctor.address))
+    world.ok(doctor, "records.add_version", args)
+    world.ok(founder.admin, "credentials.suspend", CredentialActionArgs(doctor.address, ""))
+    before = world.entries_but_accounts()
+    receipt = world.call(doctor, "records.add_version", args)
+    assert (receipt.ok, receipt.code) == (False, "not_credentialed")
+    assert "cannot add a version to a record" in receipt.message
+    assert world.entries_but_accounts() == before

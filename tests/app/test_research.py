@@ -85,7 +85,16 @@ def test_only_owner_grants_and_only_to_institutions(
     to_doctor = world.call(
         patient, "research.grant", _grant(world, patient, record_id, doctor.address)
     )
-    assert to_doctor.code == "wrong_role"
+    assert to_doctor.code == "unknown_organisation"
+    assert "is not the account of a member research organisation" in to_doctor.message
+    hospital = world.orgs[0].account
+    to_hospital = world.call(
+        patient, "research.grant", _grant(world, patient, record_id, hospital.address)
+    )
+    assert to_hospital.code == "unknown_organisation"
+    assert "'st-mary' is a hospital organisation; this needs a research one" in (
+        to_hospital.message
+    )
     world.ok(patient, "research.grant", _grant(world, patient, record_id, institution.address))
     twice = world.call(
         patient, "research.grant", _grant(world, patient, record_id, institution.address)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from medchain.app import (
     AmountArgs,
     NoArgs,
-    RegisterArgs,
     Role,
     TransferArgs,
     VoteArgs,
@@ -20,7 +19,7 @@ from .conftest import World
 
 def _candidate(world: World) -> AccountKeys:
     keys = AccountKeys.generate()
-    world.ok(keys, "registry.register", RegisterArgs(Role.VALIDATOR, "hospital node", b""))
+    world.register(keys, Role.VALIDATOR, "hospital node")
     world.ok(keys, "staking.declare_candidate", NoArgs())
     return keys
 

@@ -13,19 +13,28 @@ from medchain.app import (
     AddVersionArgs,
     AmountArgs,
     AnonSubmitArgs,
+    ApproveArgs,
+    AttestArgs,
     Bundle,
     CloseScopeArgs,
     CommitBatchArgs,
     CreateRecordArgs,
+    CredentialActionArgs,
+    CredentialRole,
     DeviceKind,
     DeviceOffence,
     DeviceState,
     GuardianArgs,
     IndexArgs,
     IndexEntry,
+    IssueArgs,
     Ledger,
     NoArgs,
     OpenScopeArgs,
+    OrganisationSpec,
+    OrgKind,
+    ProposalAction,
+    ProposeArgs,
     RegisterArgs,
     RegisterDeviceArgs,
     RegisterGatewayArgs,
@@ -68,7 +77,7 @@ from medchain.types import (
     encode,
     proposal_signing_bytes,
 )
-from tests.app.conftest import CHAIN_ID, World, fake_blob, fake_label, fake_wraps
+from tests.app.conftest import CHAIN_ID, OrgKeys, World, fake_blob, fake_label, fake_wraps
 
 T0 = 19_844 * 86_400_000
 """2024-05-01T00:00:00Z: the day device bundles are from."""
@@ -84,15 +93,28 @@ VALIDATORS = [keys(f"validator {i}") for i in range(4)]
 RICH = keys("rich")
 
 
+def org_keys(org_id: str, kind: str) -> OrgKeys:
+    return OrgKeys(org_id, kind, keys(f"{org_id} admin"), keys(f"{org_id} account"))
+
+
+HOSPITAL = org_keys("st-mary", "hospital")
+CLINIC = org_keys("north-clinic", "clinic")
+"""The founding organisations: two, so a proposal needs both."""
+
+
 def fresh_world() -> World:
     genesis = Genesis(
         CHAIN_ID,
         0,
         ChainParams(unbonding_blocks=3),
         (Allocation(RICH.address, 1_000_000),),
-        tuple(GenesisValidator(k.public_key, f"v{i}") for i, k in enumerate(VALIDATORS)),
+        tuple(
+            GenesisValidator(k.public_key, f"v{i}", 1, HOSPITAL.org_id)
+            for i, k in enumerate(VALIDATORS)
+        ),
+        organisations=(HOSPITAL.genesis_entry(), CLINIC.genesis_entry()),
     )
-    return World(Ledger(genesis))
+    return World(Ledger(genesis), orgs=(HOSPITAL, CLINIC))
 
 
 @dataclasses.dataclass
@@ -118,11 +140,22 @@ def case(method: str, name: str, expect: str = "") -> Callable[[Callable[[World]
 
 
 def member(world: World, name: str, role: Role) -> AccountKeys:
-    """A registered account (with a ring key, for anonymous scopes)."""
+    """An account of `role` as the chain makes one: a patient registers itself (with a
+    ring key, for anonymous scopes); a doctor is a patient the hospital credentials; a
+    validator registers with the hospital's validator credential; an institution is
+    the account of a research organisation that joins by proposal."""
     who = keys(name)
-    label = "" if role is Role.PATIENT else name
-    args = RegisterArgs(role, label, who.encryption_public_key, b"", who.ring_public_key)
+    if role is Role.INSTITUTION:
+        world.admit(OrgKeys(name.replace(" ", "-"), "research", keys(f"{name} admin"), who))
+        return who
+    if role is Role.VALIDATOR:
+        world.credential(who, CredentialRole.VALIDATOR, name)
+        args = RegisterArgs(role, name, who.encryption_public_key, b"", who.ring_public_key)
+    else:
+        args = RegisterArgs(Role.PATIENT, "", who.encryption_public_key, b"", who.ring_public_key)
     world.ok(who, "registry.register", args)
+    if role is Role.DOCTOR:
+        world.credential(who, CredentialRole.DOCTOR, name)
     return who
 
 
@@ -178,9 +211,22 @@ def _(w: World) -> Tx:
 
 @case("registry.register", "ok")
 def _(w: World) -> Tx:
+    who = keys("patient")
+    args = RegisterArgs(Role.PATIENT, "", who.encryption_public_key)
+    return w.tx(who, "registry.register", args)
+
+
+@case("registry.register", "self_declared_doctor", "wrong_role")
+def _(w: World) -> Tx:
     who = keys("doctor")
     args = RegisterArgs(Role.DOCTOR, "Dr. Grey", who.encryption_public_key)
     return w.tx(who, "registry.register", args)
+
+
+@case("registry.register", "validator_without_credential", "not_credentialed")
+def _(w: World) -> Tx:
+    who = keys("new validator")
+    return w.tx(who, "registry.register", RegisterArgs(Role.VALIDATOR, "node", b""))
 
 
 @case("registry.register", "already_registered", "already_registered")
@@ -189,16 +235,17 @@ def _(w: World) -> Tx:
     return w.tx(who, "registry.register", RegisterArgs(Role.PATIENT, "", who.encryption_public_key))
 
 
-@case("registry.register", "doctor_without_name", "invalid_argument")
+@case("registry.register", "patient_named_in_clear", "invalid_argument")
 def _(w: World) -> Tx:
-    who = keys("doctor")
-    return w.tx(who, "registry.register", RegisterArgs(Role.DOCTOR, "", who.encryption_public_key))
+    who = keys("patient")
+    args = RegisterArgs(Role.PATIENT, "Jane Doe", who.encryption_public_key)
+    return w.tx(who, "registry.register", args)
 
 
 @case("registry.update_profile", "ok")
 def _(w: World) -> Tx:
-    doctor = member(w, "doctor", Role.DOCTOR)
-    return w.tx(doctor, "registry.update_profile", UpdateProfileArgs("Dr. Grey", b"cardiology"))
+    patient = member(w, "patient", Role.PATIENT)
+    return w.tx(patient, "registry.update_profile", UpdateProfileArgs("", b"sealed profile"))
 
 
 @case("registry.update_profile", "not_registered", "not_registered")
@@ -304,7 +351,7 @@ def _(w: World) -> Tx:
     return w.tx(patient, "research.grant", grant_args(w, patient, record_id, lab.address))
 
 
-@case("research.grant", "to_a_doctor", "wrong_role")
+@case("research.grant", "to_a_doctor", "unknown_organisation")
 def _(w: World) -> Tx:
     patient, doctor, record_id = record(w)
     return w.tx(patient, "research.grant", grant_args(w, patient, record_id, doctor.address))
@@ -473,7 +520,7 @@ def _(w: World) -> Tx:
     return w.tx(lab, "anon.open_scope", OpenScopeArgs(SCOPE, Role.PATIENT, 3))
 
 
-@case("anon.open_scope", "by_a_patient", "wrong_role")
+@case("anon.open_scope", "by_a_patient", "unknown_organisation")
 def _(w: World) -> Tx:
     patient = member(w, "patient", Role.PATIENT)
     return w.tx(patient, "anon.open_scope", OpenScopeArgs(SCOPE, Role.PATIENT, 3))
@@ -575,7 +622,7 @@ def with_device(w: World) -> tuple[AccountKeys, AccountKeys]:
 
 
 def with_gateway(w: World) -> tuple[AccountKeys, AccountKeys]:
-    hospital, gateway = member(w, "hospital", Role.INSTITUTION), keys("gateway")
+    hospital, gateway = HOSPITAL.admin, keys("gateway")
     w.ok(hospital, "devices.register_gateway", RegisterGatewayArgs(gateway.address, "ward 3"))
     return hospital, gateway
 
@@ -588,8 +635,8 @@ def _(w: World) -> Tx:
 
 @case("devices.register", "by_a_stranger", "not_authorised")
 def _(w: World) -> Tx:
-    patient, doctor = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
-    return w.tx(doctor, "devices.register", device_args(patient, keys("oximeter")))
+    patient, stranger = member(w, "patient", Role.PATIENT), member(w, "stranger", Role.PATIENT)
+    return w.tx(stranger, "devices.register", device_args(patient, keys("oximeter")))
 
 
 @case("devices.relabel", "ok")
@@ -638,12 +685,11 @@ def _(w: World) -> Tx:
 
 @case("devices.register_gateway", "ok")
 def _(w: World) -> Tx:
-    hospital = member(w, "hospital", Role.INSTITUTION)
     args = RegisterGatewayArgs(keys("gateway").address, "ward 3")
-    return w.tx(hospital, "devices.register_gateway", args)
+    return w.tx(HOSPITAL.admin, "devices.register_gateway", args)
 
 
-@case("devices.register_gateway", "by_a_patient", "wrong_role")
+@case("devices.register_gateway", "by_a_patient", "not_an_admin")
 def _(w: World) -> Tx:
     patient = member(w, "patient", Role.PATIENT)
     args = RegisterGatewayArgs(keys("gateway").address, "ward 3")
@@ -659,8 +705,7 @@ def _(w: World) -> Tx:
 @case("devices.revoke_gateway", "not_its_operator", "not_authorised")
 def _(w: World) -> Tx:
     _, gateway = with_gateway(w)
-    other = member(w, "other hospital", Role.INSTITUTION)
-    return w.tx(other, "devices.revoke_gateway", RevokeGatewayArgs(gateway.address))
+    return w.tx(CLINIC.admin, "devices.revoke_gateway", RevokeGatewayArgs(gateway.address))
 
 
 def batch(patient: AccountKeys, device: AccountKeys) -> CommitBatchArgs:
@@ -701,3 +746,123 @@ def patient_lists_doctor(add: str, remove: str, args: Callable[[bytes], Any]) ->
 
 patient_lists_doctor("devices.add_guardian", "devices.remove_guardian", GuardianArgs)
 patient_lists_doctor("devices.share_vitals", "devices.unshare_vitals", VitalsReaderArgs)
+
+
+# -- organisations ---------------------------------------------------------------------
+
+
+def join_lab() -> ProposeArgs:
+    lab = org_keys("city-lab", "laboratory")
+    spec = OrganisationSpec(
+        lab.org_id,
+        "City Laboratory",
+        OrgKind.LABORATORY,
+        (lab.admin.public_key,),
+        lab.account.public_key,
+        lab.account.encryption_public_key,
+    )
+    return ProposeArgs(ProposalAction.JOIN, spec, "blood tests for the north")
+
+
+@case("orgs.propose", "ok")
+def _(w: World) -> Tx:
+    return w.tx(HOSPITAL.admin, "orgs.propose", join_lab())
+
+
+@case("orgs.propose", "not_an_admin", "not_an_admin")
+def _(w: World) -> Tx:
+    return w.tx(keys("outsider"), "orgs.propose", join_lab())
+
+
+@case("orgs.propose", "id_taken", "proposal_error")
+def _(w: World) -> Tx:
+    args = join_lab()
+    taken = dataclasses.replace(args, spec=dataclasses.replace(args.spec, org_id=CLINIC.org_id))
+    return w.tx(HOSPITAL.admin, "orgs.propose", taken)
+
+
+@case("orgs.approve", "ok")
+def _(w: World) -> Tx:
+    w.ok(HOSPITAL.admin, "orgs.propose", join_lab())
+    return w.tx(CLINIC.admin, "orgs.approve", ApproveArgs(1))
+
+
+@case("orgs.approve", "twice", "proposal_error")
+def _(w: World) -> Tx:
+    w.ok(HOSPITAL.admin, "orgs.propose", join_lab())
+    return w.tx(HOSPITAL.admin, "orgs.approve", ApproveArgs(1))
+
+
+@case("orgs.attest", "ok")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    return w.tx(CLINIC.admin, "orgs.attest", AttestArgs(patient.address))
+
+
+@case("orgs.attest", "not_an_admin", "not_an_admin")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    return w.tx(patient, "orgs.attest", AttestArgs(patient.address))
+
+
+@case("orgs.unattest", "ok")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    w.ok(CLINIC.admin, "orgs.attest", AttestArgs(patient.address))
+    return w.tx(CLINIC.admin, "orgs.unattest", AttestArgs(patient.address))
+
+
+@case("orgs.unattest", "never_attested", "invalid_argument")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    return w.tx(CLINIC.admin, "orgs.unattest", AttestArgs(patient.address))
+
+
+# -- credentials -----------------------------------------------------------------------
+
+
+def issue_args(name: str = "nurse") -> IssueArgs:
+    return IssueArgs(keys(name).address, CredentialRole.NURSE, "Nurse Joy, ward 3", 0)
+
+
+@case("credentials.issue", "ok")
+def _(w: World) -> Tx:
+    return w.tx(HOSPITAL.admin, "credentials.issue", issue_args())
+
+
+@case("credentials.issue", "not_an_admin", "not_an_admin")
+def _(w: World) -> Tx:
+    return w.tx(keys("nurse"), "credentials.issue", issue_args())
+
+
+def credential_steps(final: str, *before: str) -> Callable[[World], Tx]:
+    """Issue a credential, run `before`, then the transaction of `final`."""
+
+    def build(w: World) -> Tx:
+        w.ok(HOSPITAL.admin, "credentials.issue", issue_args())
+        args = CredentialActionArgs(keys("nurse").address, "rota dispute")
+        for method in before:
+            w.ok(HOSPITAL.admin, method, args)
+        return w.tx(HOSPITAL.admin, final, args)
+
+    return build
+
+
+case("credentials.suspend", "ok")(credential_steps("credentials.suspend"))
+case("credentials.suspend", "revoked", "invalid_argument")(
+    credential_steps("credentials.suspend", "credentials.revoke")
+)
+case("credentials.reinstate", "ok")(
+    credential_steps("credentials.reinstate", "credentials.suspend")
+)
+case("credentials.reinstate", "active", "invalid_argument")(
+    credential_steps("credentials.reinstate")
+)
+case("credentials.revoke", "ok")(credential_steps("credentials.revoke"))
+
+
+@case("credentials.revoke", "by_another_org", "invalid_argument")
+def _(w: World) -> Tx:
+    w.ok(HOSPITAL.admin, "credentials.issue", issue_args())
+    args = CredentialActionArgs(keys("nurse").address, "")
+    return w.tx(CLINIC.admin, "credentials.revoke", args)
