@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from medchain.app import (
+    AddVersionArgs,
     AnswerArgs,
     CreateRecordArgs,
     CredentialActionArgs,
@@ -454,6 +455,28 @@ def test_a_record_of_a_set_type_needs_its_emergency_wrap(bg: BreakGlass) -> None
     bg.put("Observation", "heart rate", wrap=False)  # observations join only when wrapped
     bg.put("Observation", "blood group")
     assert bg.put("Patient", "demographics", wrap=False)
+
+
+def test_a_new_version_needs_its_own_wrap_and_replaces_the_old_in_the_set(
+    bg: BreakGlass,
+) -> None:
+    record_id = bg.put("AllergyIntolerance", "penicillin")
+    key = new_content_key()
+    resource = {"resourceType": "AllergyIntolerance", "code": "penicillin, severe"}
+    ciphertext = encrypt_content(key, json.dumps(resource).encode(), version_context(record_id, 2))
+    cid, digest = cid_for(ciphertext), sha256(ciphertext)
+    bare = AddVersionArgs(record_id, cid, digest, fake_wraps(bg.patient.address))
+    refused(bg.world, bg.patient, "records.add_version", bare, "emergency_error")
+    policy = get_policy(bg.state, bg.patient.address)
+    assert policy is not None
+    wrapped = replace(bare, emergency=(emergency_wrap_args(policy, key, record_id, 2),))
+    bg.world.ok(bg.patient, "records.add_version", wrapped)
+    bg.ciphertexts[record_id] = ciphertext
+    request = bg.open()
+    assert [(i.record_id, i.version) for i in request.items] == [(record_id, 2)]
+    for org_id in ORG_IDS[1:]:
+        assert bg.answer(request, org_id).ok
+    assert bg.read(request) == [resource]
 
 
 def test_a_wrap_outside_the_set_or_malformed_is_refused(bg: BreakGlass) -> None:

@@ -188,3 +188,17 @@ def test_after_opting_out_nothing_is_wrapped_and_nothing_opens(people: People) -
     assert patient.chain.record(record_id) is not None
     with pytest.raises(TxFailed, match="no emergency policy on"):
         open_emergency(clinician, patient.address, "unconscious")
+
+
+def test_a_new_version_is_what_the_set_holds(people: People) -> None:
+    patient, clinician = people.patient, people.clinician
+    assert set_up_emergency_policy(patient).ok
+    record_id = patient.put_record(patient.address, ALLERGY)
+    severe = {**ALLERGY, "criticality": "high"}
+    assert patient.add_version(record_id, severe) == 2
+    request_id = open_emergency(clinician, patient.address, "anaphylaxis")
+    for org_id in ORG_IDS[1:]:
+        assert answer_pending(people.orgs[org_id]) == [request_id]
+    (found,) = read_emergency_set(clinician, request_id)
+    assert (found.record_id, found.version) == (record_id, 2)
+    assert found.resource == patient.read_record(record_id) != patient.read_record(record_id, 1)
