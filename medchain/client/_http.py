@@ -367,8 +367,15 @@ class HttpChain:
         return None if body is None else self._decoded(app.Record, body)
 
     def emergency_policy(self, patient: bytes) -> app.EmergencyPolicy | None:
+        """None also from a node that does not serve the route (one without break-glass
+        has no policies): a record of a set type is then refused on chain, saying why."""
         path = f"/v1/patients/{format_address(patient)}/emergency-policy"
-        body = self._get(path, missing=("not_registered", "no_emergency_policy"))
+        try:
+            body = self._get(path, missing=("not_registered", "no_emergency_policy"))
+        except NodeError as exc:
+            if exc.code != "endpoint_missing":
+                raise
+            return None
         return None if body is None else self._decoded(app.EmergencyPolicy, body)
 
     def record_version(self, record_id: bytes, number: int) -> app.RecordVersion | None:
