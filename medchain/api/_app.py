@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.types import Scope
 
-from medchain.api import _anchoring, _blobs, _devices, _node, _state, _txs, _uploads
+from medchain.api import _anchoring, _blobs, _devices, _node, _proxies, _state, _txs, _uploads
 from medchain.api._blobs import DEFAULT_MAX_BLOB_BATCH_BYTES
 from medchain.api._deps import ApiState, install
 from medchain.api._errors import install_error_handlers
@@ -100,7 +100,7 @@ def create_api(
     app.add_middleware(RequestMetrics, metrics=ApiMetrics(service.metrics_registry))
 
     install(app, ApiState(service, max_blob_bytes))
-    for module in (_txs, _state, _devices, _blobs, _uploads, _node, _anchoring):
+    for module in (_txs, _state, _devices, _proxies, _blobs, _uploads, _node, _anchoring):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)

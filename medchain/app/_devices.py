@@ -11,9 +11,9 @@ the penalties that warn, restrict and ban a misbehaving device.
   guardians (`_device_labels`): a label often names or describes the patient, and
   every node serves this contract to anyone. The device's key, patient, kind and
   state stay in clear: gateways need them to check and route readings.
-- **Guardians** are a relation the patient sets (`devices.add_guardian`), not a
-  registry role: a guardian is any registered account and, for the patient's
-  devices only, may do what the patient may. It gives no access to records.
+- **Guardians** are the patient's current `devices` proxies (`proxies.add` with scope
+  `devices`, see `_proxies`): for the patient's devices only, a guardian may do what
+  the patient may, until its proxy expires. The scope alone gives no access to records.
 - **The registrar organisation** (the member organisation whose admin or clinician
   registered the device) acts as its hospital: its admins and credentialed clinicians,
   and no other organisation's, may do what the owner side may and lift penalties.
@@ -75,6 +75,7 @@ from medchain.app._errors import (
     NotAuthorised,
 )
 from medchain.app._orgs import get_organisation, org_of_admin, require_admin
+from medchain.app._proxies import ProxyScope, scoped_proxies
 from medchain.app._records import check_blob
 from medchain.app._registry import Role, require_identity
 from medchain.app._state import State, load, save
@@ -91,7 +92,6 @@ from medchain.types import HASH_SIZE, DecodeError, Tx, decode, tx_id
 
 MAX_REASON_CHARS = 256
 MAX_EVIDENCE_BYTES = 16_384
-MAX_GUARDIANS = 8
 MAX_DEVICES_PER_PATIENT = 64
 MAX_BATCH_READINGS = 100_000
 """Most readings one batch may commit (its Merkle tree is built off-chain)."""
@@ -217,7 +217,7 @@ class DeviceAuditEntry:
 
 @dataclass(frozen=True, slots=True)
 class _AddressSet:
-    """A patient's guardians, or the readers of their vitals: a sorted set of accounts."""
+    """The readers of a patient's vitals: a sorted set of accounts."""
 
     addresses: tuple[bytes, ...]
     """Sorted."""
@@ -324,11 +324,6 @@ class RelabelArgs:
 
 
 @dataclass(frozen=True, slots=True)
-class GuardianArgs:
-    guardian: bytes
-
-
-@dataclass(frozen=True, slots=True)
 class SetStateArgs:
     device: bytes
     state: DeviceState
@@ -384,10 +379,6 @@ def _patient_count_key(patient: bytes) -> bytes:
 
 def _patient_entry_key(patient: bytes, index: int) -> bytes:
     return b"dev/p/" + patient + index.to_bytes(4, "big")
-
-
-def _guardians_key(patient: bytes) -> bytes:
-    return b"dev/g/" + patient
 
 
 def _evidence_key(evidence_hash: bytes) -> bytes:
@@ -487,8 +478,10 @@ def _store_address_set(state: State, key: bytes, addresses: Iterable[bytes]) -> 
         state.delete(key)
 
 
-def guardians_of(state: State, patient: bytes) -> tuple[bytes, ...]:
-    return _address_set(state, _guardians_key(patient))
+def guardians_of(state: State, patient: bytes, now_ms: int) -> tuple[bytes, ...]:
+    """The patient's guardians at block time `now_ms`: their current `devices` proxies,
+    sorted. They manage the patient's devices and read their labels and vitals."""
+    return scoped_proxies(state, patient, ProxyScope.DEVICES, now_ms)
 
 
 def get_gateway(state: State, gateway: bytes) -> Gateway | None:
@@ -604,8 +597,9 @@ def _is_registrar(state: State, device: Device, sender: bytes, now_ms: int) -> b
     )
 
 
-def _is_owner_side(state: State, patient: bytes, sender: bytes) -> bool:
-    return sender == patient or sender in guardians_of(state, patient)
+def _is_owner_side(state: State, call: Call, patient: bytes) -> bool:
+    """The sender is the patient or one of their guardians (`devices` proxies)."""
+    return call.sender == patient or call.sender in guardians_of(state, patient, call.block.time_ms)
 
 
 def _require_gateway(state: State, sender: bytes) -> Gateway:
@@ -671,12 +665,12 @@ def register(state: State, call: Call, args: RegisterDeviceArgs) -> None:
     _check_address("patient", args.patient)
     require_identity(state, args.patient, Role.PATIENT)
     registrar_org = ""
-    if not _is_owner_side(state, args.patient, call.sender):
+    if not _is_owner_side(state, call, args.patient):
         registrar_org = _acting_org(state, call.sender, call.block.time_ms)
         if not registrar_org:
             raise NotAuthorised(
-                f"only the patient {format_address(args.patient)}, a guardian they added "
-                "with `devices.add_guardian`, or an admin or credentialed clinician of a "
+                f"only the patient {format_address(args.patient)}, their `devices` proxy "
+                "(`medchain proxy add`), or an admin or credentialed clinician of a "
                 "member organisation may register their devices"
             )
     if len(args.device_key) != PUBLIC_KEY_SIZE:
@@ -687,7 +681,7 @@ def register(state: State, call: Call, args: RegisterDeviceArgs) -> None:
             "the proof does not verify under the device key: have the device sign "
             "registration_message(chain_id, patient) with its own key"
         )
-    check_label(args.label, args.patient, guardians_of(state, args.patient))
+    check_label(args.label, args.patient, guardians_of(state, args.patient, call.block.time_ms))
     device_id = address_from_public_key(args.device_key)
     if get_device(state, device_id) is not None:
         raise AlreadyRegistered(
@@ -724,42 +718,17 @@ def relabel(state: State, call: Call, args: RelabelArgs) -> None:
     """Patient, guardian or the registrar organisation: replace a device's label,
     sealed for the patient and their guardians of now."""
     device = require_device(state, args.device)
-    if not _is_owner_side(state, device.patient, call.sender) and not _is_registrar(
+    if not _is_owner_side(state, call, device.patient) and not _is_registrar(
         state, device, call.sender, call.block.time_ms
     ):
         raise NotAuthorised(
             f"only the patient who owns device {format_address(device.device)}, their "
             "guardian, or the organisation that registered it may relabel it"
         )
-    check_label(args.label, device.patient, guardians_of(state, device.patient))
+    guardians = guardians_of(state, device.patient, call.block.time_ms)
+    check_label(args.label, device.patient, guardians)
     device = replace(device, label=args.label)
     _audit(state, call, device, DeviceAction.RELABELLED, "", b"")
-
-
-def add_guardian(state: State, call: Call, args: GuardianArgs) -> None:
-    require_identity(state, call.sender, Role.PATIENT)
-    _check_address("guardian", args.guardian)
-    if args.guardian == call.sender:
-        raise InvalidArgument("a patient already manages their own devices")
-    require_identity(state, args.guardian, Role.PATIENT, Role.DOCTOR, Role.INSTITUTION)
-    current = guardians_of(state, call.sender)
-    if args.guardian in current:
-        raise InvalidArgument(f"{format_address(args.guardian)} is already a guardian")
-    if len(current) >= MAX_GUARDIANS:
-        raise InvalidArgument(f"a patient has at most {MAX_GUARDIANS} guardians; remove one first")
-    _store_address_set(state, _guardians_key(call.sender), (*current, args.guardian))
-    call.emit("device.guardian_added", patient=call.sender, guardian=args.guardian)
-
-
-def remove_guardian(state: State, call: Call, args: GuardianArgs) -> None:
-    current = guardians_of(state, call.sender)
-    if args.guardian not in current:
-        raise InvalidArgument(
-            f"{format_address(args.guardian)} is not a guardian of {format_address(call.sender)}"
-        )
-    remaining = (g for g in current if g != args.guardian)
-    _store_address_set(state, _guardians_key(call.sender), remaining)
-    call.emit("device.guardian_removed", patient=call.sender, guardian=args.guardian)
 
 
 def share_vitals(state: State, call: Call, args: VitalsReaderArgs) -> None:
@@ -804,7 +773,7 @@ def unshare_vitals(state: State, call: Call, args: VitalsReaderArgs) -> None:
 def set_state(state: State, call: Call, args: SetStateArgs) -> None:
     device = require_device(state, args.device)
     hospital = _is_registrar(state, device, call.sender, call.block.time_ms)
-    if not hospital and not _is_owner_side(state, device.patient, call.sender):
+    if not hospital and not _is_owner_side(state, call, device.patient):
         raise NotAuthorised(
             f"only the patient who owns device {format_address(device.device)}, "
             "their guardian, or the organisation that registered it may change its state"
@@ -1001,8 +970,6 @@ def _check_bundle(state: State, bundle: Bundle) -> None:
 METHODS: Methods = {
     "devices.register": (RegisterDeviceArgs, register),
     "devices.relabel": (RelabelArgs, relabel),
-    "devices.add_guardian": (GuardianArgs, add_guardian),
-    "devices.remove_guardian": (GuardianArgs, remove_guardian),
     "devices.set_state": (SetStateArgs, set_state),
     "devices.report": (ReportArgs, report),
     "devices.register_gateway": (RegisterGatewayArgs, register_gateway),

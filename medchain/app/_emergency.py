@@ -32,7 +32,7 @@ from medchain.app._emergency_set import (
 )
 from medchain.app._errors import EmergencyError
 from medchain.app._orgs import org_of_account
-from medchain.app._records import require_owner, require_record
+from medchain.app._records import owner_or_grant_proxy, require_record
 from medchain.app._registry import Role, require_identity
 from medchain.app._state import State, load, save
 from medchain.crypto import CONTENT_OVERHEAD, WRAPPED_KEY_SIZE, format_address, tagged_hash
@@ -270,9 +270,10 @@ def _notification_count(state: State, patient: bytes) -> int:
 
 
 def wrap_record(state: State, call: Call, args: WrapRecordArgs) -> None:
-    """The owner puts an existing record's latest version into the emergency set."""
+    """The owner (or their `grant` proxy) puts an existing record's latest version into
+    the emergency set."""
     record = require_record(state, args.record_id)
-    require_owner(record, call)
+    on_behalf = owner_or_grant_proxy(state, record, call, "put a record into the emergency set")
     attach_emergency_wrap(
         state,
         record.owner,
@@ -281,11 +282,13 @@ def wrap_record(state: State, call: Call, args: WrapRecordArgs) -> None:
         record.version_count,
         (args.wrap,),
     )
+    by_proxy = {"proxy": call.sender} if on_behalf else {}
     call.emit(
         "emergency.wrapped",
         record=record.record_id,
         patient=record.owner,
         version=record.version_count,
+        **by_proxy,
     )
 
 

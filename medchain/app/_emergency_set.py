@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from medchain.app._context import Call
 from medchain.app._errors import EmergencyError
 from medchain.app._orgs import member_organisations
+from medchain.app._proxies import ProxyScope, acting_for
 from medchain.app._registry import Role, require_identity
 from medchain.app._state import State, load, save
 from medchain.crypto import (
@@ -68,6 +69,9 @@ class EmergencyPolicyArgs:
     threshold: int
     shares: tuple[SealedShare, ...]
     """One per member organisation, sorted by org id; empty when disabled."""
+    patient: bytes = b""
+    """Whose policy: empty for the sender's own, else the patient a `grant` proxy sets
+    it for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,9 +219,11 @@ def _keep(state: State, patient: bytes, entry: EmergencyEntry) -> None:
 
 
 def set_policy(state: State, call: Call, args: EmergencyPolicyArgs) -> None:
-    """The patient chooses their emergency set and its key, or opts out."""
-    patient = call.sender
+    """The patient (or their `grant` proxy) chooses the emergency set and its key, or
+    opts out."""
+    patient = args.patient or call.sender
     require_identity(state, patient, Role.PATIENT)
+    on_behalf = acting_for(state, call, patient, ProxyScope.GRANT, "set the emergency policy")
     if args.enabled:
         _check_policy(state, args)
     elif args.resource_types or args.public_key or args.threshold or args.shares:
@@ -235,6 +241,7 @@ def set_policy(state: State, call: Call, args: EmergencyPolicyArgs) -> None:
             call.sender,
         ),
     )
+    by_proxy = {"proxy": call.sender} if on_behalf else {}
     call.emit(
         "emergency.policy_set",
         patient=patient,
@@ -242,6 +249,7 @@ def set_policy(state: State, call: Call, args: EmergencyPolicyArgs) -> None:
         enabled=int(args.enabled),
         threshold=args.threshold,
         holders=len(args.shares),
+        **by_proxy,
     )
 
 

@@ -85,6 +85,12 @@ class NotAuthorised(ContractError):
     code = "not_authorised"
 
 
+class ReaderRequired(NotAuthorised):
+    """A record's key wraps leave out a reader the patient requires (a `read` proxy)."""
+
+    code = "reader_required"
+
+
 class AlreadyAuthorised(ContractError):
     code = "already_authorised"
 

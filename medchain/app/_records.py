@@ -5,6 +5,11 @@ the content key wrapped for each authorised reader, the reader list, and an
 append-only audit trail of every creation, grant, revoke and new version.
 Revocation is forward-only: a revoked reader keeps what it could already open,
 but every later version is encrypted under a fresh key it does not receive.
+
+Proxies (`_proxies`): the owner's `grant` proxy grants and revokes for the owner, a
+`write` proxy writes records for the patient, and the audit trail names the patient
+it acted for (`on_behalf`). The patient's `read` proxies are required readers: a new
+record or version must wrap its key for each, and one added since joins the readers.
 """
 
 from __future__ import annotations
@@ -19,12 +24,22 @@ from medchain.app._credentials import CLINICIAN_ROLES, require_credential
 from medchain.app._emergency_set import EmergencyWrapArgs, attach_emergency_wrap
 from medchain.app._errors import (
     AlreadyAuthorised,
+    ContractError,
     InvalidArgument,
     NotAuthorised,
     NotOwner,
+    ReaderRequired,
     UnknownRecord,
 )
 from medchain.app._keywrap import KeyWrap, check_wraps
+from medchain.app._proxies import (
+    ProxyScope,
+    acting_for,
+    get_proxy,
+    proxy_allows,
+    require_proxy,
+    required_readers,
+)
 from medchain.app._registry import Role, require_identity, subjoin_record
 from medchain.app._state import State, load, save
 from medchain.crypto import format_address, tagged_hash
@@ -79,6 +94,9 @@ class AuditEntry:
     subject: bytes
     """The reader or institution concerned, empty when none."""
     version: int
+    on_behalf: bytes = b""
+    """The patient the actor acted for as their proxy; empty when the actor acted as
+    themselves."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,8 +198,10 @@ def append_audit(
     action: AuditAction,
     subject: bytes = b"",
     version: int = 0,
+    on_behalf: bytes = b"",
 ) -> Record:
-    """Append to the record's audit trail and save the record; returns the saved record."""
+    """Append to the record's audit trail and save the record; returns the saved record.
+    `on_behalf`: the patient the sender acts for as proxy (the event names both)."""
     entry = AuditEntry(
         seq=record.audit_count,
         height=call.block.height,
@@ -191,16 +211,19 @@ def append_audit(
         actor=call.sender,
         subject=subject,
         version=version,
+        on_behalf=on_behalf,
     )
     save(state, _audit_key(record.record_id, entry.seq), entry)
     updated = replace(record, audit_count=record.audit_count + 1)
     save(state, _record_key(record.record_id), updated)
+    by_proxy = {"proxy": call.sender, "patient": on_behalf} if on_behalf else {}
     call.emit(
         f"record.{action.value}",
         record=record.record_id,
         actor=call.sender,
         subject=subject,
         version=version,
+        **by_proxy,
     )
     return updated
 
@@ -233,12 +256,52 @@ def _require_reader_identity(state: State, reader: bytes) -> None:
         )
 
 
-def require_owner(record: Record, call: Call) -> None:
-    if call.sender != record.owner:
+def owner_or_grant_proxy(state: State, record: Record, call: Call, action: str) -> bytes:
+    """Who may change who reads a record: its owner (returns b"") or a current proxy of
+    the owner with scope `grant` (returns the owner, for whom the proxy acts)."""
+    if call.sender != record.owner and get_proxy(state, record.owner, call.sender) is None:
         raise NotOwner(
             f"only the patient who owns record {record.record_id.hex()} "
-            f"({format_address(record.owner)}) may change who can read it"
+            f"({format_address(record.owner)}) or their `grant` proxy may change who can "
+            "read it"
         )
+    return acting_for(state, call, record.owner, ProxyScope.GRANT, action)
+
+
+def _require_wrapped_for(wraps: tuple[KeyWrap, ...], required: tuple[bytes, ...]) -> None:
+    """The patient's required readers (their `read` proxies) must each have a wrap."""
+    wrapped = {w.reader for w in wraps}
+    missing = [r for r in required if r not in wrapped]
+    if missing:
+        names = ", ".join(format_address(r) for r in missing)
+        raise ReaderRequired(
+            f"the patient requires every new record to be readable by {names} (their `read` "
+            "proxy); the client must wrap the content key for it too — read the patient's "
+            "required readers again and encrypt again"
+        )
+
+
+def _author_for(state: State, call: Call, patient: bytes) -> bytes:
+    """Who writes a record for `patient`: the patient (b""), a credentialed clinician
+    (b""), or a current `write` proxy of the patient (returns the patient, for whom it
+    acts). A proxy without the scope who is no clinician is told why as a proxy."""
+    if call.sender == patient:
+        return b""
+    now_ms = call.block.time_ms
+    if proxy_allows(state, call.sender, patient, ProxyScope.WRITE, now_ms):
+        return patient
+    try:
+        _require_clinician(state, call)
+    except ContractError:
+        if get_proxy(state, patient, call.sender) is None:
+            raise
+        require_proxy(state, call.sender, patient, ProxyScope.WRITE, now_ms, "write a record")
+    return b""
+
+
+def _require_clinician(state: State, call: Call) -> None:
+    action = "write a record for another patient"
+    require_credential(state, call.sender, CLINICIAN_ROLES, call.block.time_ms, action)
 
 
 # -- methods ------------------------------------------------------------------------
@@ -246,18 +309,12 @@ def require_owner(record: Record, call: Call) -> None:
 
 def create(state: State, call: Call, args: CreateRecordArgs) -> None:
     require_identity(state, args.patient, Role.PATIENT)
-    if call.sender != args.patient:
-        require_credential(
-            state,
-            call.sender,
-            CLINICIAN_ROLES,
-            call.block.time_ms,
-            "write a record for another patient",
-        )
+    on_behalf = _author_for(state, call, args.patient)
     if not _RESOURCE_TYPE.match(args.resource_type):
         raise InvalidArgument(f"{args.resource_type!r} is not a FHIR resource type name")
     check_blob(args.cid, args.ciphertext_hash)
     readers = tuple(w.reader for w in args.wraps if w.reader != args.patient)
+    _require_wrapped_for(args.wraps, required_readers(state, args.patient, call.block.time_ms))
     _check_readers(state, call, readers)
     check_wraps(args.wraps, (args.patient, *readers))
 
@@ -290,14 +347,14 @@ def create(state: State, call: Call, args: CreateRecordArgs) -> None:
     )
     subjoin_record(state, args.patient, record_id)
     attach_emergency_wrap(state, args.patient, record_id, args.resource_type, 1, args.emergency)
-    record = append_audit(state, call, record, AuditAction.CREATED, version=1)
+    record = append_audit(state, call, record, AuditAction.CREATED, b"", 1, on_behalf)
     for reader in readers:
-        record = append_audit(state, call, record, AuditAction.GRANTED, reader, version=1)
+        record = append_audit(state, call, record, AuditAction.GRANTED, reader, 1, on_behalf)
 
 
 def warrant(state: State, call: Call, args: WarrantArgs) -> None:
     record = require_record(state, args.record_id)
-    require_owner(record, call)
+    on_behalf = owner_or_grant_proxy(state, record, call, "grant a reader")
     if args.reader == record.owner:
         raise InvalidArgument("the owner can always read their own record")
     if args.reader in record.readers:
@@ -319,12 +376,14 @@ def warrant(state: State, call: Call, args: WarrantArgs) -> None:
         check_wraps(new_wraps, wraps.keys())
         save(state, _version_key(record.record_id, vw.version), replace(version, wraps=new_wraps))
     record = replace(record, readers=tuple(sorted((*record.readers, args.reader))))
-    append_audit(state, call, record, AuditAction.GRANTED, args.reader, record.version_count)
+    append_audit(
+        state, call, record, AuditAction.GRANTED, args.reader, record.version_count, on_behalf
+    )
 
 
 def unwarrant(state: State, call: Call, args: UnwarrantArgs) -> None:
     record = require_record(state, args.record_id)
-    require_owner(record, call)
+    on_behalf = owner_or_grant_proxy(state, record, call, "revoke a reader")
     was_reader = args.reader in record.readers
     had_research = alc.get_entry(state, args.reader, record.record_id) is not None
     if not was_reader and not had_research:
@@ -334,18 +393,26 @@ def unwarrant(state: State, call: Call, args: UnwarrantArgs) -> None:
     if was_reader:
         record = replace(record, readers=tuple(r for r in record.readers if r != args.reader))
         record = append_audit(
-            state, call, record, AuditAction.REVOKED, args.reader, record.version_count
+            state, call, record, AuditAction.REVOKED, args.reader, record.version_count, on_behalf
         )
     if had_research:
-        revoke_research(state, call, record, args.reader)
+        revoke_research(state, call, record, args.reader, on_behalf)
 
 
-def revoke_research(state: State, call: Call, record: Record, institution: bytes) -> Record:
+def revoke_research(
+    state: State, call: Call, record: Record, institution: bytes, on_behalf: bytes = b""
+) -> Record:
     """Take the record off the institution's access list (ALC) and audit it."""
     removed = alc.remove_entry(state, institution, record.record_id)
     assert removed
     return append_audit(
-        state, call, record, AuditAction.RESEARCH_REVOKED, institution, record.version_count
+        state,
+        call,
+        record,
+        AuditAction.RESEARCH_REVOKED,
+        institution,
+        record.version_count,
+        on_behalf,
     )
 
 
@@ -360,7 +427,12 @@ def add_version(state: State, call: Call, args: AddVersionArgs) -> None:
             state, call.sender, CLINICIAN_ROLES, call.block.time_ms, "add a version to a record"
         )
     check_blob(args.cid, args.ciphertext_hash)
-    check_wraps(args.wraps, (record.owner, *record.readers))
+    required = required_readers(state, record.owner, call.block.time_ms)
+    _require_wrapped_for(args.wraps, required)
+    joining = tuple(r for r in required if r not in record.readers)
+    readers = tuple(sorted((*record.readers, *joining)))
+    _check_readers(state, call, readers)
+    check_wraps(args.wraps, (record.owner, *readers))
     number = record.version_count + 1
     save(
         state,
@@ -379,8 +451,10 @@ def add_version(state: State, call: Call, args: AddVersionArgs) -> None:
     attach_emergency_wrap(
         state, record.owner, record.record_id, record.resource_type, number, args.emergency
     )
-    record = replace(record, version_count=number)
-    append_audit(state, call, record, AuditAction.VERSIONED, version=number)
+    record = replace(record, version_count=number, readers=readers)
+    record = append_audit(state, call, record, AuditAction.VERSIONED, version=number)
+    for reader in joining:  # a `read` proxy added since: it reads from this version on
+        record = append_audit(state, call, record, AuditAction.GRANTED, reader, number)
 
 
 METHODS: Methods = {

@@ -17,7 +17,7 @@ from medchain.app._records import (
     AuditAction,
     append_audit,
     check_blob,
-    require_owner,
+    owner_or_grant_proxy,
     require_record,
     revoke_research,
 )
@@ -43,7 +43,7 @@ class ResearchRevokeArgs:
 
 def grant(state: State, call: Call, args: ResearchGrantArgs) -> None:
     record = require_record(state, args.record_id)
-    require_owner(record, call)
+    on_behalf = owner_or_grant_proxy(state, record, call, "grant research access")
     require_org_account(state, args.institution, (OrgKind.RESEARCH,))
     if alc.get_entry(state, args.institution, record.record_id) is not None:
         raise AlreadyAuthorised(
@@ -68,18 +68,24 @@ def grant(state: State, call: Call, args: ResearchGrantArgs) -> None:
         ),
     )
     append_audit(
-        state, call, record, AuditAction.RESEARCH_GRANTED, args.institution, record.version_count
+        state,
+        call,
+        record,
+        AuditAction.RESEARCH_GRANTED,
+        args.institution,
+        record.version_count,
+        on_behalf,
     )
 
 
 def revoke(state: State, call: Call, args: ResearchRevokeArgs) -> None:
     record = require_record(state, args.record_id)
-    require_owner(record, call)
+    on_behalf = owner_or_grant_proxy(state, record, call, "revoke research access")
     if alc.get_entry(state, args.institution, record.record_id) is None:
         raise NotAuthorised(
             f"{format_address(args.institution)} has no research access to this record"
         )
-    revoke_research(state, call, record, args.institution)
+    revoke_research(state, call, record, args.institution, on_behalf)
 
 
 def get_data(state: State, institution: bytes) -> list[alc.ResearchEntry]:

@@ -47,6 +47,13 @@ from medchain.client._labels import (
     read_label,
     seal_label,
 )
+from medchain.client._proxies import (
+    ProxyChange,
+    add_proxy,
+    patients_of,
+    proxies_of,
+    remove_proxy,
+)
 from medchain.client._sdk import (
     BlobUnavailable,
     MedchainClient,
@@ -97,6 +104,7 @@ __all__ = [
     "NotAReader",
     "NotCommitted",
     "OpenedRecord",
+    "ProxyChange",
     "RecordNotIndexed",
     "ResearchItem",
     "Sealed",
@@ -108,6 +116,7 @@ __all__ = [
     "UnknownBatch",
     "UnknownParty",
     "UploadNotSigned",
+    "add_proxy",
     "anon_submit",
     "answer_args",
     "answer_pending",
@@ -126,10 +135,13 @@ __all__ = [
     "open_scope",
     "open_sealed",
     "opt_out_of_emergency",
+    "patients_of",
     "plan_entries",
     "policy_args",
+    "proxies_of",
     "read_emergency_set",
     "read_label",
+    "remove_proxy",
     "seal",
     "seal_label",
     "search_state_path",

@@ -94,6 +94,19 @@ class ChainBackend(Protocol):
 
     def guardians_of(self, patient: bytes) -> tuple[bytes, ...]: ...
 
+    def proxies_of(self, patient: bytes) -> list[app.Proxy]:
+        """The patient's proxies (expired ones too), by the proxy's address."""
+        ...
+
+    def patients_of(self, proxy: bytes) -> list[app.Proxy]:
+        """The relations in which `proxy` acts for a patient, by the patient's address."""
+        ...
+
+    def required_readers(self, patient: bytes) -> tuple[bytes, ...]:
+        """Whom a record written for the patient must be wrapped for besides the patient
+        (their current `read` proxies), as of the latest block."""
+        ...
+
     def vitals_recipients(self, patients: Sequence[bytes]) -> list[dict[bytes, bytes] | None]:
         """Per patient, in order: the patient, guardians and vitals readers, each with
         their encryption key (empty if none); None for an address that is not a

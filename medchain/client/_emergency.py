@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
 from medchain import app
@@ -129,40 +129,54 @@ def set_up_emergency_policy(
     client: MedchainClient,
     threshold: int | None = None,
     resource_types: Iterable[str] = DEFAULT_EMERGENCY_TYPES,
+    patient: bytes | None = None,
 ) -> Receipt:
-    """Patient: turn break-glass on (or renew the key after the consortium changed), then
-    put the records already on chain that belong in the set into it."""
+    """Patient, or their `grant` proxy (`patient`): turn break-glass on, or renew the key
+    after the consortium changed, then put the records already on chain that belong in
+    the set into it (those this account can read)."""
     chain = emergency_chain(client)
+    whose = patient or client.address
     keys = {
         org.org_id: client._identity(org.account).encryption_key
         for org in chain.member_organisations()
     }
-    receipt = client.send(
-        "emergency.set_policy", policy_args(client.address, keys, threshold, resource_types)
-    )
-    if receipt.ok:
-        wrap_emergency_set(client)
+    args = policy_args(whose, keys, threshold, resource_types)
+    receipt = client.send("emergency.set_policy", _for(args, whose, client))
+    wrap_emergency_set(client, whose)
     return receipt
 
 
-def opt_out_of_emergency(client: MedchainClient) -> Receipt:
-    """Patient: no emergency set at all (the records stay wrapped, but nobody answers)."""
-    return client.send("emergency.set_policy", EmergencyPolicyArgs(False, (), b"", 0, ()))
+def opt_out_of_emergency(client: MedchainClient, patient: bytes | None = None) -> Receipt:
+    """Patient (or their `grant` proxy): no emergency set at all; existing wraps stay on
+    chain, but no request can be opened."""
+    whose = patient or client.address
+    args = EmergencyPolicyArgs(False, (), b"", 0, ())
+    return client.send("emergency.set_policy", _for(args, whose, client))
 
 
-def wrap_emergency_set(client: MedchainClient) -> list[bytes]:
-    """Patient: wrap the latest version of each own record that the policy covers and that
-    is not yet wrapped to its key. Returns the records wrapped."""
-    policy = client.chain.emergency_policy(client.address)
+def _for(args: EmergencyPolicyArgs, patient: bytes, client: MedchainClient) -> EmergencyPolicyArgs:
+    """The policy arguments naming `patient` when a proxy sends them."""
+    return args if patient == client.address else replace(args, patient=patient)
+
+
+def wrap_emergency_set(client: MedchainClient, patient: bytes | None = None) -> list[bytes]:
+    """Wrap the latest version of each of the patient's records that the policy covers
+    and this account can read (a record wrapped before gets its wrap replaced, under the
+    current key). Returns the records wrapped."""
+    whose = patient or client.address
+    policy = client.chain.emergency_policy(whose)
+    if policy is None or not policy.enabled:
+        return []
     done = []
-    for record_id in client.my_records():
+    for record_id in client.chain.patient_records(whose):
         record = client.record(record_id)
-        if policy is None or record.resource_type not in policy.resource_types:
+        stored = client.chain.record_version(record_id, record.version_count)
+        assert stored is not None
+        readable = any(w.reader == client.address for w in stored.wraps)
+        if record.resource_type not in policy.resource_types or not readable:
             continue
         if not in_emergency_set(policy, client.read_record(record_id)):
             continue
-        stored = client.chain.record_version(record_id, record.version_count)
-        assert stored is not None
         content_key = unwrap_for(
             client.keys, client._my_wrap(stored), version_context(record_id, stored.number)
         )

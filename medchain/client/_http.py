@@ -533,6 +533,18 @@ class HttpChain:
         body = self._get(path, missing=("not_registered",))
         return () if body is None else self._addresses(body, "guardians")
 
+    def proxies_of(self, patient: bytes) -> list[app.Proxy]:
+        body = self._get(f"/v1/patients/{format_address(patient)}/proxies")
+        return self._list(app.Proxy, body, "proxies")
+
+    def patients_of(self, proxy: bytes) -> list[app.Proxy]:
+        body = self._get(f"/v1/proxies/{format_address(proxy)}/patients")
+        return self._list(app.Proxy, body, "patients")
+
+    def required_readers(self, patient: bytes) -> tuple[bytes, ...]:
+        body = self._get(f"/v1/patients/{format_address(patient)}/required-readers")
+        return self._addresses(body, "readers")
+
     def vitals(
         self, patient: bytes, from_ms: int, to_ms: int, device: bytes | None = None
     ) -> list[app.VitalsEntry]:

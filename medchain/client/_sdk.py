@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from medchain.app import (
+    AddProxyArgs,
     AddVersionArgs,
     AmountArgs,
     AuditEntry,
@@ -28,15 +29,19 @@ from medchain.app import (
     DeviceState,
     EmergencyWrapArgs,
     Gateway,
-    GuardianArgs,
     Identity,
     NoArgs,
+    NotAProxy,
+    Proxy,
+    ProxyRelation,
+    ProxyScope,
     Record,
     RecordVersion,
     RegisterArgs,
     RegisterDeviceArgs,
     RegisterGatewayArgs,
     RelabelArgs,
+    RemoveProxyArgs,
     ReportArgs,
     ResearchEntry,
     ResearchGrantArgs,
@@ -233,7 +238,7 @@ class MedchainClient:
         transaction right after the record's (see `index_record`)."""
         validated = validate_resource(resource)
         words = keywords_in(keywords)  # a bad keyword is refused before anything is written
-        reader_set = {patient, *readers}
+        reader_set = {patient, *readers, *self.chain.required_readers(patient)}
         if self.address != patient:
             reader_set.add(self.address)
         nonce = self.chain.account(self.address).nonce
@@ -300,7 +305,12 @@ class MedchainClient:
         return data
 
     def grant(self, record_id: bytes, reader: bytes) -> Receipt:
-        """Owner: let `reader` open every version the owner can open."""
+        """Owner, or their `grant` proxy: let `reader` open every version this account
+        can open (a proxy grants as itself, by proxy for the owner)."""
+        return self.send("records.warrant", self.warrant_args(record_id, reader))
+
+    def warrant_args(self, record_id: bytes, reader: bytes) -> WarrantArgs:
+        """Every version's content key, wrapped again for `reader` from this account's."""
         record = self.record(record_id)
         reader_key = self._reader_keys([reader])[reader]
         wraps = []
@@ -313,20 +323,22 @@ class MedchainClient:
                     number, rewrap(self.keys, self._my_wrap(stored), context, reader, reader_key)
                 )
             )
-        return self.send("records.warrant", WarrantArgs(record_id, reader, tuple(wraps)))
+        return WarrantArgs(record_id, reader, tuple(wraps))
 
     def revoke(self, record_id: bytes, reader: bytes) -> Receipt:
         return self.send("records.unwarrant", UnwarrantArgs(record_id, reader))
 
     def add_version(self, record_id: bytes, resource: Mapping[str, Any] | str | bytes) -> int:
-        """Encrypt a new version under a fresh key for the owner and current readers only."""
+        """Encrypt a new version under a fresh key for the owner, the current readers and
+        the owner's required readers (`read` proxies) only."""
         validated = validate_resource(resource)
         record = self.record(record_id)
         number = record.version_count + 1
+        required = self.chain.required_readers(record.owner)
         sealed = seal(
             canonical_json(validated),
             version_context(record_id, number),
-            self._reader_keys([record.owner, *record.readers]),
+            self._reader_keys({record.owner, *record.readers, *required}),
         )
         self.send_with_body(
             "records.add_version",
@@ -422,7 +434,9 @@ class MedchainClient:
     # -- research -------------------------------------------------------------------
 
     def research_grant(self, record_id: bytes, institution: bytes) -> Receipt:
-        """Owner: give an institution a de-identified copy of the latest version."""
+        """Owner, or their `grant` proxy who reads the record: give an institution a
+        de-identified copy of the latest version, sealed for it and the owner."""
+        owner = self.record(record_id).owner
         resource = self.read_record(record_id)
         pseudonym_key = hmac.new(
             self.keys.encryption_secret,
@@ -434,7 +448,7 @@ class MedchainClient:
         sealed = seal(
             canonical_json(copy),
             research_context(record_id, institution),
-            self._reader_keys([self.address, institution]),
+            self._reader_keys([owner, institution]),
         )
         cid = cid_for(sealed.ciphertext)
         return self.send_with_body(
@@ -531,11 +545,34 @@ class MedchainClient:
         return seal_label(label, device, readers)
 
     def add_guardian(self, guardian: bytes) -> Receipt:
-        """Patient: let `guardian` manage this patient's devices (not read records)."""
-        return self.send("devices.add_guardian", GuardianArgs(guardian))
+        """Patient: let `guardian` manage this patient's devices (not read records): give
+        it the `devices` scope, beside any it holds as proxy (a new proxy is a carer)."""
+        held = self._proxy(guardian)
+        scopes = {ProxyScope.DEVICES, *(held.scopes if held else ())}
+        relation = held.relation if held else ProxyRelation.CARER
+        args = AddProxyArgs(
+            guardian, relation, tuple(sorted(scopes)), held.expires_ms if held else 0
+        )
+        return self.send("proxies.add", args)
 
     def remove_guardian(self, guardian: bytes) -> Receipt:
-        return self.send("devices.remove_guardian", GuardianArgs(guardian))
+        """Patient: take the `devices` scope from `guardian`; a proxy with no other
+        scope is removed."""
+        held = self._proxy(guardian)
+        if held is None or ProxyScope.DEVICES not in held.scopes:
+            raise NotAProxy(
+                f"{format_address(guardian)} is not a guardian of {format_address(self.address)}"
+            )
+        rest = tuple(s for s in held.scopes if s is not ProxyScope.DEVICES)
+        if not rest:
+            return self.send("proxies.remove", RemoveProxyArgs(guardian))
+        return self.send(
+            "proxies.add", AddProxyArgs(guardian, held.relation, rest, held.expires_ms)
+        )
+
+    def _proxy(self, proxy: bytes) -> Proxy | None:
+        """This patient's proxy relation with `proxy`, if any."""
+        return next((p for p in self.chain.proxies_of(self.address) if p.proxy == proxy), None)
 
     def share_vitals(self, reader: bytes) -> Receipt:
         """Patient: gateways seal this patient's device readings for `reader` too, from

@@ -4,7 +4,7 @@ transaction signed and submitted (a resend after a lost answer is recognised, no
 committed twice), and the batch recorded in the reading index for proofs.
 
 Who reads a batch: each bundle (one patient's readings of one UTC day) is sealed for the
-patient, the patient's guardians (`devices.add_guardian`), the people the patient put in
+patient, the patient's guardians (`devices` proxies), the people the patient put in
 charge of their devices, and the readers the patient shares their vitals with
 (`devices.share_vitals`), as the chain lists them when the batch is committed: a reader
 added later reads the batches committed from then on. The lists are cached for

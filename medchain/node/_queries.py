@@ -139,14 +139,32 @@ class ChainQueries:
         return [] if found is None else app.device_audit(self.ledger.state, found)
 
     def guardians_of(self, patient: bytes) -> tuple[bytes, ...]:
-        return app.guardians_of(self.ledger.state, patient)
+        """The patient's guardians (current `devices` proxies) at the latest block."""
+        return app.guardians_of(self.ledger.state, patient, self._latest_time_ms())
+
+    def _latest_time_ms(self) -> int:
+        """The latest block's time: what an expiry is judged by between blocks."""
+        return self.latest_block().header.time_ms
+
+    def proxies_of(self, patient: bytes) -> list[app.Proxy]:
+        """The patient's proxies (expired ones too), by the proxy's address."""
+        return app.proxies_of(self.ledger.state, patient)
+
+    def patients_of(self, proxy: bytes) -> list[app.Proxy]:
+        """The relations in which `proxy` acts for a patient, by the patient's address."""
+        return app.patients_of(self.ledger.state, proxy)
+
+    def required_readers(self, patient: bytes) -> tuple[bytes, ...]:
+        """Whom a record written for the patient must be wrapped for besides the patient
+        (their `read` proxies), as of the latest block's time."""
+        return app.required_readers(self.ledger.state, patient, self._latest_time_ms())
 
     def vitals_recipients(self, patients: Sequence[bytes]) -> list[dict[bytes, bytes] | None]:
         """Per patient, in order: whom a gateway seals the patient's bundles for (the
         patient, guardians and vitals readers) and each one's encryption key (empty if
         they have none); None for an address that is not a registered patient. One read
         for many patients, so a gateway refreshes them all in one request."""
-        state = self.ledger.state
+        state, now_ms = self.ledger.state, self._latest_time_ms()
         found: list[dict[bytes, bytes] | None] = []
         for patient in patients:
             identity = app.get_identity(state, patient)
@@ -154,7 +172,11 @@ class ChainQueries:
                 found.append(None)
                 continue
             addresses = sorted(
-                {patient, *app.guardians_of(state, patient), *app.vitals_readers_of(state, patient)}
+                {
+                    patient,
+                    *app.guardians_of(state, patient, now_ms),
+                    *app.vitals_readers_of(state, patient),
+                }
             )
             keys = {}
             for address in addresses:

@@ -23,7 +23,6 @@ from medchain.app import (
     DeviceOffence,
     DeviceState,
     Gateway,
-    GuardianArgs,
     RegisterDeviceArgs,
     RegisterGatewayArgs,
     ReportArgs,
@@ -72,7 +71,7 @@ def world() -> Devices:
     validator = MedchainClient(chain.validator, chain)
     validator.transfer(gateway.address, 10_000)
     device = AccountKeys.generate()
-    patient.send("devices.add_guardian", GuardianArgs(guardian.address))
+    patient.add_guardian(guardian.address)
     guardian.register_device(device, patient.address, DeviceKind.HEART_RATE, "wrist")
     hospital.send("devices.register_gateway", RegisterGatewayArgs(gateway.address, "ward 3"))
     gateway.send("devices.report", ReportArgs(device.address, DeviceOffence.REPLAY, b"log 1"))

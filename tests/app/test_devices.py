@@ -16,6 +16,7 @@ from medchain.app import (
     MAX_TIME_MS,
     MAX_VITALS_READERS,
     MS_PER_DAY,
+    AddProxyArgs,
     ApproveArgs,
     Batch,
     BatchHeader,
@@ -27,15 +28,17 @@ from medchain.app import (
     DeviceKind,
     DeviceOffence,
     DeviceState,
-    GuardianArgs,
     Ledger,
     OrganisationSpec,
     OrgKind,
     ProposalAction,
     ProposeArgs,
+    ProxyRelation,
+    ProxyScope,
     RegisterDeviceArgs,
     RegisterGatewayArgs,
     RelabelArgs,
+    RemoveProxyArgs,
     ReportArgs,
     RevokeGatewayArgs,
     Role,
@@ -68,7 +71,7 @@ def _register_args(
     """Registration of `device` for `patient`, its label sealed (in shape) for the
     patient and their guardians."""
     proof = device.sign(registration_message(CHAIN_ID, proof_for or patient))
-    label = fake_label(patient, *guardians_of(world.ledger.state, patient))
+    label = fake_label(patient, *guardians_of(world.ledger.state, patient, world.now_ms()))
     return RegisterDeviceArgs(device.public_key, patient, DeviceKind.PULSE_OXIMETER, label, proof)
 
 
@@ -89,6 +92,18 @@ def gateway(world: World, hospital: AccountKeys) -> AccountKeys:
     keys = AccountKeys.generate()
     world.ok(hospital, "devices.register_gateway", RegisterGatewayArgs(keys.address, "ward 3 edge"))
     return keys
+
+
+def _add_guardian(
+    world: World, patient: AccountKeys, guardian: AccountKeys, expires_ms: int = 0
+) -> None:
+    """Make `guardian` a `devices` proxy of the patient: what a guardian is."""
+    scopes = (ProxyScope.DEVICES,)
+    world.ok(
+        patient,
+        "proxies.add",
+        AddProxyArgs(guardian.address, ProxyRelation.CARER, scopes, expires_ms),
+    )
 
 
 def _report(world: World, gateway: AccountKeys, device: bytes, tag: bytes) -> Receipt:
@@ -131,8 +146,8 @@ def test_hospital_and_guardian_may_register(
     assert receipt.code == "not_authorised"
     assert "credentialed clinician of a member organisation" in receipt.message
     assert world.entries_but_accounts() == before
-    world.ok(patient, "devices.add_guardian", GuardianArgs(carer.address))
-    assert guardians_of(world.ledger.state, patient.address) == (carer.address,)
+    _add_guardian(world, patient, carer)
+    assert guardians_of(world.ledger.state, patient.address, world.now_ms()) == (carer.address,)
     by_guardian = _register(world, carer, patient)
     listed = devices_of(world.ledger.state, patient.address)
     assert [d.device for d in listed] == [
@@ -141,7 +156,7 @@ def test_hospital_and_guardian_may_register(
         by_guardian.address,
     ]
     assert [d.registrar_org for d in listed] == ["st-mary", "st-mary", ""]
-    world.ok(patient, "devices.remove_guardian", GuardianArgs(carer.address))
+    world.ok(patient, "proxies.remove", RemoveProxyArgs(carer.address))
     receipt = world.call(
         carer, "devices.register", _register_args(world, AccountKeys.generate(), patient.address)
     )
@@ -186,7 +201,7 @@ def test_registration_needs_the_devices_own_proof(world: World, patient: Account
 def test_a_label_is_sealed_for_the_patient_and_guardians_or_refused(
     world: World, patient: AccountKeys, doctor: AccountKeys, hospital: AccountKeys
 ) -> None:
-    world.ok(patient, "devices.add_guardian", GuardianArgs(doctor.address))
+    _add_guardian(world, patient, doctor)
     device = AccountKeys.generate()
     good = _register_args(world, device, patient.address)
 
@@ -208,7 +223,7 @@ def test_relabel(
     world: World, patient: AccountKeys, doctor: AccountKeys, hospital: AccountKeys
 ) -> None:
     device = _register(world, hospital, patient)
-    world.ok(patient, "devices.add_guardian", GuardianArgs(doctor.address))
+    _add_guardian(world, patient, doctor)
     stale = RelabelArgs(device.address, fake_label(patient.address))
     assert world.call(patient, "devices.relabel", stale).code == "key_wrap_mismatch"
     resealed = fake_label(patient.address, doctor.address, blocks=2)
@@ -230,26 +245,32 @@ def test_relabel(
     assert world.call(patient, "devices.relabel", unknown).code == "unknown_device"
 
 
-def test_guardian_rules(world: World, patient: AccountKeys, doctor: AccountKeys) -> None:
-    assert world.call(patient, "devices.add_guardian", GuardianArgs(patient.address)).code == (
-        "invalid_argument"
-    )
-    nobody = AccountKeys.generate().address
-    assert world.call(patient, "devices.add_guardian", GuardianArgs(nobody)).code == (
-        "not_registered"
-    )
-    world.ok(patient, "devices.add_guardian", GuardianArgs(doctor.address))
-    assert world.call(patient, "devices.add_guardian", GuardianArgs(doctor.address)).code == (
-        "invalid_argument"
-    )
-    # only patients have guardians
-    account = world.orgs[0].account
-    assert world.call(account, "devices.add_guardian", GuardianArgs(patient.address)).code == (
-        "wrong_role"
-    )
-    assert world.call(account, "devices.remove_guardian", GuardianArgs(patient.address)).code == (
-        "invalid_argument"
-    )
+def test_a_guardian_is_a_devices_proxy_until_it_expires(
+    world: World, patient: AccountKeys, doctor: AccountKeys
+) -> None:
+    device = _register(world, patient, patient)
+    expires = world.now_ms() + 3
+    _add_guardian(world, patient, doctor, expires_ms=expires)
+    restrict = SetStateArgs(device.address, DeviceState.RESTRICTED, "battery failing")
+    world.ok(doctor, "devices.set_state", restrict)
+    while world.now_ms() < expires:
+        world.empty_blocks(1)
+    assert guardians_of(world.ledger.state, patient.address, world.now_ms()) == ()
+    lift = SetStateArgs(device.address, DeviceState.ACTIVE, "new battery")
+    assert world.call(doctor, "devices.set_state", lift).code == "not_authorised"
+    relabel = RelabelArgs(device.address, fake_label(patient.address, doctor.address))
+    assert world.call(patient, "devices.relabel", relabel).code == "key_wrap_mismatch"
+    world.ok(patient, "devices.relabel", RelabelArgs(device.address, fake_label(patient.address)))
+
+
+def test_a_proxy_without_the_devices_scope_is_no_guardian(
+    world: World, patient: AccountKeys, doctor: AccountKeys
+) -> None:
+    device = _register(world, patient, patient)
+    args = AddProxyArgs(doctor.address, ProxyRelation.CARER, (ProxyScope.READ, ProxyScope.GRANT), 0)
+    world.ok(patient, "proxies.add", args)
+    ban = SetStateArgs(device.address, DeviceState.BANNED, "lost")
+    assert world.call(doctor, "devices.set_state", ban).code == "not_authorised"
 
 
 # -- states -------------------------------------------------------------------------
@@ -293,7 +314,7 @@ def test_a_ban_is_final_for_the_owner_but_a_hospital_lifts_it(
 ) -> None:
     carer = AccountKeys.generate()
     world.register(carer, Role.PATIENT)
-    world.ok(patient, "devices.add_guardian", GuardianArgs(carer.address))
+    _add_guardian(world, patient, carer)
     device = _register(world, hospital, patient)
     world.ok(carer, "devices.set_state", SetStateArgs(device.address, DeviceState.BANNED, "lost"))
     lift = SetStateArgs(device.address, DeviceState.ACTIVE, "found it")

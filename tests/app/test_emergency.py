@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from medchain.app import (
+    AddProxyArgs,
     AddVersionArgs,
     AnswerArgs,
     CreateRecordArgs,
@@ -21,6 +22,8 @@ from medchain.app import (
     EmergencyRequest,
     EmergencyWrapArgs,
     OpenArgs,
+    ProxyRelation,
+    ProxyScope,
     Role,
     WrapRecordArgs,
     emergency_answers,
@@ -53,6 +56,7 @@ from medchain.crypto import (
     combine_points,
     decrypt_content,
     encrypt_content,
+    format_address,
     interpolate_points,
     new_content_key,
     open_emergency_wrap,
@@ -511,3 +515,45 @@ def test_the_owner_wraps_an_existing_record_into_the_set(bg: BreakGlass) -> None
     for org_id in ORG_IDS[:3]:
         assert bg.answer(request, org_id).ok
     assert bg.read(request) == [bg.resources[old]]
+
+
+# -- proxies ----------------------------------------------------------------------------
+
+
+def _proxy(bg: BreakGlass, *scopes: ProxyScope) -> AccountKeys:
+    parent = AccountKeys.generate()
+    bg.world.register(parent, Role.PATIENT)
+    args = AddProxyArgs(parent.address, ProxyRelation.PARENT, tuple(scopes), 0)
+    bg.world.ok(bg.patient, "proxies.add", args)
+    return parent
+
+
+def test_a_grant_proxy_sets_the_policy_and_wraps_for_the_patient(bg: BreakGlass) -> None:
+    bg.world.ok(bg.patient, "emergency.set_policy", EmergencyPolicyArgs(False, (), b"", 0, ()))
+    record_id = bg.put("Immunization", "measles", wrap=False)  # before the policy
+    parent = _proxy(bg, ProxyScope.GRANT)
+    keys = {o.org_id: o.account.encryption_public_key for o in bg.orgs.values()}
+    args = replace(policy_args(bg.patient.address, keys, 2), patient=bg.patient.address)
+    receipt = bg.world.ok(parent, "emergency.set_policy", args)
+    (event,) = [e for e in receipt.events if e.kind == "emergency.policy_set"]
+    shown = {a.key: a.value for a in event.attributes}
+    assert (shown["proxy"], shown["threshold"]) == (format_address(parent.address), "2")
+    policy = get_policy(bg.state, bg.patient.address)
+    assert policy is not None and policy.set_by == parent.address
+    assert get_policy(bg.state, parent.address) is None
+    key = bg.content_keys[record_id]
+    wrap = WrapRecordArgs(record_id, emergency_wrap_args(policy, key, record_id, 1))
+    bg.world.ok(parent, "emergency.wrap", wrap)
+    request = bg.open()
+    assert [i.record_id for i in request.items] == [record_id]
+
+
+def test_a_proxy_without_grant_cannot_set_the_policy(bg: BreakGlass) -> None:
+    reader = _proxy(bg, ProxyScope.READ)
+    keys = {o.org_id: o.account.encryption_public_key for o in bg.orgs.values()}
+    args = replace(policy_args(bg.patient.address, keys, 3), patient=bg.patient.address)
+    message = refused(bg.world, reader, "emergency.set_policy", args, "not_a_proxy")
+    assert "grant" in message
+    stranger = AccountKeys.generate()
+    bg.world.register(stranger, Role.PATIENT)
+    refused(bg.world, stranger, "emergency.set_policy", args, "not_a_proxy")

@@ -12,6 +12,7 @@ from typing import Any
 from medchain.app import (
     DEFAULT_EMERGENCY_TYPES,
     PARTIAL_SIZE,
+    AddProxyArgs,
     AddVersionArgs,
     AmountArgs,
     AnonSubmitArgs,
@@ -29,7 +30,6 @@ from medchain.app import (
     DeviceState,
     EmergencyPolicyArgs,
     EmergencyWrapArgs,
-    GuardianArgs,
     IndexArgs,
     IndexEntry,
     IssueArgs,
@@ -41,10 +41,13 @@ from medchain.app import (
     OrgKind,
     ProposalAction,
     ProposeArgs,
+    ProxyRelation,
+    ProxyScope,
     RegisterArgs,
     RegisterDeviceArgs,
     RegisterGatewayArgs,
     RelabelArgs,
+    RemoveProxyArgs,
     ReportArgs,
     ResearchGrantArgs,
     ResearchRevokeArgs,
@@ -348,6 +351,64 @@ def _(w: World) -> Tx:
 @case("records.add_version", "unknown_record", "unknown_record")
 def _(w: World) -> Tx:
     return new_version(w, "patient", record_id=b"\x09" * 32)
+
+
+@case("records.warrant", "by_a_proxy_without_grant", "not_a_proxy")
+def _(w: World) -> Tx:
+    patient, _, record_id = record(w)
+    parent = with_proxy(w, patient, ProxyScope.READ)
+    reader = member(w, "second doctor", Role.DOCTOR)
+    return w.tx(parent, "records.warrant", WarrantArgs(record_id, reader.address, wrap()))
+
+
+@case("records.create", "leaves_out_a_read_proxy", "reader_required")
+def _(w: World) -> Tx:
+    patient, doctor = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
+    with_proxy(w, patient, ProxyScope.READ)
+    cid, digest = fake_blob(b"record v1")
+    args = CreateRecordArgs(
+        patient.address, "Observation", cid, digest, fake_wraps(patient.address)
+    )
+    return w.tx(doctor, "records.create", args)
+
+
+# -- proxies ---------------------------------------------------------------------------
+
+
+def with_proxy(w: World, patient: AccountKeys, *scopes: ProxyScope) -> AccountKeys:
+    """A parent the patient named proxy with `scopes`, never expiring."""
+    parent = member(w, "parent", Role.PATIENT)
+    args = AddProxyArgs(parent.address, ProxyRelation.PARENT, scopes, 0)
+    w.ok(patient, "proxies.add", args)
+    return parent
+
+
+@case("proxies.add", "ok")
+def _(w: World) -> Tx:
+    patient, parent = member(w, "patient", Role.PATIENT), member(w, "parent", Role.PATIENT)
+    scopes = (ProxyScope.GRANT, ProxyScope.READ)
+    args = AddProxyArgs(parent.address, ProxyRelation.PARENT, scopes, T0)
+    return w.tx(patient, "proxies.add", args)
+
+
+@case("proxies.add", "unregistered_proxy", "not_registered")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    args = AddProxyArgs(keys("parent").address, ProxyRelation.PARENT, (ProxyScope.READ,), 0)
+    return w.tx(patient, "proxies.add", args)
+
+
+@case("proxies.remove", "ok")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    parent = with_proxy(w, patient, ProxyScope.DEVICES)
+    return w.tx(patient, "proxies.remove", RemoveProxyArgs(parent.address))
+
+
+@case("proxies.remove", "not_a_proxy", "not_a_proxy")
+def _(w: World) -> Tx:
+    patient, parent = member(w, "patient", Role.PATIENT), member(w, "parent", Role.PATIENT)
+    return w.tx(patient, "proxies.remove", RemoveProxyArgs(parent.address))
 
 
 # -- research (ALC) --------------------------------------------------------------------
@@ -742,9 +803,9 @@ def _(w: World) -> Tx:
 
 
 def patient_lists_doctor(add: str, remove: str, args: Callable[[bytes], Any]) -> None:
-    """The cases of a pair of methods by which a patient lists a doctor (as guardian,
-    as reader of their vitals) and takes them off: each succeeds, listing twice and
-    removing one never listed are refused."""
+    """The cases of a pair of methods by which a patient lists a doctor (as reader of
+    their vitals) and takes them off: each succeeds, listing twice and removing one
+    never listed are refused."""
 
     def listing(w: World, *steps: str) -> Tx:
         patient, doctor = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
@@ -758,7 +819,6 @@ def patient_lists_doctor(add: str, remove: str, args: Callable[[bytes], Any]) ->
     case(remove, "never_listed", "invalid_argument")(lambda w: listing(w, remove))
 
 
-patient_lists_doctor("devices.add_guardian", "devices.remove_guardian", GuardianArgs)
 patient_lists_doctor("devices.share_vitals", "devices.unshare_vitals", VitalsReaderArgs)
 
 

@@ -11,12 +11,20 @@ from typing import Any
 import httpx
 import pytest
 
-from medchain.app import DEFAULT_EMERGENCY_TYPES, CredentialRole, IssueArgs, Role
+from medchain.app import (
+    DEFAULT_EMERGENCY_TYPES,
+    CredentialRole,
+    IssueArgs,
+    ProxyRelation,
+    ProxyScope,
+    Role,
+)
 from medchain.client import (
     EmergencyNotOpen,
     HttpChain,
     MedchainClient,
     NodeError,
+    add_proxy,
     answer_pending,
     default_threshold,
     open_emergency,
@@ -219,3 +227,24 @@ def test_over_http_a_node_without_the_route_has_no_policies() -> None:
     assert chain.emergency_policy(b"\x01" * 20) is None
     with pytest.raises(NodeError):
         chain.account(b"\x01" * 20)
+
+
+def test_a_mother_sets_up_her_childs_policy_as_proxy(people: People) -> None:
+    child, clinician = people.patient, people.clinician
+    mother = MedchainClient(AccountKeys.generate(), people.chain)
+    mother.register(Role.PATIENT, "Mary Roe")
+    allergy = child.put_record(child.address, ALLERGY)
+    scopes = (ProxyScope.READ, ProxyScope.GRANT)
+    add_proxy(child, mother.address, ProxyRelation.PARENT, scopes)
+    assert set_up_emergency_policy(mother, patient=child.address).ok
+    policy = people.chain.emergency_policy(child.address)
+    assert policy is not None and policy.set_by == mother.address
+    assert people.chain.emergency_policy(mother.address) is None
+    request_id = open_emergency(clinician, child.address, "fell from a tree, unconscious")
+    for org_id in ORG_IDS[:3]:
+        answer_pending(people.orgs[org_id])
+    (found,) = read_emergency_set(clinician, request_id)
+    assert found.record_id == allergy and found.resource == child.read_record(allergy)
+    assert opt_out_of_emergency(mother, patient=child.address).ok
+    policy = people.chain.emergency_policy(child.address)
+    assert policy is not None and not policy.enabled

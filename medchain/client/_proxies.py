@@ -1,0 +1,85 @@
+"""A patient's proxies from the SDK: name one, take one off, list them.
+
+A `read` proxy must read the patient's records present and future. The chain makes
+every later record wrap its key for the proxy (`required_readers`); the records that
+exist already are the patient's client's to open for it: adding a `read` proxy warrants
+it on each of the patient's records, re-wrapping every version's key from the
+patient's own. Taking a `read` proxy off revokes it on the records it reads, so later
+versions are closed to it (what it could open stays open: revocation is forward-only)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from medchain.app import (
+    AddProxyArgs,
+    Proxy,
+    ProxyRelation,
+    ProxyScope,
+    RemoveProxyArgs,
+    UnwarrantArgs,
+)
+from medchain.client._sdk import MedchainClient
+from medchain.types import MedchainError, Receipt
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyChange:
+    receipt: Receipt
+    """The `proxies.add` or `proxies.remove` transaction's."""
+    records: tuple[bytes, ...]
+    """The patient's records opened to the proxy (added) or closed to it (removed)."""
+
+
+def add_proxy(
+    client: MedchainClient,
+    proxy: bytes,
+    relation: ProxyRelation,
+    scopes: Iterable[ProxyScope],
+    expires_ms: int = 0,
+) -> ProxyChange:
+    """Patient: let `proxy` act for this account within `scopes` until `expires_ms`
+    (block time, 0 = never); with `read`, open every present record to it too."""
+    ordered = tuple(sorted(set(scopes)))
+    receipt = client.send("proxies.add", AddProxyArgs(proxy, relation, ordered, expires_ms))
+    if ProxyScope.READ not in ordered:
+        return ProxyChange(receipt, ())
+    return ProxyChange(receipt, _warrant_everywhere(client, proxy))
+
+
+def _warrant_everywhere(client: MedchainClient, reader: bytes) -> tuple[bytes, ...]:
+    """Warrant `reader` on each of the client's records it does not read yet."""
+    missing = [r for r in client.my_records() if reader not in client.record(r).readers]
+    _submit_all(client, "records.warrant", [client.warrant_args(r, reader) for r in missing])
+    return tuple(missing)
+
+
+def remove_proxy(client: MedchainClient, proxy: bytes) -> ProxyChange:
+    """Patient: take `proxy` off; if it read this account's records, revoke it on each,
+    so no later version opens to it."""
+    receipt = client.send("proxies.remove", RemoveProxyArgs(proxy))
+    reading = [r for r in client.my_records() if proxy in client.record(r).readers]
+    _submit_all(client, "records.unwarrant", [UnwarrantArgs(r, proxy) for r in reading])
+    return ProxyChange(receipt, tuple(reading))
+
+
+def _submit_all(client: MedchainClient, method: str, calls: Sequence[object]) -> None:
+    """Send the calls with successive nonces in one submission; raise the first error."""
+    if not calls:
+        return
+    nonce = client.chain.account(client.address).nonce
+    txs = [client.build(method, args, nonce=nonce + i) for i, args in enumerate(calls)]
+    for outcome in client.chain.submit_many(txs):
+        if isinstance(outcome, MedchainError):
+            raise outcome
+
+
+def proxies_of(client: MedchainClient, patient: bytes | None = None) -> list[Proxy]:
+    """The proxies of `patient` (by default this account), expired ones too."""
+    return client.chain.proxies_of(client.address if patient is None else patient)
+
+
+def patients_of(client: MedchainClient, proxy: bytes | None = None) -> list[Proxy]:
+    """The patients `proxy` (by default this account) acts for, and how."""
+    return client.chain.patients_of(client.address if proxy is None else proxy)
