@@ -128,6 +128,12 @@ class BreakGlass:
         self.world.ok(opener, "emergency.open", OpenArgs(self.patient.address, REASON))
         return self.request(request_id)
 
+    def policy(self, threshold: int, *org_ids: str) -> EmergencyPolicyArgs:
+        """A fresh policy sharing the key among `org_ids` (all four by default)."""
+        orgs = [self.orgs[o] for o in org_ids or ORG_IDS]
+        keys = {o.org_id: o.account.encryption_public_key for o in orgs}
+        return policy_args(self.patient.address, keys, threshold)
+
     def request(self, request_id: bytes) -> EmergencyRequest:
         found = get_emergency_request(self.state, request_id)
         assert found is not None
@@ -164,9 +170,9 @@ def bg(validator: AccountKeys, rich: AccountKeys) -> BreakGlass:
     patient = AccountKeys.generate()
     world.register(patient, Role.PATIENT)
     clinician = world.staff(CredentialRole.DOCTOR, "Dr Ana Ruiz, emergency medicine")
-    keys = {o.org_id: o.account.encryption_public_key for o in orgs.values()}
-    world.ok(patient, "emergency.set_policy", policy_args(patient.address, keys, threshold=3))
-    return BreakGlass(world, orgs, patient, clinician)
+    bg = BreakGlass(world, orgs, patient, clinician)
+    world.ok(patient, "emergency.set_policy", bg.policy(3))
+    return bg
 
 
 def refused(world: World, keys: AccountKeys, method: str, args: object, code: str) -> str:
@@ -399,53 +405,31 @@ def valid_partials_for(keys: AccountKeys, request: EmergencyRequest, answer: Any
 def test_the_policy_refuses_a_threshold_one_party_could_meet_or_none_could(
     bg: BreakGlass, threshold: int
 ) -> None:
-    keys = {o.org_id: o.account.encryption_public_key for o in bg.orgs.values()}
-    args = policy_args(bg.patient.address, keys, threshold=3)
-    bad = replace(args, threshold=threshold)
+    bad = replace(bg.policy(3), threshold=threshold)
     message = refused(bg.world, bg.patient, "emergency.set_policy", bad, "emergency_error")
     assert "no single organisation can open it alone" in message
 
 
 def test_the_policy_must_share_among_exactly_the_members(bg: BreakGlass) -> None:
-    keys = {o.org_id: o.account.encryption_public_key for o in bg.orgs.values()}
-    args = policy_args(bg.patient.address, {k: keys[k] for k in ORG_IDS[:3]}, threshold=2)
-    message = refused(bg.world, bg.patient, "emergency.set_policy", args, "emergency_error")
+    three = bg.policy(2, *ORG_IDS[:3])
+    message = refused(bg.world, bg.patient, "emergency.set_policy", three, "emergency_error")
     assert "exactly the member organisations" in message
-    full = policy_args(bg.patient.address, keys, threshold=3)
-    swapped = (full.shares[1], full.shares[0], *full.shares[2:])
-    refused(
-        bg.world,
-        bg.patient,
-        "emergency.set_policy",
-        replace(full, shares=swapped),
-        "emergency_error",
-    )
+    full = bg.policy(3)
+    swapped = replace(full, shares=(full.shares[1], full.shares[0], *full.shares[2:]))
+    refused(bg.world, bg.patient, "emergency.set_policy", swapped, "emergency_error")
 
 
 def test_the_policy_refuses_commitments_off_the_sharing(bg: BreakGlass) -> None:
-    keys = {o.org_id: o.account.encryption_public_key for o in bg.orgs.values()}
-    one = policy_args(bg.patient.address, keys, threshold=3)
-    other = policy_args(bg.patient.address, keys, threshold=3)
+    one, other = bg.policy(3), bg.policy(3)
     mixed = replace(one, shares=(other.shares[0], *one.shares[1:]))
     message = refused(bg.world, bg.patient, "emergency.set_policy", mixed, "emergency_error")
     assert "do not lie on one 3-of-4 sharing" in message
-    refused(
-        bg.world,
-        bg.patient,
-        "emergency.set_policy",
+    for bad in (
         replace(one, public_key=other.public_key),
-        "emergency_error",
-    )
-    refused(
-        bg.world,
-        bg.patient,
-        "emergency.set_policy",
         replace(one, resource_types=("Condition", "AllergyIntolerance")),
-        "emergency_error",
-    )
-    refused(
-        bg.world, bg.patient, "emergency.set_policy", replace(one, enabled=False), "emergency_error"
-    )
+        replace(one, enabled=False),
+    ):
+        refused(bg.world, bg.patient, "emergency.set_policy", bad, "emergency_error")
     refused(bg.world, AccountKeys.generate(), "emergency.set_policy", one, "not_registered")
 
 
@@ -503,8 +487,7 @@ def test_a_wrap_outside_the_set_or_malformed_is_refused(bg: BreakGlass) -> None:
 def test_the_owner_wraps_an_existing_record_into_the_set(bg: BreakGlass) -> None:
     bg.world.ok(bg.patient, "emergency.set_policy", EmergencyPolicyArgs(False, (), b"", 0, ()))
     old = bg.put("MedicationStatement", "insulin")
-    keys = {o.org_id: o.account.encryption_public_key for o in bg.orgs.values()}
-    bg.world.ok(bg.patient, "emergency.set_policy", policy_args(bg.patient.address, keys, 3))
+    bg.world.ok(bg.patient, "emergency.set_policy", bg.policy(3))
     policy = get_policy(bg.state, bg.patient.address)
     assert policy is not None
     assert get_record(bg.state, old) is not None
@@ -532,8 +515,7 @@ def test_a_grant_proxy_sets_the_policy_and_wraps_for_the_patient(bg: BreakGlass)
     bg.world.ok(bg.patient, "emergency.set_policy", EmergencyPolicyArgs(False, (), b"", 0, ()))
     record_id = bg.put("Immunization", "measles", wrap=False)  # before the policy
     parent = _proxy(bg, ProxyScope.GRANT)
-    keys = {o.org_id: o.account.encryption_public_key for o in bg.orgs.values()}
-    args = replace(policy_args(bg.patient.address, keys, 2), patient=bg.patient.address)
+    args = replace(bg.policy(2), patient=bg.patient.address)
     receipt = bg.world.ok(parent, "emergency.set_policy", args)
     (event,) = [e for e in receipt.events if e.kind == "emergency.policy_set"]
     shown = {a.key: a.value for a in event.attributes}
@@ -550,8 +532,7 @@ def test_a_grant_proxy_sets_the_policy_and_wraps_for_the_patient(bg: BreakGlass)
 
 def test_a_proxy_without_grant_cannot_set_the_policy(bg: BreakGlass) -> None:
     reader = _proxy(bg, ProxyScope.READ)
-    keys = {o.org_id: o.account.encryption_public_key for o in bg.orgs.values()}
-    args = replace(policy_args(bg.patient.address, keys, 3), patient=bg.patient.address)
+    args = replace(bg.policy(3), patient=bg.patient.address)
     message = refused(bg.world, reader, "emergency.set_policy", args, "not_a_proxy")
     assert "grant" in message
     stranger = AccountKeys.generate()
