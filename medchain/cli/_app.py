@@ -17,6 +17,7 @@ from medchain.cli import (
     _bench,
     _commands,
     _devices,
+    _emergency,
     _gateway,
     _node,
     _node_init,
@@ -113,6 +114,13 @@ org.command("reinstate")(_orgs.org_reinstate)
 org.command("revoke")(_orgs.org_revoke)
 org.command("attest")(_orgs.org_attest)
 org.command("credentials")(_orgs.org_credentials)
+
+emergency = _group(app, "emergency", "Break-glass: emergency access to a patient's emergency set.")
+emergency.command("policy")(_emergency.emergency_policy)
+emergency.command("open")(_emergency.emergency_open)
+emergency.command("list")(_emergency.emergency_list)
+emergency.command("serve")(_emergency.emergency_serve)
+emergency.command("read")(_emergency.emergency_read)
 
 proxy = _group(app, "proxy", "Proxies: who may act for a patient, in which scopes, until when.")
 proxy.command("add")(_proxies.proxy_add)

@@ -13,7 +13,7 @@ import typer
 from medchain.app import AuditAction, Role
 from medchain.cli._common import Chain, address_arg, console, load_key_file, on_chain, show_address
 from medchain.cli._options import key_option
-from medchain.client import ChainBackend
+from medchain.client import ChainBackend, EmergencyChain
 from medchain.types import MedchainError
 
 
@@ -54,9 +54,33 @@ def _proxy_notices(chain: ChainBackend, patient: bytes) -> list[Notice]:
     ]
 
 
+def _emergency_notices(chain: ChainBackend, patient: bytes) -> list[Notice]:
+    """Every break-glass opening of the patient's set and every answer to one."""
+    if not isinstance(chain, EmergencyChain):
+        return []
+    found = []
+    for note in chain.notifications_of(patient):
+        request = note.request_id.hex()
+        if note.kind == "emergency.opened":
+            text = (
+                f"break-glass: {show_address(note.actor)} ({note.org_id}) opened your "
+                f"emergency set, request {request}: {note.detail!r}"
+            )
+        else:
+            text = f"break-glass: {note.org_id} answered request {request} ({note.detail})"
+        found.append(Notice(note.height, text))
+    return found
+
+
 def notices(chain: ChainBackend, patient: bytes) -> list[Notice]:
     """The patient's feed, oldest first."""
-    return sorted([*_record_notices(chain, patient), *_proxy_notices(chain, patient)])
+    return sorted(
+        [
+            *_record_notices(chain, patient),
+            *_proxy_notices(chain, patient),
+            *_emergency_notices(chain, patient),
+        ]
+    )
 
 
 @on_chain

@@ -278,6 +278,10 @@ VALID: dict[str, Valid] = {
     "leave": lambda w, case: "northlab",
     "proxy": lambda w, case: w.addresses["doctor"],
     "relation": lambda w, case: "parent",
+    "org": lambda w, case: "st-mary",
+    "types": lambda w, case: "Condition",
+    "request_id": lambda w, case: "ab" * 16,
+    "emergency serve:key": lambda w, case: str(w.keys["patient"]),  # not an organisation's
 }
 
 
