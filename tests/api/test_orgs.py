@@ -172,3 +172,19 @@ def test_refusals_of_these_contracts_are_answered_at_submission() -> None:
     _error(post(HOSPITAL.admin, "orgs.approve", ApproveArgs(7)), 409, "proposal_error")
     assert chain.height == height
     assert chain.credentials_of(outsider.address) == []
+
+
+def test_documented_under_organisations(api: httpx.Client) -> None:
+    doc = _ok(api.get("/openapi.json"))
+    for path in (
+        "/v1/orgs",
+        "/v1/orgs/{org_id}",
+        "/v1/orgs/{org_id}/staff",
+        "/v1/proposals",
+        "/v1/proposals/{proposal_id}",
+        "/v1/accounts/{address}/credentials",
+        "/v1/patients/{address}/attestations",
+    ):
+        assert doc["paths"][path]["get"]["tags"] == ["organisations"], path
+    described = {tag["name"] for tag in doc["tags"] if tag["description"]}
+    assert {"organisations", "proxies"} <= described
