@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from medchain.app import _access_lists as alc
 from medchain.app._context import Call, Methods
 from medchain.app._credentials import CLINICIAN_ROLES, require_credential
+from medchain.app._emergency_set import EmergencyWrapArgs, attach_emergency_wrap
 from medchain.app._errors import (
     AlreadyAuthorised,
     ContractError,
@@ -105,6 +106,9 @@ class CreateRecordArgs:
     cid: str
     ciphertext_hash: bytes
     wraps: tuple[KeyWrap, ...]
+    emergency: tuple[EmergencyWrapArgs, ...] = ()
+    """The content key wrapped for the patient's emergency set, when its policy covers
+    the record's type (see `_emergency_set`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +137,7 @@ class AddVersionArgs:
     cid: str
     ciphertext_hash: bytes
     wraps: tuple[KeyWrap, ...]
+    emergency: tuple[EmergencyWrapArgs, ...] = ()
 
 
 # -- storage ------------------------------------------------------------------------
@@ -341,6 +346,7 @@ def create(state: State, call: Call, args: CreateRecordArgs) -> None:
         ),
     )
     subjoin_record(state, args.patient, record_id)
+    attach_emergency_wrap(state, args.patient, record_id, args.resource_type, 1, args.emergency)
     record = append_audit(state, call, record, AuditAction.CREATED, b"", 1, on_behalf)
     for reader in readers:
         record = append_audit(state, call, record, AuditAction.GRANTED, reader, 1, on_behalf)
@@ -441,6 +447,9 @@ def add_version(state: State, call: Call, args: AddVersionArgs) -> None:
             call.tx_id,
             args.wraps,
         ),
+    )
+    attach_emergency_wrap(
+        state, record.owner, record.record_id, record.resource_type, number, args.emergency
     )
     record = replace(record, version_count=number, readers=readers)
     record = append_audit(state, call, record, AuditAction.VERSIONED, version=number)

@@ -27,6 +27,7 @@ from medchain.app import (
     DeviceKind,
     DeviceOffence,
     DeviceState,
+    EmergencyWrapArgs,
     Gateway,
     Identity,
     NoArgs,
@@ -63,12 +64,15 @@ from medchain.app import (
 )
 from medchain.client._backend import ChainBackend
 from medchain.client._deidentify import deidentify
+from medchain.client._emergency_wraps import emergency_wrap_args, in_emergency_set
 from medchain.client._envelope import (
+    Sealed,
     open_sealed,
     profile_context,
     research_context,
     rewrap,
     seal,
+    unwrap_for,
     version_context,
 )
 from medchain.client._fhir import canonical_json, validate_resource
@@ -258,6 +262,7 @@ class MedchainClient(OrganisationActions):
             cid_for(sealed.ciphertext),
             sealed.ciphertext_hash,
             sealed.wraps,
+            self._emergency_wraps(patient, validated, sealed, record_id, 1),
         )
         self.send_with_body("records.create", args, sealed.ciphertext)
         if words:
@@ -348,11 +353,32 @@ class MedchainClient(OrganisationActions):
         self.send_with_body(
             "records.add_version",
             AddVersionArgs(
-                record_id, cid_for(sealed.ciphertext), sealed.ciphertext_hash, sealed.wraps
+                record_id,
+                cid_for(sealed.ciphertext),
+                sealed.ciphertext_hash,
+                sealed.wraps,
+                self._emergency_wraps(record.owner, validated, sealed, record_id, number),
             ),
             sealed.ciphertext,
         )
         return number
+
+    def _emergency_wraps(
+        self,
+        patient: bytes,
+        resource: Mapping[str, Any],
+        sealed: Sealed,
+        record_id: bytes,
+        version: int,
+    ) -> tuple[EmergencyWrapArgs, ...]:
+        """The wrap for the patient's emergency set, if its policy covers `resource`:
+        the content key is the writer's own copy, which every writer holds."""
+        policy = self.chain.emergency_policy(patient)
+        if policy is None or not in_emergency_set(policy, resource):
+            return ()
+        own = next(w.wrapped_key for w in sealed.wraps if w.reader == self.address)
+        content_key = unwrap_for(self.keys, own, version_context(record_id, version))
+        return (emergency_wrap_args(policy, content_key, record_id, version),)
 
     def audit(self, record_id: bytes) -> list[AuditEntry]:
         self.record(record_id)

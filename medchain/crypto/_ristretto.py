@@ -185,6 +185,14 @@ def scalar_negate(a: Scalar) -> Scalar:
     return bytes(pysodium.crypto_core_ristretto255_scalar_negate(a))
 
 
+def scalar_invert(a: Scalar) -> Scalar:
+    """1/a mod l. Zero has no inverse (libsodium reports only a bare failure for it)."""
+    _check_scalar(a)
+    if a == ZERO_SCALAR:
+        raise RistrettoError("zero has no inverse modulo the group order")
+    return bytes(pysodium.crypto_core_ristretto255_scalar_invert(a))
+
+
 def _check_scalar(scalar: Scalar) -> None:
     if not is_canonical_scalar(scalar):
         raise RistrettoError(

@@ -187,6 +187,36 @@ class ChainQueries(AccessQueries):
             found.append(keys)
         return found
 
+    # -- break-glass --------------------------------------------------------------------
+
+    def emergency_policy(self, patient: bytes) -> app.EmergencyPolicy | None:
+        return app.get_policy(self.ledger.state, patient)
+
+    def emergency_request(self, request_id: bytes) -> app.EmergencyRequest | None:
+        return app.get_emergency_request(self.ledger.state, request_id)
+
+    def emergency_answers(self, request_id: bytes) -> list[app.EmergencyAnswer]:
+        """The request's answers by share index; empty for an unknown request."""
+        request = self.emergency_request(request_id)
+        return [] if request is None else app.emergency_answers(self.ledger.state, request)
+
+    def pending_emergency_requests(self, org_id: str) -> list[app.EmergencyRequest]:
+        """What `org_id`'s account has yet to answer, as of the latest block's time."""
+        now_ms = self.latest_block().header.time_ms
+        return app.pending_emergency_requests(self.ledger.state, org_id, now_ms)
+
+    def emergency_requests_of(self, patient: bytes) -> list[app.EmergencyRequest]:
+        return app.emergency_requests_of(self.ledger.state, patient)
+
+    def emergency_requests_by_org(self, org_id: str) -> list[app.EmergencyRequest]:
+        return app.emergency_requests_by_org(self.ledger.state, org_id)
+
+    def notifications_of(self, patient: bytes) -> list[app.Notification]:
+        return app.notifications_of(self.ledger.state, patient)
+
+    def member_organisations(self) -> list[app.Organisation]:
+        return app.member_organisations(self.ledger.state)
+
     def gateway(self, address: bytes) -> Gateway | None:
         return app.get_gateway(self.ledger.state, address)
 

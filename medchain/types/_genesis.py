@@ -62,6 +62,9 @@ class ChainParams:
     proposal_blocks: int = 10_000
     """Organisations: blocks an open membership proposal waits for its approvals
     before it lapses."""
+    emergency_window_ms: int = 4 * 3_600_000
+    """Break-glass: block time (ms) an emergency request accepts the organisations'
+    answers after it opens."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,10 +10,13 @@ from collections.abc import Callable
 from typing import Any
 
 from medchain.app import (
+    DEFAULT_EMERGENCY_TYPES,
+    PARTIAL_SIZE,
     AddProxyArgs,
     AddVersionArgs,
     AmountArgs,
     AnonSubmitArgs,
+    AnswerArgs,
     ApproveArgs,
     AttestArgs,
     Bundle,
@@ -25,11 +28,14 @@ from medchain.app import (
     DeviceKind,
     DeviceOffence,
     DeviceState,
+    EmergencyPolicyArgs,
+    EmergencyWrapArgs,
     IndexArgs,
     IndexEntry,
     IssueArgs,
     Ledger,
     NoArgs,
+    OpenArgs,
     OpenScopeArgs,
     OrganisationSpec,
     OrgKind,
@@ -47,6 +53,7 @@ from medchain.app import (
     ResearchRevokeArgs,
     RevokeGatewayArgs,
     Role,
+    SealedShare,
     SetStateArgs,
     TransferArgs,
     UnwarrantArgs,
@@ -55,17 +62,24 @@ from medchain.app import (
     VitalsReaderArgs,
     VoteArgs,
     WarrantArgs,
+    WrapRecordArgs,
     new_record_id,
+    new_request_id,
     registration_message,
 )
 from medchain.crypto import (
+    CONTENT_OVERHEAD,
     LABEL_SIZE,
+    SEALED_EMERGENCY_KEY_SIZE,
     VALUE_SIZE,
     WRAPPED_KEY_SIZE,
     AccountKeys,
+    _threshold,
     ring_sign,
     sha256,
+    share_commitment,
 )
+from medchain.crypto._ristretto import base_mul
 from medchain.types import (
     Accusation,
     Allocation,
@@ -926,3 +940,111 @@ def _(w: World) -> Tx:
     w.ok(HOSPITAL.admin, "credentials.issue", issue_args())
     args = CredentialActionArgs(keys("nurse").address, "")
     return w.tx(CLINIC.admin, "credentials.revoke", args)
+
+
+# -- break-glass -----------------------------------------------------------------------
+
+
+def emergency_policy(threshold: int = 2) -> EmergencyPolicyArgs:
+    """A fixed 2-of-2 sharing among the two founding organisations (the chain sees only
+    the commitments; the sealed shares are opaque to it)."""
+    secret = sha256(b"vector emergency key")[:31] + b"\x00"
+    slope = sha256(b"vector emergency slope")[:31] + b"\x00"
+    shares = _threshold._shares_of_polynomial([secret, slope], 2)
+    sealed = tuple(
+        SealedShare(org.org_id, share_commitment(share), bytes([i + 5]) * WRAPPED_KEY_SIZE)
+        for i, (org, share) in enumerate(zip((CLINIC, HOSPITAL), shares, strict=True))
+    )
+    return EmergencyPolicyArgs(True, DEFAULT_EMERGENCY_TYPES, base_mul(secret), threshold, sealed)
+
+
+def emergency_wrap_of(tag: bytes) -> EmergencyWrapArgs:
+    return EmergencyWrapArgs(
+        base_mul(sha256(tag)[:31] + b"\x00"), b"\x04" * SEALED_EMERGENCY_KEY_SIZE
+    )
+
+
+def allergy_args(patient: AccountKeys, emergency: tuple[EmergencyWrapArgs, ...]) -> Any:
+    cid, digest = fake_blob(b"allergy v1")
+    return CreateRecordArgs(
+        patient.address, "AllergyIntolerance", cid, digest, fake_wraps(patient.address), emergency
+    )
+
+
+def emergency_opened(w: World) -> tuple[AccountKeys, AccountKeys, bytes]:
+    """A patient with a policy and one wrapped allergy record, and a doctor who opened
+    the patient's emergency set: (patient, doctor, request id)."""
+    patient, doctor = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
+    w.ok(patient, "emergency.set_policy", emergency_policy())
+    w.ok(patient, "records.create", allergy_args(patient, (emergency_wrap_of(b"allergy"),)))
+    nonce = w.nonces.get(doctor.address, 0)
+    w.ok(doctor, "emergency.open", OpenArgs(patient.address, "unconscious on arrival"))
+    return patient, doctor, new_request_id(doctor.address, nonce)
+
+
+def emergency_answer(request_id: bytes) -> AnswerArgs:
+    return AnswerArgs(
+        request_id, b"\x06" * WRAPPED_KEY_SIZE, b"\x07" * (CONTENT_OVERHEAD + PARTIAL_SIZE)
+    )
+
+
+@case("emergency.set_policy", "ok")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    return w.tx(patient, "emergency.set_policy", emergency_policy())
+
+
+@case("emergency.set_policy", "one_organisation_could_open", "emergency_error")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    return w.tx(patient, "emergency.set_policy", emergency_policy(threshold=1))
+
+
+@case("emergency.wrap", "ok")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    nonce = w.nonces.get(patient.address, 0)
+    w.ok(patient, "records.create", allergy_args(patient, ()))
+    w.ok(patient, "emergency.set_policy", emergency_policy())
+    args = WrapRecordArgs(new_record_id(patient.address, nonce), emergency_wrap_of(b"allergy"))
+    return w.tx(patient, "emergency.wrap", args)
+
+
+@case("emergency.wrap", "outside_the_set", "emergency_error")
+def _(w: World) -> Tx:
+    patient, _doctor, record_id = record(w)  # an Observation: optional in the set
+    w.ok(
+        patient,
+        "emergency.set_policy",
+        dataclasses.replace(emergency_policy(), resource_types=("AllergyIntolerance",)),
+    )
+    return w.tx(patient, "emergency.wrap", WrapRecordArgs(record_id, emergency_wrap_of(b"obs")))
+
+
+@case("emergency.open", "ok")
+def _(w: World) -> Tx:
+    patient, doctor = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
+    w.ok(patient, "emergency.set_policy", emergency_policy())
+    w.ok(patient, "records.create", allergy_args(patient, (emergency_wrap_of(b"allergy"),)))
+    return w.tx(doctor, "emergency.open", OpenArgs(patient.address, "unconscious on arrival"))
+
+
+@case("emergency.open", "not_credentialed", "not_credentialed")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    w.ok(patient, "emergency.set_policy", emergency_policy())
+    stranger = member(w, "stranger", Role.PATIENT)
+    return w.tx(stranger, "emergency.open", OpenArgs(patient.address, "curious"))
+
+
+@case("emergency.answer", "ok")
+def _(w: World) -> Tx:
+    _patient, _doctor, request_id = emergency_opened(w)
+    return w.tx(CLINIC.account, "emergency.answer", emergency_answer(request_id))
+
+
+@case("emergency.answer", "twice", "emergency_error")
+def _(w: World) -> Tx:
+    _patient, _doctor, request_id = emergency_opened(w)
+    w.ok(CLINIC.account, "emergency.answer", emergency_answer(request_id))
+    return w.tx(CLINIC.account, "emergency.answer", emergency_answer(request_id))

@@ -29,6 +29,7 @@ from medchain.crypto._ristretto import (
     random_scalar,
     reduce_scalar,
     scalar_add,
+    scalar_invert,
     scalar_mul,
     scalar_negate,
     scalar_sub,
@@ -217,6 +218,19 @@ def test_scalar_arithmetic_matches_integers_mod_l(a: int, b: int) -> None:
     assert scalar_sub(sc(a), sc(b)) == sc(a - b)
     assert scalar_mul(sc(a), sc(b)) == sc(a * b)
     assert scalar_negate(sc(a)) == sc(-a)
+
+
+@given(ints_mod_l.filter(lambda a: a % L != 0))
+@settings(max_examples=30)
+def test_scalar_invert_matches_the_integer_inverse_mod_l(a: int) -> None:
+    assert scalar_invert(sc(a)) == sc(pow(a, -1, L))
+
+
+def test_scalar_invert_refuses_zero_and_non_canonical_scalars() -> None:
+    with pytest.raises(RistrettoError, match="zero has no inverse"):
+        scalar_invert(ZERO_SCALAR)
+    with pytest.raises(RistrettoError, match="below the group order"):
+        scalar_invert(L.to_bytes(32, "little"))
 
 
 @given(ints_mod_l, ints_mod_l)
