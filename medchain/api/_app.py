@@ -69,6 +69,7 @@ _TAGS = [
         "name": "organisations",
         "description": "The consortium's organisations, proposals, credentials, attestations.",
     },
+    {"name": "proxies", "description": "Whom patients named to act for them, and for whom."},
     {"name": "staking", "description": "Stake and candidates."},
     {"name": "blobs", "description": "Encrypted record bodies by CID."},
     {"name": "node", "description": "Status, health and metrics of this node."},

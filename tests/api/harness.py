@@ -167,6 +167,12 @@ def institution(chain: ChainBackend, org: Org = RESEARCH) -> MedchainClient:
     return MedchainClient(org.account, chain)
 
 
+def submit_as(chain: LocalChain, keys: AccountKeys, method: str, args: object) -> Receipt:
+    """`keys` calls `method` with `args` on `chain`, at its next nonce."""
+    nonce = chain.account(keys.address).nonce
+    return chain.submit(signed(keys, nonce, method, args, chain.chain_id))
+
+
 def signed(keys: AccountKeys, nonce: int, method: str, args: object, chain_id: str = "") -> Tx:
     tx = Tx(chain_id or "medchain-test", nonce, keys.public_key, 0, method, encode(args))
     return dataclasses.replace(tx, signature=keys.sign(tx.signing_bytes()))

@@ -30,7 +30,7 @@ from medchain.app import (
 from medchain.crypto import AccountKeys, format_address
 from medchain.node import LocalChain
 from medchain.types import decode, tx_id
-from tests.api.harness import FakeNode, Org, api_client, credential, make_chain, signed
+from tests.api.harness import FakeNode, Org, api_client, credential, make_chain, signed, submit_as
 
 HOSPITAL = Org.generate("st-mary")
 CLINIC = Org.generate("riverside", OrgKind.CLINIC)
@@ -52,10 +52,6 @@ def _error(response: httpx.Response, status: int, code: str) -> str:
     return message
 
 
-def _submit(chain: LocalChain, keys: AccountKeys, method: str, args: object) -> None:
-    chain.submit(signed(keys, chain.account(keys.address).nonce, method, args))
-
-
 def _spec(org: Org, name: str) -> OrganisationSpec:
     return OrganisationSpec(
         org.org_id,
@@ -71,13 +67,15 @@ def _spec(org: Org, name: str) -> OrganisationSpec:
 def chain() -> LocalChain:
     chain = make_chain(orgs=(HOSPITAL, CLINIC, INSTITUTE))
     credential(chain, HOSPITAL, DOCTOR.address, CredentialRole.DOCTOR, "Dr. Ana Ruiz")
-    _submit(chain, HOSPITAL.admin, "credentials.suspend", CredentialActionArgs(DOCTOR.address, "x"))
+    submit_as(
+        chain, HOSPITAL.admin, "credentials.suspend", CredentialActionArgs(DOCTOR.address, "x")
+    )
     register = RegisterArgs(Role.PATIENT, "", PATIENT.encryption_public_key)
-    _submit(chain, PATIENT, "registry.register", register)
-    _submit(chain, CLINIC.admin, "orgs.attest", AttestArgs(PATIENT.address))
+    submit_as(chain, PATIENT, "registry.register", register)
+    submit_as(chain, CLINIC.admin, "orgs.attest", AttestArgs(PATIENT.address))
     newcomer = Org.generate("north-lab", OrgKind.LABORATORY)
     propose = ProposeArgs(ProposalAction.JOIN, _spec(newcomer, "North Lab"), "a lab")
-    _submit(chain, HOSPITAL.admin, "orgs.propose", propose)
+    submit_as(chain, HOSPITAL.admin, "orgs.propose", propose)
     return chain
 
 
@@ -174,3 +172,19 @@ def test_refusals_of_these_contracts_are_answered_at_submission() -> None:
     _error(post(HOSPITAL.admin, "orgs.approve", ApproveArgs(7)), 409, "proposal_error")
     assert chain.height == height
     assert chain.credentials_of(outsider.address) == []
+
+
+def test_documented_under_organisations(api: httpx.Client) -> None:
+    doc = _ok(api.get("/openapi.json"))
+    for path in (
+        "/v1/orgs",
+        "/v1/orgs/{org_id}",
+        "/v1/orgs/{org_id}/staff",
+        "/v1/proposals",
+        "/v1/proposals/{proposal_id}",
+        "/v1/accounts/{address}/credentials",
+        "/v1/patients/{address}/attestations",
+    ):
+        assert doc["paths"][path]["get"]["tags"] == ["organisations"], path
+    described = {tag["name"] for tag in doc["tags"] if tag["description"]}
+    assert {"organisations", "proxies"} <= described

@@ -191,6 +191,11 @@ def test_submit_many_answers_each_transaction_in_order(chain: HttpChain) -> None
     assert chain.account(payee.address).balance == 3
     again = chain.submit_many(good[:1])  # already committed: its receipt, not an error
     assert isinstance(again[0], Receipt) and again[0].ok
+    stranger = AccountKeys.generate()  # a call the node's dry run refuses: as TxFailed
+    doctor = RegisterArgs(Role.DOCTOR, "Dr. Self", stranger.encryption_public_key)
+    (refused,) = chain.submit_many([signed(stranger, 0, "registry.register", doctor)])
+    assert isinstance(refused, TxFailed) and refused.code == "wrong_role"
+    assert not refused.receipt.ok and chain.account(stranger.address).nonce == 0
 
 
 def test_staking_and_anonymous_scopes(chain: HttpChain) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from medchain.app import Role
+from medchain.app import CredentialRole, Role, WrongRole
 from medchain.client import (
     InvalidFhirResource,
     MedchainClient,
@@ -19,7 +19,8 @@ from medchain.client._envelope import version_context
 from medchain.crypto import AccountKeys, DecryptionFailed
 from medchain.node import LocalChain
 from medchain.offchain import BlobCorrupted
-from tests.api.harness import enlist, institution, make_chain
+from medchain.types import TxFailed
+from tests.api.harness import HOSPITAL, credential, enlist, institution, make_chain
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -176,3 +177,23 @@ def test_research_revoke_keeps_a_clinical_grant(
     patient.research_revoke(record_id, lab.address)
     assert lab.research_data() == []
     assert lab.read_record(record_id)["resourceType"] == "Condition"
+
+
+@pytest.mark.parametrize("role", [Role.DOCTOR, Role.INSTITUTION, Role.DEVICE])
+def test_register_refuses_a_role_no_account_gives_itself(chain: LocalChain, role: Role) -> None:
+    client = MedchainClient(AccountKeys.generate(), chain)
+    with pytest.raises(WrongRole, match="a self-registered account is a patient"):
+        client.register(role, "Dr. Self")
+    assert chain.account(client.address).nonce == 0  # nothing was sent
+    assert chain.identity(client.address) is None
+
+
+def test_register_as_a_validator_once_credentialed(chain: LocalChain) -> None:
+    client = MedchainClient(AccountKeys.generate(), chain)
+    with pytest.raises(TxFailed) as refused:
+        client.register(Role.VALIDATOR, "v9")
+    assert refused.value.code == "not_credentialed"
+    credential(chain, HOSPITAL, client.address, CredentialRole.VALIDATOR, "node 9")
+    client.register(Role.VALIDATOR, "v9")
+    identity = chain.identity(client.address)
+    assert identity is not None and identity.role is Role.VALIDATOR and identity.name == "v9"

@@ -19,16 +19,11 @@ from medchain.app import (
 )
 from medchain.crypto import AccountKeys
 from medchain.node import LocalChain
-from tests.api.harness import Org, credential, make_chain, signed
+from tests.api.harness import Org, credential, make_chain, submit_as
 
 HOSPITAL = Org.generate("st-mary")
 CLINIC = Org.generate("riverside", OrgKind.CLINIC)
 INSTITUTE = Org.generate("inst", OrgKind.RESEARCH)
-
-
-def _act(chain: LocalChain, keys: AccountKeys, method: str, args: object) -> None:
-    nonce = chain.account(keys.address).nonce
-    chain.submit(signed(keys, nonce, method, args, chain.chain_id))
 
 
 def _chain() -> LocalChain:
@@ -49,9 +44,8 @@ def test_credentials_their_history_and_an_organisations_staff() -> None:
     chain = _chain()
     doctor = AccountKeys.generate()
     credential(chain, HOSPITAL, doctor.address, CredentialRole.DOCTOR, "Dr. Ana Ruiz")
-    _act(
-        chain, HOSPITAL.admin, "credentials.suspend", CredentialActionArgs(doctor.address, "leave")
-    )
+    suspend = CredentialActionArgs(doctor.address, "leave")
+    submit_as(chain, HOSPITAL.admin, "credentials.suspend", suspend)
     (held,) = chain.credentials_of(doctor.address)
     assert (held.org_id, held.role, held.name) == ("st-mary", CredentialRole.DOCTOR, "Dr. Ana Ruiz")
     assert held.status is CredentialStatus.SUSPENDED
@@ -74,12 +68,14 @@ def test_proposals_with_their_approvals_and_outcome() -> None:
         newcomer.account.public_key,
         newcomer.account.encryption_public_key,
     )
-    _act(chain, HOSPITAL.admin, "orgs.propose", ProposeArgs(ProposalAction.JOIN, spec, "a lab"))
+    submit_as(
+        chain, HOSPITAL.admin, "orgs.propose", ProposeArgs(ProposalAction.JOIN, spec, "a lab")
+    )
     (proposal,) = chain.proposals()
     assert proposal.status is ProposalStatus.OPEN and proposal.proposer_org == "st-mary"
     assert chain.proposal(proposal.proposal_id) == proposal
     assert chain.proposal(proposal.proposal_id + 1) is None
-    _act(chain, CLINIC.admin, "orgs.approve", ApproveArgs(proposal.proposal_id))
+    submit_as(chain, CLINIC.admin, "orgs.approve", ApproveArgs(proposal.proposal_id))
     passed = chain.proposal(proposal.proposal_id)
     assert passed is not None and passed.status is ProposalStatus.PASSED
     assert [a.org_id for a in passed.approvals] == ["st-mary", "riverside"]
@@ -91,8 +87,8 @@ def test_attestations_of_a_patient_and_whether_they_are_verified() -> None:
     patient, other = AccountKeys.generate(), AccountKeys.generate()
     for keys in (patient, other):
         args = RegisterArgs(Role.PATIENT, "", keys.encryption_public_key)
-        _act(chain, keys, "registry.register", args)
-    _act(chain, CLINIC.admin, "orgs.attest", AttestArgs(patient.address))
+        submit_as(chain, keys, "registry.register", args)
+    submit_as(chain, CLINIC.admin, "orgs.attest", AttestArgs(patient.address))
     (attestation,) = chain.attestations_of(patient.address)
     assert (attestation.org_id, attestation.attester) == ("riverside", CLINIC.admin.address)
     assert chain.is_verified_patient(patient.address)

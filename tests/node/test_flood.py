@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from medchain.app import RING_MEMBER_COST
-from medchain.bench._devnet_orgs import ACCOUNT_KEY, founding_key
 from medchain.bench._flood import (
     ATTACKER_ADDRESS,
     AttackTally,
@@ -39,8 +38,7 @@ def test_a_flood_of_forged_anonymous_transactions_starves_nothing(tmp_path: Path
     with live_net(tmp_path, 2, block_interval_ms=250) as net:
         net.start()
         url = net.url("node0")
-        lab = founding_key(net.devnet, ACCOUNT_KEY)  # a founding organisation's account
-        scope = open_flood_scope(net.http, url, net.faucet, lab, RING)
+        scope = open_flood_scope(net.http, url, net.faucet, net.founder_account(), RING)
         net.nonces[net.faucet.public_key] = net.nonce("node0", net.faucet)
         probe = StatusProbe(url)
         probe.start()

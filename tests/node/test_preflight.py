@@ -12,22 +12,16 @@ from medchain.crypto import AccountKeys, signed_tx
 from medchain.node import AdmissionConfig, LedgerApp, dry_run_at_admission, preview_receipt
 from medchain.node._admission import Admission, Source
 from medchain.node._verifier import Verifier
-from medchain.types import Allocation, ChainParams, Genesis, GenesisValidator, Tx, TxFailed, tx_id
+from medchain.types import Tx, TxFailed, tx_id
+from tests.api.harness import make_chain
 
-CHAIN = "medchain-preflight"
 VALIDATOR = AccountKeys.generate()
-RICH = AccountKeys.generate()
+STRANGER = AccountKeys.generate()  # not registered; the test chain asks no fee
+CHAIN = "medchain-test"
 
 
 def _app() -> LedgerApp:
-    genesis = Genesis(
-        CHAIN,
-        0,
-        ChainParams(),
-        (Allocation(RICH.address, 10**9),),
-        (GenesisValidator(VALIDATOR.public_key, "v0"),),
-    )
-    return LedgerApp(genesis)
+    return LedgerApp(make_chain(VALIDATOR).genesis)
 
 
 def _register(keys: AccountKeys, nonce: int, encryption_key: bytes) -> Tx:
@@ -36,11 +30,7 @@ def _register(keys: AccountKeys, nonce: int, encryption_key: bytes) -> Tx:
 
 
 def _bad_register(nonce: int = 0) -> Tx:
-    return _register(RICH, nonce, b"short")  # not an X25519 key: invalid_argument
-
-
-def _transfer(nonce: int) -> Tx:
-    return signed_tx(RICH, CHAIN, nonce, "accounts.transfer", TransferArgs(b"\x05" * 20, 1))
+    return _register(STRANGER, nonce, b"short")  # not an X25519 key: invalid_argument
 
 
 def _commit_next(app: LedgerApp) -> None:
@@ -77,33 +67,36 @@ def test_a_call_the_contract_refuses_is_refused_and_leaves_no_trace() -> None:
     assert refused.value.code == "invalid_argument"
     assert "32-byte X25519" in refused.value.message
     assert app.ledger.state_root() == root
-    assert app.identity(RICH.address) is None and app.account(RICH.address).nonce == 0
+    assert app.identity(STRANGER.address) is None and app.account(STRANGER.address).nonce == 0
     _commit_next(app)  # no block layer left open
 
 
 def test_a_call_the_contract_accepts_passes_and_changes_nothing() -> None:
     app = _app()
     root = app.ledger.state_root()
-    tx = _register(RICH, 0, RICH.encryption_public_key)
+    tx = _register(STRANGER, 0, STRANGER.encryption_public_key)
     app.preflight(tx)
     receipt = preview_receipt(app.ledger, app.last_block().header, tx)
     assert receipt.ok and receipt.tx_id == tx_id(tx)
-    assert app.ledger.state_root() == root and app.identity(RICH.address) is None
+    assert app.ledger.state_root() == root and app.identity(STRANGER.address) is None
 
 
 def test_a_call_behind_the_senders_pending_ones_is_admitted_as_before() -> None:
     app = _app()
-    assert app.mempool.add(_transfer(0), preflight=app.preflight)
-    behind = _bad_register(1)  # may depend on the pending transfer: not judged now
-    assert app.mempool.add(behind, preflight=app.preflight)
+    first = _register(STRANGER, 0, STRANGER.encryption_public_key)
+    assert app.mempool.add(first, preflight=app.preflight)
+    again = _register(STRANGER, 1, STRANGER.encryption_public_key)  # depends on `first`
+    assert app.mempool.add(again, preflight=app.preflight)  # not judged before it commits
     _commit_next(app)
-    receipt = app.receipt(tx_id(behind))
-    assert receipt is not None and not receipt.ok and receipt.code == "invalid_argument"
+    receipt = app.receipt(tx_id(again))
+    assert receipt is not None and not receipt.ok and receipt.code == "already_registered"
 
 
 def test_open_methods_are_not_dry_run() -> None:
     app = _app()
-    too_much = signed_tx(RICH, CHAIN, 0, "accounts.transfer", TransferArgs(b"\x05" * 20, 10**12))
+    too_much = signed_tx(
+        VALIDATOR, CHAIN, 0, "accounts.transfer", TransferArgs(b"\x05" * 20, 10**12)
+    )
     app.preflight(too_much)  # refused on chain, in its receipt, as before
     assert app.mempool.add(too_much, preflight=app.preflight)
 
