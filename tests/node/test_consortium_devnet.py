@@ -1,9 +1,12 @@
 """The consortium on real node processes: an organisation joins and leaves by
 proposal, each approval a signed transaction over HTTP to a different node, and its
-doctor's credential stops working at the height it left. Marked slow."""
+doctor's credential stops working at the height it left; and break-glass, a patient's
+emergency set opened by a clinician once three of the four organisations answered.
+Marked slow."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -17,14 +20,31 @@ from medchain.app import (
     ProposalAction,
     ProposalStatus,
 )
-from medchain.client import HttpChain, MedchainClient, leaving, organisation_spec, proposal_id_of
+from medchain.client import (
+    EmergencyNotOpen,
+    HttpChain,
+    MedchainClient,
+    NotAReader,
+    answer_args,
+    answer_pending,
+    leaving,
+    open_emergency,
+    organisation_spec,
+    proposal_id_of,
+    read_emergency_set,
+    set_up_emergency_policy,
+)
 from medchain.crypto import AccountKeys, load_keys
-from medchain.types import MedchainError
+from medchain.types import ChainParams, MedchainError
 from tests.node.netharness import PATIENCE_S, LiveNet, live_net, wait_for
 
 pytestmark = pytest.mark.slow
 
 VALIDATORS = ["node0", "node1", "node2", "node3"]
+FOUNDERS = ("st-mary", "riverside", "northlab", "civic-insure")
+WINDOW_MS = 90_000
+"""How long an emergency request may be answered: long enough for three answers on a
+busy machine, short enough to wait out."""
 CONDITION = {
     "resourceType": "Condition",
     "code": {"text": "Asthma"},
@@ -56,7 +76,8 @@ class Consortium:
 
 @pytest.fixture
 def consortium(tmp_path: Path) -> Iterator[Consortium]:
-    with live_net(tmp_path, consensus="afbft") as net, ExitStack() as stack:
+    params = ChainParams(consensus="afbft", emergency_window_ms=WINDOW_MS)
+    with live_net(tmp_path, consensus="afbft", params=params) as net, ExitStack() as stack:
         net.start()
         yield Consortium(net, stack)
 
@@ -98,6 +119,54 @@ def test_an_organisation_joins_credentials_a_doctor_and_leaves(consortium: Conso
     assert refused.value.code == "not_credentialed"
     assert "left" in refused.value.message
     assert len(observer.chain.patient_records(observer.address)) == 1
+
+    top = min(net.height(n) for n in VALIDATORS)
+    net.wait_height(VALIDATORS, top)
+    net.assert_agreement(VALIDATORS, top)
+
+
+def test_break_glass_opens_with_three_of_four_and_expires(consortium: Consortium) -> None:
+    net = consortium.net
+    patient_keys, clinician_keys = net.fund(2)
+    patient = consortium.client(patient_keys, "node0")
+    patient.register(name="Pat")
+    set_up_emergency_policy(patient)  # split among the 4 organisations, 3 needed
+    before = patient.put_record(patient.address, CONDITION)
+    clinician = consortium.client(clinician_keys, "node1")
+    clinician.register(name="Dr Ortiz")
+    consortium.admin("riverside", "node2").issue_credential(
+        clinician.address, CredentialRole.DOCTOR, "Dr Ortiz, emergency"
+    )
+    request_id = open_emergency(clinician, patient.address, "unconscious after a fall")
+    after = patient.put_record(patient.address, CONDITION)  # not in the snapshot
+
+    accounts = {
+        org_id: consortium.client(load_keys(net.devnet.org_key(org_id)), node)
+        for org_id, node in zip(FOUNDERS, VALIDATORS, strict=True)
+    }
+    for org_id in ("st-mary", "northlab"):
+        assert answer_pending(accounts[org_id]) == [request_id]
+    with pytest.raises(EmergencyNotOpen, match="2 of the 3"):
+        read_emergency_set(clinician, request_id)
+    assert answer_pending(accounts["riverside"]) == [request_id]
+    opened = read_emergency_set(clinician, request_id)
+    assert [r.record_id for r in opened] == [before]
+    assert opened[0].resource["code"]["text"] == "Asthma"
+    with pytest.raises(NotAReader):
+        clinician.read_record(after)
+
+    chain = clinician.chain
+    assert isinstance(chain, HttpChain)
+    request = chain.emergency_request(request_id)
+    assert request is not None
+    wait_for(lambda: time.time() * 1000 > request.expires_ms + 1_000, 2 * PATIENCE_S, "expiry")
+    late = accounts["civic-insure"]
+    args = answer_args(late.keys, request, "civic-insure", clinician.keys.encryption_public_key)
+    with pytest.raises(MedchainError) as refused:
+        late.send("emergency.answer", args)
+    assert refused.value.code == "emergency_error"
+    kinds = [n.kind for n in chain.notifications_of(patient.address)]
+    assert kinds == ["emergency.opened", *["emergency.answered"] * 3]
 
     top = min(net.height(n) for n in VALIDATORS)
     net.wait_height(VALIDATORS, top)
