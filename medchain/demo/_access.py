@@ -1,5 +1,6 @@
 """The story's scenes about who may act: a hospital credentials its doctors while a
-self-declared doctor is refused, and a mother acts for her child as his proxy."""
+self-declared doctor is refused, a mother acts for her child as his proxy, and an
+emergency clinician opens a patient's emergency set, which the patient then sees."""
 
 from __future__ import annotations
 
@@ -7,8 +8,17 @@ from collections.abc import Callable
 from typing import Any
 
 from medchain.app import CredentialRole, ProxyRelation, ProxyScope, RegisterArgs, Role
-from medchain.client import MedchainClient, add_proxy
-from medchain.demo._consortium import Member
+from medchain.client import (
+    EmergencyChain,
+    EmergencyNotOpen,
+    MedchainClient,
+    add_proxy,
+    answer_pending,
+    open_emergency,
+    read_emergency_set,
+    set_up_emergency_policy,
+)
+from medchain.demo._consortium import Consortium, Member
 from medchain.demo._narration import Story
 
 Resource = Callable[[int, str], dict[str, Any]]
@@ -94,3 +104,67 @@ def proxy_scene(
         "Leo's record list holds only Dr. Bob's",
         chain.patient_records(child.address) == [record_id],
     )
+
+
+def emergency_scene(
+    story: Story,
+    consortium: Consortium,
+    patient: MedchainClient,
+    author: MedchainClient,
+    clinician: MedchainClient,
+) -> None:
+    """`patient` turns break-glass on, `author` writes a record of the set, and
+    `clinician` opens it once enough of the consortium's organisations answered."""
+    story.section("Break-glass: an emergency clinician opens Alice's emergency set")
+    chain = patient.chain
+    if not isinstance(chain, EmergencyChain):
+        story.note("skipped: this chain answers no break-glass queries")
+        return
+    set_up_emergency_policy(patient)
+    policy = chain.emergency_policy(patient.address)
+    assert policy is not None
+    needed = policy.threshold
+    story.check(
+        f"Alice's emergency key is split among {len(policy.shares)} organisations: any "
+        f"{needed} open her set, no single one can",
+        1 < needed <= len(policy.shares),
+    )
+    written = author.put_record(patient.address, diabetes(patient.address))
+    request_id = open_emergency(clinician, patient.address, REASON)
+    members = [m for m in consortium.members if m.org.org_id in {s.org_id for s in policy.shares}]
+    for member in members[: needed - 1]:
+        answer_pending(MedchainClient(member.account, chain))
+    story.refused(
+        f"with {needed - 1} answers the set stays closed to Dr. Carol",
+        lambda: read_emergency_set(clinician, request_id),
+        EmergencyNotOpen,
+    )
+    answer_pending(MedchainClient(members[needed - 1].account, chain))
+    opened = read_emergency_set(clinician, request_id)
+    story.check(
+        f"with {needed} answers Dr. Carol reads the set as it stood: the diabetes "
+        "record, not the heart-rate readings",
+        [r.record_id for r in opened] == [written]
+        and opened[0].resource["code"]["text"] == "Type 1 diabetes",
+    )
+    notes = chain.notifications_of(patient.address)
+    story.check(
+        f"Alice later sees it: opened by Dr. Carol ({notes[0].org_id}), {REASON!r}, then "
+        f"{len(notes) - 1} answers",
+        notes[0].kind == "emergency.opened"
+        and notes[0].actor == clinician.address
+        and notes[0].detail == REASON
+        and len(notes) == needed + 1,
+    )
+
+
+REASON = "unconscious in the emergency room"
+
+
+def diabetes(patient: bytes) -> dict[str, Any]:
+    """A condition of the default emergency set."""
+    return {
+        "resourceType": "Condition",
+        "code": {"text": "Type 1 diabetes"},
+        "subject": {"reference": f"Patient/{patient.hex()[:12]}"},
+    }

@@ -31,7 +31,7 @@ from medchain.client import (
     open_scope,
 )
 from medchain.crypto import AccountKeys, DecryptionFailed, format_address
-from medchain.demo._access import credentials_scene, proxy_scene
+from medchain.demo._access import credentials_scene, emergency_scene, proxy_scene
 from medchain.demo._consortium import load_consortium
 from medchain.demo._narration import Story
 from medchain.demo._stage import Cast, Stage
@@ -111,7 +111,8 @@ def run_story(stage: Stage, story: Story) -> None:
     A, B, C, L, M = (MedchainClient(k, chain) for k in (alice, bob, carol, lab, mallory))
     others = [MedchainClient(AccountKeys.generate(), chain) for _ in range(5)]
     eve, leo = (MedchainClient(AccountKeys.generate(), chain) for _ in range(2))
-    extras = [eve.keys, leo.keys, hospital.admin, *(o.keys for o in others)]
+    members = [m.account for m in consortium.members]
+    extras = [eve.keys, leo.keys, hospital.admin, *members, *(o.keys for o in others)]
     _pay_fees(story, stage, [alice, bob, carol, lab, mallory, *extras])
 
     story.section("Registration (RC): whoever registers is a patient")
@@ -275,6 +276,7 @@ def run_story(stage: Stage, story: Story) -> None:
     for name, peer in stage.peers():
         story.check(f"the trail read from {name} is the same", peer.audit(record_id) == trail)
     proxy_scene(story, A, leo, B, carol.address, heart_rate)
+    emergency_scene(story, consortium, A, B, C)
 
     _attacks(story, stage, cast, A, B, M, record_id, version, granted)
     # Before staking: while no candidate has votes every validator may propose, so
