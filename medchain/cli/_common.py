@@ -265,16 +265,21 @@ def patient_arg(chain: ChainBackend, text: str) -> bytes:
     return raw
 
 
-def record_id_arg(text: str) -> bytes:
+def hex_id_arg(text: str, size: int, what: str) -> bytes:
+    """`size` bytes given as hex; otherwise an error saying `text` is not `what`."""
     try:
         raw = bytes.fromhex(text.strip())
     except ValueError:
         raw = b""
-    if len(raw) != 16:
-        raise MedchainError(
-            f"{text!r} is not a record id (32 hex characters, as printed by `medchain record put`)"
-        )
+    if len(raw) != size:
+        raise MedchainError(f"{text!r} is not {what}")
     return raw
+
+
+def record_id_arg(text: str) -> bytes:
+    return hex_id_arg(
+        text, 16, "a record id (32 hex characters, as printed by `medchain record put`)"
+    )
 
 
 def chain_id_arg(text: str) -> str:

@@ -19,6 +19,7 @@ from medchain.cli._common import (
     address_arg,
     console,
     err_console,
+    hex_id_arg,
     ok,
     on_chain,
     patient_arg,
@@ -41,16 +42,12 @@ MAX_THRESHOLD = 64
 
 
 def request_id_arg(text: str) -> bytes:
-    try:
-        raw = bytes.fromhex(text.strip())
-    except ValueError:
-        raw = b""
-    if len(raw) != REQUEST_ID_SIZE:
-        raise MedchainError(
-            f"{text[:80]!r} is not a request id ({2 * REQUEST_ID_SIZE} hex characters, as "
-            "`medchain emergency open` and `list` print it)"
-        )
-    return raw
+    return hex_id_arg(
+        text[:80],
+        REQUEST_ID_SIZE,
+        f"a request id ({2 * REQUEST_ID_SIZE} hex characters, as `medchain emergency open` "
+        "and `list` print it)",
+    )
 
 
 def _types(text: str) -> tuple[str, ...]:
