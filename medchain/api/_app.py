@@ -6,7 +6,17 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.types import Scope
 
-from medchain.api import _anchoring, _blobs, _devices, _node, _proxies, _state, _txs, _uploads
+from medchain.api import (
+    _anchoring,
+    _blobs,
+    _devices,
+    _node,
+    _orgs,
+    _proxies,
+    _state,
+    _txs,
+    _uploads,
+)
 from medchain.api._blobs import DEFAULT_MAX_BLOB_BATCH_BYTES
 from medchain.api._deps import ApiState, install
 from medchain.api._errors import install_error_handlers
@@ -34,6 +44,15 @@ Bytes are hex, account addresses bech32 (`mc1...`). Every chain object carries
 to do), 503 with Retry-After when the mempool is full, 500 only for a bug in the node.
 A client whose transactions made the node verify more signatures than its budget
 allows without being admitted (forgeries) is answered 429 with Retry-After.
+
+A call that checks who may act (organisations, credentials, proxies, break-glass,
+registration, records, research, devices, opening an anonymous scope) is run against
+the latest committed state when it is submitted with its sender's next nonce: one
+the contracts would refuse is answered at once, nothing spent, with the contract's
+code: 403 when the sender may not act so (`not_credentialed`, `not_an_admin`,
+`not_a_proxy`, `not_owner`, `not_authorised`, `wrong_role`), 422 for arguments no
+state accepts (`invalid_argument`), 409 for a conflict with the state (already done,
+unknown, not yet possible).
 """
 
 _TAGS = [
@@ -45,6 +64,11 @@ _TAGS = [
     {"name": "research", "description": "De-identified copies shared with institutions."},
     {"name": "anonymous", "description": "Ring-signed contributions to scopes."},
     {"name": "devices", "description": "Medical devices, guardians, gateways, batches."},
+    {
+        "name": "organisations",
+        "description": "The consortium's organisations, proposals, credentials, attestations.",
+    },
+    {"name": "proxies", "description": "Whom patients named to act for them, and for whom."},
     {"name": "staking", "description": "Stake and candidates."},
     {"name": "blobs", "description": "Encrypted record bodies by CID."},
     {"name": "node", "description": "Status, health and metrics of this node."},
@@ -52,6 +76,7 @@ _TAGS = [
 
 _ERRORS = {
     400: {"model": ErrorBody, "description": "Bad input; the message says what to fix."},
+    403: {"model": ErrorBody, "description": "The contracts refuse this sender the call."},
     404: {"model": ErrorBody, "description": "Not on this chain or node."},
     413: {"model": ErrorBody, "description": "Request body over the limit."},
     422: {"model": ErrorBody, "description": "The request does not match the schema."},
@@ -100,7 +125,17 @@ def create_api(
     app.add_middleware(RequestMetrics, metrics=ApiMetrics(service.metrics_registry))
 
     install(app, ApiState(service, max_blob_bytes))
-    for module in (_txs, _state, _devices, _proxies, _blobs, _uploads, _node, _anchoring):
+    for module in (
+        _txs,
+        _state,
+        _devices,
+        _orgs,
+        _proxies,
+        _blobs,
+        _uploads,
+        _node,
+        _anchoring,
+    ):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)

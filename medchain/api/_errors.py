@@ -24,7 +24,7 @@ from medchain.offchain import (
     IpfsUnavailable,
 )
 from medchain.store import DiskFull
-from medchain.types import MedchainError
+from medchain.types import MedchainError, TxFailed
 
 log = logging.getLogger("medchain.api")
 
@@ -60,10 +60,37 @@ def error_response(
     return JSONResponse(error_body(code, message), status, headers=headers)
 
 
+FORBIDDEN_CODES = frozenset(
+    {
+        "not_credentialed",
+        "not_an_admin",
+        "not_a_proxy",
+        "not_owner",
+        "not_authorised",
+        "wrong_role",
+    }
+)
+"""Codes of a contract refusal because the sender may not act so: 403."""
+UNPROCESSABLE_CODES = frozenset({"invalid_argument"})
+"""Codes of a contract refusal of the call's arguments: 422."""
+
+
+def refusal_status(code: str) -> int:
+    """The status of a call the contracts refuse at admission (its dry run): 403 when
+    the sender may not act so, 422 for arguments no state would accept, 409 for the
+    rest (the state conflicts with it: already done, unknown, not yet possible)."""
+    if code in FORBIDDEN_CODES:
+        return 403
+    if code in UNPROCESSABLE_CODES:
+        return 422
+    return 409
+
+
 def status_for(exc: MedchainError) -> int:
     """The HTTP status of a domain error: a refused transaction is a 400 whatever it
     names (an unknown scope too), 409 when its nonce or key image is already used, 429
-    when an uploader's quota of bodies not yet named is used up."""
+    when an uploader's quota of bodies not yet named is used up; a call its dry run
+    shows the contracts would refuse, as `refusal_status` says."""
     if isinstance(exc, BlobCorrupted):
         return 500  # the node's copy is damaged: not the client's fault
     if isinstance(exc, DiskFull):
@@ -84,6 +111,8 @@ def status_for(exc: MedchainError) -> int:
         return 413
     if isinstance(exc, BlobNotFound):
         return 404
+    if isinstance(exc, TxFailed):
+        return refusal_status(exc.code)
     return 400
 
 

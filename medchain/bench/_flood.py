@@ -40,10 +40,13 @@ from medchain.app import (
     AnonSubmitArgs,
     KeyWrap,
     OpenScopeArgs,
+    OrgKind,
     RegisterArgs,
     Role,
     TransferArgs,
 )
+from medchain.bench._devnet_orgs import ACCOUNT_KEY, founding_key
+from medchain.client import genesis_organisation
 from medchain.crypto import (
     WRAPPED_KEY_SIZE,
     AccountKeys,
@@ -102,14 +105,21 @@ def _random_scalar() -> bytes:
 
 
 def open_flood_scope(
-    http: httpx.Client, url: str, faucet: AccountKeys, ring_size: int, timeout_s: float = 120
+    http: httpx.Client,
+    url: str,
+    faucet: AccountKeys,
+    institution: AccountKeys,
+    ring_size: int,
+    timeout_s: float = 120,
 ) -> FloodScope:
-    """Register `ring_size` patients with ring keys and an institution, and open a
-    scope they may contribute to; returns once it is committed."""
+    """Register `ring_size` patients with ring keys and have `institution` (the account
+    of a member organisation: only those open scopes) open a scope they may contribute
+    to; returns once it is committed."""
     genesis = http.get(f"{url}/v1/genesis").raise_for_status().json()
     chain_id, min_fee = genesis["chain_id"], int(genesis["params"]["min_fee"])
     members = [AccountKeys.generate() for _ in range(ring_size)]
-    institution = AccountKeys.generate()
+    nonce_of = f"{url}/v1/accounts/{institution.address_text}"
+    scope_nonce = int(http.get(nonce_of).raise_for_status().json()["nonce"])
     if min_fee:
         nonce = int(http.get(f"{url}/v1/accounts/{faucet.address_text}").json()["nonce"])
         funding = [
@@ -135,26 +145,17 @@ def open_flood_scope(
         )
         for k in members
     ]
-    txs.append(
+    _submit_and_wait(http, url, txs, timeout_s)  # the ring, before the scope is opened
+    txs = [
         signed_tx(
             institution,
             chain_id,
-            0,
-            "registry.register",
-            RegisterArgs(Role.INSTITUTION, "Flood Lab", institution.encryption_public_key),
-            min_fee,
-        )
-    )
-    txs.append(
-        signed_tx(
-            institution,
-            chain_id,
-            1,
+            scope_nonce,
             "anon.open_scope",
             OpenScopeArgs(FLOOD_SCOPE, Role.PATIENT, 2),
             min_fee,
         )
-    )
+    ]
     _submit_and_wait(http, url, txs, timeout_s)
     ring = tuple(sorted(k.address for k in members))
     return FloodScope(chain_id, FLOOD_SCOPE, ring, institution.address)
@@ -390,7 +391,9 @@ def run_flood_bench(
             url = str(devnet.nodes[0].api_url)
             with httpx.Client(timeout=30.0) as http:
                 faucet = load_keys(devnet.faucet_key)
-                scope = open_flood_scope(http, url, faucet, ring_size)
+                scope = open_flood_scope(
+                    http, url, faucet, founding_key(devnet, ACCOUNT_KEY), ring_size
+                )
                 return _flood(
                     http,
                     url,
@@ -538,24 +541,25 @@ def run_forged_cost(ring_size: int = 64, forged: int = 100, workers: int = 1) ->
     from medchain.node import NODE, Admission, AdmissionConfig, LocalChain, Verifier
     from medchain.types import Allocation, ChainParams, Genesis, GenesisValidator
 
-    validator = AccountKeys.generate()
+    validator, institution = AccountKeys.generate(), AccountKeys.generate()
+    lab = genesis_organisation(
+        "forged-lab", "Lab", OrgKind.RESEARCH, [AccountKeys.generate()], institution
+    )
     genesis = Genesis(
         "medchain-forged",
         1_700_000_000_000,
         ChainParams(),
         (Allocation(validator.address, 10**9),),
-        (GenesisValidator(validator.public_key, "v0"),),
+        (GenesisValidator(validator.public_key, "v0", organisation=lab.org_id),),
+        organisations=(lab,),
     )
     local = LocalChain.in_memory(genesis, validator)
     members = [AccountKeys.generate() for _ in range(ring_size)]
-    institution = AccountKeys.generate()
     for keys in members:
         args = RegisterArgs(Role.PATIENT, "", keys.encryption_public_key, b"", keys.ring_public_key)
         local.submit(signed_tx(keys, genesis.chain_id, 0, "registry.register", args))
-    args = RegisterArgs(Role.INSTITUTION, "Lab", institution.encryption_public_key)
-    local.submit(signed_tx(institution, genesis.chain_id, 0, "registry.register", args))
     scope_args = OpenScopeArgs(FLOOD_SCOPE, Role.PATIENT, 2)
-    local.submit(signed_tx(institution, genesis.chain_id, 1, "anon.open_scope", scope_args))
+    local.submit(signed_tx(institution, genesis.chain_id, 0, "anon.open_scope", scope_args))
     scope = FloodScope(
         genesis.chain_id,
         FLOOD_SCOPE,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from medchain.app import Role
+from medchain.bench._devnet_orgs import ADMIN_KEY, founding_key
 from medchain.bench._network import ConnectionLost, HttpError, _Http
 from medchain.client import HttpChain, MedchainClient
 from medchain.crypto import AccountKeys, load_keys, save_keys
@@ -102,7 +102,8 @@ async def gateway_net(
             progress("enrol", 0, 1)
             started = time.monotonic()
             faucet = load_keys(devnet.faucet_key)
-            gw_keys, devices = await asyncio.to_thread(_enrol, node_url, faucet, shape)
+            hospital = founding_key(devnet, ADMIN_KEY)
+            gw_keys, devices = await asyncio.to_thread(_enrol, node_url, faucet, hospital, shape)
             enrol_s = time.monotonic() - started
             progress("enrol", 1, 1)
             gw_home = home / "gateway"
@@ -120,18 +121,16 @@ async def gateway_net(
 
 
 def _enrol(
-    node_url: str, faucet: AccountKeys, shape: NetShape
+    node_url: str, faucet: AccountKeys, hospital: AccountKeys, shape: NetShape
 ) -> tuple[AccountKeys, list[SimulatedDevice]]:
-    """A hospital and its gateway, registered and funded, and the fleet: the gateway's
-    keys and the devices."""
-    hospital = AccountKeys.generate()
+    """The hospital's gateway (the hospital's key: a founding organisation's admin),
+    registered and funded, and the fleet: the gateway's keys and the devices."""
     gw_keys = AccountKeys.generate()
     with HttpChain(node_url) as chain:
         funder = MedchainClient(faucet, chain)
         funder.transfer(hospital.address, _HOSPITAL_FUNDS)
         funder.transfer(gw_keys.address, _HOSPITAL_FUNDS)
         client = MedchainClient(hospital, chain)
-        client.register(Role.INSTITUTION, "benchmark hospital")
         client.register_gateway(gw_keys.address, "benchmark gateway")
         count = shape.patients * shape.per_patient
         devices = enrol_fleet(chain, hospital, count, 0, per_patient=shape.per_patient)

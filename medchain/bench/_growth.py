@@ -22,6 +22,7 @@ from medchain.app import (
     Bundle,
     CommitBatchArgs,
     DeviceKind,
+    OrgKind,
     RegisterArgs,
     RegisterDeviceArgs,
     RegisterGatewayArgs,
@@ -29,6 +30,7 @@ from medchain.app import (
     registration_message,
 )
 from medchain.bench._report import Report, machine
+from medchain.client import genesis_organisation
 from medchain.crypto import AccountKeys, sha256, signed_tx
 from medchain.node import LocalChain
 from medchain.offchain import MemoryBlobStore, cid_for
@@ -94,26 +96,36 @@ def run_growth_bench(
 
 
 class _Fleet:
-    """A chain with one gateway and `patients` patients, each with one device."""
+    """A chain founded by a hospital, whose admin registers its one gateway, and
+    `patients` patients, each with one device."""
 
     def __init__(self, home: Path, patients: int) -> None:
         self.validator = AccountKeys.generate()
+        hospital, self.gateway = AccountKeys.generate(), AccountKeys.generate()
+        founder = genesis_organisation(
+            "growth-hospital",
+            "growth bench hospital",
+            OrgKind.HOSPITAL,
+            [hospital],
+            AccountKeys.generate(),
+        )
         genesis = Genesis(
-            CHAIN_ID, T0, ChainParams(), (), (GenesisValidator(self.validator.public_key, "v0"),)
+            CHAIN_ID,
+            T0,
+            ChainParams(),
+            (),
+            (GenesisValidator(self.validator.public_key, "v0", organisation=founder.org_id),),
+            organisations=(founder,),
         )
         store = ChainStore(home / "chain.sqlite")
         self.chain = LocalChain(genesis, self.validator, store, MemoryBlobStore())
         self.chain.vitals_index()  # kept up to date from the first block, as a node does
         self.nonces: dict[bytes, int] = {}
-        hospital, self.gateway = AccountKeys.generate(), AccountKeys.generate()
         self.patients = [AccountKeys.generate() for _ in range(patients)]
         self.devices = [AccountKeys.generate() for _ in range(patients)]
-        self._seal([self._tx(hospital, "registry.register", _register(hospital, Role.INSTITUTION))])
         gateway = RegisterGatewayArgs(self.gateway.address, "growth bench")
         self._seal([self._tx(hospital, "devices.register_gateway", gateway)])
-        self._seal(
-            [self._tx(p, "registry.register", _register(p, Role.PATIENT)) for p in self.patients]
-        )
+        self._seal([self._tx(p, "registry.register", _register(p)) for p in self.patients])
         self._seal(
             [
                 self._tx(patient, "devices.register", self._device_args(patient, device))
@@ -164,9 +176,8 @@ class _Fleet:
         self._seal([self._tx(self.gateway, "devices.commit_batch", args)])
 
 
-def _register(keys: AccountKeys, role: Role) -> RegisterArgs:
-    name = "" if role is Role.PATIENT else "growth bench hospital"
-    return RegisterArgs(role, name, keys.encryption_public_key)
+def _register(patient: AccountKeys) -> RegisterArgs:
+    return RegisterArgs(Role.PATIENT, "", patient.encryption_public_key)
 
 
 def _measure(

@@ -165,7 +165,7 @@ class _BenchChain:
         self.ledger = Ledger(genesis)
         self.params = genesis.params
         self.height = 0
-        role = RegisterArgs(Role.DOCTOR, "bench", b"\x09" * 32)
+        role = RegisterArgs(Role.PATIENT, "", b"\x09" * 32)  # an index's owner: any account
         self.run_block([_signed(self.owner, 0, "registry.register", role)])
 
     def run_block(self, txs: list[Tx]) -> float:

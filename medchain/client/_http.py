@@ -7,6 +7,7 @@ in other bytes."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -18,6 +19,7 @@ from urllib.parse import quote
 import httpx
 
 from medchain import app
+from medchain.client._http_access import AccessReads
 from medchain.crypto import AccountKeys, SearchToken, format_address, parse_address
 from medchain.offchain import BlobCorrupted, BlobNotFound, cid_for, parse_cid
 from medchain.types import (
@@ -101,7 +103,7 @@ class TxStatus:
     receipt: Receipt | None = None
 
 
-class HttpChain:
+class HttpChain(AccessReads):
     """The chain as one node serves it at `url` (e.g. http://127.0.0.1:8600)."""
 
     def __init__(
@@ -151,7 +153,8 @@ class HttpChain:
 
     def submit(self, tx: Tx) -> Receipt:
         """Submit `tx` and wait for its commit: its receipt, or TxFailed when the call
-        was refused on chain (its fee and nonce are spent). A transaction the node
+        was refused on chain (its fee and nonce are spent) or by the node's dry run at
+        admission (nothing spent). A transaction the node
         refuses outright raises NodeError with the node's code (e.g. nonce_reused);
         one not committed in time raises NotCommitted. A full mempool is retried, as
         the node asks, until `timeout_s`."""
@@ -194,7 +197,10 @@ class HttpChain:
             if delay is None or time.monotonic() + delay > deadline:
                 break
             time.sleep(delay)
-        body = self._body(response)
+        try:
+            body = self._body(response)
+        except NodeError as exc:
+            raise refused_call(tx, exc) from None
         if body.get("status") != "committed":
             raise NotCommitted(
                 f"transaction {tx_id(tx).hex()} was accepted by {self.url} but not committed "
@@ -238,7 +244,7 @@ class HttpChain:
                 else:
                     code = str(error.get("code") or "refused")
                     message = str(error.get("message") or "the node refused the transaction")
-                    results[start + offset] = NodeError(code, message, 400)
+                    results[start + offset] = refused_call(tx, NodeError(code, message, 400))
         deadline = time.monotonic() + self.timeout_s
         while waiting:
             for tx_hash, positions in list(waiting.items()):
@@ -786,6 +792,27 @@ def _check_url(url: str) -> str:
             f"{url!r} is not a node URL; give one like {DEFAULT_NODE_URL} (--node or MEDCHAIN_NODE)"
         )
     return url.rstrip("/")
+
+
+@functools.cache
+def _contract_codes() -> frozenset[str]:
+    """The codes of every contract refusal (`ContractError` and its kinds)."""
+    found: set[str] = set()
+    kinds: list[type[app.ContractError]] = [app.ContractError]
+    while kinds:
+        kind = kinds.pop()
+        found.add(kind.code)
+        kinds.extend(kind.__subclasses__())
+    return frozenset(found)
+
+
+def refused_call(tx: Tx, error: NodeError) -> MedchainError:
+    """A contract's refusal of `tx` the node found by dry-running it at admission, as
+    the TxFailed a refusal in a committed receipt raises (nothing was spent); any
+    other refusal as it is."""
+    if error.code not in _contract_codes():
+        return error
+    return TxFailed(Receipt(tx_id(tx), False, error.code, error.message))
 
 
 def _error_code(response: httpx.Response) -> str | None:

@@ -57,6 +57,7 @@ from medchain.app import (
     VitalsReaderArgs,
     VoteArgs,
     WarrantArgs,
+    WrongRole,
     new_batch_id,
     new_record_id,
     registration_message,
@@ -76,6 +77,7 @@ from medchain.client._envelope import (
 )
 from medchain.client._fhir import canonical_json, validate_resource
 from medchain.client._labels import DeviceLabel, LabelStatus, read_label, seal_label
+from medchain.client._orgs import OrganisationActions
 from medchain.client._search import (
     IndexUpdate,
     NoSearchCapability,
@@ -116,8 +118,9 @@ class ResearchItem:
     resource: dict[str, Any]
 
 
-class MedchainClient:
-    """One account acting on one chain."""
+class MedchainClient(OrganisationActions):
+    """One account acting on one chain (an organisation admin's acts in
+    `OrganisationActions`)."""
 
     def __init__(
         self, keys: AccountKeys, chain: ChainBackend, search_state: Path | None = None
@@ -160,8 +163,13 @@ class MedchainClient:
 
     # -- registry -------------------------------------------------------------------
 
-    def register(self, role: Role, name: str, details: Mapping[str, Any] | None = None) -> Receipt:
-        """Register this account. A patient's name and details are sealed to the patient."""
+    def register(
+        self, role: Role = Role.PATIENT, name: str = "", details: Mapping[str, Any] | None = None
+    ) -> Receipt:
+        """Register this account: as a patient, whose name and details are sealed to the
+        patient; or as a validator, once an organisation credentialed it for that. Other
+        roles are not registered: an organisation's admin credentials clinicians
+        (`issue_credential`), and organisations join by proposal."""
         if role is Role.PATIENT:
             profile = self._seal_profile({"name": name, **(details or {})})
             return self.send(
@@ -170,14 +178,16 @@ class MedchainClient:
                     role, "", self.keys.encryption_public_key, profile, self.keys.ring_public_key
                 ),
             )
+        if role is not Role.VALIDATOR:
+            raise WrongRole(
+                f"an account cannot register itself as a {role.value}: a self-registered "
+                "account is a patient; an organisation's admin credentials clinicians with "
+                "`medchain org credential`, and organisations join by proposal"
+            )
         public_profile = (
             json.dumps(dict(details or {}), sort_keys=True).encode() if details else b""
         )
-        enc_key = b"" if role is Role.VALIDATOR else self.keys.encryption_public_key
-        ring_key = b"" if role is Role.VALIDATOR else self.keys.ring_public_key
-        return self.send(
-            "registry.register", RegisterArgs(role, name, enc_key, public_profile, ring_key)
-        )
+        return self.send("registry.register", RegisterArgs(role, name, b"", public_profile, b""))
 
     def _seal_profile(self, profile: Mapping[str, Any]) -> bytes:
         context = profile_context(self.address)

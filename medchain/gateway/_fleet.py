@@ -182,7 +182,8 @@ def enrol_fleet(
     per_patient: int = 1,
 ) -> list[SimulatedDevice]:
     """`count` devices on chain, the last `misbehave` of them misbehaving. A hospital key
-    gets one new (or reused) patient per `per_patient` devices, each of a different kind
+    (an admin of a member organisation) gets one new (or reused) patient per `per_patient`
+    devices, each of a different kind
     where it can (a band, an oximeter, a thermometer, a cuff, a fall detector); a patient
     key gets every device itself. Only what the chain lacks is registered, in batched
     transactions."""
@@ -191,12 +192,12 @@ def enrol_fleet(
             f"a patient has 1 to {MAX_DEVICES_PER_PATIENT} devices, not {per_patient}"
         )
     identity = chain.identity(owner.address)
-    if identity is None or identity.role not in (Role.INSTITUTION, Role.PATIENT):
+    hospital = _is_admin(chain, owner.address)
+    if not hospital and (identity is None or identity.role is not Role.PATIENT):
         raise MedchainError(
-            f"{owner.address_text} must be a registered hospital (institution) or patient "
-            "to register devices"
+            f"{owner.address_text} must be an admin of a member organisation (a hospital's "
+            "key) or a registered patient to register devices"
         )
-    hospital = identity.role is Role.INSTITUTION
     if not hospital and per_patient != 1:
         raise MedchainError(
             "devices per patient go with a hospital's key: a patient's key registers every "
@@ -208,6 +209,11 @@ def enrol_fleet(
     devices = _simulated_devices(patients, count, misbehave, seed, per_patient)
     _register_devices(chain, owner, devices, patients)
     return devices
+
+
+def _is_admin(chain: HttpChain, address: bytes) -> bool:
+    """Whether `address` is an admin of a member organisation of the consortium."""
+    return any(org.member and address in org.admins for org in chain.organisations())
 
 
 def _register_patients(

@@ -10,7 +10,7 @@ image) may wait."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import islice
 
@@ -116,17 +116,20 @@ class Mempool:
 
     # -- admission ----------------------------------------------------------------
 
-    def add(self, tx: Tx) -> bool:
+    def add(self, tx: Tx, *, preflight: Callable[[Tx], None] | None = None) -> bool:
         """Admit `tx`; False if it is already pending. Raises the ledger's TxRejected
         errors when it cannot be valid next, KeyImageReused when an anonymous
         transaction with its key image is pending, and MempoolFull (or its kinds
         SenderQueueFull, AnonymousQueueFull) when there is no room for it. Its
         signature is verified last, unless the ledger's cache holds the check (see
-        `prepare`)."""
+        `prepare`); then `preflight`, if given, may refuse it by raising (the node
+        dry-runs a call the contract would refuse, so its client hears it at once)."""
         check = self.prepare(tx, gaps_filled=False)
         if check is None:
             return False
         require_signature(check, self.ledger.verified)
+        if preflight is not None:
+            preflight(tx)
         identity = tx_id(tx)
         image = (_scope(tx), check.key_image) if check.anonymous else None
         self._insert(identity, _Entry(tx, len(tx.encoded), image))

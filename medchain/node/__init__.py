@@ -92,6 +92,7 @@ from medchain.node._logging import (
     node_log_handlers,
     watch_log_disk,
 )
+from medchain.node._preflight import dry_run_at_admission, preflight, preview_receipt
 from medchain.node._process import EXIT_DISK_FULL, NodeApi, run_node_process
 from medchain.node._queries import ChainQueries
 from medchain.node._restore import (
@@ -228,6 +229,7 @@ __all__ = [
     "configure_node_logging",
     "create_devnet",
     "create_snapshot",
+    "dry_run_at_admission",
     "fork_anchor",
     "fork_genesis",
     "fork_home",
@@ -256,6 +258,8 @@ __all__ = [
     "parse_allocations",
     "parse_params",
     "parse_validators",
+    "preflight",
+    "preview_receipt",
     "read_config",
     "read_genesis",
     "read_pid",

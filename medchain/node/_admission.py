@@ -115,9 +115,14 @@ class Admission:
         config: AdmissionConfig | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        preflight: Callable[[Tx], None] | None = None,
     ) -> None:
+        """`preflight` may refuse a transaction once its signature passed
+        (`LedgerApp.preflight`: a call the contracts would refuse); peers' are not
+        dry-run, so what they relay spreads as before."""
         config = config if config is not None else AdmissionConfig()
         self.mempool = mempool
+        self.preflight = preflight
         self.verifier = verifier
         self.max_backlog = config.max_backlog
         self.max_anonymous = config.max_anonymous_per_request
@@ -161,6 +166,7 @@ class Admission:
         mine: asyncio.Future[None] = loop.create_future()
         self._tails[source] = mine
         charged = 0
+        dry_run = self._preflight_for(source)
         try:
             results, checks, unknown = await self._prepare(txs)
             charged = sum(check.cost for index, check in checks if index in unknown)
@@ -183,7 +189,7 @@ class Admission:
                     self.stats.signatures_failed += 1
                     continue
                 try:
-                    results[index] = self.mempool.add(txs[index])
+                    results[index] = self.mempool.add(txs[index], preflight=dry_run)
                 except MedchainError as exc:
                     results[index] = exc
                     continue
@@ -197,6 +203,9 @@ class Admission:
                 budgets.bucket(source.key).give_back(reserved - charged, budgets.now())
             self.stats.work_units_charged += charged
         return results
+
+    def _preflight_for(self, source: Source) -> Callable[[Tx], None] | None:
+        return None if source.kind == "peer" else self.preflight
 
     @staticmethod
     def _in_good_standing(source: Source, budgets: Budgets | None) -> bool:
@@ -214,9 +223,10 @@ class Admission:
         for it means work was done."""
         results: list[bool | MedchainError] = []
         failed = 0
+        dry_run = self._preflight_for(source)
         for tx in txs:
             try:
-                results.append(self.mempool.add(tx))
+                results.append(self.mempool.add(tx, preflight=dry_run))
             except InvalidSignature as exc:
                 results.append(exc)
                 failed += 1

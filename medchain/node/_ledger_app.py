@@ -36,6 +36,7 @@ from medchain.node._localchain import (
     store_genesis,
     tx_root,
 )
+from medchain.node._preflight import preflight
 from medchain.node._queries import ChainQueries
 from medchain.store import ChainStore, StoreError
 from medchain.types import (
@@ -169,6 +170,12 @@ class LedgerApp(ChainQueries):
         raises TxRejected if it cannot be valid next (a nonce gap is fine when pending
         transactions of the same sender fill it) and MempoolFull when there is no room."""
         return self.mempool.add(tx)
+
+    def preflight(self, tx: Tx) -> None:
+        """Raise TxFailed if `tx` is an access-controlled call, next of its sender, that
+        the contracts would refuse in the next block (see `medchain.node._preflight`):
+        a client is told at once instead of in a committed receipt."""
+        preflight(self.ledger, self._last.header, tx)
 
     def submit_evidence(
         self, keys: AccountKeys, evidence: EquivocationEvidence | InvalidProposalEvidence

@@ -1,7 +1,8 @@
 """Read-only queries on the committed chain, shared by every chain holder.
 
 `LocalChain`, `LedgerApp` (and so the networked node) and the HTTP API answer the
-same questions the same way: this mixin holds the answers. A class using it keeps
+same questions the same way: this mixin holds the answers (those on organisations,
+credentials and attestations in `AccessQueries`). A class using it keeps
 `ledger` (the committed state) and `store` (blocks and receipts), calls
 `index_committed` after storing each block and `close_index` when it closes: the
 gateways' bundles are answered from the node's own index of the blocks
@@ -35,6 +36,7 @@ from medchain.app import (
     VitalsEntry,
 )
 from medchain.crypto import SearchToken
+from medchain.node._access_queries import AccessQueries
 from medchain.node._vitals_index import VitalsIndex
 from medchain.store import ChainStore, StoreError
 from medchain.types import Block, Receipt
@@ -42,7 +44,7 @@ from medchain.types import Block, Receipt
 log = logging.getLogger("medchain.node.queries")
 
 
-class ChainQueries:
+class ChainQueries(AccessQueries):
     ledger: Ledger
     store: ChainStore
     _vitals_index: VitalsIndex | None = None

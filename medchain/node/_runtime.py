@@ -318,7 +318,9 @@ class Node:
         """Signature checks off the loop, for transactions and for consensus blocks."""
         self.verifier = Verifier(self.app.signatures, self.config.admission.workers or None)
         """Signature checks of transactions, in worker threads (see `Admission`)."""
-        self.admission = Admission(self.app.mempool, self.verifier, self.config.admission)
+        self.admission = Admission(
+            self.app.mempool, self.verifier, self.config.admission, preflight=self.app.preflight
+        )
         self.inbox = ConsensusInbox(
             self._genesis.chain_id,
             lambda: self.app.ledger,

@@ -14,7 +14,7 @@ from medchain.client import MedchainClient
 from medchain.client._anon import anon_submit, open_scope
 from medchain.crypto import AccountKeys, SearchToken
 from medchain.node import LocalChain
-from tests.api.harness import FakeNode, api_client, make_chain
+from tests.api.harness import FakeNode, api_client, clinician, institution, make_chain
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SCOPE = "cardio/2026"
@@ -45,8 +45,8 @@ def world() -> World:
     chain = make_chain()
     validator = MedchainClient(chain.validator, chain)
     patient = _person(chain, Role.PATIENT, "Jane Roe")
-    doctor = _person(chain, Role.DOCTOR, "Dr. Who")
-    lab = _person(chain, Role.INSTITUTION, "Lab")
+    doctor = clinician(chain, "Dr. Who")
+    lab = institution(chain)
     others = [_person(chain, Role.PATIENT, f"P{i}") for i in range(3)]
     condition = json.loads((EXAMPLES / "condition.json").read_text())
     record_id = doctor.put_record(patient.address, condition, keywords=["diabetes"])

@@ -19,7 +19,13 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from medchain.api import ApiServer, create_api
-from medchain.app import RegisterArgs, RegisterGatewayArgs, Role
+from medchain.app import (
+    CredentialRole,
+    OrgKind,
+    RegisterGatewayArgs,
+    Role,
+)
+from medchain.client import ChainBackend, MedchainClient
 from medchain.crypto import AccountKeys
 from medchain.node import (
     AnchoringStatus,
@@ -30,6 +36,7 @@ from medchain.node import (
     PeerStatus,
     PendingFull,
     RateLimited,
+    preflight,
 )
 from medchain.offchain import BlobStore
 from medchain.types import (
@@ -39,6 +46,7 @@ from medchain.types import (
     Allocation,
     ChainParams,
     Genesis,
+    GenesisOrganisation,
     GenesisValidator,
     MedchainError,
     Receipt,
@@ -52,17 +60,117 @@ T = TypeVar("T")
 FUNDS = 10**9
 
 
+@dataclass(frozen=True)
+class Org:
+    """A founding organisation of a test chain: one admin and its own account."""
+
+    org_id: str
+    kind: OrgKind
+    admin: AccountKeys
+    account: AccountKeys
+
+    @classmethod
+    def generate(cls, org_id: str, kind: OrgKind = OrgKind.HOSPITAL) -> Org:
+        return cls(org_id, kind, AccountKeys.generate(), AccountKeys.generate())
+
+    def genesis(self) -> GenesisOrganisation:
+        return GenesisOrganisation(
+            self.org_id,
+            f"{self.org_id} (test)",
+            self.kind.value,
+            (self.admin.public_key,),
+            self.account.public_key,
+            self.account.encryption_public_key,
+        )
+
+
+HOSPITAL = Org.generate("test-hospital")
+"""The founding hospital of every test chain by default: its admin credentials
+clinicians and registers gateways."""
+RESEARCH = Org.generate("test-research", OrgKind.RESEARCH)
+"""The founding research institute of every test chain by default: its account
+receives research copies and opens anonymous scopes."""
+FOUNDERS = (HOSPITAL, RESEARCH)
+
+
 def make_chain(validator: AccountKeys | None = None, **params: Any) -> LocalChain:
-    """A fresh in-memory chain whose validator holds FUNDS."""
+    """A fresh in-memory chain whose validator holds FUNDS, founded by FOUNDERS or by
+    `orgs=(Org, ...)` (the validator is the first one's); the other keywords are its
+    ChainParams."""
+    orgs: Sequence[Org] = params.pop("orgs", FOUNDERS)
     validator = validator or AccountKeys.generate()
     genesis = Genesis(
         "medchain-test",
         1_700_000_000_000,
         ChainParams(**params),
         allocations=(Allocation(validator.address, FUNDS),),
-        validators=(GenesisValidator(validator.public_key, "v0"),),
+        validators=(
+            GenesisValidator(
+                validator.public_key, "v0", organisation=orgs[0].org_id if orgs else ""
+            ),
+        ),
+        organisations=tuple(org.genesis() for org in orgs),
     )
     return LocalChain.in_memory(genesis, validator)
+
+
+def credential(
+    chain: ChainBackend,
+    org: Org,
+    subject: bytes,
+    role: CredentialRole = CredentialRole.DOCTOR,
+    name: str = "Dr. Test",
+) -> Receipt:
+    """`org`'s admin credentials `subject` for `role`, with no expiry."""
+    return MedchainClient(org.admin, chain).issue_credential(subject, role, name)
+
+
+def clinician(
+    chain: ChainBackend,
+    name: str = "Dr. Test",
+    role: CredentialRole = CredentialRole.DOCTOR,
+    org: Org = HOSPITAL,
+    keys: AccountKeys | None = None,
+) -> MedchainClient:
+    """A new account that registers (as every self-registered account does, a patient:
+    its encryption key lets it read what it is given) and that `org` credentials."""
+    return enlist(
+        MedchainClient(keys or AccountKeys.generate(), chain), Role.DOCTOR, name, role, org
+    )
+
+
+def enlist(
+    person: MedchainClient,
+    role: Role,
+    name: str,
+    credential_role: CredentialRole = CredentialRole.DOCTOR,
+    org: Org = HOSPITAL,
+) -> MedchainClient:
+    """`person` on chain as a patient (`role` PATIENT) or as a doctor: registered, as
+    every self-registered account is, as a patient, and credentialed by `org`."""
+    if role not in (Role.PATIENT, Role.DOCTOR):
+        raise ValueError(f"a test account is a patient or a doctor, not a {role.value}")
+    person.register(Role.PATIENT, name)
+    if role is Role.DOCTOR:
+        credential(person.chain, org, person.address, credential_role, name)
+    return person
+
+
+def admin(chain: ChainBackend, org: Org = HOSPITAL) -> MedchainClient:
+    """`org`'s admin (by default the founding hospital's): registers gateways, credentials
+    clinicians, registers devices for patients."""
+    return MedchainClient(org.admin, chain)
+
+
+def institution(chain: ChainBackend, org: Org = RESEARCH) -> MedchainClient:
+    """The account of `org` (a founding one, so an institution on chain)."""
+    return MedchainClient(org.account, chain)
+
+
+def submit_as(chain: LocalChain, keys: AccountKeys, method: str, args: object) -> Receipt:
+    """`keys` calls `method` with `args` on `chain`, at its next nonce."""
+    nonce = chain.account(keys.address).nonce
+    return chain.submit(signed(keys, nonce, method, args, chain.chain_id))
 
 
 def signed(keys: AccountKeys, nonce: int, method: str, args: object, chain_id: str = "") -> Tx:
@@ -71,18 +179,11 @@ def signed(keys: AccountKeys, nonce: int, method: str, args: object, chain_id: s
 
 
 def registered_gateway(chain: LocalChain) -> AccountKeys:
-    """A new edge gateway, registered on `chain` by a new hospital (an institution)."""
-    hospital, gateway = AccountKeys.generate(), AccountKeys.generate()
-    register = RegisterArgs(
-        Role.INSTITUTION,
-        "a hospital",
-        hospital.encryption_public_key,
-        b"",
-        hospital.ring_public_key,
-    )
-    chain.submit(signed(hospital, 0, "registry.register", register, chain.chain_id))
+    """A new edge gateway, registered on `chain` by the founding hospital's admin."""
+    gateway = AccountKeys.generate()
+    nonce = chain.account(HOSPITAL.admin.address).nonce
     args = RegisterGatewayArgs(gateway.address, "ward 3")
-    chain.submit(signed(hospital, 1, "devices.register_gateway", args, chain.chain_id))
+    chain.submit(signed(HOSPITAL.admin, nonce, "devices.register_gateway", args, chain.chain_id))
     return gateway
 
 
@@ -101,8 +202,9 @@ def upload_headers(
 
 
 class FakeNode:
-    """What the networked node does, minus the network: `submit` checks a transaction
-    and (with `auto_commit`) seals it at once in its own block, a refused call
+    """What the networked node does, minus the network: `submit` checks a transaction,
+    dry-runs an access-controlled call as admission does (`preflight`), and (with
+    `auto_commit`) seals it at once in its own block, any other refused call
     included, as consensus would. Its body ledger follows every block of the chain
     (`bodies`: quota `quota_bytes`, grace `grace_s`, clock `clock_ms`)."""
 
@@ -167,6 +269,7 @@ class FakeNode:
         if len(self.pending) >= self.max_pending:
             raise PendingFull(f"{len(self.pending)} transactions are pending; retry shortly")
         self.local.ledger.check_tx(tx)
+        preflight(self.local.ledger, self.local.latest_block().header, tx)
         self.pending[identity] = tx
         if self.auto_commit:
             self.commit()

@@ -60,7 +60,7 @@ def _error(response: httpx.Response, status: int, code: str) -> str:
 
 
 def _register(keys: AccountKeys, nonce: int = 0) -> str:
-    args = RegisterArgs(Role.DOCTOR, "Dr. New", keys.encryption_public_key)
+    args = RegisterArgs(Role.PATIENT, "", keys.encryption_public_key)
     return signed(keys, nonce, "registry.register", args).encoded.hex()
 
 
@@ -102,12 +102,38 @@ def test_pending_until_committed(world: World) -> None:
     assert committed["status"] == "committed" and committed["receipt"]["ok"]
 
 
-def test_refused_call_is_committed_with_a_failed_receipt(world: World) -> None:
+def test_refused_access_controlled_call_is_a_403_at_submission(world: World) -> None:
     nonce = world.chain.account(world.lab.address).nonce
+    height, record = world.chain.height, world.chain.record(world.record_id)
     args = UnwarrantArgs(world.record_id, world.doctor.address)  # the lab does not own it
-    tx = signed(world.lab.keys, nonce, "records.unwarrant", args).encoded.hex()
+    tx = signed(world.lab.keys, nonce, "records.unwarrant", args)
+    refused = world.api.post("/v1/txs?wait=1", json={"tx": tx.encoded.hex()})
+    assert "only the patient" in _error(refused, 403, "not_owner")
+    assert world.chain.account(world.lab.address).nonce == nonce  # nothing spent
+    assert world.chain.height == height and world.chain.receipt(tx_id(tx)) is None
+    assert world.chain.record(world.record_id) == record
+
+
+def test_refused_call_of_an_open_method_is_committed_with_a_failed_receipt(
+    world: World,
+) -> None:
+    nonce = world.chain.account(world.patient.address).nonce
+    args = TransferArgs(world.lab.address, 10**15)  # more than the patient holds
+    tx = signed(world.patient.keys, nonce, "accounts.transfer", args).encoded.hex()
     body = _ok(world.api.post("/v1/txs?wait=1", json={"tx": tx}))
-    assert body["receipt"]["ok"] is False and body["receipt"]["code"] == "not_owner"
+    assert body["receipt"]["ok"] is False and body["receipt"]["code"] == "balance_too_low"
+
+
+def test_conflicts_are_409_and_bad_arguments_422_at_submission(world: World) -> None:
+    nonce = world.chain.account(world.patient.address).nonce
+    again = RegisterArgs(Role.PATIENT, "", world.patient.keys.encryption_public_key)
+    tx = signed(world.patient.keys, nonce, "registry.register", again)
+    _error(world.api.post("/v1/txs", json={"tx": tx.encoded.hex()}), 409, "already_registered")
+    stranger = AccountKeys.generate()
+    bad_key = RegisterArgs(Role.PATIENT, "", b"short")
+    tx = signed(stranger, 0, "registry.register", bad_key)
+    _error(world.api.post("/v1/txs", json={"tx": tx.encoded.hex()}), 422, "invalid_argument")
+    assert world.chain.identity(stranger.address) is None
 
 
 def test_rejected_transactions(world: World) -> None:
@@ -115,7 +141,7 @@ def test_rejected_transactions(world: World) -> None:
     _ok(world.api.post("/v1/txs?wait=true", json={"tx": _register(keys)}))
     replay = signed(keys, 0, "accounts.transfer", TransferArgs(keys.address, 0)).encoded.hex()
     assert "nonce" in _error(world.api.post("/v1/txs", json={"tx": replay}), 409, "nonce_reused")
-    other = signed(keys, 1, "registry.register", RegisterArgs(Role.DOCTOR, "X", b""), "elsewhere")
+    other = signed(keys, 1, "registry.register", RegisterArgs(Role.PATIENT, "", b""), "elsewhere")
     _error(world.api.post("/v1/txs", json={"tx": other.encoded.hex()}), 400, "wrong_chain")
     _error(world.api.post("/v1/txs", json={"tx": "c0"}), 400, "malformed_tx")
     _error(world.api.post("/v1/txs", json={"tx": "xyz"}), 400, "invalid_hex")
@@ -269,10 +295,10 @@ def test_accounts_and_identities(world: World) -> None:
     unknown = AccountKeys.generate().address_text
     assert _ok(world.api.get(f"/v1/accounts/{unknown}"))["balance"] == 0
 
-    identity = _ok(world.api.get(f"/v1/identities/{world.doctor.keys.address_text}"))
-    assert identity["role"] == "doctor" and identity["name"] == "Dr. Who"
+    identity = _ok(world.api.get(f"/v1/identities/{world.lab.keys.address_text}"))
+    assert identity["role"] == "institution" and identity["name"] == "test-research (test)"
     assert decode(Identity, bytes.fromhex(identity["encoded"])) == world.chain.identity(
-        world.doctor.address
+        world.lab.address
     )
     _error(world.api.get(f"/v1/identities/{unknown}"), 404, "not_registered")
     typo = address[:-1] + ("q" if address[-1] != "q" else "p")
@@ -281,10 +307,11 @@ def test_accounts_and_identities(world: World) -> None:
 
 
 def test_roles(world: World) -> None:
-    assert _ok(world.api.get("/v1/roles/patient")) == {"role": "patient", "count": 4}
+    # the patient, the doctor (a self-registered account is a patient) and three more
+    assert _ok(world.api.get("/v1/roles/patient")) == {"role": "patient", "count": 5}
     member = _ok(world.api.get("/v1/roles/patient/0"))
     assert member["address"] == world.patient.keys.address_text
-    _error(world.api.get("/v1/roles/patient/4"), 404, "no_member")
+    _error(world.api.get("/v1/roles/patient/5"), 404, "no_member")
     _error(world.api.get(f"/v1/roles/patient/{2**64 - 1}"), 404, "no_member")
     _error(world.api.get(f"/v1/roles/patient/{2**64}"), 400, "out_of_range")
     assert "patient" in _error(world.api.get("/v1/roles/wizard"), 422, "invalid_request")
@@ -345,8 +372,8 @@ def test_records(world: World) -> None:
     nobody = AccountKeys.generate().address_text  # well-formed, but no patient
     message = _error(world.api.get(f"/v1/patients/{nobody}/records"), 404, "not_registered")
     assert "not a patient on this chain" in message and "--role patient" in message
-    doctor = world.doctor.keys.address_text  # registered, but not a patient
-    _error(world.api.get(f"/v1/patients/{doctor}/records"), 404, "not_registered")
+    lab = world.lab.keys.address_text  # registered, but not a patient
+    _error(world.api.get(f"/v1/patients/{lab}/records"), 404, "not_registered")
     assert world.chain.patient_records(AccountKeys.generate().address) == []
 
 

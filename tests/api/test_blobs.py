@@ -16,12 +16,13 @@ import httpx
 import pytest
 
 from medchain.api import DEFAULT_MAX_BLOB_BATCH_BYTES, MAX_BLOB_BATCH_BLOBS
-from medchain.app import RegisterArgs, RegisterGatewayArgs, RevokeGatewayArgs, Role
+from medchain.app import RegisterGatewayArgs, RevokeGatewayArgs
 from medchain.crypto import AccountKeys
 from medchain.node import LocalChain
 from medchain.offchain import DEFAULT_MAX_BLOB_BYTES, MemoryBlobStore, cid_for
 from medchain.types import UPLOAD_EXPIRES_HEADER, UPLOAD_SIGNATURE_HEADER, encode
 from tests.api.harness import (
+    HOSPITAL,
     FakeNode,
     api_client,
     make_chain,
@@ -159,16 +160,13 @@ def test_only_an_active_gateway_may_upload(chain: LocalChain) -> None:
     )
     assert "is not a registered gateway" in message and stranger.address_text in message
     # a gateway its hospital revoked
-    hospital, revoked = AccountKeys.generate(), AccountKeys.generate()
-    register = RegisterArgs(
-        Role.INSTITUTION, "clinic", hospital.encryption_public_key, b"", hospital.ring_public_key
-    )
-    chain.submit(signed(hospital, 0, "registry.register", register, chain.chain_id))
+    hospital, revoked = HOSPITAL.admin, AccountKeys.generate()
+    nonce = chain.account(hospital.address).nonce
     gateway_args = RegisterGatewayArgs(revoked.address, "old edge")
-    chain.submit(signed(hospital, 1, "devices.register_gateway", gateway_args, chain.chain_id))
+    chain.submit(signed(hospital, nonce, "devices.register_gateway", gateway_args, chain.chain_id))
     assert _ok(Gateway(chain, revoked).post(api, _batch([b"before"])))
     revoke = RevokeGatewayArgs(revoked.address)
-    chain.submit(signed(hospital, 2, "devices.revoke_gateway", revoke, chain.chain_id))
+    chain.submit(signed(hospital, nonce + 1, "devices.revoke_gateway", revoke, chain.chain_id))
     response = Gateway(chain, revoked).post(api, body)
     assert "is a revoked gateway" in _error(response, 403, "not_a_gateway")
     assert not chain.blobs.has(cid_for(b"bundle"))

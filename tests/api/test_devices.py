@@ -38,7 +38,7 @@ from medchain.crypto import AccountKeys, format_address, sha256
 from medchain.node import LocalChain
 from medchain.offchain import cid_for
 from medchain.types import decode
-from tests.api.harness import FakeNode, api_client, make_chain
+from tests.api.harness import HOSPITAL, FakeNode, admin, api_client, make_chain
 
 T0 = 19_844 * MS_PER_DAY  # 2024-05-01T00:00:00Z
 
@@ -66,7 +66,7 @@ def world() -> Devices:
     chain = make_chain(device_strikes_restrict=1, device_restrict_blocks=1_000)
     patient = _person(chain, Role.PATIENT, "Jane Roe")
     guardian = _person(chain, Role.PATIENT, "John Roe")
-    hospital = _person(chain, Role.INSTITUTION, "St. Elsewhere")
+    hospital = admin(chain)
     gateway = MedchainClient(AccountKeys.generate(), chain)
     validator = MedchainClient(chain.validator, chain)
     validator.transfer(gateway.address, 10_000)
@@ -125,7 +125,7 @@ def test_device_with_the_state_in_force(world: Devices) -> None:
 def test_a_lapsed_restriction_reads_as_active() -> None:
     chain = make_chain(device_strikes_restrict=1, device_restrict_blocks=1)
     patient = _person(chain, Role.PATIENT, "P")
-    hospital = _person(chain, Role.INSTITUTION, "H")
+    hospital = admin(chain)
     device = AccountKeys.generate()
     proof = device.sign(registration_message(chain.chain_id, patient.address))
     patient.send(
@@ -167,7 +167,7 @@ def test_lookup_answers_each_address_in_order_at_one_height(world: Devices) -> N
 def test_lookup_reads_the_state_in_force_at_its_height() -> None:
     chain = make_chain(device_strikes_restrict=1, device_restrict_blocks=1)
     patient = _person(chain, Role.PATIENT, "P")
-    hospital = _person(chain, Role.INSTITUTION, "H")
+    hospital = admin(chain)
     device = AccountKeys.generate()
     proof = device.sign(registration_message(chain.chain_id, patient.address))
     patient.send(
@@ -352,17 +352,20 @@ def test_vitals_readers(world: Devices) -> None:
     patient = format_address(world.patient.address)
     path = f"/v1/patients/{patient}/vitals-readers"
     assert _ok(world.api.get(path)) == {"patient": patient, "readers": []}
-    world.patient.share_vitals(world.hospital.address)
+    hospital = HOSPITAL.account.address  # the hospital's own account
+    world.patient.share_vitals(hospital)
     world.patient.share_vitals(world.guardian.address)
-    readers = sorted([world.hospital.address, world.guardian.address])
+    readers = sorted([hospital, world.guardian.address])
     assert _ok(world.api.get(path))["readers"] == [format_address(r) for r in readers]
 
 
 def test_a_state_change_shows_at_once(world: Devices) -> None:
+    device = AccountKeys.generate()  # one the hospital registers, so may ban
+    world.hospital.register_device(device, world.patient.address, DeviceKind.ECG, "chest")
     world.hospital.send(
-        "devices.set_state", SetStateArgs(world.device.address, DeviceState.BANNED, "tampered")
+        "devices.set_state", SetStateArgs(device.address, DeviceState.BANNED, "tampered")
     )
-    body = _ok(world.api.get(f"/v1/devices/{world.device.address_text}"))
+    body = _ok(world.api.get(f"/v1/devices/{device.address_text}"))
     assert (body["state"], body["reason"], body["restricted_until"]) == ("banned", "tampered", 0)
 
 

@@ -35,7 +35,7 @@ from medchain.offchain import (
     cid_for,
 )
 from medchain.store import disk_full
-from medchain.types import MedchainError
+from medchain.types import MedchainError, Receipt, TxFailed
 from tests.api.harness import (
     FakeNode,
     api_client,
@@ -73,6 +73,25 @@ class _Full(MedchainError):
 )
 def test_status_of_domain_errors(error: MedchainError, status: int) -> None:
     assert status_for(error) == status
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("not_credentialed", 403),
+        ("not_an_admin", 403),
+        ("not_a_proxy", 403),
+        ("not_owner", 403),
+        ("not_authorised", 403),
+        ("wrong_role", 403),
+        ("invalid_argument", 422),
+        ("already_registered", 409),
+        ("proposal_error", 409),
+        ("unknown_record", 409),
+    ],
+)
+def test_status_of_a_call_refused_at_admission(code: str, status: int) -> None:
+    assert status_for(TxFailed(Receipt(b"\x01" * 32, False, code, "refused"))) == status
 
 
 class _BrokenNode(FakeNode):

@@ -18,7 +18,7 @@ from tests.api.harness import FakeNode, api_client, make_chain, signed
 
 def _register() -> str:
     keys = AccountKeys.generate()
-    args = RegisterArgs(Role.DOCTOR, "Dr. New", keys.encryption_public_key)
+    args = RegisterArgs(Role.PATIENT, "", keys.encryption_public_key)
     return signed(keys, 0, "registry.register", args).encoded.hex()
 
 

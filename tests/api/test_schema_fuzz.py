@@ -36,7 +36,7 @@ from typing import Any
 
 import pytest
 
-from medchain.app import MS_PER_DAY, Bundle, DeviceKind, Role, TransferArgs
+from medchain.app import MS_PER_DAY, Bundle, CredentialRole, DeviceKind, Role, TransferArgs
 from medchain.client import HttpChain, MedchainClient
 from medchain.client._anon import anon_submit, open_scope
 from medchain.crypto import AccountKeys, format_address, signed_tx
@@ -65,9 +65,10 @@ def _populate(net: LiveNet, chain: HttpChain) -> dict[str, list[Any]]:
     """Some of everything on the chain; the values a fuzzer could not guess."""
     keys = net.fund(9)
     patient = _person(chain, keys[0], Role.PATIENT, "Jane Roe")
-    doctor = _person(chain, keys[1], Role.DOCTOR, "Dr. Who")
-    lab = _person(chain, keys[2], Role.INSTITUTION, "Lab")
-    hospital = _person(chain, keys[3], Role.INSTITUTION, "St Elsewhere")
+    doctor = _person(chain, keys[1], Role.PATIENT, "Dr. Who")  # a doctor's own account,
+    hospital = MedchainClient(net.founder_admin(), chain)  # credentialed by a hospital
+    hospital.issue_credential(doctor.address, CredentialRole.DOCTOR, "Dr. Who")
+    lab = MedchainClient(net.founder_account(), chain)  # a research institute's account
     others = [_person(chain, k, Role.PATIENT, f"P{i}") for i, k in enumerate(keys[4:7])]
     guardian = _person(chain, keys[7], Role.PATIENT, "A guardian")
     gateway = MedchainClient(keys[8], chain)
@@ -82,7 +83,7 @@ def _populate(net: LiveNet, chain: HttpChain) -> dict[str, list[Any]]:
     device = AccountKeys.generate()
     patient.register_device(device, patient.address, DeviceKind.THERMOMETER, "ear")
     patient.add_guardian(guardian.address)
-    patient.share_vitals(hospital.address)
+    patient.share_vitals(doctor.address)
     hospital.register_gateway(gateway.address, "ward 3")
     t0 = DAY * MS_PER_DAY
     bundle = b"a sealed bundle of readings"

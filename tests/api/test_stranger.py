@@ -21,8 +21,18 @@ import httpx
 import pytest
 
 from medchain.api import create_api
-from medchain.app import MS_PER_DAY, Bundle, CreateRecordArgs, DeviceKind, DeviceState, Role
-from medchain.client import LabelStatus, MedchainClient
+from medchain.app import (
+    MS_PER_DAY,
+    Bundle,
+    CreateRecordArgs,
+    CredentialRole,
+    DeviceKind,
+    DeviceState,
+    OrgKind,
+    ProposalAction,
+    Role,
+)
+from medchain.client import LabelStatus, MedchainClient, organisation_spec
 from medchain.client._anon import anon_submit, open_scope
 from medchain.crypto import AccountKeys, SearchToken, format_address, sha256
 from medchain.gateway import DeviceKind as SimulatedKind
@@ -33,7 +43,15 @@ from medchain.node import LocalChain
 from medchain.offchain import MemoryBlobStore
 from medchain.store import ChainStore
 from medchain.types import decode, decode_tx_bytes, encode, tx_id
-from tests.api.harness import FakeNode, SyncASGITransport, make_chain
+from tests.api.harness import (
+    FakeNode,
+    Org,
+    SyncASGITransport,
+    admin,
+    clinician,
+    institution,
+    make_chain,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -120,10 +138,10 @@ def story() -> Story:
     patient = _person(chain, Role.PATIENT, PATIENT_NAME, birthDate=BIRTH_DATE, address=HOME)
     guardian = _person(chain, Role.PATIENT, GUARDIAN_NAME, relation="daughter")
     others = [_person(chain, Role.PATIENT, f"Decoy {i}") for i in range(2)]  # ring members
-    doctor = _person(chain, Role.DOCTOR, DOCTOR_NAME, speciality="respiratory")
-    nurse = _person(chain, Role.DOCTOR, "Nurse Ottoline Brack")
-    hospital = _person(chain, Role.INSTITUTION, HOSPITAL_NAME)
-    lab = _person(chain, Role.INSTITUTION, "Blackthorn Research Institute")
+    doctor = clinician(chain, DOCTOR_NAME)
+    nurse = clinician(chain, "Nurse Ottoline Brack", CredentialRole.NURSE)
+    hospital = admin(chain)  # the founding hospital's admin
+    lab = institution(chain)  # the founding research institute's account
     gateway = MedchainClient(AccountKeys.generate(), chain)
     validator.transfer(gateway.address, 10_000, "gateway fees")
 
@@ -157,8 +175,9 @@ def story() -> Story:
     guardian.register_device(pump, patient.address, DeviceKind.GLUCOSE_METER, PUMP_LABEL)
     band = SimulatedDevice(SimulatedKind.HEART_RATE_BAND, patient.keys.address_text, seed=3)
     hospital.register_device(band.keys, patient.address, DeviceKind.HEART_RATE, BAND_LABEL)
-    hospital.set_device_state(pump.address, DeviceState.RESTRICTED, "firmware recall")
-    hospital.set_device_state(pump.address, DeviceState.ACTIVE, "firmware updated")
+    # only the organisation that registered a device (or its patient) changes its state
+    hospital.set_device_state(band.keys.address, DeviceState.RESTRICTED, "firmware recall")
+    hospital.set_device_state(band.keys.address, DeviceState.ACTIVE, "firmware updated")
     hospital.register_gateway(gateway.address, "ward 3 edge")
     readings = list(band.stream(3))
     batch = Batch(BatchEntry(patient.keys.address_text, r) for r in readings)
@@ -175,6 +194,14 @@ def story() -> Story:
         bundle.devices,
     )
     batch_id = gateway.commit_batch(batch.root, len(batch), [chained])
+
+    # the consortium: a patient's identity attested, a proposal still open
+    hospital.attest_patient(patient.address)
+    joining = Org.generate("blackthorn", OrgKind.RESEARCH)
+    spec = organisation_spec(
+        joining.org_id, "Blackthorn Institute", joining.kind, [joining.admin], joining.account
+    )
+    hospital.propose_organisation(ProposalAction.JOIN, spec, "a second research institute")
 
     label = guardian.device_label(guardian.device(pump.address))
     assert (label.status, label.text) == (LabelStatus.OPENED, PUMP_LABEL)
@@ -221,6 +248,8 @@ def _path_values(story: Story) -> dict[str, list[str]]:
         "scope": [SCOPE],
         "cid": list(dict.fromkeys(story.blobs.cids)),
         "batch_id": [b.hex() for b in story.batch_ids],
+        "org_id": [org.org_id for org in chain.organisations()],
+        "proposal_id": [str(p.proposal_id) for p in chain.proposals()],
     }
 
 
@@ -377,11 +406,11 @@ def test_a_stranger_learns_no_name_label_or_free_text_of_a_patient(story: Story)
 
 
 def test_the_walk_finds_what_is_in_clear(story: Story) -> None:
-    """The search itself works: what PRIVACY.md says is public (a doctor's or hospital's
-    directory name, a gateway's label, a record's resource type) is found in clear."""
+    """The search itself works: what PRIVACY.md says is public (a doctor's credentialed
+    name, a gateway's label, a record's resource type) is found in clear."""
     api, _ = _stranger(story)
-    doctor = api.get(f"/v1/identities/{format_address(story.doctor.address)}")
-    assert doctor.json()["name"] == DOCTOR_NAME
+    doctor = api.get(f"/v1/accounts/{format_address(story.doctor.address)}/credentials")
+    assert doctor.json()["credentials"][0]["name"] == DOCTOR_NAME
     record = api.get(f"/v1/records/{story.record_ids[0].hex()}").json()
     assert record["resource_type"] == "Condition"
     device = api.get(f"/v1/devices/{format_address(story.devices[0])}").json()

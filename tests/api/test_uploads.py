@@ -22,7 +22,14 @@ from medchain.crypto import AccountKeys
 from medchain.node import ANONYMOUS
 from medchain.offchain import cid_for
 from medchain.types import Tx, tx_id
-from tests.api.harness import FakeNode, SyncASGITransport, api_client, make_chain, signed
+from tests.api.harness import (
+    FakeNode,
+    SyncASGITransport,
+    api_client,
+    institution,
+    make_chain,
+    signed,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -193,11 +200,11 @@ def test_every_method_naming_one_body_goes_through_the_sdk() -> None:
     node = FakeNode(chain)
     with HttpChain("http://node", transport=SyncASGITransport(create_api(node))) as http:
         validator = MedchainClient(chain.validator, http)
-        people = {}
-        for name, role in (("lab", Role.INSTITUTION), ("a", Role.PATIENT), ("b", Role.PATIENT)):
+        people = {"lab": institution(http)}
+        for name in ("a", "b"):
             people[name] = MedchainClient(AccountKeys.generate(), http)
             validator.transfer(people[name].address, 10_000)
-            people[name].register(role, name)
+            people[name].register(Role.PATIENT, name)
         lab, patient, other = people["lab"], people["a"], people["b"]
         condition = _condition()
         record_id = patient.put_record(patient.address, condition)
@@ -217,10 +224,10 @@ def test_every_method_naming_one_body_goes_through_the_sdk() -> None:
 
 def test_an_anonymous_upload_counts_against_the_shared_anonymous_bucket() -> None:
     chain = make_chain()
-    members = []
-    for index in range(3):
+    members = [institution(chain)]
+    for index in range(1, 3):
         member = MedchainClient(AccountKeys.generate(), chain)
-        member.register(Role.PATIENT if index else Role.INSTITUTION, f"m{index}")
+        member.register(Role.PATIENT, f"m{index}")
         members.append(member)
     open_scope(members[0], "study", Role.PATIENT, 2)
     node = FakeNode(chain, auto_commit=False)

@@ -17,12 +17,13 @@ from medchain.bench._flood import forged_anonymous_tx, open_flood_scope
 from medchain.cli import app
 from medchain.crypto import RingSignature
 from medchain.types import decode
-from tests.api.harness import FakeNode, make_chain, served
+from tests.api.harness import RESEARCH, FakeNode, make_chain, served
 
 
 def test_forgeries_get_through_every_cheap_check_and_fail_the_ring_check() -> None:
     with served(lambda: FakeNode(make_chain())) as api, httpx.Client(timeout=30) as http:
-        scope = open_flood_scope(http, api.url, api.node.local.validator, ring_size=5)
+        faucet = api.node.local.validator
+        scope = open_flood_scope(http, api.url, faucet, RESEARCH.account, ring_size=5)
         assert len(scope.ring) == 5 and list(scope.ring) == sorted(scope.ring)
         forgeries = [forged_anonymous_tx(scope) for _ in range(2)]
         images = {decode(RingSignature, tx.signature).key_image for tx in forgeries}

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from medchain.app import MS_PER_DAY, Role
+from medchain.app import MS_PER_DAY
 from medchain.cli import _readings, app
-from medchain.client import MedchainClient
 from medchain.crypto import AccountKeys, save_keys
 from medchain.gateway import DeviceKind
 from medchain.gateway._index import ReadingIndex
+from tests.api.harness import clinician
 from tests.gateway.test_service import World, world  # noqa: F401  (the fixture)
 
 runner = CliRunner()
@@ -33,8 +33,7 @@ def story(
     monkeypatch: pytest.MonkeyPatch,
 ) -> dict[str, Any]:
     """Two devices of the patient stream from 23:30 to 00:20 UTC; a doctor reads them."""
-    doctor = MedchainClient(AccountKeys.generate(), world.chain)
-    doctor.register(Role.DOCTOR, "Dr. Who")
+    doctor = clinician(world.chain, "Dr. Who")
     world.patient.share_vitals(doctor.address)
     service = world.service(ReadingIndex(":memory:"))
     devices = [world.device(DeviceKind.PULSE_OXIMETER), world.device(DeviceKind.THERMOMETER)]
@@ -55,7 +54,7 @@ def story(
         keys[name] = str(tmp_path / f"{name}.key")
         save_keys(keys[name], who.keys)
     stranger = AccountKeys.generate()
-    MedchainClient(stranger, world.chain).register(Role.DOCTOR, "Dr. No")
+    clinician(world.chain, "Dr. No", keys=stranger)
     keys["stranger"] = str(tmp_path / "stranger.key")
     save_keys(keys["stranger"], stranger)
     return {

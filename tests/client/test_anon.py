@@ -13,21 +13,14 @@ from medchain.client import MedchainClient, NotAReader
 from medchain.client._anon import RingTooLarge, anon_submit, contributions, open_scope
 from medchain.crypto import AccountKeys
 from medchain.node import LocalChain
-from medchain.types import Allocation, Genesis, GenesisValidator
+from tests.api.harness import institution, make_chain
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.fixture
 def chain() -> LocalChain:
-    validator = AccountKeys.generate()
-    genesis = Genesis(
-        "medchain-test",
-        0,
-        allocations=(Allocation(validator.address, 10**9),),
-        validators=(GenesisValidator(validator.public_key, "v0"),),
-    )
-    return LocalChain.in_memory(genesis, validator)
+    return make_chain()
 
 
 def _people(chain: LocalChain, role: Role, count: int) -> list[MedchainClient]:
@@ -40,7 +33,7 @@ def _people(chain: LocalChain, role: Role, count: int) -> list[MedchainClient]:
 
 
 def test_contribution_is_anonymous_sealed_and_single_use(chain: LocalChain) -> None:
-    (lab,) = _people(chain, Role.INSTITUTION, 1)
+    lab = institution(chain)
     patients = _people(chain, Role.PATIENT, 12)
     open_scope(lab, "cardio-study", Role.PATIENT, 11)
     resource = json.loads((EXAMPLES / "patient.json").read_text())
@@ -60,7 +53,7 @@ def test_contribution_is_anonymous_sealed_and_single_use(chain: LocalChain) -> N
 
 
 def test_ring_needs_enough_registered_members(chain: LocalChain) -> None:
-    (lab,) = _people(chain, Role.INSTITUTION, 1)
+    lab = institution(chain)
     patients = _people(chain, Role.PATIENT, 3)
     open_scope(lab, "small", Role.PATIENT, 2)
     with pytest.raises(RingTooLarge, match="only 3"):

@@ -33,7 +33,7 @@ from medchain.crypto import AccountKeys, sha256
 from medchain.node import TxFailed
 from medchain.offchain import cid_for
 from medchain.types import MedchainError
-from tests.api.harness import FakeNode, make_chain, served
+from tests.api.harness import HOSPITAL, FakeNode, admin, enlist, institution, make_chain, served
 
 PARAMS = {"device_strikes_restrict": 2, "device_strikes_ban": 4, "device_restrict_blocks": 50}
 
@@ -56,7 +56,7 @@ def _person(chain: ChainBackend, funder: MedchainClient, role: Role | None) -> M
     if role is None:
         funder.transfer(client.address, 1_000)
     else:
-        client.register(role, f"a {role.value}")
+        enlist(client, role, f"a {role.value}")
     return client
 
 
@@ -65,19 +65,20 @@ def test_devices_story(backend: tuple[ChainBackend, AccountKeys]) -> None:
     validator = MedchainClient(validator_keys, chain)
     patient = _person(chain, validator, Role.PATIENT)
     guardian = _person(chain, validator, Role.PATIENT)
-    hospital = _person(chain, validator, Role.INSTITUTION)
+    hospital = admin(chain)
     gateway = _person(chain, validator, None)
     device_keys = AccountKeys.generate()
     device = device_keys.address
 
     patient.add_guardian(guardian.address)
     assert patient.guardians_of() == (guardian.address,) == chain.guardians_of(patient.address)
-    guardian.register_device(device_keys, patient.address, DeviceKind.PULSE_OXIMETER, "finger")
+    # the hospital registers it (so may lift a penalty on it later), sealed for the owner side
+    hospital.register_device(device_keys, patient.address, DeviceKind.PULSE_OXIMETER, "finger")
     found = patient.device(device)
     assert (found.patient, found.kind) == (patient.address, DeviceKind.PULSE_OXIMETER)
     assert patient.device_label(found).text == "finger" == guardian.device_label(found).text
     assert hospital.device_label(found).status is LabelStatus.SEALED
-    assert found.registered_by == guardian.address and found.key == device_keys.public_key
+    assert found.registered_by == hospital.address and found.key == device_keys.public_key
     assert patient.devices_of() == [found] == hospital.devices_of(patient.address)
     assert patient.device_state(device) is DeviceState.ACTIVE
 
@@ -86,7 +87,7 @@ def test_devices_story(backend: tuple[ChainBackend, AccountKeys]) -> None:
     assert guardian.device_state(device) is DeviceState.RESTRICTED
     guardian.set_device_state(device, DeviceState.ACTIVE, "battery swapped")
 
-    # gateway strikes restrict it; the owner cannot lift a penalty, a hospital can
+    # gateway strikes restrict it; the owner cannot lift a penalty, its hospital can
     hospital.register_gateway(gateway.address, "ward 3")
     assert hospital.gateway(gateway.address).active
     gateway.report_device(device, DeviceOffence.REPLAY, b"evidence 1")
@@ -142,13 +143,14 @@ def test_devices_story(backend: tuple[ChainBackend, AccountKeys]) -> None:
     assert chain.vitals(guardian.address, t0, t0, theirs.address)[0].devices == (theirs.address,)
 
     # the patient shares their vitals, and stops
-    patient.share_vitals(hospital.address)
-    assert patient.vitals_readers_of() == (hospital.address,)
-    assert chain.vitals_readers_of(patient.address) == (hospital.address,)
+    ward = HOSPITAL.account.address  # the hospital's own account reads them
+    patient.share_vitals(ward)
+    assert patient.vitals_readers_of() == (ward,)
+    assert chain.vitals_readers_of(patient.address) == (ward,)
     with pytest.raises(TxFailed) as twice_shared:
-        patient.share_vitals(hospital.address)
+        patient.share_vitals(ward)
     assert twice_shared.value.code == "invalid_argument"
-    patient.unshare_vitals(hospital.address)
+    patient.unshare_vitals(ward)
     assert hospital.vitals_readers_of(patient.address) == ()
 
     patient.remove_guardian(guardian.address)
@@ -210,7 +212,7 @@ def test_vitals_recipients_of_many_patients(backend: tuple[ChainBackend, Account
     validator = MedchainClient(validator_keys, chain)
     patient = _person(chain, validator, Role.PATIENT)
     guardian = _person(chain, validator, Role.PATIENT)
-    doctor = _person(chain, validator, Role.DOCTOR)
+    doctor = institution(chain, HOSPITAL)  # the hospital's account: not a patient
     alone = _person(chain, validator, Role.PATIENT)
     patient.add_guardian(guardian.address)
     patient.share_vitals(doctor.address)
@@ -221,7 +223,7 @@ def test_vitals_recipients_of_many_patients(backend: tuple[ChainBackend, Account
         for p in sorted((patient, guardian, doctor), key=lambda p: p.address)
     }
     assert found[0] == expected and list(found[0]) == sorted(expected)
-    assert found[1] is None and found[2] is None  # no patient, a doctor: not patients
+    assert found[1] is None and found[2] is None  # no patient, a hospital: not patients
     assert found[3] == {alone.address: alone.keys.encryption_public_key}
     assert chain.vitals_recipients([]) == []
 
@@ -235,7 +237,7 @@ def test_labels_follow_the_guardians(backend: tuple[ChainBackend, AccountKeys]) 
     patient = _person(chain, validator, Role.PATIENT)
     first = _person(chain, validator, Role.PATIENT)
     later = _person(chain, validator, Role.DOCTOR)
-    hospital = _person(chain, validator, Role.INSTITUTION)
+    hospital = admin(chain)
     patient.add_guardian(first.address)
     device_keys = AccountKeys.generate()
     device = device_keys.address

@@ -47,7 +47,16 @@ from medchain.types import (
     encode,
     tx_id,
 )
-from tests.api.harness import FakeNode, Served, make_chain, served, signed
+from tests.api.harness import (
+    FakeNode,
+    Served,
+    admin,
+    enlist,
+    institution,
+    make_chain,
+    served,
+    signed,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 VALIDATOR = AccountKeys.generate()
@@ -66,14 +75,12 @@ def chain(node: Served) -> Iterator[HttpChain]:
 
 
 def _register(keys: AccountKeys) -> Tx:
-    args = RegisterArgs(Role.DOCTOR, "Dr. New", keys.encryption_public_key)
+    args = RegisterArgs(Role.PATIENT, "", keys.encryption_public_key)
     return signed(keys, 0, "registry.register", args)
 
 
 def _person(chain: HttpChain, role: Role, name: str) -> MedchainClient:
-    client = MedchainClient(AccountKeys.generate(), chain)
-    client.register(role, name)
-    return client
+    return enlist(MedchainClient(AccountKeys.generate(), chain), role, name)
 
 
 def _example(name: str) -> dict[str, object]:
@@ -84,7 +91,7 @@ def test_records_through_the_node(chain: HttpChain) -> None:
     patient = _person(chain, Role.PATIENT, "Jane Roe")
     doctor = _person(chain, Role.DOCTOR, "Dr. Who")
     carol = _person(chain, Role.DOCTOR, "Dr. Carol")
-    lab = _person(chain, Role.INSTITUTION, "Lab")
+    lab = institution(chain)
     assert chain.chain_id == "medchain-test" and chain.params.consensus == "pbft"
 
     record_id = doctor.put_record(patient.address, _example("condition.json"), keywords=["asthma"])
@@ -122,7 +129,12 @@ def test_refused_call_raises_tx_failed_with_the_receipt(chain: HttpChain) -> Non
     with pytest.raises(TxFailed) as failed:
         doctor.send("records.unwarrant", UnwarrantArgs(record_id, patient.address))
     assert failed.value.code == "not_owner" and not failed.value.receipt.ok
-    # on a network the refused call is included: its nonce is spent
+    # an access-controlled call is dry-run at admission: refused there, nothing spent
+    assert chain.account(doctor.address).nonce == 2
+    with pytest.raises(TxFailed) as failed:
+        doctor.transfer(patient.address, 10**15)  # more than it holds
+    assert failed.value.code == "balance_too_low" and not failed.value.receipt.ok
+    # another call is included refused, as on a network: its nonce is spent
     assert chain.account(doctor.address).nonce == 3
 
 
@@ -179,6 +191,11 @@ def test_submit_many_answers_each_transaction_in_order(chain: HttpChain) -> None
     assert chain.account(payee.address).balance == 3
     again = chain.submit_many(good[:1])  # already committed: its receipt, not an error
     assert isinstance(again[0], Receipt) and again[0].ok
+    stranger = AccountKeys.generate()  # a call the node's dry run refuses: as TxFailed
+    doctor = RegisterArgs(Role.DOCTOR, "Dr. Self", stranger.encryption_public_key)
+    (refused,) = chain.submit_many([signed(stranger, 0, "registry.register", doctor)])
+    assert isinstance(refused, TxFailed) and refused.code == "wrong_role"
+    assert not refused.receipt.ok and chain.account(stranger.address).nonce == 0
 
 
 def test_staking_and_anonymous_scopes(chain: HttpChain) -> None:
@@ -188,7 +205,7 @@ def test_staking_and_anonymous_scopes(chain: HttpChain) -> None:
     assert chain.stake(VALIDATOR.address).bonded == 1_000
     assert [c.address for c in chain.candidates()] == [VALIDATOR.address]
 
-    lab = _person(chain, Role.INSTITUTION, "Lab")
+    lab = institution(chain)
     patients = [_person(chain, Role.PATIENT, f"P{i}") for i in range(3)]
     scope = "study/one two"
     open_scope(lab, scope, Role.PATIENT, 3)
@@ -285,7 +302,7 @@ def gateway(node: Served) -> AccountKeys:
     """An edge gateway a hospital registered on the node's chain."""
     keys = AccountKeys.generate()
     with HttpChain(node.url, timeout_s=10) as http:
-        hospital = _person(http, Role.INSTITUTION, "General Hospital")
+        hospital = admin(http)
         hospital.register_gateway(keys.address, "ward 3")
     return keys
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from medchain.app import Role
+from medchain.app import CredentialRole, Role, WrongRole
 from medchain.client import (
     InvalidFhirResource,
     MedchainClient,
@@ -19,7 +19,8 @@ from medchain.client._envelope import version_context
 from medchain.crypto import AccountKeys, DecryptionFailed
 from medchain.node import LocalChain
 from medchain.offchain import BlobCorrupted
-from medchain.types import Allocation, Genesis, GenesisValidator
+from medchain.types import TxFailed
+from tests.api.harness import HOSPITAL, credential, enlist, institution, make_chain
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -30,20 +31,11 @@ def _example(name: str) -> dict[str, Any]:
 
 @pytest.fixture
 def chain() -> LocalChain:
-    validator = AccountKeys.generate()
-    genesis = Genesis(
-        "medchain-test",
-        0,
-        allocations=(Allocation(validator.address, 10**9),),
-        validators=(GenesisValidator(validator.public_key, "v0"),),
-    )
-    return LocalChain.in_memory(genesis, validator)
+    return make_chain()
 
 
 def _person(chain: LocalChain, role: Role, name: str) -> MedchainClient:
-    client = MedchainClient(AccountKeys.generate(), chain)
-    client.register(role, name)
-    return client
+    return enlist(MedchainClient(AccountKeys.generate(), chain), role, name)
 
 
 @pytest.fixture
@@ -52,7 +44,7 @@ def people(chain: LocalChain) -> dict[str, MedchainClient]:
         "patient": _person(chain, Role.PATIENT, "Jane Roe"),
         "doctor": _person(chain, Role.DOCTOR, "Dr. Who"),
         "doctor2": _person(chain, Role.DOCTOR, "Dr. Strange"),
-        "lab": _person(chain, Role.INSTITUTION, "Research Lab"),
+        "lab": institution(chain),
         "stranger": _person(chain, Role.DOCTOR, "Dr. Nobody"),
     }
 
@@ -185,3 +177,23 @@ def test_research_revoke_keeps_a_clinical_grant(
     patient.research_revoke(record_id, lab.address)
     assert lab.research_data() == []
     assert lab.read_record(record_id)["resourceType"] == "Condition"
+
+
+@pytest.mark.parametrize("role", [Role.DOCTOR, Role.INSTITUTION, Role.DEVICE])
+def test_register_refuses_a_role_no_account_gives_itself(chain: LocalChain, role: Role) -> None:
+    client = MedchainClient(AccountKeys.generate(), chain)
+    with pytest.raises(WrongRole, match="a self-registered account is a patient"):
+        client.register(role, "Dr. Self")
+    assert chain.account(client.address).nonce == 0  # nothing was sent
+    assert chain.identity(client.address) is None
+
+
+def test_register_as_a_validator_once_credentialed(chain: LocalChain) -> None:
+    client = MedchainClient(AccountKeys.generate(), chain)
+    with pytest.raises(TxFailed) as refused:
+        client.register(Role.VALIDATOR, "v9")
+    assert refused.value.code == "not_credentialed"
+    credential(chain, HOSPITAL, client.address, CredentialRole.VALIDATOR, "node 9")
+    client.register(Role.VALIDATOR, "v9")
+    identity = chain.identity(client.address)
+    assert identity is not None and identity.role is Role.VALIDATOR and identity.name == "v9"

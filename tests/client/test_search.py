@@ -30,15 +30,14 @@ from medchain.crypto import (
 )
 from medchain.node import LocalChain
 from medchain.types import (
-    Allocation,
     Genesis,
-    GenesisValidator,
     MedchainError,
     Receipt,
     Tx,
     decode,
     encode,
 )
+from tests.api.harness import enlist, make_chain
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -77,18 +76,12 @@ class Spy:
 
 
 def _genesis(validator: AccountKeys) -> Genesis:
-    return Genesis(
-        "medchain-test",
-        0,
-        allocations=(Allocation(validator.address, 10**9),),
-        validators=(GenesisValidator(validator.public_key, "v0"),),
-    )
+    return make_chain(validator).genesis  # founded by the test hospital and institute
 
 
 @pytest.fixture
 def chain() -> LocalChain:
-    validator = AccountKeys.generate()
-    return LocalChain.in_memory(_genesis(validator), validator)
+    return make_chain()
 
 
 @pytest.fixture
@@ -97,9 +90,7 @@ def spy(chain: LocalChain) -> Spy:
 
 
 def _person(backend: Any, role: Role, name: str, state: Path | None = None) -> MedchainClient:
-    client = MedchainClient(AccountKeys.generate(), backend, state)
-    client.register(role, name)
-    return client
+    return enlist(MedchainClient(AccountKeys.generate(), backend, state), role, name)
 
 
 @pytest.fixture

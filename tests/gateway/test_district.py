@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from medchain.app import Role, new_batch_id
-from medchain.client import HttpChain, MedchainClient
+from medchain.app import new_batch_id
+from medchain.client import HttpChain
 from medchain.gateway import prove_readings, stream_fleet, wait_committed
 from medchain.gateway._fleet import enrol_fleet
 from tests.gateway.livegateway import PROVE, gateway_home, gateway_process
@@ -38,8 +38,7 @@ def test_district(tmp_path: Path) -> None:
     with live_net(tmp_path / "net", 4, "afbft") as net:
         net.start()
         chain = HttpChain(net.url(net.names[0]))
-        (hospital,) = net.fund(1)
-        MedchainClient(hospital, chain).register(Role.INSTITUTION, "District hospital")
+        hospital = net.founder_admin()  # a founding hospital's admin
         gw = gateway_home(tmp_path / "gw", chain, hospital, "district edge")
         up = time.monotonic()
 

@@ -17,7 +17,7 @@ from medchain.client import HttpChain, MedchainClient
 from medchain.crypto import AccountKeys, signed_tx
 from medchain.gateway._fleet import _send_all, enrol_fleet, patient_keys
 from medchain.types import MedchainError, Tx
-from tests.api.harness import FakeNode, make_chain, served
+from tests.api.harness import HOSPITAL, FakeNode, make_chain, served
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,7 @@ def fleet_chain() -> Iterator[FleetChain]:
         served(lambda: FakeNode(make_chain(validator))) as node,
         HttpChain(node.url) as chain,
     ):
-        hospital = MedchainClient(AccountKeys.generate(), chain)
-        hospital.register(Role.INSTITUTION, "District hospital")
-        yield FleetChain(chain, validator, hospital.keys)
+        yield FleetChain(chain, validator, HOSPITAL.admin)  # the founding hospital's admin
 
 
 def test_send_all_tops_up_one_sender_and_checks_receipts(fleet_chain: FleetChain) -> None:
@@ -94,11 +92,15 @@ def test_enrolment_checks_every_device_is_on_chain(fleet_chain: FleetChain) -> N
     chain, keys = fleet_chain.chain, fleet_chain.hospital
     hospital = MedchainClient(keys, chain)
     (first,) = enrol_fleet(chain, keys, 1, 0, seed=9)
-    full = patient_keys(9, 0).address
-    for _ in range(MAX_DEVICES_PER_PATIENT - 1):
-        hospital.register_device(AccountKeys.generate(), full, ChainDeviceKind.THERMOMETER, "t")
-    # devices 0 and 1 are the full patient's (0 is `first`, on chain), 2 and 3 a new one's
+    full = MedchainClient(patient_keys(9, 1), chain)
+    full.register(Role.PATIENT, "simulated patient 1")
+    for _ in range(MAX_DEVICES_PER_PATIENT):
+        hospital.register_device(
+            AccountKeys.generate(), full.address, ChainDeviceKind.THERMOMETER, "t"
+        )
+    # devices 0 and 1 are patient 0's (0 is `first`, on chain), 2 and 3 the full patient's:
+    # device 1's registration goes first (the node dry-runs it: it passes), 2's fails on chain
     with pytest.raises(MedchainError, match="a patient has at most 64 devices"):
         enrol_fleet(chain, keys, 4, 0, seed=9, per_patient=2)
     assert chain.device(first.keys.address) is not None
-    assert len(chain.devices_of(patient_keys(9, 1).address)) == 2
+    assert len(chain.devices_of(patient_keys(9, 0).address)) == 2

@@ -24,9 +24,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from medchain.app import DeviceAction, DeviceState, Role, new_batch_id
+from medchain.app import DeviceAction, DeviceState, new_batch_id
 from medchain.cli import app
-from medchain.client import HttpChain, MedchainClient
+from medchain.client import HttpChain
 from medchain.crypto import AccountKeys, save_keys
 from medchain.gateway import (
     CachedBatches,
@@ -118,8 +118,7 @@ def test_gateway_live(tmp_path: Path, broker: Broker) -> None:  # noqa: F811
         node = net.url(net.names[0])
         chain = HttpChain(node)
         assert chain.params.device_restrict_blocks == PARAMS.device_restrict_blocks
-        (hospital_keys,) = net.fund(1)
-        MedchainClient(hospital_keys, chain).register(Role.INSTITUTION, "St Elsewhere")
+        hospital_keys = net.founder_admin()  # a founding hospital's admin
 
         gw = gateway_home(tmp_path / "gw", chain, hospital_keys)
         home, url, gateway_keys = gw.home, gw.url, gw.keys

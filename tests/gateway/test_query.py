@@ -25,7 +25,7 @@ from medchain.gateway import (
 )
 from medchain.gateway._index import ReadingIndex
 from medchain.gateway._service import GatewayService, seal_bundle
-from tests.api.harness import FakeNode, SyncASGITransport
+from tests.api.harness import FakeNode, SyncASGITransport, enlist
 from tests.gateway.test_service import World, world  # noqa: F401  (the fixture)
 
 MIDNIGHT = 19_845 * MS_PER_DAY  # 2024-05-02T00:00:00Z
@@ -40,9 +40,7 @@ def _device(world: World, kind: DeviceKind, start_ms: int) -> SimulatedDevice:  
 
 
 def _person(world: World, role: Role) -> MedchainClient:  # noqa: F811
-    client = MedchainClient(AccountKeys.generate(), world.chain)
-    client.register(role, f"a {role.value}")
-    return client
+    return enlist(MedchainClient(AccountKeys.generate(), world.chain), role, f"a {role.value}")
 
 
 def _stream(service: GatewayService, *devices: SimulatedDevice, count: int) -> list[SignedReading]:

@@ -35,7 +35,7 @@ from medchain.gateway._service import (
 )
 from medchain.node import LocalChain
 from medchain.types import MedchainError, Tx, decode
-from tests.api.harness import FakeNode, SyncASGITransport, make_chain
+from tests.api.harness import FakeNode, SyncASGITransport, admin, clinician, make_chain
 
 PARAMS = {"device_strikes_restrict": 2, "device_strikes_ban": 4, "device_restrict_blocks": 50}
 
@@ -61,7 +61,8 @@ class World:
         sim = SimulatedDevice(
             kind, format_address(self.patient.address), keys=AccountKeys.generate()
         )
-        self.patient.register_device(
+        # the hospital registers it, so may lift a penalty on it or ban it
+        self.hospital.register_device(
             sim.keys, self.patient.address, ChainDeviceKind.PULSE_OXIMETER, "d"
         )
         return sim
@@ -87,11 +88,12 @@ def world() -> World:
     chain = make_chain(validator, **PARAMS)
     funder = MedchainClient(validator, chain)
     people = []
-    for role in (Role.PATIENT, Role.PATIENT, Role.INSTITUTION):
+    for _ in range(2):
         person = MedchainClient(AccountKeys.generate(), chain)
-        person.register(role, f"a {role.value}")
+        person.register(Role.PATIENT, "a patient")
         people.append(person)
-    patient, guardian, hospital = people
+    patient, guardian = people
+    hospital = admin(chain)  # the founding hospital's admin
     patient.add_guardian(guardian.address)
     gateway_keys = AccountKeys.generate()
     funder.transfer(gateway_keys.address, 100_000)
@@ -310,8 +312,7 @@ def test_a_newly_shared_reader_is_sealed_for_once_the_readers_cache_expires(
 ) -> None:
     service = world.service(ReadingIndex(":memory:"), readers_cache_ms=10_000)
     sim = world.device()
-    doctor = MedchainClient(AccountKeys.generate(), world.chain)
-    doctor.register(Role.DOCTOR, "a doctor")
+    doctor = clinician(world.chain, "a doctor")
 
     def readers_of_next_batch() -> set[bytes]:
         service.submit(sim.next_reading())
@@ -337,8 +338,7 @@ def test_a_batch_stays_under_the_chains_transaction_size_limit() -> None:
     validator = AccountKeys.generate()
     chain = make_chain(validator, max_tx_bytes=2_048, **PARAMS)
     funder = MedchainClient(validator, chain)
-    hospital = MedchainClient(AccountKeys.generate(), chain)
-    hospital.register(Role.INSTITUTION, "a hospital")
+    hospital = admin(chain)
     gateway_keys = AccountKeys.generate()
     funder.transfer(gateway_keys.address, 100_000)
     hospital.register_gateway(gateway_keys.address, "ward 3")

@@ -29,6 +29,7 @@ from medchain.app import (
     NonceGap,
     NonceReused,
     OpenScopeArgs,
+    OrgKind,
     RegisterArgs,
     Role,
     SignatureCache,
@@ -53,12 +54,15 @@ from medchain.types import (
     encode,
     tx_id,
 )
+from tests.api.harness import Org
 
 CHAIN = "medchain-mempool"
 VALIDATOR = AccountKeys.generate()
 ALICE, BOB, CAROL = (AccountKeys.generate() for _ in range(3))
 SINK = b"\x09" * 20
 SCOPE = "cohort-2027"
+INSTITUTE = Org.generate("mempool-institute", OrgKind.RESEARCH)
+"""The founding research institute, whose account opens the anonymous scope."""
 
 
 def _genesis(params: ChainParams | None = None, balance: int = 1_000_000) -> Genesis:
@@ -67,7 +71,8 @@ def _genesis(params: ChainParams | None = None, balance: int = 1_000_000) -> Gen
         0,
         params or ChainParams(min_fee=1),
         tuple(Allocation(k.address, balance) for k in (ALICE, BOB, CAROL)),
-        (GenesisValidator(VALIDATOR.public_key, "v0"),),
+        (GenesisValidator(VALIDATOR.public_key, "v0", organisation=INSTITUTE.org_id),),
+        organisations=(INSTITUTE.genesis(),),
     )
 
 
@@ -298,11 +303,11 @@ def test_limits_must_be_positive(limit: int) -> None:
 
 
 class Ring:
-    """Registered patients with ring keys and an institution's open scope."""
+    """Registered patients with ring keys and the founding institute's open scope."""
 
     def __init__(self, chain: Chain, members: int = 4) -> None:
         self.chain = chain
-        self.institution = AccountKeys.generate()
+        self.institution = INSTITUTE.account
         self.members = [AccountKeys.generate() for _ in range(members)]
         funding = [
             _tx(ALICE, i, args=TransferArgs(k.address, 100))
@@ -320,21 +325,11 @@ class Ring:
             )
             for k in self.members
         ]
-        registrations.append(
-            _tx(
-                self.institution,
-                0,
-                method="registry.register",
-                args=RegisterArgs(
-                    Role.INSTITUTION, "Institute", self.institution.encryption_public_key
-                ),
-            )
-        )
         chain.commit_elsewhere(*registrations)
         chain.commit_elsewhere(
             _tx(
                 self.institution,
-                1,
+                0,
                 method="anon.open_scope",
                 args=OpenScopeArgs(SCOPE, Role.PATIENT, len(self.members)),
             )
@@ -393,7 +388,7 @@ def test_recheck_drops_anonymous_transactions_whose_key_image_or_scope_is_gone()
     # another node's block uses member 0's key image with different data
     assert chain.commit_elsewhere(ring.tx(0, tag=b"elsewhere")) == (mine,)
     assert chain.pool.reap() == (other,)
-    close = _tx(ring.institution, 2, method="anon.close_scope", args=CloseScopeArgs(SCOPE))
+    close = _tx(ring.institution, 1, method="anon.close_scope", args=CloseScopeArgs(SCOPE))
     assert chain.commit_elsewhere(close) == (other,)
     assert len(chain.pool) == 0
     with pytest.raises(UnknownScope):

@@ -19,7 +19,8 @@ from typing import Any
 
 import httpx
 
-from medchain.app import TransferArgs
+from medchain.app import OrgKind, TransferArgs
+from medchain.bench._devnet_orgs import ACCOUNT_KEY, ADMIN_KEY, founding_key
 from medchain.crypto import AccountKeys, format_address, load_keys, signed_tx
 from medchain.node import (
     GENESIS_FILE,
@@ -90,6 +91,16 @@ class LiveNet:
         self.http = httpx.Client(timeout=REQUEST_S)
         self.faucet: AccountKeys = load_keys(self.devnet.faucet_key)
         self.nonces: dict[bytes, int] = {}
+
+    def founder_admin(self, kind: OrgKind = OrgKind.HOSPITAL) -> AccountKeys:
+        """The admin of the devnet's first founding organisation of `kind` (credentials
+        clinicians, registers gateways and devices)."""
+        return founding_key(self.devnet, ADMIN_KEY, kind)
+
+    def founder_account(self, kind: OrgKind = OrgKind.RESEARCH) -> AccountKeys:
+        """The account of the devnet's first founding organisation of `kind` (research
+        copies, anonymous scopes)."""
+        return founding_key(self.devnet, ACCOUNT_KEY, kind)
 
     @functools.cached_property
     def min_fee(self) -> int:

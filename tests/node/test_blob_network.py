@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from medchain.app import CreateRecordArgs, Role
+from medchain.app import CreateRecordArgs, CredentialRole, Role
 from medchain.client import HttpChain, MedchainClient, seal
 from medchain.crypto import AccountKeys, load_keys, sha256
 from medchain.node import (
@@ -141,7 +141,9 @@ def test_a_record_whose_body_lives_on_another_node_is_fetched_and_decrypted(
             doctor = MedchainClient(AccountKeys.generate(), at_node0)
             patient_keys = AccountKeys.generate()
             MedchainClient(patient_keys, at_node0).register(Role.PATIENT, "Jane Roe")
-            doctor.register(Role.DOCTOR, "Dr. Lee")
+            doctor.register(Role.PATIENT, "Dr. Lee")  # a doctor's own account, then:
+            admin = MedchainClient(net.founder_admin(), at_node0)
+            admin.issue_credential(doctor.address, CredentialRole.DOCTOR, "Dr. Lee")
             record_id = doctor.put_record(patient_keys.address, resource)
         with HttpChain(net.url("node2"), timeout_s=30) as at_node2:
             patient = MedchainClient(patient_keys, at_node2)

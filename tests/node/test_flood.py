@@ -38,7 +38,7 @@ def test_a_flood_of_forged_anonymous_transactions_starves_nothing(tmp_path: Path
     with live_net(tmp_path, 2, block_interval_ms=250) as net:
         net.start()
         url = net.url("node0")
-        scope = open_flood_scope(net.http, url, net.faucet, RING)
+        scope = open_flood_scope(net.http, url, net.faucet, net.founder_account(), RING)
         net.nonces[net.faucet.public_key] = net.nonce("node0", net.faucet)
         probe = StatusProbe(url)
         probe.start()

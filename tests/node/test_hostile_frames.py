@@ -19,7 +19,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from medchain.app import Role
 from medchain.client import HttpChain, MedchainClient
 from medchain.consensus import Kind, SyncRequest, sign, wire
 from medchain.consensus._messages import Checkpoint, Vote
@@ -167,13 +166,11 @@ def blob_frames() -> st.SearchStrategy[bytes]:
 
 
 def registered_gateway(net: LiveNet) -> AccountKeys:
-    """An edge gateway registered by a hospital, so that bulk uploads signed by it get
-    past the signature check and their bytes reach the decoder."""
-    hospital_keys, gateway = net.fund(2)
+    """An edge gateway registered by a founding hospital's admin, so that bulk uploads
+    signed by it get past the signature check and their bytes reach the decoder."""
+    (gateway,) = net.fund(1)
     with HttpChain(net.url(TARGET)) as chain:
-        hospital = MedchainClient(hospital_keys, chain)
-        hospital.register(Role.INSTITUTION, "a hospital")
-        hospital.register_gateway(gateway.address, "ward 3")
+        MedchainClient(net.founder_admin(), chain).register_gateway(gateway.address, "ward 3")
     return gateway
 
 

@@ -59,10 +59,8 @@ def _workload(funded: AccountKeys, people: list[AccountKeys]) -> list[Tx]:
         for i, p in enumerate(people)
     ]
     txs += [
-        _signed(
-            p, 0, "registry.register", RegisterArgs(Role.DOCTOR, f"Dr {i}", p.encryption_public_key)
-        )
-        for i, p in enumerate(people)
+        _signed(p, 0, "registry.register", RegisterArgs(Role.PATIENT, "", p.encryption_public_key))
+        for p in people
     ]
     return txs
 

@@ -18,12 +18,15 @@ from medchain.app import (
 from medchain.crypto import AccountKeys, signed_tx
 from medchain.node import LedgerApp, LocalChain
 from medchain.types import Allocation, ChainParams, Genesis, GenesisValidator
+from tests.api.harness import Org
 
 T0 = 1_700_000_000_000
+HOSPITAL = Org.generate("queries-hospital")
 
 
 class Chain:
-    """A LocalChain whose validator pays for everything, and a patient and hospital."""
+    """A LocalChain whose validator pays for everything, founded by a hospital, and a
+    patient."""
 
     def __init__(self, **params: int) -> None:
         self.validator = AccountKeys.generate()
@@ -32,11 +35,14 @@ class Chain:
             T0,
             ChainParams(**params),  # type: ignore[arg-type]
             allocations=(Allocation(self.validator.address, 10**9),),
-            validators=(GenesisValidator(self.validator.public_key, "v0"),),
+            validators=(
+                GenesisValidator(self.validator.public_key, "v0", organisation=HOSPITAL.org_id),
+            ),
+            organisations=(HOSPITAL.genesis(),),
         )
         self.local = LocalChain.in_memory(self.genesis, self.validator)
         self.patient = self.funded(Role.PATIENT)
-        self.hospital = self.funded(Role.INSTITUTION)
+        self.hospital = HOSPITAL.admin  # the founding hospital's admin
 
     def send(self, keys: AccountKeys, method: str, args: object) -> None:
         nonce = self.local.account(keys.address).nonce

@@ -30,7 +30,7 @@ from medchain.node import (
 )
 from medchain.offchain import cid_for
 from medchain.store import ChainStore, DiskFull, disk_full
-from medchain.types import Tx, tx_id
+from medchain.types import Tx, TxFailed, tx_id
 from tests.waiting import until
 
 RECIPIENT = AccountKeys.generate()
@@ -73,6 +73,28 @@ def test_a_node_admits_commits_and_reports(tmp_path: Path) -> None:
             assert status.latest_hash == node.chain.latest_block().certificate.block_hash
             text = node.metrics_registry.get_sample_value("medchain_txs_committed_total")
             assert text == 3
+        finally:
+            await node.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_call_the_contracts_refuse_is_refused_at_submission(tmp_path: Path) -> None:
+    """Admission dry-runs an access-controlled call: a self-declared doctor is told at
+    once, and nothing is pending, spent or committed."""
+
+    async def scenario() -> None:
+        node, _ = _node(tmp_path)
+        await node.start()
+        try:
+            stranger = AccountKeys.generate()
+            args = RegisterArgs(Role.DOCTOR, "Dr. Self", stranger.encryption_public_key)
+            tx = signed_tx(stranger, node.genesis.chain_id, 0, "registry.register", args)
+            with pytest.raises(TxFailed) as refused:
+                await node.submit(tx, "192.0.2.5")
+            assert refused.value.code == "wrong_role"
+            assert not node.is_pending(tx_id(tx)) and node.chain.receipt(tx_id(tx)) is None
+            assert node.chain.identity(stranger.address) is None
         finally:
             await node.close()
 

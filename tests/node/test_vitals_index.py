@@ -37,6 +37,7 @@ from medchain.node._vitals_index import VitalsIndex
 from medchain.offchain import cid_for
 from medchain.store import DiskFull, disk_full
 from medchain.types import ChainParams, Genesis, GenesisValidator, Tx
+from tests.api.harness import Org
 
 from .vitals_reference import ReferenceVitals
 
@@ -45,24 +46,33 @@ T0 = 19_844 * MS_PER_DAY
 """2024-05-01T00:00:00Z"""
 
 
+HOSPITAL = Org.generate("vitals-hospital")
+"""The founding hospital, whose admin registers the gateway."""
+
+
 def _genesis(validator: AccountKeys) -> Genesis:
-    return Genesis(CHAIN_ID, T0, ChainParams(), (), (GenesisValidator(validator.public_key, "v0"),))
+    return Genesis(
+        CHAIN_ID,
+        T0,
+        ChainParams(),
+        (),
+        (GenesisValidator(validator.public_key, "v0", organisation=HOSPITAL.org_id),),
+        organisations=(HOSPITAL.genesis(),),
+    )
 
 
 class Fleet:
-    """A chain with a hospital, its gateway, and patients with two devices each."""
+    """A chain founded by a hospital, its gateway, and patients with two devices each."""
 
     def __init__(self, local: LocalChain, patients: int = 2) -> None:
         self.local = local
         self.nonces: dict[bytes, int] = {}
-        self.hospital, self.gateway = AccountKeys.generate(), AccountKeys.generate()
+        self.hospital, self.gateway = HOSPITAL.admin, AccountKeys.generate()
         self.patients = [AccountKeys.generate() for _ in range(patients)]
         self.devices = {
             p.address: sorted((AccountKeys.generate() for _ in range(2)), key=lambda d: d.address)
             for p in self.patients
         }
-        hospital = RegisterArgs(Role.INSTITUTION, "H", self.hospital.encryption_public_key)
-        self.seal(self.tx(self.hospital, "registry.register", hospital))
         gateway = RegisterGatewayArgs(self.gateway.address, "edge")
         self.seal(
             self.tx(self.hospital, "devices.register_gateway", gateway),

@@ -1,0 +1,73 @@
+"""Refusing at submission a call the contracts would refuse.
+
+A contract refusal otherwise shows only in the committed receipt, after the sender
+paid its fee and nonce and waited for a block. For the methods that check who may
+act (organisations, credentials, proxies, break-glass, registration, records,
+research, devices, opening anonymous scopes) the node runs the call against its
+latest committed state first, in a block layer it then discards, and refuses it with
+the contract's error (`TxFailed`, whose code the API turns into a 403, 409 or 422).
+
+Only a transaction carrying its sender's next nonce is dry-run: one queued behind
+the sender's pending transactions may depend on them, so it is admitted as before.
+A call that depends on another sender's pending transaction is judged on committed
+state, so a client sends it once that transaction is committed."""
+
+from __future__ import annotations
+
+from medchain.app import (
+    ANONYMOUS_METHODS,
+    BlockContext,
+    Ledger,
+    apply_checked_tx,
+    check_tx_static,
+    get_account,
+)
+from medchain.crypto import address_from_public_key
+from medchain.types import Header, Receipt, Tx, TxFailed
+
+DRY_RUN_PREFIXES = (
+    "orgs.",
+    "credentials.",
+    "proxies.",
+    "emergency.",
+    "records.",
+    "research.",
+    "devices.",
+)
+DRY_RUN_METHODS = frozenset({"registry.register", "anon.open_scope"})
+
+
+def dry_run_at_admission(method: str) -> bool:
+    """Whether admission dry-runs calls of `method` (the access-controlled ones)."""
+    if method in ANONYMOUS_METHODS:
+        return False
+    return method in DRY_RUN_METHODS or method.startswith(DRY_RUN_PREFIXES)
+
+
+def preview_receipt(ledger: Ledger, last: Header, tx: Tx) -> Receipt:
+    """The receipt `tx` would get alone in the block after `last`, from a layer over
+    the committed state that is discarded: nothing changes. Raises TxRejected for a
+    transaction that is not valid at all."""
+    context = BlockContext(
+        ledger.chain_id, last.height + 1, last.time_ms + 1, last.proposer, ledger.genesis.params
+    )
+    state = ledger.state
+    state.begin_block()
+    try:
+        args = check_tx_static(tx, context.chain_id, context.params, ledger.verified)
+        return apply_checked_tx(state, context, tx, args, ledger.verified)
+    finally:
+        state.discard_block()
+
+
+def preflight(ledger: Ledger, last: Header, tx: Tx) -> None:
+    """Raise TxFailed if `tx`, an access-controlled call carrying its sender's next
+    nonce, would be refused in the block after `last`; otherwise do nothing."""
+    if not dry_run_at_admission(tx.method):
+        return
+    committed = get_account(ledger.state, address_from_public_key(tx.sender)).nonce
+    if tx.nonce != committed:
+        return  # behind the sender's pending transactions: it may depend on them
+    receipt = preview_receipt(ledger, last, tx)
+    if not receipt.ok:
+        raise TxFailed(receipt)
