@@ -15,7 +15,7 @@ from medchain.api import _parse as parse
 from medchain.api._deps import Chain
 from medchain.api._lookups import on_chain, registered_patient
 from medchain.api._models import Address, Encoded, FromChain, Hex
-from medchain.api._orgs import parse_org_id
+from medchain.api._orgs import OrgIdPath, _organisation
 from medchain.node import ChainQueries
 
 AddressPath = Annotated[str, Path(description="The patient's address, bech32 (mc1...).")]
@@ -134,16 +134,6 @@ def _request(chain: ChainQueries, text: str) -> contracts.EmergencyRequest:
     )
 
 
-def _member_org(chain: ChainQueries, text: str) -> str:
-    org_id = parse_org_id(text)
-    on_chain(
-        chain.organisation(org_id),
-        contracts.UnknownOrganisation.code,
-        f"no organisation {org_id!r} on this chain; GET /v1/orgs lists them",
-    )
-    return org_id
-
-
 def _requests(found: list[contracts.EmergencyRequest]) -> list[EmergencyRequestModel]:
     return [EmergencyRequestModel.of(r) for r in found]
 
@@ -184,7 +174,7 @@ async def pending(
     chain: Chain,
     org: Annotated[str, Query(description="The organisation's id.")],
 ) -> OrgRequestsModel:
-    org_id = _member_org(chain, org)
+    org_id = _organisation(chain, org).org_id
     found = _requests(chain.pending_emergency_requests(org_id))
     return OrgRequestsModel(org_id=org_id, requests=found)
 
@@ -197,10 +187,8 @@ async def patient_requests(address: AddressPath, chain: Chain) -> PatientRequest
 
 
 @router.get("/orgs/{org_id}/emergency-requests", summary="Break-glass by an organisation's staff")
-async def org_requests(
-    org_id: Annotated[str, Path(description="The organisation's id.")], chain: Chain
-) -> OrgRequestsModel:
-    wanted = _member_org(chain, org_id)
+async def org_requests(org_id: OrgIdPath, chain: Chain) -> OrgRequestsModel:
+    wanted = _organisation(chain, org_id).org_id
     return OrgRequestsModel(
         org_id=wanted, requests=_requests(chain.emergency_requests_by_org(wanted))
     )
