@@ -20,6 +20,7 @@ import httpx
 
 from medchain import app
 from medchain.client._http_access import AccessReads
+from medchain.client._http_emergency import EmergencyReads
 from medchain.crypto import AccountKeys, SearchToken, format_address, parse_address
 from medchain.offchain import BlobCorrupted, BlobNotFound, cid_for, parse_cid
 from medchain.types import (
@@ -103,7 +104,7 @@ class TxStatus:
     receipt: Receipt | None = None
 
 
-class HttpChain(AccessReads):
+class HttpChain(AccessReads, EmergencyReads):
     """The chain as one node serves it at `url` (e.g. http://127.0.0.1:8600)."""
 
     def __init__(
@@ -371,18 +372,6 @@ class HttpChain(AccessReads):
     def record(self, record_id: bytes) -> app.Record | None:
         body = self._get(f"/v1/records/{record_id.hex()}", missing=("unknown_record",))
         return None if body is None else self._decoded(app.Record, body)
-
-    def emergency_policy(self, patient: bytes) -> app.EmergencyPolicy | None:
-        """None also from a node that does not serve the route (one without break-glass
-        has no policies): a record of a set type is then refused on chain, saying why."""
-        path = f"/v1/patients/{format_address(patient)}/emergency-policy"
-        try:
-            body = self._get(path, missing=("not_registered", "no_emergency_policy"))
-        except NodeError as exc:
-            if exc.code != "endpoint_missing":
-                raise
-            return None
-        return None if body is None else self._decoded(app.EmergencyPolicy, body)
 
     def record_version(self, record_id: bytes, number: int) -> app.RecordVersion | None:
         if number < 1:
