@@ -70,6 +70,10 @@ _TAGS = [
         "description": "The consortium's organisations, proposals, credentials, attestations.",
     },
     {"name": "proxies", "description": "Whom patients named to act for them, and for whom."},
+    {
+        "name": "emergency",
+        "description": "Break-glass: emergency policies, requests, answers, notifications.",
+    },
     {"name": "staking", "description": "Stake and candidates."},
     {"name": "blobs", "description": "Encrypted record bodies by CID."},
     {"name": "node", "description": "Status, health and metrics of this node."},

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from medchain.app import AuditEntry
+from medchain.app import AuditEntry, Role
 from medchain.cli._common import (
     Chain,
     address_arg,
@@ -38,6 +38,7 @@ from medchain.cli._options import (
     PatientOption,
     count,
 )
+from medchain.client import EmergencyChain, MedchainClient, set_up_emergency_policy
 from medchain.crypto import (
     MIN_PASSPHRASE_CHARS,
     AccountKeys,
@@ -217,12 +218,39 @@ def register(
     key: KeyOption,
     role: Annotated[str, typer.Option(help="patient, doctor, institution, device or validator")],
     name: Annotated[str, typer.Option(help="Display name (sealed to you if you are a patient).")],
+    emergency: Annotated[
+        bool,
+        typer.Option(
+            "--emergency/--no-emergency",
+            help="A patient's break-glass, on by default: your emergency key split among the "
+            "member organisations (when there are at least two), so that a credentialed "
+            "clinician can open your allergies, medications, conditions, immunizations and "
+            "blood group once enough organisations answer, on the public audit. "
+            "--no-emergency opts out.",
+        ),
+    ] = True,
 ) -> None:
-    """Register your account with a role."""
+    """Register your account with a role (a patient also gets an emergency policy)."""
     parsed = role_arg(role)
     with where.client(key, create=True) as client:
         client.register(parsed, name)
-    ok(f"{client.keys.address_text} registered as {parsed.value}")
+        emergency_note = (
+            _emergency_by_default(client) if emergency and parsed is Role.PATIENT else ""
+        )
+    ok(f"{client.keys.address_text} registered as {parsed.value}{emergency_note}")
+
+
+def _emergency_by_default(client: MedchainClient) -> str:
+    """Turn a new patient's break-glass on when at least two member organisations can
+    share the key (one alone would hold it whole); what was done, for the message."""
+    chain = client.chain
+    members = len(chain.member_organisations()) if isinstance(chain, EmergencyChain) else 0
+    if members < 2:
+        return "; no emergency policy: the chain has fewer than two member organisations"
+    set_up_emergency_policy(client)
+    policy = chain.emergency_policy(client.address)
+    threshold = 0 if policy is None else policy.threshold
+    return f"; emergency access on (any {threshold} of {members} organisations answer)"
 
 
 @on_chain

@@ -373,18 +373,6 @@ class HttpChain(AccessReads, EmergencyReads):
         body = self._get(f"/v1/records/{record_id.hex()}", missing=("unknown_record",))
         return None if body is None else self._decoded(app.Record, body)
 
-    def emergency_policy(self, patient: bytes) -> app.EmergencyPolicy | None:
-        """None also from a node that does not serve the route (one without break-glass
-        has no policies): a record of a set type is then refused on chain, saying why."""
-        path = f"/v1/patients/{format_address(patient)}/emergency-policy"
-        try:
-            body = self._get(path, missing=("not_registered", "no_emergency_policy"))
-        except NodeError as exc:
-            if exc.code != "endpoint_missing":
-                raise
-            return None
-        return None if body is None else self._decoded(app.EmergencyPolicy, body)
-
     def record_version(self, record_id: bytes, number: int) -> app.RecordVersion | None:
         if number < 1:
             return None

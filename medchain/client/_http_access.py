@@ -33,6 +33,10 @@ class AccessReads:
     def organisations(self) -> list[app.Organisation]:
         return self._list(app.Organisation, self._get("/v1/orgs"), "organisations")
 
+    def member_organisations(self) -> list[app.Organisation]:
+        """Today's members, by id (what break-glass splits an emergency key among)."""
+        return [org for org in self.organisations() if org.member]
+
     def organisation(self, org_id: str) -> app.Organisation | None:
         path = f"/v1/orgs/{quote(org_id, safe='')}"
         body = self._get(path, missing=("unknown_organisation", "invalid_org_id"))

@@ -1,7 +1,7 @@
-"""`HttpChain`'s reads of break-glass, from the node's routes (GET
-/v1/emergency-requests/{id}[/answers], /v1/orgs/{org_id}/emergency-requests[/pending],
-/v1/patients/{address}/emergency-requests and /notifications): what the clinician, the
-organisations' accounts and the patient's feed read."""
+"""`HttpChain`'s reads of break-glass: a patient's policy, emergency requests, their
+answers and a patient's notifications, from the node's routes under /v1/emergency and
+/v1/patients/{address}/... (tag `emergency`). A node without them answers
+`endpoint_missing`, which says to upgrade it."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ T = TypeVar("T")
 
 
 class EmergencyReads:
-    """A mixin of HttpChain: the queries of `EmergencyChain`."""
+    """A mixin of HttpChain: the queries of `medchain.client.EmergencyChain`."""
 
     if TYPE_CHECKING:
 
@@ -26,43 +26,45 @@ class EmergencyReads:
 
         def _list(self, cls: type[T], body: Mapping[str, Any], key: str) -> list[T]: ...
 
-        def organisations(self) -> list[app.Organisation]: ...
-
-    def member_organisations(self) -> list[app.Organisation]:
-        return [org for org in self.organisations() if org.member]
+    def emergency_policy(self, patient: bytes) -> app.EmergencyPolicy | None:
+        path = f"/v1/patients/{format_address(patient)}/emergency-policy"
+        body = self._get(path, missing=("not_registered", "no_emergency_policy"))
+        return None if body is None else self._decoded(app.EmergencyPolicy, body)
 
     def emergency_request(self, request_id: bytes) -> app.EmergencyRequest | None:
-        body = self._get(
-            f"/v1/emergency-requests/{request_id.hex()}",
-            missing=("unknown_emergency_request", "invalid_request_id"),
-        )
+        if len(request_id) != app.REQUEST_ID_SIZE:
+            return None
+        path = f"/v1/emergency/requests/{request_id.hex()}"
+        body = self._get(path, missing=("unknown_emergency_request",))
         return None if body is None else self._decoded(app.EmergencyRequest, body)
 
     def emergency_answers(self, request_id: bytes) -> list[app.EmergencyAnswer]:
-        body = self._get(
-            f"/v1/emergency-requests/{request_id.hex()}/answers",
-            missing=("unknown_emergency_request", "invalid_request_id"),
-        )
+        """The request's answers by share index; empty for an unknown request."""
+        if len(request_id) != app.REQUEST_ID_SIZE:
+            return []
+        path = f"/v1/emergency/requests/{request_id.hex()}/answers"
+        body = self._get(path, missing=("unknown_emergency_request",))
         return [] if body is None else self._list(app.EmergencyAnswer, body, "answers")
 
-    def _org_requests(self, org_id: str, tail: str) -> list[app.EmergencyRequest]:
-        path = f"/v1/orgs/{quote(org_id, safe='')}/emergency-requests{tail}"
-        body = self._get(path, missing=("unknown_organisation", "invalid_org_id"))
-        return [] if body is None else self._list(app.EmergencyRequest, body, "requests")
-
     def pending_emergency_requests(self, org_id: str) -> list[app.EmergencyRequest]:
-        return self._org_requests(org_id, "/pending")
+        """What `org_id`'s account has yet to answer, as of the node's latest block."""
+        path = f"/v1/emergency/pending?org={quote(org_id, safe='')}"
+        return self._org_requests(path)
 
     def emergency_requests_by_org(self, org_id: str) -> list[app.EmergencyRequest]:
-        return self._org_requests(org_id, "")
-
-    def _patient_list(self, patient: bytes, route: str, key: str, cls: type[T]) -> list[T]:
-        path = f"/v1/patients/{format_address(patient)}/{route}"
-        body = self._get(path, missing=("not_registered",))
-        return [] if body is None else self._list(cls, body, key)
+        return self._org_requests(f"/v1/orgs/{quote(org_id, safe='')}/emergency-requests")
 
     def emergency_requests_of(self, patient: bytes) -> list[app.EmergencyRequest]:
-        return self._patient_list(patient, "emergency-requests", "requests", app.EmergencyRequest)
+        path = f"/v1/patients/{format_address(patient)}/emergency-requests"
+        body = self._get(path, missing=("not_registered",))
+        return [] if body is None else self._list(app.EmergencyRequest, body, "requests")
 
     def notifications_of(self, patient: bytes) -> list[app.Notification]:
-        return self._patient_list(patient, "notifications", "notifications", app.Notification)
+        path = f"/v1/patients/{format_address(patient)}/notifications"
+        body = self._get(path, missing=("not_registered",))
+        return [] if body is None else self._list(app.Notification, body, "notifications")
+
+    def _org_requests(self, path: str) -> list[app.EmergencyRequest]:
+        """The requests at an organisation's route; none for an unknown organisation."""
+        body = self._get(path, missing=("unknown_organisation",))
+        return [] if body is None else self._list(app.EmergencyRequest, body, "requests")

@@ -54,8 +54,9 @@ from medchain.types import (
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 3
-"""Layout of the tables below; bump it (and write a migration) whenever they change."""
+SCHEMA_VERSION = 4
+"""Layout of the tables below, and of the contracts' state in them; bump it (and write
+a migration, or refuse the old version with a reason) whenever either changes."""
 
 MAX_HEIGHT = 2**63 - 1
 """The highest height the store can hold: heights are SQLite INTEGERs (signed 64-bit),
@@ -80,6 +81,9 @@ _SCHEMA = (
 )
 _TABLES = frozenset({"meta", "blocks", "txs", "state", "state_tree"})
 _BUCKETED_VERSIONS = (1, 2)
+_BEFORE_ORGANISATIONS = 3
+"""Schema 3 held the state the contracts kept before organisations, credentials and
+proxies: its devices, scopes, gateways and audit entries lack fields every one now has."""
 """Schemas of stores whose chains committed to the state in 65,536 buckets of entries
 (before the state tree's cells): their state roots are not this version's."""
 
@@ -193,6 +197,16 @@ class ChainStore:
                 "start a new one in an empty directory (for a devnet: `medchain devnet "
                 "down`, then remove its home), and keep this one to read its history with "
                 "the release that wrote it"
+            )
+        if version == _BEFORE_ORGANISATIONS:
+            raise StoreError(
+                f"{self._path} was written by an earlier medchain (schema version {version}), "
+                "from before organisations, credentials and proxies: its contracts' state "
+                "(devices, gateways, scopes, audit trails) has fewer fields than this version "
+                "reads, and its genesis names no organisations, so nobody could credential "
+                "anyone on it. Start a new chain in an empty directory (for a devnet: "
+                "`medchain devnet down`, then remove its home), and keep this one to read its "
+                "history with the release that wrote it"
             )
         if version is None or not tables >= _TABLES:
             raise StoreError(

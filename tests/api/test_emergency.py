@@ -1,105 +1,155 @@
-"""The break-glass routes, read through the SDK's HttpChain as a clinician, the
-organisations' accounts and a patient do: a policy, an opening, pending requests,
-sealed answers, the set opened once two of three organisations answered, and the
-patient's notifications; 404 for an unknown request, 422 for a malformed id."""
+"""The break-glass endpoints: a patient's policy, requests by patient, by organisation
+and pending for one, a request's answers, a patient's notifications; each chain object
+carries its canonical encoding; unknown is 404, malformed 400 or 422."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import httpx
 import pytest
 
-from medchain.api import create_api
-from medchain.app import CredentialRole, EmergencyRequest, OrgKind, Role
+from medchain.app import (
+    EmergencyAnswer,
+    EmergencyPolicy,
+    EmergencyRequest,
+    Notification,
+    Role,
+)
 from medchain.client import (
-    EmergencyNotOpen,
-    HttpChain,
     MedchainClient,
     answer_pending,
     open_emergency,
-    read_emergency_set,
     set_up_emergency_policy,
 )
 from medchain.crypto import AccountKeys, format_address
+from medchain.node import LocalChain
 from medchain.types import decode
-from tests.api.harness import FakeNode, Org, SyncASGITransport, credential, make_chain
+from tests.api.harness import FakeNode, Org, api_client, clinician, make_chain
 
-HOSPITAL = Org.generate("st-mary")
-CLINIC = Org.generate("riverside", OrgKind.CLINIC)
-INSTITUTE = Org.generate("inst", OrgKind.RESEARCH)
-CONDITION = {
-    "resourceType": "Condition",
-    "code": {"text": "Epilepsy"},
-    "subject": {"reference": "Patient/p"},
+ORGS = tuple(Org.generate(f"org-{name}") for name in ("a", "b", "c"))
+ALLERGY = {
+    "resourceType": "AllergyIntolerance",
+    "patient": {"reference": "Patient/example"},
+    "code": {"text": "penicillin"},
 }
 
 
-@pytest.fixture
-def transport() -> SyncASGITransport:
-    chain = make_chain(orgs=(HOSPITAL, CLINIC, INSTITUTE))
-    return SyncASGITransport(create_api(FakeNode(chain)))
+def _ok(response: httpx.Response) -> Any:
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
-@pytest.fixture
-def http(transport: SyncASGITransport) -> HttpChain:
-    return HttpChain("http://node", transport=transport)
+def _refused(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
 
 
-def _client(http: HttpChain, keys: AccountKeys | None = None) -> MedchainClient:
-    return MedchainClient(keys or AccountKeys.generate(), http)
+class Scene:
+    """Three organisations; a patient with a policy and an allergy; a clinician of the
+    first organisation who opened the set; the second organisation answered."""
+
+    def __init__(self) -> None:
+        self.chain: LocalChain = make_chain(orgs=ORGS)
+        self.patient = MedchainClient(AccountKeys.generate(), self.chain)
+        self.patient.register(Role.PATIENT, "")
+        assert set_up_emergency_policy(self.patient).ok
+        self.patient.put_record(self.patient.address, ALLERGY)
+        self.doctor = clinician(self.chain, org=ORGS[0])
+        self.request_id = open_emergency(self.doctor, self.patient.address, "unconscious")
+        assert answer_pending(MedchainClient(ORGS[1].account, self.chain)) == [self.request_id]
+        self.api = api_client(FakeNode(self.chain))
+        self.who = format_address(self.patient.address)
 
 
-def test_an_opening_read_over_http_once_two_of_three_answer(http: HttpChain) -> None:
-    patient, doctor = _client(http), _client(http)
-    patient.register(Role.PATIENT, "Pat")
-    set_up_emergency_policy(patient)
-    policy = http.emergency_policy(patient.address)
-    assert policy is not None and policy.threshold == 2 and len(policy.shares) == 3
-    patient.put_record(patient.address, CONDITION)
-    doctor.register(Role.PATIENT, "Dr. Ruiz")
-    credential(http, HOSPITAL, doctor.address, CredentialRole.DOCTOR, "Dr. Ruiz")
-    request_id = open_emergency(doctor, patient.address, "seizure in the street")
-
-    request = http.emergency_request(request_id)
-    assert request is not None and request.reason == "seizure in the street"
-    assert http.emergency_requests_by_org("st-mary") == [request]
-    assert http.emergency_requests_of(patient.address) == [request]
-    assert http.pending_emergency_requests("riverside") == [request]
-    assert answer_pending(_client(http, HOSPITAL.account)) == [request_id]
-    assert http.pending_emergency_requests("st-mary") == []
-    assert [a.org_id for a in http.emergency_answers(request_id)] == ["st-mary"]
-    with pytest.raises(EmergencyNotOpen, match="1 of the 2"):
-        read_emergency_set(doctor, request_id)
-    answer_pending(_client(http, CLINIC.account))
-    (opened,) = read_emergency_set(doctor, request_id)
-    assert opened.resource["code"]["text"] == "Epilepsy"
-    kinds = [n.kind for n in http.notifications_of(patient.address)]
-    assert kinds == ["emergency.opened", "emergency.answered", "emergency.answered"]
+@pytest.fixture(scope="module")
+def scene() -> Scene:
+    return Scene()
 
 
-def test_the_routes_models_and_their_404_and_422(
-    http: HttpChain, transport: SyncASGITransport
-) -> None:
-    patient, doctor = _client(http), _client(http)
-    patient.register(Role.PATIENT, "Pat")
-    api = httpx.Client(transport=transport, base_url="http://node")
-    address = format_address(patient.address)
-    missing = api.get(f"/v1/patients/{address}/emergency-policy")
-    assert missing.status_code == 404
-    assert missing.json()["error"]["code"] == "no_emergency_policy"
-    set_up_emergency_policy(patient)
-    patient.put_record(patient.address, CONDITION)
-    doctor.register(Role.PATIENT, "Dr. Ruiz")
-    credential(http, CLINIC, doctor.address, CredentialRole.NURSE, "Nurse Ruiz")
-    request_id = open_emergency(doctor, patient.address, "collapse")
-    body = api.get(f"/v1/emergency-requests/{request_id.hex()}").json()
-    assert body["clinician_org"] == "riverside" and body["answered"] == []
-    assert body["patient"] == address and body["threshold"] == 2
-    assert decode(EmergencyRequest, bytes.fromhex(body["encoded"])).request_id == request_id
-    unknown = api.get(f"/v1/emergency-requests/{'00' * 16}")
-    assert unknown.status_code == 404
-    assert unknown.json()["error"]["code"] == "unknown_emergency_request"
-    for bad in ("zz", "00" * 15):
-        assert api.get(f"/v1/emergency-requests/{bad}/answers").status_code == 422
-    assert api.get("/v1/orgs/nobody/emergency-requests").status_code == 404
-    notes = api.get(f"/v1/patients/{address}/notifications").json()["notifications"]
-    assert [n["kind"] for n in notes] == ["emergency.opened"] and notes[0]["detail"] == "collapse"
+def test_the_policy_and_the_requests_on_a_patient(scene: Scene) -> None:
+    policy = _ok(scene.api.get(f"/v1/patients/{scene.who}/emergency-policy"))
+    assert decode(EmergencyPolicy, bytes.fromhex(policy["encoded"])) == (
+        scene.chain.emergency_policy(scene.patient.address)
+    )
+    assert policy["enabled"] is True and policy["threshold"] == 2
+    assert [s["org_id"] for s in policy["shares"]] == [o.org_id for o in ORGS]
+
+    listed = _ok(scene.api.get(f"/v1/patients/{scene.who}/emergency-requests"))
+    (shown,) = listed["requests"]
+    assert shown["request_id"] == scene.request_id.hex() and shown["reason"] == "unconscious"
+    assert shown["clinician"] == format_address(scene.doctor.address)
+    assert shown["answered"] == [ORGS[1].org_id] and len(shown["items"]) == 1
+    assert decode(EmergencyRequest, bytes.fromhex(shown["encoded"])) == (
+        scene.chain.emergency_request(scene.request_id)
+    )
+    one = _ok(scene.api.get(f"/v1/emergency/requests/{scene.request_id.hex()}"))
+    assert one == shown
+
+
+def test_the_answers_and_what_is_pending(scene: Scene) -> None:
+    answers = _ok(scene.api.get(f"/v1/emergency/requests/{scene.request_id.hex()}/answers"))
+    assert answers["request_id"] == scene.request_id.hex()
+    decoded = [decode(EmergencyAnswer, bytes.fromhex(a["encoded"])) for a in answers["answers"]]
+    assert decoded == scene.chain.emergency_answers(scene.request_id)
+    assert [(a.org_id, a.index) for a in decoded] == [(ORGS[1].org_id, 2)]
+
+    for org, expected in ((ORGS[0], [scene.request_id.hex()]), (ORGS[1], [])):
+        pending = _ok(scene.api.get("/v1/emergency/pending", params={"org": org.org_id}))
+        assert pending["org_id"] == org.org_id
+        assert [r["request_id"] for r in pending["requests"]] == expected
+    by_staff = _ok(scene.api.get(f"/v1/orgs/{ORGS[0].org_id}/emergency-requests"))
+    assert [r["request_id"] for r in by_staff["requests"]] == [scene.request_id.hex()]
+    assert _ok(scene.api.get(f"/v1/orgs/{ORGS[1].org_id}/emergency-requests"))["requests"] == []
+
+
+def test_the_patients_notifications(scene: Scene) -> None:
+    notes = _ok(scene.api.get(f"/v1/patients/{scene.who}/notifications"))
+    assert notes["patient"] == scene.who
+    assert [n["kind"] for n in notes["notifications"]] == [
+        "emergency.opened",
+        "emergency.answered",
+    ]
+    assert notes["notifications"][0]["detail"] == "unconscious"
+    decoded = [decode(Notification, bytes.fromhex(n["encoded"])) for n in notes["notifications"]]
+    assert decoded == scene.chain.notifications_of(scene.patient.address)
+
+
+def test_unknown_and_malformed_are_refused(scene: Scene) -> None:
+    api = scene.api
+    nobody = format_address(AccountKeys.generate().address)
+    for route in ("emergency-policy", "emergency-requests", "notifications"):
+        _refused(api.get(f"/v1/patients/{nobody}/{route}"), 404, "not_registered")
+        _refused(api.get(f"/v1/patients/mc1nonsense/{route}"), 400, "invalid_address")
+    _refused(
+        api.get(f"/v1/patients/{format_address(scene.doctor.address)}/emergency-policy"),
+        404,
+        "no_emergency_policy",
+    )
+    _refused(api.get(f"/v1/emergency/requests/{'00' * 16}"), 404, "unknown_emergency_request")
+    _refused(
+        api.get(f"/v1/emergency/requests/{'00' * 16}/answers"), 404, "unknown_emergency_request"
+    )
+    _refused(api.get("/v1/emergency/requests/abc"), 400, "invalid_hex")
+    _refused(
+        api.get("/v1/emergency/pending", params={"org": "no-such-org"}), 404, "unknown_organisation"
+    )
+    _refused(api.get("/v1/emergency/pending", params={"org": "Bad Org"}), 422, "invalid_org_id")
+    _refused(api.get("/v1/orgs/no-such-org/emergency-requests"), 404, "unknown_organisation")
+    assert api.get("/v1/emergency/pending").status_code == 422
+
+
+def test_the_routes_are_documented_under_their_tag(scene: Scene) -> None:
+    schema = _ok(scene.api.get("/openapi.json"))
+    assert "emergency" in [t["name"] for t in schema["tags"]]
+    paths = schema["paths"]
+    for path in (
+        "/v1/patients/{address}/emergency-policy",
+        "/v1/emergency/requests/{request_id}",
+        "/v1/emergency/requests/{request_id}/answers",
+        "/v1/emergency/pending",
+        "/v1/patients/{address}/emergency-requests",
+        "/v1/orgs/{org_id}/emergency-requests",
+        "/v1/patients/{address}/notifications",
+    ):
+        assert paths[path]["get"]["tags"] == ["emergency"]

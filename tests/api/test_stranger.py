@@ -276,6 +276,7 @@ def _query_values(story: Story) -> dict[str, str]:
         "from_ms": str(story.readings_from_ms),
         "to_ms": str(story.readings_to_ms),
         "device": format_address(story.devices[1]),
+        "org": HOSPITAL.org_id,
     }
 
 

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from medchain.app import (
@@ -21,9 +20,7 @@ from medchain.app import (
 )
 from medchain.client import (
     EmergencyNotOpen,
-    HttpChain,
     MedchainClient,
-    NodeError,
     add_proxy,
     answer_pending,
     default_threshold,
@@ -213,20 +210,6 @@ def test_a_new_version_is_what_the_set_holds(people: People) -> None:
     (found,) = read_emergency_set(clinician, request_id)
     assert (found.record_id, found.version) == (record_id, 2)
     assert found.resource == patient.read_record(record_id) != patient.read_record(record_id, 1)
-
-
-def test_over_http_a_node_without_the_route_has_no_policies() -> None:
-    def answer(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/emergency-policy"):
-            error = {"code": "not_found", "message": "Not Found"}
-            return httpx.Response(404, json={"error": error})
-        error = {"code": "internal", "message": "boom"}
-        return httpx.Response(500, json={"error": error})
-
-    chain = HttpChain("http://node", transport=httpx.MockTransport(answer))
-    assert chain.emergency_policy(b"\x01" * 20) is None
-    with pytest.raises(NodeError):
-        chain.account(b"\x01" * 20)
 
 
 def test_a_mother_sets_up_her_childs_policy_as_proxy(people: People) -> None:

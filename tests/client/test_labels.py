@@ -94,7 +94,8 @@ def test_bad_text_is_refused_before_sealing(text: str, why: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class _DeviceBefore:
-    """`Device` as an earlier medchain stored it: its label a string, in clear."""
+    """`Device` as an earlier medchain stored it: its label a string, in clear (the
+    fields added since stores of that schema are refused are as `Device` has them)."""
 
     device: bytes
     key: bytes
@@ -110,6 +111,7 @@ class _DeviceBefore:
     reason: str
     evidence_hash: bytes
     audit_count: int
+    registrar_org: str
 
 
 def test_a_device_stored_before_labels_were_sealed_still_decodes() -> None:

@@ -458,6 +458,19 @@ def test_a_store_of_the_bucketed_commitment_is_refused_and_named(
     assert f"schema version {version}" in info.value.message
 
 
+def test_a_store_from_before_organisations_is_refused_and_named(db_path: Path) -> None:
+    """Schema 3 holds contract state without the fields organisations, credentials and
+    proxies added: this version says why it cannot continue it."""
+    new_store(db_path).close()
+    db = sqlite3.connect(db_path)
+    with db:
+        db.execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'")
+    db.close()
+    with pytest.raises(StoreError, match="from before organisations") as info:
+        ChainStore(db_path)
+    assert "Start a new chain in an empty directory" in info.value.message
+
+
 def test_foreign_sqlite_database_is_refused(db_path: Path) -> None:
     db_path.parent.mkdir(parents=True)
     db = sqlite3.connect(db_path)
