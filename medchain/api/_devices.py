@@ -147,6 +147,9 @@ class DeviceAuditEntryModel(FromChain):
     strikes: int
     reason: str = Field(description="The reason given, or the offence of a strike.")
     evidence_hash: Hex
+    on_behalf: Address = Field(
+        description="The patient, when the actor acted as their devices proxy; '' otherwise."
+    )
     lapsed_at: int = Field(
         description="For a penalty restriction that ended before the next entry (or by "
         "`height`, for the last): the height from which the device was active again, a "

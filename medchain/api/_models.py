@@ -355,6 +355,10 @@ class AuditEntryModel(FromChain):
     actor: Address
     subject: Address = Field(description="The reader or institution concerned, '' if none.")
     version: int
+    on_behalf: Address = Field(
+        description="The patient the actor acted for as their proxy, '' if the actor "
+        "acted for themselves."
+    )
     encoded: Encoded
 
 

@@ -213,6 +213,8 @@ class DeviceAuditEntry:
     reason: str
     """The reason given, or the offence of a strike."""
     evidence_hash: bytes
+    on_behalf: bytes = b""
+    """The patient, when the actor acted as their `devices` proxy; empty otherwise."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -599,7 +601,14 @@ def _is_registrar(state: State, device: Device, sender: bytes, now_ms: int) -> b
 
 def _is_owner_side(state: State, call: Call, patient: bytes) -> bool:
     """The sender is the patient or one of their guardians (`devices` proxies)."""
-    return call.sender == patient or call.sender in guardians_of(state, patient, call.block.time_ms)
+    return call.sender == patient or _is_proxy_side(state, call, patient)
+
+
+def _is_proxy_side(state: State, call: Call, patient: bytes) -> bool:
+    """The sender is one of the patient's current `devices` proxies (acting for them)."""
+    return call.sender != patient and call.sender in guardians_of(
+        state, patient, call.block.time_ms
+    )
 
 
 def _require_gateway(state: State, sender: bytes) -> Gateway:
@@ -630,6 +639,7 @@ def _audit(
     evidence_hash: bytes,
 ) -> Device:
     """Append to the device's audit trail, save the device, and emit the event."""
+    on_behalf = device.patient if _is_proxy_side(state, call, device.patient) else b""
     entry = DeviceAuditEntry(
         seq=device.audit_count,
         height=call.block.height,
@@ -642,6 +652,7 @@ def _audit(
         strikes=device.strikes,
         reason=reason,
         evidence_hash=evidence_hash,
+        on_behalf=on_behalf,
     )
     save(state, _audit_key(device.device, entry.seq), entry)
     updated = replace(device, audit_count=device.audit_count + 1)
@@ -654,6 +665,7 @@ def _audit(
         state=device.state.value,
         strikes=device.strikes,
         reason=reason,
+        **({"proxy": call.sender} if on_behalf else {}),
     )
     return updated
 

@@ -401,7 +401,7 @@ def audit_table(entries: list[AuditEntry], names: dict[bytes, str] | None = None
             str(entry.seq),
             str(entry.height),
             entry.action.value,
-            who(entry.actor),
+            who(entry.actor) + (f" for {who(entry.on_behalf)}" if entry.on_behalf else ""),
             who(entry.subject),
             str(entry.version),
         )

@@ -263,6 +263,24 @@ def test_a_guardian_is_a_devices_proxy_until_it_expires(
     world.ok(patient, "devices.relabel", RelabelArgs(device.address, fake_label(patient.address)))
 
 
+def test_a_devices_proxy_acts_on_the_audit_trail_for_the_patient(
+    world: World, patient: AccountKeys, doctor: AccountKeys
+) -> None:
+    device = _register(world, patient, patient)
+    _add_guardian(world, patient, doctor)
+    restrict = SetStateArgs(device.address, DeviceState.RESTRICTED, "battery failing")
+    receipt = world.ok(doctor, "devices.set_state", restrict)
+    world.ok(patient, "devices.set_state", SetStateArgs(device.address, DeviceState.ACTIVE, "ok"))
+    found = get_device(world.ledger.state, device.address)
+    assert found is not None
+    *_, by_proxy, by_patient = device_audit(world.ledger.state, found)
+    assert (by_proxy.actor, by_proxy.on_behalf) == (doctor.address, patient.address)
+    assert (by_patient.actor, by_patient.on_behalf) == (patient.address, b"")
+    (event,) = receipt.events
+    shown = {a.key: a.value for a in event.attributes}
+    assert shown["proxy"] == shown["actor"] != shown["patient"]
+
+
 def test_a_proxy_without_the_devices_scope_is_no_guardian(
     world: World, patient: AccountKeys, doctor: AccountKeys
 ) -> None:
