@@ -203,13 +203,18 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     _cli("init", "--data", str(chain))
     keys = {"validator": chain / "validator.key"}
     addresses = {"validator": _cli("keys", "show", "--key", str(keys["validator"])).split()[1]}
-    for who in ("patient", "doctor", "institution", "device"):
+    for who in ("patient", "doctor", "device"):
         keys[who] = root / f"{who}.key"
         addresses[who] = _cli("keys", "new", "--out", str(keys[who])).strip()
-    for who in ("patient", "doctor", "institution"):
-        _cli(
-            "register", "--key", str(keys[who]), "--role", who, "--name", who, "--data", str(chain)
-        )
+    # the institution is a founding research organisation's account (`medchain init`
+    # writes its key file); the doctor registers as a patient and is credentialed
+    keys["institution"] = chain / "orgs" / "northlab" / "org.key"
+    addresses["institution"] = _cli("keys", "show", "--key", str(keys["institution"])).split()[1]
+    for who in ("patient", "doctor"):
+        _cli("register", "--key", str(keys[who]), "--role", "patient", "--name", who,
+             "--data", str(chain))  # fmt: skip
+    _cli("org", "credential", addresses["doctor"], "--role", "doctor", "--name", "Dr. Walk",
+         "--key", str(chain / "orgs" / "st-mary" / "admin.key"), "--data", str(chain))  # fmt: skip
     record_id = _cli(
         "record", "put", "--key", str(keys["doctor"]), "--patient", addresses["patient"],
         "--file", str(EXAMPLES / "observation-heart-rate.json"),
