@@ -17,9 +17,13 @@ from medchain.cli import (
     _bench,
     _commands,
     _devices,
+    _emergency,
     _gateway,
     _node,
     _node_init,
+    _notifications,
+    _orgs,
+    _proxies,
     _readings,
     _search,
     _snapshot,
@@ -51,6 +55,7 @@ app.command()(_commands.status)
 app.command()(_commands.account)
 app.command()(_commands.register)
 app.command()(_commands.transfer)
+app.command()(_notifications.notifications)
 app.command()(demo)
 app.command()(sim)
 app.command()(_anchor.verify)
@@ -94,6 +99,33 @@ anon.command("open")(_anon.anon_open)
 anon.command("close")(_anon.anon_close)
 anon.command("submit")(_anon.anon_submit_cmd)
 anon.command("list")(_anon.anon_list)
+
+org = _group(app, "org", "The consortium: organisations, proposals, credentials, attestations.")
+org.command("list")(_orgs.org_list)
+org.command("show")(_orgs.org_show)
+org.command("staff")(_orgs.org_staff)
+org.command("proposals")(_orgs.org_proposals)
+org.command("proposal")(_orgs.org_proposal)
+org.command("propose")(_orgs.org_propose)
+org.command("approve")(_orgs.org_approve)
+org.command("credential")(_orgs.org_credential)
+org.command("suspend")(_orgs.org_suspend)
+org.command("reinstate")(_orgs.org_reinstate)
+org.command("revoke")(_orgs.org_revoke)
+org.command("attest")(_orgs.org_attest)
+org.command("credentials")(_orgs.org_credentials)
+
+emergency = _group(app, "emergency", "Break-glass: emergency access to a patient's emergency set.")
+emergency.command("policy")(_emergency.emergency_policy)
+emergency.command("open")(_emergency.emergency_open)
+emergency.command("list")(_emergency.emergency_list)
+emergency.command("serve")(_emergency.emergency_serve)
+emergency.command("read")(_emergency.emergency_read)
+
+proxy = _group(app, "proxy", "Proxies: who may act for a patient, in which scopes, until when.")
+proxy.command("add")(_proxies.proxy_add)
+proxy.command("remove")(_proxies.proxy_remove)
+proxy.command("list")(_proxies.proxy_list)
 
 devices = _group(
     app, "devices", "Medical devices: register them for a patient, guardians, states, audit trails."

@@ -66,6 +66,7 @@ def init(
     chain = create_chain(data, chain_id_arg(chain_id))
     ok(f"chain {chain.chain_id!r} created in {data}")
     console.print(f"validator address: {show_address(chain.validator.address)}")
+    console.print(f"founding organisations' key files: {data / 'orgs'}/<org_id>/admin.key, org.key")
     chain.close()
 
 

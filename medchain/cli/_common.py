@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import enum
 import inspect
 import os
 import shlex
 import sys
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -19,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from medchain.anchor import MAX_CHAIN_ID_BYTES
-from medchain.app import Role
+from medchain.app import MS_PER_DAY, Role
 from medchain.cli._options import DEFAULT_NODE, DataOption, NodeOption
 from medchain.client import (
     ChainBackend,
@@ -36,7 +39,7 @@ from medchain.crypto import (
     load_keys,
     parse_address,
 )
-from medchain.node import GENESIS_FILE, LocalChain
+from medchain.node import GENESIS_FILE, FoundingKeys, LocalChain, founding_keys
 from medchain.types import Allocation, Genesis, GenesisValidator, MedchainError
 
 # Wide enough for the benchmark and simulator tables when output goes to a file or pipe.
@@ -53,6 +56,7 @@ VALIDATOR_ALLOCATION = 1_000_000_000
 KEYWORD = inspect.Parameter.KEYWORD_ONLY
 P = ParamSpec("P")
 R = TypeVar("R")
+E = TypeVar("E", bound=enum.Enum)
 
 
 def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
@@ -113,20 +117,41 @@ def load_key_file(path: Path) -> AccountKeys:
         raise
 
 
-def default_genesis(validator: AccountKeys, chain_id: str = DEFAULT_CHAIN_ID) -> Genesis:
+def default_genesis(
+    validator: AccountKeys,
+    chain_id: str = DEFAULT_CHAIN_ID,
+    founders: Sequence[FoundingKeys] = (),
+) -> Genesis:
+    """A single-validator chain; with `founders`, the validator belongs to the first."""
     from medchain.node import wall_clock_ms
 
     return Genesis(
         chain_id=chain_id,
         time_ms=wall_clock_ms(),
-        allocations=(Allocation(validator.address, VALIDATOR_ALLOCATION),),
-        validators=(GenesisValidator(validator.public_key, "local-validator"),),
+        allocations=(
+            Allocation(validator.address, VALIDATOR_ALLOCATION),
+            *(a for f in founders for a in f.allocations()),
+        ),
+        validators=(
+            GenesisValidator(
+                validator.public_key,
+                "local-validator",
+                organisation=founders[0].org.org_id if founders else "",
+            ),
+        ),
+        organisations=tuple(f.genesis_entry() for f in founders),
     )
 
 
 def create_chain(data: Path, chain_id: str = DEFAULT_CHAIN_ID) -> LocalChain:
+    """A new local chain in `data`, founded by the devnet's organisations, whose admin and
+    account key files it writes under `data/orgs/` (as a devnet does)."""
     validator = AccountKeys.generate()
-    return LocalChain.create(data, default_genesis(validator, chain_id), validator)
+    founders = founding_keys()
+    chain = LocalChain.create(data, default_genesis(validator, chain_id, founders), validator)
+    for founder in founders:
+        founder.save(data)
+    return chain
 
 
 @contextmanager
@@ -240,16 +265,21 @@ def patient_arg(chain: ChainBackend, text: str) -> bytes:
     return raw
 
 
-def record_id_arg(text: str) -> bytes:
+def hex_id_arg(text: str, size: int, what: str) -> bytes:
+    """`size` bytes given as hex; otherwise an error saying `text` is not `what`."""
     try:
         raw = bytes.fromhex(text.strip())
     except ValueError:
         raw = b""
-    if len(raw) != 16:
-        raise MedchainError(
-            f"{text!r} is not a record id (32 hex characters, as printed by `medchain record put`)"
-        )
+    if len(raw) != size:
+        raise MedchainError(f"{text!r} is not {what}")
     return raw
+
+
+def record_id_arg(text: str) -> bytes:
+    return hex_id_arg(
+        text, 16, "a record id (32 hex characters, as printed by `medchain record put`)"
+    )
 
 
 def chain_id_arg(text: str) -> str:
@@ -269,15 +299,32 @@ def chain_id_arg(text: str) -> str:
 
 
 def role_arg(text: str) -> Role:
+    return choice(Role, text, "role")
+
+
+def choice(kind: type[E], text: str, what: str) -> E:
+    """`text` as a member of `kind`, or an error listing the choices."""
     try:
-        return Role(text.lower())
+        return kind(text.strip().lower())
     except ValueError:
-        roles = ", ".join(r.value for r in Role)
-        raise MedchainError(f"unknown role {text!r}; choose one of: {roles}") from None
+        choices = ", ".join(str(m.value) for m in kind)
+        raise MedchainError(f"unknown {what} {text!r}; choose one of: {choices}") from None
 
 
 def show_address(address: bytes) -> str:
     return format_address(address)
+
+
+def expiry_after(days: int) -> int:
+    """The block time `days` from now (0 days: 0, which never expires)."""
+    return 0 if days == 0 else int(time.time() * 1000) + days * MS_PER_DAY
+
+
+def show_expiry(expires_ms: int, never: str = "never expires") -> str:
+    if expires_ms == 0:
+        return never
+    moment = datetime.fromtimestamp(expires_ms / 1000, UTC)
+    return f"until {moment.strftime('%Y-%m-%d %H:%M UTC')}"
 
 
 def ok(message: str, **_: Any) -> None:

@@ -28,7 +28,7 @@ from medchain.cli._common import (
 )
 from medchain.cli._node import DEFAULT_DEVNET_HOME
 from medchain.demo import LocalStage, NetworkStage, Story, run_story, running_devnet
-from medchain.node import given_nodes
+from medchain.node import ORGS_DIR, given_nodes
 from medchain.types import MedchainError
 
 
@@ -75,6 +75,16 @@ def demo(
             dir_okay=False,
         ),
     ] = None,
+    orgs: Annotated[
+        Path | None,
+        typer.Option(
+            "--orgs",
+            help="With --node: the member organisations' key files (<org_id>/admin.key and "
+            "org.key; default: the devnet's orgs/ when the node is one of its nodes).",
+            show_default=False,
+            file_okay=False,
+        ),
+    ] = None,
     data: Annotated[
         Path | None,
         typer.Option(
@@ -86,20 +96,23 @@ def demo(
         ),
     ] = None,
 ) -> None:
-    """Run the end-to-end story: registration, encrypted records, grants, revocation,
-    research copies, keyword search, an anonymous contribution, the audit trail,
-    attacks refused, staking, and a crash and recovery."""
+    """Run the end-to-end story: registration, a hospital credentialing its doctors,
+    encrypted records, grants, revocation, research copies, keyword search, an
+    anonymous contribution, the audit trail, a mother acting for her child, attacks
+    refused, staking, and a crash and recovery."""
     began = time.monotonic()
     if local and node:
         raise MedchainError("choose --local or --node, not both")
-    if faucet is not None and not node:
-        raise MedchainError("--faucet is for --node; the demo's own chains fund themselves")
+    if (faucet is not None or orgs is not None) and not node:
+        raise MedchainError(
+            "--faucet and --orgs are for --node; the demo's own chains have their own"
+        )
     if local:
         _local(data)
     elif node:
         if data is not None:
             raise MedchainError("--data is for the demo's own chains, not a --node network")
-        _remote(node, faucet)
+        _remote(node, faucet, orgs)
     else:
         _devnet(data)
     console.print(f"[dim]the demo took {time.monotonic() - began:.1f} s[/]")
@@ -129,8 +142,10 @@ def _devnet(data: Path | None) -> None:
         )
 
 
-def _remote(urls: list[str], faucet: Path | None) -> None:
+def _remote(urls: list[str], faucet: Path | None, orgs: Path | None) -> None:
     nodes, devnet = given_nodes(urls, DEFAULT_DEVNET_HOME)
+    if orgs is None and devnet is not None:
+        orgs = devnet.home / ORGS_DIR
     bank = load_key_file(faucet) if faucet is not None else None
     if bank is None:
         hint = f" (this devnet's is {devnet.faucet_key})" if devnet is not None else ""
@@ -138,7 +153,7 @@ def _remote(urls: list[str], faucet: Path | None) -> None:
             f"[yellow]no --faucet: the steps that need tokens are skipped; give a funded "
             f"account's key to run them{hint}[/]"
         )
-    stage = NetworkStage(nodes, bank=bank)
+    stage = NetworkStage(nodes, bank=bank, orgs_dir=orgs)
     try:
         run_story(stage, _story())
     finally:

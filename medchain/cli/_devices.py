@@ -4,9 +4,8 @@ gateways hospitals trust to report them."""
 
 from __future__ import annotations
 
-import enum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -15,6 +14,7 @@ from medchain.app import Device, DeviceAuditEntry, DeviceKind, DeviceState, rest
 from medchain.cli._common import (
     Chain,
     address_arg,
+    choice,
     console,
     load_key_file,
     ok,
@@ -34,17 +34,6 @@ from medchain.cli._options import (
 )
 from medchain.client import DeviceLabel, LabelStatus, read_label
 from medchain.types import MedchainError
-
-E = TypeVar("E", bound=enum.Enum)
-
-
-def _choice(kind: type[E], text: str, what: str) -> E:
-    """`text` as a member of `kind`, or an error listing the choices."""
-    try:
-        return kind(text.strip().lower())
-    except ValueError:
-        choices = ", ".join(str(m.value) for m in kind)
-        raise MedchainError(f"unknown {what} {text!r}; choose one of: {choices}") from None
 
 
 def _read_evidence(path: Path | None) -> bytes:
@@ -85,7 +74,7 @@ def devices_register(
     """Bind a device to a patient; prints the device's address (its id)."""
     if not label.strip():
         raise MedchainError("--label is empty; give the device a name, e.g. 'left wrist'")
-    parsed = _choice(DeviceKind, kind, "device kind")
+    parsed = choice(DeviceKind, kind, "device kind")
     device_keys = load_key_file(device_key)
     with where.client(key) as client:
         client.register_device(device_keys, address_arg(patient), parsed, label)
@@ -250,7 +239,7 @@ def devices_state(
 ) -> None:
     """Patient, guardian or hospital: restrict, ban or re-activate a device. Only a
     hospital lifts a penalty or a ban."""
-    parsed = _choice(DeviceState, state, "device state")
+    parsed = choice(DeviceState, state, "device state")
     evidence = _read_evidence(evidence_file)
     with where.client(key) as client:
         client.set_device_state(address_arg(address), parsed, reason, evidence)

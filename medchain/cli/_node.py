@@ -20,6 +20,7 @@ from medchain.cli._common import (
 )
 from medchain.node import (
     NODE_KEY_FILE,
+    ORGS_DIR,
     Devnet,
     Node,
     NodeConfig,
@@ -197,6 +198,12 @@ def _show(devnet: Devnet) -> None:
             "`medchain verify` checks a node against them"
         )
     console.print(f"funded account for demos and benchmarks: {devnet.faucet_key}")
+    founders = ", ".join(o.org_id for o in devnet.genesis().organisations)
+    if founders:
+        console.print(
+            f"founding organisations ({founders}): admin and account key files in "
+            f"{devnet.home / ORGS_DIR}/<org_id>/admin.key and org.key"
+        )
 
 
 @reports_errors

@@ -26,6 +26,8 @@ MAX_VALIDATORS = 100
 MAX_MS = 3_600_000
 """An hour: longer than any latency, pause or timeout worth simulating."""
 MAX_SECONDS = 86_400.0
+MAX_DAYS = 36_500
+"""A century: the longest a credential or a proxy is given for."""
 
 
 def key_option(help: str) -> Any:

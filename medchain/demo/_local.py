@@ -9,7 +9,7 @@ from medchain.client import ChainBackend, MedchainClient
 from medchain.crypto import AccountKeys
 from medchain.demo._narration import Story
 from medchain.demo._stage import Cast
-from medchain.node import STORE_FILE, LocalChain
+from medchain.node import ORGS_DIR, STORE_FILE, LocalChain
 from medchain.types import MedchainError, Receipt, Tx
 
 
@@ -31,6 +31,11 @@ class LocalStage:
     @property
     def validator(self) -> AccountKeys:
         return self.local.validator
+
+    @property
+    def orgs_dir(self) -> Path:
+        """`medchain init` writes the founding organisations' key files here."""
+        return self.home / ORGS_DIR
 
     def banner(self) -> str:
         return (

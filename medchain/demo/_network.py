@@ -16,7 +16,7 @@ from medchain.crypto import AccountKeys, load_keys
 from medchain.demo._devnet import DemoDevnet
 from medchain.demo._narration import Story
 from medchain.demo._stage import Cast
-from medchain.node import NODE_KEY_FILE, STORE_FILE, DevnetError, NetNode, net_nodes
+from medchain.node import NODE_KEY_FILE, ORGS_DIR, STORE_FILE, DevnetError, NetNode, net_nodes
 from medchain.types import MedchainError, Receipt, Tx, block_hash
 
 SYNC_TIMEOUT_S = 30.0
@@ -47,6 +47,7 @@ class NetworkStage:
         validator: AccountKeys | None = None,
         devnet: DemoDevnet | None = None,
         about: str = "",
+        orgs_dir: Path | None = None,
     ) -> None:
         self.nodes = nodes
         self.views = [HttpChain(n.url) for n in nodes]
@@ -54,6 +55,7 @@ class NetworkStage:
         self._validator = validator
         self.devnet = devnet
         self.about = about
+        self._orgs_dir = orgs_dir
 
     @classmethod
     def for_devnet(cls, net: DemoDevnet) -> NetworkStage:
@@ -64,6 +66,7 @@ class NetworkStage:
             bank=load_keys(net.devnet.faucet_key),
             validator=load_keys(first.home / NODE_KEY_FILE),
             devnet=net,
+            orgs_dir=net.devnet.home / ORGS_DIR,
             about=(
                 f"a fresh {len(net.nodes)}-validator {net.devnet.consensus.upper()} devnet "
                 f"[bold]{net.devnet.chain_id}[/]: node processes on 127.0.0.1"
@@ -85,6 +88,10 @@ class NetworkStage:
     @property
     def validator(self) -> AccountKeys | None:
         return self._validator
+
+    @property
+    def orgs_dir(self) -> Path | None:
+        return self._orgs_dir
 
     def banner(self) -> str:
         first = self.nodes[0]

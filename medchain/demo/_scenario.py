@@ -14,7 +14,14 @@ from typing import Any
 from rich.panel import Panel
 from rich.table import Table
 
-from medchain.app import CreateRecordArgs, RecordVersion, Role, TransferArgs, UnwarrantArgs
+from medchain.app import (
+    CreateRecordArgs,
+    OrgKind,
+    RecordVersion,
+    Role,
+    TransferArgs,
+    UnwarrantArgs,
+)
 from medchain.client import (
     ChainBackend,
     MedchainClient,
@@ -24,6 +31,8 @@ from medchain.client import (
     open_scope,
 )
 from medchain.crypto import AccountKeys, DecryptionFailed, format_address
+from medchain.demo._access import credentials_scene, emergency_scene, proxy_scene
+from medchain.demo._consortium import load_consortium
 from medchain.demo._narration import Story
 from medchain.demo._stage import Cast, Stage
 from medchain.node import TxFailed
@@ -85,7 +94,15 @@ def run_story(stage: Stage, story: Story) -> None:
     )
 
     story.section("People and their keys")
-    cast = Cast(*(AccountKeys.generate() for _ in range(5)))
+    consortium = load_consortium(chain, stage.orgs_dir)
+    hospital = consortium.first(OrgKind.HOSPITAL)
+    research = consortium.first(OrgKind.RESEARCH)
+    console.print(
+        f"  the consortium's {hospital.org.name} and {research.org.name} act through their "
+        "admin's and their own account's keys"
+    )
+    people = [AccountKeys.generate() for _ in range(4)]
+    cast = Cast(people[0], people[1], people[2], research.account, people[3])
     alice, bob, carol, lab, mallory = (cast.alice, cast.bob, cast.carol, cast.lab, cast.mallory)
     table = Table("who", "address")
     for who, keys in cast.names.items():
@@ -93,13 +110,15 @@ def run_story(stage: Stage, story: Story) -> None:
     console.print(table)
     A, B, C, L, M = (MedchainClient(k, chain) for k in (alice, bob, carol, lab, mallory))
     others = [MedchainClient(AccountKeys.generate(), chain) for _ in range(5)]
-    _pay_fees(story, stage, [alice, bob, carol, lab, mallory, *(o.keys for o in others)])
+    eve, leo = (MedchainClient(AccountKeys.generate(), chain) for _ in range(2))
+    members = [m.account for m in consortium.members]
+    extras = [eve.keys, leo.keys, hospital.admin, *members, *(o.keys for o in others)]
+    _pay_fees(story, stage, [alice, bob, carol, lab, mallory, *extras])
 
-    story.section("Registration (RC)")
+    story.section("Registration (RC): whoever registers is a patient")
     A.register(Role.PATIENT, PATIENT_DETAILS["name"], PATIENT_DETAILS)
-    B.register(Role.DOCTOR, "Dr. Bob Lefebvre")
-    C.register(Role.DOCTOR, "Dr. Carol Petit")
-    L.register(Role.INSTITUTION, "Lyon Heart Research Institute")
+    B.register(Role.PATIENT, "Bob Lefebvre")
+    C.register(Role.PATIENT, "Carol Petit")
     identity = chain.identity(alice.address)
     assert identity is not None
     story.check("Alice is registered as a patient", identity.role is Role.PATIENT)
@@ -109,6 +128,8 @@ def run_story(stage: Stage, story: Story) -> None:
         and identity.name == "",
     )
     story.check("Alice can open her own sealed profile", A.my_profile() == PATIENT_DETAILS)
+    doctors = {"Dr. Bob Lefebvre, cardiology": B, "Dr. Carol Petit, general practice": C}
+    credentials_scene(story, hospital, doctors, eve, alice.address, heart_rate)
 
     story.section("Dr. Bob uploads an encrypted heart-rate record for Alice (MRC)")
     record_id = B.put_record(alice.address, heart_rate(72, "2026-11-20T08:30:00+01:00"))
@@ -254,6 +275,8 @@ def run_story(stage: Stage, story: Story) -> None:
     )
     for name, peer in stage.peers():
         story.check(f"the trail read from {name} is the same", peer.audit(record_id) == trail)
+    proxy_scene(story, A, leo, B, carol.address, heart_rate)
+    emergency_scene(story, consortium, A, B, C)
 
     _attacks(story, stage, cast, A, B, M, record_id, version, granted)
     # Before staking: while no candidate has votes every validator may propose, so
@@ -357,7 +380,7 @@ def _attacks(
     story.check(claim, holds)
     records = chain.patient_records(cast.alice.address)
     story.refused(
-        "an unregistered account writing a record into Alice's list",
+        "an unregistered, uncredentialed account writing a record into Alice's list",
         lambda: M.send(
             "records.create",
             CreateRecordArgs(
@@ -369,7 +392,7 @@ def _attacks(
             ),
         ),
         TxFailed,
-        code="not_registered",
+        code="not_credentialed",
     )
     story.check(
         "Alice's list of records is unchanged", chain.patient_records(cast.alice.address) == records

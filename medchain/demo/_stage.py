@@ -28,7 +28,7 @@ class Cast:
             "Alice (patient)": self.alice,
             "Dr. Bob (cardiologist)": self.bob,
             "Dr. Carol (GP)": self.carol,
-            "Lyon Heart Research Institute": self.lab,
+            "the research institute's account": self.lab,
             "Mallory (not registered)": self.mallory,
         }
 
@@ -49,6 +49,12 @@ class Stage(Protocol):
     @property
     def validator(self) -> AccountKeys | None:
         """A validator's keys, to stake and vote for itself; None: the bank votes instead."""
+        ...
+
+    @property
+    def orgs_dir(self) -> Path | None:
+        """Where the member organisations' key files are (`<org_id>/admin.key`,
+        `org.key`); None if the demo holds none."""
         ...
 
     def banner(self) -> str: ...

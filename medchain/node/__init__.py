@@ -55,6 +55,16 @@ from medchain.node._devnet import (
     stop_verification_chain,
     until_a_node_exits,
 )
+from medchain.node._devnet_orgs import (
+    ADMIN_KEY_FILE,
+    FOUNDING_ORGS,
+    ORG_FUNDS,
+    ORG_KEY_FILE,
+    ORGS_DIR,
+    FoundingKeys,
+    FoundingOrg,
+    founding_keys,
+)
 from medchain.node._disk_reserve import (
     RESERVE_BYTES,
     RESERVE_FILE,
@@ -67,6 +77,8 @@ from medchain.node._genesis_file import (
     genesis_from_json,
     genesis_hash,
     genesis_to_json,
+    organisation_from_json,
+    organisation_json,
     read_genesis,
     write_genesis,
 )
@@ -141,6 +153,7 @@ from medchain.node._verifier import Verifier
 from medchain.types import NodeStatus, PeerStatus, TxFailed  # re-exported: node answers with them
 
 __all__ = [
+    "ADMIN_KEY_FILE",
     "ANONYMOUS",
     "BLOBS_DIR",
     "BODIES_FILE",
@@ -150,11 +163,15 @@ __all__ = [
     "EXIT_DISK_FULL",
     "FAUCET_KEY_FILE",
     "FETCHED",
+    "FOUNDING_ORGS",
     "GENESIS_FILE",
     "LOG_FILE",
     "NODE",
     "NODE_CERT_FILE",
     "NODE_KEY_FILE",
+    "ORGS_DIR",
+    "ORG_FUNDS",
+    "ORG_KEY_FILE",
     "OUTPUT_FILE",
     "PID_FILE",
     "RESERVE_BYTES",
@@ -183,6 +200,8 @@ __all__ = [
     "DevnetNode",
     "DevnetProcesses",
     "ForkError",
+    "FoundingKeys",
+    "FoundingOrg",
     "GenesisError",
     "Joined",
     "LedgerApp",
@@ -234,6 +253,7 @@ __all__ = [
     "fork_genesis",
     "fork_home",
     "fork_validators",
+    "founding_keys",
     "free_port_base",
     "genesis_block",
     "genesis_from_json",
@@ -255,6 +275,8 @@ __all__ = [
     "node_program",
     "open_devnet",
     "open_transport",
+    "organisation_from_json",
+    "organisation_json",
     "parse_allocations",
     "parse_params",
     "parse_validators",

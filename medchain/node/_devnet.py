@@ -33,6 +33,12 @@ from medchain.node._config import (
     read_config,
     write_config,
 )
+from medchain.node._devnet_orgs import (
+    admin_key_file,
+    founding_keys,
+    org_key_file,
+    organisation_of_validator,
+)
 from medchain.node._genesis_file import read_genesis, write_genesis
 from medchain.node._localchain import GENESIS_FILE, wall_clock_ms
 from medchain.node._supervisor import (
@@ -85,6 +91,14 @@ class Devnet:
     def faucet_key(self) -> Path:
         """Key file of an account funded in genesis, for demos and benchmarks."""
         return self.home / FAUCET_KEY_FILE
+
+    def admin_key(self, org_id: str) -> Path:
+        """Key file of a founding organisation's admin."""
+        return admin_key_file(self.home, org_id)
+
+    def org_key(self, org_id: str) -> Path:
+        """Key file of a founding organisation's own account."""
+        return org_key_file(self.home, org_id)
 
     @property
     def validators(self) -> tuple[DevnetNode, ...]:
@@ -139,6 +153,7 @@ def create_devnet(
     keys = [AccountKeys.generate() for _ in range(total)]
     certs = [node_certificate(k, n) for k, n in zip(keys, names, strict=True)]
     faucet = AccountKeys.generate()
+    founders = founding_keys()
     base = params or ChainParams()
     genesis = Genesis(
         chain_id=chain_id,
@@ -147,14 +162,18 @@ def create_devnet(
         allocations=(
             Allocation(faucet.address, FAUCET_FUNDS),
             *(Allocation(k.address, VALIDATOR_FUNDS) for k in keys[:validators]),
+            *(a for f in founders for a in f.allocations()),
         ),
         validators=tuple(
-            GenesisValidator(k.public_key, n)
-            for k, n in zip(keys[:validators], names[:validators], strict=True)
+            GenesisValidator(k.public_key, n, organisation=organisation_of_validator(i))
+            for i, (k, n) in enumerate(zip(keys[:validators], names[:validators], strict=True))
         ),
+        organisations=tuple(f.genesis_entry() for f in founders),
     )
     home.mkdir(parents=True, exist_ok=True)
     save_keys(home / FAUCET_KEY_FILE, faucet)
+    for founder in founders:
+        founder.save(home)
     peers = [
         PeerConfig(n, k.public_key, c, addresses[i], p2p_port + slots[i])
         for i, (n, k, c) in enumerate(zip(names, keys, certs, strict=True))

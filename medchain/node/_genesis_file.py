@@ -355,3 +355,14 @@ def read_genesis(path: Path) -> Genesis:
     except OSError as exc:
         raise GenesisError(f"cannot read {path}: {exc.strerror}") from exc
     return genesis_from_json(text, str(path))
+
+
+def organisation_from_json(entry: dict[str, Any]) -> GenesisOrganisation:
+    """An organisation as genesis.json writes it (and `medchain org propose` reads it);
+    KeyError, TypeError or ValueError for an entry that is not one."""
+    return _organisation_from(entry)
+
+
+def organisation_json(org: GenesisOrganisation) -> dict[str, Any]:
+    """The JSON entry of an organisation, as genesis.json writes it."""
+    return _organisation_json(org)

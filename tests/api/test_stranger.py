@@ -32,7 +32,14 @@ from medchain.app import (
     ProposalAction,
     Role,
 )
-from medchain.client import LabelStatus, MedchainClient, organisation_spec
+from medchain.client import (
+    LabelStatus,
+    MedchainClient,
+    answer_pending,
+    open_emergency,
+    organisation_spec,
+    set_up_emergency_policy,
+)
 from medchain.client._anon import anon_submit, open_scope
 from medchain.crypto import AccountKeys, SearchToken, format_address, sha256
 from medchain.gateway import DeviceKind as SimulatedKind
@@ -44,6 +51,7 @@ from medchain.offchain import MemoryBlobStore
 from medchain.store import ChainStore
 from medchain.types import decode, decode_tx_bytes, encode, tx_id
 from tests.api.harness import (
+    HOSPITAL,
     FakeNode,
     Org,
     SyncASGITransport,
@@ -203,6 +211,11 @@ def story() -> Story:
     )
     hospital.propose_organisation(ProposalAction.JOIN, spec, "a second research institute")
 
+    # break-glass: the patient's policy, a doctor's opening, the hospital's answer
+    set_up_emergency_policy(patient)
+    open_emergency(doctor, patient.address, "found unconscious")
+    answer_pending(MedchainClient(HOSPITAL.account, chain))
+
     label = guardian.device_label(guardian.device(pump.address))
     assert (label.status, label.text) == (LabelStatus.OPENED, PUMP_LABEL)
     assert patient.my_profile()["name"] == PATIENT_NAME
@@ -250,6 +263,11 @@ def _path_values(story: Story) -> dict[str, list[str]]:
         "batch_id": [b.hex() for b in story.batch_ids],
         "org_id": [org.org_id for org in chain.organisations()],
         "proposal_id": [str(p.proposal_id) for p in chain.proposals()],
+        "request_id": [
+            r.request_id.hex()
+            for org in chain.organisations()
+            for r in chain.emergency_requests_by_org(org.org_id)
+        ],
     }
 
 
@@ -258,6 +276,7 @@ def _query_values(story: Story) -> dict[str, str]:
         "from_ms": str(story.readings_from_ms),
         "to_ms": str(story.readings_to_ms),
         "device": format_address(story.devices[1]),
+        "org": HOSPITAL.org_id,
     }
 
 

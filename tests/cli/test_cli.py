@@ -215,5 +215,6 @@ def test_names_on_chain_are_shown_as_registered(cli: Cli) -> None:
 def test_status_and_account(cli: Cli) -> None:
     alice, alice_addr = cli.key("alice")
     cli("register", "--key", str(alice), "--role", "patient", "--name", "Alice")
-    assert "height:     1" in cli("status")
+    # registering, then the patient's emergency policy among the founding organisations
+    assert "height:     2" in cli("status")
     assert "patient" in cli("account", alice_addr)

@@ -14,7 +14,7 @@ from medchain.cli import app
 from medchain.crypto import AccountKeys, save_keys
 from medchain.node import load_devnet, read_pid
 from medchain.types import MedchainError
-from tests.api.harness import FakeNode, make_chain, served
+from tests.api.harness import FOUNDERS, FakeNode, make_chain, served
 
 runner = CliRunner()
 
@@ -38,8 +38,14 @@ def test_story_on_a_node(tmp_path: Path) -> None:
     for staking; nothing to kill."""
     validator = AccountKeys.generate()
     save_keys(tmp_path / "faucet.key", validator)
+    for org in FOUNDERS:  # the founders' key files, as a devnet keeps them
+        save_keys(tmp_path / "orgs" / org.org_id / "admin.key", org.admin)
+        save_keys(tmp_path / "orgs" / org.org_id / "org.key", org.account)
     with served(lambda: FakeNode(make_chain(validator))) as node:
-        out = _demo("--node", node.url, "--faucet", str(tmp_path / "faucet.key"))
+        out = _demo(
+            "--node", node.url, "--faucet", str(tmp_path / "faucet.key"),
+            "--orgs", str(tmp_path / "orgs"),
+        )  # fmt: skip
     assert "HTTP 409 nonce_reused" in out and "HTTP 413 tx_too_large" in out
     assert "HTTP 400 malformed_tx" in out and "HTTP 409 key_image_reused" in out
     assert "not applied again: the node answers with its original receipt" in out
@@ -52,10 +58,18 @@ def test_bad_option_combinations(tmp_path: Path) -> None:
     for args in (
         ["--local", "--node", "http://127.0.0.1:1"],
         ["--faucet", str(tmp_path / "x.key")],
+        ["--orgs", str(tmp_path)],
         ["--node", "http://127.0.0.1:1", "--data", str(tmp_path)],
     ):
         result = runner.invoke(app, ["demo", *args])
         assert result.exit_code == 1, result.output
+
+
+def test_a_node_without_the_organisations_keys_is_one_line(tmp_path: Path) -> None:
+    with served(lambda: FakeNode(make_chain())) as node:
+        result = runner.invoke(app, ["demo", "--node", node.url, "--orgs", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert "give --orgs DIR" in result.output.strip().splitlines()[-1]
 
 
 def _stopped(home: Path) -> bool:

@@ -66,3 +66,14 @@ def test_bad_param_is_refused_before_anything_is_written(
     assert result.exit_code == 1
     assert says in " ".join(result.output.split()), result.output
     assert not (home / DEVNET_FILE).exists() and not no_processes
+
+
+def test_up_names_the_founding_organisations_key_files(
+    tmp_path: Path, no_processes: list[str]
+) -> None:
+    home = tmp_path / "net"
+    result = runner.invoke(app, _up(home, "--nodes", "4"))
+    assert result.exit_code == 0, result.output
+    assert "founding organisations (st-mary, riverside, northlab, civic-insure)" in result.output
+    assert (home / "orgs" / "st-mary" / "admin.key").exists()
+    assert (home / "orgs" / "civic-insure" / "org.key").exists()

@@ -203,13 +203,18 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     _cli("init", "--data", str(chain))
     keys = {"validator": chain / "validator.key"}
     addresses = {"validator": _cli("keys", "show", "--key", str(keys["validator"])).split()[1]}
-    for who in ("patient", "doctor", "institution", "device"):
+    for who in ("patient", "doctor", "device"):
         keys[who] = root / f"{who}.key"
         addresses[who] = _cli("keys", "new", "--out", str(keys[who])).strip()
-    for who in ("patient", "doctor", "institution"):
-        _cli(
-            "register", "--key", str(keys[who]), "--role", who, "--name", who, "--data", str(chain)
-        )
+    # the institution is a founding research organisation's account (`medchain init`
+    # writes its key file); the doctor registers as a patient and is credentialed
+    keys["institution"] = chain / "orgs" / "northlab" / "org.key"
+    addresses["institution"] = _cli("keys", "show", "--key", str(keys["institution"])).split()[1]
+    for who in ("patient", "doctor"):
+        _cli("register", "--key", str(keys[who]), "--role", "patient", "--name", who,
+             "--data", str(chain))  # fmt: skip
+    _cli("org", "credential", addresses["doctor"], "--role", "doctor", "--name", "Dr. Walk",
+         "--key", str(chain / "orgs" / "st-mary" / "admin.key"), "--data", str(chain))  # fmt: skip
     record_id = _cli(
         "record", "put", "--key", str(keys["doctor"]), "--patient", addresses["patient"],
         "--file", str(EXAMPLES / "observation-heart-rate.json"),
@@ -271,6 +276,17 @@ VALID: dict[str, Valid] = {
     "submitter": lambda w, case: "0x" + "22" * 20,
     "from_": lambda w, case: "2024-05-01",
     "reading list:to": lambda w, case: "2024-05-02",  # a time there, an address elsewhere
+    # the consortium
+    "org_id": lambda w, case: "st-mary",
+    "join": lambda w, case: str(EXAMPLES / "observation-heart-rate.json"),
+    "update": lambda w, case: str(EXAMPLES / "observation-heart-rate.json"),
+    "leave": lambda w, case: "northlab",
+    "proxy": lambda w, case: w.addresses["doctor"],
+    "relation": lambda w, case: "parent",
+    "org": lambda w, case: "st-mary",
+    "types": lambda w, case: "Condition",
+    "request_id": lambda w, case: "ab" * 16,
+    "emergency serve:key": lambda w, case: str(w.keys["patient"]),  # not an organisation's
 }
 
 

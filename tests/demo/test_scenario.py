@@ -11,20 +11,29 @@ from rich.console import Console
 from medchain.app import AuditEntry
 from medchain.crypto import AccountKeys
 from medchain.demo import LocalStage, Story, run_story
-from medchain.node import LocalChain
+from medchain.node import LocalChain, founding_keys
 from medchain.types import Allocation, ChainParams, Genesis, GenesisValidator
 
 
 def _chain(home: Path, params: ChainParams | None = None) -> LocalChain:
+    """A chain founded by the devnet's organisations (unfunded: the story pays their
+    fees), their key files where the story looks for them."""
     validator = AccountKeys.generate()
+    founders = founding_keys()
     genesis = Genesis(
         "medchain-demo",
         1_700_000_000_000,
         params or ChainParams(),
         allocations=(Allocation(validator.address, 1_000_000_000),),
-        validators=(GenesisValidator(validator.public_key, "v0"),),
+        validators=(
+            GenesisValidator(validator.public_key, "v0", organisation=founders[0].org.org_id),
+        ),
+        organisations=tuple(f.genesis_entry() for f in founders),
     )
-    return LocalChain.create(home, genesis, validator)
+    chain = LocalChain.create(home, genesis, validator)
+    for founder in founders:
+        founder.save(home)
+    return chain
 
 
 def _told(stage: LocalStage) -> str:
