@@ -48,6 +48,7 @@ def _commit_next(app: LedgerApp) -> None:
         ("records.create", True),
         ("research.grant", True),
         ("devices.register", True),
+        ("devices.commit_batch", False),
         ("registry.register", True),
         ("anon.open_scope", True),
         ("anon.submit", False),
