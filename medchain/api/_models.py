@@ -414,6 +414,9 @@ class AnonScopeModel(FromChain):
     open: bool
     count: int
     opened_height: int
+    verified_only: bool = Field(
+        description="Every ring member must be a patient a member organisation attests."
+    )
     encoded: Encoded
 
 

@@ -32,11 +32,20 @@ def anon_open(
     min_ring: Annotated[
         int, typer.Option(min=SMALLEST_RING, max=MAX_RING_SIZE, help="Smallest ring accepted.")
     ] = DEFAULT_RING_SIZE,
+    verified_only: Annotated[
+        bool,
+        typer.Option(
+            "--verified-only",
+            help="Accept only rings of patients a member organisation attests "
+            "(`medchain org attest`): one person cannot fill a ring with their own accounts.",
+        ),
+    ] = False,
 ) -> None:
     """Institution: open a scope that members of a role may contribute to anonymously."""
     with where.client(key) as client:
-        open_scope(client, scope, role_arg(member_role), min_ring)
-    ok(f"scope {scope!r} open to {member_role}s, rings of at least {min_ring}")
+        open_scope(client, scope, role_arg(member_role), min_ring, verified_only=verified_only)
+    who = f"verified {member_role}s" if verified_only else f"{member_role}s"
+    ok(f"scope {scope!r} open to {who}, rings of at least {min_ring}")
 
 
 @on_chain

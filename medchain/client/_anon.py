@@ -45,9 +45,13 @@ def open_scope(
     name: str,
     member_role: Role = Role.PATIENT,
     min_ring: int = DEFAULT_RING_SIZE,
+    *,
+    verified_only: bool = False,
 ) -> Receipt:
-    """Institution: open a data set that members of `member_role` may contribute to."""
-    return client.send("anon.open_scope", OpenScopeArgs(name, member_role, min_ring))
+    """Institution: open a data set that members of `member_role` may contribute to;
+    `verified_only`: only patients a member organisation attests, so that one person
+    cannot fill a ring with accounts of their own."""
+    return client.send("anon.open_scope", OpenScopeArgs(name, member_role, min_ring, verified_only))
 
 
 def close_scope(client: MedchainClient, name: str) -> Receipt:
@@ -62,11 +66,17 @@ def require_scope(client: MedchainClient, name: str) -> AnonScope:
 
 
 def pick_ring(client: MedchainClient, scope: AnonScope, size: int) -> list[bytes]:
-    """The caller plus `size - 1` decoys of the scope's role with ring keys, drawn
-    uniformly from the registry; sorted, so the position reveals nothing."""
+    """The caller plus `size - 1` decoys of the scope's role with ring keys (and, for a
+    verified-only scope, attested by a member organisation), drawn uniformly from the
+    registry; sorted, so the position reveals nothing."""
     available = client.chain.role_count(scope.member_role)
     if size > client.chain.params.max_ring_size:
         raise RingTooLarge(f"rings are limited to {client.chain.params.max_ring_size} members")
+    if scope.verified_only and not client.chain.is_verified_patient(client.address):
+        raise UnknownParty(
+            f"scope {scope.name!r} takes only patients whose identity a member organisation "
+            "verified; ask one to attest yours (`medchain org attest`), then contribute"
+        )
     candidates = [i for i in range(available)]
     secrets.SystemRandom().shuffle(candidates)
     ring = {client.address}
@@ -75,12 +85,16 @@ def pick_ring(client: MedchainClient, scope: AnonScope, size: int) -> list[bytes
             break
         member = client.chain.role_member(scope.member_role, index)
         identity = client.chain.identity(member) if member else None
-        if identity is not None and identity.ring_key and member not in ring:
-            ring.add(identity.address)
+        if identity is None or not identity.ring_key or member in ring:
+            continue
+        if scope.verified_only and not client.chain.is_verified_patient(identity.address):
+            continue
+        ring.add(identity.address)
     if len(ring) < size:
+        which = "verified " if scope.verified_only else ""
         raise RingTooLarge(
-            f"only {len(ring)} registered {scope.member_role.value}s with ring keys can form "
-            f"the ring; ask for a smaller ring (the scope needs at least {scope.min_ring})"
+            f"only {len(ring)} {which}registered {scope.member_role.value}s with ring keys can "
+            f"form the ring; ask for a smaller ring (the scope needs at least {scope.min_ring})"
         )
     return sorted(ring)
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from medchain.app import KeyImageReused, Role
-from medchain.client import MedchainClient, NotAReader
+from medchain.client import MedchainClient, NotAReader, UnknownParty
 from medchain.client._anon import RingTooLarge, anon_submit, contributions, open_scope
 from medchain.crypto import AccountKeys
 from medchain.node import LocalChain
-from tests.api.harness import institution, make_chain
+from tests.api.harness import admin, institution, make_chain
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -58,3 +58,21 @@ def test_ring_needs_enough_registered_members(chain: LocalChain) -> None:
     open_scope(lab, "small", Role.PATIENT, 2)
     with pytest.raises(RingTooLarge, match="only 3"):
         anon_submit(patients[0], "small", json.loads((EXAMPLES / "condition.json").read_text()), 5)
+
+
+def test_a_verified_only_scope_draws_its_ring_from_attested_patients(chain: LocalChain) -> None:
+    lab = institution(chain)
+    attested = _people(chain, Role.PATIENT, 4)
+    strangers = _people(chain, Role.PATIENT, 8)
+    hospital = admin(chain)
+    for patient in attested:
+        hospital.attest_patient(patient.address)
+    open_scope(lab, "verified", Role.PATIENT, 3, verified_only=True)
+    resource = json.loads((EXAMPLES / "condition.json").read_text())
+    with pytest.raises(UnknownParty, match="attest yours"):
+        anon_submit(strangers[0], "verified", resource, ring_size=3)
+    anon_submit(attested[1], "verified", resource, ring_size=4)
+    (entry,) = chain.anon_entries("verified")
+    assert set(entry.ring) == {p.address for p in attested}
+    with pytest.raises(RingTooLarge, match="only 4 verified"):
+        anon_submit(attested[2], "verified", resource, ring_size=5)
