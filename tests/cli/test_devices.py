@@ -71,8 +71,8 @@ def test_devices_story(cli: Cli) -> None:
     assert "restricted" in shown and "battery low" in shown and "may lift" in shown
     evidence = cli.tmp / "evidence.log"
     evidence.write_bytes(b"tampered casing")
-    ban = ("devices", "state", device, "banned", "--reason", "tampered")
-    ban = (*ban, "--evidence-file", str(evidence))
+    proof = ("--evidence-file", str(evidence))
+    ban = ("devices", "state", device, "banned", "--reason", "tampered", *proof)
     # a hospital that did not register the device has no say over it
     assert refusal(cli, *ban, "--key", hospital).startswith(
         "error (not_authorised): only the patient who owns device"
