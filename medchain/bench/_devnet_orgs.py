@@ -6,21 +6,18 @@ from __future__ import annotations
 
 from medchain.app import OrgKind
 from medchain.crypto import AccountKeys, load_keys
-from medchain.node import Devnet
+from medchain.node import ORGS_DIR, Devnet
 from medchain.types import MedchainError
-
-ADMIN_KEY = "admin.key"
-"""An organisation admin's key file: registers gateways and devices, credentials."""
-ACCOUNT_KEY = "org.key"
-"""The organisation account's key file: receives research copies, opens scopes."""
 
 
 def founding_key(devnet: Devnet, name: str, kind: OrgKind | None = None) -> AccountKeys:
-    """Key file `name` of the devnet's first founding organisation (by id) of `kind`
-    (of any kind by default)."""
+    """Key file `name` (`medchain.node`'s ADMIN_KEY_FILE: an admin, who registers
+    gateways and devices; ORG_KEY_FILE: the organisation account, which receives
+    research copies and opens scopes) of the devnet's first founding organisation
+    (by id) of `kind` (of any kind by default)."""
     founders = sorted(devnet.genesis().organisations, key=lambda org: org.org_id)
     for org in founders:
-        path = devnet.home / "orgs" / org.org_id / name
+        path = devnet.home / ORGS_DIR / org.org_id / name
         if (kind is None or org.kind == kind.value) and path.exists():
             return load_keys(path)
     of_kind = "" if kind is None else f" {kind.value}"

@@ -45,7 +45,7 @@ from medchain.app import (
     Role,
     TransferArgs,
 )
-from medchain.bench._devnet_orgs import ACCOUNT_KEY, founding_key
+from medchain.bench._devnet_orgs import founding_key
 from medchain.client import genesis_organisation
 from medchain.crypto import (
     WRAPPED_KEY_SIZE,
@@ -57,7 +57,7 @@ from medchain.crypto import (
     sha256,
     signed_tx,
 )
-from medchain.node import DevnetProcesses, local_devnet
+from medchain.node import ORG_KEY_FILE, DevnetProcesses, local_devnet
 from medchain.offchain import cid_for
 from medchain.types import Tx, encode, tx_id
 
@@ -392,7 +392,7 @@ def run_flood_bench(
             with httpx.Client(timeout=30.0) as http:
                 faucet = load_keys(devnet.faucet_key)
                 scope = open_flood_scope(
-                    http, url, faucet, founding_key(devnet, ACCOUNT_KEY), ring_size
+                    http, url, faucet, founding_key(devnet, ORG_KEY_FILE), ring_size
                 )
                 return _flood(
                     http,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from medchain.bench._devnet_orgs import ADMIN_KEY, founding_key
+from medchain.bench._devnet_orgs import founding_key
 from medchain.bench._network import ConnectionLost, HttpError, _Http
 from medchain.client import HttpChain, MedchainClient
 from medchain.crypto import AccountKeys, load_keys, save_keys
@@ -30,6 +30,7 @@ from medchain.gateway import (
     write_config,
 )
 from medchain.node import (
+    ADMIN_KEY_FILE,
     Child,
     DevnetProcesses,
     Program,
@@ -102,7 +103,7 @@ async def gateway_net(
             progress("enrol", 0, 1)
             started = time.monotonic()
             faucet = load_keys(devnet.faucet_key)
-            hospital = founding_key(devnet, ADMIN_KEY)
+            hospital = founding_key(devnet, ADMIN_KEY_FILE)
             gw_keys, devices = await asyncio.to_thread(_enrol, node_url, faucet, hospital, shape)
             enrol_s = time.monotonic() - started
             progress("enrol", 1, 1)

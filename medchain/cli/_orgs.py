@@ -85,7 +85,7 @@ def org_staff(where: Chain, org_id: OrgArg) -> None:
         _organisation(chain, org_id)
         staff = chain.staff_of(org_id)
     for credential in staff:
-        console.print(_credential_line(credential))
+        console.print(_credential_line(credential), markup=False)  # names: as issued
     if not staff:
         console.print(f"{org_id} has credentialed nobody")
 
@@ -311,6 +311,6 @@ def org_credentials(where: Chain, address: AddressArg) -> None:
     with where.backend() as chain:
         found = chain.credentials_of(address_arg(address))
     for credential in found:
-        console.print(f"{credential.org_id}: {_credential_line(credential)}")
+        console.print(f"{credential.org_id}: {_credential_line(credential)}", markup=False)
     if not found:
         console.print(f"{address} holds no credential")

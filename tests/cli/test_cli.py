@@ -10,35 +10,20 @@ from typer.testing import CliRunner
 
 from medchain.cli import app
 from medchain.crypto import _keyfile
+from tests.cli.consortium import (
+    EXAMPLES,
+    HOSPITAL,
+    RESEARCH,
+    Cli,
+    admin,
+    clinician,
+    org_account,
+    patient,
+)
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 runner = CliRunner()
 
-
-class Cli:
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.data = tmp / "chain"
-
-    def __call__(self, *args: str, ok: bool = True) -> str:
-        result = runner.invoke(
-            app, [*args, "--data", str(self.data)] if _takes_data(args) else list(args)
-        )
-        output = result.output
-        if ok:
-            assert result.exit_code == 0, output
-        else:
-            assert result.exit_code == 1, output
-        return output
-
-    def key(self, name: str) -> tuple[Path, str]:
-        path = self.tmp / f"{name}.key"
-        address = self("keys", "new", "--out", str(path)).strip()
-        return path, address
-
-
-def _takes_data(args: tuple[str, ...]) -> bool:
-    return args[0] not in ("keys",)
+__all__ = ["EXAMPLES", "Cli"]  # the harness, where the other command tests import it
 
 
 @pytest.fixture
@@ -106,20 +91,16 @@ def test_a_key_file_others_may_read_is_used_with_a_warning(cli: Cli) -> None:
 
 
 def test_records_story(cli: Cli) -> None:
-    alice, alice_addr = cli.key("alice")
-    bob, _ = cli.key("bob")
-    carol, carol_addr = cli.key("carol")
-    lab, lab_addr = cli.key("lab")
-    cli("register", "--key", str(alice), "--role", "patient", "--name", "Alice")
-    cli("register", "--key", str(bob), "--role", "doctor", "--name", "Dr. Bob")
-    cli("register", "--key", str(carol), "--role", "doctor", "--name", "Dr. Carol")
-    cli("register", "--key", str(lab), "--role", "institution", "--name", "Lab")
+    alice, alice_addr = patient(cli, "alice")
+    bob, _ = clinician(cli, "bob")
+    carol, carol_addr = clinician(cli, "carol")
+    lab, lab_addr = org_account(cli, RESEARCH)
 
     out = cli(
         "record",
         "put",
         "--key",
-        str(bob),
+        bob,
         "--patient",
         alice_addr,
         "--file",
@@ -129,12 +110,12 @@ def test_records_story(cli: Cli) -> None:
     assert len(record_id) == 32
 
     assert '"resourceType": "Observation"' in cli("record", "get", "--key", str(alice), record_id)
-    denied = cli("record", "get", "--key", str(carol), record_id, ok=False)
+    denied = cli("record", "get", "--key", carol, record_id, ok=False)
     assert "not an authorised reader" in denied
 
     cli("record", "grant", "--key", str(alice), record_id, "--reader", carol_addr)
-    assert "Observation" in cli("record", "get", "--key", str(carol), record_id)
-    refused = cli("record", "grant", "--key", str(bob), record_id, "--reader", lab_addr, ok=False)
+    assert "Observation" in cli("record", "get", "--key", carol, record_id)
+    refused = cli("record", "grant", "--key", bob, record_id, "--reader", lab_addr, ok=False)
     assert "not_owner" in refused
 
     cli("record", "revoke", "--key", str(alice), record_id, "--reader", carol_addr)
@@ -142,17 +123,15 @@ def test_records_story(cli: Cli) -> None:
         "record",
         "update",
         "--key",
-        str(bob),
+        bob,
         record_id,
         "--file",
         str(EXAMPLES / "observation-heart-rate.json"),
     )
-    assert "not an authorised reader" in cli(
-        "record", "get", "--key", str(carol), record_id, ok=False
-    )
+    assert "not an authorised reader" in cli("record", "get", "--key", carol, record_id, ok=False)
 
     cli("research", "grant", "--key", str(alice), record_id, "--institution", lab_addr)
-    research = json.loads(cli("research", "data", "--key", str(lab)))
+    research = json.loads(cli("research", "data", "--key", lab))
     assert research[0]["record"] == record_id
     assert "display" not in json.dumps(research[0]["resource"]["subject"])
 
@@ -207,9 +186,13 @@ def test_bad_inputs_get_clear_errors(cli: Cli, tmp_path: Path) -> None:
 def test_names_on_chain_are_shown_as_registered(cli: Cli) -> None:
     # A display name is anyone's text: markup in it is shown, never obeyed (a stray
     # closing tag made `account` fail for everyone who looked).
-    bob, bob_addr = cli.key("bob")
-    cli("register", "--key", str(bob), "--role", "doctor", "--name", "[/]Dr. [bold]Bob")
-    assert "identity: doctor — [/]Dr. [bold]Bob" in cli("account", bob_addr)
+    # A patient's name is sealed; the public one is the name a credential vouches for.
+    _, bob_addr = patient(cli, "bob")
+    staff = admin(cli, HOSPITAL)
+    cli("org", "credential", bob_addr, "--role", "doctor", "--name", "[/]Dr. [bold]Bob",
+        "--key", staff)  # fmt: skip
+    assert "[/]Dr. [bold]Bob" in cli("org", "credentials", bob_addr)
+    assert "[/]Dr. [bold]Bob" in cli("org", "staff", HOSPITAL)
 
 
 def test_status_and_account(cli: Cli) -> None:

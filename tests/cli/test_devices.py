@@ -4,29 +4,38 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from rich.console import Console
 
 from medchain.app import DeviceAction, DeviceAuditEntry, DeviceState
 from medchain.cli._devices import device_audit_table
-from tests.cli.test_cli import Cli
+from medchain.crypto import load_keys
+from tests.cli.consortium import (
+    HOSPITAL,
+    RESEARCH,
+    Cli,
+    admin,
+    cli,
+    clinician,
+    org_account,
+    patient,
+    refusal,
+)
+
+__all__ = ["cli"]
+
+OTHER_HOSPITAL = "riverside"
 
 
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    return Cli(tmp_path)
-
-
-def _account(cli: Cli, name: str, role: str) -> tuple[str, str]:
-    path, address = cli.key(name)
-    cli("register", "--key", str(path), "--role", role, "--name", name)
-    return str(path), address
+def _admin(cli: Cli, org_id: str = HOSPITAL) -> tuple[str, str]:
+    """A founding organisation's admin (who registers its devices and gateways)."""
+    path = admin(cli, org_id)
+    return path, load_keys(Path(path)).address_text
 
 
 def test_devices_story(cli: Cli) -> None:
-    alice, alice_addr = _account(cli, "alice", "patient")
-    bob, bob_addr = _account(cli, "bob", "patient")
-    hospital, _ = _account(cli, "hospital", "institution")
+    alice, alice_addr = patient(cli, "alice")
+    bob, bob_addr = patient(cli, "bob")
+    hospital, _ = _admin(cli)
     device_key, device = cli.key("oximeter")
 
     assert "may now manage" in cli("devices", "guardian", "add", bob_addr, "--key", alice)
@@ -62,20 +71,15 @@ def test_devices_story(cli: Cli) -> None:
     assert "restricted" in shown and "battery low" in shown and "may lift" in shown
     evidence = cli.tmp / "evidence.log"
     evidence.write_bytes(b"tampered casing")
-    cli(
-        "devices",
-        "state",
-        device,
-        "banned",
-        "--reason",
-        "tampered",
-        "--key",
-        hospital,
-        "--evidence-file",
-        str(evidence),
+    proof = ("--evidence-file", str(evidence))
+    ban = ("devices", "state", device, "banned", "--reason", "tampered", *proof)
+    # a hospital that did not register the device has no say over it
+    assert refusal(cli, *ban, "--key", hospital).startswith(
+        "error (not_authorised): only the patient who owns device"
     )
+    cli(*ban, "--key", alice)
     refused = cli("devices", "state", device, "active", "--reason", "ok", "--key", alice, ok=False)
-    assert "device_banned" in refused and "hospital" in refused
+    assert "device_banned" in refused and "organisation that registered it" in refused
     audit = cli("devices", "audit", device)
     assert "registered" in audit and "state_changed" in audit and "tampered" in audit
 
@@ -87,9 +91,9 @@ def test_devices_story(cli: Cli) -> None:
 
 
 def test_relabel_and_a_guardian_added_later(cli: Cli) -> None:
-    alice, alice_addr = _account(cli, "alice", "patient")
-    carol, carol_addr = _account(cli, "carol", "doctor")
-    hospital, _ = _account(cli, "hospital", "institution")
+    alice, alice_addr = patient(cli, "alice")
+    carol, carol_addr = clinician(cli, "carol")
+    hospital, _ = _admin(cli)
     device_key, device = cli.key("pump")
     cli(
         "devices", "register", "--key", hospital, "--device-key", str(device_key),
@@ -110,8 +114,8 @@ def test_relabel_and_a_guardian_added_later(cli: Cli) -> None:
 
 
 def test_gateways(cli: Cli) -> None:
-    hospital, hospital_addr = _account(cli, "hospital", "institution")
-    other, _ = _account(cli, "other", "institution")
+    hospital, hospital_addr = _admin(cli)
+    other, _ = _admin(cli, OTHER_HOSPITAL)
     _, gateway = cli.key("gateway")
     cli("gateways", "register", gateway, "--label", "ward 3", "--key", hospital)
     shown = cli("gateways", "show", gateway)
@@ -122,7 +126,7 @@ def test_gateways(cli: Cli) -> None:
 
 
 def test_clear_errors(cli: Cli) -> None:
-    alice, alice_addr = _account(cli, "alice", "patient")
+    alice, alice_addr = patient(cli, "alice")
     device_key, device = cli.key("thing")
     wrong_kind = cli(
         "devices",
@@ -154,7 +158,7 @@ def test_clear_errors(cli: Cli) -> None:
     assert "unknown_device" in cli(
         "devices", "state", device, "banned", "--reason", "x", "--key", alice, ok=False
     )
-    stranger, _ = _account(cli, "stranger", "doctor")
+    stranger, _ = patient(cli, "stranger")
     assert "not_authorised" in cli(
         "devices",
         "register",
@@ -173,9 +177,9 @@ def test_clear_errors(cli: Cli) -> None:
 
 
 def test_share_vitals(cli: Cli) -> None:
-    alice, alice_addr = _account(cli, "alice", "patient")
-    _, doctor_addr = _account(cli, "doctor", "doctor")
-    _, lab_addr = _account(cli, "lab", "institution")
+    alice, alice_addr = patient(cli, "alice")
+    _, doctor_addr = clinician(cli, "doctor")
+    _, lab_addr = org_account(cli, RESEARCH)
     assert "committed from now on" in cli("devices", "share-vitals", doctor_addr, "--key", alice)
     cli("devices", "share-vitals", lab_addr, "--key", alice)
     readers = cli("devices", "vitals-readers", "--patient", alice_addr).split()

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from medchain.cli import app
 from medchain.crypto import AccountKeys, save_keys
 from medchain.node import PeerStatus
-from tests.api.harness import FakeNode, Served, make_chain, served
+from tests.api.harness import HOSPITAL, RESEARCH, FakeNode, Org, Served, make_chain, served
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 VALIDATOR = AccountKeys.generate()
@@ -42,11 +42,27 @@ class Cli:
         return result.output
 
     def key(self, name: str, role: str | None = None) -> tuple[str, str]:
+        """A new key file; registered, with `role`, as a patient (as every account
+        registers itself) and credentialed by the founding hospital for any other."""
         path = self.tmp / f"{name}.key"
         address = self("keys", "new", "--out", str(path)).strip()
         if role:
-            self("register", "--key", str(path), "--role", role, "--name", name)
+            self("register", "--key", str(path), "--role", "patient", "--name", name)
+        if role and role != "patient":
+            staff = self.keep(HOSPITAL, "admin")
+            self("org", "credential", address, "--role", role, "--name", name, "--key", staff)
         return str(path), address
+
+    def keep(self, org: Org, which: str) -> str:
+        """A founding organisation's `admin` or own `account` key as a key file."""
+        path = self.tmp / f"{org.org_id}-{which}.key"
+        if not path.exists():
+            save_keys(path, org.admin if which == "admin" else org.account)
+        return str(path)
+
+    def research_account(self) -> tuple[str, str]:
+        """The founding research institute's own account: its key file and address."""
+        return self.keep(RESEARCH, "account"), RESEARCH.account.address_text
 
 
 @pytest.fixture
@@ -69,7 +85,7 @@ def test_records_story(cli: Cli) -> None:
     alice, alice_addr = cli.key("alice", "patient")
     bob, _ = cli.key("bob", "doctor")
     carol, carol_addr = cli.key("carol", "doctor")
-    lab, lab_addr = cli.key("lab", "institution")
+    lab, lab_addr = cli.research_account()
     heart = str(EXAMPLES / "observation-heart-rate.json")
 
     (record_id,) = _ids(
@@ -124,7 +140,7 @@ def test_search_story(cli: Cli, tmp_path: Path) -> None:
 def test_tokens_and_staking(cli: Cli) -> None:
     validator = cli.tmp / "validator.key"
     save_keys(validator, VALIDATOR)
-    lab, lab_addr = cli.key("lab", "institution")
+    lab, lab_addr = cli.research_account()
     cli("transfer", "--key", str(validator), "--to", lab_addr, "--amount", "50000")
     assert "balance: 50000" in cli("account", lab_addr)
     cli("staking", "stake", "--key", lab, "20000")
@@ -140,7 +156,7 @@ def test_tokens_and_staking(cli: Cli) -> None:
 
 def test_anonymous_contributions(cli: Cli) -> None:
     patients = [cli.key(f"p{i}", "patient")[0] for i in range(4)]
-    lab, _ = cli.key("lab", "institution")
+    lab, _ = cli.research_account()
     scope = f"study-{cli.tmp.name}"
     cli("anon", "open", "--key", lab, "--scope", scope, "--min-ring", "3")
     submit = ("anon", "submit", "--key", patients[1], "--scope", scope)

@@ -6,37 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-from typer.testing import CliRunner
+from tests.cli.consortium import EXAMPLES, Cli, cli, clinician, patient
 
-from medchain.cli import app
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-runner = CliRunner()
-
-
-class Cli:
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.data = tmp / "chain"
-
-    def __call__(self, *args: str, ok: bool = True) -> str:
-        if args[0] != "keys":
-            args = (*args, "--data", str(self.data))
-        result = runner.invoke(app, list(args))
-        assert result.exit_code == (0 if ok else 1), result.output
-        return result.output
-
-    def key(self, name: str, role: str) -> tuple[str, str]:
-        path = self.tmp / f"{name}.key"
-        address = self("keys", "new", "--out", str(path)).strip()
-        self("register", "--key", str(path), "--role", role, "--name", name)
-        return str(path), address
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    return Cli(tmp_path)
+__all__ = ["cli"]
 
 
 def _ids(output: str) -> list[str]:
@@ -44,9 +16,9 @@ def _ids(output: str) -> list[str]:
 
 
 def test_search_story(cli: Cli, tmp_path: Path) -> None:
-    alice, alice_addr = cli.key("alice", "patient")
-    bob, _ = cli.key("bob", "doctor")
-    carol, carol_addr = cli.key("carol", "doctor")
+    alice, alice_addr = patient(cli, "alice")
+    bob, _ = clinician(cli, "bob")
+    carol, carol_addr = clinician(cli, "carol")
     condition = str(EXAMPLES / "condition.json")
     heart = str(EXAMPLES / "observation-heart-rate.json")
 
@@ -97,8 +69,8 @@ def test_search_story(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_keywords_stay_off_the_data_directory(cli: Cli) -> None:
-    alice, alice_addr = cli.key("alice", "patient")
-    bob, _ = cli.key("bob", "doctor")
+    alice, alice_addr = patient(cli, "alice")
+    bob, _ = clinician(cli, "bob")
     cli(
         "record",
         "put",
@@ -118,7 +90,7 @@ def test_keywords_stay_off_the_data_directory(cli: Cli) -> None:
 
 
 def test_bad_input_is_one_line(cli: Cli) -> None:
-    bob, _ = cli.key("bob", "doctor")
+    bob, _ = clinician(cli, "bob")
     assert "invalid_keyword" in cli("record", "search", "--key", bob, "--keyword", "  ", ok=False)
     missing = cli(
         "record", "search", "--key", bob, "--keyword", "x", "--capability", "nope", ok=False

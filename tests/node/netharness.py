@@ -20,10 +20,12 @@ from typing import Any
 import httpx
 
 from medchain.app import OrgKind, TransferArgs
-from medchain.bench._devnet_orgs import ACCOUNT_KEY, ADMIN_KEY, founding_key
+from medchain.bench._devnet_orgs import founding_key
 from medchain.crypto import AccountKeys, format_address, load_keys, signed_tx
 from medchain.node import (
+    ADMIN_KEY_FILE,
     GENESIS_FILE,
+    ORG_KEY_FILE,
     Devnet,
     DevnetNode,
     DevnetProcesses,
@@ -95,12 +97,12 @@ class LiveNet:
     def founder_admin(self, kind: OrgKind = OrgKind.HOSPITAL) -> AccountKeys:
         """The admin of the devnet's first founding organisation of `kind` (credentials
         clinicians, registers gateways and devices)."""
-        return founding_key(self.devnet, ADMIN_KEY, kind)
+        return founding_key(self.devnet, ADMIN_KEY_FILE, kind)
 
     def founder_account(self, kind: OrgKind = OrgKind.RESEARCH) -> AccountKeys:
         """The account of the devnet's first founding organisation of `kind` (research
         copies, anonymous scopes)."""
-        return founding_key(self.devnet, ACCOUNT_KEY, kind)
+        return founding_key(self.devnet, ORG_KEY_FILE, kind)
 
     @functools.cached_property
     def min_fee(self) -> int:
