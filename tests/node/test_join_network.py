@@ -41,6 +41,7 @@ def large_genesis(genesis: Genesis) -> Genesis:
     return dataclasses.replace(
         genesis,
         allocations=(),
+        organisations=(),  # carried in the state, as a fork's are
         fork_of=(origin,),
         state=tuple(StateEntry(k, v) for k, v in sorted(state.items())),
     )
