@@ -374,6 +374,7 @@ def test_hostile_peers_are_refused_while_four_validators_commit(tmp_path: Path) 
         net.wait_height(VALIDATORS, 2)
         sender = net.fund(1)[0]
         round_changes = {n: net.status(n)["round_changes"] for n in VALIDATORS}
+        start = min(net.height(n) for n in VALIDATORS)
 
         # 1. a key outside every allow-list: TLS refuses it, on both sides
         refused_before = counter(net, TARGET, "medchain_p2p_handshakes_refused_total")
@@ -422,8 +423,12 @@ def test_hostile_peers_are_refused_while_four_validators_commit(tmp_path: Path) 
         # 3, 4 and malformed frames: the allowed observer identity
         asyncio.run(run_observer(net, sender))
 
-        # the end: agreement, no evidence, no spike in round changes
+        # the end: agreement, no evidence, no spike in round changes: most heights
+        # commit in their first round (a loaded machine, two devnets at once on two
+        # cores, makes a node miss a round now and then; a node hostile input held up
+        # would miss one at every height it was sent)
         top = max(net.height(n) for n in VALIDATORS)
+        allowed = max(2, (top - start) // 8)
         net.wait_height(VALIDATORS, top)
         net.assert_agreement(VALIDATORS, top)
         for name in VALIDATORS:
@@ -433,5 +438,6 @@ def test_hostile_peers_are_refused_while_four_validators_commit(tmp_path: Path) 
             # evidence is a transaction signed by the validator that saw it
             keys = load_keys(net.node(name).home / NODE_KEY_FILE)
             assert net.nonce(name, keys) == 0, f"{name} reported misbehaviour"
-            assert net.status(name)["round_changes"] - round_changes[name] <= 2
+            missed = net.status(name)["round_changes"] - round_changes[name]
+            assert missed <= allowed, f"{name}: {missed} round changes in {top - start} heights"
         assert validator_links(net, TARGET) == 3
