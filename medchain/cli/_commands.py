@@ -47,7 +47,7 @@ from medchain.crypto import (
     format_address,
     save_keys,
 )
-from medchain.node import NodeStatus, PeerStatus
+from medchain.node import ADMIN_KEY_FILE, ORG_KEY_FILE, ORGS_DIR, NodeStatus, PeerStatus
 from medchain.types import MedchainError
 
 MAX_VERSION = 2**32 - 1
@@ -66,7 +66,10 @@ def init(
     chain = create_chain(data, chain_id_arg(chain_id))
     ok(f"chain {chain.chain_id!r} created in {data}")
     console.print(f"validator address: {show_address(chain.validator.address)}")
-    console.print(f"founding organisations' key files: {data / 'orgs'}/<org_id>/admin.key, org.key")
+    console.print(
+        f"founding organisations' key files: {data / ORGS_DIR}/<org_id>/{ADMIN_KEY_FILE}, "
+        f"{ORG_KEY_FILE}"
+    )
     chain.close()
 
 

@@ -19,7 +19,9 @@ from medchain.cli._common import (
     warn_if_exposed,
 )
 from medchain.node import (
+    ADMIN_KEY_FILE,
     NODE_KEY_FILE,
+    ORG_KEY_FILE,
     ORGS_DIR,
     Devnet,
     Node,
@@ -202,7 +204,7 @@ def _show(devnet: Devnet) -> None:
     if founders:
         console.print(
             f"founding organisations ({founders}): admin and account key files in "
-            f"{devnet.home / ORGS_DIR}/<org_id>/admin.key and org.key"
+            f"{devnet.home / ORGS_DIR}/<org_id>/{ADMIN_KEY_FILE} and {ORG_KEY_FILE}"
         )
 
 
