@@ -186,6 +186,7 @@ from medchain.app._errors import (
     NotRegistered,
     ProposalError,
     ReaderRequired,
+    RecordErased,
     StakeError,
     TxRejected,
     TxTooLarge,
@@ -196,6 +197,14 @@ from medchain.app._errors import (
     WrongRole,
 )
 from medchain.app._genesis import genesis_state
+from medchain.app._grants import (
+    ReaderGrant,
+    delete_reader_grant,
+    get_reader_grant,
+    grant_in_force,
+    put_reader_grant,
+    reader_grant,
+)
 from medchain.app._keywrap import KeyWrap
 from medchain.app._ledger import BlockOutcome, InvalidBlock, Ledger, begin_block
 from medchain.app._orgs import (
@@ -246,6 +255,12 @@ from medchain.app._proxies import (
     proxy_allows,
     require_proxy,
     required_readers,
+)
+from medchain.app._purposes import (
+    DEFAULT_GRANT_PURPOSES,
+    PURPOSE_DISPLAY,
+    PURPOSE_SYSTEM,
+    PurposeOfUse,
 )
 from medchain.app._records import (
     AddVersionArgs,
@@ -326,6 +341,7 @@ __all__ = [
     "BODY_METHODS",
     "CLINICIAN_ROLES",
     "DEFAULT_EMERGENCY_TYPES",
+    "DEFAULT_GRANT_PURPOSES",
     "ED25519_COST",
     "LABEL_BLOCK_BYTES",
     "MAX_BATCH_BUNDLES",
@@ -348,6 +364,8 @@ __all__ = [
     "MS_PER_DAY",
     "OPTIONAL_EMERGENCY_TYPES",
     "PARTIAL_SIZE",
+    "PURPOSE_DISPLAY",
+    "PURPOSE_SYSTEM",
     "REQUEST_ID_SIZE",
     "RING_MEMBER_COST",
     "SINGLE_BODY_METHODS",
@@ -455,8 +473,11 @@ __all__ = [
     "Proxy",
     "ProxyRelation",
     "ProxyScope",
+    "PurposeOfUse",
+    "ReaderGrant",
     "ReaderRequired",
     "Record",
+    "RecordErased",
     "RecordVersion",
     "RegisterArgs",
     "RegisterDeviceArgs",
@@ -523,6 +544,7 @@ __all__ = [
     "credential_is_valid",
     "credentials_of",
     "decode_tx",
+    "delete_reader_grant",
     "device_audit",
     "devices_of",
     "ed25519_check",
@@ -549,10 +571,12 @@ __all__ = [
     "get_organisation",
     "get_policy",
     "get_proposal",
+    "get_reader_grant",
     "get_record",
     "get_scope",
     "get_stake",
     "get_version",
+    "grant_in_force",
     "guardians_of",
     "is_banned",
     "is_verified_patient",
@@ -577,7 +601,9 @@ __all__ = [
     "proxy_allows",
     "punished_evidence_keys",
     "punished_offences",
+    "put_reader_grant",
     "ranked_candidates",
+    "reader_grant",
     "registration_message",
     "require_admin",
     "require_credential",

@@ -91,6 +91,12 @@ class ReaderRequired(NotAuthorised):
     code = "reader_required"
 
 
+class RecordErased(ContractError):
+    """The record was erased by its patient: nothing of it can be read or changed."""
+
+    code = "record_erased"
+
+
 class AlreadyAuthorised(ContractError):
     code = "already_authorised"
 

@@ -69,6 +69,13 @@ class Record:
     """Sorted addresses currently authorised to read, the owner not included."""
     version_count: int
     audit_count: int
+    erased_height: int = 0
+    """The height the record was erased at (0 while it is not): its versions keep their
+    CIDs and hashes, but no wraps, and the nodes hold no ciphertext."""
+    erased_ms: int = 0
+    """Block time of the erasure."""
+    erased_by: bytes = b""
+    """Who erased it: the owner, or their `grant` proxy."""
 
 
 @dataclass(frozen=True, slots=True)

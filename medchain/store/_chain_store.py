@@ -54,7 +54,7 @@ from medchain.types import (
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """Layout of the tables below, and of the contracts' state in them; bump it (and write
 a migration, or refuse the old version with a reason) whenever either changes."""
 
@@ -82,6 +82,7 @@ _SCHEMA = (
 _TABLES = frozenset({"meta", "blocks", "txs", "state", "state_tree"})
 _BUCKETED_VERSIONS = (1, 2)
 _BEFORE_ORGANISATIONS = 3
+_BEFORE_PATIENT_RIGHTS = 4
 """Schema 3 held the state the contracts kept before organisations, credentials and
 proxies: its devices, scopes, gateways and audit entries lack fields every one now has."""
 """Schemas of stores whose chains committed to the state in 65,536 buckets of entries
@@ -207,6 +208,15 @@ class ChainStore:
                 "anyone on it. Start a new chain in an empty directory (for a devnet: "
                 "`medchain devnet down`, then remove its home), and keep this one to read its "
                 "history with the release that wrote it"
+            )
+        if version == _BEFORE_PATIENT_RIGHTS:
+            raise StoreError(
+                f"{self._path} was written by an earlier medchain (schema version {version}), "
+                "from before consents, key recovery and erasure: its records have no grant "
+                "terms and no erasure fields, and its accounts cannot rotate keys. Start a "
+                "new chain in an empty directory (for a devnet: `medchain devnet down`, then "
+                "remove its home), and keep this one to read its history with the release "
+                "that wrote it"
             )
         if version is None or not tables >= _TABLES:
             raise StoreError(

@@ -471,6 +471,18 @@ def test_a_store_from_before_organisations_is_refused_and_named(db_path: Path) -
     assert "Start a new chain in an empty directory" in info.value.message
 
 
+def test_a_store_from_before_patient_rights_is_refused_and_named(db_path: Path) -> None:
+    """Schema 4 holds records without grant terms or erasure fields: refused, saying why."""
+    new_store(db_path).close()
+    db = sqlite3.connect(db_path)
+    with db:
+        db.execute("UPDATE meta SET value = 4 WHERE key = 'schema_version'")
+    db.close()
+    with pytest.raises(StoreError, match="from before consents") as info:
+        ChainStore(db_path)
+    assert "Start a new chain in an empty directory" in info.value.message
+
+
 def test_foreign_sqlite_database_is_refused(db_path: Path) -> None:
     db_path.parent.mkdir(parents=True)
     db = sqlite3.connect(db_path)
