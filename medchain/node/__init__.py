@@ -65,6 +65,13 @@ from medchain.node._devnet_orgs import (
     FoundingOrg,
     founding_keys,
 )
+from medchain.node._disclosure import (
+    Disclosure,
+    DisclosureKind,
+    DisclosureLog,
+    MemoryDisclosureLog,
+    ReadBasis,
+)
 from medchain.node._disk_reserve import (
     RESERVE_BYTES,
     RESERVE_FILE,
@@ -199,6 +206,9 @@ __all__ = [
     "DevnetError",
     "DevnetNode",
     "DevnetProcesses",
+    "Disclosure",
+    "DisclosureKind",
+    "DisclosureLog",
     "ForkError",
     "FoundingKeys",
     "FoundingOrg",
@@ -206,6 +216,7 @@ __all__ = [
     "Joined",
     "LedgerApp",
     "LocalChain",
+    "MemoryDisclosureLog",
     "NetNode",
     "Node",
     "NodeApi",
@@ -221,6 +232,7 @@ __all__ = [
     "ProcessFailed",
     "Program",
     "RateLimited",
+    "ReadBasis",
     "RecoverError",
     "RecoverReport",
     "SealedBlock",
