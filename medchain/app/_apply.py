@@ -21,6 +21,7 @@ from medchain.app import (
     _attestations,
     _credentials,
     _devices,
+    _disclosure_heads,
     _emergency,
     _penalties,
     _proposals,
@@ -75,6 +76,7 @@ METHODS: Methods = {
     **_proposals.METHODS,
     **_attestations.METHODS,
     **_credentials.METHODS,
+    **_disclosure_heads.METHODS,
 }
 
 
