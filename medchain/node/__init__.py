@@ -65,25 +65,14 @@ from medchain.node._devnet_orgs import (
     FoundingOrg,
     founding_keys,
 )
-from medchain.node._disclosure import (
-    Disclosure,
-    DisclosureKind,
-    DisclosureLog,
-    MemoryDisclosureLog,
-    ReadBasis,
-)
-from medchain.node._disclosure_chain import (
-    HEAD_ZERO,
-    LoggedDisclosure,
-    entry_hash,
-    first_disagreement,
-    heads_of,
-)
+from medchain.node._disclosure import DisclosureLog, MemoryDisclosureLog
 from medchain.node._disclosure_log import (
     DISCLOSURES_FILE,
     DisclosureLogFailed,
+    DisclosureRecords,
     LogEntry,
     SqliteDisclosureLog,
+    check_log_file,
 )
 from medchain.node._disk_reserve import (
     RESERVE_BYTES,
@@ -170,7 +159,14 @@ from medchain.node._supervisor import (
 )
 from medchain.node._verification_chain import VerificationChain
 from medchain.node._verifier import Verifier
-from medchain.types import NodeStatus, PeerStatus, TxFailed  # re-exported: node answers with them
+from medchain.types import (  # re-exported: node answers with them
+    Disclosure,
+    DisclosureKind,
+    NodeStatus,
+    PeerStatus,
+    ReadBasis,
+    TxFailed,
+)
 
 __all__ = [
     "ADMIN_KEY_FILE",
@@ -186,7 +182,6 @@ __all__ = [
     "FETCHED",
     "FOUNDING_ORGS",
     "GENESIS_FILE",
-    "HEAD_ZERO",
     "LOG_FILE",
     "NODE",
     "NODE_CERT_FILE",
@@ -225,6 +220,7 @@ __all__ = [
     "DisclosureKind",
     "DisclosureLog",
     "DisclosureLogFailed",
+    "DisclosureRecords",
     "ForkError",
     "FoundingKeys",
     "FoundingOrg",
@@ -233,7 +229,6 @@ __all__ = [
     "LedgerApp",
     "LocalChain",
     "LogEntry",
-    "LoggedDisclosure",
     "MemoryDisclosureLog",
     "NetNode",
     "Node",
@@ -273,6 +268,7 @@ __all__ = [
     "anchor_settings",
     "archive_chain",
     "changed_params",
+    "check_log_file",
     "commit_to_store",
     "config_from_json",
     "config_to_json",
@@ -280,8 +276,6 @@ __all__ = [
     "create_devnet",
     "create_snapshot",
     "dry_run_at_admission",
-    "entry_hash",
-    "first_disagreement",
     "fork_anchor",
     "fork_genesis",
     "fork_home",
@@ -293,7 +287,6 @@ __all__ = [
     "genesis_hash",
     "genesis_to_json",
     "given_nodes",
-    "heads_of",
     "health_status",
     "hold_disk_reserve",
     "import_snapshot",

@@ -2,7 +2,7 @@
 hash-chained in an SQLite file of its data directory (`DISCLOSURES_FILE`).
 
 Entry n is the `Disclosure`, the node's address and a random salt
-(`LoggedDisclosure`); head_n chains its hash onto head_{n-1} (`_disclosure_chain`).
+(`LoggedDisclosure`); head_n chains its hash onto head_{n-1} (`medchain.types`).
 The node commits a head on chain now and then (`DisclosureCommitter`), after which
 it cannot change, drop or reorder an entry up to that head unnoticed.
 
@@ -23,19 +23,22 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
-from medchain.node._disclosure import Disclosure
-from medchain.node._disclosure_chain import (
+from medchain.node._sqlite_writes import full_disk_raised, write_transaction
+from medchain.store import DiskFull
+from medchain.types import (
     HEAD_ZERO,
     SALT_SIZE,
+    Disclosure,
     LoggedDisclosure,
+    MedchainError,
+    decode,
+    encode,
     entry_hash,
     first_disagreement,
     next_head,
 )
-from medchain.node._sqlite_writes import full_disk_raised, write_transaction
-from medchain.store import DiskFull
-from medchain.types import MedchainError, decode, encode
 
 log = logging.getLogger("medchain.node.disclosures")
 
@@ -216,8 +219,7 @@ class SqliteDisclosureLog:
 
     def written(self) -> Iterator[LogEntry]:
         """Every entry on disk, in order, as stored (nothing recomputed)."""
-        for row in self._db.execute("SELECT seq, entry, hash, head FROM entries ORDER BY seq"):
-            yield _entry(row)
+        return _written(self._db)
 
     def disagreement(self, commits: list[tuple[int, bytes]]) -> int:
         """The first committed (seq, head) the entries on disk do not give, their hashes
@@ -225,6 +227,38 @@ class SqliteDisclosureLog:
         return first_disagreement([entry_hash(e.entry) for e in self.written()], commits)
 
 
+def check_log_file(path: Path, commits: list[tuple[int, bytes]]) -> tuple[int, int]:
+    """(entries on disk, first disagreement with `commits` or 0) of the log at `path`,
+    opened read-only (its node may be running), every hash recomputed from its entry."""
+    if not path.exists():
+        raise FileNotFoundError(f"no disclosure log at {path}")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        hashes = [entry_hash(e.entry) for e in _written(db)]
+    finally:
+        db.close()
+    return len(hashes), first_disagreement(hashes, commits)
+
+
+def _written(db: sqlite3.Connection) -> Iterator[LogEntry]:
+    for row in db.execute("SELECT seq, entry, hash, head FROM entries ORDER BY seq"):
+        yield _entry(row)
+
+
 def _entry(row: tuple[int, bytes, bytes, bytes]) -> LogEntry:
     seq, raw, hash_, head = row
     return LogEntry(int(seq), decode(LoggedDisclosure, bytes(raw)), bytes(hash_), bytes(head))
+
+
+@runtime_checkable
+class DisclosureRecords(Protocol):
+    """What the API reads of a node's log (`SqliteDisclosureLog` has it)."""
+
+    node: bytes
+
+    @property
+    def length(self) -> int: ...
+
+    def entries_of(self, patient: bytes, record_id: bytes = b"") -> list[LogEntry]: ...
+
+    def hashes(self, first: int, last: int) -> list[bytes]: ...

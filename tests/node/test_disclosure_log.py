@@ -10,20 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from medchain.node import (
+from medchain.node import DisclosureLogFailed, SqliteDisclosureLog
+from medchain.types import (
     HEAD_ZERO,
     Disclosure,
     DisclosureKind,
-    DisclosureLogFailed,
     LoggedDisclosure,
     ReadBasis,
-    SqliteDisclosureLog,
+    decode,
+    encode,
     entry_hash,
     first_disagreement,
     heads_of,
+    next_head,
 )
-from medchain.node._disclosure_chain import next_head
-from medchain.types import decode, encode
 
 NODE = bytes([7]) * 20
 PATIENT = bytes([1]) * 20
