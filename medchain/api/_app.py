@@ -10,6 +10,7 @@ from medchain.api import (
     _anchoring,
     _blobs,
     _devices,
+    _disclosures,
     _emergency,
     _node,
     _orgs,
@@ -73,6 +74,10 @@ _TAGS = [
     {
         "name": "emergency",
         "description": "Break-glass: emergency policies, requests, answers, notifications.",
+    },
+    {
+        "name": "disclosures",
+        "description": "Who read a patient's data through this node, and the logs' heads.",
     },
     {"name": "staking", "description": "Stake and candidates."},
     {"name": "blobs", "description": "Encrypted record bodies by CID."},
@@ -141,6 +146,7 @@ def create_api(
         _uploads,
         _node,
         _anchoring,
+        _disclosures,
     ):
         app.include_router(module.router)
 
