@@ -10,6 +10,12 @@ from medchain.client._anon import (
 )
 from medchain.client._backend import ChainBackend
 from medchain.client._deidentify import deidentify
+from medchain.client._disclosures import (
+    DisclosureAudit,
+    NodeDisclosures,
+    SeenDisclosure,
+    all_entries,
+)
 from medchain.client._emergency import (
     EmergencyChain,
     EmergencyNotOpen,
@@ -93,6 +99,7 @@ __all__ = [
     "BlobUnavailable",
     "ChainBackend",
     "DeviceLabel",
+    "DisclosureAudit",
     "EmergencyChain",
     "EmergencyNotOpen",
     "EmergencyRecord",
@@ -106,6 +113,7 @@ __all__ = [
     "LabelStatus",
     "MedchainClient",
     "NoSearchCapability",
+    "NodeDisclosures",
     "NodeError",
     "NodeUnreachable",
     "NotAReader",
@@ -119,12 +127,14 @@ __all__ = [
     "SearchCapability",
     "SearchResult",
     "SearchStateError",
+    "SeenDisclosure",
     "SkippedRecord",
     "TxStatus",
     "UnknownBatch",
     "UnknownParty",
     "UploadNotSigned",
     "add_proxy",
+    "all_entries",
     "anon_submit",
     "answer_args",
     "answer_pending",

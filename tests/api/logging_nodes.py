@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI
 
 from medchain.api import create_api
 from medchain.app import CommitHeadArgs, CredentialRole, Role
@@ -43,6 +44,7 @@ class LoggingNode(FakeNode):
         super().__init__(chain)
         self.disclosures = log
         self.url = url
+        self.api: FastAPI | None = None
 
     def commit_head(self, keys: AccountKeys) -> None:
         """Commit the log's written head on chain, signed by the node's key."""
@@ -63,8 +65,12 @@ class Network:
     doctor: MedchainClient
 
     def connect(self, url: str) -> httpx.Client:
+        """An HTTP client of the node at `url` (its API built once: it registers its
+        metrics with the node)."""
         node = next(n for n in self.nodes if n.url == url)
-        return httpx.Client(base_url=url, transport=SyncASGITransport(create_api(node)))
+        if node.api is None:
+            node.api = create_api(node)
+        return httpx.Client(base_url=url, transport=SyncASGITransport(node.api))
 
     def close(self) -> None:
         for node in self.nodes:
