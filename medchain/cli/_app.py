@@ -17,6 +17,7 @@ from medchain.cli import (
     _bench,
     _commands,
     _devices,
+    _disclosures,
     _emergency,
     _gateway,
     _node,
@@ -75,6 +76,7 @@ record.command("revoke")(_commands.record_revoke)
 record.command("show")(_commands.record_show)
 record.command("list")(_commands.record_list)
 record.command("audit")(_commands.record_audit)
+record.command("disclosures")(_disclosures.record_disclosures)
 record.command("search")(_search.record_search)
 record.command("index")(_search.record_index)
 record.command("unindex")(_search.record_unindex)
@@ -191,6 +193,7 @@ node = _group(app, "node", "Run a node, or set up its home.", default=_node.node
 node.command("run")(_node.node)
 node.command("init")(_node_init.node_init)
 node.command("add-peer")(_node_init.node_add_peer)
+node.command("check-disclosures")(_disclosures.check_disclosures)
 node.command("adopt-genesis")(_anchor.adopt_genesis)
 
 snapshot = _group(app, "snapshot", "State snapshots this node keeps for nodes that join.")

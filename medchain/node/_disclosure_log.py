@@ -231,7 +231,7 @@ def check_log_file(path: Path, commits: list[tuple[int, bytes]]) -> tuple[int, i
     """(entries on disk, first disagreement with `commits` or 0) of the log at `path`,
     opened read-only (its node may be running), every hash recomputed from its entry."""
     if not path.exists():
-        raise FileNotFoundError(f"no disclosure log at {path}")
+        raise MedchainError(f"no disclosure log at {path}; check the node's home directory")
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         hashes = [entry_hash(e.entry) for e in _written(db)]
