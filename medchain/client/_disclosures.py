@@ -13,12 +13,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import httpx
 
 from medchain.app import HeadCommit, PurposeOfUse
+from medchain.client._backend import ChainBackend
 from medchain.crypto import AccountKeys, format_address, sign_read_request
 from medchain.types import (
     DecodeError,
@@ -185,3 +186,25 @@ def all_entries(reports: list[NodeDisclosures]) -> Iterator[tuple[NodeDisclosure
     """Every entry of every node, oldest read first."""
     pairs = [(r, e) for r in reports for e in r.entries]
     yield from sorted(pairs, key=lambda p: (p[1].read.time_ms, p[0].node, p[1].seq))
+
+
+class DisclosureReads:
+    """A mixin of MedchainClient: the accounting of disclosures of its account."""
+
+    if TYPE_CHECKING:
+        keys: AccountKeys
+        chain: ChainBackend
+
+    def disclosures(
+        self, record_id: bytes | None = None, patient: bytes | None = None
+    ) -> list[NodeDisclosures]:
+        """Every committing node's reads of this account's data (or of `patient`'s, whose
+        `read` proxy it is; of one record, if given), each node checked."""
+        url = getattr(self.chain, "url", None)
+        if not isinstance(url, str):
+            raise MedchainError(
+                "disclosures are kept by the nodes that serve reads: use a client of a node "
+                "(HttpChain)"
+            )
+        audit = DisclosureAudit(self.keys, self.chain.chain_id, url, default_connect)
+        return audit.disclosures(patient or self.keys.address, record_id or b"")

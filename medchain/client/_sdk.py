@@ -64,6 +64,7 @@ from medchain.app import (
 )
 from medchain.client._backend import ChainBackend
 from medchain.client._deidentify import deidentify
+from medchain.client._disclosures import DisclosureReads
 from medchain.client._emergency_wraps import emergency_wrap_args, in_emergency_set
 from medchain.client._envelope import (
     Sealed,
@@ -118,7 +119,7 @@ class ResearchItem:
     resource: dict[str, Any]
 
 
-class MedchainClient(OrganisationActions):
+class MedchainClient(OrganisationActions, DisclosureReads):
     """One account acting on one chain (an organisation admin's acts in
     `OrganisationActions`)."""
 

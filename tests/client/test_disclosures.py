@@ -11,7 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from medchain.client import DisclosureAudit, NodeDisclosures, all_entries
+from medchain.client import DisclosureAudit, HttpChain, MedchainClient, NodeDisclosures, all_entries
+from medchain.client import _disclosures as disclosures_module
+from medchain.types import MedchainError
+from tests.api.harness import SyncASGITransport
 from tests.api.logging_nodes import Network, a_read, change_entry, two_nodes
 
 RECORD, OTHER = b"\x01" * 16, b"\x02" * 16
@@ -106,3 +109,22 @@ def test_an_unreachable_node_is_reported_not_fatal(net: Network) -> None:
     down = reports[net.keys[1].address]
     assert not down.verified and net.nodes[1].url in down.error and down.entries == ()
     assert reports[net.keys[0].address].verified
+
+
+def test_the_sdk_client_of_a_node_asks_them_all(
+    net: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads_through_both(net)
+    monkeypatch.setattr(disclosures_module, "default_connect", net.connect)
+    net.connect(net.nodes[0].url).close()  # builds the node's API once
+    assert net.nodes[0].api is not None
+    home = HttpChain(net.nodes[0].url, transport=SyncASGITransport(net.nodes[0].api))
+    patient = MedchainClient(net.patient.keys, home)
+    reports = patient.disclosures()
+    assert [len(r.entries) for r in reports] == [2, 1] and all(r.verified for r in reports)
+    assert [len(r.entries) for r in patient.disclosures(RECORD)] == [1, 1]
+
+
+def test_a_client_of_a_local_chain_is_told_to_ask_a_node(net: Network) -> None:
+    with pytest.raises(MedchainError, match="HttpChain"):
+        net.patient.disclosures()
