@@ -18,7 +18,6 @@ from medchain.api._models import Address, Encoded, FromChain, Hex, Name
 from medchain.crypto import (
     READ_SCHEME,
     ReadRequestInvalid,
-    address_from_public_key,
     format_address,
     parse_read_header,
     verify_read_request,
@@ -140,16 +139,10 @@ def _signer(request: Request, chain: ChainQueries, chain_id: str) -> bytes:
         )
     except ReadRequestInvalid as exc:
         raise ApiError(401, exc.code, exc.message) from None
-    account = address_from_public_key(signed.public_key)
-    identity = chain.identity(account)
-    if identity is not None and identity.public_key != signed.public_key:
-        raise ApiError(
-            401,
-            "key_retired",
-            "the read was signed with a key the account no longer uses; sign with the "
-            "account's current key file",
-        )
-    return account
+    try:
+        return contracts.sender_of(chain.ledger.state, signed.public_key)
+    except contracts.KeyRetired as exc:
+        raise ApiError(401, exc.code, exc.message) from None
 
 
 def _may_see(chain: ChainQueries, signer: bytes, patient: bytes) -> None:

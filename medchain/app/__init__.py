@@ -180,6 +180,7 @@ from medchain.app._errors import (
     InvalidArgument,
     InvalidEvidence,
     InvalidSignature,
+    KeyRetired,
     KeyWrapMismatch,
     LabelTaken,
     MalformedTx,
@@ -212,6 +213,14 @@ from medchain.app._grants import (
     grant_in_force,
     put_reader_grant,
     reader_grant,
+)
+from medchain.app._keys import (
+    ROTATE_TAG,
+    NewKeys,
+    RotateArgs,
+    key_alias,
+    rotation_message,
+    sender_of,
 )
 from medchain.app._keywrap import KeyWrap
 from medchain.app._ledger import BlockOutcome, InvalidBlock, Ledger, begin_block
@@ -298,6 +307,7 @@ from medchain.app._registry import (
 )
 from medchain.app._research import ResearchGrantArgs, ResearchRevokeArgs, get_data
 from medchain.app._rewards import RewardGrant, get_grant, tranche, unvested_rewards
+from medchain.app._rewrap import RewrapArgs
 from medchain.app._search import (
     MAX_INDEX_ENTRIES,
     MAX_TOKEN_EPOCHS,
@@ -376,6 +386,7 @@ __all__ = [
     "PURPOSE_SYSTEM",
     "REQUEST_ID_SIZE",
     "RING_MEMBER_COST",
+    "ROTATE_TAG",
     "SINGLE_BODY_METHODS",
     "STATE_BUCKET_BITS",
     "STATE_BUCKET_LEVEL",
@@ -449,6 +460,7 @@ __all__ = [
     "InvalidSignature",
     "IssueArgs",
     "KeyImageReused",
+    "KeyRetired",
     "KeyWrap",
     "KeyWrapMismatch",
     "LabelNotSealed",
@@ -457,6 +469,7 @@ __all__ = [
     "MalformedTx",
     "MemoryBackend",
     "NamedBody",
+    "NewKeys",
     "NoArgs",
     "NonceGap",
     "NonceReused",
@@ -500,8 +513,10 @@ __all__ = [
     "ResearchRevokeArgs",
     "RevokeGatewayArgs",
     "RewardGrant",
+    "RewrapArgs",
     "RingRejected",
     "Role",
+    "RotateArgs",
     "SealedLabel",
     "SealedShare",
     "SetStateArgs",
@@ -593,6 +608,7 @@ __all__ = [
     "head_commits",
     "is_banned",
     "is_verified_patient",
+    "key_alias",
     "key_image_used",
     "latest_head",
     "make_event",
@@ -629,9 +645,11 @@ __all__ = [
     "ring_check",
     "role_count",
     "role_member",
+    "rotation_message",
     "run_checks",
     "scope_entries",
     "sealed_label",
+    "sender_of",
     "share_index",
     "sse_lookup",
     "staff_of",

@@ -56,6 +56,7 @@ class AuditAction(enum.StrEnum):
     VERSIONED = "versioned"
     RESEARCH_GRANTED = "research_granted"
     RESEARCH_REVOKED = "research_revoked"
+    REWRAPPED = "rewrapped"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from medchain.app import HeadCommit, ProxyRelation, ProxyScope
+from medchain.app import HeadCommit, ProxyRelation, ProxyScope, RotateArgs, rotation_message
 from medchain.client import MedchainClient, add_proxy
 from medchain.crypto import AccountKeys, ReadRequestInvalid, format_address, sign_read_request
 from medchain.types import LoggedDisclosure, decode, entry_hash
@@ -153,3 +153,20 @@ def test_a_node_without_a_log_says_so() -> None:
     patient.register()
     response = api_client(FakeNode(chain)).get("/v1/disclosures/hashes")
     assert response.status_code == 404 and response.json()["error"]["code"] == "no_disclosure_log"
+
+
+def test_a_rotated_patient_signs_with_the_new_key_only(net: Network) -> None:
+    me = net.patient.address
+    net.nodes[0].disclosures.append(a_read(net.doctor.address, me, b"\x01" * 16, 1))
+    new = AccountKeys.generate()
+    message = rotation_message(
+        net.chain.chain_id, me, new.public_key, new.encryption_public_key, new.ring_public_key
+    )
+    args = RotateArgs(
+        new.public_key, new.encryption_public_key, new.ring_public_key, new.sign(message)
+    )
+    assert net.patient.send("keys.rotate", args).ok
+    api = net.connect(net.nodes[0].url)
+    assert len(signed_get(api, new, target(me)).json()["entries"]) == 1
+    old = signed_get(api, net.patient.keys, target(me))
+    assert old.status_code == 401 and old.json()["error"]["code"] == "key_retired"

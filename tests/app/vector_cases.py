@@ -53,7 +53,9 @@ from medchain.app import (
     ResearchGrantArgs,
     ResearchRevokeArgs,
     RevokeGatewayArgs,
+    RewrapArgs,
     Role,
+    RotateArgs,
     SealedShare,
     SetStateArgs,
     TransferArgs,
@@ -67,6 +69,7 @@ from medchain.app import (
     new_record_id,
     new_request_id,
     registration_message,
+    rotation_message,
 )
 from medchain.crypto import (
     CONTENT_OVERHEAD,
@@ -1073,3 +1076,46 @@ def _(w: World) -> Tx:
 def _(w: World) -> Tx:
     patient = member(w, "patient", Role.PATIENT)
     return w.tx(patient, "disclosures.commit", CommitHeadArgs(1, sha256(b"head 1"), NODE_URL))
+
+
+# -- key rotation ----------------------------------------------------------------------
+
+
+def rotation_to(account: bytes, new: AccountKeys) -> RotateArgs:
+    message = rotation_message(
+        CHAIN_ID, account, new.public_key, new.encryption_public_key, new.ring_public_key
+    )
+    return RotateArgs(
+        new.public_key, new.encryption_public_key, new.ring_public_key, new.sign(message)
+    )
+
+
+@case("keys.rotate", "ok")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    return w.tx(patient, "keys.rotate", rotation_to(patient.address, keys("patient key 2")))
+
+
+@case("keys.rotate", "proof_for_another_account", "invalid_argument")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    return w.tx(patient, "keys.rotate", rotation_to(RICH.address, keys("patient key 2")))
+
+
+@case("keys.rotate", "retired_key", "key_retired")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    w.ok(patient, "keys.rotate", rotation_to(patient.address, keys("patient key 2")))
+    return w.tx(patient, "keys.rotate", rotation_to(patient.address, keys("patient key 3")))
+
+
+@case("records.rewrap", "ok")
+def _(w: World) -> Tx:
+    patient, _doctor, record_id = record(w)
+    return w.tx(patient, "records.rewrap", RewrapArgs(record_id, wrap()))
+
+
+@case("records.rewrap", "not_owner", "not_owner")
+def _(w: World) -> Tx:
+    _patient, doctor, record_id = record(w)
+    return w.tx(doctor, "records.rewrap", RewrapArgs(record_id, wrap()))
