@@ -42,14 +42,15 @@ class LoggingNode(FakeNode):
 
     def __init__(self, chain: LocalChain, log: SqliteDisclosureLog, url: str) -> None:
         super().__init__(chain)
+        self.log = log
         self.disclosures = log
         self.url = url
         self.api: FastAPI | None = None
 
     def commit_head(self, keys: AccountKeys) -> None:
         """Commit the log's written head on chain, signed by the node's key."""
-        assert self.disclosures.flush(30)
-        seq, head = self.disclosures.durable
+        assert self.log.flush(30)
+        seq, head = self.log.durable
         receipt = submit_as(
             self.local, keys, "disclosures.commit", CommitHeadArgs(seq, head, self.url)
         )
@@ -74,7 +75,7 @@ class Network:
 
     def close(self) -> None:
         for node in self.nodes:
-            node.disclosures.close()
+            node.log.close()
 
 
 def two_nodes(tmp_path: Path) -> Network:

@@ -53,10 +53,10 @@ def test_the_patient_sees_their_entries_in_full(net: Network) -> None:
         a_read(doc, me, b"\x02" * 16, 1),
         a_read(me, me, b"\x01" * 16, 2),
     ]
-    node.disclosures.append(reads[0])
-    node.disclosures.append(a_read(doc, doc, b"\x03" * 16, 1))
-    node.disclosures.append(reads[1])
-    node.disclosures.append(reads[2])
+    node.log.append(reads[0])
+    node.log.append(a_read(doc, doc, b"\x03" * 16, 1))
+    node.log.append(reads[1])
+    node.log.append(reads[2])
     api = net.connect(node.url)
     response = signed_get(api, net.patient.keys, target(me))
     assert response.status_code == 200, response.text
@@ -79,7 +79,7 @@ def test_the_patient_sees_their_entries_in_full(net: Network) -> None:
 
 def test_a_read_proxy_sees_them_and_nobody_else(net: Network) -> None:
     me = net.patient.address
-    net.nodes[0].disclosures.append(a_read(net.doctor.address, me, b"\x01" * 16, 1))
+    net.nodes[0].log.append(a_read(net.doctor.address, me, b"\x01" * 16, 1))
     api = net.connect(net.nodes[0].url)
     refused = signed_get(api, net.doctor.keys, target(me))
     assert refused.status_code == 403 and "read scope" in refused.json()["error"]["message"]
@@ -109,7 +109,7 @@ def test_unsigned_stale_or_forged_requests_are_401(net: Network, how: dict[str, 
 
 
 def test_hashes_are_public_and_paged(net: Network) -> None:
-    log = net.nodes[1].disclosures
+    log = net.nodes[1].log
     for version in range(1, 6):
         log.append(a_read(net.doctor.address, net.patient.address, b"\x01" * 16, version))
     assert log.flush(30)
@@ -126,11 +126,9 @@ def test_committed_heads_come_from_the_chain(net: Network) -> None:
     api = net.connect(net.nodes[0].url)
     assert api.get("/v1/disclosures/nodes").json() == []
     for node, keys in zip(net.nodes, net.keys, strict=True):
-        node.disclosures.append(a_read(net.doctor.address, net.patient.address, b"\x01" * 16, 1))
+        node.log.append(a_read(net.doctor.address, net.patient.address, b"\x01" * 16, 1))
         node.commit_head(keys)
-    net.nodes[0].disclosures.append(
-        a_read(net.doctor.address, net.patient.address, b"\x01" * 16, 2)
-    )
+    net.nodes[0].log.append(a_read(net.doctor.address, net.patient.address, b"\x01" * 16, 2))
     net.nodes[0].commit_head(net.keys[0])
     latest = [
         decode(HeadCommit, bytes.fromhex(c["encoded"]))
@@ -157,7 +155,7 @@ def test_a_node_without_a_log_says_so() -> None:
 
 def test_a_rotated_patient_signs_with_the_new_key_only(net: Network) -> None:
     me = net.patient.address
-    net.nodes[0].disclosures.append(a_read(net.doctor.address, me, b"\x01" * 16, 1))
+    net.nodes[0].log.append(a_read(net.doctor.address, me, b"\x01" * 16, 1))
     new = AccountKeys.generate()
     message = rotation_message(
         net.chain.chain_id, me, new.public_key, new.encryption_public_key, new.ring_public_key

@@ -45,9 +45,9 @@ def net(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Network]:
 def reads(net: Network) -> None:
     credential(net.chain, HOSPITAL, net.doctor.address, CredentialRole.DOCTOR, "Dr Ana Ruiz")
     me, doc = net.patient.address, net.doctor.address
-    net.nodes[0].disclosures.append(a_read(doc, me, RECORD, 1))
-    net.nodes[1].disclosures.append(a_read(me, me, RECORD, 2, "PATRQT"))
-    net.nodes[1].disclosures.append(a_read(doc, me, b"\x02" * 16, 1, "HPAYMT"))
+    net.nodes[0].log.append(a_read(doc, me, RECORD, 1))
+    net.nodes[1].log.append(a_read(me, me, RECORD, 2, "PATRQT"))
+    net.nodes[1].log.append(a_read(doc, me, b"\x02" * 16, 1, "HPAYMT"))
     for node, keys in zip(net.nodes, net.keys, strict=True):
         node.commit_head(keys)
 
@@ -85,7 +85,7 @@ def test_one_record_only(net: Network, tmp_path: Path) -> None:
 
 def test_a_tampered_node_is_named_and_fails_the_command(net: Network, tmp_path: Path) -> None:
     reads(net)
-    change_entry(net.nodes[1].disclosures.path, 2, "TREAT")
+    change_entry(net.nodes[1].log.path, 2, "TREAT")
     code, out, err = run(net, tmp_path)
     assert code == 1
     assert "DISAGREES" in err and net.nodes[1].url in err and "#2" in err
@@ -111,8 +111,8 @@ def test_check_disclosures_of_a_node_home(net: Network, tmp_path: Path) -> None:
     home = tmp_path / "home"  # the second node's home: its key and its log
     home.mkdir()
     save_keys(home / NODE_KEY_FILE, net.keys[1])
-    assert net.nodes[1].disclosures.flush(30)
-    path = net.nodes[1].disclosures.path
+    assert net.nodes[1].log.flush(30)
+    path = net.nodes[1].log.path
     for suffix in ("", "-wal", "-shm"):
         source = Path(str(path) + suffix)
         if source.exists():

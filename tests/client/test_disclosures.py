@@ -34,10 +34,10 @@ def audit(net: Network) -> DisclosureAudit:
 def reads_through_both(net: Network) -> None:
     me, doc = net.patient.address, net.doctor.address
     one, two = net.nodes
-    one.disclosures.append(a_read(doc, me, RECORD, 1))
-    one.disclosures.append(a_read(doc, doc, OTHER, 1))  # someone else's data
-    one.disclosures.append(a_read(doc, me, OTHER, 2, "HPAYMT"))
-    two.disclosures.append(a_read(me, me, RECORD, 1, "PATRQT"))
+    one.log.append(a_read(doc, me, RECORD, 1))
+    one.log.append(a_read(doc, doc, OTHER, 1))  # someone else's data
+    one.log.append(a_read(doc, me, OTHER, 2, "HPAYMT"))
+    two.log.append(a_read(me, me, RECORD, 1, "PATRQT"))
     for node, keys in zip(net.nodes, net.keys, strict=True):
         node.commit_head(keys)
 
@@ -75,14 +75,14 @@ def test_one_records_reads_only(net: Network) -> None:
 
 def test_reads_after_the_last_commitment_show_uncommitted(net: Network) -> None:
     reads_through_both(net)
-    net.nodes[1].disclosures.append(a_read(net.doctor.address, net.patient.address, RECORD, 2))
+    net.nodes[1].log.append(a_read(net.doctor.address, net.patient.address, RECORD, 2))
     report = by_node(audit(net).disclosures(net.patient.address))[net.keys[1].address]
     assert len(report.entries) == 2 and report.uncommitted == 1 and report.verified
 
 
 def test_a_changed_entry_is_caught_at_its_seq(net: Network) -> None:
     reads_through_both(net)
-    change_entry(net.nodes[0].disclosures.path, 3, "TREAT")  # hide the payment purpose
+    change_entry(net.nodes[0].log.path, 3, "TREAT")  # hide the payment purpose
     reports = by_node(audit(net).disclosures(net.patient.address))
     tampered = reports[net.keys[0].address]
     assert not tampered.verified and tampered.disagreement == 3
@@ -91,7 +91,7 @@ def test_a_changed_entry_is_caught_at_its_seq(net: Network) -> None:
 
 def test_a_changed_entry_with_its_hash_rewritten_disagrees_with_the_chain(net: Network) -> None:
     reads_through_both(net)
-    change_entry(net.nodes[0].disclosures.path, 1, "PATRQT", rehash=True)
+    change_entry(net.nodes[0].log.path, 1, "PATRQT", rehash=True)
     tampered = by_node(audit(net).disclosures(net.patient.address))[net.keys[0].address]
     assert not tampered.verified and tampered.disagreement == 3  # the head it committed
 
