@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from medchain.node import DisclosureLogFailed, SqliteDisclosureLog
+from medchain.node import DisclosureLogFailed, SqliteDisclosureLog, check_log_file
 from medchain.types import (
     HEAD_ZERO,
     Disclosure,
     DisclosureKind,
     LoggedDisclosure,
+    MedchainError,
     ReadBasis,
     decode,
     encode,
@@ -156,3 +157,13 @@ def heads_before(path: Path, seq: int) -> bytes:
     with sqlite3.connect(path) as db:
         (head,) = db.execute("SELECT head FROM entries WHERE seq = ?", (seq,)).fetchone()
     return bytes(head)
+
+
+def test_a_home_s_log_file_is_checked_read_only(path: Path) -> None:
+    committed = written(path, [read(1), read(2)])
+    assert check_log_file(path, [committed]) == (2, 0)
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM entries WHERE seq = 1")
+    assert check_log_file(path, [committed]) == (1, 2)
+    with pytest.raises(MedchainError, match="no disclosure log"):
+        check_log_file(path.with_name("missing.sqlite"), [])
