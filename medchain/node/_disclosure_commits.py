@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from medchain.app import CommitHeadArgs, Role, get_account, get_identity, latest_head
 from medchain.crypto import AccountKeys, signed_tx
+from medchain.node._config import ConfigError
 from medchain.node._disclosure_log import SqliteDisclosureLog
 from medchain.node._ledger_app import LedgerApp
 from medchain.types import MedchainError, Tx, tx_id
@@ -19,6 +21,25 @@ from medchain.types import MedchainError, Tx, tx_id
 log = logging.getLogger("medchain.node.disclosures")
 
 DEFAULT_COMMIT_INTERVAL_S = 5.0
+MAX_COMMIT_INTERVAL_S = 3_600.0
+
+
+def commit_interval_s(extra: Mapping[str, Any]) -> float:
+    """config.json's `disclosures.commit_interval_s`, checked; the default without."""
+    section = extra.get("disclosures", {})
+    value = (
+        section.get("commit_interval_s", DEFAULT_COMMIT_INTERVAL_S)
+        if isinstance(section, dict)
+        else None
+    )
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        value = -1.0
+    if not 0 < value <= MAX_COMMIT_INTERVAL_S:
+        raise ConfigError(
+            "config.json: disclosures.commit_interval_s must be a number of seconds above 0 "
+            f"and at most {MAX_COMMIT_INTERVAL_S:g}, e.g. 5"
+        )
+    return float(value)
 
 
 class DisclosureCommitter:

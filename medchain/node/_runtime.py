@@ -57,7 +57,7 @@ from medchain.node._config import (
     NodeConfig,
     read_config,
 )
-from medchain.node._disclosure_commits import DEFAULT_COMMIT_INTERVAL_S, DisclosureCommitter
+from medchain.node._disclosure_commits import DisclosureCommitter, commit_interval_s
 from medchain.node._disclosure_log import DISCLOSURES_FILE, SqliteDisclosureLog
 from medchain.node._disk_reserve import hold_disk_reserve, release_disk_reserve
 from medchain.node._genesis_file import genesis_hash, read_genesis
@@ -301,14 +301,13 @@ class Node:
         self.disclosures = SqliteDisclosureLog(
             self.home / DISCLOSURES_FILE, self.keys.address, on_disk_full=self.disk_full
         )
-        section = self.config.extra.get("disclosures", {})
         self.disclosure_commits = DisclosureCommitter(
             self.disclosures,
             self.app,
             self.keys,
             self.config.api_url,
             self.submit,
-            float(section.get("commit_interval_s", DEFAULT_COMMIT_INTERVAL_S)),
+            commit_interval_s(self.config.extra),
         )
         self._disclosure_task: asyncio.Task[None] | None = None
 

@@ -7,16 +7,23 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from medchain.app import head_commits, latest_head
 from medchain.crypto import AccountKeys
 from medchain.node import (
+    ConfigError,
     Disclosure,
     DisclosureKind,
     LedgerApp,
     ReadBasis,
     SqliteDisclosureLog,
 )
-from medchain.node._disclosure_commits import DisclosureCommitter
+from medchain.node._disclosure_commits import (
+    DEFAULT_COMMIT_INTERVAL_S,
+    DisclosureCommitter,
+    commit_interval_s,
+)
 from medchain.types import ChainParams, Genesis, GenesisValidator, Tx
 
 CHAIN = "medchain-disclosure-commits"
@@ -84,3 +91,17 @@ def test_a_node_that_is_not_a_validator_commits_nothing(tmp_path: Path) -> None:
     assert not asyncio.run(node.committer.commit_once())
     assert len(node.app.mempool) == 0
     node.log.close()
+
+
+def test_the_commit_interval_comes_from_config_checked() -> None:
+    assert commit_interval_s({}) == DEFAULT_COMMIT_INTERVAL_S
+    assert commit_interval_s({"disclosures": {"commit_interval_s": 0.5}}) == 0.5
+    bad: object
+    for bad in (
+        {"commit_interval_s": 0},
+        {"commit_interval_s": "5"},
+        {"commit_interval_s": True},
+        [],
+    ):
+        with pytest.raises(ConfigError, match="commit_interval_s"):
+            commit_interval_s({"disclosures": bad})
