@@ -79,6 +79,9 @@ class SqliteDisclosureLog:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         with full_disk_raised(self.path, "the new disclosure log"):
             self._create()
+        self._reader = sqlite3.connect(str(path), check_same_thread=False)
+        """Queries' own connection: the writer thread has `_db` to itself."""
+        self._read_lock = threading.Lock()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._pending: list[LogEntry] = []
@@ -171,6 +174,7 @@ class SqliteDisclosureLog:
             self._wake.notify_all()
         self._writer.join()
         self._db.close()
+        self._reader.close()
 
     # -- reading ----------------------------------------------------------------------
 
@@ -198,7 +202,8 @@ class SqliteDisclosureLog:
         if record_id:
             query += " AND record_id = ?"
             params += (record_id,)
-        rows = self._db.execute(query + " ORDER BY seq", params).fetchall()
+        with self._read_lock:
+            rows = self._reader.execute(query + " ORDER BY seq", params).fetchall()
         found = [_entry(row) for row in rows]
         return found + [
             e
@@ -211,15 +216,17 @@ class SqliteDisclosureLog:
         """The stored entry hashes of seq `first` to `last` (inclusive), as far as the
         log goes."""
         durable, pending = self._snapshot()
-        rows = self._db.execute(
-            "SELECT hash FROM entries WHERE seq BETWEEN ? AND ? ORDER BY seq",
-            (first, min(last, durable)),
-        ).fetchall()
+        with self._read_lock:
+            rows = self._reader.execute(
+                "SELECT hash FROM entries WHERE seq BETWEEN ? AND ? ORDER BY seq",
+                (first, min(last, durable)),
+            ).fetchall()
         return [bytes(r[0]) for r in rows] + [e.hash for e in pending if first <= e.seq <= last]
 
-    def written(self) -> Iterator[LogEntry]:
+    def written(self) -> list[LogEntry]:
         """Every entry on disk, in order, as stored (nothing recomputed)."""
-        return _written(self._db)
+        with self._read_lock:
+            return list(_written(self._reader))
 
     def disagreement(self, commits: list[tuple[int, bytes]]) -> int:
         """The first committed (seq, head) the entries on disk do not give, their hashes
