@@ -158,6 +158,14 @@ from medchain.app._emergency_set import (
     emergency_entries,
     get_policy,
 )
+from medchain.app._erasure import (
+    MAX_ERASE_REASON_CHARS,
+    EraseArgs,
+    Erasure,
+    erasure_at,
+    erasure_count,
+    get_erasure,
+)
 from medchain.app._errors import (
     AlreadyAuthorised,
     AlreadyPunished,
@@ -349,6 +357,7 @@ __all__ = [
     "MAX_DEVICES_PER_PATIENT",
     "MAX_EMERGENCY_ITEMS",
     "MAX_EMERGENCY_TYPES",
+    "MAX_ERASE_REASON_CHARS",
     "MAX_INDEX_ENTRIES",
     "MAX_LABEL_CHARS",
     "MAX_PROXIES_PER_PATIENT",
@@ -426,6 +435,8 @@ __all__ = [
     "EmergencyPolicyArgs",
     "EmergencyRequest",
     "EmergencyWrapArgs",
+    "EraseArgs",
+    "Erasure",
     "FeeTooLow",
     "ForgedEvidence",
     "Gateway",
@@ -555,6 +566,8 @@ __all__ = [
     "emergency_requests_by_org",
     "emergency_requests_of",
     "epoch_start",
+    "erasure_at",
+    "erasure_count",
     "genesis_state",
     "get_account",
     "get_ban",
@@ -564,6 +577,7 @@ __all__ = [
     "get_data",
     "get_device",
     "get_emergency_request",
+    "get_erasure",
     "get_gateway",
     "get_grant",
     "get_identity",

@@ -22,6 +22,7 @@ from medchain.app import (
     _credentials,
     _devices,
     _emergency,
+    _erasure,
     _penalties,
     _proposals,
     _proxies,
@@ -75,6 +76,7 @@ METHODS: Methods = {
     **_proposals.METHODS,
     **_attestations.METHODS,
     **_credentials.METHODS,
+    **_erasure.METHODS,
 }
 
 

@@ -1,0 +1,151 @@
+"""Erasure: a patient (or their `grant` proxy) erases a record.
+
+The chain cannot forget its blocks, but it can stop holding what opens a record: the
+erasure empties every version's key wraps, deletes the readers' grants, the record's
+emergency wrap and its research copies' entries, and marks the record erased (when and
+by whom). The `record.erased` event names every ciphertext to delete (the versions'
+and the research copies'); each node deletes them when it commits the block and
+refuses to store or fetch them again. Every later method on the record refuses with
+`RecordErased` (see `_records.require_record`).
+
+A chain-wide counted list of erasures lets a node that joined from a snapshot, after
+the erasure's block, learn which ciphertexts it must never take in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from medchain.app import _access_lists as alc
+from medchain.app._context import Call, Methods
+from medchain.app._emergency_set import drop_emergency_wrap
+from medchain.app._errors import InvalidArgument
+from medchain.app._grants import delete_reader_grant
+from medchain.app._records import (
+    AuditAction,
+    Record,
+    RecordVersion,
+    append_audit,
+    audit_trail,
+    owner_or_grant_proxy,
+    require_record,
+    save_version,
+    versions,
+)
+from medchain.app._state import State, load, save
+
+MAX_ERASE_REASON_CHARS = 280
+
+
+@dataclass(frozen=True, slots=True)
+class EraseArgs:
+    record_id: bytes
+    reason: str = ""
+    """Why, in the patient's words (optional; public, like the transaction)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """What an erasure removed: the ciphertexts every node deletes and refuses."""
+
+    record_id: bytes
+    patient: bytes
+    cids: tuple[str, ...]
+    """Sorted CIDs of the record's versions and research copies."""
+    reason: str
+    height: int
+
+
+def _erasure_key(record_id: bytes) -> bytes:
+    return b"erase/" + record_id
+
+
+def _count_key() -> bytes:
+    return b"erased/n"
+
+
+def _index_key(index: int) -> bytes:
+    return b"erased/" + index.to_bytes(8, "big")
+
+
+def get_erasure(state: State, record_id: bytes) -> Erasure | None:
+    return load(state, _erasure_key(record_id), Erasure)
+
+
+def erasure_count(state: State) -> int:
+    """How many records the chain erased so far."""
+    raw = state.get(_count_key())
+    return 0 if raw is None else int.from_bytes(raw, "big")
+
+
+def erasure_at(state: State, index: int) -> Erasure:
+    """The `index`-th erasure (from 0), in the order they committed."""
+    record_id = state.get(_index_key(index))
+    assert record_id is not None, "erasure list has a hole"
+    erasure = get_erasure(state, record_id)
+    assert erasure is not None, "erasure list names a missing erasure"
+    return erasure
+
+
+def _append(state: State, erasure: Erasure) -> None:
+    count = erasure_count(state)
+    save(state, _erasure_key(erasure.record_id), erasure)
+    state.set(_index_key(count), erasure.record_id)
+    state.set(_count_key(), (count + 1).to_bytes(8, "big"))
+
+
+def _subjects(state: State, record: Record, action: AuditAction) -> list[bytes]:
+    """Everyone the audit trail names for `action`, sorted, each once."""
+    return sorted({e.subject for e in audit_trail(state, record) if e.action is action})
+
+
+def _drop_research(state: State, record: Record) -> list[str]:
+    """Remove every research copy of the record; returns their CIDs."""
+    cids = []
+    for institution in _subjects(state, record, AuditAction.RESEARCH_GRANTED):
+        entry = alc.get_entry(state, institution, record.record_id)
+        if entry is not None:
+            cids.append(entry.cid)
+            alc.remove_entry(state, institution, record.record_id)
+    return cids
+
+
+def _empty_wraps(state: State, found: list[RecordVersion]) -> list[str]:
+    for version in found:
+        save_version(state, replace(version, wraps=()))
+    return [v.cid for v in found]
+
+
+def erase(state: State, call: Call, args: EraseArgs) -> None:
+    record = require_record(state, args.record_id)  # RecordErased the second time
+    on_behalf = owner_or_grant_proxy(state, record, call, "erase a record")
+    reason = args.reason.strip()
+    if len(reason) > MAX_ERASE_REASON_CHARS:
+        raise InvalidArgument(f"an erasure's reason is at most {MAX_ERASE_REASON_CHARS} characters")
+    cids = _empty_wraps(state, versions(state, record))
+    cids += _drop_research(state, record)
+    for reader in sorted({*record.readers, *_subjects(state, record, AuditAction.GRANTED)}):
+        delete_reader_grant(state, record.record_id, reader)
+    drop_emergency_wrap(state, record.owner, record.record_id)
+    erasure = Erasure(record.record_id, record.owner, tuple(sorted(set(cids))), reason, 0)
+    _append(state, replace(erasure, height=call.block.height))
+    erased = replace(
+        record,
+        readers=(),
+        erased_height=call.block.height,
+        erased_ms=call.block.time_ms,
+        erased_by=call.sender,
+    )
+    append_audit(
+        state,
+        call,
+        erased,
+        AuditAction.ERASED,
+        version=record.version_count,
+        on_behalf=on_behalf,
+        cids=" ".join(erasure.cids),
+        reason=reason,
+    )
+
+
+METHODS: Methods = {"records.erase": (EraseArgs, erase)}
