@@ -14,6 +14,7 @@ the erasure's block, learn which ciphertexts it must never take in.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from medchain.app import _access_lists as alc
@@ -33,8 +34,11 @@ from medchain.app._records import (
     versions,
 )
 from medchain.app._state import State, load, save
+from medchain.types import Receipt
 
 MAX_ERASE_REASON_CHARS = 280
+ERASED_EVENT = f"record.{AuditAction.ERASED.value}"
+"""The event `records.erase` emits, naming the ciphertexts to delete (`cids`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,18 @@ def erasure_at(state: State, index: int) -> Erasure:
     erasure = get_erasure(state, record_id)
     assert erasure is not None, "erasure list names a missing erasure"
     return erasure
+
+
+def erased_cids(receipts: Sequence[Receipt]) -> list[str]:
+    """The ciphertexts the erasures among a block's receipts name, in order: what a
+    node deletes when it commits the block."""
+    cids: list[str] = []
+    for receipt in receipts:
+        for event in receipt.events if receipt.ok else ():
+            if event.kind == ERASED_EVENT:
+                shown = {a.key: a.value for a in event.attributes}
+                cids.extend(shown.get("cids", "").split())
+    return cids
 
 
 def _append(state: State, erasure: Erasure) -> None:
