@@ -23,7 +23,13 @@ from pathlib import Path
 
 from medchain.app import RecordErased, State, erased_cids, erasure_at, erasure_count
 from medchain.node._sqlite_writes import full_disk_raised, write_transaction
-from medchain.offchain import DEFAULT_MAX_BLOB_BYTES, BlobStore, CollectableBlobStore, cid_for
+from medchain.offchain import (
+    DEFAULT_MAX_BLOB_BYTES,
+    BlobStore,
+    CollectableBlobStore,
+    IpfsBlobStore,
+    cid_for,
+)
 from medchain.types import Block, MedchainError, Receipt
 
 log = logging.getLogger("medchain.node.erasures")
@@ -109,11 +115,13 @@ class ErasedBlobs:
             )
         store = self.store
         for cid in cids:
-            if not isinstance(store, CollectableBlobStore):
-                log.error("this node's blob store cannot delete; erased blob %s stays", cid)
-                continue
             try:
-                store.delete(cid)
+                if isinstance(store, IpfsBlobStore):
+                    store.erase(cid)  # unpinned and removed from the IPFS node
+                elif isinstance(store, CollectableBlobStore):
+                    store.delete(cid)
+                else:
+                    log.error("this node's blob store cannot delete; erased blob %s stays", cid)
             except (MedchainError, OSError) as exc:
                 log.error("could not delete erased blob %s: %r", cid, exc)
 
