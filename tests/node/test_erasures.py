@@ -38,7 +38,7 @@ from medchain.node import (
     free_port_base,
     read_config,
 )
-from medchain.offchain import LocalBlobStore, cid_for
+from medchain.offchain import BlobNotFound, LocalBlobStore, cid_for
 from medchain.types import Allocation, Genesis, GenesisValidator, Tx, decode, tx_id
 from tests.waiting import until
 
@@ -214,6 +214,8 @@ def test_after_erasure_no_node_holds_the_ciphertexts_and_reads_are_gone(tmp_path
                     await node.bodies.upload(pair.patient.address_text, [bodies[0]])
                 shown = (await _get(api, f"/v1/records/{record_id.hex()}")).json()
                 assert shown["erased_height"] > 0 and shown["readers"] == []
+            with pytest.raises(BlobNotFound, match="does not have it"):  # no peer serves it
+                await pair.observer.peer_blobs.fetch(cids[0])
             height = min(pair.validator.app.height, pair.observer.app.height)
             ours, theirs = (n.app.store.block_at(height) for n in (pair.validator, pair.observer))
             assert ours is not None and theirs is not None
