@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from medchain.app import AddProxyArgs, ProxyRelation, ProxyScope, RecordErased, Role
-from medchain.client import HttpChain, MedchainClient, erased_on
+from medchain.client import HttpChain, MedchainClient, add_proxy, erased_on
 from medchain.crypto import AccountKeys, format_address
 from medchain.node import LocalChain
 from medchain.types import TxFailed
@@ -63,6 +63,18 @@ def test_a_grant_proxy_erases_for_the_patient(chain: LocalChain) -> None:
     patient.send("proxies.add", AddProxyArgs(parent.address, ProxyRelation.PARENT, scopes, 0))
     assert parent.erase(record_id).ok
     assert patient.record(record_id).erased_by == parent.address
+
+
+def test_a_read_proxy_added_after_an_erasure_opens_only_the_other_records(
+    chain: LocalChain,
+) -> None:
+    patient = _person(chain, Role.PATIENT, "Jane Roe")
+    parent = _person(chain, Role.PATIENT, "Joe Roe")
+    erased, kept = (patient.put_record(patient.address, _resource()) for _ in range(2))
+    patient.erase(erased)
+    change = add_proxy(patient, parent.address, ProxyRelation.PARENT, (ProxyScope.READ,))
+    assert change.records == (kept,)
+    assert parent.read_record(kept)["resourceType"] == "Observation"
 
 
 @pytest.fixture(scope="module")
