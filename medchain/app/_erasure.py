@@ -103,6 +103,30 @@ def erased_cids(receipts: Sequence[Receipt]) -> list[str]:
     return cids
 
 
+def _copy_count_key(record_id: bytes) -> bytes:
+    return b"recrc/" + record_id
+
+
+def _copy_key(record_id: bytes, index: int) -> bytes:
+    return b"recrc/" + record_id + index.to_bytes(4, "big")
+
+
+def note_research_copy(state: State, record_id: bytes, cid: str) -> None:
+    """Remember a research copy's ciphertext for the record's erasure: revoking the
+    copy removes the access, not the bytes, which a later erasure must delete too."""
+    raw = state.get(_copy_count_key(record_id))
+    count = 0 if raw is None else int.from_bytes(raw, "big")
+    state.set(_copy_key(record_id, count), cid.encode())
+    state.set(_copy_count_key(record_id), (count + 1).to_bytes(4, "big"))
+
+
+def research_copy_cids(state: State, record_id: bytes) -> list[str]:
+    """Every research copy of the record ever granted, revoked ones too."""
+    raw = state.get(_copy_count_key(record_id))
+    found = [state.get(_copy_key(record_id, i)) for i in range(int.from_bytes(raw or b"", "big"))]
+    return [cid.decode() for cid in found if cid is not None]
+
+
 def _append(state: State, erasure: Erasure) -> None:
     count = erasure_count(state)
     save(state, _erasure_key(erasure.record_id), erasure)
@@ -116,8 +140,9 @@ def _subjects(state: State, record: Record, action: AuditAction) -> list[bytes]:
 
 
 def _drop_research(state: State, record: Record) -> list[str]:
-    """Remove every research copy of the record; returns their CIDs."""
-    cids = []
+    """Remove the research copies of the record still granted; returns the CIDs of
+    every copy ever granted."""
+    cids = research_copy_cids(state, record.record_id)
     for institution in _subjects(state, record, AuditAction.RESEARCH_GRANTED):
         entry = alc.get_entry(state, institution, record.record_id)
         if entry is not None:
@@ -143,8 +168,9 @@ def erase(state: State, call: Call, args: EraseArgs) -> None:
     for reader in sorted({*record.readers, *_subjects(state, record, AuditAction.GRANTED)}):
         delete_reader_grant(state, record.record_id, reader)
     drop_emergency_wrap(state, record.owner, record.record_id)
-    erasure = Erasure(record.record_id, record.owner, tuple(sorted(set(cids))), reason, 0)
-    _append(state, replace(erasure, height=call.block.height))
+    unique = tuple(sorted(set(cids)))
+    erasure = Erasure(record.record_id, record.owner, unique, reason, call.block.height)
+    _append(state, erasure)
     erased = replace(
         record,
         readers=(),

@@ -166,6 +166,12 @@ def test_the_erasure_is_listed_for_nodes_that_join_later(e: Erasable) -> None:
     assert erasure.height == e.world.height
 
 
+def test_a_research_copy_revoked_before_the_erasure_is_erased_too(e: Erasable) -> None:
+    e.world.ok(e.patient, "research.revoke", ResearchRevokeArgs(e.record_id, e.institution.address))
+    receipt = e.erase(e.patient)
+    assert _event(receipt, "record.erased")["cids"].split() == list(e.cids)
+
+
 def test_a_grant_proxy_erases_for_the_patient(e: Erasable) -> None:
     proxy = _grant_proxy(e.world, e.patient, ProxyScope.GRANT)
     receipt = e.erase(proxy)
