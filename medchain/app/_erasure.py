@@ -158,6 +158,7 @@ def _empty_wraps(state: State, found: list[RecordVersion]) -> list[str]:
 
 
 def erase(state: State, call: Call, args: EraseArgs) -> None:
+    """The owner or their `grant` proxy erases the record (see the module's note)."""
     record = require_record(state, args.record_id)  # RecordErased the second time
     on_behalf = owner_or_grant_proxy(state, record, call, "erase a record")
     reason = args.reason.strip()
