@@ -22,6 +22,7 @@ from medchain.app import (
     _credentials,
     _devices,
     _emergency,
+    _erasure,
     _keys,
     _penalties,
     _proposals,
@@ -80,6 +81,7 @@ METHODS: Methods = {
     **_credentials.METHODS,
     **_keys.METHODS,
     **_rewrap.METHODS,
+    **_erasure.METHODS,
 }
 
 
