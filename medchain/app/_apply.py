@@ -23,6 +23,7 @@ from medchain.app import (
     _devices,
     _disclosure_heads,
     _emergency,
+    _erasure,
     _keys,
     _penalties,
     _proposals,
@@ -81,6 +82,7 @@ METHODS: Methods = {
     **_credentials.METHODS,
     **_keys.METHODS,
     **_rewrap.METHODS,
+    **_erasure.METHODS,
     **_disclosure_heads.METHODS,
 }
 

@@ -19,6 +19,7 @@ from medchain.cli import (
     _devices,
     _disclosures,
     _emergency,
+    _erase,
     _gateway,
     _node,
     _node_init,
@@ -77,6 +78,7 @@ record.command("show")(_commands.record_show)
 record.command("list")(_commands.record_list)
 record.command("audit")(_commands.record_audit)
 record.command("disclosures")(_disclosures.record_disclosures)
+record.command("erase")(_erase.record_erase)
 record.command("search")(_search.record_search)
 record.command("index")(_search.record_index)
 record.command("unindex")(_search.record_unindex)

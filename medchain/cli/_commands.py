@@ -29,6 +29,7 @@ from medchain.cli._common import (
     role_arg,
     show_address,
 )
+from medchain.cli._erase import show_erased
 from medchain.cli._options import (
     DEFAULT_DATA,
     MAX_INT,
@@ -365,6 +366,7 @@ def record_show(where: Chain, record_id: str) -> None:
         console.print(f"owner:    {show_address(record.owner)}")
         console.print(f"author:   {show_address(record.author)}")
         console.print(f"readers:  {', '.join(show_address(r) for r in record.readers) or '-'}")
+        show_erased(record)
         for number in range(1, record.version_count + 1):
             version = chain.record_version(raw, number)
             assert version is not None
@@ -378,7 +380,10 @@ def record_list(where: Chain, patient: PatientOption) -> None:
         for record_id in chain.patient_records(patient_arg(chain, patient)):
             record = chain.record(record_id)
             assert record is not None
-            console.print(f"{record_id.hex()}  {record.resource_type}  v{record.version_count}")
+            erased = "  erased" if record.erased_height else ""
+            console.print(
+                f"{record_id.hex()}  {record.resource_type}  v{record.version_count}{erased}"
+            )
 
 
 @on_chain

@@ -36,6 +36,7 @@ from medchain.client._emergency import (
     wrap_emergency_set,
 )
 from medchain.client._envelope import Sealed, open_sealed, seal, version_context
+from medchain.client._erasure import ErasureActions, erased_on, refuse_erased
 from medchain.client._fhir import InvalidFhirResource, canonical_json, validate_resource
 from medchain.client._http import (
     DEFAULT_NODE_URL,
@@ -106,6 +107,7 @@ __all__ = [
     "EmergencyChain",
     "EmergencyNotOpen",
     "EmergencyRecord",
+    "ErasureActions",
     "HttpBlobStore",
     "HttpChain",
     "IndexUpdate",
@@ -149,6 +151,7 @@ __all__ = [
     "default_threshold",
     "deidentify",
     "emergency_content_keys",
+    "erased_on",
     "genesis_organisation",
     "head_commits_from",
     "is_http_url",
@@ -169,6 +172,7 @@ __all__ = [
     "proxies_of",
     "read_emergency_set",
     "read_label",
+    "refuse_erased",
     "remove_proxy",
     "seal",
     "seal_label",

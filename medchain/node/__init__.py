@@ -80,6 +80,7 @@ from medchain.node._disk_reserve import (
     hold_disk_reserve,
     release_disk_reserve,
 )
+from medchain.node._erasures import ERASED_FILE, ErasedBlobs, ErasureGuard
 from medchain.node._fork import ForkError, fork_anchor, fork_genesis, fork_home, fork_validators
 from medchain.node._genesis_file import (
     GenesisError,
@@ -177,6 +178,7 @@ __all__ = [
     "DEFAULT_SIGNATURE_CACHE",
     "DEVNET_FILE",
     "DISCLOSURES_FILE",
+    "ERASED_FILE",
     "EXIT_DISK_FULL",
     "FAUCET_KEY_FILE",
     "FETCHED",
@@ -221,6 +223,8 @@ __all__ = [
     "DisclosureLog",
     "DisclosureLogFailed",
     "DisclosureRecords",
+    "ErasedBlobs",
+    "ErasureGuard",
     "ForkError",
     "FoundingKeys",
     "FoundingOrg",

@@ -31,6 +31,7 @@ from medchain.app import (
     DeviceState,
     EmergencyPolicyArgs,
     EmergencyWrapArgs,
+    EraseArgs,
     IndexArgs,
     IndexEntry,
     IssueArgs,
@@ -334,6 +335,25 @@ def _(w: World) -> Tx:
     reader = member(w, "second doctor", Role.DOCTOR)
     w.ok(patient, "records.warrant", WarrantArgs(record_id, reader.address, wrap()))
     return w.tx(doctor, "records.unwarrant", UnwarrantArgs(record_id, reader.address))
+
+
+@case("records.erase", "ok")
+def _(w: World) -> Tx:
+    patient, _, record_id = record(w)
+    return w.tx(patient, "records.erase", EraseArgs(record_id, "no longer wanted"))
+
+
+@case("records.erase", "not_owner", "not_owner")
+def _(w: World) -> Tx:
+    _, doctor, record_id = record(w)
+    return w.tx(doctor, "records.erase", EraseArgs(record_id))
+
+
+@case("records.erase", "already_erased", "record_erased")
+def _(w: World) -> Tx:
+    patient, _, record_id = record(w)
+    w.ok(patient, "records.erase", EraseArgs(record_id))
+    return w.tx(patient, "records.erase", EraseArgs(record_id))
 
 
 def new_version(w: World, author: str, record_id: bytes | None = None) -> Tx:

@@ -86,6 +86,7 @@ COMMANDS = (
     "reading prove",
     "record audit",
     "record disclosures",
+    "record erase",
     "record get",
     "record grant",
     "record index",
