@@ -22,6 +22,7 @@ from medchain.app._context import Call, Methods
 from medchain.app._emergency_set import drop_emergency_wrap
 from medchain.app._errors import InvalidArgument
 from medchain.app._grants import delete_reader_grant
+from medchain.app._indexes import CountedList
 from medchain.app._records import (
     AuditAction,
     Record,
@@ -64,12 +65,10 @@ def _erasure_key(record_id: bytes) -> bytes:
     return b"erase/" + record_id
 
 
-def _count_key() -> bytes:
-    return b"erased/n"
-
-
-def _index_key(index: int) -> bytes:
-    return b"erased/" + index.to_bytes(8, "big")
+_ERASED = CountedList(b"erased/")
+"""Every erased record's id, chain-wide (owner b""), in the order they committed."""
+_COPIES = CountedList(b"recrc/")
+"""Per record: the CIDs of every research copy ever granted."""
 
 
 def get_erasure(state: State, record_id: bytes) -> Erasure | None:
@@ -78,15 +77,12 @@ def get_erasure(state: State, record_id: bytes) -> Erasure | None:
 
 def erasure_count(state: State) -> int:
     """How many records the chain erased so far."""
-    raw = state.get(_count_key())
-    return 0 if raw is None else int.from_bytes(raw, "big")
+    return _ERASED.count(state, b"")
 
 
 def erasure_at(state: State, index: int) -> Erasure:
     """The `index`-th erasure (from 0), in the order they committed."""
-    record_id = state.get(_index_key(index))
-    assert record_id is not None, "erasure list has a hole"
-    erasure = get_erasure(state, record_id)
+    erasure = get_erasure(state, _ERASED.get(state, b"", index))
     assert erasure is not None, "erasure list names a missing erasure"
     return erasure
 
@@ -103,35 +99,20 @@ def erased_cids(receipts: Sequence[Receipt]) -> list[str]:
     return cids
 
 
-def _copy_count_key(record_id: bytes) -> bytes:
-    return b"recrc/" + record_id
-
-
-def _copy_key(record_id: bytes, index: int) -> bytes:
-    return b"recrc/" + record_id + index.to_bytes(4, "big")
-
-
 def note_research_copy(state: State, record_id: bytes, cid: str) -> None:
     """Remember a research copy's ciphertext for the record's erasure: revoking the
     copy removes the access, not the bytes, which a later erasure must delete too."""
-    raw = state.get(_copy_count_key(record_id))
-    count = 0 if raw is None else int.from_bytes(raw, "big")
-    state.set(_copy_key(record_id, count), cid.encode())
-    state.set(_copy_count_key(record_id), (count + 1).to_bytes(4, "big"))
+    _COPIES.append(state, record_id, cid.encode())
 
 
 def research_copy_cids(state: State, record_id: bytes) -> list[str]:
     """Every research copy of the record ever granted, revoked ones too."""
-    raw = state.get(_copy_count_key(record_id))
-    found = [state.get(_copy_key(record_id, i)) for i in range(int.from_bytes(raw or b"", "big"))]
-    return [cid.decode() for cid in found if cid is not None]
+    return [cid.decode() for cid in _COPIES.items(state, record_id)]
 
 
 def _append(state: State, erasure: Erasure) -> None:
-    count = erasure_count(state)
     save(state, _erasure_key(erasure.record_id), erasure)
-    state.set(_index_key(count), erasure.record_id)
-    state.set(_count_key(), (count + 1).to_bytes(8, "big"))
+    _ERASED.append(state, b"", erasure.record_id)
 
 
 def _subjects(state: State, record: Record, action: AuditAction) -> list[bytes]:

@@ -58,6 +58,12 @@ class CountedList:
         state.set(_entry_key(self.prefix, owner, count), item)
         _set_count(state, self.prefix, owner, count + 1)
 
+    def get(self, state: State, owner: bytes, index: int) -> bytes:
+        """The `index`-th entry (from 0); the caller checks `index < count`."""
+        item = state.get(_entry_key(self.prefix, owner, index))
+        assert item is not None, "counted list has a hole"
+        return item
+
     def items(self, state: State, owner: bytes) -> list[bytes]:
         found = [
             state.get(_entry_key(self.prefix, owner, i)) for i in range(self.count(state, owner))
