@@ -27,6 +27,7 @@ from medchain.app import (
     _proposals,
     _proxies,
     _records,
+    _recovery,
     _registration,
     _registry,
     _research,
@@ -80,6 +81,7 @@ METHODS: Methods = {
     **_credentials.METHODS,
     **_keys.METHODS,
     **_rewrap.METHODS,
+    **_recovery.METHODS,
 }
 
 
