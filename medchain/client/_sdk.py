@@ -78,6 +78,7 @@ from medchain.client._envelope import (
 from medchain.client._fhir import canonical_json, validate_resource
 from medchain.client._labels import DeviceLabel, LabelStatus, read_label, seal_label
 from medchain.client._orgs import OrganisationActions
+from medchain.client._recovery import RecoveryActions
 from medchain.client._search import (
     IndexUpdate,
     NoSearchCapability,
@@ -118,7 +119,7 @@ class ResearchItem:
     resource: dict[str, Any]
 
 
-class MedchainClient(OrganisationActions):
+class MedchainClient(OrganisationActions, RecoveryActions):
     """One account acting on one chain (an organisation admin's acts in
     `OrganisationActions`)."""
 
