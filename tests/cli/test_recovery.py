@@ -70,7 +70,7 @@ def test_the_old_key_cancels_and_a_rotation_retires_it(cli: Cli) -> None:
 
 
 def test_refusals_are_one_line(cli: Cli) -> None:
-    alice_key, alice = patient(cli, "alice")
+    alice_key, _alice = patient(cli, "alice")
     bob_key, bob = patient(cli, "bob")
     assert "e.g. 24h" in refusal(
         cli, "recovery", "setup", "--key", alice_key, "--guardian", bob, "--threshold", "2",
