@@ -80,6 +80,16 @@ def approve(world: World, guardian: AccountKeys, request_id: bytes) -> None:
     world.ok(guardian, "recovery.approve", ApproveRecoveryArgs(request_id, cid, digest))
 
 
+def approved_by_two(
+    world: World, patient: AccountKeys, guardians: list[AccountKeys], new: AccountKeys
+) -> bytes:
+    """A request by `new` for `patient` that the first two guardians approved."""
+    request_id = requested(world, patient, new)
+    approve(world, guardians[0], request_id)
+    approve(world, guardians[1], request_id)
+    return request_id
+
+
 @pytest.fixture
 def protected(world: World, patient: AccountKeys, guardians: list[AccountKeys]) -> AccountKeys:
     """The patient, with 3 guardians of whom 2 must approve."""
@@ -147,9 +157,7 @@ def test_complete_is_refused_before_the_delay(
     world: World, protected: AccountKeys, guardians: list[AccountKeys]
 ) -> None:
     new = AccountKeys.generate()
-    request_id = requested(world, protected, new)
-    approve(world, guardians[0], request_id)
-    approve(world, guardians[1], request_id)
+    request_id = approved_by_two(world, protected, guardians, new)
     world.empty_blocks(DELAY_MS - 3)
     message = world.refused(
         new, "recovery.complete", RecoveryRequestArgs(request_id), "recovery_not_ready"
@@ -161,9 +169,7 @@ def test_the_old_key_cancels_a_recovery_it_did_not_ask_for(
     world: World, protected: AccountKeys, guardians: list[AccountKeys]
 ) -> None:
     thief = AccountKeys.generate()
-    request_id = requested(world, protected, thief)
-    approve(world, guardians[0], request_id)
-    approve(world, guardians[1], request_id)
+    request_id = approved_by_two(world, protected, guardians, thief)
     world.ok(protected, "recovery.cancel", RecoveryRequestArgs(request_id))
     world.empty_blocks(DELAY_MS)
     message = world.refused(

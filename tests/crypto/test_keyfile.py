@@ -499,35 +499,26 @@ def test_a_version_1_file_cannot_smuggle_retired_secrets(tmp_path: Path) -> None
         load_keys(path, PASSPHRASE)
 
 
+ROTATED_DAMAGE: list[tuple[str, Edit, str]] = [
+    ("account not an address", _set("account", "mc1notanaddress"), "'account' is not"),
+    ("account not text", _set("account", 5), "'account' is not"),
+    ("account of other keys", _set("account", OTHER.address_text), "inconsistent"),
+    (
+        "retired secret too short",
+        _set_secret("retired_encryption_secrets", ["00"]),
+        "'secret.retired_encryption_secrets' is not",
+    ),
+]
+
+
 @pytest.mark.parametrize(
-    ("field", "value"),
-    [("account", "mc1notanaddress"), ("account", 5)],
+    ("edit", "reason"), [c[1:] for c in ROTATED_DAMAGE], ids=[c[0] for c in ROTATED_DAMAGE]
 )
-def test_a_bad_account_is_refused(tmp_path: Path, field: str, value: object) -> None:
+def test_damaged_version_2_files_are_refused(tmp_path: Path, edit: Edit, reason: str) -> None:
     path = tmp_path / "rotated.key"
     save_keys(path, ROTATED)
     document = read(path)
-    document[field] = value
+    edit(document)
     write(path, document)
-    with pytest.raises(KeyFileError, match="'account'"):
-        load_keys(path)
-
-
-def test_an_account_moved_onto_other_keys_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "rotated.key"
-    save_keys(path, ROTATED)
-    document = read(path)
-    document["account"] = OTHER.address_text
-    write(path, document)
-    with pytest.raises(KeyFileError, match="inconsistent"):
-        load_keys(path)
-
-
-def test_bad_retired_secrets_are_refused(tmp_path: Path) -> None:
-    path = tmp_path / "rotated.key"
-    save_keys(path, ROTATED)
-    document = read(path)
-    document["secret"]["retired_encryption_secrets"] = ["00"]
-    write(path, document)
-    with pytest.raises(KeyFileError, match="retired_encryption_secrets"):
+    with pytest.raises(KeyFileError, match=reason):
         load_keys(path)
