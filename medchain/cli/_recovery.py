@@ -122,7 +122,7 @@ def recovery_status(
                 f"guardians of {show_address(whose)}: {names}; {policy.threshold} must approve, "
                 f"then a wait of {policy.delay_ms} ms"
             )
-        requests = client.recovery_requests(whose) if policy is not None else []
+        requests = client.recovery_requests(whose) if chain.identity(whose) else []
         for request in requests:
             console.print(_request_line(request))
         asked = client.recovery_requests_to_approve() if keys is not None else []
