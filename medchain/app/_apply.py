@@ -28,6 +28,7 @@ from medchain.app import (
     _proposals,
     _proxies,
     _records,
+    _recovery,
     _registration,
     _registry,
     _research,
@@ -82,6 +83,7 @@ METHODS: Methods = {
     **_keys.METHODS,
     **_rewrap.METHODS,
     **_erasure.METHODS,
+    **_recovery.METHODS,
 }
 
 

@@ -188,3 +188,15 @@ class NotAProxy(ContractError):
 
 class EmergencyError(ContractError):
     code = "emergency_error"
+
+
+class RecoveryError(ContractError):
+    """A key recovery step that the policy or the request's state does not allow."""
+
+    code = "recovery_error"
+
+
+class RecoveryNotReady(RecoveryError):
+    """Completing a recovery before enough guardians approved and the delay passed."""
+
+    code = "recovery_not_ready"

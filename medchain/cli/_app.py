@@ -26,6 +26,7 @@ from medchain.cli import (
     _orgs,
     _proxies,
     _readings,
+    _recovery,
     _search,
     _snapshot,
 )
@@ -66,6 +67,7 @@ app.command()(_anchor.fork)
 keys = _group(app, "keys", "Create and inspect account key files.")
 keys.command("new")(_commands.keys_new)
 keys.command("show")(_commands.keys_show)
+keys.command("rotate")(_recovery.keys_rotate)
 
 record = _group(app, "record", "Encrypted medical records (FHIR R4).")
 record.command("put")(_commands.record_put)
@@ -116,6 +118,14 @@ org.command("reinstate")(_orgs.org_reinstate)
 org.command("revoke")(_orgs.org_revoke)
 org.command("attest")(_orgs.org_attest)
 org.command("credentials")(_orgs.org_credentials)
+
+recovery = _group(app, "recovery", "Key recovery with guardians, after a waiting period.")
+recovery.command("setup")(_recovery.recovery_setup)
+recovery.command("status")(_recovery.recovery_status)
+recovery.command("request")(_recovery.recovery_request)
+recovery.command("approve")(_recovery.recovery_approve)
+recovery.command("cancel")(_recovery.recovery_cancel)
+recovery.command("complete")(_recovery.recovery_complete)
 
 emergency = _group(app, "emergency", "Break-glass: emergency access to a patient's emergency set.")
 emergency.command("policy")(_emergency.emergency_policy)

@@ -62,6 +62,14 @@ from medchain.client._proxies import (
     proxies_of,
     remove_proxy,
 )
+from medchain.client._recovery import (
+    DEFAULT_RECOVERY_DELAY_MS,
+    RecoveryActions,
+    RecoveryChain,
+    RecoveryUnavailable,
+    new_key_file_keys,
+)
+from medchain.client._recovery_kit import RecoveryKitError
 from medchain.client._sdk import (
     BlobUnavailable,
     MedchainClient,
@@ -90,6 +98,7 @@ from medchain.client._search import (
 
 __all__ = [
     "DEFAULT_NODE_URL",
+    "DEFAULT_RECOVERY_DELAY_MS",
     "DEFAULT_RING_SIZE",
     "BlobUnavailable",
     "ChainBackend",
@@ -116,6 +125,10 @@ __all__ = [
     "OrganisationActions",
     "ProxyChange",
     "RecordNotIndexed",
+    "RecoveryActions",
+    "RecoveryChain",
+    "RecoveryKitError",
+    "RecoveryUnavailable",
     "ResearchItem",
     "Sealed",
     "SearchCapability",
@@ -142,6 +155,7 @@ __all__ = [
     "keywords_of",
     "label_context",
     "leaving",
+    "new_key_file_keys",
     "open_capability",
     "open_emergency",
     "open_results",

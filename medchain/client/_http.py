@@ -21,6 +21,7 @@ import httpx
 from medchain import app
 from medchain.client._http_access import AccessReads
 from medchain.client._http_emergency import EmergencyReads
+from medchain.client._http_recovery import RecoveryReads
 from medchain.crypto import AccountKeys, SearchToken, format_address, parse_address
 from medchain.offchain import BlobCorrupted, BlobNotFound, cid_for, parse_cid
 from medchain.types import (
@@ -104,7 +105,7 @@ class TxStatus:
     receipt: Receipt | None = None
 
 
-class HttpChain(AccessReads, EmergencyReads):
+class HttpChain(AccessReads, EmergencyReads, RecoveryReads):
     """The chain as one node serves it at `url` (e.g. http://127.0.0.1:8600)."""
 
     def __init__(

@@ -79,6 +79,7 @@ from medchain.client._erasure import ErasureActions, refuse_erased
 from medchain.client._fhir import canonical_json, validate_resource
 from medchain.client._labels import DeviceLabel, LabelStatus, read_label, seal_label
 from medchain.client._orgs import OrganisationActions
+from medchain.client._recovery import RecoveryActions
 from medchain.client._search import (
     IndexUpdate,
     NoSearchCapability,
@@ -119,7 +120,7 @@ class ResearchItem:
     resource: dict[str, Any]
 
 
-class MedchainClient(OrganisationActions, ErasureActions):
+class MedchainClient(OrganisationActions, ErasureActions, RecoveryActions):
     """One account acting on one chain (an organisation admin's acts in
     `OrganisationActions`)."""
 

@@ -214,6 +214,20 @@ class ChainQueries(AccessQueries):
     def notifications_of(self, patient: bytes) -> list[app.Notification]:
         return app.notifications_of(self.ledger.state, patient)
 
+    # -- key recovery -------------------------------------------------------------------
+
+    def recovery_policy(self, patient: bytes) -> app.RecoveryPolicy | None:
+        return app.get_recovery_policy(self.ledger.state, patient)
+
+    def recovery_request(self, request_id: bytes) -> app.RecoveryRequest | None:
+        return app.get_recovery_request(self.ledger.state, request_id)
+
+    def recovery_requests_of(self, patient: bytes) -> list[app.RecoveryRequest]:
+        return app.recovery_requests_of(self.ledger.state, patient)
+
+    def guardian_recovery_requests(self, guardian: bytes) -> list[app.RecoveryRequest]:
+        return app.guardian_recovery_requests(self.ledger.state, guardian)
+
     def member_organisations(self) -> list[app.Organisation]:
         return app.member_organisations(self.ledger.state)
 

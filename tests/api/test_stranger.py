@@ -126,6 +126,7 @@ class Story:
     token: SearchToken
     readings_from_ms: int
     readings_to_ms: int
+    recovery_ids: list[bytes] = field(default_factory=list)
     txs: list[bytes] = field(default_factory=list)
 
 
@@ -216,6 +217,10 @@ def story() -> Story:
     open_emergency(doctor, patient.address, "found unconscious")
     answer_pending(MedchainClient(HOSPITAL.account, chain))
 
+    # key recovery: the patient's guardians, and a request from a new key
+    patient.set_up_recovery([guardian.address, others[0].address], 2)
+    recovery_id = MedchainClient(AccountKeys.generate(), chain).request_recovery(patient.address)
+
     label = guardian.device_label(guardian.device(pump.address))
     assert (label.status, label.text) == (LabelStatus.OPENED, PUMP_LABEL)
     assert patient.my_profile()["name"] == PATIENT_NAME
@@ -228,6 +233,7 @@ def story() -> Story:
         addresses=[c.address for c in accounts],
         devices=[pump.address, band.keys.address],
         record_ids=[record_id],
+        recovery_ids=[recovery_id],
         batch_ids=[batch_id],
         token=tokens[-1],
         readings_from_ms=bundle.time_from_ms - MS_PER_DAY,
@@ -267,7 +273,8 @@ def _path_values(story: Story) -> dict[str, list[str]]:
             r.request_id.hex()
             for org in chain.organisations()
             for r in chain.emergency_requests_by_org(org.org_id)
-        ],
+        ]
+        + [r.hex() for r in story.recovery_ids],
     }
 
 
