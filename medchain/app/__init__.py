@@ -43,6 +43,18 @@ from medchain.app._bodies import (
     body_named,
     named_bodies,
 )
+from medchain.app._consents import (
+    MAX_CONSENTS_IN_FORCE,
+    GrantConsentArgs,
+    RevokeConsentArgs,
+    StandingConsent,
+    author_organisations,
+    consent_matches,
+    consent_readers,
+    consents_in_force,
+    consents_of,
+    get_consent,
+)
 from medchain.app._context import BlockContext, Call, make_event
 from medchain.app._credentials import (
     CLINICIAN_ROLES,
@@ -197,6 +209,7 @@ from medchain.app._errors import (
     WrongRole,
 )
 from medchain.app._genesis import genesis_state
+from medchain.app._grant_terms import ReaderTerms
 from medchain.app._grants import (
     ReaderGrant,
     delete_reader_grant,
@@ -262,6 +275,7 @@ from medchain.app._purposes import (
     PURPOSE_SYSTEM,
     PurposeOfUse,
 )
+from medchain.app._record_terms import SetTermsArgs
 from medchain.app._records import (
     AddVersionArgs,
     AuditAction,
@@ -346,6 +360,7 @@ __all__ = [
     "LABEL_BLOCK_BYTES",
     "MAX_BATCH_BUNDLES",
     "MAX_BATCH_READINGS",
+    "MAX_CONSENTS_IN_FORCE",
     "MAX_DEVICES_PER_PATIENT",
     "MAX_EMERGENCY_ITEMS",
     "MAX_EMERGENCY_TYPES",
@@ -429,6 +444,7 @@ __all__ = [
     "FeeTooLow",
     "ForgedEvidence",
     "Gateway",
+    "GrantConsentArgs",
     "Identity",
     "IndexArgs",
     "IndexEntry",
@@ -476,6 +492,7 @@ __all__ = [
     "PurposeOfUse",
     "ReaderGrant",
     "ReaderRequired",
+    "ReaderTerms",
     "Record",
     "RecordErased",
     "RecordVersion",
@@ -488,6 +505,7 @@ __all__ = [
     "ResearchEntry",
     "ResearchGrantArgs",
     "ResearchRevokeArgs",
+    "RevokeConsentArgs",
     "RevokeGatewayArgs",
     "RewardGrant",
     "RingRejected",
@@ -495,12 +513,14 @@ __all__ = [
     "SealedLabel",
     "SealedShare",
     "SetStateArgs",
+    "SetTermsArgs",
     "SignatureCache",
     "SignatureCheck",
     "Slash",
     "SnapshotItem",
     "StakeAccount",
     "StakeError",
+    "StandingConsent",
     "State",
     "StateBackend",
     "StateDelta",
@@ -532,6 +552,7 @@ __all__ = [
     "approval_threshold",
     "attestations_of",
     "audit_trail",
+    "author_organisations",
     "banned_accounts",
     "begin_block",
     "body_named",
@@ -540,6 +561,10 @@ __all__ = [
     "check_vitals_range",
     "committed_batch",
     "committee",
+    "consent_matches",
+    "consent_readers",
+    "consents_in_force",
+    "consents_of",
     "credential_history",
     "credential_is_valid",
     "credentials_of",
@@ -560,6 +585,7 @@ __all__ = [
     "get_ban",
     "get_batch_header",
     "get_candidate",
+    "get_consent",
     "get_credential",
     "get_data",
     "get_device",
