@@ -87,13 +87,13 @@ def require_wrapped_for(
     )
 
 
-def _consent_grant(record_id: bytes, consent: StandingConsent, height: int) -> ReaderGrant:
+def consent_grant(record_id: bytes, consent: StandingConsent, height: int) -> ReaderGrant:
     return ReaderGrant(
         record_id, consent.reader, consent.purposes, consent.expires_ms, height, consent.consent_id
     )
 
 
-def _named_consent(state: State, write: WriteContext, terms: ReaderTerms) -> StandingConsent:
+def named_consent(state: State, write: WriteContext, terms: ReaderTerms) -> StandingConsent:
     """The consent a writer names for a reader: it must be the patient's, for that
     reader, in force and cover the record's type and author."""
     consent = get_consent(state, terms.consent_id)
@@ -137,9 +137,9 @@ def new_record_grants(
         consent = required.get(reader)
         given = by_reader.get(reader)
         if consent is None and given is not None and given.consent_id:
-            consent = _named_consent(state, write, given)
+            consent = named_consent(state, write, given)
         if consent is not None:
-            put_reader_grant(state, _consent_grant(record_id, consent, height))
+            put_reader_grant(state, consent_grant(record_id, consent, height))
         elif given is not None:
             check_expiry(given.expires_ms, write.now_ms)
             purposes = normalise_purposes(given.purposes)
@@ -201,14 +201,14 @@ def version_grants(
                 grant = (
                     ReaderGrant(record_id, reader, DEFAULT_GRANT_PURPOSES, 0, height)
                     if consent is None
-                    else _consent_grant(record_id, consent, height)
+                    else consent_grant(record_id, consent, height)
                 )
                 put_reader_grant(state, grant)
         elif reader not in readers:
             covering = _covering_consent(state, write, reader)
             if covering is None:
                 continue  # check_wraps names it as not authorised
-            put_reader_grant(state, _consent_grant(record_id, covering, height))
+            put_reader_grant(state, consent_grant(record_id, covering, height))
         if reader not in readers:
             joining.append(reader)
     return tuple(joining)

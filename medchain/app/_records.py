@@ -38,7 +38,9 @@ from medchain.app._errors import (
 from medchain.app._grant_terms import (
     ReaderTerms,
     WriteContext,
+    consent_grant,
     expired_readers,
+    named_consent,
     new_record_grants,
     refuse_expired_wraps,
     require_wrapped_for,
@@ -154,6 +156,9 @@ class WarrantArgs:
     """What the reader may read for; empty means `DEFAULT_GRANT_PURPOSES`."""
     expires_ms: int = 0
     """Block time the grant ends at (0 = never): then it behaves as a revoke."""
+    consent_id: int = 0
+    """The standing consent the patient's client re-wraps a past record under: the
+    grant then takes that consent's terms, not the two fields above."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,6 +377,20 @@ def create(state: State, call: Call, args: CreateRecordArgs) -> None:
         record = append_audit(state, call, record, AuditAction.GRANTED, reader, 1, on_behalf)
 
 
+def _warrant_grant(state: State, call: Call, record: Record, args: WarrantArgs) -> ReaderGrant:
+    """The terms a warrant grants: a standing consent's, when it names one that covers
+    the record for the reader, else its own purposes and expiry."""
+    write = WriteContext(record.owner, record.author, record.resource_type, call.block.time_ms)
+    if args.consent_id:
+        terms = ReaderTerms(args.reader, (), 0, args.consent_id)
+        return consent_grant(
+            record.record_id, named_consent(state, write, terms), call.block.height
+        )
+    check_expiry(args.expires_ms, call.block.time_ms)
+    purposes = normalise_purposes(args.purposes)
+    return ReaderGrant(record.record_id, args.reader, purposes, args.expires_ms, call.block.height)
+
+
 def warrant(state: State, call: Call, args: WarrantArgs) -> None:
     record = require_record(state, args.record_id)
     on_behalf = owner_or_grant_proxy(state, record, call, "grant a reader")
@@ -380,8 +399,7 @@ def warrant(state: State, call: Call, args: WarrantArgs) -> None:
     if args.reader in record.readers:
         raise AlreadyAuthorised(f"{format_address(args.reader)} can already read this record")
     _check_readers(state, call, (*record.readers, args.reader))
-    check_expiry(args.expires_ms, call.block.time_ms)
-    purposes = normalise_purposes(args.purposes)
+    grant = _warrant_grant(state, call, record, args)
     numbers = [w.version for w in args.wraps]
     if numbers != sorted(set(numbers)) or not numbers:
         raise InvalidArgument("version wraps must be unique and sorted by version")
@@ -397,10 +415,7 @@ def warrant(state: State, call: Call, args: WarrantArgs) -> None:
         new_wraps = tuple(wraps[r] for r in sorted(wraps))
         check_wraps(new_wraps, wraps.keys())
         save(state, _version_key(record.record_id, vw.version), replace(version, wraps=new_wraps))
-    put_reader_grant(
-        state,
-        ReaderGrant(record.record_id, args.reader, purposes, args.expires_ms, call.block.height),
-    )
+    put_reader_grant(state, grant)
     record = replace(record, readers=tuple(sorted((*record.readers, args.reader))))
     append_audit(
         state, call, record, AuditAction.GRANTED, args.reader, record.version_count, on_behalf

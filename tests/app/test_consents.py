@@ -18,6 +18,8 @@ from medchain.app import (
     ReaderTerms,
     RevokeConsentArgs,
     Role,
+    VersionWrap,
+    WarrantArgs,
     audit_trail,
     consent_readers,
     consents_in_force,
@@ -27,7 +29,7 @@ from medchain.app import (
     get_record,
     new_record_id,
 )
-from medchain.crypto import AccountKeys, format_address
+from medchain.crypto import WRAPPED_KEY_SIZE, AccountKeys, format_address
 from medchain.types import Receipt
 
 from .conftest import World, fake_blob, fake_wraps, make_org, make_world
@@ -295,3 +297,29 @@ def test_a_version_may_join_the_reader_of_a_covering_consent_with_codes(
     assert joined.ok, joined.message
     grant = get_reader_grant(world.ledger.state, record_id, doctor.address)
     assert grant is not None and grant.consent_id == consent_id
+
+
+def test_a_warrant_under_a_consent_takes_its_terms_if_it_covers_the_record(
+    world: World, patient: AccountKeys, doctor: AccountKeys, doctor2: AccountKeys
+) -> None:
+    receipt, record_id = _write(world, doctor2, patient, doctor2.address)
+    assert receipt.ok
+    purposes = (PurposeOfUse.CARE_MANAGEMENT,)
+    for_conditions = GrantConsentArgs(patient.address, doctor.address, ("Condition",))
+    other_id = _grant(world, patient, for_conditions)
+    coded = GrantConsentArgs(
+        patient.address, doctor.address, (OBSERVATION,), (LOINC_HBA1C,), purposes=purposes
+    )
+    consent_id = _grant(world, patient, coded)
+    wraps = (VersionWrap(1, b"\x02" * WRAPPED_KEY_SIZE),)
+    outside = WarrantArgs(record_id, doctor.address, wraps, consent_id=other_id)
+    assert "does not cover" in world.refused(
+        patient, "records.warrant", outside, "invalid_argument"
+    )
+    world.ok(
+        patient,
+        "records.warrant",
+        WarrantArgs(record_id, doctor.address, wraps, consent_id=consent_id),
+    )
+    grant = get_reader_grant(world.ledger.state, record_id, doctor.address)
+    assert grant is not None and (grant.purposes, grant.consent_id) == (purposes, consent_id)
