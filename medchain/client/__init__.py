@@ -9,6 +9,13 @@ from medchain.client._anon import (
     open_scope,
 )
 from medchain.client._backend import ChainBackend
+from medchain.client._consents import (
+    ConsentActions,
+    ConsentGrant,
+    UnknownConsent,
+    consent_applies,
+    resource_codes,
+)
 from medchain.client._deidentify import deidentify
 from medchain.client._emergency import (
     EmergencyChain,
@@ -92,6 +99,8 @@ __all__ = [
     "DEFAULT_RING_SIZE",
     "BlobUnavailable",
     "ChainBackend",
+    "ConsentActions",
+    "ConsentGrant",
     "DeviceLabel",
     "EmergencyChain",
     "EmergencyNotOpen",
@@ -122,6 +131,7 @@ __all__ = [
     "SkippedRecord",
     "TxStatus",
     "UnknownBatch",
+    "UnknownConsent",
     "UnknownParty",
     "UploadNotSigned",
     "add_proxy",
@@ -130,6 +140,7 @@ __all__ = [
     "answer_pending",
     "canonical_json",
     "close_scope",
+    "consent_applies",
     "contributions",
     "default_threshold",
     "deidentify",
@@ -154,6 +165,7 @@ __all__ = [
     "read_emergency_set",
     "read_label",
     "remove_proxy",
+    "resource_codes",
     "seal",
     "seal_label",
     "search_state_path",
