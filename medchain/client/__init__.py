@@ -9,6 +9,14 @@ from medchain.client._anon import (
     open_scope,
 )
 from medchain.client._backend import ChainBackend
+from medchain.client._consent_fhir import (
+    ACCOUNT_SYSTEM,
+    ORGANISATION_SYSTEM,
+    InvalidConsent,
+    consent_from_fhir,
+    consent_to_fhir,
+    grant_args_of,
+)
 from medchain.client._consents import (
     ConsentActions,
     ConsentGrant,
@@ -95,8 +103,10 @@ from medchain.client._search import (
 )
 
 __all__ = [
+    "ACCOUNT_SYSTEM",
     "DEFAULT_NODE_URL",
     "DEFAULT_RING_SIZE",
+    "ORGANISATION_SYSTEM",
     "BlobUnavailable",
     "ChainBackend",
     "ConsentActions",
@@ -109,6 +119,7 @@ __all__ = [
     "HttpChain",
     "IndexUpdate",
     "InvalidCapability",
+    "InvalidConsent",
     "InvalidFhirResource",
     "InvalidLabel",
     "KeywordState",
@@ -141,11 +152,14 @@ __all__ = [
     "canonical_json",
     "close_scope",
     "consent_applies",
+    "consent_from_fhir",
+    "consent_to_fhir",
     "contributions",
     "default_threshold",
     "deidentify",
     "emergency_content_keys",
     "genesis_organisation",
+    "grant_args_of",
     "is_http_url",
     "keywords_of",
     "label_context",
