@@ -18,7 +18,6 @@ from medchain.cli._common import (
     Chain,
     address_arg,
     console,
-    load_key_file,
     ok,
     on_chain,
     record_id_arg,
@@ -26,7 +25,8 @@ from medchain.cli._common import (
     show_expiry,
 )
 from medchain.cli._options import MAX_INT, AddressArg, KeyOption, PatientKeyOption, key_option
-from medchain.client import consent_from_fhir, consent_to_fhir
+from medchain.cli._proxies import own_address
+from medchain.client import ConsentGrant, consent_from_fhir, consent_to_fhir
 from medchain.types import MedchainError
 
 PURPOSES = ", ".join(p.value for p in PurposeOfUse)
@@ -164,7 +164,12 @@ def consent_grant(
             expires_ms,
             address_arg(patient) if patient else None,
         )
+    _report(granted)
+
+
+def _report(granted: ConsentGrant) -> None:
     ok(f"standing consent {granted.consent.consent_id}: {_consent_line(granted.consent)}")
+    reader = show_address(granted.consent.reader)
     console.print(f"{len(granted.rewrapped)} past records opened to {reader}")
     if granted.skipped:
         console.print(
@@ -193,12 +198,7 @@ def consent_list(
     key: Annotated[Path | None, key_option("Your key file, to list your own consents.")] = None,
 ) -> None:
     """A patient's standing consents, revoked and expired ones too."""
-    if patient is not None:
-        owner = address_arg(patient)
-    elif key is not None:
-        owner = load_key_file(key).address
-    else:
-        raise MedchainError("give --patient ADDRESS, or --key with your key file")
+    owner = address_arg(patient) if patient is not None else own_address(key)
     with where.backend() as chain:
         found = chain.consents_of(owner)
     for consent in found:
@@ -243,15 +243,4 @@ def consent_import(
         raise MedchainError(f"cannot read {file}: {exc.strerror}") from None
     args = consent_from_fhir(text)
     with where.client(key) as client:
-        granted = client.grant_consent(
-            args.reader,
-            args.resource_types,
-            args.codes,
-            args.authors,
-            args.organisations,
-            args.purposes,
-            args.expires_ms,
-            args.patient,
-        )
-    ok(f"standing consent {granted.consent.consent_id}: {_consent_line(granted.consent)}")
-    console.print(f"{len(granted.rewrapped)} past records opened to {show_address(args.reader)}")
+        _report(client.grant_consent_as(args))

@@ -27,6 +27,7 @@ from medchain.app import (
     SetTermsArgs,
     StandingConsent,
 )
+from medchain.client._batch import submit_all
 from medchain.types import MedchainError, Receipt
 
 if TYPE_CHECKING:
@@ -185,6 +186,11 @@ class ConsentActions:
             tuple(sorted(set(purposes))),
             expires_ms,
         )
+        return self.grant_consent_as(args)
+
+    def grant_consent_as(self, args: GrantConsentArgs) -> ConsentGrant:
+        """`grant_consent` with its arguments as the chain takes them (a consent
+        imported from FHIR, `consent_from_fhir`)."""
         receipt = self.send("consents.grant", args)
         consent = self.consent(_consent_id_of(receipt))
         rewrapped, skipped = self._rewrap_past(consent)
@@ -216,7 +222,7 @@ class ConsentActions:
                 self.warrant_args(record_id, consent.reader, consent_id=consent.consent_id)
             )
             done.append(record_id)
-        self._submit_all("records.warrant", calls)
+        submit_all(self, "records.warrant", calls)
         return tuple(done), tuple(skipped)
 
     def _covers(self, consent: StandingConsent, record: Record) -> bool:
@@ -224,16 +230,6 @@ class ConsentActions:
             consent.patient, record.author, record.resource_type
         )
         return any(c.consent_id == consent.consent_id for c in covering)
-
-    def _submit_all(self, method: str, calls: list[WarrantArgs]) -> None:
-        """Send the calls with successive nonces in one submission; raise the first error."""
-        if not calls:
-            return
-        nonce = self.chain.account(self.address).nonce
-        txs = [self.build(method, args, nonce=nonce + i) for i, args in enumerate(calls)]
-        for outcome in self.chain.submit_many(txs):
-            if isinstance(outcome, MedchainError):
-                raise outcome
 
     # -- what a writer wraps for ----------------------------------------------------
 

@@ -81,15 +81,7 @@ def test_an_imported_consent_grants_the_same_consent_again(
     patient, resource = exported
     args = consent_from_fhir(resource)
     patient.revoke_consent(1)
-    again = patient.grant_consent(
-        args.reader,
-        args.resource_types,
-        args.codes,
-        args.authors,
-        args.organisations,
-        args.purposes,
-        args.expires_ms,
-    )
+    again = patient.grant_consent_as(args)
     assert grant_args_of(again.consent) == args and again.consent.consent_id == 2
 
 
