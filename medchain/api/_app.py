@@ -9,6 +9,7 @@ from starlette.types import Scope
 from medchain.api import (
     _anchoring,
     _blobs,
+    _consents,
     _devices,
     _emergency,
     _node,
@@ -138,6 +139,7 @@ def create_api(
         _devices,
         _orgs,
         _proxies,
+        _consents,
         _emergency,
         _recovery,
         _blobs,

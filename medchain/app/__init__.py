@@ -44,6 +44,18 @@ from medchain.app._bodies import (
     body_named,
     named_bodies,
 )
+from medchain.app._consents import (
+    MAX_CONSENTS_IN_FORCE,
+    GrantConsentArgs,
+    RevokeConsentArgs,
+    StandingConsent,
+    author_organisations,
+    consent_matches,
+    consent_readers,
+    consents_in_force,
+    consents_of,
+    get_consent,
+)
 from medchain.app._context import BlockContext, Call, make_event
 from medchain.app._credentials import (
     CLINICIAN_ROLES,
@@ -210,6 +222,7 @@ from medchain.app._errors import (
     WrongRole,
 )
 from medchain.app._genesis import genesis_state
+from medchain.app._grant_terms import ReaderTerms
 from medchain.app._grants import (
     ReaderGrant,
     delete_reader_grant,
@@ -283,6 +296,7 @@ from medchain.app._purposes import (
     PURPOSE_SYSTEM,
     PurposeOfUse,
 )
+from medchain.app._record_terms import SetTermsArgs
 from medchain.app._records import (
     AddVersionArgs,
     AuditAction,
@@ -391,6 +405,7 @@ __all__ = [
     "LABEL_BLOCK_BYTES",
     "MAX_BATCH_BUNDLES",
     "MAX_BATCH_READINGS",
+    "MAX_CONSENTS_IN_FORCE",
     "MAX_DEVICES_PER_PATIENT",
     "MAX_EMERGENCY_ITEMS",
     "MAX_EMERGENCY_TYPES",
@@ -484,6 +499,7 @@ __all__ = [
     "FeeTooLow",
     "ForgedEvidence",
     "Gateway",
+    "GrantConsentArgs",
     "Identity",
     "IndexArgs",
     "IndexEntry",
@@ -533,6 +549,7 @@ __all__ = [
     "PurposeOfUse",
     "ReaderGrant",
     "ReaderRequired",
+    "ReaderTerms",
     "Record",
     "RecordErased",
     "RecordVersion",
@@ -553,6 +570,7 @@ __all__ = [
     "ResearchEntry",
     "ResearchGrantArgs",
     "ResearchRevokeArgs",
+    "RevokeConsentArgs",
     "RevokeGatewayArgs",
     "RewardGrant",
     "RewrapArgs",
@@ -563,6 +581,7 @@ __all__ = [
     "SealedShare",
     "SetRecoveryPolicyArgs",
     "SetStateArgs",
+    "SetTermsArgs",
     "ShareRef",
     "SignatureCache",
     "SignatureCheck",
@@ -570,6 +589,7 @@ __all__ = [
     "SnapshotItem",
     "StakeAccount",
     "StakeError",
+    "StandingConsent",
     "State",
     "StateBackend",
     "StateDelta",
@@ -601,6 +621,7 @@ __all__ = [
     "approval_threshold",
     "attestations_of",
     "audit_trail",
+    "author_organisations",
     "banned_accounts",
     "begin_block",
     "body_named",
@@ -609,6 +630,10 @@ __all__ = [
     "check_vitals_range",
     "committed_batch",
     "committee",
+    "consent_matches",
+    "consent_readers",
+    "consents_in_force",
+    "consents_of",
     "credential_history",
     "credential_is_valid",
     "credentials_of",
@@ -632,6 +657,7 @@ __all__ = [
     "get_ban",
     "get_batch_header",
     "get_candidate",
+    "get_consent",
     "get_credential",
     "get_data",
     "get_device",

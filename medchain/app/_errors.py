@@ -92,7 +92,8 @@ class NotAuthorised(ContractError):
 
 
 class ReaderRequired(NotAuthorised):
-    """A record's key wraps leave out a reader the patient requires (a `read` proxy)."""
+    """A record's key wraps leave out a reader the patient requires (a `read` proxy, or
+    the reader of a standing consent)."""
 
     code = "reader_required"
 

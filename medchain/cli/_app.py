@@ -16,6 +16,7 @@ from medchain.cli import (
     _anon,
     _bench,
     _commands,
+    _consent,
     _devices,
     _emergency,
     _erase,
@@ -75,6 +76,7 @@ record.command("get")(_commands.record_get)
 record.command("update")(_commands.record_update)
 record.command("grant")(_commands.record_grant)
 record.command("revoke")(_commands.record_revoke)
+record.command("set-terms")(_consent.record_set_terms)
 record.command("show")(_commands.record_show)
 record.command("list")(_commands.record_list)
 record.command("audit")(_commands.record_audit)
@@ -133,6 +135,15 @@ emergency.command("open")(_emergency.emergency_open)
 emergency.command("list")(_emergency.emergency_list)
 emergency.command("serve")(_emergency.emergency_serve)
 emergency.command("read")(_emergency.emergency_read)
+
+consent = _group(
+    app, "consent", "Standing consents: who reads all of a patient's records of some kind."
+)
+consent.command("grant")(_consent.consent_grant)
+consent.command("revoke")(_consent.consent_revoke)
+consent.command("list")(_consent.consent_list)
+consent.command("export")(_consent.consent_export)
+consent.command("import")(_consent.consent_import)
 
 proxy = _group(app, "proxy", "Proxies: who may act for a patient, in which scopes, until when.")
 proxy.command("add")(_proxies.proxy_add)

@@ -9,6 +9,21 @@ from medchain.client._anon import (
     open_scope,
 )
 from medchain.client._backend import ChainBackend
+from medchain.client._consent_fhir import (
+    ACCOUNT_SYSTEM,
+    ORGANISATION_SYSTEM,
+    InvalidConsent,
+    consent_from_fhir,
+    consent_to_fhir,
+    grant_args_of,
+)
+from medchain.client._consents import (
+    ConsentActions,
+    ConsentGrant,
+    UnknownConsent,
+    consent_applies,
+    resource_codes,
+)
 from medchain.client._deidentify import deidentify
 from medchain.client._emergency import (
     EmergencyChain,
@@ -97,11 +112,15 @@ from medchain.client._search import (
 )
 
 __all__ = [
+    "ACCOUNT_SYSTEM",
     "DEFAULT_NODE_URL",
     "DEFAULT_RECOVERY_DELAY_MS",
     "DEFAULT_RING_SIZE",
+    "ORGANISATION_SYSTEM",
     "BlobUnavailable",
     "ChainBackend",
+    "ConsentActions",
+    "ConsentGrant",
     "DeviceLabel",
     "EmergencyChain",
     "EmergencyNotOpen",
@@ -111,6 +130,7 @@ __all__ = [
     "HttpChain",
     "IndexUpdate",
     "InvalidCapability",
+    "InvalidConsent",
     "InvalidFhirResource",
     "InvalidLabel",
     "KeywordState",
@@ -137,6 +157,7 @@ __all__ = [
     "SkippedRecord",
     "TxStatus",
     "UnknownBatch",
+    "UnknownConsent",
     "UnknownParty",
     "UploadNotSigned",
     "add_proxy",
@@ -145,12 +166,16 @@ __all__ = [
     "answer_pending",
     "canonical_json",
     "close_scope",
+    "consent_applies",
+    "consent_from_fhir",
+    "consent_to_fhir",
     "contributions",
     "default_threshold",
     "deidentify",
     "emergency_content_keys",
     "erased_on",
     "genesis_organisation",
+    "grant_args_of",
     "is_http_url",
     "keywords_of",
     "label_context",
@@ -172,6 +197,7 @@ __all__ = [
     "read_label",
     "refuse_erased",
     "remove_proxy",
+    "resource_codes",
     "seal",
     "seal_label",
     "search_state_path",

@@ -164,6 +164,7 @@ def story() -> Story:
     changed["note"][0]["text"] = NOTE + "; inhaler twice a day"
     doctor.add_version(record_id, changed)
     patient.research_grant(record_id, lab.address)
+    patient.grant_consent(nurse.address, ["Condition"])  # a standing consent, re-wrapping
     tokens: list[SearchToken] = []
     search = chain.search
 
@@ -269,6 +270,7 @@ def _path_values(story: Story) -> dict[str, list[str]]:
         "batch_id": [b.hex() for b in story.batch_ids],
         "org_id": [org.org_id for org in chain.organisations()],
         "proposal_id": [str(p.proposal_id) for p in chain.proposals()],
+        "consent_id": [str(c.consent_id) for a in story.addresses for c in chain.consents_of(a)],
         "request_id": [
             r.request_id.hex()
             for org in chain.organisations()

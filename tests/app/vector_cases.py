@@ -33,6 +33,7 @@ from medchain.app import (
     EmergencyPolicyArgs,
     EmergencyWrapArgs,
     EraseArgs,
+    GrantConsentArgs,
     IndexArgs,
     IndexEntry,
     IssueArgs,
@@ -46,6 +47,7 @@ from medchain.app import (
     ProposeArgs,
     ProxyRelation,
     ProxyScope,
+    PurposeOfUse,
     RecoveryRequestArgs,
     RegisterArgs,
     RegisterDeviceArgs,
@@ -56,6 +58,7 @@ from medchain.app import (
     RequestRecoveryArgs,
     ResearchGrantArgs,
     ResearchRevokeArgs,
+    RevokeConsentArgs,
     RevokeGatewayArgs,
     RewrapArgs,
     Role,
@@ -63,6 +66,7 @@ from medchain.app import (
     SealedShare,
     SetRecoveryPolicyArgs,
     SetStateArgs,
+    SetTermsArgs,
     ShareRef,
     TransferArgs,
     UnwarrantArgs,
@@ -400,6 +404,72 @@ def _(w: World) -> Tx:
         patient.address, "Observation", cid, digest, fake_wraps(patient.address)
     )
     return w.tx(doctor, "records.create", args)
+
+
+@case("records.set_terms", "ok")
+def _(w: World) -> Tx:
+    patient, _, record_id = record(w)
+    reader = member(w, "second doctor", Role.DOCTOR)
+    w.ok(patient, "records.warrant", WarrantArgs(record_id, reader.address, wrap()))
+    terms = SetTermsArgs(record_id, reader.address, (PurposeOfUse.PAYMENT,), T0)
+    return w.tx(patient, "records.set_terms", terms)
+
+
+@case("records.set_terms", "not_a_reader", "not_authorised")
+def _(w: World) -> Tx:
+    patient, _, record_id = record(w)
+    stranger = member(w, "second doctor", Role.DOCTOR)
+    terms = SetTermsArgs(record_id, stranger.address, (), 0)
+    return w.tx(patient, "records.set_terms", terms)
+
+
+# -- standing consents -----------------------------------------------------------------
+
+
+def gp_consent(w: World) -> tuple[AccountKeys, AccountKeys]:
+    """A patient and the GP their standing consent lets read every Observation."""
+    patient, gp = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
+    args = GrantConsentArgs(patient.address, gp.address, ("Observation",))
+    w.ok(patient, "consents.grant", args)
+    return patient, gp
+
+
+@case("consents.grant", "ok")
+def _(w: World) -> Tx:
+    patient, gp = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
+    args = GrantConsentArgs(
+        patient.address, gp.address, ("Condition", "Observation"), expires_ms=T0
+    )
+    return w.tx(patient, "consents.grant", args)
+
+
+@case("consents.grant", "by_a_stranger", "not_a_proxy")
+def _(w: World) -> Tx:
+    patient, gp = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
+    return w.tx(gp, "consents.grant", GrantConsentArgs(patient.address, gp.address))
+
+
+@case("consents.revoke", "ok")
+def _(w: World) -> Tx:
+    patient, _ = gp_consent(w)
+    return w.tx(patient, "consents.revoke", RevokeConsentArgs(1))
+
+
+@case("consents.revoke", "by_its_reader", "not_a_proxy")
+def _(w: World) -> Tx:
+    _, gp = gp_consent(w)
+    return w.tx(gp, "consents.revoke", RevokeConsentArgs(1))
+
+
+@case("records.create", "leaves_out_a_consent_reader", "reader_required")
+def _(w: World) -> Tx:
+    patient, _ = gp_consent(w)
+    nurse = member(w, "nurse", Role.DOCTOR)
+    cid, digest = fake_blob(b"record v1")
+    args = CreateRecordArgs(
+        patient.address, "Observation", cid, digest, fake_wraps(patient.address, nurse.address)
+    )
+    return w.tx(nurse, "records.create", args)
 
 
 # -- proxies ---------------------------------------------------------------------------
