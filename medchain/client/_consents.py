@@ -209,6 +209,8 @@ class ConsentActions:
         done, skipped = [], []
         for record_id in self.chain.patient_records(consent.patient):
             record = self.record(record_id)
+            if record.erased_height:  # opens to nobody, and the contract refuses it
+                continue
             if consent.reader in record.readers or not self._covers(consent, record):
                 continue
             if self.address not in (record.owner, *record.readers):

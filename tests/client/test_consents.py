@@ -181,6 +181,16 @@ def test_grant_consent_rewraps_the_past_records_it_covers(people: People) -> Non
     assert gp.address not in patient.record(later).readers
 
 
+def test_grant_consent_passes_over_an_erased_record(people: People) -> None:
+    patient, gp, nurse = people.patient, people.gp, people.nurse
+    erased = nurse.put_record(patient.address, CONDITION)
+    kept = nurse.put_record(patient.address, CONDITION)
+    assert patient.erase(erased).ok
+    granted = patient.grant_consent(gp.address, ["Condition"])
+    assert granted.rewrapped == (kept,) and granted.skipped == ()
+    assert patient.record(erased).readers == ()
+
+
 def test_code_filtered_consents_are_applied_by_the_writers_client(people: People) -> None:
     patient, gp, nurse = people.patient, people.gp, people.nurse
     assert LOINC_HEART_RATE in resource_codes(HEART_RATE)
