@@ -28,7 +28,9 @@ from medchain.cli._common import (
     reports_errors,
     role_arg,
     show_address,
+    show_expiry,
 )
+from medchain.cli._consent import ExpiresOption, PurposeOption, expires_arg, purposes_arg
 from medchain.cli._erase import show_erased
 from medchain.cli._options import (
     DEFAULT_DATA,
@@ -334,11 +336,14 @@ def record_grant(
     key: KeyOption,
     record_id: str,
     reader: Annotated[str, typer.Option(help="Address to authorise.")],
+    purpose: PurposeOption = None,
+    expires: ExpiresOption = None,
 ) -> None:
-    """Owner: authorise a reader (warrant)."""
+    """Owner: authorise a reader (warrant), for purposes of use, until an expiry."""
+    purposes, expires_ms = purposes_arg(purpose), expires_arg(expires)
     with where.client(key) as client:
-        client.grant(record_id_arg(record_id), address_arg(reader))
-    ok(f"{reader} may now read {record_id}")
+        client.grant(record_id_arg(record_id), address_arg(reader), purposes, expires_ms)
+    ok(f"{reader} may now read {record_id}, {show_expiry(expires_ms)}")
 
 
 @on_chain

@@ -9,6 +9,21 @@ from medchain.client._anon import (
     open_scope,
 )
 from medchain.client._backend import ChainBackend
+from medchain.client._consent_fhir import (
+    ACCOUNT_SYSTEM,
+    ORGANISATION_SYSTEM,
+    InvalidConsent,
+    consent_from_fhir,
+    consent_to_fhir,
+    grant_args_of,
+)
+from medchain.client._consents import (
+    ConsentActions,
+    ConsentGrant,
+    UnknownConsent,
+    consent_applies,
+    resource_codes,
+)
 from medchain.client._deidentify import deidentify
 from medchain.client._disclosures import (
     DisclosureAudit,
@@ -71,6 +86,14 @@ from medchain.client._proxies import (
     proxies_of,
     remove_proxy,
 )
+from medchain.client._recovery import (
+    DEFAULT_RECOVERY_DELAY_MS,
+    RecoveryActions,
+    RecoveryChain,
+    RecoveryUnavailable,
+    new_key_file_keys,
+)
+from medchain.client._recovery_kit import RecoveryKitError
 from medchain.client._sdk import (
     BlobUnavailable,
     MedchainClient,
@@ -98,10 +121,15 @@ from medchain.client._search import (
 )
 
 __all__ = [
+    "ACCOUNT_SYSTEM",
     "DEFAULT_NODE_URL",
+    "DEFAULT_RECOVERY_DELAY_MS",
     "DEFAULT_RING_SIZE",
+    "ORGANISATION_SYSTEM",
     "BlobUnavailable",
     "ChainBackend",
+    "ConsentActions",
+    "ConsentGrant",
     "DeviceLabel",
     "DisclosureAudit",
     "EmergencyChain",
@@ -112,6 +140,7 @@ __all__ = [
     "HttpChain",
     "IndexUpdate",
     "InvalidCapability",
+    "InvalidConsent",
     "InvalidFhirResource",
     "InvalidLabel",
     "KeywordState",
@@ -127,6 +156,10 @@ __all__ = [
     "OrganisationActions",
     "ProxyChange",
     "RecordNotIndexed",
+    "RecoveryActions",
+    "RecoveryChain",
+    "RecoveryKitError",
+    "RecoveryUnavailable",
     "ResearchItem",
     "Sealed",
     "SearchCapability",
@@ -136,6 +169,7 @@ __all__ = [
     "SkippedRecord",
     "TxStatus",
     "UnknownBatch",
+    "UnknownConsent",
     "UnknownParty",
     "UploadNotSigned",
     "add_proxy",
@@ -146,6 +180,9 @@ __all__ = [
     "canonical_json",
     "close_scope",
     "committed_nodes",
+    "consent_applies",
+    "consent_from_fhir",
+    "consent_to_fhir",
     "contributions",
     "default_connect",
     "default_threshold",
@@ -153,11 +190,13 @@ __all__ = [
     "emergency_content_keys",
     "erased_on",
     "genesis_organisation",
+    "grant_args_of",
     "head_commits_from",
     "is_http_url",
     "keywords_of",
     "label_context",
     "leaving",
+    "new_key_file_keys",
     "open_capability",
     "open_emergency",
     "open_results",
@@ -174,6 +213,7 @@ __all__ = [
     "read_label",
     "refuse_erased",
     "remove_proxy",
+    "resource_codes",
     "seal",
     "seal_label",
     "search_state_path",
