@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 from medchain.app._context import Call, Methods
 from medchain.app._errors import InvalidArgument
+from medchain.app._indexes import CountedList
 from medchain.app._registry import Role, require_identity
 from medchain.app._state import State, load, save
+from medchain.types import decode, encode
 
 HEAD_SIZE = 32
 MAX_API_URL_CHARS = 256
@@ -41,28 +43,14 @@ class HeadCommit:
     time_ms: int
 
 
-def _count_key(node: bytes) -> bytes:
-    return b"dhc/" + node
-
-
-def _commit_key(node: bytes, index: int) -> bytes:
-    return b"dh/" + node + index.to_bytes(8, "big")
+_HISTORY = CountedList(b"dh/")
+"""Per node, its commits in order (canonically encoded HeadCommits)."""
+_NODES = CountedList(b"dhn/")
+"""Under the empty owner: every node that ever committed, in the order it first did."""
 
 
 def _latest_key(node: bytes) -> bytes:
     return b"dhl/" + node
-
-
-_NODES_COUNT_KEY = b"dhnc"
-
-
-def _node_key(index: int) -> bytes:
-    return b"dhn/" + index.to_bytes(8, "big")
-
-
-def _count(state: State, key: bytes) -> int:
-    raw = state.get(key)
-    return int.from_bytes(raw, "big") if raw else 0
 
 
 def latest_head(state: State, node: bytes) -> HeadCommit | None:
@@ -73,20 +61,18 @@ def head_commits(
     state: State, node: bytes, start: int = 0, limit: int | None = None
 ) -> list[HeadCommit]:
     """The node's commits in order, from the `start`-th (0-based), at most `limit`."""
-    count = _count(state, _count_key(node))
+    count = _HISTORY.count(state, node)
     stop = count if limit is None else min(count, start + limit)
-    found = [load(state, _commit_key(node, i), HeadCommit) for i in range(start, stop)]
-    return [c for c in found if c is not None]
+    return [decode(HeadCommit, _HISTORY.get(state, node, i)) for i in range(start, stop)]
 
 
 def head_commit_count(state: State, node: bytes) -> int:
-    return _count(state, _count_key(node))
+    return _HISTORY.count(state, node)
 
 
 def disclosure_nodes(state: State) -> list[HeadCommit]:
     """The latest commit of every node that ever committed, in the order they first did."""
-    nodes = [state.get(_node_key(i)) for i in range(_count(state, _NODES_COUNT_KEY))]
-    latest = [latest_head(state, node) for node in nodes if node is not None]
+    latest = [latest_head(state, node) for node in _NODES.items(state, b"")]
     return [c for c in latest if c is not None]
 
 
@@ -104,9 +90,7 @@ def commit_head(state: State, call: Call, args: CommitHeadArgs) -> None:
         raise InvalidArgument("seq counts the entries the head covers: at least 1")
     latest = latest_head(state, call.sender)
     if latest is None:
-        nodes = _count(state, _NODES_COUNT_KEY)
-        state.set(_node_key(nodes), call.sender)
-        state.set(_NODES_COUNT_KEY, (nodes + 1).to_bytes(8, "big"))
+        _NODES.append(state, b"", call.sender)
     elif args.seq <= latest.seq:
         raise InvalidArgument(
             f"seq {args.seq} does not follow this node's last committed seq {latest.seq}: "
@@ -115,9 +99,7 @@ def commit_head(state: State, call: Call, args: CommitHeadArgs) -> None:
     commit = HeadCommit(
         call.sender, args.seq, args.head, args.api_url, call.block.height, call.block.time_ms
     )
-    index = _count(state, _count_key(call.sender))
-    save(state, _commit_key(call.sender, index), commit)
-    state.set(_count_key(call.sender), (index + 1).to_bytes(8, "big"))
+    _HISTORY.append(state, call.sender, encode(commit))
     save(state, _latest_key(call.sender), commit)
     call.emit("disclosures.committed", node=call.sender, seq=args.seq, head=args.head)
 
