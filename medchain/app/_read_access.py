@@ -1,0 +1,163 @@
+"""Who may read sealed data from a node: a record version's wraps and ciphertext, a
+research copy, a patient's encrypted search index, their vitals.
+
+The nodes' authenticated reads ask these functions after they have checked the
+signed read request; the contracts never do (a read is no transaction). Each answers
+the basis the reader reads on (what the node's disclosure log records) or raises
+ReadNotAllowed naming what the reader lacks; an erased record raises RecordErased.
+Pure and deterministic given the state and `now_ms` (the node's clock: grants and
+proxies end at their expiry whether or not a block was made since).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from medchain.app._access_lists import ResearchEntry
+from medchain.app._devices import guardians_of, vitals_readers_of
+from medchain.app._emergency_log import emergency_requests_of
+from medchain.app._errors import ContractError, RecordErased
+from medchain.app._grants import grant_in_force, reader_grant
+from medchain.app._proxies import ProxyScope, get_proxy
+from medchain.app._purposes import PurposeOfUse
+from medchain.app._records import Record, get_record
+from medchain.app._registry import patient_records
+from medchain.app._state import State
+from medchain.crypto import format_address
+
+ReadBasisName = Literal["owner", "reader", "proxy", "emergency", "research", "vitals_reader"]
+"""The values of medchain.node.ReadBasis (the node's disclosure log names them)."""
+
+MAX_SEARCH_RECORDS_SCANNED = 4_096
+"""Most of a patient's records looked at to find a reader's grant for a search."""
+
+
+class ReadNotAllowed(ContractError):
+    """The signer may not read this: the message names what they lack."""
+
+    code = "read_not_authorised"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadAccess:
+    basis: ReadBasisName
+    on_behalf: bytes = b""
+    """The patient a proxy reads for; empty otherwise."""
+
+
+def _read_proxy(state: State, patient: bytes, reader: bytes, now_ms: int) -> bool:
+    found = get_proxy(state, patient, reader)
+    return found is not None and ProxyScope.READ in found.scopes and found.active(now_ms)
+
+
+def require_not_erased(record: Record) -> None:
+    if record.erased_height:
+        raise RecordErased(
+            f"record {record.record_id.hex()} was erased at height {record.erased_height} "
+            f"({record.erased_ms} ms) by {format_address(record.erased_by)}: nothing of it "
+            "can be read any more"
+        )
+
+
+def record_access(
+    state: State, record: Record, reader: bytes, purpose: PurposeOfUse, now_ms: int
+) -> ReadAccess:
+    """May `reader` read `record`'s wraps and ciphertext for `purpose` at `now_ms`: its
+    owner, a listed reader whose grant is in force for the purpose, a `read` proxy of
+    the owner, or a clinician whose open emergency request covers the record."""
+    require_not_erased(record)
+    if reader == record.owner:
+        return ReadAccess("owner")
+    grant = reader_grant(state, record.record_id, record.readers, reader)
+    if grant is not None and grant_in_force(grant, now_ms, purpose):
+        return ReadAccess("reader")
+    if _read_proxy(state, record.owner, reader, now_ms):
+        return ReadAccess("proxy", record.owner)
+    if _emergency_covers(state, record, reader, now_ms):
+        return ReadAccess("emergency")
+    who, what = format_address(reader), f"record {record.record_id.hex()}"
+    if grant is None:
+        lack = (
+            f"{who} is not a reader of {what}, nor a read proxy of its patient, nor a "
+            "clinician with an open emergency request covering it; ask the patient to grant "
+            "access (`medchain record grant`)"
+        )
+    elif not grant_in_force(grant, now_ms):
+        lack = (
+            f"{who}'s grant on {what} expired at {grant.expires_ms} ms; ask the patient to "
+            "grant access again"
+        )
+    else:
+        allowed = ", ".join(p.value for p in grant.purposes)
+        lack = (
+            f"{who}'s grant on {what} is for {allowed}, not {purpose.value}; sign the read "
+            "for a purpose the grant allows, or ask the patient to change its terms"
+        )
+    raise ReadNotAllowed(lack)
+
+
+def _emergency_covers(state: State, record: Record, reader: bytes, now_ms: int) -> bool:
+    return any(
+        request.clinician == reader
+        and now_ms < request.expires_ms
+        and any(item.record_id == record.record_id for item in request.items)
+        for request in emergency_requests_of(state, record.owner)
+    )
+
+
+def research_access(state: State, entry: ResearchEntry, reader: bytes) -> ReadAccess:
+    """May `reader` read a research copy: the institution it was shared with, or the
+    patient it is of."""
+    record = get_record(state, entry.record_id)
+    if record is not None:
+        require_not_erased(record)
+    if reader == entry.institution:
+        return ReadAccess("research")
+    if reader == entry.patient:
+        return ReadAccess("owner")
+    raise ReadNotAllowed(
+        f"{format_address(reader)} may not read the research copy of record "
+        f"{entry.record_id.hex()}: it is shared with {format_address(entry.institution)} only"
+    )
+
+
+def vitals_access(state: State, patient: bytes, reader: bytes, now_ms: int) -> ReadAccess:
+    """May `reader` read `patient`'s vitals: the patient, their vitals readers, or their
+    current `devices` (guardians) or `read` proxies."""
+    if reader == patient:
+        return ReadAccess("owner")
+    if reader in vitals_readers_of(state, patient):
+        return ReadAccess("vitals_reader")
+    if reader in guardians_of(state, patient, now_ms) or _read_proxy(
+        state, patient, reader, now_ms
+    ):
+        return ReadAccess("proxy", patient)
+    raise ReadNotAllowed(
+        f"{format_address(reader)} may not read the vitals of {format_address(patient)}: "
+        "it is not the patient, one of their vitals readers, guardians or read proxies; "
+        "the patient adds vitals readers with `medchain devices share-vitals`"
+    )
+
+
+def search_access(
+    state: State, owner: bytes, reader: bytes, purpose: PurposeOfUse, now_ms: int
+) -> ReadAccess:
+    """May `reader` look up `owner`'s encrypted keyword index: the owner, their `read`
+    proxy, or a reader whose grant on one of the owner's records is in force for the
+    purpose (the holder of a search capability the owner sealed to them)."""
+    if reader == owner:
+        return ReadAccess("owner")
+    if _read_proxy(state, owner, reader, now_ms):
+        return ReadAccess("proxy", owner)
+    for record_id in patient_records(state, owner)[:MAX_SEARCH_RECORDS_SCANNED]:
+        record = get_record(state, record_id)
+        if record is None or record.erased_height:
+            continue
+        grant = reader_grant(state, record_id, record.readers, reader)
+        if grant is not None and grant_in_force(grant, now_ms, purpose):
+            return ReadAccess("reader")
+    raise ReadNotAllowed(
+        f"{format_address(reader)} may not search the index of {format_address(owner)}: it "
+        f"reads none of their records for {purpose.value}; ask the patient to grant access"
+    )
