@@ -14,16 +14,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from medchain.app._access_lists import ResearchEntry
+from medchain.app._access_lists import ResearchEntry, get_entry
+from medchain.app._anon import AnonEntry, AnonScope, _entry_key
 from medchain.app._devices import guardians_of, vitals_readers_of
-from medchain.app._emergency_log import emergency_requests_of
+from medchain.app._emergency_log import EmergencyRequest, emergency_requests_of
 from medchain.app._errors import ContractError, RecordErased
 from medchain.app._grants import grant_in_force, reader_grant
 from medchain.app._proxies import ProxyScope, get_proxy
 from medchain.app._purposes import PurposeOfUse
 from medchain.app._records import Record, get_record
 from medchain.app._registry import patient_records
-from medchain.app._state import State
+from medchain.app._state import State, load
 from medchain.crypto import format_address
 
 ReadBasisName = Literal["owner", "reader", "proxy", "emergency", "research", "vitals_reader"]
@@ -106,6 +107,11 @@ def _emergency_covers(state: State, record: Record, reader: bytes, now_ms: int) 
     )
 
 
+def research_copy(state: State, institution: bytes, record_id: bytes) -> ResearchEntry | None:
+    """The research copy of `record_id` shared with `institution`, if any."""
+    return get_entry(state, institution, record_id)
+
+
 def research_access(state: State, entry: ResearchEntry, reader: bytes) -> ReadAccess:
     """May `reader` read a research copy: the institution it was shared with, or the
     patient it is of."""
@@ -160,4 +166,38 @@ def search_access(
     raise ReadNotAllowed(
         f"{format_address(reader)} may not search the index of {format_address(owner)}: it "
         f"reads none of their records for {purpose.value}; ask the patient to grant access"
+    )
+
+
+def emergency_answers_access(
+    state: State, request: EmergencyRequest, reader: bytes, now_ms: int
+) -> ReadAccess:
+    """May `reader` read the organisations' answers to a break-glass request (the key
+    material that opens the patient's emergency set): the clinician who opened it, the
+    patient, or their `read` proxy."""
+    if reader == request.clinician:
+        return ReadAccess("emergency")
+    if reader == request.patient:
+        return ReadAccess("owner")
+    if _read_proxy(state, request.patient, reader, now_ms):
+        return ReadAccess("proxy", request.patient)
+    raise ReadNotAllowed(
+        f"{format_address(reader)} may not read the answers to emergency request "
+        f"{request.request_id.hex()}: they are for the clinician who opened it and the patient"
+    )
+
+
+def anon_contribution(state: State, scope: str, index: int) -> AnonEntry | None:
+    """The `index`-th contribution to an anonymous scope, if any."""
+    return load(state, _entry_key(scope, index), AnonEntry)
+
+
+def anon_access(scope: AnonScope, reader: bytes) -> ReadAccess:
+    """May `reader` read a scope's contributions: only the institution that opened it
+    (they are sealed to it alone)."""
+    if reader == scope.recipient:
+        return ReadAccess("research")
+    raise ReadNotAllowed(
+        f"{format_address(reader)} may not read the contributions to {scope.name!r}: they "
+        f"are for {format_address(scope.recipient)}, the institution that opened the scope"
     )

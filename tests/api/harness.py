@@ -32,6 +32,7 @@ from medchain.node import (
     Bodies,
     BodyLedger,
     LocalChain,
+    MemoryDisclosureLog,
     NodeStatus,
     PeerStatus,
     PendingFull,
@@ -240,6 +241,8 @@ class FakeNode:
         """The client address of each submission, in order."""
         self.waits: dict[str, float] = {}
         """Clients to refuse as over budget: address -> seconds to wait."""
+        self.disclosures = MemoryDisclosureLog()
+        """Every authenticated read the API served, in order."""
 
     @property
     def genesis(self) -> Genesis:
