@@ -35,6 +35,8 @@ from medchain.app import (
     Proxy,
     ProxyRelation,
     ProxyScope,
+    PurposeOfUse,
+    ReadNotAllowed,
     Record,
     RecordVersion,
     RegisterArgs,
@@ -62,7 +64,7 @@ from medchain.app import (
     new_record_id,
     registration_message,
 )
-from medchain.client._backend import ChainBackend
+from medchain.client._backend import ChainBackend, SignsReads
 from medchain.client._deidentify import deidentify
 from medchain.client._emergency_wraps import emergency_wrap_args, in_emergency_set
 from medchain.client._envelope import (
@@ -123,13 +125,20 @@ class MedchainClient(OrganisationActions):
     `OrganisationActions`)."""
 
     def __init__(
-        self, keys: AccountKeys, chain: ChainBackend, search_state: Path | None = None
+        self,
+        keys: AccountKeys,
+        chain: ChainBackend,
+        search_state: Path | None = None,
+        *,
+        purpose: PurposeOfUse | None = None,
     ) -> None:
         """`search_state`: the encrypted file keeping this account's search epochs and
         counters (see `search_state_path`); without one they live in memory and are
-        rebuilt from the chain by the next client."""
+        rebuilt from the chain by the next client. A node's chain (HttpChain) is read
+        through a view that signs reads of sealed data as this account, for `purpose`
+        (by default PATRQT for its own data, TREAT otherwise)."""
         self.keys = keys
-        self.chain = chain
+        self.chain = chain.reading_as(keys, purpose) if isinstance(chain, SignsReads) else chain
         self.search_index = SearchIndex(self, search_state)
 
     @property
@@ -282,7 +291,12 @@ class MedchainClient(OrganisationActions):
         """Decrypt a version (the latest by default) that this account may read."""
         record = self.record(record_id)
         number = record.version_count if version is None else version
-        stored = self.chain.record_version(record_id, number)
+        try:
+            stored = self.chain.record_version(record_id, number)
+        except MedchainError as exc:  # a node's authenticated read refused
+            if exc.code == ReadNotAllowed.code:
+                raise NotAReader(exc.message) from None
+            raise
         if stored is None:
             raise MedchainError(f"record {record_id.hex()} has no version {number}")
         wrapped = self._my_wrap(stored)
