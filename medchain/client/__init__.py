@@ -8,7 +8,7 @@ from medchain.client._anon import (
     contributions,
     open_scope,
 )
-from medchain.client._backend import ChainBackend
+from medchain.client._backend import ChainBackend, SignsReads
 from medchain.client._deidentify import deidentify
 from medchain.client._emergency import (
     EmergencyChain,
@@ -61,6 +61,7 @@ from medchain.client._proxies import (
     proxies_of,
     remove_proxy,
 )
+from medchain.client._read_signing import ReadAuth
 from medchain.client._sdk import (
     BlobUnavailable,
     MedchainClient,
@@ -113,12 +114,14 @@ __all__ = [
     "OpenedRecord",
     "OrganisationActions",
     "ProxyChange",
+    "ReadAuth",
     "RecordNotIndexed",
     "ResearchItem",
     "Sealed",
     "SearchCapability",
     "SearchResult",
     "SearchStateError",
+    "SignsReads",
     "SkippedRecord",
     "TxStatus",
     "UnknownBatch",

@@ -12,7 +12,7 @@ chain answers told the client which CID belongs to what; `ReadHints` remembers i
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -110,3 +110,24 @@ class ReadSigner:
             self.purpose_for(patient, default).value,
             request.content,
         )
+
+
+class ReadAuth(httpx.Auth):
+    """Signs every request of an httpx client as a read by `keys` for `purpose`: for
+    callers of the node's API that do not go through HttpChain (a load generator, a
+    script): `httpx.get(url, auth=ReadAuth(keys, chain_id))`."""
+
+    requires_request_body = True
+
+    def __init__(
+        self,
+        keys: AccountKeys,
+        chain_id: str,
+        purpose: PurposeOfUse = READ_PURPOSE_DEFAULT,
+    ) -> None:
+        self._signer = ReadSigner(keys, purpose)
+        self._chain_id = chain_id
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        self._signer.sign(request, self._chain_id, None)
+        yield request
