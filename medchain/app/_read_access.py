@@ -65,16 +65,17 @@ def record_access(
     state: State, record: Record, reader: bytes, purpose: PurposeOfUse, now_ms: int
 ) -> ReadAccess:
     """May `reader` read `record`'s wraps and ciphertext for `purpose` at `now_ms`: its
-    owner, a listed reader whose grant is in force for the purpose, a `read` proxy of
-    the owner, or a clinician whose open emergency request covers the record."""
+    owner, a `read` proxy of the owner (acting for them, for any purpose), a listed
+    reader whose grant is in force for the purpose, or a clinician whose open
+    emergency request covers the record."""
     require_not_erased(record)
     if reader == record.owner:
         return ReadAccess("owner")
+    if _read_proxy(state, record.owner, reader, now_ms):  # acts for the patient
+        return ReadAccess("proxy", record.owner)
     grant = reader_grant(state, record.record_id, record.readers, reader)
     if grant is not None and grant_in_force(grant, now_ms, purpose):
         return ReadAccess("reader")
-    if _read_proxy(state, record.owner, reader, now_ms):
-        return ReadAccess("proxy", record.owner)
     if _emergency_covers(state, record, reader, now_ms):
         return ReadAccess("emergency")
     who, what = format_address(reader), f"record {record.record_id.hex()}"

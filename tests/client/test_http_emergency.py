@@ -56,7 +56,8 @@ def test_the_break_glass_flow_over_http() -> None:
     with pytest.raises(EmergencyNotOpen, match="2 of the 3"):
         read_emergency_set(doctor, request_id)
     assert answer_pending(MedchainClient(ORGS[2].account, remote)) == [request_id]
-    assert doctor.chain.emergency_answers(request_id) == local.emergency_answers(request_id)
+    as_doctor = remote.reading_as(doctor.keys)
+    assert as_doctor.emergency_answers(request_id) == local.emergency_answers(request_id)
 
     (found,) = read_emergency_set(doctor, request_id)
     assert found.record_id == allergy and found.resource == patient.read_record(allergy)
