@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from medchain.app import KeyImageReused, NonceReused, TxTooLarge
+from medchain.app import KeyImageReused, NonceReused, RecordErased, TxTooLarge
 from medchain.node import OverQuota, PendingFull, RateLimited, VerifierBusy
 from medchain.offchain import (
     BlobCorrupted,
@@ -91,6 +91,8 @@ def status_for(exc: MedchainError) -> int:
     names (an unknown scope too), 409 when its nonce or key image is already used, 429
     when an uploader's quota of bodies not yet named is used up; a call its dry run
     shows the contracts would refuse, as `refusal_status` says."""
+    if exc.code == RecordErased.code:
+        return 410  # read or written: the record is gone, whatever route met it
     if isinstance(exc, BlobCorrupted):
         return 500  # the node's copy is damaged: not the client's fault
     if isinstance(exc, DiskFull):

@@ -21,6 +21,7 @@ from medchain.app import (
     KeyImageReused,
     MalformedTx,
     NonceReused,
+    RecordErased,
     TxTooLarge,
     UnknownScope,
 )
@@ -70,6 +71,7 @@ class _Full(MedchainError):
         (IpfsUnavailable("down"), 503),
         (IpfsError("odd answer"), 502),
         (disk_full(Path("/srv/node/blobs"), "the bodies"), 507),
+        (RecordErased("erased"), 410),
     ],
 )
 def test_status_of_domain_errors(error: MedchainError, status: int) -> None:
@@ -89,6 +91,7 @@ def test_status_of_domain_errors(error: MedchainError, status: int) -> None:
         ("already_registered", 409),
         ("proposal_error", 409),
         ("unknown_record", 409),
+        ("record_erased", 410),
     ],
 )
 def test_status_of_a_call_refused_at_admission(code: str, status: int) -> None:

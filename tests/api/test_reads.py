@@ -6,6 +6,7 @@ leaves exactly one Disclosure saying who read what, for which purpose, on what b
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -26,6 +27,8 @@ from medchain.app import (
     Role,
     put_reader_grant,
 )
+from medchain.app._records import _record_key
+from medchain.app._state import save
 from medchain.client import MedchainClient
 from medchain.client._proxies import add_proxy
 from medchain.crypto import READ_REQUEST_WINDOW_MS, AccountKeys, sign_read_request
@@ -274,4 +277,20 @@ def test_what_every_validator_sees_stays_public(world: World) -> None:
     rid = world.record_id.hex()
     for path in (f"/v1/records/{rid}", f"/v1/records/{rid}/audit"):
         assert world.api.get(path).status_code == 200, path  # owner, readers, audit
+    assert world.node.disclosures.entries == []
+
+
+def test_an_erased_record_is_410_on_every_record_read(world: World) -> None:
+    record = world.chain.record(world.record_id)
+    assert record is not None
+    state = world.chain.ledger.state
+    with state.layer():  # as records.erase leaves it
+        erased = dataclasses.replace(
+            record, erased_height=9, erased_ms=1, erased_by=world.patient.address
+        )
+        save(state, _record_key(world.record_id), erased)
+    for route in _routes(world)[:3]:  # the version's wraps, body and blob
+        response = _read(world, route, read_as(world.patient))
+        assert response.status_code == 410, (route.name, response.text)
+        assert _code(response) == "record_erased" and "erased at height 9" in response.text
     assert world.node.disclosures.entries == []
