@@ -81,7 +81,7 @@ def record_access(
     who, what = format_address(reader), f"record {record.record_id.hex()}"
     if grant is None:
         lack = (
-            f"{who} is not a reader of {what}, nor a read proxy of its patient, nor a "
+            f"{who} is not an authorised reader of {what}, nor a read proxy of its patient, nor a "
             "clinician with an open emergency request covering it; ask the patient to grant "
             "access (`medchain record grant`)"
         )

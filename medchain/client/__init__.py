@@ -8,7 +8,7 @@ from medchain.client._anon import (
     contributions,
     open_scope,
 )
-from medchain.client._backend import ChainBackend, SignsReads
+from medchain.client._backend import ChainBackend, SignsReads, reads_signed_by
 from medchain.client._deidentify import deidentify
 from medchain.client._emergency import (
     EmergencyChain,
@@ -35,6 +35,7 @@ from medchain.client._http import (
     NodeError,
     NodeUnreachable,
     NotCommitted,
+    ReadRefused,
     TxStatus,
     UploadNotSigned,
     is_http_url,
@@ -115,6 +116,7 @@ __all__ = [
     "OrganisationActions",
     "ProxyChange",
     "ReadAuth",
+    "ReadRefused",
     "RecordNotIndexed",
     "ResearchItem",
     "Sealed",
@@ -156,6 +158,7 @@ __all__ = [
     "proxies_of",
     "read_emergency_set",
     "read_label",
+    "reads_signed_by",
     "remove_proxy",
     "seal",
     "seal_label",

@@ -154,3 +154,11 @@ class ChainBackend(Protocol):
     def attestations_of(self, patient: bytes) -> list[app.Attestation]: ...
 
     def is_verified_patient(self, patient: bytes) -> bool: ...
+
+
+def reads_signed_by(
+    chain: ChainBackend, keys: AccountKeys, purpose: app.PurposeOfUse | None = None
+) -> ChainBackend:
+    """`chain`, its reads of sealed data signed by `keys` (for `purpose`) where a node
+    authenticates them; an in-process chain as it is."""
+    return chain.reading_as(keys, purpose) if isinstance(chain, SignsReads) else chain

@@ -23,6 +23,7 @@ from medchain import app
 from medchain.client._http_access import AccessReads
 from medchain.client._http_emergency import EmergencyReads
 from medchain.client._read_signing import ReadHints, ReadSigner
+from medchain.client._sdk import NotAReader
 from medchain.crypto import AccountKeys, SearchToken, format_address, parse_address
 from medchain.offchain import BlobCorrupted, BlobNotFound, cid_for, parse_cid
 from medchain.types import (
@@ -85,6 +86,11 @@ class NodeError(MedchainError):
         super().__init__(message)
         self.code = code
         self.status = status
+
+
+class ReadRefused(NodeError, NotAReader):
+    """The node refused a read of sealed data: the signer may not read it (its
+    message names what they lack)."""
 
 
 class UploadNotSigned(MedchainError):
@@ -680,7 +686,8 @@ class HttpChain(AccessReads, EmergencyReads):
                 and isinstance(error.get("code"), str)
                 and isinstance(error.get("message"), str)
             ):
-                raise NodeError(error["code"], error["message"], response.status_code)
+                refusal = ReadRefused if error["code"] == app.ReadNotAllowed.code else NodeError
+                raise refusal(error["code"], error["message"], response.status_code)
             raise _bad_response(
                 self.url, f"HTTP {response.status_code} without an error body", response.status_code
             )

@@ -36,7 +36,6 @@ from medchain.app import (
     ProxyRelation,
     ProxyScope,
     PurposeOfUse,
-    ReadNotAllowed,
     Record,
     RecordVersion,
     RegisterArgs,
@@ -64,7 +63,7 @@ from medchain.app import (
     new_record_id,
     registration_message,
 )
-from medchain.client._backend import ChainBackend, SignsReads
+from medchain.client._backend import ChainBackend, reads_signed_by
 from medchain.client._deidentify import deidentify
 from medchain.client._emergency_wraps import emergency_wrap_args, in_emergency_set
 from medchain.client._envelope import (
@@ -138,7 +137,7 @@ class MedchainClient(OrganisationActions):
         through a view that signs reads of sealed data as this account, for `purpose`
         (by default PATRQT for its own data, TREAT otherwise)."""
         self.keys = keys
-        self.chain = chain.reading_as(keys, purpose) if isinstance(chain, SignsReads) else chain
+        self.chain = reads_signed_by(chain, keys, purpose)
         self.search_index = SearchIndex(self, search_state)
 
     @property
@@ -291,12 +290,7 @@ class MedchainClient(OrganisationActions):
         """Decrypt a version (the latest by default) that this account may read."""
         record = self.record(record_id)
         number = record.version_count if version is None else version
-        try:
-            stored = self.chain.record_version(record_id, number)
-        except MedchainError as exc:  # a node's authenticated read refused
-            if exc.code == ReadNotAllowed.code:
-                raise NotAReader(exc.message) from None
-            raise
+        stored = self.chain.record_version(record_id, number)  # a node may refuse: NotAReader
         if stored is None:
             raise MedchainError(f"record {record_id.hex()} has no version {number}")
         wrapped = self._my_wrap(stored)

@@ -79,7 +79,7 @@ def test_an_expired_grant_is_refused_and_one_in_force_served(state: State) -> No
 
 
 def test_a_stranger_is_told_what_they_lack(state: State) -> None:
-    with pytest.raises(ReadNotAllowed, match="is not a reader") as refused:
+    with pytest.raises(ReadNotAllowed, match="is not an authorised reader") as refused:
         record_access(state, _record(), STRANGER, TREAT, NOW)
     assert refused.value.code == "read_not_authorised"
 
