@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from medchain import app as contracts
 from medchain.api import _parse as parse
 from medchain.api._errors import ApiError
-from medchain.api._reads import Reader, allowed, disclose, serve_record
+from medchain.api._reads import Reader, allowed, disclose, serve_record, serve_research_copy
 from medchain.api._service import NodeService
 from medchain.node import DisclosureKind
 
@@ -74,17 +74,7 @@ def _research_copy(service: NodeService, reader: Reader, cid: str, who: str, tex
     entry = contracts.research_copy(state, institution, record_id)
     if entry is None or entry.cid != cid:
         raise _not_there(cid, f"the research copy of record {record_id.hex()} for {who}")
-    access = allowed(lambda: contracts.research_access(state, entry, reader.account))
-    disclose(
-        service,
-        reader,
-        access,
-        DisclosureKind.RESEARCH_COPY,
-        entry.patient,
-        record_id=record_id,
-        version=entry.source_version,
-        detail=cid,
-    )
+    serve_research_copy(service, reader, entry, cid)
 
 
 def _bundle(service: NodeService, reader: Reader, cid: str, batch_text: str, who: str) -> None:

@@ -182,3 +182,21 @@ def serve_record(
         version=version,
         detail=detail,
     )
+
+
+def serve_research_copy(
+    service: NodeService, reader: Reader, entry: contracts.ResearchEntry, detail: str = ""
+) -> None:
+    """Let `reader` read a research copy (its wraps or ciphertext) or raise; log it."""
+    state = service.chain.ledger.state
+    access = allowed(lambda: contracts.research_access(state, entry, reader.account))
+    disclose(
+        service,
+        reader,
+        access,
+        DisclosureKind.RESEARCH_COPY,
+        entry.patient,
+        record_id=entry.record_id,
+        version=entry.source_version,
+        detail=detail,
+    )

@@ -3,7 +3,6 @@ records, search, research, anonymous scopes, staking and validators."""
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
@@ -40,7 +39,14 @@ from medchain.api._models import (
     block_model,
     genesis_model,
 )
-from medchain.api._reads import READ_RESPONSES, SignedRead, allowed, disclose, serve_record
+from medchain.api._reads import (
+    READ_RESPONSES,
+    SignedRead,
+    allowed,
+    disclose,
+    serve_record,
+    serve_research_copy,
+)
 from medchain.api._service import NodeService
 from medchain.app import Role
 from medchain.crypto import SearchToken, address_from_public_key
@@ -278,18 +284,8 @@ async def research(
             f"{address_of(raw)}: only that institution reads them",
         )
     entries = service.chain.research_data(raw)
-    state = service.chain.ledger.state
     for entry in entries:
-        access = allowed(partial(contracts.research_access, state, entry, reader.account))
-        disclose(
-            service,
-            reader,
-            access,
-            DisclosureKind.RESEARCH_COPY,
-            entry.patient,
-            record_id=entry.record_id,
-            version=entry.source_version,
-        )
+        serve_research_copy(service, reader, entry)
     return ResearchDataModel.model_validate({"institution": raw, "entries": entries})
 
 
