@@ -65,9 +65,11 @@ test-fast: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow -n 2; rc=$$?; if [ $$rc -eq 5 ]; then exit 0; else exit $$rc; fi
 
-# ruff, then the layering: import-linter's contracts in pyproject.toml ([tool.importlinter])
+# ruff (rules, then formatting), then the layering: import-linter's contracts in
+# pyproject.toml ([tool.importlinter])
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-logo
 
 # mypy --strict over medchain/ and tests/ (pyproject.toml [tool.mypy])

@@ -77,8 +77,11 @@ UNPROCESSABLE_CODES = frozenset({"invalid_argument"})
 
 def refusal_status(code: str) -> int:
     """The status of a call the contracts refuse at admission (its dry run): 403 when
-    the sender may not act so, 422 for arguments no state would accept, 409 for the
-    rest (the state conflicts with it: already done, unknown, not yet possible)."""
+    the sender may not act so, 422 for arguments no state would accept, 410 on an
+    erased record, 409 for the rest (the state conflicts with it: already done,
+    unknown, not yet possible)."""
+    if code == RecordErased.code:
+        return 410
     if code in FORBIDDEN_CODES:
         return 403
     if code in UNPROCESSABLE_CODES:
@@ -92,7 +95,7 @@ def status_for(exc: MedchainError) -> int:
     when an uploader's quota of bodies not yet named is used up; a call its dry run
     shows the contracts would refuse, as `refusal_status` says."""
     if exc.code == RecordErased.code:
-        return 410  # read or written: the record is gone, whatever route met it
+        return 410  # erased by its patient: gone for good, wherever it surfaces
     if isinstance(exc, BlobCorrupted):
         return 500  # the node's copy is damaged: not the client's fault
     if isinstance(exc, DiskFull):

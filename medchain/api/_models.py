@@ -326,6 +326,13 @@ class RecordModel(FromChain):
     readers: list[Address] = Field(description="Authorised readers besides the owner.")
     version_count: int
     audit_count: int
+    erased_height: int = Field(
+        0, description="Height the patient erased the record at; 0 while it is not erased."
+    )
+    erased_ms: int = Field(0, description="Block time of the erasure (ms), 0 if none.")
+    erased_by: Address = Field(
+        "", description="Who erased it: the patient or their `grant` proxy; '' if none."
+    )
     encoded: Encoded
 
 

@@ -30,7 +30,6 @@ from medchain.api._service import NodeService
 from medchain.crypto import (
     READ_SCHEME,
     ReadRequestInvalid,
-    address_from_public_key,
     parse_read_header,
     verify_read_request,
 )
@@ -95,16 +94,10 @@ async def _reader(request: Request, service: Service) -> Reader:
         raise ApiError(
             400, "unknown_purpose", f"purpose {signed.purpose!r} is not one of {codes}"
         ) from None
-    account = address_from_public_key(signed.public_key)
-    identity = service.chain.identity(account)
-    if identity is not None and identity.public_key != signed.public_key:
-        raise ApiError(
-            401,
-            "key_retired",
-            "the read was signed with a key the account no longer uses; "
-            "sign with the account's current key file",
-            _CHALLENGE,
-        )
+    try:  # the account the key signs for: its own, or the account it was rotated into
+        account = contracts.sender_of(service.chain.ledger.state, signed.public_key)
+    except contracts.KeyRetired as exc:
+        raise ApiError(401, exc.code, exc.message, _CHALLENGE) from None
     return Reader(account, purpose, now_ms)
 
 

@@ -158,6 +158,15 @@ from medchain.app._emergency_set import (
     emergency_entries,
     get_policy,
 )
+from medchain.app._erasure import (
+    MAX_ERASE_REASON_CHARS,
+    EraseArgs,
+    Erasure,
+    erased_cids,
+    erasure_at,
+    erasure_count,
+    get_erasure,
+)
 from medchain.app._errors import (
     AlreadyAuthorised,
     AlreadyPunished,
@@ -172,6 +181,7 @@ from medchain.app._errors import (
     InvalidArgument,
     InvalidEvidence,
     InvalidSignature,
+    KeyRetired,
     KeyWrapMismatch,
     LabelTaken,
     MalformedTx,
@@ -204,6 +214,14 @@ from medchain.app._grants import (
     grant_in_force,
     put_reader_grant,
     reader_grant,
+)
+from medchain.app._keys import (
+    ROTATE_TAG,
+    NewKeys,
+    RotateArgs,
+    key_alias,
+    rotation_message,
+    sender_of,
 )
 from medchain.app._keywrap import KeyWrap
 from medchain.app._ledger import BlockOutcome, InvalidBlock, Ledger, begin_block
@@ -304,6 +322,7 @@ from medchain.app._registry import (
 )
 from medchain.app._research import ResearchGrantArgs, ResearchRevokeArgs, get_data
 from medchain.app._rewards import RewardGrant, get_grant, tranche, unvested_rewards
+from medchain.app._rewrap import RewrapArgs
 from medchain.app._search import (
     MAX_INDEX_ENTRIES,
     MAX_TOKEN_EPOCHS,
@@ -363,6 +382,7 @@ __all__ = [
     "MAX_DEVICES_PER_PATIENT",
     "MAX_EMERGENCY_ITEMS",
     "MAX_EMERGENCY_TYPES",
+    "MAX_ERASE_REASON_CHARS",
     "MAX_INDEX_ENTRIES",
     "MAX_LABEL_CHARS",
     "MAX_PROXIES_PER_PATIENT",
@@ -382,6 +402,7 @@ __all__ = [
     "PURPOSE_SYSTEM",
     "REQUEST_ID_SIZE",
     "RING_MEMBER_COST",
+    "ROTATE_TAG",
     "SINGLE_BODY_METHODS",
     "STATE_BUCKET_BITS",
     "STATE_BUCKET_LEVEL",
@@ -440,6 +461,8 @@ __all__ = [
     "EmergencyPolicyArgs",
     "EmergencyRequest",
     "EmergencyWrapArgs",
+    "EraseArgs",
+    "Erasure",
     "FeeTooLow",
     "ForgedEvidence",
     "Gateway",
@@ -453,6 +476,7 @@ __all__ = [
     "InvalidSignature",
     "IssueArgs",
     "KeyImageReused",
+    "KeyRetired",
     "KeyWrap",
     "KeyWrapMismatch",
     "LabelNotSealed",
@@ -461,6 +485,7 @@ __all__ = [
     "MalformedTx",
     "MemoryBackend",
     "NamedBody",
+    "NewKeys",
     "NoArgs",
     "NonceGap",
     "NonceReused",
@@ -507,8 +532,10 @@ __all__ = [
     "ResearchRevokeArgs",
     "RevokeGatewayArgs",
     "RewardGrant",
+    "RewrapArgs",
     "RingRejected",
     "Role",
+    "RotateArgs",
     "SealedLabel",
     "SealedShare",
     "SetStateArgs",
@@ -575,6 +602,9 @@ __all__ = [
     "emergency_requests_by_org",
     "emergency_requests_of",
     "epoch_start",
+    "erased_cids",
+    "erasure_at",
+    "erasure_count",
     "genesis_state",
     "get_account",
     "get_ban",
@@ -584,6 +614,7 @@ __all__ = [
     "get_data",
     "get_device",
     "get_emergency_request",
+    "get_erasure",
     "get_gateway",
     "get_grant",
     "get_identity",
@@ -600,6 +631,7 @@ __all__ = [
     "guardians_of",
     "is_banned",
     "is_verified_patient",
+    "key_alias",
     "key_image_used",
     "make_event",
     "member_organisations",
@@ -639,10 +671,12 @@ __all__ = [
     "ring_check",
     "role_count",
     "role_member",
+    "rotation_message",
     "run_checks",
     "scope_entries",
     "sealed_label",
     "search_access",
+    "sender_of",
     "share_index",
     "sse_lookup",
     "staff_of",

@@ -22,6 +22,8 @@ from medchain.app import (
     _credentials,
     _devices,
     _emergency,
+    _erasure,
+    _keys,
     _penalties,
     _proposals,
     _proxies,
@@ -29,6 +31,7 @@ from medchain.app import (
     _registration,
     _registry,
     _research,
+    _rewrap,
     _search,
     _staking,
 )
@@ -45,9 +48,10 @@ from medchain.app._errors import (
     UnknownMethod,
     WrongChain,
 )
+from medchain.app._keys import sender_of
 from medchain.app._signatures import SignatureCache, SignatureCheck, require_signature
 from medchain.app._state import State
-from medchain.crypto import PUBLIC_KEY_SIZE, RingSignature, address_from_public_key
+from medchain.crypto import PUBLIC_KEY_SIZE, RingSignature
 from medchain.types import (
     ChainParams,
     DecodeError,
@@ -75,6 +79,9 @@ METHODS: Methods = {
     **_proposals.METHODS,
     **_attestations.METHODS,
     **_credentials.METHODS,
+    **_keys.METHODS,
+    **_rewrap.METHODS,
+    **_erasure.METHODS,
 }
 
 
@@ -177,8 +184,12 @@ def ring_check(state: State, tx: Tx, args: Any, params: ChainParams) -> Signatur
 
 
 def check_tx_stateful(state: State, tx: Tx, params: ChainParams) -> Account:
-    """Nonce and fee against current state; returns the sender's account."""
-    account = get_account(state, address_from_public_key(tx.sender))
+    """The key is the account's current one, nonce and fee against current state;
+    returns the sender's account."""
+    return _check_nonce_and_fee(get_account(state, sender_of(state, tx.sender)), tx, params)
+
+
+def _check_nonce_and_fee(account: Account, tx: Tx, params: ChainParams) -> Account:
     if tx.nonce < account.nonce:
         raise NonceReused(
             f"nonce {tx.nonce} was already used (next is {account.nonce}): "
@@ -212,8 +223,8 @@ def apply_checked_tx(
     """Apply a transaction whose static checks already passed (see `check_tx_static`)."""
     if tx.method in _anon.ANONYMOUS_METHODS:
         return _apply_anonymous(state, block, tx, args, verified)
-    account = check_tx_stateful(state, tx, block.params)
-    sender = address_from_public_key(tx.sender)
+    sender = sender_of(state, tx.sender)
+    account = _check_nonce_and_fee(get_account(state, sender), tx, block.params)
     identity = tx_id(tx)
     call = Call(block, sender, tx.sender, identity, tx.nonce)
     with state.layer():

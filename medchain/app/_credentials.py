@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 from medchain.app._context import Call, Methods
 from medchain.app._errors import InvalidArgument, NotCredentialed
+from medchain.app._indexes import CountedSet
 from medchain.app._orgs import get_organisation, require_admin
 from medchain.app._state import State, load, save
 from medchain.crypto import ADDRESS_SIZE, format_address
@@ -98,8 +99,9 @@ def _subject_index_key(subject: bytes) -> bytes:
     return b"creds/" + subject
 
 
-def _staff_index_key(org_id: str) -> bytes:
-    return b"staff/" + org_id.encode()
+_STAFF = CountedSet(b"staff/")
+"""Per organisation: every account it ever credentialed (a hospital's staff grows
+without a small bound, so one key per member)."""
 
 
 def _index(state: State, key: bytes) -> tuple[bytes, ...]:
@@ -127,8 +129,7 @@ def credentials_of(state: State, subject: bytes) -> list[Credential]:
 def staff_of(state: State, org_id: str) -> list[Credential]:
     """Every credential `org_id` issued, by subject."""
     found = [
-        get_credential(state, subject, org_id)
-        for subject in _index(state, _staff_index_key(org_id))
+        get_credential(state, subject, org_id) for subject in _STAFF.items(state, org_id.encode())
     ]
     return [c for c in found if c is not None]
 
@@ -269,7 +270,7 @@ def issue(state: State, call: Call, args: IssueArgs) -> None:
     )
     if current is None:
         _add_to_index(state, _subject_index_key(args.subject), org.org_id.encode())
-        _add_to_index(state, _staff_index_key(org.org_id), args.subject)
+        _STAFF.add(state, org.org_id.encode(), args.subject)
         _record(state, call, fresh, "issued", "")
         return
     renewed = replace(current, role=args.role, name=args.name, expires_ms=args.expires_ms)

@@ -8,10 +8,12 @@ the set, so a later policy change does not alter what it opened.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from medchain.app._context import Call
 from medchain.app._emergency_set import SealedShare
+from medchain.app._indexes import CountedList
 from medchain.app._state import State, load, save
 
 
@@ -92,12 +94,10 @@ def _answer_key(request_id: bytes, index: int) -> bytes:
     return b"ema/" + request_id + index.to_bytes(2, "big")
 
 
-def _by_patient_key(patient: bytes) -> bytes:
-    return b"emrp/" + patient
-
-
-def _by_org_key(org_id: str) -> bytes:
-    return b"emro/" + org_id.encode()
+_BY_PATIENT = CountedList(b"emrp/")
+"""Per patient: every break-glass on their set, oldest first."""
+_BY_ORG = CountedList(b"emro/")
+"""Per organisation: every break-glass by its staff, oldest first."""
 
 
 _OPEN_KEY = b"emopen"
@@ -117,10 +117,6 @@ def _ids(state: State, key: bytes) -> tuple[bytes, ...]:
     return () if found is None else found.ids
 
 
-def _append_id(state: State, key: bytes, item: bytes) -> None:
-    save(state, key, _Ids((*_ids(state, key), item)))
-
-
 # -- queries ------------------------------------------------------------------------
 
 
@@ -129,18 +125,22 @@ def get_emergency_request(state: State, request_id: bytes) -> EmergencyRequest |
 
 
 def _requests(state: State, key: bytes) -> list[EmergencyRequest]:
-    found = [get_emergency_request(state, r) for r in _ids(state, key)]
+    return _request_list(state, _ids(state, key))
+
+
+def _request_list(state: State, ids: Iterable[bytes]) -> list[EmergencyRequest]:
+    found = [get_emergency_request(state, r) for r in ids]
     return [r for r in found if r is not None]
 
 
 def emergency_requests_of(state: State, patient: bytes) -> list[EmergencyRequest]:
     """Every break-glass on the patient's set, oldest first."""
-    return _requests(state, _by_patient_key(patient))
+    return _request_list(state, _BY_PATIENT.items(state, patient))
 
 
 def emergency_requests_by_org(state: State, org_id: str) -> list[EmergencyRequest]:
     """Every break-glass by the organisation's staff, oldest first, for its review."""
-    return _requests(state, _by_org_key(org_id))
+    return _request_list(state, _BY_ORG.items(state, org_id.encode()))
 
 
 def pending_emergency_requests(state: State, org_id: str, now_ms: int) -> list[EmergencyRequest]:
@@ -210,8 +210,8 @@ def record_request(state: State, request: EmergencyRequest) -> None:
     """Keep a new request, index it by patient and by organisation, and add it to the
     open requests (dropping those expired by the time it opened)."""
     save(state, _request_key(request.request_id), request)
-    _append_id(state, _by_patient_key(request.patient), request.request_id)
-    _append_id(state, _by_org_key(request.clinician_org), request.request_id)
+    _BY_PATIENT.append(state, request.patient, request.request_id)
+    _BY_ORG.append(state, request.clinician_org.encode(), request.request_id)
     now = request.opened_ms
     still_open = [r.request_id for r in _requests(state, _OPEN_KEY) if now < r.expires_ms]
     save(state, _OPEN_KEY, _Ids((*still_open, request.request_id)))

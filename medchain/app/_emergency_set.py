@@ -208,6 +208,21 @@ def attach_emergency_wrap(
     )
 
 
+def drop_emergency_wrap(state: State, patient: bytes, record_id: bytes) -> bool:
+    """Take the record out of the patient's emergency set (its erasure); False if it
+    was not in it. Requests already opened keep their snapshot."""
+    if get_entry(state, record_id) is None:
+        return False
+    index = load(state, _index_key(patient), _EntryIndex) or _EntryIndex(())
+    kept = tuple(r for r in index.record_ids if r != record_id)
+    if kept:
+        save(state, _index_key(patient), _EntryIndex(kept))
+    else:
+        state.delete(_index_key(patient))
+    state.delete(_entry_key(record_id))
+    return True
+
+
 def _keep(state: State, patient: bytes, entry: EmergencyEntry) -> None:
     if get_entry(state, entry.record_id) is None:
         index = load(state, _index_key(patient), _EntryIndex) or _EntryIndex(())

@@ -53,6 +53,12 @@ class UnknownMethod(TxRejected):
     code = "unknown_method"
 
 
+class KeyRetired(TxRejected):
+    """The signing key was the account's once; the account has rotated to another."""
+
+    code = "key_retired"
+
+
 class ContractError(MedchainError):
     code = "contract_error"
 

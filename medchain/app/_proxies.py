@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from medchain.app._context import Call, Methods
 from medchain.app._errors import InvalidArgument, NotAProxy
+from medchain.app._indexes import CountedSet
 from medchain.app._registry import Role, require_identity
 from medchain.app._state import State, load, save
 from medchain.crypto import ADDRESS_SIZE, format_address
@@ -77,18 +78,13 @@ class _ProxyList:
     """Sorted by the proxy's address."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Patients:
-    patients: tuple[bytes, ...]
-    """Sorted."""
-
-
 def _list_key(patient: bytes) -> bytes:
     return b"prx/p/" + patient
 
 
-def _patients_key(proxy: bytes) -> bytes:
-    return b"prx/r/" + proxy
+_PATIENTS = CountedSet(b"prx/r/")
+"""Per proxy: the patients it acts for (a carer's or a lawyer's list has no small
+bound, so one key per patient)."""
 
 
 # -- queries ------------------------------------------------------------------------
@@ -102,8 +98,7 @@ def proxies_of(state: State, patient: bytes) -> list[Proxy]:
 
 def patients_of(state: State, proxy: bytes) -> list[Proxy]:
     """The relations in which `proxy` acts for a patient, by the patient's address."""
-    found = load(state, _patients_key(proxy), _Patients)
-    patients = () if found is None else found.patients
+    patients = _PATIENTS.items(state, proxy)
     return [p for patient in patients for p in proxies_of(state, patient) if p.proxy == proxy]
 
 
@@ -240,13 +235,10 @@ def _store(state: State, patient: bytes, proxies: list[Proxy]) -> None:
 
 
 def _index(state: State, proxy: bytes, patient: bytes, *, present: bool) -> None:
-    found = load(state, _patients_key(proxy), _Patients)
-    others = {p for p in (() if found is None else found.patients) if p != patient}
-    patients = tuple(sorted({*others, patient} if present else others))
-    if patients:
-        save(state, _patients_key(proxy), _Patients(patients))
+    if present:
+        _PATIENTS.add(state, proxy, patient)
     else:
-        state.delete(_patients_key(proxy))
+        _PATIENTS.remove(state, proxy, patient)
 
 
 METHODS: Methods = {

@@ -29,6 +29,7 @@ from medchain.app._errors import (
     NotAuthorised,
     NotOwner,
     ReaderRequired,
+    RecordErased,
     UnknownRecord,
 )
 from medchain.app._keywrap import KeyWrap, check_wraps
@@ -56,6 +57,8 @@ class AuditAction(enum.StrEnum):
     VERSIONED = "versioned"
     RESEARCH_GRANTED = "research_granted"
     RESEARCH_REVOKED = "research_revoked"
+    REWRAPPED = "rewrapped"
+    ERASED = "erased"
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,11 +180,21 @@ def require_record(state: State, record_id: bytes) -> Record:
         raise UnknownRecord(
             f"no record {record_id.hex()} on this chain; check the id (`medchain record list`)"
         )
+    if record.erased_height:
+        raise RecordErased(
+            f"record {record_id.hex()} was erased at height {record.erased_height} "
+            f"(block time {record.erased_ms} ms) by {format_address(record.erased_by)}: "
+            "nothing of it can be read or changed any more"
+        )
     return record
 
 
 def get_version(state: State, record_id: bytes, number: int) -> RecordVersion | None:
     return load(state, _version_key(record_id, number), RecordVersion)
+
+
+def save_version(state: State, version: RecordVersion) -> None:
+    save(state, _version_key(version.record_id, version.number), version)
 
 
 def versions(state: State, record: Record) -> list[RecordVersion]:
@@ -206,9 +219,11 @@ def append_audit(
     subject: bytes = b"",
     version: int = 0,
     on_behalf: bytes = b"",
+    **details: str | int,
 ) -> Record:
     """Append to the record's audit trail and save the record; returns the saved record.
-    `on_behalf`: the patient the sender acts for as proxy (the event names both)."""
+    `on_behalf`: the patient the sender acts for as proxy (the event names both);
+    `details`: more attributes of the event (not kept in the trail)."""
     entry = AuditEntry(
         seq=record.audit_count,
         height=call.block.height,
@@ -231,6 +246,7 @@ def append_audit(
         subject=subject,
         version=version,
         **by_proxy,
+        **details,
     )
     return updated
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from medchain.app import _access_lists as alc
 from medchain.app._context import Call, Methods
+from medchain.app._erasure import note_research_copy
 from medchain.app._errors import AlreadyAuthorised, InvalidArgument, NotAuthorised
 from medchain.app._keywrap import KeyWrap, check_wraps
 from medchain.app._orgs import OrgKind, require_org_account
@@ -67,6 +68,7 @@ def grant(state: State, call: Call, args: ResearchGrantArgs) -> None:
             granted_height=call.block.height,
         ),
     )
+    note_research_copy(state, record.record_id, args.cid)
     append_audit(
         state,
         call,

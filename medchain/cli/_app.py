@@ -18,6 +18,7 @@ from medchain.cli import (
     _commands,
     _devices,
     _emergency,
+    _erase,
     _gateway,
     _node,
     _node_init,
@@ -75,6 +76,7 @@ record.command("revoke")(_commands.record_revoke)
 record.command("show")(_commands.record_show)
 record.command("list")(_commands.record_list)
 record.command("audit")(_commands.record_audit)
+record.command("erase")(_erase.record_erase)
 record.command("search")(_search.record_search)
 record.command("index")(_search.record_index)
 record.command("unindex")(_search.record_unindex)

@@ -29,6 +29,7 @@ from medchain.cli._common import (
     role_arg,
     show_address,
 )
+from medchain.cli._erase import show_erased
 from medchain.cli._options import (
     DEFAULT_DATA,
     MAX_INT,
@@ -367,6 +368,7 @@ def record_show(where: Chain, record_id: str) -> None:
         console.print(f"owner:    {show_address(record.owner)}")
         console.print(f"author:   {show_address(record.author)}")
         console.print(f"readers:  {', '.join(show_address(r) for r in record.readers) or '-'}")
+        show_erased(record)
         # from the public audit trail: a node serves the versions' CIDs and wraps to
         # their readers only (`record get`)
         for entry in chain.audit(raw):
@@ -381,7 +383,10 @@ def record_list(where: Chain, patient: PatientOption) -> None:
         for record_id in chain.patient_records(patient_arg(chain, patient)):
             record = chain.record(record_id)
             assert record is not None
-            console.print(f"{record_id.hex()}  {record.resource_type}  v{record.version_count}")
+            erased = "  erased" if record.erased_height else ""
+            console.print(
+                f"{record_id.hex()}  {record.resource_type}  v{record.version_count}{erased}"
+            )
 
 
 @on_chain

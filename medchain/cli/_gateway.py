@@ -57,7 +57,6 @@ HomeOption = Annotated[
 ]
 
 
-
 # -- gateway init / run -----------------------------------------------------------------
 
 
@@ -96,9 +95,7 @@ def gateway_run(home: HomeOption) -> None:
     asyncio.run(serve_gateway(home, config, load_key_file(home / GATEWAY_KEY_FILE)))
 
 
-gateway_main = runs_a_home(
-    gateway_run, "gateway_main", "Run the gateway of this home (as `run`)."
-)
+gateway_main = runs_a_home(gateway_run, "gateway_main", "Run the gateway of this home (as `run`).")
 
 
 # -- reading prove ----------------------------------------------------------------------
@@ -294,5 +291,3 @@ def _report_proofs(tally: ProofTally) -> None:
     if len(tally.failures) > 10:
         err_console.print(f"  ... and {len(tally.failures) - 10} more", highlight=False)
     raise typer.Exit(2)
-
-

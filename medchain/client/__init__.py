@@ -27,6 +27,7 @@ from medchain.client._emergency import (
     wrap_emergency_set,
 )
 from medchain.client._envelope import Sealed, open_sealed, seal, version_context
+from medchain.client._erasure import ErasureActions, erased_on, refuse_erased
 from medchain.client._fhir import InvalidFhirResource, canonical_json, validate_resource
 from medchain.client._http import (
     DEFAULT_NODE_URL,
@@ -98,6 +99,7 @@ __all__ = [
     "EmergencyChain",
     "EmergencyNotOpen",
     "EmergencyRecord",
+    "ErasureActions",
     "HttpBlobStore",
     "HttpChain",
     "IndexUpdate",
@@ -139,6 +141,7 @@ __all__ = [
     "default_threshold",
     "deidentify",
     "emergency_content_keys",
+    "erased_on",
     "genesis_organisation",
     "is_http_url",
     "keywords_of",
@@ -159,6 +162,7 @@ __all__ = [
     "read_emergency_set",
     "read_label",
     "reads_signed_by",
+    "refuse_erased",
     "remove_proxy",
     "seal",
     "seal_label",

@@ -836,6 +836,11 @@ class HttpBlobStore:
     def has(self, cid: str) -> bool:
         parse_cid(cid)
         response = self._chain._request("HEAD", f"/v1/blobs/{cid}")
+        if response.status_code == 410:  # a HEAD answer has no body to say so
+            raise app.RecordErased(
+                f"blob {cid} belongs to a record its patient erased: the node at "
+                f"{self._chain.url} deleted it and serves it no more"
+            )
         if response.status_code in (200, 404):
             return response.status_code == 200
         raise _bad_response(self._chain.url, f"HTTP {response.status_code} for HEAD {cid}")

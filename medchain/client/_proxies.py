@@ -49,8 +49,10 @@ def add_proxy(
 
 
 def _warrant_everywhere(client: MedchainClient, reader: bytes) -> tuple[bytes, ...]:
-    """Warrant `reader` on each of the client's records it does not read yet."""
-    missing = [r for r in client.my_records() if reader not in client.record(r).readers]
+    """Warrant `reader` on each of the client's records it does not read yet (an
+    erased record opens to nobody)."""
+    records = [client.record(r) for r in client.my_records()]
+    missing = [r.record_id for r in records if not r.erased_height and reader not in r.readers]
     _submit_all(client, "records.warrant", [client.warrant_args(r, reader) for r in missing])
     return tuple(missing)
 

@@ -76,6 +76,7 @@ from medchain.client._envelope import (
     unwrap_for,
     version_context,
 )
+from medchain.client._erasure import ErasureActions, refuse_erased
 from medchain.client._fhir import canonical_json, validate_resource
 from medchain.client._labels import DeviceLabel, LabelStatus, read_label, seal_label
 from medchain.client._orgs import OrganisationActions
@@ -119,7 +120,7 @@ class ResearchItem:
     resource: dict[str, Any]
 
 
-class MedchainClient(OrganisationActions):
+class MedchainClient(OrganisationActions, ErasureActions):
     """One account acting on one chain (an organisation admin's acts in
     `OrganisationActions`)."""
 
@@ -287,8 +288,10 @@ class MedchainClient(OrganisationActions):
         return record
 
     def read_record(self, record_id: bytes, version: int | None = None) -> dict[str, Any]:
-        """Decrypt a version (the latest by default) that this account may read."""
+        """Decrypt a version (the latest by default) that this account may read;
+        RecordErased if its patient erased it."""
         record = self.record(record_id)
+        refuse_erased(record)
         number = record.version_count if version is None else version
         stored = self.chain.record_version(record_id, number)  # a node may refuse: NotAReader
         if stored is None:

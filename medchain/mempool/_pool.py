@@ -20,6 +20,7 @@ from medchain.app import (
     FeeTooLow,
     InsufficientFunds,
     KeyImageReused,
+    KeyRetired,
     Ledger,
     MalformedTx,
     NonceGap,
@@ -28,8 +29,9 @@ from medchain.app import (
     ed25519_check,
     get_account,
     require_signature,
+    sender_of,
 )
-from medchain.crypto import RingSignature, address_from_public_key
+from medchain.crypto import RingSignature
 from medchain.mempool._errors import AnonymousQueueFull, MempoolFull, SenderQueueFull
 from medchain.types import DecodeError, Tx, decode, tx_id
 
@@ -185,7 +187,8 @@ class Mempool:
         except NonceGap:
             if gaps_filled:
                 return ed25519_check(tx)  # only a signed transaction has a nonce
-            account = get_account(self.ledger.state, address_from_public_key(tx.sender))
+            state = self.ledger.state
+            account = get_account(state, sender_of(state, tx.sender))
             queued = self._nonces.get(tx.sender, {})
             gap = range(account.nonce, tx.nonce)
             if len(gap) > len(queued) or any(n not in queued for n in gap):
@@ -249,7 +252,11 @@ class Mempool:
                     stale.append(identity)
                 continue
             if tx.sender not in accounts:
-                account = get_account(ledger.state, address_from_public_key(tx.sender))
+                try:
+                    account = get_account(ledger.state, sender_of(ledger.state, tx.sender))
+                except KeyRetired:  # the account rotated away from this key
+                    stale.append(identity)
+                    continue
                 accounts[tx.sender] = (account.nonce, account.balance)
             nonce, balance = accounts[tx.sender]
             if tx.nonce < nonce or tx.fee > balance:

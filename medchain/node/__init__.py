@@ -78,6 +78,7 @@ from medchain.node._disk_reserve import (
     hold_disk_reserve,
     release_disk_reserve,
 )
+from medchain.node._erasures import ERASED_FILE, ErasedBlobs, ErasureGuard
 from medchain.node._fork import ForkError, fork_anchor, fork_genesis, fork_home, fork_validators
 from medchain.node._genesis_file import (
     GenesisError,
@@ -167,6 +168,7 @@ __all__ = [
     "CONFIG_FILE",
     "DEFAULT_SIGNATURE_CACHE",
     "DEVNET_FILE",
+    "ERASED_FILE",
     "EXIT_DISK_FULL",
     "FAUCET_KEY_FILE",
     "FETCHED",
@@ -209,6 +211,8 @@ __all__ = [
     "Disclosure",
     "DisclosureKind",
     "DisclosureLog",
+    "ErasedBlobs",
+    "ErasureGuard",
     "ForkError",
     "FoundingKeys",
     "FoundingOrg",

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from enum import IntEnum
 from pathlib import Path
 
+from medchain.app import RecordErased
 from medchain.node._config import ConfigError, NodeConfig
 from medchain.node._localchain import BLOBS_DIR
 from medchain.node._metrics import NodeMetrics
@@ -190,7 +191,7 @@ class PeerBlobs:
         """In a worker thread: read (and so verify) the blob, build the answer frame."""
         try:
             data = self.store.get(cid)
-        except BlobNotFound:
+        except (BlobNotFound, RecordErased):  # an erased record's: never served again
             return BlobStatus.MISSING, b""
         except BlobCorrupted as exc:
             log.warning("not serving a damaged blob to a peer: %s", exc.message)

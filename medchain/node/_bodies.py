@@ -39,8 +39,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from medchain.app import BODY_METHODS, named_bodies
+from medchain.app import BODY_METHODS, RecordErased, named_bodies
 from medchain.crypto import address_from_public_key, format_address
+from medchain.node._erasures import ErasedBlobs
 from medchain.node._sqlite_writes import full_disk_raised, write_transaction
 from medchain.offchain import BlobStore, CollectableBlobStore, cid_for
 from medchain.store import ChainStore, DiskFull
@@ -213,7 +214,7 @@ class BodyMetrics:
         self.refused = Counter(
             "medchain_uploads_refused",
             "Body uploads refused (unsigned, bad_signature, expired, not_a_gateway, "
-            "over_quota, body_mismatch, tx_refused, malformed)",
+            "over_quota, erased, body_mismatch, tx_refused, malformed)",
             ["reason"],
             registry=r,
         )
@@ -264,6 +265,8 @@ class Bodies:
         self.metrics = BodyMetrics(registry, self._totals)
         self.on_disk_full: Callable[[DiskFull], None] | None = None
         """Told when an upload found the disk full (the node stops on it)."""
+        self.erased: ErasedBlobs | None = None
+        """Erased records' ciphertexts: an upload naming one is refused first."""
 
     def close(self) -> None:
         """Close the ledger; a collector run still in its worker thread stops."""
@@ -317,6 +320,9 @@ class Bodies:
         except OverQuota:
             self.refused("over_quota")
             raise
+        except RecordErased:
+            self.refused("erased")
+            raise
         if admit is not None:
             try:
                 await admit()
@@ -334,7 +340,10 @@ class Bodies:
             return self.store.put_many(blobs)
 
     def _reserve_blobs(self, uploader: str, blobs: Sequence[bytes]) -> list[str]:
-        return self._reserve(uploader, {cid_for(blob): len(blob) for blob in blobs})
+        sizes = {cid_for(blob): len(blob) for blob in blobs}
+        if self.erased is not None:
+            self.erased.refuse(sizes)
+        return self._reserve(uploader, sizes)
 
     def _reserve(self, uploader: str, sizes: Mapping[str, int]) -> list[str]:
         quota = None if uploader == FETCHED else self.quota_bytes

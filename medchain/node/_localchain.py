@@ -18,9 +18,10 @@ from medchain.app import (
     decode_tx,
 )
 from medchain.crypto import AccountKeys, load_keys, merkle_root, save_keys
+from medchain.node._erasures import ErasedBlobs
 from medchain.node._genesis_file import genesis_hash, read_genesis, write_genesis
 from medchain.node._queries import ChainQueries
-from medchain.offchain import BlobStore, LocalBlobStore, MemoryBlobStore
+from medchain.offchain import BlobStore, LocalBlobStore, MemoryBlobStore, cid_for
 from medchain.store import ChainStore, StoreError
 from medchain.types import (
     ZERO_HASH,
@@ -149,6 +150,8 @@ class LocalChain(ChainQueries):
         self.genesis = genesis
         self.validator = validator
         self.store = store
+        self.erased = ErasedBlobs(":memory:", blobs)
+        """Erased records' ciphertexts (rebuilt from the state on open, as a node's)."""
         self.blobs = blobs
         self._clock = clock
         self.before_store: Callable[[Block, Sequence[Receipt]], None] | None = None
@@ -157,6 +160,7 @@ class LocalChain(ChainQueries):
         if not store.is_initialised:
             store_genesis(genesis, store)
         self.ledger = self._ledger_from_store()
+        self.erased.sync(self.ledger.state)
 
     # -- construction ---------------------------------------------------------------
 
@@ -198,6 +202,7 @@ class LocalChain(ChainQueries):
     def close(self) -> None:
         self.close_index()
         self.store.close()
+        self.erased.close()
 
     # -- reading (the rest comes from ChainQueries) ----------------------------------
 
@@ -235,6 +240,7 @@ class LocalChain(ChainQueries):
         (receipt,) = self.ledger.simulate(self._next_context(), [tx])
         if not receipt.ok:
             raise TxFailed(receipt)
+        self.erased.refuse([cid_for(body)])
         self.blobs.put(body)
         (committed,) = self.seal([tx]).receipts
         return committed
@@ -276,6 +282,7 @@ class LocalChain(ChainQueries):
         except BaseException:
             self.ledger = self._ledger_from_store()  # memory ran ahead of disk: roll back
             raise
+        self.erased.note_block(block, outcome.receipts)
         self.index_committed(block, outcome.receipts)
         return SealedBlock(block, outcome.receipts)
 

@@ -18,11 +18,12 @@ from medchain.app import (
     ANONYMOUS_METHODS,
     BlockContext,
     Ledger,
+    TxRejected,
     apply_checked_tx,
     check_tx_static,
     get_account,
+    sender_of,
 )
-from medchain.crypto import address_from_public_key
 from medchain.types import Header, Receipt, Tx, TxFailed
 
 DRY_RUN_PREFIXES = (
@@ -68,7 +69,11 @@ def preflight(ledger: Ledger, last: Header, tx: Tx) -> None:
     nonce, would be refused in the block after `last`; otherwise do nothing."""
     if not dry_run_at_admission(tx.method):
         return
-    committed = get_account(ledger.state, address_from_public_key(tx.sender)).nonce
+    try:
+        committed = get_account(ledger.state, sender_of(ledger.state, tx.sender)).nonce
+    except TxRejected:
+        return  # a retired key: admission refuses it with the reason
+
     if tx.nonce != committed:
         return  # behind the sender's pending transactions: it may depend on them
     receipt = preview_receipt(ledger, last, tx)

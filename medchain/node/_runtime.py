@@ -59,6 +59,7 @@ from medchain.node._config import (
 )
 from medchain.node._disclosure import DisclosureLog, MemoryDisclosureLog
 from medchain.node._disk_reserve import hold_disk_reserve, release_disk_reserve
+from medchain.node._erasures import ERASED_FILE, ErasedBlobs, ErasureGuard
 from medchain.node._genesis_file import genesis_hash, read_genesis
 from medchain.node._inbox import ConsensusInbox
 from medchain.node._ledger_app import LedgerApp
@@ -245,8 +246,11 @@ class Node:
 
     def _open_bodies(self, store: ChainStore) -> None:
         """Record bodies: the blob store, fetching from peers, and who uploaded what."""
+        local = open_blob_store(self.home, self.config)
+        self.erased = ErasedBlobs(self.home / ERASED_FILE, local)
+        """Erased records' ciphertexts: deleted at commit, never taken in again."""
         self.peer_blobs = PeerBlobs(
-            open_blob_store(self.home, self.config),
+            ErasureGuard(local, self.erased),
             self.transport,
             self.metrics,
             max_frame_bytes=self.config.max_frame_bytes,
@@ -262,12 +266,19 @@ class Node:
             grace_s=self.config.body_grace_s,
         )
         """Who uploaded which body, what committed blocks name, and the collector."""
+        self.bodies.erased = self.erased
         self.bodies.catch_up(store)
+        self.erased.sync(self.app.ledger.state)  # what a snapshot or a lost file missed
         self.app.vitals_index()  # caught up with the stored blocks before consensus runs
-        self.app.before_store = self.bodies.note_block
+        self.app.before_store = self._before_store
         self.peer_blobs.on_kept = self.bodies.kept_from_peer
         self.bodies.on_disk_full = self.peer_blobs.on_disk_full = self.disk_full
         self._collector: asyncio.Task[None] | None = None
+
+    def _before_store(self, block: Block, receipts: Sequence[Receipt]) -> None:
+        """What the block names and erases, learnt before it is stored."""
+        self.bodies.note_block(block, receipts)
+        self.erased.note_block(block, receipts)
 
     def _open_snapshots(self, store: ChainStore, stats: SnapshotStats | None) -> None:
         """Channel 4: this node's snapshots and blocks for peers, and the blocks below
@@ -578,6 +589,7 @@ class Node:
         await self._close_admission()
         await self.upkeep.close()
         self._blobs.close()
+        self.erased.close()
         for waiting in self._waiters.values():
             for future in waiting:
                 future.cancel()

@@ -17,6 +17,7 @@ up in the IPFS network (that could stall for minutes); the node asks its peers.
 `delete` (a node's collector, for bodies no committed transaction names) forgets the
 CID at once and unpins it in the background; the IPFS node's own garbage collection
 (`ipfs repo gc`, or a daemon started with `--enable-gc`) then frees its blocks.
+`erase` (an erased record's ciphertext) also removes the root block once unpinned.
 """
 
 from __future__ import annotations
@@ -176,6 +177,15 @@ class IpfsBlobStore:
 
     def delete(self, cid: str) -> bool:
         """Forget `cid` now and unpin it in the background (see the module's note)."""
+        return self._forget(cid, remove=False)
+
+    def erase(self, cid: str) -> bool:
+        """`delete` for an erased record's ciphertext: once unpinned, its root block is
+        also removed from the IPFS node's repo (`block/rm`) instead of waiting for a
+        garbage collection (the chunks of a blob over 1 MiB go with the next one)."""
+        return self._forget(cid, remove=True)
+
+    def _forget(self, cid: str, *, remove: bool) -> bool:
         parse_cid(cid)
         with self._lock:
             row = self._db.execute("SELECT ipfs_cid FROM blobs WHERE cid = ?", (cid,)).fetchone()
@@ -186,12 +196,14 @@ class IpfsBlobStore:
             if self._unpinner is None:
                 self._unpinner = ThreadPoolExecutor(1, thread_name_prefix="medchain-ipfs-unpin")
             unpinner = self._unpinner
-        unpinner.submit(self._unpin, cid, str(row[0]))
+        unpinner.submit(self._unpin, cid, str(row[0]), remove)
         return True
 
-    def _unpin(self, cid: str, root: str) -> None:
+    def _unpin(self, cid: str, root: str, remove: bool) -> None:
         try:
             self._call("pin/rm", {"arg": root})
+            if remove:
+                self._call("block/rm", {"arg": root})
         except MedchainError as exc:  # not pinned any more, or the IPFS node is down
             log.warning("could not unpin deleted blob %s (%s): %s", cid, root, exc.message)
         finally:

@@ -71,7 +71,7 @@ class _Full(MedchainError):
         (IpfsUnavailable("down"), 503),
         (IpfsError("odd answer"), 502),
         (disk_full(Path("/srv/node/blobs"), "the bodies"), 507),
-        (RecordErased("erased"), 410),
+        (RecordErased("erased by its patient"), 410),
     ],
 )
 def test_status_of_domain_errors(error: MedchainError, status: int) -> None:

@@ -30,6 +30,7 @@ from medchain.app import (
     DeviceState,
     EmergencyPolicyArgs,
     EmergencyWrapArgs,
+    EraseArgs,
     IndexArgs,
     IndexEntry,
     IssueArgs,
@@ -52,7 +53,9 @@ from medchain.app import (
     ResearchGrantArgs,
     ResearchRevokeArgs,
     RevokeGatewayArgs,
+    RewrapArgs,
     Role,
+    RotateArgs,
     SealedShare,
     SetStateArgs,
     TransferArgs,
@@ -66,6 +69,7 @@ from medchain.app import (
     new_record_id,
     new_request_id,
     registration_message,
+    rotation_message,
 )
 from medchain.crypto import (
     CONTENT_OVERHEAD,
@@ -327,6 +331,25 @@ def _(w: World) -> Tx:
     reader = member(w, "second doctor", Role.DOCTOR)
     w.ok(patient, "records.warrant", WarrantArgs(record_id, reader.address, wrap()))
     return w.tx(doctor, "records.unwarrant", UnwarrantArgs(record_id, reader.address))
+
+
+@case("records.erase", "ok")
+def _(w: World) -> Tx:
+    patient, _, record_id = record(w)
+    return w.tx(patient, "records.erase", EraseArgs(record_id, "no longer wanted"))
+
+
+@case("records.erase", "not_owner", "not_owner")
+def _(w: World) -> Tx:
+    _, doctor, record_id = record(w)
+    return w.tx(doctor, "records.erase", EraseArgs(record_id))
+
+
+@case("records.erase", "already_erased", "record_erased")
+def _(w: World) -> Tx:
+    patient, _, record_id = record(w)
+    w.ok(patient, "records.erase", EraseArgs(record_id))
+    return w.tx(patient, "records.erase", EraseArgs(record_id))
 
 
 def new_version(w: World, author: str, record_id: bytes | None = None) -> Tx:
@@ -1048,3 +1071,46 @@ def _(w: World) -> Tx:
     _patient, _doctor, request_id = emergency_opened(w)
     w.ok(CLINIC.account, "emergency.answer", emergency_answer(request_id))
     return w.tx(CLINIC.account, "emergency.answer", emergency_answer(request_id))
+
+
+# -- key rotation ----------------------------------------------------------------------
+
+
+def rotation_to(account: bytes, new: AccountKeys) -> RotateArgs:
+    message = rotation_message(
+        CHAIN_ID, account, new.public_key, new.encryption_public_key, new.ring_public_key
+    )
+    return RotateArgs(
+        new.public_key, new.encryption_public_key, new.ring_public_key, new.sign(message)
+    )
+
+
+@case("keys.rotate", "ok")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    return w.tx(patient, "keys.rotate", rotation_to(patient.address, keys("patient key 2")))
+
+
+@case("keys.rotate", "proof_for_another_account", "invalid_argument")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    return w.tx(patient, "keys.rotate", rotation_to(RICH.address, keys("patient key 2")))
+
+
+@case("keys.rotate", "retired_key", "key_retired")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    w.ok(patient, "keys.rotate", rotation_to(patient.address, keys("patient key 2")))
+    return w.tx(patient, "keys.rotate", rotation_to(patient.address, keys("patient key 3")))
+
+
+@case("records.rewrap", "ok")
+def _(w: World) -> Tx:
+    patient, _doctor, record_id = record(w)
+    return w.tx(patient, "records.rewrap", RewrapArgs(record_id, wrap()))
+
+
+@case("records.rewrap", "not_owner", "not_owner")
+def _(w: World) -> Tx:
+    _patient, doctor, record_id = record(w)
+    return w.tx(doctor, "records.rewrap", RewrapArgs(record_id, wrap()))

@@ -23,6 +23,7 @@ from medchain.app import (
     InvalidBlock,
     InvalidSignature,
     KeyImageReused,
+    KeyRetired,
     KeyWrap,
     Ledger,
     MalformedTx,
@@ -32,6 +33,7 @@ from medchain.app import (
     OrgKind,
     RegisterArgs,
     Role,
+    RotateArgs,
     SignatureCache,
     TransferArgs,
     TxTooLarge,
@@ -40,6 +42,7 @@ from medchain.app import (
     WrongChain,
     _signatures,
     get_account,
+    rotation_message,
 )
 from medchain.crypto import WRAPPED_KEY_SIZE, AccountKeys, ring_sign, sha256
 from medchain.mempool import AnonymousQueueFull, Mempool, MempoolFull, SenderQueueFull
@@ -424,6 +427,27 @@ def test_recheck_drops_transactions_whose_nonce_gap_opened() -> None:
     dropped = chain.commit_elsewhere(_tx(BOB, 0, fee=1, amount=6))
     assert dropped == (b0, b1, b2)
     assert len(chain.pool) == 0 and chain.pool.size_bytes == 0
+
+
+def test_recheck_drops_a_key_the_account_rotated_away_from() -> None:
+    chain = Chain(_ledger())
+    new = AccountKeys.generate()
+    message = rotation_message(
+        CHAIN, ALICE.address, new.public_key, new.encryption_public_key, new.ring_public_key
+    )
+    rotation = RotateArgs(
+        new.public_key, new.encryption_public_key, new.ring_public_key, new.sign(message)
+    )
+    register = RegisterArgs(Role.PATIENT, "", ALICE.encryption_public_key)
+    pending = _tx(ALICE, 2)
+    chain.pool.add(_tx(ALICE, 0, method="registry.register", args=register))
+    chain.pool.add(_tx(ALICE, 1, method="keys.rotate", args=rotation))
+    chain.pool.add(pending)
+    assert chain.commit_elsewhere(*chain.pool.reap()[:2]) == (pending,)
+    with pytest.raises(KeyRetired):
+        chain.pool.add(_tx(ALICE, 2))
+    chain.pool.add(_tx(new, 2))  # the new key carries the account's nonce on
+    assert len(chain.pool) == 1
 
 
 # -- property: after any adds and commits, what is pending is admissible ---------------

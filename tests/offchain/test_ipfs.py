@@ -3,8 +3,9 @@
 The stand-in implements the endpoints the store uses, in the formats Kubo's RPC
 reference documents: `add` (multipart upload, JSON-lines answer with Name/Hash/Size;
 one chunk with raw leaves is named by its raw CID, more chunks by a dag-pb root; a
-chunker over 1 MiB is refused), `cat`, `pin/add` and `pin/rm`; errors are a 500 with Kubo's
-{"Message", "Code", "Type": "error"} body. The real daemon cannot be installed here."""
+chunker over 1 MiB is refused), `cat`, `pin/add`, `pin/rm` and `block/rm`; errors
+are a 500 with Kubo's {"Message", "Code", "Type": "error"} body. The real daemon
+cannot be installed here."""
 
 from __future__ import annotations
 
@@ -81,6 +82,8 @@ def _handler(kubo: FakeKubo) -> type[BaseHTTPRequestHandler]:
                 self._pin(query.get("arg", [""])[0])
             elif command == "pin/rm":
                 self._unpin(query.get("arg", [""])[0])
+            elif command == "block/rm":
+                self._remove(query.get("arg", [""])[0])
             else:
                 self._send(404, b"404 page not found", "text/plain")
 
@@ -128,6 +131,13 @@ def _handler(kubo: FakeKubo) -> type[BaseHTTPRequestHandler]:
                 return
             kubo.pins.discard(root)
             self._send(200, json.dumps({"Pins": [root]}).encode(), "application/json")
+
+        def _remove(self, root: str) -> None:
+            if root in kubo.pins:
+                self._error(f"{root}: pinned: recursive")
+                return
+            kubo.content.pop(root, None)
+            self._send(200, json.dumps({"Hash": root}).encode(), "application/json")
 
         def _error(self, message: str) -> None:
             body = json.dumps({"Message": message, "Code": 0, "Type": "error"}).encode()
@@ -183,6 +193,19 @@ def test_delete_forgets_the_cid_at_once_and_unpins_it(
     store.close()  # waits for the background unpins
     assert not fake.pins.intersection(roots)
     assert fake.count("pin/rm") == 2
+
+
+def test_erase_also_removes_the_block_from_the_ipfs_node(
+    store: IpfsBlobStore, kubo: tuple[FakeKubo, str]
+) -> None:
+    fake, _ = kubo
+    kept, erased = store.put(b"kept"), store.put(b"an erased record's ciphertext")
+    assert store.erase(erased) is True
+    assert not store.has(erased)
+    store.close()  # waits for the background unpin and removal
+    assert erased not in fake.pins and erased not in fake.content
+    assert kept in fake.pins and kept in fake.content
+    assert fake.count("block/rm") == 1
 
 
 def test_deleting_an_unknown_cid_asks_nothing(
