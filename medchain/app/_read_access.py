@@ -23,15 +23,12 @@ from medchain.app._grants import grant_in_force, reader_grant
 from medchain.app._proxies import ProxyScope, get_proxy
 from medchain.app._purposes import PurposeOfUse
 from medchain.app._records import Record, get_record
-from medchain.app._registry import patient_records
+from medchain.app._registry import get_identity
 from medchain.app._state import State, load
 from medchain.crypto import format_address
 
 ReadBasisName = Literal["owner", "reader", "proxy", "emergency", "research", "vitals_reader"]
 """The values of medchain.node.ReadBasis (the node's disclosure log names them)."""
-
-MAX_SEARCH_RECORDS_SCANNED = 4_096
-"""Most of a patient's records looked at to find a reader's grant for a search."""
 
 
 class ReadNotAllowed(ContractError):
@@ -151,22 +148,20 @@ def search_access(
     state: State, owner: bytes, reader: bytes, purpose: PurposeOfUse, now_ms: int
 ) -> ReadAccess:
     """May `reader` look up `owner`'s encrypted keyword index: the owner, their `read`
-    proxy, or a reader whose grant on one of the owner's records is in force for the
-    purpose (the holder of a search capability the owner sealed to them)."""
+    proxy, or a registered account as the holder of a search capability. Capabilities
+    are sealed off-chain from the owner to the holder, so the node cannot tell a holder
+    from anyone else: it serves a registered signer and logs the search, and only a
+    holder can open the values (or produce label keys that match anything)."""
     if reader == owner:
         return ReadAccess("owner")
     if _read_proxy(state, owner, reader, now_ms):
         return ReadAccess("proxy", owner)
-    for record_id in patient_records(state, owner)[:MAX_SEARCH_RECORDS_SCANNED]:
-        record = get_record(state, record_id)
-        if record is None or record.erased_height:
-            continue
-        grant = reader_grant(state, record_id, record.readers, reader)
-        if grant is not None and grant_in_force(grant, now_ms, purpose):
-            return ReadAccess("reader")
+    if get_identity(state, reader) is not None:
+        return ReadAccess("reader")
     raise ReadNotAllowed(
-        f"{format_address(reader)} may not search the index of {format_address(owner)}: it "
-        f"reads none of their records for {purpose.value}; ask the patient to grant access"
+        f"{format_address(reader)} may not search the index of {format_address(owner)} "
+        f"for {purpose.value}: it is not a registered account; register first, and ask "
+        "the index's owner for a search capability (`medchain record search-grant`)"
     )
 
 

@@ -119,8 +119,7 @@ def _code(response: httpx.Response) -> str:
 
 
 def test_every_protected_route_serves_nothing_unsigned_or_unauthorised(world: World) -> None:
-    stranger = MedchainClient(AccountKeys.generate(), world.chain)
-    stranger.register(Role.PATIENT, "A stranger")
+    stranger = MedchainClient(AccountKeys.generate(), world.chain)  # not even registered
     for route in _routes(world):
         unsigned = _read(world, route)
         assert (unsigned.status_code, _code(unsigned)) == (401, "read_unsigned"), route.name
@@ -294,3 +293,20 @@ def test_an_erased_record_is_410_on_every_record_read(world: World) -> None:
         assert response.status_code == 410, (route.name, response.text)
         assert _code(response) == "record_erased" and "erased at height 9" in response.text
     assert world.node.disclosures.entries == []
+
+
+def test_a_registered_non_reader_may_search_as_a_capability_holder_only(world: World) -> None:
+    """A search capability is sealed off-chain, so the node serves a registered signer
+    (logged) but nothing else: the values it gets open only with the capability."""
+    someone = MedchainClient(AccountKeys.generate(), world.chain)
+    someone.register(Role.PATIENT, "Someone")
+    routes = {r.name: r for r in _routes(world)}
+    assert _read(world, routes["search"], read_as(someone)).status_code == 200
+    for name in ("wraps", "body", "blob", "vitals", "research"):
+        assert _read(world, routes[name], read_as(someone)).status_code == 403, name
+    (entry,) = world.node.disclosures.entries
+    assert (entry.kind, entry.basis, entry.reader) == (
+        DisclosureKind.SEARCH,
+        ReadBasis.READER,
+        someone.address,
+    )

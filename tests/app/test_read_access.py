@@ -150,14 +150,19 @@ def test_vitals_are_for_the_patient_vitals_readers_guardians_and_read_proxies(
     assert vitals_access(state, PATIENT, PROXY, NOW).on_behalf == PATIENT
 
 
-def test_search_is_for_the_owner_read_proxies_and_readers_of_their_records(
+def test_search_is_for_the_owner_read_proxies_and_registered_capability_holders(
     state: State,
 ) -> None:
     assert search_access(state, PATIENT, PATIENT, TREAT, NOW).basis == "owner"
-    assert search_access(state, PATIENT, READER, TREAT, NOW).basis == "reader"
-    with pytest.raises(ReadNotAllowed, match="reads none of their records for HRESCH"):
-        search_access(state, PATIENT, READER, RESEARCH, NOW)
-    with pytest.raises(ReadNotAllowed):
+    with pytest.raises(ReadNotAllowed, match="not a registered account"):
         search_access(state, PATIENT, STRANGER, TREAT, NOW)
+    with state.layer():
+        save(
+            state,
+            identity_key(STRANGER),
+            Identity(STRANGER, b"k" * 32, b"e" * 32, Role.PATIENT, "s", b"", 1),
+        )
+    assert search_access(state, PATIENT, STRANGER, RESEARCH, NOW).basis == "reader"
     _proxy(state, (ProxyScope.READ,))
-    assert search_access(state, PATIENT, PROXY, TREAT, NOW).basis == "proxy"
+    access = search_access(state, PATIENT, PROXY, TREAT, NOW)
+    assert (access.basis, access.on_behalf) == ("proxy", PATIENT)
