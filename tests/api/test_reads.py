@@ -28,6 +28,7 @@ from medchain.app import (
     put_reader_grant,
 )
 from medchain.app._records import _record_key
+from medchain.app._registry import identity_key
 from medchain.app._state import save
 from medchain.client import MedchainClient
 from medchain.client._proxies import add_proxy
@@ -310,3 +311,16 @@ def test_a_registered_non_reader_may_search_as_a_capability_holder_only(world: W
         ReadBasis.READER,
         someone.address,
     )
+
+
+def test_a_key_the_account_rotated_away_from_is_refused(world: World) -> None:
+    identity = world.chain.identity(world.doctor.address)
+    assert identity is not None
+    state = world.chain.ledger.state
+    with state.layer():  # as keys.rotate leaves the account
+        rotated = dataclasses.replace(identity, public_key=AccountKeys.generate().public_key)
+        save(state, identity_key(world.doctor.address), rotated)
+    route = f"/v1/records/{world.record_id.hex()}/versions/1"
+    response = world.api.get(route, auth=read_as(world.doctor))
+    assert response.status_code == 401 and _code(response) == "key_retired"
+    assert "current key file" in response.json()["error"]["message"]
