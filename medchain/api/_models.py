@@ -315,6 +315,17 @@ class RoleMemberModel(BaseModel):
 # -- records ----------------------------------------------------------------------------
 
 
+class ReaderGrantModel(FromChain):
+    """What a reader of a record may read it for, and until when."""
+
+    reader: Address
+    purposes: list[Name] = Field(description="HL7 PurposeOfUse codes (TREAT, HPAYMT...).")
+    expires_ms: int = Field(description="Block time the grant ends at; 0 = never.")
+    granted_height: int = Field(description="0 for a reader granted before terms were kept.")
+    consent_id: int = Field(description="The standing consent it follows from; 0 = none.")
+    encoded: Encoded
+
+
 class RecordModel(FromChain):
     """Public metadata of a record; its content is off chain, encrypted."""
 
@@ -334,6 +345,9 @@ class RecordModel(FromChain):
         "", description="Who erased it: the patient or their `grant` proxy; '' if none."
     )
     encoded: Encoded
+    grants: list[ReaderGrantModel] = Field(
+        default_factory=list, description="The terms of each reader, by reader."
+    )
 
 
 class KeyWrapModel(FromChain):

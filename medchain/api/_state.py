@@ -25,6 +25,7 @@ from medchain.api._models import (
     GenesisModel,
     IdentityModel,
     PatientRecordsModel,
+    ReaderGrantModel,
     RecordModel,
     RecordVersionModel,
     ResearchDataModel,
@@ -164,7 +165,9 @@ async def candidates(chain: Chain) -> CandidatesModel:
 
 @router.get("/records/{record_id}", tags=["records"], summary="A record's public metadata")
 async def record(record_id: RecordIdPath, chain: Chain) -> RecordModel:
-    return RecordModel.of(_record(chain, parse.record_id(record_id)))
+    found = _record(chain, parse.record_id(record_id))
+    grants = [ReaderGrantModel.of(g) for g in chain.reader_grants(found.record_id)]
+    return RecordModel.of(found, grants=grants)
 
 
 def _version(

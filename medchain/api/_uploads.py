@@ -22,11 +22,11 @@ from medchain.api._errors import ApiError
 from medchain.api._models import Hex, ReceiptModel
 from medchain.api._service import NodeService
 from medchain.api._txs import CommitWait, pending_or_committed, tx_status
-from medchain.app import SINGLE_BODY_METHODS, BodyMismatch, body_named
+from medchain.app import UPLOADED_BODY_METHODS, BodyMismatch, body_named
 from medchain.node import OverQuota, uploader_of
 from medchain.types import DecodeError, MedchainError, Tx, tx_id
 
-_METHODS = ", ".join(sorted(SINGLE_BODY_METHODS))
+_METHODS = ", ".join(sorted(UPLOADED_BODY_METHODS))
 
 
 class UploadBody(BaseModel):
@@ -104,13 +104,13 @@ def _parse_upload(service: NodeService, body: UploadBody) -> tuple[Tx, bytes, st
     except (ApiError, MedchainError):
         service.bodies.refused("malformed")
         raise
-    if tx.method not in SINGLE_BODY_METHODS:
+    if tx.method not in UPLOADED_BODY_METHODS:
         raise _refused(
             service,
             "malformed",
             400,
             "not_a_record_upload",
-            f"this endpoint takes a transaction naming one body ({_METHODS}), not "
+            f"this endpoint takes a transaction and one body it names ({_METHODS}), not "
             f"{tx.method}; submit other transactions to POST /v1/txs",
         )
     try:

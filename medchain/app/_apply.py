@@ -19,6 +19,7 @@ from medchain.app import (
     _accounts,
     _anon,
     _attestations,
+    _consents,
     _credentials,
     _devices,
     _emergency,
@@ -27,7 +28,9 @@ from medchain.app import (
     _penalties,
     _proposals,
     _proxies,
+    _record_terms,
     _records,
+    _recovery,
     _registration,
     _registry,
     _research,
@@ -68,6 +71,8 @@ METHODS: Methods = {
     **_registration.METHODS,
     **_registry.METHODS,
     **_records.METHODS,
+    **_record_terms.METHODS,
+    **_consents.METHODS,
     **_research.METHODS,
     **_staking.METHODS,
     **_penalties.METHODS,
@@ -82,6 +87,7 @@ METHODS: Methods = {
     **_keys.METHODS,
     **_rewrap.METHODS,
     **_erasure.METHODS,
+    **_recovery.METHODS,
 }
 
 

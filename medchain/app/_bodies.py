@@ -11,6 +11,7 @@ from typing import Any
 from medchain.app._anon import AnonSubmitArgs
 from medchain.app._devices import CommitBatchArgs
 from medchain.app._records import AddVersionArgs, CreateRecordArgs
+from medchain.app._recovery import ApproveRecoveryArgs, SetRecoveryPolicyArgs
 from medchain.app._research import ResearchGrantArgs
 from medchain.types import MedchainError, Tx, cid_from_digest, decode, sha256
 
@@ -33,6 +34,15 @@ def _one(args: Any) -> tuple[NamedBody, ...]:
     return (NamedBody(args.cid, args.ciphertext_hash),)
 
 
+def _approval(args: ApproveRecoveryArgs) -> tuple[NamedBody, ...]:
+    return (NamedBody(args.cid, args.hash),)
+
+
+def _kit_and_shares(args: SetRecoveryPolicyArgs) -> tuple[NamedBody, ...]:
+    shares = tuple(NamedBody(s.cid, s.hash) for s in args.shares)
+    return (NamedBody(args.kit_cid, args.kit_hash), *shares)
+
+
 def _bundles(args: CommitBatchArgs) -> tuple[NamedBody, ...]:
     return tuple(NamedBody(b.cid, b.ciphertext_hash) for b in args.bundles)
 
@@ -43,12 +53,18 @@ _BODIES: dict[str, tuple[type[Any], Callable[[Any], tuple[NamedBody, ...]]]] = {
     "research.grant": (ResearchGrantArgs, _one),
     "anon.submit": (AnonSubmitArgs, _one),
     "devices.commit_batch": (CommitBatchArgs, _bundles),
+    "recovery.set_policy": (SetRecoveryPolicyArgs, _kit_and_shares),
+    "recovery.approve": (ApproveRecoveryArgs, _approval),
 }
 
 BODY_METHODS = frozenset(_BODIES)
 """Methods whose transactions name off-chain bodies."""
-SINGLE_BODY_METHODS = frozenset(BODY_METHODS - {"devices.commit_batch"})
-"""... each exactly one (a batch names one bundle per patient and day)."""
+UPLOADED_BODY_METHODS = frozenset(BODY_METHODS - {"devices.commit_batch"})
+"""... whose bodies are uploaded with the transaction, one request per body (a batch's
+bundles come in a gateway's bulk upload)."""
+SINGLE_BODY_METHODS = frozenset(UPLOADED_BODY_METHODS - {"recovery.set_policy"})
+"""... each exactly one (a batch names one bundle per patient and day, a recovery
+policy its kit and one share per guardian)."""
 
 
 def named_bodies(tx: Tx) -> tuple[NamedBody, ...]:

@@ -92,7 +92,8 @@ class NotAuthorised(ContractError):
 
 
 class ReaderRequired(NotAuthorised):
-    """A record's key wraps leave out a reader the patient requires (a `read` proxy)."""
+    """A record's key wraps leave out a reader the patient requires (a `read` proxy, or
+    the reader of a standing consent)."""
 
     code = "reader_required"
 
@@ -188,3 +189,15 @@ class NotAProxy(ContractError):
 
 class EmergencyError(ContractError):
     code = "emergency_error"
+
+
+class RecoveryError(ContractError):
+    """A key recovery step that the policy or the request's state does not allow."""
+
+    code = "recovery_error"
+
+
+class RecoveryNotReady(RecoveryError):
+    """Completing a recovery before enough guardians approved and the delay passed."""
+
+    code = "recovery_not_ready"

@@ -96,17 +96,22 @@ def check_new_keys(state: State, chain_id: str, account: bytes, new: NewKeys) ->
         raise InvalidArgument("the new encryption key must be a 32-byte X25519 public key")
     if new.ring_key and not is_ring_public_key(new.ring_key):
         raise InvalidArgument("the new ring key must be a canonical ristretto255 point")
-    own = address_from_public_key(new.public_key)
-    if get_identity(state, own) is not None or key_alias(state, own) is not None:
-        raise InvalidArgument(
-            f"the new key is already in use ({format_address(own)}); make a fresh key "
-            "file with `medchain keys new`"
-        )
+    require_fresh_key(state, new.public_key)
     message = rotation_message(chain_id, account, new.public_key, new.encryption_key, new.ring_key)
     if not verify_signature(new.public_key, message, new.proof):
         raise InvalidArgument(
             "the proof is not the new key's signature over this rotation (chain, account "
             "and new keys); sign it again with the new key file"
+        )
+
+
+def require_fresh_key(state: State, public_key: bytes) -> None:
+    """InvalidArgument if `public_key` already signs for an account (its own or another)."""
+    own = address_from_public_key(public_key)
+    if get_identity(state, own) is not None or key_alias(state, own) is not None:
+        raise InvalidArgument(
+            f"the new key is already in use ({format_address(own)}); make a fresh key "
+            "file with `medchain keys new`"
         )
 
 

@@ -10,6 +10,10 @@ Proxies (`_proxies`): the owner's `grant` proxy grants and revokes for the owner
 `write` proxy writes records for the patient, and the audit trail names the patient
 it acted for (`on_behalf`). The patient's `read` proxies are required readers: a new
 record or version must wrap its key for each, and one added since joins the readers.
+
+Grants (`_grants`, `_grant_terms`): each reader is granted for purposes of use and until
+an expiry; an expired grant is a revoke from the next version on. Standing consents
+(`_consents`) add required readers as `read` proxies do.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import re
 from dataclasses import dataclass, replace
 
 from medchain.app import _access_lists as alc
+from medchain.app._consents import check_expiry, normalise_purposes
 from medchain.app._context import Call, Methods
 from medchain.app._credentials import CLINICIAN_ROLES, require_credential
 from medchain.app._emergency_set import EmergencyWrapArgs, attach_emergency_wrap
@@ -28,10 +33,22 @@ from medchain.app._errors import (
     InvalidArgument,
     NotAuthorised,
     NotOwner,
-    ReaderRequired,
     RecordErased,
     UnknownRecord,
 )
+from medchain.app._grant_terms import (
+    ReaderTerms,
+    WriteContext,
+    consent_grant,
+    expired_readers,
+    named_consent,
+    new_record_grants,
+    refuse_expired_wraps,
+    require_wrapped_for,
+    required_for,
+    version_grants,
+)
+from medchain.app._grants import ReaderGrant, delete_reader_grant, put_reader_grant
 from medchain.app._keywrap import KeyWrap, check_wraps
 from medchain.app._proxies import (
     ProxyScope,
@@ -39,8 +56,8 @@ from medchain.app._proxies import (
     get_proxy,
     proxy_allows,
     require_proxy,
-    required_readers,
 )
+from medchain.app._purposes import PurposeOfUse
 from medchain.app._registry import Role, require_identity, subjoin_record
 from medchain.app._state import State, load, save
 from medchain.crypto import format_address, tagged_hash
@@ -59,6 +76,8 @@ class AuditAction(enum.StrEnum):
     RESEARCH_REVOKED = "research_revoked"
     REWRAPPED = "rewrapped"
     ERASED = "erased"
+    TERMS_CHANGED = "terms_changed"
+    EXPIRED = "expired"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +138,9 @@ class CreateRecordArgs:
     emergency: tuple[EmergencyWrapArgs, ...] = ()
     """The content key wrapped for the patient's emergency set, when its policy covers
     the record's type (see `_emergency_set`)."""
+    terms: tuple[ReaderTerms, ...] = ()
+    """Sorted by reader: the grant terms of readers; readers without get the defaults,
+    readers a standing consent requires get the consent's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +155,13 @@ class WarrantArgs:
     reader: bytes
     wraps: tuple[VersionWrap, ...]
     """The versions' content keys wrapped for the new reader; must include the latest."""
+    purposes: tuple[PurposeOfUse, ...] = ()
+    """What the reader may read for; empty means `DEFAULT_GRANT_PURPOSES`."""
+    expires_ms: int = 0
+    """Block time the grant ends at (0 = never): then it behaves as a revoke."""
+    consent_id: int = 0
+    """The standing consent the patient's client re-wraps a past record under: the
+    grant then takes that consent's terms, not the two fields above."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,19 +320,6 @@ def owner_or_grant_proxy(state: State, record: Record, call: Call, action: str) 
     return acting_for(state, call, record.owner, ProxyScope.GRANT, action)
 
 
-def _require_wrapped_for(wraps: tuple[KeyWrap, ...], required: tuple[bytes, ...]) -> None:
-    """The patient's required readers (their `read` proxies) must each have a wrap."""
-    wrapped = {w.reader for w in wraps}
-    missing = [r for r in required if r not in wrapped]
-    if missing:
-        names = ", ".join(format_address(r) for r in missing)
-        raise ReaderRequired(
-            f"the patient requires every new record to be readable by {names} (their `read` "
-            "proxy); the client must wrap the content key for it too — read the patient's "
-            "required readers again and encrypt again"
-        )
-
-
 def _author_for(state: State, call: Call, patient: bytes) -> bytes:
     """Who writes a record for `patient`: the patient (b""), a credentialed clinician
     (b""), or a current `write` proxy of the patient (returns the patient, for whom it
@@ -337,7 +353,8 @@ def create(state: State, call: Call, args: CreateRecordArgs) -> None:
         raise InvalidArgument(f"{args.resource_type!r} is not a FHIR resource type name")
     check_blob(args.cid, args.ciphertext_hash)
     readers = tuple(w.reader for w in args.wraps if w.reader != args.patient)
-    _require_wrapped_for(args.wraps, required_readers(state, args.patient, call.block.time_ms))
+    write = WriteContext(args.patient, call.sender, args.resource_type, call.block.time_ms)
+    require_wrapped_for(args.wraps, required_for(state, write))
     _check_readers(state, call, readers)
     check_wraps(args.wraps, (args.patient, *readers))
 
@@ -368,11 +385,26 @@ def create(state: State, call: Call, args: CreateRecordArgs) -> None:
             args.wraps,
         ),
     )
+    new_record_grants(state, call, record_id, write, readers, args.terms)
     subjoin_record(state, args.patient, record_id)
     attach_emergency_wrap(state, args.patient, record_id, args.resource_type, 1, args.emergency)
     record = append_audit(state, call, record, AuditAction.CREATED, b"", 1, on_behalf)
     for reader in readers:
         record = append_audit(state, call, record, AuditAction.GRANTED, reader, 1, on_behalf)
+
+
+def _warrant_grant(state: State, call: Call, record: Record, args: WarrantArgs) -> ReaderGrant:
+    """The terms a warrant grants: a standing consent's, when it names one that covers
+    the record for the reader, else its own purposes and expiry."""
+    write = WriteContext(record.owner, record.author, record.resource_type, call.block.time_ms)
+    if args.consent_id:
+        terms = ReaderTerms(args.reader, (), 0, args.consent_id)
+        return consent_grant(
+            record.record_id, named_consent(state, write, terms), call.block.height
+        )
+    check_expiry(args.expires_ms, call.block.time_ms)
+    purposes = normalise_purposes(args.purposes)
+    return ReaderGrant(record.record_id, args.reader, purposes, args.expires_ms, call.block.height)
 
 
 def warrant(state: State, call: Call, args: WarrantArgs) -> None:
@@ -383,6 +415,7 @@ def warrant(state: State, call: Call, args: WarrantArgs) -> None:
     if args.reader in record.readers:
         raise AlreadyAuthorised(f"{format_address(args.reader)} can already read this record")
     _check_readers(state, call, (*record.readers, args.reader))
+    grant = _warrant_grant(state, call, record, args)
     numbers = [w.version for w in args.wraps]
     if numbers != sorted(set(numbers)) or not numbers:
         raise InvalidArgument("version wraps must be unique and sorted by version")
@@ -398,6 +431,7 @@ def warrant(state: State, call: Call, args: WarrantArgs) -> None:
         new_wraps = tuple(wraps[r] for r in sorted(wraps))
         check_wraps(new_wraps, wraps.keys())
         save(state, _version_key(record.record_id, vw.version), replace(version, wraps=new_wraps))
+    put_reader_grant(state, grant)
     record = replace(record, readers=tuple(sorted((*record.readers, args.reader))))
     append_audit(
         state, call, record, AuditAction.GRANTED, args.reader, record.version_count, on_behalf
@@ -415,6 +449,7 @@ def unwarrant(state: State, call: Call, args: UnwarrantArgs) -> None:
         )
     if was_reader:
         record = replace(record, readers=tuple(r for r in record.readers if r != args.reader))
+        delete_reader_grant(state, record.record_id, args.reader)
         record = append_audit(
             state, call, record, AuditAction.REVOKED, args.reader, record.version_count, on_behalf
         )
@@ -439,6 +474,30 @@ def revoke_research(
     )
 
 
+def _version_readers(
+    state: State, call: Call, record: Record, wraps: tuple[KeyWrap, ...]
+) -> tuple[tuple[bytes, ...], tuple[bytes, ...], tuple[bytes, ...]]:
+    """A new version's readers, and those who leave (grant expired: forward-only, as a
+    revoke) and join (a `read` proxy added since, or a reader a standing consent
+    requires or the writer's client wrapped for under a consent with codes)."""
+    now_ms = call.block.time_ms
+    write = WriteContext(record.owner, call.sender, record.resource_type, now_ms)
+    required = required_for(state, write)
+    require_wrapped_for(wraps, required)
+    expired = expired_readers(state, record.record_id, record.readers, set(required), now_ms)
+    if call.sender in expired:
+        raise NotAuthorised(
+            f"the grant of {format_address(call.sender)} on record {record.record_id.hex()} "
+            "has expired; the patient renews it with `medchain record set-terms`"
+        )
+    refuse_expired_wraps(wraps, expired)
+    kept = tuple(r for r in record.readers if r not in expired)
+    joining = version_grants(state, call, record.record_id, write, kept, wraps)
+    for reader in expired:
+        delete_reader_grant(state, record.record_id, reader)
+    return tuple(sorted((*kept, *joining))), expired, joining
+
+
 def add_version(state: State, call: Call, args: AddVersionArgs) -> None:
     record = require_record(state, args.record_id)
     if call.sender != record.owner:
@@ -450,10 +509,7 @@ def add_version(state: State, call: Call, args: AddVersionArgs) -> None:
             state, call.sender, CLINICIAN_ROLES, call.block.time_ms, "add a version to a record"
         )
     check_blob(args.cid, args.ciphertext_hash)
-    required = required_readers(state, record.owner, call.block.time_ms)
-    _require_wrapped_for(args.wraps, required)
-    joining = tuple(r for r in required if r not in record.readers)
-    readers = tuple(sorted((*record.readers, *joining)))
+    readers, expired, joining = _version_readers(state, call, record, args.wraps)
     _check_readers(state, call, readers)
     check_wraps(args.wraps, (record.owner, *readers))
     number = record.version_count + 1
@@ -476,7 +532,9 @@ def add_version(state: State, call: Call, args: AddVersionArgs) -> None:
     )
     record = replace(record, version_count=number, readers=readers)
     record = append_audit(state, call, record, AuditAction.VERSIONED, version=number)
-    for reader in joining:  # a `read` proxy added since: it reads from this version on
+    for reader in expired:  # forward-only: it keeps what it could open, nothing new
+        record = append_audit(state, call, record, AuditAction.EXPIRED, reader, number)
+    for reader in joining:  # it reads from this version on
         record = append_audit(state, call, record, AuditAction.GRANTED, reader, number)
 
 

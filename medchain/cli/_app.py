@@ -16,6 +16,7 @@ from medchain.cli import (
     _anon,
     _bench,
     _commands,
+    _consent,
     _devices,
     _emergency,
     _erase,
@@ -26,6 +27,7 @@ from medchain.cli import (
     _orgs,
     _proxies,
     _readings,
+    _recovery,
     _search,
     _snapshot,
 )
@@ -66,6 +68,7 @@ app.command()(_anchor.fork)
 keys = _group(app, "keys", "Create and inspect account key files.")
 keys.command("new")(_commands.keys_new)
 keys.command("show")(_commands.keys_show)
+keys.command("rotate")(_recovery.keys_rotate)
 
 record = _group(app, "record", "Encrypted medical records (FHIR R4).")
 record.command("put")(_commands.record_put)
@@ -73,6 +76,7 @@ record.command("get")(_commands.record_get)
 record.command("update")(_commands.record_update)
 record.command("grant")(_commands.record_grant)
 record.command("revoke")(_commands.record_revoke)
+record.command("set-terms")(_consent.record_set_terms)
 record.command("show")(_commands.record_show)
 record.command("list")(_commands.record_list)
 record.command("audit")(_commands.record_audit)
@@ -117,12 +121,29 @@ org.command("revoke")(_orgs.org_revoke)
 org.command("attest")(_orgs.org_attest)
 org.command("credentials")(_orgs.org_credentials)
 
+recovery = _group(app, "recovery", "Key recovery with guardians, after a waiting period.")
+recovery.command("setup")(_recovery.recovery_setup)
+recovery.command("status")(_recovery.recovery_status)
+recovery.command("request")(_recovery.recovery_request)
+recovery.command("approve")(_recovery.recovery_approve)
+recovery.command("cancel")(_recovery.recovery_cancel)
+recovery.command("complete")(_recovery.recovery_complete)
+
 emergency = _group(app, "emergency", "Break-glass: emergency access to a patient's emergency set.")
 emergency.command("policy")(_emergency.emergency_policy)
 emergency.command("open")(_emergency.emergency_open)
 emergency.command("list")(_emergency.emergency_list)
 emergency.command("serve")(_emergency.emergency_serve)
 emergency.command("read")(_emergency.emergency_read)
+
+consent = _group(
+    app, "consent", "Standing consents: who reads all of a patient's records of some kind."
+)
+consent.command("grant")(_consent.consent_grant)
+consent.command("revoke")(_consent.consent_revoke)
+consent.command("list")(_consent.consent_list)
+consent.command("export")(_consent.consent_export)
+consent.command("import")(_consent.consent_import)
 
 proxy = _group(app, "proxy", "Proxies: who may act for a patient, in which scopes, until when.")
 proxy.command("add")(_proxies.proxy_add)

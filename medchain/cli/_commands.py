@@ -28,7 +28,9 @@ from medchain.cli._common import (
     reports_errors,
     role_arg,
     show_address,
+    show_expiry,
 )
+from medchain.cli._consent import ExpiresOption, PurposeOption, expires_arg, purposes_arg
 from medchain.cli._erase import show_erased
 from medchain.cli._options import (
     DEFAULT_DATA,
@@ -37,7 +39,7 @@ from medchain.cli._options import (
     InitDataOption,
     KeyOption,
     PatientOption,
-    PurposeOption,
+    ReadPurposeOption,
     count,
 )
 from medchain.client import EmergencyChain, MedchainClient, set_up_emergency_policy
@@ -307,7 +309,7 @@ def record_get(
     version: Annotated[
         int | None, typer.Option(min=1, max=MAX_VERSION, help="Version number (default latest).")
     ] = None,
-    purpose: PurposeOption = None,
+    purpose: ReadPurposeOption = None,
 ) -> None:
     """Decrypt and print a record you are authorised to read."""
     with where.client(key, purpose=purpose) as client:
@@ -336,11 +338,14 @@ def record_grant(
     key: KeyOption,
     record_id: str,
     reader: Annotated[str, typer.Option(help="Address to authorise.")],
+    purpose: PurposeOption = None,
+    expires: ExpiresOption = None,
 ) -> None:
-    """Owner: authorise a reader (warrant)."""
+    """Owner: authorise a reader (warrant), for purposes of use, until an expiry."""
+    purposes, expires_ms = purposes_arg(purpose), expires_arg(expires)
     with where.client(key) as client:
-        client.grant(record_id_arg(record_id), address_arg(reader))
-    ok(f"{reader} may now read {record_id}")
+        client.grant(record_id_arg(record_id), address_arg(reader), purposes, expires_ms)
+    ok(f"{reader} may now read {record_id}, {show_expiry(expires_ms)}")
 
 
 @on_chain
@@ -449,7 +454,7 @@ def research_revoke(
 
 
 @on_chain
-def research_data(where: Chain, key: KeyOption, purpose: PurposeOption = None) -> None:
+def research_data(where: Chain, key: KeyOption, purpose: ReadPurposeOption = None) -> None:
     """Institution: print the de-identified records it may read."""
     with where.client(key, purpose=purpose) as client:
         items = client.research_data()

@@ -40,7 +40,7 @@ from medchain.crypto import (
     parse_address,
 )
 from medchain.node import GENESIS_FILE, FoundingKeys, LocalChain, founding_keys
-from medchain.types import Allocation, Genesis, GenesisValidator, MedchainError
+from medchain.types import Allocation, ChainParams, Genesis, GenesisValidator, MedchainError
 
 # Wide enough for the benchmark and simulator tables when output goes to a file or pipe.
 # No automatic highlighting: its patterns take minutes over a long value a user typed,
@@ -123,11 +123,12 @@ def default_genesis(
     founders: Sequence[FoundingKeys] = (),
 ) -> Genesis:
     """A single-validator chain; with `founders`, the validator belongs to the first."""
-    from medchain.node import wall_clock_ms
+    from medchain.node import development_params, wall_clock_ms
 
     return Genesis(
         chain_id=chain_id,
         time_ms=wall_clock_ms(),
+        params=development_params(ChainParams()),
         allocations=(
             Allocation(validator.address, VALIDATOR_ALLOCATION),
             *(a for f in founders for a in f.allocations()),

@@ -99,7 +99,8 @@ def demo(
     """Run the end-to-end story: registration, a hospital credentialing its doctors,
     encrypted records, grants, revocation, research copies, keyword search, an
     anonymous contribution, the audit trail, a mother acting for her child, attacks
-    refused, staking, and a crash and recovery."""
+    refused, staking, a crash and recovery, and the patient's rights: consent with a
+    purpose and an expiry, a standing consent, erasure and key recovery."""
     began = time.monotonic()
     if local and node:
         raise MedchainError("choose --local or --node, not both")

@@ -83,7 +83,7 @@ ReaderKeyOption = Annotated[
     key_option("Your key file, to open labels sealed for you (the patient's or a guardian's)."),
 ]
 PatientOption = Annotated[str, typer.Option(help="Patient address.")]
-PurposeOption = Annotated[
+ReadPurposeOption = Annotated[
     PurposeOfUse | None,
     typer.Option(
         "--purpose",

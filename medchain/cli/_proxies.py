@@ -78,7 +78,7 @@ def _line(proxy: Proxy) -> str:
     return f"{show_address(proxy.proxy)}  {proxy.relation.value}  {scopes}  {until}"
 
 
-def _own_address(key: Path | None) -> bytes:
+def own_address(key: Path | None) -> bytes:
     if key is None:
         raise MedchainError("give --patient ADDRESS, or --key with your key file")
     return load_key_file(key).address
@@ -91,7 +91,7 @@ def proxy_list(
     key: Annotated[Path | None, key_option("Your key file, to list your own proxies.")] = None,
 ) -> None:
     """A patient's proxies, expired ones too."""
-    owner = address_arg(patient) if patient is not None else _own_address(key)
+    owner = address_arg(patient) if patient is not None else own_address(key)
     with where.backend() as chain:
         found = chain.proxies_of(owner)
     for proxy in found:

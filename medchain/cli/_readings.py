@@ -18,7 +18,7 @@ from medchain.cli._common import (
     reports_errors,
     show_address,
 )
-from medchain.cli._options import DEFAULT_NODE, DataOption, NodeOption, PurposeOption
+from medchain.cli._options import DEFAULT_NODE, DataOption, NodeOption, ReadPurposeOption
 from medchain.gateway import (
     TIME_FORMS,
     VitalReadings,
@@ -76,7 +76,7 @@ def reading_list(
         str | None, typer.Option("--device", help="Only this device's readings.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the readings as JSON.")] = False,
-    purpose: PurposeOption = None,
+    purpose: ReadPurposeOption = None,
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:

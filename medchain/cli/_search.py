@@ -22,7 +22,7 @@ from medchain.cli._common import (
     on_chain,
     record_id_arg,
 )
-from medchain.cli._options import KeyOption, KeywordsOption, PurposeOption
+from medchain.cli._options import KeyOption, KeywordsOption, ReadPurposeOption
 from medchain.client import SearchResult, open_capability
 from medchain.crypto import format_address
 from medchain.types import MedchainError
@@ -54,7 +54,7 @@ def record_search(
     decrypt: Annotated[
         bool, typer.Option("--decrypt", help="Also print the records you may open, as JSON.")
     ] = False,
-    purpose: PurposeOption = None,
+    purpose: ReadPurposeOption = None,
 ) -> None:
     """Find records by keyword in an encrypted index; prints their ids."""
     owner_address = address_arg(owner) if owner is not None else None

@@ -9,6 +9,21 @@ from medchain.client._anon import (
     open_scope,
 )
 from medchain.client._backend import ChainBackend, SignsReads, reads_signed_by
+from medchain.client._consent_fhir import (
+    ACCOUNT_SYSTEM,
+    ORGANISATION_SYSTEM,
+    InvalidConsent,
+    consent_from_fhir,
+    consent_to_fhir,
+    grant_args_of,
+)
+from medchain.client._consents import (
+    ConsentActions,
+    ConsentGrant,
+    UnknownConsent,
+    consent_applies,
+    resource_codes,
+)
 from medchain.client._deidentify import deidentify
 from medchain.client._emergency import (
     EmergencyChain,
@@ -64,6 +79,14 @@ from medchain.client._proxies import (
     remove_proxy,
 )
 from medchain.client._read_signing import ReadAuth
+from medchain.client._recovery import (
+    DEFAULT_RECOVERY_DELAY_MS,
+    RecoveryActions,
+    RecoveryChain,
+    RecoveryUnavailable,
+    new_key_file_keys,
+)
+from medchain.client._recovery_kit import RecoveryKitError
 from medchain.client._sdk import (
     BlobUnavailable,
     MedchainClient,
@@ -91,10 +114,15 @@ from medchain.client._search import (
 )
 
 __all__ = [
+    "ACCOUNT_SYSTEM",
     "DEFAULT_NODE_URL",
+    "DEFAULT_RECOVERY_DELAY_MS",
     "DEFAULT_RING_SIZE",
+    "ORGANISATION_SYSTEM",
     "BlobUnavailable",
     "ChainBackend",
+    "ConsentActions",
+    "ConsentGrant",
     "DeviceLabel",
     "EmergencyChain",
     "EmergencyNotOpen",
@@ -104,6 +132,7 @@ __all__ = [
     "HttpChain",
     "IndexUpdate",
     "InvalidCapability",
+    "InvalidConsent",
     "InvalidFhirResource",
     "InvalidLabel",
     "KeywordState",
@@ -120,6 +149,10 @@ __all__ = [
     "ReadAuth",
     "ReadRefused",
     "RecordNotIndexed",
+    "RecoveryActions",
+    "RecoveryChain",
+    "RecoveryKitError",
+    "RecoveryUnavailable",
     "ResearchItem",
     "Sealed",
     "SearchCapability",
@@ -129,6 +162,7 @@ __all__ = [
     "SkippedRecord",
     "TxStatus",
     "UnknownBatch",
+    "UnknownConsent",
     "UnknownParty",
     "UploadNotSigned",
     "add_proxy",
@@ -137,16 +171,21 @@ __all__ = [
     "answer_pending",
     "canonical_json",
     "close_scope",
+    "consent_applies",
+    "consent_from_fhir",
+    "consent_to_fhir",
     "contributions",
     "default_threshold",
     "deidentify",
     "emergency_content_keys",
     "erased_on",
     "genesis_organisation",
+    "grant_args_of",
     "is_http_url",
     "keywords_of",
     "label_context",
     "leaving",
+    "new_key_file_keys",
     "open_capability",
     "open_emergency",
     "open_results",
@@ -164,6 +203,7 @@ __all__ = [
     "reads_signed_by",
     "refuse_erased",
     "remove_proxy",
+    "resource_codes",
     "seal",
     "seal_label",
     "search_state_path",

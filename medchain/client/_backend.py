@@ -9,7 +9,7 @@ from typing import Protocol, runtime_checkable
 from medchain import app
 from medchain.crypto import AccountKeys, SearchToken
 from medchain.offchain import BlobStore
-from medchain.types import ChainParams, MedchainError, Receipt, Tx
+from medchain.types import Block, ChainParams, MedchainError, Receipt, Tx
 
 
 @runtime_checkable
@@ -115,6 +115,29 @@ class ChainBackend(Protocol):
     def required_readers(self, patient: bytes) -> tuple[bytes, ...]:
         """Whom a record written for the patient must be wrapped for besides the patient
         (their current `read` proxies), as of the latest block."""
+        ...
+
+    # -- consent: standing consents and each reader's terms --------------------------
+
+    def latest_block(self) -> Block:
+        """The latest committed block (its time judges expiries between blocks)."""
+        ...
+
+    def consents_of(self, patient: bytes) -> list[app.StandingConsent]:
+        """The patient's standing consents, revoked and expired ones too, by id."""
+        ...
+
+    def consent(self, consent_id: int) -> app.StandingConsent | None: ...
+
+    def covering_consents(
+        self, patient: bytes, author: bytes, resource_type: str
+    ) -> list[app.StandingConsent]:
+        """The patient's consents in force that a record of `resource_type` by `author`
+        falls under, codes aside (the writer evaluates them on the plaintext)."""
+        ...
+
+    def reader_grants(self, record_id: bytes) -> list[app.ReaderGrant]:
+        """The terms of each current reader of the record, by reader."""
         ...
 
     def vitals_recipients(self, patients: Sequence[bytes]) -> list[dict[bytes, bytes] | None]:

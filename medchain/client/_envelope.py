@@ -6,12 +6,16 @@ reader fails to open instead of decrypting into the wrong place."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from medchain.app import KeyWrap
 from medchain.crypto import (
     AccountKeys,
+    DecryptionFailed,
     decrypt_content,
     encrypt_content,
     new_content_key,
@@ -53,7 +57,18 @@ def seal(plaintext: bytes, context: bytes, readers: Mapping[bytes, bytes]) -> Se
 
 
 def unwrap_for(keys: AccountKeys, wrapped_key: bytes, context: bytes) -> bytes:
-    return unwrap_key(wrapped_key, keys.encryption_private_key, context + keys.address)
+    """The content key wrapped for this account: under its current encryption key, or
+    one it retired (a wrap made before the account's keys changed)."""
+    return unwrap_with(keys.decryption_keys, wrapped_key, context + keys.address)
+
+
+def unwrap_with(candidates: Sequence[X25519PrivateKey], wrapped_key: bytes, info: bytes) -> bytes:
+    """Unwrap with the first of `candidates` that opens the wrap; DecryptionFailed if
+    none does."""
+    for private in candidates[:-1]:
+        with contextlib.suppress(DecryptionFailed):
+            return unwrap_key(wrapped_key, private, info)
+    return unwrap_key(wrapped_key, candidates[-1], info)
 
 
 def open_sealed(keys: AccountKeys, wrapped_key: bytes, ciphertext: bytes, context: bytes) -> bytes:

@@ -22,6 +22,7 @@ import httpx
 from medchain import app
 from medchain.client._http_access import AccessReads
 from medchain.client._http_emergency import EmergencyReads
+from medchain.client._http_recovery import RecoveryReads
 from medchain.client._read_signing import ReadHints, ReadSigner
 from medchain.client._sdk import NotAReader
 from medchain.crypto import AccountKeys, SearchToken, format_address, parse_address
@@ -114,7 +115,7 @@ class TxStatus:
     receipt: Receipt | None = None
 
 
-class HttpChain(AccessReads, EmergencyReads):
+class HttpChain(AccessReads, EmergencyReads, RecoveryReads):
     """The chain as one node serves it at `url` (e.g. http://127.0.0.1:8600)."""
 
     def __init__(
@@ -588,6 +589,26 @@ class HttpChain(AccessReads, EmergencyReads):
     def required_readers(self, patient: bytes) -> tuple[bytes, ...]:
         body = self._get(f"/v1/patients/{format_address(patient)}/required-readers")
         return self._addresses(body, "readers")
+
+    def consents_of(self, patient: bytes) -> list[app.StandingConsent]:
+        body = self._get(f"/v1/patients/{format_address(patient)}/consents")
+        return self._list(app.StandingConsent, body, "consents")
+
+    def consent(self, consent_id: int) -> app.StandingConsent | None:
+        body = self._get(f"/v1/consents/{consent_id}", missing=("unknown_consent",))
+        return None if body is None else self._decoded(app.StandingConsent, body)
+
+    def covering_consents(
+        self, patient: bytes, author: bytes, resource_type: str
+    ) -> list[app.StandingConsent]:
+        path = f"/v1/patients/{format_address(patient)}/consents"
+        query = {"author": format_address(author), "resource_type": resource_type}
+        body = self._body(self._request("GET", path, params=query))
+        return self._list(app.StandingConsent, body, "consents")
+
+    def reader_grants(self, record_id: bytes) -> list[app.ReaderGrant]:
+        body = self._get(f"/v1/records/{record_id.hex()}", missing=("unknown_record",))
+        return [] if body is None else self._list(app.ReaderGrant, body, "grants")
 
     def vitals(
         self, patient: bytes, from_ms: int, to_ms: int, device: bytes | None = None

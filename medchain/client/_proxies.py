@@ -9,7 +9,7 @@ versions are closed to it (what it could open stays open: revocation is forward-
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from medchain.app import (
@@ -20,8 +20,9 @@ from medchain.app import (
     RemoveProxyArgs,
     UnwarrantArgs,
 )
+from medchain.client._batch import submit_all
 from medchain.client._sdk import MedchainClient
-from medchain.types import MedchainError, Receipt
+from medchain.types import Receipt
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,7 @@ def _warrant_everywhere(client: MedchainClient, reader: bytes) -> tuple[bytes, .
     erased record opens to nobody)."""
     records = [client.record(r) for r in client.my_records()]
     missing = [r.record_id for r in records if not r.erased_height and reader not in r.readers]
-    _submit_all(client, "records.warrant", [client.warrant_args(r, reader) for r in missing])
+    submit_all(client, "records.warrant", [client.warrant_args(r, reader) for r in missing])
     return tuple(missing)
 
 
@@ -62,19 +63,8 @@ def remove_proxy(client: MedchainClient, proxy: bytes) -> ProxyChange:
     so no later version opens to it."""
     receipt = client.send("proxies.remove", RemoveProxyArgs(proxy))
     reading = [r for r in client.my_records() if proxy in client.record(r).readers]
-    _submit_all(client, "records.unwarrant", [UnwarrantArgs(r, proxy) for r in reading])
+    submit_all(client, "records.unwarrant", [UnwarrantArgs(r, proxy) for r in reading])
     return ProxyChange(receipt, tuple(reading))
-
-
-def _submit_all(client: MedchainClient, method: str, calls: Sequence[object]) -> None:
-    """Send the calls with successive nonces in one submission; raise the first error."""
-    if not calls:
-        return
-    nonce = client.chain.account(client.address).nonce
-    txs = [client.build(method, args, nonce=nonce + i) for i, args in enumerate(calls)]
-    for outcome in client.chain.submit_many(txs):
-        if isinstance(outcome, MedchainError):
-            raise outcome
 
 
 def proxies_of(client: MedchainClient, patient: bytes | None = None) -> list[Proxy]:

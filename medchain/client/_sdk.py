@@ -64,6 +64,7 @@ from medchain.app import (
     registration_message,
 )
 from medchain.client._backend import ChainBackend, reads_signed_by
+from medchain.client._consents import ConsentActions
 from medchain.client._deidentify import deidentify
 from medchain.client._emergency_wraps import emergency_wrap_args, in_emergency_set
 from medchain.client._envelope import (
@@ -80,6 +81,7 @@ from medchain.client._erasure import ErasureActions, refuse_erased
 from medchain.client._fhir import canonical_json, validate_resource
 from medchain.client._labels import DeviceLabel, LabelStatus, read_label, seal_label
 from medchain.client._orgs import OrganisationActions
+from medchain.client._recovery import RecoveryActions
 from medchain.client._search import (
     IndexUpdate,
     NoSearchCapability,
@@ -120,9 +122,9 @@ class ResearchItem:
     resource: dict[str, Any]
 
 
-class MedchainClient(OrganisationActions, ErasureActions):
+class MedchainClient(OrganisationActions, ConsentActions, ErasureActions, RecoveryActions):
     """One account acting on one chain (an organisation admin's acts in
-    `OrganisationActions`)."""
+    `OrganisationActions`, grant terms and standing consents in `ConsentActions`)."""
 
     def __init__(
         self,
@@ -254,10 +256,12 @@ class MedchainClient(OrganisationActions, ErasureActions):
         The uploader is a reader of what it wrote (unless it is the patient), so it can
         read it back; the patient can revoke that like any other grant. With `keywords`,
         the record is also indexed under the uploader's own search key, by a second
-        transaction right after the record's (see `index_record`)."""
+        transaction right after the record's (see `index_record`). The readers the
+        patient's standing consents give it are wrapped for too (`consented_readers`)."""
         validated = validate_resource(resource)
         words = keywords_in(keywords)  # a bad keyword is refused before anything is written
-        reader_set = {patient, *readers, *self.chain.required_readers(patient)}
+        consented = self.consented_readers(patient, validated)
+        reader_set = {patient, *readers, *self.chain.required_readers(patient), *consented}
         if self.address != patient:
             reader_set.add(self.address)
         nonce = self.chain.account(self.address).nonce
@@ -272,6 +276,7 @@ class MedchainClient(OrganisationActions, ErasureActions):
             sealed.ciphertext_hash,
             sealed.wraps,
             self._emergency_wraps(patient, validated, sealed, record_id, 1),
+            self.consent_terms(consented),
         )
         self.send_with_body("records.create", args, sealed.ciphertext)
         if words:
@@ -325,13 +330,31 @@ class MedchainClient(OrganisationActions, ErasureActions):
             raise BlobUnavailable(f"the ciphertext {cid} does not match the hash on chain")
         return data
 
-    def grant(self, record_id: bytes, reader: bytes) -> Receipt:
+    def grant(
+        self,
+        record_id: bytes,
+        reader: bytes,
+        purposes: Iterable[PurposeOfUse] = (),
+        expires_ms: int = 0,
+    ) -> Receipt:
         """Owner, or their `grant` proxy: let `reader` open every version this account
-        can open (a proxy grants as itself, by proxy for the owner)."""
-        return self.send("records.warrant", self.warrant_args(record_id, reader))
+        can open (a proxy grants as itself, by proxy for the owner), for `purposes` (none
+        named: treatment) until block time `expires_ms` (0 = never)."""
+        ordered = tuple(sorted(set(purposes)))
+        return self.send(
+            "records.warrant", self.warrant_args(record_id, reader, ordered, expires_ms)
+        )
 
-    def warrant_args(self, record_id: bytes, reader: bytes) -> WarrantArgs:
-        """Every version's content key, wrapped again for `reader` from this account's."""
+    def warrant_args(
+        self,
+        record_id: bytes,
+        reader: bytes,
+        purposes: tuple[PurposeOfUse, ...] = (),
+        expires_ms: int = 0,
+        consent_id: int = 0,
+    ) -> WarrantArgs:
+        """Every version's content key, wrapped again for `reader` from this account's,
+        with the grant's terms (or the standing consent it follows from)."""
         record = self.record(record_id)
         reader_key = self._reader_keys([reader])[reader]
         wraps = []
@@ -344,22 +367,25 @@ class MedchainClient(OrganisationActions, ErasureActions):
                     number, rewrap(self.keys, self._my_wrap(stored), context, reader, reader_key)
                 )
             )
-        return WarrantArgs(record_id, reader, tuple(wraps))
+        return WarrantArgs(record_id, reader, tuple(wraps), purposes, expires_ms, consent_id)
 
     def revoke(self, record_id: bytes, reader: bytes) -> Receipt:
         return self.send("records.unwarrant", UnwarrantArgs(record_id, reader))
 
     def add_version(self, record_id: bytes, resource: Mapping[str, Any] | str | bytes) -> int:
-        """Encrypt a new version under a fresh key for the owner, the current readers and
-        the owner's required readers (`read` proxies) only."""
+        """Encrypt a new version under a fresh key for the owner, the current readers
+        whose grant has not expired, the owner's required readers (`read` proxies) and the
+        readers their standing consents give it only."""
         validated = validate_resource(resource)
         record = self.record(record_id)
         number = record.version_count + 1
         required = self.chain.required_readers(record.owner)
+        consented = self.consented_readers(record.owner, validated)
+        current = set(record.readers) - self.expired_readers(record)
         sealed = seal(
             canonical_json(validated),
             version_context(record_id, number),
-            self._reader_keys({record.owner, *record.readers, *required}),
+            self._reader_keys({record.owner, *current, *required, *consented}),
         )
         self.send_with_body(
             "records.add_version",

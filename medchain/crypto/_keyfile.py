@@ -20,6 +20,11 @@ NIST SP 800-63B-4 requires of a password that is the only factor: whoever copies
 encrypted key file can guess offline, as fast as scrypt lets them. Files with
 shorter passphrases made before still open.
 
+Version 2 (written only for keys that need it) adds what a key rotation or recovery
+leaves: `account`, the address the keys sign for when it is not the signing key's own,
+and the retired encryption secrets (sealed with the others), so records wrapped for
+an earlier key still open. Version 1 files load as before.
+
 Files are created with mode 0600 through a temporary file renamed into place, so a
 crash never leaves half a key, and an existing file (maybe the only copy of a key)
 is never replaced unless asked; `exposed_to_others` tells callers when a key file's
@@ -42,11 +47,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from medchain._fs import fsync_directory
+from medchain.crypto._address import format_address, parse_address
 from medchain.crypto._keys import AccountKeys
 from medchain.types import MedchainError
 
 KEY_FILE_KIND = "medchain-account-key"
-KEY_FILE_VERSION = 1
+KEY_FILE_VERSION = 2
+"""The newest version this medchain reads; it writes version 1 for keys that have no
+account of their own and no retired secrets, so older medchains read those."""
 
 _SECRET_SIZE = 32
 SCRYPT_N = 2**17
@@ -118,18 +126,25 @@ def save_keys(
         )
     if passphrase is not None:
         check_new_passphrase(passphrase)
+    rotated = bool(keys.account or keys.retired_encryption_secrets)
     document: dict[str, Any] = {
         "kind": KEY_FILE_KIND,
-        "version": KEY_FILE_VERSION,
+        "version": 2 if rotated else 1,
         "address": keys.address_text,
         "public_key": keys.public_key.hex(),
         "encryption_public_key": keys.encryption_public_key.hex(),
     }
+    if keys.account:
+        document["account"] = format_address(keys.account)
     if passphrase is None:
         document["secret"] = {
             "signing_seed": keys.signing_seed.hex(),
             "encryption_secret": keys.encryption_secret.hex(),
         }
+        if rotated:
+            document["secret"]["retired_encryption_secrets"] = [
+                r.hex() for r in keys.retired_encryption_secrets
+            ]
     else:
         document["encrypted_secret"] = _seal(keys, passphrase)
     text = json.dumps(document, indent=2) + "\n"
@@ -148,11 +163,12 @@ def load_keys(path: Path | str, passphrase: str | None = None) -> AccountKeys:
             f"`medchain keys new --out {path}`"
         )
     version = document.get("version")
-    if version != KEY_FILE_VERSION or type(version) is not int:
+    if version not in (1, KEY_FILE_VERSION) or type(version) is not int:
         raise KeyFileError(
-            f"{path} is a version {_shown(version)} key file; this medchain reads version "
-            f"{KEY_FILE_VERSION}: upgrade medchain to read it"
+            f"{path} is a version {_shown(version)} key file; this medchain reads versions "
+            f"1 to {KEY_FILE_VERSION}: upgrade medchain to read it"
         )
+    account = _account(fields) if version >= 2 else b""
     address = fields.text("address")
     public_key = fields.hex("public_key", _SECRET_SIZE)
     encryption_public_key = fields.hex("encryption_public_key", _SECRET_SIZE)
@@ -166,9 +182,14 @@ def load_keys(path: Path | str, passphrase: str | None = None) -> AccountKeys:
         )
     if has_plain:
         secret = fields.section("secret")
+        retired = (
+            secret.hex_list("retired_encryption_secrets", _SECRET_SIZE) if version >= 2 else ()
+        )
         keys = AccountKeys(
             secret.hex("signing_seed", _SECRET_SIZE),
             secret.hex("encryption_secret", _SECRET_SIZE),
+            account,
+            retired,
         )
     else:
         if passphrase is None:
@@ -176,7 +197,7 @@ def load_keys(path: Path | str, passphrase: str | None = None) -> AccountKeys:
                 f"{path} is encrypted: give its passphrase to use it "
                 "(the one chosen when the key was created)"
             )
-        keys = _open(fields.section("encrypted_secret"), address, passphrase)
+        keys = _open(fields.section("encrypted_secret"), address, passphrase, account, version)
 
     if (
         keys.address_text != address
@@ -191,6 +212,16 @@ def load_keys(path: Path | str, passphrase: str | None = None) -> AccountKeys:
 
 
 # --- reading ------------------------------------------------------------------------
+
+
+def _account(fields: _Fields) -> bytes:
+    """A version 2 file's `account`, when it has one (b"" otherwise)."""
+    if "account" not in fields.document:
+        return b""
+    try:
+        return parse_address(fields.text("account"))
+    except MedchainError:
+        raise fields._bad("account", "an account address") from None
 
 
 def _read_document(path: Path) -> dict[str, Any]:
@@ -272,6 +303,14 @@ class _Fields:
             raise self._bad(name, f"{size} bytes of hex")
         return bytes.fromhex(value)
 
+    def hex_list(self, name: str, size: int) -> tuple[bytes, ...]:
+        value = self._get(name)
+        if not isinstance(value, list) or not all(
+            isinstance(v, str) and len(v) == 2 * size and _HEX.fullmatch(v) for v in value
+        ):
+            raise self._bad(name, f"a list of {size}-byte hex values")
+        return tuple(bytes.fromhex(v) for v in value)
+
     def section(self, name: str) -> _Fields:
         value = self._get(name)
         if not isinstance(value, dict):
@@ -289,9 +328,8 @@ def _kdf(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
 def _seal(keys: AccountKeys, passphrase: str) -> dict[str, Any]:
     salt, nonce = os.urandom(_SALT_SIZE), os.urandom(_NONCE_SIZE)
     key = _kdf(passphrase, salt, SCRYPT_N, _SCRYPT_R, _SCRYPT_P)
-    sealed = AESGCM(key).encrypt(
-        nonce, keys.signing_seed + keys.encryption_secret, keys.address_text.encode("utf-8")
-    )
+    secrets = keys.signing_seed + keys.encryption_secret + b"".join(keys.retired_encryption_secrets)
+    sealed = AESGCM(key).encrypt(nonce, secrets, keys.address_text.encode("utf-8"))
     return {
         "kdf": "scrypt",
         "n": SCRYPT_N,
@@ -304,7 +342,9 @@ def _seal(keys: AccountKeys, passphrase: str) -> dict[str, Any]:
     }
 
 
-def _open(fields: _Fields, address: str, passphrase: str) -> AccountKeys:
+def _open(
+    fields: _Fields, address: str, passphrase: str, account: bytes, version: int
+) -> AccountKeys:
     path = fields.path
     if fields.text("kdf") != "scrypt" or fields.text("cipher") != "aes-256-gcm":
         raise KeyFileError(
@@ -319,7 +359,7 @@ def _open(fields: _Fields, address: str, passphrase: str) -> AccountKeys:
         )
     salt = fields.hex("salt", _SALT_SIZE)
     nonce = fields.hex("nonce", _NONCE_SIZE)
-    sealed = fields.hex("ciphertext", 2 * _SECRET_SIZE + 16)
+    sealed = _sealed_secrets(fields, may_retire=version >= 2)
     key = _kdf(passphrase, salt, n, r, p)
     try:
         secret = AESGCM(key).decrypt(nonce, sealed, address.encode("utf-8"))
@@ -328,7 +368,27 @@ def _open(fields: _Fields, address: str, passphrase: str) -> AccountKeys:
             f"wrong passphrase for {path} (or the file was edited); try again with the "
             "passphrase chosen when the key was created"
         ) from None
-    return AccountKeys(secret[:_SECRET_SIZE], secret[_SECRET_SIZE:])
+    retired = secret[2 * _SECRET_SIZE :]
+    return AccountKeys(
+        secret[:_SECRET_SIZE],
+        secret[_SECRET_SIZE : 2 * _SECRET_SIZE],
+        account,
+        tuple(retired[i : i + _SECRET_SIZE] for i in range(0, len(retired), _SECRET_SIZE)),
+    )
+
+
+def _sealed_secrets(fields: _Fields, may_retire: bool) -> bytes:
+    """The sealed secrets: the two current ones, and in a version 2 file any retired
+    ones (32 bytes each); then the 16-byte tag."""
+    value = fields.text("ciphertext")
+    size = len(value) // 2 - 16
+    if (
+        size < 2 * _SECRET_SIZE
+        or size % _SECRET_SIZE
+        or (size > 2 * _SECRET_SIZE and not may_retire)
+    ):
+        raise fields._bad("ciphertext", "sealed secrets of 32 bytes each")
+    return fields.hex("ciphertext", size + 16)
 
 
 # --- writing ------------------------------------------------------------------------

@@ -45,6 +45,12 @@ class AccountKeys:
 
     signing_seed: bytes
     encryption_secret: bytes
+    account: bytes = b""
+    """The account these keys sign for when it is not the signing key's own address
+    (the keys were rotated or recovered: the account keeps its first address)."""
+    retired_encryption_secrets: tuple[bytes, ...] = ()
+    """X25519 secrets the account used before, oldest first: what was wrapped for them
+    still opens."""
 
     @classmethod
     def generate(cls) -> AccountKeys:
@@ -72,8 +78,23 @@ class AccountKeys:
         return X25519PrivateKey.from_private_bytes(self.encryption_secret)
 
     @cached_property
-    def address(self) -> bytes:
+    def key_address(self) -> bytes:
+        """The signing key's own address (the account's, until its keys change)."""
         return address_from_public_key(self.public_key)
+
+    @cached_property
+    def address(self) -> bytes:
+        return self.account or self.key_address
+
+    @cached_property
+    def decryption_keys(self) -> tuple[X25519PrivateKey, ...]:
+        """The current X25519 key, then the retired ones newest first: what unwrapping
+        tries in turn."""
+        retired = tuple(
+            X25519PrivateKey.from_private_bytes(s)
+            for s in reversed(self.retired_encryption_secrets)
+        )
+        return (self.encryption_private_key, *retired)
 
     @cached_property
     def address_text(self) -> str:

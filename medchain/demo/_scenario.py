@@ -36,6 +36,7 @@ from medchain.crypto import AccountKeys, DecryptionFailed, format_address
 from medchain.demo._access import credentials_scene, emergency_scene, proxy_scene
 from medchain.demo._consortium import load_consortium
 from medchain.demo._narration import Story
+from medchain.demo._rights import consent_scene, erasure_scene, recovery_scene
 from medchain.demo._stage import Cast, Stage
 from medchain.node import TxFailed
 from medchain.types import MedchainError, Receipt
@@ -113,8 +114,11 @@ def run_story(stage: Stage, story: Story) -> None:
     A, B, C, L, M = (MedchainClient(k, chain) for k in (alice, bob, carol, lab, mallory))
     others = [MedchainClient(AccountKeys.generate(), chain) for _ in range(5)]
     eve, leo = (MedchainClient(AccountKeys.generate(), chain) for _ in range(2))
+    dana, stranger, dana_new = (MedchainClient(AccountKeys.generate(), chain) for _ in range(3))
+    hospital_account = MedchainClient(hospital.account, chain)
     members = [m.account for m in consortium.members]
-    extras = [eve.keys, leo.keys, hospital.admin, *members, *(o.keys for o in others)]
+    rights = [dana.keys, stranger.keys, dana_new.keys]
+    extras = [eve.keys, leo.keys, hospital.admin, *members, *(o.keys for o in others), *rights]
     _pay_fees(story, stage, [alice, bob, carol, lab, mallory, *extras])
 
     story.section("Registration (RC): whoever registers is a patient")
@@ -294,6 +298,9 @@ def run_story(stage: Stage, story: Story) -> None:
     # the chain outlives the node the restart step kills.
     stage.restart(story, cast, record_id)
     _staking(story, stage, lab, L)
+    consent_scene(story, A, B, C, heart_rate)
+    erasure_scene(story, A, B, heart_rate, list(stage.peers()))
+    recovery_scene(story, dana, [B, C, hospital_account], stranger, dana_new, heart_rate)
     height, _ = stage.snapshot()
     console.print(
         Panel.fit(f"[green]demo complete[/]: {height} blocks, every check passed", title="done")

@@ -31,6 +31,7 @@ from medchain.node._config import (
     write_config,
 )
 from medchain.node._devnet import (
+    DEVELOPMENT_RECOVERY_DELAY_MS,
     DEVNET_FILE,
     FAUCET_KEY_FILE,
     Devnet,
@@ -40,6 +41,7 @@ from medchain.node._devnet import (
     NetNode,
     changed_params,
     create_devnet,
+    development_params,
     given_nodes,
     load_devnet,
     local_devnet,
@@ -167,6 +169,7 @@ __all__ = [
     "BODIES_FILE",
     "CONFIG_FILE",
     "DEFAULT_SIGNATURE_CACHE",
+    "DEVELOPMENT_RECOVERY_DELAY_MS",
     "DEVNET_FILE",
     "ERASED_FILE",
     "EXIT_DISK_FULL",
@@ -264,6 +267,7 @@ __all__ = [
     "configure_node_logging",
     "create_devnet",
     "create_snapshot",
+    "development_params",
     "dry_run_at_admission",
     "fork_anchor",
     "fork_genesis",

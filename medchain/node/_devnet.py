@@ -63,6 +63,18 @@ DEFAULT_API_PORT = 8600
 DEFAULT_P2P_PORT = 9600
 VALIDATOR_FUNDS = 1_000_000_000
 FAUCET_FUNDS = 10**15
+DEVELOPMENT_RECOVERY_DELAY_MS = 10_000
+"""A development chain's (devnet's, local chain's) shortest recovery waiting period:
+seconds, so that a recovery can be tried end to end; a consortium's genesis keeps the
+default of a day."""
+
+
+def development_params(params: ChainParams) -> ChainParams:
+    """`params` for a development chain: the recovery waiting period in seconds unless
+    `params` names another than the default."""
+    if params.recovery_min_delay_ms != ChainParams().recovery_min_delay_ms:
+        return params
+    return dataclasses.replace(params, recovery_min_delay_ms=DEVELOPMENT_RECOVERY_DELAY_MS)
 
 
 class DevnetError(MedchainError):
@@ -154,7 +166,7 @@ def create_devnet(
     certs = [node_certificate(k, n) for k, n in zip(keys, names, strict=True)]
     faucet = AccountKeys.generate()
     founders = founding_keys()
-    base = params or ChainParams()
+    base = development_params(params or ChainParams())
     genesis = Genesis(
         chain_id=chain_id,
         time_ms=wall_clock_ms(),

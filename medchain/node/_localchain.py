@@ -234,7 +234,15 @@ class LocalChain(ChainQueries):
     def submit_with_body(self, tx: Tx, body: bytes) -> Receipt:
         """`submit` of a transaction naming the off-chain `body` (BodyMismatch if it
         does not): the body is stored once the transaction passed its checks and before
-        its block is, so a refused transaction stores nothing."""
+        its block is, so a refused transaction stores nothing. Sent again once committed
+        (with another body it names), it stores that body and answers the receipt."""
+        committed_before = self.receipt(tx_id(tx))
+        if committed_before is not None:
+            if not committed_before.ok:
+                raise TxFailed(committed_before)
+            body_named(tx, body)
+            self.blobs.put(body)
+            return committed_before
         self.ledger.check_tx(tx)
         body_named(tx, body)
         (receipt,) = self.ledger.simulate(self._next_context(), [tx])

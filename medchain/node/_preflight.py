@@ -3,9 +3,10 @@
 A contract refusal otherwise shows only in the committed receipt, after the sender
 paid its fee and nonce and waited for a block. For the methods that check who may
 act (organisations, credentials, proxies, break-glass, registration, records,
-research, devices, opening anonymous scopes) the node runs the call against its
-latest committed state first, in a block layer it then discards, and refuses it with
-the contract's error (`TxFailed`, whose code the API turns into a 403, 409 or 422).
+research, devices, key rotation and recovery, opening anonymous scopes) the node
+runs the call against its latest committed state first, in a block layer it then
+discards, and refuses it with the contract's error (`TxFailed`, whose code the API
+turns into a 403, 409 or 422).
 
 Only a transaction carrying its sender's next nonce is dry-run: one queued behind
 the sender's pending transactions may depend on them, so it is admitted as before.
@@ -34,6 +35,8 @@ DRY_RUN_PREFIXES = (
     "records.",
     "research.",
     "devices.",
+    "recovery.",
+    "keys.",
 )
 DRY_RUN_METHODS = frozenset({"registry.register", "anon.open_scope"})
 NOT_DRY_RUN = frozenset({"devices.commit_batch"})

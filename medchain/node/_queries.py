@@ -2,7 +2,8 @@
 
 `LocalChain`, `LedgerApp` (and so the networked node) and the HTTP API answer the
 same questions the same way: this mixin holds the answers (those on organisations,
-credentials and attestations in `AccessQueries`). A class using it keeps
+credentials and attestations in `AccessQueries`, those on consent in
+`ConsentQueries`). A class using it keeps
 `ledger` (the committed state) and `store` (blocks and receipts), calls
 `index_committed` after storing each block and `close_index` when it closes: the
 gateways' bundles are answered from the node's own index of the blocks
@@ -37,6 +38,7 @@ from medchain.app import (
 )
 from medchain.crypto import SearchToken
 from medchain.node._access_queries import AccessQueries
+from medchain.node._consent_queries import ConsentQueries
 from medchain.node._vitals_index import VitalsIndex
 from medchain.store import ChainStore, StoreError
 from medchain.types import Block, Receipt
@@ -44,7 +46,7 @@ from medchain.types import Block, Receipt
 log = logging.getLogger("medchain.node.queries")
 
 
-class ChainQueries(AccessQueries):
+class ChainQueries(AccessQueries, ConsentQueries):
     ledger: Ledger
     store: ChainStore
     _vitals_index: VitalsIndex | None = None
@@ -213,6 +215,20 @@ class ChainQueries(AccessQueries):
 
     def notifications_of(self, patient: bytes) -> list[app.Notification]:
         return app.notifications_of(self.ledger.state, patient)
+
+    # -- key recovery -------------------------------------------------------------------
+
+    def recovery_policy(self, patient: bytes) -> app.RecoveryPolicy | None:
+        return app.get_recovery_policy(self.ledger.state, patient)
+
+    def recovery_request(self, request_id: bytes) -> app.RecoveryRequest | None:
+        return app.get_recovery_request(self.ledger.state, request_id)
+
+    def recovery_requests_of(self, patient: bytes) -> list[app.RecoveryRequest]:
+        return app.recovery_requests_of(self.ledger.state, patient)
+
+    def guardian_recovery_requests(self, guardian: bytes) -> list[app.RecoveryRequest]:
+        return app.guardian_recovery_requests(self.ledger.state, guardian)
 
     def member_organisations(self) -> list[app.Organisation]:
         return app.member_organisations(self.ledger.state)

@@ -65,6 +65,10 @@ class ChainParams:
     emergency_window_ms: int = 4 * 3_600_000
     """Break-glass: block time (ms) an emergency request accepts the organisations'
     answers after it opens."""
+    recovery_min_delay_ms: int = 24 * 3_600_000
+    """Key recovery: the shortest waiting period (block time, ms) a patient may choose
+    between their guardians' approvals and the recovery, during which the old key can
+    cancel it. A devnet or test chain may set it low."""
 
 
 @dataclass(frozen=True, slots=True)

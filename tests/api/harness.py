@@ -39,6 +39,7 @@ from medchain.node import (
     PendingFull,
     RateLimited,
     preflight,
+    wall_clock_ms,
 )
 from medchain.offchain import BlobStore
 from medchain.types import (
@@ -107,9 +108,10 @@ def read_as(
 
 def make_chain(validator: AccountKeys | None = None, **params: Any) -> LocalChain:
     """A fresh in-memory chain whose validator holds FUNDS, founded by FOUNDERS or by
-    `orgs=(Org, ...)` (the validator is the first one's); the other keywords are its
-    ChainParams."""
+    `orgs=(Org, ...)` (the validator is the first one's), whose block time is
+    `clock=` (the wall clock by default); the other keywords are its ChainParams."""
     orgs: Sequence[Org] = params.pop("orgs", FOUNDERS)
+    clock: Callable[[], int] = params.pop("clock", wall_clock_ms)
     validator = validator or AccountKeys.generate()
     genesis = Genesis(
         "medchain-test",
@@ -123,7 +125,7 @@ def make_chain(validator: AccountKeys | None = None, **params: Any) -> LocalChai
         ),
         organisations=tuple(org.genesis() for org in orgs),
     )
-    return LocalChain.in_memory(genesis, validator)
+    return LocalChain.in_memory(genesis, validator, clock)
 
 
 def credential(

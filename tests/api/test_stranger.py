@@ -126,6 +126,7 @@ class Story:
     token: SearchToken
     readings_from_ms: int
     readings_to_ms: int
+    recovery_ids: list[bytes] = field(default_factory=list)
     txs: list[bytes] = field(default_factory=list)
 
 
@@ -163,6 +164,7 @@ def story() -> Story:
     changed["note"][0]["text"] = NOTE + "; inhaler twice a day"
     doctor.add_version(record_id, changed)
     patient.research_grant(record_id, lab.address)
+    patient.grant_consent(nurse.address, ["Condition"])  # a standing consent, re-wrapping
     tokens: list[SearchToken] = []
     search = chain.search
 
@@ -216,6 +218,10 @@ def story() -> Story:
     open_emergency(doctor, patient.address, "found unconscious")
     answer_pending(MedchainClient(HOSPITAL.account, chain))
 
+    # key recovery: the patient's guardians, and a request from a new key
+    patient.set_up_recovery([guardian.address, others[0].address], 2)
+    recovery_id = MedchainClient(AccountKeys.generate(), chain).request_recovery(patient.address)
+
     label = guardian.device_label(guardian.device(pump.address))
     assert (label.status, label.text) == (LabelStatus.OPENED, PUMP_LABEL)
     assert patient.my_profile()["name"] == PATIENT_NAME
@@ -228,6 +234,7 @@ def story() -> Story:
         addresses=[c.address for c in accounts],
         devices=[pump.address, band.keys.address],
         record_ids=[record_id],
+        recovery_ids=[recovery_id],
         batch_ids=[batch_id],
         token=tokens[-1],
         readings_from_ms=bundle.time_from_ms - MS_PER_DAY,
@@ -263,11 +270,13 @@ def _path_values(story: Story) -> dict[str, list[str]]:
         "batch_id": [b.hex() for b in story.batch_ids],
         "org_id": [org.org_id for org in chain.organisations()],
         "proposal_id": [str(p.proposal_id) for p in chain.proposals()],
+        "consent_id": [str(c.consent_id) for a in story.addresses for c in chain.consents_of(a)],
         "request_id": [
             r.request_id.hex()
             for org in chain.organisations()
             for r in chain.emergency_requests_by_org(org.org_id)
-        ],
+        ]
+        + [r.hex() for r in story.recovery_ids],
     }
 
 

@@ -14,13 +14,17 @@ from medchain.app import (
     BODY_METHODS,
     METHODS,
     SINGLE_BODY_METHODS,
+    UPLOADED_BODY_METHODS,
     AddVersionArgs,
     AnonSubmitArgs,
+    ApproveRecoveryArgs,
     BodyMismatch,
     Bundle,
     CommitBatchArgs,
     CreateRecordArgs,
     ResearchGrantArgs,
+    SetRecoveryPolicyArgs,
+    ShareRef,
     TransferArgs,
     body_named,
     named_bodies,
@@ -47,7 +51,8 @@ def _holds_a_cid(kind: Any, seen: set[Any]) -> bool:
 def test_every_method_whose_arguments_hold_a_cid_is_listed() -> None:
     holding = {name for name, (kind, _) in METHODS.items() if _holds_a_cid(kind, set())}
     assert holding == BODY_METHODS
-    assert BODY_METHODS - {"devices.commit_batch"} == SINGLE_BODY_METHODS
+    assert BODY_METHODS - {"devices.commit_batch"} == UPLOADED_BODY_METHODS
+    assert UPLOADED_BODY_METHODS - {"recovery.set_policy"} == SINGLE_BODY_METHODS
 
 
 def _tx(method: str, args: object) -> Tx:
@@ -65,6 +70,7 @@ CID, HASH = cid_for(BODY), sha256(BODY)
         ("records.add_version", AddVersionArgs(b"\x02" * 16, CID, HASH, ())),
         ("research.grant", ResearchGrantArgs(b"\x02" * 16, b"\x03" * 20, CID, HASH, ())),
         ("anon.submit", AnonSubmitArgs("scope", (b"\x01" * 20,), CID, HASH, ())),
+        ("recovery.approve", ApproveRecoveryArgs(b"\x04" * 16, CID, HASH)),
     ],
 )
 def test_a_single_body_method_names_its_body(method: str, args: object) -> None:
@@ -84,6 +90,17 @@ def test_a_batch_names_each_bundle() -> None:
     tx = _tx("devices.commit_batch", CommitBatchArgs(b"\x00" * 32, 2, bundles))
     assert [b.cid for b in named_bodies(tx)] == [cid_for(b) for b in bodies]
     assert body_named(tx, b"bundle 2").cid == cid_for(b"bundle 2")
+
+
+def test_a_recovery_policy_names_its_kit_and_each_share() -> None:
+    kit, shares = b"kit", [b"share 1", b"share 2"]
+    refs = tuple(ShareRef(bytes([n]) * 20, cid_for(b), sha256(b)) for n, b in enumerate(shares))
+    args = SetRecoveryPolicyArgs(
+        tuple(r.guardian for r in refs), 2, 1, cid_for(kit), sha256(kit), refs
+    )
+    tx = _tx("recovery.set_policy", args)
+    assert [b.cid for b in named_bodies(tx)] == [cid_for(b) for b in (kit, *shares)]
+    assert body_named(tx, b"share 2").cid == cid_for(b"share 2")
 
 
 def test_a_body_must_match_both_the_cid_and_the_hash() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from medchain.app import (
+    DEFAULT_GRANT_PURPOSES,
     AddVersionArgs,
     ApproveArgs,
     AuditAction,
@@ -13,17 +14,22 @@ from medchain.app import (
     OrgKind,
     ProposalAction,
     ProposeArgs,
+    PurposeOfUse,
+    ReaderTerms,
     Role,
+    SetTermsArgs,
     UnwarrantArgs,
     VersionWrap,
     WarrantArgs,
     audit_trail,
+    get_reader_grant,
     get_record,
     get_version,
     new_record_id,
     patient_records,
 )
 from medchain.crypto import WRAPPED_KEY_SIZE, AccountKeys
+from medchain.types import Receipt
 
 from .conftest import OrgKeys, World, fake_blob, fake_wraps, make_org, make_world
 
@@ -297,3 +303,145 @@ def test_a_reader_adds_versions_only_while_credentialed(
     assert (receipt.ok, receipt.code) == (False, "not_credentialed")
     assert "cannot add a version to a record" in receipt.message
     assert world.entries_but_accounts() == before
+
+
+# -- grant terms: purposes, expiry, set_terms -------------------------------------------
+
+
+def _version(world: World, author: AccountKeys, record_id: bytes, *wrapped: bytes) -> Receipt:
+    cid, digest = fake_blob(b"version " + bytes([len(wrapped)]) + author.address)
+    args = AddVersionArgs(record_id, cid, digest, fake_wraps(*wrapped))
+    return world.call(author, "records.add_version", args)
+
+
+def test_a_warrant_stores_its_purposes_and_expiry_and_unwarrant_deletes_them(
+    world: World, doctor: AccountKeys, doctor2: AccountKeys, patient: AccountKeys
+) -> None:
+    record_id = _create(world, doctor, patient)
+    expiry = world.now_ms() + 50
+    purposes = (PurposeOfUse.RESEARCH, PurposeOfUse.PAYMENT)
+    args = WarrantArgs(record_id, doctor2.address, _wrap(), purposes, expiry)
+    world.ok(patient, "records.warrant", args)
+    grant = get_reader_grant(world.ledger.state, record_id, doctor2.address)
+    assert grant is not None
+    assert grant.purposes == (PurposeOfUse.PAYMENT, PurposeOfUse.RESEARCH)
+    assert (grant.expires_ms, grant.consent_id) == (expiry, 0)
+    world.ok(patient, "records.unwarrant", UnwarrantArgs(record_id, doctor2.address))
+    assert get_reader_grant(world.ledger.state, record_id, doctor2.address) is None
+
+
+def test_a_warrant_without_purposes_grants_treatment_and_a_past_expiry_is_refused(
+    world: World, doctor: AccountKeys, doctor2: AccountKeys, patient: AccountKeys
+) -> None:
+    record_id = _create(world, doctor, patient)
+    past = WarrantArgs(record_id, doctor2.address, _wrap(), (), world.now_ms() - 1)
+    assert "not after the block time" in world.refused(
+        patient, "records.warrant", past, "invalid_argument"
+    )
+    world.ok(patient, "records.warrant", WarrantArgs(record_id, doctor2.address, _wrap()))
+    grant = get_reader_grant(world.ledger.state, record_id, doctor2.address)
+    assert grant is not None and grant.purposes == DEFAULT_GRANT_PURPOSES
+    assert grant.expires_ms == 0
+
+
+def test_create_stores_the_writers_terms_and_defaults_for_the_others(
+    world: World, doctor: AccountKeys, doctor2: AccountKeys, patient: AccountKeys
+) -> None:
+    cid, digest = fake_blob(b"with terms")
+    expiry = world.now_ms() + 100
+    terms = (ReaderTerms(doctor2.address, (PurposeOfUse.CARE_MANAGEMENT,), expiry),)
+    wraps = fake_wraps(patient.address, doctor.address, doctor2.address)
+    nonce = world.nonces.get(doctor.address, 0)
+    args = CreateRecordArgs(patient.address, "Observation", cid, digest, wraps, terms=terms)
+    world.ok(doctor, "records.create", args)
+    record_id = new_record_id(doctor.address, nonce)
+    state = world.ledger.state
+    own = get_reader_grant(state, record_id, doctor.address)
+    other = get_reader_grant(state, record_id, doctor2.address)
+    assert own is not None and (own.purposes, own.expires_ms) == (DEFAULT_GRANT_PURPOSES, 0)
+    assert other is not None
+    assert (other.purposes, other.expires_ms) == ((PurposeOfUse.CARE_MANAGEMENT,), expiry)
+
+
+def test_terms_for_a_reader_not_wrapped_for_are_refused(
+    world: World, doctor: AccountKeys, doctor2: AccountKeys, patient: AccountKeys
+) -> None:
+    cid, digest = fake_blob(b"stray terms")
+    terms = (ReaderTerms(doctor2.address, (), 0),)
+    wraps = fake_wraps(patient.address, doctor.address)
+    args = CreateRecordArgs(patient.address, "Observation", cid, digest, wraps, terms=terms)
+    message = world.refused(doctor, "records.create", args, "invalid_argument")
+    assert "not wrapped for as a reader" in message
+
+
+def test_an_expired_grant_drops_the_reader_from_the_next_version(
+    world: World, doctor: AccountKeys, doctor2: AccountKeys, patient: AccountKeys
+) -> None:
+    record_id = _create(world, doctor, patient, doctor.address)
+    expiry = world.now_ms() + 3
+    args = WarrantArgs(record_id, doctor2.address, _wrap(), (), expiry)
+    world.ok(patient, "records.warrant", args)
+    world.empty_blocks(3)
+    assert world.now_ms() >= expiry
+    wrapped_for_expired = _version(
+        world, patient, record_id, patient.address, doctor.address, doctor2.address
+    )
+    assert (wrapped_for_expired.ok, wrapped_for_expired.code) == (False, "key_wrap_mismatch")
+    assert "has expired" in wrapped_for_expired.message
+    receipt = _version(world, patient, record_id, patient.address, doctor.address)
+    assert receipt.ok, receipt.message
+    state = world.ledger.state
+    record = get_record(state, record_id)
+    assert record is not None and record.readers == (doctor.address,)
+    version = get_version(state, record_id, 2)
+    assert version is not None
+    assert doctor2.address not in {w.reader for w in version.wraps}
+    old = get_version(state, record_id, 1)
+    assert old is not None and doctor2.address in {w.reader for w in old.wraps}
+    expired = [e for e in audit_trail(state, record) if e.action is AuditAction.EXPIRED]
+    assert [(e.subject, e.version) for e in expired] == [(doctor2.address, 2)]
+    assert get_reader_grant(state, record_id, doctor2.address) is None
+
+
+def test_a_reader_whose_grant_expired_cannot_add_a_version(
+    world: World, doctor: AccountKeys, patient: AccountKeys
+) -> None:
+    record_id = _create(world, doctor, patient, doctor.address)
+    expiry = world.now_ms() + 2
+    terms = SetTermsArgs(record_id, doctor.address, (), expiry)
+    world.ok(patient, "records.set_terms", terms)
+    world.empty_blocks(2)
+    receipt = _version(world, doctor, record_id, patient.address)
+    assert (receipt.ok, receipt.code) == (False, "not_authorised")
+    assert "has expired" in receipt.message
+
+
+def test_set_terms_renews_an_expiry_before_the_next_version(
+    world: World, doctor: AccountKeys, doctor2: AccountKeys, patient: AccountKeys
+) -> None:
+    record_id = _create(world, doctor, patient)
+    args = WarrantArgs(record_id, doctor2.address, _wrap(), (), world.now_ms() + 2)
+    world.ok(patient, "records.warrant", args)
+    renewed = SetTermsArgs(record_id, doctor2.address, (PurposeOfUse.OPERATIONS,), 0)
+    world.ok(patient, "records.set_terms", renewed)
+    world.empty_blocks(3)
+    assert _version(world, patient, record_id, patient.address, doctor2.address).ok
+    state = world.ledger.state
+    grant = get_reader_grant(state, record_id, doctor2.address)
+    assert grant is not None and grant.purposes == (PurposeOfUse.OPERATIONS,)
+    record = get_record(state, record_id)
+    assert record is not None
+    changed = [e for e in audit_trail(state, record) if e.action is AuditAction.TERMS_CHANGED]
+    assert [e.subject for e in changed] == [doctor2.address]
+
+
+def test_only_the_owner_sets_terms_and_only_for_a_reader(
+    world: World, doctor: AccountKeys, doctor2: AccountKeys, patient: AccountKeys
+) -> None:
+    record_id = _create(world, doctor, patient, doctor.address)
+    by_reader = SetTermsArgs(record_id, doctor.address, (), 0)
+    world.refused(doctor, "records.set_terms", by_reader, "not_owner")
+    stranger = SetTermsArgs(record_id, doctor2.address, (), 0)
+    assert "is not a reader" in world.refused(
+        patient, "records.set_terms", stranger, "not_authorised"
+    )

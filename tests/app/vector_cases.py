@@ -18,8 +18,10 @@ from medchain.app import (
     AnonSubmitArgs,
     AnswerArgs,
     ApproveArgs,
+    ApproveRecoveryArgs,
     AttestArgs,
     Bundle,
+    ClearRecoveryPolicyArgs,
     CloseScopeArgs,
     CommitBatchArgs,
     CreateRecordArgs,
@@ -31,6 +33,7 @@ from medchain.app import (
     EmergencyPolicyArgs,
     EmergencyWrapArgs,
     EraseArgs,
+    GrantConsentArgs,
     IndexArgs,
     IndexEntry,
     IssueArgs,
@@ -44,20 +47,27 @@ from medchain.app import (
     ProposeArgs,
     ProxyRelation,
     ProxyScope,
+    PurposeOfUse,
+    RecoveryRequestArgs,
     RegisterArgs,
     RegisterDeviceArgs,
     RegisterGatewayArgs,
     RelabelArgs,
     RemoveProxyArgs,
     ReportArgs,
+    RequestRecoveryArgs,
     ResearchGrantArgs,
     ResearchRevokeArgs,
+    RevokeConsentArgs,
     RevokeGatewayArgs,
     RewrapArgs,
     Role,
     RotateArgs,
     SealedShare,
+    SetRecoveryPolicyArgs,
     SetStateArgs,
+    SetTermsArgs,
+    ShareRef,
     TransferArgs,
     UnwarrantArgs,
     UpdateProfileArgs,
@@ -67,6 +77,7 @@ from medchain.app import (
     WarrantArgs,
     WrapRecordArgs,
     new_record_id,
+    new_recovery_id,
     new_request_id,
     registration_message,
     rotation_message,
@@ -393,6 +404,72 @@ def _(w: World) -> Tx:
         patient.address, "Observation", cid, digest, fake_wraps(patient.address)
     )
     return w.tx(doctor, "records.create", args)
+
+
+@case("records.set_terms", "ok")
+def _(w: World) -> Tx:
+    patient, _, record_id = record(w)
+    reader = member(w, "second doctor", Role.DOCTOR)
+    w.ok(patient, "records.warrant", WarrantArgs(record_id, reader.address, wrap()))
+    terms = SetTermsArgs(record_id, reader.address, (PurposeOfUse.PAYMENT,), T0)
+    return w.tx(patient, "records.set_terms", terms)
+
+
+@case("records.set_terms", "not_a_reader", "not_authorised")
+def _(w: World) -> Tx:
+    patient, _, record_id = record(w)
+    stranger = member(w, "second doctor", Role.DOCTOR)
+    terms = SetTermsArgs(record_id, stranger.address, (), 0)
+    return w.tx(patient, "records.set_terms", terms)
+
+
+# -- standing consents -----------------------------------------------------------------
+
+
+def gp_consent(w: World) -> tuple[AccountKeys, AccountKeys]:
+    """A patient and the GP their standing consent lets read every Observation."""
+    patient, gp = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
+    args = GrantConsentArgs(patient.address, gp.address, ("Observation",))
+    w.ok(patient, "consents.grant", args)
+    return patient, gp
+
+
+@case("consents.grant", "ok")
+def _(w: World) -> Tx:
+    patient, gp = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
+    args = GrantConsentArgs(
+        patient.address, gp.address, ("Condition", "Observation"), expires_ms=T0
+    )
+    return w.tx(patient, "consents.grant", args)
+
+
+@case("consents.grant", "by_a_stranger", "not_a_proxy")
+def _(w: World) -> Tx:
+    patient, gp = member(w, "patient", Role.PATIENT), member(w, "doctor", Role.DOCTOR)
+    return w.tx(gp, "consents.grant", GrantConsentArgs(patient.address, gp.address))
+
+
+@case("consents.revoke", "ok")
+def _(w: World) -> Tx:
+    patient, _ = gp_consent(w)
+    return w.tx(patient, "consents.revoke", RevokeConsentArgs(1))
+
+
+@case("consents.revoke", "by_its_reader", "not_a_proxy")
+def _(w: World) -> Tx:
+    _, gp = gp_consent(w)
+    return w.tx(gp, "consents.revoke", RevokeConsentArgs(1))
+
+
+@case("records.create", "leaves_out_a_consent_reader", "reader_required")
+def _(w: World) -> Tx:
+    patient, _ = gp_consent(w)
+    nurse = member(w, "nurse", Role.DOCTOR)
+    cid, digest = fake_blob(b"record v1")
+    args = CreateRecordArgs(
+        patient.address, "Observation", cid, digest, fake_wraps(patient.address, nurse.address)
+    )
+    return w.tx(nurse, "records.create", args)
 
 
 # -- proxies ---------------------------------------------------------------------------
@@ -1114,3 +1191,127 @@ def _(w: World) -> Tx:
 def _(w: World) -> Tx:
     _patient, doctor, record_id = record(w)
     return w.tx(doctor, "records.rewrap", RewrapArgs(record_id, wrap()))
+
+
+# -- key recovery ----------------------------------------------------------------------
+
+DAY_MS = 24 * 3_600_000
+
+
+def guarded(w: World) -> tuple[AccountKeys, list[AccountKeys]]:
+    """A patient whose recovery policy names three guardians, two to approve."""
+    patient = member(w, "patient", Role.PATIENT)
+    guardians = sorted(
+        (member(w, f"guardian {i}", Role.PATIENT) for i in range(3)), key=lambda k: k.address
+    )
+    w.ok(patient, "recovery.set_policy", recovery_policy(guardians))
+    return patient, guardians
+
+
+def recovery_policy(guardians: list[AccountKeys]) -> SetRecoveryPolicyArgs:
+    shares = tuple(ShareRef(g.address, *fake_blob(b"share " + g.address)) for g in guardians)
+    return SetRecoveryPolicyArgs(
+        tuple(g.address for g in guardians), 2, DAY_MS, *fake_blob(b"kit"), shares
+    )
+
+
+def recovery_requested(w: World) -> tuple[AccountKeys, list[AccountKeys], AccountKeys, bytes]:
+    patient, guardians = guarded(w)
+    new = keys("patient recovered key")
+    args = rotation_to(patient.address, new)
+    w.ok(new, "recovery.request", RequestRecoveryArgs(patient.address, *dataclasses.astuple(args)))
+    return patient, guardians, new, new_recovery_id(new.address, 0)
+
+
+def recovery_approval(request_id: bytes, guardian: AccountKeys) -> ApproveRecoveryArgs:
+    return ApproveRecoveryArgs(request_id, *fake_blob(b"resealed " + guardian.address))
+
+
+@case("recovery.set_policy", "ok")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    guardians = sorted(
+        (member(w, f"guardian {i}", Role.PATIENT) for i in range(3)), key=lambda k: k.address
+    )
+    return w.tx(patient, "recovery.set_policy", recovery_policy(guardians))
+
+
+@case("recovery.set_policy", "own_guardian", "invalid_argument")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    other = member(w, "guardian 0", Role.PATIENT)
+    both = sorted((patient, other), key=lambda k: k.address)
+    return w.tx(patient, "recovery.set_policy", recovery_policy(both))
+
+
+@case("recovery.clear_policy", "ok")
+def _(w: World) -> Tx:
+    patient, _guardians = guarded(w)
+    return w.tx(patient, "recovery.clear_policy", ClearRecoveryPolicyArgs())
+
+
+@case("recovery.clear_policy", "no_policy", "recovery_error")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    return w.tx(patient, "recovery.clear_policy", ClearRecoveryPolicyArgs())
+
+
+@case("recovery.request", "ok")
+def _(w: World) -> Tx:
+    patient, _guardians = guarded(w)
+    new = keys("patient recovered key")
+    args = rotation_to(patient.address, new)
+    return w.tx(
+        new, "recovery.request", RequestRecoveryArgs(patient.address, *dataclasses.astuple(args))
+    )
+
+
+@case("recovery.request", "no_policy", "recovery_error")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    new = keys("patient recovered key")
+    args = rotation_to(patient.address, new)
+    return w.tx(
+        new, "recovery.request", RequestRecoveryArgs(patient.address, *dataclasses.astuple(args))
+    )
+
+
+@case("recovery.approve", "ok")
+def _(w: World) -> Tx:
+    _patient, guardians, _new, request_id = recovery_requested(w)
+    return w.tx(guardians[0], "recovery.approve", recovery_approval(request_id, guardians[0]))
+
+
+@case("recovery.approve", "not_a_guardian", "recovery_error")
+def _(w: World) -> Tx:
+    patient, _guardians, _new, request_id = recovery_requested(w)
+    return w.tx(patient, "recovery.approve", recovery_approval(request_id, patient))
+
+
+@case("recovery.cancel", "ok")
+def _(w: World) -> Tx:
+    patient, _guardians, _new, request_id = recovery_requested(w)
+    return w.tx(patient, "recovery.cancel", RecoveryRequestArgs(request_id))
+
+
+@case("recovery.cancel", "by_the_new_key", "recovery_error")
+def _(w: World) -> Tx:
+    _patient, _guardians, new, request_id = recovery_requested(w)
+    return w.tx(new, "recovery.cancel", RecoveryRequestArgs(request_id))
+
+
+@case("recovery.complete", "ok")
+def _(w: World) -> Tx:
+    _patient, guardians, new, request_id = recovery_requested(w)
+    for guardian in guardians[:2]:
+        w.ok(guardian, "recovery.approve", recovery_approval(request_id, guardian))
+    w.height += DAY_MS  # block time is 1 000 + height in the test world: a day later
+    return w.tx(new, "recovery.complete", RecoveryRequestArgs(request_id))
+
+
+@case("recovery.complete", "too_soon", "recovery_not_ready")
+def _(w: World) -> Tx:
+    _patient, guardians, new, request_id = recovery_requested(w)
+    for guardian in guardians[:2]:
+        w.ok(guardian, "recovery.approve", recovery_approval(request_id, guardian))
+    return w.tx(new, "recovery.complete", RecoveryRequestArgs(request_id))

@@ -287,6 +287,9 @@ VALID: dict[str, Valid] = {
     "types": lambda w, case: "Condition",
     "request_id": lambda w, case: "ab" * 16,
     "emergency serve:key": lambda w, case: str(w.keys["patient"]),  # not an organisation's
+    # key recovery
+    "account": lambda w, case: w.addresses["patient"],
+    "delay": lambda w, case: "24h",
 }
 
 

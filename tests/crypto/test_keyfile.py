@@ -333,7 +333,7 @@ def _del_secret(key: str) -> Edit:
 PLAIN_DAMAGE: list[tuple[str, Edit, str]] = [
     ("wrong kind", _set("kind", "ethereum-keystore"), 'its kind is "ethereum-keystore"'),
     ("no kind", _del("kind"), "its kind is missing"),
-    ("future version", _set("version", 2), "version 2 key file; .* upgrade medchain"),
+    ("future version", _set("version", 3), "version 3 key file; .* upgrade medchain"),
     ("version as text", _set("version", "1"), 'version "1" key file'),
     ("version as bool", _set("version", True), "version true key file"),
     ("no address", _del("address"), "no 'address' field"),
@@ -448,3 +448,77 @@ def test_damaged_sealed_files_are_refused(sealed_file: Path, edit: Edit, reason:
         load_keys(sealed_file, PASSPHRASE)
     assert str(sealed_file) in str(caught.value)
     assert_no_secret(caught.value)
+
+
+# --- version 2: rotated keys -------------------------------------------------------
+
+ROTATED = AccountKeys(
+    OTHER.signing_seed,
+    OTHER.encryption_secret,
+    KEYS.address,
+    (os.urandom(32), KEYS.encryption_secret),
+)
+"""Keys that replaced KEYS's: they sign for KEYS's account and keep its secrets."""
+
+
+def test_rotated_keys_round_trip_in_a_version_2_file(tmp_path: Path) -> None:
+    path = tmp_path / "rotated.key"
+    save_keys(path, ROTATED)
+    document = read(path)
+    assert document["version"] == 2
+    assert document["address"] == document["account"] == KEYS.address_text
+    loaded = load_keys(path)
+    assert loaded == ROTATED
+    assert loaded.address == KEYS.address and loaded.key_address == OTHER.address
+
+
+def test_rotated_keys_round_trip_sealed(tmp_path: Path) -> None:
+    path = tmp_path / "rotated.key"
+    save_keys(path, ROTATED, PASSPHRASE)
+    document = read(path)
+    assert "secret" not in document and document["version"] == 2
+    assert load_keys(path, PASSPHRASE) == ROTATED
+
+
+def test_keys_without_an_account_of_their_own_still_write_version_1(plain_file: Path) -> None:
+    assert read(plain_file)["version"] == 1
+    assert "account" not in read(plain_file)
+
+
+def test_a_version_1_file_cannot_smuggle_retired_secrets(tmp_path: Path) -> None:
+    path = tmp_path / "rotated.key"
+    save_keys(
+        path,
+        AccountKeys(KEYS.signing_seed, KEYS.encryption_secret, b"", (b"\x05" * 32,)),
+        PASSPHRASE,
+    )
+    document = read(path)
+    document["version"] = 1
+    write(path, document)
+    with pytest.raises(KeyFileError, match="ciphertext"):
+        load_keys(path, PASSPHRASE)
+
+
+ROTATED_DAMAGE: list[tuple[str, Edit, str]] = [
+    ("account not an address", _set("account", "mc1notanaddress"), "'account' is not"),
+    ("account not text", _set("account", 5), "'account' is not"),
+    ("account of other keys", _set("account", OTHER.address_text), "inconsistent"),
+    (
+        "retired secret too short",
+        _set_secret("retired_encryption_secrets", ["00"]),
+        "'secret.retired_encryption_secrets' is not",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"), [c[1:] for c in ROTATED_DAMAGE], ids=[c[0] for c in ROTATED_DAMAGE]
+)
+def test_damaged_version_2_files_are_refused(tmp_path: Path, edit: Edit, reason: str) -> None:
+    path = tmp_path / "rotated.key"
+    save_keys(path, ROTATED)
+    document = read(path)
+    edit(document)
+    write(path, document)
+    with pytest.raises(KeyFileError, match=reason):
+        load_keys(path)

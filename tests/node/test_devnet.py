@@ -14,12 +14,14 @@ from pathlib import Path
 import pytest
 
 from medchain.node import (
+    DEVELOPMENT_RECOVERY_DELAY_MS,
     PID_FILE,
     Devnet,
     DevnetError,
     NetNode,
     changed_params,
     create_devnet,
+    development_params,
     given_nodes,
     local_devnet,
     open_devnet,
@@ -106,3 +108,12 @@ def test_stop_node_kills_one_that_ignores_sigterm_and_drops_its_pid_file(
     assert stop_node(tmp_path, timeout_s=0.5)
     assert stand_in.wait(STOP_S) == -signal.SIGKILL
     assert not (tmp_path / PID_FILE).exists()
+
+
+def test_a_development_chain_waits_seconds_for_a_recovery_unless_told_otherwise() -> None:
+    assert ChainParams().recovery_min_delay_ms == 24 * 3_600_000
+    assert development_params(ChainParams()).recovery_min_delay_ms == (
+        DEVELOPMENT_RECOVERY_DELAY_MS
+    )
+    chosen = ChainParams(recovery_min_delay_ms=3_600_000)
+    assert development_params(chosen) == chosen

@@ -49,6 +49,8 @@ def _commit_next(app: LedgerApp) -> None:
         ("research.grant", True),
         ("devices.register", True),
         ("devices.commit_batch", False),
+        ("recovery.complete", True),
+        ("keys.rotate", True),
         ("registry.register", True),
         ("anon.open_scope", True),
         ("anon.submit", False),
