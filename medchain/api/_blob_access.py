@@ -19,7 +19,8 @@ from medchain.node import DisclosureKind
 _NAME_IT = (
     "name what the blob belongs to in the query: ?record=ID&version=N (a record's "
     "version), ?institution=ADDR&record=ID (a research copy), ?batch=ID&patient=ADDR "
-    "(a bundle of vitals) or ?scope=NAME&index=N (an anonymous contribution); "
+    "(a bundle of vitals), ?scope=NAME&index=N (an anonymous contribution), "
+    "?recovery=ADDR (a recovery kit or share) or ?recovery_request=ID (a re-sealed share); "
     "medchain.client.HttpChain does for blobs it learnt of from the chain"
 )
 
@@ -35,6 +36,8 @@ class BlobOwner:
     patient: str | None = None
     scope: str | None = None
     index: int | None = None
+    recovery: str | None = None
+    recovery_request: str | None = None
 
 
 def _not_there(cid: str, what: str) -> ApiError:
@@ -55,6 +58,8 @@ def authorise_blob(service: NodeService, reader: Reader, cid: str, owner: BlobOw
         _bundle(service, reader, cid, owner.batch, owner.patient)
     elif owner.scope is not None and owner.index is not None:
         _contribution(service, reader, cid, owner.scope, owner.index)
+    elif owner.recovery is not None or owner.recovery_request is not None:
+        _recovery(service, reader, cid, owner.recovery, owner.recovery_request)
     else:
         raise ApiError(400, "blob_owner_required", f"a node serves a blob to a reader: {_NAME_IT}")
 
@@ -98,3 +103,25 @@ def _contribution(service: NodeService, reader: Reader, cid: str, name: str, ind
     access = allowed(lambda: contracts.anon_access(scope, reader.account))
     detail = f"{cid} (anonymous contribution {index} to {name})"
     disclose(service, reader, access, DisclosureKind.RESEARCH_COPY, b"", detail=detail)
+
+
+def _recovery(
+    service: NodeService, reader: Reader, cid: str, who: str | None, request_text: str | None
+) -> None:
+    chain = service.chain
+    request = None
+    if request_text is not None:
+        request_id = parse.hex_bytes(request_text, "a recovery id", contracts.RECOVERY_ID_SIZE)
+        request = chain.recovery_request(request_id)
+        named = () if request is None else tuple(a.cid for a in request.approvals)
+        patient = b"" if request is None else request.patient
+        policy = None
+    else:
+        assert who is not None
+        patient = parse.address(who, "recovery")
+        policy = chain.recovery_policy(patient)
+        named = () if policy is None else (policy.kit_cid, *(s.cid for s in policy.shares))
+    if cid not in named:
+        raise _not_there(cid, "the recovery named")
+    access = allowed(lambda: contracts.recovery_access(policy, request, patient, reader.account))
+    disclose(service, reader, access, DisclosureKind.WRAPS, patient, detail=f"{cid} (recovery)")

@@ -148,13 +148,17 @@ async def get_blob(
     patient: Annotated[str | None, Query(description="The patient of a batch's bundle.")] = None,
     scope: Annotated[str | None, Query(description="An anonymous scope (with index).")] = None,
     index: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+    recovery: Annotated[str | None, Query(description="The patient of a recovery kit.")] = None,
+    recovery_request: Annotated[str | None, Query(description="A recovery request id.")] = None,
 ) -> Response:
     """The bytes named by `cid`, checked against it before they are sent, to a signed
     reader who may read what the query says the blob belongs to: a record's version
     (`record`, `version`), a research copy (`institution`, `record`), a patient's bundle
     of vitals (`batch`, `patient`) or an anonymous contribution (`scope`, `index`)."""
     parse_cid(cid)
-    owner = BlobOwner(record, version, institution, batch, patient, scope, index)
+    owner = BlobOwner(
+        record, version, institution, batch, patient, scope, index, recovery, recovery_request
+    )
     authorise_blob(service, reader, cid, owner)
     return blob_response(cid, await read_blob(service.blobs, cid))
 

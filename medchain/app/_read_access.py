@@ -23,6 +23,7 @@ from medchain.app._grants import grant_in_force, reader_grant
 from medchain.app._proxies import ProxyScope, get_proxy
 from medchain.app._purposes import PurposeOfUse
 from medchain.app._records import Record, get_record
+from medchain.app._recovery_log import RecoveryPolicy, RecoveryRequest
 from medchain.app._registry import get_identity
 from medchain.app._state import State, load
 from medchain.crypto import format_address
@@ -196,4 +197,22 @@ def anon_access(scope: AnonScope, reader: bytes) -> ReadAccess:
     raise ReadNotAllowed(
         f"{format_address(reader)} may not read the contributions to {scope.name!r}: they "
         f"are for {format_address(scope.recipient)}, the institution that opened the scope"
+    )
+
+
+def recovery_access(
+    policy: RecoveryPolicy | None, request: RecoveryRequest | None, patient: bytes, reader: bytes
+) -> ReadAccess:
+    """May `reader` fetch `patient`'s sealed recovery material (the kit, the guardians'
+    shares, a request's re-sealed shares): the patient (a completed recovery's new key
+    signs for them), or a guardian of the policy or one who approved the request."""
+    if reader == patient:
+        return ReadAccess("owner")
+    guardians = () if policy is None else policy.guardians
+    approvers = () if request is None else tuple(a.guardian for a in request.approvals)
+    if reader in guardians or reader in approvers:
+        return ReadAccess("proxy", patient)
+    raise ReadNotAllowed(
+        f"{format_address(reader)} may not fetch the recovery material of "
+        f"{format_address(patient)}: it is for the patient and their recovery guardians"
     )

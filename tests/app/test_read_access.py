@@ -19,6 +19,7 @@ from medchain.app import (
     Role,
     put_reader_grant,
     record_access,
+    recovery_access,
     research_access,
     search_access,
     vitals_access,
@@ -27,6 +28,12 @@ from medchain.app._devices import _store_address_set, _vitals_readers_key
 from medchain.app._emergency_log import EmergencyRequest, SnapshotItem, record_request
 from medchain.app._proxies import Proxy, ProxyRelation, ProxyScope, _store
 from medchain.app._records import _record_key
+from medchain.app._recovery_log import (
+    RecoveryApproval,
+    RecoveryPolicy,
+    RecoveryRequest,
+    RecoveryStatus,
+)
 from medchain.app._registry import identity_key, subjoin_record
 from medchain.app._state import State, save
 
@@ -166,3 +173,16 @@ def test_search_is_for_the_owner_read_proxies_and_registered_capability_holders(
     _proxy(state, (ProxyScope.READ,))
     access = search_access(state, PATIENT, PROXY, TREAT, NOW)
     assert (access.basis, access.on_behalf) == ("proxy", PATIENT)
+
+
+def test_recovery_material_is_for_the_patient_and_their_guardians() -> None:
+    policy = RecoveryPolicy(PATIENT, (PROXY, READER), 2, 0, "kit", b"h" * 32, (), 1)
+    approval = RecoveryApproval(CLINICIAN, "share", b"h" * 32, 3)
+    request = RecoveryRequest(
+        b"r" * 16, PATIENT, b"", b"", b"", 2, 0, (approval,), 0, RecoveryStatus.OPEN, 0
+    )
+    assert recovery_access(policy, None, PATIENT, PATIENT).basis == "owner"
+    assert recovery_access(policy, None, PATIENT, READER).basis == "proxy"
+    assert recovery_access(None, request, PATIENT, CLINICIAN).on_behalf == PATIENT
+    with pytest.raises(ReadNotAllowed, match="recovery guardians"):
+        recovery_access(policy, request, PATIENT, STRANGER)
