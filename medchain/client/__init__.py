@@ -8,7 +8,7 @@ from medchain.client._anon import (
     contributions,
     open_scope,
 )
-from medchain.client._backend import ChainBackend
+from medchain.client._backend import ChainBackend, SignsReads, reads_signed_by
 from medchain.client._consent_fhir import (
     ACCOUNT_SYSTEM,
     ORGANISATION_SYSTEM,
@@ -51,6 +51,7 @@ from medchain.client._http import (
     NodeError,
     NodeUnreachable,
     NotCommitted,
+    ReadRefused,
     TxStatus,
     UploadNotSigned,
     is_http_url,
@@ -77,6 +78,7 @@ from medchain.client._proxies import (
     proxies_of,
     remove_proxy,
 )
+from medchain.client._read_signing import ReadAuth
 from medchain.client._recovery import (
     DEFAULT_RECOVERY_DELAY_MS,
     RecoveryActions,
@@ -144,6 +146,8 @@ __all__ = [
     "OpenedRecord",
     "OrganisationActions",
     "ProxyChange",
+    "ReadAuth",
+    "ReadRefused",
     "RecordNotIndexed",
     "RecoveryActions",
     "RecoveryChain",
@@ -154,6 +158,7 @@ __all__ = [
     "SearchCapability",
     "SearchResult",
     "SearchStateError",
+    "SignsReads",
     "SkippedRecord",
     "TxStatus",
     "UnknownBatch",
@@ -195,6 +200,7 @@ __all__ = [
     "proxies_of",
     "read_emergency_set",
     "read_label",
+    "reads_signed_by",
     "refuse_erased",
     "remove_proxy",
     "resource_codes",

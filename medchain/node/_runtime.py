@@ -57,6 +57,7 @@ from medchain.node._config import (
     NodeConfig,
     read_config,
 )
+from medchain.node._disclosure import DisclosureLog, MemoryDisclosureLog
 from medchain.node._disk_reserve import hold_disk_reserve, release_disk_reserve
 from medchain.node._erasures import ERASED_FILE, ErasedBlobs, ErasureGuard
 from medchain.node._genesis_file import genesis_hash, read_genesis
@@ -198,6 +199,8 @@ class Node:
         self._init_loop_state()
         self.anchoring = self._build_anchoring()
         self._anchoring_task: asyncio.Task[None] | None = None
+        self.disclosures: DisclosureLog = MemoryDisclosureLog()
+        """Where the API logs each authenticated read it serves."""
 
     def _open_ledger(self) -> ChainStore:
         """The chain store, the contracts over it, the consensus WAL and the engine."""
