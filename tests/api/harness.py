@@ -285,7 +285,7 @@ class FakeNode:
         if len(self.pending) >= self.max_pending:
             raise PendingFull(f"{len(self.pending)} transactions are pending; retry shortly")
         self.local.ledger.check_tx(tx)
-        preflight(self.local.ledger, self.local.latest_block().header, tx)
+        preflight(self.local.ledger, self.local.latest_block().header, tx, wall_clock_ms())
         self.pending[identity] = tx
         if self.auto_commit:
             self.commit()
