@@ -49,6 +49,16 @@ to do), 503 with Retry-After when the mempool is full, 500 only for a bug in the
 A client whose transactions made the node verify more signatures than its budget
 allows without being admitted (forgeries) is answered 429 with Retry-After.
 
+The routes that serve sealed data (a record version's wraps and ciphertext, blobs,
+research copies, search, vitals, break-glass answers) answer only a signed read:
+header `Authorization: Medchain-Read key=<hex>, time=<ms>, purpose=<code>, sig=<hex>`
+(medchain.crypto.sign_read_request; within 60 s of the node's clock), 401 without one
+or for a bad one, 403 for a signer who may not read it (the message says what they
+lack), 410 for an erased record. Each read served is logged as a disclosure. A blob
+is served with the query naming what holds it (`?record=&version=`,
+`?institution=&record=`, `?batch=&patient=`, `?scope=&index=`). docs/PRIVACY.md,
+"Authenticated reads", says who may read what.
+
 A call that checks who may act (organisations, credentials, proxies, break-glass,
 registration, records, research, devices, opening an anonymous scope) is run against
 the latest committed state when it is submitted with its sender's next nonce: one

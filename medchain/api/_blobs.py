@@ -1,5 +1,6 @@
-"""The blob store over HTTP: encrypted record bodies by CID. Anyone may read a body
-(it is sealed to its readers); only an edge gateway signing with its registered key
+"""The blob store over HTTP: encrypted record bodies by CID. A body is served only to
+a signed read by someone who may read what it belongs to (`_blob_access`); HEAD only
+says whether the node holds it. Only an edge gateway signing with its registered key
 may store bodies here, in bulk, ahead of the batch transaction naming them (a
 record's body is stored with its transaction: POST /v1/records). Blob I/O runs in a
 worker thread (hashing and fsync of up to the size limit must not stall the loop).
@@ -11,11 +12,13 @@ import time
 from typing import Annotated
 
 import anyio.to_thread
-from fastapi import APIRouter, Header, Path, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 
+from medchain.api._blob_access import BlobOwner, authorise_blob
 from medchain.api._deps import MaxBlobBytes, Service
 from medchain.api._errors import ApiError
-from medchain.api._models import BlobsStoredModel, ErrorBody
+from medchain.api._models import MAX_VERSION_NUMBER, BlobsStoredModel, ErrorBody
+from medchain.api._reads import READ_RESPONSES, SignedRead
 from medchain.api._service import FetchingBlobStore, NodeService
 from medchain.crypto import (
     PUBLIC_KEY_SIZE,
@@ -42,7 +45,8 @@ from medchain.types import (
 
 OCTETS = "application/octet-stream"
 CidPath = Annotated[str, Path(description="CIDv1, raw, sha2-256, base32 (bafkrei...).")]
-_IMMUTABLE = "public, max-age=31536000, immutable"
+_IMMUTABLE = "private, max-age=31536000, immutable"
+"""Private: served to one signed reader, never from a shared cache."""
 
 DEFAULT_MAX_BLOB_BATCH_BYTES = 16 * 1024 * 1024
 """Largest POST /v1/blobs/batch body, the blobs and their encoding together (a single
@@ -124,14 +128,42 @@ async def put_blobs(
 
 @router.get(
     "/{cid}",
-    summary="Fetch a blob",
+    summary="Fetch a blob (signed read)",
     response_class=Response,
-    responses={200: {"content": {OCTETS: {}}, "description": "The blob's bytes."}},
+    responses={
+        200: {"content": {OCTETS: {}}, "description": "The blob's bytes."},
+        **READ_RESPONSES,
+    },
 )
-async def get_blob(cid: CidPath, service: Service) -> Response:
-    """The bytes named by `cid`, checked against it before they are sent."""
+async def get_blob(
+    cid: CidPath,
+    service: Service,
+    reader: SignedRead,
+    record: Annotated[
+        str | None, Query(description="A record id (with version or institution).")
+    ] = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_VERSION_NUMBER)] = None,
+    institution: Annotated[str | None, Query(description="A research copy's institution.")] = None,
+    batch: Annotated[str | None, Query(description="A batch id (with patient).")] = None,
+    patient: Annotated[str | None, Query(description="The patient of a batch's bundle.")] = None,
+    scope: Annotated[str | None, Query(description="An anonymous scope (with index).")] = None,
+    index: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+    recovery: Annotated[str | None, Query(description="The patient of a recovery kit.")] = None,
+    recovery_request: Annotated[str | None, Query(description="A recovery request id.")] = None,
+) -> Response:
+    """The bytes named by `cid`, checked against it before they are sent, to a signed
+    reader who may read what the query says the blob belongs to: a record's version
+    (`record`, `version`), a research copy (`institution`, `record`), a patient's bundle
+    of vitals (`batch`, `patient`) or an anonymous contribution (`scope`, `index`)."""
     parse_cid(cid)
-    data = await _read(service.blobs, cid)
+    owner = BlobOwner(
+        record, version, institution, batch, patient, scope, index, recovery, recovery_request
+    )
+    authorise_blob(service, reader, cid, owner)
+    return blob_response(cid, await read_blob(service.blobs, cid))
+
+
+def blob_response(cid: str, data: bytes) -> Response:
     return Response(
         data, media_type=OCTETS, headers={"ETag": f'"{cid}"', "Cache-Control": _IMMUTABLE}
     )
@@ -270,7 +302,7 @@ def _batch(data: bytes, max_blob_bytes: int) -> tuple[bytes, ...]:
     return blobs
 
 
-async def _read(blobs: BlobStore, cid: str) -> bytes:
+async def read_blob(blobs: BlobStore, cid: str) -> bytes:
     if isinstance(blobs, FetchingBlobStore):
         return await blobs.fetch(cid)
     return await anyio.to_thread.run_sync(blobs.get, cid)

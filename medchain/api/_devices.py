@@ -12,11 +12,12 @@ from pydantic import BaseModel, Field
 
 from medchain import app as contracts
 from medchain.api import _parse as parse
-from medchain.api._deps import Chain
+from medchain.api._deps import Chain, Service
 from medchain.api._errors import ApiError
 from medchain.api._lookups import on_chain, registered_patient
 from medchain.api._models import Address, Encoded, FromChain, Hex, Name, address_of
-from medchain.node import ChainQueries
+from medchain.api._reads import READ_RESPONSES, SignedRead, allowed, disclose
+from medchain.node import ChainQueries, DisclosureKind
 from medchain.types import DecodeError
 
 AddressPath = Annotated[str, Path(description="Account address, bech32 (mc1...).")]
@@ -354,7 +355,11 @@ async def guardians(address: AddressPath, chain: Chain) -> GuardiansModel:
     return GuardiansModel.model_validate({"patient": raw, "guardians": chain.guardians_of(raw)})
 
 
-@router.get("/patients/{address}/vitals", summary="A patient's readings over a time range")
+@router.get(
+    "/patients/{address}/vitals",
+    summary="A patient's readings over a time range (signed read)",
+    responses=READ_RESPONSES,
+)
 async def vitals(
     address: AddressPath,
     from_ms: Annotated[
@@ -374,17 +379,24 @@ async def vitals(
             f"{contracts.MAX_VITALS_QUERY_DAYS} UTC days after the start.",
         ),
     ],
-    chain: Chain,
+    service: Service,
+    reader: SignedRead,
     device: Annotated[
         str | None, Query(description="Only bundles holding this device's readings.")
     ] = None,
 ) -> VitalsModel:
     """The patient's bundles of device readings (one per batch and UTC day) that
-    overlap the range. The readings are encrypted: a reader opens each bundle's blob
+    overlap the range, to the patient, their vitals readers, guardians and read
+    proxies. The readings are encrypted: a reader opens each bundle's blob
     (`medchain reading list`)."""
+    chain = service.chain
     raw = registered_patient(chain, address)
     device_raw = None if device is None else parse.address(device, "device")
+    state = chain.ledger.state
+    access = allowed(lambda: contracts.vitals_access(state, raw, reader.account, reader.now_ms))
     entries = chain.vitals(raw, from_ms, to_ms, device_raw)  # 400 for a bad range
+    detail = f"{from_ms}..{to_ms}" + ("" if device is None else f" device {device}")
+    disclose(service, reader, access, DisclosureKind.VITALS, raw, detail=detail)
     return VitalsModel.model_validate(
         {
             "patient": raw,

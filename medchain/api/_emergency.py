@@ -12,11 +12,12 @@ from pydantic import BaseModel, Field
 
 from medchain import app as contracts
 from medchain.api import _parse as parse
-from medchain.api._deps import Chain
+from medchain.api._deps import Chain, Service
 from medchain.api._lookups import on_chain, registered_patient
 from medchain.api._models import Address, Encoded, FromChain, Hex
 from medchain.api._orgs import OrgIdPath, _organisation
-from medchain.node import ChainQueries
+from medchain.api._reads import READ_RESPONSES, SignedRead, allowed, disclose
+from medchain.node import ChainQueries, DisclosureKind
 
 AddressPath = Annotated[str, Path(description="The patient's address, bech32 (mc1...).")]
 RequestIdPath = Annotated[
@@ -160,10 +161,26 @@ async def emergency_request(request_id: RequestIdPath, chain: Chain) -> Emergenc
     return EmergencyRequestModel.of(_request(chain, request_id))
 
 
-@router.get("/emergency/requests/{request_id}/answers", summary="The answers to a request")
-async def emergency_answers(request_id: RequestIdPath, chain: Chain) -> EmergencyAnswersModel:
-    found = _request(chain, request_id)
-    answers = [EmergencyAnswerModel.of(a) for a in chain.emergency_answers(found.request_id)]
+@router.get(
+    "/emergency/requests/{request_id}/answers",
+    summary="The answers to a request (signed read)",
+    responses=READ_RESPONSES,
+)
+async def emergency_answers(
+    request_id: RequestIdPath, service: Service, reader: SignedRead
+) -> EmergencyAnswersModel:
+    """The organisations' sealed answers, to the clinician who opened the request, the
+    patient and their read proxy."""
+    found = _request(service.chain, request_id)
+    state = service.chain.ledger.state
+    access = allowed(
+        lambda: contracts.emergency_answers_access(state, found, reader.account, reader.now_ms)
+    )
+    answers = [
+        EmergencyAnswerModel.of(a) for a in service.chain.emergency_answers(found.request_id)
+    ]
+    detail = f"answers to emergency request {found.request_id.hex()}"
+    disclose(service, reader, access, DisclosureKind.WRAPS, found.patient, detail=detail)
     return EmergencyAnswersModel.model_validate(
         {"request_id": found.request_id, "answers": answers}
     )

@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 
 import prometheus_client
 
-from medchain.node import AnchoringStatus, Bodies, ChainQueries, NodeStatus
+from medchain.node import AnchoringStatus, Bodies, ChainQueries, DisclosureLog, NodeStatus
 from medchain.offchain import BlobStore
 from medchain.types import Genesis, MedchainError, Receipt, Tx
 
@@ -46,6 +46,12 @@ class NodeService(Protocol):
     @property
     def bodies(self) -> Bodies:
         """Authenticated uploads into the node's own store, their quota and collector."""
+        ...
+
+    @property
+    def disclosures(self) -> DisclosureLog:
+        """Where each authenticated read the API serves is logged (a read the log
+        refuses is not served)."""
         ...
 
     @property

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Response
 
 from medchain import app as contracts
 from medchain.api import _parse as parse
+from medchain.api._blobs import OCTETS, blob_response, read_blob
 from medchain.api._deps import Chain, Service
 from medchain.api._errors import ApiError
 from medchain.api._lookups import on_chain, registered_patient
@@ -39,15 +40,24 @@ from medchain.api._models import (
     block_model,
     genesis_model,
 )
+from medchain.api._reads import (
+    READ_RESPONSES,
+    SignedRead,
+    allowed,
+    disclose,
+    serve_record,
+    serve_research_copy,
+)
 from medchain.api._service import NodeService
 from medchain.app import Role
 from medchain.crypto import SearchToken, address_from_public_key
-from medchain.node import ChainQueries, LedgerApp
+from medchain.node import ChainQueries, DisclosureKind, LedgerApp
 from medchain.store import MAX_HEIGHT
 from medchain.types import DecodeError, decode
 
 AddressPath = Annotated[str, Path(description="Account address, bech32 (mc1...).")]
 RecordIdPath = Annotated[str, Path(description="Record id: 32 hex characters.")]
+VersionPath = Annotated[int, Path(ge=1, le=MAX_VERSION_NUMBER)]
 ScopePath = Annotated[str, Path(description="Scope name (URL-encoded).")]
 
 
@@ -160,20 +170,58 @@ async def record(record_id: RecordIdPath, chain: Chain) -> RecordModel:
     return RecordModel.of(found, grants=grants)
 
 
-@router.get("/records/{record_id}/versions/{number}", tags=["records"], summary="One version")
-async def record_version(
-    record_id: RecordIdPath,
-    number: Annotated[int, Path(ge=1, le=MAX_VERSION_NUMBER)],
-    chain: Chain,
-) -> RecordVersionModel:
+def _version(
+    chain: ChainQueries, record_id: str, number: int
+) -> tuple[contracts.Record, contracts.RecordVersion]:
     raw = parse.record_id(record_id)
-    count = _record(chain, raw).version_count
+    record = _record(chain, raw)
+    count = record.version_count
     version = on_chain(
         chain.record_version(raw, number) if number <= count else None,
         "unknown_version",
         f"record {raw.hex()} has versions 1 to {count}, not {number}",
     )
+    return record, version
+
+
+@router.get(
+    "/records/{record_id}/versions/{number}",
+    tags=["records"],
+    summary="One version and its key wraps (signed read)",
+    responses=READ_RESPONSES,
+)
+async def record_version(
+    record_id: RecordIdPath,
+    number: VersionPath,
+    service: Service,
+    reader: SignedRead,
+) -> RecordVersionModel:
+    """A version's CID, hash and key wraps, to its owner, a reader whose grant is in
+    force for the signed purpose, a read proxy of the owner, or a clinician whose open
+    emergency request covers the record."""
+    record, version = _version(service.chain, record_id, number)
+    serve_record(service, reader, record, DisclosureKind.WRAPS, number)
     return RecordVersionModel.of(version)
+
+
+@router.get(
+    "/records/{record_id}/versions/{number}/body",
+    tags=["records"],
+    summary="A version's ciphertext (signed read)",
+    response_class=Response,
+    responses={200: {"content": {OCTETS: {}}, "description": "The ciphertext."}, **READ_RESPONSES},
+)
+async def record_body(
+    record_id: RecordIdPath,
+    number: VersionPath,
+    service: Service,
+    reader: SignedRead,
+) -> Response:
+    """The version's ciphertext (checked against its CID), to whoever may read its
+    wraps."""
+    record, version = _version(service.chain, record_id, number)
+    serve_record(service, reader, record, DisclosureKind.BODY, number, version.cid)
+    return blob_response(version.cid, await read_blob(service.blobs, version.cid))
 
 
 @router.get("/records/{record_id}/audit", tags=["records"], summary="A record's audit trail")
@@ -190,10 +238,16 @@ async def patient_records(address: AddressPath, chain: Chain) -> PatientRecordsM
     return PatientRecordsModel.model_validate({"patient": raw, "record_ids": ids})
 
 
-@router.post("/search", tags=["records"], summary="Look up an encrypted keyword index")
-async def search(body: SearchBody, chain: Chain) -> SearchResultModel:
-    """The node sees label keys only: it returns the encrypted values stored
-    under them, which only the index owner (or a capability holder) can read."""
+@router.post(
+    "/search",
+    tags=["records"],
+    summary="Look up an encrypted keyword index (signed read)",
+    responses=READ_RESPONSES,
+)
+async def search(body: SearchBody, service: Service, reader: SignedRead) -> SearchResultModel:
+    """The node sees label keys only: it returns the encrypted values stored under
+    them, which only the index owner (or a capability holder) can read. Served to the
+    owner, their read proxy, or a reader of one of their records (for the purpose)."""
     owner = parse.address(body.owner, "owner")
     try:
         token = decode(SearchToken, parse.hex_bytes(body.token, "token"))
@@ -204,16 +258,38 @@ async def search(body: SearchBody, chain: Chain) -> SearchResultModel:
             f"the token is not a search token ({exc.message}); send the hex of the "
             "canonical encoding your client's search index built",
         ) from None
-    values = chain.search(owner, token)
+    state = service.chain.ledger.state
+    access = allowed(
+        lambda: contracts.search_access(state, owner, reader.account, reader.purpose, reader.now_ms)
+    )
+    values = service.chain.search(owner, token)
+    disclose(service, reader, access, DisclosureKind.SEARCH, owner)
     return SearchResultModel.model_validate({"owner": owner, "values": values})
 
 
-@router.get("/research/{institution}", tags=["research"], summary="What an institution may read")
-async def research(institution: AddressPath, chain: Chain) -> ResearchDataModel:
+@router.get(
+    "/research/{institution}",
+    tags=["research"],
+    summary="What an institution may read (signed read, by the institution)",
+    responses=READ_RESPONSES,
+)
+async def research(
+    institution: AddressPath, service: Service, reader: SignedRead
+) -> ResearchDataModel:
+    """The institution's research copies with their key wraps, to the institution
+    itself; each copy served is logged as a disclosure of its patient's record."""
     raw = parse.address(institution, "institution")
-    return ResearchDataModel.model_validate(
-        {"institution": raw, "entries": chain.research_data(raw)}
-    )
+    if reader.account != raw:
+        raise ApiError(
+            403,
+            contracts.ReadNotAllowed.code,
+            f"{address_of(reader.account)} may not read the research copies shared with "
+            f"{address_of(raw)}: only that institution reads them",
+        )
+    entries = service.chain.research_data(raw)
+    for entry in entries:
+        serve_research_copy(service, reader, entry)
+    return ResearchDataModel.model_validate({"institution": raw, "entries": entries})
 
 
 # -- anonymous scopes (names may hold '/', hence the path converters) --------------------

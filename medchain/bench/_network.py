@@ -11,8 +11,8 @@ Three phases, each `duration_s` long:
   `records.create`; the node checks the body against the CID the transaction names,
   stores it, and admits the transaction (commit latency of the uploads is reported
   too);
-* **record query** — open loop at `rate`: fetch a record version, its ciphertext by
-  CID, check it and decrypt it.
+* **record query** — open loop at `rate`: fetch a record version and its ciphertext, as
+  signed reads (the owner's), check and decrypt it.
 
 Payloads (sealed records, signed transactions) are prepared before each phase so the
 figures measure the network, not the load generator's encryption. The generator runs
@@ -35,9 +35,16 @@ from typing import Any
 
 import aiohttp
 
-from medchain.app import CreateRecordArgs, RegisterArgs, Role, TransferArgs, new_record_id
+from medchain.app import (
+    CreateRecordArgs,
+    PurposeOfUse,
+    RegisterArgs,
+    Role,
+    TransferArgs,
+    new_record_id,
+)
 from medchain.client import canonical_json, open_sealed, seal, version_context
-from medchain.crypto import AccountKeys, format_address, load_keys, signed_tx
+from medchain.crypto import AccountKeys, format_address, load_keys, sign_read_request, signed_tx
 from medchain.node import DevnetProcesses, VerificationChain, free_port_base, local_devnet
 from medchain.offchain import cid_for
 from medchain.types import Tx, tx_id
@@ -177,8 +184,8 @@ class _Http:
         except aiohttp.ClientError as exc:
             raise HttpError(f"{method} {url}: {exc!r}") from exc
 
-    async def get(self, url: str) -> _Response:
-        return await self._call("GET", url)
+    async def get(self, url: str, headers: dict[str, str] | None = None) -> _Response:
+        return await self._call("GET", url, headers=headers)
 
     async def post(self, url: str, json: object) -> _Response:
         return await self._call("POST", url, json=json)
@@ -499,17 +506,26 @@ class NetworkBench:
             by_client.setdefault(item.keys.public_key, []).append(item)
         owners = list(by_client)
         rng = random.Random(7)
+        chain_id, own = self.signer.chain_id, PurposeOfUse.PATIENT_REQUEST.value
+
+        def signed(keys: AccountKeys, target: str) -> dict[str, str]:
+            """Reads of wraps and ciphertexts are signed, as every client's are."""
+            now = time.time_ns() // 1_000_000
+            return {"authorization": sign_read_request(keys, chain_id, "GET", target, now, own)}
 
         async def query(c: int, _: int) -> None:
             mine = by_client.get(owners[c % len(owners)], [])
             item = rng.choice(mine)
             url = self.urls[self._client_of[item.keys.public_key] % len(self.urls)]
-            version = (
-                await self.http.get(f"{url}/v1/records/{item.record_id.hex()}/versions/1")
-            ).json()
-            blob = await self.http.get(f"{url}/v1/blobs/{version['cid']}")
+            path = f"/v1/records/{item.record_id.hex()}/versions/1"
+            answer = await self.http.get(f"{url}{path}", headers=signed(item.keys, path))
+            if answer.status_code != 200:
+                raise RuntimeError(f"version of {item.record_id.hex()}: {answer.status_code}")
+            version = answer.json()
+            body = f"{path}/body"
+            blob = await self.http.get(f"{url}{body}", headers=signed(item.keys, body))
             if blob.status_code != 200:
-                raise RuntimeError(f"blob {version['cid']}: {blob.status_code}")
+                raise RuntimeError(f"body {version['cid']}: {blob.status_code}")
             wrap = next(
                 w for w in version["wraps"] if w["reader"] == format_address(item.keys.address)
             )

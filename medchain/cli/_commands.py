@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from medchain.app import AuditEntry, Role
+from medchain.app import AuditAction, AuditEntry, Role
 from medchain.cli._common import (
     Chain,
     address_arg,
@@ -39,6 +39,7 @@ from medchain.cli._options import (
     InitDataOption,
     KeyOption,
     PatientOption,
+    ReadPurposeOption,
     count,
 )
 from medchain.client import EmergencyChain, MedchainClient, set_up_emergency_policy
@@ -308,9 +309,10 @@ def record_get(
     version: Annotated[
         int | None, typer.Option(min=1, max=MAX_VERSION, help="Version number (default latest).")
     ] = None,
+    purpose: ReadPurposeOption = None,
 ) -> None:
     """Decrypt and print a record you are authorised to read."""
-    with where.client(key) as client:
+    with where.client(key, purpose=purpose) as client:
         resource = client.read_record(record_id_arg(record_id), version)
     console.print_json(json.dumps(resource))
 
@@ -372,10 +374,11 @@ def record_show(where: Chain, record_id: str) -> None:
         console.print(f"author:   {show_address(record.author)}")
         console.print(f"readers:  {', '.join(show_address(r) for r in record.readers) or '-'}")
         show_erased(record)
-        for number in range(1, record.version_count + 1):
-            version = chain.record_version(raw, number)
-            assert version is not None
-            console.print(f"version {number}: {version.cid} (height {version.height})")
+        # from the public audit trail: a node serves the versions' CIDs and wraps to
+        # their readers only (`record get`)
+        for entry in chain.audit(raw):
+            if entry.action in (AuditAction.CREATED, AuditAction.VERSIONED):
+                console.print(f"version {entry.version}: height {entry.height}")
 
 
 @on_chain
@@ -451,9 +454,9 @@ def research_revoke(
 
 
 @on_chain
-def research_data(where: Chain, key: KeyOption) -> None:
+def research_data(where: Chain, key: KeyOption, purpose: ReadPurposeOption = None) -> None:
     """Institution: print the de-identified records it may read."""
-    with where.client(key) as client:
+    with where.client(key, purpose=purpose) as client:
         items = client.research_data()
     console.print_json(
         json.dumps([{"record": i.entry.record_id.hex(), "resource": i.resource} for i in items])

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from medchain.anchor import MAX_CHAIN_ID_BYTES
-from medchain.app import MS_PER_DAY, Role
+from medchain.app import MS_PER_DAY, PurposeOfUse, Role
 from medchain.cli._options import DEFAULT_NODE, DataOption, NodeOption
 from medchain.client import (
     ChainBackend,
@@ -205,12 +205,17 @@ def open_node(node: str) -> Iterator[HttpChain]:
 
 @contextmanager
 def client_for(
-    key: Path, node: str, data: Path | None, create: bool = False
+    key: Path,
+    node: str,
+    data: Path | None,
+    create: bool = False,
+    purpose: PurposeOfUse | None = None,
 ) -> Iterator[MedchainClient]:
-    """The SDK client of the account in `key`, on the chain `open_backend` picks."""
+    """The SDK client of the account in `key`, on the chain `open_backend` picks; its
+    reads of sealed data signed for `purpose` (see MedchainClient)."""
     keys = load_key_file(key)
     with open_backend(node, data, create) as chain:
-        yield MedchainClient(keys, chain, search_state=search_state_path(key))
+        yield MedchainClient(keys, chain, search_state=search_state_path(key), purpose=purpose)
 
 
 @dataclass(frozen=True)
@@ -223,8 +228,10 @@ class Chain:
     def backend(self, create: bool = False) -> AbstractContextManager[ChainBackend]:
         return open_backend(self.node, self.data, create)
 
-    def client(self, key: Path, create: bool = False) -> AbstractContextManager[MedchainClient]:
-        return client_for(key, self.node, self.data, create)
+    def client(
+        self, key: Path, create: bool = False, purpose: PurposeOfUse | None = None
+    ) -> AbstractContextManager[MedchainClient]:
+        return client_for(key, self.node, self.data, create, purpose)
 
 
 def on_chain(command: Callable[..., None]) -> Callable[..., None]:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from medchain.app import PurposeOfUse
 from medchain.client import DEFAULT_NODE_URL
 
 DEFAULT_NODE = DEFAULT_NODE_URL
@@ -82,6 +83,17 @@ ReaderKeyOption = Annotated[
     key_option("Your key file, to open labels sealed for you (the patient's or a guardian's)."),
 ]
 PatientOption = Annotated[str, typer.Option(help="Patient address.")]
+ReadPurposeOption = Annotated[
+    PurposeOfUse | None,
+    typer.Option(
+        "--purpose",
+        help="Why you read (HL7 PurposeOfUse code), told to the node, which logs it with "
+        "the read and serves it only if your grant allows it; default PATRQT for your own "
+        "data, HRESCH for research copies, TREAT otherwise.",
+        case_sensitive=False,
+        show_default=False,
+    ),
+]
 AddressArg = Annotated[str, address_argument("Address (mc1...).")]
 FhirFileOption = Annotated[
     Path, typer.Option("--file", help="FHIR R4 resource (JSON).", dir_okay=False)

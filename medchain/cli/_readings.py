@@ -18,7 +18,7 @@ from medchain.cli._common import (
     reports_errors,
     show_address,
 )
-from medchain.cli._options import DEFAULT_NODE, DataOption, NodeOption
+from medchain.cli._options import DEFAULT_NODE, DataOption, NodeOption, ReadPurposeOption
 from medchain.gateway import (
     TIME_FORMS,
     VitalReadings,
@@ -76,6 +76,7 @@ def reading_list(
         str | None, typer.Option("--device", help="Only this device's readings.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the readings as JSON.")] = False,
+    purpose: ReadPurposeOption = None,
     node: NodeOption = DEFAULT_NODE,
     data: DataOption = None,
 ) -> None:
@@ -86,7 +87,7 @@ def reading_list(
     who = keys.address if patient is None else address_arg(patient)
     device_raw = None if device is None else address_arg(device)
     with open_backend(node, data) as chain:
-        readings = read_vitals(keys, chain, who, start, end, device_raw)
+        readings = read_vitals(keys, chain, who, start, end, device_raw, purpose)
     if as_json:
         body = vitals_json(readings, who, start, end, device)
         typer.echo(json.dumps(body, indent=2))

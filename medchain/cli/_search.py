@@ -22,7 +22,7 @@ from medchain.cli._common import (
     on_chain,
     record_id_arg,
 )
-from medchain.cli._options import KeyOption, KeywordsOption
+from medchain.cli._options import KeyOption, KeywordsOption, ReadPurposeOption
 from medchain.client import SearchResult, open_capability
 from medchain.crypto import format_address
 from medchain.types import MedchainError
@@ -54,10 +54,11 @@ def record_search(
     decrypt: Annotated[
         bool, typer.Option("--decrypt", help="Also print the records you may open, as JSON.")
     ] = False,
+    purpose: ReadPurposeOption = None,
 ) -> None:
     """Find records by keyword in an encrypted index; prints their ids."""
     owner_address = address_arg(owner) if owner is not None else None
-    with where.client(key) as client:
+    with where.client(key, purpose=purpose) as client:
         if capability is None:
             result = client.search(keyword, owner_address, decrypt)
         else:

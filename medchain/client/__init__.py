@@ -8,7 +8,7 @@ from medchain.client._anon import (
     contributions,
     open_scope,
 )
-from medchain.client._backend import ChainBackend
+from medchain.client._backend import ChainBackend, SignsReads, reads_signed_by
 from medchain.client._consent_fhir import (
     ACCOUNT_SYSTEM,
     ORGANISATION_SYSTEM,
@@ -60,6 +60,7 @@ from medchain.client._http import (
     NodeError,
     NodeUnreachable,
     NotCommitted,
+    ReadRefused,
     TxStatus,
     UploadNotSigned,
     is_http_url,
@@ -86,6 +87,7 @@ from medchain.client._proxies import (
     proxies_of,
     remove_proxy,
 )
+from medchain.client._read_signing import ReadAuth
 from medchain.client._recovery import (
     DEFAULT_RECOVERY_DELAY_MS,
     RecoveryActions,
@@ -155,6 +157,8 @@ __all__ = [
     "OpenedRecord",
     "OrganisationActions",
     "ProxyChange",
+    "ReadAuth",
+    "ReadRefused",
     "RecordNotIndexed",
     "RecoveryActions",
     "RecoveryChain",
@@ -166,6 +170,7 @@ __all__ = [
     "SearchResult",
     "SearchStateError",
     "SeenDisclosure",
+    "SignsReads",
     "SkippedRecord",
     "TxStatus",
     "UnknownBatch",
@@ -211,6 +216,7 @@ __all__ = [
     "proxies_of",
     "read_emergency_set",
     "read_label",
+    "reads_signed_by",
     "refuse_erased",
     "remove_proxy",
     "resource_codes",

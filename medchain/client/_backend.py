@@ -4,12 +4,22 @@ a client of a node's HTTP API provides the same methods."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from medchain import app
 from medchain.crypto import AccountKeys, SearchToken
 from medchain.offchain import BlobStore
 from medchain.types import Block, ChainParams, MedchainError, Receipt, Tx
+
+
+@runtime_checkable
+class SignsReads(Protocol):
+    """A backend whose reads of sealed data a node authenticates (HttpChain): the SDK
+    reads through a view signing as its account."""
+
+    def reading_as(
+        self, keys: AccountKeys, purpose: app.PurposeOfUse | None = None
+    ) -> ChainBackend: ...
 
 
 class ChainBackend(Protocol):
@@ -167,3 +177,11 @@ class ChainBackend(Protocol):
     def attestations_of(self, patient: bytes) -> list[app.Attestation]: ...
 
     def is_verified_patient(self, patient: bytes) -> bool: ...
+
+
+def reads_signed_by(
+    chain: ChainBackend, keys: AccountKeys, purpose: app.PurposeOfUse | None = None
+) -> ChainBackend:
+    """`chain`, its reads of sealed data signed by `keys` (for `purpose`) where a node
+    authenticates them; an in-process chain as it is."""
+    return chain.reading_as(keys, purpose) if isinstance(chain, SignsReads) else chain

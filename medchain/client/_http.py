@@ -7,6 +7,7 @@ in other bytes."""
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import time
@@ -22,6 +23,8 @@ from medchain import app
 from medchain.client._http_access import AccessReads
 from medchain.client._http_emergency import EmergencyReads
 from medchain.client._http_recovery import RecoveryReads
+from medchain.client._read_signing import ReadHints, ReadSigner
+from medchain.client._sdk import NotAReader
 from medchain.crypto import AccountKeys, SearchToken, format_address, parse_address
 from medchain.offchain import BlobCorrupted, BlobNotFound, cid_for, parse_cid
 from medchain.types import (
@@ -45,6 +48,8 @@ from medchain.types import (
 )
 
 T = TypeVar("T")
+ReadOf = tuple[bytes | None, app.PurposeOfUse | None]
+"""A read of sealed data: whose data it is, and the purpose it defaults to."""
 
 DEFAULT_NODE_URL = "http://127.0.0.1:8600"
 """Where `medchain devnet up` serves its first node's API."""
@@ -84,6 +89,11 @@ class NodeError(MedchainError):
         self.status = status
 
 
+class ReadRefused(NodeError, NotAReader):
+    """The node refused a read of sealed data: the signer may not read it (its
+    message names what they lack)."""
+
+
 class UploadNotSigned(MedchainError):
     """A body was given to store with no transaction naming it and no uploader key."""
 
@@ -114,9 +124,14 @@ class HttpChain(AccessReads, EmergencyReads, RecoveryReads):
         timeout_s: float = 30,
         *,
         transport: httpx.BaseTransport | None = None,
+        keys: AccountKeys | None = None,
+        purpose: app.PurposeOfUse | None = None,
     ) -> None:
         """`timeout_s` bounds each request, and how long `submit` waits for a commit
-        (at most a minute). `transport` replaces the network, for tests."""
+        (at most a minute). `transport` replaces the network, for tests. `keys` sign
+        the reads of sealed data (wraps, ciphertexts, research copies, search, vitals)
+        for `purpose` (by default PATRQT for the account's own data, else TREAT);
+        without, a node refuses those reads (`reading_as` gives a signing view)."""
         self.url = _check_url(url)
         self.timeout_s = timeout_s
         self._http = httpx.Client(
@@ -126,12 +141,25 @@ class HttpChain(AccessReads, EmergencyReads, RecoveryReads):
             headers={"user-agent": "medchain-client"},
         )
         self.blobs = HttpBlobStore(self)
+        self._signer = None if keys is None else ReadSigner(keys, purpose)
+        self._hints = ReadHints()
+        self._owns_http = True
+
+    def reading_as(self, keys: AccountKeys, purpose: app.PurposeOfUse | None = None) -> HttpChain:
+        """This chain, its reads signed by `keys` for `purpose`: a view sharing the
+        connection (closing the view leaves it open)."""
+        view = copy.copy(self)
+        view._signer = ReadSigner(keys, purpose)
+        view._owns_http = False
+        view.blobs = HttpBlobStore(view)
+        return view
 
     def __repr__(self) -> str:
         return f"HttpChain({self.url!r})"
 
     def close(self) -> None:
-        self._http.close()
+        if self._owns_http:
+            self._http.close()
 
     def __enter__(self) -> HttpChain:
         return self
@@ -372,16 +400,27 @@ class HttpChain(AccessReads, EmergencyReads, RecoveryReads):
 
     def record(self, record_id: bytes) -> app.Record | None:
         body = self._get(f"/v1/records/{record_id.hex()}", missing=("unknown_record",))
-        return None if body is None else self._decoded(app.Record, body)
+        if body is None:
+            return None
+        record = self._decoded(app.Record, body)
+        self._hints.owner(record_id, record.owner)
+        return record
 
     def record_version(self, record_id: bytes, number: int) -> app.RecordVersion | None:
         if number < 1:
             return None
+        owner = self._hints.owner_of(record_id)
         body = self._get(
             f"/v1/records/{record_id.hex()}/versions/{number}",
             missing=("unknown_record", "unknown_version"),
+            read_of=(owner, None),
         )
-        return None if body is None else self._decoded(app.RecordVersion, body)
+        if body is None:
+            return None
+        version = self._decoded(app.RecordVersion, body)
+        query = {"record": record_id.hex(), "version": str(number)}
+        self._hints.blob(version.cid, query, owner)
+        return version
 
     def audit(self, record_id: bytes) -> list[app.AuditEntry]:
         body = self._get(f"/v1/records/{record_id.hex()}/audit", missing=("unknown_record",))
@@ -402,13 +441,19 @@ class HttpChain(AccessReads, EmergencyReads, RecoveryReads):
                 "POST",
                 "/v1/search",
                 json={"owner": format_address(owner), "token": encode(token).hex()},
+                read_of=(owner, None),
             )
         )
         return [[_unhex(v, self.url) for v in vs] for vs in _field(body, "values", self.url)]
 
     def research_data(self, institution: bytes) -> list[app.ResearchEntry]:
-        body = self._get(f"/v1/research/{format_address(institution)}")
-        return self._list(app.ResearchEntry, body, "entries")
+        research = app.PurposeOfUse.RESEARCH
+        body = self._get(f"/v1/research/{format_address(institution)}", read_of=(None, research))
+        entries = self._list(app.ResearchEntry, body, "entries")
+        for e in entries:
+            query = {"institution": format_address(institution), "record": e.record_id.hex()}
+            self._hints.blob(e.cid, query, e.patient, research)
+        return entries
 
     def anon_scope(self, name: str) -> app.AnonScope | None:
         body = self._get(f"/v1/anon/{quote(name, safe='')}", missing=("unknown_scope",))
@@ -416,7 +461,11 @@ class HttpChain(AccessReads, EmergencyReads, RecoveryReads):
 
     def anon_entries(self, name: str) -> list[app.AnonEntry]:
         body = self._get(f"/v1/anon/{quote(name, safe='')}/entries", missing=("unknown_scope",))
-        return [] if body is None else self._list(app.AnonEntry, body, "entries")
+        entries = [] if body is None else self._list(app.AnonEntry, body, "entries")
+        for e in entries:
+            query = {"scope": name, "index": str(e.index)}
+            self._hints.blob(e.cid, query, None, app.PurposeOfUse.RESEARCH)
+        return entries
 
     def role_count(self, role: app.Role) -> int:
         count = _field(self._get(f"/v1/roles/{role.value}"), "count", self.url)
@@ -568,11 +617,17 @@ class HttpChain(AccessReads, EmergencyReads, RecoveryReads):
         if device is not None:
             params["device"] = format_address(device)
         response = self._request(
-            "GET", f"/v1/patients/{format_address(patient)}/vitals", params=params
+            "GET",
+            f"/v1/patients/{format_address(patient)}/vitals",
+            params=params,
+            read_of=(patient, None),
         )
         if response.status_code == 404 and _error_code(response) == "not_registered":
             return []  # as the chain answers for an account that never had vitals
-        return self._list(app.VitalsEntry, self._body(response), "entries")
+        entries = self._list(app.VitalsEntry, self._body(response), "entries")
+        for e in entries:
+            self._hints.blob(e.cid, _bundle_query(e.batch_id, patient), patient)
+        return entries
 
     def vitals_readers_of(self, patient: bytes) -> tuple[bytes, ...]:
         path = f"/v1/patients/{format_address(patient)}/vitals-readers"
@@ -585,17 +640,33 @@ class HttpChain(AccessReads, EmergencyReads, RecoveryReads):
 
     def batch(self, batch_id: bytes) -> app.Batch | None:
         body = self._get(f"/v1/batches/{batch_id.hex()}", missing=("unknown_batch",))
-        return None if body is None else self._decoded(app.Batch, body)
+        if body is None:
+            return None
+        batch = self._decoded(app.Batch, body)
+        for bundle in batch.bundles:
+            self._hints.blob(bundle.cid, _bundle_query(batch_id, bundle.patient), bundle.patient)
+        return batch
 
     # -- HTTP -------------------------------------------------------------------------
 
     def _request(
-        self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        timeout: float | None = None,
+        read_of: ReadOf | None = None,
+        **kwargs: Any,
     ) -> httpx.Response:
+        """`read_of`: a read of sealed data, signed when the chain has keys: whose data
+        it is (None: unknown) and the purpose it defaults to (None: TREAT)."""
         try:
-            return self._http.request(
+            request = self._http.build_request(
                 method, path, timeout=self.timeout_s if timeout is None else timeout, **kwargs
             )
+            if read_of is not None and self._signer is not None:
+                self._signer.sign(request, self.chain_id, *read_of)
+            return self._http.send(request)
         except httpx.TimeoutException:
             raise NodeUnreachable(
                 f"the medchain node at {self.url} did not answer within "
@@ -609,9 +680,10 @@ class HttpChain(AccessReads, EmergencyReads, RecoveryReads):
                 "(`medchain devnet up` starts a local devnet)"
             ) from None
 
-    def _get(self, path: str, missing: tuple[str, ...] = ()) -> Any:
-        """The JSON body; None for a 404 carrying one of the `missing` codes."""
-        response = self._request("GET", path)
+    def _get(self, path: str, missing: tuple[str, ...] = (), read_of: ReadOf | None = None) -> Any:
+        """The JSON body; None for a 404 carrying one of the `missing` codes. `read_of`:
+        a signed read (see `_request`)."""
+        response = self._request("GET", path, read_of=read_of)
         if response.status_code == 404 and _error_code(response) in missing:
             return None
         return self._body(response)
@@ -635,7 +707,8 @@ class HttpChain(AccessReads, EmergencyReads, RecoveryReads):
                 and isinstance(error.get("code"), str)
                 and isinstance(error.get("message"), str)
             ):
-                raise NodeError(error["code"], error["message"], response.status_code)
+                refusal = ReadRefused if error["code"] == app.ReadNotAllowed.code else NodeError
+                raise refusal(error["code"], error["message"], response.status_code)
             raise _bad_response(
                 self.url, f"HTTP {response.status_code} without an error body", response.status_code
             )
@@ -763,7 +836,10 @@ class HttpBlobStore:
 
     def get(self, cid: str) -> bytes:
         digest = parse_cid(cid)
-        response = self._chain._request("GET", f"/v1/blobs/{cid}")
+        query, patient, purpose = self._chain._hints.blob_query(cid)
+        response = self._chain._request(
+            "GET", f"/v1/blobs/{cid}", params=query, read_of=(patient, purpose)
+        )
         if response.status_code == 404 and _error_code(response) == BlobNotFound.code:
             raise BlobNotFound(
                 f"blob {cid} is not stored on the node at {self._chain.url}; fetch it from the "
@@ -789,6 +865,10 @@ class HttpBlobStore:
         if response.status_code in (200, 404):
             return response.status_code == 200
         raise _bad_response(self._chain.url, f"HTTP {response.status_code} for HEAD {cid}")
+
+
+def _bundle_query(batch_id: bytes, patient: bytes) -> dict[str, str]:
+    return {"batch": batch_id.hex(), "patient": format_address(patient)}
 
 
 def is_http_url(text: str) -> bool:

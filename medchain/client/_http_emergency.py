@@ -20,7 +20,12 @@ class EmergencyReads:
 
     if TYPE_CHECKING:
 
-        def _get(self, path: str, missing: tuple[str, ...] = ()) -> Any: ...
+        def _get(
+            self,
+            path: str,
+            missing: tuple[str, ...] = (),
+            read_of: tuple[bytes | None, app.PurposeOfUse | None] | None = None,
+        ) -> Any: ...
 
         def _decoded(self, cls: type[T], body: Any) -> T: ...
 
@@ -43,7 +48,8 @@ class EmergencyReads:
         if len(request_id) != app.REQUEST_ID_SIZE:
             return []
         path = f"/v1/emergency/requests/{request_id.hex()}/answers"
-        body = self._get(path, missing=("unknown_emergency_request",))
+        emergency = (None, app.PurposeOfUse.EMERGENCY_TREATMENT)
+        body = self._get(path, missing=("unknown_emergency_request",), read_of=emergency)
         return [] if body is None else self._list(app.EmergencyAnswer, body, "answers")
 
     def pending_emergency_requests(self, org_id: str) -> list[app.EmergencyRequest]:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from medchain import app
+from medchain.client._read_signing import ReadHints
 from medchain.crypto import format_address
 
 T = TypeVar("T")
@@ -16,6 +17,7 @@ class RecoveryReads:
     """A mixin of HttpChain: the queries of `medchain.client.RecoveryChain`."""
 
     if TYPE_CHECKING:
+        _hints: ReadHints
 
         def _get(self, path: str, missing: tuple[str, ...] = ()) -> Any: ...
 
@@ -29,8 +31,14 @@ class RecoveryReads:
 
     def recovery_policy(self, patient: bytes) -> app.RecoveryPolicy | None:
         body = self._patient_recovery(patient)
-        policy = None if body is None else body.get("policy")
-        return None if policy is None else self._decoded(app.RecoveryPolicy, policy)
+        found = None if body is None else body.get("policy")
+        if found is None:
+            return None
+        policy = self._decoded(app.RecoveryPolicy, found)
+        query = {"recovery": format_address(patient)}  # a blob is fetched as what holds it
+        for cid in (policy.kit_cid, *(s.cid for s in policy.shares)):
+            self._hints.blob(cid, query, patient)
+        return policy
 
     def recovery_requests_of(self, patient: bytes) -> list[app.RecoveryRequest]:
         body = self._patient_recovery(patient)
@@ -40,7 +48,13 @@ class RecoveryReads:
         if len(request_id) != app.RECOVERY_ID_SIZE:
             return None
         body = self._get(f"/v1/recovery/{request_id.hex()}", missing=("unknown_recovery_request",))
-        return None if body is None else self._decoded(app.RecoveryRequest, body)
+        if body is None:
+            return None
+        request = self._decoded(app.RecoveryRequest, body)
+        for approval in request.approvals:
+            query = {"recovery_request": request_id.hex()}
+            self._hints.blob(approval.cid, query, request.patient)
+        return request
 
     def guardian_recovery_requests(self, guardian: bytes) -> list[app.RecoveryRequest]:
         path = f"/v1/guardians/{format_address(guardian)}/recovery-requests"

@@ -63,7 +63,7 @@ from medchain.app import (
     new_record_id,
     registration_message,
 )
-from medchain.client._backend import ChainBackend
+from medchain.client._backend import ChainBackend, reads_signed_by
 from medchain.client._consents import ConsentActions
 from medchain.client._deidentify import deidentify
 from medchain.client._disclosures import DisclosureReads
@@ -130,13 +130,20 @@ class MedchainClient(
     `OrganisationActions`, grant terms and standing consents in `ConsentActions`)."""
 
     def __init__(
-        self, keys: AccountKeys, chain: ChainBackend, search_state: Path | None = None
+        self,
+        keys: AccountKeys,
+        chain: ChainBackend,
+        search_state: Path | None = None,
+        *,
+        purpose: PurposeOfUse | None = None,
     ) -> None:
         """`search_state`: the encrypted file keeping this account's search epochs and
         counters (see `search_state_path`); without one they live in memory and are
-        rebuilt from the chain by the next client."""
+        rebuilt from the chain by the next client. A node's chain (HttpChain) is read
+        through a view that signs reads of sealed data as this account, for `purpose`
+        (by default PATRQT for its own data, TREAT otherwise)."""
         self.keys = keys
-        self.chain = chain
+        self.chain = reads_signed_by(chain, keys, purpose)
         self.search_index = SearchIndex(self, search_state)
 
     @property
@@ -294,7 +301,7 @@ class MedchainClient(
         record = self.record(record_id)
         refuse_erased(record)
         number = record.version_count if version is None else version
-        stored = self.chain.record_version(record_id, number)
+        stored = self.chain.record_version(record_id, number)  # a node may refuse: NotAReader
         if stored is None:
             raise MedchainError(f"record {record_id.hex()} has no version {number}")
         wrapped = self._my_wrap(stored)

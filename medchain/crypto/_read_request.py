@@ -28,7 +28,7 @@ _FIELDS = ("key", "time", "purpose", "sig")
 class ReadRequestInvalid(MedchainError):
     """The read request's header is missing, malformed, stale or badly signed."""
 
-    code = "read_unsigned"
+    code = "read_request_invalid"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,8 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from medchain.app import MS_PER_DAY, VitalsEntry
-from medchain.client import ChainBackend, NotAReader
+from medchain.app import MS_PER_DAY, PurposeOfUse, VitalsEntry
+from medchain.client import ChainBackend, NotAReader, reads_signed_by
 from medchain.crypto import AccountKeys, address_from_public_key, format_address, sha256
 from medchain.gateway._readings import BadReading, SignedReading, verify_reading
 from medchain.gateway._service import open_bundle
@@ -110,13 +110,16 @@ def read_vitals(
     from_ms: int,
     to_ms: int,
     device: bytes | None = None,
+    purpose: PurposeOfUse | None = None,
 ) -> VitalReadings:
     """The readings of `patient` (of `device` only, if given) timed from `from_ms` to
     `to_ms` (both included), decrypted with `keys`, sorted by time. NotAReader when the
-    range holds bundles but none was sealed for `keys`; VitalsCorrupted when a bundle
+    range holds bundles but none was sealed for `keys`, or a node refuses `keys` the
+    patient's vitals (reads signed for `purpose`); VitalsCorrupted when a bundle
     does not match the chain; the chain's InvalidArgument for a range it does not
     answer (e.g. over MAX_VITALS_QUERY_DAYS days)."""
-    entries = chain.vitals(patient, from_ms, to_ms, device)
+    chain = reads_signed_by(chain, keys, purpose)  # a node serves vitals to signed reads
+    entries = chain.vitals(patient, from_ms, to_ms, device)  # a node may refuse: NotAReader
     found = VitalReadings()
     for entry in entries:
         blob = chain.blobs.get(entry.cid)

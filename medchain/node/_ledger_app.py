@@ -35,6 +35,7 @@ from medchain.node._localchain import (
     receipt_root,
     store_genesis,
     tx_root,
+    wall_clock_ms,
 )
 from medchain.node._preflight import preflight
 from medchain.node._queries import ChainQueries
@@ -175,7 +176,7 @@ class LedgerApp(ChainQueries):
         """Raise TxFailed if `tx` is an access-controlled call, next of its sender, that
         the contracts would refuse in the next block (see `medchain.node._preflight`):
         a client is told at once instead of in a committed receipt."""
-        preflight(self.ledger, self._last.header, tx)
+        preflight(self.ledger, self._last.header, tx, wall_clock_ms())
 
     def submit_evidence(
         self, keys: AccountKeys, evidence: EquivocationEvidence | InvalidProposalEvidence

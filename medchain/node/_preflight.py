@@ -51,12 +51,16 @@ def dry_run_at_admission(method: str) -> bool:
     return method in DRY_RUN_METHODS or method.startswith(DRY_RUN_PREFIXES)
 
 
-def preview_receipt(ledger: Ledger, last: Header, tx: Tx) -> Receipt:
+def preview_receipt(ledger: Ledger, last: Header, tx: Tx, now_ms: int = 0) -> Receipt:
     """The receipt `tx` would get alone in the block after `last`, from a layer over
     the committed state that is discarded: nothing changes. Raises TxRejected for a
-    transaction that is not valid at all."""
+    transaction that is not valid at all. The block is dated `now_ms` (the node's
+    clock: the block that takes `tx` is proposed after it arrived), or just after
+    `last` if that is later: on an idle chain the last block may be long past, and an
+    expiry or a waiting period must be judged at the time the call will run."""
+    time_ms = max(last.time_ms + 1, now_ms)
     context = BlockContext(
-        ledger.chain_id, last.height + 1, last.time_ms + 1, last.proposer, ledger.genesis.params
+        ledger.chain_id, last.height + 1, time_ms, last.proposer, ledger.genesis.params
     )
     state = ledger.state
     state.begin_block()
@@ -67,7 +71,7 @@ def preview_receipt(ledger: Ledger, last: Header, tx: Tx) -> Receipt:
         state.discard_block()
 
 
-def preflight(ledger: Ledger, last: Header, tx: Tx) -> None:
+def preflight(ledger: Ledger, last: Header, tx: Tx, now_ms: int = 0) -> None:
     """Raise TxFailed if `tx`, an access-controlled call carrying its sender's next
     nonce, would be refused in the block after `last`; otherwise do nothing."""
     if not dry_run_at_admission(tx.method):
@@ -79,6 +83,6 @@ def preflight(ledger: Ledger, last: Header, tx: Tx) -> None:
 
     if tx.nonce != committed:
         return  # behind the sender's pending transactions: it may depend on them
-    receipt = preview_receipt(ledger, last, tx)
+    receipt = preview_receipt(ledger, last, tx, now_ms)
     if not receipt.ok:
         raise TxFailed(receipt)

@@ -22,16 +22,18 @@ from medchain.api import ApiServer, create_api
 from medchain.app import (
     CredentialRole,
     OrgKind,
+    PurposeOfUse,
     RegisterGatewayArgs,
     Role,
 )
-from medchain.client import ChainBackend, MedchainClient
+from medchain.client import ChainBackend, MedchainClient, ReadAuth
 from medchain.crypto import AccountKeys
 from medchain.node import (
     AnchoringStatus,
     Bodies,
     BodyLedger,
     LocalChain,
+    MemoryDisclosureLog,
     NodeStatus,
     PeerStatus,
     PendingFull,
@@ -92,6 +94,16 @@ RESEARCH = Org.generate("test-research", OrgKind.RESEARCH)
 """The founding research institute of every test chain by default: its account
 receives research copies and opens anonymous scopes."""
 FOUNDERS = (HOSPITAL, RESEARCH)
+
+
+def read_as(
+    who: MedchainClient | AccountKeys,
+    purpose: PurposeOfUse = PurposeOfUse.TREATMENT,
+    chain_id: str = "medchain-test",
+) -> ReadAuth:
+    """httpx auth signing each request as a read by `who` (for `auth=`)."""
+    keys = who.keys if isinstance(who, MedchainClient) else who
+    return ReadAuth(keys, chain_id, purpose)
 
 
 def make_chain(validator: AccountKeys | None = None, **params: Any) -> LocalChain:
@@ -242,6 +254,8 @@ class FakeNode:
         """The client address of each submission, in order."""
         self.waits: dict[str, float] = {}
         """Clients to refuse as over budget: address -> seconds to wait."""
+        self.disclosures = MemoryDisclosureLog()
+        """Every authenticated read the API served, in order."""
 
     @property
     def genesis(self) -> Genesis:
@@ -271,7 +285,7 @@ class FakeNode:
         if len(self.pending) >= self.max_pending:
             raise PendingFull(f"{len(self.pending)} transactions are pending; retry shortly")
         self.local.ledger.check_tx(tx)
-        preflight(self.local.ledger, self.local.latest_block().header, tx)
+        preflight(self.local.ledger, self.local.latest_block().header, tx, wall_clock_ms())
         self.pending[identity] = tx
         if self.auto_commit:
             self.commit()

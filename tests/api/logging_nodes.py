@@ -43,7 +43,7 @@ class LoggingNode(FakeNode):
     def __init__(self, chain: LocalChain, log: SqliteDisclosureLog, url: str) -> None:
         super().__init__(chain)
         self.log = log
-        self.disclosures = log
+        self.disclosures = log  # type: ignore[assignment]  # a FakeNode logs in memory
         self.url = url
         self.api: FastAPI | None = None
 

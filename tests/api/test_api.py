@@ -4,6 +4,7 @@ JSON for people, `encoded` decoding to exactly what the chain holds."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from medchain.app import (
     AuditEntry,
     Candidate,
     Identity,
+    PurposeOfUse,
     Record,
     RecordVersion,
     RegisterArgs,
@@ -28,6 +30,7 @@ from medchain.app import (
     TransferArgs,
     UnwarrantArgs,
 )
+from medchain.client import MedchainClient
 from medchain.crypto import LABEL_KEY_SIZE, AccountKeys, SearchToken, format_address
 from medchain.node import LedgerApp, PeerStatus, PendingFull, genesis_hash
 from medchain.store import MAX_HEIGHT
@@ -41,8 +44,10 @@ from medchain.types import (
     encode,
     tx_id,
 )
-from tests.api.conftest import SCOPE, World
-from tests.api.harness import FakeNode, api_client, make_chain, signed
+from tests.api.conftest import EXAMPLES, SCOPE, World
+from tests.api.harness import FakeNode, api_client, clinician, make_chain, read_as, signed
+
+CONDITION = json.loads((EXAMPLES / "condition.json").read_text())
 
 
 def _ok(response: httpx.Response, status: int = 200) -> Any:
@@ -341,7 +346,8 @@ def test_records(world: World) -> None:
     assert record["readers"] == [world.doctor.keys.address_text]
     assert record["resource_type"] == "Condition"
 
-    version = _ok(world.api.get(f"/v1/records/{rid}/versions/1"))
+    owner = read_as(world.patient, PurposeOfUse.PATIENT_REQUEST)
+    version = _ok(world.api.get(f"/v1/records/{rid}/versions/1", auth=owner))
     stored = world.chain.record_version(world.record_id, 1)
     assert stored is not None
     assert decode(RecordVersion, bytes.fromhex(version["encoded"])) == stored
@@ -349,10 +355,11 @@ def test_records(world: World) -> None:
         world.patient.keys.address_text,
         world.doctor.keys.address_text,
     }
-    _error(world.api.get(f"/v1/records/{rid}/versions/2"), 404, "unknown_version")
-    _error(world.api.get(f"/v1/records/{rid}/versions/{2**32 - 1}"), 404, "unknown_version")
-    _error(world.api.get(f"/v1/records/{rid}/versions/{2**32}"), 400, "out_of_range")
-    _error(world.api.get(f"/v1/records/{rid}/versions/0"), 400, "out_of_range")
+    _error(world.api.get(f"/v1/records/{rid}/versions/2", auth=owner), 404, "unknown_version")
+    too_far = f"/v1/records/{rid}/versions/{2**32 - 1}"
+    _error(world.api.get(too_far, auth=owner), 404, "unknown_version")
+    _error(world.api.get(f"/v1/records/{rid}/versions/{2**32}", auth=owner), 400, "out_of_range")
+    _error(world.api.get(f"/v1/records/{rid}/versions/0", auth=owner), 400, "out_of_range")
 
     audit = _ok(world.api.get(f"/v1/records/{rid}/audit"))
     entries = world.chain.audit(world.record_id)
@@ -363,8 +370,9 @@ def test_records(world: World) -> None:
 
     unknown = "ab" * 16
     for path in ("", "/versions/1", "/audit"):
-        _error(world.api.get(f"/v1/records/{unknown}{path}"), 404, "unknown_record")
-        assert "32 hex" in _error(world.api.get(f"/v1/records/abc{path}"), 400, "invalid_hex")
+        _error(world.api.get(f"/v1/records/{unknown}{path}", auth=owner), 404, "unknown_record")
+        invalid = world.api.get(f"/v1/records/abc{path}", auth=owner)
+        assert "32 hex" in _error(invalid, 400, "invalid_hex")
 
     patient = world.patient.keys.address_text
     listed = _ok(world.api.get(f"/v1/patients/{patient}/records"))
@@ -379,6 +387,7 @@ def test_records(world: World) -> None:
 
 def test_search(world: World) -> None:
     owner = world.doctor.keys.address_text
+    world.api.auth = read_as(world.doctor)
     body = _ok(
         world.api.post("/v1/search", json={"owner": owner, "token": encode(world.token).hex()})
     )
@@ -397,7 +406,7 @@ def test_search(world: World) -> None:
 
 def test_research(world: World) -> None:
     lab = world.lab.keys.address_text
-    body = _ok(world.api.get(f"/v1/research/{lab}"))
+    body = _ok(world.api.get(f"/v1/research/{lab}", auth=read_as(world.lab, PurposeOfUse.RESEARCH)))
     (entry,) = body["entries"]
     assert (
         decode(ResearchEntry, bytes.fromhex(entry["encoded"]))
@@ -425,10 +434,16 @@ def test_anonymous_scopes(world: World) -> None:
 
 def test_corrupted_blob_is_a_logged_500(caplog: pytest.LogCaptureFixture) -> None:
     chain = make_chain()
-    cid = chain.blobs.put(b"original")
-    chain.blobs._blobs[cid] = b"tampered"  # type: ignore[attr-defined]
+    patient = MedchainClient(AccountKeys.generate(), chain)
+    patient.register(Role.PATIENT, "Jane Roe")
+    record_id = clinician(chain, "Dr. Who").put_record(patient.address, CONDITION)
+    version = chain.record_version(record_id, 1)
+    assert version is not None
+    chain.blobs._blobs[version.cid] = b"tampered"  # type: ignore[attr-defined]
     api = api_client(FakeNode(chain))
-    _error(api.get(f"/v1/blobs/{cid}"), 500, "blob_corrupted")
+    query = f"?record={record_id.hex()}&version=1"
+    found = api.get(f"/v1/blobs/{version.cid}{query}", auth=read_as(patient))
+    _error(found, 500, "blob_corrupted")
     assert "blob_corrupted" in caplog.text
 
 

@@ -26,6 +26,7 @@ from tests.api.harness import (
     FakeNode,
     api_client,
     make_chain,
+    read_as,
     registered_gateway,
     signed,
     upload_headers,
@@ -81,9 +82,9 @@ def test_a_batch_is_stored_and_answered_with_its_cids_in_order(
     chain.blobs.put(b"stored before")
     blobs = [b"bundle 1", b"", b"stored before", b"bundle 1", os.urandom(70_000)]
     assert _ok(gateway.post(api, _batch(blobs))) == {"cids": [cid_for(b) for b in blobs]}
-    for blob in blobs:
-        fetched = api.get(f"/v1/blobs/{cid_for(blob)}")
-        assert fetched.status_code == 200 and fetched.content == blob
+    for blob in blobs:  # stored; served to readers once a committed batch names them
+        assert chain.blobs.get(cid_for(blob)) == blob
+        assert api.head(f"/v1/blobs/{cid_for(blob)}").status_code == 200
     assert _ok(gateway.post(api, _batch(blobs)))["cids"] == [cid_for(b) for b in blobs]  # again
     assert _ok(gateway.post(api, _batch([]))) == {"cids": []}
 
@@ -264,18 +265,19 @@ def test_nobody_can_put_a_blob(chain: LocalChain) -> None:
     assert not chain.blobs.has(cid_for(b"sealed"))
 
 
-def test_blobs_are_read_by_anyone(chain: LocalChain) -> None:
+def test_a_blob_is_served_only_to_a_signed_read_naming_what_holds_it(chain: LocalChain) -> None:
     api = api_client(FakeNode(chain), max_blob_bytes=1_000)
     cid = chain.blobs.put(b"ciphertext")
-    fetched = api.get(f"/v1/blobs/{cid}")
-    assert fetched.status_code == 200 and fetched.content == b"ciphertext"
-    assert fetched.headers["content-type"] == "application/octet-stream"
-    assert api.head(f"/v1/blobs/{cid}").status_code == 200
+    assert "Medchain-Read" in _error(api.get(f"/v1/blobs/{cid}"), 401, "read_unsigned")
+    reader = read_as(AccountKeys.generate())
+    message = _error(api.get(f"/v1/blobs/{cid}", auth=reader), 400, "blob_owner_required")
+    assert "?record=ID&version=N" in message
+    assert api.head(f"/v1/blobs/{cid}").status_code == 200  # whether it is held: public
     missing = cid_for(b"other")
-    _error(api.get(f"/v1/blobs/{missing}"), 404, "blob_not_found")
     head = api.head(f"/v1/blobs/{missing}")
     assert head.status_code == 404 and head.content == b""
-    assert "bafkrei" in _error(api.get("/v1/blobs/QmNotOurs"), 400, "invalid_cid")
+    invalid = api.get("/v1/blobs/QmNotOurs", auth=reader)
+    assert "bafkrei" in _error(invalid, 400, "invalid_cid")
     assert api.head("/v1/blobs/QmNotOurs").status_code == 400
 
 

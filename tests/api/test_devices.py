@@ -23,6 +23,7 @@ from medchain.app import (
     DeviceOffence,
     DeviceState,
     Gateway,
+    PurposeOfUse,
     RegisterDeviceArgs,
     RegisterGatewayArgs,
     ReportArgs,
@@ -38,7 +39,7 @@ from medchain.crypto import AccountKeys, format_address, sha256
 from medchain.node import LocalChain
 from medchain.offchain import cid_for
 from medchain.types import decode
-from tests.api.harness import HOSPITAL, FakeNode, admin, api_client, make_chain
+from tests.api.harness import HOSPITAL, FakeNode, admin, api_client, make_chain, read_as
 
 T0 = 19_844 * MS_PER_DAY  # 2024-05-01T00:00:00Z
 
@@ -288,7 +289,8 @@ def test_batch(world: Devices) -> None:
 
 def _vitals(world: Devices, query: str, patient: bytes | None = None) -> httpx.Response:
     address = format_address(world.patient.address if patient is None else patient)
-    return world.api.get(f"/v1/patients/{address}/vitals?{query}")
+    signer = read_as(world.patient, PurposeOfUse.PATIENT_REQUEST)
+    return world.api.get(f"/v1/patients/{address}/vitals?{query}", auth=signer)
 
 
 def test_patient_vitals_over_a_range(world: Devices) -> None:
@@ -390,7 +392,7 @@ def test_unknown_is_404(world: Devices) -> None:
     ],
 )
 def test_malformed_address_is_400(world: Devices, path: str) -> None:
-    _error(world.api.get(path), 400, "invalid_address")
+    _error(world.api.get(path, auth=read_as(world.patient)), 400, "invalid_address")
 
 
 def test_malformed_batch_id_is_400(world: Devices) -> None:

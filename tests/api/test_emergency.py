@@ -14,6 +14,7 @@ from medchain.app import (
     EmergencyPolicy,
     EmergencyRequest,
     Notification,
+    PurposeOfUse,
     Role,
 )
 from medchain.client import (
@@ -25,7 +26,7 @@ from medchain.client import (
 from medchain.crypto import AccountKeys, format_address
 from medchain.node import LocalChain
 from medchain.types import decode
-from tests.api.harness import FakeNode, Org, api_client, clinician, make_chain
+from tests.api.harness import FakeNode, Org, api_client, clinician, make_chain, read_as
 
 ORGS = tuple(Org.generate(f"org-{name}") for name in ("a", "b", "c"))
 ALLERGY = {
@@ -88,7 +89,11 @@ def test_the_policy_and_the_requests_on_a_patient(scene: Scene) -> None:
 
 
 def test_the_answers_and_what_is_pending(scene: Scene) -> None:
-    answers = _ok(scene.api.get(f"/v1/emergency/requests/{scene.request_id.hex()}/answers"))
+    path = f"/v1/emergency/requests/{scene.request_id.hex()}/answers"
+    _refused(scene.api.get(path), 401, "read_unsigned")
+    _refused(scene.api.get(path, auth=read_as(AccountKeys.generate())), 403, "read_not_authorised")
+    answers = _ok(scene.api.get(path, auth=read_as(scene.doctor, PurposeOfUse.EMERGENCY_TREATMENT)))
+    assert _ok(scene.api.get(path, auth=read_as(scene.patient))) == answers
     assert answers["request_id"] == scene.request_id.hex()
     decoded = [decode(EmergencyAnswer, bytes.fromhex(a["encoded"])) for a in answers["answers"]]
     assert decoded == scene.chain.emergency_answers(scene.request_id)
@@ -128,7 +133,9 @@ def test_unknown_and_malformed_are_refused(scene: Scene) -> None:
     )
     _refused(api.get(f"/v1/emergency/requests/{'00' * 16}"), 404, "unknown_emergency_request")
     _refused(
-        api.get(f"/v1/emergency/requests/{'00' * 16}/answers"), 404, "unknown_emergency_request"
+        api.get(f"/v1/emergency/requests/{'00' * 16}/answers", auth=read_as(scene.doctor)),
+        404,
+        "unknown_emergency_request",
     )
     _refused(api.get("/v1/emergency/requests/abc"), 400, "invalid_hex")
     _refused(

@@ -41,6 +41,7 @@ from tests.api.harness import (
     FakeNode,
     api_client,
     make_chain,
+    read_as,
     registered_gateway,
     upload_headers,
 )
@@ -152,7 +153,7 @@ def test_a_number_out_of_its_bounds_is_400_out_of_range() -> None:
         ("/v1/records/" + "ab" * 16 + "/versions/0", "path.number must be at least 1, got 0"),
     ]
     for path, expected in cases:
-        response = api.get(path)
+        response = api.get(path, auth=read_as(AccountKeys.generate()))
         assert response.status_code == 400, (path, response.text)
         error = response.json()["error"]
         assert error["code"] == "out_of_range" and error["message"].startswith(expected), error
@@ -307,7 +308,10 @@ def _decoding_requests(
         "/v1/txs": {"json": {"tx": data.hex()}},
         "/v1/txs/batch": {"json": {"txs": [data.hex()]}},
         "/v1/records": {"json": {"tx": data.hex(), "ciphertext": "00"}},
-        "/v1/search": {"json": {"owner": _OWNER, "token": data.hex()}},
+        "/v1/search": {
+            "json": {"owner": _OWNER, "token": data.hex()},
+            "auth": read_as(AccountKeys.generate(), chain_id=chain_id),
+        },
         "/v1/blobs/batch": {"content": data, "headers": upload_headers(gateway, chain_id, data)},
     }
 

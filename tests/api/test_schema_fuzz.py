@@ -117,7 +117,7 @@ def _populate(net: LiveNet, chain: HttpChain) -> dict[str, list[Any]]:
     chain.submit(transfer)
 
     people = [patient, doctor, lab, hospital, *others, guardian, gateway]
-    versions = [chain.record_version(record_id, n) for n in (1, 2)]
+    versions = [patient.chain.record_version(record_id, n) for n in (1, 2)]
     return {
         "addresses": [format_address(p.address) for p in people] + [format_address(device.address)],
         "record_ids": [record_id.hex()],

@@ -118,6 +118,19 @@ def test_records_story(cli: Cli) -> None:
     assert "patient" in cli("account", alice_addr)
 
 
+def test_reads_are_signed_for_the_purpose_asked(cli: Cli) -> None:
+    alice, alice_addr = cli.key("alice", "patient")
+    bob, _ = cli.key("bob", "doctor")
+    heart = str(EXAMPLES / "observation-heart-rate.json")
+    put = ("record", "put", "--key", bob, "--patient", alice_addr, "--file", heart)
+    (record_id,) = _ids(cli(*put))
+    get = ("record", "get", "--key", bob, record_id)
+    assert "Observation" in cli(*get, "--purpose", "TREAT")  # the author reads to treat
+    refused = cli(*get, "--purpose", "HPAYMT", ok=False)
+    assert "read_not_authorised" in refused and "not HPAYMT" in refused
+    assert "Observation" in cli("record", "get", "--key", alice, record_id, "--purpose", "hpaymt")
+
+
 def test_search_story(cli: Cli, tmp_path: Path) -> None:
     alice, alice_addr = cli.key("alice", "patient")
     bob, _ = cli.key("bob", "doctor")

@@ -134,13 +134,14 @@ def test_devices_story(backend: tuple[ChainBackend, AccountKeys]) -> None:
     assert (batch.gateway, batch.root, batch.count) == (gateway.address, b"\x01" * 32, 5)
     assert list(batch.bundles) == bundles
     assert hospital.gateway(gateway.address).batch_count == 1
-    vitals = chain.vitals(patient.address, t0 + 9, t0 + MS_PER_DAY)
+    vitals = patient.chain.vitals(patient.address, t0 + 9, t0 + MS_PER_DAY)
     assert [(v.batch_id, v.count, v.time_from_ms) for v in vitals] == [
         (batch_id, 2, t0),
         (batch_id, 1, t0 + MS_PER_DAY),
     ]
-    assert chain.vitals(patient.address, t0, t0 + 2 * MS_PER_DAY, theirs.address) == []
-    assert chain.vitals(guardian.address, t0, t0, theirs.address)[0].devices == (theirs.address,)
+    assert patient.chain.vitals(patient.address, t0, t0 + 2 * MS_PER_DAY, theirs.address) == []
+    theirs_only = guardian.chain.vitals(guardian.address, t0, t0, theirs.address)
+    assert theirs_only[0].devices == (theirs.address,)
 
     # the patient shares their vitals, and stops
     ward = HOSPITAL.account.address  # the hospital's own account reads them
@@ -171,7 +172,7 @@ def test_unknown_things(backend: tuple[ChainBackend, AccountKeys]) -> None:
     assert chain.device(nobody) is None and chain.device_audit(nobody) == []
     assert chain.gateway(nobody) is None and chain.batch(b"\x00" * 16) is None
     assert chain.devices_of(nobody) == [] and chain.guardians_of(nobody) == ()
-    assert chain.vitals(nobody, 0, 1) == [] and chain.vitals_readers_of(nobody) == ()
+    assert client.chain.vitals(nobody, 0, 1) == [] and chain.vitals_readers_of(nobody) == ()
     assert chain.patient_records(nobody) == []  # over HTTP: the API's 404, read as none
     with pytest.raises(UnknownDevice, match="register"):
         client.device(nobody)
@@ -188,7 +189,7 @@ def test_a_vitals_range_the_chain_refuses(backend: tuple[ChainBackend, AccountKe
     chain, validator_keys = backend
     patient = _person(chain, MedchainClient(validator_keys, chain), Role.PATIENT)
     with pytest.raises(MedchainError, match="split it into shorter ranges") as refused:
-        chain.vitals(patient.address, 0, 400 * MS_PER_DAY)
+        patient.chain.vitals(patient.address, 0, 400 * MS_PER_DAY)
     assert refused.value.code == "invalid_argument"
 
 

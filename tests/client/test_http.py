@@ -34,7 +34,7 @@ from medchain.client import (
 from medchain.client._anon import anon_submit, contributions, open_scope
 from medchain.crypto import AccountKeys, verify_signature
 from medchain.node import TxFailed
-from medchain.offchain import BlobCorrupted, BlobNotFound, BlobStore, InvalidCid, cid_for
+from medchain.offchain import BlobCorrupted, BlobStore, InvalidCid, cid_for
 from medchain.types import (
     UPLOAD_EXPIRES_HEADER,
     UPLOAD_SIGNATURE_HEADER,
@@ -117,7 +117,12 @@ def test_records_through_the_node(chain: HttpChain) -> None:
 
     record = chain.record(record_id)
     assert record is not None and record.version_count == 2
-    assert chain.record_version(record_id, 3) is None and chain.record_version(record_id, 0) is None
+    as_patient = patient.chain
+    assert as_patient.record_version(record_id, 3) is None
+    assert as_patient.record_version(record_id, 0) is None
+    with pytest.raises(NodeError) as unsigned:  # a chain without keys reads no wraps
+        chain.record_version(record_id, 1)
+    assert (unsigned.value.status, unsigned.value.code) == (401, "read_unsigned")
     assert chain.record(b"\x00" * 16) is None and chain.audit(b"\x00" * 16) == []
     assert chain.identity(AccountKeys.generate().address) is None
 
@@ -313,11 +318,12 @@ def test_blobs(chain: HttpChain, gateway: AccountKeys) -> None:
     assert not chain.blobs.has(cid_for(b"ciphertext"))
     cid = chain.bulk_blobs(gateway).put(b"ciphertext")
     assert cid == cid_for(b"ciphertext")
-    assert chain.blobs.get(cid) == b"ciphertext" and chain.blobs.has(cid)
+    assert chain.blobs.has(cid)
+    with pytest.raises(NodeError) as unsigned:  # served only to a signed, authorised read
+        chain.blobs.get(cid)
+    assert (unsigned.value.status, unsigned.value.code) == (401, "read_unsigned")
     missing = cid_for(b"missing")
     assert not chain.blobs.has(missing)
-    with pytest.raises(BlobNotFound, match="not stored on the node"):
-        chain.blobs.get(missing)
     with pytest.raises(InvalidCid):
         chain.blobs.get("QmNotOurs")
 
@@ -448,7 +454,7 @@ def test_put_many_in_batches_signed_by_the_gateway(node: Served, gateway: Accoun
         assert request.headers[UPLOADER_HEADER] == gateway.public_key.hex()
         signed_bytes = bulk_upload_signing_bytes(chain.chain_id, expires, request.content)
         assert verify_signature(gateway.public_key, signed_bytes, signature)
-        assert all(chain.blobs.get(cid_for(b)) == b for b in blobs)
+        assert all(chain.blobs.has(cid_for(b)) for b in blobs)
         counting.requests.clear()
         assert store.put_many([]) == [] and counting.requests == []
 
@@ -469,7 +475,7 @@ def test_put_many_splits_under_the_limits(node: Served, gateway: AccountKeys) ->
         sizes = [len(r.content) for r in counting.requests]
         assert counting.paths("POST") == ["/v1/blobs/batch"] * 6
         assert sizes[2] > 2_000 and all(size <= 1_000 for i, size in enumerate(sizes) if i != 2)
-        assert all(chain.blobs.get(cid_for(b)) == b for b in blobs)
+        assert all(chain.blobs.has(cid_for(b)) for b in blobs)
     assert HttpChain(node.url).blobs.max_batch_blobs == MAX_BLOB_BATCH_BLOBS
 
 

@@ -56,7 +56,8 @@ def test_the_break_glass_flow_over_http() -> None:
     with pytest.raises(EmergencyNotOpen, match="2 of the 3"):
         read_emergency_set(doctor, request_id)
     assert answer_pending(MedchainClient(ORGS[2].account, remote)) == [request_id]
-    assert remote.emergency_answers(request_id) == local.emergency_answers(request_id)
+    as_doctor = remote.reading_as(doctor.keys)
+    assert as_doctor.emergency_answers(request_id) == local.emergency_answers(request_id)
 
     (found,) = read_emergency_set(doctor, request_id)
     assert found.record_id == allergy and found.resource == patient.read_record(allergy)
@@ -72,7 +73,7 @@ def test_unknown_things_read_as_nothing_over_http() -> None:
     assert remote.emergency_policy(nobody) is None
     assert remote.emergency_request(b"\x00" * 16) is None
     assert remote.emergency_request(b"short") is None
-    assert remote.emergency_answers(b"\x00" * 16) == []
+    assert remote.reading_as(AccountKeys.generate()).emergency_answers(b"\x00" * 16) == []
     assert remote.emergency_requests_of(nobody) == []
     assert remote.notifications_of(nobody) == []
     assert remote.pending_emergency_requests("no-such-org") == []

@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
-from medchain.app import CreateRecordArgs, CredentialRole, Role
-from medchain.client import HttpChain, MedchainClient, seal
+from medchain.app import CreateRecordArgs, CredentialRole, Role, new_record_id
+from medchain.client import HttpChain, MedchainClient, ReadAuth, seal
 from medchain.crypto import AccountKeys, load_keys, sha256
 from medchain.node import (
     BLOBS_DIR,
@@ -40,17 +42,38 @@ def _store(net: LiveNet, name: str) -> LocalBlobStore:
     return LocalBlobStore(net.node(name).home / BLOBS_DIR)
 
 
-def _upload(net: LiveNet, name: str, body: bytes) -> str:
+@dataclass(frozen=True)
+class Uploaded:
+    """A body a new patient's record names, and how its owner reads it from any node."""
+
+    cid: str
+    query: str
+    auth: ReadAuth
+
+
+def _upload(net: LiveNet, name: str, body: bytes, *, store: bool = True) -> Uploaded:
     """Store `body` on node `name` the only way a client can: with the signed
-    transaction naming it (a new patient's record of itself)."""
+    transaction naming it (a new patient's record of itself); with `store` false, the
+    record names it but nobody uploads it."""
     (keys,) = net.fund(1)
     with HttpChain(net.url(name), timeout_s=30) as chain:
         uploader = MedchainClient(keys, chain)
         uploader.register(Role.PATIENT, "uploader")
         wraps = seal(b"{}", b"any", {keys.address: keys.encryption_public_key}).wraps
         args = CreateRecordArgs(keys.address, "Observation", cid_for(body), sha256(body), wraps)
-        uploader.send_with_body("records.create", args, body)
-    return cid_for(body)
+        nonce = chain.account(keys.address).nonce
+        if store:
+            uploader.send_with_body("records.create", args, body)
+        else:
+            uploader.send("records.create", args)
+        chain_id = chain.chain_id
+    query = f"?record={new_record_id(keys.address, nonce).hex()}&version=1"
+    return Uploaded(cid_for(body), query, ReadAuth(keys, chain_id))
+
+
+def _get(net: LiveNet, name: str, blob: Uploaded) -> httpx.Response:
+    """The owner's signed read of the blob from node `name`."""
+    return net.http.get(f"{net.url(name)}/v1/blobs/{blob.cid}{blob.query}", auth=blob.auth)
 
 
 def _sample(net: LiveNet, name: str, sample: str) -> float:
@@ -66,9 +89,10 @@ def test_bodies_are_fetched_from_peers_and_checked_against_their_cid(tmp_path: P
 
         # uploaded to node0, read from node2: fetched from a peer, identical, kept there
         body = os.urandom(300_000)
-        cid = _upload(net, "node0", body)
+        uploaded = _upload(net, "node0", body)
+        cid = uploaded.cid
         assert not _store(net, "node2").has(cid)
-        response = net.http.get(f"{net.url('node2')}/v1/blobs/{cid}")
+        response = _get(net, "node2", uploaded)
         assert response.status_code == 200 and response.content == body
         assert _store(net, "node2").get(cid) == body
         assert _sample(net, "node2", "medchain_blobs_fetched_total") == 1
@@ -79,13 +103,13 @@ def test_bodies_are_fetched_from_peers_and_checked_against_their_cid(tmp_path: P
         # damaged on the only holder's disk: not served, so not read anywhere
         other = os.urandom(50_000)
         damaged = _upload(net, "node1", other)
-        _store(net, "node1").path_for(damaged).write_bytes(other[:-1] + b"\x00")
-        response = net.http.get(f"{net.url('node3')}/v1/blobs/{damaged}")
+        _store(net, "node1").path_for(damaged.cid).write_bytes(other[:-1] + b"\x00")
+        response = _get(net, "node3", damaged)
         assert response.status_code == 404, response.text
         error = response.json()["error"]
         assert error["code"] == "blob_not_found"
         assert "node1 holds a copy that does not match the CID (not served)" in error["message"]
-        assert not _store(net, "node3").has(damaged)
+        assert not _store(net, "node3").has(damaged.cid)
         declined = 'medchain_blob_requests_declined_total{reason="damaged"}'
         assert _sample(net, "node1", declined) == 1
 
@@ -118,12 +142,14 @@ async def _with_a_lying_peer(net: LiveNet) -> None:
     await transport.start()
     try:
         await until(lambda: node2 in transport.connected(), PATIENCE_S, "the link to node2")
-        wanted = cid_for(b"a record body nobody uploaded")
-        response = await asyncio.to_thread(net.http.get, f"{net.url('node2')}/v1/blobs/{wanted}")
+        wanted = await asyncio.to_thread(
+            _upload, net, "node2", b"a record body nobody uploaded", store=False
+        )
+        response = await asyncio.to_thread(_get, net, "node2", wanted)
         assert response.status_code == 404, response.text
         message = response.json()["error"]["message"]
         assert f"{LIAR} sent bytes that do not match the CID (refused)" in message
-        assert not _store(net, "node2").has(wanted)
+        assert not _store(net, "node2").has(wanted.cid)
         refused = 'medchain_blobs_refused_total{reason="cid_mismatch"}'
         assert await asyncio.to_thread(_sample, net, "node2", refused) == 1
     finally:
@@ -147,7 +173,7 @@ def test_a_record_whose_body_lives_on_another_node_is_fetched_and_decrypted(
             record_id = doctor.put_record(patient_keys.address, resource)
         with HttpChain(net.url("node2"), timeout_s=30) as at_node2:
             patient = MedchainClient(patient_keys, at_node2)
-            version = at_node2.record_version(record_id, 1)
+            version = patient.chain.record_version(record_id, 1)  # a signed read
             assert version is not None
             cid = version.cid
             assert not _store(net, "node2").has(cid)  # only node0 holds the body

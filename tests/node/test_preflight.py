@@ -7,9 +7,22 @@ import asyncio
 
 import pytest
 
-from medchain.app import RegisterArgs, Role, TransferArgs
+from medchain.app import (
+    AddProxyArgs,
+    ProxyRelation,
+    ProxyScope,
+    RegisterArgs,
+    Role,
+    TransferArgs,
+)
 from medchain.crypto import AccountKeys, signed_tx
-from medchain.node import AdmissionConfig, LedgerApp, dry_run_at_admission, preview_receipt
+from medchain.node import (
+    AdmissionConfig,
+    LedgerApp,
+    dry_run_at_admission,
+    preflight,
+    preview_receipt,
+)
 from medchain.node._admission import Admission, Source
 from medchain.node._verifier import Verifier
 from medchain.types import Tx, TxFailed, tx_id
@@ -119,3 +132,22 @@ def test_admission_refuses_a_clients_call_but_relays_a_peers() -> None:
             await verifier.close()
 
     asyncio.run(main())
+
+
+def test_a_dry_run_judges_time_at_the_nodes_clock_not_the_last_block() -> None:
+    """On an idle chain the last block may be long past: an expiry that falls between
+    it and now has passed for the block that will take the call."""
+    app = _app()
+    other = AccountKeys.generate()
+    for keys in (STRANGER, other):
+        assert app.mempool.add(_register(keys, 0, keys.encryption_public_key))
+    _commit_next(app)
+    last = app.last_block().header
+    between = last.time_ms + 1_000
+    args = AddProxyArgs(other.address, ProxyRelation.CARER, (ProxyScope.READ,), between)
+    tx = signed_tx(STRANGER, CHAIN, 1, "proxies.add", args)
+    assert preview_receipt(app.ledger, last, tx).ok  # judged just after the last block
+    later = preview_receipt(app.ledger, last, tx, now_ms=between + 1)
+    assert (later.ok, later.code) == (False, "invalid_argument")
+    with pytest.raises(TxFailed):
+        preflight(app.ledger, last, tx, now_ms=between + 1)
