@@ -11,6 +11,7 @@ from medchain.api import (
     _blobs,
     _consents,
     _devices,
+    _disclosures,
     _emergency,
     _node,
     _orgs,
@@ -86,6 +87,10 @@ _TAGS = [
         "name": "emergency",
         "description": "Break-glass: emergency policies, requests, answers, notifications.",
     },
+    {
+        "name": "disclosures",
+        "description": "Who read a patient's data through this node, and the logs' heads.",
+    },
     {"name": "recovery", "description": "Key recovery: guardians' policies and requests."},
     {"name": "staking", "description": "Stake and candidates."},
     {"name": "blobs", "description": "Encrypted record bodies by CID."},
@@ -156,6 +161,7 @@ def create_api(
         _uploads,
         _node,
         _anchoring,
+        _disclosures,
     ):
         app.include_router(module.router)
 

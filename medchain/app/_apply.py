@@ -22,6 +22,7 @@ from medchain.app import (
     _consents,
     _credentials,
     _devices,
+    _disclosure_heads,
     _emergency,
     _erasure,
     _keys,
@@ -88,6 +89,7 @@ METHODS: Methods = {
     **_rewrap.METHODS,
     **_erasure.METHODS,
     **_recovery.METHODS,
+    **_disclosure_heads.METHODS,
 }
 
 

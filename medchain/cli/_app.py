@@ -18,6 +18,7 @@ from medchain.cli import (
     _commands,
     _consent,
     _devices,
+    _disclosures,
     _emergency,
     _erase,
     _gateway,
@@ -80,6 +81,7 @@ record.command("set-terms")(_consent.record_set_terms)
 record.command("show")(_commands.record_show)
 record.command("list")(_commands.record_list)
 record.command("audit")(_commands.record_audit)
+record.command("disclosures")(_disclosures.record_disclosures)
 record.command("erase")(_erase.record_erase)
 record.command("search")(_search.record_search)
 record.command("index")(_search.record_index)
@@ -214,6 +216,7 @@ node = _group(app, "node", "Run a node, or set up its home.", default=_node.node
 node.command("run")(_node.node)
 node.command("init")(_node_init.node_init)
 node.command("add-peer")(_node_init.node_add_peer)
+node.command("check-disclosures")(_disclosures.check_disclosures)
 node.command("adopt-genesis")(_anchor.adopt_genesis)
 
 snapshot = _group(app, "snapshot", "State snapshots this node keeps for nodes that join.")

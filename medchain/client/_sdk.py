@@ -66,6 +66,7 @@ from medchain.app import (
 from medchain.client._backend import ChainBackend, reads_signed_by
 from medchain.client._consents import ConsentActions
 from medchain.client._deidentify import deidentify
+from medchain.client._disclosures import DisclosureReads
 from medchain.client._emergency_wraps import emergency_wrap_args, in_emergency_set
 from medchain.client._envelope import (
     Sealed,
@@ -122,7 +123,9 @@ class ResearchItem:
     resource: dict[str, Any]
 
 
-class MedchainClient(OrganisationActions, ConsentActions, ErasureActions, RecoveryActions):
+class MedchainClient(
+    OrganisationActions, ConsentActions, ErasureActions, RecoveryActions, DisclosureReads
+):
     """One account acting on one chain (an organisation admin's acts in
     `OrganisationActions`, grant terms and standing consents in `ConsentActions`)."""
 

@@ -67,12 +67,14 @@ from medchain.node._devnet_orgs import (
     FoundingOrg,
     founding_keys,
 )
-from medchain.node._disclosure import (
-    Disclosure,
-    DisclosureKind,
-    DisclosureLog,
-    MemoryDisclosureLog,
-    ReadBasis,
+from medchain.node._disclosure import DisclosureLog, MemoryDisclosureLog
+from medchain.node._disclosure_log import (
+    DISCLOSURES_FILE,
+    DisclosureLogFailed,
+    DisclosureRecords,
+    LogEntry,
+    SqliteDisclosureLog,
+    check_log_file,
 )
 from medchain.node._disk_reserve import (
     RESERVE_BYTES,
@@ -160,7 +162,14 @@ from medchain.node._supervisor import (
 )
 from medchain.node._verification_chain import VerificationChain
 from medchain.node._verifier import Verifier
-from medchain.types import NodeStatus, PeerStatus, TxFailed  # re-exported: node answers with them
+from medchain.types import (  # re-exported: node answers with them
+    Disclosure,
+    DisclosureKind,
+    NodeStatus,
+    PeerStatus,
+    ReadBasis,
+    TxFailed,
+)
 
 __all__ = [
     "ADMIN_KEY_FILE",
@@ -171,6 +180,7 @@ __all__ = [
     "DEFAULT_SIGNATURE_CACHE",
     "DEVELOPMENT_RECOVERY_DELAY_MS",
     "DEVNET_FILE",
+    "DISCLOSURES_FILE",
     "ERASED_FILE",
     "EXIT_DISK_FULL",
     "FAUCET_KEY_FILE",
@@ -214,6 +224,8 @@ __all__ = [
     "Disclosure",
     "DisclosureKind",
     "DisclosureLog",
+    "DisclosureLogFailed",
+    "DisclosureRecords",
     "ErasedBlobs",
     "ErasureGuard",
     "ForkError",
@@ -223,6 +235,7 @@ __all__ = [
     "Joined",
     "LedgerApp",
     "LocalChain",
+    "LogEntry",
     "MemoryDisclosureLog",
     "NetNode",
     "Node",
@@ -249,6 +262,7 @@ __all__ = [
     "SnapshotPeers",
     "SnapshotWriter",
     "Snapshotter",
+    "SqliteDisclosureLog",
     "StoreUpkeep",
     "Supervisor",
     "TooManyAnonymous",
@@ -261,6 +275,7 @@ __all__ = [
     "anchor_settings",
     "archive_chain",
     "changed_params",
+    "check_log_file",
     "commit_to_store",
     "config_from_json",
     "config_to_json",

@@ -9,55 +9,9 @@ which node and for which purpose.
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
 from typing import Protocol
 
-
-class DisclosureKind(enum.StrEnum):
-    WRAPS = "wraps"
-    """A record version's key wraps."""
-    BODY = "body"
-    """A record version's ciphertext."""
-    RESEARCH_COPY = "research_copy"
-    """A research organisation's de-identified copy of a record."""
-    SEARCH = "search"
-    """A lookup in a patient's encrypted keyword index."""
-    VITALS = "vitals"
-    """A patient's bundles of device readings (or one bundle's ciphertext)."""
-
-
-class ReadBasis(enum.StrEnum):
-    """Why the node let the signer read."""
-
-    OWNER = "owner"
-    READER = "reader"
-    PROXY = "proxy"
-    EMERGENCY = "emergency"
-    RESEARCH = "research"
-    VITALS_READER = "vitals_reader"
-
-
-@dataclass(frozen=True, slots=True)
-class Disclosure:
-    time_ms: int
-    """The node's wall clock when it served the read (ms since the Unix epoch)."""
-    reader: bytes
-    """The account that signed the read request."""
-    patient: bytes
-    """Whose data was read."""
-    kind: DisclosureKind
-    purpose: str
-    """The PurposeOfUse code the request named."""
-    basis: ReadBasis
-    record_id: bytes = b""
-    """The record read; empty for a search or a vitals read."""
-    version: int = 0
-    """The version read; 0 when the read is not of one version."""
-    on_behalf: bytes = b""
-    """The patient a proxy read for (the reader acted as their proxy)."""
-    detail: str = ""
-    """What else identifies the read: a CID, a time range; never a secret."""
+from medchain.types import Disclosure
 
 
 class DisclosureLog(Protocol):

@@ -57,7 +57,8 @@ from medchain.node._config import (
     NodeConfig,
     read_config,
 )
-from medchain.node._disclosure import DisclosureLog, MemoryDisclosureLog
+from medchain.node._disclosure_commits import DisclosureCommitter, commit_interval_s
+from medchain.node._disclosure_log import DISCLOSURES_FILE, SqliteDisclosureLog
 from medchain.node._disk_reserve import hold_disk_reserve, release_disk_reserve
 from medchain.node._erasures import ERASED_FILE, ErasedBlobs, ErasureGuard
 from medchain.node._genesis_file import genesis_hash, read_genesis
@@ -199,8 +200,7 @@ class Node:
         self._init_loop_state()
         self.anchoring = self._build_anchoring()
         self._anchoring_task: asyncio.Task[None] | None = None
-        self.disclosures: DisclosureLog = MemoryDisclosureLog()
-        """Where the API logs each authenticated read it serves."""
+        self._open_disclosures()
 
     def _open_ledger(self) -> ChainStore:
         """The chain store, the contracts over it, the consensus WAL and the engine."""
@@ -306,6 +306,21 @@ class Node:
             "node joined from are fetched",
             registry=self.metrics.registry,
         ).set_function(lambda: self.backfill.base_height)
+
+    def _open_disclosures(self) -> None:
+        """The log of the reads this node serves, and the commitments of its head."""
+        self.disclosures = SqliteDisclosureLog(
+            self.home / DISCLOSURES_FILE, self.keys.address, on_disk_full=self.disk_full
+        )
+        self.disclosure_commits = DisclosureCommitter(
+            self.disclosures,
+            self.app,
+            self.keys,
+            self.config.api_url,
+            self.submit,
+            commit_interval_s(self.config.extra),
+        )
+        self._disclosure_task: asyncio.Task[None] | None = None
 
     def _stored_block(self, height: int) -> bytes | None:
         block = self.app.store.block_at(height)
@@ -531,6 +546,7 @@ class Node:
         self._collector = asyncio.ensure_future(
             self.bodies.run_collector(self.config.body_collect_interval_s)
         )
+        self._disclosure_task = asyncio.ensure_future(self.disclosure_commits.run())
         if self.app.store.base_height() > 0:
             self._backfill_task = asyncio.ensure_future(self.backfill.run())
         log.info(
@@ -578,7 +594,7 @@ class Node:
                 await self._anchoring_task
         if self.anchoring is not None:
             await self.anchoring.close()
-        for task in (self._collector, self._backfill_task):
+        for task in (self._collector, self._backfill_task, self._disclosure_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -593,6 +609,7 @@ class Node:
         for waiting in self._waiters.values():
             for future in waiting:
                 future.cancel()
+        self.disclosures.close()
         self.signlog.close()
         self.snapshots.close()
         self.app.close_index()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import product
@@ -46,13 +47,12 @@ from medchain.gateway import DeviceKind as SimulatedKind
 from medchain.gateway import SimulatedDevice
 from medchain.gateway._batch import Batch, BatchEntry
 from medchain.gateway._service import seal_bundle
-from medchain.node import LocalChain
+from medchain.node import DISCLOSURES_FILE, LocalChain, SqliteDisclosureLog
 from medchain.offchain import MemoryBlobStore
 from medchain.store import ChainStore
 from medchain.types import decode, decode_tx_bytes, encode, tx_id
 from tests.api.harness import (
     HOSPITAL,
-    FakeNode,
     Org,
     SyncASGITransport,
     admin,
@@ -60,6 +60,7 @@ from tests.api.harness import (
     institution,
     make_chain,
 )
+from tests.api.logging_nodes import LoggingNode
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -286,6 +287,8 @@ def _query_values(story: Story) -> dict[str, str]:
         "to_ms": str(story.readings_to_ms),
         "device": format_address(story.devices[1]),
         "org": HOSPITAL.org_id,
+        "patient": format_address(story.addresses[1]),
+        "node": format_address(story.addresses[0]),
     }
 
 
@@ -406,7 +409,8 @@ def _leaks(response: httpx.Response) -> list[str]:
 
 
 def _stranger(story: Story) -> tuple[httpx.Client, dict[str, Any]]:
-    app = create_api(FakeNode(story.chain))
+    log = SqliteDisclosureLog(Path(tempfile.mkdtemp()) / DISCLOSURES_FILE, story.addresses[0])
+    app = create_api(LoggingNode(story.chain, log, "http://node"))
     return httpx.Client(transport=SyncASGITransport(app), base_url="http://node"), app.openapi()
 
 
@@ -433,12 +437,15 @@ def test_a_stranger_learns_no_name_label_or_free_text_of_a_patient(story: Story)
     }
     assert {"GET /v1/blobs/{cid}", "POST /v1/search"} <= signed
     assert {op: set(answered[op]) for op in signed} == {op: {401} for op in signed}
+    # a patient's accounting of disclosures answers only their signed request
+    assert set(answered["GET /v1/disclosures"]) == {401}
     # and every other read answered something, so the walk saw the story's data
     unread = [
         op
         for op, codes in answered.items()
         if op.split()[0] in ("GET", "HEAD")
         and op not in signed
+        and op != "GET /v1/disclosures"
         and not any(200 <= c < 300 for c in codes)
     ]
     assert not unread, unread

@@ -24,6 +24,7 @@ from medchain.app import (
     ClearRecoveryPolicyArgs,
     CloseScopeArgs,
     CommitBatchArgs,
+    CommitHeadArgs,
     CreateRecordArgs,
     CredentialActionArgs,
     CredentialRole,
@@ -110,6 +111,9 @@ from medchain.types import (
     proposal_signing_bytes,
 )
 from tests.app.conftest import CHAIN_ID, OrgKeys, World, fake_blob, fake_label, fake_wraps
+
+NODE_URL = "http://127.0.0.1:8600"
+"""Where the vectors' validators serve their disclosure logs."""
 
 T0 = 19_844 * 86_400_000
 """2024-05-01T00:00:00Z: the day device bundles are from."""
@@ -1148,6 +1152,27 @@ def _(w: World) -> Tx:
     _patient, _doctor, request_id = emergency_opened(w)
     w.ok(CLINIC.account, "emergency.answer", emergency_answer(request_id))
     return w.tx(CLINIC.account, "emergency.answer", emergency_answer(request_id))
+
+
+# -- disclosure heads -------------------------------------------------------------------
+
+
+@case("disclosures.commit", "ok")
+def _(w: World) -> Tx:
+    w.ok(VALIDATORS[0], "disclosures.commit", CommitHeadArgs(2, sha256(b"head 2"), NODE_URL))
+    return w.tx(VALIDATORS[0], "disclosures.commit", CommitHeadArgs(5, sha256(b"head 5"), NODE_URL))
+
+
+@case("disclosures.commit", "seq_not_increasing", "invalid_argument")
+def _(w: World) -> Tx:
+    w.ok(VALIDATORS[0], "disclosures.commit", CommitHeadArgs(5, sha256(b"head 5"), NODE_URL))
+    return w.tx(VALIDATORS[0], "disclosures.commit", CommitHeadArgs(5, sha256(b"other"), NODE_URL))
+
+
+@case("disclosures.commit", "not_a_validator", "wrong_role")
+def _(w: World) -> Tx:
+    patient = member(w, "patient", Role.PATIENT)
+    return w.tx(patient, "disclosures.commit", CommitHeadArgs(1, sha256(b"head 1"), NODE_URL))
 
 
 # -- key rotation ----------------------------------------------------------------------

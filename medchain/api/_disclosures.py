@@ -1,0 +1,219 @@
+"""The accounting of disclosures: a patient's entries in this node's disclosure log
+(signed by the patient or their `read` proxy), every entry's salted hash (public:
+anyone recomputes the heads), and the heads nodes committed on chain."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from medchain import app as contracts
+from medchain.api import _parse as parse
+from medchain.api._deps import Chain, Service
+from medchain.api._errors import ApiError
+from medchain.api._lookups import registered_patient
+from medchain.api._models import Address, Encoded, FromChain, Hex, Name
+from medchain.crypto import (
+    READ_SCHEME,
+    ReadRequestInvalid,
+    format_address,
+    parse_read_header,
+    verify_read_request,
+)
+from medchain.node import ChainQueries, DisclosureRecords, LogEntry, wall_clock_ms
+from medchain.types import encode
+
+MAX_HASHES = 10_000
+"""Most entry hashes one GET /v1/disclosures/hashes answers (page with from/to)."""
+MAX_COMMITS = 1_000
+
+
+class DisclosureModel(BaseModel):
+    """One read this node served: who read what of the patient's, when, why."""
+
+    seq: int = Field(description="Position in this node's log, from 1.")
+    time_ms: int
+    reader: Address
+    patient: Address
+    kind: Name
+    purpose: str = Field(description="The PurposeOfUse code the reader named.")
+    basis: Name = Field(description="Why the node let the reader read.")
+    record_id: Hex
+    version: int
+    on_behalf: Address
+    detail: str
+    node: Address
+    hash: Hex = Field(description="The entry's salted hash, as in /v1/disclosures/hashes.")
+    encoded: Encoded = Field(description="The entry (LoggedDisclosure) canonically encoded.")
+
+    @classmethod
+    def of(cls, item: LogEntry) -> DisclosureModel:
+        read = item.entry.disclosure
+        return cls.model_validate(
+            {
+                "seq": item.seq,
+                "time_ms": read.time_ms,
+                "reader": read.reader,
+                "patient": read.patient,
+                "kind": read.kind,
+                "purpose": read.purpose,
+                "basis": read.basis,
+                "record_id": read.record_id,
+                "version": read.version,
+                "on_behalf": read.on_behalf,
+                "detail": read.detail,
+                "node": item.entry.node,
+                "hash": item.hash,
+                "encoded": encode(item.entry),
+            }
+        )
+
+
+class DisclosuresModel(BaseModel):
+    node: Address = Field(description="The node whose log this is.")
+    length: int = Field(description="Entries in the node's log, everyone's.")
+    entries: list[DisclosureModel]
+
+
+class HashesModel(BaseModel):
+    node: Address
+    length: int
+    first: int = Field(description="The seq of hashes[0].")
+    hashes: list[Hex]
+
+
+class HeadCommitModel(FromChain):
+    """A head of a node's disclosure log, as committed on chain."""
+
+    node: Address
+    seq: int = Field(description="Entries the head covers.")
+    head: Hex
+    api_url: str
+    height: int
+    time_ms: int
+    encoded: Encoded
+
+
+class HeadCommitsModel(BaseModel):
+    node: Address
+    count: int = Field(description="Commits the node made, in all.")
+    commits: list[HeadCommitModel]
+
+
+router = APIRouter(prefix="/v1", tags=["disclosures"])
+
+
+def _log(service: object) -> DisclosureRecords:
+    found = getattr(service, "disclosures", None)
+    if not isinstance(found, DisclosureRecords):
+        raise ApiError(
+            404, "no_disclosure_log", "this node keeps no disclosure log; ask a networked node"
+        )
+    return found
+
+
+def _target(request: Request) -> str:
+    """The path and query as the client sent them (what it signed)."""
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else request.url.path
+    query = request.scope.get("query_string", b"")
+    return f"{path}?{query.decode('latin-1')}" if query else path
+
+
+def _signer(request: Request, chain: ChainQueries, chain_id: str) -> bytes:
+    """The account whose current key signed the read request: 401 if none holds."""
+    header = request.headers.get("authorization")
+    if header is None:
+        raise ApiError(
+            401,
+            "read_unsigned",
+            f"a patient's disclosures are served only to a signed read ({READ_SCHEME}); "
+            "`medchain record disclosures` signs it with your key file",
+        )
+    try:
+        signed = parse_read_header(header)
+        verify_read_request(
+            signed, chain_id, request.method, _target(request), b"", wall_clock_ms()
+        )
+    except ReadRequestInvalid as exc:
+        raise ApiError(401, exc.code, exc.message) from None
+    try:
+        return contracts.sender_of(chain.ledger.state, signed.public_key)
+    except contracts.KeyRetired as exc:
+        raise ApiError(401, exc.code, exc.message) from None
+
+
+def _may_see(chain: ChainQueries, signer: bytes, patient: bytes) -> None:
+    if signer == patient:
+        return
+    state = chain.ledger.state
+    now_ms = chain.latest_block().header.time_ms
+    if not contracts.proxy_allows(state, signer, patient, contracts.ProxyScope.READ, now_ms):
+        raise ApiError(
+            403,
+            contracts.NotAuthorised.code,
+            f"{format_address(signer)} may not see {format_address(patient)}'s disclosures: "
+            "only the patient and their proxies with the read scope may",
+        )
+
+
+@router.get("/disclosures", summary="A patient's disclosures through this node (signed)")
+async def disclosures(
+    request: Request,
+    service: Service,
+    chain: Chain,
+    patient: Annotated[str, Query(description="The patient's address.")],
+    record: Annotated[str, Query(description="Only this record's (hex id).")] = "",
+) -> DisclosuresModel:
+    log = _log(service)
+    raw = registered_patient(chain, patient)
+    record_id = parse.record_id(record) if record else b""
+    signer = _signer(request, chain, service.genesis.chain_id)
+    _may_see(chain, signer, raw)
+    entries = [DisclosureModel.of(e) for e in log.entries_of(raw, record_id)]
+    return DisclosuresModel(node=format_address(log.node), length=log.length, entries=entries)
+
+
+@router.get("/disclosures/hashes", summary="Entry hashes of this node's disclosure log")
+async def hashes(
+    service: Service,
+    first: Annotated[int, Query(alias="from", ge=1, description="First seq.")] = 1,
+    last: Annotated[int, Query(alias="to", ge=1, description="Last seq (inclusive).")] = 0,
+) -> HashesModel:
+    log = _log(service)
+    length = log.length
+    last = length if last == 0 else min(last, length)
+    if last - first + 1 > MAX_HASHES:
+        raise ApiError(
+            400,
+            "invalid_argument",
+            f"at most {MAX_HASHES} hashes per request; ask for from..to in pages",
+        )
+    found = log.hashes(first, last) if last >= first else []
+    return HashesModel(
+        node=format_address(log.node), length=length, first=first, hashes=[h.hex() for h in found]
+    )
+
+
+@router.get("/disclosures/nodes", summary="Every node's latest committed disclosure head")
+async def nodes(chain: Chain) -> list[HeadCommitModel]:
+    return [HeadCommitModel.of(c) for c in contracts.disclosure_nodes(chain.ledger.state)]
+
+
+@router.get("/disclosures/commits", summary="The disclosure heads a node committed")
+async def commits(
+    chain: Chain,
+    node: Annotated[str, Query(description="The node's (validator) address.")],
+    start: Annotated[int, Query(ge=0, description="Index of the first commit.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_COMMITS)] = MAX_COMMITS,
+) -> HeadCommitsModel:
+    raw = parse.address(node, "node")
+    state = chain.ledger.state
+    found = contracts.head_commits(state, raw, start, limit)
+    return HeadCommitsModel(
+        node=format_address(raw),
+        count=contracts.head_commit_count(state, raw),
+        commits=[HeadCommitModel.of(c) for c in found],
+    )
