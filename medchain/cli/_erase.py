@@ -3,6 +3,7 @@ record, after confirming; and how `record show` and `record list` mark one erase
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -11,6 +12,7 @@ from medchain.app import MAX_ERASE_REASON_CHARS, Record
 from medchain.cli._common import Chain, console, ok, on_chain, record_id_arg, show_address
 from medchain.cli._options import KeyOption
 from medchain.client import erased_on
+from medchain.types import MedchainError
 
 
 @on_chain
@@ -26,15 +28,30 @@ def record_erase(
     """Owner, or their `grant` proxy: erase a record. Every node deletes its ciphertexts
     and nobody can read it again; it cannot be undone (docs/PRIVACY.md, "Erasure")."""
     raw = record_id_arg(record_id)
-    if not yes:
-        typer.confirm(
-            f"Erase record {record_id} for good? Every node deletes its content; "
-            "what readers already opened stays with them",
-            abort=True,
-        )
     with where.client(key) as client:
+        client.record(raw)  # an unknown or erased record is refused before asking
+        if not yes:
+            _confirm(record_id)
         client.erase(raw, reason)
     ok(f"record {record_id} erased")
+
+
+def on_a_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def _confirm(record_id: str) -> None:
+    """Ask on a terminal; elsewhere (a script, a pipe) refuse unless --yes was given."""
+    if not on_a_terminal():
+        raise MedchainError(
+            "erasing a record cannot be undone, so `medchain record erase` asks to confirm "
+            "on a terminal; run it on one, or pass --yes"
+        )
+    typer.confirm(
+        f"Erase record {record_id} for good? Every node deletes its content; "
+        "what readers already opened stays with them",
+        abort=True,
+    )
 
 
 def show_erased(record: Record) -> None:

@@ -4,6 +4,7 @@ with the clear error."""
 
 from __future__ import annotations
 
+import pytest
 from typer.testing import CliRunner
 
 from medchain.cli import app
@@ -14,7 +15,7 @@ __all__ = ["cli"]
 runner = CliRunner()
 
 
-def test_erase_a_record(cli: Cli) -> None:
+def test_erase_a_record(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     alice, alice_addr = patient(cli, "alice")
     bob, _ = clinician(cli, "bob")
     put = cli(
@@ -24,6 +25,9 @@ def test_erase_a_record(cli: Cli) -> None:
     record_id = put.strip().splitlines()[-1]
 
     command = ["record", "erase", "--key", str(alice), record_id, "--data", str(cli.data)]
+    scripted = runner.invoke(app, command)  # no terminal to ask on, and no --yes
+    assert scripted.exit_code == 1 and "pass --yes" in scripted.output
+    monkeypatch.setattr("medchain.cli._erase.on_a_terminal", lambda: True)
     declined = runner.invoke(app, command, input="n\n")
     assert declined.exit_code == 1 and "Erase record" in declined.output
     assert "erased" not in cli("record", "show", record_id)
