@@ -1,7 +1,8 @@
 """Which account a signing key acts for, and changing an account's keys.
 
 An account keeps its address when its keys change: the address is derived from the
-first public key, and `keyof/<address of a later key>` points back to the account.
+first public key, and `keyof/<address of a key>` points every key of a rotated account
+(its first one included) back to the account.
 Only the account's current key (its identity's `public_key`) signs for it; an older
 one is refused with `KeyRetired`. Only patients rotate: other roles' keys are named
 elsewhere (genesis, organisations, credentials) by their own address.
@@ -61,18 +62,26 @@ def _alias_key(key_address: bytes) -> bytes:
 
 
 def key_alias(state: State, key_address: bytes) -> bytes | None:
-    """The account a later key (by its own address) signs for, None if it is no alias."""
+    """The account a key (by its own address) that took part in a rotation signs for or
+    once signed for (the account's first key maps to the account itself); None for a
+    key no rotation involved."""
     found = state.get(_alias_key(key_address))
     return None if found is None else found
 
 
 def sender_of(state: State, public_key: bytes) -> bytes:
     """The account `public_key` signs for: its alias, else its own address. KeyRetired
-    when the account's identity names another key (this one was rotated away)."""
+    when the account's identity names another key (this one was rotated away).
+
+    Runs for every transaction at admission, on apply and on each mempool recheck, so a
+    key never part of a rotation costs one state read and no identity decode: only keys
+    of accounts that rotated have a `keyof/` entry (see `move_keys`)."""
     own = address_from_public_key(public_key)
-    account = key_alias(state, own) or own
+    account = key_alias(state, own)
+    if account is None:
+        return own
     identity = get_identity(state, account)
-    if identity is not None and identity.public_key != public_key:
+    if identity is None or identity.public_key != public_key:
         raise KeyRetired(
             f"this key no longer signs for {format_address(account)}: the account's keys "
             "were rotated; sign with the account's current key file"
@@ -129,6 +138,7 @@ def move_keys(state: State, call: Call, identity: Identity, new: NewKeys, via: s
         ),
     )
     state.set(_alias_key(address_from_public_key(new.public_key)), identity.address)
+    state.set(_alias_key(identity.address), identity.address)  # the first key: retired
     call.emit(
         "keys.rotated",
         account=identity.address,
