@@ -36,7 +36,12 @@ from medchain.crypto import AccountKeys, DecryptionFailed, format_address
 from medchain.demo._access import credentials_scene, emergency_scene, proxy_scene
 from medchain.demo._consortium import load_consortium
 from medchain.demo._narration import Story
-from medchain.demo._rights import consent_scene, erasure_scene, recovery_scene
+from medchain.demo._rights import (
+    consent_scene,
+    disclosures_scene,
+    erasure_scene,
+    recovery_scene,
+)
 from medchain.demo._stage import Cast, Stage
 from medchain.node import TxFailed
 from medchain.types import MedchainError, Receipt
@@ -298,7 +303,8 @@ def run_story(stage: Stage, story: Story) -> None:
     # the chain outlives the node the restart step kills.
     stage.restart(story, cast, record_id)
     _staking(story, stage, lab, L)
-    consent_scene(story, A, B, C, heart_rate)
+    consented = consent_scene(story, A, B, C, heart_rate)
+    disclosures_scene(story, A, C, consented)
     erasure_scene(story, A, B, heart_rate, list(stage.peers()))
     recovery_scene(story, dana, [B, C, hospital_account], stranger, dana_new, heart_rate)
     height, _ = stage.snapshot()
