@@ -92,6 +92,12 @@ def disclosures_scene(
         return
     carol.read_record(record_id)
     reports = _committed_disclosures(alice)
+    if not reports:
+        story.note(
+            "no node of this network commits a disclosure log to the chain (a node "
+            "without a data directory keeps none): a devnet's nodes do"
+        )
+        return
     reads = [e.read for _, e in all_entries(reports) if e.read.reader == carol.address]
     story.check(
         "Dr. Carol's reads of the GP-consented record are listed, each with its purpose",

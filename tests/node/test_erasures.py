@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,7 @@ from medchain.app import (
     AddVersionArgs,
     CreateRecordArgs,
     EraseArgs,
+    PurposeOfUse,
     RecordErased,
     RegisterArgs,
     Role,
@@ -26,7 +28,7 @@ from medchain.app import (
 )
 from medchain.client import seal
 from medchain.client._envelope import version_context
-from medchain.crypto import AccountKeys, load_keys, signed_tx
+from medchain.crypto import AccountKeys, load_keys, sign_read_request, signed_tx
 from medchain.node import (
     BLOBS_DIR,
     ERASED_FILE,
@@ -184,10 +186,23 @@ def _held(node: Node, cid: str) -> bool:
     return LocalBlobStore(node.home / BLOBS_DIR).has(cid)
 
 
-async def _get(api: FastAPI, path: str) -> httpx.Response:
+async def _get(api: FastAPI, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
     transport = httpx.ASGITransport(api)
     async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
-        return await client.get(path)
+        return await client.get(path, headers=headers)
+
+
+async def _head(api: FastAPI, path: str) -> httpx.Response:
+    transport = httpx.ASGITransport(api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
+        return await client.head(path)
+
+
+def _signed(keys: AccountKeys, chain_id: str, target: str) -> dict[str, str]:
+    """A read signed by `keys` now, as the patient's client signs it."""
+    now = time.time_ns() // 1_000_000
+    purpose = PurposeOfUse.PATIENT_REQUEST.value
+    return {"authorization": sign_read_request(keys, chain_id, "GET", target, now, purpose)}
 
 
 def test_after_erasure_no_node_holds_the_ciphertexts_and_reads_are_gone(tmp_path: Path) -> None:
@@ -206,10 +221,12 @@ def test_after_erasure_no_node_holds_the_ciphertexts_and_reads_are_gone(tmp_path
             for node in (pair.validator, pair.observer):
                 api = create_api(node)
                 assert not any(_held(node, c) for c in cids), node.config.name
-                for cid in cids:
-                    answer = await _get(api, f"/v1/blobs/{cid}")
-                    assert answer.status_code == 410
-                    assert answer.json()["error"]["code"] == "record_erased"
+                for cid in cids:  # whether a node holds a blob is public
+                    assert (await _head(api, f"/v1/blobs/{cid}")).status_code == 410
+                version = f"/v1/records/{record_id.hex()}/versions/1"
+                answer = await _get(api, version, _signed(pair.patient, pair.chain_id, version))
+                assert answer.status_code == 410
+                assert answer.json()["error"]["code"] == "record_erased"
                 with pytest.raises(RecordErased):  # the same ciphertext, uploaded again
                     await node.bodies.upload(pair.patient.address_text, [bodies[0]])
                 shown = (await _get(api, f"/v1/records/{record_id.hex()}")).json()
