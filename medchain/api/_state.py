@@ -50,7 +50,7 @@ from medchain.api._reads import (
 )
 from medchain.api._service import NodeService
 from medchain.app import Role
-from medchain.crypto import SearchToken, address_from_public_key
+from medchain.crypto import KEY_WRAP_HEADER, SearchToken, address_from_public_key
 from medchain.node import ChainQueries, DisclosureKind, LedgerApp
 from medchain.store import MAX_HEIGHT
 from medchain.types import DecodeError, decode
@@ -218,10 +218,15 @@ async def record_body(
     reader: SignedRead,
 ) -> Response:
     """The version's ciphertext (checked against its CID), to whoever may read its
-    wraps."""
+    wraps; with the signer's own key wrap, when it has one, in the `Medchain-Key-Wrap`
+    header (hex), so that a reader opens a record in one request."""
     record, version = _version(service.chain, record_id, number)
     serve_record(service, reader, record, DisclosureKind.BODY, number, version.cid)
-    return blob_response(version.cid, await read_blob(service.blobs, version.cid))
+    response = blob_response(version.cid, await read_blob(service.blobs, version.cid))
+    wrap = next((w for w in version.wraps if w.reader == reader.account), None)
+    if wrap is not None:
+        response.headers[KEY_WRAP_HEADER] = wrap.wrapped_key.hex()
+    return response
 
 
 @router.get("/records/{record_id}/audit", tags=["records"], summary="A record's audit trail")

@@ -11,8 +11,8 @@ Three phases, each `duration_s` long:
   `records.create`; the node checks the body against the CID the transaction names,
   stores it, and admits the transaction (commit latency of the uploads is reported
   too);
-* **record query** — open loop at `rate`: fetch a record version and its ciphertext, as
-  signed reads (the owner's), check and decrypt it.
+* **record query** — open loop at `rate`: fetch a record version's ciphertext with the
+  reader's key wrap, one signed read (the owner's), as the SDK does; check and decrypt it.
 
 Payloads (sealed records, signed transactions) are prepared before each phase so the
 figures measure the network, not the load generator's encryption. The generator runs
@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import random
@@ -44,9 +45,16 @@ from medchain.app import (
     new_record_id,
 )
 from medchain.client import canonical_json, open_sealed, seal, version_context
-from medchain.crypto import AccountKeys, format_address, load_keys, sign_read_request, signed_tx
+from medchain.crypto import (
+    KEY_WRAP_HEADER,
+    AccountKeys,
+    format_address,
+    load_keys,
+    sign_read_request,
+    signed_tx,
+)
 from medchain.node import DevnetProcesses, VerificationChain, free_port_base, local_devnet
-from medchain.offchain import cid_for
+from medchain.offchain import cid_for, parse_cid
 from medchain.types import Tx, tx_id
 
 Progress = Callable[[str, int, int], None]
@@ -147,6 +155,8 @@ class ConnectionLost(HttpError):
 class _Response:
     status_code: int
     content: bytes
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Lower-cased names."""
 
     def json(self) -> Any:
         return json.loads(self.content)
@@ -178,7 +188,8 @@ class _Http:
     async def _call(self, method: str, url: str, **kwargs: Any) -> _Response:
         try:
             async with self._session.request(method, url, **kwargs) as response:
-                return _Response(response.status, await response.read())
+                headers = {k.lower(): v for k, v in response.headers.items()}
+                return _Response(response.status, await response.read(), headers)
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
             raise ConnectionLost(f"{method} {url}: {exc!r}") from exc
         except aiohttp.ClientError as exc:
@@ -517,21 +528,17 @@ class NetworkBench:
             mine = by_client.get(owners[c % len(owners)], [])
             item = rng.choice(mine)
             url = self.urls[self._client_of[item.keys.public_key] % len(self.urls)]
-            path = f"/v1/records/{item.record_id.hex()}/versions/1"
-            answer = await self.http.get(f"{url}{path}", headers=signed(item.keys, path))
-            if answer.status_code != 200:
-                raise RuntimeError(f"version of {item.record_id.hex()}: {answer.status_code}")
-            version = answer.json()
-            body = f"{path}/body"
-            blob = await self.http.get(f"{url}{body}", headers=signed(item.keys, body))
+            path = f"/v1/records/{item.record_id.hex()}/versions/1/body"
+            blob = await self.http.get(f"{url}{path}", headers=signed(item.keys, path))
             if blob.status_code != 200:
-                raise RuntimeError(f"body {version['cid']}: {blob.status_code}")
-            wrap = next(
-                w for w in version["wraps"] if w["reader"] == format_address(item.keys.address)
-            )
+                raise RuntimeError(f"body of {item.record_id.hex()}: {blob.status_code}")
+            cid = blob.headers.get("etag", "").strip('"')
+            if hashlib.sha256(blob.content).digest() != parse_cid(cid):
+                raise RuntimeError(f"body of {item.record_id.hex()} does not match its CID")
+            wrap = blob.headers[KEY_WRAP_HEADER.lower()]
             open_sealed(
                 item.keys,
-                bytes.fromhex(wrap["wrapped_key"]),
+                bytes.fromhex(wrap),
                 blob.content,
                 version_context(item.record_id, 1),
             )

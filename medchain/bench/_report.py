@@ -324,7 +324,7 @@ def latency_report(result: NetworkBenchResult) -> Report:
     for name, s in (
         ("record upload (body stored + tx admitted)", result.upload),
         ("record upload → committed", result.upload_commit_latency),
-        ("record query (version + blob + decrypt)", result.query),
+        ("record query (signed body + wrap, decrypt)", result.query),
     ):
         figures = (s.mean_ms, s.min_ms, s.max_ms, s.p50_ms, s.p90_ms, s.p95_ms)
         report.rows.append(

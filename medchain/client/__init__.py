@@ -8,7 +8,13 @@ from medchain.client._anon import (
     contributions,
     open_scope,
 )
-from medchain.client._backend import ChainBackend, SignsReads, reads_signed_by
+from medchain.client._backend import (
+    ChainBackend,
+    SealedReads,
+    SealedVersion,
+    SignsReads,
+    reads_signed_by,
+)
 from medchain.client._consent_fhir import (
     ACCOUNT_SYSTEM,
     ORGANISATION_SYSTEM,
@@ -166,6 +172,8 @@ __all__ = [
     "RecoveryUnavailable",
     "ResearchItem",
     "Sealed",
+    "SealedReads",
+    "SealedVersion",
     "SearchCapability",
     "SearchResult",
     "SearchStateError",

@@ -4,6 +4,7 @@ a client of a node's HTTP API provides the same methods."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from medchain import app
@@ -20,6 +21,24 @@ class SignsReads(Protocol):
     def reading_as(
         self, keys: AccountKeys, purpose: app.PurposeOfUse | None = None
     ) -> ChainBackend: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SealedVersion:
+    """What a reader needs to open a version: its ciphertext and the reader's own key
+    wrap (the CID names the ciphertext)."""
+
+    cid: str
+    wrapped_key: bytes
+    ciphertext: bytes
+
+
+@runtime_checkable
+class SealedReads(Protocol):
+    """A chain that hands a reader a version's ciphertext with the reader's own wrap in
+    one request (a node's API does)."""
+
+    def sealed_version(self, record_id: bytes, number: int) -> SealedVersion | None: ...
 
 
 class ChainBackend(Protocol):

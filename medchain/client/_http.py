@@ -20,12 +20,19 @@ from urllib.parse import quote
 import httpx
 
 from medchain import app
+from medchain.client._backend import SealedVersion
 from medchain.client._http_access import AccessReads
 from medchain.client._http_emergency import EmergencyReads
 from medchain.client._http_recovery import RecoveryReads
 from medchain.client._read_signing import ReadHints, ReadSigner
 from medchain.client._sdk import NotAReader
-from medchain.crypto import AccountKeys, SearchToken, format_address, parse_address
+from medchain.crypto import (
+    KEY_WRAP_HEADER,
+    AccountKeys,
+    SearchToken,
+    format_address,
+    parse_address,
+)
 from medchain.offchain import BlobCorrupted, BlobNotFound, cid_for, parse_cid
 from medchain.types import (
     UPLOAD_EXPIRES_HEADER,
@@ -421,6 +428,27 @@ class HttpChain(AccessReads, EmergencyReads, RecoveryReads):
         query = {"record": record_id.hex(), "version": str(number)}
         self._hints.blob(version.cid, query, owner)
         return version
+
+    def sealed_version(self, record_id: bytes, number: int) -> SealedVersion | None:
+        """A version's ciphertext with the signer's own key wrap, in one signed request
+        (the wraps of others are not fetched); None when the node names no wrap for the
+        signer (an emergency or research reader reads the version's wraps instead)."""
+        owner = self._hints.owner_of(record_id)
+        path = f"/v1/records/{record_id.hex()}/versions/{number}/body"
+        response = self._request("GET", path, read_of=(owner, None))
+        if response.status_code != 200:
+            self._body(response)  # raises the node's error
+            raise _bad_response(self.url, f"HTTP {response.status_code} for {path}")
+        wrap, cid = response.headers.get(KEY_WRAP_HEADER), response.headers.get("etag", "")
+        if not wrap:
+            return None
+        cid = cid.strip('"')
+        if hashlib.sha256(response.content).digest() != parse_cid(cid):
+            raise BlobCorrupted(
+                f"the node at {self.url} returned a ciphertext that does not match its CID "
+                f"for version {number} of record {record_id.hex()}; read through another node"
+            )
+        return SealedVersion(cid, bytes.fromhex(wrap), response.content)
 
     def audit(self, record_id: bytes) -> list[app.AuditEntry]:
         body = self._get(f"/v1/records/{record_id.hex()}/audit", missing=("unknown_record",))

@@ -63,7 +63,7 @@ from medchain.app import (
     new_record_id,
     registration_message,
 )
-from medchain.client._backend import ChainBackend, reads_signed_by
+from medchain.client._backend import ChainBackend, SealedReads, reads_signed_by
 from medchain.client._consents import ConsentActions
 from medchain.client._deidentify import deidentify
 from medchain.client._disclosures import DisclosureReads
@@ -301,15 +301,21 @@ class MedchainClient(
         record = self.record(record_id)
         refuse_erased(record)
         number = record.version_count if version is None else version
+        context = version_context(record_id, number)
+        if isinstance(self.chain, SealedReads):  # a node: the ciphertext and our wrap at once
+            sealed = self.chain.sealed_version(record_id, number)
+            if sealed is not None:
+                return dict(
+                    json.loads(
+                        open_sealed(self.keys, sealed.wrapped_key, sealed.ciphertext, context)
+                    )
+                )
         stored = self.chain.record_version(record_id, number)  # a node may refuse: NotAReader
         if stored is None:
             raise MedchainError(f"record {record_id.hex()} has no version {number}")
         wrapped = self._my_wrap(stored)
         plaintext = open_sealed(
-            self.keys,
-            wrapped,
-            self._fetch(stored.cid, stored.ciphertext_hash),
-            version_context(record_id, number),
+            self.keys, wrapped, self._fetch(stored.cid, stored.ciphertext_hash), context
         )
         return dict(json.loads(plaintext))
 

@@ -54,6 +54,7 @@ from medchain.crypto._merkle import (
     verify_inclusion,
 )
 from medchain.crypto._read_request import (
+    KEY_WRAP_HEADER,
     READ_REQUEST_WINDOW_MS,
     READ_SCHEME,
     ReadRequest,
@@ -139,6 +140,7 @@ __all__ = [
     "ENCRYPTION_PUBLIC_KEY_SIZE",
     "KEY_FILE_KIND",
     "KEY_FILE_VERSION",
+    "KEY_WRAP_HEADER",
     "LABEL_KEY_SIZE",
     "LABEL_SIZE",
     "MAX_HOLDERS",

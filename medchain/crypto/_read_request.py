@@ -19,6 +19,9 @@ from medchain.types import MedchainError, sha256, tagged_hash
 READ_SCHEME = "Medchain-Read"
 READ_REQUEST_TAG = "medchain/read-request"
 READ_REQUEST_WINDOW_MS = 60_000
+KEY_WRAP_HEADER = "Medchain-Key-Wrap"
+"""The response header in which a node hands a signed reader its own key wrap (hex)
+with a version's ciphertext: one request opens a record."""
 """How far a request's time may be from the node's clock, either way."""
 MAX_PURPOSE_CHARS = 16
 _MAX_TIME_MS = 2**63 - 1

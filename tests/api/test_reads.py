@@ -32,7 +32,12 @@ from medchain.app._registry import identity_key
 from medchain.app._state import save
 from medchain.client import MedchainClient
 from medchain.client._proxies import add_proxy
-from medchain.crypto import READ_REQUEST_WINDOW_MS, AccountKeys, sign_read_request
+from medchain.crypto import (
+    KEY_WRAP_HEADER,
+    READ_REQUEST_WINDOW_MS,
+    AccountKeys,
+    sign_read_request,
+)
 from medchain.node import Disclosure, DisclosureKind, ReadBasis
 from medchain.types import encode
 from tests.api.conftest import EXAMPLES, SCOPE, World
@@ -325,3 +330,17 @@ def test_a_key_the_account_rotated_away_from_is_refused(world: World) -> None:
     response = world.api.get(route, auth=read_as(world.doctor))
     assert response.status_code == 401 and _code(response) == "key_retired"
     assert "current key file" in response.json()["error"]["message"]
+
+
+def test_a_version_body_carries_the_signers_own_key_wrap(world: World) -> None:
+    """One signed request opens a record: the ciphertext, named by its ETag, and the
+    signer's wrap (nobody else's) in a header."""
+    route = f"/v1/records/{world.record_id.hex()}/versions/1/body"
+    version = world.chain.record_version(world.record_id, 1)
+    assert version is not None
+    wraps = {w.reader: w.wrapped_key for w in version.wraps}
+    for reader in (world.patient, world.doctor):
+        response = world.api.get(route, auth=read_as(reader))
+        assert response.status_code == 200
+        assert response.headers["etag"] == f'"{version.cid}"'
+        assert bytes.fromhex(response.headers[KEY_WRAP_HEADER]) == wraps[reader.address]
