@@ -1,0 +1,5 @@
+"""medchain's FHIR R4 side: chain records <-> FHIR resources (in one place), the R4 REST
+facade that a local process holding one account's key serves to an EHR, and Bulk Data
+export. It sits on the SDK, as the CLI does: the key never leaves that process."""
+
+__all__: list[str] = []
