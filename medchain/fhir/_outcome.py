@@ -5,7 +5,7 @@ REST API gives it. A validation failure names each element at fault in `expressi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from medchain.client import InvalidFhirResource
@@ -33,12 +33,13 @@ class Issue:
         return issue
 
 
-@dataclass(frozen=True, slots=True)
 class FhirError(Exception):
     """A request the facade refuses: its HTTP status and the issues it reports."""
 
-    status: int
-    issues: tuple[Issue, ...] = field(default_factory=tuple)
+    def __init__(self, status: int, issues: tuple[Issue, ...]) -> None:
+        super().__init__(status, issues)
+        self.status = status
+        self.issues = issues
 
     def __str__(self) -> str:
         return "; ".join(issue.diagnostics for issue in self.issues)
