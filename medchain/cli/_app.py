@@ -21,6 +21,7 @@ from medchain.cli import (
     _disclosures,
     _emergency,
     _erase,
+    _fhir,
     _gateway,
     _node,
     _node_init,
@@ -60,6 +61,7 @@ app.command()(_commands.account)
 app.command()(_commands.register)
 app.command()(_commands.transfer)
 app.command()(_notifications.notifications)
+app.command()(_fhir.fhir)
 app.command()(demo)
 app.command()(sim)
 app.command()(_anchor.verify)

@@ -2,4 +2,41 @@
 facade that a local process holding one account's key serves to an EHR, and Bulk Data
 export. It sits on the SDK, as the CLI does: the key never leaves that process."""
 
-__all__: list[str] = []
+from medchain.fhir._convert import (
+    FHIR_JSON,
+    RECORD_TYPES,
+    consent_resource,
+    for_chain,
+    instant_of,
+    patient_fhir_id,
+    patient_of_reference,
+    patient_reference,
+    patient_resource,
+    record_fhir_id,
+    record_id_of,
+    record_resource,
+)
+from medchain.fhir._outcome import FhirError
+from medchain.fhir._server import create_fhir_app
+from medchain.fhir._source import AccountSource
+from medchain.fhir._token import bearer_matches, new_token
+
+__all__: list[str] = [
+    "FHIR_JSON",
+    "RECORD_TYPES",
+    "AccountSource",
+    "FhirError",
+    "bearer_matches",
+    "consent_resource",
+    "create_fhir_app",
+    "for_chain",
+    "instant_of",
+    "new_token",
+    "patient_fhir_id",
+    "patient_of_reference",
+    "patient_reference",
+    "patient_resource",
+    "record_fhir_id",
+    "record_id_of",
+    "record_resource",
+]

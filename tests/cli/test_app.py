@@ -54,6 +54,7 @@ COMMANDS = (
     "emergency policy",
     "emergency read",
     "emergency serve",
+    "fhir",
     "fork",
     "gateway init",
     "gateway run",
