@@ -193,7 +193,7 @@ def parse_search(
         categories=_token_groups("category", fields.get("category", [])),
         statuses=_token_groups("status", fields.get("status", [])),
         last_updated=tuple(_date_bound("_lastUpdated", v) for v in fields.get("_lastUpdated", [])),
-        ids=tuple(tuple(_split(v, ",")) for v in fields.get("_id", [])),
+        ids=tuple(tuple(map(_unescape, _split(v, ","))) for v in fields.get("_id", [])),
         count=min(_single_int("_count", fields.get("_count"), DEFAULT_COUNT), MAX_COUNT),
         offset=_single_int("_offset", fields.get("_offset"), 0),
         sort=_sort(fields.get("_sort")),
@@ -265,7 +265,7 @@ def _token_groups(parameter: str, values: list[str]) -> tuple[tuple[Token, ...],
 
 
 def _token(parameter: str, text: str) -> Token:
-    parts = _split(text, "|")
+    parts = [_unescape(part) for part in _split(text, "|")]
     if len(parts) == 1 and parts[0]:
         return Token(None, parts[0])
     if len(parts) == 2 and (parts[0] or parts[1]):
@@ -277,21 +277,23 @@ def _token(parameter: str, text: str) -> Token:
 
 
 def _split(text: str, separator: str) -> list[str]:
-    r"""Split on a separator not escaped with a backslash (FHIR escapes `\,` `\|` `\$` `\\`)."""
-    parts, current, escaped = [], [], False
-    for char in text:
-        if escaped:
-            current.append(char)
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == separator:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
+    r"""Split on a separator not escaped with a backslash (FHIR escapes `\,` `\|` `\$` `\\`);
+    escapes stay in the parts, for a later split on another separator, until _unescape."""
+    parts, start, index = [], 0, 0
+    while index < len(text):
+        if text[index] == "\\":
+            index += 2
+            continue
+        if text[index] == separator:
+            parts.append(text[start:index])
+            start = index + 1
+        index += 1
+    parts.append(text[start:])
     return parts
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
 
 
 def _patient(values: list[str]) -> str | None:
