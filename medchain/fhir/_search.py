@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import NamedTuple
 
@@ -148,7 +148,7 @@ class SearchQuery:
     count: int = DEFAULT_COUNT
     offset: int = 0
     sort: str | None = None
-    ignored: tuple[str, ...] = field(default=())
+    ignored: tuple[str, ...] = ()
 
 
 def supported_parameters(resource_type: str) -> frozenset[str]:
@@ -187,7 +187,10 @@ def parse_search(
             fields.setdefault(name, []).append(value)
     return SearchQuery(
         resource_type=resource_type,
-        patient=_patient(fields.get("patient", []) + fields.get("subject", [])),
+        patient=_patient(
+            [("patient", v) for v in fields.get("patient", [])]
+            + [("subject", v) for v in fields.get("subject", [])]
+        ),
         codes=_token_groups("code", fields.get("code", [])),
         dates=tuple(_date_bound("date", v) for v in fields.get("date", [])),
         categories=_token_groups("category", fields.get("category", [])),
@@ -296,19 +299,19 @@ def _unescape(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text)
 
 
-def _patient(values: list[str]) -> str | None:
+def _patient(values: list[tuple[str, str]]) -> str | None:
     """The patient id of `patient`/`subject` values: `Patient/<id>`, a URL ending so, or `<id>`."""
     ids = set()
-    for value in values:
+    for parameter, value in values:
         head, slash, tail = value.rpartition("/")
         if (slash and not head.endswith("Patient")) or not tail:
             raise InvalidSearch(
-                f"patient={value!r} is not a patient reference: give Patient/<id> or <id>",
-                "patient",
+                f"{parameter}={value!r} is not a patient reference: give Patient/<id> or <id>",
+                parameter,
             )
         ids.add(tail)
     if len(ids) > 1:
-        raise InvalidSearch("patient/subject name two patients: give one", "patient")
+        raise InvalidSearch("patient/subject name two patients: give one", values[-1][0])
     return ids.pop() if ids else None
 
 

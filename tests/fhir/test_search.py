@@ -47,13 +47,20 @@ def test_patient_and_subject_naming_one_patient_agree() -> None:
 
 
 @pytest.mark.parametrize(
-    "params",
-    [[("subject", "Group/g1")], [("patient", "Patient/")], [("patient", "a"), ("patient", "b")]],
+    ("params", "named"),
+    [
+        ([("subject", "Group/g1")], "subject"),
+        ([("patient", "Patient/")], "patient"),
+        ([("patient", "a"), ("patient", "b")], "patient"),
+        ([("patient", "a"), ("subject", "Patient/b")], "subject"),
+    ],
 )
-def test_a_reference_to_no_single_patient_is_invalid(params: list[tuple[str, str]]) -> None:
+def test_a_reference_to_no_single_patient_is_invalid(
+    params: list[tuple[str, str]], named: str
+) -> None:
     with pytest.raises(InvalidSearch) as caught:
         parse_search("Observation", params, True)
-    assert caught.value.parameter == "patient"
+    assert caught.value.parameter == named
 
 
 @pytest.mark.parametrize(
