@@ -16,7 +16,17 @@ from medchain.fhir._convert import (
     record_id_of,
     record_resource,
 )
+from medchain.fhir._index import IndexedResource, ResourceIndex, SearchPage
 from medchain.fhir._outcome import FhirError
+from medchain.fhir._search import (
+    DateBound,
+    InvalidSearch,
+    SearchQuery,
+    Token,
+    UnsupportedSearchParameter,
+    parse_search,
+    supported_parameters,
+)
 from medchain.fhir._server import create_fhir_app
 from medchain.fhir._source import AccountSource
 from medchain.fhir._token import bearer_matches, new_token
@@ -25,13 +35,22 @@ __all__: list[str] = [
     "FHIR_JSON",
     "RECORD_TYPES",
     "AccountSource",
+    "DateBound",
     "FhirError",
+    "IndexedResource",
+    "InvalidSearch",
+    "ResourceIndex",
+    "SearchPage",
+    "SearchQuery",
+    "Token",
+    "UnsupportedSearchParameter",
     "bearer_matches",
     "consent_resource",
     "create_fhir_app",
     "for_chain",
     "instant_of",
     "new_token",
+    "parse_search",
     "patient_fhir_id",
     "patient_of_reference",
     "patient_reference",
@@ -39,4 +58,5 @@ __all__: list[str] = [
     "record_fhir_id",
     "record_id_of",
     "record_resource",
+    "supported_parameters",
 ]
