@@ -53,6 +53,6 @@ def fhir(
 
 def serve(app: FastAPI, sock: socket.socket) -> None:
     """Serve `app` on `sock` until interrupted, in this thread (an in-process chain
-    lives in the thread that opened it)."""
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    lives in the thread that opened it); the app's exports are deleted on the way out."""
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     server.run(sockets=[sock])

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from medchain.app import StandingConsent
 from medchain.client import ACCOUNT_SYSTEM, consent_to_fhir, validate_resource
 from medchain.crypto import InvalidAddress, format_address, parse_address
+from medchain.gateway import show_time
 
 FHIR_JSON = "application/fhir+json"
 PATIENT = "Patient"
@@ -41,7 +41,6 @@ PATIENT_ELEMENT: Mapping[str, str] = {
 RECORD_TYPES: tuple[str, ...] = tuple(sorted(t for t in PATIENT_ELEMENT if t != CONSENT))
 """The resource types the facade stores as records (and creates, updates, searches)."""
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _RECORD_ID = re.compile(r"^[0-9a-f]{2,64}$")
 
 
@@ -75,8 +74,7 @@ def patient_of_reference(text: str) -> bytes | None:
 
 def instant_of(ms: int) -> str:
     """Milliseconds since the epoch as a FHIR instant: UTC, milliseconds, `Z`."""
-    moment = _EPOCH + timedelta(milliseconds=ms)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return show_time(ms)
 
 
 def subject_of(resource: Mapping[str, Any]) -> bytes | None:

@@ -7,7 +7,8 @@ one calling system, so there is nothing to gain from a thread pool."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
@@ -18,9 +19,12 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from medchain.client import NodeError, NodeUnreachable
+from medchain.fhir._bulk import BulkExports, ExportKind
+from medchain.fhir._bulk_router import bulk_router
 from medchain.fhir._bundles import collection, history, searchset
-from medchain.fhir._capability import Interaction, capability_statement, supports
+from medchain.fhir._capability import INTERACTIONS, Interaction, capability_statement, supports
 from medchain.fhir._convert import FHIR_JSON
+from medchain.fhir._export import AccountExports
 from medchain.fhir._outcome import FhirError, Issue, fhir_error, operation_outcome
 from medchain.fhir._search import InvalidSearch, UnsupportedSearchParameter, parse_search
 from medchain.fhir._source import AccountSource
@@ -41,21 +45,39 @@ def base_url(request: Request) -> str:
     return str(request.url.replace(path=root, query="", fragment="")).rstrip("/")
 
 
-def create_fhir_app(source: AccountSource, token: str) -> FastAPI:
-    """The facade over `source`, its routes guarded by `token`."""
+def create_fhir_app(
+    source: AccountSource, token: str, exports: BulkExports | None = None
+) -> FastAPI:
+    """The facade over `source`, its routes guarded by `token`; bulk export jobs run
+    by `exports` (by default, jobs over what this account exports), closed with the app."""
+    account_exports = AccountExports(source)
+    if exports is None:
+        exports = BulkExports(
+            account_exports.resources,
+            kinds=account_exports.kinds(),
+            resource_types=frozenset(INTERACTIONS),
+        )
+    bulk = exports
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        with bulk:
+            yield
+
     app = FastAPI(
         title="medchain FHIR R4",
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
         default_response_class=FhirResponse,
+        lifespan=lifespan,
     )
     started = datetime.now(UTC).isoformat(timespec="seconds")
     _install_error_handlers(app)
 
     @app.get("/metadata")
     async def metadata(request: Request) -> Response:
-        return FhirResponse(capability_statement(base_url(request), started, False))
+        return FhirResponse(capability_statement(base_url(request), started, True))
 
     async def require_token(request: Request) -> None:
         if not bearer_matches(request.headers.get("authorization"), token):
@@ -66,6 +88,18 @@ def create_fhir_app(source: AccountSource, token: str) -> FastAPI:
                 "'Authorization: Bearer <token>'",
             )
 
+    async def prepare_export(request: Request) -> None:
+        """Kick-off only: read the chain here, on the server's thread, for the job."""
+        path = request.url.path
+        if request.method == "GET" and path.endswith("/Patient/$export"):
+            account_exports.prepare(ExportKind.PATIENT)
+        elif request.method == "GET" and path.endswith("/$export"):
+            account_exports.prepare(ExportKind.SYSTEM)
+
+    app.include_router(  # before /{type}/{id}, which would match its paths
+        bulk_router(bulk, base_url),
+        dependencies=[Depends(require_token), Depends(prepare_export)],
+    )
     app.include_router(_resource_routes(source), dependencies=[Depends(require_token)])
     return app
 

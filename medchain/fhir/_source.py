@@ -46,6 +46,7 @@ from medchain.fhir._outcome import (
     not_found,
 )
 from medchain.fhir._search import SearchQuery
+from medchain.fhir._vitals_feed import VitalsFeed, is_vitals_id
 from medchain.types import MedchainError
 
 _VERSION_ACTIONS = (AuditAction.CREATED, AuditAction.VERSIONED)
@@ -64,6 +65,7 @@ class AccountSource:
         """Per patient synced: the chain height of the last sync."""
         self._versions: dict[bytes, int] = {}
         """Per record indexed: the version indexed."""
+        self._vitals = VitalsFeed(client)
 
     @property
     def address(self) -> bytes:
@@ -88,6 +90,8 @@ class AccountSource:
                     self._sync_record(record)
             if patient == self.address:
                 self._sync_own()
+            for observation in self._vitals.fetch(patient):
+                self.index.put(observation)
             self._synced[patient] = height
 
     def _sync_record(self, record: Record) -> None:
@@ -145,6 +149,8 @@ class AccountSource:
         with self._lock:
             if resource_type in (PATIENT, CONSENT):
                 return self._own_resource(resource_type, fhir_id)
+            if is_vitals_id(fhir_id):
+                return self._vitals_observation(resource_type, fhir_id)
             record = self._record(resource_type, fhir_id)
             self.sync(record.owner)
             found = self.index.get(resource_type, fhir_id)
@@ -154,6 +160,8 @@ class AccountSource:
 
     def vread(self, resource_type: str, fhir_id: str, version: int) -> dict[str, Any]:
         with self._lock:
+            if is_vitals_id(fhir_id) and version == 1:  # a reading has one version
+                return self._vitals_observation(resource_type, fhir_id)
             record = self._record(resource_type, fhir_id)
             if not 1 <= version <= record.version_count:
                 raise fhir_error(
@@ -169,6 +177,8 @@ class AccountSource:
     def history(self, resource_type: str, fhir_id: str) -> list[dict[str, Any]]:
         """Every version this account may open, newest first (403 if none)."""
         with self._lock:
+            if is_vitals_id(fhir_id):
+                return [self._vitals_observation(resource_type, fhir_id)]
             record = self._record(resource_type, fhir_id)
             times = self._version_times(record)
             versions = []
@@ -190,6 +200,13 @@ class AccountSource:
             self.index.remove(resource_type, fhir_id)
             raise gone(resource_type, fhir_id)
         return record
+
+    def _vitals_observation(self, resource_type: str, fhir_id: str) -> dict[str, Any]:
+        """A vitals reading already fetched (a search naming its patient fetches it)."""
+        found = self.index.get(resource_type, fhir_id)
+        if found is None:
+            raise not_found(resource_type, fhir_id)
+        return found.resource
 
     def _own_resource(self, resource_type: str, fhir_id: str) -> dict[str, Any]:
         """The patient's profile or a consent: only its patient reads them here."""

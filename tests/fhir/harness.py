@@ -1,6 +1,7 @@
 """FHIR facades of several accounts on one in-memory chain, served by uvicorn on
 127.0.0.1: each account's app is mounted under `/<name>`, so each has its own base URL
-(`facades.url(name)`) and token, as separate processes would. The chain and the
+(`facades.url(name)`) and token, as separate processes would: a patient, two
+doctors (one a stranger to the patient) and a research organisation. The chain and the
 server share one thread (the chain's SQLite lives there); `call` runs code on it."""
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from medchain.fhir._server import create_fhir_app
 from medchain.fhir._source import AccountSource
 from medchain.fhir._token import new_token
 from medchain.node import LocalChain
-from tests.api.harness import enlist, make_chain
+from tests.api.harness import enlist, institution, make_chain
 
 T = TypeVar("T")
 ACCOUNTS = {"patient": Role.PATIENT, "doctor": Role.DOCTOR, "stranger": Role.DOCTOR}
@@ -117,6 +118,7 @@ def facades() -> Iterator[Facades]:
                 name: enlist(MedchainClient(AccountKeys.generate(), chain), role, name)
                 for name, role in ACCOUNTS.items()
             }
+            people["research"] = institution(chain)
             app, tokens, sources = _apps(people)
             recorder = Recorder(app)
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

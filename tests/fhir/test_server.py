@@ -22,6 +22,7 @@ from fhirpy.base.exceptions import ForbiddenError
 from medchain.client import validate_resource
 from medchain.fhir._convert import FHIR_JSON, patient_fhir_id
 from tests.fhir.harness import Facades, facades, observation
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,8 @@ def every_body_validates(served: Facades) -> Iterator[None]:
     answers = served.recorder.answers[first:]
     assert answers
     for answer in answers:
+        if "$export" in answer.path:  # status and files: see _bulk_export
+            continue
         assert answer.content_type.startswith(FHIR_JSON), answer
         validate_resource(answer.body)
 
@@ -252,3 +255,63 @@ def test_search_by_post_form(served: Facades) -> None:
         )
     assert response.status_code == 200
     assert [e["resource"]["id"] for e in response.json()["entry"]] == [created["id"]]
+
+
+def _bulk_export(served: Facades, name: str, path: str) -> dict[str, list[dict[str, Any]]]:
+    """Kick off with fhirclient, poll the status URL with fhirpy until the manifest
+    comes, fetch each NDJSON file and validate every line with fhir.resources."""
+    smart = _smart(served, name)
+    kick_off = smart.server._get(path, headers={"Prefer": "respond-async"})
+    assert kick_off.status_code == 202
+    status_url = kick_off.headers["Content-Location"]
+    poller = _fhirpy(served, name)
+    manifests: list[dict[str, Any]] = []
+
+    def done() -> bool:
+        manifest = poller.execute(status_url, method="get")
+        if manifest is not None:
+            manifests.append(dict(manifest))
+        return manifest is not None
+
+    wait_until(done, what=f"the export {status_url}")
+    manifest = manifests[0]
+    assert manifest["requiresAccessToken"] is True
+    files: dict[str, list[dict[str, Any]]] = {}
+    for output in manifest["output"]:
+        response = smart.server.session.get(output["url"])
+        assert response.status_code == 200
+        lines = response.text.splitlines()
+        assert len(lines) == output["count"]
+        files[output["type"]] = [validate_resource(line) for line in lines]
+    return files
+
+
+def test_patient_bulk_exports_everything_they_own(served: Facades) -> None:
+    created = _create(served, observation(_patient_id(served), "8867-4"))
+    files = _bulk_export(served, "patient", "Patient/$export")
+    assert created["id"] in {o["id"] for o in files["Observation"]}
+    assert [p["id"] for p in files["Patient"]] == [_patient_id(served)]
+    assert all(
+        o["subject"]["reference"] == f"Patient/{_patient_id(served)}" for o in files["Observation"]
+    )
+
+
+def test_research_organisation_exports_its_deidentified_copies(served: Facades) -> None:
+    created = _create(served, observation(_patient_id(served), "2339-0"))
+
+    def share(running: Facades) -> None:
+        patient, research = running.people["patient"], running.people["research"]
+        patient.research_grant(bytes.fromhex(created["id"]), research.address)
+
+    served.call(share)
+    files = _bulk_export(served, "research", "$export")
+    copy = next(o for o in files["Observation"] if o["id"] == created["id"])
+    assert _patient_id(served) not in str(copy)
+
+
+def test_a_clinicians_patient_export_holds_only_what_they_own(served: Facades) -> None:
+    created = _create(served, observation(_patient_id(served), "8867-4"))
+    files = _bulk_export(served, "doctor", "Patient/$export")
+    doctor = patient_fhir_id(served.people["doctor"].address)
+    assert [p["id"] for p in files["Patient"]] == [doctor]  # registered as a patient too
+    assert created["id"] not in {o["id"] for o in files.get("Observation", [])}
