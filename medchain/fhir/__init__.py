@@ -2,4 +2,9 @@
 facade that a local process holding one account's key serves to an EHR, and Bulk Data
 export. It sits on the SDK, as the CLI does: the key never leaves that process."""
 
-__all__: list[str] = []
+from medchain.fhir._vitals import vital_observation, vital_observation_id
+
+__all__: list[str] = [
+    "vital_observation",
+    "vital_observation_id",
+]
