@@ -2,10 +2,28 @@
 facade that a local process holding one account's key serves to an EHR, and Bulk Data
 export. It sits on the SDK, as the CLI does: the key never leaves that process."""
 
+from medchain.fhir._bulk import (
+    BulkExports,
+    ExportKind,
+    ExportRefused,
+    ExportRequest,
+    ExportSource,
+    ExportStatus,
+    JobState,
+)
+from medchain.fhir._bulk_router import bulk_router
 from medchain.fhir._research import research_resource
 from medchain.fhir._vitals import vital_observation, vital_observation_id
 
 __all__: list[str] = [
+    "BulkExports",
+    "ExportKind",
+    "ExportRefused",
+    "ExportRequest",
+    "ExportSource",
+    "ExportStatus",
+    "JobState",
+    "bulk_router",
     "research_resource",
     "vital_observation",
     "vital_observation_id",
