@@ -38,20 +38,21 @@ def as_vital_reading(signed: SignedReading) -> VitalReading:
     reading = signed.reading
     vital = validate_vital(reading.observation, reading.device)
     coding = json.loads(reading.observation)["code"]["coding"][0]
-    return VitalReading(
-        reading_id=signed.reading_id,
-        device=address_from_public_key(reading.device),
-        time_ms=reading.timestamp_ms,
-        sequence=reading.sequence,
-        kind=vital.kind,
-        system=coding["system"],
-        code=coding["code"],
-        values=vital.values,
-        unit=vital.unit,
-        observation=reading.observation,
-        batch_id=b"\x07" * 16,
-        height=5,
-    )
+    fields: dict[str, Any] = {
+        "reading_id": signed.reading_id,
+        "device": address_from_public_key(reading.device),
+        "time_ms": reading.timestamp_ms,
+        "sequence": reading.sequence,
+        "kind": vital.kind,
+        "system": coding["system"],
+        "code": coding["code"],
+        "values": vital.values,
+        "unit": vital.unit,
+        "observation": reading.observation,
+        "batch_id": b"\x07" * 16,
+        "height": 5,
+    }
+    return VitalReading(**fields)
 
 
 def reading_of(kind: DeviceKind, seed: int = 0) -> VitalReading:
