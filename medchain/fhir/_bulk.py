@@ -364,6 +364,7 @@ def _ignored(parameter: str) -> dict[str, Any]:
 
 
 def outcome(severity: str, code: str, diagnostics: str) -> dict[str, Any]:
+    """An OperationOutcome of one issue: how export refusals and notes are written."""
     return {
         "resourceType": "OperationOutcome",
         "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}],

@@ -34,6 +34,7 @@ _TYPE_NAME: Final = re.compile(r"[A-Z][A-Za-z]{1,63}")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 RETRY_AFTER_S: Final = 2
 _CHUNK: Final = 1 << 16
+_SHOWN: Final = 60
 
 
 def bulk_router(exports: BulkExports, base_url: Callable[[Request], str]) -> APIRouter:
@@ -123,7 +124,7 @@ def _export_request(
     for name, value in request.query_params.multi_items():
         value = value.replace(" ", "+")  # an unencoded '+' arrives as a space
         if name == "_outputFormat" and value not in OUTPUT_FORMATS:
-            raise _bad(f"_outputFormat {value!r} is not supported; ask for {FHIR_NDJSON}")
+            raise _bad(f"_outputFormat {_shown(value)} is not supported; ask for {FHIR_NDJSON}")
         if name == "_since":
             since_ms = _instant_ms(value)
         elif name == "_type":
@@ -133,9 +134,9 @@ def _export_request(
                 raise ExportRefused(
                     400,
                     "not-supported",
-                    f"the parameter {name} is not supported (only _outputFormat, _since and "
-                    "_type are); leave it out, or send `Prefer: handling=lenient` to have it "
-                    "ignored",
+                    f"the parameter {_shown(name)} is not supported (only _outputFormat, "
+                    "_since and _type are); leave it out, or send `Prefer: handling=lenient` "
+                    "to have it ignored",
                 )
             ignored.append(name)
     chosen = None if types is None else frozenset(types)
@@ -146,7 +147,9 @@ def _types(value: str, known: frozenset[str] | None, lenient: bool, ignored: lis
     names = {name.strip() for name in value.split(",")}
     bad = sorted(n for n in names if not _TYPE_NAME.fullmatch(n))
     if bad:
-        raise _bad(f"_type holds {bad[0]!r}, not a resource type; e.g. _type=Observation,Condition")
+        raise _bad(
+            f"_type holds {_shown(bad[0])}, not a resource type; e.g. _type=Observation,Condition"
+        )
     unknown = sorted(names - known) if known is not None else []
     if unknown and not lenient:
         raise ExportRefused(
@@ -167,7 +170,7 @@ def _instant_ms(value: str) -> int:
         moment = None
     if moment is None or moment.tzinfo is None:
         raise _bad(
-            f"_since {value!r} is not a FHIR instant; give a time with its zone, e.g. "
+            f"_since {_shown(value)} is not a FHIR instant; give a time with its zone, e.g. "
             "2024-05-01T00:00:00Z"
         )
     return (moment - _EPOCH) // timedelta(milliseconds=1)
@@ -206,6 +209,11 @@ def _chunks(handle: BinaryIO) -> Iterator[bytes]:
     with handle:
         while chunk := handle.read(_CHUNK):
             yield chunk
+
+
+def _shown(value: str) -> str:
+    """A parameter as an error message quotes it: cut short, so a message stays a line."""
+    return repr(value if len(value) <= _SHOWN else value[:_SHOWN] + "...")
 
 
 def _bad(message: str) -> ExportRefused:
