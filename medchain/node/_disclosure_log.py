@@ -61,7 +61,7 @@ class LogEntry:
     entry: LoggedDisclosure
     hash: bytes
     head: bytes
-    encoded: bytes = b""
+    encoded: bytes
     """The entry's canonical encoding, as stored (kept from `append` to the write)."""
 
 
