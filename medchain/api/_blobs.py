@@ -8,8 +8,9 @@ Reads fall back to the node's peers when its store can (FetchingBlobStore)."""
 
 from __future__ import annotations
 
+import functools
 import time
-from typing import Annotated
+from typing import Annotated, TypeGuard
 
 import anyio.to_thread
 from fastapi import APIRouter, Header, Path, Query, Request, Response
@@ -175,7 +176,7 @@ async def has_blob(cid: CidPath, service: Service) -> Response:
     parse_cid(cid)
     blobs = service.blobs
     if not await anyio.to_thread.run_sync(blobs.has, cid):
-        if not isinstance(blobs, FetchingBlobStore):
+        if not fetches(blobs):
             raise ApiError(404, BlobNotFound.code, f"blob {cid} is not stored on this node")
         await blobs.fetch(cid)
     return Response(media_type=OCTETS, headers={"ETag": f'"{cid}"'})
@@ -302,7 +303,18 @@ def _batch(data: bytes, max_blob_bytes: int) -> tuple[bytes, ...]:
     return blobs
 
 
+def fetches(blobs: BlobStore) -> TypeGuard[FetchingBlobStore]:
+    """Whether `blobs` can fetch what it lacks. Answered once per class: an isinstance
+    check against a runtime protocol inspects every member, 70 µs on each read."""
+    return _class_fetches(type(blobs))
+
+
+@functools.cache
+def _class_fetches(kind: type) -> bool:
+    return issubclass(kind, FetchingBlobStore)
+
+
 async def read_blob(blobs: BlobStore, cid: str) -> bytes:
-    if isinstance(blobs, FetchingBlobStore):
+    if fetches(blobs):
         return await blobs.fetch(cid)
     return await anyio.to_thread.run_sync(blobs.get, cid)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from medchain import app as contracts
@@ -15,15 +15,9 @@ from medchain.api._deps import Chain, Service
 from medchain.api._errors import ApiError
 from medchain.api._lookups import registered_patient
 from medchain.api._models import Address, Encoded, FromChain, Hex, Name
-from medchain.crypto import (
-    READ_SCHEME,
-    ReadRequestInvalid,
-    format_address,
-    parse_read_header,
-    verify_read_request,
-)
-from medchain.node import ChainQueries, DisclosureRecords, LogEntry, wall_clock_ms
-from medchain.types import encode
+from medchain.api._reads import SignedRead
+from medchain.crypto import format_address
+from medchain.node import ChainQueries, DisclosureRecords, LogEntry
 
 MAX_HASHES = 10_000
 """Most entry hashes one GET /v1/disclosures/hashes answers (page with from/to)."""
@@ -66,7 +60,7 @@ class DisclosureModel(BaseModel):
                 "detail": read.detail,
                 "node": item.entry.node,
                 "hash": item.hash,
-                "encoded": encode(item.entry),
+                "encoded": item.encoded,
             }
         )
 
@@ -114,37 +108,6 @@ def _log(service: object) -> DisclosureRecords:
     return found
 
 
-def _target(request: Request) -> str:
-    """The path and query as the client sent them (what it signed)."""
-    raw = request.scope.get("raw_path")
-    path = raw.decode("latin-1") if raw else request.url.path
-    query = request.scope.get("query_string", b"")
-    return f"{path}?{query.decode('latin-1')}" if query else path
-
-
-def _signer(request: Request, chain: ChainQueries, chain_id: str) -> bytes:
-    """The account whose current key signed the read request: 401 if none holds."""
-    header = request.headers.get("authorization")
-    if header is None:
-        raise ApiError(
-            401,
-            "read_unsigned",
-            f"a patient's disclosures are served only to a signed read ({READ_SCHEME}); "
-            "`medchain record disclosures` signs it with your key file",
-        )
-    try:
-        signed = parse_read_header(header)
-        verify_read_request(
-            signed, chain_id, request.method, _target(request), b"", wall_clock_ms()
-        )
-    except ReadRequestInvalid as exc:
-        raise ApiError(401, exc.code, exc.message) from None
-    try:
-        return contracts.sender_of(chain.ledger.state, signed.public_key)
-    except contracts.KeyRetired as exc:
-        raise ApiError(401, exc.code, exc.message) from None
-
-
 def _may_see(chain: ChainQueries, signer: bytes, patient: bytes) -> None:
     if signer == patient:
         return
@@ -161,7 +124,7 @@ def _may_see(chain: ChainQueries, signer: bytes, patient: bytes) -> None:
 
 @router.get("/disclosures", summary="A patient's disclosures through this node (signed)")
 async def disclosures(
-    request: Request,
+    reader: SignedRead,
     service: Service,
     chain: Chain,
     patient: Annotated[str, Query(description="The patient's address.")],
@@ -170,8 +133,7 @@ async def disclosures(
     log = _log(service)
     raw = registered_patient(chain, patient)
     record_id = parse.record_id(record) if record else b""
-    signer = _signer(request, chain, service.genesis.chain_id)
-    _may_see(chain, signer, raw)
+    _may_see(chain, reader.account, raw)
     entries = [DisclosureModel.of(e) for e in log.entries_of(raw, record_id)]
     return DisclosuresModel(node=format_address(log.node), length=log.length, entries=entries)
 

@@ -35,6 +35,7 @@ from medchain.types import (
     MedchainError,
     decode,
     encode,
+    encoded_entry_hash,
     entry_hash,
     first_disagreement,
     next_head,
@@ -60,6 +61,8 @@ class LogEntry:
     entry: LoggedDisclosure
     hash: bytes
     head: bytes
+    encoded: bytes
+    """The entry's canonical encoding, as stored (kept from `append` to the write)."""
 
 
 class SqliteDisclosureLog:
@@ -114,7 +117,8 @@ class SqliteDisclosureLog:
         """Queue the read as the next entry; DisclosureLogFailed if the log can no
         longer be written (the caller refuses the read)."""
         entry = LoggedDisclosure(disclosure, self.node, secrets.token_bytes(SALT_SIZE))
-        hash_ = entry_hash(entry)
+        encoded = encode(entry)
+        hash_ = encoded_entry_hash(encoded)
         with self._lock:
             if self._failure is not None or self._closing:
                 raise DisclosureLogFailed(
@@ -123,7 +127,7 @@ class SqliteDisclosureLog:
                 )
             self._seq += 1
             self._head = next_head(self._head, hash_)
-            self._pending.append(LogEntry(self._seq, entry, hash_, self._head))
+            self._pending.append(LogEntry(self._seq, entry, hash_, self._head, encoded))
             self._wake.notify()
 
     def _write_loop(self) -> None:
@@ -147,7 +151,7 @@ class SqliteDisclosureLog:
     def _write(self, batch: list[LogEntry]) -> None:
         rows = [
             (e.seq, e.entry.disclosure.patient, e.entry.disclosure.record_id,
-             encode(e.entry), e.hash, e.head)
+             e.encoded, e.hash, e.head)
             for e in batch
         ]  # fmt: skip
         with write_transaction(self._db, self.path, "the disclosure log's new entries"):
@@ -254,7 +258,8 @@ def _written(db: sqlite3.Connection) -> Iterator[LogEntry]:
 
 def _entry(row: tuple[int, bytes, bytes, bytes]) -> LogEntry:
     seq, raw, hash_, head = row
-    return LogEntry(int(seq), decode(LoggedDisclosure, bytes(raw)), bytes(hash_), bytes(head))
+    encoded = bytes(raw)
+    return LogEntry(int(seq), decode(LoggedDisclosure, encoded), bytes(hash_), bytes(head), encoded)
 
 
 @runtime_checkable

@@ -209,6 +209,7 @@ class Node:
             chain_id=self._genesis.chain_id,
             genesis_hash=genesis_hash(self._genesis),
             state_cache_bytes=self.config.state_cache_mb * 2**20,
+            sole_writer=True,
         )
         self.app = LedgerApp(
             self._genesis,

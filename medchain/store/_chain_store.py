@@ -116,7 +116,10 @@ class ChainStore:
     Open it on a file path (e.g. `DIR/chain.sqlite`; created if missing), then either
     `initialise` a new chain from its genesis block or carry on from the stored tip.
     Pass `chain_id` / `genesis_hash` to refuse a database that belongs to another chain.
-    `state_cache_bytes` bounds the memory the state's read cache holds.
+    `state_cache_bytes` bounds the memory the state's read cache holds. `sole_writer`
+    promises that no other connection commits blocks to the file while this store is
+    open (a running node's own store: its supervisor runs one node per home), so the
+    state cache never needs checking against the file.
     """
 
     def __init__(
@@ -126,12 +129,14 @@ class ChainStore:
         chain_id: str | None = None,
         genesis_hash: bytes | None = None,
         state_cache_bytes: int = DEFAULT_STATE_CACHE_BYTES,
+        sole_writer: bool = False,
     ) -> None:
         self._path = Path(path)
         self._state = StoredState(
             self._conn,
             StateCache(state_cache_bytes),
             lambda: (self._meta(_LATEST_HEIGHT, int), self._meta(_STATE_ROOT, bytes)),
+            sole_writer=sole_writer,
         )
         self._expected_chain_id = chain_id
         self._expected_genesis_hash = genesis_hash

@@ -80,7 +80,13 @@ class LoggedDisclosure:
 
 
 def entry_hash(entry: LoggedDisclosure) -> bytes:
-    return tagged_hash("medchain/disclosure", encode(entry))
+    return encoded_entry_hash(encode(entry))
+
+
+def encoded_entry_hash(encoded: bytes) -> bytes:
+    """`entry_hash` of an entry already encoded (a log that stores the encoding too
+    encodes each entry once)."""
+    return tagged_hash("medchain/disclosure", encoded)
 
 
 def next_head(head: bytes, hash_: bytes) -> bytes:

@@ -313,3 +313,22 @@ def test_upkeep_by_another_connection_keeps_the_cache(tmp_path: Path) -> None:
         other.close()
         assert store.state.get(b"a") == b"2"  # notices the other connection's commit
         assert store.state.cache.cell(state_cell_of(b"absent")) == ()  # still cached
+
+
+def test_the_sole_writer_reads_its_own_commits_without_asking_about_others(
+    tmp_path: Path,
+) -> None:
+    """A running node's store (`sole_writer`) keeps its cache by its own commits only:
+    its state reads run no `PRAGMA data_version`, and still see every block it wrote."""
+    reference = MemoryBackend({b"a": b"1"})
+    with ChainStore(tmp_path / "chain.sqlite", sole_writer=True) as store:
+        store.initialise(CHAIN, GENESIS_HASH, genesis_block(), {b"a": b"1"}, nodes_of(reference))
+        statements: list[str] = []
+        store._conn().set_trace_callback(statements.append)
+        assert store.state.get(b"a") == b"1"
+        commit(store, reference, {b"a": b"2", b"b": b"3"})
+        assert store.state.get(b"a") == b"2"
+        assert store.state.get(b"b") == b"3"
+        assert store.state.get(b"absent") is None
+        assert statements, "the trace saw the commit's statements"
+        assert not [s for s in statements if "data_version" in s]
