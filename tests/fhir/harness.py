@@ -7,11 +7,13 @@ server share one thread (the chain's SQLite lives there); `call` runs code on it
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import uvicorn
@@ -28,6 +30,7 @@ from medchain.node import LocalChain
 from tests.api.harness import enlist, institution, make_chain
 
 T = TypeVar("T")
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ACCOUNTS = {"patient": Role.PATIENT, "doctor": Role.DOCTOR, "stranger": Role.DOCTOR}
 
 
@@ -157,27 +160,13 @@ def facades() -> Iterator[Facades]:
 def observation(
     patient: str, code: str = "8867-4", when: str = "2024-02-14T09:05:00Z", value: int = 72
 ) -> dict[str, Any]:
-    """A heart-rate-like Observation about `patient` (a FHIR id), coded in LOINC."""
-    return {
-        "resourceType": "Observation",
-        "status": "final",
-        "category": [
-            {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                        "code": "vital-signs",
-                    }
-                ]
-            }
-        ],
-        "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
-        "subject": {"reference": f"Patient/{patient}"},
-        "effectiveDateTime": when,
-        "valueQuantity": {
-            "value": value,
-            "unit": "beats/minute",
-            "system": "http://unitsofmeasure.org",
-            "code": "/min",
-        },
-    }
+    """The example heart-rate Observation, about `patient` (a FHIR id), coded `code` in
+    LOINC, taken `when`, of `value`."""
+    resource: dict[str, Any] = json.loads((EXAMPLES / "observation-heart-rate.json").read_text())
+    for element in ("id", "meta", "performer", "note", "issued"):
+        del resource[element]
+    resource["code"] = {"coding": [{"system": "http://loinc.org", "code": code}]}
+    resource["subject"] = {"reference": f"Patient/{patient}"}
+    resource["effectiveDateTime"] = when
+    resource["valueQuantity"]["value"] = value
+    return resource
