@@ -7,15 +7,16 @@ from typing import Any
 
 import pytest
 
+from medchain.api import create_api
 from medchain.app import AuditAction, Role
-from medchain.client import MedchainClient
+from medchain.client import HttpChain, MedchainClient
 from medchain.crypto import AccountKeys
 from medchain.fhir._convert import instant_of, patient_fhir_id
 from medchain.fhir._outcome import FhirError
 from medchain.fhir._search import parse_search
 from medchain.fhir._source import AccountSource
 from medchain.node import LocalChain
-from tests.api.harness import enlist, make_chain
+from tests.api.harness import FakeNode, SyncASGITransport, enlist, make_chain
 from tests.fhir.harness import observation
 
 
@@ -179,3 +180,23 @@ def test_patients_consents_are_consent_resources(people: dict[str, MedchainClien
     found = _ids(source, "Consent")
     assert found == [f"medchain-consent-{grant.consent.consent_id}"]
     assert source.read("Consent", found[0])["status"] == "active"
+
+
+def test_over_a_nodes_api_as_with_node_url(
+    chain: LocalChain, people: dict[str, MedchainClient]
+) -> None:
+    patient, doctor = people["patient"], people["doctor"]
+    record_id = doctor.put_record(patient.address, observation("x"))
+    api = SyncASGITransport(create_api(FakeNode(chain)))
+    with HttpChain("http://node", transport=api) as http:
+        source = AccountSource(MedchainClient(doctor.keys, http))
+        named = _ids(source, "Observation", patient=patient_fhir_id(patient.address))
+        assert named == [record_id.hex()]
+        resource = source.read("Observation", record_id.hex())
+        assert resource["meta"]["lastUpdated"] == instant_of(
+            next(e.time_ms for e in chain.audit(record_id) if e.action is AuditAction.CREATED)
+        )
+        stranger = AccountSource(MedchainClient(people["other"].keys, http))
+        with pytest.raises(FhirError) as caught:
+            stranger.read("Observation", record_id.hex())
+        assert caught.value.status == 403
