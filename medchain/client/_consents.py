@@ -27,14 +27,12 @@ from medchain.app import (
     SetTermsArgs,
     StandingConsent,
 )
+from medchain.client._account import AccountCore
 from medchain.client._batch import submit_all
 from medchain.types import MedchainError, Receipt
 
 if TYPE_CHECKING:
     from medchain.app import WarrantArgs
-    from medchain.client._backend import ChainBackend
-    from medchain.crypto import AccountKeys
-    from medchain.types import Tx
 
 
 class UnknownConsent(MedchainError):
@@ -86,7 +84,7 @@ def _wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class ConsentActions:
+class ConsentActions(AccountCore):
     """A mixin of MedchainClient: grant terms and standing consents."""
 
     clock: Callable[[], int] | None = None
@@ -94,17 +92,6 @@ class ConsentActions:
     account writes: the wall clock unless set (a test sets its chain's clock)."""
 
     if TYPE_CHECKING:
-        keys: AccountKeys
-        chain: ChainBackend
-
-        @property
-        def address(self) -> bytes: ...
-
-        def send(self, method: str, args: object, fee: int | None = None) -> Receipt: ...
-
-        def build(
-            self, method: str, args: object, fee: int | None = None, nonce: int | None = None
-        ) -> Tx: ...
 
         def record(self, record_id: bytes) -> Record: ...
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 
 from medchain.app import HeadCommit, PurposeOfUse
-from medchain.client._backend import ChainBackend
+from medchain.client._account import AccountCore
 from medchain.crypto import AccountKeys, format_address, sign_read_request
 from medchain.types import (
     DecodeError,
@@ -188,12 +188,8 @@ def all_entries(reports: list[NodeDisclosures]) -> Iterator[tuple[NodeDisclosure
     yield from sorted(pairs, key=lambda p: (p[1].read.time_ms, p[0].node, p[1].seq))
 
 
-class DisclosureReads:
+class DisclosureReads(AccountCore):
     """A mixin of MedchainClient: the accounting of disclosures of its account."""
-
-    if TYPE_CHECKING:
-        keys: AccountKeys
-        chain: ChainBackend
 
     def disclosures(
         self, record_id: bytes | None = None, patient: bytes | None = None

@@ -4,14 +4,11 @@ read of an erased record meets instead of a missing ciphertext."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from medchain.app import EraseArgs, Record, RecordErased
+from medchain.client._account import AccountCore
 from medchain.crypto import format_address
 from medchain.types import Receipt
-
-if TYPE_CHECKING:
-    from medchain.client._backend import ChainBackend
 
 
 def erased_on(record: Record) -> str:
@@ -29,13 +26,8 @@ def refuse_erased(record: Record) -> None:
         )
 
 
-class ErasureActions:
+class ErasureActions(AccountCore):
     """A mixin of MedchainClient: erasing a record."""
-
-    if TYPE_CHECKING:
-        chain: ChainBackend
-
-        def send(self, method: str, args: object, fee: int | None = None) -> Receipt: ...
 
     def erase(self, record_id: bytes, reason: str = "") -> Receipt:
         """The owner, or their `grant` proxy: erase the record. Every node deletes its

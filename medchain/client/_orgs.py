@@ -10,7 +10,6 @@ proposal or a genesis names from it."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from medchain.app import (
     ApproveArgs,
@@ -27,11 +26,9 @@ from medchain.app import (
     ProposeArgs,
     UnknownOrganisation,
 )
+from medchain.client._account import AccountCore
 from medchain.crypto import AccountKeys
 from medchain.types import GenesisOrganisation, Receipt
-
-if TYPE_CHECKING:
-    from medchain.client._backend import ChainBackend
 
 
 def organisation_spec(
@@ -81,17 +78,8 @@ def proposal_id_of(receipt: Receipt) -> int | None:
     return None
 
 
-class OrganisationActions:
+class OrganisationActions(AccountCore):
     """A mixin of MedchainClient: an organisation admin's transactions and reads."""
-
-    if TYPE_CHECKING:
-        keys: AccountKeys
-        chain: ChainBackend
-
-        @property
-        def address(self) -> bytes: ...
-
-        def send(self, method: str, args: object, fee: int | None = None) -> Receipt: ...
 
     # -- the consortium -------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from medchain.app import (
     new_recovery_id,
     rotation_message,
 )
+from medchain.client._account import AccountCore
 from medchain.client._backend import ChainBackend
 from medchain.client._envelope import unwrap_for, version_context
 from medchain.client._recovery_kit import (
@@ -51,7 +52,7 @@ from medchain.crypto import (
     unwrap_key,
     wrap_key,
 )
-from medchain.types import MedchainError, Receipt, Tx, TxFailed, cid_from_digest
+from medchain.types import MedchainError, Receipt, TxFailed, cid_from_digest
 
 DEFAULT_RECOVERY_DELAY_MS = 24 * 3_600_000
 
@@ -91,25 +92,10 @@ def _proof(chain_id: str, account: bytes, new: AccountKeys) -> bytes:
     return new.sign(message)
 
 
-class RecoveryActions:
+class RecoveryActions(AccountCore):
     """A mixin of MedchainClient: guardians, recovery requests and key rotation."""
 
     if TYPE_CHECKING:
-        keys: AccountKeys
-        chain: ChainBackend
-
-        @property
-        def address(self) -> bytes: ...
-
-        def build(
-            self, method: str, args: object, fee: int | None = None, nonce: int | None = None
-        ) -> Tx: ...
-
-        def send(self, method: str, args: object, fee: int | None = None) -> Receipt: ...
-
-        def send_with_body(
-            self, method: str, args: object, body: bytes, fee: int | None = None
-        ) -> Receipt: ...
 
         def _fetch(self, cid: str, expected_hash: bytes) -> bytes: ...
 
