@@ -41,7 +41,9 @@ PATIENT_ELEMENT: Mapping[str, str] = {
 RECORD_TYPES: tuple[str, ...] = tuple(sorted(t for t in PATIENT_ELEMENT if t != CONSENT))
 """The resource types the facade stores as records (and creates, updates, searches)."""
 
-_RECORD_ID = re.compile(r"^[0-9a-f]{2,64}$")
+RECORD_ID_HEX = 32
+"""A record id is 16 bytes (`new_record_id`), so its FHIR id 32 hex digits."""
+_RECORD_ID = re.compile(rf"^[0-9a-f]{{{RECORD_ID_HEX}}}$")
 
 
 def record_fhir_id(record_id: bytes) -> str:
@@ -50,7 +52,7 @@ def record_fhir_id(record_id: bytes) -> str:
 
 def record_id_of(fhir_id: str) -> bytes | None:
     """The record id a FHIR id names, or None if it cannot name one."""
-    if not _RECORD_ID.match(fhir_id) or len(fhir_id) % 2:
+    if not _RECORD_ID.match(fhir_id):
         return None
     return bytes.fromhex(fhir_id)
 

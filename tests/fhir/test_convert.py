@@ -58,8 +58,9 @@ def test_references_and_ids_parse_or_answer_none() -> None:
     assert patient_of_reference(f"Patient/{text}") == PATIENT
     assert patient_of_reference(text) == PATIENT
     assert patient_of_reference("Patient/pat-0001") is None
-    assert record_id_of("00ff") == b"\x00\xff"
-    assert record_id_of("0FF") is None
+    assert record_id_of("00ff" * 8) == b"\x00\xff" * 8
+    assert record_id_of("00FF" * 8) is None  # FHIR ids are case-sensitive: ours are lower
+    assert record_id_of("00ff" * 16) is None  # not a record id's size
     assert record_id_of("not-hex") is None
 
 

@@ -315,3 +315,32 @@ def test_a_clinicians_patient_export_holds_only_what_they_own(served: Facades) -
     doctor = patient_fhir_id(served.people["doctor"].address)
     assert [p["id"] for p in files["Patient"]] == [doctor]  # registered as a patient too
     assert created["id"] not in {o["id"] for o in files.get("Observation", [])}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("POST", "/Observation", b"{not json", 400),
+        ("POST", "/Observation", b"\xff\xfe", 400),
+        ("POST", "/Observation", b"[]", 400),
+        ("POST", "/Observation", b'{"resourceType": "Condition"}', 400),
+        ("PUT", "/Observation/" + "ab" * 16, b'{"resourceType": "Observation"}', 400),
+        ("GET", "/Observation?_count=many", b"", 400),
+        ("GET", "/Observation?date=yesterday", b"", 400),
+        ("GET", "/Observation/" + "ab" * 32, b"", 404),
+        ("GET", "/Observation/" + "ab" * 16 + "/_history/x", b"", 404),
+        ("GET", "/Observation/" + "ab" * 16 + "/_history/0", b"", 404),
+        ("GET", "/Patient/not-an-address/$everything", b"", 404),
+        ("GET", "/Patient/not-an-address", b"", 404),
+        ("GET", "/Consent/nothing", b"", 404),
+        ("POST", "/Patient", b'{"resourceType": "Patient"}', 405),
+        ("GET", "/Observation/%00", b"", 404),
+    ],
+)
+def test_bad_requests_answer_an_outcome_never_a_500(
+    served: Facades, method: str, path: str, body: bytes, status: int
+) -> None:
+    with _raw(served, "doctor") as http:
+        response = http.request(method, path, content=body, headers={"Content-Type": FHIR_JSON})
+    assert response.status_code == status, response.text
+    assert response.json()["resourceType"] == "OperationOutcome"
