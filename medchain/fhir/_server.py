@@ -176,8 +176,10 @@ def _search(
     warnings = []
     if query.ignored:
         names = ", ".join(query.ignored)
-        issue = Issue("not-supported", f"ignored unsupported search parameters: {names}")
-        warnings.append(operation_outcome([Issue(issue.code, issue.diagnostics, "warning")]))
+        ignored = Issue(
+            "not-supported", f"ignored unsupported search parameters: {names}", "warning"
+        )
+        warnings.append(operation_outcome([ignored]))
     kept = [(n, v) for n, v in params if n not in query.ignored]
     bundle = searchset(base_url(request), resource_type, kept, page, warnings)
     return FhirResponse(bundle)
