@@ -5,6 +5,7 @@ listens on 127.0.0.1 unless told otherwise, and asks for the bearer token it pri
 from __future__ import annotations
 
 import socket
+import sys
 from typing import Annotated
 
 import typer
@@ -44,6 +45,7 @@ def fhir(
         shown = f"[{host}]" if ":" in host else host
         console.print(f"FHIR base URL: http://{shown}:{sock.getsockname()[1]}")
         console.print(f"bearer token:  {token}")
+        sys.stdout.flush()  # a launcher reading a pipe gets both lines now, not at exit
         err_console.print(
             f"[dim]serving {client.keys.address_text}'s records; send "
             "'Authorization: Bearer <token>'; Ctrl-C stops[/]"

@@ -5,12 +5,16 @@ an ASGI transport in the command's own thread, where the local chain lives)."""
 from __future__ import annotations
 
 import re
+import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from fhirpy import SyncFHIRClient
 from typer.testing import CliRunner
 
 from medchain.cli import _fhir, app
@@ -70,3 +74,28 @@ def test_fhir_without_a_chain_says_how_to_make_one(tmp_path: Path) -> None:
     result = runner.invoke(app, ["fhir", "--key", str(key), "--data", str(tmp_path / "none")])
     assert result.exit_code == 1
     assert "medchain init" in result.output
+
+
+@pytest.mark.slow
+def test_fhir_serves_over_a_socket_until_interrupted(tmp_path: Path) -> None:
+    """The command as a launcher runs it: read the two lines from its output, call
+    the URL with the token (fhirpy), stop it with Ctrl-C."""
+    data = tmp_path / "chain"
+    key, address = _patient(tmp_path, data)
+    command = [sys.executable, "-m", "medchain.cli", "fhir", "--key", str(key)]
+    process = subprocess.Popen(
+        [*command, "--data", str(data), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().split("FHIR base URL:")[1].strip()
+        token = process.stdout.readline().split("bearer token:")[1].strip()
+        client = SyncFHIRClient(url, authorization=f"Bearer {token}")
+        patient = client.reference("Patient", address).to_resource()
+        assert patient["name"][0]["text"] == "Jane Roe"
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) in (0, 128 + signal.SIGINT)  # stopped, not failed
