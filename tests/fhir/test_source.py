@@ -200,3 +200,14 @@ def test_over_a_nodes_api_as_with_node_url(
         with pytest.raises(FhirError) as caught:
             stranger.read("Observation", record_id.hex())
         assert caught.value.status == 403
+
+
+def test_create_seals_for_the_readers_the_patients_consents_require(
+    people: dict[str, MedchainClient],
+) -> None:
+    patient, doctor, other = people["patient"], people["doctor"], people["other"]
+    patient.grant_consent(other.address, resource_types=["Observation"])
+    created = AccountSource(doctor).create(
+        "Observation", observation(patient_fhir_id(patient.address))
+    )
+    assert AccountSource(other).read("Observation", created["id"])["id"] == created["id"]
