@@ -1,5 +1,6 @@
 """Benchmarks: load generators and reports (never timed tests)."""
 
+from medchain.bench._fhir import FhirBenchResult, fhir_report, run_fhir_bench
 from medchain.bench._flood import FloodResult, ForgedCost, run_flood_bench, run_forged_cost
 from medchain.bench._flood import result_json as flood_json
 from medchain.bench._gateway import GatewayBenchResult, run_gateway_bench
@@ -36,6 +37,7 @@ from medchain.bench._state_disk import DiskStateTiming, run_state_disk_bench
 
 __all__ = [
     "DiskStateTiming",
+    "FhirBenchResult",
     "FloodResult",
     "ForgedCost",
     "GatewayBenchResult",
@@ -53,6 +55,7 @@ __all__ = [
     "SoakPlan",
     "SoakResult",
     "StateRootTiming",
+    "fhir_report",
     "flood_json",
     "flood_report",
     "forged_report",
@@ -63,6 +66,7 @@ __all__ = [
     "machine",
     "network_report",
     "ring_report",
+    "run_fhir_bench",
     "run_flood_bench",
     "run_forged_cost",
     "run_gateway_bench",

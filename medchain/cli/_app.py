@@ -21,6 +21,7 @@ from medchain.cli import (
     _disclosures,
     _emergency,
     _erase,
+    _fhir,
     _gateway,
     _node,
     _node_init,
@@ -60,6 +61,7 @@ app.command()(_commands.account)
 app.command()(_commands.register)
 app.command()(_commands.transfer)
 app.command()(_notifications.notifications)
+app.command()(_fhir.fhir)
 app.command()(demo)
 app.command()(sim)
 app.command()(_anchor.verify)
@@ -205,6 +207,7 @@ bench.command("snapshot")(_bench.snapshot)
 bench.command("ring")(_bench.ring)
 bench.command("flood")(_bench.flood)
 bench.command("search")(_bench.search_speed)
+bench.command("fhir")(_bench.fhir)
 bench.command("gateway")(_bench.gateway)
 bench.command("soak")(_bench.soak)
 

@@ -18,6 +18,7 @@ from medchain.app import MAX_DEVICES_PER_PATIENT
 from medchain.bench import (
     Report,
     SoakPlan,
+    fhir_report,
     flood_json,
     flood_report,
     forged_report,
@@ -27,6 +28,7 @@ from medchain.bench import (
     ledger_report,
     network_report,
     ring_report,
+    run_fhir_bench,
     run_flood_bench,
     run_forged_cost,
     run_gateway_bench,
@@ -303,6 +305,22 @@ def search_speed(
         _print_json(dataclasses.asdict(result))
     else:
         _print(search_report(result))
+
+
+@reports_errors
+def fhir(
+    records: Annotated[int, count("Records of the one patient.")] = 10_000,
+    page: Annotated[int, count("Results per page (_count).", high=1000)] = 50,
+    queries: Annotated[int, count("Timed searches.")] = 200,
+    as_json: JsonOption = False,
+) -> None:
+    """The FHIR facade: search by patient and code (p50/p95), bulk export throughput."""
+    with stage_progress(disabled=as_json) as progress:
+        result = run_fhir_bench(records, page, queries, progress=progress)
+    if as_json:
+        _print_json({**dataclasses.asdict(result), "export_per_s": result.export_per_s})
+    else:
+        _print(fhir_report(result))
 
 
 @reports_errors
