@@ -195,9 +195,9 @@ def _honest_readings_are_committed_and_provable(live: _Live) -> None:
     assert len(ids) == HONEST * READINGS
     middle = honest[len(honest) // 2]
     key = patient_key_file(middle, SEED, HONEST + 1 + BAD, live.tmp)
-    rid = fleet.accepted[middle.keys.address][0].hex()
+    asked = fleet.accepted[middle.keys.address][0].hex()
     proved = subprocess.run(  # the command a patient would run
-        [*PROVE, rid, "--key", key, "--gateway", live.url, "--node", live.node],
+        [*PROVE, asked, "--key", key, "--gateway", live.url, "--node", live.node],
         capture_output=True,
         text=True,
         timeout=PATIENCE_S,

@@ -51,7 +51,7 @@ def _person(world: World) -> MedchainClient:  # noqa: F811
 def test_a_device_is_told_of_its_readings_without_a_lookup(world: World) -> None:  # noqa: F811
     chain = Counting(world.chain)
     chain.closed = True
-    access = ReadingAccess(chain, world.clock)  # type: ignore[arg-type]
+    access = ReadingAccess(chain, world.clock)
     device = AccountKeys.generate()
     for committed in (False, True):
         parties = ReadingParties(device.address, world.patient.address, committed)
@@ -68,7 +68,7 @@ def test_a_read_proxy_is_told_until_it_expires_and_the_facts_are_cached(
     expires_ms = _now_ms() + 3_600_000
     add_proxy(world.patient, proxy.address, ProxyRelation.LEGAL, [ProxyScope.READ], expires_ms)
     chain = Counting(world.chain)
-    access = ReadingAccess(chain, world.clock)  # type: ignore[arg-type]
+    access = ReadingAccess(chain, world.clock)
     parties = _parties(world)
     account, basis = access.check(proxy.keys.public_key, parties, _now_ms())
     assert (account, basis.basis, basis.on_behalf) == (
