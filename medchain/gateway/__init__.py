@@ -61,6 +61,7 @@ from medchain.gateway._proofs import (
     prove_readings,
 )
 from medchain.gateway._query import VitalReading, VitalReadings, VitalsCorrupted, read_vitals
+from medchain.gateway._reading_access import ACCESS_CACHE_S
 from medchain.gateway._readings import (
     MAX_OBSERVATION_BYTES,
     READING_DOMAIN,
@@ -101,6 +102,7 @@ from medchain.gateway._vitals_text import (
 )
 
 __all__ = [
+    "ACCESS_CACHE_S",
     "CONFIG_FILE",
     "DEFAULT_GATEWAY",
     "DEFAULT_TOPIC_PREFIX",
