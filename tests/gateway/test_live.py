@@ -47,6 +47,7 @@ from medchain.gateway import (
 )
 from medchain.gateway._config import load_config, write_config
 from medchain.gateway._fleet import enrol_fleet
+from medchain.node import DISCLOSURES_FILE, check_log_file
 from medchain.types import ChainParams
 from tests.gateway.livegateway import PROVE, gateway_home, gateway_process, patient_key_file
 from tests.gateway.test_mqtt import Broker, broker  # noqa: F401  (the fixture)
@@ -203,6 +204,9 @@ def _honest_readings_are_committed_and_provable(live: _Live) -> None:
         timeout=PATIENCE_S,
     )
     assert proved.returncode == 0 and "verified" in proved.stdout, proved.stderr
+    # each proof the gateway served is in its own disclosure log, in its home
+    log = live.tmp / "gw" / DISCLOSURES_FILE
+    wait_for(lambda: check_log_file(log, [])[0] == len(ids) + 1, PATIENCE_S, "the gateway's log")
 
 
 def _misbehaving_devices_are_banned(live: _Live) -> None:
