@@ -28,7 +28,9 @@ from medchain.app._registry import get_identity
 from medchain.app._state import State, load
 from medchain.crypto import format_address
 
-ReadBasisName = Literal["owner", "reader", "proxy", "emergency", "research", "vitals_reader"]
+ReadBasisName = Literal[
+    "owner", "reader", "proxy", "emergency", "research", "vitals_reader", "device"
+]
 """The values of medchain.node.ReadBasis (the node's disclosure log names them)."""
 
 

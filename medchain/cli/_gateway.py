@@ -14,7 +14,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from medchain.app import MAX_DEVICES_PER_PATIENT
+from medchain.app import MAX_DEVICES_PER_PATIENT, PurposeOfUse
 from medchain.cli._common import (
     console,
     err_console,
@@ -35,12 +35,14 @@ from medchain.gateway import (
     ProofTally,
     Transport,
     create_gateway_home,
+    device_proof_auths,
     enrol_fleet,
     fleet_outcome,
     gateway_url,
     load_config,
     mqtt_target,
     parse_reading_id,
+    proof_auth,
     prove_reading,
     prove_readings,
     serve_gateway,
@@ -100,19 +102,41 @@ gateway_main = runs_a_home(gateway_run, "gateway_main", "Run the gateway of this
 
 # -- reading prove ----------------------------------------------------------------------
 
+ProveKeyOption = Annotated[
+    Path,
+    typer.Option(
+        "--key",
+        help="Your key file: the reading's device's, its patient's, or a guardian's, read "
+        "proxy's or vitals reader's of the patient (the gateway tells no one else).",
+        dir_okay=False,
+    ),
+]
+ProvePurposeOption = Annotated[
+    PurposeOfUse,
+    typer.Option(
+        "--purpose",
+        help="Why you ask (HL7 PurposeOfUse code), logged by the gateway with the read.",
+        case_sensitive=False,
+    ),
+]
+
 
 @reports_errors
 def reading_prove(
     reading_id: Annotated[str, typer.Argument(help="The reading's id (64 hex digits).")],
+    key: ProveKeyOption,
     gateway: GatewayOption = DEFAULT_GATEWAY,
     node: NodeOption = DEFAULT_NODE,
+    purpose: ProvePurposeOption = PurposeOfUse.OPERATIONS,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Prove a reading is in a batch committed on chain: exit 0 if verified, 2 if not."""
+    """Prove a reading is in a batch committed on chain: exit 0 if verified, 2 if not.
+    The request to the gateway is signed with --key."""
     rid = parse_reading_id(reading_id)
     gateway = gateway_url(gateway)
+    keys = load_key_file(key)
     with HttpChain(node) as chain:
-        check = prove_reading(gateway, chain, rid)
+        check = prove_reading(gateway, chain, rid, proof_auth(keys, chain.chain_id, purpose))
     if as_json:
         typer.echo(json.dumps(check.to_json(), indent=2))
     else:
@@ -212,7 +236,8 @@ def devices_simulate(
     HTTP or MQTT; prints what it accepted and refused, the devices' states on chain and
     the states each misbehaving device went through. A misbehaving device keeps sending
     while restricted (refused, not struck) and misbehaves again once the penalty lapses.
-    With --prove, every accepted reading is then proven against the chain."""
+    With --prove, every accepted reading is then proven against the chain (each device
+    asks the gateway about its own readings)."""
     if misbehave > count:
         raise MedchainError(f"--misbehave {misbehave} is more than --count {count}")
     gateway = gateway_url(gateway)
@@ -241,7 +266,8 @@ def devices_simulate(
         tally: ProofTally | None = None
         if prove:
             with Progress(console=err_console, transient=True) as progress:
-                tally = prove_readings(gateway, chain, run.accepted_ids(), progress)
+                signers = device_proof_auths(run, devices, chain.chain_id)
+                tally = prove_readings(gateway, chain, signers, progress)
     via = f"MQTT ({mqtt.host}:{mqtt.port})" if mqtt is not None else f"HTTP ({gateway})"
     _show_run(run, via, outcome)
     if tally is not None:

@@ -54,11 +54,14 @@ from medchain.gateway._proofs import (
     ProofCheck,
     ProofTally,
     check_reading_proof,
+    device_proof_auths,
     parse_reading_id,
+    proof_auth,
     prove_reading,
     prove_readings,
 )
 from medchain.gateway._query import VitalReading, VitalReadings, VitalsCorrupted, read_vitals
+from medchain.gateway._reading_access import ACCESS_CACHE_S
 from medchain.gateway._readings import (
     MAX_OBSERVATION_BYTES,
     READING_DOMAIN,
@@ -99,6 +102,7 @@ from medchain.gateway._vitals_text import (
 )
 
 __all__ = [
+    "ACCESS_CACHE_S",
     "CONFIG_FILE",
     "DEFAULT_GATEWAY",
     "DEFAULT_TOPIC_PREFIX",
@@ -159,6 +163,7 @@ __all__ = [
     "create_gateway_app",
     "create_gateway_home",
     "decode_signed_reading",
+    "device_proof_auths",
     "device_reference",
     "encode_signed_reading",
     "enrol_fleet",
@@ -169,6 +174,7 @@ __all__ = [
     "parse_broker",
     "parse_reading_id",
     "parse_time",
+    "proof_auth",
     "prove",
     "prove_reading",
     "prove_readings",

@@ -85,6 +85,10 @@ class Batcher:
     def __contains__(self, reading_id: object) -> bool:
         return reading_id in self._pending
 
+    def entry(self, reading_id: bytes) -> BatchEntry | None:
+        """The pending reading with this id, if any."""
+        return self._pending.get(reading_id)
+
     @property
     def ids(self) -> KeysView[bytes]:
         """The pending readings' ids, a live view (a membership test per reading costs

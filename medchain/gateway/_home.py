@@ -27,6 +27,7 @@ from medchain.gateway._intake import IntakeCheckers, tune_collector
 from medchain.gateway._mqtt import start_mqtt
 from medchain.gateway._server import create_gateway_app
 from medchain.gateway._service import GatewayService
+from medchain.node import DISCLOSURES_FILE, SqliteDisclosureLog
 from medchain.types import MedchainError
 
 log = logging.getLogger("medchain.gateway")
@@ -64,11 +65,23 @@ def _warn_if_unregistered(chain: HttpChain, keys: AccountKeys, node_url: str) ->
 
 async def serve_gateway(home: Path, config: GatewayConfig, keys: AccountKeys) -> None:
     """Run the gateway of `home` with its `config` and account `keys` until SIGINT or
-    SIGTERM; the pending batch is committed before it returns."""
+    SIGTERM; the pending batch is committed before it returns. Every reading status it
+    serves is logged in `home`'s disclosure log (DISCLOSURES_FILE)."""
     tune_collector()
+    disclosures = SqliteDisclosureLog(home / DISCLOSURES_FILE, keys.address)
+    try:
+        await _serve(home, config, keys, disclosures)
+    finally:
+        disclosures.close()
+
+
+async def _serve(
+    home: Path, config: GatewayConfig, keys: AccountKeys, disclosures: SqliteDisclosureLog
+) -> None:
     with HttpChain(config.node_url) as chain:
         _warn_if_unregistered(chain, keys, config.node_url)
-        service = GatewayService(keys, chain, ReadingIndex(home / INDEX_FILE), config)
+        index = ReadingIndex(home / INDEX_FILE)
+        service = GatewayService(keys, chain, index, config, disclosures=disclosures)
         checkers = IntakeCheckers(config.intake_workers, asyncio.to_thread)
         checkers.start()
         server = _Server(

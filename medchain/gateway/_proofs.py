@@ -1,20 +1,25 @@
 """Proving a reading against the chain, trusting the gateway for nothing: the gateway
 gives the reading's Merkle proof, the chain the root of the batch it was committed in.
-What a hospital's auditor (`medchain reading prove`), a simulation's `--prove` or any
-SDK user checks."""
+What the patient, one of their vitals readers (`medchain reading prove`), a simulated
+device (a simulation's `--prove`) or any SDK user checks. The gateway answers only a
+read signed by the reading's device, its patient or one allowed to read their vitals
+(`proof_auth` signs one)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
 
-from medchain.app import BATCH_ID_SIZE, Batch
+from medchain.app import BATCH_ID_SIZE, Batch, PurposeOfUse
+from medchain.client import ReadAuth
+from medchain.crypto import AccountKeys
 from medchain.gateway._batch import ReadingProof, verify_proof
-from medchain.gateway._fleet_stream import ProgressBar
+from medchain.gateway._fleet_stream import FleetRun, ProgressBar
 from medchain.gateway._remote import GatewayUnavailable
+from medchain.gateway._simulate import SimulatedDevice
 from medchain.types import MedchainError, fixed_hex
 
 
@@ -91,16 +96,42 @@ class CachedBatches:
         return self.seen[batch_id]
 
 
-def _proof_answer(gateway: httpx.Client, rid: str) -> dict[str, Any]:
+PROOF_PURPOSE = PurposeOfUse.OPERATIONS
+"""The purpose a proof is asked for by default: checking the gateway's work."""
+
+
+def proof_auth(
+    keys: AccountKeys, chain_id: str, purpose: PurposeOfUse = PROOF_PURPOSE
+) -> httpx.Auth:
+    """Signs the proof requests of the device or account of `keys` (for `purpose`) for
+    the gateway of chain `chain_id`."""
+    return ReadAuth(keys, chain_id, purpose)
+
+
+def device_proof_auths(
+    run: FleetRun, devices: Iterable[SimulatedDevice], chain_id: str
+) -> dict[bytes, httpx.Auth]:
+    """Every reading `run` had accepted, with its device's signer: each simulated device
+    asks about its own readings (what `prove_readings` takes)."""
+    auths = {d.keys.address: proof_auth(d.keys, chain_id) for d in devices}
+    return {rid: auths[device] for device, rids in run.accepted.items() for rid in rids}
+
+
+def _proof_answer(gateway: httpx.Client, rid: str, auth: httpx.Auth | None) -> dict[str, Any]:
     """The gateway's answer for reading `rid`, if it holds a committed proof."""
     try:
-        response = gateway.get(f"/v1/readings/{rid}")
+        response = gateway.get(f"/v1/readings/{rid}", auth=auth or httpx.USE_CLIENT_DEFAULT)
     except httpx.HTTPError as exc:
         raise GatewayUnavailable(
             f"the gateway at {gateway.base_url} did not answer ({exc}); check --gateway"
         ) from None
     if response.status_code == 404:
         raise GatewayUnavailable(f"the gateway at {gateway.base_url} knows no reading {rid}")
+    if response.status_code in (401, 403):
+        raise GatewayUnavailable(
+            f"the gateway at {gateway.base_url} refused to tell of reading {rid}: "
+            f"{_message(response)}"
+        )
     try:
         body = response.json()
     except ValueError:
@@ -117,11 +148,23 @@ def _proof_answer(gateway: httpx.Client, rid: str) -> dict[str, Any]:
     return body
 
 
-def check_reading_proof(gateway: httpx.Client, chain: BatchSource, reading_id: bytes) -> ProofCheck:
-    """Fetch the reading's proof from the gateway and the batch root from the chain. The
-    proof is rebuilt around the id asked for, so a gateway cannot prove another reading."""
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    found = body.get("message") if isinstance(body, dict) else None
+    return found if isinstance(found, str) else f"HTTP {response.status_code}"
+
+
+def check_reading_proof(
+    gateway: httpx.Client, chain: BatchSource, reading_id: bytes, auth: httpx.Auth | None = None
+) -> ProofCheck:
+    """Fetch the reading's proof from the gateway (signed by `auth`, else as the client
+    signs) and the batch root from the chain. The proof is rebuilt around the id asked
+    for, so a gateway cannot prove another reading."""
     rid = reading_id.hex()
-    body = _proof_answer(gateway, rid)
+    body = _proof_answer(gateway, rid, auth)
     try:
         batch_id = _hex(body, "batch", BATCH_ID_SIZE)
         raw = body["proof"]
@@ -138,10 +181,12 @@ def check_reading_proof(gateway: httpx.Client, chain: BatchSource, reading_id: b
     return ProofCheck(reading_id, batch_id, proof, None if batch is None else batch.root)
 
 
-def prove_reading(gateway: str, chain: BatchSource, reading_id: bytes) -> ProofCheck:
-    """`check_reading_proof` against the gateway at URL `gateway`."""
+def prove_reading(
+    gateway: str, chain: BatchSource, reading_id: bytes, auth: httpx.Auth
+) -> ProofCheck:
+    """`check_reading_proof` against the gateway at URL `gateway`, signed by `auth`."""
     with httpx.Client(base_url=gateway, timeout=10.0) as http:
-        return check_reading_proof(http, chain, reading_id)
+        return check_reading_proof(http, chain, reading_id, auth)
 
 
 @dataclass(frozen=True)
@@ -162,24 +207,25 @@ class ProofTally:
 def prove_readings(
     gateway: str,
     chain: BatchSource,
-    reading_ids: Sequence[bytes],
+    readings: Mapping[bytes, httpx.Auth],
     progress: ProgressBar | None = None,
 ) -> ProofTally:
-    """Check every reading's Merkle proof (from the gateway) against its batch's root on
-    chain, each batch read once. A reading the gateway cannot prove (unknown, still
-    pending, an answer that is no proof) is a failure with the reason, not an error: the
-    tally counts them all."""
+    """Check every reading's Merkle proof (from the gateway, asked for with the reading's
+    own signer in `readings`: its device's, say) against its batch's root on chain, each
+    batch read once. A reading the gateway cannot prove (unknown, still pending, refused,
+    an answer that is no proof) is a failure with the reason, not an error: the tally
+    counts them all."""
     batches = CachedBatches(chain)
     failures: dict[bytes, str] = {}
-    task = progress.add_task("proving", total=len(reading_ids)) if progress else None
+    task = progress.add_task("proving", total=len(readings)) if progress else None
     with httpx.Client(base_url=gateway, timeout=10.0) as http:
-        for rid in reading_ids:
+        for rid, auth in readings.items():
             try:
-                check = check_reading_proof(http, batches, rid)
+                check = check_reading_proof(http, batches, rid, auth)
                 if not check.verified:
                     failures[rid] = check.reason
             except GatewayUnavailable as exc:
                 failures[rid] = exc.message
             if progress is not None and task is not None:
                 progress.advance(task)
-    return ProofTally(len(reading_ids), failures, batches.seen)
+    return ProofTally(len(readings), failures, batches.seen)

@@ -21,9 +21,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from medchain.app import ReadNotAllowed
 from medchain.crypto import format_address
 from medchain.gateway._intake import CheckedReading, IntakeCheckers
 from medchain.gateway._memory import UPKEEP_PERIOD_S, memory_upkeep
+from medchain.gateway._read_requests import ReadRefused, status_body, verified_read
 from medchain.gateway._readings import BadReading
 from medchain.gateway._service import Accepted, GatewayService, Prepared, ReadingRefused
 from medchain.types import MedchainError
@@ -34,8 +36,15 @@ Answer = Accepted | ReadingRefused
 Checked = CheckedReading | BadReading
 
 
-def _error(status: int, code: str, message: str, retry_after: float | None = None) -> JSONResponse:
-    headers = {"Retry-After": str(max(1, round(retry_after)))} if retry_after else None
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    retry_after: float | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    if retry_after:
+        headers = (headers or {}) | {"Retry-After": str(max(1, round(retry_after)))}
     return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
 
 
@@ -184,6 +193,7 @@ class _Gateway:
     service: GatewayService
     intake: GroupedIntake
     checks: IntakeCheckers
+    call: Call
 
 
 def create_gateway_app(
@@ -221,7 +231,7 @@ def create_gateway_app(
 
     app = FastAPI(title="medchain gateway", lifespan=lifespan)
     checks = checkers if checkers is not None else IntakeCheckers(0, call)
-    app.state.gateway = _Gateway(service, GroupedIntake(service, call), checks)
+    app.state.gateway = _Gateway(service, GroupedIntake(service, call), checks, call)
     app.get("/v1/health")(_health)
     app.post("/v1/readings", response_model=None)(_post_readings)
     app.get("/v1/readings/{reading_id}", response_model=None)(_get_reading)
@@ -280,32 +290,30 @@ async def _post_readings(request: Request) -> JSONResponse:
 
 
 async def _get_reading(reading_id: str, request: Request) -> JSONResponse | dict[str, Any]:
+    """A reading's status (and, once committed, its batch, device, patient, time, bundle
+    CID and Merkle proof), to a signed read by someone allowed to know of it."""
     try:
         rid = bytes.fromhex(reading_id)
         if len(rid) != 32:
             raise ValueError
     except ValueError:
         return _error(400, "malformed", "a reading id is 64 hex digits")
-    status = request.app.state.gateway.service.status(rid)
+    gateway: _Gateway = request.app.state.gateway
+    service = gateway.service
+    try:
+        signed = verified_read(request, service.chain.chain_id)
+        status = await gateway.call(
+            service.read_status, rid, signed.public_key, signed.purpose, signed.now_ms
+        )
+    except ReadRefused as exc:
+        return _error(exc.status, exc.code, exc.message, headers=exc.headers)
+    except ReadNotAllowed as exc:
+        return _error(403, exc.code, exc.message)
+    except MedchainError as exc:
+        return _unavailable(exc)
     if status.state == "unknown":
         return _error(404, "unknown_reading", f"no reading {reading_id} at this gateway")
-    body: dict[str, Any] = {"id": reading_id, "status": status.state}
-    if status.committed is not None:
-        c = status.committed
-        body |= {
-            "batch": c.batch_id.hex(),
-            "device": format_address(c.device),
-            "patient": format_address(c.patient),
-            "time_ms": c.time_ms,
-            "bundle_cid": c.cid,
-            "proof": {
-                "root": c.proof.root.hex(),
-                "index": c.proof.index,
-                "tree_size": c.proof.tree_size,
-                "path": [h.hex() for h in c.proof.path],
-            },
-        }
-    return body
+    return status_body(reading_id, status)
 
 
 __all__ = [

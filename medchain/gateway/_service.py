@@ -25,8 +25,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from medchain.app import PurposeOfUse
 from medchain.client import ChainBackend, MedchainClient
-from medchain.crypto import AccountKeys, format_address
+from medchain.crypto import AccountKeys, address_from_public_key, format_address, parse_address
 from medchain.gateway._admission import (
     Accepted,
     Admission,
@@ -49,8 +50,11 @@ from medchain.gateway._committer import Committer, Prepared
 from medchain.gateway._config import GatewayConfig
 from medchain.gateway._index import CommittedReading, ReadingIndex
 from medchain.gateway._intake import CheckedReading, check_reading
+from medchain.gateway._reading_access import ReadingAccess, ReadingParties
 from medchain.gateway._readings import BadReading, SignedReading, reading_from_json
+from medchain.node import DisclosureLog, MemoryDisclosureLog
 from medchain.offchain import BlobStore
+from medchain.types import Disclosure, DisclosureKind, ReadBasis
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,13 @@ class ReadingStatus:
     state: str
     """"pending", "committed" or "unknown"."""
     committed: CommittedReading | None = None
+    device: bytes = b""
+    """The device's address (empty for an unknown reading)."""
+    patient: bytes = b""
+
+    @property
+    def parties(self) -> ReadingParties:
+        return ReadingParties(self.device, self.patient, self.committed is not None)
 
 
 class GatewayService:
@@ -72,16 +83,21 @@ class GatewayService:
         config: GatewayConfig | None = None,
         *,
         blobs: BlobStore | None = None,
+        disclosures: DisclosureLog | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         """`clock` times batching, rate limits and caches; `wall_clock` (seconds since
-        the Unix epoch) is what readings' own times are checked against."""
+        the Unix epoch) is what readings' own times are checked against. `disclosures`
+        logs every reading status served (a file in the gateway's home when it runs
+        from one; in memory without)."""
         self.client = MedchainClient(keys, chain)
         self.chain = chain
         self.index = index
         self.config = config or GatewayConfig()
         self.blobs = blobs if blobs is not None else chain.bulk_blobs(keys)
+        self.disclosures = disclosures if disclosures is not None else MemoryDisclosureLog()
+        self.access = ReadingAccess(chain, clock)
         self._clock = clock
         self._wall_clock = wall_clock
         self._lock = threading.Lock()
@@ -182,10 +198,41 @@ class GatewayService:
     def status(self, reading_id: bytes) -> ReadingStatus:
         committed = self.index.committed(reading_id)
         if committed is not None:
-            return ReadingStatus(reading_id, "committed", committed)
-        if reading_id in self.batcher:
-            return ReadingStatus(reading_id, "pending")
+            c = committed
+            return ReadingStatus(reading_id, "committed", c, c.device, c.patient)
+        with self._lock:
+            entry = self.batcher.entry(reading_id)
+        if entry is not None:
+            device = address_from_public_key(entry.reading.reading.device)
+            return ReadingStatus(
+                reading_id, "pending", device=device, patient=parse_address(entry.patient)
+            )
         return ReadingStatus(reading_id, "unknown")
+
+    def read_status(
+        self, reading_id: bytes, signer_key: bytes, purpose: PurposeOfUse, now_ms: int
+    ) -> ReadingStatus:
+        """The reading's status for the verified signer of a read request, logged as a
+        disclosure before it is answered; ReadNotAllowed naming what the signer lacks,
+        DisclosureLogFailed if the log cannot take it (then it is not served). An
+        unknown reading discloses nothing and is not logged."""
+        status = self.status(reading_id)
+        if status.state == "unknown":
+            return status
+        reader, access = self.access.check(signer_key, status.parties, now_ms)
+        self.disclosures.append(
+            Disclosure(
+                now_ms,
+                reader,
+                status.patient,
+                DisclosureKind.VITALS,
+                purpose.value,
+                ReadBasis(access.basis),
+                on_behalf=access.on_behalf,
+                detail=f"gateway reading {reading_id.hex()} ({status.state})",
+            )
+        )
+        return status
 
     # -- batching -----------------------------------------------------------------------
 

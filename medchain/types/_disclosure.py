@@ -44,6 +44,8 @@ class ReadBasis(enum.StrEnum):
     EMERGENCY = "emergency"
     RESEARCH = "research"
     VITALS_READER = "vitals_reader"
+    DEVICE = "device"
+    """The device that took a reading, asking the edge gateway about it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from medchain.cli import _gateway as gw
 from medchain.cli import app
-from medchain.crypto import load_keys
+from medchain.crypto import AccountKeys, load_keys, save_keys
 from medchain.gateway._config import GATEWAY_KEY_FILE, load_config
 from medchain.gateway._index import ReadingIndex
 from medchain.gateway._server import create_gateway_app
@@ -49,7 +49,15 @@ def test_gateway_without_home_shows_help() -> None:
     assert result.exit_code == 2 and "init" in result.output
 
 
-def test_reading_prove_command(world: World, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_reading_prove_command(
+    world: World,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    keys = {}
+    for name, account in (("patient", world.patient.keys), ("stranger", AccountKeys.generate())):
+        keys[name] = str(tmp_path / f"{name}.key")
+        save_keys(Path(keys[name]), account)
     service = world.service(ReadingIndex(":memory:"))
     sim = world.device()
     rid = service.submit(sim.next_reading()).reading_id
@@ -67,11 +75,16 @@ def test_reading_prove_command(world: World, monkeypatch: pytest.MonkeyPatch) ->
         "Client",
         lambda **_: fresh(transport=SyncASGITransport(app_), base_url="http://gw"),
     )
-    result = runner.invoke(app, ["reading", "prove", rid.hex()])
+    as_patient = ["--key", keys["patient"]]
+    result = runner.invoke(app, ["reading", "prove", rid.hex(), *as_patient])
     assert result.exit_code == 0, result.output
     assert "verified" in result.output and "leaf:        0 of 1" in result.output
-    as_json = runner.invoke(app, ["reading", "prove", rid.hex(), "--json"])
+    as_json = runner.invoke(app, ["reading", "prove", rid.hex(), "--json", *as_patient])
     assert json.loads(as_json.output)["verified"] is True
-    unknown = runner.invoke(app, ["reading", "prove", "ab" * 32])
+    logged = service.disclosures.entries  # type: ignore[attr-defined]
+    assert [(d.reader, d.purpose) for d in logged] == [(world.patient.address, "HOPERAT")] * 2
+    unknown = runner.invoke(app, ["reading", "prove", "ab" * 32, *as_patient])
     assert unknown.exit_code == 1 and "knows no reading" in unknown.output
-    assert runner.invoke(app, ["reading", "prove", "zz"]).exit_code == 1
+    stranger = runner.invoke(app, ["reading", "prove", rid.hex(), "--key", keys["stranger"]])
+    assert stranger.exit_code == 1 and "may not ask about readings" in stranger.output
+    assert runner.invoke(app, ["reading", "prove", "zz", *as_patient]).exit_code == 1

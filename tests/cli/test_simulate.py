@@ -126,8 +126,8 @@ def test_per_patient_fleet_proven_against_the_chain(
     genuine = gw.check_reading_proof
     bad: list[bytes] = []
 
-    def one_wrong(http: Any, chain: Any, rid: bytes) -> gw.ProofCheck:
-        check = genuine(http, chain, rid)
+    def one_wrong(http: Any, chain: Any, rid: bytes, auth: Any = None) -> gw.ProofCheck:
+        check = genuine(http, chain, rid, auth)
         if bad:
             return check
         bad.append(rid)

@@ -14,12 +14,25 @@ from typer.testing import CliRunner
 
 from medchain.cli import app
 from medchain.client import HttpChain, MedchainClient
-from medchain.crypto import AccountKeys, load_keys
+from medchain.crypto import AccountKeys, load_keys, save_keys
+from medchain.gateway import SimulatedDevice
 from medchain.gateway._config import GATEWAY_KEY_FILE
+from medchain.gateway._fleet import patient_keys
 from medchain.node import Child, Program, Supervisor, free_port_base
 
 PROVE = [sys.executable, "-m", "medchain.cli", "reading", "prove"]
-"""`medchain reading prove`, the command a patient would run."""
+"""`medchain reading prove`, the command a patient would run (with `--key`)."""
+
+
+def patient_key_file(device: SimulatedDevice, seed: int, count: int, where: Path) -> str:
+    """The key file of a simulated fleet's patient of `device` (one of `count` patients
+    enrolled with `seed`), written to `where`: what a patient proves a reading with."""
+    keys = next(
+        k for k in (patient_keys(seed, i) for i in range(count)) if k.address_text == device.patient
+    )
+    path = where / f"{keys.address_text}.key"
+    save_keys(path, keys)
+    return str(path)
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ import pytest
 
 from medchain.app import new_batch_id
 from medchain.client import HttpChain
-from medchain.gateway import prove_readings, stream_fleet, wait_committed
+from medchain.gateway import device_proof_auths, prove_readings, stream_fleet, wait_committed
 from medchain.gateway._fleet import enrol_fleet
-from tests.gateway.livegateway import PROVE, gateway_home, gateway_process
+from tests.gateway.livegateway import PROVE, gateway_home, gateway_process, patient_key_file
 from tests.node.netharness import PATIENCE_S, START_S, live_net, wait_for
 
 DEVICES = 4_000
@@ -62,7 +62,9 @@ def test_district(tmp_path: Path) -> None:
             assert len(set(ids)) == DEVICES
 
             # Every one committed and proven against its batch's root on chain.
-            tally = prove_readings(gw.url, chain, ids)
+            signers = device_proof_auths(run, devices, chain.chain_id)  # each its own
+            assert signers.keys() == set(ids)
+            tally = prove_readings(gw.url, chain, signers)
             proved = time.monotonic()
             assert tally.proven == tally.total == DEVICES, list(tally.failures.items())[:5]
             batches = [b for b in tally.batches.values() if b is not None]
@@ -73,9 +75,11 @@ def test_district(tmp_path: Path) -> None:
             nonce = chain.account(gw.keys.address).nonce
             assert {new_batch_id(gw.keys.address, n) for n in range(nonce)} >= tally.batches.keys()
 
-            for rid in (ids[0], ids[-1]):  # the command a patient would run
+            patients = DEVICES // PER_PATIENT
+            for i in (0, -1):  # the command a patient would run
+                key = patient_key_file(devices[i], 1, patients, tmp_path)
                 one = subprocess.run(
-                    [*PROVE, rid.hex(), "--gateway", gw.url, "--node", chain.url],
+                    [*PROVE, ids[i].hex(), "--key", key, "--gateway", gw.url, "--node", chain.url],
                     capture_output=True,
                     text=True,
                     timeout=PATIENCE_S,

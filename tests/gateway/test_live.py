@@ -38,6 +38,7 @@ from medchain.gateway import (
     SignedReading,
     SimulatedDevice,
     check_reading_proof,
+    proof_auth,
     reading_to_json,
     sign_reading,
     state_history,
@@ -46,14 +47,16 @@ from medchain.gateway import (
 )
 from medchain.gateway._config import load_config, write_config
 from medchain.gateway._fleet import enrol_fleet
+from medchain.node import DISCLOSURES_FILE, check_log_file
 from medchain.types import ChainParams
-from tests.gateway.livegateway import PROVE, gateway_home, gateway_process
+from tests.gateway.livegateway import PROVE, gateway_home, gateway_process, patient_key_file
 from tests.gateway.test_mqtt import Broker, broker  # noqa: F401  (the fixture)
 from tests.node.netharness import PATIENCE_S, START_S, live_net, wait_for
 
 HONEST = 100
 BAD = 2
 READINGS = 6  # per device, one a second
+SEED = 7
 PARAMS = ChainParams(device_restrict_blocks=8, device_strikes_ban=4)
 PREFIX = "medchain/devices"
 
@@ -108,6 +111,7 @@ class _Live:
     honest: list[SimulatedDevice]
     probe: SimulatedDevice
     bad: list[MisbehavingDevice]
+    tmp: Path
 
 
 @pytest.mark.slow
@@ -126,7 +130,7 @@ def test_gateway_live(tmp_path: Path, broker: Broker) -> None:  # noqa: F811
         write_config(home, replace(load_config(home), mqtt=mqtt), overwrite=True)
 
         with gateway_process(home) as proc:  # it starts while the fleet enrols
-            devices = enrol_fleet(chain, hospital_keys, HONEST + 1 + BAD, BAD, seed=7)
+            devices = enrol_fleet(chain, hospital_keys, HONEST + 1 + BAD, BAD, seed=SEED)
             wait_for(
                 lambda: httpx.get(f"{url}/v1/health").status_code == 200, START_S, "the gateway"
             )
@@ -150,6 +154,7 @@ def test_gateway_live(tmp_path: Path, broker: Broker) -> None:  # noqa: F811
                 honest,
                 probe,
                 bad,
+                tmp_path,
             )
             _honest_readings_are_committed_and_provable(live)
             streamed = time.monotonic()
@@ -180,20 +185,28 @@ def _honest_readings_are_committed_and_provable(live: _Live) -> None:
     fleet.stream(over_http, over_mqtt, READINGS)
     wait_committed(live.url, timeout_s=PATIENCE_S)
     assert all(len(fleet.accepted.get(d.keys.address, [])) == READINGS for d in honest)
+    chain_id = live.chain.chain_id
     with httpx.Client(base_url=live.url, timeout=10.0) as http:
         ids = [rid for d in honest for rid in fleet.accepted[d.keys.address]]
         batches = CachedBatches(live.chain)
-        for rid in ids:
-            check = check_reading_proof(http, batches, rid)
-            assert check.verified, (rid.hex(), check.reason)
+        for d in honest:  # each device asks about its own readings
+            for rid in fleet.accepted[d.keys.address]:
+                check = check_reading_proof(http, batches, rid, proof_auth(d.keys, chain_id))
+                assert check.verified, (rid.hex(), check.reason)
     assert len(ids) == HONEST * READINGS
+    middle = honest[len(honest) // 2]
+    key = patient_key_file(middle, SEED, HONEST + 1 + BAD, live.tmp)
+    asked = fleet.accepted[middle.keys.address][0].hex()
     proved = subprocess.run(  # the command a patient would run
-        [*PROVE, ids[len(ids) // 2].hex(), "--gateway", live.url, "--node", live.node],
+        [*PROVE, asked, "--key", key, "--gateway", live.url, "--node", live.node],
         capture_output=True,
         text=True,
         timeout=PATIENCE_S,
     )
     assert proved.returncode == 0 and "verified" in proved.stdout, proved.stderr
+    # each proof the gateway served is in its own disclosure log, in its home
+    log = live.tmp / "gw" / DISCLOSURES_FILE
+    wait_for(lambda: check_log_file(log, [])[0] == len(ids) + 1, PATIENCE_S, "the gateway's log")
 
 
 def _misbehaving_devices_are_banned(live: _Live) -> None:
@@ -282,8 +295,9 @@ def _refused_readings_are_never_stored(live: _Live) -> list[bytes]:
         fleet.stream([], [bad[1]], readings=1)
         assert fleet.refused["device_banned"] > before
         wait_committed(live.url, timeout_s=PATIENCE_S)
+        as_probe = proof_auth(probe.keys, live.chain.chain_id)
         for rid in refused:
-            unknown = http.get(f"/v1/readings/{rid.hex()}")
+            unknown = http.get(f"/v1/readings/{rid.hex()}", auth=as_probe)
             assert unknown.status_code == 404, unknown.text
             assert unknown.json()["error"] == "unknown_reading"
     return refused

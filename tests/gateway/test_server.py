@@ -7,13 +7,16 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 
-from medchain.crypto import format_address
+from medchain.app import PurposeOfUse, Role
+from medchain.client import MedchainClient, ReadAuth
+from medchain.crypto import AccountKeys, format_address, sign_read_request
 from medchain.gateway import (
     CheckedReading,
     DeviceKind,
@@ -26,6 +29,7 @@ from medchain.gateway import (
 )
 from medchain.gateway._index import ReadingIndex
 from medchain.gateway._memory import memory_upkeep
+from medchain.gateway._reading_access import ACCESS_CACHE_S
 from medchain.gateway._server import (
     GroupedIntake,
     create_gateway_app,
@@ -34,9 +38,15 @@ from medchain.gateway._server import (
     refresh_loop,
     upkeep_loop,
 )
-from medchain.gateway._service import Accepted, ReadingRefused
-from medchain.types import MedchainError
+from medchain.gateway._service import Accepted, GatewayService, ReadingRefused
+from medchain.node import DISCLOSURES_FILE, SqliteDisclosureLog
+from medchain.types import MedchainError, entry_hash, heads_of
+from tests.api.harness import SyncASGITransport
 from tests.gateway.test_service import World, world  # noqa: F401  (the fixture)
+
+
+def _as(world: World, keys: AccountKeys) -> httpx.Auth:  # noqa: F811
+    return ReadAuth(keys, world.chain.chain_id, PurposeOfUse.OPERATIONS)
 
 
 def test_http_readings(world: World) -> None:  # noqa: F811
@@ -44,6 +54,7 @@ def test_http_readings(world: World) -> None:  # noqa: F811
     app = create_gateway_app(service, background=False, threads=False)
     sim = world.device()
     first = sim.next_reading()
+    device = _as(world, sim.keys)
 
     async def run() -> None:
         transport = httpx.ASGITransport(app=app)
@@ -52,7 +63,8 @@ def test_http_readings(world: World) -> None:  # noqa: F811
             r = await http.post("/v1/readings", content=reading_to_json(first))
             assert r.status_code == 202
             rid = r.json()["id"]
-            assert (await http.get(f"/v1/readings/{rid}")).json()["status"] == "pending"
+            pending = await http.get(f"/v1/readings/{rid}", auth=device)
+            assert pending.json()["status"] == "pending"
             batch = [json.loads(reading_to_json(sim.next_reading())) for _ in range(2)]
             r = await http.post("/v1/readings", json=batch)
             assert r.status_code == 207 and all(x["accepted"] for x in r.json()["results"])
@@ -65,15 +77,124 @@ def test_http_readings(world: World) -> None:  # noqa: F811
             r = await http.post("/v1/readings", content=b"{nope")
             assert r.status_code == 400
             service.flush()
-            body = (await http.get(f"/v1/readings/{rid}")).json()
+            body = (await http.get(f"/v1/readings/{rid}", auth=device)).json()
             assert body["status"] == "committed"
+            assert body["device"] == sim.keys.address_text
+            assert body["patient"] == format_address(world.patient.address)
             on_chain = world.chain.batch(bytes.fromhex(body["batch"]))
             assert on_chain is not None and body["proof"]["root"] == on_chain.root.hex()
             status = service.status(bytes.fromhex(rid)).committed
             assert status is not None and verify_proof(status.proof, on_chain.root)
-            assert (await http.get("/v1/readings/" + "00" * 32)).status_code == 404
+            unknown = await http.get("/v1/readings/" + "00" * 32, auth=device)
+            assert unknown.status_code == 404
 
     asyncio.run(run())
+
+
+class _Reads:
+    """A gateway app whose readings' statuses are asked for in process, signed or not."""
+
+    def __init__(self, world: World, service: GatewayService) -> None:  # noqa: F811
+        self.world = world
+        self.http = httpx.Client(
+            transport=SyncASGITransport(
+                create_gateway_app(service, background=False, threads=False)
+            ),
+            base_url="http://gw",
+        )
+
+    def get(self, rid: bytes, keys: AccountKeys | None = None, **headers: str) -> httpx.Response:
+        auth = _as(self.world, keys) if keys is not None else None
+        return self.http.get(f"/v1/readings/{rid.hex()}", auth=auth, headers=headers or None)
+
+
+def _committed_reading(world: World, service: GatewayService) -> tuple[bytes, AccountKeys]:  # noqa: F811
+    """A reading of the world's patient, committed; and its device's key."""
+    sim = world.device()
+    rid = service.submit(sim.next_reading()).reading_id
+    service.flush()
+    return rid, sim.keys
+
+
+def _registered(world: World) -> MedchainClient:  # noqa: F811
+    person = MedchainClient(AccountKeys.generate(), world.chain)
+    person.register(Role.PATIENT, "someone")
+    return person
+
+
+def test_a_reading_is_told_only_to_a_signed_read_by_someone_allowed(
+    world: World,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    log = SqliteDisclosureLog(tmp_path / DISCLOSURES_FILE, world.gateway_keys.address)
+    service = world.service(ReadingIndex(":memory:"), disclosures=log)
+    reads = _Reads(world, service)
+    rid, device = _committed_reading(world, service)
+    reader, stranger = _registered(world), _registered(world)
+    world.patient.share_vitals(reader.address)
+
+    unsigned = reads.get(rid)
+    assert unsigned.status_code == 401 and unsigned.json()["error"] == "read_unsigned"
+    assert unsigned.headers["www-authenticate"] == "Medchain-Read"
+    other_path = sign_read_request(
+        world.patient.keys, world.chain.chain_id, "GET", "/v1/readings/" + "00" * 32,
+        time.time_ns() // 1_000_000, "PATRQT",
+    )  # fmt: skip
+    assert reads.get(rid, authorization=other_path).status_code == 401
+    stale = sign_read_request(
+        world.patient.keys, world.chain.chain_id, "GET", f"/v1/readings/{rid.hex()}",
+        time.time_ns() // 1_000_000 - 120_000, "PATRQT",
+    )  # fmt: skip
+    assert "behind" in reads.get(rid, authorization=stale).json()["message"]
+    refused = reads.get(rid, stranger.keys)
+    assert refused.status_code == 403 and refused.json()["error"] == "read_not_authorised"
+    assert "share-vitals" in refused.json()["message"]
+
+    asked = [device, world.patient.keys, world.guardian.keys, reader.keys]
+    for keys in asked:
+        answer = reads.get(rid, keys)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["proof"]["tree_size"] >= 1
+
+    assert log.flush(60)
+    entries = log.entries_of(world.patient.address)
+    assert [e.entry.disclosure.reader for e in entries] == [k.address for k in asked]
+    assert [e.entry.disclosure.basis.value for e in entries] == [
+        "device", "owner", "proxy", "vitals_reader",
+    ]  # fmt: skip
+    assert all(e.entry.node == world.gateway_keys.address for e in entries)
+    assert all(rid.hex() in e.entry.disclosure.detail for e in entries)
+    heads = heads_of(entry_hash(e.entry) for e in log.written())
+    assert [e.head for e in log.written()] == heads
+    assert log.disagreement([(len(heads), heads[-1])]) == 0
+    log.close()
+
+
+def test_a_revoked_vitals_reader_is_refused_once_the_cache_lapses(world: World) -> None:  # noqa: F811
+    service = world.service(ReadingIndex(":memory:"))
+    reads = _Reads(world, service)
+    rid, _ = _committed_reading(world, service)
+    reader = _registered(world)
+    world.patient.share_vitals(reader.address)
+    assert reads.get(rid, reader.keys).status_code == 200
+    world.patient.unshare_vitals(reader.address)
+    world.clock.now += ACCESS_CACHE_S  # the bound on serving a revoked reader
+    refused = reads.get(rid, reader.keys)
+    assert refused.status_code == 403, refused.text
+    assert len(service.disclosures.entries) == 1  # type: ignore[attr-defined]
+
+
+def test_a_pending_reading_is_told_only_to_its_device(world: World) -> None:  # noqa: F811
+    service = world.service(ReadingIndex(":memory:"))
+    reads = _Reads(world, service)
+    sim = world.device()
+    rid = service.submit(sim.next_reading()).reading_id
+    refused = reads.get(rid, world.patient.keys)
+    assert refused.status_code == 403 and "not committed yet" in refused.json()["message"]
+    assert reads.get(rid, sim.keys).json() == {"id": rid.hex(), "status": "pending"}
+    (logged,) = service.disclosures.entries  # type: ignore[attr-defined]
+    assert (logged.reader, logged.patient) == (sim.keys.address, world.patient.address)
+    assert "pending" in logged.detail
 
 
 def _checked(readings: list[SignedReading], delay_s: float = 0) -> asyncio.Future[list[Any]]:

@@ -33,7 +33,7 @@ from medchain.gateway._service import (
     SealedBundle,
     open_bundle,
 )
-from medchain.node import LocalChain
+from medchain.node import DisclosureLog, LocalChain
 from medchain.types import MedchainError, Tx, decode
 from tests.api.harness import FakeNode, SyncASGITransport, admin, clinician, make_chain
 
@@ -68,7 +68,11 @@ class World:
         return sim
 
     def service(
-        self, index: ReadingIndex, wall_clock: Clock | None = None, **config: object
+        self,
+        index: ReadingIndex,
+        wall_clock: Clock | None = None,
+        disclosures: DisclosureLog | None = None,
+        **config: object,
     ) -> GatewayService:
         base = GatewayConfig(batch_max_readings=5, device_cache_ms=0, readers_cache_ms=0)
         cfg = replace(base, **config)  # type: ignore[arg-type]
@@ -77,6 +81,7 @@ class World:
             self.chain,
             index,
             cfg,
+            disclosures=disclosures,
             clock=self.clock,
             wall_clock=wall_clock or time.time,
         )
