@@ -69,13 +69,15 @@ def _entry(client: MedchainClient, record_id: bytes) -> TimelineEntry:
     return TimelineEntry(record_id.hex(), author, record.created_height, view, note)
 
 
-def timeline(client: MedchainClient, patient: bytes, page: int) -> Timeline:
+def timeline(
+    client: MedchainClient, patient: bytes, page: int, page_size: int = PAGE_SIZE
+) -> Timeline:
     """Page `page` (from 1) of the patient's records, newest first; only that page's
     records are fetched and decrypted."""
     ids = list(reversed(client.chain.patient_records(patient)))
-    pages = max(1, -(-len(ids) // PAGE_SIZE))
+    pages = max(1, -(-len(ids) // page_size))
     page = min(max(page, 1), pages)
-    chosen = ids[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    chosen = ids[(page - 1) * page_size : page * page_size]
     return Timeline(tuple(_entry(client, rid) for rid in chosen), page, pages, len(ids))
 
 

@@ -5,10 +5,12 @@ served by uvicorn on 127.0.0.1, logged in or not."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,6 +25,7 @@ from medchain.web import Secrets, explorer_app, person_app
 from medchain.web._serve import bind
 from tests.api.harness import FakeNode, Served, clinician, make_chain, served
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PATIENT_NAME = "Jane Roe"
 DOCTOR_NAME = "Dr. Ada Quill"
 SECOND_DOCTOR_NAME = "Dr. Ben Osei"
@@ -39,6 +42,12 @@ class Ward:
 
     def client(self, keys: AccountKeys) -> MedchainClient:
         return MedchainClient(keys, HttpChain(self.node.url, timeout_s=10))
+
+    def doctor_writes(self, resource: dict[str, Any] | None = None) -> bytes:
+        """The doctor writes a record for the patient (a condition by default), in a
+        block of its own; returns its id."""
+        condition = json.loads((EXAMPLES / "condition.json").read_text())
+        return self.client(self.doctor).put_record(self.patient.address, resource or condition)
 
 
 def _populate(keys: dict[str, AccountKeys]) -> FakeNode:

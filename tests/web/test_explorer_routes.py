@@ -1,0 +1,75 @@
+"""The explorer's pages, and its feed announcing each new block as it is committed."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+
+from medchain.client import HttpChain
+from tests.web.conftest import RunningApp, Ward
+
+FEED_DEADLINE_S = 30.0
+"""Generous: the feed polls every 0.2 s, but the machine may be busy."""
+
+
+def test_the_home_page_shows_consensus_blocks_validators_and_anchors(
+    ward: Ward, explorer: RunningApp
+) -> None:
+    with HttpChain(ward.node.url) as chain:
+        height = chain.latest_block().height
+    with explorer.browser() as client:
+        page = client.get("/").text
+    assert f'<dd id="height">{height}</dd>' in page
+    assert f'<a href="/blocks/{height}">{height}</a>' in page
+    assert "<td>v0</td>" in page
+    assert "primary this round" in page
+    assert "This node does not anchor its chain." in page
+
+
+def test_a_block_page_and_a_missing_block(ward: Ward, explorer: RunningApp) -> None:
+    ward.doctor_writes()
+    with HttpChain(ward.node.url) as chain:
+        height = chain.latest_block().height
+    with explorer.browser() as client:
+        page = client.get(f"/blocks/{height}")
+        missing = client.get(f"/blocks/{height + 50}")
+    assert page.status_code == 200
+    assert "<h3>records.create</h3>" in page.text
+    assert '<dd class="addr">Condition</dd>' in page.text
+    assert missing.status_code == 404
+    assert f"no block at height {height + 50}" in missing.text
+
+
+def test_accounts_by_role_and_a_bad_role(explorer: RunningApp) -> None:
+    with explorer.browser() as client:
+        doctors = client.get("/accounts?role=patient").text
+        bad = client.get("/accounts?role=wizard")
+    assert "Accounts: patient (" in doctors
+    assert bad.status_code == 400
+
+
+def test_the_feed_announces_a_new_block(ward: Ward, explorer: RunningApp) -> None:
+    with explorer.browser() as client, client.stream("GET", "/events") as feed:
+        assert feed.headers["content-type"].startswith("text/event-stream")
+        lines = feed.iter_lines()
+        assert next(lines).startswith("retry:")
+        ward.doctor_writes()
+        with HttpChain(ward.node.url) as chain:
+            committed = chain.latest_block().height
+        deadline = time.monotonic() + FEED_DEADLINE_S
+        seen: list[int] = []
+        while committed not in seen and time.monotonic() < deadline:
+            line = next(lines)
+            if line.startswith("data: "):
+                seen.append(json.loads(line[6:])["height"])
+    assert committed in seen
+    assert seen == sorted(seen)
+
+
+def test_the_explorer_accepts_no_post(explorer: RunningApp) -> None:
+    with explorer.browser() as client:
+        answer = client.post("/", headers={"origin": explorer.url})
+    assert answer.status_code == 405
+    assert httpx.codes.is_client_error(answer.status_code)
