@@ -16,6 +16,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 SESSION_COOKIE = "medchain_session"
+"""The cookie's name, followed by the port: a browser shares cookies among the ports of
+127.0.0.1, and two apps (a patient's, the explorer) may be open at once."""
 CSRF_FIELD = "csrf"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
 SAFE_METHODS = frozenset({"GET", "HEAD"})
@@ -92,6 +94,7 @@ class Guard:
     def __init__(self, keys: Secrets, port: int) -> None:
         self.keys = keys
         self.port = port
+        self.cookie = f"{SESSION_COOKIE}_{port}"
 
     def check(self, request: Request) -> Response | None:
         """The answer that refuses `request`, or None to let it through."""
@@ -103,14 +106,14 @@ class Guard:
                 return HTMLResponse(_NO_SESSION, status_code=401)
             response = RedirectResponse(_without_token(request), status_code=303)
             response.set_cookie(
-                SESSION_COOKIE,
+                self.cookie,
                 self.keys.session,
                 httponly=True,
                 samesite="strict",
                 path="/",
             )
             return response
-        if not _same(request.cookies.get(SESSION_COOKIE), self.keys.session):
+        if not _same(request.cookies.get(self.cookie), self.keys.session):
             return HTMLResponse(_NO_SESSION, status_code=401)
         if request.method in SAFE_METHODS:
             return None
