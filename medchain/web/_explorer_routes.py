@@ -70,9 +70,18 @@ def explorer_routes(site: Site) -> list[Route]:
     ]
 
 
+def _after(request: Request) -> int | None:
+    text = request.query_params.get("after", "")
+    return int(text) if text.isdigit() and len(text) < 19 else None
+
+
 async def _new_blocks(site: Site, chain: ExplorerChain, request: Request) -> AsyncIterator[str]:
-    """`block` events, one per newly committed block, as long as the page listens."""
-    seen = (await site.worker.run(chain.latest_block)).height
+    """`block` events, one per block committed after `?after=HEIGHT` (the height the page
+    was drawn at: a block committed while the page loaded is not missed; by default the
+    latest), as long as the page listens."""
+    latest_height = (await site.worker.run(chain.latest_block)).height
+    after = _after(request)
+    seen = latest_height if after is None else min(after, latest_height)
     quiet_s = 0.0
     yield "retry: 1000\n\n"
     while not await request.is_disconnected():

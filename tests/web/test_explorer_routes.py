@@ -73,3 +73,16 @@ def test_the_explorer_accepts_no_post(explorer: RunningApp) -> None:
         answer = client.post("/", headers={"origin": explorer.url})
     assert answer.status_code == 405
     assert httpx.codes.is_client_error(answer.status_code)
+
+
+def test_the_feed_starts_after_the_height_the_page_was_drawn_at(
+    ward: Ward, explorer: RunningApp
+) -> None:
+    """A block committed between drawing the page and opening the feed still comes."""
+    with HttpChain(ward.node.url) as chain:
+        drawn = chain.latest_block().height
+    ward.doctor_writes()
+    with explorer.browser() as client, client.stream("GET", f"/events?after={drawn}") as feed:
+        lines = feed.iter_lines()
+        first = next(line for line in lines if line.startswith("data: "))
+    assert json.loads(first[6:])["height"] == drawn + 1

@@ -29,6 +29,8 @@
     if (height) { height.textContent = String(block.height); }
   }
 
-  const feed = new EventSource("/events");
+  const after = height ? "?after=" + encodeURIComponent(height.textContent.trim()) : "";
+  const feed = new EventSource("/events" + after);
+  feed.addEventListener("open", function () { table.dataset.live = "open"; });
   feed.addEventListener("block", function (event) { addBlock(JSON.parse(event.data)); });
 })();
