@@ -110,7 +110,7 @@ def record_page(client: MedchainClient, record_id: bytes) -> RecordPage:
     return RecordPage(
         record_id=record_id.hex(),
         patient=format_address(record.owner),
-        patient_name=name_of(client, record.owner),
+        patient_name="you" if record.owner == client.address else name_of(client, record.owner),
         author=name_of(client, record.author),
         versions=record.version_count,
         view=None if raw is None else render(raw),
@@ -122,6 +122,11 @@ def record_page(client: MedchainClient, record_id: bytes) -> RecordPage:
 
 
 def _role_of(client: MedchainClient, address: bytes) -> str:
+    """What `address` is, in words: its active credential's role and organisation (a
+    clinician registers as a patient), else its registered role."""
+    for credential in client.chain.credentials_of(address):
+        if credential.status is CredentialStatus.ACTIVE:
+            return f"{credential.role.value}, {credential.org_id}"
     identity = client.chain.identity(address)
     return "" if identity is None else identity.role.value
 

@@ -48,7 +48,11 @@ def test_a_record_page_lists_its_readers_and_who_manages_it(ward: Ward) -> None:
     authors = record_page(ward.client(ward.doctor), record_id)
     strangers = record_page(ward.client(ward.stranger), record_id)
     assert mine.manages and not authors.manages
-    assert [r.name for r in mine.readers] == [DOCTOR_NAME]
+    assert [(r.name, r.what) for r in mine.readers] == [(DOCTOR_NAME, f"doctor, {HOSPITAL.org_id}")]
+    assert (mine.patient_name, authors.patient_name) == (
+        "you",
+        format_address(ward.patient.address),
+    )
     assert mine.view is not None and mine.raw is not None
     assert mine.raw["resourceType"] == "Condition"
     assert strangers.raw is None and strangers.view is None
