@@ -24,17 +24,13 @@ SHUTDOWN_GRACE_S = 2
 
 
 def bind(port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    """A listening socket on 127.0.0.1:`port`, or PortTaken saying what to do."""
     try:
-        sock.bind((HOST, port))
+        return socket.create_server((HOST, port))
     except OSError as exc:
-        sock.close()
         raise PortTaken(
             f"cannot serve on {HOST}:{port} ({exc.strerror}); choose another with --port"
         ) from None
-    sock.listen(128)
-    return sock
 
 
 def app_url(port: int, keys: Secrets) -> str:
