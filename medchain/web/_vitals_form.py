@@ -12,6 +12,10 @@ from typing import Any
 
 from medchain.types import MedchainError
 
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+
 
 class InvalidForm(MedchainError):
     """A form field the app cannot turn into a record; the message says which and why."""
@@ -79,26 +83,12 @@ def observation_from_form(form: Mapping[str, str], now: datetime) -> dict[str, A
     return {
         "resourceType": "Observation",
         "status": "final",
-        "category": [
-            {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                        "code": "vital-signs",
-                        "display": "Vital Signs",
-                    }
-                ]
-            }
-        ],
-        "code": {
-            "coding": [{"system": "http://loinc.org", "code": sign.loinc, "display": sign.label}],
-            "text": sign.label,
-        },
+        "category": [_concept(OBSERVATION_CATEGORY, "vital-signs", "Vital Signs")],
+        "code": _concept(LOINC, sign.loinc, sign.label),
         "effectiveDateTime": _when(form, now),
-        "valueQuantity": {
-            "value": number,
-            "unit": sign.unit,
-            "system": "http://unitsofmeasure.org",
-            "code": sign.unit,
-        },
+        "valueQuantity": {"value": number, "unit": sign.unit, "system": UCUM, "code": sign.unit},
     }
+
+
+def _concept(system: str, code: str, text: str) -> dict[str, Any]:
+    return {"coding": [{"system": system, "code": code, "display": text}], "text": text}
