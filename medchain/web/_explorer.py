@@ -113,11 +113,64 @@ class ValidatorRow:
 
 
 @dataclass(frozen=True)
+class AnchorView:
+    """The node's anchors on Ethereum and its latest check of its chain against them."""
+
+    configured: bool
+    contract: str = ""
+    anchored_height: int = 0
+    final_height: int = 0
+    state: str = ""
+    """The verification state in words."""
+    alarm: str = ""
+    """A final anchor (or the chain's own links) disagrees with the chain."""
+    warning: str = ""
+    """A pending anchor disagrees (an alarm once final), or the last anchoring error."""
+
+
+def _mismatch(found: Any) -> str:
+    if not isinstance(found, dict):
+        return ""
+    detail = f": {found['detail']}" if found.get("detail") else ""
+    return f"{found.get('what', 'mismatch')} at height {found.get('height')}{detail}"
+
+
+def _verification(report: Any) -> str:
+    if not isinstance(report, dict):
+        return "not checked yet"
+    verified = int(report.get("last_verified_height", -1))
+    state = f"verified up to height {verified}" if verified >= 0 else "nothing verified yet"
+    invalid = report.get("invalid_anchors") or []
+    if invalid:
+        state += f"; {len(invalid)} invalid anchors ignored"
+    return state + f"; {report.get('anchors_pending', 0)} pending"
+
+
+def anchor_view(anchoring: dict[str, Any]) -> AnchorView:
+    """`anchoring` as GET /v1/anchoring serves it, for the explorer's anchors section."""
+    if not anchoring.get("configured"):
+        return AnchorView(configured=False)
+    report = anchoring.get("report")
+    alarm = _mismatch(report.get("first_mismatch")) if isinstance(report, dict) else ""
+    pending = _mismatch(report.get("pending_mismatch")) if isinstance(report, dict) else ""
+    error = str(anchoring.get("last_error") or "")
+    return AnchorView(
+        configured=True,
+        contract=str(anchoring.get("contract", "")),
+        anchored_height=int(anchoring.get("anchored_height", 0)),
+        final_height=int(anchoring.get("final_height", 0)),
+        state=_verification(report),
+        alarm=alarm,
+        warning=f"a pending anchor disagrees: {pending}" if pending else error,
+    )
+
+
+@dataclass(frozen=True)
 class Overview:
     status: NodeStatus
     validators: tuple[ValidatorRow, ...]
     role_counts: tuple[tuple[str, int], ...]
-    anchoring: dict[str, Any]
+    anchors: AnchorView
 
 
 def overview(chain: ExplorerChain) -> Overview:
@@ -132,8 +185,9 @@ def overview(chain: ExplorerChain) -> Overview:
         )
         for v in chain.genesis.validators
     )
-    counts = tuple((role.value, chain.role_count(role)) for role in Role)
-    return Overview(status, rows, counts, chain.anchoring())
+    # devices are not accounts: they have their own registry, not the role index
+    counts = tuple((r.value, chain.role_count(r)) for r in Role if r is not Role.DEVICE)
+    return Overview(status, rows, counts, anchor_view(chain.anchoring()))
 
 
 @dataclass(frozen=True)

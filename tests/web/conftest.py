@@ -18,9 +18,11 @@ import pytest
 import uvicorn
 from starlette.applications import Starlette
 
+from medchain.anchor import AnchorSettings, Mismatch, VerifyReport
 from medchain.app import Role
 from medchain.client import HttpChain, MedchainClient
 from medchain.crypto import AccountKeys
+from medchain.node import AnchoringStatus, LocalChain
 from medchain.web import Secrets, explorer_app, person_app
 from medchain.web._serve import bind
 from tests.api.harness import FakeNode, Served, clinician, make_chain, served
@@ -50,13 +52,31 @@ class Ward:
         return self.client(self.doctor).put_record(self.patient.address, resource or condition)
 
 
+def verified_report(alarm: Mismatch | None = None, pending: Mismatch | None = None) -> VerifyReport:
+    """A check of a chain against its anchors: verified up to height 10, one invalid
+    anchor, one pending; `alarm` and `pending` the disagreements it found."""
+    return VerifyReport("medchain-test", 14, 14, 10, 3, 2, 1, (4,), 0, alarm, pending)
+
+
+class AnchoringNode(FakeNode):
+    """A node that anchors on Ethereum, whose latest check of its chain found `report`."""
+
+    def __init__(self, chain: LocalChain, report: VerifyReport | None) -> None:
+        super().__init__(chain)
+        self.report = report
+
+    def anchoring_status(self) -> AnchoringStatus:
+        settings = AnchorSettings("http://127.0.0.1:8545", 1337, "0x" + "ab" * 20)
+        return AnchoringStatus(settings, True, 12, 10, 3, "", self.report, 1_700_000_000_000)
+
+
 def _populate(keys: dict[str, AccountKeys]) -> FakeNode:
     chain = make_chain()
     MedchainClient(keys["patient"], chain).register(Role.PATIENT, PATIENT_NAME)
     MedchainClient(keys["stranger"], chain).register(Role.PATIENT, "Sam Stranger")
     clinician(chain, DOCTOR_NAME, keys=keys["doctor"])
     clinician(chain, SECOND_DOCTOR_NAME, keys=keys["second"])
-    return FakeNode(chain)
+    return AnchoringNode(chain, verified_report())
 
 
 @pytest.fixture

@@ -7,8 +7,11 @@ import time
 
 import httpx
 
+from medchain.anchor import Mismatch
 from medchain.client import HttpChain
-from tests.web.conftest import RunningApp, Ward
+from medchain.web import explorer_app
+from tests.api.harness import make_chain, served
+from tests.web.conftest import AnchoringNode, RunningApp, Ward, running, verified_report
 
 FEED_DEADLINE_S = 30.0
 """Generous: the feed polls every 0.2 s, but the machine may be busy."""
@@ -25,7 +28,11 @@ def test_the_home_page_shows_consensus_blocks_validators_and_anchors(
     assert f'<a href="/blocks/{height}">{height}</a>' in page
     assert "<td>v0</td>" in page
     assert "primary this round" in page
-    assert "This node does not anchor its chain." in page
+    assert (
+        '<dd id="anchor-state">verified up to height 10; 1 invalid anchors ignored; 1 pending'
+        in page
+    )
+    assert "Alarm" not in page
 
 
 def test_a_block_page_and_a_missing_block(ward: Ward, explorer: RunningApp) -> None:
@@ -86,3 +93,17 @@ def test_the_feed_starts_after_the_height_the_page_was_drawn_at(
         lines = feed.iter_lines()
         first = next(line for line in lines if line.startswith("data: "))
     assert json.loads(first[6:])["height"] == drawn + 1
+
+
+def test_an_anchor_alarm_is_announced() -> None:
+    forged = Mismatch(8, "state_root", b"\x01" * 32, b"\x02" * 32, "rewritten")
+    with (
+        served(lambda: AnchoringNode(make_chain(), verified_report(forged))) as node,
+        running(lambda port, keys: explorer_app(lambda: HttpChain(node.url), port, keys)) as app,
+        app.browser() as client,
+    ):
+        page = client.get("/").text
+    assert (
+        '<p class="alarm" role="alert">Alarm: the chain disagrees with its anchors '
+        "(state_root at height 8: rewritten).</p>" in page
+    )

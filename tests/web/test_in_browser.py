@@ -1,9 +1,10 @@
 """The web app in a real headless Chromium, against a node's API: the story issue 18
 asks for (a doctor adds vital signs through the form, the patient sees them rendered,
 grants a second doctor by name, that doctor sees them, the patient revokes and the
-second doctor cannot read the new version), the explorer's live blocks, and the door
-refusing a browser without the token and a post from another site. axe-core checks
-every page; the main pages are photographed into docs/img/."""
+second doctor cannot read the new version), the explorer's live blocks and its
+anchors' verification state, and the door refusing a browser without the token and a
+post from another site. axe-core checks every page; the main pages are photographed
+into docs/img/."""
 
 from __future__ import annotations
 
@@ -129,6 +130,7 @@ def test_the_explorer_shows_a_new_block_live(
     errors = watched(page)
     page.goto(explorer.login_url)
     expect(page.locator("#blocks tbody[data-live=open]")).to_have_count(1)
+    expect(page.locator("#anchor-state")).to_contain_text("verified up to height 10")
     check_page(page, errors, "explorer.png")
     ward.doctor_writes()
     with HttpChain(ward.node.url) as chain:
