@@ -85,6 +85,7 @@ def person_routes(site: Site, client: MedchainClient) -> list[Route]:
 
     async def observation(request: Request) -> Response:
         address = request.path_params["address"]
+        patient_address = parse_address(address)
         if request.method == "GET":
             return site.page(request, "observation.html", address=address, signs=VITAL_SIGNS)
         form, refused = await site.posted(request)
@@ -92,7 +93,6 @@ def person_routes(site: Site, client: MedchainClient) -> list[Route]:
             return refused
         try:
             resource = observation_from_form(form, datetime.now(UTC))
-            patient_address = parse_address(address)
             await run(lambda: client.put_record(patient_address, resource))
         except MedchainError as exc:
             return site.page(

@@ -101,9 +101,11 @@ def test_bad_addresses_and_record_ids_get_a_clear_page(ward: Ward) -> None:
         bad_id = client.get("/records/xyz")
         unknown = client.get("/records/" + "00" * 16)
         bad_patient = client.get("/patients/not-an-address")
+        bad_form = client.get("/patients/not-an-address/observation")
     assert bad_id.status_code == 400 and "not a record id" in bad_id.text
     assert unknown.status_code == 400
     assert bad_patient.status_code == 400
+    assert bad_form.status_code == 400
 
 
 def test_a_clinician_finds_a_patient_by_address(ward: Ward) -> None:
