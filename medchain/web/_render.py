@@ -67,8 +67,13 @@ def _range(ranges: Any) -> str:
     return "; ".join(shown)
 
 
-def _lines(*pairs: tuple[str, str]) -> tuple[tuple[str, str], ...]:
-    return tuple((label, value) for label, value in pairs if value)
+def _text(r: Resource, key: str) -> str:
+    return str(r.get(key) or "")
+
+
+def _view(kind: str, title: str, date: str, *pairs: tuple[str, str]) -> RecordView:
+    """A view of `kind` titled `title`; the lines whose value is empty are left out."""
+    return RecordView(kind, title or kind, date, tuple((k, v) for k, v in pairs if v))
 
 
 def _observation(r: Resource) -> RecordView:
@@ -78,32 +83,27 @@ def _observation(r: Resource) -> RecordView:
         if isinstance(c, Mapping)
     ]
     value = quantity(r.get("valueQuantity")) or concept(r.get("valueCodeableConcept"))
-    value = value or str(r.get("valueString") or "")
-    return RecordView(
+    return _view(
         "Observation",
-        concept(r.get("code")) or "Observation",
+        concept(r.get("code")),
         _date(r, "effectiveDateTime", "effectivePeriod", "effectiveInstant", "issued"),
-        _lines(
-            ("Value", value),
-            *components,
-            ("Reference range", _range(r.get("referenceRange"))),
-            ("Interpretation", ", ".join(concept(i) for i in r.get("interpretation") or ())),
-            ("Status", str(r.get("status") or "")),
-        ),
+        ("Value", value or _text(r, "valueString")),
+        *components,
+        ("Reference range", _range(r.get("referenceRange"))),
+        ("Interpretation", ", ".join(concept(i) for i in r.get("interpretation") or ())),
+        ("Status", _text(r, "status")),
     )
 
 
 def _condition(r: Resource) -> RecordView:
-    return RecordView(
+    return _view(
         "Condition",
-        concept(r.get("code")) or "Condition",
+        concept(r.get("code")),
         _date(r, "onsetDateTime", "onsetPeriod", "recordedDate"),
-        _lines(
-            ("Clinical status", concept(r.get("clinicalStatus"))),
-            ("Verification", concept(r.get("verificationStatus"))),
-            ("Severity", concept(r.get("severity"))),
-            ("Body site", ", ".join(concept(s) for s in r.get("bodySite") or ())),
-        ),
+        ("Clinical status", concept(r.get("clinicalStatus"))),
+        ("Verification", concept(r.get("verificationStatus"))),
+        ("Severity", concept(r.get("severity"))),
+        ("Body site", ", ".join(concept(s) for s in r.get("bodySite") or ())),
     )
 
 
@@ -114,62 +114,54 @@ def _allergy(r: Resource) -> RecordView:
         if isinstance(reaction, Mapping)
         for m in reaction.get("manifestation") or ()
     ]
-    return RecordView(
+    return _view(
         "Allergy or intolerance",
-        concept(r.get("code")) or "Allergy",
+        concept(r.get("code")),
         _date(r, "onsetDateTime", "recordedDate"),
-        _lines(
-            ("Criticality", str(r.get("criticality") or "")),
-            ("Reactions", ", ".join(x for x in reactions if x)),
-            ("Clinical status", concept(r.get("clinicalStatus"))),
-        ),
+        ("Criticality", _text(r, "criticality")),
+        ("Reactions", ", ".join(x for x in reactions if x)),
+        ("Clinical status", concept(r.get("clinicalStatus"))),
     )
 
 
 def _medication(r: Resource) -> RecordView:
     request = r.get("resourceType") == "MedicationRequest"
     dosage = _first_text(r.get("dosageInstruction" if request else "dosage"), "text")
-    return RecordView(
-        "Medication prescribed" if request else "Medication taken",
-        concept(r.get("medicationCodeableConcept")) or "Medication",
-        _date(r, "authoredOn") if request else _date(r, "effectiveDateTime", "effectivePeriod"),
-        _lines(
-            ("Dosage", dosage),
-            ("Status", str(r.get("status") or "")),
-            ("Intent", str(r.get("intent") or "")),
-        ),
+    when = _date(r, "authoredOn") if request else _date(r, "effectiveDateTime", "effectivePeriod")
+    drug = concept(r.get("medicationCodeableConcept")) or "Medication"
+    kind = "Medication prescribed" if request else "Medication taken"
+    return _view(
+        kind,
+        drug,
+        when,
+        ("Dosage", dosage),
+        ("Status", _text(r, "status")),
+        ("Intent", _text(r, "intent")),
     )
 
 
 def _immunization(r: Resource) -> RecordView:
-    return RecordView(
-        "Immunization",
-        concept(r.get("vaccineCode")) or "Immunization",
-        _date(r, "occurrenceDateTime", "recorded"),
-        _lines(("Status", str(r.get("status") or "")), ("Lot", str(r.get("lotNumber") or ""))),
-    )
+    when = _date(r, "occurrenceDateTime", "recorded")
+    lines = (("Status", _text(r, "status")), ("Lot", _text(r, "lotNumber")))
+    return _view("Immunization", concept(r.get("vaccineCode")), when, *lines)
 
 
 def _report(r: Resource) -> RecordView:
-    return RecordView(
+    results = r.get("result") or ()
+    return _view(
         "Diagnostic report",
-        concept(r.get("code")) or "Diagnostic report",
+        concept(r.get("code")),
         _date(r, "effectiveDateTime", "effectivePeriod", "issued"),
-        _lines(
-            ("Conclusion", str(r.get("conclusion") or "")),
-            ("Results", str(len(r.get("result") or ())) if r.get("result") else ""),
-            ("Status", str(r.get("status") or "")),
-        ),
+        ("Conclusion", _text(r, "conclusion")),
+        ("Results", str(len(results)) if results else ""),
+        ("Status", _text(r, "status")),
     )
 
 
 def _procedure(r: Resource) -> RecordView:
-    return RecordView(
-        "Procedure",
-        concept(r.get("code")) or "Procedure",
-        _date(r, "performedDateTime", "performedPeriod"),
-        _lines(("Outcome", concept(r.get("outcome"))), ("Status", str(r.get("status") or ""))),
-    )
+    when = _date(r, "performedDateTime", "performedPeriod")
+    outcome = ("Outcome", concept(r.get("outcome")))
+    return _view("Procedure", concept(r.get("code")), when, outcome, ("Status", _text(r, "status")))
 
 
 _BY_TYPE: dict[str, Callable[[Resource], RecordView]] = {
@@ -191,4 +183,4 @@ def render(resource: Resource) -> RecordView:
     view = _BY_TYPE.get(kind)
     if view is not None:
         return view(resource)
-    return RecordView(kind, concept(resource.get("code")) or kind, "", ())
+    return _view(kind, concept(resource.get("code")), "")
