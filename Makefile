@@ -25,6 +25,12 @@ $(STAMP): pyproject.toml package-lock.json
 	    apt-get update -qq && apt-get install -y -qq nodejs npm; \
 	  else echo "medchain needs Node.js 18+ with npm for Ganache (Debian: apt-get install nodejs npm)"; \
 	  exit 1; fi; }
+	@# Debian's Chromium: the web app's browser tests drive it (Playwright, executable_path)
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq chromium; \
+	  else echo "medchain's browser tests need Chromium (Debian: apt-get install chromium)"; \
+	  exit 1; fi; }
 	@# Mosquitto is the MQTT broker devices publish readings to (the gateway tests start
 	@# their own on a free port; the system service is not started here)
 	@command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || { \
@@ -35,7 +41,8 @@ $(STAMP): pyproject.toml package-lock.json
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
-	@# Ganache (npm, pinned by package-lock.json) is the local verification chain
+	@# Ganache (npm, pinned by package-lock.json) is the local verification chain; axe-core
+	@# checks the web app's pages for accessibility inside the browser tests
 	npm ci --no-audit --no-fund
 	touch $(STAMP)
 

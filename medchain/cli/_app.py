@@ -32,6 +32,7 @@ from medchain.cli import (
     _recovery,
     _search,
     _snapshot,
+    _webapp,
 )
 from medchain.cli._demo import demo
 from medchain.cli._sim import sim
@@ -67,6 +68,7 @@ app.command()(sim)
 app.command()(_anchor.verify)
 app.command()(_anchor.recover)
 app.command()(_anchor.fork)
+app.command("app")(_webapp.web_app)
 
 keys = _group(app, "keys", "Create and inspect account key files.")
 keys.command("new")(_commands.keys_new)

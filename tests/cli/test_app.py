@@ -18,6 +18,7 @@ COMMANDS = (
     "anon list",
     "anon open",
     "anon submit",
+    "app",
     "bench fhir",
     "bench flood",
     "bench gateway",

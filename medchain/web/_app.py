@@ -1,0 +1,91 @@
+"""The web app assembled: the explorer (no key) or a key holder's app, behind the
+guard, with the package's own static files."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager, asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+from medchain.app import Credential, CredentialStatus
+from medchain.client import ChainBackend, MedchainClient
+from medchain.crypto import AccountKeys, format_address
+from medchain.types import MedchainError
+from medchain.web._explorer import ExplorerChain
+from medchain.web._explorer_routes import explorer_routes
+from medchain.web._guard import Guard, Secrets
+from medchain.web._pages import STATIC_DIR, Site
+from medchain.web._person_routes import person_routes
+from medchain.web._worker import ChainWorker
+
+
+class NotRegistered(MedchainError):
+    """The key file's account is not registered on this chain."""
+
+
+def _starlette(site: Site, routes: list[BaseRoute]) -> Starlette:
+    static = Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static")
+    return Starlette(
+        routes=[*routes, static],
+        middleware=[Middleware(BaseHTTPMiddleware, dispatch=site.guard)],
+        lifespan=lambda _: _closes(site.worker),
+    )
+
+
+@asynccontextmanager
+async def _closes(worker: ChainWorker[Any]) -> AsyncIterator[None]:
+    """The chain stays open while the app serves, and is closed when it stops."""
+    yield
+    worker.close()
+
+
+def explorer_app(
+    open_node: Callable[[], AbstractContextManager[ExplorerChain]], port: int, keys: Secrets
+) -> Starlette:
+    """The operator's read-only explorer of the node `open_node` opens: it holds no key."""
+    site = Site(Guard(keys, port), ChainWorker(open_node), "explorer")
+    return _starlette(site, list(explorer_routes(site)))
+
+
+def person_app(
+    account: AccountKeys,
+    open_chain: Callable[[], AbstractContextManager[ChainBackend]],
+    port: int,
+    keys: Secrets,
+) -> Starlette:
+    """The app of the account in `account`, on the chain `open_chain` opens."""
+    worker: ChainWorker[Any] = ChainWorker(open_chain)
+    client = worker.call(lambda: MedchainClient(account, worker.backend))
+    identity = worker.call(lambda: worker.backend.identity(account.address))
+    if identity is None:
+        worker.close()
+        raise NotRegistered(
+            f"{format_address(account.address)} is not registered on this chain; register it "
+            "with `medchain register` first"
+        )
+    credentials = worker.call(lambda: worker.backend.credentials_of(account.address))
+    clinician = any(c.status is CredentialStatus.ACTIVE for c in credentials)
+    name = worker.call(lambda: _own_name(client, credentials, identity.name))
+    me = {"name": name, "address": format_address(identity.address)}
+    site = Site(Guard(keys, port), worker, "clinician" if clinician else identity.role.value, me)
+    return _starlette(site, list(person_routes(site, client)))
+
+
+def _own_name(client: MedchainClient, credentials: list[Credential], public: str) -> str:
+    """The key holder's name: public, vouched for by a credential, or in their sealed
+    profile (a patient's, which only they can open)."""
+    for credential in credentials:
+        if credential.status is CredentialStatus.ACTIVE and credential.name:
+            return credential.name
+    if public:
+        return public
+    try:
+        return str(client.my_profile().get("name") or "")
+    except MedchainError:
+        return ""
