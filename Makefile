@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run demo test test-fast test-slow lint typecheck bench bench-network bench-anchoring bench-gateway soak clean
+.PHONY: install run demo test test-fast test-slow lint typecheck screenshots bench bench-network bench-anchoring bench-gateway soak clean
 
 # `make run`: a 4-validator AFBFT network on 127.0.0.1 (APIs on 8600-8603), in the
 # foreground; Ctrl-C stops it cleanly and keeps its data in $(DEVNET).
@@ -83,8 +83,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# the web app's main pages photographed into docs/img/ (for docs/APP.md) by its browser
+# tests; a plain test run takes no screenshot
+screenshots: $(STAMP)
+	MEDCHAIN_SCREENSHOTS=docs/img $(BIN)/pytest -m slow tests/web/test_in_browser.py
+
 bench: $(STAMP)
 	$(BIN)/medchain bench ledger
+	$(BIN)/medchain bench fhir
 	$(BIN)/medchain bench sim
 	$(BIN)/medchain bench state
 	$(BIN)/medchain bench state-growth
