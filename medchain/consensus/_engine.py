@@ -501,9 +501,20 @@ class BftEngine:
         current = state.at(proposal.round)
         current.candidates[proposal.proposer] = proposal
         self._open_window(state, proposal.round)
+        if plan.kind is EngineKind.AFBFT and self._every_seat_heard(state, current):
+            current.window_closed = True  # no later proposal can draw lower: rank now
         self._choose(state, proposal.round)
         self._check_prepared(state, proposal.round, digest)
         self._check_committed(state, proposal.round, digest)
+
+    @staticmethod
+    def _every_seat_heard(state: _Height, current: _Round) -> bool:
+        """AFBFT: every seated candidate's proposal of this round is in, or its proposer
+        is excluded as an equivocator: the lowest draw is known, so waiting out the
+        window would only add latency."""
+        return all(
+            seat in current.candidates or seat in state.excluded for seat in state.plan.order
+        )
 
     def _valid(self, state: _Height, proposal: Proposal) -> bool:
         """Validate a proposal's block once, when this node is about to vote for it

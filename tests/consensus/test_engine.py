@@ -35,7 +35,8 @@ from medchain.types import EquivocationEvidence, InvalidProposalEvidence
 from tests.hostile import hostile
 from tests.types.test_codec import blocks
 
-from .harness import CHAIN, Net
+from .harness import CHAIN, Net, Solo
+from .test_engine_rules import ME, close_window, make_block, proposal, votes
 
 
 class Timing(TypedDict):
@@ -436,3 +437,36 @@ def test_no_frame_a_peer_sends_makes_the_engine_raise(kind: EngineKind) -> None:
     net.run(until_ms=net.now + 2_000)
     assert min(net.heights()) > before
     net.assert_agreement()
+
+
+# -- AFBFT: the window closes when every seat is heard -----------------------------------
+
+
+def _afbft_proposals(solo: Solo, senders: tuple[int, ...], time_ms: int = 5) -> list[Proposal]:
+    """Hand the engine the round-0 proposals of `senders` (each its own block)."""
+    made = [proposal(solo, who, 0, make_block(solo, who, time_ms + who)) for who in senders]
+    for sent in made:
+        solo.receive(sent)
+    return made
+
+
+def test_afbft_prepares_the_lowest_draw_once_every_seated_candidate_proposed() -> None:
+    solo = Solo(EngineKind.AFBFT, me=ME)  # the toy app seats all four validators
+    own = [p for p in solo.start() if isinstance(p, Proposal)]
+    made = own + _afbft_proposals(solo, (0, 1))
+    assert votes(solo.sent, Kind.PREPARE, 0) == []  # candidate 2 is still out: wait
+    made += _afbft_proposals(solo, (2,))
+    (prepare,) = votes(solo.sent, Kind.PREPARE, 0)  # at once, no window timer fired
+    state = solo.engine._state
+    assert state is not None
+    lowest = state.plan.vrf_ranking()[0]
+    assert prepare.block_hash == block_id(next(p for p in made if p.proposer == lowest).block)
+
+
+def test_afbft_waits_out_the_window_for_a_missing_candidate() -> None:
+    solo = Solo(EngineKind.AFBFT, me=ME)
+    solo.start()
+    _afbft_proposals(solo, (0, 1))
+    assert votes(solo.sent, Kind.PREPARE, 0) == []
+    close_window(solo, 0)
+    assert len(votes(solo.sent, Kind.PREPARE, 0)) == 1
