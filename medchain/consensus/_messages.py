@@ -69,13 +69,17 @@ class PreparedCertificate:
 @dataclass(frozen=True, slots=True)
 class RoundChange:
     """PBFT's view change: the sender gives up on rounds below `round`, carrying the
-    highest certificate it prepared (zero or one) so a prepared block survives."""
+    highest certificate it prepared (zero or one) so a prepared block survives, and
+    the signed proposal it prepared in the round it leaves (zero or one): AFBFT's
+    prepares do not echo the proposer's signature, so a candidate that split its
+    proposal is caught from these."""
 
     height: int
     round: int
     prepared: tuple[PreparedCertificate, ...]
     validator: bytes
     signature: bytes = b""
+    prepared_proposal: tuple[SignedProposal, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +303,13 @@ def _check_bounds(message: Message) -> None:
             raise DecodeError("prepared round out of range")
         for vote in cert.prepares:
             _check_bounds(vote)
+    shown = message.prepared_proposal if isinstance(message, RoundChange) else ()
+    for signed in shown:
+        if not 0 <= signed.height <= MAX_HEIGHT or not 0 <= signed.round <= MAX_ROUND:
+            raise DecodeError("prepared proposal's height or round out of range")
+        sizes = (len(signed.block_hash), len(signed.proposer), len(signed.signature))
+        if sizes != (32, KEY_SIZE, SIG_SIZE) or len(shown) > 1:
+            raise DecodeError("malformed prepared proposal")
 
 
 def signing_bytes(chain_id: str, message: Message) -> bytes:

@@ -34,6 +34,7 @@ from medchain.consensus._messages import (
     body_matches_header,
     certificate_from,
     kind_of,
+    signed_proposal,
 )
 from medchain.crypto import verify_signature
 from medchain.types import (
@@ -285,3 +286,13 @@ def test_a_proposal_carrying_a_field_it_marks_as_left_out_is_refused(field: str)
         unwire(encode(Envelope(Kind.PROPOSAL, encode(stuffed))))
     with pytest.raises(DecodeError):
         unwire(encode(Envelope(Kind.PROPOSAL, encode(dataclasses.replace(body, elided=8)))))
+
+
+def test_a_round_change_shows_at_most_one_well_formed_prepared_proposal() -> None:
+    shown = signed_proposal(_fresh_proposal())
+    change = sign(CHAIN, RoundChange(1, 1, (), PUBLIC[0], b"", (shown,)), KEYS[0])
+    assert unwire(wire(change)) == change and verify(CHAIN, change)
+    assert not verify(CHAIN, dataclasses.replace(change, prepared_proposal=()))  # signed
+    for bad in ((shown, shown), (dataclasses.replace(shown, signature=b"\x01" * 63),)):
+        with pytest.raises(DecodeError):
+            unwire(wire(dataclasses.replace(change, prepared_proposal=bad)))
