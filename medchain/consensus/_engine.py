@@ -81,7 +81,8 @@ class EngineConfig:
     """Round 0's timeout; round r waits `round_timeout_ms * 2**r`, capped."""
     max_round_timeout_ms: int = 32_000
     proposal_window_ms: int = 200
-    """AFBFT: how long to collect VRF proofs before the lowest proposes."""
+    """AFBFT: how long to wait for candidates' proposals when one is missing (the
+    window closes as soon as every seated candidate's proposal is in)."""
     checkpoint_interval: int = 10
     future_heights: int = 8
     """Messages up to this many heights ahead are kept for later."""
