@@ -81,7 +81,8 @@ class EngineConfig:
     """Round 0's timeout; round r waits `round_timeout_ms * 2**r`, capped."""
     max_round_timeout_ms: int = 32_000
     proposal_window_ms: int = 200
-    """AFBFT: how long to collect VRF proofs before the lowest proposes."""
+    """AFBFT: how long to wait for candidates' proposals when one is missing (the
+    window closes as soon as every seated candidate's proposal is in)."""
     checkpoint_interval: int = 10
     future_heights: int = 8
     """Messages up to this many heights ahead are kept for later."""
@@ -292,13 +293,15 @@ class BftEngine:
         """Give up on the current round: ask everyone to move to `round_`."""
         if round_ <= state.round:
             return
+        left = state.at(state.round).proposal
         state.round = round_
         self.stats.round_changes += 1
         self._set_timer(TimerKind.ROUND, round_, self._timeout(round_))
         self._open_window(state, round_)
         prepared = (state.prepared,) if state.prepared is not None else ()
         if self._is_voter(state):
-            self._emit(RoundChange(state.plan.height, round_, prepared, self.me))
+            shown = (signed_proposal(left),) if left is not None else ()
+            self._emit(RoundChange(state.plan.height, round_, prepared, self.me, b"", shown))
         self._maybe_propose(state)
 
     def _is_voter(self, state: _Height) -> bool:
@@ -501,9 +504,20 @@ class BftEngine:
         current = state.at(proposal.round)
         current.candidates[proposal.proposer] = proposal
         self._open_window(state, proposal.round)
+        if plan.kind is EngineKind.AFBFT and self._every_seat_heard(state, current):
+            current.window_closed = True  # no later proposal can draw lower: rank now
         self._choose(state, proposal.round)
         self._check_prepared(state, proposal.round, digest)
         self._check_committed(state, proposal.round, digest)
+
+    @staticmethod
+    def _every_seat_heard(state: _Height, current: _Round) -> bool:
+        """AFBFT: every seated candidate's proposal of this round is in, or its proposer
+        is excluded as an equivocator: the lowest draw is known, so waiting out the
+        window would only add latency."""
+        return all(
+            seat in current.candidates or seat in state.excluded for seat in state.plan.order
+        )
 
     def _valid(self, state: _Height, proposal: Proposal) -> bool:
         """Validate a proposal's block once, when this node is about to vote for it
@@ -548,9 +562,9 @@ class BftEngine:
         if self._is_voter(state):
             current.voted_prepare = True
             digest = block_id(chosen.block)
-            self._emit(
-                Vote(Kind.PREPARE, state.plan.height, round_, digest, self.me, chosen.signature)
-            )
+            # AFBFT's n² prepares leave the echo out; its round changes carry it instead
+            echo = b"" if state.plan.kind is EngineKind.AFBFT else chosen.signature
+            self._emit(Vote(Kind.PREPARE, state.plan.height, round_, digest, self.me, echo))
 
     def _justified(self, plan: HeightPlan, proposal: Proposal) -> bool:
         """PBFT's new-view check: a quorum of valid round changes for this round, and
@@ -669,6 +683,8 @@ class BftEngine:
             self.stats.dropped_duplicate += 1
             return
         changes[change.validator] = change
+        for shown in change.prepared_proposal:
+            self._check_split(state, shown)
         if change.round > state.round and len(changes) >= plan.weak_quorum:
             self._enter_round(state, change.round)  # f+1 want it: at least one honest does
         elif change.round == state.round:
@@ -689,26 +705,41 @@ class BftEngine:
     def _catch_split_proposal(self, state: _Height, vote: Vote) -> None:
         """A prepare for another block than the one our primary sent us, carrying the
         primary's signature on it, proves the primary equivocated."""
+        if not vote.proposal_signature:
+            return  # AFBFT: the round changes show what each validator prepared
         known = [p for (r, _), p in state.seen_proposals.items() if r == vote.round]
         if any(block_id(p.block) == vote.block_hash for p in known):
             return  # a block we have seen: nothing hidden from us
         for ours in known:
-            self._check_split(state, vote, ours)
+            self._check_split(
+                state,
+                SignedProposal(
+                    state.plan.height,
+                    vote.round,
+                    vote.block_hash,
+                    ours.proposer,
+                    vote.proposal_signature,
+                ),
+            )
 
-    def _check_split(self, state: _Height, vote: Vote, ours: Proposal) -> None:
-        primary = ours.proposer
-        other = SignedProposal(
-            state.plan.height, vote.round, vote.block_hash, primary, vote.proposal_signature
-        )
+    def _check_split(self, state: _Height, other: SignedProposal) -> None:
+        """`other`, if its proposer really signed it, is a second block beside the one
+        we received from that proposer in that round: evidence of equivocation."""
+        key = (other.round, other.proposer)
+        ours = state.seen_proposals.get(key)
+        if (
+            ours is None
+            or key in state.reported
+            or other.height != state.plan.height
+            or block_id(ours.block) == other.block_hash
+        ):
+            return
         data = proposal_signing_bytes(
             self.config.chain_id, other.height, other.round, other.block_hash
         )
-        if not verify_signature(primary, data, other.signature):
+        if not verify_signature(other.proposer, data, other.signature):
             return
-        state.excluded.add(primary)
-        key = (vote.round, primary)
-        if key in state.reported:
-            return
+        state.excluded.add(other.proposer)
         state.reported.add(key)
         self.stats.equivocations += 1
         self._actions.append(ReportEvidence(EquivocationEvidence(signed_proposal(ours), other)))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from medchain.crypto import merkle_root, verify_signature
+from medchain.crypto import address_from_public_key, merkle_root, verify_signature
 from medchain.types import (
     Block,
     Certificate,
@@ -18,6 +18,7 @@ from medchain.types import (
     DecodeError,
     Header,
     SignedProposal,
+    Tx,
     accusation_signing_bytes,
     block_hash,
     commit_signing_bytes,
@@ -68,13 +69,17 @@ class PreparedCertificate:
 @dataclass(frozen=True, slots=True)
 class RoundChange:
     """PBFT's view change: the sender gives up on rounds below `round`, carrying the
-    highest certificate it prepared (zero or one) so a prepared block survives."""
+    highest certificate it prepared (zero or one) so a prepared block survives, and
+    the signed proposal it prepared in the round it leaves (zero or one): AFBFT's
+    prepares do not echo the proposer's signature, so a candidate that split its
+    proposal is caught from these."""
 
     height: int
     round: int
     prepared: tuple[PreparedCertificate, ...]
     validator: bytes
     signature: bytes = b""
+    prepared_proposal: tuple[SignedProposal, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,12 +141,99 @@ class Envelope:
     body: bytes
 
 
+_PROPOSER_ELIDED = 1
+_DRAW_ELIDED = 2
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalBody:
+    """A proposal as it travels, without what the receiver derives: the block's
+    certificate (a proposal's is the empty one until the block is decided), and, in a
+    freshly built block, the header's proposer address (the signer's) and VRF proof
+    (the proposal's own). AFBFT sends K of these per height to every validator, so
+    each byte left out counts K times."""
+
+    height: int
+    round: int
+    header: Header
+    """`proposer` and `vrf_proof` emptied where `elided` says so."""
+    elided: int
+    txs: tuple[Tx, ...]
+    certificate: tuple[Certificate, ...]
+    """Empty for the empty certificate of the header's block."""
+    vrf_proof: bytes
+    justification: tuple[RoundChange, ...]
+    proposer: bytes
+    signature: bytes
+
+    @classmethod
+    def of(cls, proposal: Proposal) -> ProposalBody:
+        block, header = proposal.block, proposal.block.header
+        elided = 0
+        if header.proposer == address_from_public_key(proposal.proposer):
+            elided |= _PROPOSER_ELIDED
+        if header.vrf_proof == proposal.vrf_proof:
+            elided |= _DRAW_ELIDED
+        carried = dataclasses.replace(
+            header,
+            proposer=b"" if elided & _PROPOSER_ELIDED else header.proposer,
+            vrf_proof=b"" if elided & _DRAW_ELIDED else header.vrf_proof,
+        )
+        empty = block.certificate == _empty_certificate(header)
+        certificate = () if empty else (block.certificate,)
+        return cls(
+            proposal.height,
+            proposal.round,
+            carried,
+            elided,
+            block.txs,
+            certificate,
+            proposal.vrf_proof,
+            proposal.justification,
+            proposal.proposer,
+            proposal.signature,
+        )
+
+    def proposal(self) -> Proposal:
+        carried, elided = self.header, self.elided
+        if elided & ~(_PROPOSER_ELIDED | _DRAW_ELIDED) or len(self.certificate) > 1:
+            raise DecodeError("malformed proposal encoding")
+        if (elided & _PROPOSER_ELIDED and carried.proposer) or (
+            elided & _DRAW_ELIDED and carried.vrf_proof
+        ):
+            raise DecodeError("a proposal carries a header field it marks as elided")
+        if len(self.proposer) != KEY_SIZE:
+            raise DecodeError("signer key of the wrong size")
+        header = dataclasses.replace(
+            carried,
+            proposer=address_from_public_key(self.proposer)
+            if elided & _PROPOSER_ELIDED
+            else carried.proposer,
+            vrf_proof=self.vrf_proof if elided & _DRAW_ELIDED else carried.vrf_proof,
+        )
+        certificate = self.certificate[0] if self.certificate else _empty_certificate(header)
+        block = Block(header, self.txs, certificate)
+        return Proposal(
+            self.height,
+            self.round,
+            block,
+            self.vrf_proof,
+            self.justification,
+            self.proposer,
+            self.signature,
+        )
+
+
+def _empty_certificate(header: Header) -> Certificate:
+    return Certificate(header.height, 0, _header_id(header), ())
+
+
 Message = (
     Proposal | Vote | RoundChange | Checkpoint | AccusationMessage | SyncRequest | SyncResponse
 )
 
 _BODY: dict[Kind, type[Any]] = {
-    Kind.PROPOSAL: Proposal,
+    Kind.PROPOSAL: ProposalBody,
     Kind.PREPARE: Vote,
     Kind.COMMIT: Vote,
     Kind.ROUND_CHANGE: RoundChange,
@@ -155,6 +247,8 @@ _BODY: dict[Kind, type[Any]] = {
 def kind_of(message: Message) -> Kind:
     if isinstance(message, Vote):
         return message.kind
+    if isinstance(message, Proposal):
+        return Kind.PROPOSAL
     for kind, cls in _BODY.items():
         if type(message) is cls:
             return kind
@@ -162,7 +256,8 @@ def kind_of(message: Message) -> Kind:
 
 
 def wire(message: Message) -> bytes:
-    return encode(Envelope(kind_of(message), encode(message)))
+    body = ProposalBody.of(message) if isinstance(message, Proposal) else message
+    return encode(Envelope(kind_of(message), encode(body)))
 
 
 @lru_cache(maxsize=4096)
@@ -170,7 +265,8 @@ def unwire(data: bytes) -> Message:
     """Decode a wire message; DecodeError for anything malformed. Messages are
     immutable, so a broadcast received by many engines in one process decodes once."""
     envelope = decode(Envelope, data)
-    message: Message = decode(_BODY[envelope.kind], envelope.body)
+    body = decode(_BODY[envelope.kind], envelope.body)
+    message: Message = body.proposal() if isinstance(body, ProposalBody) else body
     if isinstance(message, Vote) and message.kind is not envelope.kind:
         raise DecodeError("vote kind does not match its envelope")
     _check_bounds(message)
@@ -207,6 +303,13 @@ def _check_bounds(message: Message) -> None:
             raise DecodeError("prepared round out of range")
         for vote in cert.prepares:
             _check_bounds(vote)
+    shown = message.prepared_proposal if isinstance(message, RoundChange) else ()
+    for signed in shown:
+        if not 0 <= signed.height <= MAX_HEIGHT or not 0 <= signed.round <= MAX_ROUND:
+            raise DecodeError("prepared proposal's height or round out of range")
+        sizes = (len(signed.block_hash), len(signed.proposer), len(signed.signature))
+        if sizes != (32, KEY_SIZE, SIG_SIZE) or len(shown) > 1:
+            raise DecodeError("malformed prepared proposal")
 
 
 def signing_bytes(chain_id: str, message: Message) -> bytes:

@@ -8,9 +8,9 @@
   by height, a round change skips to the next producer.
 - AFBFT: every validator votes; for each height every elected candidate proposes
   a block carrying its ECVRF proof over the previous block's seed, validators
-  prepare the lowest output they received within a short window, and a round
-  change passes to the next-lowest. Nobody knows the order before the blocks are
-  out, and nobody can grind it.
+  prepare the lowest output once every candidate's block is in (or a short window
+  ends if one is missing), and a round change passes to the next-lowest. Nobody
+  knows the order before the blocks are out, and nobody can grind it.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from medchain.consensus import (
     Start,
     SyncRequest,
     SyncResponse,
+    TimerKind,
     Vote,
     block_id,
     sign,
@@ -30,12 +31,13 @@ from medchain.consensus import (
     verify_certificate,
     wire,
 )
-from medchain.consensus._messages import AccusationMessage, PreparedCertificate
+from medchain.consensus._messages import AccusationMessage, PreparedCertificate, signed_proposal
 from medchain.types import EquivocationEvidence, InvalidProposalEvidence
 from tests.hostile import hostile
 from tests.types.test_codec import blocks
 
-from .harness import CHAIN, Net
+from .harness import CHAIN, Net, Solo
+from .test_engine_rules import ME, close_window, make_block, proposal, votes
 
 
 class Timing(TypedDict):
@@ -436,3 +438,73 @@ def test_no_frame_a_peer_sends_makes_the_engine_raise(kind: EngineKind) -> None:
     net.run(until_ms=net.now + 2_000)
     assert min(net.heights()) > before
     net.assert_agreement()
+
+
+# -- AFBFT: the window closes when every seat is heard; split candidates are caught ------
+
+
+def _afbft_proposals(solo: Solo, senders: tuple[int, ...], time_ms: int = 5) -> list[Proposal]:
+    """Hand the engine the round-0 proposals of `senders` (each its own block)."""
+    made = [proposal(solo, who, 0, make_block(solo, who, time_ms + who)) for who in senders]
+    for sent in made:
+        solo.receive(sent)
+    return made
+
+
+def test_afbft_prepares_the_lowest_draw_once_every_seated_candidate_proposed() -> None:
+    solo = Solo(EngineKind.AFBFT, me=ME)  # the toy app seats all four validators
+    own = [p for p in solo.start() if isinstance(p, Proposal)]
+    made = own + _afbft_proposals(solo, (0, 1))
+    assert votes(solo.sent, Kind.PREPARE, 0) == []  # candidate 2 is still out: wait
+    made += _afbft_proposals(solo, (2,))
+    (prepare,) = votes(solo.sent, Kind.PREPARE, 0)  # at once, no window timer fired
+    state = solo.engine._state
+    assert state is not None
+    lowest = state.plan.vrf_ranking()[0]
+    assert prepare.block_hash == block_id(next(p for p in made if p.proposer == lowest).block)
+    assert prepare.proposal_signature == b""  # AFBFT's prepares carry no echo
+
+
+def test_afbft_waits_out_the_window_for_a_missing_candidate() -> None:
+    solo = Solo(EngineKind.AFBFT, me=ME)
+    solo.start()
+    _afbft_proposals(solo, (0, 1))
+    assert votes(solo.sent, Kind.PREPARE, 0) == []
+    close_window(solo, 0)
+    assert len(votes(solo.sent, Kind.PREPARE, 0)) == 1
+
+
+def test_afbft_round_changes_show_the_prepared_proposal_and_catch_a_split() -> None:
+    solo = Solo(EngineKind.AFBFT, me=ME)
+    made = [p for p in solo.start() if isinstance(p, Proposal)]
+    made += _afbft_proposals(solo, (0, 1, 2))
+    (prepare,) = votes(solo.sent, Kind.PREPARE, 0)
+    chosen = next(p for p in made if block_id(p.block) == prepare.block_hash)
+    (change,) = [m for m in solo.fire(TimerKind.ROUND, 0) if isinstance(m, RoundChange)]
+    assert change.prepared_proposal == (signed_proposal(chosen),)
+    assert solo.evidence == []
+
+    # validator 1's round change shows a second round-0 block candidate 0 signed
+    (other,) = [proposal(solo, 0, 0, make_block(solo, 0, time_ms=50))]
+    shown = (signed_proposal(other),)
+    solo.receive(
+        sign(CHAIN, RoundChange(1, 1, (), solo.keys[1].public_key, b"", shown), solo.keys[1])
+    )
+    (evidence,) = solo.evidence
+    assert isinstance(evidence, EquivocationEvidence)
+    assert evidence.second == signed_proposal(other)
+    assert evidence.first.block_hash == block_id(made[1].block)  # what 0 sent the engine
+    state = solo.engine._state
+    assert state is not None and solo.keys[0].public_key in state.excluded
+
+
+def test_a_round_change_cannot_frame_a_candidate_with_a_block_it_never_signed() -> None:
+    solo = Solo(EngineKind.AFBFT, me=ME)
+    solo.start()
+    _afbft_proposals(solo, (0, 1, 2))
+    forged = signed_proposal(proposal(solo, 1, 0, make_block(solo, 0, time_ms=50)))
+    shown = (dataclasses.replace(forged, proposer=solo.keys[0].public_key),)
+    solo.receive(
+        sign(CHAIN, RoundChange(1, 1, (), solo.keys[1].public_key, b"", shown), solo.keys[1])
+    )
+    assert solo.evidence == []

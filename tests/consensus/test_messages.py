@@ -30,13 +30,16 @@ from medchain.consensus._messages import (
     Envelope,
     Message,
     PreparedCertificate,
+    ProposalBody,
     body_matches_header,
     certificate_from,
     kind_of,
+    signed_proposal,
 )
 from medchain.crypto import verify_signature
 from medchain.types import (
     Block,
+    Certificate,
     DecodeError,
     commit_signing_bytes,
     encode,
@@ -231,3 +234,65 @@ def test_a_certificate_that_does_not_prove_the_block_is_refused(tamper: str) -> 
         chain = "another-chain"
     forged = dataclasses.replace(block, certificate=cert)
     assert not verify_certificate(chain, forged, validators, 3)
+
+
+def _fresh_proposal(draw: bytes = b"\x05" * 80) -> Proposal:
+    """A candidate's freshly built block as `LedgerApp.propose` makes it: its own address
+    and draw in the header, and the empty certificate of an undecided block."""
+    built = FakeApp(PUBLIC).propose(1, 5, PUBLIC[1], draw)
+    empty = Certificate(1, 0, block_id(built), ())
+    return sign(
+        CHAIN,
+        Proposal(1, 0, dataclasses.replace(built, certificate=empty), draw, (), PUBLIC[1]),
+        KEYS[1],
+    )
+
+
+def test_a_proposal_travels_without_what_the_receiver_derives() -> None:
+    fresh = _fresh_proposal()
+    data = wire(fresh)
+    assert unwire(data) == fresh and verify(CHAIN, unwire(data))
+    full = encode(Envelope(Kind.PROPOSAL, encode(fresh)))  # every field carried
+    left_out = len(fresh.vrf_proof) + len(fresh.block.header.proposer) + 32  # and the certificate
+    assert len(data) <= len(full) - left_out
+
+
+@pytest.mark.parametrize("change", ["proposer", "draw", "certificate"])
+def test_a_proposal_of_a_block_built_by_another_keeps_what_differs(change: str) -> None:
+    """Above round 0 a candidate re-proposes the prepared block, built by someone else
+    and carrying that one's draw; a decided block carries its certificate."""
+    fresh = _fresh_proposal()
+    header, block = fresh.block.header, fresh.block
+    if change == "proposer":
+        block = dataclasses.replace(
+            block, header=dataclasses.replace(header, proposer=b"\x02" * 20)
+        )
+    elif change == "draw":
+        block = dataclasses.replace(block, header=dataclasses.replace(header, vrf_proof=b""))
+    else:
+        block = dataclasses.replace(block, certificate=Certificate(1, 3, DIGEST, ()))
+    other = sign(CHAIN, dataclasses.replace(fresh, block=block), KEYS[1])
+    assert unwire(wire(other)) == other
+
+
+@pytest.mark.parametrize("field", ["proposer", "vrf_proof"])
+def test_a_proposal_carrying_a_field_it_marks_as_left_out_is_refused(field: str) -> None:
+    body = ProposalBody.of(_fresh_proposal())
+    stuffed = dataclasses.replace(
+        body,
+        header=dataclasses.replace(body.header, **{field: b"\x01" * 20}),  # type: ignore[arg-type]
+    )
+    with pytest.raises(DecodeError):
+        unwire(encode(Envelope(Kind.PROPOSAL, encode(stuffed))))
+    with pytest.raises(DecodeError):
+        unwire(encode(Envelope(Kind.PROPOSAL, encode(dataclasses.replace(body, elided=8)))))
+
+
+def test_a_round_change_shows_at_most_one_well_formed_prepared_proposal() -> None:
+    shown = signed_proposal(_fresh_proposal())
+    change = sign(CHAIN, RoundChange(1, 1, (), PUBLIC[0], b"", (shown,)), KEYS[0])
+    assert unwire(wire(change)) == change and verify(CHAIN, change)
+    assert not verify(CHAIN, dataclasses.replace(change, prepared_proposal=()))  # signed
+    for bad in ((shown, shown), (dataclasses.replace(shown, signature=b"\x01" * 63),)):
+        with pytest.raises(DecodeError):
+            unwire(wire(dataclasses.replace(change, prepared_proposal=bad)))
