@@ -138,21 +138,26 @@ class PhaseSampler:
 
     def usage(self, proposals: Sequence[tuple[float, str]]) -> list[NodeUsage]:
         """Per node, per phase; `proposals`: (time seen, proposer address) of each
-        committed block."""
-        result = []
-        totals = {n.address: 0 for n in self.nodes}
-        for node in self.nodes:
-            phases = []
-            for phase, started, ended in self._phases:
-                before, after = started[node.name], ended[node.name]
-                proposed = sum(
-                    before.at_s <= t <= after.at_s and p == node.address for t, p in proposals
-                )
-                totals[node.address] += proposed
-                phases.append(phase_usage(phase, before, after, proposed))
-            result.append(NodeUsage(node.name, node.pid, node.address, False, phases))
+        committed block, counted in the phase it was seen in."""
+        phases = {node.name: self._phases_of(node, proposals) for node in self.nodes}
+        totals = {n.address: sum(p.blocks_proposed for p in phases[n.name]) for n in self.nodes}
         top = most_proposing(totals)
-        return [NodeUsage(u.node, u.pid, u.address, u.address == top, u.phases) for u in result]
+        return [
+            NodeUsage(n.name, n.pid, n.address, n.address == top, phases[n.name])
+            for n in self.nodes
+        ]
+
+    def _phases_of(
+        self, node: SampledNode, proposals: Sequence[tuple[float, str]]
+    ) -> list[NodePhase]:
+        result = []
+        for phase, started, ended in self._phases:
+            before, after = started[node.name], ended[node.name]
+            proposed = sum(
+                before.at_s <= t <= after.at_s and p == node.address for t, p in proposals
+            )
+            result.append(phase_usage(phase, before, after, proposed))
+        return result
 
 
 def most_proposing(blocks_by_proposer: Mapping[str, int]) -> str | None:
