@@ -16,8 +16,9 @@ _LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 1
 
 
 class ApiMetrics:
-    """Requests by method, route template and status; latency by route. Registered
-    when the API is created, so they show in /metrics before the first request."""
+    """Requests by method, route template and status; latency by route; body bytes in
+    and out (what the API costs the node in traffic). Registered when the API is
+    created, so they show in /metrics before the first request."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
@@ -33,6 +34,16 @@ class ApiMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
+        self.bytes_received = Counter(
+            "medchain_api_received_bytes",
+            "HTTP API request body bytes read (headers not included)",
+            registry=registry,
+        )
+        self.bytes_sent = Counter(
+            "medchain_api_sent_bytes",
+            "HTTP API response body bytes sent (headers not included)",
+            registry=registry,
+        )
 
 
 class RequestMetrics:
@@ -45,20 +56,32 @@ class RequestMetrics:
             await self.app(scope, receive, send)
             return
         status = 500
+        received = sent = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+            return message
 
         async def observing_send(message: Message) -> None:
-            nonlocal status
+            nonlocal status, sent
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
             await send(message)
 
         start = time.perf_counter()
         try:
-            await self.app(scope, receive, observing_send)
+            await self.app(scope, counting_receive, observing_send)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")  # the template: few labels
             self.metrics.requests.labels(scope["method"], route, str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - start)
+            self.metrics.bytes_received.inc(received)
+            self.metrics.bytes_sent.inc(sent)
 
 
 class CatchAll:

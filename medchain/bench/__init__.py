@@ -1,5 +1,6 @@
 """Benchmarks: load generators and reports (never timed tests)."""
 
+from medchain.bench._ceiling import ValidateCeiling
 from medchain.bench._fhir import FhirBenchResult, fhir_report, run_fhir_bench
 from medchain.bench._flood import FloodResult, ForgedCost, run_flood_bench, run_forged_cost
 from medchain.bench._flood import result_json as flood_json
@@ -11,6 +12,7 @@ from medchain.bench._network import (
     NetworkBenchResult,
     run_network_bench,
 )
+from medchain.bench._node_usage import NodePhase, NodeUsage
 from medchain.bench._report import (
     Report,
     flood_report,
@@ -20,6 +22,7 @@ from medchain.bench._report import (
     ledger_report,
     machine,
     network_report,
+    node_usage_report,
     ring_report,
     search_report,
     sim_report,
@@ -46,6 +49,8 @@ __all__ = [
     "LatencySummary",
     "LedgerBenchResult",
     "NetworkBenchResult",
+    "NodePhase",
+    "NodeUsage",
     "QueryTiming",
     "Report",
     "RingTiming",
@@ -55,6 +60,7 @@ __all__ = [
     "SoakPlan",
     "SoakResult",
     "StateRootTiming",
+    "ValidateCeiling",
     "fhir_report",
     "flood_json",
     "flood_report",
@@ -65,6 +71,7 @@ __all__ = [
     "ledger_report",
     "machine",
     "network_report",
+    "node_usage_report",
     "ring_report",
     "run_fhir_bench",
     "run_flood_bench",

@@ -3,13 +3,13 @@ measured, not of what the benchmark did before it (building a store, say)."""
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import queue
 import resource
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
+
+from medchain.bench._resources import peak_rss_bytes
 
 
 def run_in_fresh_process(target: Callable[..., None], *args: Any) -> Any:
@@ -35,8 +35,5 @@ def run_in_fresh_process(target: Callable[..., None], *args: Any) -> Any:
 def peak_rss_kib() -> int:
     """This process image's peak resident memory. Linux's VmHWM, because getrusage's
     maxrss survives fork and exec: it would report the parent's peak (the build)."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak_rss_bytes("self")
+    return peak // 1024 if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -44,16 +44,25 @@ from medchain.app import (
     TransferArgs,
     new_record_id,
 )
+from medchain.bench._ceiling import ValidateCeiling, measure_ceiling, with_share
+from medchain.bench._node_usage import NodeUsage, PhaseSampler, SampledNode
 from medchain.client import canonical_json, open_sealed, seal, version_context
 from medchain.crypto import (
     KEY_WRAP_HEADER,
     AccountKeys,
+    address_from_public_key,
     format_address,
     load_keys,
     sign_read_request,
     signed_tx,
 )
-from medchain.node import DevnetProcesses, VerificationChain, free_port_base, local_devnet
+from medchain.node import (
+    Devnet,
+    DevnetProcesses,
+    VerificationChain,
+    free_port_base,
+    local_devnet,
+)
 from medchain.offchain import cid_for, parse_cid
 from medchain.types import Tx, tx_id
 
@@ -94,6 +103,10 @@ class NetworkBenchResult:
     """The commonest reasons requests failed, with counts."""
     anchoring: AnchoringCost | None = None
     """With --anchoring: what anchoring on the devnet's Ganache cost."""
+    nodes: list[NodeUsage] = dataclasses.field(default_factory=list)
+    """Each node process's CPU, peak memory and traffic, per phase."""
+    ceiling: ValidateCeiling | None = None
+    """The validate ceiling measured before the devnet started (None: --no-ceiling)."""
 
 
 @dataclass(frozen=True)
@@ -226,6 +239,8 @@ class _Watcher:
         self.http, self.url = http, url
         self.committed: dict[bytes, float] = {}
         self.blocks: list[tuple[float, int]] = []
+        self.proposals: list[tuple[float, str]] = []
+        """When each block was seen, and its proposer's address."""
         self.height = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -239,6 +254,7 @@ class _Watcher:
                     for h in block["tx_hashes"]:
                         self.committed.setdefault(bytes.fromhex(h), now)
                     self.blocks.append((now, len(block["tx_hashes"])))
+                    self.proposals.append((now, block["proposer"]))
                     self.height = height
             except HttpError:
                 pass
@@ -328,8 +344,9 @@ class NetworkBench:
         block_interval_ms: int,
         progress: Progress,
         anchoring: bool = False,
+        ceiling: bool = True,
     ) -> None:
-        self.anchoring = anchoring
+        self.anchoring, self.measure_ceiling = anchoring, ceiling
         self.validators, self.consensus, self.clients = validators, consensus, clients
         self.duration_s, self.rate, self.window = duration_s, rate, window
         self.block_interval_ms = block_interval_ms
@@ -565,6 +582,7 @@ class NetworkBench:
             verification=VerificationChain(free_port_base(1)) if self.anchoring else None,
         )
         anchoring: AnchoringCost | None = None
+        ceiling = measure_ceiling(self.validators, self.progress) if self.measure_ceiling else None
         with DevnetProcesses(devnet) as nodes:
             nodes.start_nodes()
             http = _Http(connections=self.clients * 2)
@@ -578,13 +596,18 @@ class NetworkBench:
                 self.watcher = _Watcher(http, self.urls[0])
                 self.watcher.start()
                 accounts = await self._prepare_accounts()
-                tx_rate, tx_latency = await self._transactions(accounts)
+                sampler = PhaseSampler(_sampled_nodes(devnet, nodes), self._read_metrics)
+                async with sampler.phase("transactions"):
+                    tx_rate, tx_latency = await self._transactions(accounts)
                 blocks = [n for _, n in self.watcher.blocks]
                 await self._settle(accounts)
                 uploads = self._prepare_uploads(accounts)
-                upload, upload_commit, done = await self._uploads(uploads)
-                query = await self._queries(done) if done else summarise([], 0, 0)
+                async with sampler.phase("record upload"):
+                    upload, upload_commit, done = await self._uploads(uploads)
+                async with sampler.phase("record query"):
+                    query = await self._queries(done) if done else summarise([], 0, 0)
                 await self.watcher.stop()
+                usage = sampler.usage(self.watcher.proposals)
                 if self.anchoring:
                     anchoring = await self._anchoring_cost([c.pid for c in nodes.children.values()])
             finally:
@@ -606,7 +629,14 @@ class NetworkBench:
             errors=dict(sorted(bench_errors.items(), key=lambda kv: -kv[1])[:10]),
             query=query,
             anchoring=anchoring,
+            nodes=usage,
+            ceiling=None if ceiling is None else with_share(ceiling, tx_rate),
         )
+
+    async def _read_metrics(self, url: str) -> str:
+        response = await self.http.get(f"{url}/metrics")
+        response.raise_for_status()
+        return response.text
 
     async def _anchoring_cost(self, pids: list[int]) -> AnchoringCost:
         """Read from each validator's /metrics and /proc before the nodes stop."""
@@ -655,7 +685,9 @@ def run_network_bench(
     block_interval_ms: int = 500,
     progress: Progress | None = None,
     anchoring: bool = False,
+    ceiling: bool = True,
 ) -> NetworkBenchResult:
+    """`ceiling`: measure the validate ceiling first (a few seconds, see _ceiling.py)."""
     bench = NetworkBench(
         validators=validators,
         consensus=consensus,
@@ -666,9 +698,24 @@ def run_network_bench(
         block_interval_ms=block_interval_ms,
         progress=progress or (lambda _s, _d, _t: None),
         anchoring=anchoring,
+        ceiling=ceiling,
     )
     with tempfile.TemporaryDirectory(prefix="medchain-bench-") as tmp:
         return asyncio.run(bench.run(Path(tmp)))
+
+
+def _sampled_nodes(devnet: Devnet, nodes: DevnetProcesses) -> list[SampledNode]:
+    """Every node process, with the validator address its blocks name it by."""
+    keys = {v.name: v.public_key for v in devnet.genesis().validators}
+    return [
+        SampledNode(
+            n.name,
+            nodes.children[n.name].pid,
+            n.api_url,
+            format_address(address_from_public_key(keys[n.name])) if n.name in keys else "",
+        )
+        for n in devnet.nodes
+    ]
 
 
 def _metric(text: str, name: str) -> float:

@@ -4,7 +4,9 @@ a leak in a worker shows in its parent's figures)."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
@@ -48,4 +50,14 @@ def process_usage(pid: int, *, descendants: bool) -> Usage | None:
     return Usage(sum(rss_by_pid.values()), cpu, len(rss_by_pid), rss_by_pid)
 
 
-__all__ = ["Usage", "process_usage"]
+def peak_rss_bytes(pid: int | str) -> int | None:
+    """The peak resident memory of process `pid` ("self": this one) since it started:
+    Linux's VmHWM, which psutil does not give; None where /proc does not tell."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+__all__ = ["Usage", "peak_rss_bytes", "process_usage"]

@@ -34,8 +34,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from medchain.bench._gateway_net import (
     GatewayNet,
     NetShape,
@@ -46,6 +44,7 @@ from medchain.bench._gateway_net import (
     post_readings,
 )
 from medchain.bench._network import HttpError
+from medchain.bench._node_usage import metric_value
 from medchain.bench._resources import process_usage
 from medchain.bench._soak_summary import (
     Point,
@@ -348,15 +347,6 @@ async def _state_cache_bytes(net: GatewayNet) -> int | None:
     except HttpError:
         return None
     return metric_value(text, STATE_CACHE_METRIC)
-
-
-def metric_value(text: str, name: str) -> int | None:
-    """The value of the unlabelled metric `name` in Prometheus text, None if absent."""
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and not sample.labels:
-                return int(sample.value)
-    return None
 
 
 def _gateway_committed(gw_home: Path) -> int:

@@ -27,6 +27,7 @@ from medchain.bench import (
     latency_report,
     ledger_report,
     network_report,
+    node_usage_report,
     ring_report,
     run_fhir_bench,
     run_flood_bench,
@@ -372,10 +373,18 @@ def network(
         bool,
         typer.Option(help="Anchor checkpoints on the devnet's own Ganache, and report the cost."),
     ] = False,
+    ceiling: Annotated[
+        bool,
+        typer.Option(
+            help="First measure the one-core validate+apply rate (a few seconds) and report "
+            "the throughput as a share of cores x that rate / validators."
+        ),
+    ] = True,
     as_json: JsonTablesOption = False,
 ) -> None:
     """Sustained tx/s and commit latency, then record upload and query latency with
-    concurrent clients, on a fresh devnet of node processes on 127.0.0.1."""
+    concurrent clients, on a fresh devnet of node processes on 127.0.0.1; what each
+    node process used, per phase."""
     if ctx.invoked_subcommand is not None:
         return
     _engine(consensus)  # a clear error before any process starts
@@ -390,11 +399,12 @@ def network(
             block_interval_ms=block_interval_ms,
             progress=progress,
             anchoring=anchoring,
+            ceiling=ceiling,
         )
     if as_json:
         _print_json(dataclasses.asdict(result))
         return
-    _print(network_report(result), latency_report(result))
+    _print(network_report(result), latency_report(result), node_usage_report(result))
     for reason, number in result.errors.items():
         console.print(f"[yellow]{number:,} failed[/]: {reason}", highlight=False)
 

@@ -125,3 +125,24 @@ def test_metrics_label_routes_by_template() -> None:
     assert 'route="/v1/records/{record_id}",status="404"' in text
     assert 'route="unmatched",status="404"' in text
     assert "ab" * 16 not in text
+
+
+def test_metrics_count_the_body_bytes_each_way() -> None:
+    node = FakeNode(make_chain())
+    api = api_client(node)
+
+    def total(direction: str) -> float:
+        value = node.metrics_registry.get_sample_value(f"medchain_api_{direction}_bytes_total")
+        assert value is not None, direction
+        return value
+
+    received, sent = total("received"), total("sent")
+    body = b'{"tx": "' + b"zz" * 300 + b'"}'
+    refused = api.post("/v1/txs", content=body)  # read whole, then refused with a JSON body
+    assert refused.status_code == 400
+    assert total("received") - received == len(body)
+    assert total("sent") - sent == len(refused.content)
+    status = api.get("/v1/status")
+    assert status.status_code == 200
+    assert total("received") - received == len(body)  # a GET has no body
+    assert total("sent") - sent == len(refused.content) + len(status.content)

@@ -38,13 +38,21 @@ def made_up(cls: type[Any], **given: Any) -> Any:
     return cls(**values)
 
 
+def made_up_node(**given: Any) -> Any:
+    """A node's usage over the three phases of the network benchmark."""
+    phases = [
+        made_up(bench.NodePhase, phase=p) for p in ("transactions", "record upload", "record query")
+    ]
+    return made_up(bench.NodeUsage, **{"phases": phases, **given})
+
+
 def cells(report: bench.Report) -> list[str]:
     return [cell for row in report.rows for cell in row]
 
 
 def test_every_row_has_a_cell_per_column_and_titles_name_the_machine() -> None:
     latency = made_up(bench.LatencySummary)
-    network = made_up(bench.NetworkBenchResult, anchoring=None)
+    network = made_up(bench.NetworkBenchResult, anchoring=None, nodes=[made_up_node()])
     reports = [
         bench.ledger_report(made_up(bench.LedgerBenchResult)),
         bench.sim_report([made_up(bench.SimSpeed)], 4),
@@ -60,11 +68,16 @@ def test_every_row_has_a_cell_per_column_and_titles_name_the_machine() -> None:
         bench.gateway_report(made_up(bench.GatewayBenchResult, end_to_end=latency), 5),
         bench.network_report(network),
         bench.latency_report(network),
+        bench.node_usage_report(network),
     ]
     for report in reports:
         assert report.rows
         assert all(len(row) == len(report.columns) for row in report.rows), report.title
-    assert all(bench.machine() in r.title for r in reports if not r.title.startswith("application"))
+    assert all(
+        bench.machine() in r.title
+        for r in reports
+        if not r.title.startswith(("application", "per node"))
+    )
 
 
 def test_ledger_figures_beside_their_targets() -> None:
@@ -113,3 +126,40 @@ def test_forged_cost_note_gives_the_rate_a_client_gets() -> None:
     report = bench.forged_report(made_up(bench.ForgedCost, client_forged_per_s=2.25))
     assert "check 2.2 of them a second" in report.notes[0]
     assert "1234 forged" in report.title
+
+
+def test_the_throughput_is_shown_as_a_share_of_the_validate_ceiling() -> None:
+    ceiling = bench.ValidateCeiling(10_000, 2.5, 4_698.0, 2, 4, 2_349.0, 0.4798)
+    report = bench.network_report(made_up(bench.NetworkBenchResult, ceiling=ceiling))
+    rows = {row[0]: row[1:] for row in report.rows}
+    assert rows["sustained throughput, share of the validate ceiling"] == (
+        "48 % of 2,349 tx/s",
+        "≥ 45 %",
+    )
+    assert report.notes == [
+        "validate ceiling = cores x one-core validate+apply rate / validators = 2 x 4,698 / 4 "
+        "= 2,349 tx/s (one-core rate measured before the devnet started: 10,000 transfers, "
+        "2.5 s)"
+    ]
+    skipped = bench.network_report(made_up(bench.NetworkBenchResult, ceiling=None))
+    assert len(skipped.rows) == len(report.rows) - 1 and not skipped.notes
+
+
+def test_per_node_rows_give_each_phase_and_mark_the_top_proposer() -> None:
+    top = made_up_node(node="node1", most_blocks=True)
+    other = made_up_node(node="node2", most_blocks=False)
+    report = bench.node_usage_report(made_up(bench.NetworkBenchResult, nodes=[top, other]))
+    assert [row[:2] for row in report.rows] == [
+        (name, phase)
+        for name in ("node1 *", "node2")
+        for phase in ("transactions", "record upload", "record query")
+    ]
+    # CPU 56.75 s, 5,675 % of a core (made up), peak, traffic each way, blocks proposed
+    assert report.rows[0][2:] == (
+        "56.8",
+        "5675 %",
+        "57",
+        "56.8 / 56.8",
+        "56.8 / 56.8",
+        "1,234",
+    )

@@ -1,5 +1,5 @@
-"""The per-process sampler: resident memory and CPU of a process, with its descendants
-when asked, read from a real child process that allocates and spins."""
+"""The per-process sampler: resident memory (and its peak) and CPU of a process, with
+its descendants when asked, read from a real child process that allocates and spins."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from medchain.bench._resources import process_usage
+from medchain.bench._resources import peak_rss_bytes, process_usage
 
 _HOLD = 200_000_000  # bytes the child touches and holds
 
@@ -53,6 +53,8 @@ def test_a_process_grows_by_what_it_holds(child: subprocess.Popen[str]) -> None:
     assert after.rss_bytes - before.rss_bytes >= _HOLD * 0.9
     assert after.cpu_s - before.cpu_s >= 0.25
     assert after.processes == 1
+    peak = peak_rss_bytes(child.pid)  # Linux's VmHWM: at least what it holds now
+    assert peak is not None and peak >= after.rss_bytes and peak >= _HOLD * 0.9
 
 
 def test_descendants_are_summed_only_when_asked(child: subprocess.Popen[str]) -> None:
@@ -76,3 +78,4 @@ def test_a_process_that_is_gone_has_no_usage() -> None:
     proc.wait()  # exited and reaped: its pid names no process
     assert process_usage(proc.pid, descendants=True) is None
     assert process_usage(proc.pid, descendants=False) is None
+    assert peak_rss_bytes(proc.pid) is None

@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from medchain.bench import SoakPlan
-from medchain.bench._soak import DRIVER, MAX_HUB_RATE, STATE_CACHE_METRIC, _acked_ids, metric_value
+from medchain.bench._node_usage import metric_value
+from medchain.bench._soak import DRIVER, MAX_HUB_RATE, STATE_CACHE_METRIC, _acked_ids
 from medchain.cli import app
 from medchain.gateway import GatewayConfig
 from medchain.types import MedchainError

@@ -1,0 +1,82 @@
+"""`medchain bench`, the network benchmark: a short real run on a devnet of node
+processes whose JSON carries every node's usage per phase and the validate ceiling
+(figures are for docs/BENCHMARKS.md and never asserted), and --no-ceiling."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from medchain import bench
+from medchain.cli import app
+from tests.bench.test_report import made_up
+
+PHASES = ["transactions", "record upload", "record query"]
+PHASE_KEYS = {
+    "phase",
+    "wall_s",
+    "cpu_s",
+    "cpu_share",
+    "peak_rss_mb",
+    "p2p_sent_mb",
+    "p2p_received_mb",
+    "api_sent_mb",
+    "api_received_mb",
+    "blocks_proposed",
+}
+
+
+def test_no_ceiling_skips_the_measurement(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: dict[str, Any] = {}
+
+    def fake_run(**options: Any) -> bench.NetworkBenchResult:
+        asked.update(options)
+        result: bench.NetworkBenchResult = made_up(
+            bench.NetworkBenchResult, ceiling=None, anchoring=None
+        )
+        return result
+
+    monkeypatch.setattr("medchain.cli._bench.run_network_bench", fake_run)
+    result = CliRunner().invoke(app, ["bench", "--duration", "1", "--no-ceiling", "--json"])
+    assert result.exit_code == 0, result.output
+    assert asked["ceiling"] is False
+    doc = json.loads(result.output)
+    assert doc["ceiling"] is None and doc["nodes"] == []
+    result = CliRunner().invoke(app, ["bench", "--duration", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    assert asked["ceiling"] is True
+
+
+@pytest.mark.slow
+def test_a_short_run_reports_every_node_per_phase_and_the_ceiling() -> None:
+    args = ["bench", "--duration", "2", "--clients", "2", "--rate", "4", "--window", "4"]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    ceiling = doc["ceiling"]
+    assert ceiling["validators"] == 4 and ceiling["one_core_tx_per_s"] > 0
+    assert ceiling["ceiling_tx_per_s"] == pytest.approx(
+        ceiling["cores"] * ceiling["one_core_tx_per_s"] / 4
+    )
+    assert ceiling["sustained_share"] == pytest.approx(
+        doc["sustained_tx_per_s"] / ceiling["ceiling_tx_per_s"]
+    )
+    nodes = doc["nodes"]
+    assert [n["node"] for n in nodes] == ["node0", "node1", "node2", "node3"]
+    for node in nodes:
+        assert node["address"].startswith("mc1") and node["pid"] > 0
+        assert [p["phase"] for p in node["phases"]] == PHASES
+        for phase in node["phases"]:
+            assert set(phase) == PHASE_KEYS
+            assert phase["wall_s"] > 0 and phase["cpu_s"] >= 0 and phase["peak_rss_mb"] > 0
+        transactions = node["phases"][0]
+        assert transactions["p2p_sent_mb"] > 0 and transactions["p2p_received_mb"] > 0
+    assert nodes[0]["phases"][0]["api_sent_mb"] > 0  # the block watcher reads node0
+    totals = [sum(p["blocks_proposed"] for p in n["phases"]) for n in nodes]
+    assert sum(totals) > 0
+    marked = [i for i, n in enumerate(nodes) if n["most_blocks"]]
+    assert len(marked) <= 1
+    assert all(totals[i] == max(totals) for i in marked)
