@@ -6,6 +6,7 @@ from medchain.consensus import Broadcast, Kind, Vote, sign, unwire, wire
 from medchain.consensus._messages import Checkpoint
 from medchain.crypto import AccountKeys
 from medchain.node import SignLog
+from medchain.node._signlog import PRUNE_EVERY
 from medchain.store import DiskFull
 
 CHAIN = "medchain-test"
@@ -83,3 +84,16 @@ def test_a_full_disk_records_and_sends_nothing_then_a_retry_does(tmp_path: Path)
     db.execute("PRAGMA max_page_count = 1073741823")  # space freed
     assert log.admit(big) == [m.data for m in big]
     assert len(list(log.since(2))) == len(big)
+
+
+def test_pruning_deletes_once_every_prune_every_heights(tmp_path: Path) -> None:
+    """Each pruning is a synced write: the log prunes at most once per PRUNE_EVERY
+    heights, then forgets everything below the height it was given."""
+    keys = _keys()
+    log = SignLog(tmp_path / "wal.sqlite")
+    log.prune(1)
+    log.admit([vote(keys, h, 0, b"\x01" * 32) for h in (2, 3, PRUNE_EVERY + 2)])
+    log.prune(3)  # within PRUNE_EVERY of the last pruning: nothing is written
+    assert [unwire(d).height for d in log.since(0)] == [2, 3, PRUNE_EVERY + 2]  # type: ignore[union-attr]
+    log.prune(PRUNE_EVERY + 1)
+    assert [unwire(d).height for d in log.since(0)] == [PRUNE_EVERY + 2]  # type: ignore[union-attr]
