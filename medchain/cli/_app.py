@@ -19,6 +19,7 @@ from medchain.cli import (
     _consent,
     _devices,
     _disclosures,
+    _docs,
     _emergency,
     _erase,
     _gateway,
@@ -30,6 +31,7 @@ from medchain.cli import (
     _readings,
     _recovery,
     _search,
+    _sim_papers,
     _snapshot,
 )
 from medchain.cli._demo import demo
@@ -61,7 +63,7 @@ app.command()(_commands.register)
 app.command()(_commands.transfer)
 app.command()(_notifications.notifications)
 app.command()(demo)
-app.command()(sim)
+app.command()(_docs.docs)
 app.command()(_anchor.verify)
 app.command()(_anchor.recover)
 app.command()(_anchor.fork)
@@ -189,6 +191,16 @@ reading = _group(
 )
 reading.command("prove")(_gateway.reading_prove)
 reading.command("list")(_readings.reading_list)
+
+simulator = _group(
+    app,
+    "sim",
+    "Simulate PBFT, AFBFT or DPoS+PBFT on a seeded virtual network (paper 000's "
+    "experiments); the subcommands reproduce the papers' other figures.",
+    default=sim,
+)
+simulator.command("catch-up")(_sim_papers.catch_up)
+simulator.command("bandwidth")(_sim_papers.bandwidth)
 
 bench = _group(
     app,
