@@ -10,13 +10,13 @@ uplink carries the body n - 1 times a block on top of its votes."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
 from medchain.consensus import EngineKind
-from medchain.sim._chain import Scenario, simulate
+from medchain.sim._chain import Scenario
+from medchain.sim._experiments import sweep
 from medchain.sim._metrics import KB, SimResult
 
 PROPOSAL = "proposal"
@@ -86,15 +86,7 @@ def measure_traffic(
     progress: Callable[[str], None] | None = None,
 ) -> list[Traffic]:
     """One seeded run of empty blocks per engine and node count (at least 2 nodes)."""
-    measured = []
-    for engine in engines:
-        for nodes in node_counts:
-            if progress:
-                progress(f"{engine.value} n={nodes}")
-            measured.append(
-                measure(simulate(dataclasses.replace(base, engine=engine, nodes=nodes)))
-            )
-    return measured
+    return [measure(result) for result in sweep(base, engines, node_counts, progress)]
 
 
 def link_share_pct(kb_s: Fraction, link_mbps: int) -> Fraction:
