@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from medchain.cli import _docs as docs_module
 from medchain.cli import app
 from medchain.cli._docs import (
     GeneratedBlock,
@@ -39,39 +40,68 @@ def page(tmp_path: Path, *commands: str, slow: str | None = None) -> Path:
     return path
 
 
+@pytest.fixture
+def outputs(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """What each command prints, without running it (the real commands run below)."""
+    printed = {CHEAP: "| a | 1 |\n", OTHER: "| b | 2 |\n"}
+
+    def run(command: str, plot_dir: Path | None = None) -> str:
+        if command not in printed:
+            raise MedchainError(f"`{command}` failed (exit 1): no such command here")
+        return printed[command]
+
+    monkeypatch.setattr(docs_module, "run_command", run)
+    return printed
+
+
 def test_a_rewrite_fills_each_block_from_its_command_and_twice_changes_nothing(
-    tmp_path: Path,
+    tmp_path: Path, outputs: dict[str, str]
 ) -> None:
     path = page(tmp_path, CHEAP, OTHER)
     assert rewrite(path) == 2
     text = path.read_text(encoding="utf-8")
     assert text.startswith("# A page\n\nProse before.\n") and text.endswith("\nProse after.\n")
     first, second = find_blocks(path)
-    assert first.body.startswith(f"`$ {CHEAP}`\n\n| q | z | Nakamoto's formula |")
-    assert "| 0.3 | 2 | 0.4457171 |" in first.body and "| 0.1 | 1 | 0.2045873 |" in second.body
+    assert first.body == f"`$ {CHEAP}`\n\n| a | 1 |\n"
+    assert second.body == f"`$ {OTHER}`\n\n| b | 2 |\n"
     assert rewrite(path) == 0 and path.read_text(encoding="utf-8") == text
     assert list(stale_blocks([path])) == []
 
 
-def test_a_check_names_the_block_that_disagrees_and_the_command(tmp_path: Path) -> None:
-    path = page(tmp_path, CHEAP)
+def test_a_check_names_the_block_that_disagrees_and_the_command(
+    tmp_path: Path, outputs: dict[str, str]
+) -> None:
+    path = page(tmp_path, OTHER, CHEAP)
     rewrite(path)
-    path.write_text(path.read_text().replace("0.4457171", "0.4457172"), encoding="utf-8")
+    outputs[CHEAP] = "| a | 3 |\n"  # the command now says something else
     [stale] = stale_blocks([path])
-    assert stale.command == CHEAP and stale.line == 5
+    assert stale.command == CHEAP and stale.line == 11
     result = runner.invoke(app, ["docs", "--check", str(path)])
     assert result.exit_code == 1
-    assert f"{path}:5" in result.stderr and "make docs" in result.stderr
+    assert f"{path}:11" in result.stderr and "make docs" in result.stderr
     assert CHEAP in result.stderr.replace("\n", " ")
+    assert "| a | 1 |" in path.read_text(encoding="utf-8")  # a check changes nothing
 
 
-def test_slow_blocks_can_be_left_alone(tmp_path: Path) -> None:
+def test_slow_blocks_can_be_left_alone(tmp_path: Path, outputs: dict[str, str]) -> None:
     path = page(tmp_path, CHEAP, slow="medchain sim --nodes 19 --markdown")
     result = runner.invoke(app, ["docs", "--skip-slow", str(path)])
     assert result.exit_code == 0, result.output
     assert "left alone" in path.read_text(encoding="utf-8")
     check = runner.invoke(app, ["docs", "--check", "--skip-slow", str(path)])
     assert check.exit_code == 0 and "matches" in check.stdout
+    assert runner.invoke(app, ["docs", "--check", str(path)]).exit_code == 1
+
+
+def test_a_real_command_fills_a_block_and_a_failing_one_is_a_clear_error(tmp_path: Path) -> None:
+    path = page(tmp_path, CHEAP)
+    assert rewrite(path) == 1
+    [block] = find_blocks(path)
+    assert block.body.startswith(f"`$ {CHEAP}`\n\n| q | z | Nakamoto's formula |")
+    assert "| 0.3 | 2 | 0.4457171 |" in block.body
+    failing = page(tmp_path, "medchain sim catch-up --q 50 --markdown")
+    result = runner.invoke(app, ["docs", str(failing)])
+    assert result.exit_code == 1 and "failed" in result.output and "use 49 or 51" in result.output
 
 
 def test_bad_blocks_are_clear_errors(tmp_path: Path) -> None:
@@ -81,9 +111,6 @@ def test_bad_blocks_are_clear_errors(tmp_path: Path) -> None:
         find_blocks(path)
     with pytest.raises(MedchainError, match="must start with 'medchain'"):
         command_argv("rm -rf docs")
-    failing = page(tmp_path, "medchain sim catch-up --q 50 --markdown")
-    result = runner.invoke(app, ["docs", str(failing)])
-    assert result.exit_code == 1 and "failed" in result.output and "use 49 or 51" in result.output
 
 
 def test_a_check_writes_plots_elsewhere() -> None:
