@@ -129,22 +129,32 @@ def sim(
     if sweep_spec is not None:
         _sweep(base, engines, sweep_spec, byzantine, fmt, plot_path)
         return
-    if attack is not None and attack != "predictive":
-        raise MedchainError(f"unknown attack {attack!r}; the simulator knows 'predictive'")
-    if attack_reactions is not None and attack is None:
-        raise MedchainError("--attack-reactions needs --attack predictive")
-    window = AttackWindow(attack_from, attack_to, attack_k, attack_reaction) if attack else None
-    if window is not None and attack_reactions is not None:
-        runs = run_reactions(
-            base, engines, window, _counts(attack_reactions, "--attack-reactions", 0, MAX_MS)
-        )
-    else:
-        runs = run_engines(base, engines, window)
+    window = AttackWindow(attack_from, attack_to, attack_k, attack_reaction)
+    runs = _attacked(base, engines, attack, window, attack_reactions)
     _report(runs, fmt, "Simulated consensus")
     if plot_path:
         shade = [(r.window_start_ms, r.window_end_ms) for _, r in runs.attacks[:1]]
         plot(runs.results, plot_path, shade=shade, title="medchain consensus")
         plot_written(plot_path)
+
+
+def _attacked(
+    base: Scenario,
+    engines: list[EngineKind],
+    attack: str | None,
+    window: AttackWindow,
+    reactions: str | None,
+) -> SimRuns:
+    """One run per engine: unattacked, attacked, or attacked once per reaction time."""
+    if attack is not None and attack != "predictive":
+        raise MedchainError(f"unknown attack {attack!r}; the simulator knows 'predictive'")
+    if attack is None:
+        if reactions is not None:
+            raise MedchainError("--attack-reactions needs --attack predictive")
+        return run_engines(base, engines)
+    if reactions is None:
+        return run_engines(base, engines, window)
+    return run_reactions(base, engines, window, _counts(reactions, "--attack-reactions", 0, MAX_MS))
 
 
 def _sweep(
