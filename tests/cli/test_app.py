@@ -34,6 +34,7 @@ COMMANDS = (
     "consent list",
     "consent revoke",
     "demo",
+    "docs",
     "devices audit",
     "devices guardian add",
     "devices guardian list",
@@ -116,7 +117,8 @@ COMMANDS = (
     "research data",
     "research grant",
     "research revoke",
-    "sim",
+    "sim bandwidth",
+    "sim catch-up",
     "snapshot create",
     "snapshot list",
     "staking candidate",
@@ -132,7 +134,12 @@ COMMANDS = (
 )
 """Every command path of `medchain` (groups are the paths' prefixes)."""
 
-DEFAULT_COMMANDS = {"bench": "network", "gateway": "gateway_main", "node": "node_main"}
+DEFAULT_COMMANDS = {
+    "bench": "network",
+    "gateway": "gateway_main",
+    "node": "node_main",
+    "sim": "sim",
+}
 """Groups that run a command of their own when called without a subcommand."""
 
 
