@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run demo test test-fast test-slow lint typecheck screenshots bench bench-network bench-anchoring bench-gateway soak clean
+.PHONY: install run demo docs test test-fast test-slow lint typecheck screenshots bench bench-network bench-anchoring bench-gateway soak clean
 
 # `make run`: a 4-validator AFBFT network on 127.0.0.1 (APIs on 8600-8603), in the
 # foreground; Ctrl-C stops it cleanly and keeps its data in $(DEVNET).
@@ -53,6 +53,13 @@ run: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/medchain demo
+
+# `make docs`: every figure the simulator produces in docs/*.md sits between
+# `<!-- generated: medchain … -->` and `<!-- end generated -->`; rewrite each block (and
+# the plots it names) from its command. Deterministic: a second run changes nothing.
+# `make test` checks that the pages still say what their commands say.
+docs: $(STAMP)
+	$(BIN)/medchain docs
 
 TEST_STEPS := lint typecheck test-slow test-fast
 

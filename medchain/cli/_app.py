@@ -19,6 +19,7 @@ from medchain.cli import (
     _consent,
     _devices,
     _disclosures,
+    _docs,
     _emergency,
     _erase,
     _fhir,
@@ -31,6 +32,7 @@ from medchain.cli import (
     _readings,
     _recovery,
     _search,
+    _sim_papers,
     _snapshot,
     _webapp,
 )
@@ -64,7 +66,7 @@ app.command()(_commands.transfer)
 app.command()(_notifications.notifications)
 app.command()(_fhir.fhir)
 app.command()(demo)
-app.command()(sim)
+app.command()(_docs.docs)
 app.command()(_anchor.verify)
 app.command()(_anchor.recover)
 app.command()(_anchor.fork)
@@ -193,6 +195,16 @@ reading = _group(
 )
 reading.command("prove")(_gateway.reading_prove)
 reading.command("list")(_readings.reading_list)
+
+simulator = _group(
+    app,
+    "sim",
+    "Simulate PBFT, AFBFT or DPoS+PBFT on a seeded virtual network (paper 000's "
+    "experiments); the subcommands reproduce the papers' other figures.",
+    default=sim,
+)
+simulator.command("catch-up")(_sim_papers.catch_up)
+simulator.command("bandwidth")(_sim_papers.bandwidth)
 
 bench = _group(
     app,

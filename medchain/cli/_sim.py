@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.progress import Progress
 
-from medchain.cli._common import console, reports_errors
+from medchain.cli._bench import _counts
+from medchain.cli._common import console, err_console, reports_errors
 from medchain.cli._options import MAX_INT, MAX_MS, MAX_NODES, JsonOption, count
+from medchain.consensus import EngineKind
 from medchain.sim import (
     AttackWindow,
     Scenario,
@@ -21,6 +25,7 @@ from medchain.sim import (
     plot,
     plot_sweep,
     run_engines,
+    run_reactions,
     run_sweep,
     summary_table,
 )
@@ -28,10 +33,39 @@ from medchain.types import MedchainError
 
 MAX_BLOCKS = 1_000_000
 PPM = 1_000_000
+MarkdownOption = Annotated[
+    bool,
+    typer.Option("--markdown", help="Print Markdown tables (as the docs embed them)."),
+]
+PlotOption = Annotated[
+    Path | None, typer.Option("--plot", help="Write a PNG here.", dir_okay=False)
+]
+
+
+def output_format(as_json: bool, as_markdown: bool) -> str:
+    """`json`, `markdown` or `table`: one of them, and what a run prints."""
+    if as_json and as_markdown:
+        raise MedchainError("give --json or --markdown, not both")
+    return "json" if as_json else "markdown" if as_markdown else "table"
+
+
+@contextmanager
+def progress_bar(label: str, total: int, fmt: str) -> Iterator[Callable[[str], None]]:
+    """A bar on stderr, shown only over a table (JSON and Markdown are read by programs);
+    the callback advances it by one step, naming the step."""
+    with Progress(console=err_console, transient=True, disable=fmt != "table") as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda step: bar.update(task, advance=1, description=step)
+
+
+def plot_written(path: Path) -> None:
+    """Said on stderr, so that stdout carries only the JSON or Markdown asked for."""
+    err_console.print(f"plot written to {path}", soft_wrap=True)
 
 
 @reports_errors
 def sim(
+    ctx: typer.Context,
     consensus: Annotated[
         str, typer.Option(help="pbft, afbft, dpos (comma-separated with --sweep)")
     ] = "pbft",
@@ -62,16 +96,22 @@ def sim(
     attack_reaction: Annotated[
         int, count("Attacker's reaction time to what it sees (ms).", low=0, high=MAX_MS)
     ] = 1_000,
+    attack_reactions: Annotated[
+        str | None,
+        typer.Option(help="Several reaction times (ms), e.g. 50,250,1000: one run for each."),
+    ] = None,
     byzantine: Annotated[
         str | None, typer.Option(help="e.g. equivocate:1,silent:1,forge:1,replay:1,twin:1")
     ] = None,
     sweep_spec: Annotated[str | None, typer.Option("--sweep", help="nodes=4,7,10,13,16,19")] = None,
-    plot_path: Annotated[
-        Path | None, typer.Option("--plot", help="Write a PNG here.", dir_okay=False)
-    ] = None,
+    plot_path: PlotOption = None,
     as_json: JsonOption = False,
+    as_markdown: MarkdownOption = False,
 ) -> None:
     """Simulate PBFT, AFBFT or DPoS+PBFT on a seeded virtual network (paper 000's experiments)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    fmt = output_format(as_json, as_markdown)
     engines = parse_engines(consensus)
     base = Scenario(
         engine=engines[0],
@@ -87,36 +127,64 @@ def sim(
         byzantine=parse_byzantine(byzantine, nodes),
     )
     if sweep_spec is not None:
-        counts = parse_sweep(sweep_spec, MAX_NODES)
-        for node_count in counts:
-            parse_byzantine(byzantine, node_count)  # every run holds its Byzantine nodes
-        with Progress(console=console, transient=True, disable=as_json) as bar:
-            task = bar.add_task("sweep", total=len(engines) * len(counts))
-            runs = run_sweep(
-                base, engines, counts, lambda label: bar.update(task, advance=1, description=label)
-            )
-        _report(runs, as_json, "Sweep over validator counts")
-        if plot_path:
-            title = "medchain consensus: validators vs block time, latency, traffic"
-            plot_sweep(runs.results, plot_path, title)
-            console.print(f"plot written to {plot_path}")
+        _sweep(base, engines, sweep_spec, byzantine, fmt, plot_path)
         return
-    if attack is not None and attack != "predictive":
-        raise MedchainError(f"unknown attack {attack!r}; the simulator knows 'predictive'")
-    window = AttackWindow(attack_from, attack_to, attack_k, attack_reaction) if attack else None
-    runs = run_engines(base, engines, window)
-    _report(runs, as_json, "Simulated consensus")
+    window = AttackWindow(attack_from, attack_to, attack_k, attack_reaction)
+    runs = _attacked(base, engines, attack, window, attack_reactions)
+    _report(runs, fmt, "Simulated consensus")
     if plot_path:
         shade = [(r.window_start_ms, r.window_end_ms) for _, r in runs.attacks[:1]]
         plot(runs.results, plot_path, shade=shade, title="medchain consensus")
-        console.print(f"plot written to {plot_path}")
+        plot_written(plot_path)
 
 
-def _report(runs: SimRuns, as_json: bool, title: str) -> None:
-    if as_json:
-        print(json.dumps(runs.to_json(), indent=2))
+def _attacked(
+    base: Scenario,
+    engines: list[EngineKind],
+    attack: str | None,
+    window: AttackWindow,
+    reactions: str | None,
+) -> SimRuns:
+    """One run per engine: unattacked, attacked, or attacked once per reaction time."""
+    if attack is not None and attack != "predictive":
+        raise MedchainError(f"unknown attack {attack!r}; the simulator knows 'predictive'")
+    if attack is None:
+        if reactions is not None:
+            raise MedchainError("--attack-reactions needs --attack predictive")
+        return run_engines(base, engines)
+    if reactions is None:
+        return run_engines(base, engines, window)
+    return run_reactions(base, engines, window, _counts(reactions, "--attack-reactions", 0, MAX_MS))
+
+
+def _sweep(
+    base: Scenario,
+    engines: list[EngineKind],
+    spec: str,
+    byzantine: str | None,
+    fmt: str,
+    plot_path: Path | None,
+) -> None:
+    counts = parse_sweep(spec, MAX_NODES)
+    for node_count in counts:
+        parse_byzantine(byzantine, node_count)  # every run holds its Byzantine nodes
+    with progress_bar("sweep", len(engines) * len(counts), fmt) as progress:
+        runs = run_sweep(base, engines, counts, progress)
+    _report(runs, fmt, "Sweep over validator counts")
+    if plot_path:
+        title = "medchain consensus: validators vs block time, latency, traffic"
+        plot_sweep(runs.results, plot_path, title)
+        plot_written(plot_path)
+
+
+def _report(runs: SimRuns, fmt: str, title: str) -> None:
+    if fmt == "json":
+        print(json.dumps(runs.to_json(), indent=2))  # violations are in the JSON
         return
-    console.print(summary_table(runs.results, title))
-    for line in runs.attack_lines():
-        console.print(line)
+    if fmt == "markdown":
+        print(runs.markdown())
+    else:
+        console.print(summary_table(runs.results, title))
+        for line in runs.attack_lines():
+            console.print(line)
     runs.check_safety()

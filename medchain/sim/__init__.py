@@ -5,6 +5,13 @@ It knows engines only through the sans-IO contract (`medchain.consensus._api`);
 the caller's factory builds them, so one seed gives one run whatever the engine.
 """
 
+from medchain.sim._bandwidth import HEADROOM_PCT, Traffic, measure, measure_traffic
+from medchain.sim._bandwidth_report import (
+    BandwidthFigure,
+    bandwidth_figures,
+    bandwidth_headers,
+    plot_bandwidth,
+)
 from medchain.sim._byzantine import (
     FORGE_KIND,
     REPLAY_KIND,
@@ -16,6 +23,8 @@ from medchain.sim._byzantine import (
     rewrite,
     silent,
 )
+from medchain.sim._catchup import CatchUpRow, CatchUpSettings, catch_up_table, exact, nakamoto
+from medchain.sim._catchup_report import catch_up_markdown, catch_up_rich, plot_catch_up
 from medchain.sim._chain import Attack, Byzantine, Scenario, simulate
 from medchain.sim._clock import US_PER_MS, EventQueue, derive_rng
 from medchain.sim._experiments import nominal_block_ms, plot_sweep, run_with_attack, sweep
@@ -36,6 +45,7 @@ from medchain.sim._faults import (
     RoundEntered,
     Wakeup,
 )
+from medchain.sim._markdown import attack_markdown, markdown_table, summary_markdown
 from medchain.sim._metrics import (
     KB,
     EvidenceReport,
@@ -68,7 +78,7 @@ from medchain.sim._node import (
     SimNode,
     engine_stats,
 )
-from medchain.sim._report import plot, summary_table
+from medchain.sim._report import plot, rich_table, summary_table
 from medchain.sim._runs import (
     AttackWindow,
     SimRuns,
@@ -76,6 +86,7 @@ from medchain.sim._runs import (
     parse_engines,
     parse_sweep,
     run_engines,
+    run_reactions,
     run_sweep,
 )
 from medchain.sim._simulator import EvidenceHandler, SimConfig, Simulator
@@ -83,6 +94,7 @@ from medchain.sim._simulator import EvidenceHandler, SimConfig, Simulator
 __all__ = [
     "BEGIN",
     "FORGE_KIND",
+    "HEADROOM_PCT",
     "KB",
     "PPM",
     "REPLAY_KIND",
@@ -91,9 +103,12 @@ __all__ = [
     "AdversaryControl",
     "Attack",
     "AttackWindow",
+    "BandwidthFigure",
     "Behaviour",
     "BlockCommitted",
     "Byzantine",
+    "CatchUpRow",
+    "CatchUpSettings",
     "Delayed",
     "Drop",
     "Engine",
@@ -131,26 +146,43 @@ __all__ = [
     "SimSummary",
     "Simulator",
     "StopReason",
+    "Traffic",
     "Wakeup",
+    "attack_markdown",
+    "bandwidth_figures",
+    "bandwidth_headers",
+    "catch_up_markdown",
+    "catch_up_rich",
+    "catch_up_table",
     "derive_rng",
     "engine_stats",
+    "exact",
     "forge",
     "forgery",
+    "markdown_table",
+    "measure",
+    "measure_traffic",
+    "nakamoto",
     "nominal_block_ms",
     "parse_byzantine",
     "parse_engines",
     "parse_sweep",
     "percentile",
     "plot",
+    "plot_bandwidth",
+    "plot_catch_up",
     "plot_sweep",
     "replay",
     "rewrite",
+    "rich_table",
     "run_engines",
+    "run_reactions",
     "run_sweep",
     "run_with_attack",
     "serialisation_us",
     "silent",
     "simulate",
+    "summary_markdown",
     "summary_table",
     "sweep",
     "symmetric",

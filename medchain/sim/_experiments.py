@@ -3,15 +3,14 @@ attack with its window accounted for, and sweeps over node counts."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from medchain.consensus import EngineKind
 from medchain.sim._chain import Attack, Scenario, simulate
 from medchain.sim._metrics import KB, SimResult
+from medchain.sim._report import new_figure, save_figure
 
 Progress = Callable[[str], None]
 
@@ -32,6 +31,8 @@ class AttackReport:
     blocks_after: int
     rate_before_per_min: float
     rate_during_per_min: float
+    reaction_ms: int = 0
+    """How long the attacker took to act on what it saw."""
 
     @property
     def kept(self) -> float:
@@ -56,6 +57,7 @@ def attack_report(result: SimResult, attack: Attack) -> AttackReport:
         after,
         before / minutes_before,
         during / minutes_during,
+        attack.reaction_ms,
     )
 
 
@@ -87,10 +89,7 @@ def sweep(
 
 def plot_sweep(results: Sequence[SimResult], path: str | Path, title: str = "") -> Path:
     """Block time, commit latency and traffic against the number of nodes, per engine."""
-    figure_mod: Any = importlib.import_module("matplotlib.figure")
-    agg: Any = importlib.import_module("matplotlib.backends.backend_agg")
-    fig = figure_mod.Figure(figsize=(13, 4), layout="constrained")
-    agg.FigureCanvasAgg(fig)
+    fig = new_figure()
     axes = fig.subplots(1, 3)
     by_engine: dict[str, list[SimResult]] = {}
     for result in results:
@@ -108,8 +107,4 @@ def plot_sweep(results: Sequence[SimResult], path: str | Path, title: str = "") 
         ax.set_xlabel("validators")
         ax.set_ylabel(ylabel)
         ax.legend()
-    if title:
-        fig.suptitle(title)
-    out = Path(path)
-    fig.savefig(out, dpi=100)
-    return out
+    return save_figure(fig, path, title)

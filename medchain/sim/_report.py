@@ -8,7 +8,7 @@ need it and a plot never opens a window.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,17 +55,40 @@ def summary_row(summary: SimSummary) -> tuple[str, ...]:
     )
 
 
+def rich_table(title: str, headers: Sequence[str], rows: Iterable[Sequence[str]]) -> Table:
+    """A table with the first column left-aligned and the figures right-aligned."""
+    table = Table(title=title)
+    for i, name in enumerate(headers):
+        table.add_column(name, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
 def summary_table(
     runs: Sequence[SimSummary | SimResult], title: str = "Simulated consensus"
 ) -> Table:
     """One row per run (KB are thousands of bytes; latency is commit time minus the
     block's header time over honest nodes)."""
-    table = Table(title=title)
-    for i, name in enumerate(COLUMNS):
-        table.add_column(name, justify="left" if i == 0 else "right")
-    for run in runs:
-        table.add_row(*summary_row(run.summary() if isinstance(run, SimResult) else run))
-    return table
+    rows = (summary_row(r.summary() if isinstance(r, SimResult) else r) for r in runs)
+    return rich_table(title, COLUMNS, rows)
+
+
+def new_figure(width: float = 13, height: float = 4) -> Any:
+    """A matplotlib Figure on the Agg canvas (no pyplot, no window, no global state)."""
+    figure_mod: Any = importlib.import_module("matplotlib.figure")
+    agg: Any = importlib.import_module("matplotlib.backends.backend_agg")
+    fig = figure_mod.Figure(figsize=(width, height), layout="constrained")
+    agg.FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig: Any, path: str | Path, title: str = "") -> Path:
+    if title:
+        fig.suptitle(title)
+    out = Path(path)
+    fig.savefig(out, dpi=100)
+    return out
 
 
 def plot(
@@ -77,10 +100,7 @@ def plot(
 ) -> Path:
     """Write a PNG: committed height over time per run (with `shade` windows, e.g. an
     attack, in ms), and bars of mean block time and traffic per run."""
-    figure_mod: Any = importlib.import_module("matplotlib.figure")
-    agg: Any = importlib.import_module("matplotlib.backends.backend_agg")
-    fig = figure_mod.Figure(figsize=(13, 4), layout="constrained")
-    agg.FigureCanvasAgg(fig)
+    fig = new_figure()
     progress, block_time, traffic = fig.subplots(1, 3, width_ratios=(2, 1, 1))
     for result in results:
         points = result.height_over_time()
@@ -99,8 +119,4 @@ def plot(
     block_time.set_ylabel("mean block time (ms)")
     traffic.bar(labels, [r.per_second(r.bytes_sent) / KB for r in results])
     traffic.set_ylabel("traffic (KB/s)")
-    if title:
-        fig.suptitle(title)
-    out = Path(path)
-    fig.savefig(out, dpi=100)
-    return out
+    return save_figure(fig, path, title)

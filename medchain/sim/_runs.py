@@ -12,6 +12,7 @@ from typing import Any
 from medchain.consensus import EngineKind
 from medchain.sim._chain import Byzantine, Scenario, simulate
 from medchain.sim._experiments import AttackReport, Progress, run_with_attack, sweep
+from medchain.sim._markdown import attack_markdown, summary_markdown
 from medchain.sim._metrics import SimResult
 from medchain.types import MedchainError
 
@@ -98,6 +99,13 @@ class SimRuns:
             ],
         }
 
+    def markdown(self) -> str:
+        """The runs' table, and the attack's when there was one, in Markdown."""
+        tables = [summary_markdown(self.results)]
+        if self.attacks:
+            tables.append(attack_markdown([(e.value, rep) for e, rep in self.attacks]))
+        return "\n\n".join(tables)
+
     def attack_lines(self) -> list[str]:
         """A line per engine: its attack window, blocks in and around it, rates kept."""
         lines = []
@@ -135,6 +143,18 @@ def run_engines(
         )
         results.append(result)
         attacks.append((engine, report))
+    return SimRuns(results, attacks)
+
+
+def run_reactions(
+    base: Scenario, engines: Sequence[EngineKind], attack: AttackWindow, reactions: Sequence[int]
+) -> SimRuns:
+    """`base` once per engine under `attack`, for each attacker reaction time."""
+    results, attacks = [], []
+    for reaction_ms in reactions:
+        runs = run_engines(base, engines, dataclasses.replace(attack, reaction_ms=reaction_ms))
+        results.extend(runs.results)
+        attacks.extend(runs.attacks)
     return SimRuns(results, attacks)
 
 

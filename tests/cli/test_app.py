@@ -36,6 +36,7 @@ COMMANDS = (
     "consent list",
     "consent revoke",
     "demo",
+    "docs",
     "devices audit",
     "devices guardian add",
     "devices guardian list",
@@ -119,7 +120,8 @@ COMMANDS = (
     "research data",
     "research grant",
     "research revoke",
-    "sim",
+    "sim bandwidth",
+    "sim catch-up",
     "snapshot create",
     "snapshot list",
     "staking candidate",
@@ -135,7 +137,12 @@ COMMANDS = (
 )
 """Every command path of `medchain` (groups are the paths' prefixes)."""
 
-DEFAULT_COMMANDS = {"bench": "network", "gateway": "gateway_main", "node": "node_main"}
+DEFAULT_COMMANDS = {
+    "bench": "network",
+    "gateway": "gateway_main",
+    "node": "node_main",
+    "sim": "sim",
+}
 """Groups that run a command of their own when called without a subcommand."""
 
 

@@ -79,3 +79,35 @@ def test_bad_arguments_say_what_to_use() -> None:
     assert bad.exit_code == 1 and "predictive" in bad.output
     bad = runner.invoke(app, ["sim", "--sweep", "latency=1,2"])
     assert bad.exit_code == 1 and "nodes=" in bad.output
+
+
+def test_json_with_a_plot_prints_only_json_on_stdout(tmp_path: Path) -> None:
+    png = tmp_path / "run.png"
+    result = runner.invoke(app, ["sim", *SMALL, "--json", "--plot", str(png)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["runs"][0]["engine"] == "pbft"
+    assert f"plot written to {png}" in result.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_markdown_output_is_the_table_the_docs_embed() -> None:
+    result = runner.invoke(app, ["sim", "--consensus", "pbft,dpos", *SMALL, "--markdown"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("| engine | nodes | blocks |") and lines[1].startswith("|:---|")
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| pbft", "| dpos"]
+    both = runner.invoke(app, ["sim", *SMALL, "--markdown", "--json"])
+    assert both.exit_code == 1 and "not both" in both.output
+
+
+def test_attack_reactions_run_once_each() -> None:
+    args = ["sim", "--consensus", "afbft", "--nodes", "7", "--blocks", "30", "--attack"]
+    args += ["predictive", "--attack-k", "2", "--attack-from", "10", "--attack-to", "20"]
+    result = runner.invoke(app, [*args, "--attack-reactions", "50,1000", "--json"])
+    assert result.exit_code == 0, result.output
+    attacks = json.loads(result.stdout)["attack"]
+    assert [a["reaction_ms"] for a in attacks] == [50, 1000]
+    bad = runner.invoke(app, [*args, "--attack-reactions", "fast"])
+    assert bad.exit_code == 1 and "--attack-reactions" in bad.output
+    alone = runner.invoke(app, ["sim", *SMALL, "--attack-reactions", "50"])
+    assert alone.exit_code == 1 and "--attack predictive" in alone.output

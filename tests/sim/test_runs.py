@@ -13,6 +13,7 @@ from medchain.sim import (
     parse_engines,
     parse_sweep,
     run_engines,
+    run_reactions,
     run_sweep,
 )
 from medchain.sim._chain import Byzantine
@@ -74,3 +75,23 @@ def test_a_sweep_runs_every_engine_at_every_count() -> None:
     runs = run_sweep(FAST, [EngineKind.PBFT, EngineKind.AFBFT], [4, 5], seen.append)
     assert seen == ["pbft n=4", "pbft n=5", "afbft n=4", "afbft n=5"]
     assert [len(r.nodes) for r in runs.results] == [4, 5, 4, 5]
+
+
+def test_reaction_times_give_a_run_each_and_the_markdown_names_them() -> None:
+    base = Scenario(nodes=7, blocks=30, block_interval_ms=100, round_timeout_ms=600)
+    window = AttackWindow(10, 20, 2, 1_000)
+    runs = run_reactions(base, [EngineKind.AFBFT], window, [50, 500])
+    assert [rep.reaction_ms for _, rep in runs.attacks] == [50, 500]
+    alone = run_engines(base, [EngineKind.AFBFT], AttackWindow(10, 20, 2, 500))
+    assert runs.attacks[1][1] == alone.attacks[0][1]  # the same run as asked on its own
+    text = runs.markdown()
+    summary, attack = text.split("\n\n")
+    assert summary.count("\n| afbft |") == 2
+    assert [line.split(" | ")[1] for line in attack.splitlines()[2:]] == ["50", "500"]
+
+
+def test_the_markdown_of_a_plain_run_is_one_table() -> None:
+    runs = run_engines(FAST, [EngineKind.PBFT])
+    text = runs.markdown()
+    assert "\n\n" not in text
+    assert text.splitlines()[2].startswith("| pbft | 4 | ")
