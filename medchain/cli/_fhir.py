@@ -4,6 +4,8 @@ listens on 127.0.0.1 unless told otherwise, and asks for the bearer token it pri
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import socket
 import sys
 from typing import Annotated
@@ -31,18 +33,19 @@ def fhir(
         str,
         typer.Option(
             "--host",
-            help="Address to listen on; anything but 127.0.0.1 lets other machines "
+            help="IP address to listen on; anything but 127.0.0.1 lets other machines "
             "reach the decrypted records (with the token).",
         ),
     ] = "127.0.0.1",
 ) -> None:
     """Serve your records as a FHIR R4 API: read, search, history, create, update,
     $everything. Prints the base URL and the bearer token calling systems send."""
+    listen = listen_address(host)
     with where.client(key) as client:
         token = new_token()
         app = create_fhir_app(AccountSource(client), token)
-        sock = socket.create_server((host, port))
-        shown = f"[{host}]" if ":" in host else host
+        sock = socket.create_server((listen, port))
+        shown = f"[{listen}]" if ":" in listen else listen
         console.print(f"FHIR base URL: http://{shown}:{sock.getsockname()[1]}")
         console.print(f"bearer token:  {token}")
         sys.stdout.flush()  # a launcher reading a pipe gets both lines now, not at exit
@@ -57,4 +60,19 @@ def serve(app: FastAPI, sock: socket.socket) -> None:
     """Serve `app` on `sock` until interrupted, in this thread (an in-process chain
     lives in the thread that opened it); the app's exports are deleted on the way out."""
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    server.run(sockets=[sock])
+    asyncio.run(server.serve(sockets=[sock]))
+
+
+def listen_address(host: str) -> str:
+    """`--host` as an IP address (`localhost` is 127.0.0.1); anything else, the empty
+    text included (which would listen on every interface), is refused."""
+    if host.strip().lower() == "localhost":
+        return "127.0.0.1"
+    try:
+        return str(ipaddress.ip_address(host.strip()))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{host!r} is not an IP address; give one such as 127.0.0.1 (this machine "
+            "only) or the address of one of its interfaces",
+            param_hint="'--host'",
+        ) from None
