@@ -23,6 +23,7 @@ from medchain.crypto import format_address
 from medchain.web import CSRF_FIELD
 from tests.web.browser import PHONE, check_page, chromium, watched
 from tests.web.conftest import SECOND_DOCTOR_NAME, RunningApp, Ward, app_of, running
+from tests.web.wearer import hours_ago, send_readings, sent_values, wear_device
 
 pytestmark = pytest.mark.slow
 
@@ -119,6 +120,33 @@ def test_the_timeline_fits_a_phone(ward: Ward, browser: BrowserContext) -> None:
         expect(page.get_by_text("71 /min")).to_be_visible()
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         check_page(page, errors, "patient-timeline-phone.png")
+
+
+def test_the_vitals_chart_draws_what_a_device_sent_through_the_gateway(
+    ward: Ward, browser: BrowserContext
+) -> None:
+    with HttpChain(ward.node.url, timeout_s=30) as chain:
+        sent = send_readings(chain, wear_device(ward, chain), 90, hours_ago(20), every_ms=600_000)
+    values = sent_values(sent)
+    with app_of(ward, ward.patient) as mine:
+        page = browser.new_page()
+        errors = watched(page)
+        page.goto(mine.login_url)
+        page.get_by_role("link", name="My vitals").click()
+        page.get_by_label("Last week").check()
+        page.get_by_role("button", name="Show").click()
+        chart = page.get_by_role("img", name="Heart rate, /min")
+        expect(chart).to_be_visible()
+        expect(page.locator("#vitals-count")).to_contain_text("90 readings")
+        points = page.locator("svg polyline.mean").get_attribute("points") or ""
+        rows = page.locator("details table tbody tr")
+        assert len(points.split()) == rows.count() > 1  # a point a period, no more
+        assert sum(int(n) for n in rows.locator("td:nth-child(2)").all_text_contents()) == 90
+        lowest = min(float(t) for t in rows.locator("td:nth-child(3)").all_text_contents())
+        highest = max(float(t) for t in rows.locator("td:nth-child(5)").all_text_contents())
+        assert (lowest, highest) == (min(values), max(values))
+        expect(chart.locator("desc")).to_contain_text(f"lowest {min(values):g}")
+        check_page(page, errors, "patient-vitals.png")
 
 
 def test_the_explorer_shows_a_new_block_live(
