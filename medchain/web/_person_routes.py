@@ -16,7 +16,6 @@ from medchain.crypto import parse_address
 from medchain.types import MedchainError
 from medchain.web._pages import Site
 from medchain.web._records import directory, patients, record_page, timeline
-from medchain.web._vitals import vitals, vitals_range
 from medchain.web._vitals_form import VITAL_SIGNS, observation_from_form
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -35,10 +34,6 @@ def _record_id(request: Request) -> bytes:
 def _page_number(request: Request) -> int:
     text = request.query_params.get("page", "1")
     return int(text) if text.isdigit() and len(text) < 7 else 1
-
-
-def _now_ms() -> int:
-    return int(datetime.now(UTC).timestamp() * 1000)
 
 
 def _shows_errors(site: Site, handler: Handler) -> Handler:
@@ -70,14 +65,6 @@ def person_routes(site: Site, client: MedchainClient) -> list[Route]:
         name = await run(lambda: client.chain.identity(address))
         who = {"name": name.name if name else "", "address": request.path_params["address"]}
         return site.page(request, "timeline.html", timeline=found, patient=who)
-
-    async def vitals_page(request: Request) -> Response:
-        text = request.path_params.get("address")
-        address = client.address if text is None else parse_address(text)
-        span = vitals_range(request.query_params, _now_ms())
-        found = await run(lambda: vitals(client, address, span))
-        who = site.me if text is None else {"name": "", "address": text}
-        return site.page(request, "vitals.html", vitals=found, patient=who)
 
     async def record(request: Request) -> Response:
         record_id = _record_id(request)
@@ -122,8 +109,6 @@ def person_routes(site: Site, client: MedchainClient) -> list[Route]:
             _shows_errors(site, observation),
             methods=["GET", "POST"],
         ),
-        Route("/vitals", _shows_errors(site, vitals_page)),
-        Route("/patients/{address}/vitals", _shows_errors(site, vitals_page)),
         Route("/records/{record_id}", _shows_errors(site, record)),
         Route("/records/{record_id}/grant", _shows_errors(site, change_readers), methods=["POST"]),
         Route("/records/{record_id}/revoke", _shows_errors(site, change_readers), methods=["POST"]),

@@ -122,7 +122,7 @@ def test_the_timeline_fits_a_phone(ward: Ward, browser: BrowserContext) -> None:
         check_page(page, errors, "patient-timeline-phone.png")
 
 
-def test_the_vitals_chart_draws_what_a_device_sent_through_the_gateway(
+def test_the_vitals_chart_draws_what_a_device_sent_and_its_trail_shows(
     ward: Ward, browser: BrowserContext
 ) -> None:
     with HttpChain(ward.node.url, timeout_s=30) as chain:
@@ -147,6 +147,12 @@ def test_the_vitals_chart_draws_what_a_device_sent_through_the_gateway(
         assert (lowest, highest) == (min(values), max(values))
         expect(chart.locator("desc")).to_contain_text(f"lowest {min(values):g}")
         check_page(page, errors, "patient-vitals.png")
+        page.get_by_role("link", name="My devices").click()
+        expect(page.locator("#devices")).to_contain_text("heart rate")
+        check_page(page, errors)
+        page.get_by_role("link", name="a band").click()
+        expect(page.get_by_role("cell", name="registered", exact=True)).to_be_visible()
+        check_page(page, errors, "patient-device.png")
 
 
 def test_the_explorer_shows_a_new_block_live(

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import httpx
 
-from medchain.client import HttpChain
 from medchain.crypto import format_address
 from medchain.web import CSRF_FIELD
 from tests.web.conftest import SECOND_DOCTOR_NAME, RunningApp, Ward, app_of
-from tests.web.wearer import hours_ago, send_readings, wear_device
 
 
 def _post(client: httpx.Client, app: RunningApp, path: str, **form: str) -> httpx.Response:
@@ -116,16 +114,3 @@ def test_a_clinician_finds_a_patient_by_address(ward: Ward) -> None:
         page = client.get("/", params={"q": patient[-12:]}).text
     assert f'href="/patients/{patient}"' in page
     assert "(clinician)" in page
-
-
-def test_the_vitals_page_draws_a_devices_readings_and_refuses_a_bad_range(ward: Ward) -> None:
-    with HttpChain(ward.node.url, timeout_s=30) as chain:
-        send_readings(chain, wear_device(ward, chain), 12, hours_ago(2))
-    with app_of(ward, ward.patient) as app, app.browser() as client:
-        page = client.get("/vitals", params={"range": "week"})
-        bad = client.get("/vitals", params={"range": "custom", "from": "2024-05-02", "to": "x"})
-    assert page.status_code == 200
-    assert "12 readings from" in page.text
-    assert '<polyline class="mean" points="' in page.text
-    assert 'value="week" checked' in page.text
-    assert bad.status_code == 400 and "as dates, e.g. 2024-05-01" in bad.text
