@@ -24,31 +24,38 @@ def now_ms() -> int:
     return int(datetime.now(UTC).timestamp() * 1000)
 
 
+async def whose(
+    site: Site, client: MedchainClient, request: Request, text: str | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """The patient whose page this is (`text`, else the path's address or `?for=`, else
+    the key holder), and how the page names them ("self" set on the holder's own,
+    "acting" on a proxy's page of a patient)."""
+    in_path = request.path_params.get("address")
+    text = text or in_path or request.query_params.get("for")
+    if not text or parse_address(text) == client.address:
+        return client.address, {**site.me, "self": "yes"}
+    address = parse_address(text)
+    name = await site.worker.run(lambda: name_of(client, address))
+    acting = "" if in_path else "yes"  # `for`: a proxy's pages of the patient
+    return address, {"name": name, "address": format_address(address), "acting": acting}
+
+
 def patient_routes(site: Site, client: MedchainClient) -> list[Route]:
     run = site.worker.run
 
-    async def whose(request: Request) -> tuple[bytes, dict[str, str]]:
-        """The patient whose page this is, and how the page names them."""
-        text = request.path_params.get("address") or request.query_params.get("for")
-        if not text or parse_address(text) == client.address:
-            return client.address, {**site.me, "self": "yes"}
-        address = parse_address(text)
-        name = await run(lambda: name_of(client, address))
-        return address, {"name": name, "address": format_address(address)}
-
     async def vitals_page(request: Request) -> Response:
-        address, who = await whose(request)
+        address, who = await whose(site, client, request)
         span = vitals_range(request.query_params, now_ms())
         found = await run(lambda: vitals(client, address, span))
         return site.page(request, "vitals.html", vitals=found, patient=who)
 
     async def devices(request: Request) -> Response:
-        address, who = await whose(request)
+        address, who = await whose(site, client, request)
         found = await run(lambda: devices_page(client, address))
         return site.page(request, "devices.html", devices=found, patient=who)
 
     async def device(request: Request) -> Response:
-        address, who = await whose(request)
+        address, who = await whose(site, client, request)
         device_address = parse_address(request.path_params["device"])
         found = await run(lambda: device_trail(client, address, device_address))
         return site.page(request, "device.html", found=found, patient=who)
