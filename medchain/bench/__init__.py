@@ -1,5 +1,6 @@
 """Benchmarks: load generators and reports (never timed tests)."""
 
+from medchain.bench._app import AppBenchResult, app_report, run_app_bench
 from medchain.bench._fhir import FhirBenchResult, fhir_report, run_fhir_bench
 from medchain.bench._flood import FloodResult, ForgedCost, run_flood_bench, run_forged_cost
 from medchain.bench._flood import result_json as flood_json
@@ -36,6 +37,7 @@ from medchain.bench._state import StateRootTiming, run_state_bench
 from medchain.bench._state_disk import DiskStateTiming, run_state_disk_bench
 
 __all__ = [
+    "AppBenchResult",
     "DiskStateTiming",
     "FhirBenchResult",
     "FloodResult",
@@ -55,6 +57,7 @@ __all__ = [
     "SoakPlan",
     "SoakResult",
     "StateRootTiming",
+    "app_report",
     "fhir_report",
     "flood_json",
     "flood_report",
@@ -66,6 +69,7 @@ __all__ = [
     "machine",
     "network_report",
     "ring_report",
+    "run_app_bench",
     "run_fhir_bench",
     "run_flood_bench",
     "run_forged_cost",
