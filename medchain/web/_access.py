@@ -21,6 +21,7 @@ CONSENT_PURPOSES = (
     (PurposeOfUse.RESEARCH, "research"),
 )
 """The purposes the consent form offers (the CLI takes any PurposeOfUse)."""
+_PURPOSE_WORDS = dict(CONSENT_PURPOSES)
 SCOPES = (
     (ProxyScope.READ, "read the records"),
     (ProxyScope.GRANT, "share them and set consents"),
@@ -82,9 +83,9 @@ def _emergency(client: MedchainClient, patient: bytes) -> tuple[str, bool]:
     chain = client.chain
     policy = chain.emergency_policy(patient) if isinstance(chain, EmergencyChain) else None
     if policy is None or not policy.enabled:
-        return "Off: no clinician can open your records in an emergency.", False
+        return "Off: no clinician can open the patient's records in an emergency.", False
     return (
-        f"On: a clinician may open your {', '.join(policy.resource_types)} records in an "
+        f"On: a clinician may open the patient's {', '.join(policy.resource_types)} records in an "
         f"emergency once {policy.threshold} of {len(policy.shares)} member organisations "
         f"agree (set at block {policy.set_height}).",
         True,
@@ -105,7 +106,7 @@ def _consent_row(client: MedchainClient, consent: StandingConsent, now_ms: int) 
         consent.consent_id,
         name_of(client, consent.reader),
         covers,
-        ", ".join(p.value for p in consent.purposes),
+        ", ".join(_PURPOSE_WORDS.get(p, p.value) for p in consent.purposes),
         state,
         consent.in_force(now_ms),
     )

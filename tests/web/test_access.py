@@ -39,7 +39,7 @@ def test_proxies_both_ways_emergency_and_consents(ward: Ward) -> None:
         kept.consent.consent_id,
         DOCTOR_NAME,
         "Observation",
-        "TREAT",
+        "treatment",
     )
     assert first.in_force and first.state == "in force, no end"
     assert second.covers == "every record" and not second.in_force
