@@ -29,7 +29,7 @@ from medchain.web._access import (
 )
 from medchain.web._feed import disclosure_rows, notice_rows
 from medchain.web._pages import Site
-from medchain.web._patient_routes import now_ms, whose
+from medchain.web._patient_routes import now_ms, patient_page, whose
 from medchain.web._person_routes import _shows_errors
 
 
@@ -42,13 +42,13 @@ def _back(path: str, patient: bytes, client: MedchainClient, text: str) -> Redir
 def access_routes(site: Site, client: MedchainClient) -> list[Route]:
     run = site.worker.run
 
-    async def access(request: Request) -> Response:
-        address, who = await whose(site, client, request)
-        found = await run(lambda: access_page(client, address, now_ms()))
-        return site.page(
-            request, "access.html", access=found, patient=who, purposes=CONSENT_PURPOSES,
-            scopes=SCOPES,
-        )  # fmt: skip
+    access = patient_page(
+        site, client, "access.html", lambda p: access_page(client, p, now_ms()),
+        purposes=CONSENT_PURPOSES, scopes=SCOPES,
+    )  # fmt: skip
+    notices_page = patient_page(
+        site, client, "notices.html", lambda p: notice_rows(client, p)
+    )  # fmt: skip
 
     async def change(request: Request) -> Response:
         """A posted change to the access of the patient the form names (`for`)."""
@@ -80,11 +80,6 @@ def access_routes(site: Site, client: MedchainClient) -> list[Route]:
         else:
             return site.error(request, f"no such change: {action[:40]}", status=404)
         return _back("/access", address, client, form.get("for", ""))
-
-    async def notices_page(request: Request) -> Response:
-        address, who = await whose(site, client, request)
-        rows = await run(lambda: notice_rows(client, address))
-        return site.page(request, "notices.html", notices=rows, patient=who)
 
     async def disclosures_page(request: Request) -> Response:
         address, who = await whose(site, client, request)

@@ -5,7 +5,9 @@ may see and do, the page shows what it answers."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -40,6 +42,24 @@ async def whose(
     return address, {"name": name, "address": format_address(address), "acting": acting}
 
 
+def patient_page(
+    site: Site,
+    client: MedchainClient,
+    template: str,
+    read: Callable[[bytes], Any],
+    **context: Any,
+) -> Callable[[Request], Awaitable[Response]]:
+    """A page of the patient the request names: `read(patient)` on the chain's thread,
+    shown by `template` as `found`."""
+
+    async def show(request: Request) -> Response:
+        address, who = await whose(site, client, request)
+        found = await site.worker.run(lambda: read(address))
+        return site.page(request, template, found=found, patient=who, **context)
+
+    return show
+
+
 def patient_routes(site: Site, client: MedchainClient) -> list[Route]:
     run = site.worker.run
 
@@ -49,10 +69,7 @@ def patient_routes(site: Site, client: MedchainClient) -> list[Route]:
         found = await run(lambda: vitals(client, address, span))
         return site.page(request, "vitals.html", vitals=found, patient=who)
 
-    async def devices(request: Request) -> Response:
-        address, who = await whose(site, client, request)
-        found = await run(lambda: devices_page(client, address))
-        return site.page(request, "devices.html", devices=found, patient=who)
+    devices = patient_page(site, client, "devices.html", lambda p: devices_page(client, p))
 
     async def device(request: Request) -> Response:
         address, who = await whose(site, client, request)
