@@ -98,6 +98,7 @@ screenshots: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/medchain bench ledger
 	$(BIN)/medchain bench fhir
+	$(BIN)/medchain bench app
 	$(BIN)/medchain bench sim
 	$(BIN)/medchain bench state
 	$(BIN)/medchain bench state-growth

@@ -1,5 +1,6 @@
 """Benchmarks: load generators and reports (never timed tests)."""
 
+from medchain.bench._app import AppBenchResult, app_report, run_app_bench
 from medchain.bench._ceiling import ValidateCeiling
 from medchain.bench._fhir import FhirBenchResult, fhir_report, run_fhir_bench
 from medchain.bench._flood import FloodResult, ForgedCost, run_flood_bench, run_forged_cost
@@ -39,6 +40,7 @@ from medchain.bench._state import StateRootTiming, run_state_bench
 from medchain.bench._state_disk import DiskStateTiming, run_state_disk_bench
 
 __all__ = [
+    "AppBenchResult",
     "DiskStateTiming",
     "FhirBenchResult",
     "FloodResult",
@@ -61,6 +63,7 @@ __all__ = [
     "SoakResult",
     "StateRootTiming",
     "ValidateCeiling",
+    "app_report",
     "fhir_report",
     "flood_json",
     "flood_report",
@@ -73,6 +76,7 @@ __all__ = [
     "network_report",
     "node_usage_report",
     "ring_report",
+    "run_app_bench",
     "run_fhir_bench",
     "run_flood_bench",
     "run_forged_cost",

@@ -222,6 +222,7 @@ bench.command("ring")(_bench.ring)
 bench.command("flood")(_bench.flood)
 bench.command("search")(_bench.search_speed)
 bench.command("fhir")(_bench.fhir)
+bench.command("app")(_bench.web_app)
 bench.command("gateway")(_bench.gateway)
 bench.command("soak")(_bench.soak)
 

@@ -18,6 +18,7 @@ from medchain.app import MAX_DEVICES_PER_PATIENT
 from medchain.bench import (
     Report,
     SoakPlan,
+    app_report,
     fhir_report,
     flood_json,
     flood_report,
@@ -29,6 +30,7 @@ from medchain.bench import (
     network_report,
     node_usage_report,
     ring_report,
+    run_app_bench,
     run_fhir_bench,
     run_flood_bench,
     run_forged_cost,
@@ -322,6 +324,23 @@ def fhir(
         _print_json({**dataclasses.asdict(result), "export_per_s": result.export_per_s})
     else:
         _print(fhir_report(result))
+
+
+@reports_errors
+def web_app(
+    records: Annotated[int, count("Records of the one patient.")] = 1_000,
+    readings: Annotated[int, count("Readings of the patient's band over a month.")] = 100_000,
+    blocks: Annotated[int, count("Explorer blocks timed.", high=1000)] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """The web app's pages in headless Chromium: first load, a timeline, a vitals chart,
+    and the explorer's delay from a block to its row on the open page."""
+    with stage_progress(disabled=as_json) as progress:
+        result = run_app_bench(records, readings, blocks, progress=progress)
+    if as_json:
+        _print_json(dataclasses.asdict(result))
+    else:
+        _print(app_report(result))
 
 
 @reports_errors

@@ -1,86 +1,44 @@
 """`medchain notifications`: what a patient (or their proxy) should know happened to
-their data, read from the chain: records written for them by others, proxies they
-named, and every break-glass on their emergency set."""
+their data (the client's `notices`: records written for them by others, proxies they
+named, every break-glass on their emergency set), printed a line a notice."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from medchain.app import AuditAction, Role
+from medchain.app import Role
 from medchain.cli._common import Chain, address_arg, console, load_key_file, on_chain, show_address
 from medchain.cli._options import key_option
-from medchain.client import ChainBackend, EmergencyChain
+from medchain.client import (
+    EMERGENCY_OPENED,
+    PROXY_ADDED,
+    RECORD_CREATED,
+    RECORD_VERSIONED,
+    Notice,
+    notices,
+)
 from medchain.types import MedchainError
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Notice:
-    height: int
-    text: str
-
-
-def _record_notices(chain: ChainBackend, patient: bytes) -> list[Notice]:
-    """A record (or a version) someone else wrote for the patient."""
-    notices = []
-    for record_id in chain.patient_records(patient):
-        record = chain.record(record_id)
-        kind = record.resource_type if record is not None else "record"
-        for entry in chain.audit(record_id):
-            if entry.actor == patient or entry.action not in (
-                AuditAction.CREATED,
-                AuditAction.VERSIONED,
-            ):
-                continue
-            by = show_address(entry.actor)
-            if entry.on_behalf:
-                by += " (your proxy)"
-            what = "new record" if entry.action is AuditAction.CREATED else "new version"
-            notices.append(Notice(entry.height, f"{what} {record_id.hex()} ({kind}) by {by}"))
-    return notices
-
-
-def _proxy_notices(chain: ChainBackend, patient: bytes) -> list[Notice]:
-    return [
-        Notice(
-            p.added_height,
-            f"proxy {show_address(p.proxy)} added as {p.relation.value} "
-            f"({','.join(s.value for s in p.scopes)})",
+def notice_text(notice: Notice) -> str:
+    """A notice in words, addresses as `mc1…`."""
+    if notice.kind in (RECORD_CREATED, RECORD_VERSIONED):
+        what = "new record" if notice.kind == RECORD_CREATED else "new version"
+        by = show_address(notice.actor) + (" (your proxy)" if notice.by_proxy else "")
+        return f"{what} {notice.subject.hex()} ({notice.detail}) by {by}"
+    if notice.kind == PROXY_ADDED:
+        scopes = ",".join(notice.scopes)
+        return f"proxy {show_address(notice.actor)} added as {notice.detail} ({scopes})"
+    request = notice.subject.hex()
+    if notice.kind == EMERGENCY_OPENED:
+        return (
+            f"break-glass: {show_address(notice.actor)} ({notice.org_id}) opened your "
+            f"emergency set, request {request}: {notice.detail!r}"
         )
-        for p in chain.proxies_of(patient)
-    ]
-
-
-def _emergency_notices(chain: ChainBackend, patient: bytes) -> list[Notice]:
-    """Every break-glass opening of the patient's set and every answer to one."""
-    if not isinstance(chain, EmergencyChain):
-        return []
-    found = []
-    for note in chain.notifications_of(patient):
-        request = note.request_id.hex()
-        if note.kind == "emergency.opened":
-            text = (
-                f"break-glass: {show_address(note.actor)} ({note.org_id}) opened your "
-                f"emergency set, request {request}: {note.detail!r}"
-            )
-        else:
-            text = f"break-glass: {note.org_id} answered request {request} ({note.detail})"
-        found.append(Notice(note.height, text))
-    return found
-
-
-def notices(chain: ChainBackend, patient: bytes) -> list[Notice]:
-    """The patient's feed, oldest first."""
-    return sorted(
-        [
-            *_record_notices(chain, patient),
-            *_proxy_notices(chain, patient),
-            *_emergency_notices(chain, patient),
-        ]
-    )
+    return f"break-glass: {notice.org_id} answered request {request} ({notice.detail})"
 
 
 @on_chain
@@ -105,8 +63,8 @@ def notifications(
         identity = chain.identity(owner)
         if identity is None or identity.role is not Role.PATIENT:
             raise MedchainError(f"{show_address(owner)} is not a patient on this chain")
-        feed = notices(chain, owner)
-    for notice in feed:
-        console.print(f"block {notice.height:>8}  {notice.text}")
+        feed = sorted((n.height, notice_text(n)) for n in notices(chain, owner))
+    for height, text in feed:
+        console.print(f"block {height:>8}  {text}")
     if not feed:
         console.print("nothing yet")

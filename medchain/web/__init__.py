@@ -6,7 +6,7 @@ receives a key."""
 from medchain.web._app import NotRegistered, explorer_app, person_app
 from medchain.web._guard import CSRF_FIELD, SESSION_COOKIE, Secrets
 from medchain.web._render import RecordView, render
-from medchain.web._serve import app_url, serve
+from medchain.web._serve import app_url, serve, serving
 from medchain.web._vitals_form import VITAL_SIGNS, InvalidForm, observation_from_form
 
 __all__ = [
@@ -23,4 +23,5 @@ __all__ = [
     "person_app",
     "render",
     "serve",
+    "serving",
 ]

@@ -17,10 +17,12 @@ from medchain.app import Credential, CredentialStatus
 from medchain.client import ChainBackend, MedchainClient
 from medchain.crypto import AccountKeys, format_address
 from medchain.types import MedchainError
+from medchain.web._access_routes import access_routes
 from medchain.web._explorer import ExplorerChain
 from medchain.web._explorer_routes import explorer_routes
 from medchain.web._guard import Guard, Secrets
 from medchain.web._pages import STATIC_DIR, Site
+from medchain.web._patient_routes import patient_routes
 from medchain.web._person_routes import person_routes
 from medchain.web._worker import ChainWorker
 
@@ -74,7 +76,8 @@ def person_app(
     name = worker.call(lambda: _own_name(client, credentials, identity.name))
     me = {"name": name, "address": format_address(identity.address)}
     site = Site(Guard(keys, port), worker, "clinician" if clinician else identity.role.value, me)
-    return _starlette(site, list(person_routes(site, client)))
+    routes = [*person_routes(site, client), *patient_routes(site, client)]
+    return _starlette(site, [*routes, *access_routes(site, client)])
 
 
 def _own_name(client: MedchainClient, credentials: list[Credential], public: str) -> str:

@@ -3,8 +3,11 @@ printed (with its token) names the port actually taken, even for `--port 0`."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import uvicorn
 from starlette.applications import Starlette
@@ -56,3 +59,25 @@ def serve(
     )
     announce(app_url(taken, keys))
     uvicorn.Server(config).run(sockets=[sock])
+
+
+@contextmanager
+def serving(make_app: Callable[[int, Secrets], Starlette]) -> Iterator[str]:
+    """The app `make_app` builds, served on a free port of 127.0.0.1 from a thread of
+    this process while the block runs (a benchmark's browser opens it); yields the
+    link with its token."""
+    sock = bind(0)
+    port = int(sock.getsockname()[1])
+    keys = Secrets()
+    config = uvicorn.Config(
+        make_app(port, keys), log_level="warning", timeout_graceful_shutdown=SHUTDOWN_GRACE_S
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=asyncio.run, args=(server.serve([sock]),), daemon=True)
+    thread.start()
+    try:
+        yield app_url(port, keys)
+    finally:
+        server.should_exit = True
+        thread.join(SHUTDOWN_GRACE_S * 10)
+        sock.close()

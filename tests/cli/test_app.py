@@ -19,6 +19,7 @@ COMMANDS = (
     "anon open",
     "anon submit",
     "app",
+    "bench app",
     "bench fhir",
     "bench flood",
     "bench gateway",

@@ -22,7 +22,8 @@ from medchain.client import HttpChain
 from medchain.crypto import format_address
 from medchain.web import CSRF_FIELD
 from tests.web.browser import PHONE, check_page, chromium, watched
-from tests.web.conftest import SECOND_DOCTOR_NAME, RunningApp, Ward, app_of, running
+from tests.web.conftest import DOCTOR_NAME, SECOND_DOCTOR_NAME, RunningApp, Ward, app_of, running
+from tests.web.wearer import hours_ago, send_readings, sent_values, wear_device
 
 pytestmark = pytest.mark.slow
 
@@ -119,6 +120,83 @@ def test_the_timeline_fits_a_phone(ward: Ward, browser: BrowserContext) -> None:
         expect(page.get_by_text("71 /min")).to_be_visible()
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         check_page(page, errors, "patient-timeline-phone.png")
+
+
+def test_the_vitals_chart_draws_what_a_device_sent_and_its_trail_shows(
+    ward: Ward, browser: BrowserContext
+) -> None:
+    with HttpChain(ward.node.url, timeout_s=30) as chain:
+        sent = send_readings(chain, wear_device(ward, chain), 90, hours_ago(20), every_ms=600_000)
+    values = sent_values(sent)
+    with app_of(ward, ward.patient) as mine:
+        page = browser.new_page()
+        errors = watched(page)
+        page.goto(mine.login_url)
+        page.get_by_role("link", name="My vitals").click()
+        page.get_by_label("Last week").check()
+        page.get_by_role("button", name="Show").click()
+        chart = page.get_by_role("img", name="Heart rate, /min")
+        expect(chart).to_be_visible()
+        expect(page.locator("#vitals-count")).to_contain_text("90 readings")
+        points = page.locator("svg polyline.mean").get_attribute("points") or ""
+        rows = page.locator("details table tbody tr")
+        assert len(points.split()) == rows.count() > 1  # a point a period, no more
+        assert sum(int(n) for n in rows.locator("td:nth-child(2)").all_text_contents()) == 90
+        lowest = min(float(t) for t in rows.locator("td:nth-child(3)").all_text_contents())
+        highest = max(float(t) for t in rows.locator("td:nth-child(5)").all_text_contents())
+        assert (lowest, highest) == (min(values), max(values))
+        expect(chart.locator("desc")).to_contain_text(f"lowest {min(values):g}")
+        check_page(page, errors, "patient-vitals.png")
+        page.get_by_role("link", name="My devices").click()
+        expect(page.locator("#devices")).to_contain_text("heart rate")
+        check_page(page, errors)
+        page.get_by_role("link", name="a band").click()
+        expect(page.get_by_role("cell", name="registered", exact=True)).to_be_visible()
+        check_page(page, errors, "patient-device.png")
+
+
+def _patient_names_a_proxy(page: Page, errors: list[str], app: RunningApp, proxy: str) -> None:
+    page.goto(app.login_url)
+    page.get_by_role("link", name="Access").click()
+    page.get_by_label("The proxy's address (mc1…)").fill(proxy)
+    page.get_by_label("Relation").select_option("parent")
+    page.get_by_label("share them and set consents").check()
+    page.get_by_role("button", name="Add the proxy").click()
+    expect(page.get_by_role("button", name=f"Remove proxy {SECOND_DOCTOR_NAME}")).to_be_visible()
+    page.get_by_role("button", name="Turn emergency access on").click()
+    expect(page.locator("#emergency-state")).to_contain_text("On: a clinician may open")
+    check_page(page, errors, "patient-access.png")
+    page.get_by_role("link", name="Notices").click()
+    expect(page.locator("#notices")).to_contain_text(f"{SECOND_DOCTOR_NAME} became a proxy")
+    check_page(page, errors)
+    page.get_by_role("link", name="Who read what").click()
+    expect(page.get_by_role("heading", name="Who read my data")).to_be_visible()
+    check_page(page, errors)
+
+
+def test_a_proxy_switches_to_the_patient_and_grants_a_consent_for_them(
+    ward: Ward, browser: BrowserContext
+) -> None:
+    doctor = format_address(ward.doctor.address)
+    with app_of(ward, ward.patient) as mine:
+        page = browser.new_page()
+        errors = watched(page)
+        _patient_names_a_proxy(page, errors, mine, format_address(ward.second.address))
+    with app_of(ward, ward.second) as theirs:
+        page.goto(theirs.login_url)
+        page.get_by_role("link", name="Access").click()
+        page.locator("#acting-for").get_by_role("link").click()  # the patient switcher
+        expect(page.get_by_role("navigation", name="Acting for")).to_contain_text("You act for")
+        page.get_by_label("The reader's address (mc1…)").fill(doctor)
+        page.get_by_label("Kinds of record, separated by commas").fill("Observation")
+        page.get_by_role("button", name="Grant the consent").click()
+        revoke = page.get_by_role("button", name=f"Revoke consent 1 of {DOCTOR_NAME}")
+        expect(revoke).to_be_visible()
+        check_page(page, errors, "proxy-access.png")
+        revoke.click()
+        expect(page.locator("#consent-list")).to_contain_text("revoked at block")
+    (consent,) = ward.client(ward.patient).consents()
+    assert consent.granted_by == ward.second.address and consent.revoked_height > 0
 
 
 def test_the_explorer_shows_a_new_block_live(
