@@ -13,7 +13,7 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from medchain.app import Credential, CredentialStatus
+from medchain.app import Credential, CredentialStatus, Role
 from medchain.client import ChainBackend, MedchainClient
 from medchain.crypto import AccountKeys, format_address
 from medchain.types import MedchainError
@@ -22,6 +22,7 @@ from medchain.web._explorer_routes import explorer_routes
 from medchain.web._guard import Guard, Secrets
 from medchain.web._pages import STATIC_DIR, Site
 from medchain.web._person_routes import person_routes
+from medchain.web._research_routes import research_routes
 from medchain.web._worker import ChainWorker
 
 
@@ -74,7 +75,8 @@ def person_app(
     name = worker.call(lambda: _own_name(client, credentials, identity.name))
     me = {"name": name, "address": format_address(identity.address)}
     site = Site(Guard(keys, port), worker, "clinician" if clinician else identity.role.value, me)
-    return _starlette(site, list(person_routes(site, client)))
+    research = research_routes(site, client) if site.mode == Role.INSTITUTION.value else []
+    return _starlette(site, [*research, *person_routes(site, client)])
 
 
 def _own_name(client: MedchainClient, credentials: list[Credential], public: str) -> str:
