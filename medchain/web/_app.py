@@ -10,13 +10,14 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from medchain.app import Credential, CredentialStatus, Role
 from medchain.client import ChainBackend, MedchainClient
 from medchain.crypto import AccountKeys, format_address
 from medchain.types import MedchainError
+from medchain.web._clinician_routes import clinician_routes
 from medchain.web._explorer import ExplorerChain
 from medchain.web._explorer_routes import explorer_routes
 from medchain.web._guard import Guard, Secrets
@@ -75,8 +76,17 @@ def person_app(
     name = worker.call(lambda: _own_name(client, credentials, identity.name))
     me = {"name": name, "address": format_address(identity.address)}
     site = Site(Guard(keys, port), worker, "clinician" if clinician else identity.role.value, me)
-    research = research_routes(site, client) if site.mode == Role.INSTITUTION.value else []
-    return _starlette(site, [*research, *person_routes(site, client)])
+    return _starlette(site, [*_role_routes(site, client), *person_routes(site, client)])
+
+
+def _role_routes(site: Site, client: MedchainClient) -> list[Route]:
+    """The routes a clinician's or a research organisation's app adds (before the
+    person routes: a role's home page replaces theirs)."""
+    if site.mode == "clinician":
+        return clinician_routes(site, client)
+    if site.mode == Role.INSTITUTION.value:
+        return research_routes(site, client)
+    return []
 
 
 def _own_name(client: MedchainClient, credentials: list[Credential], public: str) -> str:

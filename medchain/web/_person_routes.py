@@ -14,6 +14,7 @@ from starlette.routing import Route
 from medchain.client import MedchainClient
 from medchain.crypto import parse_address
 from medchain.types import MedchainError
+from medchain.web._clinician import keywords_for
 from medchain.web._pages import Site, page_number
 from medchain.web._records import directory, patients, record_page, timeline
 from medchain.web._vitals_form import VITAL_SIGNS, observation_from_form
@@ -88,7 +89,11 @@ def person_routes(site: Site, client: MedchainClient) -> list[Route]:
             return refused
         try:
             resource = observation_from_form(form, datetime.now(UTC))
-            await run(lambda: client.put_record(patient_address, resource))
+            await run(
+                lambda: client.put_record(
+                    patient_address, resource, keywords=keywords_for(resource)
+                )
+            )
         except MedchainError as exc:
             return site.page(
                 request, "observation.html", status=400, address=address, signs=VITAL_SIGNS,
