@@ -9,13 +9,26 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from medchain.client import MedchainClient
+from medchain.app import REQUEST_ID_SIZE
+from medchain.client import MedchainClient, open_emergency
+from medchain.crypto import parse_address
 from medchain.types import MedchainError
+from medchain.web._break_glass import patient_emergency, request_state
 from medchain.web._clinician import InvalidUpdate, my_patients, new_version, search_records
 from medchain.web._pages import Site
 from medchain.web._person_routes import _record_id as record_id_of
 from medchain.web._person_routes import _shows_errors as shows_errors
 from medchain.web._records import patients
+
+
+def _request_id(request: Request) -> bytes:
+    try:
+        raw = bytes.fromhex(request.path_params["request_id"])
+    except ValueError:
+        raw = b""
+    if len(raw) != REQUEST_ID_SIZE:
+        raise MedchainError(f"that is not a request id ({2 * REQUEST_ID_SIZE} hex characters)")
+    return raw
 
 
 def clinician_routes(site: Site, client: MedchainClient) -> list[Route]:
@@ -58,8 +71,34 @@ def clinician_routes(site: Site, client: MedchainClient) -> list[Route]:
             )
         return RedirectResponse(path, status_code=303)
 
+    async def emergency(request: Request) -> Response:
+        address = request.path_params["address"]
+        patient = parse_address(address)
+        if request.method == "POST":
+            form, refused = await site.posted(request)
+            if refused is not None:
+                return refused
+            reason = form.get("reason", "").strip()
+            if not reason:
+                raise MedchainError("give the reason for emergency access; it is recorded")
+            opened = await run(lambda: open_emergency(client, patient, reason))
+            return RedirectResponse(f"/emergency/{opened.hex()}", status_code=303)
+        state = await run(lambda: patient_emergency(client, patient))
+        return site.page(request, "emergency.html", patient=address, emergency=state)
+
+    async def emergency_request(request: Request) -> Response:
+        request_id = _request_id(request)
+        state = await run(lambda: request_state(client, request_id))
+        return site.page(request, "emergency_request.html", opened=state)
+
     return [
         Route("/", shows_errors(site, home)),
+        Route(
+            "/patients/{address}/emergency",
+            shows_errors(site, emergency),
+            methods=["GET", "POST"],
+        ),
+        Route("/emergency/{request_id}", shows_errors(site, emergency_request)),
         Route("/search", shows_errors(site, search)),
         Route("/records/{record_id}/update", shows_errors(site, update), methods=["GET", "POST"]),
     ]

@@ -7,9 +7,11 @@ import json
 
 import httpx
 
+from medchain.client import set_up_emergency_policy
 from medchain.crypto import format_address
 from medchain.web import CSRF_FIELD
 from tests.web.conftest import RunningApp, Ward, app_of
+from tests.web.test_break_glass import answer_all, penicillin_allergy
 
 
 def _post(client: httpx.Client, app: RunningApp, path: str, **form: str) -> httpx.Response:
@@ -65,3 +67,29 @@ def test_a_patient_has_no_search_or_update(ward: Ward) -> None:
         assert client.get("/search").status_code == 404
         assert client.get(f"/records/{record_id.hex()}/update").status_code == 404
         assert "Write a new version" not in client.get(f"/records/{record_id.hex()}").text
+
+
+def test_break_glass_is_requested_and_its_set_shown_once_answered(ward: Ward) -> None:
+    patient_client = ward.client(ward.patient)
+    patient_client.put_record(ward.patient.address, penicillin_allergy())
+    patient = format_address(ward.patient.address)
+    with app_of(ward, ward.doctor) as app, app.browser() as client:
+        off = client.get(f"/patients/{patient}/emergency").text
+        set_up_emergency_policy(patient_client)
+        assert (
+            'href="/patients/' + patient + '/emergency"' in client.get(f"/patients/{patient}").text
+        )
+        empty = _post(client, app, f"/patients/{patient}/emergency", reason=" ")
+        opened = _post(client, app, f"/patients/{patient}/emergency", reason="unconscious")
+        waiting = client.get(opened.headers["location"]).text
+        answer_all(ward)
+        answered = client.get(opened.headers["location"]).text
+        listed = client.get(f"/patients/{patient}/emergency").text
+        wrong = client.get("/emergency/zz")
+    assert "break-glass is not available" in off
+    assert empty.status_code == 400 and "give the reason" in empty.text
+    assert opened.status_code == 303
+    assert "0 of the 2 needed" in waiting and "Penicillin" not in waiting
+    assert "2 of the 2 needed" in answered and "Penicillin" in answered
+    assert f'<a href="{opened.headers["location"]}">' in listed
+    assert wrong.status_code == 400 and "not a request id" in wrong.text
