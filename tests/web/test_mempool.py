@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from medchain.app import RegisterArgs, Role
+from medchain.client import HttpChain
 from medchain.crypto import AccountKeys, format_address
 from medchain.types import Tx, tx_id
 from medchain.web._mempool import mempool_view
@@ -30,7 +31,8 @@ def _waiting(ward: Ward, count: int) -> list[tuple[AccountKeys, Tx]]:
 
 def test_the_view_lists_the_oldest_first_up_to_the_limit(ward: Ward) -> None:
     waiting = _waiting(ward, 3)
-    view = mempool_view(ward.client(ward.stranger).chain, limit=2)
+    with HttpChain(ward.node.url) as chain:
+        view = mempool_view(chain, limit=2)
     assert (view.count, view.bytes) == (3, sum(len(tx.encoded) for _, tx in waiting))
     assert [(r.tx_hash, r.sender, r.method, r.nonce) for r in view.rows] == [
         (tx_id(tx).hex(), format_address(k.address), "registry.register", 0)
