@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import BrowserContext, expect
@@ -19,22 +17,11 @@ from medchain.client import set_up_emergency_policy
 from medchain.crypto import AccountKeys, format_address
 from medchain.web._clinician import keywords_for
 from tests.api.harness import RESEARCH, signed
-from tests.web.browser import check_page, chromium, watched
+from tests.web.browser import check_page, watched
 from tests.web.conftest import EXAMPLES, RunningApp, Ward, app_of
 from tests.web.test_break_glass import answer_all, penicillin_allergy
 
 pytestmark = pytest.mark.slow
-
-WAIT_MS = 30_000
-"""Generous: the machine may be busy."""
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[BrowserContext]:
-    with chromium(tmp_path / "profile") as context:
-        context.set_default_timeout(WAIT_MS)
-        expect.set_options(timeout=WAIT_MS)
-        yield context
 
 
 def test_a_clinician_searches_updates_and_breaks_the_glass(
