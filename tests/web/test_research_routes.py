@@ -7,6 +7,8 @@ import json
 
 import httpx
 
+from medchain.web._pages import templates
+from medchain.web._research import Holdings
 from tests.api.harness import RESEARCH
 from tests.web.conftest import Ward, app_of
 
@@ -37,3 +39,12 @@ def test_a_patient_has_no_research_pages(ward: Ward) -> None:
     with app_of(ward, ward.patient) as app, app.browser() as client:
         assert client.get("/research/export.ndjson").status_code == 404
         assert "My records" in client.get("/").text
+
+
+def test_the_pager_links_the_newer_and_older_pages() -> None:
+    middle = Holdings(counts=(("Condition", 45),), copies=(), page=2, pages=3, total=45)
+    html = templates.get_template("research.html").render(holdings=middle, me={}, mode="")
+    assert '<a href="?page=1">Newer</a>' in html
+    assert '<a href="?page=3">Older</a>' in html
+    last = Holdings(counts=(), copies=(), page=3, pages=3, total=45)
+    assert "Older" not in templates.get_template("research.html").render(holdings=last)
