@@ -93,7 +93,7 @@ typecheck: $(STAMP)
 # the web app's main pages photographed into docs/img/ (for docs/APP.md) by its browser
 # tests; a plain test run takes no screenshot
 screenshots: $(STAMP)
-	MEDCHAIN_SCREENSHOTS=docs/img $(BIN)/pytest -m slow tests/web/test_in_browser.py
+	MEDCHAIN_SCREENSHOTS=docs/img $(BIN)/pytest -m slow tests/web/test_in_browser.py tests/web/test_roles_in_browser.py
 
 bench: $(STAMP)
 	$(BIN)/medchain bench ledger

@@ -20,7 +20,7 @@ from pydantic import BaseModel, BeforeValidator, Field, model_validator
 from medchain.crypto import ADDRESS_SIZE, address_from_public_key, format_address
 from medchain.node import genesis_hash
 from medchain.store import MAX_HEIGHT
-from medchain.types import Attribute, Block, Genesis, block_hash, encode, tx_id
+from medchain.types import Attribute, Block, Genesis, Tx, block_hash, encode, tx_id
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -559,6 +559,37 @@ class NodeStatusModel(FromChain):
         description="Why the stored chain disagrees with the anchors on the verification "
         "chain ('' when it agrees): see GET /v1/anchoring."
     )
+
+
+class PendingTxModel(BaseModel):
+    """A transaction waiting in the mempool: who sent it and what it calls (its
+    arguments are shown once a block commits it)."""
+
+    tx_hash: Hex
+    sender: Address
+    method: str
+    nonce: int
+    fee: int
+    size: int = Field(description="Encoded bytes.")
+
+    @classmethod
+    def of(cls, tx: Tx) -> PendingTxModel:
+        fields = {"tx_hash": tx_id(tx), "sender": address_from_public_key(tx.sender)}
+        return cls.model_validate(
+            {
+                **fields,
+                "method": tx.method,
+                "nonce": tx.nonce,
+                "fee": tx.fee,
+                "size": len(tx.encoded),
+            }
+        )
+
+
+class MempoolModel(BaseModel):
+    count: int = Field(description="Transactions waiting in this node's mempool.")
+    bytes: int = Field(description="Their encoded size.")
+    txs: list[PendingTxModel] = Field(description="The first `limit` of them, oldest first.")
 
 
 class HealthModel(BaseModel):

@@ -1,13 +1,16 @@
-"""The node itself: status, health (for load balancers and the devnet) and metrics."""
+"""The node itself: status, its mempool, health (for load balancers and the devnet) and
+metrics."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from medchain.api._deps import Service
-from medchain.api._models import HealthModel, NodeStatusModel
+from medchain.api._models import HealthModel, MempoolModel, NodeStatusModel, PendingTxModel
 
 router = APIRouter(tags=["node"])
 
@@ -15,6 +18,22 @@ router = APIRouter(tags=["node"])
 @router.get("/v1/status", summary="What the node reports about itself")
 async def status(service: Service) -> NodeStatusModel:
     return NodeStatusModel.of(service.status())
+
+
+MAX_MEMPOOL_SHOWN = 500
+
+
+@router.get("/v1/mempool", summary="The transactions waiting in this node's mempool")
+async def mempool(
+    service: Service,
+    limit: Annotated[int, Query(ge=0, le=MAX_MEMPOOL_SHOWN, description="How many to list.")] = 50,
+) -> MempoolModel:
+    """How many transactions wait, their size, and the first `limit` of them, oldest
+    first: sender, method, nonce and fee (what every node gossips; their arguments are
+    in the block that commits them)."""
+    current = service.status()
+    shown = [PendingTxModel.of(tx) for tx in service.pending_txs(limit)]
+    return MempoolModel(count=current.mempool_txs, bytes=current.mempool_bytes, txs=shown)
 
 
 @router.get(

@@ -85,6 +85,10 @@ class NodeService(Protocol):
 
     def is_pending(self, tx_hash: bytes) -> bool: ...
 
+    def pending_txs(self, limit: int) -> tuple[Tx, ...]:
+        """The first `limit` transactions waiting in the mempool, in arrival order."""
+        ...
+
     def status(self) -> NodeStatus: ...
 
     def anchoring_status(self) -> AnchoringStatus | None:

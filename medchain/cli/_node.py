@@ -200,12 +200,25 @@ def _show(devnet: Devnet) -> None:
             "`medchain verify` checks a node against them"
         )
     console.print(f"funded account for demos and benchmarks: {devnet.faucet_key}")
+    _show_web_app(devnet)
     founders = ", ".join(o.org_id for o in devnet.genesis().organisations)
     if founders:
         console.print(
             f"founding organisations ({founders}): admin and account key files in "
             f"{devnet.home / ORGS_DIR}/<org_id>/{ADMIN_KEY_FILE} and {ORG_KEY_FILE}"
         )
+
+
+def _show_web_app(devnet: Devnet) -> None:
+    """How to open the web app on this devnet: the explorer, and an account's pages."""
+    node = devnet.nodes[0].api_url
+    console.print("open it in a browser (each command prints the link to open):", soft_wrap=True)
+    console.print(f"  explorer  medchain app --explorer --node {node}", soft_wrap=True)
+    console.print(
+        f"  account   medchain app --key FILE --node {node}  (FILE: a key from "
+        "`medchain keys new`, registered with `medchain register`)",
+        soft_wrap=True,
+    )
 
 
 @reports_errors

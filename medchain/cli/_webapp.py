@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from starlette.applications import Starlette
 
 from medchain.cli._common import console, load_key_file, open_backend, open_node, reports_errors
 from medchain.cli._options import DEFAULT_NODE, DataOption, NodeOption
 from medchain.client import ChainBackend
 from medchain.types import MedchainError
-from medchain.web import explorer_app, person_app, serve
+from medchain.web import FHIR_PATH, Secrets, explorer_app, person_app, serve
 
 DEFAULT_PORT = 8700
 
@@ -53,4 +54,16 @@ def web_app(
     def chain() -> AbstractContextManager[ChainBackend]:
         return open_backend(node, data)
 
-    serve(lambda p, s: person_app(account, chain, p, s), port, _announce)
+    fhir: list[str] = []
+
+    def app(taken: int, keys: Secrets) -> Starlette:
+        made = person_app(account, chain, taken, keys)
+        fhir.extend((f"http://127.0.0.1:{taken}{FHIR_PATH}", keys.fhir))
+        return made
+
+    def announce(url: str) -> None:
+        _announce(url)
+        console.print(f"FHIR R4 for an EHR: base {fhir[0]}", soft_wrap=True, markup=False)
+        console.print(f"  with 'Authorization: Bearer {fhir[1]}'", soft_wrap=True, markup=False)
+
+    serve(app, port, announce)

@@ -382,6 +382,11 @@ class HttpChain(AccessReads, EmergencyReads, RecoveryReads):
         anchors, as GET /v1/anchoring serves them (`configured` false: it anchors not)."""
         return self._body(self._request("GET", "/v1/anchoring"))
 
+    def mempool(self, limit: int = 50) -> dict[str, Any]:
+        """The node's pending transactions, as GET /v1/mempool serves them: `count`,
+        `bytes` and the first `limit` in `txs` (hash, sender, method, nonce, fee, size)."""
+        return self._body(self._request("GET", "/v1/mempool", params={"limit": limit}))
+
     def block_ids(self, heights: Sequence[int]) -> dict[int, tuple[bytes, bytes | None]]:
         """(block id, state root) the node stores at each of `heights` it holds, in
         requests of 10,000 heights. The root is None from a node of a release that

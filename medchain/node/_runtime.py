@@ -466,6 +466,9 @@ class Node:
     def is_pending(self, tx_hash: bytes) -> bool:
         return tx_hash in self.app.mempool
 
+    def pending_txs(self, limit: int) -> tuple[Tx, ...]:
+        return self.app.mempool.reap(limit)
+
     def status(self) -> NodeStatus:
         last = self.app.last_block()
         connected = set(self.transport.connected())

@@ -10,20 +10,23 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from medchain.app import Credential, CredentialStatus
+from medchain.app import Credential, CredentialStatus, Role
 from medchain.client import ChainBackend, MedchainClient
 from medchain.crypto import AccountKeys, format_address
 from medchain.types import MedchainError
 from medchain.web._access_routes import access_routes
+from medchain.web._clinician_routes import clinician_routes
 from medchain.web._explorer import ExplorerChain
 from medchain.web._explorer_routes import explorer_routes
-from medchain.web._guard import Guard, Secrets
+from medchain.web._fhir_mount import FhirMount
+from medchain.web._guard import FHIR_PATH, Guard, Secrets
 from medchain.web._pages import STATIC_DIR, Site
 from medchain.web._patient_routes import patient_routes
 from medchain.web._person_routes import person_routes
+from medchain.web._research_routes import research_routes
 from medchain.web._worker import ChainWorker
 
 
@@ -31,19 +34,23 @@ class NotRegistered(MedchainError):
     """The key file's account is not registered on this chain."""
 
 
-def _starlette(site: Site, routes: list[BaseRoute]) -> Starlette:
+def _starlette(site: Site, routes: list[BaseRoute], fhir: FhirMount | None = None) -> Starlette:
     static = Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static")
+    mounts = [static] if fhir is None else [static, Mount(FHIR_PATH, app=fhir)]
     return Starlette(
-        routes=[*routes, static],
+        routes=[*routes, *mounts],
         middleware=[Middleware(BaseHTTPMiddleware, dispatch=site.guard)],
-        lifespan=lambda _: _closes(site.worker),
+        lifespan=lambda _: _closes(site.worker, fhir),
     )
 
 
 @asynccontextmanager
-async def _closes(worker: ChainWorker[Any]) -> AsyncIterator[None]:
-    """The chain stays open while the app serves, and is closed when it stops."""
+async def _closes(worker: ChainWorker[Any], fhir: FhirMount | None) -> AsyncIterator[None]:
+    """The chain (and the FHIR facade on it) stay open while the app serves, and are
+    closed when it stops."""
     yield
+    if fhir is not None:
+        fhir.close()
     worker.close()
 
 
@@ -76,8 +83,20 @@ def person_app(
     name = worker.call(lambda: _own_name(client, credentials, identity.name))
     me = {"name": name, "address": format_address(identity.address)}
     site = Site(Guard(keys, port), worker, "clinician" if clinician else identity.role.value, me)
-    routes = [*person_routes(site, client), *patient_routes(site, client)]
-    return _starlette(site, [*routes, *access_routes(site, client)])
+    fhir = FhirMount(worker, client, keys.fhir)
+    routes = [*_role_routes(site, client), *person_routes(site, client)]
+    routes += [*patient_routes(site, client), *access_routes(site, client)]
+    return _starlette(site, routes, fhir)
+
+
+def _role_routes(site: Site, client: MedchainClient) -> list[Route]:
+    """The routes a clinician's or a research organisation's app adds (before the
+    person routes: a role's home page replaces theirs)."""
+    if site.mode == "clinician":
+        return clinician_routes(site, client)
+    if site.mode == Role.INSTITUTION.value:
+        return research_routes(site, client)
+    return []
 
 
 def _own_name(client: MedchainClient, credentials: list[Credential], public: str) -> str:

@@ -40,6 +40,8 @@ class ExplorerChain(Protocol):
 
     def stake(self, address: bytes) -> StakeAccount: ...
 
+    def mempool(self, limit: int) -> dict[str, Any]: ...
+
 
 @dataclass(frozen=True)
 class BlockSummary:

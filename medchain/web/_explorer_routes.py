@@ -20,6 +20,7 @@ from medchain.web._explorer import (
     overview,
     summary,
 )
+from medchain.web._mempool import mempool_view
 from medchain.web._pages import Site
 
 POLL_S = 0.2
@@ -55,6 +56,10 @@ def explorer_routes(site: Site) -> list[Route]:
             total=total, rows=rows, start=start,
         )  # fmt: skip
 
+    async def mempool(request: Request) -> Response:
+        pool = await site.worker.run(lambda: mempool_view(chain))
+        return site.page(request, "mempool.html", pool=pool)
+
     async def events(request: Request) -> Response:
         return StreamingResponse(
             _new_blocks(site, chain, request),
@@ -66,6 +71,7 @@ def explorer_routes(site: Site) -> list[Route]:
         Route("/", home),
         Route("/blocks/{height:int}", block),
         Route("/accounts", accounts),
+        Route("/mempool", mempool),
         Route("/events", events),
     ]
 

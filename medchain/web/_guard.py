@@ -15,12 +15,16 @@ from urllib.parse import urlencode, urlsplit
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from medchain.fhir import bearer_matches
+
 SESSION_COOKIE = "medchain_session"
 """The cookie's name, followed by the port: a browser shares cookies among the ports of
 127.0.0.1, and two apps (a patient's, the explorer) may be open at once."""
 CSRF_FIELD = "csrf"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
 SAFE_METHODS = frozenset({"GET", "HEAD"})
+FHIR_PATH = "/fhir"
+"""Where the app serves its account's records over FHIR R4 (see _fhir_mount)."""
 
 CONTENT_SECURITY_POLICY = "; ".join(
     (
@@ -65,6 +69,8 @@ class Secrets:
     url_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     session: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    fhir: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    """The bearer token an EHR sends to the app's FHIR API (under /fhir)."""
 
 
 def _same(given: str | None, expected: str) -> bool:
@@ -77,6 +83,10 @@ def _local_origin(value: str | None, port: int) -> bool:
         return False
     parts = urlsplit(value)
     return parts.scheme == "http" and parts.hostname in LOCAL_HOSTS and parts.port == port
+
+
+def _fhir_path(path: str) -> bool:
+    return path == FHIR_PATH or path.startswith(FHIR_PATH + "/")
 
 
 def _refused(status: int, reason: str) -> Response:
@@ -113,6 +123,10 @@ class Guard:
                 path="/",
             )
             return response
+        if _fhir_path(request.url.path) and bearer_matches(
+            request.headers.get("authorization"), self.keys.fhir
+        ):
+            return None  # a calling system's request: no cookie, so no cross-site forgery
         if not _same(request.cookies.get(self.cookie), self.keys.session):
             return HTMLResponse(_NO_SESSION, status_code=401)
         if request.method in SAFE_METHODS:

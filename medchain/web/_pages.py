@@ -27,6 +27,12 @@ templates = Environment(
 )
 
 
+def page_number(request: Request) -> int:
+    """The `page` query parameter (from 1); 1 when it is missing or not a number."""
+    text = request.query_params.get("page", "1")
+    return int(text) if text.isdigit() and len(text) < 7 else 1
+
+
 class BadForm(MedchainError):
     """A posted form the app cannot read."""
 

@@ -14,7 +14,8 @@ from starlette.routing import Route
 from medchain.client import MedchainClient
 from medchain.crypto import parse_address
 from medchain.types import MedchainError
-from medchain.web._pages import Site
+from medchain.web._clinician import keywords_for
+from medchain.web._pages import Site, page_number
 from medchain.web._records import directory, patients, record_page, timeline
 from medchain.web._vitals_form import VITAL_SIGNS, observation_from_form
 
@@ -29,11 +30,6 @@ def _record_id(request: Request) -> bytes:
     if len(raw) != 16:
         raise MedchainError("that is not a record id (32 hex characters)")
     return raw
-
-
-def _page_number(request: Request) -> int:
-    text = request.query_params.get("page", "1")
-    return int(text) if text.isdigit() and len(text) < 7 else 1
 
 
 def _shows_errors(site: Site, handler: Handler) -> Handler:
@@ -53,7 +49,7 @@ def person_routes(site: Site, client: MedchainClient) -> list[Route]:
 
     async def home(request: Request) -> Response:
         if site.mode == "patient":
-            found = await run(lambda: timeline(client, client.address, _page_number(request)))
+            found = await run(lambda: timeline(client, client.address, page_number(request)))
             return site.page(request, "timeline.html", timeline=found, patient=site.me)
         query = request.query_params.get("q", "")
         found_patients = await run(lambda: patients(client, query))
@@ -61,7 +57,7 @@ def person_routes(site: Site, client: MedchainClient) -> list[Route]:
 
     async def patient(request: Request) -> Response:
         address = parse_address(request.path_params["address"])
-        found = await run(lambda: timeline(client, address, _page_number(request)))
+        found = await run(lambda: timeline(client, address, page_number(request)))
         name = await run(lambda: client.chain.identity(address))
         who = {"name": name.name if name else "", "address": request.path_params["address"]}
         return site.page(request, "timeline.html", timeline=found, patient=who)
@@ -93,7 +89,11 @@ def person_routes(site: Site, client: MedchainClient) -> list[Route]:
             return refused
         try:
             resource = observation_from_form(form, datetime.now(UTC))
-            await run(lambda: client.put_record(patient_address, resource))
+            await run(
+                lambda: client.put_record(
+                    patient_address, resource, keywords=keywords_for(resource)
+                )
+            )
         except MedchainError as exc:
             return site.page(
                 request, "observation.html", status=400, address=address, signs=VITAL_SIGNS,

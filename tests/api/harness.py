@@ -325,6 +325,9 @@ class FakeNode:
     def is_pending(self, tx_hash: bytes) -> bool:
         return tx_hash in self.pending
 
+    def pending_txs(self, limit: int) -> tuple[Tx, ...]:
+        return tuple(self.pending.values())[:limit]
+
     def anchoring_status(self) -> AnchoringStatus | None:
         return None
 

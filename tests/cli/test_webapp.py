@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -23,12 +24,14 @@ __all__ = ["cli"]
 
 ROOT = Path(__file__).resolve().parents[2]
 URL = re.compile(r"http://127\.0\.0\.1:\d+/\?token=[\w-]+")
+FHIR = re.compile(r"base (http://127\.0\.0\.1:\d+/fhir)\s+with 'Authorization: Bearer ([\w-]+)'")
 START_DEADLINE_S = 60
 
 
 @contextmanager
-def medchain_app(*args: str) -> Iterator[str]:
-    """`medchain app ARGS --port 0` in a process of its own; yields the link it prints."""
+def medchain_app(*args: str, fhir: bool = False) -> Iterator[Any]:
+    """`medchain app ARGS --port 0` in a process of its own; yields the link it prints
+    (with `fhir`, and the FHIR base and bearer token it prints next)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "300"}
     process = subprocess.Popen(
         [sys.executable, "-m", "medchain.cli", "app", *args, "--port", "0"],
@@ -42,13 +45,24 @@ def medchain_app(*args: str) -> Iterator[str]:
         for line in process.stdout:
             found = URL.search(line)
             if found:
-                yield found.group(0)
+                yield (found.group(0), _fhir_lines(process.stdout)) if fhir else found.group(0)
                 break
         else:
             pytest.fail(f"no link printed: {process.stderr.read() if process.stderr else ''}")
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(START_DEADLINE_S)
+
+
+def _fhir_lines(stdout: IO[str]) -> tuple[str, str]:
+    """The FHIR base and bearer token the app prints after its link."""
+    text = ""
+    for line in stdout:
+        text += line
+        found = FHIR.search(text)
+        if found:
+            return found.group(1), found.group(2)
+    pytest.fail(f"no FHIR base and token printed: {text}")
 
 
 @pytest.mark.slow
@@ -77,6 +91,19 @@ def test_a_patient_opens_their_app_on_a_local_chain(cli: Cli) -> None:
     assert page.status_code == 200
     assert "My records" in page.text
     assert "ann" in page.text
+
+
+@pytest.mark.slow
+def test_an_ehr_reads_a_local_chain_through_the_apps_fhir_api(cli: Cli) -> None:
+    key, _ = patient(cli, "ann")
+    with medchain_app("--key", str(key), "--data", str(cli.data), fhir=True) as (link, fhir):
+        base, token = fhir
+        found = httpx.get(f"{base}/Patient", headers={"authorization": f"Bearer {token}"})
+        refused = httpx.get(f"{base}/Patient")
+    assert base == link.split("/?")[0] + "/fhir"
+    assert found.status_code == 200 and found.json()["resourceType"] == "Bundle"
+    assert found.json()["total"] == 1  # the patient's own Patient resource
+    assert refused.status_code == 401
 
 
 @pytest.mark.parametrize(

@@ -424,3 +424,18 @@ def test_a_node_makes_snapshots_at_its_interval_and_keeps_the_last(tmp_path: Pat
             await node.close()
 
     asyncio.run(scenario())
+
+
+def test_pending_txs_lists_the_mempool_oldest_first(tmp_path: Path) -> None:
+    """What GET /v1/mempool lists: the mempool's transactions in arrival order, as many
+    as asked (read before the node starts proposing, so nothing commits them)."""
+    node, faucet = _node(tmp_path)
+    try:
+        txs = [_transfer(node, faucet, n) for n in range(3)]
+        for tx in txs:
+            assert node.app.mempool.add(tx)
+        assert node.pending_txs(2) == tuple(txs[:2])
+        assert node.pending_txs(10) == tuple(txs)
+        assert node.pending_txs(0) == ()
+    finally:
+        asyncio.run(node.close())

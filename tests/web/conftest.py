@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from playwright.sync_api import BrowserContext, expect
 from starlette.applications import Starlette
 
 from medchain.anchor import AnchorSettings, Mismatch, VerifyReport
@@ -26,6 +27,7 @@ from medchain.node import AnchoringStatus, LocalChain
 from medchain.web import Secrets, explorer_app, person_app
 from medchain.web._serve import bind
 from tests.api.harness import FakeNode, Served, clinician, make_chain, served
+from tests.web.browser import chromium
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PATIENT_NAME = "Jane Roe"
@@ -137,3 +139,16 @@ def explorer(ward: Ward) -> Iterator[RunningApp]:
 def app_of(ward: Ward, keys: AccountKeys) -> Iterator[RunningApp]:
     with running(lambda port, secrets: person_app(keys, node_chain(ward), port, secrets)) as app:
         yield app
+
+
+WAIT_MS = 30_000
+"""Generous, for everything the browser tests' pages wait on."""
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[BrowserContext]:
+    """A headless Chromium with a fresh profile (tests/web/browser.py)."""
+    with chromium(tmp_path / "profile") as context:
+        context.set_default_timeout(WAIT_MS)
+        expect.set_options(timeout=WAIT_MS)
+        yield context

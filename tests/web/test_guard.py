@@ -140,3 +140,9 @@ def test_no_page_holds_the_private_key(ward: Ward) -> None:
         pages = [client.get(p).text for p in ("/", f"/records/{record_id.hex()}", "/?page=2")]
     assert all(form not in page for page in pages for form in shown)
     assert "Jane Roe" in pages[0]
+
+
+@pytest.mark.parametrize("path", ["/fhirx", "/records/00", "/static/app.css", "/events"])
+def test_the_fhir_bearer_token_opens_only_fhir(explorer: RunningApp, path: str) -> None:
+    bearer = {"authorization": f"Bearer {explorer.keys.fhir}"}
+    assert httpx.get(explorer.url + path, headers=bearer).status_code == 401

@@ -8,9 +8,6 @@ into docs/img/."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 from starlette.applications import Starlette
@@ -21,22 +18,11 @@ from starlette.routing import Route
 from medchain.client import HttpChain
 from medchain.crypto import format_address
 from medchain.web import CSRF_FIELD
-from tests.web.browser import PHONE, check_page, chromium, watched
+from tests.web.browser import PHONE, check_page, watched
 from tests.web.conftest import DOCTOR_NAME, SECOND_DOCTOR_NAME, RunningApp, Ward, app_of, running
 from tests.web.wearer import hours_ago, send_readings, sent_values, wear_device
 
 pytestmark = pytest.mark.slow
-
-WAIT_MS = 30_000
-"""Generous, for everything else the pages wait on."""
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[BrowserContext]:
-    with chromium(tmp_path / "profile") as context:
-        context.set_default_timeout(WAIT_MS)
-        expect.set_options(timeout=WAIT_MS)
-        yield context
 
 
 def _heart_rate(value: int) -> dict[str, object]:
