@@ -84,7 +84,7 @@ def person_app(
     me = {"name": name, "address": format_address(identity.address)}
     site = Site(Guard(keys, port), worker, "clinician" if clinician else identity.role.value, me)
     fhir = FhirMount(worker, client, keys.fhir)
-    routes = [*_role_routes(site, client), *person_routes(site, client)]
+    routes: list[BaseRoute] = [*_role_routes(site, client), *person_routes(site, client)]
     routes += [*patient_routes(site, client), *access_routes(site, client)]
     return _starlette(site, routes, fhir)
 
