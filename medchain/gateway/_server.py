@@ -1,4 +1,5 @@
-"""The gateway's HTTP face: devices POST signed readings, ask for their status and proof.
+"""The gateway's HTTP face: devices POST signed readings, ask for their status and proof;
+patients read the gateway's disclosure log as they read a node's.
 
 A request's readings are parsed and checked in the gateway's intake workers
 (medchain.gateway._intake), then decided on by the synchronous pipeline
@@ -21,8 +22,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from medchain.api import install_route_error_handlers
 from medchain.app import ReadNotAllowed
 from medchain.crypto import format_address
+from medchain.gateway._disclosure_routes import disclosure_routes
 from medchain.gateway._intake import CheckedReading, IntakeCheckers
 from medchain.gateway._memory import UPKEEP_PERIOD_S, memory_upkeep
 from medchain.gateway._read_requests import ReadRefused, status_body, verified_read
@@ -235,6 +238,8 @@ def create_gateway_app(
     app.get("/v1/health")(_health)
     app.post("/v1/readings", response_model=None)(_post_readings)
     app.get("/v1/readings/{reading_id}", response_model=None)(_get_reading)
+    app.include_router(disclosure_routes())
+    install_route_error_handlers(app)
     return app
 
 
