@@ -98,6 +98,7 @@ class HeadCommitModel(FromChain):
 class HeadCommitsModel(BaseModel):
     node: Address
     count: int = Field(description="Commits the node made, in all.")
+    latest: HeadCommitModel | None = Field(description="Its latest commit (none yet: null).")
     commits: list[HeadCommitModel]
 
 
@@ -189,15 +190,17 @@ async def nodes(chain: Chain) -> list[HeadCommitModel]:
 @router.get("/disclosures/commits", summary="The disclosure heads a node committed")
 async def commits(
     chain: Chain,
-    node: Annotated[str, Query(description="The node's (validator) address.")],
+    node: Annotated[str, Query(description="The committer's (validator's or gateway's) address.")],
     start: Annotated[int, Query(ge=0, description="Index of the first commit.")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_COMMITS)] = MAX_COMMITS,
 ) -> HeadCommitsModel:
     raw = parse.address(node, "node")
     state = chain.ledger.state
     found = contracts.head_commits(state, raw, start, limit)
+    latest = contracts.latest_head(state, raw)
     return HeadCommitsModel(
         node=format_address(raw),
         count=contracts.head_commit_count(state, raw),
+        latest=None if latest is None else HeadCommitModel.of(latest),
         commits=[HeadCommitModel.of(c) for c in found],
     )
