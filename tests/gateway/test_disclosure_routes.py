@@ -48,12 +48,17 @@ def _query(world: World) -> str:  # noqa: F811
     return "/v1/disclosures?" + urlencode({"patient": format_address(world.patient.address)})
 
 
+def _logging(world: World, tmp_path: Path) -> tuple[SqliteDisclosureLog, GatewayService]:  # noqa: F811
+    """A gateway service whose log is a file, as when it runs from its home."""
+    log = SqliteDisclosureLog(tmp_path / DISCLOSURES_FILE, world.gateway_keys.address)
+    return log, world.service(ReadingIndex(":memory:"), disclosures=log)
+
+
 def test_the_patient_and_their_read_proxy_see_the_gateways_entries(
     world: World,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    log = SqliteDisclosureLog(tmp_path / DISCLOSURES_FILE, world.gateway_keys.address)
-    service = world.service(ReadingIndex(":memory:"), disclosures=log)
+    log, service = _logging(world, tmp_path)
     rid = _asked_twice(world, service)
     proxy = MedchainClient(AccountKeys.generate(), world.chain)
     proxy.register(Role.PATIENT, "a carer")
@@ -85,8 +90,7 @@ def test_the_patient_and_their_read_proxy_see_the_gateways_entries(
 
 
 def test_nobody_else_sees_a_patients_entries(world: World, tmp_path: Path) -> None:  # noqa: F811
-    log = SqliteDisclosureLog(tmp_path / DISCLOSURES_FILE, world.gateway_keys.address)
-    service = world.service(ReadingIndex(":memory:"), disclosures=log)
+    log, service = _logging(world, tmp_path)
     _asked_twice(world, service)
     with _http(service) as http:
         unsigned = http.get(_query(world))
