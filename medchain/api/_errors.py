@@ -244,6 +244,13 @@ def internal_error() -> JSONResponse:
     )
 
 
+def install_route_error_handlers(app: FastAPI) -> None:
+    """The node's error shape for the node's routes another app serves (the edge
+    gateway's disclosure log): their ApiErrors and invalid parameters."""
+    app.add_exception_handler(ApiError, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Handlers are coroutines: Starlette runs plain functions in a thread pool."""
     app.add_exception_handler(HTTPException, _http_error)

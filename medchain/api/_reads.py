@@ -61,8 +61,9 @@ class Reader:
     now_ms: int
 
 
-def _target(scope: Scope) -> str:
-    """The request's path and query as the client sent them (what it signed)."""
+def request_target(scope: Scope) -> str:
+    """The request's path and query as the client sent them (what a read request signs):
+    the target `verify_read_request` checks, for the node's routes and the gateway's."""
     raw = scope.get("raw_path")
     path = raw.decode("latin-1") if raw else scope["path"]
     query = scope.get("query_string", b"")
@@ -83,7 +84,12 @@ async def _reader(request: Request, service: Service) -> Reader:
         signed = parse_read_header(header)
         body = await request.body()
         verify_read_request(
-            signed, service.genesis.chain_id, request.method, _target(request.scope), body, now_ms
+            signed,
+            service.genesis.chain_id,
+            request.method,
+            request_target(request.scope),
+            body,
+            now_ms,
         )
     except ReadRequestInvalid as exc:
         raise ApiError(401, exc.code, exc.message, _CHALLENGE) from None

@@ -129,6 +129,7 @@ from medchain.app._devices import (
     vitals_readers_of,
 )
 from medchain.app._disclosure_heads import (
+    MAX_API_URL_CHARS,
     CommitHeadArgs,
     HeadCommit,
     disclosure_nodes,
@@ -426,6 +427,7 @@ __all__ = [
     "DEFAULT_GRANT_PURPOSES",
     "ED25519_COST",
     "LABEL_BLOCK_BYTES",
+    "MAX_API_URL_CHARS",
     "MAX_BATCH_BUNDLES",
     "MAX_BATCH_READINGS",
     "MAX_CONSENTS_IN_FORCE",

@@ -2,8 +2,10 @@
 so that it cannot later rewrite, drop or reorder the reads it logged up to that head
 without its log disagreeing with the chain.
 
-Only a validator's account commits (the node signs with its own key); its `seq` (the
-number of entries the head covers) strictly increases. Each node's commits are a
+A validator's account commits (the node signs with its own key), and so does an
+active registered edge gateway's, for the log of the reading statuses it serves (a
+revoked one no longer may); a committer's `seq` (the number of entries the head
+covers) strictly increases. Each node's commits are a
 counted list, with its latest apart, and the nodes that ever committed are a counted
 list too: where a patient's client finds every node's `api_url` to ask.
 """
@@ -13,9 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from medchain.app._context import Call, Methods
+from medchain.app._devices import _require_gateway, get_gateway
 from medchain.app._errors import InvalidArgument
 from medchain.app._indexes import CountedList
-from medchain.app._registry import Role, require_identity
+from medchain.app._registry import Role, get_identity, require_identity
 from medchain.app._state import State, load, save
 from medchain.types import decode, encode
 
@@ -29,13 +32,13 @@ class CommitHeadArgs:
     """How many entries the head covers (the log's length when it was taken)."""
     head: bytes
     api_url: str
-    """Where the node serves its log (GET /v1/disclosures…)."""
+    """Where the node (or gateway) serves its log (GET /v1/disclosures…)."""
 
 
 @dataclass(frozen=True, slots=True)
 class HeadCommit:
     node: bytes
-    """The node's (validator) account."""
+    """The committer's account: a validator's node, or an edge gateway."""
     seq: int
     head: bytes
     api_url: str
@@ -76,8 +79,19 @@ def disclosure_nodes(state: State) -> list[HeadCommit]:
     return [c for c in latest if c is not None]
 
 
+def _require_committer(state: State, sender: bytes) -> None:
+    """A validator, or an active gateway of a member organisation (as for its batches)."""
+    identity = get_identity(state, sender)
+    if identity is not None and identity.role is Role.VALIDATOR:
+        return
+    if get_gateway(state, sender) is not None:
+        _require_gateway(state, sender)
+        return
+    require_identity(state, sender, Role.VALIDATOR)
+
+
 def commit_head(state: State, call: Call, args: CommitHeadArgs) -> None:
-    require_identity(state, call.sender, Role.VALIDATOR)
+    _require_committer(state, call.sender)
     if len(args.head) != HEAD_SIZE:
         raise InvalidArgument(f"a disclosure head is {HEAD_SIZE} bytes, not {len(args.head)}")
     if not 0 < len(args.api_url) <= MAX_API_URL_CHARS or not args.api_url.startswith(

@@ -75,6 +75,9 @@ class Names:
         identity = self.chain.identity(address)
         if identity is not None and identity.name:
             return identity.name
+        gateway = self.chain.gateway(address)
+        if gateway is not None:
+            return gateway.label or format_address(address)
         for credential in self.chain.credentials_of(address):
             return f"{credential.name} ({credential.org_id})"
         return format_address(address)
@@ -110,7 +113,8 @@ def _table(reports: list[NodeDisclosures], name: Names) -> Table:
 
 
 def _node_line(report: NodeDisclosures, name: Names) -> str:
-    where = f"{name(report.node)} ({report.api_url})"
+    kind = "gateway " if report.gateway else ""
+    where = f"{kind}{name(report.node)} ({report.api_url})"
     if report.error:
         return f"{where}: could not be asked: {report.error}"
     if report.disagreement:
@@ -131,8 +135,8 @@ def record_disclosures(
     ] = "",
 ) -> None:
     """Who read your data (or one record's), when, through which node and for which
-    purpose: every node that committed its log on chain is asked, and its answer is
-    checked against what it committed. Exits 1 if a node's log disagrees."""
+    purpose: every node and edge gateway that committed its log on chain is asked, and
+    its answer is checked against what it committed. Exits 1 if a log disagrees."""
     if where.data is not None:
         raise MedchainError(
             "disclosures are kept by the nodes that serve reads; ask a node with --node URL"

@@ -70,11 +70,20 @@ def gateway_init(
         int, typer.Option("--port", min=1, max=65_535, help="Port devices send readings to.")
     ] = 8700,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    public_url: Annotated[
+        str,
+        typer.Option(
+            "--public-url",
+            help="The URL patients reach the gateway at, for its disclosure log "
+            "(default: http://HOST:PORT).",
+        ),
+    ] = "",
 ) -> None:
     """Create a gateway home: a new account key and config.json. A hospital then
     registers the printed address on chain."""
-    keys = create_gateway_home(home, GatewayConfig(node_url=node, host=host, port=port))
-    ok(f"gateway home {home}: listens on {host}:{port}, commits to {node}")
+    config = GatewayConfig(node_url=node, host=host, port=port, public_url=public_url)
+    keys = create_gateway_home(home, config)
+    ok(f"gateway home {home}: listens on {host}:{port} ({config.api_url}), commits to {node}")
     console.print(f"gateway address: {keys.address_text}")
     console.print("a hospital registers it before it may commit readings:")
     console.print(

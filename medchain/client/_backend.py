@@ -167,6 +167,10 @@ class ChainBackend(Protocol):
 
     def gateway(self, address: bytes) -> app.Gateway | None: ...
 
+    def disclosure_head(self, committer: bytes) -> app.HeadCommit | None:
+        """The latest head of its disclosure log a node or gateway committed (None: none)."""
+        ...
+
     def batch(self, batch_id: bytes) -> app.Batch | None: ...
 
     def vitals(

@@ -1,5 +1,6 @@
-"""The patient's accounting of disclosures: ask every node whose API URL is committed
-on chain for the patient's entries in its disclosure log, and check them.
+"""The patient's accounting of disclosures: ask every node and edge gateway whose API
+URL is committed on chain for the patient's entries in its disclosure log, and check
+them (a gateway serves its log with the node's routes).
 
 A node's answer is checked twice: each entry's salted hash must be the one at its
 seq in the node's public hash list, and that list must give every head the node
@@ -56,6 +57,8 @@ class NodeDisclosures:
     """The first seq where the node's log disagrees with its commitment (0: none)."""
     error: str = ""
     """Why the node could not be asked or checked ('' if it was)."""
+    gateway: bool = False
+    """The committer is an edge gateway (its log: the reading statuses it told)."""
 
     @property
     def verified(self) -> bool:
@@ -98,6 +101,15 @@ def committed_nodes(http: httpx.Client) -> list[HeadCommit]:
         decode(HeadCommit, bytes.fromhex(c["encoded"]))
         for c in _json(http.get("/v1/disclosures/nodes"))
     ]
+
+
+def is_gateway(http: httpx.Client, address: bytes) -> bool:
+    """Whether the chain (the node `http` talks to) lists `address` as an edge gateway."""
+    response = http.get(f"/v1/gateways/{format_address(address)}")
+    if response.status_code == 404:
+        return False
+    _json(response)
+    return True
 
 
 def _hashes(http: httpx.Client, last: int) -> list[bytes]:
@@ -144,6 +156,7 @@ class DisclosureAudit:
         shown = NodeDisclosures(latest.node, latest.api_url, latest.seq, ())
         try:
             commits = head_commits_from(home, latest.node)
+            shown = replace(shown, gateway=is_gateway(home, latest.node))
             with self.connect(latest.api_url) as http:
                 entries = self._entries(http, patient, record_id)
                 last = max([latest.seq, *(seq for seq, _ in entries)])

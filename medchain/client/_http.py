@@ -671,6 +671,11 @@ class HttpChain(AccessReads, EmergencyReads, RecoveryReads):
         body = self._get(f"/v1/gateways/{format_address(address)}", missing=("unknown_gateway",))
         return None if body is None else self._decoded(app.Gateway, body)
 
+    def disclosure_head(self, committer: bytes) -> app.HeadCommit | None:
+        path = f"/v1/disclosures/commits?node={format_address(committer)}&limit=1"
+        latest = self._get(path).get("latest")
+        return None if latest is None else self._decoded(app.HeadCommit, latest)
+
     def batch(self, batch_id: bytes) -> app.Batch | None:
         body = self._get(f"/v1/batches/{batch_id.hex()}", missing=("unknown_batch",))
         if body is None:

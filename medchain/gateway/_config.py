@@ -3,11 +3,14 @@
     HOME/
       gateway.key     the gateway's account (a hospital registers its address on chain
                       with `medchain gateways register`)
-      config.json     node URL, listen address, batching and rate limits, and an
-                      optional "mqtt" section (the broker devices publish readings to)
+      config.json     node URL, listen address and public URL, batching and rate
+                      limits, and an optional "mqtt" section (the broker devices
+                      publish readings to)
       index.sqlite    replay guard and pending readings
       index-committed.sqlite
                       committed batches and readings (where each went, for proofs)
+      disclosures.sqlite
+                      the reading statuses it told, to whom (its disclosure log)
 
 Strike thresholds are not here: they are chain parameters, the same for every gateway.
 """
@@ -19,6 +22,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from medchain.app import MAX_API_URL_CHARS
+from medchain.client import is_http_url
+from medchain.node import DEFAULT_COMMIT_INTERVAL_S
 from medchain.types import MedchainError
 
 CONFIG_FILE = "config.json"
@@ -66,6 +72,12 @@ class GatewayConfig:
     node_url: str = "http://127.0.0.1:8600"
     host: str = "127.0.0.1"
     port: int = 8700
+    public_url: str = ""
+    """The URL patients' clients reach this gateway at: committed on chain with its
+    disclosure log's heads, where `medchain record disclosures` asks for its entries.
+    Empty: http://host:port, right only if others reach the gateway at that address."""
+    disclosure_commit_interval_ms: int = int(DEFAULT_COMMIT_INTERVAL_S * 1000)
+    """How often the disclosure log's head is committed, while it has new entries."""
     batch_max_readings: int = 20_000
     batch_max_delay_ms: int = 1_000
     rate_per_minute: int = 120
@@ -98,6 +110,11 @@ class GatewayConfig:
     mqtt: MqttConfig | None = None
     """Take readings over MQTT as well as HTTP; None (the default) means HTTP only."""
 
+    @property
+    def api_url(self) -> str:
+        """Where the gateway is reached: `public_url`, or its listen address."""
+        return self.public_url or f"http://{self.host}:{self.port}"
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
 
@@ -114,6 +131,7 @@ _INT_LIMITS = {
     "max_clock_ahead_ms": (0, 86_400_000),
     "max_reading_age_days": (0, 36_500),
     "intake_workers": (0, 64),
+    "disclosure_commit_interval_ms": (100, 3_600_000),
 }
 
 
@@ -186,6 +204,17 @@ def parse_config(raw: dict[str, Any]) -> GatewayConfig:
             raise GatewayConfigError(
                 f"{key} must be an integer from {low} to {high}, found {raw[key]!r}"
             )
+    public_url = raw.get("public_url", "")
+    if public_url != "" and (
+        type(public_url) is not str
+        or not is_http_url(public_url)
+        or len(public_url) > MAX_API_URL_CHARS
+    ):
+        raise GatewayConfigError(
+            f"public_url must be the http(s) URL the gateway is reached at, of at most "
+            f"{MAX_API_URL_CHARS} characters (or empty for http://host:port), "
+            f"found {public_url!r}"
+        )
     if "strike_bad_signatures" in raw and type(raw["strike_bad_signatures"]) is not bool:
         raise GatewayConfigError("strike_bad_signatures must be true or false")
     mqtt = raw.get("mqtt")

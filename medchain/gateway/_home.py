@@ -1,6 +1,7 @@
 """A gateway's home directory: setting one up (a new account key and config.json), and
-running the gateway from it: the HTTP server devices post to, MQTT intake when the
-config has an `mqtt` section, and the intake workers, until SIGINT or SIGTERM."""
+running the gateway from it: the HTTP server devices post to (and patients read its
+disclosure log from), MQTT intake when the config has an `mqtt` section, the intake
+workers, and the commitments of its disclosure log's head, until SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
@@ -22,10 +23,11 @@ from medchain.gateway._config import (
     GatewayConfig,
     write_config,
 )
+from medchain.gateway._disclosure_heads import GatewayHeads
 from medchain.gateway._index import ReadingIndex
 from medchain.gateway._intake import IntakeCheckers, tune_collector
 from medchain.gateway._mqtt import start_mqtt
-from medchain.gateway._server import create_gateway_app
+from medchain.gateway._server import create_gateway_app, make_call
 from medchain.gateway._service import GatewayService
 from medchain.node import DISCLOSURES_FILE, SqliteDisclosureLog
 from medchain.types import MedchainError
@@ -63,10 +65,29 @@ def _warn_if_unregistered(chain: HttpChain, keys: AccountKeys, node_url: str) ->
         log.warning("cannot reach the node at %s yet: %s", node_url, exc.message)
 
 
+_WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
+def _heads(
+    service: GatewayService, disclosures: SqliteDisclosureLog, config: GatewayConfig
+) -> GatewayHeads:
+    """The commitments of the log's head, with the URL patients reach the gateway at."""
+    if not config.public_url and config.host in _WILDCARD_HOSTS:
+        log.warning(
+            "the gateway listens on every address but its config names no public_url: "
+            "patients are sent to %s for its disclosure log; set public_url in %s",
+            config.api_url,
+            CONFIG_FILE,
+        )
+    interval_s = config.disclosure_commit_interval_ms / 1000
+    return GatewayHeads(disclosures, service.client, config.api_url, make_call(True), interval_s)
+
+
 async def serve_gateway(home: Path, config: GatewayConfig, keys: AccountKeys) -> None:
     """Run the gateway of `home` with its `config` and account `keys` until SIGINT or
     SIGTERM; the pending batch is committed before it returns. Every reading status it
-    serves is logged in `home`'s disclosure log (DISCLOSURES_FILE)."""
+    serves is logged in `home`'s disclosure log (DISCLOSURES_FILE), whose head it
+    commits on chain with its public URL (`GatewayHeads`)."""
     tune_collector()
     disclosures = SqliteDisclosureLog(home / DISCLOSURES_FILE, keys.address)
     try:
@@ -82,11 +103,12 @@ async def _serve(
         _warn_if_unregistered(chain, keys, config.node_url)
         index = ReadingIndex(home / INDEX_FILE)
         service = GatewayService(keys, chain, index, config, disclosures=disclosures)
+        heads = _heads(service, disclosures, config)
         checkers = IntakeCheckers(config.intake_workers, asyncio.to_thread)
         checkers.start()
         server = _Server(
             uvicorn.Config(
-                create_gateway_app(service, checkers=checkers),
+                create_gateway_app(service, checkers=checkers, heads=heads),
                 host=config.host,
                 port=config.port,
                 log_config=None,

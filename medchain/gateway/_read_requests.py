@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import Request
 
+from medchain.api import request_target
 from medchain.app import PurposeOfUse
 from medchain.crypto import (
     READ_SCHEME,
@@ -51,14 +52,6 @@ class SignedRead:
     """The gateway's wall clock when it checked the request."""
 
 
-def _target(request: Request) -> str:
-    """The request's path and query as the client sent them (what it signed)."""
-    raw = request.scope.get("raw_path")
-    path = raw.decode("latin-1") if raw else request.scope["path"]
-    query = request.scope.get("query_string", b"")
-    return f"{path}?{query.decode('latin-1')}" if query else path
-
-
 def verified_read(request: Request, chain_id: str) -> SignedRead:
     """The request's verified signer and purpose, or ReadRefused saying what to fix. A
     GET has no body: the signature covers the empty one."""
@@ -73,7 +66,9 @@ def verified_read(request: Request, chain_id: str) -> SignedRead:
     now_ms = time.time_ns() // 1_000_000  # the gateway's own clock, as a node's API
     try:
         signed = parse_read_header(header)
-        verify_read_request(signed, chain_id, request.method, _target(request), b"", now_ms)
+        verify_read_request(
+            signed, chain_id, request.method, request_target(request.scope), b"", now_ms
+        )
     except ReadRequestInvalid as exc:
         raise ReadRefused(401, exc.code, exc.message, _CHALLENGE) from None
     try:

@@ -13,10 +13,10 @@ device signs with its own key and costs no lookup.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from medchain.app import ProxyScope, ReadAccess, ReadNotAllowed
+from medchain.app import NotRegistered, ProxyScope, ReadAccess, ReadNotAllowed
 from medchain.client import ChainBackend
 from medchain.crypto import address_from_public_key, format_address
 
@@ -46,6 +46,8 @@ class _Facts:
     allowed: dict[bytes, ReadAccess]
     keys: dict[bytes, bytes | None]
     expires: float
+    read_proxies: frozenset[bytes] = frozenset()
+    """The proxies in force with the `read` scope: they see the patient's disclosures."""
 
 
 class ReadingAccess:
@@ -77,16 +79,33 @@ class ReadingAccess:
                 "yet, and until it is only its device may; ask again once it is committed"
             )
         facts = self._facts_of(parties.patient, now_ms)
-        for account, access in facts.allowed.items():
-            current = facts.keys.get(account)
-            if current == signer_key or (current is None and account == own):
-                return account, access
+        account = _signer_among(facts, signer_key, facts.allowed)
+        if account is not None:
+            return account, facts.allowed[account]
         raise ReadNotAllowed(
             f"{format_address(own)} may not ask about readings of "
             f"{format_address(parties.patient)}: its key is not the current key of their "
             "device, the patient, or one of their vitals readers, guardians or read proxies; "
             "the patient adds vitals readers with `medchain devices share-vitals`"
         )
+
+    def check_disclosures(self, signer_key: bytes, patient: bytes, now_ms: int) -> bytes:
+        """The signer's account if it may see the patient's disclosures (the patient, a
+        `read` proxy in force), else ReadNotAllowed; NotRegistered for an address with
+        no identity on chain."""
+        facts = self._facts_of(patient, now_ms)
+        if facts.keys.get(patient) is None:
+            raise NotRegistered(
+                f"{format_address(patient)} is not a patient on this chain; check the address"
+            )
+        account = _signer_among(facts, signer_key, [patient, *sorted(facts.read_proxies)])
+        if account is None:
+            raise ReadNotAllowed(
+                f"{format_address(address_from_public_key(signer_key))} may not see "
+                f"{format_address(patient)}'s disclosures: only the patient and their "
+                "proxies with the read scope may"
+            )
+        return account
 
     def _facts_of(self, patient: bytes, now_ms: int) -> _Facts:
         now = self._clock()
@@ -107,16 +126,30 @@ class ReadingAccess:
         allowed: dict[bytes, ReadAccess] = {patient: ReadAccess("owner")}
         for reader in self.chain.vitals_readers_of(patient):
             allowed.setdefault(reader, ReadAccess("vitals_reader"))
+        read_proxies: set[bytes] = set()
         for proxy in self.chain.proxies_of(patient):
             if proxy.active(now_ms) and (
                 ProxyScope.DEVICES in proxy.scopes or ProxyScope.READ in proxy.scopes
             ):
                 allowed.setdefault(proxy.proxy, ReadAccess("proxy", patient))
+            if proxy.active(now_ms) and ProxyScope.READ in proxy.scopes:
+                read_proxies.add(proxy.proxy)
         keys: dict[bytes, bytes | None] = {}
         for account in allowed:
             identity = self.chain.identity(account)
             keys[account] = None if identity is None else identity.public_key
-        return _Facts(allowed, keys, expires)
+        return _Facts(allowed, keys, expires, frozenset(read_proxies))
+
+
+def _signer_among(facts: _Facts, signer_key: bytes, accounts: Iterable[bytes]) -> bytes | None:
+    """The account of `accounts` whose current key is `signer_key` (an account with no
+    identity signs with its own key), or None."""
+    own = address_from_public_key(signer_key)
+    for account in accounts:
+        current = facts.keys.get(account)
+        if current == signer_key or (current is None and account == own):
+            return account
+    return None
 
 
 __all__ = ["ACCESS_CACHE_S", "ReadingAccess", "ReadingParties"]

@@ -1,4 +1,5 @@
-"""The gateway's HTTP face: devices POST signed readings, ask for their status and proof.
+"""The gateway's HTTP face: devices POST signed readings, ask for their status and proof;
+patients read the gateway's disclosure log as they read a node's.
 
 A request's readings are parsed and checked in the gateway's intake workers
 (medchain.gateway._intake), then decided on by the synchronous pipeline
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -21,13 +23,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from medchain.api import install_route_error_handlers
 from medchain.app import ReadNotAllowed
 from medchain.crypto import format_address
+from medchain.gateway._disclosure_routes import disclosure_routes
 from medchain.gateway._intake import CheckedReading, IntakeCheckers
 from medchain.gateway._memory import UPKEEP_PERIOD_S, memory_upkeep
 from medchain.gateway._read_requests import ReadRefused, status_body, verified_read
 from medchain.gateway._readings import BadReading
 from medchain.gateway._service import Accepted, GatewayService, Prepared, ReadingRefused
+from medchain.node import HeadCommitter
 from medchain.types import MedchainError
 
 log = logging.getLogger("medchain.gateway")
@@ -67,9 +72,19 @@ def make_call(threads: bool) -> Call:
     return call
 
 
-async def flush_batches(service: GatewayService, call: Call) -> list[bytes]:
+async def _commit_heads(heads: HeadCommitter | None) -> None:
+    """The disclosure log's head, when due: between the gateway's other transactions,
+    never beside them (one account, one nonce at a time)."""
+    if heads is not None:
+        await heads.tick(time.monotonic())
+
+
+async def flush_batches(
+    service: GatewayService, call: Call, heads: HeadCommitter | None = None
+) -> list[bytes]:
     """`service.flush`, with the next batch prepared (sealed, stored) while the previous
-    one commits; inline calls make it `flush` exactly."""
+    one commits; inline calls make it `flush` exactly. `heads`: the disclosure log's
+    head is committed between batches when due, so steady load never holds it back."""
     await call(service.report_strikes)
     batch_ids: list[bytes] = []
     prepared: Prepared | None = await call(service.prepare)
@@ -78,6 +93,7 @@ async def flush_batches(service: GatewayService, call: Call) -> list[bytes]:
         try:
             batch_ids.append(await call(service.commit, prepared))
             await call(service.report_strikes)
+            await _commit_heads(heads)
         except BaseException:
             with contextlib.suppress(Exception):  # let it end, and put its readings back
                 later = await following
@@ -94,17 +110,23 @@ async def _pause(stop: asyncio.Event, seconds: float) -> None:
 
 
 async def flush_loop(
-    service: GatewayService, call: Call, stop: asyncio.Event, poll_s: float = 0.05
+    service: GatewayService,
+    call: Call,
+    stop: asyncio.Event,
+    poll_s: float = 0.05,
+    heads: HeadCommitter | None = None,
 ) -> None:
-    """Commit batches when due, until `stop` is set (a flush under way ends first); a
-    failed flush is logged and retried on the next poll."""
+    """Commit batches when due, and the disclosure log's head (`heads`) every its
+    interval while it has new entries, until `stop` is set (a flush under way ends
+    first); a failed flush is logged and retried on the next poll."""
     while not stop.is_set():
         if service.due():
             try:
-                await flush_batches(service, call)
+                await flush_batches(service, call, heads)
             except MedchainError as exc:
                 log.warning("batch not committed, retrying: %s", exc.message)
                 await _pause(stop, 1)
+        await _commit_heads(heads)
         await _pause(stop, poll_s)
 
 
@@ -202,11 +224,13 @@ def create_gateway_app(
     background: bool = True,
     threads: bool = True,
     checkers: IntakeCheckers | None = None,
+    heads: HeadCommitter | None = None,
 ) -> FastAPI:
     """`background=False` leaves flushing to the caller (tests call `service.flush`);
     `threads=False` runs the pipeline on the loop thread, for a backend bound to one
     thread (an in-process LocalChain's SQLite store). `checkers`: where readings' stateless
-    checks run (the gateway's intake workers); without, in the pipeline's thread."""
+    checks run (the gateway's intake workers); without, in the pipeline's thread.
+    `heads`: commits the disclosure log's head from the background flush loop."""
     call = make_call(threads)
 
     @contextlib.asynccontextmanager
@@ -214,7 +238,7 @@ def create_gateway_app(
         stop = asyncio.Event()
         tasks = (
             [
-                asyncio.create_task(flush_loop(service, call, stop)),
+                asyncio.create_task(flush_loop(service, call, stop, heads=heads)),
                 asyncio.create_task(refresh_loop(service, call, stop)),
                 asyncio.create_task(upkeep_loop(call, stop)),
             ]
@@ -235,6 +259,8 @@ def create_gateway_app(
     app.get("/v1/health")(_health)
     app.post("/v1/readings", response_model=None)(_post_readings)
     app.get("/v1/readings/{reading_id}", response_model=None)(_get_reading)
+    app.include_router(disclosure_routes())
+    install_route_error_handlers(app)
     return app
 
 

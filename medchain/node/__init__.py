@@ -68,6 +68,7 @@ from medchain.node._devnet_orgs import (
     founding_keys,
 )
 from medchain.node._disclosure import DisclosureLog, MemoryDisclosureLog
+from medchain.node._disclosure_commits import DEFAULT_COMMIT_INTERVAL_S, HeadCommitter
 from medchain.node._disclosure_log import (
     DISCLOSURES_FILE,
     DisclosureLogFailed,
@@ -177,6 +178,7 @@ __all__ = [
     "BLOBS_DIR",
     "BODIES_FILE",
     "CONFIG_FILE",
+    "DEFAULT_COMMIT_INTERVAL_S",
     "DEFAULT_SIGNATURE_CACHE",
     "DEVELOPMENT_RECOVERY_DELAY_MS",
     "DEVNET_FILE",
@@ -232,6 +234,7 @@ __all__ = [
     "FoundingKeys",
     "FoundingOrg",
     "GenesisError",
+    "HeadCommitter",
     "Joined",
     "LedgerApp",
     "LocalChain",

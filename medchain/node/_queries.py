@@ -236,6 +236,9 @@ class ChainQueries(AccessQueries, ConsentQueries):
     def gateway(self, address: bytes) -> Gateway | None:
         return app.get_gateway(self.ledger.state, address)
 
+    def disclosure_head(self, committer: bytes) -> app.HeadCommit | None:
+        return app.latest_head(self.ledger.state, committer)
+
     def batch(self, batch_id: bytes) -> Batch | None:
         """The batch's header from the committed state, its bundles from the index
         (none while its block is not indexed: see `vitals_complete_from`)."""

@@ -1,10 +1,12 @@
 """Two API nodes over one in-memory chain, each with its own disclosure log and each
-a validator that commits its log's head: what the disclosure tests of the API, the
-client and the CLI read from."""
+a validator that commits its log's head, and an edge gateway that commits its own:
+what the disclosure tests of the API, the client and the CLI read from."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -12,9 +14,14 @@ import httpx
 from fastapi import FastAPI
 
 from medchain.api import create_api
-from medchain.app import CommitHeadArgs, CredentialRole, Role
-from medchain.client import MedchainClient
-from medchain.crypto import AccountKeys
+from medchain.app import CommitHeadArgs, CredentialRole, DeviceKind, PurposeOfUse, Role
+from medchain.client import MedchainClient, ReadAuth
+from medchain.crypto import AccountKeys, format_address
+from medchain.gateway import DeviceKind as SimulatedKind
+from medchain.gateway import GatewayConfig, GatewayService, SimulatedDevice, create_gateway_app
+from medchain.gateway._disclosure_heads import GatewayHeads
+from medchain.gateway._index import ReadingIndex
+from medchain.gateway._server import make_call
 from medchain.node import LocalChain, SqliteDisclosureLog
 from medchain.types import (
     Disclosure,
@@ -29,6 +36,7 @@ from tests.api.harness import (
     HOSPITAL,
     FakeNode,
     SyncASGITransport,
+    admin,
     credential,
     make_chain,
     submit_as,
@@ -76,6 +84,43 @@ class Network:
     def close(self) -> None:
         for node in self.nodes:
             node.log.close()
+
+
+GATEWAY_URL = "http://gateway.test"
+
+
+class EdgeGateway:
+    """A registered edge gateway on the network's chain, its log in a file, whose
+    reading of the patient the patient asked about (one entry), its head committed."""
+
+    def __init__(self, net: Network, tmp_path: Path) -> None:
+        hospital = admin(net.chain)
+        self.keys = AccountKeys.generate()
+        MedchainClient(net.keys[0], net.chain).transfer(self.keys.address, 100_000)
+        hospital.register_gateway(self.keys.address, "ward 3")
+        self.log = SqliteDisclosureLog(tmp_path / "gateway.sqlite", self.keys.address)
+        config = GatewayConfig(device_cache_ms=0, readers_cache_ms=0, public_url=GATEWAY_URL)
+        self.service = GatewayService(
+            self.keys, net.chain, ReadingIndex(":memory:"), config, disclosures=self.log
+        )
+        self.app = create_gateway_app(self.service, background=False, threads=False)
+        patient = format_address(net.patient.address)
+        device = SimulatedDevice(SimulatedKind.PULSE_OXIMETER, patient)
+        hospital.register_device(device.keys, net.patient.address, DeviceKind.PULSE_OXIMETER, "d")
+        self.reading = self.service.submit(device.next_reading()).reading_id
+        self.service.flush()
+        auth = ReadAuth(net.patient.keys, net.chain.chain_id, PurposeOfUse.PATIENT_REQUEST)
+        with self.http() as http:
+            assert http.get(f"/v1/readings/{self.reading.hex()}", auth=auth).status_code == 200
+        assert self.log.flush(30)
+        heads = GatewayHeads(self.log, self.service.client, GATEWAY_URL, make_call(False))
+        assert asyncio.run(heads.commit_once())
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(base_url=GATEWAY_URL, transport=SyncASGITransport(self.app))
+
+    def connect(self, net: Network) -> Callable[[str], httpx.Client]:
+        return lambda url: self.http() if url == GATEWAY_URL else net.connect(url)
 
 
 def two_nodes(tmp_path: Path) -> Network:

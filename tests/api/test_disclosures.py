@@ -13,10 +13,10 @@ import httpx
 import pytest
 
 from medchain.app import HeadCommit, ProxyRelation, ProxyScope, RotateArgs, rotation_message
-from medchain.client import MedchainClient, add_proxy
+from medchain.client import HttpChain, MedchainClient, add_proxy
 from medchain.crypto import AccountKeys, ReadRequestInvalid, format_address, sign_read_request
 from medchain.types import LoggedDisclosure, decode, entry_hash
-from tests.api.harness import FakeNode, api_client, make_chain
+from tests.api.harness import FakeNode, SyncASGITransport, api_client, make_chain
 from tests.api.logging_nodes import Network, a_read, two_nodes
 
 
@@ -143,6 +143,12 @@ def test_committed_heads_come_from_the_chain(net: Network) -> None:
     assert history["count"] == 2 and [c["seq"] for c in history["commits"]] == [1, 2]
     paged = api.get(f"/v1/disclosures/commits?node={node_one}&start=1&limit=1").json()
     assert [c["seq"] for c in paged["commits"]] == [2]
+    first = api.get(f"/v1/disclosures/commits?node={node_one}&limit=1").json()
+    assert [c["seq"] for c in first["commits"]] == [1] and first["latest"]["seq"] == 2
+    assert net.nodes[0].api is not None
+    http = HttpChain(net.nodes[0].url, transport=SyncASGITransport(net.nodes[0].api))
+    assert http.disclosure_head(net.keys[0].address) == latest[0]
+    assert http.disclosure_head(net.doctor.address) is None
 
 
 def test_a_node_without_a_log_says_so() -> None:

@@ -1,12 +1,15 @@
 """The disclosure heads contract: only a validator's account commits the head of its
-node's log; each node's seq strictly increases; its history and latest are kept, and
-every node that committed is listed with its API URL."""
+node's log, or an active edge gateway's the head of the gateway's; each committer's seq
+strictly increases; its history and latest are kept, and every committer is listed with
+its API URL."""
 
 from __future__ import annotations
 
 from medchain.app import (
     METHODS,
     CommitHeadArgs,
+    RegisterGatewayArgs,
+    RevokeGatewayArgs,
     disclosure_nodes,
     head_commit_count,
     head_commits,
@@ -79,3 +82,38 @@ def test_malformed_heads_and_urls_are_refused(world: World, validator: AccountKe
     ):
         world.refused(validator, "disclosures.commit", args, "invalid_argument")
     assert latest_head(world.ledger.state, validator.address) is None
+
+
+def _a_gateway(world: World) -> tuple[AccountKeys, AccountKeys]:
+    """(a hospital admin, the gateway it registered)."""
+    hospital, gateway = world.orgs[0].admin, AccountKeys.generate()
+    world.ok(hospital, "devices.register_gateway", RegisterGatewayArgs(gateway.address, "edge"))
+    return hospital, gateway
+
+
+def test_an_active_gateway_commits_its_logs_head(world: World, validator: AccountKeys) -> None:
+    _, gateway = _a_gateway(world)
+    world.ok(validator, "disclosures.commit", CommitHeadArgs(1, head(9), URL))
+    world.ok(gateway, "disclosures.commit", CommitHeadArgs(2, head(1), "http://edge:8700"))
+    world.ok(gateway, "disclosures.commit", CommitHeadArgs(4, head(2), "http://edge:8700"))
+    latest = latest_head(world.ledger.state, gateway.address)
+    assert latest is not None and (latest.node, latest.seq) == (gateway.address, 4)
+    assert [c.node for c in disclosure_nodes(world.ledger.state)] == [
+        validator.address,
+        gateway.address,
+    ]
+    world.refused(
+        gateway, "disclosures.commit", CommitHeadArgs(3, head(3), URL), "invalid_argument"
+    )
+
+
+def test_a_revoked_gateway_commits_no_more(world: World) -> None:
+    hospital, gateway = _a_gateway(world)
+    world.ok(gateway, "disclosures.commit", CommitHeadArgs(1, head(1), URL))
+    world.ok(hospital, "devices.revoke_gateway", RevokeGatewayArgs(gateway.address))
+    message = world.refused(
+        gateway, "disclosures.commit", CommitHeadArgs(2, head(2), URL), "unknown_gateway"
+    )
+    assert "not an active gateway" in message
+    latest = latest_head(world.ledger.state, gateway.address)
+    assert latest is not None and latest.seq == 1  # what it committed stays

@@ -16,9 +16,9 @@ from medchain.cli import _disclosures as command
 from medchain.cli import app
 from medchain.client import HttpChain
 from medchain.crypto import format_address, save_keys
-from medchain.node import DISCLOSURES_FILE, NODE_KEY_FILE
+from medchain.node import DISCLOSURES_FILE, NODE_KEY_FILE, SqliteDisclosureLog
 from tests.api.harness import HOSPITAL, SyncASGITransport, credential
-from tests.api.logging_nodes import Network, a_read, change_entry, two_nodes
+from tests.api.logging_nodes import EdgeGateway, Network, a_read, change_entry, two_nodes
 
 runner = CliRunner()
 RECORD = b"\x01" * 16
@@ -90,6 +90,26 @@ def test_a_tampered_node_is_named_and_fails_the_command(net: Network, tmp_path: 
     assert code == 1
     assert "DISAGREES" in err and net.nodes[1].url in err and "#2" in err
     assert "log verified" in out  # the honest node still is
+
+
+def test_a_tampered_gateway_is_named_and_fails_the_command(
+    net: Network, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads(net)
+    gateway = EdgeGateway(net, tmp_path)
+    monkeypatch.setattr(command, "default_connect", gateway.connect(net))
+    code, out, _ = run(net, tmp_path)
+    assert code == 0, out
+    assert "gateway ward 3 (http://gateway.test): 1 read(s), log verified up to #1" in out
+    gateway.log.close()
+    change_entry(gateway.log.path, 1, "TREAT")
+    gateway.service.disclosures = gateway.log = SqliteDisclosureLog(
+        gateway.log.path, gateway.keys.address
+    )
+    code, out, err = run(net, tmp_path)
+    assert code == 1
+    assert "gateway ward 3 (http://gateway.test): its log DISAGREES" in err.replace("\n", " ")
+    gateway.log.close()
 
 
 def test_a_local_chain_has_no_disclosures(tmp_path: Path) -> None:

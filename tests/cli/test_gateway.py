@@ -44,6 +44,17 @@ def test_init_writes_a_home_that_loads(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and not (tmp_path / "b" / GATEWAY_KEY_FILE).exists()  # range
 
 
+def test_init_takes_the_url_patients_reach_the_gateway_at(tmp_path: Path) -> None:
+    home = tmp_path / "gw"
+    args = ["gateway", "init", "--home", str(home), "--node", "http://n:8601", "--host", "0.0.0.0"]
+    result = runner.invoke(app, [*args, "--public-url", "https://edge.example"])
+    assert result.exit_code == 0, result.output
+    assert load_config(home).api_url == "https://edge.example"
+    bad = runner.invoke(app, [*args[:3], str(tmp_path / "b"), *args[4:], "--public-url", "edge"])
+    assert bad.exit_code == 1 and "public_url must be the http" in bad.output
+    assert not (tmp_path / "b" / GATEWAY_KEY_FILE).exists()
+
+
 def test_gateway_without_home_shows_help() -> None:
     result = runner.invoke(app, ["gateway"])
     assert result.exit_code == 2 and "init" in result.output

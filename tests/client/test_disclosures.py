@@ -1,7 +1,8 @@
-"""The patient's accounting of disclosures: every node that committed a head is asked;
-each lists exactly the patient's reads through it, verified against its commitments;
-a node whose log was changed after it committed is named with the seq where it
-disagrees, whether it changed an entry alone or its hash list too."""
+"""The patient's accounting of disclosures: every node (and edge gateway) that
+committed a head is asked; each lists exactly the patient's reads through it, verified
+against its commitments; a node or gateway whose log was changed after it committed is
+named with the seq where it disagrees, whether it changed an entry alone or its hash
+list too."""
 
 from __future__ import annotations
 
@@ -11,11 +12,25 @@ from pathlib import Path
 import httpx
 import pytest
 
-from medchain.client import DisclosureAudit, HttpChain, MedchainClient, NodeDisclosures, all_entries
+from medchain.client import (
+    DisclosureAudit,
+    HttpChain,
+    MedchainClient,
+    NodeDisclosures,
+    all_entries,
+)
 from medchain.client import _disclosures as disclosures_module
+from medchain.node import SqliteDisclosureLog
 from medchain.types import MedchainError
 from tests.api.harness import SyncASGITransport
-from tests.api.logging_nodes import Network, a_read, change_entry, two_nodes
+from tests.api.logging_nodes import (
+    GATEWAY_URL,
+    EdgeGateway,
+    Network,
+    a_read,
+    change_entry,
+    two_nodes,
+)
 
 RECORD, OTHER = b"\x01" * 16, b"\x02" * 16
 
@@ -128,3 +143,38 @@ def test_the_sdk_client_of_a_node_asks_them_all(
 def test_a_client_of_a_local_chain_is_told_to_ask_a_node(net: Network) -> None:
     with pytest.raises(MedchainError, match="HttpChain"):
         net.patient.disclosures()
+
+
+def test_the_gateways_reading_statuses_are_shown_beside_the_nodes_reads(
+    net: Network, tmp_path: Path
+) -> None:
+    reads_through_both(net)
+    gateway = EdgeGateway(net, tmp_path)
+    checker = DisclosureAudit(
+        net.patient.keys, net.chain.chain_id, net.nodes[0].url, gateway.connect(net)
+    )
+    reports = by_node(checker.disclosures(net.patient.address))
+    assert set(reports) == {*(k.address for k in net.keys), gateway.keys.address}
+    told = reports[gateway.keys.address]
+    assert told.gateway and told.verified and told.api_url == GATEWAY_URL
+    (seen,) = told.entries
+    assert (seen.seq, seen.read.reader, seen.read.kind.value) == (1, net.patient.address, "vitals")
+    assert gateway.reading.hex() in seen.read.detail
+    assert not any(reports[k.address].gateway for k in net.keys)
+    assert len(list(all_entries(list(reports.values())))) == 4
+    gateway.log.close()
+
+
+def test_a_gateway_whose_log_was_changed_is_named(net: Network, tmp_path: Path) -> None:
+    gateway = EdgeGateway(net, tmp_path)
+    gateway.log.close()
+    change_entry(gateway.log.path, 1, "TREAT")  # hide that the patient asked, and why
+    reopened = SqliteDisclosureLog(gateway.log.path, gateway.keys.address)
+    gateway.service.disclosures = reopened
+    checker = DisclosureAudit(
+        net.patient.keys, net.chain.chain_id, net.nodes[0].url, gateway.connect(net)
+    )
+    (tampered,) = checker.disclosures(net.patient.address)
+    assert tampered.gateway and tampered.node == gateway.keys.address
+    assert not tampered.verified and tampered.disagreement == 1
+    reopened.close()

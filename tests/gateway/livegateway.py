@@ -21,6 +21,7 @@ from medchain.gateway._fleet import patient_keys
 from medchain.node import Child, Program, Supervisor, free_port_base
 
 PROVE = [sys.executable, "-m", "medchain.cli", "reading", "prove"]
+DISCLOSURES = [sys.executable, "-m", "medchain.cli", "record", "disclosures"]
 """`medchain reading prove`, the command a patient would run (with `--key`)."""
 
 

@@ -49,7 +49,13 @@ from medchain.gateway._config import load_config, write_config
 from medchain.gateway._fleet import enrol_fleet
 from medchain.node import DISCLOSURES_FILE, check_log_file
 from medchain.types import ChainParams
-from tests.gateway.livegateway import PROVE, gateway_home, gateway_process, patient_key_file
+from tests.gateway.livegateway import (
+    DISCLOSURES,
+    PROVE,
+    gateway_home,
+    gateway_process,
+    patient_key_file,
+)
 from tests.gateway.test_mqtt import Broker, broker  # noqa: F401  (the fixture)
 from tests.node.netharness import PATIENCE_S, START_S, live_net, wait_for
 
@@ -207,6 +213,30 @@ def _honest_readings_are_committed_and_provable(live: _Live) -> None:
     # each proof the gateway served is in its own disclosure log, in its home
     log = live.tmp / "gw" / DISCLOSURES_FILE
     wait_for(lambda: check_log_file(log, [])[0] == len(ids) + 1, PATIENCE_S, "the gateway's log")
+    _the_gateways_log_is_committed_and_shown_to_the_patient(live, log, len(ids) + 1, key)
+
+
+def _the_gateways_log_is_committed_and_shown_to_the_patient(
+    live: _Live, log: Path, entries: int, patient_key: str
+) -> None:
+    """The gateway commits its log's head with its URL; the patient's audit asks it."""
+
+    def committed() -> bool:
+        head = live.chain.disclosure_head(live.gateway.address)
+        return head is not None and head.seq == entries
+
+    wait_for(committed, PATIENCE_S, "the gateway's committed disclosure head")
+    head = live.chain.disclosure_head(live.gateway.address)
+    assert head is not None and head.api_url == live.url
+    assert check_log_file(log, [(head.seq, head.head)]) == (entries, 0)
+    audit = subprocess.run(
+        [*DISCLOSURES, "--key", patient_key, "--node", live.node],
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE_S,
+    )
+    assert audit.returncode == 0, audit.stderr
+    assert "gateway ward 3" in audit.stdout and "log verified" in audit.stdout, audit.stdout
 
 
 def _misbehaving_devices_are_banned(live: _Live) -> None:
