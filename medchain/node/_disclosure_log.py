@@ -46,6 +46,10 @@ log = logging.getLogger("medchain.node.disclosures")
 DISCLOSURES_FILE = "disclosures.sqlite"
 WRITE_BATCH = 1_000
 """Most entries one write transaction takes."""
+LINGER_S = 0.005
+"""How long the writer lets reads gather once one is queued: at hundreds of reads a
+second, one transaction for several of them instead of one each (each wakes the writer
+thread, which then competes with the event loop for the interpreter)."""
 
 
 class DisclosureLogFailed(MedchainError):
@@ -128,7 +132,8 @@ class SqliteDisclosureLog:
             self._seq += 1
             self._head = next_head(self._head, hash_)
             self._pending.append(LogEntry(self._seq, entry, hash_, self._head, encoded))
-            self._wake.notify()
+            if len(self._pending) == 1:  # else the writer is busy and will find it
+                self._wake.notify()
 
     def _write_loop(self) -> None:
         while True:
@@ -137,6 +142,8 @@ class SqliteDisclosureLog:
                     self._wake.wait()
                 if not self._pending:
                     return
+                if not self._closing and len(self._pending) < WRITE_BATCH:
+                    self._wake.wait(LINGER_S)  # only closing cuts it short
                 batch = self._pending[:WRITE_BATCH]
             try:
                 self._write(batch)
