@@ -27,8 +27,9 @@ class FetchingBlobStore(BlobStore, Protocol):
 class NodeService(Protocol):
     """Everything but `blobs` is used from the event loop thread only, because the
     stores are single-thread SQLite. Blob reads and writes (up to the blob size limit,
-    hashing and fsync included) run in a worker thread so they never stall consensus:
-    the blob store must be thread-safe (LocalBlobStore and MemoryBlobStore are)."""
+    hashing and fsync included) run in a worker thread so they never stall consensus,
+    but for the networked node's reads of small local files (`INLINE_READ_BYTES`): the
+    blob store must be thread-safe (LocalBlobStore and MemoryBlobStore are)."""
 
     @property
     def genesis(self) -> Genesis: ...

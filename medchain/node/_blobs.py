@@ -352,6 +352,10 @@ def _answer(request_id: int, status: BlobStatus) -> bytes:
     return bytes([BLOB_CHANNEL, _ANSWER]) + request_id.to_bytes(ID_BYTES, "big") + bytes([status])
 
 
+INLINE_READ_BYTES = 64 * 1024
+"""Local blobs up to this size are read on the event loop (most records' ciphertexts)."""
+
+
 class NetworkBlobStore:
     """The node's blob store: its own store for put/get/has, and `fetch`, which falls
     back to the peers when the local store misses a blob (or holds a damaged copy)."""
@@ -376,9 +380,16 @@ class NetworkBlobStore:
         return self.local.has(cid)
 
     async def fetch(self, cid: str) -> bytes:
-        """The blob named by `cid`: from the local store (in a worker thread), else from
-        a peer (verified, then kept here)."""
+        """The blob named by `cid`: from the local store, else from a peer (verified,
+        then kept here). A local file of at most `INLINE_READ_BYTES` is read on the
+        event loop (a page-cache read costs less than the hop to a worker thread and
+        back, which under load also waits for the interpreter); a larger one, or one
+        from another backend, in a worker thread."""
+        small = getattr(self.local, "get_small", None)
         try:
+            found = None if small is None else small(cid, INLINE_READ_BYTES)
+            if found is not None:
+                return bytes(found)
             return await asyncio.to_thread(self.local.get, cid)
         except BlobNotFound:
             return await self.peers.fetch(cid)

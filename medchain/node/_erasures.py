@@ -151,6 +151,16 @@ class ErasureGuard:
         self.erased.refuse([cid])
         return self.inner.get(cid)
 
+    def get_small(self, cid: str, limit: int) -> bytes | None:
+        """As `get` for a blob of at most `limit` bytes, when the inner store reads
+        such blobs cheaply (its files); None otherwise."""
+        small = getattr(self.inner, "get_small", None)
+        if small is None:
+            return None
+        self.erased.refuse([cid])
+        found: bytes | None = small(cid, limit)
+        return found
+
     def has(self, cid: str) -> bool:
         return not self.erased.is_erased(cid) and self.inner.has(cid)
 

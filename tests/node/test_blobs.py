@@ -15,6 +15,7 @@ import pytest
 from medchain.node import ConfigError, NodeConfig
 from medchain.node._blobs import (
     BLOB_CHANNEL,
+    INLINE_READ_BYTES,
     BlobStatus,
     NetworkBlobStore,
     PeerBlobs,
@@ -385,6 +386,23 @@ def test_the_node_store_reads_locally_first_then_asks_peers(tmp_path: Path) -> N
         assert await store.fetch(mine) == b"uploaded here" and net.frames == []
         assert not store.has(CID)
         assert await store.fetch(CID) == BODY and store.has(CID) and store.get(CID) == BODY
+        store.close()
+
+    run(scenario())
+
+
+def test_the_node_store_reads_small_and_large_local_blobs(tmp_path: Path) -> None:
+    """Small local blobs are read on the loop, larger ones in a worker thread: both
+    come back whole, and neither asks a peer."""
+
+    async def scenario() -> None:
+        net = FakeNet()
+        local = LocalBlobStore(tmp_path / "blobs")
+        store = NetworkBlobStore(local, _node(net, A, local))
+        large = b"x" * (INLINE_READ_BYTES + 1)
+        small_cid, large_cid = store.put(b"small"), store.put(large)
+        assert await store.fetch(small_cid) == b"small"
+        assert await store.fetch(large_cid) == large and net.frames == []
         store.close()
 
     run(scenario())

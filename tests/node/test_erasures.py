@@ -59,6 +59,7 @@ def test_an_erased_blob_is_deleted_and_never_stored_or_served_again(tmp_path: Pa
         lambda: guard.put(b"erased"),
         lambda: guard.put_many([b"new", b"erased"]),
         lambda: guard.get(gone),
+        lambda: guard.get_small(gone, 1024),
     ):
         with pytest.raises(RecordErased, match=f"blob {gone} belongs to a record"):
             attempt()

@@ -238,3 +238,18 @@ def test_memory_store_detects_tampering() -> None:
     with pytest.raises(BlobCorrupted):
         store.get(cid)
     assert len(store) == 1
+
+
+def test_get_small_reads_a_small_blob_and_leaves_a_large_one(tmp_path: Path) -> None:
+    """The node reads small blobs on its event loop and larger ones in a worker thread:
+    get_small answers the bytes (checked) up to the limit, None above it."""
+    store = LocalBlobStore(tmp_path / "blobs")
+    small, large = store.put(b"a" * 100), store.put(b"b" * 5000)
+    assert store.get_small(small, 4096) == b"a" * 100
+    assert store.get_small(large, 4096) is None
+    assert store.get_small(large, 5000) == b"b" * 5000
+    with pytest.raises(BlobNotFound):
+        store.get_small(HELLO_CID, 4096)
+    store.path_for(small).write_bytes(b"flipped bits")
+    with pytest.raises(BlobCorrupted):
+        store.get_small(small, 4096)
