@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 from medchain.client import InvalidFhirResource, validate_resource
+from medchain.fhir._outcome import Issue, operation_outcome
 from medchain.types import MedchainError
 
 log = logging.getLogger("medchain.fhir.bulk")
@@ -365,7 +366,4 @@ def _ignored(parameter: str) -> dict[str, Any]:
 
 def outcome(severity: str, code: str, diagnostics: str) -> dict[str, Any]:
     """An OperationOutcome of one issue: how export refusals and notes are written."""
-    return {
-        "resourceType": "OperationOutcome",
-        "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}],
-    }
+    return operation_outcome([Issue(code, diagnostics, severity)])
