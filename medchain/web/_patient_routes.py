@@ -17,8 +17,8 @@ from medchain.client import MedchainClient
 from medchain.crypto import format_address, parse_address
 from medchain.web._devices import device_trail, devices_page
 from medchain.web._pages import Site
-from medchain.web._person_routes import _shows_errors
 from medchain.web._records import name_of
+from medchain.web._routing import shows_errors
 from medchain.web._vitals import vitals, vitals_range
 
 
@@ -92,10 +92,10 @@ def patient_routes(site: Site, client: MedchainClient) -> list[Route]:
         return RedirectResponse("/devices", status_code=303)
 
     return [
-        Route("/vitals", _shows_errors(site, vitals_page)),
-        Route("/patients/{address}/vitals", _shows_errors(site, vitals_page)),
-        Route("/devices", _shows_errors(site, devices)),
-        Route("/devices/{device}", _shows_errors(site, device)),
-        Route("/guardians/add", _shows_errors(site, guardians), methods=["POST"]),
-        Route("/guardians/remove", _shows_errors(site, guardians), methods=["POST"]),
+        Route("/vitals", shows_errors(site, vitals_page)),
+        Route("/patients/{address}/vitals", shows_errors(site, vitals_page)),
+        Route("/devices", shows_errors(site, devices)),
+        Route("/devices/{device}", shows_errors(site, device)),
+        Route("/guardians/add", shows_errors(site, guardians), methods=["POST"]),
+        Route("/guardians/remove", shows_errors(site, guardians), methods=["POST"]),
     ]
