@@ -19,6 +19,7 @@ from medchain.crypto import AccountKeys, format_address
 from medchain.types import MedchainError
 from medchain.web._access_routes import access_routes
 from medchain.web._clinician_routes import clinician_routes
+from medchain.web._device_routes import device_routes
 from medchain.web._explorer import ExplorerChain
 from medchain.web._explorer_routes import explorer_routes
 from medchain.web._fhir_mount import FhirMount
@@ -85,7 +86,8 @@ def person_app(
     site = Site(Guard(keys, port), worker, "clinician" if clinician else identity.role.value, me)
     fhir = FhirMount(worker, client, keys.fhir)
     routes: list[BaseRoute] = [*_role_routes(site, client), *person_routes(site, client)]
-    routes += [*patient_routes(site, client), *access_routes(site, client)]
+    routes += [*patient_routes(site, client), *device_routes(site, client)]
+    routes += access_routes(site, client)
     return _starlette(site, routes, fhir)
 
 

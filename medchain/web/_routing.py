@@ -14,6 +14,14 @@ from medchain.web._pages import Site
 
 Handler = Callable[[Request], Awaitable[Response]]
 RECORD_ID_SIZE = 16
+REFUSED_CODES = frozenset({"not_authorised", "not_owner", "wrong_role", "not_registered"})
+"""The chain's codes for "not this account's to do"."""
+
+
+def refusal_status(exc: MedchainError) -> int:
+    """The status of a page that shows `exc` beside the form that caused it: 403 when
+    the account may not do it, 400 for anything else refused."""
+    return 403 if exc.code in REFUSED_CODES else 400
 
 
 def shows_errors(site: Site, handler: Handler) -> Handler:
