@@ -28,6 +28,7 @@ from medchain.web._pages import STATIC_DIR, Site
 from medchain.web._patient_routes import patient_routes
 from medchain.web._person_routes import person_routes
 from medchain.web._research_routes import research_routes
+from medchain.web._vitals_routes import vitals_routes
 from medchain.web._worker import ChainWorker
 
 
@@ -87,7 +88,7 @@ def person_app(
     fhir = FhirMount(worker, client, keys.fhir)
     routes: list[BaseRoute] = [*_role_routes(site, client), *person_routes(site, client)]
     routes += [*patient_routes(site, client), *device_routes(site, client)]
-    routes += access_routes(site, client)
+    routes += [*vitals_routes(site, client), *access_routes(site, client)]
     return _starlette(site, routes, fhir)
 
 
