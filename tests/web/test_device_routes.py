@@ -110,3 +110,30 @@ def test_a_change_the_chain_refuses_comes_back_with_its_reason(ward: Ward) -> No
     assert resume.status_code == 403 and "ask the organisation that registered it" in resume.text
     assert again.status_code == 400 and "is already restricted" in again.text
     assert _state(ward, band) is DeviceState.RESTRICTED
+
+
+def test_a_guardian_suspends_the_patients_device_for_them(ward: Ward) -> None:
+    band = _band(ward)
+    ward.client(ward.patient).add_guardian(ward.second.address)
+    patient = format_address(ward.patient.address)
+    path = f"/devices/{format_address(band)}"
+    with app_of(ward, ward.second) as app, app.browser() as client:
+        page = client.get(path, params={"for": patient}).text
+        answer = _post(
+            client, app, f"{path}/state", action="suspend", reason="on holiday", **{"for": patient}
+        )
+        after = client.get(answer.headers["location"]).text
+    assert f'<input type="hidden" name="for" value="{patient}">' in page
+    assert answer.status_code == 303
+    assert answer.headers["location"] == f"{path}?done=suspend&for={patient}"
+    assert "The device is suspended" in after and "<td>you for " in after
+    assert _state(ward, band) is DeviceState.RESTRICTED
+
+
+def test_a_retired_device_has_no_retire_form(ward: Ward) -> None:
+    band = _band(ward)
+    ward.client(ward.patient).set_device_state(band, DeviceState.BANNED, "broken")
+    with app_of(ward, ward.patient) as app, app.browser() as client:
+        page = client.get(f"/devices/{format_address(band)}/retire").text
+    assert 'name="confirm"' not in page
+    assert "only the organisation that registered it may lift that" in page
