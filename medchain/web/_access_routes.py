@@ -30,7 +30,7 @@ from medchain.web._access import (
 from medchain.web._feed import disclosure_rows, notice_rows
 from medchain.web._pages import Site
 from medchain.web._patient_routes import now_ms, patient_page, whose
-from medchain.web._person_routes import _shows_errors
+from medchain.web._routing import shows_errors
 
 
 def _back(path: str, patient: bytes, client: MedchainClient, text: str) -> RedirectResponse:
@@ -88,8 +88,8 @@ def access_routes(site: Site, client: MedchainClient) -> list[Route]:
         return site.page(request, "disclosures.html", disclosures=found, patient=who)
 
     return [
-        Route("/access", _shows_errors(site, access)),
-        Route("/access/{action}", _shows_errors(site, change), methods=["POST"]),
-        Route("/notices", _shows_errors(site, notices_page)),
-        Route("/disclosures", _shows_errors(site, disclosures_page)),
+        Route("/access", shows_errors(site, access)),
+        Route("/access/{action}", shows_errors(site, change), methods=["POST"]),
+        Route("/notices", shows_errors(site, notices_page)),
+        Route("/disclosures", shows_errors(site, disclosures_page)),
     ]

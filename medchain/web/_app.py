@@ -19,6 +19,7 @@ from medchain.crypto import AccountKeys, format_address
 from medchain.types import MedchainError
 from medchain.web._access_routes import access_routes
 from medchain.web._clinician_routes import clinician_routes
+from medchain.web._device_routes import device_routes
 from medchain.web._explorer import ExplorerChain
 from medchain.web._explorer_routes import explorer_routes
 from medchain.web._fhir_mount import FhirMount
@@ -27,6 +28,7 @@ from medchain.web._pages import STATIC_DIR, Site
 from medchain.web._patient_routes import patient_routes
 from medchain.web._person_routes import person_routes
 from medchain.web._research_routes import research_routes
+from medchain.web._vitals_routes import vitals_routes
 from medchain.web._worker import ChainWorker
 
 
@@ -85,7 +87,8 @@ def person_app(
     site = Site(Guard(keys, port), worker, "clinician" if clinician else identity.role.value, me)
     fhir = FhirMount(worker, client, keys.fhir)
     routes: list[BaseRoute] = [*_role_routes(site, client), *person_routes(site, client)]
-    routes += [*patient_routes(site, client), *access_routes(site, client)]
+    routes += [*patient_routes(site, client), *device_routes(site, client)]
+    routes += [*vitals_routes(site, client), *access_routes(site, client)]
     return _starlette(site, routes, fhir)
 
 

@@ -16,9 +16,8 @@ from medchain.types import MedchainError
 from medchain.web._break_glass import patient_emergency, request_state
 from medchain.web._clinician import InvalidUpdate, my_patients, new_version, search_records
 from medchain.web._pages import Site
-from medchain.web._person_routes import _record_id as record_id_of
-from medchain.web._person_routes import _shows_errors as shows_errors
 from medchain.web._records import patients
+from medchain.web._routing import record_id_in, shows_errors
 
 
 def _request_id(request: Request) -> bytes:
@@ -46,7 +45,7 @@ def clinician_routes(site: Site, client: MedchainClient) -> list[Route]:
         return site.page(request, "search.html", query=words, answer=answer)
 
     async def update(request: Request) -> Response:
-        record_id = record_id_of(request)
+        record_id = record_id_in(request)
         current = await run(lambda: client.read_record(record_id))
         path = f"/records/{record_id.hex()}"
         if request.method == "GET":

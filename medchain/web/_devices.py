@@ -12,6 +12,7 @@ from medchain.app import DeviceAuditEntry, DeviceState, restriction_lapses
 from medchain.client import LabelStatus, MedchainClient
 from medchain.crypto import format_address
 from medchain.types import MedchainError
+from medchain.web._device_actions import DeviceAction, owner_actions
 from medchain.web._records import Party, name_of
 
 _LABELS = {
@@ -36,6 +37,10 @@ class DeviceRow:
     registered: str
     """By whom and at which height, in words."""
     active: bool
+    actions: tuple[DeviceAction, ...] = ()
+    """What the owner side may do to it now (`owner_actions`)."""
+    withheld: str = ""
+    """Why the owner side may not lift its state, if it may not."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ def _state(state: DeviceState, restricted_until: int) -> str:
 
 def _row(client: MedchainClient, device: ChainDevice, height: int) -> DeviceRow:
     state = device.state_at(height)
+    actions, withheld = owner_actions(device, height)
     return DeviceRow(
         address=format_address(device.device),
         kind=device.kind.value.replace("_", " "),
@@ -83,6 +89,8 @@ def _row(client: MedchainClient, device: ChainDevice, height: int) -> DeviceRow:
         strikes=device.strikes,
         registered=f"by {_who(client, device.registered_by)} at block {device.height}",
         active=state is DeviceState.ACTIVE,
+        actions=actions,
+        withheld=withheld,
     )
 
 

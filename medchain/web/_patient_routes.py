@@ -1,7 +1,7 @@
-"""The patient's own pages beside their records: vitals charts, devices and their audit
-trails, guardians. A page is of the key holder, or (`?for=` an address) of a patient
-they act for as proxy, or whose vitals they were shared: the chain decides what they
-may see and do, the page shows what it answers."""
+"""The patient's own pages beside their records: vitals charts, their devices (a
+device's own page is `_device_routes`'), guardians. A page is of the key holder, or
+(`?for=` an address) of a patient they act for as proxy, or whose vitals they were
+shared: the chain decides what they may see and do, the page shows what it answers."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from starlette.routing import Route
 
 from medchain.client import MedchainClient
 from medchain.crypto import format_address, parse_address
-from medchain.web._devices import device_trail, devices_page
+from medchain.web._devices import devices_page
 from medchain.web._pages import Site
-from medchain.web._person_routes import _shows_errors
 from medchain.web._records import name_of
+from medchain.web._routing import shows_errors
 from medchain.web._vitals import vitals, vitals_range
 
 
@@ -71,12 +71,6 @@ def patient_routes(site: Site, client: MedchainClient) -> list[Route]:
 
     devices = patient_page(site, client, "devices.html", lambda p: devices_page(client, p))
 
-    async def device(request: Request) -> Response:
-        address, who = await whose(site, client, request)
-        device_address = parse_address(request.path_params["device"])
-        found = await run(lambda: device_trail(client, address, device_address))
-        return site.page(request, "device.html", found=found, patient=who)
-
     async def guardians(request: Request) -> Response:
         form, refused = await site.posted(request)
         if refused is not None:
@@ -92,10 +86,9 @@ def patient_routes(site: Site, client: MedchainClient) -> list[Route]:
         return RedirectResponse("/devices", status_code=303)
 
     return [
-        Route("/vitals", _shows_errors(site, vitals_page)),
-        Route("/patients/{address}/vitals", _shows_errors(site, vitals_page)),
-        Route("/devices", _shows_errors(site, devices)),
-        Route("/devices/{device}", _shows_errors(site, device)),
-        Route("/guardians/add", _shows_errors(site, guardians), methods=["POST"]),
-        Route("/guardians/remove", _shows_errors(site, guardians), methods=["POST"]),
+        Route("/vitals", shows_errors(site, vitals_page)),
+        Route("/patients/{address}/vitals", shows_errors(site, vitals_page)),
+        Route("/devices", shows_errors(site, devices)),
+        Route("/guardians/add", shows_errors(site, guardians), methods=["POST"]),
+        Route("/guardians/remove", shows_errors(site, guardians), methods=["POST"]),
     ]

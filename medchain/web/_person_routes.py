@@ -4,7 +4,6 @@ here, in this process; the browser receives rendered pages."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from starlette.requests import Request
@@ -17,31 +16,8 @@ from medchain.types import MedchainError
 from medchain.web._clinician import keywords_for
 from medchain.web._pages import Site, page_number
 from medchain.web._records import directory, patients, record_page, timeline
+from medchain.web._routing import record_id_in, shows_errors
 from medchain.web._vitals_form import VITAL_SIGNS, observation_from_form
-
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-def _record_id(request: Request) -> bytes:
-    try:
-        raw = bytes.fromhex(request.path_params["record_id"])
-    except ValueError:
-        raw = b""
-    if len(raw) != 16:
-        raise MedchainError("that is not a record id (32 hex characters)")
-    return raw
-
-
-def _shows_errors(site: Site, handler: Handler) -> Handler:
-    """Answers a MedchainError (bad input, a refused call) with its message on a page."""
-
-    async def run(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except MedchainError as exc:
-            return site.error(request, exc.message)
-
-    return run
 
 
 def person_routes(site: Site, client: MedchainClient) -> list[Route]:
@@ -63,7 +39,7 @@ def person_routes(site: Site, client: MedchainClient) -> list[Route]:
         return site.page(request, "timeline.html", timeline=found, patient=who)
 
     async def record(request: Request) -> Response:
-        record_id = _record_id(request)
+        record_id = record_id_in(request)
         found = await run(lambda: record_page(client, record_id))
         query = request.query_params.get("q", "")
         matches = await run(lambda: directory(client, query)) if query else []
@@ -73,7 +49,7 @@ def person_routes(site: Site, client: MedchainClient) -> list[Route]:
         form, refused = await site.posted(request)
         if refused is not None:
             return refused
-        record_id = _record_id(request)
+        record_id = record_id_in(request)
         reader = parse_address(form.get("reader", ""))
         grant = request.url.path.endswith("/grant")
         await run(lambda: (client.grant if grant else client.revoke)(record_id, reader))
@@ -102,14 +78,14 @@ def person_routes(site: Site, client: MedchainClient) -> list[Route]:
         return RedirectResponse(f"/patients/{address}", status_code=303)
 
     return [
-        Route("/", _shows_errors(site, home)),
-        Route("/patients/{address}", _shows_errors(site, patient)),
+        Route("/", shows_errors(site, home)),
+        Route("/patients/{address}", shows_errors(site, patient)),
         Route(
             "/patients/{address}/observation",
-            _shows_errors(site, observation),
+            shows_errors(site, observation),
             methods=["GET", "POST"],
         ),
-        Route("/records/{record_id}", _shows_errors(site, record)),
-        Route("/records/{record_id}/grant", _shows_errors(site, change_readers), methods=["POST"]),
-        Route("/records/{record_id}/revoke", _shows_errors(site, change_readers), methods=["POST"]),
+        Route("/records/{record_id}", shows_errors(site, record)),
+        Route("/records/{record_id}/grant", shows_errors(site, change_readers), methods=["POST"]),
+        Route("/records/{record_id}/revoke", shows_errors(site, change_readers), methods=["POST"]),
     ]

@@ -104,7 +104,7 @@ def record_page(client: MedchainClient, record_id: bytes) -> RecordPage:
     except NotAReader:
         raw, note = None, "This record is not shared with you."
     readers = tuple(
-        Party(name_of(client, reader), format_address(reader), _role_of(client, reader))
+        Party(name_of(client, reader), format_address(reader), role_of(client, reader))
         for reader in record.readers
     )
     return RecordPage(
@@ -121,7 +121,7 @@ def record_page(client: MedchainClient, record_id: bytes) -> RecordPage:
     )
 
 
-def _role_of(client: MedchainClient, address: bytes) -> str:
+def role_of(client: MedchainClient, address: bytes) -> str:
     """What `address` is, in words: its active credential's role and organisation (a
     clinician registers as a patient), else its registered role."""
     for credential in client.chain.credentials_of(address):
