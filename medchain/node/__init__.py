@@ -84,6 +84,7 @@ from medchain.node._disk_reserve import (
     release_disk_reserve,
 )
 from medchain.node._erasures import ERASED_FILE, ErasedBlobs, ErasureGuard
+from medchain.node._fleet_index import DeviceCount, FleetCounts
 from medchain.node._fork import ForkError, fork_anchor, fork_genesis, fork_home, fork_validators
 from medchain.node._genesis_file import (
     GenesisError,
@@ -219,6 +220,7 @@ __all__ = [
     "ChainQueries",
     "Child",
     "ConfigError",
+    "DeviceCount",
     "Devnet",
     "DevnetError",
     "DevnetNode",
@@ -230,6 +232,7 @@ __all__ = [
     "DisclosureRecords",
     "ErasedBlobs",
     "ErasureGuard",
+    "FleetCounts",
     "ForkError",
     "FoundingKeys",
     "FoundingOrg",
