@@ -298,6 +298,12 @@ class ChainQueries(AccessQueries, ConsentQueries):
         the latest height, as far down as the index reaches (`complete_from`)."""
         return self.fleet_index().counts(self.height)
 
+    def fleet_complete_from(self) -> int:
+        """The lowest height whose gateways and devices `fleet_counts` and `gateways`
+        list: 0 when this node holds every block (see `vitals_complete_from`)."""
+        low = self.fleet_index().complete_from
+        return 0 if low is None else low
+
     def gateways(self, start: int, count: int) -> tuple[int, list[Gateway]]:
         """How many gateways the index lists, and `count` of them from `start`, in
         registration order."""
