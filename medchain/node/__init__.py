@@ -84,7 +84,6 @@ from medchain.node._disk_reserve import (
     release_disk_reserve,
 )
 from medchain.node._erasures import ERASED_FILE, ErasedBlobs, ErasureGuard
-from medchain.node._fleet_index import DeviceCount, FleetCounts
 from medchain.node._fork import ForkError, fork_anchor, fork_genesis, fork_home, fork_validators
 from medchain.node._genesis_file import (
     GenesisError,
@@ -220,7 +219,6 @@ __all__ = [
     "ChainQueries",
     "Child",
     "ConfigError",
-    "DeviceCount",
     "Devnet",
     "DevnetError",
     "DevnetNode",
@@ -232,7 +230,6 @@ __all__ = [
     "DisclosureRecords",
     "ErasedBlobs",
     "ErasureGuard",
-    "FleetCounts",
     "ForkError",
     "FoundingKeys",
     "FoundingOrg",

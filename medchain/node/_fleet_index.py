@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from medchain.app import (
     METHODS,
     Device,
+    DeviceCount,
     DeviceKind,
     DeviceState,
+    FleetCounts,
     Gateway,
     State,
     get_device,
@@ -40,7 +41,6 @@ from medchain.store import ChainStore
 from medchain.types import Block, DecodeError, Tx, decode, tx_id
 
 log = logging.getLogger("medchain.node.fleet")
-K = TypeVar("K")
 
 INDEX_SUFFIX = "-fleet.sqlite"
 """The index of `DIR/chain.sqlite` is `DIR/chain-fleet.sqlite`."""
@@ -66,47 +66,6 @@ CREATE INDEX IF NOT EXISTS devices_by_state ON devices (kind, state, restricted_
 """Gateways are listed in registration order (height, then address). The devices'
 index holds every column the counts read, so counting never reads the table."""
 _GATEWAY_COLUMNS = "address, label, registered_by, height, active, batch_count, org_id"
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceCount:
-    kind: DeviceKind
-    state: DeviceState
-    """The state in force at the height counted at."""
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class FleetCounts:
-    """The edge tier at one height, as the node's index of its blocks lists it."""
-
-    height: int
-    """The height the devices' states in force are judged at: the latest committed."""
-    complete_from: int
-    """The lowest height indexed: gateways and devices registered below it are not
-    counted yet (0 once the node holds every block; a node that joined from a snapshot
-    counts older ones as it fetches their blocks)."""
-    gateways_active: int
-    gateways_revoked: int
-    devices: tuple[DeviceCount, ...]
-    """One per (kind, state) with at least one device, by kind then state."""
-
-    @property
-    def device_total(self) -> int:
-        return sum(c.count for c in self.devices)
-
-    def by_kind(self) -> dict[DeviceKind, int]:
-        return _totals((c.kind, c.count) for c in self.devices)
-
-    def by_state(self) -> dict[DeviceState, int]:
-        return _totals((c.state, c.count) for c in self.devices)
-
-
-def _totals(pairs: Iterator[tuple[K, int]]) -> dict[K, int]:
-    totals: dict[K, int] = {}
-    for key, count in pairs:
-        totals[key] = totals.get(key, 0) + count
-    return totals
 
 
 class FleetIndex(BlockIndex):

@@ -27,6 +27,7 @@ from medchain.app import (
     Candidate,
     Device,
     DeviceAuditEntry,
+    FleetCounts,
     Gateway,
     Identity,
     Ledger,
@@ -41,7 +42,7 @@ from medchain.crypto import SearchToken
 from medchain.node._access_queries import AccessQueries
 from medchain.node._block_index import BlockIndex
 from medchain.node._consent_queries import ConsentQueries
-from medchain.node._fleet_index import FleetCounts, FleetIndex
+from medchain.node._fleet_index import FleetIndex
 from medchain.node._vitals_index import VitalsIndex
 from medchain.store import ChainStore, StoreError
 from medchain.types import Block, Receipt

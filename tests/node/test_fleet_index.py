@@ -14,6 +14,7 @@ from medchain.app import (
     DeviceKind,
     DeviceOffence,
     DeviceState,
+    FleetCounts,
     Gateway,
     RegisterGatewayArgs,
     ReportArgs,
@@ -21,7 +22,7 @@ from medchain.app import (
     SetStateArgs,
 )
 from medchain.crypto import AccountKeys
-from medchain.node import FleetCounts, LocalChain
+from medchain.node import LocalChain
 from tests.node.test_vitals_index import (
     T0,
     Fleet,
