@@ -10,6 +10,9 @@ import itertools
 from collections import Counter
 from pathlib import Path
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from medchain.app import (
     DeviceKind,
     DeviceOffence,
@@ -86,6 +89,8 @@ def test_counts_follow_registrations_state_changes_and_penalties() -> None:
     assert _agrees(fleet).by_state() == {DeviceState.ACTIVE: 2, DeviceState.RESTRICTED: 2}
     until = fleet.local.device(penalised.address)
     assert until is not None and until.restricted_until > fleet.local.height
+    still = fleet.local.fleet_index().counts(until.restricted_until)  # its last height
+    assert still.by_state() == {DeviceState.ACTIVE: 2, DeviceState.RESTRICTED: 2}
     later = fleet.local.fleet_index().counts(until.restricted_until + 1)
     lapsed = _from_the_state(fleet.local, _devices(fleet), until.restricted_until + 1)
     assert _indexed(later) == lapsed  # the penalty lapsed; the owner's restriction stays
@@ -169,3 +174,43 @@ def test_a_store_above_genesis_counts_from_its_first_block_then_reaches_down(
     _put_back(tmp_path / "chain.sqlite", saved)  # the backfill stores the older blocks
     assert _everything(joined) == everything
     joined.close()
+
+
+_STEPS = st.lists(
+    st.tuples(
+        st.sampled_from(["owner sets", "gateway reports", "register", "empty block"]),
+        st.integers(0, 3),
+        st.sampled_from(list(DeviceState)),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_STEPS)
+def test_any_story_counts_what_the_state_holds(steps: list[tuple[str, int, DeviceState]]) -> None:
+    """Whatever happens (refused calls included), at the latest height and later ones."""
+    fleet = Fleet.in_memory(patients=2)
+    devices = [(p, d) for p in fleet.patients for d in fleet.devices[p.address]]
+    for step, which, state in steps:
+        patient, device = devices[which]
+        if step == "owner sets":
+            args: object = SetStateArgs(device.address, state, "the owner's")
+            txs = [fleet.tx(patient, "devices.set_state", args)]
+        elif step == "gateway reports":
+            evidence = b"offending reading %d" % next(_EVIDENCE)
+            args = ReportArgs(device.address, DeviceOffence.REPLAY, evidence)
+            txs = [fleet.tx(fleet.gateway, "devices.report", args)]
+        elif step == "register":
+            fresh = AccountKeys.generate()
+            fleet.devices[patient.address].append(fresh)
+            txs = [fleet._register(patient, fresh)]
+        else:
+            txs = []
+        fleet.local.seal(txs)  # a refused call is committed all the same
+    _agrees(fleet)
+    index, everyone = fleet.local.fleet_index(), _devices(fleet)
+    ends = {d.restricted_until for d in map(fleet.local.device, everyone) if d is not None}
+    lapses = {h for end in ends - {0} for h in (end, end + 1)}  # the last height, the first after
+    for later in sorted(lapses | {fleet.local.height + 150}):
+        assert _indexed(index.counts(later)) == _from_the_state(fleet.local, everyone, later)
