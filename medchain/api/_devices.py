@@ -200,6 +200,7 @@ class GatewayModel(FromChain):
     height: int = Field(description="Height it was registered at.")
     active: bool = Field(description="False once revoked (revoked gateways stay revoked).")
     batch_count: int
+    org_id: str = Field(description="The member organisation it reports for.")
     encoded: Encoded
 
 

@@ -230,6 +230,7 @@ from medchain.app._errors import (
     WrongChain,
     WrongRole,
 )
+from medchain.app._fleet import DeviceCount, FleetCounts
 from medchain.app._genesis import genesis_state
 from medchain.app._grant_terms import ReaderTerms
 from medchain.app._grants import (
@@ -508,6 +509,7 @@ __all__ = [
     "DeviceAction",
     "DeviceAuditEntry",
     "DeviceBanned",
+    "DeviceCount",
     "DeviceKind",
     "DeviceOffence",
     "DeviceState",
@@ -523,6 +525,7 @@ __all__ = [
     "EraseArgs",
     "Erasure",
     "FeeTooLow",
+    "FleetCounts",
     "ForgedEvidence",
     "Gateway",
     "GrantConsentArgs",

@@ -167,6 +167,16 @@ class ChainBackend(Protocol):
 
     def gateway(self, address: bytes) -> app.Gateway | None: ...
 
+    def fleet_counts(self) -> app.FleetCounts:
+        """Gateways active and revoked, devices by kind and by state in force at the
+        latest height, as far down as the node's index of its blocks reaches."""
+        ...
+
+    def gateways(self, start: int, count: int) -> tuple[int, list[app.Gateway]]:
+        """How many gateways there are, and `count` of them from `start`, in
+        registration order."""
+        ...
+
     def disclosure_head(self, committer: bytes) -> app.HeadCommit | None:
         """The latest head of its disclosure log a node or gateway committed (None: none)."""
         ...

@@ -72,6 +72,8 @@ _MAX_BLOB_BATCH_BYTES = 16 * 1024 * 1024
 """The API's default bound on a POST /v1/blobs/batch body."""
 _MAX_BLOB_BATCH_BLOBS = 1_000
 """The API's bound on the blobs one POST /v1/blobs/batch may hold."""
+_MAX_GATEWAY_PAGE = 500
+"""Most gateways one GET /v1/gateways lists (the API's MAX_GATEWAY_PAGE)."""
 _MAX_HEIGHTS = 10_000
 """What one POST /v1/chain/hashes takes (50,000 blocks of history at the default
 checkpoint interval)."""
@@ -670,6 +672,40 @@ class HttpChain(AccessReads, EmergencyReads, RecoveryReads):
     def gateway(self, address: bytes) -> app.Gateway | None:
         body = self._get(f"/v1/gateways/{format_address(address)}", missing=("unknown_gateway",))
         return None if body is None else self._decoded(app.Gateway, body)
+
+    def fleet_counts(self) -> app.FleetCounts:
+        """Gateways active and revoked, devices by kind and state in force, as the
+        node's index of its blocks counts them (GET /v1/fleet)."""
+        body = self._get("/v1/fleet")
+        try:
+            devices = tuple(
+                app.DeviceCount(app.DeviceKind(d["kind"]), app.DeviceState(d["state"]), d["count"])
+                for d in body["devices"]
+            )
+            numbers = [
+                body[k] for k in ("height", "complete_from", "gateways_active", "gateways_revoked")
+            ]
+        except (KeyError, TypeError, ValueError):
+            raise _bad_response(self.url, "gateway and device counts of another shape") from None
+        if not all(isinstance(n, int) for n in [*numbers, *(d.count for d in devices)]):
+            raise _bad_response(self.url, "gateway and device counts that are not numbers")
+        height, complete_from, active, revoked = numbers
+        return app.FleetCounts(height, complete_from, active, revoked, devices)
+
+    def gateways(self, start: int, count: int) -> tuple[int, list[app.Gateway]]:
+        """How many gateways the node lists, and `count` of them from `start`, in
+        registration order (GET /v1/gateways, in pages of at most 500)."""
+        start, found = max(0, start), list[app.Gateway]()
+        while True:
+            ask = max(1, min(count - len(found), _MAX_GATEWAY_PAGE))
+            body = self._get(f"/v1/gateways?start={start + len(found)}&count={ask}")
+            total = _field(body, "total", self.url)
+            if not isinstance(total, int):
+                raise _bad_response(self.url, "a gateway total that is not a number")
+            page = self._list(app.Gateway, body, "gateways")
+            found += page
+            if len(found) >= count or len(page) < ask:
+                return total, found[: max(0, count)]
 
     def disclosure_head(self, committer: bytes) -> app.HeadCommit | None:
         path = f"/v1/disclosures/commits?node={format_address(committer)}&limit=1"

@@ -6,9 +6,10 @@ credentials and attestations in `AccessQueries`, those on consent in
 `ConsentQueries`). A class using it keeps
 `ledger` (the committed state) and `store` (blocks and receipts), calls
 `index_committed` after storing each block and `close_index` when it closes: the
-gateways' bundles are answered from the node's own index of the blocks
-(`VitalsIndex`), opened beside the store by the first query (the node opens it when
-it starts) and kept up to date by each commit from then on."""
+gateways' bundles, and the lists and counts of gateways and devices, are answered from
+the node's own indexes of the blocks (`VitalsIndex`, `FleetIndex`), each opened beside
+the store by its first query (the node opens them when it starts) and kept up to date
+by each commit from then on."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from medchain.app import (
     Candidate,
     Device,
     DeviceAuditEntry,
+    FleetCounts,
     Gateway,
     Identity,
     Ledger,
@@ -38,18 +40,24 @@ from medchain.app import (
 )
 from medchain.crypto import SearchToken
 from medchain.node._access_queries import AccessQueries
+from medchain.node._block_index import BlockIndex
 from medchain.node._consent_queries import ConsentQueries
+from medchain.node._fleet_index import FleetIndex
 from medchain.node._vitals_index import VitalsIndex
 from medchain.store import ChainStore, StoreError
 from medchain.types import Block, Receipt
 
 log = logging.getLogger("medchain.node.queries")
 
+_WHAT_IT_LISTS = {VitalsIndex.NAME: "bundles", FleetIndex.NAME: "gateways and devices"}
+"""What each index lists, for the log."""
+
 
 class ChainQueries(AccessQueries, ConsentQueries):
     ledger: Ledger
     store: ChainStore
     _vitals_index: VitalsIndex | None = None
+    _fleet_index: FleetIndex | None = None
 
     # -- blocks and transactions --------------------------------------------------------
 
@@ -279,27 +287,54 @@ class ChainQueries(AccessQueries, ConsentQueries):
         self._vitals_index.catch_up(self.store)
         return self._vitals_index
 
+    def fleet_index(self) -> FleetIndex:
+        """The index of gateways and devices, caught up with the stored blocks."""
+        if self._fleet_index is None:
+            self._fleet_index = FleetIndex.beside(self.store, lambda: self.ledger.state)
+        self._fleet_index.catch_up(self.store)
+        return self._fleet_index
+
+    def fleet_counts(self) -> FleetCounts:
+        """Gateways active and revoked, devices by kind and by the state in force at
+        the latest height, as far down as the index reaches (`complete_from`)."""
+        return self.fleet_index().counts(self.height)
+
+    def fleet_complete_from(self) -> int:
+        """The lowest height whose gateways and devices `fleet_counts` and `gateways`
+        list: 0 when this node holds every block (see `vitals_complete_from`)."""
+        low = self.fleet_index().complete_from
+        return 0 if low is None else low
+
+    def gateways(self, start: int, count: int) -> tuple[int, list[Gateway]]:
+        """How many gateways the index lists, and `count` of them from `start`, in
+        registration order."""
+        return self.fleet_index().gateways(start, count)
+
     def index_committed(self, block: Block, receipts: Sequence[Receipt]) -> None:
-        """`block` was stored with `receipts`: list its bundles, if the index is open
-        (a store that is only replayed into, as `recover` does, never opens one). A
+        """`block` was stored with `receipts`: index it in each index that is open (a
+        store that is only replayed into, as `recover` does, never opens one). A
         failure (a full disk) is logged and changes nothing else: the index catches up
         from the blocks."""
-        if self._vitals_index is None:
-            return
-        try:
-            self._vitals_index.add_committed(block, receipts, self.store)
-        except (sqlite3.Error, StoreError) as exc:  # StoreError: DiskFull
-            log.error(
-                "could not index the bundles of block %d (%r); they are indexed from the "
-                "stored blocks once the index can be written",
-                block.header.height,
-                exc,
-            )
+        for index in (self._vitals_index, self._fleet_index):
+            if index is None:
+                continue
+            try:
+                index.add_committed(block, receipts, self.store)
+            except (sqlite3.Error, StoreError) as exc:  # StoreError: DiskFull
+                log.error(
+                    "could not index the %s of block %d (%r); they are indexed from the "
+                    "stored blocks once the index can be written",
+                    _WHAT_IT_LISTS.get(index.NAME, index.NAME),
+                    block.header.height,
+                    exc,
+                )
 
     def close_index(self) -> None:
-        if self._vitals_index is not None:
-            self._vitals_index.close()
-            self._vitals_index = None
+        indexes: tuple[BlockIndex | None, ...] = (self._vitals_index, self._fleet_index)
+        self._vitals_index = self._fleet_index = None
+        for index in indexes:
+            if index is not None:
+                index.close()
 
     def vitals_readers_of(self, patient: bytes) -> tuple[bytes, ...]:
         return app.vitals_readers_of(self.ledger.state, patient)

@@ -271,6 +271,7 @@ class Node:
         self.bodies.catch_up(store)
         self.erased.sync(self.app.ledger.state)  # what a snapshot or a lost file missed
         self.app.vitals_index()  # caught up with the stored blocks before consensus runs
+        self.app.fleet_index()
         self.app.before_store = self._before_store
         self.peer_blobs.on_kept = self.bodies.kept_from_peer
         self.bodies.on_disk_full = self.peer_blobs.on_disk_full = self.disk_full

@@ -10,13 +10,9 @@ answers exactly as the state did, without the state root committing to it, the
 state's tree rehashing it, or a snapshot carrying it to a joining node.
 
 The file sits beside the chain store (`chain.sqlite` -> `chain-vitals.sqlite`; in
-memory for a store in memory) and is never the only copy of anything: it records the
-heights it covers, [low, high], and the hash of block `high`, and `catch_up` indexes
-whatever the store holds beyond them. Delete it and it is rebuilt from the blocks; if
-the store no longer holds block `high` with that hash (another chain, a store restored
-from a backup) it is rebuilt too. A node that joined from a snapshot holds no blocks
-below the snapshot's height until it has fetched them: the index starts at its first
-block (`complete_from`) and reaches down as older blocks arrive, a few hundred a call.
+memory for a store in memory) and is rebuilt from the blocks whenever it does not match
+them, as every `BlockIndex` is: a node that joined from a snapshot lists batches from
+its first block (`complete_from`) and older ones as it fetches their blocks.
 """
 
 from __future__ import annotations
@@ -24,8 +20,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from medchain.app import (
@@ -40,18 +34,15 @@ from medchain.app import (
     committed_batch,
 )
 from medchain.crypto import ADDRESS_SIZE, format_address
-from medchain.node._sqlite_writes import full_disk_raised, write_transaction
+from medchain.node._block_index import BlockIndex, path_beside
 from medchain.store import ChainStore
-from medchain.types import Block, DecodeError, Receipt, Tx, block_hash, cid_from_digest, tx_id
+from medchain.types import Block, DecodeError, cid_from_digest, tx_id
 
 log = logging.getLogger("medchain.node.vitals")
 
 INDEX_SUFFIX = "-vitals.sqlite"
 """The index of `DIR/chain.sqlite` is `DIR/chain-vitals.sqlite`."""
 BATCH_METHOD = "devices.commit_batch"
-PAST_BLOCKS_PER_CALL = 256
-"""Most blocks below the index's low end (fetched by a backfill) one `catch_up` indexes,
-so a long backfill is indexed a little at a time, never in one long stall."""
 _VERSION = 1
 
 _SCHEMA = """
@@ -68,137 +59,25 @@ CREATE INDEX IF NOT EXISTS bundles_by_day ON bundles (patient, day);
 """A batch's bundles are appended together, so they are a range of ids (rows packed in
 pages as written, no index by batch); the patient/day index holds only the key. A CID
 is kept only when it is not the canonical one of its hash (a gateway's never is)."""
-_TABLES = ("meta", "batches", "bundles")
 _BUNDLE_COLUMNS = "patient, cid, ciphertext_hash, count, time_from_ms, time_to_ms, devices"
 
 
-def index_path(store_path: Path) -> Path:
-    return store_path.with_name(store_path.stem + INDEX_SUFFIX)
+class VitalsIndex(BlockIndex):
+    """The bundles of the batches in blocks [low, high] of one chain store."""
 
-
-class VitalsIndex:
-    """The bundles of the batches in blocks [low, high] of one chain store. Belongs to
-    the thread that opened it (the node's loop), as the store does."""
-
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self._db = sqlite3.connect(str(path), isolation_level=None)
-        with full_disk_raised(self.path, "the new vitals index"):
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")  # a lost tail is indexed again
-            if self._meta_or_none("version") not in (None, _VERSION):
-                self._db.executescript("".join(f"DROP TABLE {t};" for t in _TABLES))
-            self._db.executescript(_SCHEMA)
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('version', ?)", (_VERSION,))
-        self._checked = False
-        """Whether block `high` was found in the store with its hash since opening."""
+    NAME = "vitals index"
+    SCHEMA = _SCHEMA
+    TABLES = ("batches", "bundles")
+    VERSION = _VERSION
+    METHODS = frozenset({BATCH_METHOD})
 
     @classmethod
     def beside(cls, store: ChainStore) -> VitalsIndex:
-        return cls(":memory:" if store.in_memory else index_path(store.path))
+        return cls(path_beside(store, INDEX_SUFFIX))
 
-    def close(self) -> None:
-        self._db.close()
-
-    # -- what it covers ---------------------------------------------------------------
-
-    @property
-    def complete_from(self) -> int | None:
-        """The lowest height indexed: every batch from there on is listed (0 once the
-        node holds every block); None before anything is indexed."""
-        return self._height("low")
-
-    @property
-    def high(self) -> int | None:
-        return self._height("high")
-
-    def catch_up(self, store: ChainStore) -> int:
-        """Index the blocks `store` holds beyond [low, high]: every one above, and up to
-        PAST_BLOCKS_PER_CALL below. Returns how many it indexed."""
-        self._check_against(store)
-        high = self.high
-        tip = store.latest_height()
-        done = 0
-        if high is None or high < tip:
-            for block in store.blocks(0 if high is None else high + 1, tip):
-                done += self._index(block, _batch_oks(store, block.txs))
-        low = self.complete_from
-        while low is not None and low > 0 and done < PAST_BLOCKS_PER_CALL:
-            past = store.block_at(low - 1)
-            if past is None:
-                break
-            done += self._index(past, _batch_oks(store, past.txs))
-            low -= 1
-        return done
-
-    def add_committed(self, block: Block, receipts: Sequence[Receipt], store: ChainStore) -> None:
-        """`block` was just stored with `receipts`: index it from them, or catch up
-        from the store if the index is not right below it."""
-        if self._checked and self.high == block.header.height - 1:
-            self._index(block, [r.ok for r in receipts])
-        else:
-            self.catch_up(store)
-
-    def _check_against(self, store: ChainStore) -> None:
-        """Rebuild if the store does not hold block `high` as indexed."""
-        if self._checked:
-            return
-        high = self.high
-        if high is not None:
-            found = store.block_ids([high]).get(high)
-            if found is None or found[0] != self._meta("high_hash"):
-                log.warning("the vitals index is not of this chain store's blocks: rebuilding it")
-                self._reset()
-        self._checked = True
-
-    def _reset(self) -> None:
-        with self._transaction() as db:
-            db.execute("DELETE FROM bundles")
-            db.execute("DELETE FROM batches")
-            db.execute("DELETE FROM meta")
-            _set_meta(db, {"version": _VERSION})
-
-    # -- writing ----------------------------------------------------------------------
-
-    def _index(self, block: Block, oks: Sequence[bool]) -> int:
-        """List the batches of `block` (the next above high, the next below low, or the
-        first); 0 if another process indexed it meanwhile, else 1."""
-        height = block.header.height
-        batches = list(_batches_in(block, oks))
-        with self._transaction() as db:
-            low, high = self._height("low"), self._height("high")
-            top = {"high": height, "high_hash": block_hash(block.header)}
-            if high is None:
-                _set_meta(db, {"low": height, **top})
-            elif height == high + 1:
-                _set_meta(db, top)
-            elif low is not None and height == low - 1:
-                _set_meta(db, {"low": height})
-            else:
-                return 0
-            for batch in batches:
-                _insert(db, batch)
-        return 1
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with write_transaction(self._db, self.path, "the vitals index's update"):
-            yield self._db
-
-    def _meta(self, key: str) -> Any:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else row[0]
-
-    def _meta_or_none(self, key: str) -> Any:
-        """`_meta`, or None in a file with no index yet."""
-        try:
-            return self._meta(key)
-        except sqlite3.OperationalError:  # no such table
-            return None
-
-    def _height(self, key: str) -> int | None:
-        value = self._meta(key)
-        return None if value is None else int(value)
+    def _add(self, db: sqlite3.Connection, block: Block, oks: Sequence[bool]) -> None:
+        for batch in _batches_in(block, oks):
+            _insert(db, batch)
 
     # -- queries ----------------------------------------------------------------------
 
@@ -248,15 +127,6 @@ class VitalsIndex:
                 )
         found.sort(key=lambda e: (e.time_from_ms, e.height, e.batch_id))
         return found
-
-
-def _batch_oks(store: ChainStore, txs: Sequence[Tx]) -> list[bool]:
-    """Per transaction: whether it is a batch that committed (its stored receipt)."""
-    oks = []
-    for tx in txs:
-        receipt = store.receipt(tx_id(tx)) if tx.method == BATCH_METHOD else None
-        oks.append(receipt is not None and receipt.ok)
-    return oks
 
 
 def _batches_in(block: Block, oks: Sequence[bool]) -> Iterator[Batch]:
@@ -309,11 +179,3 @@ def _bundle(row: Sequence[Any]) -> Bundle:
 def _entry(batch_id: bytes, height: int, root: bytes, b: Bundle) -> VitalsEntry:
     fields = (b.cid, b.ciphertext_hash, b.count, b.time_from_ms, b.time_to_ms, b.devices)
     return VitalsEntry(batch_id, height, root, *fields)
-
-
-def _set_meta(db: sqlite3.Connection, values: dict[str, object]) -> None:
-    db.executemany(
-        "INSERT INTO meta (key, value) VALUES (?, ?) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        sorted(values.items()),
-    )

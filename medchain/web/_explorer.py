@@ -10,13 +10,14 @@ from typing import Any, Protocol
 from medchain.app import Identity, Role, StakeAccount
 from medchain.crypto import address_from_public_key, format_address
 from medchain.types import Block, Genesis, NodeStatus, Receipt, tx_id
+from medchain.web._explorer_fleet import FleetChain
 from medchain.web._txs import TxView, tx_view
 
 LATEST_BLOCKS = 20
 ROLE_PAGE = 50
 
 
-class ExplorerChain(Protocol):
+class ExplorerChain(FleetChain, Protocol):
     """The reads the explorer makes (a node's HttpChain has them)."""
 
     @property

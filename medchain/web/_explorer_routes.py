@@ -20,8 +20,9 @@ from medchain.web._explorer import (
     overview,
     summary,
 )
+from medchain.web._explorer_fleet import GATEWAY_PAGE, fleet_view, gateway_rows
 from medchain.web._mempool import mempool_view
-from medchain.web._pages import Site
+from medchain.web._pages import Site, templates
 
 POLL_S = 0.2
 """How often the feed looks for a new block: well inside the 2 s a page may lag."""
@@ -35,7 +36,8 @@ def explorer_routes(site: Site) -> list[Route]:
     async def home(request: Request) -> Response:
         info = await site.worker.run(lambda: overview(chain))
         blocks = await site.worker.run(lambda: latest_blocks(chain))
-        return site.page(request, "explorer.html", info=info, blocks=blocks)
+        fleet = await site.worker.run(lambda: fleet_view(chain))
+        return site.page(request, "explorer.html", info=info, blocks=blocks, fleet=fleet)
 
     async def block(request: Request) -> Response:
         height = int(request.path_params["height"])
@@ -56,6 +58,18 @@ def explorer_routes(site: Site) -> list[Route]:
             total=total, rows=rows, start=start,
         )  # fmt: skip
 
+    async def gateways(request: Request) -> Response:
+        text = request.query_params.get("start", "0")
+        if not text.isdigit() or len(text) > 9:
+            return site.error(request, "Give the start as a whole number of gateways.")
+        start = int(text)
+        total, rows = await site.worker.run(lambda: gateway_rows(chain, start, GATEWAY_PAGE))
+        complete_from = await site.worker.run(lambda: chain.fleet_counts().complete_from)
+        return site.page(
+            request, "gateways.html", total=total, gateways=rows, start=start,
+            page=GATEWAY_PAGE, complete_from=complete_from,
+        )  # fmt: skip
+
     async def mempool(request: Request) -> Response:
         pool = await site.worker.run(lambda: mempool_view(chain))
         return site.page(request, "mempool.html", pool=pool)
@@ -71,6 +85,7 @@ def explorer_routes(site: Site) -> list[Route]:
         Route("/", home),
         Route("/blocks/{height:int}", block),
         Route("/accounts", accounts),
+        Route("/gateways", gateways),
         Route("/mempool", mempool),
         Route("/events", events),
     ]
@@ -84,11 +99,13 @@ def _after(request: Request) -> int | None:
 async def _new_blocks(site: Site, chain: ExplorerChain, request: Request) -> AsyncIterator[str]:
     """`block` events, one per block committed after `?after=HEIGHT` (the height the page
     was drawn at: a block committed while the page loaded is not missed; by default the
-    latest), as long as the page listens."""
+    latest), as long as the page listens; after new blocks, a `fleet` event with the
+    edge tier's section redrawn, when it differs from the one last sent."""
     latest_height = (await site.worker.run(chain.latest_block)).height
     after = _after(request)
     seen = latest_height if after is None else min(after, latest_height)
     quiet_s = 0.0
+    fleet_sent = ""
     yield "retry: 1000\n\n"
     while not await request.is_disconnected():
         await asyncio.sleep(POLL_S)
@@ -105,6 +122,15 @@ async def _new_blocks(site: Site, chain: ExplorerChain, request: Request) -> Asy
             if block is not None:
                 yield f"event: block\ndata: {json.dumps(summary(block).as_json())}\n\n"
         seen, quiet_s = latest.height, 0.0
+        fleet = await _fleet_html(site, chain)
+        if fleet != fleet_sent:  # the first time: what changed since the page was drawn
+            fleet_sent = fleet
+            yield f"event: fleet\ndata: {json.dumps({'height': seen, 'html': fleet})}\n\n"
+
+
+async def _fleet_html(site: Site, chain: ExplorerChain) -> str:
+    view = await site.worker.run(lambda: fleet_view(chain))
+    return templates.get_template("_fleet.html").render(fleet=view)
 
 
 async def _block_at(site: Site, chain: ExplorerChain, height: int) -> Block | None:

@@ -3,6 +3,7 @@ a node over HTTP: both backends must answer alike."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
@@ -158,8 +159,16 @@ def test_devices_story(backend: tuple[ChainBackend, AccountKeys]) -> None:
     assert chain.guardians_of(patient.address) == ()
     with pytest.raises(TxFailed):
         guardian.set_device_state(device, DeviceState.BANNED, "no longer theirs")
+    counts = chain.fleet_counts()  # as reading every device from the state gives
+    everyone = chain.devices_of(patient.address) + chain.devices_of(guardian.address)
+    in_force = Counter((d.kind, d.state_at(counts.height)) for d in everyone)
+    assert {(c.kind, c.state): c.count for c in counts.devices} == in_force
+    assert counts.by_kind() == {DeviceKind.PULSE_OXIMETER: 1, DeviceKind.THERMOMETER: 1}
+    assert (counts.gateways_active, counts.gateways_revoked) == (1, 0)
     hospital.revoke_gateway(gateway.address)
     assert not hospital.gateway(gateway.address).active
+    assert chain.gateways(0, 10) == (1, [hospital.gateway(gateway.address)])
+    assert chain.fleet_counts().gateways_revoked == 1
     with pytest.raises(TxFailed) as revoked:
         gateway.report_device(device, DeviceOffence.UNSIGNED, b"evidence 3")
     assert revoked.value.code == "unknown_gateway"

@@ -32,6 +32,7 @@ from medchain.app import (
 )
 from medchain.crypto import AccountKeys, sha256, signed_tx
 from medchain.node import LocalChain
+from medchain.node import _block_index as block_index_module
 from medchain.node import _vitals_index as index_module
 from medchain.node._vitals_index import VitalsIndex
 from medchain.offchain import cid_for
@@ -351,7 +352,7 @@ def test_older_blocks_are_indexed_a_few_hundred_a_call(
     joined = LocalChain.open(tmp_path)
     assert joined.vitals_complete_from() == top
     _put_back(tmp_path / "chain.sqlite", saved)
-    monkeypatch.setattr(index_module, "PAST_BLOCKS_PER_CALL", 2)
+    monkeypatch.setattr(block_index_module, "PAST_BLOCKS_PER_CALL", 2)
     assert joined.vitals_complete_from() == top - 2
     assert joined.vitals_complete_from() == max(top - 4, 0)
     joined.close()

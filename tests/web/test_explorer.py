@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from medchain.anchor import Mismatch, VerifyReport
-from medchain.app import Role
+from medchain.app import DeviceState, Role
 from medchain.client import HttpChain
-from medchain.crypto import format_address
+from medchain.crypto import AccountKeys, format_address
 from medchain.web._explorer import (
     AnchorView,
     accounts_with,
@@ -13,8 +13,10 @@ from medchain.web._explorer import (
     latest_blocks,
     overview,
 )
-from tests.api.harness import make_chain, served
+from medchain.web._explorer_fleet import STATES, GatewayRow, KindRow, fleet_view
+from tests.api.harness import HOSPITAL, admin, make_chain, served
 from tests.web.conftest import AnchoringNode, Ward, verified_report
+from tests.web.wearer import wear_device
 
 
 def test_latest_blocks_newest_first(ward: Ward) -> None:
@@ -61,6 +63,32 @@ def test_accounts_by_role_are_paged(ward: Ward) -> None:
     assert total == len(first) + len(rest)
     assert len(first) == 2
     assert format_address(ward.patient.address) in {r.address for r in first + rest}
+
+
+def test_the_fleet_shows_gateways_and_devices_by_kind_and_state(ward: Ward) -> None:
+    assert [s.value for s in STATES] == ["active", "restricted", "banned"]
+    with HttpChain(ward.node.url) as chain:
+        empty = fleet_view(chain)
+        gateway = AccountKeys.generate()
+        hospital = admin(chain)
+        hospital.register_gateway(gateway.address, "ward 3")
+        band = wear_device(ward, chain)
+        wear_device(ward, chain)
+        registered = fleet_view(chain)
+        hospital.set_device_state(band.keys.address, DeviceState.BANNED, "lost")
+        hospital.revoke_gateway(gateway.address)
+        changed = fleet_view(chain)
+    assert (empty.total, empty.kinds, empty.gateway_total, empty.gateways) == (0, (), 0, ())
+    assert registered.kinds == (KindRow("heart rate", (2, 0, 0), 2),)
+    assert (registered.gateways_active, registered.gateway_total) == (1, 1)
+    (found,) = registered.gateways
+    address = format_address(gateway.address)
+    assert found == GatewayRow("ward 3", address, HOSPITAL.org_id, "active", found.height, 0)
+    assert 0 < found.height < registered.height
+    assert changed.kinds == (KindRow("heart rate", (1, 0, 1), 2),)
+    assert (changed.totals, changed.total) == ((1, 0, 1), 2)
+    assert [g.state for g in changed.gateways] == ["revoked"]
+    assert (changed.gateways_active, changed.gateways_revoked) == (0, 1)
 
 
 def _anchors(report: VerifyReport | None) -> AnchorView:

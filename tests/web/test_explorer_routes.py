@@ -9,9 +9,11 @@ import httpx
 
 from medchain.anchor import Mismatch
 from medchain.client import HttpChain
+from medchain.crypto import AccountKeys, format_address
 from medchain.web import explorer_app
-from tests.api.harness import make_chain, served
+from tests.api.harness import admin, make_chain, served
 from tests.web.conftest import AnchoringNode, RunningApp, Ward, running, verified_report
+from tests.web.wearer import wear_device
 
 FEED_DEADLINE_S = 30.0
 """Generous: the feed polls every 0.2 s, but the machine may be busy."""
@@ -107,3 +109,55 @@ def test_an_anchor_alarm_is_announced() -> None:
         '<p class="alarm" role="alert">Alarm: the chain disagrees with its anchors '
         "(state_root at height 8: rewritten).</p>" in page
     )
+
+
+def test_the_home_page_shows_gateways_and_device_counts(ward: Ward, explorer: RunningApp) -> None:
+    with explorer.browser() as client:
+        before = client.get("/").text
+    with HttpChain(ward.node.url) as chain:
+        admin(chain).register_gateway(AccountKeys.generate().address, "ward 3")
+        wear_device(ward, chain)
+    with explorer.browser() as client:
+        after = client.get("/").text
+    assert '<h2 id="fleet-title">Edge gateways and devices</h2>' in before
+    assert "No devices registered." in before and "No gateway registered." in before
+    summary = '<a href="/gateways">1 gateway</a>: 1 active, 0 revoked; '
+    assert summary + '<span id="device-total">1</span> device.' in after
+    heart_rate = '<th scope="row">heart rate</th><td>1</td><td>0</td><td>0</td><td>1</td>'
+    assert f"<tr>{heart_rate}</tr>" in after
+    assert "<td>ward 3</td>" in after and "No devices registered." not in after
+
+
+def test_the_gateways_page_and_a_bad_start(ward: Ward, explorer: RunningApp) -> None:
+    gateway = AccountKeys.generate()
+    with HttpChain(ward.node.url) as chain:
+        admin(chain).register_gateway(gateway.address, "ward 3")
+    with explorer.browser() as client:
+        page = client.get("/gateways")
+        past = client.get("/gateways?start=50").text
+        bad = client.get("/gateways?start=first")
+    assert page.status_code == 200
+    assert "<h1>Edge gateways (1)</h1>" in page.text
+    assert f'<td class="addr">{format_address(gateway.address)}</td>' in page.text
+    assert "<caption>Gateways 1 to 1 of 1, in registration order</caption>" in page.text
+    assert "No gateway registered." in past and "Previous" in past
+    assert bad.status_code == 400 and "whole number" in bad.text
+
+
+def test_the_feed_redraws_the_fleet_when_a_device_is_registered(
+    ward: Ward, explorer: RunningApp
+) -> None:
+    with explorer.browser() as client, client.stream("GET", "/events") as feed:
+        lines = feed.iter_lines()
+        assert next(lines).startswith("retry:")
+        with HttpChain(ward.node.url) as chain:
+            wear_device(ward, chain)
+            committed = chain.latest_block().height
+        deadline = time.monotonic() + FEED_DEADLINE_S
+        fleet: dict[str, object] = {}
+        while not fleet and time.monotonic() < deadline:
+            line = next(lines)
+            if line == "event: fleet":
+                fleet = json.loads(next(lines)[6:])
+    assert fleet["height"] == committed
+    assert '<th scope="row">heart rate</th><td>1</td>' in str(fleet["html"])

@@ -1,10 +1,10 @@
 """The web app in a real headless Chromium, against a node's API: the story issue 18
 asks for (a doctor adds vital signs through the form, the patient sees them rendered,
 grants a second doctor by name, that doctor sees them, the patient revokes and the
-second doctor cannot read the new version), the explorer's live blocks and its
-anchors' verification state, and the door refusing a browser without the token and a
-post from another site. axe-core checks every page; the main pages are photographed
-into docs/img/."""
+second doctor cannot read the new version), the explorer's live blocks, its edge
+gateways and device counts redrawn live, and its anchors' verification state, and the
+door refusing a browser without the token and a post from another site. axe-core
+checks every page; the main pages are photographed into docs/img/."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from medchain.client import HttpChain
-from medchain.crypto import format_address
+from medchain.crypto import AccountKeys, format_address
 from medchain.web import CSRF_FIELD
+from tests.api.harness import admin
 from tests.web.browser import PHONE, check_page, watched
 from tests.web.conftest import DOCTOR_NAME, SECOND_DOCTOR_NAME, RunningApp, Ward, app_of, running
 from tests.web.wearer import hours_ago, send_readings, sent_values, wear_device
@@ -193,6 +194,16 @@ def test_the_explorer_shows_a_new_block_live(
     page.goto(explorer.login_url)
     expect(page.locator("#blocks tbody[data-live=open]")).to_have_count(1)
     expect(page.locator("#anchor-state")).to_contain_text("verified up to height 10")
+    expect(page.locator("#device-counts")).to_contain_text("No devices registered.")
+    check_page(page, errors)
+    with HttpChain(ward.node.url) as chain:
+        admin(chain).register_gateway(AccountKeys.generate().address, "ward 3")
+        wear_device(ward, chain)
+    # the edge tier's section is redrawn on the open page: it is never reloaded
+    expect(page.locator("#gateways")).to_contain_text("ward 3")
+    expect(page.locator("#device-total")).to_have_text("1")
+    heart_rate = page.locator("#device-counts tbody tr", has_text="heart rate")
+    expect(heart_rate.locator("td").first).to_have_text("1")  # active
     check_page(page, errors, "explorer.png")
     ward.doctor_writes()
     with HttpChain(ward.node.url) as chain:
@@ -206,6 +217,10 @@ def test_the_explorer_shows_a_new_block_live(
     page.get_by_role("link", name="Accounts").click()
     expect(page.get_by_role("heading", name="Accounts: patient (4)")).to_be_visible()
     check_page(page, errors, "explorer-accounts.png")
+    page.get_by_role("link", name="Gateways").click()
+    expect(page.get_by_role("heading", name="Edge gateways (1)")).to_be_visible()
+    expect(page.get_by_role("cell", name="ward 3")).to_be_visible()
+    check_page(page, errors, "explorer-gateways.png")
 
 
 def _evil_site(target: str, form: dict[str, str]) -> Starlette:

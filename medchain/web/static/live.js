@@ -1,10 +1,13 @@
 // The explorer's live feed: each `block` event from /events (server-sent events) adds
-// a row at the top of the latest-blocks table and updates the height; without
-// JavaScript the page still shows the blocks as of its loading.
+// a row at the top of the latest-blocks table and updates the height; each `fleet`
+// event brings the edge gateways and devices section redrawn by the server (its
+// markup, escaped there), which replaces the section's content. Without JavaScript
+// the page still shows both as of its loading.
 "use strict";
 (function () {
   const table = document.querySelector("#blocks tbody");
   const height = document.getElementById("height");
+  const fleet = document.getElementById("fleet");
   if (!table || !window.EventSource) { return; }
   const limit = 20;
 
@@ -33,4 +36,7 @@
   const feed = new EventSource("/events" + after);
   feed.addEventListener("open", function () { table.dataset.live = "open"; });
   feed.addEventListener("block", function (event) { addBlock(JSON.parse(event.data)); });
+  feed.addEventListener("fleet", function (event) {
+    if (fleet) { fleet.innerHTML = JSON.parse(event.data).html; }
+  });
 })();
