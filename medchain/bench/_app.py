@@ -2,7 +2,9 @@
 Playwright as the browser tests drive it): the first load of a patient's app (the
 printed link: token exchange, then the timeline), the timeline of a patient with
 `records` records (its first page), and the vitals chart of `readings` readings over a
-month; then the explorer's delay from a block's commit to its row on the open page.
+month (its first view, which checks every reading, apart from the views after it, which
+take the bundles the app checked from its memory); then the explorer's delay from a
+block's commit to its row on the open page.
 
 The patient's chain is in process, filled before anything is timed: `records` records
 written through the SDK and `readings` readings of a simulated band sent through an
@@ -46,7 +48,9 @@ DAY_MS = 86_400_000
 MONTH_DAYS = 30
 REPEATS = 5
 """Each page is timed this many times after the first; the median is reported."""
-WAIT_MS = 120_000
+WAIT_MS = 300_000
+"""A page may take this long: the chart's first view checks every reading (20 s for
+100,000 on an idle machine, more on a busy one)."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,10 @@ class AppBenchResult:
     readings: int
     first_load_ms: float
     timeline_ms: float
+    first_chart_ms: float
+    """The chart's first view: every bundle opened and every reading checked."""
     chart_ms: float
+    """Median of the views after it (the checked bundles remembered)."""
     chart_points: int
     """Points the chart drew (its buckets) for all the readings."""
     explorer_blocks: int
@@ -154,15 +161,16 @@ def _browser() -> Iterator[Any]:
             browser.close()
 
 
-def _time_patient(page: Any, link: str) -> tuple[float, float, float, int]:
+def _time_patient(page: Any, link: str) -> tuple[float, float, float, float, int]:
     base = link.split("/?", 1)[0]
     first = _timed(page, link)
     if page.locator("ol.timeline li.card").count() == 0:
         raise RuntimeError("the timeline shows no records: the bench's app is broken")
     timeline = _median(page, base + "/")
+    first_chart = _timed(page, base + "/vitals?range=month")
     chart = _median(page, base + "/vitals?range=month")
     points = len((page.locator("svg polyline.mean").get_attribute("points") or "").split())
-    return first, timeline, chart, points
+    return first, timeline, first_chart, chart, points
 
 
 def _time_explorer(page: Any, blocks: int, report: Progress) -> list[float]:
@@ -205,10 +213,10 @@ def run_app_bench(
 
     with _browser() as page:
         with serving(lambda port, keys: person_app(patient, open_chain, port, keys)) as link:
-            first, timeline, chart, points = _time_patient(page, link)
+            first, timeline, first_chart, chart, points = _time_patient(page, link)
         delays = _time_explorer(page, explorer_blocks, report)
     return AppBenchResult(
-        records, readings, first, timeline, chart, points, len(delays),
+        records, readings, first, timeline, first_chart, chart, points, len(delays),
         statistics.median(delays), max(delays),
     )  # fmt: skip
 
@@ -222,8 +230,11 @@ def app_report(result: AppBenchResult) -> Report:
              f"{result.first_load_ms:,.0f} ms", "≤ 1 s"),
             (f"timeline of {result.records:,} records (first page), median of {REPEATS}",
              f"{result.timeline_ms:,.0f} ms", "≤ 1 s"),
+            (f"vitals chart of {result.readings:,} readings, first view (checks every reading)",
+             f"{result.first_chart_ms:,.0f} ms", "≤ 1 s"),
             (f"vitals chart of {result.readings:,} readings (a month, {result.chart_points} "
-             f"points), median of {REPEATS}", f"{result.chart_ms:,.0f} ms", "≤ 1 s"),
+             f"points), views after the first, median of {REPEATS}",
+             f"{result.chart_ms:,.0f} ms", "≤ 1 s"),
             (f"explorer: block time to its row on the open page, median of "
              f"{result.explorer_blocks}", f"{result.explorer_delay_ms:,.0f} ms", "≤ 2 s"),
             ("explorer: the same, slowest", f"{result.explorer_delay_max_ms:,.0f} ms", ""),

@@ -60,7 +60,14 @@ from medchain.gateway._proofs import (
     prove_reading,
     prove_readings,
 )
-from medchain.gateway._query import VitalReading, VitalReadings, VitalsCorrupted, read_vitals
+from medchain.gateway._query import (
+    DEFAULT_CHECKED_READINGS,
+    CheckedBundles,
+    VitalReading,
+    VitalReadings,
+    VitalsCorrupted,
+    read_vitals,
+)
 from medchain.gateway._reading_access import ACCESS_CACHE_S
 from medchain.gateway._readings import (
     MAX_OBSERVATION_BYTES,
@@ -104,6 +111,7 @@ from medchain.gateway._vitals_text import (
 __all__ = [
     "ACCESS_CACHE_S",
     "CONFIG_FILE",
+    "DEFAULT_CHECKED_READINGS",
     "DEFAULT_GATEWAY",
     "DEFAULT_TOPIC_PREFIX",
     "DEVICES_PER_CONNECTION",
@@ -122,6 +130,7 @@ __all__ = [
     "BatchError",
     "BatchSource",
     "CachedBatches",
+    "CheckedBundles",
     "CheckedReading",
     "DeviceKind",
     "FleetOutcome",

@@ -13,13 +13,25 @@ Bundles are sealed for the readers the chain listed when they were committed: a 
 the patient shares their vitals with later opens only what was committed since. Those
 older bundles are counted (`VitalReadings.unreadable`), not an error, unless the reader
 can open none of the bundles in the range.
+
+A reader that views the same vitals again (the web app's chart) passes `checked`, a
+bounded memory of the bundles whose readings it has checked: a bundle is immutable and
+named on chain by its content's hash, so once its readings passed they need not be
+checked again. Each view still asks the chain for the bundles (a node decides again
+who may read them), fetches every blob and compares it with its hash on chain (a blob
+altered in the store is caught), and opens only bundles this reader opened before.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass
+from operator import attrgetter
+
+from cachetools import LRUCache
 
 from medchain.app import MS_PER_DAY, PurposeOfUse, VitalsEntry
 from medchain.client import ChainBackend, NotAReader, reads_signed_by
@@ -59,7 +71,7 @@ class VitalsCorrupted(MedchainError):
     code = "vitals_corrupted"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VitalReading:
     """One decrypted reading and what it measured."""
 
@@ -103,6 +115,50 @@ class VitalReadings(list[VitalReading]):
         self.unreadable = unreadable
 
 
+_ORDER = attrgetter("time_ms", "device", "sequence")
+"""How readings are listed: by time (a key built in C: a chart sorts 100,000)."""
+
+_BundleKey = tuple[bytes, bytes, VitalsEntry]
+"""(reader, patient, the bundle as the chain lists it, hash of its blob included)."""
+
+DEFAULT_CHECKED_READINGS = 200_000
+"""Readings a CheckedBundles keeps by default: two charts of a month of 100,000 readings,
+about 1.1 kB each (220 MB in all; the FHIR Observation is most of a reading)."""
+
+
+class CheckedBundles:
+    """The readings of the bundles read_vitals has opened and checked, per reader: at
+    most `max_readings` readings, the least recently viewed bundles forgotten first.
+    Shared by the threads of one process (a lock guards it)."""
+
+    def __init__(self, max_readings: int = DEFAULT_CHECKED_READINGS) -> None:
+        if max_readings < 1:
+            raise ValueError(f"keep at least one reading, not {max_readings}")
+        self.max_readings = max_readings
+        self._lock = threading.Lock()
+        self._bundles: LRUCache[_BundleKey, tuple[VitalReading, ...]] = LRUCache(
+            max_readings, getsizeof=lambda readings: max(1, len(readings))
+        )
+
+    @property
+    def readings(self) -> int:
+        """How many readings are kept now."""
+        with self._lock:
+            return int(self._bundles.currsize)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._bundles)
+
+    def get(self, key: _BundleKey) -> tuple[VitalReading, ...] | None:
+        with self._lock:
+            return self._bundles.get(key)
+
+    def keep(self, key: _BundleKey, readings: tuple[VitalReading, ...]) -> None:
+        with self._lock, suppress(ValueError):  # larger than the whole memory: not kept
+            self._bundles[key] = readings
+
+
 def read_vitals(
     keys: AccountKeys,
     chain: ChainBackend,
@@ -111,13 +167,15 @@ def read_vitals(
     to_ms: int,
     device: bytes | None = None,
     purpose: PurposeOfUse | None = None,
+    checked: CheckedBundles | None = None,
 ) -> VitalReadings:
     """The readings of `patient` (of `device` only, if given) timed from `from_ms` to
     `to_ms` (both included), decrypted with `keys`, sorted by time. NotAReader when the
     range holds bundles but none was sealed for `keys`, or a node refuses `keys` the
     patient's vitals (reads signed for `purpose`); VitalsCorrupted when a bundle
     does not match the chain; the chain's InvalidArgument for a range it does not
-    answer (e.g. over MAX_VITALS_QUERY_DAYS days)."""
+    answer (e.g. over MAX_VITALS_QUERY_DAYS days). With `checked`, bundles checked
+    before are taken from it, and those checked now are kept in it whole."""
     chain = reads_signed_by(chain, keys, purpose)  # a node serves vitals to signed reads
     entries = chain.vitals(patient, from_ms, to_ms, device)  # a node may refuse: NotAReader
     found = VitalReadings()
@@ -128,28 +186,59 @@ def read_vitals(
                 f"bundle {entry.cid} of batch {entry.batch_id.hex()} does not match its hash "
                 "on chain; fetch it from another node"
             )
-        try:
-            bundle = open_bundle(keys, blob, entry.root, patient, entry.time_from_ms // MS_PER_DAY)
-        except NotAReader:
-            found.unreadable += 1
-            continue
-        if len(bundle.readings) != entry.count:
-            raise _corrupted(entry, f"it holds {len(bundle.readings)} readings, not {entry.count}")
-        for signed in bundle.readings:
-            address = _place(signed, entry)
-            if device is not None and address != device:
+        key = (keys.address, patient, entry)
+        readings = checked.get(key) if checked is not None else None
+        if readings is None:
+            whole = (None, entry.time_from_ms, entry.time_to_ms)  # all of it, to keep
+            wanted = (device, from_ms, to_ms) if checked is None else whole
+            try:
+                readings = _open_checked(keys, blob, entry, patient, *wanted)
+            except NotAReader:
+                found.unreadable += 1
                 continue
-            if not from_ms <= signed.reading.timestamp_ms <= to_ms:
-                continue
-            found.append(_check(signed, entry, patient))
+            if checked is not None:
+                checked.keep(key, readings)
+        if device is None and from_ms <= entry.time_from_ms and entry.time_to_ms <= to_ms:
+            found.extend(readings)  # the whole bundle is in the range
+        else:
+            found.extend(
+                r
+                for r in readings
+                if from_ms <= r.time_ms <= to_ms and (device is None or r.device == device)
+            )
     if entries and found.unreadable == len(entries):
         raise NotAReader(
             f"{format_address(keys.address)} is not a reader of these vitals; the patient "
             "shares them with `medchain devices share-vitals` (readings are sealed for the "
             "readers of the moment they are committed: those committed before stay closed)"
         )
-    found.sort(key=lambda r: (r.time_ms, r.device, r.sequence))
+    found.sort(key=_ORDER)
     return found
+
+
+def _open_checked(
+    keys: AccountKeys,
+    blob: bytes,
+    entry: VitalsEntry,
+    patient: bytes,
+    device: bytes | None,
+    from_ms: int,
+    to_ms: int,
+) -> tuple[VitalReading, ...]:
+    """The bundle's readings of `device` (any, if None) from `from_ms` to `to_ms`,
+    opened with `keys` and checked; NotAReader if it was not sealed for them."""
+    bundle = open_bundle(keys, blob, entry.root, patient, entry.time_from_ms // MS_PER_DAY)
+    if len(bundle.readings) != entry.count:
+        raise _corrupted(entry, f"it holds {len(bundle.readings)} readings, not {entry.count}")
+    kept = []
+    for signed in bundle.readings:
+        address = _place(signed, entry)
+        if device is not None and address != device:
+            continue
+        if not from_ms <= signed.reading.timestamp_ms <= to_ms:
+            continue
+        kept.append(_check(signed, entry, patient))
+    return tuple(kept)
 
 
 def _place(signed: SignedReading, entry: VitalsEntry) -> bytes:

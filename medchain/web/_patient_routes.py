@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from medchain.client import MedchainClient
 from medchain.crypto import format_address, parse_address
+from medchain.gateway import CheckedBundles
 from medchain.web._devices import devices_page
 from medchain.web._pages import Site
 from medchain.web._records import name_of
@@ -62,11 +63,12 @@ def patient_page(
 
 def patient_routes(site: Site, client: MedchainClient) -> list[Route]:
     run = site.worker.run
+    checked = CheckedBundles()  # a chart viewed again is not checked again
 
     async def vitals_page(request: Request) -> Response:
         address, who = await whose(site, client, request)
         span = vitals_range(request.query_params, now_ms())
-        found = await run(lambda: vitals(client, address, span))
+        found = await run(lambda: vitals(client, address, span, checked))
         return site.page(request, "vitals.html", vitals=found, patient=who)
 
     devices = patient_page(site, client, "devices.html", lambda p: devices_page(client, p))

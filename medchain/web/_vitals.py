@@ -1,7 +1,8 @@
 """The vitals page's data: the time range the patient chose (the last day, week or
 month, or dates of their own) and their devices' readings over it, read back through
-the gateway's `read_vitals` (fetched, checked against the chain and decrypted here)
-and charted by `_vitals_chart`."""
+the gateway's `read_vitals` (fetched, checked against the chain and decrypted here;
+the bundles checked on an earlier view are remembered, not checked again) and charted
+by `_vitals_chart`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from datetime import UTC, datetime
 
 from medchain.app import MAX_VITALS_QUERY_DAYS
 from medchain.client import MedchainClient, NotAReader
-from medchain.gateway import parse_time, read_vitals
+from medchain.gateway import CheckedBundles, parse_time, read_vitals
 from medchain.types import MedchainError
 from medchain.web._vitals_chart import DAY_MS, Chart, charts, falls
 
@@ -69,10 +70,18 @@ class Vitals:
     note: str = ""
 
 
-def vitals(client: MedchainClient, patient: bytes, span: VitalsRange) -> Vitals:
-    """`patient`'s readings over `span`, decrypted with this account's key and charted."""
+def vitals(
+    client: MedchainClient,
+    patient: bytes,
+    span: VitalsRange,
+    checked: CheckedBundles | None = None,
+) -> Vitals:
+    """`patient`'s readings over `span`, decrypted with this account's key and charted;
+    `checked` remembers the bundles checked, for the next view."""
     try:
-        found = read_vitals(client.keys, client.chain, patient, span.from_ms, span.to_ms)
+        found = read_vitals(
+            client.keys, client.chain, patient, span.from_ms, span.to_ms, checked=checked
+        )
     except NotAReader:
         note = "The patient has not shared their vitals with you."
         return Vitals(span, (), (), 0, 0, note)

@@ -6,9 +6,11 @@ that draws them (no chart library, no script: the page's CSP allows neither)."""
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 
 from medchain.gateway import VitalKind, VitalReading
 
@@ -77,46 +79,50 @@ class Chart:
 
 def bucketed(points: Iterable[tuple[int, float]], from_ms: int, to_ms: int) -> list[Bucket]:
     """`points` (time, value) between `from_ms` and `to_ms` in at most MAX_BUCKETS
-    buckets of equal width, oldest first; empty buckets are left out."""
+    buckets of equal width, oldest first; empty buckets are left out. Sorted by time,
+    each bucket is one slice whose end is found by bisection and whose lowest, sum and
+    highest are taken in C: 100,000 points cost a few hundred Python steps."""
     width = max(1, -(-(to_ms - from_ms + 1) // MAX_BUCKETS))
-    sums: dict[int, list[float]] = {}
-    for time_ms, value in points:
-        index = (time_ms - from_ms) // width
-        found = sums.get(index)
-        if found is None:
-            sums[index] = [value, value, value, 1.0]
-        else:
-            found[0] = min(found[0], value)
-            found[1] += value
-            found[2] = max(found[2], value)
-            found[3] += 1
-    return [
-        Bucket(
-            from_ms + i * width,
-            min(to_ms, from_ms + (i + 1) * width - 1),
-            low,
-            total / count,
-            high,
-            int(count),
+    ordered = sorted(points, key=itemgetter(0))  # stable; readings come sorted already
+    times = [time_ms for time_ms, _ in ordered]
+    values = [value for _, value in ordered]
+    found = []
+    at = 0
+    while at < len(times):
+        index = (times[at] - from_ms) // width
+        start = from_ms + index * width
+        end = bisect_left(times, start + width, at)
+        inside = values[at:end]
+        found.append(
+            Bucket(
+                start,
+                min(to_ms, start + width - 1),
+                min(inside),
+                sum(inside) / len(inside),
+                max(inside),
+                len(inside),
+            )
         )
-        for i, (low, total, high, count) in sorted(sums.items())
-    ]
+        at = end
+    return found
 
 
 def charts(readings: Sequence[VitalReading], from_ms: int, to_ms: int) -> list[Chart]:
     """A chart for each measurement in `readings` (blood pressure's two values apart),
     in the order they first appear; falls are not charted (see `falls`)."""
-    series: dict[tuple[str, str], list[tuple[int, float]]] = {}
-    for reading in readings:
-        if reading.kind is VitalKind.FALL:
-            continue
-        names = _PARTS.get(reading.kind, (reading.measurement.capitalize(),))
-        for name, value in zip(names, reading.values, strict=False):
-            series.setdefault((name, reading.unit), []).append((reading.time_ms, value))
-    return [
-        chart(title, unit, bucketed(points, from_ms, to_ms), from_ms, to_ms)
-        for (title, unit), points in series.items()
-    ]
+    kinds: dict[tuple[VitalKind, str], list[VitalReading]] = {}
+    for reading in readings:  # grouped first: a chart of 100,000 readings names few
+        if reading.kind is not VitalKind.FALL:
+            kinds.setdefault((reading.kind, reading.unit), []).append(reading)
+    drawn = []
+    for (kind, unit), of_kind in kinds.items():
+        names = _PARTS.get(kind, (of_kind[0].measurement.capitalize(),))
+        for part, name in enumerate(names):
+            points = [(r.time_ms, r.values[part]) for r in of_kind if len(r.values) > part]
+            if points:
+                buckets = bucketed(points, from_ms, to_ms)
+                drawn.append(chart(name, unit, buckets, from_ms, to_ms))
+    return drawn
 
 
 def falls(readings: Iterable[VitalReading]) -> list[str]:

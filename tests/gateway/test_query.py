@@ -6,6 +6,8 @@ is caught."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from medchain.api import create_api
@@ -15,6 +17,7 @@ from medchain.crypto import AccountKeys, format_address, sha256
 from medchain.gateway import (
     Batch,
     BatchEntry,
+    CheckedBundles,
     DeviceKind,
     SignedReading,
     SimulatedDevice,
@@ -23,8 +26,10 @@ from medchain.gateway import (
     VitalsCorrupted,
     read_vitals,
 )
+from medchain.gateway import _query as query_module
 from medchain.gateway._index import ReadingIndex
 from medchain.gateway._service import GatewayService, seal_bundle
+from medchain.offchain import BlobCorrupted, LocalBlobStore
 from tests.api.harness import FakeNode, SyncASGITransport, enlist
 from tests.gateway.test_service import World, world  # noqa: F401  (the fixture)
 
@@ -177,3 +182,119 @@ def test_a_bundle_that_does_not_match_the_chain_is_caught(
     monkeypatch.setattr(world.chain.blobs, "get", lambda cid: b"other bytes")
     with pytest.raises(VitalsCorrupted, match="does not match its hash on chain"):
         _read(world.patient, world, MIDNIGHT, MIDNIGHT + MS_PER_DAY - 1)
+
+
+def _two_days(world: World) -> tuple[GatewayService, SimulatedDevice, SimulatedDevice]:  # noqa: F811
+    """An oximeter and a band of the patient from 22:30 the day before, 30 readings each
+    every 10 minutes: 5 batches of 12, the second cut in two at midnight."""
+    service = world.service(ReadingIndex(":memory:"), batch_max_readings=12, rate_burst=100)
+    oximeter = _device(world, DeviceKind.PULSE_OXIMETER, MIDNIGHT - 90 * MINUTE)
+    band = _device(world, DeviceKind.HEART_RATE_BAND, MIDNIGHT - 90 * MINUTE)
+    _stream(service, oximeter, band, count=30)
+    return service, oximeter, band
+
+
+def test_bundles_checked_before_give_what_a_full_check_gives(
+    world: World,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, oximeter, _ = _two_days(world)
+    patient, keys, chain = world.patient.address, world.patient.keys, world.chain
+    checked = CheckedBundles()
+    ranges = [
+        ((MIDNIGHT - MS_PER_DAY, MIDNIGHT + MS_PER_DAY - 1), None),  # everything
+        ((MIDNIGHT - 35 * MINUTE, MIDNIGHT + 55 * MINUTE), None),  # parts of bundles
+        ((MIDNIGHT - 35 * MINUTE, MIDNIGHT + 55 * MINUTE), oximeter.keys.address),
+    ]
+    # a narrow first view checks and keeps whole bundles: wider views are answered the same
+    for (from_ms, to_ms), device in reversed(ranges):
+        full = read_vitals(keys, chain, patient, from_ms, to_ms, device)
+        assert read_vitals(keys, chain, patient, from_ms, to_ms, device, checked=checked) == full
+    entries = chain.vitals(patient, MIDNIGHT - MS_PER_DAY, MIDNIGHT + MS_PER_DAY - 1)
+    assert len(checked) == len(entries) and checked.readings == 60
+    # viewed again, nothing is checked again: the readings come from what was kept
+    fulls = [read_vitals(keys, chain, patient, *span, device) for span, device in ranges]
+    monkeypatch.setattr(query_module, "verify_reading", _never)
+    monkeypatch.setattr(query_module, "open_bundle", _never)
+    for ((from_ms, to_ms), device), full in zip(ranges, fulls, strict=True):
+        assert read_vitals(keys, chain, patient, from_ms, to_ms, device, checked=checked) == full
+    assert [len(full) for full in fulls] == [60, 18, 9]
+
+
+def _never(*args: object) -> None:
+    raise AssertionError("a bundle kept as checked was opened or checked again")
+
+
+def test_a_bundle_altered_in_the_store_is_caught_after_it_was_checked(
+    world: World,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _two_days(world)
+    day = (MIDNIGHT, MIDNIGHT + MS_PER_DAY - 1)
+    entries = world.chain.vitals(world.patient.address, *day)
+    on_disk = LocalBlobStore(tmp_path)
+    for entry in entries:
+        on_disk.put(world.chain.blobs.get(entry.cid))
+    monkeypatch.setattr(world.chain, "blobs", on_disk)
+    checked = CheckedBundles()
+
+    def view() -> list[VitalReading]:
+        patient = world.patient.address
+        return read_vitals(world.patient.keys, world.chain, patient, *day, checked=checked)
+
+    assert len(view()) == 42 and len(checked) == len(entries)
+    # a byte of a stored bundle flipped on disk: the store's own check refuses it
+    path = on_disk.path_for(entries[-1].cid)
+    altered = bytearray(path.read_bytes())
+    altered[len(altered) // 2] ^= 1
+    path.write_bytes(bytes(altered))
+    with pytest.raises(BlobCorrupted):
+        view()
+    # a store that answers other bytes than the chain names (one not checking its CIDs)
+    other = world.chain.blobs.get(entries[0].cid)
+    monkeypatch.setattr(on_disk, "get", lambda cid: other)
+    with pytest.raises(VitalsCorrupted, match="does not match its hash on chain"):
+        view()
+
+
+def test_what_one_reader_checked_opens_nothing_for_another(world: World) -> None:  # noqa: F811
+    doctor = _person(world, Role.DOCTOR)
+    world.patient.share_vitals(doctor.address)
+    _two_days(world)
+    stranger = _person(world, Role.DOCTOR)
+    day = (MIDNIGHT, MIDNIGHT + MS_PER_DAY - 1)
+    checked = CheckedBundles()
+    patient = world.patient.address
+    assert len(read_vitals(world.patient.keys, world.chain, patient, *day, checked=checked)) == 42
+    # on an in-process chain the bundle's seal decides: the stranger's key opens none
+    with pytest.raises(NotAReader, match="is not a reader of these vitals"):
+        read_vitals(stranger.keys, world.chain, patient, *day, checked=checked)
+    # over HTTP the node asks again on every read who may see the patient's vitals
+    api = SyncASGITransport(create_api(FakeNode(world.chain)))
+    with HttpChain("http://node", transport=api) as http:
+        assert len(read_vitals(doctor.keys, http, patient, *day, checked=checked)) == 42
+        world.patient.unshare_vitals(doctor.address)
+        with pytest.raises(NotAReader):
+            read_vitals(doctor.keys, http, patient, *day, checked=checked)
+        with pytest.raises(NotAReader):
+            read_vitals(stranger.keys, http, patient, *day, checked=checked)
+
+
+def test_the_bundles_kept_are_bounded_by_their_readings(world: World) -> None:  # noqa: F811
+    _two_days(world)
+    keys, patient = world.patient.keys, world.patient.address
+    everything = (MIDNIGHT - MS_PER_DAY, MIDNIGHT + MS_PER_DAY - 1)
+    sizes = [e.count for e in world.chain.vitals(patient, *everything)]
+    assert sorted(sizes) == [6, 6, 12, 12, 12, 12]
+    checked = CheckedBundles(max_readings=20)
+    full = read_vitals(keys, world.chain, patient, *everything)
+    assert read_vitals(keys, world.chain, patient, *everything, checked=checked) == full
+    assert checked.readings <= 20 and len(checked) < len(sizes)
+    assert read_vitals(keys, world.chain, patient, *everything, checked=checked) == full
+    assert checked.readings <= 20
+    tiny = CheckedBundles(max_readings=3)  # smaller than any bundle: checked, never kept
+    assert read_vitals(keys, world.chain, patient, *everything, checked=tiny) == full
+    assert (len(tiny), tiny.readings) == (0, 0)
+    with pytest.raises(ValueError, match="at least one reading"):
+        CheckedBundles(max_readings=0)

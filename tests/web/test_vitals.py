@@ -9,6 +9,7 @@ import pytest
 
 from medchain.app import MAX_VITALS_QUERY_DAYS
 from medchain.client import HttpChain
+from medchain.gateway import CheckedBundles
 from medchain.web._vitals import BadRange, vitals, vitals_range
 from medchain.web._vitals_chart import DAY_MS
 from tests.web.conftest import Ward
@@ -66,4 +67,20 @@ def test_readings_sent_through_a_gateway_are_charted(ward: Ward) -> None:
     assert min(b.low for b in chart.buckets) == min(values)
     assert max(b.high for b in chart.buckets) == max(values)
     stranger = vitals(ward.client(ward.stranger), ward.patient.address, span)
+    assert stranger.charts == () and "has not shared their vitals" in stranger.note
+
+
+def test_a_chart_viewed_again_is_drawn_as_a_full_check_draws_it(ward: Ward) -> None:
+    with HttpChain(ward.node.url, timeout_s=30) as chain:
+        band = wear_device(ward, chain)
+        send_readings(chain, band, 90, hours_ago(5), every_ms=2 * MINUTE_MS)
+    span = vitals_range({"range": "day"}, hours_ago(0))
+    client, patient = ward.client(ward.patient), ward.patient.address
+    checked = CheckedBundles()
+    full = vitals(client, patient, span)
+    assert vitals(client, patient, span, checked) == full  # checked now, and kept
+    assert checked.readings == 90
+    assert vitals(client, patient, span, checked) == full  # taken from what was kept
+    assert full.readings == 90 and sum(b.count for b in full.charts[0].buckets) == 90
+    stranger = vitals(ward.client(ward.stranger), patient, span, checked)
     assert stranger.charts == () and "has not shared their vitals" in stranger.note

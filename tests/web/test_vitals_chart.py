@@ -63,6 +63,38 @@ def test_any_readings_fit_in_at_most_max_buckets_and_none_is_lost(
         assert len(inside) == bucket.count and bucket.low <= bucket.mean <= bucket.high
 
 
+def _bucketed_point_by_point(
+    points: list[tuple[int, float]], from_ms: int, to_ms: int
+) -> list[tuple[int, int, float, float, float, int]]:
+    """The buckets as first drawn (start, end, low, mean, high, count): each point
+    added in turn to its bucket's lowest, sum, highest and count."""
+    width = max(1, -(-(to_ms - from_ms + 1) // MAX_BUCKETS))
+    sums: dict[int, list[float]] = {}
+    for time_ms, value in points:
+        found = sums.setdefault((time_ms - from_ms) // width, [value, 0.0, value, 0.0])
+        found[0], found[2] = min(found[0], value), max(found[2], value)
+        found[1] += value
+        found[3] += 1
+    return [
+        (from_ms + i * width, min(to_ms, from_ms + (i + 1) * width - 1), lo, sum_ / n, hi, int(n))
+        for i, (lo, sum_, hi, n) in sorted(sums.items())
+    ]
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 30 * DAY), st.floats(30, 200)), min_size=1),
+    st.integers(1, 30 * DAY),
+)
+def test_buckets_are_those_of_adding_each_point_in_turn(
+    offsets: list[tuple[int, float]], span: int
+) -> None:
+    end = START + max(span, max(t for t, _ in offsets))
+    points = sorted(((START + t, v) for t, v in offsets), key=lambda p: p[0])  # as read back
+    found = bucketed(points, START, end)
+    expected = _bucketed_point_by_point(points, START, end)
+    assert [(b.start_ms, b.end_ms, b.low, b.mean, b.high, b.count) for b in found] == expected
+
+
 def test_each_measurement_is_a_chart_and_blood_pressure_two() -> None:
     beats = [_reading(START + i * MINUTE, VitalKind.HEART_RATE, 60 + i) for i in range(10)]
     readings = [
