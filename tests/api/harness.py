@@ -424,3 +424,20 @@ def served(make_node: Callable[[], FakeNode]) -> Iterator[Served]:
     finally:
         found["loop"].call_soon_threadsafe(found["stop"].set)
         thread.join(20)
+
+
+def ok(response: httpx.Response, status: int = 200) -> Any:
+    """The JSON body of a response that must have `status`."""
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def refused(response: httpx.Response, status: int, code: str) -> str:
+    """The message of an error response: `status`, a body holding only `error`, with
+    `code` and a message that is not empty."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["code"] == code, body
+    message: str = body["error"]["message"]
+    assert message
+    return message

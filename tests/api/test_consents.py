@@ -8,8 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from medchain.api import create_api
 from medchain.app import PurposeOfUse, ReaderGrant, Role, StandingConsent
 from medchain.client import HttpChain, MedchainClient
@@ -22,16 +20,12 @@ from tests.api.harness import (
     api_client,
     credential,
     make_chain,
+    ok,
 )
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CONDITION = json.loads((EXAMPLES / "condition.json").read_text())
 LOINC_HBA1C = "http://loinc.org|4548-4"
-
-
-def _ok(response: httpx.Response) -> Any:
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def _people() -> tuple[Any, MedchainClient, MedchainClient, MedchainClient]:
@@ -52,17 +46,17 @@ def test_a_patients_consents_one_consent_and_the_covering_ones() -> None:
     api = api_client(FakeNode(chain))
     who = format_address(patient.address)
 
-    listed = _ok(api.get(f"/v1/patients/{who}/consents"))
+    listed = ok(api.get(f"/v1/patients/{who}/consents"))
     consents = [decode(StandingConsent, bytes.fromhex(c["encoded"])) for c in listed["consents"]]
     assert consents == chain.consents_of(patient.address) and len(consents) == 2
     first = listed["consents"][0]
     assert first["reader"] == format_address(gp.address) and first["purposes"] == ["TREAT"]
     assert first["resource_types"] == ["Observation"] and first["revoked_height"] > 0
 
-    one = _ok(api.get(f"/v1/consents/{coded.consent_id}"))
+    one = ok(api.get(f"/v1/consents/{coded.consent_id}"))
     assert one["codes"] == [LOINC_HBA1C] and one["granted_by"] == who
     query = {"author": format_address(nurse.address), "resource_type": "Condition"}
-    covering = _ok(api.get(f"/v1/patients/{who}/consents", params=query))
+    covering = ok(api.get(f"/v1/patients/{who}/consents", params=query))
     assert [c["consent_id"] for c in covering["consents"]] == [coded.consent_id]
 
     half = api.get(f"/v1/patients/{who}/consents", params={"resource_type": "Condition"})
@@ -78,7 +72,7 @@ def test_a_records_metadata_shows_each_readers_terms() -> None:
     record_id = nurse.put_record(patient.address, CONDITION)
     patient.grant(record_id, gp.address, [PurposeOfUse.PAYMENT], expires_ms=2**50)
     api = api_client(FakeNode(chain))
-    shown = _ok(api.get(f"/v1/records/{record_id.hex()}"))
+    shown = ok(api.get(f"/v1/records/{record_id.hex()}"))
     grants = {g["reader"]: g for g in shown["grants"]}
     assert set(grants) == {format_address(gp.address), format_address(nurse.address)}
     gp_terms = grants[format_address(gp.address)]

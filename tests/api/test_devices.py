@@ -5,7 +5,6 @@ unknown is 404, malformed 400."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
@@ -39,7 +38,16 @@ from medchain.crypto import AccountKeys, format_address, sha256
 from medchain.node import LocalChain
 from medchain.offchain import cid_for
 from medchain.types import decode
-from tests.api.harness import HOSPITAL, FakeNode, admin, api_client, make_chain, read_as
+from tests.api.harness import (
+    HOSPITAL,
+    FakeNode,
+    admin,
+    api_client,
+    make_chain,
+    ok,
+    read_as,
+    refused,
+)
 
 T0 = 19_844 * MS_PER_DAY  # 2024-05-01T00:00:00Z
 
@@ -93,22 +101,9 @@ def world() -> Devices:
     )
 
 
-def _ok(response: httpx.Response) -> Any:
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def _error(response: httpx.Response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    message: str = error["message"]
-    return message
-
-
 def test_device_with_the_state_in_force(world: Devices) -> None:
     address = world.device.address_text
-    body = _ok(world.api.get(f"/v1/devices/{address}"))
+    body = ok(world.api.get(f"/v1/devices/{address}"))
     device = world.chain.device(world.device.address)
     assert device is not None and decode(Device, bytes.fromhex(body["encoded"])) == device
     assert body["device"] == address and body["key"] == world.device.public_key.hex()
@@ -136,14 +131,14 @@ def test_a_lapsed_restriction_reads_as_active() -> None:
     hospital.send("devices.register_gateway", RegisterGatewayArgs(hospital.address, "self"))
     hospital.send("devices.report", ReportArgs(device.address, DeviceOffence.RATE_LIMIT, b"x"))
     api = api_client(FakeNode(chain))
-    assert _ok(api.get(f"/v1/devices/{device.address_text}"))["state"] == "restricted"
+    assert ok(api.get(f"/v1/devices/{device.address_text}"))["state"] == "restricted"
     validator = MedchainClient(chain.validator, chain)
     validator.transfer(patient.address, 1)  # two blocks later the restriction has lapsed
     validator.transfer(patient.address, 1)
-    body = _ok(api.get(f"/v1/devices/{device.address_text}"))
+    body = ok(api.get(f"/v1/devices/{device.address_text}"))
     assert (body["state"], body["stored_state"]) == ("active", "restricted")
     # its audit trail says when: the lapse writes no entry, the strike's entry tells it
-    audit = _ok(api.get(f"/v1/devices/{device.address_text}/audit"))
+    audit = ok(api.get(f"/v1/devices/{device.address_text}/audit"))
     strike = audit["entries"][-1]
     assert strike["state"] == "restricted" and audit["height"] == chain.height
     assert strike["lapsed_at"] == strike["restricted_until"] + 1 <= chain.height
@@ -156,13 +151,13 @@ def _lookup(api: httpx.Client, addresses: list[str]) -> httpx.Response:
 def test_lookup_answers_each_address_in_order_at_one_height(world: Devices) -> None:
     address = world.device.address_text
     nobody = AccountKeys.generate().address_text
-    body = _ok(_lookup(world.api, [nobody, address, address]))
+    body = ok(_lookup(world.api, [nobody, address, address]))
     assert body["height"] == world.chain.height
     first, one, again = body["devices"]
     assert first is None and one == again
-    assert one == _ok(world.api.get(f"/v1/devices/{address}"))  # the same model, `encoded` too
+    assert one == ok(world.api.get(f"/v1/devices/{address}"))  # the same model, `encoded` too
     assert decode(Device, bytes.fromhex(one["encoded"])) == world.chain.device(world.device.address)
-    assert _ok(_lookup(world.api, [])) == {"height": world.chain.height, "devices": []}
+    assert ok(_lookup(world.api, [])) == {"height": world.chain.height, "devices": []}
 
 
 def test_lookup_reads_the_state_in_force_at_its_height() -> None:
@@ -178,12 +173,12 @@ def test_lookup_reads_the_state_in_force_at_its_height() -> None:
     hospital.send("devices.register_gateway", RegisterGatewayArgs(hospital.address, "self"))
     hospital.send("devices.report", ReportArgs(device.address, DeviceOffence.RATE_LIMIT, b"x"))
     api = api_client(FakeNode(chain))
-    (restricted,) = _ok(_lookup(api, [device.address_text]))["devices"]
+    (restricted,) = ok(_lookup(api, [device.address_text]))["devices"]
     assert restricted["state"] == "restricted" and restricted["height"] == chain.height
     validator = MedchainClient(chain.validator, chain)
     validator.transfer(patient.address, 1)  # two blocks later the restriction has lapsed
     validator.transfer(patient.address, 1)
-    body = _ok(_lookup(api, [device.address_text]))
+    body = ok(_lookup(api, [device.address_text]))
     (lapsed,) = body["devices"]
     assert (lapsed["state"], lapsed["stored_state"]) == ("active", "restricted")
     assert lapsed["height"] == body["height"] == chain.height
@@ -193,8 +188,8 @@ def test_lookup_reads_the_state_in_force_at_its_height() -> None:
 
 def test_lookup_of_more_than_the_limit_is_413(world: Devices) -> None:
     address = world.device.address_text
-    assert len(_ok(_lookup(world.api, [address] * MAX_DEVICE_LOOKUP))["devices"]) == 1_000
-    message = _error(
+    assert len(ok(_lookup(world.api, [address] * MAX_DEVICE_LOOKUP))["devices"]) == 1_000
+    message = refused(
         _lookup(world.api, [address] * (MAX_DEVICE_LOOKUP + 1)), 413, "too_many_devices"
     )
     assert "1,001 devices" in message and "limit of 1,000" in message and "split" in message
@@ -203,7 +198,7 @@ def test_lookup_of_more_than_the_limit_is_413(world: Devices) -> None:
 def test_recipients_lookup(world: Devices) -> None:
     patient = format_address(world.patient.address)
     nobody = AccountKeys.generate().address_text
-    body = _ok(world.api.post("/v1/patients/recipients", json={"patients": [patient, nobody]}))
+    body = ok(world.api.post("/v1/patients/recipients", json={"patients": [patient, nobody]}))
     mine, none = body["patients"]
     assert mine["patient"] == patient and none == {"patient": nobody, "recipients": None}
     listed = {r["address"]: r["encryption_key"] for r in mine["recipients"]}
@@ -212,26 +207,26 @@ def test_recipients_lookup(world: Devices) -> None:
     assert listed == {format_address(a): k.hex() for a, k in expected.items()}
     assert format_address(world.guardian.address) in listed
     too_many = {"patients": [patient] * (MAX_DEVICE_LOOKUP + 1)}
-    message = _error(
+    message = refused(
         world.api.post("/v1/patients/recipients", json=too_many), 413, "too_many_patients"
     )
     assert "1,001 patients" in message and "split" in message
     bad = {"patients": [patient, "mc1nope"]}
-    message = _error(world.api.post("/v1/patients/recipients", json=bad), 400, "invalid_address")
+    message = refused(world.api.post("/v1/patients/recipients", json=bad), 400, "invalid_address")
     assert message.startswith("patients[1]: 'mc1nope'")
 
 
 def test_lookup_names_a_malformed_address(world: Devices) -> None:
     addresses = [world.device.address_text, "mc1nope"]
-    message = _error(_lookup(world.api, addresses), 400, "invalid_address")
+    message = refused(_lookup(world.api, addresses), 400, "invalid_address")
     assert message.startswith("devices[1]: 'mc1nope'")
     for body in ({"devices": [7]}, {"devices": addresses[0]}, {}):
-        _error(world.api.post("/v1/devices/lookup", json=body), 422, "invalid_request")
-    _error(world.api.post("/v1/devices/lookup", content=b"{"), 400, "malformed_json")
+        refused(world.api.post("/v1/devices/lookup", json=body), 422, "invalid_request")
+    refused(world.api.post("/v1/devices/lookup", content=b"{"), 400, "malformed_json")
 
 
 def test_device_audit(world: Devices) -> None:
-    body = _ok(world.api.get(f"/v1/devices/{world.device.address_text}/audit"))
+    body = ok(world.api.get(f"/v1/devices/{world.device.address_text}/audit"))
     assert body["device"] == world.device.address_text
     assert [e["action"] for e in body["entries"]] == ["registered", "strike"]
     assert body["entries"][1]["actor"] == format_address(world.gateway.address)
@@ -245,22 +240,22 @@ def test_device_audit(world: Devices) -> None:
 
 def test_patient_devices_and_guardians(world: Devices) -> None:
     patient = format_address(world.patient.address)
-    body = _ok(world.api.get(f"/v1/patients/{patient}/devices"))
+    body = ok(world.api.get(f"/v1/patients/{patient}/devices"))
     assert body["patient"] == patient
     assert [d["device"] for d in body["devices"]] == [world.device.address_text]
     assert body["devices"][0]["state"] == "restricted"
-    guardians = _ok(world.api.get(f"/v1/patients/{patient}/guardians"))
+    guardians = ok(world.api.get(f"/v1/patients/{patient}/guardians"))
     assert guardians == {"patient": patient, "guardians": [format_address(world.guardian.address)]}
     nobody = AccountKeys.generate().address_text  # well-formed, but no patient
     for path in ("devices", "guardians", "vitals-readers"):
-        message = _error(world.api.get(f"/v1/patients/{nobody}/{path}"), 404, "not_registered")
+        message = refused(world.api.get(f"/v1/patients/{nobody}/{path}"), 404, "not_registered")
         assert "not a patient on this chain" in message
     hospital = format_address(world.hospital.address)  # registered, but not a patient
-    _error(world.api.get(f"/v1/patients/{hospital}/devices"), 404, "not_registered")
+    refused(world.api.get(f"/v1/patients/{hospital}/devices"), 404, "not_registered")
 
 
 def test_gateway(world: Devices) -> None:
-    body = _ok(world.api.get(f"/v1/gateways/{format_address(world.gateway.address)}"))
+    body = ok(world.api.get(f"/v1/gateways/{format_address(world.gateway.address)}"))
     assert decode(Gateway, bytes.fromhex(body["encoded"])) == world.chain.gateway(
         world.gateway.address
     )
@@ -269,7 +264,7 @@ def test_gateway(world: Devices) -> None:
 
 
 def test_batch(world: Devices) -> None:
-    body = _ok(world.api.get(f"/v1/batches/{world.batch_id.hex()}"))
+    body = ok(world.api.get(f"/v1/batches/{world.batch_id.hex()}"))
     assert decode(Batch, bytes.fromhex(body["encoded"])) == world.chain.batch(world.batch_id)
     assert body["batch_id"] == world.batch_id.hex() and body["count"] == 3
     assert body["bundles_listed"] is True
@@ -294,7 +289,7 @@ def _vitals(world: Devices, query: str, patient: bytes | None = None) -> httpx.R
 
 
 def test_patient_vitals_over_a_range(world: Devices) -> None:
-    body = _ok(_vitals(world, f"from_ms={T0 + 10}&to_ms={T0 + MS_PER_DAY}"))
+    body = ok(_vitals(world, f"from_ms={T0 + 10}&to_ms={T0 + MS_PER_DAY}"))
     assert body["patient"] == format_address(world.patient.address)
     assert (body["from_ms"], body["to_ms"], body["device"]) == (T0 + 10, T0 + MS_PER_DAY, None)
     assert body["complete_from"] == 0  # this node holds every block
@@ -305,12 +300,12 @@ def test_patient_vitals_over_a_range(world: Devices) -> None:
     assert (entry["count"], entry["time_from_ms"], entry["time_to_ms"]) == (3, T0, T0 + 10)
     assert entry["devices"] == [world.device.address_text] and entry["cid"] == cid_for(b"bundle")
     assert entry["height"] == decoded.height > 0
-    assert _ok(_vitals(world, f"from_ms={T0 + 11}&to_ms={T0 + 20}"))["entries"] == []
+    assert ok(_vitals(world, f"from_ms={T0 + 11}&to_ms={T0 + 20}"))["entries"] == []
     device = world.device.address_text
-    body = _ok(_vitals(world, f"from_ms={T0}&to_ms={T0}&device={device}"))
+    body = ok(_vitals(world, f"from_ms={T0}&to_ms={T0}&device={device}"))
     assert body["device"] == device and len(body["entries"]) == 1
     other = AccountKeys.generate().address_text
-    assert _ok(_vitals(world, f"from_ms={T0}&to_ms={T0}&device={other}"))["entries"] == []
+    assert ok(_vitals(world, f"from_ms={T0}&to_ms={T0}&device={other}"))["entries"] == []
 
 
 def test_a_node_without_the_older_blocks_says_from_which_height_it_lists(
@@ -321,44 +316,44 @@ def test_a_node_without_the_older_blocks_says_from_which_height_it_lists(
     batch = world.chain.batch(world.batch_id)
     assert batch is not None
     monkeypatch.setattr(world.chain, "vitals_complete_from", lambda: batch.height + 1)
-    body = _ok(_vitals(world, f"from_ms={T0}&to_ms={T0 + 10}"))
+    body = ok(_vitals(world, f"from_ms={T0}&to_ms={T0 + 10}"))
     assert body["complete_from"] == batch.height + 1
-    body = _ok(world.api.get(f"/v1/batches/{world.batch_id.hex()}"))
+    body = ok(world.api.get(f"/v1/batches/{world.batch_id.hex()}"))
     assert body["bundles_listed"] is False and body["root"] == "07" * 32
 
 
 def test_a_bad_vitals_range_is_400(world: Devices) -> None:
-    message = _error(
+    message = refused(
         _vitals(world, f"from_ms={T0}&to_ms={T0 + 400 * MS_PER_DAY}"), 400, "invalid_argument"
     )
     assert "at most 366" in message and "split it" in message
-    assert "from <= to" in _error(
+    assert "from <= to" in refused(
         _vitals(world, f"from_ms={T0}&to_ms={T0 - 1}"), 400, "invalid_argument"
     )
-    _error(_vitals(world, f"from_ms=-5&to_ms={T0}"), 400, "out_of_range")
+    refused(_vitals(world, f"from_ms=-5&to_ms={T0}"), 400, "out_of_range")
     too_late = _vitals(world, f"from_ms={T0}&to_ms={MAX_TIME_MS + 1}")
-    assert f"at most {MAX_TIME_MS}" in _error(too_late, 400, "out_of_range")
-    _error(_vitals(world, f"from_ms={T0}&to_ms={T0}&device=mc1nope"), 400, "invalid_address")
-    assert "to_ms" in _error(_vitals(world, f"from_ms={T0}"), 422, "invalid_request")
+    assert f"at most {MAX_TIME_MS}" in refused(too_late, 400, "out_of_range")
+    refused(_vitals(world, f"from_ms={T0}&to_ms={T0}&device=mc1nope"), 400, "invalid_address")
+    assert "to_ms" in refused(_vitals(world, f"from_ms={T0}"), 422, "invalid_request")
 
 
 def test_vitals_of_an_unknown_patient_is_404(world: Devices) -> None:
     for who in (AccountKeys.generate().address, world.hospital.address):
-        message = _error(_vitals(world, f"from_ms={T0}&to_ms={T0}", who), 404, "not_registered")
+        message = refused(_vitals(world, f"from_ms={T0}&to_ms={T0}", who), 404, "not_registered")
         assert "not a patient" in message
         path = f"/v1/patients/{format_address(who)}/vitals-readers"
-        _error(world.api.get(path), 404, "not_registered")
+        refused(world.api.get(path), 404, "not_registered")
 
 
 def test_vitals_readers(world: Devices) -> None:
     patient = format_address(world.patient.address)
     path = f"/v1/patients/{patient}/vitals-readers"
-    assert _ok(world.api.get(path)) == {"patient": patient, "readers": []}
+    assert ok(world.api.get(path)) == {"patient": patient, "readers": []}
     hospital = HOSPITAL.account.address  # the hospital's own account
     world.patient.share_vitals(hospital)
     world.patient.share_vitals(world.guardian.address)
     readers = sorted([hospital, world.guardian.address])
-    assert _ok(world.api.get(path))["readers"] == [format_address(r) for r in readers]
+    assert ok(world.api.get(path))["readers"] == [format_address(r) for r in readers]
 
 
 def test_a_state_change_shows_at_once(world: Devices) -> None:
@@ -367,16 +362,16 @@ def test_a_state_change_shows_at_once(world: Devices) -> None:
     world.hospital.send(
         "devices.set_state", SetStateArgs(device.address, DeviceState.BANNED, "tampered")
     )
-    body = _ok(world.api.get(f"/v1/devices/{device.address_text}"))
+    body = ok(world.api.get(f"/v1/devices/{device.address_text}"))
     assert (body["state"], body["reason"], body["restricted_until"]) == ("banned", "tampered", 0)
 
 
 def test_unknown_is_404(world: Devices) -> None:
     nobody = AccountKeys.generate().address_text
-    assert "register" in _error(world.api.get(f"/v1/devices/{nobody}"), 404, "unknown_device")
-    _error(world.api.get(f"/v1/devices/{nobody}/audit"), 404, "unknown_device")
-    assert "hospital" in _error(world.api.get(f"/v1/gateways/{nobody}"), 404, "unknown_gateway")
-    _error(world.api.get(f"/v1/batches/{'ab' * 16}"), 404, "unknown_batch")
+    assert "register" in refused(world.api.get(f"/v1/devices/{nobody}"), 404, "unknown_device")
+    refused(world.api.get(f"/v1/devices/{nobody}/audit"), 404, "unknown_device")
+    assert "hospital" in refused(world.api.get(f"/v1/gateways/{nobody}"), 404, "unknown_gateway")
+    refused(world.api.get(f"/v1/batches/{'ab' * 16}"), 404, "unknown_batch")
 
 
 @pytest.mark.parametrize(
@@ -392,16 +387,16 @@ def test_unknown_is_404(world: Devices) -> None:
     ],
 )
 def test_malformed_address_is_400(world: Devices, path: str) -> None:
-    _error(world.api.get(path, auth=read_as(world.patient)), 400, "invalid_address")
+    refused(world.api.get(path, auth=read_as(world.patient)), 400, "invalid_address")
 
 
 def test_malformed_batch_id_is_400(world: Devices) -> None:
-    assert "32 hex" in _error(world.api.get("/v1/batches/abcd"), 400, "invalid_hex")
-    _error(world.api.get("/v1/batches/not-hex"), 400, "invalid_hex")
+    assert "32 hex" in refused(world.api.get("/v1/batches/abcd"), 400, "invalid_hex")
+    refused(world.api.get("/v1/batches/not-hex"), 400, "invalid_hex")
 
 
 def test_documented_under_devices(world: Devices) -> None:
-    paths = _ok(world.api.get("/openapi.json"))["paths"]
+    paths = ok(world.api.get("/openapi.json"))["paths"]
     for path in (
         "/v1/devices/{address}",
         "/v1/devices/{address}/audit",

@@ -4,8 +4,6 @@ carries its canonical encoding; unknown is 404, malformed 400 or 422."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
 
@@ -26,7 +24,7 @@ from medchain.client import (
 from medchain.crypto import AccountKeys, format_address
 from medchain.node import LocalChain
 from medchain.types import decode
-from tests.api.harness import FakeNode, Org, api_client, clinician, make_chain, read_as
+from tests.api.harness import FakeNode, Org, api_client, clinician, make_chain, ok, read_as
 
 ORGS = tuple(Org.generate(f"org-{name}") for name in ("a", "b", "c"))
 ALLERGY = {
@@ -34,11 +32,6 @@ ALLERGY = {
     "patient": {"reference": "Patient/example"},
     "code": {"text": "penicillin"},
 }
-
-
-def _ok(response: httpx.Response) -> Any:
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def _refused(response: httpx.Response, status: int, code: str) -> None:
@@ -69,14 +62,14 @@ def scene() -> Scene:
 
 
 def test_the_policy_and_the_requests_on_a_patient(scene: Scene) -> None:
-    policy = _ok(scene.api.get(f"/v1/patients/{scene.who}/emergency-policy"))
+    policy = ok(scene.api.get(f"/v1/patients/{scene.who}/emergency-policy"))
     assert decode(EmergencyPolicy, bytes.fromhex(policy["encoded"])) == (
         scene.chain.emergency_policy(scene.patient.address)
     )
     assert policy["enabled"] is True and policy["threshold"] == 2
     assert [s["org_id"] for s in policy["shares"]] == [o.org_id for o in ORGS]
 
-    listed = _ok(scene.api.get(f"/v1/patients/{scene.who}/emergency-requests"))
+    listed = ok(scene.api.get(f"/v1/patients/{scene.who}/emergency-requests"))
     (shown,) = listed["requests"]
     assert shown["request_id"] == scene.request_id.hex() and shown["reason"] == "unconscious"
     assert shown["clinician"] == format_address(scene.doctor.address)
@@ -84,7 +77,7 @@ def test_the_policy_and_the_requests_on_a_patient(scene: Scene) -> None:
     assert decode(EmergencyRequest, bytes.fromhex(shown["encoded"])) == (
         scene.chain.emergency_request(scene.request_id)
     )
-    one = _ok(scene.api.get(f"/v1/emergency/requests/{scene.request_id.hex()}"))
+    one = ok(scene.api.get(f"/v1/emergency/requests/{scene.request_id.hex()}"))
     assert one == shown
 
 
@@ -92,24 +85,24 @@ def test_the_answers_and_what_is_pending(scene: Scene) -> None:
     path = f"/v1/emergency/requests/{scene.request_id.hex()}/answers"
     _refused(scene.api.get(path), 401, "read_unsigned")
     _refused(scene.api.get(path, auth=read_as(AccountKeys.generate())), 403, "read_not_authorised")
-    answers = _ok(scene.api.get(path, auth=read_as(scene.doctor, PurposeOfUse.EMERGENCY_TREATMENT)))
-    assert _ok(scene.api.get(path, auth=read_as(scene.patient))) == answers
+    answers = ok(scene.api.get(path, auth=read_as(scene.doctor, PurposeOfUse.EMERGENCY_TREATMENT)))
+    assert ok(scene.api.get(path, auth=read_as(scene.patient))) == answers
     assert answers["request_id"] == scene.request_id.hex()
     decoded = [decode(EmergencyAnswer, bytes.fromhex(a["encoded"])) for a in answers["answers"]]
     assert decoded == scene.chain.emergency_answers(scene.request_id)
     assert [(a.org_id, a.index) for a in decoded] == [(ORGS[1].org_id, 2)]
 
     for org, expected in ((ORGS[0], [scene.request_id.hex()]), (ORGS[1], [])):
-        pending = _ok(scene.api.get("/v1/emergency/pending", params={"org": org.org_id}))
+        pending = ok(scene.api.get("/v1/emergency/pending", params={"org": org.org_id}))
         assert pending["org_id"] == org.org_id
         assert [r["request_id"] for r in pending["requests"]] == expected
-    by_staff = _ok(scene.api.get(f"/v1/orgs/{ORGS[0].org_id}/emergency-requests"))
+    by_staff = ok(scene.api.get(f"/v1/orgs/{ORGS[0].org_id}/emergency-requests"))
     assert [r["request_id"] for r in by_staff["requests"]] == [scene.request_id.hex()]
-    assert _ok(scene.api.get(f"/v1/orgs/{ORGS[1].org_id}/emergency-requests"))["requests"] == []
+    assert ok(scene.api.get(f"/v1/orgs/{ORGS[1].org_id}/emergency-requests"))["requests"] == []
 
 
 def test_the_patients_notifications(scene: Scene) -> None:
-    notes = _ok(scene.api.get(f"/v1/patients/{scene.who}/notifications"))
+    notes = ok(scene.api.get(f"/v1/patients/{scene.who}/notifications"))
     assert notes["patient"] == scene.who
     assert [n["kind"] for n in notes["notifications"]] == [
         "emergency.opened",
@@ -147,7 +140,7 @@ def test_unknown_and_malformed_are_refused(scene: Scene) -> None:
 
 
 def test_the_routes_are_documented_under_their_tag(scene: Scene) -> None:
-    schema = _ok(scene.api.get("/openapi.json"))
+    schema = ok(scene.api.get("/openapi.json"))
     assert "emergency" in [t["name"] for t in schema["tags"]]
     paths = schema["paths"]
     for path in (

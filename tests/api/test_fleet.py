@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
@@ -22,7 +21,7 @@ from medchain.app import (
 from medchain.client import MedchainClient
 from medchain.crypto import AccountKeys, format_address
 from medchain.node import LocalChain
-from tests.api.harness import HOSPITAL, FakeNode, admin, api_client, make_chain
+from tests.api.harness import HOSPITAL, FakeNode, admin, api_client, make_chain, ok, refused
 
 
 @dataclass
@@ -56,21 +55,8 @@ def edge() -> Edge:
     return Edge(chain, api_client(FakeNode(chain)), [d.address for d in devices], ward, spare)
 
 
-def _ok(response: httpx.Response) -> Any:
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def _error(response: httpx.Response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    message: str = error["message"]
-    return message
-
-
 def test_the_fleet_counts_what_the_state_holds(edge: Edge) -> None:
-    body = _ok(edge.api.get("/v1/fleet"))
+    body = ok(edge.api.get("/v1/fleet"))
     height = edge.chain.height
     in_state: Counter[tuple[str, str]] = Counter()
     for address in edge.devices:
@@ -89,7 +75,7 @@ def test_the_fleet_counts_what_the_state_holds(edge: Edge) -> None:
 
 
 def test_gateways_are_listed_in_registration_order(edge: Edge) -> None:
-    body = _ok(edge.api.get("/v1/gateways"))
+    body = ok(edge.api.get("/v1/gateways"))
     assert (body["total"], body["start"], body["complete_from"]) == (2, 0, 0)
     ward, spare = body["gateways"]
     assert ward["address"] == format_address(edge.ward.address)
@@ -99,23 +85,23 @@ def test_gateways_are_listed_in_registration_order(edge: Edge) -> None:
         HOSPITAL.org_id,
         True,
     )
-    assert ward["encoded"] == _ok(edge.api.get(f"/v1/gateways/{ward['address']}"))["encoded"]
+    assert ward["encoded"] == ok(edge.api.get(f"/v1/gateways/{ward['address']}"))["encoded"]
     assert spare["address"] == format_address(edge.spare.address) and spare["active"] is False
-    second = _ok(edge.api.get("/v1/gateways?start=1&count=1"))
+    second = ok(edge.api.get("/v1/gateways?start=1&count=1"))
     assert second["total"] == 2 and second["gateways"] == [spare]
-    assert _ok(edge.api.get("/v1/gateways?start=5"))["gateways"] == []
+    assert ok(edge.api.get("/v1/gateways?start=5"))["gateways"] == []
 
 
 def test_an_unknown_gateway_is_404_and_a_bad_page_400(edge: Edge) -> None:
     nobody = format_address(AccountKeys.generate().address)
-    message = _error(edge.api.get(f"/v1/gateways/{nobody}"), 404, "unknown_gateway")
+    message = refused(edge.api.get(f"/v1/gateways/{nobody}"), 404, "unknown_gateway")
     assert nobody in message and "register" in message
-    _error(edge.api.get("/v1/gateways?count=0"), 400, "out_of_range")
-    _error(edge.api.get("/v1/gateways?count=501"), 400, "out_of_range")
-    _error(edge.api.get("/v1/gateways?start=-1"), 400, "out_of_range")
+    refused(edge.api.get("/v1/gateways?count=0"), 400, "out_of_range")
+    refused(edge.api.get("/v1/gateways?count=501"), 400, "out_of_range")
+    refused(edge.api.get("/v1/gateways?start=-1"), 400, "out_of_range")
 
 
 def test_documented_under_devices(edge: Edge) -> None:
-    paths = _ok(edge.api.get("/openapi.json"))["paths"]
+    paths = ok(edge.api.get("/openapi.json"))["paths"]
     assert paths["/v1/fleet"]["get"]["tags"] == ["devices"]
     assert paths["/v1/gateways"]["get"]["tags"] == ["devices"]

@@ -4,8 +4,6 @@ for a malformed id; and the refusals of these contracts answered at submission."
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
 
@@ -30,26 +28,23 @@ from medchain.app import (
 from medchain.crypto import AccountKeys, format_address
 from medchain.node import LocalChain
 from medchain.types import decode, tx_id
-from tests.api.harness import FakeNode, Org, api_client, credential, make_chain, signed, submit_as
+from tests.api.harness import (
+    FakeNode,
+    Org,
+    api_client,
+    credential,
+    make_chain,
+    ok,
+    refused,
+    signed,
+    submit_as,
+)
 
 HOSPITAL = Org.generate("st-mary")
 CLINIC = Org.generate("riverside", OrgKind.CLINIC)
 INSTITUTE = Org.generate("inst", OrgKind.RESEARCH)
 DOCTOR = AccountKeys.generate()
 PATIENT = AccountKeys.generate()
-
-
-def _ok(response: httpx.Response) -> Any:
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def _error(response: httpx.Response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["error"]["code"] == code, body
-    message: str = body["error"]["message"]
-    return message
 
 
 def _spec(org: Org, name: str) -> OrganisationSpec:
@@ -85,9 +80,9 @@ def api(chain: LocalChain) -> httpx.Client:
 
 
 def test_organisations_and_one_organisation(chain: LocalChain, api: httpx.Client) -> None:
-    listed = _ok(api.get("/v1/orgs"))["organisations"]
+    listed = ok(api.get("/v1/orgs"))["organisations"]
     assert [o["org_id"] for o in listed] == ["inst", "riverside", "st-mary"]
-    one = _ok(api.get("/v1/orgs/st-mary"))
+    one = ok(api.get("/v1/orgs/st-mary"))
     assert one == listed[2]
     assert one["kind"] == "hospital" and one["member"] is True
     assert one["account"] == format_address(HOSPITAL.account.address)
@@ -97,24 +92,24 @@ def test_organisations_and_one_organisation(chain: LocalChain, api: httpx.Client
 
 def test_unknown_and_malformed_organisation_ids(api: httpx.Client) -> None:
     for path in ("/v1/orgs/nobody", "/v1/orgs/nobody/staff"):
-        assert "GET /v1/orgs" in _error(api.get(path), 404, "unknown_organisation")
+        assert "GET /v1/orgs" in refused(api.get(path), 404, "unknown_organisation")
     for bad in ("Capital", "-dash", "x", "a" * 33, "under_score"):
-        _error(api.get(f"/v1/orgs/{bad}"), 422, "invalid_org_id")
-        _error(api.get(f"/v1/orgs/{bad}/staff"), 422, "invalid_org_id")
+        refused(api.get(f"/v1/orgs/{bad}"), 422, "invalid_org_id")
+        refused(api.get(f"/v1/orgs/{bad}/staff"), 422, "invalid_org_id")
 
 
 def test_staff_and_an_accounts_credentials_with_history(
     chain: LocalChain, api: httpx.Client
 ) -> None:
-    (staff,) = _ok(api.get("/v1/orgs/st-mary/staff"))["staff"]
+    (staff,) = ok(api.get("/v1/orgs/st-mary/staff"))["staff"]
     assert staff["subject"] == format_address(DOCTOR.address)
     assert (staff["role"], staff["name"], staff["status"]) == (
         "doctor",
         "Dr. Ana Ruiz",
         "suspended",
     )
-    assert _ok(api.get("/v1/orgs/riverside/staff"))["staff"] == []
-    body = _ok(api.get(f"/v1/accounts/{format_address(DOCTOR.address)}/credentials"))
+    assert ok(api.get("/v1/orgs/riverside/staff"))["staff"] == []
+    body = ok(api.get(f"/v1/accounts/{format_address(DOCTOR.address)}/credentials"))
     (held,) = body["credentials"]
     assert (
         decode(Credential, bytes.fromhex(held["encoded"]))
@@ -125,24 +120,24 @@ def test_staff_and_an_accounts_credentials_with_history(
     assert events == chain.credential_history(DOCTOR.address, "st-mary")
     assert held["history"][1]["actor"] == format_address(HOSPITAL.admin.address)
     stranger = format_address(AccountKeys.generate().address)
-    assert _ok(api.get(f"/v1/accounts/{stranger}/credentials"))["credentials"] == []
-    _error(api.get("/v1/accounts/mc1nope/credentials"), 400, "invalid_address")
+    assert ok(api.get(f"/v1/accounts/{stranger}/credentials"))["credentials"] == []
+    refused(api.get("/v1/accounts/mc1nope/credentials"), 400, "invalid_address")
 
 
 def test_proposals_and_one_proposal(chain: LocalChain, api: httpx.Client) -> None:
-    (listed,) = _ok(api.get("/v1/proposals"))["proposals"]
-    one = _ok(api.get(f"/v1/proposals/{listed['proposal_id']}"))
+    (listed,) = ok(api.get("/v1/proposals"))["proposals"]
+    one = ok(api.get(f"/v1/proposals/{listed['proposal_id']}"))
     assert one == listed
     assert (one["action"], one["status"], one["proposer_org"]) == ("join", "open", "st-mary")
     assert one["spec"]["org_id"] == "north-lab" and one["approvals_needed"] == 2
     assert [a["org_id"] for a in one["approvals"]] == ["st-mary"]
     assert decode(Proposal, bytes.fromhex(one["encoded"])) == chain.proposal(one["proposal_id"])
-    _error(api.get("/v1/proposals/9999"), 404, "unknown_proposal")
-    _error(api.get("/v1/proposals/first"), 422, "invalid_request")
+    refused(api.get("/v1/proposals/9999"), 404, "unknown_proposal")
+    refused(api.get("/v1/proposals/first"), 422, "invalid_request")
 
 
 def test_a_patients_attestations(chain: LocalChain, api: httpx.Client) -> None:
-    body = _ok(api.get(f"/v1/patients/{format_address(PATIENT.address)}/attestations"))
+    body = ok(api.get(f"/v1/patients/{format_address(PATIENT.address)}/attestations"))
     assert body["verified"] is True
     (attestation,) = body["attestations"]
     assert attestation["org_id"] == "riverside"
@@ -150,7 +145,7 @@ def test_a_patients_attestations(chain: LocalChain, api: httpx.Client) -> None:
     decoded = decode(Attestation, bytes.fromhex(attestation["encoded"]))
     assert [decoded] == chain.attestations_of(PATIENT.address)
     doctor = format_address(DOCTOR.address)  # not a registered patient
-    _error(api.get(f"/v1/patients/{doctor}/attestations"), 404, "not_registered")
+    refused(api.get(f"/v1/patients/{doctor}/attestations"), 404, "not_registered")
 
 
 def test_refusals_of_these_contracts_are_answered_at_submission() -> None:
@@ -166,16 +161,16 @@ def test_refusals_of_these_contracts_are_answered_at_submission() -> None:
 
     outsider = AccountKeys.generate()
     issue = IssueArgs(outsider.address, CredentialRole.DOCTOR, "Dr. Self", 0)
-    _error(post(outsider, "credentials.issue", issue), 403, "not_an_admin")
+    refused(post(outsider, "credentials.issue", issue), 403, "not_an_admin")
     past = IssueArgs(outsider.address, CredentialRole.DOCTOR, "Dr. Late", 1)
-    _error(post(HOSPITAL.admin, "credentials.issue", past), 422, "invalid_argument")
-    _error(post(HOSPITAL.admin, "orgs.approve", ApproveArgs(7)), 409, "proposal_error")
+    refused(post(HOSPITAL.admin, "credentials.issue", past), 422, "invalid_argument")
+    refused(post(HOSPITAL.admin, "orgs.approve", ApproveArgs(7)), 409, "proposal_error")
     assert chain.height == height
     assert chain.credentials_of(outsider.address) == []
 
 
 def test_documented_under_organisations(api: httpx.Client) -> None:
-    doc = _ok(api.get("/openapi.json"))
+    doc = ok(api.get("/openapi.json"))
     for path in (
         "/v1/orgs",
         "/v1/orgs/{org_id}",

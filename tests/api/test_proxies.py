@@ -3,21 +3,12 @@ the required readers; each item carries its canonical encoding; unknown is 404."
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
-
 from medchain.api import create_api
 from medchain.app import Proxy, ProxyRelation, ProxyScope, Role
 from medchain.client import HttpChain, MedchainClient, add_proxy
 from medchain.crypto import AccountKeys, format_address
 from medchain.types import decode
-from tests.api.harness import FakeNode, SyncASGITransport, api_client, make_chain
-
-
-def _ok(response: httpx.Response) -> Any:
-    assert response.status_code == 200, response.text
-    return response.json()
+from tests.api.harness import FakeNode, SyncASGITransport, api_client, make_chain, ok
 
 
 def test_proxies_patients_and_required_readers() -> None:
@@ -30,22 +21,22 @@ def test_proxies_patients_and_required_readers() -> None:
     api = api_client(FakeNode(chain))
     kid, mum = format_address(child.address), format_address(mother.address)
 
-    listed = _ok(api.get(f"/v1/patients/{kid}/proxies"))
+    listed = ok(api.get(f"/v1/patients/{kid}/proxies"))
     assert listed["patient"] == kid
     proxies = [decode(Proxy, bytes.fromhex(p["encoded"])) for p in listed["proxies"]]
     assert proxies == chain.proxies_of(child.address) and len(proxies) == 2
     shown = {p["proxy"]: p for p in listed["proxies"]}
     assert shown[mum]["scopes"] == ["grant", "read"] and shown[mum]["relation"] == "parent"
 
-    acting = _ok(api.get(f"/v1/proxies/{mum}/patients"))
+    acting = ok(api.get(f"/v1/proxies/{mum}/patients"))
     assert [p["patient"] for p in acting["patients"]] == [kid]
-    readers = _ok(api.get(f"/v1/patients/{kid}/required-readers"))
+    readers = ok(api.get(f"/v1/patients/{kid}/required-readers"))
     assert readers == {"patient": kid, "readers": [mum]}
 
     stranger = format_address(AccountKeys.generate().address)
     missing = api.get(f"/v1/patients/{stranger}/proxies")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_registered"
-    assert _ok(api.get(f"/v1/proxies/{stranger}/patients"))["patients"] == []
+    assert ok(api.get(f"/v1/proxies/{stranger}/patients"))["patients"] == []
 
 
 def test_http_chain_reads_them_as_a_local_chain_does() -> None:

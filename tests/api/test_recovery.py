@@ -4,9 +4,6 @@ guardian's open requests; chain objects carry their canonical encoding; unknown 
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
 import pytest
 
 from medchain.app import RecoveryPolicy, RecoveryRequest, Role
@@ -14,12 +11,7 @@ from medchain.client import MedchainClient
 from medchain.crypto import AccountKeys, format_address
 from medchain.node import LocalChain
 from medchain.types import decode
-from tests.api.harness import FakeNode, api_client, make_chain
-
-
-def _ok(response: httpx.Response) -> Any:
-    assert response.status_code == 200, response.text
-    return response.json()
+from tests.api.harness import FakeNode, api_client, make_chain, ok
 
 
 class Scene:
@@ -48,7 +40,7 @@ def scene() -> Scene:
 
 
 def test_a_patients_policy_and_requests(scene: Scene) -> None:
-    shown = _ok(scene.api.get(f"/v1/patients/{scene.who}/recovery"))
+    shown = ok(scene.api.get(f"/v1/patients/{scene.who}/recovery"))
     policy = shown["policy"]
     assert decode(RecoveryPolicy, bytes.fromhex(policy["encoded"])) == (
         scene.chain.recovery_policy(scene.patient.address)
@@ -65,7 +57,7 @@ def who(client: MedchainClient) -> str:
 
 
 def test_one_request(scene: Scene) -> None:
-    shown = _ok(scene.api.get(f"/v1/recovery/{scene.request_id.hex()}"))
+    shown = ok(scene.api.get(f"/v1/recovery/{scene.request_id.hex()}"))
     assert decode(RecoveryRequest, bytes.fromhex(shown["encoded"])) == (
         scene.chain.recovery_request(scene.request_id)
     )
@@ -74,10 +66,10 @@ def test_one_request(scene: Scene) -> None:
 
 def test_what_each_guardian_is_asked_to_approve(scene: Scene) -> None:
     for guardian in scene.guardians:
-        shown = _ok(scene.api.get(f"/v1/guardians/{who(guardian)}/recovery-requests"))
+        shown = ok(scene.api.get(f"/v1/guardians/{who(guardian)}/recovery-requests"))
         assert [r["request_id"] for r in shown["requests"]] == [scene.request_id.hex()]
     stranger = format_address(AccountKeys.generate().address)
-    assert _ok(scene.api.get(f"/v1/guardians/{stranger}/recovery-requests"))["requests"] == []
+    assert ok(scene.api.get(f"/v1/guardians/{stranger}/recovery-requests"))["requests"] == []
 
 
 def test_unknown_and_malformed(scene: Scene) -> None:
@@ -88,5 +80,5 @@ def test_unknown_and_malformed(scene: Scene) -> None:
     stranger = format_address(AccountKeys.generate().address)
     assert scene.api.get(f"/v1/patients/{stranger}/recovery").status_code == 404
     no_policy = scene.guardians[1].address
-    shown = _ok(scene.api.get(f"/v1/patients/{format_address(no_policy)}/recovery"))
+    shown = ok(scene.api.get(f"/v1/patients/{format_address(no_policy)}/recovery"))
     assert shown == {"patient": format_address(no_policy), "policy": None, "requests": []}

@@ -28,6 +28,7 @@ from tests.api.harness import (
     api_client,
     institution,
     make_chain,
+    refused,
     signed,
 )
 
@@ -70,14 +71,6 @@ def _post(api: httpx.Client, tx: Tx, body: bytes, **params: str) -> httpx.Respon
     return api.post("/v1/records", json=payload, params=params)
 
 
-def _error(response: httpx.Response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code, error
-    message: str = error["message"]
-    return message
-
-
 def _refused(node: FakeNode, reason: str) -> float:
     value = node.registry.get_sample_value("medchain_uploads_refused_total", {"reason": reason})
     return value or 0.0
@@ -113,7 +106,9 @@ def test_a_body_that_is_not_the_one_named_is_refused_and_not_stored() -> None:
     api = api_client(node)
     tx, ciphertext = _record(patient, node.genesis.chain_id, b"{}")
     other = ciphertext[:-1] + bytes([ciphertext[-1] ^ 1])
-    assert "not one the records.create" in _error(_post(api, tx, other), 400, "ciphertext_mismatch")
+    assert "not one the records.create" in refused(
+        _post(api, tx, other), 400, "ciphertext_mismatch"
+    )
     assert not node.blobs.has(cid_for(other)) and not node.blobs.has(cid_for(ciphertext))
     assert node.chain.account(patient.address).nonce == 1  # the transaction was not admitted
     assert _refused(node, "body_mismatch") == 1
@@ -124,7 +119,7 @@ def test_a_transaction_with_a_bad_signature_stores_nothing() -> None:
     api = api_client(node)
     tx, ciphertext = _record(patient, node.genesis.chain_id, b"{}")
     unsigned = dataclasses.replace(tx, signature=bytes(64))
-    _error(_post(api, unsigned, ciphertext), 400, "invalid_signature")
+    refused(_post(api, unsigned, ciphertext), 400, "invalid_signature")
     head = api.head(f"/v1/blobs/{cid_for(ciphertext)}")
     assert head.status_code == 404
     assert not node.blobs.has(cid_for(ciphertext))
@@ -136,7 +131,7 @@ def test_a_refused_nonce_stores_nothing() -> None:
     node, patient = _setup()
     api = api_client(node)
     tx, ciphertext = _record(patient, node.genesis.chain_id, b"{}", nonce=0)  # used already
-    _error(_post(api, tx, ciphertext), 409, "nonce_reused")
+    refused(_post(api, tx, ciphertext), 409, "nonce_reused")
     assert api.head(f"/v1/blobs/{cid_for(ciphertext)}").status_code == 404
 
 
@@ -147,10 +142,10 @@ def test_other_transactions_and_bad_hex_are_refused() -> None:
         patient, 1, "accounts.transfer", TransferArgs(b"\x01" * 20, 1), node.genesis.chain_id
     )
     response = api.post("/v1/records", json={"tx": transfer.encoded.hex(), "ciphertext": "00"})
-    message = _error(response, 400, "not_a_record_upload")
+    message = refused(response, 400, "not_a_record_upload")
     assert "anon.submit" in message and "research.grant" in message
     tx, _ = _record(patient, node.genesis.chain_id, b"{}")
-    _error(
+    refused(
         api.post("/v1/records", json={"tx": tx.encoded.hex(), "ciphertext": "zz"}),
         400,
         "invalid_hex",
@@ -166,7 +161,7 @@ def test_the_quota_fills_then_frees_when_the_naming_transaction_commits() -> Non
     assert _post(api, first, first_body).status_code == 202
     held = node.bodies.usage(patient.address_text)
     assert held == len(first_body) > 1_000
-    message = _error(_post(api, second, second_body), 429, "upload_quota_exceeded")
+    message = refused(_post(api, second, second_body), 429, "upload_quota_exceeded")
     assert patient.address_text in message and "to commit" in message
     assert not node.blobs.has(cid_for(second_body)) and not node.is_pending(tx_id(second))
     assert _refused(node, "over_quota") == 1
