@@ -25,13 +25,14 @@ def refusal_status(exc: MedchainError) -> int:
 
 
 def shows_errors(site: Site, handler: Handler) -> Handler:
-    """`handler`, answering a MedchainError with its message on the error page."""
+    """`handler`, answering a MedchainError with its message on the error page: 403
+    when the account may not do it, 400 for anything else refused."""
 
     async def run(request: Request) -> Response:
         try:
             return await handler(request)
         except MedchainError as exc:
-            return site.error(request, exc.message)
+            return site.error(request, exc.message, refusal_status(exc))
 
     return run
 
