@@ -225,6 +225,35 @@ class BlockModel(FromChain):
     encoded: Encoded
 
 
+class BlockSummaryModel(FromChain):
+    """What a follower of the chain needs of a block, without its transactions' bodies
+    or its certificate: written by hand because it deliberately leaves them out (a
+    block of record uploads is hundreds of kilobytes as JSON; its summary is its
+    transaction ids)."""
+
+    height: int
+    hash: Hex
+    time_ms: int
+    proposer: Address
+    tx_hashes: list[Hex]
+
+
+class BlockSummariesModel(BaseModel):
+    latest: int = Field(description="The node's latest committed height.")
+    blocks: list[BlockSummaryModel] = Field(
+        description="The summaries asked for that the node has, lowest height first."
+    )
+
+
+def block_summary(block: Block) -> BlockSummaryModel:
+    header = block.header
+    return BlockSummaryModel.of(
+        header,
+        hash=block_hash(header),
+        tx_hashes=[tx_id(tx) for tx in block.txs],
+    )
+
+
 def block_model(block: Block, genesis: Genesis) -> BlockModel:
     header, cert = block.header, block.certificate
     names = {v.public_key: v.name for v in genesis.validators}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from medchain import app as contracts
 from medchain.api import _parse as parse
@@ -21,6 +21,7 @@ from medchain.api._models import (
     AnonScopeModel,
     AuditModel,
     BlockModel,
+    BlockSummariesModel,
     CandidatesModel,
     GenesisModel,
     IdentityModel,
@@ -38,6 +39,7 @@ from medchain.api._models import (
     ValidatorsModel,
     address_of,
     block_model,
+    block_summary,
     genesis_model,
 )
 from medchain.api._reads import (
@@ -86,6 +88,26 @@ def _scope(chain: ChainQueries, name: str) -> contracts.AnonScope:
 @router.get("/blocks/latest", tags=["blocks"], summary="The latest committed block")
 async def latest_block(service: Service) -> BlockModel:
     return block_model(service.chain.latest_block(), service.genesis)
+
+
+MAX_SUMMARIES = 100
+"""Block summaries one request may ask for."""
+
+
+@router.get("/blocks", tags=["blocks"], summary="Summaries of the blocks from a height")
+async def block_summaries(
+    service: Service,
+    from_height: Annotated[int, Query(ge=0, le=MAX_HEIGHT)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_SUMMARIES)] = MAX_SUMMARIES,
+) -> BlockSummariesModel:
+    """Height, hash, time, proposer and transaction ids of each block from
+    `from_height`, with the latest height: what a follower of the chain needs, without
+    the transactions' bodies `GET /v1/blocks/{height}` carries."""
+    chain = service.chain
+    latest = chain.height
+    last = min(latest, from_height + limit - 1)
+    blocks = [block_summary(b) for b in chain.blocks(from_height, last)]
+    return BlockSummariesModel(latest=latest, blocks=blocks)
 
 
 @router.get("/blocks/{height}", tags=["blocks"], summary="The block at a height")

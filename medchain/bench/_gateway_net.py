@@ -38,6 +38,7 @@ from medchain.node import (
     free_port_base,
     local_devnet,
 )
+from medchain.types import ChainParams
 
 Progress = Callable[[str, int, int], None]
 _HOSPITAL_FUNDS = 10_000_000
@@ -56,6 +57,12 @@ class NetShape:
     block_interval_ms: int
     patients: int
     per_patient: int
+    committee: int | None = None
+    """DPoS: the block producers elected each epoch (None: the chain's default)."""
+
+    def params(self) -> ChainParams | None:
+        """The chain's parameters where the shape departs from the devnet's."""
+        return None if self.committee is None else ChainParams(committee_size=self.committee)
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,7 @@ async def gateway_net(
         shape.consensus,
         chain_id="medchain-bench",
         block_interval_ms=shape.block_interval_ms,
+        params=shape.params(),
     )
     http = _Http(connections=shape.patients + 8)
     with DevnetProcesses(devnet) as nodes, Supervisor(GATEWAY_STOP_S) as gateway:

@@ -28,7 +28,7 @@ import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +43,7 @@ from medchain.bench._gateway_net import (
     gateway_net,
     post_readings,
 )
-from medchain.bench._network import HttpError
+from medchain.bench._network import HttpError, _Http
 from medchain.bench._node_usage import metric_value
 from medchain.bench._resources import process_usage
 from medchain.bench._soak_summary import (
@@ -53,6 +53,7 @@ from medchain.bench._soak_summary import (
     settle_rule,
     settle_s,
     summarise_cache,
+    summarise_roles,
     summarise_soak,
 )
 from medchain.gateway import (
@@ -87,6 +88,9 @@ class SoakPlan:
     consensus: str = "afbft"
     validators: int = 4
     block_interval_ms: int = 500
+    committee: int | None = None
+    """DPoS: block producers elected each epoch (None: the chain's default); the other
+    validators are ordinary nodes."""
 
     @property
     def duration_s(self) -> float:
@@ -99,7 +103,12 @@ class SoakPlan:
     @property
     def shape(self) -> NetShape:
         return NetShape(
-            self.validators, self.consensus, self.block_interval_ms, self.patients, PER_PATIENT
+            self.validators,
+            self.consensus,
+            self.block_interval_ms,
+            self.patients,
+            PER_PATIENT,
+            self.committee,
         )
 
     @property
@@ -114,6 +123,7 @@ class SoakPlan:
 
     def check(self) -> None:
         """MedchainError for a plan the soak cannot carry out or judge."""
+        self._check_committee()
         if self.rate_per_s > MAX_HUB_RATE * self.patients:
             least = math.ceil(self.rate_per_s / MAX_HUB_RATE)
             raise MedchainError(
@@ -128,6 +138,20 @@ class SoakPlan:
                 f"--sample-s {self.sample_s:g} leaves fewer than two samples of memory "
                 f"{settle_rule(self.duration_s)}: give --sample-s {most} or less, or more "
                 "--minutes"
+            )
+
+    def _check_committee(self) -> None:
+        if self.committee is None:
+            return
+        if self.consensus != "dpos":
+            raise MedchainError(
+                "--committee sets the DPoS block producers: give --consensus dpos, or leave "
+                "--committee out"
+            )
+        if self.committee > self.validators:
+            raise MedchainError(
+                f"a committee of {self.committee} needs as many validators: give --validators "
+                f"{self.committee} or more, or a smaller --committee"
             )
 
     def gateway_config(self) -> GatewayConfig:
@@ -165,6 +189,8 @@ class Soak:
         self.state_cache: list[tuple[float, int]] = []
         """(seconds since the load began, bytes) of node0's state cache."""
         self.rounds = 0
+        self.proposed: dict[str, int] = {}
+        """Blocks each node proposed during the load."""
 
     async def run(self, home: Path) -> SoakResult:
         plan = self.plan
@@ -175,6 +201,7 @@ class Soak:
     async def _soak(self, net: GatewayNet, acked_path: Path) -> Readings:
         with acked_path.open("wb") as acked:
             tally = _Tally(acked)
+            first = await _height(net) + 1
             start = time.monotonic()
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._sample_rounds(net, tally, start))
@@ -182,6 +209,7 @@ class Soak:
                 for k in range(self.plan.patients):
                     devices = net.devices[k * PER_PATIENT : (k + 1) * PER_PATIENT]
                     group.create_task(self._hub(net, devices, tally, start, k))
+        self.proposed = await blocks_proposed(net.http, net.node_url, net.node_urls, first)
         self.progress("drain", 0, 1)
         drained = await drain_gateway(net.http, net.gateway_url)
         await asyncio.to_thread(net.gateway.stop_all)
@@ -309,6 +337,7 @@ class Soak:
         plan = self.plan
         settle_at = settle_s(plan.duration_s)
         judged = set(self.series) - {DRIVER}
+        processes = summarise_soak(self.series, judged, settle_at)
         return SoakResult(
             validators=plan.validators,
             consensus=plan.consensus,
@@ -322,9 +351,12 @@ class Soak:
             samples=self.rounds,
             samples_expected=plan.rounds,
             height=self.heights.get("node0", 0),
-            processes=summarise_soak(self.series, judged, settle_at),
+            processes=processes,
             readings=readings,
             state_cache=summarise_cache(self.state_cache, settle_at) if self.state_cache else None,
+            committee=plan.committee,
+            proposed=self.proposed,
+            roles=summarise_roles(processes, self.proposed),
         )
 
 
@@ -338,6 +370,32 @@ def _check_running(net: GatewayNet) -> None:
                 f"{child.program.last_line()}",
                 child.program.tail(),
             )
+
+
+async def _height(net: GatewayNet) -> int:
+    return int((await net.http.get(f"{net.node_url}/v1/status")).json()["height"])
+
+
+async def blocks_proposed(
+    http: _Http, node_url: str, nodes: Iterable[str], first: int
+) -> dict[str, int]:
+    """Blocks from height `first` to the node's tip, by the node that proposed them
+    (each of `nodes`, 0 for those that proposed none); empty if the node did not
+    answer. Read as block summaries, a page at a time."""
+    try:
+        listed = (await http.get(f"{node_url}/v1/validators")).json()["validators"]
+        name_of = {v["address"]: v["name"] for v in listed}
+        counts = dict.fromkeys(nodes, 0)
+        height = first
+        while True:
+            page = (await http.get(f"{node_url}/v1/blocks?from_height={height}")).json()
+            for block in page["blocks"]:
+                counts[name_of[block["proposer"]]] += 1
+            if not page["blocks"] or page["blocks"][-1]["height"] >= page["latest"]:
+                return counts
+            height = page["blocks"][-1]["height"] + 1
+    except (HttpError, KeyError, ValueError):
+        return {}
 
 
 async def _state_cache_bytes(net: GatewayNet) -> int | None:

@@ -125,6 +125,60 @@ def summarise_cache(points: Sequence[tuple[float, int]], settle_at_s: float) -> 
     )
 
 
+PRODUCER, ORDINARY = "producer", "ordinary"
+
+
+@dataclass(frozen=True)
+class RoleSummary:
+    """The nodes of one role over the run, as paper 001 compares them: block producers
+    (proposed at least one block committed during the load) against ordinary nodes
+    (proposed none: they receive, check and store the blocks)."""
+
+    role: str
+    nodes: list[str]
+    blocks_proposed: int
+    cpu_share_mean: float
+    cpu_share_min: float
+    cpu_share_max: float
+    rss_start_mean_bytes: int
+    rss_end_mean_bytes: int
+    slope_mean_mb_per_min: float | None
+    """The mean of the nodes' slopes once the run settled; None if any has none."""
+
+
+def summarise_roles(
+    processes: Sequence[ProcessSummary], proposed: Mapping[str, int]
+) -> list[RoleSummary]:
+    """Producers then ordinary nodes, each role only if it has a node; `proposed`:
+    every node's blocks proposed during the load (other processes are left out)."""
+    nodes = [p for p in processes if p.name in proposed]
+    roles = []
+    for role, members in (
+        (PRODUCER, [p for p in nodes if proposed[p.name] > 0]),
+        (ORDINARY, [p for p in nodes if proposed[p.name] == 0]),
+    ):
+        if members:
+            roles.append(_role(role, members, sum(proposed[p.name] for p in members)))
+    return roles
+
+
+def _role(role: str, members: Sequence[ProcessSummary], blocks: int) -> RoleSummary:
+    cpu = [p.cpu_share for p in members]
+    slopes = [p.slope_mb_per_min for p in members]
+    known = [s for s in slopes if s is not None]
+    return RoleSummary(
+        role=role,
+        nodes=[p.name for p in members],
+        blocks_proposed=blocks,
+        cpu_share_mean=sum(cpu) / len(cpu),
+        cpu_share_min=min(cpu),
+        cpu_share_max=max(cpu),
+        rss_start_mean_bytes=sum(p.rss_start_bytes for p in members) // len(members),
+        rss_end_mean_bytes=sum(p.rss_end_bytes for p in members) // len(members),
+        slope_mean_mb_per_min=sum(known) / len(known) if len(known) == len(slopes) else None,
+    )
+
+
 @dataclass(frozen=True)
 class Readings:
     sent: int
@@ -162,6 +216,11 @@ class SoakResult:
     readings: Readings
     state_cache: CacheSummary | None = None
     """node0's state cache, None if its /metrics never answered."""
+    committee: int | None = None
+    """DPoS: the producers elected each epoch, as asked (None: the chain's default)."""
+    proposed: dict[str, int] = field(default_factory=dict)
+    """Each node's blocks committed during the load (empty if node0 did not say)."""
+    roles: list[RoleSummary] = field(default_factory=list)
 
     @property
     def memory_within_target(self) -> bool:
@@ -252,7 +311,55 @@ def soak_reports(result: SoakResult) -> list[Report]:
             f"at the end, slope {slope} MB/min"
         )
     memory = Report(title, columns, rows, notes)
-    return [memory, _readings_report(result)]
+    roles = [roles_report(result)] if result.roles else []
+    return [memory, *roles, _readings_report(result)]
+
+
+def roles_report(result: SoakResult) -> Report:
+    """Producers against ordinary nodes: CPU and memory per role, paper 001's
+    comparison."""
+    committee = "" if result.committee is None else f", committees of {result.committee}"
+    title = (
+        f"soak — block producers and ordinary nodes ({result.validators} validators "
+        f"{result.consensus}{committee})"
+    )
+    columns = (
+        "role",
+        "nodes",
+        "blocks proposed",
+        "CPU mean (min to max), share of a core",
+        "RSS start, mean (MB)",
+        "RSS end, mean (MB)",
+        "slope, mean (MB/min)",
+    )
+    rows: list[tuple[str, ...]] = [
+        (
+            r.role,
+            ", ".join(r.nodes),
+            f"{r.blocks_proposed:,}",
+            f"{100 * r.cpu_share_mean:.1f} % ({100 * r.cpu_share_min:.1f} to "
+            f"{100 * r.cpu_share_max:.1f} %)",
+            _mb(r.rss_start_mean_bytes),
+            _mb(r.rss_end_mean_bytes),
+            "—" if r.slope_mean_mb_per_min is None else f"{r.slope_mean_mb_per_min:+.3f}",
+        )
+        for r in result.roles
+    ]
+    return Report(title, columns, rows, _role_notes(result.roles))
+
+
+def _role_notes(roles: Sequence[RoleSummary]) -> list[str]:
+    notes = [
+        "producer: proposed at least one block committed during the load; ordinary: none "
+        "(it receives, checks, applies and stores every block); CPU over the whole load"
+    ]
+    by_role = {r.role: r for r in roles}
+    if PRODUCER in by_role and ORDINARY in by_role and by_role[ORDINARY].cpu_share_mean > 0:
+        ratio = by_role[PRODUCER].cpu_share_mean / by_role[ORDINARY].cpu_share_mean
+        notes.append(
+            f"producers use {ratio:.2f} times the CPU of ordinary nodes (paper 001: about twice)"
+        )
+    return notes
 
 
 def _readings_report(result: SoakResult) -> Report:
@@ -284,7 +391,9 @@ __all__ = [
     "Point",
     "ProcessSummary",
     "Readings",
+    "RoleSummary",
     "SoakResult",
+    "roles_report",
     "settle_rule",
     "settle_s",
     "slope_per_minute",
@@ -292,5 +401,6 @@ __all__ = [
     "soak_reports",
     "summarise_cache",
     "summarise_process",
+    "summarise_roles",
     "summarise_soak",
 ]

@@ -59,6 +59,7 @@ from medchain.cli._options import (
     MAX_MS,
     MAX_NODES,
     MAX_SECONDS,
+    MAX_VALIDATORS,
     BlockIntervalOption,
     ConsensusOption,
     JsonOption,
@@ -439,6 +440,17 @@ def soak(
     ] = 100,
     sample_s: Annotated[float, count("Seconds between samples of every process.", high=3_600)] = 60,
     consensus: ConsensusOption = "afbft",
+    validators: ValidatorsOption = 4,
+    committee: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=MAX_VALIDATORS,
+            help="DPoS: block producers elected each epoch (default: the chain's); the "
+            "other validators are ordinary nodes, compared with them per role.",
+            show_default=False,
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -450,11 +462,20 @@ def soak(
     ] = None,
     as_json: JsonTablesOption = False,
 ) -> None:
-    """A long run of one edge gateway into a fresh 4-validator devnet at a steady load,
-    every process's memory and CPU sampled as it goes: the memory slope once the run has
-    settled, and the readings lost (target: under 1 MB a minute, none lost)."""
+    """A long run of one edge gateway into a fresh devnet at a steady load, every
+    process's memory and CPU sampled as it goes: the memory slope once the run has
+    settled, and the readings lost (target: under 1 MB a minute, none lost); block
+    producers against ordinary nodes (CPU and memory per role)."""
     _engine(consensus)  # a clear error before any process starts
-    plan = SoakPlan(minutes, rate, patients, sample_s, consensus=consensus)
+    plan = SoakPlan(
+        minutes,
+        rate,
+        patients,
+        sample_s,
+        consensus=consensus,
+        validators=validators,
+        committee=committee,
+    )
     plan.check()
     with (
         out.open("w", encoding="utf-8") if out is not None else nullcontext() as lines,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from medchain import app
 from medchain.app import (
@@ -70,6 +70,11 @@ class ChainQueries(AccessQueries, ConsentQueries):
 
     def block_at(self, height: int) -> Block | None:
         return self.store.block_at(height)
+
+    def blocks(self, from_height: int, to_height: int) -> Iterator[Block]:
+        """The blocks held from `from_height` to `to_height` inclusive, in order, read
+        in batches rather than one query each."""
+        return self.store.blocks(from_height, to_height)
 
     def block_ids(self, heights: Sequence[int]) -> dict[int, tuple[bytes, bytes]]:
         return self.store.block_ids(heights)

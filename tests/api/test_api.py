@@ -39,6 +39,7 @@ from medchain.types import (
     Genesis,
     GenesisValidator,
     Receipt,
+    block_hash,
     decode,
     encode,
     tx_id,
@@ -209,6 +210,37 @@ def test_blocks(world: World) -> None:
     assert str(MAX_HEIGHT) in refused(world.api.get(f"/v1/blocks/{10**30}"), 400, "out_of_range")
     refused(world.api.get("/v1/blocks/-1"), 400, "out_of_range")
     refused(world.api.get("/v1/blocks/one"), 422, "invalid_request")
+
+
+def test_block_summaries(world: World) -> None:
+    """What a follower needs of each block, lighter than the block itself."""
+    chain = world.chain
+    latest = chain.height
+    assert latest >= 2
+    body = ok(world.api.get("/v1/blocks", params={"from_height": 1, "limit": 2}))
+    assert body["latest"] == latest
+    assert [b["height"] for b in body["blocks"]] == [1, 2]
+    for summary in body["blocks"]:
+        block = chain.block_at(summary["height"])
+        assert block is not None
+        assert summary == {
+            "height": block.height,
+            "hash": block_hash(block.header).hex(),
+            "time_ms": block.header.time_ms,
+            "proposer": format_address(block.header.proposer),
+            "tx_hashes": [tx_id(tx).hex() for tx in block.txs],
+        }
+        full = world.api.get(f"/v1/blocks/{block.height}")
+        assert len(json.dumps(summary)) < len(full.text)
+    everything = ok(world.api.get("/v1/blocks"))["blocks"]
+    assert [b["height"] for b in everything] == list(range(latest + 1))
+    assert ok(world.api.get("/v1/blocks", params={"from_height": latest + 1})) == {
+        "latest": latest,
+        "blocks": [],
+    }
+    refused(world.api.get("/v1/blocks", params={"limit": 0}), 400, "out_of_range")
+    refused(world.api.get("/v1/blocks", params={"limit": 101}), 400, "out_of_range")
+    refused(world.api.get("/v1/blocks", params={"from_height": -1}), 400, "out_of_range")
 
 
 def test_genesis(world: World) -> None:
@@ -495,6 +527,7 @@ def test_docs_and_openapi(world: World) -> None:
         "/v1/txs",
         "/v1/txs/batch",
         "/v1/txs/{tx_hash}",
+        "/v1/blocks",
         "/v1/blocks/latest",
         "/v1/blocks/{height}",
         "/v1/genesis",

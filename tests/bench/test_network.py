@@ -4,15 +4,25 @@ processes whose JSON carries every node's usage per phase and the validate ceili
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from typer.testing import CliRunner
 
 from medchain import bench
+from medchain.api import create_api
+from medchain.app import TransferArgs
+from medchain.bench._network import _Http, _Response, _Watcher
 from medchain.cli import app
+from medchain.crypto import AccountKeys
+from medchain.types import tx_id
+from tests.api.harness import FakeNode, make_chain, signed
 from tests.bench.test_report import made_up
+from tests.waiting import until
 
 PHASES = ["transactions", "record upload", "record query"]
 PHASE_KEYS = {
@@ -80,3 +90,50 @@ def test_a_short_run_reports_every_node_per_phase_and_the_ceiling() -> None:
     marked = [i for i, n in enumerate(nodes) if n["most_blocks"]]
     assert len(marked) <= 1
     assert all(totals[i] == max(totals) for i in marked)
+
+
+class _InProcessHttp(_Http):
+    """The benchmark's client, answered by a node's API in this process; keeps the
+    URLs asked for."""
+
+    def __init__(self, api: FastAPI) -> None:
+        transport = httpx.ASGITransport(api)
+        self._client = httpx.AsyncClient(transport=transport, base_url="http://node")
+        self.asked: list[str] = []
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    async def _call(self, method: str, url: str, **kwargs: Any) -> _Response:
+        self.asked.append(url)
+        response = await self._client.request(method, url, **kwargs)
+        return _Response(response.status_code, response.content)
+
+
+def test_the_block_watcher_follows_a_backlog_by_summaries_only() -> None:
+    """Over a backlog longer than one page of summaries, the watcher sees every
+    committed transaction and every proposer without fetching a full block."""
+    chain = make_chain()
+    keys, payee = chain.validator, AccountKeys.generate().address
+    txs = [
+        signed(keys, n, "accounts.transfer", TransferArgs(payee, 1, ""), chain.chain_id)
+        for n in range(130)
+    ]
+    for tx in txs:
+        chain.submit(tx)
+    assert chain.height > 100
+
+    async def follow() -> tuple[_Watcher, list[str]]:
+        http = _InProcessHttp(create_api(FakeNode(chain)))
+        watcher = _Watcher(http, "http://node")
+        watcher.start()
+        await until(lambda: watcher.height == chain.height, what="the watcher at the tip")
+        await watcher.stop()
+        await http.close()
+        return watcher, http.asked
+
+    watcher, asked = asyncio.run(follow())
+    assert set(watcher.committed) >= {tx_id(tx) for tx in txs}
+    assert len(watcher.blocks) == chain.height
+    assert {proposer for _, proposer in watcher.proposals} == {keys.address_text}
+    assert asked and all(url.startswith("http://node/v1/blocks?from_height=") for url in asked)

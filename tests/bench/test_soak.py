@@ -5,18 +5,32 @@ docs/BENCHMARKS.md and never asserted."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from medchain.api import create_api
+from medchain.app import TransferArgs
 from medchain.bench import SoakPlan
 from medchain.bench._node_usage import metric_value
-from medchain.bench._soak import DRIVER, MAX_HUB_RATE, STATE_CACHE_METRIC, _acked_ids
+from medchain.bench._soak import (
+    DRIVER,
+    MAX_HUB_RATE,
+    STATE_CACHE_METRIC,
+    _acked_ids,
+    blocks_proposed,
+)
+from medchain.bench._soak_summary import SoakResult
 from medchain.cli import app
+from medchain.crypto import AccountKeys
 from medchain.gateway import GatewayConfig
 from medchain.types import MedchainError
+from tests.api.harness import FakeNode, make_chain, signed
+from tests.bench.test_network import _InProcessHttp
 
 
 def test_the_fleet_sends_the_rate_asked_in_all() -> None:
@@ -102,3 +116,62 @@ def test_a_short_soak_samples_every_process_and_loses_nothing(tmp_path: Path) ->
     assert [r["t_s"] for r in rounds] == sorted(r["t_s"] for r in rounds)
     assert rounds[-1]["committed"] > 0 and min(rounds[-1]["heights"].values()) > 0
     assert rounds[-1]["node0_state_cache_bytes"] == cache["end_bytes"]
+
+
+def test_a_committee_is_for_dpos_and_at_most_the_validators() -> None:
+    dpos = SoakPlan(1, 10, 2, 5, consensus="dpos", validators=10, committee=5)
+    dpos.check()
+    assert dpos.shape.committee == 5
+    params = dpos.shape.params()
+    assert params is not None and params.committee_size == 5
+    assert SoakPlan(1, 10, 2, 5).shape.params() is None  # the devnet's defaults
+    with pytest.raises(MedchainError, match="--consensus dpos"):
+        SoakPlan(1, 10, 2, 5, consensus="pbft", validators=10, committee=5).check()
+    with pytest.raises(MedchainError, match="--validators 5 or more"):
+        SoakPlan(1, 10, 2, 5, consensus="dpos", validators=4, committee=5).check()
+
+
+def test_the_command_passes_the_validators_and_the_committee(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[SoakPlan] = []
+
+    def fake_run(plan: SoakPlan, **_: Any) -> SoakResult:
+        asked.append(plan)
+        raise MedchainError("stopped before any process started")
+
+    monkeypatch.setattr("medchain.cli._bench.run_soak", fake_run)
+    args = ["bench", "soak", "--minutes", "1", "--sample-s", "5", "--consensus", "dpos"]
+    result = CliRunner().invoke(app, [*args, "--validators", "10", "--committee", "5"])
+    assert result.exit_code == 1 and "stopped before" in result.output
+    (plan,) = asked
+    assert (plan.validators, plan.committee, plan.consensus) == (10, 5, "dpos")
+    refused = CliRunner().invoke(app, [*args[:-2], "--committee", "5"])  # AFBFT
+    assert refused.exit_code == 1 and "--consensus dpos" in refused.output
+    assert len(asked) == 1
+
+
+def test_blocks_proposed_counts_every_block_after_a_height_by_its_node() -> None:
+    chain = make_chain()
+    keys, payee = chain.validator, AccountKeys.generate().address
+    for n in range(120):  # more blocks than one page of summaries
+        chain.submit(
+            signed(keys, n, "accounts.transfer", TransferArgs(payee, 1, ""), chain.chain_id)
+        )
+
+    async def count() -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+        http = _InProcessHttp(create_api(FakeNode(chain)))
+        try:
+            nodes = ["v0", "observer"]
+            return (
+                await blocks_proposed(http, "http://node", nodes, 5),
+                await blocks_proposed(http, "http://node", nodes, chain.height + 1),
+                await blocks_proposed(http, "http://node/absent", nodes, 1),
+            )
+        finally:
+            await http.close()
+
+    after_five, none, unanswered = asyncio.run(count())
+    assert after_five == {"v0": chain.height - 4, "observer": 0}
+    assert none == {"v0": 0, "observer": 0}
+    assert unanswered == {}

@@ -10,6 +10,8 @@ import pytest
 
 from medchain.bench._soak_summary import (
     MB,
+    ORDINARY,
+    PRODUCER,
     Point,
     ProcessSummary,
     Readings,
@@ -21,6 +23,7 @@ from medchain.bench._soak_summary import (
     soak_reports,
     summarise_cache,
     summarise_process,
+    summarise_roles,
     summarise_soak,
 )
 
@@ -199,3 +202,58 @@ def test_the_tables_and_the_json_show_the_state_cache_beside_the_memory() -> Non
     assert doc["state_cache"]["end_bytes"] == 21 * MB
     without, _ = soak_reports(_result(processes, ALL_COMMITTED))
     assert len(without.notes) == 1
+
+
+def _by_role(cpu_per_s: dict[str, float], proposed: dict[str, int]) -> list[ProcessSummary]:
+    series = {name: _series(FLAT, cpu_per_s=cpu) for name, cpu in cpu_per_s.items()}
+    return summarise_soak(series, set(proposed), 360)
+
+
+def test_nodes_are_split_by_whether_they_proposed_and_summarised_per_role() -> None:
+    cpu = {"node0": 0.5, "node1": 0.3, "node2": 0.1, "node3": 0.3, "gateway": 0.9}
+    proposed = {"node0": 40, "node1": 38, "node2": 0, "node3": 0}
+    grow = {"node2": _series([100 + i for i in range(61)], cpu_per_s=0.1)}
+    processes = [p for p in _by_role(cpu, proposed) if p.name != "node2"]
+    processes.insert(2, summarise_soak(grow, {"node2"}, 360)[0])
+    producers, ordinary = summarise_roles(processes, proposed)
+    assert (producers.role, producers.nodes) == (PRODUCER, ["node0", "node1"])
+    assert (ordinary.role, ordinary.nodes) == (ORDINARY, ["node2", "node3"])  # not the gateway
+    assert producers.blocks_proposed == 78 and ordinary.blocks_proposed == 0
+    assert producers.cpu_share_mean == pytest.approx(0.4)
+    assert (producers.cpu_share_min, producers.cpu_share_max) == pytest.approx((0.3, 0.5))
+    assert ordinary.cpu_share_mean == pytest.approx(0.2)
+    assert producers.rss_start_mean_bytes == producers.rss_end_mean_bytes == 100 * MB
+    assert ordinary.rss_end_mean_bytes == (160 + 100) * MB // 2
+    assert producers.slope_mean_mb_per_min == pytest.approx(0.0)
+    assert ordinary.slope_mean_mb_per_min == pytest.approx(0.5)  # (1 + 0) / 2
+
+
+def test_a_run_without_ordinary_nodes_or_proposals_has_only_what_it_saw() -> None:
+    processes = _by_role({"node0": 0.5, "node1": 0.4}, {"node0": 3, "node1": 2})
+    assert [r.role for r in summarise_roles(processes, {"node0": 3, "node1": 2})] == [PRODUCER]
+    assert summarise_roles(processes, {}) == []
+
+
+def test_the_roles_table_compares_producers_with_ordinary_nodes() -> None:
+    cpu = {"node0": 0.5, "node1": 0.3, "node2": 0.2}
+    proposed = {"node0": 10, "node1": 9, "node2": 0}
+    processes = _by_role(cpu, proposed)
+    result = dataclasses.replace(
+        _result(processes, ALL_COMMITTED),
+        consensus="dpos",
+        committee=2,
+        proposed=proposed,
+        roles=summarise_roles(processes, proposed),
+    )
+    memory, roles, readings = soak_reports(result)
+    assert "producers" not in memory.title and "verdicts" in readings.title
+    assert "committees of 2" in roles.title
+    assert [row[:3] for row in roles.rows] == [
+        ("producer", "node0, node1", "19"),
+        ("ordinary", "node2", "0"),
+    ]
+    assert roles.rows[0][3] == "40.0 % (30.0 to 50.0 %)"
+    assert "2.00 times the CPU" in roles.notes[1]
+    doc = json.loads(json.dumps(soak_json(result)))
+    assert doc["proposed"] == proposed and doc["roles"][1]["nodes"] == ["node2"]
+    assert len(soak_reports(_result(processes, ALL_COMMITTED))) == 2  # no roles: no table

@@ -23,6 +23,19 @@ def test_json_output_of_all_three_engines() -> None:
     assert again["runs"][0]["trace_hash"] == runs[0]["trace_hash"]
 
 
+def test_the_processing_cost_per_message_reaches_the_run() -> None:
+    def run(*extra: str) -> dict[str, object]:
+        result = runner.invoke(app, ["sim", "--consensus", "pbft", *SMALL, *extra, "--json"])
+        assert result.exit_code == 0, result.output
+        runs: list[dict[str, object]] = json.loads(result.output)["runs"]
+        return runs[0]
+
+    default, free, costly = run(), run("--cpu-us", "0"), run("--cpu-us", "5000")
+    assert default["trace_hash"] == free["trace_hash"]  # none by default
+    assert costly["trace_hash"] != free["trace_hash"]
+    assert run("--cpu-us", "5000")["trace_hash"] == costly["trace_hash"]
+
+
 def test_attack_report_and_plot(tmp_path: Path) -> None:
     png = tmp_path / "attack.png"
     args = [

@@ -4,6 +4,7 @@ the predictive attack."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import TypedDict
 
@@ -34,6 +35,17 @@ def test_one_seed_gives_a_byte_identical_trace(engine: EngineKind) -> None:
     assert first.blocks == second.blocks >= 8
     other = simulate(Scenario(engine=engine, nodes=4, blocks=8, seed=8, loss_ppm=50_000, **FAST))
     assert other.trace_hash != first.trace_hash
+
+
+def test_a_processing_cost_per_message_slows_the_run_the_same_way_each_time() -> None:
+    base = Scenario(engine=EngineKind.PBFT, nodes=4, blocks=6, seed=3, **FAST)
+    free = simulate(base)
+    costly = simulate(dataclasses.replace(base, cpu_us_per_message=5_000))
+    assert costly.trace_hash != free.trace_hash
+    assert costly.end_ms > free.end_ms  # the same blocks; each message waits its turn
+    again = simulate(dataclasses.replace(base, cpu_us_per_message=5_000))
+    assert again.trace_hash == costly.trace_hash
+    assert simulate(base).trace_hash == free.trace_hash
 
 
 @pytest.mark.parametrize("engine", ENGINES)
