@@ -286,12 +286,20 @@ def _checked(
             if bad is not None and (refused is None or bad[0] <= refused[0]):
                 refused = bad
             if refused is not None:
-                reading_id = chunk[refused[0]][0].reading_id.hex()
-                raise _corrupted(entry, f"reading {reading_id}: {refused[1].message}")
+                raise _refused(entry, chunk[refused[0]][0], refused[1])
     finally:
         for future in forged:
             future.cancel()
     return tuple(kept)
+
+
+class _OtherPatient(BadReading):
+    """A conforming reading of another patient than the bundle's."""
+
+
+def _refused(entry: VitalsEntry, signed: SignedReading, why: BadReading) -> VitalsCorrupted:
+    what = " is" if isinstance(why, _OtherPatient) else ":"
+    return _corrupted(entry, f"reading {signed.reading_id.hex()}{what} {why.message}")
 
 
 def _first_forged(chunk: Sequence[tuple[SignedReading, bytes]]) -> tuple[int, BadReading] | None:
@@ -322,7 +330,7 @@ def _check(signed: SignedReading, address: bytes, entry: VitalsEntry, patient: s
     reading = signed.reading
     vital = validate_vital(reading.observation, reading.device)
     if vital.patient != patient:
-        raise BadReading("it is of another patient")
+        raise _OtherPatient("of another patient")
     return VitalReading(
         reading_id=signed.reading_id,
         device=address,
