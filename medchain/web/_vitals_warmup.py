@@ -43,7 +43,7 @@ class VitalsWarmup:
     def __init__(
         self, worker: ChainWorker[Any], client: MedchainClient, checked: CheckedBundles
     ) -> None:
-        self._worker, self._client, self._checked = worker, client, checked
+        self._worker, self._client, self.checked = worker, client, checked
         self._stop = threading.Event()
         self.warmed = threading.Event()
         """Set when the first pass (the month before the app started) is done."""
@@ -70,7 +70,7 @@ class VitalsWarmup:
             client.address,
             now - WARM_DAYS * MS_PER_DAY + 1,
             now,
-            self._checked,
+            self.checked,
             self._on_chain,
         )
 
