@@ -39,7 +39,7 @@ from medchain.client import ChainBackend, NotAReader, reads_signed_by
 from medchain.crypto import AccountKeys, address_from_public_key, format_address, sha256
 from medchain.gateway._readings import BadReading, SignedReading, verify_reading
 from medchain.gateway._service import open_bundle
-from medchain.gateway._vitals import VitalKind, validate_vital
+from medchain.gateway._vitals import VitalKind, VitalSign, validate_vital
 from medchain.types import MedchainError
 
 T = TypeVar("T")
@@ -267,49 +267,72 @@ def _checked(
     wanted: Sequence[tuple[SignedReading, bytes]], entry: VitalsEntry, patient: str
 ) -> tuple[VitalReading, ...]:
     """The readings kept, each after its signature, then its profile, is checked; the
-    first reading (in the bundle's order) that fails either is the error. Signatures are
-    checked a chunk at a time on a small pool (libsodium runs without the GIL) while
-    this thread checks the profiles."""
+    first reading (in the bundle's order) that fails either is the error. Signatures
+    (and the reading ids, from the same signed bytes) are done a chunk at a time on a
+    small pool, as libsodium runs without the GIL, while this thread checks profiles."""
     chunks = [wanted[i : i + _SIGNATURE_CHUNK] for i in range(0, len(wanted), _SIGNATURE_CHUNK)]
-    forged = [_signature_checks.submit(_first_forged, chunk) for chunk in chunks]
+    signatures = [_signature_checks.submit(_signatures, chunk) for chunk in chunks]
     kept: list[VitalReading] = []
     try:
-        for chunk, first_forged in zip(chunks, forged, strict=True):
-            refused: tuple[int, BadReading] | None = None
-            for i, (signed, address) in enumerate(chunk):
-                try:
-                    kept.append(_check(signed, address, entry, patient))
-                except BadReading as exc:
-                    refused = (i, exc)
-                    break
-            bad = first_forged.result()
-            if bad is not None and (refused is None or bad[0] <= refused[0]):
-                refused = bad
+        for chunk, signed in zip(chunks, signatures, strict=True):
+            vitals, refused = _profiles(chunk, patient)
+            ids, forged = signed.result()
+            if forged is not None and (refused is None or forged[0] <= refused[0]):
+                refused = forged
             if refused is not None:
-                raise _refused(entry, chunk[refused[0]][0], refused[1])
+                raise _refused(entry, ids[refused[0]], refused[1])
+            kept.extend(
+                _reading(s, address, vital, reading_id, entry)
+                for (s, address), vital, reading_id in zip(chunk, vitals, ids, strict=True)
+            )
     finally:
-        for future in forged:
+        for future in signatures:
             future.cancel()
     return tuple(kept)
+
+
+_Refusal = tuple[int, BadReading]
+"""The index of the first reading refused in a chunk, and why."""
+
+
+def _profiles(
+    chunk: Sequence[tuple[SignedReading, bytes]], patient: str
+) -> tuple[list[VitalSign], _Refusal | None]:
+    """What each reading says, up to the first that breaks the profile or is of another
+    patient than `patient` (then that reading, and why)."""
+    vitals: list[VitalSign] = []
+    for i, (signed, _) in enumerate(chunk):
+        reading = signed.reading
+        try:
+            vital = validate_vital(reading.observation, reading.device)
+        except BadReading as exc:
+            return vitals, (i, exc)
+        if vital.patient != patient:
+            return vitals, (i, _OtherPatient("of another patient"))
+        vitals.append(vital)
+    return vitals, None
+
+
+def _signatures(
+    chunk: Sequence[tuple[SignedReading, bytes]],
+) -> tuple[list[bytes], _Refusal | None]:
+    """The readings' ids, and the first whose device signature fails (and why)."""
+    ids = [signed.reading_id for signed, _ in chunk]
+    for i, (signed, _) in enumerate(chunk):
+        try:
+            verify_reading(signed)
+        except BadReading as exc:
+            return ids, (i, exc)
+    return ids, None
 
 
 class _OtherPatient(BadReading):
     """A conforming reading of another patient than the bundle's."""
 
 
-def _refused(entry: VitalsEntry, signed: SignedReading, why: BadReading) -> VitalsCorrupted:
+def _refused(entry: VitalsEntry, reading_id: bytes, why: BadReading) -> VitalsCorrupted:
     what = " is" if isinstance(why, _OtherPatient) else ":"
-    return _corrupted(entry, f"reading {signed.reading_id.hex()}{what} {why.message}")
-
-
-def _first_forged(chunk: Sequence[tuple[SignedReading, bytes]]) -> tuple[int, BadReading] | None:
-    """The first reading of `chunk` whose device signature fails, and why."""
-    for i, (signed, _) in enumerate(chunk):
-        try:
-            verify_reading(signed)
-        except BadReading as exc:
-            return i, exc
-    return None
+    return _corrupted(entry, f"reading {reading_id.hex()}{what} {why.message}")
 
 
 def _place(signed: SignedReading, entry: VitalsEntry) -> bytes:
@@ -324,15 +347,12 @@ def _place(signed: SignedReading, entry: VitalsEntry) -> bytes:
     return address
 
 
-def _check(signed: SignedReading, address: bytes, entry: VitalsEntry, patient: str) -> VitalReading:
-    """The reading kept, after checking its profile (its signature is checked apart);
-    BadReading if the gateway should never have committed it."""
+def _reading(
+    signed: SignedReading, address: bytes, vital: VitalSign, reading_id: bytes, entry: VitalsEntry
+) -> VitalReading:
     reading = signed.reading
-    vital = validate_vital(reading.observation, reading.device)
-    if vital.patient != patient:
-        raise _OtherPatient("of another patient")
     return VitalReading(
-        reading_id=signed.reading_id,
+        reading_id=reading_id,
         device=address,
         time_ms=reading.timestamp_ms,
         sequence=reading.sequence,
