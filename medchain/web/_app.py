@@ -105,7 +105,8 @@ def person_app(
     routes: list[BaseRoute] = [*_role_routes(site, client), *person_routes(site, client)]
     routes += [*patient_routes(site, client, checked), *device_routes(site, client)]
     routes += [*vitals_routes(site, client), *access_routes(site, client)]
-    warmup = VitalsWarmup(worker, client, checked)
+    patient = identity.role is Role.PATIENT  # only a patient's own vitals are warmed
+    warmup = VitalsWarmup(worker, client, checked) if patient else None
     app = _starlette(site, routes, fhir, warmup)
     app.state.vitals_warmup = warmup  # how far it got: for a benchmark's figures
     return app
