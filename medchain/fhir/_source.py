@@ -47,6 +47,7 @@ from medchain.fhir._outcome import (
 )
 from medchain.fhir._search import SearchQuery
 from medchain.fhir._vitals_feed import VitalsFeed, is_vitals_id
+from medchain.gateway import CheckedBundles
 from medchain.types import MedchainError
 
 _VERSION_ACTIONS = (AuditAction.CREATED, AuditAction.VERSIONED)
@@ -57,7 +58,12 @@ class AccountSource:
     """The records one account may read, as FHIR, kept in step with the chain. Thread
     safe: one lock around the client, which numbers its transactions itself."""
 
-    def __init__(self, client: MedchainClient, index: ResourceIndex | None = None) -> None:
+    def __init__(
+        self,
+        client: MedchainClient,
+        index: ResourceIndex | None = None,
+        checked: CheckedBundles | None = None,
+    ) -> None:
         self.client = client
         self.index = index if index is not None else ResourceIndex()
         self._lock = threading.RLock()
@@ -65,7 +71,8 @@ class AccountSource:
         """Per patient synced: the chain height of the last sync."""
         self._versions: dict[bytes, int] = {}
         """Per record indexed: the version indexed."""
-        self._vitals = VitalsFeed(client)
+        self._vitals = VitalsFeed(client, checked)
+        """`checked`: the vitals bundles already checked (a new memory if None)."""
 
     @property
     def address(self) -> bytes:

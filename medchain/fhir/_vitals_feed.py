@@ -4,7 +4,10 @@ after the latest block, for device clocks ahead of it); later ones start a day b
 the latest block time at the previous fetch, since a gateway commits a reading some
 time after its device signed it. A reader sees only the bundles sealed for it (the
 patient, a guardian, a vitals reader); the Observation's lastUpdated is the time of
-the block that committed it."""
+the block that committed it. The feed keeps the bundles it checked (`CheckedBundles`,
+the web app's own when it serves the facade): a poll opens and checks only bundles
+committed since, while it still asks the chain for them and compares every blob with
+its hash on chain."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from medchain.fhir._block_times import BlockTimes
 from medchain.fhir._convert import patient_fhir_id
 from medchain.fhir._index import IndexedResource
 from medchain.fhir._vitals import READING_ID_PREFIX, vital_observation
-from medchain.gateway import VitalReadings, read_vitals
+from medchain.gateway import CheckedBundles, VitalReadings, read_vitals
 
 _AHEAD_MS = MS_PER_DAY
 _OVERLAP_MS = MS_PER_DAY
@@ -30,8 +33,9 @@ class VitalsFeed:
     """New vitals Observations per patient since the last fetch. Not thread safe: the
     source calls it under its lock."""
 
-    def __init__(self, client: MedchainClient) -> None:
+    def __init__(self, client: MedchainClient, checked: CheckedBundles | None = None) -> None:
         self.client = client
+        self.checked = checked if checked is not None else CheckedBundles()
         self._fetched_to: dict[bytes, int] = {}
         """Per patient: the latest block time at the last fetch."""
         self._block_times = BlockTimes(client.chain)
@@ -45,7 +49,9 @@ class VitalsFeed:
         earliest = to_ms - _FIRST_SPAN_MS  # the longest range the chain answers
         from_ms = earliest if previous is None else max(earliest, previous - _OVERLAP_MS)
         try:
-            readings = read_vitals(self.client.keys, self.client.chain, patient, from_ms, to_ms)
+            readings = read_vitals(
+                self.client.keys, self.client.chain, patient, from_ms, to_ms, checked=self.checked
+            )
         except NotAReader:
             readings = VitalReadings()
         self._fetched_to[patient] = now

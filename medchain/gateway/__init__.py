@@ -67,6 +67,7 @@ from medchain.gateway._query import (
     VitalReadings,
     VitalsCorrupted,
     read_vitals,
+    warm_vitals,
 )
 from medchain.gateway._reading_access import ACCESS_CACHE_S
 from medchain.gateway._readings import (
@@ -208,5 +209,6 @@ __all__ = [
     "vital_reading_json",
     "vitals_json",
     "wait_committed",
+    "warm_vitals",
     "write_config",
 ]

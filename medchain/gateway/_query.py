@@ -24,12 +24,13 @@ altered in the store is caught), and opens only bundles this reader opened befor
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from operator import attrgetter
+from typing import Any, TypeVar
 
 from cachetools import LRUCache
 
@@ -38,30 +39,14 @@ from medchain.client import ChainBackend, NotAReader, reads_signed_by
 from medchain.crypto import AccountKeys, address_from_public_key, format_address, sha256
 from medchain.gateway._readings import BadReading, SignedReading, verify_reading
 from medchain.gateway._service import open_bundle
-from medchain.gateway._vitals import (
-    BLOOD_PRESSURE_PANEL,
-    BODY_TEMPERATURE,
-    FALL_CODE,
-    HEART_RATE,
-    LOINC,
-    OXYGEN_SATURATION,
-    OXYGEN_SATURATION_ARTERIAL,
-    SNOMED,
-    VitalKind,
-    validate_vital,
-)
+from medchain.gateway._vitals import VitalKind, VitalSign, validate_vital
 from medchain.types import MedchainError
 
-_CODES = frozenset(
-    {
-        (LOINC, HEART_RATE.code),
-        (LOINC, OXYGEN_SATURATION.code),
-        (LOINC, OXYGEN_SATURATION_ARTERIAL.code),
-        (LOINC, BODY_TEMPERATURE.code),
-        (LOINC, BLOOD_PRESSURE_PANEL),
-        (SNOMED, FALL_CODE),
-    }
-)
+T = TypeVar("T")
+
+
+def _now(call: Callable[[], T]) -> T:
+    return call()
 
 
 class VitalsCorrupted(MedchainError):
@@ -121,6 +106,11 @@ _ORDER = attrgetter("time_ms", "device", "sequence")
 _BundleKey = tuple[bytes, bytes, VitalsEntry]
 """(reader, patient, the bundle as the chain lists it, hash of its blob included)."""
 
+_SIGNATURE_CHUNK = 500
+"""Readings whose signatures one task of the pool checks (a bundle of a day is ~3,000)."""
+_signature_checks = ThreadPoolExecutor(max_workers=2, thread_name_prefix="medchain-signatures")
+"""Two threads (the cores of a small machine): PyNaCl's cffi calls release the GIL."""
+
 DEFAULT_CHECKED_READINGS = 200_000
 """Readings a CheckedBundles keeps by default: two charts of a month of 100,000 readings,
 about 1.1 kB each (220 MB in all; the FHIR Observation is most of a reading)."""
@@ -129,7 +119,8 @@ about 1.1 kB each (220 MB in all; the FHIR Observation is most of a reading)."""
 class CheckedBundles:
     """The readings of the bundles read_vitals has opened and checked, per reader: at
     most `max_readings` readings, the least recently viewed bundles forgotten first.
-    Shared by the threads of one process (a lock guards it)."""
+    Shared by the threads of one process (a lock guards it): a bundle being checked by
+    one thread (a warm-up) is waited for by another that needs it, not checked twice."""
 
     def __init__(self, max_readings: int = DEFAULT_CHECKED_READINGS) -> None:
         if max_readings < 1:
@@ -139,6 +130,7 @@ class CheckedBundles:
         self._bundles: LRUCache[_BundleKey, tuple[VitalReading, ...]] = LRUCache(
             max_readings, getsizeof=lambda readings: max(1, len(readings))
         )
+        self._checking: dict[_BundleKey, threading.Event] = {}
 
     @property
     def readings(self) -> int:
@@ -150,6 +142,11 @@ class CheckedBundles:
         with self._lock:
             return len(self._bundles)
 
+    def __contains__(self, key: _BundleKey) -> bool:
+        """Whether the bundle is kept (without making it the most recently viewed)."""
+        with self._lock:
+            return key in self._bundles
+
     def get(self, key: _BundleKey) -> tuple[VitalReading, ...] | None:
         with self._lock:
             return self._bundles.get(key)
@@ -157,6 +154,32 @@ class CheckedBundles:
     def keep(self, key: _BundleKey, readings: tuple[VitalReading, ...]) -> None:
         with self._lock, suppress(ValueError):  # larger than the whole memory: not kept
             self._bundles[key] = readings
+
+    def check_once(
+        self, key: _BundleKey, check: Callable[[], tuple[VitalReading, ...]]
+    ) -> tuple[VitalReading, ...]:
+        """The bundle's readings: kept ones, or those of `check()`, then kept. While
+        another thread checks the same bundle, wait for it rather than check it again
+        (if it failed, or its readings could not be kept, `check()` runs here)."""
+        while True:
+            with self._lock:
+                readings = self._bundles.get(key)
+                if readings is not None:
+                    return readings
+                running = self._checking.get(key)
+                if running is None:
+                    done = self._checking[key] = threading.Event()
+            if running is None:
+                break
+            running.wait()
+        try:
+            readings = check()
+            self.keep(key, readings)
+            return readings
+        finally:
+            with self._lock:
+                del self._checking[key]
+            done.set()
 
 
 def read_vitals(
@@ -186,18 +209,17 @@ def read_vitals(
                 f"bundle {entry.cid} of batch {entry.batch_id.hex()} does not match its hash "
                 "on chain; fetch it from another node"
             )
-        key = (keys.address, patient, entry)
-        readings = checked.get(key) if checked is not None else None
-        if readings is None:
-            whole = (None, entry.time_from_ms, entry.time_to_ms)  # all of it, to keep
-            wanted = (device, from_ms, to_ms) if checked is None else whole
-            try:
-                readings = _open_checked(keys, blob, entry, patient, *wanted)
-            except NotAReader:
-                found.unreadable += 1
-                continue
-            if checked is not None:
-                checked.keep(key, readings)
+        try:
+            if checked is None:
+                readings = _open_checked(keys, blob, entry, patient, device, from_ms, to_ms)
+            else:  # all of the bundle, to keep
+                readings = checked.check_once(
+                    (keys.address, patient, entry),
+                    lambda: _open_checked(keys, blob, entry, patient),  # noqa: B023  called now
+                )
+        except NotAReader:
+            found.unreadable += 1
+            continue
         if device is None and from_ms <= entry.time_from_ms and entry.time_to_ms <= to_ms:
             found.extend(readings)  # the whole bundle is in the range
         else:
@@ -221,24 +243,96 @@ def _open_checked(
     blob: bytes,
     entry: VitalsEntry,
     patient: bytes,
-    device: bytes | None,
-    from_ms: int,
-    to_ms: int,
+    device: bytes | None = None,
+    from_ms: int | None = None,
+    to_ms: int | None = None,
 ) -> tuple[VitalReading, ...]:
-    """The bundle's readings of `device` (any, if None) from `from_ms` to `to_ms`,
-    opened with `keys` and checked; NotAReader if it was not sealed for them."""
+    """The bundle's readings of `device` (any, if None) from `from_ms` to `to_ms` (all of
+    the bundle's, if None), opened with `keys` and checked; NotAReader if it was not
+    sealed for them."""
     bundle = open_bundle(keys, blob, entry.root, patient, entry.time_from_ms // MS_PER_DAY)
     if len(bundle.readings) != entry.count:
         raise _corrupted(entry, f"it holds {len(bundle.readings)} readings, not {entry.count}")
-    kept = []
+    low = entry.time_from_ms if from_ms is None else from_ms
+    high = entry.time_to_ms if to_ms is None else to_ms
+    wanted = []
     for signed in bundle.readings:
         address = _place(signed, entry)
-        if device is not None and address != device:
-            continue
-        if not from_ms <= signed.reading.timestamp_ms <= to_ms:
-            continue
-        kept.append(_check(signed, entry, patient))
+        if (device is None or address == device) and low <= signed.reading.timestamp_ms <= high:
+            wanted.append((signed, address))
+    return _checked(wanted, entry, format_address(patient))
+
+
+def _checked(
+    wanted: Sequence[tuple[SignedReading, bytes]], entry: VitalsEntry, patient: str
+) -> tuple[VitalReading, ...]:
+    """The readings kept, each after its signature, then its profile, is checked; the
+    first reading (in the bundle's order) that fails either is the error. Signatures
+    (and the reading ids, from the same signed bytes) are done a chunk at a time on a
+    small pool, as libsodium runs without the GIL, while this thread checks profiles."""
+    chunks = [wanted[i : i + _SIGNATURE_CHUNK] for i in range(0, len(wanted), _SIGNATURE_CHUNK)]
+    signatures = [_signature_checks.submit(_signatures, chunk) for chunk in chunks]
+    kept: list[VitalReading] = []
+    try:
+        for chunk, signed in zip(chunks, signatures, strict=True):
+            vitals, refused = _profiles(chunk, patient)
+            ids, forged = signed.result()
+            if forged is not None and (refused is None or forged[0] <= refused[0]):
+                refused = forged
+            if refused is not None:
+                raise _refused(entry, ids[refused[0]], refused[1])
+            kept.extend(
+                _reading(s, address, vital, reading_id, entry)
+                for (s, address), vital, reading_id in zip(chunk, vitals, ids, strict=True)
+            )
+    finally:
+        for future in signatures:
+            future.cancel()
     return tuple(kept)
+
+
+_Refusal = tuple[int, BadReading]
+"""The index of the first reading refused in a chunk, and why."""
+
+
+def _profiles(
+    chunk: Sequence[tuple[SignedReading, bytes]], patient: str
+) -> tuple[list[VitalSign], _Refusal | None]:
+    """What each reading says, up to the first that breaks the profile or is of another
+    patient than `patient` (then that reading, and why)."""
+    vitals: list[VitalSign] = []
+    for i, (signed, _) in enumerate(chunk):
+        reading = signed.reading
+        try:
+            vital = validate_vital(reading.observation, reading.device)
+        except BadReading as exc:
+            return vitals, (i, exc)
+        if vital.patient != patient:
+            return vitals, (i, _OtherPatient("of another patient"))
+        vitals.append(vital)
+    return vitals, None
+
+
+def _signatures(
+    chunk: Sequence[tuple[SignedReading, bytes]],
+) -> tuple[list[bytes], _Refusal | None]:
+    """The readings' ids, and the first whose device signature fails (and why)."""
+    ids = [signed.reading_id for signed, _ in chunk]
+    for i, (signed, _) in enumerate(chunk):
+        try:
+            verify_reading(signed)
+        except BadReading as exc:
+            return ids, (i, exc)
+    return ids, None
+
+
+class _OtherPatient(BadReading):
+    """A conforming reading of another patient than the bundle's."""
+
+
+def _refused(entry: VitalsEntry, reading_id: bytes, why: BadReading) -> VitalsCorrupted:
+    what = " is" if isinstance(why, _OtherPatient) else ":"
+    return _corrupted(entry, f"reading {reading_id.hex()}{what} {why.message}")
 
 
 def _place(signed: SignedReading, entry: VitalsEntry) -> bytes:
@@ -253,26 +347,18 @@ def _place(signed: SignedReading, entry: VitalsEntry) -> bytes:
     return address
 
 
-def _check(signed: SignedReading, entry: VitalsEntry, patient: bytes) -> VitalReading:
-    """The reading kept, after checking its signature and profile; VitalsCorrupted if
-    the gateway should never have committed it."""
+def _reading(
+    signed: SignedReading, address: bytes, vital: VitalSign, reading_id: bytes, entry: VitalsEntry
+) -> VitalReading:
     reading = signed.reading
-    try:
-        verify_reading(signed)
-        vital = validate_vital(reading.observation, reading.device)
-    except BadReading as exc:
-        raise _corrupted(entry, f"reading {signed.reading_id.hex()}: {exc.message}") from None
-    if vital.patient != format_address(patient):
-        raise _corrupted(entry, f"reading {signed.reading_id.hex()} is of another patient")
-    system, code = _code(reading.observation)
     return VitalReading(
-        reading_id=signed.reading_id,
-        device=address_from_public_key(reading.device),
+        reading_id=reading_id,
+        device=address,
         time_ms=reading.timestamp_ms,
         sequence=reading.sequence,
         kind=vital.kind,
-        system=system,
-        code=code,
+        system=vital.system,
+        code=vital.code,
         values=vital.values,
         unit=vital.unit,
         observation=reading.observation,
@@ -281,18 +367,49 @@ def _check(signed: SignedReading, entry: VitalsEntry, patient: bytes) -> VitalRe
     )
 
 
-def _code(observation: bytes) -> tuple[str, str]:
-    """The observation's supported (system, code); validate_vital found exactly one."""
-    obj = json.loads(observation)
-    for coding in obj["code"]["coding"]:
-        pair = (coding["system"], coding["code"])
-        if pair in _CODES:
-            return pair
-    raise AssertionError("validate_vital accepted an observation without a supported code")
-
-
 def _corrupted(entry: VitalsEntry, what: str) -> VitalsCorrupted:
     return VitalsCorrupted(
         f"bundle {entry.cid} of batch {entry.batch_id.hex()} does not match the chain: {what}; "
         "the gateway that committed it is faulty or compromised"
     )
+
+
+OnChain = Callable[[Callable[[], T]], T]
+"""Runs one chain call where the chain may be used (a web app's chain thread)."""
+
+
+def warm_vitals(
+    keys: AccountKeys,
+    chain: ChainBackend,
+    patient: bytes,
+    from_ms: int,
+    to_ms: int,
+    checked: CheckedBundles,
+    on_chain: OnChain[Any] = _now,
+) -> int:
+    """Check, ahead of any view, the bundles of `patient` from `from_ms` to `to_ms` that
+    `checked` does not keep yet, newest first, and keep them; how many were checked. The
+    chain is asked once for the bundles and once per blob, each through `on_chain`,
+    so a page's calls interleave; a bundle is opened and checked on this thread, and a
+    view that needs it meanwhile waits for it (`CheckedBundles.check_once`). What fails
+    here is left for the view to report (an altered blob, a bundle not sealed for
+    `keys`, a node that refuses): a warm-up only saves work, it never decides."""
+    signed = reads_signed_by(chain, keys)
+    try:
+        entries = on_chain(lambda: signed.vitals(patient, from_ms, to_ms))
+    except MedchainError:
+        return 0
+    done = 0
+    for entry in sorted(entries, key=attrgetter("time_to_ms"), reverse=True):
+        key = (keys.address, patient, entry)
+        if key in checked:
+            continue
+        try:
+            blob = on_chain(lambda: chain.blobs.get(entry.cid))  # noqa: B023  called now
+            if sha256(blob) != entry.ciphertext_hash:
+                continue
+            checked.check_once(key, lambda: _open_checked(keys, blob, entry, patient))  # noqa: B023
+        except MedchainError:
+            continue
+        done += 1
+    return done

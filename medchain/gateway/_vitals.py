@@ -136,6 +136,10 @@ class VitalSign:
     time_ms: int
     patient: str
     status: str
+    system: str
+    """The one supported coding of `code`: its system (SNOMED CT for a fall) and code,
+    found here once so that a reader need not parse the Observation again."""
+    code: str
 
 
 def check_signed_time(vital: VitalSign, timestamp_ms: int) -> None:
@@ -236,17 +240,26 @@ def _check(obj: dict[str, Any], device: bytes) -> VitalSign:
         detected = obj["valueBoolean"]
         if type(detected) is not bool:
             raise NonConformingReading("valueBoolean must be true or false")
-        return VitalSign(VitalKind.FALL, (1.0 if detected else 0.0,), "", time_ms, patient, status)
+        return VitalSign(
+            VitalKind.FALL, (1.0 if detected else 0.0,), "", time_ms, patient, status, system, code
+        )
     if code == BLOOD_PRESSURE_PANEL:
         _exactly(present, {"component"}, "a blood pressure panel")
         systolic, diastolic = _blood_pressure(obj["component"])
         return VitalSign(
-            VitalKind.BLOOD_PRESSURE, (systolic, diastolic), "mm[Hg]", time_ms, patient, status
+            VitalKind.BLOOD_PRESSURE,
+            (systolic, diastolic),
+            "mm[Hg]",
+            time_ms,
+            patient,
+            status,
+            system,
+            code,
         )
     kind, spec = _SINGLE[code]
     _exactly(present, {"valueQuantity"}, f"a {spec.name}")
     value = _quantity(obj["valueQuantity"], spec, "valueQuantity")
-    return VitalSign(kind, (value,), spec.unit, time_ms, patient, status)
+    return VitalSign(kind, (value,), spec.unit, time_ms, patient, status, system, code)
 
 
 def _blood_pressure(components: Any) -> tuple[float, float]:

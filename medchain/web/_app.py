@@ -16,6 +16,7 @@ from starlette.staticfiles import StaticFiles
 from medchain.app import Credential, CredentialStatus, Role
 from medchain.client import ChainBackend, MedchainClient
 from medchain.crypto import AccountKeys, format_address
+from medchain.gateway import CheckedBundles
 from medchain.types import MedchainError
 from medchain.web._access_routes import access_routes
 from medchain.web._clinician_routes import clinician_routes
@@ -29,6 +30,7 @@ from medchain.web._patient_routes import patient_routes
 from medchain.web._person_routes import person_routes
 from medchain.web._research_routes import research_routes
 from medchain.web._vitals_routes import vitals_routes
+from medchain.web._vitals_warmup import VitalsWarmup
 from medchain.web._worker import ChainWorker
 
 
@@ -36,24 +38,37 @@ class NotRegistered(MedchainError):
     """The key file's account is not registered on this chain."""
 
 
-def _starlette(site: Site, routes: list[BaseRoute], fhir: FhirMount | None = None) -> Starlette:
+def _starlette(
+    site: Site,
+    routes: list[BaseRoute],
+    fhir: FhirMount | None = None,
+    warmup: VitalsWarmup | None = None,
+) -> Starlette:
     static = Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static")
     mounts = [static] if fhir is None else [static, Mount(FHIR_PATH, app=fhir)]
     return Starlette(
         routes=[*routes, *mounts],
         middleware=[Middleware(BaseHTTPMiddleware, dispatch=site.guard)],
-        lifespan=lambda _: _closes(site.worker, fhir),
+        lifespan=lambda _: _closes(site.worker, fhir, warmup),
     )
 
 
 @asynccontextmanager
-async def _closes(worker: ChainWorker[Any], fhir: FhirMount | None) -> AsyncIterator[None]:
+async def _closes(
+    worker: ChainWorker[Any], fhir: FhirMount | None, warmup: VitalsWarmup | None
+) -> AsyncIterator[None]:
     """The chain (and the FHIR facade on it) stay open while the app serves, and are
-    closed when it stops."""
-    yield
-    if fhir is not None:
-        fhir.close()
-    worker.close()
+    closed when it stops; the vitals warm-up runs meanwhile and stops first."""
+    if warmup is not None:
+        warmup.start()
+    try:
+        yield
+    finally:
+        if warmup is not None:
+            warmup.close()
+        if fhir is not None:
+            fhir.close()
+        worker.close()
 
 
 def explorer_app(
@@ -85,11 +100,16 @@ def person_app(
     name = worker.call(lambda: _own_name(client, credentials, identity.name))
     me = {"name": name, "address": format_address(identity.address)}
     site = Site(Guard(keys, port), worker, "clinician" if clinician else identity.role.value, me)
-    fhir = FhirMount(worker, client, keys.fhir)
+    checked = CheckedBundles()  # a chart viewed again is not checked again
+    fhir = FhirMount(worker, client, keys.fhir, checked)
     routes: list[BaseRoute] = [*_role_routes(site, client), *person_routes(site, client)]
-    routes += [*patient_routes(site, client), *device_routes(site, client)]
+    routes += [*patient_routes(site, client, checked), *device_routes(site, client)]
     routes += [*vitals_routes(site, client), *access_routes(site, client)]
-    return _starlette(site, routes, fhir)
+    patient = identity.role is Role.PATIENT  # only a patient's own vitals are warmed
+    warmup = VitalsWarmup(worker, client, checked) if patient else None
+    app = _starlette(site, routes, fhir, warmup)
+    app.state.vitals_warmup = warmup  # how far it got: for a benchmark's figures
+    return app
 
 
 def _role_routes(site: Site, client: MedchainClient) -> list[Route]:

@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from medchain.client import MedchainClient
 from medchain.fhir import AccountSource, create_fhir_app
+from medchain.gateway import CheckedBundles
 from medchain.web._guard import FHIR_PATH
 from medchain.web._worker import ChainWorker
 
@@ -32,17 +33,24 @@ _NOT_FORWARDED = frozenset({"authorization", "cookie", "content-length"})
 class FhirMount:
     """An ASGI app answering /fhir/... with the facade over `client`, guarded by `token`."""
 
-    def __init__(self, worker: ChainWorker[Any], client: MedchainClient, token: str) -> None:
+    def __init__(
+        self,
+        worker: ChainWorker[Any],
+        client: MedchainClient,
+        token: str,
+        checked: CheckedBundles | None = None,
+    ) -> None:
+        """`checked`: the app's memory of checked vitals bundles, shared by the facade."""
         self._worker = worker
         self._token = token
-        self._loop, self._stack, self._http = worker.call(lambda: self._start(client))
+        self._loop, self._stack, self._http = worker.call(lambda: self._start(client, checked))
 
     def _start(
-        self, client: MedchainClient
+        self, client: MedchainClient, checked: CheckedBundles | None
     ) -> tuple[asyncio.AbstractEventLoop, AsyncExitStack, httpx.AsyncClient]:
         """On the worker's thread: the facade, its lifespan entered (its export jobs)."""
         loop = asyncio.new_event_loop()
-        facade = create_fhir_app(AccountSource(client), self._token)
+        facade = create_fhir_app(AccountSource(client, checked=checked), self._token)
         stack = AsyncExitStack()
         loop.run_until_complete(stack.enter_async_context(facade.router.lifespan_context(facade)))
         transport = httpx.ASGITransport(app=facade, root_path=FHIR_PATH)

@@ -61,9 +61,10 @@ def patient_page(
     return show
 
 
-def patient_routes(site: Site, client: MedchainClient) -> list[Route]:
+def patient_routes(site: Site, client: MedchainClient, checked: CheckedBundles) -> list[Route]:
+    """`checked`: the app's memory of the vitals bundles it checked (a chart viewed again,
+    or warmed up, is not checked again)."""
     run = site.worker.run
-    checked = CheckedBundles()  # a chart viewed again is not checked again
 
     async def vitals_page(request: Request) -> Response:
         address, who = await whose(site, client, request)

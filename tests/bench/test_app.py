@@ -22,5 +22,6 @@ def test_a_small_run_times_every_page_and_the_explorers_blocks() -> None:
     assert result.explorer_delay_max_ms >= result.explorer_delay_ms
     assert {"write records", "send readings", "explorer blocks"} <= stages
     report = app_report(result)
-    assert len(report.rows) == 6
+    assert result.cold_read_ms > 0 and result.warmup_ms > 0
+    assert len(report.rows) == 8
     assert "timeline of 3 records" in report.rows[1][0]
