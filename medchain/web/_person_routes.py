@@ -16,6 +16,7 @@ from medchain.types import MedchainError
 from medchain.web._clinician import keywords_for
 from medchain.web._pages import Site, page_number
 from medchain.web._records import directory, patients, record_page, timeline
+from medchain.web._research_shares import research_shares
 from medchain.web._routing import record_id_in, shows_errors
 from medchain.web._vitals_form import VITAL_SIGNS, observation_from_form
 
@@ -43,7 +44,12 @@ def person_routes(site: Site, client: MedchainClient) -> list[Route]:
         found = await run(lambda: record_page(client, record_id))
         query = request.query_params.get("q", "")
         matches = await run(lambda: directory(client, query)) if query else []
-        return site.page(request, "record.html", record=found, query=query, matches=matches)
+        wanted = request.query_params.get("rq", "")
+        now = int(datetime.now(UTC).timestamp() * 1000)
+        research = await run(lambda: research_shares(client, record_id, wanted, now))
+        return site.page(
+            request, "record.html", record=found, query=query, matches=matches, research=research
+        )
 
     async def change_readers(request: Request) -> Response:
         form, refused = await site.posted(request)

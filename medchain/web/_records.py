@@ -4,10 +4,11 @@ record; and the directory of credentialed clinicians and organisations to grant 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from medchain.app import CredentialStatus, Role
+from medchain.app import CredentialStatus, OrgKind, Role
 from medchain.client import MedchainClient, NotAReader
 from medchain.crypto import format_address
 from medchain.types import MedchainError
@@ -131,17 +132,20 @@ def role_of(client: MedchainClient, address: bytes) -> str:
     return "" if identity is None else identity.role.value
 
 
-def directory(client: MedchainClient, query: str) -> list[Party]:
+def directory(client: MedchainClient, query: str, kinds: Collection[OrgKind] = ()) -> list[Party]:
     """Credentialed clinicians (active credentials) and member organisations whose
-    name or organisation contains `query` (any case), by name."""
+    name or organisation contains `query` (any case), by name; with `kinds`, only the
+    organisations of those kinds (a research copy goes to the organisation, not staff)."""
     wanted = query.strip().casefold()
     found: dict[str, Party] = {}
     for org in client.chain.organisations():
-        if not org.member:
+        if not org.member or (kinds and org.kind not in kinds):
             continue
         if wanted in org.name.casefold() or wanted in org.org_id.casefold():
             address = format_address(org.account)
             found[address] = Party(org.name, address, f"organisation ({org.kind.value})")
+        if kinds:
+            continue
         for credential in client.chain.staff_of(org.org_id):
             if credential.status is not CredentialStatus.ACTIVE:
                 continue

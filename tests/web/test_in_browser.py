@@ -1,7 +1,8 @@
 """The web app in a real headless Chromium, against a node's API: the story issue 18
 asks for (a doctor adds vital signs through the form, the patient sees them rendered,
 grants a second doctor by name, that doctor sees them, the patient revokes and the
-second doctor cannot read the new version), the explorer's live blocks, its edge
+second doctor cannot read the new version, then shares a de-identified copy with a
+research organisation found by name and revokes it), the explorer's live blocks, its edge
 gateways and device counts redrawn live, and its anchors' verification state, and the
 door refusing a browser without the token and a post from another site. axe-core
 checks every page; the main pages are photographed into docs/img/."""
@@ -18,7 +19,7 @@ from starlette.routing import Route
 from medchain.client import HttpChain
 from medchain.crypto import AccountKeys, format_address
 from medchain.web import CSRF_FIELD
-from tests.api.harness import admin
+from tests.api.harness import RESEARCH, admin
 from tests.web.browser import PHONE, check_page, watched
 from tests.web.conftest import DOCTOR_NAME, SECOND_DOCTOR_NAME, RunningApp, Ward, app_of, running
 from tests.web.wearer import hours_ago, send_readings, sent_values, wear_device
@@ -69,6 +70,22 @@ def _patient_grants(page: Page, errors: list[str], app: RunningApp) -> str:
     return page.url
 
 
+def _patient_shares_for_research(page: Page, errors: list[str]) -> None:
+    """On the record's page, the patient finds the research organisation by name,
+    shares a de-identified copy, then revokes it."""
+    name = RESEARCH.genesis().name
+    page.get_by_label("Research organisation name").fill("research")
+    page.get_by_role("button", name="Find").click()
+    page.get_by_role("button", name=f"Share a de-identified copy with {name}").click()
+    revoke = page.get_by_role("button", name=f"Revoke the research copy of {name}")
+    expect(revoke).to_be_visible()
+    check_page(page, errors)
+    revoke.click()
+    expect(
+        page.get_by_text("No research organisation holds a copy of this record.")
+    ).to_be_visible()
+
+
 def test_vitals_from_the_form_are_shared_and_unshared(ward: Ward, browser: BrowserContext) -> None:
     patient = format_address(ward.patient.address)
     with app_of(ward, ward.doctor) as doctor, app_of(ward, ward.patient) as mine:
@@ -93,6 +110,7 @@ def test_vitals_from_the_form_are_shared_and_unshared(ward: Ward, browser: Brows
             assert "80 /min" not in second.content()
         page.reload()
         expect(page.get_by_text("80 /min")).to_be_visible()
+        _patient_shares_for_research(page, errors)
 
 
 def test_the_timeline_fits_a_phone(ward: Ward, browser: BrowserContext) -> None:
