@@ -28,6 +28,7 @@ from medchain.web._guard import FHIR_PATH, Guard, Secrets
 from medchain.web._pages import STATIC_DIR, Site
 from medchain.web._patient_routes import patient_routes
 from medchain.web._person_routes import person_routes
+from medchain.web._record_routes import record_routes
 from medchain.web._research_routes import research_routes
 from medchain.web._research_share_routes import research_share_routes
 from medchain.web._vitals_routes import vitals_routes
@@ -107,6 +108,7 @@ def person_app(
     routes += [*patient_routes(site, client, checked), *device_routes(site, client)]
     routes += [*vitals_routes(site, client), *access_routes(site, client)]
     routes += research_share_routes(site, client)
+    routes += record_routes(site, client)
     patient = identity.role is Role.PATIENT  # only a patient's own vitals are warmed
     warmup = VitalsWarmup(worker, client, checked) if patient else None
     app = _starlette(site, routes, fhir, warmup)

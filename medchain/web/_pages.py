@@ -4,6 +4,8 @@ chain worker, reading a posted form and answering with a page or a clear error."
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -37,6 +39,25 @@ class BadForm(MedchainError):
     """A posted form the app cannot read."""
 
 
+def multipart_fields(content_type: str, body: bytes) -> dict[str, str]:
+    """The fields of a multipart/form-data body (a form with a file input), each as
+    UTF-8 text; parsed by the standard library's MIME parser."""
+    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace")
+    message = BytesParser(policy=HTTP).parsebytes(head + body)
+    if not message.is_multipart():
+        raise BadForm("the form could not be read; reload the page and try again")
+    fields: dict[str, str] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(payload, bytes):
+            try:
+                fields[name] = payload.decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadForm(f"the form's {name!r} is not UTF-8 text") from None
+    return fields
+
+
 @dataclass
 class Site:
     """One running app: its guard, its chain, and what every page header shows."""
@@ -56,17 +77,23 @@ class Site:
     def error(self, request: Request, message: str, status: int = 400) -> Response:
         return self.page(request, "error.html", status=status, message=message)
 
-    async def form(self, request: Request) -> dict[str, str]:
-        """The posted urlencoded form (CSRF-checked by the caller through `posted`)."""
+    async def form(self, request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
+        """The posted form, urlencoded or multipart, of at most `limit` bytes
+        (CSRF-checked by the caller through `posted`)."""
         body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
-            raise BadForm("the form is too large")
+        if len(body) > limit:
+            raise BadForm(f"the form is too large (at most {limit // 1024} KiB)")
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith("multipart/form-data"):
+            return multipart_fields(content_type, body)
         try:
             return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
         except UnicodeDecodeError:
             raise BadForm("the form is not UTF-8 text") from None
 
-    async def posted(self, request: Request) -> tuple[dict[str, str], Response | None]:
+    async def posted(
+        self, request: Request, limit: int = MAX_FORM_BYTES
+    ) -> tuple[dict[str, str], Response | None]:
         """The form, and the refusal to answer with if its synchroniser token is wrong."""
-        form = await self.form(request)
+        form = await self.form(request, limit)
         return form, self.guard.check_form(form)

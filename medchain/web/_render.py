@@ -174,6 +174,8 @@ _BY_TYPE: dict[str, Callable[[Resource], RecordView]] = {
     "DiagnosticReport": _report,
     "Procedure": _procedure,
 }
+RENDERED_TYPES = tuple(_BY_TYPE)
+"""The FHIR types shown in words (any other shows its type and code only)."""
 
 
 def render(resource: Resource) -> RecordView:

@@ -14,8 +14,18 @@ from medchain.web._pages import Site
 
 Handler = Callable[[Request], Awaitable[Response]]
 RECORD_ID_SIZE = 16
-REFUSED_CODES = frozenset({"not_authorised", "not_owner", "wrong_role", "not_registered"})
-"""The chain's codes for "not this account's to do"."""
+REFUSED_CODES = frozenset(
+    {
+        "not_authorised",
+        "not_owner",
+        "wrong_role",
+        "not_registered",
+        "not_credentialed",
+        "not_a_proxy",
+        "not_an_admin",
+    }
+)
+"""The chain's codes for "not this account's to do" (the node's API answers them 403 too)."""
 
 
 def refusal_status(exc: MedchainError) -> int:

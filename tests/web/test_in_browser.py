@@ -1,11 +1,12 @@
 """The web app in a real headless Chromium, against a node's API: the story issue 18
-asks for (a doctor adds vital signs through the form, the patient sees them rendered,
-grants a second doctor by name, that doctor sees them, the patient revokes and the
-second doctor cannot read the new version, then shares a de-identified copy with a
-research organisation found by name and revokes it), the explorer's live blocks, its edge
-gateways and device counts redrawn live, and its anchors' verification state, and the
-door refusing a browser without the token and a post from another site. axe-core
-checks every page; the main pages are photographed into docs/img/."""
+asks for (a doctor adds vital signs and a condition through the forms, the patient sees
+them rendered, grants a second doctor by name, that doctor sees them, the patient
+revokes and the second doctor cannot read the new version, then shares a de-identified
+copy with a research organisation found by name and revokes it), the explorer's live
+blocks, its edge gateways and device counts redrawn live, and its anchors'
+verification state, and the door refusing a browser without the token and a post from
+another site. axe-core checks every page; the main pages are photographed into
+docs/img/."""
 
 from __future__ import annotations
 
@@ -53,10 +54,25 @@ def _doctor_adds_heart_rate(page: Page, errors: list[str], app: RunningApp, pati
     expect(page.get_by_text("72 /min")).to_be_visible()
 
 
+def _doctor_adds_a_condition(page: Page, errors: list[str]) -> None:
+    """From the patient's records, through "Add a record", to the timeline showing it."""
+    page.get_by_role("link", name="Add a record").click()
+    check_page(page, errors)
+    page.get_by_role("link", name="Add a condition").click()
+    page.get_by_label("Condition", exact=True).select_option(label="Asthma")
+    page.get_by_label("Clinical status").select_option("active")
+    page.get_by_label("Onset date (optional)").fill("2020-05-01")
+    check_page(page, errors)
+    page.get_by_role("button", name="Seal the condition").click()
+    expect(page.get_by_role("link", name="Asthma")).to_be_visible()
+    check_page(page, errors)
+
+
 def _patient_grants(page: Page, errors: list[str], app: RunningApp) -> str:
     """The patient opens the new record, its JSON, and grants the second doctor."""
     page.goto(app.login_url)
     expect(page.get_by_text("72 /min")).to_be_visible()
+    expect(page.get_by_role("link", name="Asthma")).to_be_visible()
     assert "resourceType" not in page.content()
     check_page(page, errors, "patient-timeline.png")
     page.get_by_role("link", name="Heart rate").click()
@@ -92,6 +108,7 @@ def test_vitals_from_the_form_are_shared_and_unshared(ward: Ward, browser: Brows
         page = browser.new_page()
         errors = watched(page)
         _doctor_adds_heart_rate(page, errors, doctor, patient)
+        _doctor_adds_a_condition(page, errors)
         record_url = _patient_grants(page, errors, mine)
         record_path = record_url.removeprefix(mine.url)
         with app_of(ward, ward.second) as theirs:
