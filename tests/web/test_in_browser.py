@@ -62,7 +62,7 @@ def _doctor_adds_a_condition(page: Page, errors: list[str]) -> None:
     page.get_by_label("Condition", exact=True).select_option(label="Asthma")
     page.get_by_label("Clinical status").select_option("active")
     page.get_by_label("Onset date (optional)").fill("2020-05-01")
-    check_page(page, errors)
+    check_page(page, errors, "clinician-add-condition.png")
     page.get_by_role("button", name="Seal the condition").click()
     expect(page.get_by_role("link", name="Asthma")).to_be_visible()
     check_page(page, errors)
@@ -95,7 +95,7 @@ def _patient_shares_for_research(page: Page, errors: list[str]) -> None:
     page.get_by_role("button", name=f"Share a de-identified copy with {name}").click()
     revoke = page.get_by_role("button", name=f"Revoke the research copy of {name}")
     expect(revoke).to_be_visible()
-    check_page(page, errors)
+    check_page(page, errors, "patient-research-copies.png")
     revoke.click()
     expect(
         page.get_by_text("No research organisation holds a copy of this record.")
