@@ -13,8 +13,8 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
-from medchain.consensus._messages import Checkpoint
-from medchain.types import Block, EquivocationEvidence, InvalidProposalEvidence
+from medchain.consensus._messages import Checkpoint, Ordering
+from medchain.types import Block, EquivocationEvidence, InvalidProposalEvidence, Tx
 
 # -- events (driver -> engine) ------------------------------------------------------
 
@@ -160,6 +160,22 @@ class ConsensusApp(Protocol):
         """Build and execute the next block from pending transactions; its certificate
         is empty. `proposer` is the proposing validator's Ed25519 key; `vrf_proof` goes
         into the header (AFBFT; empty otherwise)."""
+        ...
+
+    def order(self, height: int) -> tuple[Tx, ...]:
+        """AFBFT: the pending transactions the next block should hold, in order, not
+        executed (at most `max_block_txs`): a candidate's ordering."""
+        ...
+
+    def build(
+        self, height: int, ordering: Ordering, proposer: bytes, vrf_proof: bytes
+    ) -> Block | str:
+        """AFBFT: the block `ordering` by `proposer` (Ed25519 key) stands for, built and
+        executed as a dry run on the tip, its certificate empty; or why it cannot be
+        the next block (not on the tip, time not after the parent's, too many
+        transactions). A deterministic function of the committed chain and its
+        arguments: transactions invalid where they stand are left out, as the
+        proposer's own build would, so every honest validator builds the same block."""
         ...
 
     def validate(self, block: Block) -> str | None:

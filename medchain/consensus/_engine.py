@@ -38,6 +38,7 @@ from medchain.consensus._messages import (
     Checkpoint,
     Kind,
     Message,
+    Ordering,
     PreparedCertificate,
     Proposal,
     RoundChange,
@@ -49,6 +50,7 @@ from medchain.consensus._messages import (
     body_matches_header,
     certificate_from,
     kind_of,
+    proposal_digest,
     sign,
     signed_proposal,
     signer_of,
@@ -139,12 +141,15 @@ class _Height:
     )
     reported: set[tuple[int, bytes]] = field(default_factory=set)
     verdicts: dict[bytes, bool] = field(default_factory=dict)
-    """Block hash -> whether this node found it valid (each block validated once)."""
+    """Proposal digest (block id, or AFBFT ordering id) -> whether this node found it
+    valid (each block validated, each ordering built, once)."""
+    built: dict[bytes, Block] = field(default_factory=dict)
+    """AFBFT: ordering id -> the block this node built from it."""
     excluded: set[bytes] = field(default_factory=set)
     """Proposers caught equivocating at this height: never chosen again here, so a
     cheating lowest draw cannot stall the height round after round."""
     invalid: dict[tuple[int, bytes], Proposal] = field(default_factory=dict)
-    """Proposals this node found invalid, by (round, block hash), for accusations."""
+    """Proposals this node found invalid, by (round, proposal digest), for accusations."""
     prepared: PreparedCertificate | None = None
     started: bool = False
     """The block interval has passed: the primary may propose."""
@@ -155,11 +160,19 @@ class _Height:
     def known_block(self, digest: bytes) -> Block | None:
         for state in self.rounds.values():
             for proposal in state.candidates.values():
-                if block_id(proposal.block) == digest:
-                    return proposal.block
+                block = self.block_of(proposal)
+                if block is not None and block_id(block) == digest:
+                    return block
         if self.prepared is not None and block_id(self.prepared.block) == digest:
             return self.prepared.block
         return None
+
+    def block_of(self, proposal: Proposal) -> Block | None:
+        """The block a proposal stands for: its own, or the one this node built from
+        its ordering (None while not built, or if it cannot be built)."""
+        if isinstance(proposal.block, Block):
+            return proposal.block
+        return self.built.get(proposal_digest(proposal))
 
 
 def engine_kind(name: str) -> EngineKind:
@@ -353,10 +366,22 @@ class BftEngine:
             justification = tuple(changes[k] for k in sorted(changes))
             block = _highest_prepared_block(justification)
         proof = self._own_proof(state) if state.plan.kind is EngineKind.AFBFT else b""
-        if block is None:
-            block = self.app.propose(state.plan.height, self._block_time(), self.me, proof)
+        content: Block | Ordering
+        if block is not None:
+            content = block  # the highest prepared block, re-proposed as it is
+        elif state.plan.kind is EngineKind.AFBFT:
+            content = self._ordering(state)
+        else:
+            content = self.app.propose(state.plan.height, self._block_time(), self.me, proof)
         current.proposed = True
-        self._emit(Proposal(state.plan.height, round_, block, proof, justification, self.me))
+        self._emit(Proposal(state.plan.height, round_, content, proof, justification, self.me))
+
+    def _ordering(self, state: _Height) -> Ordering:
+        """AFBFT's fresh proposal: the transactions in order, not executed. K
+        candidates propose each height and one wins; only the winner's ordering is
+        ever executed, by every validator alike (`_build`)."""
+        parent = block_id(self.app.last_block())
+        return Ordering(parent, self._block_time(), self.app.order(state.plan.height))
 
     def _block_time(self) -> int:
         return max(self.now, self.app.last_block().header.time_ms + 1)
@@ -466,14 +491,18 @@ class BftEngine:
 
     def _on_proposal(self, state: _Height, proposal: Proposal) -> None:
         plan = state.plan
-        if not body_matches_header(proposal.block):
+        if isinstance(proposal.block, Ordering):
+            if plan.kind is not EngineKind.AFBFT:
+                self.stats.dropped_malformed += 1  # only AFBFT's candidates send orderings
+                return
+        elif not body_matches_header(proposal.block):
             self.stats.dropped_malformed += 1  # altered in transit: not the signed block
             return
-        digest = block_id(proposal.block)
+        digest = proposal_digest(proposal)
         key = (proposal.round, proposal.proposer)
         earlier = state.seen_proposals.get(key)
         if earlier is not None:
-            if block_id(earlier.block) != digest:
+            if proposal_digest(earlier) != digest:
                 self._report_equivocation(state, earlier, proposal)
             else:
                 self.stats.dropped_duplicate += 1
@@ -507,8 +536,16 @@ class BftEngine:
         if plan.kind is EngineKind.AFBFT and self._every_seat_heard(state, current):
             current.window_closed = True  # no later proposal can draw lower: rank now
         self._choose(state, proposal.round)
-        self._check_prepared(state, proposal.round, digest)
-        self._check_committed(state, proposal.round, digest)
+        self._recheck_quorums(state, proposal.round)
+
+    def _recheck_quorums(self, state: _Height, round_: int) -> None:
+        """Votes may have reached a quorum before their block was known here: with a
+        new proposal in, see whether it is theirs."""
+        current = state.at(round_)
+        for digest in sorted(current.prepares):
+            self._check_prepared(state, round_, digest)
+        for digest in sorted(current.commits):
+            self._check_committed(state, round_, digest)
 
     @staticmethod
     def _every_seat_heard(state: _Height, current: _Round) -> bool:
@@ -521,21 +558,64 @@ class BftEngine:
 
     def _valid(self, state: _Height, proposal: Proposal) -> bool:
         """Validate a proposal's block once, when this node is about to vote for it
-        (AFBFT receives one block per candidate and needs to check only the one it
-        picks); an invalid one draws this node's accusation."""
-        digest = block_id(proposal.block)
-        if proposal.block.header.proposer == self.keys.address and proposal.proposer == self.me:
+        (AFBFT receives one proposal per candidate and builds only the one it picks);
+        an invalid one draws this node's accusation."""
+        digest = proposal_digest(proposal)
+        block = proposal.block
+        if isinstance(block, Block) and (
+            (block.header.proposer == self.keys.address and proposal.proposer == self.me)
+            or any(block_id(b) == digest for b in state.built.values())
+        ):
             state.verdicts.setdefault(digest, True)  # we built and executed it ourselves
         if digest not in state.verdicts:
-            reason = self.app.validate(proposal.block)
-            if reason is None and not state.plan.header_proof_ok(proposal.block):
-                reason = "the header's VRF proof is not a valid draw by its proposer"
+            if isinstance(block, Ordering):
+                reason = self._build(state, proposal, block)
+            else:
+                reason = self.app.validate(block)
+                if reason is None and not state.plan.header_proof_ok(block):
+                    reason = "the header's VRF proof is not a valid draw by its proposer"
             state.verdicts[digest] = reason is None
             if reason is not None:
                 self.stats.invalid_proposals += 1
                 state.invalid[(proposal.round, digest)] = proposal
                 self._emit(AccusationMessage(state.plan.height, proposal.round, digest, self.me))
         return state.verdicts[digest]
+
+    def _build(self, state: _Height, proposal: Proposal, ordering: Ordering) -> str | None:
+        """Build the block an ordering stands for, as every honest validator does: the
+        same parent state, context and transactions give the same block and id, so
+        prepares and commits are on a block nobody had to send. None if built, else
+        why the ordering cannot be a block (its header-level faults: its transactions
+        cannot make it invalid, ones invalid where they stand are left out)."""
+        built = self.app.build(state.plan.height, ordering, proposal.proposer, proposal.vrf_proof)
+        if isinstance(built, str):
+            return built
+        state.built[proposal_digest(proposal)] = built
+        return None
+
+    def _proposal_for(self, state: _Height, round_: int, digest: bytes) -> Proposal | None:
+        """The proposal of `round_` whose block is `digest`: an AFBFT ordering is
+        built to find out, lowest draw first (only for a digest a quorum voted for,
+        so honest validators built it from one of these orderings)."""
+        current = state.at(round_)
+        for proposal in current.candidates.values():
+            block = state.block_of(proposal)
+            if block is not None and block_id(block) == digest:
+                return proposal
+        outputs = state.plan.vrf_outputs
+        unbuilt = sorted(
+            (
+                p
+                for p in current.candidates.values()
+                if isinstance(p.block, Ordering) and proposal_digest(p) not in state.verdicts
+            ),
+            key=lambda p: (outputs.get(p.proposer, b""), p.proposer),
+        )
+        for proposal in unbuilt:
+            block = state.block_of(proposal) if self._valid(state, proposal) else None
+            if block is not None and block_id(block) == digest:
+                return proposal
+        return None
 
     def _choose(self, state: _Height, round_: int) -> None:
         """Prepare this round's proposal, once: the primary's, or under AFBFT the lowest
@@ -554,14 +634,16 @@ class BftEngine:
         if logged is not None:
             # our prepare of this round, replayed from the WAL after a restart: only
             # that block may be prepared here, even if its proposal is not seen again
-            ranked = [p for p in ranked if block_id(p.block) == logged]
+            found = self._proposal_for(state, round_, logged)
+            ranked = [p for p in ranked if p is found]
         chosen = next((p for p in ranked if self._valid(state, p)), None)
-        if chosen is None or state is not self._state:
+        block = state.block_of(chosen) if chosen is not None else None
+        if chosen is None or block is None or state is not self._state:
             return
         current.proposal = chosen
         if self._is_voter(state):
             current.voted_prepare = True
-            digest = block_id(chosen.block)
+            digest = block_id(block)
             # AFBFT's n² prepares leave the echo out; its round changes carry it instead
             echo = b"" if state.plan.kind is EngineKind.AFBFT else chosen.signature
             self._emit(Vote(Kind.PREPARE, state.plan.height, round_, digest, self.me, echo))
@@ -584,7 +666,9 @@ class BftEngine:
         if len(senders) < plan.quorum:
             return False
         required = _highest_prepared_block(proposal.justification)
-        return required is None or block_id(required) == block_id(proposal.block)
+        return required is None or (
+            isinstance(proposal.block, Block) and block_id(required) == block_id(proposal.block)
+        )
 
     def _valid_prepared(self, plan: HeightPlan, cert: PreparedCertificate) -> bool:
         if not body_matches_header(cert.block):
@@ -630,14 +714,15 @@ class BftEngine:
             return  # the height was decided while this message was being handled
         current = state.at(round_)
         prepares = current.prepares.get(digest, {})
-        proposal = next(
-            (p for p in current.candidates.values() if block_id(p.block) == digest), None
-        )
-        if len(prepares) < state.plan.quorum or proposal is None:
+        if len(prepares) < state.plan.quorum:
+            return
+        proposal = self._proposal_for(state, round_, digest)
+        block = state.block_of(proposal) if proposal is not None else None
+        if proposal is None or block is None or state is not self._state:
             return
         if state.prepared is None or state.prepared.round < round_:
             ordered = tuple(prepares[k] for k in sorted(prepares))
-            state.prepared = PreparedCertificate(round_, proposal.block, ordered)
+            state.prepared = PreparedCertificate(round_, block, ordered)
         if (
             self._is_voter(state)
             and not current.voted_commit
@@ -655,6 +740,9 @@ class BftEngine:
             return
         block = state.known_block(digest)
         if block is None:
+            proposal = self._proposal_for(state, round_, digest)
+            block = state.block_of(proposal) if proposal is not None else None
+        if block is None or state is not self._state:
             return  # decided, but we have not seen the block: it arrives or we sync
         certificate = certificate_from(list(commits.values()), state.plan.height, round_, digest)
         self._decide(dataclasses.replace(block, certificate=certificate), round_)
@@ -708,7 +796,7 @@ class BftEngine:
         if not vote.proposal_signature:
             return  # AFBFT: the round changes show what each validator prepared
         known = [p for (r, _), p in state.seen_proposals.items() if r == vote.round]
-        if any(block_id(p.block) == vote.block_hash for p in known):
+        if any(proposal_digest(p) == vote.block_hash for p in known):
             return  # a block we have seen: nothing hidden from us
         for ours in known:
             self._check_split(
@@ -731,7 +819,7 @@ class BftEngine:
             ours is None
             or key in state.reported
             or other.height != state.plan.height
-            or block_id(ours.block) == other.block_hash
+            or proposal_digest(ours) == other.block_hash
         ):
             return
         data = proposal_signing_bytes(

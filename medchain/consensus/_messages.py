@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from medchain.crypto import address_from_public_key, merkle_root, verify_signature
+from medchain.crypto import address_from_public_key, merkle_root, tagged_hash, verify_signature
 from medchain.types import (
     Block,
     Certificate,
@@ -40,6 +40,9 @@ class Kind(enum.StrEnum):
     ACCUSATION = "accusation"
     SYNC_REQUEST = "sync_request"
     SYNC_RESPONSE = "sync_response"
+    ORDERING = "ordering"
+    """Only an envelope's kind: an AFBFT proposal carrying an `Ordering` (a proposal
+    all the same, signed, logged and counted as `PROPOSAL`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,14 +86,29 @@ class RoundChange:
 
 
 @dataclass(frozen=True, slots=True)
+class Ordering:
+    """AFBFT's fresh proposal: the next block's transactions in the candidate's
+    order, with its parent and time, not executed. Only the winning draw's ordering
+    becomes a block, which every validator builds itself (`ConsensusApp.build`), so a
+    height costs one execution per node instead of one per candidate and then one."""
+
+    parent: bytes
+    """Block id of the block it extends."""
+    time_ms: int
+    txs: tuple[Tx, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Proposal:
     """The primary's pre-prepare. Above round 0 it is justified by a quorum of round
     changes (PBFT's new-view). `vrf_proof` is AFBFT's draw: every candidate proposes
-    with its proof, so nobody learns the winner before the blocks are out."""
+    with its proof, so nobody learns the winner before the blocks are out. An AFBFT
+    candidate's fresh proposal carries an `Ordering`; a re-proposed prepared block,
+    and every PBFT and DPoS proposal, a full block."""
 
     height: int
     round: int
-    block: Block
+    block: Block | Ordering
     vrf_proof: bytes
     justification: tuple[RoundChange, ...]
     proposer: bytes
@@ -168,7 +186,9 @@ class ProposalBody:
 
     @classmethod
     def of(cls, proposal: Proposal) -> ProposalBody:
-        block, header = proposal.block, proposal.block.header
+        block = proposal.block
+        assert isinstance(block, Block), "an ordering travels as an OrderingBody"
+        header = block.header
         elided = 0
         if header.proposer == address_from_public_key(proposal.proposer):
             elided |= _PROPOSER_ELIDED
@@ -224,6 +244,51 @@ class ProposalBody:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class OrderingBody:
+    """A proposal carrying an `Ordering`, as it travels."""
+
+    height: int
+    round: int
+    parent: bytes
+    time_ms: int
+    txs: tuple[Tx, ...]
+    vrf_proof: bytes
+    justification: tuple[RoundChange, ...]
+    proposer: bytes
+    signature: bytes
+
+    @classmethod
+    def of(cls, proposal: Proposal) -> OrderingBody:
+        ordering = proposal.block
+        assert isinstance(ordering, Ordering)
+        return cls(
+            proposal.height,
+            proposal.round,
+            ordering.parent,
+            ordering.time_ms,
+            ordering.txs,
+            proposal.vrf_proof,
+            proposal.justification,
+            proposal.proposer,
+            proposal.signature,
+        )
+
+    def proposal(self) -> Proposal:
+        if len(self.parent) != 32:
+            raise DecodeError("an ordering's parent is not a 32-byte block id")
+        ordering = Ordering(self.parent, self.time_ms, self.txs)
+        return Proposal(
+            self.height,
+            self.round,
+            ordering,
+            self.vrf_proof,
+            self.justification,
+            self.proposer,
+            self.signature,
+        )
+
+
 def _empty_certificate(header: Header) -> Certificate:
     return Certificate(header.height, 0, _header_id(header), ())
 
@@ -241,6 +306,7 @@ _BODY: dict[Kind, type[Any]] = {
     Kind.ACCUSATION: AccusationMessage,
     Kind.SYNC_REQUEST: SyncRequest,
     Kind.SYNC_RESPONSE: SyncResponse,
+    Kind.ORDERING: OrderingBody,
 }
 
 
@@ -256,6 +322,8 @@ def kind_of(message: Message) -> Kind:
 
 
 def wire(message: Message) -> bytes:
+    if isinstance(message, Proposal) and isinstance(message.block, Ordering):
+        return encode(Envelope(Kind.ORDERING, encode(OrderingBody.of(message))))
     body = ProposalBody.of(message) if isinstance(message, Proposal) else message
     return encode(Envelope(kind_of(message), encode(body)))
 
@@ -266,7 +334,7 @@ def unwire(data: bytes) -> Message:
     immutable, so a broadcast received by many engines in one process decodes once."""
     envelope = decode(Envelope, data)
     body = decode(_BODY[envelope.kind], envelope.body)
-    message: Message = body.proposal() if isinstance(body, ProposalBody) else body
+    message: Message = body.proposal() if isinstance(body, ProposalBody | OrderingBody) else body
     if isinstance(message, Vote) and message.kind is not envelope.kind:
         raise DecodeError("vote kind does not match its envelope")
     _check_bounds(message)
@@ -316,7 +384,7 @@ def signing_bytes(chain_id: str, message: Message) -> bytes:
     """The bytes a message's signature covers."""
     if isinstance(message, Proposal):
         return proposal_signing_bytes(
-            chain_id, message.height, message.round, block_id(message.block)
+            chain_id, message.height, message.round, proposal_digest(message)
         )
     if isinstance(message, Vote) and message.kind is Kind.COMMIT:
         return commit_signing_bytes(chain_id, message.height, message.round, message.block_hash)
@@ -377,9 +445,25 @@ def signed_blocks(chain_id: str, data: bytes) -> tuple[Block, ...]:
     return blocks
 
 
+def signed_txs(chain_id: str, data: bytes) -> tuple[Tx, ...]:
+    """The transactions the wire message `data` carries (in its blocks, or in an
+    AFBFT ordering) if its signature holds: what a node checks the signatures of
+    before the engine may build or run them; () otherwise."""
+    try:
+        message = unwire(data)
+    except DecodeError:
+        return ()
+    txs = [tx for block in _blocks_of(message) for tx in block.txs]
+    if isinstance(message, Proposal) and isinstance(message.block, Ordering):
+        txs += message.block.txs
+    if not txs or not authentic(chain_id, data):
+        return ()
+    return tuple(txs)
+
+
 def _blocks_of(message: Message) -> tuple[Block, ...]:
     if isinstance(message, Proposal):
-        carried = [message.block]
+        carried = [message.block] if isinstance(message.block, Block) else []
         changes = message.justification
     elif isinstance(message, SyncResponse):
         return message.blocks
@@ -406,11 +490,47 @@ def body_matches_header(block: Block) -> bool:
     return merkle_root([tx_id(tx) for tx in block.txs]) == block.header.tx_root
 
 
+@lru_cache(maxsize=1024)
+def ordering_id(height: int, ordering: Ordering, vrf_proof: bytes) -> bytes:
+    """What a candidate signs for an ordering, in place of a block id: it binds all
+    the block built from it takes from the proposal (height, parent, time, the draw
+    that goes into the header, the transactions in order), so one signed ordering
+    builds one block. Its own hash domain keeps it from ever equalling a block id."""
+    statement = _OrderingStatement(
+        height,
+        ordering.parent,
+        ordering.time_ms,
+        vrf_proof,
+        merkle_root([tx_id(tx) for tx in ordering.txs]),
+        len(ordering.txs),
+    )
+    return tagged_hash("medchain/ordering", encode(statement))
+
+
+@dataclass(frozen=True, slots=True)
+class _OrderingStatement:
+    height: int
+    parent: bytes
+    time_ms: int
+    vrf_proof: bytes
+    tx_root: bytes
+    tx_count: int
+
+
+def proposal_digest(proposal: Proposal) -> bytes:
+    """What the proposer signed: its block's id, or its ordering's."""
+    if isinstance(proposal.block, Ordering):
+        return ordering_id(proposal.height, proposal.block, proposal.vrf_proof)
+    return block_id(proposal.block)
+
+
 def signed_proposal(proposal: Proposal) -> SignedProposal:
+    """The proposer's signed statement, as evidence carries it (`block_hash` is the
+    signed digest: a block id, or an ordering id)."""
     return SignedProposal(
         proposal.height,
         proposal.round,
-        block_id(proposal.block),
+        proposal_digest(proposal),
         proposal.proposer,
         proposal.signature,
     )

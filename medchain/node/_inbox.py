@@ -1,5 +1,5 @@
 """`ConsensusInbox`: consensus messages from peers to the engine in the order they came,
-the signatures in the blocks they carry checked in the verifier's workers first.
+the signatures of the transactions they carry checked in the verifier's workers first.
 
 Why: the engine is synchronous, and validating a block runs every transaction's
 signature check on the loop. The transactions of a proposal have usually been gossiped
@@ -25,10 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from medchain.app import ANONYMOUS_METHODS, Ledger, SignatureCheck
-from medchain.consensus import signed_blocks
+from medchain.consensus import signed_txs
 from medchain.node._budget import Budgets
 from medchain.node._verifier import Verifier
-from medchain.types import Block, MedchainError, tx_id
+from medchain.types import MedchainError, Tx, tx_id
 
 log = logging.getLogger("medchain.node")
 
@@ -102,22 +102,19 @@ class ConsensusInbox:
         )
 
     def _checks(self, payload: bytes) -> list[SignatureCheck]:
-        """The signature checks, not known yet, of the transactions in the blocks the
-        message carries, if its sender's signature holds."""
+        """The signature checks, not known yet, of the transactions the message carries
+        (in blocks, or in an AFBFT ordering), if its sender's signature holds."""
         try:
-            blocks = signed_blocks(self._chain_id, payload)
+            txs = signed_txs(self._chain_id, payload)
         except Exception:
             return []
-        checks = []
-        for block in blocks:
-            checks += self._block_checks(block)
-        return checks
+        return self._tx_checks(txs)
 
-    def _block_checks(self, block: Block) -> list[SignatureCheck]:
+    def _tx_checks(self, txs: tuple[Tx, ...]) -> list[SignatureCheck]:
         ledger = self._ledger()
         cache = self._verifier.cache
         checks = []
-        for tx in block.txs:
+        for tx in txs:
             if tx.method not in ANONYMOUS_METHODS and tx_id(tx) in cache:
                 continue  # the usual case: verified when it was gossiped
             try:

@@ -9,6 +9,9 @@ The simulator and the networked node drive it the same way:
     block = app.propose(height, time_ms, my_key, vrf_proof)  # the primary
     reason = app.validate(block)  # every replica; None = valid
     app.commit(decided_block)     # every replica, once decided
+
+AFBFT's candidates propose orderings instead (`order`), and every validator builds
+the winning one itself (`build`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from medchain import app as contracts
-from medchain.app import BlockContext, BlockOutcome, InvalidBlock, Ledger, SignatureCache
+from medchain.app import (
+    ANONYMOUS_METHODS,
+    BlockContext,
+    BlockOutcome,
+    InvalidBlock,
+    Ledger,
+    SignatureCache,
+)
+from medchain.consensus import Ordering
 from medchain.crypto import ADDRESS_SIZE, AccountKeys, address_from_public_key, signed_tx
 from medchain.mempool import (
     DEFAULT_MAX_ANONYMOUS,
@@ -217,6 +228,53 @@ class LedgerApp(ChainQueries):
         header = block_header(parent, context, txs, outcome, vrf_proof)
         self._outcomes[block_hash(header)] = outcome
         return Block(header, txs, Certificate(height, 0, block_hash(header), ()))
+
+    def order(self, height: int) -> tuple[Tx, ...]:
+        """AFBFT's ordering for `height`: the pending transactions in arrival order, up
+        to `max_block_txs`, not executed (only the winning candidate's is, by every
+        validator). Anonymous ones past `max_block_anonymous_txs` stay pending, as
+        `propose` would leave them, so they take no place in the block."""
+        if height != self.height + 1:
+            raise ValueError(f"the next height is {self.height + 1}, cannot order {height}")
+        anonymous_left = self.params.max_block_anonymous_txs
+        chosen: list[Tx] = []
+        for tx in self.mempool.reap():
+            if len(chosen) >= self.params.max_block_txs:
+                break
+            if tx.method in ANONYMOUS_METHODS:
+                if anonymous_left <= 0:
+                    continue
+                anonymous_left -= 1
+            chosen.append(tx)
+        return tuple(chosen)
+
+    def build(
+        self, height: int, ordering: Ordering, proposer: bytes, vrf_proof: bytes
+    ) -> Block | str:
+        """The block an AFBFT ordering stands for (see `ConsensusApp.build`): its
+        transactions taken in order by the same `build_block` as `propose`, skipping
+        the ones invalid where they stand; or why it cannot be the next block."""
+        parent = self._last.header
+        if height != parent.height + 1:
+            return f"the ordering is for height {height}, the next height is {parent.height + 1}"
+        if ordering.parent != block_hash(parent):
+            return f"the ordering for height {height} does not extend the latest block"
+        if ordering.time_ms <= parent.time_ms:
+            return f"ordering time {ordering.time_ms} is not after its parent's {parent.time_ms}"
+        if len(ordering.txs) > self.params.max_block_txs:
+            return (
+                f"the ordering holds {len(ordering.txs)} transactions, "
+                f"the limit is {self.params.max_block_txs}"
+            )
+        context = self._context(height, ordering.time_ms, address_from_public_key(proposer))
+        txs, outcome = self.ledger.build_block(context, ordering.txs, self.params.max_block_txs)
+        header = block_header(parent, context, txs, outcome, vrf_proof)
+        block = Block(header, txs, Certificate(height, 0, block_hash(header), ()))
+        reason = self._check_header(block)  # its time, and a final anchor it may contradict
+        if reason is not None:
+            return reason
+        self._outcomes[block_hash(header)] = outcome
+        return block
 
     def _check_header(self, block: Block) -> str | None:
         """What is wrong with `block` as the next block, short of executing it."""

@@ -23,6 +23,7 @@ from medchain.consensus import (
     EngineKind,
     Event,
     Kind,
+    Ordering,
     Proposal,
     Send,
     afbft_alpha,
@@ -305,22 +306,24 @@ def _equivocator(
                 continue
             proposal = unwire(action.data)
             assert isinstance(proposal, Proposal)
-            header = dataclasses.replace(
-                proposal.block.header, time_ms=proposal.block.header.time_ms + 1
-            )
-            twin = sign(
-                CHAIN_ID,
-                dataclasses.replace(
-                    proposal, block=dataclasses.replace(proposal.block, header=header)
-                ),
-                key,
-            )
+            twin = sign(CHAIN_ID, _twin_of(proposal), key)
             other = wire(twin)
             out += [Send(k, action.data, action.kind) for k in others[:half]]
             out += [Send(k, other, action.kind) for k in others[half:]]
         return out
 
     return split
+
+
+def _twin_of(proposal: Proposal) -> Proposal:
+    """Another proposal for the same step: the same content a millisecond later."""
+    content = proposal.block
+    if isinstance(content, Ordering):
+        return dataclasses.replace(
+            proposal, block=dataclasses.replace(content, time_ms=content.time_ms + 1)
+        )
+    header = dataclasses.replace(content.header, time_ms=content.header.time_ms + 1)
+    return dataclasses.replace(proposal, block=dataclasses.replace(content, header=header))
 
 
 # -- the predictive attack -----------------------------------------------------------

@@ -17,6 +17,7 @@ from medchain.consensus import (
     EngineConfig,
     EngineKind,
     MessageReceived,
+    Ordering,
     ReportEvidence,
     Send,
     SetTimer,
@@ -28,7 +29,7 @@ from medchain.consensus import (
     wire,
 )
 from medchain.crypto import AccountKeys, address_from_public_key, merkle_root
-from medchain.types import ZERO_HASH, Block, Certificate, Header, block_hash
+from medchain.types import ZERO_HASH, Block, Certificate, Header, Tx, block_hash
 
 CHAIN = "medchain-test"
 
@@ -82,6 +83,18 @@ class FakeApp:
             vrf_proof,
         )
         return Block(header, (), Certificate(0, 0, b"", ()))
+
+    def order(self, height: int) -> tuple[Tx, ...]:
+        return ()
+
+    def build(
+        self, height: int, ordering: Ordering, proposer: bytes, vrf_proof: bytes
+    ) -> Block | str:
+        """The block an ordering stands for; refused like `validate` refuses blocks."""
+        if ordering.parent != block_hash(self.last_block().header):
+            return "does not extend the tip"
+        block = self.propose(height, ordering.time_ms, proposer, vrf_proof)
+        return self.validate(block) or block
 
     def validate(self, block: Block) -> str | None:
         parent = self.last_block().header

@@ -25,6 +25,7 @@ from medchain.consensus import (
     TimerKind,
     Vote,
     block_id,
+    proposal_digest,
     sign,
     unwire,
     verify,
@@ -32,12 +33,12 @@ from medchain.consensus import (
     wire,
 )
 from medchain.consensus._messages import AccusationMessage, PreparedCertificate, signed_proposal
-from medchain.types import EquivocationEvidence, InvalidProposalEvidence
+from medchain.types import Block, EquivocationEvidence, InvalidProposalEvidence
 from tests.hostile import hostile
 from tests.types.test_codec import blocks
 
 from .harness import CHAIN, Net, Solo
-from .test_engine_rules import ME, close_window, make_block, proposal, votes
+from .test_engine_rules import ME, block_of, close_window, make_block, proposal, votes
 
 
 class Timing(TypedDict):
@@ -135,7 +136,7 @@ def test_equivocating_primary_is_caught() -> None:
         if not isinstance(action, Broadcast) or action.kind != Kind.PROPOSAL:
             return [action]
         proposal = unwire(action.data)
-        assert isinstance(proposal, Proposal)
+        assert isinstance(proposal, Proposal) and isinstance(proposal.block, Block)
         other_header = dataclasses.replace(
             proposal.block.header, time_ms=proposal.block.header.time_ms + 1
         )
@@ -461,7 +462,8 @@ def test_afbft_prepares_the_lowest_draw_once_every_seated_candidate_proposed() -
     state = solo.engine._state
     assert state is not None
     lowest = state.plan.vrf_ranking()[0]
-    assert prepare.block_hash == block_id(next(p for p in made if p.proposer == lowest).block)
+    winner = next(p for p in made if p.proposer == lowest)
+    assert prepare.block_hash == block_id(block_of(solo, winner))
     assert prepare.proposal_signature == b""  # AFBFT's prepares carry no echo
 
 
@@ -479,7 +481,10 @@ def test_afbft_round_changes_show_the_prepared_proposal_and_catch_a_split() -> N
     made = [p for p in solo.start() if isinstance(p, Proposal)]
     made += _afbft_proposals(solo, (0, 1, 2))
     (prepare,) = votes(solo.sent, Kind.PREPARE, 0)
-    chosen = next(p for p in made if block_id(p.block) == prepare.block_hash)
+    state = solo.engine._state
+    assert state is not None
+    built = {p.proposer: state.block_of(p) for p in made}
+    chosen = next(p for p in made if (b := built[p.proposer]) and block_id(b) == prepare.block_hash)
     (change,) = [m for m in solo.fire(TimerKind.ROUND, 0) if isinstance(m, RoundChange)]
     assert change.prepared_proposal == (signed_proposal(chosen),)
     assert solo.evidence == []
@@ -493,9 +498,8 @@ def test_afbft_round_changes_show_the_prepared_proposal_and_catch_a_split() -> N
     (evidence,) = solo.evidence
     assert isinstance(evidence, EquivocationEvidence)
     assert evidence.second == signed_proposal(other)
-    assert evidence.first.block_hash == block_id(made[1].block)  # what 0 sent the engine
-    state = solo.engine._state
-    assert state is not None and solo.keys[0].public_key in state.excluded
+    assert evidence.first.block_hash == proposal_digest(made[1])  # what 0 sent the engine
+    assert solo.keys[0].public_key in state.excluded
 
 
 def test_a_round_change_cannot_frame_a_candidate_with_a_block_it_never_signed() -> None:

@@ -20,6 +20,7 @@ from medchain.consensus import (
     BftEngine,
     EngineKind,
     Kind,
+    Ordering,
     Proposal,
     RoundChange,
     Start,
@@ -53,6 +54,17 @@ def draw(solo: Solo, who: int) -> bytes:
 def make_block(solo: Solo, who: int, time_ms: int) -> Block:
     """A valid block at height 1 built by `who`; distinct times give distinct blocks."""
     return solo.app.propose(1, time_ms, solo.keys[who].public_key, draw(solo, who))
+
+
+def block_of(solo: Solo, made: Proposal) -> Block:
+    """The block a proposal stands for at the engine: its own, or the one the engine
+    built from its AFBFT ordering."""
+    if isinstance(made.block, Block):
+        return made.block
+    state = solo.engine._state
+    built = state.block_of(made) if state is not None else None
+    assert built is not None, "the engine has not built this ordering"
+    return built
 
 
 def proposal(
@@ -177,7 +189,7 @@ def test_a_restarted_validator_prepares_again_only_what_it_prepared(kind: Engine
     would count a prepare it never sent, for a block no one else prepared)."""
     solo = Solo(kind, me=ME)
     first, prepare = prepare_round_zero(solo)
-    assert prepare.block_hash == block_id(first.block)
+    assert prepare.block_hash == block_id(block_of(solo, first))
     logged = [m for m in solo.sent if isinstance(m, Proposal | Vote)]
     if kind is EngineKind.AFBFT:  # its own block was a candidate, not the lowest draw
         assert [m.proposer for m in logged if isinstance(m, Proposal)] == [solo.keys[ME].public_key]
@@ -306,7 +318,13 @@ def test_with_nothing_prepared_the_engine_proposes_a_new_block(kind: EngineKind)
     for who in (0, 1):
         solo.receive(round_change(solo, who, round_))
     (made,) = [m for m in solo.sent if isinstance(m, Proposal) and m.round == round_]
-    assert made.block.header.proposer == address_from_public_key(solo.keys[ME].public_key)
+    assert made.proposer == solo.keys[ME].public_key
+    if kind is EngineKind.AFBFT:  # a fresh AFBFT proposal is an ordering, not a block
+        assert isinstance(made.block, Ordering)
+        assert made.block.parent == block_id(solo.app.last_block())
+    else:
+        assert isinstance(made.block, Block)
+        assert made.block.header.proposer == address_from_public_key(made.proposer)
 
 
 CASES = ["highest", "lower", "new", "no_quorum", "bad_certificate"]

@@ -248,12 +248,21 @@ def _fresh_proposal(draw: bytes = b"\x05" * 80) -> Proposal:
     )
 
 
+def _draw_and_after(made: Proposal) -> tuple[bytes, tuple[RoundChange, ...], bytes, bytes]:
+    return made.vrf_proof, made.justification, made.proposer, made.signature
+
+
 def test_a_proposal_travels_without_what_the_receiver_derives() -> None:
     fresh = _fresh_proposal()
     data = wire(fresh)
     assert unwire(data) == fresh and verify(CHAIN, unwire(data))
-    full = encode(Envelope(Kind.PROPOSAL, encode(fresh)))  # every field carried
-    left_out = len(fresh.vrf_proof) + len(fresh.block.header.proposer) + 32  # and the certificate
+    block = fresh.block
+    assert isinstance(block, Block)
+    every_field = ProposalBody(
+        1, 0, block.header, 0, block.txs, (block.certificate,), *_draw_and_after(fresh)
+    )
+    full = encode(Envelope(Kind.PROPOSAL, encode(every_field)))
+    left_out = len(fresh.vrf_proof) + len(block.header.proposer) + 32  # and the certificate
     assert len(data) <= len(full) - left_out
 
 
@@ -262,7 +271,9 @@ def test_a_proposal_of_a_block_built_by_another_keeps_what_differs(change: str) 
     """Above round 0 a candidate re-proposes the prepared block, built by someone else
     and carrying that one's draw; a decided block carries its certificate."""
     fresh = _fresh_proposal()
-    header, block = fresh.block.header, fresh.block
+    block = fresh.block
+    assert isinstance(block, Block)
+    header = block.header
     if change == "proposer":
         block = dataclasses.replace(
             block, header=dataclasses.replace(header, proposer=b"\x02" * 20)

@@ -19,6 +19,14 @@ from medchain.app import (
     get_account,
     get_ban,
 )
+from medchain.consensus import (
+    Ordering,
+    Proposal,
+    block_id,
+    proposal_digest,
+    sign,
+    signed_proposal,
+)
 from medchain.consensus._api import ConsensusApp
 from medchain.crypto import AccountKeys, sha256
 from medchain.mempool import MempoolFull
@@ -322,3 +330,113 @@ def test_block_rewards_and_evidence_through_consensus() -> None:
     # block 5 paid one more tranche of each of v0's 4 grants, then v0 forfeited the rest
     assert get_account(one.ledger.state, v0.address).balance == 60 + 40
     assert two.ledger.state.committed() == one.ledger.state.committed()
+
+
+# -- AFBFT: orderings, built by every validator ---------------------------------------
+
+
+def _ordering(app: LedgerApp, txs: tuple[Tx, ...], time_ms: int = T0 + 1_000) -> Ordering:
+    return Ordering(block_id(app.last_block()), time_ms, txs)
+
+
+def test_every_validator_builds_the_same_block_from_an_ordering() -> None:
+    net = Net()
+    proposer, other, empty = net.app(), net.app(), net.app()
+    txs = _transfers(net.funded, 5)
+    for tx in txs:
+        proposer.add_tx(tx)
+    for tx in txs[:2]:  # another mempool, holding fewer: no matter
+        other.add_tx(tx)
+    ordering = _ordering(proposer, proposer.order(1))
+    assert ordering.txs == tuple(txs) and proposer.height == 0  # ordering executes nothing
+    key, draw = net.validators[0].public_key, b"\x05" * 80
+    built = [app.build(1, ordering, key, draw) for app in (proposer, other, empty)]
+    assert all(isinstance(b, Block) for b in built)
+    assert len({block_id(b) for b in built if isinstance(b, Block)}) == 1
+    block = built[0]
+    assert isinstance(block, Block)
+    assert block.txs == tuple(txs) and block.header.vrf_proof == draw
+    assert block.header.proposer == net.validators[0].address
+    assert block.header.time_ms == ordering.time_ms
+    # the same block its proposer would have built and executed itself
+    assert block == proposer.propose(1, ordering.time_ms, key, draw)
+    for app in (proposer, other, empty):
+        assert app.validate(block) is None
+        app.commit(block)
+    assert proposer.ledger.state_root() == other.ledger.state_root() == empty.ledger.state_root()
+    assert proposer.pending() == () and other.pending() == ()
+
+
+def test_transactions_invalid_where_they_stand_are_left_out_alike() -> None:
+    net = Net()
+    apps = [net.app() for _ in range(3)]
+    good = _transfers(net.funded, 3)
+    reused = _tx(net.funded, 1, "accounts.transfer", TransferArgs(b"\x09" * 20, 1))
+    gap = _tx(net.funded, 7, "accounts.transfer", TransferArgs(b"\x09" * 20, 1))
+    forged = dataclasses.replace(
+        _tx(net.funded, 3, "accounts.transfer", TransferArgs(b"\x09" * 20, 1)),
+        signature=b"\x00" * 64,
+    )
+    broke = AccountKeys.generate()  # no funds: its transfer fails where it stands
+    unfunded = _tx(broke, 0, "accounts.transfer", TransferArgs(b"\x09" * 20, 1))
+    ordering = _ordering(apps[0], (good[0], good[1], reused, gap, forged, unfunded, good[2]))
+    key = net.validators[1].public_key
+    built = [app.build(1, ordering, key, b"") for app in apps]
+    assert all(isinstance(b, Block) for b in built)
+    assert len({block_id(b) for b in built if isinstance(b, Block)}) == 1
+    block = built[0]
+    assert isinstance(block, Block)
+    assert reused not in block.txs and gap not in block.txs and forged not in block.txs
+    assert [tx for tx in block.txs if tx in good] == good
+    for app in apps:
+        app.commit(block)
+    assert len({app.ledger.state_root() for app in apps}) == 1
+
+
+@pytest.mark.parametrize("fault", ["parent", "time", "height", "too many"])
+def test_an_ordering_that_cannot_be_the_next_block_is_refused(fault: str) -> None:
+    net = Net(ChainParams(max_block_txs=2))
+    app = net.app()
+    ordering, height = _ordering(app, tuple(_transfers(net.funded, 2))), 1
+    if fault == "parent":
+        ordering = dataclasses.replace(ordering, parent=b"\x09" * 32)
+    elif fault == "time":
+        ordering = dataclasses.replace(ordering, time_ms=app.last_block().header.time_ms)
+    elif fault == "height":
+        height = 2
+    else:
+        ordering = _ordering(app, tuple(_transfers(net.funded, 3)))
+    reason = app.build(height, ordering, net.validators[0].public_key, b"")
+    assert isinstance(reason, str) and reason
+    assert app.height == 0
+
+
+def test_the_order_leaves_out_what_the_block_could_not_take() -> None:
+    net = Net(ChainParams(max_block_txs=3))
+    app = net.app()
+    txs = _transfers(net.funded, 5)
+    for tx in txs:
+        app.add_tx(tx)
+    assert app.order(1) == tuple(txs[:3])
+    with pytest.raises(ValueError, match="next height"):
+        app.order(2)
+
+
+def test_evidence_of_two_signed_orderings_is_punished_on_chain() -> None:
+    net = Net()
+    one, two = net.app(), net.app()
+    v0, v1 = net.validators[:2]
+    _round(one, [two], v0.public_key)
+    first = _ordering(one, tuple(_transfers(net.funded, 1)), T0 + 5_000)
+    second = dataclasses.replace(first, time_ms=first.time_ms + 1)
+    signed = [
+        sign(CHAIN, Proposal(2, 0, o, b"\x05" * 80, (), v0.public_key), v0) for o in (first, second)
+    ]
+    evidence = EquivocationEvidence(signed_proposal(signed[0]), signed_proposal(signed[1]))
+    assert evidence.first.block_hash == proposal_digest(signed[0])
+    report = two.submit_evidence(v1, evidence)
+    block = _round(two, [one], v1.public_key)
+    assert block.txs == (report,)
+    receipt = one.receipt(tx_id(report))
+    assert receipt is not None and receipt.ok, receipt
+    assert get_ban(one.ledger.state, v0.address) == block.height + 20

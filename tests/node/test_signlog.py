@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from medchain.consensus import Broadcast, Kind, Vote, sign, unwire, wire
-from medchain.consensus._messages import Checkpoint
+from medchain.consensus import Broadcast, Kind, Ordering, Proposal, Vote, sign, unwire, wire
+from medchain.consensus._messages import Checkpoint, kind_of
 from medchain.crypto import AccountKeys
 from medchain.node import SignLog
 from medchain.node._signlog import PRUNE_EVERY
@@ -97,3 +97,27 @@ def test_pruning_deletes_once_every_prune_every_heights(tmp_path: Path) -> None:
     assert [unwire(d).height for d in log.since(0)] == [2, 3, PRUNE_EVERY + 2]  # type: ignore[union-attr]
     log.prune(PRUNE_EVERY + 1)
     assert [unwire(d).height for d in log.since(0)] == [PRUNE_EVERY + 2]  # type: ignore[union-attr]
+
+
+def ordering(keys: AccountKeys, time_ms: int) -> Broadcast:
+    """An AFBFT candidate's ordering at height 4, round 0: a proposal like any other."""
+    made = Proposal(4, 0, Ordering(b"\x07" * 32, time_ms, ()), b"\x05" * 80, (), keys.public_key)
+    signed = sign(CHAIN, made, keys)
+    return Broadcast(wire(signed), kind_of(signed), (4, 0))
+
+
+def test_an_ordering_is_logged_replayed_and_never_signed_twice(tmp_path: Path) -> None:
+    keys = _keys()
+    first = ordering(keys, 10)
+    assert first.kind == Kind.PROPOSAL
+    log = SignLog(tmp_path / "wal.sqlite")
+    assert log.admit([first]) == [first.data]
+    log.close()
+    reopened = SignLog(tmp_path / "wal.sqlite")
+    (replayed,) = reopened.since(4)
+    assert replayed == first.data
+    message = unwire(replayed)
+    assert isinstance(message, Proposal) and isinstance(message.block, Ordering)
+    # after the restart the engine would order again, later: the first one goes out
+    assert reopened.admit([ordering(keys, 11)]) == [first.data]
+    assert reopened.prevented == 1
