@@ -430,21 +430,6 @@ def authentic(chain_id: str, data: bytes) -> bool:
     return verify(chain_id, unwire(data))
 
 
-def signed_blocks(chain_id: str, data: bytes) -> tuple[Block, ...]:
-    """The blocks the wire message `data` carries (a proposal's block, the prepared
-    blocks of round changes, a sync response's blocks) if its signature holds, so a
-    node can check their transactions' signatures before the engine runs them; () for
-    any other message, or one that does not decode or verify."""
-    try:
-        message = unwire(data)
-    except DecodeError:
-        return ()
-    blocks = _blocks_of(message)
-    if not blocks or not authentic(chain_id, data):
-        return ()
-    return blocks
-
-
 def signed_txs(chain_id: str, data: bytes) -> tuple[Tx, ...]:
     """The transactions the wire message `data` carries (in its blocks, or in an
     AFBFT ordering) if its signature holds: what a node checks the signatures of

@@ -9,9 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from medchain.app import TransferArgs
 from medchain.consensus import (
     Checkpoint,
     Kind,
+    Ordering,
     Proposal,
     RoundChange,
     SyncRequest,
@@ -19,7 +21,7 @@ from medchain.consensus import (
     Vote,
     block_id,
     sign,
-    signed_blocks,
+    signed_txs,
     unwire,
     verify,
     verify_certificate,
@@ -36,11 +38,12 @@ from medchain.consensus._messages import (
     kind_of,
     signed_proposal,
 )
-from medchain.crypto import verify_signature
+from medchain.crypto import signed_tx, verify_signature
 from medchain.types import (
     Block,
     Certificate,
     DecodeError,
+    Tx,
     commit_signing_bytes,
     encode,
     proposal_signing_bytes,
@@ -171,7 +174,7 @@ def _vote_bytes(**changes: object) -> bytes:
 def test_malformed_messages_are_refused(data: bytes, why: str) -> None:
     with pytest.raises(DecodeError):
         unwire(data)
-    assert signed_blocks(CHAIN, data) == (), why
+    assert signed_txs(CHAIN, data) == (), why
 
 
 def test_kind_of_refuses_what_is_not_a_message() -> None:
@@ -179,19 +182,30 @@ def test_kind_of_refuses_what_is_not_a_message() -> None:
         kind_of(PreparedCertificate(0, FakeApp(PUBLIC).blocks[0], ()))  # type: ignore[arg-type]
 
 
-def test_signed_blocks_are_returned_only_under_a_valid_signature() -> None:
+def _transfer(nonce: int) -> Tx:
+    return signed_tx(KEYS[3], CHAIN, nonce, "accounts.transfer", TransferArgs(b"\x09" * 20, 1), 1)
+
+
+def test_signed_txs_are_returned_only_under_a_valid_signature() -> None:
+    """What the node checks the signatures of before the engine may run a block or
+    build an ordering: every transaction a signed message carries, and no others."""
     app = FakeApp(PUBLIC)
-    block, prepared = app.propose(1, 5, PUBLIC[1], b""), app.propose(1, 6, PUBLIC[2], b"")
-    cert = PreparedCertificate(0, prepared, ())
-    change = RoundChange(1, 1, (cert,), PUBLIC[1])
+    first, second, third = _transfer(0), _transfer(1), _transfer(2)
+    block = dataclasses.replace(app.propose(1, 5, PUBLIC[1], b""), txs=(first,))
+    prepared = dataclasses.replace(app.propose(1, 6, PUBLIC[2], b""), txs=(second,))
+    change = RoundChange(1, 1, (PreparedCertificate(0, prepared, ()),), PUBLIC[1])
     proposal = sign(
         CHAIN, Proposal(1, 1, block, b"", (sign(CHAIN, change, KEYS[1]),), PUBLIC[1]), KEYS[1]
     )
-    assert signed_blocks(CHAIN, wire(proposal)) == (block, prepared)
-    forged = dataclasses.replace(proposal, signature=KEYS[2].sign(b"other"))
-    assert signed_blocks(CHAIN, wire(forged)) == ()
+    assert signed_txs(CHAIN, wire(proposal)) == (first, second)
+    ordering = Ordering(block_id(app.last_block()), 7, (third, first))
+    ordered = sign(CHAIN, Proposal(1, 0, ordering, b"", (), PUBLIC[2]), KEYS[2])
+    assert signed_txs(CHAIN, wire(ordered)) == (third, first)
+    for message in (proposal, ordered):
+        forged = dataclasses.replace(message, signature=KEYS[0].sign(b"other"))
+        assert signed_txs(CHAIN, wire(forged)) == ()
     vote = sign(CHAIN, Vote(Kind.PREPARE, 1, 0, DIGEST, PUBLIC[0]), KEYS[0])
-    assert signed_blocks(CHAIN, wire(vote)) == ()  # carries no block
+    assert signed_txs(CHAIN, wire(vote)) == ()  # carries no transaction
 
 
 # -- commit certificates ---------------------------------------------------------------
