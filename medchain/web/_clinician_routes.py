@@ -17,17 +17,11 @@ from medchain.web._break_glass import patient_emergency, request_state
 from medchain.web._clinician import InvalidUpdate, my_patients, new_version, search_records
 from medchain.web._pages import Site
 from medchain.web._records import patients
-from medchain.web._routing import record_id_in, shows_errors
+from medchain.web._routing import hex_id_in, record_id_in, shows_errors
 
 
 def _request_id(request: Request) -> bytes:
-    try:
-        raw = bytes.fromhex(request.path_params["request_id"])
-    except ValueError:
-        raw = b""
-    if len(raw) != REQUEST_ID_SIZE:
-        raise MedchainError(f"that is not a request id ({2 * REQUEST_ID_SIZE} hex characters)")
-    return raw
+    return hex_id_in(request, "request_id", REQUEST_ID_SIZE, "a request id")
 
 
 def clinician_routes(site: Site, client: MedchainClient) -> list[Route]:

@@ -47,12 +47,18 @@ def shows_errors(site: Site, handler: Handler) -> Handler:
     return run
 
 
-def record_id_in(request: Request) -> bytes:
-    """The record id in the path (`record_id`, 32 hex characters)."""
+def hex_id_in(request: Request, name: str, size: int, what: str) -> bytes:
+    """The `size`-byte id the path names as `name`, in hex; a clear error naming
+    `what` it should be otherwise."""
     try:
-        raw = bytes.fromhex(request.path_params["record_id"])
+        raw = bytes.fromhex(request.path_params[name])
     except ValueError:
         raw = b""
-    if len(raw) != RECORD_ID_SIZE:
-        raise MedchainError(f"that is not a record id ({2 * RECORD_ID_SIZE} hex characters)")
+    if len(raw) != size:
+        raise MedchainError(f"that is not {what} ({2 * size} hex characters)")
     return raw
+
+
+def record_id_in(request: Request) -> bytes:
+    """The record id in the path (`record_id`, 32 hex characters)."""
+    return hex_id_in(request, "record_id", RECORD_ID_SIZE, "a record id")
