@@ -12,7 +12,10 @@ Only the loop touches the signature cache and the bookkeeping here; a worker onl
 `run_checks` on plain data. The workers take the sources' checks in turn (a client's
 transfer is not stuck behind another client's burst of forged rings), and run at a
 lower CPU priority than the loop. A check asked for twice while it runs (a transaction
-gossiped and proposed at once) runs once. A check that failed is remembered, so the
+gossiped and proposed at once) runs once. Consensus asks for its checks `urgent`: they
+go before every source's turn, even if the same check already waits in a source's
+queue (it is skipped there once passed), so a proposal is not held behind a backlog
+of gossip. A check that failed is remembered, so the
 same forgery sent again costs nothing."""
 
 from __future__ import annotations
@@ -77,6 +80,10 @@ class Verifier:
         self._tasks: set[asyncio.Task[None]] = set()
         self._queues: dict[str, deque[list[SignatureCheck]]] = {}
         """Chunks waiting for a worker, per source."""
+        self._urgent: deque[list[SignatureCheck]] = deque()
+        """Chunks waiting for a worker ahead of every source's."""
+        self._urgent_waits: dict[bytes, asyncio.Future[bool]] = {}
+        """Urgent checks waiting or running, by key."""
         self._ready: list[tuple[int, int, str]] = []
         """Heap of the sources with chunks waiting: (turn last served, arrival, source)."""
         self._arrivals = 0
@@ -101,12 +108,14 @@ class Verifier:
             return False
         return None
 
-    async def verify(self, checks: Sequence[SignatureCheck], source: str = "") -> list[bool]:
+    async def verify(
+        self, checks: Sequence[SignatureCheck], source: str = "", *, urgent: bool = False
+    ) -> list[bool]:
         """Whether each check passes, in order; runs in the workers those not known.
         A pass is in the signature cache when this returns. The workers take the
         sources' chunks in turn, so one source's backlog does not hold back another's
-        checks. Cancelling the caller leaves the checks running: others may be waiting
-        for them."""
+        checks; `urgent` ones before all of them. Cancelling the caller leaves the
+        checks running: others may be waiting for them."""
         loop = asyncio.get_running_loop()
         waits: list[asyncio.Future[bool]] = []
         chunk: list[SignatureCheck] = []
@@ -118,20 +127,26 @@ class Verifier:
                 done.set_result(known)
                 waits.append(done)
                 continue
-            running = self._running.get(check.key)
+            waiting = self._urgent_waits if urgent else self._running
+            running = waiting.get(check.key)
             if running is None:
-                running = self._running[check.key] = loop.create_future()
+                running = waiting[check.key] = loop.create_future()
                 chunk.append(check)
                 chunk_cost += check.cost
                 if chunk_cost >= self.chunk_cost:
-                    self._enqueue(source, chunk)
+                    self._enqueue(source, chunk, urgent)
                     chunk, chunk_cost = [], 0
             waits.append(running)
         if chunk:
-            self._enqueue(source, chunk)
+            self._enqueue(source, chunk, urgent)
         return list(await asyncio.gather(*(asyncio.shield(w) for w in waits)))
 
-    def _enqueue(self, source: str, chunk: list[SignatureCheck]) -> None:
+    def _enqueue(self, source: str, chunk: list[SignatureCheck], urgent: bool) -> None:
+        if urgent:
+            self._urgent.append(chunk)
+            self.backlog += sum(check.cost for check in chunk)
+            self._dispatch()
+            return
         queue = self._queues.get(source)
         if queue is None:
             queue = self._queues[source] = deque()
@@ -146,7 +161,10 @@ class Verifier:
 
     def _dispatch(self) -> None:
         """Hand chunks to free workers: next, the source served longest ago (one that
-        just started waiting first), so each waiting source gets its turn."""
+        just started waiting first), so each waiting source gets its turn; urgent
+        chunks before them all."""
+        while self._busy < self.workers and self._urgent:
+            self._start(self._urgent.popleft())
         while self._busy < self.workers and self._ready:
             _, _, source = heapq.heappop(self._ready)
             queue = self._queues[source]
@@ -160,18 +178,24 @@ class Verifier:
                 self._line(source, self._turns)
             else:
                 del self._queues[source]
-            self._busy += 1
-            task = asyncio.ensure_future(self._run(chunk))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._start(chunk)
+
+    def _start(self, chunk: list[SignatureCheck]) -> None:
+        self._busy += 1
+        task = asyncio.ensure_future(self._run(chunk))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _run(self, chunk: list[SignatureCheck]) -> None:
         cost = sum(check.cost for check in chunk)
+        passed_already = [check for check in chunk if self.cache.seen(check.key)]
+        chunk = [check for check in chunk if not self.cache.seen(check.key)]
         try:
             loop = asyncio.get_running_loop()
             outcomes = await loop.run_in_executor(self._pool, run_checks, chunk)
         except BaseException as exc:  # closing (cancelled), or the pool is shut down
             _abandon(self._running, chunk, exc)
+            _abandon(self._urgent_waits, chunk, exc)
             raise
         finally:
             self.backlog -= cost
@@ -185,7 +209,14 @@ class Verifier:
             else:
                 self._remember_failure(check.key)
                 self.failed_units += check.cost
-            future = self._running.pop(check.key, None)
+            self._settle(check.key, passed)
+        for check in passed_already:  # an urgent check ran while this one waited
+            self._settle(check.key, True)
+
+    def _settle(self, key: bytes, passed: bool) -> None:
+        """Tell whoever waits for the check `key` (urgently or not) its outcome."""
+        for waiting in (self._running, self._urgent_waits):
+            future = waiting.pop(key, None)
             if future is not None and not future.done():
                 future.set_result(passed)
 
@@ -201,6 +232,9 @@ class Verifier:
         for queue in self._queues.values():
             for chunk in queue:
                 _abandon(self._running, chunk, None)
+        for chunk in self._urgent:
+            _abandon(self._urgent_waits, chunk, None)
+        self._urgent.clear()
         self._queues.clear()
         self._ready.clear()
         self._last_served.clear()

@@ -12,6 +12,7 @@ from medchain.app import SignatureCache, SignatureCheck, run_checks
 from medchain.crypto import AccountKeys
 from medchain.node import _verifier
 from medchain.node._verifier import Verifier
+from tests.waiting import until
 
 KEYS = AccountKeys.generate()
 
@@ -104,6 +105,29 @@ def test_the_workers_take_the_sources_in_turn(monkeypatch: pytest.MonkeyPatch) -
         assert await asking == [True] and await flooding == [False] * 5
         assert workers.ran.index(honest.key) == 1  # right after the chunk that was running
         assert verifier.backlog == 0
+        await verifier.close()
+
+    asyncio.run(scenario())
+
+
+def test_urgent_checks_go_first_even_those_already_queued(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proposal's checks do not wait behind a backlog of gossip, even a check that
+    gossip queued first: it runs urgently, and the gossip's wait for it ends too."""
+    workers = Workers(monkeypatch)
+    workers.release.clear()
+
+    async def scenario() -> None:
+        verifier = Verifier(SignatureCache(), workers=1, chunk_cost=1)
+        gossip = [_check(b"gossiped %d" % i) for i in range(4)]
+        gossiping = asyncio.ensure_future(verifier.verify(gossip, "peer:node2"))
+        await asyncio.to_thread(workers.started.wait, 30)  # the first chunk is running
+        proposed = asyncio.ensure_future(verifier.verify(gossip[3:], "peer:node1", urgent=True))
+        await asyncio.sleep(0)  # one loop turn: the urgent check is queued
+        workers.release.set()
+        assert await proposed == [True] and await gossiping == [True] * 4
+        assert workers.ran.index(gossip[3].key) == 1  # right after the running chunk
+        await until(lambda: verifier.backlog == 0, what="gossip's turn")
+        assert workers.ran.count(gossip[3].key) == 1  # not run again in gossip's turn
         await verifier.close()
 
     asyncio.run(scenario())
