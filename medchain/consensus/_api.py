@@ -13,7 +13,7 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
-from medchain.consensus._messages import Checkpoint, Ordering
+from medchain.consensus._messages import Checkpoint, Message, Ordering
 from medchain.types import Block, EquivocationEvidence, InvalidProposalEvidence, Tx
 
 # -- events (driver -> engine) ------------------------------------------------------
@@ -34,6 +34,10 @@ class MessageReceived:
     sender: bytes | None = None
     """The authenticated peer the bytes came from, when the driver knows it (a block
     request is answered only to the peer that sent it, never to one it names)."""
+    decoded: Message | None = None
+    """The message `data` stands for, when the driver had to decode it itself (the
+    node completes an AFBFT ordering relayed as transaction ids from its mempool);
+    the engine then authenticates it instead of decoding `data` again."""
 
 
 class TimerKind(enum.StrEnum):
@@ -65,7 +69,22 @@ class TxsAvailable:
     now_ms: int
 
 
-Event = Start | MessageReceived | TimerFired | TxsAvailable
+@dataclass(frozen=True, slots=True)
+class ProposalComing:
+    """The driver holds a signed proposal of `proposer` for (height, round) whose
+    transactions it is still checking (or fetching) before handing it over. AFBFT's
+    proposal window waits for it as for one arrived late, up to half the round's
+    timeout, instead of ranking the draws without it: under load those checks take
+    longer than the window, and validators that rank different subsets of the
+    candidates prepare different blocks and lose the round."""
+
+    now_ms: int
+    height: int
+    round: int
+    proposer: bytes
+
+
+Event = Start | MessageReceived | TimerFired | TxsAvailable | ProposalComing
 
 # -- actions (engine -> driver) -----------------------------------------------------
 
@@ -80,6 +99,9 @@ class Broadcast:
     step: tuple[int, int] | None = None
     """(height, round) of a proposal, vote or round change: a validator must never
     sign two different messages of one kind there (the node's WAL holds it to that)."""
+    message: Message | None = None
+    """The signed message `data` encodes, for a driver that relays some messages in
+    a form of its own (the node sends an AFBFT ordering as transaction ids)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from medchain.consensus._api import (
     ConsensusApp,
     Event,
     MessageReceived,
+    ProposalComing,
     ReportEvidence,
     Send,
     SetTimer,
@@ -122,6 +123,12 @@ class _Round:
     window_closed: bool = False
     """AFBFT: the proposal window of this round is over; prepare the lowest draw."""
     window_deadline: int | None = None
+    window_cap: int | None = None
+    """AFBFT: the latest the window waits for proposals the driver said are coming."""
+    coming: set[bytes] = field(default_factory=set)
+    """AFBFT: candidates whose proposal the driver holds, still being checked."""
+    extended: bool = False
+    """AFBFT: the window outlived its deadline, waiting for `coming` proposals."""
     prepares: dict[bytes, dict[bytes, Vote]] = field(default_factory=dict)
     commits: dict[bytes, dict[bytes, Vote]] = field(default_factory=dict)
     voted_prepare: bool = False
@@ -214,11 +221,13 @@ class BftEngine:
         if isinstance(event, Start):
             self._resume()
         elif isinstance(event, MessageReceived):
-            self._receive(event.data, event.sender)
+            self._receive(event.data, event.sender, event.decoded)
         elif isinstance(event, TimerFired):
             self._on_timer(event.timer)
         elif isinstance(event, TxsAvailable):
             pass  # proposals are paced by the block interval; pending txs ride the next block
+        elif isinstance(event, ProposalComing):
+            self._on_coming(event)
         actions, self._actions = self._actions, []
         return actions
 
@@ -297,10 +306,39 @@ class BftEngine:
             if not current.candidates:
                 current.window_deadline = None  # nothing yet: the first proposal reopens it
                 return
+            if self._awaited(state, current):
+                self._wait_longer(timer.round, current)
+                return
             current.window_closed = True
             self._choose(state, timer.round)
         elif timer.kind is TimerKind.ROUND and timer.round == state.round:
             self._enter_round(state, state.round + 1)
+
+    def _on_coming(self, event: ProposalComing) -> None:
+        state = self._state
+        if (
+            state is None
+            or event.height != state.plan.height
+            or event.round < state.round
+            or state.plan.kind is not EngineKind.AFBFT
+            or event.proposer not in state.plan.order
+        ):
+            return
+        current = state.at(event.round)
+        if not current.window_closed:
+            current.coming.add(event.proposer)
+
+    def _awaited(self, state: _Height, current: _Round) -> bool:
+        """Is the window to wait on for a proposal the driver holds (within its cap)?"""
+        late = current.coming - current.candidates.keys() - state.excluded
+        return bool(late) and current.window_cap is not None and self.now < current.window_cap
+
+    def _wait_longer(self, round_: int, current: _Round) -> None:
+        assert current.window_cap is not None
+        current.extended = True
+        deadline = min(self.now + self.config.proposal_window_ms, current.window_cap)
+        current.window_deadline = deadline
+        self._set_timer(TimerKind.PROPOSAL_WINDOW, round_, deadline - self.now)
 
     def _enter_round(self, state: _Height, round_: int) -> None:
         """Give up on the current round: ask everyone to move to `round_`."""
@@ -338,6 +376,8 @@ class BftEngine:
         ):
             return
         current.window_deadline = deadline
+        if current.window_cap is None:
+            current.window_cap = self.now + self._timeout(round_) // 2
         self._set_timer(TimerKind.PROPOSAL_WINDOW, round_, deadline - self.now)
 
     def _own_proof(self, state: _Height) -> bytes:
@@ -388,14 +428,16 @@ class BftEngine:
 
     # -- receiving ------------------------------------------------------------------
 
-    def _receive(self, data: bytes, sender: bytes | None = None) -> None:
+    def _receive(
+        self, data: bytes, sender: bytes | None = None, decoded: Message | None = None
+    ) -> None:
         self.stats.received += 1
         digest = hashlib.sha256(data).digest()
         if digest in self._seen:
             self.stats.dropped_duplicate += 1
             return
         try:
-            message = unwire(data)
+            message = decoded if decoded is not None else unwire(data)
         except (DecodeError, KeyError, ValueError):
             self.stats.dropped_malformed += 1
             return
@@ -405,7 +447,8 @@ class BftEngine:
         if not isinstance(message, SyncRequest) and signer_of(message) not in voters:
             self.stats.dropped_unknown_sender += 1
             return
-        if not authentic(self.config.chain_id, data):
+        chain_id = self.config.chain_id
+        if not (verify(chain_id, message) if decoded is not None else authentic(chain_id, data)):
             self.stats.dropped_bad_signature += 1
             return
         if isinstance(message, SyncRequest):
@@ -533,7 +576,9 @@ class BftEngine:
         current = state.at(proposal.round)
         current.candidates[proposal.proposer] = proposal
         self._open_window(state, proposal.round)
-        if plan.kind is EngineKind.AFBFT and self._every_seat_heard(state, current):
+        if plan.kind is EngineKind.AFBFT and (
+            self._every_seat_heard(state, current) or self._waited_for(state, current)
+        ):
             current.window_closed = True  # no later proposal can draw lower: rank now
         self._choose(state, proposal.round)
         self._recheck_quorums(state, proposal.round)
@@ -546,6 +591,11 @@ class BftEngine:
             self._check_prepared(state, round_, digest)
         for digest in sorted(current.commits):
             self._check_committed(state, round_, digest)
+
+    def _waited_for(self, state: _Height, current: _Round) -> bool:
+        """The window's deadline passed while it waited for proposals said to be
+        coming, and the last of them is in: rank now."""
+        return current.extended and not self._awaited(state, current)
 
     @staticmethod
     def _every_seat_heard(state: _Height, current: _Round) -> bool:
@@ -931,7 +981,7 @@ class BftEngine:
             if isinstance(signed, Proposal | Vote | RoundChange)
             else None
         )
-        self._actions.append(Broadcast(wire(signed), kind_of(signed), step))
+        self._actions.append(Broadcast(wire(signed), kind_of(signed), step, signed))
         self._dispatch(signed)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -289,6 +290,77 @@ class OrderingBody:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class CompactOrdering:
+    """An AFBFT ordering as nodes relay it: the proposal with its transactions' ids
+    in place of their bodies, but for the few the proposer expects its peers to lack
+    (handed to it by its clients moments before). Each validator holds the rest
+    already, gossiped to its mempool, and the K candidates' orderings mostly repeat
+    one another, so sending every body K times a height cost a validator more
+    decoding than anything else it did. The receiver takes the bodies from its
+    mempool by id and asks the proposer for any it still lacks. The ids alone
+    determine the ordering id the proposer signed, so the signature is checked
+    before any body is looked up or fetched, and a body is taken only if it hashes to
+    its id."""
+
+    shell: OrderingBody
+    """The proposal as it travels, its `txs` only the bodies sent along."""
+    tx_ids: tuple[bytes, ...]
+    sent: tuple[int, ...]
+    """The positions, ascending, of the bodies in `shell.txs`."""
+
+    @classmethod
+    def of(cls, proposal: Proposal, send_body: Callable[[bytes], bool]) -> CompactOrdering:
+        """`send_body(tx_id)`: whether peers are likely to lack that body."""
+        body = OrderingBody.of(proposal)
+        ids = tuple(tx_id(tx) for tx in body.txs)
+        sent = tuple(k for k, identity in enumerate(ids) if send_body(identity))
+        bodies = tuple(body.txs[k] for k in sent)
+        return cls(dataclasses.replace(body, txs=bodies), ids, sent)
+
+    def bodies(self) -> dict[int, Tx]:
+        """The bodies sent along, by position."""
+        return dict(zip(self.sent, self.shell.txs, strict=True))
+
+    def digest(self) -> bytes:
+        """The ordering id its proposer signed."""
+        shell = self.shell
+        return _ordering_digest(
+            shell.height, shell.parent, shell.time_ms, shell.vrf_proof, self.tx_ids
+        )
+
+    def authentic(self, chain_id: str) -> bool:
+        shell = self.shell
+        signed = proposal_signing_bytes(chain_id, shell.height, shell.round, self.digest())
+        return _verify_cached(shell.proposer, signed, shell.signature)
+
+    def proposal(self, txs: tuple[Tx, ...]) -> Proposal:
+        """The proposal, given its transactions' bodies in order (each one checked
+        against its id: a body that is not the signed one is refused)."""
+        if len(txs) != len(self.tx_ids) or any(
+            tx_id(tx) != identity for tx, identity in zip(txs, self.tx_ids, strict=True)
+        ):
+            raise DecodeError("the transactions are not the ones the ordering names")
+        return dataclasses.replace(self.shell, txs=txs).proposal()
+
+
+def unwire_compact(data: bytes, max_txs: int) -> CompactOrdering:
+    """Decode a relayed ordering naming at most `max_txs` transactions; DecodeError
+    for anything malformed, as `unwire`."""
+    compact = decode(CompactOrdering, data)
+    count, sent = len(compact.tx_ids), compact.sent
+    if count > max_txs:
+        raise DecodeError(f"a relayed ordering names {count} transactions, at most {max_txs}")
+    if any(len(identity) != 32 for identity in compact.tx_ids):
+        raise DecodeError("a transaction id is not 32 bytes")
+    if len(sent) != len(compact.shell.txs) or (
+        sent and (list(sent) != sorted(set(sent)) or not 0 <= sent[0] <= sent[-1] < count)
+    ):
+        raise DecodeError("a relayed ordering's bodies are not at distinct positions of it")
+    _check_bounds(compact.shell.proposal())
+    return compact
+
+
 def _empty_certificate(header: Header) -> Certificate:
     return Certificate(header.height, 0, _header_id(header), ())
 
@@ -481,13 +553,17 @@ def ordering_id(height: int, ordering: Ordering, vrf_proof: bytes) -> bytes:
     the block built from it takes from the proposal (height, parent, time, the draw
     that goes into the header, the transactions in order), so one signed ordering
     builds one block. Its own hash domain keeps it from ever equalling a block id."""
+    ids = tuple(tx_id(tx) for tx in ordering.txs)
+    return _ordering_digest(height, ordering.parent, ordering.time_ms, vrf_proof, ids)
+
+
+def _ordering_digest(
+    height: int, parent: bytes, time_ms: int, vrf_proof: bytes, tx_ids: tuple[bytes, ...]
+) -> bytes:
+    """`ordering_id` from the transactions' ids alone: a compact ordering's signature
+    is checked before any body is looked up or fetched."""
     statement = _OrderingStatement(
-        height,
-        ordering.parent,
-        ordering.time_ms,
-        vrf_proof,
-        merkle_root([tx_id(tx) for tx in ordering.txs]),
-        len(ordering.txs),
+        height, parent, time_ms, vrf_proof, merkle_root(list(tx_ids)), len(tx_ids)
     )
     return tagged_hash("medchain/ordering", encode(statement))
 

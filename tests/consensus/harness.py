@@ -16,6 +16,7 @@ from medchain.consensus import (
     Committed,
     EngineConfig,
     EngineKind,
+    Event,
     MessageReceived,
     Ordering,
     ReportEvidence,
@@ -222,7 +223,7 @@ class Solo:
         """Every message the engine broadcast, decoded, in order."""
         self.evidence: list[object] = []
 
-    def feed(self, event: Start | MessageReceived | TimerFired) -> list[object]:
+    def feed(self, event: Event) -> list[object]:
         """Hand the engine one event; record what it sends; return those messages."""
         out: list[object] = []
         for action in self.engine.handle(event):

@@ -15,6 +15,7 @@ from medchain.consensus import (
     Kind,
     Ordering,
     Proposal,
+    ProposalComing,
     RoundChange,
     Start,
     TimerKind,
@@ -250,3 +251,67 @@ def test_an_ordering_travels_and_is_signed_as_its_id() -> None:
     assert proposal_digest(changed) != proposal_digest(made)
     data = proposal_signing_bytes(CHAIN, 1, 0, proposal_digest(made))
     assert verify_signature(solo.keys[0].public_key, data, made.signature)
+
+
+# -- a proposal the driver holds while it checks it -------------------------------------
+
+
+def coming(solo: Solo, who: int) -> list[object]:
+    """The driver tells the engine it holds `who`'s ordering, still being checked."""
+    return solo.feed(ProposalComing(solo.now, 1, 0, solo.keys[who].public_key))
+
+
+def test_the_window_waits_for_a_proposal_the_driver_holds_and_ranks_it_in() -> None:
+    solo = Solo(EngineKind.AFBFT, me=ME, **FAST)
+    without_me(solo)
+    solo.start()
+    low, second, third = ranked(solo, (0, 1, 2))
+    solo.receive(ordering(solo, second))
+    solo.receive(ordering(solo, third))
+    coming(solo, low)
+    assert votes(close_window(solo, 0), Kind.PREPARE, 0) == []  # the deadline passed: waits
+    lowest = ordering(solo, low)
+    (prepare,) = votes(solo.receive(lowest), Kind.PREPARE, 0)  # ranked the moment it is in
+    assert prepare.block_hash == block_id(block_of(solo, lowest))
+
+
+def test_without_word_of_it_the_window_closes_on_the_proposals_in() -> None:
+    solo = Solo(EngineKind.AFBFT, me=ME, **FAST)
+    without_me(solo)
+    solo.start()
+    _, second, third = ranked(solo, (0, 1, 2))
+    best_in = ordering(solo, second)
+    solo.receive(best_in)
+    solo.receive(ordering(solo, third))
+    (prepare,) = votes(close_window(solo, 0), Kind.PREPARE, 0)
+    assert prepare.block_hash == block_id(block_of(solo, best_in))
+
+
+def test_the_wait_for_a_proposal_said_to_be_coming_ends_at_half_the_round_timeout() -> None:
+    solo = Solo(EngineKind.AFBFT, me=ME, **FAST)
+    without_me(solo)
+    solo.start()
+    opened = solo.now
+    low, second, third = ranked(solo, (0, 1, 2))
+    best_in = ordering(solo, second)
+    solo.receive(best_in)
+    solo.receive(ordering(solo, third))
+    coming(solo, low)  # and it never comes
+    prepares: list[Vote] = []
+    while not prepares:
+        prepares = votes(close_window(solo, 0), Kind.PREPARE, 0)
+    assert solo.now - opened <= FAST["round_timeout_ms"] // 2 + FAST["proposal_window_ms"]
+    assert prepares[0].block_hash == block_id(block_of(solo, best_in))
+
+
+def test_word_of_a_proposal_from_no_seated_candidate_changes_nothing() -> None:
+    solo = Solo(EngineKind.AFBFT, me=ME, **FAST)
+    without_me(solo)
+    solo.start()
+    low, second, _ = ranked(solo, (0, 1, 2))
+    best_in = ordering(solo, low)
+    solo.receive(best_in)
+    solo.receive(ordering(solo, second))
+    coming(solo, ME)  # not seated this height
+    (prepare,) = votes(close_window(solo, 0), Kind.PREPARE, 0)
+    assert prepare.block_hash == block_id(block_of(solo, best_in))
