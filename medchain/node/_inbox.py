@@ -10,6 +10,14 @@ to catch up) would cost up to `max_block_txs` Ed25519 checks and
 workers first; the engine then finds them cached. Messages after one being checked
 wait behind it, so the engine still sees every peer's messages in arrival order.
 
+AFBFT orderings arrive from the `OrderingRelay` by their transactions' ids: they wait
+here while their bodies are taken from the mempool (or fetched from the proposer), and
+reach the engine decoded, in order with the rest. Their signatures not checked yet are
+not waited for: K candidates propose and only the winner's ordering is built, so the
+engine ranks them at once and checks what the winner's block needs as it builds it;
+the others' are checked in the workers meanwhile (gossip brings the same
+transactions), a forgery charged to the peer as above.
+
 Only messages whose signature holds are checked ahead (the engine drops the others at
 once). Signatures that fail are charged to the peer's budget: honest validators
 never send blocks with forged signatures, so a peer whose budget is overdrawn has its
@@ -21,12 +29,14 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from medchain.app import ANONYMOUS_METHODS, Ledger, SignatureCheck
-from medchain.consensus import signed_txs
+from medchain.consensus import CompactOrdering, Ordering, Proposal, signed_txs
 from medchain.node._budget import Budgets
+from medchain.node._ordering_relay import OrderingRelay
 from medchain.node._verifier import Verifier
 from medchain.types import MedchainError, Tx, tx_id
 
@@ -40,60 +50,126 @@ class ConsensusInbox:
         ledger: Callable[[], Ledger],
         verifier: Verifier,
         peers: Budgets,
-        deliver: Callable[[bytes, bytes], None],
+        deliver: Callable[[bytes, bytes, Proposal | None], None],
         peer_name: Callable[[bytes], str],
+        relay: OrderingRelay,
+        coming: Callable[[CompactOrdering], None] = lambda compact: None,
     ) -> None:
         """`ledger()` is the node's ledger at the time (it is replaced after a failed
-        commit); `deliver(peer, payload)` hands a message to the engine; `peers` are
-        the budgets of the peers, by `peer_name(key)`."""
+        commit); `deliver(peer, payload, decoded)` hands a message to the engine
+        (`decoded` for a completed ordering); `peers` are the budgets of the peers,
+        by `peer_name(key)`; `relay` completes orderings sent by ids, and `coming`
+        is told of each authentic one as it starts waiting."""
         self._chain_id = chain_id
         self._ledger = ledger
         self._verifier = verifier
         self._peers = peers
         self._deliver = deliver
         self._peer_name = peer_name
+        self._relay = relay
+        self._coming = coming
         self._queue: deque[_Waiting] = deque()
         self._draining: asyncio.Task[None] | None = None
         self.checked_ahead = 0
         """Messages whose blocks had signatures to check before the engine saw them."""
         self.dropped = 0
         """Messages dropped: their peer's budget was overdrawn by forged signatures."""
+        self.checked_behind = 0
+        """Relayed orderings handed on with signatures still to check: the engine
+        builds only the winner's block (checking those of its transactions not checked
+        yet as it does), and the rest are checked here meanwhile, a forgery charged
+        to its peer."""
+        self._behind: set[asyncio.Task[None]] = set()
+        self.orderings_dropped = 0
+        """Relayed orderings dropped: forged, or their bodies could not be had."""
 
     def receive(self, peer: bytes, payload: bytes) -> None:
         checks = self._checks(payload)
         if checks:
-            if self._peers.wait_s(self._peer_name(peer)) > 0:
-                self.dropped += 1
+            if self._overdrawn(peer):
                 return
             self.checked_ahead += 1
-            who = "peer:" + self._peer_name(peer)
-            pending = asyncio.ensure_future(self._verifier.verify(checks, who))
-            self._queue.append(_Waiting(peer, payload, checks, pending))
+            self._wait_for(peer, payload, self._checked(peer, checks), relayed=False)
         elif self._queue:
-            self._queue.append(_Waiting(peer, payload, [], None))  # behind one being checked
+            self._wait_for(peer, payload, None, relayed=False)  # behind one being checked
         else:
-            self._deliver(peer, payload)
+            self._deliver(peer, payload, None)
+
+    def receive_ordering(self, peer: bytes, payload: bytes, compact: CompactOrdering) -> None:
+        """An ordering relayed by ids (`payload` its frame): delivered decoded once its
+        bodies are in hand and their signatures checked."""
+        if not compact.authentic(self._chain_id):
+            self.orderings_dropped += 1  # the engine would drop it: fetch nothing for it
             return
+        if self._overdrawn(peer):
+            return
+        self._coming(compact)
+        self._wait_for(peer, payload, self._completed(peer, compact), relayed=True)
+
+    def _overdrawn(self, peer: bytes) -> bool:
+        if self._peers.wait_s(self._peer_name(peer)) > 0:
+            self.dropped += 1
+            return True
+        return False
+
+    def _wait_for(
+        self,
+        peer: bytes,
+        payload: bytes,
+        work: Coroutine[Any, Any, _Outcome] | None,
+        *,
+        relayed: bool,
+    ) -> None:
+        pending = None if work is None else asyncio.ensure_future(work)
+        self._queue.append(_Waiting(peer, payload, pending, relayed))
         if self._draining is None or self._draining.done():
             self._draining = asyncio.ensure_future(self._drain())
 
     async def _drain(self) -> None:
         while self._queue:
             waiting = self._queue[0]
+            outcome: _Outcome = None
             if waiting.pending is not None:
                 try:
-                    outcomes = await waiting.pending
-                except Exception:
-                    outcomes = []
-                self._charge(waiting, outcomes)
+                    outcome = await waiting.pending
+                except Exception:  # checked in the engine instead; an ordering is lost
+                    outcome = _DROP if waiting.relayed else None
             self._queue.popleft()
-            self._deliver(waiting.peer, waiting.payload)
+            if not isinstance(outcome, _Drop):
+                self._deliver(waiting.peer, waiting.payload, outcome)
 
-    def _charge(self, waiting: _Waiting, outcomes: list[bool]) -> None:
-        failed = [c for c, ok in zip(waiting.checks, outcomes, strict=False) if not ok]
+    async def _checked(self, peer: bytes, checks: list[SignatureCheck]) -> _Outcome:
+        await self._verify(peer, checks, urgent=True)
+        return None
+
+    async def _completed(self, peer: bytes, compact: CompactOrdering) -> _Outcome:
+        proposal = await self._relay.complete(peer, compact)
+        if isinstance(proposal, str):
+            self.orderings_dropped += 1
+            log.info(
+                "dropped an ordering of %s for height %d: %s",
+                self._peer_name(peer),
+                compact.shell.height,
+                proposal,
+            )
+            return _DROP
+        assert isinstance(proposal.block, Ordering)
+        checks = self._tx_checks(proposal.block.txs)
+        if checks:  # in the background: only the winning ordering is built
+            self.checked_behind += 1
+            task = asyncio.ensure_future(self._verify(peer, checks, urgent=False))
+            self._behind.add(task)
+            task.add_done_callback(self._behind.discard)
+        return proposal
+
+    async def _verify(self, peer: bytes, checks: list[SignatureCheck], *, urgent: bool) -> None:
+        """Run `checks` (`urgent`: a message waits for them), charging failures."""
+        who = "peer:" + self._peer_name(peer)
+        outcomes = await self._verifier.verify(checks, who, urgent=urgent)
+        failed = [c for c, ok in zip(checks, outcomes, strict=False) if not ok]
         if not failed:
             return
-        name = self._peer_name(waiting.peer)
+        name = self._peer_name(peer)
         self._peers.bucket(name).take(sum(c.cost for c in failed), self._peers.now())
         log.warning(
             "peer %s sent a signed block holding %d transaction(s) whose signature does not verify",
@@ -126,6 +202,8 @@ class ConsensusInbox:
         return checks
 
     async def close(self) -> None:
+        for task in self._behind:
+            task.cancel()
         if self._draining is not None:
             self._draining.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -136,9 +214,21 @@ class ConsensusInbox:
         self._queue.clear()
 
 
+class _Drop:
+    """A waiting message that is not to reach the engine."""
+
+
+_DROP = _Drop()
+
+_Outcome = Proposal | None | _Drop
+"""What a waiting message's work ends in: the completed ordering to deliver, None to
+deliver the bytes as they came, or `_DROP`."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Waiting:
     peer: bytes
     payload: bytes
-    checks: list[SignatureCheck]
-    pending: asyncio.Future[list[bool]] | None
+    pending: asyncio.Future[_Outcome] | None
+    relayed: bool
+    """A relayed ordering's frame: the engine can take it only decoded."""

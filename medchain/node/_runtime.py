@@ -32,9 +32,13 @@ from medchain.consensus import (
     Broadcast,
     CheckpointCertified,
     Committed,
+    CompactOrdering,
     EngineConfig,
     Event,
     MessageReceived,
+    Ordering,
+    Proposal,
+    ProposalComing,
     ReportEvidence,
     Send,
     SetTimer,
@@ -43,6 +47,7 @@ from medchain.consensus import (
     TimerFired,
     engine_kind,
     quorum_size,
+    unwire,
 )
 from medchain.crypto import AccountKeys, load_keys
 from medchain.node._admission import Admission, AdmissionStats, RateLimited, Source
@@ -66,6 +71,7 @@ from medchain.node._inbox import ConsensusInbox
 from medchain.node._ledger_app import LedgerApp
 from medchain.node._localchain import GENESIS_FILE, STORE_FILE, wall_clock_ms
 from medchain.node._metrics import NodeMetrics
+from medchain.node._ordering_relay import ORDERING_CHANNEL, OrderingRelay, RelayStats
 from medchain.node._signlog import SignLog
 from medchain.node._snapshot_files import SnapshotFiles
 from medchain.node._snapshot_sync import (
@@ -101,6 +107,10 @@ TX_CHANNEL = 2
 MAX_GOSSIP_BATCH = 2_000
 _RATE_WINDOW_S = 10.0
 _REFUSAL_LOG_INTERVAL_S = 60.0
+SEND_BODY_FOR_S = 1.0
+"""How long after a client handed this node a transaction its orderings carry the
+body: gossip reaches the peers within milliseconds, but under load their signature
+checks queue for hundreds; past this they hold it, or ask for it."""
 _ENGINE_COUNTERS = (
     "dropped_malformed",
     "dropped_bad_signature",
@@ -352,6 +362,10 @@ class Node:
         self.admission = Admission(
             self.app.mempool, self.verifier, self.config.admission, preflight=self.app.preflight
         )
+        self.relay = OrderingRelay(
+            self.transport, self._pending_tx, self._genesis.params.max_block_txs
+        )
+        """AFBFT orderings sent and received by their transactions' ids."""
         self.inbox = ConsensusInbox(
             self._genesis.chain_id,
             lambda: self.app.ledger,
@@ -359,6 +373,8 @@ class Node:
             self.admission.peers,
             self._deliver_consensus,
             self._peer_name,
+            self.relay,
+            self._ordering_coming,
         )
         self._export_admission_metrics()
 
@@ -371,6 +387,8 @@ class Node:
         self._waiters: dict[bytes, list[asyncio.Future[Receipt]]] = {}
         self._admitted: dict[bytes, float] = {}
         """Monotonic admission time of transactions submitted here (commit latency)."""
+        self._arriving: dict[bytes, Tx] = {}
+        """Transactions gossiped to this node while they are being admitted, by id."""
         self._gossip: list[bytes] = []
         self._gossip_scheduled = False
         self._commits: deque[tuple[float, int]] = deque()
@@ -675,8 +693,7 @@ class Node:
         prevented_before = self.signlog.prevented
         for action in actions:
             if isinstance(action, Broadcast):
-                data = next(admitted)
-                self.transport.broadcast(bytes([CONSENSUS_CHANNEL]) + data)
+                self.transport.broadcast(self._outgoing(action, next(admitted)))
                 self.metrics.consensus_messages.labels("out").inc()
             elif isinstance(action, Send):
                 self.transport.send(action.to, bytes([CONSENSUS_CHANNEL]) + action.data)
@@ -696,6 +713,28 @@ class Node:
         if changes > self._round_changes:
             self.metrics.round_changes.inc(changes - self._round_changes)
             self._round_changes = changes
+
+    def _outgoing(self, action: Broadcast, data: bytes) -> bytes:
+        """The frame a signed message leaves in: an AFBFT ordering by its transactions'
+        ids (`relay`), anything else as signed. `data` is what the WAL let out: the
+        engine's message, or what this node signed for that step before a restart."""
+        message = action.message if data == action.data else unwire(data)
+        if isinstance(message, Proposal) and isinstance(message.block, Ordering):
+            return self.relay.frame(message, self._fresh_from_client)
+        return bytes([CONSENSUS_CHANNEL]) + data
+
+    def _fresh_from_client(self, identity: bytes) -> bool:
+        """Did a client hand this node `identity` so recently that its gossip may not
+        have reached and been admitted by the peers yet? Its body then travels with
+        an ordering that names it (older ones are asked for, if ever lacking)."""
+        admitted = self._admitted.get(identity)
+        return admitted is not None and time.monotonic() - admitted < SEND_BODY_FOR_S
+
+    def _pending_tx(self, identity: bytes) -> Tx | None:
+        """A body this node holds: pending, or gossiped to it and being admitted (an
+        ordering's bodies are checked against their ids, and their signatures before
+        they are built)."""
+        return self.app.mempool.get(identity) or self._arriving.get(identity)
 
     def _set_timer(self, timer: Timer, delay_ms: int) -> None:
         assert self._loop is not None
@@ -773,6 +812,11 @@ class Node:
         if channel == CONSENSUS_CHANNEL:
             self.metrics.consensus_messages.labels("in").inc()
             self.inbox.receive(peer, payload)  # -> _deliver_consensus, in order
+        elif channel == ORDERING_CHANNEL:
+            compact = self.relay.on_frame(peer, payload)
+            if compact is not None:
+                self.metrics.consensus_messages.labels("in").inc()
+                self.inbox.receive_ordering(peer, payload, compact)
         elif channel == TX_CHANNEL:
             self._on_gossip(peer, payload)
         elif channel == BLOB_CHANNEL:
@@ -790,6 +834,7 @@ class Node:
             self._resume_consensus()
         else:
             self.snapshot_peers.peer_gone(peer)
+            self.relay.peer_gone(peer)
 
     def _on_gossip(self, peer: bytes, payload: bytes) -> None:
         try:
@@ -823,9 +868,16 @@ class Node:
         known = self._peer_names.get(peer)
         return known.name if known is not None else peer.hex()[:16]
 
-    def _deliver_consensus(self, peer: bytes, payload: bytes) -> None:
-        """A consensus message whose blocks' signatures were checked (see `inbox`)."""
-        self._feed(MessageReceived(wall_clock_ms(), payload, peer))
+    def _ordering_coming(self, compact: CompactOrdering) -> None:
+        """The inbox holds an ordering while its bodies are checked: AFBFT's window
+        waits for it (see `ProposalComing`)."""
+        shell = compact.shell
+        self._feed(ProposalComing(wall_clock_ms(), shell.height, shell.round, shell.proposer))
+
+    def _deliver_consensus(self, peer: bytes, payload: bytes, decoded: Proposal | None) -> None:
+        """A consensus message whose blocks' signatures were checked (see `inbox`);
+        `decoded` for an ordering the relay completed."""
+        self._feed(MessageReceived(wall_clock_ms(), payload, peer, decoded))
 
     def _admit_from_peer(self, peer: bytes, raws: list[bytes]) -> None:
         """Decode a peer's gossiped transactions here; verify and admit them in the
@@ -838,6 +890,8 @@ class Node:
                 self.metrics.txs_rejected.labels("peer").inc()
         if not txs or self._closed:
             return
+        for tx in txs:
+            self._arriving[tx_id(tx)] = tx
         task = asyncio.ensure_future(self._admit_gossip(self._peer_name(peer), txs))
         self._gossip_tasks.add(task)
         task.add_done_callback(self._gossip_tasks.discard)
@@ -849,10 +903,16 @@ class Node:
             self.metrics.txs_rejected.labels("peer").inc(len(txs))
             self._log_peer_refusal(name, len(txs))
             return
+        finally:
+            self._arrived(txs)
         refused = sum(1 for result in results if isinstance(result, MedchainError))
         if refused:
             self.metrics.txs_rejected.labels("peer").inc(refused)
         self._update_mempool_metrics()
+
+    def _arrived(self, txs: list[Tx]) -> None:
+        for tx in txs:
+            self._arriving.pop(tx_id(tx), None)
 
     def _log_peer_refusal(self, name: str, count: int) -> None:
         """At most once a minute per peer, with what was dropped since."""
@@ -881,7 +941,13 @@ class Node:
             "medchain_consensus_inbox",
             "Consensus messages whose blocks were checked off the loop",
             lambda: self.inbox,
-            ["checked_ahead", "dropped"],
+            ["checked_ahead", "checked_behind", "dropped", "orderings_dropped"],
+        )
+        self.metrics.export_stats(
+            "medchain_ordering_relay",
+            "AFBFT orderings relayed by transaction ids",
+            lambda: self.relay.stats,
+            [f.name for f in dataclasses.fields(RelayStats)],
         )
         self.metrics.verification_backlog.set_function(lambda: self.verifier.backlog)
 
@@ -889,5 +955,6 @@ class Node:
         for task in list(self._gossip_tasks):
             task.cancel()
         await asyncio.gather(*self._gossip_tasks, return_exceptions=True)
+        self.relay.close()
         await self.inbox.close()
         await self.verifier.close()

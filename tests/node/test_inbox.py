@@ -10,13 +10,23 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 
 from medchain.app import TransferArgs
-from medchain.consensus import Kind, Proposal, Vote, sign, wire
+from medchain.consensus import CompactOrdering, Kind, Ordering, Proposal, Vote, sign, wire
 from medchain.crypto import AccountKeys, signed_tx
 from medchain.node import AdmissionConfig, LedgerApp
 from medchain.node._admission import Admission
 from medchain.node._inbox import ConsensusInbox
+from medchain.node._ordering_relay import OrderingRelay
 from medchain.node._verifier import Verifier
-from medchain.types import Allocation, Block, ChainParams, Genesis, GenesisValidator, tx_id
+from medchain.types import (
+    Allocation,
+    Block,
+    ChainParams,
+    Genesis,
+    GenesisValidator,
+    Tx,
+    encode,
+    tx_id,
+)
 from tests.waiting import until
 
 CHAIN = "medchain-inbox"
@@ -50,6 +60,16 @@ def _vote(block: Block) -> bytes:
     return wire(sign(CHAIN, Vote(Kind.PREPARE, 1, 0, digest, VALIDATOR.public_key), VALIDATOR))
 
 
+class _Unconnected:
+    """A P2P link to nobody: these tests relay no orderings."""
+
+    def send(self, peer: bytes, frame: bytes) -> bool:
+        return False
+
+    def connected(self) -> tuple[bytes, ...]:
+        return ()
+
+
 class World:
     def __init__(self, peer_burst: int = 50_000) -> None:
         self.app = LedgerApp(GENESIS)
@@ -57,14 +77,25 @@ class World:
         config = AdmissionConfig(peer_rate=1, peer_burst=peer_burst)
         self.peers = Admission(self.app.mempool, self.verifier, config).peers
         self.delivered: list[bytes] = []
+        self.decoded: list[Proposal | None] = []
+        self.coming: list[CompactOrdering] = []
+        self.relay = OrderingRelay(
+            _Unconnected(), self.app.mempool.get, GENESIS.params.max_block_txs
+        )
         self.inbox = ConsensusInbox(
             CHAIN,
             lambda: self.app.ledger,
             self.verifier,
             self.peers,
-            lambda peer, payload: self.delivered.append(payload),
+            self._deliver,
             lambda peer: "node1",
+            self.relay,
+            self.coming.append,
         )
+
+    def _deliver(self, peer: bytes, payload: bytes, decoded: Proposal | None) -> None:
+        self.delivered.append(payload)
+        self.decoded.append(decoded)
 
     async def until_delivered(self, count: int) -> None:
         await until(lambda: len(self.delivered) >= count, what=f"{count} messages delivered")
@@ -123,5 +154,76 @@ def test_a_message_whose_signature_fails_is_passed_on_unchecked() -> None:
         world.inbox.receive(PEER, wire(proposal))
         assert world.delivered == [wire(proposal)]  # the engine drops it
         assert not any(tx_id(tx) in world.app.signatures for tx in block.txs)
+
+    _run(scenario)
+
+
+def _relayed(txs: tuple[Tx, ...], signer: AccountKeys = VALIDATOR) -> tuple[bytes, Proposal]:
+    """A candidate's ordering of `txs` as the relay sends it (no bodies along), and
+    the proposal it stands for."""
+    ordering = Ordering(b"\x01" * 32, 10, txs)
+    sent = sign(CHAIN, Proposal(1, 0, ordering, b"", (), VALIDATOR.public_key), signer)
+    compact = CompactOrdering.of(sent, lambda identity: False)
+    return encode(compact), sent
+
+
+def test_a_relayed_ordering_is_completed_from_the_mempool_and_handed_on_decoded() -> None:
+    async def scenario(world: World) -> None:
+        txs = _block(12).txs
+        for tx in txs:
+            world.app.add_tx(tx)
+        frame, sent = _relayed(txs)
+        compact = world.relay.on_frame(PEER, b"\x01" + frame)
+        assert compact is not None
+        world.inbox.receive_ordering(PEER, frame, compact)
+        world.inbox.receive(PEER, _vote(_block(1)))  # behind it, in order
+        await world.until_delivered(2)
+        assert world.delivered == [frame, _vote(_block(1))]
+        assert world.decoded == [sent, None]
+        assert world.coming == [compact]
+
+    _run(scenario)
+
+
+def test_a_forged_relayed_ordering_is_dropped_before_anything_is_fetched() -> None:
+    async def scenario(world: World) -> None:
+        frame, _ = _relayed(_block(3).txs, signer=RICH)
+        compact = world.relay.on_frame(PEER, b"\x01" + frame)
+        assert compact is not None
+        world.inbox.receive_ordering(PEER, frame, compact)
+        world.inbox.receive(PEER, _vote(_block(1)))
+        assert world.delivered == [_vote(_block(1))]
+        assert world.inbox.orderings_dropped == 1 and world.coming == []
+
+    _run(scenario)
+
+
+def test_an_ordering_whose_bodies_cannot_be_had_is_dropped_and_order_is_kept() -> None:
+    async def scenario(world: World) -> None:
+        frame, _ = _relayed(_block(3).txs)  # the mempool holds none, the peer is away
+        compact = world.relay.on_frame(PEER, b"\x01" + frame)
+        assert compact is not None
+        world.inbox.receive_ordering(PEER, frame, compact)
+        world.inbox.receive(PEER, _vote(_block(1)))
+        await world.until_delivered(1)
+        assert world.delivered == [_vote(_block(1))]
+        assert world.inbox.orderings_dropped == 1
+
+    _run(scenario)
+
+
+def test_an_orderings_unchecked_signatures_are_checked_behind_it() -> None:
+    async def scenario(world: World) -> None:
+        txs = _block(6).txs
+        _, sent = _relayed(txs)
+        compact = CompactOrdering.of(sent, lambda identity: True)  # every body along
+        world.inbox.receive_ordering(PEER, encode(compact), compact)
+        await world.until_delivered(1)
+        assert world.decoded == [sent]
+        assert world.inbox.checked_behind == 1
+        await until(
+            lambda: all(tx_id(tx) in world.app.signatures for tx in txs),
+            what="the ordering's signatures checked",
+        )
 
     _run(scenario)
