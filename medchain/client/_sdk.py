@@ -32,6 +32,7 @@ from medchain.app import (
     Identity,
     NoArgs,
     NotAProxy,
+    NotOwner,
     Proxy,
     ProxyRelation,
     ProxyScope,
@@ -491,8 +492,11 @@ class MedchainClient(
 
     def research_grant(self, record_id: bytes, institution: bytes) -> Receipt:
         """Owner, or their `grant` proxy who reads the record: give an institution a
-        de-identified copy of the latest version, sealed for it and the owner."""
-        owner = self.record(record_id).owner
+        de-identified copy of the latest version, sealed for it and the owner. Anyone
+        else is refused here, before a copy is made or sent (the node refuses it too)."""
+        record = self.record(record_id)
+        self._require_sharer(record, "share it with a research organisation")
+        owner = record.owner
         resource = self.read_record(record_id)
         pseudonym_key = hmac.new(
             self.keys.encryption_secret,
@@ -512,6 +516,32 @@ class MedchainClient(
             ResearchGrantArgs(record_id, institution, cid, sealed.ciphertext_hash, sealed.wraps),
             sealed.ciphertext,
         )
+
+    def _require_sharer(self, record: Record, action: str) -> None:
+        """Refuse as the chain would (`owner_or_grant_proxy`) unless this account is the
+        record's owner or their current `grant` proxy, read from the chain's state."""
+        if record.owner == self.address:
+            return
+        owner = format_address(record.owner)
+        who = (
+            f"only the patient who owns record {record.record_id.hex()} ({owner}) or their "
+            f"current `grant` proxy may {action}"
+        )
+        proxies = self.chain.proxies_of(record.owner)
+        held = next((p for p in proxies if p.proxy == self.address), None)
+        if held is None:
+            raise NotOwner(f"{who}; ask the patient to share it")
+        if ProxyScope.GRANT not in held.scopes:
+            scopes = ", ".join(s.value for s in held.scopes)
+            raise NotAProxy(
+                f"{who}: as their proxy you hold {scopes}, not grant; the patient adds the "
+                "scope with `medchain proxy add`"
+            )
+        if not held.active(self.chain.latest_block().header.time_ms):
+            raise NotAProxy(
+                f"{who}: your proxy for them expired at {held.expires_ms} ms; the patient "
+                "renews it with `medchain proxy add`"
+            )
 
     def research_revoke(self, record_id: bytes, institution: bytes) -> Receipt:
         """Owner: withdraw the research copy only (a clinical reader grant stays)."""

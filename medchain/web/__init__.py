@@ -5,9 +5,10 @@ receives a key."""
 
 from medchain.web._app import NotRegistered, explorer_app, person_app
 from medchain.web._guard import CSRF_FIELD, FHIR_PATH, SESSION_COOKIE, Secrets
+from medchain.web._pages import InvalidForm
 from medchain.web._render import RecordView, render
 from medchain.web._serve import app_url, serve, serving
-from medchain.web._vitals_form import VITAL_SIGNS, InvalidForm, observation_from_form
+from medchain.web._vitals_form import VITAL_SIGNS, observation_from_form
 
 __all__ = [
     "CSRF_FIELD",

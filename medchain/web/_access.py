@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from medchain.app import Proxy, ProxyRelation, ProxyScope, PurposeOfUse, StandingConsent
 from medchain.client import EmergencyChain, MedchainClient, patients_of, proxies_of
 from medchain.crypto import format_address, parse_address
-from medchain.types import MedchainError
+from medchain.web._pages import InvalidForm
 from medchain.web._records import name_of
 
 CONSENT_PURPOSES = (
@@ -28,10 +28,6 @@ SCOPES = (
     (ProxyScope.DEVICES, "manage the devices"),
     (ProxyScope.WRITE, "write records"),
 )
-
-
-class BadAccessForm(MedchainError):
-    """A consent or proxy form the app cannot act on; the message says what to fix."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +122,7 @@ def access_page(client: MedchainClient, patient: bytes, now_ms: int) -> AccessPa
 def _reader(form: Mapping[str, str], field: str) -> bytes:
     text = form.get(field, "").strip()
     if not text:
-        raise BadAccessForm("give the account's address (mc1…)")
+        raise InvalidForm("give the account's address (mc1…)")
     return parse_address(text)
 
 
@@ -138,12 +134,12 @@ def consent_from_form(
     types = tuple(t.strip() for t in form.get("types", "").split(",") if t.strip())
     bad = [t for t in types if not t.isalpha() or not t[0].isupper()]
     if bad:
-        raise BadAccessForm(
+        raise InvalidForm(
             f"{bad[0][:40]!r} is not a FHIR resource type; write e.g. Observation, Condition"
         )
     purposes = tuple(p for p, _ in CONSENT_PURPOSES if form.get(f"purpose-{p.value}"))
     if not purposes:
-        raise BadAccessForm("tick at least one purpose the reader may read for")
+        raise InvalidForm("tick at least one purpose the reader may read for")
     return reader, types, purposes
 
 
@@ -153,8 +149,8 @@ def proxy_from_form(form: Mapping[str, str]) -> tuple[bytes, ProxyRelation, tupl
     try:
         relation = ProxyRelation(form.get("relation", ""))
     except ValueError:
-        raise BadAccessForm("choose how the proxy is related to you") from None
+        raise InvalidForm("choose how the proxy is related to you") from None
     scopes = tuple(s for s, _ in SCOPES if form.get(f"scope-{s.value}"))
     if not scopes:
-        raise BadAccessForm("tick at least one thing the proxy may do for you")
+        raise InvalidForm("tick at least one thing the proxy may do for you")
     return proxy, relation, scopes

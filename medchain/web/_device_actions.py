@@ -10,15 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from medchain.app import MAX_LABEL_CHARS, MAX_REASON_CHARS, Device, DeviceState
-from medchain.types import MedchainError
+from medchain.web._pages import InvalidForm
 
 CONFIRMED = "yes"
 """The `confirm` field's value on the retire page's form."""
 RELABELLED = "relabel"
-
-
-class BadDeviceForm(MedchainError):
-    """A device form the app will not send; the message says what to fix."""
 
 
 @dataclass(frozen=True)
@@ -73,14 +69,14 @@ def state_change_from_form(form: Mapping[str, str]) -> tuple[DeviceAction, str]:
     page's confirmation."""
     action = ACTIONS.get(form.get("action", ""))
     if action is None:
-        raise BadDeviceForm("choose what to do with the device: suspend, resume or retire it")
+        raise InvalidForm("choose what to do with the device: suspend, resume or retire it")
     reason = form.get("reason", "").strip()
     if not reason:
-        raise BadDeviceForm("give the reason: the device's audit trail keeps it")
+        raise InvalidForm("give the reason: the device's audit trail keeps it")
     if len(reason) > MAX_REASON_CHARS:
-        raise BadDeviceForm(f"the reason is limited to {MAX_REASON_CHARS} characters")
+        raise InvalidForm(f"the reason is limited to {MAX_REASON_CHARS} characters")
     if action.irreversible and form.get("confirm") != CONFIRMED:
-        raise BadDeviceForm("retiring a device cannot be undone: confirm it on the retire page")
+        raise InvalidForm("retiring a device cannot be undone: confirm it on the retire page")
     return action, reason
 
 
@@ -88,7 +84,7 @@ def label_from_form(form: Mapping[str, str]) -> str:
     """The new label a posted relabel form names."""
     label = form.get("label", "").strip()
     if not label:
-        raise BadDeviceForm("give the device's new label, e.g. left wrist")
+        raise InvalidForm("give the device's new label, e.g. left wrist")
     if len(label) > MAX_LABEL_CHARS:
-        raise BadDeviceForm(f"a label is limited to {MAX_LABEL_CHARS} characters")
+        raise InvalidForm(f"a label is limited to {MAX_LABEL_CHARS} characters")
     return label

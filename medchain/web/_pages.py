@@ -35,8 +35,10 @@ def page_number(request: Request) -> int:
     return int(text) if text.isdigit() and len(text) < 7 else 1
 
 
-class BadForm(MedchainError):
-    """A posted form the app cannot read."""
+class InvalidForm(MedchainError):
+    """A posted form the app cannot read or act on (unreadable, too large, a field it
+    cannot use); the message says what to fix. Every page's form raises this one class,
+    answered 400 beside the form or on the error page."""
 
 
 def multipart_fields(content_type: str, body: bytes) -> dict[str, str]:
@@ -45,7 +47,7 @@ def multipart_fields(content_type: str, body: bytes) -> dict[str, str]:
     head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace")
     message = BytesParser(policy=HTTP).parsebytes(head + body)
     if not message.is_multipart():
-        raise BadForm("the form could not be read; reload the page and try again")
+        raise InvalidForm("the form could not be read; reload the page and try again")
     fields: dict[str, str] = {}
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
@@ -54,7 +56,7 @@ def multipart_fields(content_type: str, body: bytes) -> dict[str, str]:
             try:
                 fields[name] = payload.decode("utf-8")
             except UnicodeDecodeError:
-                raise BadForm(f"the form's {name!r} is not UTF-8 text") from None
+                raise InvalidForm(f"the form's {name!r} is not UTF-8 text") from None
     return fields
 
 
@@ -82,14 +84,14 @@ class Site:
         (CSRF-checked by the caller through `posted`)."""
         body = await request.body()
         if len(body) > limit:
-            raise BadForm(f"the form is too large (at most {limit // 1024} KiB)")
+            raise InvalidForm(f"the form is too large (at most {limit // 1024} KiB)")
         content_type = request.headers.get("content-type", "")
         if content_type.startswith("multipart/form-data"):
             return multipart_fields(content_type, body)
         try:
             return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
         except UnicodeDecodeError:
-            raise BadForm("the form is not UTF-8 text") from None
+            raise InvalidForm("the form is not UTF-8 text") from None
 
     async def posted(
         self, request: Request, limit: int = MAX_FORM_BYTES

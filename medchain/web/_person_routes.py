@@ -41,11 +41,11 @@ def person_routes(site: Site, client: MedchainClient) -> list[Route]:
 
     async def record(request: Request) -> Response:
         record_id = record_id_in(request)
-        found = await run(lambda: record_page(client, record_id))
+        now = int(datetime.now(UTC).timestamp() * 1000)
+        found = await run(lambda: record_page(client, record_id, now))
         query = request.query_params.get("q", "")
         matches = await run(lambda: directory(client, query)) if query else []
         wanted = request.query_params.get("rq", "")
-        now = int(datetime.now(UTC).timestamp() * 1000)
         research = await run(lambda: research_shares(client, record_id, wanted, now))
         return site.page(
             request, "record.html", record=found, query=query, matches=matches, research=research

@@ -13,8 +13,8 @@ from typing import Any
 
 from medchain.client import InvalidFhirResource, validate_resource
 from medchain.web._clinician import MAX_RECORD_BYTES
+from medchain.web._pages import InvalidForm
 from medchain.web._render import RENDERED_TYPES
-from medchain.web._vitals_form import InvalidForm
 
 SNOMED = "http://snomed.info/sct"
 CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"

@@ -15,10 +15,9 @@ from medchain.client import MedchainClient
 from medchain.crypto import format_address, parse_address
 from medchain.types import MedchainError
 from medchain.web._clinician import keywords_for
-from medchain.web._pages import MAX_FORM_BYTES, Site
+from medchain.web._pages import MAX_FORM_BYTES, InvalidForm, Site
 from medchain.web._record_forms import RECORD_FORMS, UPLOAD_FORM_BYTES, RecordForm
 from medchain.web._routing import refusal_status, shows_errors
-from medchain.web._vitals_form import InvalidForm
 
 
 def _chosen(request: Request) -> RecordForm:
@@ -48,10 +47,9 @@ def record_routes(site: Site, client: MedchainClient) -> list[Route]:
             resource = chosen.build(form, address, datetime.now(UTC).date())
             await run(lambda: client.put_record(patient, resource, keywords=keywords_for(resource)))
         except MedchainError as exc:
-            status = 400 if isinstance(exc, InvalidForm) else refusal_status(exc)
             return site.page(
-                request, "record_form.html", status=status, address=address, spec=chosen,
-                form=form, message=exc.message,
+                request, "record_form.html", status=refusal_status(exc), address=address,
+                spec=chosen, form=form, message=exc.message,
             )  # fmt: skip
         return RedirectResponse(f"/patients/{address}", status_code=303)
 

@@ -8,8 +8,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from medchain.app import CredentialStatus, OrgKind, Role
-from medchain.client import MedchainClient, NotAReader
+from medchain.app import CredentialStatus, OrgKind, ProxyScope, Record, Role
+from medchain.client import MedchainClient, NotAReader, proxies_of
 from medchain.crypto import format_address
 from medchain.types import MedchainError
 from medchain.web._render import RecordView, render
@@ -93,11 +93,27 @@ class RecordPage:
     raw: dict[str, Any] | None
     note: str
     readers: tuple[Party, ...]
+    owned: bool
+    """This account is the record's patient."""
     manages: bool
-    """This account owns the record: it may grant and revoke."""
+    """This account may grant and revoke readers: the owner, or a `grant` proxy."""
 
 
-def record_page(client: MedchainClient, record_id: bytes) -> RecordPage:
+def may_change_readers(client: MedchainClient, record: Record, now_ms: int) -> bool:
+    """The chain lets the owner or their current `grant` proxy change who reads a
+    record and who holds a research copy; an erased record has nothing left to share."""
+    if record.erased_height:
+        return False
+    if record.owner == client.address:
+        return True
+    return any(
+        p.proxy == client.address and ProxyScope.GRANT in p.scopes and p.active(now_ms)
+        for p in proxies_of(client, record.owner)
+    )
+
+
+def record_page(client: MedchainClient, record_id: bytes, now_ms: int) -> RecordPage:
+    """The record as its page shows it; `now_ms` judges whether a proxy has expired."""
     record = client.record(record_id)
     try:
         raw: dict[str, Any] | None = client.read_record(record_id)
@@ -118,7 +134,8 @@ def record_page(client: MedchainClient, record_id: bytes) -> RecordPage:
         raw=raw,
         note=note,
         readers=readers,
-        manages=record.owner == client.address,
+        owned=record.owner == client.address,
+        manages=may_change_readers(client, record, now_ms),
     )
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from medchain.app import AuditAction, AuditEntry, OrgKind, ProxyScope, Record
-from medchain.client import MedchainClient, proxies_of
+from medchain.app import AuditAction, AuditEntry, OrgKind
+from medchain.client import MedchainClient
 from medchain.crypto import format_address
-from medchain.web._records import Party, directory, name_of
+from medchain.web._records import Party, directory, may_change_readers, name_of
 
 RESEARCH_KINDS = (OrgKind.RESEARCH,)
 
@@ -51,19 +51,6 @@ def copies_held(client: MedchainClient, record_id: bytes) -> dict[bytes, AuditEn
     return held
 
 
-def may_share(client: MedchainClient, record: Record, now_ms: int) -> bool:
-    """The chain lets the owner or their current `grant` proxy change research copies;
-    an erased record has nothing left to copy."""
-    if record.erased_height:
-        return False
-    if record.owner == client.address:
-        return True
-    return any(
-        p.proxy == client.address and ProxyScope.GRANT in p.scopes and p.active(now_ms)
-        for p in proxies_of(client, record.owner)
-    )
-
-
 def _holder(client: MedchainClient, names: dict[bytes, str], entry: AuditEntry) -> ResearchHolder:
     when = datetime.fromtimestamp(entry.time_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
     name = names.get(entry.subject) or name_of(client, entry.subject)
@@ -76,7 +63,7 @@ def research_shares(
     """The record's research copies for its page; nothing for an account that may not
     change them (a reader sees the record, not whom its patient shares it with)."""
     record = client.record(record_id)
-    if not may_share(client, record, now_ms):
+    if not may_change_readers(client, record, now_ms):
         return ResearchShares(False, (), query, ())
     names = {org.account: org.name for org in client.chain.organisations()}
     held = copies_held(client, record_id)

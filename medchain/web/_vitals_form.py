@@ -10,15 +10,11 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from medchain.types import MedchainError
+from medchain.web._pages import InvalidForm
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
-
-
-class InvalidForm(MedchainError):
-    """A form field the app cannot turn into a record; the message says which and why."""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ import pytest
 from medchain.app import ProxyRelation, ProxyScope, PurposeOfUse
 from medchain.client import add_proxy, set_up_emergency_policy
 from medchain.crypto import format_address
-from medchain.web._access import BadAccessForm, access_page, consent_from_form, proxy_from_form
+from medchain.web import InvalidForm
+from medchain.web._access import access_page, consent_from_form, proxy_from_form
 from tests.web.conftest import DOCTOR_NAME, SECOND_DOCTOR_NAME, Ward
 
 NOW = 1_800_000_000_000
@@ -83,7 +84,7 @@ def test_a_consent_form_that_cannot_be_granted_is_refused(
     form: dict[str, str], message: str
 ) -> None:
     form = {k: format_address(b"\x01" * 20) if v == "R" else v for k, v in form.items()}
-    with pytest.raises(BadAccessForm, match=message):
+    with pytest.raises(InvalidForm, match=message):
         consent_from_form(form)
 
 
@@ -95,7 +96,7 @@ def test_the_proxy_form_is_read_and_refused_without_a_scope() -> None:
         ProxyRelation.PARENT,
         (ProxyScope.READ, ProxyScope.DEVICES),
     )
-    with pytest.raises(BadAccessForm, match="how the proxy is related"):
+    with pytest.raises(InvalidForm, match="how the proxy is related"):
         proxy_from_form({**form, "relation": "friend"})
-    with pytest.raises(BadAccessForm, match="at least one thing"):
+    with pytest.raises(InvalidForm, match="at least one thing"):
         proxy_from_form({"proxy": proxy, "relation": "parent"})

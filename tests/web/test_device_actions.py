@@ -9,11 +9,11 @@ from dataclasses import replace
 import pytest
 
 from medchain.app import MAX_LABEL_CHARS, MAX_REASON_CHARS, Device, DeviceKind, DeviceState
+from medchain.web import InvalidForm
 from medchain.web._device_actions import (
     RESUME,
     RETIRE,
     SUSPEND,
-    BadDeviceForm,
     label_from_form,
     owner_actions,
     state_change_from_form,
@@ -57,13 +57,13 @@ def test_a_state_form_needs_an_action_a_reason_and_for_retiring_a_confirmation()
         ({"action": "retire", "reason": "broken"}, "confirm it on the retire page"),
     )
     for form, message in refused:
-        with pytest.raises(BadDeviceForm, match=message):
+        with pytest.raises(InvalidForm, match=message):
             state_change_from_form(form)
 
 
 def test_a_label_is_given_and_not_too_long() -> None:
     assert label_from_form({"label": " left wrist "}) == "left wrist"
-    with pytest.raises(BadDeviceForm, match="give the device's new label"):
+    with pytest.raises(InvalidForm, match="give the device's new label"):
         label_from_form({"label": ""})
-    with pytest.raises(BadDeviceForm, match="limited to"):
+    with pytest.raises(InvalidForm, match="limited to"):
         label_from_form({"label": "x" * (MAX_LABEL_CHARS + 1)})

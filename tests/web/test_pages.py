@@ -9,7 +9,7 @@ import pytest
 from starlette.requests import Request
 
 from medchain.web._guard import Guard, Secrets
-from medchain.web._pages import MAX_FORM_BYTES, BadForm, Site, templates
+from medchain.web._pages import MAX_FORM_BYTES, InvalidForm, Site, templates
 from medchain.web._worker import ChainWorker
 
 
@@ -54,7 +54,7 @@ def test_a_form_with_a_file_is_read_as_multipart() -> None:
 )
 def test_a_bad_multipart_form_is_refused(body: bytes, says: str) -> None:
     site = _site()
-    with pytest.raises(BadForm, match=says):
+    with pytest.raises(InvalidForm, match=says):
         asyncio.run(site.form(_request(body, "multipart/form-data; boundary=XyZ")))
     site.worker.close()
 
@@ -72,7 +72,7 @@ def test_a_larger_form_is_read_where_a_route_allows_it() -> None:
 )
 def test_a_bad_form_is_refused(body: bytes, says: str) -> None:
     site = _site()
-    with pytest.raises(BadForm, match=says):
+    with pytest.raises(InvalidForm, match=says):
         asyncio.run(site.form(_request(body)))
     site.worker.close()
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import httpx
 
-from medchain.crypto import format_address
+from medchain.app import ProxyRelation, ProxyScope, Role
+from medchain.client import add_proxy
+from medchain.crypto import AccountKeys, format_address
 from medchain.web import CSRF_FIELD
 from tests.web.conftest import SECOND_DOCTOR_NAME, RunningApp, Ward, app_of
 
@@ -94,6 +96,57 @@ def test_only_the_patient_may_grant(ward: Ward) -> None:
     assert "Let someone read it" not in page
     assert answer.status_code == 403  # not the doctor's to do: forbidden, not malformed
     assert ward.second.address not in ward.client(ward.patient).record(record_id).readers
+
+
+def _proxy(ward: Ward, *scopes: ProxyScope) -> AccountKeys:
+    """A new account the patient makes its proxy with `scopes`."""
+    keys = AccountKeys.generate()
+    ward.client(keys).register(Role.PATIENT, f"Proxy {'+'.join(s.value for s in scopes)}")
+    add_proxy(ward.client(ward.patient), keys.address, ProxyRelation.PARENT, scopes)
+    return keys
+
+
+def test_a_grant_proxy_grants_and_revokes_through_the_record_page(ward: Ward) -> None:
+    record_id = ward.doctor_writes()
+    path = f"/records/{record_id.hex()}"
+    second = format_address(ward.second.address)
+    proxy = _proxy(ward, ProxyScope.GRANT, ProxyScope.READ)
+    with app_of(ward, proxy) as app, app.browser() as client:
+        found = client.get(path, params={"q": "Osei"}).text
+        granted = _post(client, app, f"{path}/grant", reader=second)
+        after = client.get(path).text
+        revoked = _post(client, app, f"{path}/revoke", reader=second)
+    assert "Let someone read it" in found and f"Grant {SECOND_DOCTOR_NAME}" in found
+    assert granted.status_code == 303 and f"Revoke {SECOND_DOCTOR_NAME}" in after
+    assert revoked.status_code == 303
+    audit = ward.client(ward.patient).chain.audit(record_id)
+    assert [(e.action.value, e.subject) for e in audit[-2:]] == [
+        ("granted", ward.second.address),
+        ("revoked", ward.second.address),
+    ]
+    assert ward.second.address not in ward.client(ward.patient).record(record_id).readers
+
+
+def test_a_proxy_without_the_grant_scope_sees_no_grant_section(ward: Ward) -> None:
+    record_id = ward.doctor_writes()
+    path = f"/records/{record_id.hex()}"
+    reading = _proxy(ward, ProxyScope.READ, ProxyScope.WRITE, ProxyScope.DEVICES)
+    with app_of(ward, reading) as app, app.browser() as client:
+        page = client.get(path, params={"q": "Osei"}).text
+        answer = _post(client, app, f"{path}/grant", reader=format_address(ward.second.address))
+    assert "Type 2 diabetes mellitus" in page  # it reads the record, but may not share it
+    assert "Let someone read it" not in page and "Revoke " not in page
+    assert answer.status_code == 403
+    assert ward.second.address not in ward.client(ward.patient).record(record_id).readers
+
+
+def test_a_grant_proxy_that_cannot_read_is_told_what_it_needs(ward: Ward) -> None:
+    record_id = ward.doctor_writes()
+    granting = _proxy(ward, ProxyScope.GRANT)
+    with app_of(ward, granting) as app, app.browser() as client:
+        page = client.get(f"/records/{record_id.hex()}", params={"q": "Osei"}).text
+    assert "Let someone read it" in page and "once you can read it" in page
+    assert f"Grant {SECOND_DOCTOR_NAME}" not in page
 
 
 def test_bad_addresses_and_record_ids_get_a_clear_page(ward: Ward) -> None:

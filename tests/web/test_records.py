@@ -3,10 +3,14 @@ the directory of credentialed clinicians and organisations."""
 
 from __future__ import annotations
 
+from medchain.app import ProxyRelation, ProxyScope
+from medchain.client import add_proxy
 from medchain.crypto import format_address
 from medchain.web._records import directory, name_of, patients, record_page, timeline
 from tests.api.harness import HOSPITAL
 from tests.web.conftest import DOCTOR_NAME, SECOND_DOCTOR_NAME, Ward
+
+NOW_MS = 1_800_000_000_000
 
 
 def _observation(value: int) -> dict[str, object]:
@@ -44,10 +48,10 @@ def test_a_record_not_shared_is_listed_without_its_content(ward: Ward) -> None:
 
 def test_a_record_page_lists_its_readers_and_who_manages_it(ward: Ward) -> None:
     record_id = ward.doctor_writes()
-    mine = record_page(ward.client(ward.patient), record_id)
-    authors = record_page(ward.client(ward.doctor), record_id)
-    strangers = record_page(ward.client(ward.stranger), record_id)
-    assert mine.manages and not authors.manages
+    mine = record_page(ward.client(ward.patient), record_id, NOW_MS)
+    authors = record_page(ward.client(ward.doctor), record_id, NOW_MS)
+    strangers = record_page(ward.client(ward.stranger), record_id, NOW_MS)
+    assert mine.manages and mine.owned and not authors.manages and not authors.owned
     assert [(r.name, r.what) for r in mine.readers] == [(DOCTOR_NAME, f"doctor, {HOSPITAL.org_id}")]
     assert (mine.patient_name, authors.patient_name) == (
         "you",
@@ -57,6 +61,23 @@ def test_a_record_page_lists_its_readers_and_who_manages_it(ward: Ward) -> None:
     assert mine.raw["resourceType"] == "Condition"
     assert strangers.raw is None and strangers.view is None
     assert strangers.note == "This record is not shared with you."
+
+
+def test_a_grant_proxy_manages_the_record_and_others_do_not(ward: Ward) -> None:
+    record_id = ward.doctor_writes()
+    patient = ward.client(ward.patient)
+    scopes = {
+        ward.second: (ProxyScope.GRANT, ProxyScope.READ),
+        ward.stranger: (ProxyScope.READ, ProxyScope.WRITE, ProxyScope.DEVICES),
+    }
+    for proxy, held in scopes.items():
+        add_proxy(patient, proxy.address, ProxyRelation.CARER, held, NOW_MS + 60_000)
+    granting = record_page(ward.client(ward.second), record_id, NOW_MS)
+    reading = record_page(ward.client(ward.stranger), record_id, NOW_MS)
+    expired = record_page(ward.client(ward.second), record_id, NOW_MS + 60_000)
+    assert granting.manages and not granting.owned
+    assert not reading.manages and reading.raw is not None
+    assert not expired.manages
 
 
 def test_the_directory_finds_clinicians_and_organisations_by_name(ward: Ward) -> None:
