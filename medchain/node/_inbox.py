@@ -11,12 +11,12 @@ workers first; the engine then finds them cached. Messages after one being check
 wait behind it, so the engine still sees every peer's messages in arrival order.
 
 AFBFT orderings arrive from the `OrderingRelay` by their transactions' ids: they wait
-here while their bodies are taken from the mempool (or fetched from the proposer), and
-reach the engine decoded, in order with the rest. Their signatures not checked yet are
-not waited for: K candidates propose and only the winner's ordering is built, so the
-engine ranks them at once and checks what the winner's block needs as it builds it;
-the others' are checked in the workers meanwhile (gossip brings the same
-transactions), a forgery charged to the peer as above.
+here while their bodies are taken from the mempool (or fetched from the proposer) and
+the signatures not checked yet are checked, urgently (`Verifier`), and reach the engine
+decoded, in order with the rest. The engine is told of each as it starts waiting
+(`ProposalComing`), so AFBFT's window does not close on it meanwhile. Checking every
+candidate's ordering, not only the winner's, costs nothing extra: gossip brings each
+node the same transactions to check once.
 
 Only messages whose signature holds are checked ahead (the engine drops the others at
 once). Signatures that fail are charged to the peer's budget: honest validators
@@ -74,12 +74,6 @@ class ConsensusInbox:
         """Messages whose blocks had signatures to check before the engine saw them."""
         self.dropped = 0
         """Messages dropped: their peer's budget was overdrawn by forged signatures."""
-        self.checked_behind = 0
-        """Relayed orderings handed on with signatures still to check: the engine
-        builds only the winner's block (checking those of its transactions not checked
-        yet as it does), and the rest are checked here meanwhile, a forgery charged
-        to its peer."""
-        self._behind: set[asyncio.Task[None]] = set()
         self.orderings_dropped = 0
         """Relayed orderings dropped: forged, or their bodies could not be had."""
 
@@ -139,7 +133,7 @@ class ConsensusInbox:
                 self._deliver(waiting.peer, waiting.payload, outcome)
 
     async def _checked(self, peer: bytes, checks: list[SignatureCheck]) -> _Outcome:
-        await self._verify(peer, checks, urgent=True)
+        await self._verify(peer, checks)
         return None
 
     async def _completed(self, peer: bytes, compact: CompactOrdering) -> _Outcome:
@@ -155,17 +149,16 @@ class ConsensusInbox:
             return _DROP
         assert isinstance(proposal.block, Ordering)
         checks = self._tx_checks(proposal.block.txs)
-        if checks:  # in the background: only the winning ordering is built
-            self.checked_behind += 1
-            task = asyncio.ensure_future(self._verify(peer, checks, urgent=False))
-            self._behind.add(task)
-            task.add_done_callback(self._behind.discard)
+        if checks:
+            self.checked_ahead += 1
+            await self._verify(peer, checks)
         return proposal
 
-    async def _verify(self, peer: bytes, checks: list[SignatureCheck], *, urgent: bool) -> None:
-        """Run `checks` (`urgent`: a message waits for them), charging failures."""
+    async def _verify(self, peer: bytes, checks: list[SignatureCheck]) -> None:
+        """Run `checks` ahead of any source's (a consensus message waits for them),
+        charging failures to the peer."""
         who = "peer:" + self._peer_name(peer)
-        outcomes = await self._verifier.verify(checks, who, urgent=urgent)
+        outcomes = await self._verifier.verify(checks, who, urgent=True)
         failed = [c for c, ok in zip(checks, outcomes, strict=False) if not ok]
         if not failed:
             return
@@ -202,8 +195,6 @@ class ConsensusInbox:
         return checks
 
     async def close(self) -> None:
-        for task in self._behind:
-            task.cancel()
         if self._draining is not None:
             self._draining.cancel()
             with contextlib.suppress(asyncio.CancelledError):

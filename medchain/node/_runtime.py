@@ -941,7 +941,7 @@ class Node:
             "medchain_consensus_inbox",
             "Consensus messages whose blocks were checked off the loop",
             lambda: self.inbox,
-            ["checked_ahead", "checked_behind", "dropped", "orderings_dropped"],
+            ["checked_ahead", "dropped", "orderings_dropped"],
         )
         self.metrics.export_stats(
             "medchain_ordering_relay",
