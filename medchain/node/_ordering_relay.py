@@ -4,20 +4,20 @@ receiver lacks fetched from the proposer.
 Why: under AFBFT every seated candidate proposes each height, and before this relay
 each sent every transaction's body to every validator, who decoded them all: K times
 what a PBFT replica decodes, and the largest share of a validator's CPU. The bodies
-were nearly all in the receiver's mempool already, gossiped there on admission. So a
-candidate sends a `CompactOrdering` (the signed proposal with ids in place of bodies);
-the receiver takes each body from its mempool by id and asks the candidate, once, for
-the ones it lacks (typically those a client handed the candidate moments before).
+were nearly all at the receiver already, gossiped to it on admission. So a candidate
+sends a `CompactOrdering`: the signed proposal with ids in place of bodies, but for
+the bodies its node decides peers may lack (handed to it by a client moments before).
+The receiver takes each other body from what it holds by id (its mempool, and gossip
+it is admitting) and asks the candidate, once, for any it still lacks.
 
 A candidate keeps the bodies of its last `KEPT_ORDERINGS` orderings to serve; it
-answers each peer at most twice per ordering, with only the bodies asked for, so a
-peer cannot make it send more than the ordering it was sent anyway. A fetched body
+answers each peer at most `ANSWERS_PER_PEER` times per ordering, with only the bodies
+asked for, so a peer cannot make it send much more than the ordering itself. A body
 is taken only if it hashes to the id the candidate signed (`CompactOrdering.proposal`).
 """
 
 from __future__ import annotations
 
-import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from medchain.consensus import CompactOrdering, Ordering, Proposal, unwire_compact
 from medchain.node._peer_requests import ID_BYTES, PeerLink, PendingRequests
 from medchain.types import DecodeError, Tx, decode, decode_tx_bytes, encode
-
-log = logging.getLogger("medchain.node")
 
 ORDERING_CHANNEL = 5
 _ORDERING = 1
