@@ -256,16 +256,21 @@ def test_an_ordering_travels_and_is_signed_as_its_id() -> None:
 # -- a proposal the driver holds while it checks it -------------------------------------
 
 
+def three_seated() -> tuple[Solo, list[int]]:
+    """An engine that only votes, at height 1, and the three seated candidates by draw."""
+    solo = Solo(EngineKind.AFBFT, me=ME, **FAST)
+    without_me(solo)
+    solo.start()
+    return solo, ranked(solo, (0, 1, 2))
+
+
 def coming(solo: Solo, who: int) -> list[object]:
     """The driver tells the engine it holds `who`'s ordering, still being checked."""
     return solo.feed(ProposalComing(solo.now, 1, 0, solo.keys[who].public_key))
 
 
 def test_the_window_waits_for_a_proposal_the_driver_holds_and_ranks_it_in() -> None:
-    solo = Solo(EngineKind.AFBFT, me=ME, **FAST)
-    without_me(solo)
-    solo.start()
-    low, second, third = ranked(solo, (0, 1, 2))
+    solo, (low, second, third) = three_seated()
     solo.receive(ordering(solo, second))
     solo.receive(ordering(solo, third))
     coming(solo, low)
@@ -276,10 +281,7 @@ def test_the_window_waits_for_a_proposal_the_driver_holds_and_ranks_it_in() -> N
 
 
 def test_without_word_of_it_the_window_closes_on_the_proposals_in() -> None:
-    solo = Solo(EngineKind.AFBFT, me=ME, **FAST)
-    without_me(solo)
-    solo.start()
-    _, second, third = ranked(solo, (0, 1, 2))
+    solo, (_, second, third) = three_seated()
     best_in = ordering(solo, second)
     solo.receive(best_in)
     solo.receive(ordering(solo, third))
@@ -288,11 +290,8 @@ def test_without_word_of_it_the_window_closes_on_the_proposals_in() -> None:
 
 
 def test_the_wait_for_a_proposal_said_to_be_coming_ends_at_half_the_round_timeout() -> None:
-    solo = Solo(EngineKind.AFBFT, me=ME, **FAST)
-    without_me(solo)
-    solo.start()
-    opened = solo.now
-    low, second, third = ranked(solo, (0, 1, 2))
+    solo, (low, second, third) = three_seated()
+    opened = solo.now  # the window opened as the height started
     best_in = ordering(solo, second)
     solo.receive(best_in)
     solo.receive(ordering(solo, third))
@@ -305,10 +304,7 @@ def test_the_wait_for_a_proposal_said_to_be_coming_ends_at_half_the_round_timeou
 
 
 def test_word_of_a_proposal_from_no_seated_candidate_changes_nothing() -> None:
-    solo = Solo(EngineKind.AFBFT, me=ME, **FAST)
-    without_me(solo)
-    solo.start()
-    low, second, _ = ranked(solo, (0, 1, 2))
+    solo, (low, second, _) = three_seated()
     best_in = ordering(solo, low)
     solo.receive(best_in)
     solo.receive(ordering(solo, second))
