@@ -298,16 +298,19 @@ class CompactOrdering:
     already, gossiped to its mempool, and the K candidates' orderings mostly repeat
     one another, so sending every body K times a height cost a validator more
     decoding than anything else it did. The receiver takes the bodies from its
-    mempool by id and asks the proposer for any it still lacks. The ids alone
-    determine the ordering id the proposer signed, so the signature is checked
-    before any body is looked up or fetched, and a body is taken only if it hashes to
-    its id."""
+    mempool by id and asks the proposer for any it still lacks; a body sent along
+    stays encoded until the receiver finds it lacks it (gossip usually brought it
+    first). The ids alone determine the ordering id the proposer signed, so the
+    signature is checked before any body is looked up or fetched, and a body is
+    taken only if it hashes to its id."""
 
     shell: OrderingBody
-    """The proposal as it travels, its `txs` only the bodies sent along."""
+    """The proposal as it travels, its `txs` empty."""
     tx_ids: tuple[bytes, ...]
     sent: tuple[int, ...]
-    """The positions, ascending, of the bodies in `shell.txs`."""
+    """The positions, ascending, of the bodies sent along."""
+    bodies: tuple[bytes, ...]
+    """Those bodies, encoded."""
 
     @classmethod
     def of(cls, proposal: Proposal, send_body: Callable[[bytes], bool]) -> CompactOrdering:
@@ -315,12 +318,12 @@ class CompactOrdering:
         body = OrderingBody.of(proposal)
         ids = tuple(tx_id(tx) for tx in body.txs)
         sent = tuple(k for k, identity in enumerate(ids) if send_body(identity))
-        bodies = tuple(body.txs[k] for k in sent)
-        return cls(dataclasses.replace(body, txs=bodies), ids, sent)
+        bodies = tuple(body.txs[k].encoded for k in sent)
+        return cls(dataclasses.replace(body, txs=()), ids, sent, bodies)
 
-    def bodies(self) -> dict[int, Tx]:
-        """The bodies sent along, by position."""
-        return dict(zip(self.sent, self.shell.txs, strict=True))
+    def sent_along(self) -> dict[int, bytes]:
+        """The encoded bodies sent along, by position."""
+        return dict(zip(self.sent, self.bodies, strict=True))
 
     def digest(self) -> bytes:
         """The ordering id its proposer signed."""
@@ -353,7 +356,9 @@ def unwire_compact(data: bytes, max_txs: int) -> CompactOrdering:
         raise DecodeError(f"a relayed ordering names {count} transactions, at most {max_txs}")
     if any(len(identity) != 32 for identity in compact.tx_ids):
         raise DecodeError("a transaction id is not 32 bytes")
-    if len(sent) != len(compact.shell.txs) or (
+    if compact.shell.txs:
+        raise DecodeError("a relayed ordering carries bodies outside its list of them")
+    if len(sent) != len(compact.bodies) or (
         sent and (list(sent) != sorted(set(sent)) or not 0 <= sent[0] <= sent[-1] < count)
     ):
         raise DecodeError("a relayed ordering's bodies are not at distinct positions of it")

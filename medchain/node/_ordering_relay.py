@@ -57,8 +57,8 @@ class RelayStats:
     orderings_received: int = 0
     txs_sent_along: int = 0
     """Bodies sent in this node's orderings (those its peers were likely to lack)."""
-    completed_from_mempool: int = 0
-    """Received orderings whose every body was in the mempool already."""
+    completed_without_asking: int = 0
+    """Received orderings whose every body was held here or sent along."""
     txs_fetched: int = 0
     fetches_failed: int = 0
     txs_served: int = 0
@@ -175,28 +175,55 @@ class OrderingRelay:
     # -- completing a received ordering -------------------------------------------------
 
     async def complete(self, peer: bytes, compact: CompactOrdering) -> Proposal | str:
-        """The proposal `compact` stands for, its bodies taken from this node's mempool
-        and the rest asked of `peer` (its proposer); or why it cannot be had."""
-        sent = compact.bodies()
-        found = [sent.get(k) or self._lookup(i) for k, i in enumerate(compact.tx_ids)]
-        missing = tuple(k for k, tx in enumerate(found) if tx is None)
-        if not missing:
-            self.stats.completed_from_mempool += 1
+        """The proposal `compact` stands for, its bodies taken from what this node
+        holds or was sent along, the rest asked of `peer` (its proposer); or why it
+        cannot be had."""
+        found = self._held(compact)
+        if not isinstance(found, str):
+            missing = tuple(k for k, tx in enumerate(found) if tx is None)
+            if missing:
+                found = await self._fill(peer, compact, found, missing)
+            else:
+                self.stats.completed_without_asking += 1
+        if isinstance(found, str):
+            self.stats.fetches_failed += 1
+            return found
+        try:
             return compact.proposal(tuple(tx for tx in found if tx is not None))
+        except DecodeError:
+            self.stats.fetches_failed += 1
+            return "its bodies are not the transactions its ordering names"
 
+    def _held(self, compact: CompactOrdering) -> list[Tx | None] | str:
+        """The ordering's bodies this node holds or was sent along, by position (None
+        for one it lacks); a body sent along is decoded only if not held already."""
+        sent = compact.sent_along()
+        found: list[Tx | None] = []
+        for position, identity in enumerate(compact.tx_ids):
+            tx = self._lookup(identity)
+            if tx is None and position in sent:
+                try:
+                    tx = decode_tx_bytes(sent[position])
+                except DecodeError:
+                    return "it sent along bytes that are not a transaction"
+            found.append(tx)
+        return found
+
+    async def _fill(
+        self,
+        peer: bytes,
+        compact: CompactOrdering,
+        found: list[Tx | None],
+        missing: tuple[int, ...],
+    ) -> list[Tx | None] | str:
+        """`found` with the `missing` bodies fetched from `peer` in place."""
         fetched = await self._fetch(peer, compact, missing)
         if isinstance(fetched, str):
-            self.stats.fetches_failed += 1
             return fetched
         for position, tx in zip(missing, fetched, strict=True):
             found[position] = tx
-        try:
-            proposal = compact.proposal(tuple(tx for tx in found if tx is not None))
-        except DecodeError:
-            self.stats.fetches_failed += 1
-            return "it answered with transactions other than the ones its ordering names"
         self.stats.txs_fetched += len(missing)
-        return proposal
+        return found
 
     async def _fetch(
         self, peer: bytes, compact: CompactOrdering, missing: tuple[int, ...]

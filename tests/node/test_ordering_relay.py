@@ -118,7 +118,7 @@ def test_an_ordering_travels_as_ids_and_is_completed_from_what_the_receiver_hold
         assert compact is not None and compact.authentic(CHAIN)
         assert await pair.receiver.complete(CANDIDATE, compact) == sent
         assert pair.link.frames == 0  # nothing asked
-        assert pair.receiver.stats.completed_from_mempool == 1
+        assert pair.receiver.stats.completed_without_asking == 1
 
     _run(scenario)
 
@@ -152,6 +152,19 @@ def test_bodies_the_proposer_expects_peers_to_lack_travel_with_the_ordering() ->
     _run(scenario)
 
 
+def test_a_body_sent_along_that_the_receiver_holds_is_not_decoded_again() -> None:
+    async def scenario() -> None:
+        txs = _txs(8)
+        held = _txs(8)  # equal transactions, other objects: what gossip decoded
+        pair = Pair(held=held)
+        compact = pair.send(_ordering(txs), lambda identity: True)
+        completed = await pair.receiver.complete(CANDIDATE, compact)
+        assert isinstance(completed, Proposal) and isinstance(completed.block, Ordering)
+        assert all(a is b for a, b in zip(completed.block.txs, held, strict=True))
+
+    _run(scenario)
+
+
 def test_bodies_other_than_the_signed_ones_are_refused() -> None:
     async def scenario() -> None:
         txs = _txs(10)
@@ -162,7 +175,7 @@ def test_bodies_other_than_the_signed_ones_are_refused() -> None:
         others = _txs(12)[2:]  # other transactions at the same positions
         pair.candidate._own[kept] = others
         why = await pair.receiver.complete(CANDIDATE, compact)
-        assert isinstance(why, str) and "other than the ones its ordering names" in why
+        assert isinstance(why, str) and "not the transactions its ordering names" in why
         assert pair.receiver.stats.fetches_failed == 1
 
     _run(scenario)
@@ -171,11 +184,17 @@ def test_bodies_other_than_the_signed_ones_are_refused() -> None:
 def test_a_body_sent_along_that_is_not_the_named_one_fails_the_ordering() -> None:
     txs = _txs(4)
     compact = CompactOrdering.of(_ordering(txs), lambda i: True)
-    forged = dataclasses.replace(
-        compact, shell=dataclasses.replace(compact.shell, txs=(*_txs(5)[1:],))
-    )
+    others = _txs(5)[1:]
+    forged = dataclasses.replace(compact, bodies=tuple(tx.encoded for tx in others))
     with pytest.raises(DecodeError, match="not the ones the ordering names"):
-        forged.proposal(forged.shell.txs)
+        forged.proposal(others)
+    pair = Pair()
+
+    async def scenario() -> None:
+        why = await pair.receiver.complete(CANDIDATE, forged)
+        assert why == "its bodies are not the transactions its ordering names"
+
+    _run(scenario)
 
 
 def test_the_proposer_answers_only_orderings_it_made_and_only_so_often() -> None:
@@ -214,9 +233,7 @@ def test_a_relayed_ordering_is_held_to_its_bounds_and_its_signature() -> None:
     bad_ids = dataclasses.replace(compact, tx_ids=(b"\x00" * 31,) * 5)
     with pytest.raises(DecodeError, match="32 bytes"):
         unwire_compact(encode(bad_ids), MAX_TXS)
-    misplaced = dataclasses.replace(
-        compact, sent=(9,), shell=dataclasses.replace(compact.shell, txs=txs[:1])
-    )
+    misplaced = dataclasses.replace(compact, sent=(9,), bodies=(txs[0].encoded,))
     with pytest.raises(DecodeError, match="distinct positions"):
         unwire_compact(encode(misplaced), MAX_TXS)
     assert unwire_compact(encode(compact), MAX_TXS).authentic(CHAIN)
