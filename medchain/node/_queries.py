@@ -44,7 +44,7 @@ from medchain.node._block_index import BlockIndex
 from medchain.node._consent_queries import ConsentQueries
 from medchain.node._fleet_index import FleetIndex
 from medchain.node._vitals_index import VitalsIndex
-from medchain.store import ChainStore, StoreError
+from medchain.store import ChainStore, DiskFull, StoreError
 from medchain.types import Block, Receipt
 
 log = logging.getLogger("medchain.node.queries")
@@ -326,7 +326,10 @@ class ChainQueries(AccessQueries, ConsentQueries):
             try:
                 index.add_committed(block, receipts, self.store)
             except (sqlite3.Error, StoreError) as exc:  # StoreError: DiskFull
-                log.error(
+                # a full disk stops the node, which says so once as an error; the index
+                # itself only falls behind, and catches up
+                report = log.warning if isinstance(exc, DiskFull) else log.error
+                report(
                     "could not index the %s of block %d (%r); they are indexed from the "
                     "stored blocks once the index can be written",
                     _WHAT_IT_LISTS.get(index.NAME, index.NAME),
