@@ -718,7 +718,8 @@ class Node:
         """The frame a signed message leaves in: an AFBFT ordering by its transactions'
         ids (`relay`), anything else as signed. `data` is what the WAL let out: the
         engine's message, or what this node signed for that step before a restart."""
-        message = action.message if data == action.data else unwire(data)
+        signed_now = data is action.data or data == action.data  # `is`: the usual case
+        message = action.message if signed_now else unwire(data)
         if isinstance(message, Proposal) and isinstance(message.block, Ordering):
             return self.relay.frame(message, self._fresh_from_client)
         return bytes([CONSENSUS_CHANNEL]) + data

@@ -188,8 +188,11 @@ class Verifier:
 
     async def _run(self, chunk: list[SignatureCheck]) -> None:
         cost = sum(check.cost for check in chunk)
-        passed_already = [check for check in chunk if self.cache.seen(check.key)]
-        chunk = [check for check in chunk if not self.cache.seen(check.key)]
+        passed_already: list[SignatureCheck] = []
+        to_run: list[SignatureCheck] = []
+        for check in chunk:  # one cache lookup each: this runs for every chunk
+            (passed_already if self.cache.seen(check.key) else to_run).append(check)
+        chunk = to_run
         try:
             loop = asyncio.get_running_loop()
             outcomes = await loop.run_in_executor(self._pool, run_checks, chunk)
