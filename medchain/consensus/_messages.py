@@ -11,7 +11,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from medchain.crypto import address_from_public_key, merkle_root, tagged_hash, verify_signature
+from medchain.crypto import (
+    address_from_public_key,
+    cached_merkle_root,
+    tagged_hash,
+    verify_signature,
+)
 from medchain.types import (
     Block,
     Certificate,
@@ -549,7 +554,7 @@ def body_matches_header(block: Block) -> bool:
     """The transactions are the ones the header commits to. A block's id (and the
     signatures on it) cover only the header, so a copy with altered transactions
     would otherwise pass as the signed block."""
-    return merkle_root([tx_id(tx) for tx in block.txs]) == block.header.tx_root
+    return cached_merkle_root(tuple(tx_id(tx) for tx in block.txs)) == block.header.tx_root
 
 
 @lru_cache(maxsize=1024)
@@ -568,7 +573,7 @@ def _ordering_digest(
     """`ordering_id` from the transactions' ids alone: a compact ordering's signature
     is checked before any body is looked up or fetched."""
     statement = _OrderingStatement(
-        height, parent, time_ms, vrf_proof, merkle_root(list(tx_ids)), len(tx_ids)
+        height, parent, time_ms, vrf_proof, cached_merkle_root(tx_ids), len(tx_ids)
     )
     return tagged_hash("medchain/ordering", encode(statement))
 

@@ -46,6 +46,7 @@ from medchain.crypto._keys import (
 )
 from medchain.crypto._merkle import (
     MerkleProof,
+    cached_merkle_root,
     inclusion_proof,
     inclusion_proofs,
     leaf_hash,
@@ -182,6 +183,7 @@ __all__ = [
     "WeakPassphrase",
     "address_from_public_key",
     "anchor_keys",
+    "cached_merkle_root",
     "check_new_passphrase",
     "combine_points",
     "commitments_consistent",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 _LEAF_PREFIX = b"\x00"
 _NODE_PREFIX = b"\x01"
@@ -56,6 +57,16 @@ def merkle_root(leaves: Sequence[bytes]) -> bytes:
     """The RFC 6962 Merkle tree hash (MTH) of `leaves`, in order."""
     sha = hashlib.sha256
     return merkle_root_of_hashes([sha(_LEAF_PREFIX + leaf).digest() for leaf in leaves])
+
+
+@lru_cache(maxsize=16)
+def cached_merkle_root(leaves: tuple[bytes, ...]) -> bytes:
+    """`merkle_root` of `leaves`, remembered for the last few lists. A block's
+    transaction ids are rooted by the candidate that ordered them, by each validator
+    checking that ordering's signature, by the header built from it and by every check
+    of that header: about 2.5 ms each time for 2,000 ids. The whole tuple is the key,
+    so a hit is exactly the root `merkle_root` gives."""
+    return merkle_root(leaves)
 
 
 def leaf_hash(leaf: bytes) -> bytes:

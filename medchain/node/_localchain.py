@@ -17,7 +17,7 @@ from medchain.app import (
     body_named,
     decode_tx,
 )
-from medchain.crypto import AccountKeys, load_keys, merkle_root, save_keys
+from medchain.crypto import AccountKeys, cached_merkle_root, load_keys, merkle_root, save_keys
 from medchain.node._erasures import ErasedBlobs
 from medchain.node._genesis_file import genesis_hash, read_genesis, write_genesis
 from medchain.node._queries import ChainQueries
@@ -67,7 +67,7 @@ def genesis_block(genesis: Genesis, state_root: bytes) -> Block:
 
 
 def tx_root(txs: Sequence[Tx]) -> bytes:
-    return merkle_root([tx_id(tx) for tx in txs])
+    return cached_merkle_root(tuple(tx_id(tx) for tx in txs))
 
 
 def receipt_root(receipts: Sequence[Receipt]) -> bytes:

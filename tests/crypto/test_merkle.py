@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from medchain.crypto import (
     MerkleProof,
+    cached_merkle_root,
     inclusion_proof,
     inclusion_proofs,
     merkle_root,
@@ -171,6 +172,13 @@ def test_inclusion_proof_rejects_index_outside_tree() -> None:
 @given(st.lists(st.binary(max_size=40), max_size=100))
 def test_root_matches_rfc_definition(leaves: list[bytes]) -> None:
     assert merkle_root(leaves) == ref_mth(leaves)
+
+
+@given(st.lists(st.lists(st.binary(max_size=8), max_size=12), min_size=1, max_size=40))
+def test_a_remembered_root_is_the_root_of_exactly_those_leaves(lists: list[list[bytes]]) -> None:
+    # more lists than the cache keeps, with repeats and near-misses among them
+    for leaves in lists + lists[::-1]:
+        assert cached_merkle_root(tuple(leaves)) == ref_mth(leaves)
 
 
 @settings(max_examples=50)
