@@ -138,7 +138,7 @@ def check_tx_static(
     if not anonymous and len(tx.sender) != PUBLIC_KEY_SIZE:
         raise MalformedTx("the sender must be a 32-byte Ed25519 public key")
     try:
-        args = decode(method[0], tx.args)
+        args = tx.decoded_args(method[0])
     except DecodeError as exc:
         raise MalformedTx(f"arguments of {tx.method} are malformed: {exc.message}") from exc
     if anonymous:

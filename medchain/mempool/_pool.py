@@ -285,7 +285,7 @@ class Mempool:
 def _scope(tx: Tx) -> str:
     """The scope an anonymous transaction contributes to."""
     try:
-        args = decode(METHODS[tx.method][0], tx.args)
+        args = tx.decoded_args(METHODS[tx.method][0])
     except DecodeError as exc:
         raise MalformedTx(f"the anonymous transaction is malformed: {exc.message}") from exc
     scope: str = args.scope

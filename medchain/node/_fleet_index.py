@@ -38,7 +38,7 @@ from medchain.app import (
 from medchain.crypto import address_from_public_key
 from medchain.node._block_index import BlockIndex, path_beside
 from medchain.store import ChainStore
-from medchain.types import Block, DecodeError, Tx, decode, tx_id
+from medchain.types import Block, DecodeError, Tx, tx_id
 
 log = logging.getLogger("medchain.node.fleet")
 
@@ -139,7 +139,7 @@ def _touched(txs: Sequence[Tx], oks: Sequence[bool]) -> tuple[set[bytes], set[by
             gateways.add(address_from_public_key(tx.sender))
             continue
         try:
-            args = decode(METHODS[tx.method][0], tx.args)
+            args = tx.decoded_args(METHODS[tx.method][0])
         except DecodeError:  # a successful call decoded its arguments: cannot happen
             log.error("committed %s %s does not decode; not indexed", tx.method, tx_id(tx).hex())
             continue

@@ -6,11 +6,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TypeVar
 
 from medchain.types._codec import decode, encode
 from medchain.types._hashing import tagged_hash
 
 TX_SIGNING_DOMAIN = b"medchain/tx-signature/v1\x00"
+
+A = TypeVar("A")
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,16 @@ class Tx:
         cached: bytes | None = self.__dict__.get("_signing_bytes")
         if cached is None:
             cached = self.__dict__["_signing_bytes"] = TX_SIGNING_DOMAIN + encode(self.unsigned())
+        return cached
+
+    def decoded_args(self, kind: type[A]) -> A:
+        """`args` decoded as `kind` (a frozen dataclass), once per object: admission
+        decodes a transaction's arguments to check it, and every validator building
+        the block that holds it would decode them again. Raises DecodeError, caching
+        nothing, when they do not decode."""
+        cached = self.__dict__.get("_args")
+        if type(cached) is not kind:
+            cached = self.__dict__["_args"] = decode(kind, self.args)
         return cached
 
 

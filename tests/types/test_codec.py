@@ -219,6 +219,35 @@ def test_a_cached_transaction_encoding_is_spliced_unchanged(
     assert type(encode(cached[0] if cached else fresh[0] if fresh else Batch(()))) is bytes
 
 
+@dataclass(frozen=True)
+class _Pair:
+    name: str
+    count: int
+
+
+@dataclass(frozen=True)
+class _Other:
+    blob: bytes
+
+
+@given(text, u64)
+def test_arguments_are_decoded_once_per_transaction_and_per_kind(name: str, count: int) -> None:
+    tx = Tx("chain", 0, b"\x01" * 32, 0, "m.a", encode(_Pair(name, count)))
+    first = tx.decoded_args(_Pair)
+    assert first == _Pair(name, count)
+    assert tx.decoded_args(_Pair) is first  # remembered
+    with pytest.raises(DecodeError):
+        tx.decoded_args(_Other)  # another kind is decoded, not taken from the cache
+    assert tx.decoded_args(_Pair) is first
+
+
+def test_arguments_that_do_not_decode_raise_every_time() -> None:
+    tx = Tx("chain", 0, b"\x01" * 32, 0, "m.a", b"\xff")
+    for _ in range(2):
+        with pytest.raises(DecodeError):
+            tx.decoded_args(_Pair)
+
+
 def test_a_list_with_a_truncated_last_item_is_refused() -> None:
     """`c2 01 81`: a list claiming two bytes whose last item's prefix promises a byte
     that never comes. A lenient decoder returns [b"\\x01"], which would give one
