@@ -432,8 +432,11 @@ class NetworkBench:
         url = self.urls[i % len(self.urls)]
         outstanding: list[bytes] = []
         batch = max(1, min(50, self.window // 2))
+        seen_height = -1
         while time.monotonic() < deadline:
-            outstanding = [h for h in outstanding if h not in self.watcher.committed]
+            if seen_height != self.watcher.height:  # only a new block commits any
+                seen_height = self.watcher.height
+                outstanding = [h for h in outstanding if h not in self.watcher.committed]
             if len(outstanding) + batch > self.window:
                 await asyncio.sleep(_POLL_S)
                 continue
