@@ -28,7 +28,7 @@ from medchain.anchor._types import Anchor
 from medchain.consensus import Checkpoint, quorum_size, verify
 from medchain.crypto import merkle_root
 from medchain.store import ChainStore, StoreError
-from medchain.types import ZERO_HASH, Header, tagged_hash
+from medchain.types import ZERO_HASH, Header, tagged_hash, tx_id_of_encoding
 
 MISMATCH_KINDS = ("block_hash", "state_root", "tx_root", "link", "stored_hash", "missing")
 """What can disagree, see `Mismatch.what`."""
@@ -445,7 +445,7 @@ def _check_row(
             f"the block stored at {height} is block {header.height} of {header.chain_id!r}",
         )
     elif body:
-        root = merkle_root([tagged_hash("medchain/tx", data[s:e]) for s, e in tx_spans])
+        root = merkle_root([tx_id_of_encoding(data[s:e]) for s, e in tx_spans])
         if root != header.tx_root:
             problem = Mismatch(
                 height,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
@@ -20,7 +20,7 @@ from pydantic import BaseModel, BeforeValidator, Field, model_validator
 from medchain.crypto import ADDRESS_SIZE, address_from_public_key, format_address
 from medchain.node import genesis_hash
 from medchain.store import MAX_HEIGHT
-from medchain.types import Attribute, Block, Genesis, Tx, block_hash, encode, tx_id
+from medchain.types import Attribute, Block, Genesis, Header, Tx, block_hash, encode, tx_id
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -245,13 +245,8 @@ class BlockSummariesModel(BaseModel):
     )
 
 
-def block_summary(block: Block) -> BlockSummaryModel:
-    header = block.header
-    return BlockSummaryModel.of(
-        header,
-        hash=block_hash(header),
-        tx_hashes=[tx_id(tx) for tx in block.txs],
-    )
+def block_summary(header: Header, tx_ids: Sequence[bytes]) -> BlockSummaryModel:
+    return BlockSummaryModel.of(header, hash=block_hash(header), tx_hashes=list(tx_ids))
 
 
 def block_model(block: Block, genesis: Genesis) -> BlockModel:

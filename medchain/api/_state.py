@@ -106,7 +106,7 @@ async def block_summaries(
     chain = service.chain
     latest = chain.height
     last = min(latest, from_height + limit - 1)
-    blocks = [block_summary(b) for b in chain.blocks(from_height, last)]
+    blocks = [block_summary(h, ids) for h, ids in chain.block_summaries(from_height, last)]
     return BlockSummariesModel(latest=latest, blocks=blocks)
 
 

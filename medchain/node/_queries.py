@@ -45,7 +45,7 @@ from medchain.node._consent_queries import ConsentQueries
 from medchain.node._fleet_index import FleetIndex
 from medchain.node._vitals_index import VitalsIndex
 from medchain.store import ChainStore, DiskFull, StoreError
-from medchain.types import Block, Receipt
+from medchain.types import Block, Header, Receipt
 
 log = logging.getLogger("medchain.node.queries")
 
@@ -75,6 +75,13 @@ class ChainQueries(AccessQueries, ConsentQueries):
         """The blocks held from `from_height` to `to_height` inclusive, in order, read
         in batches rather than one query each."""
         return self.store.blocks(from_height, to_height)
+
+    def block_summaries(
+        self, from_height: int, to_height: int
+    ) -> Iterator[tuple[Header, tuple[bytes, ...]]]:
+        """Each held block's header and transaction ids, as `blocks` reads them, with
+        no transaction decoded."""
+        return self.store.block_summaries(from_height, to_height)
 
     def block_ids(self, heights: Sequence[int]) -> dict[int, tuple[bytes, bytes]]:
         return self.store.block_ids(heights)

@@ -50,6 +50,7 @@ from medchain.types import (
     decode,
     encode,
     tx_id,
+    tx_id_of_encoding,
 )
 
 T = TypeVar("T")
@@ -674,6 +675,34 @@ class ChainStore:
     def blocks(self, from_height: int = 0, to_height: int | None = None) -> Iterator[Block]:
         """Blocks from `from_height` to `to_height` INCLUSIVE (default: the tip), in order.
         Reads in batches, so commits between two `next()` calls are safe."""
+        for height, data in self._block_rows(from_height, to_height):
+            yield self._decode(Block, data, f"block {height}")
+
+    def block_summaries(
+        self, from_height: int = 0, to_height: int | None = None
+    ) -> Iterator[tuple[Header, tuple[bytes, ...]]]:
+        """Each block's header and transaction ids, as `blocks` reads them, without
+        decoding a transaction: a client following the chain polls these, and decoding
+        every body of a busy chain for it took a few percent of its node's CPU."""
+        for height, data in self._block_rows(from_height, to_height):
+            header = self._stored_header(height, data)
+            try:
+                _, _, txs_length, position = rlp.codec.consume_length_prefix(
+                    data, _header_span(data)[1]
+                )
+                txs_end = position + txs_length
+                ids = []
+                while position < txs_end:
+                    _, _, length, body = rlp.codec.consume_length_prefix(data, position)
+                    ids.append(tx_id_of_encoding(data[position : body + length]))
+                    position = body + length
+            except (rlp.exceptions.DecodingError, IndexError) as exc:
+                raise StoreError(f"block {height} in {self._path} is damaged ({exc})") from exc
+            if position != txs_end:
+                raise StoreError(f"block {height} in {self._path} is damaged (its transactions)")
+            yield header, tuple(ids)
+
+    def _block_rows(self, from_height: int, to_height: int | None) -> Iterator[tuple[int, bytes]]:
         last = self.latest_height() if to_height is None else min(to_height, MAX_HEIGHT)
         start = max(from_height, 0)
         while start <= last:
@@ -689,7 +718,7 @@ class ChainStore:
             if not rows:
                 return
             for height, data in rows:
-                yield self._decode(Block, data, f"block {height}")
+                yield int(height), bytes(data)
             start = int(rows[-1][0]) + 1
 
     def block_ids(self, heights: Sequence[int]) -> dict[int, tuple[bytes, bytes]]:
@@ -711,11 +740,10 @@ class ChainStore:
 
     def _stored_header(self, height: int, data: bytes) -> Header:
         try:
-            _, _, _, payload = rlp.codec.consume_length_prefix(data, 0)
-            _, _, length, body = rlp.codec.consume_length_prefix(data, payload)
+            start, end = _header_span(data)
         except rlp.exceptions.DecodingError as exc:
             raise StoreError(f"block {height} in {self._path} is damaged ({exc})") from exc
-        return self._decode(Header, data[payload : body + length], f"header {height}")
+        return self._decode(Header, data[start:end], f"header {height}")
 
     def tx_location(self, tx_id: bytes) -> tuple[int, int] | None:
         """(block height, index in the block) of a stored transaction."""
@@ -805,6 +833,13 @@ class ChainStore:
                 f"{self._path} is corrupt: {what} does not decode ({exc.message}); "
                 "restore it from a backup or sync the node again"
             ) from exc
+
+
+def _header_span(block: bytes) -> tuple[int, int]:
+    """Where an encoded block's header starts and ends (it is the block's first item)."""
+    _, _, _, payload = rlp.codec.consume_length_prefix(block, 0)
+    _, _, length, body = rlp.codec.consume_length_prefix(block, payload)
+    return payload, body + length
 
 
 def _check_receipts(height: int, ids: Sequence[bytes], receipts: Sequence[Receipt]) -> None:

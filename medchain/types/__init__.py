@@ -58,7 +58,7 @@ from medchain.types._snapshot import (
     SnapshotManifest,
 )
 from medchain.types._status import NodeStatus, PeerStatus
-from medchain.types._tx import TX_SIGNING_DOMAIN, Tx, decode_tx_bytes, tx_id
+from medchain.types._tx import TX_SIGNING_DOMAIN, Tx, decode_tx_bytes, tx_id, tx_id_of_encoding
 from medchain.types._uploads import (
     BULK_UPLOAD_DOMAIN,
     MAX_UPLOAD_EXPIRES_MS,
@@ -135,4 +135,5 @@ __all__ = [
     "sha256",
     "tagged_hash",
     "tx_id",
+    "tx_id_of_encoding",
 ]

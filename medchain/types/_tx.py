@@ -67,8 +67,14 @@ def tx_id(tx: Tx) -> bytes:
     per object (the mempool, consensus and the block's root all ask for it)."""
     cached: bytes | None = tx.__dict__.get("_id")
     if cached is None:
-        cached = tx.__dict__["_id"] = tagged_hash("medchain/tx", tx.encoded)
+        cached = tx.__dict__["_id"] = tx_id_of_encoding(tx.encoded)
     return cached
+
+
+def tx_id_of_encoding(encoded: bytes) -> bytes:
+    """The id of the transaction whose canonical encoding is `encoded`, without
+    decoding it (a stored block's bytes hold each transaction's encoding)."""
+    return tagged_hash("medchain/tx", encoded)
 
 
 def decode_tx_bytes(raw: bytes) -> Tx:

@@ -270,6 +270,42 @@ def test_blocks_iterates_an_inclusive_range_in_batches(
         assert list(store.blocks(20, 30)) == []
 
 
+def test_block_summaries_give_each_header_and_its_transaction_ids(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(chain_store_module, "_BATCH", 3)
+    with new_store(db_path) as store:
+        committed = [store.latest_block()] + [
+            commit_next(store, [make_tx(10 * h + k) for k in range(h % 4)]) for h in range(1, 9)
+        ]
+
+        def summaries(blocks: list[Block]) -> list[tuple[Header, tuple[bytes, ...]]]:
+            return [(b.header, tuple(tx_id(tx) for tx in b.txs)) for b in blocks]
+
+        assert list(store.block_summaries()) == summaries(committed)
+        assert list(store.block_summaries(2, 6)) == summaries(committed[2:7])
+        assert list(store.block_summaries(6, 2)) == []
+
+
+def test_a_damaged_block_is_named_by_its_summary(db_path: Path) -> None:
+    with new_store(db_path) as store:
+        block = commit_next(store, [make_tx(1), make_tx(2)])
+        header = encode(block.header)
+        cut_short = b"\xf9\xff\xff" + header + b"\xc5\x83abc"  # a list one byte short
+        overrun = b"\xf9\xff\xff" + header + b"\xc3\x83abc"  # an item past its list
+        db = sqlite3.connect(db_path)
+        for data, reason in (
+            (b"\xc3\x01", "header 1 does not decode"),
+            (cut_short, "block 1 .* is damaged"),
+            (overrun, r"block 1 .* is damaged \(its transactions\)"),
+        ):
+            db.execute("UPDATE blocks SET data = ? WHERE height = 1", (data,))
+            db.commit()
+            with pytest.raises(StoreError, match=reason):
+                list(store.block_summaries(1, 1))
+        db.close()
+
+
 def test_block_ids_reads_id_and_state_root_from_the_stored_headers(db_path: Path) -> None:
     with new_store(db_path) as store:
         committed = [store.latest_block()] + [commit_next(store) for _ in range(1, 1_200)]
