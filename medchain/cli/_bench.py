@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -69,7 +70,10 @@ from medchain.cli._options import (
 )
 from medchain.consensus import EngineKind
 from medchain.crypto import MAX_RING_SIZE
+from medchain.node import signals_raise
 from medchain.types import MedchainError
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 def _counts(text: str, option: str, low: int, high: int = MAX_COUNT) -> tuple[int, ...]:
@@ -405,6 +409,9 @@ def network(
     """Sustained tx/s and commit latency, then record upload and query latency with
     concurrent clients, on a fresh devnet of node processes on 127.0.0.1; what each
     node process used, per phase."""
+    # every benchmark here may run node processes: a SIGTERM (`timeout`, `kill`, a CI
+    # runner) unwinds it like Ctrl-C, so they are stopped rather than left running
+    ctx.with_resource(signals_raise(_STOP_SIGNALS, lambda signum: SystemExit(128 + signum)))
     if ctx.invoked_subcommand is not None:
         return
     _engine(consensus)  # a clear error before any process starts

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import time
 from typing import Any
 
 import httpx
@@ -37,6 +40,31 @@ PHASE_KEYS = {
     "api_received_mb",
     "blocks_proposed",
 }
+
+
+def test_a_sigterm_unwinds_a_benchmark_so_its_node_processes_are_stopped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`timeout`, `kill` or a CI runner stop a benchmark with SIGTERM: it must unwind
+    like Ctrl-C (the devnet's `with` block stops its nodes), not leave them running."""
+    unwound: list[bool] = []
+
+    def fake_run(**_options: Any) -> bench.NetworkBenchResult:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            unwound.append(True)
+        raise AssertionError("the SIGTERM did not unwind the benchmark")
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr("medchain.cli._bench.run_network_bench", fake_run)
+    result = CliRunner().invoke(app, ["bench", "--duration", "1", "--json"])
+    assert unwound == [True]
+    assert result.exit_code == 128 + signal.SIGTERM, result.output
+    assert signal.getsignal(signal.SIGTERM) is before  # handed back once it is over
 
 
 def test_no_ceiling_skips_the_measurement(monkeypatch: pytest.MonkeyPatch) -> None:
