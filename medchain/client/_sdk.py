@@ -544,7 +544,9 @@ class MedchainClient(
             )
 
     def research_revoke(self, record_id: bytes, institution: bytes) -> Receipt:
-        """Owner: withdraw the research copy only (a clinical reader grant stays)."""
+        """Owner, or their `grant` proxy: withdraw the research copy only (a clinical
+        reader grant stays). Anyone else is refused here, before anything is sent."""
+        self._require_sharer(self.record(record_id), "withdraw its research copy")
         return self.send("research.revoke", ResearchRevokeArgs(record_id, institution))
 
     def research_data(self) -> list[ResearchItem]:

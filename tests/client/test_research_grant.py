@@ -1,7 +1,7 @@
-"""Who may give a research organisation a copy of a record, as the SDK checks it from
-the chain's state before it builds the copy: over an in-process chain and over a node's
-HTTP API alike. The node's own refusal stays the guard; this spares the copy and the
-upload, and says who may share instead."""
+"""Who may give a research organisation a copy of a record, or withdraw it, as the
+SDK checks it from the chain's state before it builds the copy or sends anything: over
+an in-process chain and over a node's HTTP API alike. The node's own refusal stays the
+guard; this spares the copy and the upload, and says who may share instead."""
 
 from __future__ import annotations
 
@@ -149,3 +149,22 @@ def test_the_owner_and_a_grant_proxy_share(people: dict[str, MedchainClient]) ->
     patient.research_grant(mine, lab.address)
     carer.research_grant(theirs, lab.address)
     assert sorted(item.entry.record_id for item in lab.research_data()) == sorted([mine, theirs])
+
+
+def test_only_the_owner_or_a_grant_proxy_may_withdraw_a_research_copy(
+    chain: ChainBackend, people: dict[str, MedchainClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    patient, doctor, carer = people["patient"], people["doctor"], people["carer"]
+    lab = people["lab"]
+    add_proxy(patient, carer.address, ProxyRelation.PARENT, (ProxyScope.READ, ProxyScope.GRANT))
+    record_id = doctor.put_record(patient.address, _condition())
+    patient.research_grant(record_id, lab.address)
+    height = chain.height
+    with monkeypatch.context() as watched:
+        calls = _watch(chain, watched)
+        with pytest.raises(NotOwner, match="or their current `grant` proxy may withdraw"):
+            doctor.research_revoke(record_id, lab.address)
+        assert calls == [] and chain.height == height
+    assert [item.entry.record_id for item in lab.research_data()] == [record_id]
+    carer.research_revoke(record_id, lab.address)
+    assert lab.research_data() == []
