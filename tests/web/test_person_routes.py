@@ -10,6 +10,7 @@ from medchain.app import ProxyRelation, ProxyScope, Role
 from medchain.client import add_proxy
 from medchain.crypto import AccountKeys, format_address
 from medchain.web import CSRF_FIELD
+from tests.api.harness import RESEARCH
 from tests.web.conftest import SECOND_DOCTOR_NAME, RunningApp, Ward, app_of
 
 
@@ -147,6 +148,20 @@ def test_a_grant_proxy_that_cannot_read_is_told_what_it_needs(ward: Ward) -> Non
         page = client.get(f"/records/{record_id.hex()}", params={"q": "Osei"}).text
     assert "Let someone read it" in page and "once you can read it" in page
     assert f"Grant {SECOND_DOCTOR_NAME}" not in page
+
+
+def test_a_grant_proxy_that_cannot_read_withdraws_research_copies_but_makes_none(
+    ward: Ward,
+) -> None:
+    record_id = ward.doctor_writes()
+    ward.client(ward.patient).research_grant(record_id, RESEARCH.account.address)
+    granting = _proxy(ward, ProxyScope.GRANT)
+    name = RESEARCH.genesis().name
+    with app_of(ward, granting) as app, app.browser() as client:
+        page = client.get(f"/records/{record_id.hex()}", params={"rq": name[:4]}).text
+    assert "Research copies" in page and "a copy is made from it" in page
+    assert f"Revoke the research copy of {name}" in page
+    assert "Share a de-identified copy with" not in page and 'name="rq"' not in page
 
 
 def test_bad_addresses_and_record_ids_get_a_clear_page(ward: Ward) -> None:
