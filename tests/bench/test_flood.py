@@ -11,13 +11,13 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from medchain.app import InvalidSignature, SignatureCheck
+from medchain.app import InvalidSignature, SignatureCheck, TransferArgs
 from medchain.bench import run_forged_cost
-from medchain.bench._flood import forged_anonymous_tx, open_flood_scope
+from medchain.bench._flood import _honest_latencies_ms, forged_anonymous_tx, open_flood_scope
 from medchain.cli import app
 from medchain.crypto import RingSignature
-from medchain.types import decode
-from tests.api.harness import RESEARCH, FakeNode, make_chain, served
+from medchain.types import decode, tx_id
+from tests.api.harness import RESEARCH, FakeNode, make_chain, served, signed
 
 
 def test_forgeries_get_through_every_cheap_check_and_fail_the_ring_check() -> None:
@@ -50,3 +50,21 @@ def test_the_forged_cost_measure_runs_both_ways() -> None:
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["forged"]["forged"] == 2
+
+
+def test_honest_latencies_run_to_the_time_of_the_block_holding_each() -> None:
+    with served(lambda: FakeNode(make_chain())) as api, httpx.Client(timeout=30) as http:
+        faucet = api.node.local.validator
+        chain_id = api.node.local.genesis.chain_id
+        txs = [
+            signed(faucet, n, "accounts.transfer", TransferArgs(faucet.address, 1, ""), chain_id)
+            for n in range(2)
+        ]
+        for tx in txs:
+            assert http.post(f"{api.url}/v1/txs", json={"tx": tx.encoded.hex()}).is_success
+        times = []
+        for tx in txs:  # from the full block, which the benchmark no longer reads
+            height = http.get(f"{api.url}/v1/txs/{tx_id(tx).hex()}").json()["height"]
+            times.append(http.get(f"{api.url}/v1/blocks/{height}").json()["time_ms"])
+        sent = {tx_id(tx): times[k] - 100 * (k + 1) for k, tx in enumerate(txs)}
+        assert _honest_latencies_ms(http, api.url, sent) == [100.0, 200.0]
