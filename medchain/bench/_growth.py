@@ -119,7 +119,9 @@ class _Fleet:
         )
         store = ChainStore(home / "chain.sqlite")
         self.chain = LocalChain(genesis, self.validator, store, MemoryBlobStore())
-        self.chain.vitals_index()  # kept up to date from the first block, as a node does
+        # the node's indexes, kept up to date from the first block as a node keeps them
+        self.chain.vitals_index()
+        self.chain.fleet_index()
         self.nonces: dict[bytes, int] = {}
         self.patients = [AccountKeys.generate() for _ in range(patients)]
         self.devices = [AccountKeys.generate() for _ in range(patients)]

@@ -20,6 +20,7 @@ def test_growth_bench_measures_each_load() -> None:
         assert growth.state_entries > 0 and growth.state_bytes > 0
         assert growth.disk_bytes["chain.sqlite"] > 0
         assert growth.disk_bytes["chain-vitals.sqlite"] > 0  # the node's index of bundles
+        assert "chain-fleet.sqlite" in growth.disk_bytes  # and of gateways and devices
         assert growth.per_day(growth.state_bytes) == growth.state_bytes / 4 * 86_400
 
 
